@@ -1,0 +1,184 @@
+/*  zf_cli: the zflow command. See zf_cli.h. */
+#include "zf_cli.h"
+#include "zf_graph.h"
+#include "zf_kinds.h"
+#include "zf_pipeline.h"
+#include "zf_proto.h"
+#include "zf_zpl.h"
+
+#include <czmq.h>
+
+typedef struct {
+    const char *name;                // as typed
+    const char *args;                // its arguments, for usage
+    const char *summary;             // one line
+    int (*run) (int argc, char **argv); // argv[0] is the command name
+} s_command_t;
+
+static int s_help (int argc, char **argv);
+
+//  Loads a pipeline, printing every mistake; NULL if there were any.
+static zf_pipeline_t *
+s_load (const char *path)
+{
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *pipeline = zf_pipeline_load (path, errors);
+    for (const char *e = (const char *) zlistx_first (errors); e;
+         e = (const char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    if (!pipeline)
+        fprintf (stderr, "%zu error%s in %s\n", zlistx_size (errors),
+                 zlistx_size (errors) == 1 ? "" : "s", path);
+    zlistx_destroy (&errors);
+    return pipeline;
+}
+
+static int
+s_validate (int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf (stderr, "usage: zflow validate PIPELINE\n");
+        return ZF_EXIT_USAGE;
+    }
+    zf_pipeline_t *pipeline = s_load (argv[1]);
+    if (!pipeline)
+        return ZF_EXIT_USAGE;
+    printf ("%s: pipeline %s is valid: %zu actors, %zu queues\n", argv[1], pipeline->name,
+            zlistx_size (pipeline->actors), zlistx_size (pipeline->queues));
+    zf_pipeline_destroy (&pipeline);
+    return ZF_EXIT_OK;
+}
+
+static int
+s_graph (int argc, char **argv)
+{
+    bool dot = false;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--dot") == 0)
+            dot = true;
+        else
+        if (!path && argv[i][0] != '-')
+            path = argv[i];
+        else {
+            fprintf (stderr, "usage: zflow graph PIPELINE [--dot]\n");
+            return ZF_EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        fprintf (stderr, "usage: zflow graph PIPELINE [--dot]\n");
+        return ZF_EXIT_USAGE;
+    }
+    zf_pipeline_t *pipeline = s_load (path);
+    if (!pipeline)
+        return ZF_EXIT_USAGE;
+    if (dot)
+        zf_graph_dot (pipeline, stdout);
+    else
+        zf_graph_text (pipeline, stdout);
+    zf_pipeline_destroy (&pipeline);
+    return ZF_EXIT_OK;
+}
+
+static int
+s_version (int argc, char **argv)
+{
+    int major, minor, patch;
+    zmq_version (&major, &minor, &patch);
+    printf ("zflow %s (ZFP/%d, libzmq %d.%d.%d, czmq %d.%d.%d)\n", ZFLOW_VERSION,
+            ZF_PROTO_VERSION, major, minor, patch, CZMQ_VERSION_MAJOR, CZMQ_VERSION_MINOR,
+            CZMQ_VERSION_PATCH);
+    return ZF_EXIT_OK;
+}
+
+static const s_command_t s_commands[] = {
+    { "validate", "PIPELINE", "check a pipeline file; exit 2 with every mistake", s_validate },
+    { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
+    { "help", "[KIND|broker|queues]", "list the commands, or the keys of a section", s_help },
+    { "version", "", "print the versions of zflow and its libraries", s_version },
+    { NULL },
+};
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "zflow %s: data pipelines of actor processes over ZeroMQ\n\n", ZFLOW_VERSION);
+    fprintf (out, "usage:\n");
+    for (const s_command_t *c = s_commands; c->name; c++) {
+        char line[64];
+        snprintf (line, sizeof line, "%s %s", c->name, c->args);
+        fprintf (out, "  zflow %-32s %s\n", line, c->summary);
+    }
+    fprintf (out, "\nactor kinds (zflow help KIND for their keys):\n");
+    for (const zf_kind_t *const *k = zf_kinds (); *k; k++)
+        fprintf (out, "  %-10s %s\n", (*k)->name, (*k)->summary);
+    fprintf (out, "\nexit status: 0 done, 1 the run failed, 2 usage or config error\n");
+}
+
+static int
+s_help (int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage (stdout);
+        return ZF_EXIT_OK;
+    }
+    const char *topic = argv[1];
+    const zf_kind_t *kind = zf_kind_find (topic);
+    if (kind) {
+        printf ("%s: %s\n\nkeys:\n", kind->name, kind->summary);
+        zf_keys_print (kind->keys, stdout);
+        if (kind->job_keys) {
+            printf ("\neach %s (a sub-section of the actor) takes:\n", kind->job);
+            zf_keys_print (kind->job_keys, stdout);
+        }
+        if (kind->one_of)
+            printf ("\nexactly one of %s is needed%s.\n", kind->one_of,
+                    kind->job ? " (per job)" : "");
+        return ZF_EXIT_OK;
+    }
+    static const struct {
+        const char *topic;     // the section
+        const zf_key_t *keys;  // its table
+        const char *summary;   // what it holds
+    } sections[] = {
+        { "pipeline", zf_pipeline_keys, "the pipeline section" },
+        { "broker", zf_broker_keys, "the broker section: endpoints and timings" },
+        { "queues", zf_queue_keys, "each queue's section under queues" },
+    };
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        if (strcmp (topic, sections[i].topic) == 0) {
+            printf ("%s\n\nkeys:\n", sections[i].summary);
+            zf_keys_print (sections[i].keys, stdout);
+            return ZF_EXIT_OK;
+        }
+    fprintf (stderr, "zflow help: no kind or section '%s'\n", topic);
+    return ZF_EXIT_USAGE;
+}
+
+int
+zf_cli_main (int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage (stderr);
+        return ZF_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp (name, "-h") == 0 || strcmp (name, "--help") == 0)
+        name = "help";
+    if (strcmp (name, "--version") == 0)
+        name = "version";
+    for (const s_command_t *c = s_commands; c->name; c++)
+        if (strcmp (c->name, name) == 0)
+            return c->run (argc - 1, argv + 1);
+    const char *names[16];
+    int n = 0;
+    for (const s_command_t *c = s_commands; c->name && n < 15; c++)
+        names[n++] = c->name;
+    names[n] = NULL;
+    const char *near = zf_nearest (name, names);
+    if (near)
+        fprintf (stderr, "zflow: unknown command '%s' (did you mean '%s'?)\n", name, near);
+    else
+        fprintf (stderr, "zflow: unknown command '%s' (zflow help lists them)\n", name);
+    return ZF_EXIT_USAGE;
+}

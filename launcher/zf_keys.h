@@ -1,0 +1,95 @@
+/*  zf_keys: config key tables.
+
+    Every section of a pipeline config (broker, a queue, each actor kind, a
+    scheduler job) declares its keys as a table of zf_key_t: name, type,
+    default, description (fluent-bit's config_map). The same table drives
+    validation, the defaults that actors read, the messages of zflow
+    validate, and zflow help.
+*/
+#ifndef ZF_KEYS_H_INCLUDED
+#define ZF_KEYS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "zf_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    ZF_KEY_STRING,   // any text
+    ZF_KEY_INT,      // whole number, within [min, max] when max > min
+    ZF_KEY_NUMBER,   // decimal number, not negative
+    ZF_KEY_BOOL,     // true / false
+    ZF_KEY_DURATION, // 250ms, 30s, 5m, 1h
+    ZF_KEY_SIZE,     // 512, 64KiB, 10MB
+    ZF_KEY_ENDPOINT, // tcp://HOST:PORT, ipc://PATH, inproc://NAME
+    ZF_KEY_ENUM,     // one of choices
+    ZF_KEY_SET,      // comma-separated choices
+    ZF_KEY_QUEUE,    // a queue name
+    ZF_KEY_SECTION   // a sub-section of name = value lines
+} zf_key_type_t;
+
+#define ZF_KEY_REQUIRED 1 // must be given
+#define ZF_KEY_PATH     2 // a path (or file:PATH) resolved against the config's folder
+
+typedef struct {
+    const char *name;     // the key as written in a config
+    zf_key_type_t type;   // how its value is read
+    const char *fallback; // the default, as config text; NULL when none
+    const char *help;     // one line for zflow help
+    unsigned flags;       // ZF_KEY_REQUIRED, ZF_KEY_PATH
+    const char *choices;  // ZF_KEY_ENUM, ZF_KEY_SET: "a|b|c"
+    int64_t min, max;     // ZF_KEY_INT, ZF_KEY_DURATION, ZF_KEY_SIZE: bounds, when max > min
+    int (*check) (const char *value, zf_error_t *err); // a further check, or NULL
+} zf_key_t;
+
+//  What an actor kind does with queues, for validation and the graph.
+#define ZF_KIND_INPUT  1 // reads the queue named by `input` (required)
+#define ZF_KIND_OUTPUT 2 // writes the queue named by `output` (required)
+#define ZF_KIND_SOURCE 4 // puts items from outside (a source of the pipeline)
+#define ZF_KIND_TIMED  8 // runs until stopped (a pipeline with one never ends by itself)
+
+typedef struct {
+    const char *name;         // as in `kind = NAME`
+    const char *summary;      // one line for zflow help
+    const zf_key_t *keys;     // its keys, ended by an entry with a NULL name
+    const char *job;          // sub-sections with keys of their own are "jobs", or NULL
+    const zf_key_t *job_keys; // the keys of a job, or NULL
+    unsigned flags;           // ZF_KIND_*
+    const char *one_of;       // exactly one of these keys must be given ("a|b"), or NULL
+} zf_kind_t;
+
+//  The key named name in keys, or NULL.
+const zf_key_t *
+    zf_keys_find (const zf_key_t *keys, const char *name);
+
+//  Check a value against a key's type, bounds, choices and check function.
+//  Returns 0, or -1 with err saying what was expected.
+int
+    zf_key_check (const zf_key_t *key, const char *value, zf_error_t *err);
+
+//  The candidate nearest to name by edit distance, if near enough to be a
+//  likely misspelling; else NULL. candidates ends with NULL.
+const char *
+    zf_nearest (const char *name, const char *const *candidates);
+
+//  The key of keys nearest to name, as zf_nearest.
+const char *
+    zf_keys_nearest (const zf_key_t *keys, const char *name);
+
+//  Print a table of keys for zflow help.
+void
+    zf_keys_print (const zf_key_t *keys, FILE *out);
+
+//  The type's name as shown in help and messages ("duration").
+const char *
+    zf_key_type_name (zf_key_type_t type);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

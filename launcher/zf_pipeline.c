@@ -1,0 +1,709 @@
+/*  zf_pipeline: pipeline config model and validation. See zf_pipeline.h. */
+#include "zf_pipeline.h"
+#include "zf_kinds.h"
+#include "zf_value.h"
+#include "zf_zpl.h"
+
+#include <libgen.h>
+#include <unistd.h>
+
+const zf_key_t zf_pipeline_keys[] = {
+    { .name = "name", .type = ZF_KEY_STRING, .help = "the pipeline's name (default: the file's)" },
+    { NULL },
+};
+
+const zf_key_t zf_broker_keys[] = {
+    { .name = "endpoint", .type = ZF_KEY_ENDPOINT, .fallback = "tcp://127.0.0.1:5670",
+      .help = "where actors connect (ROUTER)" },
+    { .name = "events", .type = ZF_KEY_ENDPOINT, .fallback = "tcp://127.0.0.1:5671",
+      .help = "where monitors subscribe: stats, events, data taps (XPUB)" },
+    { .name = "intake", .type = ZF_KEY_ENDPOINT,
+      .help = "a PULL socket any ZeroMQ PUSH client can feed [queue][msgpack]; off if not given" },
+    { .name = "heartbeat", .type = ZF_KEY_DURATION, .fallback = "1s",
+      .help = "interval of heartbeats both ways", .min = 10, .max = 60000 },
+    { .name = "liveness", .type = ZF_KEY_INT, .fallback = "3",
+      .help = "heartbeats missed before a peer is declared dead", .min = 1, .max = 100 },
+    { .name = "dedup-window", .type = ZF_KEY_INT, .fallback = "262144",
+      .help = "item ids remembered to drop duplicate PUTs", .min = 0, .max = 100000000 },
+    { .name = "window", .type = ZF_KEY_INT, .fallback = "1000",
+      .help = "unconfirmed items a writer may have outstanding", .min = 1, .max = 1000000 },
+    { .name = "max-frame", .type = ZF_KEY_SIZE, .fallback = "16MiB",
+      .help = "largest message accepted on any socket", .min = 1024, .max = 1LL << 31 },
+    { NULL },
+};
+
+const zf_key_t zf_queue_keys[] = {
+    { .name = "max-depth", .type = ZF_KEY_INT, .fallback = "10000",
+      .help = "items waiting at most; writers get no credit beyond", .min = 1,
+      .max = 1000000000 },
+    { .name = "max-attempts", .type = ZF_KEY_INT, .fallback = "5",
+      .help = "deliveries of an item before it goes to QUEUE.dead", .min = 1, .max = 1000 },
+    { .name = "timeout", .type = ZF_KEY_DURATION, .fallback = "10m",
+      .help = "an item held longer than this is redelivered; 0 for never" },
+    { .name = "retry-base", .type = ZF_KEY_DURATION, .fallback = "100ms",
+      .help = "backoff before the first redelivery (doubles, full jitter)" },
+    { .name = "retry-max", .type = ZF_KEY_DURATION, .fallback = "30s",
+      .help = "longest backoff between redeliveries" },
+    { .name = "external", .type = ZF_KEY_BOOL, .fallback = "false",
+      .help = "fed from outside the pipeline (zflow put, intake, HTTP)" },
+    { NULL },
+};
+
+static const char *s_sections[] = { "pipeline", "broker", "queues", "actors", NULL };
+
+//  A mistake found while loading, kept so the list can be sorted by line.
+typedef struct {
+    int line;   // where, 0 for the whole file
+    size_t seq; // order of discovery, for a stable sort
+    char *text; // "FILE:LINE: message"
+} s_mistake_t;
+
+//  Loading state: where errors go and how to name places.
+typedef struct {
+    zf_pipeline_t *pipeline; // being built
+    zf_zpl_t *zpl;           // lines of nodes
+    zlistx_t *mistakes;      // s_mistake_t, sorted into errors at the end
+} s_loader_t;
+
+static void
+s_mistake_destroy (s_mistake_t **self_p)
+{
+    if (*self_p) {
+        free ((*self_p)->text);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static int
+s_mistake_compare (const void *a, const void *b)
+{
+    const s_mistake_t *x = (const s_mistake_t *) a, *y = (const s_mistake_t *) b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+s_error (s_loader_t *loader, zconfig_t *node, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_error (s_loader_t *loader, zconfig_t *node, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *text = zsys_vprintf (format, args);
+    va_end (args);
+    s_mistake_t *mistake = (s_mistake_t *) zmalloc (sizeof (s_mistake_t));
+    mistake->line = node ? zf_zpl_line (loader->zpl, node) : 0;
+    mistake->seq = zlistx_size (loader->mistakes);
+    if (mistake->line)
+        mistake->text = zsys_sprintf ("%s:%d: %s", loader->pipeline->file, mistake->line, text);
+    else
+        mistake->text = zsys_sprintf ("%s: %s", loader->pipeline->file, text);
+    zlistx_add_end (loader->mistakes, mistake);
+    zstr_free (&text);
+}
+
+static void
+s_queue_destroy (zf_queue_conf_t **self_p)
+{
+    if (!*self_p)
+        return;
+    zf_queue_conf_t *self = *self_p;
+    free (self->name);
+    zlistx_destroy (&self->writers);
+    zlistx_destroy (&self->readers);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_actor_destroy (zf_actor_conf_t **self_p)
+{
+    if (!*self_p)
+        return;
+    free ((*self_p)->name);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  The queue named name, created (undeclared) at node's line if new.
+static zf_queue_conf_t *
+s_queue_require (s_loader_t *loader, const char *name, zconfig_t *node)
+{
+    zf_queue_conf_t *queue = zf_pipeline_queue (loader->pipeline, name);
+    if (queue)
+        return queue;
+    queue = (zf_queue_conf_t *) zmalloc (sizeof (zf_queue_conf_t));
+    queue->name = strdup (name);
+    queue->line = zf_zpl_line (loader->zpl, node);
+    queue->writers = zlistx_new ();
+    queue->readers = zlistx_new ();
+    zlistx_add_end (loader->pipeline->queues, queue);
+    return queue;
+}
+
+static bool
+s_in_list (const char *list, const char *name)
+{
+    size_t len = strlen (name);
+    for (const char *p = list; p && *p;) {
+        const char *bar = strchr (p, '|');
+        size_t n = bar ? (size_t) (bar - p) : strlen (p);
+        if (n == len && strncmp (p, name, n) == 0)
+            return true;
+        p = bar ? bar + 1 : NULL;
+    }
+    return false;
+}
+
+//  "a, b or c" from "a|b|c", for messages.
+static void
+s_or_list (const char *list, char *out, size_t size)
+{
+    char copy[128];
+    snprintf (copy, sizeof copy, "%s", list);
+    out[0] = 0;
+    char *parts[16];
+    int n = 0;
+    for (char *tok = strtok (copy, "|"); tok && n < 16; tok = strtok (NULL, "|"))
+        parts[n++] = tok;
+    for (int i = 0; i < n; i++) {
+        size_t used = strlen (out);
+        snprintf (out + used, size - used, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+                  parts[i]);
+    }
+}
+
+//  Checks the entries of a sub-section of name = value lines.
+static void
+s_check_entries (s_loader_t *loader, zconfig_t *node, const char *where)
+{
+    if (zconfig_value (node) && *zconfig_value (node))
+        s_error (loader, node, "%s: '%s' is a section; put its entries on indented lines below it",
+                 where, zconfig_name (node));
+    for (zconfig_t *entry = zconfig_child (node); entry; entry = zconfig_next (entry)) {
+        if (zconfig_child (entry))
+            s_error (loader, entry, "%s: '%s' in %s cannot have a section of its own", where,
+                     zconfig_name (entry), zconfig_name (node));
+        else
+        if (!zconfig_value (entry))
+            s_error (loader, entry, "%s: '%s' in %s needs a value (%s = ...)", where,
+                     zconfig_name (entry), zconfig_name (node), zconfig_name (entry));
+    }
+}
+
+//  Checks a section's keys against a table. kind, when given, allows its
+//  jobs as sub-sections; one_of names keys of which exactly one is needed.
+//  where says whose keys these are ("actor 'fetch'").
+static void
+s_check_section (s_loader_t *loader, zconfig_t *section, const zf_key_t *keys,
+                 const zf_kind_t *kind, const char *one_of, const char *where,
+                 const char *help_topic)
+{
+    zhashx_t *seen = zhashx_new ();
+    int jobs = 0;
+    for (zconfig_t *child = zconfig_child (section); child; child = zconfig_next (child)) {
+        const char *name = zconfig_name (child);
+        const char *value = zconfig_value (child);
+        const zf_key_t *key = zf_keys_find (keys, name);
+        if (!key && kind && kind->job_keys && (zconfig_child (child) || !value)) {
+            char job_where[256];
+            snprintf (job_where, sizeof job_where, "%s, %s '%s'", where, kind->job, name);
+            s_check_section (loader, child, kind->job_keys, NULL, kind->one_of, job_where,
+                             help_topic);
+            jobs++;
+            continue;
+        }
+        if (!key) {
+            const char *near = zf_keys_nearest (keys, name);
+            if (near)
+                s_error (loader, child, "%s: unknown key '%s' (did you mean '%s'?)", where, name,
+                         near);
+            else
+                s_error (loader, child, "%s: unknown key '%s' (zflow help %s lists the keys)",
+                         where, name, help_topic);
+            continue;
+        }
+        int first = (int) (intptr_t) zhashx_lookup (seen, name);
+        if (first) {
+            s_error (loader, child, "%s: '%s' is given twice (first at line %d)", where, name,
+                     first);
+            continue;
+        }
+        zhashx_insert (seen, name, (void *) (intptr_t) zf_zpl_line (loader->zpl, child));
+        if (key->type == ZF_KEY_SECTION) {
+            s_check_entries (loader, child, where);
+            continue;
+        }
+        if (zconfig_child (child)) {
+            s_error (loader, child, "%s: '%s' takes a value, not a section", where, name);
+            continue;
+        }
+        if (!value) {
+            s_error (loader, child, "%s: '%s' needs a value (%s = ...)", where, name, name);
+            continue;
+        }
+        zf_error_t err;
+        if (zf_key_check (key, value, &err))
+            s_error (loader, child, "%s: %s: %s", where, name, err.text);
+    }
+    for (const zf_key_t *key = keys; key->name; key++)
+        if ((key->flags & ZF_KEY_REQUIRED) && !zhashx_lookup (seen, key->name))
+            s_error (loader, section, "%s: missing required key '%s' (%s)", where, key->name,
+                     key->help);
+    if (one_of && !jobs) {
+        int given = 0;
+        for (zconfig_t *child = zconfig_child (section); child; child = zconfig_next (child))
+            if (s_in_list (one_of, zconfig_name (child)))
+                given++;
+        char choices[128];
+        s_or_list (one_of, choices, sizeof choices);
+        if (given == 0)
+            s_error (loader, section, "%s: needs one of %s", where, choices);
+        else
+        if (given > 1)
+            s_error (loader, section, "%s: give only one of %s", where, choices);
+    }
+    else
+    if (one_of && jobs)
+        for (zconfig_t *child = zconfig_child (section); child; child = zconfig_next (child))
+            if (s_in_list (one_of, zconfig_name (child)))
+                s_error (loader, child,
+                         "%s: '%s' beside %s sub-sections; put every trigger in a %s of its own",
+                         where, zconfig_name (child), kind->job, kind->job);
+    zhashx_destroy (&seen);
+}
+
+//  Checks that a file named by a path key is there to be read.
+static void
+s_check_path (s_loader_t *loader, zconfig_t *section, const char *key, const char *where)
+{
+    zconfig_t *node = zconfig_locate (section, key);
+    const char *value = node ? zconfig_value (node) : NULL;
+    if (!value || !*value)
+        return;
+    bool is_file = strncmp (value, "file:", 5) == 0;
+    if (strcmp (key, "source") == 0 && !is_file)
+        return; // stdin, seq:N, list
+    if (strcmp (key, "target") == 0)
+        return; // a sink creates its file
+    char *path;
+    int mode = R_OK;
+    if (strcmp (key, "command") == 0) {
+        // Only a program named by a path is checked; a bare name is looked
+        // up in PATH when it runs.
+        size_t len = strcspn (value, " \t");
+        char *program = strndup (value, len);
+        if (!strchr (program, '/')) {
+            free (program);
+            return;
+        }
+        path = zf_pipeline_path (loader->pipeline, program);
+        free (program);
+        mode = X_OK;
+    }
+    else
+        path = zf_pipeline_path (loader->pipeline, value);
+    if (access (path, mode) != 0)
+        s_error (loader, node, "%s: %s '%s' %s (looked for %s)", where, key, value,
+                 errno == ENOENT ? "does not exist"
+                 : mode == X_OK  ? "is not executable"
+                                 : "cannot be read",
+                 path);
+    free (path);
+}
+
+static void
+s_load_queues (s_loader_t *loader, zconfig_t *section)
+{
+    for (zconfig_t *node = zconfig_child (section); node; node = zconfig_next (node)) {
+        const char *name = zconfig_name (node);
+        char where[200];
+        snprintf (where, sizeof where, "queue '%s'", name);
+        zf_error_t err;
+        static const zf_key_t queue_name = { .name = "queue", .type = ZF_KEY_QUEUE };
+        if (zf_key_check (&queue_name, name, &err)) {
+            s_error (loader, node, "%s", err.text);
+            continue;
+        }
+        if (zconfig_value (node) && *zconfig_value (node)) {
+            s_error (loader, node, "%s: a queue is a section; put its keys on indented lines",
+                     where);
+            continue;
+        }
+        zf_queue_conf_t *queue = zf_pipeline_queue (loader->pipeline, name);
+        if (queue) {
+            s_error (loader, node, "%s is declared twice (first at line %d)", where, queue->line);
+            continue;
+        }
+        queue = s_queue_require (loader, name, node);
+        queue->node = node;
+        s_check_section (loader, node, zf_queue_keys, NULL, NULL, where, "queues");
+        zconfig_t *external = zconfig_locate (node, "external");
+        bool flag = false;
+        if (external && zconfig_value (external)
+            && zf_parse_bool (zconfig_value (external), &flag, NULL) == 0)
+            queue->external = flag;
+    }
+}
+
+static void
+s_load_actors (s_loader_t *loader, zconfig_t *section)
+{
+    const char *kind_names[16];
+    int n = 0;
+    for (const zf_kind_t *const *k = zf_kinds (); *k && n < 15; k++)
+        kind_names[n++] = (*k)->name;
+    kind_names[n] = NULL;
+
+    for (zconfig_t *node = zconfig_child (section); node; node = zconfig_next (node)) {
+        const char *name = zconfig_name (node);
+        char where[200];
+        snprintf (where, sizeof where, "actor '%s'", name);
+        zf_actor_conf_t *other = zf_pipeline_actor (loader->pipeline, name);
+        if (other) {
+            s_error (loader, node, "duplicate actor name '%s' (first at line %d)", name,
+                     other->line);
+            continue;
+        }
+        if (zconfig_value (node) && *zconfig_value (node)) {
+            s_error (loader, node, "%s: an actor is a section; put its keys on indented lines",
+                     where);
+            continue;
+        }
+        zf_actor_conf_t *actor = (zf_actor_conf_t *) zmalloc (sizeof (zf_actor_conf_t));
+        actor->name = strdup (name);
+        actor->line = zf_zpl_line (loader->zpl, node);
+        actor->node = node;
+        actor->workers = 1;
+        zlistx_add_end (loader->pipeline->actors, actor);
+
+        zconfig_t *kind_node = zconfig_locate (node, "kind");
+        const char *kind_name = kind_node ? zconfig_value (kind_node) : NULL;
+        if (!kind_name) {
+            actor->input = zf_conf_get (node, NULL, "input");
+            actor->output = zf_conf_get (node, NULL, "output");
+            s_error (loader, node, "%s: missing required key 'kind' (one of %s)", where,
+                     "producer, fetcher, processor, scheduler, gather, sink, exec");
+            continue;
+        }
+        actor->kind = zf_kind_find (kind_name);
+        // Even with a kind unknown, its queues count: one mistake should
+        // not show up as three.
+        zconfig_t *input = zconfig_locate (node, "input");
+        zconfig_t *output = zconfig_locate (node, "output");
+        actor->input = input ? zconfig_value (input) : NULL;
+        actor->output = output ? zconfig_value (output) : NULL;
+        if (!actor->kind) {
+            const char *near = zf_nearest (kind_name, kind_names);
+            if (near)
+                s_error (loader, kind_node, "%s: unknown kind '%s' (did you mean '%s'?)", where,
+                         kind_name, near);
+            else
+                s_error (loader, kind_node,
+                         "%s: unknown kind '%s' (expected producer, fetcher, processor, "
+                         "scheduler, gather, sink or exec)",
+                         where, kind_name);
+            continue;
+        }
+        snprintf (where, sizeof where, "actor '%s' (%s)", name, kind_name);
+        s_check_section (loader, node, actor->kind->keys, actor->kind, actor->kind->one_of, where,
+                         kind_name);
+        actor->input = zf_conf_get (node, actor->kind->keys, "input");
+        actor->output = zf_conf_get (node, actor->kind->keys, "output");
+        actor->workers = (int) zf_conf_int (node, actor->kind->keys, "workers");
+        if (actor->workers < 1)
+            actor->workers = 1;
+        for (const zf_key_t *key = actor->kind->keys; key->name; key++)
+            if (key->flags & ZF_KEY_PATH)
+                s_check_path (loader, node, key->name, where);
+    }
+}
+
+//  Records who reads and writes each queue, then checks that every queue is
+//  both read and written (or fed from outside).
+static void
+s_check_flow (s_loader_t *loader)
+{
+    zf_pipeline_t *self = loader->pipeline;
+    zf_actor_conf_t *actor;
+    for (actor = (zf_actor_conf_t *) zlistx_first (self->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (self->actors)) {
+        zconfig_t *node;
+        if (actor->input && (node = zconfig_locate (actor->node, "input")))
+            zlistx_add_end (s_queue_require (loader, actor->input, node)->readers, actor->name);
+        if (actor->output && (node = zconfig_locate (actor->node, "output")))
+            zlistx_add_end (s_queue_require (loader, actor->output, node)->writers, actor->name);
+        if (actor->kind && actor->kind->job_keys)
+            for (zconfig_t *job = zconfig_child (actor->node); job; job = zconfig_next (job)) {
+                zconfig_t *output = zconfig_child (job) ? zconfig_locate (job, "output") : NULL;
+                if (output && zconfig_value (output))
+                    zlistx_add_end (s_queue_require (loader, zconfig_value (output), output)->writers,
+                                    actor->name);
+            }
+    }
+    // Names of written queues, for suggestions.
+    const char *written[256];
+    size_t n = 0;
+    zf_queue_conf_t *queue;
+    for (queue = (zf_queue_conf_t *) zlistx_first (self->queues); queue && n < 255;
+         queue = (zf_queue_conf_t *) zlistx_next (self->queues))
+        if (zlistx_size (queue->writers))
+            written[n++] = queue->name;
+    written[n] = NULL;
+
+    for (queue = (zf_queue_conf_t *) zlistx_first (self->queues); queue;
+         queue = (zf_queue_conf_t *) zlistx_next (self->queues)) {
+        size_t readers = zlistx_size (queue->readers);
+        size_t writers = zlistx_size (queue->writers);
+        // QUEUE.dead is written by the broker when QUEUE exists.
+        size_t len = strlen (queue->name);
+        if (len > 5 && strcmp (queue->name + len - 5, ".dead") == 0) {
+            char *base = strndup (queue->name, len - 5);
+            if (zf_pipeline_queue (self, base))
+                writers++;
+            free (base);
+        }
+        if (readers && !writers && !queue->external) {
+            const char *reader = (const char *) zlistx_first (queue->readers);
+            zf_actor_conf_t *who = zf_pipeline_actor (self, reader);
+            zconfig_t *at = zconfig_locate (who->node, "input");
+            const char *near = zf_nearest (queue->name, written);
+            if (near)
+                s_error (loader, at,
+                         "queue '%s' is read by '%s' but nothing writes it (did you mean '%s'?)",
+                         queue->name, reader, near);
+            else
+                s_error (loader, at,
+                         "queue '%s' is read by '%s' but nothing writes it (add a producer, or "
+                         "declare it under queues with external = true)",
+                         queue->name, reader);
+        }
+        else
+        if (writers && !readers) {
+            const char *writer = (const char *) zlistx_first (queue->writers);
+            zf_actor_conf_t *who = zf_pipeline_actor (self, writer);
+            zconfig_t *at = who ? zconfig_locate (who->node, "output") : queue->node;
+            s_error (loader, at ? at : queue->node,
+                     "queue '%s' is written by '%s' but nothing reads it", queue->name, writer);
+        }
+        else
+        if (!readers && !writers && queue->node && !queue->external)
+            s_error (loader, queue->node, "queue '%s' is declared but no actor reads or writes it",
+                     queue->name);
+    }
+}
+
+zf_pipeline_t *
+zf_pipeline_load (const char *path, zlistx_t *errors)
+{
+    size_t before = zlistx_size (errors);
+    zf_zpl_t *zpl = zf_zpl_load (path, errors);
+    if (!zpl)
+        return NULL;
+    zf_pipeline_t *self = (zf_pipeline_t *) zmalloc (sizeof (zf_pipeline_t));
+    self->file = strdup (path);
+    char *copy = strdup (path);
+    char *real = realpath (dirname (copy), NULL);
+    self->dir = real ? real : strdup (".");
+    free (copy);
+    self->zpl = zpl;
+    self->root = zf_zpl_root (zpl);
+    self->queues = zlistx_new ();
+    zlistx_set_destructor (self->queues, (zlistx_destructor_fn *) s_queue_destroy);
+    self->actors = zlistx_new ();
+    zlistx_set_destructor (self->actors, (zlistx_destructor_fn *) s_actor_destroy);
+
+    s_loader_t loader = { self, zpl, zlistx_new () };
+    zlistx_set_destructor (loader.mistakes, (zlistx_destructor_fn *) s_mistake_destroy);
+    zlistx_set_comparator (loader.mistakes, s_mistake_compare);
+    zconfig_t *sections[4] = { NULL };
+    for (zconfig_t *node = zconfig_child (self->root); node; node = zconfig_next (node)) {
+        const char *name = zconfig_name (node);
+        int s;
+        for (s = 0; s_sections[s]; s++)
+            if (strcmp (name, s_sections[s]) == 0)
+                break;
+        if (!s_sections[s]) {
+            const char *near = zf_nearest (name, s_sections);
+            if (near)
+                s_error (&loader, node, "unknown section '%s' (did you mean '%s'?)", name, near);
+            else
+                s_error (&loader, node,
+                         "unknown section '%s' (expected pipeline, broker, queues or actors)",
+                         name);
+            continue;
+        }
+        if (sections[s]) {
+            s_error (&loader, node, "section '%s' is given twice (first at line %d)", name,
+                     zf_zpl_line (zpl, sections[s]));
+            continue;
+        }
+        if (zconfig_value (node) && *zconfig_value (node)) {
+            s_error (&loader, node, "'%s' is a section; put its keys on indented lines below it",
+                     name);
+            continue;
+        }
+        sections[s] = node;
+    }
+    if (sections[0])
+        s_check_section (&loader, sections[0], zf_pipeline_keys, NULL, NULL, "pipeline",
+                         "pipeline");
+    if (sections[1])
+        s_check_section (&loader, sections[1], zf_broker_keys, NULL, NULL, "broker", "broker");
+    self->broker = sections[1];
+    if (sections[2])
+        s_load_queues (&loader, sections[2]);
+    if (sections[3])
+        s_load_actors (&loader, sections[3]);
+    if (zlistx_size (self->actors) == 0)
+        s_error (&loader, sections[3], "the pipeline has no actors (add an actors section)");
+    s_check_flow (&loader);
+
+    const char *name = zf_conf_get (sections[0], zf_pipeline_keys, "name");
+    if (name && *name)
+        self->name = strdup (name);
+    else {
+        char *base = strdup (path);
+        char *file = basename (base);
+        char *dot = strrchr (file, '.');
+        if (dot && dot != file)
+            *dot = 0;
+        self->name = strdup (file);
+        free (base);
+    }
+    // Syntax errors came first, from the reader; the rest go in line order.
+    zlistx_sort (loader.mistakes);
+    for (s_mistake_t *mistake = (s_mistake_t *) zlistx_first (loader.mistakes); mistake;
+         mistake = (s_mistake_t *) zlistx_next (loader.mistakes)) {
+        zlistx_add_end (errors, mistake->text);
+        mistake->text = NULL;
+    }
+    zlistx_destroy (&loader.mistakes);
+    if (zlistx_size (errors) > before)
+        zf_pipeline_destroy (&self);
+    return self;
+}
+
+void
+zf_pipeline_destroy (zf_pipeline_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zf_pipeline_t *self = *self_p;
+    zlistx_destroy (&self->actors);
+    zlistx_destroy (&self->queues);
+    zf_zpl_t *zpl = (zf_zpl_t *) self->zpl;
+    zf_zpl_destroy (&zpl);
+    free (self->file);
+    free (self->dir);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+zf_actor_conf_t *
+zf_pipeline_actor (zf_pipeline_t *self, const char *name)
+{
+    zf_actor_conf_t *actor;
+    for (actor = (zf_actor_conf_t *) zlistx_first (self->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (self->actors))
+        if (strcmp (actor->name, name) == 0)
+            return actor;
+    return NULL;
+}
+
+zf_queue_conf_t *
+zf_pipeline_queue (zf_pipeline_t *self, const char *name)
+{
+    zf_queue_conf_t *queue;
+    for (queue = (zf_queue_conf_t *) zlistx_first (self->queues); queue;
+         queue = (zf_queue_conf_t *) zlistx_next (self->queues))
+        if (strcmp (queue->name, name) == 0)
+            return queue;
+    return NULL;
+}
+
+bool
+zf_pipeline_finite (zf_pipeline_t *self)
+{
+    zf_actor_conf_t *actor;
+    for (actor = (zf_actor_conf_t *) zlistx_first (self->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (self->actors))
+        if (actor->kind && (actor->kind->flags & ZF_KIND_TIMED))
+            return false;
+    return true;
+}
+
+const char *
+zf_conf_get (zconfig_t *section, const zf_key_t *keys, const char *key)
+{
+    zconfig_t *node = section ? zconfig_locate (section, key) : NULL;
+    if (node && zconfig_value (node))
+        return zconfig_value (node);
+    const zf_key_t *entry = zf_keys_find (keys, key);
+    return entry ? entry->fallback : NULL;
+}
+
+int64_t
+zf_conf_int (zconfig_t *section, const zf_key_t *keys, const char *key)
+{
+    const char *value = zf_conf_get (section, keys, key);
+    int64_t n = 0;
+    if (value)
+        zf_parse_int (value, &n, NULL);
+    return n;
+}
+
+int64_t
+zf_conf_duration (zconfig_t *section, const zf_key_t *keys, const char *key)
+{
+    const char *value = zf_conf_get (section, keys, key);
+    int64_t ms = 0;
+    if (value)
+        zf_parse_duration (value, &ms, NULL);
+    return ms;
+}
+
+int64_t
+zf_conf_size (zconfig_t *section, const zf_key_t *keys, const char *key)
+{
+    const char *value = zf_conf_get (section, keys, key);
+    int64_t bytes = 0;
+    if (value)
+        zf_parse_size (value, &bytes, NULL);
+    return bytes;
+}
+
+bool
+zf_conf_bool (zconfig_t *section, const zf_key_t *keys, const char *key)
+{
+    const char *value = zf_conf_get (section, keys, key);
+    bool flag = false;
+    if (value)
+        zf_parse_bool (value, &flag, NULL);
+    return flag;
+}
+
+double
+zf_conf_number (zconfig_t *section, const zf_key_t *keys, const char *key)
+{
+    const char *value = zf_conf_get (section, keys, key);
+    double d = 0;
+    if (value)
+        zf_parse_number (value, &d, NULL);
+    return d;
+}
+
+char *
+zf_pipeline_path (zf_pipeline_t *self, const char *value)
+{
+    if (strncmp (value, "file:", 5) == 0)
+        value += 5;
+    if (value[0] == '/')
+        return strdup (value);
+    return zsys_sprintf ("%s/%s", self->dir, value);
+}
