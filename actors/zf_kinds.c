@@ -51,8 +51,7 @@ zf_check_iso8601 (const char *value, zf_error_t *err)
         }
         if (*p == 'Z')
             p++;
-        else
-        if (*p == '+' || *p == '-') {
+        else if (*p == '+' || *p == '-') {
             int oh, om;
             if (sscanf (p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 14 || om > 59)
                 goto bad;
@@ -72,8 +71,7 @@ zf_check_cron (const char *value, zf_error_t *err)
 {
     static const char *macros[] = { "@yearly", "@annually", "@monthly", "@weekly",
                                     "@daily",  "@midnight", "@hourly",  NULL };
-    static const char *field_names[] = { "minute", "hour", "day of month", "month",
-                                         "day of week" };
+    static const char *field_names[] = { "minute", "hour", "day of month", "month", "day of week" };
     if (value[0] == '@') {
         for (int i = 0; macros[i]; i++)
             if (strcmp (value, macros[i]) == 0)
@@ -102,7 +100,6 @@ zf_check_cron (const char *value, zf_error_t *err)
         for (const char *p = fields[i]; *p; p++)
             if (!isalnum ((unsigned char) *p) && !strchr ("*,-/?#", *p))
                 return zf_error_set (err, ZF_EVALUE, "cron %s field '%s': unexpected '%c'",
-                                     i < first ? "seconds" : field_names[i - first], fields[i],
-                                     *p);
+                                     i < first ? "seconds" : field_names[i - first], fields[i], *p);
     return 0;
 }

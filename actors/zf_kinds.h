@@ -21,28 +21,36 @@ extern const zf_kind_t zf_gather_kind;
 extern const zf_kind_t zf_sink_kind;
 
 //  The kind named name, or NULL.
-const zf_kind_t *
-    zf_kind_find (const char *name);
+const zf_kind_t *zf_kind_find (const char *name);
 
 //  All kinds, ended by NULL.
-const zf_kind_t *const *
-    zf_kinds (void);
+const zf_kind_t *const *zf_kinds (void);
 
 //  Checks shared by several tables.
-int
-    zf_check_iso8601 (const char *value, zf_error_t *err);
-int
-    zf_check_cron (const char *value, zf_error_t *err);
+int zf_check_iso8601 (const char *value, zf_error_t *err);
+int zf_check_cron (const char *value, zf_error_t *err);
 
 //  Keys every actor has.
 #define ZF_KEY_KIND                                                                                \
-    { .name = "kind", .type = ZF_KEY_STRING, .help = "what the actor does (zflow help lists the kinds)", .flags = ZF_KEY_REQUIRED }
+    {                                                                                              \
+        .name = "kind", .type = ZF_KEY_STRING,                                                     \
+        .help = "what the actor does (zflow help lists the kinds)", .flags = ZF_KEY_REQUIRED       \
+    }
 #define ZF_KEY_WORKERS                                                                             \
-    { .name = "workers", .type = ZF_KEY_INT, .fallback = "1", .help = "processes of this actor, sharing its input", .min = 1, .max = 1024 }
+    {                                                                                              \
+        .name = "workers", .type = ZF_KEY_INT, .fallback = "1",                                    \
+        .help = "processes of this actor, sharing its input", .min = 1, .max = 1024                \
+    }
 #define ZF_KEY_INPUT                                                                               \
-    { .name = "input", .type = ZF_KEY_QUEUE, .help = "the queue it reads", .flags = ZF_KEY_REQUIRED }
+    {                                                                                              \
+        .name = "input", .type = ZF_KEY_QUEUE, .help = "the queue it reads",                       \
+        .flags = ZF_KEY_REQUIRED                                                                   \
+    }
 #define ZF_KEY_OUTPUT                                                                              \
-    { .name = "output", .type = ZF_KEY_QUEUE, .help = "the queue it writes", .flags = ZF_KEY_REQUIRED }
+    {                                                                                              \
+        .name = "output", .type = ZF_KEY_QUEUE, .help = "the queue it writes",                     \
+        .flags = ZF_KEY_REQUIRED                                                                   \
+    }
 
 #ifdef __cplusplus
 }

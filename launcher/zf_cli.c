@@ -9,9 +9,9 @@
 #include <czmq.h>
 
 typedef struct {
-    const char *name;                // as typed
-    const char *args;                // its arguments, for usage
-    const char *summary;             // one line
+    const char *name;                   // as typed
+    const char *args;                   // its arguments, for usage
+    const char *summary;                // one line
     int (*run) (int argc, char **argv); // argv[0] is the command name
 } s_command_t;
 
@@ -57,8 +57,7 @@ s_graph (int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--dot") == 0)
             dot = true;
-        else
-        if (!path && argv[i][0] != '-')
+        else if (!path && argv[i][0] != '-')
             path = argv[i];
         else {
             fprintf (stderr, "usage: zflow graph PIPELINE [--dot]\n");
@@ -85,9 +84,8 @@ s_version (int argc, char **argv)
 {
     int major, minor, patch;
     zmq_version (&major, &minor, &patch);
-    printf ("zflow %s (ZFP/%d, libzmq %d.%d.%d, czmq %d.%d.%d)\n", ZFLOW_VERSION,
-            ZF_PROTO_VERSION, major, minor, patch, CZMQ_VERSION_MAJOR, CZMQ_VERSION_MINOR,
-            CZMQ_VERSION_PATCH);
+    printf ("zflow %s (ZFP/%d, libzmq %d.%d.%d, czmq %d.%d.%d)\n", ZFLOW_VERSION, ZF_PROTO_VERSION,
+            major, minor, patch, CZMQ_VERSION_MAJOR, CZMQ_VERSION_MINOR, CZMQ_VERSION_PATCH);
     return ZF_EXIT_OK;
 }
 
@@ -137,9 +135,9 @@ s_help (int argc, char **argv)
         return ZF_EXIT_OK;
     }
     static const struct {
-        const char *topic;     // the section
-        const zf_key_t *keys;  // its table
-        const char *summary;   // what it holds
+        const char *topic;    // the section
+        const zf_key_t *keys; // its table
+        const char *summary;  // what it holds
     } sections[] = {
         { "pipeline", zf_pipeline_keys, "the pipeline section" },
         { "broker", zf_broker_keys, "the broker section: endpoints and timings" },

@@ -12,8 +12,7 @@ extern "C" {
 #define ZF_EXIT_USAGE  2 // usage or config error
 
 //  Run the command line; returns the exit status.
-int
-    zf_cli_main (int argc, char **argv);
+int zf_cli_main (int argc, char **argv);
 
 #ifdef __cplusplus
 }

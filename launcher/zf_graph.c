@@ -9,8 +9,7 @@ s_actor_label (zf_pipeline_t *pipeline, const char *name, char *out, size_t size
     zf_actor_conf_t *actor = zf_pipeline_actor (pipeline, name);
     if (!actor || !actor->kind)
         snprintf (out, size, "%s", name);
-    else
-    if (actor->workers > 1)
+    else if (actor->workers > 1)
         snprintf (out, size, "%s (%s ×%d)", name, actor->kind->name, actor->workers);
     else
         snprintf (out, size, "%s (%s)", name, actor->kind->name);

@@ -12,12 +12,10 @@ extern "C" {
 
 //  One line per queue: its writers, the queue, its readers (each reader is a
 //  consumer group that gets every item: fan-out when there are several).
-void
-    zf_graph_text (zf_pipeline_t *pipeline, FILE *out);
+void zf_graph_text (zf_pipeline_t *pipeline, FILE *out);
 
 //  A Graphviz digraph: actors as boxes, queues as cylinders.
-void
-    zf_graph_dot (zf_pipeline_t *pipeline, FILE *out);
+void zf_graph_dot (zf_pipeline_t *pipeline, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -18,8 +18,8 @@ zf_keys_find (const zf_key_t *keys, const char *name)
 const char *
 zf_key_type_name (zf_key_type_t type)
 {
-    static const char *names[] = { "string", "integer", "number", "bool",  "duration", "size",
-                                   "endpoint", "choice", "choices", "queue", "section" };
+    static const char *names[] = { "string",   "integer", "number",  "bool",  "duration", "size",
+                                   "endpoint", "choice",  "choices", "queue", "section" };
     return type <= ZF_KEY_SECTION ? names[type] : "?";
 }
 
@@ -62,9 +62,8 @@ s_queue_name (const char *value, zf_error_t *err)
         return zf_error_set (err, ZF_EVALUE, "a queue name has 1 to 128 characters");
     for (const char *p = value; *p; p++)
         if (!isalnum ((unsigned char) *p) && !strchr ("-_.", *p))
-            return zf_error_set (err, ZF_EVALUE,
-                                 "'%s' is not a queue name (letters, digits, '-', '_', '.')",
-                                 value);
+            return zf_error_set (
+                err, ZF_EVALUE, "'%s' is not a queue name (letters, digits, '-', '_', '.')", value);
     return 0;
 }
 
@@ -106,8 +105,7 @@ zf_key_check (const zf_key_t *key, const char *value, zf_error_t *err)
             break;
         case ZF_KEY_ENUM:
             if (!s_in_choices (key->choices, value, strlen (value)))
-                return zf_error_set (err, ZF_EVALUE, "'%s' is not one of %s", value,
-                                     key->choices);
+                return zf_error_set (err, ZF_EVALUE, "'%s' is not one of %s", value, key->choices);
             break;
         case ZF_KEY_SET: {
             const char *p = value;

@@ -64,30 +64,24 @@ typedef struct {
 } zf_kind_t;
 
 //  The key named name in keys, or NULL.
-const zf_key_t *
-    zf_keys_find (const zf_key_t *keys, const char *name);
+const zf_key_t *zf_keys_find (const zf_key_t *keys, const char *name);
 
 //  Check a value against a key's type, bounds, choices and check function.
 //  Returns 0, or -1 with err saying what was expected.
-int
-    zf_key_check (const zf_key_t *key, const char *value, zf_error_t *err);
+int zf_key_check (const zf_key_t *key, const char *value, zf_error_t *err);
 
 //  The candidate nearest to name by edit distance, if near enough to be a
 //  likely misspelling; else NULL. candidates ends with NULL.
-const char *
-    zf_nearest (const char *name, const char *const *candidates);
+const char *zf_nearest (const char *name, const char *const *candidates);
 
 //  The key of keys nearest to name, as zf_nearest.
-const char *
-    zf_keys_nearest (const zf_key_t *keys, const char *name);
+const char *zf_keys_nearest (const zf_key_t *keys, const char *name);
 
 //  Print a table of keys for zflow help.
-void
-    zf_keys_print (const zf_key_t *keys, FILE *out);
+void zf_keys_print (const zf_key_t *keys, FILE *out);
 
 //  The type's name as shown in help and messages ("duration").
-const char *
-    zf_key_type_name (zf_key_type_t type);
+const char *zf_key_type_name (zf_key_type_t type);
 
 #ifdef __cplusplus
 }

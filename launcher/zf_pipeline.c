@@ -13,38 +13,78 @@ const zf_key_t zf_pipeline_keys[] = {
 };
 
 const zf_key_t zf_broker_keys[] = {
-    { .name = "endpoint", .type = ZF_KEY_ENDPOINT, .fallback = "tcp://127.0.0.1:5670",
+    { .name = "endpoint",
+      .type = ZF_KEY_ENDPOINT,
+      .fallback = "tcp://127.0.0.1:5670",
       .help = "where actors connect (ROUTER)" },
-    { .name = "events", .type = ZF_KEY_ENDPOINT, .fallback = "tcp://127.0.0.1:5671",
+    { .name = "events",
+      .type = ZF_KEY_ENDPOINT,
+      .fallback = "tcp://127.0.0.1:5671",
       .help = "where monitors subscribe: stats, events, data taps (XPUB)" },
-    { .name = "intake", .type = ZF_KEY_ENDPOINT,
+    { .name = "intake",
+      .type = ZF_KEY_ENDPOINT,
       .help = "a PULL socket any ZeroMQ PUSH client can feed [queue][msgpack]; off if not given" },
-    { .name = "heartbeat", .type = ZF_KEY_DURATION, .fallback = "1s",
-      .help = "interval of heartbeats both ways", .min = 10, .max = 60000 },
-    { .name = "liveness", .type = ZF_KEY_INT, .fallback = "3",
-      .help = "heartbeats missed before a peer is declared dead", .min = 1, .max = 100 },
-    { .name = "dedup-window", .type = ZF_KEY_INT, .fallback = "262144",
-      .help = "item ids remembered to drop duplicate PUTs", .min = 0, .max = 100000000 },
-    { .name = "window", .type = ZF_KEY_INT, .fallback = "1000",
-      .help = "unconfirmed items a writer may have outstanding", .min = 1, .max = 1000000 },
-    { .name = "max-frame", .type = ZF_KEY_SIZE, .fallback = "16MiB",
-      .help = "largest message accepted on any socket", .min = 1024, .max = 1LL << 31 },
+    { .name = "heartbeat",
+      .type = ZF_KEY_DURATION,
+      .fallback = "1s",
+      .help = "interval of heartbeats both ways",
+      .min = 10,
+      .max = 60000 },
+    { .name = "liveness",
+      .type = ZF_KEY_INT,
+      .fallback = "3",
+      .help = "heartbeats missed before a peer is declared dead",
+      .min = 1,
+      .max = 100 },
+    { .name = "dedup-window",
+      .type = ZF_KEY_INT,
+      .fallback = "262144",
+      .help = "item ids remembered to drop duplicate PUTs",
+      .min = 0,
+      .max = 100000000 },
+    { .name = "window",
+      .type = ZF_KEY_INT,
+      .fallback = "1000",
+      .help = "unconfirmed items a writer may have outstanding",
+      .min = 1,
+      .max = 1000000 },
+    { .name = "max-frame",
+      .type = ZF_KEY_SIZE,
+      .fallback = "16MiB",
+      .help = "largest message accepted on any socket",
+      .min = 1024,
+      .max = 1LL << 31 },
     { NULL },
 };
 
 const zf_key_t zf_queue_keys[] = {
-    { .name = "max-depth", .type = ZF_KEY_INT, .fallback = "10000",
-      .help = "items waiting at most; writers get no credit beyond", .min = 1,
+    { .name = "max-depth",
+      .type = ZF_KEY_INT,
+      .fallback = "10000",
+      .help = "items waiting at most; writers get no credit beyond",
+      .min = 1,
       .max = 1000000000 },
-    { .name = "max-attempts", .type = ZF_KEY_INT, .fallback = "5",
-      .help = "deliveries of an item before it goes to QUEUE.dead", .min = 1, .max = 1000 },
-    { .name = "timeout", .type = ZF_KEY_DURATION, .fallback = "10m",
+    { .name = "max-attempts",
+      .type = ZF_KEY_INT,
+      .fallback = "5",
+      .help = "deliveries of an item before it goes to QUEUE.dead",
+      .min = 1,
+      .max = 1000 },
+    { .name = "timeout",
+      .type = ZF_KEY_DURATION,
+      .fallback = "10m",
       .help = "an item held longer than this is redelivered; 0 for never" },
-    { .name = "retry-base", .type = ZF_KEY_DURATION, .fallback = "100ms",
+    { .name = "retry-base",
+      .type = ZF_KEY_DURATION,
+      .fallback = "100ms",
       .help = "backoff before the first redelivery (doubles, full jitter)" },
-    { .name = "retry-max", .type = ZF_KEY_DURATION, .fallback = "30s",
+    { .name = "retry-max",
+      .type = ZF_KEY_DURATION,
+      .fallback = "30s",
       .help = "longest backoff between redeliveries" },
-    { .name = "external", .type = ZF_KEY_BOOL, .fallback = "false",
+    { .name = "external",
+      .type = ZF_KEY_BOOL,
+      .fallback = "false",
       .help = "fed from outside the pipeline (zflow put, intake, HTTP)" },
     { NULL },
 };
@@ -84,8 +124,7 @@ s_mistake_compare (const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static void
-s_error (s_loader_t *loader, zconfig_t *node, const char *format, ...)
+static void s_error (s_loader_t *loader, zconfig_t *node, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -172,7 +211,10 @@ s_or_list (const char *list, char *out, size_t size)
         parts[n++] = tok;
     for (int i = 0; i < n; i++) {
         size_t used = strlen (out);
-        snprintf (out + used, size - used, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ",
+        snprintf (out + used, size - used, "%s%s",
+                  i == 0       ? ""
+                  : i == n - 1 ? " or "
+                               : ", ",
                   parts[i]);
     }
 }
@@ -188,8 +230,7 @@ s_check_entries (s_loader_t *loader, zconfig_t *node, const char *where)
         if (zconfig_child (entry))
             s_error (loader, entry, "%s: '%s' in %s cannot have a section of its own", where,
                      zconfig_name (entry), zconfig_name (node));
-        else
-        if (!zconfig_value (entry))
+        else if (!zconfig_value (entry))
             s_error (loader, entry, "%s: '%s' in %s needs a value (%s = ...)", where,
                      zconfig_name (entry), zconfig_name (node), zconfig_name (entry));
     }
@@ -250,11 +291,14 @@ s_check_section (s_loader_t *loader, zconfig_t *section, const zf_key_t *keys,
         if (zf_key_check (key, value, &err))
             s_error (loader, child, "%s: %s: %s", where, name, err.text);
     }
-    for (const zf_key_t *key = keys; key->name; key++)
+    // A section with a syntax error inside may have lost a key to it: the
+    // syntax error is the one to report.
+    bool broken = zf_zpl_broken (loader->zpl, section);
+    for (const zf_key_t *key = keys; key->name && !broken; key++)
         if ((key->flags & ZF_KEY_REQUIRED) && !zhashx_lookup (seen, key->name))
             s_error (loader, section, "%s: missing required key '%s' (%s)", where, key->name,
                      key->help);
-    if (one_of && !jobs) {
+    if (one_of && !jobs && !broken) {
         int given = 0;
         for (zconfig_t *child = zconfig_child (section); child; child = zconfig_next (child))
             if (s_in_list (one_of, zconfig_name (child)))
@@ -263,12 +307,10 @@ s_check_section (s_loader_t *loader, zconfig_t *section, const zf_key_t *keys,
         s_or_list (one_of, choices, sizeof choices);
         if (given == 0)
             s_error (loader, section, "%s: needs one of %s", where, choices);
-        else
-        if (given > 1)
+        else if (given > 1)
             s_error (loader, section, "%s: give only one of %s", where, choices);
     }
-    else
-    if (one_of && jobs)
+    else if (one_of && jobs)
         for (zconfig_t *child = zconfig_child (section); child; child = zconfig_next (child))
             if (s_in_list (one_of, zconfig_name (child)))
                 s_error (loader, child,
@@ -344,8 +386,8 @@ s_load_queues (s_loader_t *loader, zconfig_t *section)
         s_check_section (loader, node, zf_queue_keys, NULL, NULL, where, "queues");
         zconfig_t *external = zconfig_locate (node, "external");
         bool flag = false;
-        if (external && zconfig_value (external)
-            && zf_parse_bool (zconfig_value (external), &flag, NULL) == 0)
+        if (external && zconfig_value (external) &&
+            zf_parse_bool (zconfig_value (external), &flag, NULL) == 0)
             queue->external = flag;
     }
 }
@@ -441,8 +483,9 @@ s_check_flow (s_loader_t *loader)
             for (zconfig_t *job = zconfig_child (actor->node); job; job = zconfig_next (job)) {
                 zconfig_t *output = zconfig_child (job) ? zconfig_locate (job, "output") : NULL;
                 if (output && zconfig_value (output))
-                    zlistx_add_end (s_queue_require (loader, zconfig_value (output), output)->writers,
-                                    actor->name);
+                    zlistx_add_end (
+                        s_queue_require (loader, zconfig_value (output), output)->writers,
+                        actor->name);
             }
     }
     // Names of written queues, for suggestions.
@@ -482,16 +525,14 @@ s_check_flow (s_loader_t *loader)
                          "declare it under queues with external = true)",
                          queue->name, reader);
         }
-        else
-        if (writers && !readers) {
+        else if (writers && !readers) {
             const char *writer = (const char *) zlistx_first (queue->writers);
             zf_actor_conf_t *who = zf_pipeline_actor (self, writer);
             zconfig_t *at = who ? zconfig_locate (who->node, "output") : queue->node;
             s_error (loader, at ? at : queue->node,
                      "queue '%s' is written by '%s' but nothing reads it", queue->name, writer);
         }
-        else
-        if (!readers && !writers && queue->node && !queue->external)
+        else if (!readers && !writers && queue->node && !queue->external)
             s_error (loader, queue->node, "queue '%s' is declared but no actor reads or writes it",
                      queue->name);
     }

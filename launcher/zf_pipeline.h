@@ -25,22 +25,22 @@ extern const zf_key_t zf_broker_keys[];
 extern const zf_key_t zf_queue_keys[];
 
 typedef struct {
-    char *name;         // the queue's name
-    int line;           // where it is declared or first named
-    zconfig_t *node;    // its section under `queues`, or NULL if only named
-    bool external;      // fed from outside (zflow put, intake, HTTP)
-    zlistx_t *writers;  // names of the actors that write it
-    zlistx_t *readers;  // names of the actors that read it
+    char *name;        // the queue's name
+    int line;          // where it is declared or first named
+    zconfig_t *node;   // its section under `queues`, or NULL if only named
+    bool external;     // fed from outside (zflow put, intake, HTTP)
+    zlistx_t *writers; // names of the actors that write it
+    zlistx_t *readers; // names of the actors that read it
 } zf_queue_conf_t;
 
 typedef struct {
-    char *name;             // the actor's name, also its consumer group
-    int line;               // where its section starts
-    const zf_kind_t *kind;  // its kind; NULL if the kind is unknown
-    zconfig_t *node;        // its section under `actors`
-    const char *input;      // the queue it reads, or NULL
-    const char *output;     // the queue it writes, or NULL
-    int workers;            // processes to run
+    char *name;            // the actor's name, also its consumer group
+    int line;              // where its section starts
+    const zf_kind_t *kind; // its kind; NULL if the kind is unknown
+    zconfig_t *node;       // its section under `actors`
+    const char *input;     // the queue it reads, or NULL
+    const char *output;    // the queue it writes, or NULL
+    int workers;           // processes to run
 } zf_actor_conf_t;
 
 typedef struct {
@@ -57,46 +57,34 @@ typedef struct {
 //  Load and check the pipeline at path. Every mistake is appended to errors
 //  as "FILE:LINE: message" (a list from zf_errors_new). Returns the model,
 //  or NULL if the file could not be read or any mistake was found.
-zf_pipeline_t *
-    zf_pipeline_load (const char *path, zlistx_t *errors);
+zf_pipeline_t *zf_pipeline_load (const char *path, zlistx_t *errors);
 
-void
-    zf_pipeline_destroy (zf_pipeline_t **self_p);
+void zf_pipeline_destroy (zf_pipeline_t **self_p);
 
 //  The actor named name, or NULL.
-zf_actor_conf_t *
-    zf_pipeline_actor (zf_pipeline_t *self, const char *name);
+zf_actor_conf_t *zf_pipeline_actor (zf_pipeline_t *self, const char *name);
 
 //  The queue named name, or NULL.
-zf_queue_conf_t *
-    zf_pipeline_queue (zf_pipeline_t *self, const char *name);
+zf_queue_conf_t *zf_pipeline_queue (zf_pipeline_t *self, const char *name);
 
 //  Whether every source is finite (no scheduler), so a run can end.
-bool
-    zf_pipeline_finite (zf_pipeline_t *self);
+bool zf_pipeline_finite (zf_pipeline_t *self);
 
 //  A value of section (which may be NULL) by the key table: the given value
 //  or the table's default. NULL when neither.
-const char *
-    zf_conf_get (zconfig_t *section, const zf_key_t *keys, const char *key);
+const char *zf_conf_get (zconfig_t *section, const zf_key_t *keys, const char *key);
 
 //  Typed forms of zf_conf_get; the value was checked at load, so these
 //  return the default of their type only for a key the table lacks.
-int64_t
-    zf_conf_int (zconfig_t *section, const zf_key_t *keys, const char *key);
-int64_t
-    zf_conf_duration (zconfig_t *section, const zf_key_t *keys, const char *key);
-int64_t
-    zf_conf_size (zconfig_t *section, const zf_key_t *keys, const char *key);
-bool
-    zf_conf_bool (zconfig_t *section, const zf_key_t *keys, const char *key);
-double
-    zf_conf_number (zconfig_t *section, const zf_key_t *keys, const char *key);
+int64_t zf_conf_int (zconfig_t *section, const zf_key_t *keys, const char *key);
+int64_t zf_conf_duration (zconfig_t *section, const zf_key_t *keys, const char *key);
+int64_t zf_conf_size (zconfig_t *section, const zf_key_t *keys, const char *key);
+bool zf_conf_bool (zconfig_t *section, const zf_key_t *keys, const char *key);
+double zf_conf_number (zconfig_t *section, const zf_key_t *keys, const char *key);
 
 //  A path from the config (with or without a file: prefix) made absolute
 //  against the config's folder. Caller owns the result.
-char *
-    zf_pipeline_path (zf_pipeline_t *self, const char *value);
+char *zf_pipeline_path (zf_pipeline_t *self, const char *value);
 
 #ifdef __cplusplus
 }

@@ -86,8 +86,8 @@ zf_parse_size (const char *text, int64_t *bytes, zf_error_t *err)
             *bytes = n * units[u].bytes;
             return 0;
         }
-    return zf_error_set (err, ZF_EVALUE,
-                         "'%s' is not a size: expected e.g. 512, 64KiB, 10MB, 1GiB", text);
+    return zf_error_set (err, ZF_EVALUE, "'%s' is not a size: expected e.g. 512, 64KiB, 10MB, 1GiB",
+                         text);
 }
 
 int
@@ -104,8 +104,7 @@ zf_parse_int (const char *text, int64_t *value, zf_error_t *err)
             digits[n++] = *p;
             any = true;
         }
-        else
-        if ((*p == '_' || *p == ',') && any && isdigit ((unsigned char) p[1]))
+        else if ((*p == '_' || *p == ',') && any && isdigit ((unsigned char) p[1]))
             continue;
         else
             break;
@@ -168,8 +167,8 @@ zf_parse_endpoint (const char *text, zf_error_t *err)
     const char *host = text + 6;
     const char *colon = strrchr (host, ':');
     if (!colon || colon == host)
-        return zf_error_set (err, ZF_EVALUE, "endpoint '%s' needs a host and a port (tcp://HOST:PORT)",
-                             text);
+        return zf_error_set (err, ZF_EVALUE,
+                             "endpoint '%s' needs a host and a port (tcp://HOST:PORT)", text);
     const char *port = colon + 1;
     if (strcmp (port, "*") == 0)
         return 0;
@@ -186,14 +185,11 @@ zf_format_duration (int64_t ms, char *buf, size_t size)
 {
     if (ms == 0)
         snprintf (buf, size, "0");
-    else
-    if (ms % 3600000 == 0)
+    else if (ms % 3600000 == 0)
         snprintf (buf, size, "%lldh", (long long) (ms / 3600000));
-    else
-    if (ms % 60000 == 0)
+    else if (ms % 60000 == 0)
         snprintf (buf, size, "%lldm", (long long) (ms / 60000));
-    else
-    if (ms % 1000 == 0)
+    else if (ms % 1000 == 0)
         snprintf (buf, size, "%llds", (long long) (ms / 1000));
     else
         snprintf (buf, size, "%lldms", (long long) ms);

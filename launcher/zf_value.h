@@ -16,33 +16,26 @@ extern "C" {
 #endif
 
 //  "250ms", "30s", "5m", "1h", "2d", "1h30m", "0"; result in milliseconds.
-int
-    zf_parse_duration (const char *text, int64_t *ms, zf_error_t *err);
+int zf_parse_duration (const char *text, int64_t *ms, zf_error_t *err);
 
 //  "512", "64KiB", "10MB", "1GiB" (KB = 1000, KiB = 1024); result in bytes.
-int
-    zf_parse_size (const char *text, int64_t *bytes, zf_error_t *err);
+int zf_parse_size (const char *text, int64_t *bytes, zf_error_t *err);
 
 //  A decimal integer, optionally with _ or , between digit groups.
-int
-    zf_parse_int (const char *text, int64_t *value, zf_error_t *err);
+int zf_parse_int (const char *text, int64_t *value, zf_error_t *err);
 
 //  A decimal number ("2.5", "10").
-int
-    zf_parse_number (const char *text, double *value, zf_error_t *err);
+int zf_parse_number (const char *text, double *value, zf_error_t *err);
 
 //  true/false, yes/no, on/off, 1/0.
-int
-    zf_parse_bool (const char *text, bool *value, zf_error_t *err);
+int zf_parse_bool (const char *text, bool *value, zf_error_t *err);
 
 //  A ZeroMQ endpoint zflow binds or connects: tcp://HOST:PORT (PORT may be
 //  * when binding), ipc://PATH or inproc://NAME.
-int
-    zf_parse_endpoint (const char *text, zf_error_t *err);
+int zf_parse_endpoint (const char *text, zf_error_t *err);
 
 //  Writes a duration as the shortest exact text ("1500ms", "2m"); returns buf.
-char *
-    zf_format_duration (int64_t ms, char *buf, size_t size);
+char *zf_format_duration (int64_t ms, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

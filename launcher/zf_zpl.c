@@ -10,6 +10,7 @@ struct _zf_zpl_t {
     char *file;       // file name, for messages
     zconfig_t *root;  // the tree
     zhashx_t *lines;  // node pointer -> line number
+    zhashx_t *broken; // sections holding a line with a syntax error
     zlistx_t *errors; // where syntax errors go, not owned
 };
 
@@ -47,6 +48,18 @@ s_ptr_compare (const void *a, const void *b)
     return a == b ? 0 : a < b ? -1 : 1;
 }
 
+//  A hash table keyed by pointers, owning neither keys nor values.
+static zhashx_t *
+s_pointer_table (void)
+{
+    zhashx_t *table = zhashx_new ();
+    zhashx_set_key_hasher (table, s_ptr_hash);
+    zhashx_set_key_comparator (table, s_ptr_compare);
+    zhashx_set_key_duplicator (table, NULL);
+    zhashx_set_key_destructor (table, NULL);
+    return table;
+}
+
 static bool
 s_name_char (char c)
 {
@@ -70,8 +83,7 @@ s_substitute (zf_zpl_t *self, int line, const char *value)
         if (p[0] == '$' && p[1] == '{') {
             const char *close = strchr (p + 2, '}');
             if (!close) {
-                zf_errors_add (self->errors, "%s:%d: '${' without a closing '}'", self->file,
-                               line);
+                zf_errors_add (self->errors, "%s:%d: '${' without a closing '}'", self->file, line);
                 free (out);
                 return NULL;
             }
@@ -84,8 +96,7 @@ s_substitute (zf_zpl_t *self, int line, const char *value)
             const char *env = getenv (owned);
             if (env && (*env || !fallback))
                 add = env;
-            else
-            if (fallback)
+            else if (fallback)
                 add = fallback;
             else {
                 zf_errors_add (self->errors,
@@ -151,6 +162,10 @@ s_parse_line (zf_zpl_t *self, int line, char *text, zconfig_t **stack, int *dept
                        self->file, line, level - *depth);
         return -1;
     }
+    // From here on a mistake belongs to a known section: mark it, so that
+    // checks of that section do not add "missing key" to the real error.
+    zconfig_t *parent = level == 0 ? self->root : stack[level - 1];
+    zhashx_insert (self->broken, parent, parent);
     char *name = p;
     while (*p && s_name_char (*p))
         p++;
@@ -163,12 +178,14 @@ s_parse_line (zf_zpl_t *self, int line, char *text, zconfig_t **stack, int *dept
         p++;
     char *value = NULL;
     bool literal = false;
+    bool quoted = false;
     if (*p == '=') {
         p++;
         while (*p == ' ' || *p == '\t')
             p++;
         if (*p == '"' || *p == '\'') {
             char quote = *p++;
+            quoted = true;
             literal = quote == '\'';
             value = p;
             while (*p && *p != quote)
@@ -186,8 +203,7 @@ s_parse_line (zf_zpl_t *self, int line, char *text, zconfig_t **stack, int *dept
                 p++;
             if (*p && *p != '#')
                 *p++ = 0;
-            else
-            if (*p == '#') {
+            else if (*p == '#') {
                 zf_errors_add (self->errors,
                                "%s:%d: '#' right after a value; put a space before a comment or "
                                "quote the value",
@@ -197,6 +213,21 @@ s_parse_line (zf_zpl_t *self, int line, char *text, zconfig_t **stack, int *dept
         }
         while (*p == ' ' || *p == '\t')
             p++;
+        if (*p && *p != '#' && quoted) {
+            zf_errors_add (self->errors,
+                           "%s:%d: '%s' after the closing quote (ZPL has no escapes: hold a "
+                           "quote inside the other kind, \"it's\")",
+                           self->file, line, p);
+            return -1;
+        }
+        if (*p && *p != '#') {
+            *name_end = 0;
+            zf_errors_add (self->errors,
+                           "%s:%d: value '%s' is followed by '%s': quote a value that holds "
+                           "spaces (%s = \"%s %s\")",
+                           self->file, line, value, p, name, value, p);
+            return -1;
+        }
     }
     if (*p && *p != '#') {
         zf_errors_add (self->errors, "%s:%d: unexpected '%s' (expected 'name' or 'name = value')",
@@ -204,8 +235,7 @@ s_parse_line (zf_zpl_t *self, int line, char *text, zconfig_t **stack, int *dept
         return -1;
     }
     *name_end = 0;
-
-    zconfig_t *parent = level == 0 ? self->root : stack[level - 1];
+    zhashx_delete (self->broken, parent);
     zconfig_t *node = zconfig_new (name, parent);
     if (value) {
         char *expanded = literal ? strdup (value) : s_substitute (self, line, value);
@@ -231,11 +261,8 @@ s_new (const char *name, zlistx_t *errors)
     zf_zpl_t *self = (zf_zpl_t *) zmalloc (sizeof (zf_zpl_t));
     self->file = strdup (name);
     self->root = zconfig_new ("root", NULL);
-    self->lines = zhashx_new ();
-    zhashx_set_key_hasher (self->lines, s_ptr_hash);
-    zhashx_set_key_comparator (self->lines, s_ptr_compare);
-    zhashx_set_key_duplicator (self->lines, NULL);
-    zhashx_set_key_destructor (self->lines, NULL);
+    self->lines = s_pointer_table ();
+    self->broken = s_pointer_table ();
     self->errors = errors;
     return self;
 }
@@ -303,6 +330,7 @@ zf_zpl_destroy (zf_zpl_t **self_p)
         return;
     zf_zpl_t *self = *self_p;
     zhashx_destroy (&self->lines);
+    zhashx_destroy (&self->broken);
     zconfig_destroy (&self->root);
     free (self->file);
     free (self);
@@ -319,6 +347,12 @@ int
 zf_zpl_line (zf_zpl_t *self, zconfig_t *node)
 {
     return (int) (intptr_t) zhashx_lookup (self->lines, node);
+}
+
+bool
+zf_zpl_broken (zf_zpl_t *self, zconfig_t *node)
+{
+    return zhashx_lookup (self->broken, node) != NULL;
 }
 
 const char *

@@ -39,24 +39,20 @@ typedef struct {
 } zf_error_t;
 
 //  Short description of an error code; never NULL.
-const char *
-    zf_strerror (zf_err_t code);
+const char *zf_strerror (zf_err_t code);
 
 //  Stable wire name of an error code ("truncated", "type", ...), used in ERROR
 //  replies; never NULL.
-const char *
-    zf_errname (zf_err_t code);
+const char *zf_errname (zf_err_t code);
 
 //  Fill err (may be NULL) and return -1, so that a check reads
 //  `return zf_error_set (err, ZF_ETYPE, "field '%s'", name);`
-int
-    zf_error_set (zf_error_t *err, zf_err_t code, const char *format, ...)
-        __attribute__ ((format (printf, 3, 4)));
+int zf_error_set (zf_error_t *err, zf_err_t code, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 //  Put a prefix before an error's text ("HELLO: " + text), keeping the code.
-void
-    zf_error_prefix (zf_error_t *err, const char *format, ...)
-        __attribute__ ((format (printf, 2, 3)));
+void zf_error_prefix (zf_error_t *err, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 #ifdef __cplusplus
 }

@@ -30,40 +30,31 @@ typedef struct {
 } zf_id_t;
 
 //  SipHash-2-4, 128-bit output, as in the reference implementation.
-void
-    zf_siphash128 (const uint8_t key[16], const void *data, size_t size, uint8_t out[16]);
+void zf_siphash128 (const uint8_t key[16], const void *data, size_t size, uint8_t out[16]);
 
 //  The id of output number index of the item with id parent.
-zf_id_t
-    zf_id_child (const zf_id_t *parent, uint32_t index);
+zf_id_t zf_id_child (const zf_id_t *parent, uint32_t index);
 
 //  The id of a scheduler firing: job is "pipeline/actor/job", when the
 //  scheduled time in ms since the Unix epoch (UTC).
-zf_id_t
-    zf_id_firing (const char *job, int64_t when_ms);
+zf_id_t zf_id_firing (const char *job, int64_t when_ms);
 
 //  The id of the item at position (0-based) of a source named source,
 //  "pipeline/actor".
-zf_id_t
-    zf_id_source (const char *source, uint64_t position);
+zf_id_t zf_id_source (const char *source, uint64_t position);
 
 //  A random id for items that have no origin to derive from (zflow put).
-zf_id_t
-    zf_id_random (void);
+zf_id_t zf_id_random (void);
 
 //  Writes 32 hex digits and a NUL into hex; returns hex.
-char *
-    zf_id_format (const zf_id_t *id, char hex[ZF_ID_HEX]);
+char *zf_id_format (const zf_id_t *id, char hex[ZF_ID_HEX]);
 
 //  Reads 32 hex digits (either case). Returns 0, or -1 if text is not an id.
-int
-    zf_id_parse (zf_id_t *id, const char *text);
+int zf_id_parse (zf_id_t *id, const char *text);
 
-bool
-    zf_id_eq (const zf_id_t *a, const zf_id_t *b);
+bool zf_id_eq (const zf_id_t *a, const zf_id_t *b);
 
-bool
-    zf_id_is_zero (const zf_id_t *id);
+bool zf_id_is_zero (const zf_id_t *id);
 
 #ifdef __cplusplus
 }

@@ -71,9 +71,8 @@ zf_mp_peek (const zf_mp_t *self)
 const char *
 zf_mp_type_name (zf_mp_type_t type)
 {
-    static const char *names[] = { "end of input", "nil",   "bool", "uint", "int",
-                                   "float",        "str",   "bin",  "array", "map",
-                                   "ext",          "0xc1" };
+    static const char *names[] = { "end of input", "nil", "bool",  "uint", "int", "float",
+                                   "str",          "bin", "array", "map",  "ext", "0xc1" };
     if (type < ZF_MP_END || type > ZF_MP_INVALID)
         return "?";
     return names[type];
@@ -114,9 +113,8 @@ s_container (zf_mp_t *self, int hsize, uint64_t count, unsigned min_bytes, uint3
              zf_error_t *err, const char *what)
 {
     if ((uint64_t) (zf_mp_left (self) - hsize) / min_bytes < count)
-        return zf_error_set (err, ZF_ETRUNC,
-                             "%s of %llu entries cannot fit in the %zu bytes left", what,
-                             (unsigned long long) count, zf_mp_left (self) - hsize);
+        return zf_error_set (err, ZF_ETRUNC, "%s of %llu entries cannot fit in the %zu bytes left",
+                             what, (unsigned long long) count, zf_mp_left (self) - hsize);
     self->pos += hsize;
     *out = (uint32_t) count;
     return 0;
@@ -132,8 +130,7 @@ zf_mp_map (zf_mp_t *self, uint32_t *count, zf_error_t *err)
     int size = b == 0xde ? 2 : b == 0xdf ? 4 : 0;
     if (size == 0)
         n = b & 0x0f;
-    else
-    if (s_length (self, size, &n))
+    else if (s_length (self, size, &n))
         return s_truncated (err, "map header");
     return s_container (self, 1 + size, n, 2, count, err, "map");
 }
@@ -148,8 +145,7 @@ zf_mp_array (zf_mp_t *self, uint32_t *count, zf_error_t *err)
     int size = b == 0xdc ? 2 : b == 0xdd ? 4 : 0;
     if (size == 0)
         n = b & 0x0f;
-    else
-    if (s_length (self, size, &n))
+    else if (s_length (self, size, &n))
         return s_truncated (err, "array header");
     return s_container (self, 1 + size, n, 1, count, err, "array");
 }
@@ -178,8 +174,7 @@ zf_mp_str (zf_mp_t *self, const char **str, uint32_t *len, zf_error_t *err)
     int size = b == 0xd9 ? 1 : b == 0xda ? 2 : b == 0xdb ? 4 : 0;
     if (size == 0)
         n = b & 0x1f;
-    else
-    if (s_length (self, size, &n))
+    else if (s_length (self, size, &n))
         return s_truncated (err, "str header");
     return s_bytes (self, 1 + size, n, (const uint8_t **) str, len, err, "str");
 }
@@ -256,14 +251,11 @@ zf_mp_int (zf_mp_t *self, int64_t *value, zf_error_t *err)
                                      (unsigned long long) raw);
             *value = (int64_t) raw;
         }
-        else
-        if (size == 1)
+        else if (size == 1)
             *value = (int8_t) raw;
-        else
-        if (size == 2)
+        else if (size == 2)
             *value = (int16_t) raw;
-        else
-        if (size == 4)
+        else if (size == 4)
             *value = (int32_t) raw;
         else
             *value = (int64_t) raw;

@@ -44,55 +44,39 @@ typedef struct {
 } zf_mp_t;
 
 //  Start reading size bytes at data.
-void
-    zf_mp_init (zf_mp_t *self, const void *data, size_t size);
+void zf_mp_init (zf_mp_t *self, const void *data, size_t size);
 
 //  Bytes not yet read.
-size_t
-    zf_mp_left (const zf_mp_t *self);
+size_t zf_mp_left (const zf_mp_t *self);
 
 //  Type of the next value, without reading it.
-zf_mp_type_t
-    zf_mp_peek (const zf_mp_t *self);
+zf_mp_type_t zf_mp_peek (const zf_mp_t *self);
 
 //  Name of a type, for messages ("str", "map", ...).
-const char *
-    zf_mp_type_name (zf_mp_type_t type);
+const char *zf_mp_type_name (zf_mp_type_t type);
 
 //  Each reader consumes one value of its type and returns 0, or returns -1
 //  with err filled (ZF_ETYPE, ZF_ETRUNC) and the cursor unmoved.
-int
-    zf_mp_map (zf_mp_t *self, uint32_t *count, zf_error_t *err);
-int
-    zf_mp_array (zf_mp_t *self, uint32_t *count, zf_error_t *err);
-int
-    zf_mp_str (zf_mp_t *self, const char **str, uint32_t *len, zf_error_t *err);
-int
-    zf_mp_bin (zf_mp_t *self, const uint8_t **data, uint32_t *len, zf_error_t *err);
-int
-    zf_mp_uint (zf_mp_t *self, uint64_t *value, zf_error_t *err);
-int
-    zf_mp_int (zf_mp_t *self, int64_t *value, zf_error_t *err);
-int
-    zf_mp_bool (zf_mp_t *self, bool *value, zf_error_t *err);
-int
-    zf_mp_nil (zf_mp_t *self, zf_error_t *err);
+int zf_mp_map (zf_mp_t *self, uint32_t *count, zf_error_t *err);
+int zf_mp_array (zf_mp_t *self, uint32_t *count, zf_error_t *err);
+int zf_mp_str (zf_mp_t *self, const char **str, uint32_t *len, zf_error_t *err);
+int zf_mp_bin (zf_mp_t *self, const uint8_t **data, uint32_t *len, zf_error_t *err);
+int zf_mp_uint (zf_mp_t *self, uint64_t *value, zf_error_t *err);
+int zf_mp_int (zf_mp_t *self, int64_t *value, zf_error_t *err);
+int zf_mp_bool (zf_mp_t *self, bool *value, zf_error_t *err);
+int zf_mp_nil (zf_mp_t *self, zf_error_t *err);
 
 //  Consume one value of any type, nested at most max_depth levels.
-int
-    zf_mp_skip (zf_mp_t *self, int max_depth, zf_error_t *err);
+int zf_mp_skip (zf_mp_t *self, int max_depth, zf_error_t *err);
 
 //  True if the next value is a str equal to key; consumes it only then.
-bool
-    zf_mp_key_is (zf_mp_t *self, const char *key);
+bool zf_mp_key_is (zf_mp_t *self, const char *key);
 
 //  Pack a NUL-terminated string (msgpack-c has no such helper).
-int
-    zf_mp_pack_cstr (msgpack_packer *pk, const char *str);
+int zf_mp_pack_cstr (msgpack_packer *pk, const char *str);
 
 //  Pack a counted string.
-int
-    zf_mp_pack_strn (msgpack_packer *pk, const char *str, size_t len);
+int zf_mp_pack_strn (msgpack_packer *pk, const char *str, size_t len);
 
 #ifdef __cplusplus
 }

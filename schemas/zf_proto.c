@@ -35,9 +35,15 @@ typedef struct {
     bool required;   // decode fails without it; encode always writes it
 } s_field_t;
 
-#define P(field)      offsetof (zf_proto_t, field)
-#define STR(k, f, r)  { k, F_STR, P (f), sizeof (((zf_proto_t *) 0)->f), r }
-#define NUM(k, t, f, r) { k, t, P (f), 0, r }
+#define P(field) offsetof (zf_proto_t, field)
+#define STR(k, f, r)                                                                               \
+    {                                                                                              \
+        k, F_STR, P (f), sizeof (((zf_proto_t *) 0)->f), r                                         \
+    }
+#define NUM(k, t, f, r)                                                                            \
+    {                                                                                              \
+        k, t, P (f), 0, r                                                                          \
+    }
 
 static const s_field_t s_hello[] = {
     NUM ("version", F_U32, version, true),
@@ -166,22 +172,14 @@ static const struct {
     const s_field_t *fields; // frame 1
     bool bodies;             // one body frame per item follows
 } s_commands[ZF_COMMAND_COUNT] = {
-    [ZF_HELLO] = { "HELLO", s_hello, false },
-    [ZF_WELCOME] = { "WELCOME", s_welcome, false },
-    [ZF_PUT] = { "PUT", s_put, true },
-    [ZF_CONFIRM] = { "CONFIRM", s_confirm, false },
-    [ZF_CREDIT] = { "CREDIT", s_credit, false },
-    [ZF_DELIVER] = { "DELIVER", s_deliver, true },
-    [ZF_ACK] = { "ACK", s_ack, false },
-    [ZF_NACK] = { "NACK", s_nack, false },
-    [ZF_PING] = { "PING", s_empty, false },
-    [ZF_PONG] = { "PONG", s_empty, false },
-    [ZF_ERROR] = { "ERROR", s_error, false },
-    [ZF_END] = { "END", s_end, false },
-    [ZF_CANCEL] = { "CANCEL", s_cancel, false },
-    [ZF_DONE] = { "DONE", s_done, false },
-    [ZF_STATUS] = { "STATUS", s_status, false },
-    [ZF_REPORT] = { "REPORT", s_report, false },
+    [ZF_HELLO] = { "HELLO", s_hello, false },    [ZF_WELCOME] = { "WELCOME", s_welcome, false },
+    [ZF_PUT] = { "PUT", s_put, true },           [ZF_CONFIRM] = { "CONFIRM", s_confirm, false },
+    [ZF_CREDIT] = { "CREDIT", s_credit, false }, [ZF_DELIVER] = { "DELIVER", s_deliver, true },
+    [ZF_ACK] = { "ACK", s_ack, false },          [ZF_NACK] = { "NACK", s_nack, false },
+    [ZF_PING] = { "PING", s_empty, false },      [ZF_PONG] = { "PONG", s_empty, false },
+    [ZF_ERROR] = { "ERROR", s_error, false },    [ZF_END] = { "END", s_end, false },
+    [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, false },
+    [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, false },
     [ZF_BYE] = { "BYE", s_empty, false },
 };
 
@@ -353,8 +351,7 @@ s_read_headers (zf_mp_t *mp, zf_env_t *env, zf_error_t *err)
 }
 
 static int
-s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
-              zf_error_t *err)
+s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base, zf_error_t *err)
 {
     uint8_t *at = (uint8_t *) base + field->offset;
     uint64_t u;
@@ -364,8 +361,7 @@ s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
             if (zf_mp_uint (mp, &u, err))
                 return -1;
             if (u > UINT32_MAX)
-                return zf_error_set (err, ZF_EVALUE, "%llu is over 2^32-1",
-                                     (unsigned long long) u);
+                return zf_error_set (err, ZF_EVALUE, "%llu is over 2^32-1", (unsigned long long) u);
             *(uint32_t *) at = (uint32_t) u;
             return 0;
         case F_U64:
@@ -432,8 +428,8 @@ s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
             if (s_decode_map (self, mp, s_group, group, err))
                 return -1;
             if (group->size == 0 || group->index >= group->size)
-                return zf_error_set (err, ZF_EVALUE, "index %u of a group of size %u",
-                                     group->index, group->size);
+                return zf_error_set (err, ZF_EVALUE, "index %u of a group of size %u", group->index,
+                                     group->size);
             return 0;
         }
         case F_HEADERS:
@@ -458,8 +454,7 @@ s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
 //  Reads a map described by fields into base. Unknown keys are skipped, so
 //  that a later minor revision may add fields; a key twice is an error.
 static int
-s_decode_map (zf_proto_t *self, zf_mp_t *mp, const s_field_t *fields, void *base,
-              zf_error_t *err)
+s_decode_map (zf_proto_t *self, zf_mp_t *mp, const s_field_t *fields, void *base, zf_error_t *err)
 {
     uint32_t count;
     if (zf_mp_map (mp, &count, err))
@@ -510,8 +505,8 @@ zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err)
         goto done;
     }
     zframe_t *name = zmsg_first (msg);
-    zf_command_t command
-        = zf_proto_command_for ((const char *) zframe_data (name), zframe_size (name));
+    zf_command_t command =
+        zf_proto_command_for ((const char *) zframe_data (name), zframe_size (name));
     if (!command) {
         size_t size = zframe_size (name);
         char shown[24];
@@ -550,8 +545,7 @@ zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err)
         goto done;
     }
     if ((command == ZF_HELLO || command == ZF_WELCOME) && self->version < 1) {
-        zf_error_set (err, ZF_EVERSION, "%s: version %u", s_commands[command].name,
-                      self->version);
+        zf_error_set (err, ZF_EVERSION, "%s: version %u", s_commands[command].name, self->version);
         goto done;
     }
     if (s_commands[command].bodies) {
@@ -622,8 +616,7 @@ static void s_encode_map (const zf_proto_t *self, msgpack_packer *pk, const s_fi
                           const void *base);
 
 static void
-s_write_value (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *field,
-               const void *base)
+s_write_value (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *field, const void *base)
 {
     const uint8_t *at = (const uint8_t *) base + field->offset;
     switch (field->type) {
@@ -691,8 +684,7 @@ s_write_value (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fiel
 }
 
 static void
-s_encode_map (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fields,
-              const void *base)
+s_encode_map (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fields, const void *base)
 {
     uint32_t count = 0;
     for (int f = 0; fields[f].key; f++)
@@ -718,8 +710,8 @@ zf_proto_encode (zf_proto_t *self, zf_error_t *err)
     if (bodies)
         for (uint32_t i = 0; i < self->nitems; i++)
             if (!self->items[i].body) {
-                zf_error_set (err, ZF_EFIELD, "%s: item %u has no body",
-                              s_commands[command].name, i);
+                zf_error_set (err, ZF_EFIELD, "%s: item %u has no body", s_commands[command].name,
+                              i);
                 return NULL;
             }
     msgpack_sbuffer buffer;

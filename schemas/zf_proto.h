@@ -27,16 +27,16 @@ extern "C" {
 #endif
 
 #define ZF_PROTO_VERSION  1
-#define ZF_NAME_MAX       128   // bytes in a queue, actor or host name
-#define ZF_TEXT_MAX       1024  // bytes in a reason
-#define ZF_CODE_MAX       32    // bytes in an error code or a state name
-#define ZF_LIST_MAX       16    // names in inputs / outputs
-#define ZF_BATCH_MAX      256   // items in one PUT or DELIVER
-#define ZF_IDS_MAX        1024  // ids in one ACK
-#define ZF_HEADERS_MAX    4096  // bytes of an envelope's headers map
-#define ZF_HEADERS_COUNT  64    // entries in an envelope's headers map
-#define ZF_CHECKPOINT_MAX 256   // bytes of a producer checkpoint
-#define ZF_QUEUES_MAX     4096  // queues in one REPORT
+#define ZF_NAME_MAX       128  // bytes in a queue, actor or host name
+#define ZF_TEXT_MAX       1024 // bytes in a reason
+#define ZF_CODE_MAX       32   // bytes in an error code or a state name
+#define ZF_LIST_MAX       16   // names in inputs / outputs
+#define ZF_BATCH_MAX      256  // items in one PUT or DELIVER
+#define ZF_IDS_MAX        1024 // ids in one ACK
+#define ZF_HEADERS_MAX    4096 // bytes of an envelope's headers map
+#define ZF_HEADERS_COUNT  64   // entries in an envelope's headers map
+#define ZF_CHECKPOINT_MAX 256  // bytes of a producer checkpoint
+#define ZF_QUEUES_MAX     4096 // queues in one REPORT
 
 typedef enum {
     ZF_HELLO = 1,
@@ -96,88 +96,78 @@ typedef struct {
 //  arrays after it are valid only up to their counts, so that reusing a
 //  message costs no more than the fields it uses.
 typedef struct {
-    zf_command_t command;            // which command this is
-    uint32_t version;                // HELLO, WELCOME: protocol version
-    char name[ZF_NAME_MAX + 1];      // HELLO: actor name (its consumer group)
-    char host[ZF_NAME_MAX + 1];      // HELLO: host name of the worker
-    uint32_t worker;                 // HELLO: worker number within the actor
-    uint64_t pid;                    // HELLO: process id
-    uint32_t heartbeat;              // HELLO, WELCOME: heartbeat interval, ms
-    uint32_t liveness;               // WELCOME: heartbeats missed before death
-    uint32_t window;                 // WELCOME: unconfirmed PUT items allowed
-    uint32_t checkpoint_size;        // WELCOME, PUT: bytes in checkpoint; 0 when none
-    uint64_t seq;                    // PUT, CONFIRM: the PUT's sequence number
-    bool track;                      // PUT: report DONE for each root
-    uint32_t accepted;               // CONFIRM: items enqueued
-    uint32_t duplicates;             // CONFIRM: items dropped as seen before
-    uint32_t credit;                 // CREDIT: more items the worker can take
-    zf_id_t id;                      // NACK, CANCEL, DONE, STATUS, REPORT: an item
-    bool final;                      // NACK: dead-letter now, no retry
-    uint32_t delay;                  // NACK: retry no sooner than this, ms
-    char code[ZF_CODE_MAX + 1];      // ERROR: zf_errname of the error
-    uint64_t count;                  // END: items the source produced
-    char state[ZF_CODE_MAX + 1];     // DONE, REPORT: an item's state
-    char queue[ZF_NAME_MAX + 1];     // REPORT: the item's queue
-    uint32_t attempt;                // REPORT: the item's attempt
-    char reason[ZF_TEXT_MAX + 1];    // NACK, ERROR, CANCEL, REPORT: why, in words
-    uint32_t ninputs;                // HELLO: entries in inputs
-    uint32_t noutputs;               // HELLO: entries in outputs
-    uint32_t nitems;                 // PUT, DELIVER: entries in items
-    uint32_t nids;                   // ACK: entries in ids
-    uint32_t nqueues;                // REPORT: entries in queues
+    zf_command_t command;                       // which command this is
+    uint32_t version;                           // HELLO, WELCOME: protocol version
+    char name[ZF_NAME_MAX + 1];                 // HELLO: actor name (its consumer group)
+    char host[ZF_NAME_MAX + 1];                 // HELLO: host name of the worker
+    uint32_t worker;                            // HELLO: worker number within the actor
+    uint64_t pid;                               // HELLO: process id
+    uint32_t heartbeat;                         // HELLO, WELCOME: heartbeat interval, ms
+    uint32_t liveness;                          // WELCOME: heartbeats missed before death
+    uint32_t window;                            // WELCOME: unconfirmed PUT items allowed
+    uint32_t checkpoint_size;                   // WELCOME, PUT: bytes in checkpoint; 0 when none
+    uint64_t seq;                               // PUT, CONFIRM: the PUT's sequence number
+    bool track;                                 // PUT: report DONE for each root
+    uint32_t accepted;                          // CONFIRM: items enqueued
+    uint32_t duplicates;                        // CONFIRM: items dropped as seen before
+    uint32_t credit;                            // CREDIT: more items the worker can take
+    zf_id_t id;                                 // NACK, CANCEL, DONE, STATUS, REPORT: an item
+    bool final;                                 // NACK: dead-letter now, no retry
+    uint32_t delay;                             // NACK: retry no sooner than this, ms
+    char code[ZF_CODE_MAX + 1];                 // ERROR: zf_errname of the error
+    uint64_t count;                             // END: items the source produced
+    char state[ZF_CODE_MAX + 1];                // DONE, REPORT: an item's state
+    char queue[ZF_NAME_MAX + 1];                // REPORT: the item's queue
+    uint32_t attempt;                           // REPORT: the item's attempt
+    char reason[ZF_TEXT_MAX + 1];               // NACK, ERROR, CANCEL, REPORT: why, in words
+    uint32_t ninputs;                           // HELLO: entries in inputs
+    uint32_t noutputs;                          // HELLO: entries in outputs
+    uint32_t nitems;                            // PUT, DELIVER: entries in items
+    uint32_t nids;                              // ACK: entries in ids
+    uint32_t nqueues;                           // REPORT: entries in queues
     uint8_t checkpoint[ZF_CHECKPOINT_MAX];      // WELCOME, PUT: producer position
     char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
-    zf_env_t items[ZF_BATCH_MAX];    // PUT, DELIVER: the items
-    zf_id_t ids[ZF_IDS_MAX];         // ACK: ids of the items done
-    zf_figures_t *queues;            // REPORT: queue figures, owned
-    uint32_t queues_cap;             // REPORT: entries allocated in queues
-    zframe_t *frame;                 // the decoded header frame, viewed by headers
+    zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items
+    zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done
+    zf_figures_t *queues;                       // REPORT: queue figures, owned
+    uint32_t queues_cap;                        // REPORT: entries allocated in queues
+    zframe_t *frame;                            // the decoded header frame, viewed by headers
 } zf_proto_t;
 
 //  Create a message; NULL if out of memory.
-zf_proto_t *
-    zf_proto_new (void);
+zf_proto_t *zf_proto_new (void);
 
 //  Destroy a message and the bodies it holds; safe on NULL, nulls *self_p.
-void
-    zf_proto_destroy (zf_proto_t **self_p);
+void zf_proto_destroy (zf_proto_t **self_p);
 
 //  Empty it for reuse as command (destroys held bodies).
-void
-    zf_proto_reset (zf_proto_t *self, zf_command_t command);
+void zf_proto_reset (zf_proto_t *self, zf_command_t command);
 
 //  Name of a command ("HELLO"), or NULL if out of range.
-const char *
-    zf_proto_command_name (zf_command_t command);
+const char *zf_proto_command_name (zf_command_t command);
 
 //  Command for a name, or 0 if unknown.
-zf_command_t
-    zf_proto_command_for (const char *name, size_t len);
+zf_command_t zf_proto_command_for (const char *name, size_t len);
 
 //  Decode *msg_p into self. Takes ownership of the message and nulls
 //  *msg_p whatever happens. Returns 0, or -1 with err saying what was wrong.
-int
-    zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err);
+int zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err);
 
 //  Encode self into a new message; caller owns it. Moves the item bodies
 //  into it (they are NULL in self after). Returns NULL if a field cannot be
 //  encoded (a body missing, too many items), with err filled.
-zmsg_t *
-    zf_proto_encode (zf_proto_t *self, zf_error_t *err);
+zmsg_t *zf_proto_encode (zf_proto_t *self, zf_error_t *err);
 
 //  Append an item to a PUT or DELIVER, taking ownership of *body_p.
 //  Returns the envelope to fill in, or NULL if the batch is full.
-zf_env_t *
-    zf_proto_add_item (zf_proto_t *self, zframe_t **body_p);
+zf_env_t *zf_proto_add_item (zf_proto_t *self, zframe_t **body_p);
 
 //  Append queue figures to a REPORT; NULL if full or out of memory.
-zf_figures_t *
-    zf_proto_add_queue (zf_proto_t *self);
+zf_figures_t *zf_proto_add_queue (zf_proto_t *self);
 
 //  The root of an envelope's lineage: its root, or its own id for a root.
-const zf_id_t *
-    zf_env_root (const zf_env_t *env);
+const zf_id_t *zf_env_root (const zf_env_t *env);
 
 #ifdef __cplusplus
 }

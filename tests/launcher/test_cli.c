@@ -1,1 +1,222 @@
-int main(void){return 0;}
+/*  Tests of the zflow command run as a process: validate, graph and help,
+    checked by exit status and by what a user reads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <czmq.h>
+#include <sys/wait.h>
+
+static char s_dir[256]; // temporary folder for files and captured output
+
+typedef struct {
+    int status; // exit status
+    char *out;  // what it printed on stdout
+    char *err;  // what it printed on stderr
+} s_result_t;
+
+static char *
+s_slurp (const char *path)
+{
+    zchunk_t *chunk = zchunk_slurp (path, 0);
+    char *text = chunk ? strndup ((char *) zchunk_data (chunk), zchunk_size (chunk)) : strdup ("");
+    zchunk_destroy (&chunk);
+    return text;
+}
+
+//  Runs build/zflow with the arguments (NULL-terminated), bounded to 30 s.
+static s_result_t
+s_zflow (const char *arg, ...)
+{
+    char *argv[16] = { (char *) ZFLOW_BIN };
+    int argc = 1;
+    va_list args;
+    va_start (args, arg);
+    for (const char *a = arg; a && argc < 15; a = va_arg (args, const char *))
+        argv[argc++] = (char *) a;
+    va_end (args);
+    argv[argc] = NULL;
+    char out_path[300], err_path[300];
+    snprintf (out_path, sizeof out_path, "%s/stdout", s_dir);
+    snprintf (err_path, sizeof err_path, "%s/stderr", s_dir);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0) {
+        freopen (out_path, "w", stdout);
+        freopen (err_path, "w", stderr);
+        alarm (30);
+        execv (argv[0], argv);
+        _exit (127);
+    }
+    int status;
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    assert_true (WIFEXITED (status));
+    s_result_t result = { WEXITSTATUS (status), s_slurp (out_path), s_slurp (err_path) };
+    return result;
+}
+
+static void
+s_free (s_result_t *result)
+{
+    free (result->out);
+    free (result->err);
+}
+
+static const char *
+s_write (const char *name, const char *text)
+{
+    static char path[512];
+    snprintf (path, sizeof path, "%s/%s", s_dir, name);
+    FILE *file = fopen (path, "w");
+    fputs (text, file);
+    fclose (file);
+    return path;
+}
+
+static int
+s_setup (void **state)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-cli-XXXXXX");
+    return mkdtemp (s_dir) ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    char command[300];
+    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
+    return system (command) == 0 ? 0 : -1;
+}
+
+static const char *s_pipeline = "pipeline\n"
+                                "    name = demo\n"
+                                "actors\n"
+                                "    seeds\n"
+                                "        kind = producer\n"
+                                "        source = seq:100\n"
+                                "        output = urls\n"
+                                "    fetch\n"
+                                "        kind = fetcher\n"
+                                "        input = urls\n"
+                                "        output = pages\n"
+                                "        workers = 2\n"
+                                "    store\n"
+                                "        kind = sink\n"
+                                "        input = pages\n"
+                                "        target = null\n"
+                                "    audit\n"
+                                "        kind = sink\n"
+                                "        input = pages\n"
+                                "        target = stdout\n";
+
+static void
+test_validate_good (void **state)
+{
+    const char *path = s_write ("demo.zpl", s_pipeline);
+    s_result_t r = s_zflow ("validate", path, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "pipeline demo is valid: 4 actors, 2 queues"));
+    assert_string_equal (r.err, "");
+    s_free (&r);
+}
+
+static void
+test_validate_misspelt_key (void **state)
+{
+    char text[2048];
+    snprintf (text, sizeof text, "%s        concurency = 8\n", s_pipeline);
+    const char *path = s_write ("typo.zpl", text);
+    char expected[1200];
+    snprintf (expected, sizeof expected,
+              "%s:21: actor 'audit' (sink): unknown key 'concurency' (did you mean "
+              "'concurrency'?)\n1 error in %s\n",
+              path, path);
+    s_result_t r = s_zflow ("validate", path, NULL);
+    assert_int_equal (r.status, 2);
+    assert_string_equal (r.err, expected);
+    assert_string_equal (r.out, "");
+    s_free (&r);
+}
+
+static void
+test_validate_usage_and_missing_file (void **state)
+{
+    s_result_t r = s_zflow ("validate", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "usage: zflow validate PIPELINE"));
+    s_free (&r);
+    r = s_zflow ("validate", "/nonexistent/p.zpl", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "/nonexistent/p.zpl: cannot read: No such file or directory"));
+    s_free (&r);
+}
+
+static void
+test_graph (void **state)
+{
+    const char *path = s_write ("demo.zpl", s_pipeline);
+    s_result_t r = s_zflow ("graph", path, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "pipeline demo: 4 actors, 2 queues\n"));
+    assert_non_null (strstr (r.out, "  seeds (producer) ──▶ [urls] ──▶ fetch (fetcher ×2)\n"));
+    assert_non_null (strstr (r.out, "  fetch (fetcher ×2) ──▶ [pages] ──▶ store (sink), audit "
+                                    "(sink)   (fan-out: each gets every item)\n"));
+    s_free (&r);
+
+    r = s_zflow ("graph", path, "--dot", NULL);
+    assert_int_equal (r.status, 0);
+    assert_int_equal (strncmp (r.out, "digraph \"demo\" {", 16), 0);
+    assert_non_null (strstr (r.out, "\"actor:seeds\" -> \"queue:urls\";"));
+    assert_non_null (strstr (r.out, "\"queue:pages\" -> \"actor:audit\";"));
+    assert_non_null (strstr (r.out, "\"queue:pages\" [shape=cylinder"));
+    s_free (&r);
+
+    r = s_zflow ("graph", "--bogus", NULL);
+    assert_int_equal (r.status, 2);
+    s_free (&r);
+}
+
+static void
+test_help_and_unknown (void **state)
+{
+    s_result_t r = s_zflow ("help", "fetcher", NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "max-per-host"));
+    assert_non_null (strstr (r.out, "connect,timeout,429,5xx"));
+    s_free (&r);
+    r = s_zflow ("help", "scheduler", NULL);
+    assert_non_null (strstr (r.out, "each job (a sub-section of the actor) takes:"));
+    s_free (&r);
+    r = s_zflow ("help", "queues", NULL);
+    assert_non_null (strstr (r.out, "max-attempts"));
+    s_free (&r);
+    r = s_zflow ("help", "nothing", NULL);
+    assert_int_equal (r.status, 2);
+    s_free (&r);
+    r = s_zflow ("valdate", NULL);
+    assert_int_equal (r.status, 2);
+    assert_string_equal (r.err, "zflow: unknown command 'valdate' (did you mean 'validate'?)\n");
+    s_free (&r);
+    r = s_zflow (NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "usage:"));
+    s_free (&r);
+    r = s_zflow ("version", NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "ZFP/1"));
+    s_free (&r);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_validate_good, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_validate_misspelt_key, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_validate_usage_and_missing_file, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_graph, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_help_and_unknown, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,1 +1,330 @@
-int main(void){return 0;}
+/*  Tests of the pipeline loader: a good file gives the model a user wrote;
+    each kind of mistake gives exactly its message, with file and line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_kinds.h"
+#include "zf_pipeline.h"
+#include "zf_zpl.h"
+
+static char s_dir[256]; // a temporary folder for the files of one test
+
+static int
+s_setup (void **state)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-pipeline-XXXXXX");
+    return mkdtemp (s_dir) ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    char command[300];
+    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
+    return system (command) == 0 ? 0 : -1;
+}
+
+//  Writes text to s_dir/name; returns the path (static buffer).
+static const char *
+s_write (const char *name, const char *text)
+{
+    static char path[512];
+    snprintf (path, sizeof path, "%s/%s", s_dir, name);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs (text, file);
+    fclose (file);
+    return path;
+}
+
+static const char *s_good = "pipeline\n"
+                            "    name = crawl\n"
+                            "broker\n"
+                            "    endpoint = tcp://127.0.0.1:6000\n"
+                            "    heartbeat = 500ms\n"
+                            "queues\n"
+                            "    pages\n"
+                            "        max-depth = 100\n"
+                            "        max-attempts = 3\n"
+                            "actors\n"
+                            "    seeds\n"
+                            "        kind = producer\n"
+                            "        source = file:urls.txt\n"
+                            "        output = urls\n"
+                            "    tick\n"
+                            "        kind = scheduler\n"
+                            "        output = urls\n"
+                            "        hourly\n"
+                            "            cron = \"0 * * * *\"\n"
+                            "            payload = \"http://127.0.0.1/feed\"\n"
+                            "        fast\n"
+                            "            every = 10s\n"
+                            "    fetch\n"
+                            "        kind = fetcher\n"
+                            "        input = urls\n"
+                            "        output = pages\n"
+                            "        workers = 2\n"
+                            "        headers\n"
+                            "            Accept = text/html\n"
+                            "    store\n"
+                            "        kind = sink\n"
+                            "        input = pages\n"
+                            "        target = file:out/pages.jsonl\n"
+                            "    audit\n"
+                            "        kind = sink\n"
+                            "        input = pages\n"
+                            "        target = null\n";
+
+static void
+test_good_file (void **state)
+{
+    s_write ("urls.txt", "http://127.0.0.1/\n");
+    const char *path = s_write ("good.zpl", s_good);
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *p = zf_pipeline_load (path, errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        print_error ("%s\n", e);
+    assert_non_null (p);
+    assert_int_equal (zlistx_size (errors), 0);
+    assert_string_equal (p->name, "crawl");
+    assert_int_equal (zlistx_size (p->actors), 5);
+    assert_int_equal (zlistx_size (p->queues), 2);
+
+    zf_actor_conf_t *fetch = zf_pipeline_actor (p, "fetch");
+    assert_non_null (fetch);
+    assert_ptr_equal (fetch->kind, &zf_fetcher_kind);
+    assert_string_equal (fetch->input, "urls");
+    assert_string_equal (fetch->output, "pages");
+    assert_int_equal (fetch->workers, 2);
+    assert_int_equal (fetch->line, 23);
+    // given values, and the table's defaults for the rest
+    assert_int_equal (zf_conf_int (fetch->node, zf_fetcher_kind.keys, "concurrency"), 64);
+    assert_int_equal (zf_conf_duration (fetch->node, zf_fetcher_kind.keys, "timeout"), 30000);
+    assert_int_equal (zf_conf_size (fetch->node, zf_fetcher_kind.keys, "max-body"),
+                      10 * 1024 * 1024);
+    assert_true (zf_conf_bool (fetch->node, zf_fetcher_kind.keys, "tls-verify"));
+    assert_string_equal (zconfig_get (fetch->node, "headers/Accept", NULL), "text/html");
+    assert_int_equal (zf_conf_duration (p->broker, zf_broker_keys, "heartbeat"), 500);
+    assert_int_equal (zf_conf_int (p->broker, zf_broker_keys, "liveness"), 3);
+    assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "endpoint"),
+                         "tcp://127.0.0.1:6000");
+
+    zf_queue_conf_t *urls = zf_pipeline_queue (p, "urls");
+    assert_non_null (urls);
+    assert_null (urls->node); // named by actors only: defaults apply
+    assert_int_equal (zlistx_size (urls->writers), 2);
+    assert_int_equal (zlistx_size (urls->readers), 1);
+    zf_queue_conf_t *pages = zf_pipeline_queue (p, "pages");
+    assert_int_equal (zf_conf_int (pages->node, zf_queue_keys, "max-depth"), 100);
+    assert_int_equal (zf_conf_int (urls->node, zf_queue_keys, "max-depth"), 10000);
+    assert_int_equal (zlistx_size (pages->readers), 2); // fan-out to store and audit
+
+    assert_false (zf_pipeline_finite (p)); // a scheduler runs until stopped
+    char *source = zf_pipeline_path (p, "file:urls.txt");
+    char expected[600];
+    snprintf (expected, sizeof expected, "%s/urls.txt", s_dir);
+    char *real = realpath (s_dir, NULL);
+    snprintf (expected, sizeof expected, "%s/urls.txt", real);
+    assert_string_equal (source, expected);
+    free (real);
+    free (source);
+    zf_pipeline_destroy (&p);
+    assert_null (p);
+    zlistx_destroy (&errors);
+}
+
+//  A minimal valid body, to which each case adds one mistake.
+#define HEAD                                                                                       \
+    "actors\n"                                                                                     \
+    "    seeds\n"                                                                                  \
+    "        kind = producer\n"                                                                    \
+    "        source = seq:10\n"                                                                    \
+    "        output = items\n"                                                                     \
+    "    store\n"                                                                                  \
+    "        kind = sink\n"                                                                        \
+    "        input = items\n"                                                                      \
+    "        target = null\n"
+
+static void
+test_one_mistake_each (void **state)
+{
+    static const struct {
+        const char *text;     // the file
+        const char *expected; // its one message, after "FILE:"
+    } cases[] = {
+        { HEAD "        concurency = 4\n",
+          "10: actor 'store' (sink): unknown key 'concurency' (did you mean 'concurrency'?)" },
+        { HEAD "        colour = red\n",
+          "10: actor 'store' (sink): unknown key 'colour' (zflow help sink lists the keys)" },
+        { HEAD "    x\n        kind = fetchr\n",
+          "11: actor 'x': unknown kind 'fetchr' (did you mean 'fetcher'?)" },
+        { HEAD "    x\n        kind = teleporter\n",
+          "11: actor 'x': unknown kind 'teleporter' (expected producer, fetcher, processor, "
+          "scheduler, gather, sink or exec)" },
+        { HEAD "    x\n        kind = sink\n        target = null\n",
+          "10: actor 'x' (sink): missing required key 'input' (the queue it reads)" },
+        { HEAD "    x\n        input = items\n",
+          "10: actor 'x': missing required key 'kind' (one of producer, fetcher, processor, "
+          "scheduler, gather, sink, exec)" },
+        { HEAD "    seeds\n        kind = sink\n        input = items\n        target = null\n",
+          "10: duplicate actor name 'seeds' (first at line 2)" },
+        { HEAD "        sync = sometimes\n",
+          "10: actor 'store' (sink): sync: 'sometimes' is not one of always|interval|never" },
+        { HEAD "        sync-interval = soon\n",
+          "10: actor 'store' (sink): sync-interval: 'soon' is not a duration: expected e.g. "
+          "250ms, 30s, 5m, 1h" },
+        { HEAD "        workers = 0\n",
+          "10: actor 'store' (sink): workers: 0 is out of range 1..1024" },
+        { HEAD "broker\n    endpoint = 127.0.0.1:5670\n",
+          "11: broker: endpoint: '127.0.0.1:5670' is not an endpoint: expected tcp://HOST:PORT, "
+          "ipc://PATH or inproc://NAME" },
+        { HEAD "broker\n    max-frame = \"10 MB\"\n",
+          "11: broker: max-frame: '10 MB' is not a size: expected e.g. 512, 64KiB, 10MB, 1GiB" },
+        { HEAD "broker\n    max-frame = 10 MB\n",
+          "11: value '10' is followed by 'MB': quote a value that holds spaces (max-frame = \"10 "
+          "MB\")" },
+        { HEAD "broker\n    hearbeat = 2s\n",
+          "11: broker: unknown key 'hearbeat' (did you mean 'heartbeat'?)" },
+        { HEAD "queue\n    items\n", "10: unknown section 'queue' (did you mean 'queues'?)" },
+        { HEAD "queues\n    items\n        max-depth = lots\n",
+          "12: queue 'items': max-depth: 'lots' is not a whole number" },
+        { HEAD "queues\n    spare\n",
+          "11: queue 'spare' is declared but no actor reads or writes it" },
+        { HEAD "    more\n        kind = producer\n        source = seq:1\n        output = "
+               "other\n",
+          "13: queue 'other' is written by 'more' but nothing reads it" },
+        { HEAD "    late\n        kind = sink\n        input = itemz\n        target = null\n",
+          "12: queue 'itemz' is read by 'late' but nothing writes it (did you mean 'items'?)" },
+        { HEAD "    late\n        kind = sink\n        input = jobs\n        target = null\n",
+          "12: queue 'jobs' is read by 'late' but nothing writes it (add a producer, or declare "
+          "it under queues with external = true)" },
+        { HEAD "    seeds2\n        kind = producer\n        source = file:missing.txt\n        "
+               "output = items\n",
+          "12: actor 'seeds2' (producer): source 'file:missing.txt' does not exist" },
+        { HEAD "    p\n        kind = processor\n        input = items\n        output = items\n",
+          "10: actor 'p' (processor): needs one of command or plugin" },
+        { HEAD "    t\n        kind = scheduler\n        output = items\n        cron = \"0 * "
+               "*\"\n",
+          "13: actor 't' (scheduler): cron: cron '0 * *' has 3 fields; expected 5 (minute hour "
+          "day month weekday) or 6 with leading seconds" },
+        { HEAD "    t\n        kind = scheduler\n        output = items\n        job\n         "
+               "   every = \"5 seconds\"\n",
+          "14: actor 't' (scheduler), job 'job': every: '5 seconds' is not a duration: each "
+          "number needs a unit of ms, s, m, h or d (e.g. 250ms, 30s, 1h30m)" },
+        { HEAD "    t\n        kind = scheduler\n        output = items\n        job\n         "
+               "   every = 5 seconds\n",
+          "14: value '5' is followed by 'seconds': quote a value that holds spaces (every = \"5 "
+          "seconds\")" },
+        { HEAD "    t\n        kind = scheduler\n        output = items\n        at = tomorrow\n",
+          "13: actor 't' (scheduler): at: 'tomorrow' is not an ISO 8601 time (e.g. "
+          "2026-03-08T03:00:00-05:00)" },
+        { HEAD "        target = stdout\n",
+          "10: actor 'store' (sink): 'target' is given twice (first at line 9)" },
+        { HEAD "    y = 3\n", "10: actor 'y': an actor is a section; put its keys on indented "
+                              "lines" },
+        { "pipeline\n    name = x\n", "0: the pipeline has no actors (add an actors section)" },
+        { HEAD "  bad indent\n", "10: indented by 2 spaces; ZPL indents by 4 per level" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = s_write ("case.zpl", cases[i].text);
+        zlistx_t *errors = zf_errors_new ();
+        zf_pipeline_t *p = zf_pipeline_load (path, errors);
+        char expected[1024];
+        if (strncmp (cases[i].expected, "0: ", 3) == 0)
+            snprintf (expected, sizeof expected, "%s: %s", path, cases[i].expected + 3);
+        else
+            snprintf (expected, sizeof expected, "%s:%s", path, cases[i].expected);
+        if (p || zlistx_size (errors) != 1) {
+            for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+                print_error ("  got: %s\n", e);
+            fail_msg ("case %zu: expected one error: %s", i, expected);
+        }
+        const char *got = (const char *) zlistx_first (errors);
+        // paths in messages end with what the user wrote; compare the start
+        if (strncmp (got, expected, strlen (expected)) != 0)
+            fail_msg ("case %zu:\n  got      %s\n  expected %s", i, got, expected);
+        zlistx_destroy (&errors);
+    }
+}
+
+static void
+test_every_mistake_reported (void **state)
+{
+    const char *path = s_write ("many.zpl", HEAD "        concurency = 4\n"
+                                                 "        sync = sometimes\n"
+                                                 "broker\n"
+                                                 "    hearbeat = 1s\n");
+    zlistx_t *errors = zf_errors_new ();
+    assert_null (zf_pipeline_load (path, errors));
+    assert_int_equal (zlistx_size (errors), 3);
+    // in line order
+    assert_non_null (strstr ((char *) zlistx_first (errors), ":10: "));
+    assert_non_null (strstr ((char *) zlistx_next (errors), ":11: "));
+    assert_non_null (strstr ((char *) zlistx_next (errors), ":13: "));
+    zlistx_destroy (&errors);
+}
+
+static void
+test_environment (void **state)
+{
+    setenv ("ZFLOW_TEST_ENDPOINT", "tcp://127.0.0.1:6123", 1);
+    const char *path =
+        s_write ("env.zpl", HEAD "broker\n"
+                                 "    endpoint = ${ZFLOW_TEST_ENDPOINT}\n"
+                                 "    events = ${ZFLOW_TEST_NONE:-tcp://127.0.0.1:6124}\n");
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *p = zf_pipeline_load (path, errors);
+    assert_non_null (p);
+    assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "endpoint"),
+                         "tcp://127.0.0.1:6123");
+    assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "events"), "tcp://127.0.0.1:6124");
+    assert_string_equal (p->name, "env"); // no name given: the file's
+    assert_true (zf_pipeline_finite (p));
+    zf_pipeline_destroy (&p);
+    zlistx_destroy (&errors);
+}
+
+static void
+test_examples_validate (void **state)
+{
+    // Every example pipeline shipped in pipelines/ is valid.
+    char pattern[512];
+    snprintf (pattern, sizeof pattern, "%s/pipelines", ZFLOW_SOURCE_DIR);
+    zdir_t *dir = zdir_new (pattern, NULL);
+    assert_non_null (dir);
+    zlist_t *files = zdir_list (dir);
+    int checked = 0;
+    for (zfile_t *file = (zfile_t *) zlist_first (files); file;
+         file = (zfile_t *) zlist_next (files)) {
+        const char *name = zfile_filename (file, NULL);
+        size_t len = strlen (name);
+        if (len < 4 || strcmp (name + len - 4, ".zpl") != 0)
+            continue;
+        zlistx_t *errors = zf_errors_new ();
+        zf_pipeline_t *p = zf_pipeline_load (name, errors);
+        for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+            print_error ("%s\n", e);
+        assert_non_null (p);
+        zf_pipeline_destroy (&p);
+        zlistx_destroy (&errors);
+        checked++;
+    }
+    zlist_destroy (&files);
+    zdir_destroy (&dir);
+    assert_true (checked >= 1);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_good_file, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_one_mistake_each, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_every_mistake_reported, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_environment, s_setup, s_teardown),
+        cmocka_unit_test (test_examples_validate),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
