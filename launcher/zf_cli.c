@@ -92,7 +92,8 @@ s_version (int argc, char **argv)
 static const s_command_t s_commands[] = {
     { "validate", "PIPELINE", "check a pipeline file; exit 2 with every mistake", s_validate },
     { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
-    { "help", "[KIND|broker|queues]", "list the commands, or the keys of a section", s_help },
+    { "help", "[KIND|broker|queues|--markdown]", "list the commands, or the keys of a section",
+      s_help },
     { "version", "", "print the versions of zflow and its libraries", s_version },
     { NULL },
 };
@@ -113,6 +114,43 @@ s_usage (FILE *out)
     fprintf (out, "\nexit status: 0 done, 1 the run failed, 2 usage or config error\n");
 }
 
+//  The whole config reference, from the key tables, as Markdown.
+static int
+s_help_markdown (void)
+{
+    printf ("# zflow config reference\n\n"
+            "Generated from the key tables in the source by `zflow help --markdown`\n"
+            "(`./scripts/docs` rewrites this file; the tests check it is current).\n\n"
+            "A pipeline file has the sections `pipeline`, `broker`, `queues` (one\n"
+            "sub-section per queue) and `actors` (one sub-section per actor). Durations\n"
+            "are written `250ms`, `30s`, `5m`, `1h`; sizes `512`, `64KiB`, `10MB`.\n"
+            "Values may use `${VAR}` and `${VAR:-default}` from the environment.\n\n");
+    printf ("## pipeline\n\n");
+    zf_keys_print_markdown (zf_pipeline_keys, stdout);
+    printf ("\n## broker\n\n");
+    zf_keys_print_markdown (zf_broker_keys, stdout);
+    printf ("\n## queues/NAME\n\nA queue read or written by an actor exists without a section; "
+            "a section\nchanges its settings.\n\n");
+    zf_keys_print_markdown (zf_queue_keys, stdout);
+    for (const zf_kind_t *const *k = zf_kinds (); *k; k++) {
+        printf ("\n## actors/NAME with kind = %s\n\n%s.\n\n", (*k)->name, (*k)->summary);
+        zf_keys_print_markdown ((*k)->keys, stdout);
+        if ((*k)->job_keys) {
+            printf ("\nSeveral jobs: one sub-section per %s, each with:\n\n", (*k)->job);
+            zf_keys_print_markdown ((*k)->job_keys, stdout);
+        }
+        if ((*k)->one_of) {
+            char choices[128];
+            snprintf (choices, sizeof choices, "%s", (*k)->one_of);
+            for (char *p = choices; *p; p++)
+                if (*p == '|')
+                    *p = '/';
+            printf ("\nExactly one of `%s` is given%s.\n", choices, (*k)->job ? " (per job)" : "");
+        }
+    }
+    return ZF_EXIT_OK;
+}
+
 static int
 s_help (int argc, char **argv)
 {
@@ -121,6 +159,8 @@ s_help (int argc, char **argv)
         return ZF_EXIT_OK;
     }
     const char *topic = argv[1];
+    if (strcmp (topic, "--markdown") == 0)
+        return s_help_markdown ();
     const zf_kind_t *kind = zf_kind_find (topic);
     if (kind) {
         printf ("%s: %s\n\nkeys:\n", kind->name, kind->summary);

@@ -206,3 +206,34 @@ zf_keys_print (const zf_key_t *keys, FILE *out)
                  keys->help, keys->flags & ZF_KEY_PATH ? " (relative to the config file)" : "");
     }
 }
+
+void
+zf_keys_print_markdown (const zf_key_t *keys, FILE *out)
+{
+    fprintf (out, "| key | type | default | meaning |\n|---|---|---|---|\n");
+    for (; keys && keys->name; keys++) {
+        char type[96];
+        if (keys->type == ZF_KEY_ENUM || keys->type == ZF_KEY_SET) {
+            // a | inside a table cell must be escaped
+            size_t n = 0;
+            for (const char *p = keys->choices; *p && n < sizeof type - 3; p++) {
+                if (*p == '|')
+                    type[n++] = '\\';
+                type[n++] = *p;
+            }
+            type[n] = 0;
+        }
+        else
+            snprintf (type, sizeof type, "%s", zf_key_type_name (keys->type));
+        fprintf (out, "| `%s` | %s%s | %s%s%s | %s%s |\n", keys->name, type,
+                 keys->type == ZF_KEY_SET ? " (comma-separated)" : "",
+                 keys->flags & ZF_KEY_REQUIRED ? "**required**"
+                 : keys->fallback              ? "`"
+                                               : "",
+                 keys->flags & ZF_KEY_REQUIRED ? ""
+                 : keys->fallback              ? keys->fallback
+                                               : "-",
+                 !(keys->flags & ZF_KEY_REQUIRED) && keys->fallback ? "`" : "", keys->help,
+                 keys->flags & ZF_KEY_PATH ? " (relative to the config file)" : "");
+    }
+}

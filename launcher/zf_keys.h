@@ -80,6 +80,9 @@ const char *zf_keys_nearest (const zf_key_t *keys, const char *name);
 //  Print a table of keys for zflow help.
 void zf_keys_print (const zf_key_t *keys, FILE *out);
 
+//  The same as a Markdown table, for docs/config.md.
+void zf_keys_print_markdown (const zf_key_t *keys, FILE *out);
+
 //  The type's name as shown in help and messages ("duration").
 const char *zf_key_type_name (zf_key_type_t type);
 
