@@ -1,0 +1,649 @@
+/*  zf_client: a ZFP/1 session with the broker, for actors and clients.
+    See include/zflow.h for the API and schemas/zfp.md for the protocol.
+
+    Sending is batched: puts and emits gather in one PUT of up to 256 items,
+    acks in one ACK of up to 1024 ids. Both go out when full, and whenever
+    the session is about to wait, so a busy actor sends few large messages
+    and an idle one sends at once. A PUT always goes out before the ACKs
+    that follow it: the broker then sees an item's outputs before its ACK.
+*/
+#include "zflow.h"
+#include "zf_mp.h"
+#include "zf_proto.h"
+
+#include <czmq.h>
+
+#define BACKOFF_MIN    1000  // ms before the first new session attempt
+#define BACKOFF_MAX    32000 // ms between attempts at most
+#define DEFAULT_WINDOW 1000
+
+struct _zf_item_t {
+    zf_env_t env;     // the envelope (headers copied)
+    zframe_t *body;   // the body
+    uint32_t emitted; // outputs so far: the index of the next child id
+    bool cancelled;   // the broker cancelled its lineage
+    void *handle;     // in the session's held list
+};
+
+//  A PUT sent and not yet confirmed, kept to send again on a new session.
+typedef struct {
+    uint64_t seq;   // its seq
+    uint32_t count; // items in it
+    zmsg_t *msg;    // a copy of what was sent
+} s_unconfirmed_t;
+
+struct _zf_client_t {
+    char *endpoint;                        // the broker
+    char name[ZF_NAME_MAX + 1];            // actor or client name
+    char input[ZF_NAME_MAX + 1];           // queue consumed, or ""
+    char host[ZF_NAME_MAX + 1];            // for monitoring
+    int concurrency;                       // items held at once
+    int worker;                            // worker number
+    zsock_t *sock;                         // DEALER to the broker
+    bool welcomed;                         // WELCOME seen on this session
+    int sessions;                          // sessions opened
+    uint32_t heartbeat;                    // ms
+    uint32_t liveness;                     // missed heartbeats before the broker is dead
+    uint32_t window;                       // unconfirmed PUT items allowed
+    int64_t last_recv;                     // ms
+    int64_t last_send;                     // ms
+    int64_t backoff;                       // ms to wait for WELCOME before a new session
+    int64_t hello_at;                      // ms, when HELLO was sent
+    zf_proto_t *in;                        // message received
+    zf_proto_t *out;                       // message sent (not PUT)
+    zf_proto_t *put;                       // the PUT being filled
+    uint64_t seq;                          // last PUT seq
+    zlistx_t *unconfirmed;                 // s_unconfirmed_t, oldest first
+    uint64_t unconfirmed_items;            // items in unconfirmed
+    zf_id_t acks[ZF_IDS_MAX];              // ids to ack
+    uint32_t nacks;                        // entries in acks
+    zlistx_t *inbox;                       // zf_item_t delivered, not yet taken
+    zlistx_t *held;                        // zf_item_t taken, not yet acked
+    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // for the next PUT
+    uint32_t checkpoint_size;              // 0 when none
+    uint8_t resume[ZF_CHECKPOINT_MAX];     // from WELCOME
+    uint32_t resume_size;                  // 0 when none
+    bool has_resume;                       // WELCOME carried a checkpoint
+    bool report_ready;                     // a REPORT came
+    char report_state[ZF_CODE_MAX + 1];    // its state
+    char last_error[ZF_TEXT_MAX + 64];     // last ERROR
+};
+
+static int64_t
+s_now (void)
+{
+    return zclock_mono ();
+}
+
+static void
+s_item_destroy (zf_item_t **self_p)
+{
+    if (!*self_p)
+        return;
+    zf_item_t *self = *self_p;
+    zframe_destroy (&self->body);
+    free ((void *) self->env.headers);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_unconfirmed_destroy (s_unconfirmed_t **self_p)
+{
+    if (!*self_p)
+        return;
+    zmsg_destroy (&(*self_p)->msg);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+static void
+s_send_msg (zf_client_t *self, zmsg_t **msg_p)
+{
+    if (zmsg_send (msg_p, self->sock))
+        zmsg_destroy (msg_p);
+    self->last_send = s_now ();
+}
+
+static void
+s_send_out (zf_client_t *self)
+{
+    zmsg_t *msg = zf_proto_encode (self->out, NULL);
+    if (msg)
+        s_send_msg (self, &msg);
+}
+
+//  Opens a new session: a new socket (so a new routing id), HELLO, and the
+//  PUTs the broker has not confirmed, in order.
+static void
+s_open (zf_client_t *self)
+{
+    zsock_destroy (&self->sock);
+    self->sock = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (self->sock, 0);
+    zsock_set_sndhwm (self->sock, 0);
+    zsock_set_rcvhwm (self->sock, 0);
+    zsock_set_reconnect_ivl (self->sock, 100);
+    zsock_set_reconnect_ivl_max (self->sock, BACKOFF_MAX);
+    zsock_connect (self->sock, "%s", self->endpoint);
+    self->welcomed = false;
+    self->sessions++;
+    zf_proto_reset (self->out, ZF_HELLO);
+    snprintf (self->out->name, sizeof self->out->name, "%s", self->name);
+    snprintf (self->out->host, sizeof self->out->host, "%s", self->host);
+    self->out->worker = (uint32_t) self->worker;
+    self->out->pid = (uint64_t) getpid ();
+    if (self->input[0]) {
+        self->out->ninputs = 1;
+        snprintf (self->out->inputs[0], sizeof self->out->inputs[0], "%s", self->input);
+    }
+    s_send_out (self);
+    for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
+         u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed)) {
+        zmsg_t *copy = zmsg_dup (u->msg);
+        s_send_msg (self, &copy);
+    }
+    self->hello_at = s_now ();
+    self->last_recv = self->hello_at;
+    // Items taken on the last session are the broker's to redeliver now:
+    // whatever is still queued here is dropped, not acked twice.
+    zlistx_purge (self->inbox);
+}
+
+zf_client_t *
+zf_client_new (const char *endpoint, const char *name, const char *input, int concurrency)
+{
+    if (!endpoint || !name || !*name || strlen (name) > ZF_NAME_MAX ||
+        (input && strlen (input) > ZF_NAME_MAX))
+        return NULL;
+    zf_client_t *self = (zf_client_t *) zmalloc (sizeof (zf_client_t));
+    self->endpoint = strdup (endpoint);
+    snprintf (self->name, sizeof self->name, "%s", name);
+    snprintf (self->input, sizeof self->input, "%s", input ? input : "");
+    char *host = zsys_hostname ();
+    snprintf (self->host, sizeof self->host, "%s", host ? host : "");
+    zstr_free (&host);
+    self->concurrency = concurrency > 0 ? concurrency : 1;
+    self->heartbeat = 1000;
+    self->liveness = 3;
+    self->window = DEFAULT_WINDOW;
+    self->backoff = BACKOFF_MIN;
+    self->in = zf_proto_new ();
+    self->out = zf_proto_new ();
+    self->put = zf_proto_new ();
+    zf_proto_reset (self->put, ZF_PUT);
+    self->unconfirmed = zlistx_new ();
+    zlistx_set_destructor (self->unconfirmed, (zlistx_destructor_fn *) s_unconfirmed_destroy);
+    self->inbox = zlistx_new ();
+    zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) s_item_destroy);
+    self->held = zlistx_new ();
+    zlistx_set_destructor (self->held, (zlistx_destructor_fn *) s_item_destroy);
+    return self;
+}
+
+void
+zf_client_set_worker (zf_client_t *self, int worker)
+{
+    self->worker = worker;
+}
+
+//  The session opens at first use, so that settings made after new count.
+static void
+s_ready (zf_client_t *self)
+{
+    if (!self->sock)
+        s_open (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Sending buffers
+
+static void
+s_send_put (zf_client_t *self)
+{
+    if (self->put->nitems == 0)
+        return;
+    self->put->seq = ++self->seq;
+    if (self->checkpoint_size) {
+        memcpy (self->put->checkpoint, self->checkpoint, self->checkpoint_size);
+        self->put->checkpoint_size = self->checkpoint_size;
+        self->checkpoint_size = 0;
+    }
+    uint32_t count = self->put->nitems;
+    zmsg_t *msg = zf_proto_encode (self->put, NULL);
+    zf_proto_reset (self->put, ZF_PUT);
+    if (!msg)
+        return;
+    s_unconfirmed_t *u = (s_unconfirmed_t *) zmalloc (sizeof (s_unconfirmed_t));
+    u->seq = self->seq;
+    u->count = count;
+    u->msg = zmsg_dup (msg);
+    zlistx_add_end (self->unconfirmed, u);
+    self->unconfirmed_items += count;
+    s_send_msg (self, &msg);
+}
+
+static void
+s_send_acks (zf_client_t *self)
+{
+    s_send_put (self); // outputs before the ACK of what made them
+    if (self->nacks == 0)
+        return;
+    zf_proto_reset (self->out, ZF_ACK);
+    memcpy (self->out->ids, self->acks, self->nacks * sizeof (zf_id_t));
+    self->out->nids = self->nacks;
+    self->nacks = 0;
+    s_send_out (self);
+}
+
+//  --------------------------------------------------------------------------
+//  Receiving
+
+static void
+s_on_deliver (zf_client_t *self)
+{
+    for (uint32_t i = 0; i < self->in->nitems; i++) {
+        zf_env_t *env = &self->in->items[i];
+        zf_item_t *item = (zf_item_t *) zmalloc (sizeof (zf_item_t));
+        item->env = *env;
+        item->body = env->body;
+        env->body = NULL;
+        item->env.body = NULL;
+        if (env->headers_size) {
+            uint8_t *copy = (uint8_t *) malloc (env->headers_size);
+            memcpy (copy, env->headers, env->headers_size);
+            item->env.headers = copy;
+        }
+        zlistx_add_end (self->inbox, item);
+    }
+}
+
+static void
+s_on_confirm (zf_client_t *self)
+{
+    for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
+         u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed))
+        if (u->seq == self->in->seq) {
+            self->unconfirmed_items -= u->count;
+            zlistx_delete (self->unconfirmed, zlistx_cursor (self->unconfirmed));
+            return;
+        }
+}
+
+static void
+s_on_cancel (zf_client_t *self)
+{
+    const zf_id_t *root = &self->in->id;
+    for (zf_item_t *item = (zf_item_t *) zlistx_first (self->held); item;
+         item = (zf_item_t *) zlistx_next (self->held))
+        if (zf_id_eq (zf_env_root (&item->env), root))
+            item->cancelled = true;
+    // Not yet taken: dropped here, acked so the broker frees them.
+    zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox);
+    while (item) {
+        zf_item_t *next = (zf_item_t *) zlistx_next (self->inbox);
+        if (zf_id_eq (zf_env_root (&item->env), root)) {
+            if (self->nacks == ZF_IDS_MAX)
+                s_send_acks (self);
+            self->acks[self->nacks++] = item->env.id;
+            zlistx_delete (self->inbox,
+                           item->handle ? item->handle : zlistx_find (self->inbox, item));
+        }
+        item = next;
+    }
+}
+
+static void
+s_handle (zf_client_t *self, zmsg_t *msg)
+{
+    zf_error_t err;
+    if (zf_proto_decode (self->in, &msg, &err)) {
+        zsys_warning ("zflow %s: bad message from the broker: %s", self->name, err.text);
+        return;
+    }
+    self->last_recv = s_now ();
+    switch (self->in->command) {
+        case ZF_WELCOME:
+            self->welcomed = true;
+            self->backoff = BACKOFF_MIN;
+            self->heartbeat = self->in->heartbeat ? self->in->heartbeat : 1000;
+            self->liveness = self->in->liveness ? self->in->liveness : 3;
+            self->window = self->in->window ? self->in->window : DEFAULT_WINDOW;
+            self->has_resume = self->in->checkpoint_size > 0;
+            self->resume_size = self->in->checkpoint_size;
+            memcpy (self->resume, self->in->checkpoint, self->resume_size);
+            if (self->input[0]) {
+                zf_proto_reset (self->out, ZF_CREDIT);
+                self->out->credit = (uint32_t) self->concurrency;
+                s_send_out (self);
+            }
+            break;
+        case ZF_DELIVER:
+            s_on_deliver (self);
+            break;
+        case ZF_CONFIRM:
+            s_on_confirm (self);
+            break;
+        case ZF_PING:
+            zf_proto_reset (self->out, ZF_PONG);
+            s_send_out (self);
+            break;
+        case ZF_ERROR:
+            snprintf (self->last_error, sizeof self->last_error, "%s: %s", self->in->code,
+                      self->in->reason);
+            zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);
+            // The broker does not know this session (it restarted): open
+            // a new one.
+            if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO"))
+                s_open (self);
+            break;
+        case ZF_CANCEL:
+            s_on_cancel (self);
+            break;
+        case ZF_REPORT:
+            self->report_ready = true;
+            snprintf (self->report_state, sizeof self->report_state, "%s", self->in->state);
+            break;
+        default:
+            break; // PONG, DONE: the traffic itself is the point
+    }
+}
+
+//  Waits up to timeout_ms for traffic and handles all that is there; keeps
+//  the heartbeat and opens a new session when the broker is silent too long.
+static void
+s_pump (zf_client_t *self, int64_t timeout_ms)
+{
+    int64_t now = s_now ();
+    int64_t until_ping = (int64_t) self->heartbeat - (now - self->last_send);
+    if (timeout_ms < 0 || timeout_ms > until_ping)
+        timeout_ms = until_ping > 0 ? until_ping : 0;
+    zmq_pollitem_t item = { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, (long) timeout_ms) > 0)
+        for (int i = 0; i < 1000 && (zsock_events (self->sock) & ZMQ_POLLIN); i++) {
+            zmsg_t *msg = zmsg_recv (self->sock);
+            if (!msg)
+                break;
+            s_handle (self, msg);
+        }
+    now = s_now ();
+    int64_t silence = now - self->last_recv;
+    if (!self->welcomed && now - self->hello_at > self->backoff) {
+        // No WELCOME: the broker is away. Try again, backing off.
+        self->backoff = self->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : self->backoff * 2;
+        s_open (self);
+    }
+    else if (self->welcomed && silence > (int64_t) self->heartbeat * self->liveness)
+        s_open (self);
+    else if (now - self->last_send >= (int64_t) self->heartbeat) {
+        zf_proto_reset (self->out, ZF_PING);
+        s_send_out (self);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Putting
+
+//  Appends an item to the PUT being filled, first waiting for confirms
+//  while the PUT window is full. Takes the body.
+static int
+s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p)
+{
+    while (self->unconfirmed_items + self->put->nitems >= self->window) {
+        s_send_put (self);
+        if (zsys_interrupted) {
+            zframe_destroy (body_p);
+            return -1;
+        }
+        s_pump (self, 100);
+    }
+    zf_env_t *slot = zf_proto_add_item (self->put, body_p);
+    zframe_t *body = slot->body;
+    *slot = *env;
+    slot->body = body;
+    if (self->put->nitems == ZF_BATCH_MAX)
+        s_send_put (self);
+    return 0;
+}
+
+int
+zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const void *body,
+                  size_t size)
+{
+    if (!queue || strlen (queue) > ZF_NAME_MAX)
+        return -1;
+    s_ready (self);
+    zf_env_t env = { .id = *id, .ts = zclock_time () };
+    snprintf (env.queue, sizeof env.queue, "%s", queue);
+    zframe_t *frame = zframe_new (body, size);
+    return s_enqueue (self, &env, &frame);
+}
+
+int
+zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size, zf_id_t *id)
+{
+    zf_id_t fresh = zf_id_random ();
+    if (id)
+        *id = fresh;
+    return zf_client_put_id (self, queue, &fresh, body, size);
+}
+
+int
+zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_mp_pack_cstr (&pk, text);
+    int rc = zf_client_put (self, queue, buffer.data, buffer.size, id);
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
+void
+zf_client_checkpoint (zf_client_t *self, const void *data, size_t size)
+{
+    if (size > ZF_CHECKPOINT_MAX)
+        size = ZF_CHECKPOINT_MAX;
+    memcpy (self->checkpoint, data, size);
+    self->checkpoint_size = (uint32_t) size;
+}
+
+const void *
+zf_client_resume_point (zf_client_t *self, size_t *size, int timeout_ms)
+{
+    s_ready (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
+    while (!self->welcomed && !zsys_interrupted && s_now () < deadline)
+        s_pump (self, 50);
+    *size = self->resume_size;
+    return self->has_resume ? self->resume : NULL;
+}
+
+int
+zf_client_flush (zf_client_t *self, int timeout_ms)
+{
+    s_ready (self);
+    s_send_acks (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
+    while (self->unconfirmed_items > 0) {
+        int64_t left = deadline - s_now ();
+        if (left <= 0 || zsys_interrupted)
+            return -1;
+        s_pump (self, left < 100 ? left : 100);
+    }
+    return 0;
+}
+
+int
+zf_client_end (zf_client_t *self, uint64_t count)
+{
+    if (zf_client_flush (self, -1))
+        return -1;
+    zf_proto_reset (self->out, ZF_END);
+    self->out->count = count;
+    s_send_out (self);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Consuming
+
+zf_item_t *
+zf_client_next (zf_client_t *self, int timeout_ms)
+{
+    s_ready (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
+    for (;;) {
+        zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox);
+        if (item) {
+            zlistx_detach_cur (self->inbox);
+            item->handle = zlistx_add_end (self->held, item);
+            return item;
+        }
+        s_send_acks (self); // about to wait: send what is buffered
+        int64_t left = deadline - s_now ();
+        if (left <= 0 || zsys_interrupted)
+            return NULL;
+        s_pump (self, left);
+    }
+}
+
+int
+zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
+                size_t size)
+{
+    if (!queue || strlen (queue) > ZF_NAME_MAX)
+        return -1;
+    zf_id_t id = zf_id_child (&item->env.id, item->emitted++);
+    zf_env_t env = { .id = id, .ts = zclock_time (), .parent = item->env.id };
+    env.root = *zf_env_root (&item->env);
+    snprintf (env.queue, sizeof env.queue, "%s", queue);
+    zframe_t *frame = zframe_new (body, size);
+    return s_enqueue (self, &env, &frame);
+}
+
+int
+zf_client_ack (zf_client_t *self, zf_item_t **item_p)
+{
+    zf_item_t *item = *item_p;
+    if (!item)
+        return -1;
+    if (self->nacks == ZF_IDS_MAX)
+        s_send_acks (self);
+    self->acks[self->nacks++] = item->env.id;
+    zlistx_delete (self->held, item->handle);
+    *item_p = NULL;
+    return 0;
+}
+
+int
+zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final, int delay_ms)
+{
+    zf_item_t *item = *item_p;
+    if (!item)
+        return -1;
+    s_send_acks (self);
+    zf_proto_reset (self->out, ZF_NACK);
+    self->out->id = item->env.id;
+    snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
+    self->out->final = final;
+    self->out->delay = delay_ms > 0 ? (uint32_t) delay_ms : 0;
+    s_send_out (self);
+    zlistx_delete (self->held, item->handle);
+    *item_p = NULL;
+    return 0;
+}
+
+int
+zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size, int timeout_ms)
+{
+    s_ready (self);
+    s_send_acks (self);
+    zf_proto_reset (self->out, ZF_STATUS);
+    self->out->id = *id;
+    self->report_ready = false;
+    s_send_out (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
+    while (!self->report_ready) {
+        int64_t left = deadline - s_now ();
+        if (left <= 0 || zsys_interrupted)
+            return -1;
+        s_pump (self, left);
+    }
+    snprintf (state, size, "%s", self->report_state);
+    return 0;
+}
+
+const char *
+zf_client_last_error (zf_client_t *self)
+{
+    return self->last_error;
+}
+
+int
+zf_client_sessions (zf_client_t *self)
+{
+    return self->sessions;
+}
+
+void
+zf_client_destroy (zf_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zf_client_t *self = *self_p;
+    if (self->sock) {
+        s_send_acks (self);
+        zf_proto_reset (self->out, ZF_BYE);
+        s_send_out (self);
+        // Give what was sent a moment to leave; the broker hands back the rest.
+        zsock_set_linger (self->sock, 1000);
+        zsock_destroy (&self->sock);
+    }
+    zlistx_destroy (&self->inbox);
+    zlistx_destroy (&self->held);
+    zlistx_destroy (&self->unconfirmed);
+    zf_proto_destroy (&self->in);
+    zf_proto_destroy (&self->out);
+    zf_proto_destroy (&self->put);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Items
+
+const zf_id_t *
+zf_item_id (zf_item_t *item)
+{
+    return &item->env.id;
+}
+
+const char *
+zf_item_queue (zf_item_t *item)
+{
+    return item->env.queue;
+}
+
+uint32_t
+zf_item_attempt (zf_item_t *item)
+{
+    return item->env.attempt;
+}
+
+const void *
+zf_item_body (zf_item_t *item, size_t *size)
+{
+    if (size)
+        *size = zframe_size (item->body);
+    return zframe_data (item->body);
+}
+
+bool
+zf_item_cancelled (zf_item_t *item)
+{
+    return item->cancelled;
+}

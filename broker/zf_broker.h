@@ -1,0 +1,60 @@
+/*  zf_broker: the broker, a czmq actor.
+
+    One event loop: a ROUTER socket for actors (ZFP/1, schemas/zfp.md), an
+    XPUB socket for monitoring (stats every second, state events, data taps
+    sent only while someone subscribes), and optionally a PULL socket where
+    any ZeroMQ PUSH client can enqueue [queue][msgpack body].
+
+    Queues, consumer groups and their settings come from the pipeline: each
+    actor whose input names a queue is a consumer group of it, whether or not
+    its workers have connected yet, so no item is lost to a late start.
+
+        zf_broker_t *broker = zf_broker_new (pipeline, &err);
+        printf ("actors connect to %s\n", zf_broker_endpoint (broker));
+        ...
+        zf_broker_destroy (&broker);
+*/
+#ifndef ZF_BROKER_H_INCLUDED
+#define ZF_BROKER_H_INCLUDED
+
+#include <czmq.h>
+
+#include "zf_error.h"
+#include "zf_pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _zf_broker_t zf_broker_t;
+
+//  Start a broker for pipeline (which must outlive it), bound to the
+//  pipeline's endpoints; endpoint, events and intake override those when not
+//  NULL (tcp://127.0.0.1:* picks a free port). Returns NULL with err filled
+//  if a socket cannot be bound.
+zf_broker_t *zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
+                            const char *intake, zf_error_t *err);
+
+//  Stop the broker (in-flight items stay unacked: their writers and workers
+//  retry elsewhere), safe on NULL.
+void zf_broker_destroy (zf_broker_t **self_p);
+
+//  The endpoints actually bound, with real port numbers ("" when off).
+const char *zf_broker_endpoint (zf_broker_t *self);
+const char *zf_broker_events (zf_broker_t *self);
+const char *zf_broker_intake (zf_broker_t *self);
+
+//  The actor function, for zactor_new; args is a zf_broker_args_t.
+typedef struct {
+    zf_pipeline_t *pipeline; // the config
+    const char *endpoint;    // overrides, or NULL
+    const char *events;      // override, or NULL
+    const char *intake;      // override, or NULL
+} zf_broker_args_t;
+
+void zf_broker_actor (zsock_t *pipe, void *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,144 @@
+/*  zflow.h: the public API of libzflow, for custom actors and for clients.
+
+    One type, zf_client_t, is a session with the broker over ZFP/1
+    (schemas/zfp.md). A program that only submits work and follows it uses
+    put, flush and status, the way a web app uses Celery's delay() and
+    AsyncResult. An actor also names an input queue: it takes items with
+    next, emits outputs (their ids derived from the input's), and acks or
+    nacks each item, possibly later and out of order (a fetcher holds many).
+
+    The session heartbeats, batches PUTs and ACKs, keeps within the credit
+    and PUT windows, and reconnects with backoff (1 s doubling to 32 s)
+    after the broker goes away, sending again what was not confirmed.
+
+    A client that submits work:
+
+        zf_client_t *client = zf_client_new ("tcp://127.0.0.1:5670", "web", NULL, 0);
+        zf_id_t id;
+        zf_client_put (client, "jobs", body, size, &id);    // body: msgpack bytes
+        zf_client_flush (client, 5000);                     // confirmed by the broker
+        char state[32];
+        zf_client_status (client, &id, state, sizeof state, 1000);   // "queued", "done", ...
+        zf_client_destroy (&client);
+
+    An actor (a complete one is pipelines/custom/upper.c):
+
+        zf_client_t *actor = zf_client_new (endpoint, "upper", "words", 16);
+        zf_item_t *item;
+        while ((item = zf_client_next (actor, -1))) {
+            size_t size;
+            const void *body = zf_item_body (item, &size);
+            ...
+            zf_client_emit (actor, item, "shouted", out, out_size);
+            zf_client_ack (actor, &item);
+        }
+        zf_client_destroy (&actor);
+
+    Bodies are msgpack bytes, passed through unchanged; zf_client_put_str
+    packs a string for you.
+*/
+#ifndef ZFLOW_H_INCLUDED
+#define ZFLOW_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zf_id.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _zf_client_t zf_client_t;
+typedef struct _zf_item_t zf_item_t;
+
+//  Open a session with the broker at endpoint. name is the actor's name
+//  (its workers form one consumer group) or the client's; input is the
+//  queue to consume, or NULL for a client that only puts; concurrency is
+//  how many items it may hold at once (ignored without input). Connecting
+//  is asynchronous: calls wait for the broker as needed. NULL on bad
+//  arguments.
+zf_client_t *zf_client_new (const char *endpoint, const char *name, const char *input,
+                            int concurrency);
+
+//  Close the session: send what is buffered, say BYE (the broker hands the
+//  items this session still holds to other workers), and free everything.
+//  Items not yet acked must not be used after. Safe on NULL.
+void zf_client_destroy (zf_client_t **self_p);
+
+//  The worker number shown in monitoring (default 0); call before use.
+void zf_client_set_worker (zf_client_t *self, int worker);
+
+//  Put a body (msgpack bytes, copied) into queue, with a random id (written
+//  to *id if not NULL). Buffered: it is sent with the next batch. Blocks
+//  while the PUT window is full. Returns 0, or -1 if the session is closed.
+int zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size,
+                   zf_id_t *id);
+
+//  The same with a given id (deterministic ids make puts idempotent).
+int zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const void *body,
+                      size_t size);
+
+//  Put a string, packed as a msgpack str.
+int zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id);
+
+//  Attach a source position to the next PUT: the broker stores it when the
+//  PUT is confirmed and gives it back in WELCOME after a restart.
+void zf_client_checkpoint (zf_client_t *self, const void *data, size_t size);
+
+//  The checkpoint the broker gave at WELCOME (NULL if none); valid until
+//  the session ends. Waits up to timeout_ms for the WELCOME.
+const void *zf_client_resume_point (zf_client_t *self, size_t *size, int timeout_ms);
+
+//  Send what is buffered and wait until every put is confirmed. Returns 0,
+//  or -1 if timeout_ms passed first (-1 waits for ever).
+int zf_client_flush (zf_client_t *self, int timeout_ms);
+
+//  Tell the broker this source is exhausted (after flushing). count is the
+//  number of items it produced.
+int zf_client_end (zf_client_t *self, uint64_t count);
+
+//  The next delivered item, waiting up to timeout_ms (-1 for ever, 0 not
+//  at all). NULL on timeout or when zsys_interrupted is set. The caller
+//  owns the item until it acks or nacks it.
+zf_item_t *zf_client_next (zf_client_t *self, int timeout_ms);
+
+//  Emit an output of item into queue: its id is derived from the item's id
+//  and the output's index, so a redelivered item emits the same ids and the
+//  broker drops the copies. Buffered; sent before the item's ACK.
+int zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
+                    size_t size);
+
+//  The item is done: ack it (after its outputs) and free it; nulls *item_p.
+int zf_client_ack (zf_client_t *self, zf_item_t **item_p);
+
+//  The item failed: the broker retries it later (after at least delay_ms),
+//  or dead-letters it if final or out of attempts. Frees it; nulls *item_p.
+int zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final,
+                    int delay_ms);
+
+//  Ask the broker the state of an item: "queued", "delivered", "retrying",
+//  "done", "dead", "cancelled" or "unknown". Returns 0, or -1 on timeout.
+int zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size,
+                      int timeout_ms);
+
+//  The last ERROR the broker sent, or "" (for diagnostics).
+const char *zf_client_last_error (zf_client_t *self);
+
+//  Sessions opened so far: 1 normally, more after reconnects.
+int zf_client_sessions (zf_client_t *self);
+
+//  Accessors of a delivered item.
+const zf_id_t *zf_item_id (zf_item_t *item);
+const char *zf_item_queue (zf_item_t *item);
+uint32_t zf_item_attempt (zf_item_t *item);
+//  The body (msgpack bytes) and its size.
+const void *zf_item_body (zf_item_t *item, size_t *size);
+//  True once the broker cancelled the item's lineage: ack it without work.
+bool zf_item_cancelled (zf_item_t *item);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,26 @@
+/*  Helpers shared by the tests that run brokers and actor processes. */
+#ifndef ZF_TESTKIT_H_INCLUDED
+#define ZF_TESTKIT_H_INCLUDED
+
+#include <czmq.h>
+
+#include "zf_pipeline.h"
+#include "zf_zpl.h"
+
+//  Writes text to a new temporary file and loads it as a pipeline; the
+//  test fails if it does not load.
+zf_pipeline_t *zf_test_pipeline (const char *text);
+
+//  Starts a program (argv[0] a path) with stdout to a pipe; returns its pid
+//  and the pipe's read end in *out_fd.
+pid_t zf_test_spawn (char *const argv[], int *out_fd);
+
+//  Reads a line from fd into buffer within timeout_ms; 0, or -1 on timeout
+//  or end of file.
+int zf_test_read_line (int fd, char *buffer, size_t size, int timeout_ms);
+
+//  Waits for pid to exit within timeout_ms, killing it after; returns its
+//  wait status.
+int zf_test_reap (pid_t pid, int timeout_ms);
+
+#endif
