@@ -65,6 +65,8 @@ struct _zf_client_t {
     uint32_t resume_size;                  // 0 when none
     bool has_resume;                       // WELCOME carried a checkpoint
     bool report_ready;                     // a REPORT came
+    zf_figures_t *report_queues;           // its queue figures, owned
+    size_t report_nqueues;                 // entries in report_queues
     char report_state[ZF_CODE_MAX + 1];    // its state
     char last_error[ZF_TEXT_MAX + 64];     // last ERROR
 };
@@ -343,6 +345,12 @@ s_handle (zf_client_t *self, zmsg_t *msg)
         case ZF_REPORT:
             self->report_ready = true;
             snprintf (self->report_state, sizeof self->report_state, "%s", self->in->state);
+            free (self->report_queues);
+            self->report_nqueues = self->in->nqueues;
+            self->report_queues = (zf_figures_t *) malloc (
+                (self->in->nqueues ? self->in->nqueues : 1) * sizeof (zf_figures_t));
+            memcpy (self->report_queues, self->in->queues,
+                    self->in->nqueues * sizeof (zf_figures_t));
             break;
         default:
             break; // PONG, DONE: the traffic itself is the point
@@ -556,13 +564,16 @@ zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool 
     return 0;
 }
 
-int
-zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size, int timeout_ms)
+//  Sends STATUS (for id, or for every queue when NULL) and waits for the
+//  REPORT. Returns 0, or -1 on timeout.
+static int
+s_ask (zf_client_t *self, const zf_id_t *id, int timeout_ms)
 {
     s_ready (self);
     s_send_acks (self);
     zf_proto_reset (self->out, ZF_STATUS);
-    self->out->id = *id;
+    if (id)
+        self->out->id = *id;
     self->report_ready = false;
     s_send_out (self);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
@@ -572,8 +583,28 @@ zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size
             return -1;
         s_pump (self, left);
     }
+    return 0;
+}
+
+int
+zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size, int timeout_ms)
+{
+    if (s_ask (self, id, timeout_ms))
+        return -1;
     snprintf (state, size, "%s", self->report_state);
     return 0;
+}
+
+zf_figures_t *
+zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms)
+{
+    if (s_ask (self, NULL, timeout_ms))
+        return NULL;
+    zf_figures_t *figures = self->report_queues;
+    *count = self->report_nqueues;
+    self->report_queues = NULL;
+    self->report_nqueues = 0;
+    return figures;
 }
 
 const char *
@@ -608,6 +639,7 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
+    free (self->report_queues);
     free (self->endpoint);
     free (self);
     *self_p = NULL;

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "zf_id.h"
+#include "zf_proto.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -122,6 +123,11 @@ int zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, b
 //  "done", "dead", "cancelled" or "unknown". Returns 0, or -1 on timeout.
 int zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size,
                       int timeout_ms);
+
+//  The figures of every queue (depth, in flight, counts), as zflow status
+//  shows them. Returns a new array the caller frees, with *count entries;
+//  NULL on timeout.
+zf_figures_t *zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms);
 
 //  The last ERROR the broker sent, or "" (for diagnostics).
 const char *zf_client_last_error (zf_client_t *self);

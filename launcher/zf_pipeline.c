@@ -181,6 +181,7 @@ s_queue_require (s_loader_t *loader, const char *name, zconfig_t *node)
     queue->writers = zlistx_new ();
     queue->readers = zlistx_new ();
     zlistx_add_end (loader->pipeline->queues, queue);
+    zhashx_insert (loader->pipeline->queue_index, name, queue);
     return queue;
 }
 
@@ -422,6 +423,7 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
         actor->node = node;
         actor->workers = 1;
         zlistx_add_end (loader->pipeline->actors, actor);
+        zhashx_insert (loader->pipeline->actor_index, name, actor);
 
         zconfig_t *kind_node = zconfig_locate (node, "kind");
         const char *kind_name = kind_node ? zconfig_value (kind_node) : NULL;
@@ -557,6 +559,8 @@ zf_pipeline_load (const char *path, zlistx_t *errors)
     zlistx_set_destructor (self->queues, (zlistx_destructor_fn *) s_queue_destroy);
     self->actors = zlistx_new ();
     zlistx_set_destructor (self->actors, (zlistx_destructor_fn *) s_actor_destroy);
+    self->queue_index = zhashx_new ();
+    self->actor_index = zhashx_new ();
 
     s_loader_t loader = { self, zpl, zlistx_new () };
     zlistx_set_destructor (loader.mistakes, (zlistx_destructor_fn *) s_mistake_destroy);
@@ -635,6 +639,8 @@ zf_pipeline_destroy (zf_pipeline_t **self_p)
     if (!self_p || !*self_p)
         return;
     zf_pipeline_t *self = *self_p;
+    zhashx_destroy (&self->queue_index);
+    zhashx_destroy (&self->actor_index);
     zlistx_destroy (&self->actors);
     zlistx_destroy (&self->queues);
     zf_zpl_t *zpl = (zf_zpl_t *) self->zpl;
@@ -649,23 +655,13 @@ zf_pipeline_destroy (zf_pipeline_t **self_p)
 zf_actor_conf_t *
 zf_pipeline_actor (zf_pipeline_t *self, const char *name)
 {
-    zf_actor_conf_t *actor;
-    for (actor = (zf_actor_conf_t *) zlistx_first (self->actors); actor;
-         actor = (zf_actor_conf_t *) zlistx_next (self->actors))
-        if (strcmp (actor->name, name) == 0)
-            return actor;
-    return NULL;
+    return (zf_actor_conf_t *) zhashx_lookup (self->actor_index, name);
 }
 
 zf_queue_conf_t *
 zf_pipeline_queue (zf_pipeline_t *self, const char *name)
 {
-    zf_queue_conf_t *queue;
-    for (queue = (zf_queue_conf_t *) zlistx_first (self->queues); queue;
-         queue = (zf_queue_conf_t *) zlistx_next (self->queues))
-        if (strcmp (queue->name, name) == 0)
-            return queue;
-    return NULL;
+    return (zf_queue_conf_t *) zhashx_lookup (self->queue_index, name);
 }
 
 bool

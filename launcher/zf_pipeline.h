@@ -44,14 +44,16 @@ typedef struct {
 } zf_actor_conf_t;
 
 typedef struct {
-    char *file;        // the path as given
-    char *dir;         // the folder relative paths are resolved against
-    char *name;        // pipeline/name, or the file's base name
-    zconfig_t *root;   // the whole tree
-    zconfig_t *broker; // the broker section, or NULL (defaults apply)
-    zlistx_t *queues;  // zf_queue_conf_t, in order of appearance
-    zlistx_t *actors;  // zf_actor_conf_t, in order of appearance
-    void *zpl;         // the reader, which owns root and knows the lines
+    char *file;            // the path as given
+    char *dir;             // the folder relative paths are resolved against
+    char *name;            // pipeline/name, or the file's base name
+    zconfig_t *root;       // the whole tree
+    zconfig_t *broker;     // the broker section, or NULL (defaults apply)
+    zlistx_t *queues;      // zf_queue_conf_t, in order of appearance
+    zlistx_t *actors;      // zf_actor_conf_t, in order of appearance
+    zhashx_t *queue_index; // name -> zf_queue_conf_t, for lookups that keep list cursors
+    zhashx_t *actor_index; // name -> zf_actor_conf_t
+    void *zpl;             // the reader, which owns root and knows the lines
 } zf_pipeline_t;
 
 //  Load and check the pipeline at path. Every mistake is appended to errors

@@ -10,6 +10,8 @@
 #include "zf_testkit.h"
 #include "zflow.h"
 
+#include <signal.h>
+
 #define LOOPBACK "tcp://127.0.0.1:*"
 
 typedef struct {
@@ -121,11 +123,315 @@ test_put_deliver_ack (void **state)
     s_stop (&f);
 }
 
+//  Receives from several workers in turn until each group has count items
+//  or 20 s pass; returns per-worker counts in got (acks everything).
+static int
+s_drain (zf_client_t **workers, int nworkers, int *got, int **seen, int count)
+{
+    int64_t deadline = zclock_mono () + 20000;
+    int total = 0;
+    while (total < count && zclock_mono () < deadline) {
+        for (int w = 0; w < nworkers; w++) {
+            zf_item_t *item = zf_client_next (workers[w], 5);
+            if (!item)
+                continue;
+            int64_t n = s_body_int (item);
+            if (seen && n >= 0 && n < count)
+                seen[w][n]++;
+            got[w]++;
+            total++;
+            zf_client_ack (workers[w], &item);
+        }
+    }
+    return total;
+}
+
+static const char *s_fanout = "actors\n"
+                              "    src\n"
+                              "        kind = producer\n"
+                              "        source = seq:1\n"
+                              "        output = jobs\n"
+                              "    g1\n"
+                              "        kind = sink\n"
+                              "        input = jobs\n"
+                              "        target = null\n"
+                              "    g2\n"
+                              "        kind = sink\n"
+                              "        input = jobs\n"
+                              "        target = null\n";
+
+static void
+test_fanout_and_sharing (void **state)
+{
+    s_fixture_t *f = s_start (s_fanout);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *g1[3], *g2[1];
+    for (int i = 0; i < 3; i++)
+        g1[i] = zf_client_new (endpoint, "g1", "jobs", 20);
+    g2[0] = zf_client_new (endpoint, "g2", "jobs", 20);
+    enum { N = 3000 };
+    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+
+    int *seen1[3], *seen2[1];
+    for (int i = 0; i < 3; i++)
+        seen1[i] = (int *) zmalloc (N * sizeof (int));
+    seen2[0] = (int *) zmalloc (N * sizeof (int));
+    int got1[3] = { 0 }, got2[1] = { 0 };
+    assert_int_equal (s_drain (g1, 3, got1, seen1, N), N);
+    assert_int_equal (s_drain (g2, 1, got2, seen2, N), N);
+    // Each group got every item once; the workers of g1 shared them.
+    for (int n = 0; n < N; n++) {
+        assert_int_equal (seen1[0][n] + seen1[1][n] + seen1[2][n], 1);
+        assert_int_equal (seen2[0][n], 1);
+    }
+    print_message ("fan-out: g1 workers got %d + %d + %d, g2 got %d\n", got1[0], got1[1], got1[2],
+                   got2[0]);
+    for (int i = 0; i < 3; i++)
+        assert_true (got1[i] > 0);
+    for (int i = 0; i < 3; i++) {
+        free (seen1[i]);
+        zf_client_destroy (&g1[i]);
+    }
+    free (seen2[0]);
+    zf_client_destroy (&g2[0]);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static const char *s_retry = "queues\n"
+                             "    jobs\n"
+                             "        max-attempts = 3\n"
+                             "        retry-base = 10ms\n"
+                             "        retry-max = 50ms\n"
+                             "actors\n"
+                             "    src\n"
+                             "        kind = producer\n"
+                             "        source = seq:1\n"
+                             "        output = jobs\n"
+                             "    work\n"
+                             "        kind = sink\n"
+                             "        input = jobs\n"
+                             "        target = null\n"
+                             "    morgue\n"
+                             "        kind = sink\n"
+                             "        input = jobs.dead\n"
+                             "        target = null\n";
+
+static void
+test_retry_then_dead (void **state)
+{
+    s_fixture_t *f = s_start (s_retry);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 4);
+    zf_id_t ids[2]; // 0 fails twice then succeeds; 1 always fails
+    s_put_ints (producer, "jobs", 2, ids);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    int attempts[2] = { 0 };
+    int64_t deadline = zclock_mono () + 10000;
+    while ((attempts[0] < 3 || attempts[1] < 3) && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        int64_t n = s_body_int (item);
+        attempts[n]++;
+        assert_int_equal (zf_item_attempt (item), attempts[n]);
+        if (n == 0 && attempts[n] == 3)
+            zf_client_ack (worker, &item);
+        else
+            zf_client_nack (worker, &item, n == 0 ? "flaky" : "poison", false, 0);
+    }
+    assert_int_equal (attempts[0], 3);
+    assert_int_equal (attempts[1], 3);
+    // No fourth attempt of the poison item: it is dead.
+    assert_null (zf_client_next (worker, 300));
+    char status[32];
+    assert_int_equal (zf_client_status (producer, &ids[0], status, sizeof status, 5000), 0);
+    assert_string_equal (status, "done");
+    assert_int_equal (zf_client_status (producer, &ids[1], status, sizeof status, 5000), 0);
+    assert_string_equal (status, "dead");
+    size_t count;
+    zf_figures_t *figures = zf_client_queues (producer, &count, 5000);
+    assert_non_null (figures);
+    bool found = false;
+    for (size_t i = 0; i < count; i++)
+        if (streq (figures[i].name, "jobs")) {
+            assert_int_equal (figures[i].dead, 1);
+            assert_int_equal (figures[i].nack, 5); // 2 for the flaky item, 3 for the poison
+            assert_int_equal (figures[i].depth, 0);
+        }
+        else if (streq (figures[i].name, "jobs.dead")) {
+            assert_int_equal (figures[i].depth, 1);
+            found = true;
+        }
+    assert_true (found);
+    free (figures);
+    // The dead-letter queue hands the poison item to its reader.
+    zf_client_t *morgue = zf_client_new (endpoint, "morgue", "jobs.dead", 1);
+    zf_item_t *dead = zf_client_next (morgue, 5000);
+    assert_non_null (dead);
+    assert_int_equal (s_body_int (dead), 1);
+    assert_string_equal (zf_item_queue (dead), "jobs.dead");
+    zf_client_ack (morgue, &dead);
+    zf_client_destroy (&morgue);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static const char *s_small = "queues\n"
+                             "    jobs\n"
+                             "        max-depth = 10\n"
+                             "actors\n"
+                             "    src\n"
+                             "        kind = producer\n"
+                             "        source = seq:1\n"
+                             "        output = jobs\n"
+                             "    work\n"
+                             "        kind = sink\n"
+                             "        input = jobs\n"
+                             "        target = null\n";
+
+static uint64_t
+s_depth (zf_client_t *client, const char *queue)
+{
+    size_t count;
+    zf_figures_t *figures = zf_client_queues (client, &count, 5000);
+    assert_non_null (figures);
+    uint64_t depth = UINT64_MAX;
+    for (size_t i = 0; i < count; i++)
+        if (streq (figures[i].name, queue))
+            depth = figures[i].depth;
+    free (figures);
+    return depth;
+}
+
+static void
+test_backpressure (void **state)
+{
+    s_fixture_t *f = s_start (s_small);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *observer = zf_client_new (endpoint, "observer", NULL, 0);
+    enum { N = 300 };
+    s_put_ints (producer, "jobs", N, NULL);
+    // Nobody consumes: the broker holds the PUTs it has no room for.
+    assert_int_equal (zf_client_flush (producer, 300), -1);
+    assert_int_equal (s_depth (observer, "jobs"), 10);
+
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 3);
+    int seen[N] = { 0 };
+    int got = 0;
+    uint64_t deepest = 0;
+    int64_t deadline = zclock_mono () + 20000;
+    while (got < N && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 50);
+        zf_client_flush (producer, 0); // let the producer take its confirms
+        if (!item)
+            continue;
+        seen[s_body_int (item)]++;
+        got++;
+        zf_client_ack (worker, &item);
+        if (got % 25 == 0) {
+            uint64_t depth = s_depth (observer, "jobs");
+            deepest = depth > deepest ? depth : deepest;
+        }
+    }
+    assert_int_equal (got, N);
+    for (int n = 0; n < N; n++)
+        assert_int_equal (seen[n], 1);
+    assert_true (deepest <= 10);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    print_message ("backpressure: %d items through a queue of 10, deepest seen %llu\n", N,
+                   (unsigned long long) deepest);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&observer);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static const char *s_fast_heartbeat = "broker\n"
+                                      "    heartbeat = 100ms\n"
+                                      "actors\n"
+                                      "    src\n"
+                                      "        kind = producer\n"
+                                      "        source = seq:1\n"
+                                      "        output = jobs\n"
+                                      "    work\n"
+                                      "        kind = sink\n"
+                                      "        input = jobs\n"
+                                      "        target = null\n";
+
+static void
+test_worker_killed (void **state)
+{
+    s_fixture_t *f = s_start (s_fast_heartbeat);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    // A worker process takes 50 items and holds them; then it is killed -9.
+    char *argv[] = { (char *) ZFLOW_TESTACTOR,
+                     (char *) endpoint,
+                     "work",
+                     "jobs",
+                     "--hold",
+                     "--concurrency",
+                     "50",
+                     NULL };
+    int out;
+    pid_t pid = zf_test_spawn (argv, &out);
+    assert_true (pid > 0);
+    char line[64];
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
+    assert_string_equal (line, "ready");
+
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    enum { N = 200 };
+    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    do
+        assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
+    while (!streq (line, "holding 50"));
+    kill (pid, SIGKILL);
+    zf_test_reap (pid, 5000);
+    close (out);
+
+    // Another worker gets everything, the killed one's 50 included.
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
+    int seen[N] = { 0 };
+    int got = 0, redelivered = 0;
+    int64_t deadline = zclock_mono () + 20000;
+    while (got < N && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        seen[s_body_int (item)]++;
+        redelivered += zf_item_attempt (item) > 1;
+        got++;
+        zf_client_ack (worker, &item);
+    }
+    int lost = 0, duplicated = 0;
+    for (int n = 0; n < N; n++) {
+        lost += seen[n] == 0;
+        duplicated += seen[n] > 1;
+    }
+    print_message ("worker killed holding 50: lost %d, duplicated %d, redelivered %d\n", lost,
+                   duplicated, redelivered);
+    assert_int_equal (lost, 0);
+    assert_int_equal (duplicated, 0);
+    assert_int_equal (redelivered, 50);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_put_deliver_ack),
+        cmocka_unit_test (test_put_deliver_ack), cmocka_unit_test (test_fanout_and_sharing),
+        cmocka_unit_test (test_retry_then_dead), cmocka_unit_test (test_backpressure),
+        cmocka_unit_test (test_worker_killed),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

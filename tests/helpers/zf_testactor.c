@@ -1,0 +1,72 @@
+/*  zf_testactor: an actor process for the tests, on the public API.
+
+    zf_testactor ENDPOINT NAME INPUT [--concurrency N] [--hold] [--fail-first N]
+                 [--emit QUEUE] [--worker N]
+
+    Prints "ready" once the broker welcomed it, then handles items: --hold
+    takes them and never acks (printing "holding N" as N grows), --fail-first
+    nacks each item's first N attempts, --emit passes each body on to QUEUE.
+    Exits on SIGTERM/SIGINT after saying BYE.
+*/
+#include "zflow.h"
+
+#include <czmq.h>
+
+int
+main (int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf (stderr, "usage: zf_testactor ENDPOINT NAME INPUT [options]\n");
+        return 2;
+    }
+    int concurrency = 16, fail_first = 0, worker = 0;
+    bool hold = false;
+    const char *emit = NULL;
+    for (int i = 4; i < argc; i++) {
+        if (streq (argv[i], "--concurrency") && i + 1 < argc)
+            concurrency = atoi (argv[++i]);
+        else if (streq (argv[i], "--fail-first") && i + 1 < argc)
+            fail_first = atoi (argv[++i]);
+        else if (streq (argv[i], "--emit") && i + 1 < argc)
+            emit = argv[++i];
+        else if (streq (argv[i], "--worker") && i + 1 < argc)
+            worker = atoi (argv[++i]);
+        else if (streq (argv[i], "--hold"))
+            hold = true;
+        else {
+            fprintf (stderr, "zf_testactor: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    zsys_init ();
+    zf_client_t *client = zf_client_new (argv[1], argv[2], argv[3], concurrency);
+    zf_client_set_worker (client, worker);
+    size_t size;
+    zf_client_resume_point (client, &size, 10000);
+    printf ("ready\n");
+    fflush (stdout);
+    size_t held = 0;
+    zlistx_t *holding = zlistx_new ();
+    while (!zsys_interrupted) {
+        zf_item_t *item = zf_client_next (client, 200);
+        if (!item)
+            continue;
+        if (hold) {
+            zlistx_add_end (holding, item);
+            printf ("holding %zu\n", ++held);
+            fflush (stdout);
+        }
+        else if ((int) zf_item_attempt (item) <= fail_first)
+            zf_client_nack (client, &item, "induced failure", false, 0);
+        else {
+            if (emit) {
+                const void *body = zf_item_body (item, &size);
+                zf_client_emit (client, item, emit, body, size);
+            }
+            zf_client_ack (client, &item);
+        }
+    }
+    zlistx_destroy (&holding);
+    zf_client_destroy (&client);
+    return 0;
+}
