@@ -349,8 +349,9 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             self->report_nqueues = self->in->nqueues;
             self->report_queues = (zf_figures_t *) malloc (
                 (self->in->nqueues ? self->in->nqueues : 1) * sizeof (zf_figures_t));
-            memcpy (self->report_queues, self->in->queues,
-                    self->in->nqueues * sizeof (zf_figures_t));
+            if (self->in->nqueues)
+                memcpy (self->report_queues, self->in->queues,
+                        self->in->nqueues * sizeof (zf_figures_t));
             break;
         default:
             break; // PONG, DONE: the traffic itself is the point

@@ -425,13 +425,219 @@ test_worker_killed (void **state)
     s_stop (&f);
 }
 
+//  Receives the next event on sub whose topic starts with prefix, within
+//  timeout_ms; returns its message (topic, map[, body]) or NULL.
+static zmsg_t *
+s_event (zsock_t *sub, const char *prefix, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    zpoller_t *poller = zpoller_new (sub, NULL);
+    zmsg_t *found = NULL;
+    while (!found && zclock_mono () < deadline) {
+        if (!zpoller_wait (poller, (int) (deadline - zclock_mono ())))
+            continue;
+        zmsg_t *msg = zmsg_recv (sub);
+        char *topic = msg ? zframe_strdup (zmsg_first (msg)) : NULL;
+        if (topic && strncmp (topic, prefix, strlen (prefix)) == 0)
+            found = msg;
+        else
+            zmsg_destroy (&msg);
+        zstr_free (&topic);
+    }
+    zpoller_destroy (&poller);
+    return found;
+}
+
+//  The uint value of key in an event's map, or -1.
+static int64_t
+s_event_uint (zmsg_t *event, const char *key)
+{
+    zmsg_first (event);
+    zframe_t *map = zmsg_next (event);
+    zf_mp_t mp;
+    zf_mp_init (&mp, zframe_data (map), zframe_size (map));
+    uint32_t count;
+    if (zf_mp_map (&mp, &count, NULL))
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        if (zf_mp_key_is (&mp, key)) {
+            uint64_t value;
+            return zf_mp_uint (&mp, &value, NULL) ? -1 : (int64_t) value;
+        }
+        zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL); // key
+        zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL); // value
+    }
+    return -1;
+}
+
+static void
+test_intake_and_events (void **state)
+{
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    // A plain SUB client, not zflow, reads the events.
+    zsock_t *sub = zsock_new_sub (zf_broker_events (f->broker), "");
+    zsock_set_subscribe (sub, "data.jobs");
+    zmsg_t *stats = s_event (sub, "stats", 5000); // also proves the subscription is live
+    assert_non_null (stats);
+    zmsg_destroy (&stats);
+
+    // A plain PUSH client, not zflow, feeds the queue through intake.
+    zsock_t *push = zsock_new_push (zf_broker_intake (f->broker));
+    enum { N = 100 };
+    for (int i = 0; i < N; i++) {
+        uint8_t body[3] = { 0xcd, (uint8_t) (i >> 8), (uint8_t) i }; // msgpack uint16
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "jobs");
+        zmsg_addmem (msg, body, sizeof body);
+        zmsg_send (&msg, push);
+    }
+    // Malformed intake messages are counted and dropped.
+    zstr_send (push, "jobs");                    // one frame
+    zstr_sendx (push, "nosuchqueue", "x", NULL); // unknown queue
+    zstr_sendx (push, "jobs", "\xc1", NULL);     // not msgpack
+
+    zmsg_t *tap = s_event (sub, "data.jobs", 5000);
+    assert_non_null (tap);
+    assert_int_equal (zmsg_size (tap), 3); // topic, envelope, body
+    zmsg_destroy (&tap);
+    // Events come in order: the refusals follow the tap of the first item.
+    zmsg_t *rejected = s_event (sub, "error.protocol", 5000);
+    assert_non_null (rejected);
+    zmsg_destroy (&rejected);
+
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    int seen[N] = { 0 }, got = 0;
+    int64_t deadline = zclock_mono () + 10000;
+    while (got < N && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        seen[s_body_int (item)]++;
+        got++;
+        zf_client_ack (worker, &item);
+    }
+    assert_int_equal (got, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal (seen[i], 1);
+    zmsg_t *joined = s_event (sub, "worker.joined", 5000);
+    assert_non_null (joined);
+    zmsg_destroy (&joined);
+    // Stats count what went through and what was refused.
+    zf_client_flush (worker, 5000);
+    int64_t refused = 0;
+    for (int tries = 0; tries < 5 && refused < 3; tries++) {
+        stats = s_event (sub, "stats", 3000);
+        assert_non_null (stats);
+        refused = s_event_uint (stats, "rejected");
+        assert_true (s_event_uint (stats, "seq") > 0);
+        zmsg_destroy (&stats);
+    }
+    assert_int_equal (refused, 3);
+    zf_client_destroy (&worker);
+    zsock_destroy (&push);
+    zsock_destroy (&sub);
+    s_stop (&f);
+}
+
+static void
+test_bad_input (void **state)
+{
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 16);
+    zsock_t *raw = zsock_new_dealer (endpoint);
+    zsock_set_rcvtimeo (raw, 5000);
+
+    static const struct {
+        const char *frames[3]; // what the raw peer sends
+        int count;             // frames in it
+        const char *code;      // the ERROR code expected
+        const char *reason;    // a fragment of its reason
+    } cases[] = {
+        { { "HELO", "\x80" }, 2, "command", "unknown command 'HELO'" },
+        { { "PUT" }, 1, "frames", "1 frames" },
+        { { "CREDIT", "\x81\xa6"
+                      "credit"
+                      "\xa2"
+                      "64" },
+          2,
+          "type",
+          "expected uint" },
+        { { "PING", "\x80" }, 2, "state", "PING before HELLO" },
+        { { "DELIVER", "\x81\xa5"
+                       "items"
+                       "\x90" },
+          2,
+          "state",
+          "sent by the broker" },
+        { { "ACK", "\x81\xa3"
+                   "ids"
+                   "\xdd\xff\xff\xff\xff" },
+          2,
+          "truncated",
+          "cannot fit" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        zmsg_t *msg = zmsg_new ();
+        for (int j = 0; j < cases[i].count; j++)
+            zmsg_addstr (msg, cases[i].frames[j]);
+        zmsg_send (&msg, raw);
+        char *command = NULL;
+        zmsg_t *reply = zmsg_recv (raw);
+        assert_non_null (reply);
+        command = zframe_strdup (zmsg_first (reply));
+        assert_string_equal (command, "ERROR");
+        zf_proto_t *p = zf_proto_new ();
+        assert_int_equal (zf_proto_decode (p, &reply, NULL), 0);
+        if (!streq (p->code, cases[i].code) || !strstr (p->reason, cases[i].reason))
+            fail_msg ("case %zu: got %s: %s", i, p->code, p->reason);
+        zf_proto_destroy (&p);
+        zstr_free (&command);
+    }
+    // Random frames from a fixed seed: refused one by one, never fatal.
+    unsigned seed = 42;
+    for (int i = 0; i < 300; i++) {
+        zmsg_t *msg = zmsg_new ();
+        int frames = 1 + rand_r (&seed) % 4;
+        for (int j = 0; j < frames; j++) {
+            uint8_t junk[48];
+            size_t size = (size_t) (rand_r (&seed) % sizeof junk);
+            for (size_t k = 0; k < size; k++)
+                junk[k] = (uint8_t) rand_r (&seed);
+            zmsg_addmem (msg, junk, size);
+        }
+        zmsg_send (&msg, raw);
+    }
+    // Meanwhile, the pipeline works.
+    enum { N = 500 };
+    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+    int got = 0;
+    int64_t deadline = zclock_mono () + 10000;
+    while (got < N && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (item) {
+            got++;
+            zf_client_ack (worker, &item);
+        }
+    }
+    assert_int_equal (got, N);
+    zsock_destroy (&raw);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put_deliver_ack), cmocka_unit_test (test_fanout_and_sharing),
         cmocka_unit_test (test_retry_then_dead), cmocka_unit_test (test_backpressure),
-        cmocka_unit_test (test_worker_killed),
+        cmocka_unit_test (test_worker_killed),   cmocka_unit_test (test_intake_and_events),
+        cmocka_unit_test (test_bad_input),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
