@@ -180,7 +180,7 @@ typedef struct {
     zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
     zf_proto_t *in;          // the message being handled
     zf_proto_t *out;         // the message being sent
-    uint64_t event_seq;      // sequence number of events
+    zhashx_t *topic_seq;     // topic -> last sequence number sent on it
     uint64_t rejected;       // frames refused on any socket
     uint64_t late_acks;      // acks of items no longer held
     int64_t next_tick;       // ms
@@ -464,27 +464,34 @@ s_send_error (self_t *self, zframe_t *routing_id, zf_err_t code, const char *rea
 //  Events (XPUB): [topic][msgpack map], every map with "seq" and "ts".
 
 typedef struct {
-    msgpack_sbuffer buffer; // the event's map
-    msgpack_packer pk;      // writes into buffer
+    msgpack_sbuffer buffer;       // the event's map
+    msgpack_packer pk;            // writes into buffer
+    char topic[ZF_NAME_MAX + 16]; // where it goes
 } event_t;
 
+//  Starts an event of fields fields besides seq and ts. Each topic numbers
+//  its events 1, 2, 3...: a subscriber that sees a gap knows how many of
+//  that topic it missed, whatever else it subscribes to.
 static void
-s_event_begin (self_t *self, event_t *event, uint32_t fields)
+s_event_begin (self_t *self, event_t *event, const char *topic, uint32_t fields)
 {
+    snprintf (event->topic, sizeof event->topic, "%s", topic);
+    uintptr_t seq = (uintptr_t) zhashx_lookup (self->topic_seq, topic) + 1;
+    zhashx_update (self->topic_seq, topic, (void *) seq);
     msgpack_sbuffer_init (&event->buffer);
     msgpack_packer_init (&event->pk, &event->buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&event->pk, fields + 2);
     zf_mp_pack_cstr (&event->pk, "seq");
-    msgpack_pack_uint64 (&event->pk, ++self->event_seq);
+    msgpack_pack_uint64 (&event->pk, seq);
     zf_mp_pack_cstr (&event->pk, "ts");
     msgpack_pack_int64 (&event->pk, zclock_time ());
 }
 
 static void
-s_event_send (self_t *self, event_t *event, const char *topic, zframe_t *body)
+s_event_send (self_t *self, event_t *event, zframe_t *body)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, topic);
+    zmsg_addstr (msg, event->topic);
     zmsg_addmem (msg, event->buffer.data, event->buffer.size);
     if (body)
         zmsg_append (msg, &body);
@@ -511,7 +518,7 @@ static void
 s_event_peer (self_t *self, const char *topic, peer_t *peer, const char *reason)
 {
     event_t event;
-    s_event_begin (self, &event, 5);
+    s_event_begin (self, &event, topic, 5);
     s_pack_kv (&event, "actor", peer->name);
     zf_mp_pack_cstr (&event.pk, "worker");
     msgpack_pack_uint32 (&event.pk, peer->worker);
@@ -519,7 +526,7 @@ s_event_peer (self_t *self, const char *topic, peer_t *peer, const char *reason)
     zf_mp_pack_cstr (&event.pk, "pid");
     msgpack_pack_uint64 (&event.pk, peer->pid);
     s_pack_kv (&event, "reason", reason);
-    s_event_send (self, &event, topic, NULL);
+    s_event_send (self, &event, NULL);
 }
 
 static void
@@ -527,11 +534,11 @@ s_event_rejected (self_t *self, const char *socket, const char *from, const char
 {
     self->rejected++;
     event_t event;
-    s_event_begin (self, &event, 3);
+    s_event_begin (self, &event, "error.protocol", 3);
     s_pack_kv (&event, "socket", socket);
     s_pack_kv (&event, "from", from);
     s_pack_kv (&event, "reason", reason);
-    s_event_send (self, &event, "error.protocol", NULL);
+    s_event_send (self, &event, NULL);
 }
 
 //  A copy of an item put to a tapped queue: envelope fields and the body.
@@ -541,12 +548,12 @@ s_event_data (self_t *self, msg_t *msg)
     char topic[ZF_NAME_MAX + 8];
     snprintf (topic, sizeof topic, "data.%s", msg->queue->name);
     event_t event;
-    s_event_begin (self, &event, 3);
+    s_event_begin (self, &event, topic, 3);
     s_pack_id (&event, "id", &msg->id);
     s_pack_kv (&event, "queue", msg->queue->name);
     zf_mp_pack_cstr (&event.pk, "created");
     msgpack_pack_int64 (&event.pk, msg->ts);
-    s_event_send (self, &event, topic, zframe_dup (msg->body));
+    s_event_send (self, &event, zframe_dup (msg->body));
 }
 
 //  --------------------------------------------------------------------------
@@ -754,14 +761,14 @@ s_event_dead (self_t *self, delivery_t *d)
     char topic[ZF_NAME_MAX + 8];
     snprintf (topic, sizeof topic, "dead.%s", d->msg->queue->name);
     event_t event;
-    s_event_begin (self, &event, 5);
+    s_event_begin (self, &event, topic, 5);
     s_pack_id (&event, "id", &d->msg->id);
     s_pack_kv (&event, "queue", d->msg->queue->name);
     s_pack_kv (&event, "group", d->group->name);
     zf_mp_pack_cstr (&event.pk, "attempt");
     msgpack_pack_uint32 (&event.pk, d->attempt);
     s_pack_kv (&event, "reason", d->msg->reason ? d->msg->reason : "");
-    s_event_send (self, &event, topic, NULL);
+    s_event_send (self, &event, NULL);
 }
 
 //  A delivery in flight failed (NACK, timeout, lost worker): retry it after
@@ -1363,7 +1370,7 @@ static void
 s_stats (self_t *self, int64_t elapsed_ms)
 {
     event_t event;
-    s_event_begin (self, &event, 6);
+    s_event_begin (self, &event, "stats", 6);
     zf_mp_pack_cstr (&event.pk, "queues");
     msgpack_pack_array (&event.pk, (uint32_t) zlistx_size (self->queue_order));
     double seconds = elapsed_ms > 0 ? elapsed_ms / 1000.0 : 1.0;
@@ -1431,7 +1438,7 @@ s_stats (self_t *self, int64_t elapsed_ms)
     msgpack_pack_uint64 (&event.pk, self->rejected);
     zf_mp_pack_cstr (&event.pk, "late_acks");
     msgpack_pack_uint64 (&event.pk, self->late_acks);
-    s_event_send (self, &event, "stats", NULL);
+    s_event_send (self, &event, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -1537,6 +1544,7 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->checkpoints);
     zhashx_destroy (&self->ended);
     zhashx_destroy (&self->subscriptions);
+    zhashx_destroy (&self->topic_seq);
     zlistx_destroy (&self->dirty);
     zf_idmap_destroy (&self->live);
     zf_idmap_destroy (&self->seen);
@@ -1596,6 +1604,7 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     zhashx_set_destructor (self->checkpoints, (zhashx_destructor_fn *) zchunk_destroy);
     self->ended = zhashx_new ();
     self->subscriptions = zhashx_new ();
+    self->topic_seq = zhashx_new ();
     self->dirty = zlistx_new ();
     self->live = zf_idmap_new (1024);
     self->seen = zf_idmap_new (self->seen_cap ? self->seen_cap : 16);

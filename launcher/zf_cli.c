@@ -4,6 +4,7 @@
 #include "zf_kinds.h"
 #include "zf_pipeline.h"
 #include "zf_proto.h"
+#include "zf_tools.h"
 #include "zf_zpl.h"
 
 #include <czmq.h>
@@ -92,6 +93,11 @@ s_version (int argc, char **argv)
 static const s_command_t s_commands[] = {
     { "validate", "PIPELINE", "check a pipeline file; exit 2 with every mistake", s_validate },
     { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
+    { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
+    { "put", "ENDPOINT QUEUE [JSON ...]", "put items (JSON; stdin lines if none); print ids",
+      zf_cmd_put },
+    { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
+    { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps as JSON lines", zf_cmd_tap },
     { "help", "[KIND|broker|queues|--markdown]", "list the commands, or the keys of a section",
       s_help },
     { "version", "", "print the versions of zflow and its libraries", s_version },

@@ -83,3 +83,64 @@ zf_test_reap (pid_t pid, int timeout_ms)
     waitpid (pid, &status, 0);
     return status;
 }
+
+static char *
+s_slurp_fd (int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *text = (char *) malloc (cap);
+    ssize_t n;
+    while ((n = read (fd, text + len, cap - len - 1)) > 0) {
+        len += (size_t) n;
+        if (cap - len < 2) {
+            cap *= 2;
+            text = (char *) realloc (text, cap);
+        }
+    }
+    text[len] = 0;
+    return text;
+}
+
+zf_test_result_t
+zf_test_run (char *const argv[], const char *input)
+{
+    char out_path[] = "/tmp/zflow-run-out-XXXXXX", err_path[] = "/tmp/zflow-run-err-XXXXXX";
+    int out = mkstemp (out_path), err = mkstemp (err_path);
+    int in[2];
+    zf_test_result_t result = { -1, NULL, NULL };
+    if (out < 0 || err < 0 || pipe (in))
+        return result;
+    pid_t pid = fork ();
+    if (pid == 0) {
+        dup2 (in[0], 0);
+        dup2 (out, 1);
+        dup2 (err, 2);
+        close (in[1]);
+        alarm (30);
+        execv (argv[0], argv);
+        _exit (127);
+    }
+    close (in[0]);
+    if (input && write (in[1], input, strlen (input)) < 0)
+        perror ("write");
+    close (in[1]);
+    int status = zf_test_reap (pid, 35000);
+    result.status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+    lseek (out, 0, SEEK_SET);
+    lseek (err, 0, SEEK_SET);
+    result.out = s_slurp_fd (out);
+    result.err = s_slurp_fd (err);
+    close (out);
+    close (err);
+    unlink (out_path);
+    unlink (err_path);
+    return result;
+}
+
+void
+zf_test_result_free (zf_test_result_t *result)
+{
+    free (result->out);
+    free (result->err);
+    result->out = result->err = NULL;
+}

@@ -23,4 +23,16 @@ int zf_test_read_line (int fd, char *buffer, size_t size, int timeout_ms);
 //  wait status.
 int zf_test_reap (pid_t pid, int timeout_ms);
 
+//  What a finished command did.
+typedef struct {
+    int status; // exit status (128 + signal if killed)
+    char *out;  // its stdout
+    char *err;  // its stderr
+} zf_test_result_t;
+
+//  Runs argv (argv[0] a path) to the end, feeding it input on stdin (or
+//  nothing), killed after 30 s. Free the result with zf_test_result_free.
+zf_test_result_t zf_test_run (char *const argv[], const char *input);
+
+void zf_test_result_free (zf_test_result_t *result);
 #endif

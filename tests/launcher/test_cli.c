@@ -5,27 +5,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <czmq.h>
-#include <sys/wait.h>
+#include "zf_testkit.h"
 
 static char s_dir[256]; // temporary folder for files and captured output
 
-typedef struct {
-    int status; // exit status
-    char *out;  // what it printed on stdout
-    char *err;  // what it printed on stderr
-} s_result_t;
+typedef zf_test_result_t s_result_t;
 
-static char *
-s_slurp (const char *path)
-{
-    zchunk_t *chunk = zchunk_slurp (path, 0);
-    char *text = chunk ? strndup ((char *) zchunk_data (chunk), zchunk_size (chunk)) : strdup ("");
-    zchunk_destroy (&chunk);
-    return text;
-}
-
-//  Runs build/zflow with the arguments (NULL-terminated), bounded to 30 s.
+//  Runs build/zflow with the arguments (NULL-terminated).
 static s_result_t
 s_zflow (const char *arg, ...)
 {
@@ -37,30 +23,13 @@ s_zflow (const char *arg, ...)
         argv[argc++] = (char *) a;
     va_end (args);
     argv[argc] = NULL;
-    char out_path[300], err_path[300];
-    snprintf (out_path, sizeof out_path, "%s/stdout", s_dir);
-    snprintf (err_path, sizeof err_path, "%s/stderr", s_dir);
-    pid_t pid = fork ();
-    assert_true (pid >= 0);
-    if (pid == 0) {
-        freopen (out_path, "w", stdout);
-        freopen (err_path, "w", stderr);
-        alarm (30);
-        execv (argv[0], argv);
-        _exit (127);
-    }
-    int status;
-    assert_int_equal (waitpid (pid, &status, 0), pid);
-    assert_true (WIFEXITED (status));
-    s_result_t result = { WEXITSTATUS (status), s_slurp (out_path), s_slurp (err_path) };
-    return result;
+    return zf_test_run (argv, NULL);
 }
 
 static void
 s_free (s_result_t *result)
 {
-    free (result->out);
-    free (result->err);
+    zf_test_result_free (result);
 }
 
 static const char *

@@ -1,0 +1,317 @@
+/*  zf_tools: the commands that talk to a running broker (broker, put,
+    status, tap). Each takes argv as the command saw it, argv[0] its name,
+    and returns an exit status.
+*/
+#include "zf_tools.h"
+#include "zf_broker.h"
+#include "zf_cli.h"
+#include "zf_json.h"
+#include "zf_mp.h"
+#include "zf_value.h"
+#include "zf_zpl.h"
+#include "zflow.h"
+
+//  Reads "--name VALUE" options from argv into values (NULL-terminated
+//  names); the rest stay in order in args. Returns the number of args, or -1
+//  with a message for an unknown option or a missing value.
+static int
+s_options (int argc, char **argv, const char **names, const char **values, char **args,
+           const char *usage)
+{
+    int nargs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strncmp (argv[i], "--", 2) == 0) {
+            int n;
+            for (n = 0; names[n]; n++)
+                if (streq (argv[i] + 2, names[n]))
+                    break;
+            if (!names[n] || i + 1 >= argc) {
+                fprintf (stderr, "zflow %s: %s %s\nusage: zflow %s\n", argv[0],
+                         names[n] ? "missing a value after" : "unknown option", argv[i], usage);
+                return -1;
+            }
+            values[n] = argv[++i];
+        }
+        else
+            args[nargs++] = argv[i];
+    }
+    return nargs;
+}
+
+//  A duration option, or the fallback; -1 with a message if malformed.
+static int64_t
+s_duration (const char *command, const char *text, int64_t fallback)
+{
+    if (!text)
+        return fallback;
+    int64_t ms;
+    zf_error_t err;
+    if (zf_parse_duration (text, &ms, &err)) {
+        fprintf (stderr, "zflow %s: --timeout: %s\n", command, err.text);
+        return -1;
+    }
+    return ms;
+}
+
+int
+zf_cmd_broker (int argc, char **argv)
+{
+    const char *usage = "broker PIPELINE [--endpoint E] [--events E] [--intake E]";
+    const char *names[] = { "endpoint", "events", "intake", NULL };
+    const char *values[3] = { NULL };
+    char *args[8];
+    int nargs = argc < 8 ? s_options (argc, argv, names, values, args, usage) : -1;
+    if (nargs != 1) {
+        if (nargs >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *pipeline = zf_pipeline_load (args[0], errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    zlistx_destroy (&errors);
+    if (!pipeline)
+        return ZF_EXIT_USAGE;
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, values[0], values[1], values[2], &err);
+    if (!broker) {
+        fprintf (stderr, "zflow broker: %s\n", err.text);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_FAILED;
+    }
+    printf ("zflow broker: pipeline %s: actors connect to %s, events on %s%s%s\n", pipeline->name,
+            zf_broker_endpoint (broker), zf_broker_events (broker),
+            *zf_broker_intake (broker) ? ", intake on " : "", zf_broker_intake (broker));
+    fflush (stdout);
+    while (!zsys_interrupted)
+        zclock_sleep (100); // the broker runs in its own thread; this one waits for a signal
+    printf ("zflow broker: stopping\n");
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    return ZF_EXIT_OK;
+}
+
+//  Packs one JSON text as a body and puts it; prints its id. Returns 0, or
+//  -1 with the JSON error printed for where (an argument or a line).
+static int
+s_put_json (zf_client_t *client, const char *queue, const char *text, size_t len, const char *where)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_error_t err;
+    int rc = zf_json_to_msgpack (text, len, &pk, &err);
+    if (rc)
+        fprintf (stderr, "zflow put: %s: bad JSON: %s\n", where, err.text);
+    else {
+        zf_id_t id;
+        char hex[ZF_ID_HEX];
+        rc = zf_client_put (client, queue, buffer.data, buffer.size, &id);
+        if (rc == 0)
+            printf ("%s\n", zf_id_format (&id, hex));
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
+int
+zf_cmd_put (int argc, char **argv)
+{
+    const char *usage = "put ENDPOINT QUEUE [JSON ...] [--timeout 30s]  (stdin lines if no JSON)";
+    const char *names[] = { "timeout", NULL };
+    const char *values[1] = { NULL };
+    char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    int nargs = s_options (argc, argv, names, values, args, usage);
+    int64_t timeout = s_duration ("put", values[0], 30000);
+    if (nargs < 2 || timeout < 0) {
+        if (nargs >= 0 && timeout >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    zf_error_t err;
+    if (zf_parse_endpoint (args[0], &err)) {
+        fprintf (stderr, "zflow put: %s\n", err.text);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    zf_client_t *client = zf_client_new (args[0], "zflow-put", NULL, 0);
+    if (!client) {
+        fprintf (stderr, "zflow put: queue name too long\n");
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    int bad = 0, good = 0;
+    if (nargs > 2)
+        for (int i = 2; i < nargs; i++) {
+            char where[32];
+            snprintf (where, sizeof where, "argument %d", i - 1);
+            if (s_put_json (client, args[1], args[i], strlen (args[i]), where))
+                bad++;
+            else
+                good++;
+        }
+    else {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        for (int number = 1; (len = getline (&line, &cap, stdin)) >= 0; number++) {
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = 0;
+            if (len == 0)
+                continue; // blank lines separate nothing
+            char where[32];
+            snprintf (where, sizeof where, "stdin:%d", number);
+            if (s_put_json (client, args[1], line, (size_t) len, where))
+                bad++;
+            else
+                good++;
+        }
+        free (line);
+    }
+    int status = bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
+    if (zf_client_flush (client, (int) timeout)) {
+        fprintf (stderr, "zflow put: the broker at %s did not confirm %d items within %lld ms\n",
+                 args[0], good, (long long) timeout);
+        status = ZF_EXIT_FAILED;
+    }
+    zf_client_destroy (&client);
+    free (args);
+    return status;
+}
+
+int
+zf_cmd_status (int argc, char **argv)
+{
+    const char *usage = "status ENDPOINT [ID] [--timeout 5s]";
+    const char *names[] = { "timeout", NULL };
+    const char *values[1] = { NULL };
+    char *args[8];
+    int nargs = argc < 8 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int64_t timeout = s_duration ("status", values[0], 5000);
+    if (nargs < 1 || nargs > 2 || timeout < 0) {
+        if (nargs >= 0 && timeout >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zf_id_t id;
+    if (nargs == 2 && zf_id_parse (&id, args[1])) {
+        fprintf (stderr, "zflow status: '%s' is not an id (32 hex digits)\n", args[1]);
+        return ZF_EXIT_USAGE;
+    }
+    zf_client_t *client = zf_client_new (args[0], "zflow-status", NULL, 0);
+    int status = ZF_EXIT_OK;
+    if (nargs == 2) {
+        char state[32];
+        if (zf_client_status (client, &id, state, sizeof state, (int) timeout) == 0)
+            printf ("%s %s\n", args[1], state);
+        else
+            status = ZF_EXIT_FAILED;
+    }
+    else {
+        size_t count;
+        zf_figures_t *queues = zf_client_queues (client, &count, (int) timeout);
+        if (queues) {
+            printf ("%-24s %9s %9s %10s %10s %8s %8s %10s\n", "QUEUE", "DEPTH", "INFLIGHT", "PUT",
+                    "ACKED", "NACKED", "DEAD", "CONSUMERS");
+            for (size_t i = 0; i < count; i++)
+                printf ("%-24s %9llu %9llu %10llu %10llu %8llu %8llu %10u\n", queues[i].name,
+                        (unsigned long long) queues[i].depth,
+                        (unsigned long long) queues[i].inflight, (unsigned long long) queues[i].put,
+                        (unsigned long long) queues[i].ack, (unsigned long long) queues[i].nack,
+                        (unsigned long long) queues[i].dead, queues[i].consumers);
+            free (queues);
+        }
+        else
+            status = ZF_EXIT_FAILED;
+    }
+    if (status == ZF_EXIT_FAILED)
+        fprintf (stderr, "zflow status: no answer from %s within %lld ms\n", args[0],
+                 (long long) timeout);
+    zf_client_destroy (&client);
+    return status;
+}
+
+int
+zf_cmd_tap (int argc, char **argv)
+{
+    const char *usage = "tap ENDPOINT [PATTERN ...] [--limit N]";
+    const char *names[] = { "limit", NULL };
+    const char *values[1] = { NULL };
+    char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    int nargs = s_options (argc, argv, names, values, args, usage);
+    int64_t limit = 0;
+    if (nargs < 1 || (values[0] && (zf_parse_int (values[0], &limit, NULL) || limit < 1))) {
+        if (nargs >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    zsock_set_rcvhwm (sub, 100000);
+    if (nargs == 1)
+        zsock_set_subscribe (sub, ""); // every event; data taps are asked for by name
+    for (int i = 1; i < nargs; i++)
+        zsock_set_subscribe (sub, args[i]);
+    if (zsock_connect (sub, "%s", args[0])) {
+        fprintf (stderr, "zflow tap: cannot connect to %s\n", args[0]);
+        zsock_destroy (&sub);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    zhashx_t *last_seq = zhashx_new (); // topic -> last seq seen
+    int64_t printed = 0;
+    zpoller_t *poller = zpoller_new (sub, NULL);
+    while (!zsys_interrupted && (!limit || printed < limit)) {
+        if (!zpoller_wait (poller, 200))
+            continue;
+        zmsg_t *msg = zmsg_recv (sub);
+        if (!msg)
+            break;
+        char *topic = zframe_strdup (zmsg_first (msg));
+        zframe_t *map = zmsg_next (msg);
+        zframe_t *body = zmsg_next (msg);
+        zf_error_t err;
+        char *fields = map ? zf_msgpack_to_json (zframe_data (map), zframe_size (map), &err) : NULL;
+        if (!fields || fields[0] != '{') {
+            fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
+            free (fields);
+            zstr_free (&topic);
+            zmsg_destroy (&msg);
+            continue;
+        }
+        // Gaps: each topic numbers its events.
+        zf_mp_t mp;
+        zf_mp_init (&mp, zframe_data (map), zframe_size (map));
+        uint32_t count;
+        uint64_t seq = 0;
+        if (zf_mp_map (&mp, &count, NULL) == 0 && zf_mp_key_is (&mp, "seq"))
+            zf_mp_uint (&mp, &seq, NULL);
+        uintptr_t previous = (uintptr_t) zhashx_lookup (last_seq, topic);
+        if (previous && seq > previous + 1)
+            printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
+                    (unsigned long long) (seq - previous - 1));
+        if (seq)
+            zhashx_update (last_seq, topic, (void *) (uintptr_t) seq);
+        char *shown =
+            body ? zf_msgpack_to_json (zframe_data (body), zframe_size (body), &err) : NULL;
+        fields[strlen (fields) - 1] = 0; // drop the closing brace
+        printf ("{\"topic\":\"%s\",%s", topic, fields + 1);
+        if (body)
+            printf (",\"body\":%s", shown ? shown : "null");
+        printf ("}\n");
+        fflush (stdout);
+        printed++;
+        free (shown);
+        free (fields);
+        zstr_free (&topic);
+        zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    zhashx_destroy (&last_seq);
+    zsock_destroy (&sub);
+    free (args);
+    return ZF_EXIT_OK;
+}

@@ -1,0 +1,24 @@
+/*  zf_tools: the zflow commands that run or talk to a broker. */
+#ifndef ZF_TOOLS_H_INCLUDED
+#define ZF_TOOLS_H_INCLUDED
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  zflow broker PIPELINE [--endpoint E] [--events E] [--intake E]
+int zf_cmd_broker (int argc, char **argv);
+
+//  zflow put ENDPOINT QUEUE [JSON ...] [--timeout D]
+int zf_cmd_put (int argc, char **argv);
+
+//  zflow status ENDPOINT [ID] [--timeout D]
+int zf_cmd_status (int argc, char **argv);
+
+//  zflow tap ENDPOINT [PATTERN ...] [--limit N]
+int zf_cmd_tap (int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,219 @@
+/*  Tests of the commands that run and talk to a broker, all as processes:
+    zflow broker, an actor process, zflow put, zflow status, zflow tap. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_testkit.h"
+#include <signal.h>
+
+static char s_path[256];     // the pipeline file
+static pid_t s_broker;       // the broker process
+static int s_broker_out;     // its stdout
+static char s_endpoint[128]; // where actors connect
+static char s_events[128];   // where taps connect
+
+static const char *s_config = "queues\n"
+                              "    jobs\n"
+                              "        external = true\n"
+                              "        max-attempts = 2\n"
+                              "        retry-base = 10ms\n"
+                              "actors\n"
+                              "    work\n"
+                              "        kind = sink\n"
+                              "        input = jobs\n"
+                              "        target = null\n";
+
+static int
+s_setup (void **state)
+{
+    snprintf (s_path, sizeof s_path, "/tmp/zflow-test-commands-XXXXXX.zpl");
+    int fd = mkstemps (s_path, 4);
+    if (fd < 0 || write (fd, s_config, strlen (s_config)) < 0)
+        return -1;
+    close (fd);
+    char *argv[] = {
+        (char *) ZFLOW_BIN,  "broker", s_path, "--endpoint", "tcp://127.0.0.1:*", "--events",
+        "tcp://127.0.0.1:*", NULL
+    };
+    s_broker = zf_test_spawn (argv, &s_broker_out);
+    char line[512];
+    if (zf_test_read_line (s_broker_out, line, sizeof line, 10000))
+        return -1;
+    // "zflow broker: pipeline NAME: actors connect to E, events on E2"
+    char *a = strstr (line, "connect to "), *e = strstr (line, "events on ");
+    if (!a || !e)
+        return -1;
+    sscanf (a + 11, "%127[^,]", s_endpoint);
+    sscanf (e + 10, "%127s", s_events);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    kill (s_broker, SIGTERM);
+    int status = zf_test_reap (s_broker, 10000);
+    close (s_broker_out);
+    unlink (s_path);
+    // The broker stops cleanly on SIGTERM.
+    return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -1;
+}
+
+static zf_test_result_t
+s_zflow (const char *input, const char *arg, ...)
+{
+    char *argv[16] = { (char *) ZFLOW_BIN };
+    int argc = 1;
+    va_list args;
+    va_start (args, arg);
+    for (const char *a = arg; a && argc < 15; a = va_arg (args, const char *))
+        argv[argc++] = (char *) a;
+    va_end (args);
+    argv[argc] = NULL;
+    return zf_test_run (argv, input);
+}
+
+//  The state zflow status prints for id.
+static void
+s_expect_state (const char *id, const char *state)
+{
+    char expected[128];
+    snprintf (expected, sizeof expected, "%s %s\n", id, state);
+    // The worker acks asynchronously: look again, for at most 10 s.
+    for (int tries = 0; tries < 100; tries++) {
+        zf_test_result_t r = s_zflow (NULL, "status", s_endpoint, id, NULL);
+        assert_int_equal (r.status, 0);
+        bool same = streq (r.out, expected);
+        zf_test_result_free (&r);
+        if (same)
+            return;
+        zclock_sleep (100); // bounded: 100 tries
+    }
+    fail_msg ("%s never reached state %s", id, state);
+}
+
+static void
+test_put_status_tap (void **state)
+{
+    // A tap on the queue's data and the stats. A first stats line shows its
+    // subscriptions have reached the broker: a tap sees only later items.
+    char *tap_argv[] = { (char *) ZFLOW_BIN, "tap", s_events, "stats", "data.jobs", NULL };
+    int tap_out;
+    pid_t tap = zf_test_spawn (tap_argv, &tap_out);
+    char line[4096];
+    assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0);
+    assert_non_null (strstr (line, "{\"topic\":\"stats\",\"seq\":"));
+
+    zf_test_result_t r = s_zflow (NULL, "put", s_endpoint, "jobs", "{\"n\": 1}", "\"two\"", NULL);
+    assert_int_equal (r.status, 0);
+    char id1[33], id2[33];
+    assert_int_equal (sscanf (r.out, "%32s\n%32s", id1, id2), 2);
+    zf_test_result_free (&r);
+
+    // stdin lines; a bad one is reported with its line number, the rest go in
+    r = s_zflow ("[3]\n{oops}\n", "put", s_endpoint, "jobs", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "stdin:2: bad JSON: column 2: expected '\"' to start a key"));
+    char id3[33];
+    assert_int_equal (sscanf (r.out, "%32s", id3), 1);
+    zf_test_result_free (&r);
+
+    // Nobody consumes yet: queued.
+    s_expect_state (id1, "queued");
+    r = s_zflow (NULL, "status", s_endpoint, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "QUEUE"));
+    char name[64];
+    unsigned long long depth;
+    char *row = strstr (r.out, "\njobs ");
+    assert_non_null (row);
+    assert_int_equal (sscanf (row + 1, "%63s %llu", name, &depth), 2);
+    assert_int_equal (depth, 3);
+    zf_test_result_free (&r);
+
+    // The tap saw the three items with their bodies as JSON, in order.
+    static const char *bodies[] = { "\"body\":{\"n\":1}", "\"body\":\"two\"", "\"body\":[3]" };
+    for (int i = 0; i < 3; i++) {
+        do
+            assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0);
+        while (strstr (line, "\"topic\":\"stats\""));
+        assert_non_null (strstr (line, "\"topic\":\"data.jobs\",\"seq\":"));
+        assert_non_null (strstr (line, bodies[i]));
+    }
+    kill (tap, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (tap, 5000)), 0);
+    close (tap_out);
+
+    // A worker process handles them: done.
+    char *worker_argv[] = { (char *) ZFLOW_TESTACTOR, s_endpoint, "work", "jobs", NULL };
+    int worker_out;
+    pid_t worker = zf_test_spawn (worker_argv, &worker_out);
+    s_expect_state (id1, "done");
+    s_expect_state (id2, "done");
+    s_expect_state (id3, "done");
+    kill (worker, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (worker, 5000)), 0);
+    close (worker_out);
+}
+
+static void
+test_dead_letter_visible (void **state)
+{
+    // A worker that always fails: after max-attempts (2) the item is dead.
+    char *worker_argv[] = { (char *) ZFLOW_TESTACTOR, s_endpoint, "work", "jobs",
+                            "--fail-first",           "99",       NULL };
+    int worker_out;
+    pid_t worker = zf_test_spawn (worker_argv, &worker_out);
+    zf_test_result_t r = s_zflow (NULL, "put", s_endpoint, "jobs", "\"poison\"", NULL);
+    assert_int_equal (r.status, 0);
+    char id[33];
+    assert_int_equal (sscanf (r.out, "%32s", id), 1);
+    zf_test_result_free (&r);
+    s_expect_state (id, "dead");
+    r = s_zflow (NULL, "status", s_endpoint, NULL);
+    char *row = strstr (r.out, "\njobs.dead ");
+    assert_non_null (row);
+    char name[64];
+    unsigned long long depth;
+    assert_int_equal (sscanf (row + 1, "%63s %llu", name, &depth), 2);
+    assert_int_equal (depth, 1);
+    zf_test_result_free (&r);
+    kill (worker, SIGTERM);
+    zf_test_reap (worker, 5000);
+    close (worker_out);
+}
+
+static void
+test_usage_errors (void **state)
+{
+    zf_test_result_t r = s_zflow (NULL, "put", "nonsense", "jobs", "1", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "'nonsense' is not an endpoint"));
+    zf_test_result_free (&r);
+    r = s_zflow (NULL, "status", s_endpoint, "not-an-id", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "'not-an-id' is not an id"));
+    zf_test_result_free (&r);
+    // No broker there: status says so and fails, within its timeout.
+    r = s_zflow (NULL, "status", "tcp://127.0.0.1:1", "--timeout", "300ms", NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "no answer from tcp://127.0.0.1:1 within 300 ms"));
+    zf_test_result_free (&r);
+    r = s_zflow (NULL, "put", s_endpoint, "jobs", "1", "--bogus", "x", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "unknown option --bogus"));
+    zf_test_result_free (&r);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_put_status_tap),
+        cmocka_unit_test (test_dead_letter_visible),
+        cmocka_unit_test (test_usage_errors),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
