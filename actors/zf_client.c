@@ -12,6 +12,7 @@
 #include "zf_proto.h"
 
 #include <czmq.h>
+#include <sys/random.h>
 
 #define BACKOFF_MIN    1000  // ms before the first new session attempt
 #define BACKOFF_MAX    32000 // ms between attempts at most
@@ -65,10 +66,14 @@ struct _zf_client_t {
     uint32_t resume_size;                  // 0 when none
     bool has_resume;                       // WELCOME carried a checkpoint
     bool report_ready;                     // a REPORT came
+    bool report_wanted;                    // a STATUS is waiting for its REPORT
+    zf_id_t report_id;                     // what it asked about (zero: the queues)
     zf_figures_t *report_queues;           // its queue figures, owned
     size_t report_nqueues;                 // entries in report_queues
     char report_state[ZF_CODE_MAX + 1];    // its state
     char last_error[ZF_TEXT_MAX + 64];     // last ERROR
+    uint8_t random[4096];                  // random bytes for new ids, used from random_pos
+    size_t random_pos;                     // sizeof random when used up
 };
 
 static int64_t
@@ -107,6 +112,17 @@ s_send_msg (zf_client_t *self, zmsg_t **msg_p)
     self->last_send = s_now ();
 }
 
+//  Sends msg and keeps it, to send again on a new session: ZeroMQ shares
+//  the frames' bytes rather than copying them.
+static void
+s_send_kept (zf_client_t *self, zmsg_t *msg)
+{
+    size_t left = zmsg_size (msg);
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
+        zframe_send (&frame, self->sock, ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0));
+    self->last_send = s_now ();
+}
+
 static void
 s_send_out (zf_client_t *self)
 {
@@ -142,8 +158,13 @@ s_open (zf_client_t *self)
     s_send_out (self);
     for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
          u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed)) {
-        zmsg_t *copy = zmsg_dup (u->msg);
-        s_send_msg (self, &copy);
+        s_send_kept (self, u->msg);
+    }
+    if (self->report_wanted) {
+        // The broker that lost this session lost the question too.
+        zf_proto_reset (self->out, ZF_STATUS);
+        self->out->id = self->report_id;
+        s_send_out (self);
     }
     self->hello_at = s_now ();
     self->last_recv = self->hello_at;
@@ -170,6 +191,7 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     self->liveness = 3;
     self->window = DEFAULT_WINDOW;
     self->backoff = BACKOFF_MIN;
+    self->random_pos = sizeof self->random;
     self->in = zf_proto_new ();
     self->out = zf_proto_new ();
     self->put = zf_proto_new ();
@@ -219,10 +241,10 @@ s_send_put (zf_client_t *self)
     s_unconfirmed_t *u = (s_unconfirmed_t *) zmalloc (sizeof (s_unconfirmed_t));
     u->seq = self->seq;
     u->count = count;
-    u->msg = zmsg_dup (msg);
+    u->msg = msg;
     zlistx_add_end (self->unconfirmed, u);
     self->unconfirmed_items += count;
-    s_send_msg (self, &msg);
+    s_send_kept (self, msg);
 }
 
 static void
@@ -428,10 +450,29 @@ zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const
     return s_enqueue (self, &env, &frame);
 }
 
+//  A random id from the session's pool: one getrandom call per 256 ids.
+static zf_id_t
+s_random_id (zf_client_t *self)
+{
+    if (self->random_pos + ZF_ID_SIZE > sizeof self->random) {
+        size_t got = 0;
+        while (got < sizeof self->random) {
+            ssize_t rc = getrandom (self->random + got, sizeof self->random - got, 0);
+            if (rc > 0)
+                got += (size_t) rc;
+        }
+        self->random_pos = 0;
+    }
+    zf_id_t id;
+    memcpy (id.bytes, self->random + self->random_pos, ZF_ID_SIZE);
+    self->random_pos += ZF_ID_SIZE;
+    return id;
+}
+
 int
 zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size, zf_id_t *id)
 {
-    zf_id_t fresh = zf_id_random ();
+    zf_id_t fresh = s_random_id (self);
     if (id)
         *id = fresh;
     return zf_client_put_id (self, queue, &fresh, body, size);
@@ -573,17 +614,23 @@ s_ask (zf_client_t *self, const zf_id_t *id, int timeout_ms)
     s_ready (self);
     s_send_acks (self);
     zf_proto_reset (self->out, ZF_STATUS);
+    memset (&self->report_id, 0, sizeof self->report_id);
     if (id)
-        self->out->id = *id;
+        self->report_id = *id;
+    self->out->id = self->report_id;
     self->report_ready = false;
+    self->report_wanted = true;
     s_send_out (self);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
     while (!self->report_ready) {
         int64_t left = deadline - s_now ();
-        if (left <= 0 || zsys_interrupted)
+        if (left <= 0 || zsys_interrupted) {
+            self->report_wanted = false;
             return -1;
+        }
         s_pump (self, left);
     }
+    self->report_wanted = false;
     return 0;
 }
 

@@ -432,19 +432,13 @@ s_now (void)
     return zclock_mono ();
 }
 
-//  Sends self->out to peer (encoding moves the bodies away).
+//  Sends self->out to peer.
 static void
 s_send (self_t *self, peer_t *peer)
 {
     zf_error_t err;
-    zmsg_t *msg = zf_proto_encode (self->out, &err);
-    if (!msg) {
-        zsys_error ("broker: cannot encode for %s: %s", peer->name, err.text);
-        return;
-    }
-    zframe_t *routing_id = zframe_dup (peer->routing_id);
-    zmsg_prepend (msg, &routing_id);
-    zmsg_send (&msg, self->router);
+    if (zf_proto_send (self->out, zsock_resolve (self->router), peer->routing_id, &err))
+        zsys_error ("broker: cannot send to %s: %s", peer->name, err.text);
     peer->last_sent = s_now ();
 }
 
@@ -454,10 +448,7 @@ s_send_error (self_t *self, zframe_t *routing_id, zf_err_t code, const char *rea
     zf_proto_reset (self->out, ZF_ERROR);
     snprintf (self->out->code, sizeof self->out->code, "%s", zf_errname (code));
     snprintf (self->out->reason, sizeof self->out->reason, "%s", reason);
-    zmsg_t *msg = zf_proto_encode (self->out, NULL);
-    zframe_t *id = zframe_dup (routing_id);
-    zmsg_prepend (msg, &id);
-    zmsg_send (&msg, self->router);
+    zf_proto_send (self->out, zsock_resolve (self->router), routing_id, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -1291,8 +1282,8 @@ s_dispatch_group (self_t *self, group_t *group)
             delivery_t *d = group->ready.head;
             s_list_remove (&group->ready, d, 0);
             msg_t *msg = d->msg;
-            zframe_t *body = zframe_dup (msg->body);
-            zf_env_t *env = zf_proto_add_item (self->out, &body);
+            // The stored body goes out as it is: ZeroMQ shares its bytes.
+            zf_env_t *env = zf_proto_add_borrowed (self->out, msg->body);
             env->id = msg->id;
             snprintf (env->queue, sizeof env->queue, "%s", msg->queue->name);
             env->attempt = ++d->attempt;

@@ -195,7 +195,10 @@ static void
 s_clear (zf_proto_t *self)
 {
     for (uint32_t i = 0; i < self->nitems; i++)
-        zframe_destroy (&self->items[i].body);
+        if (self->borrowed)
+            self->items[i].body = NULL;
+        else
+            zframe_destroy (&self->items[i].body);
     zframe_destroy (&self->frame);
 }
 
@@ -254,6 +257,18 @@ zf_proto_add_item (zf_proto_t *self, zframe_t **body_p)
     memset (env, 0, sizeof *env);
     env->body = *body_p;
     *body_p = NULL;
+    return env;
+}
+
+zf_env_t *
+zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body)
+{
+    if (self->nitems >= ZF_BATCH_MAX || (self->nitems && !self->borrowed))
+        return NULL; // bodies are all owned or all borrowed
+    self->borrowed = true;
+    zf_env_t *env = &self->items[self->nitems++];
+    memset (env, 0, sizeof *env);
+    env->body = body;
     return env;
 }
 
@@ -698,34 +713,68 @@ s_encode_map (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *field
         }
 }
 
+//  Checks self can be sent and packs its header into buffer (initialised
+//  here; the caller destroys it). Returns 0 or -1.
+static int
+s_encode_header (zf_proto_t *self, msgpack_sbuffer *buffer, zf_error_t *err)
+{
+    zf_command_t command = self->command;
+    if (command <= 0 || command >= ZF_COMMAND_COUNT)
+        return zf_error_set (err, ZF_ECMD, "no command %d", (int) command);
+    if (s_commands[command].bodies)
+        for (uint32_t i = 0; i < self->nitems; i++)
+            if (!self->items[i].body)
+                return zf_error_set (err, ZF_EFIELD, "%s: item %u has no body",
+                                     s_commands[command].name, i);
+    msgpack_sbuffer_init (buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    s_encode_map (self, &pk, s_commands[command].fields, self);
+    return 0;
+}
+
 zmsg_t *
 zf_proto_encode (zf_proto_t *self, zf_error_t *err)
 {
-    zf_command_t command = self->command;
-    if (command <= 0 || command >= ZF_COMMAND_COUNT) {
-        zf_error_set (err, ZF_ECMD, "no command %d", (int) command);
-        return NULL;
-    }
-    bool bodies = s_commands[command].bodies;
-    if (bodies)
-        for (uint32_t i = 0; i < self->nitems; i++)
-            if (!self->items[i].body) {
-                zf_error_set (err, ZF_EFIELD, "%s: item %u has no body", s_commands[command].name,
-                              i);
-                return NULL;
-            }
     msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    s_encode_map (self, &pk, s_commands[command].fields, self);
-
+    if (s_encode_header (self, &buffer, err))
+        return NULL;
     zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, s_commands[command].name);
+    zmsg_addstr (msg, s_commands[self->command].name);
     zmsg_addmem (msg, buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
-    if (bodies)
-        for (uint32_t i = 0; i < self->nitems; i++)
-            zmsg_append (msg, &self->items[i].body);
+    if (s_commands[self->command].bodies) {
+        for (uint32_t i = 0; i < self->nitems; i++) {
+            if (self->borrowed)
+                zmsg_addmem (msg, zframe_data (self->items[i].body),
+                             zframe_size (self->items[i].body));
+            else
+                zmsg_append (msg, &self->items[i].body);
+        }
+    }
     return msg;
+}
+
+int
+zf_proto_send (zf_proto_t *self, void *sock, zframe_t *routing_id, zf_error_t *err)
+{
+    msgpack_sbuffer buffer;
+    if (s_encode_header (self, &buffer, err))
+        return -1;
+    bool bodies = s_commands[self->command].bodies && self->nitems;
+    zframe_t *name =
+        zframe_new (s_commands[self->command].name, strlen (s_commands[self->command].name));
+    zframe_t *header = zframe_new (buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    int rc = 0;
+    if (routing_id)
+        rc |= zframe_send (&routing_id, sock, ZFRAME_REUSE | ZFRAME_MORE);
+    rc |= zframe_send (&name, sock, ZFRAME_MORE);
+    rc |= zframe_send (&header, sock, bodies ? ZFRAME_MORE : 0);
+    for (uint32_t i = 0; bodies && i < self->nitems; i++)
+        rc |= zframe_send (&self->items[i].body, sock,
+                           ZFRAME_REUSE | (i + 1 < self->nitems ? ZFRAME_MORE : 0));
+    if (rc)
+        return zf_error_set (err, ZF_EIO, "send failed: %s", zmq_strerror (zmq_errno ()));
+    return 0;
 }

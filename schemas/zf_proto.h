@@ -96,37 +96,38 @@ typedef struct {
 //  arrays after it are valid only up to their counts, so that reusing a
 //  message costs no more than the fields it uses.
 typedef struct {
-    zf_command_t command;                       // which command this is
-    uint32_t version;                           // HELLO, WELCOME: protocol version
-    char name[ZF_NAME_MAX + 1];                 // HELLO: actor name (its consumer group)
-    char host[ZF_NAME_MAX + 1];                 // HELLO: host name of the worker
-    uint32_t worker;                            // HELLO: worker number within the actor
-    uint64_t pid;                               // HELLO: process id
-    uint32_t heartbeat;                         // HELLO, WELCOME: heartbeat interval, ms
-    uint32_t liveness;                          // WELCOME: heartbeats missed before death
-    uint32_t window;                            // WELCOME: unconfirmed PUT items allowed
-    uint32_t checkpoint_size;                   // WELCOME, PUT: bytes in checkpoint; 0 when none
-    uint64_t seq;                               // PUT, CONFIRM: the PUT's sequence number
-    bool track;                                 // PUT: report DONE for each root
-    uint32_t accepted;                          // CONFIRM: items enqueued
-    uint32_t duplicates;                        // CONFIRM: items dropped as seen before
-    uint32_t credit;                            // CREDIT: more items the worker can take
-    zf_id_t id;                                 // NACK, CANCEL, DONE, STATUS, REPORT: an item
-    bool final;                                 // NACK: dead-letter now, no retry
-    uint32_t delay;                             // NACK: retry no sooner than this, ms
-    char code[ZF_CODE_MAX + 1];                 // ERROR: zf_errname of the error
-    uint64_t count;                             // END: items the source produced
-    char state[ZF_CODE_MAX + 1];                // DONE, REPORT: an item's state
-    char queue[ZF_NAME_MAX + 1];                // REPORT: the item's queue
-    uint32_t attempt;                           // REPORT: the item's attempt
-    char reason[ZF_TEXT_MAX + 1];               // NACK, ERROR, CANCEL, REPORT: why, in words
-    uint32_t ninputs;                           // HELLO: entries in inputs
-    uint32_t noutputs;                          // HELLO: entries in outputs
-    uint32_t nitems;                            // PUT, DELIVER: entries in items
-    uint32_t nids;                              // ACK: entries in ids
-    uint32_t nqueues;                           // REPORT: entries in queues
-    uint8_t checkpoint[ZF_CHECKPOINT_MAX];      // WELCOME, PUT: producer position
-    char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
+    zf_command_t command;                      // which command this is
+    uint32_t version;                          // HELLO, WELCOME: protocol version
+    char name[ZF_NAME_MAX + 1];                // HELLO: actor name (its consumer group)
+    char host[ZF_NAME_MAX + 1];                // HELLO: host name of the worker
+    uint32_t worker;                           // HELLO: worker number within the actor
+    uint64_t pid;                              // HELLO: process id
+    uint32_t heartbeat;                        // HELLO, WELCOME: heartbeat interval, ms
+    uint32_t liveness;                         // WELCOME: heartbeats missed before death
+    uint32_t window;                           // WELCOME: unconfirmed PUT items allowed
+    uint32_t checkpoint_size;                  // WELCOME, PUT: bytes in checkpoint; 0 when none
+    uint64_t seq;                              // PUT, CONFIRM: the PUT's sequence number
+    bool track;                                // PUT: report DONE for each root
+    uint32_t accepted;                         // CONFIRM: items enqueued
+    uint32_t duplicates;                       // CONFIRM: items dropped as seen before
+    uint32_t credit;                           // CREDIT: more items the worker can take
+    zf_id_t id;                                // NACK, CANCEL, DONE, STATUS, REPORT: an item
+    bool final;                                // NACK: dead-letter now, no retry
+    uint32_t delay;                            // NACK: retry no sooner than this, ms
+    char code[ZF_CODE_MAX + 1];                // ERROR: zf_errname of the error
+    uint64_t count;                            // END: items the source produced
+    char state[ZF_CODE_MAX + 1];               // DONE, REPORT: an item's state
+    char queue[ZF_NAME_MAX + 1];               // REPORT: the item's queue
+    uint32_t attempt;                          // REPORT: the item's attempt
+    char reason[ZF_TEXT_MAX + 1];              // NACK, ERROR, CANCEL, REPORT: why, in words
+    uint32_t ninputs;                          // HELLO: entries in inputs
+    uint32_t noutputs;                         // HELLO: entries in outputs
+    uint32_t nitems;                           // PUT, DELIVER: entries in items
+    uint32_t nids;                             // ACK: entries in ids
+    uint32_t nqueues;                          // REPORT: entries in queues
+    bool borrowed;                             // item bodies are the caller's: never destroyed here
+    uint8_t checkpoint[ZF_CHECKPOINT_MAX];     // WELCOME, PUT: producer position
+    char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
     zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items
     zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done
@@ -159,9 +160,19 @@ int zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err);
 //  encoded (a body missing, too many items), with err filled.
 zmsg_t *zf_proto_encode (zf_proto_t *self, zf_error_t *err);
 
+//  Send self on sock, after routing_id when not NULL (a ROUTER's peer).
+//  Bodies are sent without being copied or given up: they stay in self
+//  (ZeroMQ shares their bytes), so a message can be sent again. Returns 0,
+//  or -1 with err filled.
+int zf_proto_send (zf_proto_t *self, void *sock, zframe_t *routing_id, zf_error_t *err);
+
 //  Append an item to a PUT or DELIVER, taking ownership of *body_p.
 //  Returns the envelope to fill in, or NULL if the batch is full.
 zf_env_t *zf_proto_add_item (zf_proto_t *self, zframe_t **body_p);
+
+//  Append an item whose body stays the caller's (it must outlive the next
+//  send); for forwarding without a copy. Sets self->borrowed.
+zf_env_t *zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body);
 
 //  Append queue figures to a REPORT; NULL if full or out of memory.
 zf_figures_t *zf_proto_add_queue (zf_proto_t *self);

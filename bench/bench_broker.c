@@ -1,0 +1,175 @@
+/*  bench_broker: acked items per second through the broker, beside raw
+    libzmq PUSH/PULL (no acks) measured in the same run.
+
+    bench_broker [N]      N items of 100 bytes (default 1,000,000)
+
+    zflow: one producer puts N items into one queue; one consumer group of
+    two worker processes takes and acks them; the broker runs in this
+    process; all over tcp loopback. The clock runs from the first put until
+    the broker reports N acked. Raw: one PUSH socket to two PULL worker
+    processes, same bodies, until both have received all N (no acks, no
+    redelivery, nothing kept: the ceiling of the transport).
+*/
+#include "zf_broker.h"
+#include "zf_testkit.h"
+#include "zflow.h"
+
+#include <signal.h>
+
+#define BODY_SIZE 100
+
+static int
+s_worker (const char *endpoint)
+{
+    zf_client_t *client = zf_client_new (endpoint, "work", "jobs", 500);
+    while (!zsys_interrupted) {
+        zf_item_t *item = zf_client_next (client, 200);
+        if (item)
+            zf_client_ack (client, &item);
+    }
+    zf_client_destroy (&client);
+    return 0;
+}
+
+static int
+s_raw_worker (const char *endpoint, long count)
+{
+    // Each worker binds and the sender connects to both: a PUSH socket then
+    // shares among both from the first message, connected or not yet.
+    zsock_t *pull = zsock_new (ZMQ_PULL);
+    zsock_set_rcvhwm (pull, 100000);
+    zsock_bind (pull, "%s", endpoint);
+    printf ("%s\n", zsock_endpoint (pull));
+    fflush (stdout);
+    for (long i = 0; i < count; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init (&msg);
+        if (zmq_msg_recv (&msg, zsock_resolve (pull), 0) < 0)
+            break;
+        zmq_msg_close (&msg);
+    }
+    printf ("done\n");
+    fflush (stdout);
+    zsock_destroy (&pull);
+    return 0;
+}
+
+static double
+s_zflow (const char *self_path, long n)
+{
+    zf_pipeline_t *pipeline = zf_test_pipeline ("queues\n"
+                                                "    jobs\n"
+                                                "        max-depth = 100000\n"
+                                                "        external = true\n"
+                                                "broker\n"
+                                                "    window = 20000\n"
+                                                "    dedup-window = 262144\n"
+                                                "actors\n"
+                                                "    work\n"
+                                                "        kind = sink\n"
+                                                "        input = jobs\n"
+                                                "        target = null\n");
+    zf_error_t err;
+    zf_broker_t *broker =
+        zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
+    const char *endpoint = zf_broker_endpoint (broker);
+    pid_t workers[2];
+    int outs[2];
+    for (int w = 0; w < 2; w++) {
+        char *argv[] = { (char *) self_path, "worker", (char *) endpoint, NULL };
+        workers[w] = zf_test_spawn (argv, &outs[w]);
+    }
+    zf_client_t *producer = zf_client_new (endpoint, "bench", NULL, 0);
+    zf_client_t *observer = zf_client_new (endpoint, "observer", NULL, 0);
+    uint8_t body[BODY_SIZE];
+    body[0] = 0xc4; // msgpack bin 8
+    body[1] = BODY_SIZE - 2;
+    memset (body + 2, 'x', BODY_SIZE - 2);
+    // Wait for both workers to be there before the clock starts.
+    size_t count;
+    for (int tries = 0; tries < 100; tries++) {
+        zf_figures_t *f = zf_client_queues (observer, &count, 5000);
+        uint32_t consumers = f && count ? f[0].consumers : 0;
+        free (f);
+        if (consumers == 2)
+            break;
+        zclock_sleep (50); // bounded poll: 100 tries
+    }
+    int64_t start = zclock_usecs ();
+    for (long i = 0; i < n; i++) {
+        zf_client_put (producer, "jobs", body, BODY_SIZE, NULL);
+        // A question now and then keeps the observer's session alive
+        // (without waiting for the answer).
+        if (i % 65536 == 0)
+            free (zf_client_queues (observer, &count, 0));
+    }
+    zf_client_flush (producer, -1);
+    uint64_t acked = 0;
+    while (acked < (uint64_t) n && !zsys_interrupted) {
+        zf_figures_t *f = zf_client_queues (observer, &count, 5000);
+        acked = f && count ? f[0].ack : 0;
+        free (f);
+        if (acked < (uint64_t) n)
+            zclock_sleep (20); // bounded poll of the broker's figures
+    }
+    double seconds = (zclock_usecs () - start) / 1e6;
+    for (int w = 0; w < 2; w++) {
+        kill (workers[w], SIGTERM);
+        zf_test_reap (workers[w], 5000);
+        close (outs[w]);
+    }
+    zf_client_destroy (&producer);
+    zf_client_destroy (&observer);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    return n / seconds;
+}
+
+static double
+s_raw (const char *self_path, long n)
+{
+    zsock_t *push = zsock_new (ZMQ_PUSH);
+    zsock_set_sndhwm (push, 100000);
+    pid_t workers[2];
+    int outs[2];
+    char share[32];
+    snprintf (share, sizeof share, "%ld", n / 2);
+    char line[64];
+    for (int w = 0; w < 2; w++) {
+        char *argv[] = { (char *) self_path, "raw", "tcp://127.0.0.1:*", share, NULL };
+        workers[w] = zf_test_spawn (argv, &outs[w]);
+        zf_test_read_line (outs[w], line, sizeof line, 10000);
+        zsock_connect (push, "%s", line);
+    }
+    uint8_t body[BODY_SIZE];
+    memset (body, 'x', sizeof body);
+    int64_t start = zclock_usecs ();
+    for (long i = 0; i < (n / 2) * 2; i++)
+        zmq_send (zsock_resolve (push), body, sizeof body, 0);
+    for (int w = 0; w < 2; w++)
+        zf_test_read_line (outs[w], line, sizeof line, 600000);
+    double seconds = (zclock_usecs () - start) / 1e6;
+    for (int w = 0; w < 2; w++) {
+        zf_test_reap (workers[w], 5000);
+        close (outs[w]);
+    }
+    zsock_destroy (&push);
+    return ((n / 2) * 2) / seconds;
+}
+
+int
+main (int argc, char **argv)
+{
+    zsys_init ();
+    if (argc == 3 && streq (argv[1], "worker"))
+        return s_worker (argv[2]);
+    if (argc == 4 && streq (argv[1], "raw"))
+        return s_raw_worker (argv[2], atol (argv[3]));
+    long n = argc > 1 ? atol (argv[1]) : 1000000;
+    double zflow = s_zflow (argv[0], n);
+    double raw = s_raw (argv[0], n);
+    printf ("zflow broker, put -> deliver -> ack, 2 workers: %10.0f items/s\n", zflow);
+    printf ("raw libzmq PUSH/PULL, 2 workers, no acks:    %10.0f items/s  (zflow at %.2f of it)\n",
+            raw, zflow / raw);
+    return 0;
+}
