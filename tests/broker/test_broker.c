@@ -11,6 +11,7 @@
 #include "zflow.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 
 #define LOOPBACK "tcp://127.0.0.1:*"
 
@@ -610,22 +611,151 @@ test_bad_input (void **state)
         }
         zmsg_send (&msg, raw);
     }
+    // Random frames to the intake (PULL) and random subscriptions to the
+    // events (XPUB): counted or ignored, never fatal.
+    zsock_t *push = zsock_new_push (zf_broker_intake (f->broker));
+    zsock_t *xsub = zsock_new (ZMQ_XSUB);
+    zsock_connect (xsub, "%s", zf_broker_events (f->broker));
+    for (int i = 0; i < 300; i++) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_t *sub = zmsg_new ();
+        int frames = 1 + rand_r (&seed) % 3;
+        for (int j = 0; j < frames; j++) {
+            uint8_t junk[40];
+            size_t size = (size_t) (rand_r (&seed) % sizeof junk);
+            for (size_t k = 0; k < size; k++)
+                junk[k] = (uint8_t) rand_r (&seed);
+            zmsg_addmem (msg, junk, size);
+            zmsg_addmem (sub, junk, size);
+        }
+        zmsg_send (&msg, push);
+        zmsg_send (&sub, xsub);
+    }
+    zsock_destroy (&xsub);
+    zsock_destroy (&push);
+
     // Meanwhile, the pipeline works.
     enum { N = 500 };
     s_put_ints (producer, "jobs", N, NULL);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
-    int got = 0;
+    int seen[N] = { 0 }, got = 0;
     int64_t deadline = zclock_mono () + 10000;
     while (got < N && zclock_mono () < deadline) {
         zf_item_t *item = zf_client_next (worker, 100);
         if (item) {
+            int64_t n = s_body_int (item);
+            assert_true (n >= 0 && n < N);
+            seen[n]++;
             got++;
             zf_client_ack (worker, &item);
         }
     }
     assert_int_equal (got, N);
+    for (int n = 0; n < N; n++)
+        assert_int_equal (seen[n], 1);
     zsock_destroy (&raw);
     zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static void
+test_broker_restart (void **state)
+{
+    // Workers and producers open a new session with a broker that comes
+    // back, and send again what it had not confirmed.
+    zf_pipeline_t *pipeline = zf_test_pipeline (s_fast_heartbeat);
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    char endpoint[128];
+    snprintf (endpoint, sizeof endpoint, "%s", zf_broker_endpoint (broker));
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
+    size_t size;
+    zf_client_resume_point (producer, &size, 5000); // both welcomed by the first broker
+    zf_client_resume_point (worker, &size, 5000);
+    assert_null (zf_client_next (worker, 0));
+    zf_broker_destroy (&broker);
+
+    enum { N = 100 };
+    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_client_flush (producer, 300), -1); // nobody to confirm
+    broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err);
+    if (!broker)
+        fail_msg ("second broker on %s: %s", endpoint, err.text);
+    assert_int_equal (zf_client_flush (producer, 20000), 0);
+    int seen[N] = { 0 }, got = 0;
+    int64_t deadline = zclock_mono () + 20000;
+    while (got < N && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        seen[s_body_int (item)]++;
+        got++;
+        zf_client_ack (worker, &item);
+    }
+    assert_int_equal (got, N);
+    for (int n = 0; n < N; n++)
+        assert_int_equal (seen[n], 1);
+    assert_true (zf_client_sessions (producer) >= 2);
+    assert_true (zf_client_sessions (worker) >= 2);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static const char *s_upper = "actors\n"
+                             "    src\n"
+                             "        kind = producer\n"
+                             "        source = seq:1\n"
+                             "        output = words\n"
+                             "    upper\n"
+                             "        kind = exec\n"
+                             "        command = /bin/true\n"
+                             "        input = words\n"
+                             "        output = shouted\n"
+                             "    store\n"
+                             "        kind = sink\n"
+                             "        input = shouted\n"
+                             "        target = null\n";
+
+static void
+test_custom_actor_example (void **state)
+{
+    // The example custom actor, run as a process, as its comment says.
+    s_fixture_t *f = s_start (s_upper);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    setenv ("ZFLOW_ENDPOINT", endpoint, 1);
+    setenv ("ZFLOW_ACTOR", "upper", 1);
+    setenv ("ZFLOW_INPUT", "words", 1);
+    setenv ("ZFLOW_OUTPUT", "shouted", 1);
+    char *argv[] = { (char *) ZFLOW_UPPER, NULL };
+    int out;
+    pid_t pid = zf_test_spawn (argv, &out);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *store = zf_client_new (endpoint, "store", "shouted", 8);
+    zf_id_t ids[2];
+    zf_client_put_str (producer, "words", "hello", &ids[0]);
+    zf_client_put_str (producer, "words", "zflow", &ids[1]);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    bool hello = false, zflow = false;
+    for (int i = 0; i < 2; i++) {
+        zf_item_t *item = zf_client_next (store, 10000);
+        assert_non_null (item);
+        size_t size;
+        const char *body = (const char *) zf_item_body (item, &size);
+        hello |= size == 6 && memcmp (body + 1, "HELLO", 5) == 0;
+        zflow |= size == 6 && memcmp (body + 1, "ZFLOW", 5) == 0;
+        zf_client_ack (store, &item);
+    }
+    assert_true (hello && zflow);
+    kill (pid, SIGTERM);
+    int status = zf_test_reap (pid, 5000);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (out);
+    zf_client_destroy (&store);
     zf_client_destroy (&producer);
     s_stop (&f);
 }
@@ -634,10 +764,15 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_put_deliver_ack), cmocka_unit_test (test_fanout_and_sharing),
-        cmocka_unit_test (test_retry_then_dead), cmocka_unit_test (test_backpressure),
-        cmocka_unit_test (test_worker_killed),   cmocka_unit_test (test_intake_and_events),
+        cmocka_unit_test (test_put_deliver_ack),
+        cmocka_unit_test (test_fanout_and_sharing),
+        cmocka_unit_test (test_retry_then_dead),
+        cmocka_unit_test (test_backpressure),
+        cmocka_unit_test (test_worker_killed),
+        cmocka_unit_test (test_intake_and_events),
         cmocka_unit_test (test_bad_input),
+        cmocka_unit_test (test_broker_restart),
+        cmocka_unit_test (test_custom_actor_example),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
