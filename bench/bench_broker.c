@@ -34,8 +34,8 @@ s_worker (const char *endpoint)
 static int
 s_raw_worker (const char *endpoint, long count)
 {
-    // Each worker binds and the sender connects to both: a PUSH socket then
-    // shares among both from the first message, connected or not yet.
+    // Each worker binds; the sender has one PUSH socket to each and takes
+    // them in turn, so each worker gets exactly its half.
     zsock_t *pull = zsock_new (ZMQ_PULL);
     zsock_set_rcvhwm (pull, 100000);
     zsock_bind (pull, "%s", endpoint);
@@ -128,8 +128,7 @@ s_zflow (const char *self_path, long n)
 static double
 s_raw (const char *self_path, long n)
 {
-    zsock_t *push = zsock_new (ZMQ_PUSH);
-    zsock_set_sndhwm (push, 100000);
+    zsock_t *push[2];
     pid_t workers[2];
     int outs[2];
     char share[32];
@@ -139,13 +138,16 @@ s_raw (const char *self_path, long n)
         char *argv[] = { (char *) self_path, "raw", "tcp://127.0.0.1:*", share, NULL };
         workers[w] = zf_test_spawn (argv, &outs[w]);
         zf_test_read_line (outs[w], line, sizeof line, 10000);
-        zsock_connect (push, "%s", line);
+        push[w] = zsock_new (ZMQ_PUSH);
+        zsock_set_sndhwm (push[w], 100000);
+        zsock_connect (push[w], "%s", line);
     }
     uint8_t body[BODY_SIZE];
     memset (body, 'x', sizeof body);
     int64_t start = zclock_usecs ();
+    void *sockets[2] = { zsock_resolve (push[0]), zsock_resolve (push[1]) };
     for (long i = 0; i < (n / 2) * 2; i++)
-        zmq_send (zsock_resolve (push), body, sizeof body, 0);
+        zmq_send (sockets[i & 1], body, sizeof body, 0);
     for (int w = 0; w < 2; w++)
         zf_test_read_line (outs[w], line, sizeof line, 600000);
     double seconds = (zclock_usecs () - start) / 1e6;
@@ -153,7 +155,8 @@ s_raw (const char *self_path, long n)
         zf_test_reap (workers[w], 5000);
         close (outs[w]);
     }
-    zsock_destroy (&push);
+    zsock_destroy (&push[0]);
+    zsock_destroy (&push[1]);
     return ((n / 2) * 2) / seconds;
 }
 

@@ -147,6 +147,7 @@ typedef struct {
     uint32_t accepted;                     // items enqueued
     uint32_t duplicates;                   // items dropped as seen
     uint32_t nitems;                       // entries in items
+    lineage_t **holds;                     // per item: the lineage it holds, or NULL
     zf_env_t items[];                      // envelopes, bodies owned, headers copied
 } pending_put_t;
 
@@ -173,7 +174,8 @@ typedef struct {
     zf_id_t *seen_ring;      // ids of seen, oldest first, for eviction
     size_t seen_cap;         // entries in seen_ring; 0 turns dedup off
     size_t seen_head;        // next slot of seen_ring
-    zf_idmap_t *lineages;    // root id -> lineage_t
+    zf_idmap_t *lineages;    // root id -> lineage_t, for roots with children or a tracker
+    size_t live_unseen;      // stored messages whose id the dedup ring has let go
     delivery_t **delayed;    // heap by due
     size_t ndelayed;         // entries in delayed
     size_t delayed_cap;      // allocated
@@ -550,22 +552,28 @@ s_event_data (self_t *self, msg_t *msg)
 //  --------------------------------------------------------------------------
 //  Messages: admission, lineage, finishing
 
-static void
+//  Records an id's outcome in the dedup window. Returns false if the id
+//  was in the window already (its outcome is updated).
+static bool
 s_seen_set (self_t *self, const zf_id_t *id, intptr_t outcome)
 {
-    if (!self->seen_cap)
-        return;
-    if (zf_idmap_get (self->seen, id)) {
-        zf_idmap_put (self->seen, id, (void *) outcome);
-        return;
-    }
-    // The window is a ring: the oldest id leaves as a new one comes.
+    if (!self->seen_cap || zf_idmap_swap (self->seen, id, (void *) outcome))
+        return false;
+    // The window is a ring: the oldest id leaves as a new one comes. A
+    // stored message that leaves it is still found through the live map.
     zf_id_t *slot = &self->seen_ring[self->seen_head];
-    if (!zf_id_is_zero (slot))
-        zf_idmap_remove (self->seen, slot);
+    if (!zf_id_is_zero (slot) && (intptr_t) zf_idmap_remove (self->seen, slot) == SEEN_LIVE)
+        self->live_unseen++;
     *slot = *id;
     self->seen_head = (self->seen_head + 1) % self->seen_cap;
-    zf_idmap_put (self->seen, id, (void *) outcome);
+    return true;
+}
+
+//  True if id was put before and is stored or still in the dedup window.
+static bool
+s_seen_before (self_t *self, const zf_id_t *id)
+{
+    return zf_idmap_get (self->seen, id) || (self->live_unseen && zf_idmap_get (self->live, id));
 }
 
 static void
@@ -585,14 +593,45 @@ s_lineage_finish (self_t *self, lineage_t *lineage)
     free (lineage);
 }
 
+//  Takes a hold on the lineage of root, tracking it from now on if it was
+//  not: a root is tracked only once it has children, a tracker or a cancel,
+//  which spares the common childless item a lineage of its own. A stored
+//  root joins its new lineage.
+static lineage_t *
+s_lineage_hold (self_t *self, const zf_id_t *root)
+{
+    lineage_t *lineage = (lineage_t *) zf_idmap_get (self->lineages, root);
+    if (!lineage) {
+        lineage = (lineage_t *) zmalloc (sizeof (lineage_t));
+        lineage->root = *root;
+        zf_idmap_put (self->lineages, root, lineage);
+        msg_t *first = (msg_t *) zf_idmap_get (self->live, root);
+        if (first && !first->lineage) {
+            first->lineage = lineage;
+            lineage->outstanding++;
+        }
+    }
+    lineage->outstanding++;
+    return lineage;
+}
+
+static void
+s_lineage_release (self_t *self, lineage_t *lineage)
+{
+    if (--lineage->outstanding == 0)
+        s_lineage_finish (self, lineage);
+}
+
 static void
 s_msg_free (self_t *self, msg_t *msg)
 {
     zf_idmap_remove (self->live, &msg->id);
-    s_seen_set (self, &msg->id,
-                msg->dead                                 ? SEEN_DEAD
-                : msg->lineage && msg->lineage->cancelled ? SEEN_CANCELLED
-                                                          : SEEN_DONE);
+    if (s_seen_set (self, &msg->id,
+                    msg->dead                                 ? SEEN_DEAD
+                    : msg->lineage && msg->lineage->cancelled ? SEEN_CANCELLED
+                                                              : SEEN_DONE) &&
+        self->live_unseen)
+        self->live_unseen--; // it had left the window while stored
     queue_t *queue = msg->queue;
     queue->depth--;
     queue->acked++;
@@ -600,8 +639,7 @@ s_msg_free (self_t *self, msg_t *msg)
     if (lineage) {
         if (msg->dead)
             lineage->dead = true;
-        if (--lineage->outstanding == 0)
-            s_lineage_finish (self, lineage);
+        s_lineage_release (self, lineage);
     }
     zframe_destroy (&msg->body);
     free (msg->headers);
@@ -610,9 +648,9 @@ s_msg_free (self_t *self, msg_t *msg)
 }
 
 //  Stores an envelope and body as a message of queue, with a delivery per
-//  group. Takes the body.
+//  group. Takes the body, and the hold on lineage (may be NULL).
 static msg_t *
-s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p)
+s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lineage_t *lineage)
 {
     size_t n = queue->ngroups;
     assert (n > 0); // every queue has a group, anonymous at first
@@ -648,14 +686,6 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p)
     queue->depth++;
     queue->put++;
 
-    const zf_id_t *root = zf_id_is_zero (&msg->root) ? &msg->id : &msg->root;
-    lineage_t *lineage = (lineage_t *) zf_idmap_get (self->lineages, root);
-    if (!lineage) {
-        lineage = (lineage_t *) zmalloc (sizeof (lineage_t));
-        lineage->root = *root;
-        zf_idmap_put (self->lineages, root, lineage);
-    }
-    lineage->outstanding++;
     msg->lineage = lineage;
     if (queue->tapped)
         s_event_data (self, msg);
@@ -686,19 +716,22 @@ s_admit (self_t *self, pending_put_t *put)
 {
     for (; put->next < put->nitems; put->next++) {
         zf_env_t *env = &put->items[put->next];
-        if (zf_idmap_get (self->live, &env->id) || zf_idmap_get (self->seen, &env->id)) {
+        lineage_t *hold = put->holds[put->next];
+        if (s_seen_before (self, &env->id)) {
             put->duplicates++;
             zframe_destroy (&env->body);
+            put->holds[put->next] = NULL;
+            if (hold)
+                s_lineage_release (self, hold);
             continue;
         }
         queue_t *queue = s_queue_require (self, env->queue);
         if ((int64_t) queue->depth >= queue->max_depth)
             return queue;
         env->attempt = 0;
-        msg_t *msg = s_msg_store (self, queue, env, &env->body);
+        put->holds[put->next] = NULL; // the message takes the hold
+        msg_t *msg = s_msg_store (self, queue, env, &env->body, hold);
         s_seen_set (self, &msg->id, SEEN_LIVE);
-        if (put->track && zf_id_is_zero (&env->root) && msg->lineage->outstanding == 1)
-            snprintf (msg->lineage->tracker, PEER_KEY_MAX, "%s", put->peer);
         put->accepted++;
     }
     return NULL;
@@ -812,7 +845,7 @@ s_finish_delivery (self_t *self, delivery_t *d, bool dead)
             env.headers_size = msg->headers_size;
             if (!zf_idmap_get (self->live, &env.id)) {
                 zframe_t *body = zframe_dup (msg->body);
-                msg_t *copy = s_msg_store (self, s_queue_require (self, name), &env, &body);
+                msg_t *copy = s_msg_store (self, s_queue_require (self, name), &env, &body, NULL);
                 copy->reason = msg->reason ? strdup (msg->reason) : NULL;
                 s_seen_set (self, &copy->id, SEEN_LIVE);
             }
@@ -935,8 +968,9 @@ static void
 s_on_put (self_t *self, peer_t *peer)
 {
     zf_proto_t *in = self->in;
-    pending_put_t *put =
-        (pending_put_t *) zmalloc (sizeof (pending_put_t) + in->nitems * sizeof (zf_env_t));
+    pending_put_t *put = (pending_put_t *) zmalloc (
+        sizeof (pending_put_t) + in->nitems * (sizeof (zf_env_t) + sizeof (lineage_t *)));
+    put->holds = (lineage_t **) &put->items[in->nitems];
     snprintf (put->peer, sizeof put->peer, "%s", peer->key);
     snprintf (put->actor, sizeof put->actor, "%s", peer->name);
     put->seq = in->seq;
@@ -951,6 +985,15 @@ s_on_put (self_t *self, peer_t *peer)
             uint8_t *copy = (uint8_t *) malloc (in->items[i].headers_size);
             memcpy (copy, in->items[i].headers, in->items[i].headers_size);
             put->items[i].headers = copy;
+        }
+        // A child holds its lineage from now: if this PUT must wait for
+        // room, its parent's ACK cannot end the lineage before it.
+        zf_env_t *env = &put->items[i];
+        if (!zf_id_is_zero (&env->root))
+            put->holds[i] = s_lineage_hold (self, &env->root);
+        else if (in->track) {
+            put->holds[i] = s_lineage_hold (self, &env->id);
+            snprintf (put->holds[i]->tracker, PEER_KEY_MAX, "%s", peer->key);
         }
     }
     queue_t *full = s_admit (self, put);
@@ -1056,13 +1099,12 @@ s_on_end (self_t *self, peer_t *peer)
 static void
 s_on_cancel (self_t *self, peer_t *peer)
 {
-    lineage_t *lineage = (lineage_t *) zf_idmap_get (self->lineages, &self->in->id);
-    if (!lineage)
-        return; // finished already
+    // A hold keeps the lineage while its items are dropped one by one.
+    lineage_t *lineage = s_lineage_hold (self, &self->in->id);
     lineage->cancelled = true;
     zf_id_t root = lineage->root;
     for (queue_t *queue = (queue_t *) zlistx_first (self->queue_order); queue;
-         queue = (queue_t *) zlistx_next (self->queue_order)) {
+         queue = (queue_t *) zlistx_next (self->queue_order))
         for (size_t g = 0; g < queue->ngroups; g++) {
             delivery_t *d = queue->groups[g]->ready.head;
             while (d) {
@@ -1072,19 +1114,13 @@ s_on_cancel (self_t *self, peer_t *peer)
                     s_finish_delivery (self, d, false);
                 }
                 d = next;
-                // The lineage may be gone once its last item finished.
-                if (!zf_idmap_get (self->lineages, &root))
-                    return;
             }
         }
-    }
     for (size_t i = 0; i < self->ndelayed;) {
         delivery_t *d = self->delayed[i];
         if (d->msg->lineage == lineage) {
             s_heap_remove (self, d);
             s_finish_delivery (self, d, false);
-            if (!zf_idmap_get (self->lineages, &root))
-                return;
         }
         else
             i++;
@@ -1100,6 +1136,7 @@ s_on_cancel (self_t *self, peer_t *peer)
                 s_send (self, p);
                 break;
             }
+    s_lineage_release (self, lineage);
 }
 
 static const char *
@@ -1463,7 +1500,7 @@ s_intake_message (self_t *self, zmsg_t *msg)
         else {
             zf_env_t env = { .id = zf_id_random (), .ts = zclock_time () };
             zmsg_remove (msg, body);
-            msg_t *stored = s_msg_store (self, queue, &env, &body);
+            msg_t *stored = s_msg_store (self, queue, &env, &body, NULL);
             s_seen_set (self, &stored->id, SEEN_LIVE);
         }
     }

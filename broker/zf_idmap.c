@@ -101,6 +101,21 @@ zf_idmap_put (zf_idmap_t *self, const zf_id_t *id, void *value)
 }
 
 void *
+zf_idmap_swap (zf_idmap_t *self, const zf_id_t *id, void *value)
+{
+    if ((self->size + 1) * 2 > self->mask + 1 && s_grow (self))
+        return NULL;
+    s_slot_t *slot = s_find (self, id);
+    void *old = slot->value;
+    if (!old) {
+        slot->id = *id;
+        self->size++;
+    }
+    slot->value = value;
+    return old;
+}
+
+void *
 zf_idmap_remove (zf_idmap_t *self, const zf_id_t *id)
 {
     s_slot_t *slot = s_find (self, id);

@@ -29,6 +29,11 @@ void *zf_idmap_get (zf_idmap_t *self, const zf_id_t *id);
 //  out of memory.
 int zf_idmap_put (zf_idmap_t *self, const zf_id_t *id, void *value);
 
+//  Sets id to value (not NULL) and returns the value it had, or NULL if it
+//  is new (one probe where get-then-put takes two). On out of memory it
+//  returns NULL and leaves the map unchanged.
+void *zf_idmap_swap (zf_idmap_t *self, const zf_id_t *id, void *value);
+
 //  Removes id; returns its value, or NULL if it was not there.
 void *zf_idmap_remove (zf_idmap_t *self, const zf_id_t *id);
 
