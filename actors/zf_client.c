@@ -74,6 +74,8 @@ struct _zf_client_t {
     char last_error[ZF_TEXT_MAX + 64];     // last ERROR
     uint8_t random[4096];                  // random bytes for new ids, used from random_pos
     size_t random_pos;                     // sizeof random when used up
+    bool track;                            // PUTs ask for DONE
+    zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
 };
 
 static int64_t
@@ -202,6 +204,8 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) s_item_destroy);
     self->held = zlistx_new ();
     zlistx_set_destructor (self->held, (zlistx_destructor_fn *) s_item_destroy);
+    self->dones = zlistx_new ();
+    zlistx_set_destructor (self->dones, (zlistx_destructor_fn *) zstr_free);
     return self;
 }
 
@@ -228,6 +232,7 @@ s_send_put (zf_client_t *self)
     if (self->put->nitems == 0)
         return;
     self->put->seq = ++self->seq;
+    self->put->track = self->track;
     if (self->checkpoint_size) {
         memcpy (self->put->checkpoint, self->checkpoint, self->checkpoint_size);
         self->put->checkpoint_size = self->checkpoint_size;
@@ -375,8 +380,14 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 memcpy (self->report_queues, self->in->queues,
                         self->in->nqueues * sizeof (zf_figures_t));
             break;
+        case ZF_DONE: {
+            char hex[ZF_ID_HEX];
+            zlistx_add_end (self->dones, zsys_sprintf ("%s %s", zf_id_format (&self->in->id, hex),
+                                                       self->in->state));
+            break;
+        }
         default:
-            break; // PONG, DONE: the traffic itself is the point
+            break; // PONG: the traffic itself is the point
     }
 }
 
@@ -489,6 +500,35 @@ zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id
     int rc = zf_client_put (self, queue, buffer.data, buffer.size, id);
     msgpack_sbuffer_destroy (&buffer);
     return rc;
+}
+
+void
+zf_client_track (zf_client_t *self, bool track)
+{
+    s_send_put (self); // items buffered so far keep the setting they were put with
+    self->track = track;
+}
+
+int
+zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms)
+{
+    s_ready (self);
+    s_send_acks (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
+    while (zlistx_size (self->dones) == 0) {
+        int64_t left = deadline - s_now ();
+        if (left <= 0 || zsys_interrupted)
+            return -1;
+        s_pump (self, left);
+    }
+    char *done = (char *) zlistx_first (self->dones);
+    char hex[ZF_ID_HEX];
+    char text[ZF_CODE_MAX + 1];
+    sscanf (done, "%32s %32s", hex, text);
+    zf_id_parse (root, hex);
+    snprintf (state, size, "%s", text);
+    zlistx_delete (self->dones, zlistx_cursor (self->dones));
+    return 0;
 }
 
 void
@@ -683,6 +723,7 @@ zf_client_destroy (zf_client_t **self_p)
     }
     zlistx_destroy (&self->inbox);
     zlistx_destroy (&self->held);
+    zlistx_destroy (&self->dones);
     zlistx_destroy (&self->unconfirmed);
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);

@@ -81,6 +81,16 @@ int zf_client_put (zf_client_t *self, const char *queue, const void *body, size_
 int zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const void *body,
                       size_t size);
 
+//  Ask (true) or stop asking for a DONE for every root item put from now
+//  on: zf_client_done reports when all of its lineage (the item and every
+//  item made from it, downstream) is finished.
+void zf_client_track (zf_client_t *self, bool track);
+
+//  The next finished tracked root: its id, and its state ("done", "dead"
+//  when an item of its lineage was dead-lettered, "cancelled"). Waits up to
+//  timeout_ms; returns 0, or -1 if none came.
+int zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms);
+
 //  Put a string, packed as a msgpack str.
 int zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id);
 

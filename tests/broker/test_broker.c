@@ -760,6 +760,146 @@ test_custom_actor_example (void **state)
     s_stop (&f);
 }
 
+static void
+test_dedup (void **state)
+{
+    // The same id put twice (a producer retrying, two schedulers) is
+    // confirmed both times and delivered once.
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *a = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *b = zf_client_new (endpoint, "src", NULL, 0);
+    zf_id_t id = zf_id_firing ("test/tick/job", 1795000000000);
+    assert_int_equal (zf_client_put_id (a, "jobs", &id, "\x01", 1), 0);
+    assert_int_equal (zf_client_put_id (b, "jobs", &id, "\x01", 1), 0);
+    assert_int_equal (zf_client_put_id (a, "jobs", &id, "\x01", 1), 0);
+    assert_int_equal (zf_client_flush (a, 5000), 0);
+    assert_int_equal (zf_client_flush (b, 5000), 0);
+    size_t count;
+    zf_figures_t *figures = zf_client_queues (a, &count, 5000);
+    assert_non_null (figures);
+    assert_int_equal (figures[0].put, 1);
+    assert_int_equal (figures[0].depth, 1);
+    free (figures);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 8);
+    zf_item_t *item = zf_client_next (worker, 5000);
+    assert_non_null (item);
+    assert_true (zf_id_eq (zf_item_id (item), &id));
+    zf_client_ack (worker, &item);
+    // still a duplicate after it is done: within the window it is known
+    assert_int_equal (zf_client_put_id (b, "jobs", &id, "\x01", 1), 0);
+    assert_int_equal (zf_client_flush (b, 5000), 0);
+    assert_null (zf_client_next (worker, 300));
+    zf_client_destroy (&worker);
+    zf_client_destroy (&a);
+    zf_client_destroy (&b);
+    s_stop (&f);
+}
+
+static const char *s_timeout = "queues\n"
+                               "    jobs\n"
+                               "        timeout = 200ms\n"
+                               "        retry-base = 10ms\n"
+                               "actors\n"
+                               "    src\n"
+                               "        kind = producer\n"
+                               "        source = seq:1\n"
+                               "        output = jobs\n"
+                               "    work\n"
+                               "        kind = sink\n"
+                               "        input = jobs\n"
+                               "        target = null\n";
+
+static void
+test_delivery_timeout (void **state)
+{
+    // A worker that holds an item past the queue's timeout (alive, but
+    // stuck) loses it to another worker, with attempt 2.
+    s_fixture_t *f = s_start (s_timeout);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *stuck = zf_client_new (endpoint, "work", "jobs", 1);
+    zf_id_t id;
+    s_put_ints (producer, "jobs", 1, &id);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    zf_item_t *held = zf_client_next (stuck, 5000);
+    assert_non_null (held);
+    assert_int_equal (zf_item_attempt (held), 1);
+    zf_client_t *other = zf_client_new (endpoint, "work", "jobs", 1);
+    zf_item_t *again = zf_client_next (other, 5000);
+    assert_non_null (again);
+    assert_true (zf_id_eq (zf_item_id (again), &id));
+    assert_int_equal (zf_item_attempt (again), 2);
+    zf_client_ack (other, &again);
+    // The stuck worker's late ack changes nothing.
+    zf_client_ack (stuck, &held);
+    assert_int_equal (zf_client_flush (stuck, 5000), 0);
+    char status[32];
+    // asked on the connection that acked: the answer comes after the ack
+    assert_int_equal (zf_client_status (other, &id, status, sizeof status, 5000), 0);
+    assert_string_equal (status, "done");
+    zf_client_destroy (&other);
+    zf_client_destroy (&stuck);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static const char *s_lineage = "actors\n"
+                               "    src\n"
+                               "        kind = producer\n"
+                               "        source = seq:1\n"
+                               "        output = pages\n"
+                               "    split\n"
+                               "        kind = exec\n"
+                               "        command = /bin/true\n"
+                               "        input = pages\n"
+                               "        output = parts\n"
+                               "    store\n"
+                               "        kind = sink\n"
+                               "        input = parts\n"
+                               "        target = null\n";
+
+static void
+test_lineage_done (void **state)
+{
+    // A tracked root is done when it and everything made from it is acked.
+    s_fixture_t *f = s_start (s_lineage);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *split = zf_client_new (endpoint, "split", "pages", 4);
+    zf_client_t *store = zf_client_new (endpoint, "store", "parts", 4);
+    zf_client_track (producer, true);
+    zf_id_t root;
+    s_put_ints (producer, "pages", 1, &root);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+
+    zf_item_t *page = zf_client_next (split, 5000);
+    assert_non_null (page);
+    zf_client_emit (split, page, "parts", "\x01", 1);
+    zf_client_emit (split, page, "parts", "\x02", 1);
+    zf_client_ack (split, &page);
+    assert_int_equal (zf_client_flush (split, 5000), 0); // sends the parts, then the ack
+    zf_item_t *first = zf_client_next (store, 5000);
+    zf_item_t *second = zf_client_next (store, 5000);
+    assert_non_null (first);
+    assert_non_null (second);
+    zf_client_ack (store, &first);
+    zf_client_flush (store, 5000);
+    zf_id_t done;
+    char state_text[16];
+    // one part still out: the root is not done
+    assert_int_equal (zf_client_done (producer, &done, state_text, sizeof state_text, 300), -1);
+    zf_client_ack (store, &second);
+    assert_int_equal (zf_client_flush (store, 5000), 0);
+    assert_int_equal (zf_client_done (producer, &done, state_text, sizeof state_text, 5000), 0);
+    assert_true (zf_id_eq (&done, &root));
+    assert_string_equal (state_text, "done");
+    zf_client_destroy (&store);
+    zf_client_destroy (&split);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
@@ -773,6 +913,9 @@ main (void)
         cmocka_unit_test (test_bad_input),
         cmocka_unit_test (test_broker_restart),
         cmocka_unit_test (test_custom_actor_example),
+        cmocka_unit_test (test_dedup),
+        cmocka_unit_test (test_delivery_timeout),
+        cmocka_unit_test (test_lineage_done),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
