@@ -407,6 +407,16 @@ s_queue_require (self_t *self, const char *name)
     return queue;
 }
 
+//  Puts group on the list of groups to dispatch (once).
+static void
+s_mark_dirty (self_t *self, group_t *group)
+{
+    if (!group->dirty) {
+        group->dirty = true;
+        zlistx_add_end (self->dirty, group);
+    }
+}
+
 //  The group name of queue, created if new; the first named group takes over
 //  what the anonymous group held.
 static group_t *
@@ -677,10 +687,7 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lin
         d->attempt = env->attempt; // kept across a move to the dead-letter queue
         d->state = D_READY;
         s_list_push (&d->group->ready, d, 0);
-        if (!d->group->dirty) {
-            d->group->dirty = true;
-            zlistx_add_end (self->dirty, d->group);
-        }
+        s_mark_dirty (self, d->group);
     }
     zf_idmap_put (self->live, &msg->id, msg);
     queue->depth++;
@@ -895,10 +902,7 @@ s_peer_leave (self_t *self, peer_t *peer, bool lost)
             d->attempt--; // handed back: this delivery does not count
             d->state = D_READY;
             s_list_push_front (&d->group->ready, d, 0);
-            if (!d->group->dirty) {
-                d->group->dirty = true;
-                zlistx_add_end (self->dirty, d->group);
-            }
+            s_mark_dirty (self, d->group);
         }
     }
     s_event_peer (self, lost ? "worker.lost" : "worker.left", peer,
@@ -945,10 +949,8 @@ s_on_hello (self_t *self, peer_t *peer)
         }
         group->workers[group->nworkers++] = peer;
         peer->groups[peer->ngroups++] = group;
-        if (!group->dirty && group->ready.size) {
-            group->dirty = true;
-            zlistx_add_end (self->dirty, group);
-        }
+        if (group->ready.size)
+            s_mark_dirty (self, group);
     }
     peer->welcomed = true;
     zf_proto_reset (self->out, ZF_WELCOME);
@@ -1010,10 +1012,7 @@ s_on_credit (self_t *self, peer_t *peer)
 {
     peer->window += self->in->credit;
     for (size_t g = 0; g < peer->ngroups; g++)
-        if (!peer->groups[g]->dirty) {
-            peer->groups[g]->dirty = true;
-            zlistx_add_end (self->dirty, peer->groups[g]);
-        }
+        s_mark_dirty (self, peer->groups[g]);
 }
 
 //  The delivery of msg held by peer, or NULL.
@@ -1034,10 +1033,8 @@ static void
 s_slot_freed (self_t *self, peer_t *peer)
 {
     for (size_t g = 0; g < peer->ngroups; g++)
-        if (!peer->groups[g]->dirty && peer->groups[g]->ready.size) {
-            peer->groups[g]->dirty = true;
-            zlistx_add_end (self->dirty, peer->groups[g]);
-        }
+        if (peer->groups[g]->ready.size)
+            s_mark_dirty (self, peer->groups[g]);
 }
 
 static void
@@ -1364,10 +1361,7 @@ s_tick (self_t *self, int64_t now)
         s_heap_remove (self, d);
         d->state = D_READY;
         s_list_push (&d->group->ready, d, 0);
-        if (!d->group->dirty) {
-            d->group->dirty = true;
-            zlistx_add_end (self->dirty, d->group);
-        }
+        s_mark_dirty (self, d->group);
     }
     // Items held past their queue's timeout.
     for (queue_t *queue = (queue_t *) zlistx_first (self->queue_order); queue;

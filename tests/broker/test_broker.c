@@ -73,6 +73,50 @@ s_put_ints (zf_client_t *client, const char *queue, int count, zf_id_t *ids)
     }
 }
 
+//  Takes n items from worker within 20 s, acking each: counts each body's
+//  deliveries in seen[0..n) and, if redelivered is not NULL, the deliveries
+//  with attempt > 1. Returns the items taken.
+static int
+s_take (zf_client_t *worker, int n, int *seen, int *redelivered)
+{
+    int got = 0;
+    int64_t deadline = zclock_mono () + 20000;
+    while (got < n && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        int64_t body = s_body_int (item);
+        assert_true (body >= 0 && body < n);
+        seen[body]++;
+        if (redelivered)
+            *redelivered += zf_item_attempt (item) > 1;
+        got++;
+        zf_client_ack (worker, &item);
+    }
+    return got;
+}
+
+//  Counts the items of n never seen (lost) and seen more than once.
+static void
+s_count (const int *seen, int n, int *lost, int *duplicated)
+{
+    *lost = *duplicated = 0;
+    for (int i = 0; i < n; i++) {
+        *lost += seen[i] == 0;
+        *duplicated += seen[i] > 1;
+    }
+}
+
+//  Asserts every one of n items was seen exactly once.
+static void
+s_assert_once (const int *seen, int n)
+{
+    int lost, duplicated;
+    s_count (seen, n, &lost, &duplicated);
+    if (lost || duplicated)
+        fail_msg ("lost %d, duplicated %d of %d", lost, duplicated, n);
+}
+
 static const char *s_simple = "actors\n"
                               "    src\n"
                               "        kind = producer\n"
@@ -399,23 +443,9 @@ test_worker_killed (void **state)
 
     // Another worker gets everything, the killed one's 50 included.
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
-    int seen[N] = { 0 };
-    int got = 0, redelivered = 0;
-    int64_t deadline = zclock_mono () + 20000;
-    while (got < N && zclock_mono () < deadline) {
-        zf_item_t *item = zf_client_next (worker, 100);
-        if (!item)
-            continue;
-        seen[s_body_int (item)]++;
-        redelivered += zf_item_attempt (item) > 1;
-        got++;
-        zf_client_ack (worker, &item);
-    }
-    int lost = 0, duplicated = 0;
-    for (int n = 0; n < N; n++) {
-        lost += seen[n] == 0;
-        duplicated += seen[n] > 1;
-    }
+    int seen[N] = { 0 }, redelivered = 0, lost, duplicated;
+    s_take (worker, N, seen, &redelivered);
+    s_count (seen, N, &lost, &duplicated);
     print_message ("worker killed holding 50: lost %d, duplicated %d, redelivered %d\n", lost,
                    duplicated, redelivered);
     assert_int_equal (lost, 0);
@@ -508,19 +538,9 @@ test_intake_and_events (void **state)
     zmsg_destroy (&rejected);
 
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
-    int seen[N] = { 0 }, got = 0;
-    int64_t deadline = zclock_mono () + 10000;
-    while (got < N && zclock_mono () < deadline) {
-        zf_item_t *item = zf_client_next (worker, 100);
-        if (!item)
-            continue;
-        seen[s_body_int (item)]++;
-        got++;
-        zf_client_ack (worker, &item);
-    }
-    assert_int_equal (got, N);
-    for (int i = 0; i < N; i++)
-        assert_int_equal (seen[i], 1);
+    int seen[N] = { 0 };
+    assert_int_equal (s_take (worker, N, seen, NULL), N);
+    s_assert_once (seen, N);
     zmsg_t *joined = s_event (sub, "worker.joined", 5000);
     assert_non_null (joined);
     zmsg_destroy (&joined);
@@ -638,21 +658,9 @@ test_bad_input (void **state)
     enum { N = 500 };
     s_put_ints (producer, "jobs", N, NULL);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
-    int seen[N] = { 0 }, got = 0;
-    int64_t deadline = zclock_mono () + 10000;
-    while (got < N && zclock_mono () < deadline) {
-        zf_item_t *item = zf_client_next (worker, 100);
-        if (item) {
-            int64_t n = s_body_int (item);
-            assert_true (n >= 0 && n < N);
-            seen[n]++;
-            got++;
-            zf_client_ack (worker, &item);
-        }
-    }
-    assert_int_equal (got, N);
-    for (int n = 0; n < N; n++)
-        assert_int_equal (seen[n], 1);
+    int seen[N] = { 0 };
+    assert_int_equal (s_take (worker, N, seen, NULL), N);
+    s_assert_once (seen, N);
     zsock_destroy (&raw);
     zf_client_destroy (&worker);
     zf_client_destroy (&producer);
@@ -685,19 +693,9 @@ test_broker_restart (void **state)
     if (!broker)
         fail_msg ("second broker on %s: %s", endpoint, err.text);
     assert_int_equal (zf_client_flush (producer, 20000), 0);
-    int seen[N] = { 0 }, got = 0;
-    int64_t deadline = zclock_mono () + 20000;
-    while (got < N && zclock_mono () < deadline) {
-        zf_item_t *item = zf_client_next (worker, 100);
-        if (!item)
-            continue;
-        seen[s_body_int (item)]++;
-        got++;
-        zf_client_ack (worker, &item);
-    }
-    assert_int_equal (got, N);
-    for (int n = 0; n < N; n++)
-        assert_int_equal (seen[n], 1);
+    int seen[N] = { 0 };
+    assert_int_equal (s_take (worker, N, seen, NULL), N);
+    s_assert_once (seen, N);
     assert_true (zf_client_sessions (producer) >= 2);
     assert_true (zf_client_sessions (worker) >= 2);
     zf_client_destroy (&worker);
