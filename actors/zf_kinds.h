@@ -20,6 +20,10 @@ extern const zf_kind_t zf_scheduler_kind;
 extern const zf_kind_t zf_gather_kind;
 extern const zf_kind_t zf_sink_kind;
 
+//  The actor functions of the kinds that have one (args: zf_actor_args_t).
+void zf_producer_actor (zsock_t *pipe, void *args);
+void zf_sink_actor (zsock_t *pipe, void *args);
+
 //  The kind named name, or NULL.
 const zf_kind_t *zf_kind_find (const char *name);
 

@@ -1,9 +1,22 @@
-/*  zf_producer: streams items from a source into a queue.
-    Sources: file:PATH (lines, jsonl or msgpack), stdin, seq:N, or an inline
-    list; it reads only as far as its credit allows.
-*/
-#include "zf_kinds.h"
+/*  zf_producer: streams items from a source into a queue (the async
+    generator pattern).
 
+    Sources: file:PATH (format lines, jsonl or msgpack), stdin, seq:N (the
+    integers 0..N-1) and list (the `items` section). It reads only as far as
+    the broker's PUT window lets it, so any size of input streams in
+    constant memory. Each item's id is derived from the producer and the
+    item's position, and each PUT carries the position after it: a restarted
+    producer resumes from the broker's checkpoint, and anything it puts
+    twice is dropped by the broker's dedup. When the source ends it says
+    END and exits 0.
+*/
+#include "zf_actor.h"
+#include "zf_json.h"
+#include "zf_kinds.h"
+#include "zf_mp.h"
+#include "zflow.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +72,304 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
+#define MSGPACK_BUFFER (1024 * 1024) // largest msgpack item in a msgpack file
+
+typedef enum { S_SEQ, S_FILE, S_LIST } s_source_kind_t;
+
+typedef struct {
+    zf_actor_args_t *args;               // pipeline, actor, broker
+    zf_client_t *client;                 // session with the broker
+    s_source_kind_t kind;                // what the source is
+    char *name;                          // file path or "stdin", for messages
+    FILE *file;                          // S_FILE: the open file
+    char format[16];                     // S_FILE: lines, jsonl or msgpack
+    uint64_t count;                      // S_SEQ: N
+    zconfig_t *next_item;                // S_LIST: the next item line
+    uint64_t position;                   // items read so far (bad lines included)
+    uint64_t line;                       // S_FILE: line number of the last line read
+    char *text;                          // getline buffer
+    size_t text_cap;                     // its size
+    uint8_t *mp;                         // S_FILE msgpack: read buffer
+    size_t mp_len;                       // bytes in it
+    char source_id[2 * ZF_NAME_MAX + 2]; // "pipeline/actor", for derived ids
+    const char *output;                  // the queue written
+    const char *on_bad_line;             // skip, dead or stop
+    double rate;                         // items per second, 0 for no limit
+    msgpack_sbuffer item;                // the item being made
+} self_t;
+
+//  Reads the next item into self->item. Returns 1 for an item, 0 at the end
+//  of the source, -1 for a bad item (reason in err), -2 if reading failed.
+static int
+s_next (self_t *self, zf_error_t *err)
+{
+    msgpack_sbuffer_clear (&self->item);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &self->item, msgpack_sbuffer_write);
+    if (self->kind == S_SEQ) {
+        if (self->position >= self->count)
+            return 0;
+        msgpack_pack_uint64 (&pk, self->position);
+        return 1;
+    }
+    if (self->kind == S_LIST) {
+        zconfig_t *node = self->next_item;
+        if (!node)
+            return 0;
+        self->next_item = zconfig_next (node);
+        const char *value = zconfig_value (node) ? zconfig_value (node) : "";
+        // A value that is JSON is that value; any other text is a string.
+        if (zf_json_to_msgpack (value, strlen (value), &pk, NULL)) {
+            msgpack_sbuffer_clear (&self->item);
+            zf_mp_pack_cstr (&pk, value);
+        }
+        return 1;
+    }
+    if (streq (self->format, "msgpack")) {
+        // Values back to back: keep a buffer, take one value at a time.
+        for (;;) {
+            zf_mp_t mp;
+            zf_mp_init (&mp, self->mp, self->mp_len);
+            zf_error_t why;
+            if (self->mp_len && zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, &why) == 0) {
+                size_t size = (size_t) (mp.pos - self->mp);
+                msgpack_sbuffer_write (&self->item, (const char *) self->mp, size);
+                memmove (self->mp, self->mp + size, self->mp_len - size);
+                self->mp_len -= size;
+                return 1;
+            }
+            if (self->mp_len && why.code != ZF_ETRUNC) {
+                self->mp_len = 0; // nothing after a broken value can be framed
+                return zf_error_set (err, ZF_EVALUE, "%s: item %llu: %s; the rest is skipped",
+                                     self->name, (unsigned long long) self->position + 1, why.text);
+            }
+            if (self->mp_len == MSGPACK_BUFFER) {
+                self->mp_len = 0;
+                return zf_error_set (err, ZF_ETOOBIG, "%s: item %llu is larger than %d bytes",
+                                     self->name, (unsigned long long) self->position + 1,
+                                     MSGPACK_BUFFER);
+            }
+            size_t got =
+                fread (self->mp + self->mp_len, 1, MSGPACK_BUFFER - self->mp_len, self->file);
+            if (got == 0) {
+                if (ferror (self->file))
+                    return zf_error_set (err, ZF_EIO, "%s: %s", self->name, strerror (errno)) - 1;
+                if (self->mp_len) {
+                    self->mp_len = 0;
+                    return zf_error_set (err, ZF_ETRUNC, "%s: the last item is cut short",
+                                         self->name);
+                }
+                return 0;
+            }
+            self->mp_len += got;
+        }
+    }
+    ssize_t len = getline (&self->text, &self->text_cap, self->file);
+    if (len < 0) {
+        if (ferror (self->file))
+            return zf_error_set (err, ZF_EIO, "%s: %s", self->name, strerror (errno)) - 1;
+        return 0;
+    }
+    self->line++;
+    while (len > 0 && (self->text[len - 1] == '\n' || self->text[len - 1] == '\r'))
+        self->text[--len] = 0;
+    if (streq (self->format, "jsonl")) {
+        zf_error_t why;
+        if (zf_json_to_msgpack (self->text, (size_t) len, &pk, &why))
+            return zf_error_set (err, ZF_EVALUE, "%s:%llu: bad JSON: %s", self->name,
+                                 (unsigned long long) self->line, why.text);
+    }
+    else
+        zf_mp_pack_strn (&pk, self->text, (size_t) len);
+    return 1;
+}
+
+//  Position and file offset after the items put so far, big-endian.
+static void
+s_checkpoint (self_t *self)
+{
+    uint8_t data[16];
+    uint64_t offset = self->file ? (uint64_t) ftello (self->file) : 0;
+    if (self->file && streq (self->format, "msgpack"))
+        offset -= self->mp_len; // read ahead but not yet put
+    for (int i = 0; i < 8; i++) {
+        data[i] = (uint8_t) (self->position >> (56 - 8 * i));
+        data[8 + i] = (uint8_t) (offset >> (56 - 8 * i));
+    }
+    zf_client_checkpoint (self->client, data, sizeof data);
+}
+
+//  Moves the source to the checkpoint the broker kept, if any.
+static void
+s_resume (self_t *self)
+{
+    size_t size;
+    const uint8_t *data = (const uint8_t *) zf_client_resume_point (self->client, &size, 5000);
+    if (!data || size != 16)
+        return;
+    uint64_t position = 0, offset = 0;
+    for (int i = 0; i < 8; i++) {
+        position = position << 8 | data[i];
+        offset = offset << 8 | data[8 + i];
+    }
+    if (self->kind == S_FILE && self->file != stdin &&
+        fseeko (self->file, (off_t) offset, SEEK_SET))
+        return; // cannot seek: start over; dedup drops what was put already
+    self->position = position;
+    if (self->kind == S_LIST)
+        for (uint64_t i = 0; i < position && self->next_item; i++)
+            self->next_item = zconfig_next (self->next_item);
+    zsys_info ("%s: resuming at item %llu", self->args->conf->name, (unsigned long long) position);
+}
+
+static int
+s_open (self_t *self)
+{
+    zf_actor_conf_t *conf = self->args->conf;
+    const zf_key_t *keys = conf->kind->keys;
+    const char *source = zf_conf_get (conf->node, keys, "source");
+    snprintf (self->format, sizeof self->format, "%s", zf_conf_get (conf->node, keys, "format"));
+    if (strncmp (source, "seq:", 4) == 0) {
+        self->kind = S_SEQ;
+        self->count = strtoull (source + 4, NULL, 10);
+        self->name = strdup (source);
+    }
+    else if (streq (source, "list")) {
+        self->kind = S_LIST;
+        zconfig_t *items = zconfig_locate (conf->node, "items");
+        self->next_item = items ? zconfig_child (items) : NULL;
+        self->name = strdup ("items");
+    }
+    else {
+        self->kind = S_FILE;
+        if (streq (source, "stdin")) {
+            self->file = stdin;
+            self->name = strdup ("stdin");
+        }
+        else {
+            self->name = zf_pipeline_path (self->args->pipeline, source);
+            self->file = fopen (self->name, "rb");
+            if (!self->file) {
+                zsys_error ("%s: cannot read %s: %s", conf->name, self->name, strerror (errno));
+                return -1;
+            }
+        }
+        if (streq (self->format, "msgpack"))
+            self->mp = (uint8_t *) malloc (MSGPACK_BUFFER);
+    }
+    return 0;
+}
+
+static void
+s_close (self_t *self)
+{
+    if (self->file && self->file != stdin)
+        fclose (self->file);
+    free (self->mp);
+    free (self->text);
+    free (self->name);
+    msgpack_sbuffer_destroy (&self->item);
+}
+
+//  Waits until due (ms, monotonic) unless $TERM comes first: false then.
+static bool
+s_pace (zsock_t *pipe, int64_t due)
+{
+    int64_t wait = due - zclock_mono ();
+    if (wait <= 0)
+        return true;
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    bool expired = zpoller_wait (poller, (int) wait) == NULL;
+    zpoller_destroy (&poller);
+    return expired || !zf_actor_stopping (pipe);
+}
+
+void
+zf_producer_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (zf_actor_args_t *) args };
+    zf_actor_conf_t *conf = self.args->conf;
+    const zf_key_t *keys = conf->kind->keys;
+    snprintf (self.source_id, sizeof self.source_id, "%s/%s", self.args->pipeline->name,
+              conf->name);
+    self.output = conf->output;
+    self.on_bad_line = zf_conf_get (conf->node, keys, "on-bad-line");
+    self.rate = zf_conf_number (conf->node, keys, "rate");
+    msgpack_sbuffer_init (&self.item);
+    zsock_signal (pipe, 0);
+    if (s_open (&self)) {
+        s_close (&self);
+        zf_actor_exit (pipe, 1);
+        return;
+    }
+    self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
+    zf_client_set_worker (self.client, self.args->worker);
+    s_resume (&self);
+
+    int status = 0;
+    bool ended = false, stopped = false;
+    int64_t due = zclock_mono ();
+    while (!ended && !stopped) {
+        zf_error_t err;
+        int rc = s_next (&self, &err);
+        if (rc == 0) {
+            ended = true;
+            break;
+        }
+        uint64_t position = self.position++;
+        if (rc == -2) {
+            zsys_error ("%s: %s", conf->name, err.text);
+            status = 1;
+            break;
+        }
+        if (rc == -1) {
+            zsys_warning ("%s: %s", conf->name, err.text);
+            if (streq (self.on_bad_line, "stop")) {
+                status = 1;
+                break;
+            }
+            if (streq (self.on_bad_line, "dead")) {
+                // The reason, as a string, where a person will look.
+                char queue[ZF_NAME_MAX + 8];
+                snprintf (queue, sizeof queue, "%s.dead", self.output);
+                msgpack_sbuffer_clear (&self.item);
+                msgpack_packer pk;
+                msgpack_packer_init (&pk, &self.item, msgpack_sbuffer_write);
+                zf_mp_pack_cstr (&pk, err.text);
+                zf_id_t id = zf_id_source (self.source_id, position);
+                zf_client_put_id (self.client, queue, &id, self.item.data, self.item.size);
+            }
+            continue;
+        }
+        zf_id_t id = zf_id_source (self.source_id, position);
+        s_checkpoint (&self);
+        if (zf_client_put_id (self.client, self.output, &id, self.item.data, self.item.size)) {
+            stopped = true;
+            break;
+        }
+        if (self.rate > 0) {
+            due += (int64_t) (1000.0 / self.rate);
+            stopped = !s_pace (pipe, due);
+        }
+        else if ((position & 255) == 0)
+            stopped = zf_actor_stopping (pipe);
+    }
+    if (ended) {
+        zf_client_end (self.client, self.position);
+        zsys_info ("%s: source %s ended after %llu items", conf->name, self.name,
+                   (unsigned long long) self.position);
+    }
+    else
+        zf_client_flush (self.client, 5000); // what was read goes in before we stop
+    zf_client_destroy (&self.client);
+    s_close (&self);
+    zf_actor_exit (pipe, status);
+}
+
 const zf_kind_t zf_producer_kind = {
     .name = "producer",
     .summary = "streams items from a file, stdin, a sequence or a list into a queue",
     .keys = s_keys,
     .flags = ZF_KIND_OUTPUT | ZF_KIND_SOURCE,
+    .run = zf_producer_actor,
 };

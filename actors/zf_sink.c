@@ -1,9 +1,27 @@
-/*  zf_sink: writes results to a file, stdout or nowhere, acking each item
-    only once it is written.
-*/
-#include "zf_kinds.h"
+/*  zf_sink: writes results to a file, stdout or nowhere, and acks each item
+    only once it is written (and, unless sync = never, on disk).
 
+    A file target is JSON lines (format body: the body as JSON; envelope:
+    {"id", "queue", "attempt", "created", "body"}) or msgpack values back to
+    back (format msgpack). Beside it, PATH.ids records the id of every item
+    written, 16 bytes each, in the same order: it is the commit record. At
+    start the sink drops a torn last record, cuts the data back to the items
+    whose ids are recorded (an item written but not recorded was never
+    acked, and comes again), and loads the ids, so an item delivered again
+    after a crash is acked without being written twice.
+*/
+#include "zf_actor.h"
+#include "zf_idmap.h"
+#include "zf_json.h"
+#include "zf_kinds.h"
+#include "zf_mp.h"
+#include "zflow.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int
 s_check_target (const char *value, zf_error_t *err)
@@ -50,9 +68,279 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
+typedef struct {
+    zf_actor_args_t *args; // pipeline, actor, broker
+    zf_client_t *client;   // session with the broker
+    char *path;            // data file, or NULL for stdout and null
+    char *ids_path;        // its commit record
+    int fd;                // data: the file, stdout, or -1 for null
+    int ids_fd;            // commit record, or -1
+    bool msgpack;          // format msgpack (else JSON lines)
+    bool envelope;         // format envelope
+    int sync;              // 0 never, 1 interval, 2 always
+    int64_t sync_interval; // ms
+    zf_idmap_t *written;   // ids in the file
+    zlistx_t *pending;     // zf_item_t written, waiting for the sync to be acked
+    zchunk_t *data;        // bytes to write at the next flush
+    zchunk_t *ids;         // ids to record at the next flush
+    uint64_t count;        // items written
+} self_t;
+
+//  Counts the records of a data file: lines, or msgpack values. Returns the
+//  byte offset just after record number `keep` (all when keep is -1) and the
+//  count of whole records in *count.
+static off_t
+s_scan (int fd, bool msgpack, int64_t keep, uint64_t *count)
+{
+    *count = 0;
+    off_t size = lseek (fd, 0, SEEK_END);
+    if (size <= 0)
+        return 0;
+    uint8_t *data = (uint8_t *) malloc ((size_t) size);
+    if (!data || pread (fd, data, (size_t) size, 0) != size) {
+        free (data);
+        return size;
+    }
+    off_t end = 0;
+    if (msgpack) {
+        zf_mp_t mp;
+        zf_mp_init (&mp, data, (size_t) size);
+        while ((keep < 0 || (int64_t) *count < keep) && zf_mp_left (&mp) &&
+               zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) == 0) {
+            (*count)++;
+            end = (off_t) (mp.pos - data);
+        }
+    }
+    else
+        for (off_t i = 0; i < size && (keep < 0 || (int64_t) *count < keep); i++)
+            if (data[i] == '\n') {
+                (*count)++;
+                end = i + 1;
+            }
+    free (data);
+    return end;
+}
+
+//  Opens the target, repairs it after a crash, and loads the ids written.
+static int
+s_open (self_t *self)
+{
+    zf_actor_conf_t *conf = self->args->conf;
+    const zf_key_t *keys = conf->kind->keys;
+    const char *target = zf_conf_get (conf->node, keys, "target");
+    const char *format = zf_conf_get (conf->node, keys, "format");
+    const char *sync = zf_conf_get (conf->node, keys, "sync");
+    self->msgpack = streq (format, "msgpack");
+    self->envelope = streq (format, "envelope");
+    self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
+    self->sync_interval = zf_conf_duration (conf->node, keys, "sync-interval");
+    self->written = zf_idmap_new (1024);
+    self->fd = self->ids_fd = -1;
+    if (streq (target, "stdout")) {
+        self->fd = 1;
+        self->sync = 0; // a pipe or terminal has nothing to sync
+        return 0;
+    }
+    if (streq (target, "null"))
+        return 0;
+    self->path = zf_pipeline_path (self->args->pipeline, target);
+    self->ids_path = zsys_sprintf ("%s.ids", self->path);
+    char *dir = strdup (self->path);
+    *strrchr (dir, '/') = 0;
+    if (*dir && zsys_dir_create ("%s", dir) != 0)
+        zsys_warning ("%s: cannot create %s: %s", conf->name, dir, strerror (errno));
+    free (dir);
+    self->fd = open (self->path, O_RDWR | O_CREAT | O_APPEND, 0644);
+    self->ids_fd = open (self->ids_path, O_RDWR | O_CREAT | O_APPEND, 0644);
+    if (self->fd < 0 || self->ids_fd < 0) {
+        zsys_error ("%s: cannot open %s: %s", conf->name,
+                    self->fd < 0 ? self->path : self->ids_path, strerror (errno));
+        return -1;
+    }
+    // The commit record: whole ids only.
+    off_t ids_size = lseek (self->ids_fd, 0, SEEK_END);
+    uint64_t committed = (uint64_t) ids_size / ZF_ID_SIZE;
+    if (ids_size % ZF_ID_SIZE && ftruncate (self->ids_fd, (off_t) committed * ZF_ID_SIZE) == 0)
+        zsys_warning ("%s: dropped a torn id at the end of %s", conf->name, self->ids_path);
+    // The data: no more records than ids, and no torn record.
+    uint64_t records;
+    off_t size = lseek (self->fd, 0, SEEK_END);
+    off_t keep = s_scan (self->fd, self->msgpack, (int64_t) committed, &records);
+    if (records < committed) {
+        // Ids beyond the data: those items are not in the file; forget them.
+        committed = records;
+        if (ftruncate (self->ids_fd, (off_t) committed * ZF_ID_SIZE))
+            zsys_warning ("%s: cannot repair %s", conf->name, self->ids_path);
+    }
+    if (keep < size) {
+        zsys_warning ("%s: cut %lld bytes not committed from the end of %s (written, never "
+                      "acked: they come again)",
+                      conf->name, (long long) (size - keep), self->path);
+        if (ftruncate (self->fd, keep))
+            zsys_error ("%s: cannot repair %s: %s", conf->name, self->path, strerror (errno));
+    }
+    zf_id_t id;
+    lseek (self->ids_fd, 0, SEEK_SET);
+    for (uint64_t i = 0; i < committed && read (self->ids_fd, id.bytes, ZF_ID_SIZE) == ZF_ID_SIZE;
+         i++)
+        zf_idmap_put (self->written, &id, (void *) 1);
+    self->count = committed;
+    return 0;
+}
+
+//  Appends one item's record to the write buffer.
+static void
+s_render (self_t *self, zf_item_t *item)
+{
+    size_t size;
+    const void *body = zf_item_body (item, &size);
+    if (self->msgpack) {
+        zchunk_extend (self->data, body, size);
+        return;
+    }
+    zf_error_t err;
+    char *json = zf_msgpack_to_json (body, size, &err);
+    char *line;
+    if (!json) {
+        // Not msgpack: kept as it came, in base64, with the reason.
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        msgpack_pack_bin (&pk, size);
+        msgpack_pack_bin_body (&pk, body, size);
+        char *raw = zf_msgpack_to_json (buffer.data, buffer.size, NULL);
+        msgpack_sbuffer_destroy (&buffer);
+        json = zsys_sprintf ("{\"$error\":\"body is not msgpack: %s\",\"$raw\":%s}", err.text,
+                             raw ? raw : "null");
+        free (raw);
+    }
+    if (self->envelope) {
+        char hex[ZF_ID_HEX];
+        line = zsys_sprintf ("{\"id\":\"%s\",\"queue\":\"%s\",\"attempt\":%u,\"body\":%s}\n",
+                             zf_id_format (zf_item_id (item), hex), zf_item_queue (item),
+                             zf_item_attempt (item), json);
+    }
+    else
+        line = zsys_sprintf ("%s\n", json);
+    zchunk_extend (self->data, line, strlen (line));
+    zstr_free (&line);
+    free (json);
+}
+
+static int
+s_write_all (int fd, const uint8_t *data, size_t size)
+{
+    while (size) {
+        ssize_t n = write (fd, data, size);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        size -= (size_t) n;
+    }
+    return 0;
+}
+
+//  Writes the buffered records, then their ids; syncs unless sync = never;
+//  then acks them. On a write error nothing is acked: the items come again.
+static int
+s_flush (self_t *self)
+{
+    if (zlistx_size (self->pending) == 0)
+        return 0;
+    int rc = 0;
+    if (self->fd >= 0) {
+        rc = s_write_all (self->fd, zchunk_data (self->data), zchunk_size (self->data));
+        if (rc == 0 && self->sync && self->fd != 1)
+            rc = fdatasync (self->fd);
+        if (rc == 0 && self->ids_fd >= 0)
+            rc = s_write_all (self->ids_fd, zchunk_data (self->ids), zchunk_size (self->ids));
+        if (rc == 0 && self->sync && self->ids_fd >= 0)
+            rc = fdatasync (self->ids_fd);
+    }
+    zchunk_set (self->data, NULL, 0);
+    zchunk_set (self->ids, NULL, 0);
+    if (rc) {
+        zsys_error ("%s: cannot write %s: %s; %zu items not acked", self->args->conf->name,
+                    self->path ? self->path : "stdout", strerror (errno),
+                    zlistx_size (self->pending));
+        zf_item_t *item;
+        while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL)))
+            zf_client_nack (self->client, &item, "sink cannot write", false, 1000);
+        return -1;
+    }
+    zf_item_t *item;
+    while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL))) {
+        zf_idmap_put (self->written, zf_item_id (item), (void *) 1);
+        self->count++;
+        zf_client_ack (self->client, &item);
+    }
+    return 0;
+}
+
+void
+zf_sink_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (zf_actor_args_t *) args };
+    zf_actor_conf_t *conf = self.args->conf;
+    int concurrency = (int) zf_conf_int (conf->node, conf->kind->keys, "concurrency");
+    zsock_signal (pipe, 0);
+    self.pending = zlistx_new ();
+    self.data = zchunk_new (NULL, 64 * 1024);
+    self.ids = zchunk_new (NULL, 4096);
+    int status = 0;
+    if (s_open (&self))
+        status = 1;
+    else {
+        self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, concurrency);
+        zf_client_set_worker (self.client, self.args->worker);
+        int64_t next_sync = zclock_mono () + self.sync_interval;
+        while (!zf_actor_stopping (pipe)) {
+            // Take what is there at once; wait only with nothing to write.
+            bool waiting = zlistx_size (self.pending) > 0;
+            zf_item_t *item = zf_client_next (self.client, waiting ? 0 : 100);
+            if (item) {
+                if (zf_idmap_get (self.written, zf_item_id (item)))
+                    zf_client_ack (self.client, &item); // written before a restart
+                else {
+                    s_render (&self, item);
+                    if (self.ids_fd >= 0)
+                        zchunk_extend (self.ids, zf_item_id (item), ZF_ID_SIZE);
+                    zlistx_add_end (self.pending, item);
+                }
+            }
+            bool full = (int) zlistx_size (self.pending) >= concurrency;
+            bool due = self.sync != 1 || zclock_mono () >= next_sync;
+            // Write when the credit is used up, when the burst is over, or on
+            // time; with sync = interval, at most once per interval.
+            if (full || (!item && due) || (self.sync == 1 && due && zlistx_size (self.pending))) {
+                s_flush (&self);
+                next_sync = zclock_mono () + self.sync_interval;
+            }
+        }
+        s_flush (&self);
+        zf_client_destroy (&self.client);
+    }
+    if (self.fd > 1)
+        close (self.fd);
+    if (self.ids_fd >= 0)
+        close (self.ids_fd);
+    zlistx_destroy (&self.pending);
+    zchunk_destroy (&self.data);
+    zchunk_destroy (&self.ids);
+    zf_idmap_destroy (&self.written);
+    free (self.path);
+    zstr_free (&self.ids_path);
+    zf_actor_exit (pipe, status);
+}
+
 const zf_kind_t zf_sink_kind = {
     .name = "sink",
     .summary = "writes each item to a file (JSON lines), stdout, or nowhere",
     .keys = s_keys,
     .flags = ZF_KIND_INPUT,
+    .run = zf_sink_actor,
 };

@@ -94,6 +94,8 @@ static const s_command_t s_commands[] = {
     { "validate", "PIPELINE", "check a pipeline file; exit 2 with every mistake", s_validate },
     { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
     { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
+    { "actor", "NAME PIPELINE [--broker E]", "run one worker of an actor (producer, sink)",
+      zf_cmd_actor },
     { "put", "ENDPOINT QUEUE [JSON ...]", "put items (JSON; stdin lines if none); print ids",
       zf_cmd_put },
     { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
@@ -202,6 +204,9 @@ s_help (int argc, char **argv)
 int
 zf_cli_main (int argc, char **argv)
 {
+    // Logs go to stderr: stdout carries what a command prints for use
+    // (ids, tables, JSON lines).
+    zsys_set_logstream (stderr);
     if (argc < 2) {
         s_usage (stderr);
         return ZF_EXIT_USAGE;

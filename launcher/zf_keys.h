@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <czmq.h>
+
 #include "zf_error.h"
 
 #ifdef __cplusplus
@@ -61,6 +63,7 @@ typedef struct {
     const zf_key_t *job_keys; // the keys of a job, or NULL
     unsigned flags;           // ZF_KIND_*
     const char *one_of;       // exactly one of these keys must be given ("a|b"), or NULL
+    void (*run) (zsock_t *pipe, void *args); // the actor function (args: zf_actor_args_t), or NULL
 } zf_kind_t;
 
 //  The key named name in keys, or NULL.

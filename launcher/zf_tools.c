@@ -3,6 +3,7 @@
     and returns an exit status.
 */
 #include "zf_tools.h"
+#include "zf_actor.h"
 #include "zf_broker.h"
 #include "zf_cli.h"
 #include "zf_json.h"
@@ -314,4 +315,49 @@ zf_cmd_tap (int argc, char **argv)
     zsock_destroy (&sub);
     free (args);
     return ZF_EXIT_OK;
+}
+
+int
+zf_cmd_actor (int argc, char **argv)
+{
+    const char *usage = "actor NAME PIPELINE [--broker ENDPOINT] [--worker N]";
+    const char *names[] = { "broker", "worker", NULL };
+    const char *values[2] = { NULL };
+    char *args[8];
+    int nargs = argc < 10 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int64_t worker = 0;
+    if (nargs != 2 || (values[1] && (zf_parse_int (values[1], &worker, NULL) || worker < 0))) {
+        if (nargs >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *pipeline = zf_pipeline_load (args[1], errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    zlistx_destroy (&errors);
+    if (!pipeline)
+        return ZF_EXIT_USAGE;
+    zf_actor_conf_t *conf = zf_pipeline_actor (pipeline, args[0]);
+    if (!conf) {
+        fprintf (stderr, "zflow actor: no actor '%s' in %s\n", args[0], args[1]);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_USAGE;
+    }
+    zf_actor_args_t actor = {
+        .pipeline = pipeline,
+        .conf = conf,
+        .endpoint =
+            values[0] ? values[0] : zf_conf_get (pipeline->broker, zf_broker_keys, "endpoint"),
+        .worker = (int) worker,
+    };
+    zf_error_t err;
+    if (zf_parse_endpoint (actor.endpoint, &err)) {
+        fprintf (stderr, "zflow actor: --broker: %s\n", err.text);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_USAGE;
+    }
+    int status = zf_actor_run (&actor);
+    zf_pipeline_destroy (&pipeline);
+    return status;
 }

@@ -18,6 +18,9 @@ int zf_cmd_status (int argc, char **argv);
 //  zflow tap ENDPOINT [PATTERN ...] [--limit N]
 int zf_cmd_tap (int argc, char **argv);
 
+//  zflow actor NAME PIPELINE [--broker E] [--worker N]
+int zf_cmd_actor (int argc, char **argv);
+
 #ifdef __cplusplus
 }
 #endif

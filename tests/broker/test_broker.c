@@ -915,5 +915,5 @@ main (void)
         cmocka_unit_test (test_delivery_timeout),
         cmocka_unit_test (test_lineage_done),
     };
-    return cmocka_run_group_tests (tests, NULL, NULL);
+    return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }

@@ -27,6 +27,20 @@ zf_test_pipeline (const char *text)
     return pipeline;
 }
 
+#define MAX_CHILDREN 64
+static pid_t s_children[MAX_CHILDREN]; // processes started and not yet reaped
+static int s_nchildren;                // entries in s_children
+
+int
+zf_test_kill_all (void **state)
+{
+    for (int i = 0; i < s_nchildren; i++)
+        if (kill (s_children[i], SIGKILL) == 0)
+            waitpid (s_children[i], NULL, 0);
+    s_nchildren = 0;
+    return 0;
+}
+
 pid_t
 zf_test_spawn (char *const argv[], int *out_fd)
 {
@@ -43,6 +57,8 @@ zf_test_spawn (char *const argv[], int *out_fd)
     }
     close (fds[1]);
     *out_fd = fds[0];
+    if (s_nchildren < MAX_CHILDREN)
+        s_children[s_nchildren++] = pid;
     return pid;
 }
 
@@ -72,6 +88,11 @@ zf_test_read_line (int fd, char *buffer, size_t size, int timeout_ms)
 int
 zf_test_reap (pid_t pid, int timeout_ms)
 {
+    for (int i = 0; i < s_nchildren; i++)
+        if (s_children[i] == pid) {
+            s_children[i] = s_children[--s_nchildren];
+            break;
+        }
     int status = 0;
     int64_t deadline = zclock_mono () + timeout_ms;
     while (zclock_mono () < deadline) {

@@ -15,6 +15,11 @@ zf_pipeline_t *zf_test_pipeline (const char *text);
 //  and the pipe's read end in *out_fd.
 pid_t zf_test_spawn (char *const argv[], int *out_fd);
 
+//  Kills (-9) and reaps every process zf_test_spawn started that is still
+//  running: a cmocka teardown, so a failed test leaves no actor behind to
+//  join a later test's broker.
+int zf_test_kill_all (void **state);
+
 //  Reads a line from fd into buffer within timeout_ms; 0, or -1 on timeout
 //  or end of file.
 int zf_test_read_line (int fd, char *buffer, size_t size, int timeout_ms);

@@ -53,10 +53,12 @@ s_setup (void **state)
 static int
 s_teardown (void **state)
 {
+    // The broker first, asked to stop; then whatever a failed test left.
     kill (s_broker, SIGTERM);
     int status = zf_test_reap (s_broker, 10000);
     close (s_broker_out);
     unlink (s_path);
+    zf_test_kill_all (state);
     // The broker stops cleanly on SIGTERM.
     return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -1;
 }

@@ -1,0 +1,42 @@
+/*  zf_actor: what every built-in actor shares: its arguments, and how it
+    ends. Each built-in kind's actor is a czmq actor function in its own file
+    (zf_producer.c, zf_sink.c, ...), named in the kind's zf_kind_t; `zflow
+    actor NAME PIPELINE` runs one as a process, and the tests run the same
+    function in-process.
+
+    An actor function signals its pipe once set up, runs until its work is
+    done or $TERM arrives on the pipe, then sends "EXIT" and its exit status
+    as two strings before it returns.
+*/
+#ifndef ZF_ACTOR_H_INCLUDED
+#define ZF_ACTOR_H_INCLUDED
+
+#include <czmq.h>
+
+#include "zf_pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    zf_pipeline_t *pipeline; // the config, owned by the caller
+    zf_actor_conf_t *conf;   // this actor's section of it
+    const char *endpoint;    // the broker to connect to
+    int worker;              // this worker's number, 0-based
+} zf_actor_args_t;
+
+//  Sends the closing "EXIT" message with status on pipe.
+void zf_actor_exit (zsock_t *pipe, int status);
+
+//  True once $TERM (or the end of the pipe) is waiting on pipe; reads it.
+bool zf_actor_stopping (zsock_t *pipe);
+
+//  Runs the actor of conf's kind in this thread's process until it ends or
+//  the process is interrupted; returns its exit status. For zflow actor.
+int zf_actor_run (zf_actor_args_t *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
