@@ -600,6 +600,14 @@ zf_client_next (zf_client_t *self, int timeout_ms)
     }
 }
 
+void
+zf_client_pump (zf_client_t *self, int timeout_ms)
+{
+    s_ready (self);
+    s_send_acks (self);
+    s_pump (self, timeout_ms);
+}
+
 int
 zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
                 size_t size)

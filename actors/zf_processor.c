@@ -1,7 +1,39 @@
-/*  zf_processor: user logic per item, as a coprocess speaking JSON lines
-    (command) or a shared library (plugin).
+/*  zf_processor: user logic per item, in any language: a coprocess that
+    speaks JSON lines.
+
+    Each worker runs `concurrency` copies of `command` (through /bin/sh, in
+    the config file's folder), and gives each one item at a time. For an
+    item it writes one line to the coprocess's stdin: the item's body as
+    JSON. The coprocess answers on stdout with zero or more lines, each a
+    JSON value to pass on to the output queue, then one empty line that
+    ends the item. A line starting with '!' instead reports a failure (the
+    rest of the line is the reason): the outputs of that item are dropped,
+    and the item is retried (on-error = retry) or passed on as
+    {"error": REASON, "item": BODY} (on-error = emit). What it writes on
+    stderr goes to the actor's log.
+
+    An item that takes longer than `timeout`, or whose coprocess exits, is
+    retried, and the coprocess is started again.
+
+    A processor in Python:
+
+        import json, sys
+        for line in sys.stdin:
+            page = json.loads(line)
+            print(json.dumps({"url": page["url"], "size": len(page["body"])}))
+            print(flush=True)                  # the empty line: item done
 */
+#include "zf_actor.h"
+#include "zf_json.h"
 #include "zf_kinds.h"
+#include "zf_mp.h"
+#include "zflow.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
@@ -36,10 +68,351 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
+//  One running copy of the command.
+typedef struct {
+    pid_t pid;         // the coprocess, or 0 when not running
+    int in;            // its stdin (we write)
+    int out;           // its stdout (we read)
+    zf_item_t *item;   // the item it is on, or NULL when idle
+    int64_t deadline;  // when that item times out (ms, monotonic)
+    char *error;       // the failure it reported for the item, or NULL
+    zlistx_t *outputs; // zchunk_t: msgpack outputs of the item so far
+    zchunk_t *line;    // output not yet ended by a newline
+    uint64_t lines;    // output lines of the item, for messages
+} s_coproc_t;
+
+typedef struct {
+    zf_actor_args_t *args; // pipeline, actor, broker
+    zf_client_t *client;   // session with the broker
+    const char *command;   // the program
+    const char *output;    // the queue written
+    bool emit_errors;      // on-error = emit
+    int64_t timeout;       // ms per item
+    s_coproc_t *procs;     // the coprocesses
+    int nprocs;            // entries in procs
+} self_t;
+
+static void
+s_stop (s_coproc_t *proc)
+{
+    if (proc->pid > 0) {
+        kill (proc->pid, SIGKILL);
+        waitpid (proc->pid, NULL, 0);
+    }
+    if (proc->in >= 0)
+        close (proc->in);
+    if (proc->out >= 0)
+        close (proc->out);
+    proc->pid = 0;
+    proc->in = proc->out = -1;
+    zchunk_set (proc->line, NULL, 0);
+}
+
+static int
+s_start (self_t *self, s_coproc_t *proc)
+{
+    int to_child[2], from_child[2];
+    if (pipe (to_child) || pipe (from_child))
+        return -1;
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2 (to_child[0], 0);
+        dup2 (from_child[1], 1);
+        close (to_child[0]);
+        close (to_child[1]);
+        close (from_child[0]);
+        close (from_child[1]);
+        if (chdir (self->args->pipeline->dir))
+            _exit (126);
+        execl ("/bin/sh", "sh", "-c", self->command, (char *) NULL);
+        _exit (127);
+    }
+    close (to_child[0]);
+    close (from_child[1]);
+    fcntl (from_child[0], F_SETFL, O_NONBLOCK);
+    fcntl (to_child[1], F_SETFD, FD_CLOEXEC);
+    fcntl (from_child[0], F_SETFD, FD_CLOEXEC);
+    proc->pid = pid;
+    proc->in = to_child[1];
+    proc->out = from_child[0];
+    return 0;
+}
+
+static void
+s_discard_outputs (s_coproc_t *proc)
+{
+    zlistx_purge (proc->outputs);
+    free (proc->error);
+    proc->error = NULL;
+    proc->lines = 0;
+}
+
+//  The item failed (reason): retried, or passed on as an error item.
+static void
+s_fail (self_t *self, s_coproc_t *proc, const char *reason)
+{
+    zf_item_t *item = proc->item;
+    proc->item = NULL;
+    s_discard_outputs (proc);
+    if (!self->emit_errors) {
+        zf_client_nack (self->client, &item, reason, false, 0);
+        return;
+    }
+    size_t size;
+    const void *body = zf_item_body (item, &size);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    zf_mp_pack_cstr (&pk, "error");
+    zf_mp_pack_cstr (&pk, reason);
+    zf_mp_pack_cstr (&pk, "item");
+    msgpack_sbuffer_write (&buffer, (const char *) body, size);
+    zf_client_emit (self->client, item, self->output, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    zf_client_ack (self->client, &item);
+}
+
+//  The coprocess is gone or stuck: fail its item and start it afresh. A
+//  coprocess that closed its output is given 100 ms to exit by itself, so
+//  the log can say how it ended.
+static void
+s_restart (self_t *self, s_coproc_t *proc, const char *why)
+{
+    int status = 0;
+    bool ended = false;
+    if (proc->pid > 0) {
+        int tries = proc->out >= 0 && strstr (why, "closed") ? 50 : 1;
+        for (int i = 0; i < tries && !ended; i++) {
+            ended = waitpid (proc->pid, &status, WNOHANG) == proc->pid;
+            if (!ended && i + 1 < tries)
+                zclock_sleep (2);
+        }
+        if (!ended) {
+            kill (proc->pid, SIGKILL);
+            waitpid (proc->pid, NULL, 0);
+        }
+        proc->pid = 0;
+    }
+    const char *name = self->args->conf->name;
+    if (ended && WIFEXITED (status))
+        zsys_warning ("%s: `%s` exited with status %d; restarting it", name, self->command,
+                      WEXITSTATUS (status));
+    else if (ended)
+        zsys_warning ("%s: `%s` was killed by signal %d; restarting it", name, self->command,
+                      WTERMSIG (status));
+    else
+        zsys_warning ("%s: `%s` %s; restarting it", name, self->command, why);
+    s_stop (proc);
+    if (proc->item)
+        s_fail (self, proc, ended ? "the command exited" : why);
+}
+
+//  Handles one line of output of proc's item.
+static void
+s_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
+{
+    if (!proc->item) {
+        s_restart (self, proc, "wrote output with no item to work on");
+        return;
+    }
+    if (len == 0) {
+        // The end of the item: its outputs go on, then it is acked.
+        zf_item_t *item = proc->item;
+        proc->item = NULL;
+        if (proc->error) {
+            char *reason = proc->error;
+            proc->error = NULL;
+            proc->item = item;
+            s_fail (self, proc, reason);
+            free (reason);
+            return;
+        }
+        for (zchunk_t *out = (zchunk_t *) zlistx_first (proc->outputs); out;
+             out = (zchunk_t *) zlistx_next (proc->outputs))
+            zf_client_emit (self->client, item, self->output, zchunk_data (out), zchunk_size (out));
+        s_discard_outputs (proc);
+        zf_client_ack (self->client, &item);
+        return;
+    }
+    proc->lines++;
+    if (proc->error)
+        return; // failed already: the rest is not used
+    if (text[0] == '!') {
+        proc->error = strndup (text + 1, len - 1);
+        return;
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_error_t err;
+    if (zf_json_to_msgpack (text, len, &pk, &err)) {
+        proc->error = zsys_sprintf ("output line %llu is not JSON: %s",
+                                    (unsigned long long) proc->lines, err.text);
+        zsys_warning ("%s: `%s`: %s", self->args->conf->name, self->command, proc->error);
+    }
+    else
+        zlistx_add_end (proc->outputs, zchunk_new (buffer.data, buffer.size));
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  Reads what proc wrote and handles each whole line.
+static void
+s_read (self_t *self, s_coproc_t *proc)
+{
+    char data[65536];
+    ssize_t n;
+    while ((n = read (proc->out, data, sizeof data)) > 0) {
+        size_t start = 0;
+        for (size_t i = 0; i < (size_t) n; i++)
+            if (data[i] == '\n') {
+                zchunk_extend (proc->line, data + start, i - start);
+                size_t len = zchunk_size (proc->line);
+                if (len && ((char *) zchunk_data (proc->line))[len - 1] == '\r')
+                    len--;
+                // zchunk data is not NUL-terminated: copy for the parsers
+                char *text = strndup ((char *) zchunk_data (proc->line), len);
+                zchunk_set (proc->line, NULL, 0);
+                s_line (self, proc, text, len);
+                free (text);
+                start = i + 1;
+                if (proc->out < 0)
+                    return; // restarted while handling the line
+            }
+        zchunk_extend (proc->line, data + start, (size_t) n - start);
+    }
+    if (n == 0)
+        s_restart (self, proc, "closed its output");
+}
+
+//  Gives proc an item: its body as one JSON line.
+static void
+s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
+{
+    if (proc->pid == 0 && s_start (self, proc)) {
+        zf_client_nack (self->client, &item, "cannot start the command", false, 1000);
+        return;
+    }
+    size_t size;
+    const void *body = zf_item_body (item, &size);
+    zf_error_t err;
+    char *json = zf_msgpack_to_json (body, size, &err);
+    proc->item = item;
+    proc->deadline = zclock_mono () + self->timeout;
+    if (!json) {
+        char reason[300];
+        snprintf (reason, sizeof reason, "body is not msgpack: %s", err.text);
+        s_fail (self, proc, reason);
+        return;
+    }
+    size_t len = strlen (json);
+    json[len] = '\n'; // in place of the NUL: one write for the line
+    const char *p = json;
+    size_t left = len + 1;
+    while (left) {
+        ssize_t n = write (proc->in, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free (json);
+            s_restart (self, proc, "does not read its input");
+            return;
+        }
+        p += n;
+        left -= (size_t) n;
+    }
+    free (json);
+}
+
+void
+zf_processor_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (zf_actor_args_t *) args };
+    zf_actor_conf_t *conf = self.args->conf;
+    const zf_key_t *keys = conf->kind->keys;
+    self.command = zf_conf_get (conf->node, keys, "command");
+    self.output = conf->output;
+    self.emit_errors = streq (zf_conf_get (conf->node, keys, "on-error"), "emit");
+    self.timeout = zf_conf_duration (conf->node, keys, "timeout");
+    self.nprocs = (int) zf_conf_int (conf->node, keys, "concurrency");
+    zsock_signal (pipe, 0);
+    if (!self.command) {
+        zsys_error ("%s: plugins are not supported by this build; give a command", conf->name);
+        zf_actor_exit (pipe, 2);
+        return;
+    }
+    signal (SIGPIPE, SIG_IGN); // a coprocess that dies shows as a write error
+    self.procs = (s_coproc_t *) zmalloc (self.nprocs * sizeof (s_coproc_t));
+    for (int i = 0; i < self.nprocs; i++) {
+        self.procs[i].in = self.procs[i].out = -1;
+        self.procs[i].outputs = zlistx_new ();
+        zlistx_set_destructor (self.procs[i].outputs, (zlistx_destructor_fn *) zchunk_destroy);
+        self.procs[i].line = zchunk_new (NULL, 256);
+    }
+    self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, self.nprocs);
+    zf_client_set_worker (self.client, self.args->worker);
+    zmq_pollitem_t *items =
+        (zmq_pollitem_t *) zmalloc ((self.nprocs + 1) * sizeof (zmq_pollitem_t));
+    while (!zf_actor_stopping (pipe)) {
+        // Give idle coprocesses work: waiting for an item only when all are idle.
+        bool busy = false;
+        for (int i = 0; i < self.nprocs; i++)
+            busy |= self.procs[i].item != NULL;
+        for (int i = 0; i < self.nprocs; i++)
+            if (!self.procs[i].item) {
+                zf_item_t *item = zf_client_next (self.client, busy ? 0 : 100);
+                if (!item)
+                    break;
+                s_give (&self, &self.procs[i], item);
+                busy = true;
+            }
+        // Wait for output, at most until the nearest deadline.
+        int count = 0;
+        int64_t now = zclock_mono (), wait = 100;
+        for (int i = 0; i < self.nprocs; i++)
+            if (self.procs[i].item && self.procs[i].out >= 0) {
+                items[count++] = (zmq_pollitem_t){ NULL, self.procs[i].out, ZMQ_POLLIN, 0 };
+                if (self.procs[i].deadline - now < wait)
+                    wait = self.procs[i].deadline - now > 0 ? self.procs[i].deadline - now : 0;
+            }
+        if (count) {
+            zmq_poll (items, count, (long) wait);
+            zf_client_pump (self.client, 0); // heartbeats while every copy is busy
+        }
+        for (int i = 0; i < self.nprocs; i++) {
+            s_coproc_t *proc = &self.procs[i];
+            if (proc->item && proc->out >= 0)
+                s_read (&self, proc);
+            if (proc->item && zclock_mono () >= proc->deadline) {
+                char why[64];
+                snprintf (why, sizeof why, "took longer than the timeout of %lld ms",
+                          (long long) self.timeout);
+                s_restart (&self, proc, why);
+            }
+        }
+    }
+    // Stopping: what is unfinished goes back to the broker with the session.
+    for (int i = 0; i < self.nprocs; i++) {
+        s_stop (&self.procs[i]);
+        zlistx_destroy (&self.procs[i].outputs);
+        zchunk_destroy (&self.procs[i].line);
+        free (self.procs[i].error);
+    }
+    zf_client_destroy (&self.client);
+    free (items);
+    free (self.procs);
+    zf_actor_exit (pipe, 0);
+}
+
 const zf_kind_t zf_processor_kind = {
     .name = "processor",
     .summary = "runs user logic on each item: a program speaking JSON lines, or a plugin",
     .keys = s_keys,
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
     .one_of = "command|plugin",
+    .run = zf_processor_actor,
 };

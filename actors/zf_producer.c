@@ -272,16 +272,19 @@ s_close (self_t *self)
 }
 
 //  Waits until due (ms, monotonic) unless $TERM comes first: false then.
+//  Keeps the session alive meanwhile, however long the wait.
 static bool
-s_pace (zsock_t *pipe, int64_t due)
+s_pace (zsock_t *pipe, zf_client_t *client, int64_t due)
 {
-    int64_t wait = due - zclock_mono ();
-    if (wait <= 0)
-        return true;
-    zpoller_t *poller = zpoller_new (pipe, NULL);
-    bool expired = zpoller_wait (poller, (int) wait) == NULL;
-    zpoller_destroy (&poller);
-    return expired || !zf_actor_stopping (pipe);
+    for (int64_t wait; (wait = due - zclock_mono ()) > 0;) {
+        zpoller_t *poller = zpoller_new (pipe, NULL);
+        bool expired = zpoller_wait (poller, (int) (wait < 200 ? wait : 200)) == NULL;
+        zpoller_destroy (&poller);
+        if (!expired && zf_actor_stopping (pipe))
+            return false;
+        zf_client_pump (client, 0);
+    }
+    return true;
 }
 
 void
@@ -349,7 +352,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
         }
         if (self.rate > 0) {
             due += (int64_t) (1000.0 / self.rate);
-            stopped = !s_pace (pipe, due);
+            stopped = !s_pace (pipe, self.client, due);
         }
         else if ((position & 255) == 0)
             stopped = zf_actor_stopping (pipe);

@@ -115,6 +115,11 @@ int zf_client_end (zf_client_t *self, uint64_t count);
 //  owns the item until it acks or nacks it.
 zf_item_t *zf_client_next (zf_client_t *self, int timeout_ms);
 
+//  Send what is buffered and handle the broker's traffic for up to
+//  timeout_ms, without taking items: an actor busy with its items calls it
+//  at least once a heartbeat (1 s) so that the broker knows it is alive.
+void zf_client_pump (zf_client_t *self, int timeout_ms);
+
 //  Emit an output of item into queue: its id is derived from the item's id
 //  and the output's index, so a redelivered item emits the same ids and the
 //  broker drops the copies. Buffered; sent before the item's ACK.

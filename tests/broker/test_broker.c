@@ -672,12 +672,14 @@ test_broker_restart (void **state)
 {
     // Workers and producers open a new session with a broker that comes
     // back, and send again what it had not confirmed.
+    // An ipc endpoint the test owns: a tcp port given back between the two
+    // brokers could be taken by a test running beside this one.
+    char endpoint[128];
+    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/zflow-test-restart-%d.sock", getpid ());
     zf_pipeline_t *pipeline = zf_test_pipeline (s_fast_heartbeat);
     zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    zf_broker_t *broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err);
     assert_non_null (broker);
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "%s", zf_broker_endpoint (broker));
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
     size_t size;
@@ -702,6 +704,7 @@ test_broker_restart (void **state)
     zf_client_destroy (&producer);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
+    unlink (endpoint + 6);
 }
 
 static const char *s_upper = "actors\n"

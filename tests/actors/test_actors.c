@@ -1,5 +1,6 @@
-/*  Tests of the producer and the sink, run as `zflow actor` processes
-    against a broker: what a user finds in the sink's file. */
+/*  Tests of the built-in actors (producer, processor, sink), run as
+    `zflow actor` processes against a broker: what a user finds in the
+    sink's file. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,6 +238,120 @@ test_jsonl_bad_line (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+static const char *s_processed = "queues\n"
+                                 "    numbers\n"
+                                 "        retry-base = 10ms\n"
+                                 "actors\n"
+                                 "    nums\n"
+                                 "        kind = producer\n"
+                                 "        source = seq:%d\n"
+                                 "        output = numbers\n"
+                                 "    double\n"
+                                 "        kind = processor\n"
+                                 "        input = numbers\n"
+                                 "        output = results\n"
+                                 "        concurrency = 3\n"
+                                 "        timeout = 500ms\n"
+                                 "        on-error = %s\n"
+                                 "        command = \"%s\"\n"
+                                 "    store\n"
+                                 "        kind = sink\n"
+                                 "        input = results\n"
+                                 "        target = file:out.jsonl\n";
+
+//  Runs seq:n -> processor (command, on_error) -> sink, and waits for
+//  `expect` lines in out.jsonl.
+static int
+s_process (int n, const char *on_error, const char *command, int expect, int *seen, int range)
+{
+    char config[2048];
+    snprintf (config, sizeof config, s_processed, n, on_error, command);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker (config, &pipeline);
+    pid_t sink = s_actor (broker, "store");
+    pid_t processor = s_actor (broker, "double");
+    pid_t producer = s_actor (broker, "nums");
+    assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
+    int lines = s_wait_lines ("out.jsonl", seen, range);
+    lines = lines < expect ? s_wait_lines ("out.jsonl", seen, range) : lines;
+    kill (processor, SIGTERM);
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (processor, 10000)), 0);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    return lines;
+}
+
+static void
+test_processor_command (void **state)
+{
+    // A coprocess in sh: each number doubled, then the empty line.
+    enum { N = 600 };
+    static int seen[2 * N];
+    int lines =
+        s_process (N, "retry", "while read n; do echo $((n * 2)); echo; done", N, seen, 2 * N);
+    assert_int_equal (lines, N);
+    for (int i = 0; i < 2 * N; i++)
+        assert_int_equal (seen[i], i % 2 == 0 ? 1 : 0);
+}
+
+static void
+test_processor_errors_emitted (void **state)
+{
+    // Odd numbers fail ('!' lines); with on-error = emit they go on as
+    // {"error", "item"}; even ones give two outputs each.
+    enum { N = 40 };
+    static int seen[N];
+    s_process (N, "emit",
+               "while read n; do if [ $((n % 2)) = 1 ]; then echo '!odd'; else echo $n; echo $n; "
+               "fi; echo; done",
+               N + N / 2, seen, N);
+    char path[512];
+    snprintf (path, sizeof path, "%s/out.jsonl", s_dir);
+    zchunk_t *out = zchunk_slurp (path, 0);
+    char *text = strndup ((char *) zchunk_data (out), zchunk_size (out));
+    assert_non_null (strstr (text, "{\"error\":\"odd\",\"item\":1}\n"));
+    assert_non_null (strstr (text, "{\"error\":\"odd\",\"item\":39}\n"));
+    int errors = 0;
+    for (char *p = text; (p = strstr (p, "\"error\":\"odd\"")); p++)
+        errors++;
+    assert_int_equal (errors, N / 2);
+    // two outputs per even number (error lines count as 0: atoi of "{...")
+    assert_int_equal (seen[0], 2 + N / 2);
+    for (int i = 2; i < N; i += 2)
+        assert_int_equal (seen[i], 2);
+    free (text);
+    zchunk_destroy (&out);
+}
+
+static void
+test_processor_crash_and_hang (void **state)
+{
+    // The coprocess exits on item 5 once and hangs on item 7 once (marker
+    // files in the pipeline's folder): each time it is restarted and the
+    // item retried, so every item comes through once.
+    enum { N = 30 };
+    static int seen[2 * N];
+    int lines = s_process (N, "retry",
+                           "while read n; do "
+                           "if [ $n = 5 ] && [ ! -f crashed ]; then touch crashed; exit 3; fi; "
+                           "if [ $n = 7 ] && [ ! -f hung ]; then touch hung; sleep 30; fi; "
+                           "echo $((n * 2)); echo; done",
+                           N, seen, 2 * N);
+    assert_int_equal (lines, N);
+    for (int i = 0; i < 2 * N; i++)
+        assert_int_equal (seen[i], i % 2 == 0 ? 1 : 0);
+    char path[512];
+    snprintf (path, sizeof path, "%s/double.log", s_dir);
+    zchunk_t *log = zchunk_slurp (path, 0);
+    char *text = strndup ((char *) zchunk_data (log), zchunk_size (log));
+    assert_non_null (strstr (text, "exited with status 3"));
+    assert_non_null (strstr (text, "took longer than the timeout of 500 ms"));
+    free (text);
+    zchunk_destroy (&log);
+}
+
 int
 main (void)
 {
@@ -244,6 +359,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_seq_to_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_kill_producer_and_sink, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_jsonl_bad_line, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_processor_command, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_processor_errors_emitted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_processor_crash_and_hang, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
