@@ -38,6 +38,7 @@ struct _zf_client_t {
     char name[ZF_NAME_MAX + 1];            // actor or client name
     char input[ZF_NAME_MAX + 1];           // queue consumed, or ""
     char host[ZF_NAME_MAX + 1];            // for monitoring
+    char pipeline[ZF_NAME_MAX + 1];        // the pipeline it belongs to, or ""
     int concurrency;                       // items held at once
     int worker;                            // worker number
     zsock_t *sock;                         // DEALER to the broker
@@ -151,6 +152,7 @@ s_open (zf_client_t *self)
     zf_proto_reset (self->out, ZF_HELLO);
     snprintf (self->out->name, sizeof self->out->name, "%s", self->name);
     snprintf (self->out->host, sizeof self->out->host, "%s", self->host);
+    snprintf (self->out->pipeline, sizeof self->out->pipeline, "%s", self->pipeline);
     self->out->worker = (uint32_t) self->worker;
     self->out->pid = (uint64_t) getpid ();
     if (self->input[0]) {
@@ -213,6 +215,12 @@ void
 zf_client_set_worker (zf_client_t *self, int worker)
 {
     self->worker = worker;
+}
+
+void
+zf_client_set_pipeline (zf_client_t *self, const char *pipeline)
+{
+    snprintf (self->pipeline, sizeof self->pipeline, "%s", pipeline ? pipeline : "");
 }
 
 //  The session opens at first use, so that settings made after new count.

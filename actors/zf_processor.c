@@ -355,6 +355,7 @@ zf_processor_actor (zsock_t *pipe, void *args)
     }
     self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, self.nprocs);
     zf_client_set_worker (self.client, self.args->worker);
+    zf_client_set_pipeline (self.client, self.args->pipeline->name);
     zmq_pollitem_t *items =
         (zmq_pollitem_t *) zmalloc ((self.nprocs + 1) * sizeof (zmq_pollitem_t));
     while (!zf_actor_stopping (pipe)) {

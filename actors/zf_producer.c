@@ -307,6 +307,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
     }
     self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
     zf_client_set_worker (self.client, self.args->worker);
+    zf_client_set_pipeline (self.client, self.args->pipeline->name);
     s_resume (&self);
 
     int status = 0;

@@ -297,6 +297,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
     else {
         self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, concurrency);
         zf_client_set_worker (self.client, self.args->worker);
+        zf_client_set_pipeline (self.client, self.args->pipeline->name);
         int64_t next_sync = zclock_mono () + self.sync_interval;
         while (!zf_actor_stopping (pipe)) {
             // Take what is there at once; wait only with nothing to write.

@@ -929,6 +929,15 @@ s_on_hello (self_t *self, peer_t *peer)
         s_send_error (self, peer->routing_id, ZF_ESTATE, "HELLO twice on one session");
         return;
     }
+    if (in->pipeline[0] && !streq (in->pipeline, self->pipeline->name)) {
+        char reason[300];
+        snprintf (reason, sizeof reason, "this broker runs pipeline '%s', not '%s'",
+                  self->pipeline->name, in->pipeline);
+        s_send_error (self, peer->routing_id, ZF_EVALUE, reason);
+        s_event_rejected (self, "router", in->name, reason);
+        zhashx_delete (self->peers, peer->key);
+        return;
+    }
     snprintf (peer->name, sizeof peer->name, "%s", in->name);
     snprintf (peer->host, sizeof peer->host, "%s", in->host);
     peer->worker = in->worker;

@@ -71,6 +71,10 @@ void zf_client_destroy (zf_client_t **self_p);
 //  The worker number shown in monitoring (default 0); call before use.
 void zf_client_set_worker (zf_client_t *self, int worker);
 
+//  The pipeline this session belongs to (call before use): a broker that
+//  runs another pipeline refuses the session. Without it, any broker takes it.
+void zf_client_set_pipeline (zf_client_t *self, const char *pipeline);
+
 //  Put a body (msgpack bytes, copied) into queue, with a random id (written
 //  to *id if not NULL). Buffered: it is sent with the next batch. Blocks
 //  while the PUT window is full. Returns 0, or -1 if the session is closed.

@@ -54,6 +54,7 @@ static const s_field_t s_hello[] = {
     { "inputs", F_NAMES, P (inputs), P (ninputs), false },
     { "outputs", F_NAMES, P (outputs), P (noutputs), false },
     NUM ("heartbeat", F_U32, heartbeat, false),
+    STR ("pipeline", pipeline, false),
     { NULL },
 };
 static const s_field_t s_welcome[] = {

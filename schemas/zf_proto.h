@@ -100,6 +100,7 @@ typedef struct {
     uint32_t version;                          // HELLO, WELCOME: protocol version
     char name[ZF_NAME_MAX + 1];                // HELLO: actor name (its consumer group)
     char host[ZF_NAME_MAX + 1];                // HELLO: host name of the worker
+    char pipeline[ZF_NAME_MAX + 1];            // HELLO: the pipeline the actor belongs to, or ""
     uint32_t worker;                           // HELLO: worker number within the actor
     uint64_t pid;                              // HELLO: process id
     uint32_t heartbeat;                        // HELLO, WELCOME: heartbeat interval, ms

@@ -901,6 +901,31 @@ test_lineage_done (void **state)
     s_stop (&f);
 }
 
+static void
+test_wrong_pipeline_refused (void **state)
+{
+    // A worker of another pipeline (a stray process on a reused port) is
+    // refused; one of this pipeline is welcomed.
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *stray = zf_client_new (endpoint, "work", "jobs", 8);
+    zf_client_set_pipeline (stray, "another");
+    size_t size;
+    zf_client_resume_point (stray, &size, 500);
+    char expected[200];
+    snprintf (expected, sizeof expected, "value: this broker runs pipeline '%s', not 'another'",
+              f->pipeline->name);
+    assert_string_equal (zf_client_last_error (stray), expected);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_set_pipeline (producer, f->pipeline->name);
+    s_put_ints (producer, "jobs", 5, NULL);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    assert_null (zf_client_next (stray, 300)); // nothing goes to the stray
+    zf_client_destroy (&stray);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
@@ -917,6 +942,7 @@ main (void)
         cmocka_unit_test (test_dedup),
         cmocka_unit_test (test_delivery_timeout),
         cmocka_unit_test (test_lineage_done),
+        cmocka_unit_test (test_wrong_pipeline_refused),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }

@@ -111,6 +111,7 @@ test_hello (void **state)
     assert_int_equal (p->noutputs, 1);
     assert_string_equal (p->outputs[0], "pages");
     assert_int_equal (p->heartbeat, 1000);
+    assert_string_equal (p->pipeline, "crawl");
     s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
     assert_null (p);
