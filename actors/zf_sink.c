@@ -7,8 +7,8 @@
     written, 16 bytes each, in the same order: it is the commit record. At
     start the sink drops a torn last record, cuts the data back to the items
     whose ids are recorded (an item written but not recorded was never
-    acked, and comes again), and loads the ids, so an item delivered again
-    after a crash is acked without being written twice.
+    acked, and comes again), and remembers the last ids written, so an item
+    delivered again after a crash is acked without being written twice.
 */
 #include "zf_actor.h"
 #include "zf_idmap.h"
@@ -79,44 +79,73 @@ typedef struct {
     bool envelope;         // format envelope
     int sync;              // 0 never, 1 interval, 2 always
     int64_t sync_interval; // ms
-    zf_idmap_t *written;   // ids in the file
+    zf_idmap_t *written;   // ids of the last items written (a window)
+    zf_id_t *ring;         // the same ids, oldest first, to forget the oldest
+    size_t ring_head;      // next slot of ring
     zlistx_t *pending;     // zf_item_t written, waiting for the sync to be acked
     zchunk_t *data;        // bytes to write at the next flush
     zchunk_t *ids;         // ids to record at the next flush
     uint64_t count;        // items written
 } self_t;
 
-//  Counts the records of a data file: lines, or msgpack values. Returns the
-//  byte offset just after record number `keep` (all when keep is -1) and the
-//  count of whole records in *count.
-static off_t
-s_scan (int fd, bool msgpack, int64_t keep, uint64_t *count)
+//  How many of the last ids written a sink remembers. An item comes again
+//  only if its ACK was lost: it was among the last few hundred written
+//  before a crash, or acked on a session that lapsed moments before. A
+//  window keeps memory flat however much the file holds.
+#define WRITTEN_WINDOW 65536
+
+static void
+s_remember (self_t *self, const zf_id_t *id)
 {
+    zf_id_t *slot = &self->ring[self->ring_head];
+    if (!zf_id_is_zero (slot))
+        zf_idmap_remove (self->written, slot);
+    *slot = *id;
+    self->ring_head = (self->ring_head + 1) % WRITTEN_WINDOW;
+    zf_idmap_put (self->written, id, (void *) 1);
+}
+
+//  Counts the records of a data file (lines, or msgpack values) up to
+//  `keep` of them, reading in blocks: constant memory at any file size.
+//  Returns the byte offset just after the last whole record counted, and
+//  the count in *count.
+static off_t
+s_scan (int fd, bool msgpack, uint64_t keep, uint64_t *count)
+{
+    enum { BLOCK = 1 << 20 };
+    uint8_t *data = (uint8_t *) malloc (2 * BLOCK);
+    off_t end = 0;    // offset after the last whole record
+    off_t offset = 0; // file offset of data[0]
+    size_t have = 0;  // bytes in data
     *count = 0;
-    off_t size = lseek (fd, 0, SEEK_END);
-    if (size <= 0)
-        return 0;
-    uint8_t *data = (uint8_t *) malloc ((size_t) size);
-    if (!data || pread (fd, data, (size_t) size, 0) != size) {
-        free (data);
-        return size;
-    }
-    off_t end = 0;
-    if (msgpack) {
-        zf_mp_t mp;
-        zf_mp_init (&mp, data, (size_t) size);
-        while ((keep < 0 || (int64_t) *count < keep) && zf_mp_left (&mp) &&
-               zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) == 0) {
-            (*count)++;
-            end = (off_t) (mp.pos - data);
-        }
-    }
-    else
-        for (off_t i = 0; i < size && (keep < 0 || (int64_t) *count < keep); i++)
-            if (data[i] == '\n') {
+    while (data && *count < keep) {
+        ssize_t n = pread (fd, data + have, 2 * BLOCK - have, offset + (off_t) have);
+        if (n <= 0)
+            break;
+        have += (size_t) n;
+        size_t used = 0; // bytes of data in whole records
+        if (msgpack) {
+            zf_mp_t mp;
+            zf_mp_init (&mp, data, have);
+            while (*count < keep && zf_mp_left (&mp) &&
+                   zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) == 0) {
                 (*count)++;
-                end = i + 1;
+                used = (size_t) (mp.pos - data);
             }
+        }
+        else
+            for (size_t i = 0; i < have && *count < keep; i++)
+                if (data[i] == '\n') {
+                    (*count)++;
+                    used = i + 1;
+                }
+        end = offset + (off_t) used;
+        if (used == 0 && have == 2 * BLOCK)
+            break; // a record over 2 MiB: not written by a sink, stop here
+        memmove (data, data + used, have - used);
+        offset += (off_t) used;
+        have -= used;
+    }
     free (data);
     return end;
 }
@@ -135,6 +164,7 @@ s_open (self_t *self)
     self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
     self->sync_interval = zf_conf_duration (conf->node, keys, "sync-interval");
     self->written = zf_idmap_new (1024);
+    self->ring = (zf_id_t *) calloc (WRITTEN_WINDOW, sizeof (zf_id_t));
     self->fd = self->ids_fd = -1;
     if (streq (target, "stdout")) {
         self->fd = 1;
@@ -165,7 +195,7 @@ s_open (self_t *self)
     // The data: no more records than ids, and no torn record.
     uint64_t records;
     off_t size = lseek (self->fd, 0, SEEK_END);
-    off_t keep = s_scan (self->fd, self->msgpack, (int64_t) committed, &records);
+    off_t keep = s_scan (self->fd, self->msgpack, committed, &records);
     if (records < committed) {
         // Ids beyond the data: those items are not in the file; forget them.
         committed = records;
@@ -179,11 +209,12 @@ s_open (self_t *self)
         if (ftruncate (self->fd, keep))
             zsys_error ("%s: cannot repair %s: %s", conf->name, self->path, strerror (errno));
     }
+    // The last ids written, up to the window.
+    uint64_t first = committed > WRITTEN_WINDOW ? committed - WRITTEN_WINDOW : 0;
     zf_id_t id;
-    lseek (self->ids_fd, 0, SEEK_SET);
-    for (uint64_t i = 0; i < committed && read (self->ids_fd, id.bytes, ZF_ID_SIZE) == ZF_ID_SIZE;
-         i++)
-        zf_idmap_put (self->written, &id, (void *) 1);
+    for (uint64_t i = first; i < committed; i++)
+        if (pread (self->ids_fd, id.bytes, ZF_ID_SIZE, (off_t) (i * ZF_ID_SIZE)) == ZF_ID_SIZE)
+            s_remember (self, &id);
     self->count = committed;
     return 0;
 }
@@ -274,7 +305,7 @@ s_flush (self_t *self)
     }
     zf_item_t *item;
     while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL))) {
-        zf_idmap_put (self->written, zf_item_id (item), (void *) 1);
+        s_remember (self, zf_item_id (item));
         self->count++;
         zf_client_ack (self->client, &item);
     }
@@ -333,6 +364,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
     zchunk_destroy (&self.data);
     zchunk_destroy (&self.ids);
     zf_idmap_destroy (&self.written);
+    free (self.ring);
     free (self.path);
     zstr_free (&self.ids_path);
     zf_actor_exit (pipe, status);
