@@ -4,6 +4,7 @@
 #include "zf_kinds.h"
 #include "zf_pipeline.h"
 #include "zf_proto.h"
+#include "zf_run.h"
 #include "zf_tools.h"
 #include "zf_zpl.h"
 
@@ -93,6 +94,8 @@ s_version (int argc, char **argv)
 static const s_command_t s_commands[] = {
     { "validate", "PIPELINE", "check a pipeline file; exit 2 with every mistake", s_validate },
     { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
+    { "run", "PIPELINE [--broker E] [--only A,B]", "launch a pipeline: broker and every actor",
+      zf_cmd_run },
     { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
     { "actor", "NAME PIPELINE [--broker E]", "run one worker of an actor (producer, sink)",
       zf_cmd_actor },

@@ -1,0 +1,345 @@
+/*  zf_run: zflow run, the supervisor. It starts the broker in this process
+    (unless --broker names a running one), then every worker of every actor
+    as a process of its own (`zflow actor NAME PIPELINE --worker N`, or the
+    command of a `kind = exec` actor), restarts one that dies with a backoff,
+    and fails the run if one keeps dying. A finite pipeline (no scheduler)
+    is finished when its sources have ended and no item is left in any
+    queue: zflow run then stops the actors and exits 0, or 1 if items ended
+    in a dead-letter queue. SIGINT or SIGTERM stops everything, with a grace
+    period for the actors to hand back what they hold.
+*/
+#include "zf_run.h"
+#include "zf_broker.h"
+#include "zf_cli.h"
+#include "zf_kinds.h"
+#include "zf_value.h"
+#include "zf_zpl.h"
+#include "zflow.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#define RESTARTS_MAX   5     // restarts of one worker within RESTART_WINDOW
+#define RESTART_WINDOW 60000 // ms
+
+typedef struct {
+    zf_actor_conf_t *conf; // its actor
+    int worker;            // its number
+    pid_t pid;             // running process, or 0
+    bool finished;         // a source that ended (exit 0): not restarted
+    int restarts;          // restarts within the window
+    int64_t window_start;  // when the window began (ms)
+    int64_t start_at;      // when to start it again (ms), after a backoff
+} s_worker_t;
+
+typedef struct {
+    zf_pipeline_t *pipeline; // the config
+    const char *endpoint;    // the broker
+    const char *self_path;   // this program, to start `zflow actor`
+    s_worker_t *workers;     // every worker
+    int nworkers;            // entries in workers
+    bool quiet;              // no progress lines
+} s_run_t;
+
+static void s_log (s_run_t *run, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_log (s_run_t *run, const char *format, ...)
+{
+    if (run->quiet)
+        return;
+    char stamp[32];
+    time_t now = time (NULL);
+    strftime (stamp, sizeof stamp, "%H:%M:%S", localtime (&now));
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "%s zflow run: ", stamp);
+    vfprintf (stderr, format, args);
+    fprintf (stderr, "\n");
+    va_end (args);
+}
+
+static void
+s_start (s_run_t *run, s_worker_t *worker)
+{
+    pid_t pid = fork ();
+    if (pid < 0) {
+        s_log (run, "cannot start %s/%d: %s", worker->conf->name, worker->worker, strerror (errno));
+        return;
+    }
+    if (pid == 0) {
+        // An actor does not outlive its supervisor.
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        const char *kind = worker->conf->kind->name;
+        if (streq (kind, "exec")) {
+            char number[16];
+            snprintf (number, sizeof number, "%d", worker->worker);
+            setenv ("ZFLOW_ENDPOINT", run->endpoint, 1);
+            setenv ("ZFLOW_ACTOR", worker->conf->name, 1);
+            setenv ("ZFLOW_PIPELINE", run->pipeline->name, 1);
+            setenv ("ZFLOW_WORKER", number, 1);
+            setenv ("ZFLOW_INPUT", worker->conf->input ? worker->conf->input : "", 1);
+            setenv ("ZFLOW_OUTPUT", worker->conf->output ? worker->conf->output : "", 1);
+            setenv ("ZFLOW_CONCURRENCY",
+                    zf_conf_get (worker->conf->node, worker->conf->kind->keys, "concurrency"), 1);
+            if (chdir (run->pipeline->dir))
+                _exit (126);
+            const char *command =
+                zf_conf_get (worker->conf->node, worker->conf->kind->keys, "command");
+            execl ("/bin/sh", "sh", "-c", command, (char *) NULL);
+        }
+        else {
+            char number[16];
+            snprintf (number, sizeof number, "%d", worker->worker);
+            execl (run->self_path, run->self_path, "actor", worker->conf->name, run->pipeline->file,
+                   "--broker", run->endpoint, "--worker", number, (char *) NULL);
+        }
+        _exit (127);
+    }
+    worker->pid = pid;
+}
+
+//  Totals over the queues, from the broker.
+typedef struct {
+    uint64_t depth; // items waiting or in flight
+    uint64_t dead;  // items dead-lettered
+    uint64_t acked; // items finished
+    bool answered;  // the broker answered
+} s_totals_t;
+
+static s_totals_t
+s_totals (zf_client_t *client)
+{
+    s_totals_t totals = { 0 };
+    size_t count;
+    zf_figures_t *queues = zf_client_queues (client, &count, 2000);
+    if (!queues)
+        return totals;
+    totals.answered = true;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen (queues[i].name);
+        bool dead_queue = len > 5 && streq (queues[i].name + len - 5, ".dead");
+        if (!dead_queue)
+            totals.depth += queues[i].depth;
+        totals.dead += queues[i].dead;
+        totals.acked += dead_queue ? 0 : queues[i].ack;
+    }
+    free (queues);
+    return totals;
+}
+
+//  Stops every worker: SIGTERM, then SIGKILL after grace_ms.
+static void
+s_stop_all (s_run_t *run, int64_t grace_ms)
+{
+    for (int i = 0; i < run->nworkers; i++)
+        if (run->workers[i].pid > 0)
+            kill (run->workers[i].pid, SIGTERM);
+    int64_t deadline = zclock_mono () + grace_ms;
+    for (int i = 0; i < run->nworkers; i++) {
+        s_worker_t *w = &run->workers[i];
+        while (w->pid > 0) {
+            if (waitpid (w->pid, NULL, WNOHANG) == w->pid)
+                w->pid = 0;
+            else if (zclock_mono () >= deadline) {
+                kill (w->pid, SIGKILL);
+                waitpid (w->pid, NULL, 0);
+                w->pid = 0;
+            }
+            else
+                zclock_sleep (10); // bounded by the grace period
+        }
+    }
+}
+
+//  Handles a worker's exit: a source that ended is done; anything else is
+//  restarted after a backoff, unless it keeps dying. Returns -1 then.
+static int
+s_exited (s_run_t *run, s_worker_t *worker, int status)
+{
+    worker->pid = 0;
+    bool clean = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+    if (clean && (worker->conf->kind->flags & ZF_KIND_SOURCE)) {
+        worker->finished = true;
+        s_log (run, "%s/%d: source ended", worker->conf->name, worker->worker);
+        return 0;
+    }
+    int64_t now = zclock_mono ();
+    if (now - worker->window_start > RESTART_WINDOW) {
+        worker->window_start = now;
+        worker->restarts = 0;
+    }
+    if (++worker->restarts > RESTARTS_MAX) {
+        fprintf (stderr,
+                 "zflow run: %s/%d keeps dying (%d times in %d s); stopping the run (its log is "
+                 "above)\n",
+                 worker->conf->name, worker->worker, RESTARTS_MAX + 1, RESTART_WINDOW / 1000);
+        return -1;
+    }
+    int64_t backoff = 200LL << (worker->restarts - 1);
+    worker->start_at = now + backoff;
+    if (WIFEXITED (status))
+        s_log (run, "%s/%d exited with status %d: restarting it in %lld ms", worker->conf->name,
+               worker->worker, WEXITSTATUS (status), (long long) backoff);
+    else
+        s_log (run, "%s/%d was killed by signal %d: restarting it in %lld ms", worker->conf->name,
+               worker->worker, WTERMSIG (status), (long long) backoff);
+    return 0;
+}
+
+int
+zf_cmd_run (int argc, char **argv)
+{
+    const char *usage =
+        "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] [--quiet]";
+    const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv[i], "--quiet"))
+            quiet = true;
+        else if (streq (argv[i], "--broker") && i + 1 < argc)
+            broker_endpoint = argv[++i];
+        else if (streq (argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (streq (argv[i], "--grace") && i + 1 < argc)
+            grace_text = argv[++i];
+        else if (!path && argv[i][0] != '-')
+            path = argv[i];
+        else {
+            fprintf (stderr, "usage: zflow %s\n", usage);
+            return ZF_EXIT_USAGE;
+        }
+    }
+    int64_t grace;
+    zf_error_t err;
+    if (!path || zf_parse_duration (grace_text, &grace, &err)) {
+        if (path)
+            fprintf (stderr, "zflow run: --grace: %s\n", err.text);
+        fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *pipeline = zf_pipeline_load (path, errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    if (!pipeline)
+        fprintf (stderr, "%zu error%s in %s\n", zlistx_size (errors),
+                 zlistx_size (errors) == 1 ? "" : "s", path);
+    zlistx_destroy (&errors);
+    if (!pipeline)
+        return ZF_EXIT_USAGE;
+
+    s_run_t run = { .pipeline = pipeline, .quiet = quiet };
+    char self_path[4096];
+    ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
+    self_path[len > 0 ? len : 0] = 0;
+    run.self_path = self_path;
+    // The workers to run; kinds that cannot run yet are a config error.
+    int status = ZF_EXIT_OK;
+    for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (pipeline->actors); a;
+         a = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
+        if (only) {
+            char *list = zsys_sprintf (",%s,", only), *name = zsys_sprintf (",%s,", a->name);
+            bool chosen = strstr (list, name) != NULL;
+            zstr_free (&list);
+            zstr_free (&name);
+            if (!chosen)
+                continue;
+        }
+        if (!a->kind->run && !streq (a->kind->name, "exec")) {
+            fprintf (stderr, "zflow run: %s:%d: actor '%s': kind %s cannot run in this build yet\n",
+                     pipeline->file, a->line, a->name, a->kind->name);
+            status = ZF_EXIT_USAGE;
+        }
+        run.workers =
+            (s_worker_t *) realloc (run.workers, (run.nworkers + a->workers) * sizeof (s_worker_t));
+        for (int w = 0; w < a->workers; w++)
+            run.workers[run.nworkers++] = (s_worker_t){ .conf = a, .worker = w };
+    }
+    if (status) {
+        free (run.workers);
+        zf_pipeline_destroy (&pipeline);
+        return status;
+    }
+    zf_broker_t *broker = NULL;
+    if (broker_endpoint)
+        run.endpoint = broker_endpoint;
+    else {
+        broker = zf_broker_new (pipeline, NULL, NULL, NULL, &err);
+        if (!broker) {
+            fprintf (stderr, "zflow run: %s\n", err.text);
+            free (run.workers);
+            zf_pipeline_destroy (&pipeline);
+            return ZF_EXIT_FAILED;
+        }
+        run.endpoint = zf_broker_endpoint (broker);
+    }
+    bool finite = zf_pipeline_finite (pipeline) && !only;
+    s_log (&run, "pipeline %s: broker at %s, %d worker process%s%s", pipeline->name, run.endpoint,
+           run.nworkers, run.nworkers == 1 ? "" : "es",
+           finite ? "; ends when its sources have ended and every item is through" : "");
+    int64_t started = zclock_mono ();
+    for (int i = 0; i < run.nworkers; i++)
+        s_start (&run, &run.workers[i]);
+    zf_client_t *observer = zf_client_new (run.endpoint, "zflow-run", NULL, 0);
+    zf_client_set_pipeline (observer, pipeline->name);
+
+    s_totals_t totals = { 0 };
+    int64_t last_report = started;
+    while (!zsys_interrupted) {
+        // Exits and restarts.
+        int wstatus;
+        pid_t pid;
+        while ((pid = waitpid (-1, &wstatus, WNOHANG)) > 0)
+            for (int i = 0; i < run.nworkers; i++)
+                if (run.workers[i].pid == pid && s_exited (&run, &run.workers[i], wstatus))
+                    status = ZF_EXIT_FAILED;
+        if (status)
+            break;
+        int64_t now = zclock_mono ();
+        bool sources_left = false;
+        for (int i = 0; i < run.nworkers; i++) {
+            s_worker_t *w = &run.workers[i];
+            if (!w->pid && !w->finished && now >= w->start_at)
+                s_start (&run, w);
+            sources_left |= (w->conf->kind->flags & ZF_KIND_SOURCE) && !w->finished;
+        }
+        // Done: sources ended, nothing left in any queue.
+        if (finite && !sources_left) {
+            totals = s_totals (observer);
+            if (totals.answered && totals.depth == 0)
+                break;
+        }
+        if (now - last_report >= 5000) {
+            totals = s_totals (observer);
+            s_log (&run, "%llu items done, %llu waiting or in flight, %llu dead",
+                   (unsigned long long) totals.acked, (unsigned long long) totals.depth,
+                   (unsigned long long) totals.dead);
+            last_report = now;
+        }
+        zf_client_pump (observer, 100); // also the loop's pace
+    }
+    bool interrupted = zsys_interrupted;
+    if (!interrupted && !status)
+        totals = s_totals (observer);
+    zf_client_destroy (&observer);
+    s_stop_all (&run, grace);
+    double seconds = (zclock_mono () - started) / 1000.0;
+    if (interrupted)
+        s_log (&run, "stopped after %.1f s", seconds);
+    else if (!status && totals.dead) {
+        fprintf (stderr,
+                 "zflow run: done in %.1f s, but %llu item%s ended in a dead-letter queue: see "
+                 "`zflow status ENDPOINT` while a broker runs, and the actors' log above\n",
+                 seconds, (unsigned long long) totals.dead, totals.dead == 1 ? "" : "s");
+        status = ZF_EXIT_FAILED;
+    }
+    else if (!status)
+        s_log (&run, "done in %.1f s: %llu items handled in all queues", seconds,
+               (unsigned long long) totals.acked);
+    zf_broker_destroy (&broker);
+    free (run.workers);
+    zf_pipeline_destroy (&pipeline);
+    return status;
+}

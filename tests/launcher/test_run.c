@@ -1,0 +1,154 @@
+/*  Tests of zflow run as a process: a finite pipeline runs to its end and
+    exits 0 with the exact output; dead-lettered items make it exit 1; an
+    actor that keeps dying fails the run; a config error exits 2. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_testkit.h"
+
+static char s_dir[256]; // the pipeline's folder
+
+static int
+s_setup (void **state)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-run-XXXXXX");
+    return mkdtemp (s_dir) ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    char command[300];
+    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
+    return system (command) == 0 ? 0 : -1;
+}
+
+//  Writes the pipeline and runs `zflow run` on it.
+static zf_test_result_t
+s_run (const char *config)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
+    FILE *file = fopen (path, "w");
+    fputs (config, file);
+    fclose (file);
+    char *argv[] = { (char *) ZFLOW_BIN, "run", path, NULL };
+    return zf_test_run (argv, NULL);
+}
+
+#define BROKER                                                                                     \
+    "broker\n"                                                                                     \
+    "    endpoint = tcp://127.0.0.1:*\n"                                                           \
+    "    events = tcp://127.0.0.1:*\n"
+
+static void
+test_finite_pipeline (void **state)
+{
+    zf_test_result_t r = s_run (BROKER "actors\n"
+                                       "    nums\n"
+                                       "        kind = producer\n"
+                                       "        source = seq:2000\n"
+                                       "        output = numbers\n"
+                                       "    double\n"
+                                       "        kind = processor\n"
+                                       "        input = numbers\n"
+                                       "        output = results\n"
+                                       "        concurrency = 2\n"
+                                       "        command = \"while read n; do echo $((n * 2)); "
+                                       "echo; done\"\n"
+                                       "    store\n"
+                                       "        kind = sink\n"
+                                       "        input = results\n"
+                                       "        target = file:out.jsonl\n");
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "done in "));
+    zf_test_result_free (&r);
+    char path[512];
+    snprintf (path, sizeof path, "%s/out.jsonl", s_dir);
+    FILE *file = fopen (path, "r");
+    assert_non_null (file);
+    static int seen[4000];
+    int lines = 0;
+    char line[64];
+    while (fgets (line, sizeof line, file)) {
+        int n = atoi (line);
+        assert_true (n >= 0 && n < 4000);
+        seen[n]++;
+        lines++;
+    }
+    fclose (file);
+    assert_int_equal (lines, 2000);
+    for (int n = 0; n < 4000; n++)
+        assert_int_equal (seen[n], n % 2 ? 0 : 1);
+}
+
+static void
+test_dead_letters_fail_the_run (void **state)
+{
+    zf_test_result_t r = s_run (BROKER "queues\n"
+                                       "    numbers\n"
+                                       "        max-attempts = 2\n"
+                                       "        retry-base = 10ms\n"
+                                       "actors\n"
+                                       "    nums\n"
+                                       "        kind = producer\n"
+                                       "        source = seq:3\n"
+                                       "        output = numbers\n"
+                                       "    fail\n"
+                                       "        kind = processor\n"
+                                       "        input = numbers\n"
+                                       "        output = results\n"
+                                       "        command = \"while read n; do echo '!no'; echo; "
+                                       "done\"\n"
+                                       "    store\n"
+                                       "        kind = sink\n"
+                                       "        input = results\n"
+                                       "        target = null\n");
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "but 3 items ended in a dead-letter queue"));
+    zf_test_result_free (&r);
+}
+
+static void
+test_actor_that_keeps_dying (void **state)
+{
+    zf_test_result_t r = s_run (BROKER "actors\n"
+                                       "    nums\n"
+                                       "        kind = producer\n"
+                                       "        source = seq:3\n"
+                                       "        output = numbers\n"
+                                       "    broken\n"
+                                       "        kind = exec\n"
+                                       "        input = numbers\n"
+                                       "        command = \"exit 3\"\n");
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "broken/0 exited with status 3: restarting it"));
+    assert_non_null (strstr (r.err, "broken/0 keeps dying (6 times in 60 s); stopping the run"));
+    zf_test_result_free (&r);
+}
+
+static void
+test_config_error (void **state)
+{
+    zf_test_result_t r = s_run ("actors\n"
+                                "    nums\n"
+                                "        kind = producr\n");
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "unknown kind 'producr' (did you mean 'producer'?)"));
+    zf_test_result_free (&r);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_finite_pipeline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_dead_letters_fail_the_run, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_actor_that_keeps_dying, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
