@@ -18,8 +18,7 @@ static char s_dir[256]; // the pipeline's folder
 static int
 s_setup (void **state)
 {
-    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-actors-XXXXXX");
-    return mkdtemp (s_dir) ? 0 : -1;
+    return zf_test_dir_new (s_dir, sizeof s_dir, "actors");
 }
 
 static int
@@ -28,9 +27,7 @@ s_teardown (void **state)
     // A failed test leaves its actors running: stop them here, or they
     // would join the next test's broker when it gets the same port.
     zf_test_kill_all (state);
-    char command[300];
-    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
-    return system (command) == 0 ? 0 : -1;
+    return zf_test_dir_remove (s_dir);
 }
 
 static void

@@ -165,3 +165,32 @@ zf_test_result_free (zf_test_result_t *result)
     free (result->err);
     result->out = result->err = NULL;
 }
+
+zf_test_result_t
+zf_test_zflow (const char *input, const char *arg, ...)
+{
+    char *argv[24] = { (char *) ZFLOW_BIN };
+    int argc = 1;
+    va_list args;
+    va_start (args, arg);
+    for (const char *a = arg; a && argc < 23; a = va_arg (args, const char *))
+        argv[argc++] = (char *) a;
+    va_end (args);
+    argv[argc] = NULL;
+    return zf_test_run (argv, input);
+}
+
+int
+zf_test_dir_new (char *dir, size_t size, const char *name)
+{
+    snprintf (dir, size, "/tmp/zflow-test-%s-XXXXXX", name);
+    return mkdtemp (dir) ? 0 : -1;
+}
+
+int
+zf_test_dir_remove (const char *dir)
+{
+    char command[600];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    return system (command) == 0 ? 0 : -1;
+}

@@ -40,4 +40,16 @@ typedef struct {
 zf_test_result_t zf_test_run (char *const argv[], const char *input);
 
 void zf_test_result_free (zf_test_result_t *result);
+
+//  Runs the zflow command under test with the arguments (NULL-terminated),
+//  feeding it input on stdin (or nothing).
+zf_test_result_t zf_test_zflow (const char *input, const char *arg, ...);
+
+//  Makes a new folder /tmp/zflow-test-NAME-XXXXXX, its path in dir (of
+//  size bytes). Returns 0, or -1: usable as a cmocka setup's result.
+int zf_test_dir_new (char *dir, size_t size, const char *name);
+
+//  Removes the folder and all in it. Returns 0 or -1.
+int zf_test_dir_remove (const char *dir);
+
 #endif

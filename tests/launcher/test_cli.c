@@ -11,27 +11,6 @@ static char s_dir[256]; // temporary folder for files and captured output
 
 typedef zf_test_result_t s_result_t;
 
-//  Runs build/zflow with the arguments (NULL-terminated).
-static s_result_t
-s_zflow (const char *arg, ...)
-{
-    char *argv[16] = { (char *) ZFLOW_BIN };
-    int argc = 1;
-    va_list args;
-    va_start (args, arg);
-    for (const char *a = arg; a && argc < 15; a = va_arg (args, const char *))
-        argv[argc++] = (char *) a;
-    va_end (args);
-    argv[argc] = NULL;
-    return zf_test_run (argv, NULL);
-}
-
-static void
-s_free (s_result_t *result)
-{
-    zf_test_result_free (result);
-}
-
 static const char *
 s_write (const char *name, const char *text)
 {
@@ -46,16 +25,13 @@ s_write (const char *name, const char *text)
 static int
 s_setup (void **state)
 {
-    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-cli-XXXXXX");
-    return mkdtemp (s_dir) ? 0 : -1;
+    return zf_test_dir_new (s_dir, sizeof s_dir, "cli");
 }
 
 static int
 s_teardown (void **state)
 {
-    char command[300];
-    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
-    return system (command) == 0 ? 0 : -1;
+    return zf_test_dir_remove (s_dir);
 }
 
 static const char *s_pipeline = "pipeline\n"
@@ -83,11 +59,11 @@ static void
 test_validate_good (void **state)
 {
     const char *path = s_write ("demo.zpl", s_pipeline);
-    s_result_t r = s_zflow ("validate", path, NULL);
+    s_result_t r = zf_test_zflow (NULL, "validate", path, NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "pipeline demo is valid: 4 actors, 2 queues"));
     assert_string_equal (r.err, "");
-    s_free (&r);
+    zf_test_result_free (&r);
 }
 
 static void
@@ -101,80 +77,80 @@ test_validate_misspelt_key (void **state)
               "%s:21: actor 'audit' (sink): unknown key 'concurency' (did you mean "
               "'concurrency'?)\n1 error in %s\n",
               path, path);
-    s_result_t r = s_zflow ("validate", path, NULL);
+    s_result_t r = zf_test_zflow (NULL, "validate", path, NULL);
     assert_int_equal (r.status, 2);
     assert_string_equal (r.err, expected);
     assert_string_equal (r.out, "");
-    s_free (&r);
+    zf_test_result_free (&r);
 }
 
 static void
 test_validate_usage_and_missing_file (void **state)
 {
-    s_result_t r = s_zflow ("validate", NULL);
+    s_result_t r = zf_test_zflow (NULL, "validate", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "usage: zflow validate PIPELINE"));
-    s_free (&r);
-    r = s_zflow ("validate", "/nonexistent/p.zpl", NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "validate", "/nonexistent/p.zpl", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "/nonexistent/p.zpl: cannot read: No such file or directory"));
-    s_free (&r);
+    zf_test_result_free (&r);
 }
 
 static void
 test_graph (void **state)
 {
     const char *path = s_write ("demo.zpl", s_pipeline);
-    s_result_t r = s_zflow ("graph", path, NULL);
+    s_result_t r = zf_test_zflow (NULL, "graph", path, NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "pipeline demo: 4 actors, 2 queues\n"));
     assert_non_null (strstr (r.out, "  seeds (producer) ──▶ [urls] ──▶ fetch (fetcher ×2)\n"));
     assert_non_null (strstr (r.out, "  fetch (fetcher ×2) ──▶ [pages] ──▶ store (sink), audit "
                                     "(sink)   (fan-out: each gets every item)\n"));
-    s_free (&r);
+    zf_test_result_free (&r);
 
-    r = s_zflow ("graph", path, "--dot", NULL);
+    r = zf_test_zflow (NULL, "graph", path, "--dot", NULL);
     assert_int_equal (r.status, 0);
     assert_int_equal (strncmp (r.out, "digraph \"demo\" {", 16), 0);
     assert_non_null (strstr (r.out, "\"actor:seeds\" -> \"queue:urls\";"));
     assert_non_null (strstr (r.out, "\"queue:pages\" -> \"actor:audit\";"));
     assert_non_null (strstr (r.out, "\"queue:pages\" [shape=cylinder"));
-    s_free (&r);
+    zf_test_result_free (&r);
 
-    r = s_zflow ("graph", "--bogus", NULL);
+    r = zf_test_zflow (NULL, "graph", "--bogus", NULL);
     assert_int_equal (r.status, 2);
-    s_free (&r);
+    zf_test_result_free (&r);
 }
 
 static void
 test_help_and_unknown (void **state)
 {
-    s_result_t r = s_zflow ("help", "fetcher", NULL);
+    s_result_t r = zf_test_zflow (NULL, "help", "fetcher", NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "max-per-host"));
     assert_non_null (strstr (r.out, "connect,timeout,429,5xx"));
-    s_free (&r);
-    r = s_zflow ("help", "scheduler", NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "help", "scheduler", NULL);
     assert_non_null (strstr (r.out, "each job (a sub-section of the actor) takes:"));
-    s_free (&r);
-    r = s_zflow ("help", "queues", NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "help", "queues", NULL);
     assert_non_null (strstr (r.out, "max-attempts"));
-    s_free (&r);
-    r = s_zflow ("help", "nothing", NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "help", "nothing", NULL);
     assert_int_equal (r.status, 2);
-    s_free (&r);
-    r = s_zflow ("valdate", NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "valdate", NULL);
     assert_int_equal (r.status, 2);
     assert_string_equal (r.err, "zflow: unknown command 'valdate' (did you mean 'validate'?)\n");
-    s_free (&r);
-    r = s_zflow (NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "usage:"));
-    s_free (&r);
-    r = s_zflow ("version", NULL);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "version", NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "ZFP/1"));
-    s_free (&r);
+    zf_test_result_free (&r);
 }
 
 int

@@ -63,20 +63,6 @@ s_teardown (void **state)
     return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -1;
 }
 
-static zf_test_result_t
-s_zflow (const char *input, const char *arg, ...)
-{
-    char *argv[16] = { (char *) ZFLOW_BIN };
-    int argc = 1;
-    va_list args;
-    va_start (args, arg);
-    for (const char *a = arg; a && argc < 15; a = va_arg (args, const char *))
-        argv[argc++] = (char *) a;
-    va_end (args);
-    argv[argc] = NULL;
-    return zf_test_run (argv, input);
-}
-
 //  The state zflow status prints for id.
 static void
 s_expect_state (const char *id, const char *state)
@@ -85,7 +71,7 @@ s_expect_state (const char *id, const char *state)
     snprintf (expected, sizeof expected, "%s %s\n", id, state);
     // The worker acks asynchronously: look again, for at most 10 s.
     for (int tries = 0; tries < 100; tries++) {
-        zf_test_result_t r = s_zflow (NULL, "status", s_endpoint, id, NULL);
+        zf_test_result_t r = zf_test_zflow (NULL, "status", s_endpoint, id, NULL);
         assert_int_equal (r.status, 0);
         bool same = streq (r.out, expected);
         zf_test_result_free (&r);
@@ -108,14 +94,15 @@ test_put_status_tap (void **state)
     assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0);
     assert_non_null (strstr (line, "{\"topic\":\"stats\",\"seq\":"));
 
-    zf_test_result_t r = s_zflow (NULL, "put", s_endpoint, "jobs", "{\"n\": 1}", "\"two\"", NULL);
+    zf_test_result_t r =
+        zf_test_zflow (NULL, "put", s_endpoint, "jobs", "{\"n\": 1}", "\"two\"", NULL);
     assert_int_equal (r.status, 0);
     char id1[33], id2[33];
     assert_int_equal (sscanf (r.out, "%32s\n%32s", id1, id2), 2);
     zf_test_result_free (&r);
 
     // stdin lines; a bad one is reported with its line number, the rest go in
-    r = s_zflow ("[3]\n{oops}\n", "put", s_endpoint, "jobs", NULL);
+    r = zf_test_zflow ("[3]\n{oops}\n", "put", s_endpoint, "jobs", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "stdin:2: bad JSON: column 2: expected '\"' to start a key"));
     char id3[33];
@@ -124,7 +111,7 @@ test_put_status_tap (void **state)
 
     // Nobody consumes yet: queued.
     s_expect_state (id1, "queued");
-    r = s_zflow (NULL, "status", s_endpoint, NULL);
+    r = zf_test_zflow (NULL, "status", s_endpoint, NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "QUEUE"));
     char name[64];
@@ -168,13 +155,13 @@ test_dead_letter_visible (void **state)
                             "--fail-first",           "99",       NULL };
     int worker_out;
     pid_t worker = zf_test_spawn (worker_argv, &worker_out);
-    zf_test_result_t r = s_zflow (NULL, "put", s_endpoint, "jobs", "\"poison\"", NULL);
+    zf_test_result_t r = zf_test_zflow (NULL, "put", s_endpoint, "jobs", "\"poison\"", NULL);
     assert_int_equal (r.status, 0);
     char id[33];
     assert_int_equal (sscanf (r.out, "%32s", id), 1);
     zf_test_result_free (&r);
     s_expect_state (id, "dead");
-    r = s_zflow (NULL, "status", s_endpoint, NULL);
+    r = zf_test_zflow (NULL, "status", s_endpoint, NULL);
     char *row = strstr (r.out, "\njobs.dead ");
     assert_non_null (row);
     char name[64];
@@ -190,20 +177,20 @@ test_dead_letter_visible (void **state)
 static void
 test_usage_errors (void **state)
 {
-    zf_test_result_t r = s_zflow (NULL, "put", "nonsense", "jobs", "1", NULL);
+    zf_test_result_t r = zf_test_zflow (NULL, "put", "nonsense", "jobs", "1", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "'nonsense' is not an endpoint"));
     zf_test_result_free (&r);
-    r = s_zflow (NULL, "status", s_endpoint, "not-an-id", NULL);
+    r = zf_test_zflow (NULL, "status", s_endpoint, "not-an-id", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "'not-an-id' is not an id"));
     zf_test_result_free (&r);
     // No broker there: status says so and fails, within its timeout.
-    r = s_zflow (NULL, "status", "tcp://127.0.0.1:1", "--timeout", "300ms", NULL);
+    r = zf_test_zflow (NULL, "status", "tcp://127.0.0.1:1", "--timeout", "300ms", NULL);
     assert_int_equal (r.status, 1);
     assert_non_null (strstr (r.err, "no answer from tcp://127.0.0.1:1 within 300 ms"));
     zf_test_result_free (&r);
-    r = s_zflow (NULL, "put", s_endpoint, "jobs", "1", "--bogus", "x", NULL);
+    r = zf_test_zflow (NULL, "put", s_endpoint, "jobs", "1", "--bogus", "x", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "unknown option --bogus"));
     zf_test_result_free (&r);

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zf_testkit.h"
+
 #include "zf_kinds.h"
 #include "zf_pipeline.h"
 #include "zf_zpl.h"
@@ -14,16 +16,13 @@ static char s_dir[256]; // a temporary folder for the files of one test
 static int
 s_setup (void **state)
 {
-    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-pipeline-XXXXXX");
-    return mkdtemp (s_dir) ? 0 : -1;
+    return zf_test_dir_new (s_dir, sizeof s_dir, "pipeline");
 }
 
 static int
 s_teardown (void **state)
 {
-    char command[300];
-    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
-    return system (command) == 0 ? 0 : -1;
+    return zf_test_dir_remove (s_dir);
 }
 
 //  Writes text to s_dir/name; returns the path (static buffer).

@@ -13,16 +13,13 @@ static char s_dir[256]; // the pipeline's folder
 static int
 s_setup (void **state)
 {
-    snprintf (s_dir, sizeof s_dir, "/tmp/zflow-test-run-XXXXXX");
-    return mkdtemp (s_dir) ? 0 : -1;
+    return zf_test_dir_new (s_dir, sizeof s_dir, "run");
 }
 
 static int
 s_teardown (void **state)
 {
-    char command[300];
-    snprintf (command, sizeof command, "rm -rf '%s'", s_dir);
-    return system (command) == 0 ? 0 : -1;
+    return zf_test_dir_remove (s_dir);
 }
 
 //  Writes the pipeline and runs `zflow run` on it.
@@ -34,8 +31,7 @@ s_run (const char *config)
     FILE *file = fopen (path, "w");
     fputs (config, file);
     fclose (file);
-    char *argv[] = { (char *) ZFLOW_BIN, "run", path, NULL };
-    return zf_test_run (argv, NULL);
+    return zf_test_zflow (NULL, "run", path, NULL);
 }
 
 #define BROKER                                                                                     \
