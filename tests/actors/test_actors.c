@@ -101,12 +101,13 @@ s_lines (const char *name, int *seen, int n)
     return lines;
 }
 
-//  Waits (bounded: 30 s) until s_dir/name has at least n lines.
+//  Waits (bounded: 30 s) until s_dir/name has at least `expect` lines,
+//  counting them per value in seen[0..range).
 static int
-s_wait_lines (const char *name, int *seen, int n)
+s_wait_lines (const char *name, int *seen, int range, int expect)
 {
     int lines = 0;
-    for (int tries = 0; tries < 300 && (lines = s_lines (name, seen, n)) < n; tries++)
+    for (int tries = 0; tries < 300 && (lines = s_lines (name, seen, range)) < expect; tries++)
         zclock_sleep (100); // bounded poll of a file another process writes
     return lines;
 }
@@ -135,7 +136,7 @@ test_seq_to_file (void **state)
     int status = zf_test_reap (producer, 30000);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0); // a finite source ends
     static int seen[N];
-    assert_int_equal (s_wait_lines ("out/items.jsonl", seen, N), N);
+    assert_int_equal (s_wait_lines ("out/items.jsonl", seen, N, N), N);
     for (int i = 0; i < N; i++)
         assert_int_equal (seen[i], 1);
     kill (sink, SIGTERM);
@@ -172,7 +173,7 @@ test_kill_producer_and_sink (void **state)
     producer = s_actor (broker, "nums");
     int status = zf_test_reap (producer, 60000);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    s_wait_lines ("out/items.jsonl", seen, N); // then count: a shortfall shows as lost
+    s_wait_lines ("out/items.jsonl", seen, N, N); // then count: a shortfall shows as lost
     int lost = 0, duplicated = 0;
     for (int i = 0; i < N; i++) {
         lost += seen[i] == 0;
@@ -210,7 +211,7 @@ test_jsonl_bad_line (void **state)
     pid_t producer = s_actor (broker, "lines");
     assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
     int seen[3];
-    assert_int_equal (s_wait_lines ("out.jsonl", seen, 3), 3);
+    assert_int_equal (s_wait_lines ("out.jsonl", seen, 3, 3), 3);
     kill (sink, SIGTERM);
     zf_test_reap (sink, 10000);
     char path[512];
@@ -269,8 +270,7 @@ s_process (int n, const char *on_error, const char *command, int expect, int *se
     pid_t processor = s_actor (broker, "double");
     pid_t producer = s_actor (broker, "nums");
     assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
-    int lines = s_wait_lines ("out.jsonl", seen, range);
-    lines = lines < expect ? s_wait_lines ("out.jsonl", seen, range) : lines;
+    int lines = s_wait_lines ("out.jsonl", seen, range, expect);
     kill (processor, SIGTERM);
     kill (sink, SIGTERM);
     assert_int_equal (WEXITSTATUS (zf_test_reap (processor, 10000)), 0);
