@@ -315,19 +315,21 @@ s_on_cancel (zf_client_t *self)
          item = (zf_item_t *) zlistx_next (self->held))
         if (zf_id_eq (zf_env_root (&item->env), root))
             item->cancelled = true;
-    // Not yet taken: dropped here, acked so the broker frees them.
-    zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox);
-    while (item) {
-        zf_item_t *next = (zf_item_t *) zlistx_next (self->inbox);
-        if (zf_id_eq (zf_env_root (&item->env), root)) {
-            if (self->nacks == ZF_IDS_MAX)
-                s_send_acks (self);
-            self->acks[self->nacks++] = item->env.id;
-            zlistx_delete (self->inbox,
-                           item->handle ? item->handle : zlistx_find (self->inbox, item));
-        }
-        item = next;
+    // Not yet taken: dropped here, acked so the broker frees them. The
+    // handles are gathered first: deleting moves the list's cursor.
+    zlistx_t *drop = zlistx_new ();
+    for (zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox); item;
+         item = (zf_item_t *) zlistx_next (self->inbox))
+        if (zf_id_eq (zf_env_root (&item->env), root))
+            zlistx_add_end (drop, zlistx_cursor (self->inbox));
+    for (void *handle = zlistx_first (drop); handle; handle = zlistx_next (drop)) {
+        zf_item_t *item = (zf_item_t *) zlistx_handle_item (handle);
+        if (self->nacks == ZF_IDS_MAX)
+            s_send_acks (self);
+        self->acks[self->nacks++] = item->env.id;
+        zlistx_delete (self->inbox, handle);
     }
+    zlistx_destroy (&drop);
 }
 
 static void
@@ -537,6 +539,17 @@ zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int 
     snprintf (state, size, "%s", text);
     zlistx_delete (self->dones, zlistx_cursor (self->dones));
     return 0;
+}
+
+void
+zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason)
+{
+    s_ready (self);
+    s_send_acks (self);
+    zf_proto_reset (self->out, ZF_CANCEL);
+    self->out->id = *root;
+    snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
+    s_send_out (self);
 }
 
 void

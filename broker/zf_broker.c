@@ -282,7 +282,11 @@ s_heap_push (self_t *self, delivery_t *d)
     if (self->ndelayed == self->delayed_cap) {
         size_t cap = self->delayed_cap ? self->delayed_cap * 2 : 64;
         delivery_t **grown = (delivery_t **) realloc (self->delayed, cap * sizeof *grown);
-        assert (grown); // out of memory: nothing sensible to do in a broker
+        if (!grown) {
+            // Out of memory with items to retry: no way on keeps them.
+            zsys_error ("broker: out of memory for %zu retries", cap);
+            abort ();
+        }
         self->delayed = grown;
         self->delayed_cap = cap;
     }

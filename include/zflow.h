@@ -95,6 +95,11 @@ void zf_client_track (zf_client_t *self, bool track);
 //  timeout_ms; returns 0, or -1 if none came.
 int zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms);
 
+//  Cancel what is left of the lineage of root (the TaskGroup pattern: a
+//  group failed, its other members need not run): the broker drops its
+//  queued items, and workers holding its items see zf_item_cancelled.
+void zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason);
+
 //  Put a string, packed as a msgpack str.
 int zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id);
 

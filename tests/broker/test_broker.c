@@ -117,15 +117,19 @@ s_assert_once (const int *seen, int n)
         fail_msg ("lost %d, duplicated %d of %d", lost, duplicated, n);
 }
 
-static const char *s_simple = "actors\n"
-                              "    src\n"
-                              "        kind = producer\n"
-                              "        source = seq:1\n"
-                              "        output = jobs\n"
-                              "    work\n"
-                              "        kind = sink\n"
-                              "        input = jobs\n"
-                              "        target = null\n";
+//  The actors most tests use: a source and a worker of the queue "jobs".
+#define SRC_AND_WORK                                                                               \
+    "actors\n"                                                                                     \
+    "    src\n"                                                                                    \
+    "        kind = producer\n"                                                                    \
+    "        source = seq:1\n"                                                                     \
+    "        output = jobs\n"                                                                      \
+    "    work\n"                                                                                   \
+    "        kind = sink\n"                                                                        \
+    "        input = jobs\n"                                                                       \
+    "        target = null\n"
+
+static const char *s_simple = SRC_AND_WORK;
 
 static void
 test_put_deliver_ack (void **state)
@@ -249,17 +253,7 @@ static const char *s_retry = "queues\n"
                              "    jobs\n"
                              "        max-attempts = 3\n"
                              "        retry-base = 10ms\n"
-                             "        retry-max = 50ms\n"
-                             "actors\n"
-                             "    src\n"
-                             "        kind = producer\n"
-                             "        source = seq:1\n"
-                             "        output = jobs\n"
-                             "    work\n"
-                             "        kind = sink\n"
-                             "        input = jobs\n"
-                             "        target = null\n"
-                             "    morgue\n"
+                             "        retry-max = 50ms\n" SRC_AND_WORK "    morgue\n"
                              "        kind = sink\n"
                              "        input = jobs.dead\n"
                              "        target = null\n";
@@ -328,16 +322,7 @@ test_retry_then_dead (void **state)
 
 static const char *s_small = "queues\n"
                              "    jobs\n"
-                             "        max-depth = 10\n"
-                             "actors\n"
-                             "    src\n"
-                             "        kind = producer\n"
-                             "        source = seq:1\n"
-                             "        output = jobs\n"
-                             "    work\n"
-                             "        kind = sink\n"
-                             "        input = jobs\n"
-                             "        target = null\n";
+                             "        max-depth = 10\n" SRC_AND_WORK;
 
 static uint64_t
 s_depth (zf_client_t *client, const char *queue)
@@ -398,16 +383,7 @@ test_backpressure (void **state)
 }
 
 static const char *s_fast_heartbeat = "broker\n"
-                                      "    heartbeat = 100ms\n"
-                                      "actors\n"
-                                      "    src\n"
-                                      "        kind = producer\n"
-                                      "        source = seq:1\n"
-                                      "        output = jobs\n"
-                                      "    work\n"
-                                      "        kind = sink\n"
-                                      "        input = jobs\n"
-                                      "        target = null\n";
+                                      "    heartbeat = 100ms\n" SRC_AND_WORK;
 
 static void
 test_worker_killed (void **state)
@@ -800,16 +776,7 @@ test_dedup (void **state)
 static const char *s_timeout = "queues\n"
                                "    jobs\n"
                                "        timeout = 200ms\n"
-                               "        retry-base = 10ms\n"
-                               "actors\n"
-                               "    src\n"
-                               "        kind = producer\n"
-                               "        source = seq:1\n"
-                               "        output = jobs\n"
-                               "    work\n"
-                               "        kind = sink\n"
-                               "        input = jobs\n"
-                               "        target = null\n";
+                               "        retry-base = 10ms\n" SRC_AND_WORK;
 
 static void
 test_delivery_timeout (void **state)
@@ -926,6 +893,53 @@ test_wrong_pipeline_refused (void **state)
     s_stop (&f);
 }
 
+static void
+test_lineage_cancel (void **state)
+{
+    // A root is cancelled while one of its parts is taken and two wait:
+    // the waiting ones are dropped, the taken one is marked, and the
+    // root's tracker hears "cancelled".
+    s_fixture_t *f = s_start (s_lineage);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *split = zf_client_new (endpoint, "split", "pages", 4);
+    // Credit for all three: one is taken, the others wait in the session.
+    zf_client_t *store = zf_client_new (endpoint, "store", "parts", 3);
+    zf_client_track (producer, true);
+    zf_id_t root;
+    s_put_ints (producer, "pages", 1, &root);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    zf_item_t *page = zf_client_next (split, 5000);
+    assert_non_null (page);
+    for (int i = 0; i < 3; i++)
+        zf_client_emit (split, page, "parts", "\x01", 1);
+    zf_client_ack (split, &page);
+    assert_int_equal (zf_client_flush (split, 5000), 0);
+    zf_item_t *held = zf_client_next (store, 5000);
+    assert_non_null (held);
+    assert_false (zf_item_cancelled (held));
+
+    zf_client_cancel (split, &root, "group failed");
+    zf_client_flush (split, 5000);
+    for (int tries = 0; tries < 100 && !zf_item_cancelled (held); tries++)
+        zf_client_pump (store, 50); // bounded: the CANCEL is on its way
+    assert_true (zf_item_cancelled (held));
+    zf_client_ack (store, &held);
+    assert_null (zf_client_next (store, 300)); // the waiting parts are gone
+    zf_id_t done;
+    char state_text[16];
+    assert_int_equal (zf_client_done (producer, &done, state_text, sizeof state_text, 5000), 0);
+    assert_true (zf_id_eq (&done, &root));
+    assert_string_equal (state_text, "cancelled");
+    char status[32];
+    assert_int_equal (zf_client_status (producer, &root, status, sizeof status, 5000), 0);
+    assert_string_equal (status, "done"); // the root itself had finished before the cancel
+    zf_client_destroy (&store);
+    zf_client_destroy (&split);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
@@ -942,6 +956,7 @@ main (void)
         cmocka_unit_test (test_dedup),
         cmocka_unit_test (test_delivery_timeout),
         cmocka_unit_test (test_lineage_done),
+        cmocka_unit_test (test_lineage_cancel),
         cmocka_unit_test (test_wrong_pipeline_refused),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
