@@ -462,13 +462,8 @@ int
 zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const void *body,
                   size_t size)
 {
-    if (!queue || strlen (queue) > ZF_NAME_MAX)
-        return -1;
-    s_ready (self);
-    zf_env_t env = { .id = *id, .ts = zclock_time () };
-    snprintf (env.queue, sizeof env.queue, "%s", queue);
-    zframe_t *frame = zframe_new (body, size);
-    return s_enqueue (self, &env, &frame);
+    zf_put_opts_t opts = { .id = id };
+    return zf_client_put_with (self, queue, body, size, &opts, NULL);
 }
 
 //  A random id from the session's pool: one getrandom call per 256 ids.
@@ -493,10 +488,27 @@ s_random_id (zf_client_t *self)
 int
 zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size, zf_id_t *id)
 {
-    zf_id_t fresh = s_random_id (self);
+    return zf_client_put_with (self, queue, body, size, NULL, id);
+}
+
+int
+zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
+                    const zf_put_opts_t *opts, zf_id_t *id)
+{
+    if (!queue || strlen (queue) > ZF_NAME_MAX)
+        return -1;
+    s_ready (self);
+    zf_env_t env = { .ts = zclock_time () };
+    env.id = opts && opts->id ? *opts->id : s_random_id (self);
+    if (opts && opts->root)
+        env.root = *opts->root;
+    if (opts && opts->group)
+        env.group = *opts->group;
     if (id)
-        *id = fresh;
-    return zf_client_put_id (self, queue, &fresh, body, size);
+        *id = env.id;
+    snprintf (env.queue, sizeof env.queue, "%s", queue);
+    zframe_t *frame = zframe_new (body, size);
+    return s_enqueue (self, &env, &frame);
 }
 
 int
@@ -606,7 +618,9 @@ zf_client_next (zf_client_t *self, int timeout_ms)
 {
     s_ready (self);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    for (;;) {
+    // The socket is read at least once, even with no time to wait: what
+    // has arrived is taken without waiting for it.
+    for (bool read = false;; read = true) {
         zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox);
         if (item) {
             zlistx_detach_cur (self->inbox);
@@ -615,9 +629,9 @@ zf_client_next (zf_client_t *self, int timeout_ms)
         }
         s_send_acks (self); // about to wait: send what is buffered
         int64_t left = deadline - s_now ();
-        if (left <= 0 || zsys_interrupted)
+        if ((left <= 0 && read) || zsys_interrupted)
             return NULL;
-        s_pump (self, left);
+        s_pump (self, left > 0 ? left : 0);
     }
 }
 
@@ -633,11 +647,24 @@ int
 zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
                 size_t size)
 {
+    return zf_client_emit_with (self, item, queue, body, size, NULL);
+}
+
+int
+zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
+                     size_t size, const zf_put_opts_t *opts)
+{
     if (!queue || strlen (queue) > ZF_NAME_MAX)
         return -1;
-    zf_id_t id = zf_id_child (&item->env.id, item->emitted++);
-    zf_env_t env = { .id = id, .ts = zclock_time (), .parent = item->env.id };
+    zf_env_t env = { .ts = zclock_time (), .parent = item->env.id };
+    if (opts && opts->id)
+        env.id = *opts->id;
+    else if (item->emitted == ZF_GROUP_RESULT)
+        return -1; // the last index names a gather's result
+    else
+        env.id = zf_id_child (&item->env.id, item->emitted++);
     env.root = *zf_env_root (&item->env);
+    env.group = opts && opts->group ? *opts->group : item->env.group;
     snprintf (env.queue, sizeof env.queue, "%s", queue);
     zframe_t *frame = zframe_new (body, size);
     return s_enqueue (self, &env, &frame);
@@ -790,6 +817,18 @@ zf_item_body (zf_item_t *item, size_t *size)
     if (size)
         *size = zframe_size (item->body);
     return zframe_data (item->body);
+}
+
+const zf_id_t *
+zf_item_root (zf_item_t *item)
+{
+    return zf_env_root (&item->env);
+}
+
+const zf_group_t *
+zf_item_group (zf_item_t *item)
+{
+    return item->env.group.size ? &item->env.group : NULL;
 }
 
 bool

@@ -1,8 +1,38 @@
 /*  zf_gather: fan-in. Collects the members of a group and emits them as one
     list in index order (asyncio.gather), or fails the group at the first
     error and cancels the rest (TaskGroup).
+
+    Items carry their group in the envelope (id, size, index): a producer
+    with `group-size` makes groups of consecutive items, a processor with
+    `group = true` makes one of each item's outputs, and stages in between
+    pass the membership on. The gather holds the members unacked until
+    their group is closed, so a gather that dies loses nothing: the broker
+    delivers them again to the next one. Its result's id is derived from
+    the group's id, so a group closed twice is put once.
+
+    A member is an error when its body is a map with an "error" key (what a
+    processor with on-error = emit, or a failed fetch, produces).
+
+    - mode = collect: a complete group is emitted as the list of its
+      members' bodies in index order, errors in their places.
+    - mode = all: the first error fails the group: the rest of its lineage
+      is cancelled (queued members are dropped, workers drop the ones they
+      hold), and the failure is emitted as {"error", "group", "item"} or,
+      with on-failure = dead, every member held goes to INPUT.dead.
+    - timeout: a group still incomplete that long after its first member
+      came is emitted with {"error": "missing", "index": I} in the gaps
+      (on-timeout = emit), or failed as above (on-timeout = fail).
+
+    Members that come after their group was closed are acked and dropped.
+    Items with no group, a second member at the same index, or a group too
+    large to ever fit within `concurrency` are dead-lettered with the reason.
+    A gather has one worker: the members of a group must meet in one place.
 */
+#include "zf_actor.h"
+#include "zf_idmap.h"
 #include "zf_kinds.h"
+#include "zf_mp.h"
+#include "zflow.h"
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
@@ -28,12 +58,353 @@ static const zf_key_t s_keys[] = {
       .fallback = "emit",
       .help = "an incomplete group is emitted with gaps, or failed",
       .choices = "emit|fail" },
+    { .name = "on-failure",
+      .type = ZF_KEY_ENUM,
+      .fallback = "emit",
+      .help = "a failed group is passed on as an error item, or its members dead-lettered",
+      .choices = "emit|dead" },
     { NULL },
 };
+
+#define CLOSED_MAX 65536 // closed groups remembered, to drop late members
+
+//  A group being collected.
+typedef struct {
+    zf_id_t id;          // the group's id
+    uint32_t size;       // members in all
+    uint32_t have;       // members come so far
+    zf_item_t **members; // by index, NULL where not come yet
+    zlistx_t *copies;    // zf_item_t: deliveries again of members held, or NULL
+    int64_t deadline;    // when it times out (ms, monotonic), INT64_MAX for never
+    void *handle;        // in self->open
+} s_group_t;
+
+typedef struct {
+    zf_actor_args_t *args; // pipeline, actor, broker
+    zf_client_t *client;   // session with the broker
+    const char *name;      // the actor's name, for messages
+    const char *output;    // the queue written
+    int64_t concurrency;   // members held at most
+    bool fail_fast;        // mode = all
+    int64_t timeout;       // ms, 0 for none
+    bool fail_on_timeout;  // on-timeout = fail
+    bool dead_on_failure;  // on-failure = dead
+    zf_idmap_t *groups;    // group id -> s_group_t
+    zlistx_t *open;        // s_group_t, oldest first (timeouts come in this order)
+    zf_idmap_t *closed;    // ids of recently closed groups -> (void *) 1
+    zf_id_t *ring;         // the same ids, oldest first
+    size_t ring_next;      // next slot in ring
+    size_t ring_used;      // slots used
+    uint64_t late;         // members dropped because their group was closed
+} self_t;
+
+//  True if the body is a map with an "error" key; *reason then points at
+//  its value when that is a string.
+static bool
+s_is_error (const void *body, size_t size, const char **reason, uint32_t *len)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, body, size);
+    uint32_t count;
+    if (zf_mp_map (&mp, &count, NULL))
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        if (zf_mp_key_is (&mp, "error")) {
+            if (zf_mp_str (&mp, reason, len, NULL)) {
+                *reason = "error";
+                *len = 5;
+            }
+            return true;
+        }
+        if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+            return false;
+    }
+    return false;
+}
+
+static void
+s_remember_closed (self_t *self, const zf_id_t *id)
+{
+    if (self->ring_used == CLOSED_MAX)
+        zf_idmap_remove (self->closed, &self->ring[self->ring_next]);
+    else
+        self->ring_used++;
+    self->ring[self->ring_next] = *id;
+    self->ring_next = (self->ring_next + 1) % CLOSED_MAX;
+    zf_idmap_put (self->closed, id, (void *) 1);
+}
+
+//  The group's members as one msgpack list, with gaps marked.
+static void
+s_pack_list (s_group_t *group, msgpack_sbuffer *buffer)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, group->size);
+    for (uint32_t i = 0; i < group->size; i++) {
+        if (group->members[i]) {
+            size_t size;
+            const void *body = zf_item_body (group->members[i], &size);
+            msgpack_sbuffer_write (buffer, (const char *) body, size);
+        }
+        else {
+            msgpack_pack_map (&pk, 2);
+            zf_mp_pack_cstr (&pk, "error");
+            zf_mp_pack_cstr (&pk, "missing");
+            zf_mp_pack_cstr (&pk, "index");
+            msgpack_pack_uint32 (&pk, i);
+        }
+    }
+}
+
+//  Emits body as the group's one result.
+static void
+s_emit (self_t *self, s_group_t *group, const void *body, size_t size)
+{
+    zf_item_t *parent = NULL;
+    for (uint32_t i = 0; !parent && i < group->size; i++)
+        parent = group->members[i];
+    zf_id_t id = zf_id_child (&group->id, ZF_GROUP_RESULT);
+    zf_group_t none = { .size = 0 };
+    zf_put_opts_t opts = { .id = &id, .group = &none };
+    zf_client_emit_with (self->client, parent, self->output, body, size, &opts);
+}
+
+//  Closes the group: acks its members (or dead-letters them with reason),
+//  forgets it, and remembers it was closed.
+static void
+s_close (self_t *self, s_group_t *group, const char *dead_reason)
+{
+    for (uint32_t i = 0; i < group->size; i++)
+        if (group->members[i]) {
+            if (dead_reason)
+                zf_client_nack (self->client, &group->members[i], dead_reason, true, 0);
+            else
+                zf_client_ack (self->client, &group->members[i]);
+        }
+    if (group->copies) {
+        zf_item_t *copy;
+        while ((copy = (zf_item_t *) zlistx_detach (group->copies, NULL)))
+            zf_client_ack (self->client, &copy);
+        zlistx_destroy (&group->copies);
+    }
+    zf_idmap_remove (self->groups, &group->id);
+    zlistx_delete (self->open, group->handle);
+    s_remember_closed (self, &group->id);
+    free (group->members);
+    free (group);
+}
+
+//  The group failed (why): the rest of its lineage is cancelled, and the
+//  failure passed on or its members dead-lettered. item is the body
+//  reported with the failure (the failing member, or the partial list).
+static void
+s_fail (self_t *self, s_group_t *group, const char *why, const void *item, size_t size)
+{
+    zf_item_t *member = NULL;
+    for (uint32_t i = 0; !member && i < group->size; i++)
+        member = group->members[i];
+    zf_client_cancel (self->client, zf_item_root (member), why);
+    if (self->dead_on_failure) {
+        s_close (self, group, why);
+        return;
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    zf_mp_pack_cstr (&pk, "error");
+    zf_mp_pack_cstr (&pk, why);
+    zf_mp_pack_cstr (&pk, "group");
+    char hex[ZF_ID_HEX];
+    zf_id_format (&group->id, hex);
+    zf_mp_pack_cstr (&pk, hex);
+    zf_mp_pack_cstr (&pk, "item");
+    msgpack_sbuffer_write (&buffer, (const char *) item, size);
+    s_emit (self, group, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    s_close (self, group, NULL);
+}
+
+//  The group has all its members: its list goes on.
+static void
+s_complete (self_t *self, s_group_t *group)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    s_pack_list (group, &buffer);
+    s_emit (self, group, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    s_close (self, group, NULL);
+}
+
+//  The group's time is up.
+static void
+s_expire (self_t *self, s_group_t *group)
+{
+    char why[128];
+    snprintf (why, sizeof why, "group timed out with %u of %u members", group->have, group->size);
+    zsys_warning ("%s: %s", self->name, why);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    s_pack_list (group, &buffer);
+    if (self->fail_on_timeout)
+        s_fail (self, group, why, buffer.data, buffer.size);
+    else {
+        s_emit (self, group, buffer.data, buffer.size);
+        s_close (self, group, NULL);
+    }
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  Dead-letters an item that cannot join a group, saying why.
+static void
+s_refuse (self_t *self, zf_item_t *item, const char *why)
+{
+    char hex[ZF_ID_HEX];
+    zf_id_format (zf_item_id (item), hex);
+    zsys_warning ("%s: item %s: %s", self->name, hex, why);
+    zf_client_nack (self->client, &item, why, true, 0);
+}
+
+//  Takes one delivered item.
+static void
+s_take (self_t *self, zf_item_t *item)
+{
+    const zf_group_t *member = zf_item_group (item);
+    if (!member) {
+        s_refuse (self, item,
+                  "has no group (items come in groups from a producer with group-size or a "
+                  "processor with group = true)");
+        return;
+    }
+    if (zf_item_cancelled (item) || zf_idmap_get (self->closed, &member->id)) {
+        self->late++;
+        zf_client_ack (self->client, &item);
+        return;
+    }
+    s_group_t *group = (s_group_t *) zf_idmap_get (self->groups, &member->id);
+    if (!group) {
+        if (member->size > self->concurrency) {
+            char why[160];
+            snprintf (why, sizeof why,
+                      "its group has %u members, more than the gather's concurrency (%lld) "
+                      "lets it hold",
+                      member->size, (long long) self->concurrency);
+            s_refuse (self, item, why);
+            return;
+        }
+        group = (s_group_t *) zmalloc (sizeof (s_group_t));
+        group->id = member->id;
+        group->size = member->size;
+        group->members = (zf_item_t **) zmalloc (member->size * sizeof (zf_item_t *));
+        group->deadline = self->timeout ? zclock_mono () + self->timeout : INT64_MAX;
+        group->handle = zlistx_add_end (self->open, group);
+        zf_idmap_put (self->groups, &group->id, group);
+    }
+    if (member->size != group->size) {
+        char why[128];
+        snprintf (why, sizeof why, "says its group has %u members where others say %u",
+                  member->size, group->size);
+        s_refuse (self, item, why);
+        return;
+    }
+    zf_item_t *held = group->members[member->index];
+    if (held) {
+        if (!zf_id_eq (zf_item_id (held), zf_item_id (item))) {
+            char why[96];
+            snprintf (why, sizeof why, "a second item at index %u of its group", member->index);
+            s_refuse (self, item, why);
+            return;
+        }
+        // The same member again (its delivery timed out): ack it with the group.
+        if (!group->copies)
+            group->copies = zlistx_new ();
+        zlistx_add_end (group->copies, item);
+        return;
+    }
+    group->members[member->index] = item;
+    group->have++;
+    size_t size;
+    const void *body = zf_item_body (item, &size);
+    const char *reason;
+    uint32_t len;
+    if (self->fail_fast && s_is_error (body, size, &reason, &len)) {
+        char why[ZF_TEXT_MAX];
+        snprintf (why, sizeof why, "member %u of %u failed: %.*s", member->index, member->size,
+                  (int) (len > 200 ? 200 : len), reason);
+        s_fail (self, group, why, body, size);
+    }
+    else if (group->have == group->size)
+        s_complete (self, group);
+}
+
+void
+zf_gather_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (zf_actor_args_t *) args };
+    zf_actor_conf_t *conf = self.args->conf;
+    const zf_key_t *keys = conf->kind->keys;
+    self.name = conf->name;
+    self.output = conf->output;
+    self.concurrency = zf_conf_int (conf->node, keys, "concurrency");
+    self.fail_fast = streq (zf_conf_get (conf->node, keys, "mode"), "all");
+    self.timeout = zf_conf_duration (conf->node, keys, "timeout");
+    self.fail_on_timeout = streq (zf_conf_get (conf->node, keys, "on-timeout"), "fail");
+    self.dead_on_failure = streq (zf_conf_get (conf->node, keys, "on-failure"), "dead");
+    self.groups = zf_idmap_new (1024);
+    self.closed = zf_idmap_new (CLOSED_MAX);
+    self.ring = (zf_id_t *) zmalloc (CLOSED_MAX * sizeof (zf_id_t));
+    self.open = zlistx_new ();
+    zsock_signal (pipe, 0);
+    self.client =
+        zf_client_new (self.args->endpoint, conf->name, conf->input, (int) self.concurrency);
+    zf_client_set_worker (self.client, self.args->worker);
+    zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    uint64_t taken = 0;
+    while ((taken & 255) != 0 || !zf_actor_stopping (pipe)) {
+        int64_t wait = 100;
+        s_group_t *oldest = (s_group_t *) zlistx_first (self.open);
+        if (oldest) {
+            int64_t left = oldest->deadline - zclock_mono ();
+            wait = left < 0 ? 0 : left < wait ? left : wait;
+        }
+        zf_item_t *item = zf_client_next (self.client, (int) wait);
+        if (item) {
+            taken++;
+            s_take (&self, item);
+        }
+        else if (zsys_interrupted)
+            break;
+        else
+            taken = 0;
+        int64_t now = zclock_mono ();
+        while ((oldest = (s_group_t *) zlistx_first (self.open)) && oldest->deadline <= now)
+            s_expire (&self, oldest);
+    }
+    // Stopping: the groups still open go back to the broker with the session.
+    if (self.late)
+        zsys_info ("%s: %llu members came after their group was closed", self.name,
+                   (unsigned long long) self.late);
+    zf_client_destroy (&self.client);
+    for (s_group_t *group = (s_group_t *) zlistx_first (self.open); group;
+         group = (s_group_t *) zlistx_next (self.open)) {
+        zlistx_destroy (&group->copies);
+        free (group->members);
+        free (group);
+    }
+    zlistx_destroy (&self.open);
+    zf_idmap_destroy (&self.groups);
+    zf_idmap_destroy (&self.closed);
+    free (self.ring);
+    zf_actor_exit (pipe, 0);
+}
 
 const zf_kind_t zf_gather_kind = {
     .name = "gather",
     .summary = "collects the members of each group into one list, in order",
     .keys = s_keys,
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
+    .run = zf_gather_actor,
 };

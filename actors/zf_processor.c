@@ -22,13 +22,25 @@
             page = json.loads(line)
             print(json.dumps({"url": page["url"], "size": len(page["body"])}))
             print(flush=True)                  # the empty line: item done
+
+    The same protocol in C is pipelines/custom/wordcount.c; docs/processor.md
+    describes it in full.
+
+    With `plugin = PATH.so` the worker instead loads a shared library and
+    calls its zflow_process for each item (include/zflow_plugin.h).
+
+    With `group = true`, the outputs of one item form a gather group: the
+    group's id is the item's id, and a gather downstream collects them back
+    into one list (one URL fanned out into its pages, gathered again).
 */
 #include "zf_actor.h"
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
 #include "zflow.h"
+#include "zflow_plugin.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,7 +55,7 @@ static const zf_key_t s_keys[] = {
     { .name = "concurrency",
       .type = ZF_KEY_INT,
       .fallback = "1",
-      .help = "items each worker holds at once",
+      .help = "items each worker holds at once (a plugin worker at least 256)",
       .min = 1,
       .max = 100000 },
     { .name = "command",
@@ -65,8 +77,14 @@ static const zf_key_t s_keys[] = {
       .fallback = "retry",
       .help = "a failed item is retried, or passed on as {error, item}",
       .choices = "retry|emit" },
+    { .name = "group",
+      .type = ZF_KEY_BOOL,
+      .fallback = "false",
+      .help = "the outputs of each item form one group, for a gather" },
     { NULL },
 };
+
+#define PLUGIN_PREFETCH 256 // items a plugin worker holds at least
 
 //  One running copy of the command.
 typedef struct {
@@ -81,15 +99,26 @@ typedef struct {
     uint64_t lines;    // output lines of the item, for messages
 } s_coproc_t;
 
+//  A loaded plugin.
+typedef struct {
+    void *library;             // from dlopen
+    zflow_process_fn *process; // its zflow_process
+    zflow_close_fn *close;     // its zflow_close, or NULL
+    void *state;               // what its zflow_open returned
+    zlistx_t *outputs;         // zchunk_t: outputs of the item in hand
+} s_plugin_t;
+
 typedef struct {
     zf_actor_args_t *args; // pipeline, actor, broker
     zf_client_t *client;   // session with the broker
-    const char *command;   // the program
+    const char *command;   // the program, or NULL for a plugin
     const char *output;    // the queue written
     bool emit_errors;      // on-error = emit
+    bool group;            // an item's outputs form a group
     int64_t timeout;       // ms per item
     s_coproc_t *procs;     // the coprocesses
     int nprocs;            // entries in procs
+    s_plugin_t plugin;     // the plugin, when there is one
 } self_t;
 
 static void
@@ -151,11 +180,8 @@ s_discard_outputs (s_coproc_t *proc)
 
 //  The item failed (reason): retried, or passed on as an error item.
 static void
-s_fail (self_t *self, s_coproc_t *proc, const char *reason)
+s_fail_item (self_t *self, zf_item_t *item, const char *reason)
 {
-    zf_item_t *item = proc->item;
-    proc->item = NULL;
-    s_discard_outputs (proc);
     if (!self->emit_errors) {
         zf_client_nack (self->client, &item, reason, false, 0);
         return;
@@ -173,6 +199,31 @@ s_fail (self_t *self, s_coproc_t *proc, const char *reason)
     msgpack_sbuffer_write (&buffer, (const char *) body, size);
     zf_client_emit (self->client, item, self->output, buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
+    zf_client_ack (self->client, &item);
+}
+
+//  The item of proc failed.
+static void
+s_fail (self_t *self, s_coproc_t *proc, const char *reason)
+{
+    zf_item_t *item = proc->item;
+    proc->item = NULL;
+    s_discard_outputs (proc);
+    s_fail_item (self, item, reason);
+}
+
+//  The item succeeded: its outputs (zchunk_t) go on, as one group if so
+//  configured, then it is acked. Empties outputs.
+static void
+s_pass_on (self_t *self, zf_item_t *item, zlistx_t *outputs)
+{
+    zf_group_t group = { .id = *zf_item_id (item), .size = (uint32_t) zlistx_size (outputs) };
+    zf_put_opts_t opts = { .group = self->group ? &group : NULL };
+    for (zchunk_t *out = (zchunk_t *) zlistx_first (outputs); out;
+         out = (zchunk_t *) zlistx_next (outputs), group.index++)
+        zf_client_emit_with (self->client, item, self->output, zchunk_data (out), zchunk_size (out),
+                             &opts);
+    zlistx_purge (outputs);
     zf_client_ack (self->client, &item);
 }
 
@@ -231,11 +282,8 @@ s_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
             free (reason);
             return;
         }
-        for (zchunk_t *out = (zchunk_t *) zlistx_first (proc->outputs); out;
-             out = (zchunk_t *) zlistx_next (proc->outputs))
-            zf_client_emit (self->client, item, self->output, zchunk_data (out), zchunk_size (out));
+        s_pass_on (self, item, proc->outputs);
         s_discard_outputs (proc);
-        zf_client_ack (self->client, &item);
         return;
     }
     proc->lines++;
@@ -293,6 +341,10 @@ s_read (self_t *self, s_coproc_t *proc)
 static void
 s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
 {
+    if (zf_item_cancelled (item)) {
+        zf_client_ack (self->client, &item); // its group failed: no need to run it
+        return;
+    }
     if (proc->pid == 0 && s_start (self, proc)) {
         zf_client_nack (self->client, &item, "cannot start the command", false, 1000);
         return;
@@ -328,6 +380,161 @@ s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
     free (json);
 }
 
+//  Serves the input with the command's coprocesses until told to stop.
+static void
+s_run_command (self_t *self, zsock_t *pipe)
+{
+    signal (SIGPIPE, SIG_IGN); // a coprocess that dies shows as a write error
+    self->procs = (s_coproc_t *) zmalloc (self->nprocs * sizeof (s_coproc_t));
+    for (int i = 0; i < self->nprocs; i++) {
+        self->procs[i].in = self->procs[i].out = -1;
+        self->procs[i].outputs = zlistx_new ();
+        zlistx_set_destructor (self->procs[i].outputs, (zlistx_destructor_fn *) zchunk_destroy);
+        self->procs[i].line = zchunk_new (NULL, 256);
+    }
+    zmq_pollitem_t *items =
+        (zmq_pollitem_t *) zmalloc ((self->nprocs + 1) * sizeof (zmq_pollitem_t));
+    while (!zf_actor_stopping (pipe)) {
+        // Give idle coprocesses work: waiting for an item only when all are idle.
+        bool busy = false;
+        for (int i = 0; i < self->nprocs; i++)
+            busy |= self->procs[i].item != NULL;
+        for (int i = 0; i < self->nprocs; i++)
+            if (!self->procs[i].item) {
+                zf_item_t *item = zf_client_next (self->client, busy ? 0 : 100);
+                if (!item)
+                    break;
+                s_give (self, &self->procs[i], item);
+                busy = true;
+            }
+        // Wait for output, at most until the nearest deadline.
+        int count = 0;
+        int64_t now = zclock_mono (), wait = 100;
+        for (int i = 0; i < self->nprocs; i++)
+            if (self->procs[i].item && self->procs[i].out >= 0) {
+                items[count++] = (zmq_pollitem_t){ NULL, self->procs[i].out, ZMQ_POLLIN, 0 };
+                if (self->procs[i].deadline - now < wait)
+                    wait = self->procs[i].deadline - now > 0 ? self->procs[i].deadline - now : 0;
+            }
+        if (count) {
+            zmq_poll (items, count, (long) wait);
+            zf_client_pump (self->client, 0); // heartbeats while every copy is busy
+        }
+        for (int i = 0; i < self->nprocs; i++) {
+            s_coproc_t *proc = &self->procs[i];
+            if (proc->item && proc->out >= 0)
+                s_read (self, proc);
+            if (proc->item && zclock_mono () >= proc->deadline) {
+                char why[64];
+                snprintf (why, sizeof why, "took longer than the timeout of %lld ms",
+                          (long long) self->timeout);
+                s_restart (self, proc, why);
+            }
+        }
+    }
+    // Stopping: what is unfinished goes back to the broker with the session.
+    for (int i = 0; i < self->nprocs; i++) {
+        s_stop (&self->procs[i]);
+        zlistx_destroy (&self->procs[i].outputs);
+        zchunk_destroy (&self->procs[i].line);
+        free (self->procs[i].error);
+    }
+    free (items);
+    free (self->procs);
+}
+
+//  The plugin's emit: checks the output is one msgpack value and keeps a copy.
+static int
+s_plugin_emit (zflow_call_t *call, const void *body, size_t size)
+{
+    s_plugin_t *plugin = (s_plugin_t *) call->internal;
+    zf_mp_t mp;
+    zf_mp_init (&mp, body, size);
+    if (!body || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_left (&mp))
+        return -1;
+    zlistx_add_end (plugin->outputs, zchunk_new (body, size));
+    return 0;
+}
+
+//  Loads the plugin. Returns 0, or -1 after logging why not.
+static int
+s_plugin_open (self_t *self, const char *path)
+{
+    const char *name = self->args->conf->name;
+    s_plugin_t *plugin = &self->plugin;
+    char *full = zf_pipeline_path (self->args->pipeline, path);
+    plugin->library = dlopen (full, RTLD_NOW | RTLD_LOCAL);
+    free (full);
+    if (!plugin->library) {
+        zsys_error ("%s: cannot load plugin: %s", name, dlerror ());
+        return -1;
+    }
+    *(void **) &plugin->process = dlsym (plugin->library, "zflow_process");
+    if (!plugin->process) {
+        zsys_error ("%s: plugin %s does not export zflow_process (see include/zflow_plugin.h)",
+                    name, path);
+        return -1;
+    }
+    zflow_open_fn *open_fn;
+    *(void **) &open_fn = dlsym (plugin->library, "zflow_open");
+    *(void **) &plugin->close = dlsym (plugin->library, "zflow_close");
+    if (open_fn)
+        plugin->state = open_fn (name, self->args->worker);
+    plugin->outputs = zlistx_new ();
+    zlistx_set_destructor (plugin->outputs, (zlistx_destructor_fn *) zchunk_destroy);
+    return 0;
+}
+
+static void
+s_plugin_close (s_plugin_t *plugin)
+{
+    if (plugin->close)
+        plugin->close (plugin->state);
+    if (plugin->library)
+        dlclose (plugin->library);
+    zlistx_destroy (&plugin->outputs);
+}
+
+//  Serves the input with the plugin until told to stop.
+static void
+s_run_plugin (self_t *self, zsock_t *pipe)
+{
+    s_plugin_t *plugin = &self->plugin;
+    char error[256];
+    uint64_t taken = 0; // in a row: $TERM is looked for every 256, and when idle
+    while ((taken & 255) != 0 || !zf_actor_stopping (pipe)) {
+        zf_item_t *item = zf_client_next (self->client, 100);
+        if (!item) {
+            if (zsys_interrupted)
+                break;
+            taken = 0;
+            continue;
+        }
+        taken++;
+        if (zf_item_cancelled (item)) {
+            zf_client_ack (self->client, &item);
+            continue;
+        }
+        zflow_call_t call = { .abi = ZFLOW_PLUGIN_ABI,
+                              .id = zf_item_id (item)->bytes,
+                              .attempt = zf_item_attempt (item),
+                              .state = plugin->state,
+                              .emit = s_plugin_emit,
+                              .error = error,
+                              .error_size = sizeof error,
+                              .internal = plugin };
+        call.body = zf_item_body (item, &call.size);
+        error[0] = 0;
+        if (plugin->process (&call) == 0)
+            s_pass_on (self, item, plugin->outputs);
+        else {
+            zlistx_purge (plugin->outputs);
+            error[sizeof error - 1] = 0;
+            s_fail_item (self, item, error[0] ? error : "the plugin failed");
+        }
+    }
+}
+
 void
 zf_processor_actor (zsock_t *pipe, void *args)
 {
@@ -337,75 +544,29 @@ zf_processor_actor (zsock_t *pipe, void *args)
     self.command = zf_conf_get (conf->node, keys, "command");
     self.output = conf->output;
     self.emit_errors = streq (zf_conf_get (conf->node, keys, "on-error"), "emit");
+    self.group = zf_conf_bool (conf->node, keys, "group");
     self.timeout = zf_conf_duration (conf->node, keys, "timeout");
     self.nprocs = (int) zf_conf_int (conf->node, keys, "concurrency");
     zsock_signal (pipe, 0);
-    if (!self.command) {
-        zsys_error ("%s: plugins are not supported by this build; give a command", conf->name);
+    const char *plugin = zf_conf_get (conf->node, keys, "plugin");
+    if (!self.command && s_plugin_open (&self, plugin)) {
+        s_plugin_close (&self.plugin);
         zf_actor_exit (pipe, 2);
         return;
     }
-    signal (SIGPIPE, SIG_IGN); // a coprocess that dies shows as a write error
-    self.procs = (s_coproc_t *) zmalloc (self.nprocs * sizeof (s_coproc_t));
-    for (int i = 0; i < self.nprocs; i++) {
-        self.procs[i].in = self.procs[i].out = -1;
-        self.procs[i].outputs = zlistx_new ();
-        zlistx_set_destructor (self.procs[i].outputs, (zlistx_destructor_fn *) zchunk_destroy);
-        self.procs[i].line = zchunk_new (NULL, 256);
-    }
-    self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, self.nprocs);
+    // A plugin takes one item at a time, but items queued at the worker
+    // spare it a round trip to the broker per item.
+    int credit = self.command || self.nprocs > PLUGIN_PREFETCH ? self.nprocs : PLUGIN_PREFETCH;
+    self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, credit);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zmq_pollitem_t *items =
-        (zmq_pollitem_t *) zmalloc ((self.nprocs + 1) * sizeof (zmq_pollitem_t));
-    while (!zf_actor_stopping (pipe)) {
-        // Give idle coprocesses work: waiting for an item only when all are idle.
-        bool busy = false;
-        for (int i = 0; i < self.nprocs; i++)
-            busy |= self.procs[i].item != NULL;
-        for (int i = 0; i < self.nprocs; i++)
-            if (!self.procs[i].item) {
-                zf_item_t *item = zf_client_next (self.client, busy ? 0 : 100);
-                if (!item)
-                    break;
-                s_give (&self, &self.procs[i], item);
-                busy = true;
-            }
-        // Wait for output, at most until the nearest deadline.
-        int count = 0;
-        int64_t now = zclock_mono (), wait = 100;
-        for (int i = 0; i < self.nprocs; i++)
-            if (self.procs[i].item && self.procs[i].out >= 0) {
-                items[count++] = (zmq_pollitem_t){ NULL, self.procs[i].out, ZMQ_POLLIN, 0 };
-                if (self.procs[i].deadline - now < wait)
-                    wait = self.procs[i].deadline - now > 0 ? self.procs[i].deadline - now : 0;
-            }
-        if (count) {
-            zmq_poll (items, count, (long) wait);
-            zf_client_pump (self.client, 0); // heartbeats while every copy is busy
-        }
-        for (int i = 0; i < self.nprocs; i++) {
-            s_coproc_t *proc = &self.procs[i];
-            if (proc->item && proc->out >= 0)
-                s_read (&self, proc);
-            if (proc->item && zclock_mono () >= proc->deadline) {
-                char why[64];
-                snprintf (why, sizeof why, "took longer than the timeout of %lld ms",
-                          (long long) self.timeout);
-                s_restart (&self, proc, why);
-            }
-        }
-    }
-    // Stopping: what is unfinished goes back to the broker with the session.
-    for (int i = 0; i < self.nprocs; i++) {
-        s_stop (&self.procs[i]);
-        zlistx_destroy (&self.procs[i].outputs);
-        zchunk_destroy (&self.procs[i].line);
-        free (self.procs[i].error);
-    }
+    if (self.command)
+        s_run_command (&self, pipe);
+    else
+        s_run_plugin (&self, pipe);
     zf_client_destroy (&self.client);
-    free (items);
-    free (self.procs);
+    if (!self.command)
+        s_plugin_close (&self.plugin);
     zf_actor_exit (pipe, 0);
 }
 

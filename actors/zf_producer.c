@@ -9,6 +9,15 @@
     producer resumes from the broker's checkpoint, and anything it puts
     twice is dropped by the broker's dedup. When the source ends it says
     END and exits 0.
+
+    With `group-size = N`, every N consecutive items (fewer for the last)
+    form one gather group: the producer reads a whole group before putting
+    it, so that each member knows the group's size. The group's id is
+    derived like an item's, from the source "PIPELINE/ACTOR#group" and the
+    position of its first member, and is also the lineage root of its
+    members: cancelling it (a gather in mode all) cancels them all. A
+    checkpoint is taken only after a whole group, so a restart never
+    splits one.
 */
 #include "zf_actor.h"
 #include "zf_json.h"
@@ -77,25 +86,32 @@ static const zf_key_t s_keys[] = {
 typedef enum { S_SEQ, S_FILE, S_LIST } s_source_kind_t;
 
 typedef struct {
-    zf_actor_args_t *args;               // pipeline, actor, broker
-    zf_client_t *client;                 // session with the broker
-    s_source_kind_t kind;                // what the source is
-    char *name;                          // file path or "stdin", for messages
-    FILE *file;                          // S_FILE: the open file
-    char format[16];                     // S_FILE: lines, jsonl or msgpack
-    uint64_t count;                      // S_SEQ: N
-    zconfig_t *next_item;                // S_LIST: the next item line
-    uint64_t position;                   // items read so far (bad lines included)
-    uint64_t line;                       // S_FILE: line number of the last line read
-    char *text;                          // getline buffer
-    size_t text_cap;                     // its size
-    uint8_t *mp;                         // S_FILE msgpack: read buffer
-    size_t mp_len;                       // bytes in it
-    char source_id[2 * ZF_NAME_MAX + 2]; // "pipeline/actor", for derived ids
-    const char *output;                  // the queue written
-    const char *on_bad_line;             // skip, dead or stop
-    double rate;                         // items per second, 0 for no limit
-    msgpack_sbuffer item;                // the item being made
+    zf_actor_args_t *args;                  // pipeline, actor, broker
+    zf_client_t *client;                    // session with the broker
+    s_source_kind_t kind;                   // what the source is
+    char *name;                             // file path or "stdin", for messages
+    FILE *file;                             // S_FILE: the open file
+    char format[16];                        // S_FILE: lines, jsonl or msgpack
+    uint64_t count;                         // S_SEQ: N
+    zconfig_t *next_item;                   // S_LIST: the next item line
+    uint64_t position;                      // items read so far (bad lines included)
+    uint64_t line;                          // S_FILE: line number of the last line read
+    char *text;                             // getline buffer
+    size_t text_cap;                        // its size
+    uint8_t *mp;                            // S_FILE msgpack: read buffer
+    size_t mp_len;                          // bytes in it
+    char source_id[2 * ZF_NAME_MAX + 2];    // "pipeline/actor", for derived ids
+    const char *output;                     // the queue written
+    const char *on_bad_line;                // skip, dead or stop
+    double rate;                            // items per second, 0 for no limit
+    msgpack_sbuffer item;                   // the item being made
+    uint32_t group_size;                    // items per group, 0 for none
+    char group_source[2 * ZF_NAME_MAX + 8]; // "pipeline/actor#group"
+    uint32_t group_count;                   // items read into the group
+    uint64_t group_first;                   // position of its first item
+    zf_id_t *group_ids;                     // their ids
+    size_t *group_ends;                     // where each body ends in group_bodies
+    msgpack_sbuffer group_bodies;           // their bodies, back to back
 } self_t;
 
 //  Reads the next item into self->item. Returns 1 for an item, 0 at the end
@@ -222,6 +238,47 @@ s_resume (self_t *self)
     zsys_info ("%s: resuming at item %llu", self->args->conf->name, (unsigned long long) position);
 }
 
+//  Puts the group read so far, the checkpoint with its last item. Returns
+//  0, or -1 if the session is closed.
+static int
+s_put_group (self_t *self)
+{
+    zf_group_t group = { .id = zf_id_source (self->group_source, self->group_first),
+                         .size = self->group_count };
+    size_t start = 0;
+    for (uint32_t i = 0; i < self->group_count; i++) {
+        group.index = i;
+        zf_put_opts_t opts = { .id = &self->group_ids[i], .root = &group.id, .group = &group };
+        if (i + 1 == self->group_count)
+            s_checkpoint (self);
+        if (zf_client_put_with (self->client, self->output, self->group_bodies.data + start,
+                                self->group_ends[i] - start, &opts, NULL))
+            return -1;
+        start = self->group_ends[i];
+    }
+    self->group_count = 0;
+    msgpack_sbuffer_clear (&self->group_bodies);
+    return 0;
+}
+
+//  Puts the item just read (at position), or adds it to the group being
+//  read. Returns 0, or -1 if the session is closed.
+static int
+s_put (self_t *self, uint64_t position)
+{
+    zf_id_t id = zf_id_source (self->source_id, position);
+    if (!self->group_size) {
+        s_checkpoint (self);
+        return zf_client_put_id (self->client, self->output, &id, self->item.data, self->item.size);
+    }
+    if (self->group_count == 0)
+        self->group_first = position;
+    self->group_ids[self->group_count] = id;
+    msgpack_sbuffer_write (&self->group_bodies, self->item.data, self->item.size);
+    self->group_ends[self->group_count++] = self->group_bodies.size;
+    return self->group_count == self->group_size ? s_put_group (self) : 0;
+}
+
 static int
 s_open (self_t *self)
 {
@@ -268,7 +325,10 @@ s_close (self_t *self)
     free (self->mp);
     free (self->text);
     free (self->name);
+    free (self->group_ids);
+    free (self->group_ends);
     msgpack_sbuffer_destroy (&self->item);
+    msgpack_sbuffer_destroy (&self->group_bodies);
 }
 
 //  Waits until due (ms, monotonic) unless $TERM comes first: false then.
@@ -299,6 +359,13 @@ zf_producer_actor (zsock_t *pipe, void *args)
     self.on_bad_line = zf_conf_get (conf->node, keys, "on-bad-line");
     self.rate = zf_conf_number (conf->node, keys, "rate");
     msgpack_sbuffer_init (&self.item);
+    msgpack_sbuffer_init (&self.group_bodies);
+    self.group_size = (uint32_t) zf_conf_int (conf->node, keys, "group-size");
+    if (self.group_size) {
+        snprintf (self.group_source, sizeof self.group_source, "%s#group", self.source_id);
+        self.group_ids = (zf_id_t *) malloc (self.group_size * sizeof (zf_id_t));
+        self.group_ends = (size_t *) malloc (self.group_size * sizeof (size_t));
+    }
     zsock_signal (pipe, 0);
     if (s_open (&self)) {
         s_close (&self);
@@ -345,9 +412,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
             }
             continue;
         }
-        zf_id_t id = zf_id_source (self.source_id, position);
-        s_checkpoint (&self);
-        if (zf_client_put_id (self.client, self.output, &id, self.item.data, self.item.size)) {
+        if (s_put (&self, position)) {
             stopped = true;
             break;
         }
@@ -358,6 +423,8 @@ zf_producer_actor (zsock_t *pipe, void *args)
         else if ((position & 255) == 0)
             stopped = zf_actor_stopping (pipe);
     }
+    if (ended && self.group_count && s_put_group (&self))
+        ended = false; // the session closed under it
     if (ended) {
         zf_client_end (self.client, self.position);
         zsys_info ("%s: source %s ended after %llu items", conf->name, self.name,

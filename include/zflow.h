@@ -100,6 +100,22 @@ int zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, 
 //  queued items, and workers holding its items see zf_item_cancelled.
 void zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason);
 
+//  What a put or an emit may say besides the body. Each field is optional
+//  (NULL): a put's id is random and an emit's is derived from its input;
+//  a put is the root of its own lineage (an emit joins its input's); an
+//  item belongs to no fan-in group.
+typedef struct {
+    const zf_id_t *id;       // the item's id (deterministic ids make puts idempotent)
+    const zf_id_t *root;     // put only: the lineage it joins, e.g. its group's id, so
+                             // that cancelling that id cancels the whole group
+    const zf_group_t *group; // its membership of a gather group
+} zf_put_opts_t;
+
+//  zf_client_put with options (opts may be NULL). Writes the id used to
+//  *id if not NULL.
+int zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
+                        const zf_put_opts_t *opts, zf_id_t *id);
+
 //  Put a string, packed as a msgpack str.
 int zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id);
 
@@ -131,9 +147,25 @@ void zf_client_pump (zf_client_t *self, int timeout_ms);
 
 //  Emit an output of item into queue: its id is derived from the item's id
 //  and the output's index, so a redelivered item emits the same ids and the
-//  broker drops the copies. Buffered; sent before the item's ACK.
+//  broker drops the copies. It joins the item's lineage and keeps its group
+//  membership. Buffered; sent before the item's ACK.
 int zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
                     size_t size);
+
+//  zf_client_emit with options (opts may be NULL; its root is ignored: an
+//  output stays in its input's lineage). An output keeps its input's group
+//  membership unless opts gives one (a group of size 0 for none), so a
+//  group made upstream reaches the gather through one-to-one stages. A
+//  gather gives the id of its result (zf_id_child of the group's id and
+//  ZF_GROUP_RESULT); a processor that fans an item out gives each output
+//  its place in a new group.
+int zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
+                         size_t size, const zf_put_opts_t *opts);
+
+//  The child index reserved for the result of a gather group: the result's
+//  id is zf_id_child (group id, ZF_GROUP_RESULT). zf_client_emit gives no
+//  item that many outputs.
+#define ZF_GROUP_RESULT 0xFFFFFFFFu
 
 //  The item is done: ack it (after its outputs) and free it; nulls *item_p.
 int zf_client_ack (zf_client_t *self, zf_item_t **item_p);
@@ -165,6 +197,10 @@ const char *zf_item_queue (zf_item_t *item);
 uint32_t zf_item_attempt (zf_item_t *item);
 //  The body (msgpack bytes) and its size.
 const void *zf_item_body (zf_item_t *item, size_t *size);
+//  The root of its lineage (its own id for a root).
+const zf_id_t *zf_item_root (zf_item_t *item);
+//  Its membership of a gather group, or NULL when it has none.
+const zf_group_t *zf_item_group (zf_item_t *item);
 //  True once the broker cancelled the item's lineage: ack it without work.
 bool zf_item_cancelled (zf_item_t *item);
 

@@ -30,86 +30,13 @@ s_teardown (void **state)
     return zf_test_dir_remove (s_dir);
 }
 
-static void
-s_write (const char *name, const char *text)
-{
-    char path[512];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
-    FILE *file = fopen (path, "w");
-    assert_non_null (file);
-    fputs (text, file);
-    fclose (file);
-}
-
-//  Loads s_dir/p.zpl written from text, and starts its broker.
+//  The pipeline of text in s_dir, and its broker.
 static zf_broker_t *
 s_broker (const char *text, zf_pipeline_t **pipeline_p)
 {
-    s_write ("p.zpl", text);
-    char path[512];
-    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
-    zlistx_t *errors = zf_errors_new ();
-    *pipeline_p = zf_pipeline_load (path, errors);
-    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
-        print_error ("%s\n", e);
-    zlistx_destroy (&errors);
-    assert_non_null (*pipeline_p);
-    zf_error_t err;
-    zf_broker_t *broker =
-        zf_broker_new (*pipeline_p, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
+    zf_broker_t *broker = zf_test_broker (s_dir, text, pipeline_p);
     assert_non_null (broker);
     return broker;
-}
-
-//  Starts `zflow actor NAME` on s_dir/p.zpl against broker; stderr is kept
-//  in s_dir/NAME.log.
-static pid_t
-s_actor (zf_broker_t *broker, const char *name)
-{
-    char path[512], command[1400];
-    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
-    // exec: the shell becomes zflow, so the pid is the actor's
-    snprintf (command, sizeof command,
-              "exec '%s' actor %s '%s' --broker %s >/dev/null 2>>'%s/%s.log'", ZFLOW_BIN, name,
-              path, zf_broker_endpoint (broker), s_dir, name);
-    char *argv[] = { "/bin/sh", "-c", command, NULL };
-    int out;
-    pid_t pid = zf_test_spawn (argv, &out);
-    close (out);
-    return pid;
-}
-
-//  Lines of s_dir/name, counted per value 0..n-1 (a line is one integer).
-static int
-s_lines (const char *name, int *seen, int n)
-{
-    char path[512];
-    snprintf (path, sizeof path, "%s/%s", s_dir, name);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return 0;
-    memset (seen, 0, n * sizeof (int));
-    int lines = 0;
-    char line[256];
-    while (fgets (line, sizeof line, file)) {
-        int value = atoi (line);
-        if (value >= 0 && value < n)
-            seen[value]++;
-        lines++;
-    }
-    fclose (file);
-    return lines;
-}
-
-//  Waits (bounded: 30 s) until s_dir/name has at least `expect` lines,
-//  counting them per value in seen[0..range).
-static int
-s_wait_lines (const char *name, int *seen, int range, int expect)
-{
-    int lines = 0;
-    for (int tries = 0; tries < 300 && (lines = s_lines (name, seen, range)) < expect; tries++)
-        zclock_sleep (100); // bounded poll of a file another process writes
-    return lines;
 }
 
 static const char *s_seq = "actors\n"
@@ -131,12 +58,12 @@ test_seq_to_file (void **state)
     snprintf (config, sizeof config, s_seq, N);
     zf_pipeline_t *pipeline;
     zf_broker_t *broker = s_broker (config, &pipeline);
-    pid_t sink = s_actor (broker, "store");
-    pid_t producer = s_actor (broker, "nums");
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t producer = zf_test_actor (s_dir, broker, "nums");
     int status = zf_test_reap (producer, 30000);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0); // a finite source ends
     static int seen[N];
-    assert_int_equal (s_wait_lines ("out/items.jsonl", seen, N, N), N);
+    assert_int_equal (zf_test_wait_lines (s_dir, "out/items.jsonl", seen, N, N), N);
     for (int i = 0; i < N; i++)
         assert_int_equal (seen[i], 1);
     kill (sink, SIGTERM);
@@ -157,23 +84,25 @@ test_kill_producer_and_sink (void **state)
     zf_pipeline_t *pipeline;
     zf_broker_t *broker = s_broker (config, &pipeline);
     static int seen[N];
-    pid_t sink = s_actor (broker, "store");
-    pid_t producer = s_actor (broker, "nums");
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t producer = zf_test_actor (s_dir, broker, "nums");
     // Kill each once the file shows progress.
     int lines = 0;
-    for (int tries = 0; tries < 300 && (lines = s_lines ("out/items.jsonl", seen, N)) < 2000;
+    for (int tries = 0;
+         tries < 300 && (lines = zf_test_count_lines (s_dir, "out/items.jsonl", seen, N)) < 2000;
          tries++)
         zclock_sleep (10); // bounded poll of the file
     kill (producer, SIGKILL);
     kill (sink, SIGKILL);
     zf_test_reap (producer, 5000);
     zf_test_reap (sink, 5000);
-    int before = s_lines ("out/items.jsonl", seen, N);
-    sink = s_actor (broker, "store");
-    producer = s_actor (broker, "nums");
+    int before = zf_test_count_lines (s_dir, "out/items.jsonl", seen, N);
+    sink = zf_test_actor (s_dir, broker, "store");
+    producer = zf_test_actor (s_dir, broker, "nums");
     int status = zf_test_reap (producer, 60000);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    s_wait_lines ("out/items.jsonl", seen, N, N); // then count: a shortfall shows as lost
+    zf_test_wait_lines (s_dir, "out/items.jsonl", seen, N,
+                        N); // then count: a shortfall shows as lost
     int lost = 0, duplicated = 0;
     for (int i = 0; i < N; i++) {
         lost += seen[i] == 0;
@@ -192,7 +121,7 @@ test_kill_producer_and_sink (void **state)
 static void
 test_jsonl_bad_line (void **state)
 {
-    s_write ("data.jsonl", "{\"n\": 1}\n[2]\n{oops\n\"four\"\n");
+    zf_test_write (s_dir, "data.jsonl", "{\"n\": 1}\n[2]\n{oops\n\"four\"\n");
     zf_pipeline_t *pipeline;
     zf_broker_t *broker = s_broker ("actors\n"
                                     "    lines\n"
@@ -207,11 +136,11 @@ test_jsonl_bad_line (void **state)
                                     "        target = file:out.jsonl\n"
                                     "        format = envelope\n",
                                     &pipeline);
-    pid_t sink = s_actor (broker, "store");
-    pid_t producer = s_actor (broker, "lines");
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t producer = zf_test_actor (s_dir, broker, "lines");
     assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
     int seen[3];
-    assert_int_equal (s_wait_lines ("out.jsonl", seen, 3, 3), 3);
+    assert_int_equal (zf_test_wait_lines (s_dir, "out.jsonl", seen, 3, 3), 3);
     kill (sink, SIGTERM);
     zf_test_reap (sink, 10000);
     char path[512];
@@ -266,11 +195,11 @@ s_process (int n, const char *on_error, const char *command, int expect, int *se
     snprintf (config, sizeof config, s_processed, n, on_error, command);
     zf_pipeline_t *pipeline;
     zf_broker_t *broker = s_broker (config, &pipeline);
-    pid_t sink = s_actor (broker, "store");
-    pid_t processor = s_actor (broker, "double");
-    pid_t producer = s_actor (broker, "nums");
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t processor = zf_test_actor (s_dir, broker, "double");
+    pid_t producer = zf_test_actor (s_dir, broker, "nums");
     assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
-    int lines = s_wait_lines ("out.jsonl", seen, range, expect);
+    int lines = zf_test_wait_lines (s_dir, "out.jsonl", seen, range, expect);
     kill (processor, SIGTERM);
     kill (sink, SIGTERM);
     assert_int_equal (WEXITSTATUS (zf_test_reap (processor, 10000)), 0);
@@ -349,6 +278,101 @@ test_processor_crash_and_hang (void **state)
     zchunk_destroy (&log);
 }
 
+static const char *s_plugged = "actors\n"
+                               "    nums\n"
+                               "        kind = producer\n"
+                               "        source = %s\n"
+                               "        output = numbers\n"
+                               "        items\n"
+                               "            item = 1\n"
+                               "            item = fail\n"
+                               "            item = twice\n"
+                               "            item = bad\n"
+                               "            item = 20\n"
+                               "    plug\n"
+                               "        kind = processor\n"
+                               "        plugin = %s\n"
+                               "        on-error = emit\n"
+                               "        input = numbers\n"
+                               "        output = results\n"
+                               "    store\n"
+                               "        kind = sink\n"
+                               "        input = results\n"
+                               "        target = file:out.jsonl\n";
+
+//  Runs the producer of source through a plugin to the sink, and waits for
+//  expect lines in out.jsonl.
+static int
+s_plug (const char *source, const char *plugin, int expect, int *seen, int range)
+{
+    char config[2048];
+    snprintf (config, sizeof config, s_plugged, source, plugin);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker (config, &pipeline);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t processor = zf_test_actor (s_dir, broker, "plug");
+    pid_t producer = zf_test_actor (s_dir, broker, "nums");
+    assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
+    int lines = zf_test_wait_lines (s_dir, "out.jsonl", seen, range, expect);
+    kill (processor, SIGTERM);
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (processor, 10000)), 0);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    return lines;
+}
+
+static void
+test_plugin_identity (void **state)
+{
+    // The example plugin passes every item on unchanged.
+    enum { N = 20000 };
+    static int seen[N];
+    char source[32];
+    snprintf (source, sizeof source, "seq:%d", N);
+    assert_int_equal (s_plug (source, ZFLOW_IDENTITY, N, seen, N), N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal (seen[i], 1);
+}
+
+static void
+test_plugin_errors (void **state)
+{
+    // A failing call and a refused output become {error, item}; a call may
+    // give two outputs; the others go through the plugin's logic.
+    int seen[64];
+    assert_int_equal (s_plug ("list", ZFLOW_TESTPLUGIN, 6, seen, 64), 6);
+    char *text = zf_test_slurp (s_dir, "out.jsonl");
+    assert_non_null (text);
+    assert_non_null (strstr (text, "2\n"));
+    assert_non_null (strstr (text, "{\"error\":\"asked to fail\",\"item\":\"fail\"}\n"));
+    assert_non_null (strstr (text, "\"twice\"\n\"twice\"\n"));
+    assert_non_null (strstr (text, "{\"error\":\"emit refused a bad output\",\"item\":\"bad\"}\n"));
+    assert_int_equal (seen[40], 1);
+    free (text);
+}
+
+static void
+test_plugin_missing (void **state)
+{
+    // A plugin that cannot be loaded stops the worker with the reason.
+    zf_test_write (s_dir, "fake.so", "not a shared library\n");
+    zf_pipeline_t *pipeline;
+    char config[2048];
+    snprintf (config, sizeof config, s_plugged, "list", "fake.so");
+    zf_broker_t *broker = s_broker (config, &pipeline);
+    pid_t processor = zf_test_actor (s_dir, broker, "plug");
+    assert_int_equal (WEXITSTATUS (zf_test_reap (processor, 10000)), 2);
+    char *log = zf_test_slurp (s_dir, "plug.log");
+    assert_non_null (log);
+    assert_non_null (strstr (log, "plug: cannot load plugin:"));
+    assert_non_null (strstr (log, "fake.so"));
+    free (log);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -359,6 +383,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_processor_command, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_errors_emitted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_crash_and_hang, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_plugin_identity, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_plugin_errors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_plugin_missing, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -194,3 +194,96 @@ zf_test_dir_remove (const char *dir)
     snprintf (command, sizeof command, "rm -rf '%s'", dir);
     return system (command) == 0 ? 0 : -1;
 }
+
+int
+zf_test_write (const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *file = fopen (path, "w");
+    if (!file)
+        return -1;
+    fputs (text, file);
+    return fclose (file) ? -1 : 0;
+}
+
+char *
+zf_test_slurp (const char *dir, const char *name)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    zchunk_t *chunk = zchunk_slurp (path, 0);
+    if (!chunk)
+        return NULL;
+    char *text = strndup ((char *) zchunk_data (chunk), zchunk_size (chunk));
+    zchunk_destroy (&chunk);
+    return text;
+}
+
+zf_broker_t *
+zf_test_broker (const char *dir, const char *text, zf_pipeline_t **pipeline_p)
+{
+    if (zf_test_write (dir, "p.zpl", text))
+        return NULL;
+    char path[512];
+    snprintf (path, sizeof path, "%s/p.zpl", dir);
+    zlistx_t *errors = zf_errors_new ();
+    *pipeline_p = zf_pipeline_load (path, errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    zlistx_destroy (&errors);
+    if (!*pipeline_p)
+        return NULL;
+    zf_error_t err;
+    zf_broker_t *broker =
+        zf_broker_new (*pipeline_p, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
+    if (!broker)
+        fprintf (stderr, "broker: %s\n", err.text);
+    return broker;
+}
+
+pid_t
+zf_test_actor (const char *dir, zf_broker_t *broker, const char *name)
+{
+    char command[1400];
+    // exec: the shell becomes zflow, so the pid is the actor's
+    snprintf (command, sizeof command,
+              "exec '%s' actor %s '%s/p.zpl' --broker %s >/dev/null 2>>'%s/%s.log'", ZFLOW_BIN,
+              name, dir, zf_broker_endpoint (broker), dir, name);
+    char *argv[] = { "/bin/sh", "-c", command, NULL };
+    int out;
+    pid_t pid = zf_test_spawn (argv, &out);
+    close (out);
+    return pid;
+}
+
+int
+zf_test_count_lines (const char *dir, const char *name, int *seen, int range)
+{
+    char path[512];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    memset (seen, 0, range * sizeof (int));
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    int lines = 0;
+    char line[4096];
+    while (fgets (line, sizeof line, file)) {
+        int value = atoi (line);
+        if (value >= 0 && value < range)
+            seen[value]++;
+        lines++;
+    }
+    fclose (file);
+    return lines;
+}
+
+int
+zf_test_wait_lines (const char *dir, const char *name, int *seen, int range, int expect)
+{
+    int lines = 0;
+    for (int tries = 0;
+         tries < 600 && (lines = zf_test_count_lines (dir, name, seen, range)) < expect; tries++)
+        zclock_sleep (100); // bounded poll of a file another process writes
+    return lines;
+}

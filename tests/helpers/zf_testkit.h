@@ -4,6 +4,7 @@
 
 #include <czmq.h>
 
+#include "zf_broker.h"
 #include "zf_pipeline.h"
 #include "zf_zpl.h"
 
@@ -51,5 +52,31 @@ int zf_test_dir_new (char *dir, size_t size, const char *name);
 
 //  Removes the folder and all in it. Returns 0 or -1.
 int zf_test_dir_remove (const char *dir);
+
+//  A test's pipeline lives in a folder: dir/p.zpl, its broker in the test's
+//  process, its actors as `zflow actor` processes.
+
+//  Writes text to dir/name. Returns 0 or -1.
+int zf_test_write (const char *dir, const char *name, const char *text);
+
+//  The text of dir/name (free it), or NULL if it cannot be read.
+char *zf_test_slurp (const char *dir, const char *name);
+
+//  Writes text to dir/p.zpl, loads it (errors to stderr) into *pipeline_p
+//  and starts its broker on free loopback ports. NULL if either fails.
+zf_broker_t *zf_test_broker (const char *dir, const char *text, zf_pipeline_t **pipeline_p);
+
+//  Starts `zflow actor NAME dir/p.zpl` against broker, its stderr appended
+//  to dir/NAME.log; returns its pid.
+pid_t zf_test_actor (const char *dir, zf_broker_t *broker, const char *name);
+
+//  Counts the lines of dir/name, and in seen[0..range) how many times each
+//  integer value appears at the start of a line. Returns the line count
+//  (0 if there is no such file).
+int zf_test_count_lines (const char *dir, const char *name, int *seen, int range);
+
+//  Waits (bounded: 60 s) until dir/name has at least expect lines; then
+//  counts as zf_test_count_lines.
+int zf_test_wait_lines (const char *dir, const char *name, int *seen, int range, int expect);
 
 #endif

@@ -1,0 +1,136 @@
+/*  Chaos: 100,000 items through producer -> processor (a coprocess, two
+    workers) -> sink while each of them is killed with kill -9 at a moment
+    drawn from a fixed seed, and started again. The sink's file must hold
+    every result exactly once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_testkit.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+enum { N = 100000 };
+
+static char s_dir[256]; // the pipeline's folder
+
+static int
+s_setup (void **state)
+{
+    return zf_test_dir_new (s_dir, sizeof s_dir, "chaos");
+}
+
+static int
+s_teardown (void **state)
+{
+    zf_test_kill_all (state);
+    return zf_test_dir_remove (s_dir);
+}
+
+//  Counts in seen[0..N) the results {"item":I,...} in out.jsonl; returns
+//  the number of lines.
+static int
+s_count (int *seen)
+{
+    memset (seen, 0, N * sizeof (int));
+    char path[512];
+    snprintf (path, sizeof path, "%s/out.jsonl", s_dir);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    int lines = 0, item;
+    char line[256];
+    while (fgets (line, sizeof line, file)) {
+        if (sscanf (line, "{\"item\":%d,", &item) == 1 && item >= 0 && item < N)
+            seen[item]++;
+        lines++;
+    }
+    fclose (file);
+    return lines;
+}
+
+//  Waits (bounded: 120 s) until out.jsonl has at least expect lines.
+static int
+s_wait (int *seen, int expect)
+{
+    int lines = 0;
+    for (int tries = 0; tries < 1200 && (lines = s_count (seen)) < expect; tries++)
+        zclock_sleep (100); // bounded poll of a file another process writes
+    return lines;
+}
+
+static void
+test_kill_every_stage (void **state)
+{
+    char config[1024];
+    snprintf (config, sizeof config,
+              "actors\n"
+              "    nums\n"
+              "        kind = producer\n"
+              "        source = seq:%d\n"
+              "        output = numbers\n"
+              "    wrap\n"
+              "        kind = processor\n"
+              "        input = numbers\n"
+              "        output = results\n"
+              "        concurrency = 4\n"
+              "        command = %s\n"
+              "    store\n"
+              "        kind = sink\n"
+              "        input = results\n"
+              "        target = file:out.jsonl\n",
+              N, ZFLOW_WRAP);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
+    assert_non_null (broker);
+    enum { PRODUCER, WORKER_A, WORKER_B, SINK, NPROCS };
+    const char *names[NPROCS] = { "nums", "wrap", "wrap", "store" };
+    pid_t pids[NPROCS];
+    for (int i = NPROCS - 1; i >= 0; i--)
+        pids[i] = zf_test_actor (s_dir, broker, names[i]);
+
+    // The moments: when the sink's file has this many lines, in order.
+    srand (20261124);
+    int victims[3] = { PRODUCER, WORKER_A, SINK };
+    int moments[3];
+    for (int i = 0; i < 3; i++)
+        moments[i] = N / 10 + (i * N / 4) + rand () % (N / 5);
+    static int seen[N];
+    for (int i = 0; i < 3; i++) {
+        int lines = s_wait (seen, moments[i]);
+        int victim = victims[i];
+        kill (pids[victim], SIGKILL);
+        zf_test_reap (pids[victim], 5000);
+        print_message ("kill -9 %s at %d lines\n", names[victim], lines);
+        pids[victim] = zf_test_actor (s_dir, broker, names[victim]);
+    }
+    int status = zf_test_reap (pids[PRODUCER], 120000);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    s_wait (seen, N);
+    for (int i = WORKER_A; i < NPROCS; i++)
+        kill (pids[i], SIGTERM);
+    for (int i = WORKER_A; i < NPROCS; i++)
+        assert_int_equal (WEXITSTATUS (zf_test_reap (pids[i], 10000)), 0);
+    int lines = s_count (seen), lost = 0, duplicated = 0;
+    for (int i = 0; i < N; i++) {
+        lost += seen[i] == 0;
+        duplicated += seen[i] > 1;
+    }
+    print_message ("%d lines: lost %d, duplicated %d\n", lines, lost, duplicated);
+    assert_int_equal (lost, 0);
+    assert_int_equal (duplicated, 0);
+    assert_int_equal (lines, N);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_kill_every_stage, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
