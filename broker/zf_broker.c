@@ -11,6 +11,7 @@
     intrusive, so moving a delivery costs no allocation.
 */
 #include "zf_broker.h"
+#include "zf_dedup.h"
 #include "zf_idmap.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -170,10 +171,7 @@ typedef struct {
     zhashx_t *ended;         // actor name -> "" for sources that ended
     zhashx_t *subscriptions; // topic prefixes someone subscribes to
     zf_idmap_t *live;        // id -> msg_t, every stored message
-    zf_idmap_t *seen;        // id -> outcome, the dedup window
-    zf_id_t *seen_ring;      // ids of seen, oldest first, for eviction
-    size_t seen_cap;         // entries in seen_ring; 0 turns dedup off
-    size_t seen_head;        // next slot of seen_ring
+    zf_dedup_t *seen;        // id -> outcome, the dedup window; NULL when off
     zf_idmap_t *lineages;    // root id -> lineage_t, for roots with children or a tracker
     size_t live_unseen;      // stored messages whose id the dedup ring has let go
     delivery_t **delayed;    // heap by due
@@ -571,15 +569,13 @@ s_event_data (self_t *self, msg_t *msg)
 static bool
 s_seen_set (self_t *self, const zf_id_t *id, intptr_t outcome)
 {
-    if (!self->seen_cap || zf_idmap_swap (self->seen, id, (void *) outcome))
+    uint8_t evicted = 0;
+    if (!self->seen || zf_dedup_set (self->seen, id, (uint8_t) outcome, &evicted))
         return false;
     // The window is a ring: the oldest id leaves as a new one comes. A
     // stored message that leaves it is still found through the live map.
-    zf_id_t *slot = &self->seen_ring[self->seen_head];
-    if (!zf_id_is_zero (slot) && (intptr_t) zf_idmap_remove (self->seen, slot) == SEEN_LIVE)
+    if (evicted == SEEN_LIVE)
         self->live_unseen++;
-    *slot = *id;
-    self->seen_head = (self->seen_head + 1) % self->seen_cap;
     return true;
 }
 
@@ -587,7 +583,8 @@ s_seen_set (self_t *self, const zf_id_t *id, intptr_t outcome)
 static bool
 s_seen_before (self_t *self, const zf_id_t *id)
 {
-    return zf_idmap_get (self->seen, id) || (self->live_unseen && zf_idmap_get (self->live, id));
+    return (self->seen && zf_dedup_get (self->seen, id)) ||
+           (self->live_unseen && zf_idmap_get (self->live, id));
 }
 
 static void
@@ -1164,7 +1161,7 @@ s_state_of (self_t *self, const zf_id_t *id, msg_t **msg_p)
         }
         return delayed ? "retrying" : inflight ? "delivered" : "queued";
     }
-    switch ((intptr_t) zf_idmap_get (self->seen, id)) {
+    switch (self->seen ? zf_dedup_get (self->seen, id) : 0) {
         case SEEN_DONE:
             return "done";
         case SEEN_DEAD:
@@ -1582,9 +1579,8 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->topic_seq);
     zlistx_destroy (&self->dirty);
     zf_idmap_destroy (&self->live);
-    zf_idmap_destroy (&self->seen);
+    zf_dedup_destroy (&self->seen);
     zf_idmap_destroy (&self->lineages);
-    free (self->seen_ring);
     free (self->delayed);
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
@@ -1629,7 +1625,7 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->heartbeat = zf_conf_duration (conf, zf_broker_keys, "heartbeat");
     self->liveness = zf_conf_int (conf, zf_broker_keys, "liveness");
     self->window = (uint32_t) zf_conf_int (conf, zf_broker_keys, "window");
-    self->seen_cap = (size_t) zf_conf_int (conf, zf_broker_keys, "dedup-window");
+    size_t dedup_window = (size_t) zf_conf_int (conf, zf_broker_keys, "dedup-window");
     self->queues = zhashx_new ();
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) s_queue_destroy);
     self->queue_order = zlistx_new ();
@@ -1642,8 +1638,7 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->topic_seq = zhashx_new ();
     self->dirty = zlistx_new ();
     self->live = zf_idmap_new (1024);
-    self->seen = zf_idmap_new (self->seen_cap ? self->seen_cap : 16);
-    self->seen_ring = (zf_id_t *) calloc (self->seen_cap ? self->seen_cap : 1, sizeof (zf_id_t));
+    self->seen = dedup_window ? zf_dedup_new (dedup_window) : NULL;
     self->lineages = zf_idmap_new (1024);
     self->in = zf_proto_new ();
     self->out = zf_proto_new ();
@@ -1661,7 +1656,10 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     if (self->events && intake && *intake)
         self->intake = s_bind (ZMQ_PULL, intake, self->intake_endpoint,
                                sizeof self->intake_endpoint, max_frame, err);
-    if (!self->router || !self->events || (intake && *intake && !self->intake)) {
+    if (self->router && dedup_window && !self->seen)
+        zf_error_set (err, ZF_ENOMEM, "no memory for a dedup window of %zu ids", dedup_window);
+    if (!self->router || !self->events || (intake && *intake && !self->intake) ||
+        (dedup_window && !self->seen)) {
         s_self_destroy (&self);
         return NULL;
     }

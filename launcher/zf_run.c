@@ -18,6 +18,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #define RESTARTS_MAX   5     // restarts of one worker within RESTART_WINDOW
@@ -31,6 +32,7 @@ typedef struct {
     int restarts;          // restarts within the window
     int64_t window_start;  // when the window began (ms)
     int64_t start_at;      // when to start it again (ms), after a backoff
+    long peak_kb;          // the largest resident size of its processes so far
 } s_worker_t;
 
 typedef struct {
@@ -129,6 +131,35 @@ s_totals (zf_client_t *client)
     return totals;
 }
 
+//  Reaps pid (-1 for any child) like waitpid, and keeps the peak resident
+//  size of the worker it was.
+static pid_t
+s_reap (s_run_t *run, pid_t pid, int *status, int options)
+{
+    struct rusage usage;
+    pid_t reaped = wait4 (pid, status, options, &usage);
+    for (int i = 0; reaped > 0 && i < run->nworkers; i++)
+        if (run->workers[i].pid == reaped && usage.ru_maxrss > run->workers[i].peak_kb)
+            run->workers[i].peak_kb = usage.ru_maxrss;
+    return reaped;
+}
+
+//  Logs the peak resident size of this process (the broker) and of each
+//  worker, one line.
+static void
+s_log_memory (s_run_t *run)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    char line[4096];
+    int len = snprintf (line, sizeof line, "peak memory: broker %.1f MB", usage.ru_maxrss / 1024.0);
+    for (int i = 0; i < run->nworkers && len < (int) sizeof line; i++)
+        len +=
+            snprintf (line + len, sizeof line - len, ", %s/%d %.1f MB", run->workers[i].conf->name,
+                      run->workers[i].worker, run->workers[i].peak_kb / 1024.0);
+    s_log (run, "%s", line);
+}
+
 //  Stops every worker: SIGTERM, then SIGKILL after grace_ms.
 static void
 s_stop_all (s_run_t *run, int64_t grace_ms)
@@ -140,11 +171,12 @@ s_stop_all (s_run_t *run, int64_t grace_ms)
     for (int i = 0; i < run->nworkers; i++) {
         s_worker_t *w = &run->workers[i];
         while (w->pid > 0) {
-            if (waitpid (w->pid, NULL, WNOHANG) == w->pid)
+            int status;
+            if (s_reap (run, w->pid, &status, WNOHANG) == w->pid)
                 w->pid = 0;
             else if (zclock_mono () >= deadline) {
                 kill (w->pid, SIGKILL);
-                waitpid (w->pid, NULL, 0);
+                s_reap (run, w->pid, &status, 0);
                 w->pid = 0;
             }
             else
@@ -291,7 +323,7 @@ zf_cmd_run (int argc, char **argv)
         // Exits and restarts.
         int wstatus;
         pid_t pid;
-        while ((pid = waitpid (-1, &wstatus, WNOHANG)) > 0)
+        while ((pid = s_reap (&run, -1, &wstatus, WNOHANG)) > 0)
             for (int i = 0; i < run.nworkers; i++)
                 if (run.workers[i].pid == pid && s_exited (&run, &run.workers[i], wstatus))
                     status = ZF_EXIT_FAILED;
@@ -338,6 +370,7 @@ zf_cmd_run (int argc, char **argv)
     else if (!status)
         s_log (&run, "done in %.1f s: %llu items handled in all queues", seconds,
                (unsigned long long) totals.acked);
+    s_log_memory (&run);
     zf_broker_destroy (&broker);
     free (run.workers);
     zf_pipeline_destroy (&pipeline);

@@ -10,7 +10,7 @@ broker
     liveness = 3                        #   Missed heartbeats before a worker is dead
 queues
     urls
-        max-depth = 10000               #   Writers get no credit beyond this
+        max-depth = 2000                #   Writers get no credit beyond this
     pages
         max-depth = 1000                #   Pages are large: keep fewer waiting
         max-attempts = 5                #   Then an item goes to pages.dead

@@ -7,7 +7,7 @@ broker
     events = ${ZFLOW_EVENTS:-tcp://127.0.0.1:5671}      #   zflow tap / top subscribe here
 queues
     numbers
-        max-depth = 10000               #   The producer waits beyond this
+        max-depth = 2000                #   The producer waits beyond this
 actors
     numbers
         kind = producer

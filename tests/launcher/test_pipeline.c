@@ -117,7 +117,7 @@ test_good_file (void **state)
     assert_int_equal (zlistx_size (urls->readers), 1);
     zf_queue_conf_t *pages = zf_pipeline_queue (p, "pages");
     assert_int_equal (zf_conf_int (pages->node, zf_queue_keys, "max-depth"), 100);
-    assert_int_equal (zf_conf_int (urls->node, zf_queue_keys, "max-depth"), 10000);
+    assert_int_equal (zf_conf_int (urls->node, zf_queue_keys, "max-depth"), 2000); // the default
     assert_int_equal (zlistx_size (pages->readers), 2); // fan-out to store and audit
 
     assert_false (zf_pipeline_finite (p)); // a scheduler runs until stopped

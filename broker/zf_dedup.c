@@ -1,0 +1,118 @@
+/*  zf_dedup: the dedup window. See zf_dedup.h. */
+#include "zf_dedup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    zf_id_t id;      // an id put
+    uint8_t outcome; // what became of it; 0 for an unused entry
+} s_entry_t;
+
+struct _zf_dedup_t {
+    s_entry_t *ring; // ids, oldest at head once full
+    size_t window;   // entries in ring
+    size_t head;     // where the next id goes
+    uint32_t *table; // ring position + 1 of each id, 0 for a free slot
+    size_t mask;     // slots in table - 1
+};
+
+//  Ids are SipHash outputs or random: their first bytes are a good hash.
+static size_t
+s_home (zf_dedup_t *self, const zf_id_t *id)
+{
+    uint64_t hash;
+    memcpy (&hash, id->bytes, sizeof hash);
+    return (size_t) hash & self->mask;
+}
+
+zf_dedup_t *
+zf_dedup_new (size_t window)
+{
+    if (window == 0 || window > (1u << 31))
+        return NULL;
+    zf_dedup_t *self = (zf_dedup_t *) calloc (1, sizeof (zf_dedup_t));
+    size_t slots = 16;
+    while (slots < window * 2)
+        slots *= 2;
+    if (self) {
+        self->window = window;
+        self->mask = slots - 1;
+        self->ring = (s_entry_t *) calloc (window, sizeof (s_entry_t));
+        self->table = (uint32_t *) calloc (slots, sizeof (uint32_t));
+    }
+    if (!self || !self->ring || !self->table)
+        zf_dedup_destroy (&self);
+    return self;
+}
+
+void
+zf_dedup_destroy (zf_dedup_t **self_p)
+{
+    zf_dedup_t *self = *self_p;
+    if (self) {
+        free (self->ring);
+        free (self->table);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+//  The slot of id, or the free slot where it would go.
+static size_t
+s_find (zf_dedup_t *self, const zf_id_t *id)
+{
+    for (size_t i = s_home (self, id);; i = (i + 1) & self->mask) {
+        uint32_t at = self->table[i];
+        if (!at || zf_id_eq (&self->ring[at - 1].id, id))
+            return i;
+    }
+}
+
+uint8_t
+zf_dedup_get (zf_dedup_t *self, const zf_id_t *id)
+{
+    uint32_t at = self->table[s_find (self, id)];
+    return at ? self->ring[at - 1].outcome : 0;
+}
+
+//  Frees slot gap, moving later entries of its cluster back into the gap
+//  when that brings them no further from their home slot.
+static void
+s_remove_slot (zf_dedup_t *self, size_t gap)
+{
+    for (size_t i = (gap + 1) & self->mask; self->table[i]; i = (i + 1) & self->mask) {
+        size_t home = s_home (self, &self->ring[self->table[i] - 1].id);
+        if (((i - home) & self->mask) >= ((i - gap) & self->mask)) {
+            self->table[gap] = self->table[i];
+            gap = i;
+        }
+    }
+    self->table[gap] = 0;
+}
+
+uint8_t
+zf_dedup_set (zf_dedup_t *self, const zf_id_t *id, uint8_t outcome, uint8_t *evicted)
+{
+    size_t slot = s_find (self, id);
+    if (self->table[slot]) {
+        s_entry_t *entry = &self->ring[self->table[slot] - 1];
+        uint8_t old = entry->outcome;
+        entry->outcome = outcome;
+        return old;
+    }
+    s_entry_t *entry = &self->ring[self->head];
+    if (evicted)
+        *evicted = entry->outcome;
+    if (entry->outcome) {
+        // The oldest leaves: free its slot first, which may move others
+        // (the new id's free slot among them).
+        s_remove_slot (self, s_find (self, &entry->id));
+        slot = s_find (self, id);
+    }
+    entry->id = *id;
+    entry->outcome = outcome;
+    self->table[slot] = (uint32_t) self->head + 1;
+    self->head = (self->head + 1) % self->window;
+    return 0;
+}
