@@ -32,6 +32,11 @@ void zf_actor_exit (zsock_t *pipe, int status);
 //  True once $TERM (or the end of the pipe) is waiting on pipe; reads it.
 bool zf_actor_stopping (zsock_t *pipe);
 
+//  How many items one worker of the actor can hold at most before its
+//  input queue is full (its max-depth shared by its workers). An actor that
+//  waits for a batch, or a group, of more than this would wait for ever.
+int64_t zf_actor_hold_limit (zf_actor_args_t *args);
+
 //  Runs the actor of conf's kind in this thread's process until it ends or
 //  the process is interrupted; returns its exit status. For zflow actor.
 int zf_actor_run (zf_actor_args_t *args);

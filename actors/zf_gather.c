@@ -41,7 +41,7 @@ static const zf_key_t s_keys[] = {
     { .name = "concurrency",
       .type = ZF_KEY_INT,
       .fallback = "10000",
-      .help = "members held unacked while their groups fill",
+      .help = "members held unacked while their groups fill (at most its input's max-depth)",
       .min = 1,
       .max = 10000000 },
     { .name = "mode",
@@ -289,8 +289,8 @@ s_take (self_t *self, zf_item_t *item)
         if (member->size > self->concurrency) {
             char why[160];
             snprintf (why, sizeof why,
-                      "its group has %u members, more than the gather's concurrency (%lld) "
-                      "lets it hold",
+                      "its group has %u members, more than the gather can hold (%lld: its "
+                      "concurrency, and its input's max-depth)",
                       member->size, (long long) self->concurrency);
             s_refuse (self, item, why);
             return;
@@ -349,6 +349,10 @@ zf_gather_actor (zsock_t *pipe, void *args)
     self.name = conf->name;
     self.output = conf->output;
     self.concurrency = zf_conf_int (conf->node, keys, "concurrency");
+    // Members held fill the input queue: a group larger than it never completes.
+    int64_t limit = zf_actor_hold_limit (self.args);
+    if (self.concurrency > limit)
+        self.concurrency = limit;
     self.fail_fast = streq (zf_conf_get (conf->node, keys, "mode"), "all");
     self.timeout = zf_conf_duration (conf->node, keys, "timeout");
     self.fail_on_timeout = streq (zf_conf_get (conf->node, keys, "on-timeout"), "fail");

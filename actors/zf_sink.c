@@ -40,8 +40,9 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_WORKERS,
     { .name = "concurrency",
       .type = ZF_KEY_INT,
-      .fallback = "256",
-      .help = "items each worker holds at once (written and synced together)",
+      .fallback = "1024",
+      .help = "items each worker holds at once, written and synced together (at most half "
+              "its input's max-depth per worker)",
       .min = 1,
       .max = 1000000 },
     { .name = "target",
@@ -317,7 +318,14 @@ zf_sink_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .args = (zf_actor_args_t *) args };
     zf_actor_conf_t *conf = self.args->conf;
-    int concurrency = (int) zf_conf_int (conf->node, conf->kind->keys, "concurrency");
+    int64_t concurrency = zf_conf_int (conf->node, conf->kind->keys, "concurrency");
+    // A batch waits to fill: it must fill before the queue is full with it.
+    int64_t limit = zf_actor_hold_limit (self.args) / 2;
+    if (concurrency > limit) {
+        zsys_info ("%s: batches of %lld items at most: half the max-depth of %s per worker",
+                   conf->name, (long long) (limit > 0 ? limit : 1), conf->input);
+        concurrency = limit > 0 ? limit : 1;
+    }
     zsock_signal (pipe, 0);
     self.pending = zlistx_new ();
     self.data = zchunk_new (NULL, 64 * 1024);
@@ -326,7 +334,8 @@ zf_sink_actor (zsock_t *pipe, void *args)
     if (s_open (&self))
         status = 1;
     else {
-        self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, concurrency);
+        self.client =
+            zf_client_new (self.args->endpoint, conf->name, conf->input, (int) concurrency);
         zf_client_set_worker (self.client, self.args->worker);
         zf_client_set_pipeline (self.client, self.args->pipeline->name);
         int64_t next_sync = zclock_mono () + self.sync_interval;
@@ -344,7 +353,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
                     zlistx_add_end (self.pending, item);
                 }
             }
-            bool full = (int) zlistx_size (self.pending) >= concurrency;
+            bool full = (int64_t) zlistx_size (self.pending) >= concurrency;
             bool due = self.sync != 1 || zclock_mono () >= next_sync;
             // Write when the credit is used up, when the burst is over, or on
             // time; with sync = interval, at most once per interval.

@@ -470,6 +470,16 @@ s_quote (s_text_t *t, const char *s, size_t len)
     s_add (t, "\"", 1);
     size_t i = 0;
     while (i < len) {
+        // A run of plain ASCII goes in with one copy.
+        size_t run = i;
+        while (run < len && (unsigned char) s[run] >= 0x20 && (unsigned char) s[run] < 0x80 &&
+               s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > i) {
+            s_add (t, s + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned char c = (unsigned char) s[i];
         if (c == '"' || c == '\\') {
             char esc[2] = { '\\', (char) c };
