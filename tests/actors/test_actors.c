@@ -373,6 +373,172 @@ test_plugin_missing (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+static void
+test_msgpack_round_trip (void **state)
+{
+    // A file of msgpack values back to back, read with format = msgpack and
+    // written by a sink with format = msgpack, comes out byte for byte.
+    static const uint8_t values[] = {
+        0x01,                                                 // 1
+        0xa3, 'a',  'b',  'c',                                // "abc"
+        0x82, 0xa1, 'k',  0x92, 0x01, 0x02,                   // {"k": [1, 2],
+        0xa1, 'b',  0xc4, 0x02, 0x00, 0xff,                   //  "b": bin 00 ff}
+        0xcb, 0x40, 0x09, 0x21, 0xf9, 0xf0, 0x1b, 0x86, 0x6e, // 3.14159
+    };
+    char path[512];
+    snprintf (path, sizeof path, "%s/in.mp", s_dir);
+    FILE *file = fopen (path, "wb");
+    assert_non_null (file);
+    assert_int_equal (fwrite (values, 1, sizeof values, file), sizeof values);
+    fclose (file);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker ("actors\n"
+                                    "    values\n"
+                                    "        kind = producer\n"
+                                    "        source = file:in.mp\n"
+                                    "        format = msgpack\n"
+                                    "        output = items\n"
+                                    "    store\n"
+                                    "        kind = sink\n"
+                                    "        input = items\n"
+                                    "        target = file:out.mp\n"
+                                    "        format = msgpack\n",
+                                    &pipeline);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t producer = zf_test_actor (s_dir, broker, "values");
+    assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
+    snprintf (path, sizeof path, "%s/out.mp", s_dir);
+    zchunk_t *out = NULL;
+    for (int tries = 0; tries < 300; tries++) {
+        zchunk_destroy (&out);
+        out = zchunk_slurp (path, 0);
+        if (out && zchunk_size (out) >= sizeof values)
+            break;
+        zclock_sleep (100); // bounded poll of the sink's file
+    }
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    assert_non_null (out);
+    assert_int_equal (zchunk_size (out), sizeof values);
+    assert_memory_equal (zchunk_data (out), values, sizeof values);
+    zchunk_destroy (&out);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static void
+test_msgpack_truncated (void **state)
+{
+    // A msgpack file whose last value is cut short: the values before it
+    // are put, and the cut is reported with the item's number.
+    static const uint8_t values[] = { 0x07, 0xa5, 'h', 'e' };
+    char path[512];
+    snprintf (path, sizeof path, "%s/in.mp", s_dir);
+    FILE *file = fopen (path, "wb");
+    assert_non_null (file);
+    assert_int_equal (fwrite (values, 1, sizeof values, file), sizeof values);
+    fclose (file);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker ("actors\n"
+                                    "    values\n"
+                                    "        kind = producer\n"
+                                    "        source = file:in.mp\n"
+                                    "        format = msgpack\n"
+                                    "        on-bad-line = skip\n"
+                                    "        output = items\n"
+                                    "    store\n"
+                                    "        kind = sink\n"
+                                    "        input = items\n"
+                                    "        target = file:out.jsonl\n",
+                                    &pipeline);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t producer = zf_test_actor (s_dir, broker, "values");
+    assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
+    int seen[8];
+    assert_int_equal (zf_test_wait_lines (s_dir, "out.jsonl", seen, 8, 1), 1);
+    kill (sink, SIGTERM);
+    zf_test_reap (sink, 10000);
+    assert_int_equal (seen[7], 1);
+    char *log = zf_test_slurp (s_dir, "values.log");
+    assert_non_null (strstr (log, "in.mp: the last item is cut short"));
+    free (log);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static void
+test_stdin_and_stdout (void **state)
+{
+    // Lines on the producer's stdin come out of a sink writing to stdout.
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker ("actors\n"
+                                    "    lines\n"
+                                    "        kind = producer\n"
+                                    "        source = stdin\n"
+                                    "        output = items\n"
+                                    "    show\n"
+                                    "        kind = sink\n"
+                                    "        input = items\n"
+                                    "        target = stdout\n",
+                                    &pipeline);
+    char command[1400];
+    snprintf (command, sizeof command, "exec '%s' actor show '%s/p.zpl' --broker %s 2>/dev/null",
+              ZFLOW_BIN, s_dir, zf_broker_endpoint (broker));
+    char *sink_argv[] = { "/bin/sh", "-c", command, NULL };
+    int out;
+    pid_t sink = zf_test_spawn (sink_argv, &out);
+    snprintf (command, sizeof command,
+              "printf 'one\\ntwo \"quoted\"\\n' | '%s' actor lines '%s/p.zpl' --broker %s",
+              ZFLOW_BIN, s_dir, zf_broker_endpoint (broker));
+    assert_int_equal (zf_test_run ((char *[]){ "/bin/sh", "-c", command, NULL }, NULL).status, 0);
+    char line[256];
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
+    assert_string_equal (line, "\"one\"");
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
+    assert_string_equal (line, "\"two \\\"quoted\\\"\"");
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    close (out);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static void
+test_sink_keeps_bad_body (void **state)
+{
+    // A body that is not msgpack is written as base64 with the reason,
+    // never dropped; the items around it are written as usual.
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker ("queues\n"
+                                    "    items\n"
+                                    "        external = true\n"
+                                    "actors\n"
+                                    "    store\n"
+                                    "        kind = sink\n"
+                                    "        input = items\n"
+                                    "        target = file:out.jsonl\n",
+                                    &pipeline);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "test", NULL, 0);
+    zf_client_put_str (client, "items", "before", NULL);
+    zf_client_put (client, "items", "\xc1\x01", 2, NULL);
+    zf_client_put_str (client, "items", "after", NULL);
+    assert_int_equal (zf_client_flush (client, 10000), 0);
+    zf_client_destroy (&client);
+    int seen[1];
+    assert_int_equal (zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, 3), 3);
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    char *text = zf_test_slurp (s_dir, "out.jsonl");
+    assert_non_null (strstr (text, "\"before\"\n"));
+    assert_non_null (strstr (text, "{\"$error\":\"body is not msgpack: "));
+    assert_non_null (strstr (text, "\"$raw\":{\"$base64\":\"wQE=\"}}\n"));
+    assert_non_null (strstr (text, "\"after\"\n"));
+    free (text);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -386,6 +552,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_plugin_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_missing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_msgpack_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_msgpack_truncated, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stdin_and_stdout, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sink_keeps_bad_body, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
