@@ -490,7 +490,9 @@ test_stdin_and_stdout (void **state)
     snprintf (command, sizeof command,
               "printf 'one\\ntwo \"quoted\"\\n' | '%s' actor lines '%s/p.zpl' --broker %s",
               ZFLOW_BIN, s_dir, zf_broker_endpoint (broker));
-    assert_int_equal (zf_test_run ((char *[]){ "/bin/sh", "-c", command, NULL }, NULL).status, 0);
+    zf_test_result_t producer = zf_test_run ((char *[]){ "/bin/sh", "-c", command, NULL }, NULL);
+    assert_int_equal (producer.status, 0);
+    zf_test_result_free (&producer);
     char line[256];
     assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
     assert_string_equal (line, "\"one\"");
