@@ -644,6 +644,13 @@ zf_client_pump (zf_client_t *self, int timeout_ms)
 }
 
 int
+zf_client_fd (zf_client_t *self)
+{
+    s_ready (self);
+    return (int) zsock_fd (self->sock);
+}
+
+int
 zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
                 size_t size)
 {

@@ -1,5 +1,47 @@
-/*  zf_fetcher: concurrent HTTP over pooled keep-alive connections. */
+/*  zf_fetcher: concurrent HTTP over pooled keep-alive connections (the
+    aiohttp ClientSession + TCPConnector + asyncio.gather pattern), on
+    libcurl's multi interface: one worker keeps `concurrency` requests in
+    flight, over at most `max-connections` connections (`max-per-host` to
+    one host), reused from one request to the next.
+
+    An item is a URL string, or a map {url, method, headers, body, timeout}
+    (timeout in ms, or a duration such as "5s"). Its output is
+
+        {url, status, headers, body, elapsed_ms, attempt}
+
+    with the final response's headers (names in lower case), and the body
+    as a string when it is text (text/..., JSON, XML, JavaScript, valid
+    UTF-8), bytes otherwise; compressed bodies arrive decoded. A status is
+    a result, 404 included. A request that fails is
+
+        {url, error, kind, attempt}        (and status, for kind "status")
+
+    kind being one of dns, connect, network (the connection broke), timeout
+    (`timeout` for the whole request, `connect-timeout`, or `read-timeout`
+    without a byte), tls, too-large (`max-body`), redirects, status (429 or
+    5xx that stayed so) and input (an item that is no request).
+
+    Failures named in `retry-on` are tried again in the worker, up to
+    `max-retries` times, after a backoff with full jitter (`retry-base`
+    doubling up to `retry-max`), and no sooner than a Retry-After says.
+    The final failure becomes an error item (on-error = emit), a NACK that
+    the broker retries and in the end dead-letters (retry), or nothing
+    (drop). `rate-per-host` spaces the requests to each host.
+
+    Stopping, it takes no new item, lets the requests in flight finish for
+    up to STOP_GRACE, and hands the rest back to the broker.
+*/
+#include "zf_actor.h"
 #include "zf_kinds.h"
+#include "zf_mp.h"
+#include "zf_value.h"
+#include "zflow.h"
+
+#include <curl/curl.h>
+
+#define STOP_GRACE   5000 // ms to finish the requests in flight when stopping
+#define POLL_MAX     20   // ms between looks at the broker while requests run
+#define FAILURE_TEXT 256  // room for a failure's words
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
@@ -68,9 +110,9 @@ static const zf_key_t s_keys[] = {
       .help = "check servers' certificates" },
     { .name = "retry-on",
       .type = ZF_KEY_SET,
-      .fallback = "connect,timeout,429,5xx",
+      .fallback = "connect,network,timeout,429,5xx",
       .help = "failures that are retried",
-      .choices = "dns|connect|timeout|tls|429|5xx" },
+      .choices = "dns|connect|network|timeout|tls|429|5xx" },
     { .name = "max-retries",
       .type = ZF_KEY_INT,
       .fallback = "3",
@@ -96,9 +138,764 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
+//  One request: an item being fetched, waiting to start, or between tries.
+typedef struct {
+    zf_item_t *item;            // the item, held until its result goes
+    CURL *easy;                 // the transfer, while it runs
+    char *url;                  // as asked
+    char host[256];             // its host, for rate-per-host
+    char *method;               // NULL for GET
+    uint8_t *body;              // request body, or NULL
+    size_t body_size;           // its size
+    struct curl_slist *headers; // request headers
+    int64_t timeout;            // ms for the whole request
+    int attempt;                // tries so far
+    int64_t due;                // when to start the next try (ms, monotonic)
+    int64_t last_byte;          // when the last byte came (ms, monotonic)
+    bool stalled;               // stopped for read-timeout
+    bool too_large;             // stopped at max-body
+    int64_t max_body;           // bytes allowed
+    zchunk_t *response;         // the body so far
+    zlistx_t *response_headers; // "name\0value" strings of the last response
+    int64_t retry_after;        // ms the server asked to wait, -1 if it did not
+    char content_type[128];     // of the last response
+    void *handle;               // in its list (waiting or running)
+} s_request_t;
+
+typedef struct {
+    zf_actor_args_t *args;              // pipeline, actor, broker
+    zf_client_t *client;                // session with the broker
+    const char *name;                   // the actor's name
+    const char *output;                 // the queue written
+    CURLM *multi;                       // the transfers and their connection pool
+    zlistx_t *waiting;                  // s_request_t not yet started or between tries
+    zlistx_t *running;                  // s_request_t with a transfer
+    int concurrency;                    // requests held at most
+    int64_t timeout;                    // default ms for a whole request
+    int64_t connect_timeout;            // ms
+    int64_t read_timeout;               // ms without a byte
+    int64_t max_body;                   // bytes
+    long max_redirects;                 // 0: redirects are results
+    const char *user_agent;             // User-Agent
+    struct curl_slist *default_headers; // from the headers section
+    bool tls_verify;                    // check certificates
+    long dns_cache;                     // seconds
+    char retry_on[128];                 // ",kind,kind," of failures to try again
+    int max_retries;                    // tries again at most
+    int64_t retry_base;                 // ms
+    int64_t retry_max;                  // ms
+    const char *on_error;               // emit, retry or drop
+    double rate_per_host;               // requests per second to one host, 0 for no limit
+    zhashx_t *host_next;                // host -> int64_t *: when it may be asked next (ms)
+    unsigned seed;                      // for jitter
+    uint64_t requests;                  // tries started
+    uint64_t connections;               // connections opened
+    uint64_t failures;                  // final failures
+} self_t;
+
+static void
+s_request_destroy (s_request_t **self_p)
+{
+    s_request_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->easy)
+        curl_easy_cleanup (self->easy);
+    free (self->url);
+    free (self->method);
+    free (self->body);
+    curl_slist_free_all (self->headers);
+    zchunk_destroy (&self->response);
+    zlistx_destroy (&self->response_headers);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Reading an item as a request
+
+static char *
+s_strndup_mp (const char *str, uint32_t len)
+{
+    char *copy = (char *) malloc (len + 1);
+    memcpy (copy, str, len);
+    copy[len] = 0;
+    return copy;
+}
+
+//  Fills req from the item's body. Returns 0, or -1 with why.
+static int
+s_parse (self_t *self, s_request_t *req, char *why, size_t size)
+{
+    size_t body_size;
+    const void *body = zf_item_body (req->item, &body_size);
+    zf_mp_t mp;
+    zf_mp_init (&mp, body, body_size);
+    const char *str;
+    uint32_t len, count;
+    zf_error_t err;
+    req->timeout = self->timeout;
+    if (zf_mp_peek (&mp) == ZF_MP_STR) {
+        zf_mp_str (&mp, &str, &len, NULL);
+        req->url = s_strndup_mp (str, len);
+    }
+    else if (zf_mp_map (&mp, &count, &err) == 0) {
+        for (uint32_t i = 0; i < count; i++) {
+            if (zf_mp_str (&mp, &str, &len, &err)) {
+                snprintf (why, size, "a key of the request is not a string: %.200s", err.text);
+                return -1;
+            }
+            char key[16];
+            snprintf (key, sizeof key, "%.*s", (int) (len < 15 ? len : 15), str);
+            if (streq (key, "url") || streq (key, "method")) {
+                if (zf_mp_str (&mp, &str, &len, &err)) {
+                    snprintf (why, size, "'%s' is not a string", key);
+                    return -1;
+                }
+                if (streq (key, "url")) {
+                    free (req->url);
+                    req->url = s_strndup_mp (str, len);
+                }
+                else {
+                    free (req->method);
+                    req->method = s_strndup_mp (str, len);
+                }
+            }
+            else if (streq (key, "headers")) {
+                uint32_t n;
+                if (zf_mp_map (&mp, &n, &err)) {
+                    snprintf (why, size, "'headers' is not a map of strings");
+                    return -1;
+                }
+                for (uint32_t h = 0; h < n; h++) {
+                    const char *value;
+                    uint32_t value_len;
+                    if (zf_mp_str (&mp, &str, &len, NULL) ||
+                        zf_mp_str (&mp, &value, &value_len, NULL)) {
+                        snprintf (why, size, "'headers' is not a map of strings");
+                        return -1;
+                    }
+                    char *line =
+                        zsys_sprintf ("%.*s: %.*s", (int) len, str, (int) value_len, value);
+                    req->headers = curl_slist_append (req->headers, line);
+                    zstr_free (&line);
+                }
+            }
+            else if (streq (key, "body")) {
+                const uint8_t *data;
+                if (zf_mp_peek (&mp) == ZF_MP_STR)
+                    zf_mp_str (&mp, (const char **) &data, &len, NULL);
+                else if (zf_mp_bin (&mp, &data, &len, NULL)) {
+                    snprintf (why, size, "'body' is not a string or bytes");
+                    return -1;
+                }
+                free (req->body);
+                req->body = (uint8_t *) malloc (len ? len : 1);
+                memcpy (req->body, data, len);
+                req->body_size = len;
+            }
+            else if (streq (key, "timeout")) {
+                uint64_t ms;
+                if (zf_mp_peek (&mp) == ZF_MP_STR) {
+                    zf_mp_str (&mp, &str, &len, NULL);
+                    char text[32];
+                    snprintf (text, sizeof text, "%.*s", (int) (len < 31 ? len : 31), str);
+                    if (zf_parse_duration (text, &req->timeout, &err) || req->timeout <= 0) {
+                        snprintf (why, size, "'timeout': %.200s", err.text);
+                        return -1;
+                    }
+                }
+                else if (zf_mp_uint (&mp, &ms, NULL) == 0 && ms > 0 && ms < 86400000)
+                    req->timeout = (int64_t) ms;
+                else {
+                    snprintf (why, size, "'timeout' is not a duration");
+                    return -1;
+                }
+            }
+            else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, &err)) {
+                snprintf (why, size, "the request is not msgpack: %.200s", err.text);
+                return -1;
+            }
+        }
+    }
+    else {
+        snprintf (why, size, "an item must be a URL or a map with a url, not %s",
+                  zf_mp_type_name (zf_mp_peek (&mp)));
+        return -1;
+    }
+    if (!req->url || !*req->url) {
+        snprintf (why, size, "the request has no url");
+        return -1;
+    }
+    if (strncmp (req->url, "http://", 7) && strncmp (req->url, "https://", 8)) {
+        snprintf (why, size, "'%.200s' is not an http:// or https:// URL", req->url);
+        return -1;
+    }
+    CURLU *parsed = curl_url ();
+    char *host = NULL;
+    if (curl_url_set (parsed, CURLUPART_URL, req->url, 0) ||
+        curl_url_get (parsed, CURLUPART_HOST, &host, 0)) {
+        curl_url_cleanup (parsed);
+        snprintf (why, size, "'%.200s' is not a valid URL", req->url);
+        return -1;
+    }
+    snprintf (req->host, sizeof req->host, "%s", host);
+    curl_free (host);
+    curl_url_cleanup (parsed);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Transfers
+
+static size_t
+s_on_body (char *data, size_t size, size_t count, void *arg)
+{
+    s_request_t *req = (s_request_t *) arg;
+    size_t len = size * count;
+    req->last_byte = zclock_mono ();
+    if ((int64_t) (zchunk_size (req->response) + len) > req->max_body) {
+        req->too_large = true;
+        return 0; // libcurl stops the transfer: CURLE_WRITE_ERROR
+    }
+    zchunk_extend (req->response, data, len);
+    return len;
+}
+
+//  Keeps the headers of the last response (a redirect's are dropped).
+static size_t
+s_on_header (char *data, size_t size, size_t count, void *arg)
+{
+    s_request_t *req = (s_request_t *) arg;
+    size_t len = size * count;
+    req->last_byte = zclock_mono ();
+    if (len >= 5 && memcmp (data, "HTTP/", 5) == 0) {
+        zlistx_purge (req->response_headers); // a new response begins
+        req->content_type[0] = 0;
+        req->retry_after = -1;
+        return len;
+    }
+    const char *colon = memchr (data, ':', len);
+    if (!colon)
+        return len;
+    size_t name_len = (size_t) (colon - data);
+    const char *value = colon + 1;
+    size_t value_len = len - name_len - 1;
+    while (value_len && (*value == ' ' || *value == '\t'))
+        value++, value_len--;
+    while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
+                         value[value_len - 1] == ' '))
+        value_len--;
+    char *entry = (char *) malloc (name_len + value_len + 2);
+    for (size_t i = 0; i < name_len; i++)
+        entry[i] = (char) tolower ((unsigned char) data[i]);
+    entry[name_len] = 0;
+    memcpy (entry + name_len + 1, value, value_len);
+    entry[name_len + 1 + value_len] = 0;
+    if (streq (entry, "content-type"))
+        snprintf (req->content_type, sizeof req->content_type, "%s", entry + name_len + 1);
+    else if (streq (entry, "retry-after")) {
+        // Seconds, or an HTTP date.
+        char *end;
+        long seconds = strtol (entry + name_len + 1, &end, 10);
+        if (end != entry + name_len + 1 && !*end && seconds >= 0)
+            req->retry_after = (int64_t) seconds * 1000;
+        else {
+            time_t when = curl_getdate (entry + name_len + 1, NULL);
+            if (when > 0)
+                req->retry_after = when > time (NULL) ? (int64_t) (when - time (NULL)) * 1000 : 0;
+        }
+    }
+    zlistx_add_end (req->response_headers, entry);
+    return len;
+}
+
+//  Starts the next try of req.
+static void
+s_start (self_t *self, s_request_t *req)
+{
+    req->attempt++;
+    self->requests++;
+    zchunk_set (req->response, NULL, 0);
+    zlistx_purge (req->response_headers);
+    req->content_type[0] = 0;
+    req->retry_after = -1;
+    req->too_large = req->stalled = false;
+    req->last_byte = zclock_mono ();
+    CURL *easy = curl_easy_init ();
+    req->easy = easy;
+    curl_easy_setopt (easy, CURLOPT_URL, req->url);
+    curl_easy_setopt (easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt (easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt (easy, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) req->timeout);
+    curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, (long) self->connect_timeout);
+    curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, self->max_redirects > 0 ? 1L : 0L);
+    curl_easy_setopt (easy, CURLOPT_MAXREDIRS, self->max_redirects);
+    curl_easy_setopt (easy, CURLOPT_USERAGENT, self->user_agent);
+    curl_easy_setopt (easy, CURLOPT_ACCEPT_ENCODING, ""); // every decoder libcurl has
+    curl_easy_setopt (easy, CURLOPT_SSL_VERIFYPEER, self->tls_verify ? 1L : 0L);
+    curl_easy_setopt (easy, CURLOPT_SSL_VERIFYHOST, self->tls_verify ? 2L : 0L);
+    curl_easy_setopt (easy, CURLOPT_DNS_CACHE_TIMEOUT, self->dns_cache);
+    curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (easy, CURLOPT_HTTPHEADER,
+                      req->headers ? req->headers : self->default_headers);
+    if (req->body) {
+        curl_easy_setopt (easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
+        curl_easy_setopt (easy, CURLOPT_POSTFIELDS, (char *) req->body);
+    }
+    if (req->method)
+        curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, req->method);
+    if (req->method && streq (req->method, "HEAD"))
+        curl_easy_setopt (easy, CURLOPT_NOBODY, 1L);
+    curl_multi_add_handle (self->multi, easy);
+    req->handle = zlistx_add_end (self->running, req);
+}
+
+//  Ends req's transfer, if it has one.
+static void
+s_stop_transfer (self_t *self, s_request_t *req)
+{
+    if (!req->easy)
+        return;
+    long connects = 0;
+    curl_easy_getinfo (req->easy, CURLINFO_NUM_CONNECTS, &connects);
+    self->connections += (uint64_t) connects;
+    curl_multi_remove_handle (self->multi, req->easy);
+    curl_easy_cleanup (req->easy);
+    req->easy = NULL;
+    zlistx_delete (self->running, req->handle);
+    req->handle = NULL;
+}
+
+//  True for text bodies: a text-like type, and valid UTF-8.
+static bool
+s_is_text (s_request_t *req)
+{
+    const char *type = req->content_type;
+    bool texty = strncmp (type, "text/", 5) == 0 || strstr (type, "json") || strstr (type, "xml") ||
+                 strstr (type, "javascript") || strstr (type, "x-www-form-urlencoded");
+    if (!texty)
+        return false;
+    const unsigned char *s = zchunk_data (req->response);
+    size_t len = zchunk_size (req->response);
+    for (size_t i = 0; i < len;) {
+        size_t n = s[i] < 0x80             ? 1
+                   : (s[i] & 0xe0) == 0xc0 ? 2
+                   : (s[i] & 0xf0) == 0xe0 ? 3
+                   : (s[i] & 0xf8) == 0xf0 ? 4
+                                           : 0;
+        if (n == 0 || i + n > len)
+            return false;
+        for (size_t k = 1; k < n; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+        i += n;
+    }
+    return true;
+}
+
+//  Emits the result of req and acks its item; frees req.
+static void
+s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 6);
+    zf_mp_pack_cstr (&pk, "url");
+    zf_mp_pack_cstr (&pk, req->url);
+    zf_mp_pack_cstr (&pk, "status");
+    msgpack_pack_long (&pk, status);
+    // Headers: a repeated name has its values joined with ", ".
+    zf_mp_pack_cstr (&pk, "headers");
+    zhashx_t *joined = zhashx_new ();
+    zlistx_t *order = zlistx_new ();
+    for (char *h = (char *) zlistx_first (req->response_headers); h;
+         h = (char *) zlistx_next (req->response_headers)) {
+        char *value = h + strlen (h) + 1;
+        char *old = (char *) zhashx_lookup (joined, h);
+        if (old) {
+            char *both = zsys_sprintf ("%s, %s", old, value);
+            zhashx_update (joined, h, both);
+            zstr_free (&both);
+        }
+        else {
+            zhashx_insert (joined, h, value);
+            zlistx_add_end (order, h);
+        }
+    }
+    msgpack_pack_map (&pk, zlistx_size (order));
+    for (char *h = (char *) zlistx_first (order); h; h = (char *) zlistx_next (order)) {
+        zf_mp_pack_cstr (&pk, h);
+        zf_mp_pack_cstr (&pk, (char *) zhashx_lookup (joined, h));
+    }
+    zlistx_destroy (&order);
+    zhashx_destroy (&joined);
+    zf_mp_pack_cstr (&pk, "body");
+    size_t len = zchunk_size (req->response);
+    if (s_is_text (req))
+        zf_mp_pack_strn (&pk, (const char *) zchunk_data (req->response), len);
+    else {
+        msgpack_pack_bin (&pk, len);
+        msgpack_pack_bin_body (&pk, zchunk_data (req->response), len);
+    }
+    zf_mp_pack_cstr (&pk, "elapsed_ms");
+    msgpack_pack_int64 (&pk, elapsed_ms);
+    zf_mp_pack_cstr (&pk, "attempt");
+    msgpack_pack_int (&pk, req->attempt);
+    zf_client_emit (self->client, req->item, self->output, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    zf_client_ack (self->client, &req->item);
+    s_request_destroy (&req);
+}
+
+//  The request failed for good (kind, why): an error item, a NACK or
+//  nothing, per on-error. Frees req.
+static void
+s_fail (self_t *self, s_request_t *req, const char *kind, const char *why, long status)
+{
+    self->failures++;
+    if (streq (self->on_error, "retry"))
+        zf_client_nack (self->client, &req->item, why, false, 0);
+    else if (streq (self->on_error, "drop")) {
+        zsys_warning ("%s: %s: %s (dropped)", self->name, req->url ? req->url : "?", why);
+        zf_client_ack (self->client, &req->item);
+    }
+    else {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, status ? 5 : 4);
+        zf_mp_pack_cstr (&pk, "url");
+        if (req->url)
+            zf_mp_pack_cstr (&pk, req->url);
+        else
+            msgpack_pack_nil (&pk);
+        zf_mp_pack_cstr (&pk, "error");
+        zf_mp_pack_cstr (&pk, why);
+        zf_mp_pack_cstr (&pk, "kind");
+        zf_mp_pack_cstr (&pk, kind);
+        zf_mp_pack_cstr (&pk, "attempt");
+        msgpack_pack_int (&pk, req->attempt);
+        if (status) {
+            zf_mp_pack_cstr (&pk, "status");
+            msgpack_pack_long (&pk, status);
+        }
+        zf_client_emit (self->client, req->item, self->output, buffer.data, buffer.size);
+        msgpack_sbuffer_destroy (&buffer);
+        zf_client_ack (self->client, &req->item);
+    }
+    s_request_destroy (&req);
+}
+
+//  Tries again later if kind may be retried and tries are left; true then.
+static bool
+s_retry (self_t *self, s_request_t *req, const char *kind)
+{
+    char token[16];
+    snprintf (token, sizeof token, ",%s,", kind);
+    if (!strstr (self->retry_on, token) || req->attempt > self->max_retries)
+        return false;
+    // Full jitter: anywhere up to base * 2^(tries - 1), capped.
+    int64_t ceiling = self->retry_base << (req->attempt - 1 < 20 ? req->attempt - 1 : 20);
+    if (ceiling > self->retry_max || ceiling <= 0)
+        ceiling = self->retry_max;
+    int64_t delay = (int64_t) ((double) rand_r (&self->seed) / RAND_MAX * (double) ceiling);
+    if (req->retry_after > delay)
+        delay = req->retry_after < self->retry_max ? req->retry_after : self->retry_max;
+    req->due = zclock_mono () + delay;
+    req->handle = zlistx_add_end (self->waiting, req);
+    return true;
+}
+
+//  A transfer ended with result.
+static void
+s_done (self_t *self, s_request_t *req, CURLcode result)
+{
+    long status = 0;
+    double total = 0;
+    curl_easy_getinfo (req->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo (req->easy, CURLINFO_TOTAL_TIME, &total);
+    const char *error = curl_easy_strerror (result);
+    s_stop_transfer (self, req);
+    const char *kind = NULL;
+    char why[FAILURE_TEXT];
+    if (req->stalled) {
+        kind = "timeout";
+        snprintf (why, sizeof why, "no data for %lld ms (read-timeout)",
+                  (long long) self->read_timeout);
+    }
+    else if (req->too_large) {
+        kind = "too-large";
+        snprintf (why, sizeof why, "the body is larger than max-body (%lld bytes)",
+                  (long long) self->max_body);
+    }
+    else if (result != CURLE_OK) {
+        switch (result) {
+            case CURLE_COULDNT_RESOLVE_HOST:
+            case CURLE_COULDNT_RESOLVE_PROXY:
+                kind = "dns";
+                break;
+            case CURLE_COULDNT_CONNECT:
+                kind = "connect";
+                break;
+            case CURLE_OPERATION_TIMEDOUT:
+                kind = "timeout";
+                break;
+            case CURLE_SSL_CONNECT_ERROR:
+            case CURLE_PEER_FAILED_VERIFICATION:
+            case CURLE_SSL_CERTPROBLEM:
+            case CURLE_SSL_CIPHER:
+            case CURLE_SSL_CACERT_BADFILE:
+            case CURLE_SSL_ISSUER_ERROR:
+                kind = "tls";
+                break;
+            case CURLE_TOO_MANY_REDIRECTS:
+                kind = "redirects";
+                break;
+            default:
+                kind = "network";
+        }
+        snprintf (why, sizeof why, "%s", error);
+    }
+    else if (status == 429 || status >= 500) {
+        kind = "status";
+        snprintf (why, sizeof why, "HTTP %ld", status);
+    }
+    if (!kind) {
+        s_emit_result (self, req, status, (int64_t) (total * 1000));
+        return;
+    }
+    const char *retry_kind = streq (kind, "status") ? (status == 429 ? "429" : "5xx") : kind;
+    if (s_retry (self, req, retry_kind))
+        return;
+    if (req->attempt > 1) {
+        size_t len = strlen (why);
+        snprintf (why + len, sizeof why - len, " after %d attempts", req->attempt);
+    }
+    s_fail (self, req, kind, why, streq (kind, "status") ? status : 0);
+}
+
+//  --------------------------------------------------------------------------
+//  The loop
+
+//  Takes an item as a new request, waiting to start.
+static void
+s_take (self_t *self, zf_item_t *item)
+{
+    if (zf_item_cancelled (item)) {
+        zf_client_ack (self->client, &item);
+        return;
+    }
+    s_request_t *req = (s_request_t *) zmalloc (sizeof (s_request_t));
+    req->item = item;
+    req->max_body = self->max_body;
+    req->response = zchunk_new (NULL, 4096);
+    req->response_headers = zlistx_new ();
+    zlistx_set_destructor (req->response_headers, (zlistx_destructor_fn *) zstr_free);
+    req->retry_after = -1;
+    char why[FAILURE_TEXT];
+    if (s_parse (self, req, why, sizeof why)) {
+        zsys_warning ("%s: %s", self->name, why);
+        req->attempt = 1;
+        s_fail (self, req, "input", why, 0);
+        return;
+    }
+    for (struct curl_slist *h = self->default_headers; req->headers && h; h = h->next)
+        req->headers = curl_slist_append (req->headers, h->data);
+    req->due = zclock_mono ();
+    req->handle = zlistx_add_end (self->waiting, req);
+}
+
+//  Starts the waiting requests that are due, spacing each host's requests
+//  with rate-per-host. Returns the ms until the next one is due (or max).
+static int64_t
+s_start_due (self_t *self, int64_t max)
+{
+    int64_t now = zclock_mono (), next = max;
+    s_request_t *req = (s_request_t *) zlistx_first (self->waiting);
+    while (req) {
+        s_request_t *following = (s_request_t *) zlistx_next (self->waiting);
+        int64_t due = req->due;
+        int64_t *host_next = NULL;
+        if (self->rate_per_host > 0) {
+            host_next = (int64_t *) zhashx_lookup (self->host_next, req->host);
+            if (!host_next) {
+                host_next = (int64_t *) zmalloc (sizeof (int64_t));
+                zhashx_insert (self->host_next, req->host, host_next);
+            }
+            if (*host_next > due)
+                due = *host_next;
+        }
+        if (due <= now) {
+            if (host_next)
+                *host_next = now + (int64_t) (1000.0 / self->rate_per_host);
+            zlistx_delete (self->waiting, req->handle);
+            s_start (self, req);
+        }
+        else if (due - now < next)
+            next = due - now;
+        req = following;
+    }
+    return next;
+}
+
+//  Stops the transfers that have had no byte for read-timeout.
+static void
+s_check_stalls (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    s_request_t *req = (s_request_t *) zlistx_first (self->running);
+    while (req) {
+        s_request_t *following = (s_request_t *) zlistx_next (self->running);
+        if (now - req->last_byte >= self->read_timeout) {
+            req->stalled = true;
+            s_done (self, req, CURLE_OPERATION_TIMEDOUT);
+        }
+        req = following;
+    }
+}
+
+//  Runs the transfers and handles those that ended.
+static void
+s_perform (self_t *self)
+{
+    int running;
+    curl_multi_perform (self->multi, &running);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read (self->multi, &left)))
+        if (msg->msg == CURLMSG_DONE) {
+            s_request_t *req;
+            curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+            s_done (self, req, msg->data.result);
+        }
+}
+
+static void
+s_configure (self_t *self)
+{
+    zf_actor_conf_t *conf = self->args->conf;
+    const zf_key_t *keys = conf->kind->keys;
+    zconfig_t *node = conf->node;
+    self->name = conf->name;
+    self->output = conf->output;
+    self->concurrency = (int) zf_conf_int (node, keys, "concurrency");
+    self->timeout = zf_conf_duration (node, keys, "timeout");
+    self->connect_timeout = zf_conf_duration (node, keys, "connect-timeout");
+    self->read_timeout = zf_conf_duration (node, keys, "read-timeout");
+    self->max_body = zf_conf_size (node, keys, "max-body");
+    self->max_redirects = (long) zf_conf_int (node, keys, "follow-redirects");
+    self->user_agent = zf_conf_get (node, keys, "user-agent");
+    self->tls_verify = zf_conf_bool (node, keys, "tls-verify");
+    self->dns_cache = (long) (zf_conf_duration (node, keys, "dns-cache") / 1000);
+    snprintf (self->retry_on, sizeof self->retry_on, ",%s,", zf_conf_get (node, keys, "retry-on"));
+    for (char *c = self->retry_on; *c; c++)
+        if (*c == ' ')
+            *c = ',';
+    self->max_retries = (int) zf_conf_int (node, keys, "max-retries");
+    self->retry_base = zf_conf_duration (node, keys, "retry-base");
+    self->retry_max = zf_conf_duration (node, keys, "retry-max");
+    self->on_error = zf_conf_get (node, keys, "on-error");
+    self->rate_per_host = zf_conf_number (node, keys, "rate-per-host");
+    zconfig_t *headers = zconfig_locate (node, "headers");
+    for (zconfig_t *h = headers ? zconfig_child (headers) : NULL; h; h = zconfig_next (h)) {
+        char *line = zsys_sprintf ("%s: %s", zconfig_name (h), zconfig_value (h));
+        self->default_headers = curl_slist_append (self->default_headers, line);
+        zstr_free (&line);
+    }
+    if (!self->tls_verify)
+        zsys_warning ("%s: tls-verify = false: servers' certificates are not checked", self->name);
+    self->multi = curl_multi_init ();
+    curl_multi_setopt (self->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                       (long) zf_conf_int (node, keys, "max-connections"));
+    curl_multi_setopt (self->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                       (long) zf_conf_int (node, keys, "max-per-host"));
+    curl_multi_setopt (self->multi, CURLMOPT_MAXCONNECTS,
+                       (long) zf_conf_int (node, keys, "max-connections"));
+    self->waiting = zlistx_new ();
+    self->running = zlistx_new ();
+    self->host_next = zhashx_new ();
+    zhashx_set_destructor (self->host_next, (zhashx_destructor_fn *) zstr_free);
+    self->seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
+}
+
+void
+zf_fetcher_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (zf_actor_args_t *) args };
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    s_configure (&self);
+    zsock_signal (pipe, 0);
+    self.client =
+        zf_client_new (self.args->endpoint, self.name, self.args->conf->input, self.concurrency);
+    zf_client_set_worker (self.client, self.args->worker);
+    zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    int64_t stop_by = 0; // when stopping: the end of the grace period
+    int64_t last_stall_check = 0;
+    while (!zsys_interrupted) {
+        if (!stop_by && zf_actor_stopping (pipe))
+            stop_by = zclock_mono () + STOP_GRACE;
+        size_t held = zlistx_size (self.waiting) + zlistx_size (self.running);
+        if (stop_by && (zlistx_size (self.running) == 0 || zclock_mono () >= stop_by))
+            break; // what waits, or still runs, goes back with the session
+        // Take new items while there is room; wait for one only when idle.
+        while (!stop_by && held < (size_t) self.concurrency) {
+            zf_item_t *item = zf_client_next (self.client, held ? 0 : 100);
+            if (!item)
+                break;
+            s_take (&self, item);
+            held++;
+        }
+        int64_t wait = stop_by ? POLL_MAX : s_start_due (&self, POLL_MAX);
+        if (zlistx_size (self.running) == 0) {
+            if (zlistx_size (self.waiting))
+                zf_client_pump (self.client, (int) wait); // between tries
+            continue;
+        }
+        struct curl_waitfd broker = { .fd = zf_client_fd (self.client),
+                                      .events = CURL_WAIT_POLLIN };
+        curl_multi_poll (self.multi, &broker, 1, (int) wait, NULL);
+        s_perform (&self);
+        int64_t now = zclock_mono ();
+        if (now - last_stall_check >= 50) {
+            s_check_stalls (&self);
+            last_stall_check = now;
+        }
+        zf_client_pump (self.client, 0);
+    }
+    zsys_info ("%s: %llu requests, %llu connections opened, %llu failed", self.name,
+               (unsigned long long) self.requests, (unsigned long long) self.connections,
+               (unsigned long long) self.failures);
+    // Unfinished requests: their items go back to the broker with the session.
+    s_request_t *req;
+    while ((req = (s_request_t *) zlistx_first (self.running))) {
+        s_stop_transfer (&self, req);
+        s_request_destroy (&req);
+    }
+    while ((req = (s_request_t *) zlistx_detach (self.waiting, NULL)))
+        s_request_destroy (&req);
+    zf_client_destroy (&self.client);
+    zlistx_destroy (&self.waiting);
+    zlistx_destroy (&self.running);
+    zhashx_destroy (&self.host_next);
+    curl_slist_free_all (self.default_headers);
+    curl_multi_cleanup (self.multi);
+    curl_global_cleanup ();
+    zf_actor_exit (pipe, 0);
+}
+
 const zf_kind_t zf_fetcher_kind = {
     .name = "fetcher",
     .summary = "fetches URLs over HTTP(S), many at once, on pooled keep-alive connections",
     .keys = s_keys,
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
+    .run = zf_fetcher_actor,
 };

@@ -145,6 +145,14 @@ zf_item_t *zf_client_next (zf_client_t *self, int timeout_ms);
 //  at least once a heartbeat (1 s) so that the broker knows it is alive.
 void zf_client_pump (zf_client_t *self, int timeout_ms);
 
+//  A file descriptor that becomes readable when the broker may have sent
+//  something, for an actor that also waits on other descriptors (sockets
+//  of its own, a pipe): when it is readable, or at least once a heartbeat,
+//  call zf_client_pump or zf_client_next with no wait. Like ZeroMQ's
+//  ZMQ_FD it is edge-triggered, and it changes after a reconnect: ask for
+//  it before each wait.
+int zf_client_fd (zf_client_t *self);
+
 //  Emit an output of item into queue: its id is derived from the item's id
 //  and the output's index, so a redelivered item emits the same ids and the
 //  broker drops the copies. It joins the item's lineage and keeps its group

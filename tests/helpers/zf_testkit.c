@@ -267,13 +267,15 @@ zf_test_count_lines (const char *dir, const char *name, int *seen, int range)
     if (!file)
         return 0;
     int lines = 0;
-    char line[4096];
-    while (fgets (line, sizeof line, file)) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline (&line, &cap, file) > 0) {
         int value = atoi (line);
         if (value >= 0 && value < range)
             seen[value]++;
         lines++;
     }
+    free (line);
     fclose (file);
     return lines;
 }
