@@ -29,7 +29,7 @@ actors
         max-per-host = 8                #   Connections per host, per process
         timeout = 30s                   #   Whole request
         connect-timeout = 5s            #   Connecting alone
-        retry-on = "connect,timeout,429,5xx"  #   Failures worth another try
+        retry-on = "connect,network,timeout,429,5xx"  #   Failures worth another try
         on-error = emit                 #   Final failures become {url, error, kind} items
     store
         kind = sink

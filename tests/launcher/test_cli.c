@@ -128,7 +128,7 @@ test_help_and_unknown (void **state)
     s_result_t r = zf_test_zflow (NULL, "help", "fetcher", NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "max-per-host"));
-    assert_non_null (strstr (r.out, "connect,timeout,429,5xx"));
+    assert_non_null (strstr (r.out, "connect,network,timeout,429,5xx"));
     zf_test_result_free (&r);
     r = zf_test_zflow (NULL, "help", "scheduler", NULL);
     assert_non_null (strstr (r.out, "each job (a sub-section of the actor) takes:"));
