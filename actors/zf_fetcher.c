@@ -138,12 +138,18 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
+//  What the fetcher knows of one host.
+typedef struct {
+    int running;     // transfers to it now
+    int64_t next_at; // when it may be asked next, with rate-per-host (ms, monotonic)
+} s_host_t;
+
 //  One request: an item being fetched, waiting to start, or between tries.
 typedef struct {
     zf_item_t *item;            // the item, held until its result goes
     CURL *easy;                 // the transfer, while it runs
     char *url;                  // as asked
-    char host[256];             // its host, for rate-per-host
+    char host[256];             // its host[:port], for the limits per host
     char *method;               // NULL for GET
     uint8_t *body;              // request body, or NULL
     size_t body_size;           // its size
@@ -152,11 +158,12 @@ typedef struct {
     int attempt;                // tries so far
     int64_t due;                // when to start the next try (ms, monotonic)
     int64_t last_byte;          // when the last byte came (ms, monotonic)
+    const int64_t *now;         // the fetcher's clock, read once per round
     bool stalled;               // stopped for read-timeout
     bool too_large;             // stopped at max-body
     int64_t max_body;           // bytes allowed
     zchunk_t *response;         // the body so far
-    zlistx_t *response_headers; // "name\0value" strings of the last response
+    zchunk_t *response_headers; // "name\0value\0" pairs of the last response
     int64_t retry_after;        // ms the server asked to wait, -1 if it did not
     char content_type[128];     // of the last response
     void *handle;               // in its list (waiting or running)
@@ -165,9 +172,13 @@ typedef struct {
 typedef struct {
     zf_actor_args_t *args;              // pipeline, actor, broker
     zf_client_t *client;                // session with the broker
+    int64_t now;                        // the clock (ms, monotonic), read once per round
+    int64_t first_start;                // when the first request started (ms)
+    int64_t last_end;                   // when the last one ended (ms)
     const char *name;                   // the actor's name
     const char *output;                 // the queue written
     CURLM *multi;                       // the transfers and their connection pool
+    zlistx_t *idle;                     // CURL *: transfer handles to use again
     zlistx_t *waiting;                  // s_request_t not yet started or between tries
     zlistx_t *running;                  // s_request_t with a transfer
     int concurrency;                    // requests held at most
@@ -186,12 +197,26 @@ typedef struct {
     int64_t retry_max;                  // ms
     const char *on_error;               // emit, retry or drop
     double rate_per_host;               // requests per second to one host, 0 for no limit
-    zhashx_t *host_next;                // host -> int64_t *: when it may be asked next (ms)
+    zhashx_t *hosts;                    // host -> s_host_t
+    int max_connections;                // transfers running at most
+    int max_per_host;                   // transfers running to one host at most
     unsigned seed;                      // for jitter
     uint64_t requests;                  // tries started
     uint64_t connections;               // connections opened
     uint64_t failures;                  // final failures
 } self_t;
+
+//  The record of host, made on first use.
+static s_host_t *
+s_host (self_t *self, const char *name)
+{
+    s_host_t *host = (s_host_t *) zhashx_lookup (self->hosts, name);
+    if (!host) {
+        host = (s_host_t *) zmalloc (sizeof (s_host_t));
+        zhashx_insert (self->hosts, name, host);
+    }
+    return host;
+}
 
 static void
 s_request_destroy (s_request_t **self_p)
@@ -206,7 +231,7 @@ s_request_destroy (s_request_t **self_p)
     free (self->body);
     curl_slist_free_all (self->headers);
     zchunk_destroy (&self->response);
-    zlistx_destroy (&self->response_headers);
+    zchunk_destroy (&self->response_headers);
     free (self);
     *self_p = NULL;
 }
@@ -331,17 +356,22 @@ s_parse (self_t *self, s_request_t *req, char *why, size_t size)
         snprintf (why, size, "'%.200s' is not an http:// or https:// URL", req->url);
         return -1;
     }
-    CURLU *parsed = curl_url ();
-    char *host = NULL;
-    if (curl_url_set (parsed, CURLUPART_URL, req->url, 0) ||
-        curl_url_get (parsed, CURLUPART_HOST, &host, 0)) {
-        curl_url_cleanup (parsed);
-        snprintf (why, size, "'%.200s' is not a valid URL", req->url);
+    // The host[:port], lower case, for the limits per host; libcurl checks
+    // the rest of the URL.
+    const char *host = strstr (req->url, "://") + 3;
+    size_t host_len = strcspn (host, "/?#");
+    const char *at = memchr (host, '@', host_len);
+    if (at) {
+        host_len -= (size_t) (at + 1 - host);
+        host = at + 1;
+    }
+    if (host_len == 0 || host_len >= sizeof req->host) {
+        snprintf (why, size, "'%.200s' has no host, or one too long", req->url);
         return -1;
     }
-    snprintf (req->host, sizeof req->host, "%s", host);
-    curl_free (host);
-    curl_url_cleanup (parsed);
+    for (size_t i = 0; i < host_len; i++)
+        req->host[i] = (char) tolower ((unsigned char) host[i]);
+    req->host[host_len] = 0;
     return 0;
 }
 
@@ -353,7 +383,7 @@ s_on_body (char *data, size_t size, size_t count, void *arg)
 {
     s_request_t *req = (s_request_t *) arg;
     size_t len = size * count;
-    req->last_byte = zclock_mono ();
+    req->last_byte = *req->now;
     if ((int64_t) (zchunk_size (req->response) + len) > req->max_body) {
         req->too_large = true;
         return 0; // libcurl stops the transfer: CURLE_WRITE_ERROR
@@ -368,9 +398,9 @@ s_on_header (char *data, size_t size, size_t count, void *arg)
 {
     s_request_t *req = (s_request_t *) arg;
     size_t len = size * count;
-    req->last_byte = zclock_mono ();
+    req->last_byte = *req->now;
     if (len >= 5 && memcmp (data, "HTTP/", 5) == 0) {
-        zlistx_purge (req->response_headers); // a new response begins
+        zchunk_set (req->response_headers, NULL, 0); // a new response begins
         req->content_type[0] = 0;
         req->retry_after = -1;
         return len;
@@ -386,7 +416,9 @@ s_on_header (char *data, size_t size, size_t count, void *arg)
     while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
                          value[value_len - 1] == ' '))
         value_len--;
-    char *entry = (char *) malloc (name_len + value_len + 2);
+    char entry[1024];
+    if (name_len + value_len + 2 > sizeof entry)
+        return len; // a header this long is not kept
     for (size_t i = 0; i < name_len; i++)
         entry[i] = (char) tolower ((unsigned char) data[i]);
     entry[name_len] = 0;
@@ -406,32 +438,18 @@ s_on_header (char *data, size_t size, size_t count, void *arg)
                 req->retry_after = when > time (NULL) ? (int64_t) (when - time (NULL)) * 1000 : 0;
         }
     }
-    zlistx_add_end (req->response_headers, entry);
+    zchunk_extend (req->response_headers, entry, name_len + value_len + 2);
     return len;
 }
 
-//  Starts the next try of req.
-static void
-s_start (self_t *self, s_request_t *req)
+//  A transfer handle with the options every request shares.
+static CURL *
+s_new_transfer (self_t *self)
 {
-    req->attempt++;
-    self->requests++;
-    zchunk_set (req->response, NULL, 0);
-    zlistx_purge (req->response_headers);
-    req->content_type[0] = 0;
-    req->retry_after = -1;
-    req->too_large = req->stalled = false;
-    req->last_byte = zclock_mono ();
     CURL *easy = curl_easy_init ();
-    req->easy = easy;
-    curl_easy_setopt (easy, CURLOPT_URL, req->url);
-    curl_easy_setopt (easy, CURLOPT_PRIVATE, req);
     curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_on_body);
-    curl_easy_setopt (easy, CURLOPT_WRITEDATA, req);
     curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, s_on_header);
-    curl_easy_setopt (easy, CURLOPT_HEADERDATA, req);
-    curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) req->timeout);
     curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, (long) self->connect_timeout);
     curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, self->max_redirects > 0 ? 1L : 0L);
     curl_easy_setopt (easy, CURLOPT_MAXREDIRS, self->max_redirects);
@@ -442,16 +460,42 @@ s_start (self_t *self, s_request_t *req)
     curl_easy_setopt (easy, CURLOPT_DNS_CACHE_TIMEOUT, self->dns_cache);
     curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    return easy;
+}
+
+//  Starts the next try of req.
+static void
+s_start (self_t *self, s_request_t *req)
+{
+    req->attempt++;
+    if (self->requests++ == 0)
+        self->first_start = zclock_mono ();
+    zchunk_set (req->response, NULL, 0);
+    zchunk_set (req->response_headers, NULL, 0);
+    req->content_type[0] = 0;
+    req->retry_after = -1;
+    req->too_large = req->stalled = false;
+    req->last_byte = zclock_mono ();
+    CURL *easy = (CURL *) zlistx_detach (self->idle, NULL);
+    if (!easy)
+        easy = s_new_transfer (self);
+    req->easy = easy;
+    // What differs from one request to the next; the rest was set once.
+    curl_easy_setopt (easy, CURLOPT_URL, req->url);
+    curl_easy_setopt (easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt (easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt (easy, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, (long) req->timeout);
     curl_easy_setopt (easy, CURLOPT_HTTPHEADER,
                       req->headers ? req->headers : self->default_headers);
     if (req->body) {
         curl_easy_setopt (easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
         curl_easy_setopt (easy, CURLOPT_POSTFIELDS, (char *) req->body);
     }
-    if (req->method)
-        curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, req->method);
-    if (req->method && streq (req->method, "HEAD"))
-        curl_easy_setopt (easy, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt (easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt (easy, CURLOPT_NOBODY, req->method && streq (req->method, "HEAD") ? 1L : 0L);
     curl_multi_add_handle (self->multi, easy);
     req->handle = zlistx_add_end (self->running, req);
 }
@@ -466,10 +510,14 @@ s_stop_transfer (self_t *self, s_request_t *req)
     curl_easy_getinfo (req->easy, CURLINFO_NUM_CONNECTS, &connects);
     self->connections += (uint64_t) connects;
     curl_multi_remove_handle (self->multi, req->easy);
-    curl_easy_cleanup (req->easy);
+    if (zlistx_size (self->idle) < (size_t) self->concurrency)
+        zlistx_add_end (self->idle, req->easy);
+    else
+        curl_easy_cleanup (req->easy);
     req->easy = NULL;
     zlistx_delete (self->running, req->handle);
     req->handle = NULL;
+    s_host (self, req->host)->running--;
 }
 
 //  True for text bodies: a text-like type, and valid UTF-8.
@@ -514,29 +562,37 @@ s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
     msgpack_pack_long (&pk, status);
     // Headers: a repeated name has its values joined with ", ".
     zf_mp_pack_cstr (&pk, "headers");
-    zhashx_t *joined = zhashx_new ();
-    zlistx_t *order = zlistx_new ();
-    for (char *h = (char *) zlistx_first (req->response_headers); h;
-         h = (char *) zlistx_next (req->response_headers)) {
-        char *value = h + strlen (h) + 1;
-        char *old = (char *) zhashx_lookup (joined, h);
-        if (old) {
-            char *both = zsys_sprintf ("%s, %s", old, value);
-            zhashx_update (joined, h, both);
-            zstr_free (&both);
-        }
-        else {
-            zhashx_insert (joined, h, value);
-            zlistx_add_end (order, h);
-        }
+    const char *start = (const char *) zchunk_data (req->response_headers);
+    const char *end = start + zchunk_size (req->response_headers);
+    uint32_t names = 0;
+    for (const char *h = start; h < end; h += strlen (h) + 1, h += strlen (h) + 1) {
+        const char *first = start;
+        while (first < h && !streq (first, h))
+            first += strlen (first) + 1, first += strlen (first) + 1;
+        names += first == h;
     }
-    msgpack_pack_map (&pk, zlistx_size (order));
-    for (char *h = (char *) zlistx_first (order); h; h = (char *) zlistx_next (order)) {
+    msgpack_pack_map (&pk, names);
+    for (const char *h = start; h < end; h += strlen (h) + 1, h += strlen (h) + 1) {
+        const char *first = start;
+        while (first < h && !streq (first, h))
+            first += strlen (first) + 1, first += strlen (first) + 1;
+        if (first != h)
+            continue; // joined to the first of its name
         zf_mp_pack_cstr (&pk, h);
-        zf_mp_pack_cstr (&pk, (char *) zhashx_lookup (joined, h));
+        const char *value = h + strlen (h) + 1;
+        const char *other = value + strlen (value) + 1;
+        size_t len = strlen (value);
+        for (const char *o = other; o < end; o += strlen (o) + 1, o += strlen (o) + 1)
+            if (streq (o, h))
+                len += 2 + strlen (o + strlen (o) + 1);
+        msgpack_pack_str (&pk, len);
+        msgpack_pack_str_body (&pk, value, strlen (value));
+        for (const char *o = other; o < end; o += strlen (o) + 1, o += strlen (o) + 1)
+            if (streq (o, h)) {
+                msgpack_pack_str_body (&pk, ", ", 2);
+                msgpack_pack_str_body (&pk, o + strlen (o) + 1, strlen (o + strlen (o) + 1));
+            }
     }
-    zlistx_destroy (&order);
-    zhashx_destroy (&joined);
     zf_mp_pack_cstr (&pk, "body");
     size_t len = zchunk_size (req->response);
     if (s_is_text (req))
@@ -625,6 +681,7 @@ s_done (self_t *self, s_request_t *req, CURLcode result)
     curl_easy_getinfo (req->easy, CURLINFO_TOTAL_TIME, &total);
     const char *error = curl_easy_strerror (result);
     s_stop_transfer (self, req);
+    self->last_end = self->now;
     const char *kind = NULL;
     char why[FAILURE_TEXT];
     if (req->stalled) {
@@ -659,6 +716,9 @@ s_done (self_t *self, s_request_t *req, CURLcode result)
                 break;
             case CURLE_TOO_MANY_REDIRECTS:
                 kind = "redirects";
+                break;
+            case CURLE_URL_MALFORMAT:
+                kind = "input";
                 break;
             default:
                 kind = "network";
@@ -697,9 +757,9 @@ s_take (self_t *self, zf_item_t *item)
     s_request_t *req = (s_request_t *) zmalloc (sizeof (s_request_t));
     req->item = item;
     req->max_body = self->max_body;
+    req->now = &self->now;
     req->response = zchunk_new (NULL, 4096);
-    req->response_headers = zlistx_new ();
-    zlistx_set_destructor (req->response_headers, (zlistx_destructor_fn *) zstr_free);
+    req->response_headers = zchunk_new (NULL, 512);
     req->retry_after = -1;
     char why[FAILURE_TEXT];
     if (s_parse (self, req, why, sizeof why)) {
@@ -714,33 +774,27 @@ s_take (self_t *self, zf_item_t *item)
     req->handle = zlistx_add_end (self->waiting, req);
 }
 
-//  Starts the waiting requests that are due, spacing each host's requests
-//  with rate-per-host. Returns the ms until the next one is due (or max).
+//  Starts the waiting requests that are due, as far as max-connections and
+//  max-per-host allow (libcurl would queue the rest itself, at a cost on
+//  every transfer), spacing each host's requests with rate-per-host.
+//  Returns the ms until the next one is due (or max).
 static int64_t
 s_start_due (self_t *self, int64_t max)
 {
     int64_t now = zclock_mono (), next = max;
     s_request_t *req = (s_request_t *) zlistx_first (self->waiting);
-    while (req) {
+    while (req && (int) zlistx_size (self->running) < self->max_connections) {
         s_request_t *following = (s_request_t *) zlistx_next (self->waiting);
-        int64_t due = req->due;
-        int64_t *host_next = NULL;
-        if (self->rate_per_host > 0) {
-            host_next = (int64_t *) zhashx_lookup (self->host_next, req->host);
-            if (!host_next) {
-                host_next = (int64_t *) zmalloc (sizeof (int64_t));
-                zhashx_insert (self->host_next, req->host, host_next);
-            }
-            if (*host_next > due)
-                due = *host_next;
-        }
-        if (due <= now) {
-            if (host_next)
-                *host_next = now + (int64_t) (1000.0 / self->rate_per_host);
+        s_host_t *host = s_host (self, req->host);
+        int64_t due = req->due > host->next_at ? req->due : host->next_at;
+        if (due <= now && host->running < self->max_per_host) {
+            if (self->rate_per_host > 0)
+                host->next_at = now + (int64_t) (1000.0 / self->rate_per_host);
+            host->running++;
             zlistx_delete (self->waiting, req->handle);
             s_start (self, req);
         }
-        else if (due - now < next)
+        else if (due > now && due - now < next)
             next = due - now;
         req = following;
     }
@@ -751,7 +805,7 @@ s_start_due (self_t *self, int64_t max)
 static void
 s_check_stalls (self_t *self)
 {
-    int64_t now = zclock_mono ();
+    int64_t now = self->now;
     s_request_t *req = (s_request_t *) zlistx_first (self->running);
     while (req) {
         s_request_t *following = (s_request_t *) zlistx_next (self->running);
@@ -822,8 +876,11 @@ s_configure (self_t *self)
                        (long) zf_conf_int (node, keys, "max-connections"));
     self->waiting = zlistx_new ();
     self->running = zlistx_new ();
-    self->host_next = zhashx_new ();
-    zhashx_set_destructor (self->host_next, (zhashx_destructor_fn *) zstr_free);
+    self->idle = zlistx_new ();
+    self->hosts = zhashx_new ();
+    zhashx_set_destructor (self->hosts, (zhashx_destructor_fn *) zstr_free);
+    self->max_connections = (int) zf_conf_int (node, keys, "max-connections");
+    self->max_per_host = (int) zf_conf_int (node, keys, "max-per-host");
     self->seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
 }
 
@@ -841,6 +898,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     int64_t stop_by = 0; // when stopping: the end of the grace period
     int64_t last_stall_check = 0;
     while (!zsys_interrupted) {
+        self.now = zclock_mono ();
         if (!stop_by && zf_actor_stopping (pipe))
             stop_by = zclock_mono () + STOP_GRACE;
         size_t held = zlistx_size (self.waiting) + zlistx_size (self.running);
@@ -863,17 +921,19 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
         struct curl_waitfd broker = { .fd = zf_client_fd (self.client),
                                       .events = CURL_WAIT_POLLIN };
         curl_multi_poll (self.multi, &broker, 1, (int) wait, NULL);
+        self.now = zclock_mono ();
         s_perform (&self);
-        int64_t now = zclock_mono ();
-        if (now - last_stall_check >= 50) {
+        if (self.now - last_stall_check >= 50) {
             s_check_stalls (&self);
-            last_stall_check = now;
+            last_stall_check = self.now;
         }
         zf_client_pump (self.client, 0);
     }
-    zsys_info ("%s: %llu requests, %llu connections opened, %llu failed", self.name,
-               (unsigned long long) self.requests, (unsigned long long) self.connections,
-               (unsigned long long) self.failures);
+    double busy = (double) (self.last_end - self.first_start) / 1000.0;
+    zsys_info ("%s: %llu requests in %.2f s (%.0f/s), %llu connections opened, %llu failed",
+               self.name, (unsigned long long) self.requests, busy,
+               busy > 0 ? (double) self.requests / busy : 0.0,
+               (unsigned long long) self.connections, (unsigned long long) self.failures);
     // Unfinished requests: their items go back to the broker with the session.
     s_request_t *req;
     while ((req = (s_request_t *) zlistx_first (self.running))) {
@@ -883,9 +943,13 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     while ((req = (s_request_t *) zlistx_detach (self.waiting, NULL)))
         s_request_destroy (&req);
     zf_client_destroy (&self.client);
+    CURL *easy;
+    while ((easy = (CURL *) zlistx_detach (self.idle, NULL)))
+        curl_easy_cleanup (easy);
+    zlistx_destroy (&self.idle);
     zlistx_destroy (&self.waiting);
     zlistx_destroy (&self.running);
-    zhashx_destroy (&self.host_next);
+    zhashx_destroy (&self.hosts);
     curl_slist_free_all (self.default_headers);
     curl_multi_cleanup (self.multi);
     curl_global_cleanup ();

@@ -172,8 +172,10 @@ s_open (self_t *self)
         self->sync = 0; // a pipe or terminal has nothing to sync
         return 0;
     }
-    if (streq (target, "null"))
+    if (streq (target, "null")) {
+        self->sync = 0;
         return 0;
+    }
     self->path = zf_pipeline_path (self->args->pipeline, target);
     self->ids_path = zsys_sprintf ("%s.ids", self->path);
     char *dir = strdup (self->path);
@@ -340,14 +342,21 @@ zf_sink_actor (zsock_t *pipe, void *args)
         zf_client_set_pipeline (self.client, self.args->pipeline->name);
         int64_t next_sync = zclock_mono () + self.sync_interval;
         while (!zf_actor_stopping (pipe)) {
-            // Take what is there at once; wait only with nothing to write.
-            bool waiting = zlistx_size (self.pending) > 0;
-            zf_item_t *item = zf_client_next (self.client, waiting ? 0 : 100);
+            // With nothing to write, wait for an item. With a batch to write,
+            // take only what is there, unless sync = interval says to wait
+            // for its time: then wait for more until then.
+            int64_t wait = 100;
+            if (zlistx_size (self.pending)) {
+                int64_t until = next_sync - zclock_mono ();
+                wait = self.sync == 1 && until > 0 ? until : 0;
+            }
+            zf_item_t *item = zf_client_next (self.client, (int) wait);
             if (item) {
                 if (zf_idmap_get (self.written, zf_item_id (item)))
                     zf_client_ack (self.client, &item); // written before a restart
                 else {
-                    s_render (&self, item);
+                    if (self.fd >= 0)
+                        s_render (&self, item);
                     if (self.ids_fd >= 0)
                         zchunk_extend (self.ids, zf_item_id (item), ZF_ID_SIZE);
                     zlistx_add_end (self.pending, item);

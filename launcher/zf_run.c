@@ -33,6 +33,7 @@ typedef struct {
     int64_t window_start;  // when the window began (ms)
     int64_t start_at;      // when to start it again (ms), after a backoff
     long peak_kb;          // the largest resident size of its processes so far
+    double cpu_s;          // CPU time of its processes that ended, user and system
 } s_worker_t;
 
 typedef struct {
@@ -139,24 +140,32 @@ s_reap (s_run_t *run, pid_t pid, int *status, int options)
     struct rusage usage;
     pid_t reaped = wait4 (pid, status, options, &usage);
     for (int i = 0; reaped > 0 && i < run->nworkers; i++)
-        if (run->workers[i].pid == reaped && usage.ru_maxrss > run->workers[i].peak_kb)
-            run->workers[i].peak_kb = usage.ru_maxrss;
+        if (run->workers[i].pid == reaped) {
+            s_worker_t *w = &run->workers[i];
+            if (usage.ru_maxrss > w->peak_kb)
+                w->peak_kb = usage.ru_maxrss;
+            w->cpu_s += (double) usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                        (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+        }
     return reaped;
 }
 
-//  Logs the peak resident size of this process (the broker) and of each
-//  worker, one line.
+//  Logs the peak resident size and the CPU time of this process (the
+//  broker) and of each worker, one line.
 static void
-s_log_memory (s_run_t *run)
+s_log_resources (s_run_t *run)
 {
     struct rusage usage;
     getrusage (RUSAGE_SELF, &usage);
+    double cpu = (double) usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                 (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
     char line[4096];
-    int len = snprintf (line, sizeof line, "peak memory: broker %.1f MB", usage.ru_maxrss / 1024.0);
+    int len = snprintf (line, sizeof line, "peak memory and CPU time: broker %.1f MB %.2f s",
+                        usage.ru_maxrss / 1024.0, cpu);
     for (int i = 0; i < run->nworkers && len < (int) sizeof line; i++)
-        len +=
-            snprintf (line + len, sizeof line - len, ", %s/%d %.1f MB", run->workers[i].conf->name,
-                      run->workers[i].worker, run->workers[i].peak_kb / 1024.0);
+        len += snprintf (line + len, sizeof line - len, ", %s/%d %.1f MB %.2f s",
+                         run->workers[i].conf->name, run->workers[i].worker,
+                         run->workers[i].peak_kb / 1024.0, run->workers[i].cpu_s);
     s_log (run, "%s", line);
 }
 
@@ -370,7 +379,7 @@ zf_cmd_run (int argc, char **argv)
     else if (!status)
         s_log (&run, "done in %.1f s: %llu items handled in all queues", seconds,
                (unsigned long long) totals.acked);
-    s_log_memory (&run);
+    s_log_resources (&run);
     zf_broker_destroy (&broker);
     free (run.workers);
     zf_pipeline_destroy (&pipeline);
