@@ -904,7 +904,10 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
         size_t held = zlistx_size (self.waiting) + zlistx_size (self.running);
         if (stop_by && (zlistx_size (self.running) == 0 || zclock_mono () >= stop_by))
             break; // what waits, or still runs, goes back with the session
-        // Take new items while there is room; wait for one only when idle.
+        // Take new items while there is room, waiting for one only when
+        // idle; each look also sends the results and acks made so far.
+        if (stop_by || held >= (size_t) self.concurrency)
+            zf_client_pump (self.client, 0);
         while (!stop_by && held < (size_t) self.concurrency) {
             zf_item_t *item = zf_client_next (self.client, held ? 0 : 100);
             if (!item)
@@ -927,7 +930,6 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
             s_check_stalls (&self);
             last_stall_check = self.now;
         }
-        zf_client_pump (self.client, 0);
     }
     double busy = (double) (self.last_end - self.first_start) / 1000.0;
     zsys_info ("%s: %llu requests in %.2f s (%.0f/s), %llu connections opened, %llu failed",
