@@ -76,6 +76,10 @@ struct _zf_client_t {
     uint8_t random[4096];                  // random bytes for new ids, used from random_pos
     size_t random_pos;                     // sizeof random when used up
     bool track;                            // PUTs ask for DONE
+    uint8_t figures[ZF_FIGURES_MAX];       // the actor's own figures, a msgpack map
+    uint32_t figures_size;                 // bytes in figures; 0 when none
+    bool figures_new;                      // changed since they were last sent
+    int64_t figures_sent;                  // when they were last sent (ms)
     zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
 };
 
@@ -427,8 +431,17 @@ s_pump (zf_client_t *self, int64_t timeout_ms)
     }
     else if (self->welcomed && silence > (int64_t) self->heartbeat * self->liveness)
         s_open (self);
-    else if (now - self->last_send >= (int64_t) self->heartbeat) {
+    else if (now - self->last_send >= (int64_t) self->heartbeat ||
+             (self->welcomed && self->figures_new &&
+              now - self->figures_sent >= (int64_t) self->heartbeat)) {
+        // A heartbeat; new figures go with one once a heartbeat interval.
         zf_proto_reset (self->out, ZF_PING);
+        if (self->figures_new) {
+            self->out->figures = self->figures;
+            self->out->figures_size = self->figures_size;
+            self->figures_new = false;
+            self->figures_sent = now;
+        }
         s_send_out (self);
     }
 }
@@ -641,6 +654,20 @@ zf_client_pump (zf_client_t *self, int timeout_ms)
     s_ready (self);
     s_send_acks (self);
     s_pump (self, timeout_ms);
+}
+
+int
+zf_client_set_figures (zf_client_t *self, const void *map, size_t size)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, map, size);
+    if (size > ZF_FIGURES_MAX || zf_mp_peek (&mp) != ZF_MP_MAP ||
+        zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_left (&mp))
+        return -1;
+    memcpy (self->figures, map, size);
+    self->figures_size = (uint32_t) size;
+    self->figures_new = true;
+    return 0;
 }
 
 int

@@ -39,9 +39,15 @@
 
 #include <curl/curl.h>
 
-#define STOP_GRACE   5000 // ms to finish the requests in flight when stopping
-#define POLL_MAX     20   // ms between looks at the broker while requests run
-#define FAILURE_TEXT 256  // room for a failure's words
+#define STOP_GRACE    5000 // ms to finish the requests in flight when stopping
+#define POLL_MAX      20   // ms between looks at the broker while requests run
+#define FAILURE_TEXT  256  // room for a failure's words
+#define LATENCIES     4096 // requests the latency percentiles are taken over
+#define FIGURES_EVERY 1000 // ms between updates of the figures
+
+//  The kinds of failure, as counted in the figures.
+static const char *s_kinds[] = { "dns",       "connect",   "network", "timeout", "tls",
+                                 "too-large", "redirects", "status",  "input",   NULL };
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
@@ -204,6 +210,12 @@ typedef struct {
     uint64_t requests;                  // tries started
     uint64_t connections;               // connections opened
     uint64_t failures;                  // final failures
+    uint64_t classes[6];                // answers by status class: [2] is 2xx...
+    uint64_t errors[16];                // failed tries, by index in s_kinds
+    uint64_t reused;                    // transfers on a connection opened before
+    uint32_t latencies[LATENCIES];      // us, of the last answers, a ring
+    uint64_t answered;                  // answers in all (the ring's position)
+    int64_t figures_at;                 // when the figures were last given (ms)
 } self_t;
 
 //  The record of host, made on first use.
@@ -509,6 +521,7 @@ s_stop_transfer (self_t *self, s_request_t *req)
     long connects = 0;
     curl_easy_getinfo (req->easy, CURLINFO_NUM_CONNECTS, &connects);
     self->connections += (uint64_t) connects;
+    self->reused += connects == 0;
     curl_multi_remove_handle (self->multi, req->easy);
     if (zlistx_size (self->idle) < (size_t) self->concurrency)
         zlistx_add_end (self->idle, req->easy);
@@ -729,10 +742,17 @@ s_done (self_t *self, s_request_t *req, CURLcode result)
         kind = "status";
         snprintf (why, sizeof why, "HTTP %ld", status);
     }
+    if (status >= 100 && status < 600) {
+        self->classes[status / 100]++;
+        self->latencies[self->answered++ % LATENCIES] = (uint32_t) (total * 1e6);
+    }
     if (!kind) {
         s_emit_result (self, req, status, (int64_t) (total * 1000));
         return;
     }
+    for (int k = 0; s_kinds[k]; k++)
+        if (streq (s_kinds[k], kind))
+            self->errors[k]++;
     const char *retry_kind = streq (kind, "status") ? (status == 429 ? "429" : "5xx") : kind;
     if (s_retry (self, req, retry_kind))
         return;
@@ -833,6 +853,65 @@ s_perform (self_t *self)
         }
 }
 
+static int
+s_compare_u32 (const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Gives the broker the fetcher's figures, for the stats event: requests,
+//  answers by status class, failed tries by kind, connections opened and
+//  reused, and latency percentiles over the last LATENCIES answers.
+static void
+s_figures (self_t *self)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 6);
+    zf_mp_pack_cstr (&pk, "requests");
+    msgpack_pack_uint64 (&pk, self->requests);
+    zf_mp_pack_cstr (&pk, "in_flight");
+    msgpack_pack_uint64 (&pk, zlistx_size (self->running));
+    zf_mp_pack_cstr (&pk, "responses");
+    msgpack_pack_map (&pk, 5);
+    for (int c = 1; c <= 5; c++) {
+        char name[4] = { (char) ('0' + c), 'x', 'x', 0 };
+        zf_mp_pack_cstr (&pk, name);
+        msgpack_pack_uint64 (&pk, self->classes[c]);
+    }
+    zf_mp_pack_cstr (&pk, "errors");
+    uint32_t kinds = 0;
+    while (s_kinds[kinds])
+        kinds++;
+    msgpack_pack_map (&pk, kinds);
+    for (uint32_t k = 0; k < kinds; k++) {
+        zf_mp_pack_cstr (&pk, s_kinds[k]);
+        msgpack_pack_uint64 (&pk, self->errors[k]);
+    }
+    zf_mp_pack_cstr (&pk, "connections");
+    msgpack_pack_map (&pk, 2);
+    zf_mp_pack_cstr (&pk, "opened");
+    msgpack_pack_uint64 (&pk, self->connections);
+    zf_mp_pack_cstr (&pk, "reused");
+    msgpack_pack_uint64 (&pk, self->reused);
+    zf_mp_pack_cstr (&pk, "latency_ms");
+    size_t n = self->answered < LATENCIES ? (size_t) self->answered : LATENCIES;
+    msgpack_pack_map (&pk, 2);
+    uint32_t sorted[LATENCIES];
+    memcpy (sorted, self->latencies, n * sizeof (uint32_t));
+    qsort (sorted, n, sizeof (uint32_t), s_compare_u32);
+    zf_mp_pack_cstr (&pk, "p50");
+    msgpack_pack_double (&pk, n ? sorted[n / 2] / 1000.0 : 0.0);
+    zf_mp_pack_cstr (&pk, "p99");
+    msgpack_pack_double (&pk, n ? sorted[n * 99 / 100] / 1000.0 : 0.0);
+    zf_client_set_figures (self->client, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    self->figures_at = self->now;
+}
+
 static void
 s_configure (self_t *self)
 {
@@ -916,6 +995,8 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
             held++;
         }
         int64_t wait = stop_by ? POLL_MAX : s_start_due (&self, POLL_MAX);
+        if (self.now - self.figures_at >= FIGURES_EVERY && self.requests)
+            s_figures (&self);
         if (zlistx_size (self.running) == 0) {
             if (zlistx_size (self.waiting))
                 zf_client_pump (self.client, (int) wait); // between tries
@@ -930,6 +1011,8 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
             s_check_stalls (&self);
             last_stall_check = self.now;
         }
+        if (self.now - self.figures_at >= FIGURES_EVERY)
+            s_figures (&self);
     }
     double busy = (double) (self.last_end - self.first_start) / 1000.0;
     zsys_info ("%s: %llu requests in %.2f s (%.0f/s), %llu connections opened, %llu failed",

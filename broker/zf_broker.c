@@ -133,6 +133,8 @@ struct _peer_t {
     uint64_t failed;              // items nacked
     uint64_t errors;              // protocol errors
     bool ended;                   // sent END
+    uint8_t *figures;             // its last figures (a msgpack map), or NULL
+    uint32_t figures_size;        // bytes at figures
 };
 
 //  A PUT being admitted: items go in one by one; when a queue is full the
@@ -877,6 +879,7 @@ s_peer_destroy (peer_t **self_p)
     if (!*self_p)
         return;
     zframe_destroy (&(*self_p)->routing_id);
+    free ((*self_p)->figures);
     free (*self_p);
     *self_p = NULL;
 }
@@ -1084,6 +1087,15 @@ s_on_nack (self_t *self, peer_t *peer)
 static void
 s_on_ping (self_t *self, peer_t *peer)
 {
+    if (self->in->figures_size) {
+        // The worker's own figures: shown with it in the stats event.
+        uint8_t *copy = (uint8_t *) realloc (peer->figures, self->in->figures_size);
+        if (copy) {
+            memcpy (copy, self->in->figures, self->in->figures_size);
+            peer->figures = copy;
+            peer->figures_size = self->in->figures_size;
+        }
+    }
     zf_proto_reset (self->out, ZF_PONG);
     s_send (self, peer);
 }
@@ -1446,7 +1458,7 @@ s_stats (self_t *self, int64_t elapsed_ms)
     msgpack_pack_array (&event.pk, (uint32_t) zhashx_size (self->peers));
     for (peer_t *peer = (peer_t *) zhashx_first (self->peers); peer;
          peer = (peer_t *) zhashx_next (self->peers)) {
-        msgpack_pack_map (&event.pk, 7);
+        msgpack_pack_map (&event.pk, peer->figures ? 8 : 7);
         s_pack_kv (&event, "actor", peer->name);
         zf_mp_pack_cstr (&event.pk, "worker");
         msgpack_pack_uint32 (&event.pk, peer->worker);
@@ -1459,6 +1471,10 @@ s_stats (self_t *self, int64_t elapsed_ms)
         msgpack_pack_uint64 (&event.pk, peer->done);
         zf_mp_pack_cstr (&event.pk, "failed");
         msgpack_pack_uint64 (&event.pk, peer->failed);
+        if (peer->figures) {
+            zf_mp_pack_cstr (&event.pk, "figures");
+            msgpack_pack_str_body (&event.pk, peer->figures, peer->figures_size);
+        }
     }
     zf_mp_pack_cstr (&event.pk, "lineages");
     msgpack_pack_uint64 (&event.pk, zf_idmap_size (self->lineages));

@@ -145,6 +145,14 @@ zf_item_t *zf_client_next (zf_client_t *self, int timeout_ms);
 //  at least once a heartbeat (1 s) so that the broker knows it is alive.
 void zf_client_pump (zf_client_t *self, int timeout_ms);
 
+//  The actor's own figures (a msgpack map of at most ZF_FIGURES_MAX bytes,
+//  copied), sent to the broker with a heartbeat at most once a heartbeat
+//  interval, and published with this worker in the broker's `stats` event
+//  (zflow tap, zflow top). A fetcher gives its requests, answers by status
+//  class, errors by kind, connections and latency. Returns 0, or -1 if map
+//  is not one msgpack map or is too large.
+int zf_client_set_figures (zf_client_t *self, const void *map, size_t size);
+
 //  A file descriptor that becomes readable when the broker may have sent
 //  something, for an actor that also waits on other descriptors (sockets
 //  of its own, a pipe): when it is readable, or at least once a heartbeat,

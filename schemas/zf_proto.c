@@ -24,7 +24,8 @@ typedef enum {
     F_IDS,        // the ids of an ACK
     F_GROUP,      // zf_group_t
     F_HEADERS,    // an envelope's headers: a view of a str-to-str map
-    F_QUEUES      // the figures of a REPORT
+    F_QUEUES,     // the figures of a REPORT
+    F_MAP         // any msgpack map, viewed where it is: figures and size
 } s_type_t;
 
 typedef struct {
@@ -98,6 +99,10 @@ static const s_field_t s_nack[] = {
     { NULL },
 };
 static const s_field_t s_empty[] = {
+    { NULL },
+};
+static const s_field_t s_ping[] = {
+    { "figures", F_MAP, P (figures), 0, false },
     { NULL },
 };
 static const s_field_t s_error[] = {
@@ -177,7 +182,7 @@ static const struct {
     [ZF_PUT] = { "PUT", s_put, true },           [ZF_CONFIRM] = { "CONFIRM", s_confirm, false },
     [ZF_CREDIT] = { "CREDIT", s_credit, false }, [ZF_DELIVER] = { "DELIVER", s_deliver, true },
     [ZF_ACK] = { "ACK", s_ack, false },          [ZF_NACK] = { "NACK", s_nack, false },
-    [ZF_PING] = { "PING", s_empty, false },      [ZF_PONG] = { "PONG", s_empty, false },
+    [ZF_PING] = { "PING", s_ping, false },       [ZF_PONG] = { "PONG", s_empty, false },
     [ZF_ERROR] = { "ERROR", s_error, false },    [ZF_END] = { "END", s_end, false },
     [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, false },
     [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, false },
@@ -390,6 +395,21 @@ s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
             return s_read_str (mp, (char *) at, field->aux, err);
         case F_ID:
             return s_read_id (mp, (zf_id_t *) at, err);
+        case F_MAP: {
+            const uint8_t *start = mp->pos;
+            if (zf_mp_peek (mp) != ZF_MP_MAP)
+                return zf_error_set (err, ZF_ETYPE, "expected a map, got %s",
+                                     zf_mp_type_name (zf_mp_peek (mp)));
+            if (zf_mp_skip (mp, ZF_MP_MAX_DEPTH, err))
+                return -1;
+            size_t size = (size_t) (mp->pos - start);
+            if (size > ZF_FIGURES_MAX)
+                return zf_error_set (err, ZF_ETOOBIG, "a map of %zu bytes, at most %d", size,
+                                     ZF_FIGURES_MAX);
+            self->figures = start;
+            self->figures_size = (uint32_t) size;
+            return 0;
+        }
         case F_CHECKPOINT: {
             const uint8_t *data;
             uint32_t len;
@@ -624,6 +644,8 @@ s_absent (const zf_proto_t *self, const s_field_t *field, const void *base)
             return ((const zf_env_t *) base)->headers_size == 0;
         case F_QUEUES:
             return self->nqueues == 0;
+        case F_MAP:
+            return self->figures_size == 0;
     }
     return true;
 }
@@ -695,6 +717,9 @@ s_write_value (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fiel
             msgpack_pack_array (pk, self->nqueues);
             for (uint32_t i = 0; i < self->nqueues; i++)
                 s_encode_map (self, pk, s_figures, &self->queues[i]);
+            break;
+        case F_MAP:
+            msgpack_pack_str_body (pk, self->figures, self->figures_size); // as it is
             break;
     }
 }

@@ -36,6 +36,7 @@ extern "C" {
 #define ZF_HEADERS_MAX    4096 // bytes of an envelope's headers map
 #define ZF_HEADERS_COUNT  64   // entries in an envelope's headers map
 #define ZF_CHECKPOINT_MAX 256  // bytes of a producer checkpoint
+#define ZF_FIGURES_MAX    4096 // bytes of a worker's figures map
 #define ZF_QUEUES_MAX     4096 // queues in one REPORT
 
 typedef enum {
@@ -127,6 +128,8 @@ typedef struct {
     uint32_t nids;                             // ACK: entries in ids
     uint32_t nqueues;                          // REPORT: entries in queues
     bool borrowed;                             // item bodies are the caller's: never destroyed here
+    const uint8_t *figures;                    // PING: the worker's figures, a msgpack map (a view)
+    uint32_t figures_size;                     // PING: bytes at figures; 0 when none
     uint8_t checkpoint[ZF_CHECKPOINT_MAX];     // WELCOME, PUT: producer position
     char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes

@@ -61,6 +61,7 @@ write("deliver", "DELIVER", {
 write("ack", "ACK", {"ids": [ID_A, ID_B]})
 write("nack", "NACK", {"id": ID_A, "reason": "HTTP 503", "final": True, "delay": 1500})
 write("ping", "PING", {})
+write("ping-figures", "PING", {"figures": {"requests": 3, "latency_ms": {"p50": 1.5}}})
 write("pong", "PONG", {})
 write("error", "ERROR", {"code": "command", "reason": "unknown command 'HELO'"})
 write("end", "END", {"count": 100000})

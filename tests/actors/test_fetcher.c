@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zf_json.h"
 #include "zf_testkit.h"
 #include "zflow.h"
 
@@ -46,8 +47,49 @@ s_teardown (void **state)
 //  through a fetcher with the extra keys; waits for expect lines in the
 //  sink's file and returns its text. With dead, waits (bounded) for at
 //  least expect_dead items dead-lettered from `urls`, and gives their count.
+static char *s_fetch_stats (const char *requests, const char *keys, int expect, int expect_dead,
+                            uint64_t *dead, char **stats);
+
 static char *
 s_fetch (const char *requests, const char *keys, int expect, int expect_dead, uint64_t *dead)
+{
+    return s_fetch_stats (requests, keys, expect, expect_dead, dead, NULL);
+}
+
+//  The broker's stats event, as JSON, in which the fetcher's figures count
+//  `requests` requests; NULL if none came within 15 s.
+static char *
+s_wait_stats (zsock_t *events, int requests)
+{
+    char want[64];
+    snprintf (want, sizeof want, "\"figures\":{\"requests\":%d,", requests);
+    int64_t deadline = zclock_mono () + 15000;
+    while (zclock_mono () < deadline) {
+        zpoller_t *poller = zpoller_new (events, NULL);
+        bool ready = zpoller_wait (poller, 500) != NULL;
+        zpoller_destroy (&poller);
+        if (!ready)
+            continue;
+        zmsg_t *msg = zmsg_recv (events);
+        char *topic = zmsg_popstr (msg);
+        zframe_t *body = zmsg_pop (msg);
+        char *json =
+            body ? zf_msgpack_to_json (zframe_data (body), zframe_size (body), NULL) : NULL;
+        zframe_destroy (&body);
+        zmsg_destroy (&msg);
+        bool found = topic && streq (topic, "stats") && json && strstr (json, want);
+        zstr_free (&topic);
+        if (found)
+            return json;
+        free (json);
+    }
+    return NULL;
+}
+
+//  s_fetch, and with stats, the stats event that counts every request.
+static char *
+s_fetch_stats (const char *requests, const char *keys, int expect, int expect_dead, uint64_t *dead,
+               char **stats)
 {
     char *items = zsys_sprintf (requests, s_port, s_port, s_port, s_port, s_port, s_port, s_port,
                                 s_port, s_port, s_port, s_port, s_port, s_port, s_port, s_port);
@@ -77,12 +119,17 @@ s_fetch (const char *requests, const char *keys, int expect, int expect_dead, ui
     zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
     zstr_free (&config);
     assert_non_null (broker);
+    zsock_t *events = stats ? zsock_new_sub (zf_broker_events (broker), "stats") : NULL;
     pid_t sink = zf_test_actor (s_dir, broker, "store");
     pid_t fetcher = zf_test_actor (s_dir, broker, "fetch");
     pid_t producer = zf_test_actor (s_dir, broker, "urls");
     assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
     int seen[1];
     int lines = zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, expect);
+    if (stats) {
+        *stats = s_wait_stats (events, expect);
+        zsock_destroy (&events);
+    }
     if (dead) {
         zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "test", NULL, 0);
         *dead = 0;
@@ -280,8 +327,9 @@ test_connection_reuse (void **state)
     for (int i = 0; i < N; i++)
         len += (size_t) snprintf (items + len, sizeof items - len,
                                   "            item = http://127.0.0.1:%d/small?%d\n", s_port, i);
-    char *text =
-        s_fetch (items, "        max-per-host = 4\n        concurrency = 64\n", N, 0, NULL);
+    char *stats = NULL;
+    char *text = s_fetch_stats (items, "        max-per-host = 4\n        concurrency = 64\n", N, 0,
+                                NULL, &stats);
     int ok = 0;
     for (const char *p = text; (p = strstr (p, "\"status\":200,")); p++)
         ok++;
@@ -304,6 +352,20 @@ test_connection_reuse (void **state)
     print_message ("%d requests over %d connections (the last one is ours)\n", N, connections - 1);
     assert_true (connections - 1 >= 1);
     assert_true (connections - 1 <= 4);
+    // The fetcher's own figures, in the broker's stats event, say the same.
+    if (!stats)
+        fail_msg ("no stats event counted the %d requests", N);
+    char *figures = strstr (stats, "\"figures\":{");
+    assert_non_null (strstr (figures, "\"responses\":{\"1xx\":0,\"2xx\":1000,"));
+    int opened = -1, reused = -1;
+    const char *c = strstr (figures, "\"connections\":{");
+    assert_non_null (c);
+    assert_int_equal (sscanf (c, "\"connections\":{\"opened\":%d,\"reused\":%d}", &opened, &reused),
+                      2);
+    assert_int_equal (opened, connections - 1);
+    assert_int_equal (opened + reused, N);
+    assert_non_null (strstr (figures, "\"latency_ms\":{\"p50\":"));
+    free (stats);
 }
 
 int

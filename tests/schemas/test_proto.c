@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "zf_mp.h"
+#include "zf_json.h"
 #include "zf_proto.h"
 
 //  Reads a vector file (frames as 4-byte big-endian length + bytes).
@@ -229,7 +230,15 @@ test_small_commands (void **state)
         zchunk_t *raw = s_decode_vector (p, cases[i].name, cases[i].command);
         s_assert_reencodes (p, &raw);
     }
-    zchunk_t *raw = s_decode_vector (p, "error", ZF_ERROR);
+    // A worker's PING with its figures: kept as the map it is.
+    zchunk_t *raw = s_decode_vector (p, "ping-figures", ZF_PING);
+    assert_true (p->figures_size > 0);
+    char *json = zf_msgpack_to_json (p->figures, p->figures_size, NULL);
+    assert_string_equal (json, "{\"requests\":3,\"latency_ms\":{\"p50\":1.5}}");
+    free (json);
+    s_assert_reencodes (p, &raw);
+
+    raw = s_decode_vector (p, "error", ZF_ERROR);
     assert_string_equal (p->code, "command");
     assert_string_equal (p->reason, "unknown command 'HELO'");
     s_assert_reencodes (p, &raw);
