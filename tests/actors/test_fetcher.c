@@ -57,12 +57,12 @@ s_fetch (const char *requests, const char *keys, int expect, int expect_dead, ui
 }
 
 //  The broker's stats event, as JSON, in which the fetcher's figures count
-//  `requests` requests; NULL if none came within 15 s.
+//  `answers` answers of class 2xx; NULL if none came within 15 s.
 static char *
-s_wait_stats (zsock_t *events, int requests)
+s_wait_stats (zsock_t *events, int answers)
 {
     char want[64];
-    snprintf (want, sizeof want, "\"figures\":{\"requests\":%d,", requests);
+    snprintf (want, sizeof want, "\"2xx\":%d,", answers);
     int64_t deadline = zclock_mono () + 15000;
     while (zclock_mono () < deadline) {
         zpoller_t *poller = zpoller_new (events, NULL);
