@@ -61,7 +61,7 @@ struct _zf_client_t {
     uint32_t nacks;                        // entries in acks
     zlistx_t *inbox;                       // zf_item_t delivered, not yet taken
     zlistx_t *held;                        // zf_item_t taken, not yet acked
-    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // for the next PUT
+    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // for the PUT of the next item
     uint32_t checkpoint_size;              // 0 when none
     uint8_t resume[ZF_CHECKPOINT_MAX];     // from WELCOME
     uint32_t resume_size;                  // 0 when none
@@ -245,11 +245,6 @@ s_send_put (zf_client_t *self)
         return;
     self->put->seq = ++self->seq;
     self->put->track = self->track;
-    if (self->checkpoint_size) {
-        memcpy (self->put->checkpoint, self->checkpoint, self->checkpoint_size);
-        self->put->checkpoint_size = self->checkpoint_size;
-        self->checkpoint_size = 0;
-    }
     uint32_t count = self->put->nitems;
     zmsg_t *msg = zf_proto_encode (self->put, NULL);
     zf_proto_reset (self->put, ZF_PUT);
@@ -466,6 +461,14 @@ s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p)
     zframe_t *body = slot->body;
     *slot = *env;
     slot->body = body;
+    // A checkpoint is the position after this item: it goes with the PUT
+    // that holds the item, never with one sent before it (whose confirm
+    // would then cover an item the broker does not have).
+    if (self->checkpoint_size) {
+        memcpy (self->put->checkpoint, self->checkpoint, self->checkpoint_size);
+        self->put->checkpoint_size = self->checkpoint_size;
+        self->checkpoint_size = 0;
+    }
     if (self->put->nitems == ZF_BATCH_MAX)
         s_send_put (self);
     return 0;

@@ -119,8 +119,9 @@ int zf_client_put_with (zf_client_t *self, const char *queue, const void *body, 
 //  Put a string, packed as a msgpack str.
 int zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id);
 
-//  Attach a source position to the next PUT: the broker stores it when the
-//  PUT is confirmed and gives it back in WELCOME after a restart.
+//  Attach a source position to the next item put (the position after it):
+//  the broker stores it when the PUT holding that item is confirmed, and
+//  gives it back in WELCOME after a restart.
 void zf_client_checkpoint (zf_client_t *self, const void *data, size_t size);
 
 //  The checkpoint the broker gave at WELCOME (NULL if none); valid until

@@ -940,6 +940,46 @@ test_lineage_cancel (void **state)
     s_stop (&f);
 }
 
+static void
+test_checkpoint_covers_only_what_was_put (void **state)
+{
+    // A producer whose PUT window (4) fills as it puts its 5th item sends
+    // the first 4 and waits for their confirm; killed with 2 items still
+    // unsent, its checkpoint at the broker must be the position after the
+    // 4th item, not after the 5th: a restart resumes there and loses none.
+    s_fixture_t *f = s_start ("broker\n"
+                              "    window = 4\n"
+                              "actors\n"
+                              "    src\n"
+                              "        kind = producer\n"
+                              "        source = seq:10\n"
+                              "        output = jobs\n"
+                              "    store\n"
+                              "        kind = sink\n"
+                              "        input = jobs\n"
+                              "        target = null\n");
+    char *argv[] = { ZFLOW_TESTACTOR,
+                     (char *) zf_broker_endpoint (f->broker),
+                     "src",
+                     "jobs",
+                     "--put-and-die",
+                     "6",
+                     NULL };
+    int out;
+    pid_t pid = zf_test_spawn (argv, &out);
+    close (out);
+    int status = zf_test_reap (pid, 10000);
+    assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+    zf_client_t *again = zf_client_new (zf_broker_endpoint (f->broker), "src", NULL, 0);
+    size_t size = 0;
+    const uint8_t *resume = (const uint8_t *) zf_client_resume_point (again, &size, 5000);
+    assert_non_null (resume);
+    assert_int_equal (size, 8);
+    assert_int_equal (resume[7], 4);
+    zf_client_destroy (&again);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
@@ -958,6 +998,7 @@ main (void)
         cmocka_unit_test (test_lineage_done),
         cmocka_unit_test (test_lineage_cancel),
         cmocka_unit_test (test_wrong_pipeline_refused),
+        cmocka_unit_test_teardown (test_checkpoint_covers_only_what_was_put, zf_test_kill_all),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }

@@ -1,16 +1,20 @@
 /*  zf_testactor: an actor process for the tests, on the public API.
 
     zf_testactor ENDPOINT NAME INPUT [--concurrency N] [--hold] [--fail-first N]
-                 [--emit QUEUE] [--worker N]
+                 [--emit QUEUE] [--worker N] [--put-and-die N]
 
     Prints "ready" once the broker welcomed it, then handles items: --hold
     takes them and never acks (printing "holding N" as N grows), --fail-first
     nacks each item's first N attempts, --emit passes each body on to QUEUE.
-    Exits on SIGTERM/SIGINT after saying BYE.
+    Exits on SIGTERM/SIGINT after saying BYE. --put-and-die N instead puts
+    the integers 0..N-1 into INPUT as a producer does (derived ids, each
+    with the position after it as checkpoint), then kills itself with
+    SIGKILL, what is still buffered unsent.
 */
 #include "zflow.h"
 
 #include <czmq.h>
+#include <signal.h>
 
 int
 main (int argc, char **argv)
@@ -19,7 +23,7 @@ main (int argc, char **argv)
         fprintf (stderr, "usage: zf_testactor ENDPOINT NAME INPUT [options]\n");
         return 2;
     }
-    int concurrency = 16, fail_first = 0, worker = 0;
+    int concurrency = 16, fail_first = 0, worker = 0, put_and_die = 0;
     bool hold = false;
     const char *emit = NULL;
     for (int i = 4; i < argc; i++) {
@@ -31,6 +35,8 @@ main (int argc, char **argv)
             emit = argv[++i];
         else if (streq (argv[i], "--worker") && i + 1 < argc)
             worker = atoi (argv[++i]);
+        else if (streq (argv[i], "--put-and-die") && i + 1 < argc)
+            put_and_die = atoi (argv[++i]);
         else if (streq (argv[i], "--hold"))
             hold = true;
         else {
@@ -39,6 +45,20 @@ main (int argc, char **argv)
         }
     }
     zsys_init ();
+    if (put_and_die) {
+        zf_client_t *producer = zf_client_new (argv[1], argv[2], NULL, 0);
+        size_t size;
+        zf_client_resume_point (producer, &size, 10000);
+        for (int i = 0; i < put_and_die; i++) {
+            uint8_t position[8] = { 0 };
+            position[7] = (uint8_t) (i + 1);
+            zf_client_checkpoint (producer, position, sizeof position);
+            zf_id_t id = zf_id_source (argv[2], (uint64_t) i);
+            uint8_t body = (uint8_t) i; // a msgpack positive fixint
+            zf_client_put_id (producer, argv[3], &id, &body, 1);
+        }
+        raise (SIGKILL);
+    }
     zf_client_t *client = zf_client_new (argv[1], argv[2], argv[3], concurrency);
     zf_client_set_worker (client, worker);
     size_t size;
