@@ -1,5 +1,6 @@
 /*  zf_kinds: the list of built-in actor kinds. See zf_kinds.h. */
 #include "zf_kinds.h"
+#include "zf_cron.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -69,37 +70,19 @@ bad:
 int
 zf_check_cron (const char *value, zf_error_t *err)
 {
-    static const char *macros[] = { "@yearly", "@annually", "@monthly", "@weekly",
-                                    "@daily",  "@midnight", "@hourly",  NULL };
-    static const char *field_names[] = { "minute", "hour", "day of month", "month", "day of week" };
-    if (value[0] == '@') {
-        for (int i = 0; macros[i]; i++)
-            if (strcmp (value, macros[i]) == 0)
-                return 0;
-        return zf_error_set (err, ZF_EVALUE,
-                             "unknown cron macro '%s' (expected @hourly, @daily, @weekly, "
-                             "@monthly or @yearly)",
-                             value);
-    }
-    char copy[256];
-    snprintf (copy, sizeof copy, "%s", value);
-    char *fields[8];
-    int count = 0;
-    for (char *tok = strtok (copy, " \t"); tok; tok = strtok (NULL, " \t")) {
-        if (count == 7)
-            break;
-        fields[count++] = tok;
-    }
-    if (count != 5 && count != 6)
-        return zf_error_set (err, ZF_EVALUE,
-                             "cron '%s' has %d fields; expected 5 (minute hour day month "
-                             "weekday) or 6 with leading seconds",
-                             value, count);
-    int first = count == 6 ? 1 : 0;
-    for (int i = 0; i < count; i++)
-        for (const char *p = fields[i]; *p; p++)
-            if (!isalnum ((unsigned char) *p) && !strchr ("*,-/?#", *p))
-                return zf_error_set (err, ZF_EVALUE, "cron %s field '%s': unexpected '%c'",
-                                     i < first ? "seconds" : field_names[i - first], fields[i], *p);
+    zf_cron_t *cron = zf_cron_new (value, err);
+    if (!cron)
+        return -1;
+    zf_cron_destroy (&cron);
+    return 0;
+}
+
+int
+zf_check_zone (const char *value, zf_error_t *err)
+{
+    zf_tz_t *tz = zf_tz_load (value, err);
+    if (!tz)
+        return -1;
+    zf_tz_destroy (&tz);
     return 0;
 }

@@ -33,6 +33,7 @@ const zf_kind_t *const *zf_kinds (void);
 //  Checks shared by several tables.
 int zf_check_iso8601 (const char *value, zf_error_t *err);
 int zf_check_cron (const char *value, zf_error_t *err);
+int zf_check_zone (const char *value, zf_error_t *err);
 
 //  Keys every actor has.
 #define ZF_KEY_KIND                                                                                \

@@ -21,7 +21,8 @@
         { .name = "timezone",                                                                      \
           .type = ZF_KEY_STRING,                                                                   \
           .fallback = "UTC",                                                                       \
-          .help = "IANA zone for cron and for times without offset" },                             \
+          .help = "IANA zone for cron and for times without offset",                               \
+          .check = zf_check_zone },                                                                \
         { .name = "start",                                                                         \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "no firing before this ISO 8601 time",                                           \

@@ -3,6 +3,7 @@
     and returns an exit status.
 */
 #include "zf_tools.h"
+#include "zf_cron.h"
 #include "zf_actor.h"
 #include "zf_broker.h"
 #include "zf_cli.h"
@@ -359,5 +360,60 @@ zf_cmd_actor (int argc, char **argv)
     }
     int status = zf_actor_run (&actor);
     zf_pipeline_destroy (&pipeline);
+    return status;
+}
+
+int
+zf_cmd_cron (int argc, char **argv)
+{
+    const char *usage = "cron EXPR [--from TIME] [--count N] [--tz ZONE]";
+    const char *names[] = { "from", "count", "tz", NULL };
+    const char *values[3] = { NULL, NULL, NULL };
+    char *args[8];
+    int nargs = argc < 12 ? s_options (argc, argv, names, values, args, usage) : -1;
+    if (nargs != 1) {
+        if (nargs >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zf_error_t err;
+    int64_t count = 10;
+    if (values[1] && (zf_parse_int (values[1], &count, &err) || count < 1 || count > 100000)) {
+        fprintf (stderr, "zflow cron: --count: expected a number from 1 to 100000, not '%s'\n",
+                 values[1]);
+        return ZF_EXIT_USAGE;
+    }
+    zf_tz_t *tz = zf_tz_load (values[2] ? values[2] : "UTC", &err);
+    if (!tz) {
+        fprintf (stderr, "zflow cron: --tz: %s\n", err.text);
+        return ZF_EXIT_USAGE;
+    }
+    zf_cron_t *cron = zf_cron_new (args[0], &err);
+    if (!cron) {
+        fprintf (stderr, "zflow cron: %s\n", err.text);
+        zf_tz_destroy (&tz);
+        return ZF_EXIT_USAGE;
+    }
+    int64_t at = zclock_time () / 1000;
+    if (values[0] && zf_cron_parse_time (tz, values[0], &at, &err)) {
+        fprintf (stderr, "zflow cron: --from: %s\n", err.text);
+        zf_cron_destroy (&cron);
+        zf_tz_destroy (&tz);
+        return ZF_EXIT_USAGE;
+    }
+    int status = ZF_EXIT_OK;
+    for (int64_t i = 0; i < count; i++) {
+        at = zf_cron_next (cron, tz, at);
+        if (at == INT64_MAX) {
+            fprintf (stderr, "zflow cron: '%s' does not fire %sin the 8 years searched\n", args[0],
+                     i ? "again " : "");
+            status = i ? ZF_EXIT_OK : ZF_EXIT_USAGE;
+            break;
+        }
+        char text[40];
+        printf ("%s\n", zf_cron_format (tz, at, text, sizeof text));
+    }
+    zf_cron_destroy (&cron);
+    zf_tz_destroy (&tz);
     return status;
 }

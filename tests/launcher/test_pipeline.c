@@ -206,8 +206,8 @@ test_one_mistake_each (void **state)
           "10: actor 'p' (processor): needs one of command or plugin" },
         { HEAD "    t\n        kind = scheduler\n        output = items\n        cron = \"0 * "
                "*\"\n",
-          "13: actor 't' (scheduler): cron: cron '0 * *' has 3 fields; expected 5 (minute hour "
-          "day month weekday) or 6 with leading seconds" },
+          "13: actor 't' (scheduler): cron: '0 * *' has 3 fields; expected 5 (minute hour day "
+          "month weekday) or 6 (with seconds first)" },
         { HEAD "    t\n        kind = scheduler\n        output = items\n        job\n         "
                "   every = \"5 seconds\"\n",
           "14: actor 't' (scheduler), job 'job': every: '5 seconds' is not a duration: each "
