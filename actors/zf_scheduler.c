@@ -1,8 +1,29 @@
 /*  zf_scheduler: interval, cron and one-shot triggers that put an item into
     a queue at each firing. One job per scheduler, given by its keys, or
     several, each in a sub-section of its own.
+
+    Each firing has a scheduled time, and its item's id is derived from the
+    job ("pipeline/actor/job") and that time: two schedulers running the
+    same job put each firing once (the broker drops the copy). An interval
+    job fires at `start` (or the Unix epoch) plus whole intervals, so that
+    side-by-side schedulers agree; once running, it counts on the monotonic
+    clock, so a wall-clock jump does not shift it. A cron job follows
+    zf_cron in its `timezone`; an `at` job fires once.
+
+    The item is the payload (a JSON value, or text) with "job",
+    "scheduled" (ISO 8601) and "lateness_ms" added (a payload that is no
+    map is put under "payload"). A firing later than `misfire-grace` after
+    its time is skipped and counted; after a stall, `coalesce` fires once
+    for all the missed times. With `max-instances`, no new firing is put
+    while that many earlier ones are still being processed downstream (the
+    broker reports when a firing's whole lineage is done).
 */
+#include "zf_actor.h"
+#include "zf_cron.h"
+#include "zf_json.h"
 #include "zf_kinds.h"
+#include "zf_mp.h"
+#include "zflow.h"
 
 #define JOB_KEYS                                                                                   \
     { .name = "every",                                                                             \
@@ -45,9 +66,9 @@
           .help = "after a stall, fire once instead of catching up" },                             \
         { .name = "max-instances",                                                                 \
           .type = ZF_KEY_INT,                                                                      \
-          .fallback = "1",                                                                         \
-          .help = "firings of this job in progress downstream at once",                            \
-          .min = 1,                                                                                \
+          .fallback = "0",                                                                         \
+          .help = "firings of this job in progress downstream at once; 0 for no limit",            \
+          .min = 0,                                                                                \
           .max = 100000 },                                                                         \
     {                                                                                              \
         .name = "payload", .type = ZF_KEY_STRING,                                                  \
@@ -69,6 +90,289 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
+//  One job.
+typedef struct {
+    char name[2 * ZF_NAME_MAX + 64]; // "pipeline/actor/job", for its firings' ids
+    const char *label;               // the job's name, in messages and items
+    const char *output;              // its queue
+    int64_t every;                   // ms, or 0
+    zf_cron_t *cron;                 // or NULL
+    zf_tz_t *tz;                     // its zone
+    int64_t at;                      // ms of a one-shot, or -1
+    int64_t start, end;              // ms: no firing before, after (INT64_MIN/MAX)
+    int64_t jitter;                  // ms
+    int64_t grace;                   // misfire-grace, ms
+    bool coalesce;                   // fire once after a stall
+    int64_t max_instances;           // firings in progress at most
+    msgpack_sbuffer payload;         // the payload, msgpack
+    bool payload_is_map;             // it is a map (keys are added to it)
+    int64_t due;                  // the scheduled time of its next firing (ms, wall), or INT64_MAX
+    int64_t due_mono;             // the same on the monotonic clock
+    zlistx_t *running;            // char *: hex ids of its firings in progress
+    uint64_t fired, missed, busy; // firings put, skipped as late, skipped for max-instances
+} s_job_t;
+
+typedef struct {
+    zf_actor_args_t *args; // pipeline, actor, broker
+    zf_client_t *client;   // session with the broker
+    zlistx_t *jobs;        // s_job_t
+    unsigned seed;         // for jitter
+} self_t;
+
+static int64_t
+s_wall (void)
+{
+    return zclock_time ();
+}
+
+//  The job's first scheduled time at or after from (ms, wall), or INT64_MAX.
+static int64_t
+s_next_after (s_job_t *job, int64_t from)
+{
+    int64_t t = INT64_MAX;
+    if (job->every) {
+        int64_t origin = job->start != INT64_MIN ? job->start : 0;
+        int64_t k = from <= origin ? 0 : (from - origin + job->every - 1) / job->every;
+        t = origin + k * job->every;
+    }
+    else if (job->cron) {
+        int64_t s = zf_cron_next (job->cron, job->tz, (from - 1) / 1000 - ((from - 1) % 1000 < 0));
+        t = s == INT64_MAX ? INT64_MAX : s * 1000;
+        if (t != INT64_MAX && t < from)
+            t = INT64_MAX;
+    }
+    else if (job->at >= from)
+        t = job->at;
+    if (t < job->start && t != INT64_MAX)
+        return s_next_after (job, job->start);
+    return t > job->end ? INT64_MAX : t;
+}
+
+static void
+s_plan (s_job_t *job, int64_t due)
+{
+    job->due = due;
+    job->due_mono = due == INT64_MAX ? INT64_MAX : zclock_mono () + (due - s_wall ());
+}
+
+//  Forgets the firings whose lineage the broker reported finished.
+static void
+s_reap_done (self_t *self)
+{
+    zf_id_t root;
+    char state[32];
+    while (zf_client_done (self->client, &root, state, sizeof state, 0) == 0) {
+        char hex[ZF_ID_HEX];
+        zf_id_format (&root, hex);
+        for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
+             job = (s_job_t *) zlistx_next (self->jobs)) {
+            void *handle = zlistx_find (job->running, hex);
+            if (handle)
+                zlistx_delete (job->running, handle);
+        }
+    }
+}
+
+//  Puts the firing of job scheduled at `when`, `late` ms after it.
+static void
+s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
+{
+    if (job->max_instances && (int64_t) zlistx_size (job->running) >= job->max_instances) {
+        job->busy++;
+        zsys_info ("%s: job %s: %zu firings still in progress (max-instances): skipped one",
+                   self->args->conf->name, job->label, zlistx_size (job->running));
+        return;
+    }
+    // The scheduled time to the millisecond: 2026-03-08T03:00:00.250-04:00.
+    char seconds[40], scheduled[48];
+    zf_cron_format (job->tz, when / 1000, seconds, sizeof seconds);
+    snprintf (scheduled, sizeof scheduled, "%.19s.%03d%s", seconds, (int) (when % 1000),
+              seconds + 19);
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init (&body);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
+    uint32_t count = 0;
+    const char *rest = job->payload.data;
+    size_t rest_size = job->payload.size;
+    if (job->payload_is_map) {
+        zf_mp_t mp;
+        zf_mp_init (&mp, job->payload.data, job->payload.size);
+        zf_mp_map (&mp, &count, NULL);
+        rest = (const char *) mp.pos;
+        rest_size = zf_mp_left (&mp);
+    }
+    msgpack_pack_map (&pk, count + 3 + (job->payload.size && !job->payload_is_map));
+    zf_mp_pack_cstr (&pk, "job");
+    zf_mp_pack_cstr (&pk, job->label);
+    zf_mp_pack_cstr (&pk, "scheduled");
+    zf_mp_pack_cstr (&pk, scheduled);
+    zf_mp_pack_cstr (&pk, "lateness_ms");
+    msgpack_pack_int64 (&pk, late);
+    if (job->payload.size && !job->payload_is_map)
+        zf_mp_pack_cstr (&pk, "payload");
+    msgpack_sbuffer_write (&body, rest, rest_size);
+    zf_id_t id = zf_id_firing (job->name, when);
+    zf_put_opts_t opts = { .id = &id };
+    zf_client_put_with (self->client, job->output, body.data, body.size, &opts, NULL);
+    msgpack_sbuffer_destroy (&body);
+    zf_client_flush (self->client, 0); // out now, not with a later batch
+    if (job->max_instances) {
+        char hex[ZF_ID_HEX];
+        zlistx_add_end (job->running, strdup (zf_id_format (&id, hex)));
+    }
+    job->fired++;
+}
+
+//  Handles job's due time: fires it (or the last of those missed, with
+//  coalesce), skips what is too late, and plans the next.
+static void
+s_due (self_t *self, s_job_t *job)
+{
+    int64_t now = s_wall ();
+    int64_t when = job->due;
+    int64_t next = s_next_after (job, when + 1);
+    if (job->coalesce)
+        while (next <= now) { // a stall: the missed times become one firing, the last
+            when = next;
+            next = s_next_after (job, when + 1);
+        }
+    int64_t late = now - when;
+    if (late > job->grace) {
+        job->missed++;
+        zsys_warning ("%s: job %s: the firing of %lld missed by %lld ms (misfire-grace %lld ms)",
+                      self->args->conf->name, job->label, (long long) when, (long long) late,
+                      (long long) job->grace);
+    }
+    else
+        s_fire (self, job, when, late);
+    if (job->every && next != INT64_MAX) {
+        // On the monotonic clock from the time just handled.
+        job->due_mono += next - job->due;
+        job->due = next;
+    }
+    else
+        s_plan (job, next);
+}
+
+//  Reads one job from section (the actor's own keys when it has no jobs).
+static s_job_t *
+s_job_new (self_t *self, zconfig_t *section, const zf_key_t *keys, const char *label)
+{
+    zf_actor_conf_t *conf = self->args->conf;
+    s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
+    job->label = label;
+    snprintf (job->name, sizeof job->name, "%s/%s/%s", self->args->pipeline->name, conf->name,
+              label);
+    const char *output = zconfig_locate (section, "output") && keys != conf->kind->keys
+                             ? zconfig_get (section, "output", NULL)
+                             : conf->output;
+    job->output = output ? output : conf->output;
+    zf_error_t err;
+    job->tz = zf_tz_load (zf_conf_get (section, keys, "timezone"), &err);
+    if (!job->tz)
+        job->tz = zf_tz_load ("UTC", &err);
+    job->every = zconfig_locate (section, "every") ? zf_conf_duration (section, keys, "every") : 0;
+    const char *cron = zconfig_get (section, "cron", NULL);
+    job->cron = cron ? zf_cron_new (cron, &err) : NULL;
+    job->at = -1;
+    int64_t seconds;
+    const char *at = zconfig_get (section, "at", NULL);
+    if (at && zf_cron_parse_time (job->tz, at, &seconds, &err) == 0)
+        job->at = seconds * 1000;
+    job->start = INT64_MIN;
+    job->end = INT64_MAX;
+    const char *start = zconfig_get (section, "start", NULL),
+               *end = zconfig_get (section, "end", NULL);
+    if (start && zf_cron_parse_time (job->tz, start, &seconds, &err) == 0)
+        job->start = seconds * 1000;
+    if (end && zf_cron_parse_time (job->tz, end, &seconds, &err) == 0)
+        job->end = seconds * 1000;
+    job->jitter = zf_conf_duration (section, keys, "jitter");
+    job->grace = zf_conf_duration (section, keys, "misfire-grace");
+    job->coalesce = zf_conf_bool (section, keys, "coalesce");
+    job->max_instances = zf_conf_int (section, keys, "max-instances");
+    job->running = zlistx_new ();
+    zlistx_set_destructor (job->running, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (job->running, (zlistx_comparator_fn *) strcmp);
+    msgpack_sbuffer_init (&job->payload);
+    const char *payload = zconfig_get (section, "payload", NULL);
+    if (payload) {
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &job->payload, msgpack_sbuffer_write);
+        if (zf_json_to_msgpack (payload, strlen (payload), &pk, NULL)) {
+            msgpack_sbuffer_clear (&job->payload);
+            zf_mp_pack_cstr (&pk, payload); // not JSON: text
+        }
+        job->payload_is_map = (job->payload.data[0] & 0xf0) == 0x80 ||
+                              (uint8_t) job->payload.data[0] == 0xde ||
+                              (uint8_t) job->payload.data[0] == 0xdf;
+    }
+    s_plan (job, s_next_after (job, s_wall ()));
+    return job;
+}
+
+static void
+s_job_destroy (s_job_t **job_p)
+{
+    s_job_t *job = *job_p;
+    zf_cron_destroy (&job->cron);
+    zf_tz_destroy (&job->tz);
+    zlistx_destroy (&job->running);
+    msgpack_sbuffer_destroy (&job->payload);
+    free (job);
+    *job_p = NULL;
+}
+
+void
+zf_scheduler_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (zf_actor_args_t *) args };
+    zf_actor_conf_t *conf = self.args->conf;
+    self.jobs = zlistx_new ();
+    self.seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
+    for (zconfig_t *child = zconfig_child (conf->node); child; child = zconfig_next (child))
+        if (zconfig_child (child) && !streq (zconfig_name (child), "payload"))
+            zlistx_add_end (self.jobs, s_job_new (&self, child, s_job_keys, zconfig_name (child)));
+    if (zlistx_size (self.jobs) == 0)
+        zlistx_add_end (self.jobs, s_job_new (&self, conf->node, conf->kind->keys, conf->name));
+    zsock_signal (pipe, 0);
+    self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
+    zf_client_set_worker (self.client, self.args->worker);
+    zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    zf_client_track (self.client, true); // for max-instances: DONE per firing
+    while (!zf_actor_stopping (pipe) && !zsys_interrupted) {
+        s_job_t *soonest = NULL;
+        for (s_job_t *job = (s_job_t *) zlistx_first (self.jobs); job;
+             job = (s_job_t *) zlistx_next (self.jobs))
+            if (!soonest || job->due_mono < soonest->due_mono)
+                soonest = job;
+        int64_t wait =
+            soonest && soonest->due_mono != INT64_MAX ? soonest->due_mono - zclock_mono () : 100;
+        if (wait > 0) {
+            zf_client_pump (self.client, (int) (wait < 100 ? wait : 100));
+            s_reap_done (&self);
+            continue;
+        }
+        if (soonest->jitter > 0) {
+            int64_t delay = (int64_t) ((double) rand_r (&self.seed) / RAND_MAX * soonest->jitter);
+            zf_client_pump (self.client, (int) delay);
+        }
+        s_due (&self, soonest);
+    }
+    for (s_job_t *job = (s_job_t *) zlistx_first (self.jobs); job;
+         job = (s_job_t *) zlistx_next (self.jobs)) {
+        zsys_info ("%s: job %s: %llu firings, %llu missed, %llu skipped for max-instances",
+                   conf->name, job->label, (unsigned long long) job->fired,
+                   (unsigned long long) job->missed, (unsigned long long) job->busy);
+        s_job_destroy (&job);
+    }
+    zlistx_destroy (&self.jobs);
+    zf_client_flush (self.client, 2000);
+    zf_client_destroy (&self.client);
+    zf_actor_exit (pipe, 0);
+}
+
 const zf_kind_t zf_scheduler_kind = {
     .name = "scheduler",
     .summary = "puts an item into a queue at intervals, cron times or a given time",
@@ -77,4 +381,5 @@ const zf_kind_t zf_scheduler_kind = {
     .job_keys = s_job_keys,
     .flags = ZF_KIND_OUTPUT | ZF_KIND_SOURCE | ZF_KIND_TIMED,
     .one_of = "every|cron|at",
+    .run = zf_scheduler_actor,
 };
