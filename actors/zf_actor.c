@@ -3,6 +3,11 @@
 #include "zf_cli.h"
 #include "zf_kinds.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 void
 zf_actor_exit (zsock_t *pipe, int status)
 {
@@ -39,22 +44,54 @@ zf_actor_run (zf_actor_args_t *args)
                  args->conf->name, kind ? kind->name : "?");
         return ZF_EXIT_USAGE;
     }
+    // SIGINT and SIGTERM are taken here, from a signalfd, and passed to the
+    // actor as $TERM: it stops the way it would be told to, finishing and
+    // handing back its work, with its session still working (czmq's own
+    // handler would mark the whole process interrupted). The actor's thread
+    // inherits the blocked signals; a second signal stops at once.
+    sigset_t stops, before;
+    sigemptyset (&stops);
+    sigaddset (&stops, SIGINT);
+    sigaddset (&stops, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &stops, &before);
+    int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
     zactor_t *actor = zactor_new (kind->run, args);
     int status = ZF_EXIT_FAILED; // unless the actor says otherwise
-    zpoller_t *poller = zpoller_new (actor, NULL);
-    while (!zsys_interrupted) {
-        if (!zpoller_wait (poller, 200))
+    bool stopping = false;
+    int first = 0; // the signal that stopped it
+    for (;;) {
+        zmq_pollitem_t items[] = { { zsock_resolve (actor), 0, ZMQ_POLLIN, 0 },
+                                   { NULL, signals, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, signals >= 0 ? 2 : 1, 200) <= 0)
             continue;
-        char *word = NULL, *code = NULL;
-        if (zstr_recvx (actor, &word, &code, NULL) >= 1 && word && streq (word, "EXIT"))
-            status = code ? atoi (code) : ZF_EXIT_FAILED;
-        zstr_free (&word);
-        zstr_free (&code);
-        break;
+        if (items[1].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo info;
+            if (read (signals, &info, sizeof info) == sizeof info) {
+                // A second SIGINT (Ctrl-C twice) stops at once; a SIGTERM
+                // after it, from a supervisor passing the stop on, does not.
+                if (stopping && info.ssi_signo == SIGINT && first == SIGINT)
+                    _exit (ZF_EXIT_OK);
+                if (!stopping) {
+                    stopping = true;
+                    first = (int) info.ssi_signo;
+                    zstr_send (actor, "$TERM");
+                }
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *word = NULL, *code = NULL;
+            if (zstr_recvx (actor, &word, &code, NULL) >= 1 && word && streq (word, "EXIT"))
+                status = code ? atoi (code) : ZF_EXIT_FAILED;
+            zstr_free (&word);
+            zstr_free (&code);
+            break;
+        }
     }
-    if (zsys_interrupted)
+    if (stopping && status != ZF_EXIT_USAGE)
         status = ZF_EXIT_OK; // stopped on request: the actor handed back its work
-    zpoller_destroy (&poller);
     zactor_destroy (&actor);
+    if (signals >= 0)
+        close (signals);
+    pthread_sigmask (SIG_SETMASK, &before, NULL);
     return status;
 }

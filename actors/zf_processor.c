@@ -147,6 +147,10 @@ s_start (self_t *self, s_coproc_t *proc)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        // The worker blocks SIGINT and SIGTERM (zf_actor_run): not the command.
+        sigset_t none;
+        sigemptyset (&none);
+        sigprocmask (SIG_SETMASK, &none, NULL);
         dup2 (to_child[0], 0);
         dup2 (from_child[1], 1);
         close (to_child[0]);

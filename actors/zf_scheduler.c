@@ -25,6 +25,10 @@
 #include "zf_mp.h"
 #include "zflow.h"
 
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
 #define JOB_KEYS                                                                                   \
     { .name = "every",                                                                             \
       .type = ZF_KEY_DURATION,                                                                     \
@@ -107,7 +111,7 @@ typedef struct {
     msgpack_sbuffer payload;         // the payload, msgpack
     bool payload_is_map;             // it is a map (keys are added to it)
     int64_t due;                  // the scheduled time of its next firing (ms, wall), or INT64_MAX
-    int64_t due_mono;             // the same on the monotonic clock
+    int64_t due_mono;             // the same on the monotonic clock, in us
     zlistx_t *running;            // char *: hex ids of its firings in progress
     uint64_t fired, missed, busy; // firings put, skipped as late, skipped for max-instances
 } s_job_t;
@@ -119,10 +123,19 @@ typedef struct {
     unsigned seed;         // for jitter
 } self_t;
 
+//  The wall clock in ms, and both clocks in us.
+static int64_t
+s_clock_us (clockid_t which)
+{
+    struct timespec ts;
+    clock_gettime (which, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int64_t
 s_wall (void)
 {
-    return zclock_time ();
+    return s_clock_us (CLOCK_REALTIME) / 1000;
 }
 
 //  The job's first scheduled time at or after from (ms, wall), or INT64_MAX.
@@ -152,7 +165,9 @@ static void
 s_plan (s_job_t *job, int64_t due)
 {
     job->due = due;
-    job->due_mono = due == INT64_MAX ? INT64_MAX : zclock_mono () + (due - s_wall ());
+    job->due_mono = due == INT64_MAX
+                        ? INT64_MAX
+                        : s_clock_us (CLOCK_MONOTONIC) + (due * 1000 - s_clock_us (CLOCK_REALTIME));
 }
 
 //  Forgets the firings whose lineage the broker reported finished.
@@ -173,7 +188,7 @@ s_reap_done (self_t *self)
     }
 }
 
-//  Puts the firing of job scheduled at `when`, `late` ms after it.
+//  Puts the firing of job scheduled at `when`, `late` us after it.
 static void
 s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
 {
@@ -208,7 +223,7 @@ s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
     zf_mp_pack_cstr (&pk, "scheduled");
     zf_mp_pack_cstr (&pk, scheduled);
     zf_mp_pack_cstr (&pk, "lateness_ms");
-    msgpack_pack_int64 (&pk, late);
+    msgpack_pack_double (&pk, (double) late / 1000.0);
     if (job->payload.size && !job->payload_is_map)
         zf_mp_pack_cstr (&pk, "payload");
     msgpack_sbuffer_write (&body, rest, rest_size);
@@ -237,18 +252,21 @@ s_due (self_t *self, s_job_t *job)
             when = next;
             next = s_next_after (job, when + 1);
         }
-    int64_t late = now - when;
-    if (late > job->grace) {
+    // Lateness on the monotonic clock, from the time planned for job->due.
+    int64_t late = s_clock_us (CLOCK_MONOTONIC) - (job->due_mono + (when - job->due) * 1000);
+    if (late > job->grace * 1000) {
         job->missed++;
-        zsys_warning ("%s: job %s: the firing of %lld missed by %lld ms (misfire-grace %lld ms)",
-                      self->args->conf->name, job->label, (long long) when, (long long) late,
+        char at[40];
+        zsys_warning ("%s: job %s: the firing of %s missed by %lld ms (misfire-grace %lld ms)",
+                      self->args->conf->name, job->label,
+                      zf_cron_format (job->tz, when / 1000, at, sizeof at), (long long) late / 1000,
                       (long long) job->grace);
     }
     else
         s_fire (self, job, when, late);
     if (job->every && next != INT64_MAX) {
         // On the monotonic clock from the time just handled.
-        job->due_mono += next - job->due;
+        job->due_mono += (next - job->due) * 1000;
         job->due = next;
     }
     else
@@ -341,19 +359,41 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
     zf_client_track (self.client, true); // for max-instances: DONE per firing
+    // Far from a due time the session's own wait does; near one, a timerfd
+    // armed for the exact microsecond wakes the actor.
+    int timer = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     while (!zf_actor_stopping (pipe) && !zsys_interrupted) {
         s_job_t *soonest = NULL;
         for (s_job_t *job = (s_job_t *) zlistx_first (self.jobs); job;
              job = (s_job_t *) zlistx_next (self.jobs))
             if (!soonest || job->due_mono < soonest->due_mono)
                 soonest = job;
-        int64_t wait =
-            soonest && soonest->due_mono != INT64_MAX ? soonest->due_mono - zclock_mono () : 100;
-        if (wait > 0) {
-            zf_client_pump (self.client, (int) (wait < 100 ? wait : 100));
+        int64_t wait = soonest && soonest->due_mono != INT64_MAX
+                           ? soonest->due_mono - s_clock_us (CLOCK_MONOTONIC)
+                           : 100000;
+        if (wait > 3000) {
+            int64_t ms = wait / 1000 - 2;
+            zf_client_pump (self.client, (int) (ms < 100 ? ms : 100));
             s_reap_done (&self);
             continue;
         }
+        if (wait > 0 && timer >= 0) {
+            struct itimerspec at = { .it_value = { .tv_sec = soonest->due_mono / 1000000,
+                                                   .tv_nsec =
+                                                       soonest->due_mono % 1000000 * 1000 } };
+            timerfd_settime (timer, TFD_TIMER_ABSTIME, &at, NULL);
+            zmq_pollitem_t items[] = { { NULL, timer, ZMQ_POLLIN, 0 },
+                                       { NULL, zf_client_fd (self.client), ZMQ_POLLIN, 0 } };
+            zmq_poll (items, 2, 5);
+            uint64_t expirations;
+            if (!(items[0].revents & ZMQ_POLLIN) ||
+                read (timer, &expirations, sizeof expirations) != sizeof expirations) {
+                zf_client_pump (self.client, 0); // the broker spoke first
+                continue;
+            }
+        }
+        else if (wait > 0)
+            continue;
         if (soonest->jitter > 0) {
             int64_t delay = (int64_t) ((double) rand_r (&self.seed) / RAND_MAX * soonest->jitter);
             zf_client_pump (self.client, (int) delay);
@@ -368,6 +408,8 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
         s_job_destroy (&job);
     }
     zlistx_destroy (&self.jobs);
+    if (timer >= 0)
+        close (timer);
     zf_client_flush (self.client, 2000);
     zf_client_destroy (&self.client);
     zf_actor_exit (pipe, 0);
