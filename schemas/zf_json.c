@@ -593,8 +593,16 @@ s_render (zf_mp_t *mp, s_text_t *t, int depth, zf_error_t *err)
                 memcpy (&d, &raw, 8);
             }
             mp->pos += size + 1;
-            if (isfinite (d))
-                s_addf (t, "%.17g", d);
+            if (isfinite (d)) {
+                // The shortest of 15, 16 or 17 digits that reads back the same.
+                char text[32];
+                for (int digits = 15; digits <= 17; digits++) {
+                    snprintf (text, sizeof text, "%.*g", digits, d);
+                    if (strtod (text, NULL) == d)
+                        break;
+                }
+                s_add (t, text, strlen (text));
+            }
             else
                 s_add (t, "null", 4);
             return 0;

@@ -129,6 +129,16 @@ test_any_msgpack_renders (void **state)
     assert_int_equal (err.code, ZF_ETRUNC);
     assert_null (zf_msgpack_to_json ("\x01\x02", 2, &err));
     assert_non_null (strstr (err.text, "1 bytes after the value"));
+    // Doubles in the fewest digits that read back the same.
+    msgpack_sbuffer_clear (&buffer);
+    msgpack_pack_array (&pk, 4);
+    msgpack_pack_double (&pk, 0.041);
+    msgpack_pack_double (&pk, 0.1 + 0.2);
+    msgpack_pack_double (&pk, 1e300);
+    msgpack_pack_float (&pk, 0.5f);
+    json = zf_msgpack_to_json (buffer.data, buffer.size, &err);
+    assert_string_equal (json, "[0.041,0.30000000000000004,1e+300,0.5]");
+    free (json);
     msgpack_sbuffer_destroy (&buffer);
 }
 
