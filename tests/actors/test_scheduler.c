@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 static char s_dir[256]; // the pipeline's folder
 
@@ -236,6 +237,64 @@ test_max_instances (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+static void
+test_at_start_end (void **state)
+{
+    // One job fires once `at` a time; another fires every 100 ms only
+    // between its `start` and `end`. Times are written for this run.
+    int64_t now = zclock_time () / 1000 + 2; // whole seconds, 2 s ahead
+    char at[32], start[32], end[32];
+    time_t t = (time_t) now;
+    strftime (at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", gmtime (&t));
+    t = (time_t) now + 1;
+    strftime (start, sizeof start, "%Y-%m-%dT%H:%M:%SZ", gmtime (&t));
+    t = (time_t) now + 2;
+    strftime (end, sizeof end, "%Y-%m-%dT%H:%M:%SZ", gmtime (&t));
+    char config[1024];
+    snprintf (config, sizeof config,
+              "actors\n"
+              "    tick\n"
+              "        kind = scheduler\n"
+              "        output = ticks\n"
+              "        once\n"
+              "            at = %s\n"
+              "        window\n"
+              "            every = 100ms\n"
+              "            start = %s\n"
+              "            end = %s\n"
+              "    store\n"
+              "        kind = sink\n"
+              "        input = ticks\n"
+              "        target = file:out.jsonl\n",
+              at, start, end);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
+    assert_non_null (broker);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t tick = zf_test_actor (s_dir, broker, "tick");
+    int seen[1];
+    // once, and window from start to end inclusive: 1 + 11 firings.
+    assert_int_equal (zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, 12), 12);
+    zclock_sleep (300); // past the end: nothing more may come
+    kill (tick, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    char *text = zf_test_slurp (s_dir, "out.jsonl");
+    int once = 0, window = 0;
+    for (char *line = strtok (text, "\n"); line; line = strtok (NULL, "\n")) {
+        if (strstr (line, "\"job\":\"once\""))
+            once++;
+        else if (strstr (line, "\"job\":\"window\""))
+            window++;
+    }
+    free (text);
+    assert_int_equal (once, 1);
+    assert_int_equal (window, 11);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -244,6 +303,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_stall_coalesced, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stall_misfires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_max_instances, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_at_start_end, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
