@@ -324,8 +324,9 @@ zf_sink_actor (zsock_t *pipe, void *args)
     // A batch waits to fill: it must fill before the queue is full with it.
     int64_t limit = zf_actor_hold_limit (self.args) / 2;
     if (concurrency > limit) {
-        zsys_info ("%s: batches of %lld items at most: half the max-depth of %s per worker",
-                   conf->name, (long long) (limit > 0 ? limit : 1), conf->input);
+        if (zconfig_locate (conf->node, "concurrency")) // said so: say why it is not
+            zsys_info ("%s: batches of %lld items at most: half the max-depth of %s per worker",
+                       conf->name, (long long) (limit > 0 ? limit : 1), conf->input);
         concurrency = limit > 0 ? limit : 1;
     }
     zsock_signal (pipe, 0);

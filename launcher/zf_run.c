@@ -17,6 +17,7 @@
 #include "zflow.h"
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -33,6 +34,9 @@ typedef struct {
     int64_t window_start;  // when the window began (ms)
     int64_t start_at;      // when to start it again (ms), after a backoff
     long peak_kb;          // the largest resident size of its processes so far
+    int log;               // the read end of its stderr, or -1
+    char line[1024];       // a log line not yet ended
+    size_t line_len;       // bytes in line
     double cpu_s;          // CPU time of its processes that ended, user and system
 } s_worker_t;
 
@@ -63,17 +67,67 @@ s_log (s_run_t *run, const char *format, ...)
     va_end (args);
 }
 
+//  Prints what worker wrote to its stderr, each line prefixed with its
+//  name and number; with flush, also a last line not ended.
+static void
+s_drain_log (s_worker_t *worker, bool flush)
+{
+    char data[4096];
+    ssize_t n;
+    while (worker->log >= 0 && (n = read (worker->log, data, sizeof data)) > 0)
+        for (ssize_t i = 0; i < n; i++) {
+            bool end = data[i] == '\n';
+            if (!end && worker->line_len < sizeof worker->line - 1)
+                worker->line[worker->line_len++] = data[i];
+            if (end || worker->line_len == sizeof worker->line - 1) {
+                fprintf (stderr, "%s/%d | %.*s\n", worker->conf->name, worker->worker,
+                         (int) worker->line_len, worker->line);
+                worker->line_len = 0;
+            }
+        }
+    if (flush && worker->line_len) {
+        fprintf (stderr, "%s/%d | %.*s\n", worker->conf->name, worker->worker,
+                 (int) worker->line_len, worker->line);
+        worker->line_len = 0;
+    }
+}
+
+//  Closes the log of a worker that exited, printing what is left.
+static void
+s_close_log (s_worker_t *worker)
+{
+    s_drain_log (worker, true);
+    if (worker->log >= 0)
+        close (worker->log);
+    worker->log = -1;
+}
+
 static void
 s_start (s_run_t *run, s_worker_t *worker)
 {
+    // Its stderr comes to us, to be prefixed with its name.
+    int pipes[2] = { -1, -1 };
+    if (pipe (pipes) == 0) {
+        fcntl (pipes[0], F_SETFL, O_NONBLOCK);
+        fcntl (pipes[0], F_SETFD, FD_CLOEXEC);
+    }
     pid_t pid = fork ();
     if (pid < 0) {
         s_log (run, "cannot start %s/%d: %s", worker->conf->name, worker->worker, strerror (errno));
+        if (pipes[0] >= 0) {
+            close (pipes[0]);
+            close (pipes[1]);
+        }
         return;
     }
     if (pid == 0) {
         // An actor does not outlive its supervisor.
         prctl (PR_SET_PDEATHSIG, SIGTERM);
+        if (pipes[1] >= 0) {
+            dup2 (pipes[1], 2);
+            close (pipes[0]);
+            close (pipes[1]);
+        }
         const char *kind = worker->conf->kind->name;
         if (streq (kind, "exec")) {
             char number[16];
@@ -100,7 +154,11 @@ s_start (s_run_t *run, s_worker_t *worker)
         }
         _exit (127);
     }
+    if (pipes[1] >= 0)
+        close (pipes[1]);
     worker->pid = pid;
+    s_close_log (worker);
+    worker->log = pipes[0];
 }
 
 //  Totals over the queues, from the broker.
@@ -188,10 +246,15 @@ s_stop_all (s_run_t *run, int64_t grace_ms)
                 s_reap (run, w->pid, &status, 0);
                 w->pid = 0;
             }
-            else
+            else {
+                for (int k = 0; k < run->nworkers; k++)
+                    s_drain_log (&run->workers[k], false); // what they say as they stop
                 zclock_sleep (10); // bounded by the grace period
+            }
         }
     }
+    for (int i = 0; i < run->nworkers; i++)
+        s_close_log (&run->workers[i]);
 }
 
 //  Handles a worker's exit: a source that ended is done; anything else is
@@ -200,6 +263,7 @@ static int
 s_exited (s_run_t *run, s_worker_t *worker, int status)
 {
     worker->pid = 0;
+    s_close_log (worker);
     bool clean = WIFEXITED (status) && WEXITSTATUS (status) == 0;
     if (clean && (worker->conf->kind->flags & ZF_KIND_SOURCE)) {
         worker->finished = true;
@@ -296,7 +360,7 @@ zf_cmd_run (int argc, char **argv)
         run.workers =
             (s_worker_t *) realloc (run.workers, (run.nworkers + a->workers) * sizeof (s_worker_t));
         for (int w = 0; w < a->workers; w++)
-            run.workers[run.nworkers++] = (s_worker_t){ .conf = a, .worker = w };
+            run.workers[run.nworkers++] = (s_worker_t){ .conf = a, .worker = w, .log = -1 };
     }
     if (status) {
         free (run.workers);
@@ -359,7 +423,9 @@ zf_cmd_run (int argc, char **argv)
                    (unsigned long long) totals.dead);
             last_report = now;
         }
-        zf_client_pump (observer, 100); // also the loop's pace
+        for (int i = 0; i < run.nworkers; i++)
+            s_drain_log (&run.workers[i], false);
+        zf_client_pump (observer, 50); // also the loop's pace
     }
     bool interrupted = zsys_interrupted;
     if (!interrupted && !status)
