@@ -379,7 +379,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
 
     int status = 0;
     bool ended = false, stopped = false;
-    int64_t due = zclock_mono ();
+    double due = (double) zclock_mono (); // ms: fractions add up at high rates
     while (!ended && !stopped) {
         zf_error_t err;
         int rc = s_next (&self, &err);
@@ -417,8 +417,8 @@ zf_producer_actor (zsock_t *pipe, void *args)
             break;
         }
         if (self.rate > 0) {
-            due += (int64_t) (1000.0 / self.rate);
-            stopped = !s_pace (pipe, self.client, due);
+            due += 1000.0 / self.rate;
+            stopped = !s_pace (pipe, self.client, (int64_t) due);
         }
         else if ((position & 255) == 0)
             stopped = zf_actor_stopping (pipe);

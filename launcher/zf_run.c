@@ -9,6 +9,7 @@
     period for the actors to hand back what they hold.
 */
 #include "zf_run.h"
+#include "zf_progress.h"
 #include "zf_broker.h"
 #include "zf_cli.h"
 #include "zf_kinds.h"
@@ -46,7 +47,9 @@ typedef struct {
     const char *self_path;   // this program, to start `zflow actor`
     s_worker_t *workers;     // every worker
     int nworkers;            // entries in workers
-    bool quiet;              // no progress lines
+    bool quiet;              // no progress, and no actors' info lines
+    bool verbose;            // figures every 5 s even beside the live view
+    zf_progress_t *progress; // the live view on a terminal, or NULL
 } s_run_t;
 
 static void s_log (s_run_t *run, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
@@ -56,6 +59,7 @@ s_log (s_run_t *run, const char *format, ...)
 {
     if (run->quiet)
         return;
+    zf_progress_clear (run->progress);
     char stamp[32];
     time_t now = time (NULL);
     strftime (stamp, sizeof stamp, "%H:%M:%S", localtime (&now));
@@ -70,7 +74,7 @@ s_log (s_run_t *run, const char *format, ...)
 //  Prints what worker wrote to its stderr, each line prefixed with its
 //  name and number; with flush, also a last line not ended.
 static void
-s_drain_log (s_worker_t *worker, bool flush)
+s_drain_log (s_run_t *run, s_worker_t *worker, bool flush)
 {
     char data[4096];
     ssize_t n;
@@ -80,12 +84,17 @@ s_drain_log (s_worker_t *worker, bool flush)
             if (!end && worker->line_len < sizeof worker->line - 1)
                 worker->line[worker->line_len++] = data[i];
             if (end || worker->line_len == sizeof worker->line - 1) {
-                fprintf (stderr, "%s/%d | %.*s\n", worker->conf->name, worker->worker,
-                         (int) worker->line_len, worker->line);
+                bool info = worker->line_len > 2 && memcmp (worker->line, "I:", 2) == 0;
+                if (!(run->quiet && info)) {
+                    zf_progress_clear (run->progress);
+                    fprintf (stderr, "%s/%d | %.*s\n", worker->conf->name, worker->worker,
+                             (int) worker->line_len, worker->line);
+                }
                 worker->line_len = 0;
             }
         }
     if (flush && worker->line_len) {
+        zf_progress_clear (run->progress);
         fprintf (stderr, "%s/%d | %.*s\n", worker->conf->name, worker->worker,
                  (int) worker->line_len, worker->line);
         worker->line_len = 0;
@@ -94,9 +103,9 @@ s_drain_log (s_worker_t *worker, bool flush)
 
 //  Closes the log of a worker that exited, printing what is left.
 static void
-s_close_log (s_worker_t *worker)
+s_close_log (s_run_t *run, s_worker_t *worker)
 {
-    s_drain_log (worker, true);
+    s_drain_log (run, worker, true);
     if (worker->log >= 0)
         close (worker->log);
     worker->log = -1;
@@ -157,7 +166,7 @@ s_start (s_run_t *run, s_worker_t *worker)
     if (pipes[1] >= 0)
         close (pipes[1]);
     worker->pid = pid;
-    s_close_log (worker);
+    s_close_log (run, worker);
     worker->log = pipes[0];
 }
 
@@ -248,13 +257,13 @@ s_stop_all (s_run_t *run, int64_t grace_ms)
             }
             else {
                 for (int k = 0; k < run->nworkers; k++)
-                    s_drain_log (&run->workers[k], false); // what they say as they stop
-                zclock_sleep (10); // bounded by the grace period
+                    s_drain_log (run, &run->workers[k], false); // what they say as they stop
+                zclock_sleep (10);                              // bounded by the grace period
             }
         }
     }
     for (int i = 0; i < run->nworkers; i++)
-        s_close_log (&run->workers[i]);
+        s_close_log (run, &run->workers[i]);
 }
 
 //  Handles a worker's exit: a source that ended is done; anything else is
@@ -263,7 +272,7 @@ static int
 s_exited (s_run_t *run, s_worker_t *worker, int status)
 {
     worker->pid = 0;
-    s_close_log (worker);
+    s_close_log (run, worker);
     bool clean = WIFEXITED (status) && WEXITSTATUS (status) == 0;
     if (clean && (worker->conf->kind->flags & ZF_KIND_SOURCE)) {
         worker->finished = true;
@@ -297,12 +306,14 @@ int
 zf_cmd_run (int argc, char **argv)
 {
     const char *usage =
-        "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] [--quiet]";
+        "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] [--quiet|--verbose]";
     const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
-    bool quiet = false;
+    bool quiet = false, verbose = false;
     for (int i = 1; i < argc; i++) {
         if (streq (argv[i], "--quiet"))
             quiet = true;
+        else if (streq (argv[i], "--verbose"))
+            verbose = true;
         else if (streq (argv[i], "--broker") && i + 1 < argc)
             broker_endpoint = argv[++i];
         else if (streq (argv[i], "--only") && i + 1 < argc)
@@ -335,7 +346,7 @@ zf_cmd_run (int argc, char **argv)
     if (!pipeline)
         return ZF_EXIT_USAGE;
 
-    s_run_t run = { .pipeline = pipeline, .quiet = quiet };
+    s_run_t run = { .pipeline = pipeline, .quiet = quiet, .verbose = verbose };
     char self_path[4096];
     ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
     self_path[len > 0 ? len : 0] = 0;
@@ -384,6 +395,14 @@ zf_cmd_run (int argc, char **argv)
     s_log (&run, "pipeline %s: broker at %s, %d worker process%s%s", pipeline->name, run.endpoint,
            run.nworkers, run.nworkers == 1 ? "" : "es",
            finite ? "; ends when its sources have ended and every item is through" : "");
+    // On a terminal, a live view; elsewhere, log lines.
+    const char *term = getenv ("TERM");
+    if (!quiet && isatty (2) && term && !streq (term, "dumb"))
+        run.progress =
+            zf_progress_new (pipeline,
+                             broker ? zf_broker_events (broker)
+                                    : zf_conf_get (pipeline->broker, zf_broker_keys, "events"),
+                             stderr);
     int64_t started = zclock_mono ();
     for (int i = 0; i < run.nworkers; i++)
         s_start (&run, &run.workers[i]);
@@ -416,7 +435,7 @@ zf_cmd_run (int argc, char **argv)
             if (totals.answered && totals.depth == 0)
                 break;
         }
-        if (now - last_report >= 5000) {
+        if (now - last_report >= 5000 && (!run.progress || run.verbose)) {
             totals = s_totals (observer);
             s_log (&run, "%llu items done, %llu waiting or in flight, %llu dead",
                    (unsigned long long) totals.acked, (unsigned long long) totals.depth,
@@ -424,12 +443,14 @@ zf_cmd_run (int argc, char **argv)
             last_report = now;
         }
         for (int i = 0; i < run.nworkers; i++)
-            s_drain_log (&run.workers[i], false);
+            s_drain_log (&run, &run.workers[i], false);
+        zf_progress_update (run.progress);
         zf_client_pump (observer, 50); // also the loop's pace
     }
     bool interrupted = zsys_interrupted;
     if (!interrupted && !status)
         totals = s_totals (observer);
+    zf_progress_destroy (&run.progress); // the lines below say how it ended
     zf_client_destroy (&observer);
     s_stop_all (&run, grace);
     double seconds = (zclock_mono () - started) / 1000.0;

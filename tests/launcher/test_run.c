@@ -127,6 +127,43 @@ test_actor_that_keeps_dying (void **state)
 }
 
 static void
+test_progress_on_a_terminal (void **state)
+{
+    // On a terminal (a pseudo-terminal made by script(1)), zflow run draws a
+    // line per actor: the source with a bar and its total, the sink with
+    // what it has done; each actor's own log lines come prefixed.
+    char path[512];
+    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
+    FILE *file = fopen (path, "w");
+    fputs (BROKER "actors\n"
+                  "    nums\n"
+                  "        kind = producer\n"
+                  "        source = seq:200000\n"
+                  "        output = numbers\n"
+                  "        rate = 100000\n"
+                  "    store\n"
+                  "        kind = sink\n"
+                  "        input = numbers\n"
+                  "        target = null\n",
+           file);
+    fclose (file);
+    char command[1024];
+    snprintf (command, sizeof command, "'%s' run '%s'", ZFLOW_BIN, path);
+    setenv ("TERM", "xterm", 1);
+    zf_test_result_t r =
+        zf_test_run ((char *[]){ "/usr/bin/script", "-qec", command, "/dev/null", NULL }, NULL);
+    if (r.status != 0)
+        fail_msg ("exit %d: %s %s", r.status, r.out, r.err);
+    assert_non_null (strstr (r.out, "nums  producer  ["));
+    assert_non_null (strstr (r.out, "/200.0k"));
+    assert_non_null (strstr (r.out, "store sink      "));
+    assert_non_null (strstr (r.out, "\033[2A\033[J")); // redrawn in place
+    assert_non_null (strstr (r.out, "nums/0 | I: "));
+    assert_non_null (strstr (r.out, "done in "));
+    zf_test_result_free (&r);
+}
+
+static void
 test_config_error (void **state)
 {
     zf_test_result_t r = s_run ("actors\n"
@@ -144,6 +181,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_finite_pipeline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_letters_fail_the_run, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_that_keeps_dying, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_progress_on_a_terminal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
