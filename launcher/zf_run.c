@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -234,6 +235,28 @@ s_log_resources (s_run_t *run)
                          run->workers[i].conf->name, run->workers[i].worker,
                          run->workers[i].peak_kb / 1024.0, run->workers[i].cpu_s);
     s_log (run, "%s", line);
+}
+
+//  Says where the results are: each sink's file, with the items in it (from
+//  its commit record, 16 bytes an item).
+static void
+s_log_results (s_run_t *run)
+{
+    for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (run->pipeline->actors); a;
+         a = (zf_actor_conf_t *) zlistx_next (run->pipeline->actors)) {
+        if (!streq (a->kind->name, "sink"))
+            continue;
+        const char *target = zf_conf_get (a->node, a->kind->keys, "target");
+        if (strncmp (target, "file:", 5) != 0)
+            continue;
+        char *path = zf_pipeline_path (run->pipeline, target + 5);
+        char *ids = zsys_sprintf ("%s.ids", path);
+        struct stat info;
+        long long items = stat (ids, &info) == 0 ? (long long) info.st_size / ZF_ID_SIZE : 0;
+        s_log (run, "results of %s: %s (%lld item%s)", a->name, path, items, items == 1 ? "" : "s");
+        zstr_free (&ids);
+        free (path);
+    }
 }
 
 //  Stops every worker: SIGTERM, then SIGKILL after grace_ms.
@@ -466,6 +489,8 @@ zf_cmd_run (int argc, char **argv)
     else if (!status)
         s_log (&run, "done in %.1f s: %llu items handled in all queues", seconds,
                (unsigned long long) totals.acked);
+    if (!status && !interrupted)
+        s_log_results (&run);
     s_log_resources (&run);
     zf_broker_destroy (&broker);
     free (run.workers);

@@ -164,6 +164,42 @@ test_progress_on_a_terminal (void **state)
 }
 
 static void
+test_hello_example (void **state)
+{
+    // The README's main job, run as a user runs it (in a copy, on free
+    // ports): every page fetched, titled, fanned out and gathered.
+    char command[2048];
+    snprintf (command, sizeof command,
+              "cp -r '%s/pipelines/hello.zpl' '%s/pipelines/site' '%s/pipelines/custom' '%s/' && "
+              "cd '%s' && HELLO_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); "
+              "s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])') "
+              "ZFLOW_ENDPOINT='tcp://127.0.0.1:*' ZFLOW_EVENTS='tcp://127.0.0.1:*' "
+              "'%s' run hello.zpl",
+              ZFLOW_SOURCE_DIR, ZFLOW_SOURCE_DIR, ZFLOW_SOURCE_DIR, s_dir, s_dir, ZFLOW_BIN);
+    zf_test_result_t r = zf_test_run ((char *[]){ "/bin/sh", "-c", command, NULL }, NULL);
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "results of store: "));
+    assert_non_null (strstr (r.err, "out/hello/titles.jsonl (6 items)"));
+    assert_non_null (strstr (r.err, "out/hello/batches.jsonl (2 items)"));
+    zf_test_result_free (&r);
+    char *titles = zf_test_slurp (s_dir, "out/hello/titles.jsonl");
+    assert_non_null (titles);
+    assert_non_null (strstr (titles, "\"status\":200,\"title\":\"zflow example site\","));
+    assert_non_null (strstr (titles, "\"title\":\"Pipelines, queues and actors\",\"links\":"
+                                     "[\"../index.html\",\"../about.html\"]"));
+    assert_non_null (strstr (titles, "/missing.html\",\"status\":404,"));
+    free (titles);
+    char *lists = zf_test_slurp (s_dir, "out/hello/batches.jsonl");
+    int lines = 0;
+    for (char *p = lists; (p = strchr (p, '\n')); p++)
+        lines++;
+    assert_int_equal (lines, 2);
+    assert_int_equal (lists[0], '[');
+    free (lists);
+}
+
+static void
 test_config_error (void **state)
 {
     zf_test_result_t r = s_run ("actors\n"
@@ -182,6 +218,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_dead_letters_fail_the_run, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_that_keeps_dying, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_progress_on_a_terminal, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hello_example, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
