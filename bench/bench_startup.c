@@ -58,7 +58,7 @@ main (int argc, char **argv)
         printf ("run %d: first item in the sink's file after %.1f ms\n", i + 1, times[i]);
     }
     qsort (times, (size_t) runs, sizeof (double), s_compare);
-    printf ("startup: median %.1f ms, max %.1f ms over %d runs\n", times[runs / 2],
-            times[runs - 1], runs);
+    printf ("startup: median %.1f ms, max %.1f ms over %d runs\n", times[runs / 2], times[runs - 1],
+            runs);
     return 0;
 }
