@@ -19,6 +19,8 @@
 
 #include <signal.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -131,8 +133,11 @@ s_start (s_run_t *run, s_worker_t *worker)
         return;
     }
     if (pid == 0) {
-        // An actor does not outlive its supervisor.
+        // An actor does not outlive its supervisor, and takes signals itself.
         prctl (PR_SET_PDEATHSIG, SIGTERM);
+        sigset_t none;
+        sigemptyset (&none);
+        sigprocmask (SIG_SETMASK, &none, NULL);
         if (pipes[1] >= 0) {
             dup2 (pipes[1], 2);
             close (pipes[0]);
@@ -325,9 +330,35 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
     return 0;
 }
 
+//  How a stop request stands: SIGINT and SIGTERM are read from a signalfd.
+typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
+
+//  Reads the signals that came: the first starts a graceful stop, a second
+//  SIGINT makes it immediate.
+static s_stop_t
+s_signals (int fd, s_stop_t state)
+{
+    struct signalfd_siginfo info;
+    while (fd >= 0 && read (fd, &info, sizeof info) == sizeof info) {
+        if (state == S_RUNNING)
+            state = S_DRAINING;
+        else if (info.ssi_signo == SIGINT)
+            state = S_AT_ONCE;
+    }
+    return state;
+}
+
 int
 zf_cmd_run (int argc, char **argv)
 {
+    // Signals are read from a signalfd (before any thread starts, so that
+    // all of them block these); the actors unblock them after fork.
+    sigset_t stops;
+    sigemptyset (&stops);
+    sigaddset (&stops, SIGINT);
+    sigaddset (&stops, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &stops, NULL);
+    int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
     const char *usage =
         "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] [--quiet|--verbose]";
     const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
@@ -434,7 +465,31 @@ zf_cmd_run (int argc, char **argv)
 
     s_totals_t totals = { 0 };
     int64_t last_report = started;
-    while (!zsys_interrupted) {
+    s_stop_t stop = S_RUNNING;
+    int64_t drain_until = 0;
+    bool drained = false; // a stop request's drain finished in time
+    while (stop != S_AT_ONCE) {
+        // A stop request: the sources stop first, what they put drains
+        // through the pipeline within the grace period, then the rest stops.
+        s_stop_t was = stop;
+        stop = s_signals (signals, stop);
+        if (stop == S_DRAINING && was == S_RUNNING) {
+            drain_until = zclock_mono () + grace;
+            s_log (&run,
+                   "stopping: sources stop, what is in flight drains (grace %lld ms; Ctrl-C "
+                   "again to stop at once)",
+                   (long long) grace);
+            for (int i = 0; i < run.nworkers; i++) {
+                s_worker_t *w = &run.workers[i];
+                if (w->conf->kind->flags & ZF_KIND_SOURCE) {
+                    w->finished = true; // not started again
+                    if (w->pid > 0)
+                        kill (w->pid, SIGTERM);
+                }
+            }
+        }
+        if (stop == S_AT_ONCE)
+            break;
         // Exits and restarts.
         int wstatus;
         pid_t pid;
@@ -453,10 +508,22 @@ zf_cmd_run (int argc, char **argv)
             sources_left |= (w->conf->kind->flags & ZF_KIND_SOURCE) && !w->finished;
         }
         // Done: sources ended, nothing left in any queue.
-        if (finite && !sources_left) {
+        bool sources_gone = !sources_left;
+        for (int i = 0; stop == S_DRAINING && i < run.nworkers; i++)
+            if (run.workers[i].conf->kind->flags & ZF_KIND_SOURCE)
+                sources_gone &= run.workers[i].pid <= 0;
+        if ((finite && !sources_left) || (stop == S_DRAINING && sources_gone)) {
             totals = s_totals (observer);
-            if (totals.answered && totals.depth == 0)
+            if (totals.answered && totals.depth == 0) {
+                drained = true;
                 break;
+            }
+        }
+        if (stop == S_DRAINING && zclock_mono () >= drain_until) {
+            totals = s_totals (observer);
+            s_log (&run, "the grace period is over with %llu items still in the queues",
+                   (unsigned long long) totals.depth);
+            break;
         }
         if (now - last_report >= 5000 && (!run.progress || run.verbose)) {
             totals = s_totals (observer);
@@ -470,15 +537,20 @@ zf_cmd_run (int argc, char **argv)
         zf_progress_update (run.progress);
         zf_client_pump (observer, 50); // also the loop's pace
     }
-    bool interrupted = zsys_interrupted;
+    bool interrupted = stop != S_RUNNING;
     if (!interrupted && !status)
         totals = s_totals (observer);
     zf_progress_destroy (&run.progress); // the lines below say how it ended
     zf_client_destroy (&observer);
-    s_stop_all (&run, grace);
+    s_stop_all (&run, stop == S_AT_ONCE ? 0 : grace);
+    if (signals >= 0)
+        close (signals);
     double seconds = (zclock_mono () - started) / 1000.0;
     if (interrupted)
-        s_log (&run, "stopped after %.1f s", seconds);
+        s_log (&run, "stopped after %.1f s%s", seconds,
+               stop == S_AT_ONCE ? ", at once"
+               : drained         ? ": sources stopped, everything they put went through"
+                                 : "");
     else if (!status && totals.dead) {
         fprintf (stderr,
                  "zflow run: done in %.1f s, but %llu item%s ended in a dead-letter queue: see "

@@ -20,16 +20,16 @@ queues
         timeout = 2m                    #   Redeliver an item held longer than this
 actors
     origin                              #   The example site (drop it to crawl the web)
-        kind = exec
-        command = "exec python3 -m http.server 8765 --bind 127.0.0.1 --directory site >/dev/null 2>&1"
+        kind = exec                     #   A program of its own: here, a web server
+        command = "exec python3 -m http.server 8765 --bind 127.0.0.1 --directory site >/dev/null 2>&1"  #   Serves site/ while the pipeline runs
     seeds
-        kind = producer
+        kind = producer                 #   Puts items from a source into a queue
         source = file:data/urls.txt     #   One URL per line, relative to this file
-        output = urls
+        output = urls                   #   The queue it writes
     fetch
-        kind = fetcher
-        input = urls
-        output = pages
+        kind = fetcher                  #   Fetches each URL over HTTP
+        input = urls                    #   The queue it reads
+        output = pages                  #   The queue it writes
         workers = 2                     #   Processes
         concurrency = 64                #   Requests in flight per process
         max-connections = 128           #   Open connections per process, all hosts
@@ -46,15 +46,15 @@ actors
         rate-per-host = 50              #   Requests per second to one host, at most
         on-error = emit                 #   Final failures become {url, error, kind} items
     titles
-        kind = processor
-        input = pages
-        output = found
+        kind = processor                #   Runs user logic on each item
+        input = pages                   #   The queue it reads
+        output = found                  #   The queue it writes
         command = "python3 custom/title.py"  #   Title and links of each page
         concurrency = 2                 #   Copies of the command per worker
         timeout = 10s                   #   Per page
         on-error = emit                 #   A failed fetch goes on as {error, item}
     store
-        kind = sink
-        input = found
+        kind = sink                     #   Writes each item out
+        input = found                   #   The queue it reads
         target = file:out/crawl/pages.jsonl  #   JSON lines, one per page
         sync = interval                 #   fsync every sync-interval; acks wait for it

@@ -15,49 +15,49 @@ queues
         max-attempts = 3                #   Then a page goes to pages.dead
 actors
     origin                              #   The site, served while the pipeline runs
-        kind = exec
-        command = "exec python3 -m http.server ${HELLO_PORT:-8765} --bind 127.0.0.1 --directory site >/dev/null 2>&1"
+        kind = exec                     #   A program of its own: here, a web server
+        command = "exec python3 -m http.server ${HELLO_PORT:-8765} --bind 127.0.0.1 --directory site >/dev/null 2>&1"  #   Serves site/ while the pipeline runs
     urls                                #   The pages to fetch, in batches of 3
-        kind = producer
-        output = urls
+        kind = producer                 #   Puts items from a source into a queue
+        output = urls                   #   The queue it writes
         group-size = 3                  #   Each batch is one group for the gather
         items
-            item = http://127.0.0.1:${HELLO_PORT:-8765}/index.html
-            item = http://127.0.0.1:${HELLO_PORT:-8765}/about.html
-            item = http://127.0.0.1:${HELLO_PORT:-8765}/news.html
-            item = http://127.0.0.1:${HELLO_PORT:-8765}/contact.html
-            item = http://127.0.0.1:${HELLO_PORT:-8765}/docs/pipelines.html
-            item = http://127.0.0.1:${HELLO_PORT:-8765}/missing.html
+            item = http://127.0.0.1:${HELLO_PORT:-8765}/index.html  #   A page of the example site
+            item = http://127.0.0.1:${HELLO_PORT:-8765}/about.html  #   A page of the example site
+            item = http://127.0.0.1:${HELLO_PORT:-8765}/news.html  #   A page of the example site
+            item = http://127.0.0.1:${HELLO_PORT:-8765}/contact.html  #   A page of the example site
+            item = http://127.0.0.1:${HELLO_PORT:-8765}/docs/pipelines.html  #   A page of the example site
+            item = http://127.0.0.1:${HELLO_PORT:-8765}/missing.html  #   A page of the example site
     fetch                               #   Concurrent HTTP, keep-alive connections
-        kind = fetcher
-        input = urls
-        output = pages
+        kind = fetcher                  #   Fetches each URL over HTTP
+        input = urls                    #   The queue it reads
+        output = pages                  #   The queue it writes
         concurrency = 16                #   Requests in flight
         max-per-host = 4                #   Connections to the one host
         timeout = 5s                    #   Whole request
         retry-base = 100ms              #   The origin may still be starting
         max-retries = 6                 #   Then the failure becomes an item
     titles                              #   User logic in any language
-        kind = processor
-        input = pages
-        output = titles
-        command = "python3 custom/title.py"
+        kind = processor                #   Runs user logic on each item
+        input = pages                   #   The queue it reads
+        output = titles                 #   The queue it writes
+        command = "python3 custom/title.py"  #   Finds the title and links of each page
         on-error = emit                 #   A failed page goes on as {error, item}
     store                               #   Fan-out: every title to this sink...
-        kind = sink
-        input = titles
-        target = file:out/hello/titles.jsonl
+        kind = sink                     #   Writes each item out
+        input = titles                  #   The queue it reads
+        target = file:out/hello/titles.jsonl  #   One JSON value per line, beside this file
     audit                               #   ...and to this one, with envelopes
-        kind = sink
-        input = titles
-        target = file:out/hello/audit.jsonl
-        format = envelope
+        kind = sink                     #   Writes each item out
+        input = titles                  #   The queue it reads
+        target = file:out/hello/audit.jsonl  #   One JSON value per line, beside this file
+        format = envelope               #   Each line with its id, queue and attempt
     batches                             #   ...and to a gather: one list per batch
-        kind = gather
-        input = titles
-        output = batches
+        kind = gather                   #   Collects each group into one list
+        input = titles                  #   The queue it reads
+        output = batches                #   The queue it writes
         mode = collect                  #   Errors stay in their places
     lists
-        kind = sink
-        input = batches
-        target = file:out/hello/batches.jsonl
+        kind = sink                     #   Writes each item out
+        input = batches                 #   The queue it reads
+        target = file:out/hello/batches.jsonl  #   One JSON value per line, beside this file

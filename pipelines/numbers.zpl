@@ -10,11 +10,11 @@ queues
         max-depth = 2000                #   The producer waits beyond this
 actors
     numbers
-        kind = producer
+        kind = producer                 #   Puts items from a source into a queue
         source = seq:100000             #   The integers 0..99999
-        output = numbers
+        output = numbers                #   The queue it writes
     store
-        kind = sink
-        input = numbers
+        kind = sink                     #   Writes each item out
+        input = numbers                 #   The queue it reads
         target = file:out/numbers.jsonl #   One JSON value per line, beside this file
         sync = interval                 #   fsync every 100 ms; acks wait for it

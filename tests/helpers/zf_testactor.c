@@ -1,7 +1,7 @@
 /*  zf_testactor: an actor process for the tests, on the public API.
 
     zf_testactor ENDPOINT NAME INPUT [--concurrency N] [--hold] [--fail-first N]
-                 [--emit QUEUE] [--worker N] [--put-and-die N]
+                 [--emit QUEUE] [--worker N] [--put-and-die N] [--crash-on N]
 
     Prints "ready" once the broker welcomed it, then handles items: --hold
     takes them and never acks (printing "holding N" as N grows), --fail-first
@@ -9,8 +9,11 @@
     Exits on SIGTERM/SIGINT after saying BYE. --put-and-die N instead puts
     the integers 0..N-1 into INPUT as a producer does (derived ids, each
     with the position after it as checkpoint), then kills itself with
-    SIGKILL, what is still buffered unsent.
+    SIGKILL, what is still buffered unsent. --crash-on N exits with status 3
+    when it takes the integer N, the first time only (a file crashed-N in
+    the current folder remembers it).
 */
+#include "zf_mp.h"
 #include "zflow.h"
 
 #include <czmq.h>
@@ -23,7 +26,7 @@ main (int argc, char **argv)
         fprintf (stderr, "usage: zf_testactor ENDPOINT NAME INPUT [options]\n");
         return 2;
     }
-    int concurrency = 16, fail_first = 0, worker = 0, put_and_die = 0;
+    int concurrency = 16, fail_first = 0, worker = 0, put_and_die = 0, crash_on = -1;
     bool hold = false;
     const char *emit = NULL;
     for (int i = 4; i < argc; i++) {
@@ -35,6 +38,8 @@ main (int argc, char **argv)
             emit = argv[++i];
         else if (streq (argv[i], "--worker") && i + 1 < argc)
             worker = atoi (argv[++i]);
+        else if (streq (argv[i], "--crash-on") && i + 1 < argc)
+            crash_on = atoi (argv[++i]);
         else if (streq (argv[i], "--put-and-die") && i + 1 < argc)
             put_and_die = atoi (argv[++i]);
         else if (streq (argv[i], "--hold"))
@@ -71,6 +76,19 @@ main (int argc, char **argv)
         zf_item_t *item = zf_client_next (client, 200);
         if (!item)
             continue;
+        if (crash_on >= 0) {
+            const void *body = zf_item_body (item, &size);
+            zf_mp_t mp;
+            zf_mp_init (&mp, body, size);
+            uint64_t value;
+            char marker[32];
+            snprintf (marker, sizeof marker, "crashed-%d", crash_on);
+            if (zf_mp_uint (&mp, &value, NULL) == 0 && value == (uint64_t) crash_on &&
+                !zsys_file_exists (marker)) {
+                fclose (fopen (marker, "w"));
+                _exit (3); // as a crash would: no goodbye, the item unacked
+            }
+        }
         if (hold) {
             zlistx_add_end (holding, item);
             printf ("holding %zu\n", ++held);
