@@ -103,6 +103,8 @@ static const s_command_t s_commands[] = {
       zf_cmd_put },
     { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
     { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps as JSON lines", zf_cmd_tap },
+    { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live",
+      zf_cmd_top },
     { "cron", "EXPR [--from TIME] [--count N] [--tz ZONE]",
       "the next times a cron expression fires, ISO 8601", zf_cmd_cron },
     { "help", "[KIND|broker|queues|--markdown]", "list the commands, or the keys of a section",

@@ -24,6 +24,10 @@ int zf_cmd_actor (int argc, char **argv);
 //  zflow cron EXPR [--from TIME] [--count N] [--tz ZONE]: the next fire times.
 int zf_cmd_cron (int argc, char **argv);
 
+//  zflow top EVENTS_ENDPOINT [--once] [--timeout D]: queues and actors, live
+//  (launcher/zf_top.c).
+int zf_cmd_top (int argc, char **argv);
+
 #ifdef __cplusplus
 }
 #endif

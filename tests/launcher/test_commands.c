@@ -175,6 +175,45 @@ test_dead_letter_visible (void **state)
 }
 
 static void
+test_top_once (void **state)
+{
+    // Three items put with no worker running: zflow top --once shows the
+    // queue holding them, from the broker's stats event alone.
+    zf_test_result_t r = zf_test_zflow (NULL, "put", s_endpoint, "jobs", "1", "2", "3", NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "top", s_events, "--once", NULL);
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.out, "zflow top "));
+    assert_non_null (strstr (r.out, "QUEUE                         DEPTH  IN FLIGHT"));
+    char *jobs = strstr (r.out, "\njobs ");
+    assert_non_null (jobs);
+    unsigned long long depth = 0;
+    assert_int_equal (sscanf (jobs + 1, "jobs %llu", &depth), 1);
+    assert_int_equal (depth, 3);
+    assert_non_null (strstr (r.out, "ACTOR "));
+    zf_test_result_free (&r);
+    // On a terminal (script(1) makes one) it draws on the other screen and
+    // takes keys: here q, which it reads after the first drawing.
+    char command[512];
+    snprintf (command, sizeof command, "'%s' top %s", ZFLOW_BIN, s_events);
+    setenv ("TERM", "xterm", 1);
+    r = zf_test_run ((char *[]){ "/usr/bin/script", "-qec", command, "/dev/null", NULL }, "q");
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "\033[?1049h"));
+    assert_non_null (strstr (r.out, "jobs "));
+    assert_non_null (strstr (r.out, "keys: s sort, q quit"));
+    assert_non_null (strstr (r.out, "\033[?1049l"));
+    zf_test_result_free (&r);
+    // Nothing listening: a clear failure within the timeout.
+    r = zf_test_zflow (NULL, "top", "tcp://127.0.0.1:1", "--once", "--timeout", "300ms", NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "no stats from tcp://127.0.0.1:1 within 300 ms"));
+    zf_test_result_free (&r);
+}
+
+static void
 test_usage_errors (void **state)
 {
     zf_test_result_t r = zf_test_zflow (NULL, "put", "nonsense", "jobs", "1", NULL);
@@ -202,6 +241,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put_status_tap),
         cmocka_unit_test (test_dead_letter_visible),
+        cmocka_unit_test (test_top_once),
         cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
