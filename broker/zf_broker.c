@@ -13,6 +13,7 @@
 #include "zf_broker.h"
 #include "zf_dedup.h"
 #include "zf_idmap.h"
+#include "zf_metrics.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
 #include "zf_value.h"
@@ -1778,6 +1779,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
 
 struct _zf_broker_t {
     zactor_t *actor;       // the broker thread
+    zf_metrics_t *metrics; // its HTTP endpoint, or NULL
     char *endpoint;        // bound ROUTER endpoint
     char *events;          // bound XPUB endpoint
     char *intake;          // bound PULL endpoint or ""
@@ -1808,7 +1810,21 @@ zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const char *events
     self->endpoint = a;
     self->events = b;
     self->intake = c;
+    const char *metrics = zf_conf_get (pipeline->broker, zf_broker_keys, "metrics");
+    if (metrics) {
+        self->metrics = zf_metrics_new (metrics, self->events, err);
+        if (!self->metrics) {
+            zf_broker_destroy (&self);
+            return NULL;
+        }
+    }
     return self;
+}
+
+const char *
+zf_broker_metrics (zf_broker_t *self)
+{
+    return self->metrics ? zf_metrics_address (self->metrics) : NULL;
 }
 
 void
@@ -1817,6 +1833,7 @@ zf_broker_destroy (zf_broker_t **self_p)
     if (!self_p || !*self_p)
         return;
     zf_broker_t *self = *self_p;
+    zf_metrics_destroy (&self->metrics);
     zactor_destroy (&self->actor);
     zstr_free (&self->endpoint);
     zstr_free (&self->events);

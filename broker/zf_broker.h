@@ -44,6 +44,9 @@ const char *zf_broker_endpoint (zf_broker_t *self);
 const char *zf_broker_events (zf_broker_t *self);
 const char *zf_broker_intake (zf_broker_t *self);
 
+//  Where its HTTP endpoint listens (ADDRESS:PORT), or NULL when it has none.
+const char *zf_broker_metrics (zf_broker_t *self);
+
 //  The actor function, for zactor_new; args is a zf_broker_args_t.
 typedef struct {
     zf_pipeline_t *pipeline; // the config

@@ -1,5 +1,7 @@
 /*  zf_pipeline: pipeline config model and validation. See zf_pipeline.h. */
 #include "zf_pipeline.h"
+
+#include <arpa/inet.h>
 #include "zf_kinds.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
@@ -11,6 +13,24 @@ const zf_key_t zf_pipeline_keys[] = {
     { .name = "name", .type = ZF_KEY_STRING, .help = "the pipeline's name (default: the file's)" },
     { NULL },
 };
+
+//  ADDRESS:PORT, :PORT or PORT, with an IPv4 address.
+static int
+s_check_http_address (const char *value, zf_error_t *err)
+{
+    const char *colon = strrchr (value, ':');
+    const char *port = colon ? colon + 1 : value;
+    char host[64] = "127.0.0.1";
+    if (colon && colon > value)
+        snprintf (host, sizeof host, "%.*s", (int) (colon - value), value);
+    char *end;
+    long number = strtol (port, &end, 10);
+    struct in_addr address;
+    if (!*port || *end || number < 0 || number > 65535 || inet_pton (AF_INET, host, &address) != 1)
+        return zf_error_set (err, ZF_EVALUE, "'%s' is not ADDRESS:PORT (e.g. 127.0.0.1:9100)",
+                             value);
+    return 0;
+}
 
 const zf_key_t zf_broker_keys[] = {
     { .name = "endpoint",
@@ -24,6 +44,11 @@ const zf_key_t zf_broker_keys[] = {
     { .name = "intake",
       .type = ZF_KEY_ENDPOINT,
       .help = "a PULL socket any ZeroMQ PUSH client can feed [queue][msgpack]; off if not given" },
+    { .name = "metrics",
+      .type = ZF_KEY_STRING,
+      .help = "ADDRESS:PORT of an HTTP server with /metrics (Prometheus) and /health; off if not "
+              "given, loopback if only :PORT",
+      .check = s_check_http_address },
     { .name = "heartbeat",
       .type = ZF_KEY_DURATION,
       .fallback = "1s",

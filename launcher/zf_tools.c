@@ -82,9 +82,11 @@ zf_cmd_broker (int argc, char **argv)
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_FAILED;
     }
-    printf ("zflow broker: pipeline %s: actors connect to %s, events on %s%s%s\n", pipeline->name,
-            zf_broker_endpoint (broker), zf_broker_events (broker),
-            *zf_broker_intake (broker) ? ", intake on " : "", zf_broker_intake (broker));
+    const char *metrics = zf_broker_metrics (broker);
+    printf ("zflow broker: pipeline %s: actors connect to %s, events on %s%s%s%s%s\n",
+            pipeline->name, zf_broker_endpoint (broker), zf_broker_events (broker),
+            *zf_broker_intake (broker) ? ", intake on " : "", zf_broker_intake (broker),
+            metrics ? ", metrics on http://" : "", metrics ? metrics : "");
     fflush (stdout);
     while (!zsys_interrupted)
         zclock_sleep (100); // the broker runs in its own thread; this one waits for a signal

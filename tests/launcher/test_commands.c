@@ -14,8 +14,14 @@ static int s_broker_out;     // its stdout
 static char s_endpoint[128]; // where actors connect
 static char s_events[128];   // where taps connect
 
-static const char *s_config = "queues\n"
+static char s_metrics[128]; // its HTTP endpoint, ADDRESS:PORT
+
+static const char *s_config = "broker\n"
+                              "    metrics = 127.0.0.1:0\n"
+                              "queues\n"
                               "    jobs\n"
+                              "        external = true\n"
+                              "    metered\n"
                               "        external = true\n"
                               "        max-attempts = 2\n"
                               "        retry-base = 10ms\n"
@@ -23,6 +29,10 @@ static const char *s_config = "queues\n"
                               "    work\n"
                               "        kind = sink\n"
                               "        input = jobs\n"
+                              "        target = null\n"
+                              "    meter\n"
+                              "        kind = sink\n"
+                              "        input = metered\n"
                               "        target = null\n";
 
 static int
@@ -46,7 +56,11 @@ s_setup (void **state)
     if (!a || !e)
         return -1;
     sscanf (a + 11, "%127[^,]", s_endpoint);
-    sscanf (e + 10, "%127s", s_events);
+    sscanf (e + 10, "%127[^,]", s_events);
+    char *m = strstr (line, "metrics on http://");
+    if (!m)
+        return -1;
+    sscanf (m + 18, "%127s", s_metrics);
     return 0;
 }
 
@@ -213,6 +227,50 @@ test_top_once (void **state)
     zf_test_result_free (&r);
 }
 
+//  Runs the metrics check (Python's prometheus_client parses the text):
+//  prints "ok" or what is wrong.
+static const char *s_check_metrics =
+    "import sys, time, urllib.request, urllib.error\n"
+    "from prometheus_client.parser import text_string_to_metric_families\n"
+    "base = 'http://' + sys.argv[1]\n"
+    "for _ in range(50):\n"
+    "    text = urllib.request.urlopen(base + '/metrics').read().decode()\n"
+    "    values = {}\n"
+    "    for family in text_string_to_metric_families(text):\n"
+    "        for s in family.samples:\n"
+    "            values[(s.name, tuple(sorted(s.labels.items())))] = s.value\n"
+    "    put = values.get(('zflow_queue_put_total', (('queue', 'metered'),)))\n"
+    "    depth = values.get(('zflow_queue_depth', (('queue', 'metered'),)))\n"
+    "    if put == 4 and depth == 4:\n"
+    "        break\n"
+    "    time.sleep(0.2)\n"
+    "else:\n"
+    "    sys.exit('put %s depth %s' % (put, depth))\n"
+    "assert urllib.request.urlopen(base + '/health').read() == b'ok\\n'\n"
+    "for path, code in (('/nothing', 404),):\n"
+    "    try:\n"
+    "        urllib.request.urlopen(base + path)\n"
+    "        sys.exit(path + ' answered')\n"
+    "    except urllib.error.HTTPError as e:\n"
+    "        assert e.code == code, (path, e.code)\n"
+    "print('ok')\n";
+
+static void
+test_metrics (void **state)
+{
+    // Four items into a queue nobody reads: /metrics says so, in Prometheus
+    // text that a Prometheus parser reads; /health is 200.
+    zf_test_result_t r =
+        zf_test_zflow (NULL, "put", s_endpoint, "metered", "1", "2", "3", "4", NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = zf_test_run (
+        (char *[]){ "/usr/bin/python3", "-c", (char *) s_check_metrics, s_metrics, NULL }, NULL);
+    if (r.status != 0 || !strstr (r.out, "ok"))
+        fail_msg ("metrics: %s %s", r.out, r.err);
+    zf_test_result_free (&r);
+}
+
 static void
 test_usage_errors (void **state)
 {
@@ -239,9 +297,8 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_put_status_tap),
-        cmocka_unit_test (test_dead_letter_visible),
-        cmocka_unit_test (test_top_once),
+        cmocka_unit_test (test_put_status_tap), cmocka_unit_test (test_dead_letter_visible),
+        cmocka_unit_test (test_top_once),       cmocka_unit_test (test_metrics),
         cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
