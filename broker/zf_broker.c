@@ -1812,7 +1812,9 @@ zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const char *events
     self->intake = c;
     const char *metrics = zf_conf_get (pipeline->broker, zf_broker_keys, "metrics");
     if (metrics) {
-        self->metrics = zf_metrics_new (metrics, self->events, err);
+        self->metrics =
+            zf_metrics_new (metrics, self->events, self->endpoint,
+                            zf_conf_bool (pipeline->broker, zf_broker_keys, "api"), err);
         if (!self->metrics) {
             zf_broker_destroy (&self);
             return NULL;

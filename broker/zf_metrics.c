@@ -1,61 +1,86 @@
-/*  zf_metrics: the broker's HTTP endpoint for monitoring, on libmicrohttpd:
-    GET /metrics, the figures of the latest `stats` event as Prometheus text,
-    and GET /health. A reader thread subscribes to the broker's events like
-    any monitor and keeps the latest stats; requests are answered from that
-    copy, so the broker's own thread never waits on HTTP. See zf_metrics.h.
+/*  zf_metrics: the broker's HTTP endpoint, on libmicrohttpd: GET /metrics,
+    the figures of the latest `stats` event as Prometheus text, GET /health,
+    and with `api = true` a JSON API (POST /queues/Q, GET /messages/ID, GET
+    /queues). One thread of its own runs it all: it subscribes to the
+    broker's events like any monitor and keeps the latest stats, talks to the
+    broker as a client for the API, and drives the HTTP server (in
+    libmicrohttpd's external mode, on its epoll descriptor), so the broker's
+    own thread never waits on HTTP. See zf_metrics.h.
 */
 #include "zf_metrics.h"
+#include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
+#include "zflow.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <pthread.h>
 
-#define STALE_MS 5000 // /health fails when no stats came for this long
+#define STALE_MS   5000      // /health fails when no stats came for this long
+#define BODY_MAX   (1 << 20) // bytes of a POSTed item at most
+#define CONFIRM_MS 5000      // how long a POST waits for the broker's confirm
 
 struct _zf_metrics_t {
-    struct MHD_Daemon *daemon; // the HTTP server
-    zactor_t *reader;          // keeps the latest stats
-    pthread_mutex_t lock;      // guards what follows
+    struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
+    zactor_t *server;          // the server thread
+    bool api;                  // serve the JSON API
     uint8_t *stats;            // the latest stats event's body, or NULL
     size_t stats_size;         // its size
     int64_t stats_at;          // when it came (ms, monotonic)
     uint64_t events;           // stats events seen
-    char address[64];          // where it listens, ADDRESS:PORT
+    zf_client_t *client;       // a session with the broker, for the API
+    char address[96];          // where it listens, ADDRESS:PORT
     char endpoint[256];        // the broker's events endpoint
+    char broker[256];          // the broker's ROUTER endpoint
 };
 
-//  The reader: takes every stats event, keeps the last.
+//  The server thread: stats from the SUB socket, the API's session, HTTP.
 static void
-s_reader (zsock_t *pipe, void *args)
+s_server (zsock_t *pipe, void *args)
 {
     zf_metrics_t *self = (zf_metrics_t *) args;
     zsock_t *sub = zsock_new_sub (self->endpoint, "stats");
-    zsock_signal (pipe, 0);
-    zpoller_t *poller = zpoller_new (pipe, sub, NULL);
-    while (sub) {
-        void *which = zpoller_wait (poller, -1);
-        if (which != sub)
-            break; // $TERM, or interrupted
-        zmsg_t *msg = zmsg_recv (sub);
-        zframe_t *topic = msg ? zmsg_first (msg) : NULL;
-        zframe_t *body = msg ? zmsg_next (msg) : NULL;
-        if (topic && body && zframe_streq (topic, "stats")) {
-            uint8_t *copy = (uint8_t *) malloc (zframe_size (body));
-            memcpy (copy, zframe_data (body), zframe_size (body));
-            pthread_mutex_lock (&self->lock);
-            free (self->stats);
-            self->stats = copy;
-            self->stats_size = zframe_size (body);
-            self->stats_at = zclock_mono ();
-            self->events++;
-            pthread_mutex_unlock (&self->lock);
-        }
-        zmsg_destroy (&msg);
+    if (self->api) {
+        self->client = zf_client_new (self->broker, "zflow-http", NULL, 0);
+        zf_client_track (self->client, false);
     }
-    zpoller_destroy (&poller);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    int http = info ? info->epoll_fd : -1;
+    zsock_signal (pipe, 0);
+    while (sub) {
+        MHD_UNSIGNED_LONG_LONG mhd_timeout = 0;
+        long timeout = MHD_get_timeout (self->daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 200
+                           ? (long) mhd_timeout
+                           : 200;
+        zmq_pollitem_t items[] = { { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+                                   { zsock_resolve (sub), 0, ZMQ_POLLIN, 0 },
+                                   { NULL, http, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, http >= 0 ? 3 : 2, timeout) < 0 && zmq_errno () != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            break; // $TERM
+        while (zsock_events (sub) & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (sub);
+            zframe_t *topic = msg ? zmsg_first (msg) : NULL;
+            zframe_t *body = msg ? zmsg_next (msg) : NULL;
+            if (topic && body && zframe_streq (topic, "stats")) {
+                free (self->stats);
+                self->stats = (uint8_t *) malloc (zframe_size (body));
+                memcpy (self->stats, zframe_data (body), zframe_size (body));
+                self->stats_size = zframe_size (body);
+                self->stats_at = zclock_mono ();
+                self->events++;
+            }
+            zmsg_destroy (&msg);
+            if (!msg && !topic)
+                break;
+        }
+        MHD_run (self->daemon);
+        if (self->client)
+            zf_client_pump (self->client, 0); // heartbeats between requests
+    }
+    zf_client_destroy (&self->client);
     zsock_destroy (&sub);
 }
 
@@ -261,55 +286,188 @@ s_answer (struct MHD_Connection *connection, unsigned status, const char *type, 
     return rc;
 }
 
+//  A request's state between the calls libmicrohttpd makes for it.
+typedef struct {
+    char *body;  // what was POSTed so far
+    size_t size; // its size
+    bool big;    // over BODY_MAX: refused
+} s_post_t;
+
+static void
+s_done (void *cls, struct MHD_Connection *connection, void **state,
+        enum MHD_RequestTerminationCode code)
+{
+    (void) cls;
+    (void) connection;
+    (void) code;
+    s_post_t *post = (s_post_t *) *state;
+    if (post) {
+        free (post->body);
+        free (post);
+        *state = NULL;
+    }
+}
+
+//  {"error": TEXT} as JSON text (free it).
+static char *s_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+
+static char *
+s_error (const char *format, ...)
+{
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1);
+    zf_mp_pack_cstr (&pk, "error");
+    zf_mp_pack_cstr (&pk, text);
+    char *json = zf_msgpack_to_json (buffer.data, buffer.size, NULL);
+    msgpack_sbuffer_destroy (&buffer);
+    char *line = zsys_sprintf ("%s\n", json ? json : "{}");
+    free (json);
+    return line;
+}
+
+static enum MHD_Result
+s_json (struct MHD_Connection *connection, unsigned status, char *body)
+{
+    return s_answer (connection, status, "application/json", body, strlen (body));
+}
+
+//  POST /queues/Q: the JSON body is one item, put with a fresh id.
+static enum MHD_Result
+s_api_put (zf_metrics_t *self, struct MHD_Connection *connection, const char *queue, s_post_t *post)
+{
+    if (post->big)
+        return s_json (connection, 413, s_error ("the body is over %d bytes", BODY_MAX));
+    msgpack_sbuffer item;
+    msgpack_sbuffer_init (&item);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &item, msgpack_sbuffer_write);
+    zf_error_t err;
+    if (zf_json_to_msgpack (post->body ? post->body : "", post->size, &pk, &err)) {
+        msgpack_sbuffer_destroy (&item);
+        return s_json (connection, 400, s_error ("the body is not JSON: %s", err.text));
+    }
+    zf_id_t id;
+    int rc = strlen (queue) > ZF_NAME_MAX || !*queue
+                 ? -1
+                 : zf_client_put (self->client, queue, item.data, item.size, &id);
+    msgpack_sbuffer_destroy (&item);
+    if (rc)
+        return s_json (connection, 400, s_error ("'%.64s' is no queue name", queue));
+    if (zf_client_flush (self->client, CONFIRM_MS))
+        return s_json (connection, 503, s_error ("the broker did not confirm the item"));
+    char hex[ZF_ID_HEX];
+    return s_json (connection, 200, zsys_sprintf ("{\"id\":\"%s\"}\n", zf_id_format (&id, hex)));
+}
+//  GET /queues: the figures of every queue.
+static enum MHD_Result
+s_api_queues (zf_metrics_t *self, struct MHD_Connection *connection)
+{
+    size_t count = 0;
+    zf_figures_t *queues = zf_client_queues (self->client, &count, CONFIRM_MS);
+    if (!queues)
+        return s_json (connection, 503, s_error ("the broker did not answer"));
+    s_text_t t = { .data = (char *) malloc (1024), .cap = 1024 };
+    s_add (&t, "[");
+    for (size_t i = 0; i < count; i++) {
+        char name[2 * ZF_NAME_MAX + 2];
+        s_label (queues[i].name, (uint32_t) strlen (queues[i].name), name, sizeof name);
+        s_add (&t,
+               "%s{\"name\":\"%s\",\"depth\":%llu,\"inflight\":%llu,\"put\":%llu,\"ack\":%llu,"
+               "\"nack\":%llu,\"dead\":%llu,\"consumers\":%u}",
+               i ? "," : "", name, (unsigned long long) queues[i].depth,
+               (unsigned long long) queues[i].inflight, (unsigned long long) queues[i].put,
+               (unsigned long long) queues[i].ack, (unsigned long long) queues[i].nack,
+               (unsigned long long) queues[i].dead, queues[i].consumers);
+    }
+    s_add (&t, "]\n");
+    free (queues);
+    return s_json (connection, 200, t.data);
+}
+
+//  GET /messages/ID: an item's state, as zflow status says it.
+static enum MHD_Result
+s_api_message (zf_metrics_t *self, struct MHD_Connection *connection, const char *hex)
+{
+    zf_id_t id;
+    if (zf_id_parse (&id, hex))
+        return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
+    char state[32];
+    if (zf_client_status (self->client, &id, state, sizeof state, CONFIRM_MS))
+        return s_json (connection, 503, s_error ("the broker did not answer"));
+    char canonical[ZF_ID_HEX];
+    return s_json (
+        connection, 200,
+        zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", zf_id_format (&id, canonical), state));
+}
+
 static enum MHD_Result
 s_request (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_size, void **state)
 {
     (void) version;
-    (void) upload_data;
-    (void) upload_size;
-    (void) state;
     zf_metrics_t *self = (zf_metrics_t *) cls;
-    if (strcmp (method, "GET") != 0) {
-        char *body = strdup ("only GET is served here\n");
-        return s_answer (connection, 405, "text/plain", body, strlen (body));
+    if (strcmp (method, "POST") == 0) {
+        // The body comes over several calls; the answer goes at the last.
+        s_post_t *body = (s_post_t *) *state;
+        if (!body) {
+            *state = zmalloc (sizeof (s_post_t));
+            return MHD_YES;
+        }
+        if (*upload_size) {
+            if (body->size + *upload_size > BODY_MAX)
+                body->big = true;
+            else {
+                body->body = (char *) realloc (body->body, body->size + *upload_size + 1);
+                memcpy (body->body + body->size, upload_data, *upload_size);
+                body->size += *upload_size;
+                body->body[body->size] = 0;
+            }
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (self->api && strncmp (url, "/queues/", 8) == 0)
+            return s_api_put (self, connection, url + 8, body);
+        return s_json (connection, self->api ? 404 : 405,
+                       s_error (self->api
+                                    ? "POST goes to /queues/QUEUE"
+                                    : "the JSON API is off (api = true in the broker section)"));
     }
-    pthread_mutex_lock (&self->lock);
-    uint8_t *stats = NULL;
-    size_t size = self->stats_size;
-    int64_t age = self->stats ? zclock_mono () - self->stats_at : -1;
-    uint64_t events = self->events;
-    if (self->stats) {
-        stats = (uint8_t *) malloc (size);
-        memcpy (stats, self->stats, size);
-    }
-    pthread_mutex_unlock (&self->lock);
-    enum MHD_Result rc;
+    if (strcmp (method, "GET") != 0)
+        return s_json (connection, 405, s_error ("%.16s is not served here", method));
     if (strcmp (url, "/metrics") == 0) {
         size_t len = 0;
-        char *text = stats ? s_prometheus (stats, size, events, &len) : strdup ("");
-        rc = s_answer (connection, 200, "text/plain; version=0.0.4", text, len);
+        char *text = self->stats ? s_prometheus (self->stats, self->stats_size, self->events, &len)
+                                 : strdup ("");
+        return s_answer (connection, 200, "text/plain; version=0.0.4", text, len);
     }
-    else if (strcmp (url, "/health") == 0) {
-        char *text;
+    if (strcmp (url, "/health") == 0) {
+        int64_t age = self->stats ? zclock_mono () - self->stats_at : -1;
         bool fresh = age >= 0 && age < STALE_MS;
-        if (fresh)
-            text = strdup ("ok\n");
-        else
-            text = zsys_sprintf ("no stats from the broker %s\n",
-                                 age < 0 ? "yet" : "for more than 5 s");
-        rc = s_answer (connection, fresh ? 200 : 503, "text/plain", text, strlen (text));
+        char *text = fresh ? strdup ("ok\n")
+                           : zsys_sprintf ("no stats from the broker %s\n",
+                                           age < 0 ? "yet" : "for more than 5 s");
+        return s_answer (connection, fresh ? 200 : 503, "text/plain", text, strlen (text));
     }
-    else {
-        char *text = zsys_sprintf ("no %s here: GET /metrics or /health\n", url);
-        rc = s_answer (connection, 404, "text/plain", text, strlen (text));
-    }
-    free (stats);
-    return rc;
+    if (self->api && strcmp (url, "/queues") == 0)
+        return s_api_queues (self, connection);
+    if (self->api && strncmp (url, "/messages/", 10) == 0)
+        return s_api_message (self, connection, url + 10);
+    return s_json (connection, 404,
+                   s_error ("no %.200s here: GET /metrics, /health%s", url,
+                            self->api ? ", /queues, /messages/ID; POST /queues/QUEUE" : ""));
 }
 
 zf_metrics_t *
-zf_metrics_new (const char *address, const char *events, zf_error_t *err)
+zf_metrics_new (const char *address, const char *events, const char *broker, bool api,
+                zf_error_t *err)
 {
     // ADDRESS:PORT, or :PORT / PORT for loopback.
     char host[64] = "127.0.0.1";
@@ -326,12 +484,13 @@ zf_metrics_new (const char *address, const char *events, zf_error_t *err)
         return NULL;
     }
     zf_metrics_t *self = (zf_metrics_t *) zmalloc (sizeof (zf_metrics_t));
-    pthread_mutex_init (&self->lock, NULL);
     snprintf (self->endpoint, sizeof self->endpoint, "%s", events);
-    self->reader = zactor_new (s_reader, self);
-    self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
-                                     NULL, s_request, self, MHD_OPTION_SOCK_ADDR, &where,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    snprintf (self->broker, sizeof self->broker, "%s", broker);
+    self->api = api;
+    self->daemon =
+        MHD_start_daemon (MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, s_request, self,
+                          MHD_OPTION_SOCK_ADDR, &where, MHD_OPTION_NOTIFY_COMPLETED, s_done, NULL,
+                          MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!self->daemon) {
         zf_error_set (err, ZF_EIO, "metrics: cannot listen on %s", address);
         zf_metrics_destroy (&self);
@@ -341,6 +500,7 @@ zf_metrics_new (const char *address, const char *events, zf_error_t *err)
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     snprintf (self->address, sizeof self->address, "%s:%u", host,
               info ? (unsigned) info->port : (unsigned) port);
+    self->server = zactor_new (s_server, self);
     return self;
 }
 
@@ -350,10 +510,9 @@ zf_metrics_destroy (zf_metrics_t **self_p)
     zf_metrics_t *self = *self_p;
     if (!self)
         return;
+    zactor_destroy (&self->server); // first: it drives the daemon
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
-    zactor_destroy (&self->reader);
-    pthread_mutex_destroy (&self->lock);
     free (self->stats);
     free (self);
     *self_p = NULL;

@@ -49,6 +49,11 @@ const zf_key_t zf_broker_keys[] = {
       .help = "ADDRESS:PORT of an HTTP server with /metrics (Prometheus) and /health; off if not "
               "given, loopback if only :PORT",
       .check = s_check_http_address },
+    { .name = "api",
+      .type = ZF_KEY_BOOL,
+      .fallback = "false",
+      .help = "serve a JSON API on the metrics address: POST /queues/Q, GET /messages/ID, GET "
+              "/queues" },
     { .name = "heartbeat",
       .type = ZF_KEY_DURATION,
       .fallback = "1s",

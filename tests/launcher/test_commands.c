@@ -18,6 +18,7 @@ static char s_metrics[128]; // its HTTP endpoint, ADDRESS:PORT
 
 static const char *s_config = "broker\n"
                               "    metrics = 127.0.0.1:0\n"
+                              "    api = true\n"
                               "queues\n"
                               "    jobs\n"
                               "        external = true\n"
@@ -271,6 +272,53 @@ test_metrics (void **state)
     zf_test_result_free (&r);
 }
 
+//  The JSON API from a web app's side: prints "ok" or what is wrong.
+static const char *s_check_api =
+    "import json, sys, time, urllib.request, urllib.error\n"
+    "base = 'http://' + sys.argv[1]\n"
+    "def call(method, path, body=None):\n"
+    "    request = urllib.request.Request(base + path, data=body, method=method)\n"
+    "    try:\n"
+    "        with urllib.request.urlopen(request) as answer:\n"
+    "            return answer.status, json.loads(answer.read())\n"
+    "    except urllib.error.HTTPError as e:\n"
+    "        return e.code, json.loads(e.read())\n"
+    "status, answer = call('POST', '/queues/jobs', b'{\"order\": 42}')\n"
+    "assert status == 200 and len(answer['id']) == 32, (status, answer)\n"
+    "for _ in range(100):\n"
+    "    status, state = call('GET', '/messages/' + answer['id'])\n"
+    "    if state['state'] == 'done':\n"
+    "        break\n"
+    "    time.sleep(0.1)\n"
+    "else:\n"
+    "    sys.exit('state %s' % state)\n"
+    "status, answer = call('POST', '/queues/jobs', b'{oops')\n"
+    "assert status == 400 and answer['error'].startswith('the body is not JSON: '), answer\n"
+    "status, answer = call('GET', '/messages/xyz')\n"
+    "assert status == 400 and 'is not an id' in answer['error'], answer\n"
+    "status, queues = call('GET', '/queues')\n"
+    "jobs = [q for q in queues if q['name'] == 'jobs']\n"
+    "assert status == 200 and jobs and jobs[0]['ack'] >= 1, queues\n"
+    "print('ok')\n";
+
+static void
+test_http_api (void **state)
+{
+    // A web app enqueues over HTTP and follows the item to done; bad JSON
+    // and a bad id are 400s with the reason.
+    char *argv[] = { ZFLOW_BIN, "actor", "work", s_path, "--broker", s_endpoint, NULL };
+    int out;
+    pid_t worker = zf_test_spawn (argv, &out);
+    zf_test_result_t r = zf_test_run (
+        (char *[]){ "/usr/bin/python3", "-c", (char *) s_check_api, s_metrics, NULL }, NULL);
+    kill (worker, SIGTERM);
+    zf_test_reap (worker, 10000);
+    close (out);
+    if (r.status != 0 || !strstr (r.out, "ok"))
+        fail_msg ("api: %s %s", r.out, r.err);
+    zf_test_result_free (&r);
+}
+
 static void
 test_usage_errors (void **state)
 {
@@ -299,7 +347,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put_status_tap), cmocka_unit_test (test_dead_letter_visible),
         cmocka_unit_test (test_top_once),       cmocka_unit_test (test_metrics),
-        cmocka_unit_test (test_usage_errors),
+        cmocka_unit_test (test_http_api),       cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
