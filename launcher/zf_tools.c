@@ -238,27 +238,123 @@ zf_cmd_status (int argc, char **argv)
     return status;
 }
 
+//  The value of the string field key in the msgpack map at data, into
+//  out; false if there is none.
+static bool
+s_field (const uint8_t *data, size_t size, const char *key, char *out, size_t out_size)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, data, size);
+    uint32_t count;
+    if (zf_mp_map (&mp, &count, NULL))
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        if (zf_mp_key_is (&mp, key)) {
+            const char *str;
+            uint32_t len;
+            if (zf_mp_str (&mp, &str, &len, NULL))
+                return false;
+            snprintf (out, out_size, "%.*s", (int) len, str);
+            return true;
+        }
+        if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+            return false;
+    }
+    return false;
+}
+
+//  Prints one event as asked: a JSON line, a msgpack map, or a line for
+//  people.
+static void
+s_print_event (const char *format, const char *topic, zframe_t *map, zframe_t *body)
+{
+    if (streq (format, "msgpack")) {
+        // {topic, the event's fields..., body}: the map's header is rewritten.
+        zf_mp_t mp;
+        zf_mp_init (&mp, zframe_data (map), zframe_size (map));
+        uint32_t count = 0;
+        zf_mp_map (&mp, &count, NULL);
+        msgpack_sbuffer out;
+        msgpack_sbuffer_init (&out);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &out, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, count + 1 + (body != NULL));
+        zf_mp_pack_cstr (&pk, "topic");
+        zf_mp_pack_cstr (&pk, topic);
+        msgpack_sbuffer_write (&out, (const char *) mp.pos, zf_mp_left (&mp));
+        if (body) {
+            zf_mp_pack_cstr (&pk, "body");
+            msgpack_sbuffer_write (&out, (const char *) zframe_data (body), zframe_size (body));
+        }
+        fwrite (out.data, 1, out.size, stdout);
+        msgpack_sbuffer_destroy (&out);
+        fflush (stdout);
+        return;
+    }
+    char *fields = zf_msgpack_to_json (zframe_data (map), zframe_size (map), NULL);
+    char *shown = body ? zf_msgpack_to_json (zframe_data (body), zframe_size (body), NULL) : NULL;
+    fields[strlen (fields) - 1] = 0; // the closing brace
+    if (streq (format, "pretty")) {
+        char stamp[32];
+        time_t now = time (NULL);
+        strftime (stamp, sizeof stamp, "%H:%M:%S", localtime (&now));
+        printf ("%s %-20s %s%s%s%s\n", stamp, topic, fields + 1, fields[1] ? " " : "",
+                body ? "body " : "", body ? (shown ? shown : "(not msgpack)") : "");
+    }
+    else {
+        printf ("{\"topic\":\"%s\",%s", topic, fields + 1);
+        if (body)
+            printf (",\"body\":%s", shown ? shown : "null");
+        printf ("}\n");
+    }
+    fflush (stdout);
+    free (shown);
+    free (fields);
+}
+
 int
 zf_cmd_tap (int argc, char **argv)
 {
-    const char *usage = "tap ENDPOINT [PATTERN ...] [--limit N]";
-    const char *names[] = { "limit", NULL };
-    const char *values[1] = { NULL };
+    const char *usage = "tap ENDPOINT [PATTERN ...] [--limit N] [--sample N] [--format "
+                        "json|msgpack|pretty]";
+    const char *names[] = { "limit", "sample", "format", NULL };
+    const char *values[3] = { NULL, NULL, NULL };
     char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
     int nargs = s_options (argc, argv, names, values, args, usage);
-    int64_t limit = 0;
-    if (nargs < 1 || (values[0] && (zf_parse_int (values[0], &limit, NULL) || limit < 1))) {
+    int64_t limit = 0, sample = 1;
+    const char *format = values[2] ? values[2] : "json";
+    bool bad_format =
+        !streq (format, "json") && !streq (format, "msgpack") && !streq (format, "pretty");
+    if (nargs < 1 || (values[0] && (zf_parse_int (values[0], &limit, NULL) || limit < 1)) ||
+        (values[1] && (zf_parse_int (values[1], &sample, NULL) || sample < 1)) || bad_format) {
         if (nargs >= 0)
             fprintf (stderr, "usage: zflow %s\n", usage);
         free (args);
         return ZF_EXIT_USAGE;
     }
+    // Patterns: topic prefixes (a trailing * is the same), or actor:NAME
+    // for the events about one actor's workers.
     zsock_t *sub = zsock_new (ZMQ_SUB);
     zsock_set_rcvhwm (sub, 100000);
+    const char *actor = NULL;
+    int topics = 0;
+    for (int i = 1; i < nargs; i++) {
+        if (strncmp (args[i], "actor:", 6) == 0) {
+            actor = args[i] + 6;
+            zsock_set_subscribe (sub, "worker.");
+            zsock_set_subscribe (sub, "source.");
+            continue;
+        }
+        char prefix[256];
+        snprintf (prefix, sizeof prefix, "%s", args[i]);
+        size_t len = strlen (prefix);
+        if (len && prefix[len - 1] == '*')
+            prefix[len - 1] = 0;
+        zsock_set_subscribe (sub, prefix);
+        topics++;
+    }
     if (nargs == 1)
         zsock_set_subscribe (sub, ""); // every event; data taps are asked for by name
-    for (int i = 1; i < nargs; i++)
-        zsock_set_subscribe (sub, args[i]);
     if (zsock_connect (sub, "%s", args[0])) {
         fprintf (stderr, "zflow tap: cannot connect to %s\n", args[0]);
         zsock_destroy (&sub);
@@ -266,7 +362,7 @@ zf_cmd_tap (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zhashx_t *last_seq = zhashx_new (); // topic -> last seq seen
-    int64_t printed = 0;
+    int64_t printed = 0, seen = 0;
     zpoller_t *poller = zpoller_new (sub, NULL);
     while (!zsys_interrupted && (!limit || printed < limit)) {
         if (!zpoller_wait (poller, 200))
@@ -277,39 +373,40 @@ zf_cmd_tap (int argc, char **argv)
         char *topic = zframe_strdup (zmsg_first (msg));
         zframe_t *map = zmsg_next (msg);
         zframe_t *body = zmsg_next (msg);
-        zf_error_t err;
-        char *fields = map ? zf_msgpack_to_json (zframe_data (map), zframe_size (map), &err) : NULL;
-        if (!fields || fields[0] != '{') {
+        zf_mp_t mp;
+        uint32_t count;
+        if (map)
+            zf_mp_init (&mp, zframe_data (map), zframe_size (map));
+        if (!map || zf_mp_map (&mp, &count, NULL)) {
             fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
-            free (fields);
             zstr_free (&topic);
             zmsg_destroy (&msg);
             continue;
         }
-        // Gaps: each topic numbers its events.
-        zf_mp_t mp;
-        zf_mp_init (&mp, zframe_data (map), zframe_size (map));
-        uint32_t count;
+        // Gaps: each topic numbers its events; what was lost is said.
         uint64_t seq = 0;
-        if (zf_mp_map (&mp, &count, NULL) == 0 && zf_mp_key_is (&mp, "seq"))
+        if (zf_mp_key_is (&mp, "seq"))
             zf_mp_uint (&mp, &seq, NULL);
         uintptr_t previous = (uintptr_t) zhashx_lookup (last_seq, topic);
-        if (previous && seq > previous + 1)
-            printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
-                    (unsigned long long) (seq - previous - 1));
+        if (previous && seq > previous + 1) {
+            if (streq (format, "pretty"))
+                printf ("missed %llu events of %s\n", (unsigned long long) (seq - previous - 1),
+                        topic);
+            else if (streq (format, "json"))
+                printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
+                        (unsigned long long) (seq - previous - 1));
+        }
         if (seq)
             zhashx_update (last_seq, topic, (void *) (uintptr_t) seq);
-        char *shown =
-            body ? zf_msgpack_to_json (zframe_data (body), zframe_size (body), &err) : NULL;
-        fields[strlen (fields) - 1] = 0; // drop the closing brace
-        printf ("{\"topic\":\"%s\",%s", topic, fields + 1);
-        if (body)
-            printf (",\"body\":%s", shown ? shown : "null");
-        printf ("}\n");
-        fflush (stdout);
-        printed++;
-        free (shown);
-        free (fields);
+        char name[ZF_NAME_MAX + 1];
+        bool chosen = true;
+        if (actor && !topics) // only actor: NAME asked: the events of that actor
+            chosen = s_field (zframe_data (map), zframe_size (map), "actor", name, sizeof name) &&
+                     streq (name, actor);
+        if (chosen && seen++ % sample == 0) {
+            s_print_event (format, topic, map, body);
+            printed++;
+        }
         zstr_free (&topic);
         zmsg_destroy (&msg);
     }

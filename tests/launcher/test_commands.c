@@ -320,6 +320,44 @@ test_http_api (void **state)
 }
 
 static void
+test_tap_sample_and_formats (void **state)
+{
+    // One stats event in two: their sequence numbers step by 2, and no gap
+    // is reported (nothing was lost, only left out).
+    zf_test_result_t r =
+        zf_test_zflow (NULL, "tap", s_events, "stats", "--sample", "2", "--limit", "2", NULL);
+    assert_int_equal (r.status, 0);
+    unsigned long long first = 0, second = 0;
+    char *at = strstr (r.out, "{\"topic\":\"stats\",\"seq\":");
+    assert_non_null (at);
+    assert_int_equal (sscanf (at, "{\"topic\":\"stats\",\"seq\":%llu", &first), 1);
+    at = strstr (at + 1, "{\"topic\":\"stats\",\"seq\":");
+    assert_non_null (at);
+    assert_int_equal (sscanf (at, "{\"topic\":\"stats\",\"seq\":%llu", &second), 1);
+    assert_int_equal (second - first, 2);
+    assert_null (strstr (r.out, "tap.gap"));
+    zf_test_result_free (&r);
+    // For people: a time, the topic, the fields.
+    r = zf_test_zflow (NULL, "tap", s_events, "stats*", "--format", "pretty", "--limit", "1", NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, " stats                \"seq\":"));
+    zf_test_result_free (&r);
+    // msgpack: one map per event, its topic first.
+    char command[512];
+    snprintf (command, sizeof command,
+              "'%s' tap %s stats --format msgpack --limit 1 | /usr/bin/python3 -c \"import sys; "
+              "d = sys.stdin.buffer.read(); print(b'\\xa5topic\\xa5stats' in d[:16])\"",
+              ZFLOW_BIN, s_events);
+    r = zf_test_run ((char *[]){ "/bin/sh", "-c", command, NULL }, NULL);
+    assert_int_equal (r.status, 0);
+    assert_string_equal (r.out, "True\n");
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "tap", s_events, "--format", "xml", NULL);
+    assert_int_equal (r.status, 2);
+    zf_test_result_free (&r);
+}
+
+static void
 test_usage_errors (void **state)
 {
     zf_test_result_t r = zf_test_zflow (NULL, "put", "nonsense", "jobs", "1", NULL);
@@ -347,7 +385,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put_status_tap), cmocka_unit_test (test_dead_letter_visible),
         cmocka_unit_test (test_top_once),       cmocka_unit_test (test_metrics),
-        cmocka_unit_test (test_http_api),       cmocka_unit_test (test_usage_errors),
+        cmocka_unit_test (test_http_api),       cmocka_unit_test (test_tap_sample_and_formats),
+        cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
