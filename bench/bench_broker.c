@@ -54,8 +54,12 @@ s_raw_worker (const char *endpoint, long count)
     return 0;
 }
 
+//  How s_zflow's run is watched: no tap, a tap reading every item of the
+//  queue, or a tap whose output nobody reads (it falls behind).
+typedef enum { TAP_NONE, TAP_FAST, TAP_SLOW } s_tap_t;
+
 static double
-s_zflow (const char *self_path, long n)
+s_zflow (const char *self_path, long n, s_tap_t tap_mode)
 {
     zf_pipeline_t *pipeline = zf_test_pipeline ("queues\n"
                                                 "    jobs\n"
@@ -73,6 +77,16 @@ s_zflow (const char *self_path, long n)
     zf_broker_t *broker =
         zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
     const char *endpoint = zf_broker_endpoint (broker);
+    pid_t tap = 0;
+    int tap_out = -1;
+    if (tap_mode != TAP_NONE) {
+        char command[512];
+        snprintf (command, sizeof command, "exec '%s' tap %s stats data.jobs %s", ZFLOW_BIN,
+                  zf_broker_events (broker), tap_mode == TAP_FAST ? "> /dev/null" : "");
+        char *argv[] = { "/bin/sh", "-c", command, NULL };
+        tap = zf_test_spawn (argv, &tap_out);
+        zclock_sleep (500); // for its subscription to reach the broker
+    }
     pid_t workers[2];
     int outs[2];
     for (int w = 0; w < 2; w++) {
@@ -117,6 +131,25 @@ s_zflow (const char *self_path, long n)
         kill (workers[w], SIGTERM);
         zf_test_reap (workers[w], 5000);
         close (outs[w]);
+    }
+    if (tap_mode == TAP_SLOW) {
+        // It fell behind: once read again, it says what it lost.
+        char line[4096];
+        int64_t deadline = zclock_mono () + 10000;
+        bool told = false;
+        while (!told && zclock_mono () < deadline &&
+               zf_test_read_line (tap_out, line, sizeof line, 1000) == 0)
+            if (strstr (line, "\"topic\":\"tap.gap\",\"of\":\"data.jobs\"")) {
+                printf ("   the slow tap reports: %s\n", line);
+                told = true;
+            }
+        if (!told)
+            printf ("   the slow tap reported no gap\n");
+    }
+    if (tap) {
+        kill (tap, SIGTERM);
+        zf_test_reap (tap, 5000);
+        close (tap_out);
     }
     zf_client_destroy (&producer);
     zf_client_destroy (&observer);
@@ -169,7 +202,18 @@ main (int argc, char **argv)
     if (argc == 4 && streq (argv[1], "raw"))
         return s_raw_worker (argv[2], atol (argv[3]));
     long n = argc > 1 ? atol (argv[1]) : 1000000;
-    double zflow = s_zflow (argv[0], n);
+    if (argc == 3 && streq (argv[2], "tap")) {
+        double none = s_zflow (argv[0], n, TAP_NONE);
+        printf ("zflow broker, no tap:                    %10.0f items/s\n", none);
+        double fast = s_zflow (argv[0], n, TAP_FAST);
+        printf ("zflow broker, a tap on the queue's data: %10.0f items/s  (%.2f of no tap)\n", fast,
+                fast / none);
+        double slow = s_zflow (argv[0], n, TAP_SLOW);
+        printf ("zflow broker, a tap that falls behind:   %10.0f items/s  (%.2f of no tap)\n", slow,
+                slow / none);
+        return 0;
+    }
+    double zflow = s_zflow (argv[0], n, TAP_NONE);
     double raw = s_raw (argv[0], n);
     printf ("zflow broker, put -> deliver -> ack, 2 workers: %10.0f items/s\n", zflow);
     printf ("raw libzmq PUSH/PULL, 2 workers, no acks:    %10.0f items/s  (zflow at %.2f of it)\n",
