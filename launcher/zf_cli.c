@@ -6,6 +6,9 @@
 #include "zf_proto.h"
 #include "zf_run.h"
 #include "zf_tools.h"
+
+#include <curl/curl.h>
+#include <microhttpd.h>
 #include "zf_zpl.h"
 
 #include <czmq.h>
@@ -86,8 +89,10 @@ s_version (int argc, char **argv)
 {
     int major, minor, patch;
     zmq_version (&major, &minor, &patch);
-    printf ("zflow %s (ZFP/%d, libzmq %d.%d.%d, czmq %d.%d.%d)\n", ZFLOW_VERSION, ZF_PROTO_VERSION,
-            major, minor, patch, CZMQ_VERSION_MAJOR, CZMQ_VERSION_MINOR, CZMQ_VERSION_PATCH);
+    printf ("zflow %s (ZFP/%d, libzmq %d.%d.%d, czmq %d.%d.%d, libcurl %s, libmicrohttpd %s)\n",
+            ZFLOW_VERSION, ZF_PROTO_VERSION, major, minor, patch, CZMQ_VERSION_MAJOR,
+            CZMQ_VERSION_MINOR, CZMQ_VERSION_PATCH, curl_version_info (CURLVERSION_NOW)->version,
+            MHD_get_version ());
     return ZF_EXIT_OK;
 }
 
@@ -97,12 +102,12 @@ static const s_command_t s_commands[] = {
     { "run", "PIPELINE [--broker E] [--only A,B]", "launch a pipeline: broker and every actor",
       zf_cmd_run },
     { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
-    { "actor", "NAME PIPELINE [--broker E]", "run one worker of an actor (producer, sink)",
-      zf_cmd_actor },
+    { "actor", "NAME PIPELINE [--broker E]", "run one worker of a built-in actor", zf_cmd_actor },
     { "put", "ENDPOINT QUEUE [JSON ...]", "put items (JSON; stdin lines if none); print ids",
       zf_cmd_put },
     { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
-    { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps as JSON lines", zf_cmd_tap },
+    { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps: JSON, msgpack or for people",
+      zf_cmd_tap },
     { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live",
       zf_cmd_top },
     { "cron", "EXPR [--from TIME] [--count N] [--tz ZONE]",
