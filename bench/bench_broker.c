@@ -56,7 +56,7 @@ s_raw_worker (const char *endpoint, long count)
 
 //  How s_zflow's run is watched: no tap, a tap reading every item of the
 //  queue, or a tap whose output nobody reads (it falls behind).
-typedef enum { TAP_NONE, TAP_FAST, TAP_SLOW } s_tap_t;
+typedef enum { TAP_NONE, TAP_FAST, TAP_SLOW, TAP_SAMPLED } s_tap_t;
 
 static double
 s_zflow (const char *self_path, long n, s_tap_t tap_mode)
@@ -82,7 +82,10 @@ s_zflow (const char *self_path, long n, s_tap_t tap_mode)
     if (tap_mode != TAP_NONE) {
         char command[512];
         snprintf (command, sizeof command, "exec '%s' tap %s stats data.jobs %s", ZFLOW_BIN,
-                  zf_broker_events (broker), tap_mode == TAP_FAST ? "> /dev/null" : "");
+                  zf_broker_events (broker),
+                  tap_mode == TAP_FAST      ? "> /dev/null"
+                  : tap_mode == TAP_SAMPLED ? "--sample 100 > /dev/null"
+                                            : "");
         char *argv[] = { "/bin/sh", "-c", command, NULL };
         tap = zf_test_spawn (argv, &tap_out);
         zclock_sleep (500); // for its subscription to reach the broker
@@ -211,6 +214,9 @@ main (int argc, char **argv)
         double slow = s_zflow (argv[0], n, TAP_SLOW);
         printf ("zflow broker, a tap that falls behind:   %10.0f items/s  (%.2f of no tap)\n", slow,
                 slow / none);
+        double sampled = s_zflow (argv[0], n, TAP_SAMPLED);
+        printf ("zflow broker, a tap of 1 item in 100:    %10.0f items/s  (%.2f of no tap)\n",
+                sampled, sampled / none);
         return 0;
     }
     double zflow = s_zflow (argv[0], n, TAP_NONE);

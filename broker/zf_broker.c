@@ -113,6 +113,8 @@ struct _queue_t {
     uint64_t last_put;    // put at the last stats snapshot
     uint64_t last_acked;  // acked at the last stats snapshot
     bool tapped;          // someone subscribes to data.NAME
+    uint32_t samples[4];  // N of each sample.N.data.NAME subscribed to (one item in N)
+    uint32_t nsamples;    // entries in samples
 };
 
 struct _peer_t {
@@ -368,20 +370,28 @@ s_is_dead_queue (queue_t *queue)
     return len > 5 && strcmp (queue->name + len - 5, ".dead") == 0;
 }
 
-//  True if a subscription asks for data.NAME. An empty subscription (all
-//  topics) asks for events only: data taps are asked for by name.
-static bool
-s_is_tapped (self_t *self, const char *name)
+//  Whether a subscription asks for data.NAME (an empty subscription, all
+//  topics, asks for events only: data taps are asked for by name), and the
+//  samples asked for: sample.N.data.NAME is one item in N, published as
+//  such, so a sampled tap costs the broker one event in N.
+static void
+s_update_taps (self_t *self, queue_t *queue)
 {
     char topic[ZF_NAME_MAX + 8];
-    snprintf (topic, sizeof topic, "data.%s", name);
+    snprintf (topic, sizeof topic, "data.%s", queue->name);
+    queue->tapped = false;
+    queue->nsamples = 0;
     for (void *item = zhashx_first (self->subscriptions); item;
          item = zhashx_next (self->subscriptions)) {
         const char *prefix = (const char *) zhashx_cursor (self->subscriptions);
+        unsigned every;
+        int end = 0;
         if (*prefix && strncmp (topic, prefix, strlen (prefix)) == 0)
-            return true;
+            queue->tapped = true;
+        else if (sscanf (prefix, "sample.%u.%n", &every, &end) == 1 && end && every > 1 &&
+                 streq (prefix + end, topic) && queue->nsamples < 4)
+            queue->samples[queue->nsamples++] = every;
     }
-    return false;
 }
 
 //  The queue named name, created with its config (or the defaults) if new.
@@ -406,7 +416,7 @@ s_queue_require (self_t *self, const char *name)
     queue->waiting = zlistx_new ();
     zlistx_set_destructor (queue->waiting, (zlistx_destructor_fn *) s_pending_destroy);
     s_group_add (queue, "")->anonymous = true;
-    queue->tapped = s_is_tapped (self, name);
+    s_update_taps (self, queue);
     zhashx_insert (self->queues, name, queue);
     zlistx_add_end (self->queue_order, queue);
     return queue;
@@ -474,7 +484,7 @@ s_send_error (self_t *self, zframe_t *routing_id, zf_err_t code, const char *rea
 typedef struct {
     msgpack_sbuffer buffer;       // the event's map
     msgpack_packer pk;            // writes into buffer
-    char topic[ZF_NAME_MAX + 16]; // where it goes
+    char topic[ZF_NAME_MAX + 32]; // where it goes
 } event_t;
 
 //  Starts an event of fields fields besides seq and ts. Each topic numbers
@@ -553,12 +563,11 @@ s_event_rejected (self_t *self, const char *socket, const char *from, const char
     s_event_send (self, &event, NULL);
 }
 
-//  A copy of an item put to a tapped queue: envelope fields and the body.
+//  A copy of an item put to a tapped queue, on topic: envelope fields and
+//  the body.
 static void
-s_event_data (self_t *self, msg_t *msg)
+s_event_data (self_t *self, msg_t *msg, const char *topic)
 {
-    char topic[ZF_NAME_MAX + 8];
-    snprintf (topic, sizeof topic, "data.%s", msg->queue->name);
     event_t event;
     s_event_begin (self, &event, topic, 3);
     s_pack_id (&event, "id", &msg->id);
@@ -702,8 +711,17 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lin
     queue->put++;
 
     msg->lineage = lineage;
-    if (queue->tapped)
-        s_event_data (self, msg);
+    if (queue->tapped || queue->nsamples) {
+        char topic[ZF_NAME_MAX + 32];
+        snprintf (topic, sizeof topic, "data.%s", queue->name);
+        if (queue->tapped)
+            s_event_data (self, msg, topic);
+        for (uint32_t i = 0; i < queue->nsamples; i++)
+            if ((queue->put - 1) % queue->samples[i] == 0) {
+                snprintf (topic, sizeof topic, "sample.%u.data.%s", queue->samples[i], queue->name);
+                s_event_data (self, msg, topic);
+            }
+    }
     return msg;
 }
 
@@ -1561,7 +1579,7 @@ s_subscription (self_t *self, zframe_t *frame)
     free (topic);
     for (queue_t *queue = (queue_t *) zlistx_first (self->queue_order); queue;
          queue = (queue_t *) zlistx_next (self->queue_order))
-        queue->tapped = s_is_tapped (self, queue->name);
+        s_update_taps (self, queue);
 }
 
 //  --------------------------------------------------------------------------

@@ -350,6 +350,14 @@ zf_cmd_tap (int argc, char **argv)
         size_t len = strlen (prefix);
         if (len && prefix[len - 1] == '*')
             prefix[len - 1] = 0;
+        else if (sample > 1 && strncmp (prefix, "data.", 5) == 0) {
+            // A queue's data, sampled by the broker: it sends one item in N.
+            char sampled[300];
+            snprintf (sampled, sizeof sampled, "sample.%lld.%s", (long long) sample, prefix);
+            zsock_set_subscribe (sub, sampled);
+            topics++;
+            continue;
+        }
         zsock_set_subscribe (sub, prefix);
         topics++;
     }
@@ -403,7 +411,8 @@ zf_cmd_tap (int argc, char **argv)
         if (actor && !topics) // only actor: NAME asked: the events of that actor
             chosen = s_field (zframe_data (map), zframe_size (map), "actor", name, sizeof name) &&
                      streq (name, actor);
-        if (chosen && seen++ % sample == 0) {
+        bool sampled = strncmp (topic, "sample.", 7) == 0; // by the broker already
+        if (chosen && (sampled || seen++ % sample == 0)) {
             s_print_event (format, topic, map, body);
             printed++;
         }

@@ -24,6 +24,8 @@ static const char *s_config = "broker\n"
                               "        external = true\n"
                               "    metered\n"
                               "        external = true\n"
+                              "    sampled\n"
+                              "        external = true\n"
                               "        max-attempts = 2\n"
                               "        retry-base = 10ms\n"
                               "actors\n"
@@ -34,6 +36,10 @@ static const char *s_config = "broker\n"
                               "    meter\n"
                               "        kind = sink\n"
                               "        input = metered\n"
+                              "        target = null\n"
+                              "    sampler\n"
+                              "        kind = sink\n"
+                              "        input = sampled\n"
                               "        target = null\n";
 
 static int
@@ -355,6 +361,32 @@ test_tap_sample_and_formats (void **state)
     r = zf_test_zflow (NULL, "tap", s_events, "--format", "xml", NULL);
     assert_int_equal (r.status, 2);
     zf_test_result_free (&r);
+
+    // A queue's data sampled at the source: the broker sends items 1 and 6
+    // of ten, on their own topic, numbered without gaps.
+    char *tap_argv[] = { (char *) ZFLOW_BIN, "tap",      s_events, "stats",
+                         "data.sampled",     "--sample", "5",      NULL };
+    int tap_out;
+    pid_t tap = zf_test_spawn (tap_argv, &tap_out);
+    char line[4096];
+    assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0); // subscribed
+    r = zf_test_zflow (NULL, "put", s_endpoint, "sampled", "1", "2", "3", "4", "5", "6", "7", "8",
+                       "9", "10", NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    int found = 0;
+    while (found < 2 && zf_test_read_line (tap_out, line, sizeof line, 10000) == 0) {
+        if (strstr (line, "\"topic\":\"stats\""))
+            continue;
+        assert_non_null (strstr (line, "{\"topic\":\"sample.5.data.sampled\",\"seq\":"));
+        assert_null (strstr (line, "tap.gap"));
+        assert_non_null (strstr (line, found == 0 ? "\"body\":1}" : "\"body\":6}"));
+        found++;
+    }
+    assert_int_equal (found, 2);
+    kill (tap, SIGTERM);
+    zf_test_reap (tap, 5000);
+    close (tap_out);
 }
 
 static void
