@@ -146,16 +146,18 @@ test_stall_coalesced (void **state)
     double late[64];
     int n = s_firings (text, when, late, 64);
     free (text);
+    // The stall's gap is the one of 800 ms or more (a busy machine may add
+    // a short one of its own, coalesced the same way).
     int gaps = 0;
     for (int i = 1; i < n; i++) {
         int64_t step = (when[i] - when[i - 1] + 3600000) % 3600000;
         assert_int_equal (step % 100, 0);
-        if (step > 100)
+        if (step >= 800)
             gaps++;
         assert_true (step >= 100);
         assert_true (late[i] <= 1000.0);
     }
-    print_message ("%d firings, %d gap(s) where the stall was\n", n, gaps);
+    print_message ("%d firings, %d gap(s) of the stall's size\n", n, gaps);
     assert_int_equal (gaps, 1);
 }
 
