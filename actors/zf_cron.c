@@ -402,6 +402,12 @@ zf_cron_parse_time (zf_tz_t *tz, const char *text, int64_t *utc, zf_error_t *err
             if (sscanf (p + 1, "%2d%n", &s, &n) != 1 || n != 2)
                 goto bad;
             p += 1 + n;
+            if (*p == '.') { // fractions of a second: taken, not kept
+                if (!isdigit ((unsigned char) *++p))
+                    goto bad;
+                while (isdigit ((unsigned char) *p))
+                    p++;
+            }
         }
     }
     if (mo < 1 || mo > 12 || d < 1 || d > s_days_in_month (y, mo) || h > 23 || mi > 59 || s > 59)

@@ -45,7 +45,7 @@ int64_t zf_cron_next (zf_cron_t *self, zf_tz_t *tz, int64_t after);
 //  Formats utc as ISO 8601 with tz's offset: 2026-03-08T03:00:00-04:00.
 char *zf_cron_format (zf_tz_t *tz, int64_t utc, char *buffer, size_t size);
 
-//  Parses an ISO 8601 time (YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]); one with no
+//  Parses an ISO 8601 time (YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM]); one with no
 //  offset is a wall-clock time in tz. Returns 0 with *utc set, or -1.
 int zf_cron_parse_time (zf_tz_t *tz, const char *text, int64_t *utc, zf_error_t *err);
 

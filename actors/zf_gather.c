@@ -116,7 +116,7 @@ s_is_error (const void *body, size_t size, const char **reason, uint32_t *len)
             }
             return true;
         }
-        if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+        if (zf_mp_skip_pair (&mp))
             return false;
     }
     return false;

@@ -29,42 +29,13 @@ zf_kind_find (const char *name)
 int
 zf_check_iso8601 (const char *value, zf_error_t *err)
 {
-    // YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM|-HH:MM]
-    int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
-    if (sscanf (value, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-        goto bad;
-    const char *p = value + n;
-    if (*p == 'T' || *p == ' ') {
-        if (sscanf (p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
-            goto bad;
-        p += 1 + n;
-        if (*p == ':') {
-            if (sscanf (p + 1, "%2d%n", &s, &n) != 1 || n != 2)
-                goto bad;
-            p += 1 + n;
-            if (*p == '.') {
-                p++;
-                if (!isdigit ((unsigned char) *p))
-                    goto bad;
-                while (isdigit ((unsigned char) *p))
-                    p++;
-            }
-        }
-        if (*p == 'Z')
-            p++;
-        else if (*p == '+' || *p == '-') {
-            int oh, om;
-            if (sscanf (p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 14 || om > 59)
-                goto bad;
-            p += 1 + n;
-        }
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-        goto bad;
-    return 0;
-bad:
-    return zf_error_set (err, ZF_EVALUE,
-                         "'%s' is not an ISO 8601 time (e.g. 2026-03-08T03:00:00-05:00)", value);
+    // The scheduler's own reader; times without an offset are checked as
+    // wall-clock times in UTC (the zone only moves them).
+    zf_tz_t *utc = zf_tz_load ("UTC", err);
+    int64_t when;
+    int rc = utc ? zf_cron_parse_time (utc, value, &when, err) : -1;
+    zf_tz_destroy (&utc);
+    return rc;
 }
 
 int

@@ -155,16 +155,6 @@ static const s_metric_t s_worker_metrics[] = {
     { NULL },
 };
 
-//  Reads an unsigned integer value, or skips what is there: 0 then.
-static uint64_t
-s_uint (zf_mp_t *mp)
-{
-    uint64_t value = 0;
-    if (zf_mp_uint (mp, &value, NULL))
-        zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL);
-    return value;
-}
-
 //  Renders the family `metric` over the entries of the array `list` of the
 //  stats map at data, labelled by the string keys in labels.
 static void
@@ -180,7 +170,7 @@ s_family (s_text_t *t, const uint8_t *data, size_t size, const char *list, const
         return;
     for (uint32_t k = 0; k < count; k++) {
         if (!zf_mp_key_is (&mp, list)) {
-            if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+            if (zf_mp_skip_pair (&mp))
                 return;
             continue;
         }
@@ -209,11 +199,10 @@ s_family (s_text_t *t, const uint8_t *data, size_t size, const char *list, const
                         used = true;
                     }
                 if (!used && zf_mp_key_is (&mp, metric->key)) {
-                    value = s_uint (&mp);
+                    value = zf_mp_uint_or_skip (&mp);
                     used = true;
                 }
-                if (!used && (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) ||
-                              zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL)))
+                if (!used && (zf_mp_skip_pair (&mp)))
                     return;
             }
             s_add (t, "%s{", metric->name);
@@ -238,10 +227,10 @@ s_scalar (s_text_t *t, const uint8_t *data, size_t size, const char *key, const 
     for (uint32_t k = 0; k < count; k++) {
         if (zf_mp_key_is (&mp, key)) {
             s_add (t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                   (unsigned long long) s_uint (&mp));
+                   (unsigned long long) zf_mp_uint_or_skip (&mp));
             return;
         }
-        if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+        if (zf_mp_skip_pair (&mp))
             return;
     }
 }

@@ -98,16 +98,6 @@ s_actor (zf_progress_t *self, const char *name, uint32_t len)
     return NULL;
 }
 
-//  Reads the unsigned value of the key at mp (after the key), or skips it.
-static uint64_t
-s_uint (zf_mp_t *mp)
-{
-    uint64_t value = 0;
-    if (zf_mp_uint (mp, &value, NULL))
-        zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL);
-    return value;
-}
-
 //  Takes one stats event: each queue's put count is its writer's progress
 //  (for sources), each consumer group's acked count its reader's, and the
 //  workers give what is in flight and what failed.
@@ -138,7 +128,7 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
                     if (zf_mp_key_is (&mp, "name"))
                         zf_mp_str (&mp, &name, &name_len, NULL);
                     else if (zf_mp_key_is (&mp, "put"))
-                        put = s_uint (&mp);
+                        put = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "groups")) {
                         uint32_t groups;
                         zf_mp_array (&mp, &groups, NULL);
@@ -152,9 +142,8 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
                                 if (zf_mp_key_is (&mp, "name"))
                                     zf_mp_str (&mp, &group, &group_len, NULL);
                                 else if (zf_mp_key_is (&mp, "acked"))
-                                    acked = s_uint (&mp);
-                                else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) ||
-                                         zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                                    acked = zf_mp_uint_or_skip (&mp);
+                                else if (zf_mp_skip_pair (&mp))
                                     return;
                             }
                             s_actor_t *reader = s_actor (self, group, group_len);
@@ -162,8 +151,7 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
                                 reader->done = acked;
                         }
                     }
-                    else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) ||
-                             zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                    else if (zf_mp_skip_pair (&mp))
                         return;
                 }
                 // A source's progress: what it put into its output.
@@ -189,11 +177,10 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
                     if (zf_mp_key_is (&mp, "actor") && zf_mp_str (&mp, &name, &name_len, NULL) == 0)
                         actor = s_actor (self, name, name_len);
                     else if (zf_mp_key_is (&mp, "inflight"))
-                        inflight = s_uint (&mp);
+                        inflight = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "failed"))
-                        failed = s_uint (&mp);
-                    else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) ||
-                             zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                        failed = zf_mp_uint_or_skip (&mp);
+                    else if (zf_mp_skip_pair (&mp))
                         return;
                 }
                 if (actor) {

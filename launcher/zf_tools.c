@@ -257,7 +257,7 @@ s_field (const uint8_t *data, size_t size, const char *key, char *out, size_t ou
             snprintf (out, out_size, "%.*s", (int) len, str);
             return true;
         }
-        if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+        if (zf_mp_skip_pair (&mp))
             return false;
     }
     return false;

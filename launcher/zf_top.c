@@ -56,15 +56,6 @@ s_str (zf_mp_t *mp, char *out, size_t size)
     return true;
 }
 
-static uint64_t
-s_uint (zf_mp_t *mp)
-{
-    uint64_t value = 0;
-    if (zf_mp_uint (mp, &value, NULL))
-        zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL);
-    return value;
-}
-
 static double
 s_number (zf_mp_t *mp)
 {
@@ -85,14 +76,6 @@ s_number (zf_mp_t *mp)
     }
     zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL);
     return 0;
-}
-
-//  Skips a key's value; false if the event is malformed.
-static bool
-s_skip (zf_mp_t *mp)
-{
-    return zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL) == 0 &&
-           zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL) == 0;
 }
 
 //  Reads a stats event into view. Returns 0, or -1 if it is malformed.
@@ -117,18 +100,18 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
                     if (zf_mp_key_is (&mp, "name"))
                         s_str (&mp, queue->name, sizeof queue->name);
                     else if (zf_mp_key_is (&mp, "depth"))
-                        queue->depth = s_uint (&mp);
+                        queue->depth = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "inflight"))
-                        queue->inflight = s_uint (&mp);
+                        queue->inflight = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "nack"))
-                        queue->nack = s_uint (&mp);
+                        queue->nack = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "dead"))
-                        queue->dead = s_uint (&mp);
+                        queue->dead = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "put_rate"))
                         queue->put_rate = s_number (&mp);
                     else if (zf_mp_key_is (&mp, "ack_rate"))
                         queue->ack_rate = s_number (&mp);
-                    else if (!s_skip (&mp))
+                    else if (zf_mp_skip_pair (&mp))
                         return -1;
                 }
             }
@@ -146,11 +129,11 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
                     else if (zf_mp_key_is (&mp, "host"))
                         s_str (&mp, host, sizeof host);
                     else if (zf_mp_key_is (&mp, "inflight"))
-                        inflight = s_uint (&mp);
+                        inflight = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "done"))
-                        done = s_uint (&mp);
+                        done = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "failed"))
-                        failed = s_uint (&mp);
+                        failed = zf_mp_uint_or_skip (&mp);
                     else if (zf_mp_key_is (&mp, "figures")) {
                         const uint8_t *start = mp.pos;
                         if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
@@ -159,7 +142,7 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
                         snprintf (figures, sizeof figures, "%s", json ? json : "");
                         free (json);
                     }
-                    else if (!s_skip (&mp))
+                    else if (zf_mp_skip_pair (&mp))
                         return -1;
                 }
                 s_actor_t *actor = NULL;
@@ -184,7 +167,7 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
                 if (*figures)
                     snprintf (actor->figures, sizeof actor->figures, "%s", figures);
             }
-        else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+        else if (zf_mp_skip_pair (&mp))
             return -1;
     }
     return 0;

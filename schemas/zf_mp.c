@@ -385,3 +385,19 @@ zf_mp_pack_cstr (msgpack_packer *pk, const char *str)
 {
     return zf_mp_pack_strn (pk, str, strlen (str));
 }
+
+uint64_t
+zf_mp_uint_or_skip (zf_mp_t *self)
+{
+    uint64_t value = 0;
+    if (zf_mp_uint (self, &value, NULL))
+        zf_mp_skip (self, ZF_MP_MAX_DEPTH, NULL);
+    return value;
+}
+
+int
+zf_mp_skip_pair (zf_mp_t *self)
+{
+    return zf_mp_skip (self, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (self, ZF_MP_MAX_DEPTH, NULL) ? -1
+                                                                                                : 0;
+}

@@ -72,6 +72,13 @@ int zf_mp_skip (zf_mp_t *self, int max_depth, zf_error_t *err);
 //  True if the next value is a str equal to key; consumes it only then.
 bool zf_mp_key_is (zf_mp_t *self, const char *key);
 
+//  Reads an unsigned integer, or skips whatever value is there: 0 then.
+//  For readers of maps that take the fields they know.
+uint64_t zf_mp_uint_or_skip (zf_mp_t *self);
+
+//  Skips a key and its value. Returns 0, or -1 if either is malformed.
+int zf_mp_skip_pair (zf_mp_t *self);
+
 //  Pack a NUL-terminated string (msgpack-c has no such helper).
 int zf_mp_pack_cstr (msgpack_packer *pk, const char *str);
 

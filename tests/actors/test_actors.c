@@ -186,17 +186,15 @@ static const char *s_processed = "queues\n"
                                  "        input = results\n"
                                  "        target = file:out.jsonl\n";
 
-//  Runs seq:n -> processor (command, on_error) -> sink, and waits for
-//  `expect` lines in out.jsonl.
+//  Runs the pipeline of config, producer nums -> processor -> sink store,
+//  and waits for `expect` lines in out.jsonl.
 static int
-s_process (int n, const char *on_error, const char *command, int expect, int *seen, int range)
+s_through (const char *config, const char *processor_name, int expect, int *seen, int range)
 {
-    char config[2048];
-    snprintf (config, sizeof config, s_processed, n, on_error, command);
     zf_pipeline_t *pipeline;
     zf_broker_t *broker = s_broker (config, &pipeline);
     pid_t sink = zf_test_actor (s_dir, broker, "store");
-    pid_t processor = zf_test_actor (s_dir, broker, "double");
+    pid_t processor = zf_test_actor (s_dir, broker, processor_name);
     pid_t producer = zf_test_actor (s_dir, broker, "nums");
     assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
     int lines = zf_test_wait_lines (s_dir, "out.jsonl", seen, range, expect);
@@ -207,6 +205,15 @@ s_process (int n, const char *on_error, const char *command, int expect, int *se
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     return lines;
+}
+
+//  seq:n -> processor (command, on_error) -> sink.
+static int
+s_process (int n, const char *on_error, const char *command, int expect, int *seen, int range)
+{
+    char config[2048];
+    snprintf (config, sizeof config, s_processed, n, on_error, command);
+    return s_through (config, "double", expect, seen, range);
 }
 
 static void
@@ -307,20 +314,7 @@ s_plug (const char *source, const char *plugin, int expect, int *seen, int range
 {
     char config[2048];
     snprintf (config, sizeof config, s_plugged, source, plugin);
-    zf_pipeline_t *pipeline;
-    zf_broker_t *broker = s_broker (config, &pipeline);
-    pid_t sink = zf_test_actor (s_dir, broker, "store");
-    pid_t processor = zf_test_actor (s_dir, broker, "plug");
-    pid_t producer = zf_test_actor (s_dir, broker, "nums");
-    assert_int_equal (WEXITSTATUS (zf_test_reap (producer, 30000)), 0);
-    int lines = zf_test_wait_lines (s_dir, "out.jsonl", seen, range, expect);
-    kill (processor, SIGTERM);
-    kill (sink, SIGTERM);
-    assert_int_equal (WEXITSTATUS (zf_test_reap (processor, 10000)), 0);
-    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
-    zf_broker_destroy (&broker);
-    zf_pipeline_destroy (&pipeline);
-    return lines;
+    return s_through (config, "plug", expect, seen, range);
 }
 
 static void
