@@ -9,10 +9,19 @@
     order, and in its worker's held list). A message is freed when every
     delivery is finished (acked, dead-lettered or cancelled). Lists are
     intrusive, so moving a delivery costs no allocation.
+
+    Durability. With a journal (zf_journal.h), every change of state that
+    must survive a restart is a record: an item stored (PUT), one group's
+    delivery finished (ACK), an item finished (FIN, its outcome kept for the
+    dedup window), a source's checkpoint. The records of a loop turn go out
+    in one write at its end, and the CONFIRMs of the PUTs they hold wait
+    until they are durable. Deliveries and attempts are not recorded: after
+    a restart every unfinished delivery is ready again.
 */
 #include "zf_broker.h"
 #include "zf_dedup.h"
 #include "zf_idmap.h"
+#include "zf_journal.h"
 #include "zf_metrics.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -76,6 +85,7 @@ struct _msg_t {
     uint32_t pending;        // deliveries not finished
     bool dead;               // a delivery was dead-lettered
     char *reason;            // the last failure, or NULL
+    uint64_t order;          // when it was stored, for snapshots in queue order
     uint32_t ndeliveries;    // entries in deliveries
     delivery_t deliveries[]; // one per consumer group
 };
@@ -186,6 +196,10 @@ typedef struct {
     zf_proto_t *in;          // the message being handled
     zf_proto_t *out;         // the message being sent
     zhashx_t *topic_seq;     // topic -> last sequence number sent on it
+    zf_journal_t *journal;   // the write-ahead log, or NULL
+    bool replaying;          // applying the journal: record nothing, tell no one
+    zlistx_t *confirms;      // confirm_t waiting for their records to be durable
+    uint64_t stored;         // messages stored, ever (their order)
     uint64_t rejected;       // frames refused on any socket
     uint64_t late_acks;      // acks of items no longer held
     int64_t next_tick;       // ms
@@ -193,6 +207,15 @@ typedef struct {
     unsigned seed;           // for backoff jitter
     bool terminated;         // $TERM received
 } self_t;
+
+//  A CONFIRM held until the journal has the PUT's records on disk.
+typedef struct {
+    char peer[PEER_KEY_MAX]; // who to send it to
+    uint64_t seq;            // the PUT's seq
+    uint32_t accepted;       // items enqueued
+    uint32_t duplicates;     // items dropped as seen
+    uint64_t lsn;            // journal position that makes it durable
+} confirm_t;
 
 //  Outcomes remembered in the dedup window (stored as small pointers).
 enum { SEEN_LIVE = 1, SEEN_DONE, SEEN_DEAD, SEEN_CANCELLED };
@@ -578,6 +601,113 @@ s_event_data (self_t *self, msg_t *msg, const char *topic)
 }
 
 //  --------------------------------------------------------------------------
+//  Journal records. Little-endian; a name is a one-byte length and bytes.
+//    PUT         id, parent, root (16 bytes each), ts i64, attempt u32,
+//                dead u8, fan-in id (16) size u32 index u32, queue name,
+//                headers (u32 length, bytes), reason (u16 length, bytes),
+//                body (u32 length, bytes)
+//    ACK         id (16), dead u8, group name
+//    FIN         id (16), outcome u8 (SEEN_DONE, SEEN_DEAD, SEEN_CANCELLED)
+//    CHECKPOINT  actor name, data (u32 length, bytes)
+
+static uint8_t *
+s_w (uint8_t *p, const void *data, size_t size)
+{
+    if (size)
+        memcpy (p, data, size);
+    return p + size;
+}
+
+static uint8_t *
+s_w32 (uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        *p++ = (uint8_t) (v >> (8 * i));
+    return p;
+}
+
+static uint8_t *
+s_w64 (uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t) (v >> (8 * i));
+    return p;
+}
+
+static uint8_t *
+s_wname (uint8_t *p, const char *name, size_t len)
+{
+    *p++ = (uint8_t) len;
+    return s_w (p, name, len);
+}
+
+static void
+s_journal_put (self_t *self, msg_t *msg, uint32_t attempt)
+{
+    if (!self->journal || self->replaying)
+        return;
+    size_t qlen = strlen (msg->queue->name);
+    size_t rlen = msg->reason ? strlen (msg->reason) : 0;
+    if (rlen > UINT16_MAX)
+        rlen = UINT16_MAX;
+    size_t blen = zframe_size (msg->body);
+    size_t size =
+        4 * ZF_ID_SIZE + 8 + 4 + 1 + 8 + 1 + qlen + 4 + msg->headers_size + 2 + rlen + 4 + blen;
+    uint8_t *p = zf_journal_reserve (self->journal, ZF_JR_PUT, size);
+    p = s_w (p, msg->id.bytes, ZF_ID_SIZE);
+    p = s_w (p, msg->parent.bytes, ZF_ID_SIZE);
+    p = s_w (p, msg->root.bytes, ZF_ID_SIZE);
+    p = s_w64 (p, (uint64_t) msg->ts);
+    p = s_w32 (p, attempt);
+    *p++ = msg->dead;
+    p = s_w (p, msg->fanin.id.bytes, ZF_ID_SIZE);
+    p = s_w32 (p, msg->fanin.size);
+    p = s_w32 (p, msg->fanin.index);
+    p = s_wname (p, msg->queue->name, qlen);
+    p = s_w32 (p, msg->headers_size);
+    p = s_w (p, msg->headers, msg->headers_size);
+    *p++ = (uint8_t) rlen;
+    *p++ = (uint8_t) (rlen >> 8);
+    p = s_w (p, msg->reason, rlen);
+    p = s_w32 (p, (uint32_t) blen);
+    s_w (p, zframe_data (msg->body), blen);
+}
+
+static void
+s_journal_ack (self_t *self, delivery_t *d, bool dead)
+{
+    if (!self->journal || self->replaying)
+        return;
+    size_t glen = strlen (d->group->name);
+    uint8_t *p = zf_journal_reserve (self->journal, ZF_JR_ACK, ZF_ID_SIZE + 1 + 1 + glen);
+    p = s_w (p, d->msg->id.bytes, ZF_ID_SIZE);
+    *p++ = dead;
+    s_wname (p, d->group->name, glen);
+}
+
+static void
+s_journal_fin (self_t *self, const zf_id_t *id, uint8_t outcome)
+{
+    if (!self->journal || self->replaying)
+        return;
+    uint8_t *p = zf_journal_reserve (self->journal, ZF_JR_FIN, ZF_ID_SIZE + 1);
+    p = s_w (p, id->bytes, ZF_ID_SIZE);
+    *p = outcome;
+}
+
+static void
+s_journal_checkpoint (self_t *self, const char *actor, const void *data, size_t size)
+{
+    if (!self->journal || self->replaying)
+        return;
+    size_t alen = strlen (actor);
+    uint8_t *p = zf_journal_reserve (self->journal, ZF_JR_CHECKPOINT, 1 + alen + 4 + size);
+    p = s_wname (p, actor, alen);
+    p = s_w32 (p, (uint32_t) size);
+    s_w (p, data, size);
+}
+
+//  --------------------------------------------------------------------------
 //  Messages: admission, lineage, finishing
 
 //  Records an id's outcome in the dedup window. Returns false if the id
@@ -653,11 +783,11 @@ static void
 s_msg_free (self_t *self, msg_t *msg)
 {
     zf_idmap_remove (self->live, &msg->id);
-    if (s_seen_set (self, &msg->id,
-                    msg->dead                                 ? SEEN_DEAD
-                    : msg->lineage && msg->lineage->cancelled ? SEEN_CANCELLED
-                                                              : SEEN_DONE) &&
-        self->live_unseen)
+    uint8_t outcome = msg->dead                                 ? SEEN_DEAD
+                      : msg->lineage && msg->lineage->cancelled ? SEEN_CANCELLED
+                                                                : SEEN_DONE;
+    s_journal_fin (self, &msg->id, outcome);
+    if (s_seen_set (self, &msg->id, outcome) && self->live_unseen)
         self->live_unseen--; // it had left the window while stored
     queue_t *queue = msg->queue;
     queue->depth--;
@@ -707,6 +837,7 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lin
         s_mark_dirty (self, d->group);
     }
     zf_idmap_put (self->live, &msg->id, msg);
+    msg->order = self->stored++;
     queue->depth++;
     queue->put++;
 
@@ -726,20 +857,52 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lin
 }
 
 static void
-s_confirm (self_t *self, pending_put_t *put)
+s_send_confirm (self_t *self, const char *key, uint64_t seq, uint32_t accepted, uint32_t duplicates)
 {
-    peer_t *peer = (peer_t *) zhashx_lookup (self->peers, put->peer);
-    if (put->checkpoint_size) {
-        zchunk_t *chunk = zchunk_new (put->checkpoint, put->checkpoint_size);
-        zhashx_update (self->checkpoints, put->actor, chunk);
-    }
+    peer_t *peer = (peer_t *) zhashx_lookup (self->peers, key);
     if (!peer)
         return; // gone: its items are stored all the same
     zf_proto_reset (self->out, ZF_CONFIRM);
-    self->out->seq = put->seq;
-    self->out->accepted = put->accepted;
-    self->out->duplicates = put->duplicates;
+    self->out->seq = seq;
+    self->out->accepted = accepted;
+    self->out->duplicates = duplicates;
     s_send (self, peer);
+}
+
+//  Confirms put, or with a journal queues its CONFIRM until the records
+//  written so far (its items', and those of any earlier PUT of the same
+//  items that made these duplicates) are durable.
+static void
+s_confirm (self_t *self, pending_put_t *put)
+{
+    if (put->checkpoint_size) {
+        zchunk_t *chunk = zchunk_new (put->checkpoint, put->checkpoint_size);
+        zhashx_update (self->checkpoints, put->actor, chunk);
+        s_journal_checkpoint (self, put->actor, put->checkpoint, put->checkpoint_size);
+    }
+    if (!self->journal) {
+        s_send_confirm (self, put->peer, put->seq, put->accepted, put->duplicates);
+        return;
+    }
+    confirm_t *confirm = (confirm_t *) zmalloc (sizeof (confirm_t));
+    snprintf (confirm->peer, sizeof confirm->peer, "%s", put->peer);
+    confirm->seq = put->seq;
+    confirm->accepted = put->accepted;
+    confirm->duplicates = put->duplicates;
+    confirm->lsn = zf_journal_appended (self->journal);
+    zlistx_add_end (self->confirms, confirm);
+}
+
+//  Sends the CONFIRMs whose records are durable now.
+static void
+s_send_durable_confirms (self_t *self)
+{
+    uint64_t durable = zf_journal_durable (self->journal);
+    confirm_t *confirm;
+    while ((confirm = (confirm_t *) zlistx_first (self->confirms)) && confirm->lsn <= durable) {
+        s_send_confirm (self, confirm->peer, confirm->seq, confirm->accepted, confirm->duplicates);
+        zlistx_delete (self->confirms, zlistx_cursor (self->confirms));
+    }
 }
 
 //  Admits the items of put from put->next on. Returns the queue that is
@@ -765,6 +928,7 @@ s_admit (self_t *self, pending_put_t *put)
         put->holds[put->next] = NULL; // the message takes the hold
         msg_t *msg = s_msg_store (self, queue, env, &env->body, hold);
         s_seen_set (self, &msg->id, SEEN_LIVE);
+        s_journal_put (self, msg, 0);
         put->accepted++;
     }
     return NULL;
@@ -881,6 +1045,7 @@ s_finish_delivery (self_t *self, delivery_t *d, bool dead)
                 msg_t *copy = s_msg_store (self, s_queue_require (self, name), &env, &body, NULL);
                 copy->reason = msg->reason ? strdup (msg->reason) : NULL;
                 s_seen_set (self, &copy->id, SEEN_LIVE);
+                s_journal_put (self, copy, env.attempt);
             }
         }
     }
@@ -891,6 +1056,8 @@ s_finish_delivery (self_t *self, delivery_t *d, bool dead)
         s_msg_free (self, msg);
         s_resume_waiting (self, queue);
     }
+    else
+        s_journal_ack (self, d, dead); // the other groups' deliveries go on
 }
 
 //  --------------------------------------------------------------------------
@@ -1545,6 +1712,7 @@ s_intake_message (self_t *self, zmsg_t *msg)
             zmsg_remove (msg, body);
             msg_t *stored = s_msg_store (self, queue, &env, &body, NULL);
             s_seen_set (self, &stored->id, SEEN_LIVE);
+            s_journal_put (self, stored, 0);
         }
     }
     if (reason[0])
@@ -1583,6 +1751,296 @@ s_subscription (self_t *self, zframe_t *frame)
 }
 
 //  --------------------------------------------------------------------------
+//  Recovery and snapshots
+
+//  Reads a journal record's fields; the first shortfall is kept in bad.
+typedef struct {
+    const uint8_t *p;   // next byte
+    const uint8_t *end; // past the last
+    const char *bad;    // the field that did not fit, or NULL
+} reader_t;
+
+static const uint8_t *
+s_r (reader_t *r, size_t size, const char *field)
+{
+    if (r->bad || (size_t) (r->end - r->p) < size) {
+        if (!r->bad)
+            r->bad = field;
+        return NULL;
+    }
+    const uint8_t *at = r->p;
+    r->p += size;
+    return at;
+}
+
+static uint64_t
+s_rint (reader_t *r, int bytes, const char *field)
+{
+    const uint8_t *p = s_r (r, (size_t) bytes, field);
+    uint64_t v = 0;
+    for (int i = 0; p && i < bytes; i++)
+        v |= (uint64_t) p[i] << (8 * i);
+    return v;
+}
+
+static void
+s_rid (reader_t *r, zf_id_t *id, const char *field)
+{
+    const uint8_t *p = s_r (r, ZF_ID_SIZE, field);
+    if (p)
+        memcpy (id->bytes, p, ZF_ID_SIZE);
+}
+
+static void
+s_rname (reader_t *r, char name[ZF_NAME_MAX + 1], const char *field)
+{
+    size_t len = (size_t) s_rint (r, 1, field);
+    const uint8_t *p = len <= ZF_NAME_MAX ? s_r (r, len, field) : NULL;
+    if (!p && !r->bad)
+        r->bad = field;
+    snprintf (name, ZF_NAME_MAX + 1, "%.*s", p ? (int) len : 0, p ? (const char *) p : "");
+}
+
+//  Bytes with a length of `bytes` bytes before them.
+static const uint8_t *
+s_rblob (reader_t *r, int bytes, size_t *size, const char *field)
+{
+    *size = (size_t) s_rint (r, bytes, field);
+    return s_r (r, *size, field);
+}
+
+static int
+s_replay_put (self_t *self, reader_t *r, zf_error_t *err)
+{
+    zf_env_t env = { 0 };
+    s_rid (r, &env.id, "id");
+    s_rid (r, &env.parent, "parent");
+    s_rid (r, &env.root, "root");
+    env.ts = (int64_t) s_rint (r, 8, "ts");
+    env.attempt = (uint32_t) s_rint (r, 4, "attempt");
+    bool dead = s_rint (r, 1, "dead") != 0;
+    s_rid (r, &env.group.id, "group id");
+    env.group.size = (uint32_t) s_rint (r, 4, "group size");
+    env.group.index = (uint32_t) s_rint (r, 4, "group index");
+    s_rname (r, env.queue, "queue");
+    size_t headers_size, reason_size, body_size;
+    env.headers = s_rblob (r, 4, &headers_size, "headers");
+    env.headers_size = (uint32_t) headers_size;
+    const uint8_t *reason = s_rblob (r, 2, &reason_size, "reason");
+    const uint8_t *body = s_rblob (r, 4, &body_size, "body");
+    if (r->bad || r->p != r->end)
+        return zf_error_set (err, ZF_EVALUE, "PUT: %s", r->bad ? r->bad : "bytes after the body");
+    if (!env.queue[0])
+        return zf_error_set (err, ZF_EVALUE, "PUT: an empty queue name");
+    if (zf_idmap_get (self->live, &env.id))
+        return 0; // stored already
+    queue_t *queue = s_queue_require (self, env.queue);
+    lineage_t *lineage = zf_id_is_zero (&env.root) ? NULL : s_lineage_hold (self, &env.root);
+    zframe_t *frame = zframe_new (body, body_size);
+    msg_t *msg = s_msg_store (self, queue, &env, &frame, lineage);
+    msg->dead = dead;
+    if (reason_size)
+        msg->reason = strndup ((const char *) reason, reason_size);
+    s_seen_set (self, &msg->id, SEEN_LIVE);
+    return 0;
+}
+
+//  Takes delivery d of a message being restored off its group's ready list.
+static void
+s_replay_finish (self_t *self, delivery_t *d)
+{
+    if (d->state == D_READY)
+        s_list_remove (&d->group->ready, d, 0);
+    d->state = D_FINISHED;
+}
+
+static int
+s_replay_ack (self_t *self, reader_t *r, zf_error_t *err)
+{
+    zf_id_t id;
+    char group[ZF_NAME_MAX + 1];
+    s_rid (r, &id, "id");
+    bool dead = s_rint (r, 1, "dead") != 0;
+    s_rname (r, group, "group");
+    if (r->bad || r->p != r->end)
+        return zf_error_set (err, ZF_EVALUE, "ACK: %s", r->bad ? r->bad : "bytes after the group");
+    msg_t *msg = (msg_t *) zf_idmap_get (self->live, &id);
+    for (uint32_t g = 0; msg && g < msg->ndeliveries; g++) {
+        delivery_t *d = &msg->deliveries[g];
+        if (d->state != D_FINISHED && streq (d->group->name, group)) {
+            s_replay_finish (self, d);
+            msg->dead |= dead;
+            if (--msg->pending == 0)
+                s_msg_free (self, msg);
+            break;
+        }
+    }
+    return 0; // a group no longer in the pipeline: its delivery stays ready
+}
+
+static int
+s_replay_fin (self_t *self, reader_t *r, zf_error_t *err)
+{
+    zf_id_t id;
+    s_rid (r, &id, "id");
+    uint8_t outcome = (uint8_t) s_rint (r, 1, "outcome");
+    if (r->bad || r->p != r->end)
+        return zf_error_set (err, ZF_EVALUE, "FIN: %s",
+                             r->bad ? r->bad : "bytes after the outcome");
+    if (outcome != SEEN_DONE && outcome != SEEN_DEAD && outcome != SEEN_CANCELLED)
+        return zf_error_set (err, ZF_EVALUE, "FIN: unknown outcome %u", outcome);
+    msg_t *msg = (msg_t *) zf_idmap_get (self->live, &id);
+    if (msg) {
+        for (uint32_t g = 0; g < msg->ndeliveries; g++)
+            s_replay_finish (self, &msg->deliveries[g]);
+        msg->dead = outcome == SEEN_DEAD;
+        s_msg_free (self, msg);
+    }
+    s_seen_set (self, &id, outcome); // the outcome as recorded (cancelled included)
+    return 0;
+}
+
+static int
+s_replay_checkpoint (self_t *self, reader_t *r, zf_error_t *err)
+{
+    char actor[ZF_NAME_MAX + 1];
+    size_t size;
+    s_rname (r, actor, "actor");
+    const uint8_t *data = s_rblob (r, 4, &size, "data");
+    if (r->bad || r->p != r->end || size > ZF_CHECKPOINT_MAX)
+        return zf_error_set (err, ZF_EVALUE, "CHECKPOINT: %s",
+                             r->bad                     ? r->bad
+                             : size > ZF_CHECKPOINT_MAX ? "data over 256 bytes"
+                                                        : "bytes after the data");
+    zhashx_update (self->checkpoints, actor, zchunk_new (data, size));
+    return 0;
+}
+
+static int
+s_replay_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t size, zf_error_t *err)
+{
+    self_t *self = (self_t *) arg;
+    reader_t r = { .p = payload, .end = payload + size };
+    switch (type) {
+        case ZF_JR_PUT:
+            return s_replay_put (self, &r, err);
+        case ZF_JR_ACK:
+            return s_replay_ack (self, &r, err);
+        case ZF_JR_FIN:
+            return s_replay_fin (self, &r, err);
+        case ZF_JR_CHECKPOINT:
+            return s_replay_checkpoint (self, &r, err);
+        default:
+            return zf_error_set (err, ZF_EVALUE, "record type %d out of place", (int) type);
+    }
+}
+
+//  Opens the journal at path and restores what it holds. Returns 0, or -1
+//  with err filled (the broker must not start).
+static int
+s_journal_open (self_t *self, const char *path, zf_error_t *err)
+{
+    zconfig_t *conf = self->pipeline->broker;
+    const char *mode = zf_conf_get (conf, zf_broker_keys, "sync");
+    zf_sync_t sync = streq (mode, "always")  ? ZF_SYNC_ALWAYS
+                     : streq (mode, "never") ? ZF_SYNC_NEVER
+                                             : ZF_SYNC_BATCH;
+    self->journal =
+        zf_journal_open (path, sync, zf_conf_duration (conf, zf_broker_keys, "sync-interval"), err);
+    if (!self->journal)
+        return -1;
+    zf_journal_report_t report;
+    self->replaying = true;
+    int rc = zf_journal_replay (self->journal, s_replay_record, self, &report, err);
+    self->replaying = false;
+    if (rc)
+        return -1;
+    // The figures are this run's: what was restored is depth, not traffic.
+    for (queue_t *queue = (queue_t *) zlistx_first (self->queue_order); queue;
+         queue = (queue_t *) zlistx_next (self->queue_order)) {
+        queue->put = queue->acked = queue->dead = 0;
+        for (size_t g = 0; g < queue->ngroups; g++)
+            queue->groups[g]->acked = 0;
+    }
+    size_t restored = zf_idmap_size (self->live);
+    if (restored || report.records)
+        zsys_info ("broker: journal %s: %zu items restored from %" PRIu64 " records (%.1f MB) in "
+                   "%" PRId64 " ms",
+                   path, restored, report.records, report.bytes / 1e6, report.elapsed_ms);
+    return 0;
+}
+
+static void
+s_snapshot_seen (const zf_id_t *id, uint8_t outcome, void *arg)
+{
+    if (outcome != SEEN_LIVE) // stored items come with their PUT
+        s_journal_fin ((self_t *) arg, id, outcome);
+}
+
+typedef struct {
+    msg_t **msgs; // stored messages
+    size_t count; // entries
+} msg_list_t;
+
+static void
+s_snapshot_collect (void *value, void *arg)
+{
+    msg_list_t *list = (msg_list_t *) arg;
+    list->msgs[list->count++] = (msg_t *) value;
+}
+
+static int
+s_order_cmp (const void *a, const void *b)
+{
+    uint64_t x = (*(msg_t *const *) a)->order, y = (*(msg_t *const *) b)->order;
+    return x < y ? -1 : x > y;
+}
+
+//  Compaction: the live state into a new segment, the old ones deleted.
+//  The loop waits meanwhile, for time in proportion to what is stored.
+static void
+s_snapshot (self_t *self)
+{
+    int64_t started = zclock_mono ();
+    zf_error_t err;
+    if (zf_journal_snapshot_begin (self->journal, &err)) {
+        zsys_error ("broker: %s", err.text);
+        return;
+    }
+    if (self->seen)
+        zf_dedup_foreach (self->seen, s_snapshot_seen, self);
+    msg_list_t list = { 0 };
+    list.msgs = (msg_t **) malloc ((zf_idmap_size (self->live) + 1) * sizeof (msg_t *));
+    if (!list.msgs) {
+        zsys_error ("broker: no memory to compact the journal");
+        abort (); // half a snapshot must not be closed
+    }
+    zf_idmap_foreach (self->live, s_snapshot_collect, &list);
+    qsort (list.msgs, list.count, sizeof (msg_t *), s_order_cmp);
+    for (size_t i = 0; i < list.count; i++) {
+        msg_t *msg = list.msgs[i];
+        uint32_t attempt = UINT32_MAX;
+        for (uint32_t g = 0; g < msg->ndeliveries; g++)
+            if (msg->deliveries[g].attempt < attempt)
+                attempt = msg->deliveries[g].attempt;
+        s_journal_put (self, msg, attempt);
+        for (uint32_t g = 0; g < msg->ndeliveries; g++)
+            if (msg->deliveries[g].state == D_FINISHED)
+                s_journal_ack (self, &msg->deliveries[g], false);
+    }
+    free (list.msgs);
+    for (zchunk_t *chunk = (zchunk_t *) zhashx_first (self->checkpoints); chunk;
+         chunk = (zchunk_t *) zhashx_next (self->checkpoints))
+        s_journal_checkpoint (self, (const char *) zhashx_cursor (self->checkpoints),
+                              zchunk_data (chunk), zchunk_size (chunk));
+    if (zf_journal_snapshot_end (self->journal, &err))
+        zsys_error ("broker: %s", err.text);
+    else
+        zsys_debug ("broker: journal compacted, %zu items in %" PRId64 " ms", list.count,
+                    zclock_mono () - started);
+}
+
+//  --------------------------------------------------------------------------
 //  Setup and the loop
 
 static void
@@ -1602,11 +2060,23 @@ s_lineage_discard (void *value, void *arg)
 }
 
 static void
+s_confirm_destroy (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
 s_self_destroy (self_t **self_p)
 {
     if (!*self_p)
         return;
     self_t *self = *self_p;
+    // What is appended goes to disk. The CONFIRMs still held are not sent:
+    // their writers send those PUTs again to the next broker, which
+    // confirms them as duplicates.
+    zf_journal_destroy (&self->journal);
+    zlistx_destroy (&self->confirms);
     zf_idmap_foreach (self->live, s_msg_discard, NULL);
     zf_idmap_foreach (self->lineages, s_lineage_discard, NULL);
     zhashx_destroy (&self->peers);
@@ -1682,6 +2152,8 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->in = zf_proto_new ();
     self->out = zf_proto_new ();
     self->seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
+    self->confirms = zlistx_new ();
+    zlistx_set_destructor (self->confirms, s_confirm_destroy);
 
     const char *endpoint =
         args->endpoint ? args->endpoint : zf_conf_get (conf, zf_broker_keys, "endpoint");
@@ -1711,6 +2183,17 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
              reader = (const char *) zlistx_next (q->readers))
             s_group_require (self, queue, reader);
     }
+    const char *journal =
+        args->journal ? args->journal : zf_conf_get (conf, zf_broker_keys, "journal");
+    if (journal && *journal) {
+        char *path = zf_pipeline_path (pipeline, journal);
+        int rc = s_journal_open (self, path, err);
+        free (path);
+        if (rc) {
+            s_self_destroy (&self);
+            return NULL;
+        }
+    }
     int64_t now = s_now ();
     self->next_tick = now + TICK_MS;
     self->next_stats = now + 1000;
@@ -1738,35 +2221,50 @@ zf_broker_actor (zsock_t *pipe, void *args)
     }
     zstr_sendx (pipe, "OK", self->endpoint, self->events_endpoint, self->intake_endpoint, NULL);
 
-    zmq_pollitem_t items[4] = {
+    // The journal's syncer, when there is one, says when a sync is done;
+    // intake, last, is read only while it has room.
+    enum { P_PIPE, P_ROUTER, P_EVENTS };
+    zmq_pollitem_t items[5] = {
         { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 },
-        { self->intake ? zsock_resolve (self->intake) : NULL, 0, ZMQ_POLLIN, 0 },
     };
+    int nitems = 3, p_syncer = -1, p_intake = -1;
+    if (self->journal) {
+        items[nitems] =
+            (zmq_pollitem_t){ zsock_resolve (zf_journal_pipe (self->journal)), 0, ZMQ_POLLIN, 0 };
+        p_syncer = nitems++;
+    }
+    if (self->intake) {
+        items[nitems] = (zmq_pollitem_t){ zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0 };
+        p_intake = nitems++;
+    }
     int64_t last_stats = s_now ();
     while (!self->terminated) {
         int64_t now = s_now ();
         int64_t wait = self->next_tick - now;
+        int64_t due = self->journal ? zf_journal_due (self->journal, now) : -1;
+        if (due >= 0 && due < wait)
+            wait = due;
         if (wait < 0)
             wait = 0;
-        int count = self->intake && s_intake_open (self) ? 4 : 3;
+        int count = p_intake >= 0 && !s_intake_open (self) ? nitems - 1 : nitems;
         if (zmq_poll (items, count, (long) wait) == -1)
             break; // interrupted
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (items[P_PIPE].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (pipe);
             if (!command || streq (command, "$TERM"))
                 self->terminated = true;
             zstr_free (&command);
         }
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[P_ROUTER].revents & ZMQ_POLLIN)
             for (int i = 0; i < READ_BUDGET; i++) {
                 zmsg_t *msg = s_recv_ready (self->router);
                 if (!msg)
                     break;
                 s_router_message (self, msg);
             }
-        if (items[2].revents & ZMQ_POLLIN)
+        if (items[P_EVENTS].revents & ZMQ_POLLIN)
             for (int i = 0; i < READ_BUDGET; i++) {
                 zmsg_t *msg = s_recv_ready (self->events);
                 if (!msg)
@@ -1774,7 +2272,9 @@ zf_broker_actor (zsock_t *pipe, void *args)
                 s_subscription (self, zmsg_first (msg));
                 zmsg_destroy (&msg);
             }
-        if (count == 4 && (items[3].revents & ZMQ_POLLIN))
+        if (p_syncer >= 0 && (items[p_syncer].revents & ZMQ_POLLIN))
+            zf_journal_synced (self->journal, s_now ());
+        if (p_intake >= 0 && count == nitems && (items[p_intake].revents & ZMQ_POLLIN))
             for (int i = 0; i < READ_BUDGET && s_intake_open (self); i++) {
                 zmsg_t *msg = s_recv_ready (self->intake);
                 if (!msg)
@@ -1792,6 +2292,16 @@ zf_broker_actor (zsock_t *pipe, void *args)
             self->next_stats = now + 1000;
         }
         s_dispatch (self);
+        if (self->journal) {
+            // The turn's records in one write; then what is durable is
+            // confirmed.
+            zf_journal_commit (self->journal, now);
+            s_send_durable_confirms (self);
+            if (zf_journal_wants_snapshot (self->journal)) {
+                s_snapshot (self);
+                s_send_durable_confirms (self);
+            }
+        }
     }
     s_self_destroy (&self);
 }
@@ -1812,11 +2322,18 @@ zf_broker_t *
 zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
                const char *intake, zf_error_t *err)
 {
+    zf_broker_args_t args = {
+        .pipeline = pipeline, .endpoint = endpoint, .events = events, .intake = intake
+    };
+    return zf_broker_start (&args, err);
+}
+
+zf_broker_t *
+zf_broker_start (const zf_broker_args_t *args, zf_error_t *err)
+{
+    zf_pipeline_t *pipeline = args->pipeline;
     zf_broker_t *self = (zf_broker_t *) zmalloc (sizeof (zf_broker_t));
-    self->args.pipeline = pipeline;
-    self->args.endpoint = endpoint;
-    self->args.events = events;
-    self->args.intake = intake;
+    self->args = *args;
     self->actor = zactor_new (zf_broker_actor, &self->args);
     char *status = NULL, *a = NULL, *b = NULL, *c = NULL;
     zstr_recvx (self->actor, &status, &a, &b, &c, NULL);

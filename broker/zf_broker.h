@@ -47,14 +47,21 @@ const char *zf_broker_intake (zf_broker_t *self);
 //  Where its HTTP endpoint listens (ADDRESS:PORT), or NULL when it has none.
 const char *zf_broker_metrics (zf_broker_t *self);
 
-//  The actor function, for zactor_new; args is a zf_broker_args_t.
+//  What a broker starts with: its config and the settings that override
+//  the config's.
 typedef struct {
     zf_pipeline_t *pipeline; // the config
     const char *endpoint;    // overrides, or NULL
     const char *events;      // override, or NULL
     const char *intake;      // override, or NULL
+    const char *journal;     // override: a folder, "" for none, NULL for the config's
 } zf_broker_args_t;
 
+//  As zf_broker_new, with every override; the strings must outlive the
+//  broker. A journal that cannot be read (corrupt, locked) fails the start.
+zf_broker_t *zf_broker_start (const zf_broker_args_t *args, zf_error_t *err);
+
+//  The actor function, for zactor_new; args is a zf_broker_args_t.
 void zf_broker_actor (zsock_t *pipe, void *args);
 
 #ifdef __cplusplus

@@ -116,3 +116,16 @@ zf_dedup_set (zf_dedup_t *self, const zf_id_t *id, uint8_t outcome, uint8_t *evi
     self->head = (self->head + 1) % self->window;
     return 0;
 }
+
+void
+zf_dedup_foreach (zf_dedup_t *self, void (*fn) (const zf_id_t *id, uint8_t outcome, void *arg),
+                  void *arg)
+{
+    // From head on, the ring holds the oldest first (unused entries, not
+    // yet reached, have outcome 0).
+    for (size_t i = 0; i < self->window; i++) {
+        s_entry_t *entry = &self->ring[(self->head + i) % self->window];
+        if (entry->outcome)
+            fn (&entry->id, entry->outcome, arg);
+    }
+}

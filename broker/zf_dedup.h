@@ -34,6 +34,10 @@ uint8_t zf_dedup_get (zf_dedup_t *self, const zf_id_t *id);
 //  outcome is written to *evicted (0 when nothing left).
 uint8_t zf_dedup_set (zf_dedup_t *self, const zf_id_t *id, uint8_t outcome, uint8_t *evicted);
 
+//  Calls fn on every id in the window with its outcome, oldest first.
+void zf_dedup_foreach (zf_dedup_t *self, void (*fn) (const zf_id_t *id, uint8_t outcome, void *arg),
+                       void *arg);
+
 #ifdef __cplusplus
 }
 #endif

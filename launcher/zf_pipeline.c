@@ -54,6 +54,24 @@ const zf_key_t zf_broker_keys[] = {
       .fallback = "false",
       .help = "serve a JSON API on the metrics address: POST /queues/Q, GET /messages/ID, GET "
               "/queues" },
+    { .name = "journal",
+      .type = ZF_KEY_STRING,
+      .help = "folder of the write-ahead log: what the broker confirms survives kill -9 and a "
+              "restart; off if not given (zflow run keeps one in its state folder)",
+      .flags = ZF_KEY_PATH },
+    { .name = "sync",
+      .type = ZF_KEY_ENUM,
+      .fallback = "batch",
+      .help = "when journal records reach the disk before confirms go: always (each loop "
+              "turn), batch (every sync-interval), never (written, not synced: a crashed "
+              "machine loses the last seconds)",
+      .choices = "always|batch|never" },
+    { .name = "sync-interval",
+      .type = ZF_KEY_DURATION,
+      .fallback = "2ms",
+      .help = "batch: the longest a confirm waits for the disk",
+      .min = 1,
+      .max = 1000 },
     { .name = "heartbeat",
       .type = ZF_KEY_DURATION,
       .fallback = "1s",

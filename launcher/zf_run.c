@@ -12,6 +12,7 @@
 #include "zf_progress.h"
 #include "zf_broker.h"
 #include "zf_cli.h"
+#include "zf_journal.h"
 #include "zf_kinds.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
@@ -19,6 +20,8 @@
 
 #include <signal.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/prctl.h>
@@ -348,6 +351,34 @@ s_signals (int fd, s_stop_t state)
     return state;
 }
 
+//  The journal of the embedded broker: the config's, else one in the state
+//  folder (--state, or one per pipeline file under $XDG_STATE_HOME/zflow);
+//  NULL with --no-journal. Caller frees.
+static char *
+s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal)
+{
+    const char *configured = zf_conf_get (pipeline->broker, zf_broker_keys, "journal");
+    if (configured)
+        return zf_pipeline_path (pipeline, configured);
+    if (no_journal)
+        return NULL;
+    if (state)
+        return zsys_sprintf ("%s/journal", state);
+    // One state folder per pipeline file: two pipelines of the same name in
+    // different folders do not share one.
+    char real[PATH_MAX];
+    const char *file = realpath (pipeline->file, real) ? real : pipeline->file;
+    uint32_t hash = 2166136261u; // FNV-1a
+    for (const char *p = file; *p; p++)
+        hash = (hash ^ (uint8_t) *p) * 16777619u;
+    const char *xdg = getenv ("XDG_STATE_HOME");
+    const char *home = getenv ("HOME");
+    if (xdg && *xdg)
+        return zsys_sprintf ("%s/zflow/%s-%08x/journal", xdg, pipeline->name, hash);
+    return zsys_sprintf ("%s/.local/state/zflow/%s-%08x/journal", home && *home ? home : "/tmp",
+                         pipeline->name, hash);
+}
+
 int
 zf_cmd_run (int argc, char **argv)
 {
@@ -359,13 +390,20 @@ zf_cmd_run (int argc, char **argv)
     sigaddset (&stops, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &stops, NULL);
     int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
-    const char *usage =
-        "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] [--quiet|--verbose]";
+    const char *usage = "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] "
+                        "[--state DIR | --no-journal] [--fresh] [--quiet|--verbose]";
     const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
-    bool quiet = false, verbose = false;
+    const char *state = NULL;
+    bool quiet = false, verbose = false, fresh = false, no_journal = false;
     for (int i = 1; i < argc; i++) {
         if (streq (argv[i], "--quiet"))
             quiet = true;
+        else if (streq (argv[i], "--fresh"))
+            fresh = true;
+        else if (streq (argv[i], "--no-journal"))
+            no_journal = true;
+        else if (streq (argv[i], "--state") && i + 1 < argc)
+            state = argv[++i];
         else if (streq (argv[i], "--verbose"))
             verbose = true;
         else if (streq (argv[i], "--broker") && i + 1 < argc)
@@ -433,12 +471,18 @@ zf_cmd_run (int argc, char **argv)
         return status;
     }
     zf_broker_t *broker = NULL;
+    char *journal = NULL; // the embedded broker's journal, or NULL
     if (broker_endpoint)
         run.endpoint = broker_endpoint;
     else {
-        broker = zf_broker_new (pipeline, NULL, NULL, NULL, &err);
+        journal = s_journal_path (pipeline, state, no_journal);
+        if (journal && fresh && zf_journal_remove (journal, &err))
+            fprintf (stderr, "zflow run: --fresh: %s\n", err.text);
+        zf_broker_args_t args = { .pipeline = pipeline, .journal = journal ? journal : "" };
+        broker = zf_broker_start (&args, &err);
         if (!broker) {
             fprintf (stderr, "zflow run: %s\n", err.text);
+            free (journal);
             free (run.workers);
             zf_pipeline_destroy (&pipeline);
             return ZF_EXIT_FAILED;
@@ -565,6 +609,21 @@ zf_cmd_run (int argc, char **argv)
         s_log_results (&run);
     s_log_resources (&run);
     zf_broker_destroy (&broker);
+    if (journal && !interrupted) {
+        // The run is over: nothing is left to resume, and a next run
+        // starts from the beginning.
+        if (zf_journal_remove (journal, &err))
+            fprintf (stderr, "zflow run: %s\n", err.text);
+        char *folder = strdup (journal);
+        rmdir (dirname (folder)); // the state folder zflow run made, if now empty
+        free (folder);
+    }
+    else if (journal)
+        s_log (&run,
+               "state kept in %s: the next run resumes where this one stopped (--fresh "
+               "starts over)",
+               journal);
+    free (journal);
     free (run.workers);
     zf_pipeline_destroy (&pipeline);
     return status;

@@ -1,7 +1,8 @@
 /*  Chaos: 100,000 items through producer -> processor (a coprocess, two
-    workers) -> sink while each of them is killed with kill -9 at a moment
-    drawn from a fixed seed, and started again. The sink's file must hold
-    every result exactly once. */
+    workers) -> sink while each of them, and then the broker itself (with
+    its journal), is killed with kill -9 at moments drawn from a fixed seed,
+    and started again. The sink's file must hold every result exactly
+    once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,11 +127,87 @@ test_kill_every_stage (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+//  The broker, a process with a journal, killed three times mid-run.
+static void
+test_kill_the_broker (void **state)
+{
+    char config[2048];
+    snprintf (config, sizeof config,
+              "broker\n"
+              "    endpoint = ipc://%s/broker.ipc\n"
+              "    events = ipc://%s/events.ipc\n"
+              "    journal = journal\n"
+              "actors\n"
+              "    nums\n"
+              "        kind = producer\n"
+              "        source = seq:%d\n"
+              "        output = numbers\n"
+              "    wrap\n"
+              "        kind = processor\n"
+              "        input = numbers\n"
+              "        output = results\n"
+              "        concurrency = 4\n"
+              "        command = %s\n"
+              "    store\n"
+              "        kind = sink\n"
+              "        input = results\n"
+              "        target = file:out.jsonl\n",
+              s_dir, s_dir, N, ZFLOW_WRAP);
+    assert_int_equal (zf_test_write (s_dir, "p.zpl", config), 0);
+    char endpoint[400];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/broker.ipc", s_dir);
+    pid_t broker = zf_test_broker_process (s_dir);
+    assert_true (broker > 0);
+    enum { PRODUCER, WORKER_A, WORKER_B, SINK, NPROCS };
+    const char *names[NPROCS] = { "nums", "wrap", "wrap", "store" };
+    pid_t pids[NPROCS];
+    for (int i = NPROCS - 1; i >= 0; i--)
+        pids[i] = zf_test_actor_at (s_dir, endpoint, names[i]);
+
+    srand (20261125);
+    static int seen[N];
+    for (int i = 0; i < 3; i++) {
+        int moment = N / 10 + (i * N / 4) + rand () % (N / 5);
+        int lines = s_wait (seen, moment);
+        kill (broker, SIGKILL);
+        zf_test_reap (broker, 5000);
+        print_message ("kill -9 broker at %d lines\n", lines);
+        broker = zf_test_broker_process (s_dir);
+        assert_true (broker > 0);
+    }
+    int status = zf_test_reap (pids[PRODUCER], 120000);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    s_wait (seen, N);
+    for (int i = WORKER_A; i < NPROCS; i++)
+        kill (pids[i], SIGTERM);
+    for (int i = WORKER_A; i < NPROCS; i++)
+        assert_int_equal (WEXITSTATUS (zf_test_reap (pids[i], 10000)), 0);
+    kill (broker, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (broker, 10000)), 0);
+    int lines = s_count (seen), lost = 0, duplicated = 0;
+    for (int i = 0; i < N; i++) {
+        lost += seen[i] == 0;
+        duplicated += seen[i] > 1;
+    }
+    print_message ("%d lines: lost %d, duplicated %d\n", lines, lost, duplicated);
+    assert_int_equal (lost, 0);
+    assert_int_equal (duplicated, 0);
+    assert_int_equal (lines, N);
+    // Each restart restored what the last one had confirmed.
+    char *log = zf_test_slurp (s_dir, "broker.log");
+    int restores = 0;
+    for (const char *p = log; p && (p = strstr (p, "items restored from")); p++)
+        restores++;
+    free (log);
+    assert_int_equal (restores, 3);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_kill_every_stage, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_kill_the_broker, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

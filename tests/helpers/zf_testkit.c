@@ -245,11 +245,17 @@ zf_test_broker (const char *dir, const char *text, zf_pipeline_t **pipeline_p)
 pid_t
 zf_test_actor (const char *dir, zf_broker_t *broker, const char *name)
 {
+    return zf_test_actor_at (dir, zf_broker_endpoint (broker), name);
+}
+
+pid_t
+zf_test_actor_at (const char *dir, const char *endpoint, const char *name)
+{
     char command[1400];
     // exec: the shell becomes zflow, so the pid is the actor's
     snprintf (command, sizeof command,
               "exec '%s' actor %s '%s/p.zpl' --broker %s >/dev/null 2>>'%s/%s.log'", ZFLOW_BIN,
-              name, dir, zf_broker_endpoint (broker), dir, name);
+              name, dir, endpoint, dir, name);
     char *argv[] = { "/bin/sh", "-c", command, NULL };
     int out;
     pid_t pid = zf_test_spawn (argv, &out);
@@ -288,4 +294,36 @@ zf_test_wait_lines (const char *dir, const char *name, int *seen, int range, int
          tries < 600 && (lines = zf_test_count_lines (dir, name, seen, range)) < expect; tries++)
         zclock_sleep (100); // bounded poll of a file another process writes
     return lines;
+}
+
+//  How many times dir/broker.out says the broker started.
+static int
+s_broker_starts (const char *dir)
+{
+    char *text = zf_test_slurp (dir, "broker.out");
+    int starts = 0;
+    for (const char *p = text; p && (p = strstr (p, "actors connect to")); p++)
+        starts++;
+    free (text);
+    return starts;
+}
+
+pid_t
+zf_test_broker_process (const char *dir)
+{
+    int before = s_broker_starts (dir);
+    char command[1400];
+    snprintf (command, sizeof command,
+              "exec '%s' broker '%s/p.zpl' >>'%s/broker.out' 2>>'%s/broker.log'", ZFLOW_BIN, dir,
+              dir, dir);
+    char *argv[] = { "/bin/sh", "-c", command, NULL };
+    int out;
+    pid_t pid = zf_test_spawn (argv, &out);
+    close (out);
+    for (int tries = 0; tries < 1000 && s_broker_starts (dir) == before; tries++) {
+        if (waitpid (pid, NULL, WNOHANG) == pid)
+            return -1;     // it stopped: broker.log says why
+        zclock_sleep (10); // bounded poll of a file another process writes
+    }
+    return s_broker_starts (dir) > before ? pid : -1;
 }

@@ -70,6 +70,14 @@ zf_broker_t *zf_test_broker (const char *dir, const char *text, zf_pipeline_t **
 //  to dir/NAME.log; returns its pid.
 pid_t zf_test_actor (const char *dir, zf_broker_t *broker, const char *name);
 
+//  The same against a broker at endpoint (one that runs as a process).
+pid_t zf_test_actor_at (const char *dir, const char *endpoint, const char *name);
+
+//  Starts `zflow broker dir/p.zpl`, its stderr appended to dir/broker.log,
+//  and waits (bounded: 10 s) until it says where actors connect; returns
+//  its pid, or -1 if it did not start.
+pid_t zf_test_broker_process (const char *dir);
+
 //  Counts the lines of dir/name, and in seen[0..range) how many times each
 //  integer value appears at the start of a line. Returns the line count
 //  (0 if there is no such file).

@@ -8,6 +8,7 @@
 
 #include "zf_testkit.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -257,8 +258,11 @@ test_sigterm_drains (void **state)
                   "        target = file:out.jsonl\n",
            file);
     fclose (file);
+    char state_dir[300];
+    snprintf (state_dir, sizeof state_dir, "%s/state", s_dir);
     int out;
-    pid_t run = zf_test_spawn ((char *[]){ ZFLOW_BIN, "run", path, NULL }, &out);
+    pid_t run =
+        zf_test_spawn ((char *[]){ ZFLOW_BIN, "run", path, "--state", state_dir, NULL }, &out);
     static int seen[200000];
     zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, 1000); // under way
     kill (run, SIGTERM);
@@ -270,6 +274,101 @@ test_sigterm_drains (void **state)
     assert_true (lines >= 1000 && lines < 200000); // stopped, long before the 10 million
     for (int i = 0; i < lines; i++)
         assert_int_equal (seen[i], 1);
+    // Stopped, not finished: the state stays for the next run to resume.
+    char *journal = zf_test_slurp (s_dir, "state/journal/0000000000000001.zfj");
+    assert_non_null (journal);
+    free (journal);
+}
+
+//  True while a process runs with `needle` in its command line.
+static bool
+s_running (const char *needle)
+{
+    DIR *proc = opendir ("/proc");
+    bool found = false;
+    struct dirent *entry;
+    while (proc && !found && (entry = readdir (proc))) {
+        char path[300], cmdline[4096];
+        snprintf (path, sizeof path, "/proc/%s/cmdline", entry->d_name);
+        FILE *file = fopen (path, "r");
+        if (!file)
+            continue;
+        size_t n = fread (cmdline, 1, sizeof cmdline - 1, file);
+        fclose (file);
+        for (size_t i = 0; i < n; i++)
+            if (!cmdline[i])
+                cmdline[i] = ' ';
+        cmdline[n] = 0;
+        found = strstr (cmdline, needle) != NULL;
+    }
+    if (proc)
+        closedir (proc);
+    return found;
+}
+
+static void
+test_resume_after_kill (void **state)
+{
+    // zflow run killed with kill -9 (its broker with it) and started
+    // again: the journal in its default state folder resumes the run, and
+    // the sink holds every item exactly once. A run that finishes leaves
+    // no state behind.
+    enum { N = 30000 };
+    char path[512];
+    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
+    FILE *file = fopen (path, "w");
+    fprintf (file,
+             BROKER "actors\n"
+                    "    nums\n"
+                    "        kind = producer\n"
+                    "        source = seq:%d\n"
+                    "        rate = 10000\n"
+                    "        output = numbers\n"
+                    "    store\n"
+                    "        kind = sink\n"
+                    "        input = numbers\n"
+                    "        target = file:out.jsonl\n",
+             N);
+    fclose (file);
+    setenv ("XDG_STATE_HOME", s_dir, 1); // the default place, inside the test's folder
+    int out;
+    pid_t run = zf_test_spawn ((char *[]){ ZFLOW_BIN, "run", path, NULL }, &out);
+    static int seen[N];
+    zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, 5000);
+    kill (run, SIGKILL);
+    zf_test_reap (run, 5000);
+    close (out);
+    for (int tries = 0; tries < 300 && s_running (path); tries++)
+        zclock_sleep (100); // bounded: the actors see their parent go and stop
+    assert_false (s_running (path));
+    int before = zf_test_count_lines (s_dir, "out.jsonl", seen, N);
+    assert_true (before < N);
+
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, NULL);
+    unsetenv ("XDG_STATE_HOME");
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "items restored from"));
+    zf_test_result_free (&r);
+    int lines = zf_test_count_lines (s_dir, "out.jsonl", seen, N), lost = 0, duplicated = 0;
+    for (int i = 0; i < N; i++) {
+        lost += seen[i] == 0;
+        duplicated += seen[i] > 1;
+    }
+    print_message ("killed at %d lines; after the second run %d lines: lost %d, duplicated %d\n",
+                   before, lines, lost, duplicated);
+    assert_int_equal (lost, 0);
+    assert_int_equal (duplicated, 0);
+    assert_int_equal (lines, N);
+    char *state_dir = zsys_sprintf ("%s/zflow", s_dir);
+    DIR *dir = opendir (state_dir);
+    int entries = 0;
+    for (struct dirent *entry; dir && (entry = readdir (dir));)
+        entries += entry->d_name[0] != '.';
+    if (dir)
+        closedir (dir);
+    free (state_dir);
+    assert_int_equal (entries, 0); // finished: nothing left to resume
 }
 
 static void
@@ -294,6 +393,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hello_example, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_crash_on_one_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_resume_after_kill, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,0 +1,795 @@
+/*  zf_journal: the broker's write-ahead log. See zf_journal.h.
+
+    Why an append-only log and not an embedded store such as LMDB: a
+    broker's state is a queue, where every item is written once and deleted
+    soon after. A log turns that into sequential writes, shares one
+    fdatasync among all the records of a loop turn (group commit), and never
+    rewrites a page; a B-tree would write and later rewrite pages for every
+    item and make each commit a synchronous meta-page flush. What a log must
+    add, checksums, torn-tail detection and compaction, is what this file
+    does.
+*/
+#include "zf_journal.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEGMENT_MAGIC   "ZFJ1"
+#define SEGMENT_HEADER  16 // magic, u32 version, u32 flags, u32 reserved
+#define SEGMENT_VERSION 1
+#define FLAG_SNAPSHOT   1 // the segment opens with a snapshot
+#define RECORD_HEADER   9 // u32 size, u32 crc, u8 type
+#define SEGMENT_MAX     (64ull << 20)
+
+struct _zf_journal_t {
+    char *dir;             // the journal's folder
+    int lock_fd;           // DIR/LOCK, flocked while open
+    int fd;                // the segment appended to, or -1 before replay
+    uint64_t segment;      // its number
+    uint64_t segment_size; // bytes written to it
+    uint64_t segment_max;  // size past which a snapshot is wanted
+    uint64_t snapshot;     // bytes of the snapshot that opens it (0: none)
+    zf_sync_t sync;        // the mode
+    int64_t interval;      // ms between batch syncs
+    uint8_t *buf;          // records appended, not yet written
+    size_t len;            // bytes in buf
+    size_t cap;            // allocated at buf
+    size_t open_at;        // offset in buf of the record being filled, or SIZE_MAX
+    uint64_t appended;     // position after the last record reserved
+    uint64_t written;      // position up to which records are written
+    uint64_t durable;      // position up to which records are durable
+    zactor_t *syncer;      // the thread that calls fdatasync
+    bool syncing;          // a sync is asked and not answered
+    int64_t last_sync;     // ms, when the last sync was asked
+    char *failed;          // why writing stopped, or NULL
+};
+
+//  --------------------------------------------------------------------------
+//  CRC-32C: the SSE 4.2 instruction where there is one, else bit by bit
+//  (slow, but only on machines without it).
+
+#if defined(__x86_64__)
+__attribute__ ((target ("sse4.2"))) static uint32_t
+s_crc32c_sse42 (uint32_t crc, const uint8_t *p, size_t size)
+{
+    uint64_t c = ~crc;
+    for (; size >= 8; size -= 8, p += 8) {
+        uint64_t word;
+        memcpy (&word, p, 8);
+        c = __builtin_ia32_crc32di (c, word);
+    }
+    uint32_t c32 = (uint32_t) c;
+    for (; size; size--)
+        c32 = __builtin_ia32_crc32qi (c32, *p++);
+    return ~c32;
+}
+#endif
+
+static uint32_t
+s_crc32c_bits (uint32_t crc, const uint8_t *p, size_t size)
+{
+    crc = ~crc;
+    while (size--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+uint32_t
+zf_crc32c (uint32_t crc, const void *data, size_t size)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports ("sse4.2"))
+        return s_crc32c_sse42 (crc, (const uint8_t *) data, size);
+#endif
+    return s_crc32c_bits (crc, (const uint8_t *) data, size);
+}
+
+//  --------------------------------------------------------------------------
+//  Little-endian fields
+
+static uint32_t
+s_get32 (const uint8_t *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) v;
+    p[1] = (uint8_t) (v >> 8);
+    p[2] = (uint8_t) (v >> 16);
+    p[3] = (uint8_t) (v >> 24);
+}
+
+//  --------------------------------------------------------------------------
+//  The syncer: a thread that calls fdatasync, so the broker's loop goes on
+//  reading and appending while the disk works. Asked [SYNC][lsn][fd], it
+//  answers [lsn][errno or 0].
+
+static void
+s_syncer (zsock_t *pipe, void *args)
+{
+    zsock_signal (pipe, 0);
+    for (;;) {
+        char *command = NULL;
+        uint64_t lsn = 0;
+        uint32_t fd = 0;
+        if (zsock_recv (pipe, "s84", &command, &lsn, &fd) == -1 || !command ||
+            streq (command, "$TERM")) {
+            zstr_free (&command);
+            break;
+        }
+        zstr_free (&command);
+        int rc = fdatasync ((int) fd) == 0 ? 0 : errno;
+        zsock_send (pipe, "84", lsn, (uint32_t) rc);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Files
+
+static char *
+s_segment_path (zf_journal_t *self, uint64_t number)
+{
+    return zsys_sprintf ("%s/%016" PRIx64 ".zfj", self->dir, number);
+}
+
+//  Syncs the folder, so that files made or removed in it stay so.
+static void
+s_sync_dir (zf_journal_t *self)
+{
+    int fd = open (self->dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync (fd);
+        close (fd);
+    }
+}
+
+static int
+s_write_all (int fd, const uint8_t *data, size_t size)
+{
+    while (size) {
+        ssize_t n = write (fd, data, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        size -= (size_t) n;
+    }
+    return 0;
+}
+
+static void
+s_fail (zf_journal_t *self, const char *what)
+{
+    if (!self->failed) {
+        self->failed = zsys_sprintf ("journal %s: %s: %s; confirms stop until it is fixed",
+                                     self->dir, what, strerror (errno));
+        zsys_error ("%s", self->failed);
+    }
+}
+
+//  Starts segment number with flags, and makes it the one appended to.
+static int
+s_segment_new (zf_journal_t *self, uint64_t number, uint32_t flags, zf_error_t *err)
+{
+    char *path = s_segment_path (self, number);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    uint8_t header[SEGMENT_HEADER] = SEGMENT_MAGIC;
+    s_put32 (header + 4, SEGMENT_VERSION);
+    s_put32 (header + 8, flags);
+    if (fd < 0 || s_write_all (fd, header, sizeof header)) {
+        zf_error_set (err, ZF_EIO, "cannot write %s: %s", path, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        free (path);
+        return -1;
+    }
+    free (path);
+    if (self->fd >= 0)
+        close (self->fd);
+    self->fd = fd;
+    self->segment = number;
+    self->segment_size = SEGMENT_HEADER;
+    self->snapshot = 0;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Open and destroy
+
+zf_journal_t *
+zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms, zf_error_t *err)
+{
+    if (zsys_dir_create ("%s", dir) != 0) {
+        zf_error_set (err, ZF_EIO, "cannot make the journal folder %s: %s", dir, strerror (errno));
+        return NULL;
+    }
+    char *lock_path = zsys_sprintf ("%s/LOCK", dir);
+    int lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free (lock_path);
+    if (lock_fd < 0) {
+        zf_error_set (err, ZF_EIO, "cannot open %s/LOCK: %s", dir, strerror (errno));
+        return NULL;
+    }
+    if (flock (lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder[32] = "";
+        ssize_t n = pread (lock_fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn (holder, "\n")] = 0;
+        zf_error_set (err, ZF_EIO, "journal %s is in use by another broker%s%s", dir,
+                      holder[0] ? " (pid " : "", holder[0] ? holder : "");
+        if (holder[0])
+            strncat (err->text, ")", sizeof err->text - strlen (err->text) - 1);
+        close (lock_fd);
+        return NULL;
+    }
+    char pid[32];
+    int pid_len = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+    if (ftruncate (lock_fd, 0) == 0 && pwrite (lock_fd, pid, (size_t) pid_len, 0) < 0)
+        zsys_warning ("journal %s: cannot note the pid in LOCK", dir);
+
+    zf_journal_t *self = (zf_journal_t *) zmalloc (sizeof (zf_journal_t));
+    self->dir = strdup (dir);
+    self->lock_fd = lock_fd;
+    self->fd = -1;
+    self->sync = sync;
+    self->interval = interval_ms > 0 ? interval_ms : 1;
+    self->segment_max = SEGMENT_MAX;
+    self->open_at = SIZE_MAX;
+    self->syncer = zactor_new (s_syncer, NULL);
+    return self;
+}
+
+//  Waits for the sync in progress, if any.
+static void
+s_sync_wait (zf_journal_t *self)
+{
+    if (self->syncing)
+        zf_journal_synced (self, INT64_MAX);
+}
+
+void
+zf_journal_destroy (zf_journal_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zf_journal_t *self = *self_p;
+    if (self->fd >= 0) {
+        zf_journal_commit (self, 0);
+        s_sync_wait (self);
+        if (self->sync != ZF_SYNC_NEVER && !self->failed)
+            fdatasync (self->fd);
+        close (self->fd);
+    }
+    zactor_destroy (&self->syncer);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd); // releases the lock
+    free (self->buf);
+    free (self->failed);
+    free (self->dir);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Replay
+
+typedef struct {
+    uint64_t number;   // segment number
+    char *path;        // its file
+    const uint8_t *at; // mapped bytes, or NULL when empty
+    size_t size;       // bytes
+    uint32_t flags;    // from its header
+} s_segment_t;
+
+static int
+s_number_cmp (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  The segment numbers in the folder, sorted; caller frees. -1 on error.
+static int
+s_list (zf_journal_t *self, uint64_t **numbers_p, size_t *count_p, zf_error_t *err)
+{
+    DIR *dir = opendir (self->dir);
+    if (!dir)
+        return zf_error_set (err, ZF_EIO, "cannot read %s: %s", self->dir, strerror (errno));
+    uint64_t *numbers = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        const char *name = entry->d_name;
+        if (strlen (name) != 20 || !streq (name + 16, ".zfj") ||
+            strspn (name, "0123456789abcdef") != 16)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 8;
+            numbers = (uint64_t *) realloc (numbers, cap * sizeof *numbers);
+        }
+        numbers[count++] = strtoull (name, NULL, 16);
+    }
+    closedir (dir);
+    if (count)
+        qsort (numbers, count, sizeof *numbers, s_number_cmp);
+    *numbers_p = numbers;
+    *count_p = count;
+    return 0;
+}
+
+static void
+s_segment_close (s_segment_t *segment)
+{
+    if (segment->at)
+        munmap ((void *) segment->at, segment->size);
+    free (segment->path);
+    memset (segment, 0, sizeof *segment);
+}
+
+static int
+s_segment_map (zf_journal_t *self, uint64_t number, s_segment_t *segment, zf_error_t *err)
+{
+    memset (segment, 0, sizeof *segment);
+    segment->number = number;
+    segment->path = s_segment_path (self, number);
+    int fd = open (segment->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat (fd, &st) != 0) {
+        zf_error_set (err, ZF_EIO, "cannot read %s: %s", segment->path, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    segment->size = (size_t) st.st_size;
+    if (segment->size) {
+        void *at = mmap (NULL, segment->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (at == MAP_FAILED) {
+            close (fd);
+            return zf_error_set (err, ZF_EIO, "cannot map %s: %s", segment->path, strerror (errno));
+        }
+        segment->at = (const uint8_t *) at;
+    }
+    close (fd);
+    if (segment->size >= SEGMENT_HEADER && memcmp (segment->at, SEGMENT_MAGIC, 4) == 0 &&
+        s_get32 (segment->at + 4) == SEGMENT_VERSION)
+        segment->flags = s_get32 (segment->at + 8);
+    return 0;
+}
+
+static bool
+s_all_zero (const uint8_t *p, size_t size)
+{
+    for (size_t i = 0; i < size; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+//  Walks the records of segment, calling fn on each (fn NULL: only
+//  checks). On the last segment a torn tail ends the walk: *good is where
+//  it starts. Anywhere else a bad record fails with err. *ended is set if a
+//  SNAPSHOT_END record was seen.
+static int
+s_walk (s_segment_t *segment, bool last, zf_journal_fn *fn, void *arg, zf_journal_report_t *report,
+        size_t *good, bool *ended, zf_error_t *err)
+{
+    *good = 0;
+    if (ended)
+        *ended = false;
+    const char *how = "move the journal folder aside to start empty, or restore it";
+    if (segment->size < SEGMENT_HEADER) {
+        if (last && s_all_zero (segment->at, segment->size))
+            return 0; // the header itself was torn: an empty segment
+        return zf_error_set (err, ZF_EVALUE, "journal %s: %zu bytes, not a segment (corrupt); %s",
+                             segment->path, segment->size, how);
+    }
+    if (memcmp (segment->at, SEGMENT_MAGIC, 4) != 0)
+        return zf_error_set (err, ZF_EVALUE, "journal %s: not a zflow journal segment; %s",
+                             segment->path, how);
+    if (s_get32 (segment->at + 4) != SEGMENT_VERSION)
+        return zf_error_set (err, ZF_EVERSION,
+                             "journal %s: segment version %u; this zflow reads version %d",
+                             segment->path, s_get32 (segment->at + 4), SEGMENT_VERSION);
+    size_t at = SEGMENT_HEADER;
+    while (at < segment->size) {
+        size_t left = segment->size - at;
+        const uint8_t *p = segment->at + at;
+        const char *problem = NULL;
+        uint64_t size = 0;
+        if (left < RECORD_HEADER)
+            problem = "a record header cut short";
+        else {
+            size = s_get32 (p);
+            if (size > ZF_JOURNAL_RECORD_MAX)
+                problem = "a record size over the limit";
+            else if (size > left - RECORD_HEADER)
+                problem = "a record cut short";
+            else if (zf_crc32c (0, p + 8, 1 + size) != s_get32 (p + 4))
+                problem = "a checksum mismatch";
+            else if (p[8] == 0 || p[8] >= ZF_JR_TYPE_COUNT)
+                problem = "an unknown record type";
+        }
+        if (problem) {
+            // A write cut by a crash leaves a bad record at the very end, or
+            // zeros where the file system had extended the file: a torn
+            // tail, never confirmed. A bad record with good ones after it
+            // is corruption.
+            bool tail = last && (s_all_zero (p, left) || strstr (problem, "cut short") ||
+                                 (RECORD_HEADER + size == left));
+            if (tail) {
+                if (report)
+                    report->torn += left;
+                *good = at;
+                return 0;
+            }
+            return zf_error_set (err, ZF_EVALUE,
+                                 "journal %s: %s at byte %zu (corrupt); the broker will not start "
+                                 "on a corrupt journal: %s",
+                                 segment->path, problem, at, how);
+        }
+        zf_jr_type_t type = (zf_jr_type_t) p[8];
+        if (type == ZF_JR_SNAPSHOT_END && ended)
+            *ended = true;
+        if (fn && type != ZF_JR_SNAPSHOT_END) {
+            zf_error_t why;
+            if (fn (arg, type, p + RECORD_HEADER, (size_t) size, &why))
+                return zf_error_set (err, ZF_EVALUE,
+                                     "journal %s: record at byte %zu: %s (corrupt); the broker "
+                                     "will not start on a corrupt journal: %s",
+                                     segment->path, at, why.text, how);
+            if (report)
+                report->records++;
+        }
+        at += RECORD_HEADER + (size_t) size;
+    }
+    *good = at;
+    return 0;
+}
+
+static void
+s_unlink_segment (zf_journal_t *self, uint64_t number)
+{
+    char *path = s_segment_path (self, number);
+    if (unlink (path) != 0 && errno != ENOENT)
+        zsys_warning ("journal: cannot remove %s: %s", path, strerror (errno));
+    free (path);
+}
+
+int
+zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_report_t *report,
+                   zf_error_t *err)
+{
+    zf_journal_report_t local = { 0 };
+    if (!report)
+        report = &local;
+    memset (report, 0, sizeof *report);
+    int64_t started = zclock_mono ();
+    uint64_t *numbers = NULL;
+    size_t count = 0;
+    if (s_list (self, &numbers, &count, err))
+        return -1;
+    int rc = -1;
+    s_segment_t segment = { 0 };
+
+    // An unfinished snapshot (the broker died writing it) can only be the
+    // last segment, and the ones before it are whole: drop it.
+    while (count > 1) {
+        if (s_segment_map (self, numbers[count - 1], &segment, err))
+            goto done;
+        size_t good;
+        bool ended = true;
+        if ((segment.flags & FLAG_SNAPSHOT) &&
+            (s_walk (&segment, true, NULL, NULL, NULL, &good, &ended, err) || !ended)) {
+            zsys_warning ("journal %s: dropped an unfinished snapshot", segment.path);
+            s_unlink_segment (self, numbers[--count]);
+            s_segment_close (&segment);
+            continue;
+        }
+        s_segment_close (&segment);
+        break;
+    }
+    // Replay from the newest snapshot on; what is older was compacted into it.
+    size_t start = 0;
+    for (size_t i = count; i-- > 0;) {
+        if (s_segment_map (self, numbers[i], &segment, err))
+            goto done;
+        bool snapshot = segment.flags & FLAG_SNAPSHOT;
+        s_segment_close (&segment);
+        if (snapshot) {
+            start = i;
+            break;
+        }
+    }
+    for (size_t i = 0; i < start; i++)
+        s_unlink_segment (self, numbers[i]);
+
+    size_t good = 0;
+    for (size_t i = start; i < count; i++) {
+        if (s_segment_map (self, numbers[i], &segment, err))
+            goto done;
+        bool last = i + 1 == count;
+        if (s_walk (&segment, last, fn, arg, report, &good, NULL, err))
+            goto done;
+        report->segments++;
+        report->bytes += segment.size;
+        if (last && report->torn)
+            zsys_warning ("journal %s: cut a torn record of %" PRIu64
+                          " bytes from the end (written as the broker stopped, never confirmed)",
+                          segment.path, report->torn);
+        if (!last)
+            s_segment_close (&segment);
+    }
+    if (count == 0) {
+        if (s_segment_new (self, 1, 0, err))
+            goto done;
+        s_sync_dir (self);
+    }
+    else {
+        // Append to the last segment, after its last good record.
+        int fd = open (segment.path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || ftruncate (fd, (off_t) (good < SEGMENT_HEADER ? 0 : good)) != 0) {
+            zf_error_set (err, ZF_EIO, "cannot open %s to append: %s", segment.path,
+                          strerror (errno));
+            if (fd >= 0)
+                close (fd);
+            goto done;
+        }
+        self->fd = fd;
+        self->segment = numbers[count - 1];
+        self->segment_size = good;
+        if (good < SEGMENT_HEADER) {
+            // Its header was torn: write it again.
+            uint8_t header[SEGMENT_HEADER] = SEGMENT_MAGIC;
+            s_put32 (header + 4, SEGMENT_VERSION);
+            s_put32 (header + 8, 0);
+            if (lseek (fd, 0, SEEK_SET) != 0 || s_write_all (fd, header, sizeof header)) {
+                zf_error_set (err, ZF_EIO, "cannot write %s: %s", segment.path, strerror (errno));
+                goto done;
+            }
+            self->segment_size = SEGMENT_HEADER;
+        }
+        if (lseek (fd, (off_t) self->segment_size, SEEK_SET) < 0) {
+            zf_error_set (err, ZF_EIO, "cannot seek %s: %s", segment.path, strerror (errno));
+            goto done;
+        }
+        if (segment.flags & FLAG_SNAPSHOT)
+            self->snapshot = self->segment_size; // what follows the snapshot is new
+    }
+    rc = 0;
+done:
+    s_segment_close (&segment);
+    free (numbers);
+    report->elapsed_ms = zclock_mono () - started;
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Appending
+
+//  Finishes the record being filled: its checksum.
+static void
+s_seal (zf_journal_t *self)
+{
+    if (self->open_at == SIZE_MAX)
+        return;
+    uint8_t *p = self->buf + self->open_at;
+    s_put32 (p + 4, zf_crc32c (0, p + 8, 1 + (size_t) s_get32 (p)));
+    self->open_at = SIZE_MAX;
+}
+
+uint8_t *
+zf_journal_reserve (zf_journal_t *self, zf_jr_type_t type, size_t size)
+{
+    assert (size <= ZF_JOURNAL_RECORD_MAX);
+    s_seal (self);
+    size_t need = self->len + RECORD_HEADER + size;
+    if (need > self->cap) {
+        size_t cap = self->cap ? self->cap : 64 * 1024;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *grown = (uint8_t *) realloc (self->buf, cap);
+        if (!grown) {
+            zsys_error ("journal %s: out of memory for %zu bytes of records", self->dir, cap);
+            abort ();
+        }
+        self->buf = grown;
+        self->cap = cap;
+    }
+    uint8_t *p = self->buf + self->len;
+    s_put32 (p, (uint32_t) size);
+    p[8] = (uint8_t) type;
+    self->open_at = self->len;
+    self->len = need;
+    self->appended += RECORD_HEADER + size;
+    return p + RECORD_HEADER;
+}
+
+uint64_t
+zf_journal_appended (zf_journal_t *self)
+{
+    return self->appended;
+}
+
+uint64_t
+zf_journal_durable (zf_journal_t *self)
+{
+    return self->durable;
+}
+
+static void
+s_ask_sync (zf_journal_t *self, int64_t now)
+{
+    if (self->syncing || self->failed || self->durable == self->written)
+        return;
+    if (self->sync == ZF_SYNC_BATCH && now - self->last_sync < self->interval)
+        return; // zf_journal_due tells the loop when
+    zsock_send (self->syncer, "s84", "SYNC", self->written, (uint32_t) self->fd);
+    self->syncing = true;
+    self->last_sync = now;
+}
+
+int
+zf_journal_commit (zf_journal_t *self, int64_t now_ms)
+{
+    s_seal (self);
+    if (self->failed)
+        return -1;
+    if (self->len) {
+        if (s_write_all (self->fd, self->buf, self->len)) {
+            s_fail (self, "write failed");
+            return -1;
+        }
+        self->written += self->len;
+        self->segment_size += self->len;
+        self->len = 0;
+        if (self->cap > (8u << 20)) {
+            // One burst grew it: give the memory back.
+            free (self->buf);
+            self->buf = NULL;
+            self->cap = 0;
+        }
+    }
+    if (self->sync == ZF_SYNC_NEVER)
+        self->durable = self->written;
+    else
+        s_ask_sync (self, now_ms);
+    return 0;
+}
+
+zsock_t *
+zf_journal_pipe (zf_journal_t *self)
+{
+    return zactor_sock (self->syncer);
+}
+
+void
+zf_journal_synced (zf_journal_t *self, int64_t now_ms)
+{
+    uint64_t lsn = 0;
+    uint32_t rc = 0;
+    if (zsock_recv (self->syncer, "84", &lsn, &rc) == -1)
+        return;
+    self->syncing = false;
+    if (rc) {
+        errno = (int) rc;
+        s_fail (self, "fdatasync failed");
+        return;
+    }
+    if (lsn > self->durable)
+        self->durable = lsn;
+    if (now_ms != INT64_MAX)
+        s_ask_sync (self, now_ms);
+}
+
+int64_t
+zf_journal_due (zf_journal_t *self, int64_t now_ms)
+{
+    if (self->sync != ZF_SYNC_BATCH || self->syncing || self->failed ||
+        self->durable == self->written)
+        return -1;
+    int64_t wait = self->last_sync + self->interval - now_ms;
+    return wait > 0 ? wait : 0;
+}
+
+const char *
+zf_journal_failed (zf_journal_t *self)
+{
+    return self->failed;
+}
+
+//  --------------------------------------------------------------------------
+//  Snapshots
+
+void
+zf_journal_set_segment_max (zf_journal_t *self, uint64_t bytes)
+{
+    self->segment_max = bytes;
+}
+
+bool
+zf_journal_wants_snapshot (zf_journal_t *self)
+{
+    // Grown past the limit and past the snapshot's own size: compaction
+    // then costs at most as much as the writing that made it needed.
+    uint64_t grown = self->segment_size - self->snapshot;
+    return !self->failed && grown > self->segment_max && grown > self->snapshot;
+}
+
+//  Writes what is appended and puts it on disk now (not in mode never).
+static int
+s_flush_now (zf_journal_t *self, zf_error_t *err)
+{
+    if (zf_journal_commit (self, 0))
+        return zf_error_set (err, ZF_EIO, "%s", self->failed);
+    s_sync_wait (self);
+    if (self->sync != ZF_SYNC_NEVER && fdatasync (self->fd) != 0) {
+        s_fail (self, "fdatasync failed");
+        return zf_error_set (err, ZF_EIO, "%s", self->failed);
+    }
+    self->durable = self->written;
+    return 0;
+}
+
+int
+zf_journal_snapshot_begin (zf_journal_t *self, zf_error_t *err)
+{
+    if (s_flush_now (self, err))
+        return -1;
+    if (s_segment_new (self, self->segment + 1, FLAG_SNAPSHOT, err)) {
+        s_fail (self, "cannot start a snapshot segment");
+        return -1;
+    }
+    return 0;
+}
+
+int
+zf_journal_snapshot_end (zf_journal_t *self, zf_error_t *err)
+{
+    zf_journal_reserve (self, ZF_JR_SNAPSHOT_END, 0);
+    if (s_flush_now (self, err))
+        return -1;
+    s_sync_dir (self); // the new segment exists before the old go
+    self->snapshot = self->segment_size;
+    uint64_t *numbers = NULL;
+    size_t count = 0;
+    if (s_list (self, &numbers, &count, err) == 0) {
+        for (size_t i = 0; i < count; i++)
+            if (numbers[i] < self->segment)
+                s_unlink_segment (self, numbers[i]);
+        s_sync_dir (self);
+    }
+    free (numbers);
+    return 0;
+}
+
+int
+zf_journal_remove (const char *dir, zf_error_t *err)
+{
+    zf_journal_t *self = zf_journal_open (dir, ZF_SYNC_NEVER, 1, err);
+    if (!self)
+        return -1;
+    uint64_t *numbers = NULL;
+    size_t count = 0;
+    int rc = s_list (self, &numbers, &count, err);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        s_unlink_segment (self, numbers[i]);
+    free (numbers);
+    char *lock = zsys_sprintf ("%s/LOCK", dir);
+    unlink (lock);
+    free (lock);
+    zf_journal_destroy (&self);
+    rmdir (dir); // left alone if anything else is in it
+    return rc;
+}

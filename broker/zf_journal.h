@@ -1,0 +1,153 @@
+/*  zf_journal: the broker's write-ahead log, so that a broker killed at any
+    moment and started again loses nothing it confirmed.
+
+    An append-only log of checksummed records in numbered segment files
+    (DIR/0000000000000001.zfj, ...). Each record is
+
+        u32 size | u32 crc32c (of type and payload) | u8 type | payload
+
+    little-endian. The broker appends a record for every change of state
+    (an item stored, a delivery finished, an item finished, a checkpoint),
+    writes the records of one loop turn with one write(), and holds back the
+    CONFIRMs of the PUTs they hold until the records are durable: written
+    for sync = never, on disk (fdatasync, by a syncer thread, so that the
+    loop never waits for the disk) for always and batch.
+
+    Compaction: once the log holds much more than the live state, the broker
+    writes the live state into a new segment (a snapshot, closed by a
+    SNAPSHOT_END record) and the older segments are deleted. Recovery reads
+    from the newest complete snapshot on.
+
+    A torn last record (the process or the machine died in the middle of a
+    write) is detected by its size or checksum, dropped and cut off: it was
+    never confirmed. A bad record anywhere else is corruption: the journal
+    refuses to open rather than serve wrong data.
+
+        zf_journal_t *journal = zf_journal_open ("state/journal", ZF_SYNC_BATCH, 2, &err);
+        zf_journal_replay (journal, on_record, self, &report, &err);
+        uint8_t *p = zf_journal_reserve (journal, ZF_JR_FIN, 17);
+        ...
+        zf_journal_commit (journal, now);
+        if (zf_journal_durable (journal) >= lsn) ... confirm
+*/
+#ifndef ZF_JOURNAL_H_INCLUDED
+#define ZF_JOURNAL_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zf_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _zf_journal_t zf_journal_t;
+
+typedef enum {
+    ZF_SYNC_ALWAYS, // fdatasync before every confirm (records of one loop turn share one)
+    ZF_SYNC_BATCH,  // fdatasync at most every interval; confirms wait for it
+    ZF_SYNC_NEVER   // write() only: survives a killed broker, not a crashed machine
+} zf_sync_t;
+
+//  Record types. The payloads are the broker's business; the journal
+//  checks that a type is one of these.
+typedef enum {
+    ZF_JR_PUT = 1,      // an item stored
+    ZF_JR_ACK,          // one consumer group's delivery finished
+    ZF_JR_FIN,          // an item finished (all deliveries), with its outcome
+    ZF_JR_CHECKPOINT,   // a source's position
+    ZF_JR_SNAPSHOT_END, // the snapshot that opens this segment is complete
+    ZF_JR_TYPE_COUNT
+} zf_jr_type_t;
+
+//  Largest record payload accepted (a body is bounded by max-frame).
+#define ZF_JOURNAL_RECORD_MAX (1u << 31)
+
+//  What recovery found.
+typedef struct {
+    uint64_t segments;  // segment files read
+    uint64_t records;   // records replayed
+    uint64_t bytes;     // bytes read
+    uint64_t torn;      // bytes of a torn last record cut off (0 when none)
+    int64_t elapsed_ms; // time the replay took
+} zf_journal_report_t;
+
+//  Called once per record in order; returns 0, or -1 with err filled if
+//  the record cannot be applied (the replay stops and fails).
+typedef int (zf_journal_fn) (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t size,
+                             zf_error_t *err);
+
+//  Opens (creating it if needed) the journal in dir and locks it: one
+//  broker per journal. interval_ms is the batch interval. NULL with err
+//  filled if dir cannot be made, read or locked.
+zf_journal_t *zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms,
+                               zf_error_t *err);
+
+//  Writes and syncs what is appended, stops the syncer, unlocks; safe on
+//  NULL.
+void zf_journal_destroy (zf_journal_t **self_p);
+
+//  Reads the journal and calls fn on each record, then readies the last
+//  segment for appending (a torn tail cut off). Call once, before any
+//  append. Returns 0, or -1 with err naming the file, the offset and what
+//  is wrong (a corrupt journal: the caller must not start).
+int zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg,
+                       zf_journal_report_t *report, zf_error_t *err);
+
+//  Room for a record of type with a payload of exactly size bytes, to be
+//  filled before the next call on the journal. Never NULL (aborts when out
+//  of memory: the broker cannot go on without its log).
+uint8_t *zf_journal_reserve (zf_journal_t *self, zf_jr_type_t type, size_t size);
+
+//  Position after the last record reserved: the records up to it are
+//  durable once zf_journal_durable reaches it.
+uint64_t zf_journal_appended (zf_journal_t *self);
+
+//  Writes the records appended (one write) and asks the syncer for a sync
+//  as the mode wants. Returns 0, or -1 if the disk refused (see
+//  zf_journal_failed: nothing becomes durable any more).
+int zf_journal_commit (zf_journal_t *self, int64_t now_ms);
+
+//  Position up to which records are durable.
+uint64_t zf_journal_durable (zf_journal_t *self);
+
+//  The syncer's pipe: readable when a sync has finished; then call
+//  zf_journal_synced, which moves the durable position and may ask for the
+//  next sync.
+zsock_t *zf_journal_pipe (zf_journal_t *self);
+void zf_journal_synced (zf_journal_t *self, int64_t now_ms);
+
+//  Milliseconds until a batch sync is due (the loop's poll bound), or -1
+//  when none is waiting.
+int64_t zf_journal_due (zf_journal_t *self, int64_t now_ms);
+
+//  Why the journal stopped (a write or sync failed), or NULL.
+const char *zf_journal_failed (zf_journal_t *self);
+
+//  True when the log is large against the live state: time for a snapshot.
+bool zf_journal_wants_snapshot (zf_journal_t *self);
+
+//  A snapshot: begin starts a new segment (after syncing the current one);
+//  the caller reserves records of the whole live state; end closes it with
+//  SNAPSHOT_END, syncs it and deletes the older segments. Return 0 or -1.
+int zf_journal_snapshot_begin (zf_journal_t *self, zf_error_t *err);
+int zf_journal_snapshot_end (zf_journal_t *self, zf_error_t *err);
+
+//  Segment size past which a snapshot is wanted (default 64 MiB; tests
+//  set it small).
+void zf_journal_set_segment_max (zf_journal_t *self, uint64_t bytes);
+
+//  Deletes the journal in dir (its segments, its lock and the folder, if
+//  nothing else is in it); unless it is in use. Returns 0, or -1 with err.
+int zf_journal_remove (const char *dir, zf_error_t *err);
+
+//  CRC-32C (Castagnoli) of data, continuing from crc (0 to start).
+uint32_t zf_crc32c (uint32_t crc, const void *data, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
