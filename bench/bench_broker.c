@@ -1,7 +1,11 @@
 /*  bench_broker: acked items per second through the broker, beside raw
     libzmq PUSH/PULL (no acks) measured in the same run.
 
-    bench_broker [N]      N items of 100 bytes (default 1,000,000)
+    bench_broker [N]              N items of 100 bytes (default 1,000,000)
+    bench_broker N tap            the same with taps of the queue's data
+    bench_broker N durable DIR    with a journal in DIR: sync = batch,
+                                  always and never, beside none; then the
+                                  time to restart a broker holding N items
 
     zflow: one producer puts N items into one queue; one consumer group of
     two worker processes takes and acks them; the broker runs in this
@@ -11,6 +15,7 @@
     redelivery, nothing kept: the ceiling of the transport).
 */
 #include "zf_broker.h"
+#include "zf_journal.h"
 #include "zf_testkit.h"
 #include "zflow.h"
 
@@ -58,21 +63,35 @@ s_raw_worker (const char *endpoint, long count)
 //  queue, or a tap whose output nobody reads (it falls behind).
 typedef enum { TAP_NONE, TAP_FAST, TAP_SLOW, TAP_SAMPLED } s_tap_t;
 
-static double
-s_zflow (const char *self_path, long n, s_tap_t tap_mode)
+//  The pipeline: one queue read by a null sink; with a journal in dir
+//  synced as sync says when dir is not NULL.
+static zf_pipeline_t *
+s_pipeline (long max_depth, const char *dir, const char *sync)
 {
-    zf_pipeline_t *pipeline = zf_test_pipeline ("queues\n"
-                                                "    jobs\n"
-                                                "        max-depth = 100000\n"
-                                                "        external = true\n"
-                                                "broker\n"
-                                                "    window = 20000\n"
-                                                "    dedup-window = 262144\n"
-                                                "actors\n"
-                                                "    work\n"
-                                                "        kind = sink\n"
-                                                "        input = jobs\n"
-                                                "        target = null\n");
+    char text[1024];
+    snprintf (text, sizeof text,
+              "queues\n"
+              "    jobs\n"
+              "        max-depth = %ld\n"
+              "        external = true\n"
+              "broker\n"
+              "    window = 20000\n"
+              "    dedup-window = 262144\n"
+              "%s%s%s%s%s"
+              "actors\n"
+              "    work\n"
+              "        kind = sink\n"
+              "        input = jobs\n"
+              "        target = null\n",
+              max_depth, dir ? "    journal = " : "", dir ? dir : "", dir ? "\n    sync = " : "",
+              dir ? sync : "", dir ? "\n" : "");
+    return zf_test_pipeline (text);
+}
+
+static double
+s_zflow (const char *self_path, long n, s_tap_t tap_mode, const char *dir, const char *sync)
+{
+    zf_pipeline_t *pipeline = s_pipeline (100000, dir, sync);
     zf_error_t err;
     zf_broker_t *broker =
         zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
@@ -158,7 +177,44 @@ s_zflow (const char *self_path, long n, s_tap_t tap_mode)
     zf_client_destroy (&observer);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
+    if (dir) {
+        zf_journal_remove (dir, &err);
+    }
     return n / seconds;
+}
+
+//  Puts n items into a broker with a journal in dir and nobody reading,
+//  stops it, and starts it again: prints the time the restart took.
+static void
+s_recover (long n, const char *dir)
+{
+    zf_pipeline_t *pipeline = s_pipeline (n + 1, dir, "batch");
+    zf_error_t err;
+    zf_broker_t *broker =
+        zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
+    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "bench", NULL, 0);
+    uint8_t body[BODY_SIZE];
+    body[0] = 0xc4;
+    body[1] = BODY_SIZE - 2;
+    memset (body + 2, 'x', BODY_SIZE - 2);
+    for (long i = 0; i < n; i++)
+        zf_client_put (producer, "jobs", body, BODY_SIZE, NULL);
+    zf_client_flush (producer, -1);
+    zf_client_destroy (&producer);
+    zf_broker_destroy (&broker);
+    int64_t start = zclock_usecs ();
+    broker = zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
+    double seconds = (zclock_usecs () - start) / 1e6;
+    zf_client_t *observer = zf_client_new (zf_broker_endpoint (broker), "observer", NULL, 0);
+    size_t count;
+    zf_figures_t *f = zf_client_queues (observer, &count, 5000);
+    printf ("restart with %ld items queued: %.2f s (%llu items in the queue after it)\n", n,
+            seconds, f && count ? (unsigned long long) f[0].depth : 0ULL);
+    free (f);
+    zf_client_destroy (&observer);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zf_journal_remove (dir, &err);
 }
 
 static double
@@ -205,21 +261,34 @@ main (int argc, char **argv)
     if (argc == 4 && streq (argv[1], "raw"))
         return s_raw_worker (argv[2], atol (argv[3]));
     long n = argc > 1 ? atol (argv[1]) : 1000000;
+    if (argc == 4 && streq (argv[2], "durable")) {
+        const char *dir = argv[3];
+        double none = s_zflow (argv[0], n, TAP_NONE, NULL, NULL);
+        printf ("zflow broker, no journal:               %10.0f items/s\n", none);
+        const char *modes[] = { "batch", "always", "never" };
+        for (int i = 0; i < 3; i++) {
+            double rate = s_zflow (argv[0], n, TAP_NONE, dir, modes[i]);
+            printf ("zflow broker, journal, sync = %-7s    %10.0f items/s  (%.2f of no journal)\n",
+                    modes[i], rate, rate / none);
+        }
+        s_recover (n, dir);
+        return 0;
+    }
     if (argc == 3 && streq (argv[2], "tap")) {
-        double none = s_zflow (argv[0], n, TAP_NONE);
+        double none = s_zflow (argv[0], n, TAP_NONE, NULL, NULL);
         printf ("zflow broker, no tap:                    %10.0f items/s\n", none);
-        double fast = s_zflow (argv[0], n, TAP_FAST);
+        double fast = s_zflow (argv[0], n, TAP_FAST, NULL, NULL);
         printf ("zflow broker, a tap on the queue's data: %10.0f items/s  (%.2f of no tap)\n", fast,
                 fast / none);
-        double slow = s_zflow (argv[0], n, TAP_SLOW);
+        double slow = s_zflow (argv[0], n, TAP_SLOW, NULL, NULL);
         printf ("zflow broker, a tap that falls behind:   %10.0f items/s  (%.2f of no tap)\n", slow,
                 slow / none);
-        double sampled = s_zflow (argv[0], n, TAP_SAMPLED);
+        double sampled = s_zflow (argv[0], n, TAP_SAMPLED, NULL, NULL);
         printf ("zflow broker, a tap of 1 item in 100:    %10.0f items/s  (%.2f of no tap)\n",
                 sampled, sampled / none);
         return 0;
     }
-    double zflow = s_zflow (argv[0], n, TAP_NONE);
+    double zflow = s_zflow (argv[0], n, TAP_NONE, NULL, NULL);
     double raw = s_raw (argv[0], n);
     printf ("zflow broker, put -> deliver -> ack, 2 workers: %10.0f items/s\n", zflow);
     printf ("raw libzmq PUSH/PULL, 2 workers, no acks:    %10.0f items/s  (zflow at %.2f of it)\n",

@@ -200,6 +200,8 @@ typedef struct {
     bool replaying;          // applying the journal: record nothing, tell no one
     zlistx_t *confirms;      // confirm_t waiting for their records to be durable
     uint64_t stored;         // messages stored, ever (their order)
+    uint64_t compactions;    // journal snapshots written
+    int64_t compaction_ms;   // time they took, in all
     uint64_t rejected;       // frames refused on any socket
     uint64_t late_acks;      // acks of items no longer held
     int64_t next_tick;       // ms
@@ -1604,7 +1606,7 @@ static void
 s_stats (self_t *self, int64_t elapsed_ms)
 {
     event_t event;
-    s_event_begin (self, &event, "stats", 6);
+    s_event_begin (self, &event, "stats", self->journal ? 7 : 6);
     zf_mp_pack_cstr (&event.pk, "queues");
     msgpack_pack_array (&event.pk, (uint32_t) zlistx_size (self->queue_order));
     double seconds = elapsed_ms > 0 ? elapsed_ms / 1000.0 : 1.0;
@@ -1676,6 +1678,23 @@ s_stats (self_t *self, int64_t elapsed_ms)
     msgpack_pack_uint64 (&event.pk, self->rejected);
     zf_mp_pack_cstr (&event.pk, "late_acks");
     msgpack_pack_uint64 (&event.pk, self->late_acks);
+    if (self->journal) {
+        const char *failed = zf_journal_failed (self->journal);
+        zf_mp_pack_cstr (&event.pk, "journal");
+        msgpack_pack_map (&event.pk, failed ? 6 : 5);
+        zf_mp_pack_cstr (&event.pk, "written");
+        msgpack_pack_uint64 (&event.pk, zf_journal_appended (self->journal));
+        zf_mp_pack_cstr (&event.pk, "durable");
+        msgpack_pack_uint64 (&event.pk, zf_journal_durable (self->journal));
+        zf_mp_pack_cstr (&event.pk, "waiting");
+        msgpack_pack_uint64 (&event.pk, zlistx_size (self->confirms));
+        zf_mp_pack_cstr (&event.pk, "compactions");
+        msgpack_pack_uint64 (&event.pk, self->compactions);
+        zf_mp_pack_cstr (&event.pk, "compaction_ms");
+        msgpack_pack_int64 (&event.pk, self->compaction_ms);
+        if (failed)
+            s_pack_kv (&event, "failed", failed);
+    }
     s_event_send (self, &event, NULL);
 }
 
@@ -1949,6 +1968,8 @@ s_journal_open (self_t *self, const char *path, zf_error_t *err)
         zf_journal_open (path, sync, zf_conf_duration (conf, zf_broker_keys, "sync-interval"), err);
     if (!self->journal)
         return -1;
+    zf_journal_set_segment_max (self->journal,
+                                (uint64_t) zf_conf_size (conf, zf_broker_keys, "journal-segment"));
     zf_journal_report_t report;
     self->replaying = true;
     int rc = zf_journal_replay (self->journal, s_replay_record, self, &report, err);
@@ -2035,9 +2056,8 @@ s_snapshot (self_t *self)
                               zchunk_data (chunk), zchunk_size (chunk));
     if (zf_journal_snapshot_end (self->journal, &err))
         zsys_error ("broker: %s", err.text);
-    else
-        zsys_debug ("broker: journal compacted, %zu items in %" PRId64 " ms", list.count,
-                    zclock_mono () - started);
+    self->compactions++;
+    self->compaction_ms += zclock_mono () - started;
 }
 
 //  --------------------------------------------------------------------------

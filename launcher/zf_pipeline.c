@@ -72,6 +72,13 @@ const zf_key_t zf_broker_keys[] = {
       .help = "batch: the longest a confirm waits for the disk",
       .min = 1,
       .max = 1000 },
+    { .name = "journal-segment",
+      .type = ZF_KEY_SIZE,
+      .fallback = "64MiB",
+      .help = "journal size past which the live state is written anew and the old segments "
+              "deleted (compaction)",
+      .min = 4096,
+      .max = 1LL << 40 },
     { .name = "heartbeat",
       .type = ZF_KEY_DURATION,
       .fallback = "1s",

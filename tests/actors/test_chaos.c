@@ -137,6 +137,7 @@ test_kill_the_broker (void **state)
               "    endpoint = ipc://%s/broker.ipc\n"
               "    events = ipc://%s/events.ipc\n"
               "    journal = journal\n"
+              "    journal-segment = 256KiB\n" // compactions, many, under the kills
               "actors\n"
               "    nums\n"
               "        kind = producer\n"
@@ -193,13 +194,16 @@ test_kill_the_broker (void **state)
     assert_int_equal (lost, 0);
     assert_int_equal (duplicated, 0);
     assert_int_equal (lines, N);
-    // Each restart restored what the last one had confirmed.
+    // Each restart restored what the last one had confirmed, and the
+    // journal was compacted on the way.
     char *log = zf_test_slurp (s_dir, "broker.log");
     int restores = 0;
     for (const char *p = log; p && (p = strstr (p, "items restored from")); p++)
         restores++;
     free (log);
     assert_int_equal (restores, 3);
+    char *first = zf_test_slurp (s_dir, "journal/0000000000000001.zfj");
+    assert_null (first); // compacted into later segments
 }
 
 int
