@@ -8,6 +8,7 @@
     that follow it: the broker then sees an item's outputs before its ACK.
 */
 #include "zflow.h"
+#include "zf_curve.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
 
@@ -76,6 +77,8 @@ struct _zf_client_t {
     uint8_t random[4096];                  // random bytes for new ids, used from random_pos
     size_t random_pos;                     // sizeof random when used up
     bool track;                            // PUTs ask for DONE
+    zcert_t *curve;                        // its CURVE certificate, or NULL
+    char curve_server[41];                 // the broker's public key (Z85) with curve
     uint8_t figures[ZF_FIGURES_MAX];       // the actor's own figures, a msgpack map
     uint32_t figures_size;                 // bytes in figures; 0 when none
     bool figures_new;                      // changed since they were last sent
@@ -126,7 +129,8 @@ s_send_kept (zf_client_t *self, zmsg_t *msg)
 {
     size_t left = zmsg_size (msg);
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
-        zframe_send (&frame, self->sock, ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0));
+        if (zframe_send (&frame, self->sock, ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0)))
+            break; // no way to the broker now: the next session sends it again
     self->last_send = s_now ();
 }
 
@@ -150,6 +154,10 @@ s_open (zf_client_t *self)
     zsock_set_rcvhwm (self->sock, 0);
     zsock_set_reconnect_ivl (self->sock, 100);
     zsock_set_reconnect_ivl_max (self->sock, BACKOFF_MAX);
+    // Sends never wait: with no way to the broker (a refused handshake
+    // leaves none) they fail, and the session is opened again later.
+    zsock_set_sndtimeo (self->sock, 0);
+    zf_curve_apply (self->sock, self->curve, self->curve_server);
     zsock_connect (self->sock, "%s", self->endpoint);
     self->welcomed = false;
     self->sessions++;
@@ -187,7 +195,16 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     if (!endpoint || !name || !*name || strlen (name) > ZF_NAME_MAX ||
         (input && strlen (input) > ZF_NAME_MAX))
         return NULL;
+    zcert_t *curve;
+    char server[41];
+    zf_error_t err;
+    if (zf_curve_from_env (&curve, server, &err)) {
+        zsys_error ("zflow %s: %s", name, err.text);
+        return NULL;
+    }
     zf_client_t *self = (zf_client_t *) zmalloc (sizeof (zf_client_t));
+    self->curve = curve;
+    memcpy (self->curve_server, server, sizeof server);
     self->endpoint = strdup (endpoint);
     snprintf (self->name, sizeof self->name, "%s", name);
     snprintf (self->input, sizeof self->input, "%s", input ? input : "");
@@ -823,6 +840,7 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->put);
     free (self->report_queues);
     free (self->endpoint);
+    zcert_destroy (&self->curve);
     free (self);
     *self_p = NULL;
 }

@@ -3,6 +3,7 @@
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
+    ZF_KEY_CURVE,
     ZF_KEY_WORKERS,
     { .name = "command",
       .type = ZF_KEY_STRING,

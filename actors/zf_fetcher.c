@@ -51,6 +51,7 @@ static const char *s_kinds[] = { "dns",       "connect",   "network", "timeout",
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
+    ZF_KEY_CURVE,
     ZF_KEY_INPUT,
     ZF_KEY_OUTPUT,
     ZF_KEY_WORKERS,

@@ -41,6 +41,13 @@ int zf_check_zone (const char *value, zf_error_t *err);
         .name = "kind", .type = ZF_KEY_STRING,                                                     \
         .help = "what the actor does (zflow help lists the kinds)", .flags = ZF_KEY_REQUIRED       \
     }
+#define ZF_KEY_CURVE                                                                               \
+    {                                                                                              \
+        .name = "curve-secret", .type = ZF_KEY_STRING,                                             \
+        .help = "its CURVE certificate (the NAME_secret file of zflow keygen), when the broker "   \
+                "has curve-secret; default: the broker section's curve-client",                    \
+        .flags = ZF_KEY_PATH                                                                       \
+    }
 #define ZF_KEY_WORKERS                                                                             \
     {                                                                                              \
         .name = "workers", .type = ZF_KEY_INT, .fallback = "1",                                    \

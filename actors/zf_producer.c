@@ -49,6 +49,7 @@ s_check_source (const char *value, zf_error_t *err)
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
+    ZF_KEY_CURVE,
     ZF_KEY_OUTPUT,
     { .name = "source",
       .type = ZF_KEY_STRING,

@@ -89,10 +89,7 @@ static const zf_key_t s_job_keys[] = {
 };
 
 static const zf_key_t s_keys[] = {
-    ZF_KEY_KIND,
-    ZF_KEY_OUTPUT,
-    JOB_KEYS,
-    { NULL },
+    ZF_KEY_KIND, ZF_KEY_CURVE, ZF_KEY_OUTPUT, JOB_KEYS, { NULL },
 };
 
 //  One job.

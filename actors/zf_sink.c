@@ -36,6 +36,7 @@ s_check_target (const char *value, zf_error_t *err)
 
 static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
+    ZF_KEY_CURVE,
     ZF_KEY_INPUT,
     ZF_KEY_WORKERS,
     { .name = "concurrency",

@@ -19,6 +19,7 @@
     a restart every unfinished delivery is ready again.
 */
 #include "zf_broker.h"
+#include "zf_curve.h"
 #include "zf_dedup.h"
 #include "zf_idmap.h"
 #include "zf_journal.h"
@@ -28,11 +29,13 @@
 #include "zf_value.h"
 
 #include <math.h>
+#include <sys/stat.h>
 
 #define PEER_KEY_MAX   (2 * 255 + 1) // hex of a routing id
 #define READ_BUDGET    512           // messages read per socket per loop turn
 #define TICK_MS        20            // timer resolution for retries and timeouts
 #define ERRORS_TO_DROP 100           // protocol errors before a peer is forgotten
+#define ZAP_DOMAIN     "zflow"       // the one ZAP domain this broker lets in
 
 typedef struct _queue_t queue_t;
 typedef struct _group_t group_t;
@@ -196,6 +199,10 @@ typedef struct {
     zf_proto_t *in;          // the message being handled
     zf_proto_t *out;         // the message being sent
     zhashx_t *topic_seq;     // topic -> last sequence number sent on it
+    zcert_t *curve;          // the broker's CURVE certificate, or NULL
+    zsock_t *zap;            // ZAP handler (REP) deciding who gets in, with curve
+    zcertstore_t *allowed;   // the public certificates of the clients allowed in
+    char *allowed_dir;       // their folder
     zf_journal_t *journal;   // the write-ahead log, or NULL
     bool replaying;          // applying the journal: record nothing, tell no one
     zlistx_t *confirms;      // confirm_t waiting for their records to be durable
@@ -2061,6 +2068,95 @@ s_snapshot (self_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  Authentication (ZAP, ZeroMQ RFC 27): with CURVE every connection's
+//  handshake asks this handler, which lets in the keys of the certificates
+//  in curve-clients and nobody else, and makes each refusal an event.
+
+//  Loads the broker's certificate and the allowed clients, and binds the
+//  ZAP handler, when the broker section asks for CURVE. Returns 0 or -1.
+static int
+s_curve_open (self_t *self, zf_error_t *err)
+{
+    zconfig_t *conf = self->pipeline->broker;
+    const char *secret = zf_conf_get (conf, zf_broker_keys, "curve-secret");
+    if (!secret)
+        return 0;
+    char *path = zf_pipeline_path (self->pipeline, secret);
+    self->curve = zf_curve_load (path, true, err);
+    free (path);
+    if (!self->curve)
+        return -1;
+    const char *clients = zf_conf_get (conf, zf_broker_keys, "curve-clients");
+    self->allowed_dir = clients ? zf_pipeline_path (self->pipeline, clients) : strdup ("");
+    struct stat st;
+    if (stat (self->allowed_dir, &st) != 0 || !S_ISDIR (st.st_mode))
+        return zf_error_set (err, ZF_ECONFIG, "curve-clients: %s is not a folder",
+                             self->allowed_dir);
+    self->allowed = zcertstore_new (self->allowed_dir);
+    self->zap = zsock_new (ZMQ_REP);
+    if (zsock_bind (self->zap, "inproc://zeromq.zap.01") == -1)
+        return zf_error_set (err, ZF_EIO,
+                             "cannot answer ZAP requests: another broker in this process does");
+    return 0;
+}
+
+static void
+s_zap_request (self_t *self)
+{
+    zmsg_t *request = zmsg_recv (self->zap);
+    if (!request)
+        return;
+    char *version = zmsg_popstr (request);
+    char *sequence = zmsg_popstr (request);
+    char *domain = zmsg_popstr (request);
+    char *address = zmsg_popstr (request);
+    char *identity = zmsg_popstr (request);
+    char *mechanism = zmsg_popstr (request);
+    zframe_t *key = zmsg_pop (request);
+    char key_txt[41] = "";
+    if (key && zframe_size (key) == 32)
+        zmq_z85_encode (key_txt, zframe_data (key), 32);
+    char reason[600] = "";
+    if (!domain || !streq (domain, ZAP_DOMAIN))
+        snprintf (reason, sizeof reason, "ZAP domain '%s' is not %s", domain ? domain : "",
+                  ZAP_DOMAIN);
+    else if (!mechanism || !streq (mechanism, "CURVE"))
+        snprintf (reason, sizeof reason, "mechanism %s: this broker takes CURVE only",
+                  mechanism ? mechanism : "none");
+    else if (!key_txt[0])
+        snprintf (reason, sizeof reason, "no client key");
+    else if (!zcertstore_lookup (self->allowed, key_txt))
+        snprintf (reason, sizeof reason, "key %s is not among the certificates in %s", key_txt,
+                  self->allowed_dir);
+    zmsg_t *reply = zmsg_new ();
+    zmsg_addstr (reply, "1.0");
+    zmsg_addstr (reply, sequence ? sequence : "");
+    zmsg_addstr (reply, reason[0] ? "400" : "200");
+    zmsg_addstr (reply, reason[0] ? "not allowed" : "OK");
+    zmsg_addstr (reply, reason[0] ? "" : key_txt); // the user id
+    zmsg_addmem (reply, NULL, 0);                  // no metadata
+    zmsg_send (&reply, self->zap);
+    if (reason[0]) {
+        self->rejected++;
+        event_t event;
+        s_event_begin (self, &event, "auth.refused", 3);
+        s_pack_kv (&event, "address", address ? address : "");
+        s_pack_kv (&event, "key", key_txt);
+        s_pack_kv (&event, "reason", reason);
+        s_event_send (self, &event, NULL);
+        zsys_warning ("broker: refused %s: %s", address ? address : "a client", reason);
+    }
+    zframe_destroy (&key);
+    zstr_free (&version);
+    zstr_free (&sequence);
+    zstr_free (&domain);
+    zstr_free (&address);
+    zstr_free (&identity);
+    zstr_free (&mechanism);
+    zmsg_destroy (&request);
+}
+
+//  --------------------------------------------------------------------------
 //  Setup and the loop
 
 static void
@@ -2116,15 +2212,52 @@ s_self_destroy (self_t **self_p)
     zsock_destroy (&self->router);
     zsock_destroy (&self->events);
     zsock_destroy (&self->intake);
+    zsock_destroy (&self->zap);
+    zcertstore_destroy (&self->allowed);
+    zcert_destroy (&self->curve);
+    free (self->allowed_dir);
     free (self);
     *self_p = NULL;
 }
 
-static zsock_t *
-s_bind (int type, const char *endpoint, char *bound, size_t size, int64_t max_frame,
-        zf_error_t *err)
+//  True if endpoint is reachable from other machines: tcp on an address
+//  that is not loopback (a wildcard, an interface, a host name).
+static bool
+s_exposed (const char *endpoint)
 {
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false; // ipc, inproc: this machine only
+    const char *host = endpoint + 6;
+    return !(strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0 ||
+             strncmp (host, "[::1]:", 6) == 0);
+}
+
+//  Binds a socket of type to endpoint; a CURVE server with curve, else
+//  only on loopback unless insecure (with a warning).
+static zsock_t *
+s_bind (int type, const char *endpoint, char *bound, size_t size, int64_t max_frame, zcert_t *curve,
+        bool insecure, zf_error_t *err)
+{
+    if (!curve && s_exposed (endpoint)) {
+        if (!insecure) {
+            zf_error_set (err, ZF_ECONFIG,
+                          "%s is open to other machines without CURVE: anyone who reaches it "
+                          "could put, take and read items; give the broker section curve-secret "
+                          "and curve-clients (zflow keygen makes certificates), or pass "
+                          "--insecure to run it open",
+                          endpoint);
+            return NULL;
+        }
+        zsys_warning ("broker: %s is open to other machines without CURVE (--insecure): anyone "
+                      "who reaches it can put, take and read items",
+                      endpoint);
+    }
     zsock_t *sock = zsock_new (type);
+    if (curve) {
+        zcert_apply (curve, sock);
+        zsock_set_curve_server (sock, 1);
+        zsock_set_zap_domain (sock, ZAP_DOMAIN);
+    }
     zsock_set_maxmsgsize (sock, (int) max_frame);
     zsock_set_linger (sock, 0);
     zsock_set_sndhwm (sock, type == ZMQ_XPUB ? 10000 : 0);
@@ -2179,14 +2312,20 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
         args->endpoint ? args->endpoint : zf_conf_get (conf, zf_broker_keys, "endpoint");
     const char *events = args->events ? args->events : zf_conf_get (conf, zf_broker_keys, "events");
     const char *intake = args->intake ? args->intake : zf_conf_get (conf, zf_broker_keys, "intake");
-    self->router =
-        s_bind (ZMQ_ROUTER, endpoint, self->endpoint, sizeof self->endpoint, max_frame, err);
+    if (s_curve_open (self, err)) {
+        s_self_destroy (&self);
+        return NULL;
+    }
+    self->router = s_bind (ZMQ_ROUTER, endpoint, self->endpoint, sizeof self->endpoint, max_frame,
+                           self->curve, args->insecure, err);
     if (self->router)
-        self->events = s_bind (ZMQ_XPUB, events, self->events_endpoint,
-                               sizeof self->events_endpoint, max_frame, err);
+        self->events =
+            s_bind (ZMQ_XPUB, events, self->events_endpoint, sizeof self->events_endpoint,
+                    max_frame, self->curve, args->insecure, err);
     if (self->events && intake && *intake)
-        self->intake = s_bind (ZMQ_PULL, intake, self->intake_endpoint,
-                               sizeof self->intake_endpoint, max_frame, err);
+        self->intake =
+            s_bind (ZMQ_PULL, intake, self->intake_endpoint, sizeof self->intake_endpoint,
+                    max_frame, self->curve, args->insecure, err);
     if (self->router && dedup_window && !self->seen)
         zf_error_set (err, ZF_ENOMEM, "no memory for a dedup window of %zu ids", dedup_window);
     if (!self->router || !self->events || (intake && *intake && !self->intake) ||
@@ -2244,12 +2383,16 @@ zf_broker_actor (zsock_t *pipe, void *args)
     // The journal's syncer, when there is one, says when a sync is done;
     // intake, last, is read only while it has room.
     enum { P_PIPE, P_ROUTER, P_EVENTS };
-    zmq_pollitem_t items[5] = {
+    zmq_pollitem_t items[6] = {
         { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 },
     };
-    int nitems = 3, p_syncer = -1, p_intake = -1;
+    int nitems = 3, p_syncer = -1, p_zap = -1, p_intake = -1;
+    if (self->zap) {
+        items[nitems] = (zmq_pollitem_t){ zsock_resolve (self->zap), 0, ZMQ_POLLIN, 0 };
+        p_zap = nitems++;
+    }
     if (self->journal) {
         items[nitems] =
             (zmq_pollitem_t){ zsock_resolve (zf_journal_pipe (self->journal)), 0, ZMQ_POLLIN, 0 };
@@ -2292,6 +2435,8 @@ zf_broker_actor (zsock_t *pipe, void *args)
                 s_subscription (self, zmsg_first (msg));
                 zmsg_destroy (&msg);
             }
+        if (p_zap >= 0 && (items[p_zap].revents & ZMQ_POLLIN))
+            s_zap_request (self);
         if (p_syncer >= 0 && (items[p_syncer].revents & ZMQ_POLLIN))
             zf_journal_synced (self->journal, s_now ());
         if (p_intake >= 0 && count == nitems && (items[p_intake].revents & ZMQ_POLLIN))

@@ -55,6 +55,7 @@ typedef struct {
     const char *events;      // override, or NULL
     const char *intake;      // override, or NULL
     const char *journal;     // override: a folder, "" for none, NULL for the config's
+    bool insecure;           // may bind beyond loopback without CURVE (with a warning)
 } zf_broker_args_t;
 
 //  As zf_broker_new, with every override; the strings must outlive the

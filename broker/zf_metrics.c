@@ -8,6 +8,7 @@
     own thread never waits on HTTP. See zf_metrics.h.
 */
 #include "zf_metrics.h"
+#include "zf_curve.h"
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -40,7 +41,10 @@ static void
 s_server (zsock_t *pipe, void *args)
 {
     zf_metrics_t *self = (zf_metrics_t *) args;
-    zsock_t *sub = zsock_new_sub (self->endpoint, "stats");
+    zf_error_t err;
+    zsock_t *sub = zf_curve_sub (self->endpoint, "stats", &err);
+    if (!sub)
+        zsys_error ("broker: metrics: %s", err.text);
     if (self->api) {
         self->client = zf_client_new (self->broker, "zflow-http", NULL, 0);
         zf_client_track (self->client, false);

@@ -110,6 +110,8 @@ static const s_command_t s_commands[] = {
       zf_cmd_tap },
     { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live",
       zf_cmd_top },
+    { "keygen", "NAME [--dir DIR]", "write a CURVE certificate pair: NAME and NAME_secret",
+      zf_cmd_keygen },
     { "cron", "EXPR [--from TIME] [--count N] [--tz ZONE]",
       "the next times a cron expression fires, ISO 8601", zf_cmd_cron },
     { "help", "[KIND|broker|queues|--markdown]", "list the commands, or the keys of a section",

@@ -79,6 +79,26 @@ const zf_key_t zf_broker_keys[] = {
               "deleted (compaction)",
       .min = 4096,
       .max = 1LL << 40 },
+    { .name = "curve-secret",
+      .type = ZF_KEY_STRING,
+      .help = "the broker's CURVE certificate (the NAME_secret file of zflow keygen): every "
+              "socket encrypts, and only the clients in curve-clients get in",
+      .flags = ZF_KEY_PATH },
+    { .name = "curve-public",
+      .type = ZF_KEY_STRING,
+      .help = "the broker's public certificate, which clients need (default: curve-secret "
+              "without _secret)",
+      .flags = ZF_KEY_PATH },
+    { .name = "curve-clients",
+      .type = ZF_KEY_STRING,
+      .help = "folder of the public certificates of the clients allowed in (read again when it "
+              "changes)",
+      .flags = ZF_KEY_PATH },
+    { .name = "curve-client",
+      .type = ZF_KEY_STRING,
+      .help = "the certificate actors without a curve-secret of their own, and zflow run's own "
+              "clients, use",
+      .flags = ZF_KEY_PATH },
     { .name = "heartbeat",
       .type = ZF_KEY_DURATION,
       .fallback = "1s",
@@ -652,8 +672,14 @@ zf_pipeline_load (const char *path, zlistx_t *errors)
     if (sections[0])
         s_check_section (&loader, sections[0], zf_pipeline_keys, NULL, NULL, "pipeline",
                          "pipeline");
-    if (sections[1])
+    if (sections[1]) {
         s_check_section (&loader, sections[1], zf_broker_keys, NULL, NULL, "broker", "broker");
+        if (zconfig_locate (sections[1], "curve-secret") &&
+            !zconfig_locate (sections[1], "curve-clients"))
+            s_error (&loader, zconfig_locate (sections[1], "curve-secret"),
+                     "broker: curve-secret needs curve-clients, the folder of the public "
+                     "certificates of the clients allowed in");
+    }
     self->broker = sections[1];
     if (sections[2])
         s_load_queues (&loader, sections[2]);

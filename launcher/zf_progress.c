@@ -1,5 +1,6 @@
 /*  zf_progress: zflow run's live view. See zf_progress.h. */
 #include "zf_progress.h"
+#include "zf_curve.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
 
@@ -57,7 +58,8 @@ s_source_total (zf_actor_conf_t *conf)
 zf_progress_t *
 zf_progress_new (zf_pipeline_t *pipeline, const char *events, FILE *out)
 {
-    zsock_t *sub = events ? zsock_new_sub (events, "stats") : NULL;
+    zf_error_t err;
+    zsock_t *sub = events ? zf_curve_sub (events, "stats", &err) : NULL;
     if (!sub)
         return NULL;
     zf_progress_t *self = (zf_progress_t *) zmalloc (sizeof (zf_progress_t));

@@ -12,6 +12,7 @@
 #include "zf_progress.h"
 #include "zf_broker.h"
 #include "zf_cli.h"
+#include "zf_curve.h"
 #include "zf_journal.h"
 #include "zf_kinds.h"
 #include "zf_value.h"
@@ -391,10 +392,10 @@ zf_cmd_run (int argc, char **argv)
     pthread_sigmask (SIG_BLOCK, &stops, NULL);
     int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
     const char *usage = "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] "
-                        "[--state DIR | --no-journal] [--fresh] [--quiet|--verbose]";
+                        "[--state DIR | --no-journal] [--fresh] [--insecure] [--quiet|--verbose]";
     const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
     const char *state = NULL;
-    bool quiet = false, verbose = false, fresh = false, no_journal = false;
+    bool quiet = false, verbose = false, fresh = false, no_journal = false, insecure = false;
     for (int i = 1; i < argc; i++) {
         if (streq (argv[i], "--quiet"))
             quiet = true;
@@ -402,6 +403,8 @@ zf_cmd_run (int argc, char **argv)
             fresh = true;
         else if (streq (argv[i], "--no-journal"))
             no_journal = true;
+        else if (streq (argv[i], "--insecure"))
+            insecure = true;
         else if (streq (argv[i], "--state") && i + 1 < argc)
             state = argv[++i];
         else if (streq (argv[i], "--verbose"))
@@ -438,6 +441,13 @@ zf_cmd_run (int argc, char **argv)
     if (!pipeline)
         return ZF_EXIT_USAGE;
 
+    // Its own clients, and the actors it starts (unless they name their
+    // own), use the pipeline's client certificate.
+    if (zf_curve_setenv (pipeline, NULL, &err)) {
+        fprintf (stderr, "zflow run: %s\n", err.text);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_USAGE;
+    }
     s_run_t run = { .pipeline = pipeline, .quiet = quiet, .verbose = verbose };
     char self_path[4096];
     ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
@@ -478,7 +488,9 @@ zf_cmd_run (int argc, char **argv)
         journal = s_journal_path (pipeline, state, no_journal);
         if (journal && fresh && zf_journal_remove (journal, &err))
             fprintf (stderr, "zflow run: --fresh: %s\n", err.text);
-        zf_broker_args_t args = { .pipeline = pipeline, .journal = journal ? journal : "" };
+        zf_broker_args_t args = { .pipeline = pipeline,
+                                  .journal = journal ? journal : "",
+                                  .insecure = insecure };
         broker = zf_broker_start (&args, &err);
         if (!broker) {
             fprintf (stderr, "zflow run: %s\n", err.text);

@@ -3,6 +3,7 @@
     and returns an exit status.
 */
 #include "zf_tools.h"
+#include "zf_curve.h"
 #include "zf_cron.h"
 #include "zf_actor.h"
 #include "zf_broker.h"
@@ -58,11 +59,21 @@ s_duration (const char *command, const char *text, int64_t fallback)
 int
 zf_cmd_broker (int argc, char **argv)
 {
-    const char *usage = "broker PIPELINE [--endpoint E] [--events E] [--intake E]";
-    const char *names[] = { "endpoint", "events", "intake", NULL };
-    const char *values[3] = { NULL };
-    char *args[8];
-    int nargs = argc < 8 ? s_options (argc, argv, names, values, args, usage) : -1;
+    const char *usage =
+        "broker PIPELINE [--endpoint E] [--events E] [--intake E] [--journal DIR] [--insecure]";
+    const char *names[] = { "endpoint", "events", "intake", "journal", NULL };
+    const char *values[4] = { NULL };
+    char *args[12];
+    // --insecure is a flag; the rest take values.
+    bool insecure = false;
+    int kept = 0;
+    for (int i = 0; i < argc; i++)
+        if (i > 0 && streq (argv[i], "--insecure"))
+            insecure = true;
+        else
+            argv[kept++] = argv[i];
+    argc = kept;
+    int nargs = argc < 11 ? s_options (argc, argv, names, values, args, usage) : -1;
     if (nargs != 1) {
         if (nargs >= 0)
             fprintf (stderr, "usage: zflow %s\n", usage);
@@ -76,7 +87,16 @@ zf_cmd_broker (int argc, char **argv)
     if (!pipeline)
         return ZF_EXIT_USAGE;
     zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, values[0], values[1], values[2], &err);
+    zf_broker_args_t broker_args = { .pipeline = pipeline,
+                                     .endpoint = values[0],
+                                     .events = values[1],
+                                     .intake = values[2],
+                                     .journal = values[3],
+                                     .insecure = insecure };
+    // Its own clients (the HTTP endpoint's) use the pipeline's client
+    // certificate.
+    zf_broker_t *broker =
+        zf_curve_setenv (pipeline, NULL, &err) ? NULL : zf_broker_start (&broker_args, &err);
     if (!broker) {
         fprintf (stderr, "zflow broker: %s\n", err.text);
         zf_pipeline_destroy (&pipeline);
@@ -334,8 +354,18 @@ zf_cmd_tap (int argc, char **argv)
     }
     // Patterns: topic prefixes (a trailing * is the same), or actor:NAME
     // for the events about one actor's workers.
+    zcert_t *curve;
+    char server[41];
+    zf_error_t err;
+    if (zf_curve_from_env (&curve, server, &err)) {
+        fprintf (stderr, "zflow tap: %s\n", err.text);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
     zsock_t *sub = zsock_new (ZMQ_SUB);
     zsock_set_rcvhwm (sub, 100000);
+    zf_curve_apply (sub, curve, server);
+    zcert_destroy (&curve);
     const char *actor = NULL;
     int topics = 0;
     for (int i = 1; i < nargs; i++) {
@@ -466,8 +496,63 @@ zf_cmd_actor (int argc, char **argv)
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
+    if (zf_curve_setenv (pipeline, conf, &err)) {
+        fprintf (stderr, "zflow actor %s: %s\n", conf->name, err.text);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_USAGE;
+    }
     int status = zf_actor_run (&actor);
     zf_pipeline_destroy (&pipeline);
+    return status;
+}
+
+int
+zf_cmd_keygen (int argc, char **argv)
+{
+    const char *usage = "keygen NAME [--dir DIR]";
+    const char *names[] = { "dir", NULL };
+    const char *values[1] = { NULL };
+    char *args[4];
+    int nargs = argc < 5 ? s_options (argc, argv, names, values, args, usage) : -1;
+    const char *name = nargs == 1 ? args[0] : NULL;
+    if (!name || !*name || strchr (name, '/')) {
+        if (nargs >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    const char *dir = values[0] ? values[0] : ".";
+    char *public = zsys_sprintf ("%s/%s", dir, name);
+    char *secret = zsys_sprintf ("%s/%s_secret", dir, name);
+    int status = ZF_EXIT_OK;
+    if (zsys_file_exists (public) || zsys_file_exists (secret)) {
+        fprintf (stderr, "zflow keygen: %s or %s exists already: not overwritten\n", public,
+                 secret);
+        status = ZF_EXIT_FAILED;
+    }
+    else if (zsys_dir_create ("%s", dir) != 0) {
+        fprintf (stderr, "zflow keygen: cannot make %s: %s\n", dir, strerror (errno));
+        status = ZF_EXIT_FAILED;
+    }
+    else {
+        zcert_t *cert = zcert_new ();
+        zcert_set_meta (cert, "name", "%s", name);
+        char *stamp = zsys_sprintf ("%" PRId64, zclock_time () / 1000);
+        zcert_set_meta (cert, "created", "%s", stamp);
+        zstr_free (&stamp);
+        // The secret file is written readable by its owner only.
+        if (zcert_save (cert, public) != 0 || chmod (secret, 0600) != 0) {
+            fprintf (stderr, "zflow keygen: cannot write %s: %s\n", public, strerror (errno));
+            status = ZF_EXIT_FAILED;
+        }
+        else
+            printf ("%s: public certificate (give it to the other side: a broker's to its "
+                    "clients, a client's to the broker's curve-clients folder)\n"
+                    "%s: secret certificate (keep it here)\npublic key %s\n",
+                    public, secret, zcert_public_txt (cert));
+        zcert_destroy (&cert);
+    }
+    zstr_free (&public);
+    zstr_free (&secret);
     return status;
 }
 

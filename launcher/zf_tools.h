@@ -21,6 +21,9 @@ int zf_cmd_tap (int argc, char **argv);
 //  zflow actor NAME PIPELINE [--broker E] [--worker N]
 int zf_cmd_actor (int argc, char **argv);
 
+//  zflow keygen NAME [--dir DIR]: a CURVE certificate pair, NAME and NAME_secret.
+int zf_cmd_keygen (int argc, char **argv);
+
 //  zflow cron EXPR [--from TIME] [--count N] [--tz ZONE]: the next fire times.
 int zf_cmd_cron (int argc, char **argv);
 

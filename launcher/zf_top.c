@@ -9,6 +9,7 @@
     terminal, it prints one snapshot and exits.
 */
 #include "zf_cli.h"
+#include "zf_curve.h"
 #include "zf_json.h"
 #include "zf_proto.h"
 #include "zf_tools.h"
@@ -282,9 +283,10 @@ zf_cmd_top (int argc, char **argv)
         fprintf (stderr, "usage: zflow top EVENTS_ENDPOINT [--once] [--timeout 5s]\n");
         return ZF_EXIT_USAGE;
     }
-    zsock_t *events = zsock_new_sub (endpoint, "stats");
+    zf_error_t err;
+    zsock_t *events = zf_curve_sub (endpoint, "stats", &err);
     if (!events) {
-        fprintf (stderr, "zflow top: cannot connect to %s\n", endpoint);
+        fprintf (stderr, "zflow top: %s\n", err.text);
         return ZF_EXIT_USAGE;
     }
     s_view_t *view = (s_view_t *) zmalloc (sizeof (s_view_t));
