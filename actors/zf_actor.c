@@ -55,6 +55,8 @@ zf_actor_run (zf_actor_args_t *args)
     sigaddset (&stops, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &stops, &before);
     int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (kind->init)
+        kind->init ();
     zactor_t *actor = zactor_new (kind->run, args);
     int status = ZF_EXIT_FAILED; // unless the actor says otherwise
     bool stopping = false;

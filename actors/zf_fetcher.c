@@ -968,7 +968,6 @@ void
 zf_fetcher_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .args = (zf_actor_args_t *) args };
-    curl_global_init (CURL_GLOBAL_DEFAULT);
     s_configure (&self);
     zsock_signal (pipe, 0);
     self.client =
@@ -1038,8 +1037,16 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self.hosts);
     curl_slist_free_all (self.default_headers);
     curl_multi_cleanup (self.multi);
-    curl_global_cleanup ();
     zf_actor_exit (pipe, 0);
+}
+
+//  libcurl's global setup (OpenSSL's with it) runs once in the main
+//  thread: its per-thread state is then the main thread's, freed at exit,
+//  not left behind by the actor's thread as it ends.
+static void
+s_global_init (void)
+{
+    curl_global_init (CURL_GLOBAL_DEFAULT);
 }
 
 const zf_kind_t zf_fetcher_kind = {
@@ -1048,4 +1055,5 @@ const zf_kind_t zf_fetcher_kind = {
     .keys = s_keys,
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
     .run = zf_fetcher_actor,
+    .init = s_global_init,
 };

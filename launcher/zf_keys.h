@@ -64,6 +64,7 @@ typedef struct {
     unsigned flags;           // ZF_KIND_*
     const char *one_of;       // exactly one of these keys must be given ("a|b"), or NULL
     void (*run) (zsock_t *pipe, void *args); // the actor function (args: zf_actor_args_t), or NULL
+    void (*init) (void); // process-wide setup, in the main thread before run starts, or NULL
 } zf_kind_t;
 
 //  The key named name in keys, or NULL.
