@@ -308,7 +308,6 @@ s_print_event (const char *format, const char *topic, zframe_t *map, zframe_t *b
         }
         fwrite (out.data, 1, out.size, stdout);
         msgpack_sbuffer_destroy (&out);
-        fflush (stdout);
         return;
     }
     char *fields = zf_msgpack_to_json (zframe_data (map), zframe_size (map), NULL);
@@ -327,7 +326,6 @@ s_print_event (const char *format, const char *topic, zframe_t *map, zframe_t *b
             printf (",\"body\":%s", shown ? shown : "null");
         printf ("}\n");
     }
-    fflush (stdout);
     free (shown);
     free (fields);
 }
@@ -448,7 +446,12 @@ zf_cmd_tap (int argc, char **argv)
         }
         zstr_free (&topic);
         zmsg_destroy (&msg);
+        // Output goes out when the events stop coming for a moment: one
+        // write for a burst, not one per event.
+        if (!(zsock_events (sub) & ZMQ_POLLIN))
+            fflush (stdout);
     }
+    fflush (stdout);
     zpoller_destroy (&poller);
     zhashx_destroy (&last_seq);
     zsock_destroy (&sub);

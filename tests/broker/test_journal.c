@@ -10,6 +10,7 @@
 
 #include "zf_journal.h"
 #include "zf_testkit.h"
+#include "zflow.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -331,6 +332,66 @@ test_one_broker_per_journal (void **state)
     assert_non_null (strstr (err.text, "cannot make the journal folder /proc/zflow-journal"));
 }
 
+//  The broker on a corrupt journal: `zflow broker` refuses to start and
+//  says where; on a whole one it restores the items.
+static void
+test_broker_refuses_corrupt_journal (void **state)
+{
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir,
+                                          "broker\n"
+                                          "    journal = j\n"
+                                          "queues\n"
+                                          "    jobs\n"
+                                          "        external = true\n"
+                                          "actors\n"
+                                          "    store\n"
+                                          "        kind = sink\n"
+                                          "        input = jobs\n"
+                                          "        target = null\n",
+                                          &pipeline);
+    assert_non_null (broker);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "test", NULL, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (zf_client_put (client, "jobs",
+                                         "\xa3"
+                                         "abc",
+                                         4, NULL),
+                          0);
+    assert_int_equal (zf_client_flush (client, 5000), 0); // confirmed: on disk
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+
+    // Whole: three items come back.
+    char path[300];
+    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
+    zlistx_t *errors = zf_errors_new ();
+    pipeline = zf_pipeline_load (path, errors);
+    zlistx_destroy (&errors);
+    assert_non_null (pipeline);
+    broker = zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, NULL);
+    assert_non_null (broker);
+    client = zf_client_new (zf_broker_endpoint (broker), "test", NULL, 0);
+    size_t count = 0;
+    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+    assert_true (count >= 1);
+    assert_string_equal (queues[0].name, "jobs");
+    assert_int_equal (queues[0].depth, 3);
+    free (queues);
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+
+    // A byte of the first record's payload changed: corrupt.
+    s_poke (SEGMENT_1, 16 + 9 + 2, 0xEE);
+    zf_test_result_t r = zf_test_zflow (NULL, "broker", path, NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "checksum mismatch at byte 16 (corrupt)"));
+    assert_non_null (strstr (r.err, "will not start on a corrupt journal"));
+    zf_test_result_free (&r);
+}
+
 static void
 test_crc32c (void **state)
 {
@@ -352,6 +413,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unreadable_record_refuses, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshots, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_broker_per_journal, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_broker_refuses_corrupt_journal, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
