@@ -401,8 +401,14 @@ zf_cmd_tap (int argc, char **argv)
     int64_t printed = 0, seen = 0;
     zpoller_t *poller = zpoller_new (sub, NULL);
     while (!zsys_interrupted && (!limit || printed < limit)) {
-        if (!zpoller_wait (poller, 200))
-            continue;
+        // Events already here are read without asking the poller (a system
+        // call each); output goes out when they stop coming for a moment:
+        // one write for a burst, not one per event.
+        if (!(zsock_events (sub) & ZMQ_POLLIN)) {
+            fflush (stdout);
+            if (!zpoller_wait (poller, 200))
+                continue;
+        }
         zmsg_t *msg = zmsg_recv (sub);
         if (!msg)
             break;
@@ -446,10 +452,6 @@ zf_cmd_tap (int argc, char **argv)
         }
         zstr_free (&topic);
         zmsg_destroy (&msg);
-        // Output goes out when the events stop coming for a moment: one
-        // write for a burst, not one per event.
-        if (!(zsock_events (sub) & ZMQ_POLLIN))
-            fflush (stdout);
     }
     fflush (stdout);
     zpoller_destroy (&poller);
