@@ -25,6 +25,7 @@
 #define FLAG_SNAPSHOT   1 // the segment opens with a snapshot
 #define RECORD_HEADER   9 // u32 size, u32 crc, u8 type
 #define SEGMENT_MAX     (64ull << 20)
+#define BUFFER_MAX      (1u << 20) // records buffered before they are written anyway
 
 struct _zf_journal_t {
     char *dir;             // the journal's folder
@@ -589,11 +590,30 @@ s_seal (zf_journal_t *self)
     self->open_at = SIZE_MAX;
 }
 
+//  Writes the records buffered (not asking for a sync). Returns 0 or -1.
+static int
+s_write_buffered (zf_journal_t *self)
+{
+    if (self->failed || !self->len)
+        return self->failed ? -1 : 0;
+    if (s_write_all (self->fd, self->buf, self->len)) {
+        s_fail (self, "write failed");
+        return -1;
+    }
+    self->written += self->len;
+    self->segment_size += self->len;
+    self->len = 0;
+    return 0;
+}
+
 uint8_t *
 zf_journal_reserve (zf_journal_t *self, zf_jr_type_t type, size_t size)
 {
     assert (size <= ZF_JOURNAL_RECORD_MAX);
     s_seal (self);
+    // A busy turn or a snapshot writes as it goes: the buffer stays small.
+    if (self->len >= BUFFER_MAX)
+        s_write_buffered (self);
     size_t need = self->len + RECORD_HEADER + size;
     if (need > self->cap) {
         size_t cap = self->cap ? self->cap : 64 * 1024;
@@ -644,22 +664,13 @@ int
 zf_journal_commit (zf_journal_t *self, int64_t now_ms)
 {
     s_seal (self);
-    if (self->failed)
+    if (s_write_buffered (self))
         return -1;
-    if (self->len) {
-        if (s_write_all (self->fd, self->buf, self->len)) {
-            s_fail (self, "write failed");
-            return -1;
-        }
-        self->written += self->len;
-        self->segment_size += self->len;
-        self->len = 0;
-        if (self->cap > (8u << 20)) {
-            // One burst grew it: give the memory back.
-            free (self->buf);
-            self->buf = NULL;
-            self->cap = 0;
-        }
+    if (self->cap > 2 * BUFFER_MAX) {
+        // One large record grew it: give the memory back.
+        free (self->buf);
+        self->buf = NULL;
+        self->cap = 0;
     }
     if (self->sync == ZF_SYNC_NEVER)
         self->durable = self->written;
