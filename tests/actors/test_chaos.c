@@ -62,51 +62,39 @@ s_wait (int *seen, int expect)
     return lines;
 }
 
-static void
-test_kill_every_stage (void **state)
-{
-    char config[1024];
-    snprintf (config, sizeof config,
-              "actors\n"
-              "    nums\n"
-              "        kind = producer\n"
-              "        source = seq:%d\n"
-              "        output = numbers\n"
-              "    wrap\n"
-              "        kind = processor\n"
-              "        input = numbers\n"
-              "        output = results\n"
-              "        concurrency = 4\n"
-              "        command = %s\n"
-              "    store\n"
-              "        kind = sink\n"
-              "        input = results\n"
-              "        target = file:out.jsonl\n",
-              N, ZFLOW_WRAP);
-    zf_pipeline_t *pipeline;
-    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
-    assert_non_null (broker);
-    enum { PRODUCER, WORKER_A, WORKER_B, SINK, NPROCS };
-    const char *names[NPROCS] = { "nums", "wrap", "wrap", "store" };
-    pid_t pids[NPROCS];
-    for (int i = NPROCS - 1; i >= 0; i--)
-        pids[i] = zf_test_actor (s_dir, broker, names[i]);
+//  The stages, each a process; the processor has two workers.
+enum { PRODUCER, WORKER_A, WORKER_B, SINK, NPROCS };
+static const char *s_names[NPROCS] = { "nums", "wrap", "wrap", "store" };
 
-    // The moments: when the sink's file has this many lines, in order.
-    srand (20261124);
-    int victims[3] = { PRODUCER, WORKER_A, SINK };
-    int moments[3];
-    for (int i = 0; i < 3; i++)
-        moments[i] = N / 10 + (i * N / 4) + rand () % (N / 5);
+//  The actors section both tests run, after broker (a broker section, or "").
+static char *
+s_config (const char *broker)
+{
+    return zsys_sprintf ("%s"
+                         "actors\n"
+                         "    nums\n"
+                         "        kind = producer\n"
+                         "        source = seq:%d\n"
+                         "        output = numbers\n"
+                         "    wrap\n"
+                         "        kind = processor\n"
+                         "        input = numbers\n"
+                         "        output = results\n"
+                         "        concurrency = 4\n"
+                         "        command = %s\n"
+                         "    store\n"
+                         "        kind = sink\n"
+                         "        input = results\n"
+                         "        target = file:out.jsonl\n",
+                         broker, N, ZFLOW_WRAP);
+}
+
+//  The producer ends, every result reaches the sink, the workers stop when
+//  told: then the sink's file must hold each item exactly once.
+static void
+s_finish (pid_t pids[NPROCS])
+{
     static int seen[N];
-    for (int i = 0; i < 3; i++) {
-        int lines = s_wait (seen, moments[i]);
-        int victim = victims[i];
-        kill (pids[victim], SIGKILL);
-        zf_test_reap (pids[victim], 5000);
-        print_message ("kill -9 %s at %d lines\n", names[victim], lines);
-        pids[victim] = zf_test_actor (s_dir, broker, names[victim]);
-    }
     int status = zf_test_reap (pids[PRODUCER], 120000);
     assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     s_wait (seen, N);
@@ -123,6 +111,34 @@ test_kill_every_stage (void **state)
     assert_int_equal (lost, 0);
     assert_int_equal (duplicated, 0);
     assert_int_equal (lines, N);
+}
+
+static void
+test_kill_every_stage (void **state)
+{
+    char *config = s_config ("");
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
+    zstr_free (&config);
+    assert_non_null (broker);
+    pid_t pids[NPROCS];
+    for (int i = NPROCS - 1; i >= 0; i--)
+        pids[i] = zf_test_actor (s_dir, broker, s_names[i]);
+
+    // The moments: when the sink's file has this many lines, in order.
+    srand (20261124);
+    int victims[3] = { PRODUCER, WORKER_A, SINK };
+    static int seen[N];
+    for (int i = 0; i < 3; i++) {
+        int moment = N / 10 + (i * N / 4) + rand () % (N / 5);
+        int lines = s_wait (seen, moment);
+        int victim = victims[i];
+        kill (pids[victim], SIGKILL);
+        zf_test_reap (pids[victim], 5000);
+        print_message ("kill -9 %s at %d lines\n", s_names[victim], lines);
+        pids[victim] = zf_test_actor (s_dir, broker, s_names[victim]);
+    }
+    s_finish (pids);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
 }
@@ -131,39 +147,23 @@ test_kill_every_stage (void **state)
 static void
 test_kill_the_broker (void **state)
 {
-    char config[2048];
-    snprintf (config, sizeof config,
-              "broker\n"
-              "    endpoint = ipc://%s/broker.ipc\n"
-              "    events = ipc://%s/events.ipc\n"
-              "    journal = journal\n"
-              "    journal-segment = 256KiB\n" // compactions, many, under the kills
-              "actors\n"
-              "    nums\n"
-              "        kind = producer\n"
-              "        source = seq:%d\n"
-              "        output = numbers\n"
-              "    wrap\n"
-              "        kind = processor\n"
-              "        input = numbers\n"
-              "        output = results\n"
-              "        concurrency = 4\n"
-              "        command = %s\n"
-              "    store\n"
-              "        kind = sink\n"
-              "        input = results\n"
-              "        target = file:out.jsonl\n",
-              s_dir, s_dir, N, ZFLOW_WRAP);
+    char *broker_section = zsys_sprintf ("broker\n"
+                                         "    endpoint = ipc://%s/broker.ipc\n"
+                                         "    events = ipc://%s/events.ipc\n"
+                                         "    journal = journal\n"
+                                         "    journal-segment = 256KiB\n", // many compactions
+                                         s_dir, s_dir);
+    char *config = s_config (broker_section);
     assert_int_equal (zf_test_write (s_dir, "p.zpl", config), 0);
+    zstr_free (&config);
+    zstr_free (&broker_section);
     char endpoint[400];
     snprintf (endpoint, sizeof endpoint, "ipc://%s/broker.ipc", s_dir);
     pid_t broker = zf_test_broker_process (s_dir);
     assert_true (broker > 0);
-    enum { PRODUCER, WORKER_A, WORKER_B, SINK, NPROCS };
-    const char *names[NPROCS] = { "nums", "wrap", "wrap", "store" };
     pid_t pids[NPROCS];
     for (int i = NPROCS - 1; i >= 0; i--)
-        pids[i] = zf_test_actor_at (s_dir, endpoint, names[i]);
+        pids[i] = zf_test_actor_at (s_dir, endpoint, s_names[i]);
 
     srand (20261125);
     static int seen[N];
@@ -176,24 +176,9 @@ test_kill_the_broker (void **state)
         broker = zf_test_broker_process (s_dir);
         assert_true (broker > 0);
     }
-    int status = zf_test_reap (pids[PRODUCER], 120000);
-    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-    s_wait (seen, N);
-    for (int i = WORKER_A; i < NPROCS; i++)
-        kill (pids[i], SIGTERM);
-    for (int i = WORKER_A; i < NPROCS; i++)
-        assert_int_equal (WEXITSTATUS (zf_test_reap (pids[i], 10000)), 0);
+    s_finish (pids);
     kill (broker, SIGTERM);
     assert_int_equal (WEXITSTATUS (zf_test_reap (broker, 10000)), 0);
-    int lines = s_count (seen), lost = 0, duplicated = 0;
-    for (int i = 0; i < N; i++) {
-        lost += seen[i] == 0;
-        duplicated += seen[i] > 1;
-    }
-    print_message ("%d lines: lost %d, duplicated %d\n", lines, lost, duplicated);
-    assert_int_equal (lost, 0);
-    assert_int_equal (duplicated, 0);
-    assert_int_equal (lines, N);
     // Each restart restored what the last one had confirmed, and the
     // journal was compacted on the way.
     char *log = zf_test_slurp (s_dir, "broker.log");

@@ -160,22 +160,25 @@ test_curve (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+//  A source and a sink, after a broker section.
+#define ACTORS                                                                                     \
+    "actors\n"                                                                                     \
+    "    nums\n"                                                                                   \
+    "        kind = producer\n"                                                                    \
+    "        source = seq:1\n"                                                                     \
+    "        output = numbers\n"                                                                   \
+    "    store\n"                                                                                  \
+    "        kind = sink\n"                                                                        \
+    "        input = numbers\n"                                                                    \
+    "        target = null\n"
+
 static void
 test_open_broker_needs_insecure (void **state)
 {
     // The refusal comes before anything is bound.
     assert_int_equal (zf_test_write (s_dir, "p.zpl",
                                      "broker\n"
-                                     "    endpoint = tcp://0.0.0.0:5670\n"
-                                     "actors\n"
-                                     "    nums\n"
-                                     "        kind = producer\n"
-                                     "        source = seq:1\n"
-                                     "        output = numbers\n"
-                                     "    store\n"
-                                     "        kind = sink\n"
-                                     "        input = numbers\n"
-                                     "        target = null\n"),
+                                     "    endpoint = tcp://0.0.0.0:5670\n" ACTORS),
                       0);
     char path[300];
     snprintf (path, sizeof path, "%s/p.zpl", s_dir);
@@ -193,16 +196,7 @@ test_open_broker_needs_insecure (void **state)
     assert_int_equal (zf_test_write (s_dir, "q.zpl",
                                      "broker\n"
                                      "    curve-secret = nowhere_secret\n"
-                                     "    curve-clients = clients\n"
-                                     "actors\n"
-                                     "    nums\n"
-                                     "        kind = producer\n"
-                                     "        source = seq:1\n"
-                                     "        output = numbers\n"
-                                     "    store\n"
-                                     "        kind = sink\n"
-                                     "        input = numbers\n"
-                                     "        target = null\n"),
+                                     "    curve-clients = clients\n" ACTORS),
                       0);
     snprintf (path, sizeof path, "%s/q.zpl", s_dir);
     r = zf_test_zflow (NULL, "broker", path, NULL);
@@ -213,16 +207,7 @@ test_open_broker_needs_insecure (void **state)
     // And curve-secret without curve-clients is a config error.
     assert_int_equal (zf_test_write (s_dir, "q.zpl",
                                      "broker\n"
-                                     "    curve-secret = certs/broker_secret\n"
-                                     "actors\n"
-                                     "    nums\n"
-                                     "        kind = producer\n"
-                                     "        source = seq:1\n"
-                                     "        output = numbers\n"
-                                     "    store\n"
-                                     "        kind = sink\n"
-                                     "        input = numbers\n"
-                                     "        target = null\n"),
+                                     "    curve-secret = certs/broker_secret\n" ACTORS),
                       0);
     r = zf_test_zflow (NULL, "validate", path, NULL);
     assert_int_equal (r.status, 2);
