@@ -464,6 +464,21 @@ s_addf (s_text_t *t, const char *format, ...)
         s_add (t, buffer, (size_t) n < sizeof buffer ? (size_t) n : sizeof buffer - 1);
 }
 
+//  A whole number in decimal, without printf's format parsing (a tap
+//  renders several per event).
+static void
+s_add_uint (s_text_t *t, uint64_t u, bool negative)
+{
+    char digits[21];
+    size_t at = sizeof digits;
+    do
+        digits[--at] = (char) ('0' + u % 10);
+    while (u /= 10);
+    if (negative)
+        s_add (t, "-", 1);
+    s_add (t, digits + at, sizeof digits - at);
+}
+
 static void
 s_quote (s_text_t *t, const char *s, size_t len)
 {
@@ -563,14 +578,14 @@ s_render (zf_mp_t *mp, s_text_t *t, int depth, zf_error_t *err)
             uint64_t u;
             if (zf_mp_uint (mp, &u, err))
                 return -1;
-            s_addf (t, "%llu", (unsigned long long) u);
+            s_add_uint (t, u, false);
             return 0;
         }
         case ZF_MP_INT: {
             int64_t i;
             if (zf_mp_int (mp, &i, err))
                 return -1;
-            s_addf (t, "%lld", (long long) i);
+            s_add_uint (t, i < 0 ? 0 - (uint64_t) i : (uint64_t) i, i < 0);
             return 0;
         }
         case ZF_MP_FLOAT: {
@@ -685,7 +700,14 @@ zf_msgpack_to_json (const void *data, size_t size, zf_error_t *err)
 {
     zf_mp_t mp;
     zf_mp_init (&mp, data, size);
+    // Room for most renderings at once (bytes grow by a third in base64,
+    // a little more with quotes and escapes), so it is seldom grown.
     s_text_t t = { 0 };
+    t.cap = 64 + size * 2;
+    t.data = (char *) malloc (t.cap);
+    t.failed = !t.data;
+    if (t.data)
+        t.data[0] = 0;
     if (s_render (&mp, &t, 0, err)) {
         free (t.data);
         return NULL;
