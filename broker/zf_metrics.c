@@ -218,25 +218,39 @@ s_family (s_text_t *t, const uint8_t *data, size_t size, const char *list, const
     }
 }
 
-//  A plain number at the top of the stats map (lineages, rejected, ...).
+//  Moves mp, at a map, to the value of its key key. False if the map has
+//  no such key (or is not a map).
+static bool
+s_seek (zf_mp_t *mp, const char *key)
+{
+    uint32_t count;
+    if (zf_mp_map (mp, &count, NULL))
+        return false;
+    for (uint32_t k = 0; k < count; k++) {
+        if (zf_mp_key_is (mp, key))
+            return true;
+        if (zf_mp_skip_pair (mp))
+            return false;
+    }
+    return false;
+}
+
+//  A plain number of the stats map: at its top (lineages, rejected, ...)
+//  or, for MAP.KEY, in one of its maps (journal.written). Nothing when the
+//  map does not have it.
 static void
 s_scalar (s_text_t *t, const uint8_t *data, size_t size, const char *key, const char *name,
           const char *type, const char *help)
 {
     zf_mp_t mp;
     zf_mp_init (&mp, data, size);
-    uint32_t count;
-    if (zf_mp_map (&mp, &count, NULL))
+    char outer[32];
+    const char *dot = strchr (key, '.');
+    snprintf (outer, sizeof outer, "%.*s", dot ? (int) (dot - key) : (int) strlen (key), key);
+    if (!s_seek (&mp, outer) || (dot && !s_seek (&mp, dot + 1)))
         return;
-    for (uint32_t k = 0; k < count; k++) {
-        if (zf_mp_key_is (&mp, key)) {
-            s_add (t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                   (unsigned long long) zf_mp_uint_or_skip (&mp));
-            return;
-        }
-        if (zf_mp_skip_pair (&mp))
-            return;
-    }
+    s_add (t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+           (unsigned long long) zf_mp_uint_or_skip (&mp));
 }
 
 static char *
@@ -256,6 +270,14 @@ s_prometheus (const uint8_t *data, size_t size, uint64_t events, size_t *len)
               "Messages refused as malformed.");
     s_scalar (&t, data, size, "late_acks", "zflow_late_acks_total", "counter",
               "Acks of deliveries that had timed out.");
+    s_scalar (&t, data, size, "journal.written", "zflow_journal_written_bytes_total", "counter",
+              "Bytes appended to the journal.");
+    s_scalar (&t, data, size, "journal.durable", "zflow_journal_durable_bytes_total", "counter",
+              "Bytes of the journal on disk (synced as the sync setting says).");
+    s_scalar (&t, data, size, "journal.waiting", "zflow_journal_waiting_confirms", "gauge",
+              "CONFIRMs held until their records are durable.");
+    s_scalar (&t, data, size, "journal.compactions", "zflow_journal_compactions_total", "counter",
+              "Snapshots written to compact the journal.");
     s_add (&t,
            "# HELP zflow_stats_events_total Stats events read.\n"
            "# TYPE zflow_stats_events_total counter\nzflow_stats_events_total %llu\n",

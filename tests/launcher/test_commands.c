@@ -15,6 +15,7 @@ static char s_endpoint[128]; // where actors connect
 static char s_events[128];   // where taps connect
 
 static char s_metrics[128]; // its HTTP endpoint, ADDRESS:PORT
+static char s_journal[128]; // its journal's folder
 
 static const char *s_config = "broker\n"
                               "    metrics = 127.0.0.1:0\n"
@@ -50,9 +51,11 @@ s_setup (void **state)
     if (fd < 0 || write (fd, s_config, strlen (s_config)) < 0)
         return -1;
     close (fd);
+    if (zf_test_dir_new (s_journal, sizeof s_journal, "commands-journal"))
+        return -1;
     char *argv[] = {
-        (char *) ZFLOW_BIN,  "broker", s_path, "--endpoint", "tcp://127.0.0.1:*", "--events",
-        "tcp://127.0.0.1:*", NULL
+        (char *) ZFLOW_BIN,  "broker",    s_path,    "--endpoint", "tcp://127.0.0.1:*", "--events",
+        "tcp://127.0.0.1:*", "--journal", s_journal, NULL
     };
     s_broker = zf_test_spawn (argv, &s_broker_out);
     char line[512];
@@ -79,6 +82,7 @@ s_teardown (void **state)
     int status = zf_test_reap (s_broker, 10000);
     close (s_broker_out);
     unlink (s_path);
+    zf_test_dir_remove (s_journal);
     zf_test_kill_all (state);
     // The broker stops cleanly on SIGTERM.
     return WIFEXITED (status) && WEXITSTATUS (status) == 0 ? 0 : -1;
@@ -248,11 +252,14 @@ static const char *s_check_metrics =
     "            values[(s.name, tuple(sorted(s.labels.items())))] = s.value\n"
     "    put = values.get(('zflow_queue_put_total', (('queue', 'metered'),)))\n"
     "    depth = values.get(('zflow_queue_depth', (('queue', 'metered'),)))\n"
-    "    if put == 4 and depth == 4:\n"
+    "    written = values.get(('zflow_journal_written_bytes_total', ()))\n"
+    "    durable = values.get(('zflow_journal_durable_bytes_total', ()))\n"
+    "    if put == 4 and depth == 4 and durable and durable == written:\n"
     "        break\n"
     "    time.sleep(0.2)\n"
     "else:\n"
-    "    sys.exit('put %s depth %s' % (put, depth))\n"
+    "    sys.exit('put %s depth %s journal %s/%s' % (put, depth, durable, written))\n"
+    "assert values[('zflow_journal_waiting_confirms', ())] == 0\n"
     "assert urllib.request.urlopen(base + '/health').read() == b'ok\\n'\n"
     "for path, code in (('/nothing', 404),):\n"
     "    try:\n"
