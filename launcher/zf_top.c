@@ -44,6 +44,7 @@ typedef struct {
     size_t nqueues;
     s_actor_t actors[ACTORS_MAX];
     size_t nactors;
+    char journal[FIGURES_MAX]; // the broker's journal figures, as JSON, or ""
 } s_view_t;
 
 static bool
@@ -168,6 +169,14 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
                 if (*figures)
                     snprintf (actor->figures, sizeof actor->figures, "%s", figures);
             }
+        else if (zf_mp_key_is (&mp, "journal")) {
+            const uint8_t *start = mp.pos;
+            if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                return -1;
+            char *json = zf_msgpack_to_json (start, (size_t) (mp.pos - start), NULL);
+            snprintf (view->journal, sizeof view->journal, "%s", json ? json : "");
+            free (json);
+        }
         else if (zf_mp_skip_pair (&mp))
             return -1;
     }
@@ -211,6 +220,8 @@ s_render (FILE *out, s_view_t *view, const char *endpoint, int width)
     strftime (stamp, sizeof stamp, "%H:%M:%S", localtime (&now));
     s_line (out, width, "zflow top %s  %s  %zu queues, %zu actors  (sorted by %s)", endpoint, stamp,
             view->nqueues, view->nactors, sorts[s_sort_by]);
+    if (view->journal[0])
+        s_line (out, width, "journal %s", view->journal);
     s_line (out, width, "%-24s %10s %10s %10s %10s %9s %8s", "QUEUE", "DEPTH", "IN FLIGHT", "IN/S",
             "OUT/S", "RETRIES", "DEAD");
     for (size_t i = 0; i < view->nqueues; i++) {

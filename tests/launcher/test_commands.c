@@ -212,6 +212,14 @@ test_top_once (void **state)
         fail_msg ("exit %d: %s", r.status, r.err);
     assert_non_null (strstr (r.out, "zflow top "));
     assert_non_null (strstr (r.out, "QUEUE                         DEPTH  IN FLIGHT"));
+    // The broker's journal: bytes written, all of them on disk by now.
+    const char *journal = strstr (r.out, "journal {\"written\":");
+    assert_non_null (journal);
+    unsigned long long written = 0, durable = 0;
+    assert_int_equal (
+        sscanf (journal, "journal {\"written\":%llu,\"durable\":%llu", &written, &durable), 2);
+    assert_true (written > 0);
+    assert_true (durable <= written);
     char *jobs = strstr (r.out, "\njobs ");
     assert_non_null (jobs);
     unsigned long long depth = 0;
