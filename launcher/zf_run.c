@@ -486,6 +486,16 @@ zf_cmd_run (int argc, char **argv)
         run.endpoint = broker_endpoint;
     else {
         journal = s_journal_path (pipeline, state, no_journal);
+        bool chosen = state || zf_conf_get (pipeline->broker, zf_broker_keys, "journal");
+        if (journal && !chosen && zsys_dir_create ("%s", journal) != 0) {
+            // The default place is not writable (a read-only home): run,
+            // and say what that costs. A folder asked for must work.
+            fprintf (stderr,
+                     "zflow run: cannot keep state in %s (%s): running without a journal, so a "
+                     "killed run starts over; --state DIR keeps it elsewhere\n",
+                     journal, strerror (errno));
+            zstr_free (&journal);
+        }
         if (journal && fresh && zf_journal_remove (journal, &err))
             fprintf (stderr, "zflow run: --fresh: %s\n", err.text);
         zf_broker_args_t args = { .pipeline = pipeline,

@@ -372,6 +372,38 @@ test_resume_after_kill (void **state)
 }
 
 static void
+test_state_not_writable (void **state)
+{
+    // Where the default state folder cannot be made, the run goes on
+    // without a journal and says so; a folder asked for must work.
+    setenv ("XDG_STATE_HOME", "/proc/zflow-state", 1);
+    zf_test_result_t r = s_run (BROKER "actors\n"
+                                       "    nums\n"
+                                       "        kind = producer\n"
+                                       "        source = seq:100\n"
+                                       "        output = numbers\n"
+                                       "    store\n"
+                                       "        kind = sink\n"
+                                       "        input = numbers\n"
+                                       "        target = file:out.jsonl\n");
+    unsetenv ("XDG_STATE_HOME");
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "cannot keep state in /proc/zflow-state/zflow/p-"));
+    assert_non_null (strstr (r.err, "running without a journal"));
+    zf_test_result_free (&r);
+    static int seen[100];
+    assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, 100), 100);
+
+    char path[512];
+    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
+    r = zf_test_zflow (NULL, "run", path, "--state", "/proc/zflow-state", NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "cannot make the journal folder /proc/zflow-state/journal"));
+    zf_test_result_free (&r);
+}
+
+static void
 test_config_error (void **state)
 {
     zf_test_result_t r = s_run ("actors\n"
@@ -394,6 +426,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_actor_crash_on_one_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_resume_after_kill, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_state_not_writable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
