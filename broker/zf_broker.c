@@ -108,26 +108,28 @@ struct _group_t {
 };
 
 struct _queue_t {
-    char *name;           // the queue's name
-    int64_t max_depth;    // messages stored at most
-    int64_t max_attempts; // deliveries before the dead-letter queue
-    int64_t timeout;      // ms an item may be held; 0 for ever
-    int64_t retry_base;   // first backoff, ms
-    int64_t retry_max;    // longest backoff, ms
-    group_t **groups;     // consumer groups
-    size_t ngroups;       // entries in groups
-    dlist_t inflight;     // deliveries in flight, oldest first (link 0)
-    zlistx_t *waiting;    // PUTs held because the queue was full
-    uint64_t depth;       // messages stored
-    uint64_t put;         // items accepted, ever
-    uint64_t acked;       // messages finished, ever
-    uint64_t nacked;      // NACKs, timeouts and losses, ever
-    uint64_t dead;        // deliveries dead-lettered, ever
-    uint64_t last_put;    // put at the last stats snapshot
-    uint64_t last_acked;  // acked at the last stats snapshot
-    bool tapped;          // someone subscribes to data.NAME
-    uint32_t samples[4];  // N of each sample.N.data.NAME subscribed to (one item in N)
-    uint32_t nsamples;    // entries in samples
+    char *name;                       // the queue's name
+    int64_t max_depth;                // messages stored at most
+    int64_t max_attempts;             // deliveries before the dead-letter queue
+    int64_t timeout;                  // ms an item may be held; 0 for ever
+    int64_t retry_base;               // first backoff, ms
+    int64_t retry_max;                // longest backoff, ms
+    group_t **groups;                 // consumer groups
+    size_t ngroups;                   // entries in groups
+    dlist_t inflight;                 // deliveries in flight, oldest first (link 0)
+    zlistx_t *waiting;                // PUTs held because the queue was full
+    uint64_t depth;                   // messages stored
+    uint64_t put;                     // items accepted, ever
+    uint64_t acked;                   // messages finished, ever
+    uint64_t nacked;                  // NACKs, timeouts and losses, ever
+    uint64_t dead;                    // deliveries dead-lettered, ever
+    uint64_t last_put;                // put at the last stats snapshot
+    uint64_t last_acked;              // acked at the last stats snapshot
+    bool tapped;                      // someone subscribes to data.NAME
+    char data_topic[ZF_NAME_MAX + 8]; // "data.NAME"
+    uint64_t data_seq;                // data events sent on it
+    uint32_t samples[4];              // N of each sample.N.data.NAME subscribed to (one item in N)
+    uint32_t nsamples;                // entries in samples
 };
 
 struct _peer_t {
@@ -409,8 +411,7 @@ s_is_dead_queue (queue_t *queue)
 static void
 s_update_taps (self_t *self, queue_t *queue)
 {
-    char topic[ZF_NAME_MAX + 8];
-    snprintf (topic, sizeof topic, "data.%s", queue->name);
+    const char *topic = queue->data_topic;
     queue->tapped = false;
     queue->nsamples = 0;
     for (void *item = zhashx_first (self->subscriptions); item;
@@ -436,6 +437,7 @@ s_queue_require (self_t *self, const char *name)
         return queue;
     queue = (queue_t *) zmalloc (sizeof (queue_t));
     queue->name = strdup (name);
+    snprintf (queue->data_topic, sizeof queue->data_topic, "data.%s", name);
     zf_queue_conf_t *conf = zf_pipeline_queue (self->pipeline, name);
     zconfig_t *node = conf ? conf->node : NULL;
     queue->max_depth = zf_conf_int (node, zf_queue_keys, "max-depth");
@@ -522,12 +524,20 @@ typedef struct {
 //  Starts an event of fields fields besides seq and ts. Each topic numbers
 //  its events 1, 2, 3...: a subscriber that sees a gap knows how many of
 //  that topic it missed, whatever else it subscribes to.
+//  The next sequence number of topic.
+static uint64_t
+s_topic_seq (self_t *self, const char *topic)
+{
+    uintptr_t seq = (uintptr_t) zhashx_lookup (self->topic_seq, topic) + 1;
+    zhashx_update (self->topic_seq, topic, (void *) seq);
+    return seq;
+}
+
 static void
 s_event_begin (self_t *self, event_t *event, const char *topic, uint32_t fields)
 {
     snprintf (event->topic, sizeof event->topic, "%s", topic);
-    uintptr_t seq = (uintptr_t) zhashx_lookup (self->topic_seq, topic) + 1;
-    zhashx_update (self->topic_seq, topic, (void *) seq);
+    uint64_t seq = s_topic_seq (self, topic);
     msgpack_sbuffer_init (&event->buffer);
     event->buffer.data = (char *) malloc (256); // most events are small: not 8 KiB each
     event->buffer.alloc = event->buffer.data ? 256 : 0;
@@ -595,18 +605,52 @@ s_event_rejected (self_t *self, const char *socket, const char *from, const char
     s_event_send (self, &event, NULL);
 }
 
-//  A copy of an item put to a tapped queue, on topic: envelope fields and
-//  the body.
-static void
-s_event_data (self_t *self, msg_t *msg, const char *topic)
+//  A fixed buffer for a msgpack packer: a data event's map is packed on
+//  the stack.
+typedef struct {
+    char *data;  // the bytes
+    size_t size; // used
+    size_t cap;  // available
+} fixed_t;
+
+static int
+s_fixed_write (void *data, const char *bytes, size_t len)
 {
-    event_t event;
-    s_event_begin (self, &event, topic, 3);
-    s_pack_id (&event, "id", &msg->id);
-    s_pack_kv (&event, "queue", msg->queue->name);
-    zf_mp_pack_cstr (&event.pk, "created");
-    msgpack_pack_int64 (&event.pk, msg->ts);
-    s_event_send (self, &event, msg->body);
+    fixed_t *fixed = (fixed_t *) data;
+    if (fixed->size + len > fixed->cap)
+        return -1;
+    memcpy (fixed->data + fixed->size, bytes, len);
+    fixed->size += len;
+    return 0;
+}
+
+//  A copy of an item put to a tapped queue, on topic as event number seq:
+//  envelope fields and the body. One per item while a queue is tapped, so
+//  it is the events' fast path: no allocation, no lookup of the topic.
+static void
+s_event_data (self_t *self, msg_t *msg, const char *topic, uint64_t seq)
+{
+    char map[ZF_NAME_MAX + 200]; // keys, an id in hex, the queue's name, three numbers
+    fixed_t fixed = { map, 0, sizeof map };
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &fixed, s_fixed_write);
+    char hex[ZF_ID_HEX];
+    msgpack_pack_map (&pk, 5);
+    zf_mp_pack_cstr (&pk, "seq");
+    msgpack_pack_uint64 (&pk, seq);
+    zf_mp_pack_cstr (&pk, "ts");
+    msgpack_pack_int64 (&pk, zclock_time ());
+    zf_mp_pack_cstr (&pk, "id");
+    zf_mp_pack_cstr (&pk, zf_id_format (&msg->id, hex));
+    zf_mp_pack_cstr (&pk, "queue");
+    zf_mp_pack_cstr (&pk, msg->queue->name);
+    zf_mp_pack_cstr (&pk, "created");
+    msgpack_pack_int64 (&pk, msg->ts);
+    void *events = zsock_resolve (self->events);
+    zmq_send (events, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (events, map, fixed.size, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zframe_t *body = msg->body;
+    zframe_send (&body, self->events, ZFRAME_REUSE | ZFRAME_DONTWAIT);
 }
 
 //  --------------------------------------------------------------------------
@@ -851,17 +895,14 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lin
     queue->put++;
 
     msg->lineage = lineage;
-    if (queue->tapped || queue->nsamples) {
-        char topic[ZF_NAME_MAX + 32];
-        snprintf (topic, sizeof topic, "data.%s", queue->name);
-        if (queue->tapped)
-            s_event_data (self, msg, topic);
-        for (uint32_t i = 0; i < queue->nsamples; i++)
-            if ((queue->put - 1) % queue->samples[i] == 0) {
-                snprintf (topic, sizeof topic, "sample.%u.data.%s", queue->samples[i], queue->name);
-                s_event_data (self, msg, topic);
-            }
-    }
+    if (queue->tapped)
+        s_event_data (self, msg, queue->data_topic, ++queue->data_seq);
+    for (uint32_t i = 0; i < queue->nsamples; i++)
+        if ((queue->put - 1) % queue->samples[i] == 0) {
+            char topic[ZF_NAME_MAX + 32];
+            snprintf (topic, sizeof topic, "sample.%u.data.%s", queue->samples[i], queue->name);
+            s_event_data (self, msg, topic, s_topic_seq (self, topic));
+        }
     return msg;
 }
 
