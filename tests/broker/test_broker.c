@@ -683,6 +683,62 @@ test_broker_restart (void **state)
     unlink (endpoint + 6);
 }
 
+static void
+test_journal_keeps_each_groups_progress (void **state)
+{
+    // Two consumer groups of one queue, one of which has acked every item
+    // when the broker stops: the broker that starts on the same journal
+    // gives the items to the other group only.
+    char dir[256];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "broker-journal"), 0);
+    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, s_fanout);
+    zf_pipeline_t *pipeline = zf_test_pipeline (config);
+    zstr_free (&config);
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "src", NULL, 0);
+    zf_client_t *g1 = zf_client_new (zf_broker_endpoint (broker), "g1", "jobs", 50);
+    enum { N = 200 };
+    zf_id_t ids[N];
+    s_put_ints (producer, "jobs", N, ids);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+    int seen[N] = { 0 };
+    assert_int_equal (s_take (g1, N, seen, NULL), N);
+    size_t count = 0;
+    free (zf_client_queues (g1, &count, 5000)); // answered after the acks before it
+    zf_client_destroy (&g1);
+    zf_client_destroy (&producer);
+    zf_broker_destroy (&broker);
+
+    broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    if (!broker)
+        fail_msg ("the broker on its journal: %s", err.text);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "check", NULL, 0);
+    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+    assert_true (count >= 1 && streq (queues[0].name, "jobs"));
+    assert_int_equal (queues[0].depth, N); // g2 has not had them
+    free (queues);
+    g1 = zf_client_new (zf_broker_endpoint (broker), "g1", "jobs", 50);
+    zf_client_t *g2 = zf_client_new (zf_broker_endpoint (broker), "g2", "jobs", 50);
+    memset (seen, 0, sizeof seen);
+    assert_int_equal (s_take (g2, N, seen, NULL), N);
+    s_assert_once (seen, N);
+    zf_item_t *again = zf_client_next (g1, 500);
+    assert_null (again); // g1 had acked them all
+    // Both groups done with it now: the item is finished (asked on g2's
+    // session, so after its acks).
+    char state_text[32];
+    assert_int_equal (zf_client_status (g2, &ids[0], state_text, sizeof state_text, 5000), 0);
+    assert_string_equal (state_text, "done");
+    zf_client_destroy (&g2);
+    zf_client_destroy (&g1);
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zf_test_dir_remove (dir);
+}
+
 static const char *s_upper = "actors\n"
                              "    src\n"
                              "        kind = producer\n"
@@ -992,6 +1048,7 @@ main (void)
         cmocka_unit_test (test_intake_and_events),
         cmocka_unit_test (test_bad_input),
         cmocka_unit_test (test_broker_restart),
+        cmocka_unit_test (test_journal_keeps_each_groups_progress),
         cmocka_unit_test (test_custom_actor_example),
         cmocka_unit_test (test_dedup),
         cmocka_unit_test (test_delivery_timeout),
