@@ -180,16 +180,23 @@ s_fail (zf_journal_t *self, const char *what)
     }
 }
 
+//  Writes a segment's header at fd's position. Returns 0 or -1.
+static int
+s_write_header (int fd, uint32_t flags)
+{
+    uint8_t header[SEGMENT_HEADER] = SEGMENT_MAGIC;
+    s_put32 (header + 4, SEGMENT_VERSION);
+    s_put32 (header + 8, flags);
+    return s_write_all (fd, header, sizeof header);
+}
+
 //  Starts segment number with flags, and makes it the one appended to.
 static int
 s_segment_new (zf_journal_t *self, uint64_t number, uint32_t flags, zf_error_t *err)
 {
     char *path = s_segment_path (self, number);
     int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    uint8_t header[SEGMENT_HEADER] = SEGMENT_MAGIC;
-    s_put32 (header + 4, SEGMENT_VERSION);
-    s_put32 (header + 8, flags);
-    if (fd < 0 || s_write_all (fd, header, sizeof header)) {
+    if (fd < 0 || s_write_header (fd, flags)) {
         zf_error_set (err, ZF_EIO, "cannot write %s: %s", path, strerror (errno));
         if (fd >= 0)
             close (fd);
@@ -413,9 +420,7 @@ s_walk (s_segment_t *segment, bool last, zf_journal_fn *fn, void *arg, zf_journa
             problem = "a record header cut short";
         else {
             size = s_get32 (p);
-            if (size > ZF_JOURNAL_RECORD_MAX)
-                problem = "a record size over the limit";
-            else if (size > left - RECORD_HEADER)
+            if (size > left - RECORD_HEADER)
                 problem = "a record cut short";
             else if (zf_crc32c (0, p + 8, 1 + size) != s_get32 (p + 4))
                 problem = "a checksum mismatch";
@@ -485,14 +490,17 @@ zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_
     s_segment_t segment = { 0 };
 
     // An unfinished snapshot (the broker died writing it) can only be the
-    // last segment, and the ones before it are whole: drop it.
+    // last segment, and the ones before it are whole: drop it. A corrupt
+    // one is refused like any corrupt segment.
     while (count > 1) {
         if (s_segment_map (self, numbers[count - 1], &segment, err))
             goto done;
         size_t good;
         bool ended = true;
         if ((segment.flags & FLAG_SNAPSHOT) &&
-            (s_walk (&segment, true, NULL, NULL, NULL, &good, &ended, err) || !ended)) {
+            s_walk (&segment, true, NULL, NULL, NULL, &good, &ended, err))
+            goto done;
+        if ((segment.flags & FLAG_SNAPSHOT) && !ended) {
             zsys_warning ("journal %s: dropped an unfinished snapshot", segment.path);
             s_unlink_segment (self, numbers[--count]);
             s_segment_close (&segment);
@@ -552,10 +560,7 @@ zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_
         self->segment_size = good;
         if (good < SEGMENT_HEADER) {
             // Its header was torn: write it again.
-            uint8_t header[SEGMENT_HEADER] = SEGMENT_MAGIC;
-            s_put32 (header + 4, SEGMENT_VERSION);
-            s_put32 (header + 8, 0);
-            if (lseek (fd, 0, SEEK_SET) != 0 || s_write_all (fd, header, sizeof header)) {
+            if (lseek (fd, 0, SEEK_SET) != 0 || s_write_header (fd, 0)) {
                 zf_error_set (err, ZF_EIO, "cannot write %s: %s", segment.path, strerror (errno));
                 goto done;
             }

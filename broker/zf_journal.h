@@ -63,8 +63,9 @@ typedef enum {
     ZF_JR_TYPE_COUNT
 } zf_jr_type_t;
 
-//  Largest record payload accepted (a body is bounded by max-frame).
-#define ZF_JOURNAL_RECORD_MAX (1u << 31)
+//  Largest record payload: what its u32 size can say. A broker's record is
+//  one frame (at most max-frame, 2 GiB) and its envelope.
+#define ZF_JOURNAL_RECORD_MAX UINT32_MAX
 
 //  What recovery found.
 typedef struct {

@@ -149,6 +149,13 @@ s_start (s_run_t *run, s_worker_t *worker)
         }
         const char *kind = worker->conf->kind->name;
         if (streq (kind, "exec")) {
+            // As `zflow actor` does for a built-in one: its own certificate,
+            // when it names one, for the libzflow inside it.
+            zf_error_t err;
+            if (zf_curve_setenv (run->pipeline, worker->conf, &err)) {
+                fprintf (stderr, "%s\n", err.text);
+                _exit (ZF_EXIT_USAGE);
+            }
             char number[16];
             snprintf (number, sizeof number, "%d", worker->worker);
             setenv ("ZFLOW_ENDPOINT", run->endpoint, 1);
@@ -353,11 +360,12 @@ s_signals (int fd, s_stop_t state)
 }
 
 //  The journal of the embedded broker: the config's, else one in the state
-//  folder (--state, or one per pipeline file under $XDG_STATE_HOME/zflow);
-//  NULL with --no-journal. Caller frees.
+//  folder (--state, or one per pipeline file under $XDG_STATE_HOME/zflow,
+//  when *fallback is set true); NULL with --no-journal. Caller frees.
 static char *
-s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal)
+s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal, bool *fallback)
 {
+    *fallback = false;
     const char *configured = zf_conf_get (pipeline->broker, zf_broker_keys, "journal");
     if (configured)
         return zf_pipeline_path (pipeline, configured);
@@ -365,6 +373,7 @@ s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal)
         return NULL;
     if (state)
         return zsys_sprintf ("%s/journal", state);
+    *fallback = true;
     // One state folder per pipeline file: two pipelines of the same name in
     // different folders do not share one.
     char real[PATH_MAX];
@@ -485,9 +494,9 @@ zf_cmd_run (int argc, char **argv)
     if (broker_endpoint)
         run.endpoint = broker_endpoint;
     else {
-        journal = s_journal_path (pipeline, state, no_journal);
-        bool chosen = state || zf_conf_get (pipeline->broker, zf_broker_keys, "journal");
-        if (journal && !chosen && zsys_dir_create ("%s", journal) != 0) {
+        bool fallback;
+        journal = s_journal_path (pipeline, state, no_journal, &fallback);
+        if (journal && fallback && zsys_dir_create ("%s", journal) != 0) {
             // The default place is not writable (a read-only home): run,
             // and say what that costs. A folder asked for must work.
             fprintf (stderr,

@@ -77,6 +77,23 @@ s_open (zf_sync_t sync, seen_t *seen, zf_journal_report_t *report, zf_error_t *e
     return journal;
 }
 
+//  A new journal holding PUT records of the texts given (NULL-ended).
+static void
+s_new_journal (const char *text, ...)
+{
+    zf_error_t err;
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, 0);
+    va_list args;
+    va_start (args, text);
+    for (; text; text = va_arg (args, const char *))
+        s_append (journal, ZF_JR_PUT, text);
+    va_end (args);
+    zf_journal_destroy (&journal); // written as it goes
+}
+
 //  The size of the only segment, number 1.
 static off_t
 s_segment_size (const char *name)
@@ -154,17 +171,12 @@ test_torn_tail_is_cut (void **state)
 {
     zf_error_t err;
     seen_t seen = { 0 };
-    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
-    assert_non_null (journal);
-    s_append (journal, ZF_JR_PUT, "kept");
-    s_append (journal, ZF_JR_PUT, "torn away");
-    zf_journal_commit (journal, 0);
-    zf_journal_destroy (&journal);
+    s_new_journal ("kept", "torn away", NULL);
     off_t size = s_segment_size (SEGMENT_1);
     s_truncate (SEGMENT_1, size - 3);
 
     zf_journal_report_t report;
-    journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
     assert_non_null (journal);
     assert_int_equal (seen.count, 1);
     assert_string_equal (seen.records[0], "1:kept");
@@ -209,16 +221,10 @@ test_corruption_refuses (void **state)
 {
     zf_error_t err;
     seen_t seen = { 0 };
-    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
-    assert_non_null (journal);
-    s_append (journal, ZF_JR_PUT, "one");
-    s_append (journal, ZF_JR_PUT, "two");
-    s_append (journal, ZF_JR_PUT, "three");
-    zf_journal_commit (journal, 0);
-    zf_journal_destroy (&journal);
+    s_new_journal ("one", "two", "three", NULL);
     // Byte 16 + 9 + 3 + 9 is the first byte of "two".
     s_poke (SEGMENT_1, 16 + 9 + 3 + 9, 'T');
-    journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
     assert_null (journal);
     assert_non_null (strstr (err.text, SEGMENT_1));
     assert_non_null (strstr (err.text, "checksum mismatch at byte 28 (corrupt)"));
@@ -226,11 +232,7 @@ test_corruption_refuses (void **state)
     s_seen_free (&seen);
 
     // Not a journal at all.
-    char *path = zsys_sprintf ("%s/j/%s", s_dir, SEGMENT_1);
-    FILE *file = fopen (path, "w");
-    fputs ("this is not a journal segment", file);
-    fclose (file);
-    free (path);
+    assert_int_equal (zf_test_write (s_dir, "j/" SEGMENT_1, "this is not a journal segment"), 0);
     journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
     assert_null (journal);
     assert_non_null (strstr (err.text, "not a zflow journal segment"));
@@ -250,14 +252,9 @@ static void
 test_unreadable_record_refuses (void **state)
 {
     zf_error_t err;
-    seen_t seen = { 0 };
-    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
-    assert_non_null (journal);
-    s_append (journal, ZF_JR_PUT, "one");
-    s_append (journal, ZF_JR_PUT, "two");
-    zf_journal_destroy (&journal);
+    s_new_journal ("one", "two", NULL);
     char *dir = s_path ("j");
-    journal = zf_journal_open (dir, ZF_SYNC_NEVER, 2, &err);
+    zf_journal_t *journal = zf_journal_open (dir, ZF_SYNC_NEVER, 2, &err);
     free (dir);
     assert_non_null (journal);
     assert_int_equal (zf_journal_replay (journal, s_refuse_two, NULL, NULL, &err), -1);
@@ -307,6 +304,28 @@ test_snapshots (void **state)
     assert_int_equal (s_segment_size ("0000000000000003.zfj"), -1);
     s_seen_free (&seen);
     zf_journal_destroy (&journal);
+}
+
+//  An unfinished snapshot is dropped only when it is whole up to where it
+//  stops: a corrupt one is refused, not silently replaced by older state.
+static void
+test_corrupt_snapshot_refuses (void **state)
+{
+    zf_error_t err;
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    s_append (journal, ZF_JR_PUT, "old");
+    assert_int_equal (zf_journal_snapshot_begin (journal, &err), 0);
+    s_append (journal, ZF_JR_PUT, "a");
+    s_append (journal, ZF_JR_PUT, "b");
+    zf_journal_destroy (&journal);
+    s_poke (SEGMENT_2, 16 + 9, 'A'); // "a" becomes "A": its checksum fails
+    journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_null (journal);
+    assert_non_null (strstr (err.text, SEGMENT_2));
+    assert_non_null (strstr (err.text, "checksum mismatch at byte 16 (corrupt)"));
+    s_seen_free (&seen);
 }
 
 static void
@@ -412,6 +431,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_corruption_refuses, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unreadable_record_refuses, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_snapshots, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_corrupt_snapshot_refuses, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_broker_per_journal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_refuses_corrupt_journal, s_setup, s_teardown),
     };

@@ -26,15 +26,20 @@ s_teardown (void **state)
     return zf_test_dir_remove (s_dir);
 }
 
+//  Writes the pipeline to p.zpl, its path in path.
+static void
+s_write (const char *config, char *path, size_t size)
+{
+    assert_int_equal (zf_test_write (s_dir, "p.zpl", config), 0);
+    snprintf (path, size, "%s/p.zpl", s_dir);
+}
+
 //  Writes the pipeline and runs `zflow run` on it.
 static zf_test_result_t
 s_run (const char *config)
 {
     char path[512];
-    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
-    FILE *file = fopen (path, "w");
-    fputs (config, file);
-    fclose (file);
+    s_write (config, path, sizeof path);
     return zf_test_zflow (NULL, "run", path, NULL);
 }
 
@@ -137,20 +142,17 @@ test_progress_on_a_terminal (void **state)
     // line per actor: the source with a bar and its total, the sink with
     // what it has done; each actor's own log lines come prefixed.
     char path[512];
-    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
-    FILE *file = fopen (path, "w");
-    fputs (BROKER "actors\n"
-                  "    nums\n"
-                  "        kind = producer\n"
-                  "        source = seq:200000\n"
-                  "        output = numbers\n"
-                  "        rate = 100000\n"
-                  "    store\n"
-                  "        kind = sink\n"
-                  "        input = numbers\n"
-                  "        target = null\n",
-           file);
-    fclose (file);
+    s_write (BROKER "actors\n"
+                    "    nums\n"
+                    "        kind = producer\n"
+                    "        source = seq:200000\n"
+                    "        output = numbers\n"
+                    "        rate = 100000\n"
+                    "    store\n"
+                    "        kind = sink\n"
+                    "        input = numbers\n"
+                    "        target = null\n",
+             path, sizeof path);
     char command[1024];
     snprintf (command, sizeof command, "'%s' run '%s'", ZFLOW_BIN, path);
     setenv ("TERM", "xterm", 1);
@@ -237,6 +239,26 @@ test_actor_crash_on_one_item (void **state)
         assert_int_equal (seen[i], 1);
 }
 
+//  Writes a producer counting to count at rate items/s into a sink's
+//  out.jsonl, its path in path.
+static void
+s_write_counting (int count, int rate, char *path, size_t size)
+{
+    char *config = zsys_sprintf (BROKER "actors\n"
+                                        "    nums\n"
+                                        "        kind = producer\n"
+                                        "        source = seq:%d\n"
+                                        "        rate = %d\n"
+                                        "        output = numbers\n"
+                                        "    store\n"
+                                        "        kind = sink\n"
+                                        "        input = numbers\n"
+                                        "        target = file:out.jsonl\n",
+                                 count, rate);
+    s_write (config, path, size);
+    zstr_free (&config);
+}
+
 static void
 test_sigterm_drains (void **state)
 {
@@ -244,20 +266,7 @@ test_sigterm_drains (void **state)
     // sink, and the run exits 0. The sink then holds 0..K-1, each once:
     // nothing the producer was confirmed is lost.
     char path[512];
-    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
-    FILE *file = fopen (path, "w");
-    fputs (BROKER "actors\n"
-                  "    nums\n"
-                  "        kind = producer\n"
-                  "        source = seq:10000000\n"
-                  "        rate = 20000\n"
-                  "        output = numbers\n"
-                  "    store\n"
-                  "        kind = sink\n"
-                  "        input = numbers\n"
-                  "        target = file:out.jsonl\n",
-           file);
-    fclose (file);
+    s_write_counting (10000000, 20000, path, sizeof path);
     char state_dir[300];
     snprintf (state_dir, sizeof state_dir, "%s/state", s_dir);
     int out;
@@ -315,21 +324,7 @@ test_resume_after_kill (void **state)
     // no state behind.
     enum { N = 30000 };
     char path[512];
-    snprintf (path, sizeof path, "%s/p.zpl", s_dir);
-    FILE *file = fopen (path, "w");
-    fprintf (file,
-             BROKER "actors\n"
-                    "    nums\n"
-                    "        kind = producer\n"
-                    "        source = seq:%d\n"
-                    "        rate = 10000\n"
-                    "        output = numbers\n"
-                    "    store\n"
-                    "        kind = sink\n"
-                    "        input = numbers\n"
-                    "        target = file:out.jsonl\n",
-             N);
-    fclose (file);
+    s_write_counting (N, 10000, path, sizeof path);
     setenv ("XDG_STATE_HOME", s_dir, 1); // the default place, inside the test's folder
     int out;
     pid_t run = zf_test_spawn ((char *[]){ ZFLOW_BIN, "run", path, NULL }, &out);
