@@ -60,16 +60,26 @@ zf_curve_apply (zsock_t *sock, zcert_t *cert, const char *server)
     zsock_set_curve_serverkey (sock, server);
 }
 
-zsock_t *
-zf_curve_sub (const char *endpoint, const char *topic, zf_error_t *err)
+int
+zf_curve_client (zsock_t *sock, zf_error_t *err)
 {
     zcert_t *cert;
     char server[41];
     if (zf_curve_from_env (&cert, server, err))
-        return NULL;
-    zsock_t *sub = zsock_new (ZMQ_SUB);
-    zf_curve_apply (sub, cert, server);
+        return -1;
+    zf_curve_apply (sock, cert, server);
     zcert_destroy (&cert);
+    return 0;
+}
+
+zsock_t *
+zf_curve_sub (const char *endpoint, const char *topic, zf_error_t *err)
+{
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    if (zf_curve_client (sub, err)) {
+        zsock_destroy (&sub);
+        return NULL;
+    }
     zsock_set_subscribe (sub, topic);
     if (zsock_connect (sub, "%s", endpoint) == -1) {
         zf_error_set (err, ZF_EVALUE, "cannot connect to %s: %s", endpoint,

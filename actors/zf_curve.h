@@ -44,6 +44,11 @@ int zf_curve_from_env (zcert_t **cert_p, char server[41], zf_error_t *err);
 //  key; nothing when cert is NULL.
 void zf_curve_apply (zsock_t *sock, zcert_t *cert, const char *server);
 
+//  Makes sock (not yet connected) a CURVE client as the environment says;
+//  nothing when it does not ask for CURVE. Returns 0, or -1 with err if a
+//  certificate cannot be read.
+int zf_curve_client (zsock_t *sock, zf_error_t *err);
+
 //  A SUB socket subscribed to topic and connected to endpoint, a CURVE
 //  client as the environment says. NULL with err if the certificates
 //  cannot be read or the endpoint is bad.

@@ -613,7 +613,10 @@ zf_cmd_run (int argc, char **argv)
         zf_client_pump (observer, 50); // also the loop's pace
     }
     bool interrupted = stop != S_RUNNING;
-    if (!interrupted && !status)
+    // Every item through (to a sink or a dead-letter queue): nothing is
+    // left to resume. A run stopped, or failed on the way, keeps its state.
+    bool completed = !interrupted && !status;
+    if (completed)
         totals = s_totals (observer);
     zf_progress_destroy (&run.progress); // the lines below say how it ended
     zf_client_destroy (&observer);
@@ -640,9 +643,8 @@ zf_cmd_run (int argc, char **argv)
         s_log_results (&run);
     s_log_resources (&run);
     zf_broker_destroy (&broker);
-    if (journal && !interrupted) {
-        // The run is over: nothing is left to resume, and a next run
-        // starts from the beginning.
+    if (journal && completed) {
+        // The next run starts from the beginning.
         if (zf_journal_remove (journal, &err))
             fprintf (stderr, "zflow run: %s\n", err.text);
         char *folder = strdup (journal);

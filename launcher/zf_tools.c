@@ -352,18 +352,15 @@ zf_cmd_tap (int argc, char **argv)
     }
     // Patterns: topic prefixes (a trailing * is the same), or actor:NAME
     // for the events about one actor's workers.
-    zcert_t *curve;
-    char server[41];
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    zsock_set_rcvhwm (sub, 100000);
     zf_error_t err;
-    if (zf_curve_from_env (&curve, server, &err)) {
+    if (zf_curve_client (sub, &err)) {
         fprintf (stderr, "zflow tap: %s\n", err.text);
+        zsock_destroy (&sub);
         free (args);
         return ZF_EXIT_USAGE;
     }
-    zsock_t *sub = zsock_new (ZMQ_SUB);
-    zsock_set_rcvhwm (sub, 100000);
-    zf_curve_apply (sub, curve, server);
-    zcert_destroy (&curve);
     const char *actor = NULL;
     int topics = 0;
     for (int i = 1; i < nargs; i++) {
@@ -541,9 +538,7 @@ zf_cmd_keygen (int argc, char **argv)
     else {
         zcert_t *cert = zcert_new ();
         zcert_set_meta (cert, "name", "%s", name);
-        char *stamp = zsys_sprintf ("%" PRId64, zclock_time () / 1000);
-        zcert_set_meta (cert, "created", "%s", stamp);
-        zstr_free (&stamp);
+        zcert_set_meta (cert, "created", "%" PRId64, zclock_time () / 1000);
         // The secret file is written readable by its owner only.
         if (zcert_save (cert, public) != 0 || chmod (secret, 0600) != 0) {
             fprintf (stderr, "zflow keygen: cannot write %s: %s\n", public, strerror (errno));
