@@ -31,11 +31,14 @@
 #include <math.h>
 #include <sys/stat.h>
 
-#define PEER_KEY_MAX   (2 * 255 + 1) // hex of a routing id
-#define READ_BUDGET    512           // messages read per socket per loop turn
-#define TICK_MS        20            // timer resolution for retries and timeouts
-#define ERRORS_TO_DROP 100           // protocol errors before a peer is forgotten
-#define ZAP_DOMAIN     "zflow"       // the one ZAP domain this broker lets in
+#define PEER_KEY_MAX    (2 * 255 + 1) // hex of a routing id
+#define READ_BUDGET     512           // messages read per socket per loop turn
+#define TICK_MS         20            // timer resolution for retries and timeouts
+#define ERRORS_TO_DROP  100           // protocol errors before a peer is forgotten
+#define ZAP_DOMAIN      "zflow"       // the one ZAP domain this broker lets in
+#define BATCH_ITEMS_MAX 1024          // items in one data event at most
+#define BATCH_BYTES_MAX 16384         // bytes after which a data event goes out
+#define XPUB_HWM        1000          // events queued for a subscriber at most
 
 typedef struct _queue_t queue_t;
 typedef struct _group_t group_t;
@@ -107,6 +110,16 @@ struct _group_t {
     uint64_t acked;     // deliveries acked, ever
 };
 
+//  A data event being filled: the items put to a queue in one turn of the
+//  loop go out as one event, {seq, ts, queue, items}, seq the number of its
+//  first item. The items array's count is written as it is sent.
+typedef struct {
+    msgpack_sbuffer buffer; // the event's map
+    msgpack_packer pk;      // writes into buffer
+    uint32_t count;         // items in it; 0 when none is being filled
+    size_t count_at;        // offset of the items array's 16-bit count
+} batch_t;
+
 struct _queue_t {
     char *name;                       // the queue's name
     int64_t max_depth;                // messages stored at most
@@ -127,7 +140,8 @@ struct _queue_t {
     uint64_t last_acked;              // acked at the last stats snapshot
     bool tapped;                      // someone subscribes to data.NAME
     char data_topic[ZF_NAME_MAX + 8]; // "data.NAME"
-    uint64_t data_seq;                // data events sent on it
+    uint64_t data_seq;                // items sent on it
+    batch_t data;                     // its data event being filled
     uint32_t samples[4];              // N of each sample.N.data.NAME subscribed to (one item in N)
     uint32_t nsamples;                // entries in samples
 };
@@ -201,6 +215,7 @@ typedef struct {
     zf_proto_t *in;          // the message being handled
     zf_proto_t *out;         // the message being sent
     zhashx_t *topic_seq;     // topic -> last sequence number sent on it
+    zlistx_t *tapped;        // queues with a data event being filled (not owned)
     zcert_t *curve;          // the broker's CURVE certificate, or NULL
     zsock_t *zap;            // ZAP handler (REP) deciding who gets in, with curve
     zcertstore_t *allowed;   // the public certificates of the clients allowed in
@@ -232,6 +247,7 @@ typedef struct {
 enum { SEEN_LIVE = 1, SEEN_DONE, SEEN_DEAD, SEEN_CANCELLED };
 
 static void s_dispatch (self_t *self);
+static void s_flush_taps (self_t *self);
 static void s_finish_delivery (self_t *self, delivery_t *d, bool dead);
 
 //  --------------------------------------------------------------------------
@@ -392,6 +408,7 @@ s_queue_destroy (queue_t **self_p)
         s_group_destroy (&self->groups[g]);
     free (self->groups);
     zlistx_destroy (&self->waiting);
+    msgpack_sbuffer_destroy (&self->data.buffer);
     free (self->name);
     free (self);
     *self_p = NULL;
@@ -438,6 +455,8 @@ s_queue_require (self_t *self, const char *name)
     queue = (queue_t *) zmalloc (sizeof (queue_t));
     queue->name = strdup (name);
     snprintf (queue->data_topic, sizeof queue->data_topic, "data.%s", name);
+    msgpack_sbuffer_init (&queue->data.buffer);
+    msgpack_packer_init (&queue->data.pk, &queue->data.buffer, msgpack_sbuffer_write);
     zf_queue_conf_t *conf = zf_pipeline_queue (self->pipeline, name);
     zconfig_t *node = conf ? conf->node : NULL;
     queue->max_depth = zf_conf_int (node, zf_queue_keys, "max-depth");
@@ -549,18 +568,15 @@ s_event_begin (self_t *self, event_t *event, const char *topic, uint32_t fields)
     msgpack_pack_int64 (&event->pk, zclock_time ());
 }
 
-//  Sends the event, with body (borrowed: ZeroMQ shares or copies its bytes)
-//  if not NULL. Frames go out straight from the buffers, without a message
-//  object: a data tap sends one event per item.
+//  Sends the event. The data events being filled go first: events keep
+//  the order in which they happened.
 static void
-s_event_send (self_t *self, event_t *event, zframe_t *body)
+s_event_send (self_t *self, event_t *event)
 {
+    s_flush_taps (self);
     void *events = zsock_resolve (self->events);
     zmq_send (events, event->topic, strlen (event->topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (events, event->buffer.data, event->buffer.size,
-              (body ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
-    if (body)
-        zframe_send (&body, self->events, ZFRAME_REUSE | ZFRAME_DONTWAIT);
+    zmq_send (events, event->buffer.data, event->buffer.size, ZMQ_DONTWAIT);
     msgpack_sbuffer_destroy (&event->buffer);
 }
 
@@ -590,7 +606,7 @@ s_event_peer (self_t *self, const char *topic, peer_t *peer, const char *reason)
     zf_mp_pack_cstr (&event.pk, "pid");
     msgpack_pack_uint64 (&event.pk, peer->pid);
     s_pack_kv (&event, "reason", reason);
-    s_event_send (self, &event, NULL);
+    s_event_send (self, &event);
 }
 
 static void
@@ -602,55 +618,99 @@ s_event_rejected (self_t *self, const char *socket, const char *from, const char
     s_pack_kv (&event, "socket", socket);
     s_pack_kv (&event, "from", from);
     s_pack_kv (&event, "reason", reason);
-    s_event_send (self, &event, NULL);
+    s_event_send (self, &event);
 }
 
-//  A fixed buffer for a msgpack packer: a data event's map is packed on
-//  the stack.
-typedef struct {
-    char *data;  // the bytes
-    size_t size; // used
-    size_t cap;  // available
-} fixed_t;
-
-static int
-s_fixed_write (void *data, const char *bytes, size_t len)
-{
-    fixed_t *fixed = (fixed_t *) data;
-    if (fixed->size + len > fixed->cap)
-        return -1;
-    memcpy (fixed->data + fixed->size, bytes, len);
-    fixed->size += len;
-    return 0;
-}
-
-//  A copy of an item put to a tapped queue, on topic as event number seq:
-//  envelope fields and the body. One per item while a queue is tapped, so
-//  it is the events' fast path: no allocation, no lookup of the topic.
+//  Starts a data event: its first item is number seq on its topic.
 static void
-s_event_data (self_t *self, msg_t *msg, const char *topic, uint64_t seq)
+s_batch_begin (batch_t *batch, uint64_t seq, const char *queue)
 {
-    char map[ZF_NAME_MAX + 200]; // keys, an id in hex, the queue's name, three numbers
-    fixed_t fixed = { map, 0, sizeof map };
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &fixed, s_fixed_write);
+    batch->buffer.size = 0;
+    msgpack_pack_map (&batch->pk, 4);
+    zf_mp_pack_cstr (&batch->pk, "seq");
+    msgpack_pack_uint64 (&batch->pk, seq);
+    zf_mp_pack_cstr (&batch->pk, "ts");
+    msgpack_pack_int64 (&batch->pk, zclock_time ());
+    zf_mp_pack_cstr (&batch->pk, "queue");
+    zf_mp_pack_cstr (&batch->pk, queue);
+    zf_mp_pack_cstr (&batch->pk, "items");
+    static const char array16[3] = { (char) 0xdc, 0, 0 }; // the count comes last
+    batch->count_at = batch->buffer.size + 1;
+    msgpack_sbuffer_write (&batch->buffer, array16, sizeof array16);
+    batch->count = 0;
+}
+
+//  Adds an item: its id, when it was made, and its body (bytes that are
+//  themselves msgpack).
+static void
+s_batch_add (batch_t *batch, msg_t *msg)
+{
     char hex[ZF_ID_HEX];
-    msgpack_pack_map (&pk, 5);
-    zf_mp_pack_cstr (&pk, "seq");
-    msgpack_pack_uint64 (&pk, seq);
-    zf_mp_pack_cstr (&pk, "ts");
-    msgpack_pack_int64 (&pk, zclock_time ());
-    zf_mp_pack_cstr (&pk, "id");
-    zf_mp_pack_cstr (&pk, zf_id_format (&msg->id, hex));
-    zf_mp_pack_cstr (&pk, "queue");
-    zf_mp_pack_cstr (&pk, msg->queue->name);
-    zf_mp_pack_cstr (&pk, "created");
-    msgpack_pack_int64 (&pk, msg->ts);
+    msgpack_pack_map (&batch->pk, 3);
+    zf_mp_pack_cstr (&batch->pk, "id");
+    zf_mp_pack_cstr (&batch->pk, zf_id_format (&msg->id, hex));
+    zf_mp_pack_cstr (&batch->pk, "created");
+    msgpack_pack_int64 (&batch->pk, msg->ts);
+    zf_mp_pack_cstr (&batch->pk, "body");
+    msgpack_pack_bin (&batch->pk, zframe_size (msg->body));
+    msgpack_pack_bin_body (&batch->pk, zframe_data (msg->body), zframe_size (msg->body));
+    batch->count++;
+}
+
+static void
+s_batch_send (self_t *self, batch_t *batch, const char *topic)
+{
+    uint8_t *count = (uint8_t *) batch->buffer.data + batch->count_at;
+    count[0] = (uint8_t) (batch->count >> 8);
+    count[1] = (uint8_t) batch->count;
     void *events = zsock_resolve (self->events);
     zmq_send (events, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send (events, map, fixed.size, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zframe_t *body = msg->body;
-    zframe_send (&body, self->events, ZFRAME_REUSE | ZFRAME_DONTWAIT);
+    zmq_send (events, batch->buffer.data, batch->buffer.size, ZMQ_DONTWAIT);
+    batch->count = 0;
+}
+
+//  Sends the data events being filled: at the end of each turn of the
+//  loop, and before any other event, so that events keep their order.
+static void
+s_flush_taps (self_t *self)
+{
+    queue_t *queue;
+    while ((queue = (queue_t *) zlistx_detach (self->tapped, NULL)))
+        if (queue->data.count)
+            s_batch_send (self, &queue->data, queue->data_topic);
+}
+
+//  A copy of an item put to a tapped queue goes into the queue's data
+//  event; a full one goes out at once. Sampled taps get their one item in
+//  N as an event of its own.
+static void
+s_tap_item (self_t *self, queue_t *queue, msg_t *msg)
+{
+    if (queue->tapped) {
+        batch_t *batch = &queue->data;
+        if (batch->count == 0) {
+            s_batch_begin (batch, queue->data_seq + 1, queue->name);
+            zlistx_add_end (self->tapped, queue);
+        }
+        s_batch_add (batch, msg);
+        queue->data_seq++;
+        if (batch->count == BATCH_ITEMS_MAX || batch->buffer.size >= BATCH_BYTES_MAX) {
+            s_batch_send (self, batch, queue->data_topic);
+            zlistx_delete (self->tapped, zlistx_find (self->tapped, queue));
+        }
+    }
+    for (uint32_t i = 0; i < queue->nsamples; i++)
+        if ((queue->put - 1) % queue->samples[i] == 0) {
+            char topic[ZF_NAME_MAX + 32];
+            snprintf (topic, sizeof topic, "sample.%u.data.%s", queue->samples[i], queue->name);
+            batch_t sample;
+            msgpack_sbuffer_init (&sample.buffer);
+            msgpack_packer_init (&sample.pk, &sample.buffer, msgpack_sbuffer_write);
+            s_batch_begin (&sample, s_topic_seq (self, topic), queue->name);
+            s_batch_add (&sample, msg);
+            s_batch_send (self, &sample, topic);
+            msgpack_sbuffer_destroy (&sample.buffer);
+        }
 }
 
 //  --------------------------------------------------------------------------
@@ -895,14 +955,8 @@ s_msg_store (self_t *self, queue_t *queue, zf_env_t *env, zframe_t **body_p, lin
     queue->put++;
 
     msg->lineage = lineage;
-    if (queue->tapped)
-        s_event_data (self, msg, queue->data_topic, ++queue->data_seq);
-    for (uint32_t i = 0; i < queue->nsamples; i++)
-        if ((queue->put - 1) % queue->samples[i] == 0) {
-            char topic[ZF_NAME_MAX + 32];
-            snprintf (topic, sizeof topic, "sample.%u.data.%s", queue->samples[i], queue->name);
-            s_event_data (self, msg, topic, s_topic_seq (self, topic));
-        }
+    if (queue->tapped || queue->nsamples)
+        s_tap_item (self, queue, msg);
     return msg;
 }
 
@@ -1039,7 +1093,7 @@ s_event_dead (self_t *self, delivery_t *d)
     zf_mp_pack_cstr (&event.pk, "attempt");
     msgpack_pack_uint32 (&event.pk, d->attempt);
     s_pack_kv (&event, "reason", d->msg->reason ? d->msg->reason : "");
-    s_event_send (self, &event, NULL);
+    s_event_send (self, &event);
 }
 
 //  A delivery in flight failed (NACK, timeout, lost worker): retry it after
@@ -1743,7 +1797,7 @@ s_stats (self_t *self, int64_t elapsed_ms)
         if (failed)
             s_pack_kv (&event, "failed", failed);
     }
-    s_event_send (self, &event, NULL);
+    s_event_send (self, &event);
 }
 
 //  --------------------------------------------------------------------------
@@ -2184,7 +2238,7 @@ s_zap_request (self_t *self)
         s_pack_kv (&event, "address", address ? address : "");
         s_pack_kv (&event, "key", key_txt);
         s_pack_kv (&event, "reason", reason);
-        s_event_send (self, &event, NULL);
+        s_event_send (self, &event);
         zsys_warning ("broker: refused %s: %s", address ? address : "a client", reason);
     }
     zframe_destroy (&key);
@@ -2243,6 +2297,7 @@ s_self_destroy (self_t **self_p)
     zhashx_destroy (&self->ended);
     zhashx_destroy (&self->subscriptions);
     zhashx_destroy (&self->topic_seq);
+    zlistx_destroy (&self->tapped);
     zlistx_destroy (&self->dirty);
     zf_idmap_destroy (&self->live);
     zf_dedup_destroy (&self->seen);
@@ -2301,7 +2356,7 @@ s_bind (int type, const char *endpoint, char *bound, size_t size, int64_t max_fr
     }
     zsock_set_maxmsgsize (sock, (int) max_frame);
     zsock_set_linger (sock, 0);
-    zsock_set_sndhwm (sock, type == ZMQ_XPUB ? 10000 : 0);
+    zsock_set_sndhwm (sock, type == ZMQ_XPUB ? XPUB_HWM : 0);
     zsock_set_rcvhwm (sock, type == ZMQ_PULL ? 1000 : 0);
     // A slow subscriber loses events at its high-water mark (seq shows the
     // gap); the broker never waits for it.
@@ -2339,6 +2394,7 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->ended = zhashx_new ();
     self->subscriptions = zhashx_new ();
     self->topic_seq = zhashx_new ();
+    self->tapped = zlistx_new ();
     self->dirty = zlistx_new ();
     self->live = zf_idmap_new (1024);
     self->seen = dedup_window ? zf_dedup_new (dedup_window) : NULL;
@@ -2497,6 +2553,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
             last_stats = now;
             self->next_stats = now + 1000;
         }
+        s_flush_taps (self);
         s_dispatch (self);
         if (self->journal) {
             // The turn's records in one write; then what is durable is

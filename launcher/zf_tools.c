@@ -284,14 +284,16 @@ s_field (const uint8_t *data, size_t size, const char *key, char *out, size_t ou
 }
 
 //  Prints one event as asked: a JSON line, a msgpack map, or a line for
-//  people.
+//  people. map holds its fields (a msgpack map), body an item's body
+//  (msgpack) or NULL.
 static void
-s_print_event (const char *format, const char *topic, zframe_t *map, zframe_t *body)
+s_print_event (const char *format, const char *topic, const uint8_t *map, size_t map_size,
+               const uint8_t *body, size_t body_size)
 {
     if (streq (format, "msgpack")) {
         // {topic, the event's fields..., body}: the map's header is rewritten.
         zf_mp_t mp;
-        zf_mp_init (&mp, zframe_data (map), zframe_size (map));
+        zf_mp_init (&mp, map, map_size);
         uint32_t count = 0;
         zf_mp_map (&mp, &count, NULL);
         msgpack_sbuffer out;
@@ -304,14 +306,14 @@ s_print_event (const char *format, const char *topic, zframe_t *map, zframe_t *b
         msgpack_sbuffer_write (&out, (const char *) mp.pos, zf_mp_left (&mp));
         if (body) {
             zf_mp_pack_cstr (&pk, "body");
-            msgpack_sbuffer_write (&out, (const char *) zframe_data (body), zframe_size (body));
+            msgpack_sbuffer_write (&out, (const char *) body, body_size);
         }
         fwrite (out.data, 1, out.size, stdout);
         msgpack_sbuffer_destroy (&out);
         return;
     }
-    char *fields = zf_msgpack_to_json (zframe_data (map), zframe_size (map), NULL);
-    char *shown = body ? zf_msgpack_to_json (zframe_data (body), zframe_size (body), NULL) : NULL;
+    char *fields = zf_msgpack_to_json (map, map_size, NULL);
+    char *shown = body ? zf_msgpack_to_json (body, body_size, NULL) : NULL;
     fields[strlen (fields) - 1] = 0; // the closing brace
     if (streq (format, "pretty")) {
         char stamp[32];
@@ -328,6 +330,115 @@ s_print_event (const char *format, const char *topic, zframe_t *map, zframe_t *b
     }
     free (shown);
     free (fields);
+}
+
+//  What a tap shows, and how much it has shown.
+typedef struct {
+    const char *format; // json, msgpack or pretty
+    int64_t limit;      // events to print, 0 for no end
+    int64_t sample;     // print one event in sample
+    const char *actor;  // only this actor's events, or NULL
+    bool topics;        // topics were asked for besides actor:NAME
+    int64_t printed;    // events printed
+    int64_t seen;       // events chosen, for sampling
+} s_tap_t;
+
+static bool
+s_tap_done (s_tap_t *tap)
+{
+    return tap->limit && tap->printed >= tap->limit;
+}
+
+//  Shows one event if it is chosen: one in sample (unless the broker
+//  sampled it already), of the actor asked for.
+static void
+s_tap_show (s_tap_t *tap, const char *topic, const uint8_t *map, size_t map_size,
+            const uint8_t *body, size_t body_size)
+{
+    if (s_tap_done (tap))
+        return;
+    char name[ZF_NAME_MAX + 1];
+    if (tap->actor && !tap->topics &&
+        !(s_field (map, map_size, "actor", name, sizeof name) && streq (name, tap->actor)))
+        return;
+    bool sampled = strncmp (topic, "sample.", 7) == 0; // by the broker already
+    if (sampled || tap->seen++ % tap->sample == 0) {
+        s_print_event (tap->format, topic, map, map_size, body, body_size);
+        tap->printed++;
+    }
+}
+
+//  A data event carries the items put to a queue in one turn of the
+//  broker's loop ({seq, ts, queue, items: [{id, created, body}]}). Each is
+//  shown as an event of its own: {seq, ts, id, queue, created} and its
+//  body, seq numbering the items. Returns -1 if the event is unreadable.
+static int
+s_tap_items (s_tap_t *tap, const char *topic, zf_mp_t *event, uint32_t fields)
+{
+    uint64_t seq = 0;
+    int64_t ts = 0;
+    const char *queue = "";
+    uint32_t queue_len = 0, count = 0;
+    zf_mp_t items = { 0 };
+    for (uint32_t i = 0; i < fields; i++) {
+        if (zf_mp_key_is (event, "seq")) {
+            if (zf_mp_uint (event, &seq, NULL))
+                return -1;
+        }
+        else if (zf_mp_key_is (event, "ts")) {
+            if (zf_mp_int (event, &ts, NULL))
+                return -1;
+        }
+        else if (zf_mp_key_is (event, "queue")) {
+            if (zf_mp_str (event, &queue, &queue_len, NULL))
+                return -1;
+        }
+        else if (zf_mp_key_is (event, "items")) {
+            items = *event;
+            if (zf_mp_skip (event, ZF_MP_MAX_DEPTH, NULL) || zf_mp_array (&items, &count, NULL))
+                return -1;
+        }
+        else if (zf_mp_skip_pair (event))
+            return -1;
+    }
+    msgpack_sbuffer buffer; // each item's fields
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    int rc = 0;
+    for (uint32_t i = 0; i < count && !s_tap_done (tap) && !rc; i++) {
+        uint32_t keys;
+        if ((rc = zf_mp_map (&items, &keys, NULL)))
+            break;
+        const char *id = "";
+        uint32_t id_len = 0;
+        int64_t created = 0;
+        const uint8_t *body = NULL;
+        uint32_t body_size = 0;
+        for (uint32_t k = 0; k < keys && !rc; k++)
+            rc = zf_mp_key_is (&items, "id")        ? zf_mp_str (&items, &id, &id_len, NULL)
+                 : zf_mp_key_is (&items, "created") ? zf_mp_int (&items, &created, NULL)
+                 : zf_mp_key_is (&items, "body")    ? zf_mp_bin (&items, &body, &body_size, NULL)
+                                                    : zf_mp_skip_pair (&items);
+        if (rc)
+            break;
+        buffer.size = 0;
+        msgpack_pack_map (&pk, 5);
+        zf_mp_pack_cstr (&pk, "seq");
+        msgpack_pack_uint64 (&pk, seq + i);
+        zf_mp_pack_cstr (&pk, "ts");
+        msgpack_pack_int64 (&pk, ts);
+        zf_mp_pack_cstr (&pk, "id");
+        zf_mp_pack_strn (&pk, id, id_len);
+        zf_mp_pack_cstr (&pk, "queue");
+        zf_mp_pack_strn (&pk, queue, queue_len);
+        zf_mp_pack_cstr (&pk, "created");
+        msgpack_pack_int64 (&pk, created);
+        s_tap_show (tap, topic, (const uint8_t *) buffer.data, buffer.size,
+                    body ? body : (const uint8_t *) "\xc0", body ? body_size : 1); // nil if none
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    return rc ? -1 : 0;
 }
 
 int
@@ -353,7 +464,7 @@ zf_cmd_tap (int argc, char **argv)
     // Patterns: topic prefixes (a trailing * is the same), or actor:NAME
     // for the events about one actor's workers.
     zsock_t *sub = zsock_new (ZMQ_SUB);
-    zsock_set_rcvhwm (sub, 100000);
+    zsock_set_rcvhwm (sub, 1000); // events: a data event holds up to 1024 items
     zf_error_t err;
     if (zf_curve_client (sub, &err)) {
         fprintf (stderr, "zflow tap: %s\n", err.text);
@@ -394,10 +505,12 @@ zf_cmd_tap (int argc, char **argv)
         free (args);
         return ZF_EXIT_USAGE;
     }
-    zhashx_t *last_seq = zhashx_new (); // topic -> last seq seen
-    int64_t printed = 0, seen = 0;
+    s_tap_t tap = {
+        .format = format, .limit = limit, .sample = sample, .actor = actor, .topics = topics > 0
+    };
+    zhashx_t *next_seq = zhashx_new (); // topic -> the seq expected next
     zpoller_t *poller = zpoller_new (sub, NULL);
-    while (!zsys_interrupted && (!limit || printed < limit)) {
+    while (!zsys_interrupted && !s_tap_done (&tap)) {
         // Events already here are read without asking the poller (a system
         // call each); output goes out when they stop coming for a moment:
         // one write for a burst, not one per event.
@@ -411,48 +524,48 @@ zf_cmd_tap (int argc, char **argv)
             break;
         char *topic = zframe_strdup (zmsg_first (msg));
         zframe_t *map = zmsg_next (msg);
-        zframe_t *body = zmsg_next (msg);
         zf_mp_t mp;
-        uint32_t count;
+        uint32_t fields;
         if (map)
             zf_mp_init (&mp, zframe_data (map), zframe_size (map));
-        if (!map || zf_mp_map (&mp, &count, NULL)) {
+        if (!map || zf_mp_map (&mp, &fields, NULL)) {
             fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
             zstr_free (&topic);
             zmsg_destroy (&msg);
             continue;
         }
-        // Gaps: each topic numbers its events; what was lost is said.
+        // Gaps: each topic numbers its events (a data event, its items);
+        // what was lost is said.
         uint64_t seq = 0;
-        if (zf_mp_key_is (&mp, "seq"))
-            zf_mp_uint (&mp, &seq, NULL);
-        uintptr_t previous = (uintptr_t) zhashx_lookup (last_seq, topic);
-        if (previous && seq > previous + 1) {
+        uint32_t count = 1;
+        zf_mp_t look = mp;
+        for (uint32_t i = 0; i < fields; i++)
+            if (zf_mp_key_is (&look, "seq"))
+                zf_mp_uint (&look, &seq, NULL);
+            else if (zf_mp_key_is (&look, "items"))
+                zf_mp_array (&look, &count, NULL); // the items themselves are not needed here
+            else if (zf_mp_skip_pair (&look))
+                break;
+        uintptr_t expected = (uintptr_t) zhashx_lookup (next_seq, topic);
+        if (expected && seq > expected) {
             if (streq (format, "pretty"))
-                printf ("missed %llu events of %s\n", (unsigned long long) (seq - previous - 1),
-                        topic);
+                printf ("missed %llu events of %s\n", (unsigned long long) (seq - expected), topic);
             else if (streq (format, "json"))
                 printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
-                        (unsigned long long) (seq - previous - 1));
+                        (unsigned long long) (seq - expected));
         }
         if (seq)
-            zhashx_update (last_seq, topic, (void *) (uintptr_t) seq);
-        char name[ZF_NAME_MAX + 1];
-        bool chosen = true;
-        if (actor && !topics) // only actor: NAME asked: the events of that actor
-            chosen = s_field (zframe_data (map), zframe_size (map), "actor", name, sizeof name) &&
-                     streq (name, actor);
-        bool sampled = strncmp (topic, "sample.", 7) == 0; // by the broker already
-        if (chosen && (sampled || seen++ % sample == 0)) {
-            s_print_event (format, topic, map, body);
-            printed++;
-        }
+            zhashx_update (next_seq, topic, (void *) (uintptr_t) (seq + count));
+        bool data = strncmp (topic, "data.", 5) == 0 || strncmp (topic, "sample.", 7) == 0;
+        if (data ? s_tap_items (&tap, topic, &mp, fields)
+                 : (s_tap_show (&tap, topic, zframe_data (map), zframe_size (map), NULL, 0), 0))
+            fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
         zstr_free (&topic);
         zmsg_destroy (&msg);
     }
     fflush (stdout);
     zpoller_destroy (&poller);
-    zhashx_destroy (&last_seq);
+    zhashx_destroy (&next_seq);
     zsock_destroy (&sub);
     free (args);
     return ZF_EXIT_OK;

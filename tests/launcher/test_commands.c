@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "zf_testkit.h"
+#include <poll.h>
 #include <signal.h>
 
 static char s_path[256];     // the pipeline file
@@ -25,6 +26,8 @@ static const char *s_config = "broker\n"
                               "        external = true\n"
                               "    metered\n"
                               "        external = true\n"
+                              "    flood\n"
+                              "        external = true\n"
                               "    sampled\n"
                               "        external = true\n"
                               "        max-attempts = 2\n"
@@ -41,6 +44,10 @@ static const char *s_config = "broker\n"
                               "    sampler\n"
                               "        kind = sink\n"
                               "        input = sampled\n"
+                              "        target = null\n"
+                              "    drain\n"
+                              "        kind = sink\n"
+                              "        input = flood\n"
                               "        target = null\n";
 
 static int
@@ -404,6 +411,165 @@ test_tap_sample_and_formats (void **state)
     close (tap_out);
 }
 
+//  Items of queue acked so far, from zflow status; -1 if not listed.
+static long long
+s_acked (const char *queue)
+{
+    zf_test_result_t r = zf_test_zflow (NULL, "status", s_endpoint, NULL);
+    assert_int_equal (r.status, 0);
+    char row[64];
+    snprintf (row, sizeof row, "\n%s ", queue);
+    char *at = strstr (r.out, row);
+    unsigned long long depth, inflight, put, acked;
+    long long result = -1;
+    if (at &&
+        sscanf (at + strlen (row), "%llu %llu %llu %llu", &depth, &inflight, &put, &acked) == 4)
+        result = (long long) acked;
+    zf_test_result_free (&r);
+    return result;
+}
+
+//  What a tap of data.flood printed: the items shown, and the items its
+//  gap reports say it missed. Its output is read a chunk at a time.
+typedef struct {
+    char *text;       // what was read, up to an unfinished line
+    size_t len;       // bytes in text
+    size_t cap;       // allocated
+    long long shown;  // data.flood lines
+    long long missed; // items missed, from tap.gap lines
+} s_tally_t;
+
+//  Reads what the tap wrote within timeout_ms; false if nothing came.
+static bool
+s_tally_read (s_tally_t *tally, int fd, int timeout_ms)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    if (poll (&p, 1, timeout_ms) <= 0)
+        return false;
+    if (tally->cap - tally->len < 65536) {
+        tally->cap = tally->cap * 2 + 65536;
+        tally->text = (char *) realloc (tally->text, tally->cap);
+    }
+    ssize_t n = read (fd, tally->text + tally->len, tally->cap - tally->len - 1);
+    if (n <= 0)
+        return false;
+    tally->len += (size_t) n;
+    tally->text[tally->len] = 0;
+    char *line = tally->text, *end;
+    static const char data[] = "{\"topic\":\"data.flood\",";
+    static const char gap[] = "{\"topic\":\"tap.gap\",\"of\":\"data.flood\",\"missed\":";
+    while ((end = strchr (line, '\n'))) {
+        *end = 0;
+        if (strncmp (line, data, sizeof data - 1) == 0)
+            tally->shown++;
+        else if (strncmp (line, gap, sizeof gap - 1) == 0)
+            tally->missed += atoll (line + sizeof gap - 1);
+        line = end + 1;
+    }
+    tally->len -= (size_t) (line - tally->text);
+    memmove (tally->text, line, tally->len + 1);
+    return true;
+}
+
+static void
+test_slow_tap_does_not_slow_the_pipeline (void **state)
+{
+    // A tap of a queue's data whose output nobody reads: it stops taking
+    // events, and the broker drops what does not fit at its high-water
+    // mark. The pipeline goes on: every item is acked.
+    char *tap_argv[] = { (char *) ZFLOW_BIN, "tap", s_events, "stats", "data.flood", NULL };
+    int tap_out;
+    pid_t tap = zf_test_spawn (tap_argv, &tap_out);
+    char line[4096];
+    assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0); // subscribed
+    char *worker_argv[] = { (char *) ZFLOW_BIN, "actor",    "drain", s_path,
+                            "--broker",         s_endpoint, NULL };
+    int worker_out;
+    pid_t worker = zf_test_spawn (worker_argv, &worker_out);
+    // More than the buffers between the broker and a stalled tap hold:
+    // 5,000 items of 16 KB (an event each).
+    enum { N = 5000, BODY = 16000 };
+    size_t line_len = BODY + 3;
+    char *input = (char *) malloc (N * line_len + 1);
+    for (size_t i = 0; i < N; i++) {
+        char *at = input + i * line_len;
+        at[0] = '"';
+        memset (at + 1, 'x', BODY);
+        at[BODY + 1] = '"';
+        at[BODY + 2] = '\n';
+    }
+    input[N * line_len] = 0;
+    zf_test_result_t r = zf_test_zflow (input, "put", s_endpoint, "flood", NULL);
+    free (input);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    long long acked = 0;
+    for (int tries = 0; tries < 300 && acked < N; tries++) {
+        acked = s_acked ("flood");
+        if (acked < N)
+            zclock_sleep (100); // bounded: 30 s
+    }
+    assert_int_equal (acked, N);
+
+    // Read again, the tap shows what it kept and says what it missed, once
+    // an item gets through after the gap: one more is put while it is
+    // quiet. Every item is either shown or counted as missed.
+    s_tally_t tally = { 0 };
+    long long total = N;
+    int64_t deadline = zclock_mono () + 30000;
+    while (zclock_mono () < deadline && !(tally.missed && tally.shown + tally.missed == total))
+        if (!s_tally_read (&tally, tap_out, 200) && !tally.missed) {
+            r = zf_test_zflow (NULL, "put", s_endpoint, "flood", "\"one more\"", NULL);
+            assert_int_equal (r.status, 0);
+            zf_test_result_free (&r);
+            total++;
+        }
+    print_message ("%lld items put: %lld shown, %lld missed\n", total, tally.shown, tally.missed);
+    assert_true (tally.missed > 0);
+    assert_int_equal (tally.shown + tally.missed, total);
+    free (tally.text);
+    kill (tap, SIGTERM);
+    zf_test_reap (tap, 5000);
+    close (tap_out);
+    kill (worker, SIGTERM);
+    zf_test_reap (worker, 10000);
+    close (worker_out);
+}
+
+static void
+test_tap_sees_a_worker_die (void **state)
+{
+    // A tap of the workers' events sees one join, then, killed, lost.
+    char *tap_argv[] = { (char *) ZFLOW_BIN, "tap", s_events, "stats", "worker.*", NULL };
+    int tap_out;
+    pid_t tap = zf_test_spawn (tap_argv, &tap_out);
+    char line[4096];
+    assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0); // subscribed
+    char *worker_argv[] = { (char *) ZFLOW_BIN, "actor",    "drain", s_path,
+                            "--broker",         s_endpoint, NULL };
+    int worker_out;
+    pid_t worker = zf_test_spawn (worker_argv, &worker_out);
+    char pid[32];
+    snprintf (pid, sizeof pid, "\"pid\":%d,", (int) worker);
+    const char *expect[] = { "{\"topic\":\"worker.joined\",", "{\"topic\":\"worker.lost\"," };
+    for (int i = 0; i < 2; i++) {
+        bool found = false;
+        // Heartbeats (1 s) missed three times make a lost worker: 10 s at most.
+        while (!found && zf_test_read_line (tap_out, line, sizeof line, 10000) == 0)
+            found = strncmp (line, expect[i], strlen (expect[i])) == 0 && strstr (line, pid) &&
+                    strstr (line, "\"actor\":\"drain\"");
+        if (!found)
+            fail_msg ("no %s line for the worker", expect[i]);
+        if (i == 0)
+            kill (worker, SIGKILL);
+    }
+    zf_test_reap (worker, 5000);
+    close (worker_out);
+    kill (tap, SIGTERM);
+    zf_test_reap (tap, 5000);
+    close (tap_out);
+}
+
 static void
 test_usage_errors (void **state)
 {
@@ -430,9 +596,14 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_put_status_tap), cmocka_unit_test (test_dead_letter_visible),
-        cmocka_unit_test (test_top_once),       cmocka_unit_test (test_metrics),
-        cmocka_unit_test (test_http_api),       cmocka_unit_test (test_tap_sample_and_formats),
+        cmocka_unit_test (test_put_status_tap),
+        cmocka_unit_test (test_dead_letter_visible),
+        cmocka_unit_test (test_top_once),
+        cmocka_unit_test (test_metrics),
+        cmocka_unit_test (test_http_api),
+        cmocka_unit_test (test_tap_sample_and_formats),
+        cmocka_unit_test (test_slow_tap_does_not_slow_the_pipeline),
+        cmocka_unit_test (test_tap_sees_a_worker_die),
         cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
