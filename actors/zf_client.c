@@ -84,6 +84,8 @@ struct _zf_client_t {
     bool figures_new;                      // changed since they were last sent
     int64_t figures_sent;                  // when they were last sent (ms)
     zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
+    int linger;                            // ms outputs and acks may wait for company
+    int64_t pending_since;                 // when the oldest unsent one was made; 0 if none
 };
 
 static int64_t
@@ -260,6 +262,7 @@ s_send_put (zf_client_t *self)
 {
     if (self->put->nitems == 0)
         return;
+    self->pending_since = 0;
     self->put->seq = ++self->seq;
     self->put->track = self->track;
     uint32_t count = self->put->nitems;
@@ -280,6 +283,7 @@ static void
 s_send_acks (zf_client_t *self)
 {
     s_send_put (self); // outputs before the ACK of what made them
+    self->pending_since = 0;
     if (self->nacks == 0)
         return;
     zf_proto_reset (self->out, ZF_ACK);
@@ -287,6 +291,19 @@ s_send_acks (zf_client_t *self)
     self->out->nids = self->nacks;
     self->nacks = 0;
     s_send_out (self);
+}
+
+//  Whether what is buffered must go now, though the session is not about
+//  to wait: always without a linger; with one, once the oldest has waited
+//  that long, or once a quarter of the actor's credit waits to be acked
+//  (the broker sends no new items for those until then).
+static bool
+s_linger_over (zf_client_t *self)
+{
+    uint32_t enough = self->concurrency >= 4 ? (uint32_t) self->concurrency / 4 : 1;
+    return self->linger == 0 || !self->pending_since ||
+           s_now () - self->pending_since >= self->linger || self->nacks >= enough ||
+           self->put->nitems >= ZF_BATCH_MAX / 4;
 }
 
 //  --------------------------------------------------------------------------
@@ -474,6 +491,8 @@ s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p)
         }
         s_pump (self, 100);
     }
+    if (!self->pending_since)
+        self->pending_since = s_now ();
     zf_env_t *slot = zf_proto_add_item (self->put, body_p);
     zframe_t *body = slot->body;
     *slot = *env;
@@ -660,8 +679,9 @@ zf_client_next (zf_client_t *self, int timeout_ms)
             item->handle = zlistx_add_end (self->held, item);
             return item;
         }
-        s_send_acks (self); // about to wait: send what is buffered
         int64_t left = deadline - s_now ();
+        if (left > 0 || s_linger_over (self))
+            s_send_acks (self); // about to wait: send what is buffered
         if ((left <= 0 && read) || zsys_interrupted)
             return NULL;
         s_pump (self, left > 0 ? left : 0);
@@ -672,8 +692,24 @@ void
 zf_client_pump (zf_client_t *self, int timeout_ms)
 {
     s_ready (self);
-    s_send_acks (self);
+    if (timeout_ms != 0 || s_linger_over (self))
+        s_send_acks (self);
     s_pump (self, timeout_ms);
+}
+
+void
+zf_client_set_linger (zf_client_t *self, int ms)
+{
+    self->linger = ms > 0 ? ms : 0;
+}
+
+int
+zf_client_linger_left (zf_client_t *self)
+{
+    if (!self->pending_since)
+        return -1;
+    int64_t left = self->pending_since + self->linger - s_now ();
+    return left > 0 ? (int) left : 0;
 }
 
 int
@@ -733,6 +769,8 @@ zf_client_ack (zf_client_t *self, zf_item_t **item_p)
     if (self->nacks == ZF_IDS_MAX)
         s_send_acks (self);
     self->acks[self->nacks++] = item->env.id;
+    if (!self->pending_since)
+        self->pending_since = s_now ();
     zlistx_delete (self->held, item->handle);
     *item_p = NULL;
     return 0;

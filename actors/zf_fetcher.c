@@ -44,6 +44,7 @@
 #define FAILURE_TEXT  256  // room for a failure's words
 #define LATENCIES     4096 // requests the latency percentiles are taken over
 #define FIGURES_EVERY 1000 // ms between updates of the figures
+#define MAX_HEADERS   256  // response headers kept at most
 
 //  The kinds of failure, as counted in the figures.
 static const char *s_kinds[] = { "dns",       "connect",   "network", "timeout", "tls",
@@ -142,6 +143,12 @@ static const zf_key_t s_keys[] = {
       .type = ZF_KEY_NUMBER,
       .fallback = "0",
       .help = "requests per second to one host; 0 for no limit" },
+    { .name = "linger",
+      .type = ZF_KEY_DURATION,
+      .fallback = "5ms",
+      .help = "while requests run, results and acks wait this long at most to go to the broker "
+              "together",
+      .max = 1000 },
     { NULL },
 };
 
@@ -157,6 +164,7 @@ typedef struct {
     CURL *easy;                 // the transfer, while it runs
     char *url;                  // as asked
     char host[256];             // its host[:port], for the limits per host
+    s_host_t *host_figures;     // what the fetcher knows of that host
     char *method;               // NULL for GET
     uint8_t *body;              // request body, or NULL
     size_t body_size;           // its size
@@ -188,6 +196,8 @@ typedef struct {
     zlistx_t *idle;                     // CURL *: transfer handles to use again
     zlistx_t *waiting;                  // s_request_t not yet started or between tries
     zlistx_t *running;                  // s_request_t with a transfer
+    zlistx_t *spare;                    // s_request_t to use again, buffers kept
+    msgpack_sbuffer result;             // a result being packed, its buffer kept
     int concurrency;                    // requests held at most
     int64_t timeout;                    // default ms for a whole request
     int64_t connect_timeout;            // ms
@@ -207,6 +217,7 @@ typedef struct {
     zhashx_t *hosts;                    // host -> s_host_t
     int max_connections;                // transfers running at most
     int max_per_host;                   // transfers running to one host at most
+    int64_t linger;                     // ms results and acks may wait to go together
     unsigned seed;                      // for jitter
     uint64_t requests;                  // tries started
     uint64_t connections;               // connections opened
@@ -247,6 +258,48 @@ s_request_destroy (s_request_t **self_p)
     zchunk_destroy (&self->response_headers);
     free (self);
     *self_p = NULL;
+}
+
+//  A request for item: a spare one if there is one, its buffers kept.
+static s_request_t *
+s_request_new (self_t *self, zf_item_t *item)
+{
+    s_request_t *req = (s_request_t *) zlistx_detach (self->spare, NULL);
+    if (!req) {
+        req = (s_request_t *) zmalloc (sizeof (s_request_t));
+        req->response = zchunk_new (NULL, 4096);
+        req->response_headers = zchunk_new (NULL, 512);
+    }
+    req->item = item;
+    req->max_body = self->max_body;
+    req->now = &self->now;
+    req->retry_after = -1;
+    return req;
+}
+
+//  Ends req: kept as a spare while there are fewer than concurrency.
+static void
+s_request_end (self_t *self, s_request_t **req_p)
+{
+    s_request_t *req = *req_p;
+    if (!req)
+        return;
+    if (req->easy || zlistx_size (self->spare) >= (size_t) self->concurrency) {
+        s_request_destroy (req_p);
+        return;
+    }
+    free (req->url);
+    free (req->method);
+    free (req->body);
+    curl_slist_free_all (req->headers);
+    zchunk_t *response = req->response, *headers = req->response_headers;
+    zchunk_set (response, NULL, 0);
+    zchunk_set (headers, NULL, 0);
+    memset (req, 0, sizeof *req);
+    req->response = response;
+    req->response_headers = headers;
+    zlistx_add_end (self->spare, req);
+    *req_p = NULL;
 }
 
 //  --------------------------------------------------------------------------
@@ -531,7 +584,7 @@ s_stop_transfer (self_t *self, s_request_t *req)
     req->easy = NULL;
     zlistx_delete (self->running, req->handle);
     req->handle = NULL;
-    s_host (self, req->host)->running--;
+    req->host_figures->running--;
 }
 
 //  True for text bodies: a text-like type, and valid UTF-8.
@@ -545,7 +598,13 @@ s_is_text (s_request_t *req)
         return false;
     const unsigned char *s = zchunk_data (req->response);
     size_t len = zchunk_size (req->response);
-    for (size_t i = 0; i < len;) {
+    size_t i = 0;
+    for (uint64_t word; i + 8 <= len; i += 8) { // ASCII, eight bytes at a time
+        memcpy (&word, s + i, 8);
+        if (word & 0x8080808080808080ull)
+            break;
+    }
+    while (i < len) {
         size_t n = s[i] < 0x80             ? 1
                    : (s[i] & 0xe0) == 0xc0 ? 2
                    : (s[i] & 0xf0) == 0xe0 ? 3
@@ -561,14 +620,44 @@ s_is_text (s_request_t *req)
     return true;
 }
 
-//  Emits the result of req and acks its item; frees req.
+//  The headers of req's response, from its "name\0value\0" pairs: up to
+//  max, with their lengths. Returns how many.
+typedef struct {
+    const char *name, *value;
+    size_t name_len, value_len;
+} s_header_t;
+
+static size_t
+s_headers (s_request_t *req, s_header_t *headers, size_t max)
+{
+    const char *at = (const char *) zchunk_data (req->response_headers);
+    const char *end = at + zchunk_size (req->response_headers);
+    size_t count = 0;
+    while (at < end && count < max) {
+        s_header_t *h = &headers[count++];
+        h->name = at;
+        h->name_len = strlen (at);
+        h->value = at + h->name_len + 1;
+        h->value_len = strlen (h->value);
+        at = h->value + h->value_len + 1;
+    }
+    return count;
+}
+
+static bool
+s_same_name (const s_header_t *a, const s_header_t *b)
+{
+    return a->name_len == b->name_len && memcmp (a->name, b->name, a->name_len) == 0;
+}
+
+//  Emits the result of req and acks its item; ends req.
 static void
 s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
 {
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
+    msgpack_sbuffer *buffer = &self->result;
+    buffer->size = 0;
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 6);
     zf_mp_pack_cstr (&pk, "url");
     zf_mp_pack_cstr (&pk, req->url);
@@ -576,35 +665,33 @@ s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
     msgpack_pack_long (&pk, status);
     // Headers: a repeated name has its values joined with ", ".
     zf_mp_pack_cstr (&pk, "headers");
-    const char *start = (const char *) zchunk_data (req->response_headers);
-    const char *end = start + zchunk_size (req->response_headers);
+    s_header_t headers[MAX_HEADERS];
+    size_t count = s_headers (req, headers, MAX_HEADERS);
     uint32_t names = 0;
-    for (const char *h = start; h < end; h += strlen (h) + 1, h += strlen (h) + 1) {
-        const char *first = start;
-        while (first < h && !streq (first, h))
-            first += strlen (first) + 1, first += strlen (first) + 1;
-        names += first == h;
+    for (size_t i = 0; i < count; i++) {
+        size_t first = 0;
+        while (first < i && !s_same_name (&headers[first], &headers[i]))
+            first++;
+        names += first == i;
     }
     msgpack_pack_map (&pk, names);
-    for (const char *h = start; h < end; h += strlen (h) + 1, h += strlen (h) + 1) {
-        const char *first = start;
-        while (first < h && !streq (first, h))
-            first += strlen (first) + 1, first += strlen (first) + 1;
-        if (first != h)
+    for (size_t i = 0; i < count; i++) {
+        size_t first = 0;
+        while (first < i && !s_same_name (&headers[first], &headers[i]))
+            first++;
+        if (first != i)
             continue; // joined to the first of its name
-        zf_mp_pack_cstr (&pk, h);
-        const char *value = h + strlen (h) + 1;
-        const char *other = value + strlen (value) + 1;
-        size_t len = strlen (value);
-        for (const char *o = other; o < end; o += strlen (o) + 1, o += strlen (o) + 1)
-            if (streq (o, h))
-                len += 2 + strlen (o + strlen (o) + 1);
+        size_t len = headers[i].value_len;
+        for (size_t o = i + 1; o < count; o++)
+            if (s_same_name (&headers[o], &headers[i]))
+                len += 2 + headers[o].value_len;
+        zf_mp_pack_strn (&pk, headers[i].name, headers[i].name_len);
         msgpack_pack_str (&pk, len);
-        msgpack_pack_str_body (&pk, value, strlen (value));
-        for (const char *o = other; o < end; o += strlen (o) + 1, o += strlen (o) + 1)
-            if (streq (o, h)) {
+        msgpack_pack_str_body (&pk, headers[i].value, headers[i].value_len);
+        for (size_t o = i + 1; o < count; o++)
+            if (s_same_name (&headers[o], &headers[i])) {
                 msgpack_pack_str_body (&pk, ", ", 2);
-                msgpack_pack_str_body (&pk, o + strlen (o) + 1, strlen (o + strlen (o) + 1));
+                msgpack_pack_str_body (&pk, headers[o].value, headers[o].value_len);
             }
     }
     zf_mp_pack_cstr (&pk, "body");
@@ -619,10 +706,9 @@ s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
     msgpack_pack_int64 (&pk, elapsed_ms);
     zf_mp_pack_cstr (&pk, "attempt");
     msgpack_pack_int (&pk, req->attempt);
-    zf_client_emit (self->client, req->item, self->output, buffer.data, buffer.size);
-    msgpack_sbuffer_destroy (&buffer);
+    zf_client_emit (self->client, req->item, self->output, buffer->data, buffer->size);
     zf_client_ack (self->client, &req->item);
-    s_request_destroy (&req);
+    s_request_end (self, &req);
 }
 
 //  The request failed for good (kind, why): an error item, a NACK or
@@ -638,10 +724,10 @@ s_fail (self_t *self, s_request_t *req, const char *kind, const char *why, long 
         zf_client_ack (self->client, &req->item);
     }
     else {
-        msgpack_sbuffer buffer;
-        msgpack_sbuffer_init (&buffer);
+        msgpack_sbuffer *buffer = &self->result;
+        buffer->size = 0;
         msgpack_packer pk;
-        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
         msgpack_pack_map (&pk, status ? 5 : 4);
         zf_mp_pack_cstr (&pk, "url");
         if (req->url)
@@ -658,11 +744,10 @@ s_fail (self_t *self, s_request_t *req, const char *kind, const char *why, long 
             zf_mp_pack_cstr (&pk, "status");
             msgpack_pack_long (&pk, status);
         }
-        zf_client_emit (self->client, req->item, self->output, buffer.data, buffer.size);
-        msgpack_sbuffer_destroy (&buffer);
+        zf_client_emit (self->client, req->item, self->output, buffer->data, buffer->size);
         zf_client_ack (self->client, &req->item);
     }
-    s_request_destroy (&req);
+    s_request_end (self, &req);
 }
 
 //  Tries again later if kind may be retried and tries are left; true then.
@@ -775,13 +860,7 @@ s_take (self_t *self, zf_item_t *item)
         zf_client_ack (self->client, &item);
         return;
     }
-    s_request_t *req = (s_request_t *) zmalloc (sizeof (s_request_t));
-    req->item = item;
-    req->max_body = self->max_body;
-    req->now = &self->now;
-    req->response = zchunk_new (NULL, 4096);
-    req->response_headers = zchunk_new (NULL, 512);
-    req->retry_after = -1;
+    s_request_t *req = s_request_new (self, item);
     char why[FAILURE_TEXT];
     if (s_parse (self, req, why, sizeof why)) {
         zsys_warning ("%s: %s", self->name, why);
@@ -791,6 +870,7 @@ s_take (self_t *self, zf_item_t *item)
     }
     for (struct curl_slist *h = self->default_headers; req->headers && h; h = h->next)
         req->headers = curl_slist_append (req->headers, h->data);
+    req->host_figures = s_host (self, req->host);
     req->due = zclock_mono ();
     req->handle = zlistx_add_end (self->waiting, req);
 }
@@ -806,7 +886,7 @@ s_start_due (self_t *self, int64_t max)
     s_request_t *req = (s_request_t *) zlistx_first (self->waiting);
     while (req && (int) zlistx_size (self->running) < self->max_connections) {
         s_request_t *following = (s_request_t *) zlistx_next (self->waiting);
-        s_host_t *host = s_host (self, req->host);
+        s_host_t *host = req->host_figures;
         int64_t due = req->due > host->next_at ? req->due : host->next_at;
         if (due <= now && host->running < self->max_per_host) {
             if (self->rate_per_host > 0)
@@ -939,6 +1019,7 @@ s_configure (self_t *self)
     self->retry_max = zf_conf_duration (node, keys, "retry-max");
     self->on_error = zf_conf_get (node, keys, "on-error");
     self->rate_per_host = zf_conf_number (node, keys, "rate-per-host");
+    self->linger = zf_conf_duration (node, keys, "linger");
     zconfig_t *headers = zconfig_locate (node, "headers");
     for (zconfig_t *h = headers ? zconfig_child (headers) : NULL; h; h = zconfig_next (h)) {
         char *line = zsys_sprintf ("%s: %s", zconfig_name (h), zconfig_value (h));
@@ -956,6 +1037,8 @@ s_configure (self_t *self)
                        (long) zf_conf_int (node, keys, "max-connections"));
     self->waiting = zlistx_new ();
     self->running = zlistx_new ();
+    self->spare = zlistx_new ();
+    msgpack_sbuffer_init (&self->result);
     self->idle = zlistx_new ();
     self->hosts = zhashx_new ();
     zhashx_set_destructor (self->hosts, (zhashx_destructor_fn *) zstr_free);
@@ -974,6 +1057,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
         zf_client_new (self.args->endpoint, self.name, self.args->conf->input, self.concurrency);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    zf_client_set_linger (self.client, (int) self.linger);
     int64_t stop_by = 0; // when stopping: the end of the grace period
     int64_t last_stall_check = 0;
     while (!zsys_interrupted) {
@@ -1002,6 +1086,9 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
                 zf_client_pump (self.client, (int) wait); // between tries
             continue;
         }
+        int linger = zf_client_linger_left (self.client);
+        if (linger >= 0 && linger < wait)
+            wait = linger;
         struct curl_waitfd broker = { .fd = zf_client_fd (self.client),
                                       .events = CURL_WAIT_POLLIN };
         curl_multi_poll (self.multi, &broker, 1, (int) wait, NULL);
@@ -1027,6 +1114,10 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     }
     while ((req = (s_request_t *) zlistx_detach (self.waiting, NULL)))
         s_request_destroy (&req);
+    while ((req = (s_request_t *) zlistx_detach (self.spare, NULL)))
+        s_request_destroy (&req);
+    zlistx_destroy (&self.spare);
+    msgpack_sbuffer_destroy (&self.result);
     zf_client_destroy (&self.client);
     CURL *easy;
     while ((easy = (CURL *) zlistx_detach (self.idle, NULL)))

@@ -146,6 +146,16 @@ zf_item_t *zf_client_next (zf_client_t *self, int timeout_ms);
 //  at least once a heartbeat (1 s) so that the broker knows it is alive.
 void zf_client_pump (zf_client_t *self, int timeout_ms);
 
+//  Let outputs and acks wait up to ms for more to join them in one message
+//  while the actor is busy (0, the default: they go whenever the session
+//  is about to wait). Fewer, larger messages cost the broker and the
+//  actor less per item; an actor that lingers waits at most
+//  zf_client_linger_left before it calls zf_client_pump again.
+void zf_client_set_linger (zf_client_t *self, int ms);
+
+//  ms until what is buffered must go (0: now), or -1 if nothing is.
+int zf_client_linger_left (zf_client_t *self);
+
 //  The actor's own figures (a msgpack map of at most ZF_FIGURES_MAX bytes,
 //  copied), sent to the broker with a heartbeat at most once a heartbeat
 //  interval, and published with this worker in the broker's `stats` event

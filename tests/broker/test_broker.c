@@ -209,6 +209,64 @@ static const char *s_fanout = "actors\n"
                               "        input = jobs\n"
                               "        target = null\n";
 
+//  The figures of queue name, from the broker, via client.
+static zf_figures_t
+s_queue_figures (zf_client_t *client, const char *name)
+{
+    size_t count;
+    zf_figures_t *figures = zf_client_queues (client, &count, 5000), found = { 0 };
+    assert_non_null (figures);
+    for (size_t i = 0; i < count; i++)
+        if (streq (figures[i].name, name))
+            found = figures[i];
+    free (figures);
+    return found;
+}
+
+static void
+test_linger (void **state)
+{
+    // An actor that lingers keeps its puts and acks while it is busy
+    // (looks without waiting), and sends them once it waits, or once the
+    // linger is over.
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *observer = zf_client_new (endpoint, "observer", NULL, 0);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_set_linger (producer, 60000);
+    assert_int_equal (zf_client_linger_left (producer), -1); // nothing held
+    s_put_ints (producer, "jobs", 3, NULL);
+    for (int i = 0; i < 10; i++)
+        zf_client_pump (producer, 0);
+    int left = zf_client_linger_left (producer);
+    assert_true (left > 0 && left <= 60000);
+    assert_int_equal (s_queue_figures (observer, "jobs").put, 0);
+    zf_client_set_linger (producer, 0); // the linger is over: the next look sends
+    zf_client_pump (producer, 0);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    assert_int_equal (s_queue_figures (observer, "jobs").put, 3);
+
+    // (A worker that holds 64 items sends its acks once 16 wait.)
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 64);
+    zf_client_set_linger (worker, 60000);
+    int seen[3] = { 0 };
+    assert_int_equal (s_take (worker, 3, seen, NULL), 3);
+    s_assert_once (seen, 3);
+    zf_client_pump (worker, 0); // busy: the acks wait
+    assert_int_equal (s_queue_figures (observer, "jobs").ack, 0);
+    zf_client_pump (worker, 10); // about to wait: they go
+    zf_figures_t jobs = { 0 };
+    for (int tries = 0; tries < 50 && jobs.ack < 3; tries++) {
+        jobs = s_queue_figures (observer, "jobs");
+        zf_client_pump (worker, 10); // bounded: 50 looks
+    }
+    assert_int_equal (jobs.ack, 3);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    zf_client_destroy (&observer);
+    s_stop (&f);
+}
+
 static void
 test_fanout_and_sharing (void **state)
 {
@@ -1072,6 +1130,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put_deliver_ack),
+        cmocka_unit_test (test_linger),
         cmocka_unit_test (test_fanout_and_sharing),
         cmocka_unit_test (test_retry_then_dead),
         cmocka_unit_test (test_backpressure),
