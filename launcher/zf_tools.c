@@ -283,21 +283,24 @@ s_field (const uint8_t *data, size_t size, const char *key, char *out, size_t ou
     return false;
 }
 
+//  The buffer events are packed in, kept from one to the next.
+static msgpack_sbuffer s_event_buffer;
+
 //  Prints one event as asked: a JSON line, a msgpack map, or a line for
 //  people. map holds its fields (a msgpack map), body an item's body
-//  (msgpack) or NULL.
+//  (msgpack) or NULL. JSON and msgpack are the same map: {topic, the
+//  event's fields..., body}.
 static void
 s_print_event (const char *format, const char *topic, const uint8_t *map, size_t map_size,
                const uint8_t *body, size_t body_size)
 {
-    if (streq (format, "msgpack")) {
-        // {topic, the event's fields..., body}: the map's header is rewritten.
+    if (!streq (format, "pretty")) {
+        msgpack_sbuffer out = s_event_buffer;
+        out.size = 0;
         zf_mp_t mp;
         zf_mp_init (&mp, map, map_size);
         uint32_t count = 0;
         zf_mp_map (&mp, &count, NULL);
-        msgpack_sbuffer out;
-        msgpack_sbuffer_init (&out);
         msgpack_packer pk;
         msgpack_packer_init (&pk, &out, msgpack_sbuffer_write);
         msgpack_pack_map (&pk, count + 1 + (body != NULL));
@@ -308,12 +311,24 @@ s_print_event (const char *format, const char *topic, const uint8_t *map, size_t
             zf_mp_pack_cstr (&pk, "body");
             msgpack_sbuffer_write (&out, (const char *) body, body_size);
         }
-        fwrite (out.data, 1, out.size, stdout);
-        msgpack_sbuffer_destroy (&out);
-        return;
+        s_event_buffer = out; // its allocation kept for the next event
+        if (streq (format, "msgpack")) {
+            fwrite (out.data, 1, out.size, stdout);
+            return;
+        }
+        char *json = zf_msgpack_to_json (out.data, out.size, NULL);
+        if (json) {
+            fputs (json, stdout);
+            putchar ('\n');
+            free (json);
+            return;
+        }
+        // A body that is not msgpack: the fields alone, and a null body.
     }
     char *fields = zf_msgpack_to_json (map, map_size, NULL);
     char *shown = body ? zf_msgpack_to_json (body, body_size, NULL) : NULL;
+    if (!fields)
+        fields = strdup ("{}");
     fields[strlen (fields) - 1] = 0; // the closing brace
     if (streq (format, "pretty")) {
         char stamp[32];
@@ -323,7 +338,7 @@ s_print_event (const char *format, const char *topic, const uint8_t *map, size_t
                 body ? "body " : "", body ? (shown ? shown : "(not msgpack)") : "");
     }
     else {
-        printf ("{\"topic\":\"%s\",%s", topic, fields + 1);
+        printf ("{\"topic\":\"%s\"%s%s", topic, fields[1] ? "," : "", fields + 1);
         if (body)
             printf (",\"body\":%s", shown ? shown : "null");
         printf ("}\n");
@@ -566,6 +581,7 @@ zf_cmd_tap (int argc, char **argv)
     fflush (stdout);
     zpoller_destroy (&poller);
     zhashx_destroy (&next_seq);
+    msgpack_sbuffer_destroy (&s_event_buffer);
     zsock_destroy (&sub);
     free (args);
     return ZF_EXIT_OK;

@@ -430,22 +430,33 @@ typedef struct {
     bool failed; // out of memory
 } s_text_t;
 
-static void
-s_add (s_text_t *t, const char *data, size_t len)
+//  Room for len more bytes (and the NUL): where they go, or NULL when
+//  out of memory.
+static char *
+s_room (s_text_t *t, size_t len)
 {
     if (t->failed)
-        return;
+        return NULL;
     if (t->len + len + 1 > t->cap) {
         size_t cap = (t->len + len + 1) * 2;
         char *bigger = (char *) realloc (t->data, cap);
         if (!bigger) {
             t->failed = true;
-            return;
+            return NULL;
         }
         t->data = bigger;
         t->cap = cap;
     }
-    memcpy (t->data + t->len, data, len);
+    return t->data + t->len;
+}
+
+static void
+s_add (s_text_t *t, const char *data, size_t len)
+{
+    char *at = s_room (t, len);
+    if (!at)
+        return;
+    memcpy (at, data, len);
     t->len += len;
     t->data[t->len] = 0;
 }
@@ -536,19 +547,24 @@ static void
 s_base64 (s_text_t *t, const uint8_t *data, size_t size)
 {
     static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    s_add (t, "\"", 1);
+    char *out = s_room (t, 2 + (size + 2) / 3 * 4); // written in place: quotes and digits
+    if (!out)
+        return;
+    *out++ = '"';
     for (size_t i = 0; i < size; i += 3) {
         uint32_t v = (uint32_t) data[i] << 16;
         if (i + 1 < size)
             v |= (uint32_t) data[i + 1] << 8;
         if (i + 2 < size)
             v |= data[i + 2];
-        char out[4] = { digits[v >> 18], digits[(v >> 12) & 63],
-                        i + 1 < size ? digits[(v >> 6) & 63] : '=',
-                        i + 2 < size ? digits[v & 63] : '=' };
-        s_add (t, out, 4);
+        *out++ = digits[v >> 18];
+        *out++ = digits[(v >> 12) & 63];
+        *out++ = i + 1 < size ? digits[(v >> 6) & 63] : '=';
+        *out++ = i + 2 < size ? digits[v & 63] : '=';
     }
-    s_add (t, "\"", 1);
+    *out++ = '"';
+    *out = 0;
+    t->len = (size_t) (out - t->data);
 }
 
 static int s_render (zf_mp_t *mp, s_text_t *t, int depth, zf_error_t *err);

@@ -555,9 +555,15 @@ test_tap_sees_a_worker_die (void **state)
     for (int i = 0; i < 2; i++) {
         bool found = false;
         // Heartbeats (1 s) missed three times make a lost worker: 10 s at most.
-        while (!found && zf_test_read_line (tap_out, line, sizeof line, 10000) == 0)
+        while (!found && zf_test_read_line (tap_out, line, sizeof line, 10000) == 0) {
+            // The patterns filter: nothing but stats and the workers' events.
+            static const char stats[] = "{\"topic\":\"stats\",", worker[] = "{\"topic\":\"worker.";
+            if (strncmp (line, stats, sizeof stats - 1) &&
+                strncmp (line, worker, sizeof worker - 1))
+                fail_msg ("the tap shows what it was not asked for: %.200s", line);
             found = strncmp (line, expect[i], strlen (expect[i])) == 0 && strstr (line, pid) &&
                     strstr (line, "\"actor\":\"drain\"");
+        }
         if (!found)
             fail_msg ("no %s line for the worker", expect[i]);
         if (i == 0)
