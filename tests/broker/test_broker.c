@@ -209,7 +209,8 @@ static const char *s_fanout = "actors\n"
                               "        input = jobs\n"
                               "        target = null\n";
 
-//  The figures of queue name, from the broker, via client.
+//  The figures of queue name, from the broker, via client (all zero, the
+//  name empty, if it does not list it).
 static zf_figures_t
 s_queue_figures (zf_client_t *client, const char *name)
 {
@@ -382,18 +383,12 @@ static const char *s_small = "queues\n"
                              "    jobs\n"
                              "        max-depth = 10\n" SRC_AND_WORK;
 
+//  The depth of queue, or UINT64_MAX if the broker does not list it.
 static uint64_t
 s_depth (zf_client_t *client, const char *queue)
 {
-    size_t count;
-    zf_figures_t *figures = zf_client_queues (client, &count, 5000);
-    assert_non_null (figures);
-    uint64_t depth = UINT64_MAX;
-    for (size_t i = 0; i < count; i++)
-        if (streq (figures[i].name, queue))
-            depth = figures[i].depth;
-    free (figures);
-    return depth;
+    zf_figures_t figures = s_queue_figures (client, queue);
+    return figures.name[0] ? figures.depth : UINT64_MAX;
 }
 
 static void

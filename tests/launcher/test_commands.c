@@ -471,21 +471,35 @@ s_tally_read (s_tally_t *tally, int fd, int timeout_ms)
     return true;
 }
 
+//  A zflow tap of the stats and pattern, its output at *out, once its
+//  first stats line shows that its subscriptions reached the broker.
+static pid_t
+s_tap_of (const char *pattern, int *out)
+{
+    char *argv[] = { (char *) ZFLOW_BIN, "tap", s_events, "stats", (char *) pattern, NULL };
+    pid_t tap = zf_test_spawn (argv, out);
+    char line[4096];
+    assert_int_equal (zf_test_read_line (*out, line, sizeof line, 5000), 0);
+    return tap;
+}
+
+//  The actor drain (a sink of the queue flood), its output at *out.
+static pid_t
+s_drain (int *out)
+{
+    char *argv[] = { (char *) ZFLOW_BIN, "actor", "drain", s_path, "--broker", s_endpoint, NULL };
+    return zf_test_spawn (argv, out);
+}
+
 static void
 test_slow_tap_does_not_slow_the_pipeline (void **state)
 {
     // A tap of a queue's data whose output nobody reads: it stops taking
     // events, and the broker drops what does not fit at its high-water
     // mark. The pipeline goes on: every item is acked.
-    char *tap_argv[] = { (char *) ZFLOW_BIN, "tap", s_events, "stats", "data.flood", NULL };
-    int tap_out;
-    pid_t tap = zf_test_spawn (tap_argv, &tap_out);
-    char line[4096];
-    assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0); // subscribed
-    char *worker_argv[] = { (char *) ZFLOW_BIN, "actor",    "drain", s_path,
-                            "--broker",         s_endpoint, NULL };
-    int worker_out;
-    pid_t worker = zf_test_spawn (worker_argv, &worker_out);
+    int tap_out, worker_out;
+    pid_t tap = s_tap_of ("data.flood", &tap_out);
+    pid_t worker = s_drain (&worker_out);
     // More than the buffers between the broker and a stalled tap hold:
     // 5,000 items of 16 KB (an event each).
     enum { N = 5000, BODY = 16000 };
@@ -540,15 +554,10 @@ static void
 test_tap_sees_a_worker_die (void **state)
 {
     // A tap of the workers' events sees one join, then, killed, lost.
-    char *tap_argv[] = { (char *) ZFLOW_BIN, "tap", s_events, "stats", "worker.*", NULL };
-    int tap_out;
-    pid_t tap = zf_test_spawn (tap_argv, &tap_out);
+    int tap_out, worker_out;
+    pid_t tap = s_tap_of ("worker.*", &tap_out);
+    pid_t worker = s_drain (&worker_out);
     char line[4096];
-    assert_int_equal (zf_test_read_line (tap_out, line, sizeof line, 5000), 0); // subscribed
-    char *worker_argv[] = { (char *) ZFLOW_BIN, "actor",    "drain", s_path,
-                            "--broker",         s_endpoint, NULL };
-    int worker_out;
-    pid_t worker = zf_test_spawn (worker_argv, &worker_out);
     char pid[32];
     snprintf (pid, sizeof pid, "\"pid\":%d,", (int) worker);
     const char *expect[] = { "{\"topic\":\"worker.joined\",", "{\"topic\":\"worker.lost\"," };
