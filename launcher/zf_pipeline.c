@@ -68,8 +68,9 @@ const zf_key_t zf_broker_keys[] = {
       .choices = "always|batch|never" },
     { .name = "sync-interval",
       .type = ZF_KEY_DURATION,
-      .fallback = "2ms",
-      .help = "batch: the longest a confirm waits for the disk",
+      .fallback = "10ms",
+      .help = "batch: the longest a confirm waits for the disk (a write after a quiet spell "
+              "is synced at once)",
       .min = 1,
       .max = 1000 },
     { .name = "journal-segment",
