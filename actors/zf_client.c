@@ -85,6 +85,7 @@ struct _zf_client_t {
     int64_t figures_sent;                  // when they were last sent (ms)
     zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
     int linger;                            // ms outputs and acks may wait for company
+    zsock_t *wake;                         // ends the actor's waits when readable, or NULL
     int64_t pending_since;                 // when the oldest unsent one was made; 0 if none
 };
 
@@ -436,21 +437,28 @@ s_handle (zf_client_t *self, zmsg_t *msg)
 
 //  Waits up to timeout_ms for traffic and handles all that is there; keeps
 //  the heartbeat and opens a new session when the broker is silent too long.
-static void
-s_pump (zf_client_t *self, int64_t timeout_ms)
+//  With wake, the wait also ends when the wake socket is readable: returns
+//  true then.
+static bool
+s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
 {
     int64_t now = s_now ();
     int64_t until_ping = (int64_t) self->heartbeat - (now - self->last_send);
     if (timeout_ms < 0 || timeout_ms > until_ping)
         timeout_ms = until_ping > 0 ? until_ping : 0;
-    zmq_pollitem_t item = { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, (long) timeout_ms) > 0)
+    zmq_pollitem_t items[2] = { { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 },
+                                { self->wake ? zsock_resolve (self->wake) : NULL, 0, ZMQ_POLLIN,
+                                  0 } };
+    bool woken = false;
+    if (zmq_poll (items, wake && self->wake ? 2 : 1, (long) timeout_ms) > 0) {
+        woken = wake && self->wake && (items[1].revents & ZMQ_POLLIN);
         for (int i = 0; i < 1000 && (zsock_events (self->sock) & ZMQ_POLLIN); i++) {
             zmsg_t *msg = zmsg_recv (self->sock);
             if (!msg)
                 break;
             s_handle (self, msg);
         }
+    }
     now = s_now ();
     int64_t silence = now - self->last_recv;
     if (!self->welcomed && now - self->hello_at > self->backoff) {
@@ -473,6 +481,15 @@ s_pump (zf_client_t *self, int64_t timeout_ms)
         }
         s_send_out (self);
     }
+    return woken;
+}
+
+//  Waits for traffic as s_pump_or_wake, for the session's own needs
+//  (confirms, answers): the wake socket does not end it.
+static void
+s_pump (zf_client_t *self, int64_t timeout_ms)
+{
+    s_pump_or_wake (self, timeout_ms, false);
 }
 
 //  --------------------------------------------------------------------------
@@ -684,7 +701,8 @@ zf_client_next (zf_client_t *self, int timeout_ms)
             s_send_acks (self); // about to wait: send what is buffered
         if ((left <= 0 && read) || zsys_interrupted)
             return NULL;
-        s_pump (self, left > 0 ? left : 0);
+        if (s_pump_or_wake (self, left > 0 ? left : 0, true) && zlistx_size (self->inbox) == 0)
+            return NULL; // the actor has something to look at
     }
 }
 
@@ -694,7 +712,13 @@ zf_client_pump (zf_client_t *self, int timeout_ms)
     s_ready (self);
     if (timeout_ms != 0 || s_linger_over (self))
         s_send_acks (self);
-    s_pump (self, timeout_ms);
+    s_pump_or_wake (self, timeout_ms, true);
+}
+
+void
+zf_client_set_wake (zf_client_t *self, zsock_t *wake)
+{
+    self->wake = wake;
 }
 
 void

@@ -1057,6 +1057,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
         zf_client_new (self.args->endpoint, self.name, self.args->conf->input, self.concurrency);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    zf_client_set_wake (self.client, pipe); // a stop ends its waits
     zf_client_set_linger (self.client, (int) self.linger);
     int64_t stop_by = 0; // when stopping: the end of the grace period
     int64_t last_stall_check = 0;

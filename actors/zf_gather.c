@@ -367,6 +367,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
         zf_client_new (self.args->endpoint, conf->name, conf->input, (int) self.concurrency);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    zf_client_set_wake (self.client, pipe); // a stop ends its waits
     uint64_t taken = 0;
     while ((taken & 255) != 0 || !zf_actor_stopping (pipe)) {
         int64_t wait = 100;

@@ -565,6 +565,7 @@ zf_processor_actor (zsock_t *pipe, void *args)
     self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, credit);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    zf_client_set_wake (self.client, pipe); // a stop ends its waits
     if (self.command)
         s_run_command (&self, pipe);
     else

@@ -376,6 +376,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
     self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
+    zf_client_set_wake (self.client, pipe); // a stop ends its waits
     s_resume (&self);
 
     int status = 0;

@@ -356,7 +356,8 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zf_client_track (self.client, true); // for max-instances: DONE per firing
+    zf_client_set_wake (self.client, pipe); // a stop ends its waits
+    zf_client_track (self.client, true);    // for max-instances: DONE per firing
     // Far from a due time the session's own wait does; near one, a timerfd
     // armed for the exact microsecond wakes the actor.
     int timer = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

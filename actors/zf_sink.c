@@ -342,6 +342,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
             zf_client_new (self.args->endpoint, conf->name, conf->input, (int) concurrency);
         zf_client_set_worker (self.client, self.args->worker);
         zf_client_set_pipeline (self.client, self.args->pipeline->name);
+        zf_client_set_wake (self.client, pipe); // a stop ends its waits
         int64_t next_sync = zclock_mono () + self.sync_interval;
         while (!zf_actor_stopping (pipe)) {
             // With nothing to write, wait for an item. With a batch to write,

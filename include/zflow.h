@@ -156,6 +156,11 @@ void zf_client_set_linger (zf_client_t *self, int ms);
 //  ms until what is buffered must go (0: now), or -1 if nothing is.
 int zf_client_linger_left (zf_client_t *self);
 
+//  A socket that ends zf_client_next's and zf_client_pump's waits when it
+//  becomes readable (NULL for none): an actor gives its pipe, so that a
+//  stop is seen at once, not after the wait. The client never reads it.
+void zf_client_set_wake (zf_client_t *self, zsock_t *wake);
+
 //  The actor's own figures (a msgpack map of at most ZF_FIGURES_MAX bytes,
 //  copied), sent to the broker with a heartbeat at most once a heartbeat
 //  interval, and published with this worker in the broker's `stats` event

@@ -269,6 +269,30 @@ test_linger (void **state)
 }
 
 static void
+test_wake (void **state)
+{
+    // A readable wake socket (an actor's pipe with a stop in it) ends the
+    // session's waits without an item, and is left for the actor to read.
+    s_fixture_t *f = s_start (s_simple);
+    zf_client_t *worker = zf_client_new (zf_broker_endpoint (f->broker), "work", "jobs", 8);
+    zsock_t *actor_end;
+    zsock_t *pipe = zsys_create_pipe (&actor_end);
+    zf_client_set_wake (worker, actor_end);
+    zstr_send (pipe, "$TERM");
+    int64_t start = zclock_mono ();
+    assert_null (zf_client_next (worker, 30000));
+    zf_client_pump (worker, 30000);
+    assert_true (zclock_mono () - start < 10000); // not the 60 s of the two waits
+    char *command = zstr_recv (actor_end);
+    assert_string_equal (command, "$TERM");
+    zstr_free (&command);
+    zf_client_destroy (&worker);
+    zsock_destroy (&actor_end);
+    zsock_destroy (&pipe);
+    s_stop (&f);
+}
+
+static void
 test_fanout_and_sharing (void **state)
 {
     s_fixture_t *f = s_start (s_fanout);
@@ -1126,6 +1150,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put_deliver_ack),
         cmocka_unit_test (test_linger),
+        cmocka_unit_test (test_wake),
         cmocka_unit_test (test_fanout_and_sharing),
         cmocka_unit_test (test_retry_then_dead),
         cmocka_unit_test (test_backpressure),
