@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "zf_testkit.h"
+#include <msgpack.h>
 #include <poll.h>
 #include <signal.h>
 
@@ -585,6 +586,89 @@ test_tap_sees_a_worker_die (void **state)
     close (tap_out);
 }
 
+//  Publishes a data event on topic from pub: seq, and the msgpack bytes of
+//  its items array (or of whatever stands in its place).
+static void
+s_publish_data (zsock_t *pub, const char *topic, uint64_t seq, const char *items, size_t size)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    msgpack_pack_str_with_body (&pk, "seq", 3);
+    msgpack_pack_uint64 (&pk, seq);
+    msgpack_pack_str_with_body (&pk, "ts", 2);
+    msgpack_pack_int64 (&pk, 1);
+    msgpack_pack_str_with_body (&pk, "queue", 5);
+    msgpack_pack_str_with_body (&pk, "q", 1);
+    msgpack_pack_str_with_body (&pk, "items", 5);
+    msgpack_sbuffer_write (&buffer, items, size);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, topic);
+    zmsg_addmem (msg, buffer.data, buffer.size);
+    zmsg_send (&msg, pub);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+static void
+test_tap_reads_bad_events (void **state)
+{
+    // A publisher of our own, not the broker, sends the tap events it
+    // cannot read: it says so on stderr, shows what it can, and goes on.
+    zsock_t *pub = zsock_new (ZMQ_XPUB);
+    int port = zsock_bind (pub, "tcp://127.0.0.1:*");
+    assert_true (port > 0);
+    char endpoint[64], command[512], err_path[] = "/tmp/zflow-tap-err-XXXXXX";
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    int err_fd = mkstemp (err_path);
+    assert_true (err_fd >= 0);
+    close (err_fd);
+    snprintf (command, sizeof command, "exec '%s' tap %s data.q --limit 2 2>%s", ZFLOW_BIN,
+              endpoint, err_path);
+    char *argv[] = { "/bin/sh", "-c", command, NULL };
+    int out;
+    pid_t tap = zf_test_spawn (argv, &out);
+    zframe_t *subscription = zframe_recv (pub); // the tap's subscription is in
+    assert_non_null (subscription);
+    zframe_destroy (&subscription);
+
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "data.q");
+    zmsg_addstr (msg, "\xc1"); // not msgpack
+    zmsg_send (&msg, pub);
+    s_publish_data (pub, "data.q", 1, "\x05", 1); // items is not an array
+    // An item whose body is not msgpack: shown, with a null body.
+    static const char bad_body[] = "\x91\x83\xa2"
+                                   "id\xa1x\xa7"
+                                   "created\x01\xa4"
+                                   "body\xc4\x01\xc1";
+    s_publish_data (pub, "data.q", 1, bad_body, sizeof bad_body - 1);
+    static const char good[] = "\x91\x83\xa2"
+                               "id\xa1y\xa7"
+                               "created\x02\xa4"
+                               "body\xc4\x01\x07";
+    s_publish_data (pub, "data.q", 2, good, sizeof good - 1);
+
+    char line[4096];
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 5000), 0);
+    assert_non_null (strstr (line, "\"id\":\"x\""));
+    assert_non_null (strstr (line, "\"body\":null"));
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 5000), 0);
+    assert_string_equal (line, "{\"topic\":\"data.q\",\"seq\":2,\"ts\":1,\"id\":\"y\",\"queue\":"
+                               "\"q\",\"created\":2,\"body\":7}");
+    assert_int_equal (WEXITSTATUS (zf_test_reap (tap, 5000)), 0);
+    close (out);
+    char *errors = zf_test_slurp ("/tmp", err_path + 5);
+    unlink (err_path);
+    assert_non_null (errors);
+    char *first = strstr (errors, "zflow tap: unreadable event on 'data.q'");
+    assert_non_null (first);
+    assert_non_null (strstr (first + 1, "zflow tap: unreadable event on 'data.q'"));
+    free (errors);
+    zsock_destroy (&pub);
+}
+
 static void
 test_usage_errors (void **state)
 {
@@ -619,6 +703,7 @@ main (void)
         cmocka_unit_test (test_tap_sample_and_formats),
         cmocka_unit_test (test_slow_tap_does_not_slow_the_pipeline),
         cmocka_unit_test (test_tap_sees_a_worker_die),
+        cmocka_unit_test (test_tap_reads_bad_events),
         cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
