@@ -263,7 +263,8 @@ s_send_put (zf_client_t *self)
 {
     if (self->put->nitems == 0)
         return;
-    self->pending_since = 0;
+    if (self->nacks == 0)
+        self->pending_since = 0; // else the acks keep their time
     self->put->seq = ++self->seq;
     self->put->track = self->track;
     uint32_t count = self->put->nitems;

@@ -39,12 +39,13 @@
 
 #include <curl/curl.h>
 
-#define STOP_GRACE    5000 // ms to finish the requests in flight when stopping
-#define POLL_MAX      20   // ms between looks at the broker while requests run
-#define FAILURE_TEXT  256  // room for a failure's words
-#define LATENCIES     4096 // requests the latency percentiles are taken over
-#define FIGURES_EVERY 1000 // ms between updates of the figures
-#define MAX_HEADERS   256  // response headers kept at most
+#define STOP_GRACE       5000  // ms to finish the requests in flight when stopping
+#define POLL_MAX         20    // ms between looks at the broker while requests run
+#define FAILURE_TEXT     256   // room for a failure's words
+#define LATENCIES        4096  // requests the latency percentiles are taken over
+#define FIGURES_EVERY    1000  // ms between updates of the figures
+#define MANY_HEADERS     64    // response headers indexed on the stack
+#define SPARE_BUFFER_MAX 65536 // bytes a spare request's buffers keep at most
 
 //  The kinds of failure, as counted in the figures.
 static const char *s_kinds[] = { "dns",       "connect",   "network", "timeout", "tls",
@@ -293,6 +294,15 @@ s_request_end (self_t *self, s_request_t **req_p)
     free (req->body);
     curl_slist_free_all (req->headers);
     zchunk_t *response = req->response, *headers = req->response_headers;
+    // Buffers that a large response grew are not kept.
+    if (zchunk_max_size (response) > SPARE_BUFFER_MAX) {
+        zchunk_destroy (&response);
+        response = zchunk_new (NULL, 4096);
+    }
+    if (zchunk_max_size (headers) > SPARE_BUFFER_MAX) {
+        zchunk_destroy (&headers);
+        headers = zchunk_new (NULL, 512);
+    }
     zchunk_set (response, NULL, 0);
     zchunk_set (headers, NULL, 0);
     memset (req, 0, sizeof *req);
@@ -620,8 +630,8 @@ s_is_text (s_request_t *req)
     return true;
 }
 
-//  The headers of req's response, from its "name\0value\0" pairs: up to
-//  max, with their lengths. Returns how many.
+//  The headers of req's response, from its "name\0value\0" pairs, with
+//  their lengths: up to max into headers. Returns how many there are.
 typedef struct {
     const char *name, *value;
     size_t name_len, value_len;
@@ -633,13 +643,13 @@ s_headers (s_request_t *req, s_header_t *headers, size_t max)
     const char *at = (const char *) zchunk_data (req->response_headers);
     const char *end = at + zchunk_size (req->response_headers);
     size_t count = 0;
-    while (at < end && count < max) {
-        s_header_t *h = &headers[count++];
-        h->name = at;
-        h->name_len = strlen (at);
-        h->value = at + h->name_len + 1;
-        h->value_len = strlen (h->value);
-        at = h->value + h->value_len + 1;
+    for (; at < end; count++) {
+        s_header_t h = { .name = at, .name_len = strlen (at) };
+        h.value = at + h.name_len + 1;
+        h.value_len = strlen (h.value);
+        at = h.value + h.value_len + 1;
+        if (count < max)
+            headers[count] = h;
     }
     return count;
 }
@@ -665,8 +675,12 @@ s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
     msgpack_pack_long (&pk, status);
     // Headers: a repeated name has its values joined with ", ".
     zf_mp_pack_cstr (&pk, "headers");
-    s_header_t headers[MAX_HEADERS];
-    size_t count = s_headers (req, headers, MAX_HEADERS);
+    s_header_t few[MANY_HEADERS], *headers = few;
+    size_t count = s_headers (req, few, MANY_HEADERS);
+    if (count > MANY_HEADERS) {
+        headers = (s_header_t *) malloc (count * sizeof (s_header_t));
+        s_headers (req, headers, count);
+    }
     uint32_t names = 0;
     for (size_t i = 0; i < count; i++) {
         size_t first = 0;
@@ -706,9 +720,16 @@ s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
     msgpack_pack_int64 (&pk, elapsed_ms);
     zf_mp_pack_cstr (&pk, "attempt");
     msgpack_pack_int (&pk, req->attempt);
+    if (headers != few)
+        free (headers);
     zf_client_emit (self->client, req->item, self->output, buffer->data, buffer->size);
     zf_client_ack (self->client, &req->item);
     s_request_end (self, &req);
+    if (buffer->alloc > SPARE_BUFFER_MAX) {
+        // A large result grew it: give the memory back.
+        msgpack_sbuffer_destroy (buffer);
+        msgpack_sbuffer_init (buffer);
+    }
 }
 
 //  The request failed for good (kind, why): an error item, a NACK or

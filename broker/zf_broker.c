@@ -667,6 +667,11 @@ s_batch_send (self_t *self, batch_t *batch, const char *topic)
     zmq_send (events, topic, strlen (topic), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send (events, batch->buffer.data, batch->buffer.size, ZMQ_DONTWAIT);
     batch->count = 0;
+    if (batch->buffer.alloc > 4 * BATCH_BYTES_MAX) {
+        // A large body grew it: give the memory back.
+        msgpack_sbuffer_destroy (&batch->buffer);
+        msgpack_sbuffer_init (&batch->buffer);
+    }
 }
 
 //  Sends the data events being filled: at the end of each turn of the

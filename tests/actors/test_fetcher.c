@@ -197,9 +197,10 @@ test_answers (void **state)
                           "            item = http://127.0.0.1:%d/status/404\n"
                           "            item = http://127.0.0.1:%d/once/503/a\n"
                           "            item = http://127.0.0.1:%d/once/429/b\n"
+                          "            item = http://127.0.0.1:%d/headers?n=100\n"
                           "            item = {\"url\":\"http://127.0.0.1:%d/echo\",\"method\":"
                           "\"POST\",\"body\":\"hi\",\"headers\":{\"X-Test\":\"yes\"}}\n",
-                          "", 10, 0, NULL);
+                          "", 11, 0, NULL);
     s_expect (text, "/small", "\"status\":200,", "\"body\":\"hello\"", "\"attempt\":1}",
               "\"content-type\":\"text/plain; charset=utf-8\"", NULL);
     char *large = s_line_for (text, "/large?n=3000000");
@@ -220,6 +221,12 @@ test_answers (void **state)
               NULL);
     s_expect (text, "/once/429/b", "\"status\":200,", "\"body\":\"recovered\"", "\"attempt\":2}",
               NULL);
+    // A header repeated 100 times: one entry, its values joined in order.
+    char many[512] = "\"x-many\":\"0";
+    for (int i = 1; i < 100; i++)
+        snprintf (many + strlen (many), sizeof many - strlen (many), ", %d", i);
+    strcat (many, "\"");
+    s_expect (text, "/headers?n=100", "\"status\":200,", many, NULL);
     s_expect (text, "/echo", "\\\"method\\\": \\\"POST\\\"", "\\\"X-Test\\\": \\\"yes\\\"",
               "\\\"body\\\": \\\"hi\\\"", NULL);
     free (text);

@@ -18,6 +18,7 @@ Paths:
     /trickle?n=N&gap=S     200 with a Content-Length of N, one byte every S s
     /echo                  200, the method, headers and body it got, as JSON
     /connections           200, {"connections": accepted so far}
+    /headers?n=N           200 with N headers "X-Many: I", I from 0 to N-1
 Everything is HTTP/1.1 with keep-alive.
 """
 import gzip
@@ -88,6 +89,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.answer(int(parts[1]), b"try again")
             else:
                 self.answer(200, b"recovered")
+        elif url.path == "/headers":
+            self.answer(200, b"many", headers=[("X-Many", str(i)) for i in range(int(query.get("n", "3")))])
         elif url.path == "/hang":
             time.sleep(30)
             self.close_connection = True
