@@ -308,8 +308,17 @@ s_print_event (const char *format, const char *topic, const uint8_t *map, size_t
         zf_mp_pack_cstr (&pk, topic);
         msgpack_sbuffer_write (&out, (const char *) mp.pos, zf_mp_left (&mp));
         if (body) {
+            // The body as the value it is; bytes that are not one msgpack
+            // value go as bin, so that the map stays whole.
             zf_mp_pack_cstr (&pk, "body");
-            msgpack_sbuffer_write (&out, (const char *) body, body_size);
+            zf_mp_t check;
+            zf_mp_init (&check, body, body_size);
+            if (zf_mp_skip (&check, ZF_MP_MAX_DEPTH, NULL) == 0 && zf_mp_left (&check) == 0)
+                msgpack_sbuffer_write (&out, (const char *) body, body_size);
+            else {
+                msgpack_pack_bin (&pk, body_size);
+                msgpack_pack_bin_body (&pk, body, body_size);
+            }
         }
         s_event_buffer = out; // its allocation kept for the next event
         if (streq (format, "msgpack")) {
