@@ -295,10 +295,10 @@ s_send_acks (zf_client_t *self)
     s_send_out (self);
 }
 
-//  Whether what is buffered must go now, though the session is not about
-//  to wait: always without a linger; with one, once the oldest has waited
-//  that long, or once a quarter of the actor's credit waits to be acked
-//  (the broker sends no new items for those until then).
+//  Whether what is buffered must go now: always without a linger; with
+//  one, once the oldest has waited that long, or once a quarter of the
+//  actor's credit waits to be acked (the broker sends no new items for
+//  those until then), or a quarter of a PUT is filled.
 static bool
 s_linger_over (zf_client_t *self)
 {
@@ -698,11 +698,15 @@ zf_client_next (zf_client_t *self, int timeout_ms)
             return item;
         }
         int64_t left = deadline - s_now ();
-        if (left > 0 || s_linger_over (self))
+        if (s_linger_over (self))
             s_send_acks (self); // about to wait: send what is buffered
         if ((left <= 0 && read) || zsys_interrupted)
             return NULL;
-        if (s_pump_or_wake (self, left > 0 ? left : 0, true) && zlistx_size (self->inbox) == 0)
+        int64_t wait = left > 0 ? left : 0;
+        int linger = zf_client_linger_left (self);
+        if (linger >= 0 && wait > linger)
+            wait = linger; // back to send them when the linger is over
+        if (s_pump_or_wake (self, wait, true) && zlistx_size (self->inbox) == 0)
             return NULL; // the actor has something to look at
     }
 }
@@ -711,8 +715,11 @@ void
 zf_client_pump (zf_client_t *self, int timeout_ms)
 {
     s_ready (self);
-    if (timeout_ms != 0 || s_linger_over (self))
+    if (s_linger_over (self))
         s_send_acks (self);
+    int linger = zf_client_linger_left (self);
+    if (linger >= 0 && (timeout_ms < 0 || timeout_ms > linger))
+        timeout_ms = linger; // back to send them when the linger is over
     s_pump_or_wake (self, timeout_ms, true);
 }
 

@@ -67,6 +67,11 @@ static const zf_key_t s_keys[] = {
       .help = "fsync period with sync = interval",
       .min = 1,
       .max = 60000 },
+    { .name = "linger",
+      .type = ZF_KEY_DURATION,
+      .fallback = "5ms",
+      .help = "acks wait this long at most to go to the broker together",
+      .max = 1000 },
     { NULL },
 };
 
@@ -81,6 +86,7 @@ typedef struct {
     bool envelope;         // format envelope
     int sync;              // 0 never, 1 interval, 2 always
     int64_t sync_interval; // ms
+    int64_t linger;        // ms acks may wait to go together
     zf_idmap_t *written;   // ids of the last items written (a window)
     zf_id_t *ring;         // the same ids, oldest first, to forget the oldest
     size_t ring_head;      // next slot of ring
@@ -165,6 +171,7 @@ s_open (self_t *self)
     self->envelope = streq (format, "envelope");
     self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
     self->sync_interval = zf_conf_duration (conf->node, keys, "sync-interval");
+    self->linger = zf_conf_duration (conf->node, keys, "linger");
     self->written = zf_idmap_new (1024);
     self->ring = (zf_id_t *) calloc (WRITTEN_WINDOW, sizeof (zf_id_t));
     self->fd = self->ids_fd = -1;
@@ -343,6 +350,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
         zf_client_set_worker (self.client, self.args->worker);
         zf_client_set_pipeline (self.client, self.args->pipeline->name);
         zf_client_set_wake (self.client, pipe); // a stop ends its waits
+        zf_client_set_linger (self.client, (int) self.linger);
         int64_t next_sync = zclock_mono () + self.sync_interval;
         while (!zf_actor_stopping (pipe)) {
             // With nothing to write, wait for an item. With a batch to write,
