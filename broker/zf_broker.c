@@ -223,6 +223,7 @@ typedef struct {
     zf_journal_t *journal;   // the write-ahead log, or NULL
     bool replaying;          // applying the journal: record nothing, tell no one
     zlistx_t *confirms;      // confirm_t waiting for their records to be durable
+    uint64_t confirm_items;  // items in confirms
     uint64_t stored;         // messages stored, ever (their order)
     uint64_t compactions;    // journal snapshots written
     int64_t compaction_ms;   // time they took, in all
@@ -1000,6 +1001,11 @@ s_confirm (self_t *self, pending_put_t *put)
     confirm->duplicates = put->duplicates;
     confirm->lsn = zf_journal_appended (self->journal);
     zlistx_add_end (self->confirms, confirm);
+    // Writers stall once their window is used up: with half a window of
+    // items waiting for the disk, the next sync does not wait its turn.
+    self->confirm_items += put->accepted + put->duplicates;
+    if (self->confirm_items >= self->window / 2)
+        zf_journal_hurry (self->journal);
 }
 
 //  Sends the CONFIRMs whose records are durable now.
@@ -1010,6 +1016,7 @@ s_send_durable_confirms (self_t *self)
     confirm_t *confirm;
     while ((confirm = (confirm_t *) zlistx_first (self->confirms)) && confirm->lsn <= durable) {
         s_send_confirm (self, confirm->peer, confirm->seq, confirm->accepted, confirm->duplicates);
+        self->confirm_items -= confirm->accepted + confirm->duplicates;
         zlistx_delete (self->confirms, zlistx_cursor (self->confirms));
     }
 }

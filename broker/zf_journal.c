@@ -46,6 +46,7 @@ struct _zf_journal_t {
     uint64_t durable;      // position up to which records are durable
     zactor_t *syncer;      // the thread that calls fdatasync
     bool syncing;          // a sync is asked and not answered
+    bool hurry;            // the next batch sync need not wait for its interval
     int64_t last_sync;     // ms, when the last sync was asked
     char *failed;          // why writing stopped, or NULL
 };
@@ -658,10 +659,11 @@ s_ask_sync (zf_journal_t *self, int64_t now)
 {
     if (self->syncing || self->failed || self->durable == self->written)
         return;
-    if (self->sync == ZF_SYNC_BATCH && now - self->last_sync < self->interval)
+    if (self->sync == ZF_SYNC_BATCH && !self->hurry && now - self->last_sync < self->interval)
         return; // zf_journal_due tells the loop when
     zsock_send (self->syncer, "s84", "SYNC", self->written, (uint32_t) self->fd);
     self->syncing = true;
+    self->hurry = false;
     self->last_sync = now;
 }
 
@@ -709,6 +711,12 @@ zf_journal_synced (zf_journal_t *self, int64_t now_ms)
         s_ask_sync (self, now_ms);
 }
 
+void
+zf_journal_hurry (zf_journal_t *self)
+{
+    self->hurry = true;
+}
+
 int64_t
 zf_journal_due (zf_journal_t *self, int64_t now_ms)
 {
@@ -716,7 +724,7 @@ zf_journal_due (zf_journal_t *self, int64_t now_ms)
         self->durable == self->written)
         return -1;
     int64_t wait = self->last_sync + self->interval - now_ms;
-    return wait > 0 ? wait : 0;
+    return wait > 0 && !self->hurry ? wait : 0;
 }
 
 const char *

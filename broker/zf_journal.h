@@ -112,6 +112,10 @@ uint64_t zf_journal_appended (zf_journal_t *self);
 //  zf_journal_failed: nothing becomes durable any more).
 int zf_journal_commit (zf_journal_t *self, int64_t now_ms);
 
+//  Asks for the next sync without waiting for the rest of the batch
+//  interval: the broker's writers are running out of window.
+void zf_journal_hurry (zf_journal_t *self);
+
 //  Position up to which records are durable.
 uint64_t zf_journal_durable (zf_journal_t *self);
 
