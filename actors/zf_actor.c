@@ -2,6 +2,7 @@
 #include "zf_actor.h"
 #include "zf_cli.h"
 #include "zf_kinds.h"
+#include "zf_thread.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -35,27 +36,6 @@ zf_actor_hold_limit (zf_actor_args_t *args)
     return limit > 0 ? limit : 1;
 }
 
-//  The actor's thread. czmq's zactor runs its actor in a detached thread
-//  that closes its end of the pipe after the main thread has gone on; at
-//  exit czmq then finds that socket open and waits 200 ms for it. This
-//  thread is joined instead: every actor process exits as soon as its
-//  actor is done.
-typedef struct {
-    zactor_fn *run; // the kind's actor
-    zsock_t *pipe;  // its end of the pipe
-    void *args;     // its arguments
-} s_thread_t;
-
-static void *
-s_thread (void *arg)
-{
-    s_thread_t *thread = (s_thread_t *) arg;
-    thread->run (thread->pipe, thread->args);
-    zstr_send (thread->pipe, "$DONE"); // for an actor that returned without EXIT
-    zsock_destroy (&thread->pipe);
-    return NULL;
-}
-
 int
 zf_actor_run (zf_actor_args_t *args)
 {
@@ -78,16 +58,13 @@ zf_actor_run (zf_actor_args_t *args)
     int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
     if (kind->init)
         kind->init ();
-    s_thread_t thread = { .run = kind->run, .args = args };
-    zsock_t *actor = zsys_create_pipe (&thread.pipe);
-    pthread_t id;
-    if (pthread_create (&id, NULL, s_thread, &thread)) {
+    // In a thread that is joined, not czmq's zactor: see zf_thread.h.
+    zf_thread_t *thread = zf_thread_new (kind->run, args);
+    if (!thread) {
         fprintf (stderr, "zflow actor %s: cannot start its thread\n", args->conf->name);
-        zsock_destroy (&thread.pipe);
-        zsock_destroy (&actor);
         return ZF_EXIT_FAILED;
     }
-    zsock_wait (actor);          // the actor is ready
+    zsock_t *actor = zf_thread_sock (thread);
     int status = ZF_EXIT_FAILED; // unless the actor says otherwise
     bool stopping = false;
     int first = 0; // the signal that stopped it
@@ -120,9 +97,8 @@ zf_actor_run (zf_actor_args_t *args)
         }
     }
     if (stopping && status != ZF_EXIT_USAGE)
-        status = ZF_EXIT_OK; // stopped on request: the actor handed back its work
-    pthread_join (id, NULL); // it returns once it has said EXIT
-    zsock_destroy (&actor);
+        status = ZF_EXIT_OK;     // stopped on request: the actor handed back its work
+    zf_thread_destroy (&thread); // it returns once it has said EXIT
     if (signals >= 0)
         close (signals);
     pthread_sigmask (SIG_SETMASK, &before, NULL);

@@ -24,6 +24,7 @@
 #include "zf_idmap.h"
 #include "zf_journal.h"
 #include "zf_metrics.h"
+#include "zf_thread.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
 #include "zf_value.h"
@@ -2585,7 +2586,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
 //  The broker as an object, for zflow run and the tests
 
 struct _zf_broker_t {
-    zactor_t *actor;       // the broker thread
+    zf_thread_t *actor;    // the broker thread
     zf_metrics_t *metrics; // its HTTP endpoint, or NULL
     char *endpoint;        // bound ROUTER endpoint
     char *events;          // bound XPUB endpoint
@@ -2609,14 +2610,19 @@ zf_broker_start (const zf_broker_args_t *args, zf_error_t *err)
     zf_pipeline_t *pipeline = args->pipeline;
     zf_broker_t *self = (zf_broker_t *) zmalloc (sizeof (zf_broker_t));
     self->args = *args;
-    self->actor = zactor_new (zf_broker_actor, &self->args);
+    self->actor = zf_thread_new (zf_broker_actor, &self->args);
+    if (!self->actor) {
+        zf_error_set (err, ZF_EIO, "cannot start the broker's thread");
+        free (self);
+        return NULL;
+    }
     char *status = NULL, *a = NULL, *b = NULL, *c = NULL;
-    zstr_recvx (self->actor, &status, &a, &b, &c, NULL);
+    zstr_recvx (zf_thread_sock (self->actor), &status, &a, &b, &c, NULL);
     if (!status || !streq (status, "OK")) {
         zf_error_set (err, ZF_EIO, "%s", a ? a : "broker did not start");
         zstr_free (&status);
         zstr_free (&a);
-        zactor_destroy (&self->actor);
+        zf_thread_destroy (&self->actor);
         free (self);
         return NULL;
     }
@@ -2650,7 +2656,7 @@ zf_broker_destroy (zf_broker_t **self_p)
         return;
     zf_broker_t *self = *self_p;
     zf_metrics_destroy (&self->metrics);
-    zactor_destroy (&self->actor);
+    zf_thread_destroy (&self->actor);
     zstr_free (&self->endpoint);
     zstr_free (&self->events);
     zstr_free (&self->intake);

@@ -62,7 +62,8 @@ typedef struct {
 //  broker. A journal that cannot be read (corrupt, locked) fails the start.
 zf_broker_t *zf_broker_start (const zf_broker_args_t *args, zf_error_t *err);
 
-//  The actor function, for zactor_new; args is a zf_broker_args_t.
+//  The actor function, for zf_thread_new (or zactor_new); args is a
+//  zf_broker_args_t.
 void zf_broker_actor (zsock_t *pipe, void *args);
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
     does.
 */
 #include "zf_journal.h"
+#include "zf_thread.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -44,7 +45,7 @@ struct _zf_journal_t {
     uint64_t appended;     // position after the last record reserved
     uint64_t written;      // position up to which records are written
     uint64_t durable;      // position up to which records are durable
-    zactor_t *syncer;      // the thread that calls fdatasync
+    zf_thread_t *syncer;   // the thread that calls fdatasync
     bool syncing;          // a sync is asked and not answered
     bool hurry;            // the next batch sync need not wait for its interval
     int64_t last_sync;     // ms, when the last sync was asked
@@ -256,7 +257,7 @@ zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms, zf_error_
     self->interval = interval_ms > 0 ? interval_ms : 1;
     self->segment_max = SEGMENT_MAX;
     self->open_at = SIZE_MAX;
-    self->syncer = zactor_new (s_syncer, NULL);
+    self->syncer = zf_thread_new (s_syncer, NULL);
     return self;
 }
 
@@ -281,7 +282,7 @@ zf_journal_destroy (zf_journal_t **self_p)
             fdatasync (self->fd);
         close (self->fd);
     }
-    zactor_destroy (&self->syncer);
+    zf_thread_destroy (&self->syncer);
     if (self->lock_fd >= 0)
         close (self->lock_fd); // releases the lock
     free (self->buf);
@@ -661,7 +662,7 @@ s_ask_sync (zf_journal_t *self, int64_t now)
         return;
     if (self->sync == ZF_SYNC_BATCH && !self->hurry && now - self->last_sync < self->interval)
         return; // zf_journal_due tells the loop when
-    zsock_send (self->syncer, "s84", "SYNC", self->written, (uint32_t) self->fd);
+    zsock_send (zf_thread_sock (self->syncer), "s84", "SYNC", self->written, (uint32_t) self->fd);
     self->syncing = true;
     self->hurry = false;
     self->last_sync = now;
@@ -689,7 +690,7 @@ zf_journal_commit (zf_journal_t *self, int64_t now_ms)
 zsock_t *
 zf_journal_pipe (zf_journal_t *self)
 {
-    return zactor_sock (self->syncer);
+    return zf_thread_sock (self->syncer);
 }
 
 void
@@ -697,7 +698,7 @@ zf_journal_synced (zf_journal_t *self, int64_t now_ms)
 {
     uint64_t lsn = 0;
     uint32_t rc = 0;
-    if (zsock_recv (self->syncer, "84", &lsn, &rc) == -1)
+    if (zsock_recv (zf_thread_sock (self->syncer), "84", &lsn, &rc) == -1)
         return;
     self->syncing = false;
     if (rc) {

@@ -12,6 +12,7 @@
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
+#include "zf_thread.h"
 #include "zflow.h"
 
 #include <arpa/inet.h>
@@ -24,7 +25,7 @@
 
 struct _zf_metrics_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
-    zactor_t *server;          // the server thread
+    zf_thread_t *server;       // the server thread
     bool api;                  // serve the JSON API
     uint8_t *stats;            // the latest stats event's body, or NULL
     size_t stats_size;         // its size
@@ -515,7 +516,7 @@ zf_metrics_new (const char *address, const char *events, const char *broker, boo
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     snprintf (self->address, sizeof self->address, "%s:%u", host,
               info ? (unsigned) info->port : (unsigned) port);
-    self->server = zactor_new (s_server, self);
+    self->server = zf_thread_new (s_server, self);
     return self;
 }
 
@@ -525,7 +526,7 @@ zf_metrics_destroy (zf_metrics_t **self_p)
     zf_metrics_t *self = *self_p;
     if (!self)
         return;
-    zactor_destroy (&self->server); // first: it drives the daemon
+    zf_thread_destroy (&self->server); // first: it drives the daemon
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     free (self->stats);
