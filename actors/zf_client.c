@@ -680,6 +680,20 @@ zf_client_end (zf_client_t *self, uint64_t count)
     return 0;
 }
 
+//  The actor's wait, up to timeout_ms (-1 for ever): first what is
+//  buffered goes, unless its linger lasts, and then the wait ends when the
+//  linger does, to send it. True if the wake socket ended it.
+static bool
+s_actor_wait (zf_client_t *self, int64_t timeout_ms)
+{
+    if (s_linger_over (self))
+        s_send_acks (self);
+    int linger = zf_client_linger_left (self);
+    if (linger >= 0 && (timeout_ms < 0 || timeout_ms > linger))
+        timeout_ms = linger;
+    return s_pump_or_wake (self, timeout_ms, true);
+}
+
 //  --------------------------------------------------------------------------
 //  Consuming
 
@@ -698,15 +712,12 @@ zf_client_next (zf_client_t *self, int timeout_ms)
             return item;
         }
         int64_t left = deadline - s_now ();
-        if (s_linger_over (self))
-            s_send_acks (self); // about to wait: send what is buffered
-        if ((left <= 0 && read) || zsys_interrupted)
+        if ((left <= 0 && read) || zsys_interrupted) {
+            if (s_linger_over (self))
+                s_send_acks (self);
             return NULL;
-        int64_t wait = left > 0 ? left : 0;
-        int linger = zf_client_linger_left (self);
-        if (linger >= 0 && wait > linger)
-            wait = linger; // back to send them when the linger is over
-        if (s_pump_or_wake (self, wait, true) && zlistx_size (self->inbox) == 0)
+        }
+        if (s_actor_wait (self, left > 0 ? left : 0) && zlistx_size (self->inbox) == 0)
             return NULL; // the actor has something to look at
     }
 }
@@ -715,12 +726,7 @@ void
 zf_client_pump (zf_client_t *self, int timeout_ms)
 {
     s_ready (self);
-    if (s_linger_over (self))
-        s_send_acks (self);
-    int linger = zf_client_linger_left (self);
-    if (linger >= 0 && (timeout_ms < 0 || timeout_ms > linger))
-        timeout_ms = linger; // back to send them when the linger is over
-    s_pump_or_wake (self, timeout_ms, true);
+    s_actor_wait (self, timeout_ms);
 }
 
 void

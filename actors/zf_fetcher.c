@@ -243,6 +243,16 @@ s_host (self_t *self, const char *name)
     return host;
 }
 
+//  Frees what req holds for its item: its url, method, body and headers.
+static void
+s_request_clear (s_request_t *self)
+{
+    free (self->url);
+    free (self->method);
+    free (self->body);
+    curl_slist_free_all (self->headers);
+}
+
 static void
 s_request_destroy (s_request_t **self_p)
 {
@@ -251,10 +261,7 @@ s_request_destroy (s_request_t **self_p)
         return;
     if (self->easy)
         curl_easy_cleanup (self->easy);
-    free (self->url);
-    free (self->method);
-    free (self->body);
-    curl_slist_free_all (self->headers);
+    s_request_clear (self);
     zchunk_destroy (&self->response);
     zchunk_destroy (&self->response_headers);
     free (self);
@@ -289,10 +296,7 @@ s_request_end (self_t *self, s_request_t **req_p)
         s_request_destroy (req_p);
         return;
     }
-    free (req->url);
-    free (req->method);
-    free (req->body);
-    curl_slist_free_all (req->headers);
+    s_request_clear (req);
     zchunk_t *response = req->response, *headers = req->response_headers;
     // Buffers that a large response grew are not kept.
     if (zchunk_max_size (response) > SPARE_BUFFER_MAX) {

@@ -392,39 +392,62 @@ s_tap_show (s_tap_t *tap, const char *topic, const uint8_t *map, size_t map_size
     }
 }
 
+//  What the tap reads in an event's map: seq numbers the event (a data
+//  event, its first item), and a data event has ts, queue and its items.
+typedef struct {
+    uint64_t seq;       // 0 if none
+    int64_t ts;         // ms since the epoch
+    const char *queue;  // not NUL-terminated
+    uint32_t queue_len; // bytes at queue
+    bool has_items;     // items is an array
+    uint32_t count;     // entries in items
+    zf_mp_t items;      // at the first entry
+} s_event_t;
+
+//  Reads those fields of the map of fields entries at mp, whatever their
+//  order; the rest are skipped. Returns -1 if the map is unreadable.
+static int
+s_event_read (zf_mp_t mp, uint32_t fields, s_event_t *event)
+{
+    *event = (s_event_t){ .queue = "" };
+    for (uint32_t i = 0; i < fields; i++) {
+        int rc = 0;
+        if (zf_mp_key_is (&mp, "seq"))
+            rc = zf_mp_uint (&mp, &event->seq, NULL);
+        else if (zf_mp_key_is (&mp, "ts"))
+            rc = zf_mp_int (&mp, &event->ts, NULL);
+        else if (zf_mp_key_is (&mp, "queue"))
+            rc = zf_mp_peek (&mp) == ZF_MP_STR
+                     ? zf_mp_str (&mp, &event->queue, &event->queue_len, NULL)
+                     : zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL);
+        else if (zf_mp_key_is (&mp, "items")) {
+            event->items = mp;
+            event->has_items = zf_mp_array (&event->items, &event->count, NULL) == 0;
+            rc = zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL);
+        }
+        else
+            rc = zf_mp_skip_pair (&mp);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
 //  A data event carries the items put to a queue in one turn of the
 //  broker's loop ({seq, ts, queue, items: [{id, created, body}]}). Each is
 //  shown as an event of its own: {seq, ts, id, queue, created} and its
 //  body, seq numbering the items. Returns -1 if the event is unreadable.
 static int
-s_tap_items (s_tap_t *tap, const char *topic, zf_mp_t *event, uint32_t fields)
+s_tap_items (s_tap_t *tap, const char *topic, s_event_t *event)
 {
-    uint64_t seq = 0;
-    int64_t ts = 0;
-    const char *queue = "";
-    uint32_t queue_len = 0, count = 0;
-    zf_mp_t items = { 0 };
-    for (uint32_t i = 0; i < fields; i++) {
-        if (zf_mp_key_is (event, "seq")) {
-            if (zf_mp_uint (event, &seq, NULL))
-                return -1;
-        }
-        else if (zf_mp_key_is (event, "ts")) {
-            if (zf_mp_int (event, &ts, NULL))
-                return -1;
-        }
-        else if (zf_mp_key_is (event, "queue")) {
-            if (zf_mp_str (event, &queue, &queue_len, NULL))
-                return -1;
-        }
-        else if (zf_mp_key_is (event, "items")) {
-            items = *event;
-            if (zf_mp_skip (event, ZF_MP_MAX_DEPTH, NULL) || zf_mp_array (&items, &count, NULL))
-                return -1;
-        }
-        else if (zf_mp_skip_pair (event))
-            return -1;
-    }
+    if (!event->has_items)
+        return -1;
+    zf_mp_t items = event->items;
+    uint32_t count = event->count;
+    uint64_t seq = event->seq;
+    int64_t ts = event->ts;
+    const char *queue = event->queue;
+    uint32_t queue_len = event->queue_len;
     msgpack_sbuffer buffer; // each item's fields
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
@@ -550,9 +573,12 @@ zf_cmd_tap (int argc, char **argv)
         zframe_t *map = zmsg_next (msg);
         zf_mp_t mp;
         uint32_t fields;
+        s_event_t event;
         if (map)
             zf_mp_init (&mp, zframe_data (map), zframe_size (map));
-        if (!map || zf_mp_map (&mp, &fields, NULL)) {
+        bool data = strncmp (topic, "data.", 5) == 0 || strncmp (topic, "sample.", 7) == 0;
+        if (!map || zf_mp_map (&mp, &fields, NULL) || s_event_read (mp, fields, &event) ||
+            (data && !event.has_items)) {
             fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
             zstr_free (&topic);
             zmsg_destroy (&msg);
@@ -560,16 +586,7 @@ zf_cmd_tap (int argc, char **argv)
         }
         // Gaps: each topic numbers its events (a data event, its items);
         // what was lost is said.
-        uint64_t seq = 0;
-        uint32_t count = 1;
-        zf_mp_t look = mp;
-        for (uint32_t i = 0; i < fields; i++)
-            if (zf_mp_key_is (&look, "seq"))
-                zf_mp_uint (&look, &seq, NULL);
-            else if (zf_mp_key_is (&look, "items"))
-                zf_mp_array (&look, &count, NULL); // the items themselves are not needed here
-            else if (zf_mp_skip_pair (&look))
-                break;
+        uint64_t seq = event.seq;
         uintptr_t expected = (uintptr_t) zhashx_lookup (next_seq, topic);
         if (expected && seq > expected) {
             if (streq (format, "pretty"))
@@ -579,10 +596,11 @@ zf_cmd_tap (int argc, char **argv)
                         (unsigned long long) (seq - expected));
         }
         if (seq)
-            zhashx_update (next_seq, topic, (void *) (uintptr_t) (seq + count));
-        bool data = strncmp (topic, "data.", 5) == 0 || strncmp (topic, "sample.", 7) == 0;
-        if (data ? s_tap_items (&tap, topic, &mp, fields)
-                 : (s_tap_show (&tap, topic, zframe_data (map), zframe_size (map), NULL, 0), 0))
+            zhashx_update (next_seq, topic,
+                           (void *) (uintptr_t) (seq + (event.has_items ? event.count : 1)));
+        if (!data)
+            s_tap_show (&tap, topic, zframe_data (map), zframe_size (map), NULL, 0);
+        else if (s_tap_items (&tap, topic, &event))
             fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
         zstr_free (&topic);
         zmsg_destroy (&msg);
