@@ -15,9 +15,20 @@ zf_actor_exit (zsock_t *pipe, int status)
     zstr_sendx (pipe, "EXIT", status == 0 ? "0" : status == 1 ? "1" : "2", NULL);
 }
 
+//  Each look at the pipe is a system call or two (ZeroMQ checks its
+//  mailbox), and actors ask once an item: the pipe is looked at once a
+//  millisecond at most. A stop waiting on it also ends the session's waits
+//  (zf_client_set_wake), so an idle actor sees it at once.
+#define STOP_LOOK_US 1000
+
 bool
 zf_actor_stopping (zsock_t *pipe)
 {
+    static _Thread_local int64_t next_look;
+    int64_t now = zclock_usecs ();
+    if (now < next_look)
+        return false;
+    next_look = now + STOP_LOOK_US;
     if (!(zsock_events (pipe) & ZMQ_POLLIN))
         return false;
     char *command = zstr_recv (pipe);

@@ -160,6 +160,7 @@ s_open (zf_client_t *self)
     // Sends never wait: with no way to the broker (a refused handshake
     // leaves none) they fail, and the session is opened again later.
     zsock_set_sndtimeo (self->sock, 0);
+    zsock_set_rcvtimeo (self->sock, 0); // reads take what has come
     zf_curve_apply (self->sock, self->curve, self->curve_server);
     zsock_connect (self->sock, "%s", self->endpoint);
     self->welcomed = false;
@@ -450,10 +451,15 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
     zmq_pollitem_t items[2] = { { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 },
                                 { self->wake ? zsock_resolve (self->wake) : NULL, 0, ZMQ_POLLIN,
                                   0 } };
-    bool woken = false;
-    if (zmq_poll (items, wake && self->wake ? 2 : 1, (long) timeout_ms) > 0) {
-        woken = wake && self->wake && (items[1].revents & ZMQ_POLLIN);
-        for (int i = 0; i < 1000 && (zsock_events (self->sock) & ZMQ_POLLIN); i++) {
+    // With no time to wait, what has come is read without asking first:
+    // zmq_poll costs a system call or more for each socket.
+    bool woken = false, ready = true;
+    if (timeout_ms > 0) {
+        ready = zmq_poll (items, wake && self->wake ? 2 : 1, (long) timeout_ms) > 0;
+        woken = ready && wake && self->wake && (items[1].revents & ZMQ_POLLIN);
+    }
+    if (ready) {
+        for (int i = 0; i < 1000; i++) {
             zmsg_t *msg = zmsg_recv (self->sock);
             if (!msg)
                 break;

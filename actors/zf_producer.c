@@ -97,6 +97,7 @@ typedef struct {
     zconfig_t *next_item;                   // S_LIST: the next item line
     uint64_t position;                      // items read so far (bad lines included)
     uint64_t line;                          // S_FILE: line number of the last line read
+    uint64_t offset;                        // S_FILE: bytes read from it so far
     char *text;                             // getline buffer
     size_t text_cap;                        // its size
     uint8_t *mp;                            // S_FILE msgpack: read buffer
@@ -179,6 +180,7 @@ s_next (self_t *self, zf_error_t *err)
                 return 0;
             }
             self->mp_len += got;
+            self->offset += got;
         }
     }
     ssize_t len = getline (&self->text, &self->text_cap, self->file);
@@ -187,6 +189,7 @@ s_next (self_t *self, zf_error_t *err)
             return zf_error_set (err, ZF_EIO, "%s: %s", self->name, strerror (errno)) - 1;
         return 0;
     }
+    self->offset += (uint64_t) len;
     self->line++;
     while (len > 0 && (self->text[len - 1] == '\n' || self->text[len - 1] == '\r'))
         self->text[--len] = 0;
@@ -206,7 +209,7 @@ static void
 s_checkpoint (self_t *self)
 {
     uint8_t data[16];
-    uint64_t offset = self->file ? (uint64_t) ftello (self->file) : 0;
+    uint64_t offset = self->offset;
     if (self->file && streq (self->format, "msgpack"))
         offset -= self->mp_len; // read ahead but not yet put
     for (int i = 0; i < 8; i++) {
@@ -229,9 +232,11 @@ s_resume (self_t *self)
         position = position << 8 | data[i];
         offset = offset << 8 | data[8 + i];
     }
-    if (self->kind == S_FILE && self->file != stdin &&
-        fseeko (self->file, (off_t) offset, SEEK_SET))
-        return; // cannot seek: start over; dedup drops what was put already
+    if (self->kind == S_FILE && self->file != stdin) {
+        if (fseeko (self->file, (off_t) offset, SEEK_SET))
+            return; // cannot seek: start over; dedup drops what was put already
+        self->offset = offset;
+    }
     self->position = position;
     if (self->kind == S_LIST)
         for (uint64_t i = 0; i < position && self->next_item; i++)

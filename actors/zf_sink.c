@@ -87,7 +87,7 @@ typedef struct {
     int sync;              // 0 never, 1 interval, 2 always
     int64_t sync_interval; // ms
     int64_t linger;        // ms acks may wait to go together
-    zf_idmap_t *written;   // ids of the last items written (a window)
+    zf_idmap_t *written;   // ids of the last items written (a window); NULL for null
     zf_id_t *ring;         // the same ids, oldest first, to forget the oldest
     size_t ring_head;      // next slot of ring
     zlistx_t *pending;     // zf_item_t written, waiting for the sync to be acked
@@ -172,16 +172,16 @@ s_open (self_t *self)
     self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
     self->sync_interval = zf_conf_duration (conf->node, keys, "sync-interval");
     self->linger = zf_conf_duration (conf->node, keys, "linger");
+    self->fd = self->ids_fd = -1;
+    if (streq (target, "null")) {
+        self->sync = 0; // nothing is written: no id is worth remembering
+        return 0;
+    }
     self->written = zf_idmap_new (1024);
     self->ring = (zf_id_t *) calloc (WRITTEN_WINDOW, sizeof (zf_id_t));
-    self->fd = self->ids_fd = -1;
     if (streq (target, "stdout")) {
         self->fd = 1;
         self->sync = 0; // a pipe or terminal has nothing to sync
-        return 0;
-    }
-    if (streq (target, "null")) {
-        self->sync = 0;
         return 0;
     }
     self->path = zf_pipeline_path (self->args->pipeline, target);
@@ -316,7 +316,8 @@ s_flush (self_t *self)
     }
     zf_item_t *item;
     while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL))) {
-        s_remember (self, zf_item_id (item));
+        if (self->written)
+            s_remember (self, zf_item_id (item));
         self->count++;
         zf_client_ack (self->client, &item);
     }
@@ -363,7 +364,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
             }
             zf_item_t *item = zf_client_next (self.client, (int) wait);
             if (item) {
-                if (zf_idmap_get (self.written, zf_item_id (item)))
+                if (self.written && zf_idmap_get (self.written, zf_item_id (item)))
                     zf_client_ack (self.client, &item); // written before a restart
                 else {
                     if (self.fd >= 0)
