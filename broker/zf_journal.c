@@ -27,6 +27,7 @@
 #define RECORD_HEADER   9 // u32 size, u32 crc, u8 type
 #define SEGMENT_MAX     (64ull << 20)
 #define BUFFER_MAX      (1u << 20) // records buffered before they are written anyway
+#define RETRY_MS        1000       // between tries to write again after a failed write
 
 struct _zf_journal_t {
     char *dir;             // the journal's folder
@@ -50,6 +51,8 @@ struct _zf_journal_t {
     bool hurry;            // the next batch sync need not wait for its interval
     int64_t last_sync;     // ms, when the last sync was asked
     char *failed;          // why writing stopped, or NULL
+    bool retry;            // it was a write: tried again every RETRY_MS
+    int64_t failed_at;     // ms, when it last failed
 };
 
 //  --------------------------------------------------------------------------
@@ -172,14 +175,37 @@ s_write_all (int fd, const uint8_t *data, size_t size)
     return 0;
 }
 
+//  Writing can go on no more: confirms stop for good. (After a failed
+//  fdatasync the kernel may have dropped the pages it could not write: what
+//  was written cannot be trusted to be on disk.)
 static void
 s_fail (zf_journal_t *self, const char *what)
 {
     if (!self->failed) {
-        self->failed = zsys_sprintf ("journal %s: %s: %s; confirms stop until it is fixed",
+        self->failed = zsys_sprintf ("journal %s: %s: %s; confirms stop until the broker is "
+                                     "restarted",
                                      self->dir, what, strerror (errno));
         zsys_error ("%s", self->failed);
     }
+    self->retry = false;
+}
+
+//  A write failed (a full disk, say). What it wrote of a record is cut off,
+//  the records stay buffered, confirms wait, and the write is tried again
+//  every RETRY_MS (s_retry).
+static void
+s_fail_write (zf_journal_t *self)
+{
+    int error = errno;
+    self->failed_at = zclock_mono ();
+    self->failed =
+        zsys_sprintf ("journal %s: write failed: %s; confirms wait, and the write is tried "
+                      "again every %d ms",
+                      self->dir, strerror (error), RETRY_MS);
+    self->retry = true;
+    zsys_error ("%s", self->failed);
+    if (ftruncate (self->fd, (off_t) self->segment_size))
+        zsys_debug ("journal %s: cannot cut a partial write yet: %s", self->dir, strerror (errno));
 }
 
 //  Writes a segment's header at fd's position. Returns 0 or -1.
@@ -597,19 +623,28 @@ s_seal (zf_journal_t *self)
     self->open_at = SIZE_MAX;
 }
 
+//  Writes the records buffered. Returns 0 or -1.
+static int
+s_write_out (zf_journal_t *self)
+{
+    if (s_write_all (self->fd, self->buf, self->len))
+        return -1;
+    self->written += self->len;
+    self->segment_size += self->len;
+    self->len = 0;
+    return 0;
+}
+
 //  Writes the records buffered (not asking for a sync). Returns 0 or -1.
 static int
 s_write_buffered (zf_journal_t *self)
 {
     if (self->failed || !self->len)
         return self->failed ? -1 : 0;
-    if (s_write_all (self->fd, self->buf, self->len)) {
-        s_fail (self, "write failed");
+    if (s_write_out (self)) {
+        s_fail_write (self);
         return -1;
     }
-    self->written += self->len;
-    self->segment_size += self->len;
-    self->len = 0;
     return 0;
 }
 
@@ -668,10 +703,28 @@ s_ask_sync (zf_journal_t *self, int64_t now)
     self->last_sync = now;
 }
 
+//  After a failed write, once RETRY_MS has passed: cuts off what the
+//  failed write left of a record and lets the buffered records be written
+//  again.
+static void
+s_retry (zf_journal_t *self, int64_t now_ms)
+{
+    if (!self->retry || now_ms - self->failed_at < RETRY_MS)
+        return;
+    self->failed_at = now_ms;
+    if (ftruncate (self->fd, (off_t) self->segment_size) ||
+        lseek (self->fd, (off_t) self->segment_size, SEEK_SET) < 0 || s_write_out (self))
+        return; // not yet: quietly, the failure was told
+    zsys_info ("journal %s: writing again; confirms go on", self->dir);
+    zstr_free (&self->failed);
+    self->retry = false;
+}
+
 int
 zf_journal_commit (zf_journal_t *self, int64_t now_ms)
 {
     s_seal (self);
+    s_retry (self, now_ms);
     if (s_write_buffered (self))
         return -1;
     if (self->cap > 2 * BUFFER_MAX) {
@@ -721,6 +774,10 @@ zf_journal_hurry (zf_journal_t *self)
 int64_t
 zf_journal_due (zf_journal_t *self, int64_t now_ms)
 {
+    if (self->retry) {
+        int64_t wait = self->failed_at + RETRY_MS - now_ms;
+        return wait > 0 ? wait : 0;
+    }
     if (self->sync != ZF_SYNC_BATCH || self->syncing || self->failed ||
         self->durable == self->written)
         return -1;

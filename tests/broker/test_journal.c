@@ -2,7 +2,8 @@
     reopen, a torn last record is cut off and the journal goes on, a bad
     record in the middle stops the open with the file and the offset, a
     snapshot replaces what came before it and an unfinished one is dropped,
-    and one journal serves one broker at a time. */
+    one journal serves one broker at a time, and a failed write is tried
+    again without losing or tearing a record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 #include "zflow.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -411,6 +414,67 @@ test_broker_refuses_corrupt_journal (void **state)
     zf_test_result_free (&r);
 }
 
+//  A write that fails (here: past the file size limit, as on a full disk)
+//  stops durability without losing what is buffered: the part of a record
+//  it wrote is cut off, and once the write can be done again every record
+//  is written, in order, and comes back after a reopen.
+static void
+test_write_fails_then_goes_on (void **state)
+{
+    zf_error_t err;
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    s_append (journal, ZF_JR_PUT, "first");
+    assert_int_equal (zf_journal_commit (journal, zclock_mono ()), 0);
+    uint64_t durable = zf_journal_durable (journal);
+    off_t good = s_segment_size (SEGMENT_1);
+    assert_true (good > 0);
+
+    // Room for part of the next record only.
+    struct rlimit unlimited, limit;
+    assert_int_equal (getrlimit (RLIMIT_FSIZE, &unlimited), 0);
+    limit = unlimited;
+    limit.rlim_cur = (rlim_t) good + 10;
+    signal (SIGXFSZ, SIG_IGN);
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &limit), 0);
+    char second[200];
+    memset (second, 's', sizeof second - 1);
+    second[sizeof second - 1] = 0;
+    s_append (journal, ZF_JR_PUT, second);
+    assert_int_equal (zf_journal_commit (journal, zclock_mono ()), -1);
+    const char *failed = zf_journal_failed (journal);
+    assert_non_null (failed);
+    assert_non_null (strstr (failed, "write failed"));
+    assert_non_null (strstr (failed, "tried again"));
+    assert_int_equal (zf_journal_durable (journal), durable);
+    assert_int_equal (s_segment_size (SEGMENT_1), good); // the partial record is cut off
+    // The broker is told when to try again; until then, nothing is written.
+    int64_t due = zf_journal_due (journal, zclock_mono ());
+    assert_true (due > 0 && due <= 1000);
+    s_append (journal, ZF_JR_ACK, "third");
+    assert_int_equal (zf_journal_commit (journal, zclock_mono ()), -1);
+
+    // Room again: the next try writes everything buffered.
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &unlimited), 0);
+    signal (SIGXFSZ, SIG_DFL);
+    assert_int_equal (zf_journal_commit (journal, zclock_mono () + 1000), 0);
+    assert_null (zf_journal_failed (journal));
+    assert_int_equal (zf_journal_durable (journal), zf_journal_appended (journal));
+    zf_journal_destroy (&journal);
+
+    zf_journal_report_t report;
+    journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, 3);
+    assert_string_equal (seen.records[0], "1:first");
+    assert_int_equal (strlen (seen.records[1]), 2 + strlen (second));
+    assert_string_equal (seen.records[2], "2:third");
+    assert_int_equal (report.torn, 0);
+    s_seen_free (&seen);
+    zf_journal_destroy (&journal);
+}
+
 static void
 test_crc32c (void **state)
 {
@@ -434,6 +498,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_corrupt_snapshot_refuses, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_broker_per_journal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_refuses_corrupt_journal, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_write_fails_then_goes_on, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
