@@ -11,6 +11,7 @@
 #include "zflow.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #define LOOPBACK "tcp://127.0.0.1:*"
@@ -849,6 +850,73 @@ test_journal_keeps_each_groups_progress (void **state)
     zf_test_dir_remove (dir);
 }
 
+//  The size of the largest journal segment in dir.
+static off_t
+s_largest_segment (const char *dir)
+{
+    off_t largest = 0;
+    zdir_t *listing = zdir_new (dir, NULL);
+    zfile_t **files = listing ? zdir_flatten (listing) : NULL;
+    for (size_t i = 0; files && files[i]; i++)
+        if (strstr (zfile_filename (files[i], NULL), ".zfj") && zfile_cursize (files[i]) > largest)
+            largest = zfile_cursize (files[i]);
+    zdir_flatten_free (&files);
+    zdir_destroy (&listing);
+    return largest;
+}
+
+static void
+test_journal_full_disk (void **state)
+{
+    // A broker whose journal cannot write (a full disk; here the file size
+    // limit) confirms nothing more but keeps what it was given; once there
+    // is room it writes it all and confirms, and a broker started on the
+    // journal has every item.
+    char dir[256];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "broker-full"), 0);
+    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, s_fanout);
+    zf_pipeline_t *pipeline = zf_test_pipeline (config);
+    zstr_free (&config);
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "src", NULL, 0);
+    enum { N = 100 };
+    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+
+    char *journal = zsys_sprintf ("%s/journal", dir);
+    struct rlimit unlimited, full;
+    assert_int_equal (getrlimit (RLIMIT_FSIZE, &unlimited), 0);
+    full = unlimited;
+    full.rlim_cur = (rlim_t) s_largest_segment (journal) + 64; // part of a record fits
+    signal (SIGXFSZ, SIG_IGN);
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &full), 0);
+    s_put_ints (producer, "jobs", N, NULL);
+    int confirmed = zf_client_flush (producer, 1500);
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &unlimited), 0);
+    signal (SIGXFSZ, SIG_DFL);
+    assert_int_equal (confirmed, -1); // nothing confirmed while it cannot write
+    assert_int_equal (zf_client_flush (producer, 10000), 0); // written again, and confirmed
+    zf_client_destroy (&producer);
+    zf_broker_destroy (&broker);
+
+    broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    if (!broker)
+        fail_msg ("the broker on its journal: %s", err.text);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "check", NULL, 0);
+    size_t count = 0;
+    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+    assert_true (count >= 1 && streq (queues[0].name, "jobs"));
+    assert_int_equal (queues[0].depth, 2 * N);
+    free (queues);
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zstr_free (&journal);
+    zf_test_dir_remove (dir);
+}
+
 static const char *s_upper = "actors\n"
                              "    src\n"
                              "        kind = producer\n"
@@ -1161,6 +1229,7 @@ main (void)
         cmocka_unit_test (test_bad_input),
         cmocka_unit_test (test_broker_restart),
         cmocka_unit_test (test_journal_keeps_each_groups_progress),
+        cmocka_unit_test (test_journal_full_disk),
         cmocka_unit_test (test_custom_actor_example),
         cmocka_unit_test (test_dedup),
         cmocka_unit_test (test_delivery_timeout),
