@@ -794,6 +794,36 @@ test_broker_restart (void **state)
     unlink (endpoint + 6);
 }
 
+//  The pipeline of s_fanout, its broker journaling in a new folder (dir).
+static zf_pipeline_t *
+s_journaled (char *dir, size_t size, const char *name)
+{
+    assert_int_equal (zf_test_dir_new (dir, size, name), 0);
+    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, s_fanout);
+    zf_pipeline_t *pipeline = zf_test_pipeline (config);
+    zstr_free (&config);
+    return pipeline;
+}
+
+//  A broker started anew on pipeline's journal, and the depth of its queue
+//  jobs (which must be its first) in *depth.
+static zf_broker_t *
+s_broker_again (zf_pipeline_t *pipeline, uint64_t *depth)
+{
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    if (!broker)
+        fail_msg ("the broker on its journal: %s", err.text);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "check", NULL, 0);
+    size_t count = 0;
+    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+    assert_true (count >= 1 && streq (queues[0].name, "jobs"));
+    *depth = queues[0].depth;
+    free (queues);
+    zf_client_destroy (&client);
+    return broker;
+}
+
 static void
 test_journal_keeps_each_groups_progress (void **state)
 {
@@ -801,10 +831,7 @@ test_journal_keeps_each_groups_progress (void **state)
     // when the broker stops: the broker that starts on the same journal
     // gives the items to the other group only.
     char dir[256];
-    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "broker-journal"), 0);
-    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, s_fanout);
-    zf_pipeline_t *pipeline = zf_test_pipeline (config);
-    zstr_free (&config);
+    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-journal");
     zf_error_t err;
     zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
     assert_non_null (broker);
@@ -822,14 +849,9 @@ test_journal_keeps_each_groups_progress (void **state)
     zf_client_destroy (&producer);
     zf_broker_destroy (&broker);
 
-    broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
-    if (!broker)
-        fail_msg ("the broker on its journal: %s", err.text);
-    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "check", NULL, 0);
-    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
-    assert_true (count >= 1 && streq (queues[0].name, "jobs"));
-    assert_int_equal (queues[0].depth, N); // g2 has not had them
-    free (queues);
+    uint64_t depth;
+    broker = s_broker_again (pipeline, &depth);
+    assert_int_equal (depth, N); // g2 has not had them
     g1 = zf_client_new (zf_broker_endpoint (broker), "g1", "jobs", 50);
     zf_client_t *g2 = zf_client_new (zf_broker_endpoint (broker), "g2", "jobs", 50);
     memset (seen, 0, sizeof seen);
@@ -844,7 +866,6 @@ test_journal_keeps_each_groups_progress (void **state)
     assert_string_equal (state_text, "done");
     zf_client_destroy (&g2);
     zf_client_destroy (&g1);
-    zf_client_destroy (&client);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     zf_test_dir_remove (dir);
@@ -873,10 +894,7 @@ test_journal_full_disk (void **state)
     // is room it writes it all and confirms, and a broker started on the
     // journal has every item.
     char dir[256];
-    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "broker-full"), 0);
-    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, s_fanout);
-    zf_pipeline_t *pipeline = zf_test_pipeline (config);
-    zstr_free (&config);
+    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-full");
     zf_error_t err;
     zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
     assert_non_null (broker);
@@ -901,16 +919,9 @@ test_journal_full_disk (void **state)
     zf_client_destroy (&producer);
     zf_broker_destroy (&broker);
 
-    broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
-    if (!broker)
-        fail_msg ("the broker on its journal: %s", err.text);
-    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "check", NULL, 0);
-    size_t count = 0;
-    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
-    assert_true (count >= 1 && streq (queues[0].name, "jobs"));
-    assert_int_equal (queues[0].depth, 2 * N);
-    free (queues);
-    zf_client_destroy (&client);
+    uint64_t depth;
+    broker = s_broker_again (pipeline, &depth);
+    assert_int_equal (depth, 2 * N); // every item, once
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     zstr_free (&journal);
