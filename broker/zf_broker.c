@@ -15,8 +15,10 @@
     delivery finished (ACK), an item finished (FIN, its outcome kept for the
     dedup window), a source's checkpoint. The records of a loop turn go out
     in one write at its end, and the CONFIRMs of the PUTs they hold wait
-    until they are durable. Deliveries and attempts are not recorded: after
-    a restart every unfinished delivery is ready again.
+    until they are durable. A failed delivery is a record too (RETRY, its
+    count of attempts), so that max-attempts holds across a restart.
+    Deliveries are not recorded: after a restart every unfinished delivery
+    is ready again, and one that was in flight does not count.
 */
 #include "zf_broker.h"
 #include "zf_curve.h"
@@ -729,6 +731,7 @@ s_tap_item (self_t *self, queue_t *queue, msg_t *msg)
 //    ACK         id (16), dead u8, group name
 //    FIN         id (16), outcome u8 (SEEN_DONE, SEEN_DEAD, SEEN_CANCELLED)
 //    CHECKPOINT  actor name, data (u32 length, bytes)
+//    RETRY       id (16), attempt u32, group name
 
 static uint8_t *
 s_w (uint8_t *p, const void *data, size_t size)
@@ -802,6 +805,19 @@ s_journal_ack (self_t *self, delivery_t *d, bool dead)
     uint8_t *p = zf_journal_reserve (self->journal, ZF_JR_ACK, ZF_ID_SIZE + 1 + 1 + glen);
     p = s_w (p, d->msg->id.bytes, ZF_ID_SIZE);
     *p++ = dead;
+    s_wname (p, d->group->name, glen);
+}
+
+//  Delivery d failed and will be tried again: the attempts it has had.
+static void
+s_journal_retry (self_t *self, delivery_t *d, uint32_t attempts)
+{
+    if (!self->journal || self->replaying)
+        return;
+    size_t glen = strlen (d->group->name);
+    uint8_t *p = zf_journal_reserve (self->journal, ZF_JR_RETRY, ZF_ID_SIZE + 4 + 1 + glen);
+    p = s_w (p, d->msg->id.bytes, ZF_ID_SIZE);
+    p = s_w32 (p, attempts);
     s_wname (p, d->group->name, glen);
 }
 
@@ -1126,6 +1142,7 @@ s_retry (self_t *self, delivery_t *d, const char *reason, bool final, int64_t de
         s_finish_delivery (self, d, true);
         return;
     }
+    s_journal_retry (self, d, d->attempt);
     int64_t delay = s_backoff (self, queue, d->attempt);
     if (delay < delay_ms)
         delay = delay_ms;
@@ -2013,6 +2030,26 @@ s_replay_ack (self_t *self, reader_t *r, zf_error_t *err)
 }
 
 static int
+s_replay_retry (self_t *self, reader_t *r, zf_error_t *err)
+{
+    zf_id_t id;
+    char group[ZF_NAME_MAX + 1];
+    s_rid (r, &id, "id");
+    uint32_t attempt = (uint32_t) s_rint (r, 4, "attempt");
+    s_rname (r, group, "group");
+    if (r->bad || r->p != r->end)
+        return zf_error_set (err, ZF_EVALUE, "RETRY: %s",
+                             r->bad ? r->bad : "bytes after the group");
+    msg_t *msg = (msg_t *) zf_idmap_get (self->live, &id);
+    for (uint32_t g = 0; msg && g < msg->ndeliveries; g++) {
+        delivery_t *d = &msg->deliveries[g];
+        if (d->state != D_FINISHED && streq (d->group->name, group) && attempt > d->attempt)
+            d->attempt = attempt;
+    }
+    return 0; // an item finished since, or a group no longer in the pipeline
+}
+
+static int
 s_replay_fin (self_t *self, reader_t *r, zf_error_t *err)
 {
     zf_id_t id;
@@ -2064,6 +2101,8 @@ s_replay_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t si
             return s_replay_fin (self, &r, err);
         case ZF_JR_CHECKPOINT:
             return s_replay_checkpoint (self, &r, err);
+        case ZF_JR_RETRY:
+            return s_replay_retry (self, &r, err);
         default:
             return zf_error_set (err, ZF_EVALUE, "record type %d out of place", (int) type);
     }
@@ -2104,6 +2143,13 @@ s_journal_open (self_t *self, const char *path, zf_error_t *err)
                    "%" PRId64 " ms",
                    path, restored, report.records, report.bytes / 1e6, report.elapsed_ms);
     return 0;
+}
+
+//  The attempts of d that are over: one in flight does not count yet.
+static uint32_t
+s_attempts_over (const delivery_t *d)
+{
+    return d->state == D_INFLIGHT && d->attempt ? d->attempt - 1 : d->attempt;
 }
 
 static void
@@ -2157,12 +2203,16 @@ s_snapshot (self_t *self)
         msg_t *msg = list.msgs[i];
         uint32_t attempt = UINT32_MAX;
         for (uint32_t g = 0; g < msg->ndeliveries; g++)
-            if (msg->deliveries[g].attempt < attempt)
-                attempt = msg->deliveries[g].attempt;
+            if (s_attempts_over (&msg->deliveries[g]) < attempt)
+                attempt = s_attempts_over (&msg->deliveries[g]);
         s_journal_put (self, msg, attempt);
-        for (uint32_t g = 0; g < msg->ndeliveries; g++)
-            if (msg->deliveries[g].state == D_FINISHED)
-                s_journal_ack (self, &msg->deliveries[g], false);
+        for (uint32_t g = 0; g < msg->ndeliveries; g++) {
+            delivery_t *d = &msg->deliveries[g];
+            if (d->state == D_FINISHED)
+                s_journal_ack (self, d, false);
+            else if (s_attempts_over (d) > attempt)
+                s_journal_retry (self, d, s_attempts_over (d)); // more than the PUT says
+        }
     }
     free (list.msgs);
     for (zchunk_t *chunk = (zchunk_t *) zhashx_first (self->checkpoints); chunk;

@@ -60,6 +60,7 @@ typedef enum {
     ZF_JR_FIN,          // an item finished (all deliveries), with its outcome
     ZF_JR_CHECKPOINT,   // a source's position
     ZF_JR_SNAPSHOT_END, // the snapshot that opens this segment is complete
+    ZF_JR_RETRY,        // one consumer group's delivery failed: its attempts so far
     ZF_JR_TYPE_COUNT
 } zf_jr_type_t;
 

@@ -794,12 +794,13 @@ test_broker_restart (void **state)
     unlink (endpoint + 6);
 }
 
-//  The pipeline of s_fanout, its broker journaling in a new folder (dir).
+//  The pipeline of actors (a config's text), its broker journaling in a
+//  new folder (dir).
 static zf_pipeline_t *
-s_journaled (char *dir, size_t size, const char *name)
+s_journaled (char *dir, size_t size, const char *name, const char *actors)
 {
     assert_int_equal (zf_test_dir_new (dir, size, name), 0);
-    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, s_fanout);
+    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, actors);
     zf_pipeline_t *pipeline = zf_test_pipeline (config);
     zstr_free (&config);
     return pipeline;
@@ -831,7 +832,7 @@ test_journal_keeps_each_groups_progress (void **state)
     // when the broker stops: the broker that starts on the same journal
     // gives the items to the other group only.
     char dir[256];
-    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-journal");
+    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-journal", s_fanout);
     zf_error_t err;
     zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
     assert_non_null (broker);
@@ -894,7 +895,7 @@ test_journal_full_disk (void **state)
     // is room it writes it all and confirms, and a broker started on the
     // journal has every item.
     char dir[256];
-    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-full");
+    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-full", s_fanout);
     zf_error_t err;
     zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
     assert_non_null (broker);
@@ -925,6 +926,51 @@ test_journal_full_disk (void **state)
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     zstr_free (&journal);
+    zf_test_dir_remove (dir);
+}
+
+static void
+test_attempts_survive_a_restart (void **state)
+{
+    // An item that failed twice of its three attempts fails for good at
+    // its next failure, even when the broker was restarted in between.
+    char dir[256];
+    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-attempts", s_retry);
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "src", NULL, 0);
+    zf_id_t id;
+    s_put_ints (producer, "jobs", 1, &id);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    zf_client_t *worker = zf_client_new (zf_broker_endpoint (broker), "work", "jobs", 1);
+    for (uint32_t attempt = 1; attempt <= 2; attempt++) {
+        zf_item_t *item = zf_client_next (worker, 5000);
+        assert_non_null (item);
+        assert_int_equal (zf_item_attempt (item), attempt);
+        zf_client_nack (worker, &item, "poison", false, 0);
+    }
+    size_t count = 0;
+    free (zf_client_queues (worker, &count, 5000)); // answered after the NACKs before it
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    zf_broker_destroy (&broker);
+
+    uint64_t depth;
+    broker = s_broker_again (pipeline, &depth);
+    assert_int_equal (depth, 1);
+    worker = zf_client_new (zf_broker_endpoint (broker), "work", "jobs", 1);
+    zf_item_t *item = zf_client_next (worker, 5000);
+    assert_non_null (item);
+    assert_int_equal (zf_item_attempt (item), 3);
+    zf_client_nack (worker, &item, "poison", false, 0);
+    char status[32];
+    assert_int_equal (zf_client_status (worker, &id, status, sizeof status, 5000), 0);
+    assert_string_equal (status, "dead");
+    assert_null (zf_client_next (worker, 300)); // no fourth attempt
+    zf_client_destroy (&worker);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
     zf_test_dir_remove (dir);
 }
 
@@ -1241,6 +1287,7 @@ main (void)
         cmocka_unit_test (test_broker_restart),
         cmocka_unit_test (test_journal_keeps_each_groups_progress),
         cmocka_unit_test (test_journal_full_disk),
+        cmocka_unit_test (test_attempts_survive_a_restart),
         cmocka_unit_test (test_custom_actor_example),
         cmocka_unit_test (test_dedup),
         cmocka_unit_test (test_delivery_timeout),
