@@ -761,6 +761,8 @@ zf_journal_synced (zf_journal_t *self, int64_t now_ms)
     }
     if (lsn > self->durable)
         self->durable = lsn;
+    if (self->durable == self->written)
+        self->hurry = false; // nothing waits: the next sync may wait its interval
     if (now_ms != INT64_MAX)
         s_ask_sync (self, now_ms);
 }
