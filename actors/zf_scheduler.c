@@ -16,7 +16,10 @@
     its time is skipped and counted; after a stall, `coalesce` fires once
     for all the missed times. With `max-instances`, no new firing is put
     while that many earlier ones are still being processed downstream (the
-    broker reports when a firing's whole lineage is done).
+    broker reports when a firing's whole lineage is done, to the session
+    that put it: firings put on an earlier session, before the broker
+    restarted or the link lapsed, are asked about instead, and forgotten
+    once the broker no longer holds their item).
 */
 #include "zf_actor.h"
 #include "zf_cron.h"
@@ -111,6 +114,7 @@ typedef struct {
     int64_t due;                  // the scheduled time of its next firing (ms, wall), or INT64_MAX
     int64_t due_mono;             // the same on the monotonic clock, in us
     zlistx_t *running;            // char *: hex ids of its firings in progress
+    zlistx_t *unsure;             // the same, put on an earlier session: no DONE may come
     uint64_t fired, missed, busy; // firings put, skipped as late, skipped for max-instances
 } s_job_t;
 
@@ -119,7 +123,12 @@ typedef struct {
     zf_client_t *client;   // session with the broker
     zlistx_t *jobs;        // s_job_t
     unsigned seed;         // for jitter
+    int sessions;          // the session's count of sessions when last looked at
+    int64_t next_ask;      // when to ask about unsure firings next (ms, monotonic)
 } self_t;
+
+#define ASK_EVERY      1000 // ms between questions about firings put on an earlier session
+#define ASK_BUDGET_MAX 200  // ms those questions may take at most
 
 //  The wall clock in ms, and both clocks in us.
 static int64_t
@@ -182,6 +191,54 @@ s_reap_done (self_t *self)
             void *handle = zlistx_find (job->running, hex);
             if (handle)
                 zlistx_delete (job->running, handle);
+            else if ((handle = zlistx_find (job->unsure, hex)))
+                zlistx_delete (job->unsure, handle);
+        }
+    }
+}
+
+//  The broker tells the session that put a firing when its lineage is done.
+//  After a new session (the broker restarted, or the link lapsed) that word
+//  may never come for the firings put before: they are asked about, once
+//  every ASK_EVERY, within budget_ms, and forgotten once the broker no
+//  longer holds their item (done, dead, cancelled, or unknown to it: lost
+//  with a broker that had no journal). Their children, if any, are not
+//  waited for then.
+static void
+s_ask_unsure (self_t *self, int64_t budget_ms)
+{
+    int sessions = zf_client_sessions (self->client);
+    if (sessions != self->sessions) {
+        self->sessions = sessions;
+        for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
+             job = (s_job_t *) zlistx_next (self->jobs)) {
+            char *hex;
+            while ((hex = (char *) zlistx_detach (job->running, NULL)))
+                zlistx_add_end (job->unsure, hex);
+        }
+    }
+    int64_t now = zclock_mono ();
+    if (now < self->next_ask || budget_ms <= 0)
+        return;
+    if (budget_ms > ASK_BUDGET_MAX)
+        budget_ms = ASK_BUDGET_MAX;
+    self->next_ask = now + ASK_EVERY;
+    int64_t until = now + budget_ms;
+    for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
+         job = (s_job_t *) zlistx_next (self->jobs)) {
+        char *hex = (char *) zlistx_first (job->unsure);
+        while (hex) {
+            char *next = (char *) zlistx_next (job->unsure);
+            zf_id_t id;
+            char state[32];
+            int64_t left = until - zclock_mono ();
+            if (left <= 0 || zf_id_parse (&id, hex) ||
+                zf_client_status (self->client, &id, state, sizeof state, (int) left))
+                return; // no time, or no answer: asked again later
+            if (!streq (state, "queued") && !streq (state, "delivered") &&
+                !streq (state, "retrying"))
+                zlistx_delete (job->unsure, zlistx_find (job->unsure, hex));
+            hex = next;
         }
     }
 }
@@ -190,10 +247,11 @@ s_reap_done (self_t *self)
 static void
 s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
 {
-    if (job->max_instances && (int64_t) zlistx_size (job->running) >= job->max_instances) {
+    size_t running = zlistx_size (job->running) + zlistx_size (job->unsure);
+    if (job->max_instances && (int64_t) running >= job->max_instances) {
         job->busy++;
         zsys_info ("%s: job %s: %zu firings still in progress (max-instances): skipped one",
-                   self->args->conf->name, job->label, zlistx_size (job->running));
+                   self->args->conf->name, job->label, running);
         return;
     }
     // The scheduled time to the millisecond: 2026-03-08T03:00:00.250-04:00.
@@ -311,6 +369,9 @@ s_job_new (self_t *self, zconfig_t *section, const zf_key_t *keys, const char *l
     job->running = zlistx_new ();
     zlistx_set_destructor (job->running, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_comparator (job->running, (zlistx_comparator_fn *) strcmp);
+    job->unsure = zlistx_new ();
+    zlistx_set_destructor (job->unsure, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (job->unsure, (zlistx_comparator_fn *) strcmp);
     msgpack_sbuffer_init (&job->payload);
     const char *payload = zconfig_get (section, "payload", NULL);
     if (payload) {
@@ -335,6 +396,7 @@ s_job_destroy (s_job_t **job_p)
     zf_cron_destroy (&job->cron);
     zf_tz_destroy (&job->tz);
     zlistx_destroy (&job->running);
+    zlistx_destroy (&job->unsure);
     msgpack_sbuffer_destroy (&job->payload);
     free (job);
     *job_p = NULL;
@@ -358,6 +420,7 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     zf_client_set_pipeline (self.client, self.args->pipeline->name);
     zf_client_set_wake (self.client, pipe); // a stop ends its waits
     zf_client_track (self.client, true);    // for max-instances: DONE per firing
+    self.sessions = zf_client_sessions (self.client);
     // Far from a due time the session's own wait does; near one, a timerfd
     // armed for the exact microsecond wakes the actor.
     int timer = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -376,6 +439,8 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
             int64_t ms = wait / 1000 - 2;
             zf_client_pump (self.client, (int) (ms < 100 ? ms : 100));
             s_reap_done (&self);
+            // Questions take at most half the time left before the firing.
+            s_ask_unsure (&self, (soonest->due_mono - s_clock_us (CLOCK_MONOTONIC)) / 2000);
             continue;
         }
         if (wait > 0 && timer >= 0) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zf_broker.h"
 #include "zf_testkit.h"
 
 #include <signal.h>
@@ -240,6 +241,60 @@ test_max_instances (void **state)
 }
 
 static void
+test_max_instances_after_a_broker_restart (void **state)
+{
+    // The firing in progress is lost with a broker that had no journal.
+    // The scheduler, on its new session, asks about it, forgets it, and
+    // fires again: max-instances does not stop the job for good.
+    static const char *config = "actors\n"
+                                "    tick\n"
+                                "        kind = scheduler\n"
+                                "        output = ticks\n"
+                                "        every = 100ms\n"
+                                "        max-instances = 1\n"
+                                "    slow\n"
+                                "        kind = sink\n"
+                                "        input = ticks\n"
+                                "        target = null\n";
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
+    assert_non_null (broker);
+    char endpoint[256];
+    snprintf (endpoint, sizeof endpoint, "%s", zf_broker_endpoint (broker));
+    char *argv[] = { ZFLOW_TESTACTOR, endpoint, "slow", "ticks", "--hold", NULL };
+    int out;
+    pid_t holder = zf_test_spawn (argv, &out);
+    char line[64];
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0); // ready
+    pid_t tick = zf_test_actor (s_dir, broker, "tick");
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
+    assert_string_equal (line, "holding 1");
+    kill (holder, SIGKILL);
+    zf_test_reap (holder, 10000);
+    close (out);
+
+    // A new broker on the same endpoint, and a new holder.
+    zf_broker_destroy (&broker);
+    zf_error_t err;
+    broker = zf_broker_new (pipeline, endpoint, "tcp://127.0.0.1:*", NULL, &err);
+    if (!broker)
+        fail_msg ("a broker again on %s: %s", endpoint, err.text);
+    holder = zf_test_spawn (argv, &out);
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0); // ready
+    // The scheduler's session lapses (3 heartbeats), it opens another, asks
+    // about its firing and fires again.
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 20000), 0);
+    assert_string_equal (line, "holding 1");
+    kill (tick, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
+    kill (holder, SIGTERM);
+    zf_test_reap (holder, 10000);
+    close (out);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static void
 test_at_start_end (void **state)
 {
     // One job fires once `at` a time; another fires every 100 ms only
@@ -305,6 +360,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_stall_coalesced, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stall_misfires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_max_instances, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_max_instances_after_a_broker_restart, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_at_start_end, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
