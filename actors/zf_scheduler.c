@@ -249,6 +249,11 @@ s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
 {
     size_t running = zlistx_size (job->running) + zlistx_size (job->unsure);
     if (job->max_instances && (int64_t) running >= job->max_instances) {
+        // About to skip: the time a question takes costs no firing.
+        s_ask_unsure (self, ASK_BUDGET_MAX);
+        running = zlistx_size (job->running) + zlistx_size (job->unsure);
+    }
+    if (job->max_instances && (int64_t) running >= job->max_instances) {
         job->busy++;
         zsys_info ("%s: job %s: %zu firings still in progress (max-instances): skipped one",
                    self->args->conf->name, job->label, running);
