@@ -92,7 +92,10 @@ void zf_client_track (zf_client_t *self, bool track);
 
 //  The next finished tracked root: its id, and its state ("done", "dead"
 //  when an item of its lineage was dead-lettered, "cancelled"). Waits up to
-//  timeout_ms; returns 0, or -1 if none came.
+//  timeout_ms; returns 0, or -1 if none came. The broker tells the session
+//  that put the root, and does not keep that across a restart: for roots
+//  put before zf_client_sessions last changed, ask zf_client_status (the
+//  scheduler's max-instances does).
 int zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms);
 
 //  Cancel what is left of the lineage of root (the TaskGroup pattern: a
