@@ -18,7 +18,7 @@ zf_actor_exit (zsock_t *pipe, int status)
 //  Each look at the pipe is a system call or two (ZeroMQ checks its
 //  mailbox), and actors ask once an item: the pipe is looked at once a
 //  millisecond at most. A stop waiting on it also ends the session's waits
-//  (zf_client_set_wake), so an idle actor sees it at once.
+//  (zf_client_set_wake), so an idle actor sees it within that millisecond.
 #define STOP_LOOK_US 1000
 
 bool

@@ -226,19 +226,18 @@ s_ask_unsure (self_t *self, int64_t budget_ms)
     int64_t until = now + budget_ms;
     for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
          job = (s_job_t *) zlistx_next (self->jobs)) {
-        char *hex = (char *) zlistx_first (job->unsure);
-        while (hex) {
-            char *next = (char *) zlistx_next (job->unsure);
+        for (char *hex = (char *) zlistx_first (job->unsure); hex;) {
+            void *handle = zlistx_cursor (job->unsure);
             zf_id_t id;
             char state[32];
             int64_t left = until - zclock_mono ();
             if (left <= 0 || zf_id_parse (&id, hex) ||
                 zf_client_status (self->client, &id, state, sizeof state, (int) left))
                 return; // no time, or no answer: asked again later
+            hex = (char *) zlistx_next (job->unsure);
             if (!streq (state, "queued") && !streq (state, "delivered") &&
                 !streq (state, "retrying"))
-                zlistx_delete (job->unsure, zlistx_find (job->unsure, hex));
-            hex = next;
+                zlistx_delete (job->unsure, handle); // not the cursor: the walk goes on
         }
     }
 }

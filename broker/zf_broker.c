@@ -731,7 +731,7 @@ s_tap_item (self_t *self, queue_t *queue, msg_t *msg)
 //    ACK         id (16), dead u8, group name
 //    FIN         id (16), outcome u8 (SEEN_DONE, SEEN_DEAD, SEEN_CANCELLED)
 //    CHECKPOINT  actor name, data (u32 length, bytes)
-//    RETRY       id (16), attempt u32, group name
+//    RETRY       id (16), attempts u32, group name
 
 static uint8_t *
 s_w (uint8_t *p, const void *data, size_t size)

@@ -190,22 +190,17 @@ s_fail (zf_journal_t *self, const char *what)
     self->retry = false;
 }
 
-//  A write failed (a full disk, say). What it wrote of a record is cut off,
-//  the records stay buffered, confirms wait, and the write is tried again
-//  every RETRY_MS (s_retry).
+//  A write failed (a full disk, say). The records stay buffered, confirms
+//  wait, and the write is tried again every RETRY_MS (s_retry).
 static void
 s_fail_write (zf_journal_t *self)
 {
-    int error = errno;
     self->failed_at = zclock_mono ();
-    self->failed =
-        zsys_sprintf ("journal %s: write failed: %s; confirms wait, and the write is tried "
-                      "again every %d ms",
-                      self->dir, strerror (error), RETRY_MS);
+    self->failed = zsys_sprintf ("journal %s: write failed: %s; confirms wait, and the write is "
+                                 "tried again every %d ms",
+                                 self->dir, strerror (errno), RETRY_MS);
     self->retry = true;
     zsys_error ("%s", self->failed);
-    if (ftruncate (self->fd, (off_t) self->segment_size))
-        zsys_debug ("journal %s: cannot cut a partial write yet: %s", self->dir, strerror (errno));
 }
 
 //  Writes a segment's header at fd's position. Returns 0 or -1.

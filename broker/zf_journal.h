@@ -110,7 +110,9 @@ uint64_t zf_journal_appended (zf_journal_t *self);
 
 //  Writes the records appended (one write) and asks the syncer for a sync
 //  as the mode wants. Returns 0, or -1 if the disk refused (see
-//  zf_journal_failed: nothing becomes durable any more).
+//  zf_journal_failed). After a failed write the records stay buffered and
+//  a later commit writes them, once RETRY_MS has passed and the disk takes
+//  them; after a failed sync nothing becomes durable any more.
 int zf_journal_commit (zf_journal_t *self, int64_t now_ms);
 
 //  Asks for the next sync without waiting for the rest of the batch
@@ -126,11 +128,12 @@ uint64_t zf_journal_durable (zf_journal_t *self);
 zsock_t *zf_journal_pipe (zf_journal_t *self);
 void zf_journal_synced (zf_journal_t *self, int64_t now_ms);
 
-//  Milliseconds until a batch sync is due (the loop's poll bound), or -1
-//  when none is waiting.
+//  Milliseconds until a batch sync, or the next try of a failed write, is
+//  due (the loop's poll bound), or -1 when none is waiting.
 int64_t zf_journal_due (zf_journal_t *self, int64_t now_ms);
 
-//  Why the journal stopped (a write or sync failed), or NULL.
+//  Why the journal is not writing (a write failed, and is tried again; or a
+//  sync failed, for good), or NULL.
 const char *zf_journal_failed (zf_journal_t *self);
 
 //  True when the log is large against the live state: time for a snapshot.

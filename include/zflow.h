@@ -151,7 +151,8 @@ void zf_client_pump (zf_client_t *self, int timeout_ms);
 
 //  Let outputs and acks wait up to ms for more to join them in one message
 //  (0, the default: they go whenever the session is about to wait). They
-//  go sooner once a quarter of the actor's credit waits to be acked. Fewer,
+//  go sooner once a quarter of the actor's credit waits to be acked, or a
+//  quarter of a PUT is filled. Fewer,
 //  larger messages cost the broker and the actor less per item. The
 //  session's own waits end when the linger does; an actor that waits on
 //  descriptors of its own waits at most zf_client_linger_left before it

@@ -188,35 +188,53 @@ test_stall_misfires (void **state)
     free (log);
 }
 
+//  A job of one instance at a time, into a queue whose reader the tests
+//  play (zf_testactor --hold keeps what it gets).
+static const char *s_held_ticks = "actors\n"
+                                  "    tick\n"
+                                  "        kind = scheduler\n"
+                                  "        output = ticks\n"
+                                  "        every = 100ms\n"
+                                  "        max-instances = 1\n"
+                                  "    slow\n"
+                                  "        kind = sink\n"
+                                  "        input = ticks\n"
+                                  "        target = null\n";
+
+//  A reader of ticks on endpoint that keeps what it gets, once the broker
+//  has welcomed it; its output (a line per item held) on *out.
+static pid_t
+s_holder (const char *endpoint, int *out)
+{
+    char *argv[] = { ZFLOW_TESTACTOR, (char *) endpoint, "slow", "ticks", "--hold", NULL };
+    pid_t pid = zf_test_spawn (argv, out);
+    char line[64];
+    assert_int_equal (zf_test_read_line (*out, line, sizeof line, 10000), 0);
+    assert_string_equal (line, "ready");
+    return pid;
+}
+
+//  The next line on fd, within timeout_ms, is expected.
+static void
+s_expect (int fd, const char *expected, int timeout_ms)
+{
+    char line[64];
+    assert_int_equal (zf_test_read_line (fd, line, sizeof line, timeout_ms), 0);
+    assert_string_equal (line, expected);
+}
+
 static void
 test_max_instances (void **state)
 {
     // A consumer that holds what it gets: with max-instances = 1, the first
     // firing is still in progress, so the later ones are skipped.
     zf_pipeline_t *pipeline;
-    zf_broker_t *broker = zf_test_broker (s_dir,
-                                          "actors\n"
-                                          "    tick\n"
-                                          "        kind = scheduler\n"
-                                          "        output = ticks\n"
-                                          "        every = 100ms\n"
-                                          "        max-instances = 1\n"
-                                          "    slow\n"
-                                          "        kind = sink\n"
-                                          "        input = ticks\n"
-                                          "        target = null\n",
-                                          &pipeline);
+    zf_broker_t *broker = zf_test_broker (s_dir, s_held_ticks, &pipeline);
     assert_non_null (broker);
-    char *argv[] = { ZFLOW_TESTACTOR, (char *) zf_broker_endpoint (broker),
-                     "slow",          "ticks",
-                     "--hold",        NULL };
     int out;
-    pid_t holder = zf_test_spawn (argv, &out);
-    char line[64];
-    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0); // ready
+    pid_t holder = s_holder (zf_broker_endpoint (broker), &out);
     pid_t tick = zf_test_actor (s_dir, broker, "tick");
-    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
-    assert_string_equal (line, "holding 1");
+    s_expect (out, "holding 1", 10000);
     // Ten intervals later, still one firing held and the rest skipped.
     char *log = NULL;
     for (int tries = 0; tries < 100; tries++) {
@@ -246,29 +264,15 @@ test_max_instances_after_a_broker_restart (void **state)
     // The firing in progress is lost with a broker that had no journal.
     // The scheduler, on its new session, asks about it, forgets it, and
     // fires again: max-instances does not stop the job for good.
-    static const char *config = "actors\n"
-                                "    tick\n"
-                                "        kind = scheduler\n"
-                                "        output = ticks\n"
-                                "        every = 100ms\n"
-                                "        max-instances = 1\n"
-                                "    slow\n"
-                                "        kind = sink\n"
-                                "        input = ticks\n"
-                                "        target = null\n";
     zf_pipeline_t *pipeline;
-    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
+    zf_broker_t *broker = zf_test_broker (s_dir, s_held_ticks, &pipeline);
     assert_non_null (broker);
     char endpoint[256];
     snprintf (endpoint, sizeof endpoint, "%s", zf_broker_endpoint (broker));
-    char *argv[] = { ZFLOW_TESTACTOR, endpoint, "slow", "ticks", "--hold", NULL };
     int out;
-    pid_t holder = zf_test_spawn (argv, &out);
-    char line[64];
-    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0); // ready
+    pid_t holder = s_holder (endpoint, &out);
     pid_t tick = zf_test_actor (s_dir, broker, "tick");
-    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
-    assert_string_equal (line, "holding 1");
+    s_expect (out, "holding 1", 10000);
     kill (holder, SIGKILL);
     zf_test_reap (holder, 10000);
     close (out);
@@ -279,12 +283,10 @@ test_max_instances_after_a_broker_restart (void **state)
     broker = zf_broker_new (pipeline, endpoint, "tcp://127.0.0.1:*", NULL, &err);
     if (!broker)
         fail_msg ("a broker again on %s: %s", endpoint, err.text);
-    holder = zf_test_spawn (argv, &out);
-    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0); // ready
+    holder = s_holder (endpoint, &out);
     // The scheduler's session lapses (3 heartbeats), it opens another, asks
     // about its firing and fires again.
-    assert_int_equal (zf_test_read_line (out, line, sizeof line, 20000), 0);
-    assert_string_equal (line, "holding 1");
+    s_expect (out, "holding 1", 20000);
     kill (tick, SIGTERM);
     assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
     kill (holder, SIGTERM);
