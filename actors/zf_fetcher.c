@@ -312,7 +312,7 @@ s_request_end (self_t *self, s_request_t **req_p)
     memset (req, 0, sizeof *req);
     req->response = response;
     req->response_headers = headers;
-    zlistx_add_end (self->spare, req);
+    zlistx_add_start (self->spare, req); // the warmest first, its memory in cache
     *req_p = NULL;
 }
 
@@ -592,7 +592,7 @@ s_stop_transfer (self_t *self, s_request_t *req)
     self->reused += connects == 0;
     curl_multi_remove_handle (self->multi, req->easy);
     if (zlistx_size (self->idle) < (size_t) self->concurrency)
-        zlistx_add_end (self->idle, req->easy);
+        zlistx_add_start (self->idle, req->easy); // the warmest first
     else
         curl_easy_cleanup (req->easy);
     req->easy = NULL;
