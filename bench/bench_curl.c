@@ -6,11 +6,12 @@
 
     With `fetcher`, each transfer also does what zflow's fetcher asks of
     libcurl (actors/zf_fetcher.c, s_new_transfer and s_start, with the
-    defaults of its keys): the URL set again, every response header seen
-    by a callback and kept (name in lower case), the body kept, decoding of
-    every content encoding offered, the timeouts, the user agent, redirects
-    followed, http and https only. That is the libcurl work no fetcher with
-    those features can do without.
+    defaults of its keys): the options of a request (its URL among them)
+    set again for each one, every response header seen by a callback and
+    kept (its name in lower case), the body kept, decoding of every content
+    encoding offered, the timeouts, the user agent, redirects followed,
+    http and https only. That is the libcurl work no fetcher with those
+    features can do without.
 
         bench_curl URL N CONNECTIONS [fetcher]
 */
@@ -45,8 +46,11 @@ s_keep_body (char *data, size_t size, size_t count, void *arg)
     s_kept_t *kept = (s_kept_t *) arg;
     size_t len = size * count;
     if (kept->body_size + len > kept->body_alloc) {
+        char *body = (char *) realloc (kept->body, (kept->body_size + len) * 2);
+        if (!body)
+            return 0; // libcurl ends the transfer: counted as failed
+        kept->body = body;
         kept->body_alloc = (kept->body_size + len) * 2;
-        kept->body = (char *) realloc (kept->body, kept->body_alloc);
     }
     memcpy (kept->body + kept->body_size, data, len);
     kept->body_size += len;
@@ -60,7 +64,7 @@ s_keep_header (char *data, size_t size, size_t count, void *arg)
     size_t len = size * count;
     const char *colon = (const char *) memchr (data, ':', len);
     if (len >= 5 && memcmp (data, "HTTP/", 5) == 0)
-        kept->headers_size = kept->body_size = 0; // a new response
+        kept->headers_size = 0; // a new response (after a redirect)
     else if (colon && kept->headers_size + len + 2 <= sizeof kept->headers) {
         char *at = kept->headers + kept->headers_size;
         for (const char *c = data; c < colon; c++)
@@ -73,9 +77,9 @@ s_keep_header (char *data, size_t size, size_t count, void *arg)
 }
 
 //  Sets what every transfer of this run does: the bare minimum, or what
-//  the fetcher asks.
+//  the fetcher sets once for each of its transfer handles.
 static void
-s_setup (CURL *easy, const char *url, bool fetcher, size_t *bytes, s_kept_t *kept)
+s_setup (CURL *easy, const char *url, bool fetcher, size_t *bytes)
 {
     curl_easy_setopt (easy, CURLOPT_URL, url);
     curl_easy_setopt (easy, CURLOPT_NOSIGNAL, 1L);
@@ -85,11 +89,8 @@ s_setup (CURL *easy, const char *url, bool fetcher, size_t *bytes, s_kept_t *kep
         return;
     }
     curl_easy_setopt (easy, CURLOPT_WRITEFUNCTION, s_keep_body);
-    curl_easy_setopt (easy, CURLOPT_WRITEDATA, kept);
     curl_easy_setopt (easy, CURLOPT_HEADERFUNCTION, s_keep_header);
-    curl_easy_setopt (easy, CURLOPT_HEADERDATA, kept);
     curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, 30000L);
     curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt (easy, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt (easy, CURLOPT_USERAGENT, "zflow/0.1.0");
@@ -97,7 +98,21 @@ s_setup (CURL *easy, const char *url, bool fetcher, size_t *bytes, s_kept_t *kep
     curl_easy_setopt (easy, CURLOPT_DNS_CACHE_TIMEOUT, 60L);
     curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+}
+
+//  What the fetcher sets again for each request.
+static void
+s_setup_request (CURL *easy, const char *url, s_kept_t *kept)
+{
+    curl_easy_setopt (easy, CURLOPT_URL, url);
+    curl_easy_setopt (easy, CURLOPT_PRIVATE, kept);
+    curl_easy_setopt (easy, CURLOPT_WRITEDATA, kept);
+    curl_easy_setopt (easy, CURLOPT_HEADERDATA, kept);
+    curl_easy_setopt (easy, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt (easy, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt (easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt (easy, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt (easy, CURLOPT_NOBODY, 0L);
 }
 
 static double
@@ -132,8 +147,9 @@ main (int argc, char **argv)
     double start = s_now ();
     for (long i = 0; i < connections && started < total; i++, started++) {
         CURL *easy = curl_easy_init ();
-        s_setup (easy, url, fetcher, &bytes, &kept[i]);
-        curl_easy_setopt (easy, CURLOPT_PRIVATE, &kept[i]);
+        s_setup (easy, url, fetcher, &bytes);
+        if (fetcher)
+            s_setup_request (easy, url, &kept[i]);
         curl_multi_add_handle (multi, easy);
     }
     while (done < total) {
@@ -156,8 +172,8 @@ main (int argc, char **argv)
                     s_kept_t *k;
                     curl_easy_getinfo (easy, CURLINFO_PRIVATE, (char **) &k);
                     bytes += k->body_size;
-                    k->body_size = 0;
-                    s_setup (easy, url, fetcher, &bytes, k);
+                    k->body_size = k->headers_size = 0;
+                    s_setup_request (easy, url, k);
                 }
                 curl_multi_add_handle (multi, easy); // reused: its connection too
             }
