@@ -9,12 +9,18 @@ typedef struct {
     uint8_t outcome; // what became of it; 0 for an unused entry
 } s_entry_t;
 
+//  A slot of the table holds the ring position + 1 of its id in the low
+//  bits, and above them a tag: bits of the id other than those that chose
+//  its home slot. A probe that meets another id's slot then rarely needs
+//  to look at the ring (a cache miss) to tell it apart.
 struct _zf_dedup_t {
-    s_entry_t *ring; // ids, oldest at head once full
-    size_t window;   // entries in ring
-    size_t head;     // where the next id goes
-    uint32_t *table; // ring position + 1 of each id, 0 for a free slot
-    size_t mask;     // slots in table - 1
+    s_entry_t *ring;        // ids, oldest at head once full
+    size_t window;          // entries in ring
+    size_t head;            // where the next id goes
+    uint32_t *table;        // tag | ring position + 1 of each id, 0 for a free slot
+    size_t mask;            // slots in table - 1
+    unsigned position_bits; // low bits of a slot that hold the position
+    uint32_t position_mask; // those bits
 };
 
 //  Ids are SipHash outputs or random: their first bytes are a good hash.
@@ -24,6 +30,23 @@ s_home (zf_dedup_t *self, const zf_id_t *id)
     uint64_t hash;
     memcpy (&hash, id->bytes, sizeof hash);
     return (size_t) hash & self->mask;
+}
+
+//  The tag of id, in place above the position bits (none with a window
+//  of 2^31, whose positions take all 32 bits).
+static uint32_t
+s_tag (zf_dedup_t *self, const zf_id_t *id)
+{
+    uint32_t bits;
+    memcpy (&bits, id->bytes + 8, sizeof bits);
+    return (uint32_t) ((uint64_t) bits << self->position_bits);
+}
+
+//  The ring entry a used slot points to.
+static s_entry_t *
+s_entry (zf_dedup_t *self, uint32_t slot)
+{
+    return &self->ring[(slot & self->position_mask) - 1];
 }
 
 zf_dedup_t *
@@ -38,6 +61,9 @@ zf_dedup_new (size_t window)
     if (self) {
         self->window = window;
         self->mask = slots - 1;
+        while (self->position_bits < 32 && ((uint64_t) 1 << self->position_bits) <= window)
+            self->position_bits++;
+        self->position_mask = (uint32_t) (((uint64_t) 1 << self->position_bits) - 1);
         self->ring = (s_entry_t *) calloc (window, sizeof (s_entry_t));
         self->table = (uint32_t *) calloc (slots, sizeof (uint32_t));
     }
@@ -62,9 +88,11 @@ zf_dedup_destroy (zf_dedup_t **self_p)
 static size_t
 s_find (zf_dedup_t *self, const zf_id_t *id)
 {
+    uint32_t tag = s_tag (self, id);
     for (size_t i = s_home (self, id);; i = (i + 1) & self->mask) {
-        uint32_t at = self->table[i];
-        if (!at || zf_id_eq (&self->ring[at - 1].id, id))
+        uint32_t slot = self->table[i];
+        if (!slot ||
+            ((slot & ~self->position_mask) == tag && zf_id_eq (&s_entry (self, slot)->id, id)))
             return i;
     }
 }
@@ -72,8 +100,8 @@ s_find (zf_dedup_t *self, const zf_id_t *id)
 uint8_t
 zf_dedup_get (zf_dedup_t *self, const zf_id_t *id)
 {
-    uint32_t at = self->table[s_find (self, id)];
-    return at ? self->ring[at - 1].outcome : 0;
+    uint32_t slot = self->table[s_find (self, id)];
+    return slot ? s_entry (self, slot)->outcome : 0;
 }
 
 //  Frees slot gap, moving later entries of its cluster back into the gap
@@ -82,7 +110,7 @@ static void
 s_remove_slot (zf_dedup_t *self, size_t gap)
 {
     for (size_t i = (gap + 1) & self->mask; self->table[i]; i = (i + 1) & self->mask) {
-        size_t home = s_home (self, &self->ring[self->table[i] - 1].id);
+        size_t home = s_home (self, &s_entry (self, self->table[i])->id);
         if (((i - home) & self->mask) >= ((i - gap) & self->mask)) {
             self->table[gap] = self->table[i];
             gap = i;
@@ -96,7 +124,7 @@ zf_dedup_set (zf_dedup_t *self, const zf_id_t *id, uint8_t outcome, uint8_t *evi
 {
     size_t slot = s_find (self, id);
     if (self->table[slot]) {
-        s_entry_t *entry = &self->ring[self->table[slot] - 1];
+        s_entry_t *entry = s_entry (self, self->table[slot]);
         uint8_t old = entry->outcome;
         entry->outcome = outcome;
         return old;
@@ -112,7 +140,7 @@ zf_dedup_set (zf_dedup_t *self, const zf_id_t *id, uint8_t outcome, uint8_t *evi
     }
     entry->id = *id;
     entry->outcome = outcome;
-    self->table[slot] = (uint32_t) self->head + 1;
+    self->table[slot] = s_tag (self, id) | (uint32_t) (self->head + 1);
     self->head = (self->head + 1) % self->window;
     return 0;
 }

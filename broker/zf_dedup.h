@@ -2,9 +2,11 @@
     small outcome (stored, done, dead, ...).
 
     A ring holds the ids in the order they came, and an open-addressing
-    table of 32-bit ring positions finds them: 21 bytes an id at a load
-    under 1/2, where a map of ids to pointers takes 48. The window is the
-    broker's largest structure, so this is what bounds its memory.
+    table of 32-bit slots finds them: 21 bytes an id at a load under 1/2,
+    where a map of ids to pointers takes 48. The window is the broker's
+    largest structure, so this is what bounds its memory. A slot holds a
+    ring position and, in the bits the position leaves free, a tag of the
+    id: a probe that meets another id's slot seldom reads the ring.
 */
 #ifndef ZF_DEDUP_H_INCLUDED
 #define ZF_DEDUP_H_INCLUDED

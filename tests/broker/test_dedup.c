@@ -7,19 +7,28 @@
 
 #include "zf_dedup.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-//  An id from a number; low_bits of hash keep many ids on few home slots.
+//  An id from a number; low_bits of hash keep many ids on few home slots,
+//  and a shared tag gives them all the same bits 8 to 11 (the window's
+//  tag), so that only their last bytes tell them apart.
 static zf_id_t
-s_id (uint32_t n, uint32_t low_bits)
+s_id_with (uint32_t n, uint32_t low_bits, bool shared_tag)
 {
     zf_id_t id;
     memset (&id, 0, sizeof id);
     uint64_t hash = low_bits ? (n % low_bits) : (uint64_t) n * 0x9E3779B97F4A7C15ull;
     memcpy (id.bytes, &hash, sizeof hash);
-    memcpy (id.bytes + 8, &n, sizeof n);
+    memcpy (id.bytes + (shared_tag ? 12 : 8), &n, sizeof n);
     return id;
+}
+
+static zf_id_t
+s_id (uint32_t n, uint32_t low_bits)
+{
+    return s_id_with (n, low_bits, false);
 }
 
 static void
@@ -50,7 +59,7 @@ test_window (void **state)
 //  Against a model: a window of W over a stream of ids drawn with repeats,
 //  many sharing home slots, so that removals shift long clusters.
 static void
-s_model (uint32_t window, uint32_t low_bits)
+s_model (uint32_t window, uint32_t low_bits, bool shared_tag)
 {
     enum { STEPS = 200000, RANGE = 5000 };
     zf_dedup_t *dedup = zf_dedup_new (window);
@@ -61,7 +70,7 @@ s_model (uint32_t window, uint32_t low_bits)
     for (int step = 0; step < STEPS; step++) {
         uint32_t n = (uint32_t) rand () % RANGE;
         uint8_t value = (uint8_t) (1 + rand () % 4);
-        zf_id_t id = s_id (n, low_bits);
+        zf_id_t id = s_id_with (n, low_bits, shared_tag);
         assert_int_equal (zf_dedup_get (dedup, &id), outcome[n]);
         uint8_t evicted = 0, expect_evicted = 0;
         uint8_t old = zf_dedup_set (dedup, &id, value, &evicted);
@@ -78,7 +87,7 @@ s_model (uint32_t window, uint32_t low_bits)
         outcome[n] = value;
     }
     for (uint32_t n = 0; n < RANGE; n++) {
-        zf_id_t id = s_id (n, low_bits);
+        zf_id_t id = s_id_with (n, low_bits, shared_tag);
         assert_int_equal (zf_dedup_get (dedup, &id), outcome[n]);
     }
     free (ring);
@@ -89,13 +98,20 @@ s_model (uint32_t window, uint32_t low_bits)
 static void
 test_model_spread (void **state)
 {
-    s_model (1000, 0);
+    s_model (1000, 0, false);
 }
 
 static void
 test_model_clustered (void **state)
 {
-    s_model (1000, 64); // ids fall on 64 home slots: long clusters
+    s_model (1000, 64, false); // ids fall on 64 home slots: long clusters
+}
+
+//  Ids that share home slots and tags: only the ring tells them apart.
+static void
+test_model_same_tags (void **state)
+{
+    s_model (1000, 64, true);
 }
 
 int
@@ -105,6 +121,7 @@ main (void)
         cmocka_unit_test (test_window),
         cmocka_unit_test (test_model_spread),
         cmocka_unit_test (test_model_clustered),
+        cmocka_unit_test (test_model_same_tags),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
