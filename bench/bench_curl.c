@@ -138,6 +138,10 @@ main (int argc, char **argv)
         return 2;
     }
     s_kept_t *kept = (s_kept_t *) calloc ((size_t) connections, sizeof (s_kept_t));
+    if (!kept) {
+        fprintf (stderr, "bench_curl: out of memory\n");
+        return 1;
+    }
     curl_global_init (CURL_GLOBAL_DEFAULT);
     CURLM *multi = curl_multi_init ();
     curl_multi_setopt (multi, CURLMOPT_MAX_HOST_CONNECTIONS, connections);

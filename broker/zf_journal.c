@@ -181,13 +181,19 @@ s_write_all (int fd, const uint8_t *data, size_t size)
 static void
 s_fail (zf_journal_t *self, const char *what)
 {
+    if (self->retry) {
+        // A write waiting to be tried again: this failure is the final word.
+        int error = errno;
+        zstr_free (&self->failed);
+        errno = error;
+        self->retry = false;
+    }
     if (!self->failed) {
         self->failed = zsys_sprintf ("journal %s: %s: %s; confirms stop until the broker is "
                                      "restarted",
                                      self->dir, what, strerror (errno));
         zsys_error ("%s", self->failed);
     }
-    self->retry = false;
 }
 
 //  A write failed (a full disk, say). The records stay buffered, confirms

@@ -152,11 +152,10 @@ void zf_client_pump (zf_client_t *self, int timeout_ms);
 //  Let outputs and acks wait up to ms for more to join them in one message
 //  (0, the default: they go whenever the session is about to wait). They
 //  go sooner once a quarter of the actor's credit waits to be acked, or a
-//  quarter of a PUT is filled. Fewer,
-//  larger messages cost the broker and the actor less per item. The
-//  session's own waits end when the linger does; an actor that waits on
-//  descriptors of its own waits at most zf_client_linger_left before it
-//  calls zf_client_pump again.
+//  quarter of a PUT is filled. Fewer, larger messages cost the broker and
+//  the actor less per item. The session's own waits end when the linger
+//  does; an actor that waits on descriptors of its own waits at most
+//  zf_client_linger_left before it calls zf_client_pump again.
 void zf_client_set_linger (zf_client_t *self, int ms);
 
 //  ms until what is buffered must go (0: now), or -1 if nothing is.
