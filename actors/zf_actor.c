@@ -1,6 +1,6 @@
 /*  zf_actor: shared actor plumbing. See zf_actor.h. */
 #include "zf_actor.h"
-#include "zf_cli.h"
+#include "zf_error.h"
 #include "zf_kinds.h"
 #include "zf_thread.h"
 

@@ -32,6 +32,7 @@
 #include "zf_idmap.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
+#include "zf_proto.h"
 #include "zflow.h"
 
 static const zf_key_t s_keys[] = {

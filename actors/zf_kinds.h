@@ -24,16 +24,8 @@ extern const zf_kind_t zf_sink_kind;
 void zf_producer_actor (zsock_t *pipe, void *args);
 void zf_sink_actor (zsock_t *pipe, void *args);
 
-//  The kind named name, or NULL.
-const zf_kind_t *zf_kind_find (const char *name);
-
 //  All kinds, ended by NULL.
 const zf_kind_t *const *zf_kinds (void);
-
-//  Checks shared by several tables.
-int zf_check_iso8601 (const char *value, zf_error_t *err);
-int zf_check_cron (const char *value, zf_error_t *err);
-int zf_check_zone (const char *value, zf_error_t *err);
 
 //  Keys every actor has.
 #define ZF_KEY_KIND                                                                                \

@@ -23,6 +23,7 @@
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
+#include "zf_id.h"
 #include "zflow.h"
 
 #include <errno.h>

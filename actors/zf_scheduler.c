@@ -26,6 +26,7 @@
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
+#include "zf_id.h"
 #include "zflow.h"
 
 #include <sys/prctl.h>
@@ -42,24 +43,24 @@
         { .name = "cron",                                                                          \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "fire at the times of a cron expression",                                        \
-          .check = zf_check_cron },                                                                \
+          .check = zf_cron_check },                                                                \
         { .name = "at",                                                                            \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "fire once at an ISO 8601 time",                                                 \
-          .check = zf_check_iso8601 },                                                             \
+          .check = zf_cron_check_time },                                                           \
         { .name = "timezone",                                                                      \
           .type = ZF_KEY_STRING,                                                                   \
           .fallback = "UTC",                                                                       \
           .help = "IANA zone for cron and for times without offset",                               \
-          .check = zf_check_zone },                                                                \
+          .check = zf_tz_check },                                                                  \
         { .name = "start",                                                                         \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "no firing before this ISO 8601 time",                                           \
-          .check = zf_check_iso8601 },                                                             \
+          .check = zf_cron_check_time },                                                           \
         { .name = "end",                                                                           \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "no firing after this ISO 8601 time",                                            \
-          .check = zf_check_iso8601 },                                                             \
+          .check = zf_cron_check_time },                                                           \
         { .name = "jitter",                                                                        \
           .type = ZF_KEY_DURATION,                                                                 \
           .fallback = "0",                                                                         \

@@ -22,10 +22,9 @@
 */
 #include "zf_broker.h"
 #include "zf_curve.h"
-#include "zf_dedup.h"
+#include "zf_window.h"
 #include "zf_idmap.h"
 #include "zf_journal.h"
-#include "zf_metrics.h"
 #include "zf_thread.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -208,7 +207,7 @@ typedef struct {
     zhashx_t *ended;         // actor name -> "" for sources that ended
     zhashx_t *subscriptions; // topic prefixes someone subscribes to
     zf_idmap_t *live;        // id -> msg_t, every stored message
-    zf_dedup_t *seen;        // id -> outcome, the dedup window; NULL when off
+    zf_window_t *seen;       // id -> outcome, the dedup window; NULL when off
     zf_idmap_t *lineages;    // root id -> lineage_t, for roots with children or a tracker
     size_t live_unseen;      // stored messages whose id the dedup ring has let go
     delivery_t **delayed;    // heap by due
@@ -852,7 +851,7 @@ static bool
 s_seen_set (self_t *self, const zf_id_t *id, intptr_t outcome)
 {
     uint8_t evicted = 0;
-    if (!self->seen || zf_dedup_set (self->seen, id, (uint8_t) outcome, &evicted))
+    if (!self->seen || zf_window_set (self->seen, id, (uint8_t) outcome, &evicted))
         return false;
     // The window is a ring: the oldest id leaves as a new one comes. A
     // stored message that leaves it is still found through the live map.
@@ -865,7 +864,7 @@ s_seen_set (self_t *self, const zf_id_t *id, intptr_t outcome)
 static bool
 s_seen_before (self_t *self, const zf_id_t *id)
 {
-    return (self->seen && zf_dedup_get (self->seen, id)) ||
+    return (self->seen && zf_window_get (self->seen, id)) ||
            (self->live_unseen && zf_idmap_get (self->live, id));
 }
 
@@ -1497,7 +1496,7 @@ s_state_of (self_t *self, const zf_id_t *id, msg_t **msg_p)
         }
         return delayed ? "retrying" : inflight ? "delivered" : "queued";
     }
-    switch (self->seen ? zf_dedup_get (self->seen, id) : 0) {
+    switch (self->seen ? zf_window_get (self->seen, id) : 0) {
         case SEEN_DONE:
             return "done";
         case SEEN_DEAD:
@@ -2190,7 +2189,7 @@ s_snapshot (self_t *self)
         return;
     }
     if (self->seen)
-        zf_dedup_foreach (self->seen, s_snapshot_seen, self);
+        zf_window_foreach (self->seen, s_snapshot_seen, self);
     msg_list_t list = { 0 };
     list.msgs = (msg_t **) malloc ((zf_idmap_size (self->live) + 1) * sizeof (msg_t *));
     if (!list.msgs) {
@@ -2363,7 +2362,7 @@ s_self_destroy (self_t **self_p)
     zlistx_destroy (&self->tapped);
     zlistx_destroy (&self->dirty);
     zf_idmap_destroy (&self->live);
-    zf_dedup_destroy (&self->seen);
+    zf_window_destroy (&self->seen);
     zf_idmap_destroy (&self->lineages);
     free (self->delayed);
     zf_proto_destroy (&self->in);
@@ -2461,7 +2460,7 @@ s_self_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->tapped = zlistx_new ();
     self->dirty = zlistx_new ();
     self->live = zf_idmap_new (1024);
-    self->seen = dedup_window ? zf_dedup_new (dedup_window) : NULL;
+    self->seen = dedup_window ? zf_window_new (dedup_window) : NULL;
     self->lineages = zf_idmap_new (1024);
     self->in = zf_proto_new ();
     self->out = zf_proto_new ();
@@ -2638,7 +2637,6 @@ zf_broker_actor (zsock_t *pipe, void *args)
 
 struct _zf_broker_t {
     zf_thread_t *actor;    // the broker thread
-    zf_metrics_t *metrics; // its HTTP endpoint, or NULL
     char *endpoint;        // bound ROUTER endpoint
     char *events;          // bound XPUB endpoint
     char *intake;          // bound PULL endpoint or ""
@@ -2658,7 +2656,6 @@ zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const char *events
 zf_broker_t *
 zf_broker_start (const zf_broker_args_t *args, zf_error_t *err)
 {
-    zf_pipeline_t *pipeline = args->pipeline;
     zf_broker_t *self = (zf_broker_t *) zmalloc (sizeof (zf_broker_t));
     self->args = *args;
     self->actor = zf_thread_new (zf_broker_actor, &self->args);
@@ -2681,23 +2678,7 @@ zf_broker_start (const zf_broker_args_t *args, zf_error_t *err)
     self->endpoint = a;
     self->events = b;
     self->intake = c;
-    const char *metrics = zf_conf_get (pipeline->broker, zf_broker_keys, "metrics");
-    if (metrics) {
-        self->metrics =
-            zf_metrics_new (metrics, self->events, self->endpoint,
-                            zf_conf_bool (pipeline->broker, zf_broker_keys, "api"), err);
-        if (!self->metrics) {
-            zf_broker_destroy (&self);
-            return NULL;
-        }
-    }
     return self;
-}
-
-const char *
-zf_broker_metrics (zf_broker_t *self)
-{
-    return self->metrics ? zf_metrics_address (self->metrics) : NULL;
 }
 
 void
@@ -2706,7 +2687,6 @@ zf_broker_destroy (zf_broker_t **self_p)
     if (!self_p || !*self_p)
         return;
     zf_broker_t *self = *self_p;
-    zf_metrics_destroy (&self->metrics);
     zf_thread_destroy (&self->actor);
     zstr_free (&self->endpoint);
     zstr_free (&self->events);

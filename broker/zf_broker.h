@@ -44,9 +44,6 @@ const char *zf_broker_endpoint (zf_broker_t *self);
 const char *zf_broker_events (zf_broker_t *self);
 const char *zf_broker_intake (zf_broker_t *self);
 
-//  Where its HTTP endpoint listens (ADDRESS:PORT), or NULL when it has none.
-const char *zf_broker_metrics (zf_broker_t *self);
-
 //  What a broker starts with: its config and the settings that override
 //  the config's.
 typedef struct {

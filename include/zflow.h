@@ -36,6 +36,10 @@
 
     Bodies are msgpack bytes, passed through unchanged; zf_client_put_str
     packs a string for you.
+
+    This header is all a program needs besides libzflow (pkg-config
+    --cflags --libs zflow): it includes no other header of zflow's, and the
+    types it defines are the ones every layer of zflow uses.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -44,13 +48,70 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zf_id.h"
-#include "zf_proto.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+//  --------------------------------------------------------------------------
+//  Ids. An id is 16 bytes, written as 32 lowercase hex digits. Ids are
+//  derived deterministically wherever the same item can be produced twice
+//  (a redelivered parent emitting its children again, a restarted producer
+//  re-reading its source, two schedulers firing the same job), so the
+//  broker's dedup and the sinks see the same id and write nothing twice;
+//  schemas/zfp.md specifies the derivations, for any language.
+
+#define ZF_ID_SIZE 16
+#define ZF_ID_HEX  (ZF_ID_SIZE * 2 + 1)
+
+typedef struct {
+    uint8_t bytes[ZF_ID_SIZE]; // big-endian as on the wire
+} zf_id_t;
+
+//  The id of output number index of the item with id parent.
+zf_id_t zf_id_child (const zf_id_t *parent, uint32_t index);
+
+//  A random id for items that have no origin to derive from (zflow put).
+zf_id_t zf_id_random (void);
+
+//  Writes 32 hex digits and a NUL into hex; returns hex.
+char *zf_id_format (const zf_id_t *id, char hex[ZF_ID_HEX]);
+
+//  Reads 32 hex digits (either case). Returns 0, or -1 if text is not an id.
+int zf_id_parse (zf_id_t *id, const char *text);
+
+bool zf_id_eq (const zf_id_t *a, const zf_id_t *b);
+
+bool zf_id_is_zero (const zf_id_t *id);
+
+//  --------------------------------------------------------------------------
+//  Items, groups and figures
+
+#define ZF_NAME_MAX    128  // bytes in a queue, actor or host name
+#define ZF_FIGURES_MAX 4096 // bytes of a worker's figures map
+
+//  Membership of a fan-in group (gather): item index of size.
+typedef struct {
+    zf_id_t id;     // the group's id
+    uint32_t size;  // number of members; 0 means no group
+    uint32_t index; // this member's position, 0-based
+} zf_group_t;
+
+//  Figures of one queue, as zflow status shows them.
+typedef struct {
+    char name[ZF_NAME_MAX + 1]; // queue name
+    uint64_t depth;             // items waiting
+    uint64_t inflight;          // items delivered, not yet acked
+    uint64_t put;               // items accepted, ever
+    uint64_t ack;               // items acked, ever
+    uint64_t nack;              // NACKs and expiries, ever
+    uint64_t dead;              // items moved to the dead-letter queue, ever
+    uint32_t consumers;         // workers reading it now
+} zf_figures_t;
+
+//  --------------------------------------------------------------------------
+//  Sessions
+
+typedef struct _zsock_t zsock_t; // czmq's socket, as czmq.h declares it
 typedef struct _zf_client_t zf_client_t;
 typedef struct _zf_item_t zf_item_t;
 

@@ -20,14 +20,13 @@
 #include <stdint.h>
 
 #include "zf_error.h"
-#include "zf_id.h"
+#include "zflow.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define ZF_PROTO_VERSION  1
-#define ZF_NAME_MAX       128  // bytes in a queue, actor or host name
 #define ZF_TEXT_MAX       1024 // bytes in a reason
 #define ZF_CODE_MAX       32   // bytes in an error code or a state name
 #define ZF_LIST_MAX       16   // names in inputs / outputs
@@ -36,7 +35,6 @@ extern "C" {
 #define ZF_HEADERS_MAX    4096 // bytes of an envelope's headers map
 #define ZF_HEADERS_COUNT  64   // entries in an envelope's headers map
 #define ZF_CHECKPOINT_MAX 256  // bytes of a producer checkpoint
-#define ZF_FIGURES_MAX    4096 // bytes of a worker's figures map
 #define ZF_QUEUES_MAX     4096 // queues in one REPORT
 
 typedef enum {
@@ -60,13 +58,6 @@ typedef enum {
     ZF_COMMAND_COUNT
 } zf_command_t;
 
-//  Membership of a fan-in group (gather): item index of size.
-typedef struct {
-    zf_id_t id;     // the group's id
-    uint32_t size;  // number of members; 0 means no group
-    uint32_t index; // this member's position, 0-based
-} zf_group_t;
-
 //  The envelope of one item, and its body.
 typedef struct {
     zf_id_t id;                  // the item's id
@@ -80,18 +71,6 @@ typedef struct {
     uint32_t headers_size;       // bytes at headers
     zframe_t *body;              // the body frame, owned
 } zf_env_t;
-
-//  Figures of one queue, as in a REPORT.
-typedef struct {
-    char name[ZF_NAME_MAX + 1]; // queue name
-    uint64_t depth;             // items waiting
-    uint64_t inflight;          // items delivered, not yet acked
-    uint64_t put;               // items accepted, ever
-    uint64_t ack;               // items acked, ever
-    uint64_t nack;              // NACKs and expiries, ever
-    uint64_t dead;              // items moved to the dead-letter queue, ever
-    uint32_t consumers;         // workers reading it now
-} zf_figures_t;
 
 //  The fields before `checkpoint` are cleared by every reset and decode; the
 //  arrays after it are valid only up to their counts, so that reusing a

@@ -8,6 +8,8 @@
 #include "zf_broker.h"
 #include "zf_mp.h"
 #include "zf_testkit.h"
+#include "zf_id.h"
+#include "zf_proto.h"
 #include "zflow.h"
 
 #include <signal.h>

@@ -389,7 +389,7 @@ test_broker_refuses_corrupt_journal (void **state)
     char path[300];
     snprintf (path, sizeof path, "%s/p.zpl", s_dir);
     zlistx_t *errors = zf_errors_new ();
-    pipeline = zf_pipeline_load (path, errors);
+    pipeline = zf_pipeline_load (path, zf_kinds (), errors);
     zlistx_destroy (&errors);
     assert_non_null (pipeline);
     broker = zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, NULL);

@@ -14,6 +14,7 @@
     the current folder remembers it).
 */
 #include "zf_mp.h"
+#include "zf_id.h"
 #include "zflow.h"
 
 #include <czmq.h>

@@ -19,7 +19,7 @@ zf_test_pipeline (const char *text)
     }
     close (fd);
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (path, errors);
+    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
     for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
     zlistx_destroy (&errors);
@@ -232,7 +232,7 @@ zf_test_broker (const char *dir, const char *text, zf_pipeline_t **pipeline_p)
     char path[512];
     snprintf (path, sizeof path, "%s/p.zpl", dir);
     zlistx_t *errors = zf_errors_new ();
-    *pipeline_p = zf_pipeline_load (path, errors);
+    *pipeline_p = zf_pipeline_load (path, zf_kinds (), errors);
     for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
     zlistx_destroy (&errors);

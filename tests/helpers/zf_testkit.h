@@ -5,6 +5,7 @@
 #include <czmq.h>
 
 #include "zf_broker.h"
+#include "zf_kinds.h"
 #include "zf_pipeline.h"
 #include "zf_zpl.h"
 

@@ -3,11 +3,13 @@
     and returns an exit status.
 */
 #include "zf_tools.h"
+#include "zf_kinds.h"
 #include "zf_curve.h"
 #include "zf_cron.h"
 #include "zf_actor.h"
 #include "zf_broker.h"
 #include "zf_cli.h"
+#include "zf_gateway.h"
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_value.h"
@@ -80,7 +82,7 @@ zf_cmd_broker (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (args[0], errors);
+    zf_pipeline_t *pipeline = zf_pipeline_load (args[0], zf_kinds (), errors);
     for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
     zlistx_destroy (&errors);
@@ -97,12 +99,15 @@ zf_cmd_broker (int argc, char **argv)
     // certificate.
     zf_broker_t *broker =
         zf_curve_setenv (pipeline, NULL, &err) ? NULL : zf_broker_start (&broker_args, &err);
-    if (!broker) {
+    zf_gateway_t *gateway = NULL;
+    if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker), zf_broker_events (broker),
+                                   &gateway, &err)) {
         fprintf (stderr, "zflow broker: %s\n", err.text);
+        zf_broker_destroy (&broker);
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_FAILED;
     }
-    const char *metrics = zf_broker_metrics (broker);
+    const char *metrics = gateway ? zf_gateway_address (gateway) : NULL;
     printf ("zflow broker: pipeline %s: actors connect to %s, events on %s%s%s%s%s\n",
             pipeline->name, zf_broker_endpoint (broker), zf_broker_events (broker),
             *zf_broker_intake (broker) ? ", intake on " : "", zf_broker_intake (broker),
@@ -111,6 +116,7 @@ zf_cmd_broker (int argc, char **argv)
     while (!zsys_interrupted)
         zclock_sleep (100); // the broker runs in its own thread; this one waits for a signal
     printf ("zflow broker: stopping\n");
+    zf_gateway_destroy (&gateway);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     return ZF_EXIT_OK;
@@ -629,7 +635,7 @@ zf_cmd_actor (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (args[1], errors);
+    zf_pipeline_t *pipeline = zf_pipeline_load (args[1], zf_kinds (), errors);
     for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
     zlistx_destroy (&errors);

@@ -32,6 +32,10 @@ int32_t zf_tz_offset (zf_tz_t *self, int64_t utc);
 //  The first instant after utc at which the offset changes, or INT64_MAX.
 int64_t zf_tz_next_change (zf_tz_t *self, int64_t utc);
 
+//  Config check (zf_key_t.check): a zone this machine knows. Returns 0, or
+//  -1 with err.
+int zf_tz_check (const char *value, zf_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,14 +2,11 @@
 #ifndef ZF_CLI_H_INCLUDED
 #define ZF_CLI_H_INCLUDED
 
+#include "zf_error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-//  Exit statuses of every zflow command.
-#define ZF_EXIT_OK     0 // done
-#define ZF_EXIT_FAILED 1 // the run failed (e.g. items dead-lettered)
-#define ZF_EXIT_USAGE  2 // usage or config error
 
 //  Run the command line; returns the exit status.
 int zf_cli_main (int argc, char **argv);

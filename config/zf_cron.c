@@ -432,3 +432,23 @@ bad:
     return zf_error_set (err, ZF_EVALUE,
                          "'%s' is not an ISO 8601 time (e.g. 2026-03-08T03:00:00-05:00)", text);
 }
+
+int
+zf_cron_check (const char *value, zf_error_t *err)
+{
+    zf_cron_t *cron = zf_cron_new (value, err);
+    if (!cron)
+        return -1;
+    zf_cron_destroy (&cron);
+    return 0;
+}
+
+int
+zf_cron_check_time (const char *value, zf_error_t *err)
+{
+    zf_tz_t *utc = zf_tz_load ("UTC", err);
+    int64_t when;
+    int rc = utc ? zf_cron_parse_time (utc, value, &when, err) : -1;
+    zf_tz_destroy (&utc);
+    return rc;
+}

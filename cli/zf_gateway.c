@@ -1,4 +1,4 @@
-/*  zf_metrics: the broker's HTTP endpoint, on libmicrohttpd: GET /metrics,
+/*  zf_gateway: the broker's HTTP gateway, on libmicrohttpd: GET /metrics,
     the figures of the latest `stats` event as Prometheus text, GET /health,
     and with `api = true` a JSON API (POST /queues/Q, GET /messages/ID, GET
     /queues). One thread of its own runs it all: it subscribes to the
@@ -7,7 +7,7 @@
     libmicrohttpd's external mode, on its epoll descriptor), so the broker's
     own thread never waits on HTTP. See zf_metrics.h.
 */
-#include "zf_metrics.h"
+#include "zf_gateway.h"
 #include "zf_curve.h"
 #include "zf_json.h"
 #include "zf_mp.h"
@@ -23,7 +23,7 @@
 #define BODY_MAX   (1 << 20) // bytes of a POSTed item at most
 #define CONFIRM_MS 5000      // how long a POST waits for the broker's confirm
 
-struct _zf_metrics_t {
+struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
     zf_thread_t *server;       // the server thread
     bool api;                  // serve the JSON API
@@ -41,7 +41,7 @@ struct _zf_metrics_t {
 static void
 s_server (zsock_t *pipe, void *args)
 {
-    zf_metrics_t *self = (zf_metrics_t *) args;
+    zf_gateway_t *self = (zf_gateway_t *) args;
     zf_error_t err;
     zsock_t *sub = zf_curve_sub (self->endpoint, "stats", &err);
     if (!sub)
@@ -357,7 +357,7 @@ s_json (struct MHD_Connection *connection, unsigned status, char *body)
 
 //  POST /queues/Q: the JSON body is one item, put with a fresh id.
 static enum MHD_Result
-s_api_put (zf_metrics_t *self, struct MHD_Connection *connection, const char *queue, s_post_t *post)
+s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *queue, s_post_t *post)
 {
     if (post->big)
         return s_json (connection, 413, s_error ("the body is over %d bytes", BODY_MAX));
@@ -384,7 +384,7 @@ s_api_put (zf_metrics_t *self, struct MHD_Connection *connection, const char *qu
 }
 //  GET /queues: the figures of every queue.
 static enum MHD_Result
-s_api_queues (zf_metrics_t *self, struct MHD_Connection *connection)
+s_api_queues (zf_gateway_t *self, struct MHD_Connection *connection)
 {
     size_t count = 0;
     zf_figures_t *queues = zf_client_queues (self->client, &count, CONFIRM_MS);
@@ -410,7 +410,7 @@ s_api_queues (zf_metrics_t *self, struct MHD_Connection *connection)
 
 //  GET /messages/ID: an item's state, as zflow status says it.
 static enum MHD_Result
-s_api_message (zf_metrics_t *self, struct MHD_Connection *connection, const char *hex)
+s_api_message (zf_gateway_t *self, struct MHD_Connection *connection, const char *hex)
 {
     zf_id_t id;
     if (zf_id_parse (&id, hex))
@@ -429,7 +429,7 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
            const char *version, const char *upload_data, size_t *upload_size, void **state)
 {
     (void) version;
-    zf_metrics_t *self = (zf_metrics_t *) cls;
+    zf_gateway_t *self = (zf_gateway_t *) cls;
     if (strcmp (method, "POST") == 0) {
         // The body comes over several calls; the answer goes at the last.
         s_post_t *body = (s_post_t *) *state;
@@ -481,8 +481,8 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
                             self->api ? ", /queues, /messages/ID; POST /queues/QUEUE" : ""));
 }
 
-zf_metrics_t *
-zf_metrics_new (const char *address, const char *events, const char *broker, bool api,
+zf_gateway_t *
+zf_gateway_new (const char *address, const char *events, const char *broker, bool api,
                 zf_error_t *err)
 {
     // ADDRESS:PORT, or :PORT / PORT for loopback.
@@ -499,7 +499,7 @@ zf_metrics_new (const char *address, const char *events, const char *broker, boo
                       address);
         return NULL;
     }
-    zf_metrics_t *self = (zf_metrics_t *) zmalloc (sizeof (zf_metrics_t));
+    zf_gateway_t *self = (zf_gateway_t *) zmalloc (sizeof (zf_gateway_t));
     snprintf (self->endpoint, sizeof self->endpoint, "%s", events);
     snprintf (self->broker, sizeof self->broker, "%s", broker);
     self->api = api;
@@ -509,7 +509,7 @@ zf_metrics_new (const char *address, const char *events, const char *broker, boo
                           MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!self->daemon) {
         zf_error_set (err, ZF_EIO, "metrics: cannot listen on %s", address);
-        zf_metrics_destroy (&self);
+        zf_gateway_destroy (&self);
         return NULL;
     }
     const union MHD_DaemonInfo *info =
@@ -521,9 +521,9 @@ zf_metrics_new (const char *address, const char *events, const char *broker, boo
 }
 
 void
-zf_metrics_destroy (zf_metrics_t **self_p)
+zf_gateway_destroy (zf_gateway_t **self_p)
 {
-    zf_metrics_t *self = *self_p;
+    zf_gateway_t *self = *self_p;
     if (!self)
         return;
     zf_thread_destroy (&self->server); // first: it drives the daemon
@@ -534,8 +534,20 @@ zf_metrics_destroy (zf_metrics_t **self_p)
     *self_p = NULL;
 }
 
+int
+zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
+                zf_gateway_t **gateway_p, zf_error_t *err)
+{
+    const char *address = zf_conf_get (pipeline->broker, zf_broker_keys, "metrics");
+    *gateway_p = address
+                     ? zf_gateway_new (address, events, endpoint,
+                                       zf_conf_bool (pipeline->broker, zf_broker_keys, "api"), err)
+                     : NULL;
+    return address && !*gateway_p ? -1 : 0;
+}
+
 const char *
-zf_metrics_address (zf_metrics_t *self)
+zf_gateway_address (zf_gateway_t *self)
 {
     return self->address;
 }

@@ -82,7 +82,7 @@ test_good_file (void **state)
     s_write ("urls.txt", "http://127.0.0.1/\n");
     const char *path = s_write ("good.zpl", s_good);
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *p = zf_pipeline_load (path, errors);
+    zf_pipeline_t *p = zf_pipeline_load (path, zf_kinds (), errors);
     for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
         print_error ("%s\n", e);
     assert_non_null (p);
@@ -229,7 +229,7 @@ test_one_mistake_each (void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = s_write ("case.zpl", cases[i].text);
         zlistx_t *errors = zf_errors_new ();
-        zf_pipeline_t *p = zf_pipeline_load (path, errors);
+        zf_pipeline_t *p = zf_pipeline_load (path, zf_kinds (), errors);
         char expected[1024];
         if (strncmp (cases[i].expected, "0: ", 3) == 0)
             snprintf (expected, sizeof expected, "%s: %s", path, cases[i].expected + 3);
@@ -256,7 +256,7 @@ test_every_mistake_reported (void **state)
                                                  "broker\n"
                                                  "    hearbeat = 1s\n");
     zlistx_t *errors = zf_errors_new ();
-    assert_null (zf_pipeline_load (path, errors));
+    assert_null (zf_pipeline_load (path, zf_kinds (), errors));
     assert_int_equal (zlistx_size (errors), 3);
     // in line order
     assert_non_null (strstr ((char *) zlistx_first (errors), ":10: "));
@@ -274,7 +274,7 @@ test_environment (void **state)
                                  "    endpoint = ${ZFLOW_TEST_ENDPOINT}\n"
                                  "    events = ${ZFLOW_TEST_NONE:-tcp://127.0.0.1:6124}\n");
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *p = zf_pipeline_load (path, errors);
+    zf_pipeline_t *p = zf_pipeline_load (path, zf_kinds (), errors);
     assert_non_null (p);
     assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "endpoint"),
                          "tcp://127.0.0.1:6123");
@@ -302,7 +302,7 @@ test_examples_validate (void **state)
         if (len < 4 || strcmp (name + len - 4, ".zpl") != 0)
             continue;
         zlistx_t *errors = zf_errors_new ();
-        zf_pipeline_t *p = zf_pipeline_load (name, errors);
+        zf_pipeline_t *p = zf_pipeline_load (name, zf_kinds (), errors);
         for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
             print_error ("%s\n", e);
         assert_non_null (p);

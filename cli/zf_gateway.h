@@ -1,4 +1,4 @@
-/*  zf_metrics: the broker's HTTP endpoint (`metrics = ADDRESS:PORT` in the
+/*  zf_gateway: the broker's HTTP gateway (`metrics = ADDRESS:PORT` in the
     broker section; off unless given, loopback unless an address is given):
     GET /metrics answers the figures of the broker's latest stats event as
     Prometheus text, GET /health answers 200 while stats come and 503 when
@@ -8,30 +8,37 @@
     {"id", "state"} (as zflow status); GET /queues answers the queues'
     figures. Bad JSON is a 400 with the reason.
 */
-#ifndef ZF_METRICS_H_INCLUDED
-#define ZF_METRICS_H_INCLUDED
+#ifndef ZF_GATEWAY_H_INCLUDED
+#define ZF_GATEWAY_H_INCLUDED
 
 #include <czmq.h>
 #include <stdbool.h>
 
 #include "zf_error.h"
+#include "zf_pipeline.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct _zf_metrics_t zf_metrics_t;
+typedef struct _zf_gateway_t zf_gateway_t;
 
 //  Listens on address (ADDRESS:PORT, :PORT or PORT; port 0 picks one) and
 //  follows the stats events at events; with api, serves the JSON API as a
 //  client of the broker at broker. NULL with err if it cannot.
-zf_metrics_t *zf_metrics_new (const char *address, const char *events, const char *broker, bool api,
+zf_gateway_t *zf_gateway_new (const char *address, const char *events, const char *broker, bool api,
                               zf_error_t *err);
 
-void zf_metrics_destroy (zf_metrics_t **self_p);
+void zf_gateway_destroy (zf_gateway_t **self_p);
+
+//  The gateway pipeline's broker section asks for (`metrics`, `api`), for
+//  the broker at endpoint whose events are at events: in *gateway_p, or
+//  NULL when the section asks for none. Returns 0, or -1 with err.
+int zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
+                    zf_gateway_t **gateway_p, zf_error_t *err);
 
 //  Where it listens, ADDRESS:PORT (the port it got, if it asked for 0).
-const char *zf_metrics_address (zf_metrics_t *self);
+const char *zf_gateway_address (zf_gateway_t *self);
 
 #ifdef __cplusplus
 }

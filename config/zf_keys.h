@@ -67,6 +67,9 @@ typedef struct {
     void (*init) (void); // process-wide setup, in the main thread before run starts, or NULL
 } zf_kind_t;
 
+//  The kind named name in kinds (ended by NULL), or NULL.
+const zf_kind_t *zf_kind_lookup (const zf_kind_t *const *kinds, const char *name);
+
 //  The key named name in keys, or NULL.
 const zf_key_t *zf_keys_find (const zf_key_t *keys, const char *name);
 

@@ -1,6 +1,5 @@
 /*  zf_curve: CURVE on the side that connects to a broker. See zf_curve.h. */
 #include "zf_curve.h"
-#include "zf_kinds.h"
 
 zcert_t *
 zf_curve_load (const char *path, bool secret, zf_error_t *err)

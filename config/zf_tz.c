@@ -163,3 +163,13 @@ zf_tz_next_change (zf_tz_t *self, int64_t utc)
             return self->times[i];
     return INT64_MAX;
 }
+
+int
+zf_tz_check (const char *value, zf_error_t *err)
+{
+    zf_tz_t *tz = zf_tz_load (value, err);
+    if (!tz)
+        return -1;
+    zf_tz_destroy (&tz);
+    return 0;
+}

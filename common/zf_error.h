@@ -1,5 +1,5 @@
-/*  zf_error: one error enum for zflow, and an error detail that names what
-    was wrong and where.
+/*  zf_error: one error enum for zflow, an error detail that names what was
+    wrong and where, and the exit statuses of its processes.
 
     Functions return 0 or -1 (or NULL); those whose callers need to tell
     failures apart fill a zf_error_t, whose text is ready for a user or for
@@ -13,6 +13,11 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+//  Exit statuses of every zflow command and actor process.
+#define ZF_EXIT_OK     0 // done
+#define ZF_EXIT_FAILED 1 // the run failed (e.g. items dead-lettered)
+#define ZF_EXIT_USAGE  2 // usage or config error
 
 typedef enum {
     ZF_OK = 0,

@@ -1,19 +1,19 @@
-/*  zf_dedup: the dedup window. See zf_dedup.h. */
-#include "zf_dedup.h"
+/*  zf_window: the last N ids seen. See zf_window.h. */
+#include "zf_window.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-    zf_id_t id;      // an id put
-    uint8_t outcome; // what became of it; 0 for an unused entry
+    zf_id_t id;   // an id seen
+    uint8_t mark; // its mark; 0 for an unused entry
 } s_entry_t;
 
 //  A slot of the table holds the ring position + 1 of its id in the low
 //  bits, and above them a tag: bits of the id other than those that chose
 //  its home slot. A probe that meets another id's slot then rarely needs
 //  to look at the ring (a cache miss) to tell it apart.
-struct _zf_dedup_t {
+struct _zf_window_t {
     s_entry_t *ring;        // ids, oldest at head once full
     size_t window;          // entries in ring
     size_t head;            // where the next id goes
@@ -25,7 +25,7 @@ struct _zf_dedup_t {
 
 //  Ids are SipHash outputs or random: their first bytes are a good hash.
 static size_t
-s_home (zf_dedup_t *self, const zf_id_t *id)
+s_home (zf_window_t *self, const zf_id_t *id)
 {
     uint64_t hash;
     memcpy (&hash, id->bytes, sizeof hash);
@@ -35,7 +35,7 @@ s_home (zf_dedup_t *self, const zf_id_t *id)
 //  The tag of id, in place above the position bits (none with a window
 //  of 2^31, whose positions take all 32 bits).
 static uint32_t
-s_tag (zf_dedup_t *self, const zf_id_t *id)
+s_tag (zf_window_t *self, const zf_id_t *id)
 {
     uint32_t bits;
     memcpy (&bits, id->bytes + 8, sizeof bits);
@@ -44,17 +44,17 @@ s_tag (zf_dedup_t *self, const zf_id_t *id)
 
 //  The ring entry a used slot points to.
 static s_entry_t *
-s_entry (zf_dedup_t *self, uint32_t slot)
+s_entry (zf_window_t *self, uint32_t slot)
 {
     return &self->ring[(slot & self->position_mask) - 1];
 }
 
-zf_dedup_t *
-zf_dedup_new (size_t window)
+zf_window_t *
+zf_window_new (size_t window)
 {
     if (window == 0 || window > (1u << 31))
         return NULL;
-    zf_dedup_t *self = (zf_dedup_t *) calloc (1, sizeof (zf_dedup_t));
+    zf_window_t *self = (zf_window_t *) calloc (1, sizeof (zf_window_t));
     size_t slots = 16;
     while (slots < window * 2)
         slots *= 2;
@@ -68,14 +68,14 @@ zf_dedup_new (size_t window)
         self->table = (uint32_t *) calloc (slots, sizeof (uint32_t));
     }
     if (!self || !self->ring || !self->table)
-        zf_dedup_destroy (&self);
+        zf_window_destroy (&self);
     return self;
 }
 
 void
-zf_dedup_destroy (zf_dedup_t **self_p)
+zf_window_destroy (zf_window_t **self_p)
 {
-    zf_dedup_t *self = *self_p;
+    zf_window_t *self = *self_p;
     if (self) {
         free (self->ring);
         free (self->table);
@@ -86,7 +86,7 @@ zf_dedup_destroy (zf_dedup_t **self_p)
 
 //  The slot of id, or the free slot where it would go.
 static size_t
-s_find (zf_dedup_t *self, const zf_id_t *id)
+s_find (zf_window_t *self, const zf_id_t *id)
 {
     uint32_t tag = s_tag (self, id);
     for (size_t i = s_home (self, id);; i = (i + 1) & self->mask) {
@@ -98,16 +98,16 @@ s_find (zf_dedup_t *self, const zf_id_t *id)
 }
 
 uint8_t
-zf_dedup_get (zf_dedup_t *self, const zf_id_t *id)
+zf_window_get (zf_window_t *self, const zf_id_t *id)
 {
     uint32_t slot = self->table[s_find (self, id)];
-    return slot ? s_entry (self, slot)->outcome : 0;
+    return slot ? s_entry (self, slot)->mark : 0;
 }
 
 //  Frees slot gap, moving later entries of its cluster back into the gap
 //  when that brings them no further from their home slot.
 static void
-s_remove_slot (zf_dedup_t *self, size_t gap)
+s_remove_slot (zf_window_t *self, size_t gap)
 {
     for (size_t i = (gap + 1) & self->mask; self->table[i]; i = (i + 1) & self->mask) {
         size_t home = s_home (self, &s_entry (self, self->table[i])->id);
@@ -120,40 +120,40 @@ s_remove_slot (zf_dedup_t *self, size_t gap)
 }
 
 uint8_t
-zf_dedup_set (zf_dedup_t *self, const zf_id_t *id, uint8_t outcome, uint8_t *evicted)
+zf_window_set (zf_window_t *self, const zf_id_t *id, uint8_t mark, uint8_t *evicted)
 {
     size_t slot = s_find (self, id);
     if (self->table[slot]) {
         s_entry_t *entry = s_entry (self, self->table[slot]);
-        uint8_t old = entry->outcome;
-        entry->outcome = outcome;
+        uint8_t old = entry->mark;
+        entry->mark = mark;
         return old;
     }
     s_entry_t *entry = &self->ring[self->head];
     if (evicted)
-        *evicted = entry->outcome;
-    if (entry->outcome) {
+        *evicted = entry->mark;
+    if (entry->mark) {
         // The oldest leaves: free its slot first, which may move others
         // (the new id's free slot among them).
         s_remove_slot (self, s_find (self, &entry->id));
         slot = s_find (self, id);
     }
     entry->id = *id;
-    entry->outcome = outcome;
+    entry->mark = mark;
     self->table[slot] = s_tag (self, id) | (uint32_t) (self->head + 1);
     self->head = (self->head + 1) % self->window;
     return 0;
 }
 
 void
-zf_dedup_foreach (zf_dedup_t *self, void (*fn) (const zf_id_t *id, uint8_t outcome, void *arg),
-                  void *arg)
+zf_window_foreach (zf_window_t *self, void (*fn) (const zf_id_t *id, uint8_t mark, void *arg),
+                   void *arg)
 {
     // From head on, the ring holds the oldest first (unused entries, not
-    // yet reached, have outcome 0).
+    // yet reached, have mark 0).
     for (size_t i = 0; i < self->window; i++) {
         s_entry_t *entry = &self->ring[(self->head + i) % self->window];
-        if (entry->outcome)
-            fn (&entry->id, entry->outcome, arg);
+        if (entry->mark)
+            fn (&entry->id, entry->mark, arg);
     }
 }

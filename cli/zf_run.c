@@ -13,6 +13,7 @@
 #include "zf_broker.h"
 #include "zf_cli.h"
 #include "zf_curve.h"
+#include "zf_gateway.h"
 #include "zf_journal.h"
 #include "zf_kinds.h"
 #include "zf_value.h"
@@ -440,7 +441,7 @@ zf_cmd_run (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (path, errors);
+    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
     for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
     if (!pipeline)
@@ -490,7 +491,8 @@ zf_cmd_run (int argc, char **argv)
         return status;
     }
     zf_broker_t *broker = NULL;
-    char *journal = NULL; // the embedded broker's journal, or NULL
+    zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
+    char *journal = NULL;         // the embedded broker's journal, or NULL
     if (broker_endpoint)
         run.endpoint = broker_endpoint;
     else {
@@ -511,8 +513,10 @@ zf_cmd_run (int argc, char **argv)
                                   .journal = journal ? journal : "",
                                   .insecure = insecure };
         broker = zf_broker_start (&args, &err);
-        if (!broker) {
+        if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker),
+                                       zf_broker_events (broker), &gateway, &err)) {
             fprintf (stderr, "zflow run: %s\n", err.text);
+            zf_broker_destroy (&broker);
             free (journal);
             free (run.workers);
             zf_pipeline_destroy (&pipeline);
@@ -642,6 +646,7 @@ zf_cmd_run (int argc, char **argv)
     if (!status && !interrupted)
         s_log_results (&run);
     s_log_resources (&run);
+    zf_gateway_destroy (&gateway);
     zf_broker_destroy (&broker);
     if (journal && completed) {
         // The next run starts from the beginning.

@@ -49,6 +49,12 @@ char *zf_cron_format (zf_tz_t *tz, int64_t utc, char *buffer, size_t size);
 //  offset is a wall-clock time in tz. Returns 0 with *utc set, or -1.
 int zf_cron_parse_time (zf_tz_t *tz, const char *text, int64_t *utc, zf_error_t *err);
 
+//  Config checks (zf_key_t.check): a cron expression; an ISO 8601 time
+//  (one without an offset is checked as a wall-clock time in UTC: the zone
+//  only moves it). Each returns 0, or -1 with err saying what is wrong.
+int zf_cron_check (const char *value, zf_error_t *err);
+int zf_cron_check_time (const char *value, zf_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -56,10 +56,12 @@ typedef struct {
     void *zpl;             // the reader, which owns root and knows the lines
 } zf_pipeline_t;
 
-//  Load and check the pipeline at path. Every mistake is appended to errors
-//  as "FILE:LINE: message" (a list from zf_errors_new). Returns the model,
-//  or NULL if the file could not be read or any mistake was found.
-zf_pipeline_t *zf_pipeline_load (const char *path, zlistx_t *errors);
+//  Load and check the pipeline at path, whose actors may be of the kinds
+//  given (a list ended by NULL, which must outlive the model: zf_kinds ()
+//  for the built-in ones). Every mistake is appended to errors as
+//  "FILE:LINE: message" (a list from zf_errors_new). Returns the model, or
+//  NULL if the file could not be read or any mistake was found.
+zf_pipeline_t *zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *errors);
 
 void zf_pipeline_destroy (zf_pipeline_t **self_p);
 

@@ -27,7 +27,7 @@ static zf_pipeline_t *
 s_load (const char *path)
 {
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (path, errors);
+    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
     for (const char *e = (const char *) zlistx_first (errors); e;
          e = (const char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
@@ -183,7 +183,7 @@ s_help (int argc, char **argv)
     const char *topic = argv[1];
     if (strcmp (topic, "--markdown") == 0)
         return s_help_markdown ();
-    const zf_kind_t *kind = zf_kind_find (topic);
+    const zf_kind_t *kind = zf_kind_lookup (zf_kinds (), topic);
     if (kind) {
         printf ("%s: %s\n\nkeys:\n", kind->name, kind->summary);
         zf_keys_print (kind->keys, stdout);

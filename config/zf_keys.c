@@ -6,6 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+const zf_kind_t *
+zf_kind_lookup (const zf_kind_t *const *kinds, const char *name)
+{
+    for (; *kinds; kinds++)
+        if (strcmp ((*kinds)->name, name) == 0)
+            return *kinds;
+    return NULL;
+}
+
 const zf_key_t *
 zf_keys_find (const zf_key_t *keys, const char *name)
 {

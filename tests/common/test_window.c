@@ -1,11 +1,11 @@
-/*  Tests of the dedup window: it remembers exactly the last N ids, with
-    their outcomes, whatever the order of collisions and evictions. */
+/*  Tests of the id window: it remembers exactly the last N ids, with
+    their marks, whatever the order of collisions and evictions. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "zf_dedup.h"
+#include "zf_window.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,26 +34,26 @@ s_id (uint32_t n, uint32_t low_bits)
 static void
 test_window (void **state)
 {
-    zf_dedup_t *dedup = zf_dedup_new (4);
+    zf_window_t *dedup = zf_window_new (4);
     assert_non_null (dedup);
     uint8_t evicted = 9;
     for (uint32_t n = 0; n < 4; n++) {
         zf_id_t id = s_id (n, 0);
-        assert_int_equal (zf_dedup_set (dedup, &id, 1, &evicted), 0);
+        assert_int_equal (zf_window_set (dedup, &id, 1, &evicted), 0);
         assert_int_equal (evicted, 0);
     }
     zf_id_t two = s_id (2, 0);
-    assert_int_equal (zf_dedup_set (dedup, &two, 2, &evicted), 1); // known: outcome updated
-    assert_int_equal (zf_dedup_get (dedup, &two), 2);
+    assert_int_equal (zf_window_set (dedup, &two, 2, &evicted), 1); // known: outcome updated
+    assert_int_equal (zf_window_get (dedup, &two), 2);
     zf_id_t four = s_id (4, 0), zero = s_id (0, 0);
-    assert_int_equal (zf_dedup_set (dedup, &four, 3, &evicted), 0);
-    assert_int_equal (evicted, 1);                     // id 0 left
-    assert_int_equal (zf_dedup_get (dedup, &zero), 0); // and is forgotten
-    assert_int_equal (zf_dedup_get (dedup, &four), 3);
-    assert_int_equal (zf_dedup_get (dedup, &two), 2);
-    zf_dedup_destroy (&dedup);
+    assert_int_equal (zf_window_set (dedup, &four, 3, &evicted), 0);
+    assert_int_equal (evicted, 1);                      // id 0 left
+    assert_int_equal (zf_window_get (dedup, &zero), 0); // and is forgotten
+    assert_int_equal (zf_window_get (dedup, &four), 3);
+    assert_int_equal (zf_window_get (dedup, &two), 2);
+    zf_window_destroy (&dedup);
     assert_null (dedup);
-    assert_null (zf_dedup_new (0));
+    assert_null (zf_window_new (0));
 }
 
 //  Against a model: a window of W over a stream of ids drawn with repeats,
@@ -62,7 +62,7 @@ static void
 s_model (uint32_t window, uint32_t low_bits, bool shared_tag)
 {
     enum { STEPS = 200000, RANGE = 5000 };
-    zf_dedup_t *dedup = zf_dedup_new (window);
+    zf_window_t *dedup = zf_window_new (window);
     uint32_t *ring = (uint32_t *) calloc (window, sizeof (uint32_t)); // n + 1, 0 unused
     uint8_t *outcome = (uint8_t *) calloc (RANGE, 1);                 // 0 when not in window
     size_t head = 0;
@@ -71,9 +71,9 @@ s_model (uint32_t window, uint32_t low_bits, bool shared_tag)
         uint32_t n = (uint32_t) rand () % RANGE;
         uint8_t value = (uint8_t) (1 + rand () % 4);
         zf_id_t id = s_id_with (n, low_bits, shared_tag);
-        assert_int_equal (zf_dedup_get (dedup, &id), outcome[n]);
+        assert_int_equal (zf_window_get (dedup, &id), outcome[n]);
         uint8_t evicted = 0, expect_evicted = 0;
-        uint8_t old = zf_dedup_set (dedup, &id, value, &evicted);
+        uint8_t old = zf_window_set (dedup, &id, value, &evicted);
         assert_int_equal (old, outcome[n]);
         if (!old) {
             if (ring[head]) {
@@ -88,11 +88,11 @@ s_model (uint32_t window, uint32_t low_bits, bool shared_tag)
     }
     for (uint32_t n = 0; n < RANGE; n++) {
         zf_id_t id = s_id_with (n, low_bits, shared_tag);
-        assert_int_equal (zf_dedup_get (dedup, &id), outcome[n]);
+        assert_int_equal (zf_window_get (dedup, &id), outcome[n]);
     }
     free (ring);
     free (outcome);
-    zf_dedup_destroy (&dedup);
+    zf_window_destroy (&dedup);
 }
 
 static void

@@ -1,11 +1,10 @@
 /*  zf_pipeline: pipeline config model and validation. See zf_pipeline.h. */
 #include "zf_pipeline.h"
 
-#include <arpa/inet.h>
-#include "zf_kinds.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
 
+#include <arpa/inet.h>
 #include <libgen.h>
 #include <unistd.h>
 
@@ -176,9 +175,10 @@ typedef struct {
 
 //  Loading state: where errors go and how to name places.
 typedef struct {
-    zf_pipeline_t *pipeline; // being built
-    zf_zpl_t *zpl;           // lines of nodes
-    zlistx_t *mistakes;      // s_mistake_t, sorted into errors at the end
+    zf_pipeline_t *pipeline;       // being built
+    zf_zpl_t *zpl;                 // lines of nodes
+    const zf_kind_t *const *kinds; // the kinds an actor may be, ended by NULL
+    zlistx_t *mistakes;            // s_mistake_t, sorted into errors at the end
 } s_loader_t;
 
 static void
@@ -472,11 +472,20 @@ s_load_queues (s_loader_t *loader, zconfig_t *section)
 static void
 s_load_actors (s_loader_t *loader, zconfig_t *section)
 {
-    const char *kind_names[16];
+    const char *kind_names[32];
+    char all[256] = "", either[256]; // "producer, fetcher, ..., exec", and with "or"
     int n = 0;
-    for (const zf_kind_t *const *k = zf_kinds (); *k && n < 15; k++)
+    for (const zf_kind_t *const *k = loader->kinds; *k && n < 31; k++) {
         kind_names[n++] = (*k)->name;
+        size_t used = strlen (all);
+        snprintf (all + used, sizeof all - used, "%s%s", used ? ", " : "", (*k)->name);
+    }
     kind_names[n] = NULL;
+    char *last = strrchr (all, ',');
+    if (last)
+        snprintf (either, sizeof either, "%.*s or%s", (int) (last - all), all, last + 1);
+    else
+        snprintf (either, sizeof either, "%s", all);
 
     for (zconfig_t *node = zconfig_child (section); node; node = zconfig_next (node)) {
         const char *name = zconfig_name (node);
@@ -506,11 +515,10 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
         if (!kind_name) {
             actor->input = zf_conf_get (node, NULL, "input");
             actor->output = zf_conf_get (node, NULL, "output");
-            s_error (loader, node, "%s: missing required key 'kind' (one of %s)", where,
-                     "producer, fetcher, processor, scheduler, gather, sink, exec");
+            s_error (loader, node, "%s: missing required key 'kind' (one of %s)", where, all);
             continue;
         }
-        actor->kind = zf_kind_find (kind_name);
+        actor->kind = zf_kind_lookup (loader->kinds, kind_name);
         // Even with a kind unknown, its queues count: one mistake should
         // not show up as three.
         zconfig_t *input = zconfig_locate (node, "input");
@@ -523,10 +531,8 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
                 s_error (loader, kind_node, "%s: unknown kind '%s' (did you mean '%s'?)", where,
                          kind_name, near);
             else
-                s_error (loader, kind_node,
-                         "%s: unknown kind '%s' (expected producer, fetcher, processor, "
-                         "scheduler, gather, sink or exec)",
-                         where, kind_name);
+                s_error (loader, kind_node, "%s: unknown kind '%s' (expected %s)", where, kind_name,
+                         either);
             continue;
         }
         snprintf (where, sizeof where, "actor '%s' (%s)", name, kind_name);
@@ -617,7 +623,7 @@ s_check_flow (s_loader_t *loader)
 }
 
 zf_pipeline_t *
-zf_pipeline_load (const char *path, zlistx_t *errors)
+zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *errors)
 {
     size_t before = zlistx_size (errors);
     zf_zpl_t *zpl = zf_zpl_load (path, errors);
@@ -638,7 +644,7 @@ zf_pipeline_load (const char *path, zlistx_t *errors)
     self->queue_index = zhashx_new ();
     self->actor_index = zhashx_new ();
 
-    s_loader_t loader = { self, zpl, zlistx_new () };
+    s_loader_t loader = { self, zpl, kinds, zlistx_new () };
     zlistx_set_destructor (loader.mistakes, (zlistx_destructor_fn *) s_mistake_destroy);
     zlistx_set_comparator (loader.mistakes, s_mistake_compare);
     zconfig_t *sections[4] = { NULL };
