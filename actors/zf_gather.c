@@ -30,6 +30,7 @@
 */
 #include "zf_actor.h"
 #include "zf_idmap.h"
+#include "zf_window.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -93,10 +94,7 @@ typedef struct {
     bool dead_on_failure;  // on-failure = dead
     zf_idmap_t *groups;    // group id -> s_group_t
     zlistx_t *open;        // s_group_t, oldest first (timeouts come in this order)
-    zf_idmap_t *closed;    // ids of recently closed groups -> (void *) 1
-    zf_id_t *ring;         // the same ids, oldest first
-    size_t ring_next;      // next slot in ring
-    size_t ring_used;      // slots used
+    zf_window_t *closed;   // ids of the groups closed last
     uint64_t late;         // members dropped because their group was closed
 } self_t;
 
@@ -122,18 +120,6 @@ s_is_error (const void *body, size_t size, const char **reason, uint32_t *len)
             return false;
     }
     return false;
-}
-
-static void
-s_remember_closed (self_t *self, const zf_id_t *id)
-{
-    if (self->ring_used == CLOSED_MAX)
-        zf_idmap_remove (self->closed, &self->ring[self->ring_next]);
-    else
-        self->ring_used++;
-    self->ring[self->ring_next] = *id;
-    self->ring_next = (self->ring_next + 1) % CLOSED_MAX;
-    zf_idmap_put (self->closed, id, (void *) 1);
 }
 
 //  The group's members as one msgpack list, with gaps marked.
@@ -192,7 +178,7 @@ s_close (self_t *self, s_group_t *group, const char *dead_reason)
     }
     zf_idmap_remove (self->groups, &group->id);
     zlistx_delete (self->open, group->handle);
-    s_remember_closed (self, &group->id);
+    zf_window_set (self->closed, &group->id, 1, NULL);
     free (group->members);
     free (group);
 }
@@ -281,7 +267,7 @@ s_take (self_t *self, zf_item_t *item)
                   "processor with group = true)");
         return;
     }
-    if (zf_item_cancelled (item) || zf_idmap_get (self->closed, &member->id)) {
+    if (zf_item_cancelled (item) || zf_window_get (self->closed, &member->id)) {
         self->late++;
         zf_client_ack (self->client, &item);
         return;
@@ -360,8 +346,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
     self.fail_on_timeout = streq (zf_conf_get (conf->node, keys, "on-timeout"), "fail");
     self.dead_on_failure = streq (zf_conf_get (conf->node, keys, "on-failure"), "dead");
     self.groups = zf_idmap_new (1024);
-    self.closed = zf_idmap_new (CLOSED_MAX);
-    self.ring = (zf_id_t *) zmalloc (CLOSED_MAX * sizeof (zf_id_t));
+    self.closed = zf_window_new (CLOSED_MAX);
     self.open = zlistx_new ();
     zsock_signal (pipe, 0);
     self.client =
@@ -403,8 +388,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
     }
     zlistx_destroy (&self.open);
     zf_idmap_destroy (&self.groups);
-    zf_idmap_destroy (&self.closed);
-    free (self.ring);
+    zf_window_destroy (&self.closed);
     zf_actor_exit (pipe, 0);
 }
 

@@ -11,7 +11,7 @@
     delivered again after a crash is acked without being written twice.
 */
 #include "zf_actor.h"
-#include "zf_idmap.h"
+#include "zf_window.h"
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
@@ -87,9 +87,7 @@ typedef struct {
     int sync;              // 0 never, 1 interval, 2 always
     int64_t sync_interval; // ms
     int64_t linger;        // ms acks may wait to go together
-    zf_idmap_t *written;   // ids of the last items written (a window); NULL for null
-    zf_id_t *ring;         // the same ids, oldest first, to forget the oldest
-    size_t ring_head;      // next slot of ring
+    zf_window_t *written;  // ids of the last items written; NULL for null
     zlistx_t *pending;     // zf_item_t written, waiting for the sync to be acked
     zchunk_t *data;        // bytes to write at the next flush
     zchunk_t *ids;         // ids to record at the next flush
@@ -101,17 +99,6 @@ typedef struct {
 //  before a crash, or acked on a session that lapsed moments before. A
 //  window keeps memory flat however much the file holds.
 #define WRITTEN_WINDOW 65536
-
-static void
-s_remember (self_t *self, const zf_id_t *id)
-{
-    zf_id_t *slot = &self->ring[self->ring_head];
-    if (!zf_id_is_zero (slot))
-        zf_idmap_remove (self->written, slot);
-    *slot = *id;
-    self->ring_head = (self->ring_head + 1) % WRITTEN_WINDOW;
-    zf_idmap_put (self->written, id, (void *) 1);
-}
 
 //  Counts the records of a data file (lines, or msgpack values) up to
 //  `keep` of them, reading in blocks: constant memory at any file size.
@@ -177,8 +164,7 @@ s_open (self_t *self)
         self->sync = 0; // nothing is written: no id is worth remembering
         return 0;
     }
-    self->written = zf_idmap_new (1024);
-    self->ring = (zf_id_t *) calloc (WRITTEN_WINDOW, sizeof (zf_id_t));
+    self->written = zf_window_new (WRITTEN_WINDOW);
     if (streq (target, "stdout")) {
         self->fd = 1;
         self->sync = 0; // a pipe or terminal has nothing to sync
@@ -225,7 +211,7 @@ s_open (self_t *self)
     zf_id_t id;
     for (uint64_t i = first; i < committed; i++)
         if (pread (self->ids_fd, id.bytes, ZF_ID_SIZE, (off_t) (i * ZF_ID_SIZE)) == ZF_ID_SIZE)
-            s_remember (self, &id);
+            zf_window_set (self->written, &id, 1, NULL);
     self->count = committed;
     return 0;
 }
@@ -317,7 +303,7 @@ s_flush (self_t *self)
     zf_item_t *item;
     while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL))) {
         if (self->written)
-            s_remember (self, zf_item_id (item));
+            zf_window_set (self->written, zf_item_id (item), 1, NULL);
         self->count++;
         zf_client_ack (self->client, &item);
     }
@@ -364,7 +350,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
             }
             zf_item_t *item = zf_client_next (self.client, (int) wait);
             if (item) {
-                if (self.written && zf_idmap_get (self.written, zf_item_id (item)))
+                if (self.written && zf_window_get (self.written, zf_item_id (item)))
                     zf_client_ack (self.client, &item); // written before a restart
                 else {
                     if (self.fd >= 0)
@@ -393,8 +379,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self.pending);
     zchunk_destroy (&self.data);
     zchunk_destroy (&self.ids);
-    zf_idmap_destroy (&self.written);
-    free (self.ring);
+    zf_window_destroy (&self.written);
     free (self.path);
     zstr_free (&self.ids_path);
     zf_actor_exit (pipe, status);
