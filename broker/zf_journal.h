@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "zf_error.h"
+#include "zf_records.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,18 +52,6 @@ typedef enum {
     ZF_SYNC_BATCH,  // fdatasync at most every interval; confirms wait for it
     ZF_SYNC_NEVER   // write() only: survives a killed broker, not a crashed machine
 } zf_sync_t;
-
-//  Record types. The payloads are the broker's business; the journal
-//  checks that a type is one of these.
-typedef enum {
-    ZF_JR_PUT = 1,      // an item stored
-    ZF_JR_ACK,          // one consumer group's delivery finished
-    ZF_JR_FIN,          // an item finished (all deliveries), with its outcome
-    ZF_JR_CHECKPOINT,   // a source's position
-    ZF_JR_SNAPSHOT_END, // the snapshot that opens this segment is complete
-    ZF_JR_RETRY,        // one consumer group's delivery failed: its attempts so far
-    ZF_JR_TYPE_COUNT
-} zf_jr_type_t;
 
 //  Largest record payload: what its u32 size can say. A broker's record is
 //  one frame (at most max-frame, 2 GiB) and its envelope.

@@ -265,6 +265,40 @@ zf_mp_int (zf_mp_t *self, int64_t *value, zf_error_t *err)
 }
 
 int
+zf_mp_double (zf_mp_t *self, double *value, zf_error_t *err)
+{
+    zf_mp_type_t type = zf_mp_peek (self);
+    if (type == ZF_MP_UINT) {
+        uint64_t u;
+        int rc = zf_mp_uint (self, &u, err);
+        *value = (double) u;
+        return rc;
+    }
+    if (type == ZF_MP_INT) {
+        int64_t i;
+        int rc = zf_mp_int (self, &i, err);
+        *value = (double) i;
+        return rc;
+    }
+    if (type != ZF_MP_FLOAT)
+        return s_type_error (self, ZF_MP_FLOAT, err);
+    int size = s_scalar_size (*self->pos);
+    if (zf_mp_left (self) < (size_t) 1 + size)
+        return s_truncated (err, "float");
+    uint64_t raw = s_be (self->pos + 1, size);
+    if (size == 4) {
+        uint32_t bits = (uint32_t) raw;
+        float f;
+        memcpy (&f, &bits, sizeof f);
+        *value = f;
+    }
+    else
+        memcpy (value, &raw, sizeof *value);
+    self->pos += 1 + size;
+    return 0;
+}
+
+int
 zf_mp_bool (zf_mp_t *self, bool *value, zf_error_t *err)
 {
     if (zf_mp_peek (self) != ZF_MP_BOOL)

@@ -63,6 +63,8 @@ int zf_mp_str (zf_mp_t *self, const char **str, uint32_t *len, zf_error_t *err);
 int zf_mp_bin (zf_mp_t *self, const uint8_t **data, uint32_t *len, zf_error_t *err);
 int zf_mp_uint (zf_mp_t *self, uint64_t *value, zf_error_t *err);
 int zf_mp_int (zf_mp_t *self, int64_t *value, zf_error_t *err);
+//  Any number (an integer or a float) as a double.
+int zf_mp_double (zf_mp_t *self, double *value, zf_error_t *err);
 int zf_mp_bool (zf_mp_t *self, bool *value, zf_error_t *err);
 int zf_mp_nil (zf_mp_t *self, zf_error_t *err);
 

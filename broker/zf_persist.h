@@ -1,0 +1,48 @@
+/*  zf_persist: the broker's journal, so that what it confirmed survives
+    kill -9 and a restart (docs/durability.md).
+
+    Every change of the store's state that must survive is a record
+    (schemas/zf_records.h): an item stored (PUT), one group's delivery
+    finished (ACK), an item finished (FIN, its outcome kept for the dedup
+    window), a source's checkpoint, a failed delivery's count of attempts
+    (RETRY, so that max-attempts holds across a restart). The records of a
+    loop turn go out in one write at its end, and the CONFIRMs of the PUTs
+    they hold wait until they are durable. Deliveries are not recorded:
+    after a restart every unfinished delivery is ready again, and one that
+    was in flight does not count.
+*/
+#ifndef ZF_PERSIST_H_INCLUDED
+#define ZF_PERSIST_H_INCLUDED
+
+#include "zf_server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Opens the journal at path and restores what it holds into the store.
+//  Returns 0, or -1 with err filled (the broker must not start).
+int zf_persist_open (zf_server_t *server, const char *path, zf_error_t *err);
+
+//  Records of the store's changes; nothing without a journal or while
+//  replaying it.
+void zf_persist_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt);
+void zf_persist_ack (zf_server_t *server, zf_delivery_t *d, bool dead);
+void zf_persist_retry (zf_server_t *server, zf_delivery_t *d);
+void zf_persist_fin (zf_server_t *server, const zf_id_t *id, uint8_t outcome);
+
+//  Confirms put, all admitted, storing its checkpoint: at once without a
+//  journal, else once the records written so far are durable.
+void zf_persist_confirm (zf_server_t *server, zf_pending_t *put);
+
+//  The end of a loop turn: the turn's records in one write, the CONFIRMs
+//  that are durable now sent, and a snapshot when the log has grown.
+void zf_persist_commit (zf_server_t *server, int64_t now);
+
+//  The syncer said a sync is done: CONFIRMs may go.
+void zf_persist_synced (zf_server_t *server, int64_t now);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

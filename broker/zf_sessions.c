@@ -1,0 +1,408 @@
+/*  zf_sessions: the broker's ROUTER side. See zf_sessions.h. */
+#include "zf_sessions.h"
+#include "zf_alloc.h"
+#include "zf_keys.h"
+#include "zf_persist.h"
+#include "zf_publish.h"
+
+#define ERRORS_TO_DROP 100 // protocol errors before a session is forgotten
+
+#define S_SESSION(worker) ZF_CONTAINER (worker, zf_session_t, worker)
+
+void
+zf_session_destroy (zf_session_t **self_p)
+{
+    if (!*self_p)
+        return;
+    zframe_destroy (&(*self_p)->routing_id);
+    free ((*self_p)->figures);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+//  Sends server->out to session.
+static void
+s_send (zf_server_t *server, zf_session_t *session)
+{
+    zf_error_t err;
+    if (zf_proto_send (server->out, zsock_resolve (server->router), session->routing_id, &err))
+        zsys_error ("broker: cannot send to %s: %s", session->name, err.text);
+    session->last_sent = zf_server_now ();
+}
+
+static void
+s_send_error (zf_server_t *server, zframe_t *routing_id, zf_err_t code, const char *reason)
+{
+    zf_proto_reset (server->out, ZF_ERROR);
+    snprintf (server->out->code, sizeof server->out->code, "%s", zf_errname (code));
+    snprintf (server->out->reason, sizeof server->out->reason, "%s", reason);
+    zf_proto_send (server->out, zsock_resolve (server->router), routing_id, NULL);
+}
+
+void
+zf_sessions_confirm (zf_server_t *server, const char *key, uint64_t seq, uint32_t accepted,
+                     uint32_t duplicates)
+{
+    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, key);
+    if (!session)
+        return; // gone: its items are stored all the same
+    zf_proto_reset (server->out, ZF_CONFIRM);
+    server->out->seq = seq;
+    server->out->accepted = accepted;
+    server->out->duplicates = duplicates;
+    s_send (server, session);
+}
+
+void
+zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state)
+{
+    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, lineage->tracker);
+    if (!session)
+        return;
+    zf_proto_reset (server->out, ZF_DONE);
+    server->out->id = lineage->root;
+    snprintf (server->out->state, sizeof server->out->state, "%s", state);
+    s_send (server, session);
+}
+
+//  Forgets session, handing back what it held: with a count of the attempt
+//  (a lost worker) or without (BYE).
+static void
+s_leave (zf_server_t *server, zf_session_t *session, bool lost)
+{
+    zf_store_leave (server->store, &session->worker, lost);
+    zf_publish_worker (server, lost ? "worker.lost" : "worker.left", session,
+                       lost ? "no heartbeat" : "said BYE");
+    zhashx_delete (server->sessions, session->key);
+}
+
+//  --------------------------------------------------------------------------
+//  Command handlers: one per command, each checking its input first.
+
+static void
+s_on_hello (zf_server_t *server, zf_session_t *session)
+{
+    zf_proto_t *in = server->in;
+    if (in->version != ZF_PROTO_VERSION) {
+        char reason[64];
+        snprintf (reason, sizeof reason, "version %u is not supported; this broker speaks 1",
+                  in->version);
+        s_send_error (server, session->routing_id, ZF_EVERSION, reason);
+        zhashx_delete (server->sessions, session->key);
+        return;
+    }
+    if (session->welcomed) {
+        s_send_error (server, session->routing_id, ZF_ESTATE, "HELLO twice on one session");
+        return;
+    }
+    if (in->pipeline[0] && !streq (in->pipeline, server->pipeline->name)) {
+        char reason[300];
+        snprintf (reason, sizeof reason, "this broker runs pipeline '%s', not '%s'",
+                  server->pipeline->name, in->pipeline);
+        s_send_error (server, session->routing_id, ZF_EVALUE, reason);
+        zf_publish_rejected (server, "router", in->name, reason);
+        zhashx_delete (server->sessions, session->key);
+        return;
+    }
+    for (uint32_t i = 0; i < in->ninputs; i++) {
+        zf_error_t err;
+        static const zf_key_t queue_key = { .name = "input", .type = ZF_KEY_QUEUE };
+        if (zf_key_check (&queue_key, in->inputs[i], &err)) {
+            s_send_error (server, session->routing_id, ZF_EVALUE, err.text);
+            zf_store_leave (server->store, &session->worker, false);
+            zhashx_delete (server->sessions, session->key);
+            return;
+        }
+        zf_store_join (server->store, &session->worker, in->inputs[i], in->name);
+    }
+    snprintf (session->name, sizeof session->name, "%s", in->name);
+    snprintf (session->host, sizeof session->host, "%s", in->host);
+    session->number = in->worker;
+    session->pid = in->pid;
+    session->welcomed = true;
+    zf_proto_reset (server->out, ZF_WELCOME);
+    server->out->heartbeat = (uint32_t) server->heartbeat;
+    server->out->liveness = (uint32_t) server->liveness;
+    server->out->window = server->window;
+    zchunk_t *checkpoint = zf_store_checkpoint (server->store, session->name);
+    if (checkpoint) {
+        server->out->checkpoint_size = (uint32_t) zchunk_size (checkpoint);
+        memcpy (server->out->checkpoint, zchunk_data (checkpoint), zchunk_size (checkpoint));
+    }
+    s_send (server, session);
+    zf_publish_worker (server, "worker.joined", session, "");
+}
+
+static void
+s_on_put (zf_server_t *server, zf_session_t *session)
+{
+    zf_proto_t *in = server->in;
+    zf_pending_t *put = zf_store_pending_new (in->nitems);
+    snprintf (put->session, sizeof put->session, "%s", session->key);
+    snprintf (put->actor, sizeof put->actor, "%s", session->name);
+    put->seq = in->seq;
+    put->checkpoint_size = in->checkpoint_size;
+    memcpy (put->checkpoint, in->checkpoint, in->checkpoint_size);
+    for (uint32_t i = 0; i < in->nitems; i++) {
+        zf_env_t *env = &put->items[i];
+        *env = in->items[i];
+        in->items[i].body = NULL;
+        if (env->headers_size) {
+            uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);
+            memcpy (copy, in->items[i].headers, env->headers_size);
+            env->headers = copy;
+        }
+        // A child holds its lineage from now: if this PUT must wait for
+        // room, its parent's ACK cannot end the lineage before it.
+        if (!zf_id_is_zero (&env->root))
+            put->holds[i] = zf_store_hold (server->store, &env->root);
+        else if (in->track) {
+            put->holds[i] = zf_store_hold (server->store, &env->id);
+            snprintf (put->holds[i]->tracker, ZF_SESSION_KEY_MAX, "%s", session->key);
+        }
+    }
+    if (zf_store_admit (server->store, put)) {
+        zf_persist_confirm (server, put);
+        zf_store_pending_destroy (&put);
+    }
+}
+
+static void
+s_on_credit (zf_server_t *server, zf_session_t *session)
+{
+    zf_store_credit (server->store, &session->worker, server->in->credit);
+}
+
+static void
+s_on_ack (zf_server_t *server, zf_session_t *session)
+{
+    for (uint32_t i = 0; i < server->in->nids; i++)
+        if (!zf_store_ack (server->store, &session->worker, &server->in->ids[i]))
+            server->late_acks++;
+}
+
+static void
+s_on_nack (zf_server_t *server, zf_session_t *session)
+{
+    zf_proto_t *in = server->in;
+    if (!zf_store_nack (server->store, &session->worker, &in->id, in->reason, in->final, in->delay))
+        server->late_acks++;
+}
+
+static void
+s_on_ping (zf_server_t *server, zf_session_t *session)
+{
+    if (server->in->figures_size) {
+        // The worker's own figures: shown with it in the stats event.
+        session->figures = (uint8_t *) zf_realloc (session->figures, server->in->figures_size);
+        memcpy (session->figures, server->in->figures, server->in->figures_size);
+        session->figures_size = server->in->figures_size;
+    }
+    zf_proto_reset (server->out, ZF_PONG);
+    s_send (server, session);
+}
+
+static void
+s_on_pong (zf_server_t *server, zf_session_t *session)
+{
+}
+
+static void
+s_on_end (zf_server_t *server, zf_session_t *session)
+{
+    session->ended = true;
+    zhashx_update (server->ended, session->name, (void *) "");
+    zf_publish_worker (server, "source.ended", session, "");
+}
+
+//  A worker holding an item of a cancelled lineage is told to drop it.
+static void
+s_tell_cancel (zf_worker_t *worker, void *arg)
+{
+    zf_server_t *server = (zf_server_t *) arg;
+    zf_proto_reset (server->out, ZF_CANCEL);
+    server->out->id = server->in->id;
+    snprintf (server->out->reason, sizeof server->out->reason, "%s",
+              server->in->reason[0] ? server->in->reason : "cancelled");
+    s_send (server, S_SESSION (worker));
+}
+
+static void
+s_on_cancel (zf_server_t *server, zf_session_t *session)
+{
+    zf_id_t root = server->in->id;
+    zf_store_cancel (server->store, &root, s_tell_cancel, server);
+}
+
+static void
+s_on_status (zf_server_t *server, zf_session_t *session)
+{
+    zf_id_t id = server->in->id;
+    zf_proto_reset (server->out, ZF_REPORT);
+    zf_proto_t *out = server->out;
+    if (!zf_id_is_zero (&id)) {
+        zf_message_t *msg;
+        out->id = id;
+        snprintf (out->state, sizeof out->state, "%s", zf_store_state (server->store, &id, &msg));
+        if (msg) {
+            snprintf (out->queue, sizeof out->queue, "%s", msg->queue->name);
+            for (uint32_t g = 0; g < msg->ndeliveries; g++)
+                if (msg->deliveries[g].attempt > out->attempt)
+                    out->attempt = msg->deliveries[g].attempt;
+            if (msg->reason)
+                snprintf (out->reason, sizeof out->reason, "%s", msg->reason);
+        }
+    }
+    else {
+        zlistx_t *queues = zf_store_queues (server->store);
+        for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (queues); queue;
+             queue = (zf_queue_t *) zlistx_next (queues)) {
+            zf_figures_t *f = zf_proto_add_queue (out);
+            if (!f)
+                break;
+            snprintf (f->name, sizeof f->name, "%s", queue->name);
+            f->depth = queue->depth;
+            f->inflight = queue->inflight.size;
+            f->put = queue->put;
+            f->ack = queue->acked;
+            f->nack = queue->nacked;
+            f->dead = queue->dead;
+            for (size_t g = 0; g < queue->ngroups; g++)
+                f->consumers += (uint32_t) queue->groups[g]->nworkers;
+        }
+    }
+    s_send (server, session);
+}
+
+static void
+s_on_bye (zf_server_t *server, zf_session_t *session)
+{
+    s_leave (server, session, false);
+}
+
+typedef void (s_handler_fn) (zf_server_t *server, zf_session_t *session);
+
+//  What the broker accepts from a peer. A command missing here is one the
+//  broker sends, not one it takes.
+static s_handler_fn *const s_handlers[ZF_COMMAND_COUNT] = {
+    [ZF_HELLO] = s_on_hello,   [ZF_PUT] = s_on_put,   [ZF_CREDIT] = s_on_credit,
+    [ZF_ACK] = s_on_ack,       [ZF_NACK] = s_on_nack, [ZF_PING] = s_on_ping,
+    [ZF_PONG] = s_on_pong,     [ZF_END] = s_on_end,   [ZF_CANCEL] = s_on_cancel,
+    [ZF_STATUS] = s_on_status, [ZF_BYE] = s_on_bye,
+};
+
+static void
+s_peer_error (zf_server_t *server, zf_session_t *session, zframe_t *routing_id, const char *key,
+              zf_err_t code, const char *reason)
+{
+    s_send_error (server, routing_id, code, reason);
+    zf_publish_rejected (server, "router", session && session->name[0] ? session->name : key,
+                         reason);
+    if (session && ++session->errors >= ERRORS_TO_DROP) {
+        zsys_warning ("broker: dropping %s after %d protocol errors", session->name,
+                      ERRORS_TO_DROP);
+        s_leave (server, session, true);
+    }
+}
+
+void
+zf_sessions_message (zf_server_t *server, zmsg_t *msg)
+{
+    zframe_t *routing_id = zmsg_pop (msg);
+    if (!routing_id || zframe_size (routing_id) == 0 || zframe_size (routing_id) > 255) {
+        zframe_destroy (&routing_id);
+        zmsg_destroy (&msg);
+        return;
+    }
+    char key[ZF_SESSION_KEY_MAX];
+    static const char digits[] = "0123456789abcdef";
+    size_t size = zframe_size (routing_id);
+    for (size_t i = 0; i < size; i++) {
+        key[2 * i] = digits[zframe_data (routing_id)[i] >> 4];
+        key[2 * i + 1] = digits[zframe_data (routing_id)[i] & 15];
+    }
+    key[2 * size] = 0;
+    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, key);
+
+    zf_error_t err;
+    if (zf_proto_decode (server->in, &msg, &err)) {
+        s_peer_error (server, session, routing_id, key, err.code, err.text);
+        zframe_destroy (&routing_id);
+        return;
+    }
+    zf_command_t command = server->in->command;
+    if (!s_handlers[command]) {
+        char reason[96];
+        snprintf (reason, sizeof reason, "%s is sent by the broker, not to it",
+                  zf_proto_command_name (command));
+        s_peer_error (server, session, routing_id, key, ZF_ESTATE, reason);
+    }
+    else if (!session && command != ZF_HELLO) {
+        char reason[96];
+        snprintf (reason, sizeof reason, "%s before HELLO", zf_proto_command_name (command));
+        s_peer_error (server, NULL, routing_id, key, ZF_ESTATE, reason);
+    }
+    else {
+        if (!session) {
+            session = (zf_session_t *) zf_alloc (sizeof (zf_session_t));
+            snprintf (session->key, sizeof session->key, "%s", key);
+            session->routing_id = zframe_dup (routing_id);
+            zhashx_insert (server->sessions, key, session);
+        }
+        session->last_seen = zf_server_now ();
+        s_handlers[command](server, session);
+    }
+    zframe_destroy (&routing_id);
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatch and heartbeats
+
+void
+zf_sessions_dispatch (zf_server_t *server)
+{
+    zf_delivery_t *batch[ZF_BATCH_MAX];
+    zf_cgroup_t *group;
+    int64_t now = zf_server_now ();
+    while ((group = zf_store_next_dirty (server->store))) {
+        zf_worker_t *worker;
+        size_t n;
+        while ((n = zf_store_take (server->store, group, now, &worker, batch, ZF_BATCH_MAX))) {
+            zf_proto_reset (server->out, ZF_DELIVER);
+            for (size_t i = 0; i < n; i++) {
+                zf_message_t *msg = batch[i]->msg;
+                // The stored body goes out as it is: ZeroMQ shares its bytes.
+                zf_env_t *env = zf_proto_add_borrowed (server->out, msg->body);
+                env->id = msg->id;
+                snprintf (env->queue, sizeof env->queue, "%s", msg->queue->name);
+                env->attempt = batch[i]->attempt;
+                env->ts = msg->ts;
+                env->parent = msg->parent;
+                env->root = msg->root;
+                env->group = msg->fanin;
+                env->headers = msg->headers;
+                env->headers_size = msg->headers_size;
+            }
+            s_send (server, S_SESSION (worker));
+        }
+    }
+}
+
+void
+zf_sessions_heartbeat (zf_server_t *server, int64_t now)
+{
+    zlistx_t *lost = zlistx_new ();
+    for (zf_session_t *session = (zf_session_t *) zhashx_first (server->sessions); session;
+         session = (zf_session_t *) zhashx_next (server->sessions)) {
+        if (now - session->last_seen > server->heartbeat * server->liveness)
+            zlistx_add_end (lost, session);
+        else if (now - session->last_sent >= server->heartbeat) {
+            zf_proto_reset (server->out, ZF_PING);
+            s_send (server, session);
+        }
+    }
+    for (zf_session_t *session = (zf_session_t *) zlistx_first (lost); session;
+         session = (zf_session_t *) zlistx_next (lost))
+        s_leave (server, session, true);
+    zlistx_destroy (&lost);
+}

@@ -1,0 +1,40 @@
+/*  zf_sessions: the broker's ROUTER side. Each message from a peer is
+    decoded (zf_proto) and handed to one small function per command, which
+    checks its input first; a peer that breaks the protocol gets ERROR, and
+    one that keeps at it is dropped. Dispatch sends the store's ready items
+    to workers with credit, in batches; heartbeats ping the quiet and bury
+    the silent.
+*/
+#ifndef ZF_SESSIONS_H_INCLUDED
+#define ZF_SESSIONS_H_INCLUDED
+
+#include "zf_server.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Destructor of the sessions hash.
+void zf_session_destroy (zf_session_t **self_p);
+
+//  Handles one message of the ROUTER (routing id first); takes it.
+void zf_sessions_message (zf_server_t *server, zmsg_t *msg);
+
+//  Sends the ready items that workers have credit for.
+void zf_sessions_dispatch (zf_server_t *server);
+
+//  Heartbeats: pings sessions quiet for a heartbeat, buries those silent
+//  for liveness heartbeats (their items go back, as failed).
+void zf_sessions_heartbeat (zf_server_t *server, int64_t now);
+
+//  Sends a CONFIRM to the session at key, if it is still there.
+void zf_sessions_confirm (zf_server_t *server, const char *key, uint64_t seq, uint32_t accepted,
+                          uint32_t duplicates);
+
+//  Tells a lineage's tracker it is over (DONE).
+void zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,288 @@
+/*  zf_store: what the broker holds, without its sockets: queues, consumer
+    groups, stored messages and their deliveries, lineages, the dedup
+    window, retries and timeouts, admission against max-depth.
+
+    Data model. A stored message (zf_message_t) holds the envelope and body
+    once, and one delivery (zf_delivery_t) per consumer group of its queue:
+    each group gets every message (fan-out) and shares it among its
+    workers. A delivery is in exactly one place: its group's ready list,
+    the heap of delayed retries, or in flight (in its queue's timeout list,
+    in delivery order, and in its worker's held list). A message is freed
+    when every delivery is finished (acked, dead-lettered or cancelled).
+    Lists and the heap are intrusive, so moving a delivery costs no
+    allocation.
+
+    The store decides; it sends nothing. What the rest of the broker must
+    do about a decision (journal it, publish it, tell a session) it hears
+    through the hooks it gives zf_store_new. Workers are the store's view
+    of a session that consumes: its credit and what it holds. The tests
+    drive a store directly (tests/broker/test_store.c).
+
+        zf_store_t *store = zf_store_new (pipeline, 262144, &hooks);
+        zf_pending_t *put = zf_store_pending_new (nitems);
+        ... fill put->items ...
+        if (zf_store_admit (store, put)) ... confirm, zf_store_pending_destroy
+        zf_cgroup_t *group;
+        while ((group = zf_store_next_dirty (store)))
+            while ((n = zf_store_take (store, group, now, &worker, batch, 256))) ... DELIVER
+*/
+#ifndef ZF_STORE_H_INCLUDED
+#define ZF_STORE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zf_heap.h"
+#include "zf_list.h"
+#include "zf_pipeline.h"
+#include "zf_proto.h"
+#include "zf_records.h"
+#include "zflow.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZF_SESSION_KEY_MAX (2 * 255 + 1) // hex of a ZeroMQ routing id, and its NUL
+
+typedef struct _zf_store_t zf_store_t;
+typedef struct _zf_queue_t zf_queue_t;
+typedef struct _zf_cgroup_t zf_cgroup_t;
+typedef struct _zf_message_t zf_message_t;
+typedef struct _zf_delivery_t zf_delivery_t;
+typedef struct _zf_lineage_t zf_lineage_t;
+typedef struct _zf_worker_t zf_worker_t;
+
+typedef enum { ZF_D_READY, ZF_D_DELAYED, ZF_D_INFLIGHT, ZF_D_FINISHED } zf_dstate_t;
+
+struct _zf_delivery_t {
+    zf_message_t *msg;    // the message delivered
+    zf_cgroup_t *group;   // the consumer group it is for
+    zf_worker_t *holder;  // the worker holding it while in flight
+    zf_dstate_t state;    // where it is
+    uint32_t attempt;     // deliveries so far
+    int64_t due;          // in flight: its timeout
+    zf_heap_node_t retry; // delayed: its place in the store's heap of retries
+    zf_link_t link;       // ready: its group's ready list; in flight: its queue's timeouts
+    zf_link_t held;       // in flight: its worker's held list
+};
+
+struct _zf_lineage_t {
+    zf_id_t root;                     // the root item
+    uint64_t outstanding;             // items of the lineage not finished
+    bool dead;                        // an item of it was dead-lettered
+    bool cancelled;                   // a worker cancelled it
+    char tracker[ZF_SESSION_KEY_MAX]; // the session to tell when done, or ""
+};
+
+struct _zf_message_t {
+    zf_id_t id;                 // the item's id
+    zf_id_t parent;             // its parent, or zero
+    zf_id_t root;               // its root, or zero for a root
+    int64_t ts;                 // creation time, ms
+    zf_group_t fanin;           // gather membership
+    uint8_t *headers;           // copy of the envelope's headers, or NULL
+    uint32_t headers_size;      // bytes at headers
+    zframe_t *body;             // the body, owned
+    zf_queue_t *queue;          // where it is stored
+    zf_lineage_t *lineage;      // its root's lineage, or NULL when not tracked
+    uint32_t pending;           // deliveries not finished
+    bool dead;                  // a delivery was dead-lettered
+    char *reason;               // the last failure, or NULL
+    uint64_t order;             // when it was stored, for snapshots in queue order
+    uint32_t ndeliveries;       // entries in deliveries
+    zf_delivery_t deliveries[]; // one per consumer group
+};
+
+struct _zf_cgroup_t {
+    char *name;            // the actor name
+    zf_queue_t *queue;     // the queue it reads
+    zf_list_t ready;       // deliveries waiting for a worker (by link)
+    zf_worker_t **workers; // workers of the group now connected
+    size_t nworkers;       // entries in workers
+    size_t cap;            // allocated entries
+    size_t next;           // round-robin position
+    bool dirty;            // in the store's list of groups to dispatch
+    bool anonymous;        // holds items until a first group joins
+    uint64_t delivered;    // deliveries sent, ever
+    uint64_t acked;        // deliveries acked, ever
+};
+
+struct _zf_queue_t {
+    char *name;           // the queue's name
+    int64_t max_depth;    // messages stored at most
+    int64_t max_attempts; // deliveries before the dead-letter queue
+    int64_t timeout;      // ms an item may be held; 0 for ever
+    int64_t retry_base;   // first backoff, ms
+    int64_t retry_max;    // longest backoff, ms
+    bool dead_letters;    // it is a QUEUE.dead
+    zf_cgroup_t **groups; // consumer groups
+    size_t ngroups;       // entries in groups
+    zf_list_t inflight;   // deliveries in flight, oldest first (by link)
+    zlistx_t *waiting;    // zf_pending_t held because the queue was full
+    uint64_t depth;       // messages stored
+    uint64_t put;         // items accepted, ever
+    uint64_t acked;       // messages finished, ever
+    uint64_t nacked;      // NACKs, timeouts and losses, ever
+    uint64_t dead;        // deliveries dead-lettered, ever
+    void *tap;            // the publisher's state of the queue's taps, or NULL
+};
+
+//  The store's view of a session that consumes.
+struct _zf_worker_t {
+    zf_cgroup_t *groups[ZF_LIST_MAX]; // groups it works in
+    size_t ngroups;                   // entries in groups
+    uint64_t window;                  // credit given
+    uint64_t zombies;                 // timed-out items it may still ack
+    zf_list_t held;                   // deliveries in flight to it (by held)
+    uint64_t done;                    // items acked
+    uint64_t failed;                  // items nacked
+};
+
+//  A PUT being admitted: items go in one by one; when a queue is full the
+//  rest waits in that queue's waiting list.
+typedef struct {
+    char session[ZF_SESSION_KEY_MAX];      // who sent it
+    uint64_t seq;                          // its seq
+    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // its source's position, stored on CONFIRM
+    uint32_t checkpoint_size;              // bytes in checkpoint
+    char actor[ZF_NAME_MAX + 1];           // the sender's actor name
+    uint32_t next;                         // first item not yet admitted
+    uint32_t accepted;                     // items enqueued
+    uint32_t duplicates;                   // items dropped as seen
+    uint32_t nitems;                       // entries in items
+    zf_lineage_t **holds;                  // per item: the lineage it holds, or NULL
+    zf_env_t items[];                      // envelopes, bodies owned, headers copied
+} zf_pending_t;
+
+//  What the store tells the rest of the broker. Every hook is called in
+//  the middle of a change: it may read the store, not change it.
+typedef struct {
+    void *arg; // given to every hook
+    //  A queue was made (queue->tap is the publisher's to set).
+    void (*created) (void *arg, zf_queue_t *queue);
+    //  A message was stored (put, intake, a dead-letter copy), attempt its
+    //  attempts over: journal it, tap it.
+    void (*stored) (void *arg, zf_message_t *msg, uint32_t attempt);
+    //  One group's delivery finished while others go on.
+    void (*acked) (void *arg, zf_delivery_t *d, bool dead);
+    //  A delivery failed and will be tried again.
+    void (*retried) (void *arg, zf_delivery_t *d);
+    //  A message finished, with its outcome (ZF_OUTCOME_*); freed next.
+    void (*finished) (void *arg, zf_message_t *msg, uint8_t outcome);
+    //  A delivery went to the dead-letter queue.
+    void (*dead) (void *arg, zf_delivery_t *d);
+    //  A tracked lineage is over: state "done", "dead" or "cancelled".
+    void (*lineage_over) (void *arg, zf_lineage_t *lineage, const char *state);
+    //  A PUT that waited for room is all admitted: confirm it. The store
+    //  destroys it after.
+    void (*admitted) (void *arg, zf_pending_t *put);
+} zf_store_hooks_t;
+
+//  A store for pipeline's queues (which must outlive it), remembering the
+//  last dedup_window ids put (0: no dedup). Every queue an actor reads has
+//  a consumer group per reader from the start, so items put before the
+//  workers connect wait for them. NULL if the window cannot be had.
+zf_store_t *zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window,
+                          const zf_store_hooks_t *hooks);
+
+//  Frees every message, lineage, queue and waiting PUT; safe on NULL.
+void zf_store_destroy (zf_store_t **self_p);
+
+//  Queues: by name, created with its config (or the defaults) if new; the
+//  one named, or NULL; all, in order of creation (zf_queue_t, not owned).
+zf_queue_t *zf_store_queue (zf_store_t *self, const char *name);
+zf_queue_t *zf_store_lookup (zf_store_t *self, const char *name);
+zlistx_t *zf_store_queues (zf_store_t *self);
+
+//  The consumer group name of queue, created if new; the first named group
+//  takes over what the anonymous group held.
+zf_cgroup_t *zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *name);
+
+//  Workers: worker joins group name of queue (0 or -1 when it is in
+//  ZF_LIST_MAX groups already); more credit; leaves, handing back what it
+//  held, as failed deliveries when lost (no heartbeat) or untouched (BYE).
+int zf_store_join (zf_store_t *self, zf_worker_t *worker, const char *queue, const char *group);
+void zf_store_credit (zf_store_t *self, zf_worker_t *worker, uint32_t credit);
+void zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost);
+
+//  Lineages: takes a hold on root's, tracking it from now on (a root is
+//  tracked only once it has children, a tracker or a cancel); gives one back.
+zf_lineage_t *zf_store_hold (zf_store_t *self, const zf_id_t *root);
+void zf_store_release (zf_store_t *self, zf_lineage_t *lineage);
+
+//  PUTs: a pending PUT of nitems (never NULL); admits its items. True if
+//  all are in: the caller confirms and destroys it. False if a queue is
+//  full: the store keeps it, and calls the admitted hook once room came.
+zf_pending_t *zf_store_pending_new (uint32_t nitems);
+void zf_store_pending_destroy (zf_pending_t **self_p);
+bool zf_store_admit (zf_store_t *self, zf_pending_t *put);
+
+//  Stores one item (intake's, with an id of its own) in queue, taking
+//  *body_p; the caller checked that the queue has room. Returns it.
+zf_message_t *zf_store_put (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, zframe_t **body_p);
+
+//  True while every queue has room (intake reads only then).
+bool zf_store_has_room (zf_store_t *self);
+
+//  Results from workers: an ack or nack of id. False if worker does not
+//  hold it (timed out and redelivered meanwhile, or acked twice).
+bool zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id);
+bool zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const char *reason,
+                    bool final, int64_t delay_ms);
+
+//  Cancels what is left of root's lineage: queued items are dropped, and fn
+//  is called once for each worker holding one of its items (to tell it).
+void zf_store_cancel (zf_store_t *self, const zf_id_t *root,
+                      void (*fn) (zf_worker_t *worker, void *arg), void *arg);
+
+//  An item's state: "queued", "delivered", "retrying", "done", "dead",
+//  "cancelled" or "unknown"; *msg_p the message while it is stored.
+const char *zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p);
+
+//  Retries whose backoff is over become ready; items held past their
+//  queue's timeout are taken back, as failed.
+void zf_store_tick (zf_store_t *self, int64_t now);
+
+//  Dispatch: the next group with ready items and maybe a worker, or NULL.
+//  Then as many of its deliveries as the worker it picks (round robin over
+//  those with credit) may take, at most max, put in flight in out; the
+//  worker in *worker_p. 0 when none can go.
+zf_cgroup_t *zf_store_next_dirty (zf_store_t *self);
+size_t zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **worker_p,
+                      zf_delivery_t **out, size_t max);
+
+//  Sources' positions: the last one confirmed of actor, or NULL; set.
+zchunk_t *zf_store_checkpoint (zf_store_t *self, const char *actor);
+void zf_store_set_checkpoint (zf_store_t *self, const char *actor, const void *data, size_t size);
+zhashx_t *zf_store_checkpoints (zf_store_t *self);
+
+//  The stored message id, or NULL; counts of stored messages and of
+//  lineages tracked.
+zf_message_t *zf_store_find (zf_store_t *self, const zf_id_t *id);
+size_t zf_store_size (zf_store_t *self);
+size_t zf_store_lineages (zf_store_t *self);
+
+//  Recovery, record by record (zf_records): a PUT (attempt its attempts
+//  over); one group's delivery finished; its attempts; an item finished
+//  with outcome. A record of a group no longer in the pipeline is ignored.
+//  Then the figures of what was restored are zeroed (they count traffic).
+void zf_store_restore_put (zf_store_t *self, const zf_record_t *record);
+void zf_store_restore_ack (zf_store_t *self, const zf_record_t *record);
+void zf_store_restore_retry (zf_store_t *self, const zf_record_t *record);
+void zf_store_restore_fin (zf_store_t *self, const zf_record_t *record);
+void zf_store_restored (zf_store_t *self);
+
+//  Snapshots: fn on every id of the dedup window with its outcome, oldest
+//  first; fn on every stored message, in no order (msg->order tells).
+//  fn must not change the store.
+void zf_store_foreach_seen (zf_store_t *self,
+                            void (*fn) (const zf_id_t *id, uint8_t outcome, void *arg), void *arg);
+void zf_store_foreach_message (zf_store_t *self, void (*fn) (zf_message_t *msg, void *arg),
+                               void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,233 @@
+/*  zf_records: journal record payloads. See zf_records.h. */
+#include "zf_records.h"
+#include "zf_proto.h"
+
+#include <string.h>
+
+//  Which fields a type has, in the order they are written.
+enum {
+    F_ID = 1,
+    F_PUT = 2,   // parent, root, ts, attempt, dead, fan-in (before the name)
+    F_DEAD = 4,  // ACK: dead u8 (before the name)
+    F_COUNT = 8, // RETRY: attempts u32 (before the name)
+    F_OUTCOME = 16,
+    F_NAME = 32,
+    F_TAIL = 64, // PUT: headers, reason, body after the name
+    F_DATA = 128 // CHECKPOINT: data after the name
+};
+
+static const unsigned s_fields[ZF_JR_TYPE_COUNT] = {
+    [ZF_JR_PUT] = F_ID | F_PUT | F_NAME | F_TAIL,
+    [ZF_JR_ACK] = F_ID | F_DEAD | F_NAME,
+    [ZF_JR_FIN] = F_ID | F_OUTCOME,
+    [ZF_JR_CHECKPOINT] = F_NAME | F_DATA,
+    [ZF_JR_SNAPSHOT_END] = 0,
+    [ZF_JR_RETRY] = F_ID | F_COUNT | F_NAME,
+};
+
+static const char *const s_names[ZF_JR_TYPE_COUNT] = {
+    [ZF_JR_PUT] = "PUT",
+    [ZF_JR_ACK] = "ACK",
+    [ZF_JR_FIN] = "FIN",
+    [ZF_JR_CHECKPOINT] = "CHECKPOINT",
+    [ZF_JR_SNAPSHOT_END] = "SNAPSHOT_END",
+    [ZF_JR_RETRY] = "RETRY",
+};
+
+static size_t
+s_reason_size (const zf_record_t *r)
+{
+    return r->reason_size > ZF_RECORD_REASON_MAX ? ZF_RECORD_REASON_MAX : r->reason_size;
+}
+
+size_t
+zf_record_size (const zf_record_t *r)
+{
+    unsigned f = s_fields[r->type];
+    size_t size = 0;
+    if (f & F_ID)
+        size += ZF_ID_SIZE;
+    if (f & F_PUT)
+        size += 2 * ZF_ID_SIZE + 8 + 4 + 1 + ZF_ID_SIZE + 4 + 4;
+    if (f & F_DEAD)
+        size += 1;
+    if (f & F_COUNT)
+        size += 4;
+    if (f & F_OUTCOME)
+        size += 1;
+    if (f & F_NAME)
+        size += 1 + r->name_size;
+    if (f & F_TAIL)
+        size += 4 + r->headers_size + 2 + s_reason_size (r) + 4 + r->data_size;
+    if (f & F_DATA)
+        size += 4 + r->data_size;
+    return size;
+}
+
+static uint8_t *
+s_w (uint8_t *p, const void *data, size_t size)
+{
+    if (size)
+        memcpy (p, data, size);
+    return p + size;
+}
+
+static uint8_t *
+s_wint (uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        *p++ = (uint8_t) (v >> (8 * i));
+    return p;
+}
+
+void
+zf_record_write (const zf_record_t *r, uint8_t *p)
+{
+    unsigned f = s_fields[r->type];
+    if (f & F_ID)
+        p = s_w (p, r->id.bytes, ZF_ID_SIZE);
+    if (f & F_PUT) {
+        p = s_w (p, r->parent.bytes, ZF_ID_SIZE);
+        p = s_w (p, r->root.bytes, ZF_ID_SIZE);
+        p = s_wint (p, (uint64_t) r->ts, 8);
+        p = s_wint (p, r->attempt, 4);
+        *p++ = r->dead;
+        p = s_w (p, r->fanin.id.bytes, ZF_ID_SIZE);
+        p = s_wint (p, r->fanin.size, 4);
+        p = s_wint (p, r->fanin.index, 4);
+    }
+    if (f & F_DEAD)
+        *p++ = r->dead;
+    if (f & F_COUNT)
+        p = s_wint (p, r->attempt, 4);
+    if (f & F_OUTCOME)
+        *p++ = r->outcome;
+    if (f & F_NAME) {
+        *p++ = (uint8_t) r->name_size;
+        p = s_w (p, r->name, r->name_size);
+    }
+    if (f & F_TAIL) {
+        p = s_wint (p, r->headers_size, 4);
+        p = s_w (p, r->headers, r->headers_size);
+        p = s_wint (p, s_reason_size (r), 2);
+        p = s_w (p, r->reason, s_reason_size (r));
+        p = s_wint (p, r->data_size, 4);
+        p = s_w (p, r->data, r->data_size);
+    }
+    if (f & F_DATA) {
+        p = s_wint (p, r->data_size, 4);
+        s_w (p, r->data, r->data_size);
+    }
+}
+
+//  Reads a payload's fields; the first that does not fit is kept in bad.
+typedef struct {
+    const uint8_t *p;   // next byte
+    const uint8_t *end; // past the last
+    const char *bad;    // the field that did not fit, or NULL
+} s_reader_t;
+
+static const uint8_t *
+s_r (s_reader_t *r, size_t size, const char *field)
+{
+    if (r->bad || (size_t) (r->end - r->p) < size) {
+        if (!r->bad)
+            r->bad = field;
+        return NULL;
+    }
+    const uint8_t *at = r->p;
+    r->p += size;
+    return at;
+}
+
+static uint64_t
+s_rint (s_reader_t *r, int bytes, const char *field)
+{
+    const uint8_t *p = s_r (r, (size_t) bytes, field);
+    uint64_t v = 0;
+    for (int i = 0; p && i < bytes; i++)
+        v |= (uint64_t) p[i] << (8 * i);
+    return v;
+}
+
+static void
+s_rid (s_reader_t *r, zf_id_t *id, const char *field)
+{
+    const uint8_t *p = s_r (r, ZF_ID_SIZE, field);
+    if (p)
+        memcpy (id->bytes, p, ZF_ID_SIZE);
+}
+
+//  Bytes with a length of `bytes` bytes before them.
+static const uint8_t *
+s_rblob (s_reader_t *r, int bytes, size_t *size, const char *field)
+{
+    *size = (size_t) s_rint (r, bytes, field);
+    return s_r (r, *size, field);
+}
+
+int
+zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, size_t size,
+                zf_error_t *err)
+{
+    memset (record, 0, sizeof *record);
+    if (type < ZF_JR_PUT || type >= ZF_JR_TYPE_COUNT)
+        return zf_error_set (err, ZF_EVALUE, "record type %d is unknown", (int) type);
+    record->type = type;
+    unsigned f = s_fields[type];
+    s_reader_t r = { .p = payload, .end = payload + size };
+    const char *last = "type";
+    if (f & F_ID) {
+        s_rid (&r, &record->id, "id");
+        last = "id";
+    }
+    if (f & F_PUT) {
+        s_rid (&r, &record->parent, "parent");
+        s_rid (&r, &record->root, "root");
+        record->ts = (int64_t) s_rint (&r, 8, "ts");
+        record->attempt = (uint32_t) s_rint (&r, 4, "attempt");
+        record->dead = s_rint (&r, 1, "dead") != 0;
+        s_rid (&r, &record->fanin.id, "group id");
+        record->fanin.size = (uint32_t) s_rint (&r, 4, "group size");
+        record->fanin.index = (uint32_t) s_rint (&r, 4, "group index");
+    }
+    if (f & F_DEAD)
+        record->dead = s_rint (&r, 1, "dead") != 0;
+    if (f & F_COUNT)
+        record->attempt = (uint32_t) s_rint (&r, 4, "attempt");
+    if (f & F_OUTCOME) {
+        record->outcome = (uint8_t) s_rint (&r, 1, "outcome");
+        last = "outcome";
+    }
+    if (f & F_NAME) {
+        const char *field = type == ZF_JR_PUT          ? "queue"
+                            : type == ZF_JR_CHECKPOINT ? "actor"
+                                                       : "group";
+        record->name = (const char *) s_rblob (&r, 1, &record->name_size, field);
+        if (record->name_size > ZF_NAME_MAX && !r.bad)
+            r.bad = field;
+        last = field;
+    }
+    if (f & F_TAIL) {
+        record->headers = s_rblob (&r, 4, &record->headers_size, "headers");
+        record->reason = (const char *) s_rblob (&r, 2, &record->reason_size, "reason");
+        record->data = s_rblob (&r, 4, &record->data_size, "body");
+        last = "body";
+    }
+    if (f & F_DATA) {
+        record->data = s_rblob (&r, 4, &record->data_size, "data");
+        last = "data";
+    }
+    if (r.bad)
+        return zf_error_set (err, ZF_EVALUE, "%s: %s", s_names[type], r.bad);
+    if (r.p != r.end)
+        return zf_error_set (err, ZF_EVALUE, "%s: bytes after the %s", s_names[type], last);
+    if (type == ZF_JR_PUT && record->name_size == 0)
+        return zf_error_set (err, ZF_EVALUE, "PUT: an empty queue name");
+    if (type == ZF_JR_FIN && record->outcome != ZF_OUTCOME_DONE &&
+        record->outcome != ZF_OUTCOME_DEAD && record->outcome != ZF_OUTCOME_CANCELLED)
+        return zf_error_set (err, ZF_EVALUE, "FIN: unknown outcome %u", record->outcome);
+    if (type == ZF_JR_CHECKPOINT && record->data_size > ZF_CHECKPOINT_MAX)
+        return zf_error_set (err, ZF_EVALUE, "CHECKPOINT: data over %d bytes", ZF_CHECKPOINT_MAX);
+    return 0;
+}

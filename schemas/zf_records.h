@@ -1,0 +1,87 @@
+/*  zf_records: the payloads of the broker's journal records.
+
+    The journal (broker/zf_journal.h) frames, checksums and syncs records;
+    this module says what a record holds, field for field, as
+    docs/durability.md specifies it. All little-endian; a name is a one-byte
+    length and its bytes.
+
+        PUT         id, parent, root (16 bytes each), ts i64, attempt u32,
+                    dead u8, fan-in id (16) size u32 index u32, queue name,
+                    headers (u32 length, bytes), reason (u16 length, bytes),
+                    body (u32 length, bytes)
+        ACK         id (16), dead u8, group name
+        FIN         id (16), outcome u8 (ZF_OUTCOME_DONE, _DEAD, _CANCELLED)
+        CHECKPOINT  actor name, data (u32 length, bytes)
+        RETRY       id (16), attempts u32, group name
+
+    A zf_record_t is one record of any type; its strings and bytes are views
+    (of the caller's data when writing, of the payload when read), never
+    copies. zf_record_read checks every length against the payload: a bad
+    record gives -1 and the field that did not fit, never a read past it.
+*/
+#ifndef ZF_RECORDS_H_INCLUDED
+#define ZF_RECORDS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zf_error.h"
+#include "zflow.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Record types. The journal checks that a type is one of these.
+typedef enum {
+    ZF_JR_PUT = 1,      // an item stored
+    ZF_JR_ACK,          // one consumer group's delivery finished
+    ZF_JR_FIN,          // an item finished (all deliveries), with its outcome
+    ZF_JR_CHECKPOINT,   // a source's position
+    ZF_JR_SNAPSHOT_END, // the snapshot that opens this segment is complete (empty)
+    ZF_JR_RETRY,        // one consumer group's delivery failed: its attempts so far
+    ZF_JR_TYPE_COUNT
+} zf_jr_type_t;
+
+//  What became of an item, as FIN records it and the broker's dedup window
+//  remembers it (ZF_OUTCOME_LIVE: stored still, never in a FIN).
+enum { ZF_OUTCOME_LIVE = 1, ZF_OUTCOME_DONE, ZF_OUTCOME_DEAD, ZF_OUTCOME_CANCELLED };
+
+#define ZF_RECORD_REASON_MAX UINT16_MAX // bytes of a PUT's reason kept at most
+
+typedef struct {
+    zf_jr_type_t type;      // which record
+    zf_id_t id;             // PUT, ACK, FIN, RETRY: the item
+    zf_id_t parent;         // PUT: the item it was made from, or zero
+    zf_id_t root;           // PUT: its lineage's root, or zero for a root
+    int64_t ts;             // PUT: creation time, ms since the Unix epoch
+    uint32_t attempt;       // PUT: attempts over; RETRY: attempts so far
+    bool dead;              // PUT: dead-lettered; ACK: the delivery was
+    zf_group_t fanin;       // PUT: gather membership
+    uint8_t outcome;        // FIN: ZF_OUTCOME_*
+    const char *name;       // PUT: queue; ACK, RETRY: group; CHECKPOINT: actor
+    size_t name_size;       // bytes at name (at most ZF_NAME_MAX)
+    const uint8_t *headers; // PUT: msgpack map of the envelope's headers
+    size_t headers_size;    // bytes at headers
+    const char *reason;     // PUT: the last failure
+    size_t reason_size;     // bytes at reason (cut to ZF_RECORD_REASON_MAX when written)
+    const uint8_t *data;    // PUT: the body; CHECKPOINT: the position
+    size_t data_size;       // bytes at data
+} zf_record_t;
+
+//  Bytes of record's payload.
+size_t zf_record_size (const zf_record_t *record);
+
+//  Writes record's payload into out, which has zf_record_size bytes.
+void zf_record_write (const zf_record_t *record, uint8_t *out);
+
+//  Reads a payload of type into record (views into payload). Returns 0, or
+//  -1 with err naming the record and the field that is wrong.
+int zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, size_t size,
+                    zf_error_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,448 @@
+/*  Tests of the broker's store, driven directly: no socket, no thread.
+    Each test does what a session would (put, take, ack, nack, leave) and
+    checks what a user of the broker would see: which items reach which
+    worker, their states, what goes to the dead-letter queue, and what
+    the store asks the journal and the sessions to do (its hooks).
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_store.h"
+#include "zf_testkit.h"
+
+//  What the hooks heard.
+typedef struct {
+    int created, stored, acked, retried, dead, done;
+    int finished[ZF_OUTCOME_CANCELLED + 1]; // by outcome
+    int admitted;
+    char last_state[16]; // of the last lineage over
+} s_heard_t;
+
+static s_heard_t s_heard;
+
+static void
+s_created (void *arg, zf_queue_t *queue)
+{
+    s_heard.created++;
+}
+static void
+s_stored (void *arg, zf_message_t *msg, uint32_t attempt)
+{
+    s_heard.stored++;
+}
+static void
+s_acked (void *arg, zf_delivery_t *d, bool dead)
+{
+    s_heard.acked++;
+}
+static void
+s_retried (void *arg, zf_delivery_t *d)
+{
+    s_heard.retried++;
+}
+static void
+s_finished (void *arg, zf_message_t *msg, uint8_t outcome)
+{
+    s_heard.finished[outcome]++;
+}
+static void
+s_dead (void *arg, zf_delivery_t *d)
+{
+    s_heard.dead++;
+}
+static void
+s_lineage_over (void *arg, zf_lineage_t *lineage, const char *state)
+{
+    s_heard.done++;
+    snprintf (s_heard.last_state, sizeof s_heard.last_state, "%s", state);
+}
+static void
+s_admitted (void *arg, zf_pending_t *put)
+{
+    s_heard.admitted++;
+}
+
+static const zf_store_hooks_t s_hooks = { .created = s_created,
+                                          .stored = s_stored,
+                                          .acked = s_acked,
+                                          .retried = s_retried,
+                                          .finished = s_finished,
+                                          .dead = s_dead,
+                                          .lineage_over = s_lineage_over,
+                                          .admitted = s_admitted };
+
+//  A pipeline whose queue `jobs` has two readers (fan-out) and room for 3.
+static const char *s_config = "broker\n"
+                              "queues\n"
+                              "    jobs\n"
+                              "        max-depth = 3\n"
+                              "        max-attempts = 2\n"
+                              "        retry-base = 1ms\n"
+                              "        retry-max = 1ms\n"
+                              "        timeout = 50ms\n"
+                              "actors\n"
+                              "    seeds\n"
+                              "        kind = producer\n"
+                              "        source = seq:3\n"
+                              "        output = jobs\n"
+                              "    store\n"
+                              "        kind = sink\n"
+                              "        input = jobs\n"
+                              "        target = null\n"
+                              "    audit\n"
+                              "        kind = sink\n"
+                              "        input = jobs\n"
+                              "        target = null\n";
+
+typedef struct {
+    zf_pipeline_t *pipeline;
+    zf_store_t *store;
+} s_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    memset (&s_heard, 0, sizeof s_heard);
+    s_fixture_t *f = (s_fixture_t *) calloc (1, sizeof *f);
+    f->pipeline = zf_test_pipeline (s_config);
+    assert_non_null (f->pipeline);
+    f->store = zf_store_new (f->pipeline, 1024, &s_hooks);
+    assert_non_null (f->store);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_store_destroy (&f->store);
+    assert_null (f->store);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+    return 0;
+}
+
+static zf_id_t
+s_id (uint8_t n)
+{
+    zf_id_t id = { { 0 } };
+    id.bytes[0] = n;
+    id.bytes[15] = 0xee;
+    return id;
+}
+
+//  Puts items with ids first, first + 1, ... into jobs as one PUT; true if
+//  all were admitted (*duplicates, when given, the ones dropped as seen),
+//  else the PUT, which waits in the store, in *waiting_p.
+static bool
+s_put (zf_store_t *store, uint8_t first, uint32_t count, zf_pending_t **waiting_p,
+       uint32_t *duplicates)
+{
+    zf_pending_t *put = zf_store_pending_new (count);
+    snprintf (put->session, sizeof put->session, "s1");
+    for (uint32_t i = 0; i < count; i++) {
+        put->items[i].id = s_id ((uint8_t) (first + i));
+        snprintf (put->items[i].queue, sizeof put->items[i].queue, "jobs");
+        put->items[i].body = zframe_new ("\xa1x", 2);
+    }
+    bool all = zf_store_admit (store, put);
+    if (duplicates)
+        *duplicates = put->duplicates;
+    if (all)
+        zf_store_pending_destroy (&put);
+    if (waiting_p)
+        *waiting_p = put;
+    return all;
+}
+
+//  The deliveries group `name` of jobs can hand worker now.
+static size_t
+s_take (zf_store_t *store, const char *name, zf_worker_t *worker, zf_delivery_t **out)
+{
+    zf_cgroup_t *group = zf_store_group (store, zf_store_queue (store, "jobs"), name);
+    zf_worker_t *to = NULL;
+    size_t n = zf_store_take (store, group, zclock_mono (), &to, out, ZF_BATCH_MAX);
+    if (n)
+        assert_ptr_equal (to, worker);
+    return n;
+}
+
+static void
+test_every_group_gets_every_item (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    assert_int_equal (s_heard.created, 1); // jobs, from the pipeline
+    zf_worker_t store = { 0 }, audit = { 0 };
+    assert_int_equal (zf_store_join (f->store, &store, "jobs", "store"), 0);
+    assert_int_equal (zf_store_join (f->store, &audit, "jobs", "audit"), 0);
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    assert_true (s_put (f->store, 1, 2, NULL, NULL));
+    assert_int_equal (s_heard.stored, 2);
+
+    zf_message_t *msg;
+    zf_id_t one = s_id (1);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "queued");
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 2);
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 2);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "delivered");
+    assert_int_equal (out[0]->attempt, 1);
+
+    // The first group's ack leaves the item for the second.
+    assert_true (zf_store_ack (f->store, &store, &one));
+    assert_int_equal (s_heard.acked, 1);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "delivered");
+    assert_true (zf_store_ack (f->store, &audit, &one));
+    assert_int_equal (s_heard.finished[ZF_OUTCOME_DONE], 1);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "done");
+    assert_null (msg);
+    // A second ack of the same item is late, not an error.
+    assert_false (zf_store_ack (f->store, &audit, &one));
+    assert_int_equal (zf_store_size (f->store), 1);
+    zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
+}
+
+static void
+test_a_full_queue_holds_the_put_back (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 }, audit = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    zf_pending_t *put;
+    assert_false (s_put (f->store, 1, 5, &put, NULL)); // max-depth 3
+    assert_int_equal (put->accepted, 3);
+    assert_int_equal (zf_store_queue (f->store, "jobs")->depth, 3);
+    assert_false (zf_store_has_room (f->store));
+
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 3);
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 3);
+    zf_id_t one = s_id (1), two = s_id (2);
+    zf_store_ack (f->store, &store, &one);
+    zf_store_ack (f->store, &audit, &one);
+    assert_int_equal (s_heard.admitted, 0); // room for one of the two waiting
+    zf_store_ack (f->store, &store, &two);
+    zf_store_ack (f->store, &audit, &two);
+    assert_int_equal (s_heard.admitted, 1); // the rest of the PUT is in: confirm it
+    assert_int_equal (zf_store_queue (f->store, "jobs")->put, 5);
+    zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
+}
+
+static void
+test_duplicates_are_dropped (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    uint32_t duplicates;
+    assert_true (s_put (f->store, 1, 1, NULL, &duplicates));
+    assert_int_equal (duplicates, 0);
+    assert_true (s_put (f->store, 1, 2, NULL, &duplicates)); // 1 again, and 2
+    assert_int_equal (duplicates, 1);
+    assert_int_equal (zf_store_size (f->store), 2);
+    assert_int_equal (zf_store_queue (f->store, "jobs")->put, 2);
+}
+
+static void
+test_failures_retry_then_dead_letter (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 }, audit = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    assert_true (s_put (f->store, 7, 1, NULL, NULL));
+    zf_id_t seven = s_id (7);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_message_t *msg;
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 1);
+    assert_true (zf_store_ack (f->store, &audit, &seven));
+
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    assert_true (zf_store_nack (f->store, &store, &seven, "it broke", false, 0));
+    assert_int_equal (s_heard.retried, 1);
+    assert_string_equal (zf_store_state (f->store, &seven, &msg), "retrying");
+    assert_string_equal (msg->reason, "it broke");
+    // Nothing until its backoff (1 ms) is over.
+    assert_int_equal (s_take (f->store, "store", &store, out), 0);
+    zf_store_tick (f->store, zclock_mono () + 10);
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    assert_int_equal (out[0]->attempt, 2);
+    // The second failure is the last (max-attempts 2): to jobs.dead.
+    assert_true (zf_store_nack (f->store, &store, &seven, "broke again", false, 0));
+    assert_int_equal (s_heard.dead, 1);
+    assert_int_equal (s_heard.finished[ZF_OUTCOME_DEAD], 1);
+    assert_string_equal (zf_store_state (f->store, &seven, &msg), "dead");
+    zf_queue_t *dead = zf_store_lookup (f->store, "jobs.dead");
+    assert_non_null (dead);
+    assert_int_equal (dead->depth, 1);
+    zf_id_t copy = zf_id_child (&seven, UINT32_MAX);
+    assert_non_null (zf_store_find (f->store, &copy));
+    assert_string_equal (zf_store_find (f->store, &copy)->reason, "broke again");
+    zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
+}
+
+static void
+test_a_lost_worker_hands_back_with_a_count (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t first = { 0 }, second = { 0 };
+    zf_store_join (f->store, &first, "jobs", "store");
+    zf_store_credit (f->store, &first, 10);
+    assert_true (s_put (f->store, 1, 2, NULL, NULL));
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &first, out), 2);
+    // BYE: handed back untouched, the attempt not counted.
+    zf_store_leave (f->store, &first, false);
+    zf_store_join (f->store, &second, "jobs", "store");
+    zf_store_credit (f->store, &second, 10);
+    assert_int_equal (s_take (f->store, "store", &second, out), 2);
+    assert_int_equal (out[0]->attempt, 1);
+    // Lost: each becomes a failed attempt, retried after its backoff.
+    zf_store_leave (f->store, &second, true);
+    zf_message_t *msg;
+    zf_id_t one = s_id (1);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "retrying");
+    assert_string_equal (msg->reason, "worker lost");
+    assert_int_equal (s_heard.retried, 2);
+}
+
+static void
+test_a_held_item_times_out (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_credit (f->store, &store, 1);
+    assert_true (s_put (f->store, 1, 2, NULL, NULL));
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    zf_store_tick (f->store, zclock_mono () + 100); // past its 50 ms
+    zf_message_t *msg;
+    zf_id_t one = s_id (1);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "retrying");
+    assert_string_equal (msg->reason, "timeout");
+    // Its slot stays taken until the worker answers for it (a zombie)...
+    assert_int_equal (s_take (f->store, "store", &store, out), 0);
+    // ... and the late answer frees it.
+    assert_false (zf_store_ack (f->store, &store, &one));
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    zf_store_leave (f->store, &store, false);
+}
+
+static void
+s_told (zf_worker_t *worker, void *arg)
+{
+    (*(int *) arg)++;
+}
+
+static void
+test_cancel_drops_the_lineage (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_credit (f->store, &store, 1);
+    // Two items of one lineage, tracked by session s1.
+    zf_id_t root = s_id (9);
+    zf_pending_t *put = zf_store_pending_new (2);
+    for (uint32_t i = 0; i < 2; i++) {
+        put->items[i].id = s_id ((uint8_t) (20 + i));
+        put->items[i].root = root;
+        snprintf (put->items[i].queue, sizeof put->items[i].queue, "jobs");
+        put->items[i].body = zframe_new ("\xc0", 1);
+        put->holds[i] = zf_store_hold (f->store, &root);
+    }
+    snprintf (put->holds[0]->tracker, ZF_SESSION_KEY_MAX, "s1");
+    assert_true (zf_store_admit (f->store, put));
+    zf_store_pending_destroy (&put);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 1); // one held, one queued
+    int told = 0;
+    zf_store_cancel (f->store, &root, s_told, &told);
+    assert_int_equal (told, 1); // the worker holding one is told once
+    assert_int_equal (s_heard.finished[ZF_OUTCOME_CANCELLED], 1); // the queued one: dropped
+    assert_int_equal (s_heard.done, 0);
+    // The held one, acked, ends the lineage: its tracker hears "cancelled".
+    zf_id_t held = out[0]->msg->id;
+    assert_true (zf_store_ack (f->store, &store, &held));
+    assert_int_equal (s_heard.done, 1);
+    assert_string_equal (s_heard.last_state, "cancelled");
+    assert_int_equal (zf_store_lineages (f->store), 0);
+    zf_store_leave (f->store, &store, false);
+}
+
+static void
+test_records_restore_the_state (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    // What a journal would hold: two items put, one finished by one group,
+    // one failed once, one finished for good.
+    zf_id_t a = s_id (1), b = s_id (2), c = s_id (3);
+    zf_record_t put = { .type = ZF_JR_PUT,
+                        .name = "jobs",
+                        .name_size = 4,
+                        .data = (const uint8_t *) "\xc0",
+                        .data_size = 1 };
+    put.id = a;
+    zf_store_restore_put (f->store, &put);
+    put.id = b;
+    zf_store_restore_put (f->store, &put);
+    put.id = c;
+    zf_store_restore_put (f->store, &put);
+    zf_record_t ack = { .type = ZF_JR_ACK, .id = a, .name = "store", .name_size = 5 };
+    zf_store_restore_ack (f->store, &ack);
+    zf_record_t retry = {
+        .type = ZF_JR_RETRY, .id = b, .attempt = 1, .name = "audit", .name_size = 5
+    };
+    zf_store_restore_retry (f->store, &retry);
+    zf_record_t fin = { .type = ZF_JR_FIN, .id = c, .outcome = ZF_OUTCOME_DEAD };
+    zf_store_restore_fin (f->store, &fin);
+    zf_store_restored (f->store);
+    assert_int_equal (s_heard.stored, 0); // a restore records nothing anew
+
+    zf_message_t *msg;
+    assert_string_equal (zf_store_state (f->store, &c, &msg), "dead");
+    assert_int_equal (zf_store_size (f->store), 2);
+    zf_queue_t *jobs = zf_store_queue (f->store, "jobs");
+    assert_int_equal (jobs->depth, 2);
+    assert_int_equal (jobs->put, 0); // figures count this run's traffic
+    zf_worker_t store = { 0 }, audit = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 1); // b only: a was acked
+    assert_true (zf_id_eq (&out[0]->msg->id, &b));
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 2);
+    assert_int_equal (out[1]->attempt, 2); // b's failure counts
+    zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_every_group_gets_every_item, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_full_queue_holds_the_put_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_duplicates_are_dropped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failures_retry_then_dead_letter, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_lost_worker_hands_back_with_a_count, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_held_item_times_out, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cancel_drops_the_lineage, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_records_restore_the_state, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
