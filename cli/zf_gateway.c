@@ -9,6 +9,7 @@
 */
 #include "zf_gateway.h"
 #include "zf_curve.h"
+#include "zf_events.h"
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -31,6 +32,7 @@ struct _zf_gateway_t {
     size_t stats_size;         // its size
     int64_t stats_at;          // when it came (ms, monotonic)
     uint64_t events;           // stats events seen
+    zf_stats_t *decoded;       // the latest stats event read, for /metrics
     zf_client_t *client;       // a session with the broker, for the API
     char address[96];          // where it listens, ADDRESS:PORT
     char endpoint[256];        // the broker's events endpoint
@@ -138,151 +140,91 @@ s_label (const char *str, uint32_t len, char *out, size_t size)
     return out;
 }
 
-//  The metrics of one kind of figure: name, Prometheus type, help, and the
-//  key it comes from in the stats event.
-typedef struct {
-    const char *name, *type, *help, *key;
-} s_metric_t;
-
-static const s_metric_t s_queue_metrics[] = {
-    { "zflow_queue_depth", "gauge", "Items stored in the queue, waiting or in flight.", "depth" },
-    { "zflow_queue_inflight", "gauge", "Items delivered and not yet acked.", "inflight" },
-    { "zflow_queue_put_total", "counter", "Items accepted into the queue.", "put" },
-    { "zflow_queue_acked_total", "counter", "Items acked.", "ack" },
-    { "zflow_queue_nacked_total", "counter", "NACKs, timeouts and losses.", "nack" },
-    { "zflow_queue_dead_total", "counter", "Items moved to the dead-letter queue.", "dead" },
-    { NULL },
-};
-static const s_metric_t s_worker_metrics[] = {
-    { "zflow_worker_inflight", "gauge", "Items the worker holds.", "inflight" },
-    { "zflow_worker_done_total", "counter", "Items the worker acked.", "done" },
-    { "zflow_worker_failed_total", "counter", "Items the worker nacked.", "failed" },
-    { NULL },
-};
-
-//  Renders the family `metric` over the entries of the array `list` of the
-//  stats map at data, labelled by the string keys in labels.
+//  One family of Prometheus metrics: its name, type and help.
 static void
-s_family (s_text_t *t, const uint8_t *data, size_t size, const char *list, const s_metric_t *metric,
-          const char *const *labels)
+s_family (s_text_t *t, const char *name, const char *type, const char *help)
 {
-    s_add (t, "# HELP %s %s\n# TYPE %s %s\n", metric->name, metric->help, metric->name,
-           metric->type);
-    zf_mp_t mp;
-    zf_mp_init (&mp, data, size);
-    uint32_t count, n;
-    if (zf_mp_map (&mp, &count, NULL))
-        return;
-    for (uint32_t k = 0; k < count; k++) {
-        if (!zf_mp_key_is (&mp, list)) {
-            if (zf_mp_skip_pair (&mp))
-                return;
-            continue;
-        }
-        if (zf_mp_array (&mp, &n, NULL))
-            return;
-        for (uint32_t e = 0; e < n; e++) {
-            uint32_t fields;
-            if (zf_mp_map (&mp, &fields, NULL))
-                return;
-            char names[4][512] = { "", "", "", "" };
-            uint64_t value = 0;
-            for (uint32_t f = 0; f < fields; f++) {
-                bool used = false;
-                for (int l = 0; labels[2 * l] && !used; l++)
-                    if (zf_mp_key_is (&mp, labels[2 * l + 1])) {
-                        const char *str;
-                        uint32_t len;
-                        uint64_t number;
-                        if (zf_mp_str (&mp, &str, &len, NULL) == 0)
-                            s_label (str, len, names[l], sizeof names[l]);
-                        else if (zf_mp_uint (&mp, &number, NULL) == 0)
-                            snprintf (names[l], sizeof names[l], "%llu",
-                                      (unsigned long long) number);
-                        else
-                            zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL);
-                        used = true;
-                    }
-                if (!used && zf_mp_key_is (&mp, metric->key)) {
-                    value = zf_mp_uint_or_skip (&mp);
-                    used = true;
-                }
-                if (!used && (zf_mp_skip_pair (&mp)))
-                    return;
-            }
-            s_add (t, "%s{", metric->name);
-            for (int l = 0; labels[2 * l]; l++)
-                s_add (t, "%s%s=\"%s\"", l ? "," : "", labels[2 * l], names[l]);
-            s_add (t, "} %llu\n", (unsigned long long) value);
-        }
-        return;
-    }
+    s_add (t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-//  Moves mp, at a map, to the value of its key key. False if the map has
-//  no such key (or is not a map).
-static bool
-s_seek (zf_mp_t *mp, const char *key)
-{
-    uint32_t count;
-    if (zf_mp_map (mp, &count, NULL))
-        return false;
-    for (uint32_t k = 0; k < count; k++) {
-        if (zf_mp_key_is (mp, key))
-            return true;
-        if (zf_mp_skip_pair (mp))
-            return false;
-    }
-    return false;
-}
-
-//  A plain number of the stats map: at its top (lineages, rejected, ...)
-//  or, for MAP.KEY, in one of its maps (journal.written). Nothing when the
-//  map does not have it.
 static void
-s_scalar (s_text_t *t, const uint8_t *data, size_t size, const char *key, const char *name,
-          const char *type, const char *help)
+s_scalar (s_text_t *t, const char *name, const char *type, const char *help, uint64_t value)
 {
-    zf_mp_t mp;
-    zf_mp_init (&mp, data, size);
-    char outer[32];
-    const char *dot = strchr (key, '.');
-    snprintf (outer, sizeof outer, "%.*s", dot ? (int) (dot - key) : (int) strlen (key), key);
-    if (!s_seek (&mp, outer) || (dot && !s_seek (&mp, dot + 1)))
-        return;
-    s_add (t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-           (unsigned long long) zf_mp_uint_or_skip (&mp));
+    s_family (t, name, type, help);
+    s_add (t, "%s %llu\n", name, (unsigned long long) value);
 }
 
+//  The figures of a stats event as Prometheus text; NULL when the event
+//  cannot be read.
 static char *
-s_prometheus (const uint8_t *data, size_t size, uint64_t events, size_t *len)
+s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t events, size_t *len)
 {
+    zf_error_t err;
+    if (zf_stats_decode (stats, data, size, &err))
+        return NULL;
     s_text_t t = { .data = (char *) malloc (4096), .cap = 4096 };
-    static const char *const queue_labels[] = { "queue", "name", NULL };
-    static const char *const worker_labels[] = { "actor", "actor", "worker", "worker",
-                                                 "host",  "host",  NULL };
-    for (int i = 0; s_queue_metrics[i].name; i++)
-        s_family (&t, data, size, "queues", &s_queue_metrics[i], queue_labels);
-    for (int i = 0; s_worker_metrics[i].name; i++)
-        s_family (&t, data, size, "workers", &s_worker_metrics[i], worker_labels);
-    s_scalar (&t, data, size, "lineages", "zflow_lineages", "gauge",
-              "Roots whose lineage is not finished.");
-    s_scalar (&t, data, size, "rejected", "zflow_rejected_total", "counter",
-              "Messages refused as malformed.");
-    s_scalar (&t, data, size, "late_acks", "zflow_late_acks_total", "counter",
-              "Acks of deliveries that had timed out.");
-    s_scalar (&t, data, size, "journal.written", "zflow_journal_written_bytes_total", "counter",
-              "Bytes appended to the journal.");
-    s_scalar (&t, data, size, "journal.durable", "zflow_journal_durable_bytes_total", "counter",
-              "Bytes of the journal on disk (synced as the sync setting says).");
-    s_scalar (&t, data, size, "journal.waiting", "zflow_journal_waiting_confirms", "gauge",
-              "CONFIRMs held until their records are durable.");
-    s_scalar (&t, data, size, "journal.compactions", "zflow_journal_compactions_total", "counter",
-              "Snapshots written to compact the journal.");
-    s_add (&t,
-           "# HELP zflow_stats_events_total Stats events read.\n"
-           "# TYPE zflow_stats_events_total counter\nzflow_stats_events_total %llu\n",
-           (unsigned long long) events);
+    char label[3][512];
+    struct {
+        const char *name, *type, *help;
+    } queue_metrics[] = {
+        { "zflow_queue_depth", "gauge", "Items stored in the queue, waiting or in flight." },
+        { "zflow_queue_inflight", "gauge", "Items delivered and not yet acked." },
+        { "zflow_queue_put_total", "counter", "Items accepted into the queue." },
+        { "zflow_queue_acked_total", "counter", "Items acked." },
+        { "zflow_queue_nacked_total", "counter", "NACKs, timeouts and losses." },
+        { "zflow_queue_dead_total", "counter", "Items moved to the dead-letter queue." },
+    };
+    for (int m = 0; m < 6; m++) {
+        s_family (&t, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
+        for (uint32_t q = 0; q < stats->nqueues; q++) {
+            zf_stats_queue_t *queue = &stats->queues[q];
+            uint64_t values[] = { queue->depth, queue->inflight, queue->put,
+                                  queue->ack,   queue->nack,     queue->dead };
+            s_add (
+                &t, "%s{queue=\"%s\"} %llu\n", queue_metrics[m].name,
+                s_label (queue->name, (uint32_t) strlen (queue->name), label[0], sizeof label[0]),
+                (unsigned long long) values[m]);
+        }
+    }
+    struct {
+        const char *name, *type, *help;
+    } worker_metrics[] = {
+        { "zflow_worker_inflight", "gauge", "Items the worker holds." },
+        { "zflow_worker_done_total", "counter", "Items the worker acked." },
+        { "zflow_worker_failed_total", "counter", "Items the worker nacked." },
+    };
+    for (int m = 0; m < 3; m++) {
+        s_family (&t, worker_metrics[m].name, worker_metrics[m].type, worker_metrics[m].help);
+        for (uint32_t w = 0; w < stats->nworkers; w++) {
+            zf_stats_worker_t *worker = &stats->workers[w];
+            uint64_t value = m == 0 ? worker->inflight : m == 1 ? worker->done : worker->failed;
+            s_add (
+                &t, "%s{actor=\"%s\",worker=\"%u\",host=\"%s\"} %llu\n", worker_metrics[m].name,
+                s_label (worker->actor, (uint32_t) strlen (worker->actor), label[0],
+                         sizeof label[0]),
+                worker->worker,
+                s_label (worker->host, (uint32_t) strlen (worker->host), label[1], sizeof label[1]),
+                (unsigned long long) value);
+        }
+    }
+    s_scalar (&t, "zflow_lineages", "gauge", "Roots whose lineage is not finished.",
+              stats->lineages);
+    s_scalar (&t, "zflow_rejected_total", "counter", "Messages refused as malformed.",
+              stats->rejected);
+    s_scalar (&t, "zflow_late_acks_total", "counter", "Acks of deliveries that had timed out.",
+              stats->late_acks);
+    if (stats->journal.present) {
+        zf_stats_journal_t *j = &stats->journal;
+        s_scalar (&t, "zflow_journal_written_bytes_total", "counter",
+                  "Bytes appended to the journal.", j->written);
+        s_scalar (&t, "zflow_journal_durable_bytes_total", "counter",
+                  "Bytes of the journal on disk (synced as the sync setting says).", j->durable);
+        s_scalar (&t, "zflow_journal_waiting_confirms", "gauge",
+                  "CONFIRMs held until their records are durable.", j->waiting);
+        s_scalar (&t, "zflow_journal_compactions_total", "counter",
+                  "Snapshots written to compact the journal.", j->compactions);
+    }
+    s_scalar (&t, "zflow_stats_events_total", "counter", "Stats events read.", events);
     *len = t.len;
     return t.data;
 }
@@ -460,8 +402,13 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         return s_json (connection, 405, s_error ("%.16s is not served here", method));
     if (strcmp (url, "/metrics") == 0) {
         size_t len = 0;
-        char *text = self->stats ? s_prometheus (self->stats, self->stats_size, self->events, &len)
+        char *text = self->stats ? s_prometheus (self->decoded, self->stats, self->stats_size,
+                                                 self->events, &len)
                                  : strdup ("");
+        if (!text) {
+            text = strdup ("the broker's last stats event cannot be read\n");
+            return s_answer (connection, 502, "text/plain", text, strlen (text));
+        }
         return s_answer (connection, 200, "text/plain; version=0.0.4", text, len);
     }
     if (strcmp (url, "/health") == 0) {
@@ -503,6 +450,7 @@ zf_gateway_new (const char *address, const char *events, const char *broker, boo
     snprintf (self->endpoint, sizeof self->endpoint, "%s", events);
     snprintf (self->broker, sizeof self->broker, "%s", broker);
     self->api = api;
+    self->decoded = zf_stats_new ();
     self->daemon =
         MHD_start_daemon (MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, s_request, self,
                           MHD_OPTION_SOCK_ADDR, &where, MHD_OPTION_NOTIFY_COMPLETED, s_done, NULL,
@@ -530,6 +478,7 @@ zf_gateway_destroy (zf_gateway_t **self_p)
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     free (self->stats);
+    zf_stats_destroy (&self->decoded);
     free (self);
     *self_p = NULL;
 }

@@ -1,8 +1,7 @@
 /*  zf_progress: zflow run's live view. See zf_progress.h. */
 #include "zf_progress.h"
 #include "zf_curve.h"
-#include "zf_kinds.h"
-#include "zf_mp.h"
+#include "zf_events.h"
 
 #include <czmq.h>
 
@@ -32,6 +31,7 @@ struct _zf_progress_t {
     int64_t drawn_at;  // when it was drawn (ms)
     int64_t started;   // when the view began (ms)
     uint64_t taken;    // stats events taken
+    zf_stats_t *stats; // the last one, decoded
 };
 
 //  The number of items a source has, when the config says: seq:N, or the
@@ -74,6 +74,7 @@ zf_progress_new (zf_pipeline_t *pipeline, const char *events, FILE *out)
         self->actors[i].total = s_source_total (a);
     }
     self->started = zclock_mono ();
+    self->stats = zf_stats_new ();
     return self;
 }
 
@@ -84,6 +85,7 @@ zf_progress_destroy (zf_progress_t **self_p)
     if (self) {
         zf_progress_clear (self);
         zsock_destroy (&self->events);
+        zf_stats_destroy (&self->stats);
         free (self->actors);
         free (self);
         *self_p = NULL;
@@ -91,11 +93,10 @@ zf_progress_destroy (zf_progress_t **self_p)
 }
 
 static s_actor_t *
-s_actor (zf_progress_t *self, const char *name, uint32_t len)
+s_actor (zf_progress_t *self, const char *name)
 {
     for (size_t i = 0; i < self->nactors; i++)
-        if (strlen (self->actors[i].conf->name) == len &&
-            memcmp (self->actors[i].conf->name, name, len) == 0)
+        if (streq (self->actors[i].conf->name, name))
             return &self->actors[i];
     return NULL;
 }
@@ -106,103 +107,39 @@ s_actor (zf_progress_t *self, const char *name, uint32_t len)
 static void
 s_take (zf_progress_t *self, const uint8_t *data, size_t size)
 {
+    zf_error_t err;
+    if (zf_stats_decode (self->stats, data, size, &err))
+        return; // not one of ours: the next one will do
     for (size_t i = 0; i < self->nactors; i++)
         self->actors[i].inflight = self->actors[i].errors = self->actors[i].workers = 0;
-    zf_mp_t mp;
-    zf_mp_init (&mp, data, size);
-    uint32_t count;
-    if (zf_mp_map (&mp, &count, NULL))
-        return;
-    for (uint32_t k = 0; k < count; k++) {
-        const char *key;
-        uint32_t key_len, n;
-        if (zf_mp_str (&mp, &key, &key_len, NULL))
-            return;
-        if (key_len == 6 && memcmp (key, "queues", 6) == 0 && zf_mp_array (&mp, &n, NULL) == 0)
-            for (uint32_t q = 0; q < n; q++) {
-                uint32_t fields;
-                if (zf_mp_map (&mp, &fields, NULL))
-                    return;
-                const char *name = "";
-                uint32_t name_len = 0;
-                uint64_t put = 0;
-                for (uint32_t f = 0; f < fields; f++) {
-                    if (zf_mp_key_is (&mp, "name"))
-                        zf_mp_str (&mp, &name, &name_len, NULL);
-                    else if (zf_mp_key_is (&mp, "put"))
-                        put = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "groups")) {
-                        uint32_t groups;
-                        zf_mp_array (&mp, &groups, NULL);
-                        for (uint32_t g = 0; g < groups; g++) {
-                            uint32_t gf;
-                            zf_mp_map (&mp, &gf, NULL);
-                            const char *group = "";
-                            uint32_t group_len = 0;
-                            uint64_t acked = 0;
-                            for (uint32_t x = 0; x < gf; x++) {
-                                if (zf_mp_key_is (&mp, "name"))
-                                    zf_mp_str (&mp, &group, &group_len, NULL);
-                                else if (zf_mp_key_is (&mp, "acked"))
-                                    acked = zf_mp_uint_or_skip (&mp);
-                                else if (zf_mp_skip_pair (&mp))
-                                    return;
-                            }
-                            s_actor_t *reader = s_actor (self, group, group_len);
-                            if (reader)
-                                reader->done = acked;
-                        }
-                    }
-                    else if (zf_mp_skip_pair (&mp))
-                        return;
-                }
-                // A source's progress: what it put into its output.
-                for (size_t i = 0; i < self->nactors; i++) {
-                    zf_actor_conf_t *conf = self->actors[i].conf;
-                    if ((conf->kind->flags & ZF_KIND_SOURCE) && conf->output &&
-                        strlen (conf->output) == name_len &&
-                        memcmp (conf->output, name, name_len) == 0)
-                        self->actors[i].done = put;
-                }
-            }
-        else if (key_len == 7 && memcmp (key, "workers", 7) == 0 &&
-                 zf_mp_array (&mp, &n, NULL) == 0)
-            for (uint32_t w = 0; w < n; w++) {
-                uint32_t fields;
-                if (zf_mp_map (&mp, &fields, NULL))
-                    return;
-                s_actor_t *actor = NULL;
-                uint64_t inflight = 0, failed = 0;
-                for (uint32_t f = 0; f < fields; f++) {
-                    const char *name;
-                    uint32_t name_len;
-                    if (zf_mp_key_is (&mp, "actor") && zf_mp_str (&mp, &name, &name_len, NULL) == 0)
-                        actor = s_actor (self, name, name_len);
-                    else if (zf_mp_key_is (&mp, "inflight"))
-                        inflight = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "failed"))
-                        failed = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_skip_pair (&mp))
-                        return;
-                }
-                if (actor) {
-                    actor->inflight += inflight;
-                    actor->errors += failed;
-                    actor->workers++;
-                }
-            }
-        else if (key_len == 5 && memcmp (key, "ended", 5) == 0 && zf_mp_array (&mp, &n, NULL) == 0)
-            for (uint32_t e = 0; e < n; e++) {
-                const char *name;
-                uint32_t name_len;
-                if (zf_mp_str (&mp, &name, &name_len, NULL))
-                    return;
-                s_actor_t *actor = s_actor (self, name, name_len);
-                if (actor)
-                    actor->ended = true;
-            }
-        else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
-            return;
+    zf_stats_t *stats = self->stats;
+    for (uint32_t q = 0; q < stats->nqueues; q++) {
+        zf_stats_queue_t *queue = &stats->queues[q];
+        for (uint32_t g = 0; g < queue->ngroups; g++) {
+            s_actor_t *reader = s_actor (self, queue->groups[g].name);
+            if (reader)
+                reader->done = queue->groups[g].acked;
+        }
+        // A source's progress: what it put into its output.
+        for (size_t i = 0; i < self->nactors; i++) {
+            zf_actor_conf_t *conf = self->actors[i].conf;
+            if ((conf->kind->flags & ZF_KIND_SOURCE) && conf->output &&
+                streq (conf->output, queue->name))
+                self->actors[i].done = queue->put;
+        }
+    }
+    for (uint32_t w = 0; w < stats->nworkers; w++) {
+        s_actor_t *actor = s_actor (self, stats->workers[w].actor);
+        if (actor) {
+            actor->inflight += stats->workers[w].inflight;
+            actor->errors += stats->workers[w].failed;
+            actor->workers++;
+        }
+    }
+    for (uint32_t e = 0; e < stats->nended; e++) {
+        s_actor_t *actor = s_actor (self, stats->ended[e]);
+        if (actor)
+            actor->ended = true;
     }
     // Rates, smoothed over the events.
     int64_t now = zclock_mono ();

@@ -10,6 +10,7 @@
 */
 #include "zf_cli.h"
 #include "zf_curve.h"
+#include "zf_events.h"
 #include "zf_json.h"
 #include "zf_proto.h"
 #include "zf_tools.h"
@@ -47,139 +48,72 @@ typedef struct {
     char journal[FIGURES_MAX]; // the broker's journal figures, as JSON, or ""
 } s_view_t;
 
-static bool
-s_str (zf_mp_t *mp, char *out, size_t size)
+//  Renders a msgpack value as JSON into out (cut to size).
+static void
+s_json (const uint8_t *data, size_t size, char *out, size_t out_size)
 {
-    const char *str;
-    uint32_t len;
-    if (zf_mp_str (mp, &str, &len, NULL))
-        return false;
-    snprintf (out, size, "%.*s", (int) len, str);
-    return true;
+    char *json = zf_msgpack_to_json (data, size, NULL);
+    snprintf (out, out_size, "%s", json ? json : "");
+    free (json);
 }
 
-static double
-s_number (zf_mp_t *mp)
-{
-    const uint8_t *at = mp->pos;
-    uint64_t value;
-    if (zf_mp_uint (mp, &value, NULL) == 0)
-        return (double) value;
-    mp->pos = at;
-    // A float or a double (what the broker sends for rates).
-    if (zf_mp_left (mp) >= 9 && *at == 0xcb) {
-        uint64_t raw = 0;
-        for (int i = 1; i <= 8; i++)
-            raw = raw << 8 | at[i];
-        double d;
-        memcpy (&d, &raw, 8);
-        mp->pos += 9;
-        return d;
-    }
-    zf_mp_skip (mp, ZF_MP_MAX_DEPTH, NULL);
-    return 0;
-}
-
-//  Reads a stats event into view. Returns 0, or -1 if it is malformed.
+//  Reads a stats event into view: its queues, and its workers summed up by
+//  actor. Returns 0, or -1 if it is malformed.
 static int
 s_read (s_view_t *view, const uint8_t *data, size_t size)
 {
     memset (view, 0, sizeof *view);
-    zf_mp_t mp;
-    zf_mp_init (&mp, data, size);
-    uint32_t count, n;
-    if (zf_mp_map (&mp, &count, NULL))
+    zf_stats_t *stats = zf_stats_new ();
+    zf_error_t err;
+    if (zf_stats_decode (stats, data, size, &err)) {
+        zf_stats_destroy (&stats);
         return -1;
-    for (uint32_t k = 0; k < count; k++) {
-        if (zf_mp_key_is (&mp, "queues") && zf_mp_array (&mp, &n, NULL) == 0)
-            for (uint32_t q = 0; q < n; q++) {
-                uint32_t fields;
-                if (zf_mp_map (&mp, &fields, NULL))
-                    return -1;
-                s_queue_t scratch,
-                    *queue = view->nqueues < QUEUES_MAX ? &view->queues[view->nqueues++] : &scratch;
-                for (uint32_t f = 0; f < fields; f++) {
-                    if (zf_mp_key_is (&mp, "name"))
-                        s_str (&mp, queue->name, sizeof queue->name);
-                    else if (zf_mp_key_is (&mp, "depth"))
-                        queue->depth = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "inflight"))
-                        queue->inflight = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "nack"))
-                        queue->nack = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "dead"))
-                        queue->dead = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "put_rate"))
-                        queue->put_rate = s_number (&mp);
-                    else if (zf_mp_key_is (&mp, "ack_rate"))
-                        queue->ack_rate = s_number (&mp);
-                    else if (zf_mp_skip_pair (&mp))
-                        return -1;
-                }
-            }
-        else if (zf_mp_key_is (&mp, "workers") && zf_mp_array (&mp, &n, NULL) == 0)
-            for (uint32_t w = 0; w < n; w++) {
-                uint32_t fields;
-                if (zf_mp_map (&mp, &fields, NULL))
-                    return -1;
-                char name[ZF_NAME_MAX + 1] = "", host[ZF_NAME_MAX + 1] = "";
-                uint64_t inflight = 0, done = 0, failed = 0;
-                char figures[FIGURES_MAX] = "";
-                for (uint32_t f = 0; f < fields; f++) {
-                    if (zf_mp_key_is (&mp, "actor"))
-                        s_str (&mp, name, sizeof name);
-                    else if (zf_mp_key_is (&mp, "host"))
-                        s_str (&mp, host, sizeof host);
-                    else if (zf_mp_key_is (&mp, "inflight"))
-                        inflight = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "done"))
-                        done = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "failed"))
-                        failed = zf_mp_uint_or_skip (&mp);
-                    else if (zf_mp_key_is (&mp, "figures")) {
-                        const uint8_t *start = mp.pos;
-                        if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
-                            return -1;
-                        char *json = zf_msgpack_to_json (start, (size_t) (mp.pos - start), NULL);
-                        snprintf (figures, sizeof figures, "%s", json ? json : "");
-                        free (json);
-                    }
-                    else if (zf_mp_skip_pair (&mp))
-                        return -1;
-                }
-                s_actor_t *actor = NULL;
-                for (size_t a = 0; a < view->nactors && !actor; a++)
-                    if (streq (view->actors[a].name, name))
-                        actor = &view->actors[a];
-                if (!actor && view->nactors < ACTORS_MAX) {
-                    actor = &view->actors[view->nactors++];
-                    snprintf (actor->name, sizeof actor->name, "%s", name);
-                }
-                if (!actor)
-                    continue;
-                actor->workers++;
-                actor->inflight += inflight;
-                actor->done += done;
-                actor->failed += failed;
-                bool known = false;
-                for (uint32_t h = 0; h < actor->nhosts; h++)
-                    known |= streq (actor->hosts[h], host);
-                if (!known && actor->nhosts < 4)
-                    snprintf (actor->hosts[actor->nhosts++], ZF_NAME_MAX + 1, "%s", host);
-                if (*figures)
-                    snprintf (actor->figures, sizeof actor->figures, "%s", figures);
-            }
-        else if (zf_mp_key_is (&mp, "journal")) {
-            const uint8_t *start = mp.pos;
-            if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
-                return -1;
-            char *json = zf_msgpack_to_json (start, (size_t) (mp.pos - start), NULL);
-            snprintf (view->journal, sizeof view->journal, "%s", json ? json : "");
-            free (json);
-        }
-        else if (zf_mp_skip_pair (&mp))
-            return -1;
     }
+    for (uint32_t q = 0; q < stats->nqueues && view->nqueues < QUEUES_MAX; q++) {
+        zf_stats_queue_t *from = &stats->queues[q];
+        s_queue_t *queue = &view->queues[view->nqueues++];
+        snprintf (queue->name, sizeof queue->name, "%s", from->name);
+        queue->depth = from->depth;
+        queue->inflight = from->inflight;
+        queue->nack = from->nack;
+        queue->dead = from->dead;
+        queue->put_rate = from->put_rate;
+        queue->ack_rate = from->ack_rate;
+    }
+    for (uint32_t w = 0; w < stats->nworkers; w++) {
+        zf_stats_worker_t *worker = &stats->workers[w];
+        s_actor_t *actor = NULL;
+        for (size_t a = 0; a < view->nactors && !actor; a++)
+            if (streq (view->actors[a].name, worker->actor))
+                actor = &view->actors[a];
+        if (!actor && view->nactors < ACTORS_MAX) {
+            actor = &view->actors[view->nactors++];
+            snprintf (actor->name, sizeof actor->name, "%s", worker->actor);
+        }
+        if (!actor)
+            continue;
+        actor->workers++;
+        actor->inflight += worker->inflight;
+        actor->done += worker->done;
+        actor->failed += worker->failed;
+        bool known = false;
+        for (uint32_t h = 0; h < actor->nhosts; h++)
+            known |= streq (actor->hosts[h], worker->host);
+        if (!known && actor->nhosts < 4)
+            snprintf (actor->hosts[actor->nhosts++], ZF_NAME_MAX + 1, "%s", worker->host);
+        if (worker->figures)
+            s_json (worker->figures, worker->figures_size, actor->figures, sizeof actor->figures);
+    }
+    if (stats->journal.present) {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        zf_stats_journal_encode (&stats->journal, &pk);
+        s_json ((const uint8_t *) buffer.data, buffer.size, view->journal, sizeof view->journal);
+        msgpack_sbuffer_destroy (&buffer);
+    }
+    zf_stats_destroy (&stats);
     return 0;
 }
 

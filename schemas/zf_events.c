@@ -122,6 +122,20 @@ s_begin (msgpack_packer *pk, uint32_t fields, uint64_t seq, int64_t ts)
 }
 
 void
+zf_stats_journal_encode (const zf_stats_journal_t *j, msgpack_packer *pk)
+{
+    msgpack_pack_map (pk, j->failed[0] ? 6 : 5);
+    s_pack_uint (pk, "written", j->written);
+    s_pack_uint (pk, "durable", j->durable);
+    s_pack_uint (pk, "waiting", j->waiting);
+    s_pack_uint (pk, "compactions", j->compactions);
+    zf_mp_pack_cstr (pk, "compaction_ms");
+    msgpack_pack_int64 (pk, j->compaction_ms);
+    if (j->failed[0])
+        s_pack_str (pk, "failed", j->failed);
+}
+
+void
 zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
 {
     s_begin (pk, self->journal.present ? 7 : 6, self->seq, self->ts);
@@ -178,17 +192,8 @@ zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
     s_pack_uint (pk, "rejected", self->rejected);
     s_pack_uint (pk, "late_acks", self->late_acks);
     if (self->journal.present) {
-        const zf_stats_journal_t *j = &self->journal;
         zf_mp_pack_cstr (pk, "journal");
-        msgpack_pack_map (pk, j->failed[0] ? 6 : 5);
-        s_pack_uint (pk, "written", j->written);
-        s_pack_uint (pk, "durable", j->durable);
-        s_pack_uint (pk, "waiting", j->waiting);
-        s_pack_uint (pk, "compactions", j->compactions);
-        zf_mp_pack_cstr (pk, "compaction_ms");
-        msgpack_pack_int64 (pk, j->compaction_ms);
-        if (j->failed[0])
-            s_pack_str (pk, "failed", j->failed);
+        zf_stats_journal_encode (&self->journal, pk);
     }
 }
 

@@ -107,8 +107,9 @@ zf_stats_worker_t *zf_stats_add_worker (zf_stats_t *self);
 //  Adds a source that ended.
 void zf_stats_add_ended (zf_stats_t *self, const char *actor);
 
-//  Packs the event's map.
+//  Packs the event's map; the journal's map alone (as in the event).
 void zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk);
+void zf_stats_journal_encode (const zf_stats_journal_t *journal, msgpack_packer *pk);
 
 //  Reads an event's map into self (cleared first); keys it does not know
 //  are skipped, so a newer broker's event reads. Worker figures are views

@@ -135,3 +135,43 @@ with open(os.path.join(HERE, "ids.txt"), "w") as f:
         f.write("firing %s %d %s\n" % (job, when, named(b"f", job, when).hex()))
     for source, pos in [("crawl/seeds", 0), ("crawl/seeds", 1), ("crawl/seeds", 99999)]:
         f.write("source %s %d %s\n" % (source, pos, named(b"s", source, pos).hex()))
+
+
+# Events (zfp.md §7): the map of each, one file each in events/ (the topic is
+# the file's name; the C tests decode them and encode the same bytes back).
+EVENTS = os.path.join(HERE, "events")
+os.makedirs(EVENTS, exist_ok=True)
+
+
+def event(name, fields):
+    with open(os.path.join(EVENTS, name + ".msgpack"), "wb") as f:
+        f.write(pack(fields))
+
+
+FIGURES = {"requests": 12, "status": {"2xx": 11, "5xx": 1}}
+event("stats", {
+    "seq": 41, "ts": TS,
+    "queues": [
+        {"name": "urls", "depth": 3, "inflight": 2, "put": 1000, "ack": 995, "nack": 4,
+         "dead": 1, "put_rate": 12.5, "ack_rate": 0.0,
+         "groups": [{"name": "fetch", "workers": 2, "ready": 1, "acked": 995}]},
+        {"name": "urls.dead", "depth": 1, "inflight": 0, "put": 1, "ack": 0, "nack": 0,
+         "dead": 0, "put_rate": 0.0, "ack_rate": 0.0, "groups": []},
+    ],
+    "workers": [
+        {"actor": "fetch", "worker": 0, "host": "node-1", "pid": 4242, "inflight": 2,
+         "done": 600, "failed": 3, "figures": FIGURES},
+        {"actor": "seeds", "worker": 0, "host": "node-1", "pid": 4243, "inflight": 0,
+         "done": 0, "failed": 0},
+    ],
+    "lineages": 7, "ended": ["seeds"], "rejected": 2, "late_acks": 1,
+    "journal": {"written": 65536, "durable": 60000, "waiting": 3, "compactions": 1,
+                "compaction_ms": 31, "failed": "disk full"}})
+event("worker.joined", {"seq": 1, "ts": TS, "actor": "fetch", "worker": 1, "host": "node-2",
+                        "pid": 77, "reason": ""})
+event("dead.urls", {"seq": 5, "ts": TS, "id": ID_A.hex(), "queue": "urls", "group": "fetch",
+                    "attempt": 5, "reason": "HTTP 503"})
+event("error.protocol", {"seq": 2, "ts": TS, "socket": "intake", "from": "",
+                         "reason": "frame 0 is not a queue name"})
+event("auth.refused", {"seq": 3, "ts": TS, "address": "198.51.100.9", "key": "",
+                       "reason": "no client key"})

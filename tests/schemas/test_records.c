@@ -1,0 +1,175 @@
+/*  Tests of the journal records codec: every type writes the layout of
+    docs/durability.md and reads back what was written; a record cut short
+    or padded is refused with its type and field named.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_records.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static zf_id_t
+s_id (uint8_t first)
+{
+    zf_id_t id;
+    for (int i = 0; i < ZF_ID_SIZE; i++)
+        id.bytes[i] = (uint8_t) (first + i);
+    return id;
+}
+
+//  Writes r, checks its size, reads it back into out.
+static uint8_t *
+s_round_trip (const zf_record_t *r, zf_record_t *out, size_t *size)
+{
+    *size = zf_record_size (r);
+    uint8_t *payload = (uint8_t *) malloc (*size + 1);
+    zf_record_write (r, payload);
+    zf_error_t err;
+    if (zf_record_read (out, r->type, payload, *size, &err))
+        fail_msg ("%s", err.text);
+    assert_int_equal (out->type, r->type);
+    return payload;
+}
+
+static void
+test_put (void **state)
+{
+    zf_record_t put = { .type = ZF_JR_PUT,
+                        .id = s_id (1),
+                        .parent = s_id (2),
+                        .root = s_id (3),
+                        .ts = 1795000000000,
+                        .attempt = 4,
+                        .dead = true,
+                        .fanin = { .id = s_id (5), .size = 3, .index = 2 },
+                        .name = "urls",
+                        .name_size = 4,
+                        .headers = (const uint8_t *) "\x81\xa1k\xa1v",
+                        .headers_size = 5,
+                        .reason = "HTTP 503",
+                        .reason_size = 8,
+                        .data = (const uint8_t *) "\xa3"
+                                                  "abc",
+                        .data_size = 4 };
+    zf_record_t back;
+    size_t size;
+    uint8_t *payload = s_round_trip (&put, &back, &size);
+    // id, parent, root, ts, attempt, dead, fan-in, queue, headers, reason, body
+    assert_int_equal (size, 16 * 3 + 8 + 4 + 1 + 16 + 4 + 4 + 1 + 4 + 4 + 5 + 2 + 8 + 4 + 4);
+    assert_int_equal (payload[48], 0x00);              // ts, little-endian: its low byte
+    assert_int_equal (payload[56], 4);                 // attempt
+    assert_int_equal (payload[60], 1);                 // dead
+    assert_memory_equal (payload + 85, "\x04urls", 5); // the queue, after the fan-in
+    assert_true (zf_id_eq (&back.id, &put.id));
+    assert_true (zf_id_eq (&back.parent, &put.parent));
+    assert_true (zf_id_eq (&back.root, &put.root));
+    assert_int_equal (back.ts, put.ts);
+    assert_int_equal (back.attempt, 4);
+    assert_true (back.dead);
+    assert_true (zf_id_eq (&back.fanin.id, &put.fanin.id));
+    assert_int_equal (back.fanin.size, 3);
+    assert_int_equal (back.fanin.index, 2);
+    assert_int_equal (back.name_size, 4);
+    assert_memory_equal (back.name, "urls", 4);
+    assert_int_equal (back.headers_size, 5);
+    assert_int_equal (back.reason_size, 8);
+    assert_memory_equal (back.reason, "HTTP 503", 8);
+    assert_int_equal (back.data_size, 4);
+    assert_memory_equal (back.data,
+                         "\xa3"
+                         "abc",
+                         4);
+
+    // Cut short anywhere, or with a byte after: refused, the field named.
+    zf_error_t err;
+    for (size_t cut = 0; cut < size; cut++)
+        assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, cut, &err), -1);
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, 20, &err), -1);
+    assert_string_equal (err.text, "PUT: parent");
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, size + 1, &err), -1);
+    assert_string_equal (err.text, "PUT: bytes after the body");
+    free (payload);
+}
+
+static void
+test_the_others (void **state)
+{
+    zf_record_t back;
+    size_t size;
+    zf_record_t ack = {
+        .type = ZF_JR_ACK, .id = s_id (1), .dead = true, .name = "fetch", .name_size = 5
+    };
+    free (s_round_trip (&ack, &back, &size));
+    assert_int_equal (size, 16 + 1 + 1 + 5);
+    assert_true (back.dead);
+    assert_memory_equal (back.name, "fetch", 5);
+
+    zf_record_t retry = {
+        .type = ZF_JR_RETRY, .id = s_id (1), .attempt = 3, .name = "fetch", .name_size = 5
+    };
+    free (s_round_trip (&retry, &back, &size));
+    assert_int_equal (size, 16 + 4 + 1 + 5);
+    assert_int_equal (back.attempt, 3);
+
+    zf_record_t fin = { .type = ZF_JR_FIN, .id = s_id (9), .outcome = ZF_OUTCOME_CANCELLED };
+    free (s_round_trip (&fin, &back, &size));
+    assert_int_equal (size, 17);
+    assert_int_equal (back.outcome, ZF_OUTCOME_CANCELLED);
+
+    zf_record_t checkpoint = { .type = ZF_JR_CHECKPOINT,
+                               .name = "seeds",
+                               .name_size = 5,
+                               .data = (const uint8_t *) "\0\0\0\0\0\0\0\x07",
+                               .data_size = 8 };
+    free (s_round_trip (&checkpoint, &back, &size));
+    assert_int_equal (size, 1 + 5 + 4 + 8);
+    assert_int_equal (back.data[7], 7);
+
+    zf_record_t end = { .type = ZF_JR_SNAPSHOT_END };
+    free (s_round_trip (&end, &back, &size));
+    assert_int_equal (size, 0);
+}
+
+static void
+test_bad_values (void **state)
+{
+    zf_error_t err;
+    zf_record_t back;
+    uint8_t payload[300] = { 0 };
+    // A FIN whose outcome is not one of done, dead, cancelled.
+    payload[16] = 9;
+    assert_int_equal (zf_record_read (&back, ZF_JR_FIN, payload, 17, &err), -1);
+    assert_string_equal (err.text, "FIN: unknown outcome 9");
+    // A name longer than a name may be.
+    payload[16 + 1] = 200;
+    assert_int_equal (zf_record_read (&back, ZF_JR_ACK, payload, 16 + 1 + 1 + 200, &err), -1);
+    assert_string_equal (err.text, "ACK: group");
+    // A type that is none of them.
+    assert_int_equal (zf_record_read (&back, (zf_jr_type_t) 42, payload, 0, &err), -1);
+    assert_string_equal (err.text, "record type 42 is unknown");
+    // A reason longer than its u16 length can say is cut, not wrapped.
+    char *reason = (char *) malloc (70000);
+    memset (reason, 'r', 70000);
+    zf_record_t put = {
+        .type = ZF_JR_PUT, .name = "q", .name_size = 1, .reason = reason, .reason_size = 70000
+    };
+    size_t size;
+    free (s_round_trip (&put, &back, &size));
+    assert_int_equal (back.reason_size, ZF_RECORD_REASON_MAX);
+    free (reason);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_put),
+        cmocka_unit_test (test_the_others),
+        cmocka_unit_test (test_bad_values),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
