@@ -41,8 +41,9 @@ int64_t
 zf_actor_hold_limit (zf_actor_args_t *args)
 {
     zf_actor_conf_t *conf = args->conf;
-    zf_queue_conf_t *queue = zf_pipeline_queue (args->pipeline, conf->input);
-    int64_t depth = queue ? zf_conf_int (queue->node, zf_queue_keys, "max-depth") : INT64_MAX;
+    int64_t depth = conf->input
+                        ? zf_pipeline_queue_settings (args->pipeline, conf->input)->max_depth
+                        : INT64_MAX;
     int64_t limit = depth / (conf->workers > 0 ? conf->workers : 1);
     return limit > 0 ? limit : 1;
 }

@@ -58,93 +58,112 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_OUTPUT,
     ZF_KEY_WORKERS,
     { .name = "concurrency",
+      ZF_FIELD (zf_fetcher_settings_t, concurrency),
       .type = ZF_KEY_INT,
       .fallback = "64",
       .help = "requests in flight per worker",
       .min = 1,
       .max = 100000 },
     { .name = "max-connections",
+      ZF_FIELD (zf_fetcher_settings_t, max_connections),
       .type = ZF_KEY_INT,
       .fallback = "256",
       .help = "open connections per worker, all hosts",
       .min = 1,
       .max = 100000 },
     { .name = "max-per-host",
+      ZF_FIELD (zf_fetcher_settings_t, max_per_host),
       .type = ZF_KEY_INT,
       .fallback = "16",
       .help = "open connections per worker to one host",
       .min = 1,
       .max = 100000 },
     { .name = "dns-cache",
+      ZF_FIELD (zf_fetcher_settings_t, dns_cache),
       .type = ZF_KEY_DURATION,
       .fallback = "60s",
       .help = "how long a name lookup is reused" },
     { .name = "timeout",
+      ZF_FIELD (zf_fetcher_settings_t, timeout),
       .type = ZF_KEY_DURATION,
       .fallback = "30s",
       .help = "time allowed for a whole request",
       .min = 1,
       .max = 86400000 },
     { .name = "connect-timeout",
+      ZF_FIELD (zf_fetcher_settings_t, connect_timeout),
       .type = ZF_KEY_DURATION,
       .fallback = "10s",
       .help = "time allowed to connect",
       .min = 1,
       .max = 86400000 },
     { .name = "read-timeout",
+      ZF_FIELD (zf_fetcher_settings_t, read_timeout),
       .type = ZF_KEY_DURATION,
       .fallback = "30s",
       .help = "longest wait without a byte from the server",
       .min = 1,
       .max = 86400000 },
     { .name = "max-body",
+      ZF_FIELD (zf_fetcher_settings_t, max_body),
       .type = ZF_KEY_SIZE,
       .fallback = "10MiB",
       .help = "larger bodies fail with kind too-large" },
     { .name = "follow-redirects",
+      ZF_FIELD (zf_fetcher_settings_t, follow_redirects),
       .type = ZF_KEY_INT,
       .fallback = "5",
       .help = "redirects followed; 0 to return them",
       .max = 100 },
     { .name = "user-agent",
+      ZF_FIELD (zf_fetcher_settings_t, user_agent),
       .type = ZF_KEY_STRING,
       .fallback = "zflow/" ZFLOW_VERSION,
       .help = "the User-Agent header" },
     { .name = "headers",
+      ZF_FIELD (zf_fetcher_settings_t, headers),
       .type = ZF_KEY_SECTION,
       .help = "headers sent with every request, `Name = value` lines" },
     { .name = "tls-verify",
+      ZF_FIELD (zf_fetcher_settings_t, tls_verify),
       .type = ZF_KEY_BOOL,
       .fallback = "true",
       .help = "check servers' certificates" },
     { .name = "retry-on",
+      ZF_FIELD (zf_fetcher_settings_t, retry_on),
       .type = ZF_KEY_SET,
       .fallback = "connect,network,timeout,429,5xx",
       .help = "failures that are retried",
       .choices = "dns|connect|network|timeout|tls|429|5xx" },
     { .name = "max-retries",
+      ZF_FIELD (zf_fetcher_settings_t, max_retries),
       .type = ZF_KEY_INT,
       .fallback = "3",
       .help = "retries of one request before it fails",
       .max = 100 },
     { .name = "retry-base",
+      ZF_FIELD (zf_fetcher_settings_t, retry_base),
       .type = ZF_KEY_DURATION,
       .fallback = "200ms",
       .help = "first retry backoff (doubles, full jitter)" },
     { .name = "retry-max",
+      ZF_FIELD (zf_fetcher_settings_t, retry_max),
       .type = ZF_KEY_DURATION,
       .fallback = "30s",
       .help = "longest retry backoff" },
     { .name = "on-error",
+      ZF_FIELD (zf_fetcher_settings_t, on_error),
       .type = ZF_KEY_ENUM,
       .fallback = "emit",
       .help = "a failed request becomes an error item, a NACK, or nothing",
       .choices = "emit|retry|drop" },
     { .name = "rate-per-host",
+      ZF_FIELD (zf_fetcher_settings_t, rate_per_host),
       .type = ZF_KEY_NUMBER,
       .fallback = "0",
       .help = "requests per second to one host; 0 for no limit" },
     { .name = "linger",
+      ZF_FIELD (zf_fetcher_settings_t, linger),
       .type = ZF_KEY_DURATION,
       .fallback = "5ms",
       .help = "while requests run, results and acks wait this long at most to go to the broker "
@@ -1022,31 +1041,30 @@ static void
 s_configure (self_t *self)
 {
     zf_actor_conf_t *conf = self->args->conf;
-    const zf_key_t *keys = conf->kind->keys;
-    zconfig_t *node = conf->node;
+    const zf_fetcher_settings_t *set = (const zf_fetcher_settings_t *) conf->settings;
     self->name = conf->name;
     self->output = conf->output;
-    self->concurrency = (int) zf_conf_int (node, keys, "concurrency");
-    self->timeout = zf_conf_duration (node, keys, "timeout");
-    self->connect_timeout = zf_conf_duration (node, keys, "connect-timeout");
-    self->read_timeout = zf_conf_duration (node, keys, "read-timeout");
-    self->max_body = zf_conf_size (node, keys, "max-body");
-    self->max_redirects = (long) zf_conf_int (node, keys, "follow-redirects");
-    self->user_agent = zf_conf_get (node, keys, "user-agent");
-    self->tls_verify = zf_conf_bool (node, keys, "tls-verify");
-    self->dns_cache = (long) (zf_conf_duration (node, keys, "dns-cache") / 1000);
-    snprintf (self->retry_on, sizeof self->retry_on, ",%s,", zf_conf_get (node, keys, "retry-on"));
+    self->concurrency = (int) set->concurrency;
+    self->timeout = set->timeout;
+    self->connect_timeout = set->connect_timeout;
+    self->read_timeout = set->read_timeout;
+    self->max_body = set->max_body;
+    self->max_redirects = (long) set->follow_redirects;
+    self->user_agent = set->user_agent;
+    self->tls_verify = set->tls_verify;
+    self->dns_cache = (long) (set->dns_cache / 1000);
+    snprintf (self->retry_on, sizeof self->retry_on, ",%s,", set->retry_on);
     for (char *c = self->retry_on; *c; c++)
         if (*c == ' ')
             *c = ',';
-    self->max_retries = (int) zf_conf_int (node, keys, "max-retries");
-    self->retry_base = zf_conf_duration (node, keys, "retry-base");
-    self->retry_max = zf_conf_duration (node, keys, "retry-max");
-    self->on_error = zf_conf_get (node, keys, "on-error");
-    self->rate_per_host = zf_conf_number (node, keys, "rate-per-host");
-    self->linger = zf_conf_duration (node, keys, "linger");
-    zconfig_t *headers = zconfig_locate (node, "headers");
-    for (zconfig_t *h = headers ? zconfig_child (headers) : NULL; h; h = zconfig_next (h)) {
+    self->max_retries = (int) set->max_retries;
+    self->retry_base = set->retry_base;
+    self->retry_max = set->retry_max;
+    self->on_error = set->on_error;
+    self->rate_per_host = set->rate_per_host;
+    self->linger = set->linger;
+    for (zconfig_t *h = set->headers ? zconfig_child (set->headers) : NULL; h;
+         h = zconfig_next (h)) {
         char *line = zsys_sprintf ("%s: %s", zconfig_name (h), zconfig_value (h));
         self->default_headers = curl_slist_append (self->default_headers, line);
         zstr_free (&line);
@@ -1054,12 +1072,9 @@ s_configure (self_t *self)
     if (!self->tls_verify)
         zsys_warning ("%s: tls-verify = false: servers' certificates are not checked", self->name);
     self->multi = curl_multi_init ();
-    curl_multi_setopt (self->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                       (long) zf_conf_int (node, keys, "max-connections"));
-    curl_multi_setopt (self->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                       (long) zf_conf_int (node, keys, "max-per-host"));
-    curl_multi_setopt (self->multi, CURLMOPT_MAXCONNECTS,
-                       (long) zf_conf_int (node, keys, "max-connections"));
+    curl_multi_setopt (self->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) set->max_connections);
+    curl_multi_setopt (self->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) set->max_per_host);
+    curl_multi_setopt (self->multi, CURLMOPT_MAXCONNECTS, (long) set->max_connections);
     self->waiting = zlistx_new ();
     self->running = zlistx_new ();
     self->spare = zlistx_new ();
@@ -1067,8 +1082,8 @@ s_configure (self_t *self)
     self->idle = zlistx_new ();
     self->hosts = zhashx_new ();
     zhashx_set_destructor (self->hosts, (zhashx_destructor_fn *) zstr_free);
-    self->max_connections = (int) zf_conf_int (node, keys, "max-connections");
-    self->max_per_host = (int) zf_conf_int (node, keys, "max-per-host");
+    self->max_connections = (int) set->max_connections;
+    self->max_per_host = (int) set->max_per_host;
     self->seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
 }
 
@@ -1170,6 +1185,7 @@ const zf_kind_t zf_fetcher_kind = {
     .name = "fetcher",
     .summary = "fetches URLs over HTTP(S), many at once, on pooled keep-alive connections",
     .keys = s_keys,
+    .settings_size = sizeof (zf_fetcher_settings_t),
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
     .run = zf_fetcher_actor,
     .init = s_global_init,

@@ -42,26 +42,31 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_INPUT,
     ZF_KEY_OUTPUT,
     { .name = "concurrency",
+      ZF_FIELD (zf_gather_settings_t, concurrency),
       .type = ZF_KEY_INT,
       .fallback = "10000",
       .help = "members held unacked while their groups fill (at most its input's max-depth)",
       .min = 1,
       .max = 10000000 },
     { .name = "mode",
+      ZF_FIELD (zf_gather_settings_t, mode),
       .type = ZF_KEY_ENUM,
       .fallback = "collect",
       .help = "collect keeps errors in place; all fails at the first",
       .choices = "collect|all" },
     { .name = "timeout",
+      ZF_FIELD (zf_gather_settings_t, timeout),
       .type = ZF_KEY_DURATION,
       .fallback = "0",
       .help = "an incomplete group is closed after this; 0 waits for ever" },
     { .name = "on-timeout",
+      ZF_FIELD (zf_gather_settings_t, on_timeout),
       .type = ZF_KEY_ENUM,
       .fallback = "emit",
       .help = "an incomplete group is emitted with gaps, or failed",
       .choices = "emit|fail" },
     { .name = "on-failure",
+      ZF_FIELD (zf_gather_settings_t, on_failure),
       .type = ZF_KEY_ENUM,
       .fallback = "emit",
       .help = "a failed group is passed on as an error item, or its members dead-lettered",
@@ -333,18 +338,18 @@ zf_gather_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .args = (zf_actor_args_t *) args };
     zf_actor_conf_t *conf = self.args->conf;
-    const zf_key_t *keys = conf->kind->keys;
+    const zf_gather_settings_t *set = (const zf_gather_settings_t *) conf->settings;
     self.name = conf->name;
     self.output = conf->output;
-    self.concurrency = zf_conf_int (conf->node, keys, "concurrency");
+    self.concurrency = set->concurrency;
     // Members held fill the input queue: a group larger than it never completes.
     int64_t limit = zf_actor_hold_limit (self.args);
     if (self.concurrency > limit)
         self.concurrency = limit;
-    self.fail_fast = streq (zf_conf_get (conf->node, keys, "mode"), "all");
-    self.timeout = zf_conf_duration (conf->node, keys, "timeout");
-    self.fail_on_timeout = streq (zf_conf_get (conf->node, keys, "on-timeout"), "fail");
-    self.dead_on_failure = streq (zf_conf_get (conf->node, keys, "on-failure"), "dead");
+    self.fail_fast = streq (set->mode, "all");
+    self.timeout = set->timeout;
+    self.fail_on_timeout = streq (set->on_timeout, "fail");
+    self.dead_on_failure = streq (set->on_failure, "dead");
     self.groups = zf_idmap_new (1024);
     self.closed = zf_window_new (CLOSED_MAX);
     self.open = zlistx_new ();
@@ -396,6 +401,7 @@ const zf_kind_t zf_gather_kind = {
     .name = "gather",
     .summary = "collects the members of each group into one list, in order",
     .keys = s_keys,
+    .settings_size = sizeof (zf_gather_settings_t),
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
     .run = zf_gather_actor,
 };

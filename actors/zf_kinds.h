@@ -6,11 +6,105 @@
 #ifndef ZF_KINDS_H_INCLUDED
 #define ZF_KINDS_H_INCLUDED
 
-#include "zf_keys.h"
+#include "zf_pipeline.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+//  Each kind's settings, bound from its key table when the pipeline is
+//  loaded (zf_actor_conf_t.settings). Each begins with what every actor
+//  has; its fields are its keys, in their order.
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, input, output, workers
+    const char *command;       // the program to run
+    int64_t concurrency;       // items each worker holds at once
+} zf_exec_settings_t;
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, output, workers
+    const char *source;        // file:PATH, stdin, seq:N or list
+    zconfig_t *items;          // the items of source = list, or NULL
+    const char *format;        // lines, json or msgpack
+    double rate;               // items a second at most; 0 for no limit
+    int64_t group_size;        // items made a gather group; 0 for none
+    const char *on_bad_line;   // skip, dead or stop
+} zf_producer_settings_t;
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, input, output, workers
+    int64_t concurrency;       // items in flight per worker
+    const char *command;       // a program speaking the JSON-lines protocol, or NULL
+    const char *plugin;        // a shared object with zflow_process, or NULL
+    int64_t timeout;           // ms an item may take; 0 for no limit
+    const char *on_error;      // retry, emit or drop
+    bool group;                // fan an item out as a gather group
+} zf_processor_settings_t;
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, input, output, workers
+    int64_t concurrency;       // requests in flight per worker
+    int64_t max_connections;   // open connections per worker, all hosts
+    int64_t max_per_host;      // open connections per worker to one host
+    int64_t dns_cache;         // ms a name stays resolved
+    int64_t timeout;           // ms a whole request may take
+    int64_t connect_timeout;   // ms to connect
+    int64_t read_timeout;      // ms without a byte
+    int64_t max_body;          // bytes of a response body at most
+    int64_t follow_redirects;  // redirects followed at most
+    const char *user_agent;    // the User-Agent header
+    zconfig_t *headers;        // more request headers, or NULL
+    bool tls_verify;           // check certificates
+    const char *retry_on;      // the failures tried again in the worker
+    int64_t max_retries;       // tries again at most
+    int64_t retry_base;        // first backoff, ms
+    int64_t retry_max;         // longest backoff, ms
+    const char *on_error;      // emit, retry or drop
+    double rate_per_host;      // requests a second to one host at most; 0 for no limit
+    int64_t linger;            // ms results and acks may wait to go together
+} zf_fetcher_settings_t;
+
+//  One scheduler job: the keys of a job sub-section, or of the scheduler
+//  itself when it has no jobs.
+typedef struct {
+    int64_t every;         // ms between firings, or 0
+    const char *cron;      // a cron expression, or NULL
+    const char *at;        // an ISO 8601 time to fire once at, or NULL
+    const char *timezone;  // IANA zone of cron and of times without offset
+    const char *start;     // no firing before, or NULL
+    const char *end;       // no firing after, or NULL
+    int64_t jitter;        // ms a firing may be late, at random
+    int64_t misfire_grace; // ms late past which a firing is skipped
+    bool coalesce;         // after a stall, fire once
+    int64_t max_instances; // firings in progress at once; 0 for no limit
+    const char *payload;   // the item put at each firing, or NULL
+    const char *output;    // a job's own queue, or NULL for the scheduler's
+} zf_job_settings_t;
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, output
+    zf_job_settings_t job;     // its one job, when it has no job sub-sections
+} zf_scheduler_settings_t;
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, input, output, workers
+    int64_t concurrency;       // members held at most
+    const char *mode;          // collect or all
+    int64_t timeout;           // ms an incomplete group waits; 0 for ever
+    const char *on_timeout;    // emit or fail
+    const char *on_failure;    // emit or dead
+} zf_gather_settings_t;
+
+typedef struct {
+    zf_actor_settings_t actor; // kind, curve-secret, input, workers
+    int64_t concurrency;       // items each worker holds and writes together
+    const char *target;        // file:PATH, stdout or null
+    const char *format;        // body, envelope or msgpack
+    const char *sync;          // never, interval or always
+    int64_t sync_interval;     // ms between syncs (interval)
+    int64_t linger;            // ms acks may wait to go together
+} zf_sink_settings_t;
 
 extern const zf_kind_t zf_producer_kind;
 extern const zf_kind_t zf_processor_kind;
@@ -31,29 +125,31 @@ const zf_kind_t *const *zf_kinds (void);
 #define ZF_KEY_KIND                                                                                \
     {                                                                                              \
         .name = "kind", .type = ZF_KEY_STRING,                                                     \
-        .help = "what the actor does (zflow help lists the kinds)", .flags = ZF_KEY_REQUIRED       \
+        .help = "what the actor does (zflow help lists the kinds)", .flags = ZF_KEY_REQUIRED,      \
+        ZF_FIELD (zf_actor_settings_t, kind)                                                       \
     }
 #define ZF_KEY_CURVE                                                                               \
     {                                                                                              \
         .name = "curve-secret", .type = ZF_KEY_STRING,                                             \
         .help = "its CURVE certificate (the NAME_secret file of zflow keygen), when the broker "   \
                 "has curve-secret; default: the broker section's curve-client",                    \
-        .flags = ZF_KEY_PATH                                                                       \
+        .flags = ZF_KEY_PATH, ZF_FIELD (zf_actor_settings_t, curve_secret)                         \
     }
 #define ZF_KEY_WORKERS                                                                             \
     {                                                                                              \
         .name = "workers", .type = ZF_KEY_INT, .fallback = "1",                                    \
-        .help = "processes of this actor, sharing its input", .min = 1, .max = 1024                \
+        .help = "processes of this actor, sharing its input", .min = 1, .max = 1024,               \
+        ZF_FIELD (zf_actor_settings_t, workers)                                                    \
     }
 #define ZF_KEY_INPUT                                                                               \
     {                                                                                              \
         .name = "input", .type = ZF_KEY_QUEUE, .help = "the queue it reads",                       \
-        .flags = ZF_KEY_REQUIRED                                                                   \
+        .flags = ZF_KEY_REQUIRED, ZF_FIELD (zf_actor_settings_t, input)                            \
     }
 #define ZF_KEY_OUTPUT                                                                              \
     {                                                                                              \
         .name = "output", .type = ZF_KEY_QUEUE, .help = "the queue it writes",                     \
-        .flags = ZF_KEY_REQUIRED                                                                   \
+        .flags = ZF_KEY_REQUIRED, ZF_FIELD (zf_actor_settings_t, output)                           \
     }
 
 #ifdef __cplusplus

@@ -54,31 +54,37 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_OUTPUT,
     ZF_KEY_WORKERS,
     { .name = "concurrency",
+      ZF_FIELD (zf_processor_settings_t, concurrency),
       .type = ZF_KEY_INT,
       .fallback = "1",
       .help = "items each worker holds at once (a plugin worker at least 256)",
       .min = 1,
       .max = 100000 },
     { .name = "command",
+      ZF_FIELD (zf_processor_settings_t, command),
       .type = ZF_KEY_STRING,
       .help = "a program fed one JSON line per item (give this or plugin)",
       .flags = ZF_KEY_PATH },
     { .name = "plugin",
+      ZF_FIELD (zf_processor_settings_t, plugin),
       .type = ZF_KEY_STRING,
       .help = "a shared library exporting zflow_process (or command)",
       .flags = ZF_KEY_PATH },
     { .name = "timeout",
+      ZF_FIELD (zf_processor_settings_t, timeout),
       .type = ZF_KEY_DURATION,
       .fallback = "30s",
       .help = "time allowed per item",
       .min = 1,
       .max = 86400000 },
     { .name = "on-error",
+      ZF_FIELD (zf_processor_settings_t, on_error),
       .type = ZF_KEY_ENUM,
       .fallback = "retry",
       .help = "a failed item is retried, or passed on as {error, item}",
       .choices = "retry|emit" },
     { .name = "group",
+      ZF_FIELD (zf_processor_settings_t, group),
       .type = ZF_KEY_BOOL,
       .fallback = "false",
       .help = "the outputs of each item form one group, for a gather" },
@@ -545,15 +551,15 @@ zf_processor_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .args = (zf_actor_args_t *) args };
     zf_actor_conf_t *conf = self.args->conf;
-    const zf_key_t *keys = conf->kind->keys;
-    self.command = zf_conf_get (conf->node, keys, "command");
+    const zf_processor_settings_t *set = (const zf_processor_settings_t *) conf->settings;
+    self.command = set->command;
     self.output = conf->output;
-    self.emit_errors = streq (zf_conf_get (conf->node, keys, "on-error"), "emit");
-    self.group = zf_conf_bool (conf->node, keys, "group");
-    self.timeout = zf_conf_duration (conf->node, keys, "timeout");
-    self.nprocs = (int) zf_conf_int (conf->node, keys, "concurrency");
+    self.emit_errors = streq (set->on_error, "emit");
+    self.group = set->group;
+    self.timeout = set->timeout;
+    self.nprocs = (int) set->concurrency;
     zsock_signal (pipe, 0);
-    const char *plugin = zf_conf_get (conf->node, keys, "plugin");
+    const char *plugin = set->plugin;
     if (!self.command && s_plugin_open (&self, plugin)) {
         s_plugin_close (&self.plugin);
         zf_actor_exit (pipe, 2);
@@ -580,6 +586,7 @@ const zf_kind_t zf_processor_kind = {
     .name = "processor",
     .summary = "runs user logic on each item: a program speaking JSON lines, or a plugin",
     .keys = s_keys,
+    .settings_size = sizeof (zf_processor_settings_t),
     .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
     .one_of = "command|plugin",
     .run = zf_processor_actor,

@@ -53,29 +53,35 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_CURVE,
     ZF_KEY_OUTPUT,
     { .name = "source",
+      ZF_FIELD (zf_producer_settings_t, source),
       .type = ZF_KEY_STRING,
       .fallback = "list",
       .help = "file:PATH, stdin, seq:N, or list (the items section)",
       .flags = ZF_KEY_PATH,
       .check = s_check_source },
     { .name = "items",
+      ZF_FIELD (zf_producer_settings_t, items),
       .type = ZF_KEY_SECTION,
       .help = "inline items, one `item = VALUE` line each" },
     { .name = "format",
+      ZF_FIELD (zf_producer_settings_t, format),
       .type = ZF_KEY_ENUM,
       .fallback = "lines",
       .help = "how a file is read: one string per line, JSON lines, or msgpack",
       .choices = "lines|jsonl|msgpack" },
     { .name = "rate",
+      ZF_FIELD (zf_producer_settings_t, rate),
       .type = ZF_KEY_NUMBER,
       .fallback = "0",
       .help = "items per second at most; 0 for as fast as credit allows" },
     { .name = "group-size",
+      ZF_FIELD (zf_producer_settings_t, group_size),
       .type = ZF_KEY_INT,
       .fallback = "0",
       .help = "mark every N consecutive items as one gather group",
       .max = 1000000 },
     { .name = "on-bad-line",
+      ZF_FIELD (zf_producer_settings_t, on_bad_line),
       .type = ZF_KEY_ENUM,
       .fallback = "stop",
       .help = "what an unreadable line does",
@@ -290,9 +296,9 @@ static int
 s_open (self_t *self)
 {
     zf_actor_conf_t *conf = self->args->conf;
-    const zf_key_t *keys = conf->kind->keys;
-    const char *source = zf_conf_get (conf->node, keys, "source");
-    snprintf (self->format, sizeof self->format, "%s", zf_conf_get (conf->node, keys, "format"));
+    const zf_producer_settings_t *set = (const zf_producer_settings_t *) conf->settings;
+    const char *source = set->source;
+    snprintf (self->format, sizeof self->format, "%s", set->format);
     if (strncmp (source, "seq:", 4) == 0) {
         self->kind = S_SEQ;
         self->count = strtoull (source + 4, NULL, 10);
@@ -300,7 +306,7 @@ s_open (self_t *self)
     }
     else if (streq (source, "list")) {
         self->kind = S_LIST;
-        zconfig_t *items = zconfig_locate (conf->node, "items");
+        zconfig_t *items = set->items;
         self->next_item = items ? zconfig_child (items) : NULL;
         self->name = strdup ("items");
     }
@@ -359,15 +365,15 @@ zf_producer_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .args = (zf_actor_args_t *) args };
     zf_actor_conf_t *conf = self.args->conf;
-    const zf_key_t *keys = conf->kind->keys;
+    const zf_producer_settings_t *set = (const zf_producer_settings_t *) conf->settings;
     snprintf (self.source_id, sizeof self.source_id, "%s/%s", self.args->pipeline->name,
               conf->name);
     self.output = conf->output;
-    self.on_bad_line = zf_conf_get (conf->node, keys, "on-bad-line");
-    self.rate = zf_conf_number (conf->node, keys, "rate");
+    self.on_bad_line = set->on_bad_line;
+    self.rate = set->rate;
     msgpack_sbuffer_init (&self.item);
     msgpack_sbuffer_init (&self.group_bodies);
-    self.group_size = (uint32_t) zf_conf_int (conf->node, keys, "group-size");
+    self.group_size = (uint32_t) set->group_size;
     if (self.group_size) {
         snprintf (self.group_source, sizeof self.group_source, "%s#group", self.source_id);
         self.group_ids = (zf_id_t *) malloc (self.group_size * sizeof (zf_id_t));
@@ -449,6 +455,7 @@ const zf_kind_t zf_producer_kind = {
     .name = "producer",
     .summary = "streams items from a file, stdin, a sequence or a list into a queue",
     .keys = s_keys,
+    .settings_size = sizeof (zf_producer_settings_t),
     .flags = ZF_KIND_OUTPUT | ZF_KIND_SOURCE,
     .run = zf_producer_actor,
 };

@@ -34,66 +34,77 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JOB_KEYS                                                                                   \
+#define JOB_KEYS(ST, IN)                                                                           \
     { .name = "every",                                                                             \
+      ZF_FIELD (ST, IN every),                                                                     \
       .type = ZF_KEY_DURATION,                                                                     \
       .help = "fire at this interval (monotonic clock)",                                           \
       .min = 1,                                                                                    \
       .max = 366LL * 86400000 },                                                                   \
         { .name = "cron",                                                                          \
+          ZF_FIELD (ST, IN cron),                                                                  \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "fire at the times of a cron expression",                                        \
           .check = zf_cron_check },                                                                \
         { .name = "at",                                                                            \
+          ZF_FIELD (ST, IN at),                                                                    \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "fire once at an ISO 8601 time",                                                 \
           .check = zf_cron_check_time },                                                           \
         { .name = "timezone",                                                                      \
+          ZF_FIELD (ST, IN timezone),                                                              \
           .type = ZF_KEY_STRING,                                                                   \
           .fallback = "UTC",                                                                       \
           .help = "IANA zone for cron and for times without offset",                               \
           .check = zf_tz_check },                                                                  \
         { .name = "start",                                                                         \
+          ZF_FIELD (ST, IN start),                                                                 \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "no firing before this ISO 8601 time",                                           \
           .check = zf_cron_check_time },                                                           \
         { .name = "end",                                                                           \
+          ZF_FIELD (ST, IN end),                                                                   \
           .type = ZF_KEY_STRING,                                                                   \
           .help = "no firing after this ISO 8601 time",                                            \
           .check = zf_cron_check_time },                                                           \
         { .name = "jitter",                                                                        \
+          ZF_FIELD (ST, IN jitter),                                                                \
           .type = ZF_KEY_DURATION,                                                                 \
           .fallback = "0",                                                                         \
           .help = "fire up to this much later, at random" },                                       \
         { .name = "misfire-grace",                                                                 \
+          ZF_FIELD (ST, IN misfire_grace),                                                         \
           .type = ZF_KEY_DURATION,                                                                 \
           .fallback = "1s",                                                                        \
           .help = "a firing later than this is skipped" },                                         \
         { .name = "coalesce",                                                                      \
+          ZF_FIELD (ST, IN coalesce),                                                              \
           .type = ZF_KEY_BOOL,                                                                     \
           .fallback = "true",                                                                      \
           .help = "after a stall, fire once instead of catching up" },                             \
         { .name = "max-instances",                                                                 \
+          ZF_FIELD (ST, IN max_instances),                                                         \
           .type = ZF_KEY_INT,                                                                      \
           .fallback = "0",                                                                         \
           .help = "firings of this job in progress downstream at once; 0 for no limit",            \
           .min = 0,                                                                                \
           .max = 100000 },                                                                         \
     {                                                                                              \
-        .name = "payload", .type = ZF_KEY_STRING,                                                  \
+        .name = "payload", ZF_FIELD (ST, IN payload), .type = ZF_KEY_STRING,                       \
         .help = "the item put at each firing (JSON or text)"                                       \
     }
 
 static const zf_key_t s_job_keys[] = {
-    JOB_KEYS,
+    JOB_KEYS (zf_job_settings_t, ),
     { .name = "output",
+      ZF_FIELD (zf_job_settings_t, output),
       .type = ZF_KEY_QUEUE,
       .help = "the queue this job writes, if not the scheduler's" },
     { NULL },
 };
 
 static const zf_key_t s_keys[] = {
-    ZF_KEY_KIND, ZF_KEY_CURVE, ZF_KEY_OUTPUT, JOB_KEYS, { NULL },
+    ZF_KEY_KIND, ZF_KEY_CURVE, ZF_KEY_OUTPUT, JOB_KEYS (zf_scheduler_settings_t, job.), { NULL },
 };
 
 //  One job.
@@ -336,41 +347,34 @@ s_due (self_t *self, s_job_t *job)
 
 //  Reads one job from section (the actor's own keys when it has no jobs).
 static s_job_t *
-s_job_new (self_t *self, zconfig_t *section, const zf_key_t *keys, const char *label)
+s_job_new (self_t *self, const zf_job_settings_t *js, const char *label)
 {
     zf_actor_conf_t *conf = self->args->conf;
     s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
     job->label = label;
     snprintf (job->name, sizeof job->name, "%s/%s/%s", self->args->pipeline->name, conf->name,
               label);
-    const char *output = zconfig_locate (section, "output") && keys != conf->kind->keys
-                             ? zconfig_get (section, "output", NULL)
-                             : conf->output;
-    job->output = output ? output : conf->output;
+    job->output = js->output ? js->output : conf->output;
     zf_error_t err;
-    job->tz = zf_tz_load (zf_conf_get (section, keys, "timezone"), &err);
+    job->tz = zf_tz_load (js->timezone, &err);
     if (!job->tz)
         job->tz = zf_tz_load ("UTC", &err);
-    job->every = zconfig_locate (section, "every") ? zf_conf_duration (section, keys, "every") : 0;
-    const char *cron = zconfig_get (section, "cron", NULL);
-    job->cron = cron ? zf_cron_new (cron, &err) : NULL;
+    job->every = js->every;
+    job->cron = js->cron ? zf_cron_new (js->cron, &err) : NULL;
     job->at = -1;
     int64_t seconds;
-    const char *at = zconfig_get (section, "at", NULL);
-    if (at && zf_cron_parse_time (job->tz, at, &seconds, &err) == 0)
+    if (js->at && zf_cron_parse_time (job->tz, js->at, &seconds, &err) == 0)
         job->at = seconds * 1000;
     job->start = INT64_MIN;
     job->end = INT64_MAX;
-    const char *start = zconfig_get (section, "start", NULL),
-               *end = zconfig_get (section, "end", NULL);
-    if (start && zf_cron_parse_time (job->tz, start, &seconds, &err) == 0)
+    if (js->start && zf_cron_parse_time (job->tz, js->start, &seconds, &err) == 0)
         job->start = seconds * 1000;
-    if (end && zf_cron_parse_time (job->tz, end, &seconds, &err) == 0)
+    if (js->end && zf_cron_parse_time (job->tz, js->end, &seconds, &err) == 0)
         job->end = seconds * 1000;
-    job->jitter = zf_conf_duration (section, keys, "jitter");
-    job->grace = zf_conf_duration (section, keys, "misfire-grace");
-    job->coalesce = zf_conf_bool (section, keys, "coalesce");
-    job->max_instances = zf_conf_int (section, keys, "max-instances");
+    job->jitter = js->jitter;
+    job->grace = js->misfire_grace;
+    job->coalesce = js->coalesce;
+    job->max_instances = js->max_instances;
     job->running = zlistx_new ();
     zlistx_set_destructor (job->running, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_comparator (job->running, (zlistx_comparator_fn *) strcmp);
@@ -378,7 +382,7 @@ s_job_new (self_t *self, zconfig_t *section, const zf_key_t *keys, const char *l
     zlistx_set_destructor (job->unsure, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_comparator (job->unsure, (zlistx_comparator_fn *) strcmp);
     msgpack_sbuffer_init (&job->payload);
-    const char *payload = zconfig_get (section, "payload", NULL);
+    const char *payload = js->payload;
     if (payload) {
         msgpack_packer pk;
         msgpack_packer_init (&pk, &job->payload, msgpack_sbuffer_write);
@@ -415,10 +419,15 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     self.jobs = zlistx_new ();
     self.seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
     for (zconfig_t *child = zconfig_child (conf->node); child; child = zconfig_next (child))
-        if (zconfig_child (child) && !streq (zconfig_name (child), "payload"))
-            zlistx_add_end (self.jobs, s_job_new (&self, child, s_job_keys, zconfig_name (child)));
-    if (zlistx_size (self.jobs) == 0)
-        zlistx_add_end (self.jobs, s_job_new (&self, conf->node, conf->kind->keys, conf->name));
+        if (zconfig_child (child) && !streq (zconfig_name (child), "payload")) {
+            zf_job_settings_t js = { 0 };
+            zf_keys_bind (s_job_keys, child, &js);
+            zlistx_add_end (self.jobs, s_job_new (&self, &js, zconfig_name (child)));
+        }
+    if (zlistx_size (self.jobs) == 0) {
+        const zf_scheduler_settings_t *settings = (const zf_scheduler_settings_t *) conf->settings;
+        zlistx_add_end (self.jobs, s_job_new (&self, &settings->job, conf->name));
+    }
     zsock_signal (pipe, 0);
     self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
     zf_client_set_worker (self.client, self.args->worker);
@@ -490,6 +499,8 @@ const zf_kind_t zf_scheduler_kind = {
     .name = "scheduler",
     .summary = "puts an item into a queue at intervals, cron times or a given time",
     .keys = s_keys,
+    .settings_size = sizeof (zf_scheduler_settings_t),
+    .job_settings_size = sizeof (zf_job_settings_t),
     .job = "job",
     .job_keys = s_job_keys,
     .flags = ZF_KIND_OUTPUT | ZF_KIND_SOURCE | ZF_KIND_TIMED,

@@ -40,6 +40,7 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_INPUT,
     ZF_KEY_WORKERS,
     { .name = "concurrency",
+      ZF_FIELD (zf_sink_settings_t, concurrency),
       .type = ZF_KEY_INT,
       .fallback = "1024",
       .help = "items each worker holds at once, written and synced together (at most half "
@@ -47,27 +48,32 @@ static const zf_key_t s_keys[] = {
       .min = 1,
       .max = 1000000 },
     { .name = "target",
+      ZF_FIELD (zf_sink_settings_t, target),
       .type = ZF_KEY_STRING,
       .help = "file:PATH, stdout or null",
       .flags = ZF_KEY_REQUIRED | ZF_KEY_PATH,
       .check = s_check_target },
     { .name = "format",
+      ZF_FIELD (zf_sink_settings_t, format),
       .type = ZF_KEY_ENUM,
       .fallback = "body",
       .help = "each line: the body as JSON, the whole envelope, or msgpack",
       .choices = "body|envelope|msgpack" },
     { .name = "sync",
+      ZF_FIELD (zf_sink_settings_t, sync),
       .type = ZF_KEY_ENUM,
       .fallback = "interval",
       .help = "when the file is fsynced (acks wait for it)",
       .choices = "always|interval|never" },
     { .name = "sync-interval",
+      ZF_FIELD (zf_sink_settings_t, sync_interval),
       .type = ZF_KEY_DURATION,
       .fallback = "100ms",
       .help = "fsync period with sync = interval",
       .min = 1,
       .max = 60000 },
     { .name = "linger",
+      ZF_FIELD (zf_sink_settings_t, linger),
       .type = ZF_KEY_DURATION,
       .fallback = "5ms",
       .help = "acks wait this long at most to go to the broker together",
@@ -150,15 +156,15 @@ static int
 s_open (self_t *self)
 {
     zf_actor_conf_t *conf = self->args->conf;
-    const zf_key_t *keys = conf->kind->keys;
-    const char *target = zf_conf_get (conf->node, keys, "target");
-    const char *format = zf_conf_get (conf->node, keys, "format");
-    const char *sync = zf_conf_get (conf->node, keys, "sync");
+    const zf_sink_settings_t *set = (const zf_sink_settings_t *) conf->settings;
+    const char *target = set->target;
+    const char *format = set->format;
+    const char *sync = set->sync;
     self->msgpack = streq (format, "msgpack");
     self->envelope = streq (format, "envelope");
     self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
-    self->sync_interval = zf_conf_duration (conf->node, keys, "sync-interval");
-    self->linger = zf_conf_duration (conf->node, keys, "linger");
+    self->sync_interval = set->sync_interval;
+    self->linger = set->linger;
     self->fd = self->ids_fd = -1;
     if (streq (target, "null")) {
         self->sync = 0; // nothing is written: no id is worth remembering
@@ -315,7 +321,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
 {
     self_t self = { .args = (zf_actor_args_t *) args };
     zf_actor_conf_t *conf = self.args->conf;
-    int64_t concurrency = zf_conf_int (conf->node, conf->kind->keys, "concurrency");
+    int64_t concurrency = ((const zf_sink_settings_t *) conf->settings)->concurrency;
     // A batch waits to fill: it must fill before the queue is full with it.
     int64_t limit = zf_actor_hold_limit (self.args) / 2;
     if (concurrency > limit) {
@@ -389,6 +395,7 @@ const zf_kind_t zf_sink_kind = {
     .name = "sink",
     .summary = "writes each item to a file (JSON lines), stdout, or nowhere",
     .keys = s_keys,
+    .settings_size = sizeof (zf_sink_settings_t),
     .flags = ZF_KIND_INPUT,
     .run = zf_sink_actor,
 };

@@ -10,8 +10,8 @@
 int
 zf_auth_open (zf_server_t *server, zf_error_t *err)
 {
-    zconfig_t *conf = server->pipeline->broker;
-    const char *secret = zf_conf_get (conf, zf_broker_keys, "curve-secret");
+    const zf_broker_settings_t *set = &server->pipeline->broker_settings;
+    const char *secret = set->curve_secret;
     if (!secret)
         return 0;
     char *path = zf_pipeline_path (server->pipeline, secret);
@@ -19,7 +19,7 @@ zf_auth_open (zf_server_t *server, zf_error_t *err)
     free (path);
     if (!server->curve)
         return -1;
-    const char *clients = zf_conf_get (conf, zf_broker_keys, "curve-clients");
+    const char *clients = set->curve_clients;
     server->allowed_dir = clients ? zf_pipeline_path (server->pipeline, clients) : strdup ("");
     struct stat st;
     if (stat (server->allowed_dir, &st) != 0 || !S_ISDIR (st.st_mode))

@@ -113,12 +113,12 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->pipe = pipe;
     zf_pipeline_t *pipeline = args->pipeline;
     self->pipeline = pipeline;
-    zconfig_t *conf = pipeline->broker;
-    int64_t max_frame = zf_conf_size (conf, zf_broker_keys, "max-frame");
-    self->heartbeat = zf_conf_duration (conf, zf_broker_keys, "heartbeat");
-    self->liveness = zf_conf_int (conf, zf_broker_keys, "liveness");
-    self->window = (uint32_t) zf_conf_int (conf, zf_broker_keys, "window");
-    size_t dedup_window = (size_t) zf_conf_int (conf, zf_broker_keys, "dedup-window");
+    const zf_broker_settings_t *set = &pipeline->broker_settings;
+    int64_t max_frame = set->max_frame;
+    self->heartbeat = set->heartbeat;
+    self->liveness = set->liveness;
+    self->window = (uint32_t) set->window;
+    size_t dedup_window = (size_t) set->dedup_window;
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, (zhashx_destructor_fn *) zf_session_destroy);
     self->ended = zhashx_new ();
@@ -144,10 +144,9 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
         s_server_destroy (&self);
         return NULL;
     }
-    const char *endpoint =
-        args->endpoint ? args->endpoint : zf_conf_get (conf, zf_broker_keys, "endpoint");
-    const char *events = args->events ? args->events : zf_conf_get (conf, zf_broker_keys, "events");
-    const char *intake = args->intake ? args->intake : zf_conf_get (conf, zf_broker_keys, "intake");
+    const char *endpoint = args->endpoint ? args->endpoint : set->endpoint;
+    const char *events = args->events ? args->events : set->events;
+    const char *intake = args->intake ? args->intake : set->intake;
     if (zf_auth_open (self, err)) {
         s_server_destroy (&self);
         return NULL;
@@ -164,8 +163,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
         s_server_destroy (&self);
         return NULL;
     }
-    const char *journal =
-        args->journal ? args->journal : zf_conf_get (conf, zf_broker_keys, "journal");
+    const char *journal = args->journal ? args->journal : set->journal;
     if (journal && *journal) {
         char *path = zf_pipeline_path (pipeline, journal);
         int rc = zf_persist_open (self, path, err);

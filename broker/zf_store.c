@@ -77,13 +77,12 @@ zf_store_queue (zf_store_t *self, const char *name)
         return queue;
     queue = (zf_queue_t *) zf_alloc (sizeof (zf_queue_t));
     queue->name = zf_strdup (name);
-    zf_queue_conf_t *conf = zf_pipeline_queue (self->pipeline, name);
-    zconfig_t *node = conf ? conf->node : NULL;
-    queue->max_depth = zf_conf_int (node, zf_queue_keys, "max-depth");
-    queue->max_attempts = zf_conf_int (node, zf_queue_keys, "max-attempts");
-    queue->timeout = zf_conf_duration (node, zf_queue_keys, "timeout");
-    queue->retry_base = zf_conf_duration (node, zf_queue_keys, "retry-base");
-    queue->retry_max = zf_conf_duration (node, zf_queue_keys, "retry-max");
+    const zf_queue_settings_t *settings = zf_pipeline_queue_settings (self->pipeline, name);
+    queue->max_depth = settings->max_depth;
+    queue->max_attempts = settings->max_attempts;
+    queue->timeout = settings->timeout;
+    queue->retry_base = settings->retry_base;
+    queue->retry_max = settings->retry_max;
     size_t len = strlen (name);
     queue->dead_letters = len > 5 && strcmp (name + len - 5, ".dead") == 0;
     if (queue->dead_letters)

@@ -487,11 +487,10 @@ int
 zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
                 zf_gateway_t **gateway_p, zf_error_t *err)
 {
-    const char *address = zf_conf_get (pipeline->broker, zf_broker_keys, "metrics");
-    *gateway_p = address
-                     ? zf_gateway_new (address, events, endpoint,
-                                       zf_conf_bool (pipeline->broker, zf_broker_keys, "api"), err)
-                     : NULL;
+    const char *address = pipeline->broker_settings.metrics;
+    *gateway_p =
+        address ? zf_gateway_new (address, events, endpoint, pipeline->broker_settings.api, err)
+                : NULL;
     return address && !*gateway_p ? -1 : 0;
 }
 

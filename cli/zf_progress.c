@@ -2,6 +2,7 @@
 #include "zf_progress.h"
 #include "zf_curve.h"
 #include "zf_events.h"
+#include "zf_kinds.h"
 
 #include <czmq.h>
 
@@ -41,11 +42,12 @@ s_source_total (zf_actor_conf_t *conf)
 {
     if (!streq (conf->kind->name, "producer"))
         return 0;
-    const char *source = zf_conf_get (conf->node, conf->kind->keys, "source");
+    const zf_producer_settings_t *set = (const zf_producer_settings_t *) conf->settings;
+    const char *source = set->source;
     if (strncmp (source, "seq:", 4) == 0)
         return strtoull (source + 4, NULL, 10);
     if (streq (source, "list")) {
-        zconfig_t *items = zconfig_locate (conf->node, "items");
+        zconfig_t *items = set->items;
         uint64_t count = 0;
         for (zconfig_t *item = items ? zconfig_child (items) : NULL; item;
              item = zconfig_next (item))

@@ -165,13 +165,12 @@ s_start (s_run_t *run, s_worker_t *worker)
             setenv ("ZFLOW_WORKER", number, 1);
             setenv ("ZFLOW_INPUT", worker->conf->input ? worker->conf->input : "", 1);
             setenv ("ZFLOW_OUTPUT", worker->conf->output ? worker->conf->output : "", 1);
-            setenv ("ZFLOW_CONCURRENCY",
-                    zf_conf_get (worker->conf->node, worker->conf->kind->keys, "concurrency"), 1);
+            const zf_exec_settings_t *set = (const zf_exec_settings_t *) worker->conf->settings;
+            snprintf (number, sizeof number, "%lld", (long long) set->concurrency);
+            setenv ("ZFLOW_CONCURRENCY", number, 1);
             if (chdir (run->pipeline->dir))
                 _exit (126);
-            const char *command =
-                zf_conf_get (worker->conf->node, worker->conf->kind->keys, "command");
-            execl ("/bin/sh", "sh", "-c", command, (char *) NULL);
+            execl ("/bin/sh", "sh", "-c", set->command, (char *) NULL);
         }
         else {
             char number[16];
@@ -263,7 +262,7 @@ s_log_results (s_run_t *run)
          a = (zf_actor_conf_t *) zlistx_next (run->pipeline->actors)) {
         if (!streq (a->kind->name, "sink"))
             continue;
-        const char *target = zf_conf_get (a->node, a->kind->keys, "target");
+        const char *target = ((const zf_sink_settings_t *) a->settings)->target;
         if (strncmp (target, "file:", 5) != 0)
             continue;
         char *path = zf_pipeline_path (run->pipeline, target + 5);
@@ -367,7 +366,7 @@ static char *
 s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal, bool *fallback)
 {
     *fallback = false;
-    const char *configured = zf_conf_get (pipeline->broker, zf_broker_keys, "journal");
+    const char *configured = pipeline->broker_settings.journal;
     if (configured)
         return zf_pipeline_path (pipeline, configured);
     if (no_journal)
@@ -531,11 +530,9 @@ zf_cmd_run (int argc, char **argv)
     // On a terminal, a live view; elsewhere, log lines.
     const char *term = getenv ("TERM");
     if (!quiet && isatty (2) && term && !streq (term, "dumb"))
-        run.progress =
-            zf_progress_new (pipeline,
-                             broker ? zf_broker_events (broker)
-                                    : zf_conf_get (pipeline->broker, zf_broker_keys, "events"),
-                             stderr);
+        run.progress = zf_progress_new (
+            pipeline, broker ? zf_broker_events (broker) : pipeline->broker_settings.events,
+            stderr);
     int64_t started = zclock_mono ();
     for (int i = 0; i < run.nworkers; i++)
         s_start (&run, &run.workers[i]);

@@ -650,8 +650,7 @@ zf_cmd_actor (int argc, char **argv)
     zf_actor_args_t actor = {
         .pipeline = pipeline,
         .conf = conf,
-        .endpoint =
-            values[0] ? values[0] : zf_conf_get (pipeline->broker, zf_broker_keys, "endpoint"),
+        .endpoint = values[0] ? values[0] : pipeline->broker_settings.endpoint,
         .worker = (int) worker,
     };
     zf_error_t err;

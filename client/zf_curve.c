@@ -91,8 +91,8 @@ zf_curve_sub (const char *endpoint, const char *topic, zf_error_t *err)
 char *
 zf_curve_server_path (zf_pipeline_t *pipeline)
 {
-    const char *secret = zf_conf_get (pipeline->broker, zf_broker_keys, "curve-secret");
-    const char *public = zf_conf_get (pipeline->broker, zf_broker_keys, "curve-public");
+    const char *secret = pipeline->broker_settings.curve_secret;
+    const char *public = pipeline->broker_settings.curve_public;
     if (!secret)
         return NULL;
     if (public)
@@ -110,8 +110,10 @@ zf_curve_setenv (zf_pipeline_t *pipeline, zf_actor_conf_t *actor, zf_error_t *er
     char *server = zf_curve_server_path (pipeline);
     if (!server)
         return 0;
-    const char *own = actor ? zf_conf_get (actor->node, actor->kind->keys, "curve-secret") : NULL;
-    const char *shared = zf_conf_get (pipeline->broker, zf_broker_keys, "curve-client");
+    const char *own = actor && actor->settings
+                          ? ((const zf_actor_settings_t *) actor->settings)->curve_secret
+                          : NULL;
+    const char *shared = pipeline->broker_settings.curve_client;
     char *cert = own || shared ? zf_pipeline_path (pipeline, own ? own : shared) : NULL;
     int rc = 0;
     if (cert) {

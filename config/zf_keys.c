@@ -6,6 +6,62 @@
 #include <stdlib.h>
 #include <string.h>
 
+void
+zf_keys_bind (const zf_key_t *keys, zconfig_t *section, void *settings)
+{
+    for (const zf_key_t *key = keys; key->name; key++) {
+        if (!key->field)
+            continue;
+        void *at = (char *) settings + key->field - 1;
+        zconfig_t *node = section ? zconfig_locate (section, key->name) : NULL;
+        if (key->type == ZF_KEY_SECTION) {
+            *(zconfig_t **) at = node;
+            continue;
+        }
+        const char *value = node && zconfig_value (node) ? zconfig_value (node) : key->fallback;
+        switch (key->type) {
+            case ZF_KEY_INT: {
+                int64_t n = 0;
+                if (value)
+                    zf_parse_int (value, &n, NULL);
+                *(int64_t *) at = n;
+                break;
+            }
+            case ZF_KEY_DURATION: {
+                int64_t ms = 0;
+                if (value)
+                    zf_parse_duration (value, &ms, NULL);
+                *(int64_t *) at = ms;
+                break;
+            }
+            case ZF_KEY_SIZE: {
+                int64_t bytes = 0;
+                if (value)
+                    zf_parse_size (value, &bytes, NULL);
+                *(int64_t *) at = bytes;
+                break;
+            }
+            case ZF_KEY_NUMBER: {
+                double d = 0;
+                if (value)
+                    zf_parse_number (value, &d, NULL);
+                *(double *) at = d;
+                break;
+            }
+            case ZF_KEY_BOOL: {
+                bool flag = false;
+                if (value)
+                    zf_parse_bool (value, &flag, NULL);
+                *(bool *) at = flag;
+                break;
+            }
+            default:
+                *(const char **) at = value;
+                break;
+        }
+    }
+}
+
 const zf_kind_t *
 zf_kind_lookup (const zf_kind_t *const *kinds, const char *name)
 {

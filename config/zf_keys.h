@@ -1,15 +1,29 @@
-/*  zf_keys: config key tables.
+/*  zf_keys: config key tables, bound to settings structs.
 
     Every section of a pipeline config (broker, a queue, each actor kind, a
     scheduler job) declares its keys as a table of zf_key_t: name, type,
     default, description (fluent-bit's config_map). The same table drives
-    validation, the defaults that actors read, the messages of zflow
-    validate, and zflow help.
+    validation, the messages of zflow validate, zflow help and
+    docs/config.md, and the settings: each key names the field of its
+    section's settings struct that holds its value, typed, and
+    zf_keys_bind fills the struct once, when the config is loaded. Code
+    reads settings->max_depth, never a value by its name.
+
+        typedef struct { int64_t max_depth; const char *target; } my_settings_t;
+        static const zf_key_t keys[] = {
+            { .name = "max-depth", .type = ZF_KEY_INT, .fallback = "2000",
+              ZF_FIELD (my_settings_t, max_depth) }, ... };
+
+    The field's C type follows the key's type: int64_t for INT, DURATION
+    (ms) and SIZE (bytes); double for NUMBER; bool for BOOL; zconfig_t *
+    for SECTION; const char * (the config's text, or the default) for the
+    others.
 */
 #ifndef ZF_KEYS_H_INCLUDED
 #define ZF_KEYS_H_INCLUDED
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -47,7 +61,11 @@ typedef struct {
     const char *choices;  // ZF_KEY_ENUM, ZF_KEY_SET: "a|b|c"
     int64_t min, max;     // ZF_KEY_INT, ZF_KEY_DURATION, ZF_KEY_SIZE: bounds, when max > min
     int (*check) (const char *value, zf_error_t *err); // a further check, or NULL
+    size_t field; // offset + 1 of its settings field (ZF_FIELD); 0 when not bound
 } zf_key_t;
+
+//  Binds a key to member of its section's settings struct type.
+#define ZF_FIELD(type, member) .field = offsetof (type, member) + 1
 
 //  What an actor kind does with queues, for validation and the graph.
 #define ZF_KIND_INPUT  1 // reads the queue named by `input` (required)
@@ -61,6 +79,8 @@ typedef struct {
     const zf_key_t *keys;     // its keys, ended by an entry with a NULL name
     const char *job;          // sub-sections with keys of their own are "jobs", or NULL
     const zf_key_t *job_keys; // the keys of a job, or NULL
+    size_t job_settings_size; // bytes of a job's settings struct
+    size_t settings_size;     // bytes of its settings struct (it begins with zf_actor_settings_t)
     unsigned flags;           // ZF_KIND_*
     const char *one_of;       // exactly one of these keys must be given ("a|b"), or NULL
     void (*run) (zsock_t *pipe, void *args); // the actor function (args: zf_actor_args_t), or NULL
@@ -69,6 +89,11 @@ typedef struct {
 
 //  The kind named name in kinds (ended by NULL), or NULL.
 const zf_kind_t *zf_kind_lookup (const zf_kind_t *const *kinds, const char *name);
+
+//  Fills the settings bound to keys from section (which may be NULL: the
+//  defaults) and the defaults. The values were checked when the config
+//  was loaded; a key without a value or default leaves its field zero.
+void zf_keys_bind (const zf_key_t *keys, zconfig_t *section, void *settings);
 
 //  The key named name in keys, or NULL.
 const zf_key_t *zf_keys_find (const zf_key_t *keys, const char *name);

@@ -33,32 +33,39 @@ s_check_http_address (const char *value, zf_error_t *err)
 
 const zf_key_t zf_broker_keys[] = {
     { .name = "endpoint",
+      ZF_FIELD (zf_broker_settings_t, endpoint),
       .type = ZF_KEY_ENDPOINT,
       .fallback = "tcp://127.0.0.1:5670",
       .help = "where actors connect (ROUTER)" },
     { .name = "events",
+      ZF_FIELD (zf_broker_settings_t, events),
       .type = ZF_KEY_ENDPOINT,
       .fallback = "tcp://127.0.0.1:5671",
       .help = "where monitors subscribe: stats, events, data taps (XPUB)" },
     { .name = "intake",
+      ZF_FIELD (zf_broker_settings_t, intake),
       .type = ZF_KEY_ENDPOINT,
       .help = "a PULL socket any ZeroMQ PUSH client can feed [queue][msgpack]; off if not given" },
     { .name = "metrics",
+      ZF_FIELD (zf_broker_settings_t, metrics),
       .type = ZF_KEY_STRING,
       .help = "ADDRESS:PORT of an HTTP server with /metrics (Prometheus) and /health; off if not "
               "given, loopback if only :PORT",
       .check = s_check_http_address },
     { .name = "api",
+      ZF_FIELD (zf_broker_settings_t, api),
       .type = ZF_KEY_BOOL,
       .fallback = "false",
       .help = "serve a JSON API on the metrics address: POST /queues/Q, GET /messages/ID, GET "
               "/queues" },
     { .name = "journal",
+      ZF_FIELD (zf_broker_settings_t, journal),
       .type = ZF_KEY_STRING,
       .help = "folder of the write-ahead log: what the broker confirms survives kill -9 and a "
               "restart; off if not given (zflow run keeps one in its state folder)",
       .flags = ZF_KEY_PATH },
     { .name = "sync",
+      ZF_FIELD (zf_broker_settings_t, sync),
       .type = ZF_KEY_ENUM,
       .fallback = "batch",
       .help = "when journal records reach the disk before confirms go: always (each loop "
@@ -66,6 +73,7 @@ const zf_key_t zf_broker_keys[] = {
               "machine loses the last seconds)",
       .choices = "always|batch|never" },
     { .name = "sync-interval",
+      ZF_FIELD (zf_broker_settings_t, sync_interval),
       .type = ZF_KEY_DURATION,
       .fallback = "10ms",
       .help = "batch: the longest a confirm waits for the disk (a write after a quiet spell "
@@ -73,6 +81,7 @@ const zf_key_t zf_broker_keys[] = {
       .min = 1,
       .max = 1000 },
     { .name = "journal-segment",
+      ZF_FIELD (zf_broker_settings_t, journal_segment),
       .type = ZF_KEY_SIZE,
       .fallback = "64MiB",
       .help = "journal size past which the live state is written anew and the old segments "
@@ -80,50 +89,59 @@ const zf_key_t zf_broker_keys[] = {
       .min = 4096,
       .max = 1LL << 40 },
     { .name = "curve-secret",
+      ZF_FIELD (zf_broker_settings_t, curve_secret),
       .type = ZF_KEY_STRING,
       .help = "the broker's CURVE certificate (the NAME_secret file of zflow keygen): every "
               "socket encrypts, and only the clients in curve-clients get in",
       .flags = ZF_KEY_PATH },
     { .name = "curve-public",
+      ZF_FIELD (zf_broker_settings_t, curve_public),
       .type = ZF_KEY_STRING,
       .help = "the broker's public certificate, which clients need (default: curve-secret "
               "without _secret)",
       .flags = ZF_KEY_PATH },
     { .name = "curve-clients",
+      ZF_FIELD (zf_broker_settings_t, curve_clients),
       .type = ZF_KEY_STRING,
       .help = "folder of the public certificates of the clients allowed in (read again when it "
               "changes)",
       .flags = ZF_KEY_PATH },
     { .name = "curve-client",
+      ZF_FIELD (zf_broker_settings_t, curve_client),
       .type = ZF_KEY_STRING,
       .help = "the certificate actors without a curve-secret of their own, and zflow run's own "
               "clients, use",
       .flags = ZF_KEY_PATH },
     { .name = "heartbeat",
+      ZF_FIELD (zf_broker_settings_t, heartbeat),
       .type = ZF_KEY_DURATION,
       .fallback = "1s",
       .help = "interval of heartbeats both ways",
       .min = 10,
       .max = 60000 },
     { .name = "liveness",
+      ZF_FIELD (zf_broker_settings_t, liveness),
       .type = ZF_KEY_INT,
       .fallback = "3",
       .help = "heartbeats missed before a peer is declared dead",
       .min = 1,
       .max = 100 },
     { .name = "dedup-window",
+      ZF_FIELD (zf_broker_settings_t, dedup_window),
       .type = ZF_KEY_INT,
       .fallback = "262144",
       .help = "item ids remembered to drop duplicate PUTs",
       .min = 0,
       .max = 100000000 },
     { .name = "window",
+      ZF_FIELD (zf_broker_settings_t, window),
       .type = ZF_KEY_INT,
       .fallback = "1000",
       .help = "unconfirmed items a writer may have outstanding",
       .min = 1,
       .max = 1000000 },
     { .name = "max-frame",
+      ZF_FIELD (zf_broker_settings_t, max_frame),
       .type = ZF_KEY_SIZE,
       .fallback = "16MiB",
       .help = "largest message accepted on any socket",
@@ -134,30 +152,36 @@ const zf_key_t zf_broker_keys[] = {
 
 const zf_key_t zf_queue_keys[] = {
     { .name = "max-depth",
+      ZF_FIELD (zf_queue_settings_t, max_depth),
       .type = ZF_KEY_INT,
       .fallback = "2000",
       .help = "items waiting at most; writers get no credit beyond",
       .min = 1,
       .max = 1000000000 },
     { .name = "max-attempts",
+      ZF_FIELD (zf_queue_settings_t, max_attempts),
       .type = ZF_KEY_INT,
       .fallback = "5",
       .help = "deliveries of an item before it goes to QUEUE.dead",
       .min = 1,
       .max = 1000 },
     { .name = "timeout",
+      ZF_FIELD (zf_queue_settings_t, timeout),
       .type = ZF_KEY_DURATION,
       .fallback = "10m",
       .help = "an item held longer than this is redelivered; 0 for never" },
     { .name = "retry-base",
+      ZF_FIELD (zf_queue_settings_t, retry_base),
       .type = ZF_KEY_DURATION,
       .fallback = "100ms",
       .help = "backoff before the first redelivery (doubles, full jitter)" },
     { .name = "retry-max",
+      ZF_FIELD (zf_queue_settings_t, retry_max),
       .type = ZF_KEY_DURATION,
       .fallback = "30s",
       .help = "longest backoff between redeliveries" },
     { .name = "external",
+      ZF_FIELD (zf_queue_settings_t, external),
       .type = ZF_KEY_BOOL,
       .fallback = "false",
       .help = "fed from outside the pipeline (zflow put, intake, HTTP)" },
@@ -240,6 +264,7 @@ s_actor_destroy (zf_actor_conf_t **self_p)
     if (!*self_p)
         return;
     free ((*self_p)->name);
+    free ((*self_p)->settings);
     free (*self_p);
     *self_p = NULL;
 }
@@ -254,6 +279,7 @@ s_queue_require (s_loader_t *loader, const char *name, zconfig_t *node)
     queue = (zf_queue_conf_t *) zmalloc (sizeof (zf_queue_conf_t));
     queue->name = strdup (name);
     queue->line = zf_zpl_line (loader->zpl, node);
+    queue->settings = loader->pipeline->queue_defaults;
     queue->writers = zlistx_new ();
     queue->readers = zlistx_new ();
     zlistx_add_end (loader->pipeline->queues, queue);
@@ -461,11 +487,8 @@ s_load_queues (s_loader_t *loader, zconfig_t *section)
         queue = s_queue_require (loader, name, node);
         queue->node = node;
         s_check_section (loader, node, zf_queue_keys, NULL, NULL, where, "queues");
-        zconfig_t *external = zconfig_locate (node, "external");
-        bool flag = false;
-        if (external && zconfig_value (external) &&
-            zf_parse_bool (zconfig_value (external), &flag, NULL) == 0)
-            queue->external = flag;
+        zf_keys_bind (zf_queue_keys, node, &queue->settings);
+        queue->external = queue->settings.external;
     }
 }
 
@@ -512,19 +535,17 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
 
         zconfig_t *kind_node = zconfig_locate (node, "kind");
         const char *kind_name = kind_node ? zconfig_value (kind_node) : NULL;
-        if (!kind_name) {
-            actor->input = zf_conf_get (node, NULL, "input");
-            actor->output = zf_conf_get (node, NULL, "output");
-            s_error (loader, node, "%s: missing required key 'kind' (one of %s)", where, all);
-            continue;
-        }
-        actor->kind = zf_kind_lookup (loader->kinds, kind_name);
         // Even with a kind unknown, its queues count: one mistake should
         // not show up as three.
         zconfig_t *input = zconfig_locate (node, "input");
         zconfig_t *output = zconfig_locate (node, "output");
         actor->input = input ? zconfig_value (input) : NULL;
         actor->output = output ? zconfig_value (output) : NULL;
+        if (!kind_name) {
+            s_error (loader, node, "%s: missing required key 'kind' (one of %s)", where, all);
+            continue;
+        }
+        actor->kind = zf_kind_lookup (loader->kinds, kind_name);
         if (!actor->kind) {
             const char *near = zf_nearest (kind_name, kind_names);
             if (near)
@@ -538,11 +559,14 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
         snprintf (where, sizeof where, "actor '%s' (%s)", name, kind_name);
         s_check_section (loader, node, actor->kind->keys, actor->kind, actor->kind->one_of, where,
                          kind_name);
-        actor->input = zf_conf_get (node, actor->kind->keys, "input");
-        actor->output = zf_conf_get (node, actor->kind->keys, "output");
-        actor->workers = (int) zf_conf_int (node, actor->kind->keys, "workers");
-        if (actor->workers < 1)
-            actor->workers = 1;
+        size_t size = actor->kind->settings_size;
+        actor->settings =
+            zmalloc (size > sizeof (zf_actor_settings_t) ? size : sizeof (zf_actor_settings_t));
+        zf_keys_bind (actor->kind->keys, node, actor->settings);
+        zf_actor_settings_t *common = (zf_actor_settings_t *) actor->settings;
+        actor->input = common->input;
+        actor->output = common->output;
+        actor->workers = common->workers < 1 ? 1 : (int) common->workers;
         for (const zf_key_t *key = actor->kind->keys; key->name; key++)
             if (key->flags & ZF_KEY_PATH)
                 s_check_path (loader, node, key->name, where);
@@ -643,6 +667,7 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
     zlistx_set_destructor (self->actors, (zlistx_destructor_fn *) s_actor_destroy);
     self->queue_index = zhashx_new ();
     self->actor_index = zhashx_new ();
+    zf_keys_bind (zf_queue_keys, NULL, &self->queue_defaults);
 
     s_loader_t loader = { self, zpl, kinds, zlistx_new () };
     zlistx_set_destructor (loader.mistakes, (zlistx_destructor_fn *) s_mistake_destroy);
@@ -688,6 +713,7 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
                      "certificates of the clients allowed in");
     }
     self->broker = sections[1];
+    zf_keys_bind (zf_broker_keys, self->broker, &self->broker_settings);
     if (sections[2])
         s_load_queues (&loader, sections[2]);
     if (sections[3])
@@ -696,7 +722,8 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
         s_error (&loader, sections[3], "the pipeline has no actors (add an actors section)");
     s_check_flow (&loader);
 
-    const char *name = zf_conf_get (sections[0], zf_pipeline_keys, "name");
+    zconfig_t *name_node = sections[0] ? zconfig_locate (sections[0], "name") : NULL;
+    const char *name = name_node ? zconfig_value (name_node) : NULL;
     if (name && *name)
         self->name = strdup (name);
     else {
@@ -763,64 +790,11 @@ zf_pipeline_finite (zf_pipeline_t *self)
     return true;
 }
 
-const char *
-zf_conf_get (zconfig_t *section, const zf_key_t *keys, const char *key)
+const zf_queue_settings_t *
+zf_pipeline_queue_settings (zf_pipeline_t *self, const char *name)
 {
-    zconfig_t *node = section ? zconfig_locate (section, key) : NULL;
-    if (node && zconfig_value (node))
-        return zconfig_value (node);
-    const zf_key_t *entry = zf_keys_find (keys, key);
-    return entry ? entry->fallback : NULL;
-}
-
-int64_t
-zf_conf_int (zconfig_t *section, const zf_key_t *keys, const char *key)
-{
-    const char *value = zf_conf_get (section, keys, key);
-    int64_t n = 0;
-    if (value)
-        zf_parse_int (value, &n, NULL);
-    return n;
-}
-
-int64_t
-zf_conf_duration (zconfig_t *section, const zf_key_t *keys, const char *key)
-{
-    const char *value = zf_conf_get (section, keys, key);
-    int64_t ms = 0;
-    if (value)
-        zf_parse_duration (value, &ms, NULL);
-    return ms;
-}
-
-int64_t
-zf_conf_size (zconfig_t *section, const zf_key_t *keys, const char *key)
-{
-    const char *value = zf_conf_get (section, keys, key);
-    int64_t bytes = 0;
-    if (value)
-        zf_parse_size (value, &bytes, NULL);
-    return bytes;
-}
-
-bool
-zf_conf_bool (zconfig_t *section, const zf_key_t *keys, const char *key)
-{
-    const char *value = zf_conf_get (section, keys, key);
-    bool flag = false;
-    if (value)
-        zf_parse_bool (value, &flag, NULL);
-    return flag;
-}
-
-double
-zf_conf_number (zconfig_t *section, const zf_key_t *keys, const char *key)
-{
-    const char *value = zf_conf_get (section, keys, key);
-    double d = 0;
-    if (value)
-        zf_parse_number (value, &d, NULL);
-    return d;
+    zf_queue_conf_t *queue = zf_pipeline_queue (self, name);
+    return queue ? &queue->settings : &self->queue_defaults;
 }
 
 char *

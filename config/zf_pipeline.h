@@ -24,13 +24,57 @@ extern const zf_key_t zf_pipeline_keys[];
 extern const zf_key_t zf_broker_keys[];
 extern const zf_key_t zf_queue_keys[];
 
+//  The broker section's settings (zf_broker_keys).
 typedef struct {
-    char *name;        // the queue's name
-    int line;          // where it is declared or first named
-    zconfig_t *node;   // its section under `queues`, or NULL if only named
-    bool external;     // fed from outside (zflow put, intake, HTTP)
-    zlistx_t *writers; // names of the actors that write it
-    zlistx_t *readers; // names of the actors that read it
+    const char *endpoint;      // where actors connect (ROUTER)
+    const char *events;        // where monitors subscribe (XPUB)
+    const char *intake;        // the PULL socket, or NULL
+    const char *metrics;       // ADDRESS:PORT of the HTTP gateway, or NULL
+    bool api;                  // the gateway serves the JSON API
+    const char *journal;       // folder of the write-ahead log, or NULL
+    const char *sync;          // always, batch or never
+    int64_t sync_interval;     // ms a confirm waits for the disk at most (batch)
+    int64_t journal_segment;   // bytes past which the journal is compacted
+    const char *curve_secret;  // the broker's CURVE certificate, or NULL
+    const char *curve_public;  // its public certificate, or NULL
+    const char *curve_clients; // folder of the clients allowed in, or NULL
+    const char *curve_client;  // the certificate zflow's own clients use, or NULL
+    int64_t heartbeat;         // ms between heartbeats
+    int64_t liveness;          // heartbeats missed before a peer is dead
+    int64_t dedup_window;      // ids remembered to drop duplicates
+    int64_t window;            // unconfirmed items a writer may have
+    int64_t max_frame;         // bytes of a message at most
+} zf_broker_settings_t;
+
+//  A queue's settings (zf_queue_keys).
+typedef struct {
+    int64_t max_depth;    // items waiting at most
+    int64_t max_attempts; // deliveries before QUEUE.dead
+    int64_t timeout;      // ms an item may be held; 0 for ever
+    int64_t retry_base;   // first backoff, ms
+    int64_t retry_max;    // longest backoff, ms
+    bool external;        // fed from outside (zflow put, intake, HTTP)
+} zf_queue_settings_t;
+
+//  What the settings of every actor begin with: each kind's settings
+//  struct has one of these as its first member (ZF_KEY_KIND and the other
+//  shared keys are bound to it).
+typedef struct {
+    const char *kind;         // its kind's name
+    const char *curve_secret; // its own CURVE certificate, or NULL
+    const char *input;        // the queue it reads, or NULL
+    const char *output;       // the queue it writes, or NULL
+    int64_t workers;          // processes to run
+} zf_actor_settings_t;
+
+typedef struct {
+    char *name;                   // the queue's name
+    int line;                     // where it is declared or first named
+    zconfig_t *node;              // its section under `queues`, or NULL if only named
+    bool external;                // fed from outside (zflow put, intake, HTTP)
+    zf_queue_settings_t settings; // its settings (the defaults when only named)
+    zlistx_t *writers;            // names of the actors that write it
+    zlistx_t *readers;            // names of the actors that read it
 } zf_queue_conf_t;
 
 typedef struct {
@@ -41,16 +85,19 @@ typedef struct {
     const char *input;     // the queue it reads, or NULL
     const char *output;    // the queue it writes, or NULL
     int workers;           // processes to run
+    void *settings;        // its kind's settings struct, bound; NULL if the kind is unknown
 } zf_actor_conf_t;
 
 typedef struct {
-    char *file;            // the path as given
-    char *dir;             // the folder relative paths are resolved against
-    char *name;            // pipeline/name, or the file's base name
-    zconfig_t *root;       // the whole tree
-    zconfig_t *broker;     // the broker section, or NULL (defaults apply)
-    zlistx_t *queues;      // zf_queue_conf_t, in order of appearance
-    zlistx_t *actors;      // zf_actor_conf_t, in order of appearance
+    char *file;                           // the path as given
+    char *dir;                            // the folder relative paths are resolved against
+    char *name;                           // pipeline/name, or the file's base name
+    zconfig_t *root;                      // the whole tree
+    zconfig_t *broker;                    // the broker section, or NULL (defaults apply)
+    zf_broker_settings_t broker_settings; // its settings
+    zf_queue_settings_t queue_defaults;   // the settings of a queue not declared
+    zlistx_t *queues;                     // zf_queue_conf_t, in order of appearance
+    zlistx_t *actors;                     // zf_actor_conf_t, in order of appearance
     zhashx_t *queue_index; // name -> zf_queue_conf_t, for lookups that keep list cursors
     zhashx_t *actor_index; // name -> zf_actor_conf_t
     void *zpl;             // the reader, which owns root and knows the lines
@@ -74,17 +121,9 @@ zf_queue_conf_t *zf_pipeline_queue (zf_pipeline_t *self, const char *name);
 //  Whether every source is finite (no scheduler), so a run can end.
 bool zf_pipeline_finite (zf_pipeline_t *self);
 
-//  A value of section (which may be NULL) by the key table: the given value
-//  or the table's default. NULL when neither.
-const char *zf_conf_get (zconfig_t *section, const zf_key_t *keys, const char *key);
-
-//  Typed forms of zf_conf_get; the value was checked at load, so these
-//  return the default of their type only for a key the table lacks.
-int64_t zf_conf_int (zconfig_t *section, const zf_key_t *keys, const char *key);
-int64_t zf_conf_duration (zconfig_t *section, const zf_key_t *keys, const char *key);
-int64_t zf_conf_size (zconfig_t *section, const zf_key_t *keys, const char *key);
-bool zf_conf_bool (zconfig_t *section, const zf_key_t *keys, const char *key);
-double zf_conf_number (zconfig_t *section, const zf_key_t *keys, const char *key);
+//  The settings of the queue named name: its own if it is declared, else
+//  the defaults. Never NULL.
+const zf_queue_settings_t *zf_pipeline_queue_settings (zf_pipeline_t *self, const char *name);
 
 //  A path from the config (with or without a file: prefix) made absolute
 //  against the config's folder. Caller owns the result.

@@ -98,17 +98,21 @@ test_good_file (void **state)
     assert_string_equal (fetch->output, "pages");
     assert_int_equal (fetch->workers, 2);
     assert_int_equal (fetch->line, 23);
-    // given values, and the table's defaults for the rest
-    assert_int_equal (zf_conf_int (fetch->node, zf_fetcher_kind.keys, "concurrency"), 64);
-    assert_int_equal (zf_conf_duration (fetch->node, zf_fetcher_kind.keys, "timeout"), 30000);
-    assert_int_equal (zf_conf_size (fetch->node, zf_fetcher_kind.keys, "max-body"),
-                      10 * 1024 * 1024);
-    assert_true (zf_conf_bool (fetch->node, zf_fetcher_kind.keys, "tls-verify"));
-    assert_string_equal (zconfig_get (fetch->node, "headers/Accept", NULL), "text/html");
-    assert_int_equal (zf_conf_duration (p->broker, zf_broker_keys, "heartbeat"), 500);
-    assert_int_equal (zf_conf_int (p->broker, zf_broker_keys, "liveness"), 3);
-    assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "endpoint"),
-                         "tcp://127.0.0.1:6000");
+    // given values, and the table's defaults for the rest, bound to its settings
+    const zf_fetcher_settings_t *set = (const zf_fetcher_settings_t *) fetch->settings;
+    assert_int_equal (set->actor.workers, 2);
+    assert_string_equal (set->actor.input, "urls");
+    assert_int_equal (set->concurrency, 64);
+    assert_int_equal (set->timeout, 30000);
+    assert_int_equal (set->max_body, 10 * 1024 * 1024);
+    assert_true (set->tls_verify);
+    assert_true (set->rate_per_host == 0.0);
+    assert_string_equal (set->on_error, "emit");
+    assert_string_equal (zconfig_get (set->headers, "Accept", NULL), "text/html");
+    assert_int_equal (p->broker_settings.heartbeat, 500);
+    assert_int_equal (p->broker_settings.liveness, 3);
+    assert_string_equal (p->broker_settings.endpoint, "tcp://127.0.0.1:6000");
+    assert_null (p->broker_settings.intake);
 
     zf_queue_conf_t *urls = zf_pipeline_queue (p, "urls");
     assert_non_null (urls);
@@ -116,8 +120,9 @@ test_good_file (void **state)
     assert_int_equal (zlistx_size (urls->writers), 2);
     assert_int_equal (zlistx_size (urls->readers), 1);
     zf_queue_conf_t *pages = zf_pipeline_queue (p, "pages");
-    assert_int_equal (zf_conf_int (pages->node, zf_queue_keys, "max-depth"), 100);
-    assert_int_equal (zf_conf_int (urls->node, zf_queue_keys, "max-depth"), 2000); // the default
+    assert_int_equal (pages->settings.max_depth, 100);
+    assert_int_equal (urls->settings.max_depth, 2000); // the default
+    assert_int_equal (zf_pipeline_queue_settings (p, "nowhere")->max_attempts, 5);
     assert_int_equal (zlistx_size (pages->readers), 2); // fan-out to store and audit
 
     assert_false (zf_pipeline_finite (p)); // a scheduler runs until stopped
@@ -276,9 +281,8 @@ test_environment (void **state)
     zlistx_t *errors = zf_errors_new ();
     zf_pipeline_t *p = zf_pipeline_load (path, zf_kinds (), errors);
     assert_non_null (p);
-    assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "endpoint"),
-                         "tcp://127.0.0.1:6123");
-    assert_string_equal (zf_conf_get (p->broker, zf_broker_keys, "events"), "tcp://127.0.0.1:6124");
+    assert_string_equal (p->broker_settings.endpoint, "tcp://127.0.0.1:6123");
+    assert_string_equal (p->broker_settings.events, "tcp://127.0.0.1:6124");
     assert_string_equal (p->name, "env"); // no name given: the file's
     assert_true (zf_pipeline_finite (p));
     zf_pipeline_destroy (&p);
@@ -315,10 +319,58 @@ test_examples_validate (void **state)
     assert_true (checked >= 1);
 }
 
+//  Bytes of the field a key of type is bound to.
+static size_t
+s_field_size (zf_key_type_t type)
+{
+    switch (type) {
+        case ZF_KEY_INT:
+        case ZF_KEY_DURATION:
+        case ZF_KEY_SIZE:
+            return sizeof (int64_t);
+        case ZF_KEY_NUMBER:
+            return sizeof (double);
+        case ZF_KEY_BOOL:
+            return sizeof (bool);
+        case ZF_KEY_SECTION:
+            return sizeof (zconfig_t *);
+        default:
+            return sizeof (const char *);
+    }
+}
+
+//  Every key of a table is bound, within its struct, to a field of its own.
+static void
+s_check_table (const char *what, const zf_key_t *keys, size_t settings_size)
+{
+    for (const zf_key_t *key = keys; key->name; key++) {
+        if (!key->field)
+            fail_msg ("%s: key '%s' is not bound to a settings field", what, key->name);
+        if (key->field - 1 + s_field_size (key->type) > settings_size)
+            fail_msg ("%s: key '%s' is bound past the end of its settings", what, key->name);
+        for (const zf_key_t *other = keys; other != key; other++)
+            if (other->field == key->field)
+                fail_msg ("%s: keys '%s' and '%s' share a field", what, other->name, key->name);
+    }
+}
+
+static void
+test_every_key_is_bound (void **state)
+{
+    s_check_table ("broker", zf_broker_keys, sizeof (zf_broker_settings_t));
+    s_check_table ("queues", zf_queue_keys, sizeof (zf_queue_settings_t));
+    for (const zf_kind_t *const *k = zf_kinds (); *k; k++) {
+        s_check_table ((*k)->name, (*k)->keys, (*k)->settings_size);
+        if ((*k)->job_keys)
+            s_check_table ((*k)->job, (*k)->job_keys, (*k)->job_settings_size);
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_every_key_is_bound),
         cmocka_unit_test_setup_teardown (test_good_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_mistake_each, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_every_mistake_reported, s_setup, s_teardown),
