@@ -32,6 +32,7 @@
     up to STOP_GRACE, and hands the rest back to the broker.
 */
 #include "zf_actor.h"
+#include "zf_fetch.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
 #include "zf_value.h"
@@ -44,7 +45,6 @@
 #define FAILURE_TEXT     256   // room for a failure's words
 #define LATENCIES        4096  // requests the latency percentiles are taken over
 #define FIGURES_EVERY    1000  // ms between updates of the figures
-#define MANY_HEADERS     64    // response headers indexed on the stack
 #define SPARE_BUFFER_MAX 65536 // bytes a spare request's buffers keep at most
 
 //  The kinds of failure, as counted in the figures.
@@ -172,38 +172,6 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
-//  What the fetcher knows of one host.
-typedef struct {
-    int running;     // transfers to it now
-    int64_t next_at; // when it may be asked next, with rate-per-host (ms, monotonic)
-} s_host_t;
-
-//  One request: an item being fetched, waiting to start, or between tries.
-typedef struct {
-    zf_item_t *item;            // the item, held until its result goes
-    CURL *easy;                 // the transfer, while it runs
-    char *url;                  // as asked
-    char host[256];             // its host[:port], for the limits per host
-    s_host_t *host_figures;     // what the fetcher knows of that host
-    char *method;               // NULL for GET
-    uint8_t *body;              // request body, or NULL
-    size_t body_size;           // its size
-    struct curl_slist *headers; // request headers
-    int64_t timeout;            // ms for the whole request
-    int attempt;                // tries so far
-    int64_t due;                // when to start the next try (ms, monotonic)
-    int64_t last_byte;          // when the last byte came (ms, monotonic)
-    const int64_t *now;         // the fetcher's clock, read once per round
-    bool stalled;               // stopped for read-timeout
-    bool too_large;             // stopped at max-body
-    int64_t max_body;           // bytes allowed
-    zchunk_t *response;         // the body so far
-    zchunk_t *response_headers; // "name\0value\0" pairs of the last response
-    int64_t retry_after;        // ms the server asked to wait, -1 if it did not
-    char content_type[128];     // of the last response
-    void *handle;               // in its list (waiting or running)
-} s_request_t;
-
 typedef struct {
     zf_actor_args_t *args;              // pipeline, actor, broker
     zf_client_t *client;                // session with the broker
@@ -214,9 +182,9 @@ typedef struct {
     const char *output;                 // the queue written
     CURLM *multi;                       // the transfers and their connection pool
     zlistx_t *idle;                     // CURL *: transfer handles to use again
-    zlistx_t *waiting;                  // s_request_t not yet started or between tries
-    zlistx_t *running;                  // s_request_t with a transfer
-    zlistx_t *spare;                    // s_request_t to use again, buffers kept
+    zlistx_t *waiting;                  // zf_fetch_request_t not yet started or between tries
+    zlistx_t *running;                  // zf_fetch_request_t with a transfer
+    zlistx_t *spare;                    // zf_fetch_request_t to use again, buffers kept
     msgpack_sbuffer result;             // a result being packed, its buffer kept
     int concurrency;                    // requests held at most
     int64_t timeout;                    // default ms for a whole request
@@ -234,7 +202,7 @@ typedef struct {
     int64_t retry_max;                  // ms
     const char *on_error;               // emit, retry or drop
     double rate_per_host;               // requests per second to one host, 0 for no limit
-    zhashx_t *hosts;                    // host -> s_host_t
+    zhashx_t *hosts;                    // host -> zf_fetch_host_t
     int max_connections;                // transfers running at most
     int max_per_host;                   // transfers running to one host at most
     int64_t linger;                     // ms results and acks may wait to go together
@@ -251,49 +219,24 @@ typedef struct {
 } self_t;
 
 //  The record of host, made on first use.
-static s_host_t *
+static zf_fetch_host_t *
 s_host (self_t *self, const char *name)
 {
-    s_host_t *host = (s_host_t *) zhashx_lookup (self->hosts, name);
+    zf_fetch_host_t *host = (zf_fetch_host_t *) zhashx_lookup (self->hosts, name);
     if (!host) {
-        host = (s_host_t *) zmalloc (sizeof (s_host_t));
+        host = (zf_fetch_host_t *) zmalloc (sizeof (zf_fetch_host_t));
         zhashx_insert (self->hosts, name, host);
     }
     return host;
 }
 
-//  Frees what req holds for its item: its url, method, body and headers.
-static void
-s_request_clear (s_request_t *self)
-{
-    free (self->url);
-    free (self->method);
-    free (self->body);
-    curl_slist_free_all (self->headers);
-}
-
-static void
-s_request_destroy (s_request_t **self_p)
-{
-    s_request_t *self = *self_p;
-    if (!self)
-        return;
-    if (self->easy)
-        curl_easy_cleanup (self->easy);
-    s_request_clear (self);
-    zchunk_destroy (&self->response);
-    zchunk_destroy (&self->response_headers);
-    free (self);
-    *self_p = NULL;
-}
-
 //  A request for item: a spare one if there is one, its buffers kept.
-static s_request_t *
+static zf_fetch_request_t *
 s_request_new (self_t *self, zf_item_t *item)
 {
-    s_request_t *req = (s_request_t *) zlistx_detach (self->spare, NULL);
+    zf_fetch_request_t *req = (zf_fetch_request_t *) zlistx_detach (self->spare, NULL);
     if (!req) {
-        req = (s_request_t *) zmalloc (sizeof (s_request_t));
+        req = (zf_fetch_request_t *) zmalloc (sizeof (zf_fetch_request_t));
         req->response = zchunk_new (NULL, 4096);
         req->response_headers = zchunk_new (NULL, 512);
     }
@@ -306,16 +249,16 @@ s_request_new (self_t *self, zf_item_t *item)
 
 //  Ends req: kept as a spare while there are fewer than concurrency.
 static void
-s_request_end (self_t *self, s_request_t **req_p)
+s_request_end (self_t *self, zf_fetch_request_t **req_p)
 {
-    s_request_t *req = *req_p;
+    zf_fetch_request_t *req = *req_p;
     if (!req)
         return;
     if (req->easy || zlistx_size (self->spare) >= (size_t) self->concurrency) {
-        s_request_destroy (req_p);
+        zf_fetch_request_destroy (req_p);
         return;
     }
-    s_request_clear (req);
+    zf_fetch_request_clear (req);
     zchunk_t *response = req->response, *headers = req->response_headers;
     // Buffers that a large response grew are not kept.
     if (zchunk_max_size (response) > SPARE_BUFFER_MAX) {
@@ -336,151 +279,12 @@ s_request_end (self_t *self, s_request_t **req_p)
 }
 
 //  --------------------------------------------------------------------------
-//  Reading an item as a request
-
-static char *
-s_strndup_mp (const char *str, uint32_t len)
-{
-    char *copy = (char *) malloc (len + 1);
-    memcpy (copy, str, len);
-    copy[len] = 0;
-    return copy;
-}
-
-//  Fills req from the item's body. Returns 0, or -1 with why.
-static int
-s_parse (self_t *self, s_request_t *req, char *why, size_t size)
-{
-    size_t body_size;
-    const void *body = zf_item_body (req->item, &body_size);
-    zf_mp_t mp;
-    zf_mp_init (&mp, body, body_size);
-    const char *str;
-    uint32_t len, count;
-    zf_error_t err;
-    req->timeout = self->timeout;
-    if (zf_mp_peek (&mp) == ZF_MP_STR) {
-        zf_mp_str (&mp, &str, &len, NULL);
-        req->url = s_strndup_mp (str, len);
-    }
-    else if (zf_mp_map (&mp, &count, &err) == 0) {
-        for (uint32_t i = 0; i < count; i++) {
-            if (zf_mp_str (&mp, &str, &len, &err)) {
-                snprintf (why, size, "a key of the request is not a string: %.200s", err.text);
-                return -1;
-            }
-            char key[16];
-            snprintf (key, sizeof key, "%.*s", (int) (len < 15 ? len : 15), str);
-            if (streq (key, "url") || streq (key, "method")) {
-                if (zf_mp_str (&mp, &str, &len, &err)) {
-                    snprintf (why, size, "'%s' is not a string", key);
-                    return -1;
-                }
-                if (streq (key, "url")) {
-                    free (req->url);
-                    req->url = s_strndup_mp (str, len);
-                }
-                else {
-                    free (req->method);
-                    req->method = s_strndup_mp (str, len);
-                }
-            }
-            else if (streq (key, "headers")) {
-                uint32_t n;
-                if (zf_mp_map (&mp, &n, &err)) {
-                    snprintf (why, size, "'headers' is not a map of strings");
-                    return -1;
-                }
-                for (uint32_t h = 0; h < n; h++) {
-                    const char *value;
-                    uint32_t value_len;
-                    if (zf_mp_str (&mp, &str, &len, NULL) ||
-                        zf_mp_str (&mp, &value, &value_len, NULL)) {
-                        snprintf (why, size, "'headers' is not a map of strings");
-                        return -1;
-                    }
-                    char *line =
-                        zsys_sprintf ("%.*s: %.*s", (int) len, str, (int) value_len, value);
-                    req->headers = curl_slist_append (req->headers, line);
-                    zstr_free (&line);
-                }
-            }
-            else if (streq (key, "body")) {
-                const uint8_t *data;
-                if (zf_mp_peek (&mp) == ZF_MP_STR)
-                    zf_mp_str (&mp, (const char **) &data, &len, NULL);
-                else if (zf_mp_bin (&mp, &data, &len, NULL)) {
-                    snprintf (why, size, "'body' is not a string or bytes");
-                    return -1;
-                }
-                free (req->body);
-                req->body = (uint8_t *) malloc (len ? len : 1);
-                memcpy (req->body, data, len);
-                req->body_size = len;
-            }
-            else if (streq (key, "timeout")) {
-                uint64_t ms;
-                if (zf_mp_peek (&mp) == ZF_MP_STR) {
-                    zf_mp_str (&mp, &str, &len, NULL);
-                    char text[32];
-                    snprintf (text, sizeof text, "%.*s", (int) (len < 31 ? len : 31), str);
-                    if (zf_parse_duration (text, &req->timeout, &err) || req->timeout <= 0) {
-                        snprintf (why, size, "'timeout': %.200s", err.text);
-                        return -1;
-                    }
-                }
-                else if (zf_mp_uint (&mp, &ms, NULL) == 0 && ms > 0 && ms < 86400000)
-                    req->timeout = (int64_t) ms;
-                else {
-                    snprintf (why, size, "'timeout' is not a duration");
-                    return -1;
-                }
-            }
-            else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, &err)) {
-                snprintf (why, size, "the request is not msgpack: %.200s", err.text);
-                return -1;
-            }
-        }
-    }
-    else {
-        snprintf (why, size, "an item must be a URL or a map with a url, not %s",
-                  zf_mp_type_name (zf_mp_peek (&mp)));
-        return -1;
-    }
-    if (!req->url || !*req->url) {
-        snprintf (why, size, "the request has no url");
-        return -1;
-    }
-    if (strncmp (req->url, "http://", 7) && strncmp (req->url, "https://", 8)) {
-        snprintf (why, size, "'%.200s' is not an http:// or https:// URL", req->url);
-        return -1;
-    }
-    // The host[:port], lower case, for the limits per host; libcurl checks
-    // the rest of the URL.
-    const char *host = strstr (req->url, "://") + 3;
-    size_t host_len = strcspn (host, "/?#");
-    const char *at = memchr (host, '@', host_len);
-    if (at) {
-        host_len -= (size_t) (at + 1 - host);
-        host = at + 1;
-    }
-    if (host_len == 0 || host_len >= sizeof req->host) {
-        snprintf (why, size, "'%.200s' has no host, or one too long", req->url);
-        return -1;
-    }
-    for (size_t i = 0; i < host_len; i++)
-        req->host[i] = (char) tolower ((unsigned char) host[i]);
-    req->host[host_len] = 0;
-    return 0;
-}
-
-//  --------------------------------------------------------------------------
 //  Transfers
 
 static size_t
 s_on_body (char *data, size_t size, size_t count, void *arg)
 {
-    s_request_t *req = (s_request_t *) arg;
+    zf_fetch_request_t *req = (zf_fetch_request_t *) arg;
     size_t len = size * count;
     req->last_byte = *req->now;
     if ((int64_t) (zchunk_size (req->response) + len) > req->max_body) {
@@ -495,7 +299,7 @@ s_on_body (char *data, size_t size, size_t count, void *arg)
 static size_t
 s_on_header (char *data, size_t size, size_t count, void *arg)
 {
-    s_request_t *req = (s_request_t *) arg;
+    zf_fetch_request_t *req = (zf_fetch_request_t *) arg;
     size_t len = size * count;
     req->last_byte = *req->now;
     if (len >= 5 && memcmp (data, "HTTP/", 5) == 0) {
@@ -564,7 +368,7 @@ s_new_transfer (self_t *self)
 
 //  Starts the next try of req.
 static void
-s_start (self_t *self, s_request_t *req)
+s_start (self_t *self, zf_fetch_request_t *req)
 {
     req->attempt++;
     if (self->requests++ == 0)
@@ -601,7 +405,7 @@ s_start (self_t *self, s_request_t *req)
 
 //  Ends req's transfer, if it has one.
 static void
-s_stop_transfer (self_t *self, s_request_t *req)
+s_stop_transfer (self_t *self, zf_fetch_request_t *req)
 {
     if (!req->easy)
         return;
@@ -620,131 +424,12 @@ s_stop_transfer (self_t *self, s_request_t *req)
     req->host_figures->running--;
 }
 
-//  True for text bodies: a text-like type, and valid UTF-8.
-static bool
-s_is_text (s_request_t *req)
-{
-    const char *type = req->content_type;
-    bool texty = strncmp (type, "text/", 5) == 0 || strstr (type, "json") || strstr (type, "xml") ||
-                 strstr (type, "javascript") || strstr (type, "x-www-form-urlencoded");
-    if (!texty)
-        return false;
-    const unsigned char *s = zchunk_data (req->response);
-    size_t len = zchunk_size (req->response);
-    size_t i = 0;
-    for (uint64_t word; i + 8 <= len; i += 8) { // ASCII, eight bytes at a time
-        memcpy (&word, s + i, 8);
-        if (word & 0x8080808080808080ull)
-            break;
-    }
-    while (i < len) {
-        size_t n = s[i] < 0x80             ? 1
-                   : (s[i] & 0xe0) == 0xc0 ? 2
-                   : (s[i] & 0xf0) == 0xe0 ? 3
-                   : (s[i] & 0xf8) == 0xf0 ? 4
-                                           : 0;
-        if (n == 0 || i + n > len)
-            return false;
-        for (size_t k = 1; k < n; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-        i += n;
-    }
-    return true;
-}
-
-//  The headers of req's response, from its "name\0value\0" pairs, with
-//  their lengths: up to max into headers. Returns how many there are.
-typedef struct {
-    const char *name, *value;
-    size_t name_len, value_len;
-} s_header_t;
-
-static size_t
-s_headers (s_request_t *req, s_header_t *headers, size_t max)
-{
-    const char *at = (const char *) zchunk_data (req->response_headers);
-    const char *end = at + zchunk_size (req->response_headers);
-    size_t count = 0;
-    for (; at < end; count++) {
-        s_header_t h = { .name = at, .name_len = strlen (at) };
-        h.value = at + h.name_len + 1;
-        h.value_len = strlen (h.value);
-        at = h.value + h.value_len + 1;
-        if (count < max)
-            headers[count] = h;
-    }
-    return count;
-}
-
-static bool
-s_same_name (const s_header_t *a, const s_header_t *b)
-{
-    return a->name_len == b->name_len && memcmp (a->name, b->name, a->name_len) == 0;
-}
-
 //  Emits the result of req and acks its item; ends req.
 static void
-s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
+s_emit_result (self_t *self, zf_fetch_request_t *req, long status, int64_t elapsed_ms)
 {
     msgpack_sbuffer *buffer = &self->result;
-    buffer->size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 6);
-    zf_mp_pack_cstr (&pk, "url");
-    zf_mp_pack_cstr (&pk, req->url);
-    zf_mp_pack_cstr (&pk, "status");
-    msgpack_pack_long (&pk, status);
-    // Headers: a repeated name has its values joined with ", ".
-    zf_mp_pack_cstr (&pk, "headers");
-    s_header_t few[MANY_HEADERS], *headers = few;
-    size_t count = s_headers (req, few, MANY_HEADERS);
-    if (count > MANY_HEADERS) {
-        headers = (s_header_t *) malloc (count * sizeof (s_header_t));
-        s_headers (req, headers, count);
-    }
-    uint32_t names = 0;
-    for (size_t i = 0; i < count; i++) {
-        size_t first = 0;
-        while (first < i && !s_same_name (&headers[first], &headers[i]))
-            first++;
-        names += first == i;
-    }
-    msgpack_pack_map (&pk, names);
-    for (size_t i = 0; i < count; i++) {
-        size_t first = 0;
-        while (first < i && !s_same_name (&headers[first], &headers[i]))
-            first++;
-        if (first != i)
-            continue; // joined to the first of its name
-        size_t len = headers[i].value_len;
-        for (size_t o = i + 1; o < count; o++)
-            if (s_same_name (&headers[o], &headers[i]))
-                len += 2 + headers[o].value_len;
-        zf_mp_pack_strn (&pk, headers[i].name, headers[i].name_len);
-        msgpack_pack_str (&pk, len);
-        msgpack_pack_str_body (&pk, headers[i].value, headers[i].value_len);
-        for (size_t o = i + 1; o < count; o++)
-            if (s_same_name (&headers[o], &headers[i])) {
-                msgpack_pack_str_body (&pk, ", ", 2);
-                msgpack_pack_str_body (&pk, headers[o].value, headers[o].value_len);
-            }
-    }
-    zf_mp_pack_cstr (&pk, "body");
-    size_t len = zchunk_size (req->response);
-    if (s_is_text (req))
-        zf_mp_pack_strn (&pk, (const char *) zchunk_data (req->response), len);
-    else {
-        msgpack_pack_bin (&pk, len);
-        msgpack_pack_bin_body (&pk, zchunk_data (req->response), len);
-    }
-    zf_mp_pack_cstr (&pk, "elapsed_ms");
-    msgpack_pack_int64 (&pk, elapsed_ms);
-    zf_mp_pack_cstr (&pk, "attempt");
-    msgpack_pack_int (&pk, req->attempt);
-    if (headers != few)
-        free (headers);
+    zf_fetch_pack_result (req, status, elapsed_ms, buffer);
     zf_client_emit (self->client, req->item, self->output, buffer->data, buffer->size);
     zf_client_ack (self->client, &req->item);
     s_request_end (self, &req);
@@ -758,7 +443,7 @@ s_emit_result (self_t *self, s_request_t *req, long status, int64_t elapsed_ms)
 //  The request failed for good (kind, why): an error item, a NACK or
 //  nothing, per on-error. Frees req.
 static void
-s_fail (self_t *self, s_request_t *req, const char *kind, const char *why, long status)
+s_fail (self_t *self, zf_fetch_request_t *req, const char *kind, const char *why, long status)
 {
     self->failures++;
     if (streq (self->on_error, "retry"))
@@ -769,25 +454,7 @@ s_fail (self_t *self, s_request_t *req, const char *kind, const char *why, long 
     }
     else {
         msgpack_sbuffer *buffer = &self->result;
-        buffer->size = 0;
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, status ? 5 : 4);
-        zf_mp_pack_cstr (&pk, "url");
-        if (req->url)
-            zf_mp_pack_cstr (&pk, req->url);
-        else
-            msgpack_pack_nil (&pk);
-        zf_mp_pack_cstr (&pk, "error");
-        zf_mp_pack_cstr (&pk, why);
-        zf_mp_pack_cstr (&pk, "kind");
-        zf_mp_pack_cstr (&pk, kind);
-        zf_mp_pack_cstr (&pk, "attempt");
-        msgpack_pack_int (&pk, req->attempt);
-        if (status) {
-            zf_mp_pack_cstr (&pk, "status");
-            msgpack_pack_long (&pk, status);
-        }
+        zf_fetch_pack_error (req, kind, why, status, buffer);
         zf_client_emit (self->client, req->item, self->output, buffer->data, buffer->size);
         zf_client_ack (self->client, &req->item);
     }
@@ -796,7 +463,7 @@ s_fail (self_t *self, s_request_t *req, const char *kind, const char *why, long 
 
 //  Tries again later if kind may be retried and tries are left; true then.
 static bool
-s_retry (self_t *self, s_request_t *req, const char *kind)
+s_retry (self_t *self, zf_fetch_request_t *req, const char *kind)
 {
     char token[16];
     snprintf (token, sizeof token, ",%s,", kind);
@@ -816,7 +483,7 @@ s_retry (self_t *self, s_request_t *req, const char *kind)
 
 //  A transfer ended with result.
 static void
-s_done (self_t *self, s_request_t *req, CURLcode result)
+s_done (self_t *self, zf_fetch_request_t *req, CURLcode result)
 {
     long status = 0;
     double total = 0;
@@ -904,9 +571,9 @@ s_take (self_t *self, zf_item_t *item)
         zf_client_ack (self->client, &item);
         return;
     }
-    s_request_t *req = s_request_new (self, item);
+    zf_fetch_request_t *req = s_request_new (self, item);
     char why[FAILURE_TEXT];
-    if (s_parse (self, req, why, sizeof why)) {
+    if (zf_fetch_parse (req, self->timeout, why, sizeof why)) {
         zsys_warning ("%s: %s", self->name, why);
         req->attempt = 1;
         s_fail (self, req, "input", why, 0);
@@ -927,10 +594,10 @@ static int64_t
 s_start_due (self_t *self, int64_t max)
 {
     int64_t now = zclock_mono (), next = max;
-    s_request_t *req = (s_request_t *) zlistx_first (self->waiting);
+    zf_fetch_request_t *req = (zf_fetch_request_t *) zlistx_first (self->waiting);
     while (req && (int) zlistx_size (self->running) < self->max_connections) {
-        s_request_t *following = (s_request_t *) zlistx_next (self->waiting);
-        s_host_t *host = req->host_figures;
+        zf_fetch_request_t *following = (zf_fetch_request_t *) zlistx_next (self->waiting);
+        zf_fetch_host_t *host = req->host_figures;
         int64_t due = req->due > host->next_at ? req->due : host->next_at;
         if (due <= now && host->running < self->max_per_host) {
             if (self->rate_per_host > 0)
@@ -951,9 +618,9 @@ static void
 s_check_stalls (self_t *self)
 {
     int64_t now = self->now;
-    s_request_t *req = (s_request_t *) zlistx_first (self->running);
+    zf_fetch_request_t *req = (zf_fetch_request_t *) zlistx_first (self->running);
     while (req) {
-        s_request_t *following = (s_request_t *) zlistx_next (self->running);
+        zf_fetch_request_t *following = (zf_fetch_request_t *) zlistx_next (self->running);
         if (now - req->last_byte >= self->read_timeout) {
             req->stalled = true;
             s_done (self, req, CURLE_OPERATION_TIMEDOUT);
@@ -972,7 +639,7 @@ s_perform (self_t *self)
     int left;
     while ((msg = curl_multi_info_read (self->multi, &left)))
         if (msg->msg == CURLMSG_DONE) {
-            s_request_t *req;
+            zf_fetch_request_t *req;
             curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
             s_done (self, req, msg->data.result);
         }
@@ -1148,15 +815,15 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
                busy > 0 ? (double) self.requests / busy : 0.0,
                (unsigned long long) self.connections, (unsigned long long) self.failures);
     // Unfinished requests: their items go back to the broker with the session.
-    s_request_t *req;
-    while ((req = (s_request_t *) zlistx_first (self.running))) {
+    zf_fetch_request_t *req;
+    while ((req = (zf_fetch_request_t *) zlistx_first (self.running))) {
         s_stop_transfer (&self, req);
-        s_request_destroy (&req);
+        zf_fetch_request_destroy (&req);
     }
-    while ((req = (s_request_t *) zlistx_detach (self.waiting, NULL)))
-        s_request_destroy (&req);
-    while ((req = (s_request_t *) zlistx_detach (self.spare, NULL)))
-        s_request_destroy (&req);
+    while ((req = (zf_fetch_request_t *) zlistx_detach (self.waiting, NULL)))
+        zf_fetch_request_destroy (&req);
+    while ((req = (zf_fetch_request_t *) zlistx_detach (self.spare, NULL)))
+        zf_fetch_request_destroy (&req);
     zlistx_destroy (&self.spare);
     msgpack_sbuffer_destroy (&self.result);
     zf_client_destroy (&self.client);
