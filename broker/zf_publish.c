@@ -271,13 +271,7 @@ zf_publish_stats (zf_server_t *server, int64_t elapsed_ms)
          queue = (zf_queue_t *) zlistx_next (queues)) {
         s_tap_t *tap = (s_tap_t *) queue->tap;
         zf_stats_queue_t *q = zf_stats_add_queue (stats);
-        snprintf (q->name, sizeof q->name, "%s", queue->name);
-        q->depth = queue->depth;
-        q->inflight = queue->inflight.size;
-        q->put = queue->put;
-        q->ack = queue->acked;
-        q->nack = queue->nacked;
-        q->dead = queue->dead;
+        zf_store_figures (queue, &q->figures);
         q->put_rate = (double) (queue->put - tap->last_put) / seconds;
         q->ack_rate = (double) (queue->acked - tap->last_acked) / seconds;
         for (size_t g = 0; g < queue->ngroups; g++) {

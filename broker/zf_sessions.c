@@ -260,15 +260,7 @@ s_on_status (zf_server_t *server, zf_session_t *session)
             zf_figures_t *f = zf_proto_add_queue (out);
             if (!f)
                 break;
-            snprintf (f->name, sizeof f->name, "%s", queue->name);
-            f->depth = queue->depth;
-            f->inflight = queue->inflight.size;
-            f->put = queue->put;
-            f->ack = queue->acked;
-            f->nack = queue->nacked;
-            f->dead = queue->dead;
-            for (size_t g = 0; g < queue->ngroups; g++)
-                f->consumers += (uint32_t) queue->groups[g]->nworkers;
+            zf_store_figures (queue, f);
         }
     }
     s_send (server, session);

@@ -846,6 +846,21 @@ zf_store_checkpoints (zf_store_t *self)
     return self->checkpoints;
 }
 
+void
+zf_store_figures (zf_queue_t *queue, zf_figures_t *f)
+{
+    snprintf (f->name, sizeof f->name, "%s", queue->name);
+    f->depth = queue->depth;
+    f->inflight = queue->inflight.size;
+    f->put = queue->put;
+    f->ack = queue->acked;
+    f->nack = queue->nacked;
+    f->dead = queue->dead;
+    f->consumers = 0;
+    for (size_t g = 0; g < queue->ngroups; g++)
+        f->consumers += (uint32_t) queue->groups[g]->nworkers;
+}
+
 zf_message_t *
 zf_store_find (zf_store_t *self, const zf_id_t *id)
 {

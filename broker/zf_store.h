@@ -258,6 +258,9 @@ zchunk_t *zf_store_checkpoint (zf_store_t *self, const char *actor);
 void zf_store_set_checkpoint (zf_store_t *self, const char *actor, const void *data, size_t size);
 zhashx_t *zf_store_checkpoints (zf_store_t *self);
 
+//  A queue's figures, as zflow status and the stats event show them.
+void zf_store_figures (zf_queue_t *queue, zf_figures_t *figures);
+
 //  The stored message id, or NULL; counts of stored messages and of
 //  lineages tracked.
 zf_message_t *zf_store_find (zf_store_t *self, const zf_id_t *id);

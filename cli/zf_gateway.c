@@ -178,12 +178,11 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         s_family (&t, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
         for (uint32_t q = 0; q < stats->nqueues; q++) {
             zf_stats_queue_t *queue = &stats->queues[q];
-            uint64_t values[] = { queue->depth, queue->inflight, queue->put,
-                                  queue->ack,   queue->nack,     queue->dead };
-            s_add (
-                &t, "%s{queue=\"%s\"} %llu\n", queue_metrics[m].name,
-                s_label (queue->name, (uint32_t) strlen (queue->name), label[0], sizeof label[0]),
-                (unsigned long long) values[m]);
+            const zf_figures_t *f = &queue->figures;
+            uint64_t values[] = { f->depth, f->inflight, f->put, f->ack, f->nack, f->dead };
+            s_add (&t, "%s{queue=\"%s\"} %llu\n", queue_metrics[m].name,
+                   s_label (f->name, (uint32_t) strlen (f->name), label[0], sizeof label[0]),
+                   (unsigned long long) values[m]);
         }
     }
     struct {

@@ -126,8 +126,8 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
         for (size_t i = 0; i < self->nactors; i++) {
             zf_actor_conf_t *conf = self->actors[i].conf;
             if ((conf->kind->flags & ZF_KIND_SOURCE) && conf->output &&
-                streq (conf->output, queue->name))
-                self->actors[i].done = queue->put;
+                streq (conf->output, queue->figures.name))
+                self->actors[i].done = queue->figures.put;
         }
     }
     for (uint32_t w = 0; w < stats->nworkers; w++) {

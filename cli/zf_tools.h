@@ -28,7 +28,7 @@ int zf_cmd_keygen (int argc, char **argv);
 int zf_cmd_cron (int argc, char **argv);
 
 //  zflow top EVENTS_ENDPOINT [--once] [--timeout D]: queues and actors, live
-//  (launcher/zf_top.c).
+//  (cli/zf_top.c).
 int zf_cmd_top (int argc, char **argv);
 
 #ifdef __cplusplus

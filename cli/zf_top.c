@@ -72,11 +72,11 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
     for (uint32_t q = 0; q < stats->nqueues && view->nqueues < QUEUES_MAX; q++) {
         zf_stats_queue_t *from = &stats->queues[q];
         s_queue_t *queue = &view->queues[view->nqueues++];
-        snprintf (queue->name, sizeof queue->name, "%s", from->name);
-        queue->depth = from->depth;
-        queue->inflight = from->inflight;
-        queue->nack = from->nack;
-        queue->dead = from->dead;
+        snprintf (queue->name, sizeof queue->name, "%s", from->figures.name);
+        queue->depth = from->figures.depth;
+        queue->inflight = from->figures.inflight;
+        queue->nack = from->figures.nack;
+        queue->dead = from->figures.dead;
         queue->put_rate = from->put_rate;
         queue->ack_rate = from->ack_rate;
     }

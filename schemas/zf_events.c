@@ -144,13 +144,14 @@ zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
     for (uint32_t q = 0; q < self->nqueues; q++) {
         const zf_stats_queue_t *queue = &self->queues[q];
         msgpack_pack_map (pk, 10);
-        s_pack_str (pk, "name", queue->name);
-        s_pack_uint (pk, "depth", queue->depth);
-        s_pack_uint (pk, "inflight", queue->inflight);
-        s_pack_uint (pk, "put", queue->put);
-        s_pack_uint (pk, "ack", queue->ack);
-        s_pack_uint (pk, "nack", queue->nack);
-        s_pack_uint (pk, "dead", queue->dead);
+        const zf_figures_t *f = &queue->figures;
+        s_pack_str (pk, "name", f->name);
+        s_pack_uint (pk, "depth", f->depth);
+        s_pack_uint (pk, "inflight", f->inflight);
+        s_pack_uint (pk, "put", f->put);
+        s_pack_uint (pk, "ack", f->ack);
+        s_pack_uint (pk, "nack", f->nack);
+        s_pack_uint (pk, "dead", f->dead);
         zf_mp_pack_cstr (pk, "put_rate");
         msgpack_pack_double (pk, queue->put_rate);
         zf_mp_pack_cstr (pk, "ack_rate");
@@ -388,6 +389,7 @@ s_read_group (s_decoder_t *d, zf_stats_group_t *group, const char *prefix)
 static int
 s_read_queue (s_decoder_t *d, zf_stats_queue_t *queue, const char *prefix)
 {
+    zf_figures_t *fig = &queue->figures;
     uint32_t fields;
     if (s_read_head (d, true, &fields))
         return -1;
@@ -402,17 +404,19 @@ s_read_queue (s_decoder_t *d, zf_stats_queue_t *queue, const char *prefix)
             for (uint32_t g = 0; g < n && rc == 0; g++) {
                 char at[160];
                 snprintf (at, sizeof at, "%.100sgroups[%u].", prefix, g);
-                rc = s_read_group (d, zf_stats_add_group (queue), at);
+                zf_stats_group_t *group = zf_stats_add_group (queue);
+                rc = s_read_group (d, group, at);
+                fig->consumers += (uint32_t) group->workers;
             }
         }
         else
-            rc = s_is (key, len, "name")       ? s_read_str (d, queue->name, sizeof queue->name)
-                 : s_is (key, len, "depth")    ? s_read_uint (d, &queue->depth)
-                 : s_is (key, len, "inflight") ? s_read_uint (d, &queue->inflight)
-                 : s_is (key, len, "put")      ? s_read_uint (d, &queue->put)
-                 : s_is (key, len, "ack")      ? s_read_uint (d, &queue->ack)
-                 : s_is (key, len, "nack")     ? s_read_uint (d, &queue->nack)
-                 : s_is (key, len, "dead")     ? s_read_uint (d, &queue->dead)
+            rc = s_is (key, len, "name")       ? s_read_str (d, fig->name, sizeof fig->name)
+                 : s_is (key, len, "depth")    ? s_read_uint (d, &fig->depth)
+                 : s_is (key, len, "inflight") ? s_read_uint (d, &fig->inflight)
+                 : s_is (key, len, "put")      ? s_read_uint (d, &fig->put)
+                 : s_is (key, len, "ack")      ? s_read_uint (d, &fig->ack)
+                 : s_is (key, len, "nack")     ? s_read_uint (d, &fig->nack)
+                 : s_is (key, len, "dead")     ? s_read_uint (d, &fig->dead)
                  : s_is (key, len, "put_rate") ? s_read_double (d, &queue->put_rate)
                  : s_is (key, len, "ack_rate") ? s_read_double (d, &queue->ack_rate)
                                                : s_skip (d);

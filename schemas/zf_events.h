@@ -38,18 +38,13 @@ typedef struct {
 } zf_stats_group_t;
 
 typedef struct {
-    char name[ZF_NAME_MAX + 1]; // the queue
-    uint64_t depth;             // items stored
-    uint64_t inflight;          // items delivered, not yet acked
-    uint64_t put;               // items accepted, ever
-    uint64_t ack;               // items finished, ever
-    uint64_t nack;              // NACKs, timeouts and losses, ever
-    uint64_t dead;              // deliveries dead-lettered, ever
-    double put_rate;            // items put a second, since the last event
-    double ack_rate;            // items finished a second, since the last event
-    zf_stats_group_t *groups;   // its consumer groups
-    uint32_t ngroups;           // entries in groups
-    uint32_t groups_cap;        // entries allocated
+    zf_figures_t figures;     // name, depth, inflight, put, ack, nack, dead (consumers:
+                              // the workers of its groups, not in the event)
+    double put_rate;          // items put a second, since the last event
+    double ack_rate;          // items finished a second, since the last event
+    zf_stats_group_t *groups; // its consumer groups
+    uint32_t ngroups;         // entries in groups
+    uint32_t groups_cap;      // entries allocated
 } zf_stats_queue_t;
 
 typedef struct {

@@ -56,14 +56,15 @@ test_stats_vector (void **state)
     assert_int_equal (stats->ts, TS);
     assert_int_equal (stats->nqueues, 2);
     zf_stats_queue_t *urls = &stats->queues[0];
-    assert_string_equal (urls->name, "urls");
-    assert_int_equal (urls->depth, 3);
-    assert_int_equal (urls->inflight, 2);
-    assert_int_equal (urls->put, 1000);
-    assert_int_equal (urls->ack, 995);
-    assert_int_equal (urls->nack, 4);
-    assert_int_equal (urls->dead, 1);
+    assert_string_equal (urls->figures.name, "urls");
+    assert_int_equal (urls->figures.depth, 3);
+    assert_int_equal (urls->figures.inflight, 2);
+    assert_int_equal (urls->figures.put, 1000);
+    assert_int_equal (urls->figures.ack, 995);
+    assert_int_equal (urls->figures.nack, 4);
+    assert_int_equal (urls->figures.dead, 1);
     assert_true (urls->put_rate == 12.5);
+    assert_int_equal (urls->figures.consumers, 2);
     assert_int_equal (urls->ngroups, 1);
     assert_string_equal (urls->groups[0].name, "fetch");
     assert_int_equal (urls->groups[0].workers, 2);
@@ -116,8 +117,8 @@ test_stats_built_by_hand (void **state)
     stats->seq = 1;
     for (int q = 0; q < 40; q++) { // past the first allocation
         zf_stats_queue_t *queue = zf_stats_add_queue (stats);
-        snprintf (queue->name, sizeof queue->name, "q%d", q);
-        queue->depth = (uint64_t) q;
+        snprintf (queue->figures.name, sizeof queue->figures.name, "q%d", q);
+        queue->figures.depth = (uint64_t) q;
         for (int g = 0; g < 20; g++)
             snprintf (zf_stats_add_group (queue)->name, ZF_NAME_MAX + 1, "g%d", g);
     }
@@ -129,8 +130,8 @@ test_stats_built_by_hand (void **state)
     zf_error_t err;
     assert_int_equal (zf_stats_decode (read, (uint8_t *) p.buffer.data, p.buffer.size, &err), 0);
     assert_int_equal (read->nqueues, 40);
-    assert_string_equal (read->queues[39].name, "q39");
-    assert_int_equal (read->queues[39].depth, 39);
+    assert_string_equal (read->queues[39].figures.name, "q39");
+    assert_int_equal (read->queues[39].figures.depth, 39);
     assert_int_equal (read->queues[39].ngroups, 20);
     assert_string_equal (read->queues[39].groups[19].name, "g19");
     assert_false (read->journal.present);
@@ -177,7 +178,7 @@ test_stats_malformed (void **state)
     zf_json_to_msgpack (newer, strlen (newer), &p.pk, NULL);
     assert_int_equal (zf_stats_decode (stats, (uint8_t *) p.buffer.data, p.buffer.size, &err), 0);
     assert_int_equal (stats->seq, 3);
-    assert_string_equal (stats->queues[0].name, "q");
+    assert_string_equal (stats->queues[0].figures.name, "q");
     msgpack_sbuffer_destroy (&p.buffer);
     zf_stats_destroy (&stats);
 }
