@@ -1,5 +1,5 @@
 /*  Tests of the broker with real sockets: every item put is delivered and
-    acked exactly as a user would count them. */
+    acked exactly as a user would count them (its journal: test_persist.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define LOOPBACK "tcp://127.0.0.1:*"
+#define LOOPBACK     ZF_TEST_LOOPBACK
+#define SRC_AND_WORK ZF_TEST_SRC_AND_WORK
 
 typedef struct {
     zf_pipeline_t *pipeline; // the config
@@ -46,92 +47,6 @@ s_stop (s_fixture_t **f_p)
     *f_p = NULL;
 }
 
-//  A number from a msgpack body.
-static int64_t
-s_body_int (zf_item_t *item)
-{
-    size_t size;
-    const void *body = zf_item_body (item, &size);
-    zf_mp_t mp;
-    zf_mp_init (&mp, body, size);
-    int64_t value = -1;
-    zf_mp_int (&mp, &value, NULL);
-    return value;
-}
-
-static void
-s_put_ints (zf_client_t *client, const char *queue, int count, zf_id_t *ids)
-{
-    for (int i = 0; i < count; i++) {
-        uint8_t body[9];
-        msgpack_sbuffer buffer;
-        msgpack_sbuffer_init (&buffer);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-        msgpack_pack_int (&pk, i);
-        memcpy (body, buffer.data, buffer.size);
-        assert_int_equal (zf_client_put (client, queue, body, buffer.size, ids ? &ids[i] : NULL),
-                          0);
-        msgpack_sbuffer_destroy (&buffer);
-    }
-}
-
-//  Takes n items from worker within 20 s, acking each: counts each body's
-//  deliveries in seen[0..n) and, if redelivered is not NULL, the deliveries
-//  with attempt > 1. Returns the items taken.
-static int
-s_take (zf_client_t *worker, int n, int *seen, int *redelivered)
-{
-    int got = 0;
-    int64_t deadline = zclock_mono () + 20000;
-    while (got < n && zclock_mono () < deadline) {
-        zf_item_t *item = zf_client_next (worker, 100);
-        if (!item)
-            continue;
-        int64_t body = s_body_int (item);
-        assert_true (body >= 0 && body < n);
-        seen[body]++;
-        if (redelivered)
-            *redelivered += zf_item_attempt (item) > 1;
-        got++;
-        zf_client_ack (worker, &item);
-    }
-    return got;
-}
-
-//  Counts the items of n never seen (lost) and seen more than once.
-static void
-s_count (const int *seen, int n, int *lost, int *duplicated)
-{
-    *lost = *duplicated = 0;
-    for (int i = 0; i < n; i++) {
-        *lost += seen[i] == 0;
-        *duplicated += seen[i] > 1;
-    }
-}
-
-//  Asserts every one of n items was seen exactly once.
-static void
-s_assert_once (const int *seen, int n)
-{
-    int lost, duplicated;
-    s_count (seen, n, &lost, &duplicated);
-    if (lost || duplicated)
-        fail_msg ("lost %d, duplicated %d of %d", lost, duplicated, n);
-}
-
-//  The actors most tests use: a source and a worker of the queue "jobs".
-#define SRC_AND_WORK                                                                               \
-    "actors\n"                                                                                     \
-    "    src\n"                                                                                    \
-    "        kind = producer\n"                                                                    \
-    "        source = seq:1\n"                                                                     \
-    "        output = jobs\n"                                                                      \
-    "    work\n"                                                                                   \
-    "        kind = sink\n"                                                                        \
-    "        input = jobs\n"                                                                       \
-    "        target = null\n"
-
 static const char *s_simple = SRC_AND_WORK;
 
 static void
@@ -142,7 +57,7 @@ test_put_deliver_ack (void **state)
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
     zf_id_t ids[1000];
-    s_put_ints (producer, "jobs", 1000, ids);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 1000, ids), 0);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
 
     int seen[1000] = { 0 };
@@ -150,7 +65,7 @@ test_put_deliver_ack (void **state)
     while (got < 1000) {
         zf_item_t *item = zf_client_next (worker, 10000);
         assert_non_null (item);
-        int64_t n = s_body_int (item);
+        int64_t n = zf_test_body_int (item);
         assert_true (n >= 0 && n < 1000);
         seen[n]++;
         assert_int_equal (zf_item_attempt (item), 1);
@@ -187,7 +102,7 @@ s_drain (zf_client_t **workers, int nworkers, int *got, int **seen, int count)
             zf_item_t *item = zf_client_next (workers[w], 5);
             if (!item)
                 continue;
-            int64_t n = s_body_int (item);
+            int64_t n = zf_test_body_int (item);
             if (seen && n >= 0 && n < count)
                 seen[w][n]++;
             got[w]++;
@@ -198,19 +113,7 @@ s_drain (zf_client_t **workers, int nworkers, int *got, int **seen, int count)
     return total;
 }
 
-static const char *s_fanout = "actors\n"
-                              "    src\n"
-                              "        kind = producer\n"
-                              "        source = seq:1\n"
-                              "        output = jobs\n"
-                              "    g1\n"
-                              "        kind = sink\n"
-                              "        input = jobs\n"
-                              "        target = null\n"
-                              "    g2\n"
-                              "        kind = sink\n"
-                              "        input = jobs\n"
-                              "        target = null\n";
+static const char *s_fanout = ZF_TEST_FANOUT;
 
 //  The figures of queue name, from the broker, via client (all zero, the
 //  name empty, if it does not list it).
@@ -239,7 +142,7 @@ test_linger (void **state)
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_set_linger (producer, 60000);
     assert_int_equal (zf_client_linger_left (producer), -1); // nothing held
-    s_put_ints (producer, "jobs", 3, NULL);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 3, NULL), 0);
     for (int i = 0; i < 10; i++)
         zf_client_pump (producer, 0);
     int left = zf_client_linger_left (producer);
@@ -256,8 +159,8 @@ test_linger (void **state)
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 64);
     zf_client_set_linger (worker, 60000);
     int seen[3] = { 0 };
-    assert_int_equal (s_take (worker, 3, seen, NULL), 3);
-    s_assert_once (seen, 3);
+    assert_int_equal (zf_test_take (worker, 3, seen, NULL), 3);
+    ZF_TEST_ASSERT_ONCE (seen, 3);
     zf_client_pump (worker, 0);
     assert_int_equal (s_queue_figures (observer, "jobs").ack, 0);
     zf_client_set_linger (worker, 200);
@@ -308,7 +211,7 @@ test_fanout_and_sharing (void **state)
         g1[i] = zf_client_new (endpoint, "g1", "jobs", 20);
     g2[0] = zf_client_new (endpoint, "g2", "jobs", 20);
     enum { N = 1500 }; // within the default max-depth: all put before any is taken
-    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", N, NULL), 0);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
 
     int *seen1[3], *seen2[1];
@@ -337,14 +240,7 @@ test_fanout_and_sharing (void **state)
     s_stop (&f);
 }
 
-static const char *s_retry = "queues\n"
-                             "    jobs\n"
-                             "        max-attempts = 3\n"
-                             "        retry-base = 10ms\n"
-                             "        retry-max = 50ms\n" SRC_AND_WORK "    morgue\n"
-                             "        kind = sink\n"
-                             "        input = jobs.dead\n"
-                             "        target = null\n";
+static const char *s_retry = ZF_TEST_RETRY;
 
 static void
 test_retry_then_dead (void **state)
@@ -354,7 +250,7 @@ test_retry_then_dead (void **state)
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 4);
     zf_id_t ids[2]; // 0 fails twice then succeeds; 1 always fails
-    s_put_ints (producer, "jobs", 2, ids);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 2, ids), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
     int attempts[2] = { 0 };
     int64_t deadline = zclock_mono () + 10000;
@@ -362,7 +258,7 @@ test_retry_then_dead (void **state)
         zf_item_t *item = zf_client_next (worker, 100);
         if (!item)
             continue;
-        int64_t n = s_body_int (item);
+        int64_t n = zf_test_body_int (item);
         attempts[n]++;
         assert_int_equal (zf_item_attempt (item), attempts[n]);
         if (n == 0 && attempts[n] == 3)
@@ -399,7 +295,7 @@ test_retry_then_dead (void **state)
     zf_client_t *morgue = zf_client_new (endpoint, "morgue", "jobs.dead", 1);
     zf_item_t *dead = zf_client_next (morgue, 5000);
     assert_non_null (dead);
-    assert_int_equal (s_body_int (dead), 1);
+    assert_int_equal (zf_test_body_int (dead), 1);
     assert_string_equal (zf_item_queue (dead), "jobs.dead");
     zf_client_ack (morgue, &dead);
     zf_client_destroy (&morgue);
@@ -428,7 +324,7 @@ test_backpressure (void **state)
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_t *observer = zf_client_new (endpoint, "observer", NULL, 0);
     enum { N = 300 };
-    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", N, NULL), 0);
     // Nobody consumes: the broker holds the PUTs it has no room for.
     assert_int_equal (zf_client_flush (producer, 300), -1);
     assert_int_equal (s_depth (observer, "jobs"), 10);
@@ -443,7 +339,7 @@ test_backpressure (void **state)
         zf_client_flush (producer, 0); // let the producer take its confirms
         if (!item)
             continue;
-        seen[s_body_int (item)]++;
+        seen[zf_test_body_int (item)]++;
         got++;
         zf_client_ack (worker, &item);
         if (got % 25 == 0) {
@@ -490,7 +386,7 @@ test_worker_killed (void **state)
 
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     enum { N = 200 };
-    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", N, NULL), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
     do
         assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
@@ -502,8 +398,8 @@ test_worker_killed (void **state)
     // Another worker gets everything, the killed one's 50 included.
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
     int seen[N] = { 0 }, redelivered = 0, lost, duplicated;
-    s_take (worker, N, seen, &redelivered);
-    s_count (seen, N, &lost, &duplicated);
+    zf_test_take (worker, N, seen, &redelivered);
+    zf_test_count (seen, N, &lost, &duplicated);
     print_message ("worker killed holding 50: lost %d, duplicated %d, redelivered %d\n", lost,
                    duplicated, redelivered);
     assert_int_equal (lost, 0);
@@ -628,8 +524,8 @@ test_intake_and_events (void **state)
 
     zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
     int seen[N] = { 0 };
-    assert_int_equal (s_take (worker, N, seen, NULL), N);
-    s_assert_once (seen, N);
+    assert_int_equal (zf_test_take (worker, N, seen, NULL), N);
+    ZF_TEST_ASSERT_ONCE (seen, N);
     zmsg_t *joined = s_event (sub, "worker.joined", 5000);
     assert_non_null (joined);
     zmsg_destroy (&joined);
@@ -745,235 +641,15 @@ test_bad_input (void **state)
 
     // Meanwhile, the pipeline works.
     enum { N = 500 };
-    s_put_ints (producer, "jobs", N, NULL);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", N, NULL), 0);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
     int seen[N] = { 0 };
-    assert_int_equal (s_take (worker, N, seen, NULL), N);
-    s_assert_once (seen, N);
+    assert_int_equal (zf_test_take (worker, N, seen, NULL), N);
+    ZF_TEST_ASSERT_ONCE (seen, N);
     zsock_destroy (&raw);
     zf_client_destroy (&worker);
     zf_client_destroy (&producer);
     s_stop (&f);
-}
-
-static void
-test_broker_restart (void **state)
-{
-    // Workers and producers open a new session with a broker that comes
-    // back, and send again what it had not confirmed.
-    // An ipc endpoint the test owns: a tcp port given back between the two
-    // brokers could be taken by a test running beside this one.
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/zflow-test-restart-%d.sock", getpid ());
-    zf_pipeline_t *pipeline = zf_test_pipeline (s_fast_heartbeat);
-    zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err);
-    assert_non_null (broker);
-    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
-    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
-    size_t size;
-    zf_client_resume_point (producer, &size, 5000); // both welcomed by the first broker
-    zf_client_resume_point (worker, &size, 5000);
-    assert_null (zf_client_next (worker, 0));
-    zf_broker_destroy (&broker);
-
-    enum { N = 100 };
-    s_put_ints (producer, "jobs", N, NULL);
-    assert_int_equal (zf_client_flush (producer, 300), -1); // nobody to confirm
-    broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err);
-    if (!broker)
-        fail_msg ("second broker on %s: %s", endpoint, err.text);
-    assert_int_equal (zf_client_flush (producer, 20000), 0);
-    int seen[N] = { 0 };
-    assert_int_equal (s_take (worker, N, seen, NULL), N);
-    s_assert_once (seen, N);
-    assert_true (zf_client_sessions (producer) >= 2);
-    assert_true (zf_client_sessions (worker) >= 2);
-    zf_client_destroy (&worker);
-    zf_client_destroy (&producer);
-    zf_broker_destroy (&broker);
-    zf_pipeline_destroy (&pipeline);
-    unlink (endpoint + 6);
-}
-
-//  The pipeline of actors (a config's text), its broker journaling in a
-//  new folder (dir).
-static zf_pipeline_t *
-s_journaled (char *dir, size_t size, const char *name, const char *actors)
-{
-    assert_int_equal (zf_test_dir_new (dir, size, name), 0);
-    char *config = zsys_sprintf ("broker\n    journal = %s/journal\n%s", dir, actors);
-    zf_pipeline_t *pipeline = zf_test_pipeline (config);
-    zstr_free (&config);
-    return pipeline;
-}
-
-//  A broker started anew on pipeline's journal, and the depth of its queue
-//  jobs (which must be its first) in *depth.
-static zf_broker_t *
-s_broker_again (zf_pipeline_t *pipeline, uint64_t *depth)
-{
-    zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
-    if (!broker)
-        fail_msg ("the broker on its journal: %s", err.text);
-    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "check", NULL, 0);
-    size_t count = 0;
-    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
-    assert_true (count >= 1 && streq (queues[0].name, "jobs"));
-    *depth = queues[0].depth;
-    free (queues);
-    zf_client_destroy (&client);
-    return broker;
-}
-
-static void
-test_journal_keeps_each_groups_progress (void **state)
-{
-    // Two consumer groups of one queue, one of which has acked every item
-    // when the broker stops: the broker that starts on the same journal
-    // gives the items to the other group only.
-    char dir[256];
-    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-journal", s_fanout);
-    zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
-    assert_non_null (broker);
-    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "src", NULL, 0);
-    zf_client_t *g1 = zf_client_new (zf_broker_endpoint (broker), "g1", "jobs", 50);
-    enum { N = 200 };
-    zf_id_t ids[N];
-    s_put_ints (producer, "jobs", N, ids);
-    assert_int_equal (zf_client_flush (producer, 10000), 0);
-    int seen[N] = { 0 };
-    assert_int_equal (s_take (g1, N, seen, NULL), N);
-    size_t count = 0;
-    free (zf_client_queues (g1, &count, 5000)); // answered after the acks before it
-    zf_client_destroy (&g1);
-    zf_client_destroy (&producer);
-    zf_broker_destroy (&broker);
-
-    uint64_t depth;
-    broker = s_broker_again (pipeline, &depth);
-    assert_int_equal (depth, N); // g2 has not had them
-    g1 = zf_client_new (zf_broker_endpoint (broker), "g1", "jobs", 50);
-    zf_client_t *g2 = zf_client_new (zf_broker_endpoint (broker), "g2", "jobs", 50);
-    memset (seen, 0, sizeof seen);
-    assert_int_equal (s_take (g2, N, seen, NULL), N);
-    s_assert_once (seen, N);
-    zf_item_t *again = zf_client_next (g1, 500);
-    assert_null (again); // g1 had acked them all
-    // Both groups done with it now: the item is finished (asked on g2's
-    // session, so after its acks).
-    char state_text[32];
-    assert_int_equal (zf_client_status (g2, &ids[0], state_text, sizeof state_text, 5000), 0);
-    assert_string_equal (state_text, "done");
-    zf_client_destroy (&g2);
-    zf_client_destroy (&g1);
-    zf_broker_destroy (&broker);
-    zf_pipeline_destroy (&pipeline);
-    zf_test_dir_remove (dir);
-}
-
-//  The size of the largest journal segment in dir.
-static off_t
-s_largest_segment (const char *dir)
-{
-    off_t largest = 0;
-    zdir_t *listing = zdir_new (dir, NULL);
-    zfile_t **files = listing ? zdir_flatten (listing) : NULL;
-    for (size_t i = 0; files && files[i]; i++)
-        if (strstr (zfile_filename (files[i], NULL), ".zfj") && zfile_cursize (files[i]) > largest)
-            largest = zfile_cursize (files[i]);
-    zdir_flatten_free (&files);
-    zdir_destroy (&listing);
-    return largest;
-}
-
-static void
-test_journal_full_disk (void **state)
-{
-    // A broker whose journal cannot write (a full disk; here the file size
-    // limit) confirms nothing more but keeps what it was given; once there
-    // is room it writes it all and confirms, and a broker started on the
-    // journal has every item.
-    char dir[256];
-    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-full", s_fanout);
-    zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
-    assert_non_null (broker);
-    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "src", NULL, 0);
-    enum { N = 100 };
-    s_put_ints (producer, "jobs", N, NULL);
-    assert_int_equal (zf_client_flush (producer, 10000), 0);
-
-    char *journal = zsys_sprintf ("%s/journal", dir);
-    struct rlimit unlimited, full;
-    assert_int_equal (getrlimit (RLIMIT_FSIZE, &unlimited), 0);
-    full = unlimited;
-    full.rlim_cur = (rlim_t) s_largest_segment (journal) + 64; // part of a record fits
-    signal (SIGXFSZ, SIG_IGN);
-    assert_int_equal (setrlimit (RLIMIT_FSIZE, &full), 0);
-    s_put_ints (producer, "jobs", N, NULL);
-    int confirmed = zf_client_flush (producer, 1500);
-    assert_int_equal (setrlimit (RLIMIT_FSIZE, &unlimited), 0);
-    signal (SIGXFSZ, SIG_DFL);
-    assert_int_equal (confirmed, -1); // nothing confirmed while it cannot write
-    assert_int_equal (zf_client_flush (producer, 10000), 0); // written again, and confirmed
-    zf_client_destroy (&producer);
-    zf_broker_destroy (&broker);
-
-    uint64_t depth;
-    broker = s_broker_again (pipeline, &depth);
-    assert_int_equal (depth, 2 * N); // every item, once
-    zf_broker_destroy (&broker);
-    zf_pipeline_destroy (&pipeline);
-    zstr_free (&journal);
-    zf_test_dir_remove (dir);
-}
-
-static void
-test_attempts_survive_a_restart (void **state)
-{
-    // An item that failed twice of its three attempts fails for good at
-    // its next failure, even when the broker was restarted in between.
-    char dir[256];
-    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-attempts", s_retry);
-    zf_error_t err;
-    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
-    assert_non_null (broker);
-    zf_client_t *producer = zf_client_new (zf_broker_endpoint (broker), "src", NULL, 0);
-    zf_id_t id;
-    s_put_ints (producer, "jobs", 1, &id);
-    assert_int_equal (zf_client_flush (producer, 5000), 0);
-    zf_client_t *worker = zf_client_new (zf_broker_endpoint (broker), "work", "jobs", 1);
-    for (uint32_t attempt = 1; attempt <= 2; attempt++) {
-        zf_item_t *item = zf_client_next (worker, 5000);
-        assert_non_null (item);
-        assert_int_equal (zf_item_attempt (item), attempt);
-        zf_client_nack (worker, &item, "poison", false, 0);
-    }
-    size_t count = 0;
-    free (zf_client_queues (worker, &count, 5000)); // answered after the NACKs before it
-    zf_client_destroy (&worker);
-    zf_client_destroy (&producer);
-    zf_broker_destroy (&broker);
-
-    uint64_t depth;
-    broker = s_broker_again (pipeline, &depth);
-    assert_int_equal (depth, 1);
-    worker = zf_client_new (zf_broker_endpoint (broker), "work", "jobs", 1);
-    zf_item_t *item = zf_client_next (worker, 5000);
-    assert_non_null (item);
-    assert_int_equal (zf_item_attempt (item), 3);
-    zf_client_nack (worker, &item, "poison", false, 0);
-    char status[32];
-    assert_int_equal (zf_client_status (worker, &id, status, sizeof status, 5000), 0);
-    assert_string_equal (status, "dead");
-    assert_null (zf_client_next (worker, 300)); // no fourth attempt
-    zf_client_destroy (&worker);
-    zf_broker_destroy (&broker);
-    zf_pipeline_destroy (&pipeline);
-    zf_test_dir_remove (dir);
 }
 
 static const char *s_upper = "actors\n"
@@ -1081,7 +757,7 @@ test_delivery_timeout (void **state)
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_t *stuck = zf_client_new (endpoint, "work", "jobs", 1);
     zf_id_t id;
-    s_put_ints (producer, "jobs", 1, &id);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 1, &id), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
     zf_item_t *held = zf_client_next (stuck, 5000);
     assert_non_null (held);
@@ -1131,7 +807,7 @@ test_lineage_done (void **state)
     zf_client_t *store = zf_client_new (endpoint, "store", "parts", 4);
     zf_client_track (producer, true);
     zf_id_t root;
-    s_put_ints (producer, "pages", 1, &root);
+    assert_int_equal (zf_test_put_ints (producer, "pages", 1, &root), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
 
     zf_item_t *page = zf_client_next (split, 5000);
@@ -1178,7 +854,7 @@ test_wrong_pipeline_refused (void **state)
     assert_string_equal (zf_client_last_error (stray), expected);
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_set_pipeline (producer, f->pipeline->name);
-    s_put_ints (producer, "jobs", 5, NULL);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 5, NULL), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
     assert_null (zf_client_next (stray, 300)); // nothing goes to the stray
     zf_client_destroy (&stray);
@@ -1200,7 +876,7 @@ test_lineage_cancel (void **state)
     zf_client_t *store = zf_client_new (endpoint, "store", "parts", 3);
     zf_client_track (producer, true);
     zf_id_t root;
-    s_put_ints (producer, "pages", 1, &root);
+    assert_int_equal (zf_test_put_ints (producer, "pages", 1, &root), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
     zf_item_t *page = zf_client_next (split, 5000);
     assert_non_null (page);
@@ -1277,6 +953,7 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_checkpoint_covers_only_what_was_put),
         cmocka_unit_test (test_put_deliver_ack),
         cmocka_unit_test (test_linger),
         cmocka_unit_test (test_wake),
@@ -1286,10 +963,6 @@ main (void)
         cmocka_unit_test (test_worker_killed),
         cmocka_unit_test (test_intake_and_events),
         cmocka_unit_test (test_bad_input),
-        cmocka_unit_test (test_broker_restart),
-        cmocka_unit_test (test_journal_keeps_each_groups_progress),
-        cmocka_unit_test (test_journal_full_disk),
-        cmocka_unit_test (test_attempts_survive_a_restart),
         cmocka_unit_test (test_custom_actor_example),
         cmocka_unit_test (test_dedup),
         cmocka_unit_test (test_delivery_timeout),

@@ -1,5 +1,6 @@
 /*  Helpers shared by the tests that run brokers and actor processes. */
 #include "zf_testkit.h"
+#include "zf_mp.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -330,4 +331,65 @@ zf_test_broker_process (const char *dir)
         zclock_sleep (10); // bounded poll of a file another process writes
     }
     return s_broker_starts (dir) > before ? pid : -1;
+}
+
+int
+zf_test_put_ints (zf_client_t *client, const char *queue, int count, zf_id_t *ids)
+{
+    for (int i = 0; i < count; i++) {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        msgpack_pack_int (&pk, i);
+        int rc = zf_client_put (client, queue, buffer.data, buffer.size, ids ? &ids[i] : NULL);
+        msgpack_sbuffer_destroy (&buffer);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+int64_t
+zf_test_body_int (zf_item_t *item)
+{
+    size_t size;
+    const void *body = zf_item_body (item, &size);
+    zf_mp_t mp;
+    zf_mp_init (&mp, body, size);
+    int64_t value = -1;
+    zf_mp_int (&mp, &value, NULL);
+    return value;
+}
+
+int
+zf_test_take (zf_client_t *worker, int n, int *seen, int *redelivered)
+{
+    int got = 0;
+    int64_t deadline = zclock_mono () + 20000;
+    while (got < n && zclock_mono () < deadline) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        int64_t value = zf_test_body_int (item);
+        if (value >= 0 && value < n)
+            seen[value]++;
+        else
+            seen[0] += 1000; // no such item: shows as a duplicate
+        if (redelivered)
+            *redelivered += zf_item_attempt (item) > 1;
+        got++;
+        zf_client_ack (worker, &item);
+    }
+    return got;
+}
+
+void
+zf_test_count (const int *seen, int n, int *lost, int *duplicated)
+{
+    *lost = *duplicated = 0;
+    for (int i = 0; i < n; i++) {
+        *lost += seen[i] == 0;
+        *duplicated += seen[i] > 1;
+    }
 }

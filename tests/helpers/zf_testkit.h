@@ -5,6 +5,7 @@
 #include <czmq.h>
 
 #include "zf_broker.h"
+#include "zflow.h"
 #include "zf_kinds.h"
 #include "zf_pipeline.h"
 #include "zf_zpl.h"
@@ -87,5 +88,71 @@ int zf_test_count_lines (const char *dir, const char *name, int *seen, int range
 //  Waits (bounded: 60 s) until dir/name has at least expect lines; then
 //  counts as zf_test_count_lines.
 int zf_test_wait_lines (const char *dir, const char *name, int *seen, int range, int expect);
+
+//  Free loopback ports, for a broker's sockets.
+#define ZF_TEST_LOOPBACK "tcp://127.0.0.1:*"
+
+//  The actors most broker tests use: a source and a worker of "jobs".
+#define ZF_TEST_SRC_AND_WORK                                                                       \
+    "actors\n"                                                                                     \
+    "    src\n"                                                                                    \
+    "        kind = producer\n"                                                                    \
+    "        source = seq:1\n"                                                                     \
+    "        output = jobs\n"                                                                      \
+    "    work\n"                                                                                   \
+    "        kind = sink\n"                                                                        \
+    "        input = jobs\n"                                                                       \
+    "        target = null\n"
+
+//  The pipelines of several broker tests: jobs read by two groups (g1
+//  and g2); and a jobs queue that fails over to jobs.dead after 3 attempts.
+#define ZF_TEST_FANOUT                                                                             \
+    "actors\n"                                                                                     \
+    "    src\n"                                                                                    \
+    "        kind = producer\n"                                                                    \
+    "        source = seq:1\n"                                                                     \
+    "        output = jobs\n"                                                                      \
+    "    g1\n"                                                                                     \
+    "        kind = sink\n"                                                                        \
+    "        input = jobs\n"                                                                       \
+    "        target = null\n"                                                                      \
+    "    g2\n"                                                                                     \
+    "        kind = sink\n"                                                                        \
+    "        input = jobs\n"                                                                       \
+    "        target = null\n"
+#define ZF_TEST_RETRY                                                                              \
+    "queues\n"                                                                                     \
+    "    jobs\n"                                                                                   \
+    "        max-attempts = 3\n"                                                                   \
+    "        retry-base = 10ms\n"                                                                  \
+    "        retry-max = 50ms\n" ZF_TEST_SRC_AND_WORK "    morgue\n"                               \
+    "        kind = sink\n"                                                                        \
+    "        input = jobs.dead\n"                                                                  \
+    "        target = null\n"
+
+//  A number from an item's msgpack body, or -1.
+int64_t zf_test_body_int (zf_item_t *item);
+
+//  Puts the numbers 0..count-1 into queue, each as a msgpack int, with
+//  random ids (written to ids[i] when ids is not NULL). Returns 0, or -1.
+int zf_test_put_ints (zf_client_t *client, const char *queue, int count, zf_id_t *ids);
+
+//  Takes up to n items from worker within 20 s, acking each: counts each
+//  body's deliveries in seen[0..n) (a body outside it counts in *strange,
+//  when not NULL) and, if redelivered is not NULL, the deliveries with
+//  attempt > 1. Returns the items taken.
+int zf_test_take (zf_client_t *worker, int n, int *seen, int *redelivered);
+
+//  Counts the items of seen[0..n) never seen (lost) and seen more than once.
+void zf_test_count (const int *seen, int n, int *lost, int *duplicated);
+
+//  Fails the cmocka test unless each of n items was seen exactly once.
+#define ZF_TEST_ASSERT_ONCE(seen, n)                                                               \
+    do {                                                                                           \
+        int lost_, duplicated_;                                                                    \
+        zf_test_count (seen, n, &lost_, &duplicated_);                                             \
+        if (lost_ || duplicated_)                                                                  \
+            fail_msg ("lost %d, duplicated %d of %d", lost_, duplicated_, n);                      \
+    } while (0)
 
 #endif
