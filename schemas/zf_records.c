@@ -177,6 +177,7 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
     unsigned f = s_fields[type];
     s_reader_t r = { .p = payload, .end = payload + size };
     const char *last = "type";
+    uint64_t dead = 0;
     if (f & F_ID) {
         s_rid (&r, &record->id, "id");
         last = "id";
@@ -186,13 +187,14 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         s_rid (&r, &record->root, "root");
         record->ts = (int64_t) s_rint (&r, 8, "ts");
         record->attempt = (uint32_t) s_rint (&r, 4, "attempt");
-        record->dead = s_rint (&r, 1, "dead") != 0;
+        dead = s_rint (&r, 1, "dead");
         s_rid (&r, &record->fanin.id, "group id");
         record->fanin.size = (uint32_t) s_rint (&r, 4, "group size");
         record->fanin.index = (uint32_t) s_rint (&r, 4, "group index");
     }
     if (f & F_DEAD)
-        record->dead = s_rint (&r, 1, "dead") != 0;
+        dead = s_rint (&r, 1, "dead");
+    record->dead = dead == 1;
     if (f & F_COUNT)
         record->attempt = (uint32_t) s_rint (&r, 4, "attempt");
     if (f & F_OUTCOME) {
@@ -222,6 +224,9 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         return zf_error_set (err, ZF_EVALUE, "%s: %s", s_names[type], r.bad);
     if (r.p != r.end)
         return zf_error_set (err, ZF_EVALUE, "%s: bytes after the %s", s_names[type], last);
+    if (dead > 1)
+        return zf_error_set (err, ZF_EVALUE, "%s: dead is %u, not 0 or 1", s_names[type],
+                             (unsigned) dead);
     if (type == ZF_JR_PUT && record->name_size == 0)
         return zf_error_set (err, ZF_EVALUE, "PUT: an empty queue name");
     if (type == ZF_JR_FIN && record->outcome != ZF_OUTCOME_DONE &&

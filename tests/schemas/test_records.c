@@ -100,10 +100,11 @@ test_the_others (void **state)
 {
     zf_record_t back;
     size_t size;
+    uint8_t *payload; // what back's views point into
     zf_record_t ack = {
         .type = ZF_JR_ACK, .id = s_id (1), .dead = true, .name = "fetch", .name_size = 5
     };
-    free (s_round_trip (&ack, &back, &size));
+    payload = s_round_trip (&ack, &back, &size);
     assert_int_equal (size, 16 + 1 + 1 + 5);
     assert_true (back.dead);
     assert_memory_equal (back.name, "fetch", 5);
@@ -111,12 +112,14 @@ test_the_others (void **state)
     zf_record_t retry = {
         .type = ZF_JR_RETRY, .id = s_id (1), .attempt = 3, .name = "fetch", .name_size = 5
     };
-    free (s_round_trip (&retry, &back, &size));
+    free (payload);
+    payload = s_round_trip (&retry, &back, &size);
     assert_int_equal (size, 16 + 4 + 1 + 5);
     assert_int_equal (back.attempt, 3);
 
     zf_record_t fin = { .type = ZF_JR_FIN, .id = s_id (9), .outcome = ZF_OUTCOME_CANCELLED };
-    free (s_round_trip (&fin, &back, &size));
+    free (payload);
+    payload = s_round_trip (&fin, &back, &size);
     assert_int_equal (size, 17);
     assert_int_equal (back.outcome, ZF_OUTCOME_CANCELLED);
 
@@ -125,13 +128,16 @@ test_the_others (void **state)
                                .name_size = 5,
                                .data = (const uint8_t *) "\0\0\0\0\0\0\0\x07",
                                .data_size = 8 };
-    free (s_round_trip (&checkpoint, &back, &size));
+    free (payload);
+    payload = s_round_trip (&checkpoint, &back, &size);
     assert_int_equal (size, 1 + 5 + 4 + 8);
     assert_int_equal (back.data[7], 7);
 
     zf_record_t end = { .type = ZF_JR_SNAPSHOT_END };
-    free (s_round_trip (&end, &back, &size));
+    free (payload);
+    payload = s_round_trip (&end, &back, &size);
     assert_int_equal (size, 0);
+    free (payload);
 }
 
 static void
@@ -144,6 +150,13 @@ test_bad_values (void **state)
     payload[16] = 9;
     assert_int_equal (zf_record_read (&back, ZF_JR_FIN, payload, 17, &err), -1);
     assert_string_equal (err.text, "FIN: unknown outcome 9");
+    // A dead flag that is neither 0 nor 1 (a writer writes only those).
+    uint8_t ack[16 + 1 + 1 + 1] = { 0 };
+    ack[16] = 2;
+    ack[17] = 1;
+    ack[18] = 'g';
+    assert_int_equal (zf_record_read (&back, ZF_JR_ACK, ack, sizeof ack, &err), -1);
+    assert_string_equal (err.text, "ACK: dead is 2, not 0 or 1");
     // A name longer than a name may be.
     payload[16 + 1] = 200;
     assert_int_equal (zf_record_read (&back, ZF_JR_ACK, payload, 16 + 1 + 1 + 200, &err), -1);
