@@ -264,6 +264,8 @@ s_snapshot (zf_server_t *server)
         for (uint32_t g = 0; g < msg->ndeliveries; g++) {
             zf_delivery_t *d = &msg->deliveries[g];
             uint32_t over = s_attempts_over (d);
+            if (!d->group)
+                continue; // a group forgotten since
             if (d->state == ZF_D_FINISHED)
                 s_group_record (server, ZF_JR_ACK, d, false, 0);
             else if (over > attempt)

@@ -261,6 +261,11 @@ s_on_status (zf_server_t *server, zf_session_t *session)
             if (!f)
                 break;
             zf_store_figures (queue, f);
+            for (size_t g = 0; g < queue->ngroups; g++) {
+                zf_group_figures_t *group = zf_proto_add_group (out);
+                if (group)
+                    zf_store_group_figures (queue->groups[g], group);
+            }
         }
     }
     s_send (server, session);

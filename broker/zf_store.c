@@ -19,6 +19,7 @@ struct _zf_store_t {
     zf_heap_t delayed;       // deliveries waiting for their backoff to end (by retry)
     zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
     zhashx_t *checkpoints;   // actor name -> zchunk_t, its source's position
+    int64_t group_expiry;    // ms an undeclared group lives without a worker
     uint64_t stored;         // messages stored, ever (their order)
     unsigned seed;           // for backoff jitter
 };
@@ -89,7 +90,8 @@ zf_store_queue (zf_store_t *self, const char *name)
         queue->max_depth = INT64_MAX; // the broker must always be able to dead-letter
     queue->waiting = zlistx_new ();
     zlistx_set_destructor (queue->waiting, (zlistx_destructor_fn *) zf_store_pending_destroy);
-    s_group_add (queue, "")->anonymous = true; // holds items until a first group joins
+    zf_cgroup_t *anonymous = s_group_add (queue, ""); // holds items until a first group joins
+    anonymous->anonymous = anonymous->declared = true;
     zhashx_insert (self->queues, name, queue);
     zlistx_add_end (self->queue_order, queue);
     self->hooks.created (self->hooks.arg, queue);
@@ -128,7 +130,7 @@ zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *name)
         zf_cgroup_t *group = queue->groups[0];
         free (group->name);
         group->name = zf_strdup (name);
-        group->anonymous = false;
+        group->anonymous = group->declared = false;
         return group;
     }
     return s_group_add (queue, name);
@@ -169,6 +171,7 @@ zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks
     self->checkpoints = zhashx_new ();
     zhashx_set_destructor (self->checkpoints, (zhashx_destructor_fn *) zchunk_destroy);
     self->seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
+    self->group_expiry = pipeline->broker_settings.group_expiry;
     if (!self->live || !self->lineages || (dedup_window && !self->seen)) {
         zf_store_destroy (&self);
         return NULL;
@@ -178,7 +181,7 @@ zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks
         zf_queue_t *queue = zf_store_queue (self, q->name);
         for (const char *reader = (const char *) zlistx_first (q->readers); reader;
              reader = (const char *) zlistx_next (q->readers))
-            zf_store_group (self, queue, reader);
+            zf_store_group (self, queue, reader)->declared = true;
     }
     return self;
 }
@@ -472,6 +475,7 @@ s_unhold (zf_delivery_t *d)
         d->holder = NULL;
     }
     zf_list_remove (&d->msg->queue->inflight, &d->link);
+    d->group->inflight--;
 }
 
 //  A delivery in flight failed (NACK, timeout, lost worker): retry it after
@@ -566,6 +570,7 @@ zf_store_join (zf_store_t *self, zf_worker_t *worker, const char *queue_name, co
             (zf_worker_t **) zf_realloc (group->workers, group->cap * sizeof (zf_worker_t *));
     }
     group->workers[group->nworkers++] = worker;
+    group->idle_since = 0;
     worker->groups[worker->ngroups++] = group;
     if (group->ready.size)
         s_mark_dirty (self, group);
@@ -588,6 +593,8 @@ zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost)
         for (size_t w = 0; w < group->nworkers; w++)
             if (group->workers[w] == worker) {
                 group->workers[w] = group->workers[--group->nworkers];
+                if (group->nworkers == 0)
+                    group->idle_since = zclock_mono ();
                 break;
             }
     }
@@ -745,6 +752,81 @@ zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p)
 //  --------------------------------------------------------------------------
 //  Timers and dispatch
 
+typedef struct {
+    zf_queue_t *queue;   // whose messages
+    zf_message_t **msgs; // they
+    size_t count;        // entries
+} s_of_queue_t;
+
+static void
+s_collect_of_queue (void *value, void *arg)
+{
+    s_of_queue_t *of = (s_of_queue_t *) arg;
+    zf_message_t *msg = (zf_message_t *) value;
+    if (msg->queue == of->queue)
+        of->msgs[of->count++] = msg;
+}
+
+//  Forgets group of queue, which has had no worker for group-expiry: its
+//  deliveries are let go (a message none of whose groups still wants it
+//  is finished), and it is gone from the queue. The last group of a queue
+//  becomes the anonymous one instead: its items wait for the next reader.
+static void
+s_group_expire (zf_store_t *self, zf_queue_t *queue, zf_cgroup_t *group)
+{
+    if (queue->ngroups == 1) {
+        zsys_info ("broker: group '%s' of queue '%s' has had no worker for %lld ms: its %zu "
+                   "items wait for the next reader",
+                   group->name, queue->name, (long long) self->group_expiry, group->ready.size);
+        free (group->name);
+        group->name = zf_strdup ("");
+        group->anonymous = group->declared = true;
+        group->idle_since = 0;
+        return;
+    }
+    s_of_queue_t of = { queue, (zf_message_t **) zf_alloc ((queue->depth + 1) * sizeof (void *)),
+                        0 };
+    zf_idmap_foreach (self->live, s_collect_of_queue, &of);
+    size_t released = 0;
+    for (size_t i = 0; i < of.count; i++) {
+        zf_message_t *msg = of.msgs[i];
+        for (uint32_t g = 0; g < msg->ndeliveries; g++) {
+            zf_delivery_t *d = &msg->deliveries[g];
+            if (d->group != group)
+                continue;
+            if (d->state == ZF_D_READY)
+                zf_list_remove (&group->ready, &d->link);
+            else if (d->state == ZF_D_DELAYED)
+                zf_heap_remove (&self->delayed, &d->retry);
+            else if (d->state == ZF_D_INFLIGHT)
+                s_unhold (d);
+            d->group = NULL; // a delivery of no group: finished
+            if (d->state != ZF_D_FINISHED) {
+                d->state = ZF_D_FINISHED;
+                released++;
+                if (--msg->pending == 0)
+                    s_msg_free (self, msg, s_outcome (msg));
+            }
+            break; // one delivery per group
+        }
+    }
+    free (of.msgs);
+    zsys_info ("broker: group '%s' of queue '%s' has had no worker for %lld ms: forgotten, "
+               "%zu items let go",
+               group->name, queue->name, (long long) self->group_expiry, released);
+    for (size_t g = 0; g < queue->ngroups; g++)
+        if (queue->groups[g] == group) {
+            memmove (&queue->groups[g], &queue->groups[g + 1],
+                     (queue->ngroups - g - 1) * sizeof (zf_cgroup_t *));
+            queue->ngroups--;
+            break;
+        }
+    if (group->dirty)
+        zlistx_delete (self->dirty, zlistx_find (self->dirty, group));
+    s_group_destroy (&group);
+    s_resume_waiting (self, queue);
+}
+
 void
 zf_store_tick (zf_store_t *self, int64_t now)
 {
@@ -765,6 +847,14 @@ zf_store_tick (zf_store_t *self, int64_t now)
             if (d->holder)
                 d->holder->zombies++;
             s_retry (self, d, "timeout", false, 0);
+        }
+        for (size_t g = 0; g < queue->ngroups; g++) {
+            zf_cgroup_t *group = queue->groups[g];
+            if (!group->declared && !group->nworkers && group->idle_since &&
+                now - group->idle_since >= self->group_expiry) {
+                s_group_expire (self, queue, group);
+                break; // the groups moved: the rest wait for the next tick
+            }
         }
     }
 }
@@ -818,6 +908,7 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
         d->due = queue->timeout ? now + queue->timeout : INT64_MAX;
         zf_list_push (&queue->inflight, &d->link);
         zf_list_push (&worker->held, &d->held);
+        group->inflight++;
         group->delivered++;
         out[n++] = d;
     }
@@ -859,6 +950,18 @@ zf_store_figures (zf_queue_t *queue, zf_figures_t *f)
     f->consumers = 0;
     for (size_t g = 0; g < queue->ngroups; g++)
         f->consumers += (uint32_t) queue->groups[g]->nworkers;
+}
+
+void
+zf_store_group_figures (zf_cgroup_t *group, zf_group_figures_t *f)
+{
+    snprintf (f->queue, sizeof f->queue, "%s", group->queue->name);
+    snprintf (f->name, sizeof f->name, "%s", group->name);
+    f->workers = (uint32_t) group->nworkers;
+    f->ready = group->ready.size;
+    f->inflight = group->inflight;
+    f->acked = group->acked;
+    f->declared = group->declared;
 }
 
 zf_message_t *

@@ -105,6 +105,9 @@ struct _zf_cgroup_t {
     size_t next;           // round-robin position
     bool dirty;            // in the store's list of groups to dispatch
     bool anonymous;        // holds items until a first group joins
+    bool declared;         // read by an actor of the pipeline: kept while no worker is there
+    int64_t idle_since;    // when its last worker left (ms), 0 while it has one
+    uint64_t inflight;     // its deliveries in flight now
     uint64_t delivered;    // deliveries sent, ever
     uint64_t acked;        // deliveries acked, ever
 };
@@ -242,7 +245,10 @@ void zf_store_cancel (zf_store_t *self, const zf_id_t *root,
 const char *zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p);
 
 //  Retries whose backoff is over become ready; items held past their
-//  queue's timeout are taken back, as failed.
+//  queue's timeout are taken back, as failed; a group that no actor of the
+//  pipeline declares, without a worker for group-expiry, is forgotten and
+//  its deliveries let go (the last group of a queue holds on to its items
+//  instead, as the anonymous group of a new queue does).
 void zf_store_tick (zf_store_t *self, int64_t now);
 
 //  Dispatch: the next group with ready items and maybe a worker, or NULL.
@@ -258,8 +264,10 @@ zchunk_t *zf_store_checkpoint (zf_store_t *self, const char *actor);
 void zf_store_set_checkpoint (zf_store_t *self, const char *actor, const void *data, size_t size);
 zhashx_t *zf_store_checkpoints (zf_store_t *self);
 
-//  A queue's figures, as zflow status and the stats event show them.
+//  A queue's figures, and its groups', as zflow status and the stats event
+//  show them.
 void zf_store_figures (zf_queue_t *queue, zf_figures_t *figures);
+void zf_store_group_figures (zf_cgroup_t *group, zf_group_figures_t *figures);
 
 //  The stored message id, or NULL; counts of stored messages and of
 //  lineages tracked.

@@ -206,6 +206,27 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                 (unsigned long long) value);
         }
     }
+    struct {
+        const char *name, *type, *help;
+    } group_metrics[] = {
+        { "zflow_group_workers", "gauge", "Workers of the consumer group connected now." },
+        { "zflow_group_ready", "gauge", "Items waiting for a worker of the group." },
+        { "zflow_group_acked_total", "counter", "Deliveries the group acked." },
+    };
+    for (int m = 0; m < 3; m++) {
+        s_family (&t, group_metrics[m].name, group_metrics[m].type, group_metrics[m].help);
+        for (uint32_t q = 0; q < stats->nqueues; q++)
+            for (uint32_t g = 0; g < stats->queues[q].ngroups; g++) {
+                zf_stats_group_t *group = &stats->queues[q].groups[g];
+                const char *queue = stats->queues[q].figures.name;
+                uint64_t values[] = { group->workers, group->ready, group->acked };
+                s_add (&t, "%s{queue=\"%s\",group=\"%s\"} %llu\n", group_metrics[m].name,
+                       s_label (queue, (uint32_t) strlen (queue), label[0], sizeof label[0]),
+                       s_label (group->name, (uint32_t) strlen (group->name), label[1],
+                                sizeof label[1]),
+                       (unsigned long long) values[m]);
+            }
+    }
     s_scalar (&t, "zflow_lineages", "gauge", "Roots whose lineage is not finished.",
               stats->lineages);
     s_scalar (&t, "zflow_rejected_total", "counter", "Messages refused as malformed.",

@@ -253,6 +253,21 @@ zf_cmd_status (int argc, char **argv)
                         (unsigned long long) queues[i].ack, (unsigned long long) queues[i].nack,
                         (unsigned long long) queues[i].dead, queues[i].consumers);
             free (queues);
+            // Every consumer group, with its workers and backlog: one that
+            // no actor declares is a client's, forgotten after group-expiry.
+            zf_group_figures_t *groups = zf_client_groups (client, &count, (int) timeout);
+            if (groups && count) {
+                printf ("\n%-24s %-24s %9s %9s %9s %10s  %s\n", "QUEUE", "GROUP", "WORKERS",
+                        "READY", "INFLIGHT", "ACKED", "DECLARED");
+                for (size_t i = 0; i < count; i++)
+                    printf ("%-24s %-24s %9u %9llu %9llu %10llu  %s\n", groups[i].queue,
+                            groups[i].name[0] ? groups[i].name : "(no reader yet)",
+                            groups[i].workers, (unsigned long long) groups[i].ready,
+                            (unsigned long long) groups[i].inflight,
+                            (unsigned long long) groups[i].acked,
+                            groups[i].declared ? "yes" : "no (a client's)");
+            }
+            free (groups);
         }
         else
             status = ZF_EXIT_FAILED;

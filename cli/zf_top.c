@@ -29,6 +29,7 @@ typedef struct {
     char name[ZF_NAME_MAX + 1];
     uint64_t depth, inflight, nack, dead;
     double put_rate, ack_rate;
+    char groups[FIGURES_MAX]; // its consumer groups: "name: workers w, ready r; ..."
 } s_queue_t;
 
 typedef struct {
@@ -79,6 +80,14 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
         queue->dead = from->figures.dead;
         queue->put_rate = from->put_rate;
         queue->ack_rate = from->ack_rate;
+        for (uint32_t g = 0; g < from->ngroups; g++) {
+            size_t used = strlen (queue->groups);
+            snprintf (queue->groups + used, sizeof queue->groups - used, "%s%s: %llu w, %llu ready",
+                      used ? "; " : "",
+                      from->groups[g].name[0] ? from->groups[g].name : "(none yet)",
+                      (unsigned long long) from->groups[g].workers,
+                      (unsigned long long) from->groups[g].ready);
+        }
     }
     for (uint32_t w = 0; w < stats->nworkers; w++) {
         zf_stats_worker_t *worker = &stats->workers[w];
@@ -156,13 +165,13 @@ s_render (FILE *out, s_view_t *view, const char *endpoint, int width)
             view->nqueues, view->nactors, sorts[s_sort_by]);
     if (view->journal[0])
         s_line (out, width, "journal %s", view->journal);
-    s_line (out, width, "%-24s %10s %10s %10s %10s %9s %8s", "QUEUE", "DEPTH", "IN FLIGHT", "IN/S",
-            "OUT/S", "RETRIES", "DEAD");
+    s_line (out, width, "%-24s %10s %10s %10s %10s %9s %8s  %s", "QUEUE", "DEPTH", "IN FLIGHT",
+            "IN/S", "OUT/S", "RETRIES", "DEAD", "GROUPS");
     for (size_t i = 0; i < view->nqueues; i++) {
         s_queue_t *q = &view->queues[i];
-        s_line (out, width, "%-24s %10llu %10llu %10.0f %10.0f %9llu %8llu", q->name,
+        s_line (out, width, "%-24s %10llu %10llu %10.0f %10.0f %9llu %8llu  %s", q->name,
                 (unsigned long long) q->depth, (unsigned long long) q->inflight, q->put_rate,
-                q->ack_rate, (unsigned long long) q->nack, (unsigned long long) q->dead);
+                q->ack_rate, (unsigned long long) q->nack, (unsigned long long) q->dead, q->groups);
     }
     s_line (out, width, "%-24s %7s %5s %10s %12s %8s  %s", "ACTOR", "WORKERS", "HOSTS", "IN FLIGHT",
             "DONE", "ERRORS", "FIGURES");

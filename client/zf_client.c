@@ -72,6 +72,8 @@ struct _zf_client_t {
     zf_id_t report_id;                     // what it asked about (zero: the queues)
     zf_figures_t *report_queues;           // its queue figures, owned
     size_t report_nqueues;                 // entries in report_queues
+    zf_group_figures_t *report_groups;     // its group figures, owned
+    size_t report_ngroups;                 // entries in report_groups
     char report_state[ZF_CODE_MAX + 1];    // its state
     char last_error[ZF_TEXT_MAX + 64];     // last ERROR
     uint8_t random[4096];                  // random bytes for new ids, used from random_pos
@@ -425,6 +427,13 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             if (self->in->nqueues)
                 memcpy (self->report_queues, self->in->queues,
                         self->in->nqueues * sizeof (zf_figures_t));
+            free (self->report_groups);
+            self->report_ngroups = self->in->ngroups;
+            self->report_groups = (zf_group_figures_t *) malloc (
+                (self->in->ngroups ? self->in->ngroups : 1) * sizeof (zf_group_figures_t));
+            if (self->in->ngroups)
+                memcpy (self->report_groups, self->in->groups,
+                        self->in->ngroups * sizeof (zf_group_figures_t));
             break;
         case ZF_DONE: {
             char hex[ZF_ID_HEX];
@@ -887,6 +896,18 @@ zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms)
     return figures;
 }
 
+zf_group_figures_t *
+zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms)
+{
+    if (s_ask (self, NULL, timeout_ms))
+        return NULL;
+    zf_group_figures_t *groups = self->report_groups;
+    *count = self->report_ngroups;
+    self->report_groups = NULL;
+    self->report_ngroups = 0;
+    return groups;
+}
+
 const char *
 zf_client_last_error (zf_client_t *self)
 {
@@ -921,6 +942,7 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
     free (self->report_queues);
+    free (self->report_groups);
     free (self->endpoint);
     zcert_destroy (&self->curve);
     free (self);

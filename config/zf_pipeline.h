@@ -42,6 +42,7 @@ typedef struct {
     int64_t heartbeat;         // ms between heartbeats
     int64_t liveness;          // heartbeats missed before a peer is dead
     int64_t dedup_window;      // ids remembered to drop duplicates
+    int64_t group_expiry;      // ms a group of no declared actor lives without a worker
     int64_t window;            // unconfirmed items a writer may have
     int64_t max_frame;         // bytes of a message at most
 } zf_broker_settings_t;

@@ -108,6 +108,19 @@ typedef struct {
     uint32_t consumers;         // workers reading it now
 } zf_figures_t;
 
+//  Figures of one consumer group of a queue, as zflow status shows them.
+typedef struct {
+    char queue[ZF_NAME_MAX + 1]; // the queue it reads
+    char name[ZF_NAME_MAX + 1];  // the actor (or client) whose workers share it; "" while the
+                                 // queue waits for its first reader
+    uint32_t workers;            // workers connected now
+    uint64_t ready;              // items waiting for one of them
+    uint64_t inflight;           // items they hold
+    uint64_t acked;              // deliveries acked, ever
+    bool declared;               // read by an actor of the pipeline (else the broker forgets
+                                 // it after group-expiry without a worker)
+} zf_group_figures_t;
+
 //  --------------------------------------------------------------------------
 //  Sessions
 
@@ -282,6 +295,10 @@ int zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t 
 //  shows them. Returns a new array the caller frees, with *count entries;
 //  NULL on timeout.
 zf_figures_t *zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms);
+
+//  The figures of every consumer group of every queue. Returns a new array
+//  the caller frees, with *count entries; NULL on timeout.
+zf_group_figures_t *zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms);
 
 //  The last ERROR the broker sent, or "" (for diagnostics).
 const char *zf_client_last_error (zf_client_t *self);

@@ -24,7 +24,7 @@ typedef enum {
     F_IDS,        // the ids of an ACK
     F_GROUP,      // zf_group_t
     F_HEADERS,    // an envelope's headers: a view of a str-to-str map
-    F_QUEUES,     // the figures of a REPORT
+    F_ROWS,       // an array of maps of one kind (aux: index in s_rows)
     F_MAP         // any msgpack map, viewed where it is: figures and size
 } s_type_t;
 
@@ -134,7 +134,8 @@ static const s_field_t s_report[] = {
     STR ("queue", queue, false),
     NUM ("attempt", F_U32, attempt, false),
     STR ("reason", reason, false),
-    { "queues", F_QUEUES, P (queues), 0, false },
+    { "queues", F_ROWS, P (queues), 0, false },
+    { "groups", F_ROWS, P (groups), 1, false },
     { NULL },
 };
 
@@ -170,6 +171,33 @@ static const s_field_t s_figures[] = {
     { "dead", F_U64, Q (dead), 0, true },
     { "consumers", F_U32, Q (consumers), 0, true },
     { NULL },
+};
+
+#define GF(field) offsetof (zf_group_figures_t, field)
+static const s_field_t s_group_figures[] = {
+    { "queue", F_STR, GF (queue), ZF_NAME_MAX + 1, true },
+    { "name", F_STR, GF (name), ZF_NAME_MAX + 1, true },
+    { "workers", F_U32, GF (workers), 0, true },
+    { "ready", F_U64, GF (ready), 0, true },
+    { "inflight", F_U64, GF (inflight), 0, true },
+    { "acked", F_U64, GF (acked), 0, true },
+    { "declared", F_BOOL, GF (declared), 0, true },
+    { NULL },
+};
+
+//  The arrays of maps (F_ROWS), by their field's aux: where each keeps its
+//  entries, its count and its room, in zf_proto_t.
+static const struct {
+    const s_field_t *fields; // of one entry
+    size_t size;             // bytes of one entry
+    size_t count;            // offset of its count (uint32_t)
+    size_t cap;              // offset of its allocated entries (uint32_t)
+    uint32_t max;            // entries at most
+    const char *what;        // for messages
+} s_rows[] = {
+    { s_figures, sizeof (zf_figures_t), P (nqueues), P (queues_cap), ZF_QUEUES_MAX, "queues" },
+    { s_group_figures, sizeof (zf_group_figures_t), P (ngroups), P (groups_cap), ZF_GROUPS_MAX,
+      "groups" },
 };
 
 //  The commands, indexed by zf_command_t.
@@ -216,6 +244,7 @@ zf_proto_destroy (zf_proto_t **self_p)
     zf_proto_t *self = *self_p;
     s_clear (self);
     free (self->queues);
+    free (self->groups);
     free (self);
     *self_p = NULL;
 }
@@ -278,22 +307,40 @@ zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body)
     return env;
 }
 
+//  Room for one more entry of rows (an index in s_rows), zeroed; NULL if
+//  full or out of memory.
+static void *
+s_add_row (zf_proto_t *self, size_t rows, size_t array)
+{
+    uint32_t *count = (uint32_t *) ((char *) self + s_rows[rows].count);
+    uint32_t *cap = (uint32_t *) ((char *) self + s_rows[rows].cap);
+    void **entries = (void **) ((char *) self + array);
+    size_t size = s_rows[rows].size;
+    if (*count >= s_rows[rows].max)
+        return NULL;
+    if (*count == *cap) {
+        uint32_t grown = *cap ? *cap * 2 : 16;
+        void *more = realloc (*entries, grown * size);
+        if (!more)
+            return NULL;
+        *entries = more;
+        *cap = grown;
+    }
+    void *entry = (char *) *entries + (*count)++ * size;
+    memset (entry, 0, size);
+    return entry;
+}
+
 zf_figures_t *
 zf_proto_add_queue (zf_proto_t *self)
 {
-    if (self->nqueues >= ZF_QUEUES_MAX)
-        return NULL;
-    if (self->nqueues == self->queues_cap) {
-        uint32_t cap = self->queues_cap ? self->queues_cap * 2 : 16;
-        zf_figures_t *queues = (zf_figures_t *) realloc (self->queues, cap * sizeof *queues);
-        if (!queues)
-            return NULL;
-        self->queues = queues;
-        self->queues_cap = cap;
-    }
-    zf_figures_t *figures = &self->queues[self->nqueues++];
-    memset (figures, 0, sizeof *figures);
-    return figures;
+    return (zf_figures_t *) s_add_row (self, 0, P (queues));
+}
+
+zf_group_figures_t *
+zf_proto_add_group (zf_proto_t *self)
+{
+    return (zf_group_figures_t *) s_add_row (self, 1, P (groups));
 }
 
 //  --------------------------------------------------------------------------
@@ -470,14 +517,15 @@ s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
         }
         case F_HEADERS:
             return s_read_headers (mp, (zf_env_t *) base, err);
-        case F_QUEUES:
-            if (s_read_count (mp, &count, ZF_QUEUES_MAX, err))
+        case F_ROWS:
+            if (s_read_count (mp, &count, s_rows[field->aux].max, err))
                 return -1;
             for (uint32_t i = 0; i < count; i++) {
-                zf_figures_t *figures = zf_proto_add_queue (self);
-                if (!figures)
-                    return zf_error_set (err, ZF_ENOMEM, "no memory for %u queues", count);
-                if (s_decode_map (self, mp, s_figures, figures, err)) {
+                void *row = s_add_row (self, field->aux, field->offset);
+                if (!row)
+                    return zf_error_set (err, ZF_ENOMEM, "no memory for %u %s", count,
+                                         s_rows[field->aux].what);
+                if (s_decode_map (self, mp, s_rows[field->aux].fields, row, err)) {
                     zf_error_prefix (err, "entry %u: ", i);
                     return -1;
                 }
@@ -642,8 +690,8 @@ s_absent (const zf_proto_t *self, const s_field_t *field, const void *base)
             return ((const zf_group_t *) at)->size == 0;
         case F_HEADERS:
             return ((const zf_env_t *) base)->headers_size == 0;
-        case F_QUEUES:
-            return self->nqueues == 0;
+        case F_ROWS:
+            return *(const uint32_t *) ((const char *) self + s_rows[field->aux].count) == 0;
         case F_MAP:
             return self->figures_size == 0;
     }
@@ -713,11 +761,15 @@ s_write_value (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fiel
             msgpack_pack_str_body (pk, env->headers, env->headers_size);
             break;
         }
-        case F_QUEUES:
-            msgpack_pack_array (pk, self->nqueues);
-            for (uint32_t i = 0; i < self->nqueues; i++)
-                s_encode_map (self, pk, s_figures, &self->queues[i]);
+        case F_ROWS: {
+            uint32_t count = *(const uint32_t *) ((const char *) self + s_rows[field->aux].count);
+            const char *rows = *(const char *const *) at;
+            msgpack_pack_array (pk, count);
+            for (uint32_t i = 0; i < count; i++)
+                s_encode_map (self, pk, s_rows[field->aux].fields,
+                              rows + i * s_rows[field->aux].size);
             break;
+        }
         case F_MAP:
             msgpack_pack_str_body (pk, self->figures, self->figures_size); // as it is
             break;

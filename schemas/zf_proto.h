@@ -27,15 +27,16 @@ extern "C" {
 #endif
 
 #define ZF_PROTO_VERSION  1
-#define ZF_TEXT_MAX       1024 // bytes in a reason
-#define ZF_CODE_MAX       32   // bytes in an error code or a state name
-#define ZF_LIST_MAX       16   // names in inputs / outputs
-#define ZF_BATCH_MAX      256  // items in one PUT or DELIVER
-#define ZF_IDS_MAX        1024 // ids in one ACK
-#define ZF_HEADERS_MAX    4096 // bytes of an envelope's headers map
-#define ZF_HEADERS_COUNT  64   // entries in an envelope's headers map
-#define ZF_CHECKPOINT_MAX 256  // bytes of a producer checkpoint
-#define ZF_QUEUES_MAX     4096 // queues in one REPORT
+#define ZF_TEXT_MAX       1024  // bytes in a reason
+#define ZF_CODE_MAX       32    // bytes in an error code or a state name
+#define ZF_LIST_MAX       16    // names in inputs / outputs
+#define ZF_BATCH_MAX      256   // items in one PUT or DELIVER
+#define ZF_IDS_MAX        1024  // ids in one ACK
+#define ZF_HEADERS_MAX    4096  // bytes of an envelope's headers map
+#define ZF_HEADERS_COUNT  64    // entries in an envelope's headers map
+#define ZF_CHECKPOINT_MAX 256   // bytes of a producer checkpoint
+#define ZF_QUEUES_MAX     4096  // queues in one REPORT
+#define ZF_GROUPS_MAX     16384 // consumer groups in one REPORT
 
 typedef enum {
     ZF_HELLO = 1,
@@ -106,6 +107,7 @@ typedef struct {
     uint32_t nitems;                           // PUT, DELIVER: entries in items
     uint32_t nids;                             // ACK: entries in ids
     uint32_t nqueues;                          // REPORT: entries in queues
+    uint32_t ngroups;                          // REPORT: entries in groups
     bool borrowed;                             // item bodies are the caller's: never destroyed here
     const uint8_t *figures;                    // PING: the worker's figures, a msgpack map (a view)
     uint32_t figures_size;                     // PING: bytes at figures; 0 when none
@@ -116,6 +118,8 @@ typedef struct {
     zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done
     zf_figures_t *queues;                       // REPORT: queue figures, owned
     uint32_t queues_cap;                        // REPORT: entries allocated in queues
+    zf_group_figures_t *groups;                 // REPORT: consumer group figures, owned
+    uint32_t groups_cap;                        // REPORT: entries allocated in groups
     zframe_t *frame;                            // the decoded header frame, viewed by headers
 } zf_proto_t;
 
@@ -157,8 +161,10 @@ zf_env_t *zf_proto_add_item (zf_proto_t *self, zframe_t **body_p);
 //  send); for forwarding without a copy. Sets self->borrowed.
 zf_env_t *zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body);
 
-//  Append queue figures to a REPORT; NULL if full or out of memory.
+//  Append queue figures, or group figures, to a REPORT (zeroed); NULL if
+//  full or out of memory.
 zf_figures_t *zf_proto_add_queue (zf_proto_t *self);
+zf_group_figures_t *zf_proto_add_group (zf_proto_t *self);
 
 //  The root of an envelope's lineage: its root, or its own id for a root.
 const zf_id_t *zf_env_root (const zf_env_t *env);

@@ -71,7 +71,11 @@ write("status", "STATUS", {"id": ID_A})
 write("report", "REPORT", {
     "id": ID_A, "state": "retrying", "queue": "urls", "attempt": 2,
     "queues": [{"name": "urls", "depth": 10, "inflight": 2, "put": 300, "ack": 288,
-                "nack": 3, "dead": 0, "consumers": 4}]})
+                "nack": 3, "dead": 0, "consumers": 4}],
+    "groups": [{"queue": "urls", "name": "fetch", "workers": 4, "ready": 8, "inflight": 2,
+                "acked": 288, "declared": True},
+               {"queue": "urls", "name": "probe", "workers": 0, "ready": 10, "inflight": 0,
+                "acked": 0, "declared": False}]})
 write("bye", "BYE", {})
 
 

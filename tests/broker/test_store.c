@@ -75,6 +75,7 @@ static const zf_store_hooks_t s_hooks = { .created = s_created,
 
 //  A pipeline whose queue `jobs` has two readers (fan-out) and room for 3.
 static const char *s_config = "broker\n"
+                              "    group-expiry = 100ms\n"
                               "queues\n"
                               "    jobs\n"
                               "        max-depth = 3\n"
@@ -430,6 +431,73 @@ test_records_restore_the_state (void **state)
     zf_store_leave (f->store, &audit, false);
 }
 
+static void
+test_a_clients_group_expires (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 }, audit = { 0 }, probe = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    // A client reads jobs under a name no actor has, then leaves.
+    zf_store_join (f->store, &probe, "jobs", "probe");
+    zf_store_leave (f->store, &probe, false);
+    zf_cgroup_t *group = zf_store_group (f->store, zf_store_queue (f->store, "jobs"), "probe");
+    assert_false (group->declared);
+    assert_true (s_put (f->store, 1, 3, NULL, NULL)); // max-depth 3: full
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 3);
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 3);
+    for (uint8_t i = 1; i <= 3; i++) {
+        zf_id_t id = s_id (i);
+        zf_store_ack (f->store, &store, &id);
+        zf_store_ack (f->store, &audit, &id);
+    }
+    // Both actors are done, and the queue is still full: probe holds them.
+    assert_int_equal (zf_store_queue (f->store, "jobs")->depth, 3);
+    assert_int_equal (s_heard.finished[ZF_OUTCOME_DONE], 0);
+    zf_store_tick (f->store, zclock_mono () + 10); // not yet 100 ms without a worker
+    assert_int_equal (zf_store_queue (f->store, "jobs")->ngroups, 3);
+    zf_store_tick (f->store, zclock_mono () + 1000);
+    zf_queue_t *jobs = zf_store_queue (f->store, "jobs");
+    assert_int_equal (jobs->ngroups, 2); // probe is forgotten...
+    assert_int_equal (jobs->depth, 0);   // ... and what it held let go
+    assert_int_equal (s_heard.finished[ZF_OUTCOME_DONE], 3);
+    assert_true (zf_store_has_room (f->store));
+    // Declared groups never expire, with or without a worker.
+    zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
+    zf_store_tick (f->store, zclock_mono () + 1000);
+    assert_int_equal (jobs->ngroups, 2);
+}
+
+static void
+test_the_last_group_keeps_its_items (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    // A queue no actor reads: the first client to read it takes over the
+    // anonymous group, then leaves; its items wait for the next reader.
+    zf_worker_t probe = { 0 }, next = { 0 };
+    zf_store_join (f->store, &probe, "loose", "probe");
+    zf_store_leave (f->store, &probe, false);
+    zf_queue_t *loose = zf_store_queue (f->store, "loose");
+    zf_env_t env = { .id = s_id (40) };
+    zframe_t *body = zframe_new ("\xc0", 1);
+    zf_store_put (f->store, loose, &env, &body);
+    zf_store_tick (f->store, zclock_mono () + 1000);
+    assert_int_equal (loose->ngroups, 1);
+    assert_true (loose->groups[0]->anonymous);
+    assert_int_equal (loose->depth, 1);
+    zf_store_join (f->store, &next, "loose", "next");
+    zf_store_credit (f->store, &next, 1);
+    zf_worker_t *to;
+    zf_delivery_t *out[1];
+    assert_int_equal (zf_store_take (f->store, loose->groups[0], zclock_mono (), &to, out, 1), 1);
+    assert_ptr_equal (to, &next);
+    zf_store_leave (f->store, &next, false);
+}
+
 int
 main (void)
 {
@@ -443,6 +511,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_a_held_item_times_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cancel_drops_the_lineage, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_records_restore_the_state, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_clients_group_expires, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_the_last_group_keeps_its_items, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -277,6 +277,16 @@ test_small_commands (void **state)
     assert_int_equal (p->queues[0].nack, 3);
     assert_int_equal (p->queues[0].dead, 0);
     assert_int_equal (p->queues[0].consumers, 4);
+    assert_int_equal (p->ngroups, 2);
+    assert_string_equal (p->groups[0].queue, "urls");
+    assert_string_equal (p->groups[0].name, "fetch");
+    assert_int_equal (p->groups[0].workers, 4);
+    assert_int_equal (p->groups[0].ready, 8);
+    assert_int_equal (p->groups[0].inflight, 2);
+    assert_int_equal (p->groups[0].acked, 288);
+    assert_true (p->groups[0].declared);
+    assert_string_equal (p->groups[1].name, "probe");
+    assert_false (p->groups[1].declared);
     s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
 }
