@@ -397,11 +397,22 @@ zf_gather_actor (zsock_t *pipe, void *args)
     zf_actor_exit (pipe, 0);
 }
 
+//  A gather without a timeout waits for ever for a member that never comes.
+static const char *
+s_advise (zconfig_t *section)
+{
+    if (zconfig_locate (section, "timeout"))
+        return NULL; // said so, 0 (for ever) included
+    return "no timeout: a group whose member never comes (dropped by a processor, or lost "
+           "upstream) waits for ever; give timeout (e.g. 5m), or timeout = 0 to mean it";
+}
+
 const zf_kind_t zf_gather_kind = {
+    .advise = s_advise,
     .name = "gather",
     .summary = "collects the members of each group into one list, in order",
     .keys = s_keys,
     .settings_size = sizeof (zf_gather_settings_t),
-    .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT,
+    .flags = ZF_KIND_INPUT | ZF_KIND_OUTPUT | ZF_KIND_FANIN,
     .run = zf_gather_actor,
 };

@@ -3,6 +3,7 @@
 #include "zf_alloc.h"
 #include "zf_id.h"
 #include "zf_idmap.h"
+#include "zf_mp.h"
 #include "zf_window.h"
 
 #include <math.h>
@@ -530,6 +531,65 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
     self->hooks.stored (self->hooks.arg, copy, env.attempt);
 }
 
+//  The input queue of the first fan-in actor (a gather) downstream of the
+//  actor named from, following each actor's output through the pipeline;
+//  NULL if there is none. Bounded by the number of actors (a loop of
+//  queues ends there).
+static const char *
+s_fanin_downstream (zf_store_t *self, const char *from)
+{
+    zf_actor_conf_t *actor = zf_pipeline_actor (self->pipeline, from);
+    if (actor && actor->kind && (actor->kind->flags & ZF_KIND_FANIN))
+        return NULL; // what a gather refuses is no member of a group downstream
+    size_t steps = zlistx_size (self->pipeline->actors);
+    while (actor && actor->output && steps--) {
+        zf_queue_conf_t *queue = zf_pipeline_queue (self->pipeline, actor->output);
+        const char *reader = queue ? (const char *) zlistx_first (queue->readers) : NULL;
+        zf_actor_conf_t *next = reader ? zf_pipeline_actor (self->pipeline, reader) : NULL;
+        if (next && next->kind && (next->kind->flags & ZF_KIND_FANIN))
+            return queue->name;
+        actor = next;
+    }
+    return NULL;
+}
+
+//  A member of a gather group was dead-lettered on its way (d): the gather
+//  downstream would wait for it for ever. It gets the member's error in its
+//  place instead, an item of the lineage with the member's group: {"error":
+//  the reason, "dead": the dead-letter queue, "id": the member's}, its id
+//  derived from the member's so that it is put once.
+static void
+s_tell_fanin (zf_store_t *self, zf_delivery_t *d, const char *dead_queue)
+{
+    zf_message_t *msg = d->msg;
+    const char *input = msg->fanin.size ? s_fanin_downstream (self, d->group->name) : NULL;
+    if (!input)
+        return;
+    zf_env_t env = { .id = zf_id_child (&msg->id, UINT32_MAX - 1),
+                     .parent = msg->id,
+                     .root = msg->root,
+                     .ts = msg->ts,
+                     .group = msg->fanin };
+    if (zf_idmap_get (self->live, &env.id) || (self->seen && zf_window_get (self->seen, &env.id)))
+        return;
+    char hex[ZF_ID_HEX];
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    zf_mp_pack_cstr (&pk, "error");
+    zf_mp_pack_cstr (&pk, msg->reason ? msg->reason : "dead-lettered");
+    zf_mp_pack_cstr (&pk, "dead");
+    zf_mp_pack_cstr (&pk, dead_queue);
+    zf_mp_pack_cstr (&pk, "id");
+    zf_mp_pack_cstr (&pk, zf_id_format (&msg->id, hex));
+    zframe_t *body = zframe_new (buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    zf_lineage_t *lineage = zf_id_is_zero (&msg->root) ? NULL : zf_store_hold (self, &msg->root);
+    s_msg_new (self, zf_store_queue (self, input), &env, &body, lineage);
+}
+
 //  A delivery is over: acked, or dead (copied to QUEUE.dead). The message
 //  goes when its last delivery does.
 static void
@@ -542,6 +602,9 @@ s_finish_delivery (zf_store_t *self, zf_delivery_t *d, bool dead)
         msg->dead = true;
         self->hooks.dead (self->hooks.arg, d);
         s_dead_letter (self, d);
+        char dead_queue[ZF_NAME_MAX + 8];
+        snprintf (dead_queue, sizeof dead_queue, "%s.dead", queue->name);
+        s_tell_fanin (self, d, dead_queue);
     }
     else
         d->group->acked++;

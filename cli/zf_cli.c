@@ -34,6 +34,9 @@ s_load (const char *path)
     if (!pipeline)
         fprintf (stderr, "%zu error%s in %s\n", zlistx_size (errors),
                  zlistx_size (errors) == 1 ? "" : "s", path);
+    for (const char *w = pipeline ? (const char *) zlistx_first (pipeline->warnings) : NULL; w;
+         w = (const char *) zlistx_next (pipeline->warnings))
+        fprintf (stderr, "%s\n", w);
     zlistx_destroy (&errors);
     return pipeline;
 }

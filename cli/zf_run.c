@@ -449,6 +449,9 @@ zf_cmd_run (int argc, char **argv)
     zlistx_destroy (&errors);
     if (!pipeline)
         return ZF_EXIT_USAGE;
+    for (const char *w = (const char *) zlistx_first (pipeline->warnings); w;
+         w = (const char *) zlistx_next (pipeline->warnings))
+        fprintf (stderr, "%s\n", w);
 
     // Its own clients, and the actors it starts (unless they name their
     // own), use the pipeline's client certificate.

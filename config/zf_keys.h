@@ -68,10 +68,11 @@ typedef struct {
 #define ZF_FIELD(type, member) .field = offsetof (type, member) + 1
 
 //  What an actor kind does with queues, for validation and the graph.
-#define ZF_KIND_INPUT  1 // reads the queue named by `input` (required)
-#define ZF_KIND_OUTPUT 2 // writes the queue named by `output` (required)
-#define ZF_KIND_SOURCE 4 // puts items from outside (a source of the pipeline)
-#define ZF_KIND_TIMED  8 // runs until stopped (a pipeline with one never ends by itself)
+#define ZF_KIND_INPUT  1  // reads the queue named by `input` (required)
+#define ZF_KIND_OUTPUT 2  // writes the queue named by `output` (required)
+#define ZF_KIND_SOURCE 4  // puts items from outside (a source of the pipeline)
+#define ZF_KIND_TIMED  8  // runs until stopped (a pipeline with one never ends by itself)
+#define ZF_KIND_FANIN  16 // gathers the members of groups (the broker tells it of lost ones)
 
 typedef struct {
     const char *name;         // as in `kind = NAME`
@@ -85,6 +86,9 @@ typedef struct {
     const char *one_of;       // exactly one of these keys must be given ("a|b"), or NULL
     void (*run) (zsock_t *pipe, void *args); // the actor function (args: zf_actor_args_t), or NULL
     void (*init) (void); // process-wide setup, in the main thread before run starts, or NULL
+    //  A warning about a section that is valid but likely not what was
+    //  meant (zflow validate and zflow run print it), or NULL.
+    const char *(*advise) (zconfig_t *section);
 } zf_kind_t;
 
 //  The kind named name in kinds (ended by NULL), or NULL.

@@ -578,6 +578,11 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
         for (const zf_key_t *key = actor->kind->keys; key->name; key++)
             if (key->flags & ZF_KEY_PATH)
                 s_check_path (loader, node, key->name, where);
+        const char *advice = actor->kind->advise ? actor->kind->advise (node) : NULL;
+        if (advice)
+            zlistx_add_end (loader->pipeline->warnings,
+                            zsys_sprintf ("%s:%d: warning: %s: %s", loader->pipeline->file,
+                                          actor->line, where, advice));
     }
 }
 
@@ -675,6 +680,8 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
     zlistx_set_destructor (self->actors, (zlistx_destructor_fn *) s_actor_destroy);
     self->queue_index = zhashx_new ();
     self->actor_index = zhashx_new ();
+    self->warnings = zlistx_new ();
+    zlistx_set_destructor (self->warnings, (zlistx_destructor_fn *) zstr_free);
     zf_keys_bind (zf_queue_keys, NULL, &self->queue_defaults);
 
     s_loader_t loader = { self, zpl, kinds, zlistx_new () };
@@ -764,6 +771,7 @@ zf_pipeline_destroy (zf_pipeline_t **self_p)
     zf_pipeline_t *self = *self_p;
     zhashx_destroy (&self->queue_index);
     zhashx_destroy (&self->actor_index);
+    zlistx_destroy (&self->warnings);
     zlistx_destroy (&self->actors);
     zlistx_destroy (&self->queues);
     zf_zpl_t *zpl = (zf_zpl_t *) self->zpl;

@@ -102,6 +102,7 @@ typedef struct {
     zhashx_t *queue_index; // name -> zf_queue_conf_t, for lookups that keep list cursors
     zhashx_t *actor_index; // name -> zf_actor_conf_t
     void *zpl;             // the reader, which owns root and knows the lines
+    zlistx_t *warnings;    // "FILE:LINE: warning: ..." of what loaded but looks wrong
 } zf_pipeline_t;
 
 //  Load and check the pipeline at path, whose actors may be of the kinds

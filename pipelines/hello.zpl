@@ -57,6 +57,7 @@ actors
         input = titles                  #   The queue it reads
         output = batches                #   The queue it writes
         mode = collect                  #   Errors stay in their places
+        timeout = 1m                    #   A group still missing a member after this comes out with the gap marked
     lists
         kind = sink                     #   Writes each item out
         input = batches                 #   The queue it reads

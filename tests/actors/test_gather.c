@@ -31,6 +31,9 @@ s_teardown (void **state)
 //  (gather with the extra keys) -> store (out.jsonl).
 static const char *s_config = "queues\n"
                               "    a\n"
+                              "        max-attempts = 2\n"
+                              "        retry-base = 10ms\n"
+                              "        retry-max = 20ms\n"
                               "    b\n"
                               "actors\n"
                               "    src\n"
@@ -43,7 +46,6 @@ static const char *s_config = "queues\n"
                               "        kind = processor\n"
                               "        input = a\n"
                               "        output = b\n"
-                              "        on-error = emit\n"
                               "        command = \"%s\"\n"
                               "%s"
                               "    g\n"
@@ -63,13 +65,16 @@ typedef struct {
 } s_run_t;
 
 //  Starts the pipeline with items (one "item = X" line each), the
-//  processor's command and extra keys, and the gather's extra keys.
+//  processor's command and extra keys (on-error = emit unless they say),
+//  and the gather's extra keys. Queue a tries an item twice, 10-20 ms apart.
 static void
 s_start (s_run_t *run, int group_size, const char *items, const char *command,
          const char *proc_keys, const char *gather_keys)
 {
-    char config[4096];
-    snprintf (config, sizeof config, s_config, group_size, items, command, proc_keys, gather_keys);
+    char config[4096], keys[512];
+    snprintf (keys, sizeof keys, "%s%s",
+              strstr (proc_keys, "on-error") ? "" : "        on-error = emit\n", proc_keys);
+    snprintf (config, sizeof config, s_config, group_size, items, command, keys, gather_keys);
     run->broker = zf_test_broker (s_dir, config, &run->pipeline);
     assert_non_null (run->broker);
     const char *names[] = { "store", "g", "proc", "src" };
@@ -279,6 +284,39 @@ test_gather_restart (void **state)
     free (text);
 }
 
+static void
+test_a_dead_member_fails_the_group (void **state)
+{
+    // The processor retries its failures (on-error = retry) and the member
+    // that always fails is dead-lettered to a.dead: mode = all must fail
+    // its group, not wait for it for ever.
+    s_run_t run;
+    s_start (&run, 3, "            item = 1\n            item = fail\n            item = 3\n",
+             ZFLOW_WRAP, "        on-error = retry\n", "        mode = all\n");
+    char *text = s_output (1);
+    s_stop (&run);
+    assert_non_null (strstr (text, "{\"error\":\"member 1 of 3 failed: asked to fail\""));
+    assert_non_null (strstr (text, "\"dead\":\"a.dead\""));
+    free (text);
+}
+
+static void
+test_a_dead_member_is_an_error_in_collect (void **state)
+{
+    // mode = collect: the dead-lettered member is an error in its place.
+    s_run_t run;
+    s_start (&run, 3, "            item = 1\n            item = fail\n            item = 3\n",
+             ZFLOW_WRAP, "        on-error = retry\n", "");
+    char *text = s_output (1);
+    zf_figures_t dead = s_figures (&run, "a.dead");
+    s_stop (&run);
+    assert_non_null (strstr (text, "[{\"item\":1,\"bytes\":1},{\"error\":\"asked to fail\","
+                                   "\"dead\":\"a.dead\",\"id\":\""));
+    assert_non_null (strstr (text, "{\"item\":3,\"bytes\":1}]\n"));
+    assert_int_equal (dead.depth, 1); // the member itself waits in a.dead
+    free (text);
+}
+
 int
 main (void)
 {
@@ -289,6 +327,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_timeout_fails_to_dead, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fan_out_and_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_no_group_is_dead_lettered, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_dead_member_fails_the_group, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_dead_member_is_an_error_in_collect, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_gather_restart, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

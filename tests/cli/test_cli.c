@@ -67,6 +67,34 @@ test_validate_good (void **state)
 }
 
 static void
+test_validate_warns_of_a_gather_without_timeout (void **state)
+{
+    // Valid, so exit 0; but a gather that would wait for ever is named.
+    char text[2048];
+    snprintf (text, sizeof text,
+              "%s    lists\n        kind = gather\n        input = pages\n        output = lists\n"
+              "    keep\n        kind = sink\n        input = lists\n        target = null\n",
+              s_pipeline);
+    const char *path = s_write ("gather.zpl", text);
+    s_result_t r = zf_test_zflow (NULL, "validate", path, NULL);
+    assert_int_equal (r.status, 0);
+    char expected[1200];
+    snprintf (expected, sizeof expected,
+              "%s:21: warning: actor 'lists' (gather): no timeout: ", path);
+    assert_non_null (strstr (r.err, expected));
+    zf_test_result_free (&r);
+    // timeout = 0 says it is meant: no warning.
+    char *at = strstr (text, "        output = lists\n");
+    char fixed[2100];
+    snprintf (fixed, sizeof fixed, "%.*s        timeout = 0\n%s", (int) (at - text), text, at);
+    path = s_write ("gather0.zpl", fixed);
+    r = zf_test_zflow (NULL, "validate", path, NULL);
+    assert_int_equal (r.status, 0);
+    assert_string_equal (r.err, "");
+    zf_test_result_free (&r);
+}
+
+static void
 test_validate_misspelt_key (void **state)
 {
     char text[2048];
@@ -158,6 +186,8 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_validate_good, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_validate_warns_of_a_gather_without_timeout, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_validate_misspelt_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_validate_usage_and_missing_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_graph, s_setup, s_teardown),
