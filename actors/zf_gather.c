@@ -11,7 +11,10 @@
     the group's id, so a group closed twice is put once.
 
     A member is an error when its body is a map with an "error" key (what a
-    processor with on-error = emit, or a failed fetch, produces).
+    processor with on-error = emit, or a failed fetch, produces). A member
+    dead-lettered on its way (out of attempts upstream) comes as one too:
+    the broker puts {"error": its last reason, "dead": QUEUE.dead, "id"} in
+    its place, in the gather's input, so no group waits for it for ever.
 
     - mode = collect: a complete group is emitted as the list of its
       members' bodies in index order, errors in their places.
