@@ -189,10 +189,12 @@ s_start (s_run_t *run, s_worker_t *worker)
 
 //  Totals over the queues, from the broker.
 typedef struct {
-    uint64_t depth; // items waiting or in flight
-    uint64_t dead;  // items dead-lettered
-    uint64_t acked; // items finished
-    bool answered;  // the broker answered
+    uint64_t depth;   // items waiting or in flight
+    uint64_t dead;    // items dead-lettered
+    uint64_t acked;   // items finished
+    uint64_t letters; // items waiting in dead-letter queues (this run's and earlier)
+    char where[512];  // "jobs.dead 2, pages.dead 1": the dead letters by queue
+    bool answered;    // the broker answered
 } s_totals_t;
 
 static s_totals_t
@@ -209,6 +211,12 @@ s_totals (zf_client_t *client)
         bool dead_queue = len > 5 && streq (queues[i].name + len - 5, ".dead");
         if (!dead_queue)
             totals.depth += queues[i].depth;
+        else if (queues[i].depth) {
+            totals.letters += queues[i].depth;
+            size_t used = strlen (totals.where);
+            snprintf (totals.where + used, sizeof totals.where - used, "%s%s %llu",
+                      used ? ", " : "", queues[i].name, (unsigned long long) queues[i].depth);
+        }
         totals.dead += queues[i].dead;
         totals.acked += dead_queue ? 0 : queues[i].ack;
     }
@@ -617,11 +625,12 @@ zf_cmd_run (int argc, char **argv)
         zf_client_pump (observer, 50); // also the loop's pace
     }
     bool interrupted = stop != S_RUNNING;
-    // Every item through (to a sink or a dead-letter queue): nothing is
-    // left to resume. A run stopped, or failed on the way, keeps its state.
-    bool completed = !interrupted && !status;
-    if (completed)
+    // Every item through to a sink: nothing is left to resume, and the state
+    // goes. A run stopped, or failed on the way, keeps it, and so does one
+    // with dead letters: they wait there until they are dealt with.
+    if (!interrupted && !status)
         totals = s_totals (observer);
+    bool completed = !interrupted && !status && !totals.letters;
     zf_progress_destroy (&run.progress); // the lines below say how it ended
     zf_client_destroy (&observer);
     s_stop_all (&run, stop == S_AT_ONCE ? 0 : grace);
@@ -633,11 +642,18 @@ zf_cmd_run (int argc, char **argv)
                stop == S_AT_ONCE ? ", at once"
                : drained         ? ": sources stopped, everything they put went through"
                                  : "");
-    else if (!status && totals.dead) {
+    else if (!status && (totals.dead || totals.letters)) {
         fprintf (stderr,
-                 "zflow run: done in %.1f s, but %llu item%s ended in a dead-letter queue: see "
-                 "`zflow status ENDPOINT` while a broker runs, and the actors' log above\n",
-                 seconds, (unsigned long long) totals.dead, totals.dead == 1 ? "" : "s");
+                 "zflow run: done in %.1f s, but %llu item%s ended in a dead-letter queue (%s)",
+                 seconds, (unsigned long long) totals.letters, totals.letters == 1 ? "" : "s",
+                 totals.where);
+        if (journal)
+            fprintf (stderr,
+                     ": they stay in %s; `zflow status --state %s` lists them with their "
+                     "reasons\n",
+                     journal, journal);
+        else
+            fprintf (stderr, "; without a journal they are gone with the broker\n");
         status = ZF_EXIT_FAILED;
     }
     else if (!status)

@@ -10,11 +10,14 @@
 #include "zf_broker.h"
 #include "zf_cli.h"
 #include "zf_gateway.h"
+#include "zf_journal.h"
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
 #include "zflow.h"
+
+#include <sys/stat.h>
 
 //  Reads "--name VALUE" options from argv into values (NULL-terminated
 //  names); the rest stay in order in args. Returns the number of args, or -1
@@ -212,14 +215,139 @@ zf_cmd_put (int argc, char **argv)
     return status;
 }
 
+static bool
+s_is_dir (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+//  What a journal holds of one item, for zflow status --state.
+typedef struct {
+    char queue[ZF_NAME_MAX + 1]; // where it is stored
+    uint32_t attempt;            // its attempts over
+    char *reason;                // its last failure, or NULL
+} s_stored_t;
+
+static void
+s_stored_destroy (s_stored_t **self_p)
+{
+    if (*self_p) {
+        free ((*self_p)->reason);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+//  Keeps the items a journal's records leave stored: PUT adds, FIN takes.
+static int
+s_state_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t size, zf_error_t *err)
+{
+    zhashx_t *stored = (zhashx_t *) arg;
+    zf_record_t record;
+    if (zf_record_read (&record, type, payload, size, err))
+        return -1;
+    char hex[ZF_ID_HEX];
+    if (type == ZF_JR_PUT) {
+        s_stored_t *item = (s_stored_t *) zmalloc (sizeof (s_stored_t));
+        snprintf (item->queue, sizeof item->queue, "%.*s", (int) record.name_size, record.name);
+        item->attempt = record.attempt;
+        if (record.reason_size)
+            item->reason = strndup (record.reason, record.reason_size);
+        zhashx_update (stored, zf_id_format (&record.id, hex), item);
+    }
+    else if (type == ZF_JR_FIN)
+        zhashx_delete (stored, zf_id_format (&record.id, hex));
+    return 0;
+}
+
+//  zflow status --state DIR: what a journal no broker runs on holds (that
+//  of a zflow run that ended, DIR its journal or the state folder around
+//  it): the items stored per queue, and every dead letter with its reason.
+static int
+s_status_state (const char *dir)
+{
+    char *journal = zsys_sprintf ("%s/journal", dir);
+    if (!s_is_dir (journal)) {
+        zstr_free (&journal);
+        journal = strdup (dir);
+    }
+    int status = ZF_EXIT_OK;
+    char *lock = zsys_sprintf ("%s/LOCK", journal);
+    zf_error_t err;
+    zf_journal_t *reader = NULL;
+    if (!s_is_dir (journal) || !zsys_file_exists (lock)) {
+        fprintf (stderr, "zflow status: %s holds no journal\n", journal);
+        status = ZF_EXIT_USAGE;
+    }
+    else if (!(reader = zf_journal_open (journal, ZF_SYNC_NEVER, 10, &err))) {
+        fprintf (
+            stderr,
+            "zflow status: %s (while a broker runs on it, ask the broker: zflow status ENDPOINT)\n",
+            err.text);
+        status = ZF_EXIT_FAILED;
+    }
+    zstr_free (&lock);
+    zhashx_t *stored = zhashx_new ();
+    zhashx_set_destructor (stored, (zhashx_destructor_fn *) s_stored_destroy);
+    zf_journal_report_t report;
+    if (reader && zf_journal_replay (reader, s_state_record, stored, &report, &err)) {
+        fprintf (stderr, "zflow status: %s\n", err.text);
+        status = ZF_EXIT_FAILED;
+    }
+    zf_journal_destroy (&reader);
+    if (status == ZF_EXIT_OK) {
+        // Per queue, in name order; then the dead letters, 20 a queue at most.
+        zhashx_t *counts = zhashx_new ();
+        for (s_stored_t *item = (s_stored_t *) zhashx_first (stored); item;
+             item = (s_stored_t *) zhashx_next (stored)) {
+            uintptr_t n = (uintptr_t) zhashx_lookup (counts, item->queue);
+            zhashx_update (counts, item->queue, (void *) (n + 1));
+        }
+        zlistx_t *names = zhashx_keys (counts);
+        zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+        zlistx_sort (names);
+        printf ("journal %s: %zu items stored\n", journal, zhashx_size (stored));
+        printf ("%-24s %9s\n", "QUEUE", "STORED");
+        for (const char *name = (const char *) zlistx_first (names); name;
+             name = (const char *) zlistx_next (names))
+            printf ("%-24s %9llu\n", name,
+                    (unsigned long long) (uintptr_t) zhashx_lookup (counts, name));
+        for (const char *name = (const char *) zlistx_first (names); name;
+             name = (const char *) zlistx_next (names)) {
+            size_t len = strlen (name);
+            if (len <= 5 || !streq (name + len - 5, ".dead"))
+                continue;
+            printf ("\ndead letters in %s:\n", name);
+            size_t shown = 0, total = (size_t) (uintptr_t) zhashx_lookup (counts, name);
+            for (s_stored_t *item = (s_stored_t *) zhashx_first (stored); item && shown < 20;
+                 item = (s_stored_t *) zhashx_next (stored))
+                if (streq (item->queue, name)) {
+                    printf ("  %s  attempts %u  %s\n", (const char *) zhashx_cursor (stored),
+                            item->attempt, item->reason ? item->reason : "(no reason given)");
+                    shown++;
+                }
+            if (total > shown)
+                printf ("  ... and %zu more\n", total - shown);
+        }
+        zlistx_destroy (&names);
+        zhashx_destroy (&counts);
+    }
+    zhashx_destroy (&stored);
+    zstr_free (&journal);
+    return status;
+}
+
 int
 zf_cmd_status (int argc, char **argv)
 {
-    const char *usage = "status ENDPOINT [ID] [--timeout 5s]";
-    const char *names[] = { "timeout", NULL };
-    const char *values[1] = { NULL };
+    const char *usage = "status ENDPOINT [ID] [--timeout 5s] | status --state DIR";
+    const char *names[] = { "timeout", "state", NULL };
+    const char *values[2] = { NULL, NULL };
     char *args[8];
     int nargs = argc < 8 ? s_options (argc, argv, names, values, args, usage) : -1;
+    if (nargs == 0 && values[1])
+        return s_status_state (values[1]);
     int64_t timeout = s_duration ("status", values[0], 5000);
     if (nargs < 1 || nargs > 2 || timeout < 0) {
         if (nargs >= 0 && timeout >= 0)

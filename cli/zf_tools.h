@@ -12,7 +12,7 @@ int zf_cmd_broker (int argc, char **argv);
 //  zflow put ENDPOINT QUEUE [JSON ...] [--timeout D]
 int zf_cmd_put (int argc, char **argv);
 
-//  zflow status ENDPOINT [ID] [--timeout D]
+//  zflow status ENDPOINT [ID] [--timeout D], zflow status --state DIR
 int zf_cmd_status (int argc, char **argv);
 
 //  zflow tap ENDPOINT [PATTERN ...] [--limit N]

@@ -98,27 +98,50 @@ test_finite_pipeline (void **state)
 static void
 test_dead_letters_fail_the_run (void **state)
 {
-    zf_test_result_t r = s_run (BROKER "queues\n"
-                                       "    numbers\n"
-                                       "        max-attempts = 2\n"
-                                       "        retry-base = 10ms\n"
-                                       "actors\n"
-                                       "    nums\n"
-                                       "        kind = producer\n"
-                                       "        source = seq:3\n"
-                                       "        output = numbers\n"
-                                       "    fail\n"
-                                       "        kind = processor\n"
-                                       "        input = numbers\n"
-                                       "        output = results\n"
-                                       "        command = \"while read n; do echo '!no'; echo; "
-                                       "done\"\n"
-                                       "    store\n"
-                                       "        kind = sink\n"
-                                       "        input = results\n"
-                                       "        target = null\n");
+    // The run fails, names the dead letters by queue, and keeps the state
+    // where they stay; zflow status --state lists them with their reasons.
+    char path[512], journal[600];
+    s_write (BROKER "queues\n"
+                    "    numbers\n"
+                    "        max-attempts = 2\n"
+                    "        retry-base = 10ms\n"
+                    "actors\n"
+                    "    nums\n"
+                    "        kind = producer\n"
+                    "        source = seq:3\n"
+                    "        output = numbers\n"
+                    "    fail\n"
+                    "        kind = processor\n"
+                    "        input = numbers\n"
+                    "        output = results\n"
+                    "        command = \"while read n; do echo '!no'; echo; "
+                    "done\"\n"
+                    "    store\n"
+                    "        kind = sink\n"
+                    "        input = results\n"
+                    "        target = null\n",
+             path, sizeof path);
+    snprintf (journal, sizeof journal, "%s/state/journal", s_dir);
+    char state_dir[560];
+    snprintf (state_dir, sizeof state_dir, "%s/state", s_dir);
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, "--state", state_dir, NULL);
     assert_int_equal (r.status, 1);
-    assert_non_null (strstr (r.err, "but 3 items ended in a dead-letter queue"));
+    assert_non_null (strstr (r.err, "but 3 items ended in a dead-letter queue (numbers.dead 3)"));
+    char expected[1400];
+    snprintf (expected, sizeof expected, "they stay in %s; `zflow status --state %s` lists them",
+              journal, journal);
+    assert_non_null (strstr (r.err, expected));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "status", "--state", state_dir, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "numbers.dead                     3\n"));
+    assert_non_null (strstr (r.out, "dead letters in numbers.dead:\n"));
+    assert_non_null (strstr (r.out, "  attempts 2  no\n"));
+    zf_test_result_free (&r);
+    // A folder with no journal is said to be one.
+    r = zf_test_zflow (NULL, "status", "--state", s_dir, NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "holds no journal"));
     zf_test_result_free (&r);
 }
 
