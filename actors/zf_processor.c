@@ -10,7 +10,8 @@
     rest of the line is the reason): the outputs of that item are dropped,
     and the item is retried (on-error = retry) or passed on as
     {"error": REASON, "item": BODY} (on-error = emit). What it writes on
-    stderr goes to the actor's log.
+    stderr goes to the actor's log, a whole line at a time, each prefixed
+    with the coprocess's number ([0], [1], ...).
 
     An item that takes longer than `timeout`, or whose coprocess exits, is
     retried, and the coprocess is started again.
@@ -40,6 +41,7 @@
 #include "zflow.h"
 #include "zflow_plugin.h"
 
+#include <sys/prctl.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -95,15 +97,19 @@ static const zf_key_t s_keys[] = {
 
 //  One running copy of the command.
 typedef struct {
-    pid_t pid;         // the coprocess, or 0 when not running
-    int in;            // its stdin (we write)
-    int out;           // its stdout (we read)
-    zf_item_t *item;   // the item it is on, or NULL when idle
-    int64_t deadline;  // when that item times out (ms, monotonic)
-    char *error;       // the failure it reported for the item, or NULL
-    zlistx_t *outputs; // zchunk_t: msgpack outputs of the item so far
-    zchunk_t *line;    // output not yet ended by a newline
-    uint64_t lines;    // output lines of the item, for messages
+    pid_t pid;           // the coprocess, or 0 when not running
+    int in;              // its stdin (we write)
+    int out;             // its stdout (we read)
+    int err;             // its stderr (we read and pass on a whole line at a time), or -1
+    char err_line[1024]; // a line of its stderr not yet ended
+    size_t err_len;      // bytes in err_line
+    int index;           // its number among the actor's coprocesses, for its stderr lines
+    zf_item_t *item;     // the item it is on, or NULL when idle
+    int64_t deadline;    // when that item times out (ms, monotonic)
+    char *error;         // the failure it reported for the item, or NULL
+    zlistx_t *outputs;   // zchunk_t: msgpack outputs of the item so far
+    zchunk_t *line;      // output not yet ended by a newline
+    uint64_t lines;      // output lines of the item, for messages
 } s_coproc_t;
 
 //  A loaded plugin.
@@ -128,6 +134,38 @@ typedef struct {
     s_plugin_t plugin;     // the plugin, when there is one
 } self_t;
 
+//  Writes one line of proc's stderr to ours, prefixed with its number, in
+//  one write (a pipe takes up to PIPE_BUF bytes whole), so that the lines
+//  of several coprocesses and of the actor never mix mid-line.
+static void
+s_write_line (s_coproc_t *proc)
+{
+    char line[sizeof proc->err_line + 16];
+    int len = snprintf (line, sizeof line, "[%d] %.*s\n", proc->index, (int) proc->err_len,
+                        proc->err_line);
+    ssize_t written = write (2, line, (size_t) len);
+    (void) written; // stderr gone: nothing to tell it with
+    proc->err_len = 0;
+}
+
+//  Passes on the stderr lines of proc that have come; with all, also what
+//  is left of a line.
+static void
+s_pass_stderr (s_coproc_t *proc, bool all)
+{
+    char data[4096];
+    ssize_t n;
+    while (proc->err >= 0 && (n = read (proc->err, data, sizeof data)) > 0)
+        for (ssize_t i = 0; i < n; i++) {
+            if (data[i] != '\n')
+                proc->err_line[proc->err_len++] = data[i];
+            if (data[i] == '\n' || proc->err_len == sizeof proc->err_line - 1)
+                s_write_line (proc);
+        }
+    if (all && proc->err_len)
+        s_write_line (proc);
+}
+
 static void
 s_stop (s_coproc_t *proc)
 {
@@ -139,31 +177,42 @@ s_stop (s_coproc_t *proc)
         close (proc->in);
     if (proc->out >= 0)
         close (proc->out);
+    s_pass_stderr (proc, true);
+    if (proc->err >= 0)
+        close (proc->err);
     proc->pid = 0;
-    proc->in = proc->out = -1;
+    proc->in = proc->out = proc->err = -1;
     zchunk_set (proc->line, NULL, 0);
 }
 
 static int
 s_start (self_t *self, s_coproc_t *proc)
 {
-    int to_child[2], from_child[2];
-    if (pipe (to_child) || pipe (from_child))
+    int to_child[2], from_child[2], err_child[2];
+    if (pipe (to_child) || pipe (from_child) || pipe (err_child))
         return -1;
     pid_t pid = fork ();
     if (pid < 0)
         return -1;
     if (pid == 0) {
         // The worker blocks SIGINT and SIGTERM (zf_actor_run): not the command.
+        // In a process group of its own, a Ctrl-C at the terminal does not
+        // reach it (the actor ends it: its input closed, then SIGKILL), and
+        // it does not outlive the actor.
         sigset_t none;
         sigemptyset (&none);
         sigprocmask (SIG_SETMASK, &none, NULL);
+        setpgid (0, 0);
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
         dup2 (to_child[0], 0);
         dup2 (from_child[1], 1);
+        dup2 (err_child[1], 2);
         close (to_child[0]);
         close (to_child[1]);
         close (from_child[0]);
         close (from_child[1]);
+        close (err_child[0]);
+        close (err_child[1]);
         if (chdir (self->args->pipeline->dir))
             _exit (126);
         execl ("/bin/sh", "sh", "-c", self->command, (char *) NULL);
@@ -171,7 +220,11 @@ s_start (self_t *self, s_coproc_t *proc)
     }
     close (to_child[0]);
     close (from_child[1]);
+    close (err_child[1]);
     fcntl (from_child[0], F_SETFL, O_NONBLOCK);
+    fcntl (err_child[0], F_SETFL, O_NONBLOCK);
+    fcntl (err_child[0], F_SETFD, FD_CLOEXEC);
+    proc->err = err_child[0];
     fcntl (to_child[1], F_SETFD, FD_CLOEXEC);
     fcntl (from_child[0], F_SETFD, FD_CLOEXEC);
     proc->pid = pid;
@@ -398,13 +451,14 @@ s_run_command (self_t *self, zsock_t *pipe)
     signal (SIGPIPE, SIG_IGN); // a coprocess that dies shows as a write error
     self->procs = (s_coproc_t *) zmalloc (self->nprocs * sizeof (s_coproc_t));
     for (int i = 0; i < self->nprocs; i++) {
-        self->procs[i].in = self->procs[i].out = -1;
+        self->procs[i].in = self->procs[i].out = self->procs[i].err = -1;
+        self->procs[i].index = i;
         self->procs[i].outputs = zlistx_new ();
         zlistx_set_destructor (self->procs[i].outputs, (zlistx_destructor_fn *) zchunk_destroy);
         self->procs[i].line = zchunk_new (NULL, 256);
     }
     zmq_pollitem_t *items =
-        (zmq_pollitem_t *) zmalloc ((self->nprocs + 1) * sizeof (zmq_pollitem_t));
+        (zmq_pollitem_t *) zmalloc ((2 * self->nprocs + 1) * sizeof (zmq_pollitem_t));
     while (!zf_actor_stopping (pipe)) {
         // Give idle coprocesses work: waiting for an item only when all are idle.
         bool busy = false;
@@ -422,17 +476,22 @@ s_run_command (self_t *self, zsock_t *pipe)
         int count = 0;
         int64_t now = zclock_mono (), wait = 100;
         for (int i = 0; i < self->nprocs; i++)
+            if (self->procs[i].err >= 0)
+                items[count++] = (zmq_pollitem_t){ NULL, self->procs[i].err, ZMQ_POLLIN, 0 };
+        int logs = count;
+        for (int i = 0; i < self->nprocs; i++)
             if (self->procs[i].item && self->procs[i].out >= 0) {
                 items[count++] = (zmq_pollitem_t){ NULL, self->procs[i].out, ZMQ_POLLIN, 0 };
                 if (self->procs[i].deadline - now < wait)
                     wait = self->procs[i].deadline - now > 0 ? self->procs[i].deadline - now : 0;
             }
-        if (count) {
+        if (count > logs) {
             zmq_poll (items, count, (long) wait);
             zf_client_pump (self->client, 0); // heartbeats while every copy is busy
         }
         for (int i = 0; i < self->nprocs; i++) {
             s_coproc_t *proc = &self->procs[i];
+            s_pass_stderr (proc, false);
             if (proc->item && proc->out >= 0)
                 s_read (self, proc);
             if (proc->item && zclock_mono () >= proc->deadline) {

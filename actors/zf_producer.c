@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define STOP_FLUSH_MS 250 // a stop waits this long at most for the last confirms
+
 static int
 s_check_source (const char *value, zf_error_t *err)
 {
@@ -445,7 +447,10 @@ zf_producer_actor (zsock_t *pipe, void *args)
                    (unsigned long long) self.position);
     }
     else
-        zf_client_flush (self.client, 5000); // what was read goes in before we stop
+        // What was sent is confirmed if the broker has room for it; what is
+        // not is read again from the checkpoint by the next run: a stop
+        // does not wait for consumers that are stopping too.
+        zf_client_flush (self.client, STOP_FLUSH_MS);
     zf_client_destroy (&self.client);
     s_close (&self);
     zf_actor_exit (pipe, status);

@@ -5,8 +5,9 @@
     and fails the run if one keeps dying. A finite pipeline (no scheduler)
     is finished when its sources have ended and no item is left in any
     queue: zflow run then stops the actors and exits 0, or 1 if items ended
-    in a dead-letter queue. SIGINT or SIGTERM stops everything, with a grace
-    period for the actors to hand back what they hold.
+    in a dead-letter queue. SIGINT or SIGTERM stops every actor at once, with
+    a grace period for each to finish or hand back what it holds (without a
+    journal the sources stop first, and what they put drains through).
 */
 #include "zf_run.h"
 #include "zf_progress.h"
@@ -57,6 +58,7 @@ typedef struct {
     int nworkers;            // entries in workers
     bool quiet;              // no progress, and no actors' info lines
     bool verbose;            // figures every 5 s even beside the live view
+    bool stopping;           // a stop was asked for: no worker is started again
     zf_progress_t *progress; // the live view on a terminal, or NULL
 } s_run_t;
 
@@ -138,8 +140,11 @@ s_start (s_run_t *run, s_worker_t *worker)
         return;
     }
     if (pid == 0) {
-        // An actor does not outlive its supervisor, and takes signals itself.
+        // An actor does not outlive its supervisor, and takes signals itself:
+        // in a process group of its own, a Ctrl-C at the terminal reaches
+        // zflow run alone, which stops the actors in order.
         prctl (PR_SET_PDEATHSIG, SIGTERM);
+        setpgid (0, 0);
         sigset_t none;
         sigemptyset (&none);
         sigprocmask (SIG_SETMASK, &none, NULL);
@@ -283,10 +288,29 @@ s_log_results (s_run_t *run)
     }
 }
 
-//  Stops every worker: SIGTERM, then SIGKILL after grace_ms.
-static void
-s_stop_all (s_run_t *run, int64_t grace_ms)
+typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
+
+//  Reads the signals that came: the first starts a graceful stop, a second
+//  SIGINT makes it immediate.
+static s_stop_t
+s_signals (int fd, s_stop_t state)
 {
+    struct signalfd_siginfo info;
+    while (fd >= 0 && read (fd, &info, sizeof info) == sizeof info) {
+        if (state == S_RUNNING)
+            state = S_DRAINING;
+        else if (info.ssi_signo == SIGINT)
+            state = S_AT_ONCE;
+    }
+    return state;
+}
+
+//  Stops every worker: SIGTERM, then SIGKILL after grace_ms, or at once
+//  when a signal comes on signals (a second Ctrl-C) meanwhile.
+static void
+s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
+{
+    run->stopping = true;
     for (int i = 0; i < run->nworkers; i++)
         if (run->workers[i].pid > 0)
             kill (run->workers[i].pid, SIGTERM);
@@ -297,6 +321,8 @@ s_stop_all (s_run_t *run, int64_t grace_ms)
             int status;
             if (s_reap (run, w->pid, &status, WNOHANG) == w->pid)
                 w->pid = 0;
+            else if (signals >= 0 && s_signals (signals, S_DRAINING) == S_AT_ONCE)
+                deadline = 0; // asked again: at once
             else if (zclock_mono () >= deadline) {
                 kill (w->pid, SIGKILL);
                 s_reap (run, w->pid, &status, 0);
@@ -320,6 +346,10 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
 {
     worker->pid = 0;
     s_close_log (run, worker);
+    if (run->stopping) {
+        worker->finished = true; // stopped as asked: not started again
+        return 0;
+    }
     bool clean = WIFEXITED (status) && WEXITSTATUS (status) == 0;
     if (clean && (worker->conf->kind->flags & ZF_KIND_SOURCE)) {
         worker->finished = true;
@@ -350,23 +380,6 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
 }
 
 //  How a stop request stands: SIGINT and SIGTERM are read from a signalfd.
-typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
-
-//  Reads the signals that came: the first starts a graceful stop, a second
-//  SIGINT makes it immediate.
-static s_stop_t
-s_signals (int fd, s_stop_t state)
-{
-    struct signalfd_siginfo info;
-    while (fd >= 0 && read (fd, &info, sizeof info) == sizeof info) {
-        if (state == S_RUNNING)
-            state = S_DRAINING;
-        else if (info.ssi_signo == SIGINT)
-            state = S_AT_ONCE;
-    }
-    return state;
-}
-
 //  The journal of the embedded broker: the config's, else one in the state
 //  folder (--state, or one per pipeline file under $XDG_STATE_HOME/zflow,
 //  when *fallback is set true); NULL with --no-journal. Caller frees.
@@ -562,6 +575,19 @@ zf_cmd_run (int argc, char **argv)
         stop = s_signals (signals, stop);
         if (stop == S_DRAINING && was == S_RUNNING) {
             drain_until = zclock_mono () + grace;
+            run.stopping = true;
+            if (journal || broker_endpoint) {
+                // What is queued stays with the broker (in its journal, or
+                // in the broker that outlives this run): every actor stops
+                // now, finishing or handing back what it holds.
+                s_log (&run,
+                       "stopping: every actor finishes or hands back the items it holds "
+                       "(grace %lld ms; Ctrl-C again to stop at once)",
+                       (long long) grace);
+                break;
+            }
+            // Without a journal what is queued would be lost: the sources
+            // stop, and what they put drains through within the grace.
             s_log (&run,
                    "stopping: sources stop, what is in flight drains (grace %lld ms; Ctrl-C "
                    "again to stop at once)",
@@ -633,7 +659,8 @@ zf_cmd_run (int argc, char **argv)
     bool completed = !interrupted && !status && !totals.letters;
     zf_progress_destroy (&run.progress); // the lines below say how it ended
     zf_client_destroy (&observer);
-    s_stop_all (&run, stop == S_AT_ONCE ? 0 : grace);
+    int64_t left = drain_until ? drain_until - zclock_mono () : grace;
+    s_stop_all (&run, stop == S_AT_ONCE ? 0 : left > 0 ? left : 0, signals);
     if (signals >= 0)
         close (signals);
     double seconds = (zclock_mono () - started) / 1000.0;
@@ -641,6 +668,8 @@ zf_cmd_run (int argc, char **argv)
         s_log (&run, "stopped after %.1f s%s", seconds,
                stop == S_AT_ONCE ? ", at once"
                : drained         ? ": sources stopped, everything they put went through"
+               : journal         ? ": what is queued waits in the journal for the next run"
+               : broker_endpoint ? ": what is queued waits in the broker"
                                  : "");
     else if (!status && (totals.dead || totals.letters)) {
         fprintf (stderr,

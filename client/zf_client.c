@@ -512,17 +512,18 @@ s_pump (zf_client_t *self, int64_t timeout_ms)
 //  Putting
 
 //  Appends an item to the PUT being filled, first waiting for confirms
-//  while the PUT window is full. Takes the body.
+//  while the PUT window is full; a wait that the wake socket ends, when
+//  wake, gives up (-1: the item is not put). Takes the body.
 static int
-s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p)
+s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake)
 {
     while (self->unconfirmed_items + self->put->nitems >= self->window) {
         s_send_put (self);
-        if (zsys_interrupted) {
+        if (zsys_interrupted ||
+            (wake ? s_pump_or_wake (self, 100, true) : (s_pump (self, 100), false))) {
             zframe_destroy (body_p);
             return -1;
         }
-        s_pump (self, 100);
     }
     if (!self->pending_since)
         self->pending_since = s_now ();
@@ -593,7 +594,7 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
         *id = env.id;
     snprintf (env.queue, sizeof env.queue, "%s", queue);
     zframe_t *frame = zframe_new (body, size);
-    return s_enqueue (self, &env, &frame);
+    return s_enqueue (self, &env, &frame, true);
 }
 
 int
@@ -810,7 +811,8 @@ zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, cons
     env.group = opts && opts->group ? *opts->group : item->env.group;
     snprintf (env.queue, sizeof env.queue, "%s", queue);
     zframe_t *frame = zframe_new (body, size);
-    return s_enqueue (self, &env, &frame);
+    // An output waits for room whatever comes: its input is acked after it.
+    return s_enqueue (self, &env, &frame, false);
 }
 
 int

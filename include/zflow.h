@@ -151,7 +151,10 @@ void zf_client_set_pipeline (zf_client_t *self, const char *pipeline);
 
 //  Put a body (msgpack bytes, copied) into queue, with a random id (written
 //  to *id if not NULL). Buffered: it is sent with the next batch. Blocks
-//  while the PUT window is full. Returns 0, or -1 if the session is closed.
+//  while the PUT window is full. Returns 0, or -1 if the session is closed
+//  or the wake socket (zf_client_set_wake) became readable while it waited
+//  for room: then the item is not put (a source that is told to stop puts
+//  no more, and reads it again from its checkpoint next time).
 int zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size,
                    zf_id_t *id);
 

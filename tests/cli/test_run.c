@@ -9,6 +9,7 @@
 #include "zf_testkit.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -346,6 +347,105 @@ s_running (const char *needle)
 }
 
 static void
+test_ctrl_c_stops_promptly (void **state)
+{
+    // Ctrl-C at a terminal signals the whole foreground process group.
+    // zflow run alone must take it: the coprocesses never see a SIGINT,
+    // nothing is restarted, every actor finishes the item in hand (0.1 s
+    // each) or hands it back, and the run is over in well under a second
+    // plus that item. The next run resumes; every item is written once.
+    enum { N = 60 };
+    char path[512];
+    s_write (BROKER "actors\n"
+                    "    nums\n"
+                    "        kind = producer\n"
+                    "        source = seq:60\n"
+                    "        output = numbers\n"
+                    "    slow\n"
+                    "        kind = processor\n"
+                    "        input = numbers\n"
+                    "        output = results\n"
+                    "        concurrency = 2\n"
+                    "        command = \"trap 'echo got-INT >&2' INT; while read n; do sleep 0.1; "
+                    "echo $n; echo; done\"\n"
+                    "    store\n"
+                    "        kind = sink\n"
+                    "        input = results\n"
+                    "        target = file:out.jsonl\n",
+             path, sizeof path);
+    char state_dir[300], err_path[300];
+    snprintf (state_dir, sizeof state_dir, "%s/state", s_dir);
+    snprintf (err_path, sizeof err_path, "%s/run.err", s_dir);
+    pid_t run = fork ();
+    if (run == 0) {
+        setpgid (0, 0); // the foreground group a terminal would signal
+        int err = open (err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2 (err, 2);
+        execl (ZFLOW_BIN, ZFLOW_BIN, "run", path, "--state", state_dir, (char *) NULL);
+        _exit (127);
+    }
+    static int seen[N];
+    assert_true (zf_test_wait_lines (s_dir, "out.jsonl", seen, N, 6) >= 6); // under way
+    setpgid (run, run);
+    int64_t asked = zclock_mono ();
+    kill (-run, SIGINT);
+    int status = zf_test_reap (run, 30000);
+    int64_t took = zclock_mono () - asked;
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    char *err = zf_test_slurp (s_dir, "run.err");
+    assert_non_null (err);
+    print_message ("stopped %lld ms after Ctrl-C\n", (long long) took);
+    if (strstr (err, "got-INT") || strstr (err, "restarting it") || strstr (err, "grace period"))
+        fail_msg ("a messy stop:\n%s", err);
+    assert_non_null (strstr (err, "stopped after"));
+    free (err);
+    assert_true (took < 4000); // generous: well under 1 s on an idle machine
+    int before = zf_test_count_lines (s_dir, "out.jsonl", seen, N);
+    assert_true (before < N);
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, "--state", state_dir, NULL);
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    zf_test_result_free (&r);
+    assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, N), N);
+    ZF_TEST_ASSERT_ONCE (seen, N);
+}
+
+static void
+test_coprocess_stderr_in_whole_lines (void **state)
+{
+    // Four coprocesses each write every stderr line in two pieces, apart:
+    // the run's log has each line whole, under its actor's prefix.
+    zf_test_result_t r =
+        s_run (BROKER "actors\n"
+                      "    nums\n"
+                      "        kind = producer\n"
+                      "        source = seq:40\n"
+                      "        output = numbers\n"
+                      "    noisy\n"
+                      "        kind = processor\n"
+                      "        input = numbers\n"
+                      "        output = results\n"
+                      "        concurrency = 4\n"
+                      "        command = \"while read n; do printf 'first-half-of-%s ' $n >&2; "
+                      "sleep 0.01; printf 'second-half\\n' >&2; echo $n; echo; done\"\n"
+                      "    store\n"
+                      "        kind = sink\n"
+                      "        input = results\n"
+                      "        target = null\n");
+    assert_int_equal (r.status, 0);
+    int whole = 0;
+    for (char *line = strtok (r.err, "\n"); line; line = strtok (NULL, "\n"))
+        if (strstr (line, "first-half-of-")) {
+            if (!strstr (line, "noisy/0 | [") || !strstr (line, " second-half") ||
+                strstr (strstr (line, "first-half-of-") + 1, "first-half-of-"))
+                fail_msg ("a line mixed with another: '%s'", line);
+            whole++;
+        }
+    assert_int_equal (whole, 40);
+    zf_test_result_free (&r);
+}
+
+static void
 test_resume_after_kill (void **state)
 {
     // zflow run killed with kill -9 (its broker with it) and started
@@ -448,6 +548,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hello_example, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_crash_on_one_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_ctrl_c_stops_promptly, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_coprocess_stderr_in_whole_lines, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_resume_after_kill, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_not_writable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
