@@ -14,7 +14,11 @@
     "scheduled" (ISO 8601) and "lateness_ms" added (a payload that is no
     map is put under "payload"). A firing later than `misfire-grace` after
     its time is skipped and counted; after a stall, `coalesce` fires once
-    for all the missed times. With `max-instances`, no new firing is put
+    for all the missed times. The scheduled time of each job's last firing
+    goes to the broker with the firing (its checkpoint, journaled as a
+    producer's is): a scheduler started again runs the firings it missed
+    while it was down, as misfire-grace and coalesce say, and logs each it
+    skips (APScheduler's persistent job stores). With `max-instances`, no new firing is put
     while that many earlier ones are still being processed downstream (the
     broker reports when a firing's whole lineage is done, to the session
     that put it: firings put on an earlier session, before the broker
@@ -26,6 +30,7 @@
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
+#include "zf_proto.h"
 #include "zf_id.h"
 #include "zflow.h"
 
@@ -123,6 +128,8 @@ typedef struct {
     int64_t max_instances;           // firings in progress at most
     msgpack_sbuffer payload;         // the payload, msgpack
     bool payload_is_map;             // it is a map (keys are added to it)
+    uint32_t key;                    // a hash of its label, its key in the checkpoint
+    int64_t last;                    // the scheduled time of its last firing handled, or INT64_MIN
     int64_t due;                  // the scheduled time of its next firing (ms, wall), or INT64_MAX
     int64_t due_mono;             // the same on the monotonic clock, in us
     zlistx_t *running;            // char *: hex ids of its firings in progress
@@ -139,8 +146,10 @@ typedef struct {
     int64_t next_ask;      // when to ask about unsure firings next (ms, monotonic)
 } self_t;
 
-#define ASK_EVERY      1000 // ms between questions about firings put on an earlier session
-#define ASK_BUDGET_MAX 200  // ms those questions may take at most
+#define ASK_EVERY      1000  // ms between questions about firings put on an earlier session
+#define CATCH_UP_MAX   10000 // missed firings of a job looked at, at most, on a start
+#define SKIPS_LOGGED   20    // skipped firings of a job logged one by one on a start
+#define ASK_BUDGET_MAX 200   // ms those questions may take at most
 
 //  The wall clock in ms, and both clocks in us.
 static int64_t
@@ -254,6 +263,25 @@ s_ask_unsure (self_t *self, int64_t budget_ms)
     }
 }
 
+//  The checkpoint: for each job (as many as fit), its key (u32) and the
+//  scheduled time of its last firing handled (i64), little-endian, after a
+//  version byte. It goes with the next firing put.
+static void
+s_checkpoint (self_t *self)
+{
+    uint8_t data[ZF_CHECKPOINT_MAX];
+    size_t size = 1;
+    data[0] = 1;
+    for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job && size + 12 <= sizeof data;
+         job = (s_job_t *) zlistx_next (self->jobs)) {
+        for (int i = 0; i < 4; i++)
+            data[size++] = (uint8_t) (job->key >> (8 * i));
+        for (int i = 0; i < 8; i++)
+            data[size++] = (uint8_t) ((uint64_t) job->last >> (8 * i));
+    }
+    zf_client_checkpoint (self->client, data, size);
+}
+
 //  Puts the firing of job scheduled at `when`, `late` us after it.
 static void
 s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
@@ -301,6 +329,8 @@ s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
     msgpack_sbuffer_write (&body, rest, rest_size);
     zf_id_t id = zf_id_firing (job->name, when);
     zf_put_opts_t opts = { .id = &id };
+    job->last = when;
+    s_checkpoint (self);
     zf_client_put_with (self->client, job->output, body.data, body.size, &opts, NULL);
     msgpack_sbuffer_destroy (&body);
     zf_client_flush (self->client, 0); // out now, not with a later batch
@@ -326,6 +356,7 @@ s_due (self_t *self, s_job_t *job)
         }
     // Lateness on the monotonic clock, from the time planned for job->due.
     int64_t late = s_clock_us (CLOCK_MONOTONIC) - (job->due_mono + (when - job->due) * 1000);
+    job->last = when; // handled, fired or not
     if (late > job->grace * 1000) {
         job->missed++;
         char at[40];
@@ -345,6 +376,77 @@ s_due (self_t *self, s_job_t *job)
         s_plan (job, next);
 }
 
+//  The firings missed while no scheduler ran: from the checkpoint the
+//  broker kept, each job's times after its last firing and before now run
+//  as misfire-grace and coalesce say (those later than the grace are
+//  skipped, and each skip is logged; with coalesce the latest of the rest
+//  runs alone), before the firings to come.
+static void
+s_catch_up (self_t *self)
+{
+    size_t size = 0;
+    const uint8_t *data = (const uint8_t *) zf_client_resume_point (self->client, &size, 5000);
+    if (!data || size < 1 || data[0] != 1)
+        return; // a first start, or no broker to say: the firings to come
+    const char *name = self->args->conf->name;
+    int64_t now = s_wall ();
+    for (size_t at = 1; at + 12 <= size; at += 12) {
+        uint32_t key = 0;
+        uint64_t last = 0;
+        for (int i = 0; i < 4; i++)
+            key |= (uint32_t) data[at + i] << (8 * i);
+        for (int i = 0; i < 8; i++)
+            last |= (uint64_t) data[at + 4 + i] << (8 * i);
+        s_job_t *job = (s_job_t *) zlistx_first (self->jobs);
+        while (job && job->key != key)
+            job = (s_job_t *) zlistx_next (self->jobs);
+        if (!job || (int64_t) last == INT64_MIN)
+            continue; // a job no longer in the config, or that never fired
+        job->last = (int64_t) last;
+        uint64_t skipped = 0, looked = 0, ran = 0;
+        int64_t runnable = INT64_MIN;
+        for (int64_t t = s_next_after (job, job->last + 1); t < now && looked < CATCH_UP_MAX;
+             t = s_next_after (job, t + 1), looked++) {
+            if (now - t > job->grace) {
+                if (++skipped <= SKIPS_LOGGED) {
+                    char when[40];
+                    zsys_warning ("%s: job %s: the firing of %s, missed while no scheduler ran, "
+                                  "is %lld ms late (misfire-grace %lld ms): skipped",
+                                  name, job->label,
+                                  zf_cron_format (job->tz, t / 1000, when, sizeof when),
+                                  (long long) (now - t), (long long) job->grace);
+                }
+                job->missed++;
+                job->last = t;
+                continue;
+            }
+            if (job->coalesce)
+                runnable = t; // the latest alone
+            else {
+                s_fire (self, job, t, (now - t) * 1000);
+                ran++;
+            }
+        }
+        if (skipped > SKIPS_LOGGED)
+            zsys_warning ("%s: job %s: %llu more firings missed while no scheduler ran were "
+                          "skipped",
+                          name, job->label, (unsigned long long) (skipped - SKIPS_LOGGED));
+        if (looked == CATCH_UP_MAX)
+            zsys_warning ("%s: job %s: more than %d firings were missed; those after them are "
+                          "not run",
+                          name, job->label, CATCH_UP_MAX);
+        if (runnable != INT64_MIN) {
+            s_fire (self, job, runnable, (now - runnable) * 1000);
+            ran++;
+        }
+        if (looked)
+            zsys_info ("%s: job %s: %llu firings missed while no scheduler ran: %llu run, %llu "
+                       "skipped%s",
+                       name, job->label, (unsigned long long) looked, (unsigned long long) ran,
+                       (unsigned long long) skipped, job->coalesce ? " (coalesced)" : "");
+    }
+}
+
 //  Reads one job from section (the actor's own keys when it has no jobs).
 static s_job_t *
 s_job_new (self_t *self, const zf_job_settings_t *js, const char *label)
@@ -352,6 +454,9 @@ s_job_new (self_t *self, const zf_job_settings_t *js, const char *label)
     zf_actor_conf_t *conf = self->args->conf;
     s_job_t *job = (s_job_t *) zmalloc (sizeof (s_job_t));
     job->label = label;
+    job->last = INT64_MIN;
+    for (const char *p = label; *p; p++) // FNV-1a
+        job->key = (job->key ^ (uint8_t) *p) * 16777619u;
     snprintf (job->name, sizeof job->name, "%s/%s/%s", self->args->pipeline->name, conf->name,
               label);
     job->output = js->output ? js->output : conf->output;
@@ -435,6 +540,7 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     zf_client_set_wake (self.client, pipe); // a stop ends its waits
     zf_client_track (self.client, true);    // for max-instances: DONE per firing
     self.sessions = zf_client_sessions (self.client);
+    s_catch_up (&self);
     // Far from a due time the session's own wait does; near one, a timerfd
     // armed for the exact microsecond wakes the actor.
     int timer = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

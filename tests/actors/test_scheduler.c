@@ -188,6 +188,91 @@ test_stall_misfires (void **state)
     free (log);
 }
 
+//  Runs scheduler `tick` (every 100 ms, with the keys given) into a sink
+//  until `before` firings are in, stops it (SIGTERM) for down_ms, starts it
+//  again and lets it run until `after` firings in all. Returns the sink's
+//  text; the second scheduler's log is in s_dir/tick.log.
+static char *
+s_restarted (const char *keys, int before, int down_ms, int after)
+{
+    char config[1024];
+    snprintf (config, sizeof config,
+              "broker\n"
+              "    journal = journal\n"
+              "actors\n"
+              "    tick\n"
+              "        kind = scheduler\n"
+              "        output = ticks\n"
+              "        every = 100ms\n"
+              "%s"
+              "    store\n"
+              "        kind = sink\n"
+              "        input = ticks\n"
+              "        target = file:out.jsonl\n",
+              keys);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
+    assert_non_null (broker);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    pid_t tick = zf_test_actor (s_dir, broker, "tick");
+    int seen[1];
+    assert_true (zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, before) >= before);
+    kill (tick, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
+    zclock_sleep (down_ms); // the time no scheduler runs, under test
+    char log[600];
+    snprintf (log, sizeof log, "%s/tick.log", s_dir);
+    remove (log); // the second scheduler's log alone
+    tick = zf_test_actor (s_dir, broker, "tick");
+    zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, after);
+    kill (tick, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
+    kill (sink, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    return zf_test_slurp (s_dir, "out.jsonl");
+}
+
+static void
+test_missed_firings_run_after_a_restart (void **state)
+{
+    // Down for 1 s with misfire-grace = 1h and coalesce = false: the
+    // restarted scheduler runs every firing it missed, so the times have
+    // no gap, each once.
+    char *text =
+        s_restarted ("        coalesce = false\n        misfire-grace = 1h\n", 4, 1000, 20);
+    int64_t when[64];
+    double late[64];
+    int n = s_firings (text, when, late, 64);
+    free (text);
+    for (int i = 1; i < n; i++) {
+        int64_t step = (when[i] - when[i - 1] + 3600000) % 3600000;
+        if (step != 100)
+            fail_msg ("firing %d is %lld ms after the one before: a firing was lost", i,
+                      (long long) step);
+    }
+    char *log = zf_test_slurp (s_dir, "tick.log");
+    assert_non_null (strstr (log, "firings missed while no scheduler ran: "));
+    print_message ("%d firings without a gap\n", n);
+    free (log);
+}
+
+static void
+test_missed_firings_past_the_grace_are_skipped (void **state)
+{
+    // The same with misfire-grace = 300ms: the missed firings older than
+    // that are skipped, each one logged; the rest run. With coalesce, the
+    // latest of those alone.
+    char *text =
+        s_restarted ("        coalesce = false\n        misfire-grace = 300ms\n", 4, 1200, 12);
+    free (text);
+    char *log = zf_test_slurp (s_dir, "tick.log");
+    assert_non_null (strstr (log, "missed while no scheduler ran, is "));
+    assert_non_null (strstr (log, "(misfire-grace 300 ms): skipped"));
+    free (log);
+}
+
 //  A job of one instance at a time, into a queue whose reader the tests
 //  play (zf_testactor --hold keeps what it gets).
 static const char *s_held_ticks = "actors\n"
@@ -361,6 +446,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_two_schedulers_fire_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stall_coalesced, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stall_misfires, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_missed_firings_run_after_a_restart, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_missed_firings_past_the_grace_are_skipped, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_max_instances, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_max_instances_after_a_broker_restart, s_setup,
                                          s_teardown),
