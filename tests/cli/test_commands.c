@@ -233,6 +233,8 @@ test_top_once (void **state)
     unsigned long long depth = 0;
     assert_int_equal (sscanf (jobs + 1, "jobs %llu", &depth), 1);
     assert_int_equal (depth, 3);
+    // Its consumer group, with its workers and backlog.
+    assert_non_null (strstr (jobs, "  work: 0 w, 3 ready"));
     assert_non_null (strstr (r.out, "ACTOR "));
     zf_test_result_free (&r);
     // On a terminal (script(1) makes one) it draws on the other screen and
@@ -276,6 +278,8 @@ static const char *s_check_metrics =
     "else:\n"
     "    sys.exit('put %s depth %s journal %s/%s' % (put, depth, durable, written))\n"
     "assert values[('zflow_journal_waiting_confirms', ())] == 0\n"
+    "assert values[('zflow_group_ready', (('group', 'meter'), ('queue', 'metered')))] == 4\n"
+    "assert values[('zflow_group_workers', (('group', 'meter'), ('queue', 'metered')))] == 0\n"
     "assert urllib.request.urlopen(base + '/health').read() == b'ok\\n'\n"
     "for path, code in (('/nothing', 404),):\n"
     "    try:\n"
