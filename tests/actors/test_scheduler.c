@@ -80,15 +80,19 @@ test_two_schedulers_fire_once (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
-//  Runs scheduler `tick` (with the job keys given) into a sink, stalls it
-//  with SIGSTOP for stall_ms once `before` firings are in, lets it run until
-//  `after` firings in all, then stops it. Returns the sink's text; the
-//  scheduler's log is in s_dir/tick.log.
+//  Runs scheduler `tick` (every 100 ms, with the job keys given) into a
+//  sink, a journaled broker between them; once `before` firings are in, it
+//  is interrupted for gap_ms: stalled with SIGSTOP, or (restart) stopped
+//  with SIGTERM and started again; then it runs until `after` firings in
+//  all. Returns the sink's text; the scheduler's log (the second one's,
+//  with restart) is in s_dir/tick.log.
 static char *
-s_stalled (const char *keys, int before, int stall_ms, int after)
+s_interrupted (const char *keys, int before, int gap_ms, int after, bool restart)
 {
     char config[1024];
     snprintf (config, sizeof config,
+              "broker\n"
+              "    journal = journal\n"
               "actors\n"
               "    tick\n"
               "        kind = scheduler\n"
@@ -107,9 +111,18 @@ s_stalled (const char *keys, int before, int stall_ms, int after)
     pid_t tick = zf_test_actor (s_dir, broker, "tick");
     int seen[1];
     assert_true (zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, before) >= before);
-    kill (tick, SIGSTOP);
-    zclock_sleep (stall_ms); // the stall under test
-    kill (tick, SIGCONT);
+    kill (tick, restart ? SIGTERM : SIGSTOP);
+    if (restart)
+        assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
+    zclock_sleep (gap_ms); // the stall, or the time no scheduler runs, under test
+    if (restart) {
+        char log[600];
+        snprintf (log, sizeof log, "%s/tick.log", s_dir);
+        remove (log); // the second scheduler's log alone
+        tick = zf_test_actor (s_dir, broker, "tick");
+    }
+    else
+        kill (tick, SIGCONT);
     zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, after);
     kill (tick, SIGTERM);
     assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
@@ -142,7 +155,8 @@ test_stall_coalesced (void **state)
 {
     // A stall of 1 s with coalesce: the missed firings become one, the
     // last, and the times go on from there; none is late beyond the grace.
-    char *text = s_stalled ("        coalesce = true\n        misfire-grace = 1s\n", 5, 1000, 12);
+    char *text =
+        s_interrupted ("        coalesce = true\n        misfire-grace = 1s\n", 5, 1000, 12, false);
     int64_t when[64];
     double late[64];
     int n = s_firings (text, when, late, 64);
@@ -167,8 +181,8 @@ test_stall_misfires (void **state)
 {
     // Without coalesce, each missed time is considered in turn: those later
     // than misfire-grace (250 ms) are skipped and counted, the rest fire.
-    char *text =
-        s_stalled ("        coalesce = false\n        misfire-grace = 250ms\n", 5, 1000, 12);
+    char *text = s_interrupted ("        coalesce = false\n        misfire-grace = 250ms\n", 5,
+                                1000, 12, false);
     int64_t when[64];
     double late[64];
     int n = s_firings (text, when, late, 64);
@@ -188,52 +202,6 @@ test_stall_misfires (void **state)
     free (log);
 }
 
-//  Runs scheduler `tick` (every 100 ms, with the keys given) into a sink
-//  until `before` firings are in, stops it (SIGTERM) for down_ms, starts it
-//  again and lets it run until `after` firings in all. Returns the sink's
-//  text; the second scheduler's log is in s_dir/tick.log.
-static char *
-s_restarted (const char *keys, int before, int down_ms, int after)
-{
-    char config[1024];
-    snprintf (config, sizeof config,
-              "broker\n"
-              "    journal = journal\n"
-              "actors\n"
-              "    tick\n"
-              "        kind = scheduler\n"
-              "        output = ticks\n"
-              "        every = 100ms\n"
-              "%s"
-              "    store\n"
-              "        kind = sink\n"
-              "        input = ticks\n"
-              "        target = file:out.jsonl\n",
-              keys);
-    zf_pipeline_t *pipeline;
-    zf_broker_t *broker = zf_test_broker (s_dir, config, &pipeline);
-    assert_non_null (broker);
-    pid_t sink = zf_test_actor (s_dir, broker, "store");
-    pid_t tick = zf_test_actor (s_dir, broker, "tick");
-    int seen[1];
-    assert_true (zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, before) >= before);
-    kill (tick, SIGTERM);
-    assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
-    zclock_sleep (down_ms); // the time no scheduler runs, under test
-    char log[600];
-    snprintf (log, sizeof log, "%s/tick.log", s_dir);
-    remove (log); // the second scheduler's log alone
-    tick = zf_test_actor (s_dir, broker, "tick");
-    zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, after);
-    kill (tick, SIGTERM);
-    assert_int_equal (WEXITSTATUS (zf_test_reap (tick, 10000)), 0);
-    kill (sink, SIGTERM);
-    assert_int_equal (WEXITSTATUS (zf_test_reap (sink, 10000)), 0);
-    zf_broker_destroy (&broker);
-    zf_pipeline_destroy (&pipeline);
-    return zf_test_slurp (s_dir, "out.jsonl");
-}
-
 static void
 test_missed_firings_run_after_a_restart (void **state)
 {
@@ -241,7 +209,7 @@ test_missed_firings_run_after_a_restart (void **state)
     // restarted scheduler runs every firing it missed, so the times have
     // no gap, each once.
     char *text =
-        s_restarted ("        coalesce = false\n        misfire-grace = 1h\n", 4, 1000, 20);
+        s_interrupted ("        coalesce = false\n        misfire-grace = 1h\n", 4, 1000, 20, true);
     int64_t when[64];
     double late[64];
     int n = s_firings (text, when, late, 64);
@@ -264,8 +232,8 @@ test_missed_firings_past_the_grace_are_skipped (void **state)
     // The same with misfire-grace = 300ms: the missed firings older than
     // that are skipped, each one logged; the rest run. With coalesce, the
     // latest of those alone.
-    char *text =
-        s_restarted ("        coalesce = false\n        misfire-grace = 300ms\n", 4, 1200, 12);
+    char *text = s_interrupted ("        coalesce = false\n        misfire-grace = 300ms\n", 4,
+                                1200, 12, true);
     free (text);
     char *log = zf_test_slurp (s_dir, "tick.log");
     assert_non_null (strstr (log, "missed while no scheduler ran, is "));
