@@ -4,7 +4,8 @@
     hands each message to the module whose business it is, and each module
     works on this struct:
 
-        zf_store      what the broker holds: queues, items, retries (no sockets)
+        zf_store      what the broker holds: queues, items, retries (no sockets;
+                      zf_delivery.c is the life of a delivery in it)
         zf_sessions   the ROUTER: one function per ZFP command, dispatch, heartbeats
         zf_publish    the XPUB: events, data taps, stats
         zf_persist    the journal: records of the store's changes, replay,

@@ -949,53 +949,10 @@ test_checkpoint_covers_only_what_was_put (void **state)
     s_stop (&f);
 }
 
-static void
-test_stale_group_expires (void **state)
-{
-    // A client reads jobs once under a name of its own and leaves: its
-    // group must not keep every later item (the queue filled at max-depth
-    // and stalled); once it has had no worker for group-expiry, it goes.
-    s_fixture_t *f = s_start ("broker\n"
-                              "    group-expiry = 300ms\n"
-                              "queues\n"
-                              "    jobs\n"
-                              "        max-depth = 20\n" SRC_AND_WORK);
-    const char *endpoint = zf_broker_endpoint (f->broker);
-    zf_client_t *probe = zf_client_new (endpoint, "probe", "jobs", 4);
-    size_t size;
-    zf_client_resume_point (probe, &size, 5000); // welcomed: its group is there
-    zf_client_destroy (&probe);
-    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
-    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 10);
-    enum { N = 100 };
-    assert_int_equal (zf_test_put_ints (producer, "jobs", N, NULL), 0);
-    zf_client_pump (producer, 0); // sent; the broker admits them as room comes
-    int seen[N] = { 0 };
-    assert_int_equal (zf_test_take (worker, N, seen, NULL), N);
-    ZF_TEST_ASSERT_ONCE (seen, N);
-    assert_int_equal (zf_client_flush (producer, 5000), 0);
-    // zflow status shows the groups: the declared one, and no probe.
-    size_t count;
-    zf_group_figures_t *groups = zf_client_groups (producer, &count, 5000);
-    assert_non_null (groups);
-    bool work = false, stale = false;
-    for (size_t i = 0; i < count; i++) {
-        work |= streq (groups[i].name, "work") && groups[i].declared && groups[i].workers == 1;
-        stale |= streq (groups[i].name, "probe");
-    }
-    free (groups);
-    assert_true (work);
-    assert_false (stale);
-    zf_client_destroy (&worker);
-    zf_client_destroy (&producer);
-    s_stop (&f);
-}
-
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_stale_group_expires),
         cmocka_unit_test (test_checkpoint_covers_only_what_was_put),
         cmocka_unit_test (test_put_deliver_ack),
         cmocka_unit_test (test_linger),

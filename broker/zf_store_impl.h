@@ -1,0 +1,58 @@
+/*  zf_store_impl: the inside of the store, which zf_store.c (queues,
+    messages, admission, recovery) and zf_delivery.c (the life of a
+    delivery) share. No other module includes it: they use zf_store.h.
+*/
+#ifndef ZF_STORE_IMPL_H_INCLUDED
+#define ZF_STORE_IMPL_H_INCLUDED
+
+#include "zf_idmap.h"
+#include "zf_store.h"
+#include "zf_window.h"
+
+struct _zf_store_t {
+    zf_pipeline_t *pipeline; // the config: queue settings
+    zf_store_hooks_t hooks;  // what the rest of the broker hears
+    zhashx_t *queues;        // name -> zf_queue_t
+    zlistx_t *queue_order;   // zf_queue_t, in order of creation (not owned)
+    zf_idmap_t *live;        // id -> zf_message_t, every stored message
+    zf_window_t *seen;       // id -> outcome, the dedup window; NULL when off
+    size_t live_unseen;      // stored messages whose id the window has let go
+    zf_idmap_t *lineages;    // root id -> zf_lineage_t, for roots tracked
+    zf_heap_t delayed;       // deliveries waiting for their backoff to end (by retry)
+    zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
+    zhashx_t *checkpoints;   // actor name -> zchunk_t, its source's position
+    int64_t group_expiry;    // ms an undeclared group lives without a worker
+    uint64_t stored;         // messages stored, ever (their order)
+    unsigned seed;           // for backoff jitter
+};
+
+#define S_DELIVERY(p) ZF_CONTAINER_OR_NULL (p, zf_delivery_t, link)
+#define S_HELD(p)     ZF_CONTAINER_OR_NULL (p, zf_delivery_t, held)
+
+//  Puts group on the list of groups to dispatch (once).
+void zf_store_mark_dirty (zf_store_t *self, zf_cgroup_t *group);
+
+//  Frees a group; safe on NULL.
+void zf_store_group_destroy (zf_cgroup_t **self_p);
+
+//  Records an id's outcome in the dedup window; false if it was there.
+bool zf_store_seen_set (zf_store_t *self, const zf_id_t *id, uint8_t outcome);
+
+//  What became of msg, all its deliveries over (ZF_OUTCOME_*).
+uint8_t zf_store_outcome (zf_message_t *msg);
+
+//  Frees msg, its deliveries all finished, with outcome (told, remembered).
+void zf_store_msg_free (zf_store_t *self, zf_message_t *msg, uint8_t outcome);
+
+//  Stores an envelope and body as a message of queue, a delivery per
+//  group; takes the body and the hold on lineage (may be NULL). Told to
+//  no one (recovery); zf_store_msg_new also remembers it and tells.
+zf_message_t *zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t *env,
+                                  zframe_t **body_p, zf_lineage_t *lineage);
+zf_message_t *zf_store_msg_new (zf_store_t *self, zf_queue_t *queue, zf_env_t *env,
+                                zframe_t **body_p, zf_lineage_t *lineage);
+
+//  Room was made in queue: admits the PUTs waiting for it, in order.
+void zf_store_resume_waiting (zf_store_t *self, zf_queue_t *queue);
+
+#endif
