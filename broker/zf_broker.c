@@ -67,6 +67,12 @@ s_admitted (void *arg, zf_pending_t *put)
     zf_persist_confirm ((zf_server_t *) arg, put);
 }
 
+static void
+s_answered (void *arg, zf_answer_t *answer, const zf_output_t *result)
+{
+    zf_persist_answer ((zf_server_t *) arg, answer, result);
+}
+
 //  --------------------------------------------------------------------------
 //  The server
 
@@ -135,7 +141,8 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
                                .finished = s_finished,
                                .dead = s_dead,
                                .lineage_over = s_lineage_over,
-                               .admitted = s_admitted };
+                               .admitted = s_admitted,
+                               .answered = s_answered };
     // Every queue an actor reads exists from the start, with a consumer
     // group per reader: items put before the workers connect wait for them.
     self->store = zf_store_new (pipeline, dedup_window, &hooks);
@@ -240,6 +247,9 @@ zf_broker_actor (zsock_t *pipe, void *args)
         int64_t due = self->journal ? zf_journal_due (self->journal, now) : -1;
         if (due >= 0 && due < wait)
             wait = due;
+        due = zf_store_next_due (self->store, now); // a delayed item's time
+        if (due >= 0 && due < wait)
+            wait = due;
         if (wait < 0)
             wait = 0;
         int count = p_intake >= 0 && !zf_intake_open (self) ? nitems - 1 : nitems;
@@ -262,6 +272,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
         if (p_intake >= 0 && count == nitems && (items[p_intake].revents & ZMQ_POLLIN))
             s_read (self, self->intake, zf_intake_message, zf_intake_open);
         now = zf_server_now ();
+        zf_store_wake (self->store, now);
         if (now >= next_tick) {
             zf_store_tick (self->store, now);
             zf_sessions_heartbeat (self, now);
@@ -273,6 +284,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
             next_stats = now + 1000;
         }
         zf_publish_flush (self);
+        zf_sessions_answer (self, now);
         zf_sessions_dispatch (self);
         // The turn's records in one write; then what is durable is confirmed.
         zf_persist_commit (self, now);

@@ -88,6 +88,9 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
     copy->reason = msg->reason ? zf_strdup (msg->reason) : NULL;
     zf_store_seen_set (self, &copy->id, ZF_OUTCOME_LIVE);
     self->hooks.stored (self->hooks.arg, copy, env.attempt);
+    // The root's answer says why (zflow result, GET /results/ID).
+    zf_results_fail (self->results, zf_id_is_zero (&msg->root) ? &msg->id : &msg->root,
+                     msg->queue->name, msg->reason, d->attempt);
 }
 
 //  The input queue of the first fan-in actor (a gather) downstream of the
@@ -229,7 +232,7 @@ zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost)
             s_unhold (d);
             d->attempt--; // handed back: this delivery does not count
             d->state = ZF_D_READY;
-            zf_list_push_front (&d->group->ready, &d->link);
+            zf_ready_push_front (&d->group->ready, d);
             zf_store_mark_dirty (self, d->group);
         }
     }
@@ -308,11 +311,12 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, void (*fn) (zf_worker_t 
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order))
         for (size_t g = 0; g < queue->ngroups; g++) {
-            zf_delivery_t *d = S_DELIVERY (queue->groups[g]->ready.head);
+            zf_ready_t *ready = &queue->groups[g]->ready;
+            zf_delivery_t *d = zf_ready_first (ready);
             while (d) {
-                zf_delivery_t *next = S_DELIVERY (d->link.next);
+                zf_delivery_t *next = zf_ready_next (ready, d);
                 if (d->msg->lineage == lineage) {
-                    zf_list_remove (&queue->groups[g]->ready, &d->link);
+                    zf_ready_remove (ready, d);
                     s_finish_delivery (self, d, false);
                 }
                 d = next;
@@ -390,7 +394,7 @@ s_group_expire (zf_store_t *self, zf_queue_t *queue, zf_cgroup_t *group)
             if (d->group != group)
                 continue;
             if (d->state == ZF_D_READY)
-                zf_list_remove (&group->ready, &d->link);
+                zf_ready_remove (&group->ready, d);
             else if (d->state == ZF_D_DELAYED)
                 zf_heap_remove (&self->delayed, &d->retry);
             else if (d->state == ZF_D_INFLIGHT)
@@ -423,17 +427,45 @@ s_group_expire (zf_store_t *self, zf_queue_t *queue, zf_cgroup_t *group)
 }
 
 void
-zf_store_tick (zf_store_t *self, int64_t now)
+zf_store_schedule (zf_store_t *self, zf_delivery_t *d)
 {
-    // Retries whose backoff is over.
+    int64_t wait = d->msg->not_before ? d->msg->not_before - zclock_time () : 0;
+    if (wait > 0) {
+        d->state = ZF_D_DELAYED;
+        zf_heap_push (&self->delayed, &d->retry, zclock_mono () + wait);
+        return;
+    }
+    d->state = ZF_D_READY;
+    zf_ready_push (&d->group->ready, d);
+    zf_store_mark_dirty (self, d->group);
+}
+
+void
+zf_store_wake (zf_store_t *self, int64_t now)
+{
     zf_heap_node_t *node;
     while ((node = zf_heap_first (&self->delayed)) && node->due <= now) {
         zf_delivery_t *d = ZF_CONTAINER (node, zf_delivery_t, retry);
         zf_heap_remove (&self->delayed, node);
         d->state = ZF_D_READY;
-        zf_list_push (&d->group->ready, &d->link);
+        zf_ready_push (&d->group->ready, d);
         zf_store_mark_dirty (self, d->group);
     }
+}
+
+int64_t
+zf_store_next_due (zf_store_t *self, int64_t now)
+{
+    zf_heap_node_t *node = zf_heap_first (&self->delayed);
+    if (!node)
+        return -1;
+    return node->due > now ? node->due - now : 0;
+}
+
+void
+zf_store_tick (zf_store_t *self, int64_t now)
+{
+    zf_store_wake (self, now);
     // Items held past their queue's timeout.
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
@@ -494,8 +526,8 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
         slots = share;
     size_t n = 0;
     zf_delivery_t *d;
-    while (n < slots && n < max && (d = S_DELIVERY (group->ready.head))) {
-        zf_list_remove (&group->ready, &d->link);
+    while (n < slots && n < max && (d = zf_ready_first (&group->ready))) {
+        zf_ready_remove (&group->ready, d);
         zf_queue_t *queue = d->msg->queue;
         d->attempt++;
         d->state = ZF_D_INFLIGHT;

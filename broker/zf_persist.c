@@ -32,7 +32,9 @@ s_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt)
                       .reason = msg->reason,
                       .reason_size = msg->reason ? strlen (msg->reason) : 0,
                       .data = zframe_data (msg->body),
-                      .data_size = zframe_size (msg->body) };
+                      .data_size = zframe_size (msg->body),
+                      .not_before = msg->not_before,
+                      .priority = msg->priority };
     s_append (server, &r);
 }
 
@@ -76,6 +78,46 @@ zf_persist_fin (zf_server_t *server, const zf_id_t *id, uint8_t outcome)
     s_append (server, &r);
 }
 
+//  A result of answer's root (result), or the end of its lineage (NULL).
+static void
+s_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result)
+{
+    zf_record_t r = { .type = ZF_JR_RESULT, .root = answer->root };
+    if (result) {
+        r.id = result->id;
+        r.ts = result->ts;
+        r.name = result->queue;
+        r.data = zframe_data (result->body);
+        r.data_size = zframe_size (result->body);
+    }
+    else {
+        r.ts = answer->ended;
+        r.outcome = answer->outcome;
+        r.attempt = answer->attempts;
+        r.name = answer->dead_queue;
+        r.reason = answer->reason;
+        r.reason_size = answer->reason ? strlen (answer->reason) : 0;
+    }
+    r.name_size = strlen (r.name);
+    s_append (server, &r);
+}
+
+void
+zf_persist_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result)
+{
+    if (server->journal && !server->replaying)
+        s_answer (server, answer, result);
+}
+
+static void
+s_snapshot_answer (zf_answer_t *answer, void *arg)
+{
+    for (uint32_t i = 0; i < answer->nitems; i++)
+        s_answer ((zf_server_t *) arg, answer, &answer->items[i]);
+    if (answer->outcome)
+        s_answer ((zf_server_t *) arg, answer, NULL);
+}
+
 static void
 s_checkpoint (zf_server_t *server, const char *actor, const void *data, size_t size)
 {
@@ -104,17 +146,20 @@ zf_persist_confirm (zf_server_t *server, zf_pending_t *put)
         zf_store_set_checkpoint (server->store, put->actor, put->checkpoint, put->checkpoint_size);
         s_checkpoint (server, put->actor, put->checkpoint, put->checkpoint_size);
     }
+    zf_confirm_t now = { .seq = put->seq,
+                         .accepted = put->accepted,
+                         .duplicates = put->duplicates,
+                         .refused = put->refused };
+    snprintf (now.session, sizeof now.session, "%s", put->session);
+    snprintf (now.refusal, sizeof now.refusal, "%s", put->refused ? put->refusal : "");
     if (!server->journal) {
-        zf_sessions_confirm (server, put->session, put->seq, put->accepted, put->duplicates);
+        zf_sessions_confirm (server, &now);
         return;
     }
     // Its items' records, and those of any earlier PUT of the same items
     // that made these duplicates, are written by now: durable at lsn.
     zf_confirm_t *confirm = (zf_confirm_t *) zf_alloc (sizeof (zf_confirm_t));
-    snprintf (confirm->session, sizeof confirm->session, "%s", put->session);
-    confirm->seq = put->seq;
-    confirm->accepted = put->accepted;
-    confirm->duplicates = put->duplicates;
+    *confirm = now;
     confirm->lsn = zf_journal_appended (server->journal);
     zlistx_add_end (server->confirms, confirm);
     // Writers stall once their window is used up: with half a window of
@@ -132,8 +177,7 @@ s_send_durable_confirms (zf_server_t *server)
     zf_confirm_t *confirm;
     while ((confirm = (zf_confirm_t *) zlistx_first (server->confirms)) &&
            confirm->lsn <= durable) {
-        zf_sessions_confirm (server, confirm->session, confirm->seq, confirm->accepted,
-                             confirm->duplicates);
+        zf_sessions_confirm (server, confirm);
         server->confirm_items -= confirm->accepted + confirm->duplicates;
         zlistx_delete (server->confirms, zlistx_cursor (server->confirms));
     }
@@ -161,6 +205,9 @@ s_replay_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t si
             return 0;
         case ZF_JR_RETRY:
             zf_store_restore_retry (server->store, &record);
+            return 0;
+        case ZF_JR_RESULT:
+            zf_store_restore_result (server->store, &record);
             return 0;
         case ZF_JR_CHECKPOINT: {
             char actor[ZF_NAME_MAX + 1];
@@ -273,6 +320,7 @@ s_snapshot (zf_server_t *server)
         }
     }
     free (list.msgs);
+    zf_results_foreach (zf_store_results (server->store), s_snapshot_answer, server);
     zhashx_t *checkpoints = zf_store_checkpoints (server->store);
     for (zchunk_t *chunk = (zchunk_t *) zhashx_first (checkpoints); chunk;
          chunk = (zchunk_t *) zhashx_next (checkpoints))

@@ -5,7 +5,8 @@
     (schemas/zf_records.h): an item stored (PUT), one group's delivery
     finished (ACK), an item finished (FIN, its outcome kept for the dedup
     window), a source's checkpoint, a failed delivery's count of attempts
-    (RETRY, so that max-attempts holds across a restart). The records of a
+    (RETRY, so that max-attempts holds across a restart), a result of a
+    root kept or the end of its lineage (RESULT). The records of a
     loop turn go out in one write at its end, and the CONFIRMs of the PUTs
     they hold wait until they are durable. Deliveries are not recorded:
     after a restart every unfinished delivery is ready again, and one that
@@ -30,6 +31,7 @@ void zf_persist_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt);
 void zf_persist_ack (zf_server_t *server, zf_delivery_t *d, bool dead);
 void zf_persist_retry (zf_server_t *server, zf_delivery_t *d);
 void zf_persist_fin (zf_server_t *server, const zf_id_t *id, uint8_t outcome);
+void zf_persist_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result);
 
 //  Confirms put, all admitted, storing its checkpoint: at once without a
 //  journal, else once the records written so far are durable.

@@ -56,7 +56,9 @@ typedef struct {
     uint64_t seq;                     // the PUT's seq
     uint32_t accepted;                // items enqueued
     uint32_t duplicates;              // items dropped as seen
+    uint32_t refused;                 // items refused
     uint64_t lsn;                     // journal position that makes it durable
+    char refusal[ZF_TEXT_MAX + 1];    // why the first refused item was, or ""
 } zf_confirm_t;
 
 typedef struct {

@@ -40,17 +40,75 @@ s_send_error (zf_server_t *server, zframe_t *routing_id, zf_err_t code, const ch
 }
 
 void
-zf_sessions_confirm (zf_server_t *server, const char *key, uint64_t seq, uint32_t accepted,
-                     uint32_t duplicates)
+zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm)
 {
-    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, key);
+    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, confirm->session);
     if (!session)
         return; // gone: its items are stored all the same
     zf_proto_reset (server->out, ZF_CONFIRM);
-    server->out->seq = seq;
-    server->out->accepted = accepted;
-    server->out->duplicates = duplicates;
+    server->out->seq = confirm->seq;
+    server->out->accepted = confirm->accepted;
+    server->out->duplicates = confirm->duplicates;
+    server->out->refused = confirm->refused;
+    snprintf (server->out->reason, sizeof server->out->reason, "%s", confirm->refusal);
     s_send (server, session);
+}
+
+//  The REPORT of an item in server->out: its state (with lineage, its
+//  lineage's), where it is, what went wrong (for a root, a dead-lettered
+//  item of its lineage), and with_results its lineage's results (their
+//  bodies lent, not copied).
+static void
+s_report (zf_server_t *server, const zf_id_t *root, bool lineage, bool with_results)
+{
+    zf_proto_t *out = server->out;
+    zf_proto_reset (out, ZF_REPORT);
+    out->id = *root;
+    zf_message_t *msg;
+    snprintf (out->state, sizeof out->state, "%s",
+              lineage ? zf_store_lineage_state (server->store, root, &msg)
+                      : zf_store_state (server->store, root, &msg));
+    if (msg) {
+        snprintf (out->queue, sizeof out->queue, "%s", msg->queue->name);
+        for (uint32_t g = 0; g < msg->ndeliveries; g++)
+            if (msg->deliveries[g].attempt > out->attempt)
+                out->attempt = msg->deliveries[g].attempt;
+        if (msg->reason)
+            snprintf (out->reason, sizeof out->reason, "%s", msg->reason);
+    }
+    zf_answer_t *answer = zf_results_find (zf_store_results (server->store), root);
+    if (!answer)
+        return;
+    if (answer->dead_queue[0] && (lineage || !msg)) {
+        snprintf (out->queue, sizeof out->queue, "%s", answer->dead_queue);
+        out->attempt = answer->attempts;
+        snprintf (out->reason, sizeof out->reason, "%s", answer->reason ? answer->reason : "");
+    }
+    for (uint32_t i = 0; with_results && i < answer->nitems; i++) {
+        zf_output_t *result = &answer->items[i];
+        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
+        env->id = result->id;
+        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
+        env->ts = result->ts;
+    }
+}
+
+static void
+s_answer_waiter (zf_answer_t *answer, zf_waiter_t *waiter, void *arg)
+{
+    zf_server_t *server = (zf_server_t *) arg;
+    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, waiter->session);
+    if (!session)
+        return; // gone
+    s_report (server, &answer->root, true, true);
+    s_send (server, session);
+}
+
+void
+zf_sessions_answer (zf_server_t *server, int64_t now)
+{
+    zf_results_tick (zf_store_results (server->store), zclock_time (), now, s_answer_waiter,
+                     server);
 }
 
 void
@@ -240,19 +298,21 @@ s_on_status (zf_server_t *server, zf_session_t *session)
     zf_id_t id = server->in->id;
     zf_proto_reset (server->out, ZF_REPORT);
     zf_proto_t *out = server->out;
-    if (!zf_id_is_zero (&id)) {
-        zf_message_t *msg;
-        out->id = id;
-        snprintf (out->state, sizeof out->state, "%s", zf_store_state (server->store, &id, &msg));
-        if (msg) {
-            snprintf (out->queue, sizeof out->queue, "%s", msg->queue->name);
-            for (uint32_t g = 0; g < msg->ndeliveries; g++)
-                if (msg->deliveries[g].attempt > out->attempt)
-                    out->attempt = msg->deliveries[g].attempt;
-            if (msg->reason)
-                snprintf (out->reason, sizeof out->reason, "%s", msg->reason);
+    if (!zf_id_is_zero (&id) && (server->in->results || server->in->wait)) {
+        // A root's lineage and its results, now or once it ends.
+        s_report (server, &id, true, true);
+        const char *state = out->state;
+        bool over = streq (state, "done") || streq (state, "dead") || streq (state, "cancelled") ||
+                    streq (state, "unknown");
+        if (!over && server->in->wait) {
+            zf_results_wait (zf_store_results (server->store), &id, session->key,
+                             zf_server_now () + server->in->wait);
+            zf_proto_reset (out, ZF_REPORT); // the lent bodies are not kept
+            return;
         }
     }
+    else if (!zf_id_is_zero (&id))
+        s_report (server, &id, false, false);
     else {
         zlistx_t *queues = zf_store_queues (server->store);
         for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (queues); queue;

@@ -27,9 +27,12 @@ void zf_sessions_dispatch (zf_server_t *server);
 //  for liveness heartbeats (their items go back, as failed).
 void zf_sessions_heartbeat (zf_server_t *server, int64_t now);
 
-//  Sends a CONFIRM to the session at key, if it is still there.
-void zf_sessions_confirm (zf_server_t *server, const char *key, uint64_t seq, uint32_t accepted,
-                          uint32_t duplicates);
+//  Sends a CONFIRM to the session it is for, if that is still there.
+void zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm);
+
+//  Answers the sessions waiting for a root's results whose lineage ended
+//  or whose wait is over; forgets results past their ttl. Every turn.
+void zf_sessions_answer (zf_server_t *server, int64_t now);
 
 //  Tells a lineage's tracker it is over (DONE).
 void zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state);

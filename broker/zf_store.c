@@ -66,6 +66,9 @@ zf_store_queue (zf_store_t *self, const char *name)
     queue->retry_max = settings->retry_max;
     size_t len = strlen (name);
     queue->dead_letters = len > 5 && strcmp (name + len - 5, ".dead") == 0;
+    zf_queue_conf_t *conf = zf_pipeline_queue (self->pipeline, name);
+    queue->collects = conf && conf->results;
+    queue->keeps = !queue->collects || zlistx_size (conf->readers) || conf->external;
     if (queue->dead_letters)
         queue->max_depth = INT64_MAX; // the broker must always be able to dead-letter
     queue->waiting = zlistx_new ();
@@ -152,6 +155,8 @@ zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks
     zhashx_set_destructor (self->checkpoints, (zhashx_destructor_fn *) zchunk_destroy);
     self->seed = (unsigned) zclock_time () ^ (unsigned) getpid ();
     self->group_expiry = pipeline->broker_settings.group_expiry;
+    self->results = zf_results_new (pipeline->broker_settings.result_ttl,
+                                    pipeline->broker_settings.result_max_bytes);
     if (!self->live || !self->lineages || (dedup_window && !self->seen)) {
         zf_store_destroy (&self);
         return NULL;
@@ -184,6 +189,7 @@ zf_store_destroy (zf_store_t **self_p)
     zf_heap_destroy (&self->delayed);
     zlistx_destroy (&self->dirty);
     zhashx_destroy (&self->checkpoints);
+    zf_results_destroy (&self->results);
     free (self);
     *self_p = NULL;
 }
@@ -214,12 +220,25 @@ s_seen_before (zf_store_t *self, const zf_id_t *id)
            (self->live_unseen && zf_idmap_get (self->live, id));
 }
 
+void
+zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome)
+{
+    if (zf_results_empty (self->results))
+        return; // the common case: nobody asks
+    zf_answer_t *answer = zf_results_end (self->results, root, outcome, zclock_time ());
+    if (answer)
+        self->hooks.answered (self->hooks.arg, answer, NULL);
+}
+
 static void
 s_lineage_finish (zf_store_t *self, zf_lineage_t *lineage)
 {
-    const char *state = lineage->cancelled ? "cancelled" : lineage->dead ? "dead" : "done";
+    uint8_t outcome = lineage->cancelled ? ZF_OUTCOME_CANCELLED
+                      : lineage->dead    ? ZF_OUTCOME_DEAD
+                                         : ZF_OUTCOME_DONE;
     if (lineage->tracker[0])
-        self->hooks.lineage_over (self->hooks.arg, lineage, state);
+        self->hooks.lineage_over (self->hooks.arg, lineage, zf_outcome_name (outcome));
+    zf_store_lineage_ended (self, &lineage->root, outcome);
     zf_idmap_remove (self->lineages, &lineage->root);
     free (lineage);
 }
@@ -278,6 +297,8 @@ zf_store_msg_free (zf_store_t *self, zf_message_t *msg, uint8_t outcome)
             lineage->dead = true;
         zf_store_release (self, lineage);
     }
+    else if (zf_id_is_zero (&msg->root))
+        zf_store_lineage_ended (self, &msg->id, outcome); // a root that made nothing
     s_message_free_only (msg, NULL);
 }
 
@@ -292,6 +313,8 @@ zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, zframe_t
     zf_message_t *msg =
         (zf_message_t *) zf_alloc (sizeof (zf_message_t) + n * sizeof (zf_delivery_t));
     msg->id = env->id;
+    msg->not_before = env->not_before;
+    msg->priority = (uint8_t) env->priority;
     msg->parent = env->parent;
     msg->root = env->root;
     msg->ts = env->ts;
@@ -311,9 +334,7 @@ zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, zframe_t
         d->msg = msg;
         d->group = queue->groups[g];
         d->attempt = env->attempt; // kept across a move to the dead-letter queue
-        d->state = ZF_D_READY;
-        zf_list_push (&d->group->ready, &d->link);
-        zf_store_mark_dirty (self, d->group);
+        zf_store_schedule (self, d);
     }
     zf_idmap_put (self->live, &msg->id, msg);
     msg->order = self->stored++;
@@ -377,6 +398,56 @@ zf_store_pending_destroy (zf_pending_t **self_p)
     *self_p = NULL;
 }
 
+//  The item at put->next is not taken: why (printf format) is kept for the
+//  CONFIRM when it is the first.
+static void s_refuse (zf_store_t *self, zf_pending_t *put, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_refuse (zf_store_t *self, zf_pending_t *put, const char *format, ...)
+{
+    if (!put->refused++) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (put->refusal, sizeof put->refusal, format, args);
+        va_end (args);
+    }
+    zframe_destroy (&put->items[put->next].body);
+    if (put->holds[put->next])
+        zf_store_release (self, put->holds[put->next]);
+    put->holds[put->next] = NULL;
+}
+
+//  The item at put->next goes to queue, which collects results: kept as a
+//  result of its root. True if the item is done with (refused, or kept
+//  only as a result), false if it is also to be stored for its readers.
+static bool
+s_collect (zf_store_t *self, zf_pending_t *put, zf_queue_t *queue)
+{
+    zf_env_t *env = &put->items[put->next];
+    char why[ZF_TEXT_MAX + 1];
+    zf_answer_t *answer =
+        zf_results_add (self->results, zf_env_root (env), env, zframe_data (env->body),
+                        zframe_size (env->body), why, sizeof why);
+    if (!answer) {
+        s_refuse (self, put, "queue '%s': %s", queue->name, why);
+        return true;
+    }
+    self->hooks.answered (self->hooks.arg, answer, &answer->items[answer->nitems - 1]);
+    if (queue->keeps)
+        return false;
+    // Nobody reads it: done as it is kept.
+    zf_store_seen_set (self, &env->id, ZF_OUTCOME_DONE);
+    queue->put++;
+    queue->acked++;
+    put->accepted++;
+    zframe_destroy (&env->body);
+    if (put->holds[put->next])
+        zf_store_release (self, put->holds[put->next]);
+    put->holds[put->next] = NULL;
+    return true;
+}
+
 //  Admits the items of put from put->next on. Returns the queue that is
 //  full if it must wait, else NULL (all admitted).
 static zf_queue_t *
@@ -393,9 +464,18 @@ s_admit (zf_store_t *self, zf_pending_t *put)
                 zf_store_release (self, hold);
             continue;
         }
-        zf_queue_t *queue = zf_store_queue (self, env->queue);
-        if ((int64_t) queue->depth >= queue->max_depth)
+        zf_queue_t *queue = zf_store_lookup (self, env->queue);
+        if (!queue && zf_pipeline_declares (self->pipeline, env->queue))
+            queue = zf_store_queue (self, env->queue);
+        if (!queue) {
+            s_refuse (self, put, "no queue '%s' in pipeline '%s' (and no worker reads it)",
+                      env->queue, self->pipeline->name);
+            continue;
+        }
+        if (queue->keeps && (int64_t) queue->depth >= queue->max_depth)
             return queue;
+        if (queue->collects && s_collect (self, put, queue))
+            continue;
         env->attempt = 0;
         put->holds[put->next] = NULL; // the message takes the hold
         zf_store_msg_new (self, queue, env, &env->body, hold);
@@ -441,12 +521,13 @@ zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p)
     if (msg) {
         if (msg->dead)
             return "dead";
-        bool inflight = false, delayed = false;
+        bool inflight = false, delayed = false, tried = false;
         for (uint32_t g = 0; g < msg->ndeliveries; g++) {
             inflight |= msg->deliveries[g].state == ZF_D_INFLIGHT;
             delayed |= msg->deliveries[g].state == ZF_D_DELAYED;
+            tried |= msg->deliveries[g].attempt > 0;
         }
-        return delayed ? "retrying" : inflight ? "delivered" : "queued";
+        return delayed ? (tried ? "retrying" : "delayed") : inflight ? "delivered" : "queued";
     }
     switch (self->seen ? zf_window_get (self->seen, id) : 0) {
         case ZF_OUTCOME_DONE:
@@ -459,6 +540,26 @@ zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p)
             return "unknown";
     }
 }
+const char *
+zf_store_lineage_state (zf_store_t *self, const zf_id_t *root, zf_message_t **msg_p)
+{
+    zf_answer_t *answer = zf_results_find (self->results, root);
+    if (answer && answer->outcome) {
+        *msg_p = (zf_message_t *) zf_idmap_get (self->live, root);
+        return zf_outcome_name (answer->outcome);
+    }
+    const char *state = zf_store_state (self, root, msg_p);
+    if (!*msg_p && zf_idmap_get (self->lineages, root))
+        return "running"; // the root is done, items made from it are not
+    return state;
+}
+
+zf_results_t *
+zf_store_results (zf_store_t *self)
+{
+    return self->results;
+}
+
 //  --------------------------------------------------------------------------
 //  Checkpoints and figures
 
@@ -543,10 +644,12 @@ s_delivery_of (zf_message_t *msg, const char *name, size_t size)
 
 //  Takes delivery d of a message being restored off its group's ready list.
 static void
-s_restore_finish (zf_delivery_t *d)
+s_restore_finish (zf_store_t *self, zf_delivery_t *d)
 {
     if (d->state == ZF_D_READY)
-        zf_list_remove (&d->group->ready, &d->link);
+        zf_ready_remove (&d->group->ready, d);
+    else if (d->state == ZF_D_DELAYED)
+        zf_heap_remove (&self->delayed, &d->retry);
     d->state = ZF_D_FINISHED;
 }
 
@@ -561,6 +664,8 @@ zf_store_restore_put (zf_store_t *self, const zf_record_t *r)
                      .ts = r->ts,
                      .attempt = r->attempt,
                      .group = r->fanin,
+                     .not_before = r->not_before,
+                     .priority = r->priority,
                      .headers = r->headers,
                      .headers_size = (uint32_t) r->headers_size };
     char name[ZF_NAME_MAX + 1];
@@ -582,7 +687,7 @@ zf_store_restore_ack (zf_store_t *self, const zf_record_t *r)
     zf_delivery_t *d = s_delivery_of (msg, r->name, r->name_size);
     if (!d)
         return; // a group no longer in the pipeline: its delivery stays ready
-    s_restore_finish (d);
+    s_restore_finish (self, d);
     msg->dead |= r->dead;
     if (--msg->pending == 0)
         zf_store_msg_free (self, msg, zf_store_outcome (msg));
@@ -603,11 +708,33 @@ zf_store_restore_fin (zf_store_t *self, const zf_record_t *r)
     zf_message_t *msg = (zf_message_t *) zf_idmap_get (self->live, &r->id);
     if (msg) {
         for (uint32_t g = 0; g < msg->ndeliveries; g++)
-            s_restore_finish (&msg->deliveries[g]);
+            s_restore_finish (self, &msg->deliveries[g]);
         msg->dead = r->outcome == ZF_OUTCOME_DEAD;
         zf_store_msg_free (self, msg, r->outcome);
     }
     zf_store_seen_set (self, &r->id, r->outcome); // the outcome as recorded (cancelled included)
+}
+
+void
+zf_store_restore_result (zf_store_t *self, const zf_record_t *r)
+{
+    if (r->outcome == 0) {
+        zf_env_t env = { .id = r->id, .ts = r->ts };
+        snprintf (env.queue, sizeof env.queue, "%.*s", (int) r->name_size, r->name);
+        char why[ZF_TEXT_MAX + 1];
+        if (!zf_results_add (self->results, &r->root, &env, r->data, r->data_size, why, sizeof why))
+            zsys_warning ("broker: a result of the journal is not restored: %s", why);
+        zf_store_seen_set (self, &r->id, ZF_OUTCOME_DONE); // a copy of it is a duplicate
+        return;
+    }
+    if (r->name_size) {
+        char queue[ZF_NAME_MAX + 1],
+            *reason = r->reason_size ? strndup (r->reason, r->reason_size) : NULL;
+        snprintf (queue, sizeof queue, "%.*s", (int) r->name_size, r->name);
+        zf_results_fail (self->results, &r->root, queue, reason, r->attempt);
+        free (reason);
+    }
+    zf_results_end (self->results, &r->root, r->outcome, r->ts);
 }
 
 void

@@ -38,6 +38,7 @@
 #include "zf_pipeline.h"
 #include "zf_proto.h"
 #include "zf_records.h"
+#include "zf_results.h"
 #include "zflow.h"
 
 #ifdef __cplusplus
@@ -78,6 +79,8 @@ struct _zf_lineage_t {
 
 struct _zf_message_t {
     zf_id_t id;                 // the item's id
+    int64_t not_before;         // not delivered before, ms since the Unix epoch; 0: now
+    uint8_t priority;           // 0 to ZF_PRIORITY_MAX: higher goes first
     zf_id_t parent;             // its parent, or zero
     zf_id_t root;               // its root, or zero for a root
     int64_t ts;                 // creation time, ms
@@ -95,10 +98,18 @@ struct _zf_message_t {
     zf_delivery_t deliveries[]; // one per consumer group
 };
 
+//  A group's deliveries waiting for a worker: a list per priority (by
+//  link), the highest priority taken first, each in the order it came.
+typedef struct {
+    zf_list_t levels[ZF_PRIORITY_MAX + 1]; // by priority
+    uint32_t mask;                         // bit p set while levels[p] has a delivery
+    size_t size;                           // deliveries on all levels
+} zf_ready_t;
+
 struct _zf_cgroup_t {
     char *name;            // the actor name
     zf_queue_t *queue;     // the queue it reads
-    zf_list_t ready;       // deliveries waiting for a worker (by link)
+    zf_ready_t ready;      // deliveries waiting for a worker
     zf_worker_t **workers; // workers of the group now connected
     size_t nworkers;       // entries in workers
     size_t cap;            // allocated entries
@@ -120,6 +131,8 @@ struct _zf_queue_t {
     int64_t retry_base;   // first backoff, ms
     int64_t retry_max;    // longest backoff, ms
     bool dead_letters;    // it is a QUEUE.dead
+    bool collects;        // its items are kept as results of their root
+    bool keeps;           // its items are stored for delivery (not only kept as results)
     zf_cgroup_t **groups; // consumer groups
     size_t ngroups;       // entries in groups
     zf_list_t inflight;   // deliveries in flight, oldest first (by link)
@@ -154,6 +167,8 @@ typedef struct {
     uint32_t next;                         // first item not yet admitted
     uint32_t accepted;                     // items enqueued
     uint32_t duplicates;                   // items dropped as seen
+    uint32_t refused;                      // items refused (no such queue, results full)
+    char refusal[ZF_TEXT_MAX + 1];         // why the first refused item was
     uint32_t nitems;                       // entries in items
     zf_lineage_t **holds;                  // per item: the lineage it holds, or NULL
     zf_env_t items[];                      // envelopes, bodies owned, headers copied
@@ -181,6 +196,9 @@ typedef struct {
     //  A PUT that waited for room is all admitted: confirm it. The store
     //  destroys it after.
     void (*admitted) (void *arg, zf_pending_t *put);
+    //  A result of answer's root was kept (its last item), or its lineage
+    //  ended (result NULL): journal it.
+    void (*answered) (void *arg, zf_answer_t *answer, const zf_output_t *result);
 } zf_store_hooks_t;
 
 //  A store for pipeline's queues (which must outlive it), remembering the
@@ -240,9 +258,17 @@ bool zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, co
 void zf_store_cancel (zf_store_t *self, const zf_id_t *root,
                       void (*fn) (zf_worker_t *worker, void *arg), void *arg);
 
-//  An item's state: "queued", "delivered", "retrying", "done", "dead",
-//  "cancelled" or "unknown"; *msg_p the message while it is stored.
+//  An item's state: "queued", "delayed" (not before its time), "delivered",
+//  "retrying", "done", "dead", "cancelled" or "unknown"; *msg_p the message
+//  while it is stored.
 const char *zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p);
+
+//  The state of root's lineage: its outcome once over, "running" while
+//  items made from it are at work, else the root's own state.
+const char *zf_store_lineage_state (zf_store_t *self, const zf_id_t *root, zf_message_t **msg_p);
+
+//  The results kept of every root's lineage.
+zf_results_t *zf_store_results (zf_store_t *self);
 
 //  Retries whose backoff is over become ready; items held past their
 //  queue's timeout are taken back, as failed; a group that no actor of the
@@ -250,6 +276,11 @@ const char *zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **
 //  its deliveries let go (the last group of a queue holds on to its items
 //  instead, as the anonymous group of a new queue does).
 void zf_store_tick (zf_store_t *self, int64_t now);
+
+//  Deliveries whose time has come (a delay, a backoff) become ready: cheap,
+//  for every turn of the loop. Then ms until the next one is due (-1: none).
+void zf_store_wake (zf_store_t *self, int64_t now);
+int64_t zf_store_next_due (zf_store_t *self, int64_t now);
 
 //  Dispatch: the next group with ready items and maybe a worker, or NULL.
 //  Then as many of its deliveries as the worker it picks (round robin over
@@ -283,6 +314,7 @@ void zf_store_restore_put (zf_store_t *self, const zf_record_t *record);
 void zf_store_restore_ack (zf_store_t *self, const zf_record_t *record);
 void zf_store_restore_retry (zf_store_t *self, const zf_record_t *record);
 void zf_store_restore_fin (zf_store_t *self, const zf_record_t *record);
+void zf_store_restore_result (zf_store_t *self, const zf_record_t *record);
 void zf_store_restored (zf_store_t *self);
 
 //  Snapshots: fn on every id of the dedup window with its outcome, oldest

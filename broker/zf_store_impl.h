@@ -21,6 +21,7 @@ struct _zf_store_t {
     zf_heap_t delayed;       // deliveries waiting for their backoff to end (by retry)
     zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
     zhashx_t *checkpoints;   // actor name -> zchunk_t, its source's position
+    zf_results_t *results;   // what each root's lineage produced
     int64_t group_expiry;    // ms an undeclared group lives without a worker
     uint64_t stored;         // messages stored, ever (their order)
     unsigned seed;           // for backoff jitter
@@ -28,6 +29,55 @@ struct _zf_store_t {
 
 #define S_DELIVERY(p) ZF_CONTAINER_OR_NULL (p, zf_delivery_t, link)
 #define S_HELD(p)     ZF_CONTAINER_OR_NULL (p, zf_delivery_t, held)
+
+//  Ready deliveries: d goes last (or first, handed back) at its priority.
+static inline void
+zf_ready_push (zf_ready_t *ready, zf_delivery_t *d)
+{
+    zf_list_push (&ready->levels[d->msg->priority], &d->link);
+    ready->mask |= 1u << d->msg->priority;
+    ready->size++;
+}
+
+static inline void
+zf_ready_push_front (zf_ready_t *ready, zf_delivery_t *d)
+{
+    zf_list_push_front (&ready->levels[d->msg->priority], &d->link);
+    ready->mask |= 1u << d->msg->priority;
+    ready->size++;
+}
+
+static inline void
+zf_ready_remove (zf_ready_t *ready, zf_delivery_t *d)
+{
+    zf_list_t *level = &ready->levels[d->msg->priority];
+    zf_list_remove (level, &d->link);
+    if (!level->size)
+        ready->mask &= ~(1u << d->msg->priority);
+    ready->size--;
+}
+
+//  The delivery to go next: the oldest of the highest priority; NULL if none.
+static inline zf_delivery_t *
+zf_ready_first (zf_ready_t *ready)
+{
+    if (!ready->mask)
+        return NULL;
+    int level = 31 - __builtin_clz (ready->mask);
+    return S_DELIVERY (ready->levels[level].head);
+}
+
+//  The delivery after d on the same ready set, for a walk over all of them.
+static inline zf_delivery_t *
+zf_ready_next (zf_ready_t *ready, zf_delivery_t *d)
+{
+    if (d->link.next)
+        return S_DELIVERY (d->link.next);
+    for (int level = (int) d->msg->priority - 1; level >= 0; level--)
+        if (ready->levels[level].head)
+            return S_DELIVERY (ready->levels[level].head);
+    return NULL;
+}
 
 //  Puts group on the list of groups to dispatch (once).
 void zf_store_mark_dirty (zf_store_t *self, zf_cgroup_t *group);
@@ -51,6 +101,12 @@ zf_message_t *zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t 
                                   zframe_t **body_p, zf_lineage_t *lineage);
 zf_message_t *zf_store_msg_new (zf_store_t *self, zf_queue_t *queue, zf_env_t *env,
                                 zframe_t **body_p, zf_lineage_t *lineage);
+
+//  d's message, new or restored, waits for its time (not_before) or is ready.
+void zf_store_schedule (zf_store_t *self, zf_delivery_t *d);
+
+//  Root's lineage is over with outcome: its answer, if one is kept, is told.
+void zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome);
 
 //  Room was made in queue: admits the PUTs waiting for it, in order.
 void zf_store_resume_waiting (zf_store_t *self, zf_queue_t *queue);

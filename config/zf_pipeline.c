@@ -9,7 +9,15 @@
 #include <unistd.h>
 
 const zf_key_t zf_pipeline_keys[] = {
-    { .name = "name", .type = ZF_KEY_STRING, .help = "the pipeline's name (default: the file's)" },
+    { .name = "name",
+      ZF_FIELD (zf_pipeline_settings_t, name),
+      .type = ZF_KEY_STRING,
+      .help = "the pipeline's name (default: the file's)" },
+    { .name = "results",
+      ZF_FIELD (zf_pipeline_settings_t, results),
+      .type = ZF_KEY_QUEUE,
+      .help = "a queue whose items are also kept as the results of their root item (zflow "
+              "result); a queue that actors write and none reads always is one" },
     { NULL },
 };
 
@@ -141,6 +149,20 @@ const zf_key_t zf_broker_keys[] = {
               "when it has had no worker for this long, and the items it held are let go",
       .min = 1,
       .max = 7LL * 86400000 },
+    { .name = "result-ttl",
+      ZF_FIELD (zf_broker_settings_t, result_ttl),
+      .type = ZF_KEY_DURATION,
+      .fallback = "1h",
+      .help = "how long the results of a root item are kept after its lineage ended",
+      .min = 1,
+      .max = 365LL * 86400000 },
+    { .name = "result-max-bytes",
+      ZF_FIELD (zf_broker_settings_t, result_max_bytes),
+      .type = ZF_KEY_SIZE,
+      .fallback = "64MiB",
+      .help = "bytes of results kept at most, all roots together; a result beyond is refused",
+      .min = 0,
+      .max = 1LL << 40 },
     { .name = "window",
       ZF_FIELD (zf_broker_settings_t, window),
       .type = ZF_KEY_INT,
@@ -646,12 +668,22 @@ s_check_flow (s_loader_t *loader)
                          "declare it under queues with external = true)",
                          queue->name, reader);
         }
-        else if (writers && !readers) {
+        else if (writers && !readers && !queue->external) {
+            // Kept as results, not delivered: said unless the pipeline
+            // names it, for a misspelt output looks the same.
+            queue->results = true;
             const char *writer = (const char *) zlistx_first (queue->writers);
             zf_actor_conf_t *who = zf_pipeline_actor (self, writer);
             zconfig_t *at = who ? zconfig_locate (who->node, "output") : queue->node;
-            s_error (loader, at ? at : queue->node,
-                     "queue '%s' is written by '%s' but nothing reads it", queue->name, writer);
+            if (!self->settings.results || strcmp (self->settings.results, queue->name))
+                zlistx_add_end (self->warnings,
+                                zsys_sprintf ("%s:%d: warning: queue '%s' is written by '%s' but "
+                                              "no actor reads it: its items are kept as results "
+                                              "(zflow result), not delivered; say results = %s "
+                                              "in the pipeline section if that is meant",
+                                              self->file,
+                                              zf_zpl_line (loader->zpl, at ? at : queue->node),
+                                              queue->name, writer, queue->name));
         }
         else if (!readers && !writers && queue->node && !queue->external)
             s_error (loader, queue->node, "queue '%s' is declared but no actor reads or writes it",
@@ -735,10 +767,19 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
         s_load_actors (&loader, sections[3]);
     if (zlistx_size (self->actors) == 0)
         s_error (&loader, sections[3], "the pipeline has no actors (add an actors section)");
+    zf_keys_bind (zf_pipeline_keys, sections[0], &self->settings);
     s_check_flow (&loader);
+    if (self->settings.results) {
+        zf_queue_conf_t *results = zf_pipeline_queue (self, self->settings.results);
+        if (results)
+            results->results = true;
+        else
+            s_error (&loader, zconfig_locate (sections[0], "results"),
+                     "pipeline: results = %s names no queue of the pipeline",
+                     self->settings.results);
+    }
 
-    zconfig_t *name_node = sections[0] ? zconfig_locate (sections[0], "name") : NULL;
-    const char *name = name_node ? zconfig_value (name_node) : NULL;
+    const char *name = self->settings.name;
     if (name && *name)
         self->name = strdup (name);
     else {
@@ -793,6 +834,29 @@ zf_queue_conf_t *
 zf_pipeline_queue (zf_pipeline_t *self, const char *name)
 {
     return (zf_queue_conf_t *) zhashx_lookup (self->queue_index, name);
+}
+
+bool
+zf_pipeline_fed_from_outside (zf_pipeline_t *self)
+{
+    for (zf_queue_conf_t *queue = (zf_queue_conf_t *) zlistx_first (self->queues); queue;
+         queue = (zf_queue_conf_t *) zlistx_next (self->queues))
+        if (queue->external)
+            return true;
+    return false;
+}
+
+bool
+zf_pipeline_declares (zf_pipeline_t *self, const char *name)
+{
+    if (zf_pipeline_queue (self, name))
+        return true;
+    size_t len = strlen (name);
+    if (len <= 5 || strcmp (name + len - 5, ".dead") != 0 || len - 5 > 255)
+        return false;
+    char base[256];
+    snprintf (base, sizeof base, "%.*s", (int) (len - 5), name);
+    return zf_pipeline_queue (self, base) != NULL;
 }
 
 bool

@@ -24,6 +24,12 @@ extern const zf_key_t zf_pipeline_keys[];
 extern const zf_key_t zf_broker_keys[];
 extern const zf_key_t zf_queue_keys[];
 
+//  The pipeline section's settings (zf_pipeline_keys).
+typedef struct {
+    const char *name;    // the pipeline's name, or NULL for the file's
+    const char *results; // the queue whose items are kept as results too, or NULL
+} zf_pipeline_settings_t;
+
 //  The broker section's settings (zf_broker_keys).
 typedef struct {
     const char *endpoint;      // where actors connect (ROUTER)
@@ -43,6 +49,8 @@ typedef struct {
     int64_t liveness;          // heartbeats missed before a peer is dead
     int64_t dedup_window;      // ids remembered to drop duplicates
     int64_t group_expiry;      // ms a group of no declared actor lives without a worker
+    int64_t result_ttl;        // ms the results of a root are kept after its lineage ended
+    int64_t result_max_bytes;  // bytes of results kept at most
     int64_t window;            // unconfirmed items a writer may have
     int64_t max_frame;         // bytes of a message at most
 } zf_broker_settings_t;
@@ -73,6 +81,7 @@ typedef struct {
     int line;                     // where it is declared or first named
     zconfig_t *node;              // its section under `queues`, or NULL if only named
     bool external;                // fed from outside (zflow put, intake, HTTP)
+    bool results;                 // its items are kept as results of their root
     zf_queue_settings_t settings; // its settings (the defaults when only named)
     zlistx_t *writers;            // names of the actors that write it
     zlistx_t *readers;            // names of the actors that read it
@@ -94,6 +103,7 @@ typedef struct {
     char *dir;                            // the folder relative paths are resolved against
     char *name;                           // pipeline/name, or the file's base name
     zconfig_t *root;                      // the whole tree
+    zf_pipeline_settings_t settings;      // the pipeline section's
     zconfig_t *broker;                    // the broker section, or NULL (defaults apply)
     zf_broker_settings_t broker_settings; // its settings
     zf_queue_settings_t queue_defaults;   // the settings of a queue not declared
@@ -119,6 +129,13 @@ zf_actor_conf_t *zf_pipeline_actor (zf_pipeline_t *self, const char *name);
 
 //  The queue named name, or NULL.
 zf_queue_conf_t *zf_pipeline_queue (zf_pipeline_t *self, const char *name);
+
+//  Whether a queue is fed from outside (external = true): a run of it
+//  serves until it is stopped.
+bool zf_pipeline_fed_from_outside (zf_pipeline_t *self);
+
+//  Whether name is a queue of the pipeline, or the dead-letter queue of one.
+bool zf_pipeline_declares (zf_pipeline_t *self, const char *name);
 
 //  Whether every source is finite (no scheduler), so a run can end.
 bool zf_pipeline_finite (zf_pipeline_t *self);

@@ -77,6 +77,8 @@ static const s_field_t s_confirm[] = {
     NUM ("seq", F_U64, seq, true),
     NUM ("accepted", F_U32, accepted, false),
     NUM ("duplicates", F_U32, duplicates, false),
+    NUM ("refused", F_U32, refused, false),
+    STR ("reason", reason, false),
     { NULL },
 };
 static const s_field_t s_credit[] = {
@@ -126,6 +128,8 @@ static const s_field_t s_done[] = {
 };
 static const s_field_t s_status[] = {
     NUM ("id", F_ID, id, false),
+    NUM ("results", F_BOOL, results, false),
+    NUM ("wait", F_U32, wait, false),
     { NULL },
 };
 static const s_field_t s_report[] = {
@@ -136,6 +140,7 @@ static const s_field_t s_report[] = {
     STR ("reason", reason, false),
     { "queues", F_ROWS, P (queues), 0, false },
     { "groups", F_ROWS, P (groups), 1, false },
+    { "results", F_ITEMS, P (items), 0, false },
     { NULL },
 };
 
@@ -149,6 +154,8 @@ static const s_field_t s_envelope[] = {
     { "root", F_ID, E (root), 0, false },
     { "group", F_GROUP, E (group), 0, false },
     { "headers", F_HEADERS, E (headers), 0, false },
+    { "not_before", F_I64, E (not_before), 0, false },
+    { "priority", F_U32, E (priority), 0, false },
     { NULL },
 };
 
@@ -213,7 +220,7 @@ static const struct {
     [ZF_PING] = { "PING", s_ping, false },       [ZF_PONG] = { "PONG", s_empty, false },
     [ZF_ERROR] = { "ERROR", s_error, false },    [ZF_END] = { "END", s_end, false },
     [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, false },
-    [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, false },
+    [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, true },
     [ZF_BYE] = { "BYE", s_empty, false },
 };
 
@@ -493,6 +500,9 @@ s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base,
                 }
                 if (!env->queue[0])
                     return zf_error_set (err, ZF_EVALUE, "item %u: empty queue name", i);
+                if (env->priority > ZF_PRIORITY_MAX)
+                    return zf_error_set (err, ZF_EVALUE, "item %u: priority %u, at most %d", i,
+                                         env->priority, ZF_PRIORITY_MAX);
             }
             self->nitems = count;
             return 0;

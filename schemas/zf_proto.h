@@ -37,6 +37,7 @@ extern "C" {
 #define ZF_CHECKPOINT_MAX 256   // bytes of a producer checkpoint
 #define ZF_QUEUES_MAX     4096  // queues in one REPORT
 #define ZF_GROUPS_MAX     16384 // consumer groups in one REPORT
+#define ZF_PRIORITY_MAX   9     // the highest priority of an item
 
 typedef enum {
     ZF_HELLO = 1,
@@ -68,6 +69,8 @@ typedef struct {
     zf_id_t parent;              // the item it was made from; zero for a root
     zf_id_t root;                // the root of its lineage; zero means the item itself
     zf_group_t group;            // fan-in membership; size 0 when none
+    int64_t not_before;          // not to be delivered before, ms since the Unix epoch; 0: now
+    uint32_t priority;           // 0 (the default) to ZF_PRIORITY_MAX: higher goes first
     const uint8_t *headers;      // msgpack map of str to str, or NULL
     uint32_t headers_size;       // bytes at headers
     zframe_t *body;              // the body frame, owned
@@ -77,44 +80,47 @@ typedef struct {
 //  arrays after it are valid only up to their counts, so that reusing a
 //  message costs no more than the fields it uses.
 typedef struct {
-    zf_command_t command;                      // which command this is
-    uint32_t version;                          // HELLO, WELCOME: protocol version
-    char name[ZF_NAME_MAX + 1];                // HELLO: actor name (its consumer group)
-    char host[ZF_NAME_MAX + 1];                // HELLO: host name of the worker
-    char pipeline[ZF_NAME_MAX + 1];            // HELLO: the pipeline the actor belongs to, or ""
-    uint32_t worker;                           // HELLO: worker number within the actor
-    uint64_t pid;                              // HELLO: process id
-    uint32_t heartbeat;                        // HELLO, WELCOME: heartbeat interval, ms
-    uint32_t liveness;                         // WELCOME: heartbeats missed before death
-    uint32_t window;                           // WELCOME: unconfirmed PUT items allowed
-    uint32_t checkpoint_size;                  // WELCOME, PUT: bytes in checkpoint; 0 when none
-    uint64_t seq;                              // PUT, CONFIRM: the PUT's sequence number
-    bool track;                                // PUT: report DONE for each root
-    uint32_t accepted;                         // CONFIRM: items enqueued
-    uint32_t duplicates;                       // CONFIRM: items dropped as seen before
-    uint32_t credit;                           // CREDIT: more items the worker can take
-    zf_id_t id;                                // NACK, CANCEL, DONE, STATUS, REPORT: an item
-    bool final;                                // NACK: dead-letter now, no retry
-    uint32_t delay;                            // NACK: retry no sooner than this, ms
-    char code[ZF_CODE_MAX + 1];                // ERROR: zf_errname of the error
-    uint64_t count;                            // END: items the source produced
-    char state[ZF_CODE_MAX + 1];               // DONE, REPORT: an item's state
-    char queue[ZF_NAME_MAX + 1];               // REPORT: the item's queue
-    uint32_t attempt;                          // REPORT: the item's attempt
-    char reason[ZF_TEXT_MAX + 1];              // NACK, ERROR, CANCEL, REPORT: why, in words
-    uint32_t ninputs;                          // HELLO: entries in inputs
-    uint32_t noutputs;                         // HELLO: entries in outputs
-    uint32_t nitems;                           // PUT, DELIVER: entries in items
-    uint32_t nids;                             // ACK: entries in ids
-    uint32_t nqueues;                          // REPORT: entries in queues
-    uint32_t ngroups;                          // REPORT: entries in groups
-    bool borrowed;                             // item bodies are the caller's: never destroyed here
-    const uint8_t *figures;                    // PING: the worker's figures, a msgpack map (a view)
-    uint32_t figures_size;                     // PING: bytes at figures; 0 when none
-    uint8_t checkpoint[ZF_CHECKPOINT_MAX];     // WELCOME, PUT: producer position
-    char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it reads
+    zf_command_t command;                  // which command this is
+    uint32_t version;                      // HELLO, WELCOME: protocol version
+    char name[ZF_NAME_MAX + 1];            // HELLO: actor name (its consumer group)
+    char host[ZF_NAME_MAX + 1];            // HELLO: host name of the worker
+    char pipeline[ZF_NAME_MAX + 1];        // HELLO: the pipeline the actor belongs to, or ""
+    uint32_t worker;                       // HELLO: worker number within the actor
+    uint64_t pid;                          // HELLO: process id
+    uint32_t heartbeat;                    // HELLO, WELCOME: heartbeat interval, ms
+    uint32_t liveness;                     // WELCOME: heartbeats missed before death
+    uint32_t window;                       // WELCOME: unconfirmed PUT items allowed
+    uint32_t checkpoint_size;              // WELCOME, PUT: bytes in checkpoint; 0 when none
+    uint64_t seq;                          // PUT, CONFIRM: the PUT's sequence number
+    bool track;                            // PUT: report DONE for each root
+    uint32_t accepted;                     // CONFIRM: items enqueued
+    uint32_t duplicates;                   // CONFIRM: items dropped as seen before
+    uint32_t refused;                      // CONFIRM: items refused (reason says why)
+    uint32_t credit;                       // CREDIT: more items the worker can take
+    zf_id_t id;                            // NACK, CANCEL, DONE, STATUS, REPORT: an item
+    bool results;                          // STATUS: ask for the item's results too
+    uint32_t wait;                         // STATUS: ms to wait for the lineage to end
+    bool final;                            // NACK: dead-letter now, no retry
+    uint32_t delay;                        // NACK: retry no sooner than this, ms
+    char code[ZF_CODE_MAX + 1];            // ERROR: zf_errname of the error
+    uint64_t count;                        // END: items the source produced
+    char state[ZF_CODE_MAX + 1];           // DONE, REPORT: an item's state
+    char queue[ZF_NAME_MAX + 1];           // REPORT: the item's queue
+    uint32_t attempt;                      // REPORT: the item's attempt
+    char reason[ZF_TEXT_MAX + 1];          // CONFIRM, NACK, ERROR, CANCEL, REPORT: why, in words
+    uint32_t ninputs;                      // HELLO: entries in inputs
+    uint32_t noutputs;                     // HELLO: entries in outputs
+    uint32_t nitems;                       // PUT, DELIVER, REPORT: entries in items
+    uint32_t nids;                         // ACK: entries in ids
+    uint32_t nqueues;                      // REPORT: entries in queues
+    uint32_t ngroups;                      // REPORT: entries in groups
+    bool borrowed;                         // item bodies are the caller's: never destroyed here
+    const uint8_t *figures;                // PING: the worker's figures, a msgpack map (a view)
+    uint32_t figures_size;                 // PING: bytes at figures; 0 when none
+    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // WELCOME, PUT: producer position
+    char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
-    zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items
+    zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items; REPORT: the results
     zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done
     zf_figures_t *queues;                       // REPORT: queue figures, owned
     uint32_t queues_cap;                        // REPORT: entries allocated in queues

@@ -12,9 +12,14 @@ enum {
     F_COUNT = 8, // RETRY: attempts u32 (before the name)
     F_OUTCOME = 16,
     F_NAME = 32,
-    F_TAIL = 64, // PUT: headers, reason, body after the name
-    F_DATA = 128 // CHECKPOINT: data after the name
+    F_TAIL = 64,   // PUT: headers, reason, body after the name
+    F_DATA = 128,  // CHECKPOINT: data after the name
+    F_RESULT = 256 // RESULT: root, ts, outcome, attempt (before the name)
 };
+
+//  Bytes a PUT has after its body: not_before i64, priority u8. A PUT
+//  written before they were has none, and reads as not delayed, priority 0.
+#define S_PUT_SCHED (8 + 1)
 
 static const unsigned s_fields[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_PUT] = F_ID | F_PUT | F_NAME | F_TAIL,
@@ -23,6 +28,7 @@ static const unsigned s_fields[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_CHECKPOINT] = F_NAME | F_DATA,
     [ZF_JR_SNAPSHOT_END] = 0,
     [ZF_JR_RETRY] = F_ID | F_COUNT | F_NAME,
+    [ZF_JR_RESULT] = F_ID | F_RESULT | F_NAME | F_TAIL,
 };
 
 static const char *const s_names[ZF_JR_TYPE_COUNT] = {
@@ -32,6 +38,7 @@ static const char *const s_names[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_CHECKPOINT] = "CHECKPOINT",
     [ZF_JR_SNAPSHOT_END] = "SNAPSHOT_END",
     [ZF_JR_RETRY] = "RETRY",
+    [ZF_JR_RESULT] = "RESULT",
 };
 
 static size_t
@@ -49,6 +56,8 @@ zf_record_size (const zf_record_t *r)
         size += ZF_ID_SIZE;
     if (f & F_PUT)
         size += 2 * ZF_ID_SIZE + 8 + 4 + 1 + ZF_ID_SIZE + 4 + 4;
+    if (f & F_RESULT)
+        size += ZF_ID_SIZE + 8 + 1 + 4;
     if (f & F_DEAD)
         size += 1;
     if (f & F_COUNT)
@@ -61,6 +70,8 @@ zf_record_size (const zf_record_t *r)
         size += 4 + r->headers_size + 2 + s_reason_size (r) + 4 + r->data_size;
     if (f & F_DATA)
         size += 4 + r->data_size;
+    if (r->type == ZF_JR_PUT)
+        size += S_PUT_SCHED;
     return size;
 }
 
@@ -96,6 +107,12 @@ zf_record_write (const zf_record_t *r, uint8_t *p)
         p = s_wint (p, r->fanin.size, 4);
         p = s_wint (p, r->fanin.index, 4);
     }
+    if (f & F_RESULT) {
+        p = s_w (p, r->root.bytes, ZF_ID_SIZE);
+        p = s_wint (p, (uint64_t) r->ts, 8);
+        *p++ = r->outcome;
+        p = s_wint (p, r->attempt, 4);
+    }
     if (f & F_DEAD)
         *p++ = r->dead;
     if (f & F_COUNT)
@@ -113,6 +130,10 @@ zf_record_write (const zf_record_t *r, uint8_t *p)
         p = s_w (p, r->reason, s_reason_size (r));
         p = s_wint (p, r->data_size, 4);
         p = s_w (p, r->data, r->data_size);
+    }
+    if (r->type == ZF_JR_PUT) {
+        p = s_wint (p, (uint64_t) r->not_before, 8);
+        *p++ = r->priority;
     }
     if (f & F_DATA) {
         p = s_wint (p, r->data_size, 4);
@@ -192,6 +213,12 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         record->fanin.size = (uint32_t) s_rint (&r, 4, "group size");
         record->fanin.index = (uint32_t) s_rint (&r, 4, "group index");
     }
+    if (f & F_RESULT) {
+        s_rid (&r, &record->root, "root");
+        record->ts = (int64_t) s_rint (&r, 8, "ts");
+        record->outcome = (uint8_t) s_rint (&r, 1, "outcome");
+        record->attempt = (uint32_t) s_rint (&r, 4, "attempt");
+    }
     if (f & F_DEAD)
         dead = s_rint (&r, 1, "dead");
     record->dead = dead == 1;
@@ -202,9 +229,9 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         last = "outcome";
     }
     if (f & F_NAME) {
-        const char *field = type == ZF_JR_PUT          ? "queue"
-                            : type == ZF_JR_CHECKPOINT ? "actor"
-                                                       : "group";
+        const char *field = type == ZF_JR_PUT || type == ZF_JR_RESULT ? "queue"
+                            : type == ZF_JR_CHECKPOINT                ? "actor"
+                                                                      : "group";
         record->name = (const char *) s_rblob (&r, 1, &record->name_size, field);
         if (record->name_size > ZF_NAME_MAX && !r.bad)
             r.bad = field;
@@ -215,6 +242,11 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         record->reason = (const char *) s_rblob (&r, 2, &record->reason_size, "reason");
         record->data = s_rblob (&r, 4, &record->data_size, "body");
         last = "body";
+    }
+    if (type == ZF_JR_PUT && !r.bad && r.p != r.end) {
+        record->not_before = (int64_t) s_rint (&r, 8, "not_before");
+        record->priority = (uint8_t) s_rint (&r, 1, "priority");
+        last = "priority";
     }
     if (f & F_DATA) {
         record->data = s_rblob (&r, 4, &record->data_size, "data");
@@ -232,6 +264,12 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
     if (type == ZF_JR_FIN && record->outcome != ZF_OUTCOME_DONE &&
         record->outcome != ZF_OUTCOME_DEAD && record->outcome != ZF_OUTCOME_CANCELLED)
         return zf_error_set (err, ZF_EVALUE, "FIN: unknown outcome %u", record->outcome);
+    if (type == ZF_JR_PUT && record->priority > ZF_PRIORITY_MAX)
+        return zf_error_set (err, ZF_EVALUE, "PUT: priority %u, at most %d", record->priority,
+                             ZF_PRIORITY_MAX);
+    if (type == ZF_JR_RESULT && record->outcome != 0 && record->outcome != ZF_OUTCOME_DONE &&
+        record->outcome != ZF_OUTCOME_DEAD && record->outcome != ZF_OUTCOME_CANCELLED)
+        return zf_error_set (err, ZF_EVALUE, "RESULT: unknown outcome %u", record->outcome);
     if (type == ZF_JR_CHECKPOINT && record->data_size > ZF_CHECKPOINT_MAX)
         return zf_error_set (err, ZF_EVALUE, "CHECKPOINT: data over %d bytes", ZF_CHECKPOINT_MAX);
     return 0;

@@ -8,11 +8,16 @@
         PUT         id, parent, root (16 bytes each), ts i64, attempt u32,
                     dead u8, fan-in id (16) size u32 index u32, queue name,
                     headers (u32 length, bytes), reason (u16 length, bytes),
-                    body (u32 length, bytes)
+                    body (u32 length, bytes), not_before i64, priority u8
+                    (the last two absent in a PUT of a journal written before them)
         ACK         id (16), dead u8, group name
         FIN         id (16), outcome u8 (ZF_OUTCOME_DONE, _DEAD, _CANCELLED)
         CHECKPOINT  actor name, data (u32 length, bytes)
         RETRY       id (16), attempts u32, group name
+        RESULT      id (16: the result item's, zero in an end), root (16), ts i64,
+                    outcome u8 (0: a result; else the lineage ended so), attempts u32,
+                    queue name, headers (u32 length: 0), reason (u16 length, bytes),
+                    body (u32 length, bytes)
 
     A zf_record_t is one record of any type; its strings and bytes are views
     (of the caller's data when writing, of the payload when read), never
@@ -41,6 +46,7 @@ typedef enum {
     ZF_JR_CHECKPOINT,   // a source's position
     ZF_JR_SNAPSHOT_END, // the snapshot that opens this segment is complete (empty)
     ZF_JR_RETRY,        // one consumer group's delivery failed: its attempts so far
+    ZF_JR_RESULT,       // a result of a root kept, or the end of its lineage
     ZF_JR_TYPE_COUNT
 } zf_jr_type_t;
 
@@ -54,19 +60,21 @@ typedef struct {
     zf_jr_type_t type;      // which record
     zf_id_t id;             // PUT, ACK, FIN, RETRY: the item
     zf_id_t parent;         // PUT: the item it was made from, or zero
-    zf_id_t root;           // PUT: its lineage's root, or zero for a root
-    int64_t ts;             // PUT: creation time, ms since the Unix epoch
-    uint32_t attempt;       // PUT: attempts over; RETRY: attempts so far
+    zf_id_t root;           // PUT: its lineage's root, or zero for a root; RESULT: the root
+    int64_t ts;             // PUT, RESULT: creation time (of an end: when), ms since the epoch
+    int64_t not_before;     // PUT: not delivered before, ms since the Unix epoch; 0: now
+    uint8_t priority;       // PUT: 0 to ZF_PRIORITY_MAX
+    uint32_t attempt;       // PUT: attempts over; RETRY: attempts so far; RESULT: of a dead item
     bool dead;              // PUT: dead-lettered; ACK: the delivery was
     zf_group_t fanin;       // PUT: gather membership
-    uint8_t outcome;        // FIN: ZF_OUTCOME_*
-    const char *name;       // PUT: queue; ACK, RETRY: group; CHECKPOINT: actor
+    uint8_t outcome;        // FIN: ZF_OUTCOME_*; RESULT: 0 for a result, else the end's
+    const char *name;       // PUT, RESULT: queue; ACK, RETRY: group; CHECKPOINT: actor
     size_t name_size;       // bytes at name (at most ZF_NAME_MAX)
     const uint8_t *headers; // PUT: msgpack map of the envelope's headers
     size_t headers_size;    // bytes at headers
-    const char *reason;     // PUT: the last failure
+    const char *reason;     // PUT, RESULT: the last failure
     size_t reason_size;     // bytes at reason (cut to ZF_RECORD_REASON_MAX when written)
-    const uint8_t *data;    // PUT: the body; CHECKPOINT: the position
+    const uint8_t *data;    // PUT, RESULT: the body; CHECKPOINT: the position
     size_t data_size;       // bytes at data
 } zf_record_t;
 

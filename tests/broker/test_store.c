@@ -17,6 +17,7 @@ typedef struct {
     int created, stored, acked, retried, dead, done;
     int finished[ZF_OUTCOME_CANCELLED + 1]; // by outcome
     int admitted;
+    int results, ends;   // results kept, lineages ended with an answer
     char last_state[16]; // of the last lineage over
 } s_heard_t;
 
@@ -63,6 +64,14 @@ s_admitted (void *arg, zf_pending_t *put)
 {
     s_heard.admitted++;
 }
+static void
+s_answered (void *arg, zf_answer_t *answer, const zf_output_t *result)
+{
+    if (result)
+        s_heard.results++;
+    else
+        s_heard.ends++;
+}
 
 static const zf_store_hooks_t s_hooks = { .created = s_created,
                                           .stored = s_stored,
@@ -71,7 +80,8 @@ static const zf_store_hooks_t s_hooks = { .created = s_created,
                                           .finished = s_finished,
                                           .dead = s_dead,
                                           .lineage_over = s_lineage_over,
-                                          .admitted = s_admitted };
+                                          .admitted = s_admitted,
+                                          .answered = s_answered };
 
 //  A pipeline whose queue `jobs` has two readers (fan-out) and room for 3.
 static const char *s_config = "broker\n"
@@ -498,6 +508,157 @@ test_the_last_group_keeps_its_items (void **state)
     zf_store_leave (f->store, &next, false);
 }
 
+//  --------------------------------------------------------------------------
+//  The task front door: priorities, delays, refusals, results
+
+//  One item of a PUT to queue, with id n.
+static zf_env_t *
+s_item (zf_pending_t *put, uint32_t i, uint8_t n, const char *queue)
+{
+    zf_env_t *env = &put->items[i];
+    env->id = s_id (n);
+    snprintf (env->queue, sizeof env->queue, "%s", queue);
+    env->body = zframe_new ("\xa1x", 2);
+    return env;
+}
+
+static void
+test_priorities_order_delivery (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    static const uint32_t priority[] = { 0, 5, 9, 5, 0, 9 };
+    zf_pending_t *put = zf_store_pending_new (6);
+    for (uint32_t i = 0; i < 6; i++)
+        s_item (put, i, (uint8_t) (i + 1), "jobs")->priority = priority[i];
+    zf_store_queue (f->store, "jobs")->max_depth = 10;
+    assert_true (zf_store_admit (f->store, put));
+    zf_store_pending_destroy (&put);
+    zf_worker_t store = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_credit (f->store, &store, 10);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 6);
+    // Highest first; in the order they came within a priority.
+    static const uint8_t expected[] = { 3, 6, 2, 4, 1, 5 };
+    for (int i = 0; i < 6; i++)
+        assert_int_equal (out[i]->msg->id.bytes[0], expected[i]);
+    zf_store_leave (f->store, &store, false);
+}
+
+static void
+test_a_delayed_item_waits_for_its_time (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_credit (f->store, &store, 10);
+    zf_pending_t *put = zf_store_pending_new (1);
+    int64_t at = zclock_time () + 200;
+    s_item (put, 0, 1, "jobs")->not_before = at;
+    assert_true (zf_store_admit (f->store, put));
+    zf_store_pending_destroy (&put);
+    zf_message_t *msg;
+    zf_id_t one = s_id (1);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "delayed");
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_store_wake (f->store, zclock_mono ());
+    assert_int_equal (s_take (f->store, "store", &store, out), 0);
+    int64_t due = zf_store_next_due (f->store, zclock_mono ());
+    assert_true (due > 0 && due <= 200);
+    zclock_sleep ((int) due);
+    zf_store_wake (f->store, zclock_mono ());
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    assert_true (zclock_time () >= at);
+    assert_int_equal (zf_store_next_due (f->store, zclock_mono ()), -1);
+    zf_store_leave (f->store, &store, false);
+}
+
+static void
+test_a_queue_the_pipeline_lacks_is_refused (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_pending_t *put = zf_store_pending_new (3);
+    s_item (put, 0, 1, "jobs");
+    s_item (put, 1, 2, "nosuch");
+    s_item (put, 2, 3, "jobs.dead"); // a dead-letter queue of the pipeline's
+    assert_true (zf_store_admit (f->store, put));
+    assert_int_equal (put->accepted, 2);
+    assert_int_equal (put->refused, 1);
+    assert_non_null (strstr (put->refusal, "no queue 'nosuch' in pipeline"));
+    assert_null (zf_store_lookup (f->store, "nosuch"));
+    zf_store_pending_destroy (&put);
+}
+
+//  A pipeline whose processor `work` writes `answers`, which no actor
+//  reads: its items are results, 4 bytes of them at most.
+static const char *s_results_config = "broker\n"
+                                      "    result-max-bytes = 4\n"
+                                      "actors\n"
+                                      "    seeds\n"
+                                      "        kind = producer\n"
+                                      "        source = seq:3\n"
+                                      "        output = jobs\n"
+                                      "    work\n"
+                                      "        kind = processor\n"
+                                      "        command = cat\n"
+                                      "        input = jobs\n"
+                                      "        output = answers\n";
+
+static void
+test_results_are_kept_for_their_root (void **state)
+{
+    zf_pipeline_t *pipeline = zf_test_pipeline (s_results_config);
+    assert_non_null (pipeline);
+    zf_store_t *store = zf_store_new (pipeline, 1024, &s_hooks);
+    zf_worker_t work = { 0 };
+    zf_store_join (store, &work, "jobs", "work");
+    zf_store_credit (store, &work, 10);
+    zf_pending_t *put = zf_store_pending_new (2);
+    s_item (put, 0, 1, "jobs");
+    s_item (put, 1, 2, "jobs");
+    assert_true (zf_store_admit (store, put));
+    zf_store_pending_destroy (&put);
+    zf_cgroup_t *group = zf_store_group (store, zf_store_queue (store, "jobs"), "work");
+    zf_worker_t *to;
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (zf_store_take (store, group, zclock_mono (), &to, out, 10), 2);
+
+    // Each root's output: a result (2 bytes each: the second fits, a
+    // third would not), not stored.
+    zf_id_t roots[3] = { s_id (1), s_id (2), s_id (3) };
+    for (int i = 0; i < 3; i++) {
+        put = zf_store_pending_new (1);
+        zf_env_t *env = s_item (put, 0, (uint8_t) (10 + i), "answers");
+        env->root = roots[i < 2 ? i : 0];
+        put->holds[0] = zf_store_hold (store, &env->root);
+        assert_true (zf_store_admit (store, put));
+        assert_int_equal (put->refused, i < 2 ? 0 : 1);
+        if (i == 2)
+            assert_non_null (strstr (put->refusal, "result-max-bytes"));
+        zf_store_pending_destroy (&put);
+    }
+    assert_int_equal (s_heard.results, 2);
+    assert_int_equal (zf_store_queue (store, "answers")->depth, 0);
+    zf_message_t *msg;
+    assert_string_equal (zf_store_lineage_state (store, &roots[0], &msg), "delivered");
+    assert_true (zf_store_ack (store, &work, &roots[0]));
+    assert_string_equal (zf_store_lineage_state (store, &roots[0], &msg), "done");
+    assert_int_equal (s_heard.ends, 1);
+    zf_answer_t *answer = zf_results_find (zf_store_results (store), &roots[0]);
+    assert_non_null (answer);
+    assert_int_equal (answer->nitems, 1);
+    assert_int_equal (answer->items[0].id.bytes[0], 10);
+    assert_int_equal (zf_results_bytes (zf_store_results (store)), 4);
+    // Past the ttl (1 h by default) it is let go, and its bytes with it.
+    zf_results_tick (zf_store_results (store), zclock_time () + 3600 * 1000 + 1, zclock_mono (),
+                     NULL, NULL);
+    assert_null (zf_results_find (zf_store_results (store), &roots[0]));
+    assert_int_equal (zf_results_bytes (zf_store_results (store)), 2);
+    zf_store_leave (store, &work, false);
+    zf_store_destroy (&store);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -513,6 +674,12 @@ main (void)
         cmocka_unit_test_setup_teardown (test_records_restore_the_state, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_clients_group_expires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_the_last_group_keeps_its_items, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_priorities_order_delivery, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_delayed_item_waits_for_its_time, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_queue_the_pipeline_lacks_is_refused, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_results_are_kept_for_their_root, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -151,6 +151,40 @@ test_good_file (void **state)
     "        input = items\n"                                                                      \
     "        target = null\n"
 
+//  A queue that actors write and none reads holds results: it loads, with a
+//  warning unless the pipeline's results key names it.
+static void
+test_a_queue_nobody_reads_holds_results (void **state)
+{
+    const char *more =
+        "    more\n        kind = producer\n        source = seq:1\n        output = "
+        "answers\n";
+    char text[2048];
+    snprintf (text, sizeof text, "%s%s", HEAD, more);
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *p = zf_pipeline_load (s_write ("results.zpl", text), zf_kinds (), errors);
+    assert_non_null (p);
+    assert_true (zf_pipeline_queue (p, "answers")->results);
+    assert_false (zf_pipeline_queue (p, "items")->results);
+    assert_int_equal (zlistx_size (p->warnings), 1);
+    assert_non_null (strstr ((const char *) zlistx_first (p->warnings),
+                             "queue 'answers' is written by 'more' but no actor reads it: its "
+                             "items are kept as results"));
+    assert_true (zf_pipeline_declares (p, "answers"));
+    assert_true (zf_pipeline_declares (p, "items.dead"));
+    assert_false (zf_pipeline_declares (p, "itemz"));
+    zf_pipeline_destroy (&p);
+
+    // Named as the results queue: no warning.
+    snprintf (text, sizeof text, "pipeline\n    results = answers\n%s%s", HEAD, more);
+    p = zf_pipeline_load (s_write ("results.zpl", text), zf_kinds (), errors);
+    assert_non_null (p);
+    assert_true (zf_pipeline_queue (p, "answers")->results);
+    assert_int_equal (zlistx_size (p->warnings), 0);
+    zf_pipeline_destroy (&p);
+    zlistx_destroy (&errors);
+}
+
 static void
 test_one_mistake_each (void **state)
 {
@@ -196,9 +230,8 @@ test_one_mistake_each (void **state)
           "12: queue 'items': max-depth: 'lots' is not a whole number" },
         { HEAD "queues\n    spare\n",
           "11: queue 'spare' is declared but no actor reads or writes it" },
-        { HEAD "    more\n        kind = producer\n        source = seq:1\n        output = "
-               "other\n",
-          "13: queue 'other' is written by 'more' but nothing reads it" },
+        { HEAD "pipeline\n    results = itemz\n",
+          "11: pipeline: results = itemz names no queue of the pipeline" },
         { HEAD "    late\n        kind = sink\n        input = itemz\n        target = null\n",
           "12: queue 'itemz' is read by 'late' but nothing writes it (did you mean 'items'?)" },
         { HEAD "    late\n        kind = sink\n        input = jobs\n        target = null\n",
@@ -373,6 +406,8 @@ main (void)
         cmocka_unit_test (test_every_key_is_bound),
         cmocka_unit_test_setup_teardown (test_good_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_mistake_each, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_queue_nobody_reads_holds_results, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_every_mistake_reported, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_environment, s_setup, s_teardown),
         cmocka_unit_test (test_examples_validate),

@@ -54,12 +54,18 @@ test_put (void **state)
                         .reason_size = 8,
                         .data = (const uint8_t *) "\xa3"
                                                   "abc",
-                        .data_size = 4 };
+                        .data_size = 4,
+                        .not_before = 1795000000123,
+                        .priority = 7 };
     zf_record_t back;
     size_t size;
     uint8_t *payload = s_round_trip (&put, &back, &size);
-    // id, parent, root, ts, attempt, dead, fan-in, queue, headers, reason, body
-    assert_int_equal (size, 16 * 3 + 8 + 4 + 1 + 16 + 4 + 4 + 1 + 4 + 4 + 5 + 2 + 8 + 4 + 4);
+    // id, parent, root, ts, attempt, dead, fan-in, queue, headers, reason, body,
+    // not_before, priority
+    assert_int_equal (size,
+                      16 * 3 + 8 + 4 + 1 + 16 + 4 + 4 + 1 + 4 + 4 + 5 + 2 + 8 + 4 + 4 + 8 + 1);
+    assert_int_equal (back.not_before, put.not_before);
+    assert_int_equal (back.priority, 7);
     assert_int_equal (payload[48], 0x00);              // ts, little-endian: its low byte
     assert_int_equal (payload[56], 4);                 // attempt
     assert_int_equal (payload[60], 1);                 // dead
@@ -84,14 +90,23 @@ test_put (void **state)
                          "abc",
                          4);
 
-    // Cut short anywhere, or with a byte after: refused, the field named.
+    // Cut short anywhere, or with a byte after: refused, the field named;
+    // except that a PUT of a journal written before not_before and
+    // priority ends after its body, and reads as not delayed, priority 0.
     zf_error_t err;
     for (size_t cut = 0; cut < size; cut++)
-        assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, cut, &err), -1);
+        if (cut != size - 9)
+            assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, cut, &err), -1);
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, size - 9, &err), 0);
+    assert_int_equal (back.not_before, 0);
+    assert_int_equal (back.priority, 0);
     assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, 20, &err), -1);
     assert_string_equal (err.text, "PUT: parent");
     assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, size + 1, &err), -1);
-    assert_string_equal (err.text, "PUT: bytes after the body");
+    assert_string_equal (err.text, "PUT: bytes after the priority");
+    payload[size - 1] = 10;
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT, payload, size, &err), -1);
+    assert_string_equal (err.text, "PUT: priority 10, at most 9");
     free (payload);
 }
 
@@ -132,6 +147,40 @@ test_the_others (void **state)
     payload = s_round_trip (&checkpoint, &back, &size);
     assert_int_equal (size, 1 + 5 + 4 + 8);
     assert_int_equal (back.data[7], 7);
+
+    zf_record_t result = { .type = ZF_JR_RESULT,
+                           .id = s_id (2),
+                           .root = s_id (3),
+                           .ts = 1795000000000,
+                           .name = "out",
+                           .name_size = 3,
+                           .data = (const uint8_t *) "\x2a",
+                           .data_size = 1 };
+    free (payload);
+    payload = s_round_trip (&result, &back, &size);
+    // id, root, ts, outcome, attempts, queue, headers, reason, body
+    assert_int_equal (size, 16 + 16 + 8 + 1 + 4 + 1 + 3 + 4 + 2 + 4 + 1);
+    assert_true (zf_id_eq (&back.root, &result.root));
+    assert_int_equal (back.outcome, 0);
+    assert_int_equal (back.data[0], 42);
+    zf_record_t over = { .type = ZF_JR_RESULT,
+                         .root = s_id (3),
+                         .ts = 1795000000001,
+                         .outcome = ZF_OUTCOME_DEAD,
+                         .attempt = 5,
+                         .name = "work",
+                         .name_size = 4,
+                         .reason = "boom",
+                         .reason_size = 4 };
+    free (payload);
+    payload = s_round_trip (&over, &back, &size);
+    assert_int_equal (back.outcome, ZF_OUTCOME_DEAD);
+    assert_int_equal (back.attempt, 5);
+    assert_memory_equal (back.reason, "boom", 4);
+    payload[16 + 16 + 8] = 7; // an outcome that is none
+    zf_error_t err;
+    assert_int_equal (zf_record_read (&back, ZF_JR_RESULT, payload, size, &err), -1);
+    assert_string_equal (err.text, "RESULT: unknown outcome 7");
 
     zf_record_t end = { .type = ZF_JR_SNAPSHOT_END };
     free (payload);
