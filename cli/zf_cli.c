@@ -5,6 +5,7 @@
 #include "zf_pipeline.h"
 #include "zf_proto.h"
 #include "zf_run.h"
+#include "zf_tasks.h"
 #include "zf_tools.h"
 
 #include <curl/curl.h>
@@ -106,9 +107,12 @@ static const s_command_t s_commands[] = {
       zf_cmd_run },
     { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
     { "actor", "NAME PIPELINE [--broker E]", "run one worker of a built-in actor", zf_cmd_actor },
-    { "put", "ENDPOINT QUEUE [JSON ...]", "put items (JSON; stdin lines if none); print ids",
-      zf_cmd_put },
+    { "put", "ENDPOINT QUEUE [JSON ...] [--delay D] [--priority N]",
+      "put items (JSON; stdin lines if none); print ids", zf_cmd_put },
     { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
+    { "result", "ENDPOINT ID [--wait D]", "a root item's state and results, as JSON",
+      zf_cmd_result },
+    { "cancel", "ENDPOINT ID", "cancel what is left of a root item's lineage", zf_cmd_cancel },
     { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps: JSON, msgpack or for people",
       zf_cmd_tap },
     { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live",

@@ -13,16 +13,19 @@
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
+#include "zf_tasks.h"
 #include "zf_thread.h"
+#include "zf_value.h"
 #include "zflow.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 
-#define STALE_MS   5000      // /health fails when no stats came for this long
-#define BODY_MAX   (1 << 20) // bytes of a POSTed item at most
-#define CONFIRM_MS 5000      // how long a POST waits for the broker's confirm
+#define STALE_MS    5000      // /health fails when no stats came for this long
+#define BODY_MAX    (1 << 20) // bytes of a POSTed item at most
+#define CONFIRM_MS  5000      // how long a POST waits for the broker's confirm
+#define WAIT_MAX_MS 60000     // the longest wait a GET /results may ask
 
 struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
@@ -317,7 +320,74 @@ s_json (struct MHD_Connection *connection, unsigned status, char *body)
     return s_answer (connection, status, "application/json", body, strlen (body));
 }
 
-//  POST /queues/Q: the JSON body is one item, put with a fresh id.
+//  An envelope, {"body": ITEM, "delay_ms": N, "not_before": MS, "priority":
+//  P} with body and only these keys: the item's bytes (a view into data)
+//  and its options. False when data is any other value, an item as it is.
+static bool
+s_envelope (const uint8_t *data, size_t size, const uint8_t **body, size_t *body_size,
+            zf_put_opts_t *opts)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, data, size);
+    uint32_t count;
+    if (zf_mp_peek (&mp) != ZF_MP_MAP || zf_mp_map (&mp, &count, NULL) || count == 0 || count > 4)
+        return false;
+    zf_put_opts_t found = { 0 };
+    const uint8_t *at = NULL;
+    for (uint32_t i = 0; i < count; i++) {
+        const char *key;
+        uint32_t len;
+        int64_t number = 0;
+        if (zf_mp_str (&mp, &key, &len, NULL))
+            return false;
+        if (len == 4 && memcmp (key, "body", 4) == 0) {
+            at = mp.pos;
+            if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                return false;
+            *body_size = (size_t) (mp.pos - at);
+        }
+        else if (zf_mp_int (&mp, &number, NULL))
+            return false;
+        else if (len == 8 && memcmp (key, "delay_ms", 8) == 0)
+            found.delay_ms = number;
+        else if (len == 10 && memcmp (key, "not_before", 10) == 0)
+            found.not_before = number;
+        else if (len == 8 && memcmp (key, "priority", 8) == 0)
+            found.priority = (int) (number < 0 || number > 9 ? -1 : number);
+        else
+            return false;
+    }
+    if (!at)
+        return false;
+    *body = at;
+    *opts = found;
+    return true;
+}
+
+//  The Zflow-Delay (a duration), Zflow-Not-Before (ms since the Unix epoch)
+//  and Zflow-Priority headers into opts. NULL, or what is wrong.
+static const char *
+s_put_headers (struct MHD_Connection *connection, zf_put_opts_t *opts)
+{
+    const char *delay = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Zflow-Delay");
+    const char *at = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Zflow-Not-Before");
+    const char *priority =
+        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Zflow-Priority");
+    zf_error_t err;
+    int64_t value;
+    if (delay && zf_parse_duration (delay, &opts->delay_ms, &err))
+        return "Zflow-Delay is not a duration (e.g. 250ms, 10s, 5m)";
+    if (at && zf_parse_int (at, &opts->not_before, &err))
+        return "Zflow-Not-Before is not a time in ms since the Unix epoch";
+    if (priority && (zf_parse_int (priority, &value, &err) || value < 0 || value > 9))
+        return "Zflow-Priority is not a priority from 0 to 9";
+    if (priority)
+        opts->priority = (int) value;
+    return NULL;
+}
+
+//  POST /queues/Q: the JSON body is one item, put with a fresh id; or an
+//  envelope of it with its delay and priority, which headers may give too.
 static enum MHD_Result
 s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *queue, s_post_t *post)
 {
@@ -332,15 +402,30 @@ s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *qu
         msgpack_sbuffer_destroy (&item);
         return s_json (connection, 400, s_error ("the body is not JSON: %s", err.text));
     }
+    zf_put_opts_t opts = { 0 };
+    const uint8_t *body = (const uint8_t *) item.data;
+    size_t size = item.size;
+    s_envelope ((const uint8_t *) item.data, item.size, &body, &size, &opts);
+    const char *wrong = s_put_headers (connection, &opts);
+    if (wrong || opts.priority < 0) {
+        msgpack_sbuffer_destroy (&item);
+        return s_json (connection, 400,
+                       s_error ("%s", wrong ? wrong : "priority is not from 0 to 9"));
+    }
     zf_id_t id;
     int rc = strlen (queue) > ZF_NAME_MAX || !*queue
                  ? -1
-                 : zf_client_put (self->client, queue, item.data, item.size, &id);
+                 : zf_client_put_with (self->client, queue, body, size, &opts, &id);
     msgpack_sbuffer_destroy (&item);
     if (rc)
         return s_json (connection, 400, s_error ("'%.64s' is no queue name", queue));
-    if (zf_client_flush (self->client, CONFIRM_MS))
+    if (zf_client_flush (self->client, CONFIRM_MS)) {
+        const char *error = zf_client_last_error (self->client);
+        if (strncmp (error, "refused: ", 9) == 0)
+            return s_json (connection, strstr (error, "no queue '") ? 404 : 507,
+                           s_error ("%s", error + 9));
         return s_json (connection, 503, s_error ("the broker did not confirm the item"));
+    }
     char hex[ZF_ID_HEX];
     return s_json (connection, 200, zsys_sprintf ("{\"id\":\"%s\"}\n", zf_id_format (&id, hex)));
 }
@@ -386,6 +471,50 @@ s_api_message (zf_gateway_t *self, struct MHD_Connection *connection, const char
         zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", zf_id_format (&id, canonical), state));
 }
 
+//  GET /results/ID[?wait=30s]: a root's state and results; with wait, once
+//  its lineage is over or the wait passed (200 either way: state says).
+static enum MHD_Result
+s_api_result (zf_gateway_t *self, struct MHD_Connection *connection, const char *hex)
+{
+    zf_id_t id;
+    if (zf_id_parse (&id, hex))
+        return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
+    const char *wait_text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "wait");
+    int64_t wait = 0;
+    zf_error_t err;
+    if (wait_text && (zf_parse_duration (wait_text, &wait, &err) || wait > WAIT_MAX_MS))
+        return s_json (connection, 400,
+                       s_error ("wait: '%.32s' is not a duration of at most %d s", wait_text,
+                                WAIT_MAX_MS / 1000));
+    zf_result_t *result = zf_client_result (self->client, &id, (int) wait, CONFIRM_MS);
+    if (!result)
+        return s_json (connection, 503, s_error ("the broker did not answer"));
+    char canonical[ZF_ID_HEX];
+    char *json = zf_tasks_result_json (result, zf_id_format (&id, canonical));
+    bool unknown = streq (zf_result_state (result), "unknown");
+    zf_result_destroy (&result);
+    char *line = zsys_sprintf ("%s\n", json);
+    free (json);
+    return s_json (connection, unknown ? 404 : 200, line);
+}
+
+//  DELETE /messages/ID: cancel what is left of a root's lineage.
+static enum MHD_Result
+s_api_cancel (zf_gateway_t *self, struct MHD_Connection *connection, const char *hex)
+{
+    zf_id_t id;
+    if (zf_id_parse (&id, hex))
+        return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
+    zf_client_cancel (self->client, &id, "cancelled over HTTP");
+    char state[32];
+    if (zf_client_status (self->client, &id, state, sizeof state, CONFIRM_MS))
+        return s_json (connection, 503, s_error ("the broker did not answer"));
+    char canonical[ZF_ID_HEX];
+    return s_json (
+        connection, streq (state, "unknown") ? 404 : 200,
+        zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", zf_id_format (&id, canonical), state));
+}
+
 static enum MHD_Result
 s_request (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_size, void **state)
@@ -418,6 +547,8 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
                                     ? "POST goes to /queues/QUEUE"
                                     : "the JSON API is off (api = true in the broker section)"));
     }
+    if (self->api && strcmp (method, "DELETE") == 0 && strncmp (url, "/messages/", 10) == 0)
+        return s_api_cancel (self, connection, url + 10);
     if (strcmp (method, "GET") != 0)
         return s_json (connection, 405, s_error ("%.16s is not served here", method));
     if (strcmp (url, "/metrics") == 0) {
@@ -443,9 +574,13 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         return s_api_queues (self, connection);
     if (self->api && strncmp (url, "/messages/", 10) == 0)
         return s_api_message (self, connection, url + 10);
+    if (self->api && strncmp (url, "/results/", 9) == 0)
+        return s_api_result (self, connection, url + 9);
     return s_json (connection, 404,
                    s_error ("no %.200s here: GET /metrics, /health%s", url,
-                            self->api ? ", /queues, /messages/ID; POST /queues/QUEUE" : ""));
+                            self->api ? ", /queues, /messages/ID, /results/ID[?wait=D]; POST "
+                                        "/queues/QUEUE; DELETE /messages/ID"
+                                      : ""));
 }
 
 zf_gateway_t *

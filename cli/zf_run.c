@@ -422,13 +422,17 @@ zf_cmd_run (int argc, char **argv)
     pthread_sigmask (SIG_BLOCK, &stops, NULL);
     int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
     const char *usage = "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] "
-                        "[--state DIR | --no-journal] [--fresh] [--insecure] [--quiet|--verbose]";
+                        "[--state DIR | --no-journal] [--fresh] [--serve] [--insecure] "
+                        "[--quiet|--verbose]";
     const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
     const char *state = NULL;
     bool quiet = false, verbose = false, fresh = false, no_journal = false, insecure = false;
+    bool serve = false;
     for (int i = 1; i < argc; i++) {
         if (streq (argv[i], "--quiet"))
             quiet = true;
+        else if (streq (argv[i], "--serve"))
+            serve = true;
         else if (streq (argv[i], "--fresh"))
             fresh = true;
         else if (streq (argv[i], "--no-journal"))
@@ -547,10 +551,20 @@ zf_cmd_run (int argc, char **argv)
         }
         run.endpoint = zf_broker_endpoint (broker);
     }
-    bool finite = zf_pipeline_finite (pipeline) && !only;
+    // A run ends on its own only when all its input comes from its own
+    // finite sources; else it serves until it is stopped, and says why.
+    bool outside = zf_pipeline_fed_from_outside (pipeline);
+    bool finite = zf_pipeline_finite (pipeline) && !only && !serve && !outside;
+    const char *why =
+        finite    ? "; ends when its sources have ended and every item is through"
+        : serve   ? "; serves until stopped (--serve): Ctrl-C or SIGTERM ends it"
+        : outside ? "; serves until stopped, for a queue is fed from outside (external = "
+                    "true): Ctrl-C or SIGTERM ends it"
+        : only    ? "; runs until stopped (--only: the rest of the pipeline is elsewhere)"
+                  : "; runs until stopped (a scheduler fires for ever): Ctrl-C or "
+                    "SIGTERM ends it";
     s_log (&run, "pipeline %s: broker at %s, %d worker process%s%s", pipeline->name, run.endpoint,
-           run.nworkers, run.nworkers == 1 ? "" : "es",
-           finite ? "; ends when its sources have ended and every item is through" : "");
+           run.nworkers, run.nworkers == 1 ? "" : "es", why);
     // On a terminal, a live view; elsewhere, log lines.
     const char *term = getenv ("TERM");
     if (!quiet && isatty (2) && term && !streq (term, "dumb"))

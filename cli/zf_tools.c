@@ -19,12 +19,9 @@
 
 #include <sys/stat.h>
 
-//  Reads "--name VALUE" options from argv into values (NULL-terminated
-//  names); the rest stay in order in args. Returns the number of args, or -1
-//  with a message for an unknown option or a missing value.
-static int
-s_options (int argc, char **argv, const char **names, const char **values, char **args,
-           const char *usage)
+int
+zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
+                  const char *usage)
 {
     int nargs = 0;
     for (int i = 1; i < argc; i++) {
@@ -46,9 +43,8 @@ s_options (int argc, char **argv, const char **names, const char **values, char 
     return nargs;
 }
 
-//  A duration option, or the fallback; -1 with a message if malformed.
-static int64_t
-s_duration (const char *command, const char *text, int64_t fallback)
+int64_t
+zf_tools_duration (const char *command, const char *text, int64_t fallback)
 {
     if (!text)
         return fallback;
@@ -78,7 +74,7 @@ zf_cmd_broker (int argc, char **argv)
         else
             argv[kept++] = argv[i];
     argc = kept;
-    int nargs = argc < 11 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 11 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     if (nargs != 1) {
         if (nargs >= 0)
             fprintf (stderr, "usage: zflow %s\n", usage);
@@ -123,96 +119,6 @@ zf_cmd_broker (int argc, char **argv)
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     return ZF_EXIT_OK;
-}
-
-//  Packs one JSON text as a body and puts it; prints its id. Returns 0, or
-//  -1 with the JSON error printed for where (an argument or a line).
-static int
-s_put_json (zf_client_t *client, const char *queue, const char *text, size_t len, const char *where)
-{
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    zf_error_t err;
-    int rc = zf_json_to_msgpack (text, len, &pk, &err);
-    if (rc)
-        fprintf (stderr, "zflow put: %s: bad JSON: %s\n", where, err.text);
-    else {
-        zf_id_t id;
-        char hex[ZF_ID_HEX];
-        rc = zf_client_put (client, queue, buffer.data, buffer.size, &id);
-        if (rc == 0)
-            printf ("%s\n", zf_id_format (&id, hex));
-    }
-    msgpack_sbuffer_destroy (&buffer);
-    return rc;
-}
-
-int
-zf_cmd_put (int argc, char **argv)
-{
-    const char *usage = "put ENDPOINT QUEUE [JSON ...] [--timeout 30s]  (stdin lines if no JSON)";
-    const char *names[] = { "timeout", NULL };
-    const char *values[1] = { NULL };
-    char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
-    int nargs = s_options (argc, argv, names, values, args, usage);
-    int64_t timeout = s_duration ("put", values[0], 30000);
-    if (nargs < 2 || timeout < 0) {
-        if (nargs >= 0 && timeout >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        free (args);
-        return ZF_EXIT_USAGE;
-    }
-    zf_error_t err;
-    if (zf_parse_endpoint (args[0], &err)) {
-        fprintf (stderr, "zflow put: %s\n", err.text);
-        free (args);
-        return ZF_EXIT_USAGE;
-    }
-    zf_client_t *client = zf_client_new (args[0], "zflow-put", NULL, 0);
-    if (!client) {
-        fprintf (stderr, "zflow put: queue name too long\n");
-        free (args);
-        return ZF_EXIT_USAGE;
-    }
-    int bad = 0, good = 0;
-    if (nargs > 2)
-        for (int i = 2; i < nargs; i++) {
-            char where[32];
-            snprintf (where, sizeof where, "argument %d", i - 1);
-            if (s_put_json (client, args[1], args[i], strlen (args[i]), where))
-                bad++;
-            else
-                good++;
-        }
-    else {
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        for (int number = 1; (len = getline (&line, &cap, stdin)) >= 0; number++) {
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                line[--len] = 0;
-            if (len == 0)
-                continue; // blank lines separate nothing
-            char where[32];
-            snprintf (where, sizeof where, "stdin:%d", number);
-            if (s_put_json (client, args[1], line, (size_t) len, where))
-                bad++;
-            else
-                good++;
-        }
-        free (line);
-    }
-    int status = bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
-    if (zf_client_flush (client, (int) timeout)) {
-        fprintf (stderr, "zflow put: the broker at %s did not confirm %d items within %lld ms\n",
-                 args[0], good, (long long) timeout);
-        status = ZF_EXIT_FAILED;
-    }
-    zf_client_destroy (&client);
-    free (args);
-    return status;
 }
 
 static bool
@@ -345,10 +251,10 @@ zf_cmd_status (int argc, char **argv)
     const char *names[] = { "timeout", "state", NULL };
     const char *values[2] = { NULL, NULL };
     char *args[8];
-    int nargs = argc < 8 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     if (nargs == 0 && values[1])
         return s_status_state (values[1]);
-    int64_t timeout = s_duration ("status", values[0], 5000);
+    int64_t timeout = zf_tools_duration ("status", values[0], 5000);
     if (nargs < 1 || nargs > 2 || timeout < 0) {
         if (nargs >= 0 && timeout >= 0)
             fprintf (stderr, "usage: zflow %s\n", usage);
@@ -645,7 +551,7 @@ zf_cmd_tap (int argc, char **argv)
     const char *names[] = { "limit", "sample", "format", NULL };
     const char *values[3] = { NULL, NULL, NULL };
     char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
-    int nargs = s_options (argc, argv, names, values, args, usage);
+    int nargs = zf_tools_options (argc, argv, names, values, args, usage);
     int64_t limit = 0, sample = 1;
     const char *format = values[2] ? values[2] : "json";
     bool bad_format =
@@ -770,7 +676,7 @@ zf_cmd_actor (int argc, char **argv)
     const char *names[] = { "broker", "worker", NULL };
     const char *values[2] = { NULL };
     char *args[8];
-    int nargs = argc < 10 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 10 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     int64_t worker = 0;
     if (nargs != 2 || (values[1] && (zf_parse_int (values[1], &worker, NULL) || worker < 0))) {
         if (nargs >= 0)
@@ -819,7 +725,7 @@ zf_cmd_keygen (int argc, char **argv)
     const char *names[] = { "dir", NULL };
     const char *values[1] = { NULL };
     char *args[4];
-    int nargs = argc < 5 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 5 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     const char *name = nargs == 1 ? args[0] : NULL;
     if (!name || !*name || strchr (name, '/')) {
         if (nargs >= 0)
@@ -867,7 +773,7 @@ zf_cmd_cron (int argc, char **argv)
     const char *names[] = { "from", "count", "tz", NULL };
     const char *values[3] = { NULL, NULL, NULL };
     char *args[8];
-    int nargs = argc < 12 ? s_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 12 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     if (nargs != 1) {
         if (nargs >= 0)
             fprintf (stderr, "usage: zflow %s\n", usage);

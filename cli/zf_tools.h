@@ -2,15 +2,24 @@
 #ifndef ZF_TOOLS_H_INCLUDED
 #define ZF_TOOLS_H_INCLUDED
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+//  Reads "--name VALUE" options from argv into values (NULL-terminated
+//  names); the rest stay in order in args. Returns the number of args, or -1
+//  with a message for an unknown option or a missing value.
+int zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
+                      const char *usage);
+
+//  A duration option (text, may be NULL), or the fallback; -1 with a
+//  message if malformed.
+int64_t zf_tools_duration (const char *command, const char *text, int64_t fallback);
+
 //  zflow broker PIPELINE [--endpoint E] [--events E] [--intake E]
 int zf_cmd_broker (int argc, char **argv);
-
-//  zflow put ENDPOINT QUEUE [JSON ...] [--timeout D]
-int zf_cmd_put (int argc, char **argv);
 
 //  zflow status ENDPOINT [ID] [--timeout D], zflow status --state DIR
 int zf_cmd_status (int argc, char **argv);

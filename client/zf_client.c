@@ -8,6 +8,7 @@
     that follow it: the broker then sees an item's outputs before its ACK.
 */
 #include "zflow.h"
+#include "zf_client_impl.h"
 #include "zf_curve.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -18,78 +19,6 @@
 #define BACKOFF_MIN    1000  // ms before the first new session attempt
 #define BACKOFF_MAX    32000 // ms between attempts at most
 #define DEFAULT_WINDOW 1000
-
-struct _zf_item_t {
-    zf_env_t env;     // the envelope (headers copied)
-    zframe_t *body;   // the body
-    uint32_t emitted; // outputs so far: the index of the next child id
-    bool cancelled;   // the broker cancelled its lineage
-    void *handle;     // in the session's held list
-};
-
-//  A PUT sent and not yet confirmed, kept to send again on a new session.
-typedef struct {
-    uint64_t seq;   // its seq
-    uint32_t count; // items in it
-    zmsg_t *msg;    // a copy of what was sent
-} s_unconfirmed_t;
-
-struct _zf_client_t {
-    char *endpoint;                        // the broker
-    char name[ZF_NAME_MAX + 1];            // actor or client name
-    char input[ZF_NAME_MAX + 1];           // queue consumed, or ""
-    char host[ZF_NAME_MAX + 1];            // for monitoring
-    char pipeline[ZF_NAME_MAX + 1];        // the pipeline it belongs to, or ""
-    int concurrency;                       // items held at once
-    int worker;                            // worker number
-    zsock_t *sock;                         // DEALER to the broker
-    bool welcomed;                         // WELCOME seen on this session
-    int sessions;                          // sessions opened
-    uint32_t heartbeat;                    // ms
-    uint32_t liveness;                     // missed heartbeats before the broker is dead
-    uint32_t window;                       // unconfirmed PUT items allowed
-    int64_t last_recv;                     // ms
-    int64_t last_send;                     // ms
-    int64_t backoff;                       // ms to wait for WELCOME before a new session
-    int64_t hello_at;                      // ms, when HELLO was sent
-    zf_proto_t *in;                        // message received
-    zf_proto_t *out;                       // message sent (not PUT)
-    zf_proto_t *put;                       // the PUT being filled
-    uint64_t seq;                          // last PUT seq
-    zlistx_t *unconfirmed;                 // s_unconfirmed_t, oldest first
-    uint64_t unconfirmed_items;            // items in unconfirmed
-    zf_id_t acks[ZF_IDS_MAX];              // ids to ack
-    uint32_t nacks;                        // entries in acks
-    zlistx_t *inbox;                       // zf_item_t delivered, not yet taken
-    zlistx_t *held;                        // zf_item_t taken, not yet acked
-    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // for the PUT of the next item
-    uint32_t checkpoint_size;              // 0 when none
-    uint8_t resume[ZF_CHECKPOINT_MAX];     // from WELCOME
-    uint32_t resume_size;                  // 0 when none
-    bool has_resume;                       // WELCOME carried a checkpoint
-    bool report_ready;                     // a REPORT came
-    bool report_wanted;                    // a STATUS is waiting for its REPORT
-    zf_id_t report_id;                     // what it asked about (zero: the queues)
-    zf_figures_t *report_queues;           // its queue figures, owned
-    size_t report_nqueues;                 // entries in report_queues
-    zf_group_figures_t *report_groups;     // its group figures, owned
-    size_t report_ngroups;                 // entries in report_groups
-    char report_state[ZF_CODE_MAX + 1];    // its state
-    char last_error[ZF_TEXT_MAX + 64];     // last ERROR
-    uint8_t random[4096];                  // random bytes for new ids, used from random_pos
-    size_t random_pos;                     // sizeof random when used up
-    bool track;                            // PUTs ask for DONE
-    zcert_t *curve;                        // its CURVE certificate, or NULL
-    char curve_server[41];                 // the broker's public key (Z85) with curve
-    uint8_t figures[ZF_FIGURES_MAX];       // the actor's own figures, a msgpack map
-    uint32_t figures_size;                 // bytes in figures; 0 when none
-    bool figures_new;                      // changed since they were last sent
-    int64_t figures_sent;                  // when they were last sent (ms)
-    zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
-    int linger;                            // ms outputs and acks may wait for company
-    zsock_t *wake;                         // ends the actor's waits when readable, or NULL
-    int64_t pending_since;                 // when the oldest unsent one was made; 0 if none
-};
 
 static int64_t
 s_now (void)
@@ -186,6 +115,8 @@ s_open (zf_client_t *self)
         // The broker that lost this session lost the question too.
         zf_proto_reset (self->out, ZF_STATUS);
         self->out->id = self->report_id;
+        self->out->results = self->report_results;
+        self->out->wait = self->report_wait;
         s_send_out (self);
     }
     self->hello_at = s_now ();
@@ -256,6 +187,28 @@ s_ready (zf_client_t *self)
 {
     if (!self->sock)
         s_open (self);
+}
+
+static void s_send_acks (zf_client_t *self);
+static void s_pump (zf_client_t *self, int64_t timeout_ms);
+
+void
+zf_client_prepare (zf_client_t *self)
+{
+    s_ready (self);
+    s_send_acks (self);
+}
+
+void
+zf_client_send (zf_client_t *self)
+{
+    s_send_out (self);
+}
+
+void
+zf_client_wait (zf_client_t *self, int64_t timeout_ms)
+{
+    s_pump (self, timeout_ms);
 }
 
 //  --------------------------------------------------------------------------
@@ -341,8 +294,14 @@ s_on_confirm (zf_client_t *self)
         if (u->seq == self->in->seq) {
             self->unconfirmed_items -= u->count;
             zlistx_delete (self->unconfirmed, zlistx_cursor (self->unconfirmed));
-            return;
+            break;
         }
+    if (self->in->refused) {
+        self->refused += self->in->refused;
+        snprintf (self->last_error, sizeof self->last_error, "refused: %s", self->in->reason);
+        zsys_warning ("zflow %s: the broker refused %u item%s: %s", self->name, self->in->refused,
+                      self->in->refused == 1 ? "" : "s", self->in->reason);
+    }
 }
 
 static void
@@ -418,22 +377,7 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             s_on_cancel (self);
             break;
         case ZF_REPORT:
-            self->report_ready = true;
-            snprintf (self->report_state, sizeof self->report_state, "%s", self->in->state);
-            free (self->report_queues);
-            self->report_nqueues = self->in->nqueues;
-            self->report_queues = (zf_figures_t *) malloc (
-                (self->in->nqueues ? self->in->nqueues : 1) * sizeof (zf_figures_t));
-            if (self->in->nqueues)
-                memcpy (self->report_queues, self->in->queues,
-                        self->in->nqueues * sizeof (zf_figures_t));
-            free (self->report_groups);
-            self->report_ngroups = self->in->ngroups;
-            self->report_groups = (zf_group_figures_t *) malloc (
-                (self->in->ngroups ? self->in->ngroups : 1) * sizeof (zf_group_figures_t));
-            if (self->in->ngroups)
-                memcpy (self->report_groups, self->in->groups,
-                        self->in->ngroups * sizeof (zf_group_figures_t));
+            zf_client_on_report (self);
             break;
         case ZF_DONE: {
             char hex[ZF_ID_HEX];
@@ -581,7 +525,8 @@ int
 zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
                     const zf_put_opts_t *opts, zf_id_t *id)
 {
-    if (!queue || strlen (queue) > ZF_NAME_MAX)
+    if (!queue || strlen (queue) > ZF_NAME_MAX ||
+        (opts && (opts->priority < 0 || opts->priority > ZF_PRIORITY_MAX)))
         return -1;
     s_ready (self);
     zf_env_t env = { .ts = zclock_time () };
@@ -590,6 +535,12 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
         env.root = *opts->root;
     if (opts && opts->group)
         env.group = *opts->group;
+    if (opts) {
+        env.priority = (uint32_t) opts->priority;
+        env.not_before = opts->not_before;
+        if (opts->delay_ms > 0 && env.ts + opts->delay_ms > env.not_before)
+            env.not_before = env.ts + opts->delay_ms;
+    }
     if (id)
         *id = env.id;
     snprintf (env.queue, sizeof env.queue, "%s", queue);
@@ -682,7 +633,9 @@ zf_client_flush (zf_client_t *self, int timeout_ms)
             return -1;
         s_pump (self, left < 100 ? left : 100);
     }
-    return 0;
+    uint32_t refused = self->refused;
+    self->refused = 0;
+    return refused ? -1 : 0;
 }
 
 int
@@ -849,67 +802,6 @@ zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool 
     return 0;
 }
 
-//  Sends STATUS (for id, or for every queue when NULL) and waits for the
-//  REPORT. Returns 0, or -1 on timeout.
-static int
-s_ask (zf_client_t *self, const zf_id_t *id, int timeout_ms)
-{
-    s_ready (self);
-    s_send_acks (self);
-    zf_proto_reset (self->out, ZF_STATUS);
-    memset (&self->report_id, 0, sizeof self->report_id);
-    if (id)
-        self->report_id = *id;
-    self->out->id = self->report_id;
-    self->report_ready = false;
-    self->report_wanted = true;
-    s_send_out (self);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    while (!self->report_ready) {
-        int64_t left = deadline - s_now ();
-        if (left <= 0 || zsys_interrupted) {
-            self->report_wanted = false;
-            return -1;
-        }
-        s_pump (self, left);
-    }
-    self->report_wanted = false;
-    return 0;
-}
-
-int
-zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size, int timeout_ms)
-{
-    if (s_ask (self, id, timeout_ms))
-        return -1;
-    snprintf (state, size, "%s", self->report_state);
-    return 0;
-}
-
-zf_figures_t *
-zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms)
-{
-    if (s_ask (self, NULL, timeout_ms))
-        return NULL;
-    zf_figures_t *figures = self->report_queues;
-    *count = self->report_nqueues;
-    self->report_queues = NULL;
-    self->report_nqueues = 0;
-    return figures;
-}
-
-zf_group_figures_t *
-zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms)
-{
-    if (s_ask (self, NULL, timeout_ms))
-        return NULL;
-    zf_group_figures_t *groups = self->report_groups;
-    *count = self->report_ngroups;
-    self->report_groups = NULL;
-    self->report_ngroups = 0;
-    return groups;
-}
-
 const char *
 zf_client_last_error (zf_client_t *self)
 {
@@ -943,8 +835,7 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
-    free (self->report_queues);
-    free (self->report_groups);
+    zf_client_forget_report (self);
     free (self->endpoint);
     zcert_destroy (&self->curve);
     free (self);

@@ -189,6 +189,9 @@ typedef struct {
     const zf_id_t *root;     // put only: the lineage it joins, e.g. its group's id, so
                              // that cancelling that id cancels the whole group
     const zf_group_t *group; // its membership of a gather group
+    int64_t not_before;      // put only: not delivered before, ms since the Unix epoch (0: now)
+    int64_t delay_ms;        // put only: not delivered for this long (with not_before: the later)
+    int priority;            // 0 (the default) to 9: within a queue higher goes first
 } zf_put_opts_t;
 
 //  zf_client_put with options (opts may be NULL). Writes the id used to
@@ -209,7 +212,9 @@ void zf_client_checkpoint (zf_client_t *self, const void *data, size_t size);
 const void *zf_client_resume_point (zf_client_t *self, size_t *size, int timeout_ms);
 
 //  Send what is buffered and wait until every put is confirmed. Returns 0,
-//  or -1 if timeout_ms passed first (-1 waits for ever).
+//  or -1 if timeout_ms passed first (-1 waits for ever) or if the broker
+//  refused an item put since the last flush: one for a queue its pipeline
+//  lacks, or a result past its limits (zf_client_last_error says why).
 int zf_client_flush (zf_client_t *self, int timeout_ms);
 
 //  Tell the broker this source is exhausted (after flushing). count is the
@@ -293,6 +298,32 @@ int zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, b
 //  "done", "dead", "cancelled" or "unknown". Returns 0, or -1 on timeout.
 int zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size,
                       int timeout_ms);
+
+//  The result of the root item id: the state of its lineage and the items
+//  it put on results queues (a queue that actors write and none reads, or
+//  the pipeline's `results` queue), kept result-ttl after it ended. With
+//  wait_ms > 0 the broker answers once the lineage is over, or when
+//  wait_ms passed. NULL if no answer came within wait_ms + timeout_ms.
+typedef struct _zf_result_t zf_result_t;
+zf_result_t *zf_client_result (zf_client_t *self, const zf_id_t *id, int wait_ms, int timeout_ms);
+void zf_result_destroy (zf_result_t **self_p);
+
+//  Its state: "done", "dead" (an item of it was dead-lettered) or
+//  "cancelled" once over; "queued", "delayed", "delivered", "retrying" or
+//  "running" (items made from it at work) while not; "unknown".
+const char *zf_result_state (zf_result_t *self);
+bool zf_result_over (zf_result_t *self);
+
+//  For a dead lineage: the last error of the item dead-lettered, the queue
+//  it left and its attempts ("" and 0 otherwise).
+const char *zf_result_reason (zf_result_t *self);
+const char *zf_result_queue (zf_result_t *self);
+uint32_t zf_result_attempts (zf_result_t *self);
+
+//  The results: how many, and each one's id and body (msgpack bytes).
+size_t zf_result_count (zf_result_t *self);
+const zf_id_t *zf_result_id (zf_result_t *self, size_t index);
+const void *zf_result_body (zf_result_t *self, size_t index, size_t *size);
 
 //  The figures of every queue (depth, in flight, counts), as zflow status
 //  shows them. Returns a new array the caller frees, with *count entries;

@@ -1,0 +1,310 @@
+/*  zf_tasks: zflow put, result and cancel. See zf_tasks.h. */
+#include "zf_tasks.h"
+#include "zf_cron.h"
+#include "zf_error.h"
+#include "zf_json.h"
+#include "zf_tools.h"
+#include "zf_value.h"
+#include "zflow.h"
+
+#include <czmq.h>
+#include <msgpack.h>
+
+//  --delay, --at and --priority into opts. Returns 0, or -1 with a message.
+static int
+s_schedule (const char *command, const char *delay, const char *at, const char *priority,
+            zf_put_opts_t *opts)
+{
+    zf_error_t err;
+    if (delay && at) {
+        fprintf (stderr, "zflow %s: give --delay or --at, not both\n", command);
+        return -1;
+    }
+    if (delay && zf_parse_duration (delay, &opts->delay_ms, &err)) {
+        fprintf (stderr, "zflow %s: --delay: %s\n", command, err.text);
+        return -1;
+    }
+    if (at) {
+        zf_tz_t *utc = zf_tz_load ("UTC", &err);
+        int rc = utc ? zf_cron_parse_time (utc, at, &opts->not_before, &err) : -1;
+        zf_tz_destroy (&utc);
+        if (rc) {
+            fprintf (stderr, "zflow %s: --at: %s\n", command, err.text);
+            return -1;
+        }
+    }
+    int64_t level = 0;
+    if (priority && (zf_parse_int (priority, &level, &err) || level < 0 || level > 9)) {
+        fprintf (stderr, "zflow %s: --priority: '%s' is not a priority from 0 to 9\n", command,
+                 priority);
+        return -1;
+    }
+    opts->priority = (int) level;
+    return 0;
+}
+
+//  Packs one JSON text as a body and puts it; prints its id. Returns 0, or
+//  -1 with the JSON error printed for where (an argument or a line).
+static int
+s_put_json (zf_client_t *client, const char *queue, const char *text, size_t len, const char *where,
+            const zf_put_opts_t *opts)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_error_t err;
+    int rc = zf_json_to_msgpack (text, len, &pk, &err);
+    if (rc)
+        fprintf (stderr, "zflow put: %s: bad JSON: %s\n", where, err.text);
+    else {
+        zf_id_t id;
+        char hex[ZF_ID_HEX];
+        rc = zf_client_put_with (client, queue, buffer.data, buffer.size, opts, &id);
+        if (rc == 0)
+            printf ("%s\n", zf_id_format (&id, hex));
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
+int
+zf_cmd_put (int argc, char **argv)
+{
+    const char *usage = "put ENDPOINT QUEUE [JSON ...] [--delay 10s | --at TIME] [--priority 0-9] "
+                        "[--timeout 30s]  (stdin lines if no JSON)";
+    const char *names[] = { "timeout", "delay", "at", "priority", NULL };
+    const char *values[4] = { NULL };
+    char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
+    int nargs = zf_tools_options (argc, argv, names, values, args, usage);
+    int64_t timeout = zf_tools_duration ("put", values[0], 30000);
+    zf_put_opts_t opts = { 0 };
+    if (nargs >= 2 && timeout >= 0 && s_schedule ("put", values[1], values[2], values[3], &opts)) {
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    if (nargs < 2 || timeout < 0) {
+        if (nargs >= 0 && timeout >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    zf_error_t err;
+    if (zf_parse_endpoint (args[0], &err)) {
+        fprintf (stderr, "zflow put: %s\n", err.text);
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    zf_client_t *client = zf_client_new (args[0], "zflow-put", NULL, 0);
+    if (!client) {
+        fprintf (stderr, "zflow put: queue name too long\n");
+        free (args);
+        return ZF_EXIT_USAGE;
+    }
+    int bad = 0, good = 0;
+    if (nargs > 2)
+        for (int i = 2; i < nargs; i++) {
+            char where[32];
+            snprintf (where, sizeof where, "argument %d", i - 1);
+            if (s_put_json (client, args[1], args[i], strlen (args[i]), where, &opts))
+                bad++;
+            else
+                good++;
+        }
+    else {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        for (int number = 1; (len = getline (&line, &cap, stdin)) >= 0; number++) {
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                line[--len] = 0;
+            if (len == 0)
+                continue; // blank lines separate nothing
+            char where[32];
+            snprintf (where, sizeof where, "stdin:%d", number);
+            if (s_put_json (client, args[1], line, (size_t) len, where, &opts))
+                bad++;
+            else
+                good++;
+        }
+        free (line);
+    }
+    int status = bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
+    if (zf_client_flush (client, (int) timeout)) {
+        const char *error = zf_client_last_error (client);
+        if (strncmp (error, "refused: ", 9) == 0)
+            fprintf (stderr, "zflow put: the broker refused: %s\n", error + 9);
+        else
+            fprintf (stderr,
+                     "zflow put: the broker at %s did not confirm %d items within %lld ms\n",
+                     args[0], good, (long long) timeout);
+        status = ZF_EXIT_FAILED;
+    }
+    zf_client_destroy (&client);
+    free (args);
+    return status;
+}
+
+//  The id argument; -1 with a message if it is not one.
+static int
+s_id_arg (const char *command, const char *text, zf_id_t *id)
+{
+    if (zf_id_parse (id, text) == 0)
+        return 0;
+    fprintf (stderr, "zflow %s: '%s' is not an id (32 hex digits)\n", command, text);
+    return -1;
+}
+
+//  A JSON string of text, escaped, into buffer.
+static void
+s_json_string (zchunk_t *buffer, const char *text)
+{
+    zchunk_extend (buffer, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
+        char escaped[8];
+        if (*p == '"' || *p == '\\')
+            snprintf (escaped, sizeof escaped, "\\%c", *p);
+        else if (*p < 0x20)
+            snprintf (escaped, sizeof escaped, "\\u%04x", *p);
+        else
+            snprintf (escaped, sizeof escaped, "%c", *p);
+        zchunk_extend (buffer, escaped, strlen (escaped));
+    }
+    zchunk_extend (buffer, "\"", 1);
+}
+
+char *
+zf_tasks_result_json (zf_result_t *result, const char *hex)
+{
+    zchunk_t *out = zchunk_new (NULL, 256);
+    zchunk_extend (out, "{\"id\":", 6);
+    s_json_string (out, hex);
+    zchunk_extend (out, ",\"state\":", 9);
+    s_json_string (out, zf_result_state (result));
+    if (*zf_result_reason (result) || streq (zf_result_state (result), "dead")) {
+        zchunk_extend (out, ",\"error\":", 9);
+        s_json_string (out, zf_result_reason (result));
+        zchunk_extend (out, ",\"queue\":", 9);
+        s_json_string (out, zf_result_queue (result));
+        char attempts[32];
+        snprintf (attempts, sizeof attempts, ",\"attempts\":%u", zf_result_attempts (result));
+        zchunk_extend (out, attempts, strlen (attempts));
+    }
+    zchunk_extend (out, ",\"results\":[", 12);
+    for (size_t i = 0; i < zf_result_count (result); i++) {
+        size_t size;
+        const void *body = zf_result_body (result, i, &size);
+        zf_error_t err;
+        char *json = zf_msgpack_to_json (body, size, &err);
+        if (i)
+            zchunk_extend (out, ",", 1);
+        if (json)
+            zchunk_extend (out, json, strlen (json));
+        else
+            zchunk_extend (out, "null", 4);
+        free (json);
+    }
+    zchunk_extend (out, "]}", 3); // with its NUL
+    char *text = strdup ((const char *) zchunk_data (out));
+    zchunk_destroy (&out);
+    return text;
+}
+
+int
+zf_cmd_result (int argc, char **argv)
+{
+    const char *usage = "result ENDPOINT ID [--wait 30s] [--timeout 5s]";
+    const char *names[] = { "wait", "timeout", NULL };
+    const char *values[2] = { NULL, NULL };
+    char *args[8];
+    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
+    int64_t wait = zf_tools_duration ("result", values[0], 0);
+    int64_t timeout = zf_tools_duration ("result", values[1], 5000);
+    if (nargs != 2 || wait < 0 || timeout < 0 || wait > INT32_MAX) {
+        if (nargs >= 0 && wait >= 0 && timeout >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zf_id_t id;
+    zf_error_t err;
+    if (zf_parse_endpoint (args[0], &err)) {
+        fprintf (stderr, "zflow result: %s\n", err.text);
+        return ZF_EXIT_USAGE;
+    }
+    if (s_id_arg ("result", args[1], &id))
+        return ZF_EXIT_USAGE;
+    zf_client_t *client = zf_client_new (args[0], "zflow-result", NULL, 0);
+    zf_result_t *result = zf_client_result (client, &id, (int) wait, (int) timeout);
+    int status;
+    if (!result) {
+        fprintf (stderr, "zflow result: no answer from %s within %lld ms\n", args[0],
+                 (long long) (wait + timeout));
+        status = ZF_EXIT_FAILED;
+    }
+    else {
+        char *json = zf_tasks_result_json (result, args[1]);
+        printf ("%s\n", json);
+        free (json);
+        if (streq (zf_result_state (result), "unknown")) {
+            fprintf (stderr,
+                     "zflow result: %s is not known to the broker (never put, or "
+                     "forgotten: results are kept result-ttl after the end)\n",
+                     args[1]);
+            status = ZF_EXIT_USAGE;
+        }
+        else if (!zf_result_over (result)) {
+            if (wait)
+                fprintf (stderr, "zflow result: %s is still %s after %lld ms\n", args[1],
+                         zf_result_state (result), (long long) wait);
+            status = ZF_EXIT_FAILED;
+        }
+        else
+            status = ZF_EXIT_OK;
+    }
+    zf_result_destroy (&result);
+    zf_client_destroy (&client);
+    return status;
+}
+
+int
+zf_cmd_cancel (int argc, char **argv)
+{
+    const char *usage = "cancel ENDPOINT ID [--reason TEXT] [--timeout 5s]";
+    const char *names[] = { "reason", "timeout", NULL };
+    const char *values[2] = { NULL, NULL };
+    char *args[8];
+    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
+    int64_t timeout = zf_tools_duration ("cancel", values[1], 5000);
+    if (nargs != 2 || timeout < 0) {
+        if (nargs >= 0 && timeout >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zf_id_t id;
+    zf_error_t err;
+    if (zf_parse_endpoint (args[0], &err)) {
+        fprintf (stderr, "zflow cancel: %s\n", err.text);
+        return ZF_EXIT_USAGE;
+    }
+    if (s_id_arg ("cancel", args[1], &id))
+        return ZF_EXIT_USAGE;
+    zf_client_t *client = zf_client_new (args[0], "zflow-cancel", NULL, 0);
+    // The answer to a STATUS after the CANCEL, on the same session, says it
+    // was handled (the broker takes a session's messages in order).
+    zf_client_cancel (client, &id, values[0] ? values[0] : "cancelled by zflow cancel");
+    char state[32];
+    int status = ZF_EXIT_OK;
+    if (zf_client_status (client, &id, state, sizeof state, (int) timeout)) {
+        fprintf (stderr, "zflow cancel: no answer from %s within %lld ms\n", args[0],
+                 (long long) timeout);
+        status = ZF_EXIT_FAILED;
+    }
+    else if (streq (state, "unknown")) {
+        fprintf (stderr, "zflow cancel: %s is not known to the broker\n", args[1]);
+        status = ZF_EXIT_USAGE;
+    }
+    else
+        printf ("%s %s\n", args[1], state);
+    zf_client_destroy (&client);
+    return status;
+}

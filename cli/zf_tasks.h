@@ -1,0 +1,31 @@
+/*  zf_tasks: the zflow commands of the task front door: put work in (now,
+    later, first), ask for its result, cancel it.
+*/
+#ifndef ZF_TASKS_H_INCLUDED
+#define ZF_TASKS_H_INCLUDED
+
+#include "zflow.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  zflow put ENDPOINT QUEUE [JSON ...] [--delay D | --at TIME] [--priority N] [--timeout D]
+int zf_cmd_put (int argc, char **argv);
+
+//  zflow result ENDPOINT ID [--wait D] [--timeout D]: exit 0 when over, 1
+//  when the wait ended first (or no answer), 2 for an unknown id.
+int zf_cmd_result (int argc, char **argv);
+
+//  A root's result as JSON, {"id","state","results":[...]}, with "error",
+//  "queue" and "attempts" when it is dead (zflow result, GET /results/ID).
+//  Caller frees.
+char *zf_tasks_result_json (zf_result_t *result, const char *hex);
+
+//  zflow cancel ENDPOINT ID [--reason TEXT]
+int zf_cmd_cancel (int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

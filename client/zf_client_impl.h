@@ -1,0 +1,104 @@
+/*  zf_client_impl: the inside of a session, which zf_client.c (the
+    session, puts, deliveries) and zf_ask.c (questions to the broker:
+    status, figures, results) share. No other module includes it.
+*/
+#ifndef ZF_CLIENT_IMPL_H_INCLUDED
+#define ZF_CLIENT_IMPL_H_INCLUDED
+
+#include "zf_proto.h"
+#include "zflow.h"
+
+#include <czmq.h>
+
+struct _zf_item_t {
+    zf_env_t env;     // the envelope (headers copied)
+    zframe_t *body;   // the body
+    uint32_t emitted; // outputs so far: the index of the next child id
+    bool cancelled;   // the broker cancelled its lineage
+    void *handle;     // in the session's held list
+};
+
+//  A PUT sent and not yet confirmed, kept to send again on a new session.
+typedef struct {
+    uint64_t seq;   // its seq
+    uint32_t count; // items in it
+    zmsg_t *msg;    // a copy of what was sent
+} s_unconfirmed_t;
+
+struct _zf_client_t {
+    char *endpoint;                        // the broker
+    char name[ZF_NAME_MAX + 1];            // actor or client name
+    char input[ZF_NAME_MAX + 1];           // queue consumed, or ""
+    char host[ZF_NAME_MAX + 1];            // for monitoring
+    char pipeline[ZF_NAME_MAX + 1];        // the pipeline it belongs to, or ""
+    int concurrency;                       // items held at once
+    int worker;                            // worker number
+    zsock_t *sock;                         // DEALER to the broker
+    bool welcomed;                         // WELCOME seen on this session
+    int sessions;                          // sessions opened
+    uint32_t heartbeat;                    // ms
+    uint32_t liveness;                     // missed heartbeats before the broker is dead
+    uint32_t window;                       // unconfirmed PUT items allowed
+    int64_t last_recv;                     // ms
+    int64_t last_send;                     // ms
+    int64_t backoff;                       // ms to wait for WELCOME before a new session
+    int64_t hello_at;                      // ms, when HELLO was sent
+    zf_proto_t *in;                        // message received
+    zf_proto_t *out;                       // message sent (not PUT)
+    zf_proto_t *put;                       // the PUT being filled
+    uint64_t seq;                          // last PUT seq
+    zlistx_t *unconfirmed;                 // s_unconfirmed_t, oldest first
+    uint64_t unconfirmed_items;            // items in unconfirmed
+    zf_id_t acks[ZF_IDS_MAX];              // ids to ack
+    uint32_t nacks;                        // entries in acks
+    zlistx_t *inbox;                       // zf_item_t delivered, not yet taken
+    zlistx_t *held;                        // zf_item_t taken, not yet acked
+    uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // for the PUT of the next item
+    uint32_t checkpoint_size;              // 0 when none
+    uint8_t resume[ZF_CHECKPOINT_MAX];     // from WELCOME
+    uint32_t resume_size;                  // 0 when none
+    bool has_resume;                       // WELCOME carried a checkpoint
+    bool report_ready;                     // a REPORT came
+    bool report_wanted;                    // a STATUS is waiting for its REPORT
+    zf_id_t report_id;                     // what it asked about (zero: the queues)
+    zf_figures_t *report_queues;           // its queue figures, owned
+    size_t report_nqueues;                 // entries in report_queues
+    zf_group_figures_t *report_groups;     // its group figures, owned
+    size_t report_ngroups;                 // entries in report_groups
+    char report_state[ZF_CODE_MAX + 1];    // its state
+    bool report_results;                   // it asked for a root's results
+    uint32_t report_wait;                  // ms it asked the broker to wait for the end
+    zf_result_t *report_result;            // a root's result it carried, owned, or NULL
+    uint32_t refused;                      // items the broker refused since the last flush
+    char last_error[ZF_TEXT_MAX + 64];     // last ERROR
+    uint8_t random[4096];                  // random bytes for new ids, used from random_pos
+    size_t random_pos;                     // sizeof random when used up
+    bool track;                            // PUTs ask for DONE
+    zcert_t *curve;                        // its CURVE certificate, or NULL
+    char curve_server[41];                 // the broker's public key (Z85) with curve
+    uint8_t figures[ZF_FIGURES_MAX];       // the actor's own figures, a msgpack map
+    uint32_t figures_size;                 // bytes in figures; 0 when none
+    bool figures_new;                      // changed since they were last sent
+    int64_t figures_sent;                  // when they were last sent (ms)
+    zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
+    int linger;                            // ms outputs and acks may wait for company
+    zsock_t *wake;                         // ends the actor's waits when readable, or NULL
+    int64_t pending_since;                 // when the oldest unsent one was made; 0 if none
+};
+
+//  The session is open and what is buffered is sent (before a question).
+void zf_client_prepare (zf_client_t *self);
+
+//  Sends self->out.
+void zf_client_send (zf_client_t *self);
+
+//  Handles the broker's traffic for up to timeout_ms.
+void zf_client_wait (zf_client_t *self, int64_t timeout_ms);
+
+//  A REPORT came (self->in): kept for the question waiting for it.
+void zf_client_on_report (zf_client_t *self);
+
+//  Frees what a session keeps of its last REPORT.
+void zf_client_forget_report (zf_client_t *self);
+
+#endif
