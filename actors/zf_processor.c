@@ -38,6 +38,7 @@
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
+#include "zf_value.h"
 #include "zflow.h"
 #include "zflow_plugin.h"
 
@@ -107,6 +108,7 @@ typedef struct {
     zf_item_t *item;     // the item it is on, or NULL when idle
     int64_t deadline;    // when that item times out (ms, monotonic)
     char *error;         // the failure it reported for the item, or NULL
+    int64_t retry_in;    // ms it asked the retry to wait at least (!retry-in), or 0
     zlistx_t *outputs;   // zchunk_t: msgpack outputs of the item so far
     zchunk_t *line;      // output not yet ended by a newline
     uint64_t lines;      // output lines of the item, for messages
@@ -239,15 +241,17 @@ s_discard_outputs (s_coproc_t *proc)
     zlistx_purge (proc->outputs);
     free (proc->error);
     proc->error = NULL;
+    proc->retry_in = 0;
     proc->lines = 0;
 }
 
 //  The item failed (reason): retried, or passed on as an error item.
 static void
-s_fail_item (self_t *self, zf_item_t *item, const char *reason)
+s_fail_item (self_t *self, zf_item_t *item, const char *reason, int64_t retry_in)
 {
     if (!self->emit_errors) {
-        zf_client_nack (self->client, &item, reason, false, 0);
+        zf_client_nack (self->client, &item, reason, false,
+                        (int) (retry_in > INT32_MAX ? INT32_MAX : retry_in));
         return;
     }
     size_t size;
@@ -272,8 +276,9 @@ s_fail (self_t *self, s_coproc_t *proc, const char *reason)
 {
     zf_item_t *item = proc->item;
     proc->item = NULL;
+    int64_t retry_in = proc->retry_in;
     s_discard_outputs (proc);
-    s_fail_item (self, item, reason);
+    s_fail_item (self, item, reason, retry_in);
 }
 
 //  The item succeeded: its outputs (zchunk_t) go on, as one group if so
@@ -353,6 +358,19 @@ s_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
     proc->lines++;
     if (proc->error)
         return; // failed already: the rest is not used
+    if (len > 10 && memcmp (text, "!retry-in ", 10) == 0) {
+        // !retry-in DURATION REASON: a failure whose retry waits that long.
+        char duration[32];
+        const char *space = memchr (text + 10, ' ', len - 10);
+        size_t size = (size_t) ((space ? space : text + len) - (text + 10));
+        zf_error_t err;
+        snprintf (duration, sizeof duration, "%.*s", (int) (size < 31 ? size : 31), text + 10);
+        if (size < 32 && zf_parse_duration (duration, &proc->retry_in, &err) == 0) {
+            proc->error = space ? strndup (space + 1, (size_t) (text + len - space - 1))
+                                : strdup ("asked to retry");
+            return;
+        }
+    }
     if (text[0] == '!') {
         proc->error = strndup (text + 1, len - 1);
         return;
@@ -600,7 +618,7 @@ s_run_plugin (self_t *self, zsock_t *pipe)
         else {
             zlistx_purge (plugin->outputs);
             error[sizeof error - 1] = 0;
-            s_fail_item (self, item, error[0] ? error : "the plugin failed");
+            s_fail_item (self, item, error[0] ? error : "the plugin failed", 0);
         }
     }
 }

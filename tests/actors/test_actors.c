@@ -259,6 +259,30 @@ test_processor_errors_emitted (void **state)
 }
 
 static void
+test_processor_retry_in (void **state)
+{
+    // Item 3 fails once with "!retry-in 400ms": its retry waits that long
+    // (the queue's own backoff is a few ms), and every item comes through.
+    enum { N = 10 };
+    static int seen[2 * N];
+    int lines = s_process (N, "retry",
+                           "while read n; do "
+                           "if [ $n = 3 ] && [ ! -f failed ]; then date +%s%N > failed; "
+                           "echo '!retry-in 400ms not yet'; echo; continue; fi; "
+                           "if [ $n = 3 ]; then date +%s%N > retried; fi; "
+                           "echo $((n * 2)); echo; done",
+                           N, seen, 2 * N);
+    assert_int_equal (lines, N);
+    char *failed = zf_test_slurp (s_dir, "failed"), *retried = zf_test_slurp (s_dir, "retried");
+    assert_non_null (failed);
+    assert_non_null (retried);
+    long long waited_ns = atoll (retried) - atoll (failed);
+    assert_true (waited_ns >= 400LL * 1000000);
+    free (failed);
+    free (retried);
+}
+
+static void
 test_processor_crash_and_hang (void **state)
 {
     // The coprocess exits on item 5 once and hangs on item 7 once (marker
@@ -544,6 +568,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_jsonl_bad_line, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_command, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_errors_emitted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_processor_retry_in, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_crash_and_hang, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_errors, s_setup, s_teardown),
