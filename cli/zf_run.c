@@ -558,7 +558,7 @@ zf_cmd_run (int argc, char **argv)
     const char *why =
         finite    ? "; ends when its sources have ended and every item is through"
         : serve   ? "; serves until stopped (--serve): Ctrl-C or SIGTERM ends it"
-        : outside ? "; serves until stopped, for a queue is fed from outside (external = "
+        : outside ? "; serves until stopped, as a queue is fed from outside (external = "
                     "true): Ctrl-C or SIGTERM ends it"
         : only    ? "; runs until stopped (--only: the rest of the pipeline is elsewhere)"
                   : "; runs until stopped (a scheduler fires for ever): Ctrl-C or "

@@ -411,6 +411,66 @@ test_ctrl_c_stops_promptly (void **state)
 }
 
 static void
+test_a_service_pipeline_serves (void **state)
+{
+    // A pipeline fed only from outside keeps running: it takes tasks put
+    // while it runs, their results come back, and SIGTERM ends it with 0.
+    char path[512];
+    s_write (BROKER "pipeline\n"
+                    "    results = answers\n"
+                    "queues\n"
+                    "    tasks\n"
+                    "        external = true\n"
+                    "actors\n"
+                    "    triple\n"
+                    "        kind = processor\n"
+                    "        input = tasks\n"
+                    "        output = answers\n"
+                    "        command = \"while read n; do echo $((n * 3)); echo; done\"\n",
+             path, sizeof path);
+    char err_path[300];
+    snprintf (err_path, sizeof err_path, "%s/run.err", s_dir);
+    pid_t run = fork ();
+    if (run == 0) {
+        int err = open (err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2 (err, 2);
+        execl (ZFLOW_BIN, ZFLOW_BIN, "run", path, "--no-journal", (char *) NULL);
+        _exit (127);
+    }
+    char endpoint[128] = "";
+    for (int tries = 0; tries < 1000 && !endpoint[0]; tries++) {
+        char *log = zf_test_slurp (s_dir, "run.err");
+        char *at = log ? strstr (log, "broker at ") : NULL;
+        if (at) {
+            sscanf (at + 10, "%127[^,]", endpoint);
+            assert_non_null (strstr (log, "serves until stopped"));
+        }
+        free (log);
+        zclock_sleep (10); // bounded poll of a file another process writes
+    }
+    assert_true (endpoint[0]);
+    for (int n = 1; n <= 3; n++) {
+        char body[8], expected[32];
+        snprintf (body, sizeof body, "%d", n);
+        zf_test_result_t r = zf_test_zflow (NULL, "put", endpoint, "tasks", body, NULL);
+        assert_int_equal (r.status, 0);
+        char id[33];
+        assert_int_equal (sscanf (r.out, "%32s", id), 1);
+        zf_test_result_free (&r);
+        r = zf_test_zflow (NULL, "result", endpoint, id, "--wait", "10s", NULL);
+        assert_int_equal (r.status, 0);
+        snprintf (expected, sizeof expected, "\"results\":[%d]", 3 * n);
+        assert_non_null (strstr (r.out, expected));
+        zf_test_result_free (&r);
+        assert_int_equal (waitpid (run, NULL, WNOHANG), 0); // still serving
+    }
+    kill (run, SIGTERM);
+    int status = zf_test_reap (run, 15000);
+    assert_true (WIFEXITED (status));
+    assert_int_equal (WEXITSTATUS (status), 0);
+}
+
+static void
 test_coprocess_stderr_in_whole_lines (void **state)
 {
     // Four coprocesses each write every stderr line in two pieces, apart:
@@ -550,6 +610,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ctrl_c_stops_promptly, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coprocess_stderr_in_whole_lines, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_service_pipeline_serves, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_resume_after_kill, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_not_writable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
