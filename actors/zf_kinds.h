@@ -40,6 +40,7 @@ typedef struct {
     int64_t timeout;           // ms an item may take; 0 for no limit
     const char *on_error;      // retry, emit or drop
     bool group;                // fan an item out as a gather group
+    const char *protocol;      // lines (the body) or envelope (id, attempt, headers, body)
 } zf_processor_settings_t;
 
 typedef struct {

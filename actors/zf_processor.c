@@ -16,6 +16,10 @@
     An item that takes longer than `timeout`, or whose coprocess exits, is
     retried, and the coprocess is started again.
 
+    With `protocol = envelope` the line is the item's envelope instead,
+    {"id": HEX, "attempt": N, "queue": Q, "headers": {...}, "body": BODY},
+    so that a program can tag, log and deduplicate; outputs are the same.
+
     A processor in Python:
 
         import json, sys
@@ -91,6 +95,13 @@ static const zf_key_t s_keys[] = {
       .type = ZF_KEY_BOOL,
       .fallback = "false",
       .help = "the outputs of each item form one group, for a gather" },
+    { .name = "protocol",
+      ZF_FIELD (zf_processor_settings_t, protocol),
+      .type = ZF_KEY_ENUM,
+      .fallback = "lines",
+      .help = "the command gets each item's body, or its envelope: {id, attempt, queue, "
+              "headers, body}",
+      .choices = "lines|envelope" },
     { NULL },
 };
 
@@ -130,6 +141,7 @@ typedef struct {
     const char *output;    // the queue written
     bool emit_errors;      // on-error = emit
     bool group;            // an item's outputs form a group
+    bool envelope;         // protocol = envelope
     int64_t timeout;       // ms per item
     s_coproc_t *procs;     // the coprocesses
     int nprocs;            // entries in procs
@@ -419,7 +431,43 @@ s_read (self_t *self, s_coproc_t *proc)
         s_restart (self, proc, "closed its output");
 }
 
-//  Gives proc an item: its body as one JSON line.
+//  The JSON line of an item, without its newline: its body, or with
+//  envelope {"id", "attempt", "queue", "headers", "body"}. NULL with err
+//  filled if the body is not msgpack.
+static char *
+s_item_json (self_t *self, zf_item_t *item, zf_error_t *err)
+{
+    size_t size;
+    const void *body = zf_item_body (item, &size);
+    if (!self->envelope)
+        return zf_msgpack_to_json (body, size, err);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    char hex[ZF_ID_HEX];
+    size_t headers_size;
+    const void *headers = zf_item_headers (item, &headers_size);
+    msgpack_pack_map (&pk, 5);
+    zf_mp_pack_cstr (&pk, "id");
+    zf_mp_pack_cstr (&pk, zf_id_format (zf_item_id (item), hex));
+    zf_mp_pack_cstr (&pk, "attempt");
+    msgpack_pack_uint32 (&pk, zf_item_attempt (item));
+    zf_mp_pack_cstr (&pk, "queue");
+    zf_mp_pack_cstr (&pk, zf_item_queue (item));
+    zf_mp_pack_cstr (&pk, "headers");
+    if (headers)
+        msgpack_sbuffer_write (&buffer, (const char *) headers, headers_size);
+    else
+        msgpack_pack_map (&pk, 0);
+    zf_mp_pack_cstr (&pk, "body");
+    msgpack_sbuffer_write (&buffer, (const char *) body, size);
+    char *json = zf_msgpack_to_json (buffer.data, buffer.size, err);
+    msgpack_sbuffer_destroy (&buffer);
+    return json;
+}
+
+//  Gives proc an item: its body (or envelope) as one JSON line.
 static void
 s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
 {
@@ -431,10 +479,8 @@ s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
         zf_client_nack (self->client, &item, "cannot start the command", false, 1000);
         return;
     }
-    size_t size;
-    const void *body = zf_item_body (item, &size);
     zf_error_t err;
-    char *json = zf_msgpack_to_json (body, size, &err);
+    char *json = s_item_json (self, item, &err);
     proc->item = item;
     proc->deadline = zclock_mono () + self->timeout;
     if (!json) {
@@ -633,6 +679,7 @@ zf_processor_actor (zsock_t *pipe, void *args)
     self.output = conf->output;
     self.emit_errors = streq (set->on_error, "emit");
     self.group = set->group;
+    self.envelope = streq (set->protocol, "envelope");
     self.timeout = set->timeout;
     self.nprocs = (int) set->concurrency;
     zsock_signal (pipe, 0);

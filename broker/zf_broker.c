@@ -101,6 +101,7 @@ s_server_destroy (zf_server_t **self_p)
     zlistx_destroy (&self->tapped);
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
+    zf_proto_destroy (&self->dones);
     zsock_destroy (&self->router);
     zsock_destroy (&self->events);
     zsock_destroy (&self->intake);
@@ -133,6 +134,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->tapped = zlistx_new ();
     self->in = zf_proto_new ();
     self->out = zf_proto_new ();
+    self->dones = zf_proto_new ();
     zf_store_hooks_t hooks = { .arg = self,
                                .created = s_created,
                                .stored = s_stored,
@@ -284,6 +286,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
             next_stats = now + 1000;
         }
         zf_publish_flush (self);
+        zf_sessions_flush_dones (self);
         zf_sessions_answer (self, now);
         zf_sessions_dispatch (self);
         // The turn's records in one write; then what is durable is confirmed.

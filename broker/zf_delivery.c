@@ -302,12 +302,13 @@ zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const c
 //  Cancel and state
 
 void
-zf_store_cancel (zf_store_t *self, const zf_id_t *root, void (*fn) (zf_worker_t *worker, void *arg),
-                 void *arg)
+zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by,
+                 void (*fn) (zf_worker_t *worker, void *arg), void *arg)
 {
     // A hold keeps the lineage while its items are dropped one by one.
     zf_lineage_t *lineage = zf_store_hold (self, root);
     lineage->cancelled = true;
+    snprintf (lineage->cancelled_by, sizeof lineage->cancelled_by, "%s", by);
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order))
         for (size_t g = 0; g < queue->ngroups; g++) {

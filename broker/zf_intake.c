@@ -3,6 +3,27 @@
 #include "zf_mp.h"
 #include "zf_publish.h"
 
+//  A PUSH has no way back: a refused message is counted, published as an
+//  error.protocol event (zflow tap), and logged, at most once a second
+//  with the count of those not logged since.
+static void
+s_refuse (zf_server_t *server, const char *reason)
+{
+    zf_publish_rejected (server, "intake", "", reason);
+    int64_t now = zclock_mono ();
+    if (now - server->intake_logged < 1000) {
+        server->intake_unlogged++;
+        return;
+    }
+    if (server->intake_unlogged)
+        zsys_warning ("broker: intake refused a message: %s (and %llu more in the last second)",
+                      reason, (unsigned long long) server->intake_unlogged);
+    else
+        zsys_warning ("broker: intake refused a message: %s", reason);
+    server->intake_logged = now;
+    server->intake_unlogged = 0;
+}
+
 void
 zf_intake_message (zf_server_t *server, zmsg_t *msg)
 {
@@ -35,7 +56,7 @@ zf_intake_message (zf_server_t *server, zmsg_t *msg)
         }
     }
     if (reason[0])
-        zf_publish_rejected (server, "intake", "", reason);
+        s_refuse (server, reason);
     zmsg_destroy (&msg);
 }
 

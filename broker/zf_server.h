@@ -62,38 +62,42 @@ typedef struct {
 } zf_confirm_t;
 
 typedef struct {
-    zsock_t *pipe;             // to the owner
-    zf_pipeline_t *pipeline;   // the config
-    zf_store_t *store;         // what it holds
-    zsock_t *router;           // actors
-    zsock_t *events;           // XPUB
-    zsock_t *intake;           // PULL, or NULL
-    char endpoint[256];        // the ROUTER's bound endpoint, real port
-    char events_endpoint[256]; // the XPUB's
-    char intake_endpoint[256]; // the PULL's, or ""
-    int64_t heartbeat;         // ms
-    int64_t liveness;          // heartbeats missed before death
-    uint32_t window;           // PUT items a session may have unconfirmed
-    zhashx_t *sessions;        // key -> zf_session_t
-    zhashx_t *ended;           // actor name -> "" for sources that ended
-    zf_proto_t *in;            // the message being handled
-    zf_proto_t *out;           // the message being sent
-    zhashx_t *subscriptions;   // topic prefixes someone subscribes to
-    zhashx_t *topic_seq;       // topic -> last sequence number sent on it
-    zlistx_t *tapped;          // queues with a data event being filled (not owned)
-    zcert_t *curve;            // the broker's CURVE certificate, or NULL
-    zsock_t *zap;              // ZAP handler (REP) deciding who gets in, with curve
-    zcertstore_t *allowed;     // the public certificates of the clients allowed in
-    char *allowed_dir;         // their folder
-    zf_journal_t *journal;     // the write-ahead log, or NULL
-    bool replaying;            // applying the journal: record nothing, tell no one
-    zlistx_t *confirms;        // zf_confirm_t waiting for their records to be durable
-    uint64_t confirm_items;    // items in confirms
-    uint64_t compactions;      // journal snapshots written
-    int64_t compaction_ms;     // time they took, in all
-    uint64_t rejected;         // frames refused on any socket
-    uint64_t late_acks;        // acks of items no longer held
-    bool terminated;           // $TERM received
+    zsock_t *pipe;                      // to the owner
+    zf_pipeline_t *pipeline;            // the config
+    zf_store_t *store;                  // what it holds
+    zsock_t *router;                    // actors
+    zsock_t *events;                    // XPUB
+    zsock_t *intake;                    // PULL, or NULL
+    char endpoint[256];                 // the ROUTER's bound endpoint, real port
+    char events_endpoint[256];          // the XPUB's
+    char intake_endpoint[256];          // the PULL's, or ""
+    int64_t heartbeat;                  // ms
+    int64_t liveness;                   // heartbeats missed before death
+    uint32_t window;                    // PUT items a session may have unconfirmed
+    zhashx_t *sessions;                 // key -> zf_session_t
+    zhashx_t *ended;                    // actor name -> "" for sources that ended
+    zf_proto_t *in;                     // the message being handled
+    zf_proto_t *out;                    // the message being sent
+    zf_proto_t *dones;                  // the DONE being filled this turn, for one session
+    char dones_for[ZF_SESSION_KEY_MAX]; // that session
+    zhashx_t *subscriptions;            // topic prefixes someone subscribes to
+    zhashx_t *topic_seq;                // topic -> last sequence number sent on it
+    zlistx_t *tapped;                   // queues with a data event being filled (not owned)
+    zcert_t *curve;                     // the broker's CURVE certificate, or NULL
+    zsock_t *zap;                       // ZAP handler (REP) deciding who gets in, with curve
+    zcertstore_t *allowed;              // the public certificates of the clients allowed in
+    char *allowed_dir;                  // their folder
+    zf_journal_t *journal;              // the write-ahead log, or NULL
+    bool replaying;                     // applying the journal: record nothing, tell no one
+    zlistx_t *confirms;                 // zf_confirm_t waiting for their records to be durable
+    uint64_t confirm_items;             // items in confirms
+    uint64_t compactions;               // journal snapshots written
+    int64_t compaction_ms;              // time they took, in all
+    uint64_t rejected;                  // frames refused on any socket
+    int64_t intake_logged;              // when an intake refusal was last logged (monotonic ms)
+    uint64_t intake_unlogged;           // intake refusals since, not logged
+    uint64_t late_acks;                 // acks of items no longer held
+    bool terminated;                    // $TERM received
 } zf_server_t;
 
 //  The clock of every timer of the broker (ms, monotonic).

@@ -20,14 +20,21 @@ zf_session_destroy (zf_session_t **self_p)
     *self_p = NULL;
 }
 
+//  Sends message to session.
+static void
+s_send_message (zf_server_t *server, zf_proto_t *message, zf_session_t *session)
+{
+    zf_error_t err;
+    if (zf_proto_send (message, zsock_resolve (server->router), session->routing_id, &err))
+        zsys_error ("broker: cannot send to %s: %s", session->name, err.text);
+    session->last_sent = zf_server_now ();
+}
+
 //  Sends server->out to session.
 static void
 s_send (zf_server_t *server, zf_session_t *session)
 {
-    zf_error_t err;
-    if (zf_proto_send (server->out, zsock_resolve (server->router), session->routing_id, &err))
-        zsys_error ("broker: cannot send to %s: %s", session->name, err.text);
-    session->last_sent = zf_server_now ();
+    s_send_message (server, server->out, session);
 }
 
 static void
@@ -54,6 +61,30 @@ zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm)
     s_send (server, session);
 }
 
+//  Adds to server->out what the kept answer of root says: with failure, the
+//  dead-lettered item's queue, attempts and reason; with results, the
+//  results (their bodies lent, not copied).
+static void
+s_add_answer (zf_server_t *server, const zf_id_t *root, bool failure, bool results)
+{
+    zf_proto_t *out = server->out;
+    zf_answer_t *answer = zf_results_find (zf_store_results (server->store), root);
+    if (!answer)
+        return;
+    if (answer->dead_queue[0] && failure) {
+        snprintf (out->queue, sizeof out->queue, "%s", answer->dead_queue);
+        out->attempt = answer->attempts;
+        snprintf (out->reason, sizeof out->reason, "%s", answer->reason ? answer->reason : "");
+    }
+    for (uint32_t i = 0; results && i < answer->nitems; i++) {
+        zf_output_t *result = &answer->items[i];
+        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
+        env->id = result->id;
+        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
+        env->ts = result->ts;
+    }
+}
+
 //  The REPORT of an item in server->out: its state (with lineage, its
 //  lineage's), where it is, what went wrong (for a root, a dead-lettered
 //  item of its lineage), and with_results its lineage's results (their
@@ -76,21 +107,7 @@ s_report (zf_server_t *server, const zf_id_t *root, bool lineage, bool with_resu
         if (msg->reason)
             snprintf (out->reason, sizeof out->reason, "%s", msg->reason);
     }
-    zf_answer_t *answer = zf_results_find (zf_store_results (server->store), root);
-    if (!answer)
-        return;
-    if (answer->dead_queue[0] && (lineage || !msg)) {
-        snprintf (out->queue, sizeof out->queue, "%s", answer->dead_queue);
-        out->attempt = answer->attempts;
-        snprintf (out->reason, sizeof out->reason, "%s", answer->reason ? answer->reason : "");
-    }
-    for (uint32_t i = 0; with_results && i < answer->nitems; i++) {
-        zf_output_t *result = &answer->items[i];
-        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
-        env->id = result->id;
-        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
-        env->ts = result->ts;
-    }
+    s_add_answer (server, root, lineage || !msg, with_results);
 }
 
 static void
@@ -117,10 +134,46 @@ zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state)
     zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, lineage->tracker);
     if (!session)
         return;
-    zf_proto_reset (server->out, ZF_DONE);
-    server->out->id = lineage->root;
-    snprintf (server->out->state, sizeof server->out->state, "%s", state);
-    s_send (server, session);
+    zf_proto_t *out = server->dones;
+    zf_answer_t *answer = zf_results_find (zf_store_results (server->store), &lineage->root);
+    uint32_t results = answer ? answer->nitems : 0;
+    if (out->ndones && (strcmp (server->dones_for, session->key) || out->ndones == ZF_BATCH_MAX ||
+                        out->nitems + results > ZF_BATCH_MAX))
+        zf_sessions_flush_dones (server);
+    if (!out->ndones) {
+        zf_proto_reset (out, ZF_DONE);
+        snprintf (server->dones_for, sizeof server->dones_for, "%s", session->key);
+    }
+    zf_done_t *done = zf_proto_add_done (out);
+    done->id = lineage->root;
+    snprintf (done->state, sizeof done->state, "%s", state);
+    if (!answer)
+        return;
+    if (answer->dead_queue[0]) {
+        snprintf (done->queue, sizeof done->queue, "%s", answer->dead_queue);
+        done->attempt = answer->attempts;
+        snprintf (done->reason, sizeof done->reason, "%s", answer->reason ? answer->reason : "");
+    }
+    for (uint32_t i = 0; i < answer->nitems; i++) {
+        zf_output_t *result = &answer->items[i];
+        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
+        env->id = result->id;
+        env->root = lineage->root;
+        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
+        env->ts = result->ts;
+    }
+}
+
+void
+zf_sessions_flush_dones (zf_server_t *server)
+{
+    zf_proto_t *out = server->dones;
+    if (!out->ndones)
+        return;
+    zf_session_t *session = (zf_session_t *) zhashx_lookup (server->sessions, server->dones_for);
+    if (session)
+        s_send_message (server, out, session);
+    zf_proto_reset (out, ZF_DONE); // the bodies were lent: they stay the results'
 }
 
 //  Forgets session, handing back what it held: with a count of the attempt
@@ -289,7 +342,7 @@ static void
 s_on_cancel (zf_server_t *server, zf_session_t *session)
 {
     zf_id_t root = server->in->id;
-    zf_store_cancel (server->store, &root, s_tell_cancel, server);
+    zf_store_cancel (server->store, &root, session->key, s_tell_cancel, server);
 }
 
 static void

@@ -34,8 +34,13 @@ void zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm);
 //  or whose wait is over; forgets results past their ttl. Every turn.
 void zf_sessions_answer (zf_server_t *server, int64_t now);
 
-//  Tells a lineage's tracker it is over (DONE).
+//  Tells a lineage's tracker it is over, with its results: in a DONE that
+//  gathers the roots of one session that end in a turn.
 void zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state);
+
+//  Sends the DONE being filled. Every turn, before results may be let go
+//  (its bodies are the kept results', lent).
+void zf_sessions_flush_dones (zf_server_t *server);
 
 #ifdef __cplusplus
 }

@@ -464,6 +464,17 @@ s_admit (zf_store_t *self, zf_pending_t *put)
                 zf_store_release (self, hold);
             continue;
         }
+        if (hold && hold->cancelled && strcmp (hold->cancelled_by, put->session)) {
+            // An output of an item that was running when another session
+            // cancelled its lineage: dropped as it arrives, taken as far
+            // as its sender knows.
+            zf_store_seen_set (self, &env->id, ZF_OUTCOME_CANCELLED);
+            put->accepted++;
+            zframe_destroy (&env->body);
+            put->holds[put->next] = NULL;
+            zf_store_release (self, hold);
+            continue;
+        }
         zf_queue_t *queue = zf_store_lookup (self, env->queue);
         if (!queue && zf_pipeline_declares (self->pipeline, env->queue))
             queue = zf_store_queue (self, env->queue);

@@ -70,11 +70,12 @@ struct _zf_delivery_t {
 };
 
 struct _zf_lineage_t {
-    zf_id_t root;                     // the root item
-    uint64_t outstanding;             // items of the lineage not finished
-    bool dead;                        // an item of it was dead-lettered
-    bool cancelled;                   // a worker cancelled it
-    char tracker[ZF_SESSION_KEY_MAX]; // the session to tell when done, or ""
+    zf_id_t root;                          // the root item
+    uint64_t outstanding;                  // items of the lineage not finished
+    bool dead;                             // an item of it was dead-lettered
+    bool cancelled;                        // a session cancelled it
+    char cancelled_by[ZF_SESSION_KEY_MAX]; // that session
+    char tracker[ZF_SESSION_KEY_MAX];      // the session to tell when done, or ""
 };
 
 struct _zf_message_t {
@@ -253,9 +254,13 @@ bool zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id);
 bool zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const char *reason,
                     bool final, int64_t delay_ms);
 
-//  Cancels what is left of root's lineage: queued items are dropped, and fn
-//  is called once for each worker holding one of its items (to tell it).
-void zf_store_cancel (zf_store_t *self, const zf_id_t *root,
+//  Cancels what is left of root's lineage for the session by: queued items
+//  are dropped, fn is called once for each worker holding one of its items
+//  (to tell it), and what other sessions put into the lineage from now on
+//  is dropped as it arrives (the outputs of items running meanwhile). by's
+//  own puts still go in: a gather that fails its group sends the group's
+//  error on.
+void zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by,
                       void (*fn) (zf_worker_t *worker, void *arg), void *arg);
 
 //  An item's state: "queued", "delayed" (not before its time), "delivered",

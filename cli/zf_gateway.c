@@ -321,8 +321,9 @@ s_json (struct MHD_Connection *connection, unsigned status, char *body)
 }
 
 //  An envelope, {"body": ITEM, "delay_ms": N, "not_before": MS, "priority":
-//  P} with body and only these keys: the item's bytes (a view into data)
-//  and its options. False when data is any other value, an item as it is.
+//  P, "headers": {NAME: VALUE}} with body and only these keys: the item's
+//  bytes (a view into data) and its options (headers too a view). False
+//  when data is any other value, an item as it is.
 static bool
 s_envelope (const uint8_t *data, size_t size, const uint8_t **body, size_t *body_size,
             zf_put_opts_t *opts)
@@ -330,7 +331,7 @@ s_envelope (const uint8_t *data, size_t size, const uint8_t **body, size_t *body
     zf_mp_t mp;
     zf_mp_init (&mp, data, size);
     uint32_t count;
-    if (zf_mp_peek (&mp) != ZF_MP_MAP || zf_mp_map (&mp, &count, NULL) || count == 0 || count > 4)
+    if (zf_mp_peek (&mp) != ZF_MP_MAP || zf_mp_map (&mp, &count, NULL) || count == 0 || count > 5)
         return false;
     zf_put_opts_t found = { 0 };
     const uint8_t *at = NULL;
@@ -345,6 +346,12 @@ s_envelope (const uint8_t *data, size_t size, const uint8_t **body, size_t *body
             if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
                 return false;
             *body_size = (size_t) (mp.pos - at);
+        }
+        else if (len == 7 && memcmp (key, "headers", 7) == 0) {
+            found.headers = mp.pos;
+            if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                return false;
+            found.headers_size = (size_t) (mp.pos - (const uint8_t *) found.headers);
         }
         else if (zf_mp_int (&mp, &number, NULL))
             return false;
@@ -411,6 +418,10 @@ s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *qu
         msgpack_sbuffer_destroy (&item);
         return s_json (connection, 400,
                        s_error ("%s", wrong ? wrong : "priority is not from 0 to 9"));
+    }
+    if (opts.headers_size && zf_proto_check_headers (opts.headers, opts.headers_size, &err)) {
+        msgpack_sbuffer_destroy (&item);
+        return s_json (connection, 400, s_error ("headers: %s", err.text));
     }
     zf_id_t id;
     int rc = strlen (queue) > ZF_NAME_MAX || !*queue

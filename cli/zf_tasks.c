@@ -3,6 +3,7 @@
 #include "zf_cron.h"
 #include "zf_error.h"
 #include "zf_json.h"
+#include "zf_proto.h"
 #include "zf_tools.h"
 #include "zf_value.h"
 #include "zflow.h"
@@ -43,6 +44,25 @@ s_schedule (const char *command, const char *delay, const char *at, const char *
     return 0;
 }
 
+//  --headers, a JSON object of strings, packed into buffer for opts.
+//  Returns 0, or -1 with a message.
+static int
+s_headers (const char *command, const char *json, msgpack_sbuffer *buffer, zf_put_opts_t *opts)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    zf_error_t err;
+    if (zf_json_to_msgpack (json, strlen (json), &pk, &err) ||
+        zf_proto_check_headers (buffer->data, buffer->size, &err)) {
+        fprintf (stderr, "zflow %s: --headers: %s (give a JSON object of strings)\n", command,
+                 err.text);
+        return -1;
+    }
+    opts->headers = buffer->data;
+    opts->headers_size = buffer->size;
+    return 0;
+}
+
 //  Packs one JSON text as a body and puts it; prints its id. Returns 0, or
 //  -1 with the JSON error printed for where (an argument or a line).
 static int
@@ -72,14 +92,19 @@ int
 zf_cmd_put (int argc, char **argv)
 {
     const char *usage = "put ENDPOINT QUEUE [JSON ...] [--delay 10s | --at TIME] [--priority 0-9] "
-                        "[--timeout 30s]  (stdin lines if no JSON)";
-    const char *names[] = { "timeout", "delay", "at", "priority", NULL };
-    const char *values[4] = { NULL };
+                        "[--headers JSON] [--timeout 30s]  (stdin lines if no JSON)";
+    const char *names[] = { "timeout", "delay", "at", "priority", "headers", NULL };
+    const char *values[5] = { NULL };
     char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
     int nargs = zf_tools_options (argc, argv, names, values, args, usage);
     int64_t timeout = zf_tools_duration ("put", values[0], 30000);
     zf_put_opts_t opts = { 0 };
-    if (nargs >= 2 && timeout >= 0 && s_schedule ("put", values[1], values[2], values[3], &opts)) {
+    msgpack_sbuffer headers;
+    msgpack_sbuffer_init (&headers);
+    if (nargs >= 2 && timeout >= 0 &&
+        (s_schedule ("put", values[1], values[2], values[3], &opts) ||
+         (values[4] && s_headers ("put", values[4], &headers, &opts)))) {
+        msgpack_sbuffer_destroy (&headers);
         free (args);
         return ZF_EXIT_USAGE;
     }
@@ -141,6 +166,7 @@ zf_cmd_put (int argc, char **argv)
         status = ZF_EXIT_FAILED;
     }
     zf_client_destroy (&client);
+    msgpack_sbuffer_destroy (&headers);
     free (args);
     return status;
 }

@@ -1,5 +1,6 @@
 /*  zf_ask: a session's questions to the broker (STATUS and its REPORT):
-    an item's state, the figures of queues and groups, a root's result.
+    an item's state, the figures of queues and groups, a root's result;
+    and the results the broker pushes (DONE) for the roots tracked.
     See include/zflow.h.
 */
 #include "zf_client_impl.h"
@@ -27,6 +28,43 @@ zf_result_destroy (zf_result_t **self_p)
     free (self->ids);
     free (self);
     *self_p = NULL;
+}
+
+//  Gives result the results in->items[first..end), their bodies taken.
+static void
+s_result_add_bodies (zf_result_t *result, zf_proto_t *in, uint32_t first, uint32_t end)
+{
+    result->count = end - first;
+    result->ids = (zf_id_t *) malloc ((result->count + 1) * sizeof (zf_id_t));
+    result->bodies = (zframe_t **) malloc ((result->count + 1) * sizeof (zframe_t *));
+    for (uint32_t i = first; i < end; i++) {
+        result->ids[i - first] = in->items[i].id;
+        result->bodies[i - first] = in->items[i].body;
+        in->items[i].body = NULL;
+    }
+}
+
+//  A result without bodies yet.
+static zf_result_t *
+s_result_new (const zf_id_t *id, const char *state, const char *reason, const char *queue,
+              uint32_t attempts)
+{
+    zf_result_t *result = (zf_result_t *) zmalloc (sizeof (zf_result_t));
+    result->id = *id;
+    snprintf (result->state, sizeof result->state, "%s", state);
+    snprintf (result->reason, sizeof result->reason, "%s", reason);
+    snprintf (result->queue, sizeof result->queue, "%s", queue);
+    result->attempts = attempts;
+    return result;
+}
+
+//  The result a REPORT in tells, its bodies taken from in.
+static zf_result_t *
+s_result_take (zf_proto_t *in)
+{
+    zf_result_t *result = s_result_new (&in->id, in->state, in->reason, in->queue, in->attempt);
+    s_result_add_bodies (result, in, 0, in->nitems);
+    return result;
 }
 
 void
@@ -61,23 +99,61 @@ zf_client_on_report (zf_client_t *self)
         memcpy (self->report_groups, in->groups, in->ngroups * sizeof (zf_group_figures_t));
         self->report_ngroups = in->ngroups;
     }
-    if (self->report_results) {
-        zf_result_t *result = (zf_result_t *) zmalloc (sizeof (zf_result_t));
-        result->id = in->id;
-        snprintf (result->state, sizeof result->state, "%s", in->state);
-        snprintf (result->reason, sizeof result->reason, "%s", in->reason);
-        snprintf (result->queue, sizeof result->queue, "%s", in->queue);
-        result->attempts = in->attempt;
-        result->count = in->nitems;
-        result->ids = (zf_id_t *) malloc ((in->nitems + 1) * sizeof (zf_id_t));
-        result->bodies = (zframe_t **) malloc ((in->nitems + 1) * sizeof (zframe_t *));
-        for (uint32_t i = 0; i < in->nitems; i++) {
-            result->ids[i] = in->items[i].id;
-            result->bodies[i] = in->items[i].body;
-            in->items[i].body = NULL;
-        }
-        self->report_result = result;
+    if (self->report_results)
+        self->report_result = s_result_take (in);
+}
+
+void
+zf_client_on_done (zf_client_t *self)
+{
+    // Each root's results follow one another, in the order of the roots.
+    zf_proto_t *in = self->in;
+    uint32_t next = 0;
+    for (uint32_t r = 0; r < in->ndones; r++) {
+        zf_done_t *done = &in->dones[r];
+        zf_result_t *result =
+            s_result_new (&done->id, done->state, done->reason, done->queue, done->attempt);
+        uint32_t first = next;
+        while (next < in->nitems && zf_id_eq (&in->items[next].root, &done->id))
+            next++;
+        s_result_add_bodies (result, in, first, next);
+        zlistx_add_end (self->dones, result);
     }
+}
+
+//  Waits up to timeout_ms for a DONE; true if one is there.
+static bool
+s_await_done (zf_client_t *self, int timeout_ms)
+{
+    zf_client_prepare (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    while (zlistx_size (self->dones) == 0) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0 || zsys_interrupted)
+            return false;
+        zf_client_wait (self, left);
+    }
+    return true;
+}
+
+int
+zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms)
+{
+    if (!s_await_done (self, timeout_ms))
+        return -1;
+    zf_result_t *result = (zf_result_t *) zlistx_detach (self->dones, NULL);
+    *root = result->id;
+    snprintf (state, size, "%s", result->state);
+    zf_result_destroy (&result);
+    return 0;
+}
+
+zf_result_t *
+zf_client_next_result (zf_client_t *self, int timeout_ms)
+{
+    if (!s_await_done (self, timeout_ms))
+        return NULL;
+    return (zf_result_t *) zlistx_detach (self->dones, NULL);
 }
 
 //  Sends STATUS (for id, or for every queue when NULL; with results, for
@@ -162,6 +238,12 @@ const char *
 zf_result_state (zf_result_t *self)
 {
     return self->state;
+}
+
+const zf_id_t *
+zf_result_root (zf_result_t *self)
+{
+    return &self->id;
 }
 
 bool

@@ -159,13 +159,15 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     self->put = zf_proto_new ();
     zf_proto_reset (self->put, ZF_PUT);
     self->unconfirmed = zlistx_new ();
+    self->put_headers = zlistx_new ();
+    zlistx_set_destructor (self->put_headers, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_destructor (self->unconfirmed, (zlistx_destructor_fn *) s_unconfirmed_destroy);
     self->inbox = zlistx_new ();
     zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) s_item_destroy);
     self->held = zlistx_new ();
     zlistx_set_destructor (self->held, (zlistx_destructor_fn *) s_item_destroy);
     self->dones = zlistx_new ();
-    zlistx_set_destructor (self->dones, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_destructor (self->dones, (zlistx_destructor_fn *) zf_result_destroy);
     return self;
 }
 
@@ -226,6 +228,7 @@ s_send_put (zf_client_t *self)
     uint32_t count = self->put->nitems;
     zmsg_t *msg = zf_proto_encode (self->put, NULL);
     zf_proto_reset (self->put, ZF_PUT);
+    zlistx_purge (self->put_headers);
     if (!msg)
         return;
     s_unconfirmed_t *u = (s_unconfirmed_t *) zmalloc (sizeof (s_unconfirmed_t));
@@ -379,12 +382,9 @@ s_handle (zf_client_t *self, zmsg_t *msg)
         case ZF_REPORT:
             zf_client_on_report (self);
             break;
-        case ZF_DONE: {
-            char hex[ZF_ID_HEX];
-            zlistx_add_end (self->dones, zsys_sprintf ("%s %s", zf_id_format (&self->in->id, hex),
-                                                       self->in->state));
+        case ZF_DONE:
+            zf_client_on_done (self);
             break;
-        }
         default:
             break; // PONG: the traffic itself is the point
     }
@@ -475,6 +475,14 @@ s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake)
     zframe_t *body = slot->body;
     *slot = *env;
     slot->body = body;
+    if (env->headers_size) {
+        // The caller's headers (or the input item's) may be gone by the
+        // time the PUT is encoded.
+        uint8_t *copy = (uint8_t *) malloc (env->headers_size);
+        memcpy (copy, env->headers, env->headers_size);
+        zlistx_add_end (self->put_headers, copy);
+        slot->headers = copy;
+    }
     // A checkpoint is the position after this item: it goes with the PUT
     // that holds the item, never with one sent before it (whose confirm
     // would then cover an item the broker does not have).
@@ -528,6 +536,13 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
     if (!queue || strlen (queue) > ZF_NAME_MAX ||
         (opts && (opts->priority < 0 || opts->priority > ZF_PRIORITY_MAX)))
         return -1;
+    if (opts && opts->headers_size) {
+        zf_error_t err;
+        if (zf_proto_check_headers (opts->headers, opts->headers_size, &err)) {
+            snprintf (self->last_error, sizeof self->last_error, "headers: %s", err.text);
+            return -1;
+        }
+    }
     s_ready (self);
     zf_env_t env = { .ts = zclock_time () };
     env.id = opts && opts->id ? *opts->id : s_random_id (self);
@@ -537,6 +552,8 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
         env.group = *opts->group;
     if (opts) {
         env.priority = (uint32_t) opts->priority;
+        env.headers = (const uint8_t *) opts->headers;
+        env.headers_size = (uint32_t) opts->headers_size;
         env.not_before = opts->not_before;
         if (opts->delay_ms > 0 && env.ts + opts->delay_ms > env.not_before)
             env.not_before = env.ts + opts->delay_ms;
@@ -566,28 +583,6 @@ zf_client_track (zf_client_t *self, bool track)
 {
     s_send_put (self); // items buffered so far keep the setting they were put with
     self->track = track;
-}
-
-int
-zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms)
-{
-    s_ready (self);
-    s_send_acks (self);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    while (zlistx_size (self->dones) == 0) {
-        int64_t left = deadline - s_now ();
-        if (left <= 0 || zsys_interrupted)
-            return -1;
-        s_pump (self, left);
-    }
-    char *done = (char *) zlistx_first (self->dones);
-    char hex[ZF_ID_HEX];
-    char text[ZF_CODE_MAX + 1];
-    sscanf (done, "%32s %32s", hex, text);
-    zf_id_parse (root, hex);
-    snprintf (state, size, "%s", text);
-    zlistx_delete (self->dones, zlistx_cursor (self->dones));
-    return 0;
 }
 
 void
@@ -762,6 +757,8 @@ zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, cons
         env.id = zf_id_child (&item->env.id, item->emitted++);
     env.root = *zf_env_root (&item->env);
     env.group = opts && opts->group ? *opts->group : item->env.group;
+    env.headers = item->env.headers; // what the put said travels with its lineage
+    env.headers_size = item->env.headers_size;
     snprintf (env.queue, sizeof env.queue, "%s", queue);
     zframe_t *frame = zframe_new (body, size);
     // An output waits for room whatever comes: its input is acked after it.
@@ -832,6 +829,7 @@ zf_client_destroy (zf_client_t **self_p)
     zlistx_destroy (&self->held);
     zlistx_destroy (&self->dones);
     zlistx_destroy (&self->unconfirmed);
+    zlistx_destroy (&self->put_headers);
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
@@ -881,6 +879,13 @@ const zf_group_t *
 zf_item_group (zf_item_t *item)
 {
     return item->env.group.size ? &item->env.group : NULL;
+}
+
+const void *
+zf_item_headers (zf_item_t *item, size_t *size)
+{
+    *size = item->env.headers_size;
+    return item->env.headers_size ? item->env.headers : NULL;
 }
 
 bool

@@ -80,7 +80,9 @@ struct _zf_client_t {
     uint32_t figures_size;                 // bytes in figures; 0 when none
     bool figures_new;                      // changed since they were last sent
     int64_t figures_sent;                  // when they were last sent (ms)
-    zlistx_t *dones;                       // DONE received: "HEXID STATE" strings
+    zlistx_t *dones;                       // DONE received: zf_result_t, oldest first
+    zlistx_t *put_headers;                 // copies of the headers of the items in put,
+                                           // freed once it is encoded
     int linger;                            // ms outputs and acks may wait for company
     zsock_t *wake;                         // ends the actor's waits when readable, or NULL
     int64_t pending_since;                 // when the oldest unsent one was made; 0 if none
@@ -97,6 +99,9 @@ void zf_client_wait (zf_client_t *self, int64_t timeout_ms);
 
 //  A REPORT came (self->in): kept for the question waiting for it.
 void zf_client_on_report (zf_client_t *self);
+
+//  A DONE came (self->in): its result joins self->dones.
+void zf_client_on_done (zf_client_t *self);
 
 //  Frees what a session keeps of its last REPORT.
 void zf_client_forget_report (zf_client_t *self);

@@ -175,6 +175,13 @@ void zf_client_track (zf_client_t *self, bool track);
 //  scheduler's max-instances does).
 int zf_client_done (zf_client_t *self, zf_id_t *root, char *state, size_t size, int timeout_ms);
 
+//  The same as a result (zf_client_result's, with the lineage's results
+//  and a dead item's reason), for a client with many tasks in flight that
+//  takes their results as they end rather than asking for each. NULL if
+//  none came within timeout_ms. The caller destroys it.
+typedef struct _zf_result_t zf_result_t;
+zf_result_t *zf_client_next_result (zf_client_t *self, int timeout_ms);
+
 //  Cancel what is left of the lineage of root (the TaskGroup pattern: a
 //  group failed, its other members need not run): the broker drops its
 //  queued items, and workers holding its items see zf_item_cancelled.
@@ -192,10 +199,14 @@ typedef struct {
     int64_t not_before;      // put only: not delivered before, ms since the Unix epoch (0: now)
     int64_t delay_ms;        // put only: not delivered for this long (with not_before: the later)
     int priority;            // 0 (the default) to 9: within a queue higher goes first
+    const void *headers;     // put only: a msgpack map of str to str (at most 64 entries,
+                             // 4 KiB), copied; an emit keeps its input's, so they travel
+    size_t headers_size;     // with the lineage (a tenant, a trace id). Bytes at headers
 } zf_put_opts_t;
 
 //  zf_client_put with options (opts may be NULL). Writes the id used to
-//  *id if not NULL.
+//  *id if not NULL. -1 also for options out of range (a priority past 9,
+//  headers that are not a map of str to str: zf_client_last_error says).
 int zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
                         const zf_put_opts_t *opts, zf_id_t *id);
 
@@ -304,7 +315,6 @@ int zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t 
 //  the pipeline's `results` queue), kept result-ttl after it ended. With
 //  wait_ms > 0 the broker answers once the lineage is over, or when
 //  wait_ms passed. NULL if no answer came within wait_ms + timeout_ms.
-typedef struct _zf_result_t zf_result_t;
 zf_result_t *zf_client_result (zf_client_t *self, const zf_id_t *id, int wait_ms, int timeout_ms);
 void zf_result_destroy (zf_result_t **self_p);
 
@@ -313,6 +323,9 @@ void zf_result_destroy (zf_result_t **self_p);
 //  "running" (items made from it at work) while not; "unknown".
 const char *zf_result_state (zf_result_t *self);
 bool zf_result_over (zf_result_t *self);
+
+//  The root it is the result of.
+const zf_id_t *zf_result_root (zf_result_t *self);
 
 //  For a dead lineage: the last error of the item dead-lettered, the queue
 //  it left and its attempts ("" and 0 otherwise).
@@ -350,6 +363,8 @@ const void *zf_item_body (zf_item_t *item, size_t *size);
 const zf_id_t *zf_item_root (zf_item_t *item);
 //  Its membership of a gather group, or NULL when it has none.
 const zf_group_t *zf_item_group (zf_item_t *item);
+//  Its headers (a msgpack map of str to str) and their size, or NULL.
+const void *zf_item_headers (zf_item_t *item, size_t *size);
 //  True once the broker cancelled the item's lineage: ack it without work.
 bool zf_item_cancelled (zf_item_t *item);
 

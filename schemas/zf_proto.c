@@ -122,8 +122,8 @@ static const s_field_t s_cancel[] = {
     { NULL },
 };
 static const s_field_t s_done[] = {
-    NUM ("id", F_ID, id, true),
-    STR ("state", state, true),
+    { "roots", F_ROWS, P (dones), 2, true },
+    { "results", F_ITEMS, P (items), 0, false },
     { NULL },
 };
 static const s_field_t s_status[] = {
@@ -192,6 +192,16 @@ static const s_field_t s_group_figures[] = {
     { NULL },
 };
 
+#define D(field) offsetof (zf_done_t, field)
+static const s_field_t s_done_row[] = {
+    { "id", F_ID, D (id), 0, true },
+    { "state", F_STR, D (state), ZF_CODE_MAX + 1, true },
+    { "queue", F_STR, D (queue), ZF_NAME_MAX + 1, false },
+    { "attempt", F_U32, D (attempt), 0, false },
+    { "reason", F_STR, D (reason), ZF_TEXT_MAX + 1, false },
+    { NULL },
+};
+
 //  The arrays of maps (F_ROWS), by their field's aux: where each keeps its
 //  entries, its count and its room, in zf_proto_t.
 static const struct {
@@ -205,6 +215,7 @@ static const struct {
     { s_figures, sizeof (zf_figures_t), P (nqueues), P (queues_cap), ZF_QUEUES_MAX, "queues" },
     { s_group_figures, sizeof (zf_group_figures_t), P (ngroups), P (groups_cap), ZF_GROUPS_MAX,
       "groups" },
+    { s_done_row, sizeof (zf_done_t), P (ndones), P (dones_cap), ZF_BATCH_MAX, "roots" },
 };
 
 //  The commands, indexed by zf_command_t.
@@ -219,7 +230,7 @@ static const struct {
     [ZF_ACK] = { "ACK", s_ack, false },          [ZF_NACK] = { "NACK", s_nack, false },
     [ZF_PING] = { "PING", s_ping, false },       [ZF_PONG] = { "PONG", s_empty, false },
     [ZF_ERROR] = { "ERROR", s_error, false },    [ZF_END] = { "END", s_end, false },
-    [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, false },
+    [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, true },
     [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, true },
     [ZF_BYE] = { "BYE", s_empty, false },
 };
@@ -252,6 +263,7 @@ zf_proto_destroy (zf_proto_t **self_p)
     s_clear (self);
     free (self->queues);
     free (self->groups);
+    free (self->dones);
     free (self);
     *self_p = NULL;
 }
@@ -350,6 +362,12 @@ zf_proto_add_group (zf_proto_t *self)
     return (zf_group_figures_t *) s_add_row (self, 1, P (groups));
 }
 
+zf_done_t *
+zf_proto_add_done (zf_proto_t *self)
+{
+    return (zf_done_t *) s_add_row (self, 2, P (dones));
+}
+
 //  --------------------------------------------------------------------------
 //  Decoding
 
@@ -422,6 +440,19 @@ s_read_headers (zf_mp_t *mp, zf_env_t *env, zf_error_t *err)
                              ZF_HEADERS_MAX);
     env->headers = count ? start : NULL;
     env->headers_size = count ? (uint32_t) size : 0;
+    return 0;
+}
+
+int
+zf_proto_check_headers (const void *data, size_t size, zf_error_t *err)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, data, size);
+    zf_env_t env;
+    if (s_read_headers (&mp, &env, err))
+        return -1;
+    if (zf_mp_left (&mp))
+        return zf_error_set (err, ZF_EVALUE, "%zu bytes after the headers map", zf_mp_left (&mp));
     return 0;
 }
 

@@ -60,6 +60,15 @@ typedef enum {
     ZF_COMMAND_COUNT
 } zf_command_t;
 
+//  One finished root of a DONE.
+typedef struct {
+    zf_id_t id;                   // the root
+    char state[ZF_CODE_MAX + 1];  // done, dead or cancelled
+    char queue[ZF_NAME_MAX + 1];  // dead: the queue its dead-lettered item left, or ""
+    uint32_t attempt;             // dead: that item's attempts
+    char reason[ZF_TEXT_MAX + 1]; // dead: its last error, or ""
+} zf_done_t;
+
 //  The envelope of one item, and its body.
 typedef struct {
     zf_id_t id;                  // the item's id
@@ -114,18 +123,22 @@ typedef struct {
     uint32_t nids;                         // ACK: entries in ids
     uint32_t nqueues;                      // REPORT: entries in queues
     uint32_t ngroups;                      // REPORT: entries in groups
+    uint32_t ndones;                       // DONE: entries in dones
     bool borrowed;                         // item bodies are the caller's: never destroyed here
     const uint8_t *figures;                // PING: the worker's figures, a msgpack map (a view)
     uint32_t figures_size;                 // PING: bytes at figures; 0 when none
     uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // WELCOME, PUT: producer position
     char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
-    zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items; REPORT: the results
+    zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items; REPORT, DONE: the
+                                                // results (in a DONE each names its root)
     zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done
     zf_figures_t *queues;                       // REPORT: queue figures, owned
     uint32_t queues_cap;                        // REPORT: entries allocated in queues
     zf_group_figures_t *groups;                 // REPORT: consumer group figures, owned
     uint32_t groups_cap;                        // REPORT: entries allocated in groups
+    zf_done_t *dones;                           // DONE: the roots finished, owned
+    uint32_t dones_cap;                         // DONE: entries allocated in dones
     zframe_t *frame;                            // the decoded header frame, viewed by headers
 } zf_proto_t;
 
@@ -159,6 +172,11 @@ zmsg_t *zf_proto_encode (zf_proto_t *self, zf_error_t *err);
 //  or -1 with err filled.
 int zf_proto_send (zf_proto_t *self, void *sock, zframe_t *routing_id, zf_error_t *err);
 
+//  Checks that data is one envelope's headers: a msgpack map of str to str,
+//  at most ZF_HEADERS_COUNT entries and ZF_HEADERS_MAX bytes. Returns 0, or
+//  -1 with err saying what was wrong.
+int zf_proto_check_headers (const void *data, size_t size, zf_error_t *err);
+
 //  Append an item to a PUT or DELIVER, taking ownership of *body_p.
 //  Returns the envelope to fill in, or NULL if the batch is full.
 zf_env_t *zf_proto_add_item (zf_proto_t *self, zframe_t **body_p);
@@ -171,6 +189,9 @@ zf_env_t *zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body);
 //  full or out of memory.
 zf_figures_t *zf_proto_add_queue (zf_proto_t *self);
 zf_group_figures_t *zf_proto_add_group (zf_proto_t *self);
+
+//  Append a finished root to a DONE (zeroed); NULL if full (ZF_BATCH_MAX).
+zf_done_t *zf_proto_add_done (zf_proto_t *self);
 
 //  The root of an envelope's lineage: its root, or its own id for a root.
 const zf_id_t *zf_env_root (const zf_env_t *env);

@@ -66,7 +66,11 @@ write("pong", "PONG", {})
 write("error", "ERROR", {"code": "command", "reason": "unknown command 'HELO'"})
 write("end", "END", {"count": 100000})
 write("cancel", "CANCEL", {"id": ID_C, "reason": "group failed"})
-write("done", "DONE", {"id": ID_C, "state": "done"})
+write("done", "DONE", {
+    "roots": [{"id": ID_C, "state": "done"},
+              {"id": ID_A, "state": "dead", "queue": "urls", "attempt": 3, "reason": "HTTP 503"}],
+    "results": [{"id": ID_B, "queue": "answers", "ts": TS, "root": ID_C}]},
+    bodies=[42])
 write("status", "STATUS", {"id": ID_A})
 write("report", "REPORT", {
     "id": ID_A, "state": "retrying", "queue": "urls", "attempt": 2,

@@ -379,7 +379,7 @@ test_cancel_drops_the_lineage (void **state)
     zf_delivery_t *out[ZF_BATCH_MAX];
     assert_int_equal (s_take (f->store, "store", &store, out), 1); // one held, one queued
     int told = 0;
-    zf_store_cancel (f->store, &root, s_told, &told);
+    zf_store_cancel (f->store, &root, "test", s_told, &told);
     assert_int_equal (told, 1); // the worker holding one is told once
     assert_int_equal (s_heard.finished[ZF_OUTCOME_CANCELLED], 1); // the queued one: dropped
     assert_int_equal (s_heard.done, 0);

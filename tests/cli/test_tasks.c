@@ -9,18 +9,25 @@
 #include "zf_testkit.h"
 #include <msgpack.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+static char s_dir[128];      // the pipeline file and the stamp program
 static char s_path[256];     // the pipeline file
 static char s_journal[128];  // the broker's journal
 static pid_t s_broker;       // the broker process
 static int s_broker_out;     // its stdout
 static pid_t s_worker;       // the processor's worker
 static int s_worker_out;     // its stdout
+static pid_t s_stamper;      // the stamp processor's worker
+static int s_stamper_out;    // its stdout
 static char s_endpoint[128]; // where actors connect
 static char s_metrics[128];  // its HTTP endpoint
 
 //  tasks -> work (the test plugin: a number n below 64 gives 2n, "fail"
-//  fails) -> answers, which no actor reads: the results.
+//  fails) -> answers, which no actor reads: the results. stamped -> stamp
+//  (a program given envelopes, which it passes on as they are; one that
+//  says "slow" takes 2 s) -> stamps, results too. ranked and later are
+//  read by the tests themselves.
 static const char *s_config = "pipeline\n"
                               "    results = answers\n"
                               "broker\n"
@@ -32,12 +39,32 @@ static const char *s_config = "pipeline\n"
                               "        max-attempts = 2\n"
                               "        retry-base = 10ms\n"
                               "        retry-max = 10ms\n"
+                              "    stamped\n"
+                              "        external = true\n"
+                              "    stamps\n"
+                              "    ranked\n"
+                              "        external = true\n"
+                              "    later\n"
+                              "        external = true\n"
                               "actors\n"
                               "    work\n"
                               "        kind = processor\n"
                               "        plugin = " ZFLOW_TESTPLUGIN "\n"
                               "        input = tasks\n"
-                              "        output = answers\n";
+                              "        output = answers\n"
+                              "    stamp\n"
+                              "        kind = processor\n"
+                              "        command = ./stamp.sh\n"
+                              "        protocol = envelope\n"
+                              "        concurrency = 2\n"
+                              "        input = stamped\n"
+                              "        output = stamps\n";
+
+static const char *s_stamp = "#!/bin/sh\n"
+                             "while read -r line; do\n"
+                             "    case \"$line\" in *slow*) sleep 2 ;; esac\n"
+                             "    printf '%s\\n\\n' \"$line\"\n"
+                             "done\n";
 
 //  Starts the broker on the journal; 0 or -1.
 static int
@@ -58,6 +85,8 @@ s_start_broker (void)
     sscanf (m + 18, "%127s", s_metrics);
     char *worker[] = { ZFLOW_BIN, "actor", "work", s_path, "--broker", s_endpoint, NULL };
     s_worker = zf_test_spawn (worker, &s_worker_out);
+    char *stamper[] = { ZFLOW_BIN, "actor", "stamp", s_path, "--broker", s_endpoint, NULL };
+    s_stamper = zf_test_spawn (stamper, &s_stamper_out);
     return 0;
 }
 
@@ -67,6 +96,9 @@ s_stop_broker (int signal)
     kill (s_worker, SIGTERM);
     zf_test_reap (s_worker, 10000);
     close (s_worker_out);
+    kill (s_stamper, SIGTERM);
+    zf_test_reap (s_stamper, 10000);
+    close (s_stamper_out);
     kill (s_broker, signal);
     zf_test_reap (s_broker, 10000);
     close (s_broker_out);
@@ -75,11 +107,13 @@ s_stop_broker (int signal)
 static int
 s_setup (void **state)
 {
-    snprintf (s_path, sizeof s_path, "/tmp/zflow-test-tasks-XXXXXX.zpl");
-    int fd = mkstemps (s_path, 4);
-    if (fd < 0 || write (fd, s_config, strlen (s_config)) < 0)
+    if (zf_test_dir_new (s_dir, sizeof s_dir, "tasks") ||
+        zf_test_write (s_dir, "p.zpl", s_config) || zf_test_write (s_dir, "stamp.sh", s_stamp))
         return -1;
-    close (fd);
+    snprintf (s_path, sizeof s_path, "%s/p.zpl", s_dir);
+    char script[256];
+    snprintf (script, sizeof script, "%s/stamp.sh", s_dir);
+    chmod (script, 0755);
     if (zf_test_dir_new (s_journal, sizeof s_journal, "tasks-journal"))
         return -1;
     return s_start_broker ();
@@ -89,7 +123,7 @@ static int
 s_teardown (void **state)
 {
     s_stop_broker (SIGTERM);
-    unlink (s_path);
+    zf_test_dir_remove (s_dir);
     zf_test_dir_remove (s_journal);
     zf_test_kill_all (state);
     return 0;
@@ -164,15 +198,22 @@ s_first_id (const char *out, char *hex)
     assert_int_equal (sscanf (out, "%32s", hex), 1);
 }
 
+//  zflow put of one JSON item to queue; its id into hex.
+static void
+s_put (char *hex, const char *queue, const char *json)
+{
+    zf_test_result_t r = zf_test_zflow (NULL, "put", s_endpoint, queue, json, NULL);
+    assert_int_equal (r.status, 0);
+    s_first_id (r.out, hex);
+    zf_test_result_free (&r);
+}
+
 static void
 test_a_dead_task_says_why (void **state)
 {
-    zf_test_result_t r = zf_test_zflow (NULL, "put", s_endpoint, "tasks", "\"fail\"", NULL);
-    assert_int_equal (r.status, 0);
     char id[33];
-    s_first_id (r.out, id);
-    zf_test_result_free (&r);
-    r = zf_test_zflow (NULL, "result", s_endpoint, id, "--wait", "10s", NULL);
+    s_put (id, "tasks", "\"fail\"");
+    zf_test_result_t r = zf_test_zflow (NULL, "result", s_endpoint, id, "--wait", "10s", NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "\"state\":\"dead\""));
     assert_non_null (strstr (r.out, "\"error\":\"asked to fail\""));
@@ -226,6 +267,266 @@ test_delay_and_cancel (void **state)
     zf_test_result_free (&r);
 }
 
+static void
+test_a_program_gets_the_envelope (void **state)
+{
+    // The stamp program passes on what it was given: the item's id,
+    // attempt, queue and the headers it was put with, around its body.
+    zf_test_result_t r = zf_test_zflow (NULL, "put", s_endpoint, "stamped", "{\"n\":1}",
+                                        "--headers", "{\"tenant\":\"acme\"}", NULL);
+    assert_int_equal (r.status, 0);
+    char id[33];
+    s_first_id (r.out, id);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "result", s_endpoint, id, "--wait", "10s", NULL);
+    assert_int_equal (r.status, 0);
+    char envelope[256];
+    snprintf (envelope, sizeof envelope,
+              "\"results\":[{\"id\":\"%s\",\"attempt\":1,\"queue\":\"stamped\","
+              "\"headers\":{\"tenant\":\"acme\"},\"body\":{\"n\":1}}]",
+              id);
+    if (!strstr (r.out, envelope))
+        fail_msg ("%s lacks %s", r.out, envelope);
+    zf_test_result_free (&r);
+
+    // Headers that are not a map of strings are refused before anything is put.
+    r = zf_test_zflow (NULL, "put", s_endpoint, "stamped", "1", "--headers", "{\"n\":1}", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "--headers: header 0: expected str"));
+    assert_string_equal (r.out, "");
+    zf_test_result_free (&r);
+}
+
+static void
+test_cancel_of_a_running_task (void **state)
+{
+    // A slow task is cancelled while the program works on it: its output,
+    // when it comes, is dropped, and the task stays cancelled.
+    char id[33];
+    s_put (id, "stamped", "\"slow\"");
+    zf_test_result_t r;
+    int64_t deadline = zclock_mono () + 10000;
+    bool running = false;
+    while (!running && zclock_mono () < deadline) {
+        r = zf_test_zflow (NULL, "status", s_endpoint, id, NULL);
+        running = strstr (r.out, "delivered") != NULL;
+        zf_test_result_free (&r);
+        if (!running)
+            zclock_sleep (20); // bounded poll of the broker
+    }
+    assert_true (running);
+    r = zf_test_zflow (NULL, "cancel", s_endpoint, id, NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "result", s_endpoint, id, "--wait", "10s", NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "\"state\":\"cancelled\""));
+    zf_test_result_free (&r);
+
+    // The program ends the item: once the stamp worker has acked it (its
+    // queue shows nothing in flight), the output it made was not kept.
+    zf_client_t *client = zf_client_new (s_endpoint, "test-cancel", NULL, 0);
+    bool idle = false;
+    while (!idle && zclock_mono () < deadline) {
+        size_t count = 0;
+        zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+        for (size_t i = 0; queues && i < count; i++)
+            if (streq (queues[i].name, "stamped"))
+                idle = queues[i].inflight == 0 && queues[i].ack > 0;
+        free (queues);
+        if (!idle)
+            zclock_sleep (50);
+    }
+    zf_client_destroy (&client);
+    assert_true (idle);
+    r = zf_test_zflow (NULL, "result", s_endpoint, id, NULL);
+    assert_non_null (strstr (r.out, "\"state\":\"cancelled\""));
+    assert_non_null (strstr (r.out, "\"results\":[]"));
+    zf_test_result_free (&r);
+}
+
+//  Puts the integer n with opts.
+static void
+s_put_int (zf_client_t *client, const char *queue, int n, const zf_put_opts_t *opts)
+{
+    char body[16];
+    msgpack_sbuffer buffer = { .data = body, .alloc = sizeof body };
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_int (&pk, n);
+    assert_int_equal (zf_client_put_with (client, queue, body, buffer.size, opts, NULL), 0);
+}
+
+static void
+test_results_come_to_a_tracking_client (void **state)
+{
+    // 200 tasks tracked: each one's result comes as its lineage ends,
+    // without asking; a failing one's says why.
+    enum { COUNT = 200 };
+    zf_client_t *client = zf_client_new (s_endpoint, "test-track", NULL, 0);
+    zf_client_track (client, true);
+    zf_id_t ids[COUNT];
+    for (int i = 0; i < COUNT; i++) {
+        ids[i] = zf_id_random ();
+        zf_put_opts_t opts = { .id = &ids[i] };
+        s_put_int (client, "tasks", i, &opts);
+    }
+    zf_id_t failing;
+    assert_int_equal (zf_client_put_str (client, "tasks", "fail", &failing), 0);
+    bool seen[COUNT] = { false };
+    int done = 0, dead = 0;
+    for (int taken = 0; taken < COUNT + 1; taken++) {
+        zf_result_t *result = zf_client_next_result (client, 10000);
+        assert_non_null (result);
+        if (streq (zf_result_state (result), "dead")) {
+            assert_true (zf_id_eq (zf_result_root (result), &failing));
+            assert_string_equal (zf_result_reason (result), "asked to fail");
+            assert_int_equal (zf_result_attempts (result), 2);
+            dead++;
+        }
+        else {
+            assert_string_equal (zf_result_state (result), "done");
+            assert_int_equal (zf_result_count (result), 1);
+            size_t size;
+            const void *body = zf_result_body (result, 0, &size);
+            int i = 0;
+            while (i < COUNT && !zf_id_eq (&ids[i], zf_result_root (result)))
+                i++;
+            assert_true (i < COUNT && !seen[i]);
+            assert_int_equal (s_int (body, size), i < 64 ? 2 * i : i);
+            seen[i] = true;
+            done++;
+        }
+        zf_result_destroy (&result);
+    }
+    assert_int_equal (done, COUNT);
+    assert_int_equal (dead, 1);
+    zf_client_destroy (&client);
+}
+
+static void
+test_priorities_order_delivery (void **state)
+{
+    // 60 items of mixed priorities wait for their first reader, which takes
+    // one at a time: higher priorities first, in the order put within one.
+    enum { COUNT = 60 };
+    zf_client_t *client = zf_client_new (s_endpoint, "test-ranked", NULL, 0);
+    for (int i = 0; i < COUNT; i++) {
+        zf_put_opts_t opts = { .priority = (i * 7) % 10 };
+        s_put_int (client, "ranked", i, &opts);
+    }
+    assert_int_equal (zf_client_flush (client, 10000), 0);
+    zf_client_t *reader = zf_client_new (s_endpoint, "reader", "ranked", 1);
+    int last = -1;
+    for (int taken = 0; taken < COUNT; taken++) {
+        zf_item_t *item = zf_client_next (reader, 10000);
+        assert_non_null (item);
+        int n = (int) zf_test_body_int (item);
+        if (last >= 0) {
+            int was = (last * 7) % 10, now = (n * 7) % 10;
+            if (now > was || (now == was && n < last))
+                fail_msg ("item %d (priority %d) came after %d (priority %d)", n, now, last, was);
+        }
+        last = n;
+        zf_client_ack (reader, &item);
+    }
+    zf_client_destroy (&reader);
+    zf_client_destroy (&client);
+}
+
+static void
+test_delayed_items_come_when_due (void **state)
+{
+    // Each item comes no earlier than its time, and soon after it (the
+    // bound is generous: this is no test of speed).
+    enum { COUNT = 8 };
+    zf_client_t *client = zf_client_new (s_endpoint, "test-later", NULL, 0);
+    zf_client_t *reader = zf_client_new (s_endpoint, "reader", "later", COUNT);
+    int64_t due[COUNT];
+    int64_t start = zclock_time ();
+    for (int i = 0; i < COUNT; i++) {
+        due[i] = start + 100 + 60 * ((i * 5) % COUNT); // out of order
+        zf_put_opts_t opts = { .not_before = due[i] };
+        s_put_int (client, "later", i, &opts);
+    }
+    assert_int_equal (zf_client_flush (client, 10000), 0);
+    int64_t worst = 0;
+    for (int taken = 0; taken < COUNT; taken++) {
+        zf_item_t *item = zf_client_next (reader, 10000);
+        assert_non_null (item);
+        int64_t now = zclock_time ();
+        int n = (int) zf_test_body_int (item);
+        assert_true (n >= 0 && n < COUNT);
+        if (now < due[n])
+            fail_msg ("item %d came %lld ms early", n, (long long) (due[n] - now));
+        if (now - due[n] > worst)
+            worst = now - due[n];
+        zf_client_ack (reader, &item);
+    }
+    print_message ("delayed items came at most %lld ms after their time\n", (long long) worst);
+    assert_true (worst < 2000);
+    zf_client_destroy (&reader);
+    zf_client_destroy (&client);
+}
+
+static void
+test_results_expire_after_their_ttl (void **state)
+{
+    // A broker of its own keeps results 1 s: a result is there when its
+    // task ends, and let go some time after (its state is still known:
+    // the broker remembers the id for deduplication).
+    char dir[128];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "tasks-ttl"), 0);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (dir,
+                                          "broker\n"
+                                          "    result-ttl = 1s\n"
+                                          "queues\n"
+                                          "    tasks\n"
+                                          "        external = true\n"
+                                          "actors\n"
+                                          "    work\n"
+                                          "        kind = processor\n"
+                                          "        plugin = " ZFLOW_TESTPLUGIN "\n"
+                                          "        input = tasks\n"
+                                          "        output = answers\n",
+                                          &pipeline);
+    assert_non_null (broker);
+    pid_t worker = zf_test_actor (dir, broker, "work");
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "test-ttl", NULL, 0);
+    zf_id_t id = zf_id_random ();
+    zf_put_opts_t opts = { .id = &id };
+    s_put_int (client, "tasks", 8, &opts);
+    assert_int_equal (zf_client_flush (client, 10000), 0);
+    zf_result_t *result = zf_client_result (client, &id, 10000, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "done");
+    assert_int_equal (zf_result_count (result), 1);
+    int64_t ended = zclock_time ();
+    zf_result_destroy (&result);
+    bool gone = false;
+    int polls = 0;
+    while (!gone && zclock_time () - ended < 10000) {
+        result = zf_client_result (client, &id, 0, 5000);
+        assert_non_null (result);
+        assert_string_equal (zf_result_state (result), "done");
+        gone = zf_result_count (result) == 0;
+        if (gone)
+            assert_true (polls > 0); // it was kept at first
+        zf_result_destroy (&result);
+        polls++;
+        if (!gone)
+            zclock_sleep (50); // bounded poll of the broker
+    }
+    assert_true (gone);
+    zf_client_destroy (&client);
+    kill (worker, SIGTERM);
+    zf_test_reap (worker, 10000);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zf_test_dir_remove (dir);
+}
+
 //  A web app's side: tasks over HTTP, their results by GET /results/ID?wait.
 static const char *s_check_api =
     "import json, sys, urllib.request, urllib.error\n"
@@ -257,6 +558,15 @@ static const char *s_check_api =
     "assert status == 200 and gone['state'] == 'cancelled', gone\n"
     "status, answer = call('GET', '/results/0123456789abcdef0123456789abcdef')\n"
     "assert status == 404 and answer['state'] == 'unknown', answer\n"
+    "status, answer = call('POST', '/queues/stamped', "
+    "json.dumps({'body': 3, 'headers': {'tenant': 'web'}}).encode())\n"
+    "assert status == 200, (status, answer)\n"
+    "status, done = call('GET', '/results/' + answer['id'] + '?wait=10s')\n"
+    "[stamp] = done['results']\n"
+    "assert stamp['id'] == answer['id'] and stamp['headers'] == {'tenant': 'web'}, done\n"
+    "assert stamp['body'] == 3 and stamp['attempt'] == 1, done\n"
+    "status, answer = call('POST', '/queues/stamped', b'{\"body\": 3, \"headers\": {\"n\": 1}}')\n"
+    "assert status == 400 and 'headers' in answer['error'], (status, answer)\n"
     "print('ok')\n";
 
 static void
@@ -272,10 +582,9 @@ test_http_tasks (void **state)
 static void
 test_a_result_survives_kill_9 (void **state)
 {
-    zf_test_result_t r = zf_test_zflow (NULL, "put", s_endpoint, "tasks", "21", NULL);
     char id[33];
-    s_first_id (r.out, id);
-    zf_test_result_free (&r);
+    s_put (id, "tasks", "21");
+    zf_test_result_t r;
     r = zf_test_zflow (NULL, "result", s_endpoint, id, "--wait", "10s", NULL);
     assert_int_equal (r.status, 0);
     zf_test_result_free (&r);
@@ -296,6 +605,12 @@ main (void)
         cmocka_unit_test (test_a_dead_task_says_why),
         cmocka_unit_test (test_a_queue_the_pipeline_lacks_is_refused),
         cmocka_unit_test (test_delay_and_cancel),
+        cmocka_unit_test (test_a_program_gets_the_envelope),
+        cmocka_unit_test (test_cancel_of_a_running_task),
+        cmocka_unit_test (test_results_come_to_a_tracking_client),
+        cmocka_unit_test (test_priorities_order_delivery),
+        cmocka_unit_test (test_delayed_items_come_when_due),
+        cmocka_unit_test (test_results_expire_after_their_ttl),
         cmocka_unit_test (test_http_tasks),
         cmocka_unit_test (test_a_result_survives_kill_9),
     };

@@ -255,8 +255,16 @@ test_small_commands (void **state)
     s_assert_reencodes (p, &raw);
 
     raw = s_decode_vector (p, "done", ZF_DONE);
-    assert_true (zf_id_eq (&p->id, &c));
-    assert_string_equal (p->state, "done");
+    assert_int_equal (p->ndones, 2);
+    assert_true (zf_id_eq (&p->dones[0].id, &c));
+    assert_string_equal (p->dones[0].state, "done");
+    assert_string_equal (p->dones[1].state, "dead");
+    assert_string_equal (p->dones[1].queue, "urls");
+    assert_int_equal (p->dones[1].attempt, 3);
+    assert_string_equal (p->dones[1].reason, "HTTP 503");
+    assert_int_equal (p->nitems, 1);
+    assert_true (zf_id_eq (&p->items[0].root, &c));
+    assert_string_equal (p->items[0].queue, "answers");
     s_assert_reencodes (p, &raw);
 
     zf_id_t a = s_id (0);
