@@ -473,13 +473,13 @@ s_api_message (zf_gateway_t *self, struct MHD_Connection *connection, const char
     zf_id_t id;
     if (zf_id_parse (&id, hex))
         return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
-    char state[32];
-    if (zf_client_status (self->client, &id, state, sizeof state, CONFIRM_MS))
+    zf_result_t *item = zf_client_item (self->client, &id, CONFIRM_MS);
+    if (!item)
         return s_json (connection, 503, s_error ("the broker did not answer"));
     char canonical[ZF_ID_HEX];
-    return s_json (
-        connection, 200,
-        zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", zf_id_format (&id, canonical), state));
+    char *json = zf_tasks_item_json (item, zf_id_format (&id, canonical));
+    zf_result_destroy (&item);
+    return s_json (connection, 200, json);
 }
 
 //  GET /results/ID[?wait=30s]: a root's state and results; with wait, once

@@ -199,10 +199,11 @@ s_json_string (zchunk_t *buffer, const char *text)
     zchunk_extend (buffer, "\"", 1);
 }
 
-char *
-zf_tasks_result_json (zf_result_t *result, const char *hex)
+//  {"id", "state", and for a failure "error", "queue", "attempts", into out,
+//  the map left open.
+static void
+s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
 {
-    zchunk_t *out = zchunk_new (NULL, 256);
     zchunk_extend (out, "{\"id\":", 6);
     s_json_string (out, hex);
     zchunk_extend (out, ",\"state\":", 9);
@@ -216,6 +217,32 @@ zf_tasks_result_json (zf_result_t *result, const char *hex)
         snprintf (attempts, sizeof attempts, ",\"attempts\":%u", zf_result_attempts (result));
         zchunk_extend (out, attempts, strlen (attempts));
     }
+}
+
+//  The text of out, which it frees.
+static char *
+s_text (zchunk_t **out_p)
+{
+    zchunk_extend (*out_p, "", 1); // its NUL
+    char *text = strdup ((const char *) zchunk_data (*out_p));
+    zchunk_destroy (out_p);
+    return text;
+}
+
+char *
+zf_tasks_item_json (zf_result_t *item, const char *hex)
+{
+    zchunk_t *out = zchunk_new (NULL, 256);
+    s_state_json (out, item, hex);
+    zchunk_extend (out, "}\n", 2);
+    return s_text (&out);
+}
+
+char *
+zf_tasks_result_json (zf_result_t *result, const char *hex)
+{
+    zchunk_t *out = zchunk_new (NULL, 256);
+    s_state_json (out, result, hex);
     zchunk_extend (out, ",\"results\":[", 12);
     for (size_t i = 0; i < zf_result_count (result); i++) {
         size_t size;
@@ -230,10 +257,8 @@ zf_tasks_result_json (zf_result_t *result, const char *hex)
             zchunk_extend (out, "null", 4);
         free (json);
     }
-    zchunk_extend (out, "]}", 3); // with its NUL
-    char *text = strdup ((const char *) zchunk_data (out));
-    zchunk_destroy (&out);
-    return text;
+    zchunk_extend (out, "]}", 2);
+    return s_text (&out);
 }
 
 int

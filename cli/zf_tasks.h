@@ -22,6 +22,10 @@ int zf_cmd_result (int argc, char **argv);
 //  Caller frees.
 char *zf_tasks_result_json (zf_result_t *result, const char *hex);
 
+//  An item's state as JSON, {"id", "state"} with "error", "queue" and
+//  "attempts" for one that failed, and a newline (GET /messages/ID).
+char *zf_tasks_item_json (zf_result_t *item, const char *hex);
+
 //  zflow cancel ENDPOINT ID [--reason TEXT]
 int zf_cmd_cancel (int argc, char **argv);
 

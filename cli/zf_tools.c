@@ -268,11 +268,15 @@ zf_cmd_status (int argc, char **argv)
     zf_client_t *client = zf_client_new (args[0], "zflow-status", NULL, 0);
     int status = ZF_EXIT_OK;
     if (nargs == 2) {
-        char state[32];
-        if (zf_client_status (client, &id, state, sizeof state, (int) timeout) == 0)
-            printf ("%s %s\n", args[1], state);
-        else
+        zf_result_t *item = zf_client_item (client, &id, (int) timeout);
+        if (!item)
             status = ZF_EXIT_FAILED;
+        else if (*zf_result_reason (item)) // a failure: where, after how many tries, why
+            printf ("%s %s (queue %s, attempt %u): %s\n", args[1], zf_result_state (item),
+                    zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
+        else
+            printf ("%s %s\n", args[1], zf_result_state (item));
+        zf_result_destroy (&item);
     }
     else {
         size_t count;

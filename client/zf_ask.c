@@ -88,6 +88,9 @@ zf_client_on_report (zf_client_t *self)
     zf_client_forget_report (self);
     self->report_ready = true;
     snprintf (self->report_state, sizeof self->report_state, "%s", in->state);
+    snprintf (self->report_queue, sizeof self->report_queue, "%s", in->queue);
+    snprintf (self->report_reason, sizeof self->report_reason, "%s", in->reason);
+    self->report_attempt = in->attempt;
     if (in->nqueues) {
         self->report_queues = (zf_figures_t *) malloc (in->nqueues * sizeof (zf_figures_t));
         memcpy (self->report_queues, in->queues, in->nqueues * sizeof (zf_figures_t));
@@ -195,6 +198,15 @@ zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size
         return -1;
     snprintf (state, size, "%s", self->report_state);
     return 0;
+}
+
+zf_result_t *
+zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms)
+{
+    if (s_ask (self, id, false, 0, timeout_ms))
+        return NULL;
+    return s_result_new (id, self->report_state, self->report_reason, self->report_queue,
+                         self->report_attempt);
 }
 
 zf_figures_t *

@@ -66,6 +66,9 @@ struct _zf_client_t {
     zf_group_figures_t *report_groups;     // its group figures, owned
     size_t report_ngroups;                 // entries in report_groups
     char report_state[ZF_CODE_MAX + 1];    // its state
+    char report_queue[ZF_NAME_MAX + 1];    // its queue
+    uint32_t report_attempt;               // its last attempt
+    char report_reason[ZF_TEXT_MAX + 1];   // its last failure's reason, or ""
     bool report_results;                   // it asked for a root's results
     uint32_t report_wait;                  // ms it asked the broker to wait for the end
     zf_result_t *report_result;            // a root's result it carried, owned, or NULL

@@ -338,6 +338,12 @@ size_t zf_result_count (zf_result_t *self);
 const zf_id_t *zf_result_id (zf_result_t *self, size_t index);
 const void *zf_result_body (zf_result_t *self, size_t index, size_t *size);
 
+//  One item's state (zf_client_status's), with its queue, its last attempt
+//  and the reason of its last failure (a retrying or dead item's), as a
+//  result without results (zf_result_state, _queue, _attempts, _reason;
+//  zf_result_root is the item). NULL on timeout.
+zf_result_t *zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms);
+
 //  The figures of every queue (depth, in flight, counts), as zflow status
 //  shows them. Returns a new array the caller frees, with *count entries;
 //  NULL on timeout.

@@ -220,6 +220,12 @@ test_a_dead_task_says_why (void **state)
     assert_non_null (strstr (r.out, "\"queue\":\"tasks\""));
     assert_non_null (strstr (r.out, "\"attempts\":2"));
     zf_test_result_free (&r);
+    // zflow status says the same of the item.
+    r = zf_test_zflow (NULL, "status", s_endpoint, id, NULL);
+    assert_int_equal (r.status, 0);
+    if (!strstr (r.out, " dead (queue tasks, attempt 2): asked to fail\n"))
+        fail_msg ("status: %s", r.out);
+    zf_test_result_free (&r);
 }
 
 static void
@@ -565,6 +571,12 @@ static const char *s_check_api =
     "[stamp] = done['results']\n"
     "assert stamp['id'] == answer['id'] and stamp['headers'] == {'tenant': 'web'}, done\n"
     "assert stamp['body'] == 3 and stamp['attempt'] == 1, done\n"
+    "status, answer = call('POST', '/queues/tasks', b'\"fail\"')\n"
+    "status, done = call('GET', '/results/' + answer['id'] + '?wait=10s')\n"
+    "assert done['state'] == 'dead' and done['error'] == 'asked to fail', done\n"
+    "status, item = call('GET', '/messages/' + answer['id'])\n"
+    "assert status == 200 and item['state'] == 'dead' and item['attempts'] == 2, item\n"
+    "assert item['error'] == 'asked to fail' and item['queue'] == 'tasks', item\n"
     "status, answer = call('POST', '/queues/stamped', b'{\"body\": 3, \"headers\": {\"n\": 1}}')\n"
     "assert status == 400 and 'headers' in answer['error'], (status, answer)\n"
     "print('ok')\n";
