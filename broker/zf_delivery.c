@@ -63,6 +63,42 @@ s_retry (zf_store_t *self, zf_delivery_t *d, const char *reason, bool final, int
     zf_heap_push (&self->delayed, &d->retry, zclock_mono () + delay);
 }
 
+//  The headers of a dead-letter copy into buffer: the original's, and
+//  zflow-error (its last failure, cut to fit), zflow-queue (where it
+//  failed) and zflow-attempts, so that a reader of QUEUE.dead sees why.
+static void
+s_dead_headers (const zf_message_t *msg, uint32_t attempts, msgpack_sbuffer *buffer)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, msg->headers, msg->headers_size);
+    uint32_t count = 0;
+    if (msg->headers_size && zf_mp_map (&mp, &count, NULL))
+        count = 0; // checked when it was put: cannot happen
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
+    // Ours need 3 entries and, but for the error, some 200 bytes at most.
+    uint32_t ours =
+        count + 3 <= ZF_HEADERS_COUNT && msg->headers_size + 200 + ZF_NAME_MAX <= ZF_HEADERS_MAX
+            ? 3
+            : 0;
+    msgpack_pack_map (&pk, count + ours);
+    msgpack_sbuffer_write (buffer, (const char *) mp.pos, zf_mp_left (&mp));
+    if (!ours)
+        return;
+    char number[16];
+    snprintf (number, sizeof number, "%u", attempts);
+    zf_mp_pack_cstr (&pk, "zflow-queue");
+    zf_mp_pack_cstr (&pk, msg->queue->name);
+    zf_mp_pack_cstr (&pk, "zflow-attempts");
+    zf_mp_pack_cstr (&pk, number);
+    zf_mp_pack_cstr (&pk, "zflow-error");
+    const char *reason = msg->reason ? msg->reason : "";
+    size_t room = ZF_HEADERS_MAX - buffer->size - 5; // 5: the str's own header
+    size_t len = strlen (reason);
+    msgpack_pack_str (&pk, len < room ? len : room);
+    msgpack_pack_str_body (&pk, reason, len < room ? len : room);
+}
+
 //  The dead-letter copy of msg, delivered d->attempt times: an item of its
 //  own, a child of the original with a derived id, in a lineage of its
 //  own (the original's lineage is over; the copy waits for a reader).
@@ -78,13 +114,17 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
                      .parent = msg->id,
                      .ts = msg->ts,
                      .attempt = d->attempt };
-    env.headers = msg->headers;
-    env.headers_size = msg->headers_size;
     if (zf_idmap_get (self->live, &env.id))
         return; // another group's delivery made it already
+    msgpack_sbuffer headers;
+    msgpack_sbuffer_init (&headers);
+    s_dead_headers (msg, d->attempt, &headers);
+    env.headers = (const uint8_t *) headers.data;
+    env.headers_size = (uint32_t) headers.size;
     zframe_t *body = zframe_dup (msg->body);
     zf_queue_t *queue = zf_store_queue (self, name);
     zf_message_t *copy = zf_store_msg_store (self, queue, &env, &body, NULL);
+    msgpack_sbuffer_destroy (&headers); // the copy has its own
     copy->reason = msg->reason ? zf_strdup (msg->reason) : NULL;
     zf_store_seen_set (self, &copy->id, ZF_OUTCOME_LIVE);
     self->hooks.stored (self->hooks.arg, copy, env.attempt);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zf_json.h"
 #include "zf_testkit.h"
 #include <msgpack.h>
 #include <signal.h>
@@ -226,6 +227,21 @@ test_a_dead_task_says_why (void **state)
     if (!strstr (r.out, " dead (queue tasks, attempt 2): asked to fail\n"))
         fail_msg ("status: %s", r.out);
     zf_test_result_free (&r);
+
+    // Its dead-letter copy says why in its headers.
+    zf_client_t *reader = zf_client_new (s_endpoint, "dead-reader", "tasks.dead", 1);
+    zf_item_t *item = zf_client_next (reader, 10000);
+    assert_non_null (item);
+    size_t size;
+    const void *headers = zf_item_headers (item, &size);
+    assert_non_null (headers);
+    char *json = zf_msgpack_to_json (headers, size, NULL);
+    if (!strstr (json, "\"zflow-queue\":\"tasks\",\"zflow-attempts\":\"2\","
+                       "\"zflow-error\":\"asked to fail\""))
+        fail_msg ("dead-letter headers: %s", json);
+    free (json);
+    zf_client_ack (reader, &item);
+    zf_client_destroy (&reader);
 }
 
 static void
