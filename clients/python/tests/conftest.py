@@ -1,0 +1,109 @@
+"""Fixtures: a real zflow broker (the build's zflow, $ZFLOW_BIN) on a free
+port of 127.0.0.1, and Python workers as processes of their own."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.dirname(HERE))  # the package, from the repo
+ZFLOW = os.environ.get("ZFLOW_BIN", os.path.join(ROOT, "build", "zflow"))
+PYTHONPATH = os.pathsep.join([os.path.dirname(HERE), HERE])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """zflow broker PIPELINE on a fixed port (so that a restart keeps it)."""
+
+    def __init__(self, directory, config, journal=False):
+        self.directory = directory
+        self.path = os.path.join(directory, "p.zpl")
+        with open(self.path, "w") as f:
+            f.write(config)
+        self.port = free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.events = "tcp://127.0.0.1:%d" % free_port()
+        self.journal = os.path.join(directory, "journal") if journal else None
+        self.process = None
+        self.start()
+
+    def start(self):
+        argv = [ZFLOW, "broker", self.path, "--endpoint", self.endpoint, "--events", self.events]
+        if self.journal:
+            argv += ["--journal", self.journal]
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        line = self.process.stdout.readline()  # the broker says where it listens
+        if "connect to" not in line:
+            raise RuntimeError("the broker did not start: %s %s"
+                               % (line, self.process.stderr.read()))
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        if self.process:
+            self.process.stdout.close()
+            self.process.stderr.close()
+        self.process = None
+
+
+class Processes:
+    """Processes a test starts, stopped after it whatever happens."""
+
+    def __init__(self):
+        self.started = []
+
+    def worker(self, broker, target, *args):
+        env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+        process = subprocess.Popen([sys.executable, "-m", "zflow", "worker", target,
+                                    "--broker", broker.endpoint] + list(args), env=env,
+                                   stderr=open(os.path.join(broker.directory, "worker.log"), "a"))
+        self.started.append(process)
+        return process
+
+    def actor(self, broker, name):
+        process = subprocess.Popen([ZFLOW, "actor", name, broker.path, "--broker",
+                                    broker.endpoint],
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=open(os.path.join(broker.directory, name + ".log"), "a"))
+        self.started.append(process)
+        return process
+
+    def stop_all(self):
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@pytest.fixture
+def processes():
+    p = Processes()
+    yield p
+    p.stop_all()
+
+
+def wait_for(predicate, timeout=20, what="the condition"):
+    """Polls predicate until true, for at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s did not come within %s s" % (what, timeout))

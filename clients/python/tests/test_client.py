@@ -1,0 +1,178 @@
+"""The Python client and worker against a real broker: put, result,
+cancel, delays, refusals, a worker killed mid-stream, a broker restarted."""
+import collections
+import os
+import signal
+import time
+
+import pytest
+
+import zflow
+from conftest import Broker, wait_for
+
+TASKS = """pipeline
+    results = answers
+queues
+    tasks
+        external = true
+        max-attempts = 2
+        retry-base = 10ms
+        retry-max = 10ms
+actors
+    double
+        kind = exec
+        command = "python3 -m zflow worker workers:double"
+        input = tasks
+        output = answers
+"""
+
+
+@pytest.fixture
+def tasks(tmp_path, processes):
+    broker = Broker(str(tmp_path), TASKS)
+    processes.worker(broker, "workers:double")
+    client = zflow.Client(broker.endpoint, events=broker.events)
+    yield broker, client
+    client.close()
+    processes.stop_all()
+    broker.stop()
+
+
+def test_put_then_get(tasks):
+    _, client = tasks
+    task = client.put("tasks", 21)
+    assert len(task.id) == 32
+    assert task.get(timeout=20) == 42
+    assert client.status(task.id) == "done"
+    result = client.result(task.id)
+    assert result.state == "done" and result.values == [42]
+
+
+def test_many_tasks_each_get_their_result(tasks):
+    _, client = tasks
+    handles = client.put_many("tasks", range(300))
+    assert [h.get(timeout=20) for h in handles] == [2 * n for n in range(300)]
+
+
+def test_a_failing_task_says_why(tasks):
+    _, client = tasks
+    task = client.put("tasks", "fail")
+    with pytest.raises(zflow.TaskFailed) as failed:
+        task.get(timeout=20)
+    result = failed.value.result
+    assert result.state == "dead"
+    assert result.error == "RuntimeError: asked to fail"
+    assert result.queue == "tasks" and result.attempts == 2
+
+
+def test_an_unknown_queue_is_refused(tasks):
+    _, client = tasks
+    with pytest.raises(zflow.Refused) as refused:
+        client.put("taskz", 1)
+    assert "no queue 'taskz'" in str(refused.value)
+
+
+def test_delay_priority_and_cancel(tasks):
+    _, client = tasks
+    start = time.time()
+    later = client.put("tasks", 5, delay=0.4, priority=9)
+    assert client.status(later.id) in ("delayed", "done") or time.time() - start >= 0.4
+    assert later.get(timeout=20) == 10
+    assert time.time() - start >= 0.4
+    never = client.put("tasks", 6, delay=3600)
+    assert client.status(never.id) == "delayed"
+    never.cancel()
+    assert client.status(never.id) == "cancelled"
+    with pytest.raises(zflow.TaskFailed):
+        never.get(timeout=5)
+    with pytest.raises(ValueError):
+        client.put("tasks", 1, priority=12)
+
+
+def test_get_times_out_while_a_task_waits(tasks):
+    _, client = tasks
+    task = client.put("tasks", 1, delay=3600)
+    with pytest.raises(TimeoutError):
+        task.get(timeout=0.2)
+    task.cancel()
+
+
+def test_tap_sees_the_items_put(tasks):
+    _, client = tasks
+    events = client.tap("data.tasks", timeout=10)
+    time.sleep(0.3)  # the subscription reaches the broker first
+    client.put("tasks", 9)
+    topic, event = next(events)
+    assert topic == "data.tasks"
+    assert [zflow._zfp.unpack(item["body"]) for item in event["items"]] == [9]
+    events.close()
+
+
+STREAM = """queues
+    numbers
+        external = true
+actors
+    copy
+        kind = exec
+        command = "python3 -m zflow worker workers:copy"
+        input = numbers
+        output = copies
+    store
+        kind = sink
+        input = copies
+        target = file:out.jsonl
+"""
+
+
+def _lines(directory):
+    try:
+        with open(os.path.join(directory, "out.jsonl")) as f:
+            return [line for line in f.read().splitlines() if line]
+    except FileNotFoundError:
+        return []
+
+
+def test_a_worker_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, processes):
+    directory = str(tmp_path)
+    broker = Broker(directory, STREAM)
+    try:
+        processes.actor(broker, "store")
+        worker = processes.worker(broker, "workers:copy")
+        client = zflow.Client(broker.endpoint)
+        count = 5000
+        client.put_many("numbers", range(count))
+        wait_for(lambda: len(_lines(directory)) >= 500, what="500 items at the sink")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        processes.worker(broker, "workers:copy")  # its items go to the new worker
+        wait_for(lambda: len(_lines(directory)) >= count, timeout=60, what="every item")
+        time.sleep(0.5)  # anything duplicated would come now
+        seen = collections.Counter(int(line) for line in _lines(directory))
+        lost = [n for n in range(count) if seen[n] == 0]
+        duplicated = [n for n, times in seen.items() if times > 1]
+        assert (lost, duplicated) == ([], [])
+        client.close()
+    finally:
+        processes.stop_all()
+        broker.stop()
+
+
+def test_a_broker_restart_is_survived(tmp_path, processes):
+    directory = str(tmp_path)
+    broker = Broker(directory, TASKS, journal=True)
+    try:
+        processes.worker(broker, "workers:double")
+        client = zflow.Client(broker.endpoint)
+        first = client.put_many("tasks", range(50))
+        assert [h.get(timeout=20) for h in first] == [2 * n for n in range(50)]
+        broker.stop(signal.SIGKILL)
+        broker.start()
+        # The client and the worker find the new broker by themselves.
+        second = client.put_many("tasks", range(50, 100))
+        assert [h.get(timeout=30) for h in second] == [2 * n for n in range(50, 100)]
+        # What the journal held is still there.
+        assert first[7].get(timeout=5) == 14
+        client.close()
+    finally:
+        processes.stop_all()
+        broker.stop()

@@ -1,0 +1,22 @@
+"""The functions the tests run as workers."""
+import asyncio
+
+import zflow
+
+
+@zflow.actor(input="tasks", output="answers", concurrency=8)
+def double(item):
+    if item == "fail":
+        raise RuntimeError("asked to fail")
+    return 2 * item
+
+
+@zflow.actor(input="tasks", output="answers", concurrency=16)
+async def slow_double(item):
+    await asyncio.sleep(0.01)
+    return 2 * item
+
+
+@zflow.actor(input="numbers", output="copies", concurrency=32)
+def copy(item):
+    return item

@@ -1,0 +1,45 @@
+"""python -m zflow worker MODULE:FUNCTION [--broker ENDPOINT] [--name NAME]
+[--input Q] [--output Q] [--concurrency N] [--pipeline P]
+
+Runs FUNCTION (marked with @zflow.actor, or given its queues here) as a
+worker until SIGTERM or SIGINT. Under `zflow run` (kind = exec) the broker
+and the actor's name and queues come from the environment (ZFLOW_*)."""
+import argparse
+import importlib
+import sys
+
+from .worker import Worker
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zflow")
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run a function as a worker")
+    worker.add_argument("target", metavar="MODULE:FUNCTION")
+    worker.add_argument("--broker", help="the broker's endpoint (default $ZFLOW_ENDPOINT)")
+    worker.add_argument("--name", help="the actor's name (its workers share the work)")
+    worker.add_argument("--input")
+    worker.add_argument("--output")
+    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--pipeline")
+    args = parser.parse_args(argv)
+    module_name, _, function_name = args.target.partition(":")
+    if not function_name:
+        parser.error("give MODULE:FUNCTION, e.g. tasks:double")
+    sys.path.insert(0, ".")
+    try:
+        fn = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as e:
+        print("python -m zflow: cannot load %s: %s" % (args.target, e), file=sys.stderr)
+        return 2
+    try:
+        Worker(fn, args.broker, args.name, args.input, args.output, args.concurrency,
+               pipeline=args.pipeline).run()
+    except ValueError as e:
+        print("python -m zflow: %s" % e, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""A ZFP session with the broker: one DEALER socket, HELLO and WELCOME,
+heartbeats, and a new session when the broker has forgotten this one (it
+restarted, or the program was silent past the broker's liveness)."""
+import os
+import socket
+import time
+
+import zmq
+
+from . import _zfp
+
+
+class BrokerError(Exception):
+    """The broker answered ERROR, or did not answer in time."""
+
+
+class Session:
+    def __init__(self, endpoint, name, inputs=(), outputs=(), pipeline=None, worker=0,
+                 context=None, curve=None):
+        """curve: (client_public, client_secret, server_public), Z85 text, or None."""
+        self.endpoint = endpoint
+        self.name = name
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.pipeline = pipeline
+        self.worker = worker
+        self.context = context or zmq.Context.instance()
+        self.curve = curve
+        self.heartbeat = 1000      # ms, until WELCOME says
+        self.liveness = 3
+        self.window = 1000         # PUT items unconfirmed at most
+        self.sessions = 0          # sessions opened: more than 1 after the broker forgot one
+        self.sock = None
+        self.welcomed = False
+        self.last_sent = self.last_heard = 0.0
+        self.on_open = None        # called after each new session's WELCOME
+        self.open()
+
+    # -- the socket --------------------------------------------------------
+
+    def open(self):
+        """A new session: a new socket, HELLO; WELCOME comes later."""
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.sock = self.context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        if self.curve:
+            public, secret, server = self.curve
+            self.sock.curve_publickey = public.encode() if isinstance(public, str) else public
+            self.sock.curve_secretkey = secret.encode() if isinstance(secret, str) else secret
+            self.sock.curve_serverkey = server.encode() if isinstance(server, str) else server
+        self.sock.connect(self.endpoint)
+        hello = {"version": _zfp.VERSION, "name": self.name}
+        if self.worker:
+            hello["worker"] = self.worker
+        hello["pid"] = os.getpid()
+        hello["host"] = socket.gethostname()[:128]
+        if self.inputs:
+            hello["inputs"] = self.inputs
+        if self.outputs:
+            hello["outputs"] = self.outputs
+        if self.pipeline:
+            hello["pipeline"] = self.pipeline
+        self.welcomed = False
+        self.send("HELLO", hello)
+        self.last_heard = time.monotonic()
+        self.sessions += 1
+
+    def close(self):
+        if self.sock is None:
+            return
+        if self.welcomed:
+            self.send("BYE", {})
+        self.sock.close()
+        self.sock = None
+
+    def send(self, command, header, bodies=()):
+        self.sock.send_multipart(_zfp.encode(command, header, bodies), copy=False)
+        self.last_sent = time.monotonic()
+
+    # -- receiving ---------------------------------------------------------
+
+    def receive(self, timeout):
+        """The next message other than the session's own traffic (WELCOME,
+        once taken, is given too), as (command, header, bodies), waiting up
+        to timeout seconds (None: for ever); None if none came. Answers
+        PING, takes WELCOME, opens a
+        new session when the broker has forgotten this one or is silent
+        past its liveness, and pings when this side has been quiet."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if now - self.last_sent >= self.heartbeat / 1000:
+                self.send("PING", {})
+            if now - self.last_heard > self.heartbeat * self.liveness / 1000:
+                self.open()  # silent too long: the broker is gone, or forgot us
+            left = None if deadline is None else max(0.0, deadline - now)
+            wait = self.heartbeat / 1000 if left is None else min(left, self.heartbeat / 1000)
+            if self.sock.poll(int(wait * 1000), zmq.POLLIN):
+                message = self._take(self.sock.recv_multipart(copy=True))
+                if message is not None:
+                    return message
+            elif deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _take(self, frames):
+        try:
+            command, header, bodies = _zfp.decode(frames)
+        except (_zfp.ProtocolError, ValueError) as e:
+            raise BrokerError("the broker sent what is not ZFP: %s" % e) from None
+        self.last_heard = time.monotonic()
+        if command == "WELCOME":
+            self.heartbeat = header.get("heartbeat", self.heartbeat)
+            self.liveness = header.get("liveness", self.liveness)
+            self.window = header.get("window", self.window)
+            self.welcomed = True
+            if self.on_open:
+                self.on_open()
+            return command, header, bodies  # the caller may be waiting for it
+        if command == "PING":
+            self.send("PONG", {})
+            return None
+        if command == "PONG":
+            return None
+        if command == "ERROR" and header.get("code") == "state" and \
+                "before HELLO" in header.get("reason", ""):
+            self.open()  # the broker restarted: a new session, what was asked is asked again
+            return None
+        return command, header, bodies
+
+    def ensure_open(self, timeout=10.0):
+        """Waits for WELCOME (a new session's, after a quiet spell)."""
+        if time.monotonic() - self.last_heard > self.heartbeat * self.liveness / 1000 * 0.8:
+            self.open()  # the broker may have forgotten us: do not find out by losing a reply
+        deadline = time.monotonic() + timeout
+        while not self.welcomed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerError("no WELCOME from the broker at %s within %.0f s"
+                                  % (self.endpoint, timeout))
+            message = self.receive(left)
+            if message is not None and message[0] == "ERROR":
+                raise BrokerError("the broker refused the session: %s" % message[1].get("reason"))

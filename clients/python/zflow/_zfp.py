@@ -1,0 +1,110 @@
+"""ZFP/1 framing (schemas/zfp.md): commands as ZeroMQ multipart messages,
+frame 0 the command name, frame 1 a msgpack map, then one body frame per
+item of a PUT, DELIVER, REPORT or DONE; and the ids (§3)."""
+import os
+
+import msgpack
+
+VERSION = 1
+BATCH_MAX = 256          # items in one PUT or DELIVER
+IDS_MAX = 1024           # ids in one ACK
+GROUP_RESULT = 0xFFFFFFFF
+
+_BODIES = {b"PUT", b"DELIVER", b"REPORT", b"DONE"}
+
+
+class ProtocolError(Exception):
+    """A message that is not ZFP/1."""
+
+
+def pack(value):
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(data):
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def encode(command, header, bodies=()):
+    """The frames of one message; bodies are msgpack bytes already."""
+    return [command.encode(), pack(header)] + list(bodies)
+
+
+def decode(frames):
+    """(command, header, bodies) of a message's frames."""
+    if len(frames) < 2:
+        raise ProtocolError("%d frames, a command needs at least 2" % len(frames))
+    command = bytes(frames[0])
+    header = unpack(bytes(frames[1]))
+    if not isinstance(header, dict):
+        raise ProtocolError("the header of %s is not a map" % command.decode(errors="replace"))
+    bodies = [bytes(f) for f in frames[2:]]
+    if bodies and command not in _BODIES:
+        raise ProtocolError("%s carries no bodies" % command.decode(errors="replace"))
+    return command.decode(), header, bodies
+
+
+# ---------------------------------------------------------------------------
+# Ids: 16 bytes, shown as 32 hex digits; derived ones by SipHash-2-4-128.
+
+_MASK = (1 << 64) - 1
+_KEY = b"zflow/id/v1".ljust(16, b"\0")
+
+
+def _rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & _MASK
+
+
+def _siphash128(key, data):
+    k0 = int.from_bytes(key[:8], "little")
+    k1 = int.from_bytes(key[8:], "little")
+    v0, v1 = 0x736F6D6570736575 ^ k0, 0x646F72616E646F6D ^ k1 ^ 0xEE
+    v2, v3 = 0x6C7967656E657261 ^ k0, 0x7465646279746573 ^ k1
+
+    def rounds(n, v0, v1, v2, v3):
+        for _ in range(n):
+            v0 = (v0 + v1) & _MASK; v1 = _rotl(v1, 13) ^ v0; v0 = _rotl(v0, 32)
+            v2 = (v2 + v3) & _MASK; v3 = _rotl(v3, 16) ^ v2
+            v0 = (v0 + v3) & _MASK; v3 = _rotl(v3, 21) ^ v0
+            v2 = (v2 + v1) & _MASK; v1 = _rotl(v1, 17) ^ v2; v2 = _rotl(v2, 32)
+        return v0, v1, v2, v3
+
+    whole = len(data) - len(data) % 8
+    for i in range(0, whole, 8):
+        m = int.from_bytes(data[i:i + 8], "little")
+        v3 ^= m
+        v0, v1, v2, v3 = rounds(2, v0, v1, v2, v3)
+        v0 ^= m
+    last = (len(data) & 0xFF) << 56 | int.from_bytes(data[whole:], "little")
+    v3 ^= last
+    v0, v1, v2, v3 = rounds(2, v0, v1, v2, v3)
+    v0 ^= last
+    v2 ^= 0xEE
+    v0, v1, v2, v3 = rounds(4, v0, v1, v2, v3)
+    out = (v0 ^ v1 ^ v2 ^ v3).to_bytes(8, "little")
+    v1 ^= 0xDD
+    v0, v1, v2, v3 = rounds(4, v0, v1, v2, v3)
+    return out + (v0 ^ v1 ^ v2 ^ v3).to_bytes(8, "little")
+
+
+def random_id():
+    return os.urandom(16)
+
+
+def child_id(parent, index):
+    """The id of output number index of the item parent: the same on every
+    attempt, so the broker drops a redelivered item's second outputs."""
+    return _siphash128(_KEY, b"c" + parent + index.to_bytes(4, "big"))
+
+
+def parse_id(text):
+    """16 bytes from 32 hex digits (or 16 bytes as they are)."""
+    if isinstance(text, (bytes, bytearray)) and len(text) == 16:
+        return bytes(text)
+    try:
+        raw = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise ValueError("%r is not an id (32 hex digits)" % (text,))
+    return raw

@@ -1,0 +1,233 @@
+"""The client for asyncio (FastAPI, aiohttp): the same calls as Client,
+as coroutines, any number of them at once on one session.
+
+    client = await zflow.AsyncClient.connect("tcp://127.0.0.1:5670")
+    task = await client.put("tasks", {"n": 7})
+    print(await task.get(timeout=30))
+"""
+import asyncio
+import os
+import socket
+import time
+
+import zmq
+import zmq.asyncio
+
+from . import _zfp
+from ._session import BrokerError
+from .client import OVER, Refused, Result, TaskFailed, _envelope
+
+
+class AsyncHandle:
+    def __init__(self, client, id):
+        self.client = client
+        self.id = id
+
+    async def status(self):
+        return await self.client.status(self.id)
+
+    async def result(self, timeout=None):
+        return await self.client.result(self.id, timeout)
+
+    async def get(self, timeout=30):
+        """As Handle.get: the value, TimeoutError, or TaskFailed."""
+        result = await self.client.result(self.id, timeout)
+        if not result.over:
+            raise TimeoutError("task %s still %s after %s s" % (self.id, result.state, timeout))
+        if result.state != "done":
+            raise TaskFailed(result)
+        if len(result.values) == 1:
+            return result.values[0]
+        return result.values or None
+
+    async def cancel(self, reason=""):
+        await self.client.cancel(self.id, reason)
+
+    def __repr__(self):
+        return "AsyncHandle(%s)" % self.id
+
+
+class AsyncClient:
+    """One session with the broker, shared by every coroutine of a loop.
+    A background task reads the broker's answers and keeps the heartbeat;
+    when the broker restarts, it opens a new session and asks again what
+    is waiting."""
+
+    def __init__(self, endpoint, name="python-client", pipeline=None, timeout=30):
+        self.endpoint = endpoint
+        self.name = name
+        self.pipeline = pipeline
+        self.timeout = timeout
+        self.context = zmq.asyncio.Context.instance()
+        self.sock = None
+        self.seq = 0
+        self.pending = {}        # key -> [frames, future]: asked, not yet answered
+        self.welcomed = asyncio.Event()
+        self.heartbeat, self.liveness = 1000, 3
+        self.last_sent = self.last_heard = 0.0
+        self.reader = None
+
+    @classmethod
+    async def connect(cls, endpoint, **options):
+        self = cls(endpoint, **options)
+        self._open()
+        self.reader = asyncio.ensure_future(self._read())
+        try:
+            await asyncio.wait_for(self.welcomed.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            await self.close()
+            raise BrokerError("no WELCOME from the broker at %s within %s s"
+                              % (endpoint, self.timeout)) from None
+        return self
+
+    async def close(self):
+        if self.reader:
+            self.reader.cancel()
+            try:
+                await self.reader
+            except asyncio.CancelledError:
+                pass
+            self.reader = None
+        if self.sock is not None:
+            if self.welcomed.is_set():
+                await self._send(_zfp.encode("BYE", {}))
+            self.sock.close(linger=1000)
+            self.sock = None
+        for _, future in self.pending.values():
+            if not future.done():
+                future.set_exception(BrokerError("the client was closed"))
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    # -- the session -------------------------------------------------------
+
+    def _open(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+        self.sock = self.context.socket(zmq.DEALER)
+        self.sock.connect(self.endpoint)
+        hello = {"version": _zfp.VERSION, "name": self.name, "pid": os.getpid(),
+                 "host": socket.gethostname()[:128]}
+        if self.pipeline:
+            hello["pipeline"] = self.pipeline
+        self.welcomed.clear()
+        self.sock.send_multipart(_zfp.encode("HELLO", hello))
+        self.last_sent = self.last_heard = time.monotonic()
+
+    async def _send(self, frames):
+        await self.sock.send_multipart(frames)
+        self.last_sent = time.monotonic()
+
+    async def _read(self):
+        while True:
+            if not await self.sock.poll(self.heartbeat, zmq.POLLIN):
+                now = time.monotonic()
+                if now - self.last_heard > self.heartbeat * self.liveness / 1000:
+                    self._open()  # the broker is silent: a new session, when it comes back
+                elif now - self.last_sent >= self.heartbeat / 1000:
+                    await self._send(_zfp.encode("PING", {}))
+                continue
+            try:
+                command, header, bodies = _zfp.decode(await self.sock.recv_multipart())
+            except (_zfp.ProtocolError, ValueError):
+                continue  # not ZFP: nothing waits for it
+            self.last_heard = time.monotonic()
+            if time.monotonic() - self.last_sent >= self.heartbeat / 1000:
+                await self._send(_zfp.encode("PING", {}))
+            if command == "WELCOME":
+                self.heartbeat = header.get("heartbeat", self.heartbeat)
+                self.liveness = header.get("liveness", self.liveness)
+                self.welcomed.set()
+                for frames, _ in list(self.pending.values()):  # asked of the old session
+                    await self._send(frames)
+            elif command == "PING":
+                await self._send(_zfp.encode("PONG", {}))
+            elif command == "ERROR" and header.get("code") == "state" and \
+                    "before HELLO" in header.get("reason", ""):
+                self._open()
+            elif command == "CONFIRM":
+                self._answer(("CONFIRM", header.get("seq")), header, bodies)
+            elif command == "REPORT":
+                self._answer(("REPORT", header.get("id")), header, bodies)
+
+    def _answer(self, key, header, bodies):
+        waiting = self.pending.pop(key, None)
+        if waiting and not waiting[1].done():
+            waiting[1].set_result((header, bodies))
+
+    async def _request(self, key, frames, timeout):
+        await asyncio.wait_for(self.welcomed.wait(), timeout)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[key] = [frames, future]
+        await self._send(frames)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise BrokerError("the broker at %s did not answer within %s s"
+                              % (self.endpoint, timeout)) from None
+        finally:
+            self.pending.pop(key, None)
+
+    # -- the calls ---------------------------------------------------------
+
+    async def put_many(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
+                       root=None, ids=None, timeout=None):
+        bodies = list(bodies)
+        handles = []
+        for first in range(0, len(bodies), _zfp.BATCH_MAX):
+            chunk = bodies[first:first + _zfp.BATCH_MAX]
+            items = [_envelope(queue, _zfp.parse_id(ids[first + i]) if ids else _zfp.random_id(),
+                               delay, at, priority, headers, root) for i in range(len(chunk))]
+            self.seq += 1
+            frames = _zfp.encode("PUT", {"seq": self.seq, "items": items},
+                                 [_zfp.pack(b) for b in chunk])
+            confirm, _ = await self._request(("CONFIRM", self.seq), frames,
+                                             self.timeout if timeout is None else timeout)
+            if confirm.get("refused"):
+                raise Refused("the broker refused %d of %d items: %s"
+                              % (confirm["refused"], len(items), confirm.get("reason", "")))
+            handles += [AsyncHandle(self, item["id"].hex()) for item in items]
+        return handles
+
+    async def put(self, queue, body, delay=None, at=None, priority=0, headers=None, root=None,
+                  id=None, timeout=None):
+        return (await self.put_many(queue, [body], delay, at, priority, headers, root,
+                                    [id] if id else None, timeout))[0]
+
+    delay = put
+
+    async def _report(self, id, results=False, wait=0):
+        raw = _zfp.parse_id(id)
+        header = {"id": raw}
+        if results:
+            header["results"] = True
+        if wait:
+            header["wait"] = int(wait * 1000)
+        # One question per id at a time: a second waits for the first's answer.
+        while ("REPORT", raw) in self.pending:
+            await asyncio.sleep(0.001)
+        return await self._request(("REPORT", raw), _zfp.encode("STATUS", header),
+                                   self.timeout + wait)
+
+    async def status(self, id):
+        header, _ = await self._report(id)
+        return header.get("state", "unknown")
+
+    async def result(self, id, timeout=None):
+        header, bodies = await self._report(id, results=True, wait=timeout or 0)
+        return Result._from(header, bodies)
+
+    async def cancel(self, id, reason=""):
+        header = {"id": _zfp.parse_id(id)}
+        if reason:
+            header["reason"] = reason
+        await asyncio.wait_for(self.welcomed.wait(), self.timeout)
+        await self._send(_zfp.encode("CANCEL", header))
+        await self.status(id)  # answered after the CANCEL: it has been done
+
+
+__all__ = ["AsyncClient", "AsyncHandle", "OVER"]

@@ -1,0 +1,280 @@
+"""The client: put tasks, ask their state and results, cancel them, tap the
+broker's events. Blocking; one Client per thread (see AsyncClient for
+asyncio)."""
+import time
+
+import zmq
+
+from . import _zfp
+from ._session import BrokerError, Session
+
+OVER = ("done", "dead", "cancelled")
+
+
+class Refused(BrokerError):
+    """The broker refused a put: a queue its pipeline lacks, or a result
+    past its limits."""
+
+
+class TaskFailed(Exception):
+    """A task's lineage had an item dead-lettered (error says why) or was
+    cancelled."""
+
+    def __init__(self, result):
+        self.result = result
+        super().__init__("task %s %s%s" % (result.id, result.state,
+                                           ": " + result.error if result.error else ""))
+
+
+class Result:
+    """A root's result: its state, and once over what its lineage put on
+    the pipeline's results queues (values, unpacked), or why it failed."""
+
+    def __init__(self, id, state, values=(), error="", queue="", attempts=0):
+        self.id = id
+        self.state = state
+        self.values = list(values)
+        self.error = error
+        self.queue = queue
+        self.attempts = attempts
+
+    @property
+    def over(self):
+        return self.state in OVER
+
+    def __repr__(self):
+        return "Result(%s, %s, %r%s)" % (self.id, self.state, self.values,
+                                         ", error=%r" % self.error if self.error else "")
+
+    @classmethod
+    def _from(cls, header, bodies, first=0, end=None):
+        items = header.get("results") or []
+        end = len(items) if end is None else end
+        return cls(header["id"].hex(), header.get("state", "unknown"),
+                   [_zfp.unpack(b) for b in bodies[first:end]], header.get("reason", ""),
+                   header.get("queue", ""), header.get("attempt", 0))
+
+
+class Handle:
+    """What put returns: the task's id, and its state and result on asking."""
+
+    def __init__(self, client, id):
+        self.client = client
+        self.id = id
+
+    def status(self):
+        return self.client.status(self.id)
+
+    def result(self, timeout=None):
+        return self.client.result(self.id, timeout)
+
+    def get(self, timeout=30):
+        """The task's value once it is done (its one result; a list of them
+        when it made several; None when none), like Celery's .get(). Raises
+        TimeoutError when it is not over in time, TaskFailed when it died or
+        was cancelled."""
+        result = self.client.result(self.id, timeout)
+        if not result.over:
+            raise TimeoutError("task %s still %s after %s s" % (self.id, result.state, timeout))
+        if result.state != "done":
+            raise TaskFailed(result)
+        if len(result.values) == 1:
+            return result.values[0]
+        return result.values or None
+
+    def cancel(self, reason=""):
+        self.client.cancel(self.id, reason)
+
+    def __repr__(self):
+        return "Handle(%s)" % self.id
+
+
+def _envelope(queue, id, delay, at, priority, headers, root):
+    env = {"id": id, "queue": queue, "ts": int(time.time() * 1000)}
+    if root:
+        env["root"] = _zfp.parse_id(root)
+    if headers:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise ValueError("headers must map str to str")
+        env["headers"] = dict(headers)
+    not_before = 0
+    if at is not None:
+        not_before = int((at.timestamp() if hasattr(at, "timestamp") else at) * 1000)
+    if delay:
+        not_before = max(not_before, env["ts"] + int(delay * 1000))
+    if not_before:
+        env["not_before"] = not_before
+    if priority:
+        if not 0 <= priority <= 9:
+            raise ValueError("priority %r is not from 0 to 9" % (priority,))
+        env["priority"] = priority
+    return env
+
+
+class Client:
+    """A session with the broker at endpoint (tcp://HOST:PORT), for a web
+    app or a script. Bodies are Python values, packed as msgpack; results
+    come back unpacked.
+
+        client = zflow.Client("tcp://127.0.0.1:5670")
+        task = client.put("tasks", {"n": 7}, delay=10, priority=9)
+        print(task.get(timeout=30))
+    """
+
+    def __init__(self, endpoint, name="python-client", pipeline=None, events=None,
+                 context=None, curve=None, timeout=30):
+        self.timeout = timeout
+        self.events = events
+        self.context = context or zmq.Context.instance()
+        self.session = Session(endpoint, name, pipeline=pipeline, context=self.context,
+                               curve=curve)
+        self.seq = 0
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- requests ----------------------------------------------------------
+
+    def _request(self, command, header, bodies, answered, timeout):
+        """Sends a command and waits for the message answered(...) accepts;
+        sends it again in a new session if the broker forgot this one."""
+        session = self.session
+        session.ensure_open(timeout)
+        deadline = time.monotonic() + timeout
+        sent_in = session.sessions
+        session.send(command, header, bodies)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerError("the broker at %s did not answer %s within %s s"
+                                  % (session.endpoint, command, timeout))
+            message = session.receive(left)
+            if session.sessions != sent_in:  # a new session: ask again there
+                session.ensure_open(max(0.1, deadline - time.monotonic()))
+                sent_in = session.sessions
+                session.send(command, header, bodies)
+                continue
+            if message is None or message[0] == "WELCOME":
+                continue
+            if message[0] == "ERROR":
+                raise BrokerError("the broker says %s: %s"
+                                  % (message[1].get("code"), message[1].get("reason")))
+            if answered(*message):
+                return message
+
+    def put_many(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
+                 root=None, ids=None, timeout=None):
+        """Puts each body (any msgpack-able value) into queue; returns their
+        Handles once the broker confirmed all. Raises Refused (naming why)
+        for a queue the pipeline lacks."""
+        bodies = list(bodies)
+        timeout = self.timeout if timeout is None else timeout
+        handles = []
+        for first in range(0, len(bodies), _zfp.BATCH_MAX):
+            chunk = bodies[first:first + _zfp.BATCH_MAX]
+            items, packed = [], []
+            for i, body in enumerate(chunk):
+                id = _zfp.parse_id(ids[first + i]) if ids else _zfp.random_id()
+                items.append(_envelope(queue, id, delay, at, priority, headers, root))
+                packed.append(_zfp.pack(body))
+            self.seq += 1
+            seq = self.seq
+            _, confirm, _ = self._request(
+                "PUT", {"seq": seq, "items": items}, packed,
+                lambda command, header, _: command == "CONFIRM" and header.get("seq") == seq,
+                timeout)
+            if confirm.get("refused"):
+                raise Refused("the broker refused %d of %d items: %s"
+                              % (confirm["refused"], len(items), confirm.get("reason", "")))
+            handles += [Handle(self, item["id"].hex()) for item in items]
+        return handles
+
+    def put(self, queue, body, delay=None, at=None, priority=0, headers=None, root=None,
+            id=None, timeout=None):
+        """Puts one task; its Handle once the broker has it. delay: seconds
+        to wait before it runs; at: a datetime or a Unix time; priority 0
+        to 9; headers: str to str, carried with it and all made from it."""
+        return self.put_many(queue, [body], delay, at, priority, headers, root,
+                             [id] if id else None, timeout)[0]
+
+    delay = put  # Celery's name
+
+    def _report(self, id, results=False, wait=0, timeout=None):
+        raw = _zfp.parse_id(id)
+        header = {"id": raw}
+        if results:
+            header["results"] = True
+        if wait:
+            header["wait"] = int(wait * 1000)
+        timeout = (self.timeout if timeout is None else timeout) + wait
+        return self._request("STATUS", header, (), lambda command, header, _:
+                             command == "REPORT" and header.get("id") == raw, timeout)
+
+    def status(self, id):
+        """The item's state: queued, delayed, delivered, retrying, done,
+        dead, cancelled or unknown."""
+        return self._report(id)[1].get("state", "unknown")
+
+    def result(self, id, timeout=None):
+        """The root's Result; with timeout (seconds) the broker answers once
+        its lineage is over, or when the time has passed (then the Result is
+        not over)."""
+        _, header, bodies = self._report(id, results=True, wait=timeout or 0)
+        return Result._from(header, bodies)
+
+    def cancel(self, id, reason=""):
+        """Cancels what is left of the root's lineage: queued items dropped,
+        running ones' outputs dropped when they come; its state is
+        cancelled."""
+        self.session.ensure_open(self.timeout)
+        header = {"id": _zfp.parse_id(id)}
+        if reason:
+            header["reason"] = reason
+        self.session.send("CANCEL", header)
+        self.status(id)  # answered after the CANCEL: it has been done
+
+    # -- events ------------------------------------------------------------
+
+    def tap(self, prefix="", events=None, timeout=None):
+        """The broker's events whose topic starts with prefix, as (topic,
+        map) pairs, subscribed from now on; data events (prefix
+        "data.QUEUE") carry the items put. events: the broker's events
+        endpoint (the one given to Client, or this). Iteration stops after
+        timeout seconds without an event (None: never); close() ends it."""
+        endpoint = events or self.events
+        if not endpoint:
+            raise ValueError("tap needs the broker's events endpoint")
+        return Tap(self.context, endpoint, prefix, timeout)
+
+
+class Tap:
+    """An iterator of events (Client.tap)."""
+
+    def __init__(self, context, endpoint, prefix, timeout):
+        self.timeout = timeout
+        self.sub = context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(endpoint)
+        self.sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.sub is None or not self.sub.poll(
+                None if self.timeout is None else int(self.timeout * 1000)):
+            self.close()
+            raise StopIteration
+        topic, body = self.sub.recv_multipart()[:2]
+        return topic.decode(errors="replace"), _zfp.unpack(body)
+
+    def close(self):
+        if self.sub is not None:
+            self.sub.close()
+            self.sub = None
