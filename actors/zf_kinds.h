@@ -40,7 +40,9 @@ typedef struct {
     int64_t timeout;           // ms an item may take; 0 for no limit
     const char *on_error;      // retry, emit or drop
     bool group;                // fan an item out as a gather group
-    const char *protocol;      // lines (the body) or envelope (id, attempt, headers, body)
+    const char *protocol;      // lines (the body), envelope (id, attempt, headers, body) or
+                               // batch (envelopes, many to a line)
+    int64_t batch;             // protocol = batch: items at most in one line
 } zf_processor_settings_t;
 
 typedef struct {

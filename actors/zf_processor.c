@@ -100,8 +100,15 @@ static const zf_key_t s_keys[] = {
       .type = ZF_KEY_ENUM,
       .fallback = "lines",
       .help = "the command gets each item's body, or its envelope: {id, attempt, queue, "
-              "headers, body}",
-      .choices = "lines|envelope" },
+              "headers, body}, or a line of envelopes (batch) answered by one line",
+      .choices = "lines|envelope|batch" },
+    { .name = "batch",
+      ZF_FIELD (zf_processor_settings_t, batch),
+      .type = ZF_KEY_INT,
+      .fallback = "64",
+      .help = "protocol = batch: items at most in one line",
+      .min = 1,
+      .max = 1024 },
     { NULL },
 };
 
@@ -117,6 +124,8 @@ typedef struct {
     size_t err_len;      // bytes in err_line
     int index;           // its number among the actor's coprocesses, for its stderr lines
     zf_item_t *item;     // the item it is on, or NULL when idle
+    zf_item_t **batch;   // protocol = batch: the items of the line it is on
+    int nbatch;          // entries in batch; 0 when idle
     int64_t deadline;    // when that item times out (ms, monotonic)
     char *error;         // the failure it reported for the item, or NULL
     int64_t retry_in;    // ms it asked the retry to wait at least (!retry-in), or 0
@@ -141,7 +150,8 @@ typedef struct {
     const char *output;    // the queue written
     bool emit_errors;      // on-error = emit
     bool group;            // an item's outputs form a group
-    bool envelope;         // protocol = envelope
+    bool envelope;         // protocol = envelope or batch
+    int batch;             // protocol = batch: items at most a line; 0 otherwise
     int64_t timeout;       // ms per item
     s_coproc_t *procs;     // the coprocesses
     int nprocs;            // entries in procs
@@ -341,12 +351,114 @@ s_restart (self_t *self, s_coproc_t *proc, const char *why)
     s_stop (proc);
     if (proc->item)
         s_fail (self, proc, ended ? "the command exited" : why);
+    for (int i = 0; i < proc->nbatch; i++)
+        s_fail_item (self, proc->batch[i], ended ? "the command exited" : why, 0);
+    proc->nbatch = 0;
+}
+
+//  True if proc is working on an item or a line of them.
+static bool
+s_busy (const s_coproc_t *proc)
+{
+    return proc->item || proc->nbatch;
+}
+
+//  Fails the entry of item in a batch answer that mp is at, a map:
+//  {"error": REASON, "retry_in": DURATION}; the other keys are skipped.
+static void
+s_batch_failure (self_t *self, zf_item_t *item, zf_mp_t *mp)
+{
+    uint32_t count = 0;
+    char reason[1024] = "the command failed it";
+    int64_t retry_in = 0;
+    zf_mp_map (mp, &count, NULL);
+    for (uint32_t k = 0; k < count; k++) {
+        const char *text;
+        uint32_t len;
+        if (zf_mp_key_is (mp, "error") && zf_mp_str (mp, &text, &len, NULL) == 0)
+            snprintf (reason, sizeof reason, "%.*s", (int) len, text);
+        else if (zf_mp_key_is (mp, "retry_in") && zf_mp_str (mp, &text, &len, NULL) == 0) {
+            char duration[32];
+            zf_error_t err;
+            snprintf (duration, sizeof duration, "%.*s", (int) (len < 31 ? len : 31), text);
+            if (zf_parse_duration (duration, &retry_in, &err))
+                retry_in = 0;
+        }
+        else
+            zf_mp_skip_pair (mp);
+    }
+    s_fail_item (self, item, reason, retry_in);
+}
+
+//  Handles proc's answer to its line of items (protocol = batch): a JSON
+//  array with one entry per item, in order: the array of its outputs, or
+//  {"error": REASON} for one that failed. An answer of another shape
+//  fails every item of the line, saying why.
+static void
+s_batch_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
+{
+    if (!proc->nbatch) {
+        s_restart (self, proc, "wrote output with no items to work on");
+        return;
+    }
+    if (len == 0)
+        return; // an empty line between answers says nothing
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_error_t err;
+    char why[400] = "";
+    uint32_t count = 0;
+    zf_mp_t mp;
+    if (zf_json_to_msgpack (text, len, &pk, &err))
+        snprintf (why, sizeof why, "its answer is not JSON: %s", err.text);
+    else {
+        zf_mp_init (&mp, buffer.data, buffer.size);
+        if (zf_mp_peek (&mp) != ZF_MP_ARRAY || zf_mp_array (&mp, &count, NULL) ||
+            count != (uint32_t) proc->nbatch)
+            snprintf (why, sizeof why,
+                      "its answer is not an array of %d entries, one for each item of the line",
+                      proc->nbatch);
+    }
+    for (int i = 0; i < proc->nbatch; i++) {
+        zf_item_t *item = proc->batch[i];
+        zf_mp_type_t type = why[0] ? ZF_MP_NIL : zf_mp_peek (&mp);
+        if (why[0])
+            s_fail_item (self, item, why, 0);
+        else if (type == ZF_MP_ARRAY) {
+            uint32_t outputs = 0;
+            zf_mp_array (&mp, &outputs, NULL);
+            for (uint32_t o = 0; o < outputs; o++) {
+                const uint8_t *at = mp.pos;
+                zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL); // JSON made it: it is whole
+                zlistx_add_end (proc->outputs, zchunk_new (at, (size_t) (mp.pos - at)));
+            }
+            s_pass_on (self, item, proc->outputs);
+        }
+        else if (type == ZF_MP_MAP)
+            s_batch_failure (self, item, &mp);
+        else {
+            zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL);
+            s_fail_item (self, item,
+                         "its answer for the item is neither an array of outputs nor {\"error\"}",
+                         0);
+        }
+    }
+    if (why[0])
+        zsys_warning ("%s: `%s`: %s", self->args->conf->name, self->command, why);
+    proc->nbatch = 0;
+    msgpack_sbuffer_destroy (&buffer);
 }
 
 //  Handles one line of output of proc's item.
 static void
 s_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
 {
+    if (self->batch) {
+        s_batch_line (self, proc, text, len);
+        return;
+    }
     if (!proc->item) {
         s_restart (self, proc, "wrote output with no item to work on");
         return;
@@ -431,6 +543,22 @@ s_read (self_t *self, s_coproc_t *proc)
         s_restart (self, proc, "closed its output");
 }
 
+//  Writes all of data to fd. Returns 0, or -1 if fd does not take it.
+static int
+s_write_all (int fd, const char *data, size_t left)
+{
+    while (left) {
+        ssize_t n = write (fd, data, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        left -= (size_t) n;
+    }
+    return 0;
+}
+
 //  The JSON line of an item, without its newline: its body, or with
 //  envelope {"id", "attempt", "queue", "headers", "body"}. NULL with err
 //  filled if the body is not msgpack.
@@ -491,21 +619,47 @@ s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
     }
     size_t len = strlen (json);
     json[len] = '\n'; // in place of the NUL: one write for the line
-    const char *p = json;
-    size_t left = len + 1;
-    while (left) {
-        ssize_t n = write (proc->in, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            free (json);
-            s_restart (self, proc, "does not read its input");
-            return;
-        }
-        p += n;
-        left -= (size_t) n;
-    }
+    int rc = s_write_all (proc->in, json, len + 1);
     free (json);
+    if (rc)
+        s_restart (self, proc, "does not read its input");
+}
+
+//  Gives proc a line of items (protocol = batch): a JSON array of their
+//  envelopes. Takes the items.
+static void
+s_give_batch (self_t *self, s_coproc_t *proc, zf_item_t **items, int count)
+{
+    if (proc->pid == 0 && s_start (self, proc)) {
+        for (int i = 0; i < count; i++)
+            zf_client_nack (self->client, &items[i], "cannot start the command", false, 1000);
+        return;
+    }
+    zchunk_t *line = zchunk_new ("[", 1);
+    proc->nbatch = 0;
+    for (int i = 0; i < count; i++) {
+        zf_error_t err;
+        char *json = s_item_json (self, items[i], &err);
+        if (!json) {
+            char reason[300];
+            snprintf (reason, sizeof reason, "body is not msgpack: %s", err.text);
+            s_fail_item (self, items[i], reason, 0);
+            continue;
+        }
+        if (proc->nbatch)
+            zchunk_extend (line, ",", 1);
+        zchunk_extend (line, json, strlen (json));
+        free (json);
+        proc->batch[proc->nbatch++] = items[i];
+    }
+    zchunk_extend (line, "]\n", 2);
+    proc->deadline = zclock_mono () + self->timeout;
+    int rc = proc->nbatch
+                 ? s_write_all (proc->in, (const char *) zchunk_data (line), zchunk_size (line))
+                 : 0;
+    zchunk_destroy (&line);
+    if (rc)
+        s_restart (self, proc, "does not read its input");
 }
 
 //  Serves the input with the command's coprocesses until told to stop.
@@ -520,21 +674,38 @@ s_run_command (self_t *self, zsock_t *pipe)
         self->procs[i].outputs = zlistx_new ();
         zlistx_set_destructor (self->procs[i].outputs, (zlistx_destructor_fn *) zchunk_destroy);
         self->procs[i].line = zchunk_new (NULL, 256);
+        if (self->batch)
+            self->procs[i].batch = (zf_item_t **) zmalloc (self->batch * sizeof (zf_item_t *));
     }
+    zf_item_t **taken =
+        self->batch ? (zf_item_t **) zmalloc (self->batch * sizeof (zf_item_t *)) : NULL;
     zmq_pollitem_t *items =
         (zmq_pollitem_t *) zmalloc ((2 * self->nprocs + 1) * sizeof (zmq_pollitem_t));
     while (!zf_actor_stopping (pipe)) {
         // Give idle coprocesses work: waiting for an item only when all are idle.
         bool busy = false;
         for (int i = 0; i < self->nprocs; i++)
-            busy |= self->procs[i].item != NULL;
+            busy |= s_busy (&self->procs[i]);
         for (int i = 0; i < self->nprocs; i++)
-            if (!self->procs[i].item) {
+            if (!s_busy (&self->procs[i])) {
                 zf_item_t *item = zf_client_next (self->client, busy ? 0 : 100);
                 if (!item)
                     break;
-                s_give (self, &self->procs[i], item);
-                busy = true;
+                if (!self->batch) {
+                    s_give (self, &self->procs[i], item);
+                    busy = true;
+                    continue;
+                }
+                // A line takes what is at hand, up to batch items.
+                int count = 0;
+                for (; item; item = count < self->batch ? zf_client_next (self->client, 0) : NULL)
+                    if (zf_item_cancelled (item))
+                        zf_client_ack (self->client, &item);
+                    else
+                        taken[count++] = item;
+                if (count)
+                    s_give_batch (self, &self->procs[i], taken, count);
+                busy |= s_busy (&self->procs[i]);
             }
         // Wait for output, at most until the nearest deadline.
         int count = 0;
@@ -544,7 +715,7 @@ s_run_command (self_t *self, zsock_t *pipe)
                 items[count++] = (zmq_pollitem_t){ NULL, self->procs[i].err, ZMQ_POLLIN, 0 };
         int logs = count;
         for (int i = 0; i < self->nprocs; i++)
-            if (self->procs[i].item && self->procs[i].out >= 0) {
+            if (s_busy (&self->procs[i]) && self->procs[i].out >= 0) {
                 items[count++] = (zmq_pollitem_t){ NULL, self->procs[i].out, ZMQ_POLLIN, 0 };
                 if (self->procs[i].deadline - now < wait)
                     wait = self->procs[i].deadline - now > 0 ? self->procs[i].deadline - now : 0;
@@ -556,9 +727,9 @@ s_run_command (self_t *self, zsock_t *pipe)
         for (int i = 0; i < self->nprocs; i++) {
             s_coproc_t *proc = &self->procs[i];
             s_pass_stderr (proc, false);
-            if (proc->item && proc->out >= 0)
+            if (s_busy (proc) && proc->out >= 0)
                 s_read (self, proc);
-            if (proc->item && zclock_mono () >= proc->deadline) {
+            if (s_busy (proc) && zclock_mono () >= proc->deadline) {
                 char why[64];
                 snprintf (why, sizeof why, "took longer than the timeout of %lld ms",
                           (long long) self->timeout);
@@ -572,7 +743,9 @@ s_run_command (self_t *self, zsock_t *pipe)
         zlistx_destroy (&self->procs[i].outputs);
         zchunk_destroy (&self->procs[i].line);
         free (self->procs[i].error);
+        free (self->procs[i].batch);
     }
+    free (taken);
     free (items);
     free (self->procs);
 }
@@ -679,7 +852,8 @@ zf_processor_actor (zsock_t *pipe, void *args)
     self.output = conf->output;
     self.emit_errors = streq (set->on_error, "emit");
     self.group = set->group;
-    self.envelope = streq (set->protocol, "envelope");
+    self.envelope = !streq (set->protocol, "lines");
+    self.batch = streq (set->protocol, "batch") ? (int) set->batch : 0;
     self.timeout = set->timeout;
     self.nprocs = (int) set->concurrency;
     zsock_signal (pipe, 0);
@@ -692,6 +866,8 @@ zf_processor_actor (zsock_t *pipe, void *args)
     // A plugin takes one item at a time, but items queued at the worker
     // spare it a round trip to the broker per item.
     int credit = self.command || self.nprocs > PLUGIN_PREFETCH ? self.nprocs : PLUGIN_PREFETCH;
+    if (self.command && self.batch)
+        credit = 2 * self.nprocs * self.batch; // the next line's items wait at hand
     self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, credit);
     zf_client_set_worker (self.client, self.args->worker);
     zf_client_set_pipeline (self.client, self.args->pipeline->name);

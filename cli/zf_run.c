@@ -187,6 +187,7 @@ s_start (s_run_t *run, s_worker_t *worker)
     }
     if (pipes[1] >= 0)
         close (pipes[1]);
+    setpgid (pid, pid); // as the child does: whichever comes first makes the group
     worker->pid = pid;
     s_close_log (run, worker);
     worker->log = pipes[0];
@@ -305,6 +306,16 @@ s_signals (int fd, s_stop_t state)
     return state;
 }
 
+//  Sends sig to a worker's process group (it made one of its own), so that
+//  what an exec actor's shell started gets it too; to the worker alone
+//  while the group is not made yet.
+static void
+s_signal (pid_t pid, int sig)
+{
+    if (kill (-pid, sig))
+        kill (pid, sig);
+}
+
 //  Stops every worker: SIGTERM, then SIGKILL after grace_ms, or at once
 //  when a signal comes on signals (a second Ctrl-C) meanwhile.
 static void
@@ -313,7 +324,7 @@ s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
     run->stopping = true;
     for (int i = 0; i < run->nworkers; i++)
         if (run->workers[i].pid > 0)
-            kill (run->workers[i].pid, SIGTERM);
+            s_signal (run->workers[i].pid, SIGTERM);
     int64_t deadline = zclock_mono () + grace_ms;
     for (int i = 0; i < run->nworkers; i++) {
         s_worker_t *w = &run->workers[i];
@@ -324,7 +335,7 @@ s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
             else if (signals >= 0 && s_signals (signals, S_DRAINING) == S_AT_ONCE)
                 deadline = 0; // asked again: at once
             else if (zclock_mono () >= deadline) {
-                kill (w->pid, SIGKILL);
+                s_signal (w->pid, SIGKILL);
                 s_reap (run, w->pid, &status, 0);
                 w->pid = 0;
             }
@@ -611,7 +622,7 @@ zf_cmd_run (int argc, char **argv)
                 if (w->conf->kind->flags & ZF_KIND_SOURCE) {
                     w->finished = true; // not started again
                     if (w->pid > 0)
-                        kill (w->pid, SIGTERM);
+                        s_signal (w->pid, SIGTERM);
                 }
             }
         }

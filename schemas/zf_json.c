@@ -122,16 +122,58 @@ s_utf8_len (const unsigned char *s, size_t left)
 
 //  Reads a string (at its opening quote) and packs it, or only checks it
 //  when pk is NULL.
+//  The end of the run of plain ASCII characters at s (no quote, no
+//  backslash, no control character), at most end.
+static const char *
+s_plain_run (const char *s, const char *end)
+{
+    while (s < end) {
+        unsigned char c = (unsigned char) *s;
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+            break;
+        s++;
+    }
+    return s;
+}
+
 static int
 s_string (s_parser_t *p, msgpack_packer *pk)
 {
     p->pos++; // opening quote
+    // Most strings are plain text: packed from the input as they are.
+    const char *run = s_plain_run (p->pos, p->end);
+    if (run < p->end && *run == '"') {
+        if (pk)
+            zf_mp_pack_strn (pk, p->pos, (size_t) (run - p->pos));
+        p->pos = run + 1;
+        return 0;
+    }
     size_t cap = 64, len = 0;
     char *out = pk ? (char *) malloc (cap) : NULL;
     while (true) {
         if (p->pos >= p->end) {
             free (out);
             return s_fail (p, "'\"' to close the string");
+        }
+        run = s_plain_run (p->pos, p->end);
+        if (run > p->pos) {
+            // A run of plain text in one copy.
+            size_t n = (size_t) (run - p->pos);
+            if (out) {
+                if (len + n > cap) {
+                    cap = (len + n) * 2;
+                    char *bigger = (char *) realloc (out, cap);
+                    if (!bigger) {
+                        free (out);
+                        return zf_error_set (p->err, ZF_ENOMEM, "out of memory");
+                    }
+                    out = bigger;
+                }
+                memcpy (out + len, p->pos, n);
+            }
+            len += n;
+            p->pos = run;
+            continue;
         }
         unsigned char c = (unsigned char) *p->pos;
         char bytes[8];

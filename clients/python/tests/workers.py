@@ -20,3 +20,10 @@ async def slow_double(item):
 @zflow.actor(input="numbers", output="copies", concurrency=32)
 def copy(item):
     return item
+
+
+def parse(item):
+    """A step of the stream benchmark's shape: a JSON line's fields."""
+    if item.get("fail"):
+        raise ValueError("bad item %d" % item["n"])
+    return {"n": item["n"], "size": len(item.get("text", ""))}

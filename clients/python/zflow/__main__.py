@@ -1,9 +1,12 @@
 """python -m zflow worker MODULE:FUNCTION [--broker ENDPOINT] [--name NAME]
 [--input Q] [--output Q] [--concurrency N] [--pipeline P]
+python -m zflow coprocess MODULE:FUNCTION
 
-Runs FUNCTION (marked with @zflow.actor, or given its queues here) as a
-worker until SIGTERM or SIGINT. Under `zflow run` (kind = exec) the broker
-and the actor's name and queues come from the environment (ZFLOW_*)."""
+worker runs FUNCTION (marked with @zflow.actor, or given its queues here)
+as a worker until SIGTERM or SIGINT. Under `zflow run` (kind = exec) the
+broker and the actor's name and queues come from the environment (ZFLOW_*).
+coprocess runs it as the program of a processor with `protocol = batch`
+(zflow.coprocess)."""
 import argparse
 import importlib
 import sys
@@ -22,6 +25,9 @@ def main(argv=None):
     worker.add_argument("--output")
     worker.add_argument("--concurrency", type=int)
     worker.add_argument("--pipeline")
+    coprocess = commands.add_parser("coprocess",
+                                    help="run a function as a processor's program (batch)")
+    coprocess.add_argument("target", metavar="MODULE:FUNCTION")
     args = parser.parse_args(argv)
     module_name, _, function_name = args.target.partition(":")
     if not function_name:
@@ -32,6 +38,10 @@ def main(argv=None):
     except (ImportError, AttributeError) as e:
         print("python -m zflow: cannot load %s: %s" % (args.target, e), file=sys.stderr)
         return 2
+    if args.command == "coprocess":
+        from .coprocess import serve
+        serve(fn)
+        return 0
     try:
         Worker(fn, args.broker, args.name, args.input, args.output, args.concurrency,
                pipeline=args.pipeline).run()
