@@ -7,7 +7,7 @@ import time
 
 import zmq
 
-from . import _zfp
+from . import _curve, _zfp
 
 
 class BrokerError(Exception):
@@ -17,7 +17,9 @@ class BrokerError(Exception):
 class Session:
     def __init__(self, endpoint, name, inputs=(), outputs=(), pipeline=None, worker=0,
                  context=None, curve=None):
-        """curve: (client_public, client_secret, server_public), Z85 text, or None."""
+        """curve: (this side's secret certificate, the broker's public one),
+        the paths zflow keygen wrote; None: from ZFLOW_CURVE_CERT and
+        ZFLOW_CURVE_SERVER when set (docs/security.md)."""
         self.endpoint = endpoint
         self.name = name
         self.inputs = list(inputs)
@@ -25,7 +27,7 @@ class Session:
         self.pipeline = pipeline
         self.worker = worker
         self.context = context or zmq.Context.instance()
-        self.curve = curve
+        self.curve = _curve.keys(curve)
         self.heartbeat = 1000      # ms, until WELCOME says
         self.liveness = 3
         self.window = 1000         # PUT items unconfirmed at most
@@ -44,11 +46,7 @@ class Session:
             self.sock.close(linger=0)
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 2000)
-        if self.curve:
-            public, secret, server = self.curve
-            self.sock.curve_publickey = public.encode() if isinstance(public, str) else public
-            self.sock.curve_secretkey = secret.encode() if isinstance(secret, str) else secret
-            self.sock.curve_serverkey = server.encode() if isinstance(server, str) else server
+        _curve.apply(self.sock, self.curve)
         self.sock.connect(self.endpoint)
         hello = {"version": _zfp.VERSION, "name": self.name}
         if self.worker:

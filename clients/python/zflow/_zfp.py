@@ -1,6 +1,8 @@
 """ZFP/1 framing (schemas/zfp.md): commands as ZeroMQ multipart messages,
 frame 0 the command name, frame 1 a msgpack map, then one body frame per
 item of a PUT, DELIVER, REPORT or DONE; and the ids (§3)."""
+import ctypes
+import ctypes.util
 import os
 
 import msgpack
@@ -91,10 +93,43 @@ def random_id():
     return os.urandom(16)
 
 
+def _python_child_id(parent, index):
+    return _siphash128(_KEY, b"c" + parent + index.to_bytes(4, "big"))
+
+
+class _Id(ctypes.Structure):
+    _fields_ = [("bytes", ctypes.c_uint8 * 16)]
+
+
+def _libzflow():
+    """libzflow's zf_id_child, when the library is there ($ZFLOW_LIB, the
+    system's, or this checkout's build/): SipHash in C, some 40 times
+    faster than in Python. None otherwise."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in (os.environ.get("ZFLOW_LIB"), ctypes.util.find_library("zflow"),
+                 os.path.join(here, "..", "..", "..", "build", "libzflow.so")):
+        if not path:
+            continue
+        try:
+            child = ctypes.CDLL(path).zf_id_child
+        except (OSError, AttributeError):
+            continue
+        child.restype = _Id
+        child.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
+        if bytes(child(bytes(16), 1).bytes) == _python_child_id(bytes(16), 1):
+            return child
+    return None
+
+
+_c_child = _libzflow()
+
+
 def child_id(parent, index):
     """The id of output number index of the item parent: the same on every
     attempt, so the broker drops a redelivered item's second outputs."""
-    return _siphash128(_KEY, b"c" + parent + index.to_bytes(4, "big"))
+    if _c_child:
+        return bytes(_c_child(parent, index).bytes)
+    return _python_child_id(parent, index)
 
 
 def parse_id(text):

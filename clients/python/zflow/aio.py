@@ -13,7 +13,7 @@ import time
 import zmq
 import zmq.asyncio
 
-from . import _zfp
+from . import _curve, _zfp
 from ._session import BrokerError
 from .client import OVER, Refused, Result, TaskFailed, _envelope
 
@@ -53,8 +53,9 @@ class AsyncClient:
     when the broker restarts, it opens a new session and asks again what
     is waiting."""
 
-    def __init__(self, endpoint, name="python-client", pipeline=None, timeout=30):
+    def __init__(self, endpoint, name="python-client", pipeline=None, timeout=30, curve=None):
         self.endpoint = endpoint
+        self.curve = _curve.keys(curve)  # as Client's
         self.name = name
         self.pipeline = pipeline
         self.timeout = timeout
@@ -109,6 +110,7 @@ class AsyncClient:
         if self.sock is not None:
             self.sock.close(linger=0)
         self.sock = self.context.socket(zmq.DEALER)
+        _curve.apply(self.sock, self.curve)
         self.sock.connect(self.endpoint)
         hello = {"version": _zfp.VERSION, "name": self.name, "pid": os.getpid(),
                  "host": socket.gethostname()[:128]}

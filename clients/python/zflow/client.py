@@ -5,7 +5,7 @@ import time
 
 import zmq
 
-from . import _zfp
+from . import _curve, _zfp
 from ._session import BrokerError, Session
 
 OVER = ("done", "dead", "cancelled")
@@ -250,16 +250,17 @@ class Client:
         endpoint = events or self.events
         if not endpoint:
             raise ValueError("tap needs the broker's events endpoint")
-        return Tap(self.context, endpoint, prefix, timeout)
+        return Tap(self.context, endpoint, prefix, timeout, self.session.curve)
 
 
 class Tap:
     """An iterator of events (Client.tap)."""
 
-    def __init__(self, context, endpoint, prefix, timeout):
+    def __init__(self, context, endpoint, prefix, timeout, curve_keys=None):
         self.timeout = timeout
         self.sub = context.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
+        _curve.apply(self.sub, curve_keys)
         self.sub.connect(endpoint)
         self.sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
 
