@@ -5,6 +5,7 @@
 #include "zf_pipeline.h"
 #include "zf_proto.h"
 #include "zf_run.h"
+#include "zf_deploy.h"
 #include "zf_tasks.h"
 #include "zf_tools.h"
 
@@ -107,6 +108,8 @@ static const s_command_t s_commands[] = {
       zf_cmd_run },
     { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
     { "actor", "NAME PIPELINE [--broker E]", "run one worker of a built-in actor", zf_cmd_actor },
+    { "deploy", "PIPELINE --systemd DIR | --kustomize DIR",
+      "write systemd units, or Kubernetes manifests, for a pipeline", zf_cmd_deploy },
     { "put", "ENDPOINT QUEUE [JSON ...] [--delay D] [--priority N]",
       "put items (JSON; stdin lines if none); print ids", zf_cmd_put },
     { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },

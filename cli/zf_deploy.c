@@ -1,0 +1,573 @@
+/*  zf_deploy: zflow deploy, a pipeline as systemd units or Kubernetes
+    manifests. See zf_deploy.h. */
+#include "zf_deploy.h"
+#include "zf_error.h"
+#include "zf_kinds.h"
+#include "zf_tools.h"
+#include "zf_zpl.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_DIR "/etc/zflow" // where the pipeline file is, in a container
+
+//  A name as DNS-1123 allows it in Kubernetes (lower case, digits, '-').
+static void
+s_dns_name (char *out, size_t size, const char *prefix, const char *name)
+{
+    size_t used = (size_t) snprintf (out, size, "%s", prefix);
+    for (const char *p = name; *p && used + 1 < size; p++) {
+        char c = (char) tolower ((unsigned char) *p);
+        out[used++] = isalnum ((unsigned char) c) ? c : '-';
+    }
+    while (used > 0 && out[used - 1] == '-')
+        used--;
+    out[used] = 0;
+}
+
+//  The port of a tcp endpoint (tcp://HOST:PORT), or fallback.
+static int
+s_port (const char *endpoint, int fallback)
+{
+    const char *colon = endpoint ? strrchr (endpoint, ':') : NULL;
+    int port = colon ? atoi (colon + 1) : 0;
+    return port > 0 ? port : fallback;
+}
+
+//  Opens DIR/name for writing; NULL after saying why.
+static FILE *
+s_open (const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/%s", dir, name);
+    FILE *file = fopen (path, "w");
+    if (!file)
+        fprintf (stderr, "zflow deploy: cannot write %s: %s\n", path, strerror (errno));
+    return file;
+}
+
+//  A YAML string, double-quoted.
+static void
+s_yaml_string (FILE *out, const char *text)
+{
+    fputc ('"', out);
+    for (const char *p = text; *p; p++)
+        if (*p == '"' || *p == '\\')
+            fprintf (out, "\\%c", *p);
+        else if ((unsigned char) *p < 0x20)
+            fprintf (out, "\\x%02x", (unsigned char) *p);
+        else
+            fputc (*p, out);
+    fputc ('"', out);
+}
+
+//  The command of an exec actor, or NULL for a built-in one.
+static const char *
+s_exec_command (const zf_actor_conf_t *actor)
+{
+    if (!streq (actor->kind->name, "exec"))
+        return NULL;
+    return ((const zf_exec_settings_t *) actor->settings)->command;
+}
+
+//  --------------------------------------------------------------------------
+//  systemd
+
+static int
+s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const char *file)
+{
+    const zf_broker_settings_t *broker = &pipeline->broker_settings;
+    char base[128];
+    s_dns_name (base, sizeof base, "zflow-", pipeline->name);
+    char name[320];
+    snprintf (name, sizeof name, "%s-broker.service", base);
+    FILE *out = s_open (dir, name);
+    if (!out)
+        return -1;
+    fprintf (out,
+             "# The broker of pipeline %s, written by zflow deploy.\n"
+             "[Unit]\n"
+             "Description=zflow broker of pipeline %s\n"
+             "After=network-online.target\n"
+             "Wants=network-online.target\n"
+             "PartOf=%s.target\n\n"
+             "[Service]\n"
+             "ExecStart=%s broker %s --journal /var/lib/%s/journal\n"
+             "StateDirectory=%s\n"
+             "WorkingDirectory=%s\n"
+             "Restart=always\n"
+             "RestartSec=1\n"
+             "KillSignal=SIGTERM\n"
+             "TimeoutStopSec=30\n\n"
+             "[Install]\n"
+             "WantedBy=%s.target\n",
+             pipeline->name, pipeline->name, base, zflow, file, base, base, pipeline->dir, base);
+    fclose (out);
+
+    zlistx_t *wants = zlistx_new ();
+    zlistx_set_destructor (wants, (zlistx_destructor_fn *) zstr_free);
+    zlistx_add_end (wants, zsys_sprintf ("%s-broker.service", base));
+    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (pipeline->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
+        char unit[128];
+        s_dns_name (unit, sizeof unit, "", actor->name);
+        snprintf (name, sizeof name, "%s-%s@.service", base, unit);
+        out = s_open (dir, name);
+        if (!out) {
+            zlistx_destroy (&wants);
+            return -1;
+        }
+        fprintf (out,
+                 "# Actor %s of pipeline %s (one instance a worker: %s-%s@0 ... @%d), written by "
+                 "zflow deploy.\n"
+                 "[Unit]\n"
+                 "Description=zflow actor %s of pipeline %s, worker %%i\n"
+                 "After=%s-broker.service network-online.target\n"
+                 "Wants=network-online.target\n"
+                 "PartOf=%s.target\n\n"
+                 "[Service]\n",
+                 actor->name, pipeline->name, base, unit, actor->workers - 1, actor->name,
+                 pipeline->name, base, base);
+        const char *command = s_exec_command (actor);
+        if (command) {
+            // What zflow run gives an exec actor, in its environment.
+            fprintf (out,
+                     "Environment=ZFLOW_ENDPOINT=%s ZFLOW_ACTOR=%s ZFLOW_PIPELINE=%s "
+                     "ZFLOW_WORKER=%%i ZFLOW_INPUT=%s ZFLOW_OUTPUT=%s ZFLOW_CONCURRENCY=%lld\n"
+                     "ExecStart=/bin/sh -c ",
+                     broker->endpoint, actor->name, pipeline->name,
+                     actor->input ? actor->input : "", actor->output ? actor->output : "",
+                     (long long) ((const zf_exec_settings_t *) actor->settings)->concurrency);
+            // systemd's quoting: the command as one argument of sh -c.
+            fputc ('\'', out);
+            for (const char *p = command; *p; p++)
+                if (*p == '\'')
+                    fputs ("'\\''", out);
+                else if (*p == '%')
+                    fputs ("%%", out);
+                else
+                    fputc (*p, out);
+            fputs ("'\n", out);
+        }
+        else
+            fprintf (out, "ExecStart=%s actor %s %s --worker %%i\n", zflow, actor->name, file);
+        fprintf (out,
+                 "WorkingDirectory=%s\n"
+                 "Restart=always\n"
+                 "RestartSec=1\n"
+                 "KillMode=control-group\n"
+                 "TimeoutStopSec=30\n\n"
+                 "[Install]\n"
+                 "WantedBy=%s.target\n",
+                 pipeline->dir, base);
+        fclose (out);
+        for (int w = 0; w < actor->workers; w++)
+            zlistx_add_end (wants, zsys_sprintf ("%s-%s@%d.service", base, unit, w));
+    }
+    snprintf (name, sizeof name, "%s.target", base);
+    out = s_open (dir, name);
+    if (!out) {
+        zlistx_destroy (&wants);
+        return -1;
+    }
+    fprintf (out,
+             "# Pipeline %s: its broker and every worker of its actors. systemctl start %s.target\n"
+             "[Unit]\n"
+             "Description=zflow pipeline %s\n"
+             "Wants=",
+             pipeline->name, base, pipeline->name);
+    const char *space = "";
+    for (char *unit = (char *) zlistx_first (wants); unit; unit = (char *) zlistx_next (wants)) {
+        fprintf (out, "%s%s", space, unit);
+        space = " ";
+    }
+    fprintf (out, "\n\n[Install]\nWantedBy=multi-user.target\n");
+    fclose (out);
+    printf ("zflow deploy: %s: %s-broker.service, %zu actor templates and %s.target (%zu "
+            "units)\n",
+            dir, base, zlistx_size (pipeline->actors), base, zlistx_size (wants));
+    zlistx_destroy (&wants);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Kubernetes (kustomize)
+
+//  The certificates the pipeline names, relative to its folder: what goes
+//  into the CURVE Secret (each file's key is its path with '/' as '.').
+static zlistx_t *
+s_certificates (zf_pipeline_t *pipeline)
+{
+    zlistx_t *files = zlistx_new ();
+    zlistx_set_destructor (files, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (files, (zlistx_comparator_fn *) strcmp);
+    const zf_broker_settings_t *b = &pipeline->broker_settings;
+    const char *named[] = { b->curve_secret, b->curve_public, b->curve_client };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        if (named[i] && !zlistx_find (files, (void *) named[i]))
+            zlistx_add_end (files, strdup (named[i]));
+    if (b->curve_secret && !b->curve_public) {
+        // The broker's public certificate: its secret one without _secret.
+        char *public = strdup (b->curve_secret);
+        size_t len = strlen (public);
+        if (len > 7 && streq (public + len - 7, "_secret"))
+        public[len - 7] = 0;
+        if (zlistx_find (files, public))
+            free (public);
+        else
+            zlistx_add_end (files, public);
+    }
+    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (pipeline->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
+        const char *own = ((const zf_actor_settings_t *) actor->settings)->curve_secret;
+        if (own && !zlistx_find (files, (void *) own))
+            zlistx_add_end (files, strdup (own));
+    }
+    if (b->curve_clients) {
+        char *folder = zf_pipeline_path (pipeline, b->curve_clients);
+        zdir_t *dir = zdir_new (folder, NULL);
+        zlist_t *list = dir ? zdir_list (dir) : NULL;
+        for (zfile_t *f = list ? (zfile_t *) zlist_first (list) : NULL; f;
+             f = (zfile_t *) zlist_next (list))
+            zlistx_add_end (files, zsys_sprintf ("%s/%s", b->curve_clients,
+                                                 basename ((char *) zfile_filename (f, NULL))));
+        zlist_destroy (&list);
+        zdir_destroy (&dir);
+        free (folder);
+    }
+    return files;
+}
+
+//  The Secret's key of a certificate's path.
+static void
+s_secret_key (char *out, size_t size, const char *path)
+{
+    snprintf (out, size, "%s", path);
+    for (char *p = out; *p; p++)
+        if (!isalnum ((unsigned char) *p) && *p != '-' && *p != '_' && *p != '.')
+            *p = '.';
+}
+
+//  The pod's volume of the pipeline file and the certificates, at
+//  CONFIG_DIR, and the container's mount of it.
+static void
+s_config_volume (FILE *out, const char *base, zlistx_t *certs)
+{
+    fprintf (out,
+             "      volumes:\n"
+             "        - name: config\n"
+             "          projected:\n"
+             "            sources:\n"
+             "              - configMap:\n"
+             "                  name: %s-pipeline\n",
+             base);
+    if (zlistx_size (certs)) {
+        fprintf (out,
+                 "              - secret:\n"
+                 "                  name: %s-curve\n"
+                 "                  items:\n",
+                 base);
+        for (char *path = (char *) zlistx_first (certs); path;
+             path = (char *) zlistx_next (certs)) {
+            char key[256];
+            s_secret_key (key, sizeof key, path);
+            fprintf (out, "                    - key: %s\n                      path: ", key);
+            s_yaml_string (out, path);
+            fputc ('\n', out);
+        }
+    }
+}
+
+//  Copies the file at from to DIR/to. Returns 0, or -1 after saying why.
+static int
+s_copy (const char *from, const char *dir, const char *to)
+{
+    FILE *in = fopen (from, "r");
+    if (!in) {
+        fprintf (stderr, "zflow deploy: cannot read %s: %s\n", from, strerror (errno));
+        return -1;
+    }
+    FILE *out = s_open (dir, to);
+    if (!out) {
+        fclose (in);
+        return -1;
+    }
+    char buffer[8192];
+    size_t n;
+    while ((n = fread (buffer, 1, sizeof buffer, in)) > 0)
+        fwrite (buffer, 1, n, out);
+    fclose (in);
+    return fclose (out) == 0 ? 0 : -1;
+}
+
+//  The broker: a StatefulSet with a volume for its journal, and the
+//  headless Service actors reach it by.
+static void
+s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const char *image,
+                   zlistx_t *certs)
+{
+    const zf_broker_settings_t *b = &pipeline->broker_settings;
+    int port = s_port (b->endpoint, 5670), events = s_port (b->events, 5671);
+    int metrics = b->metrics ? s_port (b->metrics, 0) : 0;
+    fprintf (out,
+             "# The broker of pipeline %s, written by zflow deploy.\n"
+             "apiVersion: v1\n"
+             "kind: Service\n"
+             "metadata:\n"
+             "  name: %s-broker\n"
+             "spec:\n"
+             "  clusterIP: None\n"
+             "  selector:\n"
+             "    app: %s-broker\n"
+             "  ports:\n"
+             "    - name: zfp\n"
+             "      port: %d\n"
+             "    - name: events\n"
+             "      port: %d\n",
+             pipeline->name, base, base, port, events);
+    if (metrics)
+        fprintf (out, "    - name: metrics\n      port: %d\n", metrics);
+    fprintf (out,
+             "---\n"
+             "apiVersion: apps/v1\n"
+             "kind: StatefulSet\n"
+             "metadata:\n"
+             "  name: %s-broker\n"
+             "spec:\n"
+             "  serviceName: %s-broker\n"
+             "  replicas: 1\n"
+             "  selector:\n"
+             "    matchLabels:\n"
+             "      app: %s-broker\n"
+             "  template:\n"
+             "    metadata:\n"
+             "      labels:\n"
+             "        app: %s-broker\n",
+             base, base, base, base);
+    if (metrics)
+        fprintf (out,
+                 "      annotations:\n"
+                 "        prometheus.io/scrape: \"true\"\n"
+                 "        prometheus.io/port: \"%d\"\n"
+                 "        prometheus.io/path: /metrics\n",
+                 metrics);
+    fprintf (out,
+             "    spec:\n"
+             "      terminationGracePeriodSeconds: 30\n"
+             "      containers:\n"
+             "        - name: broker\n"
+             "          image: %s\n"
+             "          args: [\"broker\", \"" CONFIG_DIR "/pipeline.zpl\", \"--endpoint\", "
+             "\"tcp://0.0.0.0:%d\", \"--events\", \"tcp://0.0.0.0:%d\", \"--journal\", "
+             "\"/var/lib/zflow/journal\"%s]\n"
+             "          ports:\n"
+             "            - containerPort: %d\n"
+             "            - containerPort: %d\n",
+             image, port, events, b->curve_secret ? "" : ", \"--insecure\"", port, events);
+    if (metrics)
+        fprintf (out, "            - containerPort: %d\n", metrics);
+    fprintf (out, "          volumeMounts:\n"
+                  "            - name: config\n"
+                  "              mountPath: " CONFIG_DIR "\n"
+                  "            - name: journal\n"
+                  "              mountPath: /var/lib/zflow\n");
+    s_config_volume (out, base, certs);
+    fprintf (out, "  volumeClaimTemplates:\n"
+                  "    - metadata:\n"
+                  "        name: journal\n"
+                  "      spec:\n"
+                  "        accessModes: [\"ReadWriteOnce\"]\n"
+                  "        resources:\n"
+                  "          requests:\n"
+                  "            storage: 1Gi\n");
+}
+
+//  An actor: a Deployment of workers replicas.
+static void
+s_actor_manifest (FILE *out, zf_pipeline_t *pipeline, zf_actor_conf_t *actor, const char *base,
+                  const char *image, const char *endpoint, zlistx_t *certs)
+{
+    char name[256];
+    s_dns_name (name, sizeof name, "", actor->name);
+    fprintf (out,
+             "---\n"
+             "# Actor %s (%s), written by zflow deploy.\n"
+             "apiVersion: apps/v1\n"
+             "kind: Deployment\n"
+             "metadata:\n"
+             "  name: %s-%s\n"
+             "spec:\n"
+             "  replicas: %d\n"
+             "  selector:\n"
+             "    matchLabels:\n"
+             "      app: %s-%s\n"
+             "  template:\n"
+             "    metadata:\n"
+             "      labels:\n"
+             "        app: %s-%s\n"
+             "    spec:\n"
+             "      terminationGracePeriodSeconds: 30\n"
+             "      containers:\n"
+             "        - name: %s\n"
+             "          image: %s\n"
+             "          workingDir: " CONFIG_DIR "\n",
+             actor->name, actor->kind->name, base, name, actor->workers, base, name, base, name,
+             name, image);
+    const char *command = s_exec_command (actor);
+    if (command) {
+        const zf_broker_settings_t *b = &pipeline->broker_settings;
+        const char *own = ((const zf_actor_settings_t *) actor->settings)->curve_secret;
+        const char *cert = own ? own : b->curve_client;
+        fprintf (out, "          command: [\"/bin/sh\", \"-c\"]\n          args: [");
+        s_yaml_string (out, command);
+        fprintf (out, "]\n          env:\n");
+        const char *names[] = { "ZFLOW_ENDPOINT", "ZFLOW_ACTOR", "ZFLOW_PIPELINE", "ZFLOW_INPUT",
+                                "ZFLOW_OUTPUT" };
+        const char *values[] = { endpoint, actor->name, pipeline->name,
+                                 actor->input ? actor->input : "",
+                                 actor->output ? actor->output : "" };
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            fprintf (out, "            - name: %s\n              value: ", names[i]);
+            s_yaml_string (out, values[i]);
+            fputc ('\n', out);
+        }
+        fprintf (out, "            - name: ZFLOW_CONCURRENCY\n              value: \"%lld\"\n",
+                 (long long) ((const zf_exec_settings_t *) actor->settings)->concurrency);
+        if (b->curve_secret && cert) {
+            // What zflow actor sets for a built-in one (docs/security.md).
+            char *server = zsys_sprintf ("%s", b->curve_public ? b->curve_public : b->curve_secret);
+            size_t len = strlen (server);
+            if (!b->curve_public && len > 7 && streq (server + len - 7, "_secret"))
+                server[len - 7] = 0;
+            fprintf (out,
+                     "            - name: ZFLOW_CURVE_CERT\n"
+                     "              value: \"" CONFIG_DIR "/%s\"\n"
+                     "            - name: ZFLOW_CURVE_SERVER\n"
+                     "              value: \"" CONFIG_DIR "/%s\"\n",
+                     cert, server);
+            zstr_free (&server);
+        }
+    }
+    else
+        fprintf (out,
+                 "          args: [\"actor\", \"%s\", \"" CONFIG_DIR "/pipeline.zpl\", "
+                 "\"--broker\", \"%s\"]\n",
+                 actor->name, endpoint);
+    fprintf (out, "          volumeMounts:\n"
+                  "            - name: config\n"
+                  "              mountPath: " CONFIG_DIR "\n");
+    s_config_volume (out, base, certs);
+}
+
+static int
+s_kustomize (zf_pipeline_t *pipeline, const char *dir, const char *image)
+{
+    char base[128];
+    s_dns_name (base, sizeof base, "zflow-", pipeline->name);
+    char endpoint[256];
+    snprintf (endpoint, sizeof endpoint, "tcp://%s-broker:%d", base,
+              s_port (pipeline->broker_settings.endpoint, 5670));
+    if (s_copy (pipeline->file, dir, "pipeline.zpl"))
+        return -1;
+    zlistx_t *certs = s_certificates (pipeline);
+    int rc = 0;
+    if (zlistx_size (certs)) {
+        char folder[1024];
+        snprintf (folder, sizeof folder, "%s/curve", dir);
+        mkdir (folder, 0700);
+        for (char *path = (char *) zlistx_first (certs); path && rc == 0;
+             path = (char *) zlistx_next (certs)) {
+            char key[256], *from = zf_pipeline_path (pipeline, path);
+            s_secret_key (key, sizeof key, path);
+            rc = s_copy (from, folder, key);
+            free (from);
+        }
+    }
+    FILE *out = rc ? NULL : s_open (dir, "pipeline.yaml");
+    if (!out) {
+        zlistx_destroy (&certs);
+        return -1;
+    }
+    s_broker_manifest (out, pipeline, base, image, certs);
+    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (pipeline->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (pipeline->actors))
+        s_actor_manifest (out, pipeline, actor, base, image, endpoint, certs);
+    fclose (out);
+    out = s_open (dir, "kustomization.yaml");
+    if (!out) {
+        zlistx_destroy (&certs);
+        return -1;
+    }
+    fprintf (out,
+             "# Pipeline %s on Kubernetes, written by zflow deploy: kubectl apply -k DIR\n"
+             "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+             "kind: Kustomization\n"
+             "resources:\n"
+             "  - pipeline.yaml\n"
+             "configMapGenerator:\n"
+             "  - name: %s-pipeline\n"
+             "    files:\n"
+             "      - pipeline.zpl\n",
+             pipeline->name, base);
+    if (zlistx_size (certs)) {
+        fprintf (out, "secretGenerator:\n  - name: %s-curve\n    files:\n", base);
+        for (char *path = (char *) zlistx_first (certs); path;
+             path = (char *) zlistx_next (certs)) {
+            char key[256];
+            s_secret_key (key, sizeof key, path);
+            fprintf (out, "      - %s=curve/%s\n", key, key);
+        }
+    }
+    fclose (out);
+    printf ("zflow deploy: %s: kustomization.yaml, pipeline.yaml (the broker's StatefulSet and "
+            "Service, %zu Deployments), pipeline.zpl%s\n",
+            dir, zlistx_size (pipeline->actors), zlistx_size (certs) ? ", curve/" : "");
+    zlistx_destroy (&certs);
+    return 0;
+}
+
+int
+zf_cmd_deploy (int argc, char **argv)
+{
+    const char *usage = "deploy PIPELINE --systemd DIR | --kustomize DIR [--image IMAGE] "
+                        "[--zflow PATH]";
+    const char *names[] = { "systemd", "kustomize", "image", "zflow", NULL };
+    const char *values[4] = { NULL };
+    char *args[8];
+    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
+    if (nargs != 1 || !values[0] == !values[1]) {
+        if (nargs >= 0)
+            fprintf (stderr, "usage: zflow %s\n", usage);
+        return ZF_EXIT_USAGE;
+    }
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *pipeline = zf_pipeline_load (args[0], zf_kinds (), errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    zlistx_destroy (&errors);
+    if (!pipeline)
+        return ZF_EXIT_USAGE;
+    const char *dir = values[0] ? values[0] : values[1];
+    if (mkdir (dir, 0755) && errno != EEXIST) {
+        fprintf (stderr, "zflow deploy: cannot make %s: %s\n", dir, strerror (errno));
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_FAILED;
+    }
+    int rc;
+    if (values[0]) {
+        // Units name files by absolute paths: the ones given, made whole.
+        char self[4096], file[4096];
+        ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
+        self[len > 0 ? len : 0] = 0;
+        if (!realpath (args[0], file))
+            snprintf (file, sizeof file, "%s", args[0]);
+        rc = s_systemd (pipeline, dir, values[3] ? values[3] : self, file);
+    }
+    else
+        rc = s_kustomize (pipeline, dir, values[2] ? values[2] : "zflow:latest");
+    zf_pipeline_destroy (&pipeline);
+    return rc ? ZF_EXIT_FAILED : ZF_EXIT_OK;
+}
