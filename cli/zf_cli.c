@@ -24,25 +24,6 @@ typedef struct {
 
 static int s_help (int argc, char **argv);
 
-//  Loads a pipeline, printing every mistake; NULL if there were any.
-static zf_pipeline_t *
-s_load (const char *path)
-{
-    zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
-    for (const char *e = (const char *) zlistx_first (errors); e;
-         e = (const char *) zlistx_next (errors))
-        fprintf (stderr, "%s\n", e);
-    if (!pipeline)
-        fprintf (stderr, "%zu error%s in %s\n", zlistx_size (errors),
-                 zlistx_size (errors) == 1 ? "" : "s", path);
-    for (const char *w = pipeline ? (const char *) zlistx_first (pipeline->warnings) : NULL; w;
-         w = (const char *) zlistx_next (pipeline->warnings))
-        fprintf (stderr, "%s\n", w);
-    zlistx_destroy (&errors);
-    return pipeline;
-}
-
 static int
 s_validate (int argc, char **argv)
 {
@@ -50,7 +31,7 @@ s_validate (int argc, char **argv)
         fprintf (stderr, "usage: zflow validate PIPELINE\n");
         return ZF_EXIT_USAGE;
     }
-    zf_pipeline_t *pipeline = s_load (argv[1]);
+    zf_pipeline_t *pipeline = zf_tools_load (argv[1]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     printf ("%s: pipeline %s is valid: %zu actors, %zu queues\n", argv[1], pipeline->name,
@@ -78,7 +59,7 @@ s_graph (int argc, char **argv)
         fprintf (stderr, "usage: zflow graph PIPELINE [--dot]\n");
         return ZF_EXIT_USAGE;
     }
-    zf_pipeline_t *pipeline = s_load (path);
+    zf_pipeline_t *pipeline = zf_tools_load (path);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     if (dot)

@@ -543,11 +543,7 @@ zf_cmd_deploy (int argc, char **argv)
             fprintf (stderr, "usage: zflow %s\n", usage);
         return ZF_EXIT_USAGE;
     }
-    zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (args[0], zf_kinds (), errors);
-    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
-        fprintf (stderr, "%s\n", e);
-    zlistx_destroy (&errors);
+    zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     const char *dir = values[0] ? values[0] : values[1];

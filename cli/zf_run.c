@@ -17,6 +17,7 @@
 #include "zf_gateway.h"
 #include "zf_journal.h"
 #include "zf_kinds.h"
+#include "zf_tools.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
 #include "zflow.h"
@@ -475,19 +476,9 @@ zf_cmd_run (int argc, char **argv)
         fprintf (stderr, "usage: zflow %s\n", usage);
         return ZF_EXIT_USAGE;
     }
-    zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
-    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
-        fprintf (stderr, "%s\n", e);
-    if (!pipeline)
-        fprintf (stderr, "%zu error%s in %s\n", zlistx_size (errors),
-                 zlistx_size (errors) == 1 ? "" : "s", path);
-    zlistx_destroy (&errors);
+    zf_pipeline_t *pipeline = zf_tools_load (path);
     if (!pipeline)
         return ZF_EXIT_USAGE;
-    for (const char *w = (const char *) zlistx_first (pipeline->warnings); w;
-         w = (const char *) zlistx_next (pipeline->warnings))
-        fprintf (stderr, "%s\n", w);
 
     // Its own clients, and the actors it starts (unless they name their
     // own), use the pipeline's client certificate.

@@ -57,6 +57,24 @@ zf_tools_duration (const char *command, const char *text, int64_t fallback)
     return ms;
 }
 
+zf_pipeline_t *
+zf_tools_load (const char *path)
+{
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
+    for (const char *e = (const char *) zlistx_first (errors); e;
+         e = (const char *) zlistx_next (errors))
+        fprintf (stderr, "%s\n", e);
+    if (!pipeline)
+        fprintf (stderr, "%zu error%s in %s\n", zlistx_size (errors),
+                 zlistx_size (errors) == 1 ? "" : "s", path);
+    for (const char *w = pipeline ? (const char *) zlistx_first (pipeline->warnings) : NULL; w;
+         w = (const char *) zlistx_next (pipeline->warnings))
+        fprintf (stderr, "%s\n", w);
+    zlistx_destroy (&errors);
+    return pipeline;
+}
+
 int
 zf_cmd_broker (int argc, char **argv)
 {
@@ -80,11 +98,7 @@ zf_cmd_broker (int argc, char **argv)
             fprintf (stderr, "usage: zflow %s\n", usage);
         return ZF_EXIT_USAGE;
     }
-    zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (args[0], zf_kinds (), errors);
-    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
-        fprintf (stderr, "%s\n", e);
-    zlistx_destroy (&errors);
+    zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     zf_error_t err;
@@ -687,11 +701,7 @@ zf_cmd_actor (int argc, char **argv)
             fprintf (stderr, "usage: zflow %s\n", usage);
         return ZF_EXIT_USAGE;
     }
-    zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (args[1], zf_kinds (), errors);
-    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
-        fprintf (stderr, "%s\n", e);
-    zlistx_destroy (&errors);
+    zf_pipeline_t *pipeline = zf_tools_load (args[1]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     zf_actor_conf_t *conf = zf_pipeline_actor (pipeline, args[0]);

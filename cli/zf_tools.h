@@ -2,6 +2,8 @@
 #ifndef ZF_TOOLS_H_INCLUDED
 #define ZF_TOOLS_H_INCLUDED
 
+#include "zf_pipeline.h"
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -13,6 +15,10 @@ extern "C" {
 //  with a message for an unknown option or a missing value.
 int zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
                       const char *usage);
+
+//  Loads the pipeline at path, printing every mistake (and how many) and
+//  every warning; NULL if there was a mistake.
+zf_pipeline_t *zf_tools_load (const char *path);
 
 //  A duration option (text, may be NULL), or the fallback; -1 with a
 //  message if malformed.

@@ -136,6 +136,25 @@ s_plain_run (const char *s, const char *end)
     return s;
 }
 
+//  Appends n bytes to the string at *out (len used of *cap), growing it.
+//  Returns 0, or -1 out of memory (then *out is freed).
+static int
+s_append (char **out, size_t *cap, size_t len, const char *data, size_t n)
+{
+    if (len + n > *cap) {
+        *cap = (len + n) * 2;
+        char *bigger = (char *) realloc (*out, *cap);
+        if (!bigger) {
+            free (*out);
+            *out = NULL;
+            return -1;
+        }
+        *out = bigger;
+    }
+    memcpy (*out + len, data, n);
+    return 0;
+}
+
 static int
 s_string (s_parser_t *p, msgpack_packer *pk)
 {
@@ -159,18 +178,8 @@ s_string (s_parser_t *p, msgpack_packer *pk)
         if (run > p->pos) {
             // A run of plain text in one copy.
             size_t n = (size_t) (run - p->pos);
-            if (out) {
-                if (len + n > cap) {
-                    cap = (len + n) * 2;
-                    char *bigger = (char *) realloc (out, cap);
-                    if (!bigger) {
-                        free (out);
-                        return zf_error_set (p->err, ZF_ENOMEM, "out of memory");
-                    }
-                    out = bigger;
-                }
-                memcpy (out + len, p->pos, n);
-            }
+            if (out && s_append (&out, &cap, len, p->pos, n))
+                return zf_error_set (p->err, ZF_ENOMEM, "out of memory");
             len += n;
             p->pos = run;
             continue;
@@ -237,18 +246,8 @@ s_string (s_parser_t *p, msgpack_packer *pk)
             memcpy (bytes, p->pos, n);
             p->pos += n;
         }
-        if (out) {
-            if (len + n > cap) {
-                cap = (len + n) * 2;
-                char *bigger = (char *) realloc (out, cap);
-                if (!bigger) {
-                    free (out);
-                    return zf_error_set (p->err, ZF_ENOMEM, "out of memory");
-                }
-                out = bigger;
-            }
-            memcpy (out + len, bytes, n);
-        }
+        if (out && s_append (&out, &cap, len, bytes, n))
+            return zf_error_set (p->err, ZF_ENOMEM, "out of memory");
         len += n;
     }
     if (pk)

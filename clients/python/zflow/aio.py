@@ -15,7 +15,7 @@ import zmq.asyncio
 
 from . import _curve, _zfp
 from ._session import BrokerError
-from .client import OVER, Refused, Result, TaskFailed, _envelope
+from .client import OVER, Refused, Result, _envelope, _value
 
 
 class AsyncHandle:
@@ -31,14 +31,7 @@ class AsyncHandle:
 
     async def get(self, timeout=30):
         """As Handle.get: the value, TimeoutError, or TaskFailed."""
-        result = await self.client.result(self.id, timeout)
-        if not result.over:
-            raise TimeoutError("task %s still %s after %s s" % (self.id, result.state, timeout))
-        if result.state != "done":
-            raise TaskFailed(result)
-        if len(result.values) == 1:
-            return result.values[0]
-        return result.values or None
+        return _value(await self.client.result(self.id, timeout), timeout)
 
     async def cancel(self, reason=""):
         await self.client.cancel(self.id, reason)

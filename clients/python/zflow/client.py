@@ -55,6 +55,17 @@ class Result:
                    header.get("queue", ""), header.get("attempt", 0))
 
 
+def _value(result, timeout):
+    """What get gives of a Result (Handle's and AsyncHandle's)."""
+    if not result.over:
+        raise TimeoutError("task %s still %s after %s s" % (result.id, result.state, timeout))
+    if result.state != "done":
+        raise TaskFailed(result)
+    if len(result.values) == 1:
+        return result.values[0]
+    return result.values or None
+
+
 class Handle:
     """What put returns: the task's id, and its state and result on asking."""
 
@@ -73,14 +84,7 @@ class Handle:
         when it made several; None when none), like Celery's .get(). Raises
         TimeoutError when it is not over in time, TaskFailed when it died or
         was cancelled."""
-        result = self.client.result(self.id, timeout)
-        if not result.over:
-            raise TimeoutError("task %s still %s after %s s" % (self.id, result.state, timeout))
-        if result.state != "done":
-            raise TaskFailed(result)
-        if len(result.values) == 1:
-            return result.values[0]
-        return result.values or None
+        return _value(self.client.result(self.id, timeout), timeout)
 
     def cancel(self, reason=""):
         self.client.cancel(self.id, reason)
