@@ -147,7 +147,9 @@ s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const ch
                 if (*p == '\'')
                     fputs ("'\\''", out);
                 else if (*p == '%')
-                    fputs ("%%", out);
+                    fputs ("%%", out); // systemd's specifiers
+                else if (*p == '$')
+                    fputs ("$$", out); // and its variables: the shell's own
                 else
                     fputc (*p, out);
             fputs ("'\n", out);

@@ -32,7 +32,7 @@ static const char *s_pipeline = "pipeline\n"
                                 "        workers = 3\n"
                                 "    score\n"
                                 "        kind = exec\n"
-                                "        command = \"python3 -m zflow worker jobs:score '100%'\"\n"
+                                "        command = \"python3 -m zflow worker jobs:score '100%' $HOME\"\n"
                                 "        input = pages\n"
                                 "        output = scores\n"
                                 "        workers = 2\n"
@@ -109,7 +109,7 @@ test_systemd_units_verify (void **state)
     assert_non_null (strstr (exec, "ZFLOW_ACTOR=score"));
     assert_non_null (strstr (exec, "ZFLOW_WORKER=%i"));
     assert_non_null (strstr (exec, "ExecStart=/bin/sh -c 'python3 -m zflow worker jobs:score "
-                                   "'\\''100%%'\\'''"));
+                                   "'\\''100%%'\\'' $$HOME'"));
     free (exec);
     char *broker = zf_test_slurp (dir, "zflow-shop-orders-broker.service");
     assert_non_null (strstr (broker, " --journal /var/lib/zflow-shop-orders/journal\n"));
