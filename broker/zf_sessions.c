@@ -61,6 +61,22 @@ zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm)
     s_send (server, session);
 }
 
+//  Adds answer's results to out, their bodies lent, not copied; each
+//  naming root when given (a DONE of several roots).
+static void
+s_add_results (zf_proto_t *out, zf_answer_t *answer, const zf_id_t *root)
+{
+    for (uint32_t i = 0; i < answer->nitems; i++) {
+        zf_output_t *result = &answer->items[i];
+        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
+        env->id = result->id;
+        if (root)
+            env->root = *root;
+        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
+        env->ts = result->ts;
+    }
+}
+
 //  Adds to server->out what the kept answer of root says: with failure, the
 //  dead-lettered item's queue, attempts and reason; with results, the
 //  results (their bodies lent, not copied).
@@ -76,13 +92,8 @@ s_add_answer (zf_server_t *server, const zf_id_t *root, bool failure, bool resul
         out->attempt = answer->attempts;
         snprintf (out->reason, sizeof out->reason, "%s", answer->reason ? answer->reason : "");
     }
-    for (uint32_t i = 0; results && i < answer->nitems; i++) {
-        zf_output_t *result = &answer->items[i];
-        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
-        env->id = result->id;
-        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
-        env->ts = result->ts;
-    }
+    if (results)
+        s_add_results (out, answer, NULL);
 }
 
 //  The REPORT of an item in server->out: its state (with lineage, its
@@ -154,14 +165,7 @@ zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state)
         done->attempt = answer->attempts;
         snprintf (done->reason, sizeof done->reason, "%s", answer->reason ? answer->reason : "");
     }
-    for (uint32_t i = 0; i < answer->nitems; i++) {
-        zf_output_t *result = &answer->items[i];
-        zf_env_t *env = zf_proto_add_borrowed (out, result->body);
-        env->id = result->id;
-        env->root = lineage->root;
-        snprintf (env->queue, sizeof env->queue, "%s", result->queue);
-        env->ts = result->ts;
-    }
+    s_add_results (out, answer, &lineage->root);
 }
 
 void

@@ -1,7 +1,6 @@
 """Fixtures: a real zflow broker (the build's zflow, $ZFLOW_BIN) on a free
 port of 127.0.0.1, and Python workers as processes of their own."""
 import os
-import re
 import signal
 import socket
 import subprocess

@@ -7,19 +7,11 @@ import pytest
 
 import zflow
 from conftest import ZFLOW, Broker
+from test_client import TASKS
 
-CONFIG = """broker
+CONFIG = TASKS + """broker
     curve-secret = certs/broker_secret
     curve-clients = certs/allowed
-queues
-    tasks
-        external = true
-actors
-    double
-        kind = exec
-        command = "python3 -m zflow worker workers:double"
-        input = tasks
-        output = answers
 """
 
 

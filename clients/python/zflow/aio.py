@@ -15,7 +15,7 @@ import zmq.asyncio
 
 from . import _curve, _zfp
 from ._session import BrokerError
-from .client import OVER, Refused, Result, _envelope, _value
+from .client import OVER, Refused, Result, _cancel_header, _put_batch, _status_header, _value
 
 
 class AsyncHandle:
@@ -174,12 +174,11 @@ class AsyncClient:
         bodies = list(bodies)
         handles = []
         for first in range(0, len(bodies), _zfp.BATCH_MAX):
-            chunk = bodies[first:first + _zfp.BATCH_MAX]
-            items = [_envelope(queue, _zfp.parse_id(ids[first + i]) if ids else _zfp.random_id(),
-                               delay, at, priority, headers, root) for i in range(len(chunk))]
+            items, packed = _put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
+                                       ids[first:] if ids else None, delay, at, priority,
+                                       headers, root)
             self.seq += 1
-            frames = _zfp.encode("PUT", {"seq": self.seq, "items": items},
-                                 [_zfp.pack(b) for b in chunk])
+            frames = _zfp.encode("PUT", {"seq": self.seq, "items": items}, packed)
             confirm, _ = await self._request(("CONFIRM", self.seq), frames,
                                              self.timeout if timeout is None else timeout)
             if confirm.get("refused"):
@@ -196,12 +195,8 @@ class AsyncClient:
     delay = put
 
     async def _report(self, id, results=False, wait=0):
-        raw = _zfp.parse_id(id)
-        header = {"id": raw}
-        if results:
-            header["results"] = True
-        if wait:
-            header["wait"] = int(wait * 1000)
+        header = _status_header(id, results, wait)
+        raw = header["id"]
         # One question per id at a time: a second waits for the first's answer.
         while ("REPORT", raw) in self.pending:
             await asyncio.sleep(0.001)
@@ -217,11 +212,8 @@ class AsyncClient:
         return Result._from(header, bodies)
 
     async def cancel(self, id, reason=""):
-        header = {"id": _zfp.parse_id(id)}
-        if reason:
-            header["reason"] = reason
         await asyncio.wait_for(self.welcomed.wait(), self.timeout)
-        await self._send(_zfp.encode("CANCEL", header))
+        await self._send(_zfp.encode("CANCEL", _cancel_header(id, reason)))
         await self.status(id)  # answered after the CANCEL: it has been done
 
 

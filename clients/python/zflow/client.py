@@ -93,6 +93,30 @@ class Handle:
         return "Handle(%s)" % self.id
 
 
+def _put_batch(queue, bodies, ids, delay, at, priority, headers, root):
+    """The envelopes and packed bodies of one PUT (at most BATCH_MAX)."""
+    items = [_envelope(queue, _zfp.parse_id(ids[i]) if ids else _zfp.random_id(), delay, at,
+                       priority, headers, root) for i in range(len(bodies))]
+    return items, [_zfp.pack(body) for body in bodies]
+
+
+def _status_header(id, results, wait):
+    """A STATUS asking about id (with results; the broker waiting wait s)."""
+    header = {"id": _zfp.parse_id(id)}
+    if results:
+        header["results"] = True
+    if wait:
+        header["wait"] = int(wait * 1000)
+    return header
+
+
+def _cancel_header(id, reason):
+    header = {"id": _zfp.parse_id(id)}
+    if reason:
+        header["reason"] = reason
+    return header
+
+
 def _envelope(queue, id, delay, at, priority, headers, root):
     env = {"id": id, "queue": queue, "ts": int(time.time() * 1000)}
     if root:
@@ -181,12 +205,9 @@ class Client:
         timeout = self.timeout if timeout is None else timeout
         handles = []
         for first in range(0, len(bodies), _zfp.BATCH_MAX):
-            chunk = bodies[first:first + _zfp.BATCH_MAX]
-            items, packed = [], []
-            for i, body in enumerate(chunk):
-                id = _zfp.parse_id(ids[first + i]) if ids else _zfp.random_id()
-                items.append(_envelope(queue, id, delay, at, priority, headers, root))
-                packed.append(_zfp.pack(body))
+            items, packed = _put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
+                                       ids[first:] if ids else None, delay, at, priority,
+                                       headers, root)
             self.seq += 1
             seq = self.seq
             _, confirm, _ = self._request(
@@ -210,12 +231,8 @@ class Client:
     delay = put  # Celery's name
 
     def _report(self, id, results=False, wait=0, timeout=None):
-        raw = _zfp.parse_id(id)
-        header = {"id": raw}
-        if results:
-            header["results"] = True
-        if wait:
-            header["wait"] = int(wait * 1000)
+        header = _status_header(id, results, wait)
+        raw = header["id"]
         timeout = (self.timeout if timeout is None else timeout) + wait
         return self._request("STATUS", header, (), lambda command, header, _:
                              command == "REPORT" and header.get("id") == raw, timeout)
@@ -237,10 +254,7 @@ class Client:
         running ones' outputs dropped when they come; its state is
         cancelled."""
         self.session.ensure_open(self.timeout)
-        header = {"id": _zfp.parse_id(id)}
-        if reason:
-            header["reason"] = reason
-        self.session.send("CANCEL", header)
+        self.session.send("CANCEL", _cancel_header(id, reason))
         self.status(id)  # answered after the CANCEL: it has been done
 
     # -- events ------------------------------------------------------------
