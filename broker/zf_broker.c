@@ -86,6 +86,7 @@ s_server_destroy (zf_server_t **self_p)
     // their writers send those PUTs again to the next broker, which
     // confirms them as duplicates.
     zf_journal_destroy (&self->journal);
+    zf_cluster_destroy (&self->cluster);
     zlistx_destroy (&self->confirms);
     zhashx_destroy (&self->sessions);
     if (self->store) {
@@ -173,7 +174,31 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
         return NULL;
     }
     const char *journal = args->journal ? args->journal : set->journal;
-    if (journal && *journal) {
+    const zf_cluster_settings_t *group = &pipeline->cluster_settings;
+    const char *nodes = args->cluster ? args->cluster : group->nodes;
+    if (nodes && *nodes) {
+        // A group keeps its log where the journal would be.
+        if (!journal || !*journal) {
+            zf_error_set (err, ZF_ECONFIG,
+                          "cluster: a broker of a group needs a folder for its log: give "
+                          "journal in the broker section or --journal DIR");
+            s_server_destroy (&self);
+            return NULL;
+        }
+        char *path = zf_pipeline_path (pipeline, journal);
+        zf_cluster_args_t cluster = { .nodes = nodes,
+                                      .node = args->node,
+                                      .dir = path,
+                                      .endpoint = self->endpoint,
+                                      .election_ms = group->election_timeout };
+        int rc = zf_persist_cluster (self, &cluster, err);
+        free (path);
+        if (rc) {
+            s_server_destroy (&self);
+            return NULL;
+        }
+    }
+    else if (journal && *journal) {
         char *path = zf_pipeline_path (pipeline, journal);
         int rc = zf_persist_open (self, path, err);
         free (path);
@@ -222,7 +247,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
     // The journal's syncer, when there is one, says when a sync is done;
     // intake, last, is read only while it has room.
     enum { P_PIPE, P_ROUTER, P_EVENTS };
-    zmq_pollitem_t items[6] = {
+    zmq_pollitem_t items[7] = {
         { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->events), 0, ZMQ_POLLIN, 0 },
@@ -236,6 +261,10 @@ zf_broker_actor (zsock_t *pipe, void *args)
         items[nitems] =
             (zmq_pollitem_t){ zsock_resolve (zf_journal_pipe (self->journal)), 0, ZMQ_POLLIN, 0 };
         p_syncer = nitems++;
+    }
+    if (self->cluster) {
+        items[nitems] = (zmq_pollitem_t){ NULL, zf_cluster_fd (self->cluster), ZMQ_POLLIN, 0 };
+        nitems++;
     }
     if (self->intake) {
         items[nitems] = (zmq_pollitem_t){ zsock_resolve (self->intake), 0, ZMQ_POLLIN, 0 };
@@ -252,11 +281,21 @@ zf_broker_actor (zsock_t *pipe, void *args)
         due = zf_store_next_due (self->store, now); // a delayed item's time
         if (due >= 0 && due < wait)
             wait = due;
+        due = self->cluster ? zf_cluster_due (self->cluster) : -1; // Raft's timers
+        if (due >= 0 && due < wait)
+            wait = due;
         if (wait < 0)
             wait = 0;
-        int count = p_intake >= 0 && !zf_intake_open (self) ? nitems - 1 : nitems;
+        // A broker of a group that does not lead serves no one: its intake
+        // waits, and its ROUTER answers with the leader's endpoint.
+        bool serving = !self->cluster || zf_cluster_serving (self->cluster);
+        int count = p_intake >= 0 && (!serving || !zf_intake_open (self)) ? nitems - 1 : nitems;
         if (zmq_poll (items, count, (long) wait) == -1)
             break; // interrupted
+        if (self->cluster) {
+            zf_cluster_run (self->cluster); // replication, elections, committed entries
+            serving = zf_cluster_serving (self->cluster);
+        }
         if (items[P_PIPE].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (pipe);
             if (!command || streq (command, "$TERM"))
@@ -271,12 +310,14 @@ zf_broker_actor (zsock_t *pipe, void *args)
             zf_auth_request (self);
         if (p_syncer >= 0 && (items[p_syncer].revents & ZMQ_POLLIN))
             zf_persist_synced (self, zf_server_now ());
-        if (p_intake >= 0 && count == nitems && (items[p_intake].revents & ZMQ_POLLIN))
+        if (p_intake >= 0 && serving && count == nitems && (items[p_intake].revents & ZMQ_POLLIN))
             s_read (self, self->intake, zf_intake_message, zf_intake_open);
         now = zf_server_now ();
-        zf_store_wake (self->store, now);
+        if (serving)
+            zf_store_wake (self->store, now);
         if (now >= next_tick) {
-            zf_store_tick (self->store, now);
+            if (serving)
+                zf_store_tick (self->store, now);
             zf_sessions_heartbeat (self, now);
             next_tick = now + TICK_MS;
         }

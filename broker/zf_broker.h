@@ -53,6 +53,8 @@ typedef struct {
     const char *intake;      // override, or NULL
     const char *journal;     // override: a folder, "" for none, NULL for the config's
     bool insecure;           // may bind beyond loopback without CURVE (with a warning)
+    const char *cluster;     // override: the Raft group's nodes, HOST:PORT,... (NULL: the config's)
+    int node;                // which of them this broker is, 1-based; 0 to find it
 } zf_broker_args_t;
 
 //  As zf_broker_new, with every override; the strings must outlive the

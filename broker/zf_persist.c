@@ -4,14 +4,26 @@
 #include "zf_records.h"
 #include "zf_sessions.h"
 
-//  Appends record to the journal, unless there is none or it is replaying.
+//  Whether the store's changes are recorded: there is a journal (or a
+//  group, which says when it takes records) and it is not being replayed.
+static bool
+s_recording (zf_server_t *server)
+{
+    return server->cluster || (server->journal && !server->replaying);
+}
+
+//  Appends record to the journal or to the group's entry of this turn,
+//  unless nothing is recorded.
 static void
 s_append (zf_server_t *server, const zf_record_t *record)
 {
-    if (!server->journal || server->replaying)
-        return;
-    uint8_t *p = zf_journal_reserve (server->journal, record->type, zf_record_size (record));
-    zf_record_write (record, p);
+    uint8_t *p = NULL;
+    if (server->cluster)
+        p = zf_cluster_reserve (server->cluster, record->type, zf_record_size (record));
+    else if (server->journal && !server->replaying)
+        p = zf_journal_reserve (server->journal, record->type, zf_record_size (record));
+    if (p)
+        zf_record_write (record, p);
 }
 
 static void
@@ -41,7 +53,7 @@ s_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt)
 void
 zf_persist_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt)
 {
-    if (server->journal && !server->replaying)
+    if (s_recording (server))
         s_put (server, msg, attempt);
 }
 
@@ -105,7 +117,7 @@ s_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result)
 void
 zf_persist_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result)
 {
-    if (server->journal && !server->replaying)
+    if (s_recording (server))
         s_answer (server, answer, result);
 }
 
@@ -152,20 +164,22 @@ zf_persist_confirm (zf_server_t *server, zf_pending_t *put)
                          .refused = put->refused };
     snprintf (now.session, sizeof now.session, "%s", put->session);
     snprintf (now.refusal, sizeof now.refusal, "%s", put->refused ? put->refusal : "");
-    if (!server->journal) {
+    if (!server->journal && !server->cluster) {
         zf_sessions_confirm (server, &now);
         return;
     }
     // Its items' records, and those of any earlier PUT of the same items
-    // that made these duplicates, are written by now: durable at lsn.
+    // that made these duplicates, are written by now: durable at lsn (a
+    // journal's position, or the number of the group's entry).
     zf_confirm_t *confirm = (zf_confirm_t *) zf_alloc (sizeof (zf_confirm_t));
     *confirm = now;
-    confirm->lsn = zf_journal_appended (server->journal);
+    confirm->lsn = server->cluster ? zf_cluster_appended (server->cluster)
+                                   : zf_journal_appended (server->journal);
     zlistx_add_end (server->confirms, confirm);
     // Writers stall once their window is used up: with half a window of
     // items waiting for the disk, the next sync does not wait its turn.
     server->confirm_items += put->accepted + put->duplicates;
-    if (server->confirm_items >= server->window / 2)
+    if (server->journal && server->confirm_items >= server->window / 2)
         zf_journal_hurry (server->journal);
 }
 
@@ -173,7 +187,8 @@ zf_persist_confirm (zf_server_t *server, zf_pending_t *put)
 static void
 s_send_durable_confirms (zf_server_t *server)
 {
-    uint64_t durable = zf_journal_durable (server->journal);
+    uint64_t durable = server->cluster ? zf_cluster_durable (server->cluster)
+                                       : zf_journal_durable (server->journal);
     zf_confirm_t *confirm;
     while ((confirm = (zf_confirm_t *) zlistx_first (server->confirms)) &&
            confirm->lsn <= durable) {
@@ -282,17 +297,11 @@ s_attempts_over (const zf_delivery_t *d)
     return d->state == ZF_D_INFLIGHT && d->attempt ? d->attempt - 1 : d->attempt;
 }
 
-//  Compaction: the live state into a new segment, the old ones deleted.
-//  The loop waits meanwhile, for time in proportion to what is stored.
+//  The live state as records: what a snapshot holds.
 static void
-s_snapshot (zf_server_t *server)
+s_snapshot_records (void *arg)
 {
-    int64_t started = zclock_mono ();
-    zf_error_t err;
-    if (zf_journal_snapshot_begin (server->journal, &err)) {
-        zsys_error ("broker: %s", err.text);
-        return;
-    }
+    zf_server_t *server = (zf_server_t *) arg;
     zf_store_foreach_seen (server->store, s_snapshot_seen, server);
     // The stored items in the order they came, so a restart keeps each
     // queue's order.
@@ -326,15 +335,65 @@ s_snapshot (zf_server_t *server)
          chunk = (zchunk_t *) zhashx_next (checkpoints))
         s_checkpoint (server, (const char *) zhashx_cursor (checkpoints), zchunk_data (chunk),
                       zchunk_size (chunk));
+}
+
+//  Compaction: the live state into a new segment, the old ones deleted.
+//  The loop waits meanwhile, for time in proportion to what is stored.
+static void
+s_snapshot (zf_server_t *server)
+{
+    int64_t started = zclock_mono ();
+    zf_error_t err;
+    if (zf_journal_snapshot_begin (server->journal, &err)) {
+        zsys_error ("broker: %s", err.text);
+        return;
+    }
+    s_snapshot_records (server);
     if (zf_journal_snapshot_end (server->journal, &err))
         zsys_error ("broker: %s", err.text);
     server->compactions++;
     server->compaction_ms += zclock_mono () - started;
 }
 
+//  --------------------------------------------------------------------------
+//  On a Raft group
+
+//  This broker leads: what the log holds is applied, and it serves.
+static void
+s_leading (void *arg)
+{
+    zf_server_t *server = (zf_server_t *) arg;
+    server->replaying = false;
+    zf_store_restored (server->store);
+    size_t stored = zf_store_size (server->store);
+    if (stored)
+        zsys_info ("broker: %zu items stored take up their deliveries again", stored);
+}
+
+int
+zf_persist_cluster (zf_server_t *server, const zf_cluster_args_t *args, zf_error_t *err)
+{
+    server->confirms = zlistx_new ();
+    zlistx_set_destructor (server->confirms, s_confirm_destroy);
+    // A follower applies the leader's records as a replay does, until it
+    // leads.
+    server->replaying = true;
+    zf_cluster_hooks_t hooks = { .arg = server,
+                                 .record = s_replay_record,
+                                 .snapshot = s_snapshot_records,
+                                 .leading = s_leading };
+    server->cluster = zf_cluster_new (args, &hooks, err);
+    return server->cluster ? 0 : -1;
+}
+
 void
 zf_persist_commit (zf_server_t *server, int64_t now)
 {
+    if (server->cluster) {
+        zf_cluster_commit (server->cluster);
+        s_send_durable_confirms (server);
+        return;
+    }
     if (!server->journal)
         return;
     zf_journal_commit (server->journal, now);

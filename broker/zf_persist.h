@@ -25,6 +25,11 @@ extern "C" {
 //  Returns 0, or -1 with err filled (the broker must not start).
 int zf_persist_open (zf_server_t *server, const char *path, zf_error_t *err);
 
+//  Joins the Raft group of args instead (zf_cluster.h): the store is the
+//  log's, applied as the leader's entries commit, and the broker serves
+//  once it leads. Returns 0, or -1 with err filled.
+int zf_persist_cluster (zf_server_t *server, const zf_cluster_args_t *args, zf_error_t *err);
+
 //  Records of the store's changes; nothing without a journal or while
 //  replaying it.
 void zf_persist_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt);

@@ -10,6 +10,7 @@
         zf_publish    the XPUB: events, data taps, stats
         zf_persist    the journal: records of the store's changes, replay,
                       snapshots, CONFIRMs held until durable
+        zf_cluster    the journal on a Raft group of brokers instead
         zf_auth       CURVE and ZAP: who gets in
         zf_intake     the PULL socket
 
@@ -23,6 +24,7 @@
 #include <msgpack.h>
 
 #include "zf_broker.h"
+#include "zf_cluster.h"
 #include "zf_journal.h"
 #include "zf_proto.h"
 #include "zf_store.h"
@@ -57,7 +59,7 @@ typedef struct {
     uint32_t accepted;                // items enqueued
     uint32_t duplicates;              // items dropped as seen
     uint32_t refused;                 // items refused
-    uint64_t lsn;                     // journal position that makes it durable
+    uint64_t lsn;                     // journal position (or Raft entry) that makes it durable
     char refusal[ZF_TEXT_MAX + 1];    // why the first refused item was, or ""
 } zf_confirm_t;
 
@@ -88,6 +90,7 @@ typedef struct {
     zcertstore_t *allowed;              // the public certificates of the clients allowed in
     char *allowed_dir;                  // their folder
     zf_journal_t *journal;              // the write-ahead log, or NULL
+    zf_cluster_t *cluster;              // the log on a Raft group instead, or NULL
     bool replaying;                     // applying the journal: record nothing, tell no one
     zlistx_t *confirms;                 // zf_confirm_t waiting for their records to be durable
     uint64_t confirm_items;             // items in confirms

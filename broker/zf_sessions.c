@@ -445,7 +445,21 @@ zf_sessions_message (zf_server_t *server, zmsg_t *msg)
         return;
     }
     zf_command_t command = server->in->command;
-    if (!s_handlers[command]) {
+    if (server->cluster && !zf_cluster_serving (server->cluster)) {
+        // Only the leader of a group serves: the client goes there.
+        const char *leader = zf_cluster_leader (server->cluster);
+        char reason[320];
+        if (leader)
+            snprintf (reason, sizeof reason, "node %d does not lead; the leader is %s",
+                      zf_cluster_node (server->cluster), leader);
+        else
+            snprintf (reason, sizeof reason, "node %d does not lead; no leader is elected yet",
+                      zf_cluster_node (server->cluster));
+        s_send_error (server, routing_id, ZF_ELEADER, reason);
+        if (session)
+            s_leave (server, session, false);
+    }
+    else if (!s_handlers[command]) {
         char reason[96];
         snprintf (reason, sizeof reason, "%s is sent by the broker, not to it",
                   zf_proto_command_name (command));

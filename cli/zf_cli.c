@@ -87,7 +87,8 @@ static const s_command_t s_commands[] = {
     { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
     { "run", "PIPELINE [--broker E] [--only A,B]", "launch a pipeline: broker and every actor",
       zf_cmd_run },
-    { "broker", "PIPELINE [--endpoint E]", "run the broker of a pipeline alone", zf_cmd_broker },
+    { "broker", "PIPELINE [--endpoint E] [--cluster NODES]",
+      "run the broker of a pipeline alone, or one of a replicated group", zf_cmd_broker },
     { "actor", "NAME PIPELINE [--broker E]", "run one worker of a built-in actor", zf_cmd_actor },
     { "deploy", "PIPELINE --systemd DIR | --kustomize DIR",
       "write systemd units, or Kubernetes manifests, for a pipeline", zf_cmd_deploy },
@@ -105,8 +106,8 @@ static const s_command_t s_commands[] = {
       zf_cmd_keygen },
     { "cron", "EXPR [--from TIME] [--count N] [--tz ZONE]",
       "the next times a cron expression fires, ISO 8601", zf_cmd_cron },
-    { "help", "[KIND|broker|queues|--markdown]", "list the commands, or the keys of a section",
-      s_help },
+    { "help", "[KIND|broker|cluster|queues|--markdown]",
+      "list the commands, or the keys of a section", s_help },
     { "version", "", "print the versions of zflow and its libraries", s_version },
     { NULL },
 };
@@ -134,14 +135,18 @@ s_help_markdown (void)
     printf ("# zflow config reference\n\n"
             "Generated from the key tables in the source by `zflow help --markdown`\n"
             "(`./scripts/docs` rewrites this file; the tests check it is current).\n\n"
-            "A pipeline file has the sections `pipeline`, `broker`, `queues` (one\n"
-            "sub-section per queue) and `actors` (one sub-section per actor). Durations\n"
+            "A pipeline file has the sections `pipeline`, `broker`, `cluster` (a\n"
+            "replicated broker, docs/cluster.md), `queues` (one sub-section per queue)\n"
+            "and `actors` (one sub-section per actor). Durations\n"
             "are written `250ms`, `30s`, `5m`, `1h`; sizes `512`, `64KiB`, `10MB`.\n"
             "Values may use `${VAR}` and `${VAR:-default}` from the environment.\n\n");
     printf ("## pipeline\n\n");
     zf_keys_print_markdown (zf_pipeline_keys, stdout);
     printf ("\n## broker\n\n");
     zf_keys_print_markdown (zf_broker_keys, stdout);
+    printf ("\n## cluster\n\nThree (or five) brokers that replicate the journal with Raft; "
+            "without a\n`nodes` list, one broker.\n\n");
+    zf_keys_print_markdown (zf_cluster_keys, stdout);
     printf ("\n## queues/NAME\n\nA queue read or written by an actor exists without a section; "
             "a section\nchanges its settings.\n\n");
     zf_keys_print_markdown (zf_queue_keys, stdout);
@@ -194,6 +199,7 @@ s_help (int argc, char **argv)
     } sections[] = {
         { "pipeline", zf_pipeline_keys, "the pipeline section" },
         { "broker", zf_broker_keys, "the broker section: endpoints and timings" },
+        { "cluster", zf_cluster_keys, "the cluster section: a Raft group of brokers" },
         { "queues", zf_queue_keys, "each queue's section under queues" },
     };
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)

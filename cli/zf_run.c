@@ -522,6 +522,13 @@ zf_cmd_run (int argc, char **argv)
     zf_broker_t *broker = NULL;
     zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
     char *journal = NULL;         // the embedded broker's journal, or NULL
+    zf_error_t bad;
+    if (broker_endpoint && zf_parse_endpoints (broker_endpoint, &bad)) {
+        fprintf (stderr, "zflow run: --broker: %s\n", bad.text);
+        free (run.workers);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_USAGE;
+    }
     if (broker_endpoint)
         run.endpoint = broker_endpoint;
     else {

@@ -115,7 +115,7 @@ zf_cmd_put (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zf_error_t err;
-    if (zf_parse_endpoint (args[0], &err)) {
+    if (zf_parse_endpoints (args[0], &err)) {
         fprintf (stderr, "zflow put: %s\n", err.text);
         free (args);
         return ZF_EXIT_USAGE;
@@ -278,7 +278,7 @@ zf_cmd_result (int argc, char **argv)
     }
     zf_id_t id;
     zf_error_t err;
-    if (zf_parse_endpoint (args[0], &err)) {
+    if (zf_parse_endpoints (args[0], &err)) {
         fprintf (stderr, "zflow result: %s\n", err.text);
         return ZF_EXIT_USAGE;
     }
@@ -333,7 +333,7 @@ zf_cmd_cancel (int argc, char **argv)
     }
     zf_id_t id;
     zf_error_t err;
-    if (zf_parse_endpoint (args[0], &err)) {
+    if (zf_parse_endpoints (args[0], &err)) {
         fprintf (stderr, "zflow cancel: %s\n", err.text);
         return ZF_EXIT_USAGE;
     }

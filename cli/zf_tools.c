@@ -79,10 +79,11 @@ int
 zf_cmd_broker (int argc, char **argv)
 {
     const char *usage =
-        "broker PIPELINE [--endpoint E] [--events E] [--intake E] [--journal DIR] [--insecure]";
-    const char *names[] = { "endpoint", "events", "intake", "journal", NULL };
-    const char *values[4] = { NULL };
-    char *args[12];
+        "broker PIPELINE [--endpoint E] [--events E] [--intake E] [--journal DIR] [--insecure]\n"
+        "       [--cluster HOST:PORT,HOST:PORT,HOST:PORT [--node N]]";
+    const char *names[] = { "endpoint", "events", "intake", "journal", "cluster", "node", NULL };
+    const char *values[6] = { NULL };
+    char *args[16];
     // --insecure is a flag; the rest take values.
     bool insecure = false;
     int kept = 0;
@@ -92,22 +93,36 @@ zf_cmd_broker (int argc, char **argv)
         else
             argv[kept++] = argv[i];
     argc = kept;
-    int nargs = argc < 11 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 15 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     if (nargs != 1) {
         if (nargs >= 0)
             fprintf (stderr, "usage: zflow %s\n", usage);
         return ZF_EXIT_USAGE;
     }
+    int64_t node = 0;
+    zf_error_t err;
+    if (values[5] && (zf_parse_int (values[5], &node, &err) || node < 1 || node > ZF_NODES_MAX)) {
+        fprintf (stderr, "zflow broker: --node %s: expected the node's number, 1 to %d\n",
+                 values[5], ZF_NODES_MAX);
+        return ZF_EXIT_USAGE;
+    }
+    char addresses[ZF_NODES_MAX][256];
+    int count;
+    if (values[4] && zf_parse_nodes (values[4], addresses, &count, &err)) {
+        fprintf (stderr, "zflow broker: --cluster: %s\n", err.text);
+        return ZF_EXIT_USAGE;
+    }
     zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
-    zf_error_t err;
     zf_broker_args_t broker_args = { .pipeline = pipeline,
                                      .endpoint = values[0],
                                      .events = values[1],
                                      .intake = values[2],
                                      .journal = values[3],
-                                     .insecure = insecure };
+                                     .insecure = insecure,
+                                     .cluster = values[4],
+                                     .node = (int) node };
     // Its own clients (the HTTP endpoint's) use the pipeline's client
     // certificate.
     zf_broker_t *broker =
@@ -717,7 +732,7 @@ zf_cmd_actor (int argc, char **argv)
         .worker = (int) worker,
     };
     zf_error_t err;
-    if (zf_parse_endpoint (actor.endpoint, &err)) {
+    if (zf_parse_endpoints (actor.endpoint, &err)) {
         fprintf (stderr, "zflow actor: --broker: %s\n", err.text);
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;

@@ -76,12 +76,32 @@ s_send_out (zf_client_t *self)
         s_send_msg (self, &msg);
 }
 
+//  With a group of brokers, a session watches its socket: when the broker
+//  goes away (its host or its process died) the next one is tried at once.
+static void
+s_watch (zf_client_t *self)
+{
+    zsock_destroy (&self->monitor);
+    if (self->nendpoints < 2)
+        return;
+    char name[64];
+    snprintf (name, sizeof name, "inproc://zf-client-%p-%d", (void *) self, self->sessions);
+    if (zmq_socket_monitor (zsock_resolve (self->sock), name, ZMQ_EVENT_DISCONNECTED) != 0)
+        return;
+    self->monitor = zsock_new (ZMQ_PAIR);
+    zsock_set_rcvtimeo (self->monitor, 0);
+    if (zsock_connect (self->monitor, "%s", name) != 0)
+        zsock_destroy (&self->monitor);
+}
+
 //  Opens a new session: a new socket (so a new routing id), HELLO, and the
 //  PUTs the broker has not confirmed, in order.
 static void
 s_open (zf_client_t *self)
 {
+    zsock_destroy (&self->monitor);
     zsock_destroy (&self->sock);
+    self->reopen_at = 0;
     self->sock = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->sock, 0);
     zsock_set_sndhwm (self->sock, 0);
@@ -93,9 +113,10 @@ s_open (zf_client_t *self)
     zsock_set_sndtimeo (self->sock, 0);
     zsock_set_rcvtimeo (self->sock, 0); // reads take what has come
     zf_curve_apply (self->sock, self->curve, self->curve_server);
-    zsock_connect (self->sock, "%s", self->endpoint);
+    zsock_connect (self->sock, "%s", self->endpoints[self->current]);
     self->welcomed = false;
     self->sessions++;
+    s_watch (self);
     zf_proto_reset (self->out, ZF_HELLO);
     snprintf (self->out->name, sizeof self->out->name, "%s", self->name);
     snprintf (self->out->host, sizeof self->out->host, "%s", self->host);
@@ -126,6 +147,43 @@ s_open (zf_client_t *self)
     zlistx_purge (self->inbox);
 }
 
+//  The index of endpoint among those known, added if it is new; -1 when
+//  there is no room.
+static int
+s_endpoint_index (zf_client_t *self, const char *endpoint, size_t size)
+{
+    for (int i = 0; i < self->nendpoints; i++)
+        if (strlen (self->endpoints[i]) == size &&
+            strncmp (self->endpoints[i], endpoint, size) == 0)
+            return i;
+    if (self->nendpoints == ZF_ENDPOINTS_MAX || size == 0)
+        return -1;
+    self->endpoints[self->nendpoints] = strndup (endpoint, size);
+    return self->nendpoints++;
+}
+
+//  Goes to another broker of the group: the leader named, or the next one.
+//  A session with the next comes in delay ms (0: at once).
+static void
+s_move (zf_client_t *self, const char *leader, int64_t delay)
+{
+    int to = leader ? s_endpoint_index (self, leader, strlen (leader)) : -1;
+    if (to < 0 || to == self->current)
+        to = (self->current + 1) % self->nendpoints;
+    else
+        delay = 0; // where the leader is: no wait
+    self->current = to;
+    if (delay > 0) {
+        // The socket stays open meanwhile: no sends are lost, they go
+        // again with the session.
+        self->reopen_at = s_now () + delay;
+        self->welcomed = false;
+        self->hello_at = s_now ();
+    }
+    else
+        s_open (self);
+}
+
 zf_client_t *
 zf_client_new (const char *endpoint, const char *name, const char *input, int concurrency)
 {
@@ -143,6 +201,15 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     self->curve = curve;
     memcpy (self->curve_server, server, sizeof server);
     self->endpoint = strdup (endpoint);
+    for (const char *p = endpoint; *p;) {
+        size_t len = strcspn (p, ",");
+        s_endpoint_index (self, p, len);
+        p += len;
+        if (*p)
+            p++;
+    }
+    if (self->nendpoints == 0)
+        self->endpoints[self->nendpoints++] = strdup (endpoint);
     snprintf (self->name, sizeof self->name, "%s", name);
     snprintf (self->input, sizeof self->input, "%s", input ? input : "");
     char *host = zsys_hostname ();
@@ -370,11 +437,18 @@ s_handle (zf_client_t *self, zmsg_t *msg)
         case ZF_ERROR:
             snprintf (self->last_error, sizeof self->last_error, "%s: %s", self->in->code,
                       self->in->reason);
-            zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);
+            if (!streq (self->in->code, "leader")) // a move in a group: not a fault
+                zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);
             // The broker does not know this session (it restarted): open
             // a new one.
             if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO"))
                 s_open (self);
+            // A broker of a group that does not lead: to the leader it
+            // names, or, while there is none yet, soon to the next.
+            else if (streq (self->in->code, "leader")) {
+                const char *named = strstr (self->in->reason, "the leader is ");
+                s_move (self, named ? named + strlen ("the leader is ") : NULL, named ? 0 : 100);
+            }
             break;
         case ZF_CANCEL:
             s_on_cancel (self);
@@ -401,15 +475,33 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
     int64_t until_ping = (int64_t) self->heartbeat - (now - self->last_send);
     if (timeout_ms < 0 || timeout_ms > until_ping)
         timeout_ms = until_ping > 0 ? until_ping : 0;
-    zmq_pollitem_t items[2] = { { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 },
-                                { self->wake ? zsock_resolve (self->wake) : NULL, 0, ZMQ_POLLIN,
-                                  0 } };
+    if (self->reopen_at && timeout_ms > self->reopen_at - now)
+        timeout_ms = self->reopen_at > now ? self->reopen_at - now : 0;
+    zmq_pollitem_t items[3] = { { zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0 } };
+    int count = 1, at_wake = -1;
+    if (wake && self->wake) {
+        at_wake = count;
+        items[count++] = (zmq_pollitem_t){ zsock_resolve (self->wake), 0, ZMQ_POLLIN, 0 };
+    }
+    if (self->monitor)
+        items[count++] = (zmq_pollitem_t){ zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0 };
     // With no time to wait, what has come is read without asking first:
     // zmq_poll costs a system call or more for each socket.
     bool woken = false, ready = true;
     if (timeout_ms > 0) {
-        ready = zmq_poll (items, wake && self->wake ? 2 : 1, (long) timeout_ms) > 0;
-        woken = ready && wake && self->wake && (items[1].revents & ZMQ_POLLIN);
+        ready = zmq_poll (items, count, (long) timeout_ms) > 0;
+        woken = ready && at_wake > 0 && (items[at_wake].revents & ZMQ_POLLIN);
+    }
+    if (self->monitor) {
+        // The broker of this session went away: the next, at once.
+        zmsg_t *event = zmsg_recv (self->monitor);
+        if (event) {
+            zmsg_destroy (&event);
+            zsys_info ("zflow %s: lost %s; trying %s", self->name, self->endpoints[self->current],
+                       self->endpoints[(self->current + 1) % self->nendpoints]);
+            s_move (self, NULL, 0);
+            return woken;
+        }
     }
     if (ready) {
         for (int i = 0; i < 1000; i++) {
@@ -421,13 +513,20 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
     }
     now = s_now ();
     int64_t silence = now - self->last_recv;
-    if (!self->welcomed && now - self->hello_at > self->backoff) {
-        // No WELCOME: the broker is away. Try again, backing off.
-        self->backoff = self->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : self->backoff * 2;
+    if (self->reopen_at && now >= self->reopen_at)
+        s_open (self);
+    else if (!self->welcomed && now - self->hello_at > self->backoff) {
+        // No WELCOME: the broker is away. Try again (the next of a group),
+        // backing off once every one has been tried.
+        self->current = (self->current + 1) % self->nendpoints;
+        if (self->current == 0)
+            self->backoff = self->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : self->backoff * 2;
         s_open (self);
     }
-    else if (self->welcomed && silence > (int64_t) self->heartbeat * self->liveness)
+    else if (self->welcomed && silence > (int64_t) self->heartbeat * self->liveness) {
+        self->current = (self->current + 1) % self->nendpoints;
         s_open (self);
+    }
     else if (now - self->last_send >= (int64_t) self->heartbeat ||
              (self->welcomed && self->figures_new &&
               now - self->figures_sent >= (int64_t) self->heartbeat)) {
@@ -834,6 +933,9 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
     zf_client_forget_report (self);
+    zsock_destroy (&self->monitor);
+    for (int i = 0; i < self->nendpoints; i++)
+        free (self->endpoints[i]);
     free (self->endpoint);
     zcert_destroy (&self->curve);
     free (self);

@@ -25,8 +25,16 @@ typedef struct {
     zmsg_t *msg;    // a copy of what was sent
 } s_unconfirmed_t;
 
+//  Brokers a session may go to: those it was given, and leaders named.
+#define ZF_ENDPOINTS_MAX 16
+
 struct _zf_client_t {
-    char *endpoint;                        // the broker
+    char *endpoint;                        // the broker, or a comma-separated group of them
+    char *endpoints[ZF_ENDPOINTS_MAX];     // each of them (and leaders they named)
+    int nendpoints;                        // entries in endpoints
+    int current;                           // the one this session is with
+    zsock_t *monitor;                      // its socket's disconnections, with several
+    int64_t reopen_at;                     // when to try the next one (ms), or 0
     char name[ZF_NAME_MAX + 1];            // actor or client name
     char input[ZF_NAME_MAX + 1];           // queue consumed, or ""
     char host[ZF_NAME_MAX + 1];            // for monitoring

@@ -22,6 +22,7 @@ static const struct {
     [ZF_ECONFIG] = { "config", "configuration error" },
     [ZF_EIO] = { "io", "input/output error" },
     [ZF_ESTATE] = { "state", "command out of order" },
+    [ZF_ELEADER] = { "leader", "not the leader of the broker group" },
 };
 
 const char *

@@ -34,6 +34,7 @@ typedef enum {
     ZF_ECONFIG,  // a configuration mistake
     ZF_EIO,      // a file or socket failed
     ZF_ESTATE,   // a command out of order for the peer's state
+    ZF_ELEADER,  // a broker of a group that does not lead: the reason names the leader
     ZF_ERROR_COUNT
 } zf_err_t;
 

@@ -218,7 +218,33 @@ const zf_key_t zf_queue_keys[] = {
     { NULL },
 };
 
-static const char *s_sections[] = { "pipeline", "broker", "queues", "actors", NULL };
+static int
+s_check_nodes (const char *value, zf_error_t *err)
+{
+    char addresses[ZF_NODES_MAX][256];
+    int count;
+    return zf_parse_nodes (value, addresses, &count, err);
+}
+
+const zf_key_t zf_cluster_keys[] = {
+    { .name = "nodes",
+      ZF_FIELD (zf_cluster_settings_t, nodes),
+      .type = ZF_KEY_STRING,
+      .help = "HOST:PORT,HOST:PORT,...: the Raft address of each broker of the group (three, or "
+              "five); each replicates the journal and one, the leader, serves",
+      .check = s_check_nodes },
+    { .name = "election-timeout",
+      ZF_FIELD (zf_cluster_settings_t, election_timeout),
+      .type = ZF_KEY_DURATION,
+      .fallback = "1s",
+      .help = "silence from the leader after which the others elect a new one (at once to twice "
+              "this)",
+      .min = 50,
+      .max = 60000 },
+    { NULL },
+};
+
+static const char *s_sections[] = { "pipeline", "broker", "queues", "actors", "cluster", NULL };
 
 //  A mistake found while loading, kept so the list can be sorted by line.
 typedef struct {
@@ -719,7 +745,7 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
     s_loader_t loader = { self, zpl, kinds, zlistx_new () };
     zlistx_set_destructor (loader.mistakes, (zlistx_destructor_fn *) s_mistake_destroy);
     zlistx_set_comparator (loader.mistakes, s_mistake_compare);
-    zconfig_t *sections[4] = { NULL };
+    zconfig_t *sections[5] = { NULL };
     for (zconfig_t *node = zconfig_child (self->root); node; node = zconfig_next (node)) {
         const char *name = zconfig_name (node);
         int s;
@@ -731,9 +757,10 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
             if (near)
                 s_error (&loader, node, "unknown section '%s' (did you mean '%s'?)", name, near);
             else
-                s_error (&loader, node,
-                         "unknown section '%s' (expected pipeline, broker, queues or actors)",
-                         name);
+                s_error (
+                    &loader, node,
+                    "unknown section '%s' (expected pipeline, broker, cluster, queues or actors)",
+                    name);
             continue;
         }
         if (sections[s]) {
@@ -761,6 +788,9 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
     }
     self->broker = sections[1];
     zf_keys_bind (zf_broker_keys, self->broker, &self->broker_settings);
+    if (sections[4])
+        s_check_section (&loader, sections[4], zf_cluster_keys, NULL, NULL, "cluster", "cluster");
+    zf_keys_bind (zf_cluster_keys, sections[4], &self->cluster_settings);
     if (sections[2])
         s_load_queues (&loader, sections[2]);
     if (sections[3])

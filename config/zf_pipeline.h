@@ -23,6 +23,7 @@ extern "C" {
 extern const zf_key_t zf_pipeline_keys[];
 extern const zf_key_t zf_broker_keys[];
 extern const zf_key_t zf_queue_keys[];
+extern const zf_key_t zf_cluster_keys[];
 
 //  The pipeline section's settings (zf_pipeline_keys).
 typedef struct {
@@ -54,6 +55,12 @@ typedef struct {
     int64_t window;            // unconfirmed items a writer may have
     int64_t max_frame;         // bytes of a message at most
 } zf_broker_settings_t;
+
+//  The cluster section's settings (zf_cluster_keys): a Raft group of brokers.
+typedef struct {
+    const char *nodes;        // HOST:PORT,...: each broker's Raft address, or NULL for one broker
+    int64_t election_timeout; // ms of silence from the leader before an election
+} zf_cluster_settings_t;
 
 //  A queue's settings (zf_queue_keys).
 typedef struct {
@@ -99,16 +106,17 @@ typedef struct {
 } zf_actor_conf_t;
 
 typedef struct {
-    char *file;                           // the path as given
-    char *dir;                            // the folder relative paths are resolved against
-    char *name;                           // pipeline/name, or the file's base name
-    zconfig_t *root;                      // the whole tree
-    zf_pipeline_settings_t settings;      // the pipeline section's
-    zconfig_t *broker;                    // the broker section, or NULL (defaults apply)
-    zf_broker_settings_t broker_settings; // its settings
-    zf_queue_settings_t queue_defaults;   // the settings of a queue not declared
-    zlistx_t *queues;                     // zf_queue_conf_t, in order of appearance
-    zlistx_t *actors;                     // zf_actor_conf_t, in order of appearance
+    char *file;                             // the path as given
+    char *dir;                              // the folder relative paths are resolved against
+    char *name;                             // pipeline/name, or the file's base name
+    zconfig_t *root;                        // the whole tree
+    zf_pipeline_settings_t settings;        // the pipeline section's
+    zconfig_t *broker;                      // the broker section, or NULL (defaults apply)
+    zf_broker_settings_t broker_settings;   // its settings
+    zf_cluster_settings_t cluster_settings; // the cluster section's (a Raft group of brokers)
+    zf_queue_settings_t queue_defaults;     // the settings of a queue not declared
+    zlistx_t *queues;                       // zf_queue_conf_t, in order of appearance
+    zlistx_t *actors;                       // zf_actor_conf_t, in order of appearance
     zhashx_t *queue_index; // name -> zf_queue_conf_t, for lookups that keep list cursors
     zhashx_t *actor_index; // name -> zf_actor_conf_t
     void *zpl;             // the reader, which owns root and knows the lines

@@ -180,6 +180,28 @@ zf_parse_endpoint (const char *text, zf_error_t *err)
     return 0;
 }
 
+int
+zf_parse_endpoints (const char *text, zf_error_t *err)
+{
+    if (!*text)
+        return zf_error_set (err, ZF_EVALUE, "no endpoint given");
+    for (const char *p = text; *p;) {
+        size_t len = strcspn (p, ",");
+        char one[512];
+        if (len == 0 || len >= sizeof one)
+            return zf_error_set (err, ZF_EVALUE, "'%s': an endpoint in the list is %s", text,
+                                 len ? "too long" : "empty");
+        memcpy (one, p, len);
+        one[len] = 0;
+        if (zf_parse_endpoint (one, err))
+            return -1;
+        p += len;
+        if (*p && !*++p)
+            return zf_error_set (err, ZF_EVALUE, "'%s' ends with a comma", text);
+    }
+    return 0;
+}
+
 char *
 zf_format_duration (int64_t ms, char *buf, size_t size)
 {
@@ -194,4 +216,39 @@ zf_format_duration (int64_t ms, char *buf, size_t size)
     else
         snprintf (buf, size, "%lldms", (long long) ms);
     return buf;
+}
+
+int
+zf_parse_nodes (const char *nodes, char (*addresses)[256], int *count, zf_error_t *err)
+{
+    *count = 0;
+    const char *p = nodes ? nodes : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn (p, ", ");
+        if (*count == ZF_NODES_MAX)
+            return zf_error_set (err, ZF_EVALUE, "more than %d nodes", ZF_NODES_MAX);
+        if (len >= 256)
+            return zf_error_set (err, ZF_EVALUE, "node %d: longer than 255 bytes", *count + 1);
+        char *address = addresses[*count];
+        memcpy (address, p, len);
+        address[len] = 0;
+        char *colon = strrchr (address, ':');
+        char *end = NULL;
+        long port = colon ? strtol (colon + 1, &end, 10) : 0;
+        if (!colon || colon == address || !end || *end || port < 1 || port > 65535)
+            return zf_error_set (err, ZF_EVALUE, "node %d is '%s' (expected HOST:PORT)", *count + 1,
+                                 address);
+        for (int i = 0; i < *count; i++)
+            if (strcmp (addresses[i], address) == 0)
+                return zf_error_set (err, ZF_EVALUE, "node %d is '%s' again", *count + 1, address);
+        (*count)++;
+        p += len;
+    }
+    if (*count == 0)
+        return zf_error_set (err, ZF_EVALUE, "no nodes (expected HOST:PORT,HOST:PORT,...)");
+    return 0;
 }

@@ -34,6 +34,16 @@ int zf_parse_bool (const char *text, bool *value, zf_error_t *err);
 //  * when binding), ipc://PATH or inproc://NAME.
 int zf_parse_endpoint (const char *text, zf_error_t *err);
 
+//  One endpoint or several, comma-separated: the brokers of a group, which
+//  a client tries in turn and leaves for the one that leads.
+int zf_parse_endpoints (const char *text, zf_error_t *err);
+
+//  A Raft group's nodes: HOST:PORT entries, comma-separated, at most
+//  ZF_NODES_MAX, none twice, each under 256 bytes. Fills addresses and
+//  count; returns 0, or -1 with err naming the entry that is wrong.
+#define ZF_NODES_MAX 9
+int zf_parse_nodes (const char *text, char (*addresses)[256], int *count, zf_error_t *err);
+
 //  Writes a duration as the shortest exact text ("1500ms", "2m"); returns buf.
 char *zf_format_duration (int64_t ms, char *buf, size_t size);
 

@@ -1,0 +1,663 @@
+/*  zf_cluster: the journal on a Raft group. See zf_cluster.h. */
+#include "zf_cluster.h"
+#include "zf_value.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <raft.h>
+#include <signal.h>
+#include <raft/uv.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define ENTRY_VERSION   1
+#define ENTRY_HEADER    23   // version, incarnation, node, u32 records' size, u16 endpoint size
+#define SNAPSHOT_HEADER 5    // version, u32 records' size
+#define RECORD_HEADER   5    // u32 size, u8 type
+#define CONNECT_RETRY   250  // ms between tries to reach a node that is away
+#define SNAPSHOT_EVERY  4096 // entries between snapshots
+#define SNAPSHOT_KEPT   1024 // entries kept after one, for a node a little behind
+#define CMDLINE_MAX     (64 * 1024)
+
+//  An entry proposed and not yet committed.
+typedef struct {
+    struct raft_apply req;
+    zf_cluster_t *cluster;
+    uint64_t seq; // its number among this broker's entries
+} s_apply_t;
+
+//  A growing buffer of raft_malloc'd memory (Raft takes it over).
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} s_buffer_t;
+
+struct _zf_cluster_t {
+    uv_loop_t loop;
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft raft;
+    bool have_transport, have_io, have_raft, started; // what to close
+    bool closing, closed;
+    zf_cluster_hooks_t hooks;
+    char addresses[ZF_NODES_MAX][256]; // HOST:PORT of each node
+    int count;                         // nodes
+    int node;                          // this one, 1-based
+    char endpoint[256];                // where this broker's clients connect
+    const char *endpoint_port;         // its port, in endpoint
+    uint64_t incarnation;              // drawn at start: entries of this process
+    int lock;                          // the folder's lock, or -1
+    bool leading;                      // Raft says it leads; the barrier is asked
+    bool serving;                      // the barrier is applied: it serves
+    struct raft_barrier barrier;       // the entry every earlier one is applied before
+    s_buffer_t entry;                  // this turn's entry, being filled
+    bool announce;                     // the next commit goes out even with no records
+    uint64_t submitted;                // entries proposed
+    uint64_t durable;                  // of those, committed
+    bool snapshotting;                 // records go to snapshot
+    s_buffer_t snapshot;               // the snapshot being written
+    bool applied;                      // the store holds what entries put there
+    uint64_t announced_node;           // the last leader an entry came from
+    char announced[256];               // its endpoint
+    char derived[256];                 // a leader's endpoint guessed from its address
+};
+
+static void
+s_put64 (uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static uint64_t
+s_get64 (const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t) p[i] << (8 * i);
+    return v;
+}
+
+static void
+s_put32 (uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t) (v >> (8 * i));
+}
+
+static uint32_t
+s_get32 (const uint8_t *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+
+static uint8_t *s_grow (s_buffer_t *buffer, size_t size);
+
+//  Writes the size of the records, which start at byte from, as the u32 at
+//  byte at; then pads the buffer to a multiple of 8 bytes, as libraft's
+//  log needs its entries.
+static void
+s_seal (s_buffer_t *buffer, size_t at, size_t from)
+{
+    s_put32 (buffer->data + at, (uint32_t) (buffer->len - from));
+    size_t pad = (8 - buffer->len % 8) % 8;
+    if (pad)
+        memset (s_grow (buffer, pad), 0, pad);
+}
+
+static uint8_t *
+s_grow (s_buffer_t *buffer, size_t size)
+{
+    if (buffer->len + size > buffer->cap) {
+        size_t cap = buffer->cap ? buffer->cap : 4096;
+        while (cap < buffer->len + size)
+            cap *= 2;
+        uint8_t *data = (uint8_t *) raft_realloc (buffer->data, cap);
+        if (!data) {
+            zsys_error ("broker: out of memory for a Raft entry of %zu bytes", cap);
+            abort (); // as the journal: the broker cannot go on without its log
+        }
+        buffer->data = data;
+        buffer->cap = cap;
+    }
+    uint8_t *p = buffer->data + buffer->len;
+    buffer->len += size;
+    return p;
+}
+
+//  --------------------------------------------------------------------------
+//  Starting again
+
+//  Execs this process again with its arguments: a broker that lost the lead
+//  holds what the log may not (its own turns not committed), so it drops all
+//  and comes back as a follower that replays the log.
+static void
+s_restart (zf_cluster_t *self, const char *why)
+{
+    zsys_warning ("broker: node %d %s; starting again from the group's log", self->node, why);
+    static char cmdline[CMDLINE_MAX];
+    char *argv[256];
+    int fd = open ("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t size = fd >= 0 ? read (fd, cmdline, sizeof cmdline - 1) : -1;
+    if (fd >= 0)
+        close (fd);
+    int argc = 0;
+    for (ssize_t at = 0; size > 0 && at < size && argc < 255;
+         at += (ssize_t) strlen (cmdline + at) + 1)
+        argv[argc++] = cmdline + at;
+    argv[argc] = NULL;
+    fflush (NULL);
+    if (argc > 0)
+        execv ("/proc/self/exe", argv);
+    zsys_error ("broker: cannot start again (%s): stopping", strerror (errno));
+    _exit (1);
+}
+
+//  --------------------------------------------------------------------------
+//  The state machine
+
+//  Calls the record hook on each record in data.
+static void
+s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const char *what)
+{
+    size_t at = 0;
+    while (at + RECORD_HEADER <= size) {
+        uint32_t len = (uint32_t) data[at] | (uint32_t) data[at + 1] << 8 |
+                       (uint32_t) data[at + 2] << 16 | (uint32_t) data[at + 3] << 24;
+        zf_jr_type_t type = (zf_jr_type_t) data[at + 4];
+        if (len > size - at - RECORD_HEADER)
+            break;
+        zf_error_t err;
+        if (self->hooks.record (self->hooks.arg, type, data + at + RECORD_HEADER, len, &err))
+            zsys_error ("broker: %s: a record at byte %zu: %s (skipped)", what, at, err.text);
+        at += RECORD_HEADER + len;
+    }
+    if (at != size)
+        zsys_error ("broker: %s: %zu bytes at %zu are no record (skipped)", what, size - at, at);
+}
+
+static int
+s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    zf_cluster_t *self = (zf_cluster_t *) fsm->data;
+    *result = NULL;
+    const uint8_t *p = (const uint8_t *) buf->base;
+    size_t header = ENTRY_HEADER;
+    if (buf->len < header || p[0] != ENTRY_VERSION) {
+        zsys_error ("broker: a Raft entry of %zu bytes is not one of zflow's (skipped)", buf->len);
+        return 0;
+    }
+    uint64_t incarnation = s_get64 (p + 1), node = s_get64 (p + 9);
+    size_t records = s_get32 (p + 17);
+    size_t n = (size_t) p[21] | (size_t) p[22] << 8;
+    if (n >= sizeof self->announced || header + n + records > buf->len) {
+        zsys_error ("broker: a Raft entry's sizes do not fit it (skipped)");
+        return 0;
+    }
+    self->announced_node = node;
+    memcpy (self->announced, p + header, n);
+    self->announced[n] = 0;
+    if (incarnation == self->incarnation)
+        return 0; // made here: the store has it already
+    self->applied = true;
+    s_apply_records (self, p + header + n, records, "a Raft entry");
+    return 0;
+}
+
+static int
+s_fsm_snapshot (struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    zf_cluster_t *self = (zf_cluster_t *) fsm->data;
+    // The leader's store is ahead of the log while its entries are in
+    // flight: it writes its snapshot once they are all committed.
+    if (self->serving && self->submitted > self->durable)
+        return RAFT_BUSY;
+    self->snapshot = (s_buffer_t){ 0 };
+    *s_grow (&self->snapshot, SNAPSHOT_HEADER) = ENTRY_VERSION;
+    self->snapshotting = true;
+    self->hooks.snapshot (self->hooks.arg);
+    self->snapshotting = false;
+    s_seal (&self->snapshot, 1, SNAPSHOT_HEADER);
+    *bufs = (struct raft_buffer *) raft_malloc (sizeof (struct raft_buffer));
+    if (!*bufs) {
+        raft_free (self->snapshot.data);
+        self->snapshot = (s_buffer_t){ 0 };
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0].base = self->snapshot.data;
+    (*bufs)[0].len = self->snapshot.len;
+    *n_bufs = 1;
+    self->snapshot = (s_buffer_t){ 0 }; // Raft's now
+    return 0;
+}
+
+static int
+s_fsm_restore (struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    zf_cluster_t *self = (zf_cluster_t *) fsm->data;
+    // The leader sent a snapshot to a follower that fell behind: Raft has
+    // it on disk; the store is emptied by starting again, which loads it.
+    if (self->applied)
+        s_restart (self, "was sent a snapshot of the group's state");
+    const uint8_t *p = (const uint8_t *) buf->base;
+    if (buf->len < SNAPSHOT_HEADER || p[0] != ENTRY_VERSION ||
+        s_get32 (p + 1) > buf->len - SNAPSHOT_HEADER) {
+        zsys_error ("broker: a Raft snapshot of %zu bytes is not one of zflow's", buf->len);
+        return RAFT_CORRUPT;
+    }
+    s_apply_records (self, p + SNAPSHOT_HEADER, s_get32 (p + 1), "the Raft snapshot");
+    self->applied = true;
+    raft_free (buf->base); // the state machine's, once restored
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Leading
+
+static void
+s_applied (struct raft_apply *req, int status, void *result)
+{
+    (void) result;
+    s_apply_t *apply = (s_apply_t *) req;
+    zf_cluster_t *self = apply->cluster;
+    uint64_t seq = apply->seq;
+    free (apply);
+    if (self->closing)
+        return;
+    if (status != 0)
+        s_restart (self, "lost the lead before an entry was committed");
+    if (seq > self->durable)
+        self->durable = seq;
+}
+
+static void
+s_barrier_done (struct raft_barrier *req, int status)
+{
+    zf_cluster_t *self = (zf_cluster_t *) req->data;
+    if (self->closing)
+        return;
+    if (status != 0)
+        s_restart (self, "lost the lead while taking it");
+    self->serving = true;
+    self->announce = true; // the followers learn where its clients connect
+    zsys_info ("broker: node %d leads the group of %d (term %llu): clients connect to %s",
+               self->node, self->count, (unsigned long long) self->raft.current_term,
+               self->endpoint);
+    self->hooks.leading (self->hooks.arg);
+}
+
+void
+zf_cluster_run (zf_cluster_t *self)
+{
+    uv_run (&self->loop, UV_RUN_NOWAIT);
+    int state = raft_state (&self->raft);
+    if (state == RAFT_LEADER && !self->leading) {
+        self->leading = true;
+        self->barrier.data = self;
+        if (raft_barrier (&self->raft, &self->barrier, s_barrier_done) != 0)
+            s_restart (self, "could not take the lead");
+    }
+    else if (state != RAFT_LEADER && self->leading)
+        s_restart (self, "lost the lead");
+}
+
+//  --------------------------------------------------------------------------
+//  Records
+
+static void
+s_entry_header (zf_cluster_t *self)
+{
+    size_t n = strlen (self->endpoint);
+    uint8_t *p = s_grow (&self->entry, ENTRY_HEADER + n);
+    p[0] = ENTRY_VERSION;
+    s_put64 (p + 1, self->incarnation);
+    s_put64 (p + 9, (uint64_t) self->node);
+    s_put32 (p + 17, 0); // records' size, once they are all in
+    p[21] = (uint8_t) n;
+    p[22] = (uint8_t) (n >> 8);
+    memcpy (p + ENTRY_HEADER, self->endpoint, n);
+}
+
+uint8_t *
+zf_cluster_reserve (zf_cluster_t *self, zf_jr_type_t type, size_t size)
+{
+    s_buffer_t *buffer;
+    if (self->snapshotting)
+        buffer = &self->snapshot;
+    else if (self->serving) {
+        buffer = &self->entry;
+        if (buffer->len == 0)
+            s_entry_header (self);
+    }
+    else
+        return NULL;
+    if (size > UINT32_MAX - RECORD_HEADER) {
+        zsys_error ("broker: a record of %zu bytes does not fit a Raft entry", size);
+        abort ();
+    }
+    uint8_t *p = s_grow (buffer, RECORD_HEADER + size);
+    uint32_t len = (uint32_t) size;
+    p[0] = (uint8_t) len;
+    p[1] = (uint8_t) (len >> 8);
+    p[2] = (uint8_t) (len >> 16);
+    p[3] = (uint8_t) (len >> 24);
+    p[4] = (uint8_t) type;
+    return p + RECORD_HEADER;
+}
+
+uint64_t
+zf_cluster_appended (zf_cluster_t *self)
+{
+    return self->entry.len ? self->submitted + 1 : self->submitted;
+}
+
+uint64_t
+zf_cluster_durable (zf_cluster_t *self)
+{
+    return self->durable;
+}
+
+void
+zf_cluster_commit (zf_cluster_t *self)
+{
+    if (!self->serving || (self->entry.len == 0 && !self->announce))
+        return;
+    if (self->entry.len == 0)
+        s_entry_header (self);
+    s_seal (&self->entry, 17, ENTRY_HEADER + strlen (self->endpoint));
+    self->announce = false;
+    s_apply_t *apply = (s_apply_t *) malloc (sizeof (s_apply_t));
+    if (!apply) {
+        zsys_error ("broker: out of memory for a Raft request");
+        abort ();
+    }
+    apply->cluster = self;
+    apply->seq = self->submitted + 1;
+    struct raft_buffer buf = { .base = self->entry.data, .len = self->entry.len };
+    int rc = raft_apply (&self->raft, &apply->req, &buf, 1, s_applied);
+    if (rc != 0) {
+        free (apply);
+        s_restart (self, "lost the lead before proposing an entry");
+    }
+    self->entry = (s_buffer_t){ 0 }; // Raft's now
+    self->submitted++;
+}
+
+//  --------------------------------------------------------------------------
+//  Joining
+
+//  Whether address's host is this machine: its host name, or an address of
+//  one of its interfaces (a socket can be bound to it).
+static bool
+s_is_here (const char *address)
+{
+    char host[256];
+    snprintf (host, sizeof host, "%.*s", (int) (strrchr (address, ':') - address), address);
+    char name[256] = "";
+    if (gethostname (name, sizeof name) == 0 && *name) {
+        size_t label = strcspn (host, ".");
+        if (streq (host, name) || (strlen (name) == label && strncmp (host, name, label) == 0))
+            return true;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+    struct addrinfo *found = NULL;
+    if (getaddrinfo (host, NULL, &hints, &found) != 0)
+        return false;
+    bool here = false;
+    for (struct addrinfo *a = found; a && !here; a = a->ai_next) {
+        int fd = socket (a->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            here = bind (fd, a->ai_addr, a->ai_addrlen) == 0;
+            close (fd);
+        }
+    }
+    freeaddrinfo (found);
+    return here;
+}
+
+static bool
+s_is_ipv4 (const char *host)
+{
+    struct in_addr addr;
+    return inet_pton (AF_INET, host, &addr) == 1;
+}
+
+//  Which node this broker is: the one given, or the only one here.
+static int
+s_find_node (zf_cluster_t *self, int node, zf_error_t *err)
+{
+    if (node) {
+        if (node < 1 || node > self->count)
+            return zf_error_set (err, ZF_EVALUE, "cluster: --node %d: the group has nodes 1 to %d",
+                                 node, self->count);
+        return node;
+    }
+    int found = 0;
+    for (int i = 0; i < self->count; i++)
+        if (s_is_here (self->addresses[i])) {
+            if (found)
+                return zf_error_set (err, ZF_EVALUE,
+                                     "cluster: nodes %d (%s) and %d (%s) are both on this host: "
+                                     "say which this is with --node N",
+                                     found, self->addresses[found - 1], i + 1, self->addresses[i]);
+            found = i + 1;
+        }
+    if (!found)
+        return zf_error_set (err, ZF_EVALUE,
+                             "cluster: none of the nodes %s is on this host: say which this is "
+                             "with --node N",
+                             self->addresses[0]);
+    return found;
+}
+
+//  Where clients reach this broker: its endpoint, with the node's host for
+//  an address of every interface.
+static void
+s_advertise (zf_cluster_t *self, const char *endpoint)
+{
+    const char *address = self->addresses[self->node - 1];
+    int host = (int) (strrchr (address, ':') - address);
+    const char *after = strstr (endpoint, "://");
+    const char *port = strrchr (endpoint, ':');
+    if (after && port && port > after &&
+        (strncmp (after + 3, "0.0.0.0:", 8) == 0 || strncmp (after + 3, "*:", 2) == 0))
+        snprintf (self->endpoint, sizeof self->endpoint, "%.*s%.*s%s", (int) (after + 3 - endpoint),
+                  endpoint, host, address, port);
+    else
+        snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    self->endpoint_port = strrchr (self->endpoint, ':') + 1;
+}
+
+static int
+s_lock (zf_cluster_t *self, const char *dir, zf_error_t *err)
+{
+    if (zsys_dir_create ("%s", dir) != 0)
+        return zf_error_set (err, ZF_EIO, "cluster: cannot make the folder %s: %s", dir,
+                             strerror (errno));
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/LOCK", dir);
+    self->lock = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock < 0)
+        return zf_error_set (err, ZF_EIO, "cluster: cannot open %s: %s", path, strerror (errno));
+    if (flock (self->lock, LOCK_EX | LOCK_NB) != 0)
+        return zf_error_set (err, ZF_EIO, "cluster: %s is in use by another broker", dir);
+    return 0;
+}
+
+zf_cluster_t *
+zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, zf_error_t *err)
+{
+    zf_cluster_t *self = (zf_cluster_t *) zmalloc (sizeof (zf_cluster_t));
+    self->lock = -1;
+    self->hooks = *hooks;
+    bool known = false;
+    if (zf_parse_nodes (args->nodes, self->addresses, &self->count, err))
+        zf_error_prefix (err, "cluster: ");
+    else if ((self->node = s_find_node (self, args->node, err)) > 0)
+        known = s_lock (self, args->dir, err) == 0;
+    if (!known) {
+        zf_cluster_destroy (&self);
+        return NULL;
+    }
+    s_advertise (self, args->endpoint);
+    // libuv writes to its peers with write(): a peer that died must not
+    // kill this process with SIGPIPE.
+    signal (SIGPIPE, SIG_IGN);
+    while (self->incarnation == 0)
+        if (getrandom (&self->incarnation, sizeof self->incarnation, 0) != sizeof self->incarnation)
+            self->incarnation = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 32);
+    uv_loop_init (&self->loop);
+    const char *address = self->addresses[self->node - 1];
+    char host[256], bind[300];
+    snprintf (host, sizeof host, "%.*s", (int) (strrchr (address, ':') - address), address);
+    // A name is reached at its address, which only the resolver knows:
+    // then every interface listens.
+    snprintf (bind, sizeof bind, "%s%s", s_is_ipv4 (host) ? host : "0.0.0.0",
+              strrchr (address, ':'));
+    int rc = raft_uv_tcp_init (&self->transport, &self->loop);
+    self->have_transport = rc == 0;
+    if (rc == 0)
+        rc = raft_uv_tcp_set_bind_address (&self->transport, bind);
+    if (rc == 0) {
+        rc = raft_uv_init (&self->io, &self->loop, args->dir, &self->transport);
+        self->have_io = rc == 0;
+        if (rc)
+            zf_error_set (err, ZF_EIO, "cluster: cannot open the Raft log in %s: %s", args->dir,
+                          self->io.errmsg[0] ? self->io.errmsg : raft_strerror (rc));
+    }
+    else
+        zf_error_set (err, ZF_EIO, "cluster: cannot listen on %s: %s", bind, raft_strerror (rc));
+    if (rc) {
+        zf_cluster_destroy (&self);
+        return NULL;
+    }
+    raft_uv_set_connect_retry_delay (&self->io, CONNECT_RETRY);
+    self->fsm = (struct raft_fsm){ .version = 1,
+                                   .data = self,
+                                   .apply = s_fsm_apply,
+                                   .snapshot = s_fsm_snapshot,
+                                   .restore = s_fsm_restore };
+    rc = raft_init (&self->raft, &self->io, &self->fsm, (raft_id) self->node, address);
+    self->have_raft = rc == 0;
+    if (rc == 0) {
+        unsigned election = args->election_ms > 0 ? (unsigned) args->election_ms : 1000;
+        raft_set_election_timeout (&self->raft, election);
+        raft_set_heartbeat_timeout (&self->raft, election / 10 ? election / 10 : 1);
+        raft_set_pre_vote (&self->raft, true);
+        raft_set_snapshot_threshold (&self->raft, SNAPSHOT_EVERY);
+        raft_set_snapshot_trailing (&self->raft, SNAPSHOT_KEPT);
+        struct raft_configuration conf;
+        raft_configuration_init (&conf);
+        for (int i = 0; i < self->count && rc == 0; i++)
+            rc = raft_configuration_add (&conf, (raft_id) (i + 1), self->addresses[i], RAFT_VOTER);
+        // The first start of a node writes the group into its log; later
+        // ones find it there.
+        if (rc == 0) {
+            rc = raft_bootstrap (&self->raft, &conf);
+            if (rc == RAFT_CANTBOOTSTRAP)
+                rc = 0;
+        }
+        raft_configuration_close (&conf);
+        if (rc == 0) {
+            rc = raft_start (&self->raft);
+            self->started = rc == 0;
+        }
+    }
+    if (rc) {
+        zf_error_set (err, ZF_EIO, "cluster: cannot start node %d in %s: %s", self->node, args->dir,
+                      self->have_raft ? raft_errmsg (&self->raft) : raft_strerror (rc));
+        zf_cluster_destroy (&self);
+        return NULL;
+    }
+    zsys_info ("broker: node %d of %d (%s), Raft log in %s", self->node, self->count, address,
+               args->dir);
+    return self;
+}
+
+static void
+s_raft_closed (struct raft *raft)
+{
+    ((zf_cluster_t *) raft->data)->closed = true;
+}
+
+void
+zf_cluster_destroy (zf_cluster_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zf_cluster_t *self = *self_p;
+    self->closing = true;
+    if (self->have_raft) {
+        self->raft.data = self;
+        raft_close (&self->raft, s_raft_closed);
+        while (!self->closed)
+            uv_run (&self->loop, UV_RUN_ONCE);
+    }
+    if (self->have_io)
+        raft_uv_close (&self->io);
+    if (self->have_transport)
+        raft_uv_tcp_close (&self->transport);
+    if (self->have_transport) {
+        uv_run (&self->loop, UV_RUN_DEFAULT);
+        uv_loop_close (&self->loop);
+    }
+    raft_free (self->entry.data);
+    raft_free (self->snapshot.data);
+    if (self->lock >= 0)
+        close (self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  The loop's view
+
+int
+zf_cluster_fd (zf_cluster_t *self)
+{
+    return uv_backend_fd (&self->loop);
+}
+
+int64_t
+zf_cluster_due (zf_cluster_t *self)
+{
+    return uv_backend_timeout (&self->loop);
+}
+
+bool
+zf_cluster_serving (zf_cluster_t *self)
+{
+    return self->serving;
+}
+
+int
+zf_cluster_node (zf_cluster_t *self)
+{
+    return self->node;
+}
+
+const char *
+zf_cluster_leader (zf_cluster_t *self)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+    raft_leader (&self->raft, &id, &address);
+    if (id == 0 || !address)
+        return NULL;
+    if (id == (raft_id) self->node)
+        return self->serving ? self->endpoint : NULL;
+    if (id == self->announced_node && self->announced[0])
+        return self->announced;
+    // Not heard from yet: its host, with the port this broker's clients use.
+    snprintf (self->derived, sizeof self->derived, "tcp://%.*s:%s",
+              (int) (strrchr (address, ':') - address), address, self->endpoint_port);
+    return self->derived;
+}
