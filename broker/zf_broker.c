@@ -190,7 +190,8 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
                                       .node = args->node,
                                       .dir = path,
                                       .endpoint = self->endpoint,
-                                      .election_ms = group->election_timeout };
+                                      .election_ms = group->election_timeout,
+                                      .snapshot_every = group->snapshot_every };
         int rc = zf_persist_cluster (self, &cluster, err);
         free (path);
         if (rc) {
@@ -294,6 +295,8 @@ zf_broker_actor (zsock_t *pipe, void *args)
             break; // interrupted
         if (self->cluster) {
             zf_cluster_run (self->cluster); // replication, elections, committed entries
+            if (zf_cluster_lost (self->cluster))
+                break; // nothing more goes out: the owner starts it again
             serving = zf_cluster_serving (self->cluster);
         }
         if (items[P_PIPE].revents & ZMQ_POLLIN) {
@@ -333,7 +336,12 @@ zf_broker_actor (zsock_t *pipe, void *args)
         // The turn's records in one write; then what is durable is confirmed.
         zf_persist_commit (self, now);
     }
+    char lost[256] = "";
+    if (self->cluster && zf_cluster_lost (self->cluster))
+        snprintf (lost, sizeof lost, "%s", zf_cluster_lost (self->cluster));
     s_server_destroy (&self);
+    if (*lost)
+        zstr_sendx (pipe, "LOST", lost, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -344,6 +352,7 @@ struct _zf_broker_t {
     char *endpoint;        // bound ROUTER endpoint
     char *events;          // bound XPUB endpoint
     char *intake;          // bound PULL endpoint or ""
+    char *lost;            // why a broker of a group stopped, or NULL
     zf_broker_args_t args; // what it was started with
 };
 
@@ -395,8 +404,24 @@ zf_broker_destroy (zf_broker_t **self_p)
     zstr_free (&self->endpoint);
     zstr_free (&self->events);
     zstr_free (&self->intake);
+    zstr_free (&self->lost);
     free (self);
     *self_p = NULL;
+}
+
+const char *
+zf_broker_lost (zf_broker_t *self)
+{
+    if (!self->lost) {
+        zsock_t *pipe = zf_thread_sock (self->actor);
+        zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+        char *status = NULL;
+        if (zmq_poll (&item, 1, 0) == 1 && zstr_recvx (pipe, &status, &self->lost, NULL) >= 1 &&
+            !streq (status, "LOST"))
+            zstr_free (&self->lost);
+        zstr_free (&status);
+    }
+    return self->lost;
 }
 
 const char *

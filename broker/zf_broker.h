@@ -39,6 +39,10 @@ zf_broker_t *zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const
 //  retry elsewhere), safe on NULL.
 void zf_broker_destroy (zf_broker_t **self_p);
 
+//  A broker of a group stops when it loses the lead (zf_cluster.h): then
+//  why, and its owner starts one again on the same folder; else NULL.
+const char *zf_broker_lost (zf_broker_t *self);
+
 //  The endpoints actually bound, with real port numbers ("" when off).
 const char *zf_broker_endpoint (zf_broker_t *self);
 const char *zf_broker_events (zf_broker_t *self);

@@ -24,7 +24,6 @@
 #define CONNECT_RETRY   250  // ms between tries to reach a node that is away
 #define SNAPSHOT_EVERY  4096 // entries between snapshots
 #define SNAPSHOT_KEPT   1024 // entries kept after one, for a node a little behind
-#define CMDLINE_MAX     (64 * 1024)
 
 //  An entry proposed and not yet committed.
 typedef struct {
@@ -68,6 +67,7 @@ struct _zf_cluster_t {
     uint64_t announced_node;           // the last leader an entry came from
     char announced[256];               // its endpoint
     char derived[256];                 // a leader's endpoint guessed from its address
+    char lost[256];                    // why it stopped serving, or ""
 };
 
 static void
@@ -136,29 +136,17 @@ s_grow (s_buffer_t *buffer, size_t size)
 //  --------------------------------------------------------------------------
 //  Starting again
 
-//  Execs this process again with its arguments: a broker that lost the lead
-//  holds what the log may not (its own turns not committed), so it drops all
-//  and comes back as a follower that replays the log.
+//  This broker stops serving: it lost the lead (and holds what the log may
+//  not: its own turns not committed), or it was sent a snapshot to replace
+//  its store. Its owner starts it again from the group's log (zflow broker
+//  execs itself); zf_cluster_lost says why.
 static void
-s_restart (zf_cluster_t *self, const char *why)
+s_lose (zf_cluster_t *self, const char *why)
 {
-    zsys_warning ("broker: node %d %s; starting again from the group's log", self->node, why);
-    static char cmdline[CMDLINE_MAX];
-    char *argv[256];
-    int fd = open ("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    ssize_t size = fd >= 0 ? read (fd, cmdline, sizeof cmdline - 1) : -1;
-    if (fd >= 0)
-        close (fd);
-    int argc = 0;
-    for (ssize_t at = 0; size > 0 && at < size && argc < 255;
-         at += (ssize_t) strlen (cmdline + at) + 1)
-        argv[argc++] = cmdline + at;
-    argv[argc] = NULL;
-    fflush (NULL);
-    if (argc > 0)
-        execv ("/proc/self/exe", argv);
-    zsys_error ("broker: cannot start again (%s): stopping", strerror (errno));
-    _exit (1);
+    if (self->closing || self->lost[0])
+        return;
+    snprintf (self->lost, sizeof self->lost, "node %d %s", self->node, why);
+    zsys_warning ("broker: %s; it starts again from the group's log", self->lost);
 }
 
 //  --------------------------------------------------------------------------
@@ -245,8 +233,10 @@ s_fsm_restore (struct raft_fsm *fsm, struct raft_buffer *buf)
     zf_cluster_t *self = (zf_cluster_t *) fsm->data;
     // The leader sent a snapshot to a follower that fell behind: Raft has
     // it on disk; the store is emptied by starting again, which loads it.
-    if (self->applied)
-        s_restart (self, "was sent a snapshot of the group's state");
+    if (self->applied) {
+        s_lose (self, "was sent a snapshot of the group's state");
+        return RAFT_SHUTDOWN;
+    }
     const uint8_t *p = (const uint8_t *) buf->base;
     if (buf->len < SNAPSHOT_HEADER || p[0] != ENTRY_VERSION ||
         s_get32 (p + 1) > buf->len - SNAPSHOT_HEADER) {
@@ -273,8 +263,8 @@ s_applied (struct raft_apply *req, int status, void *result)
     if (self->closing)
         return;
     if (status != 0)
-        s_restart (self, "lost the lead before an entry was committed");
-    if (seq > self->durable)
+        s_lose (self, "lost the lead before an entry was committed");
+    else if (seq > self->durable)
         self->durable = seq;
 }
 
@@ -284,8 +274,10 @@ s_barrier_done (struct raft_barrier *req, int status)
     zf_cluster_t *self = (zf_cluster_t *) req->data;
     if (self->closing)
         return;
-    if (status != 0)
-        s_restart (self, "lost the lead while taking it");
+    if (status != 0) {
+        s_lose (self, "lost the lead while taking it");
+        return;
+    }
     self->serving = true;
     self->announce = true; // the followers learn where its clients connect
     zsys_info ("broker: node %d leads the group of %d (term %llu): clients connect to %s",
@@ -303,10 +295,10 @@ zf_cluster_run (zf_cluster_t *self)
         self->leading = true;
         self->barrier.data = self;
         if (raft_barrier (&self->raft, &self->barrier, s_barrier_done) != 0)
-            s_restart (self, "could not take the lead");
+            s_lose (self, "could not take the lead");
     }
     else if (state != RAFT_LEADER && self->leading)
-        s_restart (self, "lost the lead");
+        s_lose (self, "lost the lead");
 }
 
 //  --------------------------------------------------------------------------
@@ -368,7 +360,7 @@ zf_cluster_durable (zf_cluster_t *self)
 void
 zf_cluster_commit (zf_cluster_t *self)
 {
-    if (!self->serving || (self->entry.len == 0 && !self->announce))
+    if (!self->serving || self->lost[0] || (self->entry.len == 0 && !self->announce))
         return;
     if (self->entry.len == 0)
         s_entry_header (self);
@@ -385,7 +377,8 @@ zf_cluster_commit (zf_cluster_t *self)
     int rc = raft_apply (&self->raft, &apply->req, &buf, 1, s_applied);
     if (rc != 0) {
         free (apply);
-        s_restart (self, "lost the lead before proposing an entry");
+        s_lose (self, "lost the lead before proposing an entry");
+        return;
     }
     self->entry = (s_buffer_t){ 0 }; // Raft's now
     self->submitted++;
@@ -552,8 +545,10 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
         raft_set_election_timeout (&self->raft, election);
         raft_set_heartbeat_timeout (&self->raft, election / 10 ? election / 10 : 1);
         raft_set_pre_vote (&self->raft, true);
-        raft_set_snapshot_threshold (&self->raft, SNAPSHOT_EVERY);
-        raft_set_snapshot_trailing (&self->raft, SNAPSHOT_KEPT);
+        unsigned every =
+            args->snapshot_every > 0 ? (unsigned) args->snapshot_every : SNAPSHOT_EVERY;
+        raft_set_snapshot_threshold (&self->raft, every);
+        raft_set_snapshot_trailing (&self->raft, every < SNAPSHOT_KEPT ? every : SNAPSHOT_KEPT);
         struct raft_configuration conf;
         raft_configuration_init (&conf);
         for (int i = 0; i < self->count && rc == 0; i++)
@@ -635,7 +630,13 @@ zf_cluster_due (zf_cluster_t *self)
 bool
 zf_cluster_serving (zf_cluster_t *self)
 {
-    return self->serving;
+    return self->serving && !self->lost[0];
+}
+
+const char *
+zf_cluster_lost (zf_cluster_t *self)
+{
+    return self->lost[0] ? self->lost : NULL;
 }
 
 int

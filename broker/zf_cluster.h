@@ -10,8 +10,8 @@
     replayed at a start, and answer clients with the leader's endpoint. When
     the leader is lost, one of them is elected, applies what is left of the
     log, and serves: its items' deliveries start over, as after a restart.
-    A broker that loses the lead starts again (it execs itself): what it held
-    beyond the log is void. A Raft snapshot is the journal's compaction: the
+    A broker that loses the lead stops, and starts again (zflow broker execs
+    itself): what it held beyond the log is void. A Raft snapshot is the journal's compaction: the
     live state written as records.
 
     An entry is
@@ -60,11 +60,12 @@ typedef struct {
 } zf_cluster_hooks_t;
 
 typedef struct {
-    const char *nodes;    // HOST:PORT,...: the Raft address of each node (zf_parse_nodes)
-    int node;             // which one this broker is (1-based); 0 to find it
-    const char *dir;      // its folder for the Raft log and snapshots
-    const char *endpoint; // the ROUTER's bound endpoint (tcp://0.0.0.0:P is shown with HOST)
-    int64_t election_ms;  // election timeout
+    const char *nodes;      // HOST:PORT,...: the Raft address of each node (zf_parse_nodes)
+    int node;               // which one this broker is (1-based); 0 to find it
+    const char *dir;        // its folder for the Raft log and snapshots
+    const char *endpoint;   // the ROUTER's bound endpoint (tcp://0.0.0.0:P is shown with HOST)
+    int64_t election_ms;    // election timeout
+    int64_t snapshot_every; // entries between snapshots (0: 4096)
 } zf_cluster_args_t;
 
 //  Joins the group (bootstrapping it the first time), loading the log in
@@ -78,11 +79,14 @@ void zf_cluster_destroy (zf_cluster_t **self_p);
 
 //  A file descriptor to poll for input, and the ms until the next timer
 //  (-1 for none); then zf_cluster_run does what is due without waiting.
-//  When this broker loses the lead, zf_cluster_run does not return: it
-//  starts the process again.
 int zf_cluster_fd (zf_cluster_t *self);
 int64_t zf_cluster_due (zf_cluster_t *self);
 void zf_cluster_run (zf_cluster_t *self);
+
+//  Why this broker must stop and start again from the group's log (it lost
+//  the lead, or its store is to be replaced by a snapshot), or NULL. The
+//  broker then sends nothing more: what it holds beyond the log is void.
+const char *zf_cluster_lost (zf_cluster_t *self);
 
 //  Whether this broker leads and serves.
 bool zf_cluster_serving (zf_cluster_t *self);

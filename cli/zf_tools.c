@@ -17,7 +17,10 @@
 #include "zf_zpl.h"
 #include "zflow.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int
 zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
@@ -73,6 +76,29 @@ zf_tools_load (const char *path)
         fprintf (stderr, "%s\n", w);
     zlistx_destroy (&errors);
     return pipeline;
+}
+
+//  Runs this process again with the arguments it was started with, from
+//  /proc/self/cmdline: a broker of a group that lost the lead comes back as
+//  a follower that replays the group's log. Returns only if it cannot.
+static void
+s_exec_again (void)
+{
+    static char cmdline[64 * 1024];
+    char *args[256];
+    int fd = open ("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    ssize_t size = fd >= 0 ? read (fd, cmdline, sizeof cmdline - 1) : -1;
+    if (fd >= 0)
+        close (fd);
+    int count = 0;
+    for (ssize_t at = 0; size > 0 && at < size && count < 255;
+         at += (ssize_t) strlen (cmdline + at) + 1)
+        args[count++] = cmdline + at;
+    args[count] = NULL;
+    fflush (NULL);
+    if (count > 0)
+        execv ("/proc/self/exe", args);
+    fprintf (stderr, "zflow broker: cannot start again: %s\n", strerror (errno));
 }
 
 int
@@ -141,8 +167,17 @@ zf_cmd_broker (int argc, char **argv)
             *zf_broker_intake (broker) ? ", intake on " : "", zf_broker_intake (broker),
             metrics ? ", metrics on http://" : "", metrics ? metrics : "");
     fflush (stdout);
-    while (!zsys_interrupted)
-        zclock_sleep (100); // the broker runs in its own thread; this one waits for a signal
+    // The broker runs in its own thread; this one waits for a signal, or
+    // for a broker of a group to stop when it loses the lead.
+    const char *lost = NULL;
+    while (!zsys_interrupted && !(lost = zf_broker_lost (broker)))
+        zclock_sleep (20);
+    if (lost) {
+        printf ("zflow broker: %s: starting again\n", lost);
+        zf_gateway_destroy (&gateway);
+        zf_broker_destroy (&broker);
+        s_exec_again ();
+    }
     printf ("zflow broker: stopping\n");
     zf_gateway_destroy (&gateway);
     zf_broker_destroy (&broker);

@@ -910,6 +910,12 @@ zf_client_sessions (zf_client_t *self)
     return self->sessions;
 }
 
+const char *
+zf_client_broker (zf_client_t *self)
+{
+    return self->endpoints[self->current];
+}
+
 void
 zf_client_destroy (zf_client_t **self_p)
 {

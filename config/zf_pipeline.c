@@ -241,6 +241,14 @@ const zf_key_t zf_cluster_keys[] = {
               "this)",
       .min = 50,
       .max = 60000 },
+    { .name = "snapshot-every",
+      ZF_FIELD (zf_cluster_settings_t, snapshot_every),
+      .type = ZF_KEY_INT,
+      .fallback = "4096",
+      .help = "Raft entries (broker loop turns) between snapshots of the state, which compact "
+              "the log",
+      .min = 16,
+      .max = 1000000000 },
     { NULL },
 };
 

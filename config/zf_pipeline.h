@@ -60,6 +60,7 @@ typedef struct {
 typedef struct {
     const char *nodes;        // HOST:PORT,...: each broker's Raft address, or NULL for one broker
     int64_t election_timeout; // ms of silence from the leader before an election
+    int64_t snapshot_every;   // entries between snapshots
 } zf_cluster_settings_t;
 
 //  A queue's settings (zf_queue_keys).

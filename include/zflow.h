@@ -359,6 +359,11 @@ const char *zf_client_last_error (zf_client_t *self);
 //  Sessions opened so far: 1 normally, more after reconnects.
 int zf_client_sessions (zf_client_t *self);
 
+//  The broker the session is with: the endpoint given, or, with a group of
+//  brokers (endpoints comma-separated), the one it went to (the leader,
+//  once welcomed; a leader a broker named may be added to those given).
+const char *zf_client_broker (zf_client_t *self);
+
 //  Accessors of a delivered item.
 const zf_id_t *zf_item_id (zf_item_t *item);
 const char *zf_item_queue (zf_item_t *item);
