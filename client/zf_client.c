@@ -77,7 +77,9 @@ s_send_out (zf_client_t *self)
 }
 
 //  With a group of brokers, a session watches its socket: when the broker
-//  goes away (its host or its process died) the next one is tried at once.
+//  goes away (its host or its process died), or refuses the connection (a
+//  broker named as the leader just before it died), the next one is tried
+//  at once.
 static void
 s_watch (zf_client_t *self)
 {
@@ -86,7 +88,8 @@ s_watch (zf_client_t *self)
         return;
     char name[64];
     snprintf (name, sizeof name, "inproc://zf-client-%p-%d", (void *) self, self->sessions);
-    if (zmq_socket_monitor (zsock_resolve (self->sock), name, ZMQ_EVENT_DISCONNECTED) != 0)
+    if (zmq_socket_monitor (zsock_resolve (self->sock), name,
+                            ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED) != 0)
         return;
     self->monitor = zsock_new (ZMQ_PAIR);
     zsock_set_rcvtimeo (self->monitor, 0);
@@ -493,14 +496,22 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
         woken = ready && at_wake > 0 && (items[at_wake].revents & ZMQ_POLLIN);
     }
     if (self->monitor) {
-        // The broker of this session went away: the next, at once.
+        // The broker of this session went away, or is not there: the
+        // next, at once.
         zmsg_t *event = zmsg_recv (self->monitor);
         if (event) {
+            zframe_t *head = zmsg_first (event);
+            bool lost = zframe_size (head) >= 2 &&
+                        (zframe_data (head)[0] | zframe_data (head)[1] << 8) ==
+                            ZMQ_EVENT_DISCONNECTED;
             zmsg_destroy (&event);
-            zsys_info ("zflow %s: lost %s; trying %s", self->name, self->endpoints[self->current],
-                       self->endpoints[(self->current + 1) % self->nendpoints]);
-            s_move (self, NULL, 0);
-            return woken;
+            if (lost || !self->welcomed) {
+                zsys_info ("zflow %s: %s %s; trying %s", self->name, lost ? "lost" : "no broker at",
+                           self->endpoints[self->current],
+                           self->endpoints[(self->current + 1) % self->nendpoints]);
+                s_move (self, NULL, 0);
+                return woken;
+            }
         }
     }
     if (ready) {
