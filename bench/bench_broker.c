@@ -6,6 +6,9 @@
     bench_broker N durable DIR    with a journal in DIR: sync = batch,
                                   always and never, beside none; then the
                                   time to restart a broker holding N items
+    bench_broker N cluster DIR    confirmed items/s of a group of three
+                                  brokers (Raft, their logs in DIR), beside
+                                  one broker with its journal in DIR
 
     zflow: one producer puts N items into one queue; one consumer group of
     two worker processes takes and acks them; the broker runs in this
@@ -19,6 +22,8 @@
 #include "zf_testkit.h"
 #include "zflow.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -159,20 +164,98 @@ s_tap_gap (int tap_out, zf_client_t *producer, const uint8_t *body)
     return false;
 }
 
-static double
-s_zflow (const char *self_path, long n, s_tap_t tap_mode, const char *dir, const char *sync)
+//  Items/s the last s_zflow run's producer had confirmed (its clock ends
+//  when the last CONFIRM came, not the last ack).
+static double s_confirmed_rate;
+
+//  A free loopback port from the system's ephemeral range (not the range
+//  ZeroMQ's tcp://...:* takes from), for a Raft address.
+static int
+s_free_port (void)
 {
-    zf_pipeline_t *pipeline = s_pipeline (100000, dir, sync);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    socklen_t size = sizeof addr;
+    int port = -1;
+    // Below 49152, where ZeroMQ's tcp://...:* starts: a broker binding one
+    // of those before the group's node listens cannot take its port.
+    for (int tries = 0; tries < 100 && (port < 0 || port >= 49152); tries++) {
+        addr.sin_port = 0;
+        if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
+            getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
+            port = ntohs (addr.sin_port);
+        if (fd >= 0)
+            close (fd);
+        fd = socket (AF_INET, SOCK_STREAM, 0);
+    }
+    if (fd >= 0)
+        close (fd);
+    return port;
+}
+
+//  A group of three brokers in this process (its logs in dir/node1...):
+//  their endpoints, comma-separated, in endpoints.
+#define GROUP 3
+static zf_broker_t *s_group[GROUP];
+static char s_group_dirs[GROUP][512];
+
+static void
+s_group_start (zf_pipeline_t *pipeline, const char *dir, char *endpoints, size_t size)
+{
+    static char nodes[128];
+    snprintf (nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", s_free_port (),
+              s_free_port (), s_free_port ());
+    *endpoints = 0;
+    for (int i = 0; i < GROUP; i++) {
+        snprintf (s_group_dirs[i], sizeof s_group_dirs[i], "%s/node%d", dir, i + 1);
+        zf_broker_args_t args = { .pipeline = pipeline,
+                                  .endpoint = "tcp://127.0.0.1:*",
+                                  .events = "tcp://127.0.0.1:*",
+                                  .journal = s_group_dirs[i],
+                                  .cluster = nodes,
+                                  .node = i + 1 };
+        zf_error_t err;
+        s_group[i] = zf_broker_start (&args, &err);
+        if (!s_group[i]) {
+            fprintf (stderr, "bench_broker: node %d: %s\n", i + 1, err.text);
+            exit (1);
+        }
+        size_t len = strlen (endpoints);
+        snprintf (endpoints + len, size - len, "%s%s", i ? "," : "",
+                  zf_broker_endpoint (s_group[i]));
+    }
+}
+
+static void
+s_group_stop (void)
+{
+    for (int i = 0; i < GROUP; i++) {
+        zf_broker_destroy (&s_group[i]);
+        zf_test_dir_remove (s_group_dirs[i]);
+    }
+}
+
+static double
+s_zflow_at (const char *self_path, long n, s_tap_t tap_mode, const char *dir, const char *sync,
+            bool group)
+{
+    zf_pipeline_t *pipeline = s_pipeline (100000, group ? NULL : dir, sync);
     zf_error_t err;
-    zf_broker_t *broker =
-        zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
-    const char *endpoint = zf_broker_endpoint (broker);
+    zf_broker_t *broker = NULL;
+    char endpoints[1024];
+    if (group)
+        s_group_start (pipeline, dir, endpoints, sizeof endpoints);
+    else {
+        broker = zf_broker_new (pipeline, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", NULL, &err);
+        snprintf (endpoints, sizeof endpoints, "%s", zf_broker_endpoint (broker));
+    }
+    const char *endpoint = endpoints;
     pid_t tap = 0;
     int tap_out = -1;
     if (tap_mode != TAP_NONE) {
         char command[512];
         snprintf (command, sizeof command, "exec '%s' tap %s stats data.jobs %s", ZFLOW_BIN,
-                  zf_broker_events (broker),
+                  broker ? zf_broker_events (broker) : "",
                   tap_mode == TAP_FAST      ? "> /dev/null"
                   : tap_mode == TAP_SAMPLED ? "--sample 100 > /dev/null"
                                             : "");
@@ -213,6 +296,7 @@ s_zflow (const char *self_path, long n, s_tap_t tap_mode, const char *dir, const
             free (zf_client_queues (observer, &count, 0));
     }
     zf_client_flush (producer, -1);
+    s_confirmed_rate = n / ((zclock_usecs () - start) / 1e6);
     uint64_t acked = 0;
     while (acked < (uint64_t) n && !zsys_interrupted) {
         zf_figures_t *f = zf_client_queues (observer, &count, 5000);
@@ -239,11 +323,19 @@ s_zflow (const char *self_path, long n, s_tap_t tap_mode, const char *dir, const
     zf_client_destroy (&producer);
     zf_client_destroy (&observer);
     zf_broker_destroy (&broker);
+    if (group)
+        s_group_stop ();
     zf_pipeline_destroy (&pipeline);
-    if (dir) {
+    if (dir && !group) {
         zf_journal_remove (dir, &err);
     }
     return n / seconds;
+}
+
+static double
+s_zflow (const char *self_path, long n, s_tap_t tap_mode, const char *dir, const char *sync)
+{
+    return s_zflow_at (self_path, n, tap_mode, dir, sync, false);
 }
 
 //  Puts n items into a broker with a journal in dir and nobody reading,
@@ -335,6 +427,35 @@ main (int argc, char **argv)
                     modes[i], rate, rate / none);
         }
         s_recover (n, dir);
+        return 0;
+    }
+    if (argc == 4 && streq (argv[2], "group")) {
+        double group = s_zflow_at (argv[0], n, TAP_NONE, argv[3], NULL, true);
+        printf ("group: confirmed %.0f acked %.0f\n", s_confirmed_rate, group);
+        return 0;
+    }
+    if (argc == 4 && streq (argv[2], "cluster")) {
+        // The same load through one broker with its journal (what a group
+        // replaces) and through a group of three on this machine.
+        const char *dir = argv[3];
+        double single[2], single_confirmed[2];
+        const char *modes[] = { "batch", "always" };
+        for (int i = 0; i < 2; i++) {
+            single[i] = s_zflow (argv[0], n, TAP_NONE, dir, modes[i]);
+            single_confirmed[i] = s_confirmed_rate;
+            printf ("one broker, journal, sync = %-7s       confirmed %9.0f items/s, acked %9.0f "
+                    "items/s\n",
+                    modes[i], single_confirmed[i], single[i]);
+        }
+        double group = s_zflow_at (argv[0], n, TAP_NONE, dir, NULL, true);
+        printf (
+            "a group of 3 brokers (Raft, majority on disk) confirmed %9.0f items/s, acked %9.0f "
+            "items/s\n",
+            s_confirmed_rate, group);
+        printf ("group / one broker (sync = batch): confirmed %.2f, acked %.2f;"
+                " / (sync = always): confirmed %.2f\n",
+                s_confirmed_rate / single_confirmed[0], group / single[0],
+                s_confirmed_rate / single_confirmed[1]);
         return 0;
     }
     if (argc == 3 && streq (argv[2], "tap")) {

@@ -1,5 +1,6 @@
 /*  zf_cluster: the journal on a Raft group. See zf_cluster.h. */
 #include "zf_cluster.h"
+#include "zf_idmap.h"
 #include "zf_value.h"
 
 #include <czmq.h>
@@ -7,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <raft.h>
 #include <signal.h>
@@ -18,12 +20,14 @@
 #include <uv.h>
 
 #define ENTRY_VERSION   1
-#define ENTRY_HEADER    23   // version, incarnation, node, u32 records' size, u16 endpoint size
-#define SNAPSHOT_HEADER 5    // version, u32 records' size
-#define RECORD_HEADER   5    // u32 size, u8 type
-#define CONNECT_RETRY   250  // ms between tries to reach a node that is away
-#define SNAPSHOT_EVERY  4096 // entries between snapshots
-#define SNAPSHOT_KEPT   1024 // entries kept after one, for a node a little behind
+#define ENTRY_HEADER    23 // version, incarnation, node, u32 records' size, u16 endpoint size
+#define SNAPSHOT_HEADER 5  // version, u32 records' size
+#define RECORD_HEADER   5  // u32 size, u8 type
+#define IN_FLIGHT_MAX   2  // entries proposed and not yet committed, at most
+#define PENDING_MAX     (4 << 20) // bytes of committed records held before they are applied
+#define CONNECT_RETRY   250       // ms between tries to reach a node that is away
+#define SNAPSHOT_EVERY  4096      // entries between snapshots
+#define SNAPSHOT_KEPT   1024      // entries kept after one, for a node a little behind
 
 //  An entry proposed and not yet committed.
 typedef struct {
@@ -68,6 +72,7 @@ struct _zf_cluster_t {
     char announced[256];               // its endpoint
     char derived[256];                 // a leader's endpoint guessed from its address
     char lost[256];                    // why it stopped serving, or ""
+    s_buffer_t pending;                // records of committed entries, not yet applied (malloc'd)
 };
 
 static void
@@ -113,6 +118,27 @@ s_seal (s_buffer_t *buffer, size_t at, size_t from)
         memset (s_grow (buffer, pad), 0, pad);
 }
 
+//  As s_grow, in memory of this module's own (malloc).
+static uint8_t *
+s_grow_plain (s_buffer_t *buffer, size_t size)
+{
+    if (buffer->len + size > buffer->cap) {
+        size_t cap = buffer->cap ? buffer->cap : 65536;
+        while (cap < buffer->len + size)
+            cap *= 2;
+        uint8_t *data = (uint8_t *) realloc (buffer->data, cap);
+        if (!data) {
+            zsys_error ("broker: out of memory for %zu bytes of committed records", cap);
+            abort ();
+        }
+        buffer->data = data;
+        buffer->cap = cap;
+    }
+    uint8_t *p = buffer->data + buffer->len;
+    buffer->len += size;
+    return p;
+}
+
 static uint8_t *
 s_grow (s_buffer_t *buffer, size_t size)
 {
@@ -152,24 +178,61 @@ s_lose (zf_cluster_t *self, const char *why)
 //  --------------------------------------------------------------------------
 //  The state machine
 
-//  Calls the record hook on each record in data.
+//  Calls the record hook on each record in data; with fins (id -> the
+//  offset of its FIN, plus one), not on the PUT, ACK or RETRY of an item
+//  whose FIN comes after them: it is gone by the end of data.
 static void
-s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const char *what)
+s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const char *what,
+                 zf_idmap_t *fins)
 {
     size_t at = 0;
     while (at + RECORD_HEADER <= size) {
-        uint32_t len = (uint32_t) data[at] | (uint32_t) data[at + 1] << 8 |
-                       (uint32_t) data[at + 2] << 16 | (uint32_t) data[at + 3] << 24;
+        uint32_t len = s_get32 (data + at);
         zf_jr_type_t type = (zf_jr_type_t) data[at + 4];
         if (len > size - at - RECORD_HEADER)
             break;
+        const uint8_t *payload = data + at + RECORD_HEADER;
+        bool gone = false;
+        if (fins && len >= ZF_ID_SIZE &&
+            (type == ZF_JR_PUT || type == ZF_JR_ACK || type == ZF_JR_RETRY)) {
+            uintptr_t fin = (uintptr_t) zf_idmap_get (fins, (const zf_id_t *) payload);
+            gone = fin > at + 1;
+        }
         zf_error_t err;
-        if (self->hooks.record (self->hooks.arg, type, data + at + RECORD_HEADER, len, &err))
+        if (!gone && self->hooks.record (self->hooks.arg, type, payload, len, &err))
             zsys_error ("broker: %s: a record at byte %zu: %s (skipped)", what, at, err.text);
         at += RECORD_HEADER + len;
     }
     if (at != size)
         zsys_error ("broker: %s: %zu bytes at %zu are no record (skipped)", what, size - at, at);
+}
+
+//  Applies the records of committed entries held: first finding where each
+//  item's FIN is, so that an item put and finished within them costs the
+//  store one record (what a snapshot would say of it), not three.
+static void
+s_settle (zf_cluster_t *self)
+{
+    if (!self->pending.len)
+        return;
+    const uint8_t *data = self->pending.data;
+    size_t size = self->pending.len;
+    zf_idmap_t *fins = zf_idmap_new (size / 64);
+    for (size_t at = 0; fins && at + RECORD_HEADER <= size;) {
+        uint32_t len = s_get32 (data + at);
+        if (len > size - at - RECORD_HEADER)
+            break;
+        if (data[at + 4] == ZF_JR_FIN && len >= ZF_ID_SIZE &&
+            zf_idmap_put (fins, (const zf_id_t *) (data + at + RECORD_HEADER),
+                          (void *) (uintptr_t) (at + 1))) {
+            zf_idmap_destroy (&fins); // no memory: apply every record
+            break;
+        }
+        at += RECORD_HEADER + len;
+    }
+    s_apply_records (self, data, size, "a Raft entry", fins);
+    zf_idmap_destroy (&fins);
+    self->pending.len = 0;
 }
 
 static int
@@ -196,7 +259,11 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     if (incarnation == self->incarnation)
         return 0; // made here: the store has it already
     self->applied = true;
-    s_apply_records (self, p + header + n, records, "a Raft entry");
+    // Applied in batches: the records of an item that finished within one
+    // need not be (s_settle).
+    memcpy (s_grow_plain (&self->pending, records), p + header + n, records);
+    if (self->pending.len >= PENDING_MAX)
+        s_settle (self);
     return 0;
 }
 
@@ -206,8 +273,9 @@ s_fsm_snapshot (struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bu
     zf_cluster_t *self = (zf_cluster_t *) fsm->data;
     // The leader's store is ahead of the log while its entries are in
     // flight: it writes its snapshot once they are all committed.
-    if (self->serving && self->submitted > self->durable)
+    if (self->serving && (self->submitted > self->durable || self->entry.len))
         return RAFT_BUSY;
+    s_settle (self);
     self->snapshot = (s_buffer_t){ 0 };
     *s_grow (&self->snapshot, SNAPSHOT_HEADER) = ENTRY_VERSION;
     self->snapshotting = true;
@@ -243,7 +311,7 @@ s_fsm_restore (struct raft_fsm *fsm, struct raft_buffer *buf)
         zsys_error ("broker: a Raft snapshot of %zu bytes is not one of zflow's", buf->len);
         return RAFT_CORRUPT;
     }
-    s_apply_records (self, p + SNAPSHOT_HEADER, s_get32 (p + 1), "the Raft snapshot");
+    s_apply_records (self, p + SNAPSHOT_HEADER, s_get32 (p + 1), "the Raft snapshot", NULL);
     self->applied = true;
     raft_free (buf->base); // the state machine's, once restored
     return 0;
@@ -278,6 +346,7 @@ s_barrier_done (struct raft_barrier *req, int status)
         s_lose (self, "lost the lead while taking it");
         return;
     }
+    s_settle (self); // every earlier entry is in the store
     self->serving = true;
     self->announce = true; // the followers learn where its clients connect
     zsys_info ("broker: node %d leads the group of %d (term %llu): clients connect to %s",
@@ -361,6 +430,10 @@ void
 zf_cluster_commit (zf_cluster_t *self)
 {
     if (!self->serving || self->lost[0] || (self->entry.len == 0 && !self->announce))
+        return;
+    // While the group is behind, the turns that wait join the next entry:
+    // fewer, larger entries, each a write and a round trip.
+    if (self->submitted - self->durable >= IN_FLIGHT_MAX)
         return;
     if (self->entry.len == 0)
         s_entry_header (self);
@@ -504,6 +577,10 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
     // libuv writes to its peers with write(): a peer that died must not
     // kill this process with SIGPIPE.
     signal (SIGPIPE, SIG_IGN);
+    // Entries of a busy turn are large and short-lived: from the heap, not
+    // each a fresh mapping the kernel zeroes and the next free unmaps.
+    mallopt (M_MMAP_THRESHOLD, 64 << 20);
+    mallopt (M_TRIM_THRESHOLD, 256 << 20);
     while (self->incarnation == 0)
         if (getrandom (&self->incarnation, sizeof self->incarnation, 0) != sizeof self->incarnation)
             self->incarnation = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 32);
@@ -567,8 +644,9 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
         }
     }
     if (rc) {
+        const char *why = self->have_raft ? raft_errmsg (&self->raft) : NULL;
         zf_error_set (err, ZF_EIO, "cluster: cannot start node %d in %s: %s", self->node, args->dir,
-                      self->have_raft ? raft_errmsg (&self->raft) : raft_strerror (rc));
+                      why && *why ? why : raft_strerror (rc));
         zf_cluster_destroy (&self);
         return NULL;
     }
@@ -606,6 +684,7 @@ zf_cluster_destroy (zf_cluster_t **self_p)
     }
     raft_free (self->entry.data);
     raft_free (self->snapshot.data);
+    free (self->pending.data);
     if (self->lock >= 0)
         close (self->lock);
     free (self);

@@ -501,9 +501,9 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
         zmsg_t *event = zmsg_recv (self->monitor);
         if (event) {
             zframe_t *head = zmsg_first (event);
-            bool lost = zframe_size (head) >= 2 &&
-                        (zframe_data (head)[0] | zframe_data (head)[1] << 8) ==
-                            ZMQ_EVENT_DISCONNECTED;
+            bool lost =
+                zframe_size (head) >= 2 &&
+                (zframe_data (head)[0] | zframe_data (head)[1] << 8) == ZMQ_EVENT_DISCONNECTED;
             zmsg_destroy (&event);
             if (lost || !self->welcomed) {
                 zsys_info ("zflow %s: %s %s; trying %s", self->name, lost ? "lost" : "no broker at",

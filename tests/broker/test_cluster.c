@@ -30,9 +30,17 @@ s_free_port (void)
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
     socklen_t size = sizeof addr;
     int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
-        getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
-        port = ntohs (addr.sin_port);
+    // Below 49152, where ZeroMQ's tcp://...:* starts: a broker binding one
+    // of those before the group's node listens cannot take its port.
+    for (int tries = 0; tries < 100 && (port < 0 || port >= 49152); tries++) {
+        addr.sin_port = 0;
+        if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
+            getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
+            port = ntohs (addr.sin_port);
+        if (fd >= 0)
+            close (fd);
+        fd = socket (AF_INET, SOCK_STREAM, 0);
+    }
     if (fd >= 0)
         close (fd);
     return port;

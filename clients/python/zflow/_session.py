@@ -1,6 +1,7 @@
 """A ZFP session with the broker: one DEALER socket, HELLO and WELCOME,
 heartbeats, and a new session when the broker has forgotten this one (it
-restarted, or the program was silent past the broker's liveness)."""
+restarted, or the program was silent past the broker's liveness). With the
+brokers of a group, the session goes to the leader (_brokers)."""
 import os
 import socket
 import time
@@ -8,6 +9,7 @@ import time
 import zmq
 
 from . import _curve, _zfp
+from ._brokers import NO_WELCOME, Brokers
 
 
 class BrokerError(Exception):
@@ -19,8 +21,10 @@ class Session:
                  context=None, curve=None):
         """curve: (this side's secret certificate, the broker's public one),
         the paths zflow keygen wrote; None: from ZFLOW_CURVE_CERT and
-        ZFLOW_CURVE_SERVER when set (docs/security.md)."""
-        self.endpoint = endpoint
+        ZFLOW_CURVE_SERVER when set (docs/security.md). endpoint: one
+        broker, or a group's (comma-separated, or a list)."""
+        self.brokers = Brokers(endpoint)
+        self.monitor = None
         self.name = name
         self.inputs = list(inputs)
         self.outputs = list(outputs)
@@ -36,18 +40,26 @@ class Session:
         self.welcomed = False
         self.last_sent = self.last_heard = 0.0
         self.on_open = None        # called after each new session's WELCOME
+        self.reopen_at = None      # when to open the next session (a group's), or None
         self.open()
+
+    @property
+    def endpoint(self):
+        return self.brokers.endpoint
 
     # -- the socket --------------------------------------------------------
 
     def open(self):
         """A new session: a new socket, HELLO; WELCOME comes later."""
         if self.sock is not None:
+            Brokers.unwatch(self.sock, self.monitor)
             self.sock.close(linger=0)
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 2000)
         _curve.apply(self.sock, self.curve)
+        self.monitor = self.brokers.watch(self.sock)
         self.sock.connect(self.endpoint)
+        self.reopen_at = None
         hello = {"version": _zfp.VERSION, "name": self.name}
         if self.worker:
             hello["worker"] = self.worker
@@ -69,6 +81,8 @@ class Session:
             return
         if self.welcomed:
             self.send("BYE", {})
+        Brokers.unwatch(self.sock, self.monitor)
+        self.monitor = None
         self.sock.close()
         self.sock = None
 
@@ -90,11 +104,31 @@ class Session:
             now = time.monotonic()
             if now - self.last_sent >= self.heartbeat / 1000:
                 self.send("PING", {})
-            if now - self.last_heard > self.heartbeat * self.liveness / 1000:
+            if self.reopen_at is not None and now >= self.reopen_at:
+                self.open()  # the next broker of the group
+            elif not self.welcomed and self.brokers.group and \
+                    now - self.last_heard > NO_WELCOME:
+                self.brokers.next()  # this one is away: the next, without backing off
+                self.open()
+            elif now - self.last_heard > self.heartbeat * self.liveness / 1000:
+                if self.brokers.group:
+                    self.brokers.next()
                 self.open()  # silent too long: the broker is gone, or forgot us
             left = None if deadline is None else max(0.0, deadline - now)
             wait = self.heartbeat / 1000 if left is None else min(left, self.heartbeat / 1000)
-            if self.sock.poll(int(wait * 1000), zmq.POLLIN):
+            if self.reopen_at is not None:
+                wait = max(0.0, min(wait, self.reopen_at - now))
+            poller = zmq.Poller()
+            poller.register(self.sock, zmq.POLLIN)
+            if self.monitor is not None:
+                poller.register(self.monitor, zmq.POLLIN)
+            ready = dict(poller.poll(int(wait * 1000)))
+            if self.monitor is not None and self.monitor in ready:
+                if Brokers.gone(self.monitor.recv_multipart(), self.welcomed):
+                    self.brokers.next()  # its broker went away: the next, at once
+                    self.open()
+                continue
+            if self.sock in ready:
                 message = self._take(self.sock.recv_multipart(copy=True))
                 if message is not None:
                     return message
@@ -123,6 +157,15 @@ class Session:
         if command == "ERROR" and header.get("code") == "state" and \
                 "before HELLO" in header.get("reason", ""):
             self.open()  # the broker restarted: a new session, what was asked is asked again
+            return None
+        if command == "ERROR" and header.get("code") == "leader":
+            # A broker of a group that does not lead: to the leader it
+            # names, or soon to the next while none is elected.
+            delay = self.brokers.redirect(header.get("reason", ""))
+            if delay:
+                self.reopen_at = time.monotonic() + delay
+            else:
+                self.open()
             return None
         return command, header, bodies
 

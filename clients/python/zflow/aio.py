@@ -14,6 +14,7 @@ import zmq
 import zmq.asyncio
 
 from . import _curve, _zfp
+from ._brokers import NO_WELCOME, Brokers
 from ._session import BrokerError
 from .client import OVER, Refused, Result, _cancel_header, _put_batch, _status_header, _value
 
@@ -47,7 +48,9 @@ class AsyncClient:
     is waiting."""
 
     def __init__(self, endpoint, name="python-client", pipeline=None, timeout=30, curve=None):
-        self.endpoint = endpoint
+        self.brokers = Brokers(endpoint)  # one, or a group's: the session goes to the leader
+        self.monitor = None
+        self.reopen_at = None
         self.curve = _curve.keys(curve)  # as Client's
         self.name = name
         self.pipeline = pipeline
@@ -85,6 +88,8 @@ class AsyncClient:
         if self.sock is not None:
             if self.welcomed.is_set():
                 await self._send(_zfp.encode("BYE", {}))
+            Brokers.unwatch(self.sock, self.monitor)
+            self.monitor = None
             self.sock.close(linger=1000)
             self.sock = None
         for _, future in self.pending.values():
@@ -99,12 +104,19 @@ class AsyncClient:
 
     # -- the session -------------------------------------------------------
 
+    @property
+    def endpoint(self):
+        return self.brokers.endpoint
+
     def _open(self):
         if self.sock is not None:
+            Brokers.unwatch(self.sock, self.monitor)
             self.sock.close(linger=0)
         self.sock = self.context.socket(zmq.DEALER)
         _curve.apply(self.sock, self.curve)
+        self.monitor = self.brokers.watch(self.sock)
         self.sock.connect(self.endpoint)
+        self.reopen_at = None
         hello = {"version": _zfp.VERSION, "name": self.name, "pid": os.getpid(),
                  "host": socket.gethostname()[:128]}
         if self.pipeline:
@@ -119,9 +131,32 @@ class AsyncClient:
 
     async def _read(self):
         while True:
-            if not await self.sock.poll(self.heartbeat, zmq.POLLIN):
+            wait = self.heartbeat
+            if self.reopen_at is not None:
+                wait = max(0, min(wait, int((self.reopen_at - time.monotonic()) * 1000)))
+            elif not self.welcomed.is_set() and self.brokers.group:
+                wait = min(wait, int(NO_WELCOME * 1000))
+            poller = zmq.asyncio.Poller()
+            poller.register(self.sock, zmq.POLLIN)
+            if self.monitor is not None:
+                poller.register(self.monitor, zmq.POLLIN)
+            ready = dict(await poller.poll(wait))
+            if self.monitor is not None and self.monitor in ready:
+                if Brokers.gone(await self.monitor.recv_multipart(), self.welcomed.is_set()):
+                    self.brokers.next()  # its broker went away: the next, at once
+                    self._open()
+                continue
+            if self.sock not in ready:
                 now = time.monotonic()
-                if now - self.last_heard > self.heartbeat * self.liveness / 1000:
+                if self.reopen_at is not None and now >= self.reopen_at:
+                    self._open()  # the next broker of the group
+                elif not self.welcomed.is_set() and self.brokers.group and \
+                        now - self.last_heard > NO_WELCOME:
+                    self.brokers.next()  # this one is away: the next, without backing off
+                    self._open()
+                elif now - self.last_heard > self.heartbeat * self.liveness / 1000:
+                    if self.brokers.group:
+                        self.brokers.next()
                     self._open()  # the broker is silent: a new session, when it comes back
                 elif now - self.last_sent >= self.heartbeat / 1000:
                     await self._send(_zfp.encode("PING", {}))
@@ -144,6 +179,12 @@ class AsyncClient:
             elif command == "ERROR" and header.get("code") == "state" and \
                     "before HELLO" in header.get("reason", ""):
                 self._open()
+            elif command == "ERROR" and header.get("code") == "leader":
+                delay = self.brokers.redirect(header.get("reason", ""))
+                if delay:
+                    self.reopen_at = time.monotonic() + delay
+                else:
+                    self._open()
             elif command == "CONFIRM":
                 self._answer(("CONFIRM", header.get("seq")), header, bodies)
             elif command == "REPORT":

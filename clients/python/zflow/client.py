@@ -140,9 +140,10 @@ def _envelope(queue, id, delay, at, priority, headers, root):
 
 
 class Client:
-    """A session with the broker at endpoint (tcp://HOST:PORT), for a web
-    app or a script. Bodies are Python values, packed as msgpack; results
-    come back unpacked.
+    """A session with the broker at endpoint (tcp://HOST:PORT, or the
+    endpoints of a replicated group, comma-separated: the session goes to
+    the leader), for a web app or a script. Bodies are Python values,
+    packed as msgpack; results come back unpacked.
 
         client = zflow.Client("tcp://127.0.0.1:5670")
         task = client.put("tasks", {"n": 7}, delay=10, priority=9)

@@ -1,0 +1,101 @@
+"""The Python clients against a replicated broker: three `zflow broker
+--cluster` processes on 127.0.0.1. Given the group's endpoints, a client
+goes to the leader, and when the leader is killed (-9) it goes to the next
+one at once; what the first leader confirmed is there."""
+import asyncio
+import os
+import signal
+import subprocess
+
+import zflow
+from conftest import ZFLOW, free_port
+from test_client import TASKS
+
+GROUP = TASKS + """cluster
+    election-timeout = 300ms
+"""
+
+
+class Group:
+    """Three brokers of a Raft group, each with its folder and its ports."""
+
+    def __init__(self, directory, config):
+        self.directory = directory
+        self.path = os.path.join(directory, "p.zpl")
+        with open(self.path, "w") as f:
+            f.write(config)
+        self.nodes = ",".join("127.0.0.1:%d" % free_port() for _ in range(3))
+        self.endpoints = ["tcp://127.0.0.1:%d" % free_port() for _ in range(3)]
+        self.endpoint = ",".join(self.endpoints)  # what clients and workers are given
+        self.processes = [None] * 3
+        for i in range(3):
+            self.start(i)
+
+    def start(self, i):
+        argv = [ZFLOW, "broker", self.path, "--cluster", self.nodes, "--node", str(i + 1),
+                "--endpoint", self.endpoints[i], "--events", "tcp://127.0.0.1:%d" % free_port(),
+                "--journal", os.path.join(self.directory, "node%d" % (i + 1))]
+        log = open(os.path.join(self.directory, "node%d.log" % (i + 1)), "a")
+        self.processes[i] = subprocess.Popen(argv, stdout=log, stderr=log)
+
+    def kill(self, i):
+        self.processes[i].send_signal(signal.SIGKILL)
+        self.processes[i].wait(timeout=10)
+
+    def stop(self):
+        for p in self.processes:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=10)
+
+
+def test_a_client_follows_the_leader(tmp_path, processes):
+    group = Group(str(tmp_path), GROUP)
+    try:
+        processes.worker(group, "workers:double")
+        with zflow.Client(group.endpoint) as client:
+            first = client.put_many("tasks", range(20))
+            leader = group.endpoints.index(client.session.endpoint)
+            assert [t.get(timeout=20) for t in first] == [2 * n for n in range(20)]
+            group.kill(leader)
+            second = client.put_many("tasks", range(20, 40))  # confirmed by the next leader
+            assert client.session.endpoint != group.endpoints[leader]
+            assert [t.get(timeout=20) for t in second] == [2 * n for n in range(20, 40)]
+            # The results of the first leader's time are the group's.
+            assert client.result(first[0].id, timeout=20).values == [0]
+    finally:
+        group.stop()
+
+
+def test_a_client_given_a_follower_goes_to_the_leader(tmp_path, processes):
+    group = Group(str(tmp_path), GROUP)
+    try:
+        with zflow.Client(group.endpoint) as probe:
+            probe.put("tasks", 1)
+            leader = group.endpoints.index(probe.session.endpoint)
+        follower = group.endpoints[(leader + 1) % 3]
+        with zflow.Client(follower) as client:
+            client.put("tasks", 2)
+            assert client.session.endpoint == group.endpoints[leader]
+    finally:
+        group.stop()
+
+
+def test_the_async_client_follows_the_leader(tmp_path, processes):
+    group = Group(str(tmp_path), GROUP)
+    try:
+        processes.worker(group, "workers:double")
+
+        async def scenario():
+            async with await zflow.AsyncClient.connect(group.endpoint) as client:
+                first = await client.put_many("tasks", range(10))
+                leader = group.endpoints.index(client.endpoint)
+                group.kill(leader)
+                second = await client.put_many("tasks", range(10, 20), timeout=20)
+                assert client.endpoint != group.endpoints[leader]
+                results = [await client.result(t.id, timeout=20) for t in first + second]
+                return [r.values for r in results]
+
+        assert asyncio.run(scenario()) == [[2 * n] for n in range(20)]
+    finally:
+        group.stop()
