@@ -1,6 +1,7 @@
 /*  zf_deploy: zflow deploy, a pipeline as systemd units or Kubernetes
     manifests. See zf_deploy.h. */
 #include "zf_deploy.h"
+#include "zf_value.h"
 #include "zf_error.h"
 #include "zf_kinds.h"
 #include "zf_tools.h"
@@ -79,7 +80,6 @@ s_exec_command (const zf_actor_conf_t *actor)
 static int
 s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const char *file)
 {
-    const zf_broker_settings_t *broker = &pipeline->broker_settings;
     char base[128];
     s_dns_name (base, sizeof base, "zflow-", pipeline->name);
     char name[320];
@@ -133,14 +133,17 @@ s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const ch
                  pipeline->name, base, base);
         const char *command = s_exec_command (actor);
         if (command) {
-            // What zflow run gives an exec actor, in its environment.
+            // What zflow run gives an exec actor, in its environment: the
+            // broker, or every broker of the group.
+            char *brokers = zf_pipeline_brokers (pipeline);
             fprintf (out,
                      "Environment=ZFLOW_ENDPOINT=%s ZFLOW_ACTOR=%s ZFLOW_PIPELINE=%s "
                      "ZFLOW_WORKER=%%i ZFLOW_INPUT=%s ZFLOW_OUTPUT=%s ZFLOW_CONCURRENCY=%lld\n"
                      "ExecStart=/bin/sh -c ",
-                     broker->endpoint, actor->name, pipeline->name,
-                     actor->input ? actor->input : "", actor->output ? actor->output : "",
+                     brokers, actor->name, pipeline->name, actor->input ? actor->input : "",
+                     actor->output ? actor->output : "",
                      (long long) ((const zf_exec_settings_t *) actor->settings)->concurrency);
+            free (brokers);
             // systemd's quoting: the command as one argument of sh -c.
             fputc ('\'', out);
             for (const char *p = command; *p; p++)
@@ -305,8 +308,41 @@ s_copy (const char *from, const char *dir, const char *to)
     return fclose (out) == 0 ? 0 : -1;
 }
 
+//  The brokers of a pipeline with a cluster section on Kubernetes: as many
+//  as its nodes, each a pod of the StatefulSet, found by its name through
+//  the headless Service (not by the addresses in the file). nodes is
+//  filled with their Raft addresses and endpoints with where clients
+//  connect, both comma-separated, and raft with the nodes' Raft port (that
+//  of the first in the file); returns how many (1 without a group).
+static int
+s_group (zf_pipeline_t *pipeline, const char *base, char *nodes, char *endpoints, size_t size,
+         int *raft_p)
+{
+    char addresses[ZF_NODES_MAX][256];
+    int count = 0;
+    int port = s_port (pipeline->broker_settings.endpoint, 5670);
+    const char *list = pipeline->cluster_settings.nodes;
+    if (!list || zf_parse_nodes (list, addresses, &count, NULL) || count < 2)
+        count = 1;
+    int raft = count > 1 ? s_port (addresses[0], port + 10) : 0;
+    *raft_p = raft;
+    *nodes = 0;
+    snprintf (endpoints, size, "tcp://%s-broker:%d", base, port);
+    if (count > 1)
+        *endpoints = 0;
+    for (int i = 0; i < count && count > 1; i++) {
+        size_t n = strlen (nodes), e = strlen (endpoints);
+        snprintf (nodes + n, size - n, "%s%s-broker-%d.%s-broker:%d", i ? "," : "", base, i, base,
+                  raft);
+        snprintf (endpoints + e, size - e, "%stcp://%s-broker-%d.%s-broker:%d", i ? "," : "", base,
+                  i, base, port);
+    }
+    return count;
+}
+
 //  The broker: a StatefulSet with a volume for its journal, and the
-//  headless Service actors reach it by.
+//  headless Service actors reach it by; with a cluster section, one pod a
+//  node of the group, each with its own volume.
 static void
 s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const char *image,
                    zlistx_t *certs)
@@ -314,6 +350,9 @@ s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const c
     const zf_broker_settings_t *b = &pipeline->broker_settings;
     int port = s_port (b->endpoint, 5670), events = s_port (b->events, 5671);
     int metrics = b->metrics ? s_port (b->metrics, 0) : 0;
+    char nodes[2048], endpoints[2048];
+    int raft;
+    int replicas = s_group (pipeline, base, nodes, endpoints, sizeof nodes, &raft);
     fprintf (out,
              "# The broker of pipeline %s, written by zflow deploy.\n"
              "apiVersion: v1\n"
@@ -332,6 +371,12 @@ s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const c
              pipeline->name, base, base, port, events);
     if (metrics)
         fprintf (out, "    - name: metrics\n      port: %d\n", metrics);
+    if (raft)
+        fprintf (out,
+                 "    - name: raft\n      port: %d\n"
+                 "  # The nodes find each other before they are ready.\n"
+                 "  publishNotReadyAddresses: true\n",
+                 raft);
     fprintf (out,
              "---\n"
              "apiVersion: apps/v1\n"
@@ -340,7 +385,8 @@ s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const c
              "  name: %s-broker\n"
              "spec:\n"
              "  serviceName: %s-broker\n"
-             "  replicas: 1\n"
+             "  replicas: %d\n"
+             "%s"
              "  selector:\n"
              "    matchLabels:\n"
              "      app: %s-broker\n"
@@ -348,7 +394,8 @@ s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const c
              "    metadata:\n"
              "      labels:\n"
              "        app: %s-broker\n",
-             base, base, base, base);
+             base, base, replicas, replicas > 1 ? "  podManagementPolicy: Parallel\n" : "", base,
+             base);
     if (metrics)
         fprintf (out,
                  "      annotations:\n"
@@ -364,13 +411,16 @@ s_broker_manifest (FILE *out, zf_pipeline_t *pipeline, const char *base, const c
              "          image: %s\n"
              "          args: [\"broker\", \"" CONFIG_DIR "/pipeline.zpl\", \"--endpoint\", "
              "\"tcp://0.0.0.0:%d\", \"--events\", \"tcp://0.0.0.0:%d\", \"--journal\", "
-             "\"/var/lib/zflow/journal\"%s]\n"
+             "\"/var/lib/zflow/journal\"%s%s%s%s]\n"
              "          ports:\n"
              "            - containerPort: %d\n"
              "            - containerPort: %d\n",
-             image, port, events, b->curve_secret ? "" : ", \"--insecure\"", port, events);
+             image, port, events, b->curve_secret ? "" : ", \"--insecure\"",
+             raft ? ", \"--cluster\", \"" : "", raft ? nodes : "", raft ? "\"" : "", port, events);
     if (metrics)
         fprintf (out, "            - containerPort: %d\n", metrics);
+    if (raft)
+        fprintf (out, "            - containerPort: %d\n", raft);
     fprintf (out, "          volumeMounts:\n"
                   "            - name: config\n"
                   "              mountPath: " CONFIG_DIR "\n"
@@ -469,9 +519,9 @@ s_kustomize (zf_pipeline_t *pipeline, const char *dir, const char *image)
 {
     char base[128];
     s_dns_name (base, sizeof base, "zflow-", pipeline->name);
-    char endpoint[256];
-    snprintf (endpoint, sizeof endpoint, "tcp://%s-broker:%d", base,
-              s_port (pipeline->broker_settings.endpoint, 5670));
+    char nodes[2048], endpoint[2048];
+    int raft;
+    s_group (pipeline, base, nodes, endpoint, sizeof endpoint, &raft);
     if (s_copy (pipeline->file, dir, "pipeline.zpl"))
         return -1;
     zlistx_t *certs = s_certificates (pipeline);

@@ -529,6 +529,13 @@ zf_cmd_run (int argc, char **argv)
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
+    // A pipeline whose broker is a group: its actors go to the group, which
+    // runs on its own (zflow broker --cluster on each of its hosts).
+    char *group = broker_endpoint || !pipeline->cluster_settings.nodes
+                      ? NULL
+                      : zf_pipeline_brokers (pipeline);
+    if (group)
+        broker_endpoint = group;
     if (broker_endpoint)
         run.endpoint = broker_endpoint;
     else {
@@ -730,6 +737,7 @@ zf_cmd_run (int argc, char **argv)
                "starts over)",
                journal);
     free (journal);
+    free (group);
     free (run.workers);
     zf_pipeline_destroy (&pipeline);
     return status;

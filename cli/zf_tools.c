@@ -760,24 +760,23 @@ zf_cmd_actor (int argc, char **argv)
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
+    // Without --broker: the pipeline's broker, or every broker of its group.
+    char *brokers = zf_pipeline_brokers (pipeline);
     zf_actor_args_t actor = {
         .pipeline = pipeline,
         .conf = conf,
-        .endpoint = values[0] ? values[0] : pipeline->broker_settings.endpoint,
+        .endpoint = values[0] ? values[0] : brokers,
         .worker = (int) worker,
     };
     zf_error_t err;
-    if (zf_parse_endpoints (actor.endpoint, &err)) {
+    int status = ZF_EXIT_USAGE;
+    if (zf_parse_endpoints (actor.endpoint, &err))
         fprintf (stderr, "zflow actor: --broker: %s\n", err.text);
-        zf_pipeline_destroy (&pipeline);
-        return ZF_EXIT_USAGE;
-    }
-    if (zf_curve_setenv (pipeline, conf, &err)) {
+    else if (zf_curve_setenv (pipeline, conf, &err))
         fprintf (stderr, "zflow actor %s: %s\n", conf->name, err.text);
-        zf_pipeline_destroy (&pipeline);
-        return ZF_EXIT_USAGE;
-    }
-    int status = zf_actor_run (&actor);
+    else
+        status = zf_actor_run (&actor);
+    free (brokers);
     zf_pipeline_destroy (&pipeline);
     return status;
 }

@@ -897,6 +897,27 @@ zf_pipeline_declares (zf_pipeline_t *self, const char *name)
     return zf_pipeline_queue (self, base) != NULL;
 }
 
+char *
+zf_pipeline_brokers (zf_pipeline_t *self)
+{
+    const char *endpoint = self->broker_settings.endpoint;
+    char addresses[ZF_NODES_MAX][256];
+    int count = 0;
+    const char *nodes = self->cluster_settings.nodes;
+    if (!nodes || zf_parse_nodes (nodes, addresses, &count, NULL))
+        return strdup (endpoint);
+    const char *port = strrchr (endpoint, ':');
+    size_t size = 1;
+    for (int i = 0; i < count; i++)
+        size += strlen (addresses[i]) + strlen (port) + 8;
+    char *list = (char *) malloc (size), *at = list;
+    for (int i = 0; i < count && list; i++) {
+        int host = (int) (strrchr (addresses[i], ':') - addresses[i]);
+        at += sprintf (at, "%stcp://%.*s%s", i ? "," : "", host, addresses[i], port);
+    }
+    return list;
+}
+
 bool
 zf_pipeline_finite (zf_pipeline_t *self)
 {

@@ -146,6 +146,11 @@ bool zf_pipeline_fed_from_outside (zf_pipeline_t *self);
 //  Whether name is a queue of the pipeline, or the dead-letter queue of one.
 bool zf_pipeline_declares (zf_pipeline_t *self, const char *name);
 
+//  Where the pipeline's clients connect: the broker's endpoint, or with a
+//  cluster section, the endpoint of each broker of the group (its node's
+//  host, the endpoint's port), comma-separated. The caller frees it.
+char *zf_pipeline_brokers (zf_pipeline_t *self);
+
 //  Whether every source is finite (no scheduler), so a run can end.
 bool zf_pipeline_finite (zf_pipeline_t *self);
 

@@ -163,6 +163,56 @@ test_kustomize_renders (void **state)
 }
 
 static void
+test_a_group_of_brokers (void **state)
+{
+    // With a cluster section: three broker pods of one StatefulSet, each
+    // with its volume, joined by their names; the actors given all three.
+    char *text = zsys_sprintf ("%scluster\n"
+                               "    nodes = 10.0.0.1:5690,10.0.0.2:5690,10.0.0.3:5690\n",
+                               s_pipeline);
+    assert_int_equal (zf_test_write (s_dir, "group.zpl", text), 0);
+    zstr_free (&text);
+    char path[512], dir[512];
+    snprintf (path, sizeof path, "%s/group.zpl", s_dir);
+    snprintf (dir, sizeof dir, "%s/k8s-group", s_dir);
+    zf_test_result_t r = zf_test_zflow (NULL, "deploy", path, "--kustomize", dir, NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = s_shell ("kubectl kustomize k8s-group");
+    if (r.status != 0)
+        fail_msg ("kubectl kustomize: %s %s", r.out, r.err);
+    const char *yaml = r.out;
+    assert_int_equal (s_count (yaml, "\nkind: StatefulSet\n"), 1);
+    assert_non_null (strstr (yaml, "  name: zflow-shop-orders-broker\nspec:\n"
+                                   "  podManagementPolicy: Parallel\n  replicas: 3\n"));
+    assert_non_null (strstr (yaml, "volumeClaimTemplates:"));
+    assert_non_null (strstr (yaml, "- --cluster\n        - zflow-shop-orders-broker-0.zflow-shop-"
+                                   "orders-broker:5690,zflow-shop-orders-broker-1.zflow-shop-"
+                                   "orders-broker:5690,zflow-shop-orders-broker-2.zflow-shop-"
+                                   "orders-broker:5690\n"));
+    assert_non_null (strstr (yaml, "publishNotReadyAddresses: true"));
+    assert_non_null (strstr (yaml, "- containerPort: 5690"));
+    assert_non_null (strstr (yaml, "- --broker\n        - tcp://zflow-shop-orders-broker-0.zflow-"
+                                   "shop-orders-broker:5680,tcp://zflow-shop-orders-broker-1."));
+    zf_test_result_free (&r);
+    // On systemd the group's hosts are those of the file: each runs the
+    // same broker unit (it finds its node by its address), the actors go
+    // to all three.
+    snprintf (dir, sizeof dir, "%s/units-group", s_dir);
+    r = zf_test_zflow (NULL, "deploy", path, "--systemd", dir, NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = s_shell ("systemd-analyze verify units-group/*.service units-group/*.target");
+    if (r.status != 0)
+        fail_msg ("systemd-analyze verify: %s %s", r.out, r.err);
+    zf_test_result_free (&r);
+    char *exec = zf_test_slurp (dir, "zflow-shop-orders-score@.service");
+    assert_non_null (strstr (exec, "ZFLOW_ENDPOINT=tcp://10.0.0.1:5680,tcp://10.0.0.2:5680,"
+                                   "tcp://10.0.0.3:5680 "));
+    free (exec);
+}
+
+static void
 test_deploy_usage (void **state)
 {
     zf_test_result_t r = zf_test_zflow (NULL, "deploy", "nosuch.zpl", "--systemd", "x", NULL);
@@ -181,6 +231,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_systemd_units_verify),
         cmocka_unit_test (test_kustomize_renders),
+        cmocka_unit_test (test_a_group_of_brokers),
         cmocka_unit_test (test_deploy_usage),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
