@@ -290,7 +290,12 @@ zf_broker_actor (zsock_t *pipe, void *args)
         // A broker of a group that does not lead serves no one: its intake
         // waits, and its ROUTER answers with the leader's endpoint.
         bool serving = !self->cluster || zf_cluster_serving (self->cluster);
-        int count = p_intake >= 0 && (!serving || !zf_intake_open (self)) ? nitems - 1 : nitems;
+        bool quiet = self->cluster && zf_cluster_quiet (self->cluster, now);
+        items[P_ROUTER].events = quiet ? 0 : ZMQ_POLLIN; // its requests wait meanwhile
+        if (quiet && wait > 5)
+            wait = 5;
+        int count =
+            p_intake >= 0 && (!serving || quiet || !zf_intake_open (self)) ? nitems - 1 : nitems;
         if (zmq_poll (items, count, (long) wait) == -1)
             break; // interrupted
         if (self->cluster) {
@@ -305,7 +310,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
                 self->terminated = true;
             zstr_free (&command);
         }
-        if (items[P_ROUTER].revents & ZMQ_POLLIN)
+        if ((items[P_ROUTER].revents & ZMQ_POLLIN) && !quiet)
             s_read (self, self->router, zf_sessions_message, NULL);
         if (items[P_EVENTS].revents & ZMQ_POLLIN)
             s_read (self, self->events, s_subscription, NULL);
@@ -313,12 +318,13 @@ zf_broker_actor (zsock_t *pipe, void *args)
             zf_auth_request (self);
         if (p_syncer >= 0 && (items[p_syncer].revents & ZMQ_POLLIN))
             zf_persist_synced (self, zf_server_now ());
-        if (p_intake >= 0 && serving && count == nitems && (items[p_intake].revents & ZMQ_POLLIN))
+        if (p_intake >= 0 && serving && !quiet && count == nitems &&
+            (items[p_intake].revents & ZMQ_POLLIN))
             s_read (self, self->intake, zf_intake_message, zf_intake_open);
         now = zf_server_now ();
-        if (serving)
+        if (serving && !quiet)
             zf_store_wake (self->store, now);
-        if (now >= next_tick) {
+        if (now >= next_tick && !quiet) {
             if (serving)
                 zf_store_tick (self->store, now);
             zf_sessions_heartbeat (self, now);

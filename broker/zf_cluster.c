@@ -24,10 +24,13 @@
 #define SNAPSHOT_HEADER 5  // version, u32 records' size
 #define RECORD_HEADER   5  // u32 size, u8 type
 #define IN_FLIGHT_MAX   2  // entries proposed and not yet committed, at most
-#define PENDING_MAX     (4 << 20) // bytes of committed records held before they are applied
-#define CONNECT_RETRY   250       // ms between tries to reach a node that is away
-#define SNAPSHOT_EVERY  4096      // entries between snapshots
-#define SNAPSHOT_KEPT   1024      // entries kept after one, for a node a little behind
+#define PENDING_MAX     (4 << 20)  // bytes of committed records held before they are applied
+#define QUIET_MAX       200        // ms the leader may hold back new work for a snapshot
+#define SNAPSHOT_BYTES  (64 << 20) // bytes of entries between snapshots at most
+#define KEPT_BYTES      (8 << 20)  // bytes of entries kept after one, about
+#define CONNECT_RETRY   250        // ms between tries to reach a node that is away
+#define SNAPSHOT_EVERY  4096       // entries between snapshots
+#define SNAPSHOT_KEPT   1024       // entries kept after one, for a node a little behind
 
 //  An entry proposed and not yet committed.
 typedef struct {
@@ -73,6 +76,15 @@ struct _zf_cluster_t {
     char derived[256];                 // a leader's endpoint guessed from its address
     char lost[256];                    // why it stopped serving, or ""
     s_buffer_t pending;                // records of committed entries, not yet applied (malloc'd)
+    size_t held;          // bytes of them held on at the last settle: items not finished
+    uint64_t every;       // entries between snapshots
+    uint64_t since;       // entries applied since the last snapshot
+    uint64_t since_bytes; // their bytes
+    uint64_t threshold;   // entries at which Raft takes the next one
+    int64_t quiet_since;  // when the leader stopped taking work for one, or 0
+    uint64_t last_index;  // the Raft index of the last entry this broker proposed
+    bool poked;           // an empty entry went, for Raft to try the snapshot
+    size_t entry_size;    // room the next entry starts with
 };
 
 static void
@@ -178,12 +190,14 @@ s_lose (zf_cluster_t *self, const char *why)
 //  --------------------------------------------------------------------------
 //  The state machine
 
-//  Calls the record hook on each record in data; with fins (id -> the
+//  Calls the record hook on each record in data. With fins (id -> the
 //  offset of its FIN, plus one), not on the PUT, ACK or RETRY of an item
-//  whose FIN comes after them: it is gone by the end of data.
+//  whose FIN comes after them (it is gone by the end of data); with keep,
+//  those of an item with no FIN in data go there instead, to be applied
+//  with the records that come next.
 static void
 s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const char *what,
-                 zf_idmap_t *fins)
+                 zf_idmap_t *fins, s_buffer_t *keep)
 {
     size_t at = 0;
     while (at + RECORD_HEADER <= size) {
@@ -192,14 +206,17 @@ s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const cha
         if (len > size - at - RECORD_HEADER)
             break;
         const uint8_t *payload = data + at + RECORD_HEADER;
-        bool gone = false;
-        if (fins && len >= ZF_ID_SIZE &&
-            (type == ZF_JR_PUT || type == ZF_JR_ACK || type == ZF_JR_RETRY)) {
-            uintptr_t fin = (uintptr_t) zf_idmap_get (fins, (const zf_id_t *) payload);
-            gone = fin > at + 1;
-        }
+        uintptr_t fin = 0;
+        bool of_item = fins && len >= ZF_ID_SIZE &&
+                       (type == ZF_JR_PUT || type == ZF_JR_ACK || type == ZF_JR_RETRY);
+        if (of_item)
+            fin = (uintptr_t) zf_idmap_get (fins, (const zf_id_t *) payload);
         zf_error_t err;
-        if (!gone && self->hooks.record (self->hooks.arg, type, payload, len, &err))
+        if (of_item && fin > at + 1)
+            ; // finished later in data
+        else if (of_item && !fin && keep)
+            memcpy (s_grow_plain (keep, RECORD_HEADER + len), data + at, RECORD_HEADER + len);
+        else if (self->hooks.record (self->hooks.arg, type, payload, len, &err))
             zsys_error ("broker: %s: a record at byte %zu: %s (skipped)", what, at, err.text);
         at += RECORD_HEADER + len;
     }
@@ -208,10 +225,12 @@ s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const cha
 }
 
 //  Applies the records of committed entries held: first finding where each
-//  item's FIN is, so that an item put and finished within them costs the
-//  store one record (what a snapshot would say of it), not three.
+//  item's FIN is, so that an item put and finished among them costs the
+//  store one record (what a snapshot would say of it), not three. Unless
+//  all, the records of items not finished yet are held on: most finish
+//  soon after (a follower's store then sees them only as done).
 static void
-s_settle (zf_cluster_t *self)
+s_settle (zf_cluster_t *self, bool all)
 {
     if (!self->pending.len)
         return;
@@ -230,9 +249,12 @@ s_settle (zf_cluster_t *self)
         }
         at += RECORD_HEADER + len;
     }
-    s_apply_records (self, data, size, "a Raft entry", fins);
+    s_buffer_t keep = { 0 };
+    s_apply_records (self, data, size, "a Raft entry", fins, all || !fins ? NULL : &keep);
     zf_idmap_destroy (&fins);
-    self->pending.len = 0;
+    free (self->pending.data);
+    self->pending = keep;
+    self->held = keep.len;
 }
 
 static int
@@ -240,6 +262,18 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     zf_cluster_t *self = (zf_cluster_t *) fsm->data;
     *result = NULL;
+    // A snapshot every `every` entries, or sooner once they hold
+    // SNAPSHOT_BYTES: Raft keeps the entries since the last in memory.
+    self->since++;
+    self->since_bytes += buf->len;
+    if (self->since_bytes >= SNAPSHOT_BYTES && self->since < self->threshold) {
+        uint64_t kept = KEPT_BYTES / (self->since_bytes / self->since + 1);
+        self->threshold = self->since;
+        raft_set_snapshot_threshold (&self->raft, (unsigned) self->since);
+        raft_set_snapshot_trailing (&self->raft, (unsigned) (kept < 1               ? 1
+                                                             : kept > SNAPSHOT_KEPT ? SNAPSHOT_KEPT
+                                                                                    : kept));
+    }
     const uint8_t *p = (const uint8_t *) buf->base;
     size_t header = ENTRY_HEADER;
     if (buf->len < header || p[0] != ENTRY_VERSION) {
@@ -262,8 +296,8 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     // Applied in batches: the records of an item that finished within one
     // need not be (s_settle).
     memcpy (s_grow_plain (&self->pending, records), p + header + n, records);
-    if (self->pending.len >= PENDING_MAX)
-        s_settle (self);
+    if (self->pending.len >= PENDING_MAX + 2 * self->held)
+        s_settle (self, false);
     return 0;
 }
 
@@ -273,9 +307,10 @@ s_fsm_snapshot (struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bu
     zf_cluster_t *self = (zf_cluster_t *) fsm->data;
     // The leader's store is ahead of the log while its entries are in
     // flight: it writes its snapshot once they are all committed.
-    if (self->serving && (self->submitted > self->durable || self->entry.len))
+    if (self->serving && (raft_last_applied (&self->raft) < self->last_index || self->entry.len)) {
         return RAFT_BUSY;
-    s_settle (self);
+    }
+    s_settle (self, true);
     self->snapshot = (s_buffer_t){ 0 };
     *s_grow (&self->snapshot, SNAPSHOT_HEADER) = ENTRY_VERSION;
     self->snapshotting = true;
@@ -292,6 +327,14 @@ s_fsm_snapshot (struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bu
     (*bufs)[0].len = self->snapshot.len;
     *n_bufs = 1;
     self->snapshot = (s_buffer_t){ 0 }; // Raft's now
+    self->since = self->since_bytes = 0;
+    self->quiet_since = 0;
+    if (self->threshold != self->every) {
+        self->threshold = self->every;
+        raft_set_snapshot_threshold (&self->raft, (unsigned) self->every);
+        raft_set_snapshot_trailing (
+            &self->raft, (unsigned) (self->every < SNAPSHOT_KEPT ? self->every : SNAPSHOT_KEPT));
+    }
     return 0;
 }
 
@@ -311,7 +354,7 @@ s_fsm_restore (struct raft_fsm *fsm, struct raft_buffer *buf)
         zsys_error ("broker: a Raft snapshot of %zu bytes is not one of zflow's", buf->len);
         return RAFT_CORRUPT;
     }
-    s_apply_records (self, p + SNAPSHOT_HEADER, s_get32 (p + 1), "the Raft snapshot", NULL);
+    s_apply_records (self, p + SNAPSHOT_HEADER, s_get32 (p + 1), "the Raft snapshot", NULL, NULL);
     self->applied = true;
     raft_free (buf->base); // the state machine's, once restored
     return 0;
@@ -346,7 +389,7 @@ s_barrier_done (struct raft_barrier *req, int status)
         s_lose (self, "lost the lead while taking it");
         return;
     }
-    s_settle (self); // every earlier entry is in the store
+    s_settle (self, true); // every earlier entry is in the store
     self->serving = true;
     self->announce = true; // the followers learn where its clients connect
     zsys_info ("broker: node %d leads the group of %d (term %llu): clients connect to %s",
@@ -377,6 +420,12 @@ static void
 s_entry_header (zf_cluster_t *self)
 {
     size_t n = strlen (self->endpoint);
+    // Room for as much as the last entry held: a busy turn's entry grows
+    // without being copied again and again.
+    if (!self->entry.data && self->entry_size > 4096) {
+        self->entry.data = (uint8_t *) raft_malloc (self->entry_size);
+        self->entry.cap = self->entry.data ? self->entry_size : 0;
+    }
     uint8_t *p = s_grow (&self->entry, ENTRY_HEADER + n);
     p[0] = ENTRY_VERSION;
     s_put64 (p + 1, self->incarnation);
@@ -453,8 +502,10 @@ zf_cluster_commit (zf_cluster_t *self)
         s_lose (self, "lost the lead before proposing an entry");
         return;
     }
+    self->entry_size = self->entry.len + self->entry.len / 4;
     self->entry = (s_buffer_t){ 0 }; // Raft's now
     self->submitted++;
+    self->last_index = apply->req.index;
 }
 
 //  --------------------------------------------------------------------------
@@ -625,6 +676,7 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
         unsigned every =
             args->snapshot_every > 0 ? (unsigned) args->snapshot_every : SNAPSHOT_EVERY;
         raft_set_snapshot_threshold (&self->raft, every);
+        self->every = self->threshold = every;
         raft_set_snapshot_trailing (&self->raft, every < SNAPSHOT_KEPT ? every : SNAPSHOT_KEPT);
         struct raft_configuration conf;
         raft_configuration_init (&conf);
@@ -704,6 +756,27 @@ int64_t
 zf_cluster_due (zf_cluster_t *self)
 {
     return uv_backend_timeout (&self->loop);
+}
+
+bool
+zf_cluster_quiet (zf_cluster_t *self, int64_t now)
+{
+    // The leader's store is ahead of the log while it has entries in
+    // flight, and its snapshot must wait for a moment with none: when one
+    // is due, it takes no new work until its last entries are committed
+    // (a round trip), for QUIET_MAX ms at most.
+    if (!self->serving || self->since < self->threshold)
+        return false;
+    if (!self->quiet_since) {
+        self->quiet_since = now;
+        self->poked = false;
+    }
+    if (!self->poked && self->submitted == self->durable && !self->entry.len) {
+        // Raft tries a snapshot as it applies an entry: an empty one.
+        self->announce = true;
+        self->poked = true;
+    }
+    return now - self->quiet_since < QUIET_MAX;
 }
 
 bool

@@ -88,6 +88,11 @@ void zf_cluster_run (zf_cluster_t *self);
 //  broker then sends nothing more: what it holds beyond the log is void.
 const char *zf_cluster_lost (zf_cluster_t *self);
 
+//  Whether the leader should take no new work this turn (read no requests,
+//  run no timers): a snapshot is due, and it waits for a moment when all
+//  the leader's entries are committed. At most a fraction of a second.
+bool zf_cluster_quiet (zf_cluster_t *self, int64_t now);
+
 //  Whether this broker leads and serves.
 bool zf_cluster_serving (zf_cluster_t *self);
 
