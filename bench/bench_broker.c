@@ -429,11 +429,6 @@ main (int argc, char **argv)
         s_recover (n, dir);
         return 0;
     }
-    if (argc == 4 && streq (argv[2], "group")) {
-        double group = s_zflow_at (argv[0], n, TAP_NONE, argv[3], NULL, true);
-        printf ("group: confirmed %.0f acked %.0f\n", s_confirmed_rate, group);
-        return 0;
-    }
     if (argc == 4 && streq (argv[2], "cluster")) {
         // The same load through one broker with its journal (what a group
         // replaces) and through a group of three on this machine.
