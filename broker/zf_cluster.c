@@ -24,8 +24,9 @@
 #define SNAPSHOT_HEADER 5  // version, u32 records' size
 #define RECORD_HEADER   5  // u32 size, u8 type
 #define IN_FLIGHT_MAX   2  // entries proposed and not yet committed, at most
-#define PENDING_MAX     (4 << 20)  // bytes of committed records held before they are applied
-#define QUIET_MAX       200        // ms the leader may hold back new work for a snapshot
+#define PENDING_MAX     (4 << 20) // bytes of committed records held before they are applied
+#define QUIET_MAX       200       // ms the leader may hold back new work for a snapshot
+#define QUIET_AGAIN     5000      // ms after which a leader whose snapshot did not come tries again
 #define SNAPSHOT_BYTES  (64 << 20) // bytes of entries between snapshots at most
 #define KEPT_BYTES      (8 << 20)  // bytes of entries kept after one, about
 #define CONNECT_RETRY   250        // ms between tries to reach a node that is away
@@ -295,7 +296,8 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     self->applied = true;
     // Applied in batches: the records of an item that finished within one
     // need not be (s_settle).
-    memcpy (s_grow_plain (&self->pending, records), p + header + n, records);
+    if (records)
+        memcpy (s_grow_plain (&self->pending, records), p + header + n, records);
     if (self->pending.len >= PENDING_MAX + 2 * self->held)
         s_settle (self, false);
     return 0;
@@ -767,6 +769,8 @@ zf_cluster_quiet (zf_cluster_t *self, int64_t now)
     // (a round trip), for QUIET_MAX ms at most.
     if (!self->serving || self->since < self->threshold)
         return false;
+    if (self->quiet_since && now - self->quiet_since >= QUIET_AGAIN)
+        self->quiet_since = 0; // no moment came: another try
     if (!self->quiet_since) {
         self->quiet_since = now;
         self->poked = false;
