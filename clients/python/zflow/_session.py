@@ -56,6 +56,9 @@ class Session:
             self.sock.close(linger=0)
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 2000)
+        # Sends never wait: with no way to the broker (a refused CURVE
+        # handshake leaves none) they fail, and a new session sends again.
+        self.sock.setsockopt(zmq.SNDTIMEO, 0)
         _curve.apply(self.sock, self.curve)
         self.monitor = self.brokers.watch(self.sock)
         self.sock.connect(self.endpoint)
@@ -87,7 +90,10 @@ class Session:
         self.sock = None
 
     def send(self, command, header, bodies=()):
-        self.sock.send_multipart(_zfp.encode(command, header, bodies), copy=False)
+        try:
+            self.sock.send_multipart(_zfp.encode(command, header, bodies), copy=False)
+        except zmq.Again:
+            pass  # no way to the broker now: what matters is asked again
         self.last_sent = time.monotonic()
 
     # -- receiving ---------------------------------------------------------
