@@ -22,8 +22,6 @@
 #include "zf_testkit.h"
 #include "zflow.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -168,31 +166,6 @@ s_tap_gap (int tap_out, zf_client_t *producer, const uint8_t *body)
 //  when the last CONFIRM came, not the last ack).
 static double s_confirmed_rate;
 
-//  A free loopback port from the system's ephemeral range (not the range
-//  ZeroMQ's tcp://...:* takes from), for a Raft address.
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    socklen_t size = sizeof addr;
-    int port = -1;
-    // Below 49152, where ZeroMQ's tcp://...:* starts: a broker binding one
-    // of those before the group's node listens cannot take its port.
-    for (int tries = 0; tries < 100 && (port < 0 || port >= 49152); tries++) {
-        addr.sin_port = 0;
-        if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
-            getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
-            port = ntohs (addr.sin_port);
-        if (fd >= 0)
-            close (fd);
-        fd = socket (AF_INET, SOCK_STREAM, 0);
-    }
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
-
 //  A group of three brokers in this process (its logs in dir/node1...):
 //  their endpoints, comma-separated, in endpoints.
 #define GROUP 3
@@ -203,8 +176,8 @@ static void
 s_group_start (zf_pipeline_t *pipeline, const char *dir, char *endpoints, size_t size)
 {
     static char nodes[128];
-    snprintf (nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", s_free_port (),
-              s_free_port (), s_free_port ());
+    snprintf (nodes, sizeof nodes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", zf_test_free_port (),
+              zf_test_free_port (), zf_test_free_port ());
     *endpoints = 0;
     for (int i = 0; i < GROUP; i++) {
         snprintf (s_group_dirs[i], sizeof s_group_dirs[i], "%s/node%d", dir, i + 1);

@@ -40,10 +40,12 @@ typedef struct {
     uint64_t seq; // its number among this broker's entries
 } s_apply_t;
 
-//  A growing buffer of raft_malloc'd memory (Raft takes it over).
+//  A growing buffer: of raft_malloc'd memory, which Raft takes over; or,
+//  own, of this module's (malloc).
 typedef struct {
     uint8_t *data;
     size_t len, cap;
+    bool own;
 } s_buffer_t;
 
 struct _zf_cluster_t {
@@ -131,27 +133,6 @@ s_seal (s_buffer_t *buffer, size_t at, size_t from)
         memset (s_grow (buffer, pad), 0, pad);
 }
 
-//  As s_grow, in memory of this module's own (malloc).
-static uint8_t *
-s_grow_plain (s_buffer_t *buffer, size_t size)
-{
-    if (buffer->len + size > buffer->cap) {
-        size_t cap = buffer->cap ? buffer->cap : 65536;
-        while (cap < buffer->len + size)
-            cap *= 2;
-        uint8_t *data = (uint8_t *) realloc (buffer->data, cap);
-        if (!data) {
-            zsys_error ("broker: out of memory for %zu bytes of committed records", cap);
-            abort ();
-        }
-        buffer->data = data;
-        buffer->cap = cap;
-    }
-    uint8_t *p = buffer->data + buffer->len;
-    buffer->len += size;
-    return p;
-}
-
 static uint8_t *
 s_grow (s_buffer_t *buffer, size_t size)
 {
@@ -159,9 +140,10 @@ s_grow (s_buffer_t *buffer, size_t size)
         size_t cap = buffer->cap ? buffer->cap : 4096;
         while (cap < buffer->len + size)
             cap *= 2;
-        uint8_t *data = (uint8_t *) raft_realloc (buffer->data, cap);
+        uint8_t *data = (uint8_t *) (buffer->own ? realloc (buffer->data, cap)
+                                                 : raft_realloc (buffer->data, cap));
         if (!data) {
-            zsys_error ("broker: out of memory for a Raft entry of %zu bytes", cap);
+            zsys_error ("broker: out of memory for %zu bytes of the group's records", cap);
             abort (); // as the journal: the broker cannot go on without its log
         }
         buffer->data = data;
@@ -216,7 +198,7 @@ s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const cha
         if (of_item && fin > at + 1)
             ; // finished later in data
         else if (of_item && !fin && keep)
-            memcpy (s_grow_plain (keep, RECORD_HEADER + len), data + at, RECORD_HEADER + len);
+            memcpy (s_grow (keep, RECORD_HEADER + len), data + at, RECORD_HEADER + len);
         else if (self->hooks.record (self->hooks.arg, type, payload, len, &err))
             zsys_error ("broker: %s: a record at byte %zu: %s (skipped)", what, at, err.text);
         at += RECORD_HEADER + len;
@@ -250,7 +232,7 @@ s_settle (zf_cluster_t *self, bool all)
         }
         at += RECORD_HEADER + len;
     }
-    s_buffer_t keep = { 0 };
+    s_buffer_t keep = { .own = true };
     s_apply_records (self, data, size, "a Raft entry", fins, all || !fins ? NULL : &keep);
     zf_idmap_destroy (&fins);
     free (self->pending.data);
@@ -297,7 +279,7 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     // Applied in batches: the records of an item that finished within one
     // need not be (s_settle).
     if (records)
-        memcpy (s_grow_plain (&self->pending, records), p + header + n, records);
+        memcpy (s_grow (&self->pending, records), p + header + n, records);
     if (self->pending.len >= PENDING_MAX + 2 * self->held)
         s_settle (self, false);
     return 0;
@@ -616,6 +598,7 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
 {
     zf_cluster_t *self = (zf_cluster_t *) zmalloc (sizeof (zf_cluster_t));
     self->lock = -1;
+    self->pending.own = true; // the records waiting are copies of ours
     self->hooks = *hooks;
     bool known = false;
     if (zf_parse_nodes (args->nodes, self->addresses, &self->count, err))

@@ -13,38 +13,10 @@
 #include "zf_testkit.h"
 #include "zflow.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define LOOPBACK ZF_TEST_LOOPBACK
 #define NODES    3
-
-//  A free loopback port: Raft's addresses are known to every node before
-//  it starts, so they cannot be tcp://...:*.
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    socklen_t size = sizeof addr;
-    int port = -1;
-    // Below 49152, where ZeroMQ's tcp://...:* starts: a broker binding one
-    // of those before the group's node listens cannot take its port.
-    for (int tries = 0; tries < 100 && (port < 0 || port >= 49152); tries++) {
-        addr.sin_port = 0;
-        if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
-            getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
-            port = ntohs (addr.sin_port);
-        if (fd >= 0)
-            close (fd);
-        fd = socket (AF_INET, SOCK_STREAM, 0);
-    }
-    if (fd >= 0)
-        close (fd);
-    return port;
-}
 
 typedef struct {
     char dir[256];                 // the test's folder
@@ -81,7 +53,7 @@ s_group_start (s_group_t *group, const char *name, const char *config)
     memset (group, 0, sizeof *group);
     assert_int_equal (zf_test_dir_new (group->dir, sizeof group->dir, name), 0);
     snprintf (group->nodes, sizeof group->nodes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
-              s_free_port (), s_free_port (), s_free_port ());
+              zf_test_free_port (), zf_test_free_port (), zf_test_free_port ());
     group->pipeline = zf_test_pipeline (config);
     for (int i = 0; i < NODES; i++) {
         snprintf (group->journals[i], sizeof group->journals[i], "%s/node%d", group->dir, i + 1);

@@ -2,8 +2,11 @@
 #include "zf_testkit.h"
 #include "zf_mp.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 zf_pipeline_t *
@@ -392,4 +395,22 @@ zf_test_count (const int *seen, int n, int *lost, int *duplicated)
         *lost += seen[i] == 0;
         *duplicated += seen[i] > 1;
     }
+}
+
+int
+zf_test_free_port (void)
+{
+    int port = -1;
+    for (int tries = 0; tries < 100 && (port < 0 || port >= 49152); tries++) {
+        int fd = socket (AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = { .sin_family = AF_INET,
+                                    .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+        socklen_t size = sizeof addr;
+        if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof addr) == 0 &&
+            getsockname (fd, (struct sockaddr *) &addr, &size) == 0)
+            port = ntohs (addr.sin_port);
+        if (fd >= 0)
+            close (fd);
+    }
+    return port < 49152 ? port : -1;
 }

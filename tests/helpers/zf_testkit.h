@@ -92,6 +92,12 @@ int zf_test_wait_lines (const char *dir, const char *name, int *seen, int range,
 //  Free loopback ports, for a broker's sockets.
 #define ZF_TEST_LOOPBACK "tcp://127.0.0.1:*"
 
+//  A free loopback port for an address every node must know before it
+//  starts (a Raft group's), so not tcp://...:*: from the system's range,
+//  below 49152, where ZeroMQ's tcp://...:* starts (a broker binding one of
+//  those before the node listens cannot take its port). -1 if none.
+int zf_test_free_port (void);
+
 //  The actors most broker tests use: a source and a worker of "jobs".
 #define ZF_TEST_SRC_AND_WORK                                                                       \
     "actors\n"                                                                                     \

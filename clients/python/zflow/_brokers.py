@@ -19,6 +19,7 @@ class Brokers:
         if not self.endpoints:
             raise ValueError("no broker endpoint given")
         self.current = 0
+        self.reopen_at = None  # when to open the next session, or None
 
     def __str__(self):
         return ",".join(self.endpoints)
@@ -35,18 +36,46 @@ class Brokers:
     def next(self):
         self.current = (self.current + 1) % len(self.endpoints)
 
-    def redirect(self, reason):
-        """After ERROR "leader": the seconds to wait before the next
-        session, 0 when it goes to the leader named."""
+    def opened(self):
+        self.reopen_at = None
+
+    def redirect(self, reason, now):
+        """After ERROR "leader": True when the next session opens now (at
+        the leader named); else it opens with the next broker soon (due)."""
         marker = "the leader is "
         named = reason.split(marker, 1)[1].strip() if marker in reason else None
         if named and named != self.endpoint:
             if named not in self.endpoints:
                 self.endpoints.append(named)
             self.current = self.endpoints.index(named)
-            return 0.0
+            return True
         self.next()
-        return NO_LEADER_YET
+        self.reopen_at = now + NO_LEADER_YET
+        return False
+
+    def due(self, now, welcomed, last_heard, silence):
+        """Whether a new session should open now, and with which broker:
+        the next one a redirect chose, the next of a group that does not
+        welcome within NO_WELCOME, or (silent for silence seconds) the
+        next of a group or the same lone broker."""
+        if self.reopen_at is not None:
+            return now >= self.reopen_at
+        if not welcomed and self.group and now - last_heard > NO_WELCOME:
+            self.next()  # this one is away: the next, without backing off
+            return True
+        if now - last_heard > silence:
+            if self.group:
+                self.next()
+            return True
+        return False
+
+    def wait(self, now, welcomed, seconds):
+        """seconds, or less when a session is due sooner."""
+        if self.reopen_at is not None:
+            return max(0.0, min(seconds, self.reopen_at - now))
+        if not welcomed and self.group:
+            return min(seconds, NO_WELCOME)
+        return seconds
 
     def watch(self, sock):
         """A monitor of sock's connection, for a group's session; or None."""

@@ -9,7 +9,7 @@ import time
 import zmq
 
 from . import _curve, _zfp
-from ._brokers import NO_WELCOME, Brokers
+from ._brokers import Brokers
 
 
 class BrokerError(Exception):
@@ -40,7 +40,6 @@ class Session:
         self.welcomed = False
         self.last_sent = self.last_heard = 0.0
         self.on_open = None        # called after each new session's WELCOME
-        self.reopen_at = None      # when to open the next session (a group's), or None
         self.open()
 
     @property
@@ -62,7 +61,7 @@ class Session:
         _curve.apply(self.sock, self.curve)
         self.monitor = self.brokers.watch(self.sock)
         self.sock.connect(self.endpoint)
-        self.reopen_at = None
+        self.brokers.opened()
         hello = {"version": _zfp.VERSION, "name": self.name}
         if self.worker:
             hello["worker"] = self.worker
@@ -110,20 +109,12 @@ class Session:
             now = time.monotonic()
             if now - self.last_sent >= self.heartbeat / 1000:
                 self.send("PING", {})
-            if self.reopen_at is not None and now >= self.reopen_at:
-                self.open()  # the next broker of the group
-            elif not self.welcomed and self.brokers.group and \
-                    now - self.last_heard > NO_WELCOME:
-                self.brokers.next()  # this one is away: the next, without backing off
-                self.open()
-            elif now - self.last_heard > self.heartbeat * self.liveness / 1000:
-                if self.brokers.group:
-                    self.brokers.next()
+            if self.brokers.due(now, self.welcomed, self.last_heard,
+                                self.heartbeat * self.liveness / 1000):
                 self.open()  # silent too long: the broker is gone, or forgot us
             left = None if deadline is None else max(0.0, deadline - now)
             wait = self.heartbeat / 1000 if left is None else min(left, self.heartbeat / 1000)
-            if self.reopen_at is not None:
-                wait = max(0.0, min(wait, self.reopen_at - now))
+            wait = self.brokers.wait(now, self.welcomed, wait)
             poller = zmq.Poller()
             poller.register(self.sock, zmq.POLLIN)
             if self.monitor is not None:
@@ -167,10 +158,7 @@ class Session:
         if command == "ERROR" and header.get("code") == "leader":
             # A broker of a group that does not lead: to the leader it
             # names, or soon to the next while none is elected.
-            delay = self.brokers.redirect(header.get("reason", ""))
-            if delay:
-                self.reopen_at = time.monotonic() + delay
-            else:
+            if self.brokers.redirect(header.get("reason", ""), time.monotonic()):
                 self.open()
             return None
         return command, header, bodies

@@ -14,7 +14,7 @@ import zmq
 import zmq.asyncio
 
 from . import _curve, _zfp
-from ._brokers import NO_WELCOME, Brokers
+from ._brokers import Brokers
 from ._session import BrokerError
 from .client import OVER, Refused, Result, _cancel_header, _put_batch, _status_header, _value
 
@@ -50,7 +50,6 @@ class AsyncClient:
     def __init__(self, endpoint, name="python-client", pipeline=None, timeout=30, curve=None):
         self.brokers = Brokers(endpoint)  # one, or a group's: the session goes to the leader
         self.monitor = None
-        self.reopen_at = None
         self.curve = _curve.keys(curve)  # as Client's
         self.name = name
         self.pipeline = pipeline
@@ -116,7 +115,7 @@ class AsyncClient:
         _curve.apply(self.sock, self.curve)
         self.monitor = self.brokers.watch(self.sock)
         self.sock.connect(self.endpoint)
-        self.reopen_at = None
+        self.brokers.opened()
         hello = {"version": _zfp.VERSION, "name": self.name, "pid": os.getpid(),
                  "host": socket.gethostname()[:128]}
         if self.pipeline:
@@ -131,11 +130,8 @@ class AsyncClient:
 
     async def _read(self):
         while True:
-            wait = self.heartbeat
-            if self.reopen_at is not None:
-                wait = max(0, min(wait, int((self.reopen_at - time.monotonic()) * 1000)))
-            elif not self.welcomed.is_set() and self.brokers.group:
-                wait = min(wait, int(NO_WELCOME * 1000))
+            wait = int(1000 * self.brokers.wait(time.monotonic(), self.welcomed.is_set(),
+                                                self.heartbeat / 1000))
             poller = zmq.asyncio.Poller()
             poller.register(self.sock, zmq.POLLIN)
             if self.monitor is not None:
@@ -148,15 +144,8 @@ class AsyncClient:
                 continue
             if self.sock not in ready:
                 now = time.monotonic()
-                if self.reopen_at is not None and now >= self.reopen_at:
-                    self._open()  # the next broker of the group
-                elif not self.welcomed.is_set() and self.brokers.group and \
-                        now - self.last_heard > NO_WELCOME:
-                    self.brokers.next()  # this one is away: the next, without backing off
-                    self._open()
-                elif now - self.last_heard > self.heartbeat * self.liveness / 1000:
-                    if self.brokers.group:
-                        self.brokers.next()
+                if self.brokers.due(now, self.welcomed.is_set(), self.last_heard,
+                                    self.heartbeat * self.liveness / 1000):
                     self._open()  # the broker is silent: a new session, when it comes back
                 elif now - self.last_sent >= self.heartbeat / 1000:
                     await self._send(_zfp.encode("PING", {}))
@@ -180,10 +169,7 @@ class AsyncClient:
                     "before HELLO" in header.get("reason", ""):
                 self._open()
             elif command == "ERROR" and header.get("code") == "leader":
-                delay = self.brokers.redirect(header.get("reason", ""))
-                if delay:
-                    self.reopen_at = time.monotonic() + delay
-                else:
+                if self.brokers.redirect(header.get("reason", ""), time.monotonic()):
                     self._open()
             elif command == "CONFIRM":
                 self._answer(("CONFIRM", header.get("seq")), header, bodies)
