@@ -472,8 +472,10 @@ zf_store_schedule (zf_store_t *self, zf_delivery_t *d)
 {
     int64_t wait = d->msg->not_before ? d->msg->not_before - zclock_time () : 0;
     if (wait > 0) {
+        // Both clocks count whole ms, each truncated in its own way: one
+        // more keeps an item from coming a fraction of a ms before its time.
         d->state = ZF_D_DELAYED;
-        zf_heap_push (&self->delayed, &d->retry, zclock_mono () + wait);
+        zf_heap_push (&self->delayed, &d->retry, zclock_mono () + wait + 1);
         return;
     }
     d->state = ZF_D_READY;
