@@ -28,13 +28,14 @@ typedef struct {
     char all[NODES * 256 + NODES]; // the three, comma-separated
 } s_group_t;
 
-//  Starts node i (0-based) on its folder; its endpoint is a free port,
-//  then kept for later starts so that the clients' list stays right.
+//  Starts node i (0-based) on its folder and its endpoint (a free port
+//  outside ZeroMQ's tcp://...:* range, which the brokers of the tests that
+//  run beside this one take from: a node started again gets it back).
 static void
 s_start (s_group_t *group, int i)
 {
     zf_broker_args_t args = { .pipeline = group->pipeline,
-                              .endpoint = group->endpoints[i][0] ? group->endpoints[i] : LOOPBACK,
+                              .endpoint = group->endpoints[i],
                               .events = LOOPBACK,
                               .journal = group->journals[i],
                               .cluster = group->nodes,
@@ -52,11 +53,24 @@ s_group_start (s_group_t *group, const char *name, const char *config)
 {
     memset (group, 0, sizeof *group);
     assert_int_equal (zf_test_dir_new (group->dir, sizeof group->dir, name), 0);
-    snprintf (group->nodes, sizeof group->nodes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
-              zf_test_free_port (), zf_test_free_port (), zf_test_free_port ());
+    // Six ports, all different: three for Raft, three for the clients.
+    int ports[2 * NODES], count = 0;
+    for (int tries = 0; tries < 100 && count < 2 * NODES; tries++) {
+        int port = zf_test_free_port ();
+        bool taken = port < 0;
+        for (int j = 0; j < count; j++)
+            taken |= ports[j] == port;
+        if (!taken)
+            ports[count++] = port;
+    }
+    assert_int_equal (count, 2 * NODES);
+    snprintf (group->nodes, sizeof group->nodes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", ports[0],
+              ports[1], ports[2]);
     group->pipeline = zf_test_pipeline (config);
     for (int i = 0; i < NODES; i++) {
         snprintf (group->journals[i], sizeof group->journals[i], "%s/node%d", group->dir, i + 1);
+        snprintf (group->endpoints[i], sizeof group->endpoints[i], "tcp://127.0.0.1:%d",
+                  ports[NODES + i]);
         s_start (group, i);
     }
     snprintf (group->all, sizeof group->all, "%s,%s,%s", group->endpoints[0], group->endpoints[1],
