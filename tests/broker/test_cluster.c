@@ -126,25 +126,6 @@ s_put_range (zf_client_t *producer, int first, int count)
     s_put_ids (producer, first, count, NULL);
 }
 
-//  Takes count items within 20 s, acking each, and counts each value in
-//  seen[0..range) (a value out of it counts as a copy of 0).
-static int
-s_take (zf_client_t *worker, int count, int *seen, int range)
-{
-    int got = 0;
-    int64_t deadline = zclock_mono () + 20000;
-    while (got < count && zclock_mono () < deadline) {
-        zf_item_t *item = zf_client_next (worker, 100);
-        if (!item)
-            continue;
-        int64_t value = zf_test_body_int (item);
-        seen[value >= 0 && value < range ? value : 0] += value >= 0 && value < range ? 1 : 1000;
-        got++;
-        zf_client_ack (worker, &item);
-    }
-    return got;
-}
-
 static const char *s_config = "broker\n"
                               "    heartbeat = 100ms\n"
                               "cluster\n"
@@ -251,7 +232,7 @@ test_cluster_snapshots (void **state)
         s_start (&group, i);
     // What was acked stays done; the rest comes now, from snapshots and logs.
     worker = zf_client_new (group.all, "work", "jobs", 10);
-    assert_int_equal (s_take (worker, N / 2, seen, N), N / 2);
+    assert_int_equal (zf_test_take_range (worker, N / 2, seen, N, NULL), N / 2);
     ZF_TEST_ASSERT_ONCE (seen, N);
     zf_client_destroy (&worker);
     s_group_stop (&group);

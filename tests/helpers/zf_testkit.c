@@ -368,6 +368,12 @@ zf_test_body_int (zf_item_t *item)
 int
 zf_test_take (zf_client_t *worker, int n, int *seen, int *redelivered)
 {
+    return zf_test_take_range (worker, n, seen, n, redelivered);
+}
+
+int
+zf_test_take_range (zf_client_t *worker, int n, int *seen, int range, int *redelivered)
+{
     int got = 0;
     int64_t deadline = zclock_mono () + 20000;
     while (got < n && zclock_mono () < deadline) {
@@ -375,7 +381,7 @@ zf_test_take (zf_client_t *worker, int n, int *seen, int *redelivered)
         if (!item)
             continue;
         int64_t value = zf_test_body_int (item);
-        if (value >= 0 && value < n)
+        if (value >= 0 && value < range)
             seen[value]++;
         else
             seen[0] += 1000; // no such item: shows as a duplicate

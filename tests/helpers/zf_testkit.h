@@ -144,10 +144,13 @@ int64_t zf_test_body_int (zf_item_t *item);
 int zf_test_put_ints (zf_client_t *client, const char *queue, int count, zf_id_t *ids);
 
 //  Takes up to n items from worker within 20 s, acking each: counts each
-//  body's deliveries in seen[0..n) (a body outside it counts in *strange,
-//  when not NULL) and, if redelivered is not NULL, the deliveries with
-//  attempt > 1. Returns the items taken.
+//  body's deliveries in seen[0..n) (a body outside it counts as a copy of
+//  0) and, if redelivered is not NULL, the deliveries with attempt > 1.
+//  Returns the items taken.
 int zf_test_take (zf_client_t *worker, int n, int *seen, int *redelivered);
+
+//  The same, the bodies counted in seen[0..range).
+int zf_test_take_range (zf_client_t *worker, int n, int *seen, int range, int *redelivered);
 
 //  Counts the items of seen[0..n) never seen (lost) and seen more than once.
 void zf_test_count (const int *seen, int n, int *lost, int *duplicated);
