@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <raft.h>
 #include <signal.h>
@@ -54,7 +53,7 @@ struct _zf_cluster_t {
     struct raft_io io;
     struct raft_fsm fsm;
     struct raft raft;
-    bool have_transport, have_io, have_raft, started; // what to close
+    bool have_transport, have_io, have_raft; // what to close
     bool closing, closed;
     zf_cluster_hooks_t hooks;
     char addresses[ZF_NODES_MAX][256]; // HOST:PORT of each node
@@ -90,33 +89,21 @@ struct _zf_cluster_t {
     size_t entry_size;    // room the next entry starts with
 };
 
+//  Little-endian integers of bytes bytes, as the formats above have them.
 static void
-s_put64 (uint8_t *p, uint64_t v)
+s_put (uint8_t *p, uint64_t v, int bytes)
 {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < bytes; i++)
         p[i] = (uint8_t) (v >> (8 * i));
 }
 
 static uint64_t
-s_get64 (const uint8_t *p)
+s_get (const uint8_t *p, int bytes)
 {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < bytes; i++)
         v |= (uint64_t) p[i] << (8 * i);
     return v;
-}
-
-static void
-s_put32 (uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t) (v >> (8 * i));
-}
-
-static uint32_t
-s_get32 (const uint8_t *p)
-{
-    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
 }
 
 static uint8_t *s_grow (s_buffer_t *buffer, size_t size);
@@ -127,7 +114,7 @@ static uint8_t *s_grow (s_buffer_t *buffer, size_t size);
 static void
 s_seal (s_buffer_t *buffer, size_t at, size_t from)
 {
-    s_put32 (buffer->data + at, (uint32_t) (buffer->len - from));
+    s_put (buffer->data + at, (uint32_t) (buffer->len - from), 4);
     size_t pad = (8 - buffer->len % 8) % 8;
     if (pad)
         memset (s_grow (buffer, pad), 0, pad);
@@ -184,7 +171,7 @@ s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const cha
 {
     size_t at = 0;
     while (at + RECORD_HEADER <= size) {
-        uint32_t len = s_get32 (data + at);
+        uint32_t len = (uint32_t) s_get (data + at, 4);
         zf_jr_type_t type = (zf_jr_type_t) data[at + 4];
         if (len > size - at - RECORD_HEADER)
             break;
@@ -221,7 +208,7 @@ s_settle (zf_cluster_t *self, bool all)
     size_t size = self->pending.len;
     zf_idmap_t *fins = zf_idmap_new (size / 64);
     for (size_t at = 0; fins && at + RECORD_HEADER <= size;) {
-        uint32_t len = s_get32 (data + at);
+        uint32_t len = (uint32_t) s_get (data + at, 4);
         if (len > size - at - RECORD_HEADER)
             break;
         if (data[at + 4] == ZF_JR_FIN && len >= ZF_ID_SIZE &&
@@ -263,8 +250,8 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
         zsys_error ("broker: a Raft entry of %zu bytes is not one of zflow's (skipped)", buf->len);
         return 0;
     }
-    uint64_t incarnation = s_get64 (p + 1), node = s_get64 (p + 9);
-    size_t records = s_get32 (p + 17);
+    uint64_t incarnation = s_get (p + 1, 8), node = s_get (p + 9, 8);
+    size_t records = (uint32_t) s_get (p + 17, 4);
     size_t n = (size_t) p[21] | (size_t) p[22] << 8;
     if (n >= sizeof self->announced || header + n + records > buf->len) {
         zsys_error ("broker: a Raft entry's sizes do not fit it (skipped)");
@@ -334,11 +321,12 @@ s_fsm_restore (struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     const uint8_t *p = (const uint8_t *) buf->base;
     if (buf->len < SNAPSHOT_HEADER || p[0] != ENTRY_VERSION ||
-        s_get32 (p + 1) > buf->len - SNAPSHOT_HEADER) {
+        (uint32_t) s_get (p + 1, 4) > buf->len - SNAPSHOT_HEADER) {
         zsys_error ("broker: a Raft snapshot of %zu bytes is not one of zflow's", buf->len);
         return RAFT_CORRUPT;
     }
-    s_apply_records (self, p + SNAPSHOT_HEADER, s_get32 (p + 1), "the Raft snapshot", NULL, NULL);
+    s_apply_records (self, p + SNAPSHOT_HEADER, (uint32_t) s_get (p + 1, 4), "the Raft snapshot",
+                     NULL, NULL);
     self->applied = true;
     raft_free (buf->base); // the state machine's, once restored
     return 0;
@@ -412,9 +400,9 @@ s_entry_header (zf_cluster_t *self)
     }
     uint8_t *p = s_grow (&self->entry, ENTRY_HEADER + n);
     p[0] = ENTRY_VERSION;
-    s_put64 (p + 1, self->incarnation);
-    s_put64 (p + 9, (uint64_t) self->node);
-    s_put32 (p + 17, 0); // records' size, once they are all in
+    s_put (p + 1, self->incarnation, 8);
+    s_put (p + 9, (uint64_t) self->node, 8);
+    s_put (p + 17, 0, 4); // records' size, once they are all in
     p[21] = (uint8_t) n;
     p[22] = (uint8_t) (n >> 8);
     memcpy (p + ENTRY_HEADER, self->endpoint, n);
@@ -613,10 +601,6 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
     // libuv writes to its peers with write(): a peer that died must not
     // kill this process with SIGPIPE.
     signal (SIGPIPE, SIG_IGN);
-    // Entries of a busy turn are large and short-lived: from the heap, not
-    // each a fresh mapping the kernel zeroes and the next free unmaps.
-    mallopt (M_MMAP_THRESHOLD, 64 << 20);
-    mallopt (M_TRIM_THRESHOLD, 256 << 20);
     while (self->incarnation == 0)
         if (getrandom (&self->incarnation, sizeof self->incarnation, 0) != sizeof self->incarnation)
             self->incarnation = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 32);
@@ -677,7 +661,6 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
         raft_configuration_close (&conf);
         if (rc == 0) {
             rc = raft_start (&self->raft);
-            self->started = rc == 0;
         }
     }
     if (rc) {

@@ -5,11 +5,12 @@
 #include "zf_sessions.h"
 
 //  Whether the store's changes are recorded: there is a journal (or a
-//  group, which says when it takes records) and it is not being replayed.
+//  group) and it is not being replayed (nor, in a group, applied by a
+//  broker that does not lead).
 static bool
 s_recording (zf_server_t *server)
 {
-    return server->cluster || (server->journal && !server->replaying);
+    return (server->journal || server->cluster) && !server->replaying;
 }
 
 //  Appends record to the journal or to the group's entry of this turn,

@@ -440,18 +440,19 @@ s_handle (zf_client_t *self, zmsg_t *msg)
         case ZF_ERROR:
             snprintf (self->last_error, sizeof self->last_error, "%s: %s", self->in->code,
                       self->in->reason);
-            if (!streq (self->in->code, "leader")) // a move in a group: not a fault
-                zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);
+            if (streq (self->in->code, "leader")) {
+                // A broker of a group that does not lead (a move, not a
+                // fault): to the leader it names, or, while there is none
+                // yet, soon to the next.
+                const char *named = strstr (self->in->reason, "the leader is ");
+                s_move (self, named ? named + strlen ("the leader is ") : NULL, named ? 0 : 100);
+                break;
+            }
+            zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);
             // The broker does not know this session (it restarted): open
             // a new one.
             if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO"))
                 s_open (self);
-            // A broker of a group that does not lead: to the leader it
-            // names, or, while there is none yet, soon to the next.
-            else if (streq (self->in->code, "leader")) {
-                const char *named = strstr (self->in->reason, "the leader is ");
-                s_move (self, named ? named + strlen ("the leader is ") : NULL, named ? 0 : 100);
-            }
             break;
         case ZF_CANCEL:
             s_on_cancel (self);
