@@ -412,14 +412,14 @@ main (int argc, char **argv)
             single[i] = s_zflow (argv[0], n, TAP_NONE, dir, modes[i]);
             single_confirmed[i] = s_confirmed_rate;
             printf ("one broker, journal, sync = %-7s       confirmed %9.0f items/s, acked %9.0f "
-                    "items/s\n",
-                    modes[i], single_confirmed[i], single[i]);
+                    "items/s  (CPU an item %.2f us)\n",
+                    modes[i], single_confirmed[i], single[i], s_cpu_per_item);
         }
         double group = s_zflow_at (argv[0], n, TAP_NONE, dir, NULL, true);
         printf (
             "a group of 3 brokers (Raft, majority on disk) confirmed %9.0f items/s, acked %9.0f "
-            "items/s\n",
-            s_confirmed_rate, group);
+            "items/s  (CPU an item %.2f us)\n",
+            s_confirmed_rate, group, s_cpu_per_item);
         printf ("group / one broker (sync = batch): confirmed %.2f, acked %.2f;"
                 " / (sync = always): confirmed %.2f\n",
                 s_confirmed_rate / single_confirmed[0], group / single[0],

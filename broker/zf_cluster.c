@@ -78,15 +78,20 @@ struct _zf_cluster_t {
     char derived[256];                 // a leader's endpoint guessed from its address
     char lost[256];                    // why it stopped serving, or ""
     s_buffer_t pending;                // records of committed entries, not yet applied (malloc'd)
+    s_buffer_t spare;                  // the room pending had before the last settle
+    zf_idmap_t *fins;                  // at a settle: id -> its FIN's offset in pending, plus one
     size_t held;          // bytes of them held on at the last settle: items not finished
     uint64_t every;       // entries between snapshots
     uint64_t since;       // entries applied since the last snapshot
     uint64_t since_bytes; // their bytes
+    uint64_t limit;       // bytes of them at which the next snapshot comes
+    uint64_t draw;        // the state of the draws of limit
     uint64_t threshold;   // entries at which Raft takes the next one
     int64_t quiet_since;  // when the leader stopped taking work for one, or 0
     uint64_t last_index;  // the Raft index of the last entry this broker proposed
     bool poked;           // an empty entry went, for Raft to try the snapshot
     size_t entry_size;    // room the next entry starts with
+    size_t snapshot_size; // room the next snapshot starts with
 };
 
 //  Little-endian integers of bytes bytes, as the formats above have them.
@@ -107,6 +112,17 @@ s_get (const uint8_t *p, int bytes)
 }
 
 static uint8_t *s_grow (s_buffer_t *buffer, size_t size);
+
+//  Gives an empty buffer room for size bytes at once: one that grows as
+//  much as the last one did is not copied again and again on the way.
+static void
+s_room (s_buffer_t *buffer, size_t size)
+{
+    if (!buffer->data && size > 4096) {
+        buffer->data = (uint8_t *) (buffer->own ? malloc (size) : raft_malloc (size));
+        buffer->cap = buffer->data ? size : 0;
+    }
+}
 
 //  Writes the size of the records, which start at byte from, as the u32 at
 //  byte at; then pads the buffer to a multiple of 8 bytes, as libraft's
@@ -178,7 +194,8 @@ s_apply_records (zf_cluster_t *self, const uint8_t *data, size_t size, const cha
         const uint8_t *payload = data + at + RECORD_HEADER;
         uintptr_t fin = 0;
         bool of_item = fins && len >= ZF_ID_SIZE &&
-                       (type == ZF_JR_PUT || type == ZF_JR_ACK || type == ZF_JR_RETRY);
+                       (type == ZF_JR_PUT || type == ZF_JR_PUT_SHORT || type == ZF_JR_ACK ||
+                        type == ZF_JR_RETRY);
         if (of_item)
             fin = (uintptr_t) zf_idmap_get (fins, (const zf_id_t *) payload);
         zf_error_t err;
@@ -206,7 +223,12 @@ s_settle (zf_cluster_t *self, bool all)
         return;
     const uint8_t *data = self->pending.data;
     size_t size = self->pending.len;
-    zf_idmap_t *fins = zf_idmap_new (size / 64);
+    // The map and the buffers are kept from one settle to the next: fresh
+    // memory of this size each time cost more in page faults than the
+    // records' work.
+    if (!self->fins)
+        self->fins = zf_idmap_new (PENDING_MAX / 256);
+    zf_idmap_t *fins = self->fins;
     for (size_t at = 0; fins && at + RECORD_HEADER <= size;) {
         uint32_t len = (uint32_t) s_get (data + at, 4);
         if (len > size - at - RECORD_HEADER)
@@ -214,17 +236,36 @@ s_settle (zf_cluster_t *self, bool all)
         if (data[at + 4] == ZF_JR_FIN && len >= ZF_ID_SIZE &&
             zf_idmap_put (fins, (const zf_id_t *) (data + at + RECORD_HEADER),
                           (void *) (uintptr_t) (at + 1))) {
-            zf_idmap_destroy (&fins); // no memory: apply every record
+            zf_idmap_clear (fins); // no memory: apply every record
+            fins = NULL;
             break;
         }
         at += RECORD_HEADER + len;
     }
-    s_buffer_t keep = { .own = true };
+    s_buffer_t keep = self->spare;
+    keep.len = 0;
     s_apply_records (self, data, size, "a Raft entry", fins, all || !fins ? NULL : &keep);
-    zf_idmap_destroy (&fins);
-    free (self->pending.data);
+    if (fins)
+        zf_idmap_clear (fins);
+    self->spare = self->pending;
     self->pending = keep;
     self->held = keep.len;
+}
+
+//  Draws the bytes of entries before the next snapshot: 3/4 to 5/4 of
+//  SNAPSHOT_BYTES, at random, so that the nodes' snapshots seldom fall
+//  together (each holds its loop a while: a leader waiting for a moment
+//  to take its own needs one follower that answers).
+static void
+s_draw_limit (zf_cluster_t *self)
+{
+    // xorshift64, seeded by the incarnation (drawn at random)
+    uint64_t x = self->draw ? self->draw : self->incarnation | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    self->draw = x;
+    self->limit = SNAPSHOT_BYTES / 4 * 3 + x % (SNAPSHOT_BYTES / 2);
 }
 
 static int
@@ -236,7 +277,7 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
     // SNAPSHOT_BYTES: Raft keeps the entries since the last in memory.
     self->since++;
     self->since_bytes += buf->len;
-    if (self->since_bytes >= SNAPSHOT_BYTES && self->since < self->threshold) {
+    if (self->since_bytes >= self->limit && self->since < self->threshold) {
         uint64_t kept = KEPT_BYTES / (self->since_bytes / self->since + 1);
         self->threshold = self->since;
         raft_set_snapshot_threshold (&self->raft, (unsigned) self->since);
@@ -281,12 +322,17 @@ s_fsm_snapshot (struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bu
     if (self->serving && (raft_last_applied (&self->raft) < self->last_index || self->entry.len)) {
         return RAFT_BUSY;
     }
-    s_settle (self, true);
+    s_settle (self, false);
     self->snapshot = (s_buffer_t){ 0 };
+    s_room (&self->snapshot, self->snapshot_size);
     *s_grow (&self->snapshot, SNAPSHOT_HEADER) = ENTRY_VERSION;
     self->snapshotting = true;
     self->hooks.snapshot (self->hooks.arg);
     self->snapshotting = false;
+    // A follower's records of items not finished yet follow the store's,
+    // as they are: a restore applies them after it, as they would have been.
+    if (self->pending.len)
+        memcpy (s_grow (&self->snapshot, self->pending.len), self->pending.data, self->pending.len);
     s_seal (&self->snapshot, 1, SNAPSHOT_HEADER);
     *bufs = (struct raft_buffer *) raft_malloc (sizeof (struct raft_buffer));
     if (!*bufs) {
@@ -297,8 +343,10 @@ s_fsm_snapshot (struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bu
     (*bufs)[0].base = self->snapshot.data;
     (*bufs)[0].len = self->snapshot.len;
     *n_bufs = 1;
+    self->snapshot_size = self->snapshot.len + self->snapshot.len / 4;
     self->snapshot = (s_buffer_t){ 0 }; // Raft's now
     self->since = self->since_bytes = 0;
+    s_draw_limit (self);
     self->quiet_since = 0;
     if (self->threshold != self->every) {
         self->threshold = self->every;
@@ -392,12 +440,7 @@ static void
 s_entry_header (zf_cluster_t *self)
 {
     size_t n = strlen (self->endpoint);
-    // Room for as much as the last entry held: a busy turn's entry grows
-    // without being copied again and again.
-    if (!self->entry.data && self->entry_size > 4096) {
-        self->entry.data = (uint8_t *) raft_malloc (self->entry_size);
-        self->entry.cap = self->entry.data ? self->entry_size : 0;
-    }
+    s_room (&self->entry, self->entry_size); // as much as the last entry held
     uint8_t *p = s_grow (&self->entry, ENTRY_HEADER + n);
     p[0] = ENTRY_VERSION;
     s_put (p + 1, self->incarnation, 8);
@@ -581,12 +624,40 @@ s_lock (zf_cluster_t *self, const char *dir, zf_error_t *err)
     return 0;
 }
 
+//  Whether the group in the log (its first start wrote it there) is not
+//  the one this broker was given: its Raft would only ever reach the old
+//  addresses, and wait for them for ever. Says so in err.
+static bool
+s_group_differs (zf_cluster_t *self, const char *dir, zf_error_t *err)
+{
+    const struct raft_configuration *conf = &self->raft.configuration;
+    bool differs = conf->n != (unsigned) self->count;
+    for (unsigned i = 0; i < conf->n && !differs; i++)
+        differs = conf->servers[i].id != i + 1 ||
+                  strcmp (conf->servers[i].address, self->addresses[i]) != 0;
+    if (differs) {
+        char logged[ZF_NODES_MAX * 257] = "";
+        for (unsigned i = 0; i < conf->n; i++) {
+            size_t len = strlen (logged);
+            snprintf (logged + len, sizeof logged - len, "%s%s", i ? "," : "",
+                      conf->servers[i].address);
+        }
+        zf_error_set (err, ZF_ECONFIG,
+                      "cluster: the Raft log in %s is of the group %s, not of the nodes given: "
+                      "give the group's nodes as they were (in their order), or an empty folder "
+                      "for a new group",
+                      dir, logged);
+    }
+    return differs;
+}
+
 zf_cluster_t *
 zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, zf_error_t *err)
 {
     zf_cluster_t *self = (zf_cluster_t *) zmalloc (sizeof (zf_cluster_t));
     self->lock = -1;
     self->pending.own = true; // the records waiting are copies of ours
+    self->spare.own = true;
     self->hooks = *hooks;
     bool known = false;
     if (zf_parse_nodes (args->nodes, self->addresses, &self->count, err))
@@ -604,6 +675,7 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
     while (self->incarnation == 0)
         if (getrandom (&self->incarnation, sizeof self->incarnation, 0) != sizeof self->incarnation)
             self->incarnation = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 32);
+    s_draw_limit (self);
     uv_loop_init (&self->loop);
     const char *address = self->addresses[self->node - 1];
     char host[256], bind[300];
@@ -663,6 +735,10 @@ zf_cluster_new (const zf_cluster_args_t *args, const zf_cluster_hooks_t *hooks, 
             rc = raft_start (&self->raft);
         }
     }
+    if (rc == 0 && s_group_differs (self, args->dir, err)) {
+        zf_cluster_destroy (&self);
+        return NULL;
+    }
     if (rc) {
         const char *why = self->have_raft ? raft_errmsg (&self->raft) : NULL;
         zf_error_set (err, ZF_EIO, "cluster: cannot start node %d in %s: %s", self->node, args->dir,
@@ -705,6 +781,8 @@ zf_cluster_destroy (zf_cluster_t **self_p)
     raft_free (self->entry.data);
     raft_free (self->snapshot.data);
     free (self->pending.data);
+    free (self->spare.data);
+    zf_idmap_destroy (&self->fins);
     if (self->lock >= 0)
         close (self->lock);
     free (self);

@@ -30,7 +30,7 @@ s_append (zf_server_t *server, const zf_record_t *record)
 static void
 s_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt)
 {
-    zf_record_t r = { .type = ZF_JR_PUT,
+    zf_record_t r = { .type = ZF_JR_PUT_SHORT, // its zero fields left out
                       .id = msg->id,
                       .parent = msg->parent,
                       .root = msg->root,
@@ -209,7 +209,7 @@ s_replay_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t si
     zf_record_t record;
     if (zf_record_read (&record, type, payload, size, err))
         return -1;
-    switch (type) {
+    switch (record.type) { // a PUT_SHORT reads as a PUT
         case ZF_JR_PUT:
             zf_store_restore_put (server->store, &record);
             return 0;

@@ -218,7 +218,7 @@ s_state_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t siz
     if (zf_record_read (&record, type, payload, size, err))
         return -1;
     char hex[ZF_ID_HEX];
-    if (type == ZF_JR_PUT) {
+    if (record.type == ZF_JR_PUT) { // or a PUT_SHORT
         s_stored_t *item = (s_stored_t *) zmalloc (sizeof (s_stored_t));
         snprintf (item->queue, sizeof item->queue, "%.*s", (int) record.name_size, record.name);
         item->attempt = record.attempt;

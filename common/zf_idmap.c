@@ -144,6 +144,14 @@ zf_idmap_size (zf_idmap_t *self)
 }
 
 void
+zf_idmap_clear (zf_idmap_t *self)
+{
+    if (self->size)
+        memset (self->slots, 0, (self->mask + 1) * sizeof (s_slot_t));
+    self->size = 0;
+}
+
+void
 zf_idmap_foreach (zf_idmap_t *self, void (*fn) (void *value, void *arg), void *arg)
 {
     for (size_t i = 0; i <= self->mask; i++)

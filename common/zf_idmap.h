@@ -39,6 +39,10 @@ void *zf_idmap_remove (zf_idmap_t *self, const zf_id_t *id);
 
 size_t zf_idmap_size (zf_idmap_t *self);
 
+//  Removes every entry; the map keeps its room (a map filled and emptied
+//  over and over costs no allocation after the first time).
+void zf_idmap_clear (zf_idmap_t *self);
+
 //  Calls fn on every value. fn must not change the map.
 void zf_idmap_foreach (zf_idmap_t *self, void (*fn) (void *value, void *arg), void *arg);
 

@@ -29,6 +29,7 @@ static const unsigned s_fields[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_SNAPSHOT_END] = 0,
     [ZF_JR_RETRY] = F_ID | F_COUNT | F_NAME,
     [ZF_JR_RESULT] = F_ID | F_RESULT | F_NAME | F_TAIL,
+    [ZF_JR_PUT_SHORT] = 0, // its own fields: s_short_*
 };
 
 static const char *const s_names[ZF_JR_TYPE_COUNT] = {
@@ -39,6 +40,19 @@ static const char *const s_names[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_SNAPSHOT_END] = "SNAPSHOT_END",
     [ZF_JR_RETRY] = "RETRY",
     [ZF_JR_RESULT] = "RESULT",
+    [ZF_JR_PUT_SHORT] = "PUT_SHORT",
+};
+
+//  The fields a PUT_SHORT has, in its has byte.
+enum {
+    H_LINEAGE = 1, // parent, root
+    H_ATTEMPT = 2,
+    H_FANIN = 4,
+    H_REASON = 8,
+    H_NOT_BEFORE = 16,
+    H_PRIORITY = 32,
+    H_DEAD = 64, // no bytes
+    H_ALL = 127
 };
 
 static size_t
@@ -47,9 +61,31 @@ s_reason_size (const zf_record_t *r)
     return r->reason_size > ZF_RECORD_REASON_MAX ? ZF_RECORD_REASON_MAX : r->reason_size;
 }
 
+static unsigned
+s_short_has (const zf_record_t *r)
+{
+    return (zf_id_is_zero (&r->parent) && zf_id_is_zero (&r->root) ? 0 : H_LINEAGE) |
+           (r->attempt ? H_ATTEMPT : 0) |
+           (zf_id_is_zero (&r->fanin.id) && !r->fanin.size && !r->fanin.index ? 0 : H_FANIN) |
+           (s_reason_size (r) ? H_REASON : 0) | (r->not_before ? H_NOT_BEFORE : 0) |
+           (r->priority ? H_PRIORITY : 0) | (r->dead ? H_DEAD : 0);
+}
+
+static size_t
+s_short_size (const zf_record_t *r)
+{
+    unsigned has = s_short_has (r);
+    return ZF_ID_SIZE + 1 + 8 + (has & H_LINEAGE ? 2 * ZF_ID_SIZE : 0) + (has & H_ATTEMPT ? 4 : 0) +
+           (has & H_FANIN ? ZF_ID_SIZE + 4 + 4 : 0) + 1 + r->name_size + 4 + r->headers_size +
+           (has & H_REASON ? 2 + s_reason_size (r) : 0) + 4 + r->data_size +
+           (has & H_NOT_BEFORE ? 8 : 0) + (has & H_PRIORITY ? 1 : 0);
+}
+
 size_t
 zf_record_size (const zf_record_t *r)
 {
+    if (r->type == ZF_JR_PUT_SHORT)
+        return s_short_size (r);
     unsigned f = s_fields[r->type];
     size_t size = 0;
     if (f & F_ID)
@@ -91,9 +127,47 @@ s_wint (uint8_t *p, uint64_t v, int bytes)
     return p;
 }
 
+static void
+s_short_write (const zf_record_t *r, uint8_t *p)
+{
+    unsigned has = s_short_has (r);
+    p = s_w (p, r->id.bytes, ZF_ID_SIZE);
+    *p++ = (uint8_t) has;
+    p = s_wint (p, (uint64_t) r->ts, 8);
+    if (has & H_LINEAGE) {
+        p = s_w (p, r->parent.bytes, ZF_ID_SIZE);
+        p = s_w (p, r->root.bytes, ZF_ID_SIZE);
+    }
+    if (has & H_ATTEMPT)
+        p = s_wint (p, r->attempt, 4);
+    if (has & H_FANIN) {
+        p = s_w (p, r->fanin.id.bytes, ZF_ID_SIZE);
+        p = s_wint (p, r->fanin.size, 4);
+        p = s_wint (p, r->fanin.index, 4);
+    }
+    *p++ = (uint8_t) r->name_size;
+    p = s_w (p, r->name, r->name_size);
+    p = s_wint (p, r->headers_size, 4);
+    p = s_w (p, r->headers, r->headers_size);
+    if (has & H_REASON) {
+        p = s_wint (p, s_reason_size (r), 2);
+        p = s_w (p, r->reason, s_reason_size (r));
+    }
+    p = s_wint (p, r->data_size, 4);
+    p = s_w (p, r->data, r->data_size);
+    if (has & H_NOT_BEFORE)
+        p = s_wint (p, (uint64_t) r->not_before, 8);
+    if (has & H_PRIORITY)
+        *p = r->priority;
+}
+
 void
 zf_record_write (const zf_record_t *r, uint8_t *p)
 {
+    if (r->type == ZF_JR_PUT_SHORT) {
+        s_short_write (r, p);
+        return;
+    }
     unsigned f = s_fields[r->type];
     if (f & F_ID)
         p = s_w (p, r->id.bytes, ZF_ID_SIZE);
@@ -187,6 +261,47 @@ s_rblob (s_reader_t *r, int bytes, size_t *size, const char *field)
     return s_r (r, *size, field);
 }
 
+//  A PUT_SHORT's fields into record (as a PUT; its dead in has);
+//  r->bad names the first that does not fit. Returns the name of the last
+//  field read.
+static const char *
+s_short_read (zf_record_t *record, s_reader_t *r, unsigned *has)
+{
+    s_rid (r, &record->id, "id");
+    *has = (unsigned) s_rint (r, 1, "has");
+    if (*has & ~(unsigned) H_ALL)
+        return "has";
+    record->ts = (int64_t) s_rint (r, 8, "ts");
+    if (*has & H_LINEAGE) {
+        s_rid (r, &record->parent, "parent");
+        s_rid (r, &record->root, "root");
+    }
+    if (*has & H_ATTEMPT)
+        record->attempt = (uint32_t) s_rint (r, 4, "attempt");
+    if (*has & H_FANIN) {
+        s_rid (r, &record->fanin.id, "group id");
+        record->fanin.size = (uint32_t) s_rint (r, 4, "group size");
+        record->fanin.index = (uint32_t) s_rint (r, 4, "group index");
+    }
+    record->name = (const char *) s_rblob (r, 1, &record->name_size, "queue");
+    if (record->name_size > ZF_NAME_MAX && !r->bad)
+        r->bad = "queue";
+    record->headers = s_rblob (r, 4, &record->headers_size, "headers");
+    if (*has & H_REASON)
+        record->reason = (const char *) s_rblob (r, 2, &record->reason_size, "reason");
+    record->data = s_rblob (r, 4, &record->data_size, "body");
+    const char *last = "body";
+    if (*has & H_NOT_BEFORE) {
+        record->not_before = (int64_t) s_rint (r, 8, "not_before");
+        last = "not_before";
+    }
+    if (*has & H_PRIORITY) {
+        record->priority = (uint8_t) s_rint (r, 1, "priority");
+        last = "priority";
+    }
+    return last;
+}
+
 int
 zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, size_t size,
                 zf_error_t *err)
@@ -199,6 +314,19 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
     s_reader_t r = { .p = payload, .end = payload + size };
     const char *last = "type";
     uint64_t dead = 0;
+    if (type == ZF_JR_PUT_SHORT) {
+        unsigned has = 0;
+        last = s_short_read (record, &r, &has);
+        if (has & ~(unsigned) H_ALL)
+            return zf_error_set (err, ZF_EVALUE, "PUT_SHORT: has %#x: unknown fields", has);
+        dead = (has & H_DEAD) != 0;
+        record->dead = dead;
+        // One way to write each PUT: a field that is there is not zero.
+        if (!r.bad && s_short_has (record) != has)
+            return zf_error_set (err, ZF_EVALUE, "PUT_SHORT: has %#x, but fields %#x are zero", has,
+                                 has & ~s_short_has (record));
+        record->type = ZF_JR_PUT; // what it is
+    }
     if (f & F_ID) {
         s_rid (&r, &record->id, "id");
         last = "id";
@@ -259,14 +387,14 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
     if (dead > 1)
         return zf_error_set (err, ZF_EVALUE, "%s: dead is %u, not 0 or 1", s_names[type],
                              (unsigned) dead);
-    if (type == ZF_JR_PUT && record->name_size == 0)
-        return zf_error_set (err, ZF_EVALUE, "PUT: an empty queue name");
+    if (record->type == ZF_JR_PUT && record->name_size == 0)
+        return zf_error_set (err, ZF_EVALUE, "%s: an empty queue name", s_names[type]);
     if (type == ZF_JR_FIN && record->outcome != ZF_OUTCOME_DONE &&
         record->outcome != ZF_OUTCOME_DEAD && record->outcome != ZF_OUTCOME_CANCELLED)
         return zf_error_set (err, ZF_EVALUE, "FIN: unknown outcome %u", record->outcome);
-    if (type == ZF_JR_PUT && record->priority > ZF_PRIORITY_MAX)
-        return zf_error_set (err, ZF_EVALUE, "PUT: priority %u, at most %d", record->priority,
-                             ZF_PRIORITY_MAX);
+    if (record->type == ZF_JR_PUT && record->priority > ZF_PRIORITY_MAX)
+        return zf_error_set (err, ZF_EVALUE, "%s: priority %u, at most %d", s_names[type],
+                             record->priority, ZF_PRIORITY_MAX);
     if (type == ZF_JR_RESULT && record->outcome != 0 && record->outcome != ZF_OUTCOME_DONE &&
         record->outcome != ZF_OUTCOME_DEAD && record->outcome != ZF_OUTCOME_CANCELLED)
         return zf_error_set (err, ZF_EVALUE, "RESULT: unknown outcome %u", record->outcome);

@@ -18,6 +18,12 @@
                     outcome u8 (0: a result; else the lineage ended so), attempts u32,
                     queue name, headers (u32 length: 0), reason (u16 length, bytes),
                     body (u32 length, bytes)
+        PUT_SHORT   a PUT without the fields that are zero: id (16), has u8, ts i64,
+                    parent and root (has 1), attempt u32 (has 2), fan-in id size
+                    index (has 4), queue name, headers (u32 length, bytes),
+                    reason (u16 length, bytes; has 8), body (u32 length, bytes),
+                    not_before i64 (has 16), priority u8 (has 32); dead is has 64.
+                    A plain item's PUT in 71 bytes fewer; it reads as a PUT.
 
     A zf_record_t is one record of any type; its strings and bytes are views
     (of the caller's data when writing, of the payload when read), never
@@ -47,6 +53,7 @@ typedef enum {
     ZF_JR_SNAPSHOT_END, // the snapshot that opens this segment is complete (empty)
     ZF_JR_RETRY,        // one consumer group's delivery failed: its attempts so far
     ZF_JR_RESULT,       // a result of a root kept, or the end of its lineage
+    ZF_JR_PUT_SHORT,    // a PUT without its zero fields (read as ZF_JR_PUT)
     ZF_JR_TYPE_COUNT
 } zf_jr_type_t;
 
@@ -78,7 +85,8 @@ typedef struct {
     size_t data_size;       // bytes at data
 } zf_record_t;
 
-//  Bytes of record's payload.
+//  Bytes of record's payload. A record of type ZF_JR_PUT_SHORT is a PUT
+//  written short; reading one gives type ZF_JR_PUT.
 size_t zf_record_size (const zf_record_t *record);
 
 //  Writes record's payload into out, which has zf_record_size bytes.

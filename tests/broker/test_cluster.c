@@ -282,6 +282,26 @@ test_cluster_errors (void **state)
     zf_error_t err;
     assert_null (zf_broker_start (&args, &err));
     assert_non_null (strstr (err.text, "needs a folder for its log"));
+    // A log holds its group: the nodes given must be those it was
+    // started with.
+    char first[64], other[64];
+    snprintf (first, sizeof first, "127.0.0.1:%d", zf_test_free_port ());
+    snprintf (other, sizeof other, "127.0.0.1:%d", zf_test_free_port ());
+    args.journal = journal;
+    args.cluster = first;
+    zf_broker_t *broker = zf_broker_start (&args, &err);
+    if (!broker)
+        fail_msg ("a group of one: %s", err.text);
+    zf_broker_destroy (&broker);
+    args.cluster = other;
+    assert_null (zf_broker_start (&args, &err));
+    if (!strstr (err.text, "is of the group") || !strstr (err.text, first))
+        fail_msg ("'%s' does not name the log's group %s", err.text, first);
+    args.cluster = first; // as it was: it starts
+    broker = zf_broker_start (&args, &err);
+    if (!broker)
+        fail_msg ("the group as it was: %s", err.text);
+    zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     zf_test_dir_remove (dir);
 }

@@ -110,6 +110,156 @@ test_put (void **state)
     free (payload);
 }
 
+//  Whether two PUTs hold the same fields.
+static void
+s_assert_same_put (const zf_record_t *a, const zf_record_t *b)
+{
+    assert_int_equal (b->type, ZF_JR_PUT);
+    assert_true (zf_id_eq (&a->id, &b->id));
+    assert_true (zf_id_eq (&a->parent, &b->parent));
+    assert_true (zf_id_eq (&a->root, &b->root));
+    assert_int_equal (a->ts, b->ts);
+    assert_int_equal (a->attempt, b->attempt);
+    assert_int_equal (a->dead, b->dead);
+    assert_true (zf_id_eq (&a->fanin.id, &b->fanin.id));
+    assert_int_equal (a->fanin.size, b->fanin.size);
+    assert_int_equal (a->fanin.index, b->fanin.index);
+    assert_int_equal (a->name_size, b->name_size);
+    assert_memory_equal (a->name, b->name, a->name_size);
+    assert_int_equal (a->headers_size, b->headers_size);
+    if (a->headers_size)
+        assert_memory_equal (a->headers, b->headers, a->headers_size);
+    assert_int_equal (a->reason_size, b->reason_size);
+    if (a->reason_size)
+        assert_memory_equal (a->reason, b->reason, a->reason_size);
+    assert_int_equal (a->data_size, b->data_size);
+    assert_memory_equal (a->data, b->data, a->data_size);
+    assert_int_equal (a->not_before, b->not_before);
+    assert_int_equal (a->priority, b->priority);
+}
+
+//  Writes r as a PUT_SHORT and reads it back (as a PUT) into out.
+static uint8_t *
+s_short_trip (const zf_record_t *r, zf_record_t *out, size_t *size)
+{
+    *size = zf_record_size (r);
+    uint8_t *payload = (uint8_t *) malloc (*size + 1);
+    zf_record_write (r, payload);
+    zf_error_t err;
+    if (zf_record_read (out, ZF_JR_PUT_SHORT, payload, *size, &err))
+        fail_msg ("%s", err.text);
+    s_assert_same_put (r, out);
+    return payload;
+}
+
+static void
+test_put_short (void **state)
+{
+    (void) state;
+    // A plain item: id, has, ts, queue, headers, body; nothing else.
+    zf_record_t plain = { .type = ZF_JR_PUT_SHORT,
+                          .id = s_id (1),
+                          .ts = 1795000000000,
+                          .name = "urls",
+                          .name_size = 4,
+                          .headers = (const uint8_t *) "\x81\xa1k\xa1v",
+                          .headers_size = 5,
+                          .data = (const uint8_t *) "\xa3"
+                                                    "abc",
+                          .data_size = 4 };
+    zf_record_t back;
+    size_t size;
+    uint8_t *payload = s_short_trip (&plain, &back, &size);
+    assert_int_equal (size, 16 + 1 + 8 + 1 + 4 + 4 + 5 + 4 + 4);
+    assert_int_equal (payload[16], 0);                 // has: no more fields
+    assert_memory_equal (payload + 25, "\x04urls", 5); // the queue, after the ts
+    // The same as a PUT: 71 bytes more.
+    plain.type = ZF_JR_PUT;
+    assert_int_equal (zf_record_size (&plain), size + 71);
+    plain.type = ZF_JR_PUT_SHORT;
+
+    // Cut short anywhere, or with a byte after: refused, the field named.
+    zf_error_t err;
+    for (size_t cut = 0; cut < size; cut++)
+        assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, cut, &err), -1);
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, 20, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: ts");
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size + 1, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: bytes after the body");
+    payload[16] = 0x80;
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: has 0x80: unknown fields");
+    free (payload);
+    // One way to write a PUT: a field said to be there is not zero.
+    zf_record_t zeros = plain;
+    zeros.priority = 1;
+    size_t with = zf_record_size (&zeros);
+    uint8_t *bytes = (uint8_t *) malloc (with);
+    zf_record_write (&zeros, bytes);
+    bytes[with - 1] = 0;
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, bytes, with, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: has 0x20, but fields 0x20 are zero");
+    free (bytes);
+    zf_record_t nameless = plain;
+    nameless.name_size = 0;
+    size = zf_record_size (&nameless);
+    payload = (uint8_t *) malloc (size);
+    zf_record_write (&nameless, payload);
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: an empty queue name");
+    free (payload);
+
+    // Each field on its own, then all of them: each comes back as written.
+    zf_record_t full = plain;
+    full.parent = s_id (2);
+    full.root = s_id (3);
+    full.attempt = 4;
+    full.dead = true;
+    full.fanin = (zf_group_t){ .id = s_id (5), .size = 3, .index = 2 };
+    full.reason = "HTTP 503";
+    full.reason_size = 8;
+    full.not_before = 1795000000123;
+    full.priority = 7;
+    for (int field = 0; field <= 7; field++) {
+        zf_record_t one = plain;
+        if (field == 0 || field == 7) {
+            one.parent = full.parent;
+            one.root = full.root;
+        }
+        if (field == 1 || field == 7)
+            one.attempt = full.attempt;
+        if (field == 2 || field == 7)
+            one.fanin = full.fanin;
+        if (field == 3 || field == 7) {
+            one.reason = full.reason;
+            one.reason_size = full.reason_size;
+        }
+        if (field == 4 || field == 7)
+            one.not_before = full.not_before;
+        if (field == 5 || field == 7)
+            one.priority = full.priority;
+        if (field == 6 || field == 7)
+            one.dead = true;
+        payload = s_short_trip (&one, &back, &size);
+        for (size_t cut = 0; cut < size; cut++)
+            assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, cut, &err), -1);
+        free (payload);
+    }
+    payload = s_short_trip (&full, &back, &size);
+    full.type = ZF_JR_PUT;
+    assert_int_equal (zf_record_size (&full), size); // has in place of dead: no gain
+    free (payload);
+    // A priority over the most is refused, as in a PUT.
+    full.type = ZF_JR_PUT_SHORT;
+    full.priority = 10;
+    size = zf_record_size (&full);
+    payload = (uint8_t *) malloc (size);
+    zf_record_write (&full, payload);
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: priority 10, at most 9");
+    free (payload);
+}
+
 static void
 test_the_others (void **state)
 {
@@ -230,6 +380,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_put),
+        cmocka_unit_test (test_put_short),
         cmocka_unit_test (test_the_others),
         cmocka_unit_test (test_bad_values),
     };
