@@ -438,6 +438,7 @@ zf_cmd_run (int argc, char **argv)
                         "[--quiet|--verbose]";
     const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
     const char *state = NULL;
+    char state_path[8192];
     bool quiet = false, verbose = false, fresh = false, no_journal = false, insecure = false;
     bool serve = false;
     for (int i = 1; i < argc; i++) {
@@ -452,7 +453,7 @@ zf_cmd_run (int argc, char **argv)
         else if (streq (argv[i], "--insecure"))
             insecure = true;
         else if (streq (argv[i], "--state") && i + 1 < argc)
-            state = argv[++i];
+            state = zf_tools_path (argv[++i], state_path, sizeof state_path);
         else if (streq (argv[i], "--verbose"))
             verbose = true;
         else if (streq (argv[i], "--broker") && i + 1 < argc)

@@ -46,6 +46,16 @@ zf_tools_options (int argc, char **argv, const char **names, const char **values
     return nargs;
 }
 
+const char *
+zf_tools_path (const char *path, char *buffer, size_t size)
+{
+    char cwd[4096];
+    if (!path || !*path || *path == '/' || !getcwd (cwd, sizeof cwd))
+        return path;
+    snprintf (buffer, size, "%s/%s", cwd, path);
+    return buffer;
+}
+
 int64_t
 zf_tools_duration (const char *command, const char *text, int64_t fallback)
 {
@@ -141,11 +151,12 @@ zf_cmd_broker (int argc, char **argv)
     zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
+    char journal[8192];
     zf_broker_args_t broker_args = { .pipeline = pipeline,
                                      .endpoint = values[0],
                                      .events = values[1],
                                      .intake = values[2],
-                                     .journal = values[3],
+                                     .journal = zf_tools_path (values[3], journal, sizeof journal),
                                      .insecure = insecure,
                                      .cluster = values[4],
                                      .node = (int) node };

@@ -20,6 +20,11 @@ int zf_tools_options (int argc, char **argv, const char **names, const char **va
 //  every warning; NULL if there was a mistake.
 zf_pipeline_t *zf_tools_load (const char *path);
 
+//  A path given on the command line, as the broker takes it: a relative
+//  one is of the current folder (a key of the config file is of the file's
+//  folder; a flag is not), written into buffer. NULL and "" stay as they are.
+const char *zf_tools_path (const char *path, char *buffer, size_t size);
+
 //  A duration option (text, may be NULL), or the fallback; -1 with a
 //  message if malformed.
 int64_t zf_tools_duration (const char *command, const char *text, int64_t fallback);

@@ -9,6 +9,8 @@
 #include <msgpack.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char s_path[256];     // the pipeline file
 static pid_t s_broker;       // the broker process
@@ -681,6 +683,40 @@ test_tap_reads_bad_events (void **state)
 }
 
 static void
+test_journal_flag_is_of_the_current_folder (void **state)
+{
+    (void) state;
+    // --journal DIR on the command line is of the folder zflow runs in,
+    // as any path a command is given; the config's keys are of its file's.
+    char cwd[128];
+    assert_int_equal (zf_test_dir_new (cwd, sizeof cwd, "commands-cwd"), 0);
+    char name[64], command[1024]; // a name no other test has
+    snprintf (name, sizeof name, "journal-%d", (int) getpid ());
+    snprintf (command, sizeof command,
+              "cd '%s' && exec '%s' broker '%s' --endpoint 'tcp://127.0.0.1:*' --events "
+              "'tcp://127.0.0.1:*' --journal %s",
+              cwd, ZFLOW_BIN, s_path, name);
+    char *argv[] = { "/bin/sh", "-c", command, NULL };
+    int out;
+    pid_t broker = zf_test_spawn (argv, &out);
+    char line[512];
+    assert_int_equal (zf_test_read_line (out, line, sizeof line, 10000), 0);
+    assert_non_null (strstr (line, "actors connect to"));
+    char path[256], beside[256];
+    snprintf (path, sizeof path, "%s/%s", cwd, name);
+    snprintf (beside, sizeof beside, "/tmp/%s", name); // the config file's folder
+    struct stat st;
+    assert_int_equal (stat (path, &st), 0);
+    assert_true (S_ISDIR (st.st_mode));
+    assert_int_not_equal (stat (beside, &st), 0);
+    kill (broker, SIGTERM);
+    int status = zf_test_reap (broker, 10000);
+    close (out);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    zf_test_dir_remove (cwd);
+}
+
+static void
 test_usage_errors (void **state)
 {
     zf_test_result_t r = zf_test_zflow (NULL, "put", "nonsense", "jobs", "1", NULL);
@@ -715,6 +751,7 @@ main (void)
         cmocka_unit_test (test_slow_tap_does_not_slow_the_pipeline),
         cmocka_unit_test (test_tap_sees_a_worker_die),
         cmocka_unit_test (test_tap_reads_bad_events),
+        cmocka_unit_test (test_journal_flag_is_of_the_current_folder),
         cmocka_unit_test (test_usage_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
