@@ -26,7 +26,7 @@
 #define PENDING_MAX     (4 << 20) // bytes of committed records held before they are applied
 #define QUIET_MAX       200       // ms the leader may hold back new work for a snapshot
 #define QUIET_AGAIN     5000      // ms after which a leader whose snapshot did not come tries again
-#define SNAPSHOT_BYTES  (64 << 20) // bytes of entries between snapshots at most
+#define SNAPSHOT_BYTES  (64 << 20) // bytes of entries between snapshots: 3/4 to 5/4 of it
 #define KEPT_BYTES      (8 << 20)  // bytes of entries kept after one, about
 #define CONNECT_RETRY   250        // ms between tries to reach a node that is away
 #define SNAPSHOT_EVERY  4096       // entries between snapshots
@@ -273,8 +273,9 @@ s_fsm_apply (struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     zf_cluster_t *self = (zf_cluster_t *) fsm->data;
     *result = NULL;
-    // A snapshot every `every` entries, or sooner once they hold
-    // SNAPSHOT_BYTES: Raft keeps the entries since the last in memory.
+    // A snapshot every `every` entries, or sooner once they hold limit
+    // bytes (about SNAPSHOT_BYTES): Raft keeps the entries since the last
+    // in memory.
     self->since++;
     self->since_bytes += buf->len;
     if (self->since_bytes >= self->limit && self->since < self->threshold) {
