@@ -32,8 +32,11 @@ s_unhold (zf_delivery_t *d)
 {
     if (d->holder) {
         zf_list_remove (&d->holder->held, &d->held);
+        if (d->flags & ZF_D_ANSWERED)
+            d->holder->answered--;
         d->holder = NULL;
     }
+    d->flags = 0;
     zf_list_remove (&d->msg->queue->inflight, &d->link);
     d->group->inflight--;
 }
@@ -253,6 +256,18 @@ zf_store_credit (zf_store_t *self, zf_worker_t *worker, uint32_t credit)
 void
 zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost)
 {
+    // Its parked PUTs stay (they were received) but no longer hold
+    // answers of anyone: those it sent are dropped with it, and what it
+    // held goes back below.
+    zf_store_forget_answers (worker);
+    for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
+         queue = (zf_queue_t *) zlistx_next (self->queue_order))
+        for (zf_pending_t *put = (zf_pending_t *) zlistx_first (queue->waiting); put;
+             put = (zf_pending_t *) zlistx_next (queue->waiting))
+            if (put->writer == worker)
+                put->writer = NULL;
+    worker->parked = 0;
+    worker->parked_items = 0;
     for (size_t g = 0; g < worker->ngroups; g++) {
         zf_cgroup_t *group = worker->groups[g];
         for (size_t w = 0; w < group->nworkers; w++)
@@ -312,16 +327,79 @@ s_late (zf_store_t *self, zf_worker_t *worker)
     return false;
 }
 
-bool
-zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id)
+//  Keeps an answer of d until worker's parked PUTs are in. The delivery
+//  stays in flight meanwhile, its slot of the window taken.
+static void
+s_hold_answer (zf_worker_t *worker, zf_delivery_t *d, bool nack, const char *reason, bool final,
+               int64_t delay_ms)
 {
-    zf_delivery_t *d = s_held_by (self, id, worker);
-    if (!d)
-        return s_late (self, worker);
+    if (worker->nanswers == worker->answers_cap) {
+        worker->answers_cap = worker->answers_cap ? 2 * worker->answers_cap : 16;
+        worker->answers = (zf_answer_held_t *) zf_realloc (
+            worker->answers, worker->answers_cap * sizeof (zf_answer_held_t));
+    }
+    zf_answer_held_t *answer = &worker->answers[worker->nanswers++];
+    answer->id = d->msg->id;
+    answer->nack = nack;
+    answer->final = final;
+    answer->delay_ms = delay_ms;
+    answer->reason = nack && reason && *reason ? zf_strdup (reason) : NULL;
+    d->flags |= ZF_D_ANSWERED;
+    worker->answered++;
+}
+
+//  d failed: its worker's NACK, or an ACK of an item whose output was
+//  refused.
+static void
+s_fail (zf_store_t *self, zf_worker_t *worker, zf_delivery_t *d, const char *reason, bool final,
+        int64_t delay_ms)
+{
+    worker->failed++;
+    s_retry (self, d, reason, final, delay_ms);
+    s_slot_freed (self, worker);
+}
+
+static void
+s_done (zf_store_t *self, zf_worker_t *worker, zf_delivery_t *d)
+{
+    if (d->flags & ZF_D_REFUSED) {
+        s_fail (self, worker, d, NULL, false, 0); // msg->reason has the refusal
+        return;
+    }
     s_unhold (d);
     worker->done++;
     s_finish_delivery (self, d, false);
     s_slot_freed (self, worker);
+}
+
+static uint64_t s_free_slots (zf_worker_t *worker);
+
+bool
+zf_store_stalled (zf_worker_t *worker)
+{
+    if (!worker->parked || worker->answered < worker->held.size)
+        return false;
+    if (!s_free_slots (worker))
+        return true;
+    for (size_t g = 0; g < worker->ngroups; g++)
+        if (worker->groups[g]->ready.size)
+            return false; // more comes to it
+    return true;
+}
+
+bool
+zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id)
+{
+    zf_delivery_t *d = s_held_by (self, id, worker);
+    if (!d || (d->flags & ZF_D_ANSWERED))
+        return s_late (self, worker);
+    if (!worker->parked)
+        s_done (self, worker, d);
+    else {
+        s_hold_answer (worker, d, false, NULL, false, 0);
+        if (zf_store_stalled (worker))
+            zf_store_unblock (self, worker);
+    }
     return true;
 }
 
@@ -330,12 +408,66 @@ zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const c
                bool final, int64_t delay_ms)
 {
     zf_delivery_t *d = s_held_by (self, id, worker);
-    if (!d)
+    if (!d || (d->flags & ZF_D_ANSWERED))
         return s_late (self, worker);
-    worker->failed++;
-    s_retry (self, d, reason, final, delay_ms);
-    s_slot_freed (self, worker);
+    if (!worker->parked)
+        s_fail (self, worker, d, reason, final, delay_ms);
+    else {
+        s_hold_answer (worker, d, true, reason, final, delay_ms);
+        if (zf_store_stalled (worker))
+            zf_store_unblock (self, worker);
+    }
     return true;
+}
+
+void
+zf_store_forget_answers (zf_worker_t *worker)
+{
+    for (size_t i = 0; i < worker->nanswers; i++)
+        free (worker->answers[i].reason);
+    free (worker->answers);
+    worker->answers = NULL;
+    worker->nanswers = worker->answers_cap = 0;
+}
+
+void
+zf_store_unparked (zf_store_t *self, zf_worker_t *worker, uint32_t nitems)
+{
+    worker->parked--;
+    worker->parked_items -= nitems;
+    if (worker->parked)
+        return;
+    // Nothing parks a PUT while this runs (only a PUT received does), so
+    // every answer goes now, in order. Taken off the worker first: one
+    // may admit other PUTs, and so apply other workers' answers.
+    zf_answer_held_t *answers = worker->answers;
+    size_t count = worker->nanswers;
+    worker->answers = NULL;
+    worker->nanswers = worker->answers_cap = 0;
+    for (size_t i = 0; i < count; i++) {
+        zf_answer_held_t *answer = &answers[i];
+        zf_delivery_t *d = s_held_by (self, &answer->id, worker);
+        if (!d || !(d->flags & ZF_D_ANSWERED))
+            s_late (self, worker); // timed out meanwhile
+        else if (answer->nack)
+            s_fail (self, worker, d, answer->reason, answer->final, answer->delay_ms);
+        else
+            s_done (self, worker, d);
+        free (answer->reason);
+    }
+    free (answers);
+}
+
+void
+zf_store_output_refused (zf_store_t *self, zf_worker_t *worker, const zf_id_t *parent,
+                         const char *why)
+{
+    zf_delivery_t *d = s_held_by (self, parent, worker);
+    if (!d)
+        return; // acked already (against the protocol), or not a worker's output
+    d->flags |= ZF_D_REFUSED;
+    free (d->msg->reason);
+    d->msg->reason = zf_strdup (why);
 }
 
 //  --------------------------------------------------------------------------

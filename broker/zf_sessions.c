@@ -15,6 +15,7 @@ zf_session_destroy (zf_session_t **self_p)
     if (!*self_p)
         return;
     zframe_destroy (&(*self_p)->routing_id);
+    zf_store_forget_answers (&(*self_p)->worker);
     free ((*self_p)->figures);
     free (*self_p);
     *self_p = NULL;
@@ -194,6 +195,9 @@ s_leave (zf_server_t *server, zf_session_t *session, bool lost)
 //  --------------------------------------------------------------------------
 //  Command handlers: one per command, each checking its input first.
 
+static void s_peer_error (zf_server_t *server, zf_session_t *session, zframe_t *routing_id,
+                          const char *key, zf_err_t code, const char *reason);
+
 static void
 s_on_hello (zf_server_t *server, zf_session_t *session)
 {
@@ -252,9 +256,21 @@ static void
 s_on_put (zf_server_t *server, zf_session_t *session)
 {
     zf_proto_t *in = server->in;
+    if (session->worker.parked_items + in->nitems > server->window) {
+        // A peer that keeps to its window never gets here: what it parks
+        // is bounded by it, and so is the broker's memory.
+        char reason[160];
+        snprintf (reason, sizeof reason,
+                  "PUT %" PRIu64 " of %u items past the window: %" PRIu64
+                  " items of this session wait for room already (window %u)",
+                  in->seq, in->nitems, session->worker.parked_items, server->window);
+        s_peer_error (server, session, session->routing_id, session->key, ZF_ETOOBIG, reason);
+        return;
+    }
     zf_pending_t *put = zf_store_pending_new (in->nitems);
     snprintf (put->session, sizeof put->session, "%s", session->key);
     snprintf (put->actor, sizeof put->actor, "%s", session->name);
+    put->writer = &session->worker;
     put->seq = in->seq;
     put->checkpoint_size = in->checkpoint_size;
     memcpy (put->checkpoint, in->checkpoint, in->checkpoint_size);

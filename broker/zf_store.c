@@ -406,12 +406,17 @@ static void s_refuse (zf_store_t *self, zf_pending_t *put, const char *format, .
 static void
 s_refuse (zf_store_t *self, zf_pending_t *put, const char *format, ...)
 {
-    if (!put->refused++) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (put->refusal, sizeof put->refusal, format, args);
-        va_end (args);
-    }
+    char why[ZF_TEXT_MAX + 1];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (why, sizeof why, format, args);
+    va_end (args);
+    if (!put->refused++)
+        snprintf (put->refusal, sizeof put->refusal, "%s", why);
+    // An output refused fails the item that made it, never a silent done.
+    zf_env_t *env = &put->items[put->next];
+    if (put->writer && !zf_id_is_zero (&env->parent))
+        zf_store_output_refused (self, put->writer, &env->parent, why);
     zframe_destroy (&put->items[put->next].body);
     if (put->holds[put->next])
         zf_store_release (self, put->holds[put->next]);
@@ -483,7 +488,7 @@ s_admit (zf_store_t *self, zf_pending_t *put)
                       env->queue, self->pipeline->name);
             continue;
         }
-        if (queue->keeps && (int64_t) queue->depth >= queue->max_depth)
+        if (queue->keeps && (int64_t) queue->depth >= queue->max_depth && queue != put->over)
             return queue;
         if (queue->collects && s_collect (self, put, queue))
             continue;
@@ -499,9 +504,35 @@ bool
 zf_store_admit (zf_store_t *self, zf_pending_t *put)
 {
     zf_queue_t *full = s_admit (self, put);
-    if (full)
+    if (!full)
+        return true;
+    zlistx_add_end (full->waiting, put);
+    zf_worker_t *writer = put->writer;
+    if (writer) {
+        writer->parked++;
+        writer->parked_items += put->nitems;
+        if (zf_store_stalled (writer))
+            zf_store_unblock (self, writer);
+    }
+    return false;
+}
+
+//  A parked PUT, taken off its queue's list, was admitted further: it
+//  waits on the queue full, or it is all in: confirmed, and the answers
+//  its writer held back go.
+static void
+s_admitted_further (zf_store_t *self, zf_pending_t *put, zf_queue_t *full)
+{
+    if (full) {
         zlistx_add_end (full->waiting, put);
-    return !full;
+        return;
+    }
+    self->hooks.admitted (self->hooks.arg, put);
+    zf_worker_t *writer = put->writer;
+    uint32_t nitems = put->nitems;
+    zf_store_pending_destroy (&put);
+    if (writer)
+        zf_store_unparked (self, writer, nitems);
 }
 
 //  Room was made in queue: admit the PUTs waiting for it, in order.
@@ -515,12 +546,50 @@ zf_store_resume_waiting (zf_store_t *self, zf_queue_t *queue)
         if (full == queue)
             return;
         zlistx_detach (queue->waiting, zlistx_cursor (queue->waiting));
-        if (full)
-            zlistx_add_end (full->waiting, put);
-        else {
-            self->hooks.admitted (self->hooks.arg, put);
-            zf_store_pending_destroy (&put);
-        }
+        s_admitted_further (self, put, full);
+    }
+}
+
+//  Whether a PUT of worker's waiting on queue can wait for room: not if
+//  the queue is one it reads, or feeds one it reads. Room there would
+//  come from its own ACKs, which wait for the PUT.
+static bool
+s_waits_on_itself (zf_store_t *self, zf_worker_t *worker, zf_queue_t *queue)
+{
+    for (size_t g = 0; g < worker->ngroups; g++)
+        if (zf_pipeline_reaches (self->pipeline, queue->name, worker->groups[g]->queue->name))
+            return true;
+    return false;
+}
+
+//  The first PUT of worker's that waits on itself, taken off its queue's
+//  list, or NULL.
+static zf_pending_t *
+s_take_waiting_on_itself (zf_store_t *self, zf_worker_t *worker)
+{
+    for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
+         queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
+        if (!zlistx_size (queue->waiting) || !s_waits_on_itself (self, worker, queue))
+            continue;
+        for (zf_pending_t *put = (zf_pending_t *) zlistx_first (queue->waiting); put;
+             put = (zf_pending_t *) zlistx_next (queue->waiting))
+            if (put->writer == worker) {
+                zlistx_detach (queue->waiting, zlistx_cursor (queue->waiting));
+                put->over = queue;
+                return put;
+            }
+    }
+    return NULL;
+}
+
+void
+zf_store_unblock (zf_store_t *self, zf_worker_t *worker)
+{
+    // One at a time: admitting one applies answers, which may admit
+    // others of the worker's on their own.
+    zf_pending_t *put;
+    while (worker->parked && (put = s_take_waiting_on_itself (self, worker))) {
+        s_admitted_further (self, put, s_admit (self, put));
     }
 }
 

@@ -57,11 +57,18 @@ typedef struct _zf_worker_t zf_worker_t;
 
 typedef enum { ZF_D_READY, ZF_D_DELAYED, ZF_D_INFLIGHT, ZF_D_FINISHED } zf_dstate_t;
 
+//  What is known of a delivery in flight besides where it is.
+enum {
+    ZF_D_ANSWERED = 1, // its worker's ACK or NACK waits for the worker's parked PUTs
+    ZF_D_REFUSED = 2,  // an output of it was refused: its ACK fails it (msg->reason says why)
+};
+
 struct _zf_delivery_t {
     zf_message_t *msg;    // the message delivered
     zf_cgroup_t *group;   // the consumer group it is for
     zf_worker_t *holder;  // the worker holding it while in flight
-    zf_dstate_t state;    // where it is
+    uint8_t state;        // where it is (zf_dstate_t)
+    uint8_t flags;        // in flight: ZF_D_ANSWERED, ZF_D_REFUSED
     uint32_t attempt;     // deliveries so far
     int64_t due;          // in flight: its timeout
     zf_heap_node_t retry; // delayed: its place in the store's heap of retries
@@ -146,7 +153,18 @@ struct _zf_queue_t {
     void *tap;            // the publisher's state of the queue's taps, or NULL
 };
 
-//  The store's view of a session that consumes.
+//  An ACK or NACK that waits until the PUTs its worker sent before it
+//  are stored.
+typedef struct {
+    zf_id_t id;       // the item answered
+    bool nack;        // failed, not done
+    bool final;       // NACK: no retry
+    int64_t delay_ms; // NACK: retry no sooner
+    char *reason;     // NACK: why, or NULL
+} zf_answer_held_t;
+
+//  The store's view of a session: what it consumes, and the PUTs it sent
+//  that wait for room.
 struct _zf_worker_t {
     zf_cgroup_t *groups[ZF_LIST_MAX]; // groups it works in
     size_t ngroups;                   // entries in groups
@@ -155,12 +173,20 @@ struct _zf_worker_t {
     zf_list_t held;                   // deliveries in flight to it (by held)
     uint64_t done;                    // items acked
     uint64_t failed;                  // items nacked
+    uint32_t parked;                  // its PUTs waiting for room in a queue
+    uint64_t answered;                // deliveries in held whose answer waits for them
+    uint64_t parked_items;            // their items
+    zf_answer_held_t *answers;        // its ACKs and NACKs since, in order
+    size_t nanswers;                  // entries in answers
+    size_t answers_cap;               // allocated entries
 };
 
 //  A PUT being admitted: items go in one by one; when a queue is full the
 //  rest waits in that queue's waiting list.
 typedef struct {
     char session[ZF_SESSION_KEY_MAX];      // who sent it
+    zf_worker_t *writer;                   // its store side, or NULL (gone, or not a session)
+    zf_queue_t *over;                      // a queue it may fill past max-depth, or NULL
     uint64_t seq;                          // its seq
     uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // its source's position, stored on CONFIRM
     uint32_t checkpoint_size;              // bytes in checkpoint
@@ -224,10 +250,16 @@ zf_cgroup_t *zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *na
 
 //  Workers: worker joins group name of queue (0 or -1 when it is in
 //  ZF_LIST_MAX groups already); more credit; leaves, handing back what it
-//  held, as failed deliveries when lost (no heartbeat) or untouched (BYE).
+//  held, as failed deliveries when lost (no heartbeat) or untouched (BYE),
+//  and dropping the answers that waited for its parked PUTs (those PUTs
+//  stay, as anyone's: they were received).
 int zf_store_join (zf_store_t *self, zf_worker_t *worker, const char *queue, const char *group);
 void zf_store_credit (zf_store_t *self, zf_worker_t *worker, uint32_t credit);
 void zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost);
+
+//  Frees the answers worker holds back (its session is going); safe on a
+//  worker that holds none.
+void zf_store_forget_answers (zf_worker_t *worker);
 
 //  Lineages: takes a hold on root's, tracking it from now on (a root is
 //  tracked only once it has children, a tracker or a cancel); gives one back.
@@ -236,7 +268,13 @@ void zf_store_release (zf_store_t *self, zf_lineage_t *lineage);
 
 //  PUTs: a pending PUT of nitems (never NULL); admits its items. True if
 //  all are in: the caller confirms and destroys it. False if a queue is
-//  full: the store keeps it, and calls the admitted hook once room came.
+//  full: the store keeps it (parked), and calls the admitted hook once room
+//  came. While a writer has a PUT parked, its ACKs and NACKs wait: an item
+//  is never finished before the outputs sent ahead of its ACK are stored,
+//  so a crash meanwhile loses neither (the item is delivered again). A
+//  writer whose every item waits so, on a queue its own input feeds (a
+//  cycle of the pipeline), would wait for ever: its PUT goes in past
+//  max-depth instead.
 zf_pending_t *zf_store_pending_new (uint32_t nitems);
 void zf_store_pending_destroy (zf_pending_t **self_p);
 bool zf_store_admit (zf_store_t *self, zf_pending_t *put);
@@ -249,7 +287,11 @@ zf_message_t *zf_store_put (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, 
 bool zf_store_has_room (zf_store_t *self);
 
 //  Results from workers: an ack or nack of id. False if worker does not
-//  hold it (timed out and redelivered meanwhile, or acked twice).
+//  hold it (timed out and redelivered meanwhile, or acked twice). True too
+//  when it waits for the worker's parked PUTs: it is applied as they are
+//  admitted. An ACK of an item one of whose outputs was refused (no such
+//  queue, the results store full) fails it instead, with the refusal's
+//  reason: retried, then dead-lettered.
 bool zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id);
 bool zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const char *reason,
                     bool final, int64_t delay_ms);

@@ -111,4 +111,22 @@ void zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outc
 //  Room was made in queue: admits the PUTs waiting for it, in order.
 void zf_store_resume_waiting (zf_store_t *self, zf_queue_t *queue);
 
+//  A PUT of worker's with nitems that waited for room is in: once none
+//  waits, the ACKs and NACKs held behind them are applied, in order.
+void zf_store_unparked (zf_store_t *self, zf_worker_t *worker, uint32_t nitems);
+
+//  True if worker can do nothing more: every item it holds waits for its
+//  parked PUTs, and no other can come to it.
+bool zf_store_stalled (zf_worker_t *worker);
+
+//  Worker can do nothing more: every item it holds waits for its parked
+//  PUTs, and none can come. Those parked on a queue its input feeds (a
+//  cycle, which no one else can drain) go in past max-depth.
+void zf_store_unblock (zf_store_t *self, zf_worker_t *worker);
+
+//  An output of parent, which worker holds, was refused for why: the
+//  worker's ACK of parent will fail it.
+void zf_store_output_refused (zf_store_t *self, zf_worker_t *worker, const zf_id_t *parent,
+                              const char *why);
+
 #endif

@@ -1,6 +1,7 @@
 /*  zf_pipeline: pipeline config model and validation. See zf_pipeline.h. */
 #include "zf_pipeline.h"
 
+#include "zf_alloc.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
 
@@ -895,6 +896,32 @@ zf_pipeline_declares (zf_pipeline_t *self, const char *name)
     char base[256];
     snprintf (base, sizeof base, "%.*s", (int) (len - 5), name);
     return zf_pipeline_queue (self, base) != NULL;
+}
+
+bool
+zf_pipeline_reaches (zf_pipeline_t *self, const char *from, const char *to)
+{
+    // A walk over the queues reached, each taken once: every actor adds
+    // at most its output, so there are at most actors + 1 of them.
+    size_t cap = zlistx_size (self->actors) + 1, count = 0;
+    const char **reached = (const char **) zf_alloc (cap * sizeof (char *));
+    reached[count++] = from;
+    bool found = false;
+    for (size_t i = 0; i < count && !found; i++) {
+        found = streq (reached[i], to);
+        for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (self->actors); actor;
+             actor = (zf_actor_conf_t *) zlistx_next (self->actors)) {
+            if (!actor->input || !actor->output || !streq (actor->input, reached[i]))
+                continue;
+            size_t seen = 0;
+            while (seen < count && !streq (reached[seen], actor->output))
+                seen++;
+            if (seen == count)
+                reached[count++] = actor->output;
+        }
+    }
+    free (reached);
+    return found;
 }
 
 char *

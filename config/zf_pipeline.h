@@ -146,6 +146,12 @@ bool zf_pipeline_fed_from_outside (zf_pipeline_t *self);
 //  Whether name is a queue of the pipeline, or the dead-letter queue of one.
 bool zf_pipeline_declares (zf_pipeline_t *self, const char *name);
 
+//  True if items put to queue from can come back to queue to through the
+//  pipeline's actors (each reading one queue and writing another), or
+//  from is to: to is then downstream of from, and a queue of a cycle
+//  waits on itself.
+bool zf_pipeline_reaches (zf_pipeline_t *self, const char *from, const char *to);
+
 //  Where the pipeline's clients connect: the broker's endpoint, or with a
 //  cluster section, the endpoint of each broker of the group (its node's
 //  host, the endpoint's port), comma-separated. The caller frees it.

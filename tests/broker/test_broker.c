@@ -360,6 +360,176 @@ test_backpressure (void **state)
     s_stop (&f);
 }
 
+//  A worker between jobs and a queue mid of two, which a second group
+//  drains; tasks whose outputs are kept as results.
+static const char *s_parking = "queues\n"
+                               "    jobs\n"
+                               "        external = true\n"
+                               "    mid\n"
+                               "        max-depth = 2\n"
+                               "actors\n"
+                               "    work\n"
+                               "        kind = processor\n"
+                               "        command = cat\n"
+                               "        input = jobs\n"
+                               "        output = mid\n"
+                               "    down\n"
+                               "        kind = sink\n"
+                               "        input = mid\n"
+                               "        target = null\n";
+
+static void
+test_ack_waits_for_parked_outputs (void **state)
+{
+    // An item's ACK that follows an output the broker parked for room (its
+    // queue full) takes effect only once that output is stored: a crash
+    // meanwhile would lose both. Until then the item is still delivered,
+    // and the worker's slot stays taken.
+    s_fixture_t *f = s_start (s_parking);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    assert_int_equal (zf_test_put_ints (producer, "mid", 2, NULL), 0); // mid is full
+    zf_id_t job;
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 1, &job), 0);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 1);
+    zf_item_t *item = zf_client_next (worker, 5000);
+    assert_non_null (item);
+    assert_int_equal (zf_client_emit (worker, item, "mid", "\x07", 1), 0);
+    zf_client_ack (worker, &item);
+    char seen[32];
+    // The STATUS goes after the PUT and the ACK on the same socket.
+    assert_int_equal (zf_client_status (worker, &job, seen, sizeof seen, 5000), 0);
+    assert_string_equal (seen, "delivered");
+
+    // Room in mid: the output goes in, then the ACK.
+    zf_client_t *down = zf_client_new (endpoint, "down", "mid", 1);
+    int got = 0, outputs = 0;
+    for (int64_t deadline = zclock_mono () + 10000; got < 3 && zclock_mono () < deadline;) {
+        item = zf_client_next (down, 100);
+        if (!item)
+            continue;
+        outputs += zf_test_body_int (item) == 7;
+        got++;
+        zf_client_ack (down, &item);
+    }
+    assert_int_equal (got, 3);
+    assert_int_equal (outputs, 1);
+    assert_int_equal (zf_client_status (down, &job, seen, sizeof seen, 5000), 0);
+    assert_string_equal (seen, "done");
+    assert_int_equal (zf_client_flush (worker, 5000), 0); // its PUT confirmed
+    zf_client_destroy (&down);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static const char *s_loop = "queues\n"
+                            "    steps\n"
+                            "        max-depth = 3\n"
+                            "actors\n"
+                            "    start\n"
+                            "        kind = producer\n"
+                            "        source = seq:3\n"
+                            "        output = steps\n"
+                            "    step\n"
+                            "        kind = processor\n"
+                            "        command = cat\n"
+                            "        input = steps\n"
+                            "        output = steps\n";
+
+static void
+test_a_cycle_at_max_depth_goes_on (void **state)
+{
+    // A worker that reads and writes one queue (a task that makes the
+    // next step of itself), the queue full: its outputs cannot wait for
+    // room, which only its own ACKs (held for those outputs) would make.
+    // They go in past max-depth and every step is taken, once.
+    s_fixture_t *f = s_start (s_loop);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "start", NULL, 0);
+    zf_client_t *worker = zf_client_new (endpoint, "step", "steps", 3);
+    for (int i = 0; i < 3; i++) {
+        uint8_t five = 5;
+        assert_int_equal (zf_client_put (producer, "steps", &five, 1, NULL), 0);
+    }
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    int steps = 0, by_value[6] = { 0 };
+    for (int64_t deadline = zclock_mono () + 20000; steps < 18 && zclock_mono () < deadline;) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        int64_t n = zf_test_body_int (item);
+        assert_true (n >= 0 && n <= 5);
+        by_value[n]++;
+        steps++;
+        if (n > 0) {
+            uint8_t next = (uint8_t) (n - 1);
+            assert_int_equal (zf_client_emit (worker, item, "steps", &next, 1), 0);
+        }
+        zf_client_ack (worker, &item);
+    }
+    assert_int_equal (steps, 18);
+    for (int n = 0; n <= 5; n++)
+        assert_int_equal (by_value[n], 3);
+    assert_int_equal (zf_client_flush (worker, 5000), 0);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static const char *s_results = "queues\n"
+                               "    tasks\n"
+                               "        external = true\n"
+                               "        max-attempts = 2\n"
+                               "        retry-base = 10ms\n"
+                               "        retry-max = 20ms\n"
+                               "actors\n"
+                               "    work\n"
+                               "        kind = processor\n"
+                               "        command = cat\n"
+                               "        input = tasks\n"
+                               "        output = answers\n";
+
+static void
+test_refused_output_fails_its_item (void **state)
+{
+    // An output the results store refuses (the 257th of one root) fails
+    // the item that made it: retried, then dead with the refusal as its
+    // reason. The task never ends "done" with results missing.
+    s_fixture_t *f = s_start (s_results);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *client = zf_client_new (endpoint, "client", NULL, 0);
+    zf_id_t task;
+    assert_int_equal (zf_test_put_ints (client, "tasks", 1, &task), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "tasks", 1);
+    int attempts = 0;
+    for (int64_t deadline = zclock_mono () + 10000; attempts < 2 && zclock_mono () < deadline;) {
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        attempts++;
+        for (int i = 0; i < 257; i++)
+            assert_int_equal (zf_client_emit (worker, item, "answers", "\x01", 1), 0);
+        zf_client_ack (worker, &item);
+        zf_client_flush (worker, 5000);
+    }
+    assert_int_equal (attempts, 2);
+    zf_result_t *result = zf_client_result (client, &task, 5000, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "dead");
+    assert_string_equal (zf_result_queue (result), "tasks");
+    assert_int_equal (zf_result_attempts (result), 2);
+    if (!strstr (zf_result_reason (result), "256 results at most"))
+        fail_msg ("reason: %s", zf_result_reason (result));
+    zf_result_destroy (&result);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&client);
+    s_stop (&f);
+}
+
 static const char *s_fast_heartbeat = "broker\n"
                                       "    heartbeat = 100ms\n" SRC_AND_WORK;
 
@@ -960,6 +1130,9 @@ main (void)
         cmocka_unit_test (test_fanout_and_sharing),
         cmocka_unit_test (test_retry_then_dead),
         cmocka_unit_test (test_backpressure),
+        cmocka_unit_test (test_ack_waits_for_parked_outputs),
+        cmocka_unit_test (test_refused_output_fails_its_item),
+        cmocka_unit_test (test_a_cycle_at_max_depth_goes_on),
         cmocka_unit_test (test_worker_killed),
         cmocka_unit_test (test_intake_and_events),
         cmocka_unit_test (test_bad_input),

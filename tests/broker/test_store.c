@@ -93,6 +93,9 @@ static const char *s_config = "broker\n"
                               "        retry-base = 1ms\n"
                               "        retry-max = 1ms\n"
                               "        timeout = 50ms\n"
+                              "    out\n"
+                              "        external = true\n"
+                              "        max-depth = 1\n"
                               "actors\n"
                               "    seeds\n"
                               "        kind = producer\n"
@@ -105,6 +108,10 @@ static const char *s_config = "broker\n"
                               "    audit\n"
                               "        kind = sink\n"
                               "        input = jobs\n"
+                              "        target = null\n"
+                              "    ship\n"
+                              "        kind = sink\n"
+                              "        input = out\n"
                               "        target = null\n";
 
 typedef struct {
@@ -185,7 +192,7 @@ static void
 test_every_group_gets_every_item (void **state)
 {
     s_fixture_t *f = (s_fixture_t *) *state;
-    assert_int_equal (s_heard.created, 1); // jobs, from the pipeline
+    assert_int_equal (s_heard.created, 2); // jobs and out, from the pipeline
     zf_worker_t store = { 0 }, audit = { 0 };
     assert_int_equal (zf_store_join (f->store, &store, "jobs", "store"), 0);
     assert_int_equal (zf_store_join (f->store, &audit, "jobs", "audit"), 0);
@@ -246,6 +253,93 @@ test_a_full_queue_holds_the_put_back (void **state)
     assert_int_equal (zf_store_queue (f->store, "jobs")->put, 5);
     zf_store_leave (f->store, &store, false);
     zf_store_leave (f->store, &audit, false);
+}
+
+//  A PUT of worker's of one item, id n, child of parent, to out; true if
+//  it went in, false if it is parked.
+static bool
+s_put_out (zf_store_t *store, zf_worker_t *worker, uint8_t n, uint8_t parent)
+{
+    zf_pending_t *put = zf_store_pending_new (1);
+    snprintf (put->session, sizeof put->session, "w");
+    put->writer = worker;
+    put->items[0].id = s_id (n);
+    put->items[0].parent = s_id (parent);
+    snprintf (put->items[0].queue, sizeof put->items[0].queue, "out");
+    put->items[0].body = zframe_new ("\xa1x", 2);
+    bool all = zf_store_admit (store, put);
+    if (all)
+        zf_store_pending_destroy (&put);
+    return all;
+}
+
+static void
+test_answers_wait_for_parked_puts (void **state)
+{
+    // A worker's ACKs and NACKs that follow a PUT of its parked for room
+    // wait for that PUT, in order; its slots stay taken meanwhile. A worker
+    // that leaves drops them: what it held goes back, its PUT stays.
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 }, audit = { 0 }, ship = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    zf_store_join (f->store, &ship, "out", "ship");
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    assert_true (s_put (f->store, 1, 3, NULL, NULL));
+    assert_true (s_put_out (f->store, NULL, 20, 0)); // out is full
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (s_take (f->store, "store", &store, out), 3);
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 3);
+    assert_false (s_put_out (f->store, &store, 10, 1)); // parked
+    assert_int_equal (store.parked, 1);
+
+    zf_id_t one = s_id (1), two = s_id (2), three = s_id (3), ten = s_id (10);
+    zf_message_t *msg;
+    assert_true (zf_store_ack (f->store, &store, &one));
+    assert_false (zf_store_ack (f->store, &store, &one)); // once
+    assert_true (zf_store_nack (f->store, &store, &two, "flaky", false, 0));
+    assert_true (zf_store_ack (f->store, &store, &three));
+    for (int i = 1; i <= 3; i++) {
+        zf_id_t id = s_id ((uint8_t) i);
+        assert_true (zf_store_ack (f->store, &audit, &id));
+    }
+    assert_int_equal (s_heard.acked, 3); // audit's alone
+    assert_int_equal (s_heard.retried + s_heard.finished[ZF_OUTCOME_DONE], 0);
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "delivered");
+    assert_int_equal (store.held.size, 3); // the slots stay taken
+    assert_int_equal (store.nanswers, 3);
+
+    // ship takes 20 from out: room for the PUT, then store's answers go,
+    // in order: 1 done, 2 retried, 3 done.
+    zf_store_credit (f->store, &ship, 1);
+    zf_cgroup_t *group = zf_store_group (f->store, zf_store_queue (f->store, "out"), "ship");
+    zf_worker_t *to;
+    assert_int_equal (zf_store_take (f->store, group, zclock_mono (), &to, out, 1), 1);
+    zf_id_t twenty = s_id (20);
+    assert_true (zf_store_ack (f->store, &ship, &twenty));
+    assert_int_equal (s_heard.admitted, 1);
+    assert_int_equal (store.parked, 0);
+    assert_string_equal (zf_store_state (f->store, &ten, &msg), "queued");
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "done");
+    assert_string_equal (zf_store_state (f->store, &three, &msg), "done");
+    assert_int_equal (s_heard.retried, 1);
+    assert_int_equal (store.held.size, 0);
+
+    // Parked again (out holds 10), with 2's redelivery answered: a worker
+    // that leaves drops the answer; 2 fails (its last attempt: dead), the
+    // PUT stays.
+    zf_store_wake (f->store, zclock_mono () + 100); // past 2's backoff
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    assert_false (s_put_out (f->store, &store, 11, 2));
+    assert_true (zf_store_ack (f->store, &store, &two));
+    zf_store_leave (f->store, &store, true);
+    assert_null (store.answers);
+    assert_int_equal (s_heard.dead, 1);
+    assert_string_equal (zf_store_state (f->store, &two, &msg), "dead");
+    assert_int_equal (zlistx_size (zf_store_queue (f->store, "out")->waiting), 1);
+    zf_store_leave (f->store, &audit, false);
+    zf_store_leave (f->store, &ship, false);
 }
 
 static void
@@ -665,6 +759,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_every_group_gets_every_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_full_queue_holds_the_put_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_answers_wait_for_parked_puts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicates_are_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failures_retry_then_dead_letter, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_lost_worker_hands_back_with_a_count, s_setup,
