@@ -107,6 +107,7 @@ typedef struct {
     const char *sync;          // never, interval or always
     int64_t sync_interval;     // ms between syncs (interval)
     int64_t linger;            // ms acks may wait to go together
+    int64_t disk_wait;         // ms writes may keep failing before the items held fail
 } zf_sink_settings_t;
 
 extern const zf_kind_t zf_producer_kind;

@@ -9,6 +9,13 @@
     whose ids are recorded (an item written but not recorded was never
     acked, and comes again), and remembers the last ids written, so an item
     delivered again after a crash is acked without being written twice.
+
+    A write that fails (a full disk, a file size limit, an I/O error) is
+    cut back off both files and tried again, with a backoff up to 5 s,
+    holding the items unacked (the queue backs up behind them) for as long
+    as disk-wait; only then do they fail, to be retried by the broker as
+    any failure. Its figures say how it goes: write_failures, and
+    waiting_ms while it waits.
 */
 #include "zf_actor.h"
 #include "zf_window.h"
@@ -78,6 +85,12 @@ static const zf_key_t s_keys[] = {
       .fallback = "5ms",
       .help = "acks wait this long at most to go to the broker together",
       .max = 1000 },
+    { .name = "disk-wait",
+      ZF_FIELD (zf_sink_settings_t, disk_wait),
+      .type = ZF_KEY_DURATION,
+      .fallback = "10m",
+      .help = "how long writes may keep failing (a full disk) while the sink holds its items "
+              "and tries again; then they fail, retried by the broker" },
     { NULL },
 };
 
@@ -98,7 +111,17 @@ typedef struct {
     zchunk_t *data;        // bytes to write at the next flush
     zchunk_t *ids;         // ids to record at the next flush
     uint64_t count;        // items written
+    off_t data_size;       // bytes of the data file committed
+    off_t ids_size;        // bytes of the commit record committed
+    int64_t disk_wait;     // ms writes may keep failing before the items fail
+    int64_t failing_since; // when writes began to fail (monotonic ms), 0 while they work
+    int64_t retry_at;      // when to try again, while they fail
+    int64_t backoff;       // ms until the next try after this one fails
+    uint64_t failures;     // writes that failed, ever
 } self_t;
+
+#define BACKOFF_MIN 100  // ms before the first try again
+#define BACKOFF_MAX 5000 // ms between tries at most
 
 //  How many of the last ids written a sink remembers. An item comes again
 //  only if its ACK was lost: it was among the last few hundred written
@@ -165,6 +188,7 @@ s_open (self_t *self)
     self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
     self->sync_interval = set->sync_interval;
     self->linger = set->linger;
+    self->disk_wait = set->disk_wait;
     self->fd = self->ids_fd = -1;
     if (streq (target, "null")) {
         self->sync = 0; // nothing is written: no id is worth remembering
@@ -213,6 +237,8 @@ s_open (self_t *self)
             zsys_error ("%s: cannot repair %s: %s", conf->name, self->path, strerror (errno));
     }
     // The last ids written, up to the window.
+    self->data_size = keep < size ? keep : size;
+    self->ids_size = (off_t) committed * ZF_ID_SIZE;
     uint64_t first = committed > WRITTEN_WINDOW ? committed - WRITTEN_WINDOW : 0;
     zf_id_t id;
     for (uint64_t i = first; i < committed; i++)
@@ -278,33 +304,104 @@ s_write_all (int fd, const uint8_t *data, size_t size)
     return 0;
 }
 
-//  Writes the buffered records, then their ids; syncs unless sync = never;
-//  then acks them. On a write error nothing is acked: the items come again.
+//  The sink's figures, for the stats event and /metrics.
+static void
+s_figures (self_t *self)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    zf_mp_pack_cstr (&pk, "written");
+    msgpack_pack_uint64 (&pk, self->count);
+    zf_mp_pack_cstr (&pk, "write_failures");
+    msgpack_pack_uint64 (&pk, self->failures);
+    zf_mp_pack_cstr (&pk, "waiting_ms");
+    msgpack_pack_int64 (&pk, self->failing_since ? zclock_mono () - self->failing_since : 0);
+    zf_client_set_figures (self->client, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  Writes the buffered records, then their ids, syncing both unless
+//  sync = never. Returns 0, or -1 with errno set and both files cut back
+//  to what they held before.
+static int
+s_write (self_t *self)
+{
+    if (self->fd < 0)
+        return 0;
+    int rc = s_write_all (self->fd, zchunk_data (self->data), zchunk_size (self->data));
+    if (rc == 0 && self->sync && self->fd != 1)
+        rc = fdatasync (self->fd);
+    if (rc == 0 && self->ids_fd >= 0)
+        rc = s_write_all (self->ids_fd, zchunk_data (self->ids), zchunk_size (self->ids));
+    if (rc == 0 && self->sync && self->ids_fd >= 0)
+        rc = fdatasync (self->ids_fd);
+    if (rc == 0) {
+        self->data_size += (off_t) zchunk_size (self->data);
+        self->ids_size += (off_t) zchunk_size (self->ids);
+        return 0;
+    }
+    // A part may have gone in: cut it off, so the next try starts clean.
+    int error = errno;
+    if (self->fd != 1 && ftruncate (self->fd, self->data_size))
+        zsys_error ("%s: cannot cut %s back: %s", self->args->conf->name, self->path,
+                    strerror (errno));
+    if (self->ids_fd >= 0 && ftruncate (self->ids_fd, self->ids_size))
+        zsys_error ("%s: cannot cut %s back: %s", self->args->conf->name, self->ids_path,
+                    strerror (errno));
+    errno = error;
+    return -1;
+}
+
+//  Writes what is buffered and acks it. A failed write keeps it all for
+//  the next try (at self->retry_at), until writes have failed for
+//  disk-wait: then the items fail, and come again from the broker.
 static int
 s_flush (self_t *self)
 {
     if (zlistx_size (self->pending) == 0)
         return 0;
-    int rc = 0;
-    if (self->fd >= 0) {
-        rc = s_write_all (self->fd, zchunk_data (self->data), zchunk_size (self->data));
-        if (rc == 0 && self->sync && self->fd != 1)
-            rc = fdatasync (self->fd);
-        if (rc == 0 && self->ids_fd >= 0)
-            rc = s_write_all (self->ids_fd, zchunk_data (self->ids), zchunk_size (self->ids));
-        if (rc == 0 && self->sync && self->ids_fd >= 0)
-            rc = fdatasync (self->ids_fd);
+    const char *name = self->args->conf->name;
+    const char *path = self->path ? self->path : "stdout";
+    int64_t now = zclock_mono ();
+    if (s_write (self)) {
+        int error = errno;
+        self->failures++;
+        if (!self->failing_since) {
+            self->failing_since = now;
+            self->backoff = BACKOFF_MIN;
+            zsys_error ("%s: cannot write %s: %s; holding %zu items and trying again for up to "
+                        "%lld ms (disk-wait)",
+                        name, path, strerror (error), zlistx_size (self->pending),
+                        (long long) self->disk_wait);
+        }
+        self->retry_at = now + self->backoff;
+        self->backoff = self->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : self->backoff * 2;
+        s_figures (self);
+        if (now - self->failing_since < self->disk_wait)
+            return -1;
+        zsys_error ("%s: cannot write %s for %lld ms: %s; %zu items fail", name, path,
+                    (long long) (now - self->failing_since), strerror (error),
+                    zlistx_size (self->pending));
+        char reason[256];
+        snprintf (reason, sizeof reason, "sink cannot write %s: %s", path, strerror (error));
+        zf_item_t *item;
+        while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL)))
+            zf_client_nack (self->client, &item, reason, false, BACKOFF_MAX);
+        zchunk_set (self->data, NULL, 0);
+        zchunk_set (self->ids, NULL, 0);
+        self->failing_since = 0;
+        s_figures (self);
+        return -1;
     }
     zchunk_set (self->data, NULL, 0);
     zchunk_set (self->ids, NULL, 0);
-    if (rc) {
-        zsys_error ("%s: cannot write %s: %s; %zu items not acked", self->args->conf->name,
-                    self->path ? self->path : "stdout", strerror (errno),
-                    zlistx_size (self->pending));
-        zf_item_t *item;
-        while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL)))
-            zf_client_nack (self->client, &item, "sink cannot write", false, 1000);
-        return -1;
+    if (self->failing_since) {
+        zsys_info ("%s: writing %s again after %lld ms", name, path,
+                   (long long) (now - self->failing_since));
+        self->failing_since = 0;
     }
     zf_item_t *item;
     while ((item = (zf_item_t *) zlistx_detach (self->pending, NULL))) {
@@ -313,6 +410,8 @@ s_flush (self_t *self)
         self->count++;
         zf_client_ack (self->client, &item);
     }
+    if (self->failures)
+        s_figures (self);
     return 0;
 }
 
@@ -350,10 +449,14 @@ zf_sink_actor (zsock_t *pipe, void *args)
             // take only what is there, unless sync = interval says to wait
             // for its time: then wait for more until then.
             int64_t wait = 100;
-            if (zlistx_size (self.pending)) {
+            if (self.failing_since)
+                wait = self.retry_at - zclock_mono (); // the disk's next try
+            else if (zlistx_size (self.pending)) {
                 int64_t until = next_sync - zclock_mono ();
                 wait = self.sync == 1 && until > 0 ? until : 0;
             }
+            if (wait < 0)
+                wait = 0;
             zf_item_t *item = zf_client_next (self.client, (int) wait);
             if (item) {
                 if (self.written && zf_window_get (self.written, zf_item_id (item)))
@@ -369,7 +472,10 @@ zf_sink_actor (zsock_t *pipe, void *args)
             bool full = (int64_t) zlistx_size (self.pending) >= concurrency;
             bool due = self.sync != 1 || zclock_mono () >= next_sync;
             // Write when the credit is used up, when the burst is over, or on
-            // time; with sync = interval, at most once per interval.
+            // time; with sync = interval, at most once per interval; while
+            // writes fail, at the next try.
+            if (self.failing_since)
+                due = full = zclock_mono () >= self.retry_at;
             if (full || (!item && due) || (self.sync == 1 && due && zlistx_size (self.pending))) {
                 s_flush (&self);
                 next_sync = zclock_mono () + self.sync_interval;

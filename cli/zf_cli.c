@@ -14,6 +14,7 @@
 #include "zf_zpl.h"
 
 #include <czmq.h>
+#include <signal.h>
 
 typedef struct {
     const char *name;                   // as typed
@@ -218,6 +219,9 @@ zf_cli_main (int argc, char **argv)
     // Logs go to stderr: stdout carries what a command prints for use
     // (ids, tables, JSON lines).
     zsys_set_logstream (stderr);
+    // A file size limit (ulimit -f) is a write error to wait out, as a full
+    // disk is (the sink, the journal), not a kill.
+    signal (SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         s_usage (stderr);
         return ZF_EXIT_USAGE;

@@ -209,6 +209,39 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                 (unsigned long long) value);
         }
     }
+    // What workers say of themselves (their PINGs' figures): each number at
+    // the top of the map, such as a sink's write_failures and waiting_ms.
+    s_family (&t, "zflow_worker_figure", "gauge",
+              "A figure a worker gives of itself: a sink's write_failures and waiting_ms (for "
+              "a full disk), a fetcher's requests, ...");
+    for (uint32_t w = 0; w < stats->nworkers; w++) {
+        zf_stats_worker_t *worker = &stats->workers[w];
+        zf_mp_t mp;
+        zf_mp_init (&mp, worker->figures, worker->figures_size);
+        uint32_t count = 0;
+        if (!worker->figures || zf_mp_map (&mp, &count, NULL))
+            continue;
+        for (uint32_t i = 0; i < count; i++) {
+            const char *key;
+            uint32_t key_len;
+            if (zf_mp_str (&mp, &key, &key_len, NULL))
+                break;
+            zf_mp_type_t type = zf_mp_peek (&mp);
+            uint64_t value = 0;
+            int64_t negative = 0;
+            if (type == ZF_MP_UINT  ? zf_mp_uint (&mp, &value, NULL)
+                : type == ZF_MP_INT ? zf_mp_int (&mp, &negative, NULL)
+                                    : zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL))
+                break;
+            if (type != ZF_MP_UINT && type != ZF_MP_INT)
+                continue;
+            s_add (&t, "zflow_worker_figure{actor=\"%s\",worker=\"%u\",figure=\"%s\"} %lld\n",
+                   s_label (worker->actor, (uint32_t) strlen (worker->actor), label[0],
+                            sizeof label[0]),
+                   worker->worker, s_label (key, key_len, label[1], sizeof label[1]),
+                   type == ZF_MP_UINT ? (long long) value : (long long) negative);
+        }
+    }
     struct {
         const char *name, *type, *help;
     } group_metrics[] = {
@@ -246,6 +279,10 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                   "CONFIRMs held until their records are durable.", j->waiting);
         s_scalar (&t, "zflow_journal_compactions_total", "counter",
                   "Snapshots written to compact the journal.", j->compactions);
+        s_scalar (&t, "zflow_journal_failing", "gauge",
+                  "1 while the journal cannot write (a full disk): confirms wait, the broker "
+                  "tries again.",
+                  j->failed[0] != 0);
     }
     s_scalar (&t, "zflow_stats_events_total", "counter", "Stats events read.", events);
     *len = t.len;

@@ -11,6 +11,7 @@
 #include "zflow.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 static char s_dir[256]; // the pipeline's folder
@@ -112,6 +113,156 @@ test_kill_producer_and_sink (void **state)
                    duplicated);
     assert_int_equal (lost, 0);
     assert_int_equal (duplicated, 0);
+    kill (sink, SIGTERM);
+    zf_test_reap (sink, 10000);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+//  Sets the largest file process pid may write, as `ulimit -f` does: past
+//  it writes fail (EFBIG), as on a full disk.
+static void
+s_file_limit (pid_t pid, rlim_t bytes)
+{
+    struct rlimit limit = { bytes, RLIM_INFINITY }; // the soft limit: raised again at will
+    if (prlimit (pid, RLIMIT_FSIZE, &limit, NULL))
+        fail_msg ("prlimit: %s", strerror (errno));
+}
+
+//  Waits (bounded: 20 s) until dir/name holds text.
+static bool
+s_log_says (const char *name, const char *text)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        char *log = zf_test_slurp (s_dir, name);
+        bool found = log && strstr (log, text);
+        free (log);
+        if (found)
+            return true;
+        zclock_sleep (100); // bounded poll of a log another process writes
+    }
+    return false;
+}
+
+//  The figures of queue name (zeros if the broker does not list it).
+static zf_figures_t
+s_queue (zf_client_t *client, const char *name)
+{
+    zf_figures_t found = { 0 };
+    size_t count;
+    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+    for (size_t q = 0; queues && q < count; q++)
+        if (streq (queues[q].name, name))
+            found = queues[q];
+    free (queues);
+    return found;
+}
+
+//  A producer reading source (seq:N, or a file of JSON lines) into a sink
+//  with disk-wait.
+static const char *s_disk = "queues\n"
+                            "    items\n"
+                            "        max-attempts = 2\n"
+                            "        retry-base = 10ms\n"
+                            "        retry-max = 10ms\n"
+                            "actors\n"
+                            "    nums\n"
+                            "        kind = producer\n"
+                            "        source = %s\n"
+                            "        format = jsonl\n"
+                            "        output = items\n"
+                            "    store\n"
+                            "        kind = sink\n"
+                            "        input = items\n"
+                            "        target = file:out/items.jsonl\n"
+                            "        sync = always\n"
+                            "        disk-wait = %s\n";
+
+static void
+test_sink_waits_for_a_full_disk (void **state)
+{
+    // The sink's file cannot grow past 4 KiB (a full disk, as the sink
+    // sees it): the sink holds its items and tries again, the queue backs
+    // up, nothing is dead-lettered. Room again: every item is written
+    // once, and the file holds no part of a failed write.
+    enum { N = 3000 };
+    char config[1024];
+    snprintf (config, sizeof config, s_disk, "seq:3000", "10m");
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker (config, &pipeline);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    s_file_limit (sink, 4096);
+    pid_t producer = zf_test_actor (s_dir, broker, "nums");
+    assert_true (s_log_says ("store.log", "holding"));
+    static int seen[N];
+    int lines = zf_test_count_lines (s_dir, "out/items.jsonl", seen, N);
+    char *text = zf_test_slurp (s_dir, "out/items.jsonl");
+    assert_true (!text || !*text || text[strlen (text) - 1] == '\n'); // whole lines only
+    free (text);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "observer", NULL, 0);
+    assert_int_equal (s_queue (client, "items").dead, 0);
+
+    s_file_limit (sink, RLIM_INFINITY);
+    int status = zf_test_reap (producer, 60000);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_int_equal (zf_test_wait_lines (s_dir, "out/items.jsonl", seen, N, N), N);
+    int lost = 0, duplicated = 0;
+    for (int i = 0; i < N; i++) {
+        lost += seen[i] == 0;
+        duplicated += seen[i] > 1;
+    }
+    print_message ("disk full at %d lines, then room: lost %d, duplicated %d\n", lines, lost,
+                   duplicated);
+    assert_int_equal (lost, 0);
+    assert_int_equal (duplicated, 0);
+    assert_int_equal (s_queue (client, "items").dead, 0);
+    assert_true (s_log_says ("store.log", "again after"));
+    zf_client_destroy (&client);
+    kill (sink, SIGTERM);
+    zf_test_reap (sink, 10000);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static void
+test_sink_fails_items_after_disk_wait (void **state)
+{
+    // A disk that stays full past disk-wait: the items held fail, are
+    // retried by the broker (max-attempts = 2), then dead-lettered with
+    // the sink's reason.
+    enum { N = 20 };
+    // Items of 5,000 bytes, where the sink's files stop at 4 KiB (and its
+    // log, beside them, has room).
+    char line[5002];
+    memset (line, 'x', 5000);
+    line[0] = line[4999] = '"';
+    line[5000] = '\n';
+    line[5001] = 0;
+    zchunk_t *data = zchunk_new (NULL, 0);
+    for (int i = 0; i < N; i++)
+        zchunk_extend (data, line, strlen (line));
+    zchunk_extend (data, "", 1);
+    zf_test_write (s_dir, "big.jsonl", (const char *) zchunk_data (data));
+    zchunk_destroy (&data);
+    char config[1024];
+    snprintf (config, sizeof config, s_disk, "file:big.jsonl", "300ms");
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker (config, &pipeline);
+    pid_t sink = zf_test_actor (s_dir, broker, "store");
+    s_file_limit (sink, 4096);
+    pid_t producer = zf_test_actor (s_dir, broker, "nums");
+    zf_test_reap (producer, 30000);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "observer", NULL, 0);
+    uint64_t dead = 0;
+    for (int tries = 0; tries < 200 && (dead = s_queue (client, "items").dead) < N; tries++)
+        zclock_sleep (100); // bounded poll of the broker's figures
+    assert_int_equal (dead, N);
+    s_log_says ("store.log", "items fail");
+    char *log = zf_test_slurp (s_dir, "store.log");
+    if (!log || !strstr (log, "items fail") || !strstr (log, "File too large"))
+        fail_msg ("the sink's log: %s", log ? log : "(none)");
+    free (log);
+    zf_client_destroy (&client);
     kill (sink, SIGTERM);
     zf_test_reap (sink, 10000);
     zf_broker_destroy (&broker);
@@ -565,6 +716,9 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_seq_to_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_kill_producer_and_sink, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sink_waits_for_a_full_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sink_fails_items_after_disk_wait, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_jsonl_bad_line, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_command, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_errors_emitted, s_setup, s_teardown),
