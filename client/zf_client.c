@@ -18,6 +18,7 @@
 
 #define BACKOFF_MIN    1000  // ms before the first new session attempt
 #define BACKOFF_MAX    32000 // ms between attempts at most
+#define BACKOFF_GROUP  2000  // the same with a group of brokers, one of which may lead now
 #define DEFAULT_WINDOW 1000
 
 static int64_t
@@ -528,11 +529,14 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
     if (self->reopen_at && now >= self->reopen_at)
         s_open (self);
     else if (!self->welcomed && now - self->hello_at > self->backoff) {
-        // No WELCOME: the broker is away. Try again (the next of a group),
-        // backing off once every one has been tried.
+        // No WELCOME: the broker is away, or the HELLO was lost with a
+        // broker that died. Try again (the next of a group), backing off
+        // once every one has been tried; in a group not for long, since
+        // another node may lead by now.
+        int64_t most = self->nendpoints > 1 ? BACKOFF_GROUP : BACKOFF_MAX;
         self->current = (self->current + 1) % self->nendpoints;
         if (self->current == 0)
-            self->backoff = self->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : self->backoff * 2;
+            self->backoff = self->backoff * 2 > most ? most : self->backoff * 2;
         s_open (self);
     }
     else if (self->welcomed && silence > (int64_t) self->heartbeat * self->liveness) {
