@@ -77,6 +77,18 @@ s_send_out (zf_client_t *self)
         s_send_msg (self, &msg);
 }
 
+//  Stops watching the session's socket. The monitor is stopped before its
+//  PAIR goes: an event for a PAIR with no peer would block ZeroMQ's I/O
+//  thread for good (libzmq#3575), and with it every socket of the process.
+static void
+s_unwatch (zf_client_t *self)
+{
+    if (!self->monitor)
+        return;
+    zmq_socket_monitor (zsock_resolve (self->sock), NULL, 0);
+    zsock_destroy (&self->monitor);
+}
+
 //  With a group of brokers, a session watches its socket: when the broker
 //  goes away (its host or its process died), or refuses the connection (a
 //  broker named as the leader just before it died), the next one is tried
@@ -84,7 +96,6 @@ s_send_out (zf_client_t *self)
 static void
 s_watch (zf_client_t *self)
 {
-    zsock_destroy (&self->monitor);
     if (self->nendpoints < 2)
         return;
     char name[64];
@@ -103,7 +114,7 @@ s_watch (zf_client_t *self)
 static void
 s_open (zf_client_t *self)
 {
-    zsock_destroy (&self->monitor);
+    s_unwatch (self);
     zsock_destroy (&self->sock);
     self->reopen_at = 0;
     self->sock = zsock_new (ZMQ_DEALER);
@@ -499,21 +510,25 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
     }
     if (self->monitor) {
         // The broker of this session went away, or is not there: the
-        // next, at once.
-        zmsg_t *event = zmsg_recv (self->monitor);
-        if (event) {
+        // next, at once. Every event that came is read: a backlog past the
+        // PAIR's high-water mark would block the I/O thread as well.
+        bool lost = false, retried = false;
+        zmsg_t *event;
+        while ((event = zmsg_recv (self->monitor))) {
             zframe_t *head = zmsg_first (event);
-            bool lost =
-                zframe_size (head) >= 2 &&
-                (zframe_data (head)[0] | zframe_data (head)[1] << 8) == ZMQ_EVENT_DISCONNECTED;
+            if (zframe_size (head) >= 2 &&
+                (zframe_data (head)[0] | zframe_data (head)[1] << 8) == ZMQ_EVENT_DISCONNECTED)
+                lost = true;
+            else
+                retried = true;
             zmsg_destroy (&event);
-            if (lost || !self->welcomed) {
-                zsys_info ("zflow %s: %s %s; trying %s", self->name, lost ? "lost" : "no broker at",
-                           self->endpoints[self->current],
-                           self->endpoints[(self->current + 1) % self->nendpoints]);
-                s_move (self, NULL, 0);
-                return woken;
-            }
+        }
+        if (lost || (retried && !self->welcomed)) {
+            zsys_info ("zflow %s: %s %s; trying %s", self->name, lost ? "lost" : "no broker at",
+                       self->endpoints[self->current],
+                       self->endpoints[(self->current + 1) % self->nendpoints]);
+            s_move (self, NULL, 0);
+            return woken;
         }
     }
     if (ready) {
@@ -938,6 +953,7 @@ zf_client_destroy (zf_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     zf_client_t *self = *self_p;
+    s_unwatch (self);
     if (self->sock) {
         s_send_acks (self);
         zf_proto_reset (self->out, ZF_BYE);
@@ -955,7 +971,6 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
     zf_client_forget_report (self);
-    zsock_destroy (&self->monitor);
     for (int i = 0; i < self->nendpoints; i++)
         free (self->endpoints[i]);
     free (self->endpoint);
