@@ -8,8 +8,9 @@ import signal
 import subprocess
 
 import zflow
-from conftest import ZFLOW, free_port
+from conftest import ZFLOW, free_port, wait_for
 from test_client import TASKS
+from test_resend import HELD, drained, lines, lost_and_duplicated, queues
 
 GROUP = TASKS + """cluster
     election-timeout = 300ms
@@ -97,5 +98,32 @@ def test_the_async_client_follows_the_leader(tmp_path, processes):
                 return [r.values for r in results]
 
         assert asyncio.run(scenario()) == [[2 * n] for n in range(20)]
+    finally:
+        group.stop()
+
+
+def test_a_worker_resends_held_outputs_to_the_next_leader(tmp_path, processes):
+    directory = str(tmp_path)
+    group = Group(directory, HELD.replace("    sync = always\n", "    sync = batch\n") +
+                  "cluster\n    election-timeout = 300ms\n")
+    try:
+        count = 50
+        worker = processes.worker(group, "workers:copy", "--concurrency", "64")
+        with zflow.Client(group.endpoint) as client:
+            client.put_many("numbers", range(count))
+            # No sink yet: the leader holds the outputs past copies' max-depth.
+            wait_for(lambda: (lambda q: q["numbers"]["depth"] == 0 and
+                              q["copies"]["depth"] == 4)(queues(client)),
+                     what="copies full, every number taken")
+            leader = group.endpoints.index(client.session.endpoint)
+            group.kill(leader)
+            processes.actor(group, "store")
+            wait_for(lambda: len(lines(directory)) >= count, timeout=60, what="every item")
+            assert worker.poll() is None
+            worker.terminate()
+            assert worker.wait(timeout=20) == 0
+            wait_for(lambda: drained(client, "numbers", "copies"), what="empty queues")
+        seen = [int(line) for line in lines(directory)]
+        assert lost_and_duplicated(seen, range(count)) == ([], [])
     finally:
         group.stop()

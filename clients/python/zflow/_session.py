@@ -1,7 +1,8 @@
 """A ZFP session with the broker: one DEALER socket, HELLO and WELCOME,
 heartbeats, and a new session when the broker has forgotten this one (it
-restarted, or the program was silent past the broker's liveness). With the
-brokers of a group, the session goes to the leader (_brokers)."""
+restarted, or the program was silent past the broker's liveness), which
+gets first the PUTs the old one did not confirm (put). With the brokers
+of a group, the session goes to the leader (_brokers)."""
 import os
 import socket
 import time
@@ -37,6 +38,7 @@ class Session:
         self.window = 1000         # PUT items unconfirmed at most
         self.sessions = 0          # sessions opened: more than 1 after the broker forgot one
         self.sock = None
+        self.unconfirmed = {}      # seq -> (items, frames): PUTs sent, not yet confirmed
         self.welcomed = False
         self.last_sent = self.last_heard = 0.0
         self.on_open = None        # called after each new session's WELCOME
@@ -55,6 +57,9 @@ class Session:
             self.sock.close(linger=0)
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 2000)
+        # No high-water mark: what is resent below must all go out, and
+        # the window bounds it.
+        self.sock.setsockopt(zmq.SNDHWM, 0)
         # Sends never wait: with no way to the broker (a refused CURVE
         # handshake leaves none) they fail, and a new session sends again.
         self.sock.setsockopt(zmq.SNDTIMEO, 0)
@@ -75,6 +80,12 @@ class Session:
             hello["pipeline"] = self.pipeline
         self.welcomed = False
         self.send("HELLO", hello)
+        # The broker confirms nothing of an old session: what it did not
+        # confirm goes again, in order, before anything sent after it (an
+        # ACK must follow its item's outputs on the same socket). What it
+        # had stored comes back as duplicates.
+        for _, frames in self.unconfirmed.values():
+            self._send_frames(frames)
         self.last_heard = time.monotonic()
         self.sessions += 1
 
@@ -89,11 +100,30 @@ class Session:
         self.sock = None
 
     def send(self, command, header, bodies=()):
+        self._send_frames(_zfp.encode(command, header, bodies))
+
+    def _send_frames(self, frames):
         try:
-            self.sock.send_multipart(_zfp.encode(command, header, bodies), copy=False)
+            self.sock.send_multipart(frames, copy=False)
         except zmq.Again:
             pass  # no way to the broker now: what matters is asked again
         self.last_sent = time.monotonic()
+
+    def put(self, seq, header, bodies):
+        """Sends a PUT and keeps it until confirmed(seq): every new
+        session sends the PUTs kept again, in order, before anything
+        else (open)."""
+        frames = _zfp.encode("PUT", header, bodies)
+        self.unconfirmed[seq] = (len(header["items"]), frames)
+        self._send_frames(frames)
+
+    def confirmed(self, seq):
+        self.unconfirmed.pop(seq, None)
+
+    @property
+    def unconfirmed_items(self):
+        """Items in the PUTs not yet confirmed: at most window."""
+        return sum(items for items, _ in self.unconfirmed.values())
 
     # -- receiving ---------------------------------------------------------
 

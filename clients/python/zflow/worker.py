@@ -12,7 +12,9 @@ broker's endpoint, the actor's name and queues then come from ZFLOW_*).
 Each output's id is derived from its input's id and its index, so an item
 redelivered after a worker died makes the same ids and the broker drops
 the copies; an item is acked only after its outputs were sent, on the
-same socket. An exception nacks the item with its text as the reason (the
+same socket. Outputs are kept until the broker confirms them and sent
+again, in order and before anything else, on every new session (the
+broker restarted, a new leader, a session found dead). An exception nacks the item with its text as the reason (the
 queue's retries, then QUEUE.dead). SIGTERM and SIGINT stop the worker
 after the items in hand; it says BYE, and the broker gives what it held
 to other workers at once.
@@ -21,6 +23,7 @@ import asyncio
 import inspect
 import os
 import signal
+import sys
 import time
 import traceback
 
@@ -63,13 +66,12 @@ class Worker:
         self.session.on_open = self._on_open
         self.stopping = False
         self.cancelled = set()  # roots the broker cancelled
-        self.seq = 0
-        self.unconfirmed = {}   # seq -> items
+        self.seq = 0            # the last PUT's; the session keeps those unconfirmed
         self.done = 0
         self.failed = 0
 
     def _on_open(self):
-        self.unconfirmed.clear()  # a new session: the broker confirms nothing of the old
+        # The session has sent its unconfirmed PUTs again (Session.open).
         self.session.send("CREDIT", {"credit": self.concurrency})
 
     def stop(self, *_):
@@ -144,16 +146,15 @@ class Worker:
         for first in range(0, len(outputs), _zfp.BATCH_MAX):
             self._wait_for_window(len(outputs[first:first + _zfp.BATCH_MAX]))
             self.seq += 1
-            chunk = outputs[first:first + _zfp.BATCH_MAX]
-            self.session.send("PUT", {"seq": self.seq, "items": chunk},
-                              packed[first:first + _zfp.BATCH_MAX])
-            self.unconfirmed[self.seq] = len(chunk)
+            self.session.put(self.seq, {"seq": self.seq,
+                                        "items": outputs[first:first + _zfp.BATCH_MAX]},
+                             packed[first:first + _zfp.BATCH_MAX])
         for first in range(0, len(acks), _zfp.IDS_MAX):
             self.session.send("ACK", {"ids": acks[first:first + _zfp.IDS_MAX]})
         self.done += len(acks)
 
     def _wait_for_window(self, more):
-        while sum(self.unconfirmed.values()) + more > self.session.window:
+        while self.session.unconfirmed_items + more > self.session.window:
             message = self.session.receive(1.0)
             if message:
                 self._dispatch(*message)
@@ -164,7 +165,7 @@ class Worker:
         if command == "WELCOME":
             return  # the session's: CREDIT went with it
         if command == "CONFIRM":
-            self.unconfirmed.pop(header.get("seq"), None)
+            self.session.confirmed(header.get("seq"))
         elif command == "CANCEL":
             self.cancelled.add(header.get("id"))
         elif command == "DELIVER":
@@ -188,10 +189,14 @@ class Worker:
                     self._dispatch(*message)
             # What is unconfirmed is the broker's to confirm; BYE hands back the rest.
             deadline = time.monotonic() + 5
-            while self.unconfirmed and time.monotonic() < deadline:
+            while self.session.unconfirmed and time.monotonic() < deadline:
                 message = self.session.receive(0.2)
                 if message and message[0] == "CONFIRM":
-                    self.unconfirmed.pop(message[1].get("seq"), None)
+                    self.session.confirmed(message[1].get("seq"))
+            if self.session.unconfirmed:
+                print("zflow worker %s: %d outputs not confirmed by the broker at %s"
+                      % (self.session.name, self.session.unconfirmed_items,
+                         self.session.endpoint), file=sys.stderr)
         finally:
             for s, handler in zip((signal.SIGTERM, signal.SIGINT), previous):
                 signal.signal(s, handler)
