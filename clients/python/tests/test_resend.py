@@ -1,10 +1,14 @@
-"""What a Python worker sent and the broker did not confirm is sent again
-on the next session (schemas/zfp.md): a journaled broker (sync = always)
-killed with SIGKILL and started again on its journal and port, while
-backpressure holds outputs, loses nothing and duplicates nothing."""
+"""What a Python client or worker sent and the broker did not confirm is
+sent again on the next session (schemas/zfp.md): a journaled broker
+(sync = always) killed with SIGKILL and started again on its journal and
+port, while backpressure holds outputs, loses nothing and duplicates
+nothing; a client's put in flight is confirmed once the broker is back."""
+import asyncio
 import collections
 import os
 import signal
+import threading
+import time
 
 import zflow
 from conftest import Broker, wait_for
@@ -28,6 +32,27 @@ actors
         target = file:out.jsonl
         concurrency = 2
 """
+
+TIGHT = """broker
+    sync = always
+queues
+    tasks
+        external = true
+    held
+        external = true
+        max-depth = 2
+actors
+    keep
+        kind = sink
+        input = tasks
+        target = file:tasks.jsonl
+    store
+        kind = sink
+        input = held
+        target = file:out.jsonl
+        concurrency = 1
+"""
+
 
 def queues(client):
     """The broker's figures of each queue, by name (STATUS without an id)."""
@@ -89,5 +114,95 @@ def test_a_worker_resends_outputs_held_by_backpressure_across_broker_kills(tmp_p
     finally:
         if client:
             client.close()
+        processes.stop_all()
+        broker.stop()
+
+
+class Outcome:
+    """The return value or exception of a call run on a thread of its own."""
+
+    def __init__(self, call):
+        self.value = self.error = None
+        self.thread = threading.Thread(target=self._run, args=(call,), daemon=True)
+        self.thread.start()
+
+    def _run(self, call):
+        try:
+            self.value = call()
+        except Exception as e:  # raised again by wait
+            self.error = e
+
+    def wait(self, timeout):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the call did not end within %s s" % timeout
+        if self.error:
+            raise self.error
+        return self.value
+
+
+def test_client_puts_survive_a_broker_kill(tmp_path, processes):
+    directory = str(tmp_path)
+    broker = Broker(directory, TIGHT, journal=True)
+    client = zflow.Client(broker.endpoint, timeout=30)
+    probe = zflow.Client(broker.endpoint)
+    try:
+        before = client.put_many("tasks", range(20))
+        probe.put("held", "first")
+        # a is taken, b waits for room: the PUT is in flight, unconfirmed.
+        put = Outcome(lambda: client.put_many("held", ["a", "b"]))
+        wait_for(lambda: queues(probe)["held"]["depth"] == 2, what="a taken, b held")
+        assert put.thread.is_alive()
+        broker.stop(signal.SIGKILL)
+        broker.start()
+        processes.actor(broker, "store")  # room for b
+        assert len(put.wait(30)) == 2
+        wait_for(lambda: drained(probe, "held"), what="held drained")
+        # Every put that returned is stored; the one in flight too, once.
+        assert [client.status(h.id) for h in before] == ["queued"] * 20
+        assert lost_and_duplicated([s.strip('"') for s in lines(directory)],
+                                   ["first", "a", "b"]) == ([], [])
+    finally:
+        client.close()
+        probe.close()
+        processes.stop_all()
+        broker.stop()
+
+
+async def until(predicate, what, timeout=20):
+    """As wait_for, letting the loop run meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "%s did not come within %s s" % (what, timeout)
+        await asyncio.sleep(0.05)
+
+
+def test_async_client_puts_survive_a_broker_kill(tmp_path, processes):
+    directory = str(tmp_path)
+    broker = Broker(directory, TIGHT, journal=True)
+    probe = zflow.Client(broker.endpoint)
+
+    async def scenario():
+        client = await zflow.AsyncClient.connect(broker.endpoint, timeout=30)
+        try:
+            before = await client.put_many("tasks", range(20))
+            probe.put("held", "first")
+            put = asyncio.ensure_future(client.put_many("held", ["a", "b"]))
+            await until(lambda: queues(probe)["held"]["depth"] == 2, "a taken, b held")
+            assert not put.done()
+            broker.stop(signal.SIGKILL)
+            broker.start()
+            processes.actor(broker, "store")  # room for b
+            assert len(await asyncio.wait_for(put, 30)) == 2
+            await until(lambda: drained(probe, "held"), "held drained")
+            return [await client.status(h.id) for h in before]
+        finally:
+            await client.close()
+
+    try:
+        assert asyncio.run(scenario()) == ["queued"] * 20
+        assert lost_and_duplicated([s.strip('"') for s in lines(directory)],
+                                   ["first", "a", "b"]) == ([], [])
+    finally:
+        probe.close()
         processes.stop_all()
         broker.stop()
