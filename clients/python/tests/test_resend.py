@@ -2,13 +2,16 @@
 sent again on the next session (schemas/zfp.md): a journaled broker
 (sync = always) killed with SIGKILL and started again on its journal and
 port, while backpressure holds outputs, loses nothing and duplicates
-nothing; a client's put in flight is confirmed once the broker is back."""
+nothing; a client's put in flight is confirmed once the broker is back,
+and one the broker never confirms raises."""
 import asyncio
 import collections
 import os
 import signal
 import threading
 import time
+
+import pytest
 
 import zflow
 from conftest import Broker, wait_for
@@ -204,5 +207,37 @@ def test_async_client_puts_survive_a_broker_kill(tmp_path, processes):
                                    ["first", "a", "b"]) == ([], [])
     finally:
         probe.close()
+        processes.stop_all()
+        broker.stop()
+
+
+def test_a_put_the_broker_never_confirms_raises(tmp_path, processes):
+    broker = Broker(str(tmp_path), TIGHT, journal=True)
+    client = zflow.Client(broker.endpoint)
+    try:
+        client.put("tasks", 1)
+        broker.stop(signal.SIGKILL)
+        # Sent on the session the broker had, then on a new one it never welcomes.
+        for body in (2, 3):
+            with pytest.raises(zflow.BrokerError):
+                client.put("tasks", body, timeout=2)
+
+        async def scenario():
+            aclient = await zflow.AsyncClient.connect(broker.endpoint, timeout=30)
+            try:
+                await aclient.put("tasks", 4)
+                broker.stop(signal.SIGKILL)
+                with pytest.raises(zflow.BrokerError):
+                    await aclient.put("tasks", 5, timeout=2)
+                await until(lambda: not aclient.welcomed.is_set(), "a new session")
+                with pytest.raises(zflow.BrokerError):
+                    await aclient.put("tasks", 6, timeout=2)
+            finally:
+                await aclient.close()
+
+        broker.start()
+        asyncio.run(scenario())
+    finally:
+        client.close()
         processes.stop_all()
         broker.stop()

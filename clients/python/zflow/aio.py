@@ -181,13 +181,24 @@ class AsyncClient:
         if waiting and not waiting[1].done():
             waiting[1].set_result((header, bodies))
 
+    async def _welcomed(self, timeout):
+        """Waits for a session; BrokerError (as Client's) if none opens in time."""
+        try:
+            await asyncio.wait_for(self.welcomed.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise BrokerError("no WELCOME from the broker at %s within %s s"
+                              % (self.endpoint, timeout)) from None
+
     async def _request(self, key, frames, timeout):
-        await asyncio.wait_for(self.welcomed.wait(), timeout)
+        """The answer to frames, asked again on each new session; raises
+        BrokerError when none came within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        await self._welcomed(timeout)
         future = asyncio.get_running_loop().create_future()
         self.pending[key] = [frames, future]
         await self._send(frames)
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise BrokerError("the broker at %s did not answer within %s s"
                               % (self.endpoint, timeout)) from None
@@ -239,7 +250,7 @@ class AsyncClient:
         return Result._from(header, bodies)
 
     async def cancel(self, id, reason=""):
-        await asyncio.wait_for(self.welcomed.wait(), self.timeout)
+        await self._welcomed(self.timeout)
         await self._send(_zfp.encode("CANCEL", _cancel_header(id, reason)))
         await self.status(id)  # answered after the CANCEL: it has been done
 
