@@ -12,9 +12,12 @@ import threading
 import time
 
 import pytest
+import zmq
 
 import zflow
 from conftest import Broker, wait_for
+from zflow import _zfp
+from zflow._session import Session
 
 HELD = """broker
     sync = always
@@ -241,3 +244,62 @@ def test_a_put_the_broker_never_confirms_raises(tmp_path, processes):
         client.close()
         processes.stop_all()
         broker.stop()
+
+
+def test_a_refused_hello_does_not_bring_the_resent_puts_in_a_loop():
+    """A broker that refuses the HELLO of a session holding unconfirmed
+    PUTs (another pipeline now on the port) answers each resent PUT with
+    "PUT before HELLO": that must not open the next session at once, HELLO
+    and PUTs again, as fast as the broker answers; once a heartbeat."""
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    session = Session("tcp://127.0.0.1:%d" % port, "copy")
+
+    def take(command):
+        """The routing id of the session's next message but PING, command."""
+        while True:
+            assert router.poll(5000), "no %s within 5 s" % command
+            frames = router.recv_multipart()
+            if frames[1] != b"PING":
+                assert frames[1] == command.encode()
+                return frames[0]
+
+    def answer(peer, command, header):
+        router.send_multipart([peer] + _zfp.encode(command, header))
+
+    try:
+        peer = take("HELLO")
+        answer(peer, "WELCOME", {"version": 1, "heartbeat": 200, "liveness": 3, "window": 10})
+        assert session.receive(5)[0] == "WELCOME"
+        session.put(1, {"seq": 1, "items": [{"id": bytes(16), "queue": "copies", "ts": 0}]},
+                    [_zfp.pack(1)])
+        take("PUT")
+        # The broker restarted: a new session, the PUT sent again after HELLO.
+        answer(peer, "ERROR", {"code": "state", "reason": "PING before HELLO"})
+        deadline = time.monotonic() + 5
+        while session.sessions == 1:
+            assert time.monotonic() < deadline, "no new session within 5 s"
+            session.receive(0.05)
+        peer = take("HELLO")
+        assert take("PUT") == peer
+        # Now refused: the HELLO, then the PUT.
+        answer(peer, "ERROR", {"code": "value", "reason": "this broker runs pipeline 'b'"})
+        answer(peer, "ERROR", {"code": "state", "reason": "PUT before HELLO"})
+        answer(peer, "CONFIRM", {"seq": 2})  # the end of the answers
+        assert session.receive(5)[0] == "ERROR"
+        confirm = session.receive(5)  # None when the session was opened again
+        assert confirm is not None and confirm[0] == "CONFIRM" and session.sessions == 2
+        # A later answer, a heartbeat on, opens the next session.
+        deadline = time.monotonic() + 10
+        while session.sessions == 2:
+            assert time.monotonic() < deadline, "no new session within 10 s"
+            if router.poll(0):
+                frames = router.recv_multipart()
+                answer(frames[0], "ERROR", {"code": "state", "reason": "%s before HELLO"
+                                            % frames[1].decode()})
+            session.receive(0.05)
+        assert session.unconfirmed_items == 1
+    finally:
+        session.close()
+        router.close()

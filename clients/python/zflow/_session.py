@@ -41,6 +41,7 @@ class Session:
         self.unconfirmed = {}      # seq -> (items, frames): PUTs sent, not yet confirmed
         self.welcomed = False
         self.last_sent = self.last_heard = 0.0
+        self.opened_at = 0.0       # when the last HELLO went
         self.on_open = None        # called after each new session's WELCOME
         self.open()
 
@@ -79,6 +80,7 @@ class Session:
         if self.pipeline:
             hello["pipeline"] = self.pipeline
         self.welcomed = False
+        self.opened_at = time.monotonic()
         self.send("HELLO", hello)
         # The broker confirms nothing of an old session: what it did not
         # confirm goes again, in order, before anything sent after it (an
@@ -183,7 +185,12 @@ class Session:
             return None
         if command == "ERROR" and header.get("code") == "state" and \
                 "before HELLO" in header.get("reason", ""):
-            self.open()  # the broker restarted: a new session, what was asked is asked again
+            # The broker restarted: a new session, what was asked is asked
+            # again. Before WELCOME it may answer this session's own PUTs,
+            # its HELLO refused: then once a heartbeat, not HELLO and the
+            # PUTs again as fast as the broker answers.
+            if self.welcomed or time.monotonic() - self.opened_at >= self.heartbeat / 1000:
+                self.open()
             return None
         if command == "ERROR" and header.get("code") == "leader":
             # A broker of a group that does not lead: to the leader it
