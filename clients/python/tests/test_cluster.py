@@ -112,7 +112,7 @@ def test_a_worker_resends_held_outputs_to_the_next_leader(tmp_path, processes):
         with zflow.Client(group.endpoint) as client:
             client.put_many("numbers", range(count))
             # No sink yet: the leader holds the outputs past copies' max-depth.
-            wait_for(lambda: (lambda q: q["numbers"]["depth"] == 0 and
+            wait_for(lambda: (lambda q: q["numbers"]["depth"] == q["numbers"]["inflight"] and
                               q["copies"]["depth"] == 4)(queues(client)),
                      what="copies full, every number taken")
             leader = group.endpoints.index(client.session.endpoint)

@@ -100,8 +100,9 @@ def test_a_worker_resends_outputs_held_by_backpressure_across_broker_kills(tmp_p
         client = zflow.Client(broker.endpoint)
         client.put_many("numbers", range(count))
         # The sink is not running: copies fills to its max-depth and the
-        # broker holds the rest of the worker's outputs, unconfirmed.
-        wait_for(lambda: (lambda q: q["numbers"]["depth"] == 0 and
+        # broker holds the rest of the worker's outputs, unconfirmed, and
+        # the ACKs behind them: every number is in the worker's hands.
+        wait_for(lambda: (lambda q: q["numbers"]["depth"] == q["numbers"]["inflight"] and
                           q["copies"]["depth"] == 4)(queues(client)),
                  what="copies full, every number taken")
         broker.stop(signal.SIGKILL)
