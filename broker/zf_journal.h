@@ -18,10 +18,14 @@
     SNAPSHOT_END record) and the older segments are deleted. Recovery reads
     from the newest complete snapshot on.
 
-    A torn last record (the process or the machine died in the middle of a
-    write) is detected by its size or checksum, dropped and cut off: it was
-    never confirmed. A bad record anywhere else is corruption: the journal
-    refuses to open rather than serve wrong data.
+    A torn tail (the process or the machine died in the middle of a write)
+    is the last record of the last segment cut short, with nothing whole
+    after it, or zeros where the file system extended the file: it was
+    never confirmed, and it is dropped and cut off. Any other bad record
+    (a checksum that fails, a size that runs past the end with whole
+    records after it, a record cut short in an earlier segment) is
+    corruption: the journal refuses to open rather than serve wrong data
+    or cut confirmed records.
 
         zf_journal_t *journal = zf_journal_open ("state/journal", ZF_SYNC_BATCH, 2, &err);
         zf_journal_replay (journal, on_record, self, &report, &err);

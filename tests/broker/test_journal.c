@@ -1,9 +1,10 @@
 /*  Tests of the journal on real files: records come back in order after a
-    reopen, a torn last record is cut off and the journal goes on, a bad
-    record in the middle stops the open with the file and the offset, a
-    snapshot replaces what came before it and an unfinished one is dropped,
-    one journal serves one broker at a time, and a failed write is tried
-    again without losing or tearing a record. */
+    reopen; a torn tail (a write cut at any byte of the last records, zeros
+    after them) is cut off and the journal goes on; a bit flipped in any
+    other record, in any segment, stops the open with the file and the
+    offset; a snapshot replaces what came before it and an unfinished one
+    is dropped; one journal serves one broker at a time; and a failed write
+    is tried again without losing or tearing a record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include "zf_testkit.h"
 #include "zflow.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -129,6 +131,174 @@ s_poke (const char *name, off_t at, uint8_t byte)
 
 #define SEGMENT_1 "0000000000000001.zfj"
 #define SEGMENT_2 "0000000000000002.zfj"
+#define SEGMENT_3 "0000000000000003.zfj"
+
+//  The bytes of s_dir/j/name (free them), *size their count; NULL if none.
+static uint8_t *
+s_read_bytes (const char *name, size_t *size)
+{
+    char *path = zsys_sprintf ("%s/j/%s", s_dir, name);
+    FILE *file = fopen (path, "rb");
+    free (path);
+    *size = 0;
+    if (!file)
+        return NULL;
+    fseek (file, 0, SEEK_END);
+    *size = (size_t) ftell (file);
+    fseek (file, 0, SEEK_SET);
+    uint8_t *data = (uint8_t *) malloc (*size + 1);
+    assert_int_equal (fread (data, 1, *size, file), *size);
+    fclose (file);
+    return data;
+}
+
+static void
+s_write_bytes (const char *name, const uint8_t *data, size_t size)
+{
+    char *path = zsys_sprintf ("%s/j/%s", s_dir, name);
+    FILE *file = fopen (path, "wb");
+    free (path);
+    assert_non_null (file);
+    assert_int_equal (fwrite (data, 1, size, file), size);
+    fclose (file);
+}
+
+//  Every file of the journal's folder, names and bytes: what "nothing was
+//  written" is checked against.
+typedef struct {
+    char *names[16];   // sorted
+    uint8_t *data[16]; // their bytes
+    size_t sizes[16];  // their sizes
+    int count;         // files
+} s_tree_t;
+
+static int
+s_name_cmp (const void *a, const void *b)
+{
+    return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static void
+s_tree_take (s_tree_t *tree)
+{
+    memset (tree, 0, sizeof *tree);
+    char *path = s_path ("j");
+    DIR *dir = opendir (path);
+    free (path);
+    assert_non_null (dir);
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (entry->d_name[0] != '.') {
+            assert_true (tree->count < 16);
+            tree->names[tree->count++] = strdup (entry->d_name);
+        }
+    closedir (dir);
+    qsort (tree->names, (size_t) tree->count, sizeof (char *), s_name_cmp);
+    for (int i = 0; i < tree->count; i++)
+        tree->data[i] = s_read_bytes (tree->names[i], &tree->sizes[i]);
+}
+
+static void
+s_tree_free (s_tree_t *tree)
+{
+    for (int i = 0; i < tree->count; i++) {
+        free (tree->names[i]);
+        free (tree->data[i]);
+    }
+    tree->count = 0;
+}
+
+//  Whether the folder holds what tree holds, byte for byte.
+static bool
+s_tree_same (const s_tree_t *tree)
+{
+    s_tree_t now;
+    s_tree_take (&now);
+    bool same = now.count == tree->count;
+    for (int i = 0; same && i < now.count; i++)
+        same = streq (now.names[i], tree->names[i]) && now.sizes[i] == tree->sizes[i] &&
+               memcmp (now.data[i], tree->data[i], now.sizes[i]) == 0;
+    s_tree_free (&now);
+    return same;
+}
+
+//  The journal of several segments the flips and cuts are tried on:
+//  SEGMENTS segments of PER_SEGMENT records of sizes that differ, of
+//  several types, their payloads letters (no zero bytes). No snapshot:
+//  every segment is read.
+#define SEGMENTS    3
+#define PER_SEGMENT 5
+static const size_t s_sizes[PER_SEGMENT] = { 3, 17, 40, 150, 9 };
+static const zf_jr_type_t s_types[PER_SEGMENT] = { ZF_JR_PUT, ZF_JR_ACK, ZF_JR_PUT, ZF_JR_RETRY,
+                                                   ZF_JR_FIN };
+
+//  "T:payload" of record r of segment k (1 to SEGMENTS), as seen_t has it.
+static char *
+s_expected (int k, int r)
+{
+    char payload[200];
+    for (size_t i = 0; i < s_sizes[r]; i++)
+        payload[i] = (char) ('a' + (k * 7 + r * 3 + (int) i) % 26);
+    payload[s_sizes[r]] = 0;
+    return zsys_sprintf ("%d:%s", (int) s_types[r], payload);
+}
+
+//  Where record r starts in its segment.
+static size_t
+s_offset (int r)
+{
+    size_t at = 16;
+    for (int i = 0; i < r; i++)
+        at += 9 + s_sizes[i];
+    return at;
+}
+
+static const char *
+s_segment_name (int k)
+{
+    static char name[32];
+    snprintf (name, sizeof name, "%016x.zfj", k);
+    return name;
+}
+
+static void
+s_build_segments (void)
+{
+    zf_error_t err;
+    char *dir = s_path ("j"), *tmp = s_path ("tmp");
+    zf_journal_t *journal = zf_journal_open (dir, ZF_SYNC_NEVER, 2, &err); // its LOCK
+    assert_non_null (journal);
+    zf_journal_destroy (&journal);
+    for (int k = 1; k <= SEGMENTS; k++) {
+        journal = zf_journal_open (tmp, ZF_SYNC_NEVER, 2, &err);
+        assert_non_null (journal);
+        assert_int_equal (zf_journal_replay (journal, s_collect, NULL, NULL, &err), 0);
+        for (int r = 0; r < PER_SEGMENT; r++) {
+            char *text = s_expected (k, r);
+            s_append (journal, s_types[r], text + 2);
+            free (text);
+        }
+        zf_journal_destroy (&journal);
+        char *from = zsys_sprintf ("%s/" SEGMENT_1, tmp);
+        char *to = zsys_sprintf ("%s/%s", dir, s_segment_name (k));
+        assert_int_equal (rename (from, to), 0);
+        free (from);
+        free (to);
+        assert_int_equal (zf_journal_remove (tmp, &err), 0);
+    }
+    free (dir);
+    free (tmp);
+}
+
+static void
+s_flip (const char *name, size_t at, int bit)
+{
+    size_t size;
+    uint8_t *data = s_read_bytes (name, &size);
+    assert_true (at < size);
+    s_poke (name, (off_t) at, data[at] ^ (uint8_t) (1u << bit));
+    free (data);
+}
 
 static void
 test_records_come_back (void **state)
@@ -189,28 +359,30 @@ test_torn_tail_is_cut (void **state)
     zf_journal_commit (journal, 0);
     zf_journal_destroy (&journal);
 
-    // The same with the last record whole but its checksum wrong (pages
-    // of a write that did not all reach the disk), and with zeros after
-    // the last record (a file extended, never written).
     journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
     assert_non_null (journal);
     assert_int_equal (seen.count, 2);
     assert_string_equal (seen.records[1], "3:after");
     s_seen_free (&seen);
     zf_journal_destroy (&journal);
+
+    // The last record whole but its checksum wrong is not torn (a cut
+    // write leaves it short): a flipped bit, refused, the file left as it is.
     size = s_segment_size (SEGMENT_1);
     s_poke (SEGMENT_1, size - 1, 'X');
     journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
-    assert_non_null (journal);
-    assert_int_equal (seen.count, 1);
-    assert_true (report.torn > 0);
+    assert_null (journal);
+    assert_non_null (
+        strstr (err.text, "checksum mismatch at byte 29 (corrupt: the record is whole"));
+    assert_int_equal (s_segment_size (SEGMENT_1), size);
     s_seen_free (&seen);
-    zf_journal_destroy (&journal);
-    size = s_segment_size (SEGMENT_1);
+    s_poke (SEGMENT_1, size - 1, 'r');
+
+    // Zeros after the last record (a file extended, never written) are.
     s_truncate (SEGMENT_1, size + 4096);
     journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
     assert_non_null (journal);
-    assert_int_equal (seen.count, 1);
+    assert_int_equal (seen.count, 2);
     assert_int_equal (report.torn, 4096);
     assert_int_equal (s_segment_size (SEGMENT_1), size);
     s_seen_free (&seen);
@@ -230,7 +402,8 @@ test_corruption_refuses (void **state)
     zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
     assert_null (journal);
     assert_non_null (strstr (err.text, SEGMENT_1));
-    assert_non_null (strstr (err.text, "checksum mismatch at byte 28 (corrupt)"));
+    assert_non_null (strstr (
+        err.text, "checksum mismatch at byte 28 (corrupt: a whole record follows at byte 40)"));
     assert_non_null (strstr (err.text, "will not start"));
     s_seen_free (&seen);
 
@@ -327,7 +500,8 @@ test_corrupt_snapshot_refuses (void **state)
     journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
     assert_null (journal);
     assert_non_null (strstr (err.text, SEGMENT_2));
-    assert_non_null (strstr (err.text, "checksum mismatch at byte 16 (corrupt)"));
+    assert_non_null (strstr (
+        err.text, "checksum mismatch at byte 16 (corrupt: a whole record follows at byte 26)"));
     s_seen_free (&seen);
 }
 
@@ -409,7 +583,8 @@ test_broker_refuses_corrupt_journal (void **state)
     s_poke (SEGMENT_1, 16 + 9 + 2, 0xEE);
     zf_test_result_t r = zf_test_zflow (NULL, "broker", path, NULL);
     assert_int_equal (r.status, 1);
-    assert_non_null (strstr (r.err, "checksum mismatch at byte 16 (corrupt)"));
+    assert_non_null (
+        strstr (r.err, "checksum mismatch at byte 16 (corrupt: a whole record follows"));
     assert_non_null (strstr (r.err, "will not start on a corrupt journal"));
     zf_test_result_free (&r);
 }
@@ -475,6 +650,236 @@ test_write_fails_then_goes_on (void **state)
     zf_journal_destroy (&journal);
 }
 
+//  A bit flipped anywhere in a record that is not the journal's last (its
+//  size, its checksum, its type, its payload), in the first segment, a
+//  middle one or the last: the replay fails naming the file and the byte
+//  the record starts at, and nothing is
+//  written (every file of the folder compared byte for byte). A size grown
+//  past the end of the last segment included: whole records follow it.
+static void
+test_flips_are_refused (void **state)
+{
+    s_build_segments ();
+    s_tree_t before;
+    s_tree_take (&before);
+    int flips = 0;
+    for (int k = 1; k <= SEGMENTS; k++)
+        for (int r = 0; r < PER_SEGMENT; r++) {
+            if (k == SEGMENTS && r == PER_SEGMENT - 1)
+                continue; // the last record: test_last_record_flips
+            size_t at = s_offset (r);
+            for (size_t byte = 0; byte < 9 + s_sizes[r]; byte++)
+                for (int bit = 0; bit < 8; bit++) {
+                    if (byte >= 9 && bit != (int) byte % 8)
+                        continue; // a payload byte: one of its bits
+                    s_flip (s_segment_name (k), at + byte, bit);
+                    char where[64];
+                    snprintf (where, sizeof where, " at byte %zu (corrupt", at);
+                    zf_error_t err;
+                    seen_t seen = { 0 };
+                    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+                    if (journal || !strstr (err.text, s_segment_name (k)) ||
+                        !strstr (err.text, where))
+                        fail_msg ("segment %d, record %d, byte %zu, bit %d: %s", k, r, byte, bit,
+                                  journal ? "read" : err.text);
+                    s_seen_free (&seen);
+                    s_flip (s_segment_name (k), at + byte, bit);
+                    if (!s_tree_same (&before))
+                        fail_msg ("segment %d, record %d, byte %zu, bit %d: the folder changed", k,
+                                  r, byte, bit);
+                    flips++;
+                }
+        }
+    print_message ("%d flips in %d records: each refused, the folder unchanged\n", flips,
+                   SEGMENTS * PER_SEGMENT - 1);
+    s_tree_free (&before);
+}
+
+//  The journal's last record: a flip that makes its size run past the end
+//  cannot be told from a write cut short (it reads as torn, and only that
+//  record is dropped); any other flip leaves it whole, and is refused.
+static void
+test_last_record_flips (void **state)
+{
+    s_build_segments ();
+    const char *last = s_segment_name (SEGMENTS);
+    size_t size;
+    uint8_t *original = s_read_bytes (last, &size);
+    size_t at = s_offset (PER_SEGMENT - 1);
+    assert_int_equal (size, at + 9 + s_sizes[PER_SEGMENT - 1]);
+    int torn = 0, refused = 0;
+    for (size_t byte = 0; byte < 9 + s_sizes[PER_SEGMENT - 1]; byte++)
+        for (int bit = 0; bit < 8; bit++) {
+            if (byte >= 9 && bit != (int) byte % 8)
+                continue;
+            s_flip (last, at + byte, bit);
+            size_t flipped_size;
+            uint8_t *flipped = s_read_bytes (last, &flipped_size);
+            uint64_t claimed = flipped[at] | flipped[at + 1] << 8 | flipped[at + 2] << 16 |
+                               (uint64_t) flipped[at + 3] << 24;
+            free (flipped);
+            zf_error_t err;
+            seen_t seen = { 0 };
+            zf_journal_report_t report;
+            zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+            if (byte < 4 && at + 9 + claimed > size) {
+                // Past the end: torn, the records before it all there.
+                assert_non_null (journal);
+                assert_int_equal (seen.count, SEGMENTS * PER_SEGMENT - 1);
+                assert_int_equal (report.torn, size - at);
+                assert_int_equal (s_segment_size (last), at);
+                torn++;
+            }
+            else {
+                assert_null (journal);
+                char where[64];
+                snprintf (where, sizeof where, " at byte %zu (corrupt", at);
+                assert_non_null (strstr (err.text, where));
+                assert_int_equal (s_segment_size (last), size);
+                refused++;
+            }
+            zf_journal_destroy (&journal);
+            s_seen_free (&seen);
+            s_write_bytes (last, original, size);
+        }
+    print_message ("the last record: %d flips read as torn, %d refused\n", torn, refused);
+    assert_true (torn > 0 && refused > 0);
+    free (original);
+}
+
+//  A write cut short anywhere in the last records (the file ends at any
+//  byte of them, or is then extended with zeros, as a file system may
+//  leave it): the replay keeps every whole record and drops the rest as
+//  torn, and cuts it after the last whole record.
+static void
+test_torn_cuts_every_byte (void **state)
+{
+    s_build_segments ();
+    const char *last = s_segment_name (SEGMENTS);
+    size_t size;
+    uint8_t *original = s_read_bytes (last, &size);
+    uint8_t *bytes = (uint8_t *) calloc (1, size + 4096);
+    memcpy (bytes, original, size);
+    int cuts = 0;
+    for (size_t cut = s_offset (PER_SEGMENT - 3); cut <= size; cut++)
+        for (int zeros = 0; zeros < 2; zeros++) {
+            // Zeros: to past where the file ended.
+            size_t length = zeros ? size + 4096 : cut;
+            memset (bytes + cut, 0, size + 4096 - cut);
+            s_write_bytes (last, bytes, length);
+            int whole = 0;
+            while (whole < PER_SEGMENT && s_offset (whole + 1) <= cut)
+                whole++;
+            size_t good = s_offset (whole);
+
+            zf_error_t err;
+            seen_t seen = { 0 };
+            zf_journal_report_t report;
+            zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+            if (!journal)
+                fail_msg ("cut at %zu%s: %s", cut, zeros ? ", zeros" : "", err.text);
+            assert_int_equal (seen.count, (SEGMENTS - 1) * PER_SEGMENT + whole);
+            if (whole) {
+                char *expected = s_expected (SEGMENTS, whole - 1);
+                assert_string_equal (seen.records[seen.count - 1], expected);
+                free (expected);
+            }
+            assert_int_equal (report.torn, length - good);
+            assert_int_equal (s_segment_size (last), good);
+            zf_journal_destroy (&journal);
+            s_seen_free (&seen);
+            memcpy (bytes, original, size);
+            cuts++;
+        }
+    print_message ("%d cuts, each read as torn\n", cuts);
+    free (bytes);
+    free (original);
+}
+
+static void
+s_append_bytes (zf_journal_t *journal, zf_jr_type_t type, const uint8_t *data, size_t size)
+{
+    memcpy (zf_journal_reserve (journal, type, size), data, size);
+}
+
+//  Large records. A size grown past the end before a large whole record
+//  is corruption (the scan checks that record's checksum, over 24 MiB); a
+//  large record of random bytes cut short is torn; so is one of a byte
+//  that reads as record headers at every offset (the scan checks millions
+//  of candidates, each in about constant time: checked over their own
+//  bytes they would take hours, far past the test's timeout).
+static void
+test_large_records (void **state)
+{
+    size_t big = 24u << 20;
+    uint8_t *data = (uint8_t *) malloc (big);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < big; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data[i] = (uint8_t) (x >> 24);
+    }
+    zf_error_t err;
+    seen_t seen = { 0 };
+    zf_journal_report_t report;
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    s_append (journal, ZF_JR_PUT, "a");
+    s_append_bytes (journal, ZF_JR_PUT, data, big);
+    s_append (journal, ZF_JR_ACK, "c");
+    zf_journal_destroy (&journal);
+    off_t size = s_segment_size (SEGMENT_1);
+
+    s_flip (SEGMENT_1, 16 + 3, 4); // "a" claims 256 MiB and a byte
+    journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_null (journal);
+    assert_non_null (strstr (
+        err.text, "a record cut short at byte 16 (corrupt: a whole record follows at byte 26)"));
+    assert_int_equal (s_segment_size (SEGMENT_1), size);
+    s_flip (SEGMENT_1, 16 + 3, 4);
+
+    // Cut three quarters into the random record.
+    s_truncate (SEGMENT_1, 26 + 9 + (off_t) big * 3 / 4);
+    journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, 1);
+    assert_int_equal (report.torn, 9 + big * 3 / 4);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+
+    // Bytes of 1: at every offset a record of type 1, 16 MiB long, that
+    // fits in what is left for the first 3 MiB of them: each is checked.
+    size_t ones = 19u << 20;
+    memset (data, 1, big);
+    s_append_bytes (journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err), ZF_JR_PUT, data, ones);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+    s_truncate (SEGMENT_1, 26 + 9 + (off_t) ones - 4096);
+    journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+    if (!journal)
+        fail_msg ("%s", err.text);
+    assert_int_equal (seen.count, 1);
+    assert_int_equal (report.torn, 9 + ones - 4096);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+
+    // 8 MiB of such records are more than the scan checks (about a second
+    // of work): it cannot tell torn from corrupt, so it refuses, and cuts
+    // nothing. (zflow journal repair would cut it.)
+    s_append_bytes (journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err), ZF_JR_PUT, data, big);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+    s_truncate (SEGMENT_1, 26 + 9 + (off_t) big - 4096);
+    journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+    assert_null (journal);
+    assert_non_null (strstr (err.text, "a record cut short at byte 26 (corrupt: too many "
+                                       "record-like bytes follow to tell it torn)"));
+    assert_int_equal (s_segment_size (SEGMENT_1), 26 + 9 + (off_t) big - 4096);
+    s_seen_free (&seen);
+    free (data);
+}
+
 static void
 test_crc32c (void **state)
 {
@@ -499,6 +904,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_one_broker_per_journal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_broker_refuses_corrupt_journal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_write_fails_then_goes_on, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_flips_are_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_last_record_flips, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_torn_cuts_every_byte, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_large_records, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
