@@ -709,6 +709,139 @@ s_unlink_segment (zf_journal_t *self, uint64_t number)
     free (path);
 }
 
+//  What reading a journal found: what a writer then changes.
+typedef struct {
+    uint64_t *numbers; // the segment numbers in the folder, in order
+    size_t total;      // how many
+    size_t count;      // those up to count are the journal; after it, unfinished snapshots
+    size_t start;      // the first read: the newest snapshot (those before it are replaced)
+    size_t bad;        // the segment where a bad record stopped the read, or SIZE_MAX
+    size_t good;       // in it, or in the last segment read, where the walk stopped
+    uint32_t flags;    // the last segment's flags
+} s_read_t;
+
+//  Reads the journal without writing anything: fn on each record, the
+//  report filled. Returns 0, or -1 with err (read->bad says where, if it
+//  was a bad record or header). Free read->numbers.
+static int
+s_read (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_report_t *report,
+        s_read_t *read, zf_error_t *err)
+{
+    memset (read, 0, sizeof *read);
+    read->bad = SIZE_MAX;
+    if (s_list (self, &read->numbers, &read->total, err))
+        return -1;
+    read->count = read->total;
+    s_segment_t segment = { 0 };
+    int rc = -1;
+
+    // An unfinished snapshot (the broker died writing it) can only be the
+    // last segment, and the ones before it are whole: it is left out (a
+    // writer deletes it). A corrupt one is refused like any corrupt segment.
+    while (read->count > 1) {
+        size_t last = read->count - 1;
+        if (s_segment_map (self, read->numbers[last], &segment, err))
+            goto done;
+        bool ended = true;
+        bool snapshot = segment.flags & FLAG_SNAPSHOT;
+        if (snapshot && s_walk (&segment, true, NULL, NULL, NULL, &read->good, &ended, err)) {
+            read->bad = last;
+            goto done;
+        }
+        s_segment_close (&segment);
+        if (!snapshot || ended)
+            break;
+        read->count--;
+    }
+    // Read from the newest snapshot on; what is older was compacted into it.
+    for (size_t i = read->count; i-- > 0;) {
+        if (s_segment_map (self, read->numbers[i], &segment, err))
+            goto done;
+        bool snapshot = segment.flags & FLAG_SNAPSHOT;
+        s_segment_close (&segment);
+        if (snapshot) {
+            read->start = i;
+            break;
+        }
+    }
+    read->good = 0;
+    for (size_t i = read->start; i < read->count; i++) {
+        if (s_segment_map (self, read->numbers[i], &segment, err))
+            goto done;
+        bool last = i + 1 == read->count;
+        if (s_walk (&segment, last, fn, arg, report, &read->good, NULL, err)) {
+            read->bad = i;
+            goto done;
+        }
+        report->segments++;
+        report->bytes += segment.size;
+        read->flags = segment.flags;
+        s_segment_close (&segment);
+    }
+    rc = 0;
+done:
+    s_segment_close (&segment);
+    return rc;
+}
+
+//  After a whole read, readies a writer's journal for appending: deletes
+//  the unfinished snapshots and the segments replaced by a snapshot, cuts
+//  a torn tail off the last segment, and opens it. Returns 0 or -1.
+static int
+s_ready (zf_journal_t *self, s_read_t *read, zf_journal_report_t *report, zf_error_t *err)
+{
+    for (size_t i = read->count; i < read->total; i++) {
+        char *path = s_segment_path (self, read->numbers[i]);
+        zsys_warning ("journal %s: dropped an unfinished snapshot", path);
+        free (path);
+        s_unlink_segment (self, read->numbers[i]);
+    }
+    for (size_t i = 0; i < read->start; i++)
+        s_unlink_segment (self, read->numbers[i]);
+    if (read->count == 0) {
+        if (s_segment_new (self, 1, 0, err))
+            return -1;
+        s_sync_dir (self);
+        return 0;
+    }
+    // Append to the last segment, after its last good record.
+    size_t good = read->good;
+    char *path = s_segment_path (self, read->numbers[read->count - 1]);
+    if (report->torn)
+        zsys_warning ("journal %s: cut a torn record of %" PRIu64
+                      " bytes from the end (written as the broker stopped, never confirmed)",
+                      path, report->torn);
+    int rc = -1;
+    int fd = open (path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ftruncate (fd, (off_t) (good < SEGMENT_HEADER ? 0 : good)) != 0) {
+        zf_error_set (err, ZF_EIO, "cannot open %s to append: %s", path, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        goto done;
+    }
+    self->fd = fd;
+    self->segment = read->numbers[read->count - 1];
+    self->segment_size = good;
+    if (good < SEGMENT_HEADER) {
+        // Its header was torn: write it again.
+        if (lseek (fd, 0, SEEK_SET) != 0 || s_write_header (fd, 0)) {
+            zf_error_set (err, ZF_EIO, "cannot write %s: %s", path, strerror (errno));
+            goto done;
+        }
+        self->segment_size = SEGMENT_HEADER;
+    }
+    if (lseek (fd, (off_t) self->segment_size, SEEK_SET) < 0) {
+        zf_error_set (err, ZF_EIO, "cannot seek %s: %s", path, strerror (errno));
+        goto done;
+    }
+    if (read->flags & FLAG_SNAPSHOT)
+        self->snapshot = self->segment_size; // what follows the snapshot is new
+    rc = 0;
+done:
+    free (path);
+    return rc;
+}
+
 int
 zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_report_t *report,
                    zf_error_t *err)
@@ -718,101 +851,13 @@ zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_
         report = &local;
     memset (report, 0, sizeof *report);
     int64_t started = zclock_mono ();
-    uint64_t *numbers = NULL;
-    size_t count = 0;
-    if (s_list (self, &numbers, &count, err))
-        return -1;
-    int rc = -1;
-    s_segment_t segment = { 0 };
-
-    // An unfinished snapshot (the broker died writing it) can only be the
-    // last segment, and the ones before it are whole: drop it. A corrupt
-    // one is refused like any corrupt segment.
-    while (count > 1) {
-        if (s_segment_map (self, numbers[count - 1], &segment, err))
-            goto done;
-        size_t good;
-        bool ended = true;
-        if ((segment.flags & FLAG_SNAPSHOT) &&
-            s_walk (&segment, true, NULL, NULL, NULL, &good, &ended, err))
-            goto done;
-        if ((segment.flags & FLAG_SNAPSHOT) && !ended) {
-            zsys_warning ("journal %s: dropped an unfinished snapshot", segment.path);
-            s_unlink_segment (self, numbers[--count]);
-            s_segment_close (&segment);
-            continue;
-        }
-        s_segment_close (&segment);
-        break;
-    }
-    // Replay from the newest snapshot on; what is older was compacted into it.
-    size_t start = 0;
-    for (size_t i = count; i-- > 0;) {
-        if (s_segment_map (self, numbers[i], &segment, err))
-            goto done;
-        bool snapshot = segment.flags & FLAG_SNAPSHOT;
-        s_segment_close (&segment);
-        if (snapshot) {
-            start = i;
-            break;
-        }
-    }
-    for (size_t i = 0; i < start; i++)
-        s_unlink_segment (self, numbers[i]);
-
-    size_t good = 0;
-    for (size_t i = start; i < count; i++) {
-        if (s_segment_map (self, numbers[i], &segment, err))
-            goto done;
-        bool last = i + 1 == count;
-        if (s_walk (&segment, last, fn, arg, report, &good, NULL, err))
-            goto done;
-        report->segments++;
-        report->bytes += segment.size;
-        if (last && report->torn)
-            zsys_warning ("journal %s: cut a torn record of %" PRIu64
-                          " bytes from the end (written as the broker stopped, never confirmed)",
-                          segment.path, report->torn);
-        if (!last)
-            s_segment_close (&segment);
-    }
-    if (count == 0) {
-        if (s_segment_new (self, 1, 0, err))
-            goto done;
-        s_sync_dir (self);
-    }
-    else {
-        // Append to the last segment, after its last good record.
-        int fd = open (segment.path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || ftruncate (fd, (off_t) (good < SEGMENT_HEADER ? 0 : good)) != 0) {
-            zf_error_set (err, ZF_EIO, "cannot open %s to append: %s", segment.path,
-                          strerror (errno));
-            if (fd >= 0)
-                close (fd);
-            goto done;
-        }
-        self->fd = fd;
-        self->segment = numbers[count - 1];
-        self->segment_size = good;
-        if (good < SEGMENT_HEADER) {
-            // Its header was torn: write it again.
-            if (lseek (fd, 0, SEEK_SET) != 0 || s_write_header (fd, 0)) {
-                zf_error_set (err, ZF_EIO, "cannot write %s: %s", segment.path, strerror (errno));
-                goto done;
-            }
-            self->segment_size = SEGMENT_HEADER;
-        }
-        if (lseek (fd, (off_t) self->segment_size, SEEK_SET) < 0) {
-            zf_error_set (err, ZF_EIO, "cannot seek %s: %s", segment.path, strerror (errno));
-            goto done;
-        }
-        if (segment.flags & FLAG_SNAPSHOT)
-            self->snapshot = self->segment_size; // what follows the snapshot is new
-    }
-    rc = 0;
-done:
-    s_segment_close (&segment);
-    free (numbers);
+    // Nothing is written until all of the journal has read well: a
+    // journal refused is left as it was found.
+    s_read_t read;
+    int rc = s_read (self, fn, arg, report, &read, err);
+    if (rc == 0)
+        rc = s_ready (self, &read, report, err);
+    free (read.numbers);
     report->elapsed_ms = zclock_mono () - started;
     return rc;
 }

@@ -25,7 +25,7 @@
     (a checksum that fails, a size that runs past the end with whole
     records after it, a record cut short in an earlier segment) is
     corruption: the journal refuses to open rather than serve wrong data
-    or cut confirmed records.
+    or cut confirmed records, and writes nothing.
 
         zf_journal_t *journal = zf_journal_open ("state/journal", ZF_SYNC_BATCH, 2, &err);
         zf_journal_replay (journal, on_record, self, &report, &err);
@@ -86,9 +86,11 @@ zf_journal_t *zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval
 void zf_journal_destroy (zf_journal_t **self_p);
 
 //  Reads the journal and calls fn on each record, then readies the last
-//  segment for appending (a torn tail cut off). Call once, before any
-//  append. Returns 0, or -1 with err naming the file, the offset and what
-//  is wrong (a corrupt journal: the caller must not start).
+//  segment for appending (a torn tail cut off, an unfinished snapshot and
+//  the segments a snapshot replaced deleted): only once all of it has read
+//  well. Call once, before any append. Returns 0, or -1 with err naming
+//  the file, the offset and what is wrong; then nothing was written, and
+//  for a corrupt journal (err->code ZF_EVALUE) the caller must not start.
 int zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg,
                        zf_journal_report_t *report, zf_error_t *err);
 

@@ -2,7 +2,7 @@
     reopen; a torn tail (a write cut at any byte of the last records, zeros
     after them) is cut off and the journal goes on; a bit flipped in any
     other record, in any segment, stops the open with the file and the
-    offset; a snapshot replaces what came before it and an unfinished one
+    offset and changes nothing; a snapshot replaces what came before it and an unfinished one
     is dropped; one journal serves one broker at a time; and a failed write
     is tried again without losing or tearing a record. */
 #include <setjmp.h>
@@ -880,6 +880,42 @@ test_large_records (void **state)
     free (data);
 }
 
+//  A journal refused is left as it was found: not even the segments a
+//  snapshot replaced, nor an unfinished snapshot, are deleted.
+static void
+test_refused_journal_is_untouched (void **state)
+{
+    zf_error_t err;
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    s_append (journal, ZF_JR_PUT, "old");
+    zf_journal_commit (journal, 0);
+    size_t old_size;
+    uint8_t *old = s_read_bytes (SEGMENT_1, &old_size);
+    assert_int_equal (zf_journal_snapshot_begin (journal, &err), 0);
+    s_append (journal, ZF_JR_PUT, "state");
+    s_append (journal, ZF_JR_PUT, "more");
+    assert_int_equal (zf_journal_snapshot_end (journal, &err), 0);
+    s_append (journal, ZF_JR_ACK, "new");
+    zf_journal_commit (journal, 0);
+    assert_int_equal (zf_journal_snapshot_begin (journal, &err), 0);
+    s_append (journal, ZF_JR_PUT, "half");
+    zf_journal_destroy (&journal);
+    s_write_bytes (SEGMENT_1, old, old_size);
+    free (old);
+    s_flip (SEGMENT_2, 16 + 2, 6); // "state" claims 4 MiB more than it has
+    s_tree_t before;
+    s_tree_take (&before);
+    assert_int_equal (before.count, 4);
+    journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_null (journal);
+    assert_non_null (strstr (err.text, SEGMENT_2 ": a record cut short at byte 16 (corrupt: a "
+                                                 "whole record follows at byte 30)"));
+    assert_true (s_tree_same (&before));
+    s_tree_free (&before);
+}
+
 static void
 test_crc32c (void **state)
 {
@@ -908,6 +944,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_last_record_flips, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_torn_cuts_every_byte, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_large_records, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refused_journal_is_untouched, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
