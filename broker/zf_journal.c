@@ -53,6 +53,7 @@ struct _zf_journal_t {
     char *failed;          // why writing stopped, or NULL
     bool retry;            // it was a write: tried again every RETRY_MS
     int64_t failed_at;     // ms, when it last failed
+    bool readonly;         // opened by zf_journal_open_readonly: writes nothing
 };
 
 //  --------------------------------------------------------------------------
@@ -245,6 +246,53 @@ s_segment_new (zf_journal_t *self, uint64_t number, uint32_t flags, zf_error_t *
 //  --------------------------------------------------------------------------
 //  Open and destroy
 
+//  Locks dir/LOCK: a writer (a broker) exclusively, noting its pid in
+//  the file; a reader shared, opening the file read-only and
+//  writing nothing. A reader of a folder without LOCK (a copy) reads
+//  unlocked: *fd_p is -1. Returns 0, or -1 with err filled.
+static int
+s_lock (const char *dir, bool writer, int *fd_p, zf_error_t *err)
+{
+    char *path = zsys_sprintf ("%s/LOCK", dir);
+    int fd = writer ? open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)
+                    : open (path, O_RDONLY | O_CLOEXEC);
+    free (path);
+    *fd_p = -1;
+    if (fd < 0 && !writer && errno == ENOENT)
+        return 0;
+    if (fd < 0)
+        return zf_error_set (err, ZF_EIO, "cannot open %s/LOCK: %s", dir, strerror (errno));
+    if (flock (fd, (writer ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        if (writer && flock (fd, LOCK_SH | LOCK_NB) == 0) {
+            // Only readers hold it: no broker runs, one is looking.
+            zf_error_set (err, ZF_EIO,
+                          "journal %s is being read (zflow status --state): try again once it "
+                          "has finished",
+                          dir);
+            close (fd);
+            return -1;
+        }
+        char holder[32] = "";
+        ssize_t n = pread (fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn (holder, "\n")] = 0;
+        zf_error_set (err, ZF_EIO, "journal %s is in use by %s broker%s%s", dir,
+                      writer ? "another" : "a", holder[0] ? " (pid " : "", holder[0] ? holder : "");
+        if (holder[0])
+            strncat (err->text, ")", sizeof err->text - strlen (err->text) - 1);
+        close (fd);
+        return -1;
+    }
+    if (writer) {
+        char pid[32];
+        int pid_len = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
+        if (ftruncate (fd, 0) == 0 && pwrite (fd, pid, (size_t) pid_len, 0) < 0)
+            zsys_warning ("journal %s: cannot note the pid in LOCK", dir);
+    }
+    *fd_p = fd;
+    return 0;
+}
+
 zf_journal_t *
 zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms, zf_error_t *err)
 {
@@ -252,30 +300,9 @@ zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms, zf_error_
         zf_error_set (err, ZF_EIO, "cannot make the journal folder %s: %s", dir, strerror (errno));
         return NULL;
     }
-    char *lock_path = zsys_sprintf ("%s/LOCK", dir);
-    int lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    free (lock_path);
-    if (lock_fd < 0) {
-        zf_error_set (err, ZF_EIO, "cannot open %s/LOCK: %s", dir, strerror (errno));
+    int lock_fd;
+    if (s_lock (dir, true, &lock_fd, err))
         return NULL;
-    }
-    if (flock (lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        char holder[32] = "";
-        ssize_t n = pread (lock_fd, holder, sizeof holder - 1, 0);
-        holder[n > 0 ? n : 0] = 0;
-        holder[strcspn (holder, "\n")] = 0;
-        zf_error_set (err, ZF_EIO, "journal %s is in use by another broker%s%s", dir,
-                      holder[0] ? " (pid " : "", holder[0] ? holder : "");
-        if (holder[0])
-            strncat (err->text, ")", sizeof err->text - strlen (err->text) - 1);
-        close (lock_fd);
-        return NULL;
-    }
-    char pid[32];
-    int pid_len = snprintf (pid, sizeof pid, "%d\n", (int) getpid ());
-    if (ftruncate (lock_fd, 0) == 0 && pwrite (lock_fd, pid, (size_t) pid_len, 0) < 0)
-        zsys_warning ("journal %s: cannot note the pid in LOCK", dir);
-
     zf_journal_t *self = (zf_journal_t *) zmalloc (sizeof (zf_journal_t));
     self->dir = strdup (dir);
     self->lock_fd = lock_fd;
@@ -285,6 +312,33 @@ zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms, zf_error_
     self->segment_max = SEGMENT_MAX;
     self->open_at = SIZE_MAX;
     self->syncer = zf_thread_new (s_syncer, NULL);
+    return self;
+}
+
+zf_journal_t *
+zf_journal_open_readonly (const char *dir, zf_error_t *err)
+{
+    struct stat st;
+    if (stat (dir, &st) != 0) {
+        zf_error_set (err, ZF_EIO, "no journal folder %s: %s", dir, strerror (errno));
+        return NULL;
+    }
+    if (!S_ISDIR (st.st_mode)) {
+        zf_error_set (err, ZF_EIO, "no journal folder %s: not a folder", dir);
+        return NULL;
+    }
+    int lock_fd;
+    if (s_lock (dir, false, &lock_fd, err))
+        return NULL;
+    zf_journal_t *self = (zf_journal_t *) zmalloc (sizeof (zf_journal_t));
+    self->dir = strdup (dir);
+    self->lock_fd = lock_fd;
+    self->fd = -1;
+    self->sync = ZF_SYNC_NEVER;
+    self->interval = 1;
+    self->segment_max = SEGMENT_MAX;
+    self->open_at = SIZE_MAX;
+    self->readonly = true; // and no syncer: nothing is ever written
     return self;
 }
 
@@ -855,7 +909,7 @@ zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg, zf_journal_
     // journal refused is left as it was found.
     s_read_t read;
     int rc = s_read (self, fn, arg, report, &read, err);
-    if (rc == 0)
+    if (rc == 0 && !self->readonly)
         rc = s_ready (self, &read, report, err);
     free (read.numbers);
     report->elapsed_ms = zclock_mono () - started;
@@ -905,6 +959,7 @@ uint8_t *
 zf_journal_reserve (zf_journal_t *self, zf_jr_type_t type, size_t size)
 {
     assert (size <= ZF_JOURNAL_RECORD_MAX);
+    assert (!self->readonly);
     s_seal (self);
     // A busy turn or a snapshot writes as it goes: the buffer stays small.
     if (self->len >= BUFFER_MAX)
@@ -1082,6 +1137,7 @@ s_flush_now (zf_journal_t *self, zf_error_t *err)
 int
 zf_journal_snapshot_begin (zf_journal_t *self, zf_error_t *err)
 {
+    assert (!self->readonly);
     if (s_flush_now (self, err))
         return -1;
     if (s_segment_new (self, self->segment + 1, FLAG_SNAPSHOT, err)) {

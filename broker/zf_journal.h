@@ -25,7 +25,8 @@
     (a checksum that fails, a size that runs past the end with whole
     records after it, a record cut short in an earlier segment) is
     corruption: the journal refuses to open rather than serve wrong data
-    or cut confirmed records, and writes nothing.
+    or cut confirmed records, and writes nothing. A reader
+    (zf_journal_open_readonly) never writes at all.
 
         zf_journal_t *journal = zf_journal_open ("state/journal", ZF_SYNC_BATCH, 2, &err);
         zf_journal_replay (journal, on_record, self, &report, &err);
@@ -81,6 +82,14 @@ typedef int (zf_journal_fn) (void *arg, zf_jr_type_t type, const uint8_t *payloa
 zf_journal_t *zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms,
                                zf_error_t *err);
 
+//  Opens the journal in dir to read it and nothing else: no folder made,
+//  nothing written (not even the lock file: a shared lock is taken on it,
+//  so that no broker starts on the journal while it is read, nor it while
+//  a broker runs). zf_journal_replay then reads it, and reports a torn tail
+//  without cutting it; nothing may be appended. NULL with err filled if dir
+//  is not a folder, cannot be read, or a broker holds it.
+zf_journal_t *zf_journal_open_readonly (const char *dir, zf_error_t *err);
+
 //  Writes and syncs what is appended, stops the syncer, unlocks; safe on
 //  NULL.
 void zf_journal_destroy (zf_journal_t **self_p);
@@ -88,9 +97,10 @@ void zf_journal_destroy (zf_journal_t **self_p);
 //  Reads the journal and calls fn on each record, then readies the last
 //  segment for appending (a torn tail cut off, an unfinished snapshot and
 //  the segments a snapshot replaced deleted): only once all of it has read
-//  well. Call once, before any append. Returns 0, or -1 with err naming
-//  the file, the offset and what is wrong; then nothing was written, and
-//  for a corrupt journal (err->code ZF_EVALUE) the caller must not start.
+//  well, and never for a reader. Call once, before any append. Returns 0,
+//  or -1 with err naming the file, the offset and what is wrong; then
+//  nothing was written, and for a corrupt journal (err->code ZF_EVALUE)
+//  the caller must not start.
 int zf_journal_replay (zf_journal_t *self, zf_journal_fn *fn, void *arg,
                        zf_journal_report_t *report, zf_error_t *err);
 

@@ -2,9 +2,10 @@
     reopen; a torn tail (a write cut at any byte of the last records, zeros
     after them) is cut off and the journal goes on; a bit flipped in any
     other record, in any segment, stops the open with the file and the
-    offset and changes nothing; a snapshot replaces what came before it and an unfinished one
-    is dropped; one journal serves one broker at a time; and a failed write
-    is tried again without losing or tearing a record. */
+    offset and changes nothing; a reader reads the same and never writes; a
+    snapshot replaces what came before it and an unfinished one is dropped;
+    one journal serves one broker at a time; and a failed write is tried
+    again without losing or tearing a record. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,6 +221,19 @@ s_tree_same (const s_tree_t *tree)
                memcmp (now.data[i], tree->data[i], now.sizes[i]) == 0;
     s_tree_free (&now);
     return same;
+}
+
+//  Reads s_dir/j as zflow status --state does: NULL (err filled) if the
+//  open or the replay fails.
+static int
+s_read_only (seen_t *seen, zf_journal_report_t *report, zf_error_t *err)
+{
+    char *dir = s_path ("j");
+    zf_journal_t *reader = zf_journal_open_readonly (dir, err);
+    free (dir);
+    int rc = reader ? zf_journal_replay (reader, s_collect, seen, report, err) : -1;
+    zf_journal_destroy (&reader);
+    return rc;
 }
 
 //  The journal of several segments the flips and cuts are tried on:
@@ -653,7 +667,7 @@ test_write_fails_then_goes_on (void **state)
 //  A bit flipped anywhere in a record that is not the journal's last (its
 //  size, its checksum, its type, its payload), in the first segment, a
 //  middle one or the last: the replay fails naming the file and the byte
-//  the record starts at, and nothing is
+//  the record starts at, a reader fails the same way, and nothing is
 //  written (every file of the folder compared byte for byte). A size grown
 //  past the end of the last segment included: whole records follow it.
 static void
@@ -682,6 +696,12 @@ test_flips_are_refused (void **state)
                         !strstr (err.text, where))
                         fail_msg ("segment %d, record %d, byte %zu, bit %d: %s", k, r, byte, bit,
                                   journal ? "read" : err.text);
+                    s_seen_free (&seen);
+                    zf_error_t read_err;
+                    if (s_read_only (&seen, NULL, &read_err) == 0 ||
+                        !streq (read_err.text, err.text))
+                        fail_msg ("segment %d, record %d, byte %zu, bit %d: the reader says %s", k,
+                                  r, byte, bit, read_err.text);
                     s_seen_free (&seen);
                     s_flip (s_segment_name (k), at + byte, bit);
                     if (!s_tree_same (&before))
@@ -750,7 +770,8 @@ test_last_record_flips (void **state)
 //  A write cut short anywhere in the last records (the file ends at any
 //  byte of them, or is then extended with zeros, as a file system may
 //  leave it): the replay keeps every whole record and drops the rest as
-//  torn, and cuts it after the last whole record.
+//  torn; a reader reads the same and leaves the file as it is; a writer
+//  cuts it after the last whole record.
 static void
 test_torn_cuts_every_byte (void **state)
 {
@@ -775,6 +796,14 @@ test_torn_cuts_every_byte (void **state)
             zf_error_t err;
             seen_t seen = { 0 };
             zf_journal_report_t report;
+            if (s_read_only (&seen, &report, &err))
+                fail_msg ("cut at %zu%s: the reader says %s", cut, zeros ? ", zeros" : "",
+                          err.text);
+            assert_int_equal (seen.count, (SEGMENTS - 1) * PER_SEGMENT + whole);
+            assert_int_equal (report.torn, length - good);
+            assert_int_equal (s_segment_size (last), length);
+            s_seen_free (&seen);
+
             zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
             if (!journal)
                 fail_msg ("cut at %zu%s: %s", cut, zeros ? ", zeros" : "", err.text);
@@ -880,6 +909,84 @@ test_large_records (void **state)
     free (data);
 }
 
+//  A reader writes nothing, whatever the journal holds: a torn tail is
+//  told, not cut; an unfinished snapshot and the segments a snapshot
+//  replaced are read past, not deleted; the lock file is not written. A
+//  writer on the same folder does all of that.
+static void
+test_readers_never_write (void **state)
+{
+    zf_error_t err;
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    s_append (journal, ZF_JR_PUT, "old");
+    zf_journal_commit (journal, 0);
+    size_t old_size;
+    uint8_t *old = s_read_bytes (SEGMENT_1, &old_size);
+    assert_int_equal (zf_journal_snapshot_begin (journal, &err), 0);
+    s_append (journal, ZF_JR_PUT, "state");
+    assert_int_equal (zf_journal_snapshot_end (journal, &err), 0);
+    s_append (journal, ZF_JR_ACK, "new");
+    zf_journal_commit (journal, 0);
+    assert_int_equal (zf_journal_snapshot_begin (journal, &err), 0);
+    s_append (journal, ZF_JR_PUT, "half");
+    zf_journal_destroy (&journal);
+    // As after a crash between a snapshot's end and the deletes, and
+    // another in the middle of a write.
+    s_write_bytes (SEGMENT_1, old, old_size);
+    free (old);
+    s_truncate (SEGMENT_2, s_segment_size (SEGMENT_2) - 2);
+    s_tree_t before;
+    s_tree_take (&before);
+    assert_int_equal (before.count, 4); // LOCK and three segments
+
+    zf_journal_report_t report;
+    assert_int_equal (s_read_only (&seen, &report, &err), 0);
+    assert_int_equal (seen.count, 1);
+    assert_string_equal (seen.records[0], "1:state");
+    assert_int_equal (report.torn, 9 + 3 - 2);
+    assert_true (s_tree_same (&before));
+    s_seen_free (&seen);
+
+    // A writer holding it: the reader is refused, and the other way round.
+    journal = s_open (ZF_SYNC_NEVER, &seen, &report, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, 1);
+    s_seen_free (&seen);
+    assert_int_equal (s_segment_size (SEGMENT_1), -1);
+    assert_int_equal (s_segment_size (SEGMENT_3), -1);
+    assert_int_equal (s_segment_size (SEGMENT_2), before.sizes[1] - report.torn);
+    char *expected = zsys_sprintf ("is in use by a broker (pid %d)", (int) getpid ());
+    assert_int_equal (s_read_only (&seen, NULL, &err), -1);
+    assert_non_null (strstr (err.text, expected));
+    free (expected);
+    zf_journal_destroy (&journal);
+    char *dir = s_path ("j");
+    zf_journal_t *reader = zf_journal_open_readonly (dir, &err);
+    assert_non_null (reader);
+    assert_null (zf_journal_open (dir, ZF_SYNC_NEVER, 2, &err));
+    assert_non_null (strstr (err.text, "is being read"));
+    zf_journal_destroy (&reader);
+    free (dir);
+    s_tree_free (&before);
+
+    // A folder that is not there is not made; one without LOCK (a copy) is
+    // read, and LOCK not made.
+    char *none = s_path ("none");
+    assert_null (zf_journal_open_readonly (none, &err));
+    assert_non_null (strstr (err.text, "no journal folder"));
+    assert_false (zsys_file_exists (none));
+    free (none);
+    char *lock = s_path ("j/LOCK");
+    assert_int_equal (unlink (lock), 0);
+    assert_int_equal (s_read_only (&seen, NULL, &err), 0);
+    assert_int_equal (seen.count, 1);
+    assert_false (zsys_file_exists (lock));
+    s_seen_free (&seen);
+    free (lock);
+}
+
 //  A journal refused is left as it was found: not even the segments a
 //  snapshot replaced, nor an unfinished snapshot, are deleted.
 static void
@@ -944,6 +1051,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_last_record_flips, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_torn_cuts_every_byte, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_large_records, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_readers_never_write, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_journal_is_untouched, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
