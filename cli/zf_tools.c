@@ -242,17 +242,27 @@ s_state_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t siz
     return 0;
 }
 
-//  zflow status --state DIR: what a journal no broker runs on holds (that
-//  of a zflow run that ended, DIR its journal or the state folder around
-//  it): the items stored per queue, and every dead letter with its reason.
-static int
-s_status_state (const char *dir)
+//  The journal of DIR, as zflow status --state takes it:
+//  DIR itself, or the journal in a zflow run state folder. Caller frees.
+static char *
+s_journal_of (const char *dir)
 {
     char *journal = zsys_sprintf ("%s/journal", dir);
     if (!s_is_dir (journal)) {
         zstr_free (&journal);
         journal = strdup (dir);
     }
+    return journal;
+}
+
+//  zflow status --state DIR: what a journal no broker runs on holds (that
+//  of a zflow run that ended, DIR its journal or the state folder around
+//  it): the items stored per queue, and every dead letter with its reason.
+//  It only reads: a torn tail is told, not cut; a corrupt journal refused.
+static int
+s_status_state (const char *dir)
+{
+    char *journal = s_journal_of (dir);
     int status = ZF_EXIT_OK;
     char *lock = zsys_sprintf ("%s/LOCK", journal);
     zf_error_t err;
@@ -261,7 +271,7 @@ s_status_state (const char *dir)
         fprintf (stderr, "zflow status: %s holds no journal\n", journal);
         status = ZF_EXIT_USAGE;
     }
-    else if (!(reader = zf_journal_open (journal, ZF_SYNC_NEVER, 10, &err))) {
+    else if (!(reader = zf_journal_open_readonly (journal, &err))) {
         fprintf (
             stderr,
             "zflow status: %s (while a broker runs on it, ask the broker: zflow status ENDPOINT)\n",
@@ -289,6 +299,10 @@ s_status_state (const char *dir)
         zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
         zlistx_sort (names);
         printf ("journal %s: %zu items stored\n", journal, zhashx_size (stored));
+        if (report.torn)
+            printf ("(and a torn last record of %" PRIu64 " bytes, never confirmed: a broker cuts "
+                    "it when it starts)\n",
+                    report.torn);
         printf ("%-24s %9s\n", "QUEUE", "STORED");
         for (const char *name = (const char *) zlistx_first (names); name;
              name = (const char *) zlistx_next (names))

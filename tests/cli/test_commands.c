@@ -1,5 +1,6 @@
 /*  Tests of the commands that run and talk to a broker, all as processes:
-    zflow broker, an actor process, zflow put, zflow status, zflow tap. */
+    zflow broker, an actor process, zflow put, zflow status, zflow tap,
+    zflow status --state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -738,6 +739,152 @@ test_usage_errors (void **state)
     zf_test_result_free (&r);
 }
 
+//  The bytes of path (free them), *size their count; NULL if none.
+static uint8_t *
+s_file_bytes (const char *path, size_t *size)
+{
+    FILE *file = fopen (path, "rb");
+    *size = 0;
+    if (!file)
+        return NULL;
+    fseek (file, 0, SEEK_END);
+    *size = (size_t) ftell (file);
+    fseek (file, 0, SEEK_SET);
+    uint8_t *data = (uint8_t *) malloc (*size + 1);
+    assert_int_equal (fread (data, 1, *size, file), *size);
+    fclose (file);
+    return data;
+}
+
+//  Whether the file at path holds size bytes of data.
+static bool
+s_file_is (const char *path, const uint8_t *data, size_t size)
+{
+    size_t now_size;
+    uint8_t *now = s_file_bytes (path, &now_size);
+    bool same = now && now_size == size && memcmp (now, data, size) == 0;
+    free (now);
+    return same;
+}
+
+//  Starts `zflow broker` on dir/p.zpl on free ports; its pid, the endpoint
+//  actors connect to in endpoint.
+static pid_t
+s_broker_of (const char *dir, char *endpoint, size_t size, int *out)
+{
+    char config[256];
+    snprintf (config, sizeof config, "%s/p.zpl", dir);
+    char *argv[] = {
+        (char *) ZFLOW_BIN,  "broker", config, "--endpoint", "tcp://127.0.0.1:*", "--events",
+        "tcp://127.0.0.1:*", NULL
+    };
+    pid_t pid = zf_test_spawn (argv, out);
+    char line[512];
+    assert_int_equal (zf_test_read_line (*out, line, sizeof line, 10000), 0);
+    char *a = strstr (line, "connect to ");
+    assert_non_null (a);
+    char format[16];
+    snprintf (format, sizeof format, "%%%zu[^,]", size - 1);
+    sscanf (a + 11, format, endpoint);
+    return pid;
+}
+
+static void
+s_broker_stop (pid_t pid, int out)
+{
+    kill (pid, SIGTERM);
+    int status = zf_test_reap (pid, 10000);
+    close (out);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+}
+
+//  A journal with one bit flipped in a middle record's size (16 MiB more
+//  than it holds): `zflow broker` and `zflow status --state` refuse it,
+//  say where, and leave it byte for byte as it was. A torn tail is only
+//  told by zflow status --state, not cut.
+static void
+test_corrupt_journal (void **state)
+{
+    char dir[128];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "commands-corrupt"), 0);
+    assert_int_equal (zf_test_write (dir, "p.zpl",
+                                     "broker\n"
+                                     "    journal = j\n"
+                                     "queues\n"
+                                     "    jobs\n"
+                                     "        external = true\n"
+                                     "actors\n"
+                                     "    work\n"
+                                     "        kind = sink\n"
+                                     "        input = jobs\n"
+                                     "        target = null\n"),
+                      0);
+    char journal[160], segment[200], endpoint[128];
+    snprintf (journal, sizeof journal, "%s/j", dir);
+    snprintf (segment, sizeof segment, "%s/0000000000000001.zfj", journal);
+
+    // Five items confirmed by a broker, no worker to take them.
+    int out;
+    pid_t broker = s_broker_of (dir, endpoint, sizeof endpoint, &out);
+    zf_test_result_t r =
+        zf_test_zflow (NULL, "put", endpoint, "jobs", "1", "2", "3", "4", "5", NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    s_broker_stop (broker, out);
+
+    size_t size;
+    uint8_t *original = s_file_bytes (segment, &size);
+    assert_non_null (original);
+    size_t at[16];
+    int records = 0;
+    for (size_t p = 16; p + 9 <= size && records < 16; records++) {
+        at[records] = p;
+        p += 9 + (original[p] | original[p + 1] << 8 | original[p + 2] << 16 |
+                  (size_t) original[p + 3] << 24);
+    }
+    assert_int_equal (records, 5);
+
+    // Torn: the last record cut short. Told, not cut.
+    assert_int_equal (truncate (segment, (off_t) size - 5), 0);
+    r = zf_test_zflow (NULL, "status", "--state", journal, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, ": 4 items stored"));
+    assert_non_null (strstr (r.out, "a torn last record of"));
+    zf_test_result_free (&r);
+    assert_true (s_file_is (segment, original, size - 5));
+
+    // Corrupt: the third record's size 16 MiB more.
+    uint8_t *flipped = (uint8_t *) malloc (size);
+    memcpy (flipped, original, size);
+    flipped[at[2] + 3] ^= 1;
+    FILE *file = fopen (segment, "wb");
+    assert_non_null (file);
+    assert_int_equal (fwrite (flipped, 1, size, file), size);
+    fclose (file);
+    char where[400];
+    snprintf (where, sizeof where,
+              "%s: a record cut short at byte %zu (corrupt: a whole record follows at byte %zu)",
+              segment, at[2], at[3]);
+    char config[256];
+    snprintf (config, sizeof config, "%s/p.zpl", dir);
+    r = zf_test_zflow (NULL, "broker", config, "--endpoint", "tcp://127.0.0.1:*", "--events",
+                       "tcp://127.0.0.1:*", NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, where));
+    zf_test_result_free (&r);
+    assert_true (s_file_is (segment, flipped, size));
+
+    r = zf_test_zflow (NULL, "status", "--state", journal, NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, where));
+    zf_test_result_free (&r);
+    assert_true (s_file_is (segment, flipped, size));
+
+    free (flipped);
+    free (original);
+    zf_test_dir_remove (dir);
+}
+
 int
 main (void)
 {
@@ -753,6 +900,7 @@ main (void)
         cmocka_unit_test (test_tap_reads_bad_events),
         cmocka_unit_test (test_journal_flag_is_of_the_current_folder),
         cmocka_unit_test (test_usage_errors),
+        cmocka_unit_test (test_corrupt_journal),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
