@@ -246,8 +246,8 @@ s_segment_new (zf_journal_t *self, uint64_t number, uint32_t flags, zf_error_t *
 //  --------------------------------------------------------------------------
 //  Open and destroy
 
-//  Locks dir/LOCK: a writer (a broker) exclusively, noting its pid in
-//  the file; a reader shared, opening the file read-only and
+//  Locks dir/LOCK: a writer (a broker, a repair) exclusively, noting its
+//  pid in the file; a reader shared, opening the file read-only and
 //  writing nothing. A reader of a folder without LOCK (a copy) reads
 //  unlocked: *fd_p is -1. Returns 0, or -1 with err filled.
 static int
@@ -763,7 +763,8 @@ s_unlink_segment (zf_journal_t *self, uint64_t number)
     free (path);
 }
 
-//  What reading a journal found: what a writer then changes.
+//  What reading a journal found: what a writer then changes, or where a
+//  repair cuts.
 typedef struct {
     uint64_t *numbers; // the segment numbers in the folder, in order
     size_t total;      // how many
@@ -1184,5 +1185,154 @@ zf_journal_remove (const char *dir, zf_error_t *err)
     free (lock);
     zf_journal_destroy (&self);
     rmdir (dir); // left alone if anything else is in it
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Repair
+
+//  Writes data[0, size) into a new file at path and syncs it. Returns 0, or
+//  -1 with err (and no file).
+static int
+s_copy_out (const uint8_t *data, size_t size, const char *path, zf_error_t *err)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return zf_error_set (err, ZF_EIO, "cannot make %s: %s", path, strerror (errno));
+    if (s_write_all (fd, data, size) || fsync (fd) != 0) {
+        zf_error_set (err, ZF_EIO, "cannot write %s: %s", path, strerror (errno));
+        close (fd);
+        unlink (path);
+        return -1;
+    }
+    close (fd);
+    return 0;
+}
+
+//  A name for a file to be made: -1 with err if something has it (a copy
+//  an earlier repair made: never overwritten).
+static int
+s_name_free (const char *path, zf_error_t *err)
+{
+    struct stat st;
+    if (lstat (path, &st) == 0)
+        return zf_error_set (
+            err, ZF_EIO, "%s exists (from an earlier repair?): move it aside, then repair again",
+            path);
+    return 0;
+}
+
+int
+zf_journal_repair (const char *dir, bool drop_later, zf_journal_fn *check, void *arg,
+                   zf_journal_repair_t *report, zf_error_t *err)
+{
+    memset (report, 0, sizeof *report);
+    zf_journal_t self = { .dir = (char *) dir, .fd = -1, .lock_fd = -1, .readonly = true };
+    uint64_t *numbers = NULL;
+    size_t total = 0;
+    // No LOCK made in a folder that is not a journal (a mistyped path).
+    if (s_list (&self, &numbers, &total, err))
+        return -1;
+    free (numbers);
+    if (total == 0)
+        return zf_error_set (err, ZF_EIO, "%s holds no journal segments", dir);
+    if (s_lock (dir, true, &self.lock_fd, err))
+        return -1;
+
+    int rc = -1;
+    s_read_t read = { 0 }, after = { 0 };
+    s_segment_t segment = { 0 };
+    char *path = NULL, *target = NULL;
+    zf_journal_report_t found = { 0 };
+    if (s_read (&self, check, arg, &found, &read, err) == 0) {
+        report->records = found.records; // nothing to cut: a torn tail is the broker's
+        report->torn = found.torn;
+        rc = 0;
+        goto done;
+    }
+    if (read.bad == SIZE_MAX || err->code != ZF_EVALUE)
+        goto done; // it could not be read (a file, a version): nothing to cut
+    if (read.good < SEGMENT_HEADER) {
+        char text[sizeof err->text];
+        snprintf (text, sizeof text, "%s", err->text);
+        zf_error_set (err, ZF_EVALUE, "%s; a repair cuts bad records, not a segment's header",
+                      text);
+        goto done;
+    }
+    report->corrupt = true;
+    path = s_segment_path (&self, read.numbers[read.bad]);
+    snprintf (report->file, sizeof report->file, "%s", path);
+    report->offset = read.good;
+    snprintf (report->problem, sizeof report->problem, "%s", err->text);
+    for (size_t i = read.bad + 1; i < read.count; i++) {
+        char *later = s_segment_path (&self, read.numbers[i]);
+        struct stat st;
+        if (stat (later, &st) == 0)
+            report->later_size += (uint64_t) st.st_size;
+        report->later++;
+        free (later);
+    }
+    if (report->later && !drop_later) {
+        zf_error_set (err, ZF_EVALUE,
+                      "%s is not the last segment: cutting it drops the %" PRIu64
+                      " segments after it too; not done",
+                      path, report->later);
+        goto done;
+    }
+    if (s_segment_map (&self, read.numbers[read.bad], &segment, err))
+        goto done;
+    snprintf (report->cut_file, sizeof report->cut_file, "%s.cut-%zu", path, read.good);
+    report->kept = read.good;
+    report->cut = segment.size - read.good;
+    // Every name is checked free before anything changes.
+    if (s_name_free (report->cut_file, err))
+        goto done;
+    for (size_t i = read.bad + 1; i < read.count; i++) {
+        char *later = s_segment_path (&self, read.numbers[i]);
+        zstr_free (&target);
+        target = zsys_sprintf ("%s.cut-0", later);
+        free (later);
+        if (s_name_free (target, err))
+            goto done;
+    }
+    // The later segments go aside first, newest first, then the cut bytes
+    // are copied, then cut: at each step the journal is a prefix of what
+    // it was, and a repair stopped half way can be run again.
+    for (size_t i = read.count; i-- > read.bad + 1;) {
+        char *later = s_segment_path (&self, read.numbers[i]);
+        zstr_free (&target);
+        target = zsys_sprintf ("%s.cut-0", later);
+        int moved = rename (later, target);
+        free (later);
+        if (moved != 0) {
+            zf_error_set (err, ZF_EIO, "cannot move %s aside: %s", target, strerror (errno));
+            goto done;
+        }
+    }
+    if (s_copy_out (segment.at + read.good, (size_t) report->cut, report->cut_file, err))
+        goto done;
+    s_sync_dir (&self); // the copies exist before the cut
+    int fd = open (path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ftruncate (fd, (off_t) read.good) != 0 || fsync (fd) != 0) {
+        zf_error_set (err, ZF_EIO, "cannot cut %s: %s", path, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        goto done;
+    }
+    close (fd);
+    report->repaired = true;
+    // What a broker reads now.
+    memset (&found, 0, sizeof found);
+    if (s_read (&self, check, arg, &found, &after, err))
+        goto done;
+    report->records = found.records;
+    rc = 0;
+done:
+    s_segment_close (&segment);
+    free (read.numbers);
+    free (after.numbers);
+    free (path);
+    zstr_free (&target);
+    close (self.lock_fd);
     return rc;
 }

@@ -25,8 +25,9 @@
     (a checksum that fails, a size that runs past the end with whole
     records after it, a record cut short in an earlier segment) is
     corruption: the journal refuses to open rather than serve wrong data
-    or cut confirmed records, and writes nothing. A reader
-    (zf_journal_open_readonly) never writes at all.
+    or cut confirmed records, and writes nothing. zf_journal_repair cuts a
+    corrupt journal at its first bad record, keeping a copy of what it cuts.
+    A reader (zf_journal_open_readonly) never writes at all.
 
         zf_journal_t *journal = zf_journal_open ("state/journal", ZF_SYNC_BATCH, 2, &err);
         zf_journal_replay (journal, on_record, self, &report, &err);
@@ -157,6 +158,36 @@ void zf_journal_set_segment_max (zf_journal_t *self, uint64_t bytes);
 //  Deletes the journal in dir (its segments, its lock and the folder, if
 //  nothing else is in it); unless it is in use. Returns 0, or -1 with err.
 int zf_journal_remove (const char *dir, zf_error_t *err);
+
+//  What zf_journal_repair found and did.
+typedef struct {
+    bool corrupt;        // a bad record was found (else nothing was done)
+    bool repaired;       // it was cut off (else nothing was done)
+    char file[512];      // the segment that holds it
+    uint64_t offset;     // where in it the bad record starts
+    char problem[256];   // what is wrong with it, as zf_journal_replay says
+    uint64_t kept;       // bytes of that segment kept
+    uint64_t cut;        // bytes of it cut off, copied into cut_file
+    char cut_file[540];  // where: file.cut-OFFSET, beside it
+    uint64_t records;    // whole records kept, in the segments read
+    uint64_t later;      // segments after it, dropped (moved aside as NAME.cut-0)
+    uint64_t later_size; // their bytes
+    uint64_t torn;       // when nothing was corrupt: bytes of a torn tail (left to the broker)
+} zf_journal_repair_t;
+
+//  Cuts a journal that zf_journal_replay refuses as corrupt at its first
+//  bad record, so that a broker starts on what comes before it. Takes the
+//  journal's lock: refused while a broker runs on it. check is called on
+//  each record as zf_journal_replay's fn (NULL: none); a record it refuses
+//  is a bad record too. The bytes cut go to a new file beside the segment
+//  (SEGMENT.cut-OFFSET, never overwritten). A bad record in a segment
+//  before the last means dropping the segments after it as well: done
+//  only if drop_later, each renamed SEGMENT.cut-0, else refused with
+//  report filled. A journal that reads well is left as it is (its torn
+//  tail, if any, is the broker's to cut). Returns 0 (report says what was
+//  found and done), or -1 with err (what is wrong, and why it was not cut).
+int zf_journal_repair (const char *dir, bool drop_later, zf_journal_fn *check, void *arg,
+                       zf_journal_repair_t *report, zf_error_t *err);
 
 //  CRC-32C (Castagnoli) of data, continuing from crc (0 to start).
 uint32_t zf_crc32c (uint32_t crc, const void *data, size_t size);

@@ -2,7 +2,8 @@
     reopen; a torn tail (a write cut at any byte of the last records, zeros
     after them) is cut off and the journal goes on; a bit flipped in any
     other record, in any segment, stops the open with the file and the
-    offset and changes nothing; a reader reads the same and never writes; a
+    offset and changes nothing; a reader reads the same and never writes;
+    a repair cuts a corrupt journal, keeping a copy of what it cuts; a
     snapshot replaces what came before it and an unfinished one is dropped;
     one journal serves one broker at a time; and a failed write is tried
     again without losing or tearing a record. */
@@ -1023,6 +1024,170 @@ test_refused_journal_is_untouched (void **state)
     s_tree_free (&before);
 }
 
+//  Repair: a corrupt last segment is cut at its first bad record, what is
+//  cut copied beside it; the journal then reads with the records before it.
+static void
+test_repair_cuts_the_last_segment (void **state)
+{
+    s_build_segments ();
+    const char *last = s_segment_name (SEGMENTS);
+    size_t size;
+    uint8_t *original = s_read_bytes (last, &size);
+    size_t at = s_offset (2);
+    s_flip (last, at + 3, 0); // +16 MiB
+    uint8_t *flipped = s_read_bytes (last, &size);
+
+    char *dir = s_path ("j");
+    zf_journal_repair_t report;
+    zf_error_t err;
+    assert_int_equal (zf_journal_repair (dir, false, NULL, NULL, &report, &err), 0);
+    assert_true (report.corrupt && report.repaired);
+    assert_non_null (strstr (report.file, last));
+    assert_int_equal (report.offset, at);
+    assert_non_null (strstr (report.problem, "a record cut short"));
+    assert_int_equal (report.kept, at);
+    assert_int_equal (report.cut, size - at);
+    assert_int_equal (report.later, 0);
+    assert_int_equal (report.records, (SEGMENTS - 1) * PER_SEGMENT + 2);
+    char *cut_name = zsys_sprintf ("%s.cut-%zu", last, at);
+    char *cut_path = zsys_sprintf ("%s/%s", dir, cut_name);
+    assert_string_equal (report.cut_file, cut_path);
+    size_t cut_size;
+    uint8_t *cut = s_read_bytes (cut_name, &cut_size);
+    assert_int_equal (cut_size, size - at);
+    assert_memory_equal (cut, flipped + at, cut_size);
+    assert_int_equal (s_segment_size (last), at);
+    free (cut);
+
+    seen_t seen = { 0 };
+    zf_journal_report_t read;
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, &read, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, (SEGMENTS - 1) * PER_SEGMENT + 2);
+    assert_int_equal (read.torn, 0);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+
+    // Whole now: nothing to do, nothing changed.
+    s_tree_t before;
+    s_tree_take (&before);
+    assert_int_equal (zf_journal_repair (dir, false, NULL, NULL, &report, &err), 0);
+    assert_false (report.corrupt);
+    assert_int_equal (report.records, (SEGMENTS - 1) * PER_SEGMENT + 2);
+    assert_true (s_tree_same (&before));
+    s_tree_free (&before);
+
+    // The same flip again at the same byte: the copy is never overwritten.
+    s_write_bytes (last, flipped, size);
+    s_tree_take (&before);
+    assert_int_equal (zf_journal_repair (dir, false, NULL, NULL, &report, &err), -1);
+    assert_non_null (strstr (err.text, "exists (from an earlier repair?)"));
+    assert_true (s_tree_same (&before));
+    s_tree_free (&before);
+
+    // Not while a broker holds the journal.
+    assert_int_equal (unlink (cut_path), 0);
+    journal = zf_journal_open (dir, ZF_SYNC_NEVER, 2, &err);
+    assert_non_null (journal);
+    s_tree_take (&before);
+    assert_int_equal (zf_journal_repair (dir, false, NULL, NULL, &report, &err), -1);
+    assert_non_null (strstr (err.text, "is in use by another broker"));
+    assert_true (s_tree_same (&before));
+    s_tree_free (&before);
+    zf_journal_destroy (&journal);
+    assert_int_equal (zf_journal_repair (dir, false, NULL, NULL, &report, &err), 0);
+    assert_true (report.repaired);
+    free (cut_name);
+    free (cut_path);
+    free (flipped);
+    free (original);
+    free (dir);
+}
+
+//  A record the reader refuses (a payload that does not decode) is a bad
+//  record to repair too.
+static void
+test_repair_cuts_an_unreadable_record (void **state)
+{
+    s_new_journal ("one", "two", "three", NULL);
+    char *dir = s_path ("j");
+    zf_journal_repair_t report;
+    zf_error_t err;
+    assert_int_equal (zf_journal_repair (dir, false, s_refuse_two, NULL, &report, &err), 0);
+    assert_true (report.repaired);
+    assert_int_equal (report.offset, 28);
+    assert_int_equal (report.records, 1);
+    assert_non_null (strstr (report.problem, "queue name too long"));
+    free (dir);
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, 1);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+}
+
+//  A bad record in a segment before the last: cutting there drops the
+//  segments after it, which a repair does only when asked, moving them
+//  aside; a bad header is not for a repair to mend.
+static void
+test_repair_of_an_earlier_segment (void **state)
+{
+    s_build_segments ();
+    size_t at = s_offset (3);
+    s_flip (SEGMENT_2, at + 6, 2); // a checksum bit
+    s_tree_t before;
+    s_tree_take (&before);
+    char *dir = s_path ("j");
+    zf_journal_repair_t report;
+    zf_error_t err;
+    assert_int_equal (zf_journal_repair (dir, false, NULL, NULL, &report, &err), -1);
+    assert_true (report.corrupt);
+    assert_false (report.repaired);
+    assert_int_equal (report.offset, at);
+    assert_int_equal (report.later, 1);
+    assert_int_equal (report.later_size, (uint64_t) s_segment_size (SEGMENT_3));
+    assert_non_null (strstr (err.text, "is not the last segment"));
+    assert_true (s_tree_same (&before));
+
+    assert_int_equal (zf_journal_repair (dir, true, NULL, NULL, &report, &err), 0);
+    assert_true (report.repaired);
+    assert_int_equal (report.records, PER_SEGMENT + 3);
+    assert_int_equal (s_segment_size (SEGMENT_2), at);
+    assert_int_equal (s_segment_size (SEGMENT_3), -1);
+    size_t size;
+    uint8_t *moved = s_read_bytes (SEGMENT_3 ".cut-0", &size);
+    assert_int_equal (size, before.sizes[2]);
+    assert_memory_equal (moved, before.data[2], size);
+    free (moved);
+    seen_t seen = { 0 };
+    zf_journal_t *journal = s_open (ZF_SYNC_NEVER, &seen, NULL, &err);
+    assert_non_null (journal);
+    assert_int_equal (seen.count, PER_SEGMENT + 3);
+    zf_journal_destroy (&journal);
+    s_seen_free (&seen);
+    s_tree_free (&before);
+
+    // A header that is not a segment's.
+    s_poke (SEGMENT_1, 0, 'X');
+    s_tree_take (&before);
+    assert_int_equal (zf_journal_repair (dir, true, NULL, NULL, &report, &err), -1);
+    assert_non_null (strstr (err.text, "not a segment's header"));
+    assert_true (s_tree_same (&before));
+    s_tree_free (&before);
+
+    // No journal there: nothing made.
+    char *none = s_path ("none");
+    assert_int_equal (zsys_dir_create ("%s", none), 0);
+    assert_int_equal (zf_journal_repair (none, true, NULL, NULL, &report, &err), -1);
+    assert_non_null (strstr (err.text, "holds no journal segments"));
+    char *lock = zsys_sprintf ("%s/LOCK", none);
+    assert_false (zsys_file_exists (lock));
+    free (lock);
+    free (none);
+    free (dir);
+}
+
 static void
 test_crc32c (void **state)
 {
@@ -1053,6 +1218,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_large_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_readers_never_write, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_journal_is_untouched, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_repair_cuts_the_last_segment, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_repair_cuts_an_unreadable_record, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_repair_of_an_earlier_segment, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
