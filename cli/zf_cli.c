@@ -96,6 +96,8 @@ static const s_command_t s_commands[] = {
     { "put", "ENDPOINT QUEUE [JSON ...] [--delay D] [--priority N]",
       "put items (JSON; stdin lines if none); print ids", zf_cmd_put },
     { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
+    { "journal", "repair DIR [--drop-later]",
+      "cut a corrupt journal at its first bad record, keeping a copy", zf_cmd_journal },
     { "result", "ENDPOINT ID [--wait D]", "a root item's state and results, as JSON",
       zf_cmd_result },
     { "cancel", "ENDPOINT ID", "cancel what is left of a root item's lineage", zf_cmd_cancel },
@@ -234,9 +236,9 @@ zf_cli_main (int argc, char **argv)
     for (const s_command_t *c = s_commands; c->name; c++)
         if (strcmp (c->name, name) == 0)
             return c->run (argc - 1, argv + 1);
-    const char *names[16];
+    const char *names[sizeof s_commands / sizeof s_commands[0]];
     int n = 0;
-    for (const s_command_t *c = s_commands; c->name && n < 15; c++)
+    for (const s_command_t *c = s_commands; c->name; c++)
         names[n++] = c->name;
     names[n] = NULL;
     const char *near = zf_nearest (name, names);

@@ -242,7 +242,7 @@ s_state_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t siz
     return 0;
 }
 
-//  The journal of DIR, as zflow status --state takes it:
+//  The journal of DIR, as zflow status --state and zflow journal take it:
 //  DIR itself, or the journal in a zflow run state folder. Caller frees.
 static char *
 s_journal_of (const char *dir)
@@ -284,6 +284,12 @@ s_status_state (const char *dir)
     zf_journal_report_t report;
     if (reader && zf_journal_replay (reader, s_state_record, stored, &report, &err)) {
         fprintf (stderr, "zflow status: %s\n", err.text);
+        if (err.code == ZF_EVALUE)
+            fprintf (stderr,
+                     "zflow status: nothing was changed; `zflow journal repair %s` cuts the "
+                     "journal at its first bad record, keeping a copy of what it cuts (or restore "
+                     "the journal)\n",
+                     journal);
         status = ZF_EXIT_FAILED;
     }
     zf_journal_destroy (&reader);
@@ -403,6 +409,84 @@ zf_cmd_status (int argc, char **argv)
         fprintf (stderr, "zflow status: no answer from %s within %lld ms\n", args[0],
                  (long long) timeout);
     zf_client_destroy (&client);
+    return status;
+}
+
+//  A record as a broker reads it: a repair cuts at the first one a broker
+//  would refuse.
+static int
+s_check_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t size, zf_error_t *err)
+{
+    zf_record_t record;
+    return zf_record_read (&record, type, payload, size, err);
+}
+
+int
+zf_cmd_journal (int argc, char **argv)
+{
+    const char *usage = "usage: zflow journal repair DIR [--drop-later]\n";
+    const char *dir = NULL;
+    bool drop_later = false;
+    for (int i = 2; i < argc; i++)
+        if (streq (argv[i], "--drop-later"))
+            drop_later = true;
+        else if (!dir && argv[i][0] != '-')
+            dir = argv[i];
+        else {
+            fprintf (stderr, "zflow journal: unexpected %s\n%s", argv[i], usage);
+            return ZF_EXIT_USAGE;
+        }
+    if (argc < 2 || !streq (argv[1], "repair") || !dir) {
+        fprintf (stderr, "%s", usage);
+        return ZF_EXIT_USAGE;
+    }
+    char *journal = s_journal_of (dir);
+    if (!s_is_dir (journal)) {
+        fprintf (stderr, "zflow journal repair: %s holds no journal\n", journal);
+        zstr_free (&journal);
+        return ZF_EXIT_USAGE;
+    }
+    zf_journal_repair_t report;
+    zf_error_t err;
+    int rc = zf_journal_repair (journal, drop_later, s_check_record, NULL, &report, &err);
+    int status = ZF_EXIT_OK;
+    if (report.corrupt)
+        printf ("found: %s\n", report.problem);
+    if (rc && report.later && !drop_later) {
+        fprintf (stderr,
+                 "zflow journal repair: the bad record is in %s, which is not the last segment: "
+                 "cutting it at byte %" PRIu64 " drops the %" PRIu64
+                 " segments after it too (%" PRIu64
+                 " bytes of records a broker would read after it). Nothing was changed. `zflow "
+                 "journal repair %s --drop-later` cuts it and moves those segments aside as "
+                 "SEGMENT.cut-0; or restore the journal\n",
+                 report.file, report.offset, report.later, report.later_size, dir);
+        status = ZF_EXIT_FAILED;
+    }
+    else if (rc) {
+        fprintf (stderr, "zflow journal repair: %s\n", err.text);
+        status = ZF_EXIT_FAILED;
+    }
+    else if (!report.corrupt) {
+        printf ("journal %s: nothing to repair: %" PRIu64 " records read whole\n", journal,
+                report.records);
+        if (report.torn)
+            printf ("(and a torn last record of %" PRIu64 " bytes, never confirmed: a broker cuts "
+                    "it when it starts)\n",
+                    report.torn);
+    }
+    else {
+        printf ("cut %s at byte %" PRIu64 ": kept %" PRIu64 " bytes, cut %" PRIu64
+                " bytes (copied to %s)\n",
+                report.file, report.offset, report.kept, report.cut, report.cut_file);
+        if (report.later)
+            printf ("moved the %" PRIu64 " segments after it aside (%" PRIu64
+                    " bytes), each as SEGMENT.cut-0\n",
+                    report.later, report.later_size);
+        printf ("journal %s: %" PRIu64 " records kept; a broker starts on them\n", journal,
+                report.records);
+    }
+    zstr_free (&journal);
     return status;
 }
 

@@ -35,6 +35,10 @@ int zf_cmd_broker (int argc, char **argv);
 //  zflow status ENDPOINT [ID] [--timeout D], zflow status --state DIR
 int zf_cmd_status (int argc, char **argv);
 
+//  zflow journal repair DIR [--drop-later]: cuts a corrupt journal at its
+//  first bad record, keeping a copy of what it cuts (zf_journal_repair).
+int zf_cmd_journal (int argc, char **argv);
+
 //  zflow tap ENDPOINT [PATTERN ...] [--limit N]
 int zf_cmd_tap (int argc, char **argv);
 

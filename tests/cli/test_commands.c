@@ -1,6 +1,6 @@
 /*  Tests of the commands that run and talk to a broker, all as processes:
     zflow broker, an actor process, zflow put, zflow status, zflow tap,
-    zflow status --state. */
+    zflow journal repair. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -800,8 +800,10 @@ s_broker_stop (pid_t pid, int out)
 
 //  A journal with one bit flipped in a middle record's size (16 MiB more
 //  than it holds): `zflow broker` and `zflow status --state` refuse it,
-//  say where, and leave it byte for byte as it was. A torn tail is only
-//  told by zflow status --state, not cut.
+//  say where (and the latter what to do), and leave it byte for byte as
+//  it was; `zflow journal repair` cuts it at that record, keeping a copy
+//  of the rest, and the broker then starts with the items before it. A
+//  torn tail is only told by zflow status --state, not cut.
 static void
 test_corrupt_journal (void **state)
 {
@@ -823,12 +825,19 @@ test_corrupt_journal (void **state)
     snprintf (journal, sizeof journal, "%s/j", dir);
     snprintf (segment, sizeof segment, "%s/0000000000000001.zfj", journal);
 
-    // Five items confirmed by a broker, no worker to take them.
+    // Five items confirmed by a broker, no worker to take them. A repair
+    // is refused while the broker runs.
     int out;
     pid_t broker = s_broker_of (dir, endpoint, sizeof endpoint, &out);
     zf_test_result_t r =
         zf_test_zflow (NULL, "put", endpoint, "jobs", "1", "2", "3", "4", "5", NULL);
     assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "journal", "repair", journal, NULL);
+    assert_int_equal (r.status, 1);
+    char expected[256];
+    snprintf (expected, sizeof expected, "is in use by another broker (pid %d)", (int) broker);
+    assert_non_null (strstr (r.err, expected));
     zf_test_result_free (&r);
     s_broker_stop (broker, out);
 
@@ -865,6 +874,9 @@ test_corrupt_journal (void **state)
     snprintf (where, sizeof where,
               "%s: a record cut short at byte %zu (corrupt: a whole record follows at byte %zu)",
               segment, at[2], at[3]);
+    char hint[300];
+    snprintf (hint, sizeof hint, "`zflow journal repair %s`", journal);
+
     char config[256];
     snprintf (config, sizeof config, "%s/p.zpl", dir);
     r = zf_test_zflow (NULL, "broker", config, "--endpoint", "tcp://127.0.0.1:*", "--events",
@@ -877,12 +889,80 @@ test_corrupt_journal (void **state)
     r = zf_test_zflow (NULL, "status", "--state", journal, NULL);
     assert_int_equal (r.status, 1);
     assert_non_null (strstr (r.err, where));
+    assert_non_null (strstr (r.err, hint));
     zf_test_result_free (&r);
     assert_true (s_file_is (segment, flipped, size));
+
+    // The repair: the good part kept, the rest copied beside it.
+    r = zf_test_zflow (NULL, "journal", "repair", journal, NULL);
+    assert_int_equal (r.status, 0);
+    char cut[256], said[600];
+    snprintf (cut, sizeof cut, "%s.cut-%zu", segment, at[2]);
+    snprintf (said, sizeof said, "cut %s at byte %zu: kept %zu bytes, cut %zu bytes (copied to %s)",
+              segment, at[2], at[2], size - at[2], cut);
+    assert_non_null (strstr (r.out, said));
+    assert_non_null (strstr (r.out, ": 2 records kept"));
+    zf_test_result_free (&r);
+    assert_true (s_file_is (segment, flipped, at[2]));
+    assert_true (s_file_is (cut, flipped + at[2], size - at[2]));
+
+    r = zf_test_zflow (NULL, "journal", "repair", journal, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "nothing to repair: 2 records read whole"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "status", "--state", dir, NULL); // the folder around it: no journal
+    assert_int_equal (r.status, 2);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "status", "--state", journal, NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, ": 2 items stored"));
+    zf_test_result_free (&r);
+
+    // The broker starts with the two items before the flip.
+    broker = s_broker_of (dir, endpoint, sizeof endpoint, &out);
+    r = zf_test_zflow (NULL, "status", endpoint, NULL);
+    assert_int_equal (r.status, 0);
+    char *row = strstr (r.out, "\njobs ");
+    assert_non_null (row);
+    int depth = -1;
+    assert_int_equal (sscanf (row + 6, "%d", &depth), 1);
+    assert_int_equal (depth, 2);
+    zf_test_result_free (&r);
+    s_broker_stop (broker, out);
 
     free (flipped);
     free (original);
     zf_test_dir_remove (dir);
+}
+
+static void
+test_journal_usage (void **state)
+{
+    zf_test_result_t r = zf_test_zflow (NULL, "journal", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "usage: zflow journal repair DIR [--drop-later]"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "journal", "mend", "/tmp", NULL);
+    assert_int_equal (r.status, 2);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "journal", "repair", "/proc/zflow-no-journal", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "holds no journal"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "help", NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "zflow journal repair DIR [--drop-later]"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "jurnal", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "did you mean 'journal'?"));
+    zf_test_result_free (&r);
+    // The last command of the table is still offered (it was left out
+    // once the table held more than 15).
+    r = zf_test_zflow (NULL, "versoin", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "did you mean 'version'?"));
+    zf_test_result_free (&r);
 }
 
 int
@@ -901,6 +981,7 @@ main (void)
         cmocka_unit_test (test_journal_flag_is_of_the_current_folder),
         cmocka_unit_test (test_usage_errors),
         cmocka_unit_test (test_corrupt_journal),
+        cmocka_unit_test (test_journal_usage),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
