@@ -254,6 +254,12 @@ zf_persist_open (zf_server_t *server, const char *path, zf_error_t *err)
     server->replaying = true;
     int rc = zf_journal_replay (server->journal, s_replay_record, server, &report, err);
     server->replaying = false;
+    if (rc && err->code == ZF_EVALUE)
+        // Said apart from err, whose text holds the file and the offset.
+        zsys_error ("broker: journal %s is corrupt and was left as it is: `zflow journal repair "
+                    "%s` cuts it at its first bad record, keeping a copy of what it cuts; or "
+                    "restore the journal",
+                    path, path);
     if (rc)
         return -1;
     zf_store_restored (server->store);

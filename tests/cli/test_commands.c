@@ -800,10 +800,10 @@ s_broker_stop (pid_t pid, int out)
 
 //  A journal with one bit flipped in a middle record's size (16 MiB more
 //  than it holds): `zflow broker` and `zflow status --state` refuse it,
-//  say where (and the latter what to do), and leave it byte for byte as
-//  it was; `zflow journal repair` cuts it at that record, keeping a copy
-//  of the rest, and the broker then starts with the items before it. A
-//  torn tail is only told by zflow status --state, not cut.
+//  say where and what to do, and leave it byte for byte as it was; `zflow
+//  journal repair` cuts it at that record, keeping a copy of the rest, and
+//  the broker then starts with the items before it. A torn tail is only
+//  told by zflow status --state, not cut.
 static void
 test_corrupt_journal (void **state)
 {
@@ -883,6 +883,7 @@ test_corrupt_journal (void **state)
                        "tcp://127.0.0.1:*", NULL);
     assert_int_equal (r.status, 1);
     assert_non_null (strstr (r.err, where));
+    assert_non_null (strstr (r.err, hint));
     zf_test_result_free (&r);
     assert_true (s_file_is (segment, flipped, size));
 
