@@ -659,6 +659,7 @@ zf_store_tick (zf_store_t *self, int64_t now)
             }
         }
     }
+    zf_store_unblock_stalled (self);
 }
 
 zf_cgroup_t *

@@ -588,9 +588,28 @@ zf_store_unblock (zf_store_t *self, zf_worker_t *worker)
     // One at a time: admitting one applies answers, which may admit
     // others of the worker's on their own.
     zf_pending_t *put;
-    while (worker->parked && (put = s_take_waiting_on_itself (self, worker))) {
+    while (worker->parked && (put = s_take_waiting_on_itself (self, worker)))
         s_admitted_further (self, put, s_admit (self, put));
-    }
+}
+
+void
+zf_store_unblock_stalled (zf_store_t *self)
+{
+    // The writers first, then each unblocked: unblocking walks the same
+    // lists, and a list has one cursor.
+    zlistx_t *stalled = zlistx_new ();
+    for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
+         queue = (zf_queue_t *) zlistx_next (self->queue_order))
+        for (zf_pending_t *put = (zf_pending_t *) zlistx_first (queue->waiting); put;
+             put = (zf_pending_t *) zlistx_next (queue->waiting))
+            if (put->writer && zf_store_stalled (put->writer) &&
+                !zlistx_find (stalled, put->writer))
+                zlistx_add_end (stalled, put->writer);
+    for (zf_worker_t *writer = (zf_worker_t *) zlistx_first (stalled); writer;
+         writer = (zf_worker_t *) zlistx_next (stalled))
+        if (zf_store_stalled (writer))
+            zf_store_unblock (self, writer);
+    zlistx_destroy (&stalled);
 }
 
 const char *

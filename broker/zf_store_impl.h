@@ -124,6 +124,11 @@ bool zf_store_stalled (zf_worker_t *worker);
 //  cycle, which no one else can drain) go in past max-depth.
 void zf_store_unblock (zf_store_t *self, zf_worker_t *worker);
 
+//  The same for every writer stalled now, found through the PUTs waiting:
+//  one can stall with no answer of its own to come (another worker of its
+//  group took the items it would have had).
+void zf_store_unblock_stalled (zf_store_t *self);
+
 //  An output of parent, which worker holds, was refused for why: the
 //  worker's ACK of parent will fail it.
 void zf_store_output_refused (zf_store_t *self, zf_worker_t *worker, const zf_id_t *parent,

@@ -342,6 +342,83 @@ test_answers_wait_for_parked_puts (void **state)
     zf_store_leave (f->store, &ship, false);
 }
 
+//  A PUT of count items to queue, ids first.., children of parent (or
+//  roots), from writer (or none); true if it all went in.
+static bool
+s_put_to (zf_store_t *store, const char *queue, uint8_t first, uint32_t count, zf_worker_t *writer,
+          uint8_t parent)
+{
+    zf_pending_t *put = zf_store_pending_new (count);
+    snprintf (put->session, sizeof put->session, "w");
+    put->writer = writer;
+    for (uint32_t i = 0; i < count; i++) {
+        put->items[i].id = s_id ((uint8_t) (first + i));
+        if (parent)
+            put->items[i].parent = s_id (parent);
+        snprintf (put->items[i].queue, sizeof put->items[i].queue, "%s", queue);
+        put->items[i].body = zframe_new ("\xa1x", 2);
+    }
+    bool all = zf_store_admit (store, put);
+    if (all)
+        zf_store_pending_destroy (&put);
+    return all;
+}
+
+static void
+test_a_cycle_unblocks_on_the_tick (void **state)
+{
+    // A worker of a queue that feeds itself, its outputs parked and every
+    // item it holds answered, stalls when another worker takes the item
+    // it would have had next: no answer of its own comes to unblock it.
+    // The tick finds it, and its PUT goes in past max-depth.
+    zf_pipeline_t *pipeline = zf_test_pipeline ("queues\n"
+                                                "    steps\n"
+                                                "        max-depth = 3\n"
+                                                "actors\n"
+                                                "    start\n"
+                                                "        kind = producer\n"
+                                                "        source = seq:1\n"
+                                                "        output = steps\n"
+                                                "    step\n"
+                                                "        kind = processor\n"
+                                                "        command = cat\n"
+                                                "        input = steps\n"
+                                                "        output = steps\n");
+    assert_non_null (pipeline);
+    zf_store_t *store = zf_store_new (pipeline, 1024, &s_hooks);
+    zf_worker_t a = { 0 }, b = { 0 };
+    zf_store_join (store, &a, "steps", "step");
+    zf_store_join (store, &b, "steps", "step");
+    zf_store_credit (store, &a, 3);
+    assert_true (s_put_to (store, "steps", 1, 3, NULL, 0)); // full
+    zf_cgroup_t *group = zf_store_group (store, zf_store_queue (store, "steps"), "step");
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_worker_t *to;
+    assert_int_equal (zf_store_take (store, group, zclock_mono (), &to, out, ZF_BATCH_MAX), 2);
+    assert_ptr_equal (to, &a);                              // one is left for the group
+    assert_false (s_put_to (store, "steps", 10, 1, &a, 1)); // parked
+    zf_id_t one = s_id (1), two = s_id (2);
+    zf_message_t *msg;
+    assert_true (zf_store_ack (store, &a, &one));
+    assert_true (zf_store_ack (store, &a, &two));
+    assert_int_equal (a.parked, 1); // more could come to a: it waits
+
+    zf_store_credit (store, &b, 1);
+    assert_int_equal (zf_store_take (store, group, zclock_mono (), &to, out, ZF_BATCH_MAX), 1);
+    assert_ptr_equal (to, &b); // b took it: nothing more comes to a
+    assert_string_equal (zf_store_state (store, &one, &msg), "delivered");
+    zf_store_tick (store, zclock_mono ());
+    assert_int_equal (a.parked, 0);
+    assert_string_equal (zf_store_state (store, &one, &msg), "done");
+    assert_string_equal (zf_store_state (store, &two, &msg), "done");
+    zf_id_t ten = s_id (10);
+    assert_string_equal (zf_store_state (store, &ten, &msg), "queued");
+    zf_store_leave (store, &a, false);
+    zf_store_leave (store, &b, false);
+    zf_store_destroy (&store);
+    zf_pipeline_destroy (&pipeline);
+}
+
 static void
 test_duplicates_are_dropped (void **state)
 {
@@ -760,6 +837,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_every_group_gets_every_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_full_queue_holds_the_put_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_answers_wait_for_parked_puts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_cycle_unblocks_on_the_tick, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_duplicates_are_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failures_retry_then_dead_letter, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_lost_worker_hands_back_with_a_count, s_setup,
