@@ -27,7 +27,8 @@
 #define RECORD_HEADER   9 // u32 size, u32 crc, u8 type
 #define SEGMENT_MAX     (64ull << 20)
 #define BUFFER_MAX      (1u << 20) // records buffered before they are written anyway
-#define RETRY_MS        1000       // between tries to write again after a failed write
+#define RETRY_MIN_MS    100        // before the first try to write again after a failed write
+#define RETRY_MAX_MS    5000       // between tries at most (the wait doubles from RETRY_MIN_MS)
 
 struct _zf_journal_t {
     char *dir;             // the journal's folder
@@ -51,8 +52,9 @@ struct _zf_journal_t {
     bool hurry;            // the next batch sync need not wait for its interval
     int64_t last_sync;     // ms, when the last sync was asked
     char *failed;          // why writing stopped, or NULL
-    bool retry;            // it was a write: tried again every RETRY_MS
+    bool retry;            // it was a write: tried again, backing off
     int64_t failed_at;     // ms, when it last failed
+    int64_t backoff;       // ms after failed_at that the write is tried again
     bool readonly;         // opened by zf_journal_open_readonly: writes nothing
 };
 
@@ -198,14 +200,16 @@ s_fail (zf_journal_t *self, const char *what)
 }
 
 //  A write failed (a full disk, say). The records stay buffered, confirms
-//  wait, and the write is tried again every RETRY_MS (s_retry).
+//  wait, and the write is tried again (s_retry) after RETRY_MIN_MS, the wait
+//  doubling up to RETRY_MAX_MS.
 static void
 s_fail_write (zf_journal_t *self)
 {
     self->failed_at = zclock_mono ();
+    self->backoff = RETRY_MIN_MS;
     self->failed = zsys_sprintf ("journal %s: write failed: %s; confirms wait, and the write is "
-                                 "tried again every %d ms",
-                                 self->dir, strerror (errno), RETRY_MS);
+                                 "tried again, every %d ms at most",
+                                 self->dir, strerror (errno), RETRY_MAX_MS);
     self->retry = true;
     zsys_error ("%s", self->failed);
 }
@@ -1012,18 +1016,21 @@ s_ask_sync (zf_journal_t *self, int64_t now)
     self->last_sync = now;
 }
 
-//  After a failed write, once RETRY_MS has passed: cuts off what the
+//  After a failed write, once its backoff has passed: cuts off what the
 //  failed write left of a record and lets the buffered records be written
 //  again.
 static void
 s_retry (zf_journal_t *self, int64_t now_ms)
 {
-    if (!self->retry || now_ms - self->failed_at < RETRY_MS)
+    if (!self->retry || now_ms - self->failed_at < self->backoff)
         return;
     self->failed_at = now_ms;
     if (ftruncate (self->fd, (off_t) self->segment_size) ||
-        lseek (self->fd, (off_t) self->segment_size, SEEK_SET) < 0 || s_write_out (self))
-        return; // not yet: quietly, the failure was told
+        lseek (self->fd, (off_t) self->segment_size, SEEK_SET) < 0 || s_write_out (self)) {
+        // Not yet: quietly (the failure was told), and less often.
+        self->backoff = self->backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : self->backoff * 2;
+        return;
+    }
     zsys_info ("journal %s: writing again; confirms go on", self->dir);
     zstr_free (&self->failed);
     self->retry = false;
@@ -1086,7 +1093,7 @@ int64_t
 zf_journal_due (zf_journal_t *self, int64_t now_ms)
 {
     if (self->retry) {
-        int64_t wait = self->failed_at + RETRY_MS - now_ms;
+        int64_t wait = self->failed_at + self->backoff - now_ms;
         return wait > 0 ? wait : 0;
     }
     if (self->sync != ZF_SYNC_BATCH || self->syncing || self->failed ||

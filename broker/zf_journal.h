@@ -117,8 +117,9 @@ uint64_t zf_journal_appended (zf_journal_t *self);
 //  Writes the records appended (one write) and asks the syncer for a sync
 //  as the mode wants. Returns 0, or -1 if the disk refused (see
 //  zf_journal_failed). After a failed write the records stay buffered and
-//  a later commit writes them, once RETRY_MS has passed and the disk takes
-//  them; after a failed sync nothing becomes durable any more.
+//  a later commit writes them, once the retry's backoff has passed (0.1 s,
+//  doubling up to 5 s) and the disk takes them; after a failed sync
+//  nothing becomes durable any more.
 int zf_journal_commit (zf_journal_t *self, int64_t now_ms);
 
 //  Asks for the next sync without waiting for the rest of the batch
