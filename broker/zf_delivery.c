@@ -377,7 +377,8 @@ static uint64_t s_free_slots (zf_worker_t *worker);
 bool
 zf_store_stalled (zf_worker_t *worker)
 {
-    if (!worker->parked || worker->answered < worker->held.size)
+    // A writer that reads nothing (a producer) waits for others' room only.
+    if (!worker->parked || !worker->ngroups || worker->answered < worker->held.size)
         return false;
     if (!s_free_slots (worker))
         return true;
