@@ -106,3 +106,81 @@ def wait_for(predicate, timeout=20, what="the condition"):
             return
         time.sleep(0.05)
     raise AssertionError("%s did not come within %s s" % (what, timeout))
+
+
+class Run:
+    """`zflow run PIPELINE` with its journal, the broker inside it on free
+    ports of 127.0.0.1; its exec actors find the package and the tests'
+    modules, and JOBS_DIR (the test's directory) for their side effects."""
+
+    def __init__(self, directory, config, *args, broker=""):
+        self.directory = directory
+        self.port = free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.events = "tcp://127.0.0.1:%d" % free_port()
+        self.path = os.path.join(directory, "p.zpl")
+        with open(self.path, "w") as f:
+            f.write("broker\n    endpoint = %s\n    events = %s\n%s"
+                    % (self.endpoint, self.events, broker))
+            f.write(config)
+        self.log_path = os.path.join(directory, "run.log")
+        env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=directory,
+                   PATH="/usr/bin:" + os.environ.get("PATH", ""))
+        self.process = subprocess.Popen(
+            [ZFLOW, "run", self.path, "--state", os.path.join(directory, "state")] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path, "w"), env=env)
+
+    def client(self, timeout=30):
+        """A Client of the run's broker, once it answers (failing at once,
+        with the run's log, if the run ended)."""
+        import zflow
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError("zflow run ended (%d): %s"
+                                     % (self.process.returncode, self.log()))
+            client = zflow.Client(self.endpoint, timeout=timeout)
+            try:
+                client.session.ensure_open(1)
+                return client
+            except zflow.BrokerError:
+                client.close()
+                if time.monotonic() > deadline:
+                    raise
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture
+def runs():
+    started = []
+
+    def start(directory, config, *args, broker=""):
+        run = Run(str(directory), config, *args, broker=broker)
+        started.append(run)
+        return run
+    yield start
+    for run in started:
+        run.stop()
+
+
+def side_effects(directory, name):
+    """The lines the jobs wrote to NAME in the test's directory."""
+    try:
+        with open(os.path.join(str(directory), name)) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []

@@ -66,3 +66,30 @@ def test_an_answer_of_the_wrong_shape_fails_the_line_saying_why(tmp_path, proces
     finally:
         processes.stop_all()
         broker.stop()
+
+
+def test_an_async_function_runs_ten_thousand_items(tmp_path, processes):
+    here = os.path.dirname(os.path.abspath(__file__))
+    command = "env PYTHONPATH=%s:%s %s -m zflow coprocess workers:parse_async" % (
+        os.path.dirname(here), here, sys.executable)
+    broker = _broker(tmp_path, processes, command)
+    try:
+        with zflow.Client(broker.endpoint) as client:
+            items = [{"n": n, "text": "x" * (n % 100), "fail": n % 1000 == 7,
+                      "exit": n % 1000 == 8} for n in range(10000)]
+            handles = client.put_many("lines", items)
+            failed = {}
+            for n, handle in enumerate(handles):
+                result = handle.result(timeout=60)
+                if n % 1000 in (7, 8):
+                    assert result.state == "dead", result
+                    failed[n] = result.error
+                else:
+                    assert (result.state, result.values) == \
+                        ("done", [{"n": n, "size": n % 100}]), result
+            assert failed[7] == "ValueError: bad item 7"
+            assert failed[8] == "the function called sys.exit(3)"
+            assert len(failed) == 20
+    finally:
+        processes.stop_all()
+        broker.stop()

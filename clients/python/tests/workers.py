@@ -27,3 +27,11 @@ def parse(item):
     if item.get("fail"):
         raise ValueError("bad item %d" % item["n"])
     return {"n": item["n"], "size": len(item.get("text", ""))}
+
+
+async def parse_async(item):
+    """parse, as an async function: a coprocess runs a line's at once."""
+    await asyncio.sleep(0)
+    if item.get("exit"):
+        raise SystemExit(3)
+    return parse(item)

@@ -16,8 +16,9 @@ docs/python.md has the whole of it. Needs python3-zmq and python3-msgpack.
 from ._session import BrokerError
 from .aio import AsyncClient, AsyncHandle
 from .client import Client, Handle, Refused, Result, TaskFailed
-from .worker import Worker, actor
+from .worker import Context, Retry, TimeLimit, Worker, actor, current, on_start, on_stop
 
-__all__ = ["AsyncClient", "AsyncHandle", "BrokerError", "Client", "Handle", "Refused", "Result",
-           "TaskFailed", "Worker", "actor"]
+__all__ = ["AsyncClient", "AsyncHandle", "BrokerError", "Client", "Context", "Handle", "Refused",
+           "Result", "Retry", "TaskFailed", "TimeLimit", "Worker", "actor", "current", "on_start",
+           "on_stop"]
 __version__ = "0.1.0"

@@ -1,16 +1,20 @@
-"""python -m zflow worker MODULE:FUNCTION [--broker ENDPOINT] [--name NAME]
-[--input Q] [--output Q] [--concurrency N] [--pipeline P]
+"""python -m zflow worker MODULE:FUNCTION [--broker ENDPOINT] [--group NAME]
+[--input Q] [--output Q] [--concurrency N] [--threads N] [--timeout D]
+[--hard-timeout D] [--pipeline P]
 python -m zflow coprocess MODULE:FUNCTION
 
 worker runs FUNCTION (marked with @zflow.actor, or given its queues here)
 as a worker until SIGTERM or SIGINT. Under `zflow run` (kind = exec) the
-broker and the actor's name and queues come from the environment (ZFLOW_*).
+broker and the actor's name, queues and settings come from the environment
+(ZFLOW_*). Started by hand, it joins the actor of the pipeline that reads
+its input; --group names another group, which gets a copy of every item.
 coprocess runs it as the program of a processor with `protocol = batch`
 (zflow.coprocess)."""
 import argparse
 import importlib
 import sys
 
+from ._session import BrokerError
 from .worker import Worker
 
 
@@ -20,10 +24,15 @@ def main(argv=None):
     worker = commands.add_parser("worker", help="run a function as a worker")
     worker.add_argument("target", metavar="MODULE:FUNCTION")
     worker.add_argument("--broker", help="the broker's endpoint (default $ZFLOW_ENDPOINT)")
-    worker.add_argument("--name", help="the actor's name (its workers share the work)")
+    worker.add_argument("--group", "--name", dest="group",
+                        help="the consumer group (actor) to join; default: the actor of the "
+                             "pipeline that reads the input")
     worker.add_argument("--input")
     worker.add_argument("--output")
-    worker.add_argument("--concurrency", type=int)
+    worker.add_argument("--concurrency", type=int, help="items an async function runs at once")
+    worker.add_argument("--threads", type=int, help="threads a plain function runs on")
+    worker.add_argument("--timeout", help="soft time limit of an item (\"30s\", \"5m\")")
+    worker.add_argument("--hard-timeout", help="hard time limit: the process ends")
     worker.add_argument("--pipeline")
     coprocess = commands.add_parser("coprocess",
                                     help="run a function as a processor's program (batch)")
@@ -43,11 +52,14 @@ def main(argv=None):
         serve(fn)
         return 0
     try:
-        Worker(fn, args.broker, args.name, args.input, args.output, args.concurrency,
-               pipeline=args.pipeline).run()
-    except ValueError as e:
-        print("python -m zflow: %s" % e, file=sys.stderr)
+        Worker(fn, args.broker, None, args.input, args.output, args.concurrency,
+               pipeline=args.pipeline, threads=args.threads, timeout=args.timeout,
+               hard_timeout=args.hard_timeout, group=args.group).run()
+    except (ValueError, BrokerError) as e:
+        print("python -m zflow worker: %s" % e, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -36,6 +36,7 @@ class Session:
         self.heartbeat = 1000      # ms, until WELCOME says
         self.liveness = 3
         self.window = 1000         # PUT items unconfirmed at most
+        self.timeout = 0           # ms: the input queue's timeout, if WELCOME says
         self.sessions = 0          # sessions opened: more than 1 after the broker forgot one
         self.sock = None
         self.unconfirmed = {}      # seq -> (items, frames): PUTs sent, not yet confirmed
@@ -43,6 +44,7 @@ class Session:
         self.last_sent = self.last_heard = 0.0
         self.opened_at = 0.0       # when the last HELLO went
         self.on_open = None        # called after each new session's WELCOME
+        self.wakeup = None         # a file descriptor that ends receive when readable
         self.open()
 
     @property
@@ -135,7 +137,9 @@ class Session:
         to timeout seconds (None: for ever); None if none came. Answers
         PING, takes WELCOME, opens a
         new session when the broker has forgotten this one or is silent
-        past its liveness, and pings when this side has been quiet."""
+        past its liveness, and pings when this side has been quiet. Returns
+        None at once when the file descriptor wakeup is readable (its owner
+        empties it)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             now = time.monotonic()
@@ -151,7 +155,11 @@ class Session:
             poller.register(self.sock, zmq.POLLIN)
             if self.monitor is not None:
                 poller.register(self.monitor, zmq.POLLIN)
+            if self.wakeup is not None:
+                poller.register(self.wakeup, zmq.POLLIN)
             ready = dict(poller.poll(int(wait * 1000)))
+            if self.wakeup is not None and self.wakeup in ready:
+                return None  # the owner of wakeup has something to do
             if self.monitor is not None and self.monitor in ready:
                 if Brokers.gone(self.monitor.recv_multipart(), self.welcomed):
                     self.brokers.next()  # its broker went away: the next, at once
@@ -174,6 +182,7 @@ class Session:
             self.heartbeat = header.get("heartbeat", self.heartbeat)
             self.liveness = header.get("liveness", self.liveness)
             self.window = header.get("window", self.window)
+            self.timeout = header.get("timeout", 0)
             self.welcomed = True
             if self.on_open:
                 self.on_open()

@@ -16,7 +16,8 @@ import zmq.asyncio
 from . import _curve, _zfp
 from ._brokers import Brokers
 from ._session import BrokerError
-from .client import OVER, Refused, Result, _cancel_header, _put_batch, _status_header, _value
+from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _group_batches,
+                     _put_batch, _status_header, _value)
 
 
 class AsyncHandle:
@@ -35,10 +36,26 @@ class AsyncHandle:
         return _value(await self.client.result(self.id, timeout), timeout)
 
     async def cancel(self, reason=""):
-        await self.client.cancel(self.id, reason)
+        return await self.client.cancel(self.id, reason)
 
     def __repr__(self):
         return "AsyncHandle(%s)" % self.id
+
+
+class _Finished(AsyncHandle):
+    """The handle of an empty group: done at once, its value []."""
+
+    async def status(self):
+        return "done"
+
+    async def result(self, timeout=None):
+        return Result(self.id, "done", [[]])
+
+    async def get(self, timeout=30):
+        return []
+
+    async def cancel(self, reason=""):
+        return "done"
 
 
 class AsyncClient:
@@ -215,15 +232,29 @@ class AsyncClient:
             items, packed = _put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
                                        ids[first:] if ids else None, delay, at, priority,
                                        headers, root)
-            self.seq += 1
-            frames = _zfp.encode("PUT", {"seq": self.seq, "items": items}, packed)
-            confirm, _ = await self._request(("CONFIRM", self.seq), frames,
-                                             self.timeout if timeout is None else timeout)
-            if confirm.get("refused"):
-                raise Refused("the broker refused %d of %d items: %s"
-                              % (confirm["refused"], len(items), confirm.get("reason", "")))
+            await self._put_confirmed(items, packed, timeout)
             handles += [AsyncHandle(self, item["id"].hex()) for item in items]
         return handles
+
+    async def _put_confirmed(self, items, packed, timeout):
+        self.seq += 1
+        frames = _zfp.encode("PUT", {"seq": self.seq, "items": items}, packed)
+        confirm, _ = await self._request(("CONFIRM", self.seq), frames,
+                                         self.timeout if timeout is None else timeout)
+        if confirm.get("refused"):
+            raise Refused("the broker refused %d of %d items: %s"
+                          % (confirm["refused"], len(items), confirm.get("reason", "")))
+
+    async def group(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
+                    timeout=None):
+        """As Client.group: the group's handle; its value the gather's list."""
+        bodies = list(bodies)
+        group, batches = _group_batches(queue, bodies, delay, at, priority, headers)
+        if not bodies:
+            return _Finished(self, group)
+        for items, packed in batches:
+            await self._put_confirmed(items, packed, timeout)
+        return AsyncHandle(self, group)
 
     async def put(self, queue, body, delay=None, at=None, priority=0, headers=None, root=None,
                   id=None, timeout=None):
@@ -250,9 +281,12 @@ class AsyncClient:
         return Result._from(header, bodies)
 
     async def cancel(self, id, reason=""):
-        await self._welcomed(self.timeout)
+        """As Client.cancel: the state after, or the one it was over in."""
+        before = await self.status(id)
+        if before in OVER or before == "unknown":
+            return before
         await self._send(_zfp.encode("CANCEL", _cancel_header(id, reason)))
-        await self.status(id)  # answered after the CANCEL: it has been done
+        return _cancelled_state(before, await self.status(id))
 
 
 __all__ = ["AsyncClient", "AsyncHandle", "OVER"]

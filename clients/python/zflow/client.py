@@ -6,6 +6,7 @@ import time
 import zmq
 
 from . import _curve, _zfp
+from ._durations import seconds, unix_time
 from ._session import BrokerError, Session
 
 OVER = ("done", "dead", "cancelled")
@@ -30,13 +31,17 @@ class Result:
     """A root's result: its state, and once over what its lineage put on
     the pipeline's results queues (values, unpacked), or why it failed."""
 
-    def __init__(self, id, state, values=(), error="", queue="", attempts=0):
+    def __init__(self, id, state, values=(), error="", queue="", attempts=0, detail="",
+                 progress=None, note=""):
         self.id = id
         self.state = state
         self.values = list(values)
-        self.error = error
+        self.error = error        # why it failed or was cancelled: one line
+        self.detail = detail      # the failure's traceback, when the worker gave one
         self.queue = queue
         self.attempts = attempts
+        self.progress = progress  # 0.0 to 1.0 while it runs, if its task said
+        self.note = note          # what the task said with its progress
 
     @property
     def over(self):
@@ -50,9 +55,11 @@ class Result:
     def _from(cls, header, bodies, first=0, end=None):
         items = header.get("results") or []
         end = len(items) if end is None else end
+        progress = header.get("progress")
         return cls(header["id"].hex(), header.get("state", "unknown"),
                    [_zfp.unpack(b) for b in bodies[first:end]], header.get("reason", ""),
-                   header.get("queue", ""), header.get("attempt", 0))
+                   header.get("queue", ""), header.get("attempt", 0), header.get("detail", ""),
+                   None if progress is None else progress / 1000, header.get("note", ""))
 
 
 def _value(result, timeout):
@@ -87,17 +94,56 @@ class Handle:
         return _value(self.client.result(self.id, timeout), timeout)
 
     def cancel(self, reason=""):
-        self.client.cancel(self.id, reason)
+        return self.client.cancel(self.id, reason)
 
     def __repr__(self):
         return "Handle(%s)" % self.id
 
 
-def _put_batch(queue, bodies, ids, delay, at, priority, headers, root):
-    """The envelopes and packed bodies of one PUT (at most BATCH_MAX)."""
+class _Finished(Handle):
+    """The Handle of an empty group: done at once, its value []."""
+
+    def status(self):
+        return "done"
+
+    def result(self, timeout=None):
+        return Result(self.id, "done", [[]])
+
+    def get(self, timeout=30):
+        return []
+
+    def cancel(self, reason=""):
+        return "done"
+
+
+def _put_batch(queue, bodies, ids, delay, at, priority, headers, root, group=None, first=0):
+    """The envelopes and packed bodies of one PUT (at most BATCH_MAX);
+    group: (its id, its size), the bodies its members from index first."""
     items = [_envelope(queue, _zfp.parse_id(ids[i]) if ids else _zfp.random_id(), delay, at,
                        priority, headers, root) for i in range(len(bodies))]
+    if group:
+        for index, item in enumerate(items):
+            item["group"] = {"id": group[0], "size": group[1], "index": first + index}
     return items, [_zfp.pack(body) for body in bodies]
+
+
+def _group_batches(queue, bodies, delay, at, priority, headers):
+    """The group's id and its PUTs' (items, packed bodies): every member
+    has the group's id as its root, so that the group's outcome is one
+    root's result."""
+    group = _zfp.random_id()
+    batches = []
+    for first in range(0, len(bodies), _zfp.BATCH_MAX):
+        batches.append(_put_batch(queue, bodies[first:first + _zfp.BATCH_MAX], None, delay, at,
+                                  priority, headers, group, (group, len(bodies)), first))
+    return group.hex(), batches
+
+
+def _cancelled_state(before, after):
+    """What cancel returns: the state after it (cancelled), or the state
+    the task was already in (done, dead, cancelled; unknown for an id the
+    broker does not know), in which case the cancel changed nothing."""
+    return before if before in OVER or before == "unknown" else after
 
 
 def _status_header(id, results, wait):
@@ -127,7 +173,8 @@ def _envelope(queue, id, delay, at, priority, headers, root):
         env["headers"] = dict(headers)
     not_before = 0
     if at is not None:
-        not_before = int((at.timestamp() if hasattr(at, "timestamp") else at) * 1000)
+        not_before = int(unix_time(at, "at") * 1000)
+    delay = seconds(delay, "delay")
     if delay:
         not_before = max(not_before, env["ts"] + int(delay * 1000))
     if not_before:
@@ -209,27 +256,44 @@ class Client:
             items, packed = _put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
                                        ids[first:] if ids else None, delay, at, priority,
                                        headers, root)
-            self.seq += 1
-            seq = self.seq
-            _, confirm, _ = self._request(
-                "PUT", {"seq": seq, "items": items}, packed,
-                lambda command, header, _: command == "CONFIRM" and header.get("seq") == seq,
-                timeout)
-            if confirm.get("refused"):
-                raise Refused("the broker refused %d of %d items: %s"
-                              % (confirm["refused"], len(items), confirm.get("reason", "")))
+            self._put_confirmed(items, packed, timeout)
             handles += [Handle(self, item["id"].hex()) for item in items]
         return handles
+
+    def _put_confirmed(self, items, packed, timeout):
+        self.seq += 1
+        seq = self.seq
+        _, confirm, _ = self._request(
+            "PUT", {"seq": seq, "items": items}, packed,
+            lambda command, header, _: command == "CONFIRM" and header.get("seq") == seq,
+            timeout)
+        if confirm.get("refused"):
+            raise Refused("the broker refused %d of %d items: %s"
+                          % (confirm["refused"], len(items), confirm.get("reason", "")))
 
     def put(self, queue, body, delay=None, at=None, priority=0, headers=None, root=None,
             id=None, timeout=None):
         """Puts one task; its Handle once the broker has it. delay: seconds
-        to wait before it runs; at: a datetime or a Unix time; priority 0
+        to wait before it runs (or text: "10s", "1m30s"); at: a datetime,
+        a Unix time or ISO 8601 text ("2026-12-24T18:00:00Z"); priority 0
         to 9; headers: str to str, carried with it and all made from it."""
         return self.put_many(queue, [body], delay, at, priority, headers, root,
                              [id] if id else None, timeout)[0]
 
     delay = put  # Celery's name
+
+    def group(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
+              timeout=None):
+        """Puts bodies as one group for a gather (asyncio.gather, Celery's
+        group): the Handle of the group, whose value is the gather's list
+        of results. An empty group is done at once, its value []."""
+        bodies = list(bodies)
+        group, batches = _group_batches(queue, bodies, delay, at, priority, headers)
+        if not bodies:
+            return _Finished(self, group)
+        for items, packed in batches:
+            self._put_confirmed(items, packed, self.timeout if timeout is None else timeout)
+        return Handle(self, group)
 
     def _report(self, id, results=False, wait=0, timeout=None):
         header = _status_header(id, results, wait)
@@ -240,7 +304,7 @@ class Client:
 
     def status(self, id):
         """The item's state: queued, delayed, delivered, retrying, done,
-        dead, cancelled or unknown."""
+        dead, cancelled or unknown (Result has its progress too)."""
         return self._report(id)[1].get("state", "unknown")
 
     def result(self, id, timeout=None):
@@ -253,10 +317,14 @@ class Client:
     def cancel(self, id, reason=""):
         """Cancels what is left of the root's lineage: queued items dropped,
         running ones' outputs dropped when they come; its state is
-        cancelled."""
-        self.session.ensure_open(self.timeout)
+        cancelled, and reason its error. Returns the state: "cancelled",
+        or the one it had when it was over already ("done", "dead") or
+        unknown to the broker ("unknown"): then nothing changed."""
+        before = self.status(id)
+        if before in OVER or before == "unknown":
+            return before
         self.session.send("CANCEL", _cancel_header(id, reason))
-        self.status(id)  # answered after the CANCEL: it has been done
+        return _cancelled_state(before, self.status(id))  # answered after the CANCEL
 
     # -- events ------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """A function as a processor's program in batch mode (`protocol =
 batch`): zflow's processor speaks ZFP, derives the ids and acks; this
 reads a line of envelopes from stdin, runs the function on each body
-(an async one on all of them at once) and writes one line back, an entry
-per item: the list of its outputs, or {"error": REASON}.
+(an async one on all of them at once, on one event loop that lives as
+long as the program) and writes one line back, an entry per item: the
+list of its outputs, or {"error": REASON} for an item that raised
+(whatever it raised: one item's failure is that item's only).
 
     actors
         work
@@ -31,7 +33,20 @@ def _outputs(value):
 
 
 def _error(e):
+    if isinstance(e, SystemExit):
+        return {"error": "the function called sys.exit(%r)" % (e.code,)}
     return {"error": "".join(traceback.format_exception_only(type(e), e)).strip()[:1024]}
+
+
+async def _each(call, envelopes):
+    """call on every body at once; an exception in place of a failed one's
+    outputs (a BaseException too: it fails its item, not the program)."""
+    async def one(body):
+        try:
+            return await call(body)
+        except BaseException as e:  # noqa: BLE001 - the item's failure
+            return e
+    return await asyncio.gather(*(one(env["body"]) for env in envelopes))
 
 
 def serve(fn, stdin=None, stdout=None):
@@ -45,7 +60,10 @@ def serve(fn, stdin=None, stdout=None):
         async def call(body):
             if inspect.isasyncgenfunction(fn):
                 return [v async for v in fn(body)]
-            return _outputs(await fn(body))
+            value = fn(body)
+            if inspect.isawaitable(value):
+                value = await value
+            return _outputs(value)
 
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
     for line in stdin:
@@ -53,14 +71,14 @@ def serve(fn, stdin=None, stdout=None):
             continue
         envelopes = json.loads(line)
         if loop:
-            answers = loop.run_until_complete(asyncio.gather(
-                *(call(env["body"]) for env in envelopes), return_exceptions=True))
+            # The gather is made inside the loop, whose futures it then has.
+            answers = loop.run_until_complete(_each(call, envelopes))
         else:
             answers = []
             for env in envelopes:
                 try:
                     answers.append(_outputs(fn(env["body"])))
-                except Exception as e:  # the item failed: its entry says why
+                except BaseException as e:  # noqa: BLE001 - the item failed: its entry says why
                     answers.append(e)
         parts = []
         for answer in answers:

@@ -1,0 +1,108 @@
+"""Background jobs as a web app would write them: long, async or plain,
+with time limits, retries, progress and hooks. Each records what it did
+in a file of JOBS_DIR, so that a test can count how often it ran."""
+import asyncio
+import os
+import time
+
+import zflow
+
+
+def record(name, text):
+    with open(os.path.join(os.environ["JOBS_DIR"], name), "a") as f:
+        f.write("%s\n" % text)
+
+
+@zflow.actor(input="long", output="done")
+async def long_async(item):
+    await asyncio.sleep(item["seconds"])
+    record("long_async", item["n"])
+    return item["n"]
+
+
+@zflow.actor(input="plain", output="done", threads=2)
+def long_plain(item):
+    time.sleep(item["seconds"])
+    record("long_plain", item["n"])
+    return item["n"]
+
+
+@zflow.actor(input="many", output="done", concurrency=50)
+async def two_seconds(item):
+    record("started", "%d:%.3f" % (item, time.time()))
+    await asyncio.sleep(2)
+    record("ended", "%d:%.3f" % (item, time.time()))
+    return item
+
+
+@zflow.actor(input="stuck", output="done", timeout=1)
+async def stuck_async(item):
+    await asyncio.sleep(3600)
+
+
+@zflow.actor(input="busy", output="done", timeout=1)
+def busy_plain(item):
+    while True:   # pure Python: the soft limit lands in it
+        pass
+
+
+@zflow.actor(input="blocked", output="done", timeout=1, hard_timeout=2)
+def blocked_plain(item):
+    record("blocked", os.getpid())
+    time.sleep(3600)  # a C call: only the hard limit ends it
+
+
+@zflow.actor(input="later", output="done")
+async def retry_later(item, ctx):
+    record("retry_later", "%d:%.3f" % (ctx.attempt, time.time()))
+    if ctx.attempt == 1:
+        raise zflow.Retry(countdown=2, reason="the service said 503")
+    return {"attempt": ctx.attempt, "headers": ctx.headers, "queue": ctx.queue,
+            "id": ctx.id, "root": ctx.root}
+
+
+@zflow.actor(input="report", output="done")
+async def with_progress(item):
+    ctx = zflow.current()
+    ctx.progress(0.25, "a quarter done")
+    for _ in range(600):   # until the test has seen it
+        if os.path.exists(os.path.join(os.environ["JOBS_DIR"], "seen")):
+            break
+        await asyncio.sleep(0.05)
+    return "finished"
+
+
+def _inner(n):
+    raise KeyError("no row %d" % n)
+
+
+@zflow.actor(input="broken", output="done")
+def broken(item):
+    return _inner(item)
+
+
+session = None
+
+
+@zflow.on_start
+async def open_session():
+    global session
+    session = {"opened": time.time()}
+    record("hooks", "start")
+
+
+@zflow.on_stop
+async def close_session():
+    record("hooks", "stop")
+
+
+@zflow.actor(input="hooked", output="done")
+async def uses_session(item):
+    return session is not None
+
+
+@zflow.actor(input="sends", output="done")
+def send_email(item):
+    record("sent", item)
+    time.sleep(0.05)
+    return item

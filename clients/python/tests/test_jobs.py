@@ -1,0 +1,191 @@
+"""Python workers running ordinary background jobs under `zflow run`:
+long ones run once, async ones many at once, stuck ones bounded by their
+time limits, retries when asked, progress seen while they run, failures
+with their tracebacks, hooks, and a worker started by hand beside the
+pipeline's that shares its work rather than doubling it."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import zflow
+from conftest import PYTHONPATH, side_effects, wait_for
+
+PY = "/usr/bin/python3 -m zflow worker"
+
+
+HEARTBEAT = "    heartbeat = 1s\n"
+
+
+def pipeline(*actors, queue_keys=""):
+    """A pipeline of exec actors (name, function, input), each reading an
+    external queue, writing the results queue `done`."""
+    text = "pipeline\n    results = done\nqueues\n"
+    for _, _, queue in actors:
+        text += "    %s\n        external = true\n%s" % (queue, queue_keys)
+    text += "actors\n"
+    for name, function, queue in actors:
+        text += ("    %s\n        kind = exec\n        command = \"%s jobs:%s\"\n"
+                 "        input = %s\n        output = done\n" % (name, PY, function, queue))
+    return text
+
+
+def test_a_long_task_runs_once_async_or_plain(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("a", "long_async", "long"), ("p", "long_plain", "plain")),
+               broker=HEARTBEAT)
+    with run.client() as client:
+        slow_async = client.put("long", {"n": 1, "seconds": 20})
+        slow_plain = client.put("plain", {"n": 2, "seconds": 20})
+        assert slow_async.get(timeout=60) == 1
+        assert slow_plain.get(timeout=60) == 2
+    # Heartbeats every second went on while each ran for 20: each ran once.
+    assert side_effects(tmp_path, "long_async") == ["1"]
+    assert side_effects(tmp_path, "long_plain") == ["2"]
+
+
+def overlap(tmp_path):
+    """The most tasks running at once, from their start and end records."""
+    events = [(float(t), 1) for t in (s.split(":")[1] for s in side_effects(tmp_path, "started"))]
+    events += [(float(t), -1) for t in (s.split(":")[1] for s in side_effects(tmp_path, "ended"))]
+    running = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_an_async_worker_keeps_its_concurrency_busy(tmp_path, runs):
+    # concurrency = 50 is the decorator's: the pipeline does not set it.
+    run = runs(tmp_path, pipeline(("m", "two_seconds", "many")))
+    with run.client() as client:
+        start = time.monotonic()
+        handles = [client.put("many", n) for n in range(100)]   # one by one
+        assert [h.get(timeout=30) for h in handles] == list(range(100))
+        took = time.monotonic() - start
+    assert sorted(int(s.split(":")[0]) for s in side_effects(tmp_path, "ended")) == \
+        list(range(100))
+    assert overlap(tmp_path) == 50   # all of its concurrency, never more
+    print("100 two-second tasks, one worker of concurrency 50: %.2f s" % took)
+    assert took < 6
+
+
+def test_time_limits_end_stuck_tasks_with_their_reasons(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("s", "stuck_async", "stuck"), ("b", "busy_plain", "busy"),
+                                  ("h", "blocked_plain", "blocked"),
+                                  queue_keys="        max-attempts = 1\n"))
+    with run.client() as client:
+        stuck, busy, blocked = (client.put(q, 1) for q in ("stuck", "busy", "blocked"))
+        for handle in (stuck, busy):
+            with pytest.raises(zflow.TaskFailed) as failed:
+                handle.get(timeout=30)
+            assert failed.value.result.state == "dead"
+            assert "TimeLimit" in failed.value.result.error
+            assert "time limit of 1 s" in failed.value.result.error
+        with pytest.raises(zflow.TaskFailed) as failed:
+            blocked.get(timeout=30)
+        assert "hard time limit of 2 s" in failed.value.result.error
+        # The worker it ended was started again, and serves.
+        wait_for(lambda: len(side_effects(tmp_path, "blocked")) == 1, what="the first run")
+        again = client.put("blocked", 2)
+        wait_for(lambda: len(side_effects(tmp_path, "blocked")) == 2, timeout=30,
+                 what="a new worker taking the next item")
+        assert len(set(side_effects(tmp_path, "blocked"))) == 2   # two processes
+        assert again.status() in ("delivered", "dead")
+    assert "hard time limit" in run.log()
+
+
+def test_retry_waits_its_countdown_and_the_task_knows_its_context(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("l", "retry_later", "later")))
+    with run.client() as client:
+        task = client.put("later", {}, headers={"user": "ada"})
+        value = task.get(timeout=30)
+    assert value == {"attempt": 2, "headers": {"user": "ada"}, "queue": "later",
+                     "id": task.id, "root": task.id}
+    attempts = [s.split(":") for s in side_effects(tmp_path, "retry_later")]
+    assert [a for a, _ in attempts] == ["1", "2"]
+    assert float(attempts[1][1]) - float(attempts[0][1]) >= 2.0
+    assert "the service said 503" in run.log()
+
+
+def test_progress_is_seen_while_the_task_runs(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("r", "with_progress", "report")))
+    with run.client() as client:
+        task = client.put("report", 1)
+        seen = []
+
+        def reported():
+            result = client.result(task.id)
+            seen.append(result)
+            return result.progress is not None
+        wait_for(reported, timeout=20, what="the task's progress")
+        assert (seen[-1].state, seen[-1].progress, seen[-1].note) == \
+            ("delivered", 0.25, "a quarter done")
+        open(os.path.join(str(tmp_path), "seen"), "w").close()
+        assert task.get(timeout=30) == "finished"
+
+
+def test_a_failure_keeps_its_traceback(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("x", "broken", "broken"),
+                                  queue_keys="        max-attempts = 1\n"))
+    with run.client() as client:
+        with pytest.raises(zflow.TaskFailed) as failed:
+            client.put("broken", 5).get(timeout=30)
+    result = failed.value.result
+    assert result.error == "KeyError: 'no row 5'"
+    assert result.detail.startswith("Traceback (most recent call last):")
+    assert "in _inner" in result.detail and result.detail.rstrip().endswith(result.error)
+    assert "in _inner" in run.log()     # and in the worker's log
+
+
+def test_hooks_run_once_around_the_work(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("k", "uses_session", "hooked")))
+    with run.client() as client:
+        assert client.put("hooked", 1).get(timeout=30) is True
+    assert side_effects(tmp_path, "hooks") == ["start"]
+    assert run.stop() == 0
+    assert side_effects(tmp_path, "hooks") == ["start", "stop"]
+
+
+def hand_started(run, *args, **options):
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=run.directory)
+    return subprocess.Popen([sys.executable, "-m", "zflow", "worker"] + list(args),
+                            env=env, stderr=subprocess.PIPE, text=True, **options)
+
+
+def test_a_worker_started_by_hand_shares_the_work(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("send", "send_email", "sends")))
+    worker = hand_started(run, "jobs:send_email", "--broker", run.endpoint)
+    try:
+        with run.client() as client:
+            handles = [client.put("sends", n) for n in range(40)]
+            assert sorted(h.get(timeout=30) for h in handles) == list(range(40))
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=30)
+    assert sorted(map(int, side_effects(tmp_path, "sent"))) == list(range(40))  # each once
+    assert worker.returncode == 0, err
+
+
+def test_a_worker_for_a_queue_the_pipeline_lacks_is_refused(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("send", "send_email", "sends")))
+    run.client().close()
+    worker = hand_started(run, "jobs:send_email", "--broker", run.endpoint, "--input", "nosuch")
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 2
+    assert "the pipeline has no queue 'nosuch'" in err
+
+
+def test_a_worker_with_no_broker_says_so(tmp_path):
+    from conftest import free_port
+    worker = hand_started(type("R", (), {"directory": str(tmp_path)}), "jobs:send_email",
+                          "--broker", "tcp://127.0.0.1:%d" % free_port())
+    try:
+        line = []
+        wait_for(lambda: line.append(worker.stderr.readline()) or "no broker" in line[-1],
+                 timeout=15, what="the worker saying it has no broker")
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=30)
+    assert "no broker answers at tcp://127.0.0.1:" in line[-1]
