@@ -113,15 +113,17 @@ class Run:
     ports of 127.0.0.1; its exec actors find the package and the tests'
     modules, and JOBS_DIR (the test's directory) for their side effects."""
 
-    def __init__(self, directory, config, *args, broker=""):
+    def __init__(self, directory, config, *args, broker="", endpoint=None):
+        """broker: keys for the broker's section, which this writes; or
+        endpoint: the broker's, in the config's own section."""
         self.directory = directory
-        self.port = free_port()
-        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.endpoint = endpoint or "tcp://127.0.0.1:%d" % free_port()
         self.events = "tcp://127.0.0.1:%d" % free_port()
         self.path = os.path.join(directory, "p.zpl")
         with open(self.path, "w") as f:
-            f.write("broker\n    endpoint = %s\n    events = %s\n%s"
-                    % (self.endpoint, self.events, broker))
+            if not endpoint:
+                f.write("broker\n    endpoint = %s\n    events = %s\n%s"
+                        % (self.endpoint, self.events, broker))
             f.write(config)
         self.log_path = os.path.join(directory, "run.log")
         env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=directory,
