@@ -19,7 +19,10 @@ extern "C" {
 typedef struct {
     zf_actor_settings_t actor; // kind, curve-secret, input, output, workers
     const char *command;       // the program to run
-    int64_t concurrency;       // items each worker holds at once
+    int64_t concurrency;       // items each worker holds at once; 0 when not set
+    int64_t threads;           // threads a worker runs plain functions on; 0 when not set
+    int64_t timeout;           // ms, the soft time limit of one item; 0 when not set
+    int64_t hard_timeout;      // ms after which the worker process ends; 0 when not set
 } zf_exec_settings_t;
 
 typedef struct {
@@ -121,6 +124,19 @@ extern const zf_kind_t zf_sink_kind;
 //  The actor functions of the kinds that have one (args: zf_actor_args_t).
 void zf_producer_actor (zsock_t *pipe, void *args);
 void zf_sink_actor (zsock_t *pipe, void *args);
+
+//  A variable of an exec actor's environment that its settings give.
+typedef struct {
+    const char *name; // ZFLOW_CONCURRENCY, ZFLOW_THREADS, ZFLOW_TIMEOUT or ZFLOW_HARD_TIMEOUT
+    char value[24];   // a whole number (items, threads or ms), or "" when the key is left out
+} zf_exec_env_t;
+#define ZF_EXEC_ENV_MAX 4
+
+//  Fills env with the variables of an exec actor's keys concurrency,
+//  threads, timeout and hard-timeout (in ms). A key the pipeline leaves
+//  out has the value "": the variable is not to be set, so that the
+//  program keeps its own default.
+void zf_exec_environment (const zf_exec_settings_t *settings, zf_exec_env_t env[ZF_EXEC_ENV_MAX]);
 
 //  All kinds, ended by NULL.
 const zf_kind_t *const *zf_kinds (void);

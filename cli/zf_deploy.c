@@ -138,12 +138,16 @@ s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const ch
             char *brokers = zf_pipeline_brokers (pipeline);
             fprintf (out,
                      "Environment=ZFLOW_ENDPOINT=%s ZFLOW_ACTOR=%s ZFLOW_PIPELINE=%s "
-                     "ZFLOW_WORKER=%%i ZFLOW_INPUT=%s ZFLOW_OUTPUT=%s ZFLOW_CONCURRENCY=%lld\n"
-                     "ExecStart=/bin/sh -c ",
+                     "ZFLOW_WORKER=%%i ZFLOW_INPUT=%s ZFLOW_OUTPUT=%s",
                      brokers, actor->name, pipeline->name, actor->input ? actor->input : "",
-                     actor->output ? actor->output : "",
-                     (long long) ((const zf_exec_settings_t *) actor->settings)->concurrency);
+                     actor->output ? actor->output : "");
             free (brokers);
+            zf_exec_env_t env[ZF_EXEC_ENV_MAX];
+            zf_exec_environment ((const zf_exec_settings_t *) actor->settings, env);
+            for (int i = 0; i < ZF_EXEC_ENV_MAX; i++)
+                if (env[i].value[0])
+                    fprintf (out, " %s=%s", env[i].name, env[i].value);
+            fputs ("\nExecStart=/bin/sh -c ", out);
             // systemd's quoting: the command as one argument of sh -c.
             fputc ('\'', out);
             for (const char *p = command; *p; p++)
@@ -486,8 +490,12 @@ s_actor_manifest (FILE *out, zf_pipeline_t *pipeline, zf_actor_conf_t *actor, co
             s_yaml_string (out, values[i]);
             fputc ('\n', out);
         }
-        fprintf (out, "            - name: ZFLOW_CONCURRENCY\n              value: \"%lld\"\n",
-                 (long long) ((const zf_exec_settings_t *) actor->settings)->concurrency);
+        zf_exec_env_t env[ZF_EXEC_ENV_MAX];
+        zf_exec_environment ((const zf_exec_settings_t *) actor->settings, env);
+        for (int i = 0; i < ZF_EXEC_ENV_MAX; i++)
+            if (env[i].value[0])
+                fprintf (out, "            - name: %s\n              value: \"%s\"\n", env[i].name,
+                         env[i].value);
         if (b->curve_secret && cert) {
             // What zflow actor sets for a built-in one (docs/security.md).
             char *server = zsys_sprintf ("%s", b->curve_public ? b->curve_public : b->curve_secret);

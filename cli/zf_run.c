@@ -172,8 +172,15 @@ s_start (s_run_t *run, s_worker_t *worker)
             setenv ("ZFLOW_INPUT", worker->conf->input ? worker->conf->input : "", 1);
             setenv ("ZFLOW_OUTPUT", worker->conf->output ? worker->conf->output : "", 1);
             const zf_exec_settings_t *set = (const zf_exec_settings_t *) worker->conf->settings;
-            snprintf (number, sizeof number, "%lld", (long long) set->concurrency);
-            setenv ("ZFLOW_CONCURRENCY", number, 1);
+            // A key left out is no variable, not even one zflow run was
+            // given: the pipeline decides, and the program's default holds.
+            zf_exec_env_t env[ZF_EXEC_ENV_MAX];
+            zf_exec_environment (set, env);
+            for (int i = 0; i < ZF_EXEC_ENV_MAX; i++)
+                if (env[i].value[0])
+                    setenv (env[i].name, env[i].value, 1);
+                else
+                    unsetenv (env[i].name);
             if (chdir (run->pipeline->dir))
                 _exit (126);
             execl ("/bin/sh", "sh", "-c", set->command, (char *) NULL);

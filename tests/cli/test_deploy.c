@@ -11,7 +11,7 @@
 static char s_dir[256]; // the pipeline, its certificates, what deploy writes
 
 //  A pipeline with CURVE, metrics, a built-in actor of 3 workers and an
-//  exec actor.
+//  exec actor that gives threads and timeout but not concurrency.
 static const char *s_pipeline =
     "pipeline\n"
     "    name = Shop_Orders\n"
@@ -37,6 +37,8 @@ static const char *s_pipeline =
     "        input = pages\n"
     "        output = scores\n"
     "        workers = 2\n"
+    "        threads = 4\n"
+    "        timeout = 30s\n"
     "    store\n"
     "        kind = sink\n"
     "        input = scores\n"
@@ -109,6 +111,10 @@ test_systemd_units_verify (void **state)
     // The exec actor's command runs through sh with what zflow run would give it.
     assert_non_null (strstr (exec, "ZFLOW_ACTOR=score"));
     assert_non_null (strstr (exec, "ZFLOW_WORKER=%i"));
+    // The keys it gives, and only those: the program's defaults hold for the rest.
+    assert_non_null (strstr (exec, " ZFLOW_OUTPUT=scores ZFLOW_THREADS=4 ZFLOW_TIMEOUT=30000\n"));
+    assert_null (strstr (exec, "ZFLOW_CONCURRENCY"));
+    assert_null (strstr (exec, "ZFLOW_HARD_TIMEOUT"));
     assert_non_null (strstr (exec, "ExecStart=/bin/sh -c 'python3 -m zflow worker jobs:score "
                                    "'\\''100%%'\\'' $$HOME'"));
     free (exec);
@@ -159,6 +165,11 @@ test_kustomize_renders (void **state)
     assert_non_null (strstr (yaml, "value: /etc/zflow/certs/worker_secret"));
     assert_null (strstr (yaml, "--insecure"));
     assert_non_null (strstr (yaml, "image: zflow:1"));
+    // The exec actor's settings that the pipeline gives, and no others.
+    assert_non_null (strstr (yaml, "- name: ZFLOW_THREADS\n          value: \"4\"\n"));
+    assert_non_null (strstr (yaml, "- name: ZFLOW_TIMEOUT\n          value: \"30000\"\n"));
+    assert_null (strstr (yaml, "ZFLOW_CONCURRENCY"));
+    assert_null (strstr (yaml, "ZFLOW_HARD_TIMEOUT"));
     zf_test_result_free (&r);
 }
 

@@ -1,6 +1,7 @@
 /*  Tests of zflow run as a process: a finite pipeline runs to its end and
     exits 0 with the exact output; dead-lettered items make it exit 1; an
-    actor that keeps dying fails the run; a config error exits 2. */
+    actor that keeps dying fails the run; an exec actor gets the settings
+    its pipeline gives, and no others; a config error exits 2. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -268,6 +269,71 @@ test_actor_crash_on_one_item (void **state)
     assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, 2000), 2000);
     for (int i = 0; i < 2000; i++)
         assert_int_equal (seen[i], 1);
+}
+
+static void
+test_exec_environment (void **state)
+{
+    // Two exec workers write the environment they were started with: the
+    // one whose pipeline leaves out concurrency, threads and the time
+    // limits has none of their variables (not even one zflow run was
+    // given), so that the program keeps its own defaults; the other has
+    // each as given, the times in ms.
+    char config[2048];
+    snprintf (config, sizeof config,
+              BROKER "actors\n"
+                     "    nums\n"
+                     "        kind = producer\n"
+                     "        source = seq:20\n"
+                     "        output = numbers\n"
+                     "    plain\n"
+                     "        kind = exec\n"
+                     "        input = numbers\n"
+                     "        output = tuned\n"
+                     "        command = \"env > env-$ZFLOW_ACTOR.txt; exec '%s' $ZFLOW_ENDPOINT "
+                     "$ZFLOW_ACTOR $ZFLOW_INPUT --emit $ZFLOW_OUTPUT\"\n"
+                     "    given\n"
+                     "        kind = exec\n"
+                     "        input = tuned\n"
+                     "        output = results\n"
+                     "        concurrency = 8\n"
+                     "        threads = 4\n"
+                     "        timeout = 30s\n"
+                     "        hard-timeout = 1m\n"
+                     "        command = \"env > env-$ZFLOW_ACTOR.txt; exec '%s' $ZFLOW_ENDPOINT "
+                     "$ZFLOW_ACTOR $ZFLOW_INPUT --emit $ZFLOW_OUTPUT\"\n"
+                     "    store\n"
+                     "        kind = sink\n"
+                     "        input = results\n"
+                     "        target = file:out.jsonl\n",
+              ZFLOW_TESTACTOR, ZFLOW_TESTACTOR);
+    setenv ("ZFLOW_CONCURRENCY", "99", 1); // zflow run's own: not passed on
+    zf_test_result_t r = s_run (config);
+    unsetenv ("ZFLOW_CONCURRENCY");
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    zf_test_result_free (&r);
+    static int seen[20];
+    assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, 20), 20);
+    char *plain_env = zf_test_slurp (s_dir, "env-plain.txt");
+    char *given_env = zf_test_slurp (s_dir, "env-given.txt");
+    assert_non_null (plain_env);
+    assert_non_null (given_env);
+    // Each line after a newline, the first too.
+    char *plain = zsys_sprintf ("\n%s", plain_env), *given = zsys_sprintf ("\n%s", given_env);
+    free (plain_env);
+    free (given_env);
+    assert_non_null (strstr (plain, "\nZFLOW_INPUT=numbers\n"));
+    assert_null (strstr (plain, "\nZFLOW_CONCURRENCY="));
+    assert_null (strstr (plain, "\nZFLOW_THREADS="));
+    assert_null (strstr (plain, "\nZFLOW_TIMEOUT="));
+    assert_null (strstr (plain, "\nZFLOW_HARD_TIMEOUT="));
+    assert_non_null (strstr (given, "\nZFLOW_CONCURRENCY=8\n"));
+    assert_non_null (strstr (given, "\nZFLOW_THREADS=4\n"));
+    assert_non_null (strstr (given, "\nZFLOW_TIMEOUT=30000\n"));
+    assert_non_null (strstr (given, "\nZFLOW_HARD_TIMEOUT=60000\n"));
+    zstr_free (&plain);
+    zstr_free (&given);
 }
 
 //  Writes a producer counting to count at rate items/s into a sink's
@@ -607,6 +673,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_progress_on_a_terminal, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hello_example, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_crash_on_one_item, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_exec_environment, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ctrl_c_stops_promptly, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coprocess_stderr_in_whole_lines, s_setup, s_teardown),

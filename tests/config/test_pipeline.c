@@ -151,6 +151,53 @@ test_good_file (void **state)
     "        input = items\n"                                                                      \
     "        target = null\n"
 
+//  An exec actor reading the queue of HEAD, to which a case adds keys.
+#define EXEC                                                                                       \
+    "    w\n"                                                                                      \
+    "        kind = exec\n"                                                                        \
+    "        command = true\n"                                                                     \
+    "        input = items\n"
+
+static void
+test_exec_settings (void **state)
+{
+    // The keys a pipeline gives an exec actor become its variables; the
+    // ones it leaves out none, so that the program keeps its own defaults.
+    // Limits below a queue timeout of 0 (never) are any length.
+    zlistx_t *errors = zf_errors_new ();
+    zf_pipeline_t *p = zf_pipeline_load (s_write ("exec.zpl", HEAD EXEC), zf_kinds (), errors);
+    assert_non_null (p);
+    zf_exec_env_t env[ZF_EXEC_ENV_MAX];
+    zf_exec_environment ((zf_exec_settings_t *) zf_pipeline_actor (p, "w")->settings, env);
+    for (int i = 0; i < ZF_EXEC_ENV_MAX; i++)
+        assert_string_equal (env[i].value, "");
+    zf_pipeline_destroy (&p);
+
+    p = zf_pipeline_load (s_write ("exec.zpl", HEAD EXEC "        concurrency = 8\n"
+                                                         "        threads = 4\n"
+                                                         "        timeout = 1h\n"
+                                                         "        hard-timeout = 1h30s\n"
+                                                         "queues\n"
+                                                         "    items\n"
+                                                         "        timeout = 0\n"),
+                          zf_kinds (), errors);
+    for (char *e = (char *) zlistx_first (errors); e; e = (char *) zlistx_next (errors))
+        print_error ("%s\n", e);
+    assert_non_null (p);
+    zf_exec_environment ((zf_exec_settings_t *) zf_pipeline_actor (p, "w")->settings, env);
+    const char *expected[][2] = { { "ZFLOW_CONCURRENCY", "8" },
+                                  { "ZFLOW_THREADS", "4" },
+                                  { "ZFLOW_TIMEOUT", "3600000" },
+                                  { "ZFLOW_HARD_TIMEOUT", "3630000" } };
+    for (int i = 0; i < ZF_EXEC_ENV_MAX; i++) {
+        assert_string_equal (env[i].name, expected[i][0]);
+        assert_string_equal (env[i].value, expected[i][1]);
+    }
+    zf_pipeline_destroy (&p);
+    assert_int_equal (zlistx_size (errors), 0);
+    zlistx_destroy (&errors);
+}
+
 //  A queue that actors write and none reads holds results: it loads, with a
 //  warning unless the pipeline's results key names it.
 static void
@@ -263,6 +310,10 @@ test_one_mistake_each (void **state)
                               "lines" },
         { "pipeline\n    name = x\n", "0: the pipeline has no actors (add an actors section)" },
         { HEAD "  bad indent\n", "10: indented by 2 spaces; ZPL indents by 4 per level" },
+        { HEAD EXEC "        timeout = 0\n",
+          "14: actor 'w' (exec): timeout: 0 is not a time limit (leave the key out for none)" },
+        { HEAD EXEC "        threads = 1025\n",
+          "14: actor 'w' (exec): threads: 1025 is out of range 1..1024" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = s_write ("case.zpl", cases[i].text);
@@ -406,6 +457,7 @@ main (void)
         cmocka_unit_test (test_every_key_is_bound),
         cmocka_unit_test_setup_teardown (test_good_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_mistake_each, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_exec_settings, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_queue_nobody_reads_holds_results, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_every_mistake_reported, s_setup, s_teardown),
