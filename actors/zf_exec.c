@@ -54,13 +54,17 @@ static const zf_key_t s_keys[] = {
       ZF_FIELD (zf_exec_settings_t, timeout),
       .type = ZF_KEY_DURATION,
       .help = "the soft time limit of one item, which the program keeps (ZFLOW_TIMEOUT, in ms): "
-              "past it the item fails; default: none",
+              "past it the item fails; less than the input queue's timeout; default: none",
+      .flags = ZF_KEY_BELOW_QUEUE_TIMEOUT,
       .check = s_check_limit },
     { .name = "hard-timeout",
       ZF_FIELD (zf_exec_settings_t, hard_timeout),
       .type = ZF_KEY_DURATION,
       .help = "the hard time limit of one item (ZFLOW_HARD_TIMEOUT, in ms): past it the worker "
-              "process ends, its items go to other workers and it is started again; default: none",
+              "process ends, its items go to other workers and it is started again; more than "
+              "timeout, less than the input queue's timeout; default: none",
+      .flags = ZF_KEY_BELOW_QUEUE_TIMEOUT,
+      .above = "timeout",
       .check = s_check_limit },
     { NULL },
 };

@@ -51,13 +51,18 @@ typedef enum {
 
 #define ZF_KEY_REQUIRED 1 // must be given
 #define ZF_KEY_PATH     2 // a path (or file:PATH) resolved against the config's folder
+//  A duration an actor's worker may spend on one item: less than the
+//  timeout of the actor's input queue when that is not 0, for past it the
+//  broker hands the item to another worker while the first still runs it.
+#define ZF_KEY_BELOW_QUEUE_TIMEOUT 4
 
 typedef struct {
     const char *name;     // the key as written in a config
     zf_key_type_t type;   // how its value is read
     const char *fallback; // the default, as config text; NULL when none
     const char *help;     // one line for zflow help
-    unsigned flags;       // ZF_KEY_REQUIRED, ZF_KEY_PATH
+    unsigned flags;       // ZF_KEY_REQUIRED, ZF_KEY_PATH, ZF_KEY_BELOW_QUEUE_TIMEOUT
+    const char *above;    // a key of the section this one must exceed when both are given, or NULL
     const char *choices;  // ZF_KEY_ENUM, ZF_KEY_SET: "a|b|c"
     int64_t min, max;     // ZF_KEY_INT, ZF_KEY_DURATION, ZF_KEY_SIZE: bounds, when max > min
     int (*check) (const char *value, zf_error_t *err); // a further check, or NULL

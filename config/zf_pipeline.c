@@ -726,6 +726,74 @@ s_check_flow (s_loader_t *loader)
     }
 }
 
+//  The value of key in section as a number (ms for a duration), if given
+//  and valid (a bad one was reported when its section was checked).
+static bool
+s_key_number (zconfig_t *section, const zf_key_t *key, int64_t *n, const char **text)
+{
+    if (key->type != ZF_KEY_INT && key->type != ZF_KEY_DURATION && key->type != ZF_KEY_SIZE)
+        return false;
+    zconfig_t *node = zconfig_locate (section, key->name);
+    *text = node ? zconfig_value (node) : NULL;
+    zf_error_t err;
+    if (!*text || zf_key_check (key, *text, &err))
+        return false;
+    if (key->type == ZF_KEY_DURATION)
+        return zf_parse_duration (*text, n, NULL) == 0;
+    if (key->type == ZF_KEY_SIZE)
+        return zf_parse_size (*text, n, NULL) == 0;
+    return zf_parse_int (*text, n, NULL) == 0;
+}
+
+//  Checks the keys of each actor that depend on other keys: one that must
+//  exceed another of its section (above), and the time limits of an item
+//  that must stay below the input queue's timeout (ZF_KEY_BELOW_QUEUE_TIMEOUT).
+static void
+s_check_limits (s_loader_t *loader)
+{
+    zf_pipeline_t *self = loader->pipeline;
+    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (self->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (self->actors)) {
+        if (!actor->kind)
+            continue;
+        char where[300];
+        snprintf (where, sizeof where, "actor '%s' (%s)", actor->name, actor->kind->name);
+        for (const zf_key_t *key = actor->kind->keys; key->name; key++) {
+            int64_t value, other;
+            const char *text, *other_text;
+            if (!s_key_number (actor->node, key, &value, &text))
+                continue;
+            zconfig_t *at = zconfig_locate (actor->node, key->name);
+            const zf_key_t *lower =
+                key->above ? zf_keys_find (actor->kind->keys, key->above) : NULL;
+            if (lower && s_key_number (actor->node, lower, &other, &other_text) && value <= other)
+                s_error (loader, at, "%s: %s = %s must be greater than %s = %s", where, key->name,
+                         text, lower->name, other_text);
+            if (!(key->flags & ZF_KEY_BELOW_QUEUE_TIMEOUT) || !actor->input)
+                continue;
+            zf_queue_conf_t *queue = zf_pipeline_queue (self, actor->input);
+            int64_t limit = queue ? queue->settings.timeout : self->queue_defaults.timeout;
+            if (limit == 0 || value < limit)
+                continue;
+            // Where the queue's timeout comes from, for the user to change it.
+            zconfig_t *given =
+                queue && queue->node ? zconfig_locate (queue->node, "timeout") : NULL;
+            char queue_timeout[64], said[128];
+            zf_format_duration (limit, queue_timeout, sizeof queue_timeout);
+            if (given)
+                snprintf (said, sizeof said, "timeout = %s at line %d", zconfig_value (given),
+                          zf_zpl_line (loader->zpl, given));
+            else
+                snprintf (said, sizeof said, "timeout %s, the default", queue_timeout);
+            s_error (loader, at,
+                     "%s: %s = %s must be less than the timeout of its input queue '%s' (%s): "
+                     "past that the broker hands the item to another worker while this one "
+                     "still runs it; lower %s, or raise the queue's timeout (0 for never)",
+                     where, key->name, text, actor->input, said, key->name);
+        }
+    }
+}
+
 zf_pipeline_t *
 zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *errors)
 {
@@ -808,6 +876,7 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
         s_error (&loader, sections[3], "the pipeline has no actors (add an actors section)");
     zf_keys_bind (zf_pipeline_keys, sections[0], &self->settings);
     s_check_flow (&loader);
+    s_check_limits (&loader);
     if (self->settings.results) {
         zf_queue_conf_t *results = zf_pipeline_queue (self, self->settings.results);
         if (results)

@@ -310,6 +310,20 @@ test_one_mistake_each (void **state)
                               "lines" },
         { "pipeline\n    name = x\n", "0: the pipeline has no actors (add an actors section)" },
         { HEAD "  bad indent\n", "10: indented by 2 spaces; ZPL indents by 4 per level" },
+        { HEAD EXEC "        timeout = 10m\n",
+          "14: actor 'w' (exec): timeout = 10m must be less than the timeout of its input queue "
+          "'items' (timeout 10m, the default): past that the broker hands the item to another "
+          "worker while this one still runs it; lower timeout, or raise the queue's timeout (0 "
+          "for never)" },
+        { HEAD EXEC "        hard-timeout = 2m\nqueues\n    items\n        timeout = 1m\n",
+          "14: actor 'w' (exec): hard-timeout = 2m must be less than the timeout of its input "
+          "queue 'items' (timeout = 1m at line 17): past that the broker hands the item to "
+          "another worker while this one still runs it; lower hard-timeout, or raise the queue's "
+          "timeout (0 for never)" },
+        { HEAD EXEC "        timeout = 30s\n        hard-timeout = 30000ms\n",
+          "15: actor 'w' (exec): hard-timeout = 30000ms must be greater than timeout = 30s" },
+        { HEAD EXEC "        hard-timeout = 10s\n        timeout = 1m\n",
+          "14: actor 'w' (exec): hard-timeout = 10s must be greater than timeout = 1m" },
         { HEAD EXEC "        timeout = 0\n",
           "14: actor 'w' (exec): timeout: 0 is not a time limit (leave the key out for none)" },
         { HEAD EXEC "        threads = 1025\n",
