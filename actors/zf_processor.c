@@ -14,7 +14,11 @@
     with the coprocess's number ([0], [1], ...).
 
     An item that takes longer than `timeout`, or whose coprocess exits, is
-    retried, and the coprocess is started again.
+    retried, and the coprocess is started again: after 100 ms, the wait
+    doubling up to 5 s while it keeps ending before it answers (a program
+    that fails as it starts does not take the CPU with restarts). The log
+    says how each one ended, with the last lines of its stderr, and its
+    items fail with that reason.
 
     With `protocol = envelope` the line is the item's envelope instead,
     {"id": HEX, "attempt": N, "queue": Q, "headers": {...}, "body": BODY},
@@ -112,7 +116,11 @@ static const zf_key_t s_keys[] = {
     { NULL },
 };
 
-#define PLUGIN_PREFETCH 256 // items a plugin worker holds at least
+#define PLUGIN_PREFETCH 256  // items a plugin worker holds at least
+#define RESTART_FIRST   100  // ms before a coprocess that ended is started again
+#define RESTART_MAX     5000 // ms at most, doubling while it ends without answering
+#define TAIL_LINES      3    // lines of a coprocess's stderr kept to tell how it ended
+#define TAIL_LINE       200  // bytes kept of each
 
 //  One running copy of the command.
 typedef struct {
@@ -132,6 +140,11 @@ typedef struct {
     zlistx_t *outputs;   // zchunk_t: msgpack outputs of the item so far
     zchunk_t *line;      // output not yet ended by a newline
     uint64_t lines;      // output lines of the item, for messages
+
+    char tail[TAIL_LINES][TAIL_LINE]; // its last stderr lines since it started, oldest first
+    int tail_count;                   // lines in tail
+    int64_t start_at;                 // when it may start again (ms, monotonic); 0: at once
+    int64_t backoff;                  // ms its next restart waits; 0 once it answers
 } s_coproc_t;
 
 //  A loaded plugin.
@@ -169,6 +182,13 @@ s_write_line (s_coproc_t *proc)
                         proc->err_line);
     ssize_t written = write (2, line, (size_t) len);
     (void) written; // stderr gone: nothing to tell it with
+    // Kept too, for the line that says how it ended.
+    if (proc->tail_count == TAIL_LINES) {
+        memmove (proc->tail[0], proc->tail[1], (TAIL_LINES - 1) * sizeof proc->tail[0]);
+        proc->tail_count--;
+    }
+    snprintf (proc->tail[proc->tail_count++], TAIL_LINE, "%.*s", (int) proc->err_len,
+              proc->err_line);
     proc->err_len = 0;
 }
 
@@ -254,6 +274,7 @@ s_start (self_t *self, s_coproc_t *proc)
     proc->pid = pid;
     proc->in = to_child[1];
     proc->out = from_child[0];
+    proc->tail_count = 0;
     return 0;
 }
 
@@ -318,16 +339,18 @@ s_pass_on (self_t *self, zf_item_t *item, zlistx_t *outputs)
     zf_client_ack (self->client, &item);
 }
 
-//  The coprocess is gone or stuck: fail its item and start it afresh. A
-//  coprocess that closed its output is given 100 ms to exit by itself, so
-//  the log can say how it ended.
+//  The coprocess is gone (dying: it closed its output or its input) or
+//  stuck (why says how): fail its items, and start it again after a
+//  backoff that grows while it keeps ending without an answer. One that
+//  is dying is given 100 ms to exit by itself, so that the log and the
+//  items' reason can say how it ended.
 static void
-s_restart (self_t *self, s_coproc_t *proc, const char *why)
+s_restart (self_t *self, s_coproc_t *proc, const char *why, bool dying)
 {
     int status = 0;
     bool ended = false;
     if (proc->pid > 0) {
-        int tries = proc->out >= 0 && strstr (why, "closed") ? 50 : 1;
+        int tries = dying ? 50 : 1;
         for (int i = 0; i < tries && !ended; i++) {
             ended = waitpid (proc->pid, &status, WNOHANG) == proc->pid;
             if (!ended && i + 1 < tries)
@@ -339,21 +362,37 @@ s_restart (self_t *self, s_coproc_t *proc, const char *why)
         }
         proc->pid = 0;
     }
-    const char *name = self->args->conf->name;
+    s_stop (proc); // its last stderr lines to the log, and to its tail
+    char how[128];
     if (ended && WIFEXITED (status))
-        zsys_warning ("%s: `%s` exited with status %d; restarting it", name, self->command,
-                      WEXITSTATUS (status));
+        snprintf (how, sizeof how, "exited with status %d", WEXITSTATUS (status));
     else if (ended)
-        zsys_warning ("%s: `%s` was killed by signal %d; restarting it", name, self->command,
-                      WTERMSIG (status));
+        snprintf (how, sizeof how, "was killed by signal %d", WTERMSIG (status));
     else
-        zsys_warning ("%s: `%s` %s; restarting it", name, self->command, why);
-    s_stop (proc);
+        snprintf (how, sizeof how, "%s", why);
+    proc->backoff = proc->backoff ? proc->backoff * 2 : RESTART_FIRST;
+    if (proc->backoff > RESTART_MAX)
+        proc->backoff = RESTART_MAX;
+    proc->start_at = zclock_mono () + proc->backoff;
+
+    char tail[TAIL_LINES * (TAIL_LINE + 3)] = "";
+    for (int i = 0; i < proc->tail_count; i++) {
+        size_t used = strlen (tail);
+        snprintf (tail + used, sizeof tail - used, "%s%s", i ? " | " : "", proc->tail[i]);
+    }
+    zsys_warning ("%s: `%s` %s; starting it again in %lld ms%s%s", self->args->conf->name,
+                  self->command, how, (long long) proc->backoff,
+                  proc->tail_count ? "; the end of its stderr: " : "", tail);
+    // The reason says how it ended, and its last word when it had one.
+    char reason[TAIL_LINE + 160];
+    snprintf (reason, sizeof reason, "the command %s%s%s", how, proc->tail_count ? ": " : "",
+              proc->tail_count ? proc->tail[proc->tail_count - 1] : "");
     if (proc->item)
-        s_fail (self, proc, ended ? "the command exited" : why);
+        s_fail (self, proc, reason);
     for (int i = 0; i < proc->nbatch; i++)
-        s_fail_item (self, proc->batch[i], ended ? "the command exited" : why, 0);
+        s_fail_item (self, proc->batch[i], reason, 0);
     proc->nbatch = 0;
+    proc->tail_count = 0;
 }
 
 //  True if proc is working on an item or a line of them.
@@ -398,11 +437,13 @@ static void
 s_batch_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
 {
     if (!proc->nbatch) {
-        s_restart (self, proc, "wrote output with no items to work on");
+        s_restart (self, proc, "wrote output with no items to work on", false);
         return;
     }
     if (len == 0)
         return; // an empty line between answers says nothing
+    // It answers: a restart to come, if any, is a first one again.
+    proc->backoff = 0;
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
@@ -460,13 +501,14 @@ s_line (self_t *self, s_coproc_t *proc, const char *text, size_t len)
         return;
     }
     if (!proc->item) {
-        s_restart (self, proc, "wrote output with no item to work on");
+        s_restart (self, proc, "wrote output with no item to work on", false);
         return;
     }
     if (len == 0) {
         // The end of the item: its outputs go on, then it is acked.
         zf_item_t *item = proc->item;
         proc->item = NULL;
+        proc->backoff = 0; // it answers: a restart to come is a first one again
         if (proc->error) {
             char *reason = proc->error;
             proc->error = NULL;
@@ -540,7 +582,7 @@ s_read (self_t *self, s_coproc_t *proc)
         zchunk_extend (proc->line, data + start, (size_t) n - start);
     }
     if (n == 0)
-        s_restart (self, proc, "closed its output");
+        s_restart (self, proc, "closed its output", true);
 }
 
 //  Writes all of data to fd. Returns 0, or -1 if fd does not take it.
@@ -622,7 +664,7 @@ s_give (self_t *self, s_coproc_t *proc, zf_item_t *item)
     int rc = s_write_all (proc->in, json, len + 1);
     free (json);
     if (rc)
-        s_restart (self, proc, "does not read its input");
+        s_restart (self, proc, "does not read its input", true);
 }
 
 //  Gives proc a line of items (protocol = batch): a JSON array of their
@@ -659,7 +701,7 @@ s_give_batch (self_t *self, s_coproc_t *proc, zf_item_t **items, int count)
                  : 0;
     zchunk_destroy (&line);
     if (rc)
-        s_restart (self, proc, "does not read its input");
+        s_restart (self, proc, "does not read its input", true);
 }
 
 //  Serves the input with the command's coprocesses until told to stop.
@@ -682,12 +724,21 @@ s_run_command (self_t *self, zsock_t *pipe)
     zmq_pollitem_t *items =
         (zmq_pollitem_t *) zmalloc ((2 * self->nprocs + 1) * sizeof (zmq_pollitem_t));
     while (!zf_actor_stopping (pipe)) {
-        // Give idle coprocesses work: waiting for an item only when all are idle.
-        bool busy = false;
+        // Give idle coprocesses work: waiting for an item only when all are
+        // idle. One that ended waits out its backoff before it takes any:
+        // they stay with the session, unacked, meanwhile.
+        bool busy = false, waited = false;
+        int64_t now = zclock_mono (), rest = 100; // ms until a backoff ends, at most 100
         for (int i = 0; i < self->nprocs; i++)
             busy |= s_busy (&self->procs[i]);
         for (int i = 0; i < self->nprocs; i++)
             if (!s_busy (&self->procs[i])) {
+                s_coproc_t *proc = &self->procs[i];
+                if (proc->pid == 0 && proc->start_at > now) {
+                    rest = proc->start_at - now < rest ? proc->start_at - now : rest;
+                    continue;
+                }
+                waited |= !busy;
                 zf_item_t *item = zf_client_next (self->client, busy ? 0 : 100);
                 if (!item)
                     break;
@@ -707,9 +758,16 @@ s_run_command (self_t *self, zsock_t *pipe)
                     s_give_batch (self, &self->procs[i], taken, count);
                 busy |= s_busy (&self->procs[i]);
             }
+        if (!busy && !waited) {
+            // Every copy idle, waiting out a backoff: nothing to poll but
+            // the session.
+            zf_client_pump (self->client, (int) rest);
+            continue;
+        }
         // Wait for output, at most until the nearest deadline.
         int count = 0;
-        int64_t now = zclock_mono (), wait = 100;
+        int64_t wait = 100;
+        now = zclock_mono ();
         for (int i = 0; i < self->nprocs; i++)
             if (self->procs[i].err >= 0)
                 items[count++] = (zmq_pollitem_t){ NULL, self->procs[i].err, ZMQ_POLLIN, 0 };
@@ -733,7 +791,7 @@ s_run_command (self_t *self, zsock_t *pipe)
                 char why[64];
                 snprintf (why, sizeof why, "took longer than the timeout of %lld ms",
                           (long long) self->timeout);
-                s_restart (self, proc, why);
+                s_restart (self, proc, why, false);
             }
         }
     }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "zf_broker.h"
+#include "zf_mp.h"
 #include "zf_testkit.h"
 #include "zflow.h"
 
@@ -460,6 +461,133 @@ test_processor_crash_and_hang (void **state)
     zchunk_destroy (&log);
 }
 
+//  A batch coprocess in Python that raises as it starts, and on any line,
+//  while the file `broken` is there (counting its deaths in `deaths`),
+//  and answers each item with its body otherwise.
+static const char *s_dying = "pipeline\n"
+                             "    results = answers\n"
+                             "queues\n"
+                             "    tasks\n"
+                             "        external = true\n"
+                             "        max-attempts = 2\n"
+                             "        retry-base = 10ms\n"
+                             "        retry-max = 10ms\n"
+                             "actors\n"
+                             "    work\n"
+                             "        kind = processor\n"
+                             "        input = tasks\n"
+                             "        output = answers\n"
+                             "        protocol = batch\n"
+                             "        batch = 1\n"
+                             "        command = \"/usr/bin/python3 work.py\"\n";
+static const char *s_dying_script =
+    "import json, os, sys\n"
+    "def check():\n"
+    "    if os.path.exists('broken'):\n"
+    "        with open('deaths', 'a') as f:\n"
+    "            f.write('death\\n')\n"
+    "        raise ValueError('boom')\n"
+    "check()\n"
+    "for line in sys.stdin:\n"
+    "    check()\n"
+    "    print(json.dumps([[e['body']] for e in json.loads(line)]), flush=True)\n";
+
+//  How many times dir/name holds text.
+static int
+s_count_in (const char *name, const char *text)
+{
+    char *all = zf_test_slurp (s_dir, name);
+    int count = 0;
+    for (char *p = all; p && (p = strstr (p, text)); p += strlen (text))
+        count++;
+    free (all);
+    return count;
+}
+
+static void
+test_processor_coprocess_keeps_dying (void **state)
+{
+    // A coprocess that dies as it starts, on every line of items: it is
+    // started again after a backoff (100 ms, doubling), not in a loop.
+    // Each death is logged once, with its exit status and the end of its
+    // stderr; the line's item fails with that reason and is retried. Once
+    // the program is fixed the worker serves on: every item answered, none
+    // lost, none acked without its output. Broken again, the backoff starts
+    // at 100 ms again, and an item that fails every attempt is dead-lettered.
+    enum { N = 12 }; // 24 deaths to go through: many more than 10
+    assert_int_equal (zf_test_write (s_dir, "broken", ""), 0);
+    assert_int_equal (zf_test_write (s_dir, "work.py", s_dying_script), 0);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = s_broker (s_dying, &pipeline);
+    pid_t work = zf_test_actor (s_dir, broker, "work");
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "test-dying", NULL, 0);
+    zf_id_t ids[N];
+    int64_t t0 = zclock_mono ();
+    assert_int_equal (zf_test_put_ints (client, "tasks", N, ids), 0);
+    // 3 s, counted as a wait for the last item, which can end in them only
+    // if the coprocess is started again at once, every time.
+    zf_result_t *result = zf_client_result (client, &ids[N - 1], 3000, 5000);
+    assert_non_null (result);
+    zf_result_destroy (&result);
+    int deaths = s_count_in ("deaths", "death\n");
+    print_message ("deaths of a coprocess that dies as it starts, in %lld ms: %d\n",
+                   (long long) (zclock_mono () - t0), deaths);
+    assert_true (deaths >= 2);
+    assert_true (deaths <= 10); // in a loop, all 24 in a moment
+    result = zf_client_item (client, &ids[0], 5000);
+    assert_non_null (result);
+    assert_int_equal (zf_result_attempts (result), 1);
+    assert_string_equal (zf_result_reason (result),
+                         "the command exited with status 1: ValueError: boom");
+    zf_result_destroy (&result);
+
+    // Fixed: within a backoff (5 s at most) it serves again, every item.
+    char path[512];
+    snprintf (path, sizeof path, "%s/broken", s_dir);
+    assert_int_equal (unlink (path), 0);
+    for (int i = 0; i < N; i++) {
+        result = zf_client_result (client, &ids[i], 30000, 5000);
+        assert_non_null (result);
+        assert_string_equal (zf_result_state (result), "done");
+        assert_int_equal (zf_result_count (result), 1);
+        size_t size;
+        const void *body = zf_result_body (result, 0, &size);
+        zf_mp_t mp;
+        zf_mp_init (&mp, body, size);
+        uint64_t value = N;
+        assert_int_equal (zf_mp_uint (&mp, &value, NULL), 0);
+        assert_int_equal (value, (uint64_t) i);
+        zf_result_destroy (&result);
+    }
+    assert_int_equal (s_count_in ("deaths", "death\n"), deaths);
+
+    // Broken again, on an item: it answered, so the backoff starts anew;
+    // the item dies with it twice and is dead-lettered, saying how.
+    assert_int_equal (zf_test_write (s_dir, "broken", ""), 0);
+    zf_id_t last;
+    assert_int_equal (zf_test_put_ints (client, "tasks", 1, &last), 0);
+    result = zf_client_result (client, &last, 30000, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "dead");
+    assert_string_equal (zf_result_reason (result),
+                         "the command exited with status 1: ValueError: boom");
+    assert_int_equal (zf_result_attempts (result), 2);
+    zf_result_destroy (&result);
+
+    // Each death logged once, with how it ended and its stderr's end.
+    deaths = s_count_in ("deaths", "death\n");
+    assert_int_equal (s_count_in ("work.log", "exited with status 1; starting it again in "),
+                      deaths);
+    assert_int_equal (s_count_in ("work.log", "; the end of its stderr: "), deaths);
+    assert_int_equal (s_count_in ("work.log", " | ValueError: boom\n"), deaths);
+    assert_int_equal (s_count_in ("work.log", "starting it again in 100 ms"), 2);
+    zf_client_destroy (&client);
+    kill (work, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (work, 10000)), 0);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
 static const char *s_plugged = "actors\n"
                                "    nums\n"
                                "        kind = producer\n"
@@ -724,6 +852,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_processor_errors_emitted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_retry_in, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_processor_crash_and_hang, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_processor_coprocess_keeps_dying, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_identity, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_plugin_missing, s_setup, s_teardown),
