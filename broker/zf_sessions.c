@@ -243,6 +243,13 @@ s_on_hello (zf_server_t *server, zf_session_t *session)
     server->out->heartbeat = (uint32_t) server->heartbeat;
     server->out->liveness = (uint32_t) server->liveness;
     server->out->window = server->window;
+    if (in->ninputs) {
+        // A worker sets its own time limits below the broker's, which
+        // takes an item back once it has held it this long.
+        zf_queue_t *input = zf_store_lookup (server->store, in->inputs[0]);
+        int64_t timeout = input ? input->timeout : 0;
+        server->out->timeout = timeout > UINT32_MAX ? UINT32_MAX : (uint32_t) timeout;
+    }
     zchunk_t *checkpoint = zf_store_checkpoint (server->store, session->name);
     if (checkpoint) {
         server->out->checkpoint_size = (uint32_t) zchunk_size (checkpoint);

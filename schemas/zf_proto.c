@@ -64,6 +64,7 @@ static const s_field_t s_welcome[] = {
     NUM ("liveness", F_U32, liveness, true),
     NUM ("window", F_U32, window, true),
     { "checkpoint", F_CHECKPOINT, P (checkpoint), 0, false },
+    NUM ("timeout", F_U32, timeout, false),
     { NULL },
 };
 static const s_field_t s_put[] = {

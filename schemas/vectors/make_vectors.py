@@ -41,7 +41,7 @@ write("hello", "HELLO", {
     "inputs": ["urls"], "outputs": ["pages"], "heartbeat": 1000, "pipeline": "crawl"})
 write("welcome", "WELCOME", {
     "version": 1, "heartbeat": 1000, "liveness": 3, "window": 1000,
-    "checkpoint": b"line=120"})
+    "checkpoint": b"line=120", "timeout": 600000})
 write("put", "PUT", {
     "seq": 7,
     "items": [

@@ -128,6 +128,7 @@ test_welcome (void **state)
     assert_int_equal (p->window, 1000);
     assert_int_equal (p->checkpoint_size, 8);
     assert_memory_equal (p->checkpoint, "line=120", 8);
+    assert_int_equal (p->timeout, 600000);
     s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
 }
