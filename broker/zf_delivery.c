@@ -41,19 +41,35 @@ s_unhold (zf_delivery_t *d)
     d->group->inflight--;
 }
 
+//  The message's last failure is now reason, told at more length in detail
+//  (either NULL or ""): a new reason replaces the detail of the last one,
+//  and neither keeps the last failure's.
+static void
+s_failure (zf_message_t *msg, const char *reason, const char *detail)
+{
+    if (reason && *reason) {
+        free (msg->reason);
+        msg->reason = zf_strdup (reason);
+        free (msg->detail);
+        msg->detail = NULL;
+    }
+    if (detail && *detail) {
+        free (msg->detail);
+        msg->detail = zf_strdup (detail);
+    }
+}
+
 //  A delivery in flight failed (NACK, timeout, lost worker): retry it after
 //  a backoff, or dead-letter it. delay_ms is a floor asked by the worker.
 static void
-s_retry (zf_store_t *self, zf_delivery_t *d, const char *reason, bool final, int64_t delay_ms)
+s_retry (zf_store_t *self, zf_delivery_t *d, const char *reason, const char *detail, bool final,
+         int64_t delay_ms)
 {
     zf_message_t *msg = d->msg;
     zf_queue_t *queue = msg->queue;
     s_unhold (d);
     queue->nacked++;
-    if (reason && *reason) {
-        free (msg->reason);
-        msg->reason = zf_strdup (reason);
-    }
+    s_failure (msg, reason, detail);
     if (final || (int64_t) d->attempt >= queue->max_attempts) {
         s_finish_delivery (self, d, true);
         return;
@@ -129,11 +145,12 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
     zf_message_t *copy = zf_store_msg_store (self, queue, &env, &body, NULL);
     msgpack_sbuffer_destroy (&headers); // the copy has its own
     copy->reason = msg->reason ? zf_strdup (msg->reason) : NULL;
+    copy->detail = msg->detail ? zf_strdup (msg->detail) : NULL;
     zf_store_seen_set (self, &copy->id, ZF_OUTCOME_LIVE);
     self->hooks.stored (self->hooks.arg, copy, env.attempt);
     // The root's answer says why (zflow result, GET /results/ID).
     zf_results_fail (self->results, zf_id_is_zero (&msg->root) ? &msg->id : &msg->root,
-                     msg->queue->name, msg->reason, d->attempt);
+                     msg->queue->name, msg->reason, msg->detail, d->attempt);
 }
 
 //  The input queue of the first fan-in actor (a gather) downstream of the
@@ -282,7 +299,7 @@ zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost)
     zf_delivery_t *d;
     while ((d = S_HELD (worker->held.head))) {
         if (lost)
-            s_retry (self, d, "worker lost", false, 0);
+            s_retry (self, d, "worker lost", NULL, false, 0);
         else {
             s_unhold (d);
             d->attempt--; // handed back: this delivery does not count
@@ -330,8 +347,8 @@ s_late (zf_store_t *self, zf_worker_t *worker)
 //  Keeps an answer of d until worker's parked PUTs are in. The delivery
 //  stays in flight meanwhile, its slot of the window taken.
 static void
-s_hold_answer (zf_worker_t *worker, zf_delivery_t *d, bool nack, const char *reason, bool final,
-               int64_t delay_ms)
+s_hold_answer (zf_worker_t *worker, zf_delivery_t *d, bool nack, const char *reason,
+               const char *detail, bool final, int64_t delay_ms)
 {
     if (worker->nanswers == worker->answers_cap) {
         worker->answers_cap = worker->answers_cap ? 2 * worker->answers_cap : 16;
@@ -344,6 +361,7 @@ s_hold_answer (zf_worker_t *worker, zf_delivery_t *d, bool nack, const char *rea
     answer->final = final;
     answer->delay_ms = delay_ms;
     answer->reason = nack && reason && *reason ? zf_strdup (reason) : NULL;
+    answer->detail = nack && detail && *detail ? zf_strdup (detail) : NULL;
     d->flags |= ZF_D_ANSWERED;
     worker->answered++;
 }
@@ -351,11 +369,11 @@ s_hold_answer (zf_worker_t *worker, zf_delivery_t *d, bool nack, const char *rea
 //  d failed: its worker's NACK, or an ACK of an item whose output was
 //  refused.
 static void
-s_fail (zf_store_t *self, zf_worker_t *worker, zf_delivery_t *d, const char *reason, bool final,
-        int64_t delay_ms)
+s_fail (zf_store_t *self, zf_worker_t *worker, zf_delivery_t *d, const char *reason,
+        const char *detail, bool final, int64_t delay_ms)
 {
     worker->failed++;
-    s_retry (self, d, reason, final, delay_ms);
+    s_retry (self, d, reason, detail, final, delay_ms);
     s_slot_freed (self, worker);
 }
 
@@ -363,7 +381,7 @@ static void
 s_done (zf_store_t *self, zf_worker_t *worker, zf_delivery_t *d)
 {
     if (d->flags & ZF_D_REFUSED) {
-        s_fail (self, worker, d, NULL, false, 0); // msg->reason has the refusal
+        s_fail (self, worker, d, NULL, NULL, false, 0); // msg->reason has the refusal
         return;
     }
     s_unhold (d);
@@ -397,7 +415,7 @@ zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id)
     if (!worker->parked)
         s_done (self, worker, d);
     else {
-        s_hold_answer (worker, d, false, NULL, false, 0);
+        s_hold_answer (worker, d, false, NULL, NULL, false, 0);
         if (zf_store_stalled (worker))
             zf_store_unblock (self, worker);
     }
@@ -406,15 +424,15 @@ zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id)
 
 bool
 zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const char *reason,
-               bool final, int64_t delay_ms)
+               const char *detail, bool final, int64_t delay_ms)
 {
     zf_delivery_t *d = s_held_by (self, id, worker);
     if (!d || (d->flags & ZF_D_ANSWERED))
         return s_late (self, worker);
     if (!worker->parked)
-        s_fail (self, worker, d, reason, final, delay_ms);
+        s_fail (self, worker, d, reason, detail, final, delay_ms);
     else {
-        s_hold_answer (worker, d, true, reason, final, delay_ms);
+        s_hold_answer (worker, d, true, reason, detail, final, delay_ms);
         if (zf_store_stalled (worker))
             zf_store_unblock (self, worker);
     }
@@ -424,8 +442,10 @@ zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const c
 void
 zf_store_forget_answers (zf_worker_t *worker)
 {
-    for (size_t i = 0; i < worker->nanswers; i++)
+    for (size_t i = 0; i < worker->nanswers; i++) {
         free (worker->answers[i].reason);
+        free (worker->answers[i].detail);
+    }
     free (worker->answers);
     worker->answers = NULL;
     worker->nanswers = worker->answers_cap = 0;
@@ -451,10 +471,12 @@ zf_store_unparked (zf_store_t *self, zf_worker_t *worker, uint32_t nitems)
         if (!d || !(d->flags & ZF_D_ANSWERED))
             s_late (self, worker); // timed out meanwhile
         else if (answer->nack)
-            s_fail (self, worker, d, answer->reason, answer->final, answer->delay_ms);
+            s_fail (self, worker, d, answer->reason, answer->detail, answer->final,
+                    answer->delay_ms);
         else
             s_done (self, worker, d);
         free (answer->reason);
+        free (answer->detail);
     }
     free (answers);
 }
@@ -467,8 +489,7 @@ zf_store_output_refused (zf_store_t *self, zf_worker_t *worker, const zf_id_t *p
     if (!d)
         return; // acked already (against the protocol), or not a worker's output
     d->flags |= ZF_D_REFUSED;
-    free (d->msg->reason);
-    d->msg->reason = zf_strdup (why);
+    s_failure (d->msg, why, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -649,7 +670,7 @@ zf_store_tick (zf_store_t *self, int64_t now)
         while ((d = S_DELIVERY (queue->inflight.head)) && d->due <= now) {
             if (d->holder)
                 d->holder->zombies++;
-            s_retry (self, d, "timeout", false, 0);
+            s_retry (self, d, "timeout", NULL, false, 0);
         }
         for (size_t g = 0; g < queue->ngroups; g++) {
             zf_cgroup_t *group = queue->groups[g];

@@ -33,6 +33,7 @@ s_answer_free (zf_results_t *self, zf_answer_t *answer)
     }
     free (answer->items);
     free (answer->reason);
+    free (answer->detail);
     zlistx_destroy (&answer->waiters);
     free (answer);
 }
@@ -122,11 +123,13 @@ zf_results_add (zf_results_t *self, const zf_id_t *root, const zf_env_t *env, co
 
 zf_answer_t *
 zf_results_fail (zf_results_t *self, const zf_id_t *root, const char *queue, const char *reason,
-                 uint32_t attempts)
+                 const char *detail, uint32_t attempts)
 {
     zf_answer_t *answer = s_answer (self, root);
     free (answer->reason);
     answer->reason = reason ? zf_strdup (reason) : NULL;
+    free (answer->detail);
+    answer->detail = detail && *detail ? zf_strdup (detail) : NULL;
     answer->attempts = attempts;
     snprintf (answer->dead_queue, sizeof answer->dead_queue, "%s", queue);
     return answer;

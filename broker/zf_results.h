@@ -53,6 +53,7 @@ typedef struct {
     uint8_t outcome;                  // ZF_OUTCOME_DONE, _DEAD, _CANCELLED; 0 while running
     int64_t ended;                    // when it ended, ms since the Unix epoch
     char *reason;                     // the dead-lettered item's last error, or NULL
+    char *detail;                     // its longer account (a traceback), or NULL
     uint32_t attempts;                // its attempts
     char dead_queue[ZF_NAME_MAX + 1]; // the queue it was dead-lettered from, or ""
     zf_output_t *items;               // the results, in the order they came
@@ -78,9 +79,9 @@ zf_answer_t *zf_results_add (zf_results_t *self, const zf_id_t *root, const zf_e
                              const void *body, size_t size, char *why, size_t why_size);
 
 //  Root's lineage had an item dead-lettered from queue after attempts,
-//  failing with reason (may be NULL).
+//  failing with reason and its detail (either may be NULL).
 zf_answer_t *zf_results_fail (zf_results_t *self, const zf_id_t *root, const char *queue,
-                              const char *reason, uint32_t attempts);
+                              const char *reason, const char *detail, uint32_t attempts);
 
 //  Root's lineage is over with outcome at ended (ms since the Unix epoch).
 //  Returns its answer if one is kept, else NULL. Its waiters are answered

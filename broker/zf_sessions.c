@@ -92,6 +92,7 @@ s_add_answer (zf_server_t *server, const zf_id_t *root, bool failure, bool resul
         snprintf (out->queue, sizeof out->queue, "%s", answer->dead_queue);
         out->attempt = answer->attempts;
         snprintf (out->reason, sizeof out->reason, "%s", answer->reason ? answer->reason : "");
+        snprintf (out->detail, sizeof out->detail, "%s", answer->detail ? answer->detail : "");
     }
     if (results)
         s_add_results (out, answer, NULL);
@@ -118,6 +119,8 @@ s_report (zf_server_t *server, const zf_id_t *root, bool lineage, bool with_resu
                 out->attempt = msg->deliveries[g].attempt;
         if (msg->reason)
             snprintf (out->reason, sizeof out->reason, "%s", msg->reason);
+        if (msg->detail)
+            snprintf (out->detail, sizeof out->detail, "%s", msg->detail);
     }
     s_add_answer (server, root, lineage || !msg, with_results);
 }
@@ -323,7 +326,8 @@ static void
 s_on_nack (zf_server_t *server, zf_session_t *session)
 {
     zf_proto_t *in = server->in;
-    if (!zf_store_nack (server->store, &session->worker, &in->id, in->reason, in->final, in->delay))
+    if (!zf_store_nack (server->store, &session->worker, &in->id, in->reason, in->detail, in->final,
+                        in->delay))
         server->late_acks++;
 }
 

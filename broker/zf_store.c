@@ -129,6 +129,7 @@ s_message_free_only (void *value, void *arg)
     zframe_destroy (&msg->body);
     free (msg->headers);
     free (msg->reason);
+    free (msg->detail);
     free (msg);
 }
 
@@ -830,7 +831,7 @@ zf_store_restore_result (zf_store_t *self, const zf_record_t *r)
         char queue[ZF_NAME_MAX + 1],
             *reason = r->reason_size ? strndup (r->reason, r->reason_size) : NULL;
         snprintf (queue, sizeof queue, "%.*s", (int) r->name_size, r->name);
-        zf_results_fail (self->results, &r->root, queue, reason, r->attempt);
+        zf_results_fail (self->results, &r->root, queue, reason, NULL, r->attempt);
         free (reason);
     }
     zf_results_end (self->results, &r->root, r->outcome, r->ts);

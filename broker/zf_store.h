@@ -101,6 +101,7 @@ struct _zf_message_t {
     uint32_t pending;           // deliveries not finished
     bool dead;                  // a delivery was dead-lettered
     char *reason;               // the last failure, or NULL
+    char *detail;               // its longer account (a traceback), or NULL
     uint64_t order;             // when it was stored, for snapshots in queue order
     uint32_t ndeliveries;       // entries in deliveries
     zf_delivery_t deliveries[]; // one per consumer group
@@ -161,6 +162,7 @@ typedef struct {
     bool final;       // NACK: no retry
     int64_t delay_ms; // NACK: retry no sooner
     char *reason;     // NACK: why, or NULL
+    char *detail;     // NACK: its longer account, or NULL
 } zf_answer_held_t;
 
 //  The store's view of a session: what it consumes, and the PUTs it sent
@@ -291,10 +293,12 @@ bool zf_store_has_room (zf_store_t *self);
 //  when it waits for the worker's parked PUTs: it is applied as they are
 //  admitted. An ACK of an item one of whose outputs was refused (no such
 //  queue, the results store full) fails it instead, with the refusal's
-//  reason: retried, then dead-lettered.
+//  reason: retried, then dead-lettered. A NACK's reason and detail (either
+//  may be NULL) become the item's last failure: a reason replaces the
+//  detail too, a detail alone only the detail.
 bool zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id);
 bool zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const char *reason,
-                    bool final, int64_t delay_ms);
+                    const char *detail, bool final, int64_t delay_ms);
 
 //  Cancels what is left of root's lineage for the session by: queued items
 //  are dropped, fn is called once for each worker holding one of its items

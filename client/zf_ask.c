@@ -10,6 +10,7 @@ struct _zf_result_t {
     char state[ZF_CODE_MAX + 1];  // its lineage's state
     char reason[ZF_TEXT_MAX + 1]; // a dead-lettered item's last error, or ""
     char queue[ZF_NAME_MAX + 1];  // the queue it was dead-lettered from, or where the root is
+    char *detail;                 // the reason's longer account, or NULL
     uint32_t attempts;            // its attempts
     size_t count;                 // entries in ids and bodies
     zf_id_t *ids;                 // the results' ids
@@ -26,6 +27,7 @@ zf_result_destroy (zf_result_t **self_p)
         zframe_destroy (&self->bodies[i]);
     free (self->bodies);
     free (self->ids);
+    free (self->detail);
     free (self);
     *self_p = NULL;
 }
@@ -44,15 +46,16 @@ s_result_add_bodies (zf_result_t *result, zf_proto_t *in, uint32_t first, uint32
     }
 }
 
-//  A result without bodies yet.
+//  A result without bodies yet; detail may be NULL.
 static zf_result_t *
-s_result_new (const zf_id_t *id, const char *state, const char *reason, const char *queue,
-              uint32_t attempts)
+s_result_new (const zf_id_t *id, const char *state, const char *reason, const char *detail,
+              const char *queue, uint32_t attempts)
 {
     zf_result_t *result = (zf_result_t *) zmalloc (sizeof (zf_result_t));
     result->id = *id;
     snprintf (result->state, sizeof result->state, "%s", state);
     snprintf (result->reason, sizeof result->reason, "%s", reason);
+    result->detail = detail && *detail ? strdup (detail) : NULL;
     snprintf (result->queue, sizeof result->queue, "%s", queue);
     result->attempts = attempts;
     return result;
@@ -62,7 +65,8 @@ s_result_new (const zf_id_t *id, const char *state, const char *reason, const ch
 static zf_result_t *
 s_result_take (zf_proto_t *in)
 {
-    zf_result_t *result = s_result_new (&in->id, in->state, in->reason, in->queue, in->attempt);
+    zf_result_t *result =
+        s_result_new (&in->id, in->state, in->reason, in->detail, in->queue, in->attempt);
     s_result_add_bodies (result, in, 0, in->nitems);
     return result;
 }
@@ -90,6 +94,7 @@ zf_client_on_report (zf_client_t *self)
     snprintf (self->report_state, sizeof self->report_state, "%s", in->state);
     snprintf (self->report_queue, sizeof self->report_queue, "%s", in->queue);
     snprintf (self->report_reason, sizeof self->report_reason, "%s", in->reason);
+    snprintf (self->report_detail, sizeof self->report_detail, "%s", in->detail);
     self->report_attempt = in->attempt;
     if (in->nqueues) {
         self->report_queues = (zf_figures_t *) malloc (in->nqueues * sizeof (zf_figures_t));
@@ -115,7 +120,7 @@ zf_client_on_done (zf_client_t *self)
     for (uint32_t r = 0; r < in->ndones; r++) {
         zf_done_t *done = &in->dones[r];
         zf_result_t *result =
-            s_result_new (&done->id, done->state, done->reason, done->queue, done->attempt);
+            s_result_new (&done->id, done->state, done->reason, NULL, done->queue, done->attempt);
         uint32_t first = next;
         while (next < in->nitems && zf_id_eq (&in->items[next].root, &done->id))
             next++;
@@ -205,8 +210,8 @@ zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms)
 {
     if (s_ask (self, id, false, 0, timeout_ms))
         return NULL;
-    return s_result_new (id, self->report_state, self->report_reason, self->report_queue,
-                         self->report_attempt);
+    return s_result_new (id, self->report_state, self->report_reason, self->report_detail,
+                         self->report_queue, self->report_attempt);
 }
 
 zf_figures_t *
@@ -269,6 +274,12 @@ const char *
 zf_result_reason (zf_result_t *self)
 {
     return self->reason;
+}
+
+const char *
+zf_result_detail (zf_result_t *self)
+{
+    return self->detail ? self->detail : "";
 }
 
 const char *

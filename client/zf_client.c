@@ -914,6 +914,13 @@ zf_client_ack (zf_client_t *self, zf_item_t **item_p)
 int
 zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final, int delay_ms)
 {
+    return zf_client_nack_detail (self, item_p, reason, NULL, final, delay_ms);
+}
+
+int
+zf_client_nack_detail (zf_client_t *self, zf_item_t **item_p, const char *reason,
+                       const char *detail, bool final, int delay_ms)
+{
     zf_item_t *item = *item_p;
     if (!item)
         return -1;
@@ -921,6 +928,7 @@ zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool 
     zf_proto_reset (self->out, ZF_NACK);
     self->out->id = item->env.id;
     snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
+    snprintf (self->out->detail, sizeof self->out->detail, "%s", detail ? detail : "");
     self->out->final = final;
     self->out->delay = delay_ms > 0 ? (uint32_t) delay_ms : 0;
     s_send_out (self);

@@ -305,6 +305,12 @@ int zf_client_ack (zf_client_t *self, zf_item_t **item_p);
 int zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final,
                     int delay_ms);
 
+//  The same with the longer account of the failure (a traceback, at most
+//  8 KiB; may be NULL): the broker keeps it beside the reason, with the
+//  item's last failure, its dead letter and its root's result.
+int zf_client_nack_detail (zf_client_t *self, zf_item_t **item_p, const char *reason,
+                           const char *detail, bool final, int delay_ms);
+
 //  Ask the broker the state of an item: "queued", "delivered", "retrying",
 //  "done", "dead", "cancelled" or "unknown". Returns 0, or -1 on timeout.
 int zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size,
@@ -328,8 +334,10 @@ bool zf_result_over (zf_result_t *self);
 const zf_id_t *zf_result_root (zf_result_t *self);
 
 //  For a dead lineage: the last error of the item dead-lettered, the queue
-//  it left and its attempts ("" and 0 otherwise).
+//  it left and its attempts ("" and 0 otherwise); its longer account (a
+//  traceback, "" when none was given).
 const char *zf_result_reason (zf_result_t *self);
+const char *zf_result_detail (zf_result_t *self);
 const char *zf_result_queue (zf_result_t *self);
 uint32_t zf_result_attempts (zf_result_t *self);
 
@@ -340,8 +348,8 @@ const void *zf_result_body (zf_result_t *self, size_t index, size_t *size);
 
 //  One item's state (zf_client_status's), with its queue, its last attempt
 //  and the reason of its last failure (a retrying or dead item's), as a
-//  result without results (zf_result_state, _queue, _attempts, _reason;
-//  zf_result_root is the item). NULL on timeout.
+//  result without results (zf_result_state, _queue, _attempts, _reason,
+//  _detail; zf_result_root is the item). NULL on timeout.
 zf_result_t *zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms);
 
 //  The figures of every queue (depth, in flight, counts), as zflow status

@@ -95,11 +95,9 @@ static const s_field_t s_ack[] = {
     { NULL },
 };
 static const s_field_t s_nack[] = {
-    NUM ("id", F_ID, id, true),
-    STR ("reason", reason, false),
-    NUM ("final", F_BOOL, final, false),
-    NUM ("delay", F_U32, delay, false),
-    { NULL },
+    NUM ("id", F_ID, id, true),          STR ("reason", reason, false),
+    NUM ("final", F_BOOL, final, false), NUM ("delay", F_U32, delay, false),
+    STR ("detail", detail, false),       { NULL },
 };
 static const s_field_t s_empty[] = {
     { NULL },
@@ -139,6 +137,7 @@ static const s_field_t s_report[] = {
     STR ("queue", queue, false),
     NUM ("attempt", F_U32, attempt, false),
     STR ("reason", reason, false),
+    STR ("detail", detail, false),
     { "queues", F_ROWS, P (queues), 0, false },
     { "groups", F_ROWS, P (groups), 1, false },
     { "results", F_ITEMS, P (items), 0, false },
@@ -274,6 +273,7 @@ zf_proto_reset (zf_proto_t *self, zf_command_t command)
 {
     s_clear (self);
     memset (self, 0, offsetof (zf_proto_t, checkpoint));
+    self->detail[0] = 0;
     self->command = command;
     if (command == ZF_HELLO || command == ZF_WELCOME)
         self->version = ZF_PROTO_VERSION;

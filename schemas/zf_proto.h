@@ -28,6 +28,7 @@ extern "C" {
 
 #define ZF_PROTO_VERSION  1
 #define ZF_TEXT_MAX       1024  // bytes in a reason
+#define ZF_DETAIL_MAX     8192  // bytes in a failure's detail (a traceback)
 #define ZF_CODE_MAX       32    // bytes in an error code or a state name
 #define ZF_LIST_MAX       16    // names in inputs / outputs
 #define ZF_BATCH_MAX      256   // items in one PUT or DELIVER
@@ -86,8 +87,9 @@ typedef struct {
 } zf_env_t;
 
 //  The fields before `checkpoint` are cleared by every reset and decode; the
-//  arrays after it are valid only up to their counts, so that reusing a
-//  message costs no more than the fields it uses.
+//  arrays after it are valid only up to their counts (a string up to its
+//  NUL, its first byte cleared), so that reusing a message costs no more
+//  than the fields it uses.
 typedef struct {
     zf_command_t command;                  // which command this is
     uint32_t version;                      // HELLO, WELCOME: protocol version
@@ -129,6 +131,7 @@ typedef struct {
     const uint8_t *figures;                // PING: the worker's figures, a msgpack map (a view)
     uint32_t figures_size;                 // PING: bytes at figures; 0 when none
     uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // WELCOME, PUT: producer position
+    char detail[ZF_DETAIL_MAX + 1];        // NACK, REPORT: the longer account of a failure
     char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
     zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items; REPORT, DONE: the

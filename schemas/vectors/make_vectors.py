@@ -59,7 +59,9 @@ write("deliver", "DELIVER", {
     "items": [{"id": ID_A, "queue": "urls", "attempt": 2, "ts": TS}]},
     bodies=["http://127.0.0.1:8080/a"])
 write("ack", "ACK", {"ids": [ID_A, ID_B]})
-write("nack", "NACK", {"id": ID_A, "reason": "HTTP 503", "final": True, "delay": 1500})
+write("nack", "NACK", {"id": ID_A, "reason": "HTTP 503", "final": True, "delay": 1500,
+                      "detail": "Traceback (most recent call last):\n  File \"fetch.py\", "
+                                "line 12\nHTTPError: 503"})
 write("ping", "PING", {})
 write("ping-figures", "PING", {"figures": {"requests": 3, "latency_ms": {"p50": 1.5}}})
 write("pong", "PONG", {})
@@ -73,7 +75,8 @@ write("done", "DONE", {
     bodies=[42])
 write("status", "STATUS", {"id": ID_A})
 write("report", "REPORT", {
-    "id": ID_A, "state": "retrying", "queue": "urls", "attempt": 2,
+    "id": ID_A, "state": "retrying", "queue": "urls", "attempt": 2, "reason": "HTTP 503",
+    "detail": "Traceback (most recent call last):\nHTTPError: 503",
     "queues": [{"name": "urls", "depth": 10, "inflight": 2, "put": 300, "ack": 288,
                 "nack": 3, "dead": 0, "consumers": 4}],
     "groups": [{"queue": "urls", "name": "fetch", "workers": 4, "ready": 8, "inflight": 2,

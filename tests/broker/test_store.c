@@ -298,7 +298,7 @@ test_answers_wait_for_parked_puts (void **state)
     zf_message_t *msg;
     assert_true (zf_store_ack (f->store, &store, &one));
     assert_false (zf_store_ack (f->store, &store, &one)); // once
-    assert_true (zf_store_nack (f->store, &store, &two, "flaky", false, 0));
+    assert_true (zf_store_nack (f->store, &store, &two, "flaky", "Traceback: flaky", false, 0));
     assert_true (zf_store_ack (f->store, &store, &three));
     for (int i = 1; i <= 3; i++) {
         zf_id_t id = s_id ((uint8_t) i);
@@ -325,6 +325,10 @@ test_answers_wait_for_parked_puts (void **state)
     assert_string_equal (zf_store_state (f->store, &three, &msg), "done");
     assert_int_equal (s_heard.retried, 1);
     assert_int_equal (store.held.size, 0);
+    // The NACK held back kept its detail.
+    assert_string_equal (zf_store_state (f->store, &two, &msg), "retrying");
+    assert_string_equal (msg->reason, "flaky");
+    assert_string_equal (msg->detail, "Traceback: flaky");
 
     // Parked again (out holds 10), with 2's redelivery answered: a worker
     // that leaves drops the answer; 2 fails (its last attempt: dead), the
@@ -449,17 +453,19 @@ test_failures_retry_then_dead_letter (void **state)
     assert_true (zf_store_ack (f->store, &audit, &seven));
 
     assert_int_equal (s_take (f->store, "store", &store, out), 1);
-    assert_true (zf_store_nack (f->store, &store, &seven, "it broke", false, 0));
+    assert_true (
+        zf_store_nack (f->store, &store, &seven, "it broke", "Traceback 1\n  line 1", false, 0));
     assert_int_equal (s_heard.retried, 1);
     assert_string_equal (zf_store_state (f->store, &seven, &msg), "retrying");
     assert_string_equal (msg->reason, "it broke");
+    assert_string_equal (msg->detail, "Traceback 1\n  line 1");
     // Nothing until its backoff (1 ms) is over.
     assert_int_equal (s_take (f->store, "store", &store, out), 0);
     zf_store_tick (f->store, zclock_mono () + 10);
     assert_int_equal (s_take (f->store, "store", &store, out), 1);
     assert_int_equal (out[0]->attempt, 2);
     // The second failure is the last (max-attempts 2): to jobs.dead.
-    assert_true (zf_store_nack (f->store, &store, &seven, "broke again", false, 0));
+    assert_true (zf_store_nack (f->store, &store, &seven, "broke again", "Traceback 2", false, 0));
     assert_int_equal (s_heard.dead, 1);
     assert_int_equal (s_heard.finished[ZF_OUTCOME_DEAD], 1);
     assert_string_equal (zf_store_state (f->store, &seven, &msg), "dead");
@@ -469,6 +475,12 @@ test_failures_retry_then_dead_letter (void **state)
     zf_id_t copy = zf_id_child (&seven, UINT32_MAX);
     assert_non_null (zf_store_find (f->store, &copy));
     assert_string_equal (zf_store_find (f->store, &copy)->reason, "broke again");
+    // The dead letter and the root's answer keep the detail beside the reason.
+    assert_string_equal (zf_store_find (f->store, &copy)->detail, "Traceback 2");
+    zf_answer_t *answer = zf_results_find (zf_store_results (f->store), &seven);
+    assert_non_null (answer);
+    assert_string_equal (answer->reason, "broke again");
+    assert_string_equal (answer->detail, "Traceback 2");
     zf_store_leave (f->store, &store, false);
     zf_store_leave (f->store, &audit, false);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "zf_broker.h"
+#include "zf_mp.h"
 #include "zf_proto.h"
 #include "zf_testkit.h"
 #include "zflow.h"
@@ -144,11 +145,181 @@ test_welcome_says_the_timeout (void **state)
     s_stop (&f);
 }
 
+//  A task pipeline: tasks (two attempts, 10 ms apart) worked on by work,
+//  whose outputs are kept as results.
+static const char *s_tasks = "pipeline\n"
+                             "    results = answers\n"
+                             "queues\n"
+                             "    tasks\n"
+                             "        external = true\n"
+                             "        max-attempts = 2\n"
+                             "        retry-base = 10ms\n"
+                             "        retry-max = 10ms\n"
+                             "actors\n"
+                             "    work\n"
+                             "        kind = exec\n"
+                             "        command = /bin/true\n"
+                             "        input = tasks\n"
+                             "        output = answers\n";
+
+//  A raw worker of tasks with credit for n items.
+static zsock_t *
+s_worker (const char *endpoint, uint32_t n)
+{
+    zf_proto_t *p = zf_proto_new ();
+    zsock_t *sock = s_peer (endpoint, "work", "tasks", p);
+    zf_proto_reset (p, ZF_CREDIT);
+    p->credit = n;
+    s_send (sock, p);
+    zf_proto_destroy (&p);
+    return sock;
+}
+
+//  The next item delivered to the raw worker sock: its id, which it
+//  checks is id when given, and its attempt.
+static uint32_t
+s_delivered (zsock_t *sock, const zf_id_t *id)
+{
+    zf_proto_t *p = zf_proto_new ();
+    s_recv (sock, p, ZF_DELIVER);
+    assert_int_equal (p->nitems, 1);
+    if (id)
+        assert_true (zf_id_eq (&p->items[0].id, id));
+    uint32_t attempt = p->items[0].attempt;
+    zf_proto_destroy (&p);
+    return attempt;
+}
+
+//  The REPORT the broker gives sock on id: a barrier too, since a session's
+//  messages are handled in order.
+static void
+s_ask (zsock_t *sock, const zf_id_t *id, zf_proto_t *report)
+{
+    zf_proto_reset (report, ZF_STATUS);
+    report->id = *id;
+    s_send (sock, report);
+    s_recv (sock, report, ZF_REPORT);
+}
+
+//  Sends NACK of id with reason and detail.
+static void
+s_nack (zsock_t *sock, const zf_id_t *id, const char *reason, const char *detail)
+{
+    zf_proto_t *p = zf_proto_new ();
+    zf_proto_reset (p, ZF_NACK);
+    p->id = *id;
+    snprintf (p->reason, sizeof p->reason, "%s", reason);
+    snprintf (p->detail, sizeof p->detail, "%s", detail);
+    s_send (sock, p);
+    zf_proto_destroy (&p);
+}
+
+static void
+test_a_failure_keeps_its_detail (void **state)
+{
+    // A task fails with a traceback (the longest allowed, 8 KiB): a client
+    // reads it beside the reason while the task is retried, in the root's
+    // result once it is dead, and on its dead letter. One byte more is
+    // refused with ERROR too-big, and the worker goes on.
+    s_fixture_t *f = s_start (s_tasks);
+    zf_client_t *client = zf_client_new (f->endpoint, "web", NULL, 0);
+    zf_id_t task;
+    assert_int_equal (zf_client_put_str (client, "tasks", "resize", &task), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    zsock_t *worker = s_worker (f->endpoint, 1);
+    assert_int_equal (s_delivered (worker, &task), 1);
+
+    // A traceback of exactly ZF_DETAIL_MAX bytes.
+    char *traceback = (char *) malloc (ZF_DETAIL_MAX + 1);
+    memset (traceback, ' ', ZF_DETAIL_MAX);
+    const char *head = "Traceback (most recent call last):\n  File \"task.py\", line 7\n";
+    memcpy (traceback, head, strlen (head));
+    const char *tail = "\nValueError: bad input";
+    memcpy (traceback + ZF_DETAIL_MAX - strlen (tail), tail, strlen (tail));
+    traceback[ZF_DETAIL_MAX] = 0;
+
+    // One byte past the limit: refused, the item still held.
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 3);
+    zf_mp_pack_cstr (&pk, "id");
+    msgpack_pack_bin (&pk, ZF_ID_SIZE);
+    msgpack_pack_bin_body (&pk, task.bytes, ZF_ID_SIZE);
+    zf_mp_pack_cstr (&pk, "reason");
+    zf_mp_pack_cstr (&pk, "ValueError: bad input");
+    zf_mp_pack_cstr (&pk, "detail");
+    msgpack_pack_str (&pk, ZF_DETAIL_MAX + 1);
+    msgpack_pack_str_body (&pk, traceback, ZF_DETAIL_MAX);
+    msgpack_pack_str_body (&pk, "!", 1);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "NACK");
+    zmsg_addmem (msg, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    zmsg_send (&msg, worker);
+    zf_proto_t *p = zf_proto_new ();
+    s_recv (worker, p, ZF_ERROR);
+    assert_string_equal (p->code, "too-big");
+    assert_non_null (
+        strstr (p->reason, "NACK: field 'detail': string of 8193 bytes, at most 8192"));
+    s_ask (worker, &task, p);
+    assert_string_equal (p->state, "delivered");
+
+    // The whole 8 KiB: kept, and given back whole.
+    // (Its backoff is 0 to 10 ms: it may be delivered again by now.)
+    s_nack (worker, &task, "ValueError: bad input", traceback);
+    s_ask (worker, &task, p);
+    assert_true (streq (p->state, "retrying") || streq (p->state, "delivered"));
+    assert_int_equal (strlen (p->detail), ZF_DETAIL_MAX);
+    zf_result_t *item = zf_client_item (client, &task, 5000);
+    assert_non_null (item);
+    assert_int_equal (zf_result_attempts (item),
+                      streq (zf_result_state (item), "retrying") ? 1 : 2);
+    assert_string_equal (zf_result_reason (item), "ValueError: bad input");
+    assert_string_equal (zf_result_detail (item), traceback);
+    zf_result_destroy (&item);
+
+    // The last attempt fails with another: that one is the task's account.
+    assert_int_equal (s_delivered (worker, &task), 2);
+    s_nack (worker, &task, "KeyError: 'size'",
+            "Traceback (most recent call last):\n  File "
+            "\"task.py\", line 9\nKeyError: 'size'");
+    s_ask (worker, &task, p);
+    assert_string_equal (p->state, "dead");
+    zf_result_t *result = zf_client_result (client, &task, 0, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "dead");
+    assert_string_equal (zf_result_queue (result), "tasks");
+    assert_int_equal (zf_result_attempts (result), 2);
+    assert_string_equal (zf_result_reason (result), "KeyError: 'size'");
+    assert_string_equal (zf_result_detail (result),
+                         "Traceback (most recent call last):\n  File \"task.py\", line "
+                         "9\nKeyError: 'size'");
+    zf_result_destroy (&result);
+    // Its dead letter, waiting in tasks.dead, says the same.
+    zf_id_t copy = zf_id_child (&task, UINT32_MAX);
+    item = zf_client_item (client, &copy, 5000);
+    assert_non_null (item);
+    assert_string_equal (zf_result_state (item), "queued");
+    assert_string_equal (zf_result_queue (item), "tasks.dead");
+    assert_string_equal (zf_result_reason (item), "KeyError: 'size'");
+    assert_non_null (strstr (zf_result_detail (item), "line 9\nKeyError"));
+    zf_result_destroy (&item);
+
+    free (traceback);
+    zf_proto_destroy (&p);
+    zsock_destroy (&worker);
+    zf_client_destroy (&client);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_welcome_says_the_timeout),
+        cmocka_unit_test (test_a_failure_keeps_its_detail),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }

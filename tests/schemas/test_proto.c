@@ -215,6 +215,9 @@ test_ack_nack (void **state)
     assert_string_equal (p->reason, "HTTP 503");
     assert_true (p->final);
     assert_int_equal (p->delay, 1500);
+    assert_string_equal (
+        p->detail,
+        "Traceback (most recent call last):\n  File \"fetch.py\", line 12\nHTTPError: 503");
     s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
 }
@@ -277,6 +280,8 @@ test_small_commands (void **state)
     assert_string_equal (p->state, "retrying");
     assert_string_equal (p->queue, "urls");
     assert_int_equal (p->attempt, 2);
+    assert_string_equal (p->reason, "HTTP 503");
+    assert_string_equal (p->detail, "Traceback (most recent call last):\nHTTPError: 503");
     assert_int_equal (p->nqueues, 1);
     assert_string_equal (p->queues[0].name, "urls");
     assert_int_equal (p->queues[0].depth, 10);
