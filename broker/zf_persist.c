@@ -44,6 +44,8 @@ s_put (zf_server_t *server, zf_message_t *msg, uint32_t attempt)
                       .headers_size = msg->headers_size,
                       .reason = msg->reason,
                       .reason_size = msg->reason ? strlen (msg->reason) : 0,
+                      .detail = msg->detail,
+                      .detail_size = msg->detail ? strlen (msg->detail) : 0,
                       .data = zframe_data (msg->body),
                       .data_size = zframe_size (msg->body),
                       .not_before = msg->not_before,
@@ -110,6 +112,8 @@ s_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result)
         r.name = answer->dead_queue;
         r.reason = answer->reason;
         r.reason_size = answer->reason ? strlen (answer->reason) : 0;
+        r.detail = answer->detail;
+        r.detail_size = answer->detail ? strlen (answer->detail) : 0;
     }
     r.name_size = strlen (r.name);
     s_append (server, &r);

@@ -777,6 +777,8 @@ zf_store_restore_put (zf_store_t *self, const zf_record_t *r)
     msg->dead = r->dead;
     if (r->reason_size)
         msg->reason = strndup (r->reason, r->reason_size);
+    if (r->detail_size)
+        msg->detail = strndup (r->detail, r->detail_size);
     zf_store_seen_set (self, &msg->id, ZF_OUTCOME_LIVE);
 }
 
@@ -829,10 +831,12 @@ zf_store_restore_result (zf_store_t *self, const zf_record_t *r)
     }
     if (r->name_size) {
         char queue[ZF_NAME_MAX + 1],
-            *reason = r->reason_size ? strndup (r->reason, r->reason_size) : NULL;
+            *reason = r->reason_size ? strndup (r->reason, r->reason_size) : NULL,
+            *detail = r->detail_size ? strndup (r->detail, r->detail_size) : NULL;
         snprintf (queue, sizeof queue, "%.*s", (int) r->name_size, r->name);
-        zf_results_fail (self->results, &r->root, queue, reason, NULL, r->attempt);
+        zf_results_fail (self->results, &r->root, queue, reason, detail, r->attempt);
         free (reason);
+        free (detail);
     }
     zf_results_end (self->results, &r->root, r->outcome, r->ts);
 }

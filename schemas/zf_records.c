@@ -52,13 +52,22 @@ enum {
     H_NOT_BEFORE = 16,
     H_PRIORITY = 32,
     H_DEAD = 64, // no bytes
-    H_ALL = 127
+    H_DETAIL = 128,
+    H_ALL = 255
 };
 
 static size_t
 s_reason_size (const zf_record_t *r)
 {
     return r->reason_size > ZF_RECORD_REASON_MAX ? ZF_RECORD_REASON_MAX : r->reason_size;
+}
+
+//  A detail is written only when there is one: a RESULT without one ends
+//  after its body, as every RESULT of a journal written before it does.
+static size_t
+s_detail_size (const zf_record_t *r)
+{
+    return r->detail_size > ZF_RECORD_REASON_MAX ? ZF_RECORD_REASON_MAX : r->detail_size;
 }
 
 static unsigned
@@ -68,7 +77,8 @@ s_short_has (const zf_record_t *r)
            (r->attempt ? H_ATTEMPT : 0) |
            (zf_id_is_zero (&r->fanin.id) && !r->fanin.size && !r->fanin.index ? 0 : H_FANIN) |
            (s_reason_size (r) ? H_REASON : 0) | (r->not_before ? H_NOT_BEFORE : 0) |
-           (r->priority ? H_PRIORITY : 0) | (r->dead ? H_DEAD : 0);
+           (r->priority ? H_PRIORITY : 0) | (r->dead ? H_DEAD : 0) |
+           (s_detail_size (r) ? H_DETAIL : 0);
 }
 
 static size_t
@@ -78,7 +88,8 @@ s_short_size (const zf_record_t *r)
     return ZF_ID_SIZE + 1 + 8 + (has & H_LINEAGE ? 2 * ZF_ID_SIZE : 0) + (has & H_ATTEMPT ? 4 : 0) +
            (has & H_FANIN ? ZF_ID_SIZE + 4 + 4 : 0) + 1 + r->name_size + 4 + r->headers_size +
            (has & H_REASON ? 2 + s_reason_size (r) : 0) + 4 + r->data_size +
-           (has & H_NOT_BEFORE ? 8 : 0) + (has & H_PRIORITY ? 1 : 0);
+           (has & H_NOT_BEFORE ? 8 : 0) + (has & H_PRIORITY ? 1 : 0) +
+           (has & H_DETAIL ? 2 + s_detail_size (r) : 0);
 }
 
 size_t
@@ -108,6 +119,8 @@ zf_record_size (const zf_record_t *r)
         size += 4 + r->data_size;
     if (r->type == ZF_JR_PUT)
         size += S_PUT_SCHED;
+    if (r->type == ZF_JR_RESULT && s_detail_size (r))
+        size += 2 + s_detail_size (r);
     return size;
 }
 
@@ -158,7 +171,11 @@ s_short_write (const zf_record_t *r, uint8_t *p)
     if (has & H_NOT_BEFORE)
         p = s_wint (p, (uint64_t) r->not_before, 8);
     if (has & H_PRIORITY)
-        *p = r->priority;
+        *p++ = r->priority;
+    if (has & H_DETAIL) {
+        p = s_wint (p, s_detail_size (r), 2);
+        s_w (p, r->detail, s_detail_size (r));
+    }
 }
 
 void
@@ -204,6 +221,10 @@ zf_record_write (const zf_record_t *r, uint8_t *p)
         p = s_w (p, r->reason, s_reason_size (r));
         p = s_wint (p, r->data_size, 4);
         p = s_w (p, r->data, r->data_size);
+    }
+    if (r->type == ZF_JR_RESULT && s_detail_size (r)) {
+        p = s_wint (p, s_detail_size (r), 2);
+        p = s_w (p, r->detail, s_detail_size (r));
     }
     if (r->type == ZF_JR_PUT) {
         p = s_wint (p, (uint64_t) r->not_before, 8);
@@ -299,6 +320,10 @@ s_short_read (zf_record_t *record, s_reader_t *r, unsigned *has)
         record->priority = (uint8_t) s_rint (r, 1, "priority");
         last = "priority";
     }
+    if (*has & H_DETAIL) {
+        record->detail = (const char *) s_rblob (r, 2, &record->detail_size, "detail");
+        last = "detail";
+    }
     return last;
 }
 
@@ -370,6 +395,12 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         record->reason = (const char *) s_rblob (&r, 2, &record->reason_size, "reason");
         record->data = s_rblob (&r, 4, &record->data_size, "body");
         last = "body";
+    }
+    if (type == ZF_JR_RESULT && !r.bad && r.p != r.end) {
+        record->detail = (const char *) s_rblob (&r, 2, &record->detail_size, "detail");
+        last = "detail";
+        if (!r.bad && !record->detail_size)
+            return zf_error_set (err, ZF_EVALUE, "RESULT: an empty detail"); // never written
     }
     if (type == ZF_JR_PUT && !r.bad && r.p != r.end) {
         record->not_before = (int64_t) s_rint (&r, 8, "not_before");

@@ -17,13 +17,16 @@
         RESULT      id (16: the result item's, zero in an end), root (16), ts i64,
                     outcome u8 (0: a result; else the lineage ended so), attempts u32,
                     queue name, headers (u32 length: 0), reason (u16 length, bytes),
-                    body (u32 length, bytes)
+                    body (u32 length, bytes), detail (u16 length, bytes; absent when
+                    empty, and in a journal written before it)
         PUT_SHORT   a PUT without the fields that are zero: id (16), has u8, ts i64,
                     parent and root (has 1), attempt u32 (has 2), fan-in id size
                     index (has 4), queue name, headers (u32 length, bytes),
                     reason (u16 length, bytes; has 8), body (u32 length, bytes),
-                    not_before i64 (has 16), priority u8 (has 32); dead is has 64.
-                    A plain item's PUT in 71 bytes fewer; it reads as a PUT.
+                    not_before i64 (has 16), priority u8 (has 32), detail (u16 length,
+                    bytes; has 128); dead is has 64. A plain item's PUT in 71 bytes
+                    fewer; it reads as a PUT. (PUT, which the broker no longer writes,
+                    has no detail.)
 
     A zf_record_t is one record of any type; its strings and bytes are views
     (of the caller's data when writing, of the payload when read), never
@@ -61,7 +64,7 @@ typedef enum {
 //  remembers it (ZF_OUTCOME_LIVE: stored still, never in a FIN).
 enum { ZF_OUTCOME_LIVE = 1, ZF_OUTCOME_DONE, ZF_OUTCOME_DEAD, ZF_OUTCOME_CANCELLED };
 
-#define ZF_RECORD_REASON_MAX UINT16_MAX // bytes of a PUT's reason kept at most
+#define ZF_RECORD_REASON_MAX UINT16_MAX // bytes of a reason, or of a detail, kept at most
 
 typedef struct {
     zf_jr_type_t type;      // which record
@@ -81,6 +84,8 @@ typedef struct {
     size_t headers_size;    // bytes at headers
     const char *reason;     // PUT, RESULT: the last failure
     size_t reason_size;     // bytes at reason (cut to ZF_RECORD_REASON_MAX when written)
+    const char *detail;     // PUT_SHORT, RESULT: the last failure's longer account
+    size_t detail_size;     // bytes at detail (cut to ZF_RECORD_REASON_MAX when written)
     const uint8_t *data;    // PUT, RESULT: the body; CHECKPOINT: the position
     size_t data_size;       // bytes at data
 } zf_record_t;

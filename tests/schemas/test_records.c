@@ -132,6 +132,11 @@ s_assert_same_put (const zf_record_t *a, const zf_record_t *b)
     assert_int_equal (a->reason_size, b->reason_size);
     if (a->reason_size)
         assert_memory_equal (a->reason, b->reason, a->reason_size);
+    if (a->type == ZF_JR_PUT_SHORT) {
+        assert_int_equal (a->detail_size, b->detail_size);
+        if (a->detail_size)
+            assert_memory_equal (a->detail, b->detail, a->detail_size);
+    }
     assert_int_equal (a->data_size, b->data_size);
     assert_memory_equal (a->data, b->data, a->data_size);
     assert_int_equal (a->not_before, b->not_before);
@@ -186,9 +191,9 @@ test_put_short (void **state)
     assert_string_equal (err.text, "PUT_SHORT: ts");
     assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size + 1, &err), -1);
     assert_string_equal (err.text, "PUT_SHORT: bytes after the body");
-    payload[16] = 0x80;
+    payload[16] = 0x80; // a detail said to follow, and none there
     assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size, &err), -1);
-    assert_string_equal (err.text, "PUT_SHORT: has 0x80: unknown fields");
+    assert_string_equal (err.text, "PUT_SHORT: detail");
     free (payload);
     // One way to write a PUT: a field said to be there is not zero.
     zf_record_t zeros = plain;
@@ -258,6 +263,29 @@ test_put_short (void **state)
     assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size, &err), -1);
     assert_string_equal (err.text, "PUT_SHORT: priority 10, at most 9");
     free (payload);
+
+    // A failure's detail (has 128) comes last, after the priority. A PUT
+    // without one is written as a journal before it had them wrote it:
+    // the plain item's bytes above are those of that journal.
+    zf_record_t traced = plain;
+    traced.reason = "ValueError: bad";
+    traced.reason_size = 15;
+    traced.priority = 3;
+    traced.detail = "Traceback (most recent call last):\nValueError: bad";
+    traced.detail_size = strlen (traced.detail);
+    payload = s_short_trip (&traced, &back, &size);
+    assert_int_equal (payload[16], 8 | 32 | 128);
+    assert_int_equal (payload[size - 2 - traced.detail_size], traced.detail_size);
+    assert_memory_equal (payload + size - traced.detail_size, traced.detail, traced.detail_size);
+    for (size_t cut = 0; cut < size; cut++)
+        assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, cut, &err), -1);
+    assert_int_equal (zf_record_read (&back, ZF_JR_PUT_SHORT, payload, size - 1, &err), -1);
+    assert_string_equal (err.text, "PUT_SHORT: detail");
+    free (payload);
+    traced.detail_size = 0; // no detail: nothing of it written
+    size_t without = zf_record_size (&traced);
+    traced.detail_size = strlen (traced.detail);
+    assert_int_equal (zf_record_size (&traced), without + 2 + traced.detail_size);
 }
 
 static void
@@ -324,13 +352,35 @@ test_the_others (void **state)
                          .reason_size = 4 };
     free (payload);
     payload = s_round_trip (&over, &back, &size);
+    // Without a detail, the layout of a journal from before details.
+    assert_int_equal (size, 16 + 16 + 8 + 1 + 4 + 1 + 4 + 4 + 2 + 4 + 4);
     assert_int_equal (back.outcome, ZF_OUTCOME_DEAD);
     assert_int_equal (back.attempt, 5);
     assert_memory_equal (back.reason, "boom", 4);
+    assert_int_equal (back.detail_size, 0);
     payload[16 + 16 + 8] = 7; // an outcome that is none
     zf_error_t err;
     assert_int_equal (zf_record_read (&back, ZF_JR_RESULT, payload, size, &err), -1);
     assert_string_equal (err.text, "RESULT: unknown outcome 7");
+    // With one: after the body, read back; an old reader's record (cut
+    // before it) still reads; a detail cut short or empty is refused.
+    over.detail = "Traceback\n  boom";
+    over.detail_size = strlen (over.detail);
+    free (payload);
+    size_t old_size = size;
+    payload = s_round_trip (&over, &back, &size);
+    assert_int_equal (size, old_size + 2 + over.detail_size);
+    assert_int_equal (back.detail_size, over.detail_size);
+    assert_memory_equal (back.detail, over.detail, over.detail_size);
+    assert_int_equal (zf_record_read (&back, ZF_JR_RESULT, payload, old_size, &err), 0);
+    assert_int_equal (back.detail_size, 0);
+    assert_int_equal (zf_record_read (&back, ZF_JR_RESULT, payload, old_size + 1, &err), -1);
+    assert_string_equal (err.text, "RESULT: detail");
+    assert_int_equal (zf_record_read (&back, ZF_JR_RESULT, payload, size - 1, &err), -1);
+    assert_string_equal (err.text, "RESULT: detail");
+    payload[old_size] = payload[old_size + 1] = 0;
+    assert_int_equal (zf_record_read (&back, ZF_JR_RESULT, payload, old_size + 2, &err), -1);
+    assert_string_equal (err.text, "RESULT: an empty detail");
 
     zf_record_t end = { .type = ZF_JR_SNAPSHOT_END };
     free (payload);
