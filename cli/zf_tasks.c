@@ -199,8 +199,8 @@ s_json_string (zchunk_t *buffer, const char *text)
     zchunk_extend (buffer, "\"", 1);
 }
 
-//  {"id", "state", and for a failure "error", "queue", "attempts", into out,
-//  the map left open.
+//  {"id", "state", and for a failure "error", "queue", "attempts" and its
+//  "detail" when it has one, into out, the map left open.
 static void
 s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
 {
@@ -216,6 +216,10 @@ s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
         char attempts[32];
         snprintf (attempts, sizeof attempts, ",\"attempts\":%u", zf_result_attempts (result));
         zchunk_extend (out, attempts, strlen (attempts));
+        if (*zf_result_detail (result)) {
+            zchunk_extend (out, ",\"detail\":", 10);
+            s_json_string (out, zf_result_detail (result));
+        }
     }
 }
 

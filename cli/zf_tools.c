@@ -203,11 +203,23 @@ s_is_dir (const char *path)
     return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
 }
 
+//  Prints each line of text (a failure's detail, a traceback) after indent.
+static void
+s_print_indented (const char *text, const char *indent)
+{
+    while (*text) {
+        size_t len = strcspn (text, "\n");
+        printf ("%s%.*s\n", indent, (int) len, text);
+        text += len + (text[len] == '\n');
+    }
+}
+
 //  What a journal holds of one item, for zflow status --state.
 typedef struct {
     char queue[ZF_NAME_MAX + 1]; // where it is stored
     uint32_t attempt;            // its attempts over
     char *reason;                // its last failure, or NULL
+    char *detail;                // that failure's longer account, or NULL
 } s_stored_t;
 
 static void
@@ -215,6 +227,7 @@ s_stored_destroy (s_stored_t **self_p)
 {
     if (*self_p) {
         free ((*self_p)->reason);
+        free ((*self_p)->detail);
         free (*self_p);
         *self_p = NULL;
     }
@@ -235,6 +248,8 @@ s_state_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t siz
         item->attempt = record.attempt;
         if (record.reason_size)
             item->reason = strndup (record.reason, record.reason_size);
+        if (record.detail_size)
+            item->detail = strndup (record.detail, record.detail_size);
         zhashx_update (stored, zf_id_format (&record.id, hex), item);
     }
     else if (type == ZF_JR_FIN)
@@ -326,6 +341,8 @@ s_status_state (const char *dir)
                 if (streq (item->queue, name)) {
                     printf ("  %s  attempts %u  %s\n", (const char *) zhashx_cursor (stored),
                             item->attempt, item->reason ? item->reason : "(no reason given)");
+                    if (item->detail)
+                        s_print_indented (item->detail, "      ");
                     shown++;
                 }
             if (total > shown)
@@ -366,11 +383,14 @@ zf_cmd_status (int argc, char **argv)
         zf_result_t *item = zf_client_item (client, &id, (int) timeout);
         if (!item)
             status = ZF_EXIT_FAILED;
-        else if (*zf_result_reason (item)) // a failure: where, after how many tries, why
-            printf ("%s %s (queue %s, attempt %u): %s\n", args[1], zf_result_state (item),
-                    zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
-        else
-            printf ("%s %s\n", args[1], zf_result_state (item));
+        else {
+            if (*zf_result_reason (item)) // a failure: where, after how many tries, why
+                printf ("%s %s (queue %s, attempt %u): %s\n", args[1], zf_result_state (item),
+                        zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
+            else
+                printf ("%s %s\n", args[1], zf_result_state (item));
+            s_print_indented (zf_result_detail (item), "    "); // a traceback, under its reason
+        }
         zf_result_destroy (&item);
     }
     else {

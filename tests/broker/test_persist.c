@@ -282,6 +282,22 @@ test_a_failures_detail_survives_a_restart (void **state)
     zf_result_destroy (&result);
     zf_client_destroy (&client);
     zf_broker_destroy (&broker);
+    // zflow status --state, on the journal no broker runs on, shows the
+    // dead letter's traceback under its reason.
+    char *journal = zsys_sprintf ("%s/journal", dir);
+    zf_test_result_t r = zf_test_zflow (NULL, "status", "--state", journal, NULL);
+    assert_int_equal (r.status, 0);
+    char hex[ZF_ID_HEX];
+    char *expected = zsys_sprintf ("  %s  attempts 1  ZeroDivisionError: division by zero\n"
+                                   "      Traceback (most recent call last):\n"
+                                   "        File \"t.py\", line 3, in run\n"
+                                   "      ZeroDivisionError: division by zero\n",
+                                   zf_id_format (&copy, hex));
+    if (!strstr (r.out, expected))
+        fail_msg ("status --state: %s", r.out);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    zstr_free (&journal);
     zf_pipeline_destroy (&pipeline);
     zf_test_dir_remove (dir);
 }

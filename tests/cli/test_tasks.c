@@ -27,8 +27,8 @@ static char s_metrics[128];  // its HTTP endpoint
 //  tasks -> work (the test plugin: a number n below 64 gives 2n, "fail"
 //  fails) -> answers, which no actor reads: the results. stamped -> stamp
 //  (a program given envelopes, which it passes on as they are; one that
-//  says "slow" takes 2 s) -> stamps, results too. ranked and later are
-//  read by the tests themselves.
+//  says "slow" takes 2 s) -> stamps, results too. ranked, later and traced
+//  are read by the tests themselves (traced as a task worker would).
 static const char *s_config = "pipeline\n"
                               "    results = answers\n"
                               "broker\n"
@@ -47,6 +47,9 @@ static const char *s_config = "pipeline\n"
                               "        external = true\n"
                               "    later\n"
                               "        external = true\n"
+                              "    traced\n"
+                              "        external = true\n"
+                              "        max-attempts = 1\n"
                               "actors\n"
                               "    work\n"
                               "        kind = processor\n"
@@ -625,6 +628,62 @@ test_a_result_survives_kill_9 (void **state)
     zf_test_result_free (&r);
 }
 
+//  What a client sees of a task that failed with a traceback: zflow status
+//  prints it under the reason, zflow result and the HTTP API give it.
+static const char *s_check_detail =
+    "import json, sys, urllib.request\n"
+    "base = 'http://' + sys.argv[1]\n"
+    "for path in ('/messages/', '/results/'):\n"
+    "    with urllib.request.urlopen(base + path + sys.argv[2]) as answer:\n"
+    "        got = json.loads(answer.read())\n"
+    "    assert got['state'] == 'dead' and got['error'] == 'ValueError: bad x', got\n"
+    "    assert got['detail'] == sys.argv[3], got\n"
+    "print('ok')\n";
+
+static void
+test_a_traceback_is_shown (void **state)
+{
+    const char *traceback = "Traceback (most recent call last):\n"
+                            "  File \"t.py\", line 2, in run\n"
+                            "ValueError: bad x";
+    char id[33];
+    s_put (id, "traced", "\"x\"");
+    zf_client_t *worker = zf_client_new (s_endpoint, "tracer", "traced", 1);
+    zf_item_t *item = zf_client_next (worker, 10000);
+    assert_non_null (item);
+    zf_client_nack_detail (worker, &item, "ValueError: bad x", traceback, false, 0);
+    char state_text[32];
+    zf_id_t task;
+    zf_id_parse (&task, id);
+    assert_int_equal (zf_client_status (worker, &task, state_text, sizeof state_text, 5000), 0);
+    assert_string_equal (state_text, "dead"); // max-attempts 1
+
+    zf_test_result_t r = zf_test_zflow (NULL, "status", s_endpoint, id, NULL);
+    assert_int_equal (r.status, 0);
+    char *expected = zsys_sprintf ("%s dead (queue traced, attempt 1): ValueError: bad x\n"
+                                   "    Traceback (most recent call last):\n"
+                                   "      File \"t.py\", line 2, in run\n"
+                                   "    ValueError: bad x\n",
+                                   id);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "result", s_endpoint, id, NULL);
+    assert_int_equal (r.status, 0);
+    if (!strstr (r.out, "\"error\":\"ValueError: bad x\",\"queue\":\"traced\",\"attempts\":1,"
+                        "\"detail\":\"Traceback (most recent call last):\\u000a  File "
+                        "\\\"t.py\\\", line 2, in run\\u000aValueError: bad x\""))
+        fail_msg ("result: %s", r.out);
+    zf_test_result_free (&r);
+    r = zf_test_run ((char *[]){ "/usr/bin/python3", "-c", (char *) s_check_detail, s_metrics, id,
+                                 (char *) traceback, NULL },
+                     NULL);
+    if (r.status != 0 || !strstr (r.out, "ok"))
+        fail_msg ("api: %s %s", r.out, r.err);
+    zf_test_result_free (&r);
+    zf_client_destroy (&worker);
+}
+
 int
 main (void)
 {
@@ -640,6 +699,7 @@ main (void)
         cmocka_unit_test (test_delayed_items_come_when_due),
         cmocka_unit_test (test_results_expire_after_their_ttl),
         cmocka_unit_test (test_http_tasks),
+        cmocka_unit_test (test_a_traceback_is_shown),
         cmocka_unit_test (test_a_result_survives_kill_9),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -29,7 +29,8 @@ class TaskFailed(Exception):
 
 class Result:
     """A root's result: its state, and once over what its lineage put on
-    the pipeline's results queues (values, unpacked), or why it failed."""
+    the pipeline's results queues (values, unpacked), or why it failed
+    (error, and detail: the worker's longer account, a traceback)."""
 
     def __init__(self, id, state, values=(), error="", queue="", attempts=0, detail="",
                  progress=None, note=""):
