@@ -492,6 +492,26 @@ zf_store_output_refused (zf_store_t *self, zf_worker_t *worker, const zf_id_t *p
     s_failure (d->msg, why, NULL);
 }
 
+bool
+zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, uint32_t progress,
+                   const char *note)
+{
+    zf_delivery_t *d = s_held_by (self, id, worker);
+    if (!d || (d->flags & ZF_D_ANSWERED))
+        return false;
+    zf_message_t *msg = d->msg;
+    const zf_id_t *root = zf_id_is_zero (&msg->root) ? &msg->id : &msg->root;
+    zf_progress_t *kept = (zf_progress_t *) zf_idmap_get (self->progress, root);
+    if (!kept) {
+        kept = (zf_progress_t *) zf_alloc (sizeof (zf_progress_t));
+        zf_idmap_put (self->progress, root, kept);
+    }
+    kept->progress = progress;
+    free (kept->note);
+    kept->note = note && *note ? zf_strdup (note) : NULL;
+    return true;
+}
+
 //  --------------------------------------------------------------------------
 //  Cancel and state
 

@@ -122,6 +122,11 @@ s_report (zf_server_t *server, const zf_id_t *root, bool lineage, bool with_resu
         if (msg->detail)
             snprintf (out->detail, sizeof out->detail, "%s", msg->detail);
     }
+    const zf_progress_t *progress = zf_store_progress_of (server->store, root);
+    if (progress) {
+        out->progress = progress->progress;
+        snprintf (out->note, sizeof out->note, "%s", progress->note ? progress->note : "");
+    }
     s_add_answer (server, root, lineage || !msg, with_results);
 }
 
@@ -332,6 +337,17 @@ s_on_nack (zf_server_t *server, zf_session_t *session)
 }
 
 static void
+s_on_progress (zf_server_t *server, zf_session_t *session)
+{
+    // Only from the worker holding the item: any other report is late (the
+    // item timed out and went to another, or was answered), counted and
+    // dropped without an ERROR, as a late ack is.
+    zf_proto_t *in = server->in;
+    if (!zf_store_progress (server->store, &session->worker, &in->id, in->progress, in->note))
+        server->late_acks++;
+}
+
+static void
 s_on_ping (zf_server_t *server, zf_session_t *session)
 {
     if (server->in->figures_size) {
@@ -429,7 +445,7 @@ static s_handler_fn *const s_handlers[ZF_COMMAND_COUNT] = {
     [ZF_HELLO] = s_on_hello,   [ZF_PUT] = s_on_put,   [ZF_CREDIT] = s_on_credit,
     [ZF_ACK] = s_on_ack,       [ZF_NACK] = s_on_nack, [ZF_PING] = s_on_ping,
     [ZF_PONG] = s_on_pong,     [ZF_END] = s_on_end,   [ZF_CANCEL] = s_on_cancel,
-    [ZF_STATUS] = s_on_status, [ZF_BYE] = s_on_bye,
+    [ZF_STATUS] = s_on_status, [ZF_BYE] = s_on_bye,   [ZF_PROGRESS] = s_on_progress,
 };
 
 static void

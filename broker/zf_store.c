@@ -139,6 +139,14 @@ s_lineage_free_only (void *value, void *arg)
     free (value);
 }
 
+static void
+s_progress_free (void *value, void *arg)
+{
+    zf_progress_t *progress = (zf_progress_t *) value;
+    free (progress->note);
+    free (progress);
+}
+
 zf_store_t *
 zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks_t *hooks)
 {
@@ -151,6 +159,7 @@ zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks
     self->live = zf_idmap_new (1024);
     self->seen = dedup_window ? zf_window_new (dedup_window) : NULL;
     self->lineages = zf_idmap_new (1024);
+    self->progress = zf_idmap_new (64);
     self->dirty = zlistx_new ();
     self->checkpoints = zhashx_new ();
     zhashx_set_destructor (self->checkpoints, (zhashx_destructor_fn *) zchunk_destroy);
@@ -158,7 +167,7 @@ zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks
     self->group_expiry = pipeline->broker_settings.group_expiry;
     self->results = zf_results_new (pipeline->broker_settings.result_ttl,
                                     pipeline->broker_settings.result_max_bytes);
-    if (!self->live || !self->lineages || (dedup_window && !self->seen)) {
+    if (!self->live || !self->lineages || !self->progress || (dedup_window && !self->seen)) {
         zf_store_destroy (&self);
         return NULL;
     }
@@ -182,11 +191,14 @@ zf_store_destroy (zf_store_t **self_p)
         zf_idmap_foreach (self->live, s_message_free_only, NULL);
     if (self->lineages)
         zf_idmap_foreach (self->lineages, s_lineage_free_only, NULL);
+    if (self->progress)
+        zf_idmap_foreach (self->progress, s_progress_free, NULL);
     zlistx_destroy (&self->queue_order);
     zhashx_destroy (&self->queues);
     zf_idmap_destroy (&self->live);
     zf_window_destroy (&self->seen);
     zf_idmap_destroy (&self->lineages);
+    zf_idmap_destroy (&self->progress);
     zf_heap_destroy (&self->delayed);
     zlistx_destroy (&self->dirty);
     zhashx_destroy (&self->checkpoints);
@@ -224,6 +236,14 @@ s_seen_before (zf_store_t *self, const zf_id_t *id)
 void
 zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome)
 {
+    if (zf_idmap_size (self->progress)) {
+        // Progress is of a lineage that runs: over, it says nothing.
+        zf_progress_t *progress = (zf_progress_t *) zf_idmap_get (self->progress, root);
+        if (progress) {
+            zf_idmap_remove (self->progress, root);
+            s_progress_free (progress, NULL);
+        }
+    }
     if (zf_results_empty (self->results))
         return; // the common case: nobody asks
     zf_answer_t *answer = zf_results_end (self->results, root, outcome, zclock_time ());
@@ -652,6 +672,16 @@ zf_store_lineage_state (zf_store_t *self, const zf_id_t *root, zf_message_t **ms
     if (!*msg_p && zf_idmap_get (self->lineages, root))
         return "running"; // the root is done, items made from it are not
     return state;
+}
+
+const zf_progress_t *
+zf_store_progress_of (zf_store_t *self, const zf_id_t *id)
+{
+    if (!zf_idmap_size (self->progress))
+        return NULL;
+    zf_message_t *msg = (zf_message_t *) zf_idmap_get (self->live, id);
+    const zf_id_t *root = msg && !zf_id_is_zero (&msg->root) ? &msg->root : id;
+    return (const zf_progress_t *) zf_idmap_get (self->progress, root);
 }
 
 zf_results_t *

@@ -107,6 +107,13 @@ struct _zf_message_t {
     zf_delivery_t deliveries[]; // one per consumer group
 };
 
+//  The latest progress a worker reported within a lineage while it runs
+//  (PROGRESS): in memory only, a live figure.
+typedef struct {
+    uint32_t progress; // thousandths done, 0 to ZF_PROGRESS_MAX
+    char *note;        // what the task is doing, or NULL
+} zf_progress_t;
+
 //  A group's deliveries waiting for a worker: a list per priority (by
 //  link), the highest priority taken first, each in the order it came.
 typedef struct {
@@ -299,6 +306,17 @@ bool zf_store_has_room (zf_store_t *self);
 bool zf_store_ack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id);
 bool zf_store_nack (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, const char *reason,
                     const char *detail, bool final, int64_t delay_ms);
+
+//  A task's progress: id, which worker holds in flight, reports progress
+//  (thousandths) and note (NULL or ""), kept for its lineage until the
+//  lineage ends. False, and nothing kept, if worker does not hold id (a
+//  late report, as an ack of an item no longer held).
+bool zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, uint32_t progress,
+                        const char *note);
+
+//  The latest progress reported within the lineage of id (an item stored,
+//  or a root) while it runs, or NULL.
+const zf_progress_t *zf_store_progress_of (zf_store_t *self, const zf_id_t *id);
 
 //  Cancels what is left of root's lineage for the session by: queued items
 //  are dropped, fn is called once for each worker holding one of its items

@@ -22,6 +22,7 @@ struct _zf_store_t {
     zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
     zhashx_t *checkpoints;   // actor name -> zchunk_t, its source's position
     zf_results_t *results;   // what each root's lineage produced
+    zf_idmap_t *progress;    // root id -> zf_progress_t, of lineages running
     int64_t group_expiry;    // ms an undeclared group lives without a worker
     uint64_t stored;         // messages stored, ever (their order)
     unsigned seed;           // for backoff jitter

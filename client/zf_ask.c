@@ -11,6 +11,8 @@ struct _zf_result_t {
     char reason[ZF_TEXT_MAX + 1]; // a dead-lettered item's last error, or ""
     char queue[ZF_NAME_MAX + 1];  // the queue it was dead-lettered from, or where the root is
     char *detail;                 // the reason's longer account, or NULL
+    uint32_t progress;            // while it runs: thousandths done, as a worker last said
+    char *note;                   // and what it is doing, or NULL
     uint32_t attempts;            // its attempts
     size_t count;                 // entries in ids and bodies
     zf_id_t *ids;                 // the results' ids
@@ -28,6 +30,7 @@ zf_result_destroy (zf_result_t **self_p)
     free (self->bodies);
     free (self->ids);
     free (self->detail);
+    free (self->note);
     free (self);
     *self_p = NULL;
 }
@@ -61,12 +64,21 @@ s_result_new (const zf_id_t *id, const char *state, const char *reason, const ch
     return result;
 }
 
+//  Gives result a lineage's progress and note (may be "").
+static void
+s_result_progress (zf_result_t *result, uint32_t progress, const char *note)
+{
+    result->progress = progress;
+    result->note = *note ? strdup (note) : NULL;
+}
+
 //  The result a REPORT in tells, its bodies taken from in.
 static zf_result_t *
 s_result_take (zf_proto_t *in)
 {
     zf_result_t *result =
         s_result_new (&in->id, in->state, in->reason, in->detail, in->queue, in->attempt);
+    s_result_progress (result, in->progress, in->note);
     s_result_add_bodies (result, in, 0, in->nitems);
     return result;
 }
@@ -95,6 +107,8 @@ zf_client_on_report (zf_client_t *self)
     snprintf (self->report_queue, sizeof self->report_queue, "%s", in->queue);
     snprintf (self->report_reason, sizeof self->report_reason, "%s", in->reason);
     snprintf (self->report_detail, sizeof self->report_detail, "%s", in->detail);
+    self->report_progress = in->progress;
+    snprintf (self->report_note, sizeof self->report_note, "%s", in->note);
     self->report_attempt = in->attempt;
     if (in->nqueues) {
         self->report_queues = (zf_figures_t *) malloc (in->nqueues * sizeof (zf_figures_t));
@@ -210,8 +224,11 @@ zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms)
 {
     if (s_ask (self, id, false, 0, timeout_ms))
         return NULL;
-    return s_result_new (id, self->report_state, self->report_reason, self->report_detail,
-                         self->report_queue, self->report_attempt);
+    zf_result_t *item =
+        s_result_new (id, self->report_state, self->report_reason, self->report_detail,
+                      self->report_queue, self->report_attempt);
+    s_result_progress (item, self->report_progress, self->report_note);
+    return item;
 }
 
 zf_figures_t *
@@ -280,6 +297,18 @@ const char *
 zf_result_detail (zf_result_t *self)
 {
     return self->detail ? self->detail : "";
+}
+
+uint32_t
+zf_result_progress (zf_result_t *self)
+{
+    return self->progress;
+}
+
+const char *
+zf_result_note (zf_result_t *self)
+{
+    return self->note ? self->note : "";
 }
 
 const char *

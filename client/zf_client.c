@@ -912,6 +912,19 @@ zf_client_ack (zf_client_t *self, zf_item_t **item_p)
 }
 
 int
+zf_client_progress (zf_client_t *self, zf_item_t *item, uint32_t progress, const char *note)
+{
+    if (!item || progress > ZF_PROGRESS_MAX)
+        return -1;
+    zf_proto_reset (self->out, ZF_PROGRESS);
+    self->out->id = item->env.id;
+    self->out->progress = progress;
+    snprintf (self->out->note, sizeof self->out->note, "%s", note ? note : "");
+    s_send_out (self);
+    return 0;
+}
+
+int
 zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final, int delay_ms)
 {
     return zf_client_nack_detail (self, item_p, reason, NULL, final, delay_ms);

@@ -78,6 +78,8 @@ struct _zf_client_t {
     uint32_t report_attempt;               // its last attempt
     char report_reason[ZF_TEXT_MAX + 1];   // its last failure's reason, or ""
     char report_detail[ZF_DETAIL_MAX + 1]; // that failure's longer account, or ""
+    uint32_t report_progress;              // its lineage's progress, thousandths
+    char report_note[ZF_TEXT_MAX + 1];     // and its note, or ""
     bool report_results;                   // it asked for a root's results
     uint32_t report_wait;                  // ms it asked the broker to wait for the end
     zf_result_t *report_result;            // a root's result it carried, owned, or NULL

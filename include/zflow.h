@@ -300,6 +300,14 @@ int zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, 
 //  The item is done: ack it (after its outputs) and free it; nulls *item_p.
 int zf_client_ack (zf_client_t *self, zf_item_t **item_p);
 
+//  Report how far the work on item is: progress in thousandths (0 to 1000)
+//  and a note of at most 1 KiB (may be NULL): "resizing images". The broker
+//  keeps the latest report of the item's lineage while it runs, for
+//  zf_result_progress (zflow status, GET /messages/ID). Sent at once; a
+//  worker reports when it has something new to say, not in a tight loop.
+//  Returns 0, or -1 if progress is past 1000.
+int zf_client_progress (zf_client_t *self, zf_item_t *item, uint32_t progress, const char *note);
+
 //  The item failed: the broker retries it later (after at least delay_ms),
 //  or dead-letters it if final or out of attempts. Frees it; nulls *item_p.
 int zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final,
@@ -338,6 +346,12 @@ const zf_id_t *zf_result_root (zf_result_t *self);
 //  traceback, "" when none was given).
 const char *zf_result_reason (zf_result_t *self);
 const char *zf_result_detail (zf_result_t *self);
+
+//  While it runs: the latest progress a worker reported within its lineage
+//  (zf_client_progress), in thousandths, and its note; 0 and "" when none
+//  was (or once it is over).
+uint32_t zf_result_progress (zf_result_t *self);
+const char *zf_result_note (zf_result_t *self);
 const char *zf_result_queue (zf_result_t *self);
 uint32_t zf_result_attempts (zf_result_t *self);
 
@@ -349,7 +363,8 @@ const void *zf_result_body (zf_result_t *self, size_t index, size_t *size);
 //  One item's state (zf_client_status's), with its queue, its last attempt
 //  and the reason of its last failure (a retrying or dead item's), as a
 //  result without results (zf_result_state, _queue, _attempts, _reason,
-//  _detail; zf_result_root is the item). NULL on timeout.
+//  _detail, and its lineage's _progress and _note; zf_result_root is the
+//  item). NULL on timeout.
 zf_result_t *zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms);
 
 //  The figures of every queue (depth, in flight, counts), as zflow status

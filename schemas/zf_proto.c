@@ -138,9 +138,18 @@ static const s_field_t s_report[] = {
     NUM ("attempt", F_U32, attempt, false),
     STR ("reason", reason, false),
     STR ("detail", detail, false),
+    NUM ("progress", F_U32, progress, false),
+    STR ("note", note, false),
     { "queues", F_ROWS, P (queues), 0, false },
     { "groups", F_ROWS, P (groups), 1, false },
     { "results", F_ITEMS, P (items), 0, false },
+    { NULL },
+};
+
+static const s_field_t s_progress[] = {
+    NUM ("id", F_ID, id, true),
+    NUM ("progress", F_U32, progress, true),
+    STR ("note", note, false),
     { NULL },
 };
 
@@ -232,7 +241,7 @@ static const struct {
     [ZF_ERROR] = { "ERROR", s_error, false },    [ZF_END] = { "END", s_end, false },
     [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, true },
     [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, true },
-    [ZF_BYE] = { "BYE", s_empty, false },
+    [ZF_BYE] = { "BYE", s_empty, false },        [ZF_PROGRESS] = { "PROGRESS", s_progress, false },
 };
 
 zf_proto_t *
@@ -274,6 +283,7 @@ zf_proto_reset (zf_proto_t *self, zf_command_t command)
     s_clear (self);
     memset (self, 0, offsetof (zf_proto_t, checkpoint));
     self->detail[0] = 0;
+    self->note[0] = 0;
     self->command = command;
     if (command == ZF_HELLO || command == ZF_WELCOME)
         self->version = ZF_PROTO_VERSION;
@@ -672,6 +682,11 @@ zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err)
     }
     if ((command == ZF_HELLO || command == ZF_WELCOME) && self->version < 1) {
         zf_error_set (err, ZF_EVERSION, "%s: version %u", s_commands[command].name, self->version);
+        goto done;
+    }
+    if (self->progress > ZF_PROGRESS_MAX) {
+        zf_error_set (err, ZF_EVALUE, "%s: progress %u, at most %d (thousandths)",
+                      s_commands[command].name, self->progress, ZF_PROGRESS_MAX);
         goto done;
     }
     if (s_commands[command].bodies) {

@@ -39,6 +39,7 @@ extern "C" {
 #define ZF_QUEUES_MAX     4096  // queues in one REPORT
 #define ZF_GROUPS_MAX     16384 // consumer groups in one REPORT
 #define ZF_PRIORITY_MAX   9     // the highest priority of an item
+#define ZF_PROGRESS_MAX   1000  // progress of a task, in thousandths: done
 
 typedef enum {
     ZF_HELLO = 1,
@@ -58,6 +59,7 @@ typedef enum {
     ZF_STATUS,
     ZF_REPORT,
     ZF_BYE,
+    ZF_PROGRESS,
     ZF_COMMAND_COUNT
 } zf_command_t;
 
@@ -109,7 +111,7 @@ typedef struct {
     uint32_t duplicates;                   // CONFIRM: items dropped as seen before
     uint32_t refused;                      // CONFIRM: items refused (reason says why)
     uint32_t credit;                       // CREDIT: more items the worker can take
-    zf_id_t id;                            // NACK, CANCEL, DONE, STATUS, REPORT: an item
+    zf_id_t id;                            // NACK, CANCEL, DONE, STATUS, REPORT, PROGRESS: an item
     bool results;                          // STATUS: ask for the item's results too
     uint32_t wait;                         // STATUS: ms to wait for the lineage to end
     bool final;                            // NACK: dead-letter now, no retry
@@ -119,6 +121,7 @@ typedef struct {
     char state[ZF_CODE_MAX + 1];           // DONE, REPORT: an item's state
     char queue[ZF_NAME_MAX + 1];           // REPORT: the item's queue
     uint32_t attempt;                      // REPORT: the item's attempt
+    uint32_t progress;                     // PROGRESS, REPORT: thousandths of a task done
     char reason[ZF_TEXT_MAX + 1];          // CONFIRM, NACK, ERROR, CANCEL, REPORT: why, in words
     uint32_t ninputs;                      // HELLO: entries in inputs
     uint32_t noutputs;                     // HELLO: entries in outputs
@@ -132,6 +135,7 @@ typedef struct {
     uint32_t figures_size;                 // PING: bytes at figures; 0 when none
     uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // WELCOME, PUT: producer position
     char detail[ZF_DETAIL_MAX + 1];        // NACK, REPORT: the longer account of a failure
+    char note[ZF_TEXT_MAX + 1];            // PROGRESS, REPORT: what a task is doing, in words
     char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
     zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items; REPORT, DONE: the

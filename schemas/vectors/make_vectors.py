@@ -77,6 +77,7 @@ write("status", "STATUS", {"id": ID_A})
 write("report", "REPORT", {
     "id": ID_A, "state": "retrying", "queue": "urls", "attempt": 2, "reason": "HTTP 503",
     "detail": "Traceback (most recent call last):\nHTTPError: 503",
+    "progress": 420, "note": "resizing images",
     "queues": [{"name": "urls", "depth": 10, "inflight": 2, "put": 300, "ack": 288,
                 "nack": 3, "dead": 0, "consumers": 4}],
     "groups": [{"queue": "urls", "name": "fetch", "workers": 4, "ready": 8, "inflight": 2,
@@ -84,6 +85,7 @@ write("report", "REPORT", {
                {"queue": "urls", "name": "probe", "workers": 0, "ready": 10, "inflight": 0,
                 "acked": 0, "declared": False}]})
 write("bye", "BYE", {})
+write("progress", "PROGRESS", {"id": ID_A, "progress": 420, "note": "resizing images"})
 
 
 # --------------------------------------------------------------------------

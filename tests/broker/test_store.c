@@ -842,6 +842,75 @@ test_results_are_kept_for_their_root (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+static void
+test_progress_is_the_lineages_while_it_runs (void **state)
+{
+    // A task's progress comes from the worker holding it and is kept for
+    // its lineage: asked of its root, or of another of its items, while it
+    // runs. A report from anyone else is late; the lineage's end forgets it.
+    zf_pipeline_t *pipeline = zf_test_pipeline (s_results_config);
+    assert_non_null (pipeline);
+    zf_store_t *store = zf_store_new (pipeline, 1024, &s_hooks);
+    zf_worker_t work = { 0 }, other = { 0 };
+    zf_store_join (store, &work, "jobs", "work");
+    zf_store_join (store, &other, "jobs", "work");
+    zf_store_credit (store, &work, 1);
+    zf_id_t root = s_id (9);
+    zf_pending_t *put = zf_store_pending_new (2);
+    for (uint32_t i = 0; i < 2; i++) {
+        s_item (put, i, (uint8_t) (20 + i), "jobs")->root = root;
+        put->holds[i] = zf_store_hold (store, &root);
+    }
+    assert_true (zf_store_admit (store, put));
+    zf_store_pending_destroy (&put);
+    zf_cgroup_t *group = zf_store_group (store, zf_store_queue (store, "jobs"), "work");
+    zf_worker_t *to;
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    assert_int_equal (zf_store_take (store, group, zclock_mono (), &to, out, 10), 1);
+    zf_id_t held = out[0]->msg->id;
+    zf_id_t twenty = s_id (20), waiting = zf_id_eq (&held, &twenty) ? s_id (21) : twenty;
+
+    assert_null (zf_store_progress_of (store, &root));
+    assert_false (zf_store_progress (store, &other, &held, 100, "not mine"));
+    assert_false (zf_store_progress (store, &work, &waiting, 100, "not taken yet"));
+    assert_null (zf_store_progress_of (store, &root));
+    assert_true (zf_store_progress (store, &work, &held, 420, "resizing images"));
+    const zf_progress_t *progress = zf_store_progress_of (store, &root);
+    assert_non_null (progress);
+    assert_int_equal (progress->progress, 420);
+    assert_string_equal (progress->note, "resizing images");
+    assert_ptr_equal (zf_store_progress_of (store, &waiting), progress); // the lineage's
+    assert_ptr_equal (zf_store_progress_of (store, &held), progress);
+    assert_true (zf_store_progress (store, &work, &held, 1000, NULL)); // the latest
+    assert_int_equal (progress->progress, 1000);
+    assert_null (progress->note);
+
+    // Its item done, the lineage runs on: the figure stays. Then it ends.
+    assert_true (zf_store_ack (store, &work, &held));
+    assert_false (zf_store_progress (store, &work, &held, 10, NULL)); // answered: late
+    assert_int_equal (zf_store_progress_of (store, &root)->progress, 1000);
+    assert_int_equal (zf_store_take (store, group, zclock_mono (), &to, out, 10), 1);
+    assert_true (zf_store_ack (store, &work, &waiting));
+    assert_int_equal (zf_store_lineages (store), 0);
+    assert_null (zf_store_progress_of (store, &root));
+
+    // A root that makes nothing has no lineage: its own item's end forgets it.
+    put = zf_store_pending_new (1);
+    s_item (put, 0, 30, "jobs");
+    assert_true (zf_store_admit (store, put));
+    zf_store_pending_destroy (&put);
+    assert_int_equal (zf_store_take (store, group, zclock_mono (), &to, out, 10), 1);
+    zf_id_t lone = s_id (30);
+    assert_true (zf_store_progress (store, &work, &lone, 5, "starting"));
+    assert_string_equal (zf_store_progress_of (store, &lone)->note, "starting");
+    assert_true (zf_store_ack (store, &work, &lone));
+    assert_null (zf_store_progress_of (store, &lone));
+    zf_store_leave (store, &work, false);
+    zf_store_leave (store, &other, false);
+    zf_store_destroy (&store);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -865,6 +934,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_a_queue_the_pipeline_lacks_is_refused, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_results_are_kept_for_their_root, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_progress_is_the_lineages_while_it_runs, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -314,12 +314,159 @@ test_a_failure_keeps_its_detail (void **state)
     s_stop (&f);
 }
 
+//  The raw worker sock puts one item id to queue, a child of parent in the
+//  lineage of root, and acks parent once the PUT is confirmed.
+static void
+s_emit_and_ack (zsock_t *sock, const zf_id_t *id, const char *queue, const zf_id_t *parent,
+                const zf_id_t *root)
+{
+    zf_proto_t *p = zf_proto_new ();
+    zf_proto_reset (p, ZF_PUT);
+    p->seq = 1;
+    zframe_t *body = zframe_new ("\x2a", 1);
+    zf_env_t *env = zf_proto_add_item (p, &body);
+    env->id = *id;
+    snprintf (env->queue, sizeof env->queue, "%s", queue);
+    env->ts = zclock_time ();
+    env->parent = *parent;
+    env->root = *root;
+    s_send (sock, p);
+    s_recv (sock, p, ZF_CONFIRM);
+    assert_int_equal (p->accepted, 1);
+    zf_proto_reset (p, ZF_ACK);
+    p->ids[0] = *parent;
+    p->nids = 1;
+    s_send (sock, p);
+    zf_proto_destroy (&p);
+}
+
+//  Sends PROGRESS of id.
+static void
+s_progress (zsock_t *sock, const zf_id_t *id, uint32_t progress, const char *note)
+{
+    zf_proto_t *p = zf_proto_new ();
+    zf_proto_reset (p, ZF_PROGRESS);
+    p->id = *id;
+    p->progress = progress;
+    snprintf (p->note, sizeof p->note, "%s", note);
+    s_send (sock, p);
+    zf_proto_destroy (&p);
+}
+
+static void
+test_progress_of_a_running_task (void **state)
+{
+    // A task split in two steps: each worker reports how far it is, and a
+    // client asking about the task (or an item of it) reads the latest
+    // report of its lineage while it runs, nothing once it is over. A
+    // report from a worker that does not hold the item is dropped without
+    // an ERROR; a progress past 1000 is refused, and the worker goes on.
+    s_fixture_t *f = s_start ("pipeline\n"
+                              "    results = answers\n"
+                              "queues\n"
+                              "    tasks\n"
+                              "        external = true\n"
+                              "actors\n"
+                              "    split\n"
+                              "        kind = exec\n"
+                              "        command = /bin/true\n"
+                              "        input = tasks\n"
+                              "        output = steps\n"
+                              "    step\n"
+                              "        kind = exec\n"
+                              "        command = /bin/true\n"
+                              "        input = steps\n"
+                              "        output = answers\n");
+    zf_client_t *client = zf_client_new (f->endpoint, "web", NULL, 0);
+    zf_id_t task;
+    assert_int_equal (zf_client_put_str (client, "tasks", "album", &task), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    zf_proto_t *p = zf_proto_new ();
+    zsock_t *split = s_peer (f->endpoint, "split", "tasks", p);
+    zf_proto_reset (p, ZF_CREDIT);
+    p->credit = 1;
+    s_send (split, p);
+    assert_int_equal (s_delivered (split, &task), 1);
+    s_progress (split, &task, 100, "splitting");
+    s_ask (split, &task, p);
+    zf_result_t *item = zf_client_item (client, &task, 5000);
+    assert_string_equal (zf_result_state (item), "delivered");
+    assert_int_equal (zf_result_progress (item), 100);
+    assert_string_equal (zf_result_note (item), "splitting");
+    zf_result_destroy (&item);
+
+    zf_id_t part = zf_id_child (&task, 0);
+    s_emit_and_ack (split, &part, "steps", &task, &task);
+    zsock_t *step = s_peer (f->endpoint, "step", "steps", p);
+    zf_proto_reset (p, ZF_CREDIT);
+    p->credit = 1;
+    s_send (step, p);
+    assert_int_equal (s_delivered (step, &part), 1);
+    s_progress (step, &part, 420, "resizing images");
+    s_ask (step, &part, p);
+    assert_int_equal (p->progress, 420);
+    zf_result_t *result = zf_client_result (client, &task, 0, 5000);
+    assert_string_equal (zf_result_state (result), "running");
+    assert_int_equal (zf_result_progress (result), 420);
+    assert_string_equal (zf_result_note (result), "resizing images");
+    zf_result_destroy (&result);
+
+    // Another worker of the group reports on the item it does not hold:
+    // dropped, no ERROR (the next message it gets is its REPORT).
+    zsock_t *stray = s_peer (f->endpoint, "step", "steps", p);
+    s_progress (stray, &part, 990, "not mine");
+    s_ask (stray, &task, p);
+    assert_int_equal (p->progress, 420);
+    assert_string_equal (p->note, "resizing images");
+    // 1001 thousandths: ERROR value; the worker goes on.
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "PROGRESS");
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 2);
+    zf_mp_pack_cstr (&pk, "id");
+    msgpack_pack_bin (&pk, ZF_ID_SIZE);
+    msgpack_pack_bin_body (&pk, part.bytes, ZF_ID_SIZE);
+    zf_mp_pack_cstr (&pk, "progress");
+    msgpack_pack_uint32 (&pk, 1001);
+    zmsg_addmem (msg, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    zmsg_send (&msg, step);
+    s_recv (step, p, ZF_ERROR);
+    assert_string_equal (p->code, "value");
+    assert_non_null (strstr (p->reason, "PROGRESS: progress 1001, at most 1000"));
+    s_progress (step, &part, 1000, "");
+    s_ask (step, &task, p);
+    assert_int_equal (p->progress, 1000);
+    assert_string_equal (p->note, "");
+
+    // Done: the task is over, and says no progress.
+    zf_id_t answer = zf_id_child (&part, 0);
+    s_emit_and_ack (step, &answer, "answers", &part, &task);
+    result = zf_client_result (client, &task, 5000, 5000);
+    assert_string_equal (zf_result_state (result), "done");
+    assert_int_equal (zf_result_count (result), 1);
+    assert_int_equal (zf_result_progress (result), 0);
+    assert_string_equal (zf_result_note (result), "");
+    zf_result_destroy (&result);
+
+    zsock_destroy (&stray);
+    zsock_destroy (&step);
+    zsock_destroy (&split);
+    zf_proto_destroy (&p);
+    zf_client_destroy (&client);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_welcome_says_the_timeout),
         cmocka_unit_test (test_a_failure_keeps_its_detail),
+        cmocka_unit_test (test_progress_of_a_running_task),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }

@@ -282,6 +282,8 @@ test_small_commands (void **state)
     assert_int_equal (p->attempt, 2);
     assert_string_equal (p->reason, "HTTP 503");
     assert_string_equal (p->detail, "Traceback (most recent call last):\nHTTPError: 503");
+    assert_int_equal (p->progress, 420);
+    assert_string_equal (p->note, "resizing images");
     assert_int_equal (p->nqueues, 1);
     assert_string_equal (p->queues[0].name, "urls");
     assert_int_equal (p->queues[0].depth, 10);
@@ -301,6 +303,12 @@ test_small_commands (void **state)
     assert_true (p->groups[0].declared);
     assert_string_equal (p->groups[1].name, "probe");
     assert_false (p->groups[1].declared);
+    s_assert_reencodes (p, &raw);
+
+    raw = s_decode_vector (p, "progress", ZF_PROGRESS);
+    assert_true (zf_id_eq (&p->id, &a));
+    assert_int_equal (p->progress, 420);
+    assert_string_equal (p->note, "resizing images");
     s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
 }
@@ -725,6 +733,57 @@ test_encode_errors (void **state)
     zf_proto_destroy (&p);
 }
 
+//  A PROGRESS of id 0..0 with progress (or none when negative) and a note
+//  of note_size bytes (or none when 0).
+static zmsg_t *
+s_progress (int64_t progress, size_t note_size)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 1 + (progress >= 0) + (note_size > 0));
+    zf_mp_pack_cstr (&pk, "id");
+    msgpack_pack_bin (&pk, 16);
+    msgpack_pack_bin_body (&pk, "0123456789abcdef", 16);
+    if (progress >= 0) {
+        zf_mp_pack_cstr (&pk, "progress");
+        msgpack_pack_uint64 (&pk, (uint64_t) progress);
+    }
+    if (note_size) {
+        char *note = (char *) malloc (note_size);
+        memset (note, 'n', note_size);
+        zf_mp_pack_cstr (&pk, "note");
+        msgpack_pack_str (&pk, note_size);
+        msgpack_pack_str_body (&pk, note, note_size);
+        free (note);
+    }
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "PROGRESS");
+    zmsg_addmem (msg, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return msg;
+}
+
+static void
+test_progress_limits (void **state)
+{
+    // 1000 thousandths and a note of 1024 bytes are the most; past them,
+    // or without a progress, the usual errors.
+    zf_proto_t *p = zf_proto_new ();
+    zmsg_t *msg = s_progress (1000, ZF_TEXT_MAX);
+    assert_int_equal (zf_proto_decode (p, &msg, NULL), 0);
+    assert_int_equal (p->progress, 1000);
+    assert_int_equal (strlen (p->note), ZF_TEXT_MAX);
+    zf_proto_destroy (&p);
+    s_expect_error (s_progress (1001, 0), ZF_EVALUE,
+                    "PROGRESS: progress 1001, at most 1000 (thousandths)");
+    s_expect_error (s_progress (1ll << 32, 0), ZF_EVALUE, "field 'progress': 4294967296 is over");
+    s_expect_error (s_progress (0, ZF_TEXT_MAX + 1), ZF_ETOOBIG,
+                    "field 'note': string of 1025 bytes, at most 1024 allowed");
+    s_expect_error (s_progress (-1, 0), ZF_EFIELD, "field 'progress' is missing");
+}
+
 int
 main (void)
 {
@@ -735,6 +794,7 @@ main (void)
         cmocka_unit_test (test_confirm_credit_deliver),
         cmocka_unit_test (test_ack_nack),
         cmocka_unit_test (test_small_commands),
+        cmocka_unit_test (test_progress_limits),
         cmocka_unit_test (test_unknown_command),
         cmocka_unit_test (test_wrong_type),
         cmocka_unit_test (test_missing_field),
