@@ -200,7 +200,8 @@ s_json_string (zchunk_t *buffer, const char *text)
 }
 
 //  {"id", "state", and for a failure "error", "queue", "attempts" and its
-//  "detail" when it has one, into out, the map left open.
+//  "detail" when it has one; while a worker reports it, "progress" (a
+//  fraction: 0.42) and its "note"; into out, the map left open.
 static void
 s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
 {
@@ -219,6 +220,16 @@ s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
         if (*zf_result_detail (result)) {
             zchunk_extend (out, ",\"detail\":", 10);
             s_json_string (out, zf_result_detail (result));
+        }
+    }
+    if (zf_result_progress (result) || *zf_result_note (result)) {
+        char progress[48];
+        snprintf (progress, sizeof progress, ",\"progress\":%g",
+                  zf_result_progress (result) / 1000.0);
+        zchunk_extend (out, progress, strlen (progress));
+        if (*zf_result_note (result)) {
+            zchunk_extend (out, ",\"note\":", 8);
+            s_json_string (out, zf_result_note (result));
         }
     }
 }

@@ -389,6 +389,10 @@ zf_cmd_status (int argc, char **argv)
                         zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
             else
                 printf ("%s %s\n", args[1], zf_result_state (item));
+            if (zf_result_progress (item) || *zf_result_note (item)) // a task at work
+                printf ("    progress %u.%u%%%s%s\n", zf_result_progress (item) / 10,
+                        zf_result_progress (item) % 10, *zf_result_note (item) ? " " : "",
+                        zf_result_note (item));
             s_print_indented (zf_result_detail (item), "    "); // a traceback, under its reason
         }
         zf_result_destroy (&item);

@@ -684,6 +684,59 @@ test_a_traceback_is_shown (void **state)
     zf_client_destroy (&worker);
 }
 
+//  What a client sees of a task that says how far it is.
+static const char *s_check_progress =
+    "import json, sys, urllib.request\n"
+    "base = 'http://' + sys.argv[1]\n"
+    "with urllib.request.urlopen(base + '/messages/' + sys.argv[2]) as answer:\n"
+    "    got = json.loads(answer.read())\n"
+    "assert got['state'] == 'delivered', got\n"
+    "assert got['progress'] == 0.425 and got['note'] == 'resizing images', got\n"
+    "with urllib.request.urlopen(base + '/results/' + sys.argv[2]) as answer:\n"
+    "    got = json.loads(answer.read())\n"
+    "assert got['progress'] == 0.425 and got['results'] == [], got\n"
+    "print('ok')\n";
+
+static void
+test_a_tasks_progress_is_shown (void **state)
+{
+    char id[33];
+    s_put (id, "traced", "\"album\"");
+    zf_client_t *worker = zf_client_new (s_endpoint, "tracer", "traced", 1);
+    zf_item_t *item = zf_client_next (worker, 10000);
+    assert_non_null (item);
+    assert_int_equal (zf_client_progress (worker, item, 1001, NULL), -1);
+    assert_int_equal (zf_client_progress (worker, item, 425, "resizing images"), 0);
+    char state_text[32];
+    zf_id_t task;
+    zf_id_parse (&task, id);
+    assert_int_equal (zf_client_status (worker, &task, state_text, sizeof state_text, 5000), 0);
+
+    zf_test_result_t r = zf_test_zflow (NULL, "status", s_endpoint, id, NULL);
+    assert_int_equal (r.status, 0);
+    char *expected = zsys_sprintf ("%s delivered\n    progress 42.5%% resizing images\n", id);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    r = zf_test_run (
+        (char *[]){ "/usr/bin/python3", "-c", (char *) s_check_progress, s_metrics, id, NULL },
+        NULL);
+    if (r.status != 0 || !strstr (r.out, "ok"))
+        fail_msg ("api: %s %s", r.out, r.err);
+    zf_test_result_free (&r);
+
+    // Done, it says no more.
+    zf_client_ack (worker, &item);
+    assert_int_equal (zf_client_status (worker, &task, state_text, sizeof state_text, 5000), 0);
+    assert_string_equal (state_text, "done");
+    r = zf_test_zflow (NULL, "status", s_endpoint, id, NULL);
+    expected = zsys_sprintf ("%s done\n", id);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    zf_client_destroy (&worker);
+}
+
 int
 main (void)
 {
@@ -700,6 +753,7 @@ main (void)
         cmocka_unit_test (test_results_expire_after_their_ttl),
         cmocka_unit_test (test_http_tasks),
         cmocka_unit_test (test_a_traceback_is_shown),
+        cmocka_unit_test (test_a_tasks_progress_is_shown),
         cmocka_unit_test (test_a_result_survives_kill_9),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

@@ -1,6 +1,7 @@
 """What the broker reports of a task to the Python client, as a task worker
 makes it (the worker here a raw ZFP session, as any worker is to the
-broker): a failure's detail beside its reason."""
+broker): a failure's detail beside its reason, a running task's
+progress."""
 import time
 
 import pytest
@@ -96,6 +97,31 @@ def test_a_tracebacks_detail_reaches_the_result(broker):
         result = failed.value.result
         assert (result.state, result.error, result.attempts) == ("dead", "KeyError: 2", 2)
         assert result.detail == last
+    finally:
+        worker.close()
+        client.close()
+
+
+def test_a_running_tasks_progress_is_read(broker):
+    client = zflow.Client(broker.endpoint)
+    worker = RawWorker(broker.endpoint, "work", "tasks")
+    try:
+        task = client.put("tasks", "album")
+        header, _ = worker.recv("DELIVER")
+        [item] = header["items"]
+        assert client.result(task.id).progress == 0.0
+        worker.send("PROGRESS", {"id": item["id"], "progress": 420, "note": "resizing images"})
+        worker.barrier(task.id)
+        result = client.result(task.id)
+        assert (result.state, result.progress, result.note) == (
+            "delivered", 0.42, "resizing images")
+        worker.send("PROGRESS", {"id": item["id"], "progress": 1001})
+        with pytest.raises(AssertionError, match="ERROR value: PROGRESS: progress 1001"):
+            worker.recv("REPORT")
+        worker.send("ACK", {"ids": [item["id"]]})
+        worker.barrier(task.id)
+        result = client.result(task.id)
+        assert (result.state, result.progress, result.note) == ("done", 0.0, "")
     finally:
         worker.close()
         client.close()

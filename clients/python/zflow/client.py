@@ -30,7 +30,8 @@ class TaskFailed(Exception):
 class Result:
     """A root's result: its state, and once over what its lineage put on
     the pipeline's results queues (values, unpacked), or why it failed
-    (error, and detail: the worker's longer account, a traceback)."""
+    (error, and detail: the worker's longer account, a traceback). While
+    it runs, progress (0.0 to 1.0) and note: what its worker last said."""
 
     def __init__(self, id, state, values=(), error="", queue="", attempts=0, detail="",
                  progress=None, note=""):
