@@ -515,14 +515,21 @@ zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, uin
 //  --------------------------------------------------------------------------
 //  Cancel and state
 
-void
-zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by,
+bool
+zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
                  void (*fn) (zf_worker_t *worker, void *arg), void *arg)
 {
+    // A task over (or never put) is left as it is: done stays done.
+    zf_message_t *first = (zf_message_t *) zf_idmap_get (self->live, root);
+    if (!zf_idmap_get (self->lineages, root) && !(first && zf_id_is_zero (&first->root)))
+        return false;
     // A hold keeps the lineage while its items are dropped one by one.
     zf_lineage_t *lineage = zf_store_hold (self, root);
-    lineage->cancelled = true;
-    snprintf (lineage->cancelled_by, sizeof lineage->cancelled_by, "%s", by);
+    if (!lineage->cancelled) {
+        lineage->cancelled = true;
+        snprintf (lineage->cancelled_by, sizeof lineage->cancelled_by, "%s", by);
+        lineage->why = zf_strdup (reason && *reason ? reason : "cancelled by a client");
+    }
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order))
         for (size_t g = 0; g < queue->ngroups; g++) {
@@ -561,6 +568,7 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by,
         }
     zhashx_destroy (&told);
     zf_store_release (self, lineage);
+    return true;
 }
 
 //  --------------------------------------------------------------------------

@@ -136,6 +136,15 @@ zf_results_fail (zf_results_t *self, const zf_id_t *root, const char *queue, con
 }
 
 zf_answer_t *
+zf_results_cancel (zf_results_t *self, const zf_id_t *root, const char *reason)
+{
+    zf_answer_t *answer = s_answer (self, root);
+    if (!answer->reason && !answer->dead_queue[0])
+        answer->reason = zf_strdup (reason ? reason : "cancelled");
+    return answer;
+}
+
+zf_answer_t *
 zf_results_end (zf_results_t *self, const zf_id_t *root, uint8_t outcome, int64_t ended)
 {
     zf_answer_t *answer = zf_results_find (self, root);
@@ -168,7 +177,7 @@ zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session, i
 static void
 s_drop_if_empty (zf_results_t *self, zf_answer_t *answer)
 {
-    if (answer->nitems || answer->dead_queue[0] || answer->waiters)
+    if (answer->nitems || answer->dead_queue[0] || answer->reason || answer->waiters)
         return;
     if (answer->outcome)
         zf_list_remove (&self->ended, &answer->link);

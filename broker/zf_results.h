@@ -52,7 +52,8 @@ typedef struct {
     zf_id_t root;                     // the root item
     uint8_t outcome;                  // ZF_OUTCOME_DONE, _DEAD, _CANCELLED; 0 while running
     int64_t ended;                    // when it ended, ms since the Unix epoch
-    char *reason;                     // the dead-lettered item's last error, or NULL
+    char *reason;                     // the dead-lettered item's last error (or the
+                                      // cancel's reason), or NULL
     char *detail;                     // its longer account (a traceback), or NULL
     uint32_t attempts;                // its attempts
     char dead_queue[ZF_NAME_MAX + 1]; // the queue it was dead-lettered from, or ""
@@ -83,10 +84,14 @@ zf_answer_t *zf_results_add (zf_results_t *self, const zf_id_t *root, const zf_e
 zf_answer_t *zf_results_fail (zf_results_t *self, const zf_id_t *root, const char *queue,
                               const char *reason, const char *detail, uint32_t attempts);
 
+//  Root's lineage was cancelled for reason: that is its failure, unless it
+//  has one already (an item dead-lettered before: the first failure).
+zf_answer_t *zf_results_cancel (zf_results_t *self, const zf_id_t *root, const char *reason);
+
 //  Root's lineage is over with outcome at ended (ms since the Unix epoch).
 //  Returns its answer if one is kept, else NULL. Its waiters are answered
 //  at the next zf_results_tick; an answer with nothing to say (no result,
-//  no failure) is forgotten then.
+//  no failure, no cancel's reason) is forgotten then.
 zf_answer_t *zf_results_end (zf_results_t *self, const zf_id_t *root, uint8_t outcome,
                              int64_t ended);
 

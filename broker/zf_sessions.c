@@ -88,7 +88,7 @@ s_add_answer (zf_server_t *server, const zf_id_t *root, bool failure, bool resul
     zf_answer_t *answer = zf_results_find (zf_store_results (server->store), root);
     if (!answer)
         return;
-    if (answer->dead_queue[0] && failure) {
+    if ((answer->dead_queue[0] || answer->reason) && failure) {
         snprintf (out->queue, sizeof out->queue, "%s", answer->dead_queue);
         out->attempt = answer->attempts;
         snprintf (out->reason, sizeof out->reason, "%s", answer->reason ? answer->reason : "");
@@ -169,7 +169,7 @@ zf_sessions_done (zf_server_t *server, zf_lineage_t *lineage, const char *state)
     snprintf (done->state, sizeof done->state, "%s", state);
     if (!answer)
         return;
-    if (answer->dead_queue[0]) {
+    if (answer->dead_queue[0] || answer->reason) {
         snprintf (done->queue, sizeof done->queue, "%s", answer->dead_queue);
         done->attempt = answer->attempts;
         snprintf (done->reason, sizeof done->reason, "%s", answer->reason ? answer->reason : "");
@@ -389,7 +389,7 @@ static void
 s_on_cancel (zf_server_t *server, zf_session_t *session)
 {
     zf_id_t root = server->in->id;
-    zf_store_cancel (server->store, &root, session->key, s_tell_cancel, server);
+    zf_store_cancel (server->store, &root, session->key, server->in->reason, s_tell_cancel, server);
 }
 
 static void

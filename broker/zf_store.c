@@ -136,6 +136,7 @@ s_message_free_only (void *value, void *arg)
 static void
 s_lineage_free_only (void *value, void *arg)
 {
+    free (((zf_lineage_t *) value)->why);
     free (value);
 }
 
@@ -257,11 +258,13 @@ s_lineage_finish (zf_store_t *self, zf_lineage_t *lineage)
     uint8_t outcome = lineage->cancelled ? ZF_OUTCOME_CANCELLED
                       : lineage->dead    ? ZF_OUTCOME_DEAD
                                          : ZF_OUTCOME_DONE;
+    if (lineage->cancelled) // why, for whoever asks (before the tracker is told)
+        zf_results_cancel (self->results, &lineage->root, lineage->why);
     if (lineage->tracker[0])
         self->hooks.lineage_over (self->hooks.arg, lineage, zf_outcome_name (outcome));
     zf_store_lineage_ended (self, &lineage->root, outcome);
     zf_idmap_remove (self->lineages, &lineage->root);
-    free (lineage);
+    s_lineage_free_only (lineage, NULL);
 }
 
 zf_lineage_t *
@@ -859,7 +862,7 @@ zf_store_restore_result (zf_store_t *self, const zf_record_t *r)
         zf_store_seen_set (self, &r->id, ZF_OUTCOME_DONE); // a copy of it is a duplicate
         return;
     }
-    if (r->name_size) {
+    if (r->name_size || r->reason_size) { // dead (with the queue it left), or cancelled
         char queue[ZF_NAME_MAX + 1],
             *reason = r->reason_size ? strndup (r->reason, r->reason_size) : NULL,
             *detail = r->detail_size ? strndup (r->detail, r->detail_size) : NULL;

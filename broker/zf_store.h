@@ -82,6 +82,7 @@ struct _zf_lineage_t {
     bool dead;                             // an item of it was dead-lettered
     bool cancelled;                        // a session cancelled it
     char cancelled_by[ZF_SESSION_KEY_MAX]; // that session
+    char *why;                             // cancelled: the first cancel's reason
     char tracker[ZF_SESSION_KEY_MAX];      // the session to tell when done, or ""
 };
 
@@ -318,13 +319,17 @@ bool zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id
 //  or a root) while it runs, or NULL.
 const zf_progress_t *zf_store_progress_of (zf_store_t *self, const zf_id_t *id);
 
-//  Cancels what is left of root's lineage for the session by: queued items
-//  are dropped, fn is called once for each worker holding one of its items
-//  (to tell it), and what other sessions put into the lineage from now on
-//  is dropped as it arrives (the outputs of items running meanwhile). by's
-//  own puts still go in: a gather that fails its group sends the group's
-//  error on.
-void zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by,
+//  Cancels what is left of root's lineage for the session by, for reason
+//  (NULL or "": "cancelled by a client"): queued items are dropped, fn is
+//  called once for each worker holding one of its items (to tell it), and
+//  what other sessions put into the lineage from now on is dropped as it
+//  arrives (the outputs of items running meanwhile). by's own puts still
+//  go in: a gather that fails its group sends the group's error on. The
+//  root's answer keeps the reason of the first cancel (unless an item of
+//  the lineage failed for good before: that failure is the root's). False,
+//  and nothing changes, when root's lineage is not running: over, never
+//  put, or root is not a root's id.
+bool zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
                       void (*fn) (zf_worker_t *worker, void *arg), void *arg);
 
 //  An item's state: "queued", "delayed" (not before its time), "delivered",

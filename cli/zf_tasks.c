@@ -199,8 +199,9 @@ s_json_string (zchunk_t *buffer, const char *text)
     zchunk_extend (buffer, "\"", 1);
 }
 
-//  {"id", "state", and for a failure "error", "queue", "attempts" and its
-//  "detail" when it has one; while a worker reports it, "progress" (a
+//  {"id", "state", and for a failure "error", "queue", "attempts" (for an
+//  item failed on a queue) and its "detail" when it has one (for a task
+//  cancelled, "error" says why); while a worker reports it, "progress" (a
 //  fraction: 0.42) and its "note"; into out, the map left open.
 static void
 s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
@@ -212,11 +213,13 @@ s_state_json (zchunk_t *out, zf_result_t *result, const char *hex)
     if (*zf_result_reason (result) || streq (zf_result_state (result), "dead")) {
         zchunk_extend (out, ",\"error\":", 9);
         s_json_string (out, zf_result_reason (result));
-        zchunk_extend (out, ",\"queue\":", 9);
-        s_json_string (out, zf_result_queue (result));
-        char attempts[32];
-        snprintf (attempts, sizeof attempts, ",\"attempts\":%u", zf_result_attempts (result));
-        zchunk_extend (out, attempts, strlen (attempts));
+        if (*zf_result_queue (result)) {
+            zchunk_extend (out, ",\"queue\":", 9);
+            s_json_string (out, zf_result_queue (result));
+            char attempts[32];
+            snprintf (attempts, sizeof attempts, ",\"attempts\":%u", zf_result_attempts (result));
+            zchunk_extend (out, attempts, strlen (attempts));
+        }
         if (*zf_result_detail (result)) {
             zchunk_extend (out, ",\"detail\":", 10);
             s_json_string (out, zf_result_detail (result));

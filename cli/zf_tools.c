@@ -384,9 +384,13 @@ zf_cmd_status (int argc, char **argv)
         if (!item)
             status = ZF_EXIT_FAILED;
         else {
-            if (*zf_result_reason (item)) // a failure: where, after how many tries, why
+            // A failure: where, after how many tries, why; a task cancelled
+            // (or failed by its gather): why.
+            if (*zf_result_reason (item) && *zf_result_queue (item))
                 printf ("%s %s (queue %s, attempt %u): %s\n", args[1], zf_result_state (item),
                         zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
+            else if (*zf_result_reason (item))
+                printf ("%s %s: %s\n", args[1], zf_result_state (item), zf_result_reason (item));
             else
                 printf ("%s %s\n", args[1], zf_result_state (item));
             if (zf_result_progress (item) || *zf_result_note (item)) // a task at work

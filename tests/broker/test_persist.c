@@ -302,6 +302,41 @@ test_a_failures_detail_survives_a_restart (void **state)
     zf_test_dir_remove (dir);
 }
 
+static void
+test_a_cancels_reason_survives_a_restart (void **state)
+{
+    char dir[256];
+    zf_pipeline_t *pipeline = s_journaled (dir, sizeof dir, "broker-cancel", ZF_TEST_RETRY);
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "web", NULL, 0);
+    zf_put_opts_t later = { .delay_ms = 3600 * 1000 };
+    zf_id_t id;
+    assert_int_equal (zf_client_put_with (client, "jobs", "\x01", 1, &later, &id), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    zf_client_cancel (client, &id, "no longer wanted");
+    char status[32];
+    assert_int_equal (zf_client_status (client, &id, status, sizeof status, 5000), 0);
+    assert_string_equal (status, "cancelled");
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+
+    uint64_t depth;
+    broker = s_broker_again (pipeline, &depth);
+    assert_int_equal (depth, 0);
+    client = zf_client_new (zf_broker_endpoint (broker), "web", NULL, 0);
+    zf_result_t *result = zf_client_result (client, &id, 0, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "cancelled");
+    assert_string_equal (zf_result_reason (result), "no longer wanted");
+    zf_result_destroy (&result);
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zf_test_dir_remove (dir);
+}
+
 //  The pipeline tests/broker/fixtures/journal-before-detail was written
 //  with (by make_journal.py there, with zflow as it was before NACK had a
 //  detail).
@@ -451,6 +486,7 @@ main (void)
         cmocka_unit_test (test_attempts_survive_a_restart),
         cmocka_unit_test (test_a_failures_detail_survives_a_restart),
         cmocka_unit_test (test_a_journal_from_before_detail_opens),
+        cmocka_unit_test (test_a_cancels_reason_survives_a_restart),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

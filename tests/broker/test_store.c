@@ -562,7 +562,7 @@ test_cancel_drops_the_lineage (void **state)
     zf_delivery_t *out[ZF_BATCH_MAX];
     assert_int_equal (s_take (f->store, "store", &store, out), 1); // one held, one queued
     int told = 0;
-    zf_store_cancel (f->store, &root, "test", s_told, &told);
+    assert_true (zf_store_cancel (f->store, &root, "test", NULL, s_told, &told));
     assert_int_equal (told, 1); // the worker holding one is told once
     assert_int_equal (s_heard.finished[ZF_OUTCOME_CANCELLED], 1); // the queued one: dropped
     assert_int_equal (s_heard.done, 0);
@@ -572,7 +572,37 @@ test_cancel_drops_the_lineage (void **state)
     assert_int_equal (s_heard.done, 1);
     assert_string_equal (s_heard.last_state, "cancelled");
     assert_int_equal (zf_store_lineages (f->store), 0);
+    // The root says why: a cancel with no reason is a client's.
+    zf_message_t *msg;
+    assert_string_equal (zf_store_lineage_state (f->store, &root, &msg), "cancelled");
+    zf_answer_t *answer = zf_results_find (zf_store_results (f->store), &root);
+    assert_non_null (answer);
+    assert_string_equal (answer->reason, "cancelled by a client");
+    assert_int_equal (s_heard.ends, 1); // journaled with its end
+
+    // A cancel of what is over, never was, or is no root changes nothing.
+    assert_false (zf_store_cancel (f->store, &root, "test", "again", s_told, &told));
+    assert_string_equal (answer->reason, "cancelled by a client");
+    zf_id_t unknown = s_id (99);
+    assert_false (zf_store_cancel (f->store, &unknown, "test", "what", s_told, &told));
+    assert_string_equal (zf_store_lineage_state (f->store, &unknown, &msg), "unknown");
+    assert_null (zf_results_find (zf_store_results (f->store), &unknown));
+    assert_true (s_put (f->store, 40, 1, NULL, NULL));
+    zf_id_t forty = s_id (40);
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    assert_true (zf_store_ack (f->store, &store, &forty));
+    assert_string_equal (zf_store_state (f->store, &forty, &msg), "queued"); // for audit
+    zf_worker_t audit = { 0 };
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    zf_store_credit (f->store, &audit, 10);
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 1);
+    assert_true (zf_store_ack (f->store, &audit, &forty));
+    assert_string_equal (zf_store_state (f->store, &forty, &msg), "done");
+    assert_false (zf_store_cancel (f->store, &forty, "test", "too late", s_told, &told));
+    assert_string_equal (zf_store_lineage_state (f->store, &forty, &msg), "done");
+    assert_int_equal (told, 1);
     zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
 }
 
 static void

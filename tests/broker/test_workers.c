@@ -460,6 +460,100 @@ test_progress_of_a_running_task (void **state)
     s_stop (&f);
 }
 
+static void
+test_a_cancel_says_why (void **state)
+{
+    // A task cancelled while a worker has it, and one cancelled while it
+    // waits, read cancelled with the cancel's reason (or "cancelled by a
+    // client"), in their results and in the DONE of the client tracking
+    // them. A cancel of a task that is over, or of an id never put,
+    // changes nothing: done stays done, unknown unknown.
+    s_fixture_t *f = s_start (s_tasks);
+    zf_client_t *client = zf_client_new (f->endpoint, "web", NULL, 0);
+    zf_client_track (client, true);
+    zf_id_t running, waiting, finished;
+    assert_int_equal (zf_client_put_str (client, "tasks", "running", &running), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    zsock_t *worker = s_worker (f->endpoint, 1);
+    assert_int_equal (s_delivered (worker, &running), 1);
+    zf_put_opts_t later = { .delay_ms = 3600 * 1000 };
+    assert_int_equal (zf_client_put_with (client, "tasks", "\xa1w", 2, &later, &waiting), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+
+    zf_client_cancel (client, &running, "no longer wanted");
+    zf_proto_t *p = zf_proto_new ();
+    s_recv (worker, p, ZF_CANCEL);
+    assert_true (zf_id_eq (&p->id, &running));
+    zf_proto_reset (p, ZF_ACK); // a worker told drops the item and acks it
+    p->ids[0] = running;
+    p->nids = 1;
+    s_send (worker, p);
+    zf_result_t *result = zf_client_next_result (client, 5000);
+    assert_non_null (result);
+    assert_true (zf_id_eq (zf_result_root (result), &running));
+    assert_string_equal (zf_result_state (result), "cancelled");
+    assert_string_equal (zf_result_reason (result), "no longer wanted");
+    zf_result_destroy (&result);
+    result = zf_client_result (client, &running, 0, 5000);
+    assert_string_equal (zf_result_state (result), "cancelled");
+    assert_string_equal (zf_result_reason (result), "no longer wanted");
+    assert_string_equal (zf_result_queue (result), "");
+    zf_result_destroy (&result);
+    result = zf_client_item (client, &running, 5000);
+    assert_string_equal (zf_result_state (result), "cancelled");
+    assert_string_equal (zf_result_reason (result), "no longer wanted");
+    zf_result_destroy (&result);
+
+    zf_client_cancel (client, &waiting, NULL);
+    result = zf_client_result (client, &waiting, 0, 5000);
+    assert_string_equal (zf_result_state (result), "cancelled");
+    assert_string_equal (zf_result_reason (result), "cancelled by a client");
+    zf_result_destroy (&result);
+
+    // Over already: a cancel changes nothing.
+    assert_int_equal (zf_client_put_str (client, "tasks", "finished", &finished), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    assert_int_equal (s_delivered (worker, &finished), 1);
+    zf_proto_reset (p, ZF_ACK);
+    p->ids[0] = finished;
+    p->nids = 1;
+    s_send (worker, p);
+    s_ask (worker, &finished, p);
+    assert_string_equal (p->state, "done");
+    zf_client_cancel (client, &finished, "too late");
+    result = zf_client_result (client, &finished, 0, 5000);
+    assert_string_equal (zf_result_state (result), "done");
+    assert_string_equal (zf_result_reason (result), "");
+    zf_result_destroy (&result);
+    char state_text[32];
+    assert_int_equal (zf_client_status (client, &finished, state_text, sizeof state_text, 5000), 0);
+    assert_string_equal (state_text, "done");
+    zf_id_t never = zf_id_random ();
+    zf_client_cancel (client, &never, "who?");
+    result = zf_client_result (client, &never, 0, 5000);
+    assert_string_equal (zf_result_state (result), "unknown");
+    assert_string_equal (zf_result_reason (result), "");
+    zf_result_destroy (&result);
+    // The tracker heard of the two cancelled, and of the finished one as
+    // done, nothing more.
+    int dones = 0;
+    while ((result = zf_client_next_result (client, 300))) {
+        if (zf_id_eq (zf_result_root (result), &finished))
+            assert_string_equal (zf_result_state (result), "done");
+        else {
+            assert_true (zf_id_eq (zf_result_root (result), &waiting));
+            assert_string_equal (zf_result_reason (result), "cancelled by a client");
+        }
+        dones++;
+        zf_result_destroy (&result);
+    }
+    assert_int_equal (dones, 2);
+    zf_proto_destroy (&p);
+    zsock_destroy (&worker);
+    zf_client_destroy (&client);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
@@ -467,6 +561,7 @@ main (void)
         cmocka_unit_test (test_welcome_says_the_timeout),
         cmocka_unit_test (test_a_failure_keeps_its_detail),
         cmocka_unit_test (test_progress_of_a_running_task),
+        cmocka_unit_test (test_a_cancel_says_why),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }

@@ -277,18 +277,33 @@ test_delay_and_cancel (void **state)
     assert_non_null (strstr (r.out, "\"results\":[10]"));
     zf_test_result_free (&r);
 
-    // One put an hour ahead and cancelled: it never runs.
+    // One put an hour ahead and cancelled: it never runs, and says why.
     r = zf_test_zflow (NULL, "put", s_endpoint, "tasks", "6", "--delay", "1h", NULL);
     char never[33];
     s_first_id (r.out, never);
     zf_test_result_free (&r);
-    r = zf_test_zflow (NULL, "cancel", s_endpoint, never, NULL);
+    r = zf_test_zflow (NULL, "cancel", s_endpoint, never, "--reason", "no longer wanted", NULL);
     assert_int_equal (r.status, 0);
     assert_non_null (strstr (r.out, "cancelled"));
     zf_test_result_free (&r);
     r = zf_test_zflow (NULL, "result", s_endpoint, never, NULL);
-    assert_non_null (strstr (r.out, "\"state\":\"cancelled\""));
-    assert_non_null (strstr (r.out, "\"results\":[]"));
+    assert_non_null (
+        strstr (r.out, "\"state\":\"cancelled\",\"error\":\"no longer wanted\",\"results\":[]"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "status", s_endpoint, never, NULL);
+    char *expected = zsys_sprintf ("%s cancelled: no longer wanted\n", never);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    // A cancel of the task done already changes nothing.
+    r = zf_test_zflow (NULL, "cancel", s_endpoint, later, NULL);
+    assert_int_equal (r.status, 0);
+    expected = zsys_sprintf ("%s done\n", later);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "result", s_endpoint, later, NULL);
+    assert_non_null (strstr (r.out, "\"state\":\"done\",\"results\":[10]"));
     zf_test_result_free (&r);
 }
 
@@ -581,6 +596,9 @@ static const char *s_check_api =
     "status, answer = call('POST', '/queues/tasks', b'7', {'Zflow-Delay': '1h'})\n"
     "status, gone = call('DELETE', '/messages/' + answer['id'])\n"
     "assert status == 200 and gone['state'] == 'cancelled', gone\n"
+    "status, gone = call('GET', '/results/' + answer['id'])\n"
+    "assert gone['state'] == 'cancelled' and gone['error'] == 'cancelled over HTTP', gone\n"
+    "assert 'queue' not in gone, gone\n"
     "status, answer = call('GET', '/results/0123456789abcdef0123456789abcdef')\n"
     "assert status == 404 and answer['state'] == 'unknown', answer\n"
     "status, answer = call('POST', '/queues/stamped', "
