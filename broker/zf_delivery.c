@@ -517,7 +517,7 @@ zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, uin
 
 bool
 zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
-                 void (*fn) (zf_worker_t *worker, void *arg), void *arg)
+                 bool dead, void (*fn) (zf_worker_t *worker, void *arg), void *arg)
 {
     // A task over (or never put) is left as it is: done stays done.
     zf_message_t *first = (zf_message_t *) zf_idmap_get (self->live, root);
@@ -528,7 +528,10 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const ch
     if (!lineage->cancelled) {
         lineage->cancelled = true;
         snprintf (lineage->cancelled_by, sizeof lineage->cancelled_by, "%s", by);
-        lineage->why = zf_strdup (reason && *reason ? reason : "cancelled by a client");
+        lineage->failed = dead;
+        lineage->why = zf_strdup (reason && *reason ? reason
+                                  : dead            ? "failed by a worker"
+                                                    : "cancelled by a client");
     }
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order))

@@ -389,7 +389,8 @@ static void
 s_on_cancel (zf_server_t *server, zf_session_t *session)
 {
     zf_id_t root = server->in->id;
-    zf_store_cancel (server->store, &root, session->key, server->in->reason, s_tell_cancel, server);
+    zf_store_cancel (server->store, &root, session->key, server->in->reason, server->in->dead,
+                     s_tell_cancel, server);
 }
 
 static void

@@ -255,9 +255,10 @@ zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome)
 static void
 s_lineage_finish (zf_store_t *self, zf_lineage_t *lineage)
 {
-    uint8_t outcome = lineage->cancelled ? ZF_OUTCOME_CANCELLED
-                      : lineage->dead    ? ZF_OUTCOME_DEAD
-                                         : ZF_OUTCOME_DONE;
+    uint8_t outcome = lineage->failed      ? ZF_OUTCOME_DEAD
+                      : lineage->cancelled ? ZF_OUTCOME_CANCELLED
+                      : lineage->dead      ? ZF_OUTCOME_DEAD
+                                           : ZF_OUTCOME_DONE;
     if (lineage->cancelled) // why, for whoever asks (before the tracker is told)
         zf_results_cancel (self->results, &lineage->root, lineage->why);
     if (lineage->tracker[0])

@@ -83,6 +83,7 @@ struct _zf_lineage_t {
     bool cancelled;                        // a session cancelled it
     char cancelled_by[ZF_SESSION_KEY_MAX]; // that session
     char *why;                             // cancelled: the first cancel's reason
+    bool failed;                           // cancelled because it failed: it ends dead
     char tracker[ZF_SESSION_KEY_MAX];      // the session to tell when done, or ""
 };
 
@@ -320,7 +321,10 @@ bool zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id
 const zf_progress_t *zf_store_progress_of (zf_store_t *self, const zf_id_t *id);
 
 //  Cancels what is left of root's lineage for the session by, for reason
-//  (NULL or "": "cancelled by a client"): queued items are dropped, fn is
+//  (NULL or "": "cancelled by a client"); with dead, because the lineage
+//  failed (a gather's group in mode = all): it ends dead, not cancelled,
+//  its reason (NULL or "": "failed by a worker") the root's failure. Queued
+//  items are dropped, fn is
 //  called once for each worker holding one of its items (to tell it), and
 //  what other sessions put into the lineage from now on is dropped as it
 //  arrives (the outputs of items running meanwhile). by's own puts still
@@ -330,7 +334,7 @@ const zf_progress_t *zf_store_progress_of (zf_store_t *self, const zf_id_t *id);
 //  and nothing changes, when root's lineage is not running: over, never
 //  put, or root is not a root's id.
 bool zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
-                      void (*fn) (zf_worker_t *worker, void *arg), void *arg);
+                      bool dead, void (*fn) (zf_worker_t *worker, void *arg), void *arg);
 
 //  An item's state: "queued", "delayed" (not before its time), "delivered",
 //  "retrying", "done", "dead", "cancelled" or "unknown"; *msg_p the message

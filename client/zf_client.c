@@ -715,15 +715,29 @@ zf_client_track (zf_client_t *self, bool track)
     self->track = track;
 }
 
-void
-zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason)
+//  Sends CANCEL of root, for reason; dead: the lineage failed.
+static void
+s_cancel (zf_client_t *self, const zf_id_t *root, const char *reason, bool dead)
 {
     s_ready (self);
     s_send_acks (self);
     zf_proto_reset (self->out, ZF_CANCEL);
     self->out->id = *root;
     snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
+    self->out->dead = dead;
     s_send_out (self);
+}
+
+void
+zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason)
+{
+    s_cancel (self, root, reason, false);
+}
+
+void
+zf_client_cancel_dead (zf_client_t *self, const zf_id_t *root, const char *reason)
+{
+    s_cancel (self, root, reason, true);
 }
 
 void

@@ -187,6 +187,11 @@ zf_result_t *zf_client_next_result (zf_client_t *self, int timeout_ms);
 //  queued items, and workers holding its items see zf_item_cancelled.
 void zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason);
 
+//  The same because the lineage failed (a TaskGroup whose member failed):
+//  its root ends "dead", not "cancelled", with reason (its first error) as
+//  its failure.
+void zf_client_cancel_dead (zf_client_t *self, const zf_id_t *root, const char *reason);
+
 //  What a put or an emit may say besides the body. Each field is optional
 //  (NULL): a put's id is random and an emit's is derived from its input;
 //  a put is the root of its own lineage (an emit joins its input's); an

@@ -118,6 +118,7 @@ static const s_field_t s_end[] = {
 static const s_field_t s_cancel[] = {
     NUM ("id", F_ID, id, true),
     STR ("reason", reason, false),
+    NUM ("dead", F_BOOL, dead, false),
     { NULL },
 };
 static const s_field_t s_done[] = {

@@ -115,6 +115,7 @@ typedef struct {
     bool results;                          // STATUS: ask for the item's results too
     uint32_t wait;                         // STATUS: ms to wait for the lineage to end
     bool final;                            // NACK: dead-letter now, no retry
+    bool dead;                             // CANCEL: the lineage failed: its root ends dead
     uint32_t delay;                        // NACK: retry no sooner than this, ms
     char code[ZF_CODE_MAX + 1];            // ERROR: zf_errname of the error
     uint64_t count;                        // END: items the source produced

@@ -67,7 +67,7 @@ write("ping-figures", "PING", {"figures": {"requests": 3, "latency_ms": {"p50": 
 write("pong", "PONG", {})
 write("error", "ERROR", {"code": "command", "reason": "unknown command 'HELO'"})
 write("end", "END", {"count": 100000})
-write("cancel", "CANCEL", {"id": ID_C, "reason": "group failed"})
+write("cancel", "CANCEL", {"id": ID_C, "reason": "group failed", "dead": True})
 write("done", "DONE", {
     "roots": [{"id": ID_C, "state": "done"},
               {"id": ID_A, "state": "dead", "queue": "urls", "attempt": 3, "reason": "HTTP 503"}],

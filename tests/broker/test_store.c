@@ -562,7 +562,7 @@ test_cancel_drops_the_lineage (void **state)
     zf_delivery_t *out[ZF_BATCH_MAX];
     assert_int_equal (s_take (f->store, "store", &store, out), 1); // one held, one queued
     int told = 0;
-    assert_true (zf_store_cancel (f->store, &root, "test", NULL, s_told, &told));
+    assert_true (zf_store_cancel (f->store, &root, "test", NULL, false, s_told, &told));
     assert_int_equal (told, 1); // the worker holding one is told once
     assert_int_equal (s_heard.finished[ZF_OUTCOME_CANCELLED], 1); // the queued one: dropped
     assert_int_equal (s_heard.done, 0);
@@ -581,10 +581,10 @@ test_cancel_drops_the_lineage (void **state)
     assert_int_equal (s_heard.ends, 1); // journaled with its end
 
     // A cancel of what is over, never was, or is no root changes nothing.
-    assert_false (zf_store_cancel (f->store, &root, "test", "again", s_told, &told));
+    assert_false (zf_store_cancel (f->store, &root, "test", "again", false, s_told, &told));
     assert_string_equal (answer->reason, "cancelled by a client");
     zf_id_t unknown = s_id (99);
-    assert_false (zf_store_cancel (f->store, &unknown, "test", "what", s_told, &told));
+    assert_false (zf_store_cancel (f->store, &unknown, "test", "what", true, s_told, &told));
     assert_string_equal (zf_store_lineage_state (f->store, &unknown, &msg), "unknown");
     assert_null (zf_results_find (zf_store_results (f->store), &unknown));
     assert_true (s_put (f->store, 40, 1, NULL, NULL));
@@ -598,9 +598,61 @@ test_cancel_drops_the_lineage (void **state)
     assert_int_equal (s_take (f->store, "audit", &audit, out), 1);
     assert_true (zf_store_ack (f->store, &audit, &forty));
     assert_string_equal (zf_store_state (f->store, &forty, &msg), "done");
-    assert_false (zf_store_cancel (f->store, &forty, "test", "too late", s_told, &told));
+    assert_false (zf_store_cancel (f->store, &forty, "test", "too late", true, s_told, &told));
     assert_string_equal (zf_store_lineage_state (f->store, &forty, &msg), "done");
     assert_int_equal (told, 1);
+    zf_store_leave (f->store, &store, false);
+    zf_store_leave (f->store, &audit, false);
+}
+
+static void
+test_a_failed_lineage_ends_dead (void **state)
+{
+    // A worker cancels a lineage because it failed (a gather's group in
+    // mode = all): its items are dropped as by any cancel, and its root
+    // ends dead, the cancel's reason its failure. When an item of it was
+    // dead-lettered first, that first failure stays the root's.
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_worker_t store = { 0 }, audit = { 0 };
+    zf_store_join (f->store, &store, "jobs", "store");
+    zf_store_join (f->store, &audit, "jobs", "audit");
+    zf_store_credit (f->store, &store, 10);
+    zf_store_credit (f->store, &audit, 10);
+    for (uint8_t g = 0; g < 2; g++) {
+        zf_id_t root = s_id ((uint8_t) (70 + g));
+        zf_pending_t *put = zf_store_pending_new (2);
+        for (uint32_t i = 0; i < 2; i++) {
+            put->items[i].id = s_id ((uint8_t) (80 + 2 * g + i));
+            put->items[i].root = root;
+            snprintf (put->items[i].queue, sizeof put->items[i].queue, "jobs");
+            put->items[i].body = zframe_new ("\xc0", 1);
+            put->holds[i] = zf_store_hold (f->store, &root);
+        }
+        assert_true (zf_store_admit (f->store, put));
+        zf_store_pending_destroy (&put);
+        zf_delivery_t *out[ZF_BATCH_MAX];
+        assert_int_equal (s_take (f->store, "store", &store, out), 2);
+        assert_int_equal (s_take (f->store, "audit", &audit, out), 2);
+        zf_id_t first = s_id ((uint8_t) (80 + 2 * g)), second = s_id ((uint8_t) (81 + 2 * g));
+        if (g == 1) // this time an item is dead-lettered first
+            assert_true (zf_store_nack (f->store, &store, &first, "HTTP 503", NULL, true, 0));
+        int told = 0;
+        assert_true (zf_store_cancel (f->store, &root, "gather", "member 1 of 2 failed: boom", true,
+                                      s_told, &told));
+        assert_int_equal (told, 2);
+        // Told, the workers ack what they hold.
+        zf_store_ack (f->store, &store, &first);
+        zf_store_ack (f->store, &store, &second);
+        zf_store_ack (f->store, &audit, &first);
+        zf_store_ack (f->store, &audit, &second);
+        zf_message_t *msg;
+        assert_string_equal (zf_store_lineage_state (f->store, &root, &msg), "dead");
+        zf_answer_t *answer = zf_results_find (zf_store_results (f->store), &root);
+        assert_non_null (answer);
+        assert_string_equal (answer->reason, g == 0 ? "member 1 of 2 failed: boom" : "HTTP 503");
+        assert_string_equal (answer->dead_queue, g == 0 ? "" : "jobs");
+    }
+    assert_int_equal (zf_store_lineages (f->store), 0);
     zf_store_leave (f->store, &store, false);
     zf_store_leave (f->store, &audit, false);
 }
@@ -955,6 +1007,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_a_held_item_times_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cancel_drops_the_lineage, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_failed_lineage_ends_dead, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_records_restore_the_state, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_clients_group_expires, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_the_last_group_keeps_its_items, s_setup, s_teardown),

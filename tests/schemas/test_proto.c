@@ -256,6 +256,7 @@ test_small_commands (void **state)
     raw = s_decode_vector (p, "cancel", ZF_CANCEL);
     assert_true (zf_id_eq (&p->id, &c));
     assert_string_equal (p->reason, "group failed");
+    assert_true (p->dead);
     s_assert_reencodes (p, &raw);
 
     raw = s_decode_vector (p, "done", ZF_DONE);
