@@ -109,9 +109,11 @@ s_report (zf_server_t *server, const zf_id_t *root, bool lineage, bool with_resu
     zf_proto_reset (out, ZF_REPORT);
     out->id = *root;
     zf_message_t *msg;
-    snprintf (out->state, sizeof out->state, "%s",
-              lineage ? zf_store_lineage_state (server->store, root, &msg)
-                      : zf_store_state (server->store, root, &msg));
+    const char *state = lineage ? zf_store_lineage_state (server->store, root, &msg)
+                                : zf_store_state (server->store, root, &msg);
+    if (!lineage && streq (state, "unknown")) // a root that is no item: a group's id
+        state = zf_store_lineage_state (server->store, root, &msg);
+    snprintf (out->state, sizeof out->state, "%s", state);
     if (msg) {
         snprintf (out->queue, sizeof out->queue, "%s", msg->queue->name);
         for (uint32_t g = 0; g < msg->ndeliveries; g++)

@@ -554,6 +554,48 @@ test_a_cancel_says_why (void **state)
     s_stop (&f);
 }
 
+static void
+test_a_root_that_is_no_item (void **state)
+{
+    // Two tasks put with the same root, an id no item has (a group's):
+    // asked about by that id, as an item or as a root, it reads running
+    // while they are at work, then what became of them: here, cancelled.
+    s_fixture_t *f = s_start (s_tasks);
+    zf_client_t *client = zf_client_new (f->endpoint, "web", NULL, 0);
+    zf_id_t group = zf_id_random ();
+    zf_put_opts_t opts = { .root = &group };
+    assert_int_equal (zf_client_put_with (client, "tasks", "\x01", 1, &opts, NULL), 0);
+    assert_int_equal (zf_client_put_with (client, "tasks", "\x02", 1, &opts, NULL), 0);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    zsock_t *worker = s_worker (f->endpoint, 1);
+    zf_proto_t *p = zf_proto_new ();
+    s_recv (worker, p, ZF_DELIVER);
+    zf_id_t held = p->items[0].id;
+    char state_text[32];
+    assert_int_equal (zf_client_status (client, &group, state_text, sizeof state_text, 5000), 0);
+    assert_string_equal (state_text, "running");
+    zf_result_t *result = zf_client_result (client, &group, 0, 5000);
+    assert_string_equal (zf_result_state (result), "running");
+    zf_result_destroy (&result);
+    zf_client_cancel (client, &group, "the group is not wanted");
+    s_recv (worker, p, ZF_CANCEL);
+    assert_true (zf_id_eq (&p->id, &group));
+    zf_proto_reset (p, ZF_ACK); // told, it drops the item and acks it
+    p->ids[0] = held;
+    p->nids = 1;
+    s_send (worker, p);
+    zf_proto_destroy (&p);
+    result = zf_client_result (client, &group, 5000, 5000);
+    assert_string_equal (zf_result_state (result), "cancelled");
+    assert_string_equal (zf_result_reason (result), "the group is not wanted");
+    zf_result_destroy (&result);
+    assert_int_equal (zf_client_status (client, &group, state_text, sizeof state_text, 5000), 0);
+    assert_string_equal (state_text, "cancelled");
+    zsock_destroy (&worker);
+    zf_client_destroy (&client);
+    s_stop (&f);
+}
+
 int
 main (void)
 {
@@ -562,6 +604,7 @@ main (void)
         cmocka_unit_test (test_a_failure_keeps_its_detail),
         cmocka_unit_test (test_progress_of_a_running_task),
         cmocka_unit_test (test_a_cancel_says_why),
+        cmocka_unit_test (test_a_root_that_is_no_item),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);
 }
