@@ -20,8 +20,9 @@
       members' bodies in index order, errors in their places.
     - mode = all: the first error fails the group: the rest of its lineage
       is cancelled (queued members are dropped, workers drop the ones they
-      hold), and the failure is emitted as {"error", "group", "item"} or,
-      with on-failure = dead, every member held goes to INPUT.dead.
+      hold) as failed, so that its root ends dead with that error, and the
+      failure is emitted as {"error", "group", "item"} or, with on-failure
+      = dead, every member held goes to INPUT.dead.
     - timeout: a group still incomplete that long after its first member
       came is emitted with {"error": "missing", "index": I} in the gaps
       (on-timeout = emit), or failed as above (on-timeout = fail).
@@ -191,8 +192,9 @@ s_close (self_t *self, s_group_t *group, const char *dead_reason)
     free (group);
 }
 
-//  The group failed (why): the rest of its lineage is cancelled, and the
-//  failure passed on or its members dead-lettered. item is the body
+//  The group failed (why): the rest of its lineage is cancelled, its root
+//  to end dead with why (not cancelled: nobody changed their mind), and
+//  the failure passed on or its members dead-lettered. item is the body
 //  reported with the failure (the failing member, or the partial list).
 static void
 s_fail (self_t *self, s_group_t *group, const char *why, const void *item, size_t size)
@@ -200,7 +202,7 @@ s_fail (self_t *self, s_group_t *group, const char *why, const void *item, size_
     zf_item_t *member = NULL;
     for (uint32_t i = 0; !member && i < group->size; i++)
         member = group->members[i];
-    zf_client_cancel (self->client, zf_item_root (member), why);
+    zf_client_cancel_dead (self->client, zf_item_root (member), why);
     if (self->dead_on_failure) {
         s_close (self, group, why);
         return;

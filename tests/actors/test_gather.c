@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "zf_json.h"
 #include "zf_testkit.h"
 #include "zflow.h"
 
@@ -317,6 +318,136 @@ test_a_dead_member_is_an_error_in_collect (void **state)
     free (text);
 }
 
+//  Two gathers fed by clients, not by a producer: each group's members
+//  are put with their group in the envelope and the group's id as their
+//  root, and the gathers' lists are results.
+static const char *s_client_groups = "pipeline\n"
+                                     "    results = lists\n"
+                                     "queues\n"
+                                     "    together\n"
+                                     "        external = true\n"
+                                     "    strict\n"
+                                     "        external = true\n"
+                                     "actors\n"
+                                     "    collect\n"
+                                     "        kind = gather\n"
+                                     "        input = together\n"
+                                     "        output = lists\n"
+                                     "        timeout = 0\n"
+                                     "    all\n"
+                                     "        kind = gather\n"
+                                     "        input = strict\n"
+                                     "        output = lists\n"
+                                     "        mode = all\n"
+                                     "        timeout = 0\n";
+
+//  Puts member index of group (of size) to queue, its root the group's
+//  id: the number n, or with error a failure, {"error": error}.
+static void
+s_put_member (zf_client_t *client, const char *queue, const zf_id_t *group, uint32_t size,
+              uint32_t index, int n, const char *error)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    if (error) {
+        msgpack_pack_map (&pk, 1);
+        msgpack_pack_str (&pk, 5);
+        msgpack_pack_str_body (&pk, "error", 5);
+        msgpack_pack_str (&pk, strlen (error));
+        msgpack_pack_str_body (&pk, error, strlen (error));
+    }
+    else
+        msgpack_pack_int (&pk, n);
+    zf_group_t member = { .id = *group, .size = size, .index = index };
+    zf_put_opts_t opts = { .root = group, .group = &member };
+    assert_int_equal (zf_client_put_with (client, queue, buffer.data, buffer.size, &opts, NULL), 0);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  The one result of result, as JSON (free it).
+static char *
+s_only_result (zf_result_t *result)
+{
+    assert_int_equal (zf_result_count (result), 1);
+    size_t size;
+    const void *body = zf_result_body (result, 0, &size);
+    return zf_msgpack_to_json (body, size, NULL);
+}
+
+static void
+test_groups_put_by_a_client (void **state)
+{
+    // A client puts groups itself and asks for each group's result by the
+    // group's id, a root that is no item: running while its members are
+    // gathered; then done with the list, errors in their places (collect);
+    // or, mode = all, dead with its first error, not cancelled.
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (s_dir, s_client_groups, &pipeline);
+    assert_non_null (broker);
+    const char *endpoint = zf_broker_endpoint (broker);
+    pid_t collect = zf_test_actor (s_dir, broker, "collect");
+    pid_t all = zf_test_actor (s_dir, broker, "all");
+    zf_client_t *client = zf_client_new (endpoint, "web", NULL, 0);
+    zf_id_t together = zf_id_random (), strict = zf_id_random ();
+    s_put_member (client, "together", &together, 3, 0, 1, NULL);
+    s_put_member (client, "together", &together, 3, 2, 3, NULL);
+    s_put_member (client, "strict", &strict, 3, 0, 1, NULL);
+    s_put_member (client, "strict", &strict, 3, 1, 0, "boom");
+    s_put_member (client, "strict", &strict, 3, 2, 3, NULL);
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+
+    // Two of three members in: the group runs (and has no result yet).
+    zf_result_t *result = zf_client_item (client, &together, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "running");
+    zf_result_destroy (&result);
+    s_put_member (client, "together", &together, 3, 1, 0, "boom");
+    assert_int_equal (zf_client_flush (client, 5000), 0);
+    result = zf_client_result (client, &together, 10000, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "done");
+    char *json = s_only_result (result);
+    assert_string_equal (json, "[1,{\"error\":\"boom\"},3]");
+    free (json);
+    zf_result_destroy (&result);
+
+    result = zf_client_result (client, &strict, 10000, 5000);
+    assert_non_null (result);
+    assert_string_equal (zf_result_state (result), "dead");
+    assert_string_equal (zf_result_reason (result), "member 1 of 3 failed: boom");
+    json = s_only_result (result);
+    char hex[ZF_ID_HEX];
+    char *expected = zsys_sprintf ("{\"error\":\"member 1 of 3 failed: boom\",\"group\":\"%s\","
+                                   "\"item\":{\"error\":\"boom\"}}",
+                                   zf_id_format (&strict, hex));
+    assert_string_equal (json, expected);
+    zstr_free (&expected);
+    free (json);
+    zf_result_destroy (&result);
+    // As zflow status says them.
+    zf_test_result_t r = zf_test_zflow (NULL, "status", endpoint, hex, NULL);
+    assert_int_equal (r.status, 0);
+    expected = zsys_sprintf ("%s dead: member 1 of 3 failed: boom\n", hex);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "status", endpoint, zf_id_format (&together, hex), NULL);
+    expected = zsys_sprintf ("%s done\n", hex);
+    assert_string_equal (r.out, expected);
+    zstr_free (&expected);
+    zf_test_result_free (&r);
+
+    zf_client_destroy (&client);
+    kill (collect, SIGTERM);
+    kill (all, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (collect, 10000)), 0);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (all, 10000)), 0);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -331,6 +462,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_a_dead_member_is_an_error_in_collect, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_gather_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_groups_put_by_a_client, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
