@@ -148,9 +148,11 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
     copy->detail = msg->detail ? zf_strdup (msg->detail) : NULL;
     zf_store_seen_set (self, &copy->id, ZF_OUTCOME_LIVE);
     self->hooks.stored (self->hooks.arg, copy, env.attempt);
-    // The root's answer says why (zflow result, GET /results/ID).
-    zf_results_fail (self->results, zf_id_is_zero (&msg->root) ? &msg->id : &msg->root,
-                     msg->queue->name, msg->reason, msg->detail, d->attempt);
+    // The root's answer says why (zflow result, GET /results/ID), unless
+    // a gather takes the failure in the member's place.
+    if (!zf_store_absorbed (self, msg))
+        zf_results_fail (self->results, zf_id_is_zero (&msg->root) ? &msg->id : &msg->root,
+                         msg->queue->name, msg->reason, msg->detail, d->attempt);
 }
 
 //  The input queue of the first fan-in actor (a gather) downstream of the
@@ -173,6 +175,17 @@ s_fanin_downstream (zf_store_t *self, const char *from)
         actor = next;
     }
     return NULL;
+}
+
+bool
+zf_store_absorbed (zf_store_t *self, zf_message_t *msg)
+{
+    if (!msg->fanin.size || zf_id_is_zero (&msg->root))
+        return false;
+    for (uint32_t g = 0; g < msg->ndeliveries; g++)
+        if (s_fanin_downstream (self, msg->deliveries[g].group->name))
+            return true;
+    return false;
 }
 
 //  A member of a gather group was dead-lettered on its way (d): the gather

@@ -318,7 +318,7 @@ zf_store_msg_free (zf_store_t *self, zf_message_t *msg, uint8_t outcome)
     queue->acked++;
     zf_lineage_t *lineage = msg->lineage;
     if (lineage) {
-        if (msg->dead)
+        if (msg->dead && !zf_store_absorbed (self, msg))
             lineage->dead = true;
         zf_store_release (self, lineage);
     }

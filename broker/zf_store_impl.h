@@ -91,6 +91,10 @@ bool zf_store_seen_set (zf_store_t *self, const zf_id_t *id, uint8_t outcome);
 
 //  What became of msg, all its deliveries over (ZF_OUTCOME_*).
 uint8_t zf_store_outcome (zf_message_t *msg);
+//  True if msg, a member of a group, meets its group at a gather
+//  downstream: its dead letter is then the gather's to report (in the
+//  group's place, or failing the group), not its lineage's failure.
+bool zf_store_absorbed (zf_store_t *self, zf_message_t *msg);
 
 //  Frees msg, its deliveries all finished, with outcome (told, remembered).
 void zf_store_msg_free (zf_store_t *self, zf_message_t *msg, uint8_t outcome);
