@@ -106,3 +106,10 @@ def send_email(item):
     record("sent", item)
     time.sleep(0.05)
     return item
+
+
+@zflow.actor(input="resize", output="resized")
+def resize(item):
+    if item.get("fail"):
+        raise ValueError("cannot resize %d" % item["n"])
+    return item["n"] * 2

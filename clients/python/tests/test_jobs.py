@@ -136,7 +136,7 @@ def test_a_failure_keeps_its_traceback(tmp_path, runs):
     assert result.error == "KeyError: 'no row 5'"
     assert result.detail.startswith("Traceback (most recent call last):")
     assert "in _inner" in result.detail and result.detail.rstrip().endswith(result.error)
-    assert "in _inner" in run.log()     # and in the worker's log
+    wait_for(lambda: "in _inner" in run.log(), what="the traceback in the worker's log")
 
 
 def test_hooks_run_once_around_the_work(tmp_path, runs):
@@ -189,3 +189,62 @@ def test_a_worker_with_no_broker_says_so(tmp_path):
         worker.terminate()
         worker.communicate(timeout=30)
     assert "no broker answers at tcp://127.0.0.1:" in line[-1]
+
+
+GROUPS = """pipeline
+    results = answers
+queues
+    resize
+        external = true
+        max-attempts = 1
+    resize_all
+        external = true
+        max-attempts = 1
+actors
+    resize
+        kind = exec
+        command = "%s jobs:resize"
+        input = resize
+        output = resized
+    resize_all
+        kind = exec
+        command = "%s jobs:resize --input resize_all --output resized_all"
+        input = resize_all
+        output = resized_all
+    collect
+        kind = gather
+        input = resized
+        output = answers
+    all
+        kind = gather
+        mode = all
+        input = resized_all
+        output = answers
+""" % (PY, PY)
+
+
+def test_a_group_for_a_gather_is_one_task(tmp_path, runs):
+    run = runs(tmp_path, GROUPS)
+    with run.client() as client:
+        members = [{"n": 1}, {"n": 2}, {"n": 3}]
+        assert client.group("resize", members).get(timeout=30) == [2, 4, 6]
+        members[1]["fail"] = True
+        collected = client.group("resize", members).get(timeout=30)
+        assert collected[0] == 2 and collected[2] == 6
+        assert collected[1]["error"] == "ValueError: cannot resize 2"
+        with pytest.raises(zflow.TaskFailed) as failed:
+            client.group("resize_all", members).get(timeout=30)
+        assert failed.value.result.state == "dead"
+        assert "cannot resize 2" in failed.value.result.error
+        empty = client.group("resize", [])
+        assert (empty.status(), empty.get()) == ("done", [])
+        with pytest.raises(ValueError):
+            client.put("resize", {"n": 1}, delay="soon")
+        with pytest.raises(ValueError):
+            client.put("resize", {"n": 1}, at="24 December")
+        later = client.put("resize", {"n": 1}, delay="1h")
+        assert later.status() == "delayed"
+        assert later.cancel("changed my mind") == "cancelled"
+        assert later.result().error == "changed my mind"
+        assert later.cancel() == "cancelled"   # over already: nothing changed
+        assert client.cancel("ab" * 16) == "unknown"
