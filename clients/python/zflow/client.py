@@ -58,6 +58,8 @@ class Result:
         items = header.get("results") or []
         end = len(items) if end is None else end
         progress = header.get("progress")
+        if progress is None and header.get("note"):
+            progress = 0  # 0 is left out of a REPORT: a note says it was given
         return cls(header["id"].hex(), header.get("state", "unknown"),
                    [_zfp.unpack(b) for b in bodies[first:end]], header.get("reason", ""),
                    header.get("queue", ""), header.get("attempt", 0), header.get("detail", ""),

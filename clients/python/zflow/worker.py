@@ -557,10 +557,12 @@ class Worker:
         for job in finished:
             if job.env["id"] not in self.running:
                 continue
-            if isinstance(job.outcome, _Failure):
+            if job.cancelled or job.root in self.cancelled:
+                # Acked, its outputs not sent (they would be dropped), even
+                # when it failed: a NACK would have it retried.
+                job.outcome = []
+            elif isinstance(job.outcome, _Failure):
                 self.failed += 1
-            elif job.cancelled or job.root in self.cancelled:
-                job.outcome = []  # its outputs would be dropped: none are sent
             self.outbox.append(job)
 
     def _flush(self):
