@@ -550,6 +550,11 @@ class Worker:
         self._flush()
         self.session.send("NACK", {"id": job.env["id"], "reason": reason})
         self.session.close()  # BYE: what else it held goes back at once
+        # The context's end sends what is queued (the sockets' linger);
+        # an exit before it would lose the NACK and the BYE.
+        ender = threading.Thread(target=self.session.context.term, daemon=True)
+        ender.start()
+        ender.join(5)
         os._exit(EXIT_HARD_LIMIT)
 
     def _answer(self, finished):
