@@ -248,3 +248,23 @@ def test_a_group_for_a_gather_is_one_task(tmp_path, runs):
         assert later.result().error == "changed my mind"
         assert later.cancel() == "cancelled"   # over already: nothing changed
         assert client.cancel("ab" * 16) == "unknown"
+
+def test_sigterm_while_the_main_thread_holds_the_lock_stops_the_worker(tmp_path):
+    # The main thread takes worker.lock on every turn (what the threads
+    # posted); SIGTERM's handler runs on it between two bytecodes, so it
+    # may land there. Before, it took the same lock: the worker hung.
+    script = ("import os, signal, zflow, jobs\n"
+              "worker = zflow.Worker(jobs.send_email, input='sends')\n"
+              "signal.signal(signal.SIGTERM, worker.stop)\n"
+              "with worker.lock:\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    for _ in range(1000):\n"
+              "        pass\n"
+              "print(worker.stopping, os.read(worker.wake_read, 16))\n")
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=str(tmp_path))
+    try:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the SIGTERM handler waited for a lock its own thread held")
+    assert done.stdout.strip() == "True b'\\x00'", done.stderr

@@ -286,23 +286,19 @@ class Worker:
         print("zflow worker %s: %s" % (self.name, text), file=sys.stderr, flush=True)
 
     def stop(self, *_):
-        """Stops after the items running (a second call: at once)."""
+        """Stops after the items running (a second call: at once). It is
+        the SIGTERM handler, run on the main thread between two of its
+        bytecodes, maybe while that thread holds self.lock: it takes no
+        lock, and only writes to the wake-up pipe."""
         if self.stopping:
             self.stop_now = True
         self.stopping = True
-        self._wake()
+        try:
+            os.write(self.wake_write, b"\0")
+        except OSError:
+            pass  # the pipe is full (the main thread is woken already), or closed
 
     # -- between the threads -------------------------------------------------
-
-    def _wake(self):
-        with self.lock:
-            first = not self.signalled
-            self.signalled = True
-        if first:
-            try:
-                os.write(self.wake_write, b"\0")
-            except BlockingIOError:
-                pass  # the pipe is full: the main thread has been woken already
 
     def _post(self, job, outcome):
         """A thread's or the loop's: job is done (outcome: its packed
