@@ -11,7 +11,7 @@ import time
 import pytest
 
 import zflow
-from conftest import PYTHONPATH, side_effects, wait_for
+from conftest import PYTHONPATH, Broker, side_effects, wait_for
 
 PY = "/usr/bin/python3 -m zflow worker"
 
@@ -268,3 +268,23 @@ def test_sigterm_while_the_main_thread_holds_the_lock_stops_the_worker(tmp_path)
     except subprocess.TimeoutExpired:
         pytest.fail("the SIGTERM handler waited for a lock its own thread held")
     assert done.stdout.strip() == "True b'\\x00'", done.stderr
+
+
+def test_the_hard_limit_s_nack_reaches_the_broker_before_the_process_ends(tmp_path,
+                                                                             processes,
+                                                                             monkeypatch):
+    # Each round a worker ends at the hard limit; the NACK it sent just
+    # before os._exit must have left the process (else: "worker lost").
+    monkeypatch.setenv("JOBS_DIR", str(tmp_path))
+    broker = Broker(str(tmp_path), pipeline(("h", "blocked_plain", "blocked"),
+                                            queue_keys="        max-attempts = 1\n"))
+    try:
+        with zflow.Client(broker.endpoint) as client:
+            for n in range(4):
+                worker = processes.worker(broker, "jobs:blocked_plain")
+                with pytest.raises(zflow.TaskFailed) as failed:
+                    client.put("blocked", n).get(timeout=30)
+                assert "hard time limit of 2 s" in failed.value.result.error
+                assert worker.wait(timeout=30) == 70
+    finally:
+        broker.stop()

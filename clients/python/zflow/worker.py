@@ -42,6 +42,8 @@ import threading
 import time
 import traceback
 
+import zmq
+
 from . import _zfp
 from ._durations import seconds
 from ._session import BrokerError, Session
@@ -255,6 +257,7 @@ class Worker:
         except (TypeError, ValueError):
             self.takes_ctx = False
         self.session = None
+        self.context = None            # the session's own: term() waits until what it sent is out
         self.loop = None               # the event loop's, for async functions and hooks
         self.loop_thread = None
         self.pool = []                 # the threads of a plain function
@@ -546,11 +549,10 @@ class Worker:
         self._flush()
         self.session.send("NACK", {"id": job.env["id"], "reason": reason})
         self.session.close()  # BYE: what else it held goes back at once
-        # The context's end sends what is queued (the sockets' linger);
-        # an exit before it would lose the NACK and the BYE.
-        ender = threading.Thread(target=self.session.context.term, daemon=True)
-        ender.start()
-        ender.join(5)
+        # os._exit does not wait for ZeroMQ's I/O thread: what it had not
+        # written yet (the NACK, BYE, the outputs and ACKs just flushed)
+        # would be lost, and the broker would say "worker lost".
+        self.context.term()   # once all of it is sent, or after LINGER
         os._exit(EXIT_HARD_LIMIT)
 
     def _answer(self, finished):
@@ -744,10 +746,11 @@ class Worker:
                     return
             self._start_threads()
             self._hooks("start")
+            self.context = zmq.Context()
             self.session = Session(self.endpoint, self.group, [self.input],
                                    [self.output] if self.output else [],
                                    pipeline=self.pipeline, worker=self.worker_number,
-                                   curve=self.curve)
+                                   context=self.context, curve=self.curve)
             self.session.on_open = self._on_open
             self.session.wakeup = self.wake_read
             self._serve()
@@ -757,6 +760,7 @@ class Worker:
                 signal.signal(s, handler)
             if self.session is not None:
                 self.session.close()
+                self.context.term()  # BYE is sent before the process ends
             self._stop_threads()
             os.close(self.wake_read)
             os.close(self.wake_write)
