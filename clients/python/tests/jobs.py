@@ -113,3 +113,8 @@ def resize(item):
     if item.get("fail"):
         raise ValueError("cannot resize %d" % item["n"])
     return item["n"] * 2
+
+
+@zflow.actor(input="exports", output="done")
+def export(item):
+    return b"x" * item   # a report of item bytes

@@ -288,3 +288,25 @@ def test_the_hard_limit_s_nack_reaches_the_broker_before_the_process_ends(tmp_pa
                 assert worker.wait(timeout=30) == 70
     finally:
         broker.stop()
+
+
+def test_an_output_larger_than_a_frame_fails_its_item_not_the_worker(tmp_path, processes,
+                                                                      monkeypatch):
+    # The broker resets the connection of a frame past max-frame (16 MiB):
+    # before, the worker sent that PUT again on every new session and was
+    # never heard from again, each item it held "worker lost".
+    monkeypatch.setenv("JOBS_DIR", str(tmp_path))
+    broker = Broker(str(tmp_path), pipeline(("e", "export", "exports"),
+                                            queue_keys="        max-attempts = 1\n"))
+    try:
+        processes.worker(broker, "jobs:export")
+        with zflow.Client(broker.endpoint) as client:
+            big = client.put("exports", 17 << 20)
+            with pytest.raises(zflow.TaskFailed) as failed:
+                big.get(timeout=30)
+            assert failed.value.result.error == (
+                "output 0 is %d bytes of msgpack, more than the broker takes (max-frame, %d)"
+                % ((17 << 20) + 5, 16 << 20))
+            assert client.put("exports", 15 << 20).get(timeout=30) == b"x" * (15 << 20)
+    finally:
+        broker.stop()

@@ -10,6 +10,8 @@ import msgpack
 VERSION = 1
 BATCH_MAX = 256          # items in one PUT or DELIVER
 IDS_MAX = 1024           # ids in one ACK
+FRAME_MAX = 16 << 20     # bytes of a frame the broker takes (max-frame's default): a larger
+                         # one resets the connection, and the message is lost
 GROUP_RESULT = 0xFFFFFFFF
 
 _BODIES = {b"PUT", b"DELIVER", b"REPORT", b"DONE"}

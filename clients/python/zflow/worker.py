@@ -347,15 +347,24 @@ class Worker:
         return ((job.body,), {"ctx": job.ctx}) if self.takes_ctx else ((job.body,), {})
 
     def _outcome(self, values):
-        """The packed outputs of what fn gave, or a _Failure saying why not."""
+        """The packed outputs of what fn gave, or a _Failure saying why not.
+        An output larger than a frame fails its item: the broker would
+        reset the connection on its PUT, which every new session sends
+        again, and the worker would never be heard from again."""
         if values and not self.output:
             return _Failure("the actor has no output queue, and the task returned a value",
                             final=True)
         try:
-            return [_zfp.pack(v) for v in values]
+            bodies = [_zfp.pack(v) for v in values]
         except (TypeError, ValueError, OverflowError) as e:
             return _Failure("an output is not msgpack: %s: %s" % (type(e).__name__, e),
                             final=True)
+        for index, body in enumerate(bodies):
+            if len(body) > _zfp.FRAME_MAX:
+                return _Failure("output %d is %d bytes of msgpack, more than the broker takes "
+                                "(max-frame, %d)" % (index, len(body), _zfp.FRAME_MAX),
+                                final=True)
+        return bodies
 
     @staticmethod
     def _values(value):
