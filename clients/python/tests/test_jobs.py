@@ -310,3 +310,17 @@ def test_an_output_larger_than_a_frame_fails_its_item_not_the_worker(tmp_path, p
             assert client.put("exports", 15 << 20).get(timeout=30) == b"x" * (15 << 20)
     finally:
         broker.stop()
+
+
+def test_a_failing_on_start_hook_is_named_with_its_traceback(tmp_path):
+    # Before, its ValueError was taken for a bad command line: exit
+    # status 2, one line, no traceback, the hook not named.
+    worker = hand_started(type("R", (), {"directory": str(tmp_path)}), "failing_hook:work",
+                          "--group", "send", "--broker", "tcp://127.0.0.1:9")
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 1, err
+    assert "@zflow.on_start open_database failed:\nTraceback" in err
+    assert 'in open_database\n    int(os.environ.get("DB_POOL_SIZE", "ten"))' in err
+    assert err.rstrip().endswith("python -m zflow worker: @zflow.on_start open_database "
+                                 "failed: ValueError: invalid literal for int() with base 10: "
+                                 "'ten'")

@@ -15,7 +15,7 @@ import importlib
 import sys
 
 from ._session import BrokerError
-from .worker import Worker
+from .worker import HookFailed, Worker
 
 
 def main(argv=None):
@@ -58,6 +58,9 @@ def main(argv=None):
     except (ValueError, BrokerError) as e:
         print("python -m zflow worker: %s" % e, file=sys.stderr)
         return 2
+    except HookFailed as e:  # its traceback is in the log already
+        print("python -m zflow worker: %s" % e, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -167,6 +167,11 @@ def _interrupt(thread_id, exception):
         ctypes.c_ulong(thread_id), ctypes.py_object(exception) if exception else None)
 
 
+class HookFailed(Exception):
+    """An on_start or on_stop hook raised: the worker ends (python -m
+    zflow worker: exit status 1), the hook's traceback in its log."""
+
+
 class _Stopped(Exception):
     """Stopped before a broker answered."""
 
@@ -669,11 +674,21 @@ class Worker:
         self.loop.run_forever()
 
     def _hooks(self, which):
+        """Runs the on_start or on_stop hooks. One that raises is named,
+        its traceback logged: a ValueError of its own is not taken for a
+        bad command line, nor a KeyError shown as the worker's."""
         for hook in _hooks[which]:
-            if inspect.iscoroutinefunction(hook):
-                asyncio.run_coroutine_threadsafe(hook(), self.loop).result()
-            else:
-                hook()
+            try:
+                if inspect.iscoroutinefunction(hook):
+                    asyncio.run_coroutine_threadsafe(hook(), self.loop).result()
+                else:
+                    hook()
+            except Exception as e:  # noqa: BLE001 - whatever the user's code raises
+                what = "@zflow.on_%s %s" % (which, getattr(hook, "__qualname__", hook))
+                self._log("%s failed:\n%s" % (what, "".join(traceback.format_exception(
+                    type(e), e, e.__traceback__)).rstrip()))
+                raise HookFailed("%s failed: %s" % (what, "".join(
+                    traceback.format_exception_only(type(e), e)).strip())) from None
 
     def _stop_threads(self):
         for _ in self.pool:
