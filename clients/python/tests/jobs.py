@@ -2,6 +2,7 @@
 with time limits, retries, progress and hooks. Each records what it did
 in a file of JOBS_DIR, so that a test can count how often it ran."""
 import asyncio
+import functools
 import os
 import time
 
@@ -118,3 +119,36 @@ def resize(item):
 @zflow.actor(input="exports", output="done")
 def export(item):
     return b"x" * item   # a report of item bytes
+
+
+def traced(fn):
+    """A decorator as web apps write them (tracing, Sentry): a plain def
+    around the task, functools.wraps kept."""
+    @functools.wraps(fn)
+    def wrapper(item):
+        return fn(item)
+    return wrapper
+
+
+@zflow.actor(input="wrapped", output="done")
+@traced
+async def wrapped_async(item):
+    await asyncio.sleep(0.01)
+    return item * 2
+
+
+class Thumbnails:
+    """A task as an object with an async __call__ (it holds its client)."""
+
+    async def __call__(self, item):
+        await asyncio.sleep(0.01)
+        yield "%s-small" % item
+        yield "%s-large" % item
+
+
+thumbnails = zflow.actor(input="thumbs", output="done")(Thumbnails())
+
+
+@zflow.actor(input="unawaited", output="done")
+def returns_a_coroutine(item):
+    return asyncio.sleep(0, result=item)   # a plain def: nothing awaits it

@@ -324,3 +324,18 @@ def test_a_failing_on_start_hook_is_named_with_its_traceback(tmp_path):
     assert err.rstrip().endswith("python -m zflow worker: @zflow.on_start open_database "
                                  "failed: ValueError: invalid literal for int() with base 10: "
                                  "'ten'")
+
+
+def test_async_tasks_under_a_decorator_or_in_an_object_are_awaited(tmp_path, runs):
+    run = runs(tmp_path, pipeline(("w", "wrapped_async", "wrapped"), ("t", "thumbnails", "thumbs"),
+                                  ("u", "returns_a_coroutine", "unawaited"),
+                                  queue_keys="        max-attempts = 1\n"))
+    with run.client() as client:
+        assert client.put("wrapped", 21).get(timeout=30) == 42
+        assert sorted(client.put("thumbs", "cat").get(timeout=30)) == ["cat-large", "cat-small"]
+        with pytest.raises(zflow.TaskFailed) as failed:
+            client.put("unawaited", 1).get(timeout=30)
+    assert failed.value.result.error.startswith(
+        "the function returned coroutine, which nothing awaits: a plain function runs on a "
+        "thread; make it async def")
+    assert "never awaited" not in run.log()

@@ -150,6 +150,16 @@ def actor(input, output=None, concurrency=None, name=None, threads=None, timeout
     return mark
 
 
+def _is_async(fn):
+    """Whether fn runs on the event loop: an async def or async generator,
+    also under a decorator that kept functools.wraps, or an object's
+    async __call__ (inspect sees neither)."""
+    for candidate in (fn, inspect.unwrap(fn), getattr(fn, "__call__", None)):
+        if inspect.iscoroutinefunction(candidate) or inspect.isasyncgenfunction(candidate):
+            return True
+    return False
+
+
 def _bounded(text, limit, keep_end=False):
     """text cut to at most limit bytes of UTF-8: its start, or its end."""
     data = text.encode("utf-8", "replace")
@@ -238,7 +248,7 @@ class Worker:
         self.output = output or env.get("ZFLOW_OUTPUT") or marked.get("output")
         if not self.input:
             raise ValueError("the actor %s has no input queue" % (name or fn.__name__))
-        self.is_async = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        self.is_async = _is_async(fn)
         self.threads = int(setting(threads, "ZFLOW_THREADS", "threads") or DEFAULT_THREADS)
         concurrency = setting(concurrency, "ZFLOW_CONCURRENCY", "concurrency")
         self.concurrency = int(concurrency or
@@ -372,6 +382,17 @@ class Worker:
         return bodies
 
     @staticmethod
+    def _unawaited(value):
+        """The _Failure of a plain function that returned an awaitable: a
+        pool thread has no loop to await it on, and packing it would say
+        only "can not serialize 'coroutine' object"."""
+        if inspect.iscoroutine(value):
+            value.close()  # and no "never awaited" warning
+        return _Failure("the function returned %s, which nothing awaits: a plain function runs on "
+                        "a thread; make it async def (under a decorator, keep functools.wraps)"
+                        % type(value).__name__, final=True)
+
+    @staticmethod
     def _values(value):
         if value is None:
             return []
@@ -415,7 +436,11 @@ class Worker:
                 _current.set(job.ctx)
                 try:
                     args, kwargs = self._args(job)
-                    outcome = self._outcome(self._values(self.fn(*args, **kwargs)))
+                    value = self.fn(*args, **kwargs)
+                    if inspect.isawaitable(value):
+                        outcome = self._unawaited(value)
+                    else:
+                        outcome = self._outcome(self._values(value))
                 except BaseException as e:  # the item's failure, whatever it is
                     outcome = self._failure(job, e)
                 finally:
@@ -439,10 +464,10 @@ class Worker:
         _current.set(job.ctx)
         try:
             args, kwargs = self._args(job)
-            if inspect.isasyncgenfunction(self.fn):
-                values = [v async for v in self.fn(*args, **kwargs)]
+            value = self.fn(*args, **kwargs)
+            if inspect.isasyncgen(value):
+                values = [v async for v in value]
             else:
-                value = self.fn(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
                 values = self._values(value)
