@@ -24,7 +24,14 @@ def test_the_whole_example_of_the_python_page(tmp_path):
     assert {"jobs.py", "jobs.zpl", "app.py", "output"} <= set(found)
     broker, metrics = free_port(), free_port()
 
+    events = free_port()
+
     def ported(text):
+        """text on free ports: the broker's, its metrics', and its events'
+        (by default the port after the broker's, perhaps taken here)."""
+        text = text.replace("    endpoint = tcp://127.0.0.1:5670\n",
+                            "    endpoint = tcp://127.0.0.1:5670\n"
+                            "    events = tcp://127.0.0.1:%d\n" % events)
         return text.replace("127.0.0.1:5670", "127.0.0.1:%d" % broker) \
                    .replace("127.0.0.1:9100", "127.0.0.1:%d" % metrics)
     for name in ("jobs.py", "app.py"):
