@@ -311,10 +311,7 @@ class Worker:
         if self.stopping:
             self.stop_now = True
         self.stopping = True
-        try:
-            os.write(self.wake_write, b"\0")
-        except OSError:
-            pass  # the pipe is full (the main thread is woken already), or closed
+        self._poke()
 
     # -- between the threads -------------------------------------------------
 
@@ -327,10 +324,7 @@ class Worker:
             first = not self.signalled
             self.signalled = True
         if first:
-            try:
-                os.write(self.wake_write, b"\0")
-            except BlockingIOError:
-                pass
+            self._poke()
 
     def _progress(self, job, fraction, note):
         with self.lock:
@@ -338,10 +332,15 @@ class Worker:
             first = not self.signalled
             self.signalled = True
         if first:
-            try:
-                os.write(self.wake_write, b"\0")
-            except BlockingIOError:
-                pass
+            self._poke()
+
+    def _poke(self):
+        """Wakes the main thread from its poll (once for what is posted
+        until it looks: self.signalled)."""
+        try:
+            os.write(self.wake_write, b"\0")
+        except OSError:
+            pass  # the pipe is full (the main thread is woken already), or closed
 
     def _woken(self):
         """What the other threads posted: (finished jobs, progress notes)."""
