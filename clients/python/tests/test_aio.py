@@ -50,8 +50,13 @@ def test_an_aiohttp_app_puts_tasks_and_waits_for_results(tmp_path, processes):
                 await client.put("nosuch", 1)
             later = await client.put("tasks", 1, delay=3600)
             assert await later.status() == "delayed"
-            await later.cancel()
-            assert await later.status() == "cancelled"
+            assert await later.cancel("not now") == "cancelled"
+            assert (await later.result()).error == "not now"
+            assert await later.cancel() == "cancelled"          # over already
+            assert await client.cancel("cd" * 16) == "unknown"
+            assert await (await client.group("tasks", [])).get() == []
+            with pytest.raises(ValueError):
+                await client.put("tasks", 1, delay="a while")
             assert await (await client.put("tasks", 4)).get(timeout=20) == 8
         finally:
             await runner.cleanup()
