@@ -156,7 +156,7 @@ const zf_key_t zf_broker_keys[] = {
       .fallback = "1h",
       .help = "how long the results of a root item are kept after its lineage ended",
       .min = 1,
-      .max = 365LL * 86400000 },
+      .max = 100 * 365LL * 86400000 },
     { .name = "result-max-bytes",
       ZF_FIELD (zf_broker_settings_t, result_max_bytes),
       .type = ZF_KEY_SIZE,

@@ -339,8 +339,11 @@ test_a_cancels_reason_survives_a_restart (void **state)
 
 //  The pipeline tests/broker/fixtures/journal-before-detail was written
 //  with (by make_journal.py there, with zflow as it was before NACK had a
-//  detail).
-static const char *s_fixture_pipeline = "pipeline\n"
+//  detail), its results kept for a century: the fixture's are as old as
+//  the fixture, and must not expire under the test (the first line is
+//  the broker's, whose section s_journaled begins).
+static const char *s_fixture_pipeline = "    result-ttl = 36500d\n"
+                                        "pipeline\n"
                                         "    name = fixture\n"
                                         "    results = answers\n"
                                         "queues\n"
