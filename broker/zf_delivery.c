@@ -666,19 +666,25 @@ s_group_expire (zf_store_t *self, zf_queue_t *queue, zf_cgroup_t *group)
 }
 
 void
-zf_store_schedule (zf_store_t *self, zf_delivery_t *d)
+zf_store_schedule (zf_store_t *self, zf_delivery_t *d, int64_t due)
 {
-    int64_t wait = d->msg->not_before ? d->msg->not_before - zclock_time () : 0;
-    if (wait > 0) {
-        // Both clocks count whole ms, each truncated in its own way: one
-        // more keeps an item from coming a fraction of a ms before its time.
+    if (due) {
         d->state = ZF_D_DELAYED;
-        zf_heap_push (&self->delayed, &d->retry, zclock_mono () + wait + 1);
+        zf_heap_push (&self->delayed, &d->retry, due);
         return;
     }
     d->state = ZF_D_READY;
     zf_ready_push (&d->group->ready, d);
     zf_store_mark_dirty (self, d->group);
+}
+
+int64_t
+zf_store_due (const zf_message_t *msg)
+{
+    int64_t wait = msg->not_before ? msg->not_before - zclock_time () : 0;
+    // Both clocks count whole ms, each truncated in its own way: one more
+    // keeps an item from coming a fraction of a ms before its time.
+    return wait > 0 ? zclock_mono () + wait + 1 : 0;
 }
 
 void

@@ -354,12 +354,13 @@ zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, zframe_t
     msg->queue = queue;
     msg->ndeliveries = (uint32_t) n;
     msg->pending = (uint32_t) n;
+    int64_t due = zf_store_due (msg); // once: every group's copy is due at once
     for (size_t g = 0; g < n; g++) {
         zf_delivery_t *d = &msg->deliveries[g];
         d->msg = msg;
         d->group = queue->groups[g];
         d->attempt = env->attempt; // kept across a move to the dead-letter queue
-        zf_store_schedule (self, d);
+        zf_store_schedule (self, d, due);
     }
     zf_idmap_put (self->live, &msg->id, msg);
     msg->order = self->stored++;

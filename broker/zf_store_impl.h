@@ -107,8 +107,13 @@ zf_message_t *zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t 
 zf_message_t *zf_store_msg_new (zf_store_t *self, zf_queue_t *queue, zf_env_t *env,
                                 zframe_t **body_p, zf_lineage_t *lineage);
 
-//  d's message, new or restored, waits for its time (not_before) or is ready.
-void zf_store_schedule (zf_store_t *self, zf_delivery_t *d);
+//  When msg, waiting for its time (not_before), is due on the monotonic
+//  clock; 0 if it is due now.
+int64_t zf_store_due (const zf_message_t *msg);
+
+//  d's message, new or restored, waits until due (zf_store_due, taken once
+//  for all its deliveries) or, due 0, is ready.
+void zf_store_schedule (zf_store_t *self, zf_delivery_t *d, int64_t due);
 
 //  Root's lineage is over with outcome: its answer, if one is kept, is told.
 void zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome);
