@@ -27,7 +27,8 @@ static const zf_key_t s_keys[] = {
     { .name = "command",
       ZF_FIELD (zf_exec_settings_t, command),
       .type = ZF_KEY_STRING,
-      .help = "the program to run",
+      .help = "the program to run, by /bin/sh -c; a simple command is exec'd, so that its exit "
+              "status and pid are the program's own",
       .flags = ZF_KEY_REQUIRED | ZF_KEY_PATH },
     { .name = "input",
       ZF_FIELD (zf_exec_settings_t, actor.input),

@@ -31,6 +31,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define RESTARTS_MAX   5     // restarts of one worker within RESTART_WINDOW
@@ -122,6 +123,31 @@ s_close_log (s_run_t *run, s_worker_t *worker)
     worker->log = -1;
 }
 
+//  The shell line for an exec actor's command: a simple command is run with
+//  `exec` in front, so that the program is the process zflow run started
+//  (its exit status, its parent-death signal and its pid are its own, not
+//  a shell's). A line the shell must stay for (a list, a pipe, a loop, a
+//  builtin, an assignment first) is left as it is. Caller frees.
+static char *
+s_exec_line (const char *command)
+{
+    static const char *shell_words[] = {
+        "!",      "{",        "}",       "case",  "do",      "done",     "elif",  "else",
+        "esac",   "fi",       "for",     "if",    "in",      "then",     "until", "while",
+        "alias",  "bg",       "break",   "cd",    "command", "continue", ".",     "eval",
+        "exec",   "exit",     "export",  "fg",    "getopts", "hash",     "jobs",  "local",
+        "read",   "readonly", "return",  "set",   "shift",   "times",    "trap",  "type",
+        "ulimit", "umask",    "unalias", "unset", "wait",    NULL
+    };
+    const char *start = command + strspn (command, " \t");
+    size_t first = strcspn (start, " \t");
+    bool simple = first > 0 && !strpbrk (command, ";&|()`\n") && !memchr (start, '=', first);
+    for (int i = 0; simple && shell_words[i]; i++)
+        if (strlen (shell_words[i]) == first && memcmp (start, shell_words[i], first) == 0)
+            simple = false;
+    return simple ? zsys_sprintf ("exec %s", start) : strdup (command);
+}
+
 static void
 s_start (s_run_t *run, s_worker_t *worker)
 {
@@ -183,7 +209,8 @@ s_start (s_run_t *run, s_worker_t *worker)
                     unsetenv (env[i].name);
             if (chdir (run->pipeline->dir))
                 _exit (126);
-            execl ("/bin/sh", "sh", "-c", set->command, (char *) NULL);
+            char *line = s_exec_line (set->command);
+            execl ("/bin/sh", "sh", "-c", line, (char *) NULL);
         }
         else {
             char number[16];
@@ -299,19 +326,122 @@ s_log_results (s_run_t *run)
 
 typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
 
-//  Reads the signals that came: the first starts a graceful stop, a second
-//  SIGINT makes it immediate.
+//  Reads the signals that came: the first SIGINT or SIGTERM starts a
+//  graceful stop, a second SIGINT makes it immediate. SIGHUP is logged and
+//  ignored: a run started from a terminal that closes keeps serving.
 static s_stop_t
-s_signals (int fd, s_stop_t state)
+s_signals (s_run_t *run, int fd, s_stop_t state)
 {
     struct signalfd_siginfo info;
     while (fd >= 0 && read (fd, &info, sizeof info) == sizeof info) {
-        if (state == S_RUNNING)
+        if (info.ssi_signo == SIGHUP)
+            s_log (run, "SIGHUP from pid %u ignored: SIGTERM or Ctrl-C stops the run",
+                   info.ssi_pid);
+        else if (state == S_RUNNING)
             state = S_DRAINING;
         else if (info.ssi_signo == SIGINT)
             state = S_AT_ONCE;
     }
     return state;
+}
+
+//  The watcher's search: every process but itself whose environment holds
+//  needle (ZFLOW_SUPERVISOR_PID=N, NUL-ended) gets sig. Only system calls,
+//  no allocation: it runs in a child forked from a process with threads.
+//  Returns how many it signalled.
+static int
+s_watcher_signal (const char *needle, size_t needle_len, int sig)
+{
+    int signalled = 0;
+    int proc = open ("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (proc < 0)
+        return 0;
+    char entries[8192], path[64], env[32768];
+    long n;
+    while ((n = syscall (SYS_getdents64, proc, entries, sizeof entries)) > 0)
+        for (long at = 0; at < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *entry = (void *) (entries + at);
+            at += entry->reclen;
+            pid_t pid = 0;
+            const char *c = entry->name;
+            for (; *c >= '0' && *c <= '9'; c++)
+                pid = pid * 10 + (*c - '0');
+            if (*c || pid <= 1 || pid == getpid ())
+                continue;
+            // "/proc/" + the digits + "/environ", without snprintf
+            memcpy (path, "/proc/", 6);
+            size_t len = strlen (entry->name);
+            memcpy (path + 6, entry->name, len);
+            memcpy (path + 6 + len, "/environ", 9);
+            int fd = open (path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            ssize_t size = read (fd, env, sizeof env);
+            close (fd);
+            for (ssize_t i = 0; i + (ssize_t) needle_len <= size;) {
+                if (memcmp (env + i, needle, needle_len) == 0) {
+                    kill (pid, sig);
+                    signalled++;
+                    break;
+                }
+                while (i < size && env[i])
+                    i++;
+                i++; // the next variable
+            }
+        }
+    close (proc);
+    return signalled;
+}
+
+//  Starts the watcher: a process that outlives a zflow run killed with
+//  SIGKILL by a moment, to end every process the run started and left (a
+//  shell's children escape the parent-death signal, and so would a worker
+//  that ignores it). It waits for the end of the pipe whose write end is
+//  returned (close-on-exec, or -1): a byte first says the run ended in
+//  order; an end without one sends SIGTERM to every process with this
+//  run's ZFLOW_SUPERVISOR_PID, and SIGKILL a second later to those left.
+static int
+s_watcher_start (pid_t *watcher)
+{
+    char needle[64];
+    int needle_len = snprintf (needle, sizeof needle, "ZFLOW_SUPERVISOR_PID=%d", (int) getpid ());
+    needle_len++; // its NUL: pid 12 is not pid 123
+    int fds[2];
+    if (pipe2 (fds, O_CLOEXEC))
+        return -1;
+    pid_t pid = fork ();
+    if (pid < 0) {
+        close (fds[0]);
+        close (fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != fds[0])
+                close (fd); // the broker's sockets and its journal's lock stay the run's
+        signal (SIGHUP, SIG_IGN);
+        char byte;
+        ssize_t got;
+        while ((got = read (fds[0], &byte, 1)) < 0 && errno == EINTR)
+            ;
+        if (got == 1)
+            _exit (0);
+        if (s_watcher_signal (needle, needle_len, SIGTERM)) {
+            struct timespec second = { 1, 0 };
+            nanosleep (&second, NULL); // their time to hand back what they hold
+            s_watcher_signal (needle, needle_len, SIGKILL);
+        }
+        _exit (0);
+    }
+    close (fds[0]);
+    *watcher = pid;
+    return fds[1];
 }
 
 //  Sends sig to a worker's process group (it made one of its own), so that
@@ -340,7 +470,7 @@ s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
             int status;
             if (s_reap (run, w->pid, &status, WNOHANG) == w->pid)
                 w->pid = 0;
-            else if (signals >= 0 && s_signals (signals, S_DRAINING) == S_AT_ONCE)
+            else if (signals >= 0 && s_signals (run, signals, S_DRAINING) == S_AT_ONCE)
                 deadline = 0; // asked again: at once
             else if (zclock_mono () >= deadline) {
                 s_signal (w->pid, SIGKILL);
@@ -438,6 +568,7 @@ zf_cmd_run (int argc, char **argv)
     sigemptyset (&stops);
     sigaddset (&stops, SIGINT);
     sigaddset (&stops, SIGTERM);
+    sigaddset (&stops, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &stops, NULL);
     int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
     const char *usage = "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] "
@@ -595,6 +726,14 @@ zf_cmd_run (int argc, char **argv)
         run.progress = zf_progress_new (
             pipeline, broker ? zf_broker_events (broker) : pipeline->broker_settings.events,
             stderr);
+    // Every process started from here on carries this run's pid, for the
+    // watcher to find what is left, and for a worker to see its supervisor
+    // is gone (clients/python: it stops, handing back what it holds).
+    char supervisor[16];
+    snprintf (supervisor, sizeof supervisor, "%d", (int) getpid ());
+    setenv ("ZFLOW_SUPERVISOR_PID", supervisor, 1);
+    pid_t watcher = 0;
+    int watch = s_watcher_start (&watcher);
     int64_t started = zclock_mono ();
     for (int i = 0; i < run.nworkers; i++)
         s_start (&run, &run.workers[i]);
@@ -610,7 +749,7 @@ zf_cmd_run (int argc, char **argv)
         // A stop request: the sources stop first, what they put drains
         // through the pipeline within the grace period, then the rest stops.
         s_stop_t was = stop;
-        stop = s_signals (signals, stop);
+        stop = s_signals (&run, signals, stop);
         if (stop == S_DRAINING && was == S_RUNNING) {
             drain_until = zclock_mono () + grace;
             run.stopping = true;
@@ -701,6 +840,13 @@ zf_cmd_run (int argc, char **argv)
     s_stop_all (&run, stop == S_AT_ONCE ? 0 : left > 0 ? left : 0, signals);
     if (signals >= 0)
         close (signals);
+    if (watch >= 0) {
+        // Every worker is reaped: the watcher has nothing to end.
+        if (write (watch, "", 1) != 1)
+            s_log (&run, "cannot tell the watcher the run ended: %s", strerror (errno));
+        close (watch);
+        waitpid (watcher, NULL, 0);
+    }
     double seconds = (zclock_mono () - started) / 1000.0;
     if (interrupted)
         s_log (&run, "stopped after %.1f s%s", seconds,

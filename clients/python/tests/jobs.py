@@ -152,3 +152,13 @@ thumbnails = zflow.actor(input="thumbs", output="done")(Thumbnails())
 @zflow.actor(input="unawaited", output="done")
 def returns_a_coroutine(item):
     return asyncio.sleep(0, result=item)   # a plain def: nothing awaits it
+
+
+@zflow.actor(input="poison", output="done")
+def crash_on_poison(item):
+    """Kills its worker process on an item {"poison": true}, as a crash in
+    native code or a stray os._exit would."""
+    if isinstance(item, dict) and item.get("poison"):
+        os._exit(3)
+    return item
+

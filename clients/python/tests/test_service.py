@@ -1,0 +1,82 @@
+"""zflow run as an always-on service: a worker that crashes on some items
+costs those items, not the service; whatever way zflow run ends, no
+process it started outlives it; SIGHUP does not end it."""
+import os
+import signal
+import time
+
+from conftest import wait_for
+
+PY = "/usr/bin/python3 -m zflow worker"
+
+
+def service(*actors):
+    """An external queue per actor (name, command, queue), results to done;
+    an actor named co is a processor (its command a coprocess)."""
+    text = "pipeline\n    results = done\nqueues\n"
+    for _, _, queue in actors:
+        text += "    %s\n        external = true\n" % queue
+    text += "actors\n"
+    for name, command, queue in actors:
+        text += ("    %s\n        kind = %s\n        command = \"%s\"\n"
+                 "        input = %s\n        output = done\n"
+                 % (name, "processor" if name == "co" else "exec", command, queue))
+    return text
+
+
+def of_the_run(pid):
+    """The processes whose environment names zflow run `pid` as their
+    supervisor, or whose process group is one of theirs."""
+    needle = b"ZFLOW_SUPERVISOR_PID=%d\0" % pid
+    found, groups = set(), set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                if needle in f.read() + b"\0":
+                    found.add(int(entry))
+                    groups.add(os.getpgid(int(entry)))
+        except OSError:
+            pass
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.getpgid(int(entry)) in groups - {os.getpgid(0)}:
+                found.add(int(entry))
+        except OSError:
+            pass
+    found.discard(pid)
+    return found
+
+
+def test_kill_9_of_zflow_run_leaves_no_process(tmp_path, runs):
+    # A Python worker started through exec, a shell that stays (a list)
+    # with a child of its own, and a processor's coprocess.
+    run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison"),
+                                 ("shell", "sleep 600; true", "idle"),
+                                 ("co", "sleep 600; cat", "co")),
+               "--no-journal")
+    with run.client() as client:
+        assert client.put("poison", {"n": 1}).get(timeout=20) == {"n": 1}
+    wait_for(lambda: len(of_the_run(run.process.pid)) >= 4, what="the run's processes")
+    before = of_the_run(run.process.pid)
+    run.process.kill()
+    run.process.wait()
+    deadline = time.monotonic() + 3
+    while of_the_run(run.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = of_the_run(run.process.pid)
+    assert not left, "%d of %d processes outlived zflow run: %s" % (
+        len(left), len(before), [open("/proc/%d/cmdline" % p, "rb").read() for p in left])
+
+
+def test_sighup_is_logged_and_ignored(tmp_path, runs):
+    run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison")), "--no-journal")
+    with run.client() as client:
+        assert client.put("poison", {"n": 1}).get(timeout=20) == {"n": 1}
+        run.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP" in run.log(), what="the SIGHUP line")
+        assert client.put("poison", {"n": 2}).get(timeout=20) == {"n": 2}
+    assert run.process.poll() is None, run.log()
+    assert run.stop() == 0
+
