@@ -162,3 +162,11 @@ def crash_on_poison(item):
         os._exit(3)
     return item
 
+
+@zflow.actor(input="held", output="done", threads=1)
+def hold_until_released(item):
+    """Holds its item 30 s until the file `released` is in JOBS_DIR."""
+    if not os.path.exists(os.path.join(os.environ["JOBS_DIR"], "released")):
+        record("holding", item)
+        time.sleep(30)
+    return item

@@ -3,9 +3,12 @@ costs those items, not the service; whatever way zflow run ends, no
 process it started outlives it; SIGHUP does not end it."""
 import os
 import signal
+import subprocess
+import sys
 import time
 
-from conftest import wait_for
+import zflow
+from conftest import PYTHONPATH, Broker, side_effects, wait_for
 
 PY = "/usr/bin/python3 -m zflow worker"
 
@@ -80,3 +83,37 @@ def test_sighup_is_logged_and_ignored(tmp_path, runs):
     assert run.process.poll() is None, run.log()
     assert run.stop() == 0
 
+
+def test_a_worker_whose_supervisor_is_gone_hands_back_and_ends(tmp_path, processes):
+    # A worker that no process group or parent-death signal reaches (a
+    # shell's child, say) sees that its zflow run is gone, says BYE
+    # within 2 s, and the item it held goes to the next worker.
+    broker = Broker(str(tmp_path), service(("h", "true", "held")))
+    supervisor = subprocess.Popen(["sleep", "60"])
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=str(tmp_path),
+               ZFLOW_SUPERVISOR_PID=str(supervisor.pid))
+    log = os.path.join(str(tmp_path), "worker.log")
+    worker = subprocess.Popen([sys.executable, "-m", "zflow", "worker", "jobs:hold_until_released",
+                               "--broker", broker.endpoint], env=env, stderr=open(log, "w"))
+    processes.started.append(worker)
+    try:
+        with zflow.Client(broker.endpoint, timeout=30) as client:
+            handle = client.put("held", 7)
+            wait_for(lambda: side_effects(tmp_path, "holding") == ["7"], what="the item held")
+            supervisor.kill()
+            supervisor.wait()
+            gone = time.monotonic()
+            worker.wait(timeout=10)
+            took = time.monotonic() - gone
+            with open(log) as f:
+                text = f.read()
+            assert "is gone: stopping, handing back 1 items" in text, text
+            assert took < 3, "%.1f s after its supervisor ended" % took  # 2 s, and slack
+            open(os.path.join(str(tmp_path), "released"), "w").close()
+            del env["ZFLOW_SUPERVISOR_PID"]
+            processes.started.append(subprocess.Popen(
+                [sys.executable, "-m", "zflow", "worker", "jobs:hold_until_released",
+                 "--broker", broker.endpoint], env=env, stderr=open(log, "a")))
+            assert handle.get(timeout=20) == 7
+    finally:
+        broker.stop()

@@ -224,6 +224,30 @@ class _Job:
         return self.env.get("root") or self.env["id"]
 
 
+def _supervisor():
+    """The zflow run that started this process (ZFLOW_SUPERVISOR_PID) and
+    our parent's pid then, or None when no zflow run did."""
+    try:
+        pid = int(os.environ.get("ZFLOW_SUPERVISOR_PID", ""))
+    except ValueError:
+        return None
+    return (pid, os.getppid()) if pid > 1 else None
+
+
+def _supervisor_gone(pid, parent):
+    """True once zflow run has ended: our parent changed (we were its
+    child, or a shell's that went with it), or its pid is gone or a zombie."""
+    if os.getppid() != parent:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return os.path.isdir("/proc/self")  # without /proc, only the parent tells
+    except (OSError, IndexError):
+        return False
+
+
 class Worker:
     def __init__(self, fn, endpoint=None, name=None, input=None, output=None, concurrency=None,
                  worker=None, pipeline=None, curve=None, threads=None, timeout=None,
@@ -293,6 +317,8 @@ class Worker:
         self.stopping = False
         self.stop_now = False
         self.next_check = 0.0          # when the time limits are looked at next
+        self.supervisor = _supervisor()  # (pid, parent pid) of the zflow run it serves, or None
+        self.next_watch = 0.0          # when the supervisor is looked at next
         self.done = 0
         self.failed = 0
 
@@ -818,6 +844,18 @@ class Worker:
         while True:
             now = time.monotonic()
             if self.stop_now or (self.stopping and len(self.running) == len(self.held)):
+                break
+            if self.supervisor and now >= self.next_watch:
+                self.next_watch = now + 0.5
+                gone = _supervisor_gone(*self.supervisor)
+            else:
+                gone = False
+            if gone:
+                # Nobody restarts or stops it now: BYE hands back what it
+                # holds, and the process ends rather than serve alone.
+                self._log("zflow run (pid %d) is gone: stopping, handing back %d items"
+                          % (self.supervisor[0], len(self.running)))
+                self.stop_now = True
                 break
             wait = 0.1 if (self.timeout or self.hard_timeout or self.stopping) else 1.0
             message = self.session.receive(wait)
