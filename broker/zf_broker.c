@@ -233,6 +233,25 @@ s_subscription (zf_server_t *server, zmsg_t *msg)
     zmsg_destroy (&msg);
 }
 
+//  A command from the broker's owner: $TERM, or DIED ACTOR NUMBER PID
+//  REASON (zf_broker_died).
+static void
+s_command (zf_server_t *self, zsock_t *pipe)
+{
+    char *command = NULL, *actor = NULL, *number = NULL, *pid = NULL, *reason = NULL;
+    if (zstr_recvx (pipe, &command, &actor, &number, &pid, &reason, NULL) < 1 ||
+        streq (command, "$TERM"))
+        self->terminated = true;
+    else if (streq (command, "DIED") && reason)
+        zf_sessions_died (self, actor, (uint32_t) strtoul (number, NULL, 10),
+                          strtoull (pid, NULL, 10), reason);
+    zstr_free (&command);
+    zstr_free (&actor);
+    zstr_free (&number);
+    zstr_free (&pid);
+    zstr_free (&reason);
+}
+
 void
 zf_broker_actor (zsock_t *pipe, void *args)
 {
@@ -304,14 +323,11 @@ zf_broker_actor (zsock_t *pipe, void *args)
                 break; // nothing more goes out: the owner starts it again
             serving = zf_cluster_serving (self->cluster);
         }
-        if (items[P_PIPE].revents & ZMQ_POLLIN) {
-            char *command = zstr_recv (pipe);
-            if (!command || streq (command, "$TERM"))
-                self->terminated = true;
-            zstr_free (&command);
-        }
         if ((items[P_ROUTER].revents & ZMQ_POLLIN) && !quiet)
             s_read (self, self->router, zf_sessions_message, NULL);
+        // After the ROUTER: what a worker sent before it died is in first.
+        if (items[P_PIPE].revents & ZMQ_POLLIN)
+            s_command (self, pipe);
         if (items[P_EVENTS].revents & ZMQ_POLLIN)
             s_read (self, self->events, s_subscription, NULL);
         if (p_zap >= 0 && (items[p_zap].revents & ZMQ_POLLIN))
@@ -428,6 +444,15 @@ zf_broker_lost (zf_broker_t *self)
         zstr_free (&status);
     }
     return self->lost;
+}
+
+void
+zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const char *reason)
+{
+    char number_text[16], pid_text[16];
+    snprintf (number_text, sizeof number_text, "%d", number);
+    snprintf (pid_text, sizeof pid_text, "%d", pid);
+    zstr_sendx (zf_thread_sock (self->actor), "DIED", actor, number_text, pid_text, reason, NULL);
 }
 
 const char *

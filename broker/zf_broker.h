@@ -43,6 +43,10 @@ void zf_broker_destroy (zf_broker_t **self_p);
 //  why, and its owner starts one again on the same folder; else NULL.
 const char *zf_broker_lost (zf_broker_t *self);
 
+//  Tells the broker that process pid, worker number of actor, died on this
+//  host, and why ("worker died: exit 3"): the items it held fail at once
+//  with that reason, instead of "worker lost" when its heartbeats run out.
+void zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const char *reason);
 //  The endpoints actually bound, with real port numbers ("" when off).
 const char *zf_broker_endpoint (zf_broker_t *self);
 const char *zf_broker_events (zf_broker_t *self);

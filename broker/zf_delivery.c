@@ -286,6 +286,13 @@ zf_store_credit (zf_store_t *self, zf_worker_t *worker, uint32_t credit)
 void
 zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost)
 {
+    zf_store_lose (self, worker, lost ? "worker lost" : NULL);
+}
+
+//  reason NULL: handed back (BYE), no attempt counted.
+void
+zf_store_lose (zf_store_t *self, zf_worker_t *worker, const char *reason)
+{
     // Its parked PUTs stay (they were received) but no longer hold
     // answers of anyone: those it sent are dropped with it, and what it
     // held goes back below.
@@ -311,8 +318,8 @@ zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost)
     worker->ngroups = 0;
     zf_delivery_t *d;
     while ((d = S_HELD (worker->held.head))) {
-        if (lost)
-            s_retry (self, d, "worker lost", NULL, false, 0);
+        if (reason)
+            s_retry (self, d, reason, NULL, false, 0);
         else {
             s_unhold (d);
             d->attempt--; // handed back: this delivery does not count

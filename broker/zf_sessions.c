@@ -580,3 +580,30 @@ zf_sessions_heartbeat (zf_server_t *server, int64_t now)
         s_leave (server, session, true);
     zlistx_destroy (&lost);
 }
+
+void
+zf_sessions_died (zf_server_t *server, const char *actor, uint32_t number, uint64_t pid,
+                  const char *reason)
+{
+    // Only sessions from this host: a pid elsewhere is another process.
+    char *host = zsys_hostname ();
+    zlistx_t *dead = zlistx_new ();
+    for (int by_pid = 1; by_pid >= 0 && zlistx_size (dead) == 0; by_pid--)
+        // By pid first; a worker a shell started (a command line that is
+        // not exec'd) has a pid of its own, and is found by its name then.
+        for (zf_session_t *session = (zf_session_t *) zhashx_first (server->sessions); session;
+             session = (zf_session_t *) zhashx_next (server->sessions)) {
+            bool same = by_pid ? session->pid == pid
+                               : streq (session->name, actor) && session->number == number;
+            if (session->welcomed && same && host && streq (session->host, host))
+                zlistx_add_end (dead, session);
+        }
+    for (zf_session_t *session = (zf_session_t *) zlistx_first (dead); session;
+         session = (zf_session_t *) zlistx_next (dead)) {
+        zf_store_lose (server->store, &session->worker, reason);
+        zf_publish_worker (server, "worker.lost", session, reason);
+        zhashx_delete (server->sessions, session->key);
+    }
+    zlistx_destroy (&dead);
+    zstr_free (&host);
+}

@@ -27,6 +27,12 @@ void zf_sessions_dispatch (zf_server_t *server);
 //  for liveness heartbeats (their items go back, as failed).
 void zf_sessions_heartbeat (zf_server_t *server, int64_t now);
 
+//  A worker process of this host died (its supervisor saw it: zflow run):
+//  the sessions of process pid, or else of worker number of actor, are
+//  lost at once, each item they held failing with reason.
+void zf_sessions_died (zf_server_t *server, const char *actor, uint32_t number, uint64_t pid,
+                       const char *reason);
+
 //  Sends a CONFIRM to the session it is for, if that is still there.
 void zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm);
 

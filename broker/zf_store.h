@@ -267,6 +267,9 @@ zf_cgroup_t *zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *na
 int zf_store_join (zf_store_t *self, zf_worker_t *worker, const char *queue, const char *group);
 void zf_store_credit (zf_store_t *self, zf_worker_t *worker, uint32_t credit);
 void zf_store_leave (zf_store_t *self, zf_worker_t *worker, bool lost);
+//  As zf_store_leave of a lost worker, each item it held failing with
+//  reason ("worker died: exit 3") rather than "worker lost".
+void zf_store_lose (zf_store_t *self, zf_worker_t *worker, const char *reason);
 
 //  Frees the answers worker holds back (its session is going); safe on a
 //  worker that holds none.

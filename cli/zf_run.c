@@ -55,6 +55,7 @@ typedef struct {
 typedef struct {
     zf_pipeline_t *pipeline; // the config
     const char *endpoint;    // the broker
+    zf_broker_t *broker;     // the broker in this process, or NULL
     const char *self_path;   // this program, to start `zflow actor`
     s_worker_t *workers;     // every worker
     int nworkers;            // entries in workers
@@ -493,6 +494,7 @@ s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
 static int
 s_exited (s_run_t *run, s_worker_t *worker, int status)
 {
+    pid_t pid = worker->pid;
     worker->pid = 0;
     s_close_log (run, worker);
     if (run->stopping) {
@@ -504,6 +506,18 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
         worker->finished = true;
         s_log (run, "%s/%d: source ended", worker->conf->name, worker->worker);
         return 0;
+    }
+    if (run->broker && !clean) {
+        // What it held failed with its death, now, and says how: the items
+        // that kill their workers end dead-lettered with that reason after
+        // their attempts, rather than "worker lost" seconds later.
+        char reason[128];
+        if (WIFSIGNALED (status))
+            snprintf (reason, sizeof reason, "worker died: killed by signal %d (%s)",
+                      WTERMSIG (status), strsignal (WTERMSIG (status)));
+        else
+            snprintf (reason, sizeof reason, "worker died: exit %d", WEXITSTATUS (status));
+        zf_broker_died (run->broker, worker->conf->name, worker->worker, pid, reason);
     }
     int64_t now = zclock_mono ();
     if (now - worker->window_start > RESTART_WINDOW) {
@@ -705,6 +719,7 @@ zf_cmd_run (int argc, char **argv)
             return ZF_EXIT_FAILED;
         }
         run.endpoint = zf_broker_endpoint (broker);
+        run.broker = broker;
     }
     // A run ends on its own only when all its input comes from its own
     // finite sources; else it serves until it is stopped, and says why.

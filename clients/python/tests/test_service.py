@@ -13,17 +13,17 @@ from conftest import PYTHONPATH, Broker, side_effects, wait_for
 PY = "/usr/bin/python3 -m zflow worker"
 
 
-def service(*actors):
+def service(*actors, queue_keys="", actor_keys=""):
     """An external queue per actor (name, command, queue), results to done;
     an actor named co is a processor (its command a coprocess)."""
     text = "pipeline\n    results = done\nqueues\n"
     for _, _, queue in actors:
-        text += "    %s\n        external = true\n" % queue
+        text += "    %s\n        external = true\n%s" % (queue, queue_keys)
     text += "actors\n"
     for name, command, queue in actors:
         text += ("    %s\n        kind = %s\n        command = \"%s\"\n"
-                 "        input = %s\n        output = done\n"
-                 % (name, "processor" if name == "co" else "exec", command, queue))
+                 "        input = %s\n        output = done\n%s"
+                 % (name, "processor" if name == "co" else "exec", command, queue, actor_keys))
     return text
 
 
@@ -117,3 +117,23 @@ def test_a_worker_whose_supervisor_is_gone_hands_back_and_ends(tmp_path, process
             assert handle.get(timeout=20) == 7
     finally:
         broker.stop()
+
+
+def test_an_item_that_kills_its_worker_is_dead_with_the_cause(tmp_path, runs):
+    # Each worker holds one item at a time: only the poison one is charged
+    # with the deaths it causes.
+    run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison"),
+                                 queue_keys="        max-attempts = 2\n",
+                                 actor_keys="        workers = 2\n        concurrency = 1\n"),
+               "--no-journal")
+    with run.client() as client:
+        handles = [client.put("poison", {"n": n, "poison": n == 7}) for n in range(20)]
+        for n, handle in enumerate(handles):
+            result = client.result(handle.id, 30)
+            if n == 7:
+                assert (result.state, result.error, result.attempts) == \
+                    ("dead", "worker died: exit 3", 2), vars(result)
+            else:
+                assert (result.state, result.values) == ("done", [{"n": n, "poison": False}])
+    assert run.process.poll() is None, run.log()
+    assert "py/0 exited with status 3" in run.log() or "py/1 exited with status 3" in run.log()
