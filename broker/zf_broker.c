@@ -233,23 +233,31 @@ s_subscription (zf_server_t *server, zmsg_t *msg)
     zmsg_destroy (&msg);
 }
 
-//  A command from the broker's owner: $TERM, or DIED ACTOR NUMBER PID
-//  REASON (zf_broker_died).
+//  A command from the broker's owner: $TERM, DIED ACTOR NUMBER PID REASON
+//  (zf_broker_died), or CRASHLOOP ACTOR NUMBER PID REASON DEATHS BACKOFF
+//  (zf_broker_crashloop).
 static void
 s_command (zf_server_t *self, zsock_t *pipe)
 {
     char *command = NULL, *actor = NULL, *number = NULL, *pid = NULL, *reason = NULL;
-    if (zstr_recvx (pipe, &command, &actor, &number, &pid, &reason, NULL) < 1 ||
+    char *deaths = NULL, *backoff = NULL;
+    if (zstr_recvx (pipe, &command, &actor, &number, &pid, &reason, &deaths, &backoff, NULL) < 1 ||
         streq (command, "$TERM"))
         self->terminated = true;
     else if (streq (command, "DIED") && reason)
         zf_sessions_died (self, actor, (uint32_t) strtoul (number, NULL, 10),
                           strtoull (pid, NULL, 10), reason);
+    else if (streq (command, "CRASHLOOP") && backoff)
+        zf_publish_crashloop (self, actor, (uint32_t) strtoul (number, NULL, 10),
+                              strtoull (pid, NULL, 10), (uint32_t) strtoul (deaths, NULL, 10),
+                              strtoull (backoff, NULL, 10), reason);
     zstr_free (&command);
     zstr_free (&actor);
     zstr_free (&number);
     zstr_free (&pid);
     zstr_free (&reason);
+    zstr_free (&deaths);
+    zstr_free (&backoff);
 }
 
 void
@@ -453,6 +461,19 @@ zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const
     snprintf (number_text, sizeof number_text, "%d", number);
     snprintf (pid_text, sizeof pid_text, "%d", pid);
     zstr_sendx (zf_thread_sock (self->actor), "DIED", actor, number_text, pid_text, reason, NULL);
+}
+
+void
+zf_broker_crashloop (zf_broker_t *self, const char *actor, int number, int pid, int deaths,
+                     int64_t backoff, const char *reason)
+{
+    char number_text[16], pid_text[16], deaths_text[16], backoff_text[24];
+    snprintf (number_text, sizeof number_text, "%d", number);
+    snprintf (pid_text, sizeof pid_text, "%d", pid);
+    snprintf (deaths_text, sizeof deaths_text, "%d", deaths);
+    snprintf (backoff_text, sizeof backoff_text, "%lld", (long long) backoff);
+    zstr_sendx (zf_thread_sock (self->actor), "CRASHLOOP", actor, number_text, pid_text, reason,
+                deaths_text, backoff_text, NULL);
 }
 
 const char *

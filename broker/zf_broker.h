@@ -47,6 +47,11 @@ const char *zf_broker_lost (zf_broker_t *self);
 //  host, and why ("worker died: exit 3"): the items it held fail at once
 //  with that reason, instead of "worker lost" when its heartbeats run out.
 void zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const char *reason);
+//  Tells the broker that worker number of actor (last as process pid)
+//  keeps dying, deaths times within a minute, the last for reason, and is
+//  restarted in backoff ms: it publishes actor.crashloop.
+void zf_broker_crashloop (zf_broker_t *self, const char *actor, int number, int pid, int deaths,
+                          int64_t backoff, const char *reason);
 //  The endpoints actually bound, with real port numbers ("" when off).
 const char *zf_broker_endpoint (zf_broker_t *self);
 const char *zf_broker_events (zf_broker_t *self);

@@ -83,6 +83,19 @@ zf_publish_worker (zf_server_t *server, const char *topic, zf_session_t *session
 }
 
 void
+zf_publish_crashloop (zf_server_t *server, const char *actor, uint32_t worker, uint64_t pid,
+                      uint32_t deaths, uint64_t backoff, const char *reason)
+{
+    char *host = zsys_hostname ();
+    s_event_t event;
+    s_event_begin (&event);
+    zf_event_crashloop (&event.pk, s_topic_seq (server, "actor.crashloop"), zclock_time (), actor,
+                        worker, host ? host : "", pid, deaths, backoff, reason);
+    s_event_send (server, &event, "actor.crashloop");
+    zstr_free (&host);
+}
+
+void
 zf_publish_rejected (zf_server_t *server, const char *socket, const char *from, const char *reason)
 {
     server->rejected++;

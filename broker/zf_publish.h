@@ -36,6 +36,8 @@ void zf_publish_item (zf_server_t *server, zf_message_t *msg);
 void zf_publish_flush (zf_server_t *server);
 
 //  The events, one function each.
+void zf_publish_crashloop (zf_server_t *server, const char *actor, uint32_t worker, uint64_t pid,
+                           uint32_t deaths, uint64_t backoff, const char *reason);
 void zf_publish_worker (zf_server_t *server, const char *topic, zf_session_t *session,
                         const char *reason);
 void zf_publish_rejected (zf_server_t *server, const char *socket, const char *from,

@@ -34,8 +34,11 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#define RESTARTS_MAX   5     // restarts of one worker within RESTART_WINDOW
-#define RESTART_WINDOW 60000 // ms
+#define RESTARTS_MAX     5     // restarts of one worker within RESTART_WINDOW
+#define RESTART_WINDOW   60000 // ms
+#define LOOP_BACKOFF     1000  // ms: the first backoff of a crash loop, doubled at each death
+#define LOOP_BACKOFF_MAX 60000 // ms: the longest
+#define LOOP_QUIET       60000 // ms a worker runs without dying to end its crash loop
 
 typedef struct {
     zf_actor_conf_t *conf; // its actor
@@ -45,6 +48,8 @@ typedef struct {
     int restarts;          // restarts within the window
     int64_t window_start;  // when the window began (ms)
     int64_t start_at;      // when to start it again (ms), after a backoff
+    int64_t started_at;    // when it was last started (ms)
+    int loops;             // deaths in its crash loop (a service's), 0 when in none
     long peak_kb;          // the largest resident size of its processes so far
     int log;               // the read end of its stderr, or -1
     char line[1024];       // a log line not yet ended
@@ -62,6 +67,7 @@ typedef struct {
     bool quiet;              // no progress, and no actors' info lines
     bool verbose;            // figures every 5 s even beside the live view
     bool stopping;           // a stop was asked for: no worker is started again
+    bool service;            // it serves until stopped: a crash loop backs off, never ends it
     zf_progress_t *progress; // the live view on a terminal, or NULL
 } s_run_t;
 
@@ -225,6 +231,7 @@ s_start (s_run_t *run, s_worker_t *worker)
         close (pipes[1]);
     setpgid (pid, pid); // as the child does: whichever comes first makes the group
     worker->pid = pid;
+    worker->started_at = zclock_mono ();
     s_close_log (run, worker);
     worker->log = pipes[0];
 }
@@ -489,8 +496,22 @@ s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
         s_close_log (run, &run->workers[i]);
 }
 
+//  How a worker ended, for the log and for the items it held.
+static void
+s_death (int status, char *reason, size_t size)
+{
+    if (WIFSIGNALED (status))
+        snprintf (reason, size, "worker died: killed by signal %d (%s)", WTERMSIG (status),
+                  strsignal (WTERMSIG (status)));
+    else
+        snprintf (reason, size, "worker died: exit %d", WEXITSTATUS (status));
+}
+
 //  Handles a worker's exit: a source that ended is done; anything else is
-//  restarted after a backoff, unless it keeps dying. Returns -1 then.
+//  restarted after a backoff. One that keeps dying fails a finite run
+//  (returns -1 then); in a service it is in a crash loop, restarted after
+//  a backoff that doubles from 1 s to 60 s until it runs a quiet minute:
+//  one bad item or a lost dependency never ends the service.
 static int
 s_exited (s_run_t *run, s_worker_t *worker, int status)
 {
@@ -507,29 +528,42 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
         s_log (run, "%s/%d: source ended", worker->conf->name, worker->worker);
         return 0;
     }
-    if (run->broker && !clean) {
+    char reason[128];
+    s_death (status, reason, sizeof reason);
+    if (run->broker && !clean)
         // What it held failed with its death, now, and says how: the items
         // that kill their workers end dead-lettered with that reason after
         // their attempts, rather than "worker lost" seconds later.
-        char reason[128];
-        if (WIFSIGNALED (status))
-            snprintf (reason, sizeof reason, "worker died: killed by signal %d (%s)",
-                      WTERMSIG (status), strsignal (WTERMSIG (status)));
-        else
-            snprintf (reason, sizeof reason, "worker died: exit %d", WEXITSTATUS (status));
         zf_broker_died (run->broker, worker->conf->name, worker->worker, pid, reason);
-    }
     int64_t now = zclock_mono ();
+    if (worker->loops && now - worker->started_at >= LOOP_QUIET)
+        worker->loops = 0; // it ran a quiet minute before this death
     if (now - worker->window_start > RESTART_WINDOW) {
         worker->window_start = now;
         worker->restarts = 0;
     }
-    if (++worker->restarts > RESTARTS_MAX) {
+    if (++worker->restarts > RESTARTS_MAX && !run->service) {
         fprintf (stderr,
                  "zflow run: %s/%d keeps dying (%d times in %d s); stopping the run (its log is "
                  "above)\n",
                  worker->conf->name, worker->worker, RESTARTS_MAX + 1, RESTART_WINDOW / 1000);
         return -1;
+    }
+    if (worker->restarts > RESTARTS_MAX || worker->loops) {
+        int64_t backoff = worker->loops >= 6 ? LOOP_BACKOFF_MAX : LOOP_BACKOFF << worker->loops;
+        if (backoff > LOOP_BACKOFF_MAX)
+            backoff = LOOP_BACKOFF_MAX;
+        worker->loops++;
+        worker->start_at = now + backoff;
+        s_log (run,
+               "%s/%d keeps dying (%d times in %d s; %s): crash loop, restarting it in %lld s; "
+               "the run goes on",
+               worker->conf->name, worker->worker, worker->restarts, RESTART_WINDOW / 1000,
+               reason + strlen ("worker died: "), (long long) backoff / 1000);
+        if (run->broker)
+            zf_broker_crashloop (run->broker, worker->conf->name, worker->worker, pid,
+                                 worker->restarts, backoff, reason);
+        return 0;
     }
     int64_t backoff = 200LL << (worker->restarts - 1);
     worker->start_at = now + backoff;
@@ -725,6 +759,7 @@ zf_cmd_run (int argc, char **argv)
     // finite sources; else it serves until it is stopped, and says why.
     bool outside = zf_pipeline_fed_from_outside (pipeline);
     bool finite = zf_pipeline_finite (pipeline) && !only && !serve && !outside;
+    run.service = !finite;
     const char *why =
         finite    ? "; ends when its sources have ended and every item is through"
         : serve   ? "; serves until stopped (--serve): Ctrl-C or SIGTERM ends it"
@@ -810,6 +845,11 @@ zf_cmd_run (int argc, char **argv)
             s_worker_t *w = &run.workers[i];
             if (!w->pid && !w->finished && now >= w->start_at)
                 s_start (&run, w);
+            if (w->loops && w->pid > 0 && now - w->started_at >= LOOP_QUIET) {
+                s_log (&run, "%s/%d ran a quiet minute: its crash loop is over", w->conf->name,
+                       w->worker);
+                w->loops = 0;
+            }
             sources_left |= (w->conf->kind->flags & ZF_KIND_SOURCE) && !w->finished;
         }
         // Done: sources ended, nothing left in any queue.

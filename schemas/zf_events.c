@@ -211,6 +211,21 @@ zf_event_worker (msgpack_packer *pk, uint64_t seq, int64_t ts, const char *actor
 }
 
 void
+zf_event_crashloop (msgpack_packer *pk, uint64_t seq, int64_t ts, const char *actor,
+                    uint32_t worker, const char *host, uint64_t pid, uint32_t deaths,
+                    uint64_t backoff, const char *reason)
+{
+    s_begin (pk, 7, seq, ts);
+    s_pack_str (pk, "actor", actor);
+    s_pack_uint (pk, "worker", worker);
+    s_pack_str (pk, "host", host);
+    s_pack_uint (pk, "pid", pid);
+    s_pack_uint (pk, "deaths", deaths);
+    s_pack_uint (pk, "backoff", backoff);
+    s_pack_str (pk, "reason", reason);
+}
+
+void
 zf_event_dead (msgpack_packer *pk, uint64_t seq, int64_t ts, const zf_id_t *id, const char *queue,
                const char *group, uint32_t attempt, const char *reason)
 {

@@ -122,6 +122,13 @@ void zf_event_worker (msgpack_packer *pk, uint64_t seq, int64_t ts, const char *
 void zf_event_dead (msgpack_packer *pk, uint64_t seq, int64_t ts, const zf_id_t *id,
                     const char *queue, const char *group, uint32_t attempt, const char *reason);
 
+//  actor.crashloop: worker of actor (on host, last as pid) keeps dying:
+//  deaths within the last minute, restarted in backoff ms, reason its
+//  last death.
+void zf_event_crashloop (msgpack_packer *pk, uint64_t seq, int64_t ts, const char *actor,
+                         uint32_t worker, const char *host, uint64_t pid, uint32_t deaths,
+                         uint64_t backoff, const char *reason);
+
 //  error.protocol: a frame refused on socket ("router", "intake").
 void zf_event_protocol (msgpack_packer *pk, uint64_t seq, int64_t ts, const char *socket,
                         const char *from, const char *reason);

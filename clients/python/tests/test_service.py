@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+import msgpack
+import zmq
+
 import zflow
 from conftest import PYTHONPATH, Broker, side_effects, wait_for
 
@@ -137,3 +140,33 @@ def test_an_item_that_kills_its_worker_is_dead_with_the_cause(tmp_path, runs):
                 assert (result.state, result.values) == ("done", [{"n": n, "poison": False}])
     assert run.process.poll() is None, run.log()
     assert "py/0 exited with status 3" in run.log() or "py/1 exited with status 3" in run.log()
+
+
+def test_a_crash_loop_backs_off_and_never_ends_a_service(tmp_path, runs):
+    # An actor that dies at once, every time: after 6 deaths in a minute
+    # it is in a crash loop, restarted in 1 s, then 2 s...; an event says
+    # so, and the run goes on.
+    run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison"),
+                                 ("broken", "exit 3", "idle")), "--no-journal")
+    context = zmq.Context.instance()
+    events = context.socket(zmq.SUB)
+    events.setsockopt(zmq.SUBSCRIBE, b"actor.crashloop")
+    events.setsockopt(zmq.RCVTIMEO, 30000)
+    events.connect(run.events)
+    try:
+        topic, data = events.recv_multipart()
+        first = msgpack.unpackb(data)
+        topic, data = events.recv_multipart()
+        second = msgpack.unpackb(data)
+    finally:
+        events.close(linger=0)
+    assert (first["actor"], first["worker"], first["reason"]) == ("broken", 0,
+                                                                 "worker died: exit 3")
+    assert (first["deaths"], first["backoff"]) == (6, 1000)
+    assert (second["deaths"], second["backoff"]) == (7, 2000)
+    assert "broken/0 keeps dying (6 times in 60 s; exit 3): crash loop, restarting it in 1 s" \
+        in run.log()
+    with run.client() as client:  # the service answers
+        assert client.put("poison", {"n": 1}).get(timeout=20) == {"n": 1}
+    assert run.process.poll() is None, run.log()
+    assert run.stop() == 0
