@@ -2,6 +2,7 @@
 
     zf_testactor ENDPOINT NAME INPUT [--concurrency N] [--hold] [--fail-first N]
                  [--emit QUEUE] [--worker N] [--put-and-die N] [--crash-on N]
+                 [--abort-on N,...]
 
     Prints "ready" once the broker welcomed it, then handles items: --hold
     takes them and never acks (printing "holding N" as N grows), --fail-first
@@ -11,7 +12,8 @@
     with the position after it as checkpoint), then kills itself with
     SIGKILL, what is still buffered unsent. --crash-on N exits with status 3
     when it takes the integer N, the first time only (a file crashed-N in
-    the current folder remembers it).
+    the current folder remembers it). --abort-on calls abort() whenever it
+    takes one of the integers listed, as a crash in native code would.
 */
 #include "zf_mp.h"
 #include "zf_id.h"
@@ -19,6 +21,7 @@
 
 #include <czmq.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 int
 main (int argc, char **argv)
@@ -30,6 +33,7 @@ main (int argc, char **argv)
     int concurrency = 16, fail_first = 0, worker = 0, put_and_die = 0, crash_on = -1;
     bool hold = false;
     const char *emit = NULL;
+    const char *abort_on = NULL; // ",100,500," : the integers that crash it
     for (int i = 4; i < argc; i++) {
         if (streq (argv[i], "--concurrency") && i + 1 < argc)
             concurrency = atoi (argv[++i]);
@@ -43,6 +47,8 @@ main (int argc, char **argv)
             crash_on = atoi (argv[++i]);
         else if (streq (argv[i], "--put-and-die") && i + 1 < argc)
             put_and_die = atoi (argv[++i]);
+        else if (streq (argv[i], "--abort-on") && i + 1 < argc)
+            abort_on = zsys_sprintf (",%s,", argv[++i]);
         else if (streq (argv[i], "--hold"))
             hold = true;
         else {
@@ -88,6 +94,20 @@ main (int argc, char **argv)
                 !zsys_file_exists (marker)) {
                 fclose (fopen (marker, "w"));
                 _exit (3); // as a crash would: no goodbye, the item unacked
+            }
+        }
+        if (abort_on) {
+            const void *body = zf_item_body (item, &size);
+            zf_mp_t mp;
+            zf_mp_init (&mp, body, size);
+            uint64_t value;
+            char needle[32];
+            if (zf_mp_uint (&mp, &value, NULL) == 0) {
+                snprintf (needle, sizeof needle, ",%llu,", (unsigned long long) value);
+                if (strstr (abort_on, needle)) {
+                    setrlimit (RLIMIT_CORE, &(struct rlimit){ 0, 0 }); // no core file to write
+                    abort ();
+                }
             }
         }
         if (hold) {

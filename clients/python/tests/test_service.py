@@ -11,7 +11,7 @@ import msgpack
 import zmq
 
 import zflow
-from conftest import PYTHONPATH, Broker, side_effects, wait_for
+from conftest import PYTHONPATH, ZFLOW, Broker, side_effects, wait_for
 
 PY = "/usr/bin/python3 -m zflow worker"
 
@@ -168,5 +168,39 @@ def test_a_crash_loop_backs_off_and_never_ends_a_service(tmp_path, runs):
         in run.log()
     with run.client() as client:  # the service answers
         assert client.put("poison", {"n": 1}).get(timeout=20) == {"n": 1}
+    assert run.process.poll() is None, run.log()
+    assert run.stop() == 0
+
+
+def test_poison_items_cost_themselves_not_the_service(tmp_path, runs):
+    # 1,000 tasks each to a C program that aborts on 3 of them and to a
+    # Python worker that calls os._exit(3) on 3; two workers each, one
+    # item at a time, 3 attempts. Their workers die 9 times an actor.
+    poison = {100, 500, 900}
+    testactor = os.path.join(os.path.dirname(ZFLOW), "zf_testactor")
+    native = ("exec %s $ZFLOW_ENDPOINT $ZFLOW_ACTOR $ZFLOW_INPUT --worker $ZFLOW_WORKER "
+              "--concurrency 1 --emit done --abort-on %s"
+              % (testactor, ",".join(map(str, sorted(poison)))))
+    run = runs(tmp_path, service(("native", native, "numbers"),
+                                 ("py", PY + " jobs:crash_on_poison", "poison"),
+                                 queue_keys="        max-attempts = 3\n",
+                                 actor_keys="        workers = 2\n        concurrency = 1\n"),
+               "--no-journal")
+    with run.client() as client:
+        native_tasks = [client.put("numbers", n) for n in range(1000)]
+        py_tasks = [client.put("poison", {"n": n, "poison": n in poison}) for n in range(1000)]
+        done = dead = 0
+        for tasks, cause in ((native_tasks, "worker died: killed by signal 6 (Aborted)"),
+                             (py_tasks, "worker died: exit 3")):
+            for n, task in enumerate(tasks):
+                result = client.result(task.id, 60)
+                if n in poison:
+                    assert (result.state, result.error, result.attempts) == ("dead", cause, 3), \
+                        (n, vars(result))
+                    dead += 1
+                else:
+                    assert result.state == "done", (n, vars(result))
+                    done += 1
+    assert (done, dead) == (1994, 6)
     assert run.process.poll() is None, run.log()
     assert run.stop() == 0
