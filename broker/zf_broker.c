@@ -97,6 +97,7 @@ s_server_destroy (zf_server_t **self_p)
     }
     zf_store_destroy (&self->store);
     zhashx_destroy (&self->ended);
+    zhashx_destroy (&self->crashloops);
     zhashx_destroy (&self->subscriptions);
     zhashx_destroy (&self->topic_seq);
     zlistx_destroy (&self->tapped);
@@ -130,6 +131,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->sessions = zhashx_new ();
     zhashx_set_destructor (self->sessions, (zhashx_destructor_fn *) zf_session_destroy);
     self->ended = zhashx_new ();
+    self->crashloops = zhashx_new ();
     self->subscriptions = zhashx_new ();
     self->topic_seq = zhashx_new ();
     self->tapped = zlistx_new ();
@@ -247,10 +249,19 @@ s_command (zf_server_t *self, zsock_t *pipe)
     else if (streq (command, "DIED") && reason)
         zf_sessions_died (self, actor, (uint32_t) strtoul (number, NULL, 10),
                           strtoull (pid, NULL, 10), reason);
-    else if (streq (command, "CRASHLOOP") && backoff)
-        zf_publish_crashloop (self, actor, (uint32_t) strtoul (number, NULL, 10),
-                              strtoull (pid, NULL, 10), (uint32_t) strtoul (deaths, NULL, 10),
-                              strtoull (backoff, NULL, 10), reason);
+    else if (streq (command, "CRASHLOOP") && backoff) {
+        // In the stats while it lasts; a backoff of 0 says it is over.
+        char *key = zsys_sprintf ("%s/%s", actor, number);
+        if (streq (backoff, "0"))
+            zhashx_delete (self->crashloops, key);
+        else {
+            zhashx_update (self->crashloops, key, (void *) "");
+            zf_publish_crashloop (self, actor, (uint32_t) strtoul (number, NULL, 10),
+                                  strtoull (pid, NULL, 10), (uint32_t) strtoul (deaths, NULL, 10),
+                                  strtoull (backoff, NULL, 10), reason);
+        }
+        zstr_free (&key);
+    }
     zstr_free (&command);
     zstr_free (&actor);
     zstr_free (&number);

@@ -49,7 +49,8 @@ const char *zf_broker_lost (zf_broker_t *self);
 void zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const char *reason);
 //  Tells the broker that worker number of actor (last as process pid)
 //  keeps dying, deaths times within a minute, the last for reason, and is
-//  restarted in backoff ms: it publishes actor.crashloop.
+//  restarted in backoff ms: it publishes actor.crashloop, and names the
+//  worker in its stats (crashloops) until told a backoff of 0: it is over.
 void zf_broker_crashloop (zf_broker_t *self, const char *actor, int number, int pid, int deaths,
                           int64_t backoff, const char *reason);
 //  The endpoints actually bound, with real port numbers ("" when off).

@@ -313,6 +313,9 @@ zf_publish_stats (zf_server_t *server, int64_t elapsed_ms)
     stats->lineages = zf_store_lineages (server->store);
     for (void *item = zhashx_first (server->ended); item; item = zhashx_next (server->ended))
         zf_stats_add_ended (stats, (const char *) zhashx_cursor (server->ended));
+    for (void *item = zhashx_first (server->crashloops); item;
+         item = zhashx_next (server->crashloops))
+        zf_stats_add_crashloop (stats, (const char *) zhashx_cursor (server->crashloops));
     stats->rejected = server->rejected;
     stats->late_acks = server->late_acks;
     if (server->journal) {

@@ -78,6 +78,7 @@ typedef struct {
     uint32_t window;                    // PUT items a session may have unconfirmed
     zhashx_t *sessions;                 // key -> zf_session_t
     zhashx_t *ended;                    // actor name -> "" for sources that ended
+    zhashx_t *crashloops;               // "ACTOR/N" -> "" for workers in a crash loop now
     zf_proto_t *in;                     // the message being handled
     zf_proto_t *out;                    // the message being sent
     zf_proto_t *dones;                  // the DONE being filled this turn, for one session

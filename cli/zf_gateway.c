@@ -263,6 +263,14 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                        (unsigned long long) values[m]);
             }
     }
+    s_family (&t, "zflow_crashloop", "gauge",
+              "1 for a worker in a crash loop now: zflow run restarts it 1 s to 60 s apart.");
+    for (uint32_t c = 0; c < stats->ncrashloops; c++) {
+        const char *name = stats->crashloops[c], *slash = strrchr (name, '/');
+        uint32_t len = slash ? (uint32_t) (slash - name) : (uint32_t) strlen (name);
+        s_add (&t, "zflow_crashloop{actor=\"%s\",worker=\"%s\"} 1\n",
+               s_label (name, len, label[0], sizeof label[0]), slash ? slash + 1 : "");
+    }
     s_scalar (&t, "zflow_lineages", "gauge", "Roots whose lineage is not finished.",
               stats->lineages);
     s_scalar (&t, "zflow_rejected_total", "counter", "Messages refused as malformed.",

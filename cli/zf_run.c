@@ -849,6 +849,8 @@ zf_cmd_run (int argc, char **argv)
                 s_log (&run, "%s/%d ran a quiet minute: its crash loop is over", w->conf->name,
                        w->worker);
                 w->loops = 0;
+                if (run.broker)
+                    zf_broker_crashloop (run.broker, w->conf->name, w->worker, w->pid, 0, 0, "");
             }
             sources_left |= (w->conf->kind->flags & ZF_KIND_SOURCE) && !w->finished;
         }

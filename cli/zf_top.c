@@ -46,7 +46,8 @@ typedef struct {
     size_t nqueues;
     s_actor_t actors[ACTORS_MAX];
     size_t nactors;
-    char journal[FIGURES_MAX]; // the broker's journal figures, as JSON, or ""
+    char journal[FIGURES_MAX];    // the broker's journal figures, as JSON, or ""
+    char crashloops[FIGURES_MAX]; // "work/0, work/1": the workers in a crash loop, or ""
 } s_view_t;
 
 //  Renders a msgpack value as JSON into out (cut to size).
@@ -113,6 +114,11 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
         if (worker->figures)
             s_json (worker->figures, worker->figures_size, actor->figures, sizeof actor->figures);
     }
+    for (uint32_t c = 0; c < stats->ncrashloops; c++) {
+        size_t used = strlen (view->crashloops);
+        snprintf (view->crashloops + used, sizeof view->crashloops - used, "%s%s", c ? ", " : "",
+                  stats->crashloops[c]);
+    }
     if (stats->journal.present) {
         msgpack_sbuffer buffer;
         msgpack_sbuffer_init (&buffer);
@@ -165,6 +171,8 @@ s_render (FILE *out, s_view_t *view, const char *endpoint, int width)
             view->nqueues, view->nactors, sorts[s_sort_by]);
     if (view->journal[0])
         s_line (out, width, "journal %s", view->journal);
+    if (view->crashloops[0])
+        s_line (out, width, "crash loop (restarted 1 s to 60 s apart): %s", view->crashloops);
     s_line (out, width, "%-24s %10s %10s %10s %10s %9s %8s  %s", "QUEUE", "DEPTH", "IN FLIGHT",
             "IN/S", "OUT/S", "RETRIES", "DEAD", "GROUPS");
     for (size_t i = 0; i < view->nqueues; i++) {

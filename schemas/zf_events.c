@@ -24,6 +24,7 @@ zf_stats_destroy (zf_stats_t **self_p)
     free (self->queues);
     free (self->workers);
     free (self->ended);
+    free (self->crashloops);
     free (self);
     *self_p = NULL;
 }
@@ -33,7 +34,7 @@ zf_stats_clear (zf_stats_t *self)
 {
     self->seq = 0;
     self->ts = 0;
-    self->nqueues = self->nworkers = self->nended = 0;
+    self->nqueues = self->nworkers = self->nended = self->ncrashloops = 0;
     self->lineages = self->rejected = self->late_acks = 0;
     memset (&self->journal, 0, sizeof self->journal);
 }
@@ -94,6 +95,14 @@ zf_stats_add_ended (zf_stats_t *self, const char *actor)
     snprintf (self->ended[self->nended++], ZF_NAME_MAX + 1, "%s", actor);
 }
 
+void
+zf_stats_add_crashloop (zf_stats_t *self, const char *worker)
+{
+    self->crashloops = (char (*)[ZF_NAME_MAX + 1]) s_grow (
+        self->crashloops, &self->crashloops_cap, self->ncrashloops, sizeof *self->crashloops);
+    snprintf (self->crashloops[self->ncrashloops++], ZF_NAME_MAX + 1, "%s", worker);
+}
+
 //  --------------------------------------------------------------------------
 //  Encoding
 
@@ -138,7 +147,8 @@ zf_stats_journal_encode (const zf_stats_journal_t *j, msgpack_packer *pk)
 void
 zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
 {
-    s_begin (pk, self->journal.present ? 7 : 6, self->seq, self->ts);
+    // crashloops only when there are some: a quiet broker's event is as before.
+    s_begin (pk, 6 + self->journal.present + (self->ncrashloops > 0), self->seq, self->ts);
     zf_mp_pack_cstr (pk, "queues");
     msgpack_pack_array (pk, self->nqueues);
     for (uint32_t q = 0; q < self->nqueues; q++) {
@@ -190,6 +200,12 @@ zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
     msgpack_pack_array (pk, self->nended);
     for (uint32_t e = 0; e < self->nended; e++)
         zf_mp_pack_cstr (pk, self->ended[e]);
+    if (self->ncrashloops) {
+        zf_mp_pack_cstr (pk, "crashloops");
+        msgpack_pack_array (pk, self->ncrashloops);
+        for (uint32_t e = 0; e < self->ncrashloops; e++)
+            zf_mp_pack_cstr (pk, self->crashloops[e]);
+    }
     s_pack_uint (pk, "rejected", self->rejected);
     s_pack_uint (pk, "late_acks", self->late_acks);
     if (self->journal.present) {
@@ -521,14 +537,17 @@ zf_stats_decode (zf_stats_t *self, const uint8_t *data, size_t size, zf_error_t 
         if (s_read_key (&d, "", &key, &len))
             return -1;
         int rc = 0;
-        if (s_is (key, len, "queues") || s_is (key, len, "workers") || s_is (key, len, "ended")) {
+        if (s_is (key, len, "queues") || s_is (key, len, "workers") || s_is (key, len, "ended") ||
+            s_is (key, len, "crashloops")) {
             bool queues = s_is (key, len, "queues"), workers = s_is (key, len, "workers");
+            bool loops = s_is (key, len, "crashloops");
             rc = s_read_head (&d, false, &n);
             for (uint32_t i = 0; i < n && rc == 0; i++) {
                 char at[160];
                 snprintf (at, sizeof at, "%s[%u].",
                           queues    ? "queues"
                           : workers ? "workers"
+                          : loops   ? "crashloops"
                                     : "ended",
                           i);
                 if (queues)
@@ -537,9 +556,11 @@ zf_stats_decode (zf_stats_t *self, const uint8_t *data, size_t size, zf_error_t 
                     rc = s_read_worker (&d, zf_stats_add_worker (self), at);
                 else {
                     char name[ZF_NAME_MAX + 1];
-                    snprintf (d.where, sizeof d.where, "ended[%u]", i);
+                    snprintf (d.where, sizeof d.where, "%s[%u]", loops ? "crashloops" : "ended", i);
                     rc = s_read_str (&d, name, sizeof name);
-                    if (rc == 0)
+                    if (rc == 0 && loops)
+                        zf_stats_add_crashloop (self, name);
+                    else if (rc == 0)
                         zf_stats_add_ended (self, name);
                 }
             }

@@ -70,20 +70,23 @@ typedef struct {
 } zf_stats_journal_t;
 
 typedef struct {
-    uint64_t seq;                     // the event's number on its topic
-    int64_t ts;                       // when it was made, ms since the Unix epoch
-    zf_stats_queue_t *queues;         // every queue, in order of creation
-    uint32_t nqueues;                 // entries in queues
-    zf_stats_worker_t *workers;       // every session
-    uint32_t nworkers;                // entries in workers
-    uint64_t lineages;                // roots whose lineage is not finished
-    char (*ended)[ZF_NAME_MAX + 1];   // the sources that said END
-    uint32_t nended;                  // entries in ended
-    uint64_t rejected;                // frames refused, ever
-    uint64_t late_acks;               // acks of items no longer held, ever
-    zf_stats_journal_t journal;       // the journal's figures
-    uint32_t queues_cap, workers_cap; // entries allocated
-    uint32_t ended_cap;               // entries allocated
+    uint64_t seq;                        // the event's number on its topic
+    int64_t ts;                          // when it was made, ms since the Unix epoch
+    zf_stats_queue_t *queues;            // every queue, in order of creation
+    uint32_t nqueues;                    // entries in queues
+    zf_stats_worker_t *workers;          // every session
+    uint32_t nworkers;                   // entries in workers
+    uint64_t lineages;                   // roots whose lineage is not finished
+    char (*ended)[ZF_NAME_MAX + 1];      // the sources that said END
+    uint32_t nended;                     // entries in ended
+    char (*crashloops)[ZF_NAME_MAX + 1]; // the workers in a crash loop now, "ACTOR/N"
+    uint32_t ncrashloops;                // entries in crashloops
+    uint32_t crashloops_cap;             // entries allocated
+    uint64_t rejected;                   // frames refused, ever
+    uint64_t late_acks;                  // acks of items no longer held, ever
+    zf_stats_journal_t journal;          // the journal's figures
+    uint32_t queues_cap, workers_cap;    // entries allocated
+    uint32_t ended_cap;                  // entries allocated
 } zf_stats_t;
 
 //  An empty stats event; never NULL (zf_alloc's policy).
@@ -101,6 +104,7 @@ zf_stats_worker_t *zf_stats_add_worker (zf_stats_t *self);
 
 //  Adds a source that ended.
 void zf_stats_add_ended (zf_stats_t *self, const char *actor);
+void zf_stats_add_crashloop (zf_stats_t *self, const char *worker);
 
 //  Packs the event's map; the journal's map alone (as in the event).
 void zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk);

@@ -123,6 +123,8 @@ test_stats_built_by_hand (void **state)
             snprintf (zf_stats_add_group (queue)->name, ZF_NAME_MAX + 1, "g%d", g);
     }
     zf_stats_add_ended (stats, "seeds");
+    zf_stats_add_crashloop (stats, "parse/0");
+    zf_stats_add_crashloop (stats, "parse/3");
     s_packer_t p;
     s_packer_init (&p);
     zf_stats_encode (stats, &p.pk);
@@ -136,6 +138,8 @@ test_stats_built_by_hand (void **state)
     assert_string_equal (read->queues[39].groups[19].name, "g19");
     assert_false (read->journal.present);
     assert_string_equal (read->ended[0], "seeds");
+    assert_int_equal (read->ncrashloops, 2);
+    assert_string_equal (read->crashloops[1], "parse/3");
     msgpack_sbuffer_destroy (&p.buffer);
     zf_stats_destroy (&stats);
     zf_stats_destroy (&read);

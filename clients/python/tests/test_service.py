@@ -6,12 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import msgpack
 import zmq
 
 import zflow
-from conftest import PYTHONPATH, ZFLOW, Broker, side_effects, wait_for
+from conftest import PYTHONPATH, ZFLOW, Broker, free_port, side_effects, wait_for
 
 PY = "/usr/bin/python3 -m zflow worker"
 
@@ -146,8 +147,10 @@ def test_a_crash_loop_backs_off_and_never_ends_a_service(tmp_path, runs):
     # An actor that dies at once, every time: after 6 deaths in a minute
     # it is in a crash loop, restarted in 1 s, then 2 s...; an event says
     # so, and the run goes on.
+    metrics = "127.0.0.1:%d" % free_port()
     run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison"),
-                                 ("broken", "exit 3", "idle")), "--no-journal")
+                                 ("broken", "exit 3", "idle")), "--no-journal",
+               broker="    metrics = %s\n" % metrics)
     context = zmq.Context.instance()
     events = context.socket(zmq.SUB)
     events.setsockopt(zmq.SUBSCRIBE, b"actor.crashloop")
@@ -166,6 +169,12 @@ def test_a_crash_loop_backs_off_and_never_ends_a_service(tmp_path, runs):
     assert (second["deaths"], second["backoff"]) == (7, 2000)
     assert "broken/0 keeps dying (6 times in 60 s; exit 3): crash loop, restarting it in 1 s" \
         in run.log()
+    # zflow top and /metrics show it while it lasts.
+    top = subprocess.run([ZFLOW, "top", run.events, "--once"], capture_output=True, text=True,
+                         timeout=30)
+    assert "crash loop (restarted 1 s to 60 s apart): broken/0" in top.stdout, top
+    wait_for(lambda: 'zflow_crashloop{actor="broken",worker="0"} 1' in urllib.request.urlopen(
+        "http://%s/metrics" % metrics, timeout=10).read().decode(), what="the crash loop metric")
     with run.client() as client:  # the service answers
         assert client.put("poison", {"n": 1}).get(timeout=20) == {"n": 1}
     assert run.process.poll() is None, run.log()
