@@ -5,6 +5,8 @@
 #include "zf_persist.h"
 #include "zf_publish.h"
 
+#include <signal.h>
+
 #define ERRORS_TO_DROP 100 // protocol errors before a session is forgotten
 
 #define S_SESSION(worker) ZF_CONTAINER (worker, zf_session_t, worker)
@@ -590,11 +592,13 @@ zf_sessions_died (zf_server_t *server, const char *actor, uint32_t number, uint6
     zlistx_t *dead = zlistx_new ();
     for (int by_pid = 1; by_pid >= 0 && zlistx_size (dead) == 0; by_pid--)
         // By pid first; a worker a shell started (a command line that is
-        // not exec'd) has a pid of its own, and is found by its name then.
+        // not exec'd) has a pid of its own, and is found by its name then,
+        // if its process is gone too (not the worker started after it).
         for (zf_session_t *session = (zf_session_t *) zhashx_first (server->sessions); session;
              session = (zf_session_t *) zhashx_next (server->sessions)) {
             bool same = by_pid ? session->pid == pid
-                               : streq (session->name, actor) && session->number == number;
+                               : streq (session->name, actor) && session->number == number &&
+                                     kill ((pid_t) session->pid, 0) && errno == ESRCH;
             if (session->welcomed && same && host && streq (session->host, host))
                 zlistx_add_end (dead, session);
         }

@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import msgpack
+import pytest
 import zmq
 
 import zflow
@@ -123,10 +124,12 @@ def test_a_worker_whose_supervisor_is_gone_hands_back_and_ends(tmp_path, process
         broker.stop()
 
 
-def test_an_item_that_kills_its_worker_is_dead_with_the_cause(tmp_path, runs):
+@pytest.mark.parametrize("shell", ["", "cd . && "], ids=["exec", "under a shell"])
+def test_an_item_that_kills_its_worker_is_dead_with_the_cause(tmp_path, runs, shell):
     # Each worker holds one item at a time: only the poison one is charged
-    # with the deaths it causes.
-    run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison"),
+    # with the deaths it causes. A command the shell stays for: the worker
+    # has a pid of its own, and the shell exits with its status.
+    run = runs(tmp_path, service(("py", shell + PY + " jobs:crash_on_poison", "poison"),
                                  queue_keys="        max-attempts = 2\n",
                                  actor_keys="        workers = 2\n        concurrency = 1\n"),
                "--no-journal")
