@@ -430,16 +430,23 @@ s_watcher_start (pid_t *watcher)
         return -1;
     }
     if (pid == 0) {
-        for (int fd = 3; fd < 1024; fd++)
-            if (fd != fds[0])
-                close (fd); // the broker's sockets and its journal's lock stay the run's
+        // The broker's sockets and its journal's lock stay the run's: every
+        // descriptor goes but the pipe's end, moved to 3.
+        int end = fds[0] == 3 ? 3 : dup2 (fds[0], 3);
+        long limit = sysconf (_SC_OPEN_MAX);
+#ifdef SYS_close_range
+        if (syscall (SYS_close_range, 4, ~0U, 0) == 0)
+            limit = 0;
+#endif
+        for (int fd = 4; fd < limit; fd++)
+            close (fd);
         signal (SIGHUP, SIG_IGN);
         char byte;
         ssize_t got;
-        while ((got = read (fds[0], &byte, 1)) < 0 && errno == EINTR)
+        while ((got = read (end, &byte, 1)) < 0 && errno == EINTR)
             ;
-        if (got == 1)
-            _exit (0);
+        if (got != 0)
+            _exit (0); // a byte: the run ended in order (or no pipe to watch)
         if (s_watcher_signal (needle, needle_len, SIGTERM)) {
             struct timespec second = { 1, 0 };
             nanosleep (&second, NULL); // their time to hand back what they hold
