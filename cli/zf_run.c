@@ -364,7 +364,10 @@ s_watcher_signal (const char *needle, size_t needle_len, int sig)
     int proc = open ("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (proc < 0)
         return 0;
-    char entries[8192], path[64], env[32768];
+    // The kernel aligns each record to 8 bytes within the buffer: so must
+    // the buffer be, for its fields to be read in place.
+    _Alignas(8) char entries[8192];
+    char path[64], env[32768];
     long n;
     while ((n = syscall (SYS_getdents64, proc, entries, sizeof entries)) > 0)
         for (long at = 0; at < n;) {
