@@ -216,3 +216,25 @@ def test_poison_items_cost_themselves_not_the_service(tmp_path, runs):
     assert (done, dead) == (1994, 6)
     assert run.process.poll() is None, run.log()
     assert run.stop() == 0
+
+
+def test_a_worker_waiting_for_a_gone_run_s_broker_ends(tmp_path):
+    # Its zflow run (and the broker in it) went before the worker was
+    # welcomed: it stops waiting for a broker that will not come back. (Its
+    # run is gone before it starts: the same loop sees it, without a race.)
+    supervisor = subprocess.Popen(["sleep", "60"])
+    supervisor.kill()
+    supervisor.wait()
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=str(tmp_path),
+               ZFLOW_SUPERVISOR_PID=str(supervisor.pid))
+    worker = subprocess.Popen([sys.executable, "-m", "zflow", "worker", "jobs:crash_on_poison",
+                               "--broker", "tcp://127.0.0.1:%d" % free_port()],
+                              env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = worker.communicate(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert "is gone: stopping" in err, err
+    assert worker.returncode == 0, err

@@ -801,6 +801,10 @@ class Worker:
         while not session.welcomed:
             if self.stopping:
                 raise _Stopped()
+            if self.supervisor and _supervisor_gone(*self.supervisor):
+                # Its broker was likely zflow run's own: nothing will answer.
+                self._log("zflow run (pid %d) is gone: stopping" % self.supervisor[0])
+                raise _Stopped()
             message = session.receive(0.5)
             if message is not None and message[0] == "ERROR":
                 raise BrokerError("the broker refused the worker: %s" % message[1].get("reason"))
