@@ -768,7 +768,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     zf_client_set_linger (self.client, (int) self.linger);
     int64_t stop_by = 0; // when stopping: the end of the grace period
     int64_t last_stall_check = 0;
-    while (!zsys_interrupted) {
+    while (!zsys_interrupted && !zf_client_refused (self.client)) {
         self.now = zclock_mono ();
         if (!stop_by && zf_actor_stopping (pipe))
             stop_by = zclock_mono () + STOP_GRACE;
@@ -826,6 +826,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
         zf_fetch_request_destroy (&req);
     zlistx_destroy (&self.spare);
     msgpack_sbuffer_destroy (&self.result);
+    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
     CURL *easy;
     while ((easy = (CURL *) zlistx_detach (self.idle, NULL)))
@@ -836,7 +837,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self.hosts);
     curl_slist_free_all (self.default_headers);
     curl_multi_cleanup (self.multi);
-    zf_actor_exit (pipe, 0);
+    zf_actor_exit (pipe, status);
 }
 
 //  libcurl's global setup (OpenSSL's with it) runs once in the main

@@ -377,7 +377,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
             taken++;
             s_take (&self, item);
         }
-        else if (zsys_interrupted)
+        else if (zsys_interrupted || zf_client_refused (self.client))
             break;
         else
             taken = 0;
@@ -389,6 +389,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
     if (self.late)
         zsys_info ("%s: %llu members came after their group was closed", self.name,
                    (unsigned long long) self.late);
+    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
     for (s_group_t *group = (s_group_t *) zlistx_first (self.open); group;
          group = (s_group_t *) zlistx_next (self.open)) {
@@ -399,7 +400,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self.open);
     zf_idmap_destroy (&self.groups);
     zf_window_destroy (&self.closed);
-    zf_actor_exit (pipe, 0);
+    zf_actor_exit (pipe, status);
 }
 
 //  A gather without a timeout waits for ever for a member that never comes.

@@ -723,7 +723,7 @@ s_run_command (self_t *self, zsock_t *pipe)
         self->batch ? (zf_item_t **) zmalloc (self->batch * sizeof (zf_item_t *)) : NULL;
     zmq_pollitem_t *items =
         (zmq_pollitem_t *) zmalloc ((2 * self->nprocs + 1) * sizeof (zmq_pollitem_t));
-    while (!zf_actor_stopping (pipe)) {
+    while (!zf_actor_stopping (pipe) && !zf_client_refused (self->client)) {
         // Give idle coprocesses work: waiting for an item only when all are
         // idle. One that ended waits out its backoff before it takes any:
         // they stay with the session, unacked, meanwhile.
@@ -870,7 +870,7 @@ s_run_plugin (self_t *self, zsock_t *pipe)
     while ((taken & 255) != 0 || !zf_actor_stopping (pipe)) {
         zf_item_t *item = zf_client_next (self->client, 100);
         if (!item) {
-            if (zsys_interrupted)
+            if (zsys_interrupted || zf_client_refused (self->client))
                 break;
             taken = 0;
             continue;
@@ -934,10 +934,11 @@ zf_processor_actor (zsock_t *pipe, void *args)
         s_run_command (&self, pipe);
     else
         s_run_plugin (&self, pipe);
+    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
     if (!self.command)
         s_plugin_close (&self.plugin);
-    zf_actor_exit (pipe, 0);
+    zf_actor_exit (pipe, status);
 }
 
 const zf_kind_t zf_processor_kind = {

@@ -546,7 +546,7 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     int timer = timerfd_create (CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     prctl (PR_SET_TIMERSLACK, 1UL, 0, 0, 0); // the kernel's 50 us of slack, gone
 
-    while (!zf_actor_stopping (pipe) && !zsys_interrupted) {
+    while (!zf_actor_stopping (pipe) && !zsys_interrupted && !zf_client_refused (self.client)) {
         s_job_t *soonest = NULL;
         for (s_job_t *job = (s_job_t *) zlistx_first (self.jobs); job;
              job = (s_job_t *) zlistx_next (self.jobs))
@@ -597,8 +597,9 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     if (timer >= 0)
         close (timer);
     zf_client_flush (self.client, 2000);
+    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
-    zf_actor_exit (pipe, 0);
+    zf_actor_exit (pipe, status);
 }
 
 const zf_kind_t zf_scheduler_kind = {

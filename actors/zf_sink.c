@@ -444,7 +444,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
         zf_client_set_wake (self.client, pipe); // a stop ends its waits
         zf_client_set_linger (self.client, (int) self.linger);
         int64_t next_sync = zclock_mono () + self.sync_interval;
-        while (!zf_actor_stopping (pipe)) {
+        while (!zf_actor_stopping (pipe) && !zf_client_refused (self.client)) {
             // With nothing to write, wait for an item. With a batch to write,
             // take only what is there, unless sync = interval says to wait
             // for its time: then wait for more until then.
@@ -482,6 +482,8 @@ zf_sink_actor (zsock_t *pipe, void *args)
             }
         }
         s_flush (&self);
+        if (zf_client_refused (self.client))
+            status = ZF_EXIT_USAGE;
         zf_client_destroy (&self.client);
     }
     if (self.fd > 1)

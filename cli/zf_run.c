@@ -765,6 +765,24 @@ zf_cmd_run (int argc, char **argv)
         run.endpoint = zf_broker_endpoint (broker);
         run.broker = broker;
     }
+    zf_client_t *observer = zf_client_new (run.endpoint, "zflow-run", NULL, 0);
+    zf_client_set_pipeline (observer, pipeline->name);
+    if (broker_endpoint) {
+        // A broker given: a word with it first, so that one of another
+        // pipeline or version ends the run at once with one line (the
+        // client's), not with each worker refused again and again.
+        size_t size;
+        zf_client_resume_point (observer, &size, 2000);
+        if (zf_client_refused (observer)) {
+            zf_client_destroy (&observer);
+            if (signals >= 0)
+                close (signals);
+            free (group);
+            free (run.workers);
+            zf_pipeline_destroy (&pipeline);
+            return ZF_EXIT_USAGE;
+        }
+    }
     // A run ends on its own only when all its input comes from its own
     // finite sources; else it serves until it is stopped, and says why.
     bool outside = zf_pipeline_fed_from_outside (pipeline);
@@ -797,8 +815,6 @@ zf_cmd_run (int argc, char **argv)
     int64_t started = zclock_mono ();
     for (int i = 0; i < run.nworkers; i++)
         s_start (&run, &run.workers[i]);
-    zf_client_t *observer = zf_client_new (run.endpoint, "zflow-run", NULL, 0);
-    zf_client_set_pipeline (observer, pipeline->name);
 
     s_totals_t totals = { 0 };
     int64_t last_report = started;
@@ -849,6 +865,10 @@ zf_cmd_run (int argc, char **argv)
                     status = ZF_EXIT_FAILED;
         if (status)
             break;
+        if (zf_client_refused (observer)) {
+            status = ZF_EXIT_USAGE; // the broker was replaced by another's: said once
+            break;
+        }
         int64_t now = zclock_mono ();
         bool sources_left = false;
         for (int i = 0; i < run.nworkers; i++) {

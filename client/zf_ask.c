@@ -151,7 +151,7 @@ s_await_done (zf_client_t *self, int timeout_ms)
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
     while (zlistx_size (self->dones) == 0) {
         int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || zsys_interrupted)
+        if (left <= 0 || zsys_interrupted || self->refused_hello)
             return false;
         zf_client_wait (self, left);
     }
@@ -200,7 +200,7 @@ s_ask (zf_client_t *self, const zf_id_t *id, bool results, uint32_t wait_ms, int
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
     while (!self->report_ready) {
         int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || zsys_interrupted) {
+        if (left <= 0 || zsys_interrupted || self->refused_hello) {
             self->report_wanted = false;
             return -1;
         }

@@ -52,7 +52,9 @@ s_unconfirmed_destroy (s_unconfirmed_t **self_p)
 static void
 s_send_msg (zf_client_t *self, zmsg_t **msg_p)
 {
-    if (zmsg_send (msg_p, self->sock))
+    // A refused session sends nothing more: each would be one more
+    // "before HELLO" for the broker to answer and log.
+    if (self->refused_hello || zmsg_send (msg_p, self->sock))
         zmsg_destroy (msg_p);
     self->last_send = s_now ();
 }
@@ -62,6 +64,8 @@ s_send_msg (zf_client_t *self, zmsg_t **msg_p)
 static void
 s_send_kept (zf_client_t *self, zmsg_t *msg)
 {
+    if (self->refused_hello)
+        return;
     size_t left = zmsg_size (msg);
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg))
         if (zframe_send (&frame, self->sock, ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0)))
@@ -114,6 +118,8 @@ s_watch (zf_client_t *self)
 static void
 s_open (zf_client_t *self)
 {
+    if (self->refused_hello)
+        return;
     s_unwatch (self);
     zsock_destroy (&self->sock);
     self->reopen_at = 0;
@@ -450,8 +456,21 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             s_send_out (self);
             break;
         case ZF_ERROR:
+            if (self->refused_hello)
+                break; // what was sent after the refused HELLO: said once is enough
             snprintf (self->last_error, sizeof self->last_error, "%s: %s", self->in->code,
                       self->in->reason);
+            if (!self->welcomed &&
+                (streq (self->in->code, "version") || streq (self->in->code, "value"))) {
+                // The answer to HELLO (the broker answers in order, and
+                // nothing of this session came before): a broker of
+                // another pipeline or version, or a name it refuses. No
+                // new session would fare better.
+                self->refused_hello = true;
+                zsys_error ("zflow %s: the broker at %s refused the session: %s", self->name,
+                            self->endpoints[self->current], self->in->reason);
+                break;
+            }
             if (streq (self->in->code, "leader")) {
                 // A broker of a group that does not lead (a move, not a
                 // fault): to the leader it names, or, while there is none
@@ -487,6 +506,15 @@ s_handle (zf_client_t *self, zmsg_t *msg)
 static bool
 s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
 {
+    if (self->refused_hello) {
+        // No session to keep: only the wake socket is waited for, so
+        // that a caller in a loop does not spin.
+        if (timeout_ms <= 0)
+            return false;
+        zmq_pollitem_t item = { wake && self->wake ? zsock_resolve (self->wake) : NULL, 0,
+                                ZMQ_POLLIN, 0 };
+        return zmq_poll (&item, item.socket ? 1 : 0, (long) timeout_ms) > 0;
+    }
     int64_t now = s_now ();
     int64_t until_ping = (int64_t) self->heartbeat - (now - self->last_send);
     if (timeout_ms < 0 || timeout_ms > until_ping)
@@ -591,9 +619,13 @@ s_pump (zf_client_t *self, int64_t timeout_ms)
 static int
 s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake)
 {
+    if (self->refused_hello) {
+        zframe_destroy (body_p);
+        return -1;
+    }
     while (self->unconfirmed_items + self->put->nitems >= self->window) {
         s_send_put (self);
-        if (zsys_interrupted ||
+        if (zsys_interrupted || self->refused_hello ||
             (wake ? s_pump_or_wake (self, 100, true) : (s_pump (self, 100), false))) {
             zframe_destroy (body_p);
             return -1;
@@ -754,7 +786,7 @@ zf_client_resume_point (zf_client_t *self, size_t *size, int timeout_ms)
 {
     s_ready (self);
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    while (!self->welcomed && !zsys_interrupted && s_now () < deadline)
+    while (!self->welcomed && !self->refused_hello && !zsys_interrupted && s_now () < deadline)
         s_pump (self, 50);
     *size = self->resume_size;
     return self->has_resume ? self->resume : NULL;
@@ -765,10 +797,12 @@ zf_client_flush (zf_client_t *self, int timeout_ms)
 {
     s_ready (self);
     s_send_acks (self);
+    if (self->refused_hello)
+        return -1;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
     while (self->unconfirmed_items > 0) {
         int64_t left = deadline - s_now ();
-        if (left <= 0 || zsys_interrupted)
+        if (left <= 0 || zsys_interrupted || self->refused_hello)
             return -1;
         s_pump (self, left < 100 ? left : 100);
     }
@@ -820,7 +854,7 @@ zf_client_next (zf_client_t *self, int timeout_ms)
             return item;
         }
         int64_t left = deadline - s_now ();
-        if ((left <= 0 && read) || zsys_interrupted) {
+        if ((left <= 0 && read) || zsys_interrupted || self->refused_hello) {
             if (s_linger_over (self))
                 s_send_acks (self);
             return NULL;
@@ -962,6 +996,12 @@ zf_client_nack_detail (zf_client_t *self, zf_item_t **item_p, const char *reason
     zlistx_delete (self->held, item->handle);
     *item_p = NULL;
     return 0;
+}
+
+bool
+zf_client_refused (zf_client_t *self)
+{
+    return self->refused_hello;
 }
 
 const char *

@@ -43,6 +43,8 @@ struct _zf_client_t {
     int worker;                            // worker number
     zsock_t *sock;                         // DEALER to the broker
     bool welcomed;                         // WELCOME seen on this session
+    bool refused_hello;                    // the broker refused the session for good:
+                                           // another pipeline's, or another version
     int sessions;                          // sessions opened
     uint32_t heartbeat;                    // ms
     uint32_t liveness;                     // missed heartbeats before the broker is dead

@@ -384,6 +384,15 @@ zf_group_figures_t *zf_client_groups (zf_client_t *self, size_t *count, int time
 //  The last ERROR the broker sent, or "" (for diagnostics).
 const char *zf_client_last_error (zf_client_t *self);
 
+//  True once the broker refused the session for good: its HELLO was
+//  answered with ERROR `version` (another protocol version) or `value` (a
+//  broker of another pipeline, or a name it does not take). No new session
+//  is tried; every put, flush and question fails at once from then on,
+//  waits return at once (or when the wake socket is readable), and
+//  zf_client_last_error says why ("value: this broker runs pipeline ...").
+//  A program that meets it should end (zflow's own exit with status 2).
+bool zf_client_refused (zf_client_t *self);
+
 //  Sessions opened so far: 1 normally, more after reconnects.
 int zf_client_sessions (zf_client_t *self);
 

@@ -1022,11 +1022,22 @@ test_wrong_pipeline_refused (void **state)
     snprintf (expected, sizeof expected, "value: this broker runs pipeline '%s', not 'another'",
               f->pipeline->name);
     assert_string_equal (zf_client_last_error (stray), expected);
+    // Refused for good: no new sessions, every call fails at once.
+    assert_true (zf_client_refused (stray));
+    assert_int_equal (zf_client_put_str (stray, "jobs", "x", NULL), -1);
+    assert_int_equal (zf_client_flush (stray, -1), -1);
+    char state_text[16];
+    zf_id_t id = { { 0 } };
+    assert_int_equal (zf_client_status (stray, &id, state_text, sizeof state_text, -1), -1);
+    assert_int_equal (zf_client_sessions (stray), 1);
+    assert_string_equal (zf_client_last_error (stray), expected);
     zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
     zf_client_set_pipeline (producer, f->pipeline->name);
     assert_int_equal (zf_test_put_ints (producer, "jobs", 5, NULL), 0);
     assert_int_equal (zf_client_flush (producer, 5000), 0);
     assert_null (zf_client_next (stray, 300)); // nothing goes to the stray
+    assert_int_equal (zf_client_sessions (stray), 1);
+    assert_false (zf_client_refused (producer));
     zf_client_destroy (&stray);
     zf_client_destroy (&producer);
     s_stop (&f);

@@ -652,6 +652,68 @@ test_state_not_writable (void **state)
     zf_test_result_free (&r);
 }
 
+//  The lines of text that are not empty.
+static int
+s_lines (const char *text)
+{
+    int lines = 0;
+    for (const char *p = text; *p;) {
+        size_t len = strcspn (p, "\n");
+        lines += len > 0;
+        p += len + (p[len] != 0);
+    }
+    return lines;
+}
+
+static void
+test_another_pipelines_broker (void **state)
+{
+    // A run, or one actor, pointed at the broker of another pipeline ends
+    // at once with exit 2 and one line naming both pipelines, not with a
+    // stream of warnings from workers refused again and again.
+    zf_pipeline_t *tasks = NULL;
+    zf_broker_t *broker = zf_test_broker (s_dir,
+                                          "pipeline\n"
+                                          "    name = tasks\n" BROKER "queues\n"
+                                          "    jobs\n"
+                                          "        external = true\n"
+                                          "actors\n"
+                                          "    work\n"
+                                          "        kind = sink\n"
+                                          "        input = jobs\n"
+                                          "        target = null\n",
+                                          &tasks);
+    assert_non_null (broker);
+    assert_int_equal (zf_test_write (s_dir, "canvas.zpl",
+                                     "pipeline\n"
+                                     "    name = canvas\n" BROKER "queues\n"
+                                     "    jobs\n"
+                                     "        external = true\n"
+                                     "actors\n"
+                                     "    out\n"
+                                     "        kind = sink\n"
+                                     "        input = jobs\n"
+                                     "        target = null\n"),
+                      0);
+    char path[512];
+    snprintf (path, sizeof path, "%s/canvas.zpl", s_dir);
+    const char *endpoint = zf_broker_endpoint (broker);
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, "--broker", endpoint, NULL);
+    if (r.status != 2)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "this broker runs pipeline 'tasks', not 'canvas'"));
+    assert_int_equal (s_lines (r.err), 1);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "actor", "out", path, "--broker", endpoint, NULL);
+    if (r.status != 2)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "this broker runs pipeline 'tasks', not 'canvas'"));
+    assert_int_equal (s_lines (r.err), 1);
+    zf_test_result_free (&r);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&tasks);
+}
+
 static void
 test_config_error (void **state)
 {
@@ -680,6 +742,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_a_service_pipeline_serves, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_resume_after_kill, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_not_writable, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_another_pipelines_broker, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

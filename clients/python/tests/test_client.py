@@ -176,3 +176,43 @@ def test_a_broker_restart_is_survived(tmp_path, processes):
     finally:
         processes.stop_all()
         broker.stop()
+
+
+def test_another_pipelines_broker_is_refused_at_once(tmp_path):
+    """A client, an async client and a worker of pipeline "canvas" pointed
+    at the broker of pipeline "p" fail at once with WrongBroker (a worker:
+    exit 2 and one line), never a loop of new sessions."""
+    import asyncio
+    import subprocess
+    import sys
+    from conftest import PYTHONPATH
+
+    broker = Broker(str(tmp_path), TASKS)
+    try:
+        client = zflow.Client(broker.endpoint, pipeline="canvas")
+        try:
+            with pytest.raises(zflow.WrongBroker, match="runs pipeline 'p', not 'canvas'"):
+                client.put("tasks", 1, timeout=20)
+            with pytest.raises(zflow.WrongBroker):  # and so is every later call
+                client.status("0" * 32)
+            assert client.session.sessions == 1
+        finally:
+            client.close()
+
+        async def connect():
+            await zflow.AsyncClient.connect(broker.endpoint, pipeline="canvas", timeout=20)
+
+        with pytest.raises(zflow.WrongBroker, match="runs pipeline 'p', not 'canvas'"):
+            asyncio.run(connect())
+
+        worker = subprocess.run(
+            [sys.executable, "-m", "zflow", "worker", "workers:double", "--broker",
+             broker.endpoint, "--input", "tasks", "--output", "answers", "--group", "double",
+             "--pipeline", "canvas"],
+            env=dict(os.environ, PYTHONPATH=PYTHONPATH), capture_output=True, text=True,
+            timeout=30)
+        assert worker.returncode == 2, worker.stderr
+        assert "runs pipeline 'p', not 'canvas'" in worker.stderr
+        assert len(worker.stderr.strip().splitlines()) == 1, worker.stderr
+    finally:
+        broker.stop()

@@ -13,12 +13,12 @@ cancel them, tap events) and workers written as plain or async functions.
 
 docs/python.md has the whole of it. Needs python3-zmq and python3-msgpack.
 """
-from ._session import BrokerError
+from ._session import BrokerError, WrongBroker
 from .aio import AsyncClient, AsyncHandle
 from .client import Client, Handle, Refused, Result, TaskFailed
 from .worker import Context, Retry, TimeLimit, Worker, actor, current, on_start, on_stop
 
 __all__ = ["AsyncClient", "AsyncHandle", "BrokerError", "Client", "Context", "Handle", "Refused",
-           "Result", "Retry", "TaskFailed", "TimeLimit", "Worker", "actor", "current", "on_start",
-           "on_stop"]
+           "Result", "Retry", "TaskFailed", "TimeLimit", "Worker", "WrongBroker", "actor",
+           "current", "on_start", "on_stop"]
 __version__ = "0.1.0"

@@ -17,6 +17,19 @@ class BrokerError(Exception):
     """The broker answered ERROR, or did not answer in time."""
 
 
+class WrongBroker(BrokerError):
+    """The broker refused the session for good: it runs another pipeline,
+    or speaks another protocol version (or refused a name in HELLO). No new
+    session would fare better: every later call raises it again."""
+
+
+def refusal(code, welcomed):
+    """True for an ERROR that answers a HELLO and means "not here, ever":
+    before WELCOME the broker answers HELLO first, so a `version` or
+    `value` then is its answer."""
+    return not welcomed and code in ("version", "value")
+
+
 class Session:
     def __init__(self, endpoint, name, inputs=(), outputs=(), pipeline=None, worker=0,
                  context=None, curve=None):
@@ -45,6 +58,7 @@ class Session:
         self.opened_at = 0.0       # when the last HELLO went
         self.on_open = None        # called after each new session's WELCOME
         self.wakeup = None         # a file descriptor that ends receive when readable
+        self.refused = None        # WrongBroker, once the broker refused the session for good
         self.open()
 
     @property
@@ -55,6 +69,8 @@ class Session:
 
     def open(self):
         """A new session: a new socket, HELLO; WELCOME comes later."""
+        if self.refused is not None:
+            raise self.refused
         if self.sock is not None:
             Brokers.unwatch(self.sock, self.monitor)
             self.sock.close(linger=0)
@@ -142,6 +158,8 @@ class Session:
         empties it)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            if self.refused is not None:
+                raise self.refused
             now = time.monotonic()
             if now - self.last_sent >= self.heartbeat / 1000:
                 self.send("PING", {})
@@ -192,6 +210,10 @@ class Session:
             return None
         if command == "PONG":
             return None
+        if command == "ERROR" and refusal(header.get("code"), self.welcomed):
+            self.refused = WrongBroker("the broker at %s refused the session: %s"
+                                       % (self.endpoint, header.get("reason")))
+            raise self.refused
         if command == "ERROR" and header.get("code") == "state" and \
                 "before HELLO" in header.get("reason", ""):
             # The broker restarted: a new session, what was asked is asked

@@ -15,7 +15,7 @@ import zmq.asyncio
 
 from . import _curve, _zfp
 from ._brokers import Brokers
-from ._session import BrokerError
+from ._session import BrokerError, WrongBroker, refusal
 from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _group_batches,
                      _put_batch, _status_header, _value)
 
@@ -79,6 +79,7 @@ class AsyncClient:
         self.heartbeat, self.liveness = 1000, 3
         self.last_sent = self.last_heard = 0.0
         self.reader = None
+        self.refused = None      # WrongBroker, once the broker refused the session for good
 
     @classmethod
     async def connect(cls, endpoint, **options):
@@ -91,6 +92,9 @@ class AsyncClient:
             await self.close()
             raise BrokerError("no WELCOME from the broker at %s within %s s"
                               % (endpoint, self.timeout)) from None
+        if self.refused is not None:
+            await self.close()
+            raise self.refused
         return self
 
     async def close(self):
@@ -182,6 +186,15 @@ class AsyncClient:
                     await self._send(frames)
             elif command == "PING":
                 await self._send(_zfp.encode("PONG", {}))
+            elif command == "ERROR" and refusal(header.get("code"), self.welcomed.is_set()):
+                # Refused for good: what waits fails, and nothing is tried again.
+                self.refused = WrongBroker("the broker at %s refused the session: %s"
+                                           % (self.endpoint, header.get("reason")))
+                for _, future in self.pending.values():
+                    if not future.done():
+                        future.set_exception(self.refused)
+                self.welcomed.set()  # wakes the waits, which raise it
+                return
             elif command == "ERROR" and header.get("code") == "state" and \
                     "before HELLO" in header.get("reason", ""):
                 self._open()
@@ -200,11 +213,15 @@ class AsyncClient:
 
     async def _welcomed(self, timeout):
         """Waits for a session; BrokerError (as Client's) if none opens in time."""
+        if self.refused is not None:
+            raise self.refused
         try:
             await asyncio.wait_for(self.welcomed.wait(), timeout)
         except asyncio.TimeoutError:
             raise BrokerError("no WELCOME from the broker at %s within %s s"
                               % (self.endpoint, timeout)) from None
+        if self.refused is not None:
+            raise self.refused
 
     async def _request(self, key, frames, timeout):
         """The answer to frames, asked again on each new session; raises
