@@ -125,6 +125,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     const zf_broker_settings_t *set = &pipeline->broker_settings;
     int64_t max_frame = set->max_frame;
     self->heartbeat = set->heartbeat;
+    self->max_frame = max_frame;
     self->liveness = set->liveness;
     self->window = (uint32_t) set->window;
     size_t dedup_window = (size_t) set->dedup_window;

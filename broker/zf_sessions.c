@@ -255,6 +255,10 @@ s_on_hello (zf_server_t *server, zf_session_t *session)
     server->out->heartbeat = (uint32_t) server->heartbeat;
     server->out->liveness = (uint32_t) server->liveness;
     server->out->window = server->window;
+    // Said so that a client refuses a body over it at once, with its size:
+    // the socket would drop the connection, and the put wait out its time.
+    server->out->max_frame =
+        server->max_frame > UINT32_MAX ? UINT32_MAX : (uint32_t) server->max_frame;
     if (in->ninputs) {
         // A worker sets its own time limits below the broker's, which
         // takes an item back once it has held it this long.

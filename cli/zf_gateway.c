@@ -469,12 +469,16 @@ s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *qu
         return s_json (connection, 400, s_error ("headers: %s", err.text));
     }
     zf_id_t id;
-    int rc = strlen (queue) > ZF_NAME_MAX || !*queue
-                 ? -1
-                 : zf_client_put_with (self->client, queue, body, size, &opts, &id);
+    bool named = *queue && strlen (queue) <= ZF_NAME_MAX;
+    int rc = named ? zf_client_put_with (self->client, queue, body, size, &opts, &id) : -1;
     msgpack_sbuffer_destroy (&item);
-    if (rc)
+    if (!named)
         return s_json (connection, 400, s_error ("'%.64s' is no queue name", queue));
+    if (rc) {
+        // Over the broker's max-frame: too large, whenever it is sent.
+        const char *error = zf_client_last_error (self->client);
+        return s_json (connection, strstr (error, "max-frame") ? 413 : 503, s_error ("%s", error));
+    }
     if (zf_client_flush (self->client, CONFIRM_MS)) {
         const char *error = zf_client_last_error (self->client);
         if (strncmp (error, "refused: ", 9) == 0)

@@ -83,6 +83,8 @@ s_put_json (zf_client_t *client, const char *queue, const char *text, size_t len
         rc = zf_client_put_with (client, queue, buffer.data, buffer.size, opts, &id);
         if (rc == 0)
             printf ("%s\n", zf_id_format (&id, hex));
+        else
+            fprintf (stderr, "zflow put: %s: %s\n", where, zf_client_last_error (client));
     }
     msgpack_sbuffer_destroy (&buffer);
     return rc;

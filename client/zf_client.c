@@ -436,6 +436,7 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             self->heartbeat = self->in->heartbeat ? self->in->heartbeat : 1000;
             self->liveness = self->in->liveness ? self->in->liveness : 3;
             self->window = self->in->window ? self->in->window : DEFAULT_WINDOW;
+            self->max_frame = self->in->max_frame;
             self->has_resume = self->in->checkpoint_size > 0;
             self->resume_size = self->in->checkpoint_size;
             memcpy (self->resume, self->in->checkpoint, self->resume_size);
@@ -685,6 +686,29 @@ s_random_id (zf_client_t *self)
     return id;
 }
 
+//  True if a body of size bytes is over the broker's max-frame (which its
+//  socket would refuse by dropping the connection, and the put would wait
+//  out its time): said in last_error. A body over the smallest max-frame
+//  there is waits for the WELCOME that says it (at most MAX_FRAME_ASK_MS;
+//  no broker by then: it goes).
+#define MAX_FRAME_MIN    1024
+#define MAX_FRAME_ASK_MS 2000
+static bool
+s_over_max_frame (zf_client_t *self, size_t size)
+{
+    if (size <= MAX_FRAME_MIN)
+        return false;
+    int64_t deadline = s_now () + MAX_FRAME_ASK_MS;
+    while (!self->welcomed && !self->refused_hello && !zsys_interrupted && s_now () < deadline)
+        s_pump (self, 50);
+    if (!self->max_frame || size <= self->max_frame)
+        return false;
+    snprintf (self->last_error, sizeof self->last_error,
+              "an item of %zu bytes is over the broker's max-frame (%u bytes): not put", size,
+              self->max_frame);
+    return true;
+}
+
 int
 zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size, zf_id_t *id)
 {
@@ -706,6 +730,8 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
         }
     }
     s_ready (self);
+    if (s_over_max_frame (self, size))
+        return -1;
     zf_env_t env = { .ts = zclock_time () };
     env.id = opts && opts->id ? *opts->id : s_random_id (self);
     if (opts && opts->root)
@@ -926,6 +952,12 @@ zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, cons
 {
     if (!queue || strlen (queue) > ZF_NAME_MAX)
         return -1;
+    if (self->max_frame && size > self->max_frame) {
+        snprintf (self->last_error, sizeof self->last_error,
+                  "an output of %zu bytes is over the broker's max-frame (%u bytes): not put", size,
+                  self->max_frame);
+        return -1;
+    }
     zf_env_t env = { .ts = zclock_time (), .parent = item->env.id };
     if (opts && opts->id)
         env.id = *opts->id;

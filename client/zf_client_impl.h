@@ -49,6 +49,7 @@ struct _zf_client_t {
     uint32_t heartbeat;                    // ms
     uint32_t liveness;                     // missed heartbeats before the broker is dead
     uint32_t window;                       // unconfirmed PUT items allowed
+    uint32_t max_frame;                    // the broker's max-frame (WELCOME), 0 unsaid
     int64_t last_recv;                     // ms
     int64_t last_send;                     // ms
     int64_t backoff;                       // ms to wait for WELCOME before a new session

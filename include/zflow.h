@@ -211,7 +211,11 @@ typedef struct {
 
 //  zf_client_put with options (opts may be NULL). Writes the id used to
 //  *id if not NULL. -1 also for options out of range (a priority past 9,
-//  headers that are not a map of str to str: zf_client_last_error says).
+//  headers that are not a map of str to str: zf_client_last_error says),
+//  and for a body over the broker's max-frame, which its WELCOME says (a
+//  body over 1 KiB waits up to 2 s for the session's WELCOME first):
+//  "an item of N bytes is over the broker's max-frame (M bytes): not put".
+//  zf_client_emit_with refuses an output over it the same way.
 int zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
                         const zf_put_opts_t *opts, zf_id_t *id);
 

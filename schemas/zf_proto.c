@@ -65,6 +65,7 @@ static const s_field_t s_welcome[] = {
     NUM ("window", F_U32, window, true),
     { "checkpoint", F_CHECKPOINT, P (checkpoint), 0, false },
     NUM ("timeout", F_U32, timeout, false),
+    NUM ("max_frame", F_U32, max_frame, false),
     { NULL },
 };
 static const s_field_t s_put[] = {

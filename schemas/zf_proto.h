@@ -104,6 +104,7 @@ typedef struct {
     uint32_t liveness;                     // WELCOME: heartbeats missed before death
     uint32_t window;                       // WELCOME: unconfirmed PUT items allowed
     uint32_t timeout;                      // WELCOME: the first input queue's timeout, ms; 0 none
+    uint32_t max_frame;                    // WELCOME: the broker's max-frame, bytes; 0 unsaid
     uint32_t checkpoint_size;              // WELCOME, PUT: bytes in checkpoint; 0 when none
     uint64_t seq;                          // PUT, CONFIRM: the PUT's sequence number
     bool track;                            // PUT: report DONE for each root

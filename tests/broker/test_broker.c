@@ -1044,6 +1044,37 @@ test_wrong_pipeline_refused (void **state)
 }
 
 static void
+test_put_over_max_frame_refused (void **state)
+{
+    // A body over the broker's max-frame (its socket would drop the
+    // connection, and the put wait out its time) is refused at once, with
+    // its size and the limit; the session goes on: what was put before
+    // and after it arrives, nothing else.
+    s_fixture_t *f = s_start ("broker\n"
+                              "    max-frame = 4KiB\n" SRC_AND_WORK);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 5, NULL), 0);
+    static char big[5000];
+    assert_int_equal (zf_client_put (producer, "jobs", big, sizeof big, NULL), -1);
+    assert_string_equal (zf_client_last_error (producer),
+                         "an item of 5000 bytes is over the broker's max-frame (4096 bytes): "
+                         "not put");
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 5, NULL), 0);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    assert_int_equal (zf_client_sessions (producer), 1);
+    int seen[5] = { 0 };
+    assert_int_equal (zf_test_take_range (worker, 10, seen, 5, NULL), 10);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (seen[i], 2); // 0..4 twice, nothing more
+    assert_null (zf_client_next (worker, 200));
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static void
 test_lineage_cancel (void **state)
 {
     // A root is cancelled while one of its parts is taken and two wait:
@@ -1153,6 +1184,7 @@ main (void)
         cmocka_unit_test (test_lineage_done),
         cmocka_unit_test (test_lineage_cancel),
         cmocka_unit_test (test_wrong_pipeline_refused),
+        cmocka_unit_test (test_put_over_max_frame_refused),
         cmocka_unit_test_teardown (test_checkpoint_covers_only_what_was_put, zf_test_kill_all),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);

@@ -619,6 +619,43 @@ static const char *s_check_api =
     "print('ok')\n";
 
 static void
+test_a_put_over_max_frame_is_refused (void **state)
+{
+    // zflow put of an item over the broker's max-frame says so at once,
+    // with its size and the limit, and puts the others (exit 2, as for a
+    // bad argument); it does not wait out its time.
+    char dir[128];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "tasks-frame"), 0);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (dir,
+                                          "broker\n"
+                                          "    max-frame = 4KiB\n"
+                                          "queues\n"
+                                          "    tasks\n"
+                                          "        external = true\n"
+                                          "actors\n"
+                                          "    work\n"
+                                          "        kind = sink\n"
+                                          "        input = tasks\n"
+                                          "        target = null\n",
+                                          &pipeline);
+    assert_non_null (broker);
+    static char big[5003];
+    memset (big, 'x', sizeof big - 1);
+    big[0] = big[sizeof big - 2] = '"';
+    zf_test_result_t r =
+        zf_test_zflow (NULL, "put", zf_broker_endpoint (broker), "tasks", big, "1", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow put: argument 1: an item of 5003 bytes is over the "
+                                    "broker's max-frame (4096 bytes): not put"));
+    assert_int_equal (strlen (r.out), 33); // the other's id
+    zf_test_result_free (&r);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zf_test_dir_remove (dir);
+}
+
+static void
 test_http_tasks (void **state)
 {
     zf_test_result_t r = zf_test_run (
@@ -769,6 +806,7 @@ main (void)
         cmocka_unit_test (test_priorities_order_delivery),
         cmocka_unit_test (test_delayed_items_come_when_due),
         cmocka_unit_test (test_results_expire_after_their_ttl),
+        cmocka_unit_test (test_a_put_over_max_frame_is_refused),
         cmocka_unit_test (test_http_tasks),
         cmocka_unit_test (test_a_traceback_is_shown),
         cmocka_unit_test (test_a_tasks_progress_is_shown),

@@ -216,3 +216,32 @@ def test_another_pipelines_broker_is_refused_at_once(tmp_path):
         assert len(worker.stderr.strip().splitlines()) == 1, worker.stderr
     finally:
         broker.stop()
+
+
+def test_a_put_over_max_frame_is_refused_at_once(tmp_path):
+    """A body over the broker's max-frame (which WELCOME says) is refused
+    before anything of the put is sent, naming its size and the limit; the
+    client goes on."""
+    import asyncio
+
+    broker = Broker(str(tmp_path), TASKS + "broker\n    max-frame = 4KiB\n")
+    try:
+        client = zflow.Client(broker.endpoint)
+        try:
+            with pytest.raises(zflow.Refused, match=r"an item of 5\d\d\d bytes is over the "
+                                                    r"broker's max-frame \(4096 bytes\)"):
+                client.put_many("tasks", [1, "x" * 5000], ids=["1" * 32, "2" * 32], timeout=20)
+            assert client.session.sessions == 1
+            assert client.status("1" * 32) == "unknown"  # the one before it was not put either
+            assert client.status(client.put("tasks", 2, timeout=20).id) == "queued"
+        finally:
+            client.close()
+
+        async def put_big():
+            async with await zflow.AsyncClient.connect(broker.endpoint, timeout=20) as aclient:
+                await aclient.put("tasks", "x" * 5000)
+
+        with pytest.raises(zflow.Refused, match="max-frame"):
+            asyncio.run(put_big())
+    finally:
+        broker.stop()

@@ -50,6 +50,7 @@ class Session:
         self.liveness = 3
         self.window = 1000         # PUT items unconfirmed at most
         self.timeout = 0           # ms: the input queue's timeout, if WELCOME says
+        self.max_frame = 0         # bytes of a frame the broker takes, if WELCOME says
         self.sessions = 0          # sessions opened: more than 1 after the broker forgot one
         self.sock = None
         self.unconfirmed = {}      # seq -> (items, frames): PUTs sent, not yet confirmed
@@ -201,6 +202,7 @@ class Session:
             self.liveness = header.get("liveness", self.liveness)
             self.window = header.get("window", self.window)
             self.timeout = header.get("timeout", 0)
+            self.max_frame = header.get("max_frame", 0)
             self.welcomed = True
             if self.on_open:
                 self.on_open()

@@ -16,8 +16,8 @@ import zmq.asyncio
 from . import _curve, _zfp
 from ._brokers import Brokers
 from ._session import BrokerError, WrongBroker, refusal
-from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _group_batches,
-                     _put_batch, _status_header, _value)
+from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _check_frames,
+                     _group_batches, _put_batch, _status_header, _value)
 
 
 class AsyncHandle:
@@ -80,6 +80,7 @@ class AsyncClient:
         self.last_sent = self.last_heard = 0.0
         self.reader = None
         self.refused = None      # WrongBroker, once the broker refused the session for good
+        self.max_frame = 0       # bytes of a frame the broker takes, if WELCOME says
 
     @classmethod
     async def connect(cls, endpoint, **options):
@@ -181,6 +182,7 @@ class AsyncClient:
             if command == "WELCOME":
                 self.heartbeat = header.get("heartbeat", self.heartbeat)
                 self.liveness = header.get("liveness", self.liveness)
+                self.max_frame = header.get("max_frame", 0)
                 self.welcomed.set()
                 for frames, _ in list(self.pending.values()):  # asked of the old session
                     await self._send(frames)
@@ -244,11 +246,13 @@ class AsyncClient:
     async def put_many(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
                        root=None, ids=None, timeout=None):
         bodies = list(bodies)
+        batches = [_put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
+                              ids[first:] if ids else None, delay, at, priority, headers, root)
+                   for first in range(0, len(bodies), _zfp.BATCH_MAX)]
+        await self._welcomed(self.timeout if timeout is None else timeout)
+        _check_frames(batches, self.max_frame)
         handles = []
-        for first in range(0, len(bodies), _zfp.BATCH_MAX):
-            items, packed = _put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
-                                       ids[first:] if ids else None, delay, at, priority,
-                                       headers, root)
+        for items, packed in batches:
             await self._put_confirmed(items, packed, timeout)
             handles += [AsyncHandle(self, item["id"].hex()) for item in items]
         return handles
@@ -269,6 +273,8 @@ class AsyncClient:
         group, batches = _group_batches(queue, bodies, delay, at, priority, headers)
         if not bodies:
             return _Finished(self, group)
+        await self._welcomed(self.timeout if timeout is None else timeout)
+        _check_frames(batches, self.max_frame)
         for items, packed in batches:
             await self._put_confirmed(items, packed, timeout)
         return AsyncHandle(self, group)

@@ -131,6 +131,18 @@ def _put_batch(queue, bodies, ids, delay, at, priority, headers, root, group=Non
     return items, [_zfp.pack(body) for body in bodies]
 
 
+def _check_frames(batches, max_frame):
+    """Refused, before anything is sent, when a packed body is over the
+    broker's max-frame (its WELCOME says it): its socket would drop the
+    connection, and the put would wait out its time."""
+    limit = max_frame or _zfp.FRAME_MAX
+    for _, packed in batches:
+        for body in packed:
+            if len(body) > limit:
+                raise Refused("an item of %d bytes is over the broker's max-frame (%d bytes): "
+                              "not put" % (len(body), limit))
+
+
 def _group_batches(queue, bodies, delay, at, priority, headers):
     """The group's id and its PUTs' (items, packed bodies): every member
     has the group's id as its root, so that the group's outcome is one
@@ -255,11 +267,13 @@ class Client:
         for a queue the pipeline lacks."""
         bodies = list(bodies)
         timeout = self.timeout if timeout is None else timeout
+        batches = [_put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
+                              ids[first:] if ids else None, delay, at, priority, headers, root)
+                   for first in range(0, len(bodies), _zfp.BATCH_MAX)]
+        self.session.ensure_open(timeout)
+        _check_frames(batches, self.session.max_frame)
         handles = []
-        for first in range(0, len(bodies), _zfp.BATCH_MAX):
-            items, packed = _put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
-                                       ids[first:] if ids else None, delay, at, priority,
-                                       headers, root)
+        for items, packed in batches:
             self._put_confirmed(items, packed, timeout)
             handles += [Handle(self, item["id"].hex()) for item in items]
         return handles
@@ -295,6 +309,8 @@ class Client:
         group, batches = _group_batches(queue, bodies, delay, at, priority, headers)
         if not bodies:
             return _Finished(self, group)
+        self.session.ensure_open(self.timeout if timeout is None else timeout)
+        _check_frames(batches, self.session.max_frame)
         for items, packed in batches:
             self._put_confirmed(items, packed, self.timeout if timeout is None else timeout)
         return Handle(self, group)

@@ -399,10 +399,11 @@ class Worker:
         except (TypeError, ValueError, OverflowError) as e:
             return _Failure("an output is not msgpack: %s: %s" % (type(e).__name__, e),
                             final=True)
+        limit = (self.session.max_frame if self.session else 0) or _zfp.FRAME_MAX
         for index, body in enumerate(bodies):
-            if len(body) > _zfp.FRAME_MAX:
+            if len(body) > limit:
                 return _Failure("output %d is %d bytes of msgpack, more than the broker takes "
-                                "(max-frame, %d)" % (index, len(body), _zfp.FRAME_MAX),
+                                "(max-frame, %d)" % (index, len(body), limit),
                                 final=True)
         return bodies
 
