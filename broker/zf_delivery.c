@@ -739,6 +739,7 @@ zf_store_tick (zf_store_t *self, int64_t now)
         }
     }
     zf_store_unblock_stalled (self);
+    zf_store_give_up_waiting (self, now);
 }
 
 zf_cgroup_t *

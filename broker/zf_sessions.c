@@ -297,6 +297,8 @@ s_on_put (zf_server_t *server, zf_session_t *session)
     put->seq = in->seq;
     put->checkpoint_size = in->checkpoint_size;
     memcpy (put->checkpoint, in->checkpoint, in->checkpoint_size);
+    if (in->wait)
+        put->give_up_at = zf_server_now () + in->wait;
     for (uint32_t i = 0; i < in->nitems; i++) {
         zf_env_t *env = &put->items[i];
         *env = in->items[i];

@@ -576,6 +576,35 @@ zf_store_resume_waiting (zf_store_t *self, zf_queue_t *queue)
     }
 }
 
+void
+zf_store_give_up_waiting (zf_store_t *self, int64_t now)
+{
+    for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
+         queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
+        // Gathered first: confirming may change the lists.
+        zlistx_t *due = NULL;
+        for (zf_pending_t *put = (zf_pending_t *) zlistx_first (queue->waiting); put;
+             put = (zf_pending_t *) zlistx_next (queue->waiting))
+            if (put->give_up_at && now >= put->give_up_at) {
+                if (!due)
+                    due = zlistx_new ();
+                zlistx_add_end (due, zlistx_cursor (queue->waiting));
+            }
+        if (!due)
+            continue;
+        for (void *handle = zlistx_first (due); handle; handle = zlistx_next (due)) {
+            zf_pending_t *put = (zf_pending_t *) zlistx_detach (queue->waiting, handle);
+            // The items in stay in; the rest are refused, each counted, so
+            // the writer knows exactly which (the CONFIRM's counts, in order).
+            for (; put->next < put->nitems; put->next++)
+                s_refuse (self, put, "queue '%s' is full (max-depth %lld)", queue->name,
+                          (long long) queue->max_depth);
+            s_admitted_further (self, put, NULL);
+        }
+        zlistx_destroy (&due);
+    }
+}
+
 //  Whether a PUT of worker's waiting on queue can wait for room: not if
 //  the queue is one it reads, or feeds one it reads. Room there would
 //  come from its own ACKs, which wait for the PUT.

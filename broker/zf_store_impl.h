@@ -121,6 +121,10 @@ void zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outc
 //  Room was made in queue: admits the PUTs waiting for it, in order.
 void zf_store_resume_waiting (zf_store_t *self, zf_queue_t *queue);
 
+//  PUTs that wait for room past their give_up_at: the items not yet in
+//  are refused ("queue Q is full (max-depth N)") and the PUT confirmed.
+void zf_store_give_up_waiting (zf_store_t *self, int64_t now);
+
 //  A PUT of worker's with nitems that waited for room is in: once none
 //  waits, the ACKs and NACKs held behind them are applied, in order.
 void zf_store_unparked (zf_store_t *self, zf_worker_t *worker, uint32_t nitems);

@@ -31,6 +31,7 @@ struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
     zf_thread_t *server;       // the server thread
     bool api;                  // serve the JSON API
+    int64_t put_wait;          // ms a POSTed item waits for room in a full queue, then 503
     uint8_t *stats;            // the latest stats event's body, or NULL
     size_t stats_size;         // its size
     int64_t stats_at;          // when it came (ms, monotonic)
@@ -365,6 +366,21 @@ s_json (struct MHD_Connection *connection, unsigned status, char *body)
     return s_answer (connection, status, "application/json", body, strlen (body));
 }
 
+//  503 with Retry-After (whole seconds, at least 1): busy, not broken.
+static enum MHD_Result
+s_busy (struct MHD_Connection *connection, int64_t retry_ms, char *body)
+{
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (strlen (body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header (response, "Content-Type", "application/json");
+    char seconds[24];
+    snprintf (seconds, sizeof seconds, "%lld", (long long) (retry_ms + 999) / 1000);
+    MHD_add_response_header (response, "Retry-After", seconds);
+    enum MHD_Result rc = MHD_queue_response (connection, 503, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
 //  An envelope, {"body": ITEM, "delay_ms": N, "not_before": MS, "priority":
 //  P, "headers": {NAME: VALUE}} with body and only these keys: the item's
 //  bytes (a view into data) and its options (headers too a view). False
@@ -468,6 +484,9 @@ s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *qu
         msgpack_sbuffer_destroy (&item);
         return s_json (connection, 400, s_error ("headers: %s", err.text));
     }
+    // A full queue answers in a short while, so that a web handler can say
+    // "busy, try later" rather than hang.
+    opts.wait_ms = self->put_wait;
     zf_id_t id;
     bool named = *queue && strlen (queue) <= ZF_NAME_MAX;
     int rc = named ? zf_client_put_with (self->client, queue, body, size, &opts, &id) : -1;
@@ -481,6 +500,8 @@ s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *qu
     }
     if (zf_client_flush (self->client, CONFIRM_MS)) {
         const char *error = zf_client_last_error (self->client);
+        if (strncmp (error, "refused: ", 9) == 0 && strstr (error, "is full (max-depth"))
+            return s_busy (connection, self->put_wait, s_error ("%s", error + 9));
         if (strncmp (error, "refused: ", 9) == 0)
             return s_json (connection, strstr (error, "no queue '") ? 404 : 507,
                            s_error ("%s", error + 9));
@@ -645,7 +666,7 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
 
 zf_gateway_t *
 zf_gateway_new (const char *address, const char *events, const char *broker, bool api,
-                zf_error_t *err)
+                int64_t put_wait, zf_error_t *err)
 {
     // ADDRESS:PORT, or :PORT / PORT for loopback.
     char host[64] = "127.0.0.1";
@@ -665,6 +686,7 @@ zf_gateway_new (const char *address, const char *events, const char *broker, boo
     snprintf (self->endpoint, sizeof self->endpoint, "%s", events);
     snprintf (self->broker, sizeof self->broker, "%s", broker);
     self->api = api;
+    self->put_wait = put_wait;
     self->decoded = zf_stats_new ();
     self->daemon =
         MHD_start_daemon (MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, s_request, self,
@@ -703,9 +725,9 @@ zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *event
                 zf_gateway_t **gateway_p, zf_error_t *err)
 {
     const char *address = pipeline->broker_settings.metrics;
-    *gateway_p =
-        address ? zf_gateway_new (address, events, endpoint, pipeline->broker_settings.api, err)
-                : NULL;
+    *gateway_p = address ? zf_gateway_new (address, events, endpoint, pipeline->broker_settings.api,
+                                           pipeline->broker_settings.api_put_wait, err)
+                         : NULL;
     return address && !*gateway_p ? -1 : 0;
 }
 

@@ -101,6 +101,9 @@ zf_cmd_put (int argc, char **argv)
     int nargs = zf_tools_options (argc, argv, names, values, args, usage);
     int64_t timeout = zf_tools_duration ("put", values[0], 30000);
     zf_put_opts_t opts = { 0 };
+    // The broker gives up on a full queue before this waits no more, so
+    // that its answer (which queue is full) comes within the timeout.
+    opts.wait_ms = timeout > 2000 ? timeout - 1000 : timeout / 2 > 0 ? timeout / 2 : 1;
     msgpack_sbuffer headers;
     msgpack_sbuffer_init (&headers);
     if (nargs >= 2 && timeout >= 0 &&

@@ -616,14 +616,18 @@ s_pump (zf_client_t *self, int64_t timeout_ms)
 
 //  Appends an item to the PUT being filled, first waiting for confirms
 //  while the PUT window is full; a wait that the wake socket ends, when
-//  wake, gives up (-1: the item is not put). Takes the body.
+//  wake, gives up (-1: the item is not put). Takes the body. wait: the ms
+//  the broker may hold it for room (0: as long as it takes); a PUT holds
+//  items of one wait only.
 static int
-s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake)
+s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake, uint32_t wait)
 {
     if (self->refused_hello) {
         zframe_destroy (body_p);
         return -1;
     }
+    if (self->put->nitems && self->put->wait != wait)
+        s_send_put (self);
     while (self->unconfirmed_items + self->put->nitems >= self->window) {
         s_send_put (self);
         if (zsys_interrupted || self->refused_hello ||
@@ -634,6 +638,7 @@ s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake)
     }
     if (!self->pending_since)
         self->pending_since = s_now ();
+    self->put->wait = wait;
     zf_env_t *slot = zf_proto_add_item (self->put, body_p);
     zframe_t *body = slot->body;
     *slot = *env;
@@ -750,7 +755,8 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
         *id = env.id;
     snprintf (env.queue, sizeof env.queue, "%s", queue);
     zframe_t *frame = zframe_new (body, size);
-    return s_enqueue (self, &env, &frame, true);
+    int64_t wait = opts && opts->wait_ms > 0 ? opts->wait_ms : 0;
+    return s_enqueue (self, &env, &frame, true, wait > UINT32_MAX ? UINT32_MAX : (uint32_t) wait);
 }
 
 int
@@ -972,7 +978,7 @@ zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, cons
     snprintf (env.queue, sizeof env.queue, "%s", queue);
     zframe_t *frame = zframe_new (body, size);
     // An output waits for room whatever comes: its input is acked after it.
-    return s_enqueue (self, &env, &frame, false);
+    return s_enqueue (self, &env, &frame, false, 0);
 }
 
 int

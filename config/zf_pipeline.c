@@ -67,6 +67,14 @@ const zf_key_t zf_broker_keys[] = {
       .fallback = "false",
       .help = "serve a JSON API on the metrics address: POST /queues/Q, GET /messages/ID, GET "
               "/queues" },
+    { .name = "api-put-wait",
+      ZF_FIELD (zf_broker_settings_t, api_put_wait),
+      .type = ZF_KEY_DURATION,
+      .fallback = "1s",
+      .help = "how long an item POSTed to a full queue (max-depth) waits for room before the "
+              "API answers 503 with Retry-After",
+      .min = 1,
+      .max = 60000 },
     { .name = "journal",
       ZF_FIELD (zf_broker_settings_t, journal),
       .type = ZF_KEY_STRING,

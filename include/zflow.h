@@ -207,6 +207,11 @@ typedef struct {
     const void *headers;     // put only: a msgpack map of str to str (at most 64 entries,
                              // 4 KiB), copied; an emit keeps its input's, so they travel
     size_t headers_size;     // with the lineage (a tenant, a trace id). Bytes at headers
+    int64_t wait_ms;         // put only: the longest the broker holds it while a queue it goes
+                             // to is full (max-depth); past it the item is refused, and
+                             // zf_client_flush returns -1 with "refused: queue 'Q' is full
+                             // (max-depth N)" in zf_client_last_error. 0: it waits for room
+                             // as long as it takes (the backpressure of a pipeline)
 } zf_put_opts_t;
 
 //  zf_client_put with options (opts may be NULL). Writes the id used to

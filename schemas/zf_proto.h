@@ -114,7 +114,8 @@ typedef struct {
     uint32_t credit;                       // CREDIT: more items the worker can take
     zf_id_t id;                            // NACK, CANCEL, DONE, STATUS, REPORT, PROGRESS: an item
     bool results;                          // STATUS: ask for the item's results too
-    uint32_t wait;                         // STATUS: ms to wait for the lineage to end
+    uint32_t wait;                         // STATUS: ms to wait for the lineage to end; PUT: ms
+                                           // the broker may hold it for room, 0 as long as it takes
     bool final;                            // NACK: dead-letter now, no retry
     bool dead;                             // CANCEL: the lineage failed: its root ends dead
     uint32_t delay;                        // NACK: retry no sooner than this, ms

@@ -1075,6 +1075,44 @@ test_put_over_max_frame_refused (void **state)
 }
 
 static void
+test_put_to_a_full_queue_answers (void **state)
+{
+    // A put with a wait, to a queue at max-depth, is refused once the wait
+    // is over, naming the queue and its limit; what went in stays, what
+    // was refused never arrives, and once there is room a put goes in.
+    s_fixture_t *f = s_start ("queues\n"
+                              "    jobs\n"
+                              "        max-depth = 2\n" SRC_AND_WORK);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_put_opts_t opts = { .wait_ms = 200 };
+    for (int i = 0; i < 3; i++) {
+        char body[1] = { (char) i }; // msgpack 0, 1, 2
+        assert_int_equal (zf_client_put_with (producer, "jobs", body, 1, &opts, NULL), 0);
+    }
+    assert_int_equal (zf_client_flush (producer, 10000), -1);
+    assert_string_equal (zf_client_last_error (producer),
+                         "refused: queue 'jobs' is full (max-depth 2)");
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    int seen[3] = { 0 };
+    assert_int_equal (zf_test_take_range (worker, 2, seen, 3, NULL), 2);
+    assert_int_equal (seen[0] + seen[1] + seen[2], 2);
+    assert_int_equal (seen[2], 0); // the third was refused, and stays so
+    assert_null (zf_client_next (worker, 300));
+    // Room now: the next put goes in within its wait.
+    char three[1] = { 3 };
+    assert_int_equal (zf_client_put_with (producer, "jobs", three, 1, &opts, NULL), 0);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+    zf_item_t *item = zf_client_next (worker, 5000);
+    assert_non_null (item);
+    assert_int_equal (zf_test_body_int (item), 3);
+    zf_client_ack (worker, &item);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static void
 test_lineage_cancel (void **state)
 {
     // A root is cancelled while one of its parts is taken and two wait:
@@ -1185,6 +1223,7 @@ main (void)
         cmocka_unit_test (test_lineage_cancel),
         cmocka_unit_test (test_wrong_pipeline_refused),
         cmocka_unit_test (test_put_over_max_frame_refused),
+        cmocka_unit_test (test_put_to_a_full_queue_answers),
         cmocka_unit_test_teardown (test_checkpoint_covers_only_what_was_put, zf_test_kill_all),
     };
     return cmocka_run_group_tests (tests, NULL, zf_test_kill_all);

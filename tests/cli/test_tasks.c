@@ -656,6 +656,49 @@ test_a_put_over_max_frame_is_refused (void **state)
 }
 
 static void
+test_a_put_to_a_full_queue_says_so (void **state)
+{
+    // zflow put to a queue at max-depth fails within its --timeout, naming
+    // the queue and its limit; what was put before stays, nothing more.
+    char dir[128];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "tasks-full"), 0);
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker = zf_test_broker (dir,
+                                          "queues\n"
+                                          "    tasks\n"
+                                          "        external = true\n"
+                                          "        max-depth = 2\n"
+                                          "actors\n"
+                                          "    work\n"
+                                          "        kind = sink\n"
+                                          "        input = tasks\n"
+                                          "        target = null\n",
+                                          &pipeline);
+    assert_non_null (broker);
+    const char *endpoint = zf_broker_endpoint (broker);
+    zf_test_result_t r = zf_test_zflow (NULL, "put", endpoint, "tasks", "1", "2", NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "put", endpoint, "tasks", "3", "--timeout", "2s", NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (
+        strstr (r.err, "zflow put: the broker refused: queue 'tasks' is full (max-depth 2)"));
+    zf_test_result_free (&r);
+    zf_client_t *client = zf_client_new (endpoint, "test-full", NULL, 0);
+    size_t count = 0;
+    zf_figures_t *queues = zf_client_queues (client, &count, 5000);
+    assert_non_null (queues);
+    assert_int_equal (count, 1);
+    assert_int_equal (queues[0].depth, 2);
+    assert_int_equal (queues[0].put, 2);
+    free (queues);
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+    zf_test_dir_remove (dir);
+}
+
+static void
 test_http_tasks (void **state)
 {
     zf_test_result_t r = zf_test_run (
@@ -807,6 +850,7 @@ main (void)
         cmocka_unit_test (test_delayed_items_come_when_due),
         cmocka_unit_test (test_results_expire_after_their_ttl),
         cmocka_unit_test (test_a_put_over_max_frame_is_refused),
+        cmocka_unit_test (test_a_put_to_a_full_queue_says_so),
         cmocka_unit_test (test_http_tasks),
         cmocka_unit_test (test_a_traceback_is_shown),
         cmocka_unit_test (test_a_tasks_progress_is_shown),

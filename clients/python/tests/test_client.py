@@ -245,3 +245,31 @@ def test_a_put_over_max_frame_is_refused_at_once(tmp_path):
             asyncio.run(put_big())
     finally:
         broker.stop()
+
+
+def test_a_put_to_a_full_queue_says_so_within_its_timeout(tmp_path):
+    """A put to a queue at max-depth (no worker takes from it) is refused
+    within its timeout, naming the queue and its limit; what was put
+    before stays, the refused one is never stored."""
+    import asyncio
+
+    broker = Broker(str(tmp_path), TASKS.replace("max-attempts = 2", "max-depth = 2"))
+    try:
+        client = zflow.Client(broker.endpoint)
+        try:
+            kept = client.put_many("tasks", [1, 2], timeout=20)
+            with pytest.raises(zflow.Refused, match=r"queue 'tasks' is full \(max-depth 2\)"):
+                client.put("tasks", 3, id="3" * 32, timeout=1.5)
+            assert client.status("3" * 32) == "unknown"
+            assert [client.status(h.id) for h in kept] == ["queued", "queued"]
+        finally:
+            client.close()
+
+        async def put_one():
+            async with await zflow.AsyncClient.connect(broker.endpoint, timeout=20) as aclient:
+                await aclient.put("tasks", 4, timeout=1.5)
+
+        with pytest.raises(zflow.Refused, match=r"queue 'tasks' is full \(max-depth 2\)"):
+            asyncio.run(put_one())
+    finally:
+        broker.stop()

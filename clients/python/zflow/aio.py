@@ -17,7 +17,7 @@ from . import _curve, _zfp
 from ._brokers import Brokers
 from ._session import BrokerError, WrongBroker, refusal
 from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _check_frames,
-                     _group_batches, _put_batch, _status_header, _value)
+                     _group_batches, _put_batch, _put_wait, _status_header, _value)
 
 
 class AsyncHandle:
@@ -259,9 +259,10 @@ class AsyncClient:
 
     async def _put_confirmed(self, items, packed, timeout):
         self.seq += 1
-        frames = _zfp.encode("PUT", {"seq": self.seq, "items": items}, packed)
-        confirm, _ = await self._request(("CONFIRM", self.seq), frames,
-                                         self.timeout if timeout is None else timeout)
+        timeout = self.timeout if timeout is None else timeout
+        frames = _zfp.encode("PUT", {"seq": self.seq, "items": items, "wait": _put_wait(timeout)},
+                             packed)
+        confirm, _ = await self._request(("CONFIRM", self.seq), frames, timeout)
         if confirm.get("refused"):
             raise Refused("the broker refused %d of %d items: %s"
                           % (confirm["refused"], len(items), confirm.get("reason", "")))

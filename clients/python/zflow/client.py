@@ -131,6 +131,14 @@ def _put_batch(queue, bodies, ids, delay, at, priority, headers, root, group=Non
     return items, [_zfp.pack(body) for body in bodies]
 
 
+def _put_wait(timeout):
+    """The PUT's `wait`, ms: the broker gives up on a full queue before the
+    client stops waiting, so that its answer ("queue Q is full (max-depth
+    N)") comes within the timeout."""
+    ms = int(timeout * 1000)
+    return ms - 1000 if ms > 2000 else max(1, ms // 2)
+
+
 def _check_frames(batches, max_frame):
     """Refused, before anything is sent, when a packed body is over the
     broker's max-frame (its WELCOME says it): its socket would drop the
@@ -282,7 +290,7 @@ class Client:
         self.seq += 1
         seq = self.seq
         _, confirm, _ = self._request(
-            "PUT", {"seq": seq, "items": items}, packed,
+            "PUT", {"seq": seq, "items": items, "wait": _put_wait(timeout)}, packed,
             lambda command, header, _: command == "CONFIRM" and header.get("seq") == seq,
             timeout)
         if confirm.get("refused"):
