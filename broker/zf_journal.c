@@ -229,7 +229,7 @@ static int
 s_segment_new (zf_journal_t *self, uint64_t number, uint32_t flags, zf_error_t *err)
 {
     char *path = s_segment_path (self, number);
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || s_write_header (fd, flags)) {
         zf_error_set (err, ZF_EIO, "cannot write %s: %s", path, strerror (errno));
         if (fd >= 0)
@@ -258,7 +258,7 @@ static int
 s_lock (const char *dir, bool writer, int *fd_p, zf_error_t *err)
 {
     char *path = zsys_sprintf ("%s/LOCK", dir);
-    int fd = writer ? open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)
+    int fd = writer ? open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)
                     : open (path, O_RDONLY | O_CLOEXEC);
     free (path);
     *fd_p = -1;
@@ -297,10 +297,44 @@ s_lock (const char *dir, bool writer, int *fd_p, zf_error_t *err)
     return 0;
 }
 
+int
+zf_journal_dir_create (const char *dir)
+{
+    if (!*dir) {
+        errno = ENOENT;
+        return -1;
+    }
+    char *path = strdup (dir);
+    int rc = 0;
+    // Each folder of the path in turn, the whole path last.
+    for (char *slash = path + 1;; slash++) {
+        bool last = *slash == 0;
+        if (*slash != '/' && !last)
+            continue;
+        *slash = 0;
+        if (mkdir (path, 0700) != 0 && errno != EEXIST) {
+            rc = -1;
+            break;
+        }
+        if (last)
+            break;
+        *slash = '/';
+    }
+    struct stat st;
+    if (rc == 0 && stat (dir, &st) != 0)
+        rc = -1;
+    else if (rc == 0 && !S_ISDIR (st.st_mode)) {
+        errno = ENOTDIR;
+        rc = -1;
+    }
+    free (path);
+    return rc;
+}
+
 zf_journal_t *
 zf_journal_open (const char *dir, zf_sync_t sync, int64_t interval_ms, zf_error_t *err)
 {
-    if (zsys_dir_create ("%s", dir) != 0) {
+    if (zf_journal_dir_create (dir) != 0) {
         zf_error_set (err, ZF_EIO, "cannot make the journal folder %s: %s", dir, strerror (errno));
         return NULL;
     }
@@ -1203,7 +1237,7 @@ zf_journal_remove (const char *dir, zf_error_t *err)
 static int
 s_copy_out (const uint8_t *data, size_t size, const char *path, zf_error_t *err)
 {
-    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return zf_error_set (err, ZF_EIO, "cannot make %s: %s", path, strerror (errno));
     if (s_write_all (fd, data, size) || fsync (fd) != 0) {

@@ -156,6 +156,11 @@ int zf_journal_snapshot_end (zf_journal_t *self, zf_error_t *err);
 //  set it small).
 void zf_journal_set_segment_max (zf_journal_t *self, uint64_t bytes);
 
+//  Makes dir and the folders above it that are missing, each 0700: item
+//  bodies live there, not for other local users (a folder there already
+//  keeps its mode). Returns 0, or -1 with errno.
+int zf_journal_dir_create (const char *dir);
+
 //  Deletes the journal in dir (its segments, its lock and the folder, if
 //  nothing else is in it); unless it is in use. Returns 0, or -1 with err.
 int zf_journal_remove (const char *dir, zf_error_t *err);

@@ -738,7 +738,7 @@ zf_cmd_run (int argc, char **argv)
     else {
         bool fallback;
         journal = s_journal_path (pipeline, state, no_journal, &fallback);
-        if (journal && fallback && zsys_dir_create ("%s", journal) != 0) {
+        if (journal && fallback && zf_journal_dir_create (journal) != 0) {
             // The default place is not writable (a read-only home): run,
             // and say what that costs. A folder asked for must work.
             fprintf (stderr,

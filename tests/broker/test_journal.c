@@ -277,6 +277,48 @@ s_segment_name (int k)
 }
 
 static void
+test_files_are_private (void **state)
+{
+    // Item bodies live in the journal: its folders (those it makes) are
+    // 0700 and its files 0600, whatever the umask lets through.
+    mode_t was = umask (022);
+    zf_error_t err;
+    char *dir = s_path ("state/zflow/j");
+    zf_journal_t *journal = zf_journal_open (dir, ZF_SYNC_ALWAYS, 2, &err);
+    assert_non_null (journal);
+    seen_t seen = { 0 };
+    assert_int_equal (zf_journal_replay (journal, s_collect, &seen, NULL, &err), 0);
+    s_append (journal, ZF_JR_PUT, "a body");
+    zf_journal_destroy (&journal);
+    umask (was);
+    const char *folders[] = { "state", "state/zflow", "state/zflow/j" };
+    for (int i = 0; i < 3; i++) {
+        char *path = s_path (folders[i]);
+        struct stat st;
+        assert_int_equal (stat (path, &st), 0);
+        assert_int_equal (st.st_mode & 0777, 0700);
+        free (path);
+    }
+    DIR *folder = opendir (dir);
+    assert_non_null (folder);
+    int files = 0;
+    for (struct dirent *entry; (entry = readdir (folder));) {
+        if (entry->d_name[0] == '.')
+            continue;
+        char *path = zsys_sprintf ("%s/%s", dir, entry->d_name);
+        struct stat st;
+        assert_int_equal (stat (path, &st), 0);
+        if (st.st_mode & 0077)
+            fail_msg ("%s is %o", path, st.st_mode & 0777);
+        files++;
+        free (path);
+    }
+    closedir (folder);
+    assert_true (files >= 2); // its LOCK and a segment
+    free (dir);
+}
+
+static void
 s_build_segments (void)
 {
     zf_error_t err;
@@ -1218,6 +1260,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_large_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_readers_never_write, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_journal_is_untouched, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_files_are_private, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_repair_cuts_the_last_segment, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_repair_cuts_an_unreadable_record, s_setup,
                                          s_teardown),
