@@ -918,6 +918,26 @@ zf_cmd_actor (int argc, char **argv)
     return status;
 }
 
+//  True if something is at path: a file, or a symbolic link (dangling too).
+static bool
+s_taken (const char *path)
+{
+    struct stat st;
+    return lstat (path, &st) == 0;
+}
+
+//  Makes path anew, empty, with mode: never through a symbolic link (with
+//  O_EXCL open does not follow one). Returns 0, or -1 with errno.
+static int
+s_create_new (const char *path, mode_t mode)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    close (fd);
+    return 0;
+}
+
 int
 zf_cmd_keygen (int argc, char **argv)
 {
@@ -936,13 +956,29 @@ zf_cmd_keygen (int argc, char **argv)
     char *public = zsys_sprintf ("%s/%s", dir, name);
     char *secret = zsys_sprintf ("%s/%s_secret", dir, name);
     int status = ZF_EXIT_OK;
-    if (zsys_file_exists (public) || zsys_file_exists (secret)) {
-        fprintf (stderr, "zflow keygen: %s or %s exists already: not overwritten\n", public,
-                 secret);
+    const char *taken = s_taken (public) ? public : s_taken (secret) ? secret : NULL;
+    if (taken) {
+        fprintf (stderr,
+                 "zflow keygen: %s exists already (a file, or a symbolic link): not "
+                 "overwritten, nor written through\n",
+                 taken);
         status = ZF_EXIT_FAILED;
     }
     else if (zsys_dir_create ("%s", dir) != 0) {
         fprintf (stderr, "zflow keygen: cannot make %s: %s\n", dir, strerror (errno));
+        status = ZF_EXIT_FAILED;
+    }
+    else if (s_create_new (secret, 0600)) {
+        // Made first, so that the secret is never readable by others, and
+        // never written through a link put there meanwhile.
+        fprintf (stderr, "zflow keygen: cannot make %s: %s: not written\n", secret,
+                 strerror (errno));
+        status = ZF_EXIT_FAILED;
+    }
+    else if (s_create_new (public, 0644)) {
+        fprintf (stderr, "zflow keygen: cannot make %s: %s: not written\n", public,
+                 strerror (errno));
+        unlink (secret);
         status = ZF_EXIT_FAILED;
     }
     else {

@@ -8,6 +8,9 @@
 
 #include "zf_testkit.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 static char s_dir[256]; // the pipeline, its certificates, what deploy writes
 
 //  A pipeline with CURVE, metrics, a built-in actor of 3 workers and an
@@ -224,6 +227,43 @@ test_a_group_of_brokers (void **state)
 }
 
 static void
+test_keygen_never_writes_through_a_link (void **state)
+{
+    // A symbolic link at the secret's path (dangling, or to a file) is not
+    // written through: keygen refuses and says so; with none, the secret
+    // is its owner's only.
+    char dir[512], secret[600], target[600];
+    snprintf (dir, sizeof dir, "%s/keys", s_dir);
+    assert_int_equal (mkdir (dir, 0700), 0);
+    snprintf (secret, sizeof secret, "%s/web_secret", dir);
+    snprintf (target, sizeof target, "%s/stolen", s_dir);
+    assert_int_equal (symlink (target, secret), 0);
+    zf_test_result_t r = zf_test_zflow (NULL, "keygen", "web", "--dir", dir, NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "web_secret exists already (a file, or a symbolic link): "
+                                    "not overwritten, nor written through"));
+    zf_test_result_free (&r);
+    struct stat st;
+    assert_int_equal (lstat (target, &st), -1); // nothing was written there
+    assert_int_equal (lstat (secret, &st), 0);
+    assert_true (S_ISLNK (st.st_mode));
+    char public[600];
+    snprintf (public, sizeof public, "%s/web", dir);
+    assert_int_equal (lstat (public, &st), -1);
+
+    r = zf_test_zflow (NULL, "keygen", "api", "--dir", dir, NULL);
+    assert_int_equal (r.status, 0);
+    zf_test_result_free (&r);
+    snprintf (secret, sizeof secret, "%s/api_secret", dir);
+    assert_int_equal (stat (secret, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0600);
+    char *text = zf_test_slurp (dir, "api_secret");
+    assert_non_null (text);
+    assert_non_null (strstr (text, "secret-key"));
+    free (text);
+}
+
+static void
 test_deploy_usage (void **state)
 {
     zf_test_result_t r = zf_test_zflow (NULL, "deploy", "nosuch.zpl", "--systemd", "x", NULL);
@@ -243,6 +283,7 @@ main (void)
         cmocka_unit_test (test_systemd_units_verify),
         cmocka_unit_test (test_kustomize_renders),
         cmocka_unit_test (test_a_group_of_brokers),
+        cmocka_unit_test (test_keygen_never_writes_through_a_link),
         cmocka_unit_test (test_deploy_usage),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
