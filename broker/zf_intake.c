@@ -1,5 +1,6 @@
 /*  zf_intake: the broker's PULL socket. See zf_intake.h. */
 #include "zf_intake.h"
+#include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_publish.h"
 
@@ -44,7 +45,9 @@ zf_intake_message (zf_server_t *server, zmsg_t *msg)
         zf_mp_init (&mp, zframe_data (body), zframe_size (body));
         zf_error_t err;
         zf_queue_t *queue = zf_store_lookup (server->store, queue_name);
-        if (!queue)
+        if (!zf_json_name_ok (queue_name))
+            snprintf (reason, sizeof reason, "frame 0 is not a queue name (not UTF-8 text)");
+        else if (!queue)
             snprintf (reason, sizeof reason, "no queue '%s' in this pipeline", queue_name);
         else if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, &err) || zf_mp_left (&mp))
             snprintf (reason, sizeof reason, "body is not one msgpack value: %s",

@@ -1,6 +1,7 @@
 /*  zf_sessions: the broker's ROUTER side. See zf_sessions.h. */
 #include "zf_sessions.h"
 #include "zf_alloc.h"
+#include "zf_json.h"
 #include "zf_keys.h"
 #include "zf_persist.h"
 #include "zf_publish.h"
@@ -224,6 +225,22 @@ s_on_hello (zf_server_t *server, zf_session_t *session)
     }
     if (session->welcomed) {
         s_send_error (server, session->routing_id, ZF_ESTATE, "HELLO twice on one session");
+        return;
+    }
+    // Names are published (stats, events, zflow top): what is not UTF-8,
+    // or holds control characters, is refused here, once, not met by
+    // every reader. The decoder bounds their length (ZF_NAME_MAX).
+    const char *bad = !zf_json_name_ok (in->name)       ? "name"
+                      : !zf_json_name_ok (in->host)     ? "host"
+                      : !zf_json_name_ok (in->pipeline) ? "pipeline"
+                                                        : NULL;
+    if (bad) {
+        char reason[96];
+        snprintf (reason, sizeof reason,
+                  "HELLO's %s is not UTF-8 text (or holds control characters)", bad);
+        s_send_error (server, session->routing_id, ZF_EVALUE, reason);
+        zf_publish_rejected (server, "router", "?", reason);
+        zhashx_delete (server->sessions, session->key);
         return;
     }
     if (in->pipeline[0] && !streq (in->pipeline, server->pipeline->name)) {

@@ -7,6 +7,7 @@
 #include "zf_alloc.h"
 #include "zf_id.h"
 #include "zf_idmap.h"
+#include "zf_json.h"
 #include "zf_window.h"
 
 //  --------------------------------------------------------------------------
@@ -504,6 +505,11 @@ s_admit (zf_store_t *self, zf_pending_t *put)
             zframe_destroy (&env->body);
             put->holds[put->next] = NULL;
             zf_store_release (self, hold);
+            continue;
+        }
+        if (!zf_json_name_ok (env->queue)) {
+            // Its name would go into the refusal, and on to a log or a tap.
+            s_refuse (self, put, "no queue of that name: it is not UTF-8 text");
             continue;
         }
         zf_queue_t *queue = zf_store_lookup (self, env->queue);

@@ -120,6 +120,23 @@ s_utf8_len (const unsigned char *s, size_t left)
     return n;
 }
 
+bool
+zf_json_name_ok (const char *text)
+{
+    const unsigned char *s = (const unsigned char *) text;
+    size_t left = strlen (text);
+    while (left) {
+        if (*s < 0x20 || *s == 0x7f)
+            return false;
+        size_t n = s_utf8_len (s, left);
+        if (n == 0)
+            return false;
+        s += n;
+        left -= n;
+    }
+    return true;
+}
+
 //  Reads a string (at its opening quote) and packs it, or only checks it
 //  when pk is NULL.
 //  The end of the run of plain ASCII characters at s (no quote, no

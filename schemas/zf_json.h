@@ -15,6 +15,7 @@
 #define ZF_JSON_H_INCLUDED
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "zf_error.h"
@@ -32,6 +33,10 @@ int zf_json_to_msgpack (const char *text, size_t len, msgpack_packer *pk, zf_err
 //  Render one msgpack value as JSON. Returns a new NUL-terminated string
 //  (caller frees), or NULL with err if data is not one whole msgpack value.
 char *zf_msgpack_to_json (const void *data, size_t size, zf_error_t *err);
+
+//  True if text is a name fit to republish (in stats, events, logs):
+//  valid UTF-8 with no control character. Length is the caller's to bound.
+bool zf_json_name_ok (const char *text);
 
 #ifdef __cplusplus
 }

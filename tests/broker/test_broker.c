@@ -1044,6 +1044,46 @@ test_wrong_pipeline_refused (void **state)
 }
 
 static void
+test_names_that_are_not_text_refused (void **state)
+{
+    // Names the broker republishes (stats, events, logs) must be UTF-8
+    // text: a HELLO naming a group "\xff\xfe" is refused for good, a put
+    // to a queue so named is refused with a reason that does not repeat
+    // the bytes; the broker goes on serving the rest.
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *bad = zf_client_new (endpoint, "\xff\xfe", NULL, 0);
+    size_t size;
+    zf_client_resume_point (bad, &size, 5000);
+    assert_true (zf_client_refused (bad));
+    assert_string_equal (zf_client_last_error (bad),
+                         "value: HELLO's name is not UTF-8 text (or holds control characters)");
+    zf_client_destroy (&bad);
+    bad = zf_client_new (endpoint, "tab\there", NULL, 0);
+    zf_client_resume_point (bad, &size, 5000);
+    assert_true (zf_client_refused (bad));
+    zf_client_destroy (&bad);
+
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    assert_int_equal (zf_client_put_str (producer,
+                                         "jo\xff"
+                                         "bs",
+                                         "x", NULL),
+                      0);
+    assert_int_equal (zf_client_flush (producer, 5000), -1);
+    assert_string_equal (zf_client_last_error (producer),
+                         "refused: no queue of that name: it is not UTF-8 text");
+    assert_int_equal (zf_test_put_ints (producer, "jobs", 3, NULL), 0);
+    assert_int_equal (zf_client_flush (producer, 5000), 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 8);
+    int seen[3] = { 0 };
+    assert_int_equal (zf_test_take_range (worker, 3, seen, 3, NULL), 3);
+    zf_client_destroy (&worker);
+    zf_client_destroy (&producer);
+    s_stop (&f);
+}
+
+static void
 test_put_over_max_frame_refused (void **state)
 {
     // A body over the broker's max-frame (its socket would drop the
@@ -1222,6 +1262,7 @@ main (void)
         cmocka_unit_test (test_lineage_done),
         cmocka_unit_test (test_lineage_cancel),
         cmocka_unit_test (test_wrong_pipeline_refused),
+        cmocka_unit_test (test_names_that_are_not_text_refused),
         cmocka_unit_test (test_put_over_max_frame_refused),
         cmocka_unit_test (test_put_to_a_full_queue_answers),
         cmocka_unit_test_teardown (test_checkpoint_covers_only_what_was_put, zf_test_kill_all),

@@ -273,3 +273,40 @@ def test_a_put_to_a_full_queue_says_so_within_its_timeout(tmp_path):
             asyncio.run(put_one())
     finally:
         broker.stop()
+
+
+def test_an_item_whose_body_cannot_be_read_is_dead_not_the_worker(tmp_path, processes):
+    """One message to intake whose body is a msgpack str that is not UTF-8
+    fails its item (dead, with the reason), never the worker: the next
+    item is served by the same process."""
+    import subprocess
+
+    import zmq
+    from conftest import ZFLOW, free_port
+
+    intake = "tcp://127.0.0.1:%d" % free_port()
+    broker = Broker(str(tmp_path), TASKS + "broker\n    intake = %s\n" % intake)
+    worker = processes.worker(broker, "workers:double")
+    client = zflow.Client(broker.endpoint, events=broker.events)
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    try:
+        push.connect(intake)
+        push.send_multipart([b"tasks", b"\xa3\xff\xfe\xfd"])
+
+        def dead():
+            out = subprocess.run([ZFLOW, "status", broker.endpoint], capture_output=True,
+                                 text=True, timeout=20).stdout
+            row = [line.split() for line in out.splitlines() if line.startswith("tasks ")]
+            return row and int(row[0][6]) == 1
+
+        wait_for(dead, what="the unreadable item dead")
+        assert client.put("tasks", 21).get(timeout=20) == 42
+        assert worker.poll() is None  # the same worker, still up
+        log = open(os.path.join(str(tmp_path), "worker.log")).read()
+        assert "Traceback" not in log, log
+    finally:
+        push.close()
+        client.close()
+        processes.stop_all()
+        broker.stop()

@@ -29,6 +29,14 @@ def unpack(data):
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+def unpack_lenient(data):
+    """As unpack, but a str that is not UTF-8 comes out with U+FFFD for
+    its bad bytes rather than failing the whole value: for what is shown
+    to a person (events, taps), where one bad name must not stop the rest."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False,
+                           unicode_errors="replace")
+
+
 def encode(command, header, bodies=()):
     """The frames of one message; bodies are msgpack bytes already."""
     return [command.encode(), pack(header)] + list(bodies)

@@ -388,7 +388,9 @@ class Tap:
             self.close()
             raise StopIteration
         topic, body = self.sub.recv_multipart()[:2]
-        return topic.decode(errors="replace"), _zfp.unpack(body)
+        # Events carry names from peers: one that is not UTF-8 must not
+        # end the tap (the broker refuses such names; an older one may not).
+        return topic.decode(errors="replace"), _zfp.unpack_lenient(body)
 
     def close(self):
         if self.sub is not None:
