@@ -126,6 +126,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     int64_t max_frame = set->max_frame;
     self->heartbeat = set->heartbeat;
     self->max_frame = max_frame;
+    self->max_groups = set->max_groups;
     self->liveness = set->liveness;
     self->window = (uint32_t) set->window;
     size_t dedup_window = (size_t) set->dedup_window;

@@ -75,6 +75,7 @@ typedef struct {
     char intake_endpoint[256];          // the PULL's, or ""
     int64_t heartbeat;                  // ms
     int64_t max_frame;                  // bytes a frame may have (its sockets refuse more)
+    int64_t max_groups;                 // client groups (of no declared actor) at most
     int64_t liveness;                   // heartbeats missed before death
     uint32_t window;                    // PUT items a session may have unconfirmed
     zhashx_t *sessions;                 // key -> zf_session_t

@@ -252,6 +252,21 @@ s_on_hello (zf_server_t *server, zf_session_t *session)
         zhashx_delete (server->sessions, session->key);
         return;
     }
+    for (uint32_t i = 0; i < in->ninputs; i++)
+        if (zf_json_name_ok (in->inputs[i]) &&
+            !zf_store_group_allowed (server->store, in->inputs[i], in->name, server->max_groups)) {
+            // Not for good (ERROR too-big, not value): a group without
+            // workers is forgotten after group-expiry, and room comes.
+            char reason[400];
+            snprintf (reason, sizeof reason,
+                      "max-groups: %lld client groups exist already; group '%s' of queue '%s' "
+                      "waits until one is forgotten (group-expiry)",
+                      (long long) server->max_groups, in->name, in->inputs[i]);
+            s_send_error (server, session->routing_id, ZF_ETOOBIG, reason);
+            zf_publish_rejected (server, "router", in->name, reason);
+            zhashx_delete (server->sessions, session->key);
+            return;
+        }
     for (uint32_t i = 0; i < in->ninputs; i++) {
         zf_error_t err;
         static const zf_key_t queue_key = { .name = "input", .type = ZF_KEY_QUEUE };

@@ -120,6 +120,25 @@ zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *name)
     return s_group_add (queue, name);
 }
 
+bool
+zf_store_group_allowed (zf_store_t *self, const char *queue_name, const char *name, int64_t max)
+{
+    zf_queue_t *queue = zf_store_lookup (self, queue_name);
+    if (queue) {
+        for (size_t g = 0; g < queue->ngroups; g++)
+            if (strcmp (queue->groups[g]->name, name) == 0)
+                return true;
+        if (queue->ngroups == 1 && queue->groups[0]->anonymous)
+            return true;
+    }
+    int64_t clients = 0;
+    for (zf_queue_t *q = (zf_queue_t *) zlistx_first (self->queue_order); q;
+         q = (zf_queue_t *) zlistx_next (self->queue_order))
+        for (size_t g = 0; g < q->ngroups; g++)
+            clients += !q->groups[g]->declared;
+    return clients < max;
+}
+
 //  --------------------------------------------------------------------------
 //  The store
 

@@ -261,6 +261,14 @@ zlistx_t *zf_store_queues (zf_store_t *self);
 //  takes over what the anonymous group held.
 zf_cgroup_t *zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *name);
 
+//  Whether a worker of group name may join queue_name: yes when that group
+//  is there already (or takes over the queue's first, anonymous one), or
+//  when fewer than max groups that no actor of the pipeline declares (a
+//  client's) exist, all queues together. Each costs memory (a copy of each
+//  item): a peer naming a new group per connection must not grow it.
+bool zf_store_group_allowed (zf_store_t *self, const char *queue_name, const char *name,
+                             int64_t max);
+
 //  Workers: worker joins group name of queue (0 or -1 when it is in
 //  ZF_LIST_MAX groups already); more credit; leaves, handing back what it
 //  held, as failed deliveries when lost (no heartbeat) or untouched (BYE),

@@ -158,6 +158,15 @@ const zf_key_t zf_broker_keys[] = {
               "when it has had no worker for this long, and the items it held are let go",
       .min = 1,
       .max = 7LL * 86400000 },
+    { .name = "max-groups",
+      ZF_FIELD (zf_broker_settings_t, max_groups),
+      .type = ZF_KEY_INT,
+      .fallback = "1000",
+      .help = "consumer groups that no actor of the pipeline declares (clients') at most, all "
+              "queues together: a HELLO that would make one more is refused (ERROR too-big, "
+              "counted in rejected) until some are forgotten (group-expiry)",
+      .min = 1,
+      .max = 1000000 },
     { .name = "result-ttl",
       ZF_FIELD (zf_broker_settings_t, result_ttl),
       .type = ZF_KEY_DURATION,

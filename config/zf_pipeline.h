@@ -51,6 +51,7 @@ typedef struct {
     int64_t liveness;          // heartbeats missed before a peer is dead
     int64_t dedup_window;      // ids remembered to drop duplicates
     int64_t group_expiry;      // ms a group of no declared actor lives without a worker
+    int64_t max_groups;        // groups of no declared actor (clients') at most
     int64_t result_ttl;        // ms the results of a root are kept after its lineage ended
     int64_t result_max_bytes;  // bytes of results kept at most
     int64_t window;            // unconfirmed items a writer may have
