@@ -23,6 +23,41 @@ typedef struct {
     const char *endpoint;    // its ROUTER
 } s_fixture_t;
 
+//  Messages a peer received while it waited for another command (a retry
+//  may be delivered before the REPORT asked for just before it): kept for
+//  the s_recv that waits for them.
+typedef struct {
+    zsock_t *sock;
+    zf_command_t command;
+    zmsg_t *msg;
+} s_held_t;
+
+static s_held_t s_held[16];
+static size_t s_nheld;
+
+//  Drops every held message: at the end of each test.
+static void
+s_drop_held (void)
+{
+    for (size_t i = 0; i < s_nheld; i++)
+        zmsg_destroy (&s_held[i].msg);
+    s_nheld = 0;
+}
+
+//  The held message of command on sock, if any, taken out of the list.
+static zmsg_t *
+s_take_held (zsock_t *sock, zf_command_t command)
+{
+    for (size_t i = 0; i < s_nheld; i++)
+        if (s_held[i].sock == sock && s_held[i].command == command) {
+            zmsg_t *msg = s_held[i].msg;
+            memmove (&s_held[i], &s_held[i + 1], (s_nheld - i - 1) * sizeof s_held[0]);
+            s_nheld--;
+            return msg;
+        }
+    return NULL;
+}
+
 static s_fixture_t *
 s_start (const char *config)
 {
@@ -44,6 +79,7 @@ s_stop (s_fixture_t **f_p)
     zf_broker_destroy (&f->broker);
     zf_pipeline_destroy (&f->pipeline);
     free (f);
+    s_drop_held ();
     *f_p = NULL;
 }
 
@@ -57,27 +93,44 @@ s_send (zsock_t *sock, zf_proto_t *p)
 }
 
 //  Receives into p the next message of command on sock (within 5 s),
-//  answering the broker's PINGs on the way.
+//  answering the broker's PINGs on the way and holding any other message
+//  for a later s_recv.
 static void
 s_recv (zsock_t *sock, zf_proto_t *p, zf_command_t command)
 {
+    zf_error_t err;
+    zmsg_t *held = s_take_held (sock, command);
+    if (held) {
+        if (zf_proto_decode (p, &held, &err))
+            fail_msg ("bad message: %s", err.text);
+        return;
+    }
     for (int i = 0; i < 100; i++) {
         zmsg_t *msg = zmsg_recv (sock);
         if (!msg)
             fail_msg ("no %s within 5 s", zf_proto_command_name (command));
-        zf_error_t err;
+        zmsg_t *copy = zmsg_dup (msg);
         if (zf_proto_decode (p, &msg, &err))
             fail_msg ("bad message: %s", err.text);
-        if (p->command == command)
+        if (p->command == command) {
+            zmsg_destroy (&copy);
             return;
+        }
         if (p->command == ZF_PING) {
+            zmsg_destroy (&copy);
             zf_proto_t *pong = zf_proto_new ();
             zf_proto_reset (pong, ZF_PONG);
             s_send (sock, pong);
             zf_proto_destroy (&pong);
         }
-        else if (p->command == ZF_ERROR)
+        else if (p->command == ZF_ERROR) {
+            zmsg_destroy (&copy);
             fail_msg ("ERROR %s: %s", p->code, p->reason);
+        }
+        else if (s_nheld < sizeof s_held / sizeof s_held[0])
+            s_held[s_nheld++] = (s_held_t){ sock, p->command, copy };
+        else
+            fail_msg ("more than %zu messages held", s_nheld);
     }
     fail_msg ("no %s", zf_proto_command_name (command));
 }
