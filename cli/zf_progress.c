@@ -20,6 +20,7 @@ typedef struct {
     double rate;           // items per second, smoothed
     uint64_t last_done;    // done at the previous event
     int64_t last_at;       // when that was (ms)
+    uint32_t crashloops;   // its workers in a crash loop now
     bool ended;            // a source that said END
 } s_actor_t;
 
@@ -113,7 +114,8 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
     if (zf_stats_decode (self->stats, data, size, &err))
         return; // not one of ours: the next one will do
     for (size_t i = 0; i < self->nactors; i++)
-        self->actors[i].inflight = self->actors[i].errors = self->actors[i].workers = 0;
+        self->actors[i].inflight = self->actors[i].errors = self->actors[i].workers =
+            self->actors[i].crashloops = 0;
     zf_stats_t *stats = self->stats;
     for (uint32_t q = 0; q < stats->nqueues; q++) {
         zf_stats_queue_t *queue = &stats->queues[q];
@@ -136,6 +138,17 @@ s_take (zf_progress_t *self, const uint8_t *data, size_t size)
             actor->inflight += stats->workers[w].inflight;
             actor->errors += stats->workers[w].failed;
             actor->workers++;
+        }
+    }
+    for (uint32_t c = 0; c < stats->ncrashloops; c++) {
+        // "ACTOR/N": the actor's name is all before the last slash.
+        const char *worker = stats->crashloops[c];
+        const char *slash = strrchr (worker, '/');
+        for (size_t i = 0; slash && i < self->nactors; i++) {
+            const char *name = self->actors[i].conf->name;
+            if (strlen (name) == (size_t) (slash - worker) &&
+                memcmp (name, worker, strlen (name)) == 0)
+                self->actors[i].crashloops++;
         }
     }
     for (uint32_t e = 0; e < stats->nended; e++) {
@@ -208,6 +221,9 @@ s_draw (zf_progress_t *self)
             fprintf (self->out, "  %llu in flight", (unsigned long long) a->inflight);
         if (a->errors)
             fprintf (self->out, "  %llu errors", (unsigned long long) a->errors);
+        if (a->crashloops)
+            fprintf (self->out, "  CRASH LOOP (%u worker%s restarted 1 s to 60 s apart)",
+                     a->crashloops, a->crashloops > 1 ? "s" : "");
         if (a->ended)
             fprintf (self->out, "  ended");
         else if (a->total && a->rate > 0 && a->done < a->total)

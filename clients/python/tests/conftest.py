@@ -1,10 +1,12 @@
 """Fixtures: a real zflow broker (the build's zflow, $ZFLOW_BIN) on a free
 port of 127.0.0.1, and Python workers as processes of their own."""
 import os
+import pty
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -113,9 +115,10 @@ class Run:
     ports of 127.0.0.1; its exec actors find the package and the tests'
     modules, and JOBS_DIR (the test's directory) for their side effects."""
 
-    def __init__(self, directory, config, *args, broker="", endpoint=None):
+    def __init__(self, directory, config, *args, broker="", endpoint=None, terminal=False):
         """broker: keys for the broker's section, which this writes; or
-        endpoint: the broker's, in the config's own section."""
+        endpoint: the broker's, in the config's own section. terminal: its
+        stderr is a terminal (the live view draws there), kept as the log."""
         self.directory = directory
         self.endpoint = endpoint or "tcp://127.0.0.1:%d" % free_port()
         self.events = "tcp://127.0.0.1:%d" % free_port()
@@ -128,10 +131,32 @@ class Run:
         self.log_path = os.path.join(directory, "run.log")
         env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=directory,
                    PATH="/usr/bin:" + os.environ.get("PATH", ""))
+        stderr = open(self.log_path, "w")
+        if terminal:
+            master, slave = pty.openpty()
+            env["TERM"] = "xterm"
+            threading.Thread(target=self._copy, args=(master, stderr), daemon=True).start()
+            stderr = slave
         self.process = subprocess.Popen(
             [ZFLOW, "run", self.path, "--state", os.path.join(directory, "state")] + list(args),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path, "w"), env=env)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        if terminal:
+            os.close(slave)
+
+    @staticmethod
+    def _copy(master, log):
+        """What the run writes on its terminal, into its log, to the end."""
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the run, and all it started, closed it
+                data = b""
+            if not data:
+                break
+            log.write(data.decode(errors="replace"))
+            log.flush()
+        os.close(master)
+        log.close()
 
     def client(self, timeout=30):
         """A Client of the run's broker, once it answers (failing at once,
@@ -170,8 +195,8 @@ class Run:
 def runs():
     started = []
 
-    def start(directory, config, *args, broker=""):
-        run = Run(str(directory), config, *args, broker=broker)
+    def start(directory, config, *args, broker="", terminal=False):
+        run = Run(str(directory), config, *args, broker=broker, terminal=terminal)
         started.append(run)
         return run
     yield start

@@ -149,11 +149,11 @@ def test_an_item_that_kills_its_worker_is_dead_with_the_cause(tmp_path, runs, sh
 def test_a_crash_loop_backs_off_and_never_ends_a_service(tmp_path, runs):
     # An actor that dies at once, every time: after 6 deaths in a minute
     # it is in a crash loop, restarted in 1 s, then 2 s...; an event says
-    # so, and the run goes on.
+    # so, and the run goes on. (Its stderr is a terminal: the live view.)
     metrics = "127.0.0.1:%d" % free_port()
     run = runs(tmp_path, service(("py", PY + " jobs:crash_on_poison", "poison"),
                                  ("broken", "exit 3", "idle")), "--no-journal",
-               broker="    metrics = %s\n" % metrics)
+               broker="    metrics = %s\n" % metrics, terminal=True)
     context = zmq.Context.instance()
     events = context.socket(zmq.SUB)
     events.setsockopt(zmq.SUBSCRIBE, b"actor.crashloop")
@@ -172,7 +172,9 @@ def test_a_crash_loop_backs_off_and_never_ends_a_service(tmp_path, runs):
     assert (second["deaths"], second["backoff"]) == (7, 2000)
     assert "broken/0 keeps dying (6 times in 60 s; exit 3): crash loop, restarting it in 1 s" \
         in run.log()
-    # zflow top and /metrics show it while it lasts.
+    # The live view, zflow top and /metrics show it while it lasts.
+    wait_for(lambda: "CRASH LOOP (1 worker restarted 1 s to 60 s apart)" in run.log(),
+             what="the crash loop in the live view")
     top = subprocess.run([ZFLOW, "top", run.events, "--once"], capture_output=True, text=True,
                          timeout=30)
     assert "crash loop (restarted 1 s to 60 s apart): broken/0" in top.stdout, top
