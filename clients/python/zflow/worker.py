@@ -42,6 +42,7 @@ import threading
 import time
 import traceback
 
+import msgpack
 import zmq
 
 from . import _zfp
@@ -158,6 +159,17 @@ def _is_async(fn):
         if inspect.iscoroutinefunction(candidate) or inspect.isasyncgenfunction(candidate):
             return True
     return False
+
+
+def _unreadable(body, error):
+    """What is wrong with a body that is not one msgpack value, for a
+    person: msgpack's own words, or the first byte it stopped at."""
+    text = str(error)
+    if isinstance(error, msgpack.ExtraData):
+        text = "one value and %d bytes more" % len(error.extra)
+    elif not text:
+        text = "not msgpack (%d bytes, starting 0x%s)" % (len(body), body[:8].hex())
+    return "%s: %s" % (type(error).__name__, text)
 
 
 def _bounded(text, limit, keep_end=False):
@@ -555,7 +567,7 @@ class Worker:
                 value = _zfp.unpack(body)
             except Exception as e:  # not msgpack, or text that is not UTF-8
                 self.failed += 1
-                reason = "the item's body cannot be read: %s: %s" % (type(e).__name__, e)
+                reason = "the item's body cannot be read: %s" % _unreadable(body, e)
                 self._log("item %s: %s" % (env["id"].hex(), reason))
                 self.session.send("NACK", {"id": env["id"], "final": True,
                                            "reason": _bounded(reason, REASON_MAX)})
