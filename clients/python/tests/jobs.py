@@ -170,3 +170,14 @@ def hold_until_released(item):
         record("holding", item)
         time.sleep(30)
     return item
+
+
+@zflow.actor(input="gate", output="done", threads=1)
+def wait_for_release(item):
+    """Holds its item until the file `released` is in JOBS_DIR (60 s at
+    most): its queue fills up behind it."""
+    deadline = time.monotonic() + 60
+    while (not os.path.exists(os.path.join(os.environ["JOBS_DIR"], "released"))
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    return item
