@@ -34,6 +34,8 @@ s_unhold (zf_delivery_t *d)
         zf_list_remove (&d->holder->held, &d->held);
         if (d->flags & ZF_D_ANSWERED)
             d->holder->answered--;
+        if (d->holder->alone == d)
+            d->holder->alone = NULL;
         d->holder = NULL;
     }
     d->flags = 0;
@@ -316,10 +318,17 @@ zf_store_lose (zf_store_t *self, zf_worker_t *worker, const char *reason)
             }
     }
     worker->ngroups = 0;
+    // A worker that died holding several items may have died of any one of
+    // them: each is tried alone from now on, so that an item that kills its
+    // worker costs itself only, not the items delivered beside it. (Not a
+    // gather's: it holds members until their group is whole.)
+    bool several = worker->held.size > 1;
     zf_delivery_t *d;
     while ((d = S_HELD (worker->held.head))) {
-        if (reason)
+        if (reason) {
+            d->alone |= several && !d->group->together;
             s_retry (self, d, reason, NULL, false, 0);
+        }
         else {
             s_unhold (d);
             d->attempt--; // handed back: this delivery does not count
@@ -756,6 +765,8 @@ zf_store_next_dirty (zf_store_t *self)
 static uint64_t
 s_free_slots (zf_worker_t *worker)
 {
+    if (worker->alone)
+        return 0; // nothing beside it: its death must be its own
     uint64_t used = worker->held.size + worker->zombies;
     return worker->window > used ? worker->window - used : 0;
 }
@@ -766,16 +777,18 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
 {
     if (!group->ready.size || !group->nworkers)
         return 0;
-    // Round robin over workers with a free slot.
+    // Round robin over workers with a free slot; an item to be tried alone
+    // waits for a worker that holds nothing (the others drain meanwhile).
+    bool alone = zf_ready_first (&group->ready)->alone;
     zf_worker_t *worker = NULL;
     for (size_t tries = 0; tries < group->nworkers && !worker; tries++) {
         zf_worker_t *candidate = group->workers[group->next++ % group->nworkers];
-        if (s_free_slots (candidate))
+        if (s_free_slots (candidate) && (!alone || candidate->held.size == 0))
             worker = candidate;
     }
     if (!worker)
         return 0;
-    uint64_t slots = s_free_slots (worker);
+    uint64_t slots = alone ? 1 : s_free_slots (worker);
     // Share a burst among the group's workers rather than give one all.
     uint64_t share = group->ready.size / group->nworkers + 1;
     if (slots > share)
@@ -783,7 +796,11 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
     size_t n = 0;
     zf_delivery_t *d;
     while (n < slots && n < max && (d = zf_ready_first (&group->ready))) {
+        if (d->alone && n > 0)
+            break; // it goes alone, on the next take
         zf_ready_remove (&group->ready, d);
+        if (d->alone)
+            worker->alone = d;
         zf_queue_t *queue = d->msg->queue;
         d->attempt++;
         d->state = ZF_D_INFLIGHT;

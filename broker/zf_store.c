@@ -196,8 +196,12 @@ zf_store_new (zf_pipeline_t *pipeline, size_t dedup_window, const zf_store_hooks
          q = (zf_queue_conf_t *) zlistx_next (pipeline->queues)) {
         zf_queue_t *queue = zf_store_queue (self, q->name);
         for (const char *reader = (const char *) zlistx_first (q->readers); reader;
-             reader = (const char *) zlistx_next (q->readers))
-            zf_store_group (self, queue, reader)->declared = true;
+             reader = (const char *) zlistx_next (q->readers)) {
+            zf_cgroup_t *group = zf_store_group (self, queue, reader);
+            zf_actor_conf_t *actor = zf_pipeline_actor (pipeline, reader);
+            group->declared = true;
+            group->together = actor && (actor->kind->flags & ZF_KIND_FANIN);
+        }
     }
     return self;
 }

@@ -69,6 +69,7 @@ struct _zf_delivery_t {
     zf_worker_t *holder;  // the worker holding it while in flight
     uint8_t state;        // where it is (zf_dstate_t)
     uint8_t flags;        // in flight: ZF_D_ANSWERED, ZF_D_REFUSED
+    bool alone;           // its worker died holding it and others: delivered alone since
     uint32_t attempt;     // deliveries so far
     int64_t due;          // in flight: its timeout
     zf_heap_node_t retry; // delayed: its place in the store's heap of retries
@@ -135,6 +136,8 @@ struct _zf_cgroup_t {
     bool dirty;            // in the store's list of groups to dispatch
     bool anonymous;        // holds items until a first group joins
     bool declared;         // read by an actor of the pipeline: kept while no worker is there
+    bool together;         // its workers hold items until others come (a gather's): none is
+                           // ever delivered alone
     int64_t idle_since;    // when its last worker left (ms), 0 while it has one
     uint64_t inflight;     // its deliveries in flight now
     uint64_t delivered;    // deliveries sent, ever
@@ -182,6 +185,7 @@ struct _zf_worker_t {
     uint64_t window;                  // credit given
     uint64_t zombies;                 // timed-out items it may still ack
     zf_list_t held;                   // deliveries in flight to it (by held)
+    zf_delivery_t *alone;             // a delivery it holds alone (one that is d->alone), or NULL
     uint64_t done;                    // items acked
     uint64_t failed;                  // items nacked
     uint32_t parked;                  // its PUTs waiting for room in a queue

@@ -1,10 +1,12 @@
 /*  A processor plugin for the tests: each item a msgpack string or integer.
     "fail" fails with a reason, "twice" gives two outputs, "bad" tries to
-    emit something that is not msgpack, a number below 64 gives twice it,
+    emit something that is not msgpack, "crash" kills the worker process
+    (SIGSEGV, as a plugin's bug would), a number below 64 gives twice it,
     anything else itself. Each call counts itself in the state zflow_open
     made, which shows the state reaches the calls. */
 #include <zflow_plugin.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,8 @@ zflow_process (zflow_call_t *call)
         snprintf (call->error, call->error_size, "asked to fail");
         return -1;
     }
+    if (s_is (call, "crash"))
+        raise (SIGSEGV);
     if (s_is (call, "twice"))
         return call->emit (call, call->body, call->size) ||
                call->emit (call, call->body, call->size);
