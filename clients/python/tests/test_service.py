@@ -240,3 +240,29 @@ def test_a_worker_waiting_for_a_gone_run_s_broker_ends(tmp_path):
             worker.wait()
     assert "is gone: stopping" in err, err
     assert worker.returncode == 0, err
+
+
+def test_a_plugin_that_crashes_costs_its_own_item(tmp_path, runs):
+    # A processor plugin holds hundreds of items at once; one of them makes
+    # it segfault. Every item held with it failed that attempt, so each is
+    # tried alone from then on: the crashing one dies alone, 3 times, and is
+    # dead with the cause; the 300 others come back.
+    plugin = os.path.join(os.path.dirname(ZFLOW), "zf_testplugin.so")
+    run = runs(tmp_path, "pipeline\n    results = done\n"
+               "queues\n    numbers\n        external = true\n        max-attempts = 3\n"
+               "        retry-base = 10ms\n        retry-max = 10ms\n"
+               "actors\n    plug\n        kind = processor\n        plugin = %s\n"
+               "        input = numbers\n        output = done\n" % plugin, "--no-journal")
+    with run.client() as client:
+        tasks = [client.put("numbers", n) for n in range(150)]
+        crash = client.put("numbers", "crash")
+        tasks += [client.put("numbers", n) for n in range(150, 300)]
+        for n, task in enumerate(tasks):
+            result = client.result(task.id, 60)
+            assert (result.state, result.values) == ("done", [2 * n if n < 64 else n]), \
+                (n, vars(result))
+        result = client.result(crash.id, 60)
+        assert (result.state, result.error, result.attempts) == (
+            "dead", "worker died: killed by signal 11 (Segmentation fault)", 3), vars(result)
+    assert run.process.poll() is None, run.log()
+    assert run.stop() == 0
