@@ -157,7 +157,8 @@ zf_results_end (zf_results_t *self, const zf_id_t *root, uint8_t outcome, int64_
 }
 
 zf_answer_t *
-zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session, int64_t deadline)
+zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session, uint64_t tag,
+                 int64_t deadline)
 {
     zf_answer_t *answer = s_answer (self, root);
     if (!answer->waiters) {
@@ -167,6 +168,7 @@ zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session, i
     }
     zf_waiter_t *waiter = (zf_waiter_t *) zf_alloc (sizeof (zf_waiter_t));
     waiter->session = zf_strdup (session);
+    waiter->tag = tag;
     waiter->deadline = deadline;
     zlistx_add_end (answer->waiters, waiter);
     return answer;

@@ -44,6 +44,7 @@ typedef struct {
 //  A session waiting for a root's lineage to end.
 typedef struct {
     char *session;    // its key
+    uint64_t tag;     // its STATUS's tag, for the REPORT
     int64_t deadline; // when its wait is over (ms, monotonic)
 } zf_waiter_t;
 
@@ -96,8 +97,9 @@ zf_answer_t *zf_results_end (zf_results_t *self, const zf_id_t *root, uint8_t ou
                              int64_t ended);
 
 //  A session waits for root's end until deadline (monotonic ms).
+//  tag: the STATUS's, for the REPORT that answers it.
 zf_answer_t *zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session,
-                              int64_t deadline);
+                              uint64_t tag, int64_t deadline);
 
 //  Answers over for longer than the ttl at now (wall ms) are forgotten;
 //  waiters of answers that ended, or whose deadline passed at mono

@@ -143,6 +143,7 @@ s_answer_waiter (zf_answer_t *answer, zf_waiter_t *waiter, void *arg)
     if (!session)
         return; // gone
     s_report (server, &answer->root, true, true);
+    server->out->tag = waiter->tag;
     s_send (server, session);
 }
 
@@ -448,7 +449,7 @@ s_on_status (zf_server_t *server, zf_session_t *session)
         bool over = streq (state, "done") || streq (state, "dead") || streq (state, "cancelled") ||
                     streq (state, "unknown");
         if (!over && server->in->wait) {
-            zf_results_wait (zf_store_results (server->store), &id, session->key,
+            zf_results_wait (zf_store_results (server->store), &id, session->key, server->in->tag,
                              zf_server_now () + server->in->wait);
             zf_proto_reset (out, ZF_REPORT); // the lent bodies are not kept
             return;
@@ -471,6 +472,7 @@ s_on_status (zf_server_t *server, zf_session_t *session)
             }
         }
     }
+    out->tag = server->in->tag;
     s_send (server, session);
 }
 

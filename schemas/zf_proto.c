@@ -132,10 +132,12 @@ static const s_field_t s_status[] = {
     NUM ("id", F_ID, id, false),
     NUM ("results", F_BOOL, results, false),
     NUM ("wait", F_U32, wait, false),
+    NUM ("tag", F_U64, tag, false),
     { NULL },
 };
 static const s_field_t s_report[] = {
     NUM ("id", F_ID, id, false),
+    NUM ("tag", F_U64, tag, false),
     STR ("state", state, false),
     STR ("queue", queue, false),
     NUM ("attempt", F_U32, attempt, false),

@@ -108,12 +108,14 @@ typedef struct {
     uint32_t checkpoint_size;              // WELCOME, PUT: bytes in checkpoint; 0 when none
     uint64_t seq;                          // PUT, CONFIRM: the PUT's sequence number
     bool track;                            // PUT: report DONE for each root
+    bool urgent;                           // PUT: its writer waits for the CONFIRM
     uint32_t accepted;                     // CONFIRM: items enqueued
     uint32_t duplicates;                   // CONFIRM: items dropped as seen before
     uint32_t refused;                      // CONFIRM: items refused (reason says why)
     uint32_t credit;                       // CREDIT: more items the worker can take
     zf_id_t id;                            // NACK, CANCEL, DONE, STATUS, REPORT, PROGRESS: an item
     bool results;                          // STATUS: ask for the item's results too
+    uint64_t tag;                          // STATUS: the asker's number for it; REPORT: the same
     uint32_t wait;                         // STATUS: ms to wait for the lineage to end; PUT: ms
                                            // the broker may hold it for room, 0 as long as it takes
     bool final;                            // NACK: dead-letter now, no retry
