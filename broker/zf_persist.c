@@ -182,9 +182,10 @@ zf_persist_confirm (zf_server_t *server, zf_pending_t *put)
                                    : zf_journal_appended (server->journal);
     zlistx_add_end (server->confirms, confirm);
     // Writers stall once their window is used up: with half a window of
-    // items waiting for the disk, the next sync does not wait its turn.
+    // items waiting for the disk, the next sync does not wait its turn; nor
+    // does it when a writer waits for this very CONFIRM (a request).
     server->confirm_items += put->accepted + put->duplicates;
-    if (server->journal && server->confirm_items >= server->window / 2)
+    if (server->journal && (put->urgent || server->confirm_items >= server->window / 2))
         zf_journal_hurry (server->journal);
 }
 

@@ -332,6 +332,7 @@ s_on_put (zf_server_t *server, zf_session_t *session)
     memcpy (put->checkpoint, in->checkpoint, in->checkpoint_size);
     if (in->wait)
         put->give_up_at = zf_server_now () + in->wait;
+    put->urgent = in->urgent;
     for (uint32_t i = 0; i < in->nitems; i++) {
         zf_env_t *env = &put->items[i];
         *env = in->items[i];

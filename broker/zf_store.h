@@ -209,6 +209,7 @@ typedef struct {
     uint32_t next;                         // first item not yet admitted
     int64_t give_up_at;                    // when what still waits for room is refused (the
                                            // broker's clock, ms), or 0: it waits for room
+    bool urgent;                           // its writer waits for the CONFIRM
     uint32_t accepted;                     // items enqueued
     uint32_t duplicates;                   // items dropped as seen
     uint32_t refused;                      // items refused (no such queue, results full)

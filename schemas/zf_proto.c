@@ -73,6 +73,7 @@ static const s_field_t s_put[] = {
     { "items", F_ITEMS, P (items), 0, true },
     { "checkpoint", F_CHECKPOINT, P (checkpoint), 0, false },
     NUM ("track", F_BOOL, track, false),
+    NUM ("urgent", F_BOOL, urgent, false),
     NUM ("wait", F_U32, wait, false),
     { NULL },
 };

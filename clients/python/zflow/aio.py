@@ -260,8 +260,8 @@ class AsyncClient:
     async def _put_confirmed(self, items, packed, timeout):
         self.seq += 1
         timeout = self.timeout if timeout is None else timeout
-        frames = _zfp.encode("PUT", {"seq": self.seq, "items": items, "wait": _put_wait(timeout)},
-                             packed)
+        frames = _zfp.encode("PUT", {"seq": self.seq, "items": items, "wait": _put_wait(timeout),
+                                     "urgent": True}, packed)
         confirm, _ = await self._request(("CONFIRM", self.seq), frames, timeout)
         if confirm.get("refused"):
             raise Refused("the broker refused %d of %d items: %s"

@@ -290,7 +290,7 @@ class Client:
         self.seq += 1
         seq = self.seq
         _, confirm, _ = self._request(
-            "PUT", {"seq": seq, "items": items, "wait": _put_wait(timeout)}, packed,
+            "PUT", {"seq": seq, "items": items, "wait": _put_wait(timeout), "urgent": True}, packed,
             lambda command, header, _: command == "CONFIRM" and header.get("seq") == seq,
             timeout)
         if confirm.get("refused"):
