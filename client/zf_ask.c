@@ -4,6 +4,7 @@
     See include/zflow.h.
 */
 #include "zf_client_impl.h"
+#include "zf_alloc.h"
 
 struct _zf_result_t {
     zf_id_t id;                   // the root asked about
@@ -84,48 +85,6 @@ s_result_take (zf_proto_t *in)
 }
 
 void
-zf_client_forget_report (zf_client_t *self)
-{
-    free (self->report_queues);
-    self->report_queues = NULL;
-    self->report_nqueues = 0;
-    free (self->report_groups);
-    self->report_groups = NULL;
-    self->report_ngroups = 0;
-    zf_result_destroy (&self->report_result);
-}
-
-void
-zf_client_on_report (zf_client_t *self)
-{
-    zf_proto_t *in = self->in;
-    if (!self->report_wanted || !zf_id_eq (&in->id, &self->report_id))
-        return; // the answer to a question given up on
-    zf_client_forget_report (self);
-    self->report_ready = true;
-    snprintf (self->report_state, sizeof self->report_state, "%s", in->state);
-    snprintf (self->report_queue, sizeof self->report_queue, "%s", in->queue);
-    snprintf (self->report_reason, sizeof self->report_reason, "%s", in->reason);
-    snprintf (self->report_detail, sizeof self->report_detail, "%s", in->detail);
-    self->report_progress = in->progress;
-    snprintf (self->report_note, sizeof self->report_note, "%s", in->note);
-    self->report_attempt = in->attempt;
-    if (in->nqueues) {
-        self->report_queues = (zf_figures_t *) malloc (in->nqueues * sizeof (zf_figures_t));
-        memcpy (self->report_queues, in->queues, in->nqueues * sizeof (zf_figures_t));
-        self->report_nqueues = in->nqueues;
-    }
-    if (in->ngroups) {
-        self->report_groups =
-            (zf_group_figures_t *) malloc (in->ngroups * sizeof (zf_group_figures_t));
-        memcpy (self->report_groups, in->groups, in->ngroups * sizeof (zf_group_figures_t));
-        self->report_ngroups = in->ngroups;
-    }
-    if (self->report_results)
-        self->report_result = s_result_take (in);
-}
-
-void
 zf_client_on_done (zf_client_t *self)
 {
     // Each root's results follow one another, in the order of the roots.
@@ -178,93 +137,348 @@ zf_client_next_result (zf_client_t *self, int timeout_ms)
     return (zf_result_t *) zlistx_detach (self->dones, NULL);
 }
 
-//  Sends STATUS (for id, or for every queue when NULL; with results, for
-//  its lineage's results, the broker waiting up to wait_ms for its end)
-//  and waits for the REPORT. Returns 0, or -1 on timeout.
-static int
-s_ask (zf_client_t *self, const zf_id_t *id, bool results, uint32_t wait_ms, int timeout_ms)
+//  --------------------------------------------------------------------------
+//  Requests
+
+void
+zf_client_requests_new (zf_client_t *self)
 {
-    zf_client_prepare (self);
-    zf_proto_reset (self->out, ZF_STATUS);
-    memset (&self->report_id, 0, sizeof self->report_id);
+    self->pending = zlistx_new ();
+    self->answered = zlistx_new ();
+    self->asking = zhashx_new ();
+}
+
+//  Frees a request's answer.
+static void
+s_request_free (zf_request_t *r)
+{
+    zf_result_destroy (&r->result);
+    free (r->queues);
+    free (r->groups);
+    free (r);
+}
+
+void
+zf_client_requests_destroy (zf_client_t *self)
+{
+    zf_request_t *r;
+    while ((r = (zf_request_t *) zlistx_detach (self->pending, NULL)))
+        s_request_free (r);
+    while ((r = (zf_request_t *) zlistx_detach (self->answered, NULL)))
+        s_request_free (r);
+    zlistx_destroy (&self->pending);
+    zlistx_destroy (&self->answered);
+    zhashx_destroy (&self->asking);
+}
+
+//  The key of a request in self->asking: "p" and a PUT's seq, or "t" and a
+//  STATUS tag.
+static const char *
+s_key (zf_ask_t ask, uint64_t key, char *buffer, size_t size)
+{
+    snprintf (buffer, size, "%c%llu", ask == ZF_ASK_PUT ? 'p' : 't', (unsigned long long) key);
+    return buffer;
+}
+
+//  A new request, pending on the session from now.
+static zf_request_t *
+s_request_new (zf_client_t *self, zf_ask_t ask, uint64_t key, const zf_id_t *id, int64_t timeout_ms,
+               bool listed, void *arg)
+{
+    zf_request_t *r = (zf_request_t *) zf_alloc (sizeof (zf_request_t));
+    r->client = self;
+    r->ask = ask;
+    r->key = key;
     if (id)
-        self->report_id = *id;
-    self->report_results = results;
-    self->report_wait = wait_ms;
-    self->out->id = self->report_id;
-    self->out->results = results;
-    self->out->wait = wait_ms;
-    self->report_ready = false;
-    self->report_wanted = true;
+        r->id = *id;
+    r->deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    r->listed = listed;
+    r->arg = arg;
+    r->handle = zlistx_add_end (self->pending, r);
+    char buffer[32];
+    zhashx_insert (self->asking, s_key (ask, key, buffer, sizeof buffer), r);
+    return r;
+}
+
+//  r is answered (outcome, with its error when not DONE): off the pending
+//  list, on to the answered one unless a blocking call waits for it.
+static void
+s_answer (zf_client_t *self, zf_request_t *r, zf_request_outcome_t outcome, const char *error)
+{
+    r->outcome = outcome;
+    snprintf (r->error, sizeof r->error, "%s", error ? error : "");
+    char buffer[32];
+    zhashx_delete (self->asking, s_key (r->ask, r->key, buffer, sizeof buffer));
+    zlistx_delete (self->pending, r->handle);
+    r->handle = r->listed ? zlistx_add_end (self->answered, r) : NULL;
+}
+
+zf_request_t *
+zf_client_put_asked (zf_client_t *self, uint64_t seq, const zf_id_t *id, int timeout_ms, void *arg)
+{
+    return s_request_new (self, ZF_ASK_PUT, seq, id, timeout_ms, true, arg);
+}
+
+bool
+zf_client_on_confirm_request (zf_client_t *self)
+{
+    char buffer[32];
+    zf_request_t *r = (zf_request_t *) zhashx_lookup (
+        self->asking, s_key (ZF_ASK_PUT, self->in->seq, buffer, sizeof buffer));
+    if (r)
+        s_answer (self, r, self->in->refused ? ZF_REQUEST_REFUSED : ZF_REQUEST_DONE,
+                  self->in->refused ? self->in->reason : NULL);
+    return r != NULL;
+}
+
+//  Sends r's STATUS.
+static void
+s_ask (zf_client_t *self, zf_request_t *r)
+{
+    zf_proto_reset (self->out, ZF_STATUS);
+    self->out->id = r->id;
+    self->out->results = r->ask == ZF_ASK_RESULT;
+    self->out->wait = r->wait;
+    self->out->tag = r->key;
     zf_client_send (self);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
-    while (!self->report_ready) {
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || zsys_interrupted || self->refused_hello) {
-            self->report_wanted = false;
-            return -1;
-        }
-        zf_client_wait (self, left);
+}
+
+void
+zf_client_ask_again (zf_client_t *self)
+{
+    // The broker that lost the session lost its questions too.
+    for (zf_request_t *r = (zf_request_t *) zlistx_first (self->pending); r;
+         r = (zf_request_t *) zlistx_next (self->pending))
+        if (r->ask != ZF_ASK_PUT)
+            s_ask (self, r);
+}
+
+//  A new question, asked now.
+static zf_request_t *
+s_question (zf_client_t *self, zf_ask_t ask, const zf_id_t *id, int wait_ms, int timeout_ms,
+            bool listed, void *arg)
+{
+    if (wait_ms < 0)
+        wait_ms = 0;
+    zf_client_prepare (self);
+    zf_request_t *r =
+        s_request_new (self, ask, ++self->tag, id,
+                       timeout_ms < 0 ? -1 : (int64_t) wait_ms + timeout_ms, listed, arg);
+    r->wait = (uint32_t) wait_ms;
+    if (self->refused_hello)
+        s_answer (self, r, ZF_REQUEST_FAILED, self->last_error);
+    else
+        s_ask (self, r);
+    return r;
+}
+
+void
+zf_client_on_report (zf_client_t *self)
+{
+    zf_proto_t *in = self->in;
+    char buffer[32];
+    zf_request_t *r = (zf_request_t *) zhashx_lookup (
+        self->asking, s_key (ZF_ASK_ITEM, in->tag, buffer, sizeof buffer));
+    if (!r)
+        return; // the answer to a question given up on, or asked twice
+    if (r->ask == ZF_ASK_RESULT)
+        r->result = s_result_take (in);
+    else if (r->ask == ZF_ASK_ITEM) {
+        r->result =
+            s_result_new (&r->id, in->state, in->reason, in->detail, in->queue, in->attempt);
+        s_result_progress (r->result, in->progress, in->note);
     }
-    self->report_wanted = false;
-    return 0;
+    else {
+        r->queues = (zf_figures_t *) zf_alloc ((in->nqueues + 1) * sizeof (zf_figures_t));
+        memcpy (r->queues, in->queues, in->nqueues * sizeof (zf_figures_t));
+        r->nqueues = in->nqueues;
+        r->groups =
+            (zf_group_figures_t *) zf_alloc ((in->ngroups + 1) * sizeof (zf_group_figures_t));
+        memcpy (r->groups, in->groups, in->ngroups * sizeof (zf_group_figures_t));
+        r->ngroups = in->ngroups;
+    }
+    s_answer (self, r, ZF_REQUEST_DONE, NULL);
+}
+
+void
+zf_client_expire (zf_client_t *self, int64_t now, bool refused)
+{
+    if (!refused && now < self->expire_at)
+        return;
+    self->expire_at = now + 20; // at most 50 looks a second
+    zf_request_t *r = (zf_request_t *) zlistx_first (self->pending);
+    while (r) {
+        zf_request_t *next = (zf_request_t *) zlistx_next (self->pending);
+        if (refused)
+            s_answer (self, r, ZF_REQUEST_FAILED, self->last_error);
+        else if (now >= r->deadline)
+            s_answer (self, r, ZF_REQUEST_TIMEOUT,
+                      r->ask == ZF_ASK_PUT
+                          ? "not confirmed in time: it is sent again until the broker confirms it"
+                          : "the broker did not answer in time");
+        r = next;
+    }
+}
+
+zf_request_t *
+zf_client_result_request (zf_client_t *self, const zf_id_t *id, int wait_ms, int timeout_ms,
+                          void *arg)
+{
+    return s_question (self, ZF_ASK_RESULT, id, wait_ms, timeout_ms, true, arg);
+}
+
+zf_request_t *
+zf_client_item_request (zf_client_t *self, const zf_id_t *id, int timeout_ms, void *arg)
+{
+    return s_question (self, ZF_ASK_ITEM, id, 0, timeout_ms, true, arg);
+}
+
+zf_request_t *
+zf_client_figures_request (zf_client_t *self, int timeout_ms, void *arg)
+{
+    return s_question (self, ZF_ASK_FIGURES, NULL, 0, timeout_ms, true, arg);
+}
+
+zf_request_t *
+zf_client_answered (zf_client_t *self)
+{
+    zf_request_t *r = (zf_request_t *) zlistx_detach (self->answered, NULL);
+    if (r) {
+        r->client = NULL;
+        r->handle = NULL;
+    }
+    return r;
+}
+
+void
+zf_request_destroy (zf_request_t **self_p)
+{
+    zf_request_t *r = *self_p;
+    if (!r)
+        return;
+    if (r->client && r->outcome == ZF_REQUEST_PENDING) {
+        char buffer[32];
+        zhashx_delete (r->client->asking, s_key (r->ask, r->key, buffer, sizeof buffer));
+        zlistx_delete (r->client->pending, r->handle);
+    }
+    else if (r->client && r->handle)
+        zlistx_delete (r->client->answered, r->handle);
+    s_request_free (r);
+    *self_p = NULL;
+}
+
+zf_request_outcome_t
+zf_request_outcome (zf_request_t *self)
+{
+    return self->outcome;
+}
+
+const char *
+zf_request_error (zf_request_t *self)
+{
+    return self->error;
+}
+
+const zf_id_t *
+zf_request_id (zf_request_t *self)
+{
+    return &self->id;
+}
+
+void *
+zf_request_arg (zf_request_t *self)
+{
+    return self->arg;
+}
+
+zf_result_t *
+zf_request_take_result (zf_request_t *self)
+{
+    zf_result_t *result = self->result;
+    self->result = NULL;
+    return result;
+}
+
+zf_figures_t *
+zf_request_take_queues (zf_request_t *self, size_t *count)
+{
+    zf_figures_t *queues = self->queues;
+    *count = queues ? self->nqueues : 0;
+    self->queues = NULL;
+    return queues;
+}
+
+zf_group_figures_t *
+zf_request_take_groups (zf_request_t *self, size_t *count)
+{
+    zf_group_figures_t *groups = self->groups;
+    *count = groups ? self->ngroups : 0;
+    self->groups = NULL;
+    return groups;
+}
+
+//  --------------------------------------------------------------------------
+//  Questions that wait for their answer
+
+//  Asks, and waits for the answer: the request answered DONE, or NULL
+//  (timed out, refused, interrupted).
+static zf_request_t *
+s_ask_and_wait (zf_client_t *self, zf_ask_t ask, const zf_id_t *id, int wait_ms, int timeout_ms)
+{
+    zf_request_t *r = s_question (self, ask, id, wait_ms, timeout_ms, false, NULL);
+    while (r->outcome == ZF_REQUEST_PENDING && !zsys_interrupted) {
+        int64_t left = r->deadline - zclock_mono ();
+        zf_client_wait (self, left < 100 ? (left > 0 ? left : 0) : 100);
+    }
+    if (r->outcome != ZF_REQUEST_DONE)
+        zf_request_destroy (&r); // forgotten if still pending (interrupted)
+    return r;
 }
 
 int
 zf_client_status (zf_client_t *self, const zf_id_t *id, char *state, size_t size, int timeout_ms)
 {
-    if (s_ask (self, id, false, 0, timeout_ms))
+    zf_request_t *r = s_ask_and_wait (self, ZF_ASK_ITEM, id, 0, timeout_ms);
+    if (!r)
         return -1;
-    snprintf (state, size, "%s", self->report_state);
+    snprintf (state, size, "%s", r->result->state);
+    zf_request_destroy (&r);
     return 0;
 }
 
 zf_result_t *
 zf_client_item (zf_client_t *self, const zf_id_t *id, int timeout_ms)
 {
-    if (s_ask (self, id, false, 0, timeout_ms))
-        return NULL;
-    zf_result_t *item =
-        s_result_new (id, self->report_state, self->report_reason, self->report_detail,
-                      self->report_queue, self->report_attempt);
-    s_result_progress (item, self->report_progress, self->report_note);
+    zf_request_t *r = s_ask_and_wait (self, ZF_ASK_ITEM, id, 0, timeout_ms);
+    zf_result_t *item = r ? zf_request_take_result (r) : NULL;
+    zf_request_destroy (&r);
     return item;
 }
 
 zf_figures_t *
 zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms)
 {
-    if (s_ask (self, NULL, false, 0, timeout_ms))
-        return NULL;
-    zf_figures_t *figures = self->report_queues;
-    *count = self->report_nqueues;
-    self->report_queues = NULL;
-    self->report_nqueues = 0;
-    return figures ? figures : (zf_figures_t *) calloc (1, sizeof (zf_figures_t));
+    zf_request_t *r = s_ask_and_wait (self, ZF_ASK_FIGURES, NULL, 0, timeout_ms);
+    zf_figures_t *queues = r ? zf_request_take_queues (r, count) : NULL;
+    zf_request_destroy (&r);
+    return queues;
 }
 
 zf_group_figures_t *
 zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms)
 {
-    if (s_ask (self, NULL, false, 0, timeout_ms))
-        return NULL;
-    zf_group_figures_t *groups = self->report_groups;
-    *count = self->report_ngroups;
-    self->report_groups = NULL;
-    self->report_ngroups = 0;
-    return groups ? groups : (zf_group_figures_t *) calloc (1, sizeof (zf_group_figures_t));
+    zf_request_t *r = s_ask_and_wait (self, ZF_ASK_FIGURES, NULL, 0, timeout_ms);
+    zf_group_figures_t *groups = r ? zf_request_take_groups (r, count) : NULL;
+    zf_request_destroy (&r);
+    return groups;
 }
 
 zf_result_t *
 zf_client_result (zf_client_t *self, const zf_id_t *id, int wait_ms, int timeout_ms)
 {
-    if (wait_ms < 0)
-        wait_ms = 0;
-    int total = timeout_ms < 0 ? -1 : wait_ms + timeout_ms;
-    if (s_ask (self, id, true, (uint32_t) wait_ms, total))
-        return NULL;
-    zf_result_t *result = self->report_result;
-    self->report_result = NULL;
+    zf_request_t *r = s_ask_and_wait (self, ZF_ASK_RESULT, id, wait_ms, timeout_ms);
+    zf_result_t *result = r ? zf_request_take_result (r) : NULL;
+    zf_request_destroy (&r);
     return result;
 }
 

@@ -9,6 +9,7 @@
 */
 #include "zflow.h"
 #include "zf_client_impl.h"
+#include "zf_alloc.h"
 #include "zf_curve.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
@@ -153,14 +154,7 @@ s_open (zf_client_t *self)
          u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed)) {
         s_send_kept (self, u->msg);
     }
-    if (self->report_wanted) {
-        // The broker that lost this session lost the question too.
-        zf_proto_reset (self->out, ZF_STATUS);
-        self->out->id = self->report_id;
-        self->out->results = self->report_results;
-        self->out->wait = self->report_wait;
-        s_send_out (self);
-    }
+    zf_client_ask_again (self);
     self->hello_at = s_now ();
     self->last_recv = self->hello_at;
     // Items taken on the last session are the broker's to redeliver now:
@@ -256,6 +250,7 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     zlistx_set_destructor (self->held, (zlistx_destructor_fn *) s_item_destroy);
     self->dones = zlistx_new ();
     zlistx_set_destructor (self->dones, (zlistx_destructor_fn *) zf_result_destroy);
+    zf_client_requests_new (self);
     return self;
 }
 
@@ -387,6 +382,8 @@ s_on_confirm (zf_client_t *self)
             zlistx_delete (self->unconfirmed, zlistx_cursor (self->unconfirmed));
             break;
         }
+    if (zf_client_on_confirm_request (self))
+        return; // its request tells its caller
     if (self->in->refused) {
         self->refused += self->in->refused;
         snprintf (self->last_error, sizeof self->last_error, "refused: %s", self->in->reason);
@@ -508,6 +505,7 @@ static bool
 s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
 {
     if (self->refused_hello) {
+        zf_client_expire (self, s_now (), true);
         // No session to keep: only the wake socket is waited for, so
         // that a caller in a loop does not spin.
         if (timeout_ms <= 0)
@@ -561,14 +559,16 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
         }
     }
     if (ready) {
-        for (int i = 0; i < 1000; i++) {
-            zmsg_t *msg = zmsg_recv (self->sock);
-            if (!msg)
-                break;
+        // All that has come: the descriptor of zf_client_fd is
+        // edge-triggered, and would not say again that more is there.
+        // (What a broker sends a session is bounded: by its credit, its
+        // PUT window, its questions.)
+        zmsg_t *msg;
+        while ((msg = zmsg_recv (self->sock)))
             s_handle (self, msg);
-        }
     }
     now = s_now ();
+    zf_client_expire (self, now, self->refused_hello);
     int64_t silence = now - self->last_recv;
     if (self->reopen_at && now >= self->reopen_at)
         s_open (self);
@@ -759,6 +759,37 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
     return s_enqueue (self, &env, &frame, true, wait > UINT32_MAX ? UINT32_MAX : (uint32_t) wait);
 }
 
+uint32_t
+zf_client_put_room (zf_client_t *self)
+{
+    uint64_t used = self->unconfirmed_items + self->put->nitems;
+    return used < self->window ? (uint32_t) (self->window - used) : 0;
+}
+
+zf_request_t *
+zf_client_put_request (zf_client_t *self, const char *queue, const void *body, size_t size,
+                       const zf_put_opts_t *opts, zf_id_t *id, int timeout_ms, void *arg)
+{
+    s_ready (self);
+    if (self->refused_hello)
+        return NULL;
+    s_send_put (self); // what was buffered goes first: this item is alone in its PUT
+    if (zf_client_put_room (self) == 0) {
+        snprintf (self->last_error, sizeof self->last_error,
+                  "the PUT window is full (%u items unconfirmed): try again once some are",
+                  self->window);
+        return NULL;
+    }
+    zf_id_t put_id;
+    if (zf_client_put_with (self, queue, body, size, opts, &put_id))
+        return NULL;
+    self->put->urgent = true; // a caller waits for its answer
+    s_send_put (self);
+    if (id)
+        *id = put_id;
+    return zf_client_put_asked (self, self->seq, &put_id, timeout_ms, arg);
+}
+
 int
 zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id)
 {
@@ -828,6 +859,7 @@ int
 zf_client_flush (zf_client_t *self, int timeout_ms)
 {
     s_ready (self);
+    self->put->urgent = self->put->nitems > 0; // the caller waits for its confirm
     s_send_acks (self);
     if (self->refused_hello)
         return -1;
@@ -1083,7 +1115,7 @@ zf_client_destroy (zf_client_t **self_p)
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);
-    zf_client_forget_report (self);
+    zf_client_requests_destroy (self);
     for (int i = 0; i < self->nendpoints; i++)
         free (self->endpoints[i]);
     free (self->endpoint);

@@ -25,6 +25,35 @@ typedef struct {
     zmsg_t *msg;    // a copy of what was sent
 } s_unconfirmed_t;
 
+//  What a request asks.
+typedef enum {
+    ZF_ASK_PUT,     // a PUT of one item: answered by its CONFIRM
+    ZF_ASK_ITEM,    // STATUS of an item
+    ZF_ASK_RESULT,  // STATUS of a root's lineage, with its results
+    ZF_ASK_FIGURES, // STATUS of every queue and group
+} zf_ask_t;
+
+//  A put or a question in flight (include/zflow.h).
+struct _zf_request_t {
+    zf_client_t *client;          // its session while it owns it, else NULL
+    zf_ask_t ask;                 // what it asks
+    uint64_t key;                 // a PUT: its seq; a question: its STATUS tag
+    zf_id_t id;                   // the item put or asked about (zero: figures)
+    uint32_t wait;                // a result: ms the broker may wait for the end
+    int64_t deadline;             // when it times out (ms, monotonic)
+    bool listed;                  // answered, it goes to the answered list (a
+                                  // blocking call's own request does not)
+    zf_request_outcome_t outcome; // what became of it
+    char error[ZF_TEXT_MAX + 64]; // why it was refused, failed or timed out
+    zf_result_t *result;          // an item's or result's answer, owned
+    zf_figures_t *queues;         // the figures' answer, owned
+    size_t nqueues;               // entries in queues
+    zf_group_figures_t *groups;   // and of the groups, owned
+    size_t ngroups;               // entries in groups
+    void *arg;                    // the caller's
+    void *handle;                 // in the session's pending or answered list
+};
+
 //  Brokers a session may go to: those it was given, and leaders named.
 #define ZF_ENDPOINTS_MAX 16
 
@@ -69,23 +98,11 @@ struct _zf_client_t {
     uint8_t resume[ZF_CHECKPOINT_MAX];     // from WELCOME
     uint32_t resume_size;                  // 0 when none
     bool has_resume;                       // WELCOME carried a checkpoint
-    bool report_ready;                     // a REPORT came
-    bool report_wanted;                    // a STATUS is waiting for its REPORT
-    zf_id_t report_id;                     // what it asked about (zero: the queues)
-    zf_figures_t *report_queues;           // its queue figures, owned
-    size_t report_nqueues;                 // entries in report_queues
-    zf_group_figures_t *report_groups;     // its group figures, owned
-    size_t report_ngroups;                 // entries in report_groups
-    char report_state[ZF_CODE_MAX + 1];    // its state
-    char report_queue[ZF_NAME_MAX + 1];    // its queue
-    uint32_t report_attempt;               // its last attempt
-    char report_reason[ZF_TEXT_MAX + 1];   // its last failure's reason, or ""
-    char report_detail[ZF_DETAIL_MAX + 1]; // that failure's longer account, or ""
-    uint32_t report_progress;              // its lineage's progress, thousandths
-    char report_note[ZF_TEXT_MAX + 1];     // and its note, or ""
-    bool report_results;                   // it asked for a root's results
-    uint32_t report_wait;                  // ms it asked the broker to wait for the end
-    zf_result_t *report_result;            // a root's result it carried, owned, or NULL
+    zlistx_t *pending;                     // zf_request_t asked, not yet answered
+    zlistx_t *answered;                    // zf_request_t answered, for zf_client_answered
+    zhashx_t *asking;                      // "p" seq or "t" tag -> pending zf_request_t
+    uint64_t tag;                          // the last STATUS tag
+    int64_t expire_at;                     // when pending requests are next checked (ms)
     uint32_t refused;                      // items the broker refused since the last flush
     char last_error[ZF_TEXT_MAX + 64];     // last ERROR
     uint8_t random[4096];                  // random bytes for new ids, used from random_pos
@@ -114,13 +131,29 @@ void zf_client_send (zf_client_t *self);
 //  Handles the broker's traffic for up to timeout_ms.
 void zf_client_wait (zf_client_t *self, int64_t timeout_ms);
 
-//  A REPORT came (self->in): kept for the question waiting for it.
+//  A REPORT came (self->in): the answer of the question it tags.
 void zf_client_on_report (zf_client_t *self);
+
+//  A CONFIRM came (self->in): the answer of the put request of its seq.
+//  True if there was one (it tells its caller of a refusal).
+bool zf_client_on_confirm_request (zf_client_t *self);
+
+//  A new session: the questions pending are asked of it again.
+void zf_client_ask_again (zf_client_t *self);
+
+//  Pending requests past their deadline at now time out; with refused
+//  (the session refused for good), all of them fail.
+void zf_client_expire (zf_client_t *self, int64_t now, bool refused);
+
+//  A new put request for the PUT of seq just sent.
+zf_request_t *zf_client_put_asked (zf_client_t *self, uint64_t seq, const zf_id_t *id,
+                                   int timeout_ms, void *arg);
+
+//  Sets up and frees a session's requests.
+void zf_client_requests_new (zf_client_t *self);
+void zf_client_requests_destroy (zf_client_t *self);
 
 //  A DONE came (self->in): its result joins self->dones.
 void zf_client_on_done (zf_client_t *self);
-
-//  Frees what a session keeps of its last REPORT.
-void zf_client_forget_report (zf_client_t *self);
 
 #endif

@@ -390,6 +390,84 @@ zf_figures_t *zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms
 //  the caller frees, with *count entries; NULL on timeout.
 zf_group_figures_t *zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms);
 
+//  --------------------------------------------------------------------------
+//  Requests: puts and questions in flight while the caller goes on, any
+//  number at once on one session, answered in any order (an HTTP server
+//  with many clients waiting, an event loop). The caller drives the
+//  session (zf_client_pump, or zf_client_fd in a poll of its own, then
+//  zf_client_pump (self, 0)) and takes what was answered, in the order it
+//  was, with zf_client_answered. A request that was asked again of a new
+//  session (a broker restarted, a leader changed) is answered once.
+//
+//  The session owns a request until zf_client_answered gives it to the
+//  caller, who destroys it; zf_request_destroy of one not yet answered
+//  forgets it (its answer, if any comes, is dropped). zf_client_destroy
+//  frees those it still owns.
+
+typedef struct _zf_request_t zf_request_t;
+
+//  What became of a request.
+typedef enum {
+    ZF_REQUEST_PENDING = 0, // asked, not answered yet
+    ZF_REQUEST_DONE,        // answered: a put confirmed (or found a duplicate), a question
+                            // answered
+    ZF_REQUEST_REFUSED,     // the broker refused it (zf_request_error says why): a put to a
+                            // queue it lacks, or one that found its queue full past wait_ms
+    ZF_REQUEST_TIMEOUT,     // no answer within its timeout. A put may be stored still: it
+                            // is sent again, with each new session, until confirmed
+    ZF_REQUEST_FAILED       // the session was refused for good (zf_client_refused)
+} zf_request_outcome_t;
+
+//  Puts one item, as zf_client_put_with, in a PUT of its own sent now;
+//  the request is answered on its CONFIRM, or after timeout_ms (-1: never
+//  times out). NULL when it cannot be sent now: options out of range, a
+//  body over max-frame, a refused session, or a full PUT window (the
+//  items unconfirmed are the broker's `window`: zf_client_put_room says
+//  when there is room again); zf_client_last_error says which. arg is the
+//  caller's, given back by zf_request_arg.
+zf_request_t *zf_client_put_request (zf_client_t *self, const char *queue, const void *body,
+                                     size_t size, const zf_put_opts_t *opts, zf_id_t *id,
+                                     int timeout_ms, void *arg);
+
+//  Items a put may add now before the PUT window is full.
+uint32_t zf_client_put_room (zf_client_t *self);
+
+//  Asks for the result of root id (zf_client_result): with wait_ms > 0 the
+//  broker answers once its lineage is over, or when wait_ms passed. The
+//  request times out timeout_ms after that (-1: never).
+zf_request_t *zf_client_result_request (zf_client_t *self, const zf_id_t *id, int wait_ms,
+                                        int timeout_ms, void *arg);
+
+//  Asks for one item's state (zf_client_item).
+zf_request_t *zf_client_item_request (zf_client_t *self, const zf_id_t *id, int timeout_ms,
+                                      void *arg);
+
+//  Asks for the figures of every queue and consumer group.
+zf_request_t *zf_client_figures_request (zf_client_t *self, int timeout_ms, void *arg);
+
+//  The next request answered (or timed out), oldest answer first, now the
+//  caller's; NULL when there is none. It does not wait.
+zf_request_t *zf_client_answered (zf_client_t *self);
+
+void zf_request_destroy (zf_request_t **self_p);
+zf_request_outcome_t zf_request_outcome (zf_request_t *self);
+
+//  Why it was refused, failed or timed out; "" when it was answered.
+const char *zf_request_error (zf_request_t *self);
+
+//  The item put, or asked about (zero for figures).
+const zf_id_t *zf_request_id (zf_request_t *self);
+void *zf_request_arg (zf_request_t *self);
+
+//  A result or item request's answer, now the caller's (NULL unless DONE,
+//  or once taken).
+zf_result_t *zf_request_take_result (zf_request_t *self);
+
+//  A figures request's answer: arrays now the caller's to free, with
+//  *count entries (NULL unless DONE, or once taken).
+zf_figures_t *zf_request_take_queues (zf_request_t *self, size_t *count);
+zf_group_figures_t *zf_request_take_groups (zf_request_t *self, size_t *count);
+
 //  The last ERROR the broker sent, or "" (for diagnostics).
 const char *zf_client_last_error (zf_client_t *self);
 

@@ -1,0 +1,267 @@
+/*  Tests of a session's requests (include/zflow.h): puts and questions in
+    flight at once on one session, each answered on its own, in the order
+    the broker answers them, not the order they were asked. A real broker
+    on loopback; the worker is a libzflow client that acks when the test
+    says.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "zf_broker.h"
+#include "zf_testkit.h"
+#include "zflow.h"
+
+#define LOOPBACK ZF_TEST_LOOPBACK
+
+//  Tasks that work reads and nobody else; a queue that holds one item.
+static const char *s_config = "pipeline\n"
+                              "    results = answers\n"
+                              "queues\n"
+                              "    tasks\n"
+                              "        external = true\n"
+                              "    small\n"
+                              "        external = true\n"
+                              "        max-depth = 1\n"
+                              "actors\n"
+                              "    work\n"
+                              "        kind = exec\n"
+                              "        command = /bin/true\n"
+                              "        input = tasks\n"
+                              "        output = answers\n"
+                              "    slow\n"
+                              "        kind = exec\n"
+                              "        command = /bin/true\n"
+                              "        input = small\n"
+                              "        output = answers\n";
+
+typedef struct {
+    zf_pipeline_t *pipeline;
+    zf_broker_t *broker;
+} s_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) zmalloc (sizeof (s_fixture_t));
+    f->pipeline = zf_test_pipeline (s_config);
+    zf_error_t err;
+    f->broker = zf_broker_new (f->pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    if (!f->broker)
+        fail_msg ("broker: %s", err.text);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_broker_destroy (&f->broker);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+    return 0;
+}
+
+//  The next request client answers, pumping it for up to 5 s.
+static zf_request_t *
+s_answered (zf_client_t *client)
+{
+    for (int i = 0; i < 500; i++) {
+        zf_request_t *request = zf_client_answered (client);
+        if (request)
+            return request;
+        zf_client_pump (client, 10);
+    }
+    fail_msg ("no request answered within 5 s");
+    return NULL;
+}
+
+//  Puts body (an int) to queue as a request, and waits for it: DONE.
+static zf_id_t
+s_put (zf_client_t *client, const char *queue, uint8_t body)
+{
+    zf_id_t id;
+    zf_request_t *put = zf_client_put_request (client, queue, &body, 1, NULL, &id, 5000, NULL);
+    assert_non_null (put);
+    zf_request_t *answered = s_answered (client);
+    assert_ptr_equal (answered, put);
+    assert_int_equal (zf_request_outcome (put), ZF_REQUEST_DONE);
+    assert_string_equal (zf_request_error (put), "");
+    assert_true (zf_id_eq (zf_request_id (put), &id));
+    zf_request_destroy (&put);
+    return id;
+}
+
+static void
+test_answers_come_in_the_order_the_broker_gives_them (void **state)
+{
+    // Three tasks; on one session, a result request waiting for each, an
+    // item request and a figures request. The questions that need no
+    // waiting are answered first; the results as the worker acks the
+    // tasks: C, then A, then B.
+    s_fixture_t *f = (s_fixture_t *) *state;
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *client = zf_client_new (endpoint, "web", NULL, 0);
+    zf_id_t ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = s_put (client, "tasks", (uint8_t) (i + 1));
+    static int tags[5];
+    zf_request_t *asked[5];
+    for (int i = 0; i < 3; i++)
+        asked[i] = zf_client_result_request (client, &ids[i], 10000, 5000, &tags[i]);
+    asked[3] = zf_client_item_request (client, &ids[0], 5000, &tags[3]);
+    asked[4] = zf_client_figures_request (client, 5000, &tags[4]);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (zf_request_outcome (asked[i]), ZF_REQUEST_PENDING);
+
+    // The two that need no waiting.
+    zf_request_t *item = s_answered (client);
+    assert_ptr_equal (zf_request_arg (item), &tags[3]);
+    assert_int_equal (zf_request_outcome (item), ZF_REQUEST_DONE);
+    zf_result_t *state_of = zf_request_take_result (item);
+    assert_string_equal (zf_result_state (state_of), "queued");
+    assert_null (zf_request_take_result (item)); // taken once
+    zf_result_destroy (&state_of);
+    zf_request_destroy (&item);
+    zf_request_t *figures = s_answered (client);
+    assert_ptr_equal (zf_request_arg (figures), &tags[4]);
+    size_t count = 0;
+    zf_figures_t *queues = zf_request_take_queues (figures, &count);
+    assert_non_null (queues);
+    bool seen = false;
+    for (size_t q = 0; q < count; q++)
+        if (streq (queues[q].name, "tasks")) {
+            assert_int_equal (queues[q].depth, 3);
+            seen = true;
+        }
+    assert_true (seen);
+    free (queues);
+    zf_request_destroy (&figures);
+    assert_null (zf_client_answered (client)); // the results wait
+
+    // The worker takes the three, and acks them C, A, B.
+    zf_client_t *worker = zf_client_new (endpoint, "work", "tasks", 3);
+    zf_item_t *items[3] = { NULL, NULL, NULL };
+    for (int taken = 0; taken < 3;) {
+        zf_item_t *next = zf_client_next (worker, 5000);
+        assert_non_null (next);
+        for (int i = 0; i < 3; i++)
+            if (zf_id_eq (zf_item_id (next), &ids[i]))
+                items[i] = next;
+        taken++;
+    }
+    int order[3] = { 2, 0, 1 };
+    for (int k = 0; k < 3; k++) {
+        int i = order[k];
+        assert_int_equal (zf_client_ack (worker, &items[i]), 0);
+        zf_client_pump (worker, 0);
+        zf_request_t *result = s_answered (client);
+        assert_ptr_equal (zf_request_arg (result), &tags[i]);
+        assert_ptr_equal (result, asked[i]);
+        assert_int_equal (zf_request_outcome (result), ZF_REQUEST_DONE);
+        zf_result_t *answer = zf_request_take_result (result);
+        assert_string_equal (zf_result_state (answer), "done");
+        assert_true (zf_id_eq (zf_result_root (answer), &ids[i]));
+        zf_result_destroy (&answer);
+        zf_request_destroy (&result);
+    }
+    zf_client_destroy (&worker);
+    zf_client_destroy (&client);
+}
+
+static void
+test_a_put_refused_says_why (void **state)
+{
+    // A queue the pipeline lacks; a full queue once the put's wait passed.
+    // Each request is refused with the broker's reason, and only it: a
+    // put to another queue in between is confirmed.
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (f->broker), "web", NULL, 0);
+    uint8_t one = 1;
+    zf_request_t *nowhere =
+        zf_client_put_request (client, "nosuch", &one, 1, NULL, NULL, 5000, NULL);
+    zf_request_t *answered = s_answered (client);
+    assert_ptr_equal (answered, nowhere);
+    assert_int_equal (zf_request_outcome (nowhere), ZF_REQUEST_REFUSED);
+    assert_non_null (strstr (zf_request_error (nowhere), "no queue 'nosuch'"));
+    zf_request_destroy (&nowhere);
+
+    s_put (client, "small", 1); // small is full now
+    zf_put_opts_t opts = { .wait_ms = 300 };
+    zf_request_t *full = zf_client_put_request (client, "small", &one, 1, &opts, NULL, 5000, NULL);
+    assert_non_null (full);
+    s_put (client, "tasks", 2); // answered while the other waits for room
+    answered = s_answered (client);
+    assert_ptr_equal (answered, full);
+    assert_int_equal (zf_request_outcome (full), ZF_REQUEST_REFUSED);
+    assert_non_null (strstr (zf_request_error (full), "queue 'small' is full (max-depth 1)"));
+    zf_request_destroy (&full);
+    zf_client_destroy (&client);
+}
+
+static void
+test_no_answer_times_out (void **state)
+{
+    // No broker at the endpoint: a put and a question time out, each with
+    // what that means; a request forgotten before its answer is dropped.
+    (void) state;
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zf_test_free_port ());
+    zf_client_t *client = zf_client_new (endpoint, "web", NULL, 0);
+    uint8_t one = 1;
+    zf_request_t *put = zf_client_put_request (client, "tasks", &one, 1, NULL, NULL, 300, NULL);
+    assert_non_null (put);
+    zf_id_t id = *zf_request_id (put);
+    zf_request_t *forgotten = zf_client_item_request (client, &id, 200, NULL);
+    zf_request_destroy (&forgotten);
+    zf_request_t *result = zf_client_result_request (client, &id, 0, 100, NULL);
+    zf_request_t *first = s_answered (client);
+    zf_request_t *second = s_answered (client);
+    assert_ptr_equal (first, result); // 100 ms after asking, before the put's 300
+    assert_ptr_equal (second, put);
+    assert_int_equal (zf_request_outcome (result), ZF_REQUEST_TIMEOUT);
+    assert_string_equal (zf_request_error (result), "the broker did not answer in time");
+    assert_int_equal (zf_request_outcome (put), ZF_REQUEST_TIMEOUT);
+    assert_non_null (strstr (zf_request_error (put), "it is sent again until the broker"));
+    assert_null (zf_client_answered (client));
+    zf_request_destroy (&put);
+    zf_request_destroy (&result);
+    zf_client_destroy (&client);
+}
+
+static void
+test_a_full_window_says_so (void **state)
+{
+    // Puts past the broker's window (the items unconfirmed a session may
+    // have) are not sent: NULL and the reason, until confirms make room.
+    (void) state;
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zf_test_free_port ());
+    zf_client_t *client = zf_client_new (endpoint, "web", NULL, 0);
+    uint32_t room = zf_client_put_room (client);
+    assert_true (room > 0);
+    uint8_t one = 1;
+    for (uint32_t i = 0; i < room; i++) {
+        zf_request_t *put = zf_client_put_request (client, "tasks", &one, 1, NULL, NULL, -1, NULL);
+        assert_non_null (put);
+    }
+    assert_int_equal (zf_client_put_room (client), 0);
+    assert_null (zf_client_put_request (client, "tasks", &one, 1, NULL, NULL, -1, NULL));
+    assert_non_null (strstr (zf_client_last_error (client), "the PUT window is full"));
+    zf_client_destroy (&client); // frees the requests it still owns
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_answers_come_in_the_order_the_broker_gives_them,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_put_refused_says_why, s_setup, s_teardown),
+        cmocka_unit_test (test_no_answer_times_out),
+        cmocka_unit_test (test_a_full_window_says_so),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
