@@ -8,6 +8,7 @@
     own thread never waits on HTTP. See zf_metrics.h.
 */
 #include "zf_gateway.h"
+#include "zf_alloc.h"
 #include "zf_curve.h"
 #include "zf_events.h"
 #include "zf_json.h"
@@ -25,6 +26,7 @@
 #define STALE_MS    5000      // /health fails when no stats came for this long
 #define BODY_MAX    (1 << 20) // bytes of a POSTed item at most
 #define CONFIRM_MS  5000      // how long a POST waits for the broker's confirm
+#define ANSWER_MS   5000      // how long a question waits for the broker's answer
 #define WAIT_MAX_MS 60000     // the longest wait a GET /results may ask
 
 struct _zf_gateway_t {
@@ -32,6 +34,10 @@ struct _zf_gateway_t {
     zf_thread_t *server;       // the server thread
     bool api;                  // serve the JSON API
     int64_t put_wait;          // ms a POSTed item waits for room in a full queue, then 503
+    int64_t max_waiting;       // calls parked at most
+    zlistx_t *parked;          // s_call_t waiting for the broker (suspended connections)
+    zlistx_t *for_room;        // s_call_t of them whose put waits for room in the window
+    uint64_t turned_away;      // API requests answered 503 for api-max-waiting
     uint8_t *stats;            // the latest stats event's body, or NULL
     size_t stats_size;         // its size
     int64_t stats_at;          // when it came (ms, monotonic)
@@ -42,6 +48,9 @@ struct _zf_gateway_t {
     char endpoint[256];        // the broker's events endpoint
     char broker[256];          // the broker's ROUTER endpoint
 };
+
+static bool s_settle (zf_gateway_t *self);
+static void s_stop_parked (zf_gateway_t *self);
 
 //  The server thread: stats from the SUB socket, the API's session, HTTP.
 static void
@@ -64,10 +73,18 @@ s_server (zsock_t *pipe, void *args)
         long timeout = MHD_get_timeout (self->daemon, &mhd_timeout) == MHD_YES && mhd_timeout < 200
                            ? (long) mhd_timeout
                            : 200;
+        // The broker's answers wake the loop as HTTP requests do.
         zmq_pollitem_t items[] = { { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
                                    { zsock_resolve (sub), 0, ZMQ_POLLIN, 0 },
+                                   { NULL, self->client ? zf_client_fd (self->client) : -1,
+                                     ZMQ_POLLIN, 0 },
                                    { NULL, http, ZMQ_POLLIN, 0 } };
-        if (zmq_poll (items, http >= 0 ? 3 : 2, timeout) < 0 && zmq_errno () != EINTR)
+        int count = http >= 0 ? 4 : 3;
+        if (!self->client) {
+            items[2] = items[3];
+            count--;
+        }
+        if (zmq_poll (items, count, timeout) < 0 && zmq_errno () != EINTR)
             break;
         if (items[0].revents & ZMQ_POLLIN)
             break; // $TERM
@@ -87,10 +104,21 @@ s_server (zsock_t *pipe, void *args)
             if (!msg && !topic)
                 break;
         }
-        MHD_run (self->daemon);
-        if (self->client)
-            zf_client_pump (self->client, 0); // heartbeats between requests
+        // HTTP, then the broker's answers, until neither has more to do.
+        // The session is read last before the wait: a send (a put) may
+        // take the signal of an answer that came meanwhile, and its
+        // descriptor says so only once.
+        bool busy = true;
+        while (busy) {
+            MHD_run (self->daemon);
+            busy = false;
+            if (self->client) {
+                zf_client_pump (self->client, 0); // answers, and heartbeats
+                busy = s_settle (self);
+            }
+        }
     }
+    s_stop_parked (self);
     zf_client_destroy (&self->client);
     zsock_destroy (&sub);
 }
@@ -313,12 +341,35 @@ s_answer (struct MHD_Connection *connection, unsigned status, const char *type, 
     return rc;
 }
 
-//  A request's state between the calls libmicrohttpd makes for it.
+//  What a call parked for the broker asked.
+typedef enum { S_PUT, S_RESULT, S_ITEM, S_CANCEL, S_QUEUES } s_kind_t;
+
+//  One HTTP request, between the calls libmicrohttpd makes for it: the
+//  body POSTed so far; while it waits for the broker (its connection
+//  suspended, so that the server serves others), its broker request; then
+//  the answer to give.
 typedef struct {
-    char *body;  // what was POSTed so far
-    size_t size; // its size
-    bool big;    // over BODY_MAX: refused
-} s_post_t;
+    zf_gateway_t *gateway;             // the gateway serving it
+    struct MHD_Connection *connection; // its connection
+    char *body;                        // what was POSTed so far
+    size_t size;                       // its size
+    bool big;                          // over BODY_MAX: refused
+    s_kind_t kind;                     // what it asked the broker
+    zf_request_t *request;             // its broker request in flight, or NULL
+    void *handle;                      // in the gateway's parked list, or NULL
+    void *room_handle;                 // in its list of puts waiting for room, or NULL
+    char queue[ZF_NAME_MAX + 1];       // a put waiting for room: its queue,
+    uint8_t *item;                     // item (msgpack, owned) and its size,
+    size_t item_size;                  //
+    zf_put_opts_t opts;                // and options (headers: a copy, owned)
+    zf_id_t id;                        // the item put or asked about
+    bool answered;                     // the answer below is ready
+    unsigned status;                   // its HTTP status
+    char *answer;                      // its body (JSON), owned
+    int64_t retry_ms;                  // a 503's Retry-After, or 0
+} s_call_t;
+
+static void s_unpark (s_call_t *call);
 
 static void
 s_done (void *cls, struct MHD_Connection *connection, void **state,
@@ -327,10 +378,15 @@ s_done (void *cls, struct MHD_Connection *connection, void **state,
     (void) cls;
     (void) connection;
     (void) code;
-    s_post_t *post = (s_post_t *) *state;
-    if (post) {
-        free (post->body);
-        free (post);
+    s_call_t *call = (s_call_t *) *state;
+    if (call) {
+        s_unpark (call);
+        zf_request_destroy (&call->request); // forgotten: its answer is dropped
+        free (call->body);
+        free (call->item);
+        free ((void *) call->opts.headers);
+        free (call->answer);
+        free (call);
         *state = NULL;
     }
 }
@@ -366,19 +422,66 @@ s_json (struct MHD_Connection *connection, unsigned status, char *body)
     return s_answer (connection, status, "application/json", body, strlen (body));
 }
 
-//  503 with Retry-After (whole seconds, at least 1): busy, not broken.
-static enum MHD_Result
-s_busy (struct MHD_Connection *connection, int64_t retry_ms, char *body)
+//  The answer of call: status and its JSON body (taken); a 503 says to
+//  retry after retry_ms (whole seconds, at least 1): busy, not broken.
+static void
+s_reply (s_call_t *call, unsigned status, char *body, int64_t retry_ms)
 {
-    struct MHD_Response *response =
-        MHD_create_response_from_buffer (strlen (body), body, MHD_RESPMEM_MUST_FREE);
+    free (call->answer);
+    call->answer = body;
+    call->status = status;
+    call->retry_ms = retry_ms;
+    call->answered = true;
+}
+
+//  Gives call's answer on its connection.
+static enum MHD_Result
+s_give (s_call_t *call)
+{
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        strlen (call->answer), call->answer, MHD_RESPMEM_MUST_FREE);
+    call->answer = NULL; // the response's now
     MHD_add_response_header (response, "Content-Type", "application/json");
-    char seconds[24];
-    snprintf (seconds, sizeof seconds, "%lld", (long long) (retry_ms + 999) / 1000);
-    MHD_add_response_header (response, "Retry-After", seconds);
-    enum MHD_Result rc = MHD_queue_response (connection, 503, response);
+    if (call->retry_ms) {
+        char seconds[24];
+        snprintf (seconds, sizeof seconds, "%lld", (long long) (call->retry_ms + 999) / 1000);
+        MHD_add_response_header (response, "Retry-After", seconds);
+    }
+    enum MHD_Result rc = MHD_queue_response (call->connection, call->status, response);
     MHD_destroy_response (response);
     return rc;
+}
+
+//  Parks call, its connection suspended until the broker answers request
+//  (NULL: a put waiting for room in the PUT window).
+static void
+s_park (s_call_t *call, zf_request_t *request)
+{
+    zf_gateway_t *self = call->gateway;
+    call->request = request;
+    call->handle = zlistx_add_end (self->parked, call);
+    if (!request)
+        call->room_handle = zlistx_add_end (self->for_room, call);
+    MHD_suspend_connection (call->connection);
+}
+
+//  Takes call off the gateway's lists (it may not be on them).
+static void
+s_unpark (s_call_t *call)
+{
+    if (call->room_handle)
+        zlistx_delete (call->gateway->for_room, call->room_handle);
+    if (call->handle)
+        zlistx_delete (call->gateway->parked, call->handle);
+    call->room_handle = call->handle = NULL;
+}
+
+//  Call answered: its connection resumed, to give the answer.
+static void
+s_resume (s_call_t *call)
+{
+    s_unpark (call);
+    MHD_resume_connection (call->connection);
 }
 
 //  An envelope, {"body": ITEM, "delay_ms": N, "not_before": MS, "priority":
@@ -454,71 +557,137 @@ s_put_headers (struct MHD_Connection *connection, zf_put_opts_t *opts)
     return NULL;
 }
 
+//  Sends call's put (whose item, options and queue it holds) as a request
+//  of its own; false when the PUT window has no room for it now.
+static bool
+s_send_put (s_call_t *call)
+{
+    zf_gateway_t *self = call->gateway;
+    if (zf_client_put_room (self->client) == 0)
+        return false;
+    zf_request_t *request =
+        zf_client_put_request (self->client, call->queue, call->item, call->item_size, &call->opts,
+                               &call->id, CONFIRM_MS, call);
+    if (request)
+        call->request = request;
+    else {
+        // Over max-frame: too large, whenever it is sent.
+        const char *error = zf_client_last_error (self->client);
+        s_reply (call, strstr (error, "max-frame") ? 413 : 503, s_error ("%s", error), 0);
+    }
+    return true;
+}
+
 //  POST /queues/Q: the JSON body is one item, put with a fresh id; or an
 //  envelope of it with its delay and priority, which headers may give too.
-static enum MHD_Result
-s_api_put (zf_gateway_t *self, struct MHD_Connection *connection, const char *queue, s_post_t *post)
+//  Parked until the broker confirms it (or refuses it: a full queue, once
+//  api-put-wait passed, answers 503 with Retry-After).
+static void
+s_api_put (s_call_t *call, const char *queue)
 {
-    if (post->big)
-        return s_json (connection, 413, s_error ("the body is over %d bytes", BODY_MAX));
+    zf_gateway_t *self = call->gateway;
+    struct MHD_Connection *connection = call->connection;
+    if (call->big) {
+        s_reply (call, 413, s_error ("the body is over %d bytes", BODY_MAX), 0);
+        return;
+    }
+    if (!*queue || strlen (queue) > ZF_NAME_MAX) {
+        s_reply (call, 400, s_error ("'%.64s' is no queue name", queue), 0);
+        return;
+    }
     msgpack_sbuffer item;
     msgpack_sbuffer_init (&item);
     msgpack_packer pk;
     msgpack_packer_init (&pk, &item, msgpack_sbuffer_write);
     zf_error_t err;
-    if (zf_json_to_msgpack (post->body ? post->body : "", post->size, &pk, &err)) {
+    if (zf_json_to_msgpack (call->body ? call->body : "", call->size, &pk, &err)) {
         msgpack_sbuffer_destroy (&item);
-        return s_json (connection, 400, s_error ("the body is not JSON: %s", err.text));
+        s_reply (call, 400, s_error ("the body is not JSON: %s", err.text), 0);
+        return;
     }
     zf_put_opts_t opts = { 0 };
     const uint8_t *body = (const uint8_t *) item.data;
     size_t size = item.size;
     s_envelope ((const uint8_t *) item.data, item.size, &body, &size, &opts);
     const char *wrong = s_put_headers (connection, &opts);
-    if (wrong || opts.priority < 0) {
+    if (!wrong && opts.priority < 0)
+        wrong = "priority is not from 0 to 9";
+    if (!wrong && opts.headers_size &&
+        zf_proto_check_headers (opts.headers, opts.headers_size, &err))
+        wrong = err.text;
+    if (wrong) {
+        s_reply (call, 400,
+                 s_error ("%s%s", opts.headers_size && wrong == err.text ? "headers: " : "", wrong),
+                 0);
         msgpack_sbuffer_destroy (&item);
-        return s_json (connection, 400,
-                       s_error ("%s", wrong ? wrong : "priority is not from 0 to 9"));
+        return;
     }
-    if (opts.headers_size && zf_proto_check_headers (opts.headers, opts.headers_size, &err)) {
-        msgpack_sbuffer_destroy (&item);
-        return s_json (connection, 400, s_error ("headers: %s", err.text));
+    // The call keeps its item until it is sent: at once, or when the PUT
+    // window has room.
+    snprintf (call->queue, sizeof call->queue, "%s", queue);
+    call->item = (uint8_t *) zf_alloc (size + 1);
+    memcpy (call->item, body, size);
+    call->item_size = size;
+    if (opts.headers_size) {
+        void *headers = zf_alloc (opts.headers_size);
+        memcpy (headers, opts.headers, opts.headers_size);
+        opts.headers = headers;
     }
+    msgpack_sbuffer_destroy (&item);
     // A full queue answers in a short while, so that a web handler can say
     // "busy, try later" rather than hang.
     opts.wait_ms = self->put_wait;
-    zf_id_t id;
-    bool named = *queue && strlen (queue) <= ZF_NAME_MAX;
-    int rc = named ? zf_client_put_with (self->client, queue, body, size, &opts, &id) : -1;
-    msgpack_sbuffer_destroy (&item);
-    if (!named)
-        return s_json (connection, 400, s_error ("'%.64s' is no queue name", queue));
-    if (rc) {
-        // Over the broker's max-frame: too large, whenever it is sent.
-        const char *error = zf_client_last_error (self->client);
-        return s_json (connection, strstr (error, "max-frame") ? 413 : 503, s_error ("%s", error));
-    }
-    if (zf_client_flush (self->client, CONFIRM_MS)) {
-        const char *error = zf_client_last_error (self->client);
-        if (strncmp (error, "refused: ", 9) == 0 && strstr (error, "is full (max-depth"))
-            return s_busy (connection, self->put_wait, s_error ("%s", error + 9));
-        if (strncmp (error, "refused: ", 9) == 0)
-            return s_json (connection, strstr (error, "no queue '") ? 404 : 507,
-                           s_error ("%s", error + 9));
-        return s_json (connection, 503, s_error ("the broker did not confirm the item"));
-    }
-    char hex[ZF_ID_HEX];
-    return s_json (connection, 200, zsys_sprintf ("{\"id\":\"%s\"}\n", zf_id_format (&id, hex)));
+    call->opts = opts;
+    if (!s_send_put (call))
+        s_park (call, NULL);
+    else if (!call->answered)
+        s_park (call, call->request);
 }
+
+//  The answer of a put the broker answered (or did not in time).
+static void
+s_put_answered (s_call_t *call, zf_request_t *request)
+{
+    char hex[ZF_ID_HEX];
+    zf_id_format (&call->id, hex);
+    const char *error = zf_request_error (request);
+    switch (zf_request_outcome (request)) {
+        case ZF_REQUEST_DONE:
+            s_reply (call, 200, zsys_sprintf ("{\"id\":\"%s\"}\n", hex), 0);
+            break;
+        case ZF_REQUEST_REFUSED:
+            if (strstr (error, "is full (max-depth"))
+                s_reply (call, 503, s_error ("%s", error), call->gateway->put_wait);
+            else
+                s_reply (call, strstr (error, "no queue '") ? 404 : 507, s_error ("%s", error), 0);
+            break;
+        case ZF_REQUEST_TIMEOUT:
+            // It may be stored: never "failed". The session sends it again
+            // until the broker confirms it.
+            s_reply (
+                call, 202,
+                zsys_sprintf ("{\"id\":\"%s\",\"state\":\"unconfirmed\",\"note\":\"the broker "
+                              "has not confirmed it yet: GET /messages/%s says when it has\"}\n",
+                              hex, hex),
+                0);
+            break;
+        default:
+            s_reply (call, 503, s_error ("%s", error), 1000);
+            break;
+    }
+}
+
 //  GET /queues: the figures of every queue.
-static enum MHD_Result
-s_api_queues (zf_gateway_t *self, struct MHD_Connection *connection)
+static void
+s_queues_answered (s_call_t *call, zf_request_t *request)
 {
     size_t count = 0;
-    zf_figures_t *queues = zf_client_queues (self->client, &count, CONFIRM_MS);
-    if (!queues)
-        return s_json (connection, 503, s_error ("the broker did not answer"));
-    s_text_t t = { .data = (char *) malloc (1024), .cap = 1024 };
+    zf_figures_t *queues = zf_request_take_queues (request, &count);
+    if (!queues) {
+        s_reply (call, 503, s_error ("the broker did not answer"), 1000);
+        return;
+    }
+    s_text_t t = { .data = (char *) zf_alloc (1024), .cap = 1024 };
     s_add (&t, "[");
     for (size_t i = 0; i < count; i++) {
         char name[2 * ZF_NAME_MAX + 2];
@@ -533,67 +702,164 @@ s_api_queues (zf_gateway_t *self, struct MHD_Connection *connection)
     }
     s_add (&t, "]\n");
     free (queues);
-    return s_json (connection, 200, t.data);
+    s_reply (call, 200, t.data, 0);
 }
 
-//  GET /messages/ID: an item's state, as zflow status says it.
-static enum MHD_Result
-s_api_message (zf_gateway_t *self, struct MHD_Connection *connection, const char *hex)
+//  GET /messages/ID, and DELETE of it: an item's state, as zflow status
+//  says it (a cancel: the root's id and state).
+static void
+s_item_answered (s_call_t *call, zf_request_t *request)
 {
-    zf_id_t id;
-    if (zf_id_parse (&id, hex))
-        return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
-    zf_result_t *item = zf_client_item (self->client, &id, CONFIRM_MS);
-    if (!item)
-        return s_json (connection, 503, s_error ("the broker did not answer"));
-    char canonical[ZF_ID_HEX];
-    char *json = zf_tasks_item_json (item, zf_id_format (&id, canonical));
+    zf_result_t *item = zf_request_take_result (request);
+    if (!item) {
+        s_reply (call, 503, s_error ("the broker did not answer"), 1000);
+        return;
+    }
+    char hex[ZF_ID_HEX];
+    zf_id_format (&call->id, hex);
+    bool unknown = streq (zf_result_state (item), "unknown");
+    if (call->kind == S_CANCEL)
+        s_reply (call, unknown ? 404 : 200,
+                 zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", hex, zf_result_state (item)),
+                 0);
+    else
+        s_reply (call, 200, zf_tasks_item_json (item, hex), 0);
     zf_result_destroy (&item);
-    return s_json (connection, 200, json);
 }
 
 //  GET /results/ID[?wait=30s]: a root's state and results; with wait, once
 //  its lineage is over or the wait passed (200 either way: state says).
-static enum MHD_Result
-s_api_result (zf_gateway_t *self, struct MHD_Connection *connection, const char *hex)
+static void
+s_result_answered (s_call_t *call, zf_request_t *request)
 {
-    zf_id_t id;
-    if (zf_id_parse (&id, hex))
-        return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
-    const char *wait_text = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "wait");
-    int64_t wait = 0;
-    zf_error_t err;
-    if (wait_text && (zf_parse_duration (wait_text, &wait, &err) || wait > WAIT_MAX_MS))
-        return s_json (connection, 400,
-                       s_error ("wait: '%.32s' is not a duration of at most %d s", wait_text,
-                                WAIT_MAX_MS / 1000));
-    zf_result_t *result = zf_client_result (self->client, &id, (int) wait, CONFIRM_MS);
-    if (!result)
-        return s_json (connection, 503, s_error ("the broker did not answer"));
-    char canonical[ZF_ID_HEX];
-    char *json = zf_tasks_result_json (result, zf_id_format (&id, canonical));
+    zf_result_t *result = zf_request_take_result (request);
+    if (!result) {
+        s_reply (call, 503, s_error ("the broker did not answer"), 1000);
+        return;
+    }
+    char hex[ZF_ID_HEX];
+    char *json = zf_tasks_result_json (result, zf_id_format (&call->id, hex));
     bool unknown = streq (zf_result_state (result), "unknown");
     zf_result_destroy (&result);
-    char *line = zsys_sprintf ("%s\n", json);
+    s_reply (call, unknown ? 404 : 200, zsys_sprintf ("%s\n", json), 0);
     free (json);
-    return s_json (connection, unknown ? 404 : 200, line);
 }
 
-//  DELETE /messages/ID: cancel what is left of a root's lineage.
-static enum MHD_Result
-s_api_cancel (zf_gateway_t *self, struct MHD_Connection *connection, const char *hex)
+//  The id in the URL's last part into call->id; false (and the answer
+//  400) if it is none.
+static bool
+s_id (s_call_t *call, const char *hex)
 {
-    zf_id_t id;
-    if (zf_id_parse (&id, hex))
-        return s_json (connection, 400, s_error ("'%.64s' is not an id (32 hex digits)", hex));
-    zf_client_cancel (self->client, &id, "cancelled over HTTP");
-    char state[32];
-    if (zf_client_status (self->client, &id, state, sizeof state, CONFIRM_MS))
-        return s_json (connection, 503, s_error ("the broker did not answer"));
-    char canonical[ZF_ID_HEX];
-    return s_json (
-        connection, streq (state, "unknown") ? 404 : 200,
-        zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", zf_id_format (&id, canonical), state));
+    if (zf_id_parse (&call->id, hex) == 0 && !zf_id_is_zero (&call->id))
+        return true;
+    s_reply (call, 400, s_error ("'%.64s' is not an id (32 hex digits, not all zero)", hex), 0);
+    return false;
+}
+
+//  A question for the broker about call: parked until it is answered.
+static void
+s_ask (s_call_t *call, const char *url)
+{
+    zf_gateway_t *self = call->gateway;
+    zf_request_t *request = NULL;
+    if (call->kind == S_QUEUES)
+        request = zf_client_figures_request (self->client, ANSWER_MS, call);
+    else if (call->kind == S_RESULT) {
+        if (!s_id (call, url + 9))
+            return;
+        const char *wait_text =
+            MHD_lookup_connection_value (call->connection, MHD_GET_ARGUMENT_KIND, "wait");
+        int64_t wait = 0;
+        zf_error_t err;
+        if (wait_text && (zf_parse_duration (wait_text, &wait, &err) || wait > WAIT_MAX_MS)) {
+            s_reply (call, 400,
+                     s_error ("wait: '%.32s' is not a duration of at most %d s", wait_text,
+                              WAIT_MAX_MS / 1000),
+                     0);
+            return;
+        }
+        request = zf_client_result_request (self->client, &call->id, (int) wait, ANSWER_MS, call);
+    }
+    else {
+        if (!s_id (call, url + 10))
+            return;
+        if (call->kind == S_CANCEL)
+            zf_client_cancel (self->client, &call->id, "cancelled over HTTP");
+        request = zf_client_item_request (self->client, &call->id, ANSWER_MS, call);
+    }
+    s_park (call, request);
+}
+
+//  Every request the broker answered (or that timed out): its call's
+//  answer made, its connection resumed. Then the puts waiting for room in
+//  the PUT window, as far as there is room. True if it did any of that.
+static bool
+s_settle (zf_gateway_t *self)
+{
+    bool any = false;
+    zf_request_t *request;
+    while ((request = zf_client_answered (self->client))) {
+        any = true;
+        s_call_t *call = (s_call_t *) zf_request_arg (request);
+        call->request = NULL;
+        if (call->kind == S_PUT)
+            s_put_answered (call, request);
+        else if (call->kind == S_QUEUES)
+            s_queues_answered (call, request);
+        else if (call->kind == S_RESULT)
+            s_result_answered (call, request);
+        else
+            s_item_answered (call, request);
+        zf_request_destroy (&request);
+        s_resume (call);
+    }
+    s_call_t *call;
+    while ((call = (s_call_t *) zlistx_first (self->for_room)) && s_send_put (call)) {
+        any = true;
+        zlistx_delete (self->for_room, call->room_handle);
+        call->room_handle = NULL;
+        if (call->answered)
+            s_resume (call); // refused at once
+    }
+    return any;
+}
+
+//  Calls still parked are answered now: a suspended connection must be
+//  resumed before the server stops.
+static void
+s_stop_parked (zf_gateway_t *self)
+{
+    s_call_t *call;
+    while ((call = (s_call_t *) zlistx_first (self->parked))) {
+        zf_request_destroy (&call->request);
+        s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
+        s_resume (call);
+    }
+}
+
+//  The API's routes: call answered at once, or parked for the broker.
+static void
+s_api (s_call_t *call, const char *method, const char *url)
+{
+    zf_gateway_t *self = call->gateway;
+    if (zlistx_size (self->parked) >= (size_t) self->max_waiting) {
+        self->turned_away++;
+        s_reply (call, 503,
+                 s_error ("%zu requests wait for the broker already (api-max-waiting)",
+                          zlistx_size (self->parked)),
+                 1000);
+        return;
+    }
+    if (streq (method, "POST")) {
+        call->kind = S_PUT;
+        s_api_put (call, url + 8);
+        return;
+    }
+    call->kind = streq (url, "/queues")               ? S_QUEUES
+                 : strncmp (url, "/results/", 9) == 0 ? S_RESULT
+                 : streq (method, "DELETE")           ? S_CANCEL
+                                                      : S_ITEM;
+    s_ask (call, url);
 }
 
 static enum MHD_Result
@@ -602,34 +868,53 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
 {
     (void) version;
     zf_gateway_t *self = (zf_gateway_t *) cls;
-    if (strcmp (method, "POST") == 0) {
-        // The body comes over several calls; the answer goes at the last.
-        s_post_t *body = (s_post_t *) *state;
-        if (!body) {
-            *state = zmalloc (sizeof (s_post_t));
-            return MHD_YES;
+    s_call_t *call = (s_call_t *) *state;
+    if (call && call->answered)
+        return s_give (call); // resumed with its answer
+    if (call && call->handle)
+        return MHD_YES; // parked (libmicrohttpd may call once more before it suspends)
+    bool post = strcmp (method, "POST") == 0;
+    if (!call) {
+        call = (s_call_t *) zf_alloc (sizeof (s_call_t));
+        call->gateway = self;
+        call->connection = connection;
+        *state = call;
+        if (post) {
+            // A body declared over the limit is refused before it is read.
+            const char *length =
+                MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Content-Length");
+            if (length && strtoull (length, NULL, 10) > BODY_MAX)
+                return s_json (connection, 413, s_error ("the body is over %d bytes", BODY_MAX));
+            return MHD_YES; // the body comes over the next calls
         }
-        if (*upload_size) {
-            if (body->size + *upload_size > BODY_MAX)
-                body->big = true;
-            else {
-                body->body = (char *) realloc (body->body, body->size + *upload_size + 1);
-                memcpy (body->body + body->size, upload_data, *upload_size);
-                body->size += *upload_size;
-                body->body[body->size] = 0;
-            }
-            *upload_size = 0;
-            return MHD_YES;
+    }
+    if (post && *upload_size) {
+        if (call->size + *upload_size > BODY_MAX)
+            call->big = true;
+        else {
+            call->body = (char *) zf_realloc (call->body, call->size + *upload_size + 1);
+            memcpy (call->body + call->size, upload_data, *upload_size);
+            call->size += *upload_size;
+            call->body[call->size] = 0;
         }
-        if (self->api && strncmp (url, "/queues/", 8) == 0)
-            return s_api_put (self, connection, url + 8, body);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    bool api = self->api && self->client &&
+               ((post && strncmp (url, "/queues/", 8) == 0) ||
+                (streq (method, "DELETE") && strncmp (url, "/messages/", 10) == 0) ||
+                (streq (method, "GET") &&
+                 (streq (url, "/queues") || strncmp (url, "/messages/", 10) == 0 ||
+                  strncmp (url, "/results/", 9) == 0)));
+    if (api) {
+        s_api (call, method, url);
+        return call->answered ? s_give (call) : MHD_YES;
+    }
+    if (post)
         return s_json (connection, self->api ? 404 : 405,
                        s_error (self->api
                                     ? "POST goes to /queues/QUEUE"
                                     : "the JSON API is off (api = true in the broker section)"));
-    }
-    if (self->api && strcmp (method, "DELETE") == 0 && strncmp (url, "/messages/", 10) == 0)
-        return s_api_cancel (self, connection, url + 10);
     if (strcmp (method, "GET") != 0)
         return s_json (connection, 405, s_error ("%.16s is not served here", method));
     if (strcmp (url, "/metrics") == 0) {
@@ -641,6 +926,18 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
             text = strdup ("the broker's last stats event cannot be read\n");
             return s_answer (connection, 502, "text/plain", text, strlen (text));
         }
+        if (self->api) {
+            // The gateway's own figures.
+            s_text_t t = { .data = text, .len = len, .cap = len + 1 };
+            s_scalar (&t, "zflow_api_waiting", "gauge",
+                      "API requests parked until the broker answers them.",
+                      zlistx_size (self->parked));
+            s_scalar (&t, "zflow_api_turned_away_total", "counter",
+                      "API requests answered 503 because api-max-waiting were parked.",
+                      self->turned_away);
+            text = t.data;
+            len = t.len;
+        }
         return s_answer (connection, 200, "text/plain; version=0.0.4", text, len);
     }
     if (strcmp (url, "/health") == 0) {
@@ -651,12 +948,6 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
                                            age < 0 ? "yet" : "for more than 5 s");
         return s_answer (connection, fresh ? 200 : 503, "text/plain", text, strlen (text));
     }
-    if (self->api && strcmp (url, "/queues") == 0)
-        return s_api_queues (self, connection);
-    if (self->api && strncmp (url, "/messages/", 10) == 0)
-        return s_api_message (self, connection, url + 10);
-    if (self->api && strncmp (url, "/results/", 9) == 0)
-        return s_api_result (self, connection, url + 9);
     return s_json (connection, 404,
                    s_error ("no %.200s here: GET /metrics, /health%s", url,
                             self->api ? ", /queues, /messages/ID, /results/ID[?wait=D]; POST "
@@ -665,8 +956,8 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
 }
 
 zf_gateway_t *
-zf_gateway_new (const char *address, const char *events, const char *broker, bool api,
-                int64_t put_wait, zf_error_t *err)
+zf_gateway_new (const char *address, const char *events, const char *broker,
+                const zf_broker_settings_t *set, zf_error_t *err)
 {
     // ADDRESS:PORT, or :PORT / PORT for loopback.
     char host[64] = "127.0.0.1";
@@ -685,13 +976,16 @@ zf_gateway_new (const char *address, const char *events, const char *broker, boo
     zf_gateway_t *self = (zf_gateway_t *) zmalloc (sizeof (zf_gateway_t));
     snprintf (self->endpoint, sizeof self->endpoint, "%s", events);
     snprintf (self->broker, sizeof self->broker, "%s", broker);
-    self->api = api;
-    self->put_wait = put_wait;
+    self->api = set->api;
+    self->put_wait = set->api_put_wait;
+    self->max_waiting = set->api_max_waiting;
+    self->parked = zlistx_new ();
+    self->for_room = zlistx_new ();
     self->decoded = zf_stats_new ();
-    self->daemon =
-        MHD_start_daemon (MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, s_request, self,
-                          MHD_OPTION_SOCK_ADDR, &where, MHD_OPTION_NOTIFY_COMPLETED, s_done, NULL,
-                          MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    self->daemon = MHD_start_daemon (MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
+                                     0, NULL, NULL, s_request, self, MHD_OPTION_SOCK_ADDR, &where,
+                                     MHD_OPTION_NOTIFY_COMPLETED, s_done, NULL,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!self->daemon) {
         zf_error_set (err, ZF_EIO, "metrics: cannot listen on %s", address);
         zf_gateway_destroy (&self);
@@ -716,6 +1010,8 @@ zf_gateway_destroy (zf_gateway_t **self_p)
         MHD_stop_daemon (self->daemon);
     free (self->stats);
     zf_stats_destroy (&self->decoded);
+    zlistx_destroy (&self->parked);
+    zlistx_destroy (&self->for_room);
     free (self);
     *self_p = NULL;
 }
@@ -725,9 +1021,9 @@ zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *event
                 zf_gateway_t **gateway_p, zf_error_t *err)
 {
     const char *address = pipeline->broker_settings.metrics;
-    *gateway_p = address ? zf_gateway_new (address, events, endpoint, pipeline->broker_settings.api,
-                                           pipeline->broker_settings.api_put_wait, err)
-                         : NULL;
+    *gateway_p = address
+                     ? zf_gateway_new (address, events, endpoint, &pipeline->broker_settings, err)
+                     : NULL;
     return address && !*gateway_p ? -1 : 0;
 }
 

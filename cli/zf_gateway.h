@@ -24,11 +24,11 @@ extern "C" {
 typedef struct _zf_gateway_t zf_gateway_t;
 
 //  Listens on address (ADDRESS:PORT, :PORT or PORT; port 0 picks one) and
-//  follows the stats events at events; with api, serves the JSON API as a
-//  client of the broker at broker, whose POSTs wait up to put_wait ms for
-//  room in a full queue (then 503). NULL with err if it cannot.
-zf_gateway_t *zf_gateway_new (const char *address, const char *events, const char *broker, bool api,
-                              int64_t put_wait, zf_error_t *err);
+//  follows the stats events at events; with set's `api`, serves the JSON
+//  API as a client of the broker at broker (`api-put-wait`,
+//  `api-max-waiting`). NULL with err if it cannot.
+zf_gateway_t *zf_gateway_new (const char *address, const char *events, const char *broker,
+                              const zf_broker_settings_t *set, zf_error_t *err);
 
 void zf_gateway_destroy (zf_gateway_t **self_p);
 

@@ -39,6 +39,7 @@ typedef struct {
     const char *metrics;       // ADDRESS:PORT of the HTTP gateway, or NULL
     bool api;                  // the gateway serves the JSON API
     int64_t api_put_wait;      // ms a POSTed item waits for room in a full queue, then 503
+    int64_t api_max_waiting;   // API requests waiting for the broker at most, then 503
     const char *journal;       // folder of the write-ahead log, or NULL
     const char *sync;          // always, batch or never
     int64_t sync_interval;     // ms a confirm waits for the disk at most (batch)
