@@ -830,10 +830,17 @@ static void
 s_stop_parked (zf_gateway_t *self)
 {
     s_call_t *call;
+    bool any = false;
     while ((call = (s_call_t *) zlistx_first (self->parked))) {
         zf_request_destroy (&call->request);
         s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
         s_resume (call);
+        any = true;
+    }
+    // Their answers go out (a few turns: resumed, answered, written).
+    for (int turn = 0; any && turn < 5; turn++) {
+        MHD_run (self->daemon);
+        zclock_sleep (5);
     }
 }
 
