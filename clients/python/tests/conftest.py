@@ -1,5 +1,6 @@
 """Fixtures: a real zflow broker (the build's zflow, $ZFLOW_BIN) on a free
 port of 127.0.0.1, and Python workers as processes of their own."""
+import json
 import os
 import pty
 import signal
@@ -8,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -211,3 +214,44 @@ def side_effects(directory, name):
             return f.read().split()
     except FileNotFoundError:
         return []
+
+
+# A service for the HTTP and hostile-input tests: poison (a Python worker
+# that returns its item, and kills its process on {"poison": true}) and
+# gate (a worker that holds each item until the file `released` is in the
+# test's directory; two items fill it).
+GATED = """\
+pipeline
+    results = done
+queues
+    poison
+        external = true
+        max-attempts = 2
+        retry-base = 10ms
+        retry-max = 10ms
+    gate
+        external = true
+        max-depth = 2
+actors
+    py
+        kind = exec
+        command = "/usr/bin/python3 -m zflow worker jobs:crash_on_poison"
+        input = poison
+        output = done
+    held
+        kind = exec
+        command = "/usr/bin/python3 -m zflow worker jobs:wait_for_release"
+        input = gate
+        output = done
+"""
+
+
+def http(address, method, path, body=None, headers=None):
+    """(status, headers, JSON answer) of one request to an HTTP gateway."""
+    request = urllib.request.Request("http://%s%s" % (address, path), data=body, method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.headers, json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read())

@@ -14,46 +14,7 @@ import urllib.request
 import msgpack
 import zmq
 
-import zflow
-from conftest import ZFLOW, free_port, wait_for
-
-PY = "/usr/bin/python3 -m zflow worker"
-
-PIPELINE = """\
-pipeline
-    results = done
-queues
-    poison
-        external = true
-        max-attempts = 2
-        retry-base = 10ms
-        retry-max = 10ms
-    gate
-        external = true
-        max-depth = 2
-actors
-    py
-        kind = exec
-        command = "%s jobs:crash_on_poison"
-        input = poison
-        output = done
-    held
-        kind = exec
-        command = "%s jobs:wait_for_release"
-        input = gate
-        output = done
-""" % (PY, PY)
-
-
-def http(address, method, path, body=None, headers=None):
-    """(status, headers, JSON answer) of one request."""
-    request = urllib.request.Request("http://%s%s" % (address, path), data=body, method=method,
-                                     headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=20) as answer:
-            return answer.status, answer.headers, json.loads(answer.read())
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, json.loads(e.read())
+from conftest import GATED, ZFLOW, free_port, http, wait_for
 
 
 def metric(address, name):
@@ -107,7 +68,7 @@ def hello(name, inputs=()):
 def test_hostile_input_is_contained(tmp_path, runs):
     intake = "tcp://127.0.0.1:%d" % free_port()
     gateway = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, PIPELINE, broker="    intake = %s\n    metrics = %s\n    api = true\n"
+    run = runs(tmp_path, GATED, broker="    intake = %s\n    metrics = %s\n    api = true\n"
                "    max-frame = 64KiB\n    max-groups = 20\n    api-put-wait = 300ms\n"
                % (intake, gateway))
     context = zmq.Context.instance()

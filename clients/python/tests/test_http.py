@@ -8,42 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 
-from conftest import free_port, wait_for
-
-PY = "/usr/bin/python3 -m zflow worker"
-
-PIPELINE = """\
-pipeline
-    results = done
-queues
-    poison
-        external = true
-    gate
-        external = true
-        max-depth = 2
-actors
-    py
-        kind = exec
-        command = "%s jobs:crash_on_poison"
-        input = poison
-        output = done
-    held
-        kind = exec
-        command = "%s jobs:wait_for_release"
-        input = gate
-        output = done
-""" % (PY, PY)
-
-
-def http(address, method, path, body=None):
-    """(status, headers, JSON answer) of one request."""
-    request = urllib.request.Request("http://%s%s" % (address, path), data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, answer.headers, json.loads(answer.read())
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, json.loads(e.read())
-
+from conftest import GATED, free_port, http, wait_for
 
 def healthy(address):
     """True once the gateway answers /health with 200."""
@@ -68,7 +33,7 @@ class Call(threading.Thread):
 
 def test_waiting_requests_hold_up_no_other(tmp_path, runs):
     address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, PIPELINE, "--no-journal",
+    run = runs(tmp_path, GATED, "--no-journal",
                broker="    metrics = %s\n    api = true\n    api-put-wait = 2s\n"
                "    api-max-waiting = 8\n" % address)
     wait_for(lambda: healthy(address), what="the gateway")
@@ -120,7 +85,7 @@ def test_waiting_requests_hold_up_no_other(tmp_path, runs):
 
 def test_bad_requests_are_answered_at_once(tmp_path, runs):
     address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, PIPELINE, "--no-journal",
+    run = runs(tmp_path, GATED, "--no-journal",
                broker="    metrics = %s\n    api = true\n" % address)
     wait_for(lambda: healthy(address), what="the gateway")
     # An id of zeros, or no id: 400, not a wait.
