@@ -659,7 +659,10 @@ s_put_answered (s_call_t *call, zf_request_t *request)
             if (strstr (error, "is full (max-depth"))
                 s_reply (call, 503, s_error ("%s", error), call->gateway->put_wait);
             else
-                s_reply (call, strstr (error, "no queue '") ? 404 : 507, s_error ("%s", error), 0);
+                // No such queue (or a name that is not text): 404; a
+                // result past the store's limits: 507.
+                s_reply (call, strncmp (error, "no queue ", 9) == 0 ? 404 : 507,
+                         s_error ("%s", error), 0);
             break;
         case ZF_REQUEST_TIMEOUT:
             // It may be stored: never "failed". The session sends it again
@@ -705,32 +708,12 @@ s_queues_answered (s_call_t *call, zf_request_t *request)
     s_reply (call, 200, t.data, 0);
 }
 
-//  GET /messages/ID, and DELETE of it: an item's state, as zflow status
-//  says it (a cancel: the root's id and state).
+//  GET /messages/ID (an item's state, as zflow status says it), DELETE of
+//  it (the root's id and state once cancelled), GET /results/ID[?wait=30s]
+//  (a root's state and results; with wait, once its lineage is over or the
+//  wait passed: 200 either way, the state says).
 static void
-s_item_answered (s_call_t *call, zf_request_t *request)
-{
-    zf_result_t *item = zf_request_take_result (request);
-    if (!item) {
-        s_reply (call, 503, s_error ("the broker did not answer"), 1000);
-        return;
-    }
-    char hex[ZF_ID_HEX];
-    zf_id_format (&call->id, hex);
-    bool unknown = streq (zf_result_state (item), "unknown");
-    if (call->kind == S_CANCEL)
-        s_reply (call, unknown ? 404 : 200,
-                 zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", hex, zf_result_state (item)),
-                 0);
-    else
-        s_reply (call, 200, zf_tasks_item_json (item, hex), 0);
-    zf_result_destroy (&item);
-}
-
-//  GET /results/ID[?wait=30s]: a root's state and results; with wait, once
-//  its lineage is over or the wait passed (200 either way: state says).
-static void
-s_result_answered (s_call_t *call, zf_request_t *request)
+s_state_answered (s_call_t *call, zf_request_t *request)
 {
     zf_result_t *result = zf_request_take_result (request);
     if (!result) {
@@ -738,11 +721,20 @@ s_result_answered (s_call_t *call, zf_request_t *request)
         return;
     }
     char hex[ZF_ID_HEX];
-    char *json = zf_tasks_result_json (result, zf_id_format (&call->id, hex));
-    bool unknown = streq (zf_result_state (result), "unknown");
+    zf_id_format (&call->id, hex);
+    const char *state = zf_result_state (result);
+    bool unknown = streq (state, "unknown");
+    if (call->kind == S_CANCEL)
+        s_reply (call, unknown ? 404 : 200,
+                 zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", hex, state), 0);
+    else if (call->kind == S_ITEM)
+        s_reply (call, 200, zf_tasks_item_json (result, hex), 0);
+    else {
+        char *json = zf_tasks_result_json (result, hex);
+        s_reply (call, unknown ? 404 : 200, zsys_sprintf ("%s\n", json), 0);
+        free (json);
+    }
     zf_result_destroy (&result);
-    s_reply (call, unknown ? 404 : 200, zsys_sprintf ("%s\n", json), 0);
-    free (json);
 }
 
 //  The id in the URL's last part into call->id; false (and the answer
@@ -806,10 +798,8 @@ s_settle (zf_gateway_t *self)
             s_put_answered (call, request);
         else if (call->kind == S_QUEUES)
             s_queues_answered (call, request);
-        else if (call->kind == S_RESULT)
-            s_result_answered (call, request);
         else
-            s_item_answered (call, request);
+            s_state_answered (call, request);
         zf_request_destroy (&request);
         s_resume (call);
     }

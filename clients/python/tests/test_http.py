@@ -93,6 +93,10 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
                  "/results/xyz"):
         status, _, answer = http(address, "GET", path)
         assert status == 400 and "is not an id" in answer["error"], (path, answer)
+    # A queue that does not exist, or whose name is not UTF-8 text: 404.
+    for path in ("/queues/nosuch", "/queues/%FF%FE"):
+        status, _, answer = http(address, "POST", path, b"1")
+        assert status == 404 and "no queue" in answer["error"], (path, status, answer)
     # A body said to be 100 MB: 413 before a byte of it is read.
     host, port = address.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
