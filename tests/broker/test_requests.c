@@ -253,6 +253,44 @@ test_a_full_window_says_so (void **state)
     zf_client_destroy (&client); // frees the requests it still owns
 }
 
+static void
+test_a_new_broker_is_asked_again (void **state)
+{
+    // A question waiting on a broker that goes away is asked again of the
+    // broker that comes back on its endpoint (this one without a journal:
+    // it knows nothing, and says so at once), long before its timeout.
+    (void) state;
+    zf_pipeline_t *pipeline = zf_test_pipeline (s_config);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zf_test_free_port ());
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_client_t *client = zf_client_new (endpoint, "web", NULL, 0);
+    zf_id_t id = s_put (client, "tasks", 1);
+    zf_request_t *result = zf_client_result_request (client, &id, 30000, 30000, NULL);
+    zf_client_pump (client, 200); // asked, and waiting on the first broker
+    assert_int_equal (zf_request_outcome (result), ZF_REQUEST_PENDING);
+    zf_broker_destroy (&broker);
+    broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_request_t *answered = NULL;
+    for (int i = 0; i < 1500 && !answered; i++) { // 15 s, half its wait
+        zf_client_pump (client, 10);
+        answered = zf_client_answered (client);
+    }
+    assert_ptr_equal (answered, result);
+    assert_int_equal (zf_request_outcome (result), ZF_REQUEST_DONE);
+    zf_result_t *answer = zf_request_take_result (result);
+    assert_string_equal (zf_result_state (answer), "unknown");
+    assert_true (zf_client_sessions (client) >= 2);
+    zf_result_destroy (&answer);
+    zf_request_destroy (&result);
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
 int
 main (void)
 {
@@ -262,6 +300,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_a_put_refused_says_why, s_setup, s_teardown),
         cmocka_unit_test (test_no_answer_times_out),
         cmocka_unit_test (test_a_full_window_says_so),
+        cmocka_unit_test (test_a_new_broker_is_asked_again),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
