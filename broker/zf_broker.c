@@ -10,6 +10,8 @@
 #include "zf_sessions.h"
 #include "zf_thread.h"
 
+#include <sys/resource.h>
+
 #define READ_BUDGET 512 // messages read per socket per loop turn
 #define TICK_MS     20  // timer resolution for retries, timeouts and heartbeats
 
@@ -409,9 +411,25 @@ zf_broker_new (zf_pipeline_t *pipeline, const char *endpoint, const char *events
     return zf_broker_start (&args, err);
 }
 
+//  The soft limit of open descriptors raised to the hard one: every
+//  session, HTTP connection and journal segment takes one, and the soft
+//  limit (often 1,024) is the first to run out under load.
+static void
+s_raise_nofile (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? 1 << 20 : limit.rlim_max;
+        if (setrlimit (RLIMIT_NOFILE, &limit))
+            zsys_warning ("broker: cannot raise the open-file limit to %llu: %s",
+                          (unsigned long long) limit.rlim_max, strerror (errno));
+    }
+}
+
 zf_broker_t *
 zf_broker_start (const zf_broker_args_t *args, zf_error_t *err)
 {
+    s_raise_nofile ();
     zf_broker_t *self = (zf_broker_t *) zmalloc (sizeof (zf_broker_t));
     self->args = *args;
     self->actor = zf_thread_new (zf_broker_actor, &self->args);

@@ -5,7 +5,10 @@
     broker's events like any monitor and keeps the latest stats, talks to the
     broker as a client for the API, and drives the HTTP server (in
     libmicrohttpd's external mode, on its epoll descriptor), so the broker's
-    own thread never waits on HTTP. See zf_metrics.h.
+    own thread never waits on HTTP. The API needs a token (api-token-file)
+    beyond loopback and beside CURVE; connections are bounded per client
+    address and in all; https-cert and https-key make it HTTPS. See
+    zf_gateway.h and docs/tasks.md ("Over HTTP").
 */
 #include "zf_gateway.h"
 #include "zf_alloc.h"
@@ -20,8 +23,11 @@
 #include "zflow.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #define STALE_MS    5000      // /health fails when no stats came for this long
 #define BODY_MAX    (1 << 20) // bytes of a POSTed item at most
@@ -44,6 +50,8 @@ struct _zf_gateway_t {
     uint64_t events;           // stats events seen
     zf_stats_t *decoded;       // the latest stats event read, for /metrics
     zf_client_t *client;       // a session with the broker, for the API
+    char *token;               // what API requests must bear, or NULL
+    char *cert, *key;          // PEM text of the certificate and key: HTTPS, or NULL
     char address[96];          // where it listens, ADDRESS:PORT
     char endpoint[256];        // the broker's events endpoint
     char broker[256];          // the broker's ROUTER endpoint
@@ -859,6 +867,50 @@ s_api (s_call_t *call, const char *method, const char *url)
     s_ask (call, url);
 }
 
+//  True if a request for method and url goes to the JSON API.
+static bool
+s_api_route (const char *method, const char *url)
+{
+    return (streq (method, "POST") && strncmp (url, "/queues/", 8) == 0) ||
+           (streq (method, "DELETE") && strncmp (url, "/messages/", 10) == 0) ||
+           (streq (method, "GET") &&
+            (streq (url, "/queues") || strncmp (url, "/messages/", 10) == 0 ||
+             strncmp (url, "/results/", 9) == 0));
+}
+
+//  True if the connection's request bears the gateway's token (or none is
+//  needed). The comparison takes as long whatever the token given.
+static bool
+s_authorized (zf_gateway_t *self, struct MHD_Connection *connection)
+{
+    if (!self->token)
+        return true;
+    const char *header =
+        MHD_lookup_connection_value (connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!header || strncasecmp (header, "Bearer ", 7) != 0)
+        return false;
+    const char *given = header + 7;
+    size_t given_len = strlen (given), len = strlen (self->token);
+    unsigned char diff = given_len != len;
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char) (self->token[i] ^ (i < given_len ? given[i] : 0));
+    return diff == 0;
+}
+
+static enum MHD_Result
+s_unauthorized (struct MHD_Connection *connection)
+{
+    char *body = s_error ("this API needs Authorization: Bearer TOKEN (the broker's "
+                          "api-token-file)");
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (strlen (body), body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header (response, "Content-Type", "application/json");
+    MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"zflow\"");
+    enum MHD_Result rc = MHD_queue_response (connection, 401, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+
 static enum MHD_Result
 s_request (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_size, void **state)
@@ -871,7 +923,11 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
     if (call && call->handle)
         return MHD_YES; // parked (libmicrohttpd may call once more before it suspends)
     bool post = strcmp (method, "POST") == 0;
+    bool api = self->api && self->client && s_api_route (method, url);
     if (!call) {
+        // Its headers are in: refused now, or read on.
+        if (api && !s_authorized (self, connection))
+            return s_unauthorized (connection);
         call = (s_call_t *) zf_alloc (sizeof (s_call_t));
         call->gateway = self;
         call->connection = connection;
@@ -897,12 +953,6 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         *upload_size = 0;
         return MHD_YES;
     }
-    bool api = self->api && self->client &&
-               ((post && strncmp (url, "/queues/", 8) == 0) ||
-                (streq (method, "DELETE") && strncmp (url, "/messages/", 10) == 0) ||
-                (streq (method, "GET") &&
-                 (streq (url, "/queues") || strncmp (url, "/messages/", 10) == 0 ||
-                  strncmp (url, "/results/", 9) == 0)));
     if (api) {
         s_api (call, method, url);
         return call->answered ? s_give (call) : MHD_YES;
@@ -952,10 +1002,35 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
                                       : ""));
 }
 
-zf_gateway_t *
-zf_gateway_new (const char *address, const char *events, const char *broker,
-                const zf_broker_settings_t *set, zf_error_t *err)
+//  True if host (an IPv4 address) is reachable only from this machine.
+static bool
+s_loopback (const char *host)
 {
+    return strncmp (host, "127.", 4) == 0;
+}
+
+//  At most this many connections: the limit asked, and no more than half
+//  the descriptors the process may open, so that ZeroMQ and the journal
+//  keep theirs however many HTTP clients come.
+static unsigned
+s_connection_limit (int64_t asked)
+{
+    struct rlimit limit;
+    int64_t half = getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                       ? (int64_t) limit.rlim_cur / 2
+                       : asked;
+    if (half < asked)
+        zsys_info ("broker: HTTP connections at most %lld of the %lld asked (half the %lld "
+                   "descriptors this process may open)",
+                   (long long) half, (long long) asked, (long long) limit.rlim_cur);
+    return (unsigned) (half < asked ? half : asked);
+}
+
+zf_gateway_t *
+zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err)
+{
+    const zf_broker_settings_t *set = args->set;
+    const char *address = args->address;
     // ADDRESS:PORT, or :PORT / PORT for loopback.
     char host[64] = "127.0.0.1";
     const char *colon = strrchr (address, ':');
@@ -970,21 +1045,64 @@ zf_gateway_new (const char *address, const char *events, const char *broker,
                       address);
         return NULL;
     }
-    zf_gateway_t *self = (zf_gateway_t *) zmalloc (sizeof (zf_gateway_t));
-    snprintf (self->endpoint, sizeof self->endpoint, "%s", events);
-    snprintf (self->broker, sizeof self->broker, "%s", broker);
+    if (!args->cert != !args->key) {
+        zf_error_set (err, ZF_ECONFIG, "https-cert and https-key go together: give both or none");
+        return NULL;
+    }
+    // The API puts, reads and cancels: open only to whom the broker is.
+    if (set->api && !args->token) {
+        if (set->curve_secret) {
+            zf_error_set (err, ZF_ECONFIG,
+                          "the broker has CURVE, so its HTTP API needs a token too: give the "
+                          "broker section api-token-file (a file holding a long random string)");
+            return NULL;
+        }
+        if (!s_loopback (host) && !args->insecure) {
+            zf_error_set (err, ZF_ECONFIG,
+                          "the HTTP API on %s is open to other machines without a token: anyone "
+                          "who reaches it could put, read and cancel items; give the broker "
+                          "section api-token-file, or pass --insecure to run it open",
+                          address);
+            return NULL;
+        }
+        if (!s_loopback (host))
+            zsys_warning ("broker: the HTTP API on %s is open to other machines without a token "
+                          "(--insecure): anyone who reaches it can put, read and cancel items",
+                          address);
+    }
+    zf_gateway_t *self = (zf_gateway_t *) zf_alloc (sizeof (zf_gateway_t));
+    snprintf (self->endpoint, sizeof self->endpoint, "%s", args->events);
+    snprintf (self->broker, sizeof self->broker, "%s", args->broker);
     self->api = set->api;
     self->put_wait = set->api_put_wait;
     self->max_waiting = set->api_max_waiting;
+    self->token = args->token ? zf_strdup (args->token) : NULL;
+    self->cert = args->cert ? zf_strdup (args->cert) : NULL;
+    self->key = args->key ? zf_strdup (args->key) : NULL;
     self->parked = zlistx_new ();
     self->for_room = zlistx_new ();
     self->decoded = zf_stats_new ();
-    self->daemon = MHD_start_daemon (MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME,
-                                     0, NULL, NULL, s_request, self, MHD_OPTION_SOCK_ADDR, &where,
-                                     MHD_OPTION_NOTIFY_COMPLETED, s_done, NULL,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    unsigned connections = s_connection_limit (set->http_max_connections);
+    struct MHD_OptionItem options[] = {
+        { MHD_OPTION_SOCK_ADDR, 0, &where },
+        { MHD_OPTION_NOTIFY_COMPLETED, (intptr_t) s_done, NULL },
+        { MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL },
+        { MHD_OPTION_CONNECTION_LIMIT, connections, NULL },
+        { MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t) set->http_max_per_address, NULL },
+        { self->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, self->cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, self->key },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    if (self->cert)
+        flags |= MHD_USE_TLS;
+    self->daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_request, self, MHD_OPTION_ARRAY,
+                                     options, MHD_OPTION_END);
     if (!self->daemon) {
-        zf_error_set (err, ZF_EIO, "metrics: cannot listen on %s", address);
+        zf_error_set (err, ZF_EIO, "metrics: cannot listen on %s%s", address,
+                      args->cert ? " (or https-cert and https-key are not a PEM certificate and "
+                                   "its key)"
+                                 : "");
         zf_gateway_destroy (&self);
         return NULL;
     }
@@ -1006,6 +1124,11 @@ zf_gateway_destroy (zf_gateway_t **self_p)
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     free (self->stats);
+    free (self->token);
+    free (self->cert);
+    if (self->key)
+        memset (self->key, 0, strlen (self->key));
+    free (self->key);
     zf_stats_destroy (&self->decoded);
     zlistx_destroy (&self->parked);
     zlistx_destroy (&self->for_room);
@@ -1013,15 +1136,92 @@ zf_gateway_destroy (zf_gateway_t **self_p)
     *self_p = NULL;
 }
 
+//  The contents of the file at path (relative to pipeline's folder), for
+//  key, trailing white space cut; NULL with err if it cannot be read or is
+//  empty. A secret others may read is said to be one.
+static char *
+s_read_secret (zf_pipeline_t *pipeline, const char *path, const char *key, zf_error_t *err)
+{
+    char *full = zf_pipeline_path (pipeline, path);
+    struct stat info;
+    char *text = NULL;
+    FILE *file = fopen (full, "r");
+    if (!file)
+        zf_error_set (err, ZF_ECONFIG, "%s: cannot read %s: %s", key, full, strerror (errno));
+    else if (fstat (fileno (file), &info) || info.st_size > (1 << 20))
+        zf_error_set (err, ZF_ECONFIG, "%s: %s is not a file of at most 1 MiB", key, full);
+    else {
+        text = (char *) zf_alloc ((size_t) info.st_size + 1);
+        size_t size = fread (text, 1, (size_t) info.st_size, file);
+        text[size] = 0;
+        while (size && isspace ((unsigned char) text[size - 1]))
+            text[--size] = 0;
+        if (!size) {
+            zf_error_set (err, ZF_ECONFIG, "%s: %s is empty", key, full);
+            zstr_free (&text);
+        }
+        else if (info.st_mode & (S_IRWXG | S_IRWXO))
+            zsys_warning ("broker: %s: others may read %s (chmod 600 it)", key, full);
+    }
+    if (file)
+        fclose (file);
+    free (full);
+    return text;
+}
+
+//  An API token is a long enough string of what a header may carry.
+static int
+s_check_token (const char *token, zf_error_t *err)
+{
+    if (strlen (token) < 16)
+        return zf_error_set (err, ZF_ECONFIG,
+                             "api-token-file: the token is %zu characters; give at least 16 "
+                             "(e.g. openssl rand -hex 32 > token)",
+                             strlen (token));
+    for (const char *c = token; *c; c++)
+        if (*c <= ' ' || *c == 127)
+            return zf_error_set (err, ZF_ECONFIG,
+                                 "api-token-file: the token has a space or control character "
+                                 "at %zu; use letters, digits and punctuation",
+                                 (size_t) (c - token));
+    return 0;
+}
+
 int
-zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
+zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events, bool insecure,
                 zf_gateway_t **gateway_p, zf_error_t *err)
 {
-    const char *address = pipeline->broker_settings.metrics;
-    *gateway_p = address
-                     ? zf_gateway_new (address, events, endpoint, &pipeline->broker_settings, err)
-                     : NULL;
-    return address && !*gateway_p ? -1 : 0;
+    const zf_broker_settings_t *set = &pipeline->broker_settings;
+    *gateway_p = NULL;
+    if (!set->metrics)
+        return 0;
+    zf_gateway_args_t args = { .address = set->metrics,
+                               .events = events,
+                               .broker = endpoint,
+                               .set = set,
+                               .insecure = insecure };
+    char *token = NULL, *cert = NULL, *key = NULL;
+    bool failed =
+        (set->api_token_file &&
+         (!(token = s_read_secret (pipeline, set->api_token_file, "api-token-file", err)) ||
+          s_check_token (token, err))) ||
+        (set->https_cert &&
+         !(cert = s_read_secret (pipeline, set->https_cert, "https-cert", err))) ||
+        (set->https_key && !(key = s_read_secret (pipeline, set->https_key, "https-key", err)));
+    if (!failed) {
+        args.token = token;
+        args.cert = cert;
+        args.key = key;
+        *gateway_p = zf_gateway_new (&args, err);
+    }
+    if (token)
+        memset (token, 0, strlen (token));
+    if (key)
+        memset (key, 0, strlen (key));
+    free (token);
+    free (cert);
+    free (key);
+    return *gateway_p ? 0 : -1;
 }
 
 const char *

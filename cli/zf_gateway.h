@@ -23,20 +23,32 @@ extern "C" {
 
 typedef struct _zf_gateway_t zf_gateway_t;
 
-//  Listens on address (ADDRESS:PORT, :PORT or PORT; port 0 picks one) and
-//  follows the stats events at events; with set's `api`, serves the JSON
-//  API as a client of the broker at broker (`api-put-wait`,
-//  `api-max-waiting`). NULL with err if it cannot.
-zf_gateway_t *zf_gateway_new (const char *address, const char *events, const char *broker,
-                              const zf_broker_settings_t *set, zf_error_t *err);
+//  What a gateway serves, and how.
+typedef struct {
+    const char *address;             // ADDRESS:PORT, :PORT or PORT (port 0 picks one)
+    const char *events;              // the broker's events endpoint (stats, taps)
+    const char *broker;              // its ROUTER endpoint, for the API
+    const zf_broker_settings_t *set; // api, api-*, http-*
+    const char *token;               // what API requests must bear, or NULL
+    const char *cert;                // the certificate (PEM text) for HTTPS, or NULL
+    const char *key;                 // its private key (PEM text)
+    bool insecure;                   // may serve the API beyond loopback without a token
+} zf_gateway_args_t;
+
+//  Listens on args' address and follows the stats events; with `api`,
+//  serves the JSON API as a client of the broker. An API needs a token
+//  when the address is not loopback (unless insecure: then a warning) and
+//  when the broker has CURVE. NULL with err if it cannot.
+zf_gateway_t *zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err);
 
 void zf_gateway_destroy (zf_gateway_t **self_p);
 
-//  The gateway pipeline's broker section asks for (`metrics`, `api`), for
-//  the broker at endpoint whose events are at events: in *gateway_p, or
-//  NULL when the section asks for none. Returns 0, or -1 with err.
+//  The gateway pipeline's broker section asks for (`metrics`, `api`, the
+//  token and certificate files read), for the broker at endpoint whose
+//  events are at events: in *gateway_p, or NULL when the section asks for
+//  none. Returns 0, or -1 with err.
 int zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
-                    zf_gateway_t **gateway_p, zf_error_t *err);
+                    bool insecure, zf_gateway_t **gateway_p, zf_error_t *err);
 
 //  Where it listens, ADDRESS:PORT (the port it got, if it asked for 0).
 const char *zf_gateway_address (zf_gateway_t *self);

@@ -754,7 +754,7 @@ zf_cmd_run (int argc, char **argv)
                                   .insecure = insecure };
         broker = zf_broker_start (&args, &err);
         if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker),
-                                       zf_broker_events (broker), &gateway, &err)) {
+                                       zf_broker_events (broker), insecure, &gateway, &err)) {
             fprintf (stderr, "zflow run: %s\n", err.text);
             zf_broker_destroy (&broker);
             free (journal);

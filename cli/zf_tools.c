@@ -166,7 +166,7 @@ zf_cmd_broker (int argc, char **argv)
         zf_curve_setenv (pipeline, NULL, &err) ? NULL : zf_broker_start (&broker_args, &err);
     zf_gateway_t *gateway = NULL;
     if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker), zf_broker_events (broker),
-                                   &gateway, &err)) {
+                                   insecure, &gateway, &err)) {
         fprintf (stderr, "zflow broker: %s\n", err.text);
         zf_broker_destroy (&broker);
         zf_pipeline_destroy (&pipeline);

@@ -33,30 +33,35 @@ typedef struct {
 
 //  The broker section's settings (zf_broker_keys).
 typedef struct {
-    const char *endpoint;      // where actors connect (ROUTER)
-    const char *events;        // where monitors subscribe (XPUB)
-    const char *intake;        // the PULL socket, or NULL
-    const char *metrics;       // ADDRESS:PORT of the HTTP gateway, or NULL
-    bool api;                  // the gateway serves the JSON API
-    int64_t api_put_wait;      // ms a POSTed item waits for room in a full queue, then 503
-    int64_t api_max_waiting;   // API requests waiting for the broker at most, then 503
-    const char *journal;       // folder of the write-ahead log, or NULL
-    const char *sync;          // always, batch or never
-    int64_t sync_interval;     // ms a confirm waits for the disk at most (batch)
-    int64_t journal_segment;   // bytes past which the journal is compacted
-    const char *curve_secret;  // the broker's CURVE certificate, or NULL
-    const char *curve_public;  // its public certificate, or NULL
-    const char *curve_clients; // folder of the clients allowed in, or NULL
-    const char *curve_client;  // the certificate zflow's own clients use, or NULL
-    int64_t heartbeat;         // ms between heartbeats
-    int64_t liveness;          // heartbeats missed before a peer is dead
-    int64_t dedup_window;      // ids remembered to drop duplicates
-    int64_t group_expiry;      // ms a group of no declared actor lives without a worker
-    int64_t max_groups;        // groups of no declared actor (clients') at most
-    int64_t result_ttl;        // ms the results of a root are kept after its lineage ended
-    int64_t result_max_bytes;  // bytes of results kept at most
-    int64_t window;            // unconfirmed items a writer may have
-    int64_t max_frame;         // bytes of a message at most
+    const char *endpoint;         // where actors connect (ROUTER)
+    const char *events;           // where monitors subscribe (XPUB)
+    const char *intake;           // the PULL socket, or NULL
+    const char *metrics;          // ADDRESS:PORT of the HTTP gateway, or NULL
+    bool api;                     // the gateway serves the JSON API
+    int64_t api_put_wait;         // ms a POSTed item waits for room in a full queue, then 503
+    int64_t api_max_waiting;      // API requests waiting for the broker at most, then 503
+    const char *api_token_file;   // the file of the token API requests must bear, or NULL
+    int64_t http_max_connections; // HTTP connections at once at most
+    int64_t http_max_per_address; // HTTP connections from one client address at most
+    const char *https_cert;       // the HTTP server's certificate (PEM): HTTPS, or NULL
+    const char *https_key;        // its private key (PEM)
+    const char *journal;          // folder of the write-ahead log, or NULL
+    const char *sync;             // always, batch or never
+    int64_t sync_interval;        // ms a confirm waits for the disk at most (batch)
+    int64_t journal_segment;      // bytes past which the journal is compacted
+    const char *curve_secret;     // the broker's CURVE certificate, or NULL
+    const char *curve_public;     // its public certificate, or NULL
+    const char *curve_clients;    // folder of the clients allowed in, or NULL
+    const char *curve_client;     // the certificate zflow's own clients use, or NULL
+    int64_t heartbeat;            // ms between heartbeats
+    int64_t liveness;             // heartbeats missed before a peer is dead
+    int64_t dedup_window;         // ids remembered to drop duplicates
+    int64_t group_expiry;         // ms a group of no declared actor lives without a worker
+    int64_t max_groups;           // groups of no declared actor (clients') at most
+    int64_t result_ttl;           // ms the results of a root are kept after its lineage ended
+    int64_t result_max_bytes;     // bytes of results kept at most
+    int64_t window;               // unconfirmed items a writer may have
+    int64_t max_frame;            // bytes of a message at most
 } zf_broker_settings_t;
 
 //  The cluster section's settings (zf_cluster_keys): a Raft group of brokers.

@@ -123,6 +123,7 @@ class Run:
         endpoint: the broker's, in the config's own section. terminal: its
         stderr is a terminal (the live view draws there), kept as the log."""
         self.directory = directory
+        os.makedirs(directory, exist_ok=True)
         self.endpoint = endpoint or "tcp://127.0.0.1:%d" % free_port()
         self.events = "tcp://127.0.0.1:%d" % free_port()
         self.path = os.path.join(directory, "p.zpl")
@@ -246,12 +247,13 @@ actors
 """
 
 
-def http(address, method, path, body=None, headers=None):
-    """(status, headers, JSON answer) of one request to an HTTP gateway."""
-    request = urllib.request.Request("http://%s%s" % (address, path), data=body, method=method,
-                                     headers=headers or {})
+def http(address, method, path, body=None, headers=None, tls=None):
+    """(status, headers, JSON answer) of one request to an HTTP gateway
+    (over HTTPS with tls, an ssl.SSLContext)."""
+    request = urllib.request.Request("%s://%s%s" % ("https" if tls else "http", address, path),
+                                     data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30, context=tls) as answer:
             return answer.status, answer.headers, json.loads(answer.read())
     except urllib.error.HTTPError as e:
         return e.code, e.headers, json.loads(e.read())
