@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 
 #define STALE_MS    5000      // /health fails when no stats came for this long
-#define BODY_MAX    (1 << 20) // bytes of a POSTed item at most
+#define BODY_MAX    (1 << 20) // bytes of a POSTed body at most (and max-frame)
 #define CONFIRM_MS  5000      // how long a POST waits for the broker's confirm
 #define ANSWER_MS   5000      // how long a question waits for the broker's answer
 #define WAIT_MAX_MS 60000     // the longest wait a GET /results may ask
@@ -41,6 +41,7 @@ struct _zf_gateway_t {
     bool api;                  // serve the JSON API
     int64_t put_wait;          // ms a POSTed item waits for room in a full queue, then 503
     int64_t max_waiting;       // calls parked at most
+    size_t body_max;           // bytes of a POSTed body at most
     zlistx_t *parked;          // s_call_t waiting for the broker (suspended connections)
     zlistx_t *for_room;        // s_call_t of them whose put waits for room in the window
     uint64_t turned_away;      // API requests answered 503 for api-max-waiting
@@ -352,30 +353,45 @@ s_answer (struct MHD_Connection *connection, unsigned status, const char *type, 
 //  What a call parked for the broker asked.
 typedef enum { S_PUT, S_RESULT, S_ITEM, S_CANCEL, S_QUEUES } s_kind_t;
 
+typedef struct _s_call_t s_call_t;
+
+//  One item a call puts, or the one question it asks: its broker request
+//  and, once answered, how.
+typedef struct {
+    s_call_t *call;               // the call it is part of
+    uint8_t *item;                // a put's item (msgpack, owned)
+    size_t item_size;             // its size
+    zf_put_opts_t opts;           // its options (headers: a copy, owned)
+    zf_id_t id;                   // the item put or asked about
+    zf_request_t *request;        // in flight, or NULL
+    zf_request_outcome_t outcome; // a put's, once answered
+    char *error;                  // a put refused: why (owned)
+} s_part_t;
+
 //  One HTTP request, between the calls libmicrohttpd makes for it: the
 //  body POSTed so far; while it waits for the broker (its connection
-//  suspended, so that the server serves others), its broker request; then
-//  the answer to give.
-typedef struct {
+//  suspended, so that the server serves others), its parts' requests;
+//  then the answer to give.
+struct _s_call_t {
     zf_gateway_t *gateway;             // the gateway serving it
     struct MHD_Connection *connection; // its connection
     char *body;                        // what was POSTed so far
     size_t size;                       // its size
-    bool big;                          // over BODY_MAX: refused
+    bool big;                          // over body_max: refused
     s_kind_t kind;                     // what it asked the broker
-    zf_request_t *request;             // its broker request in flight, or NULL
+    bool batch;                        // a put of many items (NDJSON, ?batch=1)
+    s_part_t *parts;                   // what it puts (one or many) or asks (one)
+    size_t count;                      // how many
+    size_t sent;                       // puts sent so far (the rest wait for room)
+    size_t left;                       // parts not answered yet
     void *handle;                      // in the gateway's parked list, or NULL
     void *room_handle;                 // in its list of puts waiting for room, or NULL
-    char queue[ZF_NAME_MAX + 1];       // a put waiting for room: its queue,
-    uint8_t *item;                     // item (msgpack, owned) and its size,
-    size_t item_size;                  //
-    zf_put_opts_t opts;                // and options (headers: a copy, owned)
-    zf_id_t id;                        // the item put or asked about
+    char queue[ZF_NAME_MAX + 1];       // a put's queue
     bool answered;                     // the answer below is ready
     unsigned status;                   // its HTTP status
     char *answer;                      // its body (JSON), owned
     int64_t retry_ms;                  // a 503's Retry-After, or 0
-} s_call_t;
+};
 
 static void s_unpark (s_call_t *call);
 
@@ -389,10 +405,15 @@ s_done (void *cls, struct MHD_Connection *connection, void **state,
     s_call_t *call = (s_call_t *) *state;
     if (call) {
         s_unpark (call);
-        zf_request_destroy (&call->request); // forgotten: its answer is dropped
+        for (size_t i = 0; i < call->count; i++) {
+            s_part_t *part = &call->parts[i];
+            zf_request_destroy (&part->request); // forgotten: its answer is dropped
+            free (part->item);
+            free ((void *) part->opts.headers);
+            free (part->error);
+        }
+        free (call->parts);
         free (call->body);
-        free (call->item);
-        free ((void *) call->opts.headers);
         free (call->answer);
         free (call);
         *state = NULL;
@@ -422,6 +443,14 @@ s_error (const char *format, ...)
     char *line = zsys_sprintf ("%s\n", json ? json : "{}");
     free (json);
     return line;
+}
+
+//  The answer to a body over the limit.
+static char *
+s_too_big (zf_gateway_t *self)
+{
+    return s_error ("the body is over %zu bytes (%s)", self->body_max,
+                    self->body_max < BODY_MAX ? "the broker's max-frame" : "the gateway's limit");
 }
 
 static enum MHD_Result
@@ -460,15 +489,14 @@ s_give (s_call_t *call)
     return rc;
 }
 
-//  Parks call, its connection suspended until the broker answers request
-//  (NULL: a put waiting for room in the PUT window).
+//  Parks call, its connection suspended until the broker answered its
+//  parts; for_room: some of its puts wait for room in the PUT window.
 static void
-s_park (s_call_t *call, zf_request_t *request)
+s_park (s_call_t *call, bool for_room)
 {
     zf_gateway_t *self = call->gateway;
-    call->request = request;
     call->handle = zlistx_add_end (self->parked, call);
-    if (!request)
+    if (for_room)
         call->room_handle = zlistx_add_end (self->for_room, call);
     MHD_suspend_connection (call->connection);
 }
@@ -565,127 +593,287 @@ s_put_headers (struct MHD_Connection *connection, zf_put_opts_t *opts)
     return NULL;
 }
 
-//  Sends call's put (whose item, options and queue it holds) as a request
-//  of its own; false when the PUT window has no room for it now.
+//  Sends call's puts not sent yet, each a request of its own, as far as
+//  the PUT window has room; true once all are sent. One too large to send
+//  (over max-frame) is refused at once.
 static bool
-s_send_put (s_call_t *call)
+s_send_puts (s_call_t *call)
 {
-    zf_gateway_t *self = call->gateway;
-    if (zf_client_put_room (self->client) == 0)
-        return false;
-    zf_request_t *request =
-        zf_client_put_request (self->client, call->queue, call->item, call->item_size, &call->opts,
-                               &call->id, CONFIRM_MS, call);
-    if (request)
-        call->request = request;
-    else {
-        // Over max-frame: too large, whenever it is sent.
-        const char *error = zf_client_last_error (self->client);
-        s_reply (call, strstr (error, "max-frame") ? 413 : 503, s_error ("%s", error), 0);
+    zf_client_t *client = call->gateway->client;
+    for (; call->sent < call->count && zf_client_put_room (client) > 0; call->sent++) {
+        s_part_t *part = &call->parts[call->sent];
+        part->request = zf_client_put_request (client, call->queue, part->item, part->item_size,
+                                               &part->opts, &part->id, CONFIRM_MS, part);
+        if (!part->request) {
+            part->outcome = ZF_REQUEST_REFUSED;
+            part->error = zf_strdup (zf_client_last_error (client));
+            call->left--;
+        }
     }
-    return true;
+    return call->sent == call->count;
 }
 
-//  POST /queues/Q: the JSON body is one item, put with a fresh id; or an
-//  envelope of it with its delay and priority, which headers may give too.
-//  Parked until the broker confirms it (or refuses it: a full queue, once
-//  api-put-wait passed, answers 503 with Retry-After).
+//  The items of a POST's body: one JSON value; or with batch, a JSON array
+//  of them or (ndjson) one per line. Each into a part of call, its options
+//  from the envelope it is in (if envelopes) and the request's Zflow-*
+//  headers. NULL, or what is wrong (in wrong).
+static const char *
+s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t size)
+{
+    const char *text = call->body ? call->body : "";
+    zf_put_opts_t headers = { 0 };
+    const char *bad = s_put_headers (call->connection, &headers);
+    if (bad)
+        return snprintf (wrong, size, "%s", bad), wrong;
+    // The body as msgpack: the item, the array of them, or NDJSON's lines
+    // one after the other.
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_error_t err;
+    size_t count = 0;
+    if (ndjson) {
+        size_t line = 0;
+        for (const char *at = text; *at; line++) {
+            const char *end = strchr (at, '\n');
+            size_t len = end ? (size_t) (end - at) : strlen (at);
+            size_t blank = 0;
+            while (blank < len && isspace ((unsigned char) at[blank]))
+                blank++;
+            if (blank < len) {
+                if (zf_json_to_msgpack (at, len, &pk, &err)) {
+                    msgpack_sbuffer_destroy (&buffer);
+                    return snprintf (wrong, size, "line %zu is not JSON: %s", line + 1, err.text),
+                           wrong;
+                }
+                count++;
+            }
+            at += len + (end != NULL);
+        }
+    }
+    else if (zf_json_to_msgpack (text, call->size, &pk, &err)) {
+        msgpack_sbuffer_destroy (&buffer);
+        return snprintf (wrong, size, "the body is not JSON: %s", err.text), wrong;
+    }
+    zf_mp_t mp;
+    zf_mp_init (&mp, (const uint8_t *) buffer.data, buffer.size);
+    uint32_t listed = 1;
+    if (!ndjson && call->batch &&
+        (zf_mp_peek (&mp) != ZF_MP_ARRAY || zf_mp_array (&mp, &listed, NULL))) {
+        msgpack_sbuffer_destroy (&buffer);
+        return snprintf (wrong, size, "?batch=1 takes a JSON array of items"), wrong;
+    }
+    if (!ndjson)
+        count = call->batch ? listed : 1;
+    if (count == 0) {
+        msgpack_sbuffer_destroy (&buffer);
+        return snprintf (wrong, size, "no items in the body"), wrong;
+    }
+    call->parts = (s_part_t *) zf_alloc (count * sizeof (s_part_t));
+    call->count = call->left = count;
+    for (size_t i = 0; i < count; i++) {
+        s_part_t *part = &call->parts[i];
+        part->call = call;
+        const uint8_t *at = mp.pos;
+        zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL); // read whole above
+        const uint8_t *body = at;
+        size_t body_size = (size_t) (mp.pos - at);
+        zf_put_opts_t opts = { 0 };
+        if (envelopes && !s_envelope (at, body_size, &body, &body_size, &opts))
+            bad = "is not an envelope: {\"body\": ITEM} with only delay_ms, not_before, "
+                  "priority and headers beside it";
+        else if (opts.priority < 0)
+            bad = "has a priority not from 0 to 9";
+        char why[320];
+        if (!bad && opts.headers_size &&
+            zf_proto_check_headers (opts.headers, opts.headers_size, &err)) {
+            snprintf (why, sizeof why, "has headers that are wrong: %s", err.text);
+            bad = why;
+        }
+        if (bad) {
+            if (call->batch)
+                snprintf (wrong, size, "item %zu %s", i + 1, bad);
+            else
+                snprintf (wrong, size, "the item %s", bad);
+            msgpack_sbuffer_destroy (&buffer);
+            return wrong;
+        }
+        // The headers of the request stand for every item.
+        if (headers.delay_ms)
+            opts.delay_ms = headers.delay_ms;
+        if (headers.not_before)
+            opts.not_before = headers.not_before;
+        if (headers.priority)
+            opts.priority = headers.priority;
+        part->item = (uint8_t *) zf_alloc (body_size + 1);
+        memcpy (part->item, body, body_size);
+        part->item_size = body_size;
+        if (opts.headers_size) {
+            void *copy = zf_alloc (opts.headers_size);
+            memcpy (copy, opts.headers, opts.headers_size);
+            opts.headers = copy;
+        }
+        // A full queue answers in a short while, so that a web handler can
+        // say "busy, try later" rather than hang.
+        opts.wait_ms = call->gateway->put_wait;
+        part->opts = opts;
+    }
+    msgpack_sbuffer_destroy (&buffer);
+    return NULL;
+}
+
+//  A request header's value is yes: 1, true or yes.
+static bool
+s_yes (struct MHD_Connection *connection, enum MHD_ValueKind kind, const char *name)
+{
+    const char *value = MHD_lookup_connection_value (connection, kind, name);
+    return value && (streq (value, "1") || strcasecmp (value, "true") == 0 ||
+                     strcasecmp (value, "yes") == 0);
+}
+
+static void s_put_reply (s_call_t *call);
+
+//  POST /queues/Q: the JSON body is one item, put with a fresh id; with
+//  Content-Type application/x-ndjson, one item per line, or with ?batch=1
+//  a JSON array of items. With Zflow-Envelope: 1, each is an envelope of
+//  its item and options. Parked until the broker confirms them all (or
+//  refuses some: a full queue, once api-put-wait passed, answers 503 with
+//  Retry-After).
 static void
 s_api_put (s_call_t *call, const char *queue)
 {
-    zf_gateway_t *self = call->gateway;
     struct MHD_Connection *connection = call->connection;
     if (call->big) {
-        s_reply (call, 413, s_error ("the body is over %d bytes", BODY_MAX), 0);
+        s_reply (call, 413, s_too_big (call->gateway), 0);
         return;
     }
     if (!*queue || strlen (queue) > ZF_NAME_MAX) {
         s_reply (call, 400, s_error ("'%.64s' is no queue name", queue), 0);
         return;
     }
-    msgpack_sbuffer item;
-    msgpack_sbuffer_init (&item);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &item, msgpack_sbuffer_write);
-    zf_error_t err;
-    if (zf_json_to_msgpack (call->body ? call->body : "", call->size, &pk, &err)) {
-        msgpack_sbuffer_destroy (&item);
-        s_reply (call, 400, s_error ("the body is not JSON: %s", err.text), 0);
+    const char *type = MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Content-Type");
+    bool ndjson = type && (strncasecmp (type, "application/x-ndjson", 20) == 0 ||
+                           strncasecmp (type, "application/jsonl", 17) == 0);
+    call->batch = ndjson || s_yes (connection, MHD_GET_ARGUMENT_KIND, "batch");
+    char wrong[512];
+    if (s_put_parts (call, ndjson, s_yes (connection, MHD_HEADER_KIND, "Zflow-Envelope"), wrong,
+                     sizeof wrong)) {
+        s_reply (call, 400, s_error ("%s", wrong), 0);
         return;
     }
-    zf_put_opts_t opts = { 0 };
-    const uint8_t *body = (const uint8_t *) item.data;
-    size_t size = item.size;
-    s_envelope ((const uint8_t *) item.data, item.size, &body, &size, &opts);
-    const char *wrong = s_put_headers (connection, &opts);
-    if (!wrong && opts.priority < 0)
-        wrong = "priority is not from 0 to 9";
-    if (!wrong && opts.headers_size &&
-        zf_proto_check_headers (opts.headers, opts.headers_size, &err))
-        wrong = err.text;
-    if (wrong) {
-        s_reply (call, 400,
-                 s_error ("%s%s", opts.headers_size && wrong == err.text ? "headers: " : "", wrong),
-                 0);
-        msgpack_sbuffer_destroy (&item);
-        return;
-    }
-    // The call keeps its item until it is sent: at once, or when the PUT
-    // window has room.
     snprintf (call->queue, sizeof call->queue, "%s", queue);
-    call->item = (uint8_t *) zf_alloc (size + 1);
-    memcpy (call->item, body, size);
-    call->item_size = size;
-    if (opts.headers_size) {
-        void *headers = zf_alloc (opts.headers_size);
-        memcpy (headers, opts.headers, opts.headers_size);
-        opts.headers = headers;
-    }
-    msgpack_sbuffer_destroy (&item);
-    // A full queue answers in a short while, so that a web handler can say
-    // "busy, try later" rather than hang.
-    opts.wait_ms = self->put_wait;
-    call->opts = opts;
-    if (!s_send_put (call))
-        s_park (call, NULL);
-    else if (!call->answered)
-        s_park (call, call->request);
+    bool all_sent = s_send_puts (call);
+    if (call->left)
+        s_park (call, !all_sent);
+    else
+        s_put_reply (call); // refused, every one, at once
 }
 
-//  The answer of a put the broker answered (or did not in time).
-static void
-s_put_answered (s_call_t *call, zf_request_t *request)
+//  The HTTP status of a put the broker refused for error, and the
+//  Retry-After of a 503: a full queue is busy, not broken.
+static unsigned
+s_refused_status (s_call_t *call, const s_part_t *part, int64_t *retry_ms)
 {
-    char hex[ZF_ID_HEX];
-    zf_id_format (&call->id, hex);
-    const char *error = zf_request_error (request);
-    switch (zf_request_outcome (request)) {
-        case ZF_REQUEST_DONE:
-            s_reply (call, 200, zsys_sprintf ("{\"id\":\"%s\"}\n", hex), 0);
-            break;
-        case ZF_REQUEST_REFUSED:
-            if (strstr (error, "is full (max-depth"))
-                s_reply (call, 503, s_error ("%s", error), call->gateway->put_wait);
-            else
-                // No such queue (or a name that is not text): 404; a
-                // result past the store's limits: 507.
-                s_reply (call, strncmp (error, "no queue ", 9) == 0 ? 404 : 507,
-                         s_error ("%s", error), 0);
-            break;
-        case ZF_REQUEST_TIMEOUT:
-            // It may be stored: never "failed". The session sends it again
-            // until the broker confirms it.
-            s_reply (
-                call, 202,
-                zsys_sprintf ("{\"id\":\"%s\",\"state\":\"unconfirmed\",\"note\":\"the broker "
-                              "has not confirmed it yet: GET /messages/%s says when it has\"}\n",
-                              hex, hex),
-                0);
-            break;
-        default:
-            s_reply (call, 503, s_error ("%s", error), 1000);
-            break;
+    const char *error = part->error ? part->error : "";
+    *retry_ms = 0;
+    if (part->outcome == ZF_REQUEST_FAILED) {
+        *retry_ms = 1000;
+        return 503;
     }
+    if (strstr (error, "is full (max-depth")) {
+        *retry_ms = call->gateway->put_wait;
+        return 503;
+    }
+    if (strstr (error, "max-frame"))
+        return 413;
+    // No such queue (or a name that is not text): 404; a result past the
+    // store's limits: 507.
+    return strncmp (error, "no queue ", 9) == 0 ? 404 : 507;
+}
+
+//  The answer of a put whose parts the broker all answered (or did not in
+//  time). A timeout may have stored its item: never "failed" then, but
+//  202 with "unconfirmed"; the session sends it again until the broker
+//  confirms it.
+static void
+s_put_reply (s_call_t *call)
+{
+    size_t refused = 0, unconfirmed = 0, first_refused = 0;
+    for (size_t i = call->count; i-- > 0;) {
+        zf_request_outcome_t outcome = call->parts[i].outcome;
+        if (outcome == ZF_REQUEST_REFUSED || outcome == ZF_REQUEST_FAILED) {
+            refused++;
+            first_refused = i;
+        }
+        unconfirmed += outcome == ZF_REQUEST_TIMEOUT;
+    }
+    int64_t retry_ms = 0;
+    unsigned status = refused ? s_refused_status (call, &call->parts[first_refused], &retry_ms)
+                      : unconfirmed ? 202
+                                    : 200;
+    char hex[ZF_ID_HEX];
+    if (!call->batch) {
+        zf_id_format (&call->parts[0].id, hex);
+        if (refused)
+            s_reply (call, status, s_error ("%s", call->parts[0].error), retry_ms);
+        else if (unconfirmed)
+            s_reply (call, 202,
+                     zsys_sprintf ("{\"id\":\"%s\",\"state\":\"unconfirmed\",\"note\":\"the "
+                                   "broker has not confirmed it yet: GET /messages/%s says when "
+                                   "it has\"}\n",
+                                   hex, hex),
+                     0);
+        else
+            s_reply (call, 200, zsys_sprintf ("{\"id\":\"%s\"}\n", hex), 0);
+        return;
+    }
+    // A batch: every item's id, in order, and which were not confirmed or
+    // were refused (by their index from 0), so that a client puts again
+    // only those.
+    s_text_t t = { .data = (char *) zf_alloc (64 + call->count * 36),
+                   .cap = 64 + call->count * 36 };
+    s_add (&t, "{\"ids\":[");
+    for (size_t i = 0; i < call->count; i++) {
+        zf_id_format (&call->parts[i].id, hex);
+        s_add (&t, "%s\"%s\"", i ? "," : "", hex);
+    }
+    s_add (&t, "]");
+    for (int pass = 0; pass < 2; pass++) {
+        if (!(pass ? refused : unconfirmed))
+            continue;
+        s_add (&t, ",\"%s\":[", pass ? "refused" : "unconfirmed");
+        const char *comma = "";
+        for (size_t i = 0; i < call->count; i++) {
+            zf_request_outcome_t outcome = call->parts[i].outcome;
+            if (pass ? outcome == ZF_REQUEST_REFUSED || outcome == ZF_REQUEST_FAILED
+                     : outcome == ZF_REQUEST_TIMEOUT) {
+                s_add (&t, "%s%zu", comma, i);
+                comma = ",";
+            }
+        }
+        s_add (&t, "]");
+    }
+    if (refused) {
+        char *error = s_error ("%s", call->parts[first_refused].error);
+        error[strlen (error) - 2] = 0; // {"error":"..."} without its } and newline
+        s_add (&t, ",%s", error + 1);
+        free (error);
+    }
+    s_add (&t, "}\n");
+    s_reply (call, status, t.data, retry_ms);
+}
+
+//  A put of call answered (or not in time): once all are, its answer.
+static void
+s_put_answered (s_part_t *part, zf_request_t *request)
+{
+    s_call_t *call = part->call;
+    part->outcome = zf_request_outcome (request);
+    if (part->outcome == ZF_REQUEST_REFUSED || part->outcome == ZF_REQUEST_FAILED)
+        part->error = zf_strdup (zf_request_error (request));
+    if (--call->left == 0)
+        s_put_reply (call);
 }
 
 //  GET /queues: the figures of every queue.
@@ -729,7 +917,7 @@ s_state_answered (s_call_t *call, zf_request_t *request)
         return;
     }
     char hex[ZF_ID_HEX];
-    zf_id_format (&call->id, hex);
+    zf_id_format (&call->parts[0].id, hex);
     const char *state = zf_result_state (result);
     bool unknown = streq (state, "unknown");
     if (call->kind == S_CANCEL)
@@ -745,12 +933,13 @@ s_state_answered (s_call_t *call, zf_request_t *request)
     zf_result_destroy (&result);
 }
 
-//  The id in the URL's last part into call->id; false (and the answer
-//  400) if it is none.
+//  The id in the URL's last part into the call's question; false (and
+//  the answer 400) if it is none.
 static bool
 s_id (s_call_t *call, const char *hex)
 {
-    if (zf_id_parse (&call->id, hex) == 0 && !zf_id_is_zero (&call->id))
+    zf_id_t *id = &call->parts[0].id;
+    if (zf_id_parse (id, hex) == 0 && !zf_id_is_zero (id))
         return true;
     s_reply (call, 400, s_error ("'%.64s' is not an id (32 hex digits, not all zero)", hex), 0);
     return false;
@@ -761,9 +950,12 @@ static void
 s_ask (s_call_t *call, const char *url)
 {
     zf_gateway_t *self = call->gateway;
-    zf_request_t *request = NULL;
+    call->parts = (s_part_t *) zf_alloc (sizeof (s_part_t));
+    call->count = call->left = 1;
+    s_part_t *part = &call->parts[0];
+    part->call = call;
     if (call->kind == S_QUEUES)
-        request = zf_client_figures_request (self->client, ANSWER_MS, call);
+        part->request = zf_client_figures_request (self->client, ANSWER_MS, part);
     else if (call->kind == S_RESULT) {
         if (!s_id (call, url + 9))
             return;
@@ -778,21 +970,23 @@ s_ask (s_call_t *call, const char *url)
                      0);
             return;
         }
-        request = zf_client_result_request (self->client, &call->id, (int) wait, ANSWER_MS, call);
+        part->request =
+            zf_client_result_request (self->client, &part->id, (int) wait, ANSWER_MS, part);
     }
     else {
         if (!s_id (call, url + 10))
             return;
         if (call->kind == S_CANCEL)
-            zf_client_cancel (self->client, &call->id, "cancelled over HTTP");
-        request = zf_client_item_request (self->client, &call->id, ANSWER_MS, call);
+            zf_client_cancel (self->client, &part->id, "cancelled over HTTP");
+        part->request = zf_client_item_request (self->client, &part->id, ANSWER_MS, part);
     }
-    s_park (call, request);
+    s_park (call, false);
 }
 
 //  Every request the broker answered (or that timed out): its call's
-//  answer made, its connection resumed. Then the puts waiting for room in
-//  the PUT window, as far as there is room. True if it did any of that.
+//  answer made once all its parts are, its connection resumed. Then the
+//  puts waiting for room in the PUT window, as far as there is room. True
+//  if it did any of that.
 static bool
 s_settle (zf_gateway_t *self)
 {
@@ -800,24 +994,28 @@ s_settle (zf_gateway_t *self)
     zf_request_t *request;
     while ((request = zf_client_answered (self->client))) {
         any = true;
-        s_call_t *call = (s_call_t *) zf_request_arg (request);
-        call->request = NULL;
+        s_part_t *part = (s_part_t *) zf_request_arg (request);
+        s_call_t *call = part->call;
+        part->request = NULL;
         if (call->kind == S_PUT)
-            s_put_answered (call, request);
+            s_put_answered (part, request);
         else if (call->kind == S_QUEUES)
             s_queues_answered (call, request);
         else
             s_state_answered (call, request);
         zf_request_destroy (&request);
-        s_resume (call);
+        if (call->answered)
+            s_resume (call);
     }
     s_call_t *call;
-    while ((call = (s_call_t *) zlistx_first (self->for_room)) && s_send_put (call)) {
+    while ((call = (s_call_t *) zlistx_first (self->for_room)) && s_send_puts (call)) {
         any = true;
         zlistx_delete (self->for_room, call->room_handle);
         call->room_handle = NULL;
-        if (call->answered)
-            s_resume (call); // refused at once
+        if (!call->left) {
+            s_put_reply (call); // the last ones refused at once
+            s_resume (call);
+        }
     }
     return any;
 }
@@ -830,7 +1028,8 @@ s_stop_parked (zf_gateway_t *self)
     s_call_t *call;
     bool any = false;
     while ((call = (s_call_t *) zlistx_first (self->parked))) {
-        zf_request_destroy (&call->request);
+        for (size_t i = 0; i < call->count; i++)
+            zf_request_destroy (&call->parts[i].request);
         s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
         s_resume (call);
         any = true;
@@ -936,13 +1135,13 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
             // A body declared over the limit is refused before it is read.
             const char *length =
                 MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Content-Length");
-            if (length && strtoull (length, NULL, 10) > BODY_MAX)
-                return s_json (connection, 413, s_error ("the body is over %d bytes", BODY_MAX));
+            if (length && strtoull (length, NULL, 10) > self->body_max)
+                return s_json (connection, 413, s_too_big (self));
             return MHD_YES; // the body comes over the next calls
         }
     }
     if (post && *upload_size) {
-        if (call->size + *upload_size > BODY_MAX)
+        if (call->size + *upload_size > self->body_max)
             call->big = true;
         else {
             call->body = (char *) zf_realloc (call->body, call->size + *upload_size + 1);
@@ -1076,6 +1275,7 @@ zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err)
     self->api = set->api;
     self->put_wait = set->api_put_wait;
     self->max_waiting = set->api_max_waiting;
+    self->body_max = set->max_frame < BODY_MAX ? (size_t) set->max_frame : BODY_MAX;
     self->token = args->token ? zf_strdup (args->token) : NULL;
     self->cert = args->cert ? zf_strdup (args->cert) : NULL;
     self->key = args->key ? zf_strdup (args->key) : NULL;

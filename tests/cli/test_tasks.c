@@ -582,7 +582,8 @@ static const char *s_check_api =
     "ids = []\n"
     "for n in range(1000):\n"
     "    body = json.dumps({'body': n, 'priority': n % 10} if n % 2 else n).encode()\n"
-    "    status, answer = call('POST', '/queues/tasks', body)\n"
+    "    status, answer = call('POST', '/queues/tasks', body, {'Zflow-Envelope': '1'} if n % 2 "
+    "else {})\n"
     "    assert status == 200, (status, answer)\n"
     "    ids.append(answer['id'])\n"
     "for n, id in enumerate(ids):\n"
@@ -602,7 +603,7 @@ static const char *s_check_api =
     "status, answer = call('GET', '/results/0123456789abcdef0123456789abcdef')\n"
     "assert status == 404 and answer['state'] == 'unknown', answer\n"
     "status, answer = call('POST', '/queues/stamped', "
-    "json.dumps({'body': 3, 'headers': {'tenant': 'web'}}).encode())\n"
+    "json.dumps({'body': 3, 'headers': {'tenant': 'web'}}).encode(), {'Zflow-Envelope': '1'})\n"
     "assert status == 200, (status, answer)\n"
     "status, done = call('GET', '/results/' + answer['id'] + '?wait=10s')\n"
     "[stamp] = done['results']\n"
@@ -614,7 +615,8 @@ static const char *s_check_api =
     "status, item = call('GET', '/messages/' + answer['id'])\n"
     "assert status == 200 and item['state'] == 'dead' and item['attempts'] == 2, item\n"
     "assert item['error'] == 'asked to fail' and item['queue'] == 'tasks', item\n"
-    "status, answer = call('POST', '/queues/stamped', b'{\"body\": 3, \"headers\": {\"n\": 1}}')\n"
+    "status, answer = call('POST', '/queues/stamped', b'{\"body\": 3, \"headers\": {\"n\": 1}}', "
+    "{'Zflow-Envelope': '1'})\n"
     "assert status == 400 and 'headers' in answer['error'], (status, answer)\n"
     "print('ok')\n";
 

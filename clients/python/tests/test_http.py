@@ -116,3 +116,63 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
         status, _, result = http(address, "GET", "/results/%s?wait=20s" % id)
         assert result["results"] == [n], result
     assert run.stop() == 0
+
+
+def test_batches_and_envelopes(tmp_path, runs):
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(tmp_path, GATED, broker="    metrics = %s\n    api = true\n" % address)
+    wait_for(lambda: healthy(address), what="the gateway")
+    # 10,000 items as NDJSON, one request: every id back, in order.
+    lines = b"".join(b'{"n": %d}\n' % n for n in range(10000))
+    status, _, answer = http(address, "POST", "/queues/poison", lines,
+                             {"Content-Type": "application/x-ndjson"})
+    assert status == 200 and len(set(answer["ids"])) == 10000, (status, answer.get("error"))
+    for n in (0, 4999, 9999):
+        status, _, result = http(address, "GET", "/results/%s?wait=30s" % answer["ids"][n])
+        assert result["results"] == [{"n": n}], result
+    wait_for(lambda: {q["name"]: q["ack"] for q in http(address, "GET", "/queues")[2]}["poison"]
+             == 10000, timeout=60, what="10,000 done")
+
+    # A JSON array with ?batch=1, each an envelope (Zflow-Envelope: 1).
+    envelopes = [{"body": {"k": 1}, "priority": 9},
+                 {"body": {"k": 2}, "headers": {"tenant": "a"}},
+                 {"body": {"k": 3}, "delay_ms": 300}]
+    status, _, answer = http(address, "POST", "/queues/poison?batch=1",
+                             json.dumps(envelopes).encode(), {"Zflow-Envelope": "1"})
+    assert status == 200 and len(answer["ids"]) == 3, answer
+    for k, id in enumerate(answer["ids"]):
+        result = http(address, "GET", "/results/%s?wait=20s" % id)[2]
+        assert result["results"] == [{"k": k + 1}], result
+    # Without the header, a body that looks like an envelope is the item.
+    status, _, put = http(address, "POST", "/queues/poison", b'{"body": 5, "priority": 1}')
+    result = http(address, "GET", "/results/%s?wait=20s" % put["id"])[2]
+    assert result["results"] == [{"body": 5, "priority": 1}], result
+
+    # Wrong input is refused whole, naming where; nothing of it is put.
+    before = {q["name"]: q["put"] for q in http(address, "GET", "/queues")[2]}["poison"]
+    for body, headers, wrong in (
+            (b'1\n2\n{"n": \n', {"Content-Type": "application/x-ndjson"}, "line 3 is not JSON"),
+            (b"\n \n", {"Content-Type": "application/x-ndjson"}, "no items"),
+            (b'{"n": 1}', {}, None),
+            (b'[{"body": 1}, {"n": 2}]', {"Zflow-Envelope": "1"}, "item 2 is not an envelope"),
+            (b'{"n": 2}', {"Zflow-Envelope": "true"}, "the item is not an envelope")):
+        path = "/queues/poison?batch=1" if wrong is None else "/queues/poison"
+        if b"[" in body[:1]:
+            path = "/queues/poison?batch=1"
+        status, _, answer = http(address, "POST", path, body, headers)
+        assert status == 400, (body, answer)
+        assert (wrong or "takes a JSON array") in answer["error"], (body, answer)
+    after = {q["name"]: q["put"] for q in http(address, "GET", "/queues")[2]}["poison"]
+    assert after == before
+
+    # A batch to a queue with room for two of three: the ids of all three,
+    # and which one was refused, to put again later.
+    status, headers, answer = http(address, "POST", "/queues/gate?batch=1", b"[1, 2, 3]")
+    assert status == 503 and answer["refused"] == [2], answer
+    assert "is full (max-depth 2)" in answer["error"] and len(answer["ids"]) == 3, answer
+    assert headers["Retry-After"] == "1", dict(headers)
+    open(os.path.join(str(tmp_path), "released"), "w").close()
+    for id in answer["ids"][:2]:
+        assert http(address, "GET", "/results/%s?wait=20s" % id)[2]["state"] == "done"
+    assert http(address, "GET", "/messages/%s" % answer["ids"][2])[2]["state"] == "unknown"
+    assert run.stop() == 0
