@@ -28,7 +28,13 @@ static void
 s_stored (void *arg, zf_message_t *msg, uint32_t attempt)
 {
     zf_persist_put ((zf_server_t *) arg, msg, attempt);
-    zf_publish_item ((zf_server_t *) arg, msg);
+    zf_publish_item ((zf_server_t *) arg, msg->queue, &msg->id, msg->ts, msg->body);
+}
+
+static void
+s_kept (void *arg, zf_queue_t *queue, const zf_env_t *env)
+{
+    zf_publish_item ((zf_server_t *) arg, queue, &env->id, env->ts, env->body);
 }
 
 static void
@@ -145,6 +151,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     zf_store_hooks_t hooks = { .arg = self,
                                .created = s_created,
                                .stored = s_stored,
+                               .kept = s_kept,
                                .acked = s_acked,
                                .retried = s_retried,
                                .finished = s_finished,

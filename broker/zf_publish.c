@@ -204,10 +204,9 @@ s_batch_begin (s_batch_t *batch, uint64_t seq, const char *queue)
 }
 
 static void
-s_batch_add (s_batch_t *batch, zf_message_t *msg)
+s_batch_add (s_batch_t *batch, const zf_id_t *id, int64_t ts, zframe_t *body)
 {
-    zf_event_data_add (&batch->pk, &msg->id, msg->ts, zframe_data (msg->body),
-                       zframe_size (msg->body));
+    zf_event_data_add (&batch->pk, id, ts, zframe_data (body), zframe_size (body));
     batch->count++;
 }
 
@@ -236,9 +235,9 @@ zf_publish_flush (zf_server_t *server)
 }
 
 void
-zf_publish_item (zf_server_t *server, zf_message_t *msg)
+zf_publish_item (zf_server_t *server, zf_queue_t *queue, const zf_id_t *id, int64_t ts,
+                 zframe_t *body)
 {
-    zf_queue_t *queue = msg->queue;
     s_tap_t *tap = (s_tap_t *) queue->tap;
     if (!tap->tapped && !tap->nsamples)
         return;
@@ -248,7 +247,7 @@ zf_publish_item (zf_server_t *server, zf_message_t *msg)
             s_batch_begin (batch, tap->data_seq + 1, queue->name);
             zlistx_add_end (server->tapped, queue);
         }
-        s_batch_add (batch, msg);
+        s_batch_add (batch, id, ts, body);
         tap->data_seq++;
         if (batch->count == BATCH_ITEMS_MAX || batch->buffer.size >= BATCH_BYTES_MAX) {
             s_batch_send (server, batch, tap->data_topic);
@@ -263,7 +262,7 @@ zf_publish_item (zf_server_t *server, zf_message_t *msg)
             msgpack_sbuffer_init (&sample.buffer);
             msgpack_packer_init (&sample.pk, &sample.buffer, msgpack_sbuffer_write);
             s_batch_begin (&sample, s_topic_seq (server, topic), queue->name);
-            s_batch_add (&sample, msg);
+            s_batch_add (&sample, id, ts, body);
             s_batch_send (server, &sample, topic);
             msgpack_sbuffer_destroy (&sample.buffer);
         }

@@ -29,8 +29,10 @@ void zf_publish_queue_destroy (zf_queue_t *queue);
 //  A subscription or an unsubscription came (an XPUB frame).
 void zf_publish_subscription (zf_server_t *server, zframe_t *frame);
 
-//  A message was stored: into its queue's data event if it is tapped.
-void zf_publish_item (zf_server_t *server, zf_message_t *msg);
+//  An item was put to queue (stored for its readers, or kept only as a
+//  result): into the queue's data event if it is tapped.
+void zf_publish_item (zf_server_t *server, zf_queue_t *queue, const zf_id_t *id, int64_t ts,
+                      zframe_t *body);
 
 //  Sends the data events being filled (at the end of each loop turn).
 void zf_publish_flush (zf_server_t *server);

@@ -496,6 +496,7 @@ s_collect (zf_store_t *self, zf_pending_t *put, zf_queue_t *queue)
     queue->put++;
     queue->acked++;
     put->accepted++;
+    self->hooks.kept (self->hooks.arg, queue, env);
     zframe_destroy (&env->body);
     if (put->holds[put->next])
         zf_store_release (self, put->holds[put->next]);

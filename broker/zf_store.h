@@ -228,6 +228,9 @@ typedef struct {
     //  A message was stored (put, intake, a dead-letter copy), attempt its
     //  attempts over: journal it, tap it.
     void (*stored) (void *arg, zf_message_t *msg, uint32_t attempt);
+    //  An item put to queue, which collects results and which nobody
+    //  reads, was kept only as its root's result: tap it.
+    void (*kept) (void *arg, zf_queue_t *queue, const zf_env_t *env);
     //  One group's delivery finished while others go on.
     void (*acked) (void *arg, zf_delivery_t *d, bool dead);
     //  A delivery failed and will be tried again.

@@ -14,7 +14,7 @@
 
 //  What the hooks heard.
 typedef struct {
-    int created, stored, acked, retried, dead, done;
+    int created, stored, kept, acked, retried, dead, done;
     int finished[ZF_OUTCOME_CANCELLED + 1]; // by outcome
     int admitted;
     int results, ends;   // results kept, lineages ended with an answer
@@ -32,6 +32,11 @@ static void
 s_stored (void *arg, zf_message_t *msg, uint32_t attempt)
 {
     s_heard.stored++;
+}
+static void
+s_kept (void *arg, zf_queue_t *queue, const zf_env_t *env)
+{
+    s_heard.kept++;
 }
 static void
 s_acked (void *arg, zf_delivery_t *d, bool dead)
@@ -75,6 +80,7 @@ s_answered (void *arg, zf_answer_t *answer, const zf_output_t *result)
 
 static const zf_store_hooks_t s_hooks = { .created = s_created,
                                           .stored = s_stored,
+                                          .kept = s_kept,
                                           .acked = s_acked,
                                           .retried = s_retried,
                                           .finished = s_finished,
@@ -903,6 +909,7 @@ test_results_are_kept_for_their_root (void **state)
         zf_store_pending_destroy (&put);
     }
     assert_int_equal (s_heard.results, 2);
+    assert_int_equal (s_heard.kept, 2); // not stored, yet tapped
     assert_int_equal (zf_store_queue (store, "answers")->depth, 0);
     zf_message_t *msg;
     assert_string_equal (zf_store_lineage_state (store, &roots[0], &msg), "delivered");
