@@ -3,6 +3,7 @@ broker's events. Blocking; one Client per thread (see AsyncClient for
 asyncio)."""
 import time
 
+import msgpack
 import zmq
 
 from . import _curve, _zfp
@@ -359,13 +360,25 @@ class Client:
     def tap(self, prefix="", events=None, timeout=None):
         """The broker's events whose topic starts with prefix, as (topic,
         map) pairs, subscribed from now on; data events (prefix
-        "data.QUEUE") carry the items put. events: the broker's events
+        "data.QUEUE") carry the items put, each {"id", "created", "body"}
+        with its body decoded (bytes only if it is not msgpack). events: the broker's events
         endpoint (the one given to Client, or this). Iteration stops after
         timeout seconds without an event (None: never); close() ends it."""
         endpoint = events or self.events
         if not endpoint:
             raise ValueError("tap needs the broker's events endpoint")
         return Tap(self.context, endpoint, prefix, timeout, self.session.curve)
+
+
+def _decoded(body):
+    """An item's body as its value; bytes that are not msgpack (the broker
+    never decodes bodies, so a raw writer may have put any) as they are."""
+    if not isinstance(body, bytes):
+        return body
+    try:
+        return _zfp.unpack_lenient(body)
+    except (ValueError, msgpack.UnpackException):
+        return body
 
 
 class Tap:
@@ -390,7 +403,11 @@ class Tap:
         topic, body = self.sub.recv_multipart()[:2]
         # Events carry names from peers: one that is not UTF-8 must not
         # end the tap (the broker refuses such names; an older one may not).
-        return topic.decode(errors="replace"), _zfp.unpack_lenient(body)
+        topic, event = topic.decode(errors="replace"), _zfp.unpack_lenient(body)
+        if topic.startswith(("data.", "sample.")) and isinstance(event, dict):
+            for item in event.get("items") or ():
+                item["body"] = _decoded(item.get("body"))
+        return topic, event
 
     def close(self):
         if self.sub is not None:
