@@ -561,6 +561,10 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const ch
         lineage->why = zf_strdup (reason && *reason ? reason
                                   : dead            ? "failed by a worker"
                                                     : "cancelled by a client");
+        // It reads cancelled from now on, and who waits for it hears so,
+        // though a worker may still hold an item of it.
+        if (!dead)
+            zf_results_cancel (self->results, root, lineage->why);
     }
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order))

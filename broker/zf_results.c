@@ -141,6 +141,7 @@ zf_results_cancel (zf_results_t *self, const zf_id_t *root, const char *reason)
     zf_answer_t *answer = s_answer (self, root);
     if (!answer->reason && !answer->dead_queue[0])
         answer->reason = zf_strdup (reason ? reason : "cancelled");
+    answer->cancelled = true;
     return answer;
 }
 
@@ -204,7 +205,7 @@ zf_results_tick (zf_results_t *self, int64_t now, int64_t mono,
         while (waiter) {
             void *handle = zlistx_cursor (answer->waiters);
             zf_waiter_t *next = (zf_waiter_t *) zlistx_next (answer->waiters);
-            if (waiter->deadline <= mono || answer->outcome) {
+            if (waiter->deadline <= mono || answer->outcome || answer->cancelled) {
                 fn (answer, waiter, arg);
                 zlistx_delete (answer->waiters, handle);
             }

@@ -52,6 +52,8 @@ typedef struct {
 typedef struct {
     zf_id_t root;                     // the root item
     uint8_t outcome;                  // ZF_OUTCOME_DONE, _DEAD, _CANCELLED; 0 while running
+    bool cancelled;                   // cancelled: its waiters are answered at once, even
+                                      // while items of it still run
     int64_t ended;                    // when it ended, ms since the Unix epoch
     char *reason;                     // the dead-lettered item's last error (or the
                                       // cancel's reason), or NULL
@@ -86,7 +88,9 @@ zf_answer_t *zf_results_fail (zf_results_t *self, const zf_id_t *root, const cha
                               const char *reason, const char *detail, uint32_t attempts);
 
 //  Root's lineage was cancelled for reason: that is its failure, unless it
-//  has one already (an item dead-lettered before: the first failure).
+//  has one already (an item dead-lettered before: the first failure). Its
+//  waiters are answered at the next tick, though items of it may still
+//  run (their outputs are dropped when they come).
 zf_answer_t *zf_results_cancel (zf_results_t *self, const zf_id_t *root, const char *reason);
 
 //  Root's lineage is over with outcome at ended (ms since the Unix epoch).

@@ -705,6 +705,8 @@ zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p)
     if (msg) {
         if (msg->dead)
             return "dead";
+        if (msg->lineage && msg->lineage->cancelled && !msg->lineage->failed)
+            return "cancelled"; // held by a worker still: its outputs will be dropped
         bool inflight = false, delayed = false, tried = false;
         for (uint32_t g = 0; g < msg->ndeliveries; g++) {
             inflight |= msg->deliveries[g].state == ZF_D_INFLIGHT;
@@ -733,7 +735,10 @@ zf_store_lineage_state (zf_store_t *self, const zf_id_t *root, zf_message_t **ms
         return zf_outcome_name (answer->outcome);
     }
     const char *state = zf_store_state (self, root, msg_p);
-    if (!*msg_p && zf_idmap_get (self->lineages, root))
+    zf_lineage_t *lineage = (zf_lineage_t *) zf_idmap_get (self->lineages, root);
+    if (lineage && lineage->cancelled && !lineage->failed)
+        return "cancelled"; // items of it still held by workers: their outputs are dropped
+    if (!*msg_p && lineage)
         return "running"; // the root is done, items made from it are not
     return state;
 }

@@ -176,3 +176,27 @@ def test_batches_and_envelopes(tmp_path, runs):
         assert http(address, "GET", "/results/%s?wait=20s" % id)[2]["state"] == "done"
     assert http(address, "GET", "/messages/%s" % answer["ids"][2])[2]["state"] == "unknown"
     assert run.stop() == 0
+
+
+def test_a_running_task_cancelled_reads_cancelled_at_once(tmp_path, runs):
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(tmp_path, GATED, broker="    metrics = %s\n    api = true\n" % address)
+    wait_for(lambda: healthy(address), what="the gateway")
+    id = http(address, "POST", "/queues/gate", b"1")[2]["id"]
+    wait_for(lambda: http(address, "GET", "/messages/%s" % id)[2]["state"] == "delivered",
+             what="the task held by its worker")
+    waiter = Call(address, "GET", "/results/%s?wait=60s" % id)
+    status, _, answer = http(address, "DELETE", "/messages/%s" % id)
+    assert (status, answer["state"]) == (200, "cancelled"), answer
+    # Its worker still holds it; who asks or waits hears "cancelled" now.
+    waiter.join(timeout=20)
+    status, _, result = waiter.answer
+    assert (result["state"], result["error"]) == ("cancelled", "cancelled over HTTP"), result
+    assert http(address, "GET", "/messages/%s" % id)[2]["state"] == "cancelled"
+    # Released: its output is dropped, and it stays cancelled.
+    open(os.path.join(str(tmp_path), "released"), "w").close()
+    wait_for(lambda: {q["name"]: q["inflight"] for q in http(address, "GET", "/queues")[2]}
+             ["gate"] == 0, what="the worker done with it")
+    status, _, result = http(address, "GET", "/results/%s" % id)
+    assert (result["state"], result["results"]) == ("cancelled", []), result
+    assert run.stop() == 0
