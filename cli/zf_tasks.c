@@ -176,13 +176,12 @@ zf_cmd_put (int argc, char **argv)
     return status;
 }
 
-//  The id argument; -1 with a message if it is not one.
-static int
-s_id_arg (const char *command, const char *text, zf_id_t *id)
+int
+zf_tasks_id_arg (const char *command, const char *text, zf_id_t *id)
 {
-    if (zf_id_parse (id, text) == 0)
+    if (zf_id_parse (id, text) == 0 && !zf_id_is_zero (id))
         return 0;
-    fprintf (stderr, "zflow %s: '%s' is not an id (32 hex digits)\n", command, text);
+    fprintf (stderr, "zflow %s: '%s' is not an id (32 hex digits, not all zero)\n", command, text);
     return -1;
 }
 
@@ -305,7 +304,7 @@ zf_cmd_result (int argc, char **argv)
         fprintf (stderr, "zflow result: %s\n", err.text);
         return ZF_EXIT_USAGE;
     }
-    if (s_id_arg ("result", args[1], &id))
+    if (zf_tasks_id_arg ("result", args[1], &id))
         return ZF_EXIT_USAGE;
     zf_client_t *client = zf_client_new (args[0], "zflow-result", NULL, 0);
     zf_result_t *result = zf_client_result (client, &id, (int) wait, (int) timeout);
@@ -360,7 +359,7 @@ zf_cmd_cancel (int argc, char **argv)
         fprintf (stderr, "zflow cancel: %s\n", err.text);
         return ZF_EXIT_USAGE;
     }
-    if (s_id_arg ("cancel", args[1], &id))
+    if (zf_tasks_id_arg ("cancel", args[1], &id))
         return ZF_EXIT_USAGE;
     zf_client_t *client = zf_client_new (args[0], "zflow-cancel", NULL, 0);
     // The answer to a STATUS after the CANCEL, on the same session, says it

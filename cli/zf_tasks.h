@@ -17,6 +17,10 @@ int zf_cmd_put (int argc, char **argv);
 //  when the wait ended first (or no answer), 2 for an unknown id.
 int zf_cmd_result (int argc, char **argv);
 
+//  The id argument text of command into id; -1 (having said why on
+//  stderr) if it is not 32 hex digits or is all zero (no item's id).
+int zf_tasks_id_arg (const char *command, const char *text, zf_id_t *id);
+
 //  A root's result as JSON, {"id","state","results":[...]}, with "error",
 //  "queue" and "attempts" when it is dead (zflow result, GET /results/ID).
 //  Caller frees.

@@ -12,6 +12,7 @@
 #include "zf_gateway.h"
 #include "zf_journal.h"
 #include "zf_json.h"
+#include "zf_tasks.h"
 #include "zf_mp.h"
 #include "zf_value.h"
 #include "zf_zpl.h"
@@ -373,10 +374,8 @@ zf_cmd_status (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zf_id_t id;
-    if (nargs == 2 && zf_id_parse (&id, args[1])) {
-        fprintf (stderr, "zflow status: '%s' is not an id (32 hex digits)\n", args[1]);
+    if (nargs == 2 && zf_tasks_id_arg ("status", args[1], &id))
         return ZF_EXIT_USAGE;
-    }
     zf_client_t *client = zf_client_new (args[0], "zflow-status", NULL, 0);
     int status = ZF_EXIT_OK;
     if (nargs == 2) {

@@ -728,6 +728,16 @@ test_usage_errors (void **state)
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "'not-an-id' is not an id"));
     zf_test_result_free (&r);
+    // An id of zeros is no item's: refused at once, never asked (nor a
+    // 30-s wait, nor an empty state).
+    const char *commands[] = { "status", "result", "cancel" };
+    for (int i = 0; i < 3; i++) {
+        r = zf_test_zflow (NULL, commands[i], s_endpoint, "00000000000000000000000000000000",
+                           i == 1 ? "--wait" : NULL, "30s", NULL);
+        assert_int_equal (r.status, 2);
+        assert_non_null (strstr (r.err, "is not an id (32 hex digits, not all zero)"));
+        zf_test_result_free (&r);
+    }
     // No broker there: status says so and fails, within its timeout.
     r = zf_test_zflow (NULL, "status", "tcp://127.0.0.1:1", "--timeout", "300ms", NULL);
     assert_int_equal (r.status, 1);

@@ -198,7 +198,7 @@ def test_another_pipelines_broker_is_refused_at_once(tmp_path):
             with pytest.raises(zflow.WrongBroker, match="runs pipeline 'p', not 'canvas'"):
                 client.put("tasks", 1, timeout=20)
             with pytest.raises(zflow.WrongBroker):  # and so is every later call
-                client.status("0" * 32)
+                client.status("1" * 32)
             assert client.session.sessions == 1
         finally:
             client.close()
@@ -360,3 +360,13 @@ def test_new_group_names_do_not_grow_the_broker(tmp_path):
         client.close()
     finally:
         broker.stop()
+
+
+def test_ids_that_are_none_are_refused_at_once(tasks):
+    _, client = tasks
+    for id in ("0" * 32, bytes(16), "xyz", "0123456789abcdef0123456789abcdeg"):
+        for ask in (client.status, client.result, client.cancel):
+            with pytest.raises(ValueError, match="is not an id"):
+                ask(id)
+    with pytest.raises(ValueError, match="not all zero"):
+        client.put("tasks", 1, root="0" * 32)

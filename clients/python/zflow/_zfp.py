@@ -143,13 +143,14 @@ def child_id(parent, index):
 
 
 def parse_id(text):
-    """16 bytes from 32 hex digits (or 16 bytes as they are)."""
+    """16 bytes from 32 hex digits (or 16 bytes as they are); all zeros is
+    no id (the protocol's "none")."""
     if isinstance(text, (bytes, bytearray)) and len(text) == 16:
-        return bytes(text)
+        text = bytes(text).hex()
     try:
         raw = bytes.fromhex(text)
     except (TypeError, ValueError):
         raw = b""
-    if len(raw) != 16:
-        raise ValueError("%r is not an id (32 hex digits)" % (text,))
+    if len(raw) != 16 or raw == bytes(16):
+        raise ValueError("%r is not an id (32 hex digits, not all zero)" % (text,))
     return raw
