@@ -12,6 +12,7 @@
 #include "zf_gateway.h"
 #include "zf_journal.h"
 #include "zf_json.h"
+#include "zf_taps.h"
 #include "zf_tasks.h"
 #include "zf_mp.h"
 #include "zf_value.h"
@@ -517,100 +518,37 @@ zf_cmd_journal (int argc, char **argv)
     return status;
 }
 
-//  The value of the string field key in the msgpack map at data, into
-//  out; false if there is none.
-static bool
-s_field (const uint8_t *data, size_t size, const char *key, char *out, size_t out_size)
-{
-    zf_mp_t mp;
-    zf_mp_init (&mp, data, size);
-    uint32_t count;
-    if (zf_mp_map (&mp, &count, NULL))
-        return false;
-    for (uint32_t i = 0; i < count; i++) {
-        if (zf_mp_key_is (&mp, key)) {
-            const char *str;
-            uint32_t len;
-            if (zf_mp_str (&mp, &str, &len, NULL))
-                return false;
-            snprintf (out, out_size, "%.*s", (int) len, str);
-            return true;
-        }
-        if (zf_mp_skip_pair (&mp))
-            return false;
-    }
-    return false;
-}
-
 //  The buffer events are packed in, kept from one to the next.
 static msgpack_sbuffer s_event_buffer;
 
 //  Prints one event as asked: a JSON line, a msgpack map, or a line for
 //  people. map holds its fields (a msgpack map), body an item's body
-//  (msgpack) or NULL. JSON and msgpack are the same map: {topic, the
-//  event's fields..., body}.
+//  (msgpack) or NULL. JSON and msgpack are the same map (zf_taps_pack).
 static void
 s_print_event (const char *format, const char *topic, const uint8_t *map, size_t map_size,
                const uint8_t *body, size_t body_size)
 {
-    if (!streq (format, "pretty")) {
-        msgpack_sbuffer out = s_event_buffer;
-        out.size = 0;
-        zf_mp_t mp;
-        zf_mp_init (&mp, map, map_size);
-        uint32_t count = 0;
-        zf_mp_map (&mp, &count, NULL);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &out, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, count + 1 + (body != NULL));
-        zf_mp_pack_cstr (&pk, "topic");
-        zf_mp_pack_cstr (&pk, topic);
-        msgpack_sbuffer_write (&out, (const char *) mp.pos, zf_mp_left (&mp));
-        if (body) {
-            // The body as the value it is; bytes that are not one msgpack
-            // value go as bin, so that the map stays whole.
-            zf_mp_pack_cstr (&pk, "body");
-            zf_mp_t check;
-            zf_mp_init (&check, body, body_size);
-            if (zf_mp_skip (&check, ZF_MP_MAX_DEPTH, NULL) == 0 && zf_mp_left (&check) == 0)
-                msgpack_sbuffer_write (&out, (const char *) body, body_size);
-            else {
-                msgpack_pack_bin (&pk, body_size);
-                msgpack_pack_bin_body (&pk, body, body_size);
-            }
-        }
-        s_event_buffer = out; // its allocation kept for the next event
-        if (streq (format, "msgpack")) {
-            fwrite (out.data, 1, out.size, stdout);
-            return;
-        }
-        char *json = zf_msgpack_to_json (out.data, out.size, NULL);
-        if (json) {
-            fputs (json, stdout);
-            putchar ('\n');
-            free (json);
-            return;
-        }
-        // A body that is not msgpack: the fields alone, and a null body.
+    if (streq (format, "msgpack")) {
+        zf_taps_pack (&s_event_buffer, topic, map, map_size, body, body_size);
+        fwrite (s_event_buffer.data, 1, s_event_buffer.size, stdout);
+        return;
+    }
+    if (streq (format, "json")) {
+        char *json = zf_taps_json (topic, map, map_size, body, body_size);
+        puts (json);
+        free (json);
+        return;
     }
     char *fields = zf_msgpack_to_json (map, map_size, NULL);
     char *shown = body ? zf_msgpack_to_json (body, body_size, NULL) : NULL;
     if (!fields)
         fields = strdup ("{}");
     fields[strlen (fields) - 1] = 0; // the closing brace
-    if (streq (format, "pretty")) {
-        char stamp[32];
-        time_t now = time (NULL);
-        strftime (stamp, sizeof stamp, "%H:%M:%S", localtime (&now));
-        printf ("%s %-20s %s%s%s%s\n", stamp, topic, fields + 1, fields[1] ? " " : "",
-                body ? "body " : "", body ? (shown ? shown : "(not msgpack)") : "");
-    }
-    else {
-        printf ("{\"topic\":\"%s\"%s%s", topic, fields[1] ? "," : "", fields + 1);
-        if (body)
-            printf (",\"body\":%s", shown ? shown : "null");
-        printf ("}\n");
-    }
+    char stamp[32];
+    time_t now = time (NULL);
+    strftime (stamp, sizeof stamp, "%H:%M:%S", localtime (&now));
+    printf ("%s %-20s %s%s%s%s\n", stamp, topic, fields + 1, fields[1] ? " " : "",
+            body ? "body " : "", body ? (shown ? shown : "(not msgpack)") : "");
     free (shown);
     free (fields);
 }
@@ -642,7 +580,7 @@ s_tap_show (s_tap_t *tap, const char *topic, const uint8_t *map, size_t map_size
         return;
     char name[ZF_NAME_MAX + 1];
     if (tap->actor && !tap->topics &&
-        !(s_field (map, map_size, "actor", name, sizeof name) && streq (name, tap->actor)))
+        !(zf_taps_field (map, map_size, "actor", name, sizeof name) && streq (name, tap->actor)))
         return;
     bool sampled = strncmp (topic, "sample.", 7) == 0; // by the broker already
     if (sampled || tap->seen++ % tap->sample == 0) {
@@ -651,100 +589,23 @@ s_tap_show (s_tap_t *tap, const char *topic, const uint8_t *map, size_t map_size
     }
 }
 
-//  What the tap reads in an event's map: seq numbers the event (a data
-//  event, its first item), and a data event has ts, queue and its items.
-typedef struct {
-    uint64_t seq;       // 0 if none
-    int64_t ts;         // ms since the epoch
-    const char *queue;  // not NUL-terminated
-    uint32_t queue_len; // bytes at queue
-    bool has_items;     // items is an array
-    uint32_t count;     // entries in items
-    zf_mp_t items;      // at the first entry
-} s_event_t;
-
-//  Reads those fields of the map of fields entries at mp, whatever their
-//  order; the rest are skipped. Returns -1 if the map is unreadable.
-static int
-s_event_read (zf_mp_t mp, uint32_t fields, s_event_t *event)
+//  zf_taps' callbacks: an event to show, a gap to say.
+static void
+s_tap_event (void *arg, const char *topic, const uint8_t *map, size_t map_size, const uint8_t *body,
+             size_t body_size)
 {
-    *event = (s_event_t){ .queue = "" };
-    for (uint32_t i = 0; i < fields; i++) {
-        int rc = 0;
-        if (zf_mp_key_is (&mp, "seq"))
-            rc = zf_mp_uint (&mp, &event->seq, NULL);
-        else if (zf_mp_key_is (&mp, "ts"))
-            rc = zf_mp_int (&mp, &event->ts, NULL);
-        else if (zf_mp_key_is (&mp, "queue"))
-            rc = zf_mp_peek (&mp) == ZF_MP_STR
-                     ? zf_mp_str (&mp, &event->queue, &event->queue_len, NULL)
-                     : zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL);
-        else if (zf_mp_key_is (&mp, "items")) {
-            event->items = mp;
-            event->has_items = zf_mp_array (&event->items, &event->count, NULL) == 0;
-            rc = zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL);
-        }
-        else
-            rc = zf_mp_skip_pair (&mp);
-        if (rc)
-            return -1;
-    }
-    return 0;
+    s_tap_show ((s_tap_t *) arg, topic, map, map_size, body, body_size);
 }
 
-//  A data event carries the items put to a queue in one turn of the
-//  broker's loop ({seq, ts, queue, items: [{id, created, body}]}). Each is
-//  shown as an event of its own: {seq, ts, id, queue, created} and its
-//  body, seq numbering the items. Returns -1 if the event is unreadable.
-static int
-s_tap_items (s_tap_t *tap, const char *topic, s_event_t *event)
+static void
+s_tap_gap (void *arg, const char *topic, uint64_t missed)
 {
-    if (!event->has_items)
-        return -1;
-    zf_mp_t items = event->items;
-    uint32_t count = event->count;
-    uint64_t seq = event->seq;
-    int64_t ts = event->ts;
-    const char *queue = event->queue;
-    uint32_t queue_len = event->queue_len;
-    msgpack_sbuffer buffer; // each item's fields
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    int rc = 0;
-    for (uint32_t i = 0; i < count && !s_tap_done (tap) && !rc; i++) {
-        uint32_t keys;
-        if ((rc = zf_mp_map (&items, &keys, NULL)))
-            break;
-        const char *id = "";
-        uint32_t id_len = 0;
-        int64_t created = 0;
-        const uint8_t *body = NULL;
-        uint32_t body_size = 0;
-        for (uint32_t k = 0; k < keys && !rc; k++)
-            rc = zf_mp_key_is (&items, "id")        ? zf_mp_str (&items, &id, &id_len, NULL)
-                 : zf_mp_key_is (&items, "created") ? zf_mp_int (&items, &created, NULL)
-                 : zf_mp_key_is (&items, "body")    ? zf_mp_bin (&items, &body, &body_size, NULL)
-                                                    : zf_mp_skip_pair (&items);
-        if (rc)
-            break;
-        buffer.size = 0;
-        msgpack_pack_map (&pk, 5);
-        zf_mp_pack_cstr (&pk, "seq");
-        msgpack_pack_uint64 (&pk, seq + i);
-        zf_mp_pack_cstr (&pk, "ts");
-        msgpack_pack_int64 (&pk, ts);
-        zf_mp_pack_cstr (&pk, "id");
-        zf_mp_pack_strn (&pk, id, id_len);
-        zf_mp_pack_cstr (&pk, "queue");
-        zf_mp_pack_strn (&pk, queue, queue_len);
-        zf_mp_pack_cstr (&pk, "created");
-        msgpack_pack_int64 (&pk, created);
-        s_tap_show (tap, topic, (const uint8_t *) buffer.data, buffer.size,
-                    body ? body : (const uint8_t *) "\xc0", body ? body_size : 1); // nil if none
-    }
-    msgpack_sbuffer_destroy (&buffer);
-    return rc ? -1 : 0;
+    s_tap_t *tap = (s_tap_t *) arg;
+    if (streq (tap->format, "pretty"))
+        printf ("missed %llu events of %s\n", (unsigned long long) missed, topic);
+    else if (streq (tap->format, "json"))
+        printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
+                (unsigned long long) missed);
 }
 
 int
@@ -814,7 +675,7 @@ zf_cmd_tap (int argc, char **argv)
     s_tap_t tap = {
         .format = format, .limit = limit, .sample = sample, .actor = actor, .topics = topics > 0
     };
-    zhashx_t *next_seq = zhashx_new (); // topic -> the seq expected next
+    zf_taps_t *taps = zf_taps_new ();
     zpoller_t *poller = zpoller_new (sub, NULL);
     while (!zsys_interrupted && !s_tap_done (&tap)) {
         // Events already here are read without asking the poller (a system
@@ -830,43 +691,15 @@ zf_cmd_tap (int argc, char **argv)
             break;
         char *topic = zframe_strdup (zmsg_first (msg));
         zframe_t *map = zmsg_next (msg);
-        zf_mp_t mp;
-        uint32_t fields;
-        s_event_t event;
-        if (map)
-            zf_mp_init (&mp, zframe_data (map), zframe_size (map));
-        bool data = strncmp (topic, "data.", 5) == 0 || strncmp (topic, "sample.", 7) == 0;
-        if (!map || zf_mp_map (&mp, &fields, NULL) || s_event_read (mp, fields, &event) ||
-            (data && !event.has_items)) {
-            fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
-            zstr_free (&topic);
-            zmsg_destroy (&msg);
-            continue;
-        }
-        // Gaps: each topic numbers its events (a data event, its items);
-        // what was lost is said.
-        uint64_t seq = event.seq;
-        uintptr_t expected = (uintptr_t) zhashx_lookup (next_seq, topic);
-        if (expected && seq > expected) {
-            if (streq (format, "pretty"))
-                printf ("missed %llu events of %s\n", (unsigned long long) (seq - expected), topic);
-            else if (streq (format, "json"))
-                printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
-                        (unsigned long long) (seq - expected));
-        }
-        if (seq)
-            zhashx_update (next_seq, topic,
-                           (void *) (uintptr_t) (seq + (event.has_items ? event.count : 1)));
-        if (!data)
-            s_tap_show (&tap, topic, zframe_data (map), zframe_size (map), NULL, 0);
-        else if (s_tap_items (&tap, topic, &event))
+        if (!map || zf_taps_read (taps, topic, zframe_data (map), zframe_size (map), s_tap_event,
+                                  s_tap_gap, &tap))
             fprintf (stderr, "zflow tap: unreadable event on '%s'\n", topic);
         zstr_free (&topic);
         zmsg_destroy (&msg);
     }
     fflush (stdout);
     zpoller_destroy (&poller);
-    zhashx_destroy (&next_seq);
+    zf_taps_destroy (&taps);
     msgpack_sbuffer_destroy (&s_event_buffer);
     zsock_destroy (&sub);
     free (args);
