@@ -17,6 +17,7 @@
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
+#include "zf_sse.h"
 #include "zf_tasks.h"
 #include "zf_thread.h"
 #include "zf_value.h"
@@ -29,11 +30,15 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#define STALE_MS    5000      // /health fails when no stats came for this long
-#define BODY_MAX    (1 << 20) // bytes of a POSTed body at most (and max-frame)
-#define CONFIRM_MS  5000      // how long a POST waits for the broker's confirm
-#define ANSWER_MS   5000      // how long a question waits for the broker's answer
-#define WAIT_MAX_MS 60000     // the longest wait a GET /results may ask
+#define STALE_MS       5000        // /health fails when no stats came for this long
+#define BODY_MAX       (1 << 20)   // bytes of a POSTed body at most (and max-frame)
+#define CONFIRM_MS     5000        // how long a POST waits for the broker's confirm
+#define ANSWER_MS      5000        // how long a question waits for the broker's answer
+#define WAIT_MAX_MS    60000       // the longest wait a GET /results may ask
+#define STREAMS_MAX    256         // GET /events streams at once at most
+#define STREAM_HELD    (256 << 10) // bytes an event stream holds for a slow reader
+#define STREAM_PING_MS 5000        // a quiet event stream gets a comment this often
+#define PREFIXES_MAX   16          // topic prefixes of one event stream at most
 
 struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
@@ -51,6 +56,8 @@ struct _zf_gateway_t {
     uint64_t events;           // stats events seen
     zf_stats_t *decoded;       // the latest stats event read, for /metrics
     zf_client_t *client;       // a session with the broker, for the API
+    zsock_t *sub;              // the broker's events: stats, and what streams follow
+    zlistx_t *streams;         // zf_sse_t of GET /events
     char *token;               // what API requests must bear, or NULL
     char *cert, *key;          // PEM text of the certificate and key: HTTPS, or NULL
     char address[96];          // where it listens, ADDRESS:PORT
@@ -60,6 +67,31 @@ struct _zf_gateway_t {
 
 static bool s_settle (zf_gateway_t *self);
 static void s_stop_parked (zf_gateway_t *self);
+static void s_event (zf_gateway_t *self, zframe_t *topic, zframe_t *body);
+
+//  An event from the broker: the latest stats kept for /metrics; and to
+//  each stream that follows its topic.
+static void
+s_event (zf_gateway_t *self, zframe_t *topic, zframe_t *body)
+{
+    if (!topic || !body)
+        return;
+    if (zframe_streq (topic, "stats")) {
+        free (self->stats);
+        self->stats = (uint8_t *) zf_alloc (zframe_size (body) + 1);
+        memcpy (self->stats, zframe_data (body), zframe_size (body));
+        self->stats_size = zframe_size (body);
+        self->stats_at = zclock_mono ();
+        self->events++;
+    }
+    if (zlistx_size (self->streams) == 0)
+        return;
+    char *name = zframe_strdup (topic);
+    for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
+         stream = (zf_sse_t *) zlistx_next (self->streams))
+        zf_sse_event (stream, name, zframe_data (body), zframe_size (body));
+    free (name);
+}
 
 //  The server thread: stats from the SUB socket, the API's session, HTTP.
 static void
@@ -67,7 +99,7 @@ s_server (zsock_t *pipe, void *args)
 {
     zf_gateway_t *self = (zf_gateway_t *) args;
     zf_error_t err;
-    zsock_t *sub = zf_curve_sub (self->endpoint, "stats", &err);
+    zsock_t *sub = self->sub = zf_curve_sub (self->endpoint, "stats", &err);
     if (!sub)
         zsys_error ("broker: metrics: %s", err.text);
     if (self->api) {
@@ -99,20 +131,16 @@ s_server (zsock_t *pipe, void *args)
             break; // $TERM
         while (zsock_events (sub) & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv (sub);
-            zframe_t *topic = msg ? zmsg_first (msg) : NULL;
-            zframe_t *body = msg ? zmsg_next (msg) : NULL;
-            if (topic && body && zframe_streq (topic, "stats")) {
-                free (self->stats);
-                self->stats = (uint8_t *) malloc (zframe_size (body));
-                memcpy (self->stats, zframe_data (body), zframe_size (body));
-                self->stats_size = zframe_size (body);
-                self->stats_at = zclock_mono ();
-                self->events++;
-            }
-            zmsg_destroy (&msg);
-            if (!msg && !topic)
+            if (!msg)
                 break;
+            zframe_t *topic = zmsg_first (msg);
+            s_event (self, topic, zmsg_next (msg));
+            zmsg_destroy (&msg);
         }
+        int64_t now = zclock_mono ();
+        for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
+             stream = (zf_sse_t *) zlistx_next (self->streams))
+            zf_sse_ping (stream, now, STREAM_PING_MS);
         // HTTP, then the broker's answers, until neither has more to do.
         // The session is read last before the wait: a send (a put) may
         // take the signal of an answer that came meanwhile, and its
@@ -129,7 +157,7 @@ s_server (zsock_t *pipe, void *args)
     }
     s_stop_parked (self);
     zf_client_destroy (&self->client);
-    zsock_destroy (&sub);
+    zsock_destroy (&self->sub);
 }
 
 //  --------------------------------------------------------------------------
@@ -602,8 +630,10 @@ s_send_puts (s_call_t *call)
     zf_client_t *client = call->gateway->client;
     for (; call->sent < call->count && zf_client_put_room (client) > 0; call->sent++) {
         s_part_t *part = &call->parts[call->sent];
+        // Its confirm may wait for room in a full queue first (api-put-wait).
+        int timeout = CONFIRM_MS + (int) call->gateway->put_wait;
         part->request = zf_client_put_request (client, call->queue, part->item, part->item_size,
-                                               &part->opts, &part->id, CONFIRM_MS, part);
+                                               &part->opts, &part->id, timeout, part);
         if (!part->request) {
             part->outcome = ZF_REQUEST_REFUSED;
             part->error = zf_strdup (zf_client_last_error (client));
@@ -1034,6 +1064,12 @@ s_stop_parked (zf_gateway_t *self)
         s_resume (call);
         any = true;
     }
+    // Event streams end, after what they hold.
+    for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
+         stream = (zf_sse_t *) zlistx_next (self->streams)) {
+        zf_sse_end (stream);
+        any = true;
+    }
     // Their answers go out (a few turns: resumed, answered, written).
     for (int turn = 0; any && turn < 5; turn++) {
         MHD_run (self->daemon);
@@ -1073,8 +1109,8 @@ s_api_route (const char *method, const char *url)
     return (streq (method, "POST") && strncmp (url, "/queues/", 8) == 0) ||
            (streq (method, "DELETE") && strncmp (url, "/messages/", 10) == 0) ||
            (streq (method, "GET") &&
-            (streq (url, "/queues") || strncmp (url, "/messages/", 10) == 0 ||
-             strncmp (url, "/results/", 9) == 0));
+            (streq (url, "/queues") || streq (url, "/events") ||
+             strncmp (url, "/messages/", 10) == 0 || strncmp (url, "/results/", 9) == 0));
 }
 
 //  True if the connection's request bears the gateway's token (or none is
@@ -1110,6 +1146,99 @@ s_unauthorized (struct MHD_Connection *connection)
     return rc;
 }
 
+//  A stream is gone: what only it followed is no longer subscribed to.
+static void
+s_stream_closed (void *arg, zf_sse_t *stream)
+{
+    zf_gateway_t *self = (zf_gateway_t *) arg;
+    void *handle = zlistx_find (self->streams, stream);
+    if (!handle)
+        return; // never started
+    zlistx_delete (self->streams, handle);
+    const char *const *prefixes;
+    size_t count = zf_sse_prefixes (stream, &prefixes);
+    for (size_t i = 0; self->sub && i < count; i++)
+        zsock_set_unsubscribe (self->sub, prefixes[i]); // counted: others' stay
+}
+
+//  The topic prefixes asked for: every topic= argument, each a list
+//  split at commas.
+typedef struct {
+    char *prefixes[PREFIXES_MAX];
+    size_t count;
+    bool over; // more than PREFIXES_MAX
+    int64_t sample;
+} s_topics_t;
+
+static enum MHD_Result
+s_topic_arg (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    s_topics_t *topics = (s_topics_t *) cls;
+    if (!streq (key, "topic") || !value)
+        return MHD_YES;
+    for (const char *at = value;; at++) {
+        const char *end = strchr (at, ',');
+        size_t len = end ? (size_t) (end - at) : strlen (at);
+        if (topics->count == PREFIXES_MAX)
+            topics->over = true;
+        else {
+            char prefix[ZF_NAME_MAX + 40];
+            snprintf (prefix, sizeof prefix, "%.*s", (int) len, at);
+            size_t n = strlen (prefix);
+            bool wild = n && prefix[n - 1] == '*';
+            if (wild)
+                prefix[n - 1] = 0; // data.* as zflow tap takes it
+            // A queue's data, sampled: the broker sends one item in N.
+            topics->prefixes[topics->count++] =
+                !wild && topics->sample > 1 && strncmp (prefix, "data.", 5) == 0
+                    ? zsys_sprintf ("sample.%lld.%s", (long long) topics->sample, prefix)
+                    : zf_strdup (prefix);
+        }
+        if (!end)
+            break;
+        at = end;
+    }
+    return MHD_YES;
+}
+
+//  GET /events?topic=PREFIX[,PREFIX...][&sample=N]: the broker's events
+//  as Server-Sent Events (zf_sse), from now on.
+static enum MHD_Result
+s_events (zf_gateway_t *self, struct MHD_Connection *connection)
+{
+    s_topics_t topics = { .sample = 1 };
+    const char *sample = MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "sample");
+    zf_error_t err;
+    if (sample && (zf_parse_int (sample, &topics.sample, &err) || topics.sample < 1 ||
+                   topics.sample > 1000000))
+        return s_json (connection, 400,
+                       s_error ("sample: '%.32s' is not from 1 to 1000000", sample));
+    MHD_get_connection_values (connection, MHD_GET_ARGUMENT_KIND, s_topic_arg, &topics);
+    enum MHD_Result rc;
+    if (topics.over)
+        rc = s_json (connection, 400, s_error ("at most %d topics in one stream", PREFIXES_MAX));
+    else if (topics.count == 0)
+        rc = s_json (connection, 400,
+                     s_error ("GET /events needs ?topic=PREFIX: e.g. data.QUEUE (the items put "
+                              "to QUEUE), worker., dead., stats; several comma-separated"));
+    else if (zlistx_size (self->streams) >= STREAMS_MAX)
+        rc = s_json (connection, 503, s_error ("%d event streams are open already", STREAMS_MAX));
+    else {
+        zf_sse_t *stream = zf_sse_new (connection, (const char *const *) topics.prefixes,
+                                       topics.count, STREAM_HELD, s_stream_closed, self);
+        rc = stream ? MHD_YES : MHD_NO;
+        if (stream) {
+            zlistx_add_end (self->streams, stream);
+            for (size_t i = 0; i < topics.count; i++)
+                zsock_set_subscribe (self->sub, topics.prefixes[i]);
+        }
+    }
+    for (size_t i = 0; i < topics.count; i++)
+        free (topics.prefixes[i]);
+    return rc;
+}
+
 static enum MHD_Result
 s_request (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_size, void **state)
@@ -1127,6 +1256,8 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         // Its headers are in: refused now, or read on.
         if (api && !s_authorized (self, connection))
             return s_unauthorized (connection);
+        if (api && streq (url, "/events"))
+            return s_events (self, connection);
         call = (s_call_t *) zf_alloc (sizeof (s_call_t));
         call->gateway = self;
         call->connection = connection;
@@ -1196,8 +1327,9 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
     }
     return s_json (connection, 404,
                    s_error ("no %.200s here: GET /metrics, /health%s", url,
-                            self->api ? ", /queues, /messages/ID, /results/ID[?wait=D]; POST "
-                                        "/queues/QUEUE; DELETE /messages/ID"
+                            self->api ? ", /queues, /messages/ID, /results/ID[?wait=D], "
+                                        "/events?topic=PREFIX; POST /queues/QUEUE; DELETE "
+                                        "/messages/ID"
                                       : ""));
 }
 
@@ -1281,6 +1413,7 @@ zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err)
     self->key = args->key ? zf_strdup (args->key) : NULL;
     self->parked = zlistx_new ();
     self->for_room = zlistx_new ();
+    self->streams = zlistx_new ();
     self->decoded = zf_stats_new ();
     unsigned connections = s_connection_limit (set->http_max_connections);
     struct MHD_OptionItem options[] = {
@@ -1332,6 +1465,7 @@ zf_gateway_destroy (zf_gateway_t **self_p)
     zf_stats_destroy (&self->decoded);
     zlistx_destroy (&self->parked);
     zlistx_destroy (&self->for_room);
+    zlistx_destroy (&self->streams);
     free (self);
     *self_p = NULL;
 }

@@ -3,10 +3,14 @@
 by one, so none holds up another; how many may wait is bounded."""
 import json
 import os
+import select
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
+
+import pytest
 
 from conftest import GATED, free_port, http, wait_for
 
@@ -120,7 +124,9 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
 
 def test_batches_and_envelopes(tmp_path, runs):
     address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, broker="    metrics = %s\n    api = true\n" % address)
+    # Room for all 10,000 at once, however fast the worker takes them.
+    config = GATED.replace("    poison\n", "    poison\n        max-depth = 20000\n", 1)
+    run = runs(tmp_path, config, broker="    metrics = %s\n    api = true\n" % address)
     wait_for(lambda: healthy(address), what="the gateway")
     # 10,000 items as NDJSON, one request: every id back, in order.
     lines = b"".join(b'{"n": %d}\n' % n for n in range(10000))
@@ -200,3 +206,103 @@ def test_a_running_task_cancelled_reads_cancelled_at_once(tmp_path, runs):
     status, _, result = http(address, "GET", "/results/%s" % id)
     assert (result["state"], result["results"]) == ("cancelled", []), result
     assert run.stop() == 0
+
+
+class Events:
+    """GET /events read as a plain HTTP/1.0 client reads it (no chunks):
+    the JSON of each `data:` line, as it comes."""
+
+    def __init__(self, address, query, headers=None):
+        host, port = address.split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        lines = ["GET /events?%s HTTP/1.0" % query, "Host: %s" % address]
+        lines += ["%s: %s" % item for item in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.buffer = b""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            head += data
+        head, _, self.buffer = head.partition(b"\r\n\r\n")
+        status_line, *fields = head.decode().split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = dict(field.split(": ", 1) for field in fields)
+
+    def next(self, timeout=30):
+        """The next event, or None if none came within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line, newline, rest = self.buffer.partition(b"\n")
+            if newline:
+                self.buffer = rest
+                if line.startswith(b"data: "):
+                    return json.loads(line[6:])
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return None
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise EOFError("the stream ended")
+            self.buffer += data
+
+    def close(self):
+        self.sock.close()
+
+
+def test_events_stream_to_a_browser(tmp_path, runs):
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(tmp_path, GATED, "--no-journal",
+               broker="    metrics = %s\n    api = true\n" % address)
+    wait_for(lambda: healthy(address), what="the gateway")
+    status, _, answer = http(address, "GET", "/events")
+    assert status == 400 and "needs ?topic=PREFIX" in answer["error"], answer
+    events = Events(address, "topic=data.poison,data.done")
+    assert events.status == 200 and events.headers["Content-Type"] == "text/event-stream"
+    time.sleep(0.3)  # subscribed before the puts
+    put = [http(address, "POST", "/queues/poison", json.dumps({"n": n}).encode())[2]["id"]
+           for n in range(3)]
+    seen = [events.next() for _ in range(6)]
+    assert [(e["topic"], e["body"]) for e in seen if e["topic"] == "data.poison"] == \
+        [("data.poison", {"n": n}) for n in range(3)], seen
+    assert sorted(e["body"]["n"] for e in seen if e["topic"] == "data.done") == [0, 1, 2]
+    assert [e["id"] for e in seen if e["topic"] == "data.poison"] == put
+
+    # A reader that stops reading: the gateway holds what it may, drops
+    # the rest, and says how many when the reader reads again. Every item
+    # is shown or counted.
+    slow = Events(address, "topic=data.poison")
+    time.sleep(0.3)
+    big = "x" * 16000
+    with run.client() as client:
+        client.put_many("poison", [big] * 2000)
+    events.close()
+    shown = dropped = missed = 0
+    marker = False
+    deadline = time.monotonic() + 90
+    while not marker and time.monotonic() < deadline:
+        event = slow.next(timeout=1)
+        if event is None:  # read all it had: one more item, to hear the gap
+            http(address, "POST", "/queues/poison", b'"marker"')
+            continue
+        if event["topic"] == "tap.gap":
+            dropped += event.get("dropped", 0)
+            missed += event.get("missed", 0)
+        elif event["body"] == "marker":
+            marker = True
+        else:
+            shown += 1
+    assert marker and dropped > 0, (shown, dropped, missed)
+    assert shown + dropped + missed == 2000, (shown, dropped, missed)
+    print("2,000 items of 16 KB to a stalled reader: %d shown, %d dropped by the gateway, "
+          "%d missed" % (shown, dropped, missed))
+    slow.close()
+    # A stream open when the run stops ends, and the run stops.
+    stats = Events(address, "topic=stats")
+    assert stats.next()["topic"] == "stats"
+    assert run.stop() == 0
+    with pytest.raises(EOFError):
+        while stats.next(timeout=10):
+            pass

@@ -84,7 +84,8 @@ def test_the_api_answers_only_the_bearer_of_its_token(tmp_path, runs):
                     {"Authorization": "Basic " + TOKEN}):
         for method, path, body in (("POST", "/queues/poison", b"1"), ("GET", "/queues", None),
                                    ("GET", "/results/%s" % ("1" * 32), None),
-                                   ("DELETE", "/messages/%s" % ("1" * 32), None)):
+                                   ("DELETE", "/messages/%s" % ("1" * 32), None),
+                                   ("GET", "/events?topic=data.poison", None)):
             status, answer_headers, answer = http(address, method, path, body, headers)
             assert status == 401 and "Bearer TOKEN" in answer["error"], (method, path, answer)
             assert answer_headers["WWW-Authenticate"].startswith("Bearer"), dict(answer_headers)
