@@ -153,6 +153,7 @@ static void
 s_request_free (zf_request_t *r)
 {
     zf_result_destroy (&r->result);
+    free (r->error);
     free (r->queues);
     free (r->groups);
     free (r);
@@ -206,7 +207,8 @@ static void
 s_answer (zf_client_t *self, zf_request_t *r, zf_request_outcome_t outcome, const char *error)
 {
     r->outcome = outcome;
-    snprintf (r->error, sizeof r->error, "%s", error ? error : "");
+    free (r->error); // a request is answered once; kept small until then
+    r->error = error && *error ? zf_strdup (error) : NULL;
     char buffer[32];
     zhashx_delete (self->asking, s_key (r->ask, r->key, buffer, sizeof buffer));
     zlistx_delete (self->pending, r->handle);
@@ -376,7 +378,7 @@ zf_request_outcome (zf_request_t *self)
 const char *
 zf_request_error (zf_request_t *self)
 {
-    return self->error;
+    return self->error ? self->error : "";
 }
 
 const zf_id_t *

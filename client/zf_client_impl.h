@@ -44,7 +44,7 @@ struct _zf_request_t {
     bool listed;                  // answered, it goes to the answered list (a
                                   // blocking call's own request does not)
     zf_request_outcome_t outcome; // what became of it
-    char error[ZF_TEXT_MAX + 64]; // why it was refused, failed or timed out
+    char *error;                  // why it was refused, failed or timed out, or NULL
     zf_result_t *result;          // an item's or result's answer, owned
     zf_figures_t *queues;         // the figures' answer, owned
     size_t nqueues;               // entries in queues
