@@ -1340,21 +1340,25 @@ s_loopback (const char *host)
     return strncmp (host, "127.", 4) == 0;
 }
 
-//  At most this many connections: the limit asked, and no more than half
-//  the descriptors the process may open, so that ZeroMQ and the journal
-//  keep theirs however many HTTP clients come.
+//  At most this many connections: the limit asked, and no more than the
+//  descriptors the process may open less a reserve for ZeroMQ and the
+//  journal (a quarter of them, at least half of the first 2,048), so
+//  that sessions keep theirs however many HTTP clients come.
 static unsigned
 s_connection_limit (int64_t asked)
 {
     struct rlimit limit;
-    int64_t half = getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
-                       ? (int64_t) limit.rlim_cur / 2
-                       : asked;
-    if (half < asked)
-        zsys_info ("broker: HTTP connections at most %lld of the %lld asked (half the %lld "
-                   "descriptors this process may open)",
-                   (long long) half, (long long) asked, (long long) limit.rlim_cur);
-    return (unsigned) (half < asked ? half : asked);
+    if (getrlimit (RLIMIT_NOFILE, &limit) || limit.rlim_cur == RLIM_INFINITY)
+        return (unsigned) asked;
+    int64_t open = (int64_t) limit.rlim_cur;
+    int64_t first = open < 2048 ? open : 2048;
+    int64_t reserve = open / 4 > first / 2 ? open / 4 : first / 2;
+    int64_t room = open - reserve;
+    if (room < asked)
+        zsys_info ("broker: HTTP connections at most %lld of the %lld asked (%lld of the %lld "
+                   "descriptors this process may open are kept for ZeroMQ and the journal)",
+                   (long long) room, (long long) asked, (long long) reserve, (long long) open);
+    return (unsigned) (room < asked ? room : asked);
 }
 
 zf_gateway_t *

@@ -94,8 +94,9 @@ const zf_key_t zf_broker_keys[] = {
       ZF_FIELD (zf_broker_settings_t, http_max_connections),
       .type = ZF_KEY_INT,
       .fallback = "1000",
-      .help = "HTTP connections at once at most (and at most half the descriptors the broker "
-              "may open: the rest stay for ZeroMQ and the journal); more wait to be accepted",
+      .help = "HTTP connections at once at most (less if the broker may not open that many "
+              "descriptors: a quarter of them stay for ZeroMQ and the journal); more wait to be "
+              "accepted",
       .min = 1,
       .max = 1000000 },
     { .name = "http-max-per-address",
