@@ -41,13 +41,23 @@ s_send (zf_server_t *server, zf_session_t *session)
     s_send_message (server, server->out, session);
 }
 
+//  ERROR code for reason; leader: where the group's leader is (ERROR
+//  leader), or NULL.
 static void
-s_send_error (zf_server_t *server, zframe_t *routing_id, zf_err_t code, const char *reason)
+s_send_error_to (zf_server_t *server, zframe_t *routing_id, zf_err_t code, const char *reason,
+                 const char *leader)
 {
     zf_proto_reset (server->out, ZF_ERROR);
     snprintf (server->out->code, sizeof server->out->code, "%s", zf_errname (code));
     snprintf (server->out->reason, sizeof server->out->reason, "%s", reason);
+    snprintf (server->out->leader, sizeof server->out->leader, "%s", leader ? leader : "");
     zf_proto_send (server->out, zsock_resolve (server->router), routing_id, NULL);
+}
+
+static void
+s_send_error (zf_server_t *server, zframe_t *routing_id, zf_err_t code, const char *reason)
+{
+    s_send_error_to (server, routing_id, code, reason, NULL);
 }
 
 void
@@ -544,7 +554,7 @@ zf_sessions_message (zf_server_t *server, zmsg_t *msg)
         else
             snprintf (reason, sizeof reason, "node %d does not lead; no leader is elected yet",
                       zf_cluster_node (server->cluster));
-        s_send_error (server, routing_id, ZF_ELEADER, reason);
+        s_send_error_to (server, routing_id, ZF_ELEADER, reason, leader);
         if (session)
             s_leave (server, session, false);
     }

@@ -473,8 +473,8 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 // A broker of a group that does not lead (a move, not a
                 // fault): to the leader it names, or, while there is none
                 // yet, soon to the next.
-                const char *named = strstr (self->in->reason, "the leader is ");
-                s_move (self, named ? named + strlen ("the leader is ") : NULL, named ? 0 : 100);
+                const char *leader = self->in->leader;
+                s_move (self, *leader ? leader : NULL, *leader ? 0 : 100);
                 break;
             }
             zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);

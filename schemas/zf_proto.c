@@ -112,6 +112,7 @@ static const s_field_t s_ping[] = {
 static const s_field_t s_error[] = {
     STR ("code", code, true),
     STR ("reason", reason, true),
+    STR ("leader", leader, false),
     { NULL },
 };
 static const s_field_t s_end[] = {

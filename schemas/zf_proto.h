@@ -30,6 +30,7 @@ extern "C" {
 #define ZF_TEXT_MAX       1024  // bytes in a reason
 #define ZF_DETAIL_MAX     8192  // bytes in a failure's detail (a traceback)
 #define ZF_CODE_MAX       32    // bytes in an error code or a state name
+#define ZF_ENDPOINT_MAX   255   // bytes in an endpoint (ERROR's leader)
 #define ZF_LIST_MAX       16    // names in inputs / outputs
 #define ZF_BATCH_MAX      256   // items in one PUT or DELIVER
 #define ZF_IDS_MAX        1024  // ids in one ACK
@@ -122,6 +123,7 @@ typedef struct {
     bool dead;                             // CANCEL: the lineage failed: its root ends dead
     uint32_t delay;                        // NACK: retry no sooner than this, ms
     char code[ZF_CODE_MAX + 1];            // ERROR: zf_errname of the error
+    char leader[ZF_ENDPOINT_MAX + 1];      // ERROR leader: where the group's leader is, or ""
     uint64_t count;                        // END: items the source produced
     char state[ZF_CODE_MAX + 1];           // DONE, REPORT: an item's state
     char queue[ZF_NAME_MAX + 1];           // REPORT: the item's queue

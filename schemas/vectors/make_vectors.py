@@ -66,6 +66,9 @@ write("ping", "PING", {})
 write("ping-figures", "PING", {"figures": {"requests": 3, "latency_ms": {"p50": 1.5}}})
 write("pong", "PONG", {})
 write("error", "ERROR", {"code": "command", "reason": "unknown command 'HELO'"})
+write("error-leader", "ERROR", {"code": "leader",
+                                "reason": "node 2 does not lead; the leader is tcp://10.0.0.1:5670",
+                                "leader": "tcp://10.0.0.1:5670"})
 write("end", "END", {"count": 100000})
 write("cancel", "CANCEL", {"id": ID_C, "reason": "group failed", "dead": True})
 write("done", "DONE", {

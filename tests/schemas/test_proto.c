@@ -245,6 +245,13 @@ test_small_commands (void **state)
     raw = s_decode_vector (p, "error", ZF_ERROR);
     assert_string_equal (p->code, "command");
     assert_string_equal (p->reason, "unknown command 'HELO'");
+    assert_string_equal (p->leader, "");
+    s_assert_reencodes (p, &raw);
+
+    // A broker that does not lead names the leader in a field of its own.
+    raw = s_decode_vector (p, "error-leader", ZF_ERROR);
+    assert_string_equal (p->code, "leader");
+    assert_string_equal (p->leader, "tcp://10.0.0.1:5670");
     s_assert_reencodes (p, &raw);
 
     raw = s_decode_vector (p, "end", ZF_END);
@@ -626,9 +633,10 @@ static void
 test_truncated (void **state)
 {
     // Every prefix of every vector's header is refused, never read past.
-    static const char *names[] = { "hello",   "welcome", "put",    "confirm", "credit",
-                                   "deliver", "ack",     "nack",   "error",   "end",
-                                   "cancel",  "done",    "status", "report",  NULL };
+    static const char *names[] = { "hello",  "welcome",      "put",    "confirm",
+                                   "credit", "deliver",      "ack",    "nack",
+                                   "error",  "error-leader", "end",    "cancel",
+                                   "done",   "status",       "report", NULL };
     zf_proto_t *p = zf_proto_new ();
     for (int v = 0; names[v]; v++) {
         zchunk_t *raw;

@@ -39,11 +39,10 @@ class Brokers:
     def opened(self):
         self.reopen_at = None
 
-    def redirect(self, reason, now):
-        """After ERROR "leader": True when the next session opens now (at
-        the leader named); else it opens with the next broker soon (due)."""
-        marker = "the leader is "
-        named = reason.split(marker, 1)[1].strip() if marker in reason else None
+    def redirect(self, named, now):
+        """After ERROR "leader" naming the leader's endpoint (or None while
+        none is elected): True when the next session opens now (at the
+        leader); else it opens with the next broker soon (due)."""
         if named and named != self.endpoint:
             if named not in self.endpoints:
                 self.endpoints.append(named)

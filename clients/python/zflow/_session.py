@@ -228,7 +228,7 @@ class Session:
         if command == "ERROR" and header.get("code") == "leader":
             # A broker of a group that does not lead: to the leader it
             # names, or soon to the next while none is elected.
-            if self.brokers.redirect(header.get("reason", ""), time.monotonic()):
+            if self.brokers.redirect(header.get("leader"), time.monotonic()):
                 self.open()
             return None
         return command, header, bodies

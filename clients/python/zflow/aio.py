@@ -201,7 +201,7 @@ class AsyncClient:
                     "before HELLO" in header.get("reason", ""):
                 self._open()
             elif command == "ERROR" and header.get("code") == "leader":
-                if self.brokers.redirect(header.get("reason", ""), time.monotonic()):
+                if self.brokers.redirect(header.get("leader"), time.monotonic()):
                     self._open()
             elif command == "CONFIRM":
                 self._answer(("CONFIRM", header.get("seq")), header, bodies)
