@@ -104,7 +104,11 @@ s_server (zsock_t *pipe, void *args)
         zsys_error ("broker: metrics: %s", err.text);
     if (self->api) {
         self->client = zf_client_new (self->broker, "zflow-http", NULL, 0);
-        zf_client_track (self->client, false);
+        if (self->client)
+            zf_client_track (self->client, false);
+        else
+            zsys_error ("broker: the HTTP API cannot talk to the broker: %s",
+                        zf_client_last_error (NULL));
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     int http = info ? info->epoll_fd : -1;

@@ -41,8 +41,8 @@ static void
 s_result_add_bodies (zf_result_t *result, zf_proto_t *in, uint32_t first, uint32_t end)
 {
     result->count = end - first;
-    result->ids = (zf_id_t *) malloc ((result->count + 1) * sizeof (zf_id_t));
-    result->bodies = (zframe_t **) malloc ((result->count + 1) * sizeof (zframe_t *));
+    result->ids = (zf_id_t *) zf_alloc ((result->count + 1) * sizeof (zf_id_t));
+    result->bodies = (zframe_t **) zf_alloc ((result->count + 1) * sizeof (zframe_t *));
     for (uint32_t i = first; i < end; i++) {
         result->ids[i - first] = in->items[i].id;
         result->bodies[i - first] = in->items[i].body;
@@ -55,11 +55,11 @@ static zf_result_t *
 s_result_new (const zf_id_t *id, const char *state, const char *reason, const char *detail,
               const char *queue, uint32_t attempts)
 {
-    zf_result_t *result = (zf_result_t *) zmalloc (sizeof (zf_result_t));
+    zf_result_t *result = (zf_result_t *) zf_alloc (sizeof (zf_result_t));
     result->id = *id;
     snprintf (result->state, sizeof result->state, "%s", state);
     snprintf (result->reason, sizeof result->reason, "%s", reason);
-    result->detail = detail && *detail ? strdup (detail) : NULL;
+    result->detail = detail && *detail ? zf_strdup (detail) : NULL;
     snprintf (result->queue, sizeof result->queue, "%s", queue);
     result->attempts = attempts;
     return result;
@@ -70,7 +70,7 @@ static void
 s_result_progress (zf_result_t *result, uint32_t progress, const char *note)
 {
     result->progress = progress;
-    result->note = *note ? strdup (note) : NULL;
+    result->note = *note ? zf_strdup (note) : NULL;
 }
 
 //  The result a REPORT in tells, its bodies taken from in.

@@ -28,6 +28,30 @@ s_now (void)
     return zclock_mono ();
 }
 
+//  What the client has to say of itself (a session lost, a broker's
+//  refusal, a bad message): to the log function the caller set, or to the
+//  log as "zflow NAME: TEXT". Why a call failed is zf_client_last_error's.
+static void s_say (zf_client_t *self, const char *level, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_say (zf_client_t *self, const char *level, const char *format, ...)
+{
+    char text[ZF_TEXT_MAX + 256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    if (self->log)
+        self->log (self->log_arg, level, text);
+    else if (streq (level, "error"))
+        zsys_error ("zflow %s: %s", self->name, text);
+    else if (streq (level, "warning"))
+        zsys_warning ("zflow %s: %s", self->name, text);
+    else
+        zsys_info ("zflow %s: %s", self->name, text);
+}
+
 static void
 s_item_destroy (zf_item_t **self_p)
 {
@@ -173,7 +197,9 @@ s_endpoint_index (zf_client_t *self, const char *endpoint, size_t size)
             return i;
     if (self->nendpoints == ZF_ENDPOINTS_MAX || size == 0)
         return -1;
-    self->endpoints[self->nendpoints] = strndup (endpoint, size);
+    char *copy = (char *) zf_alloc (size + 1);
+    memcpy (copy, endpoint, size);
+    self->endpoints[self->nendpoints] = copy;
     return self->nendpoints++;
 }
 
@@ -199,23 +225,35 @@ s_move (zf_client_t *self, const char *leader, int64_t delay)
         s_open (self);
 }
 
+//  Why zf_client_new last failed on this thread (zf_client_last_error
+//  (NULL) says it).
+static _Thread_local char s_new_error[ZF_TEXT_MAX];
+
 zf_client_t *
 zf_client_new (const char *endpoint, const char *name, const char *input, int concurrency)
 {
-    if (!endpoint || !name || !*name || strlen (name) > ZF_NAME_MAX ||
-        (input && strlen (input) > ZF_NAME_MAX))
+    const char *wrong = !endpoint || !*endpoint       ? "no broker endpoint given"
+                        : !name || !*name             ? "no client name given"
+                        : strlen (name) > ZF_NAME_MAX ? "the name is over 128 bytes"
+                        : input && strlen (input) > ZF_NAME_MAX
+                            ? "the input queue's name is over 128 bytes"
+                            : NULL;
+    if (wrong) {
+        snprintf (s_new_error, sizeof s_new_error, "%s", wrong);
         return NULL;
+    }
     zcert_t *curve;
     char server[41];
     zf_error_t err;
     if (zf_curve_from_env (&curve, server, &err)) {
-        zsys_error ("zflow %s: %s", name, err.text);
+        snprintf (s_new_error, sizeof s_new_error, "%s", err.text);
         return NULL;
     }
-    zf_client_t *self = (zf_client_t *) zmalloc (sizeof (zf_client_t));
+    s_new_error[0] = 0;
+    zf_client_t *self = (zf_client_t *) zf_alloc (sizeof (zf_client_t));
     self->curve = curve;
     memcpy (self->curve_server, server, sizeof server);
-    self->endpoint = strdup (endpoint);
+    self->endpoint = zf_strdup (endpoint);
     for (const char *p = endpoint; *p;) {
         size_t len = strcspn (p, ",");
         s_endpoint_index (self, p, len);
@@ -224,7 +262,7 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
             p++;
     }
     if (self->nendpoints == 0)
-        self->endpoints[self->nendpoints++] = strdup (endpoint);
+        self->endpoints[self->nendpoints++] = zf_strdup (endpoint);
     snprintf (self->name, sizeof self->name, "%s", name);
     snprintf (self->input, sizeof self->input, "%s", input ? input : "");
     char *host = zsys_hostname ();
@@ -314,7 +352,7 @@ s_send_put (zf_client_t *self)
     zlistx_purge (self->put_headers);
     if (!msg)
         return;
-    s_unconfirmed_t *u = (s_unconfirmed_t *) zmalloc (sizeof (s_unconfirmed_t));
+    s_unconfirmed_t *u = (s_unconfirmed_t *) zf_alloc (sizeof (s_unconfirmed_t));
     u->seq = self->seq;
     u->count = count;
     u->msg = msg;
@@ -358,13 +396,13 @@ s_on_deliver (zf_client_t *self)
 {
     for (uint32_t i = 0; i < self->in->nitems; i++) {
         zf_env_t *env = &self->in->items[i];
-        zf_item_t *item = (zf_item_t *) zmalloc (sizeof (zf_item_t));
+        zf_item_t *item = (zf_item_t *) zf_alloc (sizeof (zf_item_t));
         item->env = *env;
         item->body = env->body;
         env->body = NULL;
         item->env.body = NULL;
         if (env->headers_size) {
-            uint8_t *copy = (uint8_t *) malloc (env->headers_size);
+            uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);
             memcpy (copy, env->headers, env->headers_size);
             item->env.headers = copy;
         }
@@ -387,8 +425,8 @@ s_on_confirm (zf_client_t *self)
     if (self->in->refused) {
         self->refused += self->in->refused;
         snprintf (self->last_error, sizeof self->last_error, "refused: %s", self->in->reason);
-        zsys_warning ("zflow %s: the broker refused %u item%s: %s", self->name, self->in->refused,
-                      self->in->refused == 1 ? "" : "s", self->in->reason);
+        s_say (self, "warning", "the broker refused %u item%s: %s", self->in->refused,
+               self->in->refused == 1 ? "" : "s", self->in->reason);
     }
 }
 
@@ -422,7 +460,7 @@ s_handle (zf_client_t *self, zmsg_t *msg)
 {
     zf_error_t err;
     if (zf_proto_decode (self->in, &msg, &err)) {
-        zsys_warning ("zflow %s: bad message from the broker: %s", self->name, err.text);
+        s_say (self, "warning", "bad message from the broker: %s", err.text);
         return;
     }
     self->last_recv = s_now ();
@@ -465,8 +503,8 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 // another pipeline or version, or a name it refuses. No
                 // new session would fare better.
                 self->refused_hello = true;
-                zsys_error ("zflow %s: the broker at %s refused the session: %s", self->name,
-                            self->endpoints[self->current], self->in->reason);
+                s_say (self, "error", "the broker at %s refused the session: %s",
+                       self->endpoints[self->current], self->in->reason);
                 break;
             }
             if (streq (self->in->code, "leader")) {
@@ -477,7 +515,7 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 s_move (self, *leader ? leader : NULL, *leader ? 0 : 100);
                 break;
             }
-            zsys_warning ("zflow %s: broker says %s", self->name, self->last_error);
+            s_say (self, "warning", "broker says %s", self->last_error);
             // The broker does not know this session (it restarted): open
             // a new one.
             if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO"))
@@ -551,9 +589,9 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
             zmsg_destroy (&event);
         }
         if (lost || (retried && !self->welcomed)) {
-            zsys_info ("zflow %s: %s %s; trying %s", self->name, lost ? "lost" : "no broker at",
-                       self->endpoints[self->current],
-                       self->endpoints[(self->current + 1) % self->nendpoints]);
+            s_say (self, "info", "%s %s; trying %s", lost ? "lost" : "no broker at",
+                   self->endpoints[self->current],
+                   self->endpoints[(self->current + 1) % self->nendpoints]);
             s_move (self, NULL, 0);
             return woken;
         }
@@ -646,7 +684,7 @@ s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake, uint3
     if (env->headers_size) {
         // The caller's headers (or the input item's) may be gone by the
         // time the PUT is encoded.
-        uint8_t *copy = (uint8_t *) malloc (env->headers_size);
+        uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);
         memcpy (copy, env->headers, env->headers_size);
         zlistx_add_end (self->put_headers, copy);
         slot->headers = copy;
@@ -1068,6 +1106,13 @@ zf_client_nack_detail (zf_client_t *self, zf_item_t **item_p, const char *reason
     return 0;
 }
 
+void
+zf_client_set_log (zf_client_t *self, zf_client_log_fn *fn, void *arg)
+{
+    self->log = fn;
+    self->log_arg = arg;
+}
+
 bool
 zf_client_refused (zf_client_t *self)
 {
@@ -1077,7 +1122,7 @@ zf_client_refused (zf_client_t *self)
 const char *
 zf_client_last_error (zf_client_t *self)
 {
-    return self->last_error;
+    return self ? self->last_error : s_new_error;
 }
 
 int

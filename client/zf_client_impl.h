@@ -104,7 +104,9 @@ struct _zf_client_t {
     uint64_t tag;                          // the last STATUS tag
     int64_t expire_at;                     // when pending requests are next checked (ms)
     uint32_t refused;                      // items the broker refused since the last flush
-    char last_error[ZF_TEXT_MAX + 64];     // last ERROR
+    char last_error[ZF_TEXT_MAX + 64];     // why the last call failed, or the last ERROR
+    zf_client_log_fn *log;                 // takes what the client says, or NULL: the log
+    void *log_arg;                         // for log
     uint8_t random[4096];                  // random bytes for new ids, used from random_pos
     size_t random_pos;                     // sizeof random when used up
     bool track;                            // PUTs ask for DONE

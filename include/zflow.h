@@ -133,7 +133,8 @@ typedef struct _zf_item_t zf_item_t;
 //  queue to consume, or NULL for a client that only puts; concurrency is
 //  how many items it may hold at once (ignored without input). Connecting
 //  is asynchronous: calls wait for the broker as needed. NULL on bad
-//  arguments.
+//  arguments or a CURVE setting that cannot be read:
+//  zf_client_last_error (NULL) says why.
 zf_client_t *zf_client_new (const char *endpoint, const char *name, const char *input,
                             int concurrency);
 
@@ -468,8 +469,18 @@ zf_result_t *zf_request_take_result (zf_request_t *self);
 zf_figures_t *zf_request_take_queues (zf_request_t *self, size_t *count);
 zf_group_figures_t *zf_request_take_groups (zf_request_t *self, size_t *count);
 
-//  The last ERROR the broker sent, or "" (for diagnostics).
+//  Why the client's last call failed (a put refused, a question not
+//  answered, the session refused), or the last ERROR the broker sent, or
+//  "". With NULL: why zf_client_new last failed on this thread.
 const char *zf_client_last_error (zf_client_t *self);
+
+//  What a client says of itself as it runs (level "error", "warning" or
+//  "info"): a session refused or lost, items the broker refused, a bad
+//  message from the broker. By default it goes to the log (stderr) as
+//  "zflow NAME: TEXT"; fn takes it instead (a web app's own logger, or
+//  nothing).
+typedef void (zf_client_log_fn) (void *arg, const char *level, const char *text);
+void zf_client_set_log (zf_client_t *self, zf_client_log_fn *fn, void *arg);
 
 //  True once the broker refused the session for good: its HELLO was
 //  answered with ERROR `version` (another protocol version) or `value` (a

@@ -201,6 +201,50 @@ test_a_put_refused_says_why (void **state)
     zf_client_destroy (&client);
 }
 
+//  What a client says of itself, as its log function heard it.
+static char s_heard[4096];
+
+static void
+s_log (void *arg, const char *level, const char *text)
+{
+    (void) arg;
+    size_t len = strlen (s_heard);
+    snprintf (s_heard + len, sizeof s_heard - len, "%s: %s\n", level, text);
+}
+
+static void
+test_a_client_says_why (void **state)
+{
+    // zf_client_new says why it cannot be made.
+    s_fixture_t *f = (s_fixture_t *) *state;
+    assert_null (zf_client_new (NULL, "web", NULL, 0));
+    assert_string_equal (zf_client_last_error (NULL), "no broker endpoint given");
+    char name[200];
+    memset (name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    assert_null (zf_client_new (zf_broker_endpoint (f->broker), name, NULL, 0));
+    assert_string_equal (zf_client_last_error (NULL), "the name is over 128 bytes");
+    setenv ("ZFLOW_CURVE_CERT", "/nonexistent/web_secret", 1);
+    zf_client_t *none = zf_client_new (zf_broker_endpoint (f->broker), "web", NULL, 0);
+    unsetenv ("ZFLOW_CURVE_CERT");
+    assert_null (none);
+    assert_non_null (strstr (zf_client_last_error (NULL), "ZFLOW_CURVE_SERVER is not"));
+
+    // A refusal no request waits for: the failed flush's error, and a
+    // line to the log function the caller set (not stderr).
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (f->broker), "web", NULL, 0);
+    assert_non_null (client);
+    assert_string_equal (zf_client_last_error (NULL), "");
+    s_heard[0] = 0;
+    zf_client_set_log (client, s_log, NULL);
+    assert_int_equal (zf_client_put_str (client, "nosuch", "1", NULL), 0);
+    assert_int_equal (zf_client_flush (client, 5000), -1);
+    assert_non_null (strstr (zf_client_last_error (client), "refused: no queue 'nosuch' in"));
+    assert_non_null (strstr (s_heard, "warning: the broker refused 1 item: no queue 'nosuch' in"));
+    assert_int_equal (strchr (s_heard, '\n') - s_heard + 1, strlen (s_heard)); // one line
+    zf_client_destroy (&client);
+}
+
 static void
 test_no_answer_times_out (void **state)
 {
@@ -302,6 +346,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_answers_come_in_the_order_the_broker_gives_them,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_put_refused_says_why, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_client_says_why, s_setup, s_teardown),
         cmocka_unit_test (test_no_answer_times_out),
         cmocka_unit_test (test_a_full_window_says_so),
         cmocka_unit_test (test_a_new_broker_is_asked_again),
