@@ -1,5 +1,9 @@
-/*  zf_client: a ZFP/1 session with the broker, for actors and clients.
-    See include/zflow.h for the API and schemas/zfp.md for the protocol.
+/*  zf_client: a ZFP/1 session with the broker, for actors and clients:
+    connecting (CURVE, a group of brokers and its leader), HELLO and
+    WELCOME, heartbeats, new sessions after a silence, and the traffic,
+    which it hands to its roles: puts (zf_putter.c), a worker's deliveries
+    (zf_worker.c), questions (zf_ask.c). See include/zflow.h for the API
+    and schemas/zfp.md for the protocol.
 
     Sending is batched: puts and emits gather in one PUT of up to 256 items,
     acks in one ACK of up to 1024 ids. Both go out when full, and whenever
@@ -15,7 +19,6 @@
 #include "zf_proto.h"
 
 #include <czmq.h>
-#include <sys/random.h>
 
 #define BACKOFF_MIN    1000  // ms before the first new session attempt
 #define BACKOFF_MAX    32000 // ms between attempts at most
@@ -28,14 +31,8 @@ s_now (void)
     return zclock_mono ();
 }
 
-//  What the client has to say of itself (a session lost, a broker's
-//  refusal, a bad message): to the log function the caller set, or to the
-//  log as "zflow NAME: TEXT". Why a call failed is zf_client_last_error's.
-static void s_say (zf_client_t *self, const char *level, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_say (zf_client_t *self, const char *level, const char *format, ...)
+void
+zf_client_say (zf_client_t *self, const char *level, const char *format, ...)
 {
     char text[ZF_TEXT_MAX + 256];
     va_list args;
@@ -53,28 +50,6 @@ s_say (zf_client_t *self, const char *level, const char *format, ...)
 }
 
 static void
-s_item_destroy (zf_item_t **self_p)
-{
-    if (!*self_p)
-        return;
-    zf_item_t *self = *self_p;
-    zframe_destroy (&self->body);
-    free ((void *) self->env.headers);
-    free (self);
-    *self_p = NULL;
-}
-
-static void
-s_unconfirmed_destroy (s_unconfirmed_t **self_p)
-{
-    if (!*self_p)
-        return;
-    zmsg_destroy (&(*self_p)->msg);
-    free (*self_p);
-    *self_p = NULL;
-}
-
-static void
 s_send_msg (zf_client_t *self, zmsg_t **msg_p)
 {
     // A refused session sends nothing more: each would be one more
@@ -86,8 +61,8 @@ s_send_msg (zf_client_t *self, zmsg_t **msg_p)
 
 //  Sends msg and keeps it, to send again on a new session: ZeroMQ shares
 //  the frames' bytes rather than copying them.
-static void
-s_send_kept (zf_client_t *self, zmsg_t *msg)
+void
+zf_client_send_kept (zf_client_t *self, zmsg_t *msg)
 {
     if (self->refused_hello)
         return;
@@ -176,7 +151,7 @@ s_open (zf_client_t *self)
     s_send_out (self);
     for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
          u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed)) {
-        s_send_kept (self, u->msg);
+        zf_client_send_kept (self, u->msg);
     }
     zf_client_ask_again (self);
     self->hello_at = s_now ();
@@ -281,11 +256,12 @@ zf_client_new (const char *endpoint, const char *name, const char *input, int co
     self->unconfirmed = zlistx_new ();
     self->put_headers = zlistx_new ();
     zlistx_set_destructor (self->put_headers, (zlistx_destructor_fn *) zstr_free);
-    zlistx_set_destructor (self->unconfirmed, (zlistx_destructor_fn *) s_unconfirmed_destroy);
+    zlistx_set_destructor (self->unconfirmed,
+                           (zlistx_destructor_fn *) zf_client_unconfirmed_destroy);
     self->inbox = zlistx_new ();
-    zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) s_item_destroy);
+    zlistx_set_destructor (self->inbox, (zlistx_destructor_fn *) zf_client_item_destroy);
     self->held = zlistx_new ();
-    zlistx_set_destructor (self->held, (zlistx_destructor_fn *) s_item_destroy);
+    zlistx_set_destructor (self->held, (zlistx_destructor_fn *) zf_client_item_destroy);
     self->dones = zlistx_new ();
     zlistx_set_destructor (self->dones, (zlistx_destructor_fn *) zf_result_destroy);
     zf_client_requests_new (self);
@@ -304,22 +280,20 @@ zf_client_set_pipeline (zf_client_t *self, const char *pipeline)
     snprintf (self->pipeline, sizeof self->pipeline, "%s", pipeline ? pipeline : "");
 }
 
-//  The session opens at first use, so that settings made after new count.
-static void
-s_ready (zf_client_t *self)
+void
+zf_client_ready (zf_client_t *self)
 {
     if (!self->sock)
         s_open (self);
 }
 
-static void s_send_acks (zf_client_t *self);
 static void s_pump (zf_client_t *self, int64_t timeout_ms);
 
 void
 zf_client_prepare (zf_client_t *self)
 {
-    s_ready (self);
-    s_send_acks (self);
+    zf_client_ready (self);
+    zf_client_send_acks (self);
 }
 
 void
@@ -335,132 +309,14 @@ zf_client_wait (zf_client_t *self, int64_t timeout_ms)
 }
 
 //  --------------------------------------------------------------------------
-//  Sending buffers
-
-static void
-s_send_put (zf_client_t *self)
-{
-    if (self->put->nitems == 0)
-        return;
-    if (self->nacks == 0)
-        self->pending_since = 0; // else the acks keep their time
-    self->put->seq = ++self->seq;
-    self->put->track = self->track;
-    uint32_t count = self->put->nitems;
-    zmsg_t *msg = zf_proto_encode (self->put, NULL);
-    zf_proto_reset (self->put, ZF_PUT);
-    zlistx_purge (self->put_headers);
-    if (!msg)
-        return;
-    s_unconfirmed_t *u = (s_unconfirmed_t *) zf_alloc (sizeof (s_unconfirmed_t));
-    u->seq = self->seq;
-    u->count = count;
-    u->msg = msg;
-    zlistx_add_end (self->unconfirmed, u);
-    self->unconfirmed_items += count;
-    s_send_kept (self, msg);
-}
-
-static void
-s_send_acks (zf_client_t *self)
-{
-    s_send_put (self); // outputs before the ACK of what made them
-    self->pending_since = 0;
-    if (self->nacks == 0)
-        return;
-    zf_proto_reset (self->out, ZF_ACK);
-    memcpy (self->out->ids, self->acks, self->nacks * sizeof (zf_id_t));
-    self->out->nids = self->nacks;
-    self->nacks = 0;
-    s_send_out (self);
-}
-
-//  Whether what is buffered must go now: always without a linger; with
-//  one, once the oldest has waited that long, or once a quarter of the
-//  actor's credit waits to be acked (the broker sends no new items for
-//  those until then), or a quarter of a PUT is filled.
-static bool
-s_linger_over (zf_client_t *self)
-{
-    uint32_t enough = self->concurrency >= 4 ? (uint32_t) self->concurrency / 4 : 1;
-    return self->linger == 0 || !self->pending_since ||
-           s_now () - self->pending_since >= self->linger || self->nacks >= enough ||
-           self->put->nitems >= ZF_BATCH_MAX / 4;
-}
-
-//  --------------------------------------------------------------------------
 //  Receiving
-
-static void
-s_on_deliver (zf_client_t *self)
-{
-    for (uint32_t i = 0; i < self->in->nitems; i++) {
-        zf_env_t *env = &self->in->items[i];
-        zf_item_t *item = (zf_item_t *) zf_alloc (sizeof (zf_item_t));
-        item->env = *env;
-        item->body = env->body;
-        env->body = NULL;
-        item->env.body = NULL;
-        if (env->headers_size) {
-            uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);
-            memcpy (copy, env->headers, env->headers_size);
-            item->env.headers = copy;
-        }
-        zlistx_add_end (self->inbox, item);
-    }
-}
-
-static void
-s_on_confirm (zf_client_t *self)
-{
-    for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
-         u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed))
-        if (u->seq == self->in->seq) {
-            self->unconfirmed_items -= u->count;
-            zlistx_delete (self->unconfirmed, zlistx_cursor (self->unconfirmed));
-            break;
-        }
-    if (zf_client_on_confirm_request (self))
-        return; // its request tells its caller
-    if (self->in->refused) {
-        self->refused += self->in->refused;
-        snprintf (self->last_error, sizeof self->last_error, "refused: %s", self->in->reason);
-        s_say (self, "warning", "the broker refused %u item%s: %s", self->in->refused,
-               self->in->refused == 1 ? "" : "s", self->in->reason);
-    }
-}
-
-static void
-s_on_cancel (zf_client_t *self)
-{
-    const zf_id_t *root = &self->in->id;
-    for (zf_item_t *item = (zf_item_t *) zlistx_first (self->held); item;
-         item = (zf_item_t *) zlistx_next (self->held))
-        if (zf_id_eq (zf_env_root (&item->env), root))
-            item->cancelled = true;
-    // Not yet taken: dropped here, acked so the broker frees them. The
-    // handles are gathered first: deleting moves the list's cursor.
-    zlistx_t *drop = zlistx_new ();
-    for (zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox); item;
-         item = (zf_item_t *) zlistx_next (self->inbox))
-        if (zf_id_eq (zf_env_root (&item->env), root))
-            zlistx_add_end (drop, zlistx_cursor (self->inbox));
-    for (void *handle = zlistx_first (drop); handle; handle = zlistx_next (drop)) {
-        zf_item_t *item = (zf_item_t *) zlistx_handle_item (handle);
-        if (self->nacks == ZF_IDS_MAX)
-            s_send_acks (self);
-        self->acks[self->nacks++] = item->env.id;
-        zlistx_delete (self->inbox, handle);
-    }
-    zlistx_destroy (&drop);
-}
 
 static void
 s_handle (zf_client_t *self, zmsg_t *msg)
 {
     zf_error_t err;
     if (zf_proto_decode (self->in, &msg, &err)) {
-        s_say (self, "warning", "bad message from the broker: %s", err.text);
+        zf_client_say (self, "warning", "bad message from the broker: %s", err.text);
         return;
     }
     self->last_recv = s_now ();
@@ -482,10 +338,10 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             }
             break;
         case ZF_DELIVER:
-            s_on_deliver (self);
+            zf_client_on_deliver (self);
             break;
         case ZF_CONFIRM:
-            s_on_confirm (self);
+            zf_client_on_confirm (self);
             break;
         case ZF_PING:
             zf_proto_reset (self->out, ZF_PONG);
@@ -503,8 +359,8 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 // another pipeline or version, or a name it refuses. No
                 // new session would fare better.
                 self->refused_hello = true;
-                s_say (self, "error", "the broker at %s refused the session: %s",
-                       self->endpoints[self->current], self->in->reason);
+                zf_client_say (self, "error", "the broker at %s refused the session: %s",
+                               self->endpoints[self->current], self->in->reason);
                 break;
             }
             if (streq (self->in->code, "leader")) {
@@ -515,14 +371,14 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 s_move (self, *leader ? leader : NULL, *leader ? 0 : 100);
                 break;
             }
-            s_say (self, "warning", "broker says %s", self->last_error);
+            zf_client_say (self, "warning", "broker says %s", self->last_error);
             // The broker does not know this session (it restarted): open
             // a new one.
             if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO"))
                 s_open (self);
             break;
         case ZF_CANCEL:
-            s_on_cancel (self);
+            zf_client_on_cancel (self);
             break;
         case ZF_REPORT:
             zf_client_on_report (self);
@@ -539,8 +395,8 @@ s_handle (zf_client_t *self, zmsg_t *msg)
 //  the heartbeat and opens a new session when the broker is silent too long.
 //  With wake, the wait also ends when the wake socket is readable: returns
 //  true then.
-static bool
-s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
+bool
+zf_client_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
 {
     if (self->refused_hello) {
         zf_client_expire (self, s_now (), true);
@@ -589,9 +445,9 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
             zmsg_destroy (&event);
         }
         if (lost || (retried && !self->welcomed)) {
-            s_say (self, "info", "%s %s; trying %s", lost ? "lost" : "no broker at",
-                   self->endpoints[self->current],
-                   self->endpoints[(self->current + 1) % self->nendpoints]);
+            zf_client_say (self, "info", "%s %s; trying %s", lost ? "lost" : "no broker at",
+                           self->endpoints[self->current],
+                           self->endpoints[(self->current + 1) % self->nendpoints]);
             s_move (self, NULL, 0);
             return woken;
         }
@@ -641,336 +497,22 @@ s_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake)
     return woken;
 }
 
-//  Waits for traffic as s_pump_or_wake, for the session's own needs
+//  Waits for traffic as zf_client_pump_or_wake, for the session's own needs
 //  (confirms, answers): the wake socket does not end it.
 static void
 s_pump (zf_client_t *self, int64_t timeout_ms)
 {
-    s_pump_or_wake (self, timeout_ms, false);
+    zf_client_pump_or_wake (self, timeout_ms, false);
 }
 
 //  --------------------------------------------------------------------------
-//  Putting
-
-//  Appends an item to the PUT being filled, first waiting for confirms
-//  while the PUT window is full; a wait that the wake socket ends, when
-//  wake, gives up (-1: the item is not put). Takes the body. wait: the ms
-//  the broker may hold it for room (0: as long as it takes); a PUT holds
-//  items of one wait only.
-static int
-s_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake, uint32_t wait)
-{
-    if (self->refused_hello) {
-        zframe_destroy (body_p);
-        return -1;
-    }
-    if (self->put->nitems && self->put->wait != wait)
-        s_send_put (self);
-    while (self->unconfirmed_items + self->put->nitems >= self->window) {
-        s_send_put (self);
-        if (zsys_interrupted || self->refused_hello ||
-            (wake ? s_pump_or_wake (self, 100, true) : (s_pump (self, 100), false))) {
-            zframe_destroy (body_p);
-            return -1;
-        }
-    }
-    if (!self->pending_since)
-        self->pending_since = s_now ();
-    self->put->wait = wait;
-    zf_env_t *slot = zf_proto_add_item (self->put, body_p);
-    zframe_t *body = slot->body;
-    *slot = *env;
-    slot->body = body;
-    if (env->headers_size) {
-        // The caller's headers (or the input item's) may be gone by the
-        // time the PUT is encoded.
-        uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);
-        memcpy (copy, env->headers, env->headers_size);
-        zlistx_add_end (self->put_headers, copy);
-        slot->headers = copy;
-    }
-    // A checkpoint is the position after this item: it goes with the PUT
-    // that holds the item, never with one sent before it (whose confirm
-    // would then cover an item the broker does not have).
-    if (self->checkpoint_size) {
-        memcpy (self->put->checkpoint, self->checkpoint, self->checkpoint_size);
-        self->put->checkpoint_size = self->checkpoint_size;
-        self->checkpoint_size = 0;
-    }
-    if (self->put->nitems == ZF_BATCH_MAX)
-        s_send_put (self);
-    return 0;
-}
-
-int
-zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const void *body,
-                  size_t size)
-{
-    zf_put_opts_t opts = { .id = id };
-    return zf_client_put_with (self, queue, body, size, &opts, NULL);
-}
-
-//  A random id from the session's pool: one getrandom call per 256 ids.
-static zf_id_t
-s_random_id (zf_client_t *self)
-{
-    if (self->random_pos + ZF_ID_SIZE > sizeof self->random) {
-        size_t got = 0;
-        while (got < sizeof self->random) {
-            ssize_t rc = getrandom (self->random + got, sizeof self->random - got, 0);
-            if (rc > 0)
-                got += (size_t) rc;
-        }
-        self->random_pos = 0;
-    }
-    zf_id_t id;
-    memcpy (id.bytes, self->random + self->random_pos, ZF_ID_SIZE);
-    self->random_pos += ZF_ID_SIZE;
-    return id;
-}
-
-//  True if a body of size bytes is over the broker's max-frame (which its
-//  socket would refuse by dropping the connection, and the put would wait
-//  out its time): said in last_error. A body over the smallest max-frame
-//  there is waits for the WELCOME that says it (at most MAX_FRAME_ASK_MS;
-//  no broker by then: it goes).
-#define MAX_FRAME_MIN    1024
-#define MAX_FRAME_ASK_MS 2000
-static bool
-s_over_max_frame (zf_client_t *self, size_t size)
-{
-    if (size <= MAX_FRAME_MIN)
-        return false;
-    int64_t deadline = s_now () + MAX_FRAME_ASK_MS;
-    while (!self->welcomed && !self->refused_hello && !zsys_interrupted && s_now () < deadline)
-        s_pump (self, 50);
-    if (!self->max_frame || size <= self->max_frame)
-        return false;
-    snprintf (self->last_error, sizeof self->last_error,
-              "an item of %zu bytes is over the broker's max-frame (%u bytes): not put", size,
-              self->max_frame);
-    return true;
-}
-
-int
-zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size, zf_id_t *id)
-{
-    return zf_client_put_with (self, queue, body, size, NULL, id);
-}
-
-int
-zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
-                    const zf_put_opts_t *opts, zf_id_t *id)
-{
-    if (!queue || strlen (queue) > ZF_NAME_MAX ||
-        (opts && (opts->priority < 0 || opts->priority > ZF_PRIORITY_MAX)))
-        return -1;
-    if (opts && opts->headers_size) {
-        zf_error_t err;
-        if (zf_proto_check_headers (opts->headers, opts->headers_size, &err)) {
-            snprintf (self->last_error, sizeof self->last_error, "headers: %s", err.text);
-            return -1;
-        }
-    }
-    s_ready (self);
-    if (s_over_max_frame (self, size))
-        return -1;
-    zf_env_t env = { .ts = zclock_time () };
-    env.id = opts && opts->id ? *opts->id : s_random_id (self);
-    if (opts && opts->root)
-        env.root = *opts->root;
-    if (opts && opts->group)
-        env.group = *opts->group;
-    if (opts) {
-        env.priority = (uint32_t) opts->priority;
-        env.headers = (const uint8_t *) opts->headers;
-        env.headers_size = (uint32_t) opts->headers_size;
-        env.not_before = opts->not_before;
-        if (opts->delay_ms > 0 && env.ts + opts->delay_ms > env.not_before)
-            env.not_before = env.ts + opts->delay_ms;
-    }
-    if (id)
-        *id = env.id;
-    snprintf (env.queue, sizeof env.queue, "%s", queue);
-    zframe_t *frame = zframe_new (body, size);
-    int64_t wait = opts && opts->wait_ms > 0 ? opts->wait_ms : 0;
-    return s_enqueue (self, &env, &frame, true, wait > UINT32_MAX ? UINT32_MAX : (uint32_t) wait);
-}
-
-uint32_t
-zf_client_put_room (zf_client_t *self)
-{
-    uint64_t used = self->unconfirmed_items + self->put->nitems;
-    return used < self->window ? (uint32_t) (self->window - used) : 0;
-}
-
-zf_request_t *
-zf_client_put_request (zf_client_t *self, const char *queue, const void *body, size_t size,
-                       const zf_put_opts_t *opts, zf_id_t *id, int timeout_ms, void *arg)
-{
-    s_ready (self);
-    if (self->refused_hello)
-        return NULL;
-    s_send_put (self); // what was buffered goes first: this item is alone in its PUT
-    if (zf_client_put_room (self) == 0) {
-        snprintf (self->last_error, sizeof self->last_error,
-                  "the PUT window is full (%u items unconfirmed): try again once some are",
-                  self->window);
-        return NULL;
-    }
-    zf_id_t put_id;
-    if (zf_client_put_with (self, queue, body, size, opts, &put_id))
-        return NULL;
-    self->put->urgent = true; // a caller waits for its answer
-    s_send_put (self);
-    if (id)
-        *id = put_id;
-    return zf_client_put_asked (self, self->seq, &put_id, timeout_ms, arg);
-}
-
-int
-zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id)
-{
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-    zf_mp_pack_cstr (&pk, text);
-    int rc = zf_client_put (self, queue, buffer.data, buffer.size, id);
-    msgpack_sbuffer_destroy (&buffer);
-    return rc;
-}
-
-void
-zf_client_track (zf_client_t *self, bool track)
-{
-    s_send_put (self); // items buffered so far keep the setting they were put with
-    self->track = track;
-}
-
-//  Sends CANCEL of root, for reason; dead: the lineage failed.
-static void
-s_cancel (zf_client_t *self, const zf_id_t *root, const char *reason, bool dead)
-{
-    s_ready (self);
-    s_send_acks (self);
-    zf_proto_reset (self->out, ZF_CANCEL);
-    self->out->id = *root;
-    snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
-    self->out->dead = dead;
-    s_send_out (self);
-}
-
-void
-zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason)
-{
-    s_cancel (self, root, reason, false);
-}
-
-void
-zf_client_cancel_dead (zf_client_t *self, const zf_id_t *root, const char *reason)
-{
-    s_cancel (self, root, reason, true);
-}
-
-void
-zf_client_checkpoint (zf_client_t *self, const void *data, size_t size)
-{
-    if (size > ZF_CHECKPOINT_MAX)
-        size = ZF_CHECKPOINT_MAX;
-    memcpy (self->checkpoint, data, size);
-    self->checkpoint_size = (uint32_t) size;
-}
-
-const void *
-zf_client_resume_point (zf_client_t *self, size_t *size, int timeout_ms)
-{
-    s_ready (self);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    while (!self->welcomed && !self->refused_hello && !zsys_interrupted && s_now () < deadline)
-        s_pump (self, 50);
-    *size = self->resume_size;
-    return self->has_resume ? self->resume : NULL;
-}
-
-int
-zf_client_flush (zf_client_t *self, int timeout_ms)
-{
-    s_ready (self);
-    self->put->urgent = self->put->nitems > 0; // the caller waits for its confirm
-    s_send_acks (self);
-    if (self->refused_hello)
-        return -1;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    while (self->unconfirmed_items > 0) {
-        int64_t left = deadline - s_now ();
-        if (left <= 0 || zsys_interrupted || self->refused_hello)
-            return -1;
-        s_pump (self, left < 100 ? left : 100);
-    }
-    uint32_t refused = self->refused;
-    self->refused = 0;
-    return refused ? -1 : 0;
-}
-
-int
-zf_client_end (zf_client_t *self, uint64_t count)
-{
-    if (zf_client_flush (self, -1))
-        return -1;
-    zf_proto_reset (self->out, ZF_END);
-    self->out->count = count;
-    s_send_out (self);
-    return 0;
-}
-
-//  The actor's wait, up to timeout_ms (-1 for ever): first what is
-//  buffered goes, unless its linger lasts, and then the wait ends when the
-//  linger does, to send it. True if the wake socket ended it.
-static bool
-s_actor_wait (zf_client_t *self, int64_t timeout_ms)
-{
-    if (s_linger_over (self))
-        s_send_acks (self);
-    int linger = zf_client_linger_left (self);
-    if (linger >= 0 && (timeout_ms < 0 || timeout_ms > linger))
-        timeout_ms = linger;
-    return s_pump_or_wake (self, timeout_ms, true);
-}
-
-//  --------------------------------------------------------------------------
-//  Consuming
-
-zf_item_t *
-zf_client_next (zf_client_t *self, int timeout_ms)
-{
-    s_ready (self);
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : s_now () + timeout_ms;
-    // The socket is read at least once, even with no time to wait: what
-    // has arrived is taken without waiting for it.
-    for (bool read = false;; read = true) {
-        zf_item_t *item = (zf_item_t *) zlistx_first (self->inbox);
-        if (item) {
-            zlistx_detach_cur (self->inbox);
-            item->handle = zlistx_add_end (self->held, item);
-            return item;
-        }
-        int64_t left = deadline - s_now ();
-        if ((left <= 0 && read) || zsys_interrupted || self->refused_hello) {
-            if (s_linger_over (self))
-                s_send_acks (self);
-            return NULL;
-        }
-        if (s_actor_wait (self, left > 0 ? left : 0) && zlistx_size (self->inbox) == 0)
-            return NULL; // the actor has something to look at
-    }
-}
+//  Driving it from outside
 
 void
 zf_client_pump (zf_client_t *self, int timeout_ms)
 {
-    s_ready (self);
-    s_actor_wait (self, timeout_ms);
+    zf_client_ready (self);
+    zf_client_actor_wait (self, timeout_ms);
 }
 
 void
@@ -979,131 +521,11 @@ zf_client_set_wake (zf_client_t *self, zsock_t *wake)
     self->wake = wake;
 }
 
-void
-zf_client_set_linger (zf_client_t *self, int ms)
-{
-    self->linger = ms > 0 ? ms : 0;
-}
-
-int
-zf_client_linger_left (zf_client_t *self)
-{
-    if (!self->pending_since)
-        return -1;
-    int64_t left = self->pending_since + self->linger - s_now ();
-    return left > 0 ? (int) left : 0;
-}
-
-int
-zf_client_set_figures (zf_client_t *self, const void *map, size_t size)
-{
-    zf_mp_t mp;
-    zf_mp_init (&mp, map, size);
-    if (size > ZF_FIGURES_MAX || zf_mp_peek (&mp) != ZF_MP_MAP ||
-        zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL) || zf_mp_left (&mp))
-        return -1;
-    memcpy (self->figures, map, size);
-    self->figures_size = (uint32_t) size;
-    self->figures_new = true;
-    return 0;
-}
-
 int
 zf_client_fd (zf_client_t *self)
 {
-    s_ready (self);
+    zf_client_ready (self);
     return (int) zsock_fd (self->sock);
-}
-
-int
-zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
-                size_t size)
-{
-    return zf_client_emit_with (self, item, queue, body, size, NULL);
-}
-
-int
-zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
-                     size_t size, const zf_put_opts_t *opts)
-{
-    if (!queue || strlen (queue) > ZF_NAME_MAX)
-        return -1;
-    if (self->max_frame && size > self->max_frame) {
-        snprintf (self->last_error, sizeof self->last_error,
-                  "an output of %zu bytes is over the broker's max-frame (%u bytes): not put", size,
-                  self->max_frame);
-        return -1;
-    }
-    zf_env_t env = { .ts = zclock_time (), .parent = item->env.id };
-    if (opts && opts->id)
-        env.id = *opts->id;
-    else if (item->emitted == ZF_GROUP_RESULT)
-        return -1; // the last index names a gather's result
-    else
-        env.id = zf_id_child (&item->env.id, item->emitted++);
-    env.root = *zf_env_root (&item->env);
-    env.group = opts && opts->group ? *opts->group : item->env.group;
-    env.headers = item->env.headers; // what the put said travels with its lineage
-    env.headers_size = item->env.headers_size;
-    snprintf (env.queue, sizeof env.queue, "%s", queue);
-    zframe_t *frame = zframe_new (body, size);
-    // An output waits for room whatever comes: its input is acked after it.
-    return s_enqueue (self, &env, &frame, false, 0);
-}
-
-int
-zf_client_ack (zf_client_t *self, zf_item_t **item_p)
-{
-    zf_item_t *item = *item_p;
-    if (!item)
-        return -1;
-    if (self->nacks == ZF_IDS_MAX)
-        s_send_acks (self);
-    self->acks[self->nacks++] = item->env.id;
-    if (!self->pending_since)
-        self->pending_since = s_now ();
-    zlistx_delete (self->held, item->handle);
-    *item_p = NULL;
-    return 0;
-}
-
-int
-zf_client_progress (zf_client_t *self, zf_item_t *item, uint32_t progress, const char *note)
-{
-    if (!item || progress > ZF_PROGRESS_MAX)
-        return -1;
-    zf_proto_reset (self->out, ZF_PROGRESS);
-    self->out->id = item->env.id;
-    self->out->progress = progress;
-    snprintf (self->out->note, sizeof self->out->note, "%s", note ? note : "");
-    s_send_out (self);
-    return 0;
-}
-
-int
-zf_client_nack (zf_client_t *self, zf_item_t **item_p, const char *reason, bool final, int delay_ms)
-{
-    return zf_client_nack_detail (self, item_p, reason, NULL, final, delay_ms);
-}
-
-int
-zf_client_nack_detail (zf_client_t *self, zf_item_t **item_p, const char *reason,
-                       const char *detail, bool final, int delay_ms)
-{
-    zf_item_t *item = *item_p;
-    if (!item)
-        return -1;
-    s_send_acks (self);
-    zf_proto_reset (self->out, ZF_NACK);
-    self->out->id = item->env.id;
-    snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
-    snprintf (self->out->detail, sizeof self->out->detail, "%s", detail ? detail : "");
-    self->out->final = final;
-    self->out->delay = delay_ms > 0 ? (uint32_t) delay_ms : 0;
-    s_send_out (self);
-    zlistx_delete (self->held, item->handle);
-    *item_p = NULL;
-    return 0;
 }
 
 void
@@ -1145,7 +567,7 @@ zf_client_destroy (zf_client_t **self_p)
     zf_client_t *self = *self_p;
     s_unwatch (self);
     if (self->sock) {
-        s_send_acks (self);
+        zf_client_send_acks (self);
         zf_proto_reset (self->out, ZF_BYE);
         s_send_out (self);
         // Give what was sent a moment to leave; the broker hands back the rest.
@@ -1167,58 +589,4 @@ zf_client_destroy (zf_client_t **self_p)
     zcert_destroy (&self->curve);
     free (self);
     *self_p = NULL;
-}
-
-//  --------------------------------------------------------------------------
-//  Items
-
-const zf_id_t *
-zf_item_id (zf_item_t *item)
-{
-    return &item->env.id;
-}
-
-const char *
-zf_item_queue (zf_item_t *item)
-{
-    return item->env.queue;
-}
-
-uint32_t
-zf_item_attempt (zf_item_t *item)
-{
-    return item->env.attempt;
-}
-
-const void *
-zf_item_body (zf_item_t *item, size_t *size)
-{
-    if (size)
-        *size = zframe_size (item->body);
-    return zframe_data (item->body);
-}
-
-const zf_id_t *
-zf_item_root (zf_item_t *item)
-{
-    return zf_env_root (&item->env);
-}
-
-const zf_group_t *
-zf_item_group (zf_item_t *item)
-{
-    return item->env.group.size ? &item->env.group : NULL;
-}
-
-const void *
-zf_item_headers (zf_item_t *item, size_t *size)
-{
-    *size = item->env.headers_size;
-    return item->env.headers_size ? item->env.headers : NULL;
-}
-
-bool
-zf_item_cancelled (zf_item_t *item)
-{
-    return item->cancelled;
 }

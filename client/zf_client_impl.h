@@ -1,6 +1,8 @@
-/*  zf_client_impl: the inside of a session, which zf_client.c (the
-    session, puts, deliveries) and zf_ask.c (questions to the broker:
-    status, figures, results) share. No other module includes it.
+/*  zf_client_impl: the inside of a session, which its parts share: the
+    session itself (zf_client.c: connecting, HELLO, heartbeats, following
+    the leader, the traffic), and the roles on it: puts (zf_putter.c),
+    the worker's deliveries (zf_worker.c), and questions to the broker
+    (zf_ask.c: status, figures, results). No other module includes it.
 */
 #ifndef ZF_CLIENT_IMPL_H_INCLUDED
 #define ZF_CLIENT_IMPL_H_INCLUDED
@@ -123,6 +125,61 @@ struct _zf_client_t {
     zsock_t *wake;                         // ends the actor's waits when readable, or NULL
     int64_t pending_since;                 // when the oldest unsent one was made; 0 if none
 };
+
+//  The session (zf_client.c)
+
+//  What the client has to say of itself (a session lost, a broker's
+//  refusal, a bad message): to the log function the caller set, or to the
+//  log as "zflow NAME: TEXT". Why a call failed is zf_client_last_error's.
+void zf_client_say (zf_client_t *self, const char *level, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+//  The session opens at first use, so that settings made after new count.
+void zf_client_ready (zf_client_t *self);
+
+//  Sends msg (a PUT kept to be sent again: a copy goes).
+void zf_client_send_kept (zf_client_t *self, zmsg_t *msg);
+
+//  Handles the broker's traffic for up to timeout_ms (-1: no end); with
+//  wake, returns once the wake socket is readable too. True if it was.
+bool zf_client_pump_or_wake (zf_client_t *self, int64_t timeout_ms, bool wake);
+
+//  Puts (zf_putter.c)
+
+//  A PUT of the items gathered goes out, kept until confirmed.
+void zf_client_send_put (zf_client_t *self);
+
+//  A CONFIRM came (self->in): its PUT is forgotten; a refusal is said.
+void zf_client_on_confirm (zf_client_t *self);
+
+//  env and its body (taken) join the PUT being gathered; with wake, a
+//  full window waits on the wake socket too; wait: ms the broker may hold
+//  it for room. 0, or -1 (last_error says why).
+int zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake,
+                       uint32_t wait);
+
+void zf_client_unconfirmed_destroy (s_unconfirmed_t **self_p);
+
+//  The worker (zf_worker.c)
+
+//  The ACK of what was acked goes out, after the PUT of its outputs.
+void zf_client_send_acks (zf_client_t *self);
+
+//  A DELIVER came (self->in): its items join the inbox.
+void zf_client_on_deliver (zf_client_t *self);
+
+//  A CANCEL came (self->in): the items of that lineage held or waiting are
+//  marked (their outputs would be dropped).
+void zf_client_on_cancel (zf_client_t *self);
+
+//  Waits for the broker up to timeout_ms as an actor does: what is
+//  buffered goes out when its linger is over. True if the wake socket
+//  ended the wait.
+bool zf_client_actor_wait (zf_client_t *self, int64_t timeout_ms);
+
+void zf_client_item_destroy (zf_item_t **self_p);
+
+//  Questions (zf_ask.c)
 
 //  The session is open and what is buffered is sent (before a question).
 void zf_client_prepare (zf_client_t *self);

@@ -1,0 +1,340 @@
+/*  zf_putter: a session's puts (include/zflow.h, "Putting"): items gather
+    in one PUT of up to 256, which goes out when full or when the session
+    is about to wait; each PUT is kept until the broker confirms it, and
+    sent again on a new session. Producers' checkpoints and END, clients'
+    cancels and put requests. zf_client.c is the session they ride on.
+*/
+#include "zflow.h"
+#include "zf_client_impl.h"
+#include "zf_alloc.h"
+#include "zf_mp.h"
+#include "zf_proto.h"
+
+#include <czmq.h>
+#include <sys/random.h>
+
+#define MAX_FRAME_MIN    1024 // the smallest max-frame a broker has
+#define MAX_FRAME_ASK_MS 2000 // how long a large body waits for WELCOME to say the broker's
+
+void
+zf_client_unconfirmed_destroy (s_unconfirmed_t **self_p)
+{
+    if (!*self_p)
+        return;
+    zmsg_destroy (&(*self_p)->msg);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+zf_client_send_put (zf_client_t *self)
+{
+    if (self->put->nitems == 0)
+        return;
+    if (self->nacks == 0)
+        self->pending_since = 0; // else the acks keep their time
+    self->put->seq = ++self->seq;
+    self->put->track = self->track;
+    uint32_t count = self->put->nitems;
+    zmsg_t *msg = zf_proto_encode (self->put, NULL);
+    zf_proto_reset (self->put, ZF_PUT);
+    zlistx_purge (self->put_headers);
+    if (!msg)
+        return;
+    s_unconfirmed_t *u = (s_unconfirmed_t *) zf_alloc (sizeof (s_unconfirmed_t));
+    u->seq = self->seq;
+    u->count = count;
+    u->msg = msg;
+    zlistx_add_end (self->unconfirmed, u);
+    self->unconfirmed_items += count;
+    zf_client_send_kept (self, msg);
+}
+
+void
+zf_client_on_confirm (zf_client_t *self)
+{
+    for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
+         u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed))
+        if (u->seq == self->in->seq) {
+            self->unconfirmed_items -= u->count;
+            zlistx_delete (self->unconfirmed, zlistx_cursor (self->unconfirmed));
+            break;
+        }
+    if (zf_client_on_confirm_request (self))
+        return; // its request tells its caller
+    if (self->in->refused) {
+        self->refused += self->in->refused;
+        snprintf (self->last_error, sizeof self->last_error, "refused: %s", self->in->reason);
+        zf_client_say (self, "warning", "the broker refused %u item%s: %s", self->in->refused,
+                       self->in->refused == 1 ? "" : "s", self->in->reason);
+    }
+}
+
+//  Appends an item to the PUT being filled, first waiting for confirms
+//  while the PUT window is full; a wait that the wake socket ends, when
+//  wake, gives up (-1: the item is not put). Takes the body. wait: the ms
+//  the broker may hold it for room (0: as long as it takes); a PUT holds
+//  items of one wait only.
+int
+zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake, uint32_t wait)
+{
+    if (self->refused_hello) {
+        zframe_destroy (body_p);
+        return -1;
+    }
+    if (self->put->nitems && self->put->wait != wait)
+        zf_client_send_put (self);
+    while (self->unconfirmed_items + self->put->nitems >= self->window) {
+        zf_client_send_put (self);
+        if (zsys_interrupted || self->refused_hello ||
+            (wake ? zf_client_pump_or_wake (self, 100, true)
+                  : (zf_client_wait (self, 100), false))) {
+            zframe_destroy (body_p);
+            return -1;
+        }
+    }
+    if (!self->pending_since)
+        self->pending_since = zclock_mono ();
+    self->put->wait = wait;
+    zf_env_t *slot = zf_proto_add_item (self->put, body_p);
+    zframe_t *body = slot->body;
+    *slot = *env;
+    slot->body = body;
+    if (env->headers_size) {
+        // The caller's headers (or the input item's) may be gone by the
+        // time the PUT is encoded.
+        uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);
+        memcpy (copy, env->headers, env->headers_size);
+        zlistx_add_end (self->put_headers, copy);
+        slot->headers = copy;
+    }
+    // A checkpoint is the position after this item: it goes with the PUT
+    // that holds the item, never with one sent before it (whose confirm
+    // would then cover an item the broker does not have).
+    if (self->checkpoint_size) {
+        memcpy (self->put->checkpoint, self->checkpoint, self->checkpoint_size);
+        self->put->checkpoint_size = self->checkpoint_size;
+        self->checkpoint_size = 0;
+    }
+    if (self->put->nitems == ZF_BATCH_MAX)
+        zf_client_send_put (self);
+    return 0;
+}
+
+int
+zf_client_put_id (zf_client_t *self, const char *queue, const zf_id_t *id, const void *body,
+                  size_t size)
+{
+    zf_put_opts_t opts = { .id = id };
+    return zf_client_put_with (self, queue, body, size, &opts, NULL);
+}
+
+//  A random id from the session's pool: one getrandom call per 256 ids.
+static zf_id_t
+s_random_id (zf_client_t *self)
+{
+    if (self->random_pos + ZF_ID_SIZE > sizeof self->random) {
+        size_t got = 0;
+        while (got < sizeof self->random) {
+            ssize_t rc = getrandom (self->random + got, sizeof self->random - got, 0);
+            if (rc > 0)
+                got += (size_t) rc;
+        }
+        self->random_pos = 0;
+    }
+    zf_id_t id;
+    memcpy (id.bytes, self->random + self->random_pos, ZF_ID_SIZE);
+    self->random_pos += ZF_ID_SIZE;
+    return id;
+}
+
+static bool
+s_over_max_frame (zf_client_t *self, size_t size)
+{
+    if (size <= MAX_FRAME_MIN)
+        return false;
+    int64_t deadline = zclock_mono () + MAX_FRAME_ASK_MS;
+    while (!self->welcomed && !self->refused_hello && !zsys_interrupted &&
+           zclock_mono () < deadline)
+        zf_client_wait (self, 50);
+    if (!self->max_frame || size <= self->max_frame)
+        return false;
+    snprintf (self->last_error, sizeof self->last_error,
+              "an item of %zu bytes is over the broker's max-frame (%u bytes): not put", size,
+              self->max_frame);
+    return true;
+}
+
+int
+zf_client_put (zf_client_t *self, const char *queue, const void *body, size_t size, zf_id_t *id)
+{
+    return zf_client_put_with (self, queue, body, size, NULL, id);
+}
+
+int
+zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size_t size,
+                    const zf_put_opts_t *opts, zf_id_t *id)
+{
+    if (!queue || strlen (queue) > ZF_NAME_MAX ||
+        (opts && (opts->priority < 0 || opts->priority > ZF_PRIORITY_MAX)))
+        return -1;
+    if (opts && opts->headers_size) {
+        zf_error_t err;
+        if (zf_proto_check_headers (opts->headers, opts->headers_size, &err)) {
+            snprintf (self->last_error, sizeof self->last_error, "headers: %s", err.text);
+            return -1;
+        }
+    }
+    zf_client_ready (self);
+    if (s_over_max_frame (self, size))
+        return -1;
+    zf_env_t env = { .ts = zclock_time () };
+    env.id = opts && opts->id ? *opts->id : s_random_id (self);
+    if (opts && opts->root)
+        env.root = *opts->root;
+    if (opts && opts->group)
+        env.group = *opts->group;
+    if (opts) {
+        env.priority = (uint32_t) opts->priority;
+        env.headers = (const uint8_t *) opts->headers;
+        env.headers_size = (uint32_t) opts->headers_size;
+        env.not_before = opts->not_before;
+        if (opts->delay_ms > 0 && env.ts + opts->delay_ms > env.not_before)
+            env.not_before = env.ts + opts->delay_ms;
+    }
+    if (id)
+        *id = env.id;
+    snprintf (env.queue, sizeof env.queue, "%s", queue);
+    zframe_t *frame = zframe_new (body, size);
+    int64_t wait = opts && opts->wait_ms > 0 ? opts->wait_ms : 0;
+    return zf_client_enqueue (self, &env, &frame, true,
+                              wait > UINT32_MAX ? UINT32_MAX : (uint32_t) wait);
+}
+
+uint32_t
+zf_client_put_room (zf_client_t *self)
+{
+    uint64_t used = self->unconfirmed_items + self->put->nitems;
+    return used < self->window ? (uint32_t) (self->window - used) : 0;
+}
+
+zf_request_t *
+zf_client_put_request (zf_client_t *self, const char *queue, const void *body, size_t size,
+                       const zf_put_opts_t *opts, zf_id_t *id, int timeout_ms, void *arg)
+{
+    zf_client_ready (self);
+    if (self->refused_hello)
+        return NULL;
+    zf_client_send_put (self); // what was buffered goes first: this item is alone in its PUT
+    if (zf_client_put_room (self) == 0) {
+        snprintf (self->last_error, sizeof self->last_error,
+                  "the PUT window is full (%u items unconfirmed): try again once some are",
+                  self->window);
+        return NULL;
+    }
+    zf_id_t put_id;
+    if (zf_client_put_with (self, queue, body, size, opts, &put_id))
+        return NULL;
+    self->put->urgent = true; // a caller waits for its answer
+    zf_client_send_put (self);
+    if (id)
+        *id = put_id;
+    return zf_client_put_asked (self, self->seq, &put_id, timeout_ms, arg);
+}
+
+int
+zf_client_put_str (zf_client_t *self, const char *queue, const char *text, zf_id_t *id)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_mp_pack_cstr (&pk, text);
+    int rc = zf_client_put (self, queue, buffer.data, buffer.size, id);
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
+void
+zf_client_track (zf_client_t *self, bool track)
+{
+    zf_client_send_put (self); // items buffered so far keep the setting they were put with
+    self->track = track;
+}
+
+//  Sends CANCEL of root, for reason; dead: the lineage failed.
+static void
+s_cancel (zf_client_t *self, const zf_id_t *root, const char *reason, bool dead)
+{
+    zf_client_ready (self);
+    zf_client_send_acks (self);
+    zf_proto_reset (self->out, ZF_CANCEL);
+    self->out->id = *root;
+    snprintf (self->out->reason, sizeof self->out->reason, "%s", reason ? reason : "");
+    self->out->dead = dead;
+    zf_client_send (self);
+}
+
+void
+zf_client_cancel (zf_client_t *self, const zf_id_t *root, const char *reason)
+{
+    s_cancel (self, root, reason, false);
+}
+
+void
+zf_client_cancel_dead (zf_client_t *self, const zf_id_t *root, const char *reason)
+{
+    s_cancel (self, root, reason, true);
+}
+
+void
+zf_client_checkpoint (zf_client_t *self, const void *data, size_t size)
+{
+    if (size > ZF_CHECKPOINT_MAX)
+        size = ZF_CHECKPOINT_MAX;
+    memcpy (self->checkpoint, data, size);
+    self->checkpoint_size = (uint32_t) size;
+}
+
+const void *
+zf_client_resume_point (zf_client_t *self, size_t *size, int timeout_ms)
+{
+    zf_client_ready (self);
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    while (!self->welcomed && !self->refused_hello && !zsys_interrupted &&
+           zclock_mono () < deadline)
+        zf_client_wait (self, 50);
+    *size = self->resume_size;
+    return self->has_resume ? self->resume : NULL;
+}
+
+int
+zf_client_flush (zf_client_t *self, int timeout_ms)
+{
+    zf_client_ready (self);
+    self->put->urgent = self->put->nitems > 0; // the caller waits for its confirm
+    zf_client_send_acks (self);
+    if (self->refused_hello)
+        return -1;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
+    while (self->unconfirmed_items > 0) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0 || zsys_interrupted || self->refused_hello)
+            return -1;
+        zf_client_wait (self, left < 100 ? left : 100);
+    }
+    uint32_t refused = self->refused;
+    self->refused = 0;
+    return refused ? -1 : 0;
+}
+
+int
+zf_client_end (zf_client_t *self, uint64_t count)
+{
+    if (zf_client_flush (self, -1))
+        return -1;
+    zf_proto_reset (self->out, ZF_END);
+    self->out->count = count;
+    zf_client_send (self);
+    return 0;
+}
