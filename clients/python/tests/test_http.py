@@ -1,8 +1,10 @@
 """The HTTP door of a running service: requests that wait for the broker
 (a put for its confirm, a result for its end) are parked, never served one
 by one, so none holds up another; how many may wait is bounded."""
+import asyncio
 import json
 import os
+import resource
 import select
 import socket
 import threading
@@ -306,3 +308,53 @@ def test_events_stream_to_a_browser(tmp_path, runs):
     with pytest.raises(EOFError):
         while stats.next(timeout=10):
             pass
+
+
+def test_a_thousand_waiters_beside_puts(tmp_path, runs):
+    """1,000 GET /results?wait parked at once on held tasks while puts and
+    their results come and go: every put is answered, no waiter before
+    its task ends, and every waiter once it does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(tmp_path, GATED, "--no-journal",
+               broker="    metrics = %s\n    api = true\n    http-max-per-address = 2000\n"
+               "    http-max-connections = 3000\n" % address)
+    wait_for(lambda: healthy(address), what="the gateway")
+    held = [http(address, "POST", "/queues/gate", b"%d" % n)[2]["id"] for n in range(2)]
+    host, port = address.split(":")
+
+    async def wait(id):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /results/%s?wait=60s HTTP/1.0\r\nHost: x\r\n\r\n" % id.encode())
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return time.monotonic(), json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+    async def scenario():
+        waiters = [asyncio.ensure_future(wait(held[n % 2])) for n in range(1000)]
+        await asyncio.to_thread(wait_for, lambda: "\nzflow_api_waiting 1000\n" in
+                                urllib.request.urlopen("http://%s/metrics" % address,
+                                                       timeout=5).read().decode(),
+                                60, "1,000 parked")
+        # Puts and their results, one after another, while they wait.
+        for n in range(100):
+            status, _, put = await asyncio.to_thread(
+                http, address, "POST", "/queues/poison", json.dumps({"n": n}).encode())
+            assert status == 200, put
+            _, _, result = await asyncio.to_thread(
+                http, address, "GET", "/results/%s?wait=20s" % put["id"])
+            assert result["results"] == [{"n": n}], result
+        assert not any(w.done() for w in waiters)
+        released = time.monotonic()
+        open(os.path.join(str(tmp_path), "released"), "w").close()
+        answers = await asyncio.wait_for(asyncio.gather(*waiters), 60)
+        assert all(answer["state"] == "done" for _, answer in answers), answers[:3]
+        late = sorted(at - released for at, _ in answers)
+        print("1,000 waiters answered %.0f to %.0f ms after their tasks were released"
+              % (late[0] * 1000, late[-1] * 1000))
+
+    asyncio.run(scenario())
+    assert run.stop() == 0
