@@ -93,7 +93,7 @@ s_setup (CURL *easy, const char *url, bool fetcher, size_t *bytes)
     curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt (easy, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt (easy, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt (easy, CURLOPT_USERAGENT, "zflow/0.1.0");
+    curl_easy_setopt (easy, CURLOPT_USERAGENT, "zflow/0.2.0");
     curl_easy_setopt (easy, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt (easy, CURLOPT_DNS_CACHE_TIMEOUT, 60L);
     curl_easy_setopt (easy, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -40,6 +40,15 @@
     This header is all a program needs besides libzflow (pkg-config
     --cflags --libs zflow): it includes no other header of zflow's, and the
     types it defines are the ones every layer of zflow uses.
+
+    Changes in 0.2 (additions; what 0.1 had works as it did):
+    - Requests ("Requests" below): puts and questions in flight at once on
+      one session, each answered on its own (zf_client_put_request,
+      zf_client_result_request, zf_client_item_request,
+      zf_client_figures_request, zf_client_answered, zf_request_*), and
+      zf_client_put_room.
+    - zf_client_last_error (NULL) says why zf_client_new failed;
+      zf_client_set_log takes what a client says of itself.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED

@@ -21,4 +21,4 @@ from .worker import Context, Retry, TimeLimit, Worker, actor, current, on_start,
 __all__ = ["AsyncClient", "AsyncHandle", "BrokerError", "Client", "Context", "Handle", "Refused",
            "Result", "Retry", "TaskFailed", "TimeLimit", "Worker", "WrongBroker", "actor",
            "current", "on_start", "on_stop"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
