@@ -39,6 +39,7 @@
 #define STREAM_HELD    (256 << 10) // bytes an event stream holds for a slow reader
 #define STREAM_PING_MS 5000        // a quiet event stream gets a comment this often
 #define PREFIXES_MAX   16          // topic prefixes of one event stream at most
+#define BATCH_MAX      10000       // items in one POST at most
 
 struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
@@ -700,9 +701,13 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
     }
     if (!ndjson)
         count = call->batch ? listed : 1;
-    if (count == 0) {
+    if (count == 0 || count > BATCH_MAX) {
         msgpack_sbuffer_destroy (&buffer);
-        return snprintf (wrong, size, "no items in the body"), wrong;
+        if (count)
+            snprintf (wrong, size, "%zu items in one request; at most %d", count, BATCH_MAX);
+        else
+            snprintf (wrong, size, "no items in the body");
+        return wrong;
     }
     call->parts = (s_part_t *) zf_alloc (count * sizeof (s_part_t));
     call->count = call->left = count;
@@ -796,6 +801,7 @@ s_api_put (s_call_t *call, const char *queue)
         s_reply (call, 400, s_error ("%s", wrong), 0);
         return;
     }
+    zstr_free (&call->body); // its items are in its parts now
     snprintf (call->queue, sizeof call->queue, "%s", queue);
     bool all_sent = s_send_puts (call);
     if (call->left)

@@ -161,6 +161,8 @@ def test_batches_and_envelopes(tmp_path, runs):
     for body, headers, wrong in (
             (b'1\n2\n{"n": \n', {"Content-Type": "application/x-ndjson"}, "line 3 is not JSON"),
             (b"\n \n", {"Content-Type": "application/x-ndjson"}, "no items"),
+            (b"1\n" * 10001, {"Content-Type": "application/x-ndjson"},
+             "10001 items in one request; at most 10000"),
             (b'{"n": 1}', {}, None),
             (b'[{"body": 1}, {"n": 2}]', {"Zflow-Envelope": "1"}, "item 2 is not an envelope"),
             (b'{"n": 2}', {"Zflow-Envelope": "true"}, "the item is not an envelope")):
