@@ -65,8 +65,9 @@ const zf_key_t zf_broker_keys[] = {
       ZF_FIELD (zf_broker_settings_t, api),
       .type = ZF_KEY_BOOL,
       .fallback = "false",
-      .help = "serve a JSON API on the metrics address: POST /queues/Q, GET /messages/ID, GET "
-              "/queues" },
+      .help = "serve a JSON API on the metrics address: POST /queues/Q (one item or a batch), "
+              "GET /results/ID?wait=D, GET and DELETE /messages/ID, GET /queues, GET "
+              "/events?topic=P (docs/tasks.md)" },
     { .name = "api-put-wait",
       ZF_FIELD (zf_broker_settings_t, api_put_wait),
       .type = ZF_KEY_DURATION,
