@@ -199,8 +199,10 @@ zf_client_put_with (zf_client_t *self, const char *queue, const void *body, size
         env.headers = (const uint8_t *) opts->headers;
         env.headers_size = (uint32_t) opts->headers_size;
         env.not_before = opts->not_before;
-        if (opts->delay_ms > 0 && env.ts + opts->delay_ms > env.not_before)
-            env.not_before = env.ts + opts->delay_ms;
+        // A delay past the end of time is the end of time, not a wrap.
+        int64_t due = opts->delay_ms > INT64_MAX - env.ts ? INT64_MAX : env.ts + opts->delay_ms;
+        if (opts->delay_ms > 0 && due > env.not_before)
+            env.not_before = due;
     }
     if (id)
         *id = env.id;
