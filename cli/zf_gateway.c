@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <poll.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -40,6 +41,10 @@
 #define STREAM_PING_MS 5000        // a quiet event stream gets a comment this often
 #define PREFIXES_MAX   16          // topic prefixes of one event stream at most
 #define BATCH_MAX      10000       // items in one POST at most
+#define GONE_CHECK_MS  1000        // how often parked connections are looked at for a hang-up
+#define STREAM_IDLE_S  60          // an event stream that takes nothing this long is closed
+#define STOP_MS        2000        // what is parked at stop has this long to be answered
+#define DELAY_MAX_MS   ((int64_t) INT32_MAX * 1000) // an envelope's delay_ms at most
 
 struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
@@ -59,6 +64,8 @@ struct _zf_gateway_t {
     zf_client_t *client;       // a session with the broker, for the API
     zsock_t *sub;              // the broker's events: stats, and what streams follow
     zlistx_t *streams;         // zf_sse_t of GET /events
+    bool stopping;             // the gateway stops: nothing more is parked or streamed
+    int64_t gone_check_at;     // when parked connections are next looked at (ms, monotonic)
     char *token;               // what API requests must bear, or NULL
     char *cert, *key;          // PEM text of the certificate and key: HTTPS, or NULL
     char address[96];          // where it listens, ADDRESS:PORT
@@ -68,6 +75,7 @@ struct _zf_gateway_t {
 
 static bool s_settle (zf_gateway_t *self);
 static void s_stop_parked (zf_gateway_t *self);
+static void s_check_gone (zf_gateway_t *self);
 static void s_event (zf_gateway_t *self, zframe_t *topic, zframe_t *body);
 
 //  An event from the broker: the latest stats kept for /metrics; and to
@@ -146,6 +154,10 @@ s_server (zsock_t *pipe, void *args)
         for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
              stream = (zf_sse_t *) zlistx_next (self->streams))
             zf_sse_ping (stream, now, STREAM_PING_MS);
+        if (now >= self->gone_check_at) {
+            s_check_gone (self);
+            self->gone_check_at = now + GONE_CHECK_MS;
+        }
         // HTTP, then the broker's answers, until neither has more to do.
         // The session is read last before the wait: a send (a put) may
         // take the signal of an answer that came meanwhile, and its
@@ -588,8 +600,11 @@ s_envelope (const uint8_t *data, size_t size, const uint8_t **body, size_t *body
         }
         else if (zf_mp_int (&mp, &number, NULL))
             return false;
-        else if (len == 8 && memcmp (key, "delay_ms", 8) == 0)
+        else if (len == 8 && memcmp (key, "delay_ms", 8) == 0) {
+            if (number < 0 || number > DELAY_MAX_MS)
+                return false; // as Zflow-Delay: at most a duration parses to
             found.delay_ms = number;
+        }
         else if (len == 10 && memcmp (key, "not_before", 10) == 0)
             found.not_before = number;
         else if (len == 8 && memcmp (key, "priority", 8) == 0)
@@ -617,7 +632,7 @@ s_put_headers (struct MHD_Connection *connection, zf_put_opts_t *opts)
     int64_t value;
     if (delay && zf_parse_duration (delay, &opts->delay_ms, &err))
         return "Zflow-Delay is not a duration (e.g. 250ms, 10s, 5m)";
-    if (at && zf_parse_int (at, &opts->not_before, &err))
+    if (at && (zf_parse_int (at, &opts->not_before, &err) || opts->not_before < 0))
         return "Zflow-Not-Before is not a time in ms since the Unix epoch";
     if (priority && (zf_parse_int (priority, &value, &err) || value < 0 || value > 9))
         return "Zflow-Priority is not a priority from 0 to 9";
@@ -656,7 +671,8 @@ static const char *
 s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t size)
 {
     const char *text = call->body ? call->body : "";
-    zf_put_opts_t headers = { 0 };
+    // -1: the header is not there (0 is a value it may give).
+    zf_put_opts_t headers = { .delay_ms = -1, .not_before = -1, .priority = -1 };
     const char *bad = s_put_headers (call->connection, &headers);
     if (bad)
         return snprintf (wrong, size, "%s", bad), wrong;
@@ -669,10 +685,12 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
     zf_error_t err;
     size_t count = 0;
     if (ndjson) {
+        // Lines by the body's size, not by a NUL: a NUL is no JSON.
+        const char *end = text + call->size;
         size_t line = 0;
-        for (const char *at = text; *at; line++) {
-            const char *end = strchr (at, '\n');
-            size_t len = end ? (size_t) (end - at) : strlen (at);
+        for (const char *at = text; at < end; line++) {
+            const char *newline = (const char *) memchr (at, '\n', (size_t) (end - at));
+            size_t len = newline ? (size_t) (newline - at) : (size_t) (end - at);
             size_t blank = 0;
             while (blank < len && isspace ((unsigned char) at[blank]))
                 blank++;
@@ -684,7 +702,7 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
                 }
                 count++;
             }
-            at += len + (end != NULL);
+            at += len + (newline != NULL);
         }
     }
     else if (zf_json_to_msgpack (text, call->size, &pk, &err)) {
@@ -720,8 +738,8 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
         size_t body_size = (size_t) (mp.pos - at);
         zf_put_opts_t opts = { 0 };
         if (envelopes && !s_envelope (at, body_size, &body, &body_size, &opts))
-            bad = "is not an envelope: {\"body\": ITEM} with only delay_ms, not_before, "
-                  "priority and headers beside it";
+            bad = "is not an envelope: {\"body\": ITEM} with only delay_ms (from 0), "
+                  "not_before, priority and headers beside it";
         else if (opts.priority < 0)
             bad = "has a priority not from 0 to 9";
         char why[320];
@@ -739,11 +757,11 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
             return wrong;
         }
         // The headers of the request stand for every item.
-        if (headers.delay_ms)
+        if (headers.delay_ms >= 0)
             opts.delay_ms = headers.delay_ms;
-        if (headers.not_before)
+        if (headers.not_before >= 0)
             opts.not_before = headers.not_before;
-        if (headers.priority)
+        if (headers.priority >= 0)
             opts.priority = headers.priority;
         part->item = (uint8_t *) zf_alloc (body_size + 1);
         memcpy (part->item, body, body_size);
@@ -964,7 +982,7 @@ s_state_answered (s_call_t *call, zf_request_t *request)
         s_reply (call, unknown ? 404 : 200,
                  zsys_sprintf ("{\"id\":\"%s\",\"state\":\"%s\"}\n", hex, state), 0);
     else if (call->kind == S_ITEM)
-        s_reply (call, 200, zf_tasks_item_json (result, hex), 0);
+        s_reply (call, unknown ? 404 : 200, zf_tasks_item_json (result, hex), 0);
     else {
         char *json = zf_tasks_result_json (result, hex);
         s_reply (call, unknown ? 404 : 200, zsys_sprintf ("%s\n", json), 0);
@@ -1060,31 +1078,84 @@ s_settle (zf_gateway_t *self)
     return any;
 }
 
-//  Calls still parked are answered now: a suspended connection must be
-//  resumed before the server stops.
+//  Calls still parked are answered now, and event streams end: a
+//  suspended connection must be resumed before the server stops. Nothing
+//  new is parked or streamed from now on (503 "stopping").
 static void
 s_stop_parked (zf_gateway_t *self)
 {
+    self->stopping = true;
     s_call_t *call;
-    bool any = false;
     while ((call = (s_call_t *) zlistx_first (self->parked))) {
         for (size_t i = 0; i < call->count; i++)
             zf_request_destroy (&call->parts[i].request);
         s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
         s_resume (call);
-        any = true;
     }
-    // Event streams end, after what they hold.
     for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
-         stream = (zf_sse_t *) zlistx_next (self->streams)) {
+         stream = (zf_sse_t *) zlistx_next (self->streams))
         zf_sse_end (stream);
-        any = true;
-    }
-    // Their answers go out (a few turns: resumed, answered, written).
-    for (int turn = 0; any && turn < 5; turn++) {
+    // Their answers go out: resumed, answered, written (a reader that
+    // takes nothing is not suspended, and is closed with the server).
+    int64_t deadline = zclock_mono () + STOP_MS;
+    while (zclock_mono () < deadline &&
+           (zlistx_size (self->parked) || zlistx_size (self->streams))) {
         MHD_run (self->daemon);
         zclock_sleep (5);
     }
+    MHD_run (self->daemon);
+}
+
+//  The descriptor of connection.
+static int
+s_fd (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+//  Parked calls and waiting event streams whose client went away (a
+//  suspended connection is not read, so libmicrohttpd would not see it):
+//  dropped, so that they hold no descriptor, no place among the parked,
+//  and no connection of their address's share.
+static void
+s_check_gone (zf_gateway_t *self)
+{
+    size_t calls = zlistx_size (self->parked), streams = zlistx_size (self->streams);
+    if (calls + streams == 0)
+        return;
+    struct pollfd *fds = (struct pollfd *) zf_alloc ((calls + streams) * sizeof (struct pollfd));
+    void **whose = (void **) zf_alloc ((calls + streams) * sizeof (void *));
+    size_t n = 0;
+    for (s_call_t *call = (s_call_t *) zlistx_first (self->parked); call;
+         call = (s_call_t *) zlistx_next (self->parked)) {
+        fds[n] = (struct pollfd){ .fd = s_fd (call->connection), .events = POLLRDHUP };
+        whose[n++] = call;
+    }
+    for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
+         stream = (zf_sse_t *) zlistx_next (self->streams))
+        if (zf_sse_waiting (stream)) {
+            fds[n] =
+                (struct pollfd){ .fd = s_fd (zf_sse_connection (stream)), .events = POLLRDHUP };
+            whose[n++] = stream;
+        }
+    if (poll (fds, (nfds_t) n, 0) > 0)
+        for (size_t i = 0; i < n; i++) {
+            if (!(fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                continue;
+            if (i < calls) {
+                s_call_t *call = (s_call_t *) whose[i];
+                for (size_t p = 0; p < call->count; p++)
+                    zf_request_destroy (&call->parts[p].request); // forgotten
+                s_reply (call, 503, s_error ("the client went away"), 0);
+                s_resume (call); // written to no one, and closed
+            }
+            else
+                zf_sse_end ((zf_sse_t *) whose[i]);
+        }
+    free (whose);
+    free (fds);
 }
 
 //  The API's routes: call answered at once, or parked for the broker.
@@ -1092,6 +1163,10 @@ static void
 s_api (s_call_t *call, const char *method, const char *url)
 {
     zf_gateway_t *self = call->gateway;
+    if (self->stopping) {
+        s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
+        return;
+    }
     if (zlistx_size (self->parked) >= (size_t) self->max_waiting) {
         self->turned_away++;
         s_reply (call, 503,
@@ -1110,6 +1185,29 @@ s_api (s_call_t *call, const char *method, const char *url)
                  : streq (method, "DELETE")           ? S_CANCEL
                                                       : S_ITEM;
     s_ask (call, url);
+}
+
+//  Decodes %XX in a URL's path and arguments, in place, but for %00: a NUL
+//  would cut a queue's name or an id short, so it stays "%00" (no queue
+//  and no id has it). Returns the new length.
+static size_t
+s_unescape (void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void) cls;
+    (void) connection;
+    char *to = text;
+    for (const char *at = text; *at; at++) {
+        unsigned value;
+        if (at[0] == '%' && isxdigit ((unsigned char) at[1]) && isxdigit ((unsigned char) at[2]) &&
+            sscanf (at + 1, "%2x", &value) == 1 && value != 0) {
+            *to++ = (char) value;
+            at += 2;
+        }
+        else
+            *to++ = *at;
+    }
+    *to = 0;
+    return (size_t) (to - text);
 }
 
 //  True if a request for method and url goes to the JSON API.
@@ -1190,6 +1288,13 @@ s_topic_arg (void *cls, enum MHD_ValueKind kind, const char *key, const char *va
     for (const char *at = value;; at++) {
         const char *end = strchr (at, ',');
         size_t len = end ? (size_t) (end - at) : strlen (at);
+        if (len == 0) {
+            // An empty entry (a stray comma) is none: only * is every topic.
+            if (!end)
+                break;
+            at = end;
+            continue;
+        }
         if (topics->count == PREFIXES_MAX)
             topics->over = true;
         else {
@@ -1232,6 +1337,8 @@ s_events (zf_gateway_t *self, struct MHD_Connection *connection)
         rc = s_json (connection, 400,
                      s_error ("GET /events needs ?topic=PREFIX: e.g. data.QUEUE (the items put "
                               "to QUEUE), worker., dead., stats; several comma-separated"));
+    else if (self->stopping)
+        rc = s_json (connection, 503, s_error ("the gateway is stopping"));
     else if (zlistx_size (self->streams) >= STREAMS_MAX)
         rc = s_json (connection, 503, s_error ("%d event streams are open already", STREAMS_MAX));
     else {
@@ -1239,6 +1346,9 @@ s_events (zf_gateway_t *self, struct MHD_Connection *connection)
                                        topics.count, STREAM_HELD, s_stream_closed, self);
         rc = stream ? MHD_YES : MHD_NO;
         if (stream) {
+            // A reader that takes nothing for a minute is gone.
+            MHD_set_connection_option (connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                                       (unsigned) STREAM_IDLE_S);
             zlistx_add_end (self->streams, stream);
             for (size_t i = 0; i < topics.count; i++)
                 zsock_set_subscribe (self->sub, topics.prefixes[i]);
@@ -1268,6 +1378,12 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
             return s_unauthorized (connection);
         if (api && streq (url, "/events"))
             return s_events (self, connection);
+        if (post && !api)
+            // Not the API's: answered before its body is read.
+            return s_json (connection, self->api ? 404 : 405,
+                           s_error (self->api ? "POST goes to /queues/QUEUE"
+                                              : "the JSON API is off (api = true in the broker "
+                                                "section)"));
         call = (s_call_t *) zf_alloc (sizeof (s_call_t));
         call->gateway = self;
         call->connection = connection;
@@ -1297,11 +1413,6 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         s_api (call, method, url);
         return call->answered ? s_give (call) : MHD_YES;
     }
-    if (post)
-        return s_json (connection, self->api ? 404 : 405,
-                       s_error (self->api
-                                    ? "POST goes to /queues/QUEUE"
-                                    : "the JSON API is off (api = true in the broker section)"));
     if (strcmp (method, "GET") != 0)
         return s_json (connection, 405, s_error ("%.16s is not served here", method));
     if (strcmp (url, "/metrics") == 0) {
@@ -1436,6 +1547,7 @@ zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err)
         { MHD_OPTION_CONNECTION_TIMEOUT, 10, NULL },
         { MHD_OPTION_CONNECTION_LIMIT, connections, NULL },
         { MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t) set->http_max_per_address, NULL },
+        { MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t) s_unescape, NULL },
         { self->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, self->cert },
         { MHD_OPTION_HTTPS_MEM_KEY, 0, self->key },
         { MHD_OPTION_END, 0, NULL }

@@ -172,6 +172,18 @@ zf_sse_prefixes (zf_sse_t *self, const char *const **prefixes)
     return self->count;
 }
 
+struct MHD_Connection *
+zf_sse_connection (zf_sse_t *self)
+{
+    return self->connection;
+}
+
+bool
+zf_sse_waiting (zf_sse_t *self)
+{
+    return self->suspended;
+}
+
 bool
 zf_sse_follows (zf_sse_t *self, const char *topic)
 {

@@ -37,6 +37,10 @@ zf_sse_t *zf_sse_new (struct MHD_Connection *connection, const char *const *pref
 //  Its prefixes.
 size_t zf_sse_prefixes (zf_sse_t *self, const char *const **prefixes);
 
+//  Its connection, and whether it waits (suspended) for the next event.
+struct MHD_Connection *zf_sse_connection (zf_sse_t *self);
+bool zf_sse_waiting (zf_sse_t *self);
+
 //  True if it follows topic.
 bool zf_sse_follows (zf_sse_t *self, const char *topic);
 

@@ -100,7 +100,7 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
         status, _, answer = http(address, "GET", path)
         assert status == 400 and "is not an id" in answer["error"], (path, answer)
     # A queue that does not exist, or whose name is not UTF-8 text: 404.
-    for path in ("/queues/nosuch", "/queues/%FF%FE"):
+    for path in ("/queues/nosuch", "/queues/%FF%FE", "/queues/poison%00junk"):
         status, _, answer = http(address, "POST", path, b"1")
         assert status == 404 and "no queue" in answer["error"], (path, status, answer)
     # A body said to be 100 MB: 413 before a byte of it is read.
@@ -163,6 +163,10 @@ def test_batches_and_envelopes(tmp_path, runs):
             (b"\n \n", {"Content-Type": "application/x-ndjson"}, "no items"),
             (b"1\n" * 10001, {"Content-Type": "application/x-ndjson"},
              "10001 items in one request; at most 10000"),
+            (b"1\n2\x00\n{bad\n", {"Content-Type": "application/x-ndjson"},
+             "line 2 is not JSON"),
+            (b'{"body": 1, "delay_ms": 9223372036854775807}', {"Zflow-Envelope": "1"},
+             "the item is not an envelope"),
             (b'{"n": 1}', {}, None),
             (b'[{"body": 1}, {"n": 2}]', {"Zflow-Envelope": "1"}, "item 2 is not an envelope"),
             (b'{"n": 2}', {"Zflow-Envelope": "true"}, "the item is not an envelope")):
@@ -184,7 +188,8 @@ def test_batches_and_envelopes(tmp_path, runs):
     open(os.path.join(str(tmp_path), "released"), "w").close()
     for id in answer["ids"][:2]:
         assert http(address, "GET", "/results/%s?wait=20s" % id)[2]["state"] == "done"
-    assert http(address, "GET", "/messages/%s" % answer["ids"][2])[2]["state"] == "unknown"
+    assert http(address, "GET", "/messages/%s" % answer["ids"][2])[:3:2] == (404, {
+        "id": answer["ids"][2], "state": "unknown"})
     assert run.stop() == 0
 
 
@@ -261,8 +266,9 @@ def test_events_stream_to_a_browser(tmp_path, runs):
     run = runs(tmp_path, GATED, "--no-journal",
                broker="    metrics = %s\n    api = true\n" % address)
     wait_for(lambda: healthy(address), what="the gateway")
-    status, _, answer = http(address, "GET", "/events")
-    assert status == 400 and "needs ?topic=PREFIX" in answer["error"], answer
+    for query in ("", "?topic=", "?topic=,,"):  # an empty entry is none: * is every topic
+        status, _, answer = http(address, "GET", "/events" + query)
+        assert status == 400 and "needs ?topic=PREFIX" in answer["error"], answer
     events = Events(address, "topic=data.poison,data.done")
     assert events.status == 200 and events.headers["Content-Type"] == "text/event-stream"
     time.sleep(0.3)  # subscribed before the puts
@@ -360,3 +366,59 @@ def test_a_thousand_waiters_beside_puts(tmp_path, runs):
 
     asyncio.run(scenario())
     assert run.stop() == 0
+
+
+def test_clients_that_go_and_a_stop_in_the_middle(tmp_path, runs):
+    """Parked requests whose clients went away are let go (a suspended
+    connection is not read: the gateway looks); a run stopped while
+    requests and streams keep coming ends, status 0."""
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(tmp_path, GATED, "--no-journal",
+               broker="    metrics = %s\n    api = true\n" % address)
+    wait_for(lambda: healthy(address), what="the gateway")
+    held = http(address, "POST", "/queues/gate", b"1")[2]["id"]
+    host, port = address.split(":")
+
+    def waiting():
+        text = urllib.request.urlopen("http://%s/metrics" % address, timeout=5).read().decode()
+        return int(text.split("\nzflow_api_waiting ")[1].split()[0])
+
+    socks = []
+    for _ in range(50):
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(b"GET /results/%s?wait=60s HTTP/1.1\r\nHost: x\r\n\r\n" % held.encode())
+        socks.append(sock)
+    wait_for(lambda: waiting() == 50, what="50 parked")
+    for sock in socks:
+        sock.close()
+    wait_for(lambda: waiting() == 0, timeout=10, what="the 50 let go")
+
+    # Requests and streams keep coming while the run stops.
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                sock = socket.create_connection((host, int(port)), timeout=2)
+                sock.sendall(b"GET /events?topic=stats HTTP/1.1\r\nHost: x\r\n\r\n"
+                             b"GET /results/%s?wait=60s HTTP/1.1\r\nHost: x\r\n\r\n"
+                             % held.encode())
+                socks.append(sock)
+            except OSError:
+                pass
+            time.sleep(0.003)
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    open(os.path.join(str(tmp_path), "released"), "w").close()
+    try:
+        assert run.stop() == 0, run.log()[-2000:]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        for sock in socks:
+            sock.close()
+    assert "Fatal error" not in run.log()
