@@ -589,19 +589,36 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const ch
         else
             i++;
     }
-    // The workers holding its items are told once each; they ack them.
+    // The workers holding its items are told once each. A client's cancel
+    // finishes them now, cancelled (and journaled so): a restart does not
+    // run them again, nor does their worker's death or failure; what the
+    // worker answers later is late (its slot comes back then, as for a
+    // timeout), and what it outputs is dropped. A failed lineage's (dead:
+    // a gather's group) are left to their workers, which dead-letter them
+    // or pass the failure on.
     zhashx_t *told = zhashx_new ();
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
-         queue = (zf_queue_t *) zlistx_next (self->queue_order))
-        for (zf_delivery_t *d = S_DELIVERY (queue->inflight.head); d;
-             d = S_DELIVERY (d->link.next)) {
-            char key[32];
-            snprintf (key, sizeof key, "%p", (void *) d->holder);
-            if (d->msg->lineage == lineage && d->holder && !zhashx_lookup (told, key)) {
-                zhashx_insert (told, key, (void *) 1);
-                fn (d->holder, arg);
+         queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
+        zf_delivery_t *d = S_DELIVERY (queue->inflight.head);
+        while (d) {
+            zf_delivery_t *next = S_DELIVERY (d->link.next);
+            if (d->msg->lineage == lineage) {
+                char key[32];
+                snprintf (key, sizeof key, "%p", (void *) d->holder);
+                if (d->holder && !zhashx_lookup (told, key)) {
+                    zhashx_insert (told, key, (void *) 1);
+                    fn (d->holder, arg);
+                }
+                if (!dead) {
+                    if (d->holder)
+                        d->holder->zombies++;
+                    s_unhold (d);
+                    s_finish_delivery (self, d, false);
+                }
             }
+            d = next;
         }
+    }
     zhashx_destroy (&told);
     zf_store_release (self, lineage);
     return true;

@@ -271,7 +271,10 @@ zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome)
     }
     if (zf_results_empty (self->results))
         return; // the common case: nobody asks
-    zf_answer_t *answer = zf_results_end (self->results, root, outcome, zclock_time ());
+    zf_answer_t *answer = zf_results_find (self->results, root);
+    if (answer && answer->outcome)
+        return; // over already (a late output of a cancelled lineage, dropped)
+    answer = zf_results_end (self->results, root, outcome, zclock_time ());
     if (answer)
         self->hooks.answered (self->hooks.arg, answer, NULL);
 }
@@ -504,6 +507,14 @@ s_collect (zf_store_t *self, zf_pending_t *put, zf_queue_t *queue)
     return true;
 }
 
+//  True if root's lineage ended cancelled (as long as its answer is kept).
+static bool
+s_ended_cancelled (zf_store_t *self, const zf_id_t *root)
+{
+    zf_answer_t *answer = zf_results_find (self->results, root);
+    return answer && answer->outcome == ZF_OUTCOME_CANCELLED;
+}
+
 //  Admits the items of put from put->next on. Returns the queue that is
 //  full if it must wait, else NULL (all admitted).
 static zf_queue_t *
@@ -520,10 +531,12 @@ s_admit (zf_store_t *self, zf_pending_t *put)
                 zf_store_release (self, hold);
             continue;
         }
-        if (hold && hold->cancelled && strcmp (hold->cancelled_by, put->session)) {
+        if (hold && (hold->cancelled ? strcmp (hold->cancelled_by, put->session) != 0
+                                     : s_ended_cancelled (self, &hold->root))) {
             // An output of an item that was running when another session
-            // cancelled its lineage: dropped as it arrives, taken as far
-            // as its sender knows.
+            // cancelled its lineage (which may have ended since: its items
+            // are finished at the cancel): dropped as it arrives, taken as
+            // far as its sender knows.
             zf_store_seen_set (self, &env->id, ZF_OUTCOME_CANCELLED);
             put->accepted++;
             zframe_destroy (&env->body);

@@ -567,16 +567,36 @@ test_cancel_drops_the_lineage (void **state)
     zf_store_pending_destroy (&put);
     zf_delivery_t *out[ZF_BATCH_MAX];
     assert_int_equal (s_take (f->store, "store", &store, out), 1); // one held, one queued
+    zf_id_t held = out[0]->msg->id;
     int told = 0;
     assert_true (zf_store_cancel (f->store, &root, "test", NULL, false, s_told, &told));
     assert_int_equal (told, 1); // the worker holding one is told once
-    assert_int_equal (s_heard.finished[ZF_OUTCOME_CANCELLED], 1); // the queued one: dropped
-    assert_int_equal (s_heard.done, 0);
-    // The held one, acked, ends the lineage: its tracker hears "cancelled".
-    zf_id_t held = out[0]->msg->id;
-    assert_true (zf_store_ack (f->store, &store, &held));
+    // Both are finished at once, cancelled (so journaled): the queued one
+    // dropped, the held one too, so that neither a restart nor its
+    // worker's death runs it again. The lineage is over: its tracker
+    // hears "cancelled".
+    assert_int_equal (s_heard.finished[ZF_OUTCOME_CANCELLED], 2);
     assert_int_equal (s_heard.done, 1);
     assert_string_equal (s_heard.last_state, "cancelled");
+    assert_int_equal (zf_store_lineages (f->store), 0);
+    // The worker's ack comes late: its slot of the window comes back then.
+    assert_int_equal (store.zombies, 1);
+    assert_false (zf_store_ack (f->store, &store, &held));
+    assert_int_equal (store.zombies, 0);
+    // An output of the held item that comes after is dropped, not a new
+    // lineage of the cancelled root.
+    put = zf_store_pending_new (1);
+    put->items[0].id = s_id (30);
+    put->items[0].root = root;
+    snprintf (put->items[0].queue, sizeof put->items[0].queue, "jobs");
+    put->items[0].body = zframe_new ("\xc0", 1);
+    put->holds[0] = zf_store_hold (f->store, &root);
+    put->writer = &store;
+    snprintf (put->session, sizeof put->session, "s2");
+    assert_true (zf_store_admit (f->store, put));
+    assert_int_equal (put->accepted, 1);
+    zf_store_pending_destroy (&put);
+    assert_int_equal (zf_store_queue (f->store, "jobs")->depth, 0);
     assert_int_equal (zf_store_lineages (f->store), 0);
     // The root says why: a cancel with no reason is a client's.
     zf_message_t *msg;

@@ -208,10 +208,20 @@ def test_a_running_task_cancelled_reads_cancelled_at_once(tmp_path, runs):
     status, _, result = waiter.answer
     assert (result["state"], result["error"]) == ("cancelled", "cancelled over HTTP"), result
     assert http(address, "GET", "/messages/%s" % id)[2]["state"] == "cancelled"
-    # Released: its output is dropped, and it stays cancelled.
+    # The cancel is kept: the run killed and started again on its journal,
+    # the task still reads cancelled and does not run again.
+    run.process.kill()
+    run.process.wait()
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(tmp_path, GATED, broker="    metrics = %s\n    api = true\n" % address)
+    wait_for(lambda: healthy(address), what="the gateway again")
+    status, _, result = http(address, "GET", "/results/%s" % id)
+    assert (result["state"], result["error"]) == ("cancelled", "cancelled over HTTP"), result
+    # Released: nothing of it is left to run, and it stays cancelled.
     open(os.path.join(str(tmp_path), "released"), "w").close()
-    wait_for(lambda: {q["name"]: q["inflight"] for q in http(address, "GET", "/queues")[2]}
-             ["gate"] == 0, what="the worker done with it")
+    time.sleep(0.5)
+    queues = {q["name"]: q for q in http(address, "GET", "/queues")[2]}
+    assert (queues["gate"]["depth"], queues["gate"]["inflight"]) == (0, 0), queues["gate"]
     status, _, result = http(address, "GET", "/results/%s" % id)
     assert (result["state"], result["results"]) == ("cancelled", []), result
     assert run.stop() == 0
