@@ -37,6 +37,21 @@ zf_actor_stopping (zsock_t *pipe)
     return stop;
 }
 
+zf_client_t *
+zf_actor_client (zf_actor_args_t *args, const char *input, int concurrency, zsock_t *pipe)
+{
+    zf_client_t *client = zf_client_new (args->endpoint, args->conf->name, input, concurrency);
+    if (!client) {
+        zsys_error ("%s: cannot open a session with the broker: %s", args->conf->name,
+                    zf_client_last_error (NULL));
+        return NULL;
+    }
+    zf_client_set_worker (client, args->worker);
+    zf_client_set_pipeline (client, args->pipeline->name);
+    zf_client_set_wake (client, pipe); // a stop ends its waits
+    return client;
+}
+
 int64_t
 zf_actor_hold_limit (zf_actor_args_t *args)
 {

@@ -14,6 +14,7 @@
 #include <czmq.h>
 
 #include "zf_pipeline.h"
+#include "zflow.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,6 +32,14 @@ void zf_actor_exit (zsock_t *pipe, int status);
 
 //  True once $TERM (or the end of the pipe) is waiting on pipe; reads it.
 bool zf_actor_stopping (zsock_t *pipe);
+
+//  The session of one of the actor's workers with the broker: its name,
+//  input (NULL: it only writes) and concurrency, its worker number and
+//  pipeline said in HELLO, and every wait of it ended by a message on pipe
+//  (a stop). NULL, having said why, if it cannot be made (a CURVE setting
+//  that cannot be read).
+zf_client_t *zf_actor_client (zf_actor_args_t *args, const char *input, int concurrency,
+                              zsock_t *pipe);
 
 //  How many items one worker of the actor can hold at most before its
 //  input queue is full (its max-depth shared by its workers). An actor that

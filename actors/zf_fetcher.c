@@ -760,15 +760,12 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
     self_t self = { .args = (zf_actor_args_t *) args };
     s_configure (&self);
     zsock_signal (pipe, 0);
-    self.client =
-        zf_client_new (self.args->endpoint, self.name, self.args->conf->input, self.concurrency);
-    zf_client_set_worker (self.client, self.args->worker);
-    zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zf_client_set_wake (self.client, pipe); // a stop ends its waits
-    zf_client_set_linger (self.client, (int) self.linger);
+    self.client = zf_actor_client (self.args, self.args->conf->input, self.concurrency, pipe);
+    if (self.client)
+        zf_client_set_linger (self.client, (int) self.linger);
     int64_t stop_by = 0; // when stopping: the end of the grace period
     int64_t last_stall_check = 0;
-    while (!zsys_interrupted && !zf_client_refused (self.client)) {
+    while (self.client && !zsys_interrupted && !zf_client_refused (self.client)) {
         self.now = zclock_mono ();
         if (!stop_by && zf_actor_stopping (pipe))
             stop_by = zclock_mono () + STOP_GRACE;
@@ -826,7 +823,7 @@ zf_fetcher_actor (zsock_t *pipe, void *args)
         zf_fetch_request_destroy (&req);
     zlistx_destroy (&self.spare);
     msgpack_sbuffer_destroy (&self.result);
-    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
+    int status = !self.client || zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
     CURL *easy;
     while ((easy = (CURL *) zlistx_detach (self.idle, NULL)))

@@ -359,13 +359,9 @@ zf_gather_actor (zsock_t *pipe, void *args)
     self.closed = zf_window_new (CLOSED_MAX);
     self.open = zlistx_new ();
     zsock_signal (pipe, 0);
-    self.client =
-        zf_client_new (self.args->endpoint, conf->name, conf->input, (int) self.concurrency);
-    zf_client_set_worker (self.client, self.args->worker);
-    zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zf_client_set_wake (self.client, pipe); // a stop ends its waits
+    self.client = zf_actor_client (self.args, conf->input, (int) self.concurrency, pipe);
     uint64_t taken = 0;
-    while ((taken & 255) != 0 || !zf_actor_stopping (pipe)) {
+    while (self.client && ((taken & 255) != 0 || !zf_actor_stopping (pipe))) {
         int64_t wait = 100;
         s_group_t *oldest = (s_group_t *) zlistx_first (self.open);
         if (oldest) {
@@ -389,7 +385,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
     if (self.late)
         zsys_info ("%s: %llu members came after their group was closed", self.name,
                    (unsigned long long) self.late);
-    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
+    int status = !self.client || zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
     for (s_group_t *group = (s_group_t *) zlistx_first (self.open); group;
          group = (s_group_t *) zlistx_next (self.open)) {

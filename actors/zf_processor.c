@@ -926,15 +926,12 @@ zf_processor_actor (zsock_t *pipe, void *args)
     int credit = self.command || self.nprocs > PLUGIN_PREFETCH ? self.nprocs : PLUGIN_PREFETCH;
     if (self.command && self.batch)
         credit = 2 * self.nprocs * self.batch; // the next line's items wait at hand
-    self.client = zf_client_new (self.args->endpoint, conf->name, conf->input, credit);
-    zf_client_set_worker (self.client, self.args->worker);
-    zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zf_client_set_wake (self.client, pipe); // a stop ends its waits
-    if (self.command)
+    self.client = zf_actor_client (self.args, conf->input, credit, pipe);
+    if (self.client && self.command)
         s_run_command (&self, pipe);
-    else
+    else if (self.client)
         s_run_plugin (&self, pipe);
-    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
+    int status = !self.client || zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
     zf_client_destroy (&self.client);
     if (!self.command)
         s_plugin_close (&self.plugin);

@@ -387,10 +387,12 @@ zf_producer_actor (zsock_t *pipe, void *args)
         zf_actor_exit (pipe, 1);
         return;
     }
-    self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
-    zf_client_set_worker (self.client, self.args->worker);
-    zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zf_client_set_wake (self.client, pipe); // a stop ends its waits
+    self.client = zf_actor_client (self.args, NULL, 0, pipe);
+    if (!self.client) {
+        s_close (&self);
+        zf_actor_exit (pipe, ZF_EXIT_USAGE);
+        return;
+    }
     s_resume (&self);
 
     int status = 0;

@@ -534,11 +534,16 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
         zlistx_add_end (self.jobs, s_job_new (&self, &settings->job, conf->name));
     }
     zsock_signal (pipe, 0);
-    self.client = zf_client_new (self.args->endpoint, conf->name, NULL, 0);
-    zf_client_set_worker (self.client, self.args->worker);
-    zf_client_set_pipeline (self.client, self.args->pipeline->name);
-    zf_client_set_wake (self.client, pipe); // a stop ends its waits
-    zf_client_track (self.client, true);    // for max-instances: DONE per firing
+    self.client = zf_actor_client (self.args, NULL, 0, pipe);
+    if (!self.client) {
+        s_job_t *job;
+        while ((job = (s_job_t *) zlistx_detach (self.jobs, NULL)))
+            s_job_destroy (&job);
+        zlistx_destroy (&self.jobs);
+        zf_actor_exit (pipe, ZF_EXIT_USAGE);
+        return;
+    }
+    zf_client_track (self.client, true); // for max-instances: DONE per firing
     self.sessions = zf_client_sessions (self.client);
     s_catch_up (&self);
     // Far from a due time the session's own wait does; near one, a timerfd

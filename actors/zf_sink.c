@@ -437,11 +437,11 @@ zf_sink_actor (zsock_t *pipe, void *args)
     if (s_open (&self))
         status = 1;
     else {
-        self.client =
-            zf_client_new (self.args->endpoint, conf->name, conf->input, (int) concurrency);
-        zf_client_set_worker (self.client, self.args->worker);
-        zf_client_set_pipeline (self.client, self.args->pipeline->name);
-        zf_client_set_wake (self.client, pipe); // a stop ends its waits
+        self.client = zf_actor_client (self.args, conf->input, (int) concurrency, pipe);
+        if (!self.client)
+            status = ZF_EXIT_USAGE;
+    }
+    if (self.client) {
         zf_client_set_linger (self.client, (int) self.linger);
         int64_t next_sync = zclock_mono () + self.sync_interval;
         while (!zf_actor_stopping (pipe) && !zf_client_refused (self.client)) {

@@ -766,6 +766,18 @@ zf_cmd_run (int argc, char **argv)
         run.broker = broker;
     }
     zf_client_t *observer = zf_client_new (run.endpoint, "zflow-run", NULL, 0);
+    if (!observer) {
+        fprintf (stderr, "zflow run: %s\n", zf_client_last_error (NULL));
+        zf_gateway_destroy (&gateway);
+        zf_broker_destroy (&broker);
+        if (signals >= 0)
+            close (signals);
+        free (journal);
+        free (group);
+        free (run.workers);
+        zf_pipeline_destroy (&pipeline);
+        return ZF_EXIT_USAGE;
+    }
     zf_client_set_pipeline (observer, pipeline->name);
     if (broker_endpoint) {
         // A broker given: a word with it first, so that one of another

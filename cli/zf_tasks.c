@@ -127,7 +127,7 @@ zf_cmd_put (int argc, char **argv)
     }
     zf_client_t *client = zf_client_new (args[0], "zflow-put", NULL, 0);
     if (!client) {
-        fprintf (stderr, "zflow put: queue name too long\n");
+        fprintf (stderr, "zflow put: %s\n", zf_client_last_error (NULL));
         free (args);
         return ZF_EXIT_USAGE;
     }
@@ -307,6 +307,10 @@ zf_cmd_result (int argc, char **argv)
     if (zf_tasks_id_arg ("result", args[1], &id))
         return ZF_EXIT_USAGE;
     zf_client_t *client = zf_client_new (args[0], "zflow-result", NULL, 0);
+    if (!client) {
+        fprintf (stderr, "zflow result: %s\n", zf_client_last_error (NULL));
+        return ZF_EXIT_USAGE;
+    }
     zf_result_t *result = zf_client_result (client, &id, (int) wait, (int) timeout);
     int status;
     if (!result) {
@@ -362,6 +366,10 @@ zf_cmd_cancel (int argc, char **argv)
     if (zf_tasks_id_arg ("cancel", args[1], &id))
         return ZF_EXIT_USAGE;
     zf_client_t *client = zf_client_new (args[0], "zflow-cancel", NULL, 0);
+    if (!client) {
+        fprintf (stderr, "zflow cancel: %s\n", zf_client_last_error (NULL));
+        return ZF_EXIT_USAGE;
+    }
     // The answer to a STATUS after the CANCEL, on the same session, says it
     // was handled (the broker takes a session's messages in order).
     zf_client_cancel (client, &id, values[0] ? values[0] : "cancelled by zflow cancel");

@@ -378,6 +378,10 @@ zf_cmd_status (int argc, char **argv)
     if (nargs == 2 && zf_tasks_id_arg ("status", args[1], &id))
         return ZF_EXIT_USAGE;
     zf_client_t *client = zf_client_new (args[0], "zflow-status", NULL, 0);
+    if (!client) {
+        fprintf (stderr, "zflow status: %s\n", zf_client_last_error (NULL));
+        return ZF_EXIT_USAGE;
+    }
     int status = ZF_EXIT_OK;
     if (nargs == 2) {
         zf_result_t *item = zf_client_item (client, &id, (int) timeout);

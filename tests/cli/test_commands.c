@@ -743,6 +743,21 @@ test_usage_errors (void **state)
     assert_int_equal (r.status, 1);
     assert_non_null (strstr (r.err, "no answer from tcp://127.0.0.1:1 within 300 ms"));
     zf_test_result_free (&r);
+    // A CURVE setting that cannot be read: one line saying so, exit 2.
+    setenv ("ZFLOW_CURVE_CERT", "/nonexistent/web_secret", 1);
+    const char *asks[][4] = { { "status", NULL },
+                              { "result", "1111111111111111111111111111111"
+                                          "1" },
+                              { "cancel", "1111111111111111111111111111111"
+                                          "1" },
+                              { "put", "jobs", "1" } };
+    for (int i = 0; i < 4; i++) {
+        r = zf_test_zflow (NULL, asks[i][0], s_endpoint, asks[i][1], asks[i][2], NULL);
+        assert_int_equal (r.status, 2);
+        assert_non_null (strstr (r.err, "ZFLOW_CURVE_SERVER is not"));
+        zf_test_result_free (&r);
+    }
+    unsetenv ("ZFLOW_CURVE_CERT");
     r = zf_test_zflow (NULL, "put", s_endpoint, "jobs", "1", "--bogus", "x", NULL);
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "unknown option --bogus"));

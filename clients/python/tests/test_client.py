@@ -370,3 +370,18 @@ def test_ids_that_are_none_are_refused_at_once(tasks):
                 ask(id)
     with pytest.raises(ValueError, match="not all zero"):
         client.put("tasks", 1, root="0" * 32)
+
+
+def test_bodies_that_are_not_msgpack_come_as_bytes(tasks):
+    """A raw writer may put any bytes (the broker never decodes bodies):
+    taps and results give them as bytes, and go on."""
+    _, client = tasks
+    events = client.tap("data.answers", timeout=10)
+    time.sleep(0.3)  # the subscription reaches the broker first
+    for raw in (b"\x81\x90\x00", b"not msgpack \xff"):  # a list as a map's key; junk
+        items, _ = zflow.client._put_batch("answers", [0], None, None, None, 0, None, None)
+        client._put_confirmed(items, [raw], 10)
+        _, event = next(events)
+        assert [item["body"] for item in event["items"]] == [raw]
+        assert client.result(items[0]["id"].hex()).values == [raw]
+    events.close()

@@ -62,7 +62,7 @@ class Result:
         if progress is None and header.get("note"):
             progress = 0  # 0 is left out of a REPORT: a note says it was given
         return cls(header["id"].hex(), header.get("state", "unknown"),
-                   [_zfp.unpack(b) for b in bodies[first:end]], header.get("reason", ""),
+                   [_decoded(b) for b in bodies[first:end]], header.get("reason", ""),
                    header.get("queue", ""), header.get("attempt", 0), header.get("detail", ""),
                    None if progress is None else progress / 1000, header.get("note", ""))
 
@@ -377,8 +377,8 @@ def _decoded(body):
         return body
     try:
         return _zfp.unpack_lenient(body)
-    except (ValueError, msgpack.UnpackException):
-        return body
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return body  # not msgpack, or a map Python cannot key (a list as a key)
 
 
 class Tap:
