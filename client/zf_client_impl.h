@@ -7,6 +7,8 @@
 #ifndef ZF_CLIENT_IMPL_H_INCLUDED
 #define ZF_CLIENT_IMPL_H_INCLUDED
 
+#include "zf_heap.h"
+#include "zf_list.h"
 #include "zf_proto.h"
 #include "zflow.h"
 
@@ -43,6 +45,8 @@ struct _zf_request_t {
     zf_id_t id;                   // the item put or asked about (zero: figures)
     uint32_t wait;                // a result: ms the broker may wait for the end
     int64_t deadline;             // when it times out (ms, monotonic)
+    zf_heap_node_t timer;         // on the session's deadlines while pending, if it has one
+    bool timed;                   // it is on them
     bool listed;                  // answered, it goes to the answered list (a
                                   // blocking call's own request does not)
     zf_request_outcome_t outcome; // what became of it
@@ -101,10 +105,10 @@ struct _zf_client_t {
     uint32_t resume_size;                  // 0 when none
     bool has_resume;                       // WELCOME carried a checkpoint
     zlistx_t *pending;                     // zf_request_t asked, not yet answered
+    zf_heap_t deadlines;                   // pending requests' timers, soonest first
     zlistx_t *answered;                    // zf_request_t answered, for zf_client_answered
     zhashx_t *asking;                      // "p" seq or "t" tag -> pending zf_request_t
     uint64_t tag;                          // the last STATUS tag
-    int64_t expire_at;                     // when pending requests are next checked (ms)
     uint32_t refused;                      // items the broker refused since the last flush
     char last_error[ZF_TEXT_MAX + 64];     // why the last call failed, or the last ERROR
     zf_client_log_fn *log;                 // takes what the client says, or NULL: the log
