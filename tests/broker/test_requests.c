@@ -320,7 +320,7 @@ test_a_new_broker_is_asked_again (void **state)
     // the new broker binds once it has (bounded: 5 s).
     for (int tries = 0; tries < 100 && !broker; tries++)
         if (!(broker = zf_broker_new (pipeline, endpoint, LOOPBACK, NULL, &err)))
-            zclock_sleep (50);
+            zclock_sleep (50); // bounded: 100 tries
     assert_non_null (broker);
     zf_request_t *answered = NULL;
     for (int i = 0; i < 1500 && !answered; i++) { // 15 s, half its wait

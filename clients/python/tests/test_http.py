@@ -24,6 +24,17 @@ def healthy(address):
         return False
 
 
+def serve(runs, directory, *args, keys="", config=GATED, what="the gateway"):
+    """A service (GATED by default) with the HTTP API on a free port of
+    loopback, and the broker keys given: (run, address) once /health
+    answers."""
+    address = "127.0.0.1:%d" % free_port()
+    run = runs(directory, config, *args,
+               broker="    metrics = %s\n    api = true\n%s" % (address, keys))
+    wait_for(lambda: healthy(address), what=what)
+    return run, address
+
+
 class Call(threading.Thread):
     """One request on a thread of its own: its answer once it came."""
 
@@ -38,11 +49,8 @@ class Call(threading.Thread):
 
 
 def test_waiting_requests_hold_up_no_other(tmp_path, runs):
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, "--no-journal",
-               broker="    metrics = %s\n    api = true\n    api-put-wait = 2s\n"
-               "    api-max-waiting = 8\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path, "--no-journal",
+                         keys="    api-put-wait = 2s\n    api-max-waiting = 8\n")
     # Two tasks held by their worker until the test releases them: the
     # gate queue is full (one in flight, one waiting).
     held = [http(address, "POST", "/queues/gate", b"%d" % n)[2]["id"] for n in range(2)]
@@ -90,10 +98,7 @@ def test_waiting_requests_hold_up_no_other(tmp_path, runs):
 
 
 def test_bad_requests_are_answered_at_once(tmp_path, runs):
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, "--no-journal",
-               broker="    metrics = %s\n    api = true\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path, "--no-journal")
     # An id of zeros, or no id: 400, not a wait.
     for path in ("/results/%s?wait=30s" % ("0" * 32), "/messages/%s" % ("0" * 32),
                  "/results/xyz"):
@@ -125,11 +130,9 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
 
 
 def test_batches_and_envelopes(tmp_path, runs):
-    address = "127.0.0.1:%d" % free_port()
     # Room for all 10,000 at once, however fast the worker takes them.
     config = GATED.replace("    poison\n", "    poison\n        max-depth = 20000\n", 1)
-    run = runs(tmp_path, config, broker="    metrics = %s\n    api = true\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path, config=config)
     # 10,000 items as NDJSON, one request: every id back, in order.
     lines = b"".join(b'{"n": %d}\n' % n for n in range(10000))
     status, _, answer = http(address, "POST", "/queues/poison", lines,
@@ -194,9 +197,7 @@ def test_batches_and_envelopes(tmp_path, runs):
 
 
 def test_a_running_task_cancelled_reads_cancelled_at_once(tmp_path, runs):
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, broker="    metrics = %s\n    api = true\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path)
     id = http(address, "POST", "/queues/gate", b"1")[2]["id"]
     wait_for(lambda: http(address, "GET", "/messages/%s" % id)[2]["state"] == "delivered",
              what="the task held by its worker")
@@ -212,9 +213,7 @@ def test_a_running_task_cancelled_reads_cancelled_at_once(tmp_path, runs):
     # the task still reads cancelled and does not run again.
     run.process.kill()
     run.process.wait()
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, broker="    metrics = %s\n    api = true\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway again")
+    run, address = serve(runs, tmp_path, what="the gateway again")
     status, _, result = http(address, "GET", "/results/%s" % id)
     assert (result["state"], result["error"]) == ("cancelled", "cancelled over HTTP"), result
     # Released: nothing of it is left to run, and it stays cancelled.
@@ -272,10 +271,7 @@ class Events:
 
 
 def test_events_stream_to_a_browser(tmp_path, runs):
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, "--no-journal",
-               broker="    metrics = %s\n    api = true\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path, "--no-journal")
     for query in ("", "?topic=", "?topic=,,"):  # an empty entry is none: * is every topic
         status, _, answer = http(address, "GET", "/events" + query)
         assert status == 400 and "needs ?topic=PREFIX" in answer["error"], answer
@@ -335,11 +331,8 @@ def test_a_thousand_waiters_beside_puts(tmp_path, runs):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2500:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, "--no-journal",
-               broker="    metrics = %s\n    api = true\n    http-max-per-address = 2000\n"
-               "    http-max-connections = 3000\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path, "--no-journal",
+                         keys="    http-max-per-address = 2000\n    http-max-connections = 3000\n")
     held = [http(address, "POST", "/queues/gate", b"%d" % n)[2]["id"] for n in range(2)]
     host, port = address.split(":")
 
@@ -382,10 +375,7 @@ def test_clients_that_go_and_a_stop_in_the_middle(tmp_path, runs):
     """Parked requests whose clients went away are let go (a suspended
     connection is not read: the gateway looks); a run stopped while
     requests and streams keep coming ends, status 0."""
-    address = "127.0.0.1:%d" % free_port()
-    run = runs(tmp_path, GATED, "--no-journal",
-               broker="    metrics = %s\n    api = true\n" % address)
-    wait_for(lambda: healthy(address), what="the gateway")
+    run, address = serve(runs, tmp_path, "--no-journal")
     held = http(address, "POST", "/queues/gate", b"1")[2]["id"]
     host, port = address.split(":")
 
