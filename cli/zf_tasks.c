@@ -63,12 +63,53 @@ s_headers (const char *command, const char *json, msgpack_sbuffer *buffer, zf_pu
     return 0;
 }
 
-//  Packs one JSON text as a body and puts it; prints its id. Returns 0, or
-//  -1 with the JSON error printed for where (an argument or a line).
-static int
-s_put_json (zf_client_t *client, const char *queue, const char *text, size_t len, const char *where,
-            const zf_put_opts_t *opts)
+//  The puts of one zflow put: their ids are printed once the broker
+//  confirmed them, so that no id stands for an item that was not stored.
+typedef struct {
+    zf_client_t *client;       // the session
+    const char *endpoint;      // the broker, for what is said
+    const char *queue;         // where the items go
+    const zf_put_opts_t *opts; // their options
+    int64_t timeout;           // ms a confirm may take
+    zchunk_t *ids;             // the ids put and not yet confirmed
+    int good;                  // items put
+    bool failed;               // the broker did not confirm some: nothing more is put
+} s_puts_t;
+
+#define CONFIRM_EVERY 1024 // ids held before the broker is asked to confirm them
+
+//  What was put is confirmed (its ids printed), or said why not.
+static void
+s_confirm (s_puts_t *puts)
 {
+    if (puts->failed || zchunk_size (puts->ids) == 0)
+        return;
+    if (zf_client_flush (puts->client, (int) puts->timeout) == 0) {
+        size_t count = zchunk_size (puts->ids) / ZF_ID_SIZE;
+        for (size_t i = 0; i < count; i++) {
+            char hex[ZF_ID_HEX];
+            printf ("%s\n",
+                    zf_id_format ((zf_id_t *) (zchunk_data (puts->ids) + i * ZF_ID_SIZE), hex));
+        }
+        zchunk_set (puts->ids, NULL, 0);
+        return;
+    }
+    const char *error = zf_client_last_error (puts->client);
+    if (strncmp (error, "refused: ", 9) == 0)
+        fprintf (stderr, "zflow put: the broker refused: %s\n", error + 9);
+    else
+        fprintf (stderr, "zflow put: the broker at %s did not confirm %zu items within %lld ms\n",
+                 puts->endpoint, zchunk_size (puts->ids) / ZF_ID_SIZE, (long long) puts->timeout);
+    puts->failed = true;
+}
+
+//  Packs one JSON text as a body and puts it. Returns 0, or -1 with the
+//  JSON error printed for where (an argument or a line).
+static int
+s_put_json (s_puts_t *puts, const char *text, size_t len, const char *where)
+{
+    if (puts->failed)
+        return 0; // said already
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
@@ -79,12 +120,16 @@ s_put_json (zf_client_t *client, const char *queue, const char *text, size_t len
         fprintf (stderr, "zflow put: %s: bad JSON: %s\n", where, err.text);
     else {
         zf_id_t id;
-        char hex[ZF_ID_HEX];
-        rc = zf_client_put_with (client, queue, buffer.data, buffer.size, opts, &id);
-        if (rc == 0)
-            printf ("%s\n", zf_id_format (&id, hex));
+        rc = zf_client_put_with (puts->client, puts->queue, buffer.data, buffer.size, puts->opts,
+                                 &id);
+        if (rc == 0) {
+            zchunk_extend (puts->ids, id.bytes, ZF_ID_SIZE);
+            puts->good++;
+            if (zchunk_size (puts->ids) >= CONFIRM_EVERY * ZF_ID_SIZE)
+                s_confirm (puts);
+        }
         else
-            fprintf (stderr, "zflow put: %s: %s\n", where, zf_client_last_error (client));
+            fprintf (stderr, "zflow put: %s: %s\n", where, zf_client_last_error (puts->client));
     }
     msgpack_sbuffer_destroy (&buffer);
     return rc;
@@ -131,15 +176,18 @@ zf_cmd_put (int argc, char **argv)
         free (args);
         return ZF_EXIT_USAGE;
     }
-    int bad = 0, good = 0;
+    s_puts_t puts = { .client = client,
+                      .endpoint = args[0],
+                      .queue = args[1],
+                      .opts = &opts,
+                      .timeout = timeout,
+                      .ids = zchunk_new (NULL, CONFIRM_EVERY * ZF_ID_SIZE) };
+    int bad = 0;
     if (nargs > 2)
         for (int i = 2; i < nargs; i++) {
             char where[32];
             snprintf (where, sizeof where, "argument %d", i - 1);
-            if (s_put_json (client, args[1], args[i], strlen (args[i]), where, &opts))
-                bad++;
-            else
-                good++;
+            bad += s_put_json (&puts, args[i], strlen (args[i]), where) != 0;
         }
     else {
         char *line = NULL;
@@ -152,24 +200,13 @@ zf_cmd_put (int argc, char **argv)
                 continue; // blank lines separate nothing
             char where[32];
             snprintf (where, sizeof where, "stdin:%d", number);
-            if (s_put_json (client, args[1], line, (size_t) len, where, &opts))
-                bad++;
-            else
-                good++;
+            bad += s_put_json (&puts, line, (size_t) len, where) != 0;
         }
         free (line);
     }
-    int status = bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
-    if (zf_client_flush (client, (int) timeout)) {
-        const char *error = zf_client_last_error (client);
-        if (strncmp (error, "refused: ", 9) == 0)
-            fprintf (stderr, "zflow put: the broker refused: %s\n", error + 9);
-        else
-            fprintf (stderr,
-                     "zflow put: the broker at %s did not confirm %d items within %lld ms\n",
-                     args[0], good, (long long) timeout);
-        status = ZF_EXIT_FAILED;
-    }
+    s_confirm (&puts);
+    int status = puts.failed ? ZF_EXIT_FAILED : bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
+    zchunk_destroy (&puts.ids);
     zf_client_destroy (&client);
     msgpack_sbuffer_destroy (&headers);
     free (args);

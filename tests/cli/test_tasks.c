@@ -680,11 +680,13 @@ test_a_put_to_a_full_queue_says_so (void **state)
     const char *endpoint = zf_broker_endpoint (broker);
     zf_test_result_t r = zf_test_zflow (NULL, "put", endpoint, "tasks", "1", "2", NULL);
     assert_int_equal (r.status, 0);
+    assert_int_equal (strlen (r.out), 2 * 33); // both ids, once confirmed
     zf_test_result_free (&r);
     r = zf_test_zflow (NULL, "put", endpoint, "tasks", "3", "--timeout", "2s", NULL);
     assert_int_equal (r.status, 1);
     assert_non_null (
         strstr (r.err, "zflow put: the broker refused: queue 'tasks' is full (max-depth 2)"));
+    assert_string_equal (r.out, ""); // no id for an item that was not stored
     zf_test_result_free (&r);
     zf_client_t *client = zf_client_new (endpoint, "test-full", NULL, 0);
     size_t count = 0;
