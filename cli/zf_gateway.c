@@ -1087,9 +1087,21 @@ s_stop_parked (zf_gateway_t *self)
     self->stopping = true;
     s_call_t *call;
     while ((call = (s_call_t *) zlistx_first (self->parked))) {
-        for (size_t i = 0; i < call->count; i++)
-            zf_request_destroy (&call->parts[i].request);
-        s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
+        for (size_t i = 0; i < call->count; i++) {
+            s_part_t *part = &call->parts[i];
+            zf_request_destroy (&part->request);
+            // A put sent may be stored: unconfirmed (202, its id), never
+            // failed; one not sent is refused (503).
+            if (call->kind == S_PUT && part->outcome == ZF_REQUEST_PENDING) {
+                part->outcome = i < call->sent ? ZF_REQUEST_TIMEOUT : ZF_REQUEST_FAILED;
+                if (i >= call->sent)
+                    part->error = zf_strdup ("the gateway is stopping");
+            }
+        }
+        if (call->kind == S_PUT)
+            s_put_reply (call);
+        else
+            s_reply (call, 503, s_error ("the gateway is stopping"), 1000);
         s_resume (call);
     }
     for (zf_sse_t *stream = (zf_sse_t *) zlistx_first (self->streams); stream;
