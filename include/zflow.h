@@ -49,6 +49,9 @@
       zf_client_put_room.
     - zf_client_last_error (NULL) says why zf_client_new failed;
       zf_client_set_log takes what a client says of itself.
+    - Steering (zf_client_control, zf_client_control_request, and the
+      zf_result_total, _figures and _item_* of its answer); zf_figures_t
+      has paused at its end.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -115,6 +118,7 @@ typedef struct {
     uint64_t nack;              // NACKs and expiries, ever
     uint64_t dead;              // items moved to the dead-letter queue, ever
     uint32_t consumers;         // workers reading it now
+    bool paused;                // nothing is delivered from it (zflow pause) until resumed
 } zf_figures_t;
 
 //  Figures of one consumer group of a queue, as zflow status shows them.
@@ -401,6 +405,41 @@ zf_figures_t *zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms
 zf_group_figures_t *zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms);
 
 //  --------------------------------------------------------------------------
+//  Steering a running broker: what zflow dead, requeue, purge, pause and
+//  resume do (docs/operations.md). Each is done by the broker at once,
+//  journaled and replicated like the traffic.
+
+typedef struct {
+    const char *op;     // "dead" (list dead letters), "requeue" (move them back to their
+                        // queue), "purge" (drop what waits in a queue), "pause", "resume"
+    const char *queue;  // the queue: QUEUE.dead for dead letters (with "dead", NULL or ""
+                        // lists every dead-letter queue)
+    const zf_id_t *ids; // only these items (an item's id, or its dead letter's), or NULL: all
+    size_t nids;        // entries in ids, at most 1,024
+    const char *where;  // only items with this header, "NAME=VALUE", or NULL
+    int64_t older_ms;   // only items stored (a dead letter: dead) longer ago than this, or 0
+    uint32_t limit;     // "dead": letters listed at most (0: 100; at most 256)
+} zf_control_t;
+
+//  Does control; its answer is a result (zf_result_state "ok") whose
+//  zf_result_total is how many items it moved or dropped (with "dead": how
+//  many letters there are), whose zf_result_reason says what it left out,
+//  whose zf_result_figures are its queue's after it, and, with "dead", whose
+//  items are the letters listed, oldest first: for each the id of the item
+//  that died, its body, and zf_result_item_queue (the queue it left),
+//  _attempts, _ts (when it died), _root and _headers (with zflow-error).
+//  NULL when it was refused (no such queue, an unknown op) or timed out:
+//  zf_client_last_error says why.
+zf_result_t *zf_client_control (zf_client_t *self, const zf_control_t *control, int timeout_ms);
+uint64_t zf_result_total (zf_result_t *self);
+const zf_figures_t *zf_result_figures (zf_result_t *self);
+const char *zf_result_item_queue (zf_result_t *self, size_t index);
+uint32_t zf_result_item_attempts (zf_result_t *self, size_t index);
+int64_t zf_result_item_ts (zf_result_t *self, size_t index);
+const zf_id_t *zf_result_item_root (zf_result_t *self, size_t index);
+const void *zf_result_item_headers (zf_result_t *self, size_t index, size_t *size);
+
+//  --------------------------------------------------------------------------
 //  Requests: puts and questions in flight while the caller goes on, any
 //  number at once on one session, answered in any order (an HTTP server
 //  with many clients waiting, an event loop). The caller drives the
@@ -454,6 +493,12 @@ zf_request_t *zf_client_item_request (zf_client_t *self, const zf_id_t *id, int 
 
 //  Asks for the figures of every queue and consumer group.
 zf_request_t *zf_client_figures_request (zf_client_t *self, int timeout_ms, void *arg);
+
+//  Asks the broker to do control (zf_client_control); refused with the
+//  broker's reason (no such queue, an unknown op). NULL when control is
+//  out of range (zf_client_last_error says so).
+zf_request_t *zf_client_control_request (zf_client_t *self, const zf_control_t *control,
+                                         int timeout_ms, void *arg);
 
 //  The next request answered (or timed out), oldest answer first, now the
 //  caller's; NULL when there is none. It does not wait.

@@ -153,8 +153,8 @@ zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
     msgpack_pack_array (pk, self->nqueues);
     for (uint32_t q = 0; q < self->nqueues; q++) {
         const zf_stats_queue_t *queue = &self->queues[q];
-        msgpack_pack_map (pk, 10);
         const zf_figures_t *f = &queue->figures;
+        msgpack_pack_map (pk, 10 + f->paused); // paused only when it is
         s_pack_str (pk, "name", f->name);
         s_pack_uint (pk, "depth", f->depth);
         s_pack_uint (pk, "inflight", f->inflight);
@@ -166,6 +166,10 @@ zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
         msgpack_pack_double (pk, queue->put_rate);
         zf_mp_pack_cstr (pk, "ack_rate");
         msgpack_pack_double (pk, queue->ack_rate);
+        if (f->paused) {
+            zf_mp_pack_cstr (pk, "paused");
+            msgpack_pack_true (pk);
+        }
         zf_mp_pack_cstr (pk, "groups");
         msgpack_pack_array (pk, queue->ngroups);
         for (uint32_t g = 0; g < queue->ngroups; g++) {
@@ -353,6 +357,13 @@ s_read_str (s_decoder_t *d, char *out, size_t size)
 }
 
 static int
+s_read_bool (s_decoder_t *d, bool *value)
+{
+    zf_error_t inner;
+    return zf_mp_bool (&d->mp, value, &inner) ? s_fail (d, &inner) : 0;
+}
+
+static int
 s_read_double (s_decoder_t *d, double *value)
 {
     zf_error_t inner;
@@ -450,6 +461,7 @@ s_read_queue (s_decoder_t *d, zf_stats_queue_t *queue, const char *prefix)
                  : s_is (key, len, "dead")     ? s_read_uint (d, &fig->dead)
                  : s_is (key, len, "put_rate") ? s_read_double (d, &queue->put_rate)
                  : s_is (key, len, "ack_rate") ? s_read_double (d, &queue->ack_rate)
+                 : s_is (key, len, "paused")   ? s_read_bool (d, &fig->paused)
                                                : s_skip (d);
         if (rc)
             return -1;

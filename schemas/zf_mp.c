@@ -435,3 +435,23 @@ zf_mp_skip_pair (zf_mp_t *self)
     return zf_mp_skip (self, ZF_MP_MAX_DEPTH, NULL) || zf_mp_skip (self, ZF_MP_MAX_DEPTH, NULL) ? -1
                                                                                                 : 0;
 }
+
+const char *
+zf_mp_header (const void *data, size_t size, const char *key, uint32_t *len)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, data, size);
+    uint32_t count;
+    if (!data || !size || zf_mp_map (&mp, &count, NULL))
+        return NULL;
+    size_t key_size = strlen (key);
+    for (uint32_t i = 0; i < count; i++) {
+        const char *name, *value;
+        uint32_t name_len;
+        if (zf_mp_str (&mp, &name, &name_len, NULL) || zf_mp_str (&mp, &value, len, NULL))
+            return NULL;
+        if (name_len == key_size && memcmp (name, key, key_size) == 0)
+            return value;
+    }
+    return NULL;
+}

@@ -78,6 +78,11 @@ bool zf_mp_key_is (zf_mp_t *self, const char *key);
 //  For readers of maps that take the fields they know.
 uint64_t zf_mp_uint_or_skip (zf_mp_t *self);
 
+//  The value of key in a msgpack map of str to str (an envelope's
+//  headers): a view into data, its length in *len; NULL when the map has
+//  no such key, or is not such a map.
+const char *zf_mp_header (const void *data, size_t size, const char *key, uint32_t *len);
+
 //  Skips a key and its value. Returns 0, or -1 if either is malformed.
 int zf_mp_skip_pair (zf_mp_t *self);
 

@@ -150,6 +150,7 @@ static const s_field_t s_report[] = {
     { "queues", F_ROWS, P (queues), 0, false },
     { "groups", F_ROWS, P (groups), 1, false },
     { "results", F_ITEMS, P (items), 0, false },
+    NUM ("count", F_U64, count, false),
     { NULL },
 };
 
@@ -157,6 +158,17 @@ static const s_field_t s_progress[] = {
     NUM ("id", F_ID, id, true),
     NUM ("progress", F_U32, progress, true),
     STR ("note", note, false),
+    { NULL },
+};
+
+static const s_field_t s_control[] = {
+    STR ("op", op, true),
+    STR ("queue", queue, true),
+    { "ids", F_IDS, P (ids), 0, false },
+    STR ("where", where, false),
+    NUM ("older", F_U64, older, false),
+    NUM ("limit", F_U32, limit, false),
+    NUM ("tag", F_U64, tag, false),
     { NULL },
 };
 
@@ -193,6 +205,7 @@ static const s_field_t s_figures[] = {
     { "nack", F_U64, Q (nack), 0, true },
     { "dead", F_U64, Q (dead), 0, true },
     { "consumers", F_U32, Q (consumers), 0, true },
+    { "paused", F_BOOL, Q (paused), 0, false },
     { NULL },
 };
 
@@ -240,15 +253,25 @@ static const struct {
     const s_field_t *fields; // frame 1
     bool bodies;             // one body frame per item follows
 } s_commands[ZF_COMMAND_COUNT] = {
-    [ZF_HELLO] = { "HELLO", s_hello, false },    [ZF_WELCOME] = { "WELCOME", s_welcome, false },
-    [ZF_PUT] = { "PUT", s_put, true },           [ZF_CONFIRM] = { "CONFIRM", s_confirm, false },
-    [ZF_CREDIT] = { "CREDIT", s_credit, false }, [ZF_DELIVER] = { "DELIVER", s_deliver, true },
-    [ZF_ACK] = { "ACK", s_ack, false },          [ZF_NACK] = { "NACK", s_nack, false },
-    [ZF_PING] = { "PING", s_ping, false },       [ZF_PONG] = { "PONG", s_empty, false },
-    [ZF_ERROR] = { "ERROR", s_error, false },    [ZF_END] = { "END", s_end, false },
-    [ZF_CANCEL] = { "CANCEL", s_cancel, false }, [ZF_DONE] = { "DONE", s_done, true },
-    [ZF_STATUS] = { "STATUS", s_status, false }, [ZF_REPORT] = { "REPORT", s_report, true },
-    [ZF_BYE] = { "BYE", s_empty, false },        [ZF_PROGRESS] = { "PROGRESS", s_progress, false },
+    [ZF_HELLO] = { "HELLO", s_hello, false },
+    [ZF_WELCOME] = { "WELCOME", s_welcome, false },
+    [ZF_PUT] = { "PUT", s_put, true },
+    [ZF_CONFIRM] = { "CONFIRM", s_confirm, false },
+    [ZF_CREDIT] = { "CREDIT", s_credit, false },
+    [ZF_DELIVER] = { "DELIVER", s_deliver, true },
+    [ZF_ACK] = { "ACK", s_ack, false },
+    [ZF_NACK] = { "NACK", s_nack, false },
+    [ZF_PING] = { "PING", s_ping, false },
+    [ZF_PONG] = { "PONG", s_empty, false },
+    [ZF_ERROR] = { "ERROR", s_error, false },
+    [ZF_END] = { "END", s_end, false },
+    [ZF_CANCEL] = { "CANCEL", s_cancel, false },
+    [ZF_DONE] = { "DONE", s_done, true },
+    [ZF_STATUS] = { "STATUS", s_status, false },
+    [ZF_REPORT] = { "REPORT", s_report, true },
+    [ZF_BYE] = { "BYE", s_empty, false },
+    [ZF_PROGRESS] = { "PROGRESS", s_progress, false },
+    [ZF_CONTROL] = { "CONTROL", s_control, false },
 };
 
 zf_proto_t *
@@ -291,6 +314,7 @@ zf_proto_reset (zf_proto_t *self, zf_command_t command)
     memset (self, 0, offsetof (zf_proto_t, checkpoint));
     self->detail[0] = 0;
     self->note[0] = 0;
+    self->where[0] = 0;
     self->command = command;
     if (command == ZF_HELLO || command == ZF_WELCOME)
         self->version = ZF_PROTO_VERSION;

@@ -61,6 +61,7 @@ typedef enum {
     ZF_REPORT,
     ZF_BYE,
     ZF_PROGRESS,
+    ZF_CONTROL,
     ZF_COMMAND_COUNT
 } zf_command_t;
 
@@ -116,7 +117,8 @@ typedef struct {
     uint32_t credit;                       // CREDIT: more items the worker can take
     zf_id_t id;                            // NACK, CANCEL, DONE, STATUS, REPORT, PROGRESS: an item
     bool results;                          // STATUS: ask for the item's results too
-    uint64_t tag;                          // STATUS: the asker's number for it; REPORT: the same
+    uint64_t tag;                          // STATUS, CONTROL: the asker's number for it; REPORT:
+                                           // the same
     uint32_t wait;                         // STATUS: ms to wait for the lineage to end; PUT: ms
                                            // the broker may hold it for room, 0 as long as it takes
     bool final;                            // NACK: dead-letter now, no retry
@@ -124,16 +126,20 @@ typedef struct {
     uint32_t delay;                        // NACK: retry no sooner than this, ms
     char code[ZF_CODE_MAX + 1];            // ERROR: zf_errname of the error
     char leader[ZF_ENDPOINT_MAX + 1];      // ERROR leader: where the group's leader is, or ""
-    uint64_t count;                        // END: items the source produced
+    uint64_t count;                        // END: items the source produced; REPORT to a
+                                           // CONTROL: items it listed, moved or dropped
+    char op[ZF_CODE_MAX + 1];              // CONTROL: what to do (dead, requeue, purge, ...)
+    uint64_t older;                        // CONTROL: only items older than this, ms
+    uint32_t limit;                        // CONTROL: items listed at most
     char state[ZF_CODE_MAX + 1];           // DONE, REPORT: an item's state
-    char queue[ZF_NAME_MAX + 1];           // REPORT: the item's queue
+    char queue[ZF_NAME_MAX + 1];           // REPORT: the item's queue; CONTROL: the queue
     uint32_t attempt;                      // REPORT: the item's attempt
     uint32_t progress;                     // PROGRESS, REPORT: thousandths of a task done
     char reason[ZF_TEXT_MAX + 1];          // CONFIRM, NACK, ERROR, CANCEL, REPORT: why, in words
     uint32_t ninputs;                      // HELLO: entries in inputs
     uint32_t noutputs;                     // HELLO: entries in outputs
     uint32_t nitems;                       // PUT, DELIVER, REPORT: entries in items
-    uint32_t nids;                         // ACK: entries in ids
+    uint32_t nids;                         // ACK, CONTROL: entries in ids
     uint32_t nqueues;                      // REPORT: entries in queues
     uint32_t ngroups;                      // REPORT: entries in groups
     uint32_t ndones;                       // DONE: entries in dones
@@ -143,11 +149,13 @@ typedef struct {
     uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // WELCOME, PUT: producer position
     char detail[ZF_DETAIL_MAX + 1];        // NACK, REPORT: the longer account of a failure
     char note[ZF_TEXT_MAX + 1];            // PROGRESS, REPORT: what a task is doing, in words
+    char where[ZF_TEXT_MAX + 1];           // CONTROL: HEADER=VALUE, the items it applies to
     char inputs[ZF_LIST_MAX][ZF_NAME_MAX + 1];  // HELLO: queues it reads
     char outputs[ZF_LIST_MAX][ZF_NAME_MAX + 1]; // HELLO: queues it writes
     zf_env_t items[ZF_BATCH_MAX];               // PUT, DELIVER: the items; REPORT, DONE: the
                                                 // results (in a DONE each names its root)
-    zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done
+    zf_id_t ids[ZF_IDS_MAX];                    // ACK: ids of the items done; CONTROL: the
+                                                // items it applies to
     zf_figures_t *queues;                       // REPORT: queue figures, owned
     uint32_t queues_cap;                        // REPORT: entries allocated in queues
     zf_group_figures_t *groups;                 // REPORT: consumer group figures, owned

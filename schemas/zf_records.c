@@ -12,9 +12,10 @@ enum {
     F_COUNT = 8, // RETRY: attempts u32 (before the name)
     F_OUTCOME = 16,
     F_NAME = 32,
-    F_TAIL = 64,   // PUT: headers, reason, body after the name
-    F_DATA = 128,  // CHECKPOINT: data after the name
-    F_RESULT = 256 // RESULT: root, ts, outcome, attempt (before the name)
+    F_TAIL = 64,    // PUT: headers, reason, body after the name
+    F_DATA = 128,   // CHECKPOINT: data after the name
+    F_RESULT = 256, // RESULT: root, ts, outcome, attempt (before the name)
+    F_FLAGS = 512   // QUEUE: flags u8 (after the name)
 };
 
 //  Bytes a PUT has after its body: not_before i64, priority u8. A PUT
@@ -30,6 +31,7 @@ static const unsigned s_fields[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_RETRY] = F_ID | F_COUNT | F_NAME,
     [ZF_JR_RESULT] = F_ID | F_RESULT | F_NAME | F_TAIL,
     [ZF_JR_PUT_SHORT] = 0, // its own fields: s_short_*
+    [ZF_JR_QUEUE] = F_NAME | F_FLAGS,
 };
 
 static const char *const s_names[ZF_JR_TYPE_COUNT] = {
@@ -41,6 +43,7 @@ static const char *const s_names[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_RETRY] = "RETRY",
     [ZF_JR_RESULT] = "RESULT",
     [ZF_JR_PUT_SHORT] = "PUT_SHORT",
+    [ZF_JR_QUEUE] = "QUEUE",
 };
 
 //  The fields a PUT_SHORT has, in its has byte.
@@ -117,6 +120,8 @@ zf_record_size (const zf_record_t *r)
         size += 4 + r->headers_size + 2 + s_reason_size (r) + 4 + r->data_size;
     if (f & F_DATA)
         size += 4 + r->data_size;
+    if (f & F_FLAGS)
+        size += 1;
     if (r->type == ZF_JR_PUT)
         size += S_PUT_SCHED;
     if (r->type == ZF_JR_RESULT && s_detail_size (r))
@@ -234,6 +239,8 @@ zf_record_write (const zf_record_t *r, uint8_t *p)
         p = s_wint (p, r->data_size, 4);
         s_w (p, r->data, r->data_size);
     }
+    if (f & F_FLAGS)
+        *p = r->flags;
 }
 
 //  Reads a payload's fields; the first that does not fit is kept in bad.
@@ -382,9 +389,10 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         last = "outcome";
     }
     if (f & F_NAME) {
-        const char *field = type == ZF_JR_PUT || type == ZF_JR_RESULT ? "queue"
-                            : type == ZF_JR_CHECKPOINT                ? "actor"
-                                                                      : "group";
+        const char *field = type == ZF_JR_PUT || type == ZF_JR_RESULT || type == ZF_JR_QUEUE
+                                ? "queue"
+                            : type == ZF_JR_CHECKPOINT ? "actor"
+                                                       : "group";
         record->name = (const char *) s_rblob (&r, 1, &record->name_size, field);
         if (record->name_size > ZF_NAME_MAX && !r.bad)
             r.bad = field;
@@ -411,6 +419,10 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         record->data = s_rblob (&r, 4, &record->data_size, "data");
         last = "data";
     }
+    if (f & F_FLAGS) {
+        record->flags = (uint8_t) s_rint (&r, 1, "flags");
+        last = "flags";
+    }
     if (r.bad)
         return zf_error_set (err, ZF_EVALUE, "%s: %s", s_names[type], r.bad);
     if (r.p != r.end)
@@ -426,8 +438,13 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
     if (record->type == ZF_JR_PUT && record->priority > ZF_PRIORITY_MAX)
         return zf_error_set (err, ZF_EVALUE, "%s: priority %u, at most %d", s_names[type],
                              record->priority, ZF_PRIORITY_MAX);
-    if (type == ZF_JR_RESULT && record->outcome != 0 && record->outcome != ZF_OUTCOME_DONE &&
-        record->outcome != ZF_OUTCOME_DEAD && record->outcome != ZF_OUTCOME_CANCELLED)
+    if (type == ZF_JR_QUEUE && (record->flags & ~ZF_QUEUE_PAUSED))
+        return zf_error_set (err, ZF_EVALUE, "QUEUE: flags %#x: unknown flags", record->flags);
+    if (type == ZF_JR_QUEUE && record->name_size == 0)
+        return zf_error_set (err, ZF_EVALUE, "QUEUE: an empty queue name");
+    if (type == ZF_JR_RESULT && record->outcome != 0 && record->outcome != ZF_OUTCOME_LIVE &&
+        record->outcome != ZF_OUTCOME_DONE && record->outcome != ZF_OUTCOME_DEAD &&
+        record->outcome != ZF_OUTCOME_CANCELLED)
         return zf_error_set (err, ZF_EVALUE, "RESULT: unknown outcome %u", record->outcome);
     if (type == ZF_JR_CHECKPOINT && record->data_size > ZF_CHECKPOINT_MAX)
         return zf_error_set (err, ZF_EVALUE, "CHECKPOINT: data over %d bytes", ZF_CHECKPOINT_MAX);

@@ -27,6 +27,12 @@
                     bytes; has 128); dead is has 64. A plain item's PUT in 71 bytes
                     fewer; it reads as a PUT. (PUT, which the broker no longer writes,
                     has no detail.)
+        QUEUE       queue name, flags u8 (ZF_QUEUE_PAUSED): what an operator set on
+                    a queue at run time (zflow pause, zflow resume)
+
+    A RESULT's outcome ZF_OUTCOME_LIVE (an end never has it) says that the
+    root's lineage runs again: an item of it was requeued from a dead-letter
+    queue, and its end is to come.
 
     A zf_record_t is one record of any type; its strings and bytes are views
     (of the caller's data when writing, of the payload when read), never
@@ -57,12 +63,16 @@ typedef enum {
     ZF_JR_RETRY,        // one consumer group's delivery failed: its attempts so far
     ZF_JR_RESULT,       // a result of a root kept, or the end of its lineage
     ZF_JR_PUT_SHORT,    // a PUT without its zero fields (read as ZF_JR_PUT)
+    ZF_JR_QUEUE,        // a queue's state set at run time (paused)
     ZF_JR_TYPE_COUNT
 } zf_jr_type_t;
 
 //  What became of an item, as FIN records it and the broker's dedup window
 //  remembers it (ZF_OUTCOME_LIVE: stored still, never in a FIN).
 enum { ZF_OUTCOME_LIVE = 1, ZF_OUTCOME_DONE, ZF_OUTCOME_DEAD, ZF_OUTCOME_CANCELLED };
+
+//  A queue's flags in a QUEUE record.
+enum { ZF_QUEUE_PAUSED = 1 };
 
 #define ZF_RECORD_REASON_MAX UINT16_MAX // bytes of a reason, or of a detail, kept at most
 
@@ -78,7 +88,9 @@ typedef struct {
     bool dead;              // PUT: dead-lettered; ACK: the delivery was
     zf_group_t fanin;       // PUT: gather membership
     uint8_t outcome;        // FIN: ZF_OUTCOME_*; RESULT: 0 for a result, else the end's
-    const char *name;       // PUT, RESULT: queue; ACK, RETRY: group; CHECKPOINT: actor
+                            // (ZF_OUTCOME_LIVE: the lineage runs again)
+    uint8_t flags;          // QUEUE: ZF_QUEUE_*
+    const char *name;       // PUT, RESULT, QUEUE: queue; ACK, RETRY: group; CHECKPOINT: actor
     size_t name_size;       // bytes at name (at most ZF_NAME_MAX)
     const uint8_t *headers; // PUT: msgpack map of the envelope's headers
     size_t headers_size;    // bytes at headers

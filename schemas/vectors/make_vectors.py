@@ -89,6 +89,18 @@ write("report", "REPORT", {
                 "acked": 0, "declared": False}]})
 write("bye", "BYE", {})
 write("progress", "PROGRESS", {"id": ID_A, "progress": 420, "note": "resizing images"})
+write("control", "CONTROL", {
+    "op": "requeue", "queue": "urls.dead", "ids": [ID_A, ID_B],
+    "where": "tenant=acme", "older": 60000, "limit": 100, "tag": 9})
+write("report-control", "REPORT", {
+    "tag": 9,
+    "queues": [{"name": "urls", "depth": 10, "inflight": 0, "put": 300, "ack": 288,
+                "nack": 3, "dead": 2, "consumers": 4, "paused": True}],
+    "results": [{"id": ID_A, "queue": "urls", "attempt": 3, "ts": TS, "root": ID_C,
+                 "headers": {"zflow-queue": "urls", "zflow-attempts": "3",
+                             "zflow-error": "HTTP 503"}}],
+    "count": 2},
+    bodies=["http://127.0.0.1:8080/a"])
 
 
 # --------------------------------------------------------------------------

@@ -159,14 +159,32 @@ test_skip (void **state)
     assert_int_equal (zf_mp_skip (&mp, 3, NULL), 0);
 }
 
+static void
+test_header (void **state)
+{
+    (void) state;
+    // {"tenant": "acme", "zflow-error": "boom"}
+    const uint8_t map[] = { 0x82, 0xa6, 't', 'e',  'n', 'a',  'n', 't', 0xa4, 'a',
+                            'c',  'm',  'e', 0xab, 'z', 'f',  'l', 'o', 'w',  '-',
+                            'e',  'r',  'r', 'o',  'r', 0xa4, 'b', 'o', 'o',  'm' };
+    uint32_t len = 0;
+    const char *value = zf_mp_header (map, sizeof map, "zflow-error", &len);
+    assert_non_null (value);
+    assert_int_equal (len, 4);
+    assert_memory_equal (value, "boom", 4);
+    assert_null (zf_mp_header (map, sizeof map, "tenan", &len));
+    assert_null (zf_mp_header (map, sizeof map - 3, "zflow-error", &len)); // cut short
+    assert_null (zf_mp_header (map + 1, sizeof map - 1, "tenant", &len));  // not a map
+    assert_null (zf_mp_header (NULL, 0, "tenant", &len));
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_integers),
-        cmocka_unit_test (test_strings_and_bins),
-        cmocka_unit_test (test_containers),
-        cmocka_unit_test (test_skip),
+        cmocka_unit_test (test_integers),   cmocka_unit_test (test_strings_and_bins),
+        cmocka_unit_test (test_containers), cmocka_unit_test (test_skip),
+        cmocka_unit_test (test_header),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

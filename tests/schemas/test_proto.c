@@ -318,6 +318,28 @@ test_small_commands (void **state)
     assert_int_equal (p->progress, 420);
     assert_string_equal (p->note, "resizing images");
     s_assert_reencodes (p, &raw);
+
+    raw = s_decode_vector (p, "control", ZF_CONTROL);
+    assert_string_equal (p->op, "requeue");
+    assert_string_equal (p->queue, "urls.dead");
+    assert_int_equal (p->nids, 2);
+    assert_true (zf_id_eq (&p->ids[0], &a));
+    assert_string_equal (p->where, "tenant=acme");
+    assert_int_equal (p->older, 60000);
+    assert_int_equal (p->limit, 100);
+    assert_int_equal (p->tag, 9);
+    s_assert_reencodes (p, &raw);
+
+    raw = s_decode_vector (p, "report-control", ZF_REPORT);
+    assert_int_equal (p->tag, 9);
+    assert_int_equal (p->count, 2);
+    assert_int_equal (p->nqueues, 1);
+    assert_true (p->queues[0].paused);
+    assert_int_equal (p->nitems, 1);
+    assert_true (zf_id_eq (&p->items[0].root, &c));
+    assert_int_equal (p->items[0].attempt, 3);
+    assert_true (p->items[0].headers_size > 0);
+    s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
 }
 
@@ -633,10 +655,24 @@ static void
 test_truncated (void **state)
 {
     // Every prefix of every vector's header is refused, never read past.
-    static const char *names[] = { "hello",  "welcome",      "put",    "confirm",
-                                   "credit", "deliver",      "ack",    "nack",
-                                   "error",  "error-leader", "end",    "cancel",
-                                   "done",   "status",       "report", NULL };
+    static const char *names[] = { "hello",
+                                   "welcome",
+                                   "put",
+                                   "confirm",
+                                   "credit",
+                                   "deliver",
+                                   "ack",
+                                   "nack",
+                                   "error",
+                                   "error-leader",
+                                   "end",
+                                   "cancel",
+                                   "done",
+                                   "status",
+                                   "report",
+                                   "control",
+                                   "report-control",
+                                   NULL };
     zf_proto_t *p = zf_proto_new ();
     for (int v = 0; names[v]; v++) {
         zchunk_t *raw;

@@ -316,6 +316,24 @@ test_the_others (void **state)
     assert_int_equal (size, 17);
     assert_int_equal (back.outcome, ZF_OUTCOME_CANCELLED);
 
+    // A queue paused at run time; a lineage that runs again (a requeue).
+    zf_record_t queue = {
+        .type = ZF_JR_QUEUE, .name = "tasks", .name_size = 5, .flags = ZF_QUEUE_PAUSED
+    };
+    free (payload);
+    payload = s_round_trip (&queue, &back, &size);
+    assert_int_equal (size, 1 + 5 + 1);
+    assert_int_equal (back.flags, ZF_QUEUE_PAUSED);
+    assert_memory_equal (back.name, "tasks", 5);
+    zf_error_t bad;
+    payload[size - 1] = 2; // a flag no broker writes
+    assert_int_equal (zf_record_read (&back, ZF_JR_QUEUE, payload, size, &bad), -1);
+    assert_string_equal (bad.text, "QUEUE: flags 0x2: unknown flags");
+    zf_record_t reopened = { .type = ZF_JR_RESULT, .root = s_id (4), .outcome = ZF_OUTCOME_LIVE };
+    free (payload);
+    payload = s_round_trip (&reopened, &back, &size);
+    assert_int_equal (back.outcome, ZF_OUTCOME_LIVE);
+
     zf_record_t checkpoint = { .type = ZF_JR_CHECKPOINT,
                                .name = "seeds",
                                .name_size = 5,
