@@ -81,6 +81,12 @@ s_answered (void *arg, zf_answer_t *answer, const zf_output_t *result)
     zf_persist_answer ((zf_server_t *) arg, answer, result);
 }
 
+static void
+s_paused (void *arg, zf_queue_t *queue)
+{
+    zf_persist_queue ((zf_server_t *) arg, queue);
+}
+
 //  --------------------------------------------------------------------------
 //  The server
 
@@ -158,7 +164,8 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
                                .dead = s_dead,
                                .lineage_over = s_lineage_over,
                                .admitted = s_admitted,
-                               .answered = s_answered };
+                               .answered = s_answered,
+                               .paused = s_paused };
     // Every queue an actor reads exists from the start, with a consumer
     // group per reader: items put before the workers connect wait for them.
     self->store = zf_store_new (pipeline, dedup_window, &hooks);

@@ -86,7 +86,9 @@ s_retry (zf_store_t *self, zf_delivery_t *d, const char *reason, const char *det
 
 //  The headers of a dead-letter copy into buffer: the original's, and
 //  zflow-error (its last failure, cut to fit), zflow-queue (where it
-//  failed) and zflow-attempts, so that a reader of QUEUE.dead sees why.
+//  failed), zflow-attempts, zflow-root (its lineage's root, unless it is
+//  one) and zflow-group (a gather group's id, for a member of one), so that
+//  a reader of QUEUE.dead sees why, and a requeue knows where it goes.
 static void
 s_dead_headers (const zf_message_t *msg, uint32_t attempts, msgpack_sbuffer *buffer)
 {
@@ -95,23 +97,31 @@ s_dead_headers (const zf_message_t *msg, uint32_t attempts, msgpack_sbuffer *buf
     uint32_t count = 0;
     if (msg->headers_size && zf_mp_map (&mp, &count, NULL))
         count = 0; // checked when it was put: cannot happen
+    bool rooted = !zf_id_is_zero (&msg->root), member = msg->fanin.size > 0;
     msgpack_packer pk;
     msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
-    // Ours need 3 entries and, but for the error, some 200 bytes at most.
-    uint32_t ours =
-        count + 3 <= ZF_HEADERS_COUNT && msg->headers_size + 200 + ZF_NAME_MAX <= ZF_HEADERS_MAX
-            ? 3
-            : 0;
+    // Ours need 5 entries and, but for the error, some 300 bytes at most.
+    uint32_t ours = 3 + rooted + member;
+    if (count + ours > ZF_HEADERS_COUNT || msg->headers_size + 300 + ZF_NAME_MAX > ZF_HEADERS_MAX)
+        ours = 0;
     msgpack_pack_map (&pk, count + ours);
     msgpack_sbuffer_write (buffer, (const char *) mp.pos, zf_mp_left (&mp));
     if (!ours)
         return;
-    char number[16];
+    char number[16], hex[ZF_ID_HEX];
     snprintf (number, sizeof number, "%u", attempts);
     zf_mp_pack_cstr (&pk, "zflow-queue");
     zf_mp_pack_cstr (&pk, msg->queue->name);
     zf_mp_pack_cstr (&pk, "zflow-attempts");
     zf_mp_pack_cstr (&pk, number);
+    if (rooted) {
+        zf_mp_pack_cstr (&pk, "zflow-root");
+        zf_mp_pack_cstr (&pk, zf_id_format (&msg->root, hex));
+    }
+    if (member) {
+        zf_mp_pack_cstr (&pk, "zflow-group");
+        zf_mp_pack_cstr (&pk, zf_id_format (&msg->fanin.id, hex));
+    }
     zf_mp_pack_cstr (&pk, "zflow-error");
     const char *reason = msg->reason ? msg->reason : "";
     size_t room = ZF_HEADERS_MAX - buffer->size - 5; // 5: the str's own header
@@ -121,8 +131,9 @@ s_dead_headers (const zf_message_t *msg, uint32_t attempts, msgpack_sbuffer *buf
 }
 
 //  The dead-letter copy of msg, delivered d->attempt times: an item of its
-//  own, a child of the original with a derived id, in a lineage of its
-//  own (the original's lineage is over; the copy waits for a reader).
+//  own, a child of the original with a derived id, made now (its ts: when
+//  it was dead-lettered), in a lineage of its own (the original's lineage
+//  is over; the copy waits for a reader, or a requeue).
 static void
 s_dead_letter (zf_store_t *self, zf_delivery_t *d)
 {
@@ -133,7 +144,7 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
         return;
     zf_env_t env = { .id = zf_id_child (&msg->id, UINT32_MAX),
                      .parent = msg->id,
-                     .ts = msg->ts,
+                     .ts = zclock_time (),
                      .attempt = d->attempt };
     if (zf_idmap_get (self->live, &env.id))
         return; // another group's delivery made it already
@@ -544,28 +555,39 @@ zf_store_progress (zf_store_t *self, zf_worker_t *worker, const zf_id_t *id, uin
 //  --------------------------------------------------------------------------
 //  Cancel and state
 
-bool
-zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
-                 bool dead, void (*fn) (zf_worker_t *worker, void *arg), void *arg)
+//  Marks lineage cancelled for the session by (once: the first cancel's
+//  reason stays), and for the sweep that follows.
+static void
+s_cancel_mark (zf_store_t *self, zf_lineage_t *lineage, const char *by, const char *reason,
+               bool dead)
 {
-    // A task over (or never put) is left as it is: done stays done.
-    zf_message_t *first = (zf_message_t *) zf_idmap_get (self->live, root);
-    if (!zf_idmap_get (self->lineages, root) && !(first && zf_id_is_zero (&first->root)))
-        return false;
-    // A hold keeps the lineage while its items are dropped one by one.
-    zf_lineage_t *lineage = zf_store_hold (self, root);
-    if (!lineage->cancelled) {
-        lineage->cancelled = true;
-        snprintf (lineage->cancelled_by, sizeof lineage->cancelled_by, "%s", by);
-        lineage->failed = dead;
-        lineage->why = zf_strdup (reason && *reason ? reason
-                                  : dead            ? "failed by a worker"
-                                                    : "cancelled by a client");
-        // It reads cancelled from now on, and who waits for it hears so,
-        // though a worker may still hold an item of it.
-        if (!dead)
-            zf_results_cancel (self->results, root, lineage->why);
-    }
+    lineage->sweep = true;
+    if (lineage->cancelled)
+        return;
+    lineage->cancelled = true;
+    snprintf (lineage->cancelled_by, sizeof lineage->cancelled_by, "%s", by);
+    lineage->failed = dead;
+    lineage->why = zf_strdup (reason && *reason ? reason
+                              : dead            ? "failed by a worker"
+                                                : "cancelled by a client");
+    // It reads cancelled from now on, and who waits for it hears so,
+    // though a worker may still hold an item of it.
+    if (!dead)
+        zf_results_cancel (self->results, &lineage->root, lineage->why);
+}
+
+//  Drops the queued items of the lineages marked for the sweep, in one
+//  pass over the store however many there are, and tells the workers
+//  holding their items (fn, once per worker and lineage). A client's
+//  cancel finishes those now, cancelled (and journaled so): a restart does
+//  not run them again, nor does their worker's death or failure; what the
+//  worker answers later is late (its slot comes back then, as for a
+//  timeout), and what it outputs is dropped. A failed lineage's (dead: a
+//  gather's group) are left to their workers, which dead-letter them or
+//  pass the failure on.
+static void
+s_cancel_sweep (zf_store_t *self, zf_cancel_fn *fn, void *arg)
+{
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order))
         for (size_t g = 0; g < queue->ngroups; g++) {
@@ -573,7 +595,7 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const ch
             zf_delivery_t *d = zf_ready_first (ready);
             while (d) {
                 zf_delivery_t *next = zf_ready_next (ready, d);
-                if (d->msg->lineage == lineage) {
+                if (d->msg->lineage && d->msg->lineage->sweep) {
                     zf_ready_remove (ready, d);
                     s_finish_delivery (self, d, false);
                 }
@@ -582,34 +604,28 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const ch
         }
     for (size_t i = 0; i < self->delayed.size;) {
         zf_delivery_t *d = ZF_CONTAINER (self->delayed.nodes[i], zf_delivery_t, retry);
-        if (d->msg->lineage == lineage) {
+        if (d->msg->lineage && d->msg->lineage->sweep) {
             zf_heap_remove (&self->delayed, &d->retry);
             s_finish_delivery (self, d, false);
         }
         else
             i++;
     }
-    // The workers holding its items are told once each. A client's cancel
-    // finishes them now, cancelled (and journaled so): a restart does not
-    // run them again, nor does their worker's death or failure; what the
-    // worker answers later is late (its slot comes back then, as for a
-    // timeout), and what it outputs is dropped. A failed lineage's (dead:
-    // a gather's group) are left to their workers, which dead-letter them
-    // or pass the failure on.
     zhashx_t *told = zhashx_new ();
     for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
          queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
         zf_delivery_t *d = S_DELIVERY (queue->inflight.head);
         while (d) {
             zf_delivery_t *next = S_DELIVERY (d->link.next);
-            if (d->msg->lineage == lineage) {
-                char key[32];
-                snprintf (key, sizeof key, "%p", (void *) d->holder);
+            zf_lineage_t *lineage = d->msg->lineage;
+            if (lineage && lineage->sweep) {
+                char key[48];
+                snprintf (key, sizeof key, "%p/%p", (void *) d->holder, (void *) lineage);
                 if (d->holder && !zhashx_lookup (told, key)) {
                     zhashx_insert (told, key, (void *) 1);
-                    fn (d->holder, arg);
+                    fn (d->holder, lineage, arg);
                 }
-                if (!dead) {
+                if (!lineage->failed) {
                     if (d->holder)
                         d->holder->zombies++;
                     s_unhold (d);
@@ -620,6 +636,36 @@ zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const ch
         }
     }
     zhashx_destroy (&told);
+}
+
+void
+zf_store_cancel_all (zf_store_t *self, zf_lineage_t **lineages, size_t count, const char *by,
+                     const char *reason, zf_cancel_fn *fn, void *arg)
+{
+    // Holds keep each lineage while its items are dropped one by one.
+    for (size_t i = 0; i < count; i++) {
+        lineages[i]->outstanding++;
+        s_cancel_mark (self, lineages[i], by, reason, false);
+    }
+    s_cancel_sweep (self, fn, arg);
+    for (size_t i = 0; i < count; i++) {
+        lineages[i]->sweep = false;
+        zf_store_release (self, lineages[i]);
+    }
+}
+
+bool
+zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
+                 bool dead, zf_cancel_fn *fn, void *arg)
+{
+    // A task over (or never put) is left as it is: done stays done.
+    zf_message_t *first = (zf_message_t *) zf_idmap_get (self->live, root);
+    if (!zf_idmap_get (self->lineages, root) && !(first && zf_id_is_zero (&first->root)))
+        return false;
+    zf_lineage_t *lineage = zf_store_hold (self, root);
+    s_cancel_mark (self, lineage, by, reason, dead);
+    s_cancel_sweep (self, fn, arg);
+    lineage->sweep = false;
     zf_store_release (self, lineage);
     return true;
 }
@@ -796,7 +842,7 @@ size_t
 zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **worker_p,
                zf_delivery_t **out, size_t max)
 {
-    if (!group->ready.size || !group->nworkers)
+    if (!group->ready.size || !group->nworkers || group->queue->paused)
         return 0;
     // Round robin over workers with a free slot; an item to be tried alone
     // waits for a worker that holds nothing (the others drain meanwhile).

@@ -107,7 +107,7 @@ s_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result)
     }
     else {
         r.ts = answer->ended;
-        r.outcome = answer->outcome;
+        r.outcome = answer->outcome ? answer->outcome : ZF_OUTCOME_LIVE; // 0: runs again
         r.attempt = answer->attempts;
         r.name = answer->dead_queue;
         r.reason = answer->reason;
@@ -124,6 +124,24 @@ zf_persist_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *
 {
     if (s_recording (server))
         s_answer (server, answer, result);
+}
+
+//  A queue's state set at run time.
+static void
+s_queue (zf_server_t *server, zf_queue_t *queue)
+{
+    zf_record_t r = { .type = ZF_JR_QUEUE,
+                      .name = queue->name,
+                      .name_size = strlen (queue->name),
+                      .flags = queue->paused ? ZF_QUEUE_PAUSED : 0 };
+    s_append (server, &r);
+}
+
+void
+zf_persist_queue (zf_server_t *server, zf_queue_t *queue)
+{
+    if (s_recording (server))
+        s_queue (server, queue);
 }
 
 static void
@@ -230,6 +248,9 @@ s_replay_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t si
         case ZF_JR_RESULT:
             zf_store_restore_result (server->store, &record);
             return 0;
+        case ZF_JR_QUEUE:
+            zf_store_restore_queue (server->store, &record);
+            return 0;
         case ZF_JR_CHECKPOINT: {
             char actor[ZF_NAME_MAX + 1];
             snprintf (actor, sizeof actor, "%.*s", (int) record.name_size, record.name);
@@ -314,6 +335,11 @@ static void
 s_snapshot_records (void *arg)
 {
     zf_server_t *server = (zf_server_t *) arg;
+    zlistx_t *queues = zf_store_queues (server->store);
+    for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (queues); queue;
+         queue = (zf_queue_t *) zlistx_next (queues))
+        if (queue->paused)
+            s_queue (server, queue);
     zf_store_foreach_seen (server->store, s_snapshot_seen, server);
     // The stored items in the order they came, so a restart keeps each
     // queue's order.

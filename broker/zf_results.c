@@ -158,6 +158,26 @@ zf_results_end (zf_results_t *self, const zf_id_t *root, uint8_t outcome, int64_
 }
 
 zf_answer_t *
+zf_results_reopen (zf_results_t *self, const zf_id_t *root)
+{
+    zf_answer_t *answer = zf_results_find (self, root);
+    if (!answer)
+        return NULL;
+    if (answer->outcome)
+        zf_list_remove (&self->ended, &answer->link);
+    answer->outcome = 0;
+    answer->ended = 0;
+    answer->cancelled = false;
+    free (answer->reason);
+    answer->reason = NULL;
+    free (answer->detail);
+    answer->detail = NULL;
+    answer->attempts = 0;
+    answer->dead_queue[0] = 0;
+    return answer;
+}
+
+zf_answer_t *
 zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session, uint64_t tag,
                  int64_t deadline)
 {

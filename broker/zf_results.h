@@ -100,6 +100,11 @@ zf_answer_t *zf_results_cancel (zf_results_t *self, const zf_id_t *root, const c
 zf_answer_t *zf_results_end (zf_results_t *self, const zf_id_t *root, uint8_t outcome,
                              int64_t ended);
 
+//  Root's lineage runs again (an item of it was requeued): its end, its
+//  failure and its cancel are forgotten, its results kept. Returns its
+//  answer, or NULL when none is kept.
+zf_answer_t *zf_results_reopen (zf_results_t *self, const zf_id_t *root);
+
 //  A session waits for root's end until deadline (monotonic ms).
 //  tag: the STATUS's, for the REPORT that answers it.
 zf_answer_t *zf_results_wait (zf_results_t *self, const zf_id_t *root, const char *session,

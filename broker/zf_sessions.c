@@ -1,6 +1,7 @@
 /*  zf_sessions: the broker's ROUTER side. See zf_sessions.h. */
 #include "zf_sessions.h"
 #include "zf_alloc.h"
+#include "zf_control.h"
 #include "zf_json.h"
 #include "zf_keys.h"
 #include "zf_persist.h"
@@ -427,15 +428,21 @@ s_on_end (zf_server_t *server, zf_session_t *session)
     zf_publish_worker (server, "source.ended", session, "");
 }
 
+void
+zf_sessions_send (zf_server_t *server, zf_session_t *session)
+{
+    s_send (server, session);
+}
+
 //  A worker holding an item of a cancelled lineage is told to drop it.
-static void
-s_tell_cancel (zf_worker_t *worker, void *arg)
+void
+zf_sessions_tell_cancel (zf_worker_t *worker, zf_lineage_t *lineage, void *arg)
 {
     zf_server_t *server = (zf_server_t *) arg;
     zf_proto_reset (server->out, ZF_CANCEL);
-    server->out->id = server->in->id;
+    server->out->id = lineage->root;
     snprintf (server->out->reason, sizeof server->out->reason, "%s",
-              server->in->reason[0] ? server->in->reason : "cancelled");
+              lineage->why ? lineage->why : "cancelled");
     s_send (server, S_SESSION (worker));
 }
 
@@ -444,7 +451,7 @@ s_on_cancel (zf_server_t *server, zf_session_t *session)
 {
     zf_id_t root = server->in->id;
     zf_store_cancel (server->store, &root, session->key, server->in->reason, server->in->dead,
-                     s_tell_cancel, server);
+                     zf_sessions_tell_cancel, server);
 }
 
 static void
@@ -498,10 +505,19 @@ typedef void (s_handler_fn) (zf_server_t *server, zf_session_t *session);
 //  What the broker accepts from a peer. A command missing here is one the
 //  broker sends, not one it takes.
 static s_handler_fn *const s_handlers[ZF_COMMAND_COUNT] = {
-    [ZF_HELLO] = s_on_hello,   [ZF_PUT] = s_on_put,   [ZF_CREDIT] = s_on_credit,
-    [ZF_ACK] = s_on_ack,       [ZF_NACK] = s_on_nack, [ZF_PING] = s_on_ping,
-    [ZF_PONG] = s_on_pong,     [ZF_END] = s_on_end,   [ZF_CANCEL] = s_on_cancel,
-    [ZF_STATUS] = s_on_status, [ZF_BYE] = s_on_bye,   [ZF_PROGRESS] = s_on_progress,
+    [ZF_HELLO] = s_on_hello,
+    [ZF_PUT] = s_on_put,
+    [ZF_CREDIT] = s_on_credit,
+    [ZF_ACK] = s_on_ack,
+    [ZF_NACK] = s_on_nack,
+    [ZF_PING] = s_on_ping,
+    [ZF_PONG] = s_on_pong,
+    [ZF_END] = s_on_end,
+    [ZF_CANCEL] = s_on_cancel,
+    [ZF_STATUS] = s_on_status,
+    [ZF_BYE] = s_on_bye,
+    [ZF_PROGRESS] = s_on_progress,
+    [ZF_CONTROL] = zf_control_handle,
 };
 
 static void

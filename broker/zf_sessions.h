@@ -33,6 +33,13 @@ void zf_sessions_heartbeat (zf_server_t *server, int64_t now);
 void zf_sessions_died (zf_server_t *server, const char *actor, uint32_t number, uint64_t pid,
                        const char *reason);
 
+//  Sends server->out to session.
+void zf_sessions_send (zf_server_t *server, zf_session_t *session);
+
+//  Tells a worker holding an item of a cancelled lineage to drop it
+//  (zf_cancel_fn; arg is the server).
+void zf_sessions_tell_cancel (zf_worker_t *worker, zf_lineage_t *lineage, void *arg);
+
 //  Sends a CONFIRM to the session it is for, if that is still there.
 void zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm);
 

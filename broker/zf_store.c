@@ -806,6 +806,7 @@ zf_store_figures (zf_queue_t *queue, zf_figures_t *f)
     f->consumers = 0;
     for (size_t g = 0; g < queue->ngroups; g++)
         f->consumers += (uint32_t) queue->groups[g]->nworkers;
+    f->paused = queue->paused;
 }
 
 void
@@ -932,6 +933,10 @@ zf_store_restore_fin (zf_store_t *self, const zf_record_t *r)
 void
 zf_store_restore_result (zf_store_t *self, const zf_record_t *r)
 {
+    if (r->outcome == ZF_OUTCOME_LIVE) { // runs again: an item of it was requeued
+        zf_store_reopen (self, &r->root);
+        return;
+    }
     if (r->outcome == 0) {
         zf_env_t env = { .id = r->id, .ts = r->ts };
         snprintf (env.queue, sizeof env.queue, "%.*s", (int) r->name_size, r->name);

@@ -85,6 +85,7 @@ struct _zf_lineage_t {
     char cancelled_by[ZF_SESSION_KEY_MAX]; // that session
     char *why;                             // cancelled: the first cancel's reason
     bool failed;                           // cancelled because it failed: it ends dead
+    bool sweep;                            // its items are being dropped (a cancel's)
     char tracker[ZF_SESSION_KEY_MAX];      // the session to tell when done, or ""
 };
 
@@ -154,6 +155,7 @@ struct _zf_queue_t {
     bool dead_letters;    // it is a QUEUE.dead
     bool collects;        // its items are kept as results of their root
     bool keeps;           // its items are stored for delivery (not only kept as results)
+    bool paused;          // an operator paused it: items are stored, none is delivered
     zf_cgroup_t **groups; // consumer groups
     size_t ngroups;       // entries in groups
     zf_list_t inflight;   // deliveries in flight, oldest first (by link)
@@ -245,8 +247,11 @@ typedef struct {
     //  destroys it after.
     void (*admitted) (void *arg, zf_pending_t *put);
     //  A result of answer's root was kept (its last item), or its lineage
-    //  ended (result NULL): journal it.
+    //  ended (result NULL), or runs again (result NULL, answer->outcome 0:
+    //  an item of it was requeued): journal it.
     void (*answered) (void *arg, zf_answer_t *answer, const zf_output_t *result);
+    //  An operator paused or resumed queue: journal it.
+    void (*paused) (void *arg, zf_queue_t *queue);
 } zf_store_hooks_t;
 
 //  A store for pipeline's queues (which must outlive it), remembering the
@@ -354,8 +359,14 @@ const zf_progress_t *zf_store_progress_of (zf_store_t *self, const zf_id_t *id);
 //  the lineage failed for good before: that failure is the root's). False,
 //  and nothing changes, when root's lineage is not running: over, never
 //  put, or root is not a root's id.
+typedef void (zf_cancel_fn) (zf_worker_t *worker, zf_lineage_t *lineage, void *arg);
 bool zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, const char *reason,
-                      bool dead, void (*fn) (zf_worker_t *worker, void *arg), void *arg);
+                      bool dead, zf_cancel_fn *fn, void *arg);
+
+//  The same for count lineages at once (a purge's), none failed, in one
+//  pass over the store.
+void zf_store_cancel_all (zf_store_t *self, zf_lineage_t **lineages, size_t count, const char *by,
+                          const char *reason, zf_cancel_fn *fn, void *arg);
 
 //  An item's state: "queued", "delayed" (not before its time), "delivered",
 //  "retrying", "done", "dead", "cancelled" or "unknown"; *msg_p the message
@@ -405,6 +416,55 @@ zf_message_t *zf_store_find (zf_store_t *self, const zf_id_t *id);
 size_t zf_store_size (zf_store_t *self);
 size_t zf_store_lineages (zf_store_t *self);
 
+//  Steering (zf_steer.c): what an operator does to a running broker.
+//
+//  The value of header name in msg's headers: a view, its length in *len;
+//  NULL when it has none.
+const char *zf_store_header (const zf_message_t *msg, const char *name, uint32_t *len);
+
+//  Pauses or resumes queue: a paused queue takes puts and delivers nothing.
+void zf_store_pause (zf_store_t *self, zf_queue_t *queue, bool paused);
+
+//  Which items of a queue a steering command applies to: those named (by
+//  their id, or for a dead letter also by the id of the item it is the
+//  letter of), or all; of those, the ones whose header matches where
+//  ("NAME=VALUE", or NULL) and that were stored before the wall clock's
+//  before (ms since the Unix epoch; 0: any time).
+typedef struct {
+    const zf_id_t *ids; // the items named, or NULL: all
+    size_t nids;        // entries in ids
+    const char *where;  // HEADER=VALUE, or NULL
+    int64_t before;     // ms since the Unix epoch, or 0
+} zf_select_t;
+
+//  Calls fn on the first limit items of queue select takes, oldest first,
+//  fn must not change the store. Returns how many it takes in all.
+size_t zf_store_list (zf_store_t *self, zf_queue_t *queue, const zf_select_t *select, size_t limit,
+                      void (*fn) (zf_message_t *msg, void *arg), void *arg);
+
+//  What a requeue or a purge did.
+typedef struct {
+    size_t done;    // items moved back (requeue) or dropped (purge)
+    size_t missing; // ids named that are not in the queue
+    size_t busy;    // items left where they are: held by a reader, or (requeue) the item
+                    // they are the letter of is stored again already, or a member of a
+                    // gather's group (whose failure the gather reported)
+} zf_steered_t;
+
+//  Moves the dead letters of dead (a QUEUE.dead) that select takes back to
+//  the queue their item failed in: the item again, with its id, its
+//  attempts reset and a zflow-requeued header (1, 2, ...), and its root's
+//  lineage running again until it ends anew. A letter is moved once.
+void zf_store_requeue (zf_store_t *self, zf_queue_t *dead, const zf_select_t *select,
+                       zf_steered_t *steered);
+
+//  Drops the items of queue that select takes and that wait (queued,
+//  delayed, retrying; not those held by a worker): each ends cancelled,
+//  for "purged from QUEUE"; a lineage with an item dropped is cancelled
+//  (fn tells the workers holding its other items, as zf_store_cancel's).
+void zf_store_purge (zf_store_t *self, zf_queue_t *queue, const zf_select_t *select,
+                     zf_cancel_fn *fn, void *arg, zf_steered_t *steered);
+
 //  Recovery, record by record (zf_records): a PUT (attempt its attempts
 //  over); one group's delivery finished; its attempts; an item finished
 //  with outcome. A record of a group no longer in the pipeline is ignored.
@@ -414,6 +474,7 @@ void zf_store_restore_ack (zf_store_t *self, const zf_record_t *record);
 void zf_store_restore_retry (zf_store_t *self, const zf_record_t *record);
 void zf_store_restore_fin (zf_store_t *self, const zf_record_t *record);
 void zf_store_restore_result (zf_store_t *self, const zf_record_t *record);
+void zf_store_restore_queue (zf_store_t *self, const zf_record_t *record);
 void zf_store_restored (zf_store_t *self);
 
 //  Snapshots: fn on every id of the dedup window with its outcome, oldest

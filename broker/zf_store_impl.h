@@ -1,6 +1,6 @@
 /*  zf_store_impl: the inside of the store, which zf_store.c (queues,
-    messages, admission, recovery) and zf_delivery.c (the life of a
-    delivery) share. No other module includes it: they use zf_store.h.
+    messages, admission, recovery), zf_delivery.c (the life of a
+    delivery) and zf_steer.c (an operator's changes) share. No other module includes it: they use zf_store.h.
 */
 #ifndef ZF_STORE_IMPL_H_INCLUDED
 #define ZF_STORE_IMPL_H_INCLUDED
@@ -114,6 +114,11 @@ int64_t zf_store_due (const zf_message_t *msg);
 //  d's message, new or restored, waits until due (zf_store_due, taken once
 //  for all its deliveries) or, due 0, is ready.
 void zf_store_schedule (zf_store_t *self, zf_delivery_t *d, int64_t due);
+
+//  Root's lineage runs again (an item of it requeued): a lineage still
+//  tracked forgets that an item of it died, and its answer its end. Returns
+//  the answer, or NULL when none is kept.
+zf_answer_t *zf_store_reopen (zf_store_t *self, const zf_id_t *root);
 
 //  Root's lineage is over with outcome: its answer, if one is kept, is told.
 void zf_store_lineage_ended (zf_store_t *self, const zf_id_t *root, uint8_t outcome);

@@ -6,6 +6,7 @@
 #include "zf_proto.h"
 #include "zf_run.h"
 #include "zf_deploy.h"
+#include "zf_steer.h"
 #include "zf_tasks.h"
 #include "zf_tools.h"
 
@@ -101,6 +102,15 @@ static const s_command_t s_commands[] = {
     { "result", "ENDPOINT ID [--wait D]", "a root item's state and results, as JSON",
       zf_cmd_result },
     { "cancel", "ENDPOINT ID", "cancel what is left of a root item's lineage", zf_cmd_cancel },
+    { "dead", "ENDPOINT [QUEUE] [--limit N] [--json]", "list a running broker's dead letters",
+      zf_cmd_dead },
+    { "requeue", "ENDPOINT QUEUE.dead [ID ...] [--all] [--where H=V]",
+      "move dead letters back to their queue, to be tried again", zf_cmd_requeue },
+    { "purge", "ENDPOINT QUEUE [--older-than D] [--yes]",
+      "drop the items waiting in a queue (their lineages end cancelled)", zf_cmd_purge },
+    { "pause", "ENDPOINT QUEUE", "deliver nothing from a queue (puts go on) until resumed",
+      zf_cmd_pause },
+    { "resume", "ENDPOINT QUEUE", "deliver from a paused queue again", zf_cmd_resume },
     { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps: JSON, msgpack or for people",
       zf_cmd_tap },
     { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live",

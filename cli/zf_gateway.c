@@ -18,6 +18,7 @@
 #include "zf_mp.h"
 #include "zf_proto.h"
 #include "zf_sse.h"
+#include "zf_steer.h"
 #include "zf_tasks.h"
 #include "zf_thread.h"
 #include "zf_value.h"
@@ -259,13 +260,16 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         { "zflow_queue_acked_total", "counter", "Items acked." },
         { "zflow_queue_nacked_total", "counter", "NACKs, timeouts and losses." },
         { "zflow_queue_dead_total", "counter", "Items moved to the dead-letter queue." },
+        { "zflow_queue_paused", "gauge", "1 while an operator has paused the queue." },
     };
-    for (int m = 0; m < 6; m++) {
+    for (int m = 0; m < 7; m++) {
         s_family (&t, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
         for (uint32_t q = 0; q < stats->nqueues; q++) {
             zf_stats_queue_t *queue = &stats->queues[q];
             const zf_figures_t *f = &queue->figures;
-            uint64_t values[] = { f->depth, f->inflight, f->put, f->ack, f->nack, f->dead };
+            uint64_t values[] = {
+                f->depth, f->inflight, f->put, f->ack, f->nack, f->dead, f->paused
+            };
             s_add (&t, "%s{queue=\"%s\"} %llu\n", queue_metrics[m].name,
                    s_label (f->name, (uint32_t) strlen (f->name), label[0], sizeof label[0]),
                    (unsigned long long) values[m]);
@@ -396,7 +400,7 @@ s_answer (struct MHD_Connection *connection, unsigned status, const char *type, 
 }
 
 //  What a call parked for the broker asked.
-typedef enum { S_PUT, S_RESULT, S_ITEM, S_CANCEL, S_QUEUES } s_kind_t;
+typedef enum { S_PUT, S_RESULT, S_ITEM, S_CANCEL, S_QUEUES, S_STEER } s_kind_t;
 
 typedef struct _s_call_t s_call_t;
 
@@ -431,7 +435,8 @@ struct _s_call_t {
     size_t left;                       // parts not answered yet
     void *handle;                      // in the gateway's parked list, or NULL
     void *room_handle;                 // in its list of puts waiting for room, or NULL
-    char queue[ZF_NAME_MAX + 1];       // a put's queue
+    char queue[ZF_NAME_MAX + 8];       // a put's queue, or the queue steered
+    bool listing;                      // steering: a listing of dead letters
     bool answered;                     // the answer below is ready
     unsigned status;                   // its HTTP status
     char *answer;                      // its body (JSON), owned
@@ -951,11 +956,12 @@ s_queues_answered (s_call_t *call, zf_request_t *request)
         s_label (queues[i].name, (uint32_t) strlen (queues[i].name), name, sizeof name);
         s_add (&t,
                "%s{\"name\":\"%s\",\"depth\":%llu,\"inflight\":%llu,\"put\":%llu,\"ack\":%llu,"
-               "\"nack\":%llu,\"dead\":%llu,\"consumers\":%u}",
+               "\"nack\":%llu,\"dead\":%llu,\"consumers\":%u,\"paused\":%s}",
                i ? "," : "", name, (unsigned long long) queues[i].depth,
                (unsigned long long) queues[i].inflight, (unsigned long long) queues[i].put,
                (unsigned long long) queues[i].ack, (unsigned long long) queues[i].nack,
-               (unsigned long long) queues[i].dead, queues[i].consumers);
+               (unsigned long long) queues[i].dead, queues[i].consumers,
+               queues[i].paused ? "true" : "false");
     }
     s_add (&t, "]\n");
     free (queues);
@@ -1041,6 +1047,222 @@ s_ask (s_call_t *call, const char *url)
     s_park (call, false);
 }
 
+//  --------------------------------------------------------------------------
+//  Steering: GET /queues/Q/dead, POST /queues/Q/dead/requeue,
+//  /queues/Q/dead/purge, /queues/Q/purge, /queues/Q/pause, /queues/Q/resume
+
+//  The routes, by the end of the URL after /queues/Q; a queue name that
+//  ends so is reached by them, not put to.
+static const struct {
+    const char *method; // GET or POST
+    const char *suffix; // after the queue's name
+    const char *op;     // the CONTROL's
+    bool dead;          // of the queue's dead letters (Q.dead)
+    bool chooses;       // the body says which items ({"ids", "all", "where", "older_than"})
+} s_steer_routes[] = {
+    { "GET", "/dead", "dead", true, false },
+    { "POST", "/dead/requeue", "requeue", true, true },
+    { "POST", "/dead/purge", "purge", true, true },
+    { "POST", "/purge", "purge", false, true },
+    { "POST", "/pause", "pause", false, false },
+    { "POST", "/resume", "resume", false, false },
+};
+#define S_STEER_ROUTES (sizeof s_steer_routes / sizeof s_steer_routes[0])
+
+//  The steering route of method and url (/queues/...), or -1.
+static int
+s_steer_route (const char *method, const char *url)
+{
+    size_t len = strlen (url);
+    for (size_t r = 0; r < S_STEER_ROUTES; r++) {
+        size_t tail = strlen (s_steer_routes[r].suffix);
+        if (streq (method, s_steer_routes[r].method) && len > 8 + tail &&
+            streq (url + len - tail, s_steer_routes[r].suffix))
+            return (int) r;
+    }
+    return -1;
+}
+
+//  Which items a POST's JSON body chooses, into control (ids allocated
+//  into *ids). 0, or -1 with why filled.
+static int
+s_steer_choice (s_call_t *call, zf_control_t *control, zf_id_t **ids, char *where,
+                size_t where_size, char *why, size_t why_size)
+{
+    const char *body = call->body ? call->body : "";
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_error_t err = { 0 };
+    int rc = -1;
+    bool all = false;
+    if (zf_json_to_msgpack (body, strlen (body), &pk, &err)) {
+        snprintf (why, why_size, "the body is not JSON: %s", err.text);
+        goto done;
+    }
+    zf_mp_t mp;
+    zf_mp_init (&mp, buffer.data, buffer.size);
+    uint32_t count;
+    if (zf_mp_map (&mp, &count, NULL)) {
+        snprintf (why, why_size, "the body is not a JSON object such as {\"all\": true}");
+        goto done;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        const char *key, *text;
+        uint32_t key_len, len;
+        if (zf_mp_str (&mp, &key, &key_len, NULL)) {
+            snprintf (why, why_size, "a key of the body is not a string");
+            goto done;
+        }
+        if (key_len == 3 && memcmp (key, "all", 3) == 0) {
+            if (zf_mp_bool (&mp, &all, NULL)) {
+                snprintf (why, why_size, "all: true or false");
+                goto done;
+            }
+        }
+        else if (key_len == 5 && memcmp (key, "where", 5) == 0) {
+            if (zf_mp_str (&mp, &text, &len, NULL) || len >= where_size ||
+                !memchr (text, '=', len)) {
+                snprintf (why, why_size, "where: a string HEADER=VALUE");
+                goto done;
+            }
+            snprintf (where, where_size, "%.*s", (int) len, text);
+            control->where = where;
+        }
+        else if (key_len == 10 && memcmp (key, "older_than", 10) == 0) {
+            char duration[64];
+            if (zf_mp_str (&mp, &text, &len, NULL) || len >= sizeof duration) {
+                snprintf (why, why_size, "older_than: a duration such as \"1h\"");
+                goto done;
+            }
+            snprintf (duration, sizeof duration, "%.*s", (int) len, text);
+            if (zf_parse_duration (duration, &control->older_ms, &err)) {
+                snprintf (why, why_size, "older_than: %s", err.text);
+                goto done;
+            }
+        }
+        else if (key_len == 3 && memcmp (key, "ids", 3) == 0) {
+            uint32_t n;
+            if (zf_mp_array (&mp, &n, NULL) || n == 0 || n > ZF_IDS_MAX) {
+                snprintf (why, why_size, "ids: a list of 1 to %d ids", ZF_IDS_MAX);
+                goto done;
+            }
+            *ids = (zf_id_t *) zf_alloc (n * sizeof (zf_id_t));
+            for (uint32_t j = 0; j < n; j++) {
+                char hex[ZF_ID_HEX];
+                if (zf_mp_str (&mp, &text, &len, NULL) || len != ZF_ID_HEX - 1) {
+                    snprintf (why, why_size, "ids[%u]: not an id (32 hex digits)", j);
+                    goto done;
+                }
+                snprintf (hex, sizeof hex, "%.*s", (int) len, text);
+                if (zf_id_parse (&(*ids)[j], hex) || zf_id_is_zero (&(*ids)[j])) {
+                    snprintf (why, why_size, "ids[%u]: '%s' is not an id", j, hex);
+                    goto done;
+                }
+            }
+            control->ids = *ids;
+            control->nids = n;
+        }
+        else {
+            snprintf (why, why_size, "'%.*s' is not a key of the body: ids, all, where, older_than",
+                      (int) (key_len < 64 ? key_len : 64), key);
+            goto done;
+        }
+    }
+    if (!all && !control->ids && !control->where && !control->older_ms)
+        snprintf (why, why_size,
+                  "say which items: {\"ids\": [...]}, {\"where\": \"H=V\"}, "
+                  "{\"older_than\": \"1h\"} or {\"all\": true}");
+    else if (all && control->ids)
+        snprintf (why, why_size, "ids and all together: which is meant?");
+    else
+        rc = 0;
+done:
+    msgpack_sbuffer_destroy (&buffer);
+    return rc;
+}
+
+//  A steering route of call: asked of the broker, parked for its answer.
+static void
+s_steer (s_call_t *call, int route, const char *url)
+{
+    zf_gateway_t *self = call->gateway;
+    if (call->big) {
+        s_reply (call, 413, s_too_big (self), 0);
+        return;
+    }
+    size_t len = strlen (url + 8) - strlen (s_steer_routes[route].suffix);
+    if (len > ZF_NAME_MAX) {
+        s_reply (call, 400, s_error ("'%.64s...' is no queue name", url + 8), 0);
+        return;
+    }
+    snprintf (call->queue, sizeof call->queue, "%.*s%s", (int) len, url + 8,
+              s_steer_routes[route].dead ? ".dead" : "");
+    zf_control_t control = { .op = s_steer_routes[route].op, .queue = call->queue };
+    zf_id_t *ids = NULL;
+    char where[ZF_TEXT_MAX + 1], why[512];
+    if (s_steer_routes[route].chooses &&
+        s_steer_choice (call, &control, &ids, where, sizeof where, why, sizeof why)) {
+        free (ids);
+        s_reply (call, 400, s_error ("%s", why), 0);
+        return;
+    }
+    if (streq (control.op, "dead")) {
+        struct MHD_Connection *connection = call->connection;
+        const char *limit =
+            MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "limit");
+        const char *given =
+            MHD_lookup_connection_value (connection, MHD_GET_ARGUMENT_KIND, "where");
+        char *end = NULL;
+        long n = limit ? strtol (limit, &end, 10) : 100;
+        if (limit && (*end || n < 1 || n > ZF_BATCH_MAX)) {
+            s_reply (call, 400, s_error ("limit: a number from 1 to %d", ZF_BATCH_MAX), 0);
+            return;
+        }
+        if (given && !strchr (given, '=')) {
+            s_reply (call, 400, s_error ("where: HEADER=VALUE"), 0);
+            return;
+        }
+        control.limit = (uint32_t) n;
+        control.where = given;
+        call->listing = true;
+    }
+    zstr_free (&call->body);
+    call->parts = (s_part_t *) zf_alloc (sizeof (s_part_t));
+    call->count = call->left = 1;
+    call->parts[0].call = call;
+    call->parts[0].request =
+        zf_client_control_request (self->client, &control, ANSWER_MS, &call->parts[0]);
+    free (ids);
+    if (!call->parts[0].request) {
+        s_reply (call, 400, s_error ("%s", zf_client_last_error (self->client)), 0);
+        return;
+    }
+    s_park (call, false);
+}
+
+static void
+s_steer_answered (s_call_t *call, zf_request_t *request)
+{
+    zf_result_t *result = zf_request_take_result (request);
+    if (!result) {
+        const char *why = zf_request_error (request);
+        bool refused = zf_request_outcome (request) == ZF_REQUEST_REFUSED;
+        s_reply (call,
+                 !refused                   ? 503
+                 : strstr (why, "no queue") ? 404
+                                            : 400,
+                 s_error ("%s", *why ? why : "the broker did not answer"), refused ? 0 : 1000);
+        return;
+    }
+    s_reply (call, 200,
+             call->listing ? zf_steer_letters_json (result)
+                           : zf_steer_done_json (result, call->queue),
+             0);
+    zf_result_destroy (&result);
+}
+
 //  Every request the broker answered (or that timed out): its call's
 //  answer made once all its parts are, its connection resumed. Then the
 //  puts waiting for room in the PUT window, as far as there is room. True
@@ -1059,6 +1281,8 @@ s_settle (zf_gateway_t *self)
             s_put_answered (part, request);
         else if (call->kind == S_QUEUES)
             s_queues_answered (call, request);
+        else if (call->kind == S_STEER)
+            s_steer_answered (call, request);
         else
             s_state_answered (call, request);
         zf_request_destroy (&request);
@@ -1187,6 +1411,12 @@ s_api (s_call_t *call, const char *method, const char *url)
                  1000);
         return;
     }
+    int route = strncmp (url, "/queues/", 8) == 0 ? s_steer_route (method, url) : -1;
+    if (route >= 0) {
+        call->kind = S_STEER;
+        s_steer (call, route, url);
+        return;
+    }
     if (streq (method, "POST")) {
         call->kind = S_PUT;
         s_api_put (call, url + 8);
@@ -1228,6 +1458,8 @@ s_api_route (const char *method, const char *url)
 {
     return (streq (method, "POST") && strncmp (url, "/queues/", 8) == 0) ||
            (streq (method, "DELETE") && strncmp (url, "/messages/", 10) == 0) ||
+           (streq (method, "GET") && strncmp (url, "/queues/", 8) == 0 &&
+            s_steer_route (method, url) >= 0) ||
            (streq (method, "GET") &&
             (streq (url, "/queues") || streq (url, "/events") ||
              strncmp (url, "/messages/", 10) == 0 || strncmp (url, "/results/", 9) == 0));

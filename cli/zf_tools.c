@@ -33,14 +33,15 @@ zf_tools_options (int argc, char **argv, const char **names, const char **values
         if (strncmp (argv[i], "--", 2) == 0) {
             int n;
             for (n = 0; names[n]; n++)
-                if (streq (argv[i] + 2, names[n]))
+                if (streq (argv[i] + 2, names[n] + (names[n][0] == '!')))
                     break;
-            if (!names[n] || i + 1 >= argc) {
+            bool flag = names[n] && names[n][0] == '!';
+            if (!names[n] || (!flag && i + 1 >= argc)) {
                 fprintf (stderr, "zflow %s: %s %s\nusage: zflow %s\n", argv[0],
                          names[n] ? "missing a value after" : "unknown option", argv[i], usage);
                 return -1;
             }
-            values[n] = argv[++i];
+            values[n] = flag ? "" : argv[++i];
         }
         else
             args[nargs++] = argv[i];
@@ -412,11 +413,12 @@ zf_cmd_status (int argc, char **argv)
             printf ("%-24s %9s %9s %10s %10s %8s %8s %10s\n", "QUEUE", "DEPTH", "INFLIGHT", "PUT",
                     "ACKED", "NACKED", "DEAD", "CONSUMERS");
             for (size_t i = 0; i < count; i++)
-                printf ("%-24s %9llu %9llu %10llu %10llu %8llu %8llu %10u\n", queues[i].name,
+                printf ("%-24s %9llu %9llu %10llu %10llu %8llu %8llu %10u%s\n", queues[i].name,
                         (unsigned long long) queues[i].depth,
                         (unsigned long long) queues[i].inflight, (unsigned long long) queues[i].put,
                         (unsigned long long) queues[i].ack, (unsigned long long) queues[i].nack,
-                        (unsigned long long) queues[i].dead, queues[i].consumers);
+                        (unsigned long long) queues[i].dead, queues[i].consumers,
+                        queues[i].paused ? "  paused" : "");
             free (queues);
             // Every consumer group, with its workers and backlog: one that
             // no actor declares is a client's, forgotten after group-expiry.

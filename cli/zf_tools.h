@@ -11,7 +11,8 @@ extern "C" {
 #endif
 
 //  Reads "--name VALUE" options from argv into values (NULL-terminated
-//  names); the rest stay in order in args. Returns the number of args, or -1
+//  names; a name "!name" is a flag, "--name" alone, whose value is "" when
+//  given); the rest stay in order in args. Returns the number of args, or -1
 //  with a message for an unknown option or a missing value.
 int zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
                       const char *usage);

@@ -81,6 +81,8 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
         queue->dead = from->figures.dead;
         queue->put_rate = from->put_rate;
         queue->ack_rate = from->ack_rate;
+        if (from->figures.paused) // the first thing said of its groups
+            snprintf (queue->groups, sizeof queue->groups, "PAUSED");
         for (uint32_t g = 0; g < from->ngroups; g++) {
             size_t used = strlen (queue->groups);
             snprintf (queue->groups + used, sizeof queue->groups - used, "%s%s: %llu w, %llu ready",

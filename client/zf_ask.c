@@ -6,6 +6,16 @@
 #include "zf_client_impl.h"
 #include "zf_alloc.h"
 
+//  What a listing tells of one item besides its id and body.
+typedef struct {
+    char queue[ZF_NAME_MAX + 1]; // its queue (a dead letter's: the one it left)
+    uint32_t attempts;           // its attempts
+    int64_t ts;                  // when it was stored (a dead letter: when it died)
+    zf_id_t root;                // its root, or zero for a root
+    uint8_t *headers;            // its headers (msgpack), owned, or NULL
+    size_t headers_size;         // bytes at headers
+} s_listed_t;
+
 struct _zf_result_t {
     zf_id_t id;                   // the root asked about
     char state[ZF_CODE_MAX + 1];  // its lineage's state
@@ -18,6 +28,9 @@ struct _zf_result_t {
     size_t count;                 // entries in ids and bodies
     zf_id_t *ids;                 // the results' ids
     zframe_t **bodies;            // their bodies
+    s_listed_t *listed;           // a listing's: what else it tells of each, or NULL
+    uint64_t total;               // a CONTROL's answer: items it listed in all, moved or dropped
+    zf_figures_t *figures;        // a CONTROL's answer: its queue's figures, or NULL
 };
 
 void
@@ -26,8 +39,13 @@ zf_result_destroy (zf_result_t **self_p)
     zf_result_t *self = *self_p;
     if (!self)
         return;
-    for (size_t i = 0; i < self->count; i++)
+    for (size_t i = 0; i < self->count; i++) {
         zframe_destroy (&self->bodies[i]);
+        if (self->listed)
+            free (self->listed[i].headers);
+    }
+    free (self->listed);
+    free (self->figures);
     free (self->bodies);
     free (self->ids);
     free (self->detail);
@@ -156,6 +174,9 @@ s_request_free (zf_request_t *r)
     free (r->error);
     free (r->queues);
     free (r->groups);
+    if (r->control)
+        free (r->control->ids);
+    free (r->control);
     free (r);
 }
 
@@ -241,10 +262,32 @@ zf_client_on_confirm_request (zf_client_t *self)
     return r != NULL;
 }
 
-//  Sends r's STATUS.
+//  Sends r's CONTROL.
+static void
+s_ask_control (zf_client_t *self, zf_request_t *r)
+{
+    zf_proto_t *out = self->out;
+    zf_control_ask_t *c = r->control;
+    zf_proto_reset (out, ZF_CONTROL);
+    snprintf (out->op, sizeof out->op, "%s", c->op);
+    snprintf (out->queue, sizeof out->queue, "%s", c->queue);
+    memcpy (out->ids, c->ids, c->nids * sizeof (zf_id_t));
+    out->nids = c->nids;
+    snprintf (out->where, sizeof out->where, "%s", c->where);
+    out->older = c->older;
+    out->limit = c->limit;
+    out->tag = r->key;
+    zf_client_send (self);
+}
+
+//  Sends r's STATUS (or CONTROL).
 static void
 s_ask (zf_client_t *self, zf_request_t *r)
 {
+    if (r->ask == ZF_ASK_CONTROL) {
+        s_ask_control (self, r);
+        return;
+    }
     zf_proto_reset (self->out, ZF_STATUS);
     self->out->id = r->id;
     self->out->results = r->ask == ZF_ASK_RESULT;
@@ -263,10 +306,10 @@ zf_client_ask_again (zf_client_t *self)
             s_ask (self, r);
 }
 
-//  A new question, asked now.
+//  A new question, asked now; control: a CONTROL's fields, taken.
 static zf_request_t *
 s_question (zf_client_t *self, zf_ask_t ask, const zf_id_t *id, int wait_ms, int timeout_ms,
-            bool listed, void *arg)
+            bool listed, void *arg, zf_control_ask_t *control)
 {
     if (wait_ms < 0)
         wait_ms = 0;
@@ -275,11 +318,40 @@ s_question (zf_client_t *self, zf_ask_t ask, const zf_id_t *id, int wait_ms, int
         s_request_new (self, ask, ++self->tag, id,
                        timeout_ms < 0 ? -1 : (int64_t) wait_ms + timeout_ms, listed, arg);
     r->wait = (uint32_t) wait_ms;
+    r->control = control;
     if (self->refused_hello)
         s_answer (self, r, ZF_REQUEST_FAILED, self->last_error);
     else
         s_ask (self, r);
     return r;
+}
+
+//  The answer to a CONTROL that REPORT in tells, its bodies taken from in.
+static zf_result_t *
+s_control_take (zf_proto_t *in)
+{
+    zf_result_t *result = s_result_new (&in->id, in->state, in->reason, NULL, in->queue, 0);
+    result->total = in->count;
+    s_result_add_bodies (result, in, 0, in->nitems);
+    result->listed = (s_listed_t *) zf_alloc ((in->nitems + 1) * sizeof (s_listed_t));
+    for (uint32_t i = 0; i < in->nitems; i++) {
+        zf_env_t *env = &in->items[i];
+        s_listed_t *listed = &result->listed[i];
+        snprintf (listed->queue, sizeof listed->queue, "%s", env->queue);
+        listed->attempts = env->attempt;
+        listed->ts = env->ts;
+        listed->root = env->root;
+        if (env->headers_size) {
+            listed->headers = (uint8_t *) zf_alloc (env->headers_size);
+            memcpy (listed->headers, env->headers, env->headers_size);
+            listed->headers_size = env->headers_size;
+        }
+    }
+    if (in->nqueues) {
+        result->figures = (zf_figures_t *) zf_alloc (sizeof (zf_figures_t));
+        *result->figures = in->queues[0];
+    }
+    return result;
 }
 
 void
@@ -291,7 +363,13 @@ zf_client_on_report (zf_client_t *self)
         self->asking, s_key (ZF_ASK_ITEM, in->tag, buffer, sizeof buffer));
     if (!r)
         return; // the answer to a question given up on, or asked twice
-    if (r->ask == ZF_ASK_RESULT)
+    if (r->ask == ZF_ASK_CONTROL && streq (in->state, "refused")) {
+        s_answer (self, r, ZF_REQUEST_REFUSED, in->reason);
+        return;
+    }
+    if (r->ask == ZF_ASK_CONTROL)
+        r->result = s_control_take (in);
+    else if (r->ask == ZF_ASK_RESULT)
         r->result = s_result_take (in);
     else if (r->ask == ZF_ASK_ITEM) {
         r->result =
@@ -334,19 +412,19 @@ zf_request_t *
 zf_client_result_request (zf_client_t *self, const zf_id_t *id, int wait_ms, int timeout_ms,
                           void *arg)
 {
-    return s_question (self, ZF_ASK_RESULT, id, wait_ms, timeout_ms, true, arg);
+    return s_question (self, ZF_ASK_RESULT, id, wait_ms, timeout_ms, true, arg, NULL);
 }
 
 zf_request_t *
 zf_client_item_request (zf_client_t *self, const zf_id_t *id, int timeout_ms, void *arg)
 {
-    return s_question (self, ZF_ASK_ITEM, id, 0, timeout_ms, true, arg);
+    return s_question (self, ZF_ASK_ITEM, id, 0, timeout_ms, true, arg, NULL);
 }
 
 zf_request_t *
 zf_client_figures_request (zf_client_t *self, int timeout_ms, void *arg)
 {
-    return s_question (self, ZF_ASK_FIGURES, NULL, 0, timeout_ms, true, arg);
+    return s_question (self, ZF_ASK_FIGURES, NULL, 0, timeout_ms, true, arg, NULL);
 }
 
 zf_request_t *
@@ -429,22 +507,85 @@ zf_request_take_groups (zf_request_t *self, size_t *count)
     return groups;
 }
 
+static zf_request_t *s_wait_for (zf_client_t *self, zf_request_t *r);
+
+//  A CONTROL's fields from control, checked; NULL with the session's last
+//  error set when they are out of range.
+static zf_control_ask_t *
+s_control_new (zf_client_t *self, const zf_control_t *control)
+{
+    const char *queue = control->queue ? control->queue : "";
+    if (!control->op || strlen (control->op) > ZF_CODE_MAX || strlen (queue) > ZF_NAME_MAX ||
+        control->nids > ZF_IDS_MAX || (control->nids && !control->ids) ||
+        (control->where && strlen (control->where) > ZF_TEXT_MAX) || control->older_ms < 0) {
+        snprintf (self->last_error, sizeof self->last_error,
+                  "a control out of range: an op, a queue of at most %d bytes, at most %d ids, "
+                  "a where of at most %d bytes",
+                  ZF_NAME_MAX, ZF_IDS_MAX, ZF_TEXT_MAX);
+        return NULL;
+    }
+    zf_control_ask_t *c = (zf_control_ask_t *) zf_alloc (sizeof (zf_control_ask_t));
+    snprintf (c->op, sizeof c->op, "%s", control->op);
+    snprintf (c->queue, sizeof c->queue, "%s", queue);
+    if (control->nids) {
+        c->ids = (zf_id_t *) zf_alloc (control->nids * sizeof (zf_id_t));
+        memcpy (c->ids, control->ids, control->nids * sizeof (zf_id_t));
+        c->nids = (uint32_t) control->nids;
+    }
+    snprintf (c->where, sizeof c->where, "%s", control->where ? control->where : "");
+    c->older = (uint64_t) control->older_ms;
+    c->limit = control->limit;
+    return c;
+}
+
+zf_request_t *
+zf_client_control_request (zf_client_t *self, const zf_control_t *control, int timeout_ms,
+                           void *arg)
+{
+    zf_control_ask_t *c = s_control_new (self, control);
+    return c ? s_question (self, ZF_ASK_CONTROL, NULL, 0, timeout_ms, true, arg, c) : NULL;
+}
+
+zf_result_t *
+zf_client_control (zf_client_t *self, const zf_control_t *control, int timeout_ms)
+{
+    zf_control_ask_t *c = s_control_new (self, control);
+    if (!c)
+        return NULL;
+    zf_request_t *r = s_question (self, ZF_ASK_CONTROL, NULL, 0, timeout_ms, false, NULL, c);
+    r = s_wait_for (self, r);
+    zf_result_t *result = r ? zf_request_take_result (r) : NULL;
+    zf_request_destroy (&r);
+    return result;
+}
+
 //  --------------------------------------------------------------------------
 //  Questions that wait for their answer
+
+//  Waits for r, the caller's: answered DONE, or NULL (timed out, refused,
+//  interrupted: then the reason is the session's last error).
+static zf_request_t *
+s_wait_for (zf_client_t *self, zf_request_t *r)
+{
+    while (r->outcome == ZF_REQUEST_PENDING && !zsys_interrupted) {
+        int64_t left = r->deadline - zclock_mono ();
+        zf_client_wait (self, left < 100 ? (left > 0 ? left : 0) : 100);
+    }
+    if (r->outcome != ZF_REQUEST_DONE) {
+        if (r->outcome != ZF_REQUEST_PENDING)
+            snprintf (self->last_error, sizeof self->last_error, "%s", zf_request_error (r));
+        zf_request_destroy (&r); // forgotten if still pending (interrupted)
+    }
+    return r;
+}
 
 //  Asks, and waits for the answer: the request answered DONE, or NULL
 //  (timed out, refused, interrupted).
 static zf_request_t *
 s_ask_and_wait (zf_client_t *self, zf_ask_t ask, const zf_id_t *id, int wait_ms, int timeout_ms)
 {
-    zf_request_t *r = s_question (self, ask, id, wait_ms, timeout_ms, false, NULL);
-    while (r->outcome == ZF_REQUEST_PENDING && !zsys_interrupted) {
-        int64_t left = r->deadline - zclock_mono ();
-        zf_client_wait (self, left < 100 ? (left > 0 ? left : 0) : 100);
-    }
-    if (r->outcome != ZF_REQUEST_DONE)
-        zf_request_destroy (&r); // forgotten if still pending (interrupted)
-    return r;
+    zf_request_t *r = s_question (self, ask, id, wait_ms, timeout_ms, false, NULL, NULL);
+    return s_wait_for (self, r);
 }
 
 int
@@ -570,4 +711,50 @@ zf_result_body (zf_result_t *self, size_t index, size_t *size)
     }
     *size = zframe_size (self->bodies[index]);
     return zframe_data (self->bodies[index]);
+}
+
+uint64_t
+zf_result_total (zf_result_t *self)
+{
+    return self->total;
+}
+
+const zf_figures_t *
+zf_result_figures (zf_result_t *self)
+{
+    return self->figures;
+}
+
+const char *
+zf_result_item_queue (zf_result_t *self, size_t index)
+{
+    return self->listed && index < self->count ? self->listed[index].queue : "";
+}
+
+uint32_t
+zf_result_item_attempts (zf_result_t *self, size_t index)
+{
+    return self->listed && index < self->count ? self->listed[index].attempts : 0;
+}
+
+int64_t
+zf_result_item_ts (zf_result_t *self, size_t index)
+{
+    return self->listed && index < self->count ? self->listed[index].ts : 0;
+}
+
+const zf_id_t *
+zf_result_item_root (zf_result_t *self, size_t index)
+{
+    if (!self->listed || index >= self->count)
+        return NULL;
+    const zf_id_t *root = &self->listed[index].root;
+    return zf_id_is_zero (root) ? &self->ids[index] : root;
+}
+
+const void *
+zf_result_item_headers (zf_result_t *self, size_t index, size_t *size)
+{
+    *size = self->listed && index < self->count ? self->listed[index].headers_size : 0;
+    return *size ? self->listed[index].headers : NULL;
 }

@@ -35,7 +35,19 @@ typedef enum {
     ZF_ASK_ITEM,    // STATUS of an item
     ZF_ASK_RESULT,  // STATUS of a root's lineage, with its results
     ZF_ASK_FIGURES, // STATUS of every queue and group
+    ZF_ASK_CONTROL, // CONTROL: an operator's command
 } zf_ask_t;
+
+//  A CONTROL's fields, kept to ask again on a new session.
+typedef struct {
+    char op[ZF_CODE_MAX + 1];    // what to do
+    char queue[ZF_NAME_MAX + 1]; // to which queue
+    zf_id_t *ids;                // the items named, owned, or NULL
+    uint32_t nids;               // entries in ids
+    char where[ZF_TEXT_MAX + 1]; // HEADER=VALUE, or ""
+    uint64_t older;              // ms, or 0
+    uint32_t limit;              // letters listed at most, or 0
+} zf_control_ask_t;
 
 //  A put or a question in flight (include/zflow.h).
 struct _zf_request_t {
@@ -56,6 +68,7 @@ struct _zf_request_t {
     size_t nqueues;               // entries in queues
     zf_group_figures_t *groups;   // and of the groups, owned
     size_t ngroups;               // entries in groups
+    zf_control_ask_t *control;    // a CONTROL's fields, owned, or NULL
     void *arg;                    // the caller's
     void *handle;                 // in the session's pending or answered list
 };

@@ -17,6 +17,7 @@ typedef struct {
     int created, stored, kept, acked, retried, dead, done;
     int finished[ZF_OUTCOME_CANCELLED + 1]; // by outcome
     int admitted;
+    int paused;          // queues paused or resumed
     int results, ends;   // results kept, lineages ended with an answer
     char last_state[16]; // of the last lineage over
 } s_heard_t;
@@ -78,6 +79,12 @@ s_answered (void *arg, zf_answer_t *answer, const zf_output_t *result)
         s_heard.ends++;
 }
 
+static void
+s_paused (void *arg, zf_queue_t *queue)
+{
+    s_heard.paused++;
+}
+
 static const zf_store_hooks_t s_hooks = { .created = s_created,
                                           .stored = s_stored,
                                           .kept = s_kept,
@@ -87,7 +94,8 @@ static const zf_store_hooks_t s_hooks = { .created = s_created,
                                           .dead = s_dead,
                                           .lineage_over = s_lineage_over,
                                           .admitted = s_admitted,
-                                          .answered = s_answered };
+                                          .answered = s_answered,
+                                          .paused = s_paused };
 
 //  A pipeline whose queue `jobs` has two readers (fan-out) and room for 3.
 static const char *s_config = "broker\n"
@@ -540,8 +548,9 @@ test_a_held_item_times_out (void **state)
 }
 
 static void
-s_told (zf_worker_t *worker, void *arg)
+s_told (zf_worker_t *worker, zf_lineage_t *lineage, void *arg)
 {
+    (void) lineage;
     (*(int *) arg)++;
 }
 
@@ -946,9 +955,6 @@ test_results_are_kept_for_their_root (void **state)
                      NULL, NULL);
     assert_null (zf_results_find (zf_store_results (store), &roots[0]));
     assert_int_equal (zf_results_bytes (zf_store_results (store)), 2);
-    zf_store_leave (store, &work, false);
-    zf_store_destroy (&store);
-    zf_pipeline_destroy (&pipeline);
 }
 
 static void
@@ -1020,6 +1026,182 @@ test_progress_is_the_lineages_while_it_runs (void **state)
     zf_pipeline_destroy (&pipeline);
 }
 
+//  --------------------------------------------------------------------------
+//  Steering: requeue, purge, pause
+
+//  A store of one queue, steps, read by one group, work (a worker with
+//  room for 10); one attempt each.
+typedef struct {
+    zf_pipeline_t *pipeline;
+    zf_store_t *store;
+    zf_worker_t work;
+} s_steps_t;
+
+static int
+s_steps_setup (void **state)
+{
+    memset (&s_heard, 0, sizeof s_heard);
+    s_steps_t *f = (s_steps_t *) calloc (1, sizeof *f);
+    f->pipeline = zf_test_pipeline ("queues\n"
+                                    "    steps\n"
+                                    "        external = true\n"
+                                    "        max-attempts = 1\n"
+                                    "actors\n"
+                                    "    work\n"
+                                    "        kind = sink\n"
+                                    "        input = steps\n"
+                                    "        target = null\n");
+    assert_non_null (f->pipeline);
+    f->store = zf_store_new (f->pipeline, 1024, &s_hooks);
+    zf_store_join (f->store, &f->work, "steps", "work");
+    zf_store_credit (f->store, &f->work, 10);
+    *state = f;
+    return 0;
+}
+
+static int
+s_steps_teardown (void **state)
+{
+    s_steps_t *f = (s_steps_t *) *state;
+    zf_store_leave (f->store, &f->work, false);
+    zf_store_destroy (&f->store);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+    return 0;
+}
+
+//  Puts id (of root's lineage, or a root when root is NULL) to steps.
+static void
+s_put_step (zf_store_t *store, const zf_id_t *id, const zf_id_t *root)
+{
+    zf_pending_t *put = zf_store_pending_new (1);
+    snprintf (put->session, sizeof put->session, "s1");
+    put->items[0].id = *id;
+    if (root)
+        put->items[0].parent = put->items[0].root = *root;
+    snprintf (put->items[0].queue, sizeof put->items[0].queue, "steps");
+    put->items[0].body = zframe_new ("\x07", 1);
+    put->items[0].ts = zclock_time ();
+    if (root) // as a session does: the lineage is held from the PUT on
+        put->holds[0] = zf_store_hold (store, root);
+    assert_true (zf_store_admit (store, put));
+    zf_store_pending_destroy (&put);
+}
+
+//  The deliveries of steps for worker now, at most max.
+static size_t
+s_take_steps (zf_store_t *store, zf_worker_t *worker, zf_delivery_t **out)
+{
+    zf_cgroup_t *group = zf_store_group (store, zf_store_queue (store, "steps"), "work");
+    zf_worker_t *to = NULL;
+    return zf_store_take (store, group, zclock_mono (), &to, out, ZF_BATCH_MAX);
+}
+
+static void
+test_a_requeued_letter_runs_its_lineage_again (void **state)
+{
+    s_steps_t *f = (s_steps_t *) *state;
+    zf_store_t *store = f->store;
+    zf_worker_t *work = &f->work;
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_message_t *msg;
+
+    // A root makes a child, which fails: the lineage ends dead.
+    zf_id_t root = s_id (1), child = zf_id_child (&root, 0);
+    zf_results_wait (zf_store_results (store), &root, "s1", 1, zclock_mono () + 60000);
+    s_put_step (store, &root, NULL);
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    s_put_step (store, &child, &root);
+    assert_true (zf_store_ack (store, work, &root));
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    assert_true (zf_store_nack (store, work, &child, "broken", NULL, false, 0));
+    assert_string_equal (zf_store_lineage_state (store, &root, &msg), "dead");
+    zf_queue_t *dead = zf_store_lookup (store, "steps.dead");
+    assert_non_null (dead);
+    assert_int_equal (dead->depth, 1);
+
+    // Requeued by the id of the item that died: the lineage runs again
+    // (journaled: a RESULT that it runs, a PUT, the letter's FIN), the
+    // item is the same, its attempts start over, and its header says so.
+    int ends = s_heard.ends, stored = s_heard.stored;
+    zf_select_t select = { .ids = &child, .nids = 1 };
+    zf_steered_t steered;
+    zf_store_requeue (store, dead, &select, &steered);
+    assert_int_equal (steered.done, 1);
+    assert_int_equal (dead->depth, 0);
+    assert_int_equal (s_heard.ends, ends + 1);
+    assert_int_equal (s_heard.stored, stored + 1);
+    assert_string_equal (zf_store_lineage_state (store, &root, &msg), "running");
+    assert_string_equal (zf_store_state (store, &child, &msg), "queued");
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    assert_true (zf_id_eq (&out[0]->msg->id, &child));
+    assert_true (zf_id_eq (&out[0]->msg->root, &root));
+    assert_int_equal (out[0]->attempt, 1);
+    uint32_t len;
+    const char *times = zf_store_header (out[0]->msg, "zflow-requeued", &len);
+    assert_non_null (times);
+    assert_int_equal (len, 1);
+    assert_int_equal (times[0], '1');
+    assert_null (zf_store_header (out[0]->msg, "zflow-error", &len));
+    assert_true (zf_store_ack (store, work, &child));
+    assert_string_equal (zf_store_lineage_state (store, &root, &msg), "done");
+    zf_answer_t *answer = zf_results_find (zf_store_results (store), &root);
+    assert_non_null (answer);
+    assert_null (answer->reason);
+
+    // The same letter again: gone, so nothing moves.
+    zf_store_requeue (store, dead, &select, &steered);
+    assert_int_equal (steered.done, 0);
+    assert_int_equal (steered.missing, 1);
+}
+
+static void
+test_pause_and_purge (void **state)
+{
+    s_steps_t *f = (s_steps_t *) *state;
+    zf_store_t *store = f->store;
+    zf_worker_t *work = &f->work;
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_message_t *msg;
+    zf_queue_t *steps = zf_store_lookup (store, "steps");
+
+    // Paused: puts go in, nothing goes out; resumed, they do.
+    zf_store_pause (store, steps, true);
+    zf_store_pause (store, steps, true); // once is what counts
+    assert_int_equal (s_heard.paused, 1);
+    zf_id_t one = s_id (1), two = s_id (2), three = s_id (3);
+    s_put_step (store, &one, NULL);
+    assert_int_equal (s_take_steps (store, work, out), 0);
+    zf_store_pause (store, steps, false);
+    assert_int_equal (s_heard.paused, 2);
+    assert_ptr_equal (zf_store_next_dirty (store), zf_store_group (store, steps, "work"));
+    assert_int_equal (s_take_steps (store, work, out), 1);
+
+    // Purged: what waits goes, a root cancelled, a lineage's item with its
+    // lineage (its held root's worker told); what is held stays.
+    zf_store_pause (store, steps, true);
+    zf_id_t child = zf_id_child (&one, 0);
+    s_put_step (store, &child, &one);
+    s_put_step (store, &two, NULL);
+    s_put_step (store, &three, NULL);
+    int told = 0;
+    zf_select_t older = { .before = 1 }; // stored before 1970: none
+    zf_steered_t steered;
+    zf_store_purge (store, steps, &older, s_told, &told, &steered);
+    assert_int_equal (steered.done, 0);
+    zf_select_t all = { 0 };
+    zf_store_purge (store, steps, &all, s_told, &told, &steered);
+    assert_int_equal (steered.done, 3);
+    assert_int_equal (steered.busy, 1); // the root, held
+    assert_int_equal (told, 1);
+    assert_string_equal (zf_store_state (store, &two, &msg), "cancelled");
+    assert_string_equal (zf_store_lineage_state (store, &one, &msg), "cancelled");
+    zf_answer_t *answer = zf_results_find (zf_store_results (store), &three);
+    assert_non_null (answer);
+    assert_string_equal (answer->reason, "purged from steps");
+    assert_int_equal (steps->depth, 0);
+}
+
 int
 main (void)
 {
@@ -1046,6 +1228,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_results_are_kept_for_their_root, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_progress_is_the_lineages_while_it_runs, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_requeued_letter_runs_its_lineage_again,
+                                         s_steps_setup, s_steps_teardown),
+        cmocka_unit_test_setup_teardown (test_pause_and_purge, s_steps_setup, s_steps_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -265,7 +265,7 @@ zf_test_actor_at (const char *dir, const char *endpoint, const char *name)
               "exec '%s' actor %s '%s/p.zpl' --broker %s >/dev/null 2>>'%s/%s.log'", ZFLOW_BIN,
               name, dir, endpoint, dir, name);
     char *argv[] = { "/bin/sh", "-c", command, NULL };
-    int out;
+    int out = -1;
     pid_t pid = zf_test_spawn (argv, &out);
     close (out);
     return pid;
@@ -325,7 +325,7 @@ zf_test_broker_process (const char *dir)
               "exec '%s' broker '%s/p.zpl' >>'%s/broker.out' 2>>'%s/broker.log'", ZFLOW_BIN, dir,
               dir, dir);
     char *argv[] = { "/bin/sh", "-c", command, NULL };
-    int out;
+    int out = -1;
     pid_t pid = zf_test_spawn (argv, &out);
     close (out);
     for (int tries = 0; tries < 1000 && s_broker_starts (dir) == before; tries++) {

@@ -181,3 +181,12 @@ def wait_for_release(item):
            and time.monotonic() < deadline):
         time.sleep(0.05)
     return item
+
+
+@zflow.actor(input="tasks", output="done", concurrency=8)
+def flaky(item):
+    """Doubles its item; fails while the file `broken` is in JOBS_DIR."""
+    if os.path.exists(os.path.join(os.environ["JOBS_DIR"], "broken")):
+        raise RuntimeError("broken for now")
+    record("flaky", item)
+    return 2 * item

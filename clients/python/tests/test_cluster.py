@@ -3,6 +3,7 @@
 goes to the leader, and when the leader is killed (-9) it goes to the next
 one at once; what the first leader confirmed is there."""
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -125,5 +126,40 @@ def test_a_worker_resends_held_outputs_to_the_next_leader(tmp_path, processes):
             wait_for(lambda: drained(client, "numbers", "copies"), what="empty queues")
         seen = [int(line) for line in lines(directory)]
         assert lost_and_duplicated(seen, range(count)) == ([], [])
+    finally:
+        group.stop()
+
+
+def test_steering_is_replicated(tmp_path, processes):
+    group = Group(str(tmp_path), GROUP)
+
+    def zflow_cli(*args):
+        done = subprocess.run([ZFLOW] + list(args), capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        return done.returncode, done.stdout, done.stderr
+
+    def dead():
+        status, out, err = zflow_cli("dead", group.endpoint, "tasks", "--json")
+        assert status == 0, err
+        return json.loads(out)["letters"]
+    try:
+        processes.worker(group, "workers:double")
+        with zflow.Client(group.endpoint) as client:
+            tasks = [client.put("tasks", "fail").id for _ in range(2)]
+            wait_for(lambda: [client.status(t) for t in tasks] == ["dead"] * 2)
+            leader = group.endpoints.index(client.session.endpoint)
+            assert zflow_cli("pause", group.endpoint, "tasks")[0] == 0
+            group.kill(leader)
+            # The next leader has the letters and the pause.
+            assert sorted(letter["id"] for letter in dead()) == sorted(tasks)
+            status, out, _ = zflow_cli("status", group.endpoint)
+            assert [line.split()[-1] for line in out.splitlines()
+                    if line.startswith("tasks ")][0] == "paused"  # the queues' table
+            assert zflow_cli("requeue", group.endpoint, "tasks", "--all")[1] == \
+                "requeued 2 from tasks.dead\n"
+            assert [client.status(t) for t in tasks] == ["queued"] * 2
+            assert zflow_cli("resume", group.endpoint, "tasks")[0] == 0
+            wait_for(lambda: len(dead()) == 2, what="the requeued dead again")
+            assert [letter["headers"]["zflow-requeued"] for letter in dead()] == ["1", "1"]
     finally:
         group.stop()
