@@ -27,6 +27,7 @@
 */
 #include "zf_actor.h"
 #include "zf_cron.h"
+#include "zf_trigger.h"
 #include "zf_json.h"
 #include "zf_kinds.h"
 #include "zf_mp.h"
@@ -117,17 +118,12 @@ typedef struct {
     char name[2 * ZF_NAME_MAX + 64]; // "pipeline/actor/job", for its firings' ids
     const char *label;               // the job's name, in messages and items
     const char *output;              // its queue
-    int64_t every;                   // ms, or 0
-    zf_cron_t *cron;                 // or NULL
-    zf_tz_t *tz;                     // its zone
-    int64_t at;                      // ms of a one-shot, or -1
-    int64_t start, end;              // ms: no firing before, after (INT64_MIN/MAX)
+    zf_trigger_t trigger;            // when it fires
     int64_t jitter;                  // ms
     int64_t grace;                   // misfire-grace, ms
     bool coalesce;                   // fire once after a stall
     int64_t max_instances;           // firings in progress at most
     msgpack_sbuffer payload;         // the payload, msgpack
-    bool payload_is_map;             // it is a map (keys are added to it)
     uint32_t key;                    // a hash of its label, its key in the checkpoint
     int64_t last;                    // the scheduled time of its last firing handled, or INT64_MIN
     int64_t due;                  // the scheduled time of its next firing (ms, wall), or INT64_MAX
@@ -170,23 +166,7 @@ s_wall (void)
 static int64_t
 s_next_after (s_job_t *job, int64_t from)
 {
-    int64_t t = INT64_MAX;
-    if (job->every) {
-        int64_t origin = job->start != INT64_MIN ? job->start : 0;
-        int64_t k = from <= origin ? 0 : (from - origin + job->every - 1) / job->every;
-        t = origin + k * job->every;
-    }
-    else if (job->cron) {
-        int64_t s = zf_cron_next (job->cron, job->tz, (from - 1) / 1000 - ((from - 1) % 1000 < 0));
-        t = s == INT64_MAX ? INT64_MAX : s * 1000;
-        if (t != INT64_MAX && t < from)
-            t = INT64_MAX;
-    }
-    else if (job->at >= from)
-        t = job->at;
-    if (t < job->start && t != INT64_MAX)
-        return s_next_after (job, job->start);
-    return t > job->end ? INT64_MAX : t;
+    return zf_trigger_next (&job->trigger, from);
 }
 
 static void
@@ -298,35 +278,10 @@ s_fire (self_t *self, s_job_t *job, int64_t when, int64_t late)
                    self->args->conf->name, job->label, running);
         return;
     }
-    // The scheduled time to the millisecond: 2026-03-08T03:00:00.250-04:00.
-    char seconds[40], scheduled[48];
-    zf_cron_format (job->tz, when / 1000, seconds, sizeof seconds);
-    snprintf (scheduled, sizeof scheduled, "%.19s.%03d%s", seconds, (int) (when % 1000),
-              seconds + 19);
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &body, msgpack_sbuffer_write);
-    uint32_t count = 0;
-    const char *rest = job->payload.data;
-    size_t rest_size = job->payload.size;
-    if (job->payload_is_map) {
-        zf_mp_t mp;
-        zf_mp_init (&mp, job->payload.data, job->payload.size);
-        zf_mp_map (&mp, &count, NULL);
-        rest = (const char *) mp.pos;
-        rest_size = zf_mp_left (&mp);
-    }
-    msgpack_pack_map (&pk, count + 3 + (job->payload.size && !job->payload_is_map));
-    zf_mp_pack_cstr (&pk, "job");
-    zf_mp_pack_cstr (&pk, job->label);
-    zf_mp_pack_cstr (&pk, "scheduled");
-    zf_mp_pack_cstr (&pk, scheduled);
-    zf_mp_pack_cstr (&pk, "lateness_ms");
-    msgpack_pack_double (&pk, (double) late / 1000.0);
-    if (job->payload.size && !job->payload_is_map)
-        zf_mp_pack_cstr (&pk, "payload");
-    msgpack_sbuffer_write (&body, rest, rest_size);
+    zf_trigger_item (&body, &job->trigger, job->label, when, late, job->payload.data,
+                     job->payload.size);
     zf_id_t id = zf_id_firing (job->name, when);
     zf_put_opts_t opts = { .id = &id };
     job->last = when;
@@ -362,12 +317,12 @@ s_due (self_t *self, s_job_t *job)
         char at[40];
         zsys_warning ("%s: job %s: the firing of %s missed by %lld ms (misfire-grace %lld ms)",
                       self->args->conf->name, job->label,
-                      zf_cron_format (job->tz, when / 1000, at, sizeof at), (long long) late / 1000,
-                      (long long) job->grace);
+                      zf_cron_format (job->trigger.tz, when / 1000, at, sizeof at),
+                      (long long) late / 1000, (long long) job->grace);
     }
     else
         s_fire (self, job, when, late);
-    if (job->every && next != INT64_MAX) {
+    if (job->trigger.every && next != INT64_MAX) {
         // On the monotonic clock from the time just handled.
         job->due_mono += (next - job->due) * 1000;
         job->due = next;
@@ -413,7 +368,7 @@ s_catch_up (self_t *self)
                     zsys_warning ("%s: job %s: the firing of %s, missed while no scheduler ran, "
                                   "is %lld ms late (misfire-grace %lld ms): skipped",
                                   name, job->label,
-                                  zf_cron_format (job->tz, t / 1000, when, sizeof when),
+                                  zf_cron_format (job->trigger.tz, t / 1000, when, sizeof when),
                                   (long long) (now - t), (long long) job->grace);
                 }
                 job->missed++;
@@ -461,21 +416,22 @@ s_job_new (self_t *self, const zf_job_settings_t *js, const char *label)
               label);
     job->output = js->output ? js->output : conf->output;
     zf_error_t err;
-    job->tz = zf_tz_load (js->timezone, &err);
-    if (!job->tz)
-        job->tz = zf_tz_load ("UTC", &err);
-    job->every = js->every;
-    job->cron = js->cron ? zf_cron_new (js->cron, &err) : NULL;
-    job->at = -1;
+    zf_trigger_t *trigger = &job->trigger;
+    trigger->tz = zf_tz_load (js->timezone, &err);
+    if (!trigger->tz)
+        trigger->tz = zf_tz_load ("UTC", &err);
+    trigger->every = js->every;
+    trigger->cron = js->cron ? zf_cron_new (js->cron, &err) : NULL;
+    trigger->at = -1;
     int64_t seconds;
-    if (js->at && zf_cron_parse_time (job->tz, js->at, &seconds, &err) == 0)
-        job->at = seconds * 1000;
-    job->start = INT64_MIN;
-    job->end = INT64_MAX;
-    if (js->start && zf_cron_parse_time (job->tz, js->start, &seconds, &err) == 0)
-        job->start = seconds * 1000;
-    if (js->end && zf_cron_parse_time (job->tz, js->end, &seconds, &err) == 0)
-        job->end = seconds * 1000;
+    if (js->at && zf_cron_parse_time (trigger->tz, js->at, &seconds, &err) == 0)
+        trigger->at = seconds * 1000;
+    trigger->start = INT64_MIN;
+    trigger->end = INT64_MAX;
+    if (js->start && zf_cron_parse_time (trigger->tz, js->start, &seconds, &err) == 0)
+        trigger->start = seconds * 1000;
+    if (js->end && zf_cron_parse_time (trigger->tz, js->end, &seconds, &err) == 0)
+        trigger->end = seconds * 1000;
     job->jitter = js->jitter;
     job->grace = js->misfire_grace;
     job->coalesce = js->coalesce;
@@ -495,9 +451,6 @@ s_job_new (self_t *self, const zf_job_settings_t *js, const char *label)
             msgpack_sbuffer_clear (&job->payload);
             zf_mp_pack_cstr (&pk, payload); // not JSON: text
         }
-        job->payload_is_map = (job->payload.data[0] & 0xf0) == 0x80 ||
-                              (uint8_t) job->payload.data[0] == 0xde ||
-                              (uint8_t) job->payload.data[0] == 0xdf;
     }
     s_plan (job, s_next_after (job, s_wall ()));
     return job;
@@ -507,8 +460,8 @@ static void
 s_job_destroy (s_job_t **job_p)
 {
     s_job_t *job = *job_p;
-    zf_cron_destroy (&job->cron);
-    zf_tz_destroy (&job->tz);
+    zf_cron_destroy (&job->trigger.cron);
+    zf_tz_destroy (&job->trigger.tz);
     zlistx_destroy (&job->running);
     zlistx_destroy (&job->unsure);
     msgpack_sbuffer_destroy (&job->payload);

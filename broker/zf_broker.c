@@ -7,6 +7,7 @@
 #include "zf_persist.h"
 #include "zf_publish.h"
 #include "zf_server.h"
+#include "zf_schedules.h"
 #include "zf_sessions.h"
 #include "zf_thread.h"
 
@@ -110,6 +111,7 @@ s_server_destroy (zf_server_t **self_p)
             zf_publish_queue_destroy (queue);
     }
     zf_store_destroy (&self->store);
+    zf_schedules_destroy (&self->schedules);
     zhashx_destroy (&self->ended);
     zhashx_destroy (&self->crashloops);
     zhashx_destroy (&self->subscriptions);
@@ -169,6 +171,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     // Every queue an actor reads exists from the start, with a consumer
     // group per reader: items put before the workers connect wait for them.
     self->store = zf_store_new (pipeline, dedup_window, &hooks);
+    self->schedules = zf_schedules_new ();
     if (!self->store) {
         zf_error_set (err, ZF_ENOMEM, "no memory for a dedup window of %zu ids", dedup_window);
         s_server_destroy (&self);
@@ -341,6 +344,9 @@ zf_broker_actor (zsock_t *pipe, void *args)
         due = self->cluster ? zf_cluster_due (self->cluster) : -1; // Raft's timers
         if (due >= 0 && due < wait)
             wait = due;
+        due = zf_schedules_due (self, zclock_time ()); // a schedule's firing
+        if (due >= 0 && due < wait)
+            wait = due;
         if (wait < 0)
             wait = 0;
         // A broker of a group that does not lead serves no one: its intake
@@ -375,8 +381,10 @@ zf_broker_actor (zsock_t *pipe, void *args)
             (items[p_intake].revents & ZMQ_POLLIN))
             s_read (self, self->intake, zf_intake_message, zf_intake_open);
         now = zf_server_now ();
-        if (serving && !quiet)
+        if (serving && !quiet) {
             zf_store_wake (self->store, now);
+            zf_schedules_run (self, zclock_time ());
+        }
         if (now >= next_tick && !quiet) {
             if (serving)
                 zf_store_tick (self->store, now);

@@ -1,5 +1,6 @@
 /*  zf_control: an operator's commands to a running broker. See zf_control.h. */
 #include "zf_control.h"
+#include "zf_schedules.h"
 #include "zf_sessions.h"
 
 #define LIST_DEFAULT 100 // letters listed when the CONTROL gives no limit
@@ -96,13 +97,29 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
 {
     zf_proto_t *in = server->in, *out = server->out;
     const char *op = in->op;
+    char why[ZF_TEXT_MAX + 1];
+    if (streq (op, "schedules") || strncmp (op, "schedule-", 9) == 0) {
+        zf_proto_reset (out, ZF_REPORT);
+        if (zf_schedules_control (server, why, sizeof why)) {
+            s_refuse (server, session, why);
+            return;
+        }
+        out->tag = in->tag;
+        snprintf (out->state, sizeof out->state, "ok");
+        if (!streq (op, "schedules"))
+            zsys_info ("broker: %s %s by %s", op, in->name,
+                       session->name[0] ? session->name : session->key);
+        zf_sessions_send (server, session);
+        return;
+    }
     bool listing = streq (op, "dead");
     zf_queue_t *queue = in->queue[0] ? zf_store_lookup (server->store, in->queue) : NULL;
-    char why[ZF_TEXT_MAX + 1];
     if (!streq (op, "dead") && !streq (op, "requeue") && !streq (op, "purge") &&
         !streq (op, "pause") && !streq (op, "resume")) {
         snprintf (why, sizeof why,
-                  "unknown op '%s': dead, requeue, purge, pause or resume are known", op);
+                  "unknown op '%s': dead, requeue, purge, pause, resume, schedules and "
+                  "schedule-add, -remove, -pause, -resume, -run are known",
+                  op);
         s_refuse (server, session, why);
         return;
     }

@@ -9,6 +9,9 @@
         pause    Q            stops delivering from Q (puts go on)
         resume   Q            delivers again
 
+    Schedules (zf_schedules.h): `schedules` lists them; `schedule-add`
+    (name, queue, spec), `-remove`, `-pause`, `-resume`, `-run` (fire now).
+
     The REPORT says `state` "ok" with `count` (letters listed in all,
     items moved or dropped) and the queue's figures (`queues`, one row: its
     depth, whether it is paused), or "refused" with `reason`. A listing's

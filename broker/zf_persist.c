@@ -2,6 +2,7 @@
 #include "zf_persist.h"
 #include "zf_alloc.h"
 #include "zf_records.h"
+#include "zf_schedules.h"
 #include "zf_sessions.h"
 
 //  Whether the store's changes are recorded: there is a journal (or a
@@ -144,6 +145,13 @@ zf_persist_queue (zf_server_t *server, zf_queue_t *queue)
         s_queue (server, queue);
 }
 
+void
+zf_persist_record (zf_server_t *server, const zf_record_t *record)
+{
+    if (s_recording (server))
+        s_append (server, record);
+}
+
 static void
 s_snapshot_answer (zf_answer_t *answer, void *arg)
 {
@@ -251,6 +259,9 @@ s_replay_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t si
         case ZF_JR_QUEUE:
             zf_store_restore_queue (server->store, &record);
             return 0;
+        case ZF_JR_SCHEDULE:
+            zf_schedules_restore (server, &record);
+            return 0;
         case ZF_JR_CHECKPOINT: {
             char actor[ZF_NAME_MAX + 1];
             snprintf (actor, sizeof actor, "%.*s", (int) record.name_size, record.name);
@@ -340,6 +351,7 @@ s_snapshot_records (void *arg)
          queue = (zf_queue_t *) zlistx_next (queues))
         if (queue->paused)
             s_queue (server, queue);
+    zf_schedules_foreach (server, s_append);
     zf_store_foreach_seen (server->store, s_snapshot_seen, server);
     // The stored items in the order they came, so a restart keeps each
     // queue's order.

@@ -7,7 +7,7 @@
     window), a source's checkpoint, a failed delivery's count of attempts
     (RETRY, so that max-attempts holds across a restart), a result of a
     root kept or the end of its lineage (RESULT), a queue paused or resumed
-    (QUEUE). The records of a
+    (QUEUE), a schedule added, changed or fired (SCHEDULE). The records of a
     loop turn go out in one write at its end, and the CONFIRMs of the PUTs
     they hold wait until they are durable. Deliveries are not recorded:
     after a restart every unfinished delivery is ready again, and one that
@@ -39,6 +39,8 @@ void zf_persist_retry (zf_server_t *server, zf_delivery_t *d);
 void zf_persist_fin (zf_server_t *server, const zf_id_t *id, uint8_t outcome);
 void zf_persist_answer (zf_server_t *server, zf_answer_t *answer, const zf_output_t *result);
 void zf_persist_queue (zf_server_t *server, zf_queue_t *queue);
+//  Any other record (a schedule's).
+void zf_persist_record (zf_server_t *server, const zf_record_t *record);
 
 //  Confirms put, all admitted, storing its checkpoint: at once without a
 //  journal, else once the records written so far are durable.

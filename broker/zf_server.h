@@ -5,7 +5,10 @@
     works on this struct:
 
         zf_store      what the broker holds: queues, items, retries (no sockets;
-                      zf_delivery.c is the life of a delivery in it)
+                      zf_delivery.c is the life of a delivery in it, zf_steer.c
+                      an operator's changes)
+        zf_schedules  schedules added at run time, fired by the broker
+        zf_control    CONTROL: an operator's commands
         zf_sessions   the ROUTER: one function per ZFP command, dispatch, heartbeats
         zf_publish    the XPUB: events, data taps, stats
         zf_persist    the journal: records of the store's changes, replay,
@@ -32,6 +35,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct _zf_schedules_t zf_schedules_t;
 
 //  A session: one peer of the ROUTER socket, from its HELLO to its BYE or
 //  its last heartbeat.
@@ -67,6 +72,7 @@ typedef struct {
     zsock_t *pipe;                      // to the owner
     zf_pipeline_t *pipeline;            // the config
     zf_store_t *store;                  // what it holds
+    zf_schedules_t *schedules;          // schedules added at run time (zf_schedules)
     zsock_t *router;                    // actors
     zsock_t *events;                    // XPUB
     zsock_t *intake;                    // PULL, or NULL

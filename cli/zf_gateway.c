@@ -437,6 +437,8 @@ struct _s_call_t {
     void *room_handle;                 // in its list of puts waiting for room, or NULL
     char queue[ZF_NAME_MAX + 8];       // a put's queue, or the queue steered
     bool listing;                      // steering: a listing of dead letters
+    bool schedules;                    // steering: of schedules (answered with them)
+    char schedule[ZF_NAME_MAX + 1];    // the schedule it is of, or "" for all
     bool answered;                     // the answer below is ready
     unsigned status;                   // its HTTP status
     char *answer;                      // its body (JSON), owned
@@ -1183,6 +1185,25 @@ done:
     return rc;
 }
 
+//  Asks the broker to do control for call, which is parked for its answer
+//  (or answered 400 at once when the client refuses control).
+static void
+s_ask_control (s_call_t *call, const zf_control_t *control)
+{
+    zf_gateway_t *self = call->gateway;
+    zstr_free (&call->body);
+    call->parts = (s_part_t *) zf_alloc (sizeof (s_part_t));
+    call->count = call->left = 1;
+    call->parts[0].call = call;
+    call->parts[0].request =
+        zf_client_control_request (self->client, control, ANSWER_MS, &call->parts[0]);
+    if (!call->parts[0].request) {
+        s_reply (call, 400, s_error ("%s", zf_client_last_error (self->client)), 0);
+        return;
+    }
+    s_park (call, false);
+}
+
 //  A steering route of call: asked of the broker, parked for its answer.
 static void
 s_steer (s_call_t *call, int route, const char *url)
@@ -1228,18 +1249,64 @@ s_steer (s_call_t *call, int route, const char *url)
         control.where = given;
         call->listing = true;
     }
-    zstr_free (&call->body);
-    call->parts = (s_part_t *) zf_alloc (sizeof (s_part_t));
-    call->count = call->left = 1;
-    call->parts[0].call = call;
-    call->parts[0].request =
-        zf_client_control_request (self->client, &control, ANSWER_MS, &call->parts[0]);
+    s_ask_control (call, &control);
     free (ids);
-    if (!call->parts[0].request) {
-        s_reply (call, 400, s_error ("%s", zf_client_last_error (self->client)), 0);
+}
+
+//  GET /schedules, GET|PUT|DELETE /schedules/NAME, POST
+//  /schedules/NAME/pause|resume|run: asked of the broker, parked.
+static void
+s_schedule_route (s_call_t *call, const char *method, const char *url)
+{
+    zf_gateway_t *self = call->gateway;
+    if (call->big) {
+        s_reply (call, 413, s_too_big (self), 0);
         return;
     }
-    s_park (call, false);
+    static const char *actions[] = { "pause", "resume", "run" };
+    const char *op = "schedules", *name = url[10] == '/' ? url + 11 : "";
+    size_t len = strlen (name);
+    if (streq (method, "PUT"))
+        op = "schedule-add";
+    else if (streq (method, "DELETE"))
+        op = "schedule-remove";
+    else if (streq (method, "POST")) {
+        for (size_t a = 0; a < 3 && streq (op, "schedules"); a++) {
+            size_t tail = strlen (actions[a]) + 1;
+            if (len > tail && name[len - tail] == '/' &&
+                streq (name + len - tail + 1, actions[a])) {
+                op = a == 0 ? "schedule-pause" : a == 1 ? "schedule-resume" : "schedule-run";
+                len -= tail;
+            }
+        }
+        if (streq (op, "schedules")) {
+            s_reply (call, 404, s_error ("POST /schedules/NAME/pause, /resume or /run"), 0);
+            return;
+        }
+    }
+    if (len > ZF_NAME_MAX || (!streq (op, "schedules") && !len)) {
+        s_reply (call, 400, s_error ("'%.64s' is no schedule name", name), 0);
+        return;
+    }
+    snprintf (call->schedule, sizeof call->schedule, "%.*s", (int) len, name);
+    call->schedules = true;
+    zf_schedule_spec_t spec = { 0 };
+    msgpack_sbuffer keep;
+    msgpack_sbuffer_init (&keep);
+    char queue[ZF_NAME_MAX + 1] = "", why[512];
+    if (streq (op, "schedule-add") &&
+        zf_steer_spec_json (call->body ? call->body : "", &spec, &keep, queue, sizeof queue, why,
+                            sizeof why)) {
+        msgpack_sbuffer_destroy (&keep);
+        s_reply (call, 400, s_error ("%s", why), 0);
+        return;
+    }
+    zf_control_t control = { .op = op,
+                             .queue = queue,
+                             .name = call->schedule,
+                             .schedule = streq (op, "schedule-add") ? &spec : NULL };
+    s_ask_control (call, &control);
+    msgpack_sbuffer_destroy (&keep);
 }
 
 static void
@@ -1256,10 +1323,18 @@ s_steer_answered (s_call_t *call, zf_request_t *request)
                  s_error ("%s", *why ? why : "the broker did not answer"), refused ? 0 : 1000);
         return;
     }
-    s_reply (call, 200,
-             call->listing ? zf_steer_letters_json (result)
-                           : zf_steer_done_json (result, call->queue),
-             0);
+    if (call->schedules) {
+        char *json = zf_steer_schedules_json (result, call->schedule[0] ? call->schedule : NULL);
+        if (json)
+            s_reply (call, 200, json, 0);
+        else
+            s_reply (call, 404, s_error ("no schedule '%s'", call->schedule), 0);
+    }
+    else
+        s_reply (call, 200,
+                 call->listing ? zf_steer_letters_json (result)
+                               : zf_steer_done_json (result, call->queue),
+                 0);
     zf_result_destroy (&result);
 }
 
@@ -1411,6 +1486,11 @@ s_api (s_call_t *call, const char *method, const char *url)
                  1000);
         return;
     }
+    if (streq (url, "/schedules") || strncmp (url, "/schedules/", 11) == 0) {
+        call->kind = S_STEER;
+        s_schedule_route (call, method, url);
+        return;
+    }
     int route = strncmp (url, "/queues/", 8) == 0 ? s_steer_route (method, url) : -1;
     if (route >= 0) {
         call->kind = S_STEER;
@@ -1456,7 +1536,10 @@ s_unescape (void *cls, struct MHD_Connection *connection, char *text)
 static bool
 s_api_route (const char *method, const char *url)
 {
-    return (streq (method, "POST") && strncmp (url, "/queues/", 8) == 0) ||
+    bool schedules = streq (url, "/schedules") || strncmp (url, "/schedules/", 11) == 0;
+    return (schedules && (streq (method, "GET") || streq (method, "PUT") ||
+                          streq (method, "DELETE") || streq (method, "POST"))) ||
+           (streq (method, "POST") && strncmp (url, "/queues/", 8) == 0) ||
            (streq (method, "DELETE") && strncmp (url, "/messages/", 10) == 0) ||
            (streq (method, "GET") && strncmp (url, "/queues/", 8) == 0 &&
             s_steer_route (method, url) >= 0) ||
@@ -1614,7 +1697,7 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         return s_give (call); // resumed with its answer
     if (call && call->handle)
         return MHD_YES; // parked (libmicrohttpd may call once more before it suspends)
-    bool post = strcmp (method, "POST") == 0;
+    bool post = strcmp (method, "POST") == 0 || strcmp (method, "PUT") == 0; // with a body
     bool api = self->api && self->client && s_api_route (method, url);
     if (!call) {
         // Its headers are in: refused now, or read on.
@@ -1625,7 +1708,7 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         if (post && !api)
             // Not the API's: answered before its body is read.
             return s_json (connection, self->api ? 404 : 405,
-                           s_error (self->api ? "POST goes to /queues/QUEUE"
+                           s_error (self->api ? "POST goes to /queues/QUEUE, PUT to /schedules/NAME"
                                               : "the JSON API is off (api = true in the broker "
                                                 "section)"));
         call = (s_call_t *) zf_alloc (sizeof (s_call_t));

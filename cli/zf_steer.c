@@ -5,6 +5,7 @@
 #include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
+#include "zf_cron.h"
 #include "zf_tasks.h"
 #include "zf_tools.h"
 #include "zf_value.h"
@@ -117,14 +118,14 @@ zf_steer_done_json (zf_result_t *done, const char *queue)
 
 //  What every steering command reads from its command line.
 typedef struct {
-    const char *command;   // its name
-    const char *usage;     // its usage line
-    char *args[ARGS_MAX];  // its words that are not options
-    int nargs;             // entries in args
-    const char *where;     // --where, or NULL
-    int64_t older;         // --older-than, ms, or 0
-    int64_t timeout;       // --timeout, ms
-    const char *values[8]; // every option's value, by the command's names
+    const char *command;    // its name
+    const char *usage;      // its usage line
+    char *args[ARGS_MAX];   // its words that are not options
+    int nargs;              // entries in args
+    const char *where;      // --where, or NULL
+    int64_t older;          // --older-than, ms, or 0
+    int64_t timeout;        // --timeout, ms
+    const char *values[16]; // every option's value, by the command's names
 } s_line_t;
 
 //  Reads argv as names say (the last three are where, older-than and
@@ -185,8 +186,9 @@ s_ask (s_line_t *line, zf_control_t *control, int *status)
         const char *why = zf_client_last_error (client);
         fprintf (stderr, "zflow %s: %s\n", line->command,
                  *why ? why : "no answer from the broker in time");
-        *status =
-            zf_client_refused (client) || strstr (why, "no queue") ? ZF_EXIT_USAGE : ZF_EXIT_FAILED;
+        // Refused (a mistake of the command's) or not answered (the broker's).
+        bool late = !*why || strstr (why, "did not answer") || zsys_interrupted;
+        *status = late && !zf_client_refused (client) ? ZF_EXIT_FAILED : ZF_EXIT_USAGE;
     }
     zf_client_destroy (&client);
     return result;
@@ -392,4 +394,342 @@ int
 zf_cmd_resume (int argc, char **argv)
 {
     return s_pause (argc, argv, false);
+}
+
+//  --------------------------------------------------------------------------
+//  zflow schedule
+
+//  A time in ms since the Unix epoch as ISO 8601 UTC, or "-" for 0.
+static const char *
+s_when (int64_t ms, char *buffer, size_t size)
+{
+    return ms ? s_iso (ms, buffer, size) : "-";
+}
+
+//  One schedule as JSON, appended to out.
+static void
+s_schedule_json (zchunk_t *out, const zf_schedule_info_t *row)
+{
+    zchunk_extend (out, "{\"name\":", 8);
+    s_json_string (out, row->name);
+    zchunk_extend (out, ",\"queue\":", 9);
+    s_json_string (out, row->queue);
+    zchunk_extend (out, ",\"trigger\":", 11);
+    s_json_string (out, row->trigger);
+    zchunk_extend (out, ",\"tz\":", 6);
+    s_json_string (out, row->tz);
+    char tail[192];
+    snprintf (tail, sizeof tail,
+              ",\"next\":%lld,\"last\":%lld,\"fired\":%llu,\"missed\":%llu,\"state\":\"%s\"}",
+              (long long) row->next, (long long) row->last, (unsigned long long) row->fired,
+              (unsigned long long) row->missed,
+              row->config   ? "config"
+              : row->paused ? "paused"
+                            : "active");
+    zchunk_extend (out, tail, strlen (tail));
+}
+
+char *
+zf_steer_schedules_json (zf_result_t *answer, const char *only)
+{
+    size_t count;
+    const zf_schedule_info_t *rows = zf_result_schedules (answer, &count);
+    zchunk_t *out = zchunk_new (NULL, 256);
+    if (!only)
+        zchunk_extend (out, "[", 1);
+    bool any = false;
+    for (size_t i = 0; i < count; i++) {
+        if (only && !streq (rows[i].name, only))
+            continue;
+        if (any)
+            zchunk_extend (out, ",", 1);
+        s_schedule_json (out, &rows[i]);
+        any = true;
+        if (only)
+            break;
+    }
+    if (only && !any) {
+        zchunk_destroy (&out);
+        return NULL;
+    }
+    zchunk_extend (out, only ? "\n" : "]\n", only ? 1 : 2);
+    return s_text (&out);
+}
+
+//  Schedules as a table, or as JSON lines.
+static void
+s_print_schedules (zf_result_t *answer, bool json)
+{
+    size_t count;
+    const zf_schedule_info_t *rows = zf_result_schedules (answer, &count);
+    if (!json)
+        printf ("%-24s %-16s %-24s %-16s %-20s %-20s %7s %7s  %s\n", "NAME", "QUEUE", "TRIGGER",
+                "TZ", "NEXT", "LAST", "FIRED", "MISSED", "STATE");
+    for (size_t i = 0; i < count; i++) {
+        const zf_schedule_info_t *row = &rows[i];
+        if (json) {
+            zchunk_t *out = zchunk_new (NULL, 256);
+            s_schedule_json (out, row);
+            char *text = s_text (&out);
+            puts (text);
+            free (text);
+            continue;
+        }
+        char next[32], last[32];
+        printf ("%-24s %-16s %-24s %-16s %-20s %-20s %7llu %7llu  %s\n", row->name, row->queue,
+                row->trigger, row->tz, s_when (row->next, next, sizeof next),
+                s_when (row->last, last, sizeof last), (unsigned long long) row->fired,
+                (unsigned long long) row->missed,
+                row->config   ? "config"
+                : row->paused ? "paused"
+                              : "active");
+    }
+}
+
+//  A duration given in JSON, as text ("10s") or a number of ms, into *ms;
+//  -1 if it is neither.
+static int
+s_json_duration (zf_mp_t *mp, int64_t *ms)
+{
+    const char *text;
+    uint32_t len;
+    uint64_t number;
+    if (zf_mp_peek (mp) == ZF_MP_UINT)
+        return zf_mp_uint (mp, &number, NULL) || number > INT64_MAX ? -1
+                                                                    : (*ms = (int64_t) number, 0);
+    char duration[64];
+    if (zf_mp_str (mp, &text, &len, NULL) || len >= sizeof duration)
+        return -1;
+    snprintf (duration, sizeof duration, "%.*s", (int) len, text);
+    return zf_parse_duration (duration, ms, NULL);
+}
+
+static int s_spec_read (const uint8_t *data, size_t size, zf_schedule_spec_t *spec,
+                        msgpack_sbuffer *keep, char *queue, size_t queue_size, char *why,
+                        size_t why_size);
+
+int
+zf_steer_spec_json (const char *json, zf_schedule_spec_t *spec, msgpack_sbuffer *keep, char *queue,
+                    size_t queue_size, char *why, size_t why_size)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, keep, msgpack_sbuffer_write);
+    zf_error_t err;
+    if (zf_json_to_msgpack (json, strlen (json), &pk, &err)) {
+        snprintf (why, why_size, "the body is not JSON: %s", err.text);
+        return -1;
+    }
+    // The map is read from a copy; keep gets the spec's strings (as C
+    // strings) and payload, for spec to point into once it is whole.
+    size_t map_size = keep->size;
+    uint8_t *map = (uint8_t *) zf_alloc (map_size);
+    memcpy (map, keep->data, map_size);
+    msgpack_sbuffer_clear (keep);
+    int rc = s_spec_read (map, map_size, spec, keep, queue, queue_size, why, why_size);
+    free (map);
+    return rc;
+}
+
+//  zf_steer_spec_json's reading of the map at data.
+static int
+s_spec_read (const uint8_t *data, size_t size, zf_schedule_spec_t *spec, msgpack_sbuffer *keep,
+             char *queue, size_t queue_size, char *why, size_t why_size)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, data, size);
+    uint32_t count;
+    if (zf_mp_map (&mp, &count, NULL)) {
+        snprintf (why, why_size,
+                  "the body is not a JSON object such as {\"every\": \"10s\", "
+                  "\"queue\": \"tasks\"}");
+        return -1;
+    }
+    *queue = 0;
+    size_t offsets[4] = { 0 }; // cron, at, tz, payload: where in keep
+    size_t payload_size = 0;
+    bool has[4] = { false };
+    for (uint32_t i = 0; i < count; i++) {
+        const char *key, *text;
+        uint32_t key_len, len;
+        if (zf_mp_str (&mp, &key, &key_len, NULL)) {
+            snprintf (why, why_size, "a key of the body is not a string");
+            return -1;
+        }
+        char name[32];
+        snprintf (name, sizeof name, "%.*s", (int) (key_len < 31 ? key_len : 31), key);
+        int slot = streq (name, "cron") ? 0 : streq (name, "at") ? 1 : streq (name, "tz") ? 2 : -1;
+        if (slot >= 0 || streq (name, "queue")) {
+            if (zf_mp_str (&mp, &text, &len, NULL) || len > ZF_TEXT_MAX) {
+                snprintf (why, why_size, "%s: a string", name);
+                return -1;
+            }
+            if (slot < 0) {
+                if (len >= queue_size) {
+                    snprintf (why, why_size, "queue: at most %zu bytes", queue_size - 1);
+                    return -1;
+                }
+                snprintf (queue, queue_size, "%.*s", (int) len, text);
+                continue;
+            }
+            offsets[slot] = keep->size;
+            has[slot] = true;
+            msgpack_sbuffer_write (keep, text, len);
+            msgpack_sbuffer_write (keep, "", 1);
+        }
+        else if (streq (name, "every") || streq (name, "misfire_grace")) {
+            int64_t *into = streq (name, "every") ? &spec->every_ms : &spec->misfire_grace_ms;
+            if (s_json_duration (&mp, into) || *into <= 0) {
+                snprintf (why, why_size, "%s: a duration, \"10s\" or a number of ms over 0", name);
+                return -1;
+            }
+        }
+        else if (streq (name, "coalesce")) {
+            bool coalesce;
+            if (zf_mp_bool (&mp, &coalesce, NULL)) {
+                snprintf (why, why_size, "coalesce: true or false");
+                return -1;
+            }
+            spec->no_coalesce = !coalesce;
+        }
+        else if (streq (name, "max_instances")) {
+            uint64_t number;
+            if (zf_mp_uint (&mp, &number, NULL) || number < 1 || number > 100000) {
+                snprintf (why, why_size, "max_instances: from 1 to 100000");
+                return -1;
+            }
+            spec->max_instances = (uint32_t) number;
+        }
+        else if (streq (name, "payload")) {
+            const uint8_t *start = mp.pos;
+            if (zf_mp_skip (&mp, ZF_MP_MAX_DEPTH, NULL)) {
+                snprintf (why, why_size, "payload: too deep");
+                return -1;
+            }
+            offsets[3] = keep->size;
+            has[3] = true;
+            payload_size = (size_t) (mp.pos - start);
+            msgpack_sbuffer_write (keep, (const char *) start, payload_size);
+        }
+        else {
+            snprintf (why, why_size,
+                      "'%s' is not a key of a schedule: cron, every, at, tz, queue, payload, "
+                      "misfire_grace, coalesce, max_instances",
+                      name);
+            return -1;
+        }
+    }
+    const char **strings[3] = { &spec->cron, &spec->at, &spec->tz };
+    for (int i = 0; i < 3; i++)
+        if (has[i])
+            *strings[i] = keep->data + offsets[i];
+    if (has[3]) {
+        spec->payload = keep->data + offsets[3];
+        spec->payload_size = payload_size;
+    }
+    if (!*queue) {
+        snprintf (why, why_size, "queue: the queue each firing goes to");
+        return -1;
+    }
+    return 0;
+}
+
+int
+zf_cmd_schedule (int argc, char **argv)
+{
+    static const char *names[] = {
+        "cron",          "every",         "at",        "tz",           "queue", "payload",
+        "misfire-grace", "max-instances", "!coalesce", "!no-coalesce", "!json", "where",
+        "older-than",    "timeout",       NULL
+    };
+    s_line_t line = { .usage = "schedule ENDPOINT add NAME --cron EXPR|--every D|--at TIME "
+                               "--queue Q [--tz ZONE] [--payload JSON] [--misfire-grace D] "
+                               "[--no-coalesce] [--max-instances N]\n"
+                               "       zflow schedule ENDPOINT list [--json]\n"
+                               "       zflow schedule ENDPOINT pause|resume|remove|run NAME" };
+    if (!s_read (&line, argc, argv, names, 2, 3))
+        return ZF_EXIT_USAGE;
+    const char **v = line.values;
+    const char *verb = line.args[1];
+    static const struct {
+        const char *verb, *op;
+    } verbs[] = { { "list", "schedules" },         { "add", "schedule-add" },
+                  { "remove", "schedule-remove" }, { "pause", "schedule-pause" },
+                  { "resume", "schedule-resume" }, { "run", "schedule-run" } };
+    const char *op = NULL;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (streq (verb, verbs[i].verb))
+            op = verbs[i].op;
+    if (!op || (streq (verb, "list") != (line.nargs == 2))) {
+        fprintf (stderr, "usage: zflow %s\n", line.usage);
+        return ZF_EXIT_USAGE;
+    }
+    bool adding = streq (verb, "add");
+    for (int n = 0; n < 10 && !adding; n++) // the options of a schedule's spec
+        if (v[n]) {
+            fprintf (stderr, "zflow schedule %s: --%s is for add\n", verb,
+                     names[n] + (names[n][0] == '!'));
+            return ZF_EXIT_USAGE;
+        }
+    if (line.where || line.older) {
+        fprintf (stderr, "zflow schedule: --where and --older-than are for requeue and purge\n");
+        return ZF_EXIT_USAGE;
+    }
+    zf_schedule_spec_t spec = { .cron = v[0], .at = v[2], .tz = v[3] };
+    msgpack_sbuffer payload;
+    msgpack_sbuffer_init (&payload);
+    int status = ZF_EXIT_USAGE;
+    if (adding) {
+        if ((v[0] != NULL) + (v[1] != NULL) + (v[2] != NULL) != 1 || !v[4]) {
+            fprintf (stderr, "zflow schedule add: one of --cron, --every and --at, and "
+                             "--queue\n");
+            goto done;
+        }
+        zf_error_t err;
+        if (v[0] && zf_cron_check (v[0], &err)) {
+            fprintf (stderr, "zflow schedule add: --cron '%s': %s\n", v[0], err.text);
+            goto done;
+        }
+        if (v[1] && (zf_parse_duration (v[1], &spec.every_ms, &err) || spec.every_ms <= 0)) {
+            fprintf (stderr, "zflow schedule add: --every '%s': %s\n", v[1],
+                     spec.every_ms <= 0 ? "more than 0" : err.text);
+            goto done;
+        }
+        if (v[6] && (zf_parse_duration (v[6], &spec.misfire_grace_ms, &err))) {
+            fprintf (stderr, "zflow schedule add: --misfire-grace '%s': %s\n", v[6], err.text);
+            goto done;
+        }
+        char *end = NULL;
+        long instances = v[7] ? strtol (v[7], &end, 10) : 0;
+        if (v[7] && (*end || instances < 1 || instances > 100000)) {
+            fprintf (stderr, "zflow schedule add: --max-instances %s: from 1 to 100000\n", v[7]);
+            goto done;
+        }
+        spec.max_instances = (uint32_t) instances;
+        spec.no_coalesce = v[9] != NULL;
+        if (v[5]) {
+            msgpack_packer pk;
+            msgpack_packer_init (&pk, &payload, msgpack_sbuffer_write);
+            if (zf_json_to_msgpack (v[5], strlen (v[5]), &pk, &err)) {
+                fprintf (stderr, "zflow schedule add: --payload is not JSON: %s\n", err.text);
+                goto done;
+            }
+            spec.payload = payload.data;
+            spec.payload_size = payload.size;
+        }
+    }
+    zf_control_t control = { .op = op,
+                             .queue = adding ? v[4] : "",
+                             .name = line.nargs == 3 ? line.args[2] : NULL,
+                             .schedule = adding ? &spec : NULL };
+    status = ZF_EXIT_OK;
+    zf_result_t *answer = s_ask (&line, &control, &status);
+    if (answer) {
+        s_print_schedules (answer, v[10] != NULL);
+        if (streq (verb, "remove"))
+            fprintf (stderr, "zflow schedule: %s removed\n", line.args[2]);
+        zf_result_destroy (&answer);
+    }
+done:
+    msgpack_sbuffer_destroy (&payload);
+    return status;
 }

@@ -7,6 +7,8 @@
 
 #include "zflow.h"
 
+#include <msgpack.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -24,11 +26,27 @@ int zf_cmd_purge (int argc, char **argv);
 int zf_cmd_pause (int argc, char **argv);
 int zf_cmd_resume (int argc, char **argv);
 
+//  zflow schedule ENDPOINT add NAME ... | list | pause|resume|remove|run NAME
+int zf_cmd_schedule (int argc, char **argv);
+
 //  A listing of dead letters as JSON (zflow dead --json, GET
 //  /queues/Q/dead): {"count": N, "letters": [{"id", "root", "queue",
 //  "attempts", "died" (ms since the Unix epoch), "error", "headers",
 //  "body"}]}, and a newline. Caller frees.
 char *zf_steer_letters_json (zf_result_t *listing);
+
+//  Schedules as JSON (GET /schedules, zflow schedule list --json): an
+//  array; with only, that one schedule's object, or NULL when there is
+//  none. A newline after. Caller frees.
+char *zf_steer_schedules_json (zf_result_t *answer, const char *only);
+
+//  A schedule as a PUT /schedules/NAME body gives it ({"cron" | "every" |
+//  "at", "tz", "queue", "payload", "misfire_grace", "coalesce",
+//  "max_instances"}) into spec, whose strings and payload point into keep
+//  (the caller's, destroyed after); its queue into queue. 0, or -1 with
+//  why filled.
+int zf_steer_spec_json (const char *json, zf_schedule_spec_t *spec, msgpack_sbuffer *keep,
+                        char *queue, size_t queue_size, char *why, size_t why_size);
 
 //  What a steering command did as JSON ({"queue", "count", "paused",
 //  "note"}) and a newline (the HTTP routes). Caller frees.

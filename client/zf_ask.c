@@ -5,6 +5,7 @@
 */
 #include "zf_client_impl.h"
 #include "zf_alloc.h"
+#include "zf_mp.h"
 
 //  What a listing tells of one item besides its id and body.
 typedef struct {
@@ -17,20 +18,22 @@ typedef struct {
 } s_listed_t;
 
 struct _zf_result_t {
-    zf_id_t id;                   // the root asked about
-    char state[ZF_CODE_MAX + 1];  // its lineage's state
-    char reason[ZF_TEXT_MAX + 1]; // a dead-lettered item's last error, or ""
-    char queue[ZF_NAME_MAX + 1];  // the queue it was dead-lettered from, or where the root is
-    char *detail;                 // the reason's longer account, or NULL
-    uint32_t progress;            // while it runs: thousandths done, as a worker last said
-    char *note;                   // and what it is doing, or NULL
-    uint32_t attempts;            // its attempts
-    size_t count;                 // entries in ids and bodies
-    zf_id_t *ids;                 // the results' ids
-    zframe_t **bodies;            // their bodies
-    s_listed_t *listed;           // a listing's: what else it tells of each, or NULL
-    uint64_t total;               // a CONTROL's answer: items it listed in all, moved or dropped
-    zf_figures_t *figures;        // a CONTROL's answer: its queue's figures, or NULL
+    zf_id_t id;                    // the root asked about
+    char state[ZF_CODE_MAX + 1];   // its lineage's state
+    char reason[ZF_TEXT_MAX + 1];  // a dead-lettered item's last error, or ""
+    char queue[ZF_NAME_MAX + 1];   // the queue it was dead-lettered from, or where the root is
+    char *detail;                  // the reason's longer account, or NULL
+    uint32_t progress;             // while it runs: thousandths done, as a worker last said
+    char *note;                    // and what it is doing, or NULL
+    uint32_t attempts;             // its attempts
+    size_t count;                  // entries in ids and bodies
+    zf_id_t *ids;                  // the results' ids
+    zframe_t **bodies;             // their bodies
+    s_listed_t *listed;            // a listing's: what else it tells of each, or NULL
+    uint64_t total;                // a CONTROL's answer: items it listed in all, moved or dropped
+    zf_figures_t *figures;         // a CONTROL's answer: its queue's figures, or NULL
+    zf_schedule_info_t *schedules; // a CONTROL's answer: schedules, or NULL
+    size_t nschedules;             // entries in schedules
 };
 
 void
@@ -46,6 +49,7 @@ zf_result_destroy (zf_result_t **self_p)
     }
     free (self->listed);
     free (self->figures);
+    free (self->schedules);
     free (self->bodies);
     free (self->ids);
     free (self->detail);
@@ -176,6 +180,8 @@ s_request_free (zf_request_t *r)
     free (r->groups);
     if (r->control)
         free (r->control->ids);
+    if (r->control)
+        free (r->control->spec);
     free (r->control);
     free (r);
 }
@@ -277,6 +283,9 @@ s_ask_control (zf_client_t *self, zf_request_t *r)
     out->older = c->older;
     out->limit = c->limit;
     out->tag = r->key;
+    snprintf (out->name, sizeof out->name, "%s", c->name);
+    out->figures = c->spec;
+    out->figures_size = (uint32_t) c->spec_size;
     zf_client_send (self);
 }
 
@@ -350,6 +359,12 @@ s_control_take (zf_proto_t *in)
     if (in->nqueues) {
         result->figures = (zf_figures_t *) zf_alloc (sizeof (zf_figures_t));
         *result->figures = in->queues[0];
+    }
+    if (in->nschedules) {
+        result->schedules =
+            (zf_schedule_info_t *) zf_alloc (in->nschedules * sizeof (zf_schedule_info_t));
+        memcpy (result->schedules, in->schedules, in->nschedules * sizeof (zf_schedule_info_t));
+        result->nschedules = in->nschedules;
     }
     return result;
 }
@@ -509,6 +524,55 @@ zf_request_take_groups (zf_request_t *self, size_t *count)
 
 static zf_request_t *s_wait_for (zf_client_t *self, zf_request_t *r);
 
+//  A schedule's spec into c, as CONTROL's spec map: only what is given.
+static void
+s_spec (zf_control_ask_t *c, const zf_schedule_spec_t *spec)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    uint32_t count = (spec->cron != NULL) + (spec->every_ms > 0) + (spec->at != NULL) +
+                     (spec->tz != NULL) + (spec->payload_size > 0) + (spec->misfire_grace_ms > 0) +
+                     spec->no_coalesce + (spec->max_instances > 0);
+    msgpack_pack_map (&pk, count);
+    if (spec->cron) {
+        zf_mp_pack_cstr (&pk, "cron");
+        zf_mp_pack_cstr (&pk, spec->cron);
+    }
+    if (spec->every_ms > 0) {
+        zf_mp_pack_cstr (&pk, "every");
+        msgpack_pack_uint64 (&pk, (uint64_t) spec->every_ms);
+    }
+    if (spec->at) {
+        zf_mp_pack_cstr (&pk, "at");
+        zf_mp_pack_cstr (&pk, spec->at);
+    }
+    if (spec->tz) {
+        zf_mp_pack_cstr (&pk, "tz");
+        zf_mp_pack_cstr (&pk, spec->tz);
+    }
+    if (spec->payload_size) {
+        zf_mp_pack_cstr (&pk, "payload");
+        msgpack_pack_bin (&pk, spec->payload_size);
+        msgpack_pack_bin_body (&pk, spec->payload, spec->payload_size);
+    }
+    if (spec->misfire_grace_ms > 0) {
+        zf_mp_pack_cstr (&pk, "misfire_grace");
+        msgpack_pack_uint64 (&pk, (uint64_t) spec->misfire_grace_ms);
+    }
+    if (spec->no_coalesce) {
+        zf_mp_pack_cstr (&pk, "coalesce");
+        msgpack_pack_false (&pk);
+    }
+    if (spec->max_instances) {
+        zf_mp_pack_cstr (&pk, "max_instances");
+        msgpack_pack_uint32 (&pk, spec->max_instances);
+    }
+    c->spec = (uint8_t *) buffer.data; // the buffer's, now c's
+    c->spec_size = buffer.size;
+}
+
 //  A CONTROL's fields from control, checked; NULL with the session's last
 //  error set when they are out of range.
 static zf_control_ask_t *
@@ -535,6 +599,18 @@ s_control_new (zf_client_t *self, const zf_control_t *control)
     snprintf (c->where, sizeof c->where, "%s", control->where ? control->where : "");
     c->older = (uint64_t) control->older_ms;
     c->limit = control->limit;
+    snprintf (c->name, sizeof c->name, "%s", control->name ? control->name : "");
+    if (control->schedule)
+        s_spec (c, control->schedule);
+    if (c->spec_size > ZF_FIGURES_MAX) {
+        snprintf (self->last_error, sizeof self->last_error,
+                  "a schedule of %zu bytes: at most %d, its payload included", c->spec_size,
+                  ZF_FIGURES_MAX);
+        free (c->ids);
+        free (c->spec);
+        free (c);
+        return NULL;
+    }
     return c;
 }
 
@@ -757,4 +833,11 @@ zf_result_item_headers (zf_result_t *self, size_t index, size_t *size)
 {
     *size = self->listed && index < self->count ? self->listed[index].headers_size : 0;
     return *size ? self->listed[index].headers : NULL;
+}
+
+const zf_schedule_info_t *
+zf_result_schedules (zf_result_t *self, size_t *count)
+{
+    *count = self->nschedules;
+    return self->schedules;
 }

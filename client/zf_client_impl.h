@@ -47,6 +47,9 @@ typedef struct {
     char where[ZF_TEXT_MAX + 1]; // HEADER=VALUE, or ""
     uint64_t older;              // ms, or 0
     uint32_t limit;              // letters listed at most, or 0
+    char name[ZF_NAME_MAX + 1];  // a schedule's name, or ""
+    uint8_t *spec;               // a schedule's spec (msgpack map), owned, or NULL
+    size_t spec_size;            // bytes at spec
 } zf_control_ask_t;
 
 //  A put or a question in flight (include/zflow.h).

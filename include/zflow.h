@@ -50,8 +50,9 @@
     - zf_client_last_error (NULL) says why zf_client_new failed;
       zf_client_set_log takes what a client says of itself.
     - Steering (zf_client_control, zf_client_control_request, and the
-      zf_result_total, _figures and _item_* of its answer); zf_figures_t
-      has paused at its end.
+      zf_result_total, _figures, _item_* and _schedules of its answer;
+      zf_schedule_spec_t, zf_schedule_info_t); zf_figures_t has paused at
+      its end.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -120,6 +121,24 @@ typedef struct {
     uint32_t consumers;         // workers reading it now
     bool paused;                // nothing is delivered from it (zflow pause) until resumed
 } zf_figures_t;
+
+//  A schedule, as zflow schedule list shows it.
+#define ZF_TRIGGER_MAX 255 // bytes of a schedule's trigger, in words
+typedef struct {
+    char name[ZF_NAME_MAX + 1];       // its name; a config file's job: ACTOR/JOB
+    char queue[ZF_NAME_MAX + 1];      // where each firing goes
+    char trigger[ZF_TRIGGER_MAX + 1]; // "cron 0 9 * * 1-5", "every 10s", "at 2026-12-24T18:00:00Z"
+    char tz[64];                      // the zone of its times
+    bool config;                      // a job of the config file: its scheduler actor fires it,
+                                      // and it changes only with the file
+    bool paused;                      // paused (zflow schedule pause): it does not fire
+    int64_t next;                     // its next firing, ms since the Unix epoch; 0: none (or,
+                                      // for a config job, not known to the broker)
+    int64_t last;                     // its last firing handled, or 0
+    uint64_t fired;                   // firings put since the broker started
+    uint64_t missed;                  // firings skipped: later than misfire-grace, or
+                                      // max-instances still running
+} zf_schedule_info_t;
 
 //  Figures of one consumer group of a queue, as zflow status shows them.
 typedef struct {
@@ -411,7 +430,9 @@ zf_group_figures_t *zf_client_groups (zf_client_t *self, size_t *count, int time
 
 typedef struct {
     const char *op;     // "dead" (list dead letters), "requeue" (move them back to their
-                        // queue), "purge" (drop what waits in a queue), "pause", "resume"
+                        // queue), "purge" (drop what waits in a queue), "pause", "resume";
+                        // "schedules" (list), "schedule-add", "schedule-remove",
+                        // "schedule-pause", "schedule-resume", "schedule-run"
     const char *queue;  // the queue: QUEUE.dead for dead letters (with "dead", NULL or ""
                         // lists every dead-letter queue)
     const zf_id_t *ids; // only these items (an item's id, or its dead letter's), or NULL: all
@@ -419,7 +440,28 @@ typedef struct {
     const char *where;  // only items with this header, "NAME=VALUE", or NULL
     int64_t older_ms;   // only items stored (a dead letter: dead) longer ago than this, or 0
     uint32_t limit;     // "dead": letters listed at most (0: 100; at most 256)
+    const char *name;   // the schedule-* ops: the schedule's name
+    const struct _zf_schedule_spec_t *schedule; // "schedule-add": what it is
 } zf_control_t;
+
+//  A schedule added at run time ("schedule-add", with the queue it puts
+//  to as zf_control_t's queue): exactly one of cron, every_ms and at. The
+//  broker fires it, as a scheduler actor fires a job of the config file
+//  (docs/actors, scheduler): each firing's item is the payload with "job",
+//  "scheduled" and "lateness_ms", its id derived from the schedule's name
+//  and time.
+typedef struct _zf_schedule_spec_t {
+    const char *cron;         // a cron expression (zflow cron), or NULL
+    int64_t every_ms;         // an interval, or 0
+    const char *at;           // an ISO 8601 time, once, or NULL
+    const char *tz;           // its zone (IANA), or NULL: UTC
+    const void *payload;      // msgpack, or NULL
+    size_t payload_size;      // bytes at payload
+    int64_t misfire_grace_ms; // a firing later than this is skipped; 0: 1 s
+    bool no_coalesce;         // after a stall, fire each missed time within the grace,
+                              // not once for all
+    uint32_t max_instances;   // firings whose lineage runs at once at most; 0: no limit
+} zf_schedule_spec_t;
 
 //  Does control; its answer is a result (zf_result_state "ok") whose
 //  zf_result_total is how many items it moved or dropped (with "dead": how
@@ -438,6 +480,10 @@ uint32_t zf_result_item_attempts (zf_result_t *self, size_t index);
 int64_t zf_result_item_ts (zf_result_t *self, size_t index);
 const zf_id_t *zf_result_item_root (zf_result_t *self, size_t index);
 const void *zf_result_item_headers (zf_result_t *self, size_t index, size_t *size);
+
+//  With "schedules" (every schedule, the config file's jobs among them) or
+//  a schedule-* op (the one named, after it): the schedules, *count of them.
+const zf_schedule_info_t *zf_result_schedules (zf_result_t *self, size_t *count);
 
 //  --------------------------------------------------------------------------
 //  Requests: puts and questions in flight while the caller goes on, any

@@ -151,6 +151,7 @@ static const s_field_t s_report[] = {
     { "groups", F_ROWS, P (groups), 1, false },
     { "results", F_ITEMS, P (items), 0, false },
     NUM ("count", F_U64, count, false),
+    { "schedules", F_ROWS, P (schedules), 3, false },
     { NULL },
 };
 
@@ -169,6 +170,8 @@ static const s_field_t s_control[] = {
     NUM ("older", F_U64, older, false),
     NUM ("limit", F_U32, limit, false),
     NUM ("tag", F_U64, tag, false),
+    STR ("name", name, false),
+    { "spec", F_MAP, P (figures), 0, false },
     { NULL },
 };
 
@@ -231,6 +234,21 @@ static const s_field_t s_done_row[] = {
     { NULL },
 };
 
+#define SC(field) offsetof (zf_schedule_info_t, field)
+static const s_field_t s_schedule_row[] = {
+    { "name", F_STR, SC (name), ZF_NAME_MAX + 1, true },
+    { "queue", F_STR, SC (queue), ZF_NAME_MAX + 1, true },
+    { "trigger", F_STR, SC (trigger), ZF_TRIGGER_MAX + 1, true },
+    { "tz", F_STR, SC (tz), 64, false },
+    { "config", F_BOOL, SC (config), 0, false },
+    { "paused", F_BOOL, SC (paused), 0, false },
+    { "next", F_I64, SC (next), 0, false },
+    { "last", F_I64, SC (last), 0, false },
+    { "fired", F_U64, SC (fired), 0, false },
+    { "missed", F_U64, SC (missed), 0, false },
+    { NULL },
+};
+
 //  The arrays of maps (F_ROWS), by their field's aux: where each keeps its
 //  entries, its count and its room, in zf_proto_t.
 static const struct {
@@ -245,6 +263,8 @@ static const struct {
     { s_group_figures, sizeof (zf_group_figures_t), P (ngroups), P (groups_cap), ZF_GROUPS_MAX,
       "groups" },
     { s_done_row, sizeof (zf_done_t), P (ndones), P (dones_cap), ZF_BATCH_MAX, "roots" },
+    { s_schedule_row, sizeof (zf_schedule_info_t), P (nschedules), P (schedules_cap),
+      ZF_SCHEDULES_MAX, "schedules" },
 };
 
 //  The commands, indexed by zf_command_t.
@@ -303,6 +323,7 @@ zf_proto_destroy (zf_proto_t **self_p)
     free (self->queues);
     free (self->groups);
     free (self->dones);
+    free (self->schedules);
     free (self);
     *self_p = NULL;
 }
@@ -402,6 +423,12 @@ zf_group_figures_t *
 zf_proto_add_group (zf_proto_t *self)
 {
     return (zf_group_figures_t *) s_add_row (self, 1, P (groups));
+}
+
+zf_schedule_info_t *
+zf_proto_add_schedule (zf_proto_t *self)
+{
+    return (zf_schedule_info_t *) s_add_row (self, 3, P (schedules));
 }
 
 zf_done_t *

@@ -39,6 +39,7 @@ extern "C" {
 #define ZF_CHECKPOINT_MAX 256   // bytes of a producer checkpoint
 #define ZF_QUEUES_MAX     4096  // queues in one REPORT
 #define ZF_GROUPS_MAX     16384 // consumer groups in one REPORT
+#define ZF_SCHEDULES_MAX  1024  // schedules in one REPORT
 #define ZF_PRIORITY_MAX   9     // the highest priority of an item
 #define ZF_PROGRESS_MAX   1000  // progress of a task, in thousandths: done
 
@@ -97,7 +98,8 @@ typedef struct {
 typedef struct {
     zf_command_t command;                  // which command this is
     uint32_t version;                      // HELLO, WELCOME: protocol version
-    char name[ZF_NAME_MAX + 1];            // HELLO: actor name (its consumer group)
+    char name[ZF_NAME_MAX + 1];            // HELLO: actor name (its consumer group); CONTROL:
+                                           // a schedule's name
     char host[ZF_NAME_MAX + 1];            // HELLO: host name of the worker
     char pipeline[ZF_NAME_MAX + 1];        // HELLO: the pipeline the actor belongs to, or ""
     uint32_t worker;                       // HELLO: worker number within the actor
@@ -143,9 +145,11 @@ typedef struct {
     uint32_t nqueues;                      // REPORT: entries in queues
     uint32_t ngroups;                      // REPORT: entries in groups
     uint32_t ndones;                       // DONE: entries in dones
+    uint32_t nschedules;                   // REPORT: entries in schedules
     bool borrowed;                         // item bodies are the caller's: never destroyed here
-    const uint8_t *figures;                // PING: the worker's figures, a msgpack map (a view)
-    uint32_t figures_size;                 // PING: bytes at figures; 0 when none
+    const uint8_t *figures;                // PING: the worker's figures; CONTROL: a schedule's
+                                           // spec; a msgpack map (a view)
+    uint32_t figures_size;                 // bytes at figures; 0 when none
     uint8_t checkpoint[ZF_CHECKPOINT_MAX]; // WELCOME, PUT: producer position
     char detail[ZF_DETAIL_MAX + 1];        // NACK, REPORT: the longer account of a failure
     char note[ZF_TEXT_MAX + 1];            // PROGRESS, REPORT: what a task is doing, in words
@@ -162,6 +166,8 @@ typedef struct {
     uint32_t groups_cap;                        // REPORT: entries allocated in groups
     zf_done_t *dones;                           // DONE: the roots finished, owned
     uint32_t dones_cap;                         // DONE: entries allocated in dones
+    zf_schedule_info_t *schedules;              // REPORT: schedules, owned
+    uint32_t schedules_cap;                     // REPORT: entries allocated in schedules
     zframe_t *frame;                            // the decoded header frame, viewed by headers
 } zf_proto_t;
 
@@ -212,6 +218,9 @@ zf_env_t *zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body);
 //  full or out of memory.
 zf_figures_t *zf_proto_add_queue (zf_proto_t *self);
 zf_group_figures_t *zf_proto_add_group (zf_proto_t *self);
+
+//  Append a schedule to a REPORT (zeroed); NULL if full (ZF_SCHEDULES_MAX).
+zf_schedule_info_t *zf_proto_add_schedule (zf_proto_t *self);
 
 //  Append a finished root to a DONE (zeroed); NULL if full (ZF_BATCH_MAX).
 zf_done_t *zf_proto_add_done (zf_proto_t *self);

@@ -12,10 +12,11 @@ enum {
     F_COUNT = 8, // RETRY: attempts u32 (before the name)
     F_OUTCOME = 16,
     F_NAME = 32,
-    F_TAIL = 64,    // PUT: headers, reason, body after the name
-    F_DATA = 128,   // CHECKPOINT: data after the name
-    F_RESULT = 256, // RESULT: root, ts, outcome, attempt (before the name)
-    F_FLAGS = 512   // QUEUE: flags u8 (after the name)
+    F_TAIL = 64,      // PUT: headers, reason, body after the name
+    F_DATA = 128,     // CHECKPOINT: data after the name
+    F_RESULT = 256,   // RESULT: root, ts, outcome, attempt (before the name)
+    F_FLAGS = 512,    // QUEUE, SCHEDULE: flags u8 (after the name)
+    F_SCHEDULE = 1024 // SCHEDULE: last i64, queue, spec (after the flags)
 };
 
 //  Bytes a PUT has after its body: not_before i64, priority u8. A PUT
@@ -32,6 +33,7 @@ static const unsigned s_fields[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_RESULT] = F_ID | F_RESULT | F_NAME | F_TAIL,
     [ZF_JR_PUT_SHORT] = 0, // its own fields: s_short_*
     [ZF_JR_QUEUE] = F_NAME | F_FLAGS,
+    [ZF_JR_SCHEDULE] = F_NAME | F_FLAGS | F_SCHEDULE,
 };
 
 static const char *const s_names[ZF_JR_TYPE_COUNT] = {
@@ -44,6 +46,7 @@ static const char *const s_names[ZF_JR_TYPE_COUNT] = {
     [ZF_JR_RESULT] = "RESULT",
     [ZF_JR_PUT_SHORT] = "PUT_SHORT",
     [ZF_JR_QUEUE] = "QUEUE",
+    [ZF_JR_SCHEDULE] = "SCHEDULE",
 };
 
 //  The fields a PUT_SHORT has, in its has byte.
@@ -122,6 +125,8 @@ zf_record_size (const zf_record_t *r)
         size += 4 + r->data_size;
     if (f & F_FLAGS)
         size += 1;
+    if (f & F_SCHEDULE)
+        size += 8 + 1 + r->target_size + 4 + r->data_size;
     if (r->type == ZF_JR_PUT)
         size += S_PUT_SCHED;
     if (r->type == ZF_JR_RESULT && s_detail_size (r))
@@ -240,7 +245,14 @@ zf_record_write (const zf_record_t *r, uint8_t *p)
         s_w (p, r->data, r->data_size);
     }
     if (f & F_FLAGS)
-        *p = r->flags;
+        *p++ = r->flags;
+    if (f & F_SCHEDULE) {
+        p = s_wint (p, (uint64_t) r->ts, 8);
+        *p++ = (uint8_t) r->target_size;
+        p = s_w (p, r->target, r->target_size);
+        p = s_wint (p, r->data_size, 4);
+        s_w (p, r->data, r->data_size);
+    }
 }
 
 //  Reads a payload's fields; the first that does not fit is kept in bad.
@@ -389,7 +401,8 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         last = "outcome";
     }
     if (f & F_NAME) {
-        const char *field = type == ZF_JR_PUT || type == ZF_JR_RESULT || type == ZF_JR_QUEUE
+        const char *field = type == ZF_JR_SCHEDULE ? "schedule"
+                            : type == ZF_JR_PUT || type == ZF_JR_RESULT || type == ZF_JR_QUEUE
                                 ? "queue"
                             : type == ZF_JR_CHECKPOINT ? "actor"
                                                        : "group";
@@ -423,6 +436,14 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
         record->flags = (uint8_t) s_rint (&r, 1, "flags");
         last = "flags";
     }
+    if (f & F_SCHEDULE) {
+        record->ts = (int64_t) s_rint (&r, 8, "last");
+        record->target = (const char *) s_rblob (&r, 1, &record->target_size, "queue");
+        if (record->target_size > ZF_NAME_MAX && !r.bad)
+            r.bad = "queue";
+        record->data = s_rblob (&r, 4, &record->data_size, "spec");
+        last = "spec";
+    }
     if (r.bad)
         return zf_error_set (err, ZF_EVALUE, "%s: %s", s_names[type], r.bad);
     if (r.p != r.end)
@@ -440,8 +461,10 @@ zf_record_read (zf_record_t *record, zf_jr_type_t type, const uint8_t *payload, 
                              record->priority, ZF_PRIORITY_MAX);
     if (type == ZF_JR_QUEUE && (record->flags & ~ZF_QUEUE_PAUSED))
         return zf_error_set (err, ZF_EVALUE, "QUEUE: flags %#x: unknown flags", record->flags);
-    if (type == ZF_JR_QUEUE && record->name_size == 0)
-        return zf_error_set (err, ZF_EVALUE, "QUEUE: an empty queue name");
+    if ((type == ZF_JR_QUEUE || type == ZF_JR_SCHEDULE) && record->name_size == 0)
+        return zf_error_set (err, ZF_EVALUE, "%s: an empty name", s_names[type]);
+    if (type == ZF_JR_SCHEDULE && (record->flags & ~(ZF_SCHEDULE_PAUSED | ZF_SCHEDULE_REMOVED)))
+        return zf_error_set (err, ZF_EVALUE, "SCHEDULE: flags %#x: unknown flags", record->flags);
     if (type == ZF_JR_RESULT && record->outcome != 0 && record->outcome != ZF_OUTCOME_LIVE &&
         record->outcome != ZF_OUTCOME_DONE && record->outcome != ZF_OUTCOME_DEAD &&
         record->outcome != ZF_OUTCOME_CANCELLED)

@@ -29,6 +29,10 @@
                     has no detail.)
         QUEUE       queue name, flags u8 (ZF_QUEUE_PAUSED): what an operator set on
                     a queue at run time (zflow pause, zflow resume)
+        SCHEDULE    name, flags u8 (ZF_SCHEDULE_PAUSED, _REMOVED), last i64 (its
+                    last firing handled, ms; INT64_MIN: none), queue name, spec (u32
+                    length, bytes: the CONTROL's msgpack map): a schedule added at
+                    run time, its state after a change or a firing
 
     A RESULT's outcome ZF_OUTCOME_LIVE (an end never has it) says that the
     root's lineage runs again: an item of it was requeued from a dead-letter
@@ -64,6 +68,7 @@ typedef enum {
     ZF_JR_RESULT,       // a result of a root kept, or the end of its lineage
     ZF_JR_PUT_SHORT,    // a PUT without its zero fields (read as ZF_JR_PUT)
     ZF_JR_QUEUE,        // a queue's state set at run time (paused)
+    ZF_JR_SCHEDULE,     // a schedule added at run time, changed, fired or removed
     ZF_JR_TYPE_COUNT
 } zf_jr_type_t;
 
@@ -74,6 +79,9 @@ enum { ZF_OUTCOME_LIVE = 1, ZF_OUTCOME_DONE, ZF_OUTCOME_DEAD, ZF_OUTCOME_CANCELL
 //  A queue's flags in a QUEUE record.
 enum { ZF_QUEUE_PAUSED = 1 };
 
+//  A schedule's flags in a SCHEDULE record.
+enum { ZF_SCHEDULE_PAUSED = 1, ZF_SCHEDULE_REMOVED = 2 };
+
 #define ZF_RECORD_REASON_MAX UINT16_MAX // bytes of a reason, or of a detail, kept at most
 
 typedef struct {
@@ -81,7 +89,8 @@ typedef struct {
     zf_id_t id;             // PUT, ACK, FIN, RETRY: the item
     zf_id_t parent;         // PUT: the item it was made from, or zero
     zf_id_t root;           // PUT: its lineage's root, or zero for a root; RESULT: the root
-    int64_t ts;             // PUT, RESULT: creation time (of an end: when), ms since the epoch
+    int64_t ts;             // PUT, RESULT: creation time (of an end: when), ms since the epoch;
+                            // SCHEDULE: its last firing handled
     int64_t not_before;     // PUT: not delivered before, ms since the Unix epoch; 0: now
     uint8_t priority;       // PUT: 0 to ZF_PRIORITY_MAX
     uint32_t attempt;       // PUT: attempts over; RETRY: attempts so far; RESULT: of a dead item
@@ -89,8 +98,9 @@ typedef struct {
     zf_group_t fanin;       // PUT: gather membership
     uint8_t outcome;        // FIN: ZF_OUTCOME_*; RESULT: 0 for a result, else the end's
                             // (ZF_OUTCOME_LIVE: the lineage runs again)
-    uint8_t flags;          // QUEUE: ZF_QUEUE_*
-    const char *name;       // PUT, RESULT, QUEUE: queue; ACK, RETRY: group; CHECKPOINT: actor
+    uint8_t flags;          // QUEUE: ZF_QUEUE_*; SCHEDULE: ZF_SCHEDULE_*
+    const char *name;       // PUT, RESULT, QUEUE: queue; ACK, RETRY: group; CHECKPOINT: actor;
+                            // SCHEDULE: the schedule
     size_t name_size;       // bytes at name (at most ZF_NAME_MAX)
     const uint8_t *headers; // PUT: msgpack map of the envelope's headers
     size_t headers_size;    // bytes at headers
@@ -98,7 +108,9 @@ typedef struct {
     size_t reason_size;     // bytes at reason (cut to ZF_RECORD_REASON_MAX when written)
     const char *detail;     // PUT_SHORT, RESULT: the last failure's longer account
     size_t detail_size;     // bytes at detail (cut to ZF_RECORD_REASON_MAX when written)
-    const uint8_t *data;    // PUT, RESULT: the body; CHECKPOINT: the position
+    const char *target;     // SCHEDULE: the queue it puts to
+    size_t target_size;     // bytes at target (at most ZF_NAME_MAX)
+    const uint8_t *data;    // PUT, RESULT: the body; CHECKPOINT: the position; SCHEDULE: spec
     size_t data_size;       // bytes at data
 } zf_record_t;
 

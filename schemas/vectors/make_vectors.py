@@ -58,6 +58,16 @@ write("credit", "CREDIT", {"credit": 64})
 write("deliver", "DELIVER", {
     "items": [{"id": ID_A, "queue": "urls", "attempt": 2, "ts": TS}]},
     bodies=["http://127.0.0.1:8080/a"])
+write("control-schedule", "CONTROL", {
+    "op": "schedule-add", "queue": "reports", "tag": 10, "name": "nightly",
+    "spec": {"cron": "0 2 * * *", "tz": "Europe/Paris", "payload": pack({"kind": "full"}),
+             "misfire_grace": 60000, "max_instances": 1}})
+write("report-schedules", "REPORT", {
+    "tag": 10, "state": "ok",
+    "schedules": [{"name": "nightly", "queue": "reports", "trigger": "cron 0 2 * * *",
+                   "tz": "Europe/Paris", "next": TS, "last": TS - 86400000, "fired": 3},
+                  {"name": "tick/every", "queue": "ticks", "trigger": "every 10s",
+                   "tz": "UTC", "config": True, "paused": True, "missed": 1}]})
 write("ack", "ACK", {"ids": [ID_A, ID_B]})
 write("nack", "NACK", {"id": ID_A, "reason": "HTTP 503", "final": True, "delay": 1500,
                       "detail": "Traceback (most recent call last):\n  File \"fetch.py\", "

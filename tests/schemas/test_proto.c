@@ -340,6 +340,24 @@ test_small_commands (void **state)
     assert_int_equal (p->items[0].attempt, 3);
     assert_true (p->items[0].headers_size > 0);
     s_assert_reencodes (p, &raw);
+
+    raw = s_decode_vector (p, "control-schedule", ZF_CONTROL);
+    assert_string_equal (p->op, "schedule-add");
+    assert_string_equal (p->name, "nightly");
+    assert_true (p->figures_size > 20); // the spec, a map viewed where it is
+    s_assert_reencodes (p, &raw);
+
+    raw = s_decode_vector (p, "report-schedules", ZF_REPORT);
+    assert_int_equal (p->nschedules, 2);
+    assert_string_equal (p->schedules[0].name, "nightly");
+    assert_string_equal (p->schedules[0].trigger, "cron 0 2 * * *");
+    assert_string_equal (p->schedules[0].tz, "Europe/Paris");
+    assert_int_equal (p->schedules[0].fired, 3);
+    assert_false (p->schedules[0].config);
+    assert_true (p->schedules[1].config);
+    assert_true (p->schedules[1].paused);
+    assert_int_equal (p->schedules[1].missed, 1);
+    s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
 }
 

@@ -329,6 +329,28 @@ test_the_others (void **state)
     payload[size - 1] = 2; // a flag no broker writes
     assert_int_equal (zf_record_read (&back, ZF_JR_QUEUE, payload, size, &bad), -1);
     assert_string_equal (bad.text, "QUEUE: flags 0x2: unknown flags");
+    zf_record_t schedule = { .type = ZF_JR_SCHEDULE,
+                             .name = "nightly",
+                             .name_size = 7,
+                             .flags = ZF_SCHEDULE_PAUSED,
+                             .ts = 1795000000000,
+                             .target = "reports",
+                             .target_size = 7,
+                             .data = (const uint8_t *) "\x81\xa4"
+                                                       "cron"
+                                                       "\xa9"
+                                                       "0 2 * * *",
+                             .data_size = 16 };
+    free (payload);
+    payload = s_round_trip (&schedule, &back, &size);
+    assert_int_equal (size, 1 + 7 + 1 + 8 + 1 + 7 + 4 + 16);
+    assert_int_equal (back.flags, ZF_SCHEDULE_PAUSED);
+    assert_int_equal (back.ts, 1795000000000);
+    assert_memory_equal (back.target, "reports", 7);
+    assert_int_equal (back.data_size, 16);
+    assert_int_equal (zf_record_read (&back, ZF_JR_SCHEDULE, payload, size - 1, &bad), -1);
+    assert_string_equal (bad.text, "SCHEDULE: spec");
+
     zf_record_t reopened = { .type = ZF_JR_RESULT, .root = s_id (4), .outcome = ZF_OUTCOME_LIVE };
     free (payload);
     payload = s_round_trip (&reopened, &back, &size);

@@ -190,3 +190,10 @@ def flaky(item):
         raise RuntimeError("broken for now")
     record("flaky", item)
     return 2 * item
+
+
+@zflow.actor(input="ticks", output="done", concurrency=4)
+def tick(item):
+    """Records each firing of a schedule: its job and scheduled time."""
+    record("ticks", "%s@%s" % (item["job"], item["scheduled"]))
+    return item.get("payload")

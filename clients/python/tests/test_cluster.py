@@ -163,3 +163,37 @@ def test_steering_is_replicated(tmp_path, processes):
             assert [letter["headers"]["zflow-requeued"] for letter in dead()] == ["1", "1"]
     finally:
         group.stop()
+
+
+def test_a_schedule_outlives_its_leader_and_fires_each_time_once(tmp_path, processes,
+                                                                 monkeypatch):
+    group = Group(str(tmp_path), GROUP)
+    log = os.path.join(str(tmp_path), "ticks")
+    monkeypatch.setenv("ZFLOW_TEST_TICKS", log)
+
+    def fired():
+        try:
+            with open(log) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+    try:
+        processes.worker(group, "workers:tick")
+        done = subprocess.run([ZFLOW, "schedule", group.endpoint, "add", "beat", "--cron",
+                               "* * * * * *", "--queue", "tasks"], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: len(fired()) >= 3, what="three firings")
+        with zflow.Client(group.endpoint) as client:
+            client.put("tasks", {"scheduled": "a put, to find the leader"})
+            leader = group.endpoints.index(client.session.endpoint)
+        group.kill(leader)
+        before = len(fired())
+        wait_for(lambda: len(fired()) >= before + 3, timeout=30, what="firings after failover")
+        times = [t for t in fired() if t.startswith("20")]
+        assert len(set(times)) == len(times), times  # no time fired twice
+        listed = subprocess.run([ZFLOW, "schedule", group.endpoint, "list"], capture_output=True,
+                                text=True, timeout=60, stdin=subprocess.DEVNULL).stdout
+        assert "beat" in listed and "active" in listed
+    finally:
+        group.stop()

@@ -5,6 +5,7 @@ import json
 import os
 import pty
 import signal
+import time
 import subprocess
 
 from conftest import ZFLOW, free_port, http, side_effects, wait_for
@@ -17,12 +18,23 @@ queues
     tasks
         external = true
         max-attempts = 1
+    ticks
+        external = true
 actors
     flaky
         kind = exec
         command = "/usr/bin/python3 -m zflow worker jobs:flaky"
         input = tasks
         output = done
+    ticker
+        kind = exec
+        command = "/usr/bin/python3 -m zflow worker jobs:tick"
+        input = ticks
+        output = done
+    hourly
+        kind = scheduler
+        cron = "0 * * * *"
+        output = ticks
 """
 
 
@@ -200,3 +212,89 @@ def metrics(address):
     import urllib.request
     with urllib.request.urlopen("http://%s/metrics" % address, timeout=10) as answer:
         return answer.read().decode()
+
+
+def schedules(endpoint):
+    status, out, err = zflow("schedule", endpoint, "list", "--json")
+    assert status == 0, err
+    return {row["name"]: row for row in map(json.loads, out.splitlines())}
+
+
+def ticks(directory, job="beat"):
+    return [t.split("@")[1] for t in side_effects(directory, "ticks") if t.startswith(job + "@")]
+
+
+def test_a_schedule_added_at_run_time_fires_at_its_times_and_survives_a_kill(tmp_path, runs):
+    run, address, client = start(runs, tmp_path)
+    client.close()
+    status, out, err = zflow("schedule", run.endpoint, "add", "beat", "--cron", "* * * * * *",
+                             "--queue", "ticks", "--payload", '{"n": 1}')
+    assert status == 0, (out, err)
+    assert "beat" in out and "cron * * * * * *" in out
+    wait_for(lambda: len(ticks(tmp_path)) >= 3, what="three firings")
+    fired = ticks(tmp_path)
+    # Each on its second, each second once.
+    assert all(t.endswith(".000+00:00") for t in fired), fired
+    assert len(set(fired)) == len(fired)
+    listed = schedules(run.endpoint)
+    assert listed["beat"]["state"] == "active" and listed["beat"]["queue"] == "ticks"
+    assert listed["hourly"]["state"] == "config"  # the config file's, listed beside
+    status, _, err = zflow("schedule", run.endpoint, "remove", "hourly")
+    assert status == 2 and "config file" in err
+
+    # Killed hard and started again: the schedule is there and goes on,
+    # no second firing of any time.
+    run.process.send_signal(signal.SIGKILL)
+    run.process.wait()
+    before = len(ticks(tmp_path))
+    run, address, client = start(runs, tmp_path)
+    client.close()
+    assert "beat" in schedules(run.endpoint)
+    wait_for(lambda: len(ticks(tmp_path)) >= before + 3, what="firings after the restart")
+    fired = ticks(tmp_path)
+    assert len(set(fired)) == len(fired), fired
+
+    # Paused, it fires nothing; fired now, once; removed, gone.
+    assert zflow("schedule", run.endpoint, "pause", "beat")[0] == 0
+    count = schedules(run.endpoint)["beat"]["fired"]
+    time.sleep(2.5)  # two of its times pass
+    assert schedules(run.endpoint)["beat"]["fired"] == count
+    assert schedules(run.endpoint)["beat"]["state"] == "paused"
+    assert zflow("schedule", run.endpoint, "run", "beat")[0] == 0
+    assert schedules(run.endpoint)["beat"]["fired"] == count + 1
+    assert zflow("schedule", run.endpoint, "remove", "beat")[0] == 0
+    assert "beat" not in schedules(run.endpoint)
+
+
+def test_schedules_over_http(tmp_path, runs):
+    run, address, client = start(runs, tmp_path)
+    client.close()
+    body = json.dumps({"every": "1s", "queue": "ticks", "payload": {"k": 1}}).encode()
+    status, _, answer = http(address, "PUT", "/schedules/web", body)
+    assert status == 200 and answer["trigger"] == "every 1s", answer
+    wait_for(lambda: len(ticks(tmp_path, "web")) >= 2, what="two firings")
+    status, _, listed = http(address, "GET", "/schedules")
+    assert status == 200 and {"web", "hourly"} <= {row["name"] for row in listed}
+    status, _, one = http(address, "GET", "/schedules/web")
+    assert status == 200 and one["queue"] == "ticks"
+    status, _, paused = http(address, "POST", "/schedules/web/pause")
+    assert status == 200 and paused["state"] == "paused"
+    status, _, _ = http(address, "POST", "/schedules/web/run")
+    assert status == 200
+    status, _, _ = http(address, "DELETE", "/schedules/web")
+    assert status == 200
+    status, _, answer = http(address, "GET", "/schedules/web")
+    assert status == 404, answer
+    # Mistakes, named.
+    for bad, says in [(b'{"every": "1s"}', "queue"),
+                      (b'{"queue": "ticks"}', "one of cron, every or at"),
+                      (b'{"cron": "* *", "queue": "ticks"}', "cron"),
+                      (b'{"every": "soon", "queue": "ticks"}', "every"),
+                      (b'{"every": "1s", "queue": "nosuch"}', "no queue"),
+                      (b'{"every": "1s", "queue": "ticks", "tz": "Mars/Base"}', "tz"),
+                      (b'{"every": "1s", "queue": "ticks", "color": 1}', "color"),
+                      (b'[1]', "JSON object")]:
+        status, _, answer = http(address, "PUT", "/schedules/x", bad)
+        assert status in (400, 404) and says in answer["error"], (bad, answer)
+    status, _, answer = http(address, "DELETE", "/schedules/hourly")
+    assert status == 400 and "config file" in answer["error"]

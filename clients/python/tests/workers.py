@@ -1,5 +1,6 @@
 """The functions the tests run as workers."""
 import asyncio
+import os
 
 import zflow
 
@@ -35,3 +36,11 @@ async def parse_async(item):
     if item.get("exit"):
         raise SystemExit(3)
     return parse(item)
+
+
+@zflow.actor(input="tasks", output="answers", concurrency=4)
+def tick(item):
+    """Records each firing of a schedule in the file $ZFLOW_TEST_TICKS."""
+    with open(os.environ["ZFLOW_TEST_TICKS"], "a") as f:
+        f.write("%s\n" % item["scheduled"])
+    return 0
