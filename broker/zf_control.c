@@ -3,7 +3,8 @@
 #include "zf_schedules.h"
 #include "zf_sessions.h"
 
-#define LIST_DEFAULT 100 // letters listed when the CONTROL gives no limit
+#define LIST_DEFAULT   100        // letters listed when the CONTROL gives no limit
+#define LIST_BYTES_MAX (16 << 20) // bytes of bodies a listing holds at most (one more)
 
 //  Answers the CONTROL being handled: refused for why.
 static void
@@ -39,6 +40,11 @@ static void
 s_list_one (zf_message_t *msg, void *arg)
 {
     zf_server_t *server = (zf_server_t *) arg;
+    size_t bytes = zframe_size (msg->body);
+    for (uint32_t i = 0; i < server->out->nitems; i++)
+        bytes += zframe_size (server->out->items[i].body);
+    if (bytes > LIST_BYTES_MAX && server->out->nitems)
+        return; // the answer is big enough: count says how many there are
     zf_env_t *env = zf_proto_add_borrowed (server->out, msg->body);
     if (!env)
         return;
@@ -49,12 +55,17 @@ s_list_one (zf_message_t *msg, void *arg)
     env->root = letter ? s_letter_root (msg) : msg->root;
     env->headers = msg->headers;
     env->headers_size = msg->headers_size;
+    // A letter's item failed in QUEUE of QUEUE.dead, after the attempts it
+    // says (its own deliveries count a reader's).
+    size_t name_len = strlen (msg->queue->name) - (letter ? 5 : 0);
+    snprintf (env->queue, sizeof env->queue, "%.*s", (int) name_len, msg->queue->name);
     uint32_t len;
-    const char *origin = letter ? zf_store_header (msg, "zflow-queue", &len) : NULL;
-    if (origin && len <= ZF_NAME_MAX)
-        snprintf (env->queue, sizeof env->queue, "%.*s", (int) len, origin);
-    else
-        snprintf (env->queue, sizeof env->queue, "%s", msg->queue->name);
+    const char *attempts = letter ? zf_store_header (msg, "zflow-attempts", &len) : NULL;
+    if (attempts && len < 12) {
+        char number[12];
+        snprintf (number, sizeof number, "%.*s", (int) len, attempts);
+        env->attempt = (uint32_t) strtoul (number, NULL, 10);
+    }
 }
 
 //  Lists the letters of queue (every dead-letter queue when NULL), oldest
@@ -114,6 +125,14 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
     }
     bool listing = streq (op, "dead");
     zf_queue_t *queue = in->queue[0] ? zf_store_lookup (server->store, in->queue) : NULL;
+    size_t len = strlen (in->queue);
+    if (!queue && len > 5 && streq (in->queue + len - 5, ".dead")) {
+        // A dead-letter queue before its first letter: there, and empty.
+        char base[ZF_NAME_MAX + 1];
+        snprintf (base, sizeof base, "%.*s", (int) (len - 5), in->queue);
+        if (zf_store_lookup (server->store, base))
+            queue = zf_store_queue (server->store, in->queue);
+    }
     if (!streq (op, "dead") && !streq (op, "requeue") && !streq (op, "purge") &&
         !streq (op, "pause") && !streq (op, "resume")) {
         snprintf (why, sizeof why,

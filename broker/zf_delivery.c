@@ -84,34 +84,54 @@ s_retry (zf_store_t *self, zf_delivery_t *d, const char *reason, const char *det
     zf_heap_push (&self->delayed, &d->retry, zclock_mono () + delay);
 }
 
-//  The headers of a dead-letter copy into buffer: the original's, and
-//  zflow-error (its last failure, cut to fit), zflow-queue (where it
-//  failed), zflow-attempts, zflow-root (its lineage's root, unless it is
-//  one) and zflow-group (a gather group's id, for a member of one), so that
-//  a reader of QUEUE.dead sees why, and a requeue knows where it goes.
+//  The headers of d's dead-letter copy into buffer: the original's, and
+//  the broker's: zflow-queue (where it failed), zflow-consumer (the
+//  consumer group it failed in), zflow-attempts, zflow-root (its lineage's
+//  root, unless it is one), zflow-group (a gather group's id, for a member
+//  of one) and zflow-error (its last failure, cut to fit), so that a reader
+//  of QUEUE.dead sees why, and a requeue knows where it goes. An original
+//  header of those names is dropped (the broker's say it, not a writer's);
+//  the original's last headers go if they leave the broker's no room.
 static void
-s_dead_headers (const zf_message_t *msg, uint32_t attempts, msgpack_sbuffer *buffer)
+s_dead_headers (const zf_delivery_t *d, msgpack_sbuffer *buffer)
 {
+    const zf_message_t *msg = d->msg;
+    bool rooted = !zf_id_is_zero (&msg->root), member = msg->fanin.size > 0;
+    uint32_t ours = 4 + rooted + member;      // the error among them
+    size_t our_bytes = 2 * ZF_NAME_MAX + 240; // all but the error, at most
     zf_mp_t mp;
     zf_mp_init (&mp, msg->headers, msg->headers_size);
-    uint32_t count = 0;
+    uint32_t count = 0, kept = 0;
     if (msg->headers_size && zf_mp_map (&mp, &count, NULL))
         count = 0; // checked when it was put: cannot happen
-    bool rooted = !zf_id_is_zero (&msg->root), member = msg->fanin.size > 0;
+    msgpack_sbuffer theirs;
+    msgpack_sbuffer_init (&theirs);
     msgpack_packer pk;
+    msgpack_packer_init (&pk, &theirs, msgpack_sbuffer_write);
+    for (uint32_t i = 0; i < count; i++) {
+        const char *key, *value;
+        uint32_t key_len, value_len;
+        if (zf_mp_str (&mp, &key, &key_len, NULL) || zf_mp_str (&mp, &value, &value_len, NULL))
+            break;
+        if (zf_store_broker_header (key, key_len))
+            continue;
+        if (kept + ours + 1 > ZF_HEADERS_COUNT ||
+            theirs.size + key_len + value_len + 10 + our_bytes + 64 > ZF_HEADERS_MAX)
+            break; // the error keeps 64 bytes at least
+        zf_mp_pack_strn (&pk, key, key_len);
+        zf_mp_pack_strn (&pk, value, value_len);
+        kept++;
+    }
     msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
-    // Ours need 5 entries and, but for the error, some 300 bytes at most.
-    uint32_t ours = 3 + rooted + member;
-    if (count + ours > ZF_HEADERS_COUNT || msg->headers_size + 300 + ZF_NAME_MAX > ZF_HEADERS_MAX)
-        ours = 0;
-    msgpack_pack_map (&pk, count + ours);
-    msgpack_sbuffer_write (buffer, (const char *) mp.pos, zf_mp_left (&mp));
-    if (!ours)
-        return;
+    msgpack_pack_map (&pk, kept + ours);
+    msgpack_sbuffer_write (buffer, theirs.data, theirs.size);
+    msgpack_sbuffer_destroy (&theirs);
     char number[16], hex[ZF_ID_HEX];
-    snprintf (number, sizeof number, "%u", attempts);
+    snprintf (number, sizeof number, "%u", d->attempt);
     zf_mp_pack_cstr (&pk, "zflow-queue");
     zf_mp_pack_cstr (&pk, msg->queue->name);
+    zf_mp_pack_cstr (&pk, "zflow-consumer");
+    zf_mp_pack_cstr (&pk, d->group->name);
     zf_mp_pack_cstr (&pk, "zflow-attempts");
     zf_mp_pack_cstr (&pk, number);
     if (rooted) {
@@ -150,7 +170,7 @@ s_dead_letter (zf_store_t *self, zf_delivery_t *d)
         return; // another group's delivery made it already
     msgpack_sbuffer headers;
     msgpack_sbuffer_init (&headers);
-    s_dead_headers (msg, d->attempt, &headers);
+    s_dead_headers (d, &headers);
     env.headers = (const uint8_t *) headers.data;
     env.headers_size = (uint32_t) headers.size;
     zframe_t *body = zframe_dup (msg->body);

@@ -179,11 +179,20 @@ s_drop (zf_store_t *self, zf_message_t *msg, uint8_t outcome)
 
 //  The headers of letter's item as it goes back: the letter's without
 //  those the broker added to it, and zflow-requeued one more than it had.
+bool
+zf_store_broker_header (const char *key, size_t len)
+{
+    static const char *ours[] = { "zflow-queue", "zflow-consumer", "zflow-attempts",
+                                  "zflow-root",  "zflow-group",    "zflow-error" };
+    for (size_t o = 0; o < sizeof ours / sizeof ours[0]; o++)
+        if (len == strlen (ours[o]) && memcmp (key, ours[o], len) == 0)
+            return true;
+    return false;
+}
+
 static void
 s_requeued_headers (const zf_message_t *letter, msgpack_sbuffer *buffer)
 {
-    static const char *ours[] = { "zflow-queue", "zflow-attempts", "zflow-error",
-                                  "zflow-root",  "zflow-group",    "zflow-requeued" };
     zf_mp_t mp;
     zf_mp_init (&mp, letter->headers, letter->headers_size);
     uint32_t count = 0, kept = 0;
@@ -192,17 +201,19 @@ s_requeued_headers (const zf_message_t *letter, msgpack_sbuffer *buffer)
     const char *keys[ZF_HEADERS_COUNT], *values[ZF_HEADERS_COUNT];
     uint32_t key_lens[ZF_HEADERS_COUNT], value_lens[ZF_HEADERS_COUNT];
     unsigned long times = 0;
-    for (uint32_t i = 0; i < count && i < ZF_HEADERS_COUNT; i++) {
+    for (uint32_t i = 0; i < count && kept < ZF_HEADERS_COUNT - 1; i++) { // room for ours
         const char *key, *value;
         uint32_t key_len, value_len;
         if (zf_mp_str (&mp, &key, &key_len, NULL) || zf_mp_str (&mp, &value, &value_len, NULL))
             break;
-        bool broker = false;
-        for (size_t o = 0; o < sizeof ours / sizeof ours[0]; o++)
-            broker |= key_len == strlen (ours[o]) && memcmp (key, ours[o], key_len) == 0;
-        if (key_len == strlen ("zflow-requeued") && memcmp (key, "zflow-requeued", key_len) == 0)
-            times = strtoul (value, NULL, 10); // stops at the string's end: a digit or not
-        if (broker)
+        if (key_len == 14 && memcmp (key, "zflow-requeued", 14) == 0) {
+            char number[24];
+            snprintf (number, sizeof number, "%.*s", (int) (value_len < 23 ? value_len : 23),
+                      value);
+            times = strtoul (number, NULL, 10);
+            continue;
+        }
+        if (zf_store_broker_header (key, key_len))
             continue;
         keys[kept] = key, key_lens[kept] = key_len;
         values[kept] = value, value_lens[kept] = value_len;
@@ -230,47 +241,104 @@ zf_store_reopen (zf_store_t *self, const zf_id_t *root)
     return zf_results_reopen (self->results, root);
 }
 
-//  Moves letter back to the queue its item failed in; false when it stays
-//  (busy).
+//  The root of the lineage letter's item was of: zflow-root, or the item
+//  itself. False if the header is there but no id.
 static bool
-s_requeue_one (zf_store_t *self, zf_message_t *letter)
+s_letter_root (const zf_message_t *letter, zf_id_t *root)
 {
     uint32_t len;
-    const char *origin = zf_store_header (letter, "zflow-queue", &len);
-    char queue_name[ZF_NAME_MAX + 1];
-    if (origin && len <= ZF_NAME_MAX)
-        snprintf (queue_name, sizeof queue_name, "%.*s", (int) len, origin);
-    else // the letter's headers had no room for ours: QUEUE.dead names it
-        snprintf (queue_name, sizeof queue_name, "%.*s", (int) (strlen (letter->queue->name) - 5),
-                  letter->queue->name);
-    zf_id_t root = { { 0 } };
-    const char *root_hex = zf_store_header (letter, "zflow-root", &len);
-    if (root_hex && len == ZF_ID_HEX - 1) {
-        char hex[ZF_ID_HEX];
-        snprintf (hex, sizeof hex, "%.*s", (int) len, root_hex);
-        if (zf_id_parse (&root, hex))
-            return false;
+    const char *hex = zf_store_header (letter, "zflow-root", &len);
+    *root = letter->parent;
+    if (!hex)
+        return true;
+    char text[ZF_ID_HEX];
+    snprintf (text, sizeof text, "%.*s", (int) (len < ZF_ID_HEX - 1 ? len : ZF_ID_HEX - 1), hex);
+    return len == ZF_ID_HEX - 1 && zf_id_parse (root, text) == 0;
+}
+
+//  The deliveries of msg, just stored, but for the consumer group named
+//  (the letter's zflow-consumer), are finished at once: a requeue goes to
+//  the group that failed it, not again to those that had it done. When
+//  no group has that name now, every group gets it.
+static void
+s_only_for (zf_store_t *self, zf_message_t *msg, const char *group, uint32_t len)
+{
+    bool found = false;
+    for (uint32_t g = 0; g < msg->ndeliveries && !found; g++)
+        found = strlen (msg->deliveries[g].group->name) == len &&
+                memcmp (msg->deliveries[g].group->name, group, len) == 0;
+    for (uint32_t g = 0; g < msg->ndeliveries && found; g++) {
+        zf_delivery_t *d = &msg->deliveries[g];
+        if (strlen (d->group->name) == len && memcmp (d->group->name, group, len) == 0)
+            continue;
+        if (d->state == ZF_D_READY)
+            zf_ready_remove (&d->group->ready, d);
+        else if (d->state == ZF_D_DELAYED)
+            zf_heap_remove (&self->delayed, &d->retry);
+        d->state = ZF_D_FINISHED;
+        msg->pending--;
+        self->hooks.acked (self->hooks.arg, d, false); // journaled: not delivered again
     }
-    if (s_held (letter) || zf_store_header (letter, "zflow-group", &len) ||
+}
+
+//  Moves letter back to the queue its item failed in (QUEUE of QUEUE.dead),
+//  for the consumer group that failed it; false when it stays (busy). Its
+//  root's lineage runs again: its end and failure forgotten, unless
+//  another letter of it waits still (kept, those of others: it is dead
+//  until all are through).
+static bool
+s_requeue_one (zf_store_t *self, zf_message_t *letter, zf_idmap_t *kept)
+{
+    char queue_name[ZF_NAME_MAX + 1];
+    snprintf (queue_name, sizeof queue_name, "%.*s", (int) (strlen (letter->queue->name) - 5),
+              letter->queue->name);
+    zf_id_t root;
+    uint32_t len;
+    if (!s_letter_root (letter, &root) || s_held (letter) ||
+        zf_store_header (letter, "zflow-group", &len) ||
         zf_idmap_get (self->live, &letter->parent) || zf_id_is_zero (&letter->parent))
         return false;
-    zf_env_t env = {
-        .id = letter->parent, .parent = letter->id, .root = root, .ts = zclock_time ()
-    };
+    bool is_root = zf_id_eq (&root, &letter->parent);
+    zf_env_t env = { .id = letter->parent,
+                     .parent = letter->id,
+                     .root = is_root ? (zf_id_t){ { 0 } } : root,
+                     .ts = zclock_time () };
     msgpack_sbuffer headers;
     msgpack_sbuffer_init (&headers);
     s_requeued_headers (letter, &headers);
     env.headers = (const uint8_t *) headers.data;
     env.headers_size = (uint32_t) headers.size;
-    zf_answer_t *answer = zf_store_reopen (self, zf_env_root (&env));
-    if (answer)
-        self->hooks.answered (self->hooks.arg, answer, NULL); // journaled: it runs again
-    zf_lineage_t *lineage = zf_id_is_zero (&root) ? NULL : zf_store_hold (self, &root);
+    if (!zf_idmap_get (kept, &root)) {
+        zf_answer_t *answer = zf_store_reopen (self, &root);
+        if (answer)
+            self->hooks.answered (self->hooks.arg, answer, NULL); // journaled: it runs again
+    }
+    zf_lineage_t *lineage = is_root ? NULL : zf_store_hold (self, &root);
     zframe_t *body = zframe_dup (letter->body);
-    zf_store_msg_new (self, zf_store_queue (self, queue_name), &env, &body, lineage);
+    zf_message_t *msg =
+        zf_store_msg_new (self, zf_store_queue (self, queue_name), &env, &body, lineage);
     msgpack_sbuffer_destroy (&headers);
+    const char *consumer = zf_store_header (letter, "zflow-consumer", &len);
+    if (consumer)
+        s_only_for (self, msg, consumer, len);
     s_drop (self, letter, ZF_OUTCOME_DONE);
     return true;
+}
+
+typedef struct {
+    zf_idmap_t *chosen; // letters to requeue, by id
+    zf_idmap_t *kept;   // roots of the letters that stay, by root
+} s_stay_t;
+
+static void
+s_note_staying (void *value, void *arg)
+{
+    zf_message_t *msg = (zf_message_t *) value;
+    s_stay_t *stay = (s_stay_t *) arg;
+    zf_id_t root;
+    if (msg->queue->dead_letters && !zf_idmap_get (stay->chosen, &msg->id) &&
+        s_letter_root (msg, &root))
+        zf_idmap_put (stay->kept, &root, msg);
 }
 
 void
@@ -282,11 +350,18 @@ zf_store_requeue (zf_store_t *self, zf_queue_t *dead, const zf_select_t *select,
         return;
     s_taken_t taken;
     s_select (self, dead, select, &taken, &steered->missing);
+    // The roots with letters that stay: their lineages stay dead.
+    s_stay_t stay = { zf_idmap_new (taken.count + 1), zf_idmap_new (64) };
     for (size_t i = 0; i < taken.count; i++)
-        if (s_requeue_one (self, taken.msgs[i]))
+        zf_idmap_put (stay.chosen, &taken.msgs[i]->id, taken.msgs[i]);
+    zf_idmap_foreach (self->live, s_note_staying, &stay);
+    for (size_t i = 0; i < taken.count; i++)
+        if (s_requeue_one (self, taken.msgs[i], stay.kept))
             steered->done++;
         else
             steered->busy++;
+    zf_idmap_destroy (&stay.chosen);
+    zf_idmap_destroy (&stay.kept);
     free (taken.msgs);
 }
 

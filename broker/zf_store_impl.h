@@ -115,6 +115,11 @@ int64_t zf_store_due (const zf_message_t *msg);
 //  for all its deliveries) or, due 0, is ready.
 void zf_store_schedule (zf_store_t *self, zf_delivery_t *d, int64_t due);
 
+//  True if key (len bytes) names a header only the broker sets on a dead
+//  letter (zflow-queue, zflow-consumer, zflow-attempts, zflow-root,
+//  zflow-group, zflow-error), or on a requeued item (zflow-requeued).
+bool zf_store_broker_header (const char *key, size_t len);
+
 //  Root's lineage runs again (an item of it requeued): a lineage still
 //  tracked forgets that an item of it died, and its answer its end. Returns
 //  the answer, or NULL when none is kept.

@@ -1092,6 +1092,10 @@ s_steer_choice (s_call_t *call, zf_control_t *control, zf_id_t **ids, char *wher
                 size_t where_size, char *why, size_t why_size)
 {
     const char *body = call->body ? call->body : "";
+    if (strlen (body) != call->size) {
+        snprintf (why, why_size, "the body holds a NUL byte");
+        return -1;
+    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer pk;
@@ -1146,6 +1150,10 @@ s_steer_choice (s_call_t *call, zf_control_t *control, zf_id_t **ids, char *wher
         }
         else if (key_len == 3 && memcmp (key, "ids", 3) == 0) {
             uint32_t n;
+            if (*ids) {
+                snprintf (why, why_size, "ids: given twice");
+                goto done;
+            }
             if (zf_mp_array (&mp, &n, NULL) || n == 0 || n > ZF_IDS_MAX) {
                 snprintf (why, why_size, "ids: a list of 1 to %d ids", ZF_IDS_MAX);
                 goto done;
@@ -1294,6 +1302,10 @@ s_schedule_route (s_call_t *call, const char *method, const char *url)
     msgpack_sbuffer keep;
     msgpack_sbuffer_init (&keep);
     char queue[ZF_NAME_MAX + 1] = "", why[512];
+    if (streq (op, "schedule-add") && call->body && strlen (call->body) != call->size) {
+        s_reply (call, 400, s_error ("the body holds a NUL byte"), 0);
+        return;
+    }
     if (streq (op, "schedule-add") &&
         zf_steer_spec_json (call->body ? call->body : "", &spec, &keep, queue, sizeof queue, why,
                             sizeof why)) {

@@ -272,6 +272,11 @@ zf_cmd_dead (int argc, char **argv)
 static int
 s_ids (s_line_t *line, zf_id_t *ids)
 {
+    if (line->nargs - 2 > ZF_IDS_MAX) {
+        fprintf (stderr, "zflow %s: %d ids: at most %d at once\n", line->command, line->nargs - 2,
+                 ZF_IDS_MAX);
+        return -1;
+    }
     for (int i = 2; i < line->nargs; i++)
         if (zf_tasks_id_arg (line->command, line->args[i], &ids[i - 2]))
             return -1;

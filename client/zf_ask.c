@@ -277,7 +277,8 @@ s_ask_control (zf_client_t *self, zf_request_t *r)
     zf_proto_reset (out, ZF_CONTROL);
     snprintf (out->op, sizeof out->op, "%s", c->op);
     snprintf (out->queue, sizeof out->queue, "%s", c->queue);
-    memcpy (out->ids, c->ids, c->nids * sizeof (zf_id_t));
+    if (c->nids)
+        memcpy (out->ids, c->ids, c->nids * sizeof (zf_id_t));
     out->nids = c->nids;
     snprintf (out->where, sizeof out->where, "%s", c->where);
     out->older = c->older;

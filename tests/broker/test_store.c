@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "zf_store.h"
+#include "zf_alloc.h"
 #include "zf_testkit.h"
 
 //  What the hooks heard.
@@ -495,6 +496,19 @@ test_failures_retry_then_dead_letter (void **state)
     assert_non_null (answer);
     assert_string_equal (answer->reason, "broke again");
     assert_string_equal (answer->detail, "Traceback 2");
+
+    // Requeued, it goes to the group that failed it, not again to audit,
+    // which had it done.
+    zf_select_t select = { .ids = &seven, .nids = 1 };
+    zf_steered_t steered;
+    int acked = s_heard.acked;
+    zf_store_requeue (f->store, dead, &select, &steered);
+    assert_int_equal (steered.done, 1);
+    assert_int_equal (s_heard.acked, acked + 1); // audit's delivery, finished (journaled)
+    assert_int_equal (s_take (f->store, "audit", &audit, out), 0);
+    assert_int_equal (s_take (f->store, "store", &store, out), 1);
+    assert_true (zf_store_ack (f->store, &store, &seven));
+    assert_string_equal (zf_store_state (f->store, &seven, &msg), "done");
     zf_store_leave (f->store, &store, false);
     zf_store_leave (f->store, &audit, false);
 }
@@ -1148,6 +1162,57 @@ test_a_requeued_letter_runs_its_lineage_again (void **state)
     zf_answer_t *answer = zf_results_find (zf_store_results (store), &root);
     assert_non_null (answer);
     assert_null (answer->reason);
+
+    // A lineage with two dead parts: requeuing one leaves it dead until
+    // the other is through too.
+    zf_id_t other = s_id (2), left = zf_id_child (&other, 0), right = zf_id_child (&other, 1);
+    zf_results_wait (zf_store_results (store), &other, "s1", 2, zclock_mono () + 60000);
+    s_put_step (store, &other, NULL);
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    s_put_step (store, &left, &other);
+    s_put_step (store, &right, &other);
+    assert_true (zf_store_ack (store, work, &other));
+    assert_int_equal (s_take_steps (store, work, out), 2);
+    assert_true (zf_store_nack (store, work, &left, "broken", NULL, true, 0));
+    assert_true (zf_store_nack (store, work, &right, "broken", NULL, true, 0));
+    assert_string_equal (zf_store_lineage_state (store, &other, &msg), "dead");
+    zf_select_t one = { .ids = &left, .nids = 1 };
+    zf_store_requeue (store, dead, &one, &steered);
+    assert_int_equal (steered.done, 1);
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    assert_true (zf_store_ack (store, work, &left));
+    assert_string_equal (zf_store_lineage_state (store, &other, &msg), "dead");
+    zf_select_t two = { .ids = &right, .nids = 1 };
+    zf_store_requeue (store, dead, &two, &steered);
+    assert_string_equal (zf_store_lineage_state (store, &other, &msg), "running");
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    assert_true (zf_store_ack (store, work, &right));
+    assert_string_equal (zf_store_lineage_state (store, &other, &msg), "done");
+
+    // A writer's zflow- headers do not steer a requeue: the broker's do.
+    zf_id_t forged = s_id (3);
+    zf_pending_t *put = zf_store_pending_new (1);
+    snprintf (put->session, sizeof put->session, "s1");
+    put->items[0].id = forged;
+    snprintf (put->items[0].queue, sizeof put->items[0].queue, "steps");
+    put->items[0].body = zframe_new ("\x07", 1);
+    static const uint8_t headers[] = { 0x82, 0xab, 'z',  'f', 'l', 'o', 'w', '-',  'q', 'u', 'e',
+                                       'u',  'e',  0xa4, 'e', 'v', 'i', 'l', 0xaa, 'z', 'f', 'l',
+                                       'o',  'w',  '-',  'r', 'o', 'o', 't', 0xa1, 'x' };
+    put->items[0].headers = (const uint8_t *) zf_alloc (sizeof headers);
+    memcpy ((void *) put->items[0].headers, headers, sizeof headers);
+    put->items[0].headers_size = sizeof headers;
+    assert_true (zf_store_admit (store, put));
+    zf_store_pending_destroy (&put);
+    assert_int_equal (s_take_steps (store, work, out), 1);
+    assert_true (zf_store_nack (store, work, &forged, "broken", NULL, true, 0));
+    zf_select_t three = { .ids = &forged, .nids = 1 };
+    zf_store_requeue (store, dead, &three, &steered);
+    assert_int_equal (steered.done, 1);
+    assert_null (zf_store_lookup (store, "evil"));
+    assert_string_equal (zf_store_state (store, &forged, &msg), "queued");
+    assert_string_equal (msg->queue->name, "steps");
+    assert_true (zf_id_is_zero (&msg->root));
 
     // The same letter again: gone, so nothing moves.
     zf_store_requeue (store, dead, &select, &steered);

@@ -239,8 +239,8 @@ test_a_dead_task_says_why (void **state)
     const void *headers = zf_item_headers (item, &size);
     assert_non_null (headers);
     char *json = zf_msgpack_to_json (headers, size, NULL);
-    if (!strstr (json, "\"zflow-queue\":\"tasks\",\"zflow-attempts\":\"2\","
-                       "\"zflow-error\":\"asked to fail\""))
+    if (!strstr (json, "\"zflow-queue\":\"tasks\",\"zflow-consumer\":\"work\","
+                       "\"zflow-attempts\":\"2\",\"zflow-error\":\"asked to fail\""))
         fail_msg ("dead-letter headers: %s", json);
     free (json);
     zf_client_ack (reader, &item);
