@@ -93,7 +93,7 @@ s_schedule_new (const char *pipeline, const char *name, const char *queue, const
     s->last = INT64_MIN;
     s->due = INT64_MAX;
     snprintf (s->tz, sizeof s->tz, "UTC");
-    char cron[ZF_TRIGGER_MAX + 1] = "", at[64] = "";
+    char cron[ZF_TRIGGER_MAX - 4] = "", at[64] = ""; // "cron " and it fit the words
     zf_mp_t mp;
     zf_mp_init (&mp, s->spec, s->spec_size);
     uint32_t count;
