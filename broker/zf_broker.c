@@ -267,6 +267,17 @@ s_command (zf_server_t *self, zsock_t *pipe)
     if (zstr_recvx (pipe, &command, &actor, &number, &pid, &reason, &deaths, &backoff, NULL) < 1 ||
         streq (command, "$TERM"))
         self->terminated = true;
+    else if (streq (command, "RELOAD") && actor && number) {
+        // A new version of the config: actor is its address, number the
+        // actors replaced ("OLD=NEW,...").
+        zf_pipeline_t *pipeline = NULL;
+        if (sscanf (actor, "%p", (void **) &pipeline) == 1 && pipeline) {
+            zf_store_reconfigure (self->store, pipeline, number);
+            self->pipeline = pipeline;
+            zsys_info ("broker: reloaded %s: %zu queues, %zu actors", pipeline->file,
+                       zlistx_size (pipeline->queues), zlistx_size (pipeline->actors));
+        }
+    }
     else if (streq (command, "DIED") && reason)
         zf_sessions_died (self, actor, (uint32_t) strtoul (number, NULL, 10),
                           strtoull (pid, NULL, 10), reason);
@@ -420,6 +431,7 @@ struct _zf_broker_t {
     char *events;          // bound XPUB endpoint
     char *intake;          // bound PULL endpoint or ""
     char *lost;            // why a broker of a group stopped, or NULL
+    bool reload;           // zflow reload asked for the config to be read again
     zf_broker_args_t args; // what it was started with
 };
 
@@ -492,19 +504,40 @@ zf_broker_destroy (zf_broker_t **self_p)
     *self_p = NULL;
 }
 
+//  Reads what the broker thread said to its owner: LOST (why it stopped),
+//  RELOAD (zflow reload asked for the config to be read again).
+static void
+s_owner_messages (zf_broker_t *self)
+{
+    zsock_t *pipe = zf_thread_sock (self->actor);
+    zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+    while (!self->lost && zmq_poll (&item, 1, 0) == 1) {
+        char *status = NULL, *why = NULL;
+        if (zstr_recvx (pipe, &status, &why, NULL) < 1)
+            break;
+        if (streq (status, "LOST") && why)
+            self->lost = why, why = NULL;
+        else if (streq (status, "RELOAD"))
+            self->reload = true;
+        zstr_free (&status);
+        zstr_free (&why);
+    }
+}
+
 const char *
 zf_broker_lost (zf_broker_t *self)
 {
-    if (!self->lost) {
-        zsock_t *pipe = zf_thread_sock (self->actor);
-        zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
-        char *status = NULL;
-        if (zmq_poll (&item, 1, 0) == 1 && zstr_recvx (pipe, &status, &self->lost, NULL) >= 1 &&
-            !streq (status, "LOST"))
-            zstr_free (&self->lost);
-        zstr_free (&status);
-    }
+    s_owner_messages (self);
     return self->lost;
+}
+
+bool
+zf_broker_reload_asked (zf_broker_t *self)
+{
+    s_owner_messages (self);
+    bool asked = self->reload;
+    self->reload = false;
+    return asked;
 }
 
 void
@@ -514,6 +547,14 @@ zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const
     snprintf (number_text, sizeof number_text, "%d", number);
     snprintf (pid_text, sizeof pid_text, "%d", pid);
     zstr_sendx (zf_thread_sock (self->actor), "DIED", actor, number_text, pid_text, reason, NULL);
+}
+
+void
+zf_broker_reload (zf_broker_t *self, zf_pipeline_t *pipeline, const char *renames)
+{
+    char address[32];
+    snprintf (address, sizeof address, "%p", (void *) pipeline);
+    zstr_sendx (zf_thread_sock (self->actor), "RELOAD", address, renames ? renames : "", NULL);
 }
 
 void

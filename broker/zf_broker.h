@@ -47,6 +47,16 @@ const char *zf_broker_lost (zf_broker_t *self);
 //  host, and why ("worker died: exit 3"): the items it held fail at once
 //  with that reason, instead of "worker lost" when its heartbeats run out.
 void zf_broker_died (zf_broker_t *self, const char *actor, int number, int pid, const char *reason);
+//  True once after a client asked for the config to be read again
+//  (zflow reload): the owner reloads it, then zf_broker_reload.
+bool zf_broker_reload_asked (zf_broker_t *self);
+
+//  Tells the broker its config is now pipeline (a reload: it must outlive
+//  the broker, as the first one): queue settings, new queues and readers;
+//  renames ("OLD=NEW,...") are actors replaced by others on the same
+//  queue, which take over their consumer groups (zf_store_reconfigure).
+void zf_broker_reload (zf_broker_t *self, zf_pipeline_t *pipeline, const char *renames);
+
 //  Tells the broker that worker number of actor (last as process pid)
 //  keeps dying, deaths times within a minute, the last for reason, and is
 //  restarted in backoff ms: it publishes actor.crashloop, and names the

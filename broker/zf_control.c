@@ -123,6 +123,17 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
         zf_sessions_send (server, session);
         return;
     }
+    if (streq (op, "reload")) {
+        // The owner reads the file again (zflow run, zflow broker) and
+        // says so in its log; the broker only passes the word on.
+        zstr_sendx (server->pipe, "RELOAD", NULL);
+        zf_proto_reset (out, ZF_REPORT);
+        out->tag = in->tag;
+        snprintf (out->state, sizeof out->state, "ok");
+        zsys_info ("broker: reload asked by %s", session->name[0] ? session->name : session->key);
+        zf_sessions_send (server, session);
+        return;
+    }
     bool listing = streq (op, "dead");
     zf_queue_t *queue = in->queue[0] ? zf_store_lookup (server->store, in->queue) : NULL;
     size_t len = strlen (in->queue);
@@ -136,8 +147,8 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
     if (!streq (op, "dead") && !streq (op, "requeue") && !streq (op, "purge") &&
         !streq (op, "pause") && !streq (op, "resume")) {
         snprintf (why, sizeof why,
-                  "unknown op '%s': dead, requeue, purge, pause, resume, schedules and "
-                  "schedule-add, -remove, -pause, -resume, -run are known",
+                  "unknown op '%s': dead, requeue, purge, pause, resume, reload, schedules "
+                  "and schedule-add, -remove, -pause, -resume, -run are known",
                   op);
         s_refuse (server, session, why);
         return;

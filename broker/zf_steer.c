@@ -34,6 +34,80 @@ zf_store_restore_queue (zf_store_t *self, const zf_record_t *r)
 }
 
 //  --------------------------------------------------------------------------
+//  Reload
+
+//  The group of queue named name, or NULL.
+static zf_cgroup_t *
+s_group_named (zf_queue_t *queue, const char *name)
+{
+    for (size_t g = 0; g < queue->ngroups; g++)
+        if (streq (queue->groups[g]->name, name))
+            return queue->groups[g];
+    return NULL;
+}
+
+void
+zf_store_reconfigure (zf_store_t *self, zf_pipeline_t *pipeline, const char *renames)
+{
+    self->pipeline = pipeline;
+    self->group_expiry = pipeline->broker_settings.group_expiry;
+    // A reader replaced by another takes over its group, and what it held.
+    char *list = zf_strdup (renames ? renames : "");
+    for (char *pair = strtok (list, ","); pair; pair = strtok (NULL, ",")) {
+        char *to = strchr (pair, '=');
+        if (!to)
+            continue;
+        *to++ = 0;
+        zf_actor_conf_t *actor = zf_pipeline_actor (pipeline, to);
+        zf_queue_t *queue = actor && actor->input ? zf_store_lookup (self, actor->input) : NULL;
+        zf_cgroup_t *group = queue ? s_group_named (queue, pair) : NULL;
+        if (group && !s_group_named (queue, to)) {
+            free (group->name);
+            group->name = zf_strdup (to);
+        }
+    }
+    free (list);
+    // Every queue's settings as the file says now; a group is declared
+    // while an actor of the pipeline reads it (one that is not expires
+    // after group-expiry without a worker).
+    for (zf_queue_conf_t *q = (zf_queue_conf_t *) zlistx_first (pipeline->queues); q;
+         q = (zf_queue_conf_t *) zlistx_next (pipeline->queues))
+        zf_store_queue (self, q->name);
+    for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
+         queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
+        const zf_queue_settings_t *settings = zf_pipeline_queue_settings (pipeline, queue->name);
+        int64_t was = queue->max_depth;
+        if (!queue->dead_letters)
+            queue->max_depth = settings->max_depth;
+        queue->max_attempts = settings->max_attempts;
+        queue->timeout = settings->timeout;
+        queue->retry_base = settings->retry_base;
+        queue->retry_max = settings->retry_max;
+        zf_queue_conf_t *conf = zf_pipeline_queue (pipeline, queue->name);
+        queue->collects = conf && conf->results;
+        queue->keeps = !queue->collects || zlistx_size (conf->readers) || conf->external;
+        for (size_t g = 0; g < queue->ngroups; g++) {
+            zf_cgroup_t *group = queue->groups[g];
+            if (group->anonymous)
+                continue;
+            zf_actor_conf_t *actor = zf_pipeline_actor (pipeline, group->name);
+            group->declared = actor && actor->input && streq (actor->input, queue->name);
+            if (!group->declared && !group->nworkers && !group->idle_since)
+                group->idle_since = zclock_mono (); // expires from now
+        }
+        for (const char *reader = conf ? (const char *) zlistx_first (conf->readers) : NULL; reader;
+             reader = (const char *) zlistx_next (conf->readers)) {
+            zf_cgroup_t *group = zf_store_group (self, queue, reader);
+            zf_actor_conf_t *actor = zf_pipeline_actor (pipeline, reader);
+            group->declared = true;
+            group->together = actor && (actor->kind->flags & ZF_KIND_FANIN);
+        }
+        if (queue->max_depth > was)
+            zf_store_resume_waiting (self, queue);
+    }
+}
+
+//  --------------------------------------------------------------------------
 //  Headers
 
 const char *

@@ -422,6 +422,14 @@ size_t zf_store_lineages (zf_store_t *self);
 //  NULL when it has none.
 const char *zf_store_header (const zf_message_t *msg, const char *name, uint32_t *len);
 
+//  The store follows pipeline, a new version of its config (a reload; it
+//  must outlive the store): every queue's settings as it says (new queues
+//  made), a consumer group per reader, declared; a group no actor reads
+//  any more is undeclared, and expires after group-expiry without a
+//  worker. renames ("OLD=NEW,...") are actors replaced by others that read
+//  the same queue: NEW takes over OLD's group and what it holds.
+void zf_store_reconfigure (zf_store_t *self, zf_pipeline_t *pipeline, const char *renames);
+
 //  Pauses or resumes queue: a paused queue takes puts and delivers nothing.
 void zf_store_pause (zf_store_t *self, zf_queue_t *queue, bool paused);
 

@@ -111,6 +111,8 @@ static const s_command_t s_commands[] = {
     { "pause", "ENDPOINT QUEUE", "deliver nothing from a queue (puts go on) until resumed",
       zf_cmd_pause },
     { "resume", "ENDPOINT QUEUE", "deliver from a paused queue again", zf_cmd_resume },
+    { "reload", "ENDPOINT", "the run or broker there reads its pipeline file again (as SIGHUP)",
+      zf_cmd_reload },
     { "schedule", "ENDPOINT add|list|pause|resume|remove|run [NAME]",
       "schedules of a running broker: added, listed, paused, fired now", zf_cmd_schedule },
     { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps: JSON, msgpack or for people",

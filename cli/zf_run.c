@@ -8,6 +8,7 @@
     in a dead-letter queue. SIGINT or SIGTERM stops every actor at once, with
     a grace period for each to finish or hand back what it holds (without a
     journal the sources stop first, and what they put drains through).
+    SIGHUP, or zflow reload, reads the pipeline file again (s_reload).
 */
 #include "zf_run.h"
 #include "zf_progress.h"
@@ -55,6 +56,8 @@ typedef struct {
     char line[1024];       // a log line not yet ended
     size_t line_len;       // bytes in line
     double cpu_s;          // CPU time of its processes that ended, user and system
+    bool retiring;         // removed by a reload: stopped, finishing or handing back, not
+                           // started again
 } s_worker_t;
 
 typedef struct {
@@ -69,6 +72,9 @@ typedef struct {
     bool stopping;           // a stop was asked for: no worker is started again
     bool service;            // it serves until stopped: a crash loop backs off, never ends it
     zf_progress_t *progress; // the live view on a terminal, or NULL
+    zlistx_t *replaced;      // zf_pipeline_t: versions a reload replaced (their workers
+                             // may run still), freed at the end
+    bool reload;             // a reload was asked for (SIGHUP)
 } s_run_t;
 
 static void s_log (s_run_t *run, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
@@ -335,16 +341,18 @@ s_log_results (s_run_t *run)
 typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
 
 //  Reads the signals that came: the first SIGINT or SIGTERM starts a
-//  graceful stop, a second SIGINT makes it immediate. SIGHUP is logged and
+//  graceful stop, a second SIGINT makes it immediate. SIGHUP asks for a
+//  reload (s_reload); while stopping it is logged and
 //  ignored: a run started from a terminal that closes keeps serving.
 static s_stop_t
 s_signals (s_run_t *run, int fd, s_stop_t state)
 {
     struct signalfd_siginfo info;
     while (fd >= 0 && read (fd, &info, sizeof info) == sizeof info) {
-        if (info.ssi_signo == SIGHUP)
-            s_log (run, "SIGHUP from pid %u ignored: SIGTERM or Ctrl-C stops the run",
-                   info.ssi_pid);
+        if (info.ssi_signo == SIGHUP && state == S_RUNNING)
+            run->reload = true; // read the pipeline file again
+        else if (info.ssi_signo == SIGHUP)
+            s_log (run, "SIGHUP from pid %u ignored: the run is stopping", info.ssi_pid);
         else if (state == S_RUNNING)
             state = S_DRAINING;
         else if (info.ssi_signo == SIGINT)
@@ -528,6 +536,10 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
     pid_t pid = worker->pid;
     worker->pid = 0;
     s_close_log (run, worker);
+    if (worker->retiring) {
+        s_log (run, "%s/%d: stopped, as the reload removed it", worker->conf->name, worker->worker);
+        return 0;
+    }
     if (run->stopping) {
         worker->finished = true; // stopped as asked: not started again
         return 0;
@@ -615,6 +627,147 @@ s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal, boo
         return zsys_sprintf ("%s/zflow/%s-%08x/journal", xdg, pipeline->name, hash);
     return zsys_sprintf ("%s/.local/state/zflow/%s-%08x/journal", home && *home ? home : "/tmp",
                          pipeline->name, hash);
+}
+
+//  --------------------------------------------------------------------------
+//  Reload
+
+//  True if sections a and b say the same, but for the key skip.
+static bool
+s_same_section (zconfig_t *a, zconfig_t *b, const char *skip)
+{
+    zconfig_t *x = zconfig_child (a), *y = zconfig_child (b);
+    while (x || y) {
+        while (x && skip && streq (zconfig_name (x), skip))
+            x = zconfig_next (x);
+        while (y && skip && streq (zconfig_name (y), skip))
+            y = zconfig_next (y);
+        if (!x || !y)
+            return !x && !y;
+        const char *vx = zconfig_value (x), *vy = zconfig_value (y);
+        if (!streq (zconfig_name (x), zconfig_name (y)) || !streq (vx ? vx : "", vy ? vy : "") ||
+            !s_same_section (x, y, NULL))
+            return false;
+        x = zconfig_next (x);
+        y = zconfig_next (y);
+    }
+    return true;
+}
+
+//  Appends a worker of actor number n to the run, and starts it.
+static void
+s_add_worker (s_run_t *run, zf_actor_conf_t *actor, int n)
+{
+    run->workers = (s_worker_t *) realloc (run->workers, (run->nworkers + 1) * sizeof (s_worker_t));
+    s_worker_t *worker = &run->workers[run->nworkers++];
+    *worker = (s_worker_t){ .conf = actor, .worker = n, .log = -1 };
+    s_start (run, worker);
+}
+
+//  Stops worker for good: it finishes or hands back what it holds.
+static void
+s_retire (s_worker_t *worker)
+{
+    worker->retiring = worker->finished = true;
+    if (worker->pid > 0)
+        s_signal (worker->pid, SIGTERM);
+}
+
+//  SIGHUP: the pipeline file read again. A file with mistakes is refused
+//  (they are printed, FILE:LINE) and the running pipeline goes on. Else
+//  the broker takes the new queues and their settings, actors removed
+//  stop (finishing or handing back what they hold), actors added start,
+//  an actor whose section changed starts again with it, and a changed
+//  workers count starts or stops the difference. An actor added that
+//  reads the queue of one removed takes over its consumer group: what was
+//  queued for the old one goes to the new one.
+static void
+s_reload (s_run_t *run, const char *why)
+{
+    zf_pipeline_t *old = run->pipeline;
+    s_log (run, "%s: reading %s again", why, old->file);
+    zf_pipeline_t *next = zf_tools_load (old->file);
+    if (!next) {
+        s_log (run, "reload refused: %s has mistakes (above); the running pipeline goes on",
+               old->file);
+        return;
+    }
+    const char *refusal = streq (next->name, old->name)
+                              ? NULL
+                              : "the pipeline's name changed (items' ids derive from it): a new "
+                                "name is a new run";
+    for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (next->actors); a && !refusal;
+         a = (zf_actor_conf_t *) zlistx_next (next->actors))
+        if (!a->kind->run && !streq (a->kind->name, "exec"))
+            refusal = "an actor's kind cannot run in this build";
+    if (refusal) {
+        s_log (run, "reload refused: %s; the running pipeline goes on", refusal);
+        zf_pipeline_destroy (&next);
+        return;
+    }
+    if (old->broker && next->broker && !s_same_section (old->broker, next->broker, NULL))
+        s_log (run, "the broker section changed: its settings apply at the next start (queue "
+                    "settings apply now)");
+    // Replacements: an actor added that reads the queue of one removed.
+    char renames[4096] = "";
+    zhashx_t *taken = zhashx_new ();
+    for (zf_actor_conf_t *gone = (zf_actor_conf_t *) zlistx_first (old->actors); gone;
+         gone = (zf_actor_conf_t *) zlistx_next (old->actors)) {
+        if (zf_pipeline_actor (next, gone->name) || !gone->input)
+            continue;
+        for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (next->actors); a;
+             a = (zf_actor_conf_t *) zlistx_next (next->actors))
+            if (!zf_pipeline_actor (old, a->name) && a->input && streq (a->input, gone->input) &&
+                !zhashx_lookup (taken, a->name)) {
+                zhashx_insert (taken, a->name, (void *) "");
+                size_t used = strlen (renames);
+                snprintf (renames + used, sizeof renames - used, "%s%s=%s", used ? "," : "",
+                          gone->name, a->name);
+                s_log (run, "%s replaces %s: it takes over what was queued for it", a->name,
+                       gone->name);
+                break;
+            }
+    }
+    zhashx_destroy (&taken);
+    if (run->broker)
+        zf_broker_reload (run->broker, next, renames);
+    // Workers: kept (on the new config), stopped, started.
+    int added = 0, stopped = 0, before = run->nworkers;
+    for (int i = 0; i < before; i++) {
+        s_worker_t *w = &run->workers[i];
+        if (w->retiring)
+            continue;
+        zf_actor_conf_t *now = zf_pipeline_actor (next, w->conf->name);
+        if (now && w->worker < now->workers && s_same_section (w->conf->node, now->node, "workers"))
+            w->conf = now;
+        else {
+            s_retire (w);
+            stopped++;
+        }
+    }
+    for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (next->actors); a;
+         a = (zf_actor_conf_t *) zlistx_next (next->actors)) {
+        bool *have = (bool *) calloc ((size_t) a->workers + 1, sizeof (bool));
+        for (int i = 0; i < run->nworkers; i++) {
+            s_worker_t *w = &run->workers[i];
+            if (!w->retiring && w->conf == a && w->worker < a->workers)
+                have[w->worker] = true;
+        }
+        for (int n = 0; n < a->workers; n++)
+            if (!have[n]) {
+                s_add_worker (run, a, n);
+                added++;
+            }
+        free (have);
+    }
+    if (!run->replaced) {
+        run->replaced = zlistx_new ();
+        zlistx_set_destructor (run->replaced, (zlistx_destructor_fn *) zf_pipeline_destroy);
+    }
+    zlistx_add_end (run->replaced, old);
+    run->pipeline = next;
+    s_log (run, "reloaded %s: %d worker process%s started, %d stopped", next->file, added,
+           added == 1 ? "" : "es", stopped);
 }
 
 int
@@ -868,6 +1021,10 @@ zf_cmd_run (int argc, char **argv)
         }
         if (stop == S_AT_ONCE)
             break;
+        if (run.reload || (run.broker && zf_broker_reload_asked (run.broker))) {
+            s_reload (&run, run.reload ? "SIGHUP" : "zflow reload");
+            run.reload = false;
+        }
         // Exits and restarts.
         int wstatus;
         pid_t pid;
@@ -992,6 +1149,7 @@ zf_cmd_run (int argc, char **argv)
     free (journal);
     free (group);
     free (run.workers);
-    zf_pipeline_destroy (&pipeline);
+    zf_pipeline_destroy (&run.pipeline); // the latest version; the others with it
+    zlistx_destroy (&run.replaced);
     return status;
 }

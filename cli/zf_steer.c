@@ -738,3 +738,22 @@ done:
     msgpack_sbuffer_destroy (&payload);
     return status;
 }
+
+int
+zf_cmd_reload (int argc, char **argv)
+{
+    static const char *names[] = { "where", "older-than", "timeout", NULL };
+    s_line_t line = { .usage = "reload ENDPOINT [--timeout D]" };
+    if (!s_read (&line, argc, argv, names, 1, 1))
+        return ZF_EXIT_USAGE;
+    zf_control_t control = { .op = "reload", .queue = "" };
+    int status = ZF_EXIT_OK;
+    zf_result_t *done = s_ask (&line, &control, &status);
+    if (!done)
+        return status;
+    printf ("reload asked of %s: the run (or broker) reads its pipeline file again, and its "
+            "log says what changed, or what is wrong in the file\n",
+            line.args[0]);
+    zf_result_destroy (&done);
+    return status;
+}

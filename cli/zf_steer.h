@@ -29,6 +29,10 @@ int zf_cmd_resume (int argc, char **argv);
 //  zflow schedule ENDPOINT add NAME ... | list | pause|resume|remove|run NAME
 int zf_cmd_schedule (int argc, char **argv);
 
+//  zflow reload ENDPOINT: the run or broker serving there reads its
+//  pipeline file again (as SIGHUP does)
+int zf_cmd_reload (int argc, char **argv);
+
 //  A listing of dead letters as JSON (zflow dead --json, GET
 //  /queues/Q/dead): {"count": N, "letters": [{"id", "root", "queue",
 //  "attempts", "died" (ms since the Unix epoch), "error", "headers",

@@ -3,6 +3,8 @@
     and returns an exit status.
 */
 #include "zf_tools.h"
+
+#include <signal.h>
 #include "zf_kinds.h"
 #include "zf_curve.h"
 #include "zf_cron.h"
@@ -114,6 +116,15 @@ s_exec_again (void)
     fprintf (stderr, "zflow broker: cannot start again: %s\n", strerror (errno));
 }
 
+static volatile sig_atomic_t s_hup; // SIGHUP came: read the config again
+
+static void
+s_on_hup (int sig)
+{
+    (void) sig;
+    s_hup = 1;
+}
+
 int
 zf_cmd_broker (int argc, char **argv)
 {
@@ -182,10 +193,33 @@ zf_cmd_broker (int argc, char **argv)
             metrics ? ", metrics on http://" : "", metrics ? metrics : "");
     fflush (stdout);
     // The broker runs in its own thread; this one waits for a signal, or
-    // for a broker of a group to stop when it loses the lead.
+    // for a broker of a group to stop when it loses the lead. SIGHUP (or
+    // zflow reload) reads the file again for its queues' settings.
+    signal (SIGHUP, s_on_hup);
+    zlistx_t *replaced = zlistx_new (); // versions of the config the broker had
+    zlistx_set_destructor (replaced, (zlistx_destructor_fn *) zf_pipeline_destroy);
     const char *lost = NULL;
-    while (!zsys_interrupted && !(lost = zf_broker_lost (broker)))
+    while (!zsys_interrupted && !(lost = zf_broker_lost (broker))) {
+        if (s_hup || zf_broker_reload_asked (broker)) {
+            s_hup = 0;
+            printf ("zflow broker: reading %s again\n", pipeline->file);
+            fflush (stdout);
+            zf_pipeline_t *next = zf_tools_load (pipeline->file);
+            if (next && streq (next->name, pipeline->name)) {
+                zf_broker_reload (broker, next, "");
+                zlistx_add_end (replaced, pipeline);
+                pipeline = next;
+            }
+            else {
+                if (next)
+                    fprintf (stderr, "zflow broker: the pipeline's name changed: a new name is a "
+                                     "new broker\n");
+                zf_pipeline_destroy (&next);
+                fprintf (stderr, "zflow broker: reload refused: the running config goes on\n");
+            }
+        }
         zclock_sleep (20);
+    }
     if (lost) {
         printf ("zflow broker: %s: starting again\n", lost);
         zf_gateway_destroy (&gateway);
@@ -196,6 +230,7 @@ zf_cmd_broker (int argc, char **argv)
     zf_gateway_destroy (&gateway);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
+    zlistx_destroy (&replaced);
     return ZF_EXIT_OK;
 }
 
