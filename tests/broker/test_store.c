@@ -969,6 +969,9 @@ test_results_are_kept_for_their_root (void **state)
                      NULL, NULL);
     assert_null (zf_results_find (zf_store_results (store), &roots[0]));
     assert_int_equal (zf_results_bytes (zf_store_results (store)), 2);
+    zf_store_leave (store, &work, false);
+    zf_store_destroy (&store);
+    zf_pipeline_destroy (&pipeline);
 }
 
 static void

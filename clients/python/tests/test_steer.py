@@ -35,6 +35,10 @@ actors
         kind = scheduler
         cron = "0 * * * *"
         output = ticks
+    pulse
+        kind = scheduler
+        every = 1s
+        output = ticks
 """
 
 
@@ -241,6 +245,20 @@ def test_a_schedule_added_at_run_time_fires_at_its_times_and_survives_a_kill(tmp
     assert listed["hourly"]["state"] == "config"  # the config file's, listed beside
     status, _, err = zflow("schedule", run.endpoint, "remove", "hourly")
     assert status == 2 and "config file" in err
+    # A second scheduler of the config's pulse beside the run's, and the
+    # broker firing beat: each time of each is put once.
+    second = subprocess.Popen([ZFLOW, "actor", "pulse", run.path, "--broker", run.endpoint],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        count = len(ticks(tmp_path, "pulse"))
+        wait_for(lambda: len(ticks(tmp_path, "pulse")) >= count + 3, what="pulse's firings")
+        assert second.poll() is None  # it ran all along
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+    pulses = ticks(tmp_path, "pulse")
+    assert len(set(pulses)) == len(pulses), pulses
 
     # Killed hard and started again: the schedule is there and goes on,
     # no second firing of any time.
