@@ -470,13 +470,20 @@ zf_sink_actor (zsock_t *pipe, void *args)
                 }
             }
             bool full = (int64_t) zlistx_size (self.pending) >= concurrency;
+            // An item tried again that comes while nothing else is held is
+            // likely one of those a dead worker held, which the broker hands
+            // out one at a time: written now, not after the sync interval,
+            // else a thousand of them take a hundred seconds.
+            bool alone = item && !self.failing_since && zf_item_attempt (item) > 1 &&
+                         zlistx_size (self.pending) == 1;
             bool due = self.sync != 1 || zclock_mono () >= next_sync;
             // Write when the credit is used up, when the burst is over, or on
             // time; with sync = interval, at most once per interval; while
             // writes fail, at the next try.
             if (self.failing_since)
                 due = full = zclock_mono () >= self.retry_at;
-            if (full || (!item && due) || (self.sync == 1 && due && zlistx_size (self.pending))) {
+            if (full || alone || (!item && due) ||
+                (self.sync == 1 && due && zlistx_size (self.pending))) {
                 s_flush (&self);
                 next_sync = zclock_mono () + self.sync_interval;
             }
