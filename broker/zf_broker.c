@@ -355,7 +355,10 @@ zf_broker_actor (zsock_t *pipe, void *args)
         due = self->cluster ? zf_cluster_due (self->cluster) : -1; // Raft's timers
         if (due >= 0 && due < wait)
             wait = due;
-        due = zf_schedules_due (self, zclock_time ()); // a schedule's firing
+        // A schedule's firing; only the broker that serves fires them.
+        due = !self->cluster || zf_cluster_serving (self->cluster)
+                  ? zf_schedules_due (self, zclock_time ())
+                  : -1;
         if (due >= 0 && due < wait)
             wait = due;
         if (wait < 0)
