@@ -277,6 +277,7 @@ s_command (zf_server_t *self, zsock_t *pipe)
             zsys_info ("broker: reloaded %s: %zu queues, %zu actors", pipeline->file,
                        zlistx_size (pipeline->queues), zlistx_size (pipeline->actors));
         }
+        zstr_sendx (pipe, "RELOADED", NULL); // the owner starts the new workers now
     }
     else if (streq (command, "DIED") && reason)
         zf_sessions_died (self, actor, (uint32_t) strtoul (number, NULL, 10),
@@ -507,24 +508,34 @@ zf_broker_destroy (zf_broker_t **self_p)
     *self_p = NULL;
 }
 
-//  Reads what the broker thread said to its owner: LOST (why it stopped),
-//  RELOAD (zflow reload asked for the config to be read again).
-static void
-s_owner_messages (zf_broker_t *self)
+//  Reads one message of the broker thread to its owner, if one comes
+//  within timeout ms: LOST (why it stopped) and RELOAD (zflow reload
+//  asked for the config to be read again) are kept. Returns 1 for
+//  RELOADED (a reload is done), 0 for any other, -1 when none came.
+static int
+s_owner_read (zf_broker_t *self, int timeout)
 {
     zsock_t *pipe = zf_thread_sock (self->actor);
     zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
-    while (!self->lost && zmq_poll (&item, 1, 0) == 1) {
-        char *status = NULL, *why = NULL;
-        if (zstr_recvx (pipe, &status, &why, NULL) < 1)
-            break;
-        if (streq (status, "LOST") && why)
-            self->lost = why, why = NULL;
-        else if (streq (status, "RELOAD"))
-            self->reload = true;
-        zstr_free (&status);
-        zstr_free (&why);
-    }
+    char *status = NULL, *why = NULL;
+    if (zmq_poll (&item, 1, timeout) != 1 || zstr_recvx (pipe, &status, &why, NULL) < 1)
+        return -1;
+    int done = streq (status, "RELOADED");
+    if (streq (status, "LOST") && why)
+        self->lost = why, why = NULL;
+    else if (streq (status, "RELOAD"))
+        self->reload = true;
+    zstr_free (&status);
+    zstr_free (&why);
+    return done;
+}
+
+//  What the broker thread said to its owner, read.
+static void
+s_owner_messages (zf_broker_t *self)
+{
+    while (!self->lost && s_owner_read (self, 0) >= 0)
+        ;
 }
 
 const char *
@@ -558,6 +569,11 @@ zf_broker_reload (zf_broker_t *self, zf_pipeline_t *pipeline, const char *rename
     char address[32];
     snprintf (address, sizeof address, "%p", (void *) pipeline);
     zstr_sendx (zf_thread_sock (self->actor), "RELOAD", address, renames ? renames : "", NULL);
+    // Done before it returns: the new actors' workers, started next, find
+    // their groups renamed and declared.
+    int64_t deadline = zclock_mono () + 5000;
+    while (!self->lost && zclock_mono () < deadline && s_owner_read (self, 100) != 1)
+        ;
 }
 
 void

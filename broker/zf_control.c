@@ -126,7 +126,13 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
     if (streq (op, "reload")) {
         // The owner reads the file again (zflow run, zflow broker) and
         // says so in its log; the broker only passes the word on.
-        zstr_sendx (server->pipe, "RELOAD", NULL);
+        // From a zflow run --broker that reloaded its own file, the actors
+        // it replaced (where: "OLD=NEW,..."): their groups are renamed now,
+        // before the new actors' workers come. Else the owner reloads.
+        if (in->where[0])
+            zf_store_rename_groups (server->store, in->where);
+        else
+            zstr_sendx (server->pipe, "RELOAD", NULL);
         zf_proto_reset (out, ZF_REPORT);
         out->tag = in->tag;
         snprintf (out->state, sizeof out->state, "ok");

@@ -27,6 +27,8 @@ typedef struct {
     bool coalesce;                     // after a stall, once for all missed
     uint32_t max_instances;            // firings running at most; 0: no limit
     bool paused;                       // fires nothing
+    bool full;                         // its last firing found its queue full (said once)
+    uint64_t missed_run;               // firings missed as late in a row
     int64_t last;                      // its last firing handled (ms, wall), or INT64_MIN
     int64_t due;                       // its next (ms, wall), or INT64_MAX
     uint64_t fired, missed;            // since the broker started
@@ -303,6 +305,18 @@ s_fire (zf_server_t *server, s_schedule_t *s, int64_t when, int64_t late)
             return false;
         }
     }
+    // A full queue skips the firing (missed), as a late one: a firing
+    // waiting for room would come late, and they would pile up.
+    zf_queue_t *queue = zf_store_lookup (server->store, s->queue);
+    if (queue && (int64_t) queue->depth >= queue->max_depth) {
+        if (!s->full)
+            zsys_warning ("broker: schedule %s: queue %s is full (max-depth %lld): its firings "
+                          "are skipped until there is room",
+                          s->name, s->queue, (long long) queue->max_depth);
+        s->full = true;
+        return false;
+    }
+    s->full = false;
     msgpack_sbuffer body;
     msgpack_sbuffer_init (&body);
     zf_trigger_item (&body, &s->trigger, s->name, when, late * 1000, s->payload, s->payload_size);
@@ -340,18 +354,29 @@ zf_schedules_run (zf_server_t *server, int64_t now)
             }
         int64_t late = now - when;
         if (late > s->grace) {
+            // Said for the first of a run of misses, and how many once it ends.
+            if (s->missed_run++ == 0)
+                zsys_warning ("broker: schedule %s: the firing of %lld missed by %lld ms "
+                              "(misfire-grace %lld ms)",
+                              s->name, (long long) when, (long long) late, (long long) s->grace);
             s->missed++;
-            zsys_warning ("broker: schedule %s: the firing of %lld missed by %lld ms "
-                          "(misfire-grace %lld ms)",
-                          s->name, (long long) when, (long long) late, (long long) s->grace);
         }
-        else if (s_fire (server, s, when, late))
-            s->fired++;
-        else
-            s->missed++;
+        else {
+            if (s->missed_run > 1)
+                zsys_warning ("broker: schedule %s: %llu firings in a row were missed", s->name,
+                              (unsigned long long) s->missed_run);
+            s->missed_run = 0;
+            if (s_fire (server, s, when, late))
+                s->fired++;
+            else
+                s->missed++;
+        }
         s->last = when;
         s->due = next;
-        s_journal (server, s, false); // a restart goes on from here
+        // A restart goes on from here: journaled at each firing; while
+        // catching up on missed ones, every 1,000th and the last.
+        if (!s->missed_run || s->missed_run % 1000 == 1 || next > now)
+            s_journal (server, s, false);
     }
 }
 
@@ -432,8 +457,9 @@ s_config_rows (zf_server_t *server, zf_proto_t *out)
     }
 }
 
-//  True if name is a job of the config file (an actor's name, or
-//  ACTOR/JOB): not changed at run time.
+//  True if name may be a job of the config file (an actor's name, or any
+//  ACTOR/JOB: a runtime schedule's name has no slash): not changed at run
+//  time.
 static bool
 s_of_config (zf_server_t *server, const char *name)
 {
@@ -465,14 +491,14 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
         snprintf (why, why_size, "%s: name the schedule", op);
         return -1;
     }
-    if (s_of_config (server, name)) {
+    s_schedule_t *s = (s_schedule_t *) zhashx_lookup (all, name);
+    if ((!s || streq (op, "schedule-add")) && s_of_config (server, name)) {
         snprintf (why, why_size,
                   "'%s' is %s of the config file: it changes with the file, "
                   "not at run time",
                   name, strchr (name, '/') ? "a job" : "an actor");
         return -1;
     }
-    s_schedule_t *s = (s_schedule_t *) zhashx_lookup (all, name);
     if (streq (op, "schedule-add")) {
         if (!zf_json_name_ok (name)) {
             snprintf (why, why_size, "'%s' is no schedule name (printable UTF-8)", name);
@@ -512,8 +538,12 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
     }
     else if (streq (op, "schedule-pause") || streq (op, "schedule-resume")) {
         s->paused = streq (op, "schedule-pause");
-        if (!s->paused) // no catching up on what fell in the pause
-            s->due = zf_trigger_next (&s->trigger, zclock_time ());
+        if (!s->paused) { // no catching up on what fell in the pause, now or after a restart
+            int64_t now = zclock_time ();
+            if (s->last < now - 1)
+                s->last = now - 1;
+            s->due = zf_trigger_next (&s->trigger, now);
+        }
         s_journal (server, s, false);
     }
     else if (streq (op, "schedule-run")) {

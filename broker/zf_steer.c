@@ -47,26 +47,33 @@ s_group_named (zf_queue_t *queue, const char *name)
 }
 
 void
-zf_store_reconfigure (zf_store_t *self, zf_pipeline_t *pipeline, const char *renames)
+zf_store_rename_groups (zf_store_t *self, const char *renames)
 {
-    self->pipeline = pipeline;
-    self->group_expiry = pipeline->broker_settings.group_expiry;
-    // A reader replaced by another takes over its group, and what it held.
     char *list = zf_strdup (renames ? renames : "");
     for (char *pair = strtok (list, ","); pair; pair = strtok (NULL, ",")) {
         char *to = strchr (pair, '=');
         if (!to)
             continue;
         *to++ = 0;
-        zf_actor_conf_t *actor = zf_pipeline_actor (pipeline, to);
-        zf_queue_t *queue = actor && actor->input ? zf_store_lookup (self, actor->input) : NULL;
-        zf_cgroup_t *group = queue ? s_group_named (queue, pair) : NULL;
-        if (group && !s_group_named (queue, to)) {
-            free (group->name);
-            group->name = zf_strdup (to);
+        for (zf_queue_t *queue = (zf_queue_t *) zlistx_first (self->queue_order); queue;
+             queue = (zf_queue_t *) zlistx_next (self->queue_order)) {
+            zf_cgroup_t *group = s_group_named (queue, pair);
+            if (group && !s_group_named (queue, to)) {
+                free (group->name);
+                group->name = zf_strdup (to);
+            }
         }
     }
     free (list);
+}
+
+void
+zf_store_reconfigure (zf_store_t *self, zf_pipeline_t *pipeline, const char *renames)
+{
+    self->pipeline = pipeline;
+    self->group_expiry = pipeline->broker_settings.group_expiry;
+    // A reader replaced by another takes over its group, and what it held.
+    zf_store_rename_groups (self, renames);
     // Every queue's settings as the file says now; a group is declared
     // while an actor of the pipeline reads it (one that is not expires
     // after group-expiry without a worker).

@@ -430,6 +430,10 @@ const char *zf_store_header (const zf_message_t *msg, const char *name, uint32_t
 //  the same queue: NEW takes over OLD's group and what it holds.
 void zf_store_reconfigure (zf_store_t *self, zf_pipeline_t *pipeline, const char *renames);
 
+//  The renames of a reload alone ("OLD=NEW,..."): in every queue, a group
+//  OLD becomes NEW, unless the queue has a NEW already.
+void zf_store_rename_groups (zf_store_t *self, const char *renames);
+
 //  Pauses or resumes queue: a paused queue takes puts and delivers nothing.
 void zf_store_pause (zf_store_t *self, zf_queue_t *queue, bool paused);
 

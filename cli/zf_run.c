@@ -75,6 +75,8 @@ typedef struct {
     zlistx_t *replaced;      // zf_pipeline_t: versions a reload replaced (their workers
                              // may run still), freed at the end
     bool reload;             // a reload was asked for (SIGHUP)
+    const char *only;        // --only: the actors this run starts, "A,B", or NULL: all
+    zf_client_t *observer;   // its own session with the broker
 } s_run_t;
 
 static void s_log (s_run_t *run, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
@@ -537,7 +539,7 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
     worker->pid = 0;
     s_close_log (run, worker);
     if (worker->retiring) {
-        s_log (run, "%s/%d: stopped, as the reload removed it", worker->conf->name, worker->worker);
+        s_log (run, "%s/%d: stopped by the reload", worker->conf->name, worker->worker);
         return 0;
     }
     if (run->stopping) {
@@ -654,6 +656,19 @@ s_same_section (zconfig_t *a, zconfig_t *b, const char *skip)
     return true;
 }
 
+//  True if the actor named is among only ("A,B"; NULL: all).
+static bool
+s_chosen (const char *only, const char *name)
+{
+    if (!only)
+        return true;
+    char *list = zsys_sprintf (",%s,", only), *item = zsys_sprintf (",%s,", name);
+    bool chosen = strstr (list, item) != NULL;
+    zstr_free (&list);
+    zstr_free (&item);
+    return chosen;
+}
+
 //  Appends a worker of actor number n to the run, and starts it.
 static void
 s_add_worker (s_run_t *run, zf_actor_conf_t *actor, int n)
@@ -688,7 +703,10 @@ s_reload (s_run_t *run, const char *why)
     s_log (run, "%s: reading %s again", why, old->file);
     zf_pipeline_t *next = zf_tools_load (old->file);
     if (!next) {
-        s_log (run, "reload refused: %s has mistakes (above); the running pipeline goes on",
+        s_log (run,
+               "reload refused: %s has mistakes (above); the running pipeline goes on, but a "
+               "worker that starts again reads the file as it is: fix it, or put the running "
+               "version back",
                old->file);
         return;
     }
@@ -731,6 +749,18 @@ s_reload (s_run_t *run, const char *why)
     zhashx_destroy (&taken);
     if (run->broker)
         zf_broker_reload (run->broker, next, renames);
+    else if (*renames) {
+        // A broker of its own: it renames the groups now, before the new
+        // workers come.
+        zf_control_t control = { .op = "reload", .queue = "", .where = renames };
+        zf_result_t *done = zf_client_control (run->observer, &control, 5000);
+        if (!done)
+            s_log (run,
+                   "the broker did not take the replacements (%s): %s; what was queued for "
+                   "the actors replaced waits for them",
+                   renames, zf_client_last_error (run->observer));
+        zf_result_destroy (&done);
+    }
     // Workers: kept (on the new config), stopped, started.
     int added = 0, stopped = 0, before = run->nworkers;
     for (int i = 0; i < before; i++) {
@@ -747,6 +777,8 @@ s_reload (s_run_t *run, const char *why)
     }
     for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (next->actors); a;
          a = (zf_actor_conf_t *) zlistx_next (next->actors)) {
+        if (!s_chosen (run->only, a->name))
+            continue;
         bool *have = (bool *) calloc ((size_t) a->workers + 1, sizeof (bool));
         for (int i = 0; i < run->nworkers; i++) {
             s_worker_t *w = &run->workers[i];
@@ -837,7 +869,7 @@ zf_cmd_run (int argc, char **argv)
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
-    s_run_t run = { .pipeline = pipeline, .quiet = quiet, .verbose = verbose };
+    s_run_t run = { .pipeline = pipeline, .quiet = quiet, .verbose = verbose, .only = only };
     char self_path[4096];
     ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
     self_path[len > 0 ? len : 0] = 0;
@@ -846,14 +878,8 @@ zf_cmd_run (int argc, char **argv)
     int status = ZF_EXIT_OK;
     for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (pipeline->actors); a;
          a = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
-        if (only) {
-            char *list = zsys_sprintf (",%s,", only), *name = zsys_sprintf (",%s,", a->name);
-            bool chosen = strstr (list, name) != NULL;
-            zstr_free (&list);
-            zstr_free (&name);
-            if (!chosen)
-                continue;
-        }
+        if (!s_chosen (only, a->name))
+            continue;
         if (!a->kind->run && !streq (a->kind->name, "exec")) {
             fprintf (stderr, "zflow run: %s:%d: actor '%s': kind %s cannot run in this build yet\n",
                      pipeline->file, a->line, a->name, a->kind->name);
@@ -932,6 +958,7 @@ zf_cmd_run (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     zf_client_set_pipeline (observer, pipeline->name);
+    run.observer = observer;
     if (broker_endpoint) {
         // A broker given: a word with it first, so that one of another
         // pipeline or version ends the run at once with one line (the

@@ -564,8 +564,8 @@ s_spec_read (const uint8_t *data, size_t size, zf_schedule_spec_t *spec, msgpack
         snprintf (name, sizeof name, "%.*s", (int) (key_len < 31 ? key_len : 31), key);
         int slot = streq (name, "cron") ? 0 : streq (name, "at") ? 1 : streq (name, "tz") ? 2 : -1;
         if (slot >= 0 || streq (name, "queue")) {
-            if (zf_mp_str (&mp, &text, &len, NULL) || len > ZF_TEXT_MAX) {
-                snprintf (why, why_size, "%s: a string", name);
+            if (zf_mp_str (&mp, &text, &len, NULL) || len > ZF_TEXT_MAX || memchr (text, 0, len)) {
+                snprintf (why, why_size, "%s: a string (with no NUL)", name);
                 return -1;
             }
             if (slot < 0) {

@@ -581,11 +581,12 @@ s_control_new (zf_client_t *self, const zf_control_t *control)
 {
     const char *queue = control->queue ? control->queue : "";
     if (!control->op || strlen (control->op) > ZF_CODE_MAX || strlen (queue) > ZF_NAME_MAX ||
-        control->nids > ZF_IDS_MAX || (control->nids && !control->ids) ||
+        (control->name && strlen (control->name) > ZF_NAME_MAX) || control->nids > ZF_IDS_MAX ||
+        (control->nids && !control->ids) ||
         (control->where && strlen (control->where) > ZF_TEXT_MAX) || control->older_ms < 0) {
         snprintf (self->last_error, sizeof self->last_error,
-                  "a control out of range: an op, a queue of at most %d bytes, at most %d ids, "
-                  "a where of at most %d bytes",
+                  "a control out of range: an op, a queue and a name of at most %d bytes, at "
+                  "most %d ids, a where of at most %d bytes",
                   ZF_NAME_MAX, ZF_IDS_MAX, ZF_TEXT_MAX);
         return NULL;
     }

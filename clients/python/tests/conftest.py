@@ -247,6 +247,22 @@ actors
 """
 
 
+# A broker's pipeline of one external queue, `tasks`, of max-depth %d (a
+# sink reads another queue: a pipeline has an actor).
+SMALL = """queues
+    tasks
+        external = true
+        max-depth = %d
+    other
+        external = true
+actors
+    keep
+        kind = sink
+        input = other
+        target = null
+"""
+
+
 def http(address, method, path, body=None, headers=None, tls=None):
     """(status, headers, JSON answer) of one request to an HTTP gateway
     (over HTTPS with tls, an ssl.SSLContext)."""

@@ -71,7 +71,7 @@ def test_a_reload_replaces_an_actor_mid_stream_and_loses_nothing(tmp_path):
         wait_for(lambda: "copy_b replaces copy_a" in run.log(), what="the replacement")
         assert run.process.wait(timeout=240) == 0, run.log()[-3000:]
         log = run.log()
-        assert "copy_a/0: stopped, as the reload removed it" in log, log[-3000:]
+        assert "copy_a/0: stopped by the reload" in log, log[-3000:]
         assert "2 worker processes started, 1 stopped" in log, log[-3000:]
         counts = collections.Counter(written(run))
         lost = [n for n in range(N) if counts[n] == 0]
@@ -83,19 +83,8 @@ def test_a_reload_replaces_an_actor_mid_stream_and_loses_nothing(tmp_path):
 
 def test_a_broker_takes_new_queue_settings_on_sighup(tmp_path):
     import zflow
-    from conftest import Broker
-    config = """queues
-    tasks
-        external = true
-        max-depth = %d
-    other
-        external = true
-actors
-    keep
-        kind = sink
-        input = other
-        target = null
-"""
+    from conftest import SMALL, Broker
+    config = SMALL
     broker = Broker(str(tmp_path), config % 2)
     try:
         with zflow.Client(broker.endpoint, timeout=2) as client:
@@ -119,4 +108,25 @@ actors
             client.put_many("tasks", range(4, 10))  # 9 in all, within 10
         assert broker.process.poll() is None  # SIGHUP did not end it
     finally:
+        broker.stop()
+
+
+def test_a_run_with_a_broker_of_its_own_hands_a_replacement_over(tmp_path):
+    from conftest import Broker
+    n = 30000
+    (tmp_path / "broker").mkdir()
+    broker = Broker(str(tmp_path / "broker"), PIPELINE % (n, "copy_a", 1))
+    run = Run(str(tmp_path / "run"), PIPELINE % (n, "copy_a", 1), "--broker", broker.endpoint,
+              endpoint=broker.endpoint)
+    try:
+        wait_for(lambda: len(written(run)) >= n // 10, timeout=60, what="a tenth of the stream")
+        with open(run.path, "w") as f:
+            f.write(PIPELINE % (n, "copy_b", 1))
+        run.process.send_signal(signal.SIGHUP)
+        assert run.process.wait(timeout=240) == 0, run.log()[-3000:]
+        assert "copy_b replaces copy_a" in run.log()
+        counts = collections.Counter(written(run))
+        assert (len(counts), max(counts.values())) == (n, 1), run.log()[-2000:]
+    finally:
+        run.stop()
         broker.stop()

@@ -316,3 +316,21 @@ def test_schedules_over_http(tmp_path, runs):
         assert status in (400, 404) and says in answer["error"], (bad, answer)
     status, _, answer = http(address, "DELETE", "/schedules/hourly")
     assert status == 400 and "config file" in answer["error"]
+
+
+def test_a_schedule_into_a_full_queue_skips_its_firings(tmp_path):
+    from conftest import SMALL, Broker
+    broker = Broker(str(tmp_path), SMALL % 3)
+    try:
+        e = broker.endpoint
+        assert zflow("schedule", e, "add", "fast", "--every", "10ms", "--queue", "tasks")[0] == 0
+        wait_for(lambda: schedules(e)["fast"]["missed"] >= 20, what="skipped firings")
+        row = schedules(e)["fast"]
+        assert row["fired"] == 3, row  # as many as the queue had room for
+        assert zflow("schedule", e, "remove", "fast")[0] == 0
+        assert zflow("purge", e, "tasks", "--yes")[1] == "purged 3 from tasks\n"
+        time.sleep(0.5)
+        status, out, _ = zflow("status", e)
+        assert [line.split()[1] for line in out.splitlines() if line.startswith("tasks ")][0] == "0"
+    finally:
+        broker.stop()
