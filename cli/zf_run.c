@@ -77,9 +77,61 @@ typedef struct {
     bool reload;             // a reload was asked for (SIGHUP)
     const char *only;        // --only: the actors this run starts, "A,B", or NULL: all
     zf_client_t *observer;   // its own session with the broker
+    char copy_dir[512];      // a folder of its own, or "" when none could be made
+    char copy[1024];         // the file's version it runs, for its workers; or "" (the file)
 } s_run_t;
 
 static void s_log (s_run_t *run, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+
+//  The bytes of the file at path (NUL-ended, *size of them), or NULL.
+static char *
+s_read_file (const char *path, size_t *size)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file)
+        return NULL;
+    char *data = NULL;
+    size_t cap = 0;
+    *size = 0;
+    while (true) {
+        if (*size + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            data = (char *) realloc (data, cap);
+        }
+        size_t n = fread (data + *size, 1, cap - *size - 1, file);
+        *size += n;
+        if (n == 0)
+            break;
+    }
+    fclose (file);
+    data[*size] = 0;
+    return data;
+}
+
+//  Keeps data, the version of the pipeline file the run runs, as its copy:
+//  a worker started later (again after a death, or by a reload) reads the
+//  version the run accepted, not the file as it is on disk now.
+static void
+s_keep_copy (s_run_t *run, const char *data, size_t size)
+{
+    if (!run->copy_dir[0] || !data)
+        return;
+    char *name = strdup (run->pipeline->file);
+    char temp[1100];
+    snprintf (run->copy, sizeof run->copy, "%s/%s", run->copy_dir, basename (name));
+    snprintf (temp, sizeof temp, "%s.new", run->copy);
+    free (name);
+    FILE *file = fopen (temp, "wb");
+    bool written = file && fwrite (data, 1, size, file) == size;
+    if (file && fclose (file))
+        written = false;
+    if (!written || rename (temp, run->copy)) {
+        unlink (temp);
+        s_log (run, "cannot keep a copy of %s in %s (%s): workers read the file itself",
+               run->pipeline->file, run->copy_dir, strerror (errno));
+        run->copy[0] = 0;
+    }
+}
 
 static void
 s_log (s_run_t *run, const char *format, ...)
@@ -230,8 +282,14 @@ s_start (s_run_t *run, s_worker_t *worker)
         else {
             char number[16];
             snprintf (number, sizeof number, "%d", worker->worker);
-            execl (run->self_path, run->self_path, "actor", worker->conf->name, run->pipeline->file,
-                   "--broker", run->endpoint, "--worker", number, (char *) NULL);
+            if (run->copy[0])
+                execl (run->self_path, run->self_path, "actor", worker->conf->name, run->copy,
+                       "--dir", run->pipeline->dir, "--broker", run->endpoint, "--worker", number,
+                       (char *) NULL);
+            else
+                execl (run->self_path, run->self_path, "actor", worker->conf->name,
+                       run->pipeline->file, "--broker", run->endpoint, "--worker", number,
+                       (char *) NULL);
         }
         _exit (127);
     }
@@ -701,13 +759,13 @@ s_reload (s_run_t *run, const char *why)
 {
     zf_pipeline_t *old = run->pipeline;
     s_log (run, "%s: reading %s again", why, old->file);
+    size_t size = 0;
+    char *data = s_read_file (old->file, &size); // the version that is loaded next
     zf_pipeline_t *next = zf_tools_load (old->file);
     if (!next) {
-        s_log (run,
-               "reload refused: %s has mistakes (above); the running pipeline goes on, but a "
-               "worker that starts again reads the file as it is: fix it, or put the running "
-               "version back",
+        s_log (run, "reload refused: %s has mistakes (above); the running pipeline goes on",
                old->file);
+        free (data);
         return;
     }
     const char *refusal = streq (next->name, old->name)
@@ -721,8 +779,11 @@ s_reload (s_run_t *run, const char *why)
     if (refusal) {
         s_log (run, "reload refused: %s; the running pipeline goes on", refusal);
         zf_pipeline_destroy (&next);
+        free (data);
         return;
     }
+    s_keep_copy (run, data, size); // the workers started from now on read this version
+    free (data);
     if (old->broker && next->broker && !s_same_section (old->broker, next->broker, NULL))
         s_log (run, "the broker section changed: its settings apply at the next start (queue "
                     "settings apply now)");
@@ -1005,6 +1066,16 @@ zf_cmd_run (int argc, char **argv)
     pid_t watcher = 0;
     int watch = s_watcher_start (&watcher);
     int64_t started = zclock_mono ();
+    // The version of the file this run runs, for its workers (a reload
+    // replaces it; a file edited meanwhile is not read until then).
+    const char *tmp = getenv ("TMPDIR");
+    snprintf (run.copy_dir, sizeof run.copy_dir, "%s/zflow-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp (run.copy_dir))
+        run.copy_dir[0] = 0;
+    size_t data_size = 0;
+    char *data = s_read_file (path, &data_size);
+    s_keep_copy (&run, data, data_size);
+    free (data);
     for (int i = 0; i < run.nworkers; i++)
         s_start (&run, &run.workers[i]);
 
@@ -1176,6 +1247,10 @@ zf_cmd_run (int argc, char **argv)
     free (journal);
     free (group);
     free (run.workers);
+    if (run.copy[0])
+        unlink (run.copy);
+    if (run.copy_dir[0])
+        rmdir (run.copy_dir);
     zf_pipeline_destroy (&run.pipeline); // the latest version; the others with it
     zlistx_destroy (&run.replaced);
     return status;

@@ -750,11 +750,13 @@ zf_cmd_tap (int argc, char **argv)
 int
 zf_cmd_actor (int argc, char **argv)
 {
-    const char *usage = "actor NAME PIPELINE [--broker ENDPOINT] [--worker N]";
-    const char *names[] = { "broker", "worker", NULL };
-    const char *values[2] = { NULL };
+    const char *usage = "actor NAME PIPELINE [--broker ENDPOINT] [--worker N] [--dir DIR]";
+    // --dir: the folder the file's relative paths are of, when it is not
+    // the file's own (zflow run's workers read its copy of the file).
+    const char *names[] = { "broker", "worker", "dir", NULL };
+    const char *values[3] = { NULL };
     char *args[8];
-    int nargs = argc < 10 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
+    int nargs = argc < 12 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
     int64_t worker = 0;
     if (nargs != 2 || (values[1] && (zf_parse_int (values[1], &worker, NULL) || worker < 0))) {
         if (nargs >= 0)
@@ -764,6 +766,10 @@ zf_cmd_actor (int argc, char **argv)
     zf_pipeline_t *pipeline = zf_tools_load (args[1]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
+    if (values[2]) {
+        free (pipeline->dir);
+        pipeline->dir = strdup (values[2]);
+    }
     zf_actor_conf_t *conf = zf_pipeline_actor (pipeline, args[0]);
     if (!conf) {
         fprintf (stderr, "zflow actor: no actor '%s' in %s\n", args[0], args[1]);

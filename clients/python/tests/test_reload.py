@@ -7,6 +7,7 @@ import collections
 import json
 import os
 import signal
+import time
 import subprocess
 
 from conftest import ZFLOW, Run, wait_for
@@ -44,6 +45,22 @@ def written(run):
         return []
 
 
+def worker_pid(run, actor):
+    """The pid of the run's worker process of a built-in actor."""
+    mark = ("ZFLOW_SUPERVISOR_PID=%d" % run.process.pid).encode()
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                argv = f.read().split(b"\0")
+            with open("/proc/%s/environ" % entry, "rb") as f:
+                environ = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if argv[1:3] == [b"actor", actor.encode()] and mark in environ:
+            return int(entry)
+    return None
+
+
 def rewrite(run, text):
     with open(run.path, "w") as f:
         f.write("broker\n    endpoint = %s\n    events = %s\n%s" % (run.endpoint, run.events, text))
@@ -57,6 +74,13 @@ def test_a_reload_replaces_an_actor_mid_stream_and_loses_nothing(tmp_path):
         rewrite(run, (PIPELINE % (N, "copy_a", 1)).replace("input = numbers", "inptu = numbers"))
         run.process.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload refused" in run.log(), what="the refusal")
+        # A worker that dies meanwhile starts again on the version running.
+        os.kill(worker_pid(run, "store"), signal.SIGKILL)
+        wait_for(lambda: "store/0 exited" in run.log() or "store/0 was killed" in run.log(),
+                 what="the sink's death seen")
+        wait_for(lambda: worker_pid(run, "store") is not None, what="the sink started again")
+        time.sleep(1)  # a worker that read the broken file would have exited by now
+        assert "exited with status 2" not in run.log(), run.log()[-2000:]
         with open(run.path) as f:
             line = 1 + f.read().splitlines().index("        inptu = numbers")
         log = run.log()
