@@ -357,9 +357,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
         if (due >= 0 && due < wait)
             wait = due;
         // A schedule's firing; only the broker that serves fires them.
-        due = !self->cluster || zf_cluster_serving (self->cluster)
-                  ? zf_schedules_due (self, zclock_time ())
-                  : -1;
+        due = !self->cluster || zf_cluster_serving (self->cluster) ? zf_schedules_due (self) : -1;
         if (due >= 0 && due < wait)
             wait = due;
         if (wait < 0)
@@ -398,7 +396,7 @@ zf_broker_actor (zsock_t *pipe, void *args)
         now = zf_server_now ();
         if (serving && !quiet) {
             zf_store_wake (self->store, now);
-            zf_schedules_run (self, zclock_time ());
+            zf_schedules_run (self);
         }
         if (now >= next_tick && !quiet) {
             if (serving)

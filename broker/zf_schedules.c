@@ -340,8 +340,11 @@ s_fire (zf_server_t *server, s_schedule_t *s, int64_t when, int64_t late)
 }
 
 void
-zf_schedules_run (zf_server_t *server, int64_t now)
+zf_schedules_run (zf_server_t *server)
 {
+    if (!zhashx_size (server->schedules->all))
+        return;
+    int64_t now = zclock_time ();
     for (s_schedule_t *s = (s_schedule_t *) zhashx_first (server->schedules->all); s;
          s = (s_schedule_t *) zhashx_next (server->schedules->all)) {
         if (s->paused || s->due > now)
@@ -381,9 +384,11 @@ zf_schedules_run (zf_server_t *server, int64_t now)
 }
 
 int64_t
-zf_schedules_due (zf_server_t *server, int64_t now)
+zf_schedules_due (zf_server_t *server)
 {
-    int64_t soonest = INT64_MAX;
+    if (!zhashx_size (server->schedules->all))
+        return -1;
+    int64_t now = zclock_time (), soonest = INT64_MAX;
     for (s_schedule_t *s = (s_schedule_t *) zhashx_first (server->schedules->all); s;
          s = (s_schedule_t *) zhashx_next (server->schedules->all))
         if (!s->paused && s->due < soonest)

@@ -30,11 +30,12 @@ void zf_schedules_destroy (zf_schedules_t **self_p);
 //  REPORT filled in server->out; -1 with why filled when refused.
 int zf_schedules_control (zf_server_t *server, char *why, size_t why_size);
 
-//  Fires the schedules due at now (ms, wall). Only a broker that serves.
-void zf_schedules_run (zf_server_t *server, int64_t now);
+//  Fires the schedules due now. Only a broker that serves. Costs nothing
+//  (not even a look at the clock) when there are none: every loop turn.
+void zf_schedules_run (zf_server_t *server);
 
-//  Ms from now (wall) until the next firing is due, or -1 when none is.
-int64_t zf_schedules_due (zf_server_t *server, int64_t now);
+//  Ms until the next firing is due, or -1 when none is.
+int64_t zf_schedules_due (zf_server_t *server);
 
 //  A SCHEDULE record, replayed (a journal, or a group's entry).
 void zf_schedules_restore (zf_server_t *server, const zf_record_t *record);
