@@ -28,7 +28,7 @@ s_backoff (zf_store_t *self, zf_queue_t *queue, uint32_t attempt)
 
 //  Takes d out of its worker's hands and its queue's timeout list.
 static void
-s_unhold (zf_delivery_t *d)
+s_unhold (zf_store_t *self, zf_delivery_t *d)
 {
     if (d->holder) {
         zf_list_remove (&d->holder->held, &d->held);
@@ -41,6 +41,8 @@ s_unhold (zf_delivery_t *d)
     d->flags = 0;
     zf_list_remove (&d->msg->queue->inflight, &d->link);
     d->group->inflight--;
+    if (d->key)
+        zf_flow_returned (self, d);
 }
 
 //  The message's last failure is now reason, told at more length in detail
@@ -69,7 +71,7 @@ s_retry (zf_store_t *self, zf_delivery_t *d, const char *reason, const char *det
 {
     zf_message_t *msg = d->msg;
     zf_queue_t *queue = msg->queue;
-    s_unhold (d);
+    s_unhold (self, d);
     queue->nacked++;
     s_failure (msg, reason, detail);
     if (final || (int64_t) d->attempt >= queue->max_attempts) {
@@ -361,10 +363,10 @@ zf_store_lose (zf_store_t *self, zf_worker_t *worker, const char *reason)
             s_retry (self, d, reason, NULL, false, 0);
         }
         else {
-            s_unhold (d);
+            s_unhold (self, d);
             d->attempt--; // handed back: this delivery does not count
             d->state = ZF_D_READY;
-            zf_ready_push_front (&d->group->ready, d);
+            zf_store_ready (self, d, true);
             zf_store_mark_dirty (self, d->group);
         }
     }
@@ -444,7 +446,7 @@ s_done (zf_store_t *self, zf_worker_t *worker, zf_delivery_t *d)
         s_fail (self, worker, d, NULL, NULL, false, 0); // msg->reason has the refusal
         return;
     }
-    s_unhold (d);
+    s_unhold (self, d);
     worker->done++;
     s_finish_delivery (self, d, false);
     s_slot_freed (self, worker);
@@ -616,7 +618,7 @@ s_cancel_sweep (zf_store_t *self, zf_cancel_fn *fn, void *arg)
             while (d) {
                 zf_delivery_t *next = zf_ready_next (ready, d);
                 if (d->msg->lineage && d->msg->lineage->sweep) {
-                    zf_ready_remove (ready, d);
+                    zf_store_unready (self, d);
                     s_finish_delivery (self, d, false);
                 }
                 d = next;
@@ -648,7 +650,7 @@ s_cancel_sweep (zf_store_t *self, zf_cancel_fn *fn, void *arg)
                 if (!lineage->failed) {
                     if (d->holder)
                         d->holder->zombies++;
-                    s_unhold (d);
+                    s_unhold (self, d);
                     s_finish_delivery (self, d, false);
                 }
             }
@@ -736,11 +738,11 @@ s_group_expire (zf_store_t *self, zf_queue_t *queue, zf_cgroup_t *group)
             if (d->group != group)
                 continue;
             if (d->state == ZF_D_READY)
-                zf_ready_remove (&group->ready, d);
+                zf_store_unready (self, d);
             else if (d->state == ZF_D_DELAYED)
                 zf_heap_remove (&self->delayed, &d->retry);
             else if (d->state == ZF_D_INFLIGHT)
-                s_unhold (d);
+                s_unhold (self, d);
             d->group = NULL; // a delivery of no group: finished
             if (d->state != ZF_D_FINISHED) {
                 d->state = ZF_D_FINISHED;
@@ -764,6 +766,7 @@ s_group_expire (zf_store_t *self, zf_queue_t *queue, zf_cgroup_t *group)
         }
     if (group->dirty)
         zlistx_delete (self->dirty, zlistx_find (self->dirty, group));
+    zf_flow_detach (self, group->flow);
     zf_store_group_destroy (&group);
     zf_store_resume_waiting (self, queue);
 }
@@ -777,7 +780,7 @@ zf_store_schedule (zf_store_t *self, zf_delivery_t *d, int64_t due)
         return;
     }
     d->state = ZF_D_READY;
-    zf_ready_push (&d->group->ready, d);
+    zf_store_ready (self, d, false);
     zf_store_mark_dirty (self, d->group);
 }
 
@@ -793,12 +796,13 @@ zf_store_due (const zf_message_t *msg)
 void
 zf_store_wake (zf_store_t *self, int64_t now)
 {
+    zf_flow_wake (self, now);
     zf_heap_node_t *node;
     while ((node = zf_heap_first (&self->delayed)) && node->due <= now) {
         zf_delivery_t *d = ZF_CONTAINER (node, zf_delivery_t, retry);
         zf_heap_remove (&self->delayed, node);
         d->state = ZF_D_READY;
-        zf_ready_push (&d->group->ready, d);
+        zf_store_ready (self, d, false);
         zf_store_mark_dirty (self, d->group);
     }
 }
@@ -807,9 +811,12 @@ int64_t
 zf_store_next_due (zf_store_t *self, int64_t now)
 {
     zf_heap_node_t *node = zf_heap_first (&self->delayed);
-    if (!node)
+    int64_t due = node ? node->due : -1, flow = zf_flow_next_due (self);
+    if (due < 0 || (flow >= 0 && flow < due))
+        due = flow;
+    if (due < 0)
         return -1;
-    return node->due > now ? node->due - now : 0;
+    return due > now ? due - now : 0;
 }
 
 void
@@ -864,9 +871,12 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
 {
     if (!group->ready.size || !group->nworkers || group->queue->paused)
         return 0;
+    zf_delivery_t *d = zf_store_ready_first (self, group, now);
+    if (!d)
+        return 0; // its limits hold every item: a timer tells when one may go
     // Round robin over workers with a free slot; an item to be tried alone
     // waits for a worker that holds nothing (the others drain meanwhile).
-    bool alone = zf_ready_first (&group->ready)->alone;
+    bool alone = d->alone;
     zf_worker_t *worker = NULL;
     for (size_t tries = 0; tries < group->nworkers && !worker; tries++) {
         zf_worker_t *candidate = group->workers[group->next++ % group->nworkers];
@@ -881,11 +891,12 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
     if (slots > share)
         slots = share;
     size_t n = 0;
-    zf_delivery_t *d;
-    while (n < slots && n < max && (d = zf_ready_first (&group->ready))) {
+    while (n < slots && n < max && (d || (d = zf_store_ready_first (self, group, now)))) {
         if (d->alone && n > 0)
             break; // it goes alone, on the next take
         zf_ready_remove (&group->ready, d);
+        if (group->flow)
+            zf_flow_taken (self, d, now); // its rate and key charged
         if (d->alone)
             worker->alone = d;
         zf_queue_t *queue = d->msg->queue;
@@ -898,6 +909,7 @@ zf_store_take (zf_store_t *self, zf_cgroup_t *group, int64_t now, zf_worker_t **
         group->inflight++;
         group->delivered++;
         out[n++] = d;
+        d = NULL;
     }
     *worker_p = worker;
     return n;

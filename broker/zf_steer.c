@@ -90,6 +90,7 @@ zf_store_reconfigure (zf_store_t *self, zf_pipeline_t *pipeline, const char *ren
         queue->timeout = settings->timeout;
         queue->retry_base = settings->retry_base;
         queue->retry_max = settings->retry_max;
+        zf_flow_configure (self, queue, settings);
         zf_queue_conf_t *conf = zf_pipeline_queue (pipeline, queue->name);
         queue->collects = conf && conf->results;
         queue->keeps = !queue->collects || zlistx_size (conf->readers) || conf->external;
@@ -244,7 +245,7 @@ s_drop (zf_store_t *self, zf_message_t *msg, uint8_t outcome)
     for (uint32_t g = 0; g < msg->ndeliveries; g++) {
         zf_delivery_t *d = &msg->deliveries[g];
         if (d->state == ZF_D_READY)
-            zf_ready_remove (&d->group->ready, d);
+            zf_store_unready (self, d);
         else if (d->state == ZF_D_DELAYED)
             zf_heap_remove (&self->delayed, &d->retry);
         d->state = ZF_D_FINISHED;
@@ -353,7 +354,7 @@ s_only_for (zf_store_t *self, zf_message_t *msg, const char *group, uint32_t len
         if (strlen (d->group->name) == len && memcmp (d->group->name, group, len) == 0)
             continue;
         if (d->state == ZF_D_READY)
-            zf_ready_remove (&d->group->ready, d);
+            zf_store_unready (self, d);
         else if (d->state == ZF_D_DELAYED)
             zf_heap_remove (&self->delayed, &d->retry);
         d->state = ZF_D_FINISHED;

@@ -20,6 +20,7 @@ zf_store_group_destroy (zf_cgroup_t **self_p)
         return;
     free ((*self_p)->name);
     free ((*self_p)->workers);
+    zf_flow_destroy (&(*self_p)->flow);
     free (*self_p);
     *self_p = NULL;
 }
@@ -30,6 +31,7 @@ s_group_add (zf_queue_t *queue, const char *name)
     zf_cgroup_t *group = (zf_cgroup_t *) zf_alloc (sizeof (zf_cgroup_t));
     group->name = zf_strdup (name);
     group->queue = queue;
+    group->flow = zf_flow_new (group);
     queue->groups =
         (zf_cgroup_t **) zf_realloc (queue->groups, (queue->ngroups + 1) * sizeof (zf_cgroup_t *));
     queue->groups[queue->ngroups++] = group;
@@ -76,6 +78,7 @@ zf_store_queue (zf_store_t *self, const char *name)
     zlistx_set_destructor (queue->waiting, (zlistx_destructor_fn *) zf_store_pending_destroy);
     zf_cgroup_t *anonymous = s_group_add (queue, ""); // holds items until a first group joins
     anonymous->anonymous = anonymous->declared = true;
+    zf_flow_configure (self, queue, settings);
     zhashx_insert (self->queues, name, queue);
     zlistx_add_end (self->queue_order, queue);
     self->hooks.created (self->hooks.arg, queue);
@@ -225,6 +228,8 @@ zf_store_destroy (zf_store_t **self_p)
     zf_idmap_destroy (&self->lineages);
     zf_idmap_destroy (&self->progress);
     zf_heap_destroy (&self->delayed);
+    zf_heap_destroy (&self->flow_timers);
+    zf_heap_destroy (&self->key_timers);
     zlistx_destroy (&self->dirty);
     zhashx_destroy (&self->checkpoints);
     zf_results_destroy (&self->results);
@@ -381,6 +386,7 @@ zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, zframe_t
     msg->queue = queue;
     msg->ndeliveries = (uint32_t) n;
     msg->pending = (uint32_t) n;
+    msg->order = self->stored++;      // before it is ready: a key's turn may go by it
     int64_t due = zf_store_due (msg); // once: every group's copy is due at once
     for (size_t g = 0; g < n; g++) {
         zf_delivery_t *d = &msg->deliveries[g];
@@ -390,7 +396,6 @@ zf_store_msg_store (zf_store_t *self, zf_queue_t *queue, zf_env_t *env, zframe_t
         zf_store_schedule (self, d, due);
     }
     zf_idmap_put (self->live, &msg->id, msg);
-    msg->order = self->stored++;
     queue->depth++;
     queue->put++;
     msg->lineage = lineage;
@@ -720,13 +725,17 @@ zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p)
             return "dead";
         if (msg->lineage && msg->lineage->cancelled && !msg->lineage->failed)
             return "cancelled"; // held by a worker still: its outputs will be dropped
-        bool inflight = false, delayed = false, tried = false;
+        bool inflight = false, delayed = false, tried = false, throttled = false;
         for (uint32_t g = 0; g < msg->ndeliveries; g++) {
             inflight |= msg->deliveries[g].state == ZF_D_INFLIGHT;
             delayed |= msg->deliveries[g].state == ZF_D_DELAYED;
             tried |= msg->deliveries[g].attempt > 0;
+            throttled |= zf_flow_throttled (&msg->deliveries[g]);
         }
-        return delayed ? (tried ? "retrying" : "delayed") : inflight ? "delivered" : "queued";
+        return delayed     ? (tried ? "retrying" : "delayed")
+               : inflight  ? "delivered"
+               : throttled ? "throttled"
+                           : "queued";
     }
     switch (self->seen ? zf_window_get (self->seen, id) : 0) {
         case ZF_OUTCOME_DONE:
@@ -819,6 +828,14 @@ zf_store_group_figures (zf_cgroup_t *group, zf_group_figures_t *f)
     f->inflight = group->inflight;
     f->acked = group->acked;
     f->declared = group->declared;
+    f->throttled = zf_flow_throttled_count (group->flow);
+    f->keys = zf_flow_keys (group->flow);
+}
+
+size_t
+zf_store_key_figures (zf_cgroup_t *group, zf_key_figures_t *top, size_t max)
+{
+    return zf_flow_top_keys (group->flow, top, max);
 }
 
 zf_message_t *
@@ -860,7 +877,7 @@ static void
 s_restore_finish (zf_store_t *self, zf_delivery_t *d)
 {
     if (d->state == ZF_D_READY)
-        zf_ready_remove (&d->group->ready, d);
+        zf_store_unready (self, d);
     else if (d->state == ZF_D_DELAYED)
         zf_heap_remove (&self->delayed, &d->retry);
     d->state = ZF_D_FINISHED;

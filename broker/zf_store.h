@@ -54,6 +54,8 @@ typedef struct _zf_message_t zf_message_t;
 typedef struct _zf_delivery_t zf_delivery_t;
 typedef struct _zf_lineage_t zf_lineage_t;
 typedef struct _zf_worker_t zf_worker_t;
+typedef struct _zf_flow_t zf_flow_t;       // a group's flow control (zf_flow.c)
+typedef struct _zf_flowkey_t zf_flowkey_t; // one key of it
 
 typedef enum { ZF_D_READY, ZF_D_DELAYED, ZF_D_INFLIGHT, ZF_D_FINISHED } zf_dstate_t;
 
@@ -73,6 +75,7 @@ struct _zf_delivery_t {
     uint32_t attempt;     // deliveries so far
     int64_t due;          // in flight: its timeout
     zf_heap_node_t retry; // delayed: its place in the store's heap of retries
+    zf_flowkey_t *key;    // ready or in flight, in a group with keys: its item's key; else NULL
     zf_link_t link;       // ready: its group's ready list; in flight: its queue's timeouts
     zf_link_t held;       // in flight: its worker's held list
 };
@@ -139,11 +142,23 @@ struct _zf_cgroup_t {
     bool declared;         // read by an actor of the pipeline: kept while no worker is there
     bool together;         // its workers hold items until others come (a gather's): none is
                            // ever delivered alone
+    zf_flow_t *flow;       // its queue's limits at work, or NULL when it has none
     int64_t idle_since;    // when its last worker left (ms), 0 while it has one
     uint64_t inflight;     // its deliveries in flight now
     uint64_t delivered;    // deliveries sent, ever
     uint64_t acked;        // deliveries acked, ever
 };
+
+//  A queue's flow control, as its settings say (zf_queue_settings_t).
+typedef struct {
+    double rate;                   // deliveries a second of each group; 0: no limit
+    int64_t burst;                 // deliveries at once after a quiet spell
+    const char *header;            // the header naming an item's key, or NULL: no keys
+    double rate_per_key;           // deliveries a second of one key; 0: no limit
+    uint64_t max_inflight_per_key; // items of one key in flight; 0: no limit
+    bool fair;                     // keys take turns
+    const char *weight_header;     // fair: the header of a key's share, or NULL
+} zf_limits_t;
 
 struct _zf_queue_t {
     char *name;           // the queue's name
@@ -156,6 +171,7 @@ struct _zf_queue_t {
     bool collects;        // its items are kept as results of their root
     bool keeps;           // its items are stored for delivery (not only kept as results)
     bool paused;          // an operator paused it: items are stored, none is delivered
+    zf_limits_t limits;   // its flow control, which each group keeps to
     zf_cgroup_t **groups; // consumer groups
     size_t ngroups;       // entries in groups
     zf_list_t inflight;   // deliveries in flight, oldest first (by link)
@@ -368,9 +384,9 @@ bool zf_store_cancel (zf_store_t *self, const zf_id_t *root, const char *by, con
 void zf_store_cancel_all (zf_store_t *self, zf_lineage_t **lineages, size_t count, const char *by,
                           const char *reason, zf_cancel_fn *fn, void *arg);
 
-//  An item's state: "queued", "delayed" (not before its time), "delivered",
-//  "retrying", "done", "dead", "cancelled" or "unknown"; *msg_p the message
-//  while it is stored.
+//  An item's state: "queued", "throttled" (ready, but its key's limit holds
+//  it), "delayed" (not before its time), "delivered", "retrying", "done",
+//  "dead", "cancelled" or "unknown"; *msg_p the message while it is stored.
 const char *zf_store_state (zf_store_t *self, const zf_id_t *id, zf_message_t **msg_p);
 
 //  The state of root's lineage: its outcome once over, "running" while
@@ -409,6 +425,10 @@ zhashx_t *zf_store_checkpoints (zf_store_t *self);
 //  show them.
 void zf_store_figures (zf_queue_t *queue, zf_figures_t *figures);
 void zf_store_group_figures (zf_cgroup_t *group, zf_group_figures_t *figures);
+
+//  The keys of group with most items waiting (then in flight), at most max,
+//  into top; how many. None when its queue has no key.
+size_t zf_store_key_figures (zf_cgroup_t *group, zf_key_figures_t *top, size_t max);
 
 //  The stored message id, or NULL; counts of stored messages and of
 //  lineages tracked.

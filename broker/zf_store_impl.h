@@ -1,6 +1,8 @@
 /*  zf_store_impl: the inside of the store, which zf_store.c (queues,
     messages, admission, recovery), zf_delivery.c (the life of a
-    delivery) and zf_steer.c (an operator's changes) share. No other module includes it: they use zf_store.h.
+    delivery), zf_flow.c (rates, per-key limits, fair turns) and zf_steer.c
+    (an operator's changes) share. No other module includes it: they use
+    zf_store.h.
 */
 #ifndef ZF_STORE_IMPL_H_INCLUDED
 #define ZF_STORE_IMPL_H_INCLUDED
@@ -19,6 +21,8 @@ struct _zf_store_t {
     size_t live_unseen;      // stored messages whose id the window has let go
     zf_idmap_t *lineages;    // root id -> zf_lineage_t, for roots tracked
     zf_heap_t delayed;       // deliveries waiting for their backoff to end (by retry)
+    zf_heap_t flow_timers;   // flows waiting for their rate to allow one more (ms)
+    zf_heap_t key_timers;    // keys waiting for their rate, or to be forgotten (ms)
     zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
     zhashx_t *checkpoints;   // actor name -> zchunk_t, its source's position
     zf_results_t *results;   // what each root's lineage produced
@@ -78,6 +82,79 @@ zf_ready_next (zf_ready_t *ready, zf_delivery_t *d)
         if (ready->levels[level].head)
             return S_DELIVERY (ready->levels[level].head);
     return NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  Flow control (zf_flow.c): a group under its queue's limits.
+
+//  True if limits ask for anything (a rate, or keys).
+bool zf_limits_on (const zf_limits_t *limits);
+
+//  A flow for group under its queue's limits, or NULL when they ask for
+//  nothing; frees one (safe on NULL; its timers must be off the store's:
+//  zf_flow_detach).
+zf_flow_t *zf_flow_new (zf_cgroup_t *group);
+void zf_flow_destroy (zf_flow_t **self_p);
+void zf_flow_detach (zf_store_t *self, zf_flow_t *flow);
+
+//  Queue's limits as settings say: each group's flow made anew if they
+//  changed (its ready and in-flight deliveries kept, on their keys).
+void zf_flow_configure (zf_store_t *self, zf_queue_t *queue, const zf_queue_settings_t *settings);
+
+//  d, of a group with a flow, is ready (at the front: handed back): on its
+//  key; d, on its key, is not ready any more (steered, cancelled).
+void zf_flow_ready (zf_store_t *self, zf_delivery_t *d, bool front);
+void zf_flow_unready (zf_store_t *self, zf_delivery_t *d);
+
+//  The delivery the flow of group lets go next at now (ms), or NULL; when
+//  its limits hold every item, a timer marks the group dirty when one may go.
+zf_delivery_t *zf_flow_first (zf_store_t *self, zf_cgroup_t *group, int64_t now);
+
+//  d, taken off its group's ready list, went in flight at now (ms): the
+//  rates and its key are charged. d, in flight, is not any more.
+void zf_flow_taken (zf_store_t *self, zf_delivery_t *d, int64_t now);
+void zf_flow_returned (zf_store_t *self, zf_delivery_t *d);
+
+//  Flows and keys whose time has come; the first of them to come (ms on the
+//  monotonic clock), or -1.
+void zf_flow_wake (zf_store_t *self, int64_t now);
+int64_t zf_flow_next_due (zf_store_t *self);
+
+//  True if d, ready, waits for its key's limit alone.
+bool zf_flow_throttled (const zf_delivery_t *d);
+
+//  A flow's ready items that wait for their key's limit; its keys; its
+//  max keys with most items waiting (then in flight) into top, how many.
+uint64_t zf_flow_throttled_count (const zf_flow_t *flow);
+size_t zf_flow_keys (const zf_flow_t *flow);
+size_t zf_flow_top_keys (zf_flow_t *flow, zf_key_figures_t *top, size_t max);
+
+//  d is ready: on its group's ready list (first at its priority when
+//  front: handed back), and its key's; d is taken off them.
+static inline void
+zf_store_ready (zf_store_t *self, zf_delivery_t *d, bool front)
+{
+    if (front)
+        zf_ready_push_front (&d->group->ready, d);
+    else
+        zf_ready_push (&d->group->ready, d);
+    if (d->group->flow)
+        zf_flow_ready (self, d, front);
+}
+
+static inline void
+zf_store_unready (zf_store_t *self, zf_delivery_t *d)
+{
+    zf_ready_remove (&d->group->ready, d);
+    if (d->key)
+        zf_flow_unready (self, d);
+}
+
+//  The delivery group hands out next at now, its limits kept, or NULL.
+static inline zf_delivery_t *
+zf_store_ready_first (zf_store_t *self, zf_cgroup_t *group, int64_t now)
+{
+    return group->flow ? zf_flow_first (self, group, now) : zf_ready_first (&group->ready);
 }
 
 //  Puts group on the list of groups to dispatch (once).

@@ -48,6 +48,13 @@ zf_keys_bind (const zf_key_t *keys, zconfig_t *section, void *settings)
                 *(double *) at = d;
                 break;
             }
+            case ZF_KEY_RATE: {
+                double per_second = 0;
+                if (value)
+                    zf_parse_rate (value, &per_second, NULL);
+                *(double *) at = per_second;
+                break;
+            }
             case ZF_KEY_BOOL: {
                 bool flag = false;
                 if (value)
@@ -84,8 +91,8 @@ const char *
 zf_key_type_name (zf_key_type_t type)
 {
     static const char *names[] = { "string",   "integer", "number",  "bool",  "duration", "size",
-                                   "endpoint", "choice",  "choices", "queue", "section" };
-    return type <= ZF_KEY_SECTION ? names[type] : "?";
+                                   "endpoint", "choice",  "choices", "queue", "section",  "rate" };
+    return type <= ZF_KEY_RATE ? names[type] : "?";
 }
 
 //  True if word is one of choices ("a|b|c").
@@ -151,6 +158,10 @@ zf_key_check (const zf_key_t *key, const char *value, zf_error_t *err)
                 return -1;
             if (d < 0)
                 return zf_error_set (err, ZF_EVALUE, "%s is negative", value);
+            break;
+        case ZF_KEY_RATE:
+            if (zf_parse_rate (value, &d, err))
+                return -1;
             break;
         case ZF_KEY_BOOL:
             if (zf_parse_bool (value, &b, err))

@@ -46,7 +46,8 @@ typedef enum {
     ZF_KEY_ENUM,     // one of choices
     ZF_KEY_SET,      // comma-separated choices
     ZF_KEY_QUEUE,    // a queue name
-    ZF_KEY_SECTION   // a sub-section of name = value lines
+    ZF_KEY_SECTION,  // a sub-section of name = value lines
+    ZF_KEY_RATE      // 100/s, 5/min, 2000/h (bound as a double: a second's)
 } zf_key_type_t;
 
 #define ZF_KEY_REQUIRED 1 // must be given

@@ -242,6 +242,31 @@ const zf_key_t zf_broker_keys[] = {
     { NULL },
 };
 
+static int
+s_check_header_name (const char *value, zf_error_t *err)
+{
+    size_t len = strlen (value);
+    if (len == 0 || len > 128)
+        return zf_error_set (err, ZF_EVALUE, "a header name has 1 to 128 characters");
+    for (const char *p = value; *p; p++)
+        if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '=' || *p == ':')
+            return zf_error_set (err, ZF_EVALUE,
+                                 "'%s' is not a header name (no spaces, '=' or ':')", value);
+    return 0;
+}
+
+static int
+s_check_flow_key (const char *value, zf_error_t *err)
+{
+    if (streq (value, "url-host"))
+        return 0;
+    if (strncmp (value, "header:", 7) != 0)
+        return zf_error_set (err, ZF_EVALUE,
+                             "'%s' is not a key: header:NAME (a header of the item) or url-host",
+                             value);
+    return s_check_header_name (value + 7, err);
+}
+
 const zf_key_t zf_queue_keys[] = {
     { .name = "max-depth",
       ZF_FIELD (zf_queue_settings_t, max_depth),
@@ -277,8 +302,65 @@ const zf_key_t zf_queue_keys[] = {
       .type = ZF_KEY_BOOL,
       .fallback = "false",
       .help = "fed from outside the pipeline (zflow put, intake, HTTP)" },
+    { .name = "rate",
+      ZF_FIELD (zf_queue_settings_t, rate),
+      .type = ZF_KEY_RATE,
+      .fallback = "0",
+      .help = "deliveries at most, each consumer group's workers on every host together (100/s, "
+              "5/min, 2000/h), spaced evenly; 0 for no limit" },
+    { .name = "burst",
+      ZF_FIELD (zf_queue_settings_t, burst),
+      .type = ZF_KEY_INT,
+      .help = "deliveries at once that rate and rate-per-key allow after a quiet spell (else they "
+              "are spaced evenly)",
+      .fallback = "1",
+      .min = 1,
+      .max = 1000000 },
+    { .name = "key",
+      ZF_FIELD (zf_queue_settings_t, key),
+      .type = ZF_KEY_STRING,
+      .help = "what names an item's key for the per-key limits and fair turns: header:NAME (a "
+              "header set at put time or by the actor that wrote it), or url-host (zflow's "
+              "writers set zflow-key to the host of the item's url); items without one share "
+              "the key \"\"",
+      .check = s_check_flow_key },
+    { .name = "rate-per-key",
+      ZF_FIELD (zf_queue_settings_t, rate_per_key),
+      .type = ZF_KEY_RATE,
+      .fallback = "0",
+      .help = "deliveries of one key at most (as rate), across the group's workers; needs key" },
+    { .name = "max-in-flight-per-key",
+      ZF_FIELD (zf_queue_settings_t, max_inflight_per_key),
+      .type = ZF_KEY_INT,
+      .fallback = "0",
+      .help = "items of one key held by the group's workers at once, at most; 0 for no limit; "
+              "needs key",
+      .min = 0,
+      .max = 1000000 },
+    { .name = "fair",
+      ZF_FIELD (zf_queue_settings_t, fair),
+      .type = ZF_KEY_BOOL,
+      .fallback = "false",
+      .help = "keys take turns, one item each (round robin) within each priority, so that one "
+              "key's backlog does not delay the others; needs key" },
+    { .name = "weight-header",
+      ZF_FIELD (zf_queue_settings_t, weight_header),
+      .type = ZF_KEY_STRING,
+      .help = "with fair: the header whose value (1 to 1000, default 1) is a key's share of the "
+              "turns, as its latest item says",
+      .check = s_check_header_name },
     { NULL },
 };
+
+const char *
+zf_queue_key_header (const zf_queue_settings_t *settings)
+{
+    if (!settings->key)
+        return NULL;
+    if (streq (settings->key, "url-host"))
+        return "zflow-key";
+    return settings->key + strlen ("header:");
+}
 
 static int
 s_check_nodes (const char *value, zf_error_t *err)
@@ -587,6 +669,28 @@ s_check_path (s_loader_t *loader, zconfig_t *section, const char *key, const cha
     free (path);
 }
 
+//  The per-key settings of a queue need its key.
+static void
+s_check_flow_settings (s_loader_t *loader, zconfig_t *node, const zf_queue_settings_t *settings,
+                       const char *where)
+{
+    if (settings->key)
+        return;
+    const struct {
+        const char *name;
+        bool set;
+    } per_key[] = { { "rate-per-key", settings->rate_per_key > 0 },
+                    { "max-in-flight-per-key", settings->max_inflight_per_key > 0 },
+                    { "fair", settings->fair },
+                    { "weight-header", settings->weight_header != NULL } };
+    for (size_t i = 0; i < sizeof per_key / sizeof per_key[0]; i++)
+        if (per_key[i].set)
+            s_error (loader, zconfig_locate (node, per_key[i].name),
+                     "%s: %s needs key (key = header:NAME, or url-host): it says what an item's "
+                     "key is",
+                     where, per_key[i].name);
+}
+
 static void
 s_load_queues (s_loader_t *loader, zconfig_t *section)
 {
@@ -615,6 +719,7 @@ s_load_queues (s_loader_t *loader, zconfig_t *section)
         s_check_section (loader, node, zf_queue_keys, NULL, NULL, where, "queues");
         zf_keys_bind (zf_queue_keys, node, &queue->settings);
         queue->external = queue->settings.external;
+        s_check_flow_settings (loader, node, &queue->settings, where);
     }
 }
 

@@ -79,7 +79,19 @@ typedef struct {
     int64_t retry_base;   // first backoff, ms
     int64_t retry_max;    // longest backoff, ms
     bool external;        // fed from outside (zflow put, intake, HTTP)
+    //  Flow control: what every consumer group of the queue keeps to.
+    double rate;                  // deliveries a second, all workers together; 0: no limit
+    int64_t burst;                // deliveries at once the rates allow after a pause
+    const char *key;              // what names an item's key: "header:NAME" or "url-host"
+    double rate_per_key;          // deliveries a second of one key; 0: no limit
+    int64_t max_inflight_per_key; // items of one key in flight at once; 0: no limit
+    bool fair;                    // keys take turns (round robin), within a priority
+    const char *weight_header;    // fair: the header giving a key's share (1 to 1000), or NULL
 } zf_queue_settings_t;
+
+//  The header an item's key is read from under settings' `key` ("zflow-key"
+//  for url-host, which writers set), or NULL when the queue has no key.
+const char *zf_queue_key_header (const zf_queue_settings_t *settings);
 
 //  What the settings of every actor begin with: each kind's settings
 //  struct has one of these as its first member (ZF_KEY_KIND and the other

@@ -133,6 +133,33 @@ zf_parse_number (const char *text, double *value, zf_error_t *err)
 }
 
 int
+zf_parse_rate (const char *text, double *per_second, zf_error_t *err)
+{
+    static const struct {
+        const char *unit;
+        double seconds;
+    } units[] = { { "s", 1 }, { "sec", 1 }, { "min", 60 }, { "m", 60 }, { "h", 3600 } };
+    char *end;
+    errno = 0;
+    double v = strtod (text, &end);
+    if (end == text || errno || !isfinite (v) || v < 0 || isspace ((unsigned char) *text))
+        return zf_error_set (err, ZF_EVALUE, "'%s' is not a rate (100/s, 5/min, 2000/h)", text);
+    double seconds = 1;
+    if (*end) {
+        size_t i, count = sizeof units / sizeof units[0];
+        for (i = 0; i < count; i++)
+            if (*end == '/' && strcmp (end + 1, units[i].unit) == 0)
+                break;
+        if (i == count)
+            return zf_error_set (err, ZF_EVALUE,
+                                 "'%s' is not a rate (100/s, 5/min, 2000/h): per what?", text);
+        seconds = units[i].seconds;
+    }
+    *per_second = v / seconds;
+    return 0;
+}
+
+int
 zf_parse_bool (const char *text, bool *value, zf_error_t *err)
 {
     static const char *yes[] = { "true", "yes", "on", "1" };

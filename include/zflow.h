@@ -53,6 +53,8 @@
       zf_result_total, _figures, _item_* and _schedules of its answer;
       zf_schedule_spec_t, zf_schedule_info_t); zf_figures_t has paused at
       its end.
+    - Flow control: zf_group_figures_t has throttled and keys at its end;
+      zf_key_figures_t and zf_client_keys give a group's busiest keys.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -151,7 +153,23 @@ typedef struct {
     uint64_t acked;              // deliveries acked, ever
     bool declared;               // read by an actor of the pipeline (else the broker forgets
                                  // it after group-expiry without a worker)
+    uint64_t throttled;          // of ready, items that wait for their key's limit
+    uint64_t keys;               // keys it holds items of (its queue has a key)
 } zf_group_figures_t;
+
+//  Figures of one key of a consumer group (its queue has a `key`): a
+//  group's busiest keys, as zflow status shows them. A key is an item's
+//  header; longer ones are told apart by their first ZF_NAME_MAX bytes.
+#define ZF_TOP_KEYS 10 // keys of a group reported at most, by items waiting
+typedef struct {
+    char queue[ZF_NAME_MAX + 1]; // the queue
+    char group[ZF_NAME_MAX + 1]; // the consumer group
+    char key[ZF_NAME_MAX + 1];   // the key; "" for items without one
+    uint64_t ready;              // its items waiting
+    uint64_t inflight;           // its items held by workers
+    bool throttled;              // its items wait for its limit (rate-per-key,
+                                 // max-in-flight-per-key)
+} zf_key_figures_t;
 
 //  --------------------------------------------------------------------------
 //  Sessions

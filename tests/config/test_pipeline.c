@@ -427,6 +427,7 @@ s_field_size (zf_key_type_t type)
         case ZF_KEY_SIZE:
             return sizeof (int64_t);
         case ZF_KEY_NUMBER:
+        case ZF_KEY_RATE:
             return sizeof (double);
         case ZF_KEY_BOOL:
             return sizeof (bool);

@@ -1,0 +1,209 @@
+"""Flow control with real processes: a queue's rate held across workers on
+two hosts (network namespaces of the test's own), a cap on each key's
+items in flight never exceeded, and a per-key rate with a thousand keys.
+Each is read from the workers' own records of when they started and
+ended each item (flowjobs.py), not from the broker's figures."""
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+import zflow
+from conftest import PYTHONPATH, ZFLOW, Broker, Processes, wait_for
+
+PY = "/usr/bin/python3"
+WORKER = [PY, "-m", "zflow", "worker", "flowjobs:paced"]
+
+
+def pipeline(keys):
+    """The queue jobs with keys, read by the Python workers of paced."""
+    return ("queues\n    jobs\n        external = true\n        max-depth = 100000\n%s"
+            "actors\n    paced\n        kind = exec\n"
+            "        command = \"%s -m zflow worker flowjobs:paced\"\n        input = jobs\n"
+            % ("".join("        %s\n" % k for k in keys), PY))
+
+
+def records(directory):
+    """(what, time, key, n) of every worker's records, by time."""
+    rows = []
+    for name in os.listdir(str(directory)):
+        if name.startswith("flow-"):
+            with open(os.path.join(str(directory), name)) as f:
+                for line in f:
+                    what, when, key, n = line.split()
+                    rows.append((what, float(when), key, int(n), name))
+    return sorted(rows, key=lambda r: (r[1], r[0] == "start"))
+
+
+def starts(directory):
+    return [r for r in records(directory) if r[0] == "start"]
+
+
+def worker_env(directory, host):
+    return dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=str(directory),
+                ZFLOW_TEST_HOST=host, PATH="/usr/bin:" + os.environ.get("PATH", ""))
+
+
+class Hosts:
+    """Two hosts: network namespaces joined by a veth pair, 192.0.2.1 and
+    192.0.2.2 (a documentation range, with no route out), made for this
+    test and removed after it with all it ran."""
+
+    def __init__(self):
+        tag = "%d" % (os.getpid() % 100000)
+        self.names = ["zfa%s" % tag, "zfb%s" % tag]
+        self.addresses = ["192.0.2.1", "192.0.2.2"]
+        self.processes = []
+        self._ip("netns", "add", self.names[0])
+        self._ip("netns", "add", self.names[1])
+        self._ip("link", "add", "va" + tag, "netns", self.names[0], "type", "veth", "peer",
+                 "name", "vb" + tag, "netns", self.names[1])
+        for ns, link, address in zip(self.names, ["va" + tag, "vb" + tag], self.addresses):
+            self._ip("-n", ns, "addr", "add", address + "/24", "dev", link)
+            self._ip("-n", ns, "link", "set", link, "up")
+            self._ip("-n", ns, "link", "set", "lo", "up")
+
+    @staticmethod
+    def _ip(*args):
+        subprocess.run(["ip"] + list(args), check=True, capture_output=True, timeout=20)
+
+    def run(self, host, argv, env=None, **kwargs):
+        process = subprocess.Popen(["ip", "netns", "exec", self.names[host]] + argv, env=env,
+                                   **kwargs)
+        self.processes.append(process)
+        return process
+
+    def close(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for name in self.names:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def hosts():
+    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("network namespaces need root and iproute2")
+    made = Hosts()
+    yield made
+    made.close()
+
+
+PUTTER = """
+import sys, zflow
+endpoint, count = sys.argv[1], int(sys.argv[2])
+with zflow.Client(endpoint) as client:
+    for first in range(0, count, 500):
+        client.put_many("jobs", [{"key": "k", "n": n} for n in range(first, min(count, first + 500))])
+"""
+
+
+def test_a_rate_holds_across_workers_on_two_hosts(tmp_path, hosts):
+    with open(str(tmp_path / "p.zpl"), "w") as f:
+        f.write(pipeline(["rate = 200/s"]))
+    endpoint = "tcp://%s:5670" % hosts.addresses[0]
+    log = open(str(tmp_path / "broker.log"), "w")
+    broker = hosts.run(0, [ZFLOW, "broker", str(tmp_path / "p.zpl"), "--endpoint", endpoint,
+                           "--events", "tcp://%s:5671" % hosts.addresses[0], "--insecure"],
+                       stdout=subprocess.PIPE, stderr=log, text=True)
+    assert "connect to" in broker.stdout.readline()
+    for host in (0, 0, 1, 1):
+        hosts.run(host, WORKER + ["--broker", endpoint], env=worker_env(tmp_path, "h%d" % host),
+                  stderr=log)
+    total = 4400  # 22 s at 200/s
+    put = hosts.run(0, [PY, "-c", PUTTER, endpoint, str(total)],
+                    env=worker_env(tmp_path, "putter"))
+    assert put.wait(timeout=60) == 0
+    wait_for(lambda: len(starts(tmp_path)) >= total, timeout=90, what="every item started")
+    times = [r[1] for r in starts(tmp_path)]
+    assert len(times) == total  # each once
+    # Over 20 s from the first second on: 200 ± 4 a second.
+    t0 = times[0] + 1
+    within = [t for t in times if t0 <= t < t0 + 20]
+    assert 3920 <= len(within) <= 4080, len(within)
+    # Each second of them near 200 (a worker late to read shifts a few).
+    seconds = [0] * 20
+    for t in within:
+        seconds[int(t - t0)] += 1
+    assert all(180 <= n <= 220 for n in seconds), seconds
+    # Every worker on both hosts took part.
+    by_worker = {r[4] for r in starts(tmp_path)}
+    assert len(by_worker) == 4, by_worker
+    assert any("-h0-" in w for w in by_worker) and any("-h1-" in w for w in by_worker)
+
+
+def most_in_flight(rows):
+    """The most items of each key running at once, from start/end records."""
+    running, most = {}, {}
+    for what, _, key, _, _ in rows:
+        running[key] = running.get(key, 0) + (1 if what == "start" else -1)
+        most[key] = max(most.get(key, 0), running[key])
+    return most
+
+
+def test_max_in_flight_per_key_is_never_exceeded(tmp_path, processes):
+    broker = Broker(str(tmp_path), pipeline(["key = header:tenant",
+                                             "max-in-flight-per-key = 2"]))
+    try:
+        for _ in range(4):
+            processes.started.append(subprocess.Popen(
+                WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
+                stderr=open(str(tmp_path / "worker.log"), "a")))
+        rng = random.Random(34)
+        n = 0
+        with zflow.Client(broker.endpoint) as client:
+            for tenant in range(10):
+                key = "t%d" % tenant
+                bodies = []
+                for _ in range(20):
+                    bodies.append({"key": key, "n": n, "ms": rng.randint(5, 40)})
+                    n += 1
+                client.put_many("jobs", bodies, headers={"tenant": key})
+        wait_for(lambda: sum(1 for r in records(tmp_path) if r[0] == "end") >= n, timeout=60,
+                 what="every item ended")
+        rows = records(tmp_path)
+        assert len(rows) == 2 * n
+        most = most_in_flight(rows)
+        assert len(most) == 10
+        assert max(most.values()) == 2, most  # reached, never passed
+    finally:
+        broker.stop()
+
+
+def test_a_rate_per_key_with_a_thousand_keys(tmp_path, processes):
+    broker = Broker(str(tmp_path), pipeline(["key = header:tenant", "rate-per-key = 4/s"]))
+    try:
+        for _ in range(2):
+            processes.started.append(subprocess.Popen(
+                WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
+                stderr=open(str(tmp_path / "worker.log"), "a")))
+        n = 0
+        with zflow.Client(broker.endpoint) as client:
+            for tenant in range(1000):
+                key = "t%d" % tenant
+                client.put_many("jobs", [{"key": key, "n": n + i} for i in range(3)],
+                                headers={"tenant": key})
+                n += 3
+        wait_for(lambda: len(starts(tmp_path)) >= n, timeout=60, what="every item started")
+        by_key = {}
+        for _, when, key, item, _ in starts(tmp_path):
+            by_key.setdefault(key, []).append((when, item))
+        assert len(by_key) == 1000
+        for key, seen in by_key.items():
+            assert [item for _, item in seen] == sorted(item for _, item in seen), key
+            # 4/s: 250 ms apart, less what a late look makes up (10 ms at
+            # most), and the workers' own clock reading.
+            span = seen[-1][0] - seen[0][0]
+            assert span >= 0.5 - 0.02 - 0.02, (key, span)
+    finally:
+        broker.stop()

@@ -1,0 +1,510 @@
+/*  Tests of flow control in the broker's store, driven directly on a clock
+    of the test's own (each take is given its time): a queue's rate, the
+    per-key rate and in-flight cap, fair turns between keys (weighted), and
+    limits changed while items wait. What is checked is what a worker
+    would see: which items come, when, and in what order; and what zflow
+    status would say of those that wait.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <msgpack.h>
+
+#include "zf_alloc.h"
+#include "zf_store.h"
+#include "zf_testkit.h"
+
+static void
+s_created (void *arg, zf_queue_t *queue)
+{
+}
+static void
+s_stored (void *arg, zf_message_t *msg, uint32_t attempt)
+{
+}
+static void
+s_kept (void *arg, zf_queue_t *queue, const zf_env_t *env)
+{
+}
+static void
+s_acked (void *arg, zf_delivery_t *d, bool dead)
+{
+}
+static void
+s_retried (void *arg, zf_delivery_t *d)
+{
+}
+static void
+s_finished (void *arg, zf_message_t *msg, uint8_t outcome)
+{
+}
+static void
+s_dead (void *arg, zf_delivery_t *d)
+{
+}
+static void
+s_lineage_over (void *arg, zf_lineage_t *lineage, const char *state)
+{
+}
+static void
+s_admitted (void *arg, zf_pending_t *put)
+{
+}
+static void
+s_answered (void *arg, zf_answer_t *answer, const zf_output_t *result)
+{
+}
+static void
+s_paused (void *arg, zf_queue_t *queue)
+{
+}
+
+static const zf_store_hooks_t s_hooks = { .created = s_created,
+                                          .stored = s_stored,
+                                          .kept = s_kept,
+                                          .acked = s_acked,
+                                          .retried = s_retried,
+                                          .finished = s_finished,
+                                          .dead = s_dead,
+                                          .lineage_over = s_lineage_over,
+                                          .admitted = s_admitted,
+                                          .answered = s_answered,
+                                          .paused = s_paused };
+
+//  A pipeline whose queue jobs has the settings given, read by `work`.
+static zf_pipeline_t *
+s_pipeline (const char *settings)
+{
+    char text[2048];
+    snprintf (text, sizeof text,
+              "queues\n"
+              "    jobs\n"
+              "        external = true\n"
+              "        max-depth = 100000\n"
+              "        max-attempts = 3\n"
+              "        retry-base = 1ms\n"
+              "        retry-max = 1ms\n"
+              "%s"
+              "actors\n"
+              "    work\n"
+              "        kind = sink\n"
+              "        input = jobs\n"
+              "        target = null\n",
+              settings);
+    zf_pipeline_t *pipeline = zf_test_pipeline (text);
+    assert_non_null (pipeline);
+    return pipeline;
+}
+
+typedef struct {
+    zf_pipeline_t *pipeline;
+    zf_store_t *store;
+    zf_worker_t worker;
+    zf_cgroup_t *group;
+    int64_t t0; // the test's clock starts here (ms)
+} s_flow_t;
+
+static s_flow_t *
+s_flow_new (const char *settings)
+{
+    s_flow_t *self = (s_flow_t *) zf_alloc (sizeof (s_flow_t));
+    self->pipeline = s_pipeline (settings);
+    self->store = zf_store_new (self->pipeline, 0, &s_hooks);
+    assert_int_equal (zf_store_join (self->store, &self->worker, "jobs", "work"), 0);
+    zf_store_credit (self->store, &self->worker, 100000);
+    self->group = zf_store_group (self->store, zf_store_queue (self->store, "jobs"), "work");
+    self->t0 = zclock_mono () + 1000;
+    return self;
+}
+
+static void
+s_flow_destroy (s_flow_t **self_p)
+{
+    s_flow_t *self = *self_p;
+    zf_store_leave (self->store, &self->worker, false);
+    zf_store_destroy (&self->store);
+    zf_pipeline_destroy (&self->pipeline);
+    free (self);
+    *self_p = NULL;
+}
+
+static zf_id_t
+s_id (uint32_t n)
+{
+    zf_id_t id = { { 0 } };
+    memcpy (id.bytes, &n, sizeof n);
+    id.bytes[15] = 0xf1;
+    return id;
+}
+
+//  Puts item n into jobs with headers tenant (unless NULL) and weight
+//  (unless 0), at priority.
+static void
+s_put (s_flow_t *self, uint32_t n, const char *tenant, uint8_t priority, int weight)
+{
+    zf_pending_t *put = zf_store_pending_new (1);
+    snprintf (put->session, sizeof put->session, "s1");
+    zf_env_t *env = &put->items[0];
+    env->id = s_id (n);
+    snprintf (env->queue, sizeof env->queue, "jobs");
+    env->priority = priority;
+    env->body = zframe_new ("\xa1x", 2);
+    if (tenant) {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, weight ? 2 : 1);
+        msgpack_pack_str_with_body (&pk, "tenant", 6);
+        msgpack_pack_str_with_body (&pk, tenant, strlen (tenant));
+        if (weight) {
+            char text[16];
+            snprintf (text, sizeof text, "%d", weight);
+            msgpack_pack_str_with_body (&pk, "w", 1);
+            msgpack_pack_str_with_body (&pk, text, strlen (text));
+        }
+        env->headers = (const uint8_t *) buffer.data; // the PUT frees it
+        env->headers_size = (uint32_t) buffer.size;
+    }
+    assert_true (zf_store_admit (self->store, put));
+    zf_store_pending_destroy (&put);
+}
+
+//  The deliveries the worker gets at the test's time at (ms from t0),
+//  after the store's timers ran: their ids' numbers into numbers (if not
+//  NULL); how many.
+static size_t
+s_take (s_flow_t *self, int64_t at, uint32_t *numbers)
+{
+    int64_t now = self->t0 + at;
+    zf_store_wake (self->store, now);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_worker_t *to;
+    size_t total = 0, n;
+    while ((n = zf_store_take (self->store, self->group, now, &to, out, ZF_BATCH_MAX))) {
+        for (size_t i = 0; i < n; i++) {
+            if (numbers)
+                memcpy (&numbers[total + i], out[i]->msg->id.bytes, sizeof (uint32_t));
+        }
+        total += n;
+    }
+    return total;
+}
+
+static void
+s_ack (s_flow_t *self, uint32_t n)
+{
+    zf_id_t id = s_id (n);
+    assert_true (zf_store_ack (self->store, &self->worker, &id));
+}
+
+static const char *
+s_state (s_flow_t *self, uint32_t n)
+{
+    zf_id_t id = s_id (n);
+    zf_message_t *msg;
+    return zf_store_state (self->store, &id, &msg);
+}
+
+//  rate = 100/s: one delivery every 10 ms, however many wait and however
+//  much credit the worker has; the store says when to look again.
+static void
+test_a_rate_spaces_deliveries (void **state)
+{
+    s_flow_t *f = s_flow_new ("        rate = 100/s\n");
+    for (uint32_t i = 1; i <= 300; i++)
+        s_put (f, i, NULL, 0, 0);
+    size_t per_second[3] = { 0 };
+    int64_t last = -1000, closest = 1000;
+    for (int64_t at = 0; at < 3000; at++) {
+        size_t n = s_take (f, at, NULL);
+        assert_true (n <= 1); // never two at once: burst is 1
+        if (n) {
+            per_second[at / 1000]++;
+            if (at - last < closest)
+                closest = at - last;
+            last = at;
+        }
+    }
+    assert_in_range (per_second[0], 99, 101);
+    assert_in_range (per_second[1], 99, 101);
+    assert_in_range (per_second[2], 99, 101);
+    assert_int_equal (closest, 10);
+    // The broker's loop is told when the next one may go.
+    int64_t wait = zf_store_next_due (f->store, f->t0 + last);
+    assert_in_range (wait, 1, 10);
+    s_flow_destroy (&f);
+}
+
+//  A quiet spell gives no more than burst; a late look (the broker was
+//  busy) does not lose the rate's time: the next one makes it up.
+static void
+test_a_burst_after_a_quiet_spell (void **state)
+{
+    s_flow_t *f = s_flow_new ("        rate = 100/s\n        burst = 5\n");
+    for (uint32_t i = 1; i <= 100; i++)
+        s_put (f, i, NULL, 0, 0);
+    // The bucket starts emptied (as after a restart): one by one at first.
+    assert_int_equal (s_take (f, 0, NULL), 0);
+    assert_int_equal (s_take (f, 10, NULL), 1);
+    // Quiet for a second: 5 at once, no more.
+    assert_int_equal (s_take (f, 1010, NULL), 5);
+    assert_int_equal (s_take (f, 1011, NULL), 0);
+    assert_int_equal (s_take (f, 1020, NULL), 1);
+    assert_int_equal (s_take (f, 1033, NULL), 1); // 3 ms late
+    assert_int_equal (s_take (f, 1039, NULL), 0);
+    assert_int_equal (s_take (f, 1040, NULL), 1); // on time again
+    s_flow_destroy (&f);
+}
+
+//  max-in-flight-per-key = 2: a key never has more than 2 items held; its
+//  others are `throttled` while other keys go on; an ack lets one more go.
+static void
+test_in_flight_per_key (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n"
+                              "        max-in-flight-per-key = 2\n");
+    for (uint32_t i = 1; i <= 10; i++)
+        s_put (f, i, "acme", 0, 0);
+    s_put (f, 11, "zeta", 0, 0);
+    s_put (f, 12, "zeta", 0, 0);
+    s_put (f, 13, NULL, 0, 0); // no tenant: the key ""
+    uint32_t got[16];
+    assert_int_equal (s_take (f, 0, got), 5);
+    assert_int_equal (got[0], 1);
+    assert_int_equal (got[1], 2);
+    assert_string_equal (s_state (f, 3), "throttled");
+    assert_string_equal (s_state (f, 1), "delivered");
+    zf_group_figures_t figures;
+    zf_store_group_figures (f->group, &figures);
+    assert_int_equal (figures.ready, 8);
+    assert_int_equal (figures.throttled, 8);
+    assert_int_equal (figures.keys, 3);
+    zf_key_figures_t top[ZF_TOP_KEYS];
+    assert_int_equal (zf_store_key_figures (f->group, top, ZF_TOP_KEYS), 3);
+    assert_string_equal (top[0].key, "acme");
+    assert_int_equal (top[0].ready, 8);
+    assert_int_equal (top[0].inflight, 2);
+    assert_true (top[0].throttled);
+    assert_string_equal (top[1].key, "");
+    assert_string_equal (top[2].key, "zeta");
+    assert_int_equal (s_take (f, 1, got), 0);
+    s_ack (f, 2);
+    assert_int_equal (s_take (f, 2, got), 1);
+    assert_int_equal (got[0], 3); // in the order they came
+    // Failed items come back to their key, which they do not overrun.
+    zf_id_t one = s_id (1);
+    assert_true (zf_store_nack (f->store, &f->worker, &one, "boom", NULL, false, 0));
+    assert_int_equal (s_take (f, 50, got), 1);
+    uint32_t held = 0;
+    for (int64_t at = 51; at < 400; at++) {
+        size_t n = s_take (f, at, got);
+        for (size_t i = 0; i < n; i++)
+            s_ack (f, got[i]);
+        held += (uint32_t) n;
+    }
+    assert_int_equal (held, 0); // 2 held: nothing more of acme
+    s_ack (f, 3);
+    assert_int_equal (s_take (f, 401, got), 1);
+    s_flow_destroy (&f);
+}
+
+//  rate-per-key = 10/s: each key at most one item every 100 ms, each key
+//  on its own, with a thousand keys.
+static void
+test_a_rate_per_key_with_many_keys (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n"
+                              "        rate-per-key = 10/s\n");
+    uint32_t n = 0;
+    for (int k = 0; k < 1000; k++) {
+        char tenant[16];
+        snprintf (tenant, sizeof tenant, "t%d", k);
+        for (int i = 0; i < 3; i++)
+            s_put (f, ++n, tenant, 0, 0);
+    }
+    uint32_t *got = (uint32_t *) zf_alloc (3000 * sizeof (uint32_t));
+    int64_t *when = (int64_t *) zf_alloc (3001 * sizeof (int64_t)); // by item
+    size_t total = 0;
+    for (int64_t at = 0; at < 400 && total < 3000; at++) {
+        size_t k = s_take (f, at, got);
+        for (size_t i = 0; i < k; i++) {
+            when[got[i]] = at;
+            s_ack (f, got[i]);
+        }
+        total += k;
+    }
+    assert_int_equal (total, 3000);
+    for (uint32_t item = 1; item <= 3000; item += 3) {
+        // A key's three items, in order, 100 ms apart.
+        assert_int_equal (when[item + 1] - when[item], 100);
+        assert_int_equal (when[item + 2] - when[item + 1], 100);
+    }
+    free (got);
+    free (when);
+    // Keys are forgotten once their bucket is full again.
+    s_take (f, 1000, NULL);
+    zf_group_figures_t figures;
+    zf_store_group_figures (f->group, &figures);
+    assert_int_equal (figures.keys, 0);
+    s_flow_destroy (&f);
+}
+
+//  Without fair, keys go in the order their items came; with fair = true,
+//  each key has its turn, weighted by weight-header: one tenant's backlog
+//  does not hold the others behind it.
+static void
+test_fair_turns (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n");
+    for (uint32_t i = 1; i <= 50; i++)
+        s_put (f, i, "big", 0, 0);
+    s_put (f, 51, "small", 0, 0);
+    uint32_t got[128];
+    assert_int_equal (s_take (f, 0, got), 51);
+    assert_int_equal (got[50], 51); // last: it came last
+    s_flow_destroy (&f);
+
+    f = s_flow_new ("        key = header:tenant\n        fair = true\n");
+    for (uint32_t i = 1; i <= 50; i++)
+        s_put (f, i, "big", 0, 0);
+    for (uint32_t i = 51; i <= 53; i++)
+        s_put (f, i, "s1", 0, 0);
+    for (uint32_t i = 54; i <= 56; i++)
+        s_put (f, i, "s2", 0, 0);
+    assert_int_equal (s_take (f, 0, got), 56);
+    // Three rounds of one each, in some order within a round.
+    for (int round = 0; round < 3; round++) {
+        int big = 0, s1 = 0, s2 = 0;
+        for (int i = 0; i < 3; i++) {
+            uint32_t item = got[round * 3 + i];
+            big += item <= 50;
+            s1 += item >= 51 && item <= 53;
+            s2 += item >= 54;
+        }
+        assert_int_equal (big, 1);
+        assert_int_equal (s1, 1);
+        assert_int_equal (s2, 1);
+    }
+    // Within a key, in order.
+    uint32_t last_big = 0;
+    for (int i = 0; i < 56; i++)
+        if (got[i] <= 50) {
+            assert_true (got[i] > last_big);
+            last_big = got[i];
+        }
+    s_flow_destroy (&f);
+
+    // Weighted: gold (weight 3) has three turns to bronze's one.
+    f = s_flow_new ("        key = header:tenant\n        fair = true\n"
+                    "        weight-header = w\n");
+    for (uint32_t i = 1; i <= 40; i++)
+        s_put (f, i, "gold", 0, 3);
+    for (uint32_t i = 41; i <= 80; i++)
+        s_put (f, i, "bronze", 0, 1);
+    assert_int_equal (s_take (f, 0, got), 80);
+    int gold = 0;
+    for (int i = 0; i < 40; i++)
+        gold += got[i] <= 40;
+    assert_in_range (gold, 29, 31);
+    s_flow_destroy (&f);
+}
+
+//  Priorities still go first, across keys; fair turns are within a priority.
+static void
+test_priorities_before_turns (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n        fair = true\n"
+                              "        max-in-flight-per-key = 100\n");
+    for (uint32_t i = 1; i <= 5; i++)
+        s_put (f, i, "a", 0, 0);
+    s_put (f, 6, "b", 0, 0);
+    s_put (f, 7, "b", 9, 0);
+    s_put (f, 8, "a", 5, 0);
+    uint32_t got[16];
+    assert_int_equal (s_take (f, 0, got), 8);
+    assert_int_equal (got[0], 7);
+    assert_int_equal (got[1], 8);
+    s_flow_destroy (&f);
+}
+
+//  Limits changed while items wait and others are held (a reload): every
+//  item is still there, on its key, under the new limits; and limits taken
+//  away let everything go.
+static void
+test_limits_change_while_items_wait (void **state)
+{
+    s_flow_t *f = s_flow_new ("");
+    for (uint32_t i = 1; i <= 6; i++)
+        s_put (f, i, i <= 3 ? "a" : "b", 0, 0);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_worker_t *to;
+    assert_int_equal (zf_store_take (f->store, f->group, f->t0, &to, out, 2), 2); // 1, 2 held
+    zf_pipeline_t *limited = s_pipeline ("        key = header:tenant\n"
+                                         "        max-in-flight-per-key = 2\n");
+    zf_store_reconfigure (f->store, limited, NULL);
+    uint32_t got[16];
+    assert_int_equal (s_take (f, 1, got), 2); // a has 2 held: only b's
+    assert_int_equal (got[0], 4);
+    assert_int_equal (got[1], 5);
+    assert_string_equal (s_state (f, 3), "throttled");
+    s_ack (f, 1);
+    assert_int_equal (s_take (f, 2, got), 1);
+    assert_int_equal (got[0], 3);
+    zf_pipeline_t *open = s_pipeline ("");
+    zf_store_reconfigure (f->store, open, NULL);
+    assert_int_equal (s_take (f, 3, got), 1);
+    assert_int_equal (got[0], 6);
+    zf_store_leave (f->store, &f->worker, false);
+    zf_store_destroy (&f->store);
+    zf_pipeline_destroy (&open);
+    zf_pipeline_destroy (&limited);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+}
+
+//  A worker lost while holding items of a key hands them back to the key:
+//  they come again, first, within the limit.
+static void
+test_a_lost_worker_hands_back_to_the_key (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n"
+                              "        max-in-flight-per-key = 1\n");
+    for (uint32_t i = 1; i <= 3; i++)
+        s_put (f, i, "a", 0, 0);
+    uint32_t got[4];
+    assert_int_equal (s_take (f, 0, got), 1);
+    zf_store_leave (f->store, &f->worker, false); // a BYE: handed back untouched
+    zf_worker_t other = { 0 };
+    assert_int_equal (zf_store_join (f->store, &other, "jobs", "work"), 0);
+    zf_store_credit (f->store, &other, 10);
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_worker_t *to;
+    assert_int_equal (zf_store_take (f->store, f->group, f->t0 + 1, &to, out, 10), 1);
+    assert_ptr_equal (to, &other);
+    uint32_t first;
+    memcpy (&first, out[0]->msg->id.bytes, sizeof first);
+    assert_int_equal (first, 1);
+    zf_store_leave (f->store, &other, false);
+    zf_store_destroy (&f->store);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_a_rate_spaces_deliveries),
+        cmocka_unit_test (test_a_burst_after_a_quiet_spell),
+        cmocka_unit_test (test_in_flight_per_key),
+        cmocka_unit_test (test_a_rate_per_key_with_many_keys),
+        cmocka_unit_test (test_fair_turns),
+        cmocka_unit_test (test_priorities_before_turns),
+        cmocka_unit_test (test_limits_change_while_items_wait),
+        cmocka_unit_test (test_a_lost_worker_hands_back_to_the_key),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
