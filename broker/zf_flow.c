@@ -12,6 +12,11 @@
     holds over time. Times are in microseconds on the monotonic clock, so
     that 3,000/s is 333 us and not rounded to 0 ms.
 
+    The buckets' state is not journaled. A broker that resumes (it
+    restored records: a recovery, a new leader) takes every bucket as
+    emptied when it began, so no restart or failover hands out a burst the
+    limit had not allowed; a new broker starts them full.
+
     A group with a key keeps each key's ready deliveries on a list of its
     own (the delivery's held link, which only an item in flight uses), as
     well as on the group's ready list (which walks, counts and steering
@@ -28,10 +33,7 @@
                    for one of them to end
         idle       nothing ready, items in flight
 
-    Its ready items in waiting or full are the group's `throttled`. The
-    buckets' state is not journaled: a broker that starts (a recovery, a
-    new leader) takes every bucket as emptied when it began, so no restart
-    hands out a burst the limit had not allowed.
+    Its ready items in waiting or full are the group's `throttled`.
 */
 #include "zf_alloc.h"
 #include "zf_store.h"
@@ -56,27 +58,28 @@ struct _zf_flowkey_t {
 };
 
 struct _zf_flow_t {
-    zf_cgroup_t *group;    // whose flow it is
-    int64_t interval;      // rate: us between deliveries; 0: no rate
-    int64_t tolerance;     // rate: burst - 1 intervals
-    int64_t slack;         // rate: how late a delivery may be and keep to the schedule
-    int64_t burst;         // rate: deliveries at once after a quiet spell
-    int64_t key_interval;  // rate-per-key, as interval
-    int64_t key_tolerance; // and its tolerance
-    int64_t key_slack;     // and its slack
-    int64_t key_burst;     // and its burst
-    uint64_t max_inflight; // items of a key in flight at most; 0: no limit
-    bool fair;             // keys take turns
-    const char *header;    // the header naming an item's key, or NULL: no keys
-    const char *weight;    // fair: the header of a key's weight, or NULL
-    int64_t epoch;         // us when it first dispatched, 0 before: buckets start emptied then
-    int64_t tat;           // rate: when its bucket is empty (us)
-    bool armed;            // on the store's flow timers, waiting for its bucket
-    zf_heap_node_t timer;  // its place there
-    zhashx_t *keys;        // key name -> zf_flowkey_t, or NULL without a header
-    zf_heap_t runnable;    // keys that may go (by node)
-    uint64_t vclock;       // fair: the virtual time of the latest turn
-    uint64_t throttled;    // ready deliveries of keys waiting or full
+    zf_cgroup_t *group;            // whose flow it is
+    int64_t interval;              // rate: us between deliveries; 0: no rate
+    int64_t tolerance;             // rate: burst - 1 intervals
+    int64_t slack;                 // rate: how late a delivery may be and keep to the schedule
+    int64_t burst;                 // rate: deliveries at once after a quiet spell
+    int64_t key_interval;          // rate-per-key, as interval
+    int64_t key_tolerance;         // and its tolerance
+    int64_t key_slack;             // and its slack
+    int64_t key_burst;             // and its burst
+    uint64_t max_inflight;         // items of a key in flight at most; 0: no limit
+    bool fair;                     // keys take turns
+    const char *header;            // the header naming an item's key, or NULL: no keys
+    const char *weight;            // fair: the header of a key's weight, or NULL
+    int64_t epoch;                 // us when it first dispatched, 0 before
+    bool resumed;                  // its buckets start emptied at the epoch (else full)
+    int64_t tat;                   // rate: when its bucket is empty (us)
+    bool armed;                    // on the store's flow timers, waiting for its bucket
+    zf_heap_node_t timer;          // its place there
+    zhashx_t *keys;                // key name -> zf_flowkey_t, or NULL without a header
+    zf_heap_t runnable;            // keys that may go (by node)
+    uint64_t vclock;               // fair: the virtual time of the latest turn
+    uint64_t throttled;            // ready deliveries of keys waiting or full
     char scratch[ZF_NAME_MAX + 1]; // a key's name, NUL-ended, while it is looked up
 };
 
@@ -145,14 +148,15 @@ s_charge (int64_t *tat, int64_t interval, int64_t slack, int64_t now)
     *tat = (*tat >= now - slack ? *tat : now) + interval;
 }
 
-//  The bucket at *tat (0: a new one, taken as emptied at the epoch) lets
-//  one more go at now (us); else sets *until to when it does.
+//  The bucket at *tat (0: a new one: full, or on a broker that resumed,
+//  taken as emptied at the epoch) lets one more go at now (us); else sets
+//  *until to when it does.
 static bool
 s_allows (zf_flow_t *flow, int64_t *tat, int64_t interval, int64_t tolerance, int64_t burst,
           int64_t now, int64_t *until)
 {
     if (!*tat)
-        *tat = flow->epoch + burst * interval;
+        *tat = flow->resumed ? flow->epoch + burst * interval : now;
     if (*tat - tolerance <= now)
         return true;
     *until = *tat - tolerance;
@@ -364,8 +368,10 @@ zf_flow_first (zf_store_t *self, zf_cgroup_t *group, int64_t now_ms)
 {
     zf_flow_t *flow = group->flow;
     int64_t now = now_ms * 1000, until;
-    if (!flow->epoch)
+    if (!flow->epoch) {
         flow->epoch = now;
+        flow->resumed = self->resumed;
+    }
     if (flow->interval &&
         !s_allows (flow, &flow->tat, flow->interval, flow->tolerance, flow->burst, now, &until)) {
         if (!flow->armed) {

@@ -886,6 +886,7 @@ s_restore_finish (zf_store_t *self, zf_delivery_t *d)
 void
 zf_store_restore_put (zf_store_t *self, const zf_record_t *r)
 {
+    self->resumed = true;
     if (zf_idmap_get (self->live, &r->id))
         return; // stored already
     zf_env_t env = { .id = r->id,
@@ -915,6 +916,7 @@ zf_store_restore_put (zf_store_t *self, const zf_record_t *r)
 void
 zf_store_restore_ack (zf_store_t *self, const zf_record_t *r)
 {
+    self->resumed = true;
     zf_message_t *msg = (zf_message_t *) zf_idmap_get (self->live, &r->id);
     zf_delivery_t *d = s_delivery_of (msg, r->name, r->name_size);
     if (!d)
@@ -928,6 +930,7 @@ zf_store_restore_ack (zf_store_t *self, const zf_record_t *r)
 void
 zf_store_restore_retry (zf_store_t *self, const zf_record_t *r)
 {
+    self->resumed = true;
     zf_message_t *msg = (zf_message_t *) zf_idmap_get (self->live, &r->id);
     zf_delivery_t *d = s_delivery_of (msg, r->name, r->name_size);
     if (d && r->attempt > d->attempt)
@@ -937,6 +940,7 @@ zf_store_restore_retry (zf_store_t *self, const zf_record_t *r)
 void
 zf_store_restore_fin (zf_store_t *self, const zf_record_t *r)
 {
+    self->resumed = true;
     zf_message_t *msg = (zf_message_t *) zf_idmap_get (self->live, &r->id);
     if (msg) {
         for (uint32_t g = 0; g < msg->ndeliveries; g++)
@@ -950,6 +954,7 @@ zf_store_restore_fin (zf_store_t *self, const zf_record_t *r)
 void
 zf_store_restore_result (zf_store_t *self, const zf_record_t *r)
 {
+    self->resumed = true;
     if (r->outcome == ZF_OUTCOME_LIVE) { // runs again: an item of it was requeued
         zf_store_reopen (self, &r->root);
         return;

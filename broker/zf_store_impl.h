@@ -23,6 +23,8 @@ struct _zf_store_t {
     zf_heap_t delayed;       // deliveries waiting for their backoff to end (by retry)
     zf_heap_t flow_timers;   // flows waiting for their rate to allow one more (ms)
     zf_heap_t key_timers;    // keys waiting for their rate, or to be forgotten (ms)
+    bool resumed;            // it restored records: a broker ran before it (flow control
+                             // then takes its buckets as emptied when this one began)
     zlistx_t *dirty;         // groups with ready items to dispatch (not owned)
     zhashx_t *checkpoints;   // actor name -> zchunk_t, its source's position
     zf_results_t *results;   // what each root's lineage produced

@@ -238,16 +238,17 @@ test_a_rate_spaces_deliveries (void **state)
     s_flow_destroy (&f);
 }
 
-//  A quiet spell gives no more than burst; a late look (the broker was
-//  busy) does not lose the rate's time: the next one makes it up.
+//  A new broker starts its buckets full: burst at once; a quiet spell
+//  gives no more than burst; a late look (the broker was busy) does not
+//  lose the rate's time: the next one makes it up.
 static void
 test_a_burst_after_a_quiet_spell (void **state)
 {
     s_flow_t *f = s_flow_new ("        rate = 100/s\n        burst = 5\n");
     for (uint32_t i = 1; i <= 100; i++)
         s_put (f, i, NULL, 0, 0);
-    // The bucket starts emptied (as after a restart): one by one at first.
-    assert_int_equal (s_take (f, 0, NULL), 0);
+    assert_int_equal (s_take (f, 0, NULL), 5);
+    assert_int_equal (s_take (f, 1, NULL), 0);
     assert_int_equal (s_take (f, 10, NULL), 1);
     // Quiet for a second: 5 at once, no more.
     assert_int_equal (s_take (f, 1010, NULL), 5);
@@ -256,6 +257,49 @@ test_a_burst_after_a_quiet_spell (void **state)
     assert_int_equal (s_take (f, 1033, NULL), 1); // 3 ms late
     assert_int_equal (s_take (f, 1039, NULL), 0);
     assert_int_equal (s_take (f, 1040, NULL), 1); // on time again
+    s_flow_destroy (&f);
+}
+
+//  The store restores a record, as a broker that ran before would.
+static void
+s_resume (s_flow_t *self)
+{
+    zf_record_t put = { .type = ZF_JR_PUT,
+                        .name = "jobs",
+                        .name_size = 4,
+                        .data = (const uint8_t *) "\xc0",
+                        .data_size = 1 };
+    put.id = s_id (1000);
+    zf_store_restore_put (self->store, &put);
+    zf_store_restored (self->store);
+}
+
+//  A broker that resumed (it restored records: a restart, a new leader)
+//  takes its buckets as just emptied: no burst, for a queue's rate or a
+//  key's, however many it would have had.
+static void
+test_a_resumed_broker_grants_no_burst (void **state)
+{
+    s_flow_t *f = s_flow_new ("        rate = 100/s\n        burst = 5\n");
+    s_resume (f);
+    for (uint32_t i = 1; i <= 20; i++)
+        s_put (f, i, NULL, 0, 0);
+    assert_int_equal (s_take (f, 0, NULL), 0);
+    assert_int_equal (s_take (f, 10, NULL), 1); // an interval on, one
+    assert_int_equal (s_take (f, 11, NULL), 0);
+    assert_int_equal (s_take (f, 20, NULL), 1);
+    s_flow_destroy (&f);
+
+    f = s_flow_new ("        key = header:tenant\n        rate-per-key = 1/s\n");
+    s_resume (f);
+    for (uint32_t i = 1; i <= 20; i++)
+        s_put (f, i, i <= 10 ? "a" : "b", 0, 0);
+    uint32_t got[8];
+    assert_int_equal (s_take (f, 0, got), 0);
+    assert_int_equal (s_take (f, 999, got), 0);
+    assert_int_equal (s_take (f, 1000, got), 3); // the restored item (key ""), a's, b's
+    assert_int_equal (s_take (f, 1999, got), 0);
+    assert_int_equal (s_take (f, 2000, got), 2);
     s_flow_destroy (&f);
 }
 
@@ -499,6 +543,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_a_rate_spaces_deliveries),
         cmocka_unit_test (test_a_burst_after_a_quiet_spell),
+        cmocka_unit_test (test_a_resumed_broker_grants_no_burst),
         cmocka_unit_test (test_in_flight_per_key),
         cmocka_unit_test (test_a_rate_per_key_with_many_keys),
         cmocka_unit_test (test_fair_turns),
