@@ -271,6 +271,28 @@ zf_publish_item (zf_server_t *server, zf_queue_t *queue, const zf_id_t *id, int6
 //  --------------------------------------------------------------------------
 //  Stats
 
+//  A group's flow control figures: its throttled items, its keys, and the
+//  busiest of them.
+static void
+s_flow_figures (zf_cgroup_t *cgroup, zf_stats_group_t *group)
+{
+    zf_group_figures_t figures;
+    zf_store_group_figures (cgroup, &figures);
+    group->throttled = figures.throttled;
+    group->keys = figures.keys;
+    if (!figures.keys)
+        return;
+    zf_key_figures_t top[ZF_TOP_KEYS];
+    size_t count = zf_store_key_figures (cgroup, top, ZF_TOP_KEYS);
+    for (size_t k = 0; k < count; k++) {
+        zf_stats_key_t *row = &group->top[group->ntop++];
+        snprintf (row->key, sizeof row->key, "%s", top[k].key);
+        row->ready = top[k].ready;
+        row->inflight = top[k].inflight;
+        row->throttled = top[k].throttled;
+    }
+}
+
 void
 zf_publish_stats (zf_server_t *server, int64_t elapsed_ms)
 {
@@ -292,6 +314,7 @@ zf_publish_stats (zf_server_t *server, int64_t elapsed_ms)
             group->workers = queue->groups[g]->nworkers;
             group->ready = queue->groups[g]->ready.size;
             group->acked = queue->groups[g]->acked;
+            s_flow_figures (queue->groups[g], group);
         }
         tap->last_put = queue->put;
         tap->last_acked = queue->acked;

@@ -454,6 +454,20 @@ s_on_cancel (zf_server_t *server, zf_session_t *session)
                      zf_sessions_tell_cancel, server);
 }
 
+//  The busiest keys of group (its queue has a key) into a REPORT.
+static void
+s_report_keys (zf_proto_t *out, zf_cgroup_t *group)
+{
+    zf_key_figures_t top[ZF_TOP_KEYS];
+    size_t count = zf_store_key_figures (group, top, ZF_TOP_KEYS);
+    for (size_t k = 0; k < count; k++) {
+        zf_key_figures_t *row = zf_proto_add_key (out);
+        if (!row)
+            break; // the REPORT has all it may
+        *row = top[k];
+    }
+}
+
 static void
 s_on_status (zf_server_t *server, zf_session_t *session)
 {
@@ -487,6 +501,7 @@ s_on_status (zf_server_t *server, zf_session_t *session)
                 zf_group_figures_t *group = zf_proto_add_group (out);
                 if (group)
                     zf_store_group_figures (queue->groups[g], group);
+                s_report_keys (out, queue->groups[g]);
             }
         }
     }

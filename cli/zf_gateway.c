@@ -335,19 +335,50 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         { "zflow_group_workers", "gauge", "Workers of the consumer group connected now." },
         { "zflow_group_ready", "gauge", "Items waiting for a worker of the group." },
         { "zflow_group_acked_total", "counter", "Deliveries the group acked." },
+        { "zflow_group_throttled", "gauge",
+          "Of the items ready, those waiting for their key's limit (rate-per-key, "
+          "max-in-flight-per-key)." },
+        { "zflow_group_keys", "gauge", "Keys the group holds items of (its queue has a key)." },
     };
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < 5; m++) {
         s_family (&t, group_metrics[m].name, group_metrics[m].type, group_metrics[m].help);
         for (uint32_t q = 0; q < stats->nqueues; q++)
             for (uint32_t g = 0; g < stats->queues[q].ngroups; g++) {
                 zf_stats_group_t *group = &stats->queues[q].groups[g];
                 const char *queue = stats->queues[q].figures.name;
-                uint64_t values[] = { group->workers, group->ready, group->acked };
+                uint64_t values[] = { group->workers, group->ready, group->acked, group->throttled,
+                                      group->keys };
                 s_add (&t, "%s{queue=\"%s\",group=\"%s\"} %llu\n", group_metrics[m].name,
                        s_label (queue, (uint32_t) strlen (queue), label[0], sizeof label[0]),
                        s_label (group->name, (uint32_t) strlen (group->name), label[1],
                                 sizeof label[1]),
                        (unsigned long long) values[m]);
+            }
+    }
+    // The busiest keys of each group: at most ZF_TOP_KEYS a group, so that
+    // the series stay bounded however many keys there are.
+    static const struct {
+        const char *name, *help;
+    } key_metrics[] = {
+        { "zflow_key_ready", "Items of the key waiting (the group's busiest keys)." },
+        { "zflow_key_inflight", "Items of the key held by workers (the group's busiest keys)." },
+    };
+    for (int m = 0; m < 2; m++) {
+        s_family (&t, key_metrics[m].name, "gauge", key_metrics[m].help);
+        for (uint32_t q = 0; q < stats->nqueues; q++)
+            for (uint32_t g = 0; g < stats->queues[q].ngroups; g++) {
+                zf_stats_group_t *group = &stats->queues[q].groups[g];
+                const char *queue = stats->queues[q].figures.name;
+                for (uint32_t k = 0; k < group->ntop; k++) {
+                    zf_stats_key_t *key = &group->top[k];
+                    s_add (
+                        &t, "%s{queue=\"%s\",group=\"%s\",key=\"%s\"} %llu\n", key_metrics[m].name,
+                        s_label (queue, (uint32_t) strlen (queue), label[0], sizeof label[0]),
+                        s_label (group->name, (uint32_t) strlen (group->name), label[1],
+                                 sizeof label[1]),
+                        s_label (key->key, (uint32_t) strlen (key->key), label[2], sizeof label[2]),
+                        (unsigned long long) (m == 0 ? key->ready : key->inflight));
+                }
             }
     }
     s_family (&t, "zflow_crashloop", "gauge",

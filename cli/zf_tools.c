@@ -394,6 +394,35 @@ s_status_state (const char *dir)
     return status;
 }
 
+const char *
+zf_tools_printable (const char *text, char *out, size_t size)
+{
+    size_t o = 0;
+    for (; *text && o + 1 < size; text++)
+        out[o++] = (unsigned char) *text < 0x20 || *text == 0x7f ? '?' : *text;
+    out[o] = 0;
+    return out;
+}
+
+//  The busiest keys of each group whose queue has a key (flow control).
+static void
+s_print_keys (zf_client_t *client, int timeout)
+{
+    size_t count;
+    zf_key_figures_t *keys = zf_client_keys (client, &count, timeout);
+    if (keys && count) {
+        printf ("\n%-24s %-24s %-24s %9s %9s\n", "QUEUE", "GROUP", "KEY (busiest)", "READY",
+                "INFLIGHT");
+        char key[ZF_NAME_MAX + 1];
+        for (size_t i = 0; i < count; i++)
+            printf ("%-24s %-24s %-24s %9llu %9llu%s\n", keys[i].queue, keys[i].group,
+                    keys[i].key[0] ? zf_tools_printable (keys[i].key, key, sizeof key) : "(none)",
+                    (unsigned long long) keys[i].ready, (unsigned long long) keys[i].inflight,
+                    keys[i].throttled ? "  throttled" : "");
+    }
+    free (keys);
+}
+
 int
 zf_cmd_status (int argc, char **argv)
 {
@@ -459,17 +488,19 @@ zf_cmd_status (int argc, char **argv)
             // no actor declares is a client's, forgotten after group-expiry.
             zf_group_figures_t *groups = zf_client_groups (client, &count, (int) timeout);
             if (groups && count) {
-                printf ("\n%-24s %-24s %9s %9s %9s %10s  %s\n", "QUEUE", "GROUP", "WORKERS",
-                        "READY", "INFLIGHT", "ACKED", "DECLARED");
+                printf ("\n%-24s %-24s %9s %9s %9s %9s %10s  %s\n", "QUEUE", "GROUP", "WORKERS",
+                        "READY", "THROTTLED", "INFLIGHT", "ACKED", "DECLARED");
                 for (size_t i = 0; i < count; i++)
-                    printf ("%-24s %-24s %9u %9llu %9llu %10llu  %s\n", groups[i].queue,
+                    printf ("%-24s %-24s %9u %9llu %9llu %9llu %10llu  %s\n", groups[i].queue,
                             groups[i].name[0] ? groups[i].name : "(no reader yet)",
                             groups[i].workers, (unsigned long long) groups[i].ready,
+                            (unsigned long long) groups[i].throttled,
                             (unsigned long long) groups[i].inflight,
                             (unsigned long long) groups[i].acked,
                             groups[i].declared ? "yes" : "no (a client's)");
             }
             free (groups);
+            s_print_keys (client, (int) timeout);
         }
         else
             status = ZF_EXIT_FAILED;

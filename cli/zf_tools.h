@@ -30,6 +30,10 @@ const char *zf_tools_path (const char *path, char *buffer, size_t size);
 //  message if malformed.
 int64_t zf_tools_duration (const char *command, const char *text, int64_t fallback);
 
+//  text (an item's key, a header: anyone's bytes) as a terminal may show it:
+//  control bytes as '?', cut to fit out (size bytes, its NUL included).
+const char *zf_tools_printable (const char *text, char *out, size_t size);
+
 //  zflow broker PIPELINE [--endpoint E] [--events E] [--intake E]
 int zf_cmd_broker (int argc, char **argv);
 

@@ -51,6 +51,29 @@ typedef struct {
 } s_view_t;
 
 //  Renders a msgpack value as JSON into out (cut to size).
+//  A group's flow control, after its figures in queue's line: its items
+//  throttled, and its three busiest keys.
+static void
+s_keys (s_queue_t *queue, const zf_stats_group_t *group)
+{
+    size_t used = strlen (queue->groups);
+    if (group->throttled)
+        snprintf (queue->groups + used, sizeof queue->groups - used, ", %llu throttled",
+                  (unsigned long long) group->throttled);
+    for (uint32_t k = 0; k < group->ntop && k < 3; k++) {
+        char key[40];
+        used = strlen (queue->groups);
+        snprintf (
+            queue->groups + used, sizeof queue->groups - used, "%s%s %llu%s", k ? ", " : " (keys: ",
+            group->top[k].key[0] ? zf_tools_printable (group->top[k].key, key, sizeof key) : "\"\"",
+            (unsigned long long) group->top[k].ready, group->top[k].throttled ? " throttled" : "");
+    }
+    if (group->ntop) {
+        used = strlen (queue->groups);
+        snprintf (queue->groups + used, sizeof queue->groups - used, ")");
+    }
+}
+
 static void
 s_json (const uint8_t *data, size_t size, char *out, size_t out_size)
 {
@@ -90,6 +113,7 @@ s_read (s_view_t *view, const uint8_t *data, size_t size)
                       from->groups[g].name[0] ? from->groups[g].name : "(none yet)",
                       (unsigned long long) from->groups[g].workers,
                       (unsigned long long) from->groups[g].ready);
+            s_keys (queue, &from->groups[g]);
         }
     }
     for (uint32_t w = 0; w < stats->nworkers; w++) {

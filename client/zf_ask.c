@@ -178,6 +178,7 @@ s_request_free (zf_request_t *r)
     free (r->error);
     free (r->queues);
     free (r->groups);
+    free (r->keys);
     if (r->control)
         free (r->control->ids);
     if (r->control)
@@ -400,6 +401,10 @@ zf_client_on_report (zf_client_t *self)
             (zf_group_figures_t *) zf_alloc ((in->ngroups + 1) * sizeof (zf_group_figures_t));
         memcpy (r->groups, in->groups, in->ngroups * sizeof (zf_group_figures_t));
         r->ngroups = in->ngroups;
+        r->keys = (zf_key_figures_t *) zf_alloc ((in->nkeys + 1) * sizeof (zf_key_figures_t));
+        if (in->nkeys) // none when no queue has a key: in->keys is NULL then
+            memcpy (r->keys, in->keys, in->nkeys * sizeof (zf_key_figures_t));
+        r->nkeys = in->nkeys;
     }
     s_answer (self, r, ZF_REQUEST_DONE, NULL);
 }
@@ -521,6 +526,15 @@ zf_request_take_groups (zf_request_t *self, size_t *count)
     *count = groups ? self->ngroups : 0;
     self->groups = NULL;
     return groups;
+}
+
+zf_key_figures_t *
+zf_request_take_keys (zf_request_t *self, size_t *count)
+{
+    zf_key_figures_t *keys = self->keys;
+    *count = keys ? self->nkeys : 0;
+    self->keys = NULL;
+    return keys;
 }
 
 static zf_request_t *s_wait_for (zf_client_t *self, zf_request_t *r);
@@ -702,6 +716,15 @@ zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms)
     zf_group_figures_t *groups = r ? zf_request_take_groups (r, count) : NULL;
     zf_request_destroy (&r);
     return groups;
+}
+
+zf_key_figures_t *
+zf_client_keys (zf_client_t *self, size_t *count, int timeout_ms)
+{
+    zf_request_t *r = s_ask_and_wait (self, ZF_ASK_FIGURES, NULL, 0, timeout_ms);
+    zf_key_figures_t *keys = r ? zf_request_take_keys (r, count) : NULL;
+    zf_request_destroy (&r);
+    return keys;
 }
 
 zf_result_t *

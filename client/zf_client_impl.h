@@ -71,6 +71,8 @@ struct _zf_request_t {
     size_t nqueues;               // entries in queues
     zf_group_figures_t *groups;   // and of the groups, owned
     size_t ngroups;               // entries in groups
+    zf_key_figures_t *keys;       // and of the groups' busiest keys, owned
+    size_t nkeys;                 // entries in keys
     zf_control_ask_t *control;    // a CONTROL's fields, owned, or NULL
     void *arg;                    // the caller's
     void *handle;                 // in the session's pending or answered list

@@ -54,7 +54,8 @@
       zf_schedule_spec_t, zf_schedule_info_t); zf_figures_t has paused at
       its end.
     - Flow control: zf_group_figures_t has throttled and keys at its end;
-      zf_key_figures_t and zf_client_keys give a group's busiest keys.
+      zf_client_keys and zf_request_take_keys give each group's busiest
+      keys (zf_key_figures_t); zf_client_key_by_url.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -441,6 +442,11 @@ zf_figures_t *zf_client_queues (zf_client_t *self, size_t *count, int timeout_ms
 //  the caller frees, with *count entries; NULL on timeout.
 zf_group_figures_t *zf_client_groups (zf_client_t *self, size_t *count, int timeout_ms);
 
+//  The busiest keys (at most ZF_TOP_KEYS, by items waiting) of every
+//  consumer group whose queue has a key. Returns a new array the caller
+//  frees, with *count entries (0 when no queue has a key); NULL on timeout.
+zf_key_figures_t *zf_client_keys (zf_client_t *self, size_t *count, int timeout_ms);
+
 //  --------------------------------------------------------------------------
 //  Steering a running broker: what zflow dead, requeue, purge, pause and
 //  resume do (docs/operations.md). Each is done by the broker at once,
@@ -586,6 +592,7 @@ zf_result_t *zf_request_take_result (zf_request_t *self);
 //  *count entries (NULL unless DONE, or once taken).
 zf_figures_t *zf_request_take_queues (zf_request_t *self, size_t *count);
 zf_group_figures_t *zf_request_take_groups (zf_request_t *self, size_t *count);
+zf_key_figures_t *zf_request_take_keys (zf_request_t *self, size_t *count);
 
 //  Why the client's last call failed (a put refused, a question not
 //  answered, the session refused), or the last ERROR the broker sent, or

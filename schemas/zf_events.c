@@ -174,11 +174,30 @@ zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk)
         msgpack_pack_array (pk, queue->ngroups);
         for (uint32_t g = 0; g < queue->ngroups; g++) {
             const zf_stats_group_t *group = &queue->groups[g];
-            msgpack_pack_map (pk, 4);
+            // Flow control's figures only where there is some: as before else.
+            msgpack_pack_map (pk, 4 + (group->throttled > 0) + 2 * (group->keys > 0));
             s_pack_str (pk, "name", group->name);
             s_pack_uint (pk, "workers", group->workers);
             s_pack_uint (pk, "ready", group->ready);
             s_pack_uint (pk, "acked", group->acked);
+            if (group->throttled)
+                s_pack_uint (pk, "throttled", group->throttled);
+            if (group->keys) {
+                s_pack_uint (pk, "keys", group->keys);
+                zf_mp_pack_cstr (pk, "top");
+                msgpack_pack_array (pk, group->ntop);
+                for (uint32_t k = 0; k < group->ntop; k++) {
+                    const zf_stats_key_t *key = &group->top[k];
+                    msgpack_pack_map (pk, 3 + key->throttled);
+                    s_pack_str (pk, "key", key->key);
+                    s_pack_uint (pk, "ready", key->ready);
+                    s_pack_uint (pk, "inflight", key->inflight);
+                    if (key->throttled) {
+                        zf_mp_pack_cstr (pk, "throttled");
+                        msgpack_pack_true (pk);
+                    }
+                }
+            }
         }
     }
     zf_mp_pack_cstr (pk, "workers");
@@ -407,6 +426,28 @@ s_skip (s_decoder_t *d)
 }
 
 static int
+s_read_key_row (s_decoder_t *d, zf_stats_key_t *row, const char *prefix)
+{
+    uint32_t fields;
+    if (s_read_head (d, true, &fields))
+        return -1;
+    for (uint32_t f = 0; f < fields; f++) {
+        const char *key;
+        uint32_t len;
+        if (s_read_key (d, prefix, &key, &len))
+            return -1;
+        int rc = s_is (key, len, "key")         ? s_read_str (d, row->key, sizeof row->key)
+                 : s_is (key, len, "ready")     ? s_read_uint (d, &row->ready)
+                 : s_is (key, len, "inflight")  ? s_read_uint (d, &row->inflight)
+                 : s_is (key, len, "throttled") ? s_read_bool (d, &row->throttled)
+                                                : s_skip (d);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int
 s_read_group (s_decoder_t *d, zf_stats_group_t *group, const char *prefix)
 {
     uint32_t fields;
@@ -417,11 +458,27 @@ s_read_group (s_decoder_t *d, zf_stats_group_t *group, const char *prefix)
         uint32_t len;
         if (s_read_key (d, prefix, &key, &len))
             return -1;
-        int rc = s_is (key, len, "name")      ? s_read_str (d, group->name, sizeof group->name)
-                 : s_is (key, len, "workers") ? s_read_uint (d, &group->workers)
-                 : s_is (key, len, "ready")   ? s_read_uint (d, &group->ready)
-                 : s_is (key, len, "acked")   ? s_read_uint (d, &group->acked)
-                                              : s_skip (d);
+        int rc;
+        if (s_is (key, len, "top")) {
+            uint32_t n;
+            rc = s_read_head (d, false, &n);
+            for (uint32_t k = 0; k < n && rc == 0; k++) {
+                char at[200];
+                snprintf (at, sizeof at, "%.150stop[%u].", prefix, k);
+                if (group->ntop < ZF_TOP_KEYS)
+                    rc = s_read_key_row (d, &group->top[group->ntop++], at);
+                else
+                    rc = s_skip (d); // more than a broker sends: not kept
+            }
+        }
+        else
+            rc = s_is (key, len, "name")        ? s_read_str (d, group->name, sizeof group->name)
+                 : s_is (key, len, "workers")   ? s_read_uint (d, &group->workers)
+                 : s_is (key, len, "ready")     ? s_read_uint (d, &group->ready)
+                 : s_is (key, len, "acked")     ? s_read_uint (d, &group->acked)
+                 : s_is (key, len, "throttled") ? s_read_uint (d, &group->throttled)
+                 : s_is (key, len, "keys")      ? s_read_uint (d, &group->keys)
+                                                : s_skip (d);
         if (rc)
             return -1;
     }

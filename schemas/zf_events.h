@@ -29,12 +29,24 @@
 extern "C" {
 #endif
 
+//  A key of a consumer group, among its busiest, as the stats event shows it.
+typedef struct {
+    char key[ZF_NAME_MAX + 1]; // the key ("" for items without one)
+    uint64_t ready;            // its items waiting
+    uint64_t inflight;         // its items held by workers
+    bool throttled;            // its items wait for its limit
+} zf_stats_key_t;
+
 //  A consumer group of a queue, as the stats event shows it.
 typedef struct {
-    char name[ZF_NAME_MAX + 1]; // the actor that reads the queue
-    uint64_t workers;           // its workers connected now
-    uint64_t ready;             // items waiting for one of them
-    uint64_t acked;             // deliveries acked, ever
+    char name[ZF_NAME_MAX + 1];      // the actor that reads the queue
+    uint64_t workers;                // its workers connected now
+    uint64_t ready;                  // items waiting for one of them
+    uint64_t acked;                  // deliveries acked, ever
+    uint64_t throttled;              // of ready, those waiting for their key's limit
+    uint64_t keys;                   // keys it holds items of (its queue has a key)
+    zf_stats_key_t top[ZF_TOP_KEYS]; // its keys with most items waiting
+    uint32_t ntop;                   // entries in top
 } zf_stats_group_t;
 
 typedef struct {

@@ -152,6 +152,7 @@ static const s_field_t s_report[] = {
     { "results", F_ITEMS, P (items), 0, false },
     NUM ("count", F_U64, count, false),
     { "schedules", F_ROWS, P (schedules), 3, false },
+    { "keys", F_ROWS, P (keys), 4, false },
     { NULL },
 };
 
@@ -221,6 +222,19 @@ static const s_field_t s_group_figures[] = {
     { "inflight", F_U64, GF (inflight), 0, true },
     { "acked", F_U64, GF (acked), 0, true },
     { "declared", F_BOOL, GF (declared), 0, true },
+    { "throttled", F_U64, GF (throttled), 0, false },
+    { "keys", F_U64, GF (keys), 0, false },
+    { NULL },
+};
+
+#define KF(field) offsetof (zf_key_figures_t, field)
+static const s_field_t s_key_figures[] = {
+    { "queue", F_STR, KF (queue), ZF_NAME_MAX + 1, true },
+    { "group", F_STR, KF (group), ZF_NAME_MAX + 1, true },
+    { "key", F_STR, KF (key), ZF_NAME_MAX + 1, true },
+    { "ready", F_U64, KF (ready), 0, true },
+    { "inflight", F_U64, KF (inflight), 0, true },
+    { "throttled", F_BOOL, KF (throttled), 0, false },
     { NULL },
 };
 
@@ -265,6 +279,7 @@ static const struct {
     { s_done_row, sizeof (zf_done_t), P (ndones), P (dones_cap), ZF_BATCH_MAX, "roots" },
     { s_schedule_row, sizeof (zf_schedule_info_t), P (nschedules), P (schedules_cap),
       ZF_SCHEDULES_MAX, "schedules" },
+    { s_key_figures, sizeof (zf_key_figures_t), P (nkeys), P (keys_cap), ZF_KEYS_MAX, "keys" },
 };
 
 //  The commands, indexed by zf_command_t.
@@ -324,6 +339,7 @@ zf_proto_destroy (zf_proto_t **self_p)
     free (self->groups);
     free (self->dones);
     free (self->schedules);
+    free (self->keys);
     free (self);
     *self_p = NULL;
 }
@@ -429,6 +445,12 @@ zf_schedule_info_t *
 zf_proto_add_schedule (zf_proto_t *self)
 {
     return (zf_schedule_info_t *) s_add_row (self, 3, P (schedules));
+}
+
+zf_key_figures_t *
+zf_proto_add_key (zf_proto_t *self)
+{
+    return (zf_key_figures_t *) s_add_row (self, 4, P (keys));
 }
 
 zf_done_t *

@@ -39,6 +39,7 @@ extern "C" {
 #define ZF_CHECKPOINT_MAX 256   // bytes of a producer checkpoint
 #define ZF_QUEUES_MAX     4096  // queues in one REPORT
 #define ZF_GROUPS_MAX     16384 // consumer groups in one REPORT
+#define ZF_KEYS_MAX       16384 // keys in one REPORT
 #define ZF_SCHEDULES_MAX  1024  // schedules in one REPORT
 #define ZF_PRIORITY_MAX   9     // the highest priority of an item
 #define ZF_PROGRESS_MAX   1000  // progress of a task, in thousandths: done
@@ -146,6 +147,7 @@ typedef struct {
     uint32_t ngroups;                      // REPORT: entries in groups
     uint32_t ndones;                       // DONE: entries in dones
     uint32_t nschedules;                   // REPORT: entries in schedules
+    uint32_t nkeys;                        // REPORT: entries in keys
     bool borrowed;                         // item bodies are the caller's: never destroyed here
     const uint8_t *figures;                // PING: the worker's figures; CONTROL: a schedule's
                                            // spec; a msgpack map (a view)
@@ -168,6 +170,8 @@ typedef struct {
     uint32_t dones_cap;                         // DONE: entries allocated in dones
     zf_schedule_info_t *schedules;              // REPORT: schedules, owned
     uint32_t schedules_cap;                     // REPORT: entries allocated in schedules
+    zf_key_figures_t *keys;                     // REPORT: the groups' busiest keys, owned
+    uint32_t keys_cap;                          // REPORT: entries allocated in keys
     zframe_t *frame;                            // the decoded header frame, viewed by headers
 } zf_proto_t;
 
@@ -221,6 +225,7 @@ zf_group_figures_t *zf_proto_add_group (zf_proto_t *self);
 
 //  Append a schedule to a REPORT (zeroed); NULL if full (ZF_SCHEDULES_MAX).
 zf_schedule_info_t *zf_proto_add_schedule (zf_proto_t *self);
+zf_key_figures_t *zf_proto_add_key (zf_proto_t *self);
 
 //  Append a finished root to a DONE (zeroed); NULL if full (ZF_BATCH_MAX).
 zf_done_t *zf_proto_add_done (zf_proto_t *self);

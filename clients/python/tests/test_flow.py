@@ -8,10 +8,13 @@ import random
 import subprocess
 import sys
 
+import urllib.request
+
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import zflow
-from conftest import PYTHONPATH, ZFLOW, Broker, Processes, wait_for
+from conftest import PYTHONPATH, ZFLOW, Broker, free_port, wait_for
 
 PY = "/usr/bin/python3"
 WORKER = [PY, "-m", "zflow", "worker", "flowjobs:paced"]
@@ -207,3 +210,55 @@ def test_a_rate_per_key_with_a_thousand_keys(tmp_path, processes):
             assert span >= 0.5 - 0.02 - 0.02, (key, span)
     finally:
         broker.stop()
+
+
+def test_throttled_items_and_busiest_keys_are_shown(tmp_path, processes):
+    metrics = "127.0.0.1:%d" % free_port()
+    broker = Broker(str(tmp_path), "broker\n    metrics = %s\n" % metrics
+                    + pipeline(["key = header:tenant", "rate-per-key = 1/min"]))
+    try:
+        with zflow.Client(broker.endpoint) as client:
+            waiting = client.put_many("jobs", [{"key": "acme", "n": n} for n in range(3)],
+                                      headers={"tenant": "acme"})
+            client.put_many("jobs", [{"key": "zeta", "n": n} for n in (3, 4)],
+                            headers={"tenant": "zeta\x1b[2J"})
+        processes.started.append(subprocess.Popen(
+            WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
+            stderr=open(str(tmp_path / "worker.log"), "a")))
+        wait_for(lambda: len(starts(tmp_path)) >= 2, what="a first item of each key")
+
+        def zflow_cli(*args):
+            done = subprocess.run([ZFLOW] + list(args), capture_output=True, text=True,
+                                  timeout=30)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        status = zflow_cli("status", broker.endpoint)
+        group = [l for l in status.splitlines() if l.split()[:2] == ["jobs", "paced"]]
+        assert group and group[0].split()[3:5] == ["3", "3"], status  # ready 3, throttled 3
+        keys = [l.split() for l in status.splitlines() if l.startswith("jobs ")][-2:]
+        assert keys[0] == ["jobs", "paced", "acme", "2", "0", "throttled"], status
+        # A terminal's escape in a key is not passed on.
+        assert keys[1] == ["jobs", "paced", "zeta?[2J", "1", "0", "throttled"], status
+        # The two acme items not yet delivered say why they wait.
+        states = [zflow_cli("status", broker.endpoint, str(w.id)).split()[1] for w in waiting]
+        assert sorted(states) == ["done", "throttled", "throttled"], states
+        top = zflow_cli("top", broker.events, "--once")
+        assert "3 throttled" in top and "acme 2 throttled" in top, top
+
+        def samples():
+            text = urllib.request.urlopen("http://%s/metrics" % metrics, timeout=5).read()
+            found = {}
+            for family in text_string_to_metric_families(text.decode()):
+                for sample in family.samples:
+                    found[(sample.name, sample.labels.get("key"))] = sample.value
+            return found
+        wait_for(lambda: samples().get(("zflow_key_ready", "acme")) == 2, what="/metrics")
+        found = samples()
+        assert found[("zflow_group_throttled", None)] == 3, found
+        assert found[("zflow_group_keys", None)] == 2, found
+        assert found[("zflow_key_ready", "zeta\x1b[2J")] == 1, found
+        assert found[("zflow_key_inflight", "acme")] == 0, found
+    finally:
+        broker.stop()
+
