@@ -579,6 +579,7 @@ zf_client_destroy (zf_client_t **self_p)
     zlistx_destroy (&self->dones);
     zlistx_destroy (&self->unconfirmed);
     zlistx_destroy (&self->put_headers);
+    zlistx_destroy (&self->url_keyed);
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);

@@ -141,6 +141,8 @@ struct _zf_client_t {
     bool figures_new;                      // changed since they were last sent
     int64_t figures_sent;                  // when they were last sent (ms)
     zlistx_t *dones;                       // DONE received: zf_result_t, oldest first
+    zlistx_t *url_keyed;                   // queues whose items get zflow-key from their
+                                           // URL (zf_client_key_by_url), or NULL
     zlistx_t *put_headers;                 // copies of the headers of the items in put,
                                            // freed once it is encoded
     int linger;                            // ms outputs and acks may wait for company

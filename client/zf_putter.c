@@ -10,6 +10,7 @@
 #include "zf_mp.h"
 #include "zf_proto.h"
 
+#include <ctype.h>
 #include <czmq.h>
 #include <sys/random.h>
 
@@ -75,6 +76,121 @@ zf_client_on_confirm (zf_client_t *self)
 //  wake, gives up (-1: the item is not put). Takes the body. wait: the ms
 //  the broker may hold it for room (0: as long as it takes); a PUT holds
 //  items of one wait only.
+//  --------------------------------------------------------------------------
+//  Keys from URLs
+
+void
+zf_client_key_by_url (zf_client_t *self, const char *queue)
+{
+    if (!self->url_keyed) {
+        self->url_keyed = zlistx_new ();
+        zlistx_set_destructor (self->url_keyed, (zlistx_destructor_fn *) zstr_free);
+        zlistx_set_duplicator (self->url_keyed, (zlistx_duplicator_fn *) strdup);
+        zlistx_set_comparator (self->url_keyed, (zlistx_comparator_fn *) strcmp);
+    }
+    if (!zlistx_find (self->url_keyed, (void *) queue))
+        zlistx_add_end (self->url_keyed, (void *) queue);
+}
+
+//  The URL of an item's body: a string, or the "url" string of a map.
+static bool
+s_body_url (zframe_t *body, const char **url, uint32_t *len)
+{
+    zf_mp_t mp;
+    zf_mp_init (&mp, zframe_data (body), zframe_size (body));
+    if (zf_mp_peek (&mp) == ZF_MP_STR)
+        return zf_mp_str (&mp, url, len, NULL) == 0;
+    uint32_t count;
+    if (zf_mp_map (&mp, &count, NULL))
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        if (zf_mp_key_is (&mp, "url"))
+            return zf_mp_str (&mp, url, len, NULL) == 0;
+        if (zf_mp_skip_pair (&mp))
+            return false;
+    }
+    return false;
+}
+
+//  The host of url (scheme://[user@]host[:port][/...]), with its port when
+//  it has one (another server), lowercased, into out; false when it has
+//  none, or one longer than out holds.
+static bool
+s_url_host (const char *url, uint32_t len, char *out, size_t size)
+{
+    const char *end = url + len, *p = url;
+    while (p + 2 < end && !(p[0] == ':' && p[1] == '/' && p[2] == '/'))
+        p++;
+    if (p + 2 >= end)
+        return false;
+    p += 3;
+    const char *stop = p;
+    while (stop < end && *stop != '/' && *stop != '?' && *stop != '#')
+        stop++;
+    for (const char *q = p; q < stop; q++)
+        if (*q == '@')
+            p = q + 1; // user info, not the host
+    size_t n = (size_t) (stop - p);
+    if (n == 0 || n >= size)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char) tolower ((unsigned char) p[i]);
+    out[n] = 0;
+    return true;
+}
+
+//  env's headers, with zflow-key the host of its body's URL (in place of
+//  any zflow-key it had): a copy kept with the PUT's, or as they were when
+//  the body has no URL or the headers no room.
+static const uint8_t *
+s_keyed_headers (zf_client_t *self, const zf_env_t *env, zframe_t *body, uint32_t *size)
+{
+    *size = env->headers_size;
+    const char *url;
+    uint32_t url_len;
+    char host[256];
+    if (!s_body_url (body, &url, &url_len) || !s_url_host (url, url_len, host, sizeof host))
+        return env->headers;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    zf_mp_t mp;
+    zf_mp_init (&mp, env->headers, env->headers_size);
+    uint32_t count = 0, kept = 0;
+    if (env->headers_size && zf_mp_map (&mp, &count, NULL))
+        count = 0; // checked by the caller's put: cannot happen
+    const char *keys[ZF_HEADERS_COUNT], *values[ZF_HEADERS_COUNT];
+    uint32_t key_lens[ZF_HEADERS_COUNT], value_lens[ZF_HEADERS_COUNT];
+    for (uint32_t i = 0; i < count && kept < ZF_HEADERS_COUNT; i++) {
+        if (zf_mp_str (&mp, &keys[kept], &key_lens[kept], NULL) ||
+            zf_mp_str (&mp, &values[kept], &value_lens[kept], NULL))
+            break;
+        if (!(key_lens[kept] == 9 && memcmp (keys[kept], "zflow-key", 9) == 0))
+            kept++;
+    }
+    if (kept + 1 > ZF_HEADERS_COUNT) {
+        msgpack_sbuffer_destroy (&buffer);
+        return env->headers; // no room: the item keeps what it had
+    }
+    msgpack_pack_map (&pk, kept + 1);
+    for (uint32_t i = 0; i < kept; i++) {
+        zf_mp_pack_strn (&pk, keys[i], key_lens[i]);
+        zf_mp_pack_strn (&pk, values[i], value_lens[i]);
+    }
+    zf_mp_pack_cstr (&pk, "zflow-key");
+    zf_mp_pack_cstr (&pk, host);
+    if (buffer.size > ZF_HEADERS_MAX) {
+        msgpack_sbuffer_destroy (&buffer);
+        return env->headers;
+    }
+    zlistx_add_end (self->put_headers, buffer.data); // freed with the PUT's
+    *size = (uint32_t) buffer.size;
+    return (const uint8_t *) buffer.data;
+}
+
+//  --------------------------------------------------------------------------
+
 int
 zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wake, uint32_t wait)
 {
@@ -100,7 +216,9 @@ zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wak
     zframe_t *body = slot->body;
     *slot = *env;
     slot->body = body;
-    if (env->headers_size) {
+    if (self->url_keyed && zlistx_find (self->url_keyed, env->queue))
+        slot->headers = s_keyed_headers (self, env, body, &slot->headers_size);
+    if (slot->headers_size && slot->headers == env->headers) {
         // The caller's headers (or the input item's) may be gone by the
         // time the PUT is encoded.
         uint8_t *copy = (uint8_t *) zf_alloc (env->headers_size);

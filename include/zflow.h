@@ -201,6 +201,14 @@ void zf_client_set_worker (zf_client_t *self, int worker);
 //  runs another pipeline refuses the session. Without it, any broker takes it.
 void zf_client_set_pipeline (zf_client_t *self, const char *pipeline);
 
+//  Items this session puts into queue carry the header zflow-key, the host
+//  (and port, when given) of their URL (a string body, or a map's "url"
+//  string), lowercased, in place of any zflow-key they had (one inherited
+//  from the item they were made from): what a queue with `key = url-host`
+//  limits them by. zflow's actors call it for each such queue of their
+//  pipeline, and so does the HTTP API.
+void zf_client_key_by_url (zf_client_t *self, const char *queue);
+
 //  Put a body (msgpack bytes, copied) into queue, with a random id (written
 //  to *id if not NULL). Buffered: it is sent with the next batch. Blocks
 //  while the PUT window is full. Returns 0, or -1 if the session is closed

@@ -262,3 +262,67 @@ def test_throttled_items_and_busiest_keys_are_shown(tmp_path, processes):
     finally:
         broker.stop()
 
+
+class Origin:
+    """An HTTP server on a free port of 127.0.0.1 recording when each
+    request came."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        import time
+        times = self.times = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                times.append(time.time())
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_fetchers_rate_per_host_holds_across_its_workers(tmp_path, runs):
+    # key = url-host: the producer sets each URL's host and port as its key,
+    # and the broker spaces each site's requests over all 4 fetch workers.
+    origins = [Origin(), Origin()]
+    try:
+        items = "".join("            item = http://127.0.0.1:%d/p%d\n" % (o.port, i)
+                        for o in origins for i in range(8))
+        config = ("pipeline\n    name = polite\nqueues\n    urls\n        key = url-host\n"
+                  "        rate-per-key = 5/s\nactors\n    urls\n        kind = producer\n"
+                  "        output = urls\n        items\n" + items +
+                  "    fetch\n        kind = fetcher\n        input = urls\n"
+                  "        output = pages\n        workers = 4\n"
+                  "    keep\n        kind = sink\n        input = pages\n        target = null\n")
+        run = runs(tmp_path, config)
+        assert run.process.wait(timeout=90) == 0, run.log()
+        for origin in origins:
+            times = sorted(origin.times)
+            assert len(times) == 8, times
+            gaps = [b - a for a, b in zip(times, times[1:])]
+            # 5/s: 200 ms apart, less what a late look makes up (10 ms) and
+            # the time from delivery to request.
+            assert min(gaps) >= 0.2 - 0.01 - 0.04, gaps
+            assert times[-1] - times[0] >= 7 * 0.2 - 0.05, times
+        # Each site had its own key: their requests went side by side (one
+        # key for all would have fetched the first site's pages, then the
+        # second's, in the order they were put).
+        first, second = origins
+        assert min(second.times) < max(first.times), (first.times, second.times)
+    finally:
+        for origin in origins:
+            origin.close()
