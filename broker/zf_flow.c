@@ -9,8 +9,9 @@
     GCRA; here from tat too when now is late by a little (the broker was
     busy: at most an interval, and 10 ms), so that the time lost is
     made up by the next delivery rather than lost for good, and the rate
-    holds over time. Times are in microseconds on the monotonic clock, so
-    that 3,000/s is 333 us and not rounded to 0 ms.
+    holds over time. Times are in nanoseconds on the monotonic clock, so
+    that 3,000/s is 333,334 ns, neither 0 ms nor 333 us (3,003/s); the
+    interval is rounded up, so the rate is never exceeded.
 
     The buckets' state is not journaled. A broker that resumes (it
     restored records: a recovery, a new leader) takes every bucket as
@@ -42,6 +43,7 @@
 #include <math.h>
 
 #define S_TURN (1u << 20) // the virtual time of a turn of a key of weight 1
+#define S_MS   1000000    // ns in a ms: the broker's clock ticks
 
 typedef enum { S_NEW, S_RUNNABLE, S_WAITING, S_FULL, S_IDLE } s_where_t;
 
@@ -50,7 +52,7 @@ struct _zf_flowkey_t {
     zf_flow_t *flow;     // the group's it is a key of
     zf_ready_t ready;    // its ready deliveries (by their held link)
     uint64_t inflight;   // its deliveries in flight
-    int64_t tat;         // rate-per-key: when its bucket is empty (us); 0: not set yet
+    int64_t tat;         // rate-per-key: when its bucket is empty (ns); 0: not set yet
     uint64_t vtime;      // fair: its virtual time
     uint32_t weight;     // fair: its share of the turns (1 to 1000)
     uint8_t where;       // s_where_t
@@ -59,7 +61,7 @@ struct _zf_flowkey_t {
 
 struct _zf_flow_t {
     zf_cgroup_t *group;            // whose flow it is
-    int64_t interval;              // rate: us between deliveries; 0: no rate
+    int64_t interval;              // rate: ns between deliveries; 0: no rate
     int64_t tolerance;             // rate: burst - 1 intervals
     int64_t slack;                 // rate: how late a delivery may be and keep to the schedule
     int64_t burst;                 // rate: deliveries at once after a quiet spell
@@ -71,9 +73,9 @@ struct _zf_flow_t {
     bool fair;                     // keys take turns
     const char *header;            // the header naming an item's key, or NULL: no keys
     const char *weight;            // fair: the header of a key's weight, or NULL
-    int64_t epoch;                 // us when it first dispatched, 0 before
+    int64_t epoch;                 // ns when it first dispatched, 0 before
     bool resumed;                  // its buckets start emptied at the epoch (else full)
-    int64_t tat;                   // rate: when its bucket is empty (us)
+    int64_t tat;                   // rate: when its bucket is empty (ns)
     bool armed;                    // on the store's flow timers, waiting for its bucket
     zf_heap_node_t timer;          // its place there
     zhashx_t *keys;                // key name -> zf_flowkey_t, or NULL without a header
@@ -122,14 +124,24 @@ s_key_remove (zf_flowkey_t *key, zf_delivery_t *d)
 //  --------------------------------------------------------------------------
 //  Rates
 
-//  The interval of rate (a second's), in us; 0 for none.
+//  The interval of rate (a second's), in ns, rounded up; 0 for none.
 static int64_t
 s_interval (double rate)
 {
     if (rate <= 0)
         return 0;
-    int64_t us = (int64_t) llround (1e6 / rate);
-    return us > 0 ? us : 1;
+    int64_t ns = (int64_t) ceil (1e9 / rate);
+    return ns > 0 ? ns : 1;
+}
+
+//  The tolerance of a bucket of interval and burst: burst - 1 intervals;
+//  and a rate faster than the broker's clock (1 ms) has the ms's worth at
+//  each tick, or it would give one a ms whatever it says.
+static int64_t
+s_tolerance (int64_t interval, int64_t burst)
+{
+    int64_t tolerance = (burst - 1) * interval;
+    return tolerance < S_MS - interval ? S_MS - interval : tolerance;
 }
 
 //  How late a delivery of a bucket of interval may be and keep to its
@@ -137,7 +149,7 @@ s_interval (double rate)
 static int64_t
 s_slack (int64_t interval)
 {
-    return interval < 10000 ? interval : 10000;
+    return interval < 10 * S_MS ? interval : 10 * S_MS;
 }
 
 //  A delivery went at now: the bucket at *tat moves on by an interval,
@@ -149,7 +161,7 @@ s_charge (int64_t *tat, int64_t interval, int64_t slack, int64_t now)
 }
 
 //  The bucket at *tat (0: a new one: full, or on a broker that resumed,
-//  taken as emptied at the epoch) lets one more go at now (us); else sets
+//  taken as emptied at the epoch) lets one more go at now (ns); else sets
 //  *until to when it does.
 static bool
 s_allows (zf_flow_t *flow, int64_t *tat, int64_t interval, int64_t tolerance, int64_t burst,
@@ -163,11 +175,11 @@ s_allows (zf_flow_t *flow, int64_t *tat, int64_t interval, int64_t tolerance, in
     return false;
 }
 
-//  ms on the monotonic clock at or after us.
+//  ms on the monotonic clock at or after ns.
 static int64_t
-s_ms_after (int64_t us)
+s_ms_after (int64_t ns)
 {
-    return (us + 999) / 1000;
+    return (ns + S_MS - 1) / S_MS;
 }
 
 //  --------------------------------------------------------------------------
@@ -200,6 +212,10 @@ static void
 s_key_move (zf_store_t *self, zf_flow_t *flow, zf_flowkey_t *key, s_where_t where, int64_t due)
 {
     s_where_t was = (s_where_t) key->where;
+    if (was == S_RUNNABLE && where == S_RUNNABLE) {
+        zf_heap_move (&flow->runnable, &key->node, s_rank (flow, key)); // its rank changed
+        return;
+    }
     if (was == S_RUNNABLE)
         zf_heap_remove (&flow->runnable, &key->node);
     else if (was == S_WAITING)
@@ -210,7 +226,7 @@ s_key_move (zf_store_t *self, zf_flow_t *flow, zf_flowkey_t *key, s_where_t wher
         flow->throttled += key->ready.size;
     key->where = (uint8_t) where;
     if (where == S_RUNNABLE) {
-        if (was != S_RUNNABLE && key->vtime < flow->vclock)
+        if (key->vtime < flow->vclock)
             key->vtime = flow->vclock; // back in the turns: no credit for its absence
         zf_heap_push (&flow->runnable, &key->node, s_rank (flow, key));
         zf_store_mark_dirty (self, flow->group);
@@ -290,11 +306,11 @@ zf_flow_new (zf_cgroup_t *group)
     self->group = group;
     self->interval = s_interval (limits->rate);
     self->burst = limits->burst > 0 ? limits->burst : 1;
-    self->tolerance = (self->burst - 1) * self->interval;
+    self->tolerance = s_tolerance (self->interval, self->burst);
     self->slack = s_slack (self->interval);
     self->key_interval = s_interval (limits->rate_per_key);
     self->key_burst = self->burst;
-    self->key_tolerance = (self->key_burst - 1) * self->key_interval;
+    self->key_tolerance = s_tolerance (self->key_interval, self->key_burst);
     self->key_slack = s_slack (self->key_interval);
     self->max_inflight = limits->max_inflight_per_key;
     self->fair = limits->fair;
@@ -367,7 +383,7 @@ zf_delivery_t *
 zf_flow_first (zf_store_t *self, zf_cgroup_t *group, int64_t now_ms)
 {
     zf_flow_t *flow = group->flow;
-    int64_t now = now_ms * 1000, until;
+    int64_t now = now_ms * S_MS, until;
     if (!flow->epoch) {
         flow->epoch = now;
         flow->resumed = self->resumed;
@@ -399,7 +415,7 @@ void
 zf_flow_taken (zf_store_t *self, zf_delivery_t *d, int64_t now_ms)
 {
     zf_flow_t *flow = d->group->flow;
-    int64_t now = now_ms * 1000;
+    int64_t now = now_ms * S_MS;
     if (flow->interval)
         s_charge (&flow->tat, flow->interval, flow->slack, now);
     zf_flowkey_t *key = d->key;
@@ -413,10 +429,7 @@ zf_flow_taken (zf_store_t *self, zf_delivery_t *d, int64_t now_ms)
         flow->vclock = key->vtime;
         key->vtime += S_TURN / key->weight;
     }
-    if (key->where == S_RUNNABLE)
-        zf_heap_remove (&flow->runnable, &key->node);
-    key->where = S_NEW; // settled anew: its rank moved on
-    s_key_settle (self, flow, key);
+    s_key_settle (self, flow, key); // its rank moved on, or it waits
 }
 
 void
@@ -444,7 +457,7 @@ zf_flow_wake (zf_store_t *self, int64_t now_ms)
         zf_heap_remove (&self->key_timers, node);
         flow->throttled -= key->ready.size;
         key->where = S_NEW;
-        if (!key->ready.size && !key->inflight && key->tat > now_ms * 1000) {
+        if (!key->ready.size && !key->inflight && key->tat > now_ms * S_MS) {
             key->where = S_WAITING; // its bucket fills later than its timer said
             zf_heap_push (&self->key_timers, &key->node, s_ms_after (key->tat));
             continue;

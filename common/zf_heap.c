@@ -70,3 +70,11 @@ zf_heap_remove (zf_heap_t *self, zf_heap_node_t *node)
         s_up (self, i);
     }
 }
+
+void
+zf_heap_move (zf_heap_t *self, zf_heap_node_t *node, int64_t due)
+{
+    node->due = due;
+    s_down (self, node->index);
+    s_up (self, node->index);
+}

@@ -42,6 +42,9 @@ void zf_heap_push (zf_heap_t *self, zf_heap_node_t *node, int64_t due);
 //  Takes node, which must be on the heap, off it.
 void zf_heap_remove (zf_heap_t *self, zf_heap_node_t *node);
 
+//  Node, which must be on the heap, is due at due now: moved to its place.
+void zf_heap_move (zf_heap_t *self, zf_heap_node_t *node, int64_t due);
+
 //  The node due first, or NULL when the heap is empty.
 static inline zf_heap_node_t *
 zf_heap_first (zf_heap_t *self)

@@ -38,6 +38,8 @@ test_heap_against_a_model (void **state)
             item->on = true;
             on++;
         }
+        else if (rand_r (&seed) % 3 == 0)
+            zf_heap_move (&heap, &item->timer, rand_r (&seed) % 1000); // sooner or later
         else if (rand_r (&seed) % 2) {
             zf_heap_remove (&heap, &item->timer); // from anywhere, not only the first
             item->on = false;
