@@ -195,10 +195,11 @@ main (int argc, char **argv)
     for (int m = 0; m < 2; m++) {
         n = s_run (argv[0], modes[m], big, tenants, each, service, waits);
         double p99 = s_ms_at (waits, n, 0.99);
-        printf ("after the big tenant's backlog, fair = %-5s p50 %8.1f ms  p99 %8.1f ms  (p99 %.2fx "
-                "the empty queue's%s)\n",
-                modes[m], s_ms_at (waits, n, 0.5), p99, empty_p99 > 0 ? p99 / empty_p99 : 0,
-                m ? "; target 2x at most" : ": first come, first served");
+        printf (
+            "after the big tenant's backlog, fair = %-5s p50 %8.1f ms  p99 %8.1f ms  (p99 %.2fx "
+            "the empty queue's%s)\n",
+            modes[m], s_ms_at (waits, n, 0.5), p99, empty_p99 > 0 ? p99 / empty_p99 : 0,
+            m ? "; target 2x at most" : ": first come, first served");
     }
     free (waits);
     return 0;
