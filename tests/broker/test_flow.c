@@ -555,6 +555,75 @@ test_a_lost_worker_hands_back_to_the_key (void **state)
     free (f);
 }
 
+static void
+s_told (zf_worker_t *worker, zf_lineage_t *lineage, void *arg)
+{
+}
+
+//  Throttled items keep the meaning of a cancel, a purge and a dead letter:
+//  a cancelled or purged item leaves its key (the others go on), and an
+//  item that fails for good frees its key's slot for the next.
+static void
+test_cancel_purge_and_dead_letters_of_a_key (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n"
+                              "        max-in-flight-per-key = 1\n");
+    for (uint32_t i = 1; i <= 5; i++)
+        s_put (f, i, "a", 0, 0);
+    uint32_t got[8];
+    assert_int_equal (s_take (f, 0, got), 1);
+    assert_int_equal (got[0], 1);
+    assert_string_equal (s_state (f, 2), "throttled");
+    // Item 2, throttled, is cancelled: gone from its key.
+    zf_id_t two = s_id (2);
+    assert_true (zf_store_cancel (f->store, &two, "test", "no", false, s_told, NULL));
+    assert_string_equal (s_state (f, 2), "unknown"); // no dedup window here: forgotten
+    zf_group_figures_t figures;
+    zf_store_group_figures (f->group, &figures);
+    assert_int_equal (figures.throttled, 3);
+    // Item 3 purged.
+    zf_id_t three = s_id (3);
+    zf_select_t select = { .ids = &three, .nids = 1 };
+    zf_steered_t steered = { 0 };
+    zf_store_purge (f->store, zf_store_queue (f->store, "jobs"), &select, s_told, NULL, &steered);
+    assert_int_equal (steered.done, 1);
+    zf_store_group_figures (f->group, &figures);
+    assert_int_equal (figures.throttled, 2);
+    // Item 1 fails for good: dead-lettered, and 4 goes.
+    zf_id_t one = s_id (1);
+    assert_true (zf_store_nack (f->store, &f->worker, &one, "boom", NULL, true, 0));
+    assert_int_equal (s_take (f, 1, got), 1);
+    assert_int_equal (got[0], 4);
+    s_ack (f, 4);
+    assert_int_equal (s_take (f, 2, got), 1);
+    assert_int_equal (got[0], 5);
+    s_ack (f, 5);
+    zf_store_group_figures (f->group, &figures);
+    assert_int_equal (figures.ready, 0);
+    assert_int_equal (figures.throttled, 0);
+    assert_int_equal (figures.keys, 0); // forgotten: nothing left of it
+    s_flow_destroy (&f);
+}
+
+//  A paused queue delivers nothing, its keys' turns waiting; resumed, they
+//  go on where they were.
+static void
+test_a_paused_queue_keeps_its_turns (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n        fair = true\n");
+    for (uint32_t i = 1; i <= 4; i++)
+        s_put (f, i, i % 2 ? "a" : "b", 0, 0);
+    zf_queue_t *jobs = zf_store_queue (f->store, "jobs");
+    zf_store_pause (f->store, jobs, true);
+    uint32_t got[8];
+    assert_int_equal (s_take (f, 0, got), 0);
+    zf_store_pause (f->store, jobs, false);
+    assert_int_equal (s_take (f, 1, got), 4);
+    assert_true ((got[0] % 2) != (got[1] % 2)); // a, b, a, b (or b, a, ...)
+    assert_true ((got[2] % 2) != (got[3] % 2));
+    s_flow_destroy (&f);
+}
+
 int
 main (void)
 {
@@ -569,6 +638,8 @@ main (void)
         cmocka_unit_test (test_priorities_before_turns),
         cmocka_unit_test (test_limits_change_while_items_wait),
         cmocka_unit_test (test_a_lost_worker_hands_back_to_the_key),
+        cmocka_unit_test (test_cancel_purge_and_dead_letters_of_a_key),
+        cmocka_unit_test (test_a_paused_queue_keeps_its_turns),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
