@@ -34,6 +34,7 @@ static const zf_key_t s_keys[] = {
       ZF_FIELD (zf_exec_settings_t, actor.input),
       .type = ZF_KEY_QUEUE,
       .help = "the queue it reads, if any" },
+    ZF_KEY_FLOW,
     { .name = "output",
       ZF_FIELD (zf_exec_settings_t, actor.output),
       .type = ZF_KEY_QUEUE,

@@ -55,6 +55,7 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
     ZF_KEY_CURVE,
     ZF_KEY_INPUT,
+    ZF_KEY_FLOW,
     ZF_KEY_OUTPUT,
     ZF_KEY_WORKERS,
     { .name = "concurrency",

@@ -44,6 +44,7 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
     ZF_KEY_CURVE,
     ZF_KEY_INPUT,
+    ZF_KEY_FLOW,
     ZF_KEY_OUTPUT,
     { .name = "concurrency",
       ZF_FIELD (zf_gather_settings_t, concurrency),

@@ -172,6 +172,15 @@ const zf_kind_t *const *zf_kinds (void);
         .flags = ZF_KEY_REQUIRED, ZF_FIELD (zf_actor_settings_t, output)                           \
     }
 
+#define ZF_KEY_FLOW                                                                                \
+    {                                                                                              \
+        .name = "flow", .type = ZF_KEY_SECTION,                                                    \
+        .help = "flow control of this actor's consumer group, in place of its input queue's: "     \
+                "the queue's keys rate, burst, key, rate-per-key, max-in-flight-per-key, fair "    \
+                "and weight-header",                                                               \
+        ZF_FIELD (zf_actor_settings_t, flow), .keys = zf_flow_keys                                 \
+    }
+
 #ifdef __cplusplus
 }
 #endif

@@ -45,6 +45,7 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_KIND,
     ZF_KEY_CURVE,
     ZF_KEY_INPUT,
+    ZF_KEY_FLOW,
     ZF_KEY_WORKERS,
     { .name = "concurrency",
       ZF_FIELD (zf_sink_settings_t, concurrency),

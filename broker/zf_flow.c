@@ -37,6 +37,7 @@
     Its ready items in waiting or full are the group's `throttled`.
 */
 #include "zf_alloc.h"
+#include "zf_keys.h"
 #include "zf_store.h"
 #include "zf_store_impl.h"
 
@@ -299,7 +300,7 @@ s_key_weigh (zf_flow_t *flow, zf_flowkey_t *key, const zf_message_t *msg)
 zf_flow_t *
 zf_flow_new (zf_cgroup_t *group)
 {
-    const zf_limits_t *limits = &group->queue->limits;
+    const zf_limits_t *limits = &group->limits;
     if (!zf_limits_on (limits))
         return NULL;
     zf_flow_t *self = (zf_flow_t *) zf_alloc (sizeof (zf_flow_t));
@@ -491,7 +492,7 @@ zf_flow_throttled_count (const zf_flow_t *flow)
 }
 
 size_t
-zf_flow_keys (const zf_flow_t *flow)
+zf_flow_key_count (const zf_flow_t *flow)
 {
     return flow && flow->keys ? zhashx_size (flow->keys) : 0;
 }
@@ -580,23 +581,66 @@ s_rebuild (zf_store_t *self, zf_cgroup_t *group)
         }
 }
 
+//  The limits settings say, for queue.
+static void
+s_limits (zf_queue_t *queue, const zf_queue_settings_t *settings, zf_limits_t *limits)
+{
+    memset (limits, 0, sizeof *limits);
+    if (queue->dead_letters)
+        return; // letters wait for a reader, unlimited
+    limits->rate = settings->rate;
+    limits->burst = settings->burst;
+    limits->header = zf_queue_key_header (settings);
+    limits->rate_per_key = settings->rate_per_key;
+    limits->max_inflight_per_key = (uint64_t) settings->max_inflight_per_key;
+    limits->fair = settings->fair;
+    limits->weight_header = settings->fair ? settings->weight_header : NULL;
+}
+
+//  Group's limits: its actor's `flow` section's, when its actor has one,
+//  else its queue's (queue_limits).
+static void
+s_group_limits (zf_store_t *self, zf_cgroup_t *group, const zf_limits_t *queue_limits,
+                zf_limits_t *limits)
+{
+    zf_actor_conf_t *actor =
+        group->name[0] ? zf_pipeline_actor (self->pipeline, group->name) : NULL;
+    zf_actor_settings_t *set = actor ? (zf_actor_settings_t *) actor->settings : NULL;
+    if (!set || !set->flow || !actor->input || !streq (actor->input, group->queue->name)) {
+        *limits = *queue_limits;
+        return;
+    }
+    zf_queue_settings_t settings;
+    zf_keys_bind (zf_flow_keys, set->flow, &settings);
+    s_limits (group->queue, &settings, limits);
+}
+
+//  Group's flow made anew if its limits changed.
+static void
+s_settle_group (zf_store_t *self, zf_cgroup_t *group, const zf_limits_t *queue_limits)
+{
+    zf_limits_t limits;
+    s_group_limits (self, group, queue_limits, &limits);
+    if (s_limits_eq (&group->limits, &limits))
+        return;
+    group->limits = limits;
+    s_rebuild (self, group);
+}
+
 void
 zf_flow_configure (zf_store_t *self, zf_queue_t *queue, const zf_queue_settings_t *settings)
 {
-    zf_limits_t limits = {
-        .rate = settings->rate,
-        .burst = settings->burst,
-        .header = zf_queue_key_header (settings),
-        .rate_per_key = settings->rate_per_key,
-        .max_inflight_per_key = (uint64_t) settings->max_inflight_per_key,
-        .fair = settings->fair,
-        .weight_header = settings->fair ? settings->weight_header : NULL,
-    };
-    if (queue->dead_letters)
-        memset (&limits, 0, sizeof limits); // letters wait for a reader, unlimited
-    if (s_limits_eq (&queue->limits, &limits))
-        return;
-    queue->limits = limits;
+    zf_limits_t limits;
+    s_limits (queue, settings, &limits);
     for (size_t g = 0; g < queue->ngroups; g++)
-        s_rebuild (self, queue->groups[g]);
+        s_settle_group (self, queue->groups[g], &limits);
+}
+
+void
+zf_flow_group (zf_store_t *self, zf_cgroup_t *group)
+{
+    zf_limits_t limits;
+    s_limits (group->queue, zf_pipeline_queue_settings (self->pipeline, group->queue->name),
+              &limits);
+    s_settle_group (self, group, &limits);
 }

@@ -61,6 +61,7 @@ zf_store_rename_groups (zf_store_t *self, const char *renames)
             if (group && !s_group_named (queue, to)) {
                 free (group->name);
                 group->name = zf_strdup (to);
+                zf_flow_group (self, group); // the new actor's limits
             }
         }
     }

@@ -113,14 +113,17 @@ zf_store_group (zf_store_t *self, zf_queue_t *queue, const char *name)
     for (size_t g = 0; g < queue->ngroups; g++)
         if (strcmp (queue->groups[g]->name, name) == 0)
             return queue->groups[g];
+    zf_cgroup_t *group;
     if (queue->ngroups == 1 && queue->groups[0]->anonymous) {
-        zf_cgroup_t *group = queue->groups[0];
+        group = queue->groups[0];
         free (group->name);
         group->name = zf_strdup (name);
         group->anonymous = group->declared = false;
-        return group;
     }
-    return s_group_add (queue, name);
+    else
+        group = s_group_add (queue, name);
+    zf_flow_group (self, group); // its actor's limits, or its queue's
+    return group;
 }
 
 bool
@@ -829,7 +832,7 @@ zf_store_group_figures (zf_cgroup_t *group, zf_group_figures_t *f)
     f->acked = group->acked;
     f->declared = group->declared;
     f->throttled = zf_flow_throttled_count (group->flow);
-    f->keys = zf_flow_keys (group->flow);
+    f->keys = zf_flow_key_count (group->flow);
 }
 
 size_t

@@ -121,6 +121,18 @@ typedef struct {
     char *note;        // what the task is doing, or NULL
 } zf_progress_t;
 
+//  A consumer group's flow control, as its queue's settings say, or its
+//  actor's `flow` section (zf_queue_settings_t, zf_flow_keys).
+typedef struct {
+    double rate;                   // deliveries a second of each group; 0: no limit
+    int64_t burst;                 // deliveries at once after a quiet spell
+    const char *header;            // the header naming an item's key, or NULL: no keys
+    double rate_per_key;           // deliveries a second of one key; 0: no limit
+    uint64_t max_inflight_per_key; // items of one key in flight; 0: no limit
+    bool fair;                     // keys take turns
+    const char *weight_header;     // fair: the header of a key's share, or NULL
+} zf_limits_t;
+
 //  A group's deliveries waiting for a worker: a list per priority (by
 //  link), the highest priority taken first, each in the order it came.
 typedef struct {
@@ -142,23 +154,13 @@ struct _zf_cgroup_t {
     bool declared;         // read by an actor of the pipeline: kept while no worker is there
     bool together;         // its workers hold items until others come (a gather's): none is
                            // ever delivered alone
-    zf_flow_t *flow;       // its queue's limits at work, or NULL when it has none
+    zf_limits_t limits;    // its flow control: its actor's `flow` section's, else its queue's
+    zf_flow_t *flow;       // its limits at work, or NULL when they ask for nothing
     int64_t idle_since;    // when its last worker left (ms), 0 while it has one
     uint64_t inflight;     // its deliveries in flight now
     uint64_t delivered;    // deliveries sent, ever
     uint64_t acked;        // deliveries acked, ever
 };
-
-//  A queue's flow control, as its settings say (zf_queue_settings_t).
-typedef struct {
-    double rate;                   // deliveries a second of each group; 0: no limit
-    int64_t burst;                 // deliveries at once after a quiet spell
-    const char *header;            // the header naming an item's key, or NULL: no keys
-    double rate_per_key;           // deliveries a second of one key; 0: no limit
-    uint64_t max_inflight_per_key; // items of one key in flight; 0: no limit
-    bool fair;                     // keys take turns
-    const char *weight_header;     // fair: the header of a key's share, or NULL
-} zf_limits_t;
 
 struct _zf_queue_t {
     char *name;           // the queue's name
@@ -171,7 +173,6 @@ struct _zf_queue_t {
     bool collects;        // its items are kept as results of their root
     bool keeps;           // its items are stored for delivery (not only kept as results)
     bool paused;          // an operator paused it: items are stored, none is delivered
-    zf_limits_t limits;   // its flow control, which each group keeps to
     zf_cgroup_t **groups; // consumer groups
     size_t ngroups;       // entries in groups
     zf_list_t inflight;   // deliveries in flight, oldest first (by link)

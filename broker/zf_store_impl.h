@@ -87,21 +87,24 @@ zf_ready_next (zf_ready_t *ready, zf_delivery_t *d)
 }
 
 //  --------------------------------------------------------------------------
-//  Flow control (zf_flow.c): a group under its queue's limits.
+//  Flow control (zf_flow.c): a group under its limits.
 
 //  True if limits ask for anything (a rate, or keys).
 bool zf_limits_on (const zf_limits_t *limits);
 
-//  A flow for group under its queue's limits, or NULL when they ask for
-//  nothing; frees one (safe on NULL; its timers must be off the store's:
+//  A flow for group under its limits (group->limits), or NULL when they ask
+//  for nothing; frees one (safe on NULL; its timers must be off the store's:
 //  zf_flow_detach).
 zf_flow_t *zf_flow_new (zf_cgroup_t *group);
 void zf_flow_destroy (zf_flow_t **self_p);
 void zf_flow_detach (zf_store_t *self, zf_flow_t *flow);
 
-//  Queue's limits as settings say: each group's flow made anew if they
-//  changed (its ready and in-flight deliveries kept, on their keys).
+//  Queue's limits as settings say (or, for a group whose actor has a
+//  `flow` section, as that says): each group's flow made anew if they
+//  changed (its ready and in-flight deliveries kept, on their keys). The
+//  same for one group, its name new (a group named, renamed).
 void zf_flow_configure (zf_store_t *self, zf_queue_t *queue, const zf_queue_settings_t *settings);
+void zf_flow_group (zf_store_t *self, zf_cgroup_t *group);
 
 //  d, of a group with a flow, is ready (at the front: handed back): on its
 //  key; d, on its key, is not ready any more (steered, cancelled).
@@ -128,7 +131,7 @@ bool zf_flow_throttled (const zf_delivery_t *d);
 //  A flow's ready items that wait for their key's limit; its keys; its
 //  max keys with most items waiting (then in flight) into top, how many.
 uint64_t zf_flow_throttled_count (const zf_flow_t *flow);
-size_t zf_flow_keys (const zf_flow_t *flow);
+size_t zf_flow_key_count (const zf_flow_t *flow);
 size_t zf_flow_top_keys (zf_flow_t *flow, zf_key_figures_t *top, size_t max);
 
 //  d is ready: on its group's ready list (first at its priority when

@@ -57,7 +57,8 @@ typedef enum {
 //  broker hands the item to another worker while the first still runs it.
 #define ZF_KEY_BELOW_QUEUE_TIMEOUT 4
 
-typedef struct {
+typedef struct _zf_key_t zf_key_t;
+struct _zf_key_t {
     const char *name;     // the key as written in a config
     zf_key_type_t type;   // how its value is read
     const char *fallback; // the default, as config text; NULL when none
@@ -67,8 +68,10 @@ typedef struct {
     const char *choices;  // ZF_KEY_ENUM, ZF_KEY_SET: "a|b|c"
     int64_t min, max;     // ZF_KEY_INT, ZF_KEY_DURATION, ZF_KEY_SIZE: bounds, when max > min
     int (*check) (const char *value, zf_error_t *err); // a further check, or NULL
-    size_t field; // offset + 1 of its settings field (ZF_FIELD); 0 when not bound
-} zf_key_t;
+    size_t field;         // offset + 1 of its settings field (ZF_FIELD); 0 when not bound
+    const zf_key_t *keys; // ZF_KEY_SECTION: the keys its lines are checked against, or NULL
+                          // for lines of any name
+};
 
 //  Binds a key to member of its section's settings struct type.
 #define ZF_FIELD(type, member) .field = offsetof (type, member) + 1

@@ -267,6 +267,63 @@ s_check_flow_key (const char *value, zf_error_t *err)
     return s_check_header_name (value + 7, err);
 }
 
+//  The keys of flow control: a queue's, and an actor's `flow` section's.
+#define S_FLOW_KEYS                                                                                \
+    { .name = "rate",                                                                              \
+      ZF_FIELD (zf_queue_settings_t, rate),                                                        \
+      .type = ZF_KEY_RATE,                                                                         \
+      .fallback = "0",                                                                             \
+      .help = "deliveries at most, each consumer group's workers on every host together (100/s, "  \
+              "5/min, 2000/h), spaced evenly; 0 for no limit" },                                   \
+        { .name = "burst",                                                                         \
+          ZF_FIELD (zf_queue_settings_t, burst),                                                   \
+          .type = ZF_KEY_INT,                                                                      \
+          .help = "deliveries at once that rate and rate-per-key allow after a quiet spell (else " \
+                  "they "                                                                          \
+                  "are spaced evenly)",                                                            \
+          .fallback = "1",                                                                         \
+          .min = 1,                                                                                \
+          .max = 1000000 },                                                                        \
+        { .name = "key",                                                                           \
+          ZF_FIELD (zf_queue_settings_t, key),                                                     \
+          .type = ZF_KEY_STRING,                                                                   \
+          .help =                                                                                  \
+              "what names an item's key for the per-key limits and fair turns: header:NAME (a "    \
+              "header set at put time or by the actor that wrote it), or url-host (zflow's "       \
+              "actors and HTTP API set zflow-key to the host, and port, of the item's url); "      \
+              "items without one share the key \"\"",                                              \
+          .check = s_check_flow_key },                                                             \
+        { .name = "rate-per-key",                                                                  \
+          ZF_FIELD (zf_queue_settings_t, rate_per_key),                                            \
+          .type = ZF_KEY_RATE,                                                                     \
+          .fallback = "0",                                                                         \
+          .help =                                                                                  \
+              "deliveries of one key at most (as rate), across the group's workers; needs key" },  \
+        { .name = "max-in-flight-per-key",                                                         \
+          ZF_FIELD (zf_queue_settings_t, max_inflight_per_key),                                    \
+          .type = ZF_KEY_INT,                                                                      \
+          .fallback = "0",                                                                         \
+          .help =                                                                                  \
+              "items of one key held by the group's workers at once, at most; 0 for no limit; "    \
+              "needs key",                                                                         \
+          .min = 0,                                                                                \
+          .max = 1000000 },                                                                        \
+        { .name = "fair",                                                                          \
+          ZF_FIELD (zf_queue_settings_t, fair),                                                    \
+          .type = ZF_KEY_BOOL,                                                                     \
+          .fallback = "false",                                                                     \
+          .help =                                                                                  \
+              "keys take turns, one item each (round robin) within each priority, so that one "    \
+              "key's backlog does not delay the others; needs key" },                              \
+    {                                                                                              \
+        .name = "weight-header", ZF_FIELD (zf_queue_settings_t, weight_header),                    \
+        .type = ZF_KEY_STRING,                                                                     \
+        .help =                                                                                    \
+            "with fair: the header whose value (1 to 1000, default 1) is a key's share of the "    \
+            "turns, as its latest item says",                                                      \
+        .check = s_check_header_name                                                               \
+    }
+
 const zf_key_t zf_queue_keys[] = {
     { .name = "max-depth",
       ZF_FIELD (zf_queue_settings_t, max_depth),
@@ -302,53 +359,12 @@ const zf_key_t zf_queue_keys[] = {
       .type = ZF_KEY_BOOL,
       .fallback = "false",
       .help = "fed from outside the pipeline (zflow put, intake, HTTP)" },
-    { .name = "rate",
-      ZF_FIELD (zf_queue_settings_t, rate),
-      .type = ZF_KEY_RATE,
-      .fallback = "0",
-      .help = "deliveries at most, each consumer group's workers on every host together (100/s, "
-              "5/min, 2000/h), spaced evenly; 0 for no limit" },
-    { .name = "burst",
-      ZF_FIELD (zf_queue_settings_t, burst),
-      .type = ZF_KEY_INT,
-      .help = "deliveries at once that rate and rate-per-key allow after a quiet spell (else they "
-              "are spaced evenly)",
-      .fallback = "1",
-      .min = 1,
-      .max = 1000000 },
-    { .name = "key",
-      ZF_FIELD (zf_queue_settings_t, key),
-      .type = ZF_KEY_STRING,
-      .help = "what names an item's key for the per-key limits and fair turns: header:NAME (a "
-              "header set at put time or by the actor that wrote it), or url-host (zflow's "
-              "actors and HTTP API set zflow-key to the host, and port, of the item's url); "
-              "items without one share the key \"\"",
-      .check = s_check_flow_key },
-    { .name = "rate-per-key",
-      ZF_FIELD (zf_queue_settings_t, rate_per_key),
-      .type = ZF_KEY_RATE,
-      .fallback = "0",
-      .help = "deliveries of one key at most (as rate), across the group's workers; needs key" },
-    { .name = "max-in-flight-per-key",
-      ZF_FIELD (zf_queue_settings_t, max_inflight_per_key),
-      .type = ZF_KEY_INT,
-      .fallback = "0",
-      .help = "items of one key held by the group's workers at once, at most; 0 for no limit; "
-              "needs key",
-      .min = 0,
-      .max = 1000000 },
-    { .name = "fair",
-      ZF_FIELD (zf_queue_settings_t, fair),
-      .type = ZF_KEY_BOOL,
-      .fallback = "false",
-      .help = "keys take turns, one item each (round robin) within each priority, so that one "
-              "key's backlog does not delay the others; needs key" },
-    { .name = "weight-header",
-      ZF_FIELD (zf_queue_settings_t, weight_header),
-      .type = ZF_KEY_STRING,
-      .help = "with fair: the header whose value (1 to 1000, default 1) is a key's share of the "
-              "turns, as its latest item says",
-      .check = s_check_header_name },
+    S_FLOW_KEYS,
+    { NULL },
+};
+
+const zf_key_t zf_flow_keys[] = {
+    S_FLOW_KEYS,
     { NULL },
 };
 
@@ -586,6 +602,12 @@ s_check_section (s_loader_t *loader, zconfig_t *section, const zf_key_t *keys,
             continue;
         }
         zhashx_insert (seen, name, (void *) (intptr_t) zf_zpl_line (loader->zpl, child));
+        if (key->type == ZF_KEY_SECTION && key->keys) {
+            char section_where[300];
+            snprintf (section_where, sizeof section_where, "%s, %s", where, name);
+            s_check_section (loader, child, key->keys, NULL, NULL, section_where, help_topic);
+            continue;
+        }
         if (key->type == ZF_KEY_SECTION) {
             s_check_entries (loader, child, where);
             continue;
@@ -793,6 +815,14 @@ s_load_actors (s_loader_t *loader, zconfig_t *section)
         size_t size = actor->kind->settings_size;
         actor->settings =
             zmalloc (size > sizeof (zf_actor_settings_t) ? size : sizeof (zf_actor_settings_t));
+        zconfig_t *flow = zconfig_locate (node, "flow");
+        if (flow && zconfig_child (flow)) {
+            zf_queue_settings_t limits;
+            zf_keys_bind (zf_flow_keys, flow, &limits);
+            char flow_where[300];
+            snprintf (flow_where, sizeof flow_where, "%s, flow", where);
+            s_check_flow_settings (loader, flow, &limits, flow_where);
+        }
         zf_keys_bind (actor->kind->keys, node, actor->settings);
         zf_actor_settings_t *common = (zf_actor_settings_t *) actor->settings;
         actor->input = common->input;

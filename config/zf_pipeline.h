@@ -23,6 +23,7 @@ extern "C" {
 extern const zf_key_t zf_pipeline_keys[];
 extern const zf_key_t zf_broker_keys[];
 extern const zf_key_t zf_queue_keys[];
+extern const zf_key_t zf_flow_keys[]; // flow control: a queue's and an actor's `flow`
 extern const zf_key_t zf_cluster_keys[];
 
 //  The pipeline section's settings (zf_pipeline_keys).
@@ -102,6 +103,7 @@ typedef struct {
     const char *input;        // the queue it reads, or NULL
     const char *output;       // the queue it writes, or NULL
     int64_t workers;          // processes to run
+    zconfig_t *flow;          // its consumer group's flow control, or NULL: its input's
 } zf_actor_settings_t;
 
 typedef struct {

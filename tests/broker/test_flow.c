@@ -555,6 +555,52 @@ test_a_lost_worker_hands_back_to_the_key (void **state)
     free (f);
 }
 
+//  An actor's `flow` section sets its group's limits in place of its
+//  queue's; another group of the queue keeps the queue's (none here).
+static void
+test_an_actors_flow_section (void **state)
+{
+    zf_pipeline_t *pipeline = zf_test_pipeline ("queues\n"
+                                                "    jobs\n"
+                                                "        external = true\n"
+                                                "actors\n"
+                                                "    work\n"
+                                                "        kind = sink\n"
+                                                "        input = jobs\n"
+                                                "        target = null\n"
+                                                "        flow\n"
+                                                "            key = header:tenant\n"
+                                                "            max-in-flight-per-key = 1\n"
+                                                "    audit\n"
+                                                "        kind = sink\n"
+                                                "        input = jobs\n"
+                                                "        target = null\n");
+    assert_non_null (pipeline);
+    zf_store_t *store = zf_store_new (pipeline, 0, &s_hooks);
+    zf_worker_t work = { 0 }, audit = { 0 };
+    assert_int_equal (zf_store_join (store, &work, "jobs", "work"), 0);
+    assert_int_equal (zf_store_join (store, &audit, "jobs", "audit"), 0);
+    zf_store_credit (store, &work, 100);
+    zf_store_credit (store, &audit, 100);
+    s_flow_t f = { .pipeline = pipeline, .store = store };
+    for (uint32_t i = 1; i <= 3; i++)
+        s_put (&f, i, "a", 0, 0);
+    zf_queue_t *jobs = zf_store_queue (store, "jobs");
+    zf_delivery_t *out[ZF_BATCH_MAX];
+    zf_worker_t *to;
+    int64_t now = zclock_mono ();
+    assert_int_equal (
+        zf_store_take (store, zf_store_group (store, jobs, "work"), now, &to, out, 10),
+        1); // one of tenant a at a time
+    assert_int_equal (
+        zf_store_take (store, zf_store_group (store, jobs, "audit"), now, &to, out, 10),
+        3); // the queue's: no limit
+    zf_store_leave (store, &work, false);
+    zf_store_leave (store, &audit, false);
+    zf_store_destroy (&store);
+    zf_pipeline_destroy (&pipeline);
+}
+
 static void
 s_told (zf_worker_t *worker, zf_lineage_t *lineage, void *arg)
 {
@@ -640,6 +686,7 @@ main (void)
         cmocka_unit_test (test_a_lost_worker_hands_back_to_the_key),
         cmocka_unit_test (test_cancel_purge_and_dead_letters_of_a_key),
         cmocka_unit_test (test_a_paused_queue_keeps_its_turns),
+        cmocka_unit_test (test_an_actors_flow_section),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

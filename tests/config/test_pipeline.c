@@ -241,6 +241,17 @@ test_one_mistake_each (void **state)
     } cases[] = {
         { HEAD "        concurency = 4\n",
           "10: actor 'store' (sink): unknown key 'concurency' (did you mean 'concurrency'?)" },
+        { HEAD "        flow\n            rtae = 5/s\n",
+          "11: actor 'store' (sink), flow: unknown key 'rtae' (did you mean 'rate'?)" },
+        { HEAD "        flow\n            fair = true\n",
+          "11: actor 'store' (sink), flow: fair needs key (key = header:NAME, or url-host): it "
+          "says what an item's key is" },
+        { HEAD "queues\n    items\n        rate = 5/fortnight\n",
+          "12: queue 'items': rate: '5/fortnight' is not a rate (100/s, 5/min, 2000/h): per "
+          "what?" },
+        { HEAD "queues\n    items\n        key = tenant\n",
+          "12: queue 'items': key: 'tenant' is not a key: header:NAME (a header of the item) or "
+          "url-host" },
         { HEAD "        colour = red\n",
           "10: actor 'store' (sink): unknown key 'colour' (zflow help sink lists the keys)" },
         { HEAD "    x\n        kind = fetchr\n",
