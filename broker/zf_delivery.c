@@ -462,9 +462,12 @@ zf_store_stalled (zf_worker_t *worker)
         return false;
     if (!s_free_slots (worker))
         return true;
+    // More comes to it while its groups have ready items that may go: not
+    // those of keys full with items in flight (its own, maybe, whose acks
+    // wait for its parked PUTs).
     for (size_t g = 0; g < worker->ngroups; g++)
-        if (worker->groups[g]->ready.size)
-            return false; // more comes to it
+        if (worker->groups[g]->ready.size > zf_flow_full_count (worker->groups[g]->flow))
+            return false;
     return true;
 }
 

@@ -43,8 +43,12 @@
 
 #include <math.h>
 
-#define S_TURN (1u << 20) // the virtual time of a turn of a key of weight 1
-#define S_MS   1000000    // ns in a ms: the broker's clock ticks
+#define S_TURN    (1u << 20)      // the virtual time of a turn of a key of weight 1
+#define S_MS      1000000         // ns in a ms: the broker's clock ticks
+#define S_FOREVER (INT64_MAX / 4) // ns no bucket waits past (some 73 years): sums stay in range
+//  Keys of a group past which one with nothing left is forgotten at once,
+//  rather than kept until its bucket is full: what many keys may cost.
+#define S_KEYS_MAX 100000
 
 typedef enum { S_NEW, S_RUNNABLE, S_WAITING, S_FULL, S_IDLE } s_where_t;
 
@@ -54,6 +58,7 @@ struct _zf_flowkey_t {
     zf_ready_t ready;    // its ready deliveries (by their held link)
     uint64_t inflight;   // its deliveries in flight
     int64_t tat;         // rate-per-key: when its bucket is empty (ns); 0: not set yet
+    bool held;           // its bucket held an item back since its last delivery
     uint64_t vtime;      // fair: its virtual time
     uint32_t weight;     // fair: its share of the turns (1 to 1000)
     uint8_t where;       // s_where_t
@@ -77,12 +82,14 @@ struct _zf_flow_t {
     int64_t epoch;                 // ns when it first dispatched, 0 before
     bool resumed;                  // its buckets start emptied at the epoch (else full)
     int64_t tat;                   // rate: when its bucket is empty (ns)
+    bool held;                     // its bucket held an item back since its last delivery
     bool armed;                    // on the store's flow timers, waiting for its bucket
     zf_heap_node_t timer;          // its place there
     zhashx_t *keys;                // key name -> zf_flowkey_t, or NULL without a header
     zf_heap_t runnable;            // keys that may go (by node)
     uint64_t vclock;               // fair: the virtual time of the latest turn
     uint64_t throttled;            // ready deliveries of keys waiting or full
+    uint64_t full;                 // of them, those of keys full (max-in-flight-per-key)
     char scratch[ZF_NAME_MAX + 1]; // a key's name, NUL-ended, while it is looked up
 };
 
@@ -125,14 +132,22 @@ s_key_remove (zf_flowkey_t *key, zf_delivery_t *d)
 //  --------------------------------------------------------------------------
 //  Rates
 
+//  a * b, or S_FOREVER when that is more (a slow rate's long burst).
+static int64_t
+s_times (int64_t a, int64_t b)
+{
+    int64_t product;
+    return __builtin_mul_overflow (a, b, &product) || product > S_FOREVER ? S_FOREVER : product;
+}
+
 //  The interval of rate (a second's), in ns, rounded up; 0 for none.
 static int64_t
 s_interval (double rate)
 {
     if (rate <= 0)
         return 0;
-    int64_t ns = (int64_t) ceil (1e9 / rate);
-    return ns > 0 ? ns : 1;
+    double ns = ceil (1e9 / rate);
+    return ns < 1 ? 1 : ns > (double) S_FOREVER ? S_FOREVER : (int64_t) ns;
 }
 
 //  The tolerance of a bucket of interval and burst: burst - 1 intervals;
@@ -141,7 +156,7 @@ s_interval (double rate)
 static int64_t
 s_tolerance (int64_t interval, int64_t burst)
 {
-    int64_t tolerance = (burst - 1) * interval;
+    int64_t tolerance = s_times (burst - 1, interval);
     return tolerance < S_MS - interval ? S_MS - interval : tolerance;
 }
 
@@ -153,26 +168,33 @@ s_slack (int64_t interval)
     return interval < 10 * S_MS ? interval : 10 * S_MS;
 }
 
-//  A delivery went at now: the bucket at *tat moves on by an interval,
-//  from its schedule (tat) while it keeps to it, else from now.
+//  A delivery went at now: the bucket at *tat moves on by an interval:
+//  from its schedule (tat) when it held this item back (*held) and the
+//  broker looked a little late, else from now at the earliest (an item
+//  that came after a quiet spell makes up no time).
 static void
-s_charge (int64_t *tat, int64_t interval, int64_t slack, int64_t now)
+s_charge (int64_t *tat, bool *held, int64_t interval, int64_t slack, int64_t now)
 {
-    *tat = (*tat >= now - slack ? *tat : now) + interval;
+    int64_t from = *tat > now ? *tat : now;
+    if (*held && *tat >= now - slack)
+        from = *tat;
+    *tat = from + interval;
+    *held = false;
 }
 
 //  The bucket at *tat (0: a new one: full, or on a broker that resumed,
 //  taken as emptied at the epoch) lets one more go at now (ns); else sets
-//  *until to when it does.
+//  *until to when it does, and *held.
 static bool
-s_allows (zf_flow_t *flow, int64_t *tat, int64_t interval, int64_t tolerance, int64_t burst,
-          int64_t now, int64_t *until)
+s_allows (zf_flow_t *flow, int64_t *tat, bool *held, int64_t interval, int64_t tolerance,
+          int64_t burst, int64_t now, int64_t *until)
 {
     if (!*tat)
-        *tat = flow->resumed ? flow->epoch + burst * interval : now;
+        *tat = flow->resumed ? flow->epoch + s_times (burst, interval) : now;
     if (*tat - tolerance <= now)
         return true;
     *until = *tat - tolerance;
+    *held = true;
     return false;
 }
 
@@ -225,6 +247,10 @@ s_key_move (zf_store_t *self, zf_flow_t *flow, zf_flowkey_t *key, s_where_t wher
         flow->throttled -= key->ready.size;
     if (where == S_WAITING || where == S_FULL)
         flow->throttled += key->ready.size;
+    if (was == S_FULL)
+        flow->full -= key->ready.size;
+    if (where == S_FULL)
+        flow->full += key->ready.size;
     key->where = (uint8_t) where;
     if (where == S_RUNNABLE) {
         if (key->vtime < flow->vclock)
@@ -250,12 +276,54 @@ s_key_settle (zf_store_t *self, zf_flow_t *flow, zf_flowkey_t *key)
     }
     else if (key->inflight)
         s_key_move (self, flow, key, S_IDLE, 0);
-    else if (flow->key_interval && key->tat)
+    else if (flow->key_interval && key->tat && zhashx_size (flow->keys) <= S_KEYS_MAX)
         s_key_move (self, flow, key, S_WAITING, s_ms_after (key->tat));
     else {
         s_key_move (self, flow, key, S_IDLE, 0);
         zhashx_delete (flow->keys, key->name);
     }
+}
+
+//  text (len bytes) made valid UTF-8 in place, as a key is shown and sent
+//  (a name in ZFP is UTF-8): a sequence cut at the end dropped, any other
+//  byte that is not UTF-8 made '?'. Returns the length kept.
+static size_t
+s_utf8 (char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char) text[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool whole = n > 0 && i + n <= len;
+        for (size_t k = 1; whole && k < n; k++)
+            whole = ((unsigned char) text[i + k] >> 6) == 2;
+        if (whole) {
+            i += n;
+            continue;
+        }
+        if (n > 1 && i + n > len) {
+            bool cut = true; // the rest is a sequence's start, cut by the length
+            for (size_t k = i + 1; k < len; k++)
+                cut &= ((unsigned char) text[k] >> 6) == 2;
+            if (cut)
+                return i;
+        }
+        text[i++] = '?';
+    }
+    return len;
+}
+
+//  A new key of flow named name.
+static zf_flowkey_t *
+s_key_new (zf_flow_t *flow, const char *name)
+{
+    zf_flowkey_t *key = (zf_flowkey_t *) zf_alloc (sizeof (zf_flowkey_t));
+    key->name = zf_strdup (name);
+    key->flow = flow;
+    key->weight = 1;
+    key->vtime = flow->vclock;
+    zhashx_insert (flow->keys, key->name, key);
+    return key;
 }
 
 //  The key of d's message in flow, made if new.
@@ -269,17 +337,9 @@ s_key_of (zf_flow_t *flow, const zf_message_t *msg)
     if (len >= sizeof flow->scratch)
         len = sizeof flow->scratch - 1; // keys are told apart by their first bytes
     memcpy (flow->scratch, value ? value : "", len);
-    flow->scratch[len] = 0;
+    flow->scratch[s_utf8 (flow->scratch, len)] = 0;
     zf_flowkey_t *key = (zf_flowkey_t *) zhashx_lookup (flow->keys, flow->scratch);
-    if (!key) {
-        key = (zf_flowkey_t *) zf_alloc (sizeof (zf_flowkey_t));
-        key->name = zf_strdup (flow->scratch);
-        key->flow = flow;
-        key->weight = 1;
-        key->vtime = flow->vclock;
-        zhashx_insert (flow->keys, key->name, key);
-    }
-    return key;
+    return key ? key : s_key_new (flow, flow->scratch);
 }
 
 //  A key's weight, from the weight header of its latest item.
@@ -363,6 +423,12 @@ zf_flow_ready (zf_store_t *self, zf_delivery_t *d, bool front)
     s_key_push (key, d, front);
     if (key->where == S_WAITING || key->where == S_FULL)
         flow->throttled++;
+    if (key->where == S_FULL)
+        flow->full++;
+    if (key->where == S_WAITING && key->ready.size == 1 && !key->inflight)
+        // It was kept only to remember its bucket (its timer forgets it):
+        // whether its bucket lets this item go is zf_flow_first's to say.
+        s_key_move (self, flow, key, S_IDLE, 0);
     else if (key->where == S_RUNNABLE && s_key_first (key) != d)
         return; // its rank is its first item's: unchanged
     s_key_settle (self, flow, key);
@@ -377,6 +443,8 @@ zf_flow_unready (zf_store_t *self, zf_delivery_t *d)
     d->key = NULL;
     if (key->where == S_WAITING || key->where == S_FULL)
         flow->throttled--;
+    if (key->where == S_FULL)
+        flow->full--;
     s_key_settle (self, flow, key);
 }
 
@@ -384,13 +452,15 @@ zf_delivery_t *
 zf_flow_first (zf_store_t *self, zf_cgroup_t *group, int64_t now_ms)
 {
     zf_flow_t *flow = group->flow;
+    if (!group->ready.size)
+        return NULL; // nothing held back
     int64_t now = now_ms * S_MS, until;
     if (!flow->epoch) {
         flow->epoch = now;
         flow->resumed = self->resumed;
     }
-    if (flow->interval &&
-        !s_allows (flow, &flow->tat, flow->interval, flow->tolerance, flow->burst, now, &until)) {
+    if (flow->interval && !s_allows (flow, &flow->tat, &flow->held, flow->interval, flow->tolerance,
+                                     flow->burst, now, &until)) {
         if (!flow->armed) {
             zf_heap_push (&self->flow_timers, &flow->timer, s_ms_after (until));
             flow->armed = true;
@@ -402,7 +472,7 @@ zf_flow_first (zf_store_t *self, zf_cgroup_t *group, int64_t now_ms)
     zf_heap_node_t *node;
     while ((node = zf_heap_first (&flow->runnable))) {
         zf_flowkey_t *key = S_KEY (node);
-        if (flow->key_interval && !s_allows (flow, &key->tat, flow->key_interval,
+        if (flow->key_interval && !s_allows (flow, &key->tat, &key->held, flow->key_interval,
                                              flow->key_tolerance, flow->key_burst, now, &until)) {
             s_key_move (self, flow, key, S_WAITING, s_ms_after (until));
             continue;
@@ -418,14 +488,14 @@ zf_flow_taken (zf_store_t *self, zf_delivery_t *d, int64_t now_ms)
     zf_flow_t *flow = d->group->flow;
     int64_t now = now_ms * S_MS;
     if (flow->interval)
-        s_charge (&flow->tat, flow->interval, flow->slack, now);
+        s_charge (&flow->tat, &flow->held, flow->interval, flow->slack, now);
     zf_flowkey_t *key = d->key;
     if (!key)
         return;
     s_key_remove (key, d);
     key->inflight++;
     if (flow->key_interval)
-        s_charge (&key->tat, flow->key_interval, flow->key_slack, now);
+        s_charge (&key->tat, &key->held, flow->key_interval, flow->key_slack, now);
     if (flow->fair) {
         flow->vclock = key->vtime;
         key->vtime += S_TURN / key->weight;
@@ -491,10 +561,20 @@ zf_flow_throttled_count (const zf_flow_t *flow)
     return flow ? flow->throttled : 0;
 }
 
+uint64_t
+zf_flow_full_count (const zf_flow_t *flow)
+{
+    return flow ? flow->full : 0;
+}
+
 size_t
 zf_flow_key_count (const zf_flow_t *flow)
 {
-    return flow && flow->keys ? zhashx_size (flow->keys) : 0;
+    size_t count = 0;
+    for (zf_flowkey_t *key = flow && flow->keys ? (zf_flowkey_t *) zhashx_first (flow->keys) : NULL;
+         key; key = (zf_flowkey_t *) zhashx_next (flow->keys))
+        count += key->ready.size || key->inflight;
+    return count;
 }
 
 size_t
@@ -563,22 +643,48 @@ s_rebuild (zf_store_t *self, zf_cgroup_t *group)
          d = S_DELIVERY (d->link.next))
         if (d->group == group)
             d->key = NULL;
-    zf_flow_destroy (&group->flow);
+    zf_flow_t *old = group->flow;
     group->flow = zf_flow_new (group);
-    if (!group->flow)
-        return;
-    for (zf_delivery_t *d = zf_ready_first (&group->ready); d; d = zf_ready_next (&group->ready, d))
-        zf_flow_ready (self, d, false);
     zf_flow_t *flow = group->flow;
-    if (!flow->keys)
-        return;
-    for (zf_delivery_t *d = S_DELIVERY (group->queue->inflight.head); d;
-         d = S_DELIVERY (d->link.next))
-        if (d->group == group) {
-            d->key = s_key_of (flow, d->msg);
-            d->key->inflight++;
-            s_key_settle (self, flow, d->key);
+    if (flow && old) {
+        // What was spent stays spent: a reload hands out no new burst.
+        flow->epoch = old->epoch;
+        flow->resumed = old->resumed;
+        flow->tat = old->tat;
+        flow->vclock = old->vclock;
+    }
+    if (flow) {
+        for (zf_delivery_t *d = zf_ready_first (&group->ready); d;
+             d = zf_ready_next (&group->ready, d))
+            zf_flow_ready (self, d, false);
+        for (zf_delivery_t *d = S_DELIVERY (group->queue->inflight.head); d && flow->keys;
+             d = S_DELIVERY (d->link.next))
+            if (d->group == group) {
+                d->key = s_key_of (flow, d->msg);
+                d->key->inflight++;
+                s_key_settle (self, flow, d->key);
+            }
+    }
+    // Each key's bucket and turns carry over too; a key with nothing left
+    // is kept until its bucket is full, as any other.
+    for (zf_flowkey_t *was = flow && flow->keys && old && old->keys
+                                 ? (zf_flowkey_t *) zhashx_first (old->keys)
+                                 : NULL;
+         was; was = (zf_flowkey_t *) zhashx_next (old->keys)) {
+        zf_flowkey_t *key = (zf_flowkey_t *) zhashx_lookup (flow->keys, was->name);
+        if (!key && (!flow->key_interval || !was->tat))
+            continue;
+        if (!key) {
+            key = s_key_new (flow, was->name);
+            key->where = S_WAITING;
+            zf_heap_push (&self->key_timers, &key->node, s_ms_after (was->tat));
         }
+        key->tat = was->tat;
+        key->vtime = was->vtime;
+        if (key->where == S_RUNNABLE)
+            s_key_move (self, flow, key, S_RUNNABLE, 0); // its rank, by its turns
+    }
+    zf_flow_destroy (&old);
 }
 
 //  The limits settings say, for queue.

@@ -131,6 +131,9 @@ bool zf_flow_throttled (const zf_delivery_t *d);
 //  A flow's ready items that wait for their key's limit; its keys; its
 //  max keys with most items waiting (then in flight) into top, how many.
 uint64_t zf_flow_throttled_count (const zf_flow_t *flow);
+//  Of those, the items of keys with as many in flight as they may have:
+//  none of them can go before one of those in flight ends.
+uint64_t zf_flow_full_count (const zf_flow_t *flow);
 size_t zf_flow_key_count (const zf_flow_t *flow);
 size_t zf_flow_top_keys (zf_flow_t *flow, zf_key_figures_t *top, size_t max);
 

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <czmq.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #define MAX_FRAME_MIN    1024 // the smallest max-frame a broker has
@@ -113,24 +114,34 @@ s_body_url (zframe_t *body, const char **url, uint32_t *len)
 }
 
 //  The host of url (scheme://[user@]host[:port][/...]), with its port when
-//  it has one (another server), lowercased, into out; false when it has
-//  none, or one longer than out holds.
+//  it has one other than its scheme's (http 80, https 443), lowercased,
+//  into out; false when it has none, or one longer than out holds. The
+//  authority ends at '/', '?', '#' or '\\' (as browsers read it), and the
+//  host is after its last '@'.
 static bool
 s_url_host (const char *url, uint32_t len, char *out, size_t size)
 {
     const char *end = url + len, *p = url;
-    while (p + 2 < end && !(p[0] == ':' && p[1] == '/' && p[2] == '/'))
+    if (p == end || !isalpha ((unsigned char) *p))
+        return false;
+    while (p < end && (isalnum ((unsigned char) *p) || *p == '+' || *p == '-' || *p == '.'))
         p++;
-    if (p + 2 >= end)
+    size_t scheme = (size_t) (p - url);
+    if (end - p < 3 || memcmp (p, "://", 3) != 0)
         return false;
     p += 3;
     const char *stop = p;
-    while (stop < end && *stop != '/' && *stop != '?' && *stop != '#')
+    while (stop < end && *stop != '/' && *stop != '?' && *stop != '#' && *stop != '\\')
         stop++;
     for (const char *q = p; q < stop; q++)
         if (*q == '@')
             p = q + 1; // user info, not the host
     size_t n = (size_t) (stop - p);
+    if ((scheme == 4 && strncasecmp (url, "http", 4) == 0 && n > 3 &&
+         memcmp (stop - 3, ":80", 3) == 0) ||
+        (scheme == 5 && strncasecmp (url, "https", 5) == 0 && n > 4 &&
+         memcmp (stop - 4, ":443", 4) == 0))
+        n = (size_t) ((const char *) memrchr (p, ':', n) - p); // the scheme's own port
     if (n == 0 || n >= size)
         return false;
     for (size_t i = 0; i < n; i++)

@@ -274,7 +274,7 @@ s_check_flow_key (const char *value, zf_error_t *err)
       .type = ZF_KEY_RATE,                                                                         \
       .fallback = "0",                                                                             \
       .help = "deliveries at most, each consumer group's workers on every host together (100/s, "  \
-              "5/min, 2000/h), spaced evenly; 0 for no limit" },                                   \
+              "5/min, 2000/h, 50/d), spaced evenly; 0 for no limit" },                             \
         { .name = "burst",                                                                         \
           ZF_FIELD (zf_queue_settings_t, burst),                                                   \
           .type = ZF_KEY_INT,                                                                      \

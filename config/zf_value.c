@@ -138,12 +138,14 @@ zf_parse_rate (const char *text, double *per_second, zf_error_t *err)
     static const struct {
         const char *unit;
         double seconds;
-    } units[] = { { "s", 1 }, { "sec", 1 }, { "min", 60 }, { "m", 60 }, { "h", 3600 } };
+    } units[] = { { "s", 1 },  { "sec", 1 },  { "min", 60 },
+                  { "m", 60 }, { "h", 3600 }, { "d", 86400 } };
     char *end;
     errno = 0;
     double v = strtod (text, &end);
     if (end == text || errno || !isfinite (v) || v < 0 || isspace ((unsigned char) *text))
-        return zf_error_set (err, ZF_EVALUE, "'%s' is not a rate (100/s, 5/min, 2000/h)", text);
+        return zf_error_set (err, ZF_EVALUE, "'%s' is not a rate (100/s, 5/min, 2000/h, 50/d)",
+                             text);
     double seconds = 1;
     if (*end) {
         size_t i, count = sizeof units / sizeof units[0];
@@ -151,11 +153,15 @@ zf_parse_rate (const char *text, double *per_second, zf_error_t *err)
             if (*end == '/' && strcmp (end + 1, units[i].unit) == 0)
                 break;
         if (i == count)
-            return zf_error_set (err, ZF_EVALUE,
-                                 "'%s' is not a rate (100/s, 5/min, 2000/h): per what?", text);
+            return zf_error_set (
+                err, ZF_EVALUE, "'%s' is not a rate (100/s, 5/min, 2000/h, 50/d): per what?", text);
         seconds = units[i].seconds;
     }
-    *per_second = v / seconds;
+    double rate = v / seconds;
+    if (rate != 0 && (rate < 1 / 86400.0 || rate > 1e9))
+        return zf_error_set (err, ZF_EVALUE,
+                             "'%s' is out of range: 0 (no limit), or 1/d to 1000000000/s", text);
+    *per_second = rate;
     return 0;
 }
 

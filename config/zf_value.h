@@ -27,8 +27,9 @@ int zf_parse_int (const char *text, int64_t *value, zf_error_t *err);
 //  A decimal number ("2.5", "10").
 int zf_parse_number (const char *text, double *value, zf_error_t *err);
 
-//  A rate: "100/s", "5/min", "2000/h", or a bare number (a second's);
-//  "0" for none. Result in events a second, not negative.
+//  A rate: "100/s", "5/min", "2000/h", "50/d", or a bare number (a
+//  second's); "0" for none, else 1/d to 1,000,000,000/s. Result in events
+//  a second.
 int zf_parse_rate (const char *text, double *per_second, zf_error_t *err);
 
 //  true/false, yes/no, on/off, 1/0.

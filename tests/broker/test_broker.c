@@ -90,6 +90,79 @@ test_put_deliver_ack (void **state)
     s_stop (&f);
 }
 
+//  zf_client_key_by_url: each item put into the queue carries zflow-key,
+//  the host (and a port other than its scheme's) of its URL, in place of
+//  an inherited one; an item without a URL gets none.
+static void
+test_a_key_from_each_url (void **state)
+{
+    static const struct {
+        const char *url; // a string item's, or with `map` a map's "url"
+        bool map;        // the item is {"url": URL, "n": 1}
+        const char *key; // its zflow-key, or NULL for none
+    } cases[] = {
+        { "http://Example.COM/a", false, "example.com" },
+        { "http://example.com:80/", false, "example.com" },
+        { "https://example.com:443/x", false, "example.com" },
+        { "https://example.com:8443/x", false, "example.com:8443" },
+        { "http://user:pw@site.org/p", false, "site.org" },
+        { "http://evil.com\\@good.com/", false, "evil.com" },
+        { "nourl?next=http://a.com/", false, NULL },
+        { "http://b.org/x", true, "b.org" },
+        { "mailto:someone@c.org", false, NULL },
+    };
+    size_t count = sizeof cases / sizeof cases[0];
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_key_by_url (producer, "jobs");
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    // Each carries a stale zflow-key (one from its parent) and a header of its own.
+    static const uint8_t headers[] = { 0x82, 0xa9, 'z', 'f', 'l', 'o', 'w',  '-', 'k',  'e', 'y',
+                                       0xa5, 's',  't', 'a', 'l', 'e', 0xa1, 't', 0xa1, '1' };
+    for (size_t i = 0; i < count; i++) {
+        msgpack_sbuffer buffer;
+        msgpack_sbuffer_init (&buffer);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+        if (cases[i].map) {
+            msgpack_pack_map (&pk, 2);
+            zf_mp_pack_cstr (&pk, "url");
+            zf_mp_pack_cstr (&pk, cases[i].url);
+            zf_mp_pack_cstr (&pk, "n");
+            msgpack_pack_int (&pk, 1);
+        }
+        else
+            zf_mp_pack_cstr (&pk, cases[i].url);
+        zf_id_t id = { { (uint8_t) (i + 1), 0x5e } };
+        zf_put_opts_t opts = { .id = &id, .headers = headers, .headers_size = sizeof headers };
+        assert_int_equal (
+            zf_client_put_with (producer, "jobs", buffer.data, buffer.size, &opts, NULL), 0);
+        msgpack_sbuffer_destroy (&buffer);
+    }
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+    for (size_t got = 0; got < count; got++) {
+        zf_item_t *item = zf_client_next (worker, 10000);
+        assert_non_null (item);
+        size_t i = zf_item_id (item)->bytes[0] - 1, size;
+        const void *h = zf_item_headers (item, &size);
+        uint32_t len = 0;
+        assert_non_null (zf_mp_header (h, size, "t", &len)); // its own header kept
+        const char *key = zf_mp_header (h, size, "zflow-key", &len);
+        char text[64] = "";
+        if (key)
+            snprintf (text, sizeof text, "%.*s", (int) len, key);
+        if (cases[i].key)
+            assert_string_equal (text, cases[i].key);
+        else
+            assert_string_equal (text, "stale"); // no URL: what it had
+        zf_client_ack (worker, &item);
+    }
+    zf_client_destroy (&producer);
+    zf_client_destroy (&worker);
+    s_stop (&f);
+}
+
 //  Receives from several workers in turn until each group has count items
 //  or 20 s pass; returns per-worker counts in got (acks everything).
 static int
@@ -1245,6 +1318,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_checkpoint_covers_only_what_was_put),
         cmocka_unit_test (test_put_deliver_ack),
+        cmocka_unit_test (test_a_key_from_each_url),
         cmocka_unit_test (test_linger),
         cmocka_unit_test (test_wake),
         cmocka_unit_test (test_fanout_and_sharing),

@@ -14,6 +14,7 @@
 
 #include "zf_alloc.h"
 #include "zf_store.h"
+#include "zf_store_impl.h" // zf_store_stalled, zf_store_unblock_stalled
 #include "zf_testkit.h"
 
 static void
@@ -214,7 +215,7 @@ static void
 test_a_rate_spaces_deliveries (void **state)
 {
     s_flow_t *f = s_flow_new ("        rate = 100/s\n");
-    for (uint32_t i = 1; i <= 300; i++)
+    for (uint32_t i = 1; i <= 400; i++)
         s_put (f, i, NULL, 0, 0);
     size_t per_second[3] = { 0 };
     int64_t last = -1000, closest = 1000;
@@ -555,6 +556,146 @@ test_a_lost_worker_hands_back_to_the_key (void **state)
     free (f);
 }
 
+//  A writer whose items wait for room in the queue it reads (a cycle), and
+//  whose key is full with its own items (their acks wait for its PUT),
+//  can do nothing more: the store lets its PUT in rather than wait for
+//  ever, as it would without the key's limit.
+static void
+test_a_full_key_does_not_stall_its_writer (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n"
+                              "        max-in-flight-per-key = 1\n");
+    zf_pipeline_t *small = zf_test_pipeline ("queues\n"
+                                             "    jobs\n"
+                                             "        external = true\n"
+                                             "        max-depth = 5\n"
+                                             "        key = header:tenant\n"
+                                             "        max-in-flight-per-key = 1\n"
+                                             "actors\n"
+                                             "    work\n"
+                                             "        kind = sink\n"
+                                             "        input = jobs\n"
+                                             "        target = null\n");
+    zf_store_reconfigure (f->store, small, NULL);
+    for (uint32_t i = 1; i <= 5; i++)
+        s_put (f, i, "a", 0, 0);
+    uint32_t got[8];
+    assert_int_equal (s_take (f, 0, got), 1);
+    // Its output, into the full queue, waits for room: parked.
+    zf_pending_t *put = zf_store_pending_new (1);
+    snprintf (put->session, sizeof put->session, "s1");
+    put->writer = &f->worker;
+    put->items[0].id = s_id (100);
+    snprintf (put->items[0].queue, sizeof put->items[0].queue, "jobs");
+    put->items[0].body = zframe_new ("\xa1x", 2);
+    assert_false (zf_store_admit (f->store, put)); // the store keeps it
+    s_ack (f, got[0]);                             // held behind the PUT
+    // The store sees it can do nothing more: its PUT goes in past
+    // max-depth, and the ack held behind it applies.
+    assert_int_equal (f->worker.parked, 0);
+    zf_id_t one = s_id (1);
+    zf_message_t *msg;
+    assert_string_equal (zf_store_state (f->store, &one, &msg), "unknown"); // done, let go
+    assert_int_equal (s_take (f, 1, got), 2); // a's next, and the output (no key)
+    zf_store_leave (f->store, &f->worker, false);
+    zf_store_destroy (&f->store);
+    zf_pipeline_destroy (&small);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+}
+
+//  A key kept after its last item only for its bucket still has its burst
+//  for the next (rate-per-key = 1/s, burst = 5); an item that comes after
+//  a quiet spell makes up no time: with burst = 1, never two at once.
+static void
+test_a_quiet_key_and_a_quiet_queue (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n        rate-per-key = 1/s\n"
+                              "        burst = 5\n");
+    uint32_t got[8];
+    s_put (f, 1, "a", 0, 0);
+    assert_int_equal (s_take (f, 0, got), 1);
+    s_ack (f, 1);
+    s_put (f, 2, "a", 0, 0);
+    assert_string_equal (s_state (f, 2), "queued");
+    assert_int_equal (s_take (f, 10, got), 1);
+    s_flow_destroy (&f);
+
+    f = s_flow_new ("        rate = 100/s\n");
+    s_put (f, 1, NULL, 0, 0);
+    assert_int_equal (s_take (f, 0, got), 1);
+    s_put (f, 2, NULL, 0, 0);
+    s_put (f, 3, NULL, 0, 0);
+    assert_int_equal (s_take (f, 20, got), 1); // not 2: the quiet spell is not made up
+    assert_int_equal (s_take (f, 29, got), 0);
+    assert_int_equal (s_take (f, 30, got), 1);
+    s_flow_destroy (&f);
+}
+
+//  A reload that changes a queue's limits hands out no new burst: the
+//  queue's bucket and each key's carry over.
+static void
+test_a_reload_gives_no_new_burst (void **state)
+{
+    s_flow_t *f =
+        s_flow_new ("        rate = 10/s\n        burst = 20\n"
+                    "        key = header:tenant\n        max-in-flight-per-key = 1000\n");
+    for (uint32_t i = 1; i <= 100; i++)
+        s_put (f, i, i <= 50 ? "a" : "b", 0, 0);
+    uint32_t got[64];
+    assert_int_equal (s_take (f, 0, got), 20); // a new broker's bucket is full
+    assert_int_equal (s_take (f, 100, got), 1);
+    zf_pipeline_t *changed = s_pipeline ("        rate = 10/s\n        burst = 20\n"
+                                         "        key = header:tenant\n"
+                                         "        max-in-flight-per-key = 2000\n");
+    zf_store_reconfigure (f->store, changed, NULL);
+    assert_int_equal (s_take (f, 101, got), 0);
+    assert_int_equal (s_take (f, 200, got), 1);
+    zf_store_leave (f->store, &f->worker, false);
+    zf_store_destroy (&f->store);
+    zf_pipeline_destroy (&changed);
+    zf_pipeline_destroy (&f->pipeline);
+    free (f);
+}
+
+//  The slowest rate with the longest burst stays in range (UBSan would
+//  say): a new broker's bucket is full, so the burst goes at once.
+static void
+test_a_slow_rate_with_a_long_burst (void **state)
+{
+    s_flow_t *f = s_flow_new ("        rate = 1/d\n        burst = 1000000\n");
+    for (uint32_t i = 1; i <= 10; i++)
+        s_put (f, i, NULL, 0, 0);
+    assert_int_equal (s_take (f, 0, NULL), 10);
+    s_flow_destroy (&f);
+}
+
+//  A key longer than ZF_NAME_MAX bytes is cut on a character's boundary,
+//  and bytes that are not UTF-8 are shown as '?': keys go out in ZFP, the
+//  stats event and /metrics, where text is UTF-8.
+static void
+test_keys_are_utf8 (void **state)
+{
+    s_flow_t *f = s_flow_new ("        key = header:tenant\n        max-in-flight-per-key = 1\n");
+    char tenant[200];
+    memset (tenant, 'x', 127);
+    strcpy (tenant + 127, "\xc3\xa9"); // é across the cut at 128 bytes
+    s_put (f, 1, tenant, 0, 0);
+    s_put (f, 2, tenant, 0, 0);
+    s_put (f, 3, "bad\xff\xfe", 0, 0);
+    s_put (f, 4, "bad\xff\xfe", 0, 0);
+    zf_key_figures_t top[ZF_TOP_KEYS];
+    assert_int_equal (zf_store_key_figures (f->group, top, ZF_TOP_KEYS), 2);
+    for (int k = 0; k < 2; k++) {
+        size_t len = strlen (top[k].key);
+        if (top[k].key[0] == 'x')
+            assert_int_equal (len, 127); // é left out whole
+        else
+            assert_string_equal (top[k].key, "bad??");
+    }
+    s_flow_destroy (&f);
+}
+
 //  An actor's `flow` section sets its group's limits in place of its
 //  queue's; another group of the queue keeps the queue's (none here).
 static void
@@ -687,6 +828,11 @@ main (void)
         cmocka_unit_test (test_cancel_purge_and_dead_letters_of_a_key),
         cmocka_unit_test (test_a_paused_queue_keeps_its_turns),
         cmocka_unit_test (test_an_actors_flow_section),
+        cmocka_unit_test (test_a_full_key_does_not_stall_its_writer),
+        cmocka_unit_test (test_a_quiet_key_and_a_quiet_queue),
+        cmocka_unit_test (test_a_reload_gives_no_new_burst),
+        cmocka_unit_test (test_a_slow_rate_with_a_long_burst),
+        cmocka_unit_test (test_keys_are_utf8),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

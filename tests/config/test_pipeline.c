@@ -247,8 +247,8 @@ test_one_mistake_each (void **state)
           "11: actor 'store' (sink), flow: fair needs key (key = header:NAME, or url-host): it "
           "says what an item's key is" },
         { HEAD "queues\n    items\n        rate = 5/fortnight\n",
-          "12: queue 'items': rate: '5/fortnight' is not a rate (100/s, 5/min, 2000/h): per "
-          "what?" },
+          "12: queue 'items': rate: '5/fortnight' is not a rate (100/s, 5/min, 2000/h, 50/d): "
+          "per what?" },
         { HEAD "queues\n    items\n        key = tenant\n",
           "12: queue 'items': key: 'tenant' is not a key: header:NAME (a header of the item) or "
           "url-host" },

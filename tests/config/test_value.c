@@ -88,6 +88,10 @@ test_numbers (void **state)
     assert_int_equal (zf_parse_rate ("-1/s", &d, NULL), -1);
     assert_int_equal (zf_parse_rate ("/s", &d, NULL), -1);
     assert_int_equal (zf_parse_rate ("5 /s", &d, NULL), -1);
+    assert_int_equal (zf_parse_rate ("1/d", &d, NULL), 0);
+    assert_int_equal (zf_parse_rate ("0.0000000001/s", &d, &err), -1);
+    assert_non_null (strstr (err.text, "out of range"));
+    assert_int_equal (zf_parse_rate ("2000000000/s", &d, NULL), -1);
     bool b;
     assert_int_equal (zf_parse_bool ("Yes", &b, NULL), 0);
     assert_true (b);
