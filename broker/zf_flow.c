@@ -37,6 +37,7 @@
     Its ready items in waiting or full are the group's `throttled`.
 */
 #include "zf_alloc.h"
+#include "zf_json.h"
 #include "zf_keys.h"
 #include "zf_store.h"
 #include "zf_store_impl.h"
@@ -284,33 +285,26 @@ s_key_settle (zf_store_t *self, zf_flow_t *flow, zf_flowkey_t *key)
     }
 }
 
-//  text (len bytes) made valid UTF-8 in place, as a key is shown and sent
-//  (a name in ZFP is UTF-8): a sequence cut at the end dropped, any other
-//  byte that is not UTF-8 made '?'. Returns the length kept.
-static size_t
-s_utf8 (char *text, size_t len)
+//  The key value (len bytes) names, as it is shown and sent (ZFP's text
+//  is UTF-8), into out (size bytes, its NUL included): the characters of
+//  value that fit whole, a byte that is not UTF-8 as '?'.
+static void
+s_key_text (const char *value, size_t len, char *out, size_t size)
 {
-    size_t i = 0;
+    const unsigned char *s = (const unsigned char *) value;
+    size_t i = 0, o = 0;
     while (i < len) {
-        unsigned char c = (unsigned char) text[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool whole = n > 0 && i + n <= len;
-        for (size_t k = 1; whole && k < n; k++)
-            whole = ((unsigned char) text[i + k] >> 6) == 2;
-        if (whole) {
-            i += n;
-            continue;
-        }
-        if (n > 1 && i + n > len) {
-            bool cut = true; // the rest is a sequence's start, cut by the length
-            for (size_t k = i + 1; k < len; k++)
-                cut &= ((unsigned char) text[k] >> 6) == 2;
-            if (cut)
-                return i;
-        }
-        text[i++] = '?';
+        size_t n = zf_utf8_len (s + i, len - i);
+        if (o + (n ? n : 1) >= size)
+            break; // keys are told apart by their first characters
+        if (n)
+            memcpy (out + o, s + i, n);
+        else
+            out[o] = '?';
+        o += n ? n : 1;
+        i += n ? n : 1;
     }
-    return len;
+    out[o] = 0;
 }
 
 //  A new key of flow named name.
@@ -332,12 +326,7 @@ s_key_of (zf_flow_t *flow, const zf_message_t *msg)
 {
     uint32_t len = 0;
     const char *value = zf_store_header (msg, flow->header, &len);
-    if (!value)
-        len = 0;
-    if (len >= sizeof flow->scratch)
-        len = sizeof flow->scratch - 1; // keys are told apart by their first bytes
-    memcpy (flow->scratch, value ? value : "", len);
-    flow->scratch[s_utf8 (flow->scratch, len)] = 0;
+    s_key_text (value ? value : "", value ? len : 0, flow->scratch, sizeof flow->scratch);
     zf_flowkey_t *key = (zf_flowkey_t *) zhashx_lookup (flow->keys, flow->scratch);
     return key ? key : s_key_new (flow, flow->scratch);
 }

@@ -95,9 +95,8 @@ s_utf8_put (char *out, unsigned cp)
     return 4;
 }
 
-//  Length of a valid UTF-8 sequence at s (at most left bytes), or 0.
-static size_t
-s_utf8_len (const unsigned char *s, size_t left)
+size_t
+zf_utf8_len (const unsigned char *s, size_t left)
 {
     if (s[0] < 0x80)
         return 1;
@@ -128,7 +127,7 @@ zf_json_name_ok (const char *text)
     while (left) {
         if (*s < 0x20 || *s == 0x7f)
             return false;
-        size_t n = s_utf8_len (s, left);
+        size_t n = zf_utf8_len (s, left);
         if (n == 0)
             return false;
         s += n;
@@ -255,7 +254,7 @@ s_string (s_parser_t *p, msgpack_packer *pk)
             }
         }
         else {
-            n = s_utf8_len ((const unsigned char *) p->pos, (size_t) (p->end - p->pos));
+            n = zf_utf8_len ((const unsigned char *) p->pos, (size_t) (p->end - p->pos));
             if (n == 0) {
                 free (out);
                 return s_fail (p, "UTF-8 text");
@@ -587,7 +586,7 @@ s_quote (s_text_t *t, const char *s, size_t len)
             i++;
         }
         else {
-            size_t n = s_utf8_len ((const unsigned char *) s + i, len - i);
+            size_t n = zf_utf8_len ((const unsigned char *) s + i, len - i);
             if (n == 0) {
                 s_add (t, "\\ufffd", 6);
                 i++;

@@ -34,6 +34,10 @@ int zf_json_to_msgpack (const char *text, size_t len, msgpack_packer *pk, zf_err
 //  (caller frees), or NULL with err if data is not one whole msgpack value.
 char *zf_msgpack_to_json (const void *data, size_t size, zf_error_t *err);
 
+//  Length of the valid UTF-8 sequence at s (at most left bytes, left > 0):
+//  1 to 4, or 0 when it is none (overlong, a surrogate, past U+10FFFF, cut).
+size_t zf_utf8_len (const unsigned char *s, size_t left);
+
 //  True if text is a name fit to republish (in stats, events, logs):
 //  valid UTF-8 with no control character. Length is the caller's to bound.
 bool zf_json_name_ok (const char *text);
