@@ -37,15 +37,6 @@ zf_actor_stopping (zsock_t *pipe)
     return stop;
 }
 
-void
-zf_actor_key_by_url (zf_client_t *client, zf_pipeline_t *pipeline)
-{
-    for (zf_queue_conf_t *queue = (zf_queue_conf_t *) zlistx_first (pipeline->queues); queue;
-         queue = (zf_queue_conf_t *) zlistx_next (pipeline->queues))
-        if (queue->settings.key && streq (queue->settings.key, "url-host"))
-            zf_client_key_by_url (client, queue->name);
-}
-
 zf_client_t *
 zf_actor_client (zf_actor_args_t *args, const char *input, int concurrency, zsock_t *pipe)
 {
@@ -58,7 +49,6 @@ zf_actor_client (zf_actor_args_t *args, const char *input, int concurrency, zsoc
     zf_client_set_worker (client, args->worker);
     zf_client_set_pipeline (client, args->pipeline->name);
     zf_client_set_wake (client, pipe); // a stop ends its waits
-    zf_actor_key_by_url (client, args->pipeline);
     return client;
 }
 

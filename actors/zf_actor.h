@@ -33,10 +33,6 @@ void zf_actor_exit (zsock_t *pipe, int status);
 //  True once $TERM (or the end of the pipe) is waiting on pipe; reads it.
 bool zf_actor_stopping (zsock_t *pipe);
 
-//  Items client puts into a queue of pipeline with `key = url-host` carry
-//  zflow-key, the host of their URL (zf_client_key_by_url).
-void zf_actor_key_by_url (zf_client_t *client, zf_pipeline_t *pipeline);
-
 //  The session of one of the actor's workers with the broker: its name,
 //  input (NULL: it only writes) and concurrency, its worker number and
 //  pipeline said in HELLO, and every wait of it ended by a message on pipe

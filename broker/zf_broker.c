@@ -274,6 +274,7 @@ s_command (zf_server_t *self, zsock_t *pipe)
         if (sscanf (actor, "%p", (void **) &pipeline) == 1 && pipeline) {
             zf_store_reconfigure (self->store, pipeline, number);
             self->pipeline = pipeline;
+            zf_sessions_reloaded (self);
             zsys_info ("broker: reloaded %s: %zu queues, %zu actors", pipeline->file,
                        zlistx_size (pipeline->queues), zlistx_size (pipeline->actors));
         }

@@ -223,6 +223,23 @@ s_leave (zf_server_t *server, zf_session_t *session, bool lost)
 static void s_peer_error (zf_server_t *server, zf_session_t *session, zframe_t *routing_id,
                           const char *key, zf_err_t code, const char *reason);
 
+//  Names in the message out the queues whose items are keyed by the host
+//  of their URL: the broker never reads a body, so their writers set the
+//  key (zflow-key) themselves.
+static void
+s_add_keyed (zf_server_t *server)
+{
+    zlistx_t *queues = server->pipeline->queues;
+    for (zf_queue_conf_t *queue = (zf_queue_conf_t *) zlistx_first (queues); queue;
+         queue = (zf_queue_conf_t *) zlistx_next (queues)) {
+        zf_keyed_t *keyed = queue->settings.key && streq (queue->settings.key, "url-host")
+                                ? zf_proto_add_keyed (server->out)
+                                : NULL;
+        if (keyed)
+            snprintf (keyed->queue, sizeof keyed->queue, "%s", queue->name);
+    }
+}
+
 static void
 s_on_hello (zf_server_t *server, zf_session_t *session)
 {
@@ -310,6 +327,7 @@ s_on_hello (zf_server_t *server, zf_session_t *session)
         int64_t timeout = input ? input->timeout : 0;
         server->out->timeout = timeout > UINT32_MAX ? UINT32_MAX : (uint32_t) timeout;
     }
+    s_add_keyed (server);
     zchunk_t *checkpoint = zf_store_checkpoint (server->store, session->name);
     if (checkpoint) {
         server->out->checkpoint_size = (uint32_t) zchunk_size (checkpoint);
@@ -663,6 +681,19 @@ zf_sessions_heartbeat (zf_server_t *server, int64_t now)
          session = (zf_session_t *) zlistx_next (lost))
         s_leave (server, session, true);
     zlistx_destroy (&lost);
+}
+
+void
+zf_sessions_reloaded (zf_server_t *server)
+{
+    for (zf_session_t *session = (zf_session_t *) zhashx_first (server->sessions); session;
+         session = (zf_session_t *) zhashx_next (server->sessions))
+        if (session->welcomed) {
+            zf_proto_reset (server->out, ZF_PING);
+            server->out->reloaded = true;
+            s_add_keyed (server);
+            s_send (server, session);
+        }
 }
 
 void

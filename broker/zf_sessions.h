@@ -23,6 +23,10 @@ void zf_sessions_message (zf_server_t *server, zmsg_t *msg);
 //  Sends the ready items that workers have credit for.
 void zf_sessions_dispatch (zf_server_t *server);
 
+//  Tells every open session the config was reloaded (a PING with the
+//  queues now keyed by URL), so that its writers key their next items by it.
+void zf_sessions_reloaded (zf_server_t *server);
+
 //  Heartbeats: pings sessions quiet for a heartbeat, buries those silent
 //  for liveness heartbeats (their items go back, as failed).
 void zf_sessions_heartbeat (zf_server_t *server, int64_t now);

@@ -51,7 +51,6 @@ struct _zf_gateway_t {
     struct MHD_Daemon *daemon; // the HTTP server, driven by the server thread
     zf_thread_t *server;       // the server thread
     bool api;                  // serve the JSON API
-    char *url_keyed;           // queues whose items get their URL's host as key, or NULL
     int64_t put_wait;          // ms a POSTed item waits for room in a full queue, then 503
     int64_t max_waiting;       // calls parked at most
     size_t body_max;           // bytes of a POSTed body at most
@@ -120,13 +119,6 @@ s_server (zsock_t *pipe, void *args)
         else
             zsys_error ("broker: the HTTP API cannot talk to the broker: %s",
                         zf_client_last_error (NULL));
-        for (char *queue = self->url_keyed, *comma; self->client && queue && *queue;
-             queue = comma ? comma + 1 : queue + strlen (queue)) {
-            comma = strchr (queue, ',');
-            if (comma)
-                *comma = 0;
-            zf_client_key_by_url (self->client, queue);
-        }
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     int http = info ? info->epoll_fd : -1;
@@ -1908,7 +1900,6 @@ zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err)
     snprintf (self->endpoint, sizeof self->endpoint, "%s", args->events);
     snprintf (self->broker, sizeof self->broker, "%s", args->broker);
     self->api = set->api;
-    self->url_keyed = args->url_keyed && *args->url_keyed ? strdup (args->url_keyed) : NULL;
     self->put_wait = set->api_put_wait;
     self->max_waiting = set->api_max_waiting;
     self->body_max = set->max_frame < BODY_MAX ? (size_t) set->max_frame : BODY_MAX;
@@ -1962,7 +1953,6 @@ zf_gateway_destroy (zf_gateway_t **self_p)
     if (self->daemon)
         MHD_stop_daemon (self->daemon);
     free (self->stats);
-    free (self->url_keyed);
     free (self->token);
     free (self->cert);
     if (self->key)
@@ -2035,20 +2025,11 @@ zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *event
     *gateway_p = NULL;
     if (!set->metrics)
         return 0;
-    char url_keyed[4096] = "";
-    for (zf_queue_conf_t *queue = (zf_queue_conf_t *) zlistx_first (pipeline->queues); queue;
-         queue = (zf_queue_conf_t *) zlistx_next (pipeline->queues))
-        if (queue->settings.key && streq (queue->settings.key, "url-host")) {
-            size_t used = strlen (url_keyed);
-            snprintf (url_keyed + used, sizeof url_keyed - used, "%s%s", used ? "," : "",
-                      queue->name);
-        }
     zf_gateway_args_t args = { .address = set->metrics,
                                .events = events,
                                .broker = endpoint,
                                .set = set,
-                               .insecure = insecure,
-                               .url_keyed = url_keyed };
+                               .insecure = insecure };
     char *token = NULL, *cert = NULL, *key = NULL;
     bool failed =
         (set->api_token_file &&

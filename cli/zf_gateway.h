@@ -33,8 +33,6 @@ typedef struct {
     const char *cert;                // the certificate (PEM text) for HTTPS, or NULL
     const char *key;                 // its private key (PEM text)
     bool insecure;                   // may serve the API beyond loopback without a token
-    const char *url_keyed;           // queues with `key = url-host`, comma-separated, or NULL:
-                                     // items the API puts there carry their URL's host
 } zf_gateway_args_t;
 
 //  Listens on args' address and follows the stats events; with `api`,

@@ -311,6 +311,19 @@ zf_client_wait (zf_client_t *self, int64_t timeout_ms)
 //  --------------------------------------------------------------------------
 //  Receiving
 
+//  The queues keyed by URL, as the WELCOME or reload PING in self->in says
+//  (in place of what was said before).
+static void
+s_take_keyed (zf_client_t *self)
+{
+    if (!self->told_keyed)
+        self->told_keyed = zhashx_new ();
+    zhashx_purge (self->told_keyed);
+    for (uint32_t i = 0; i < self->in->nkeyed; i++)
+        zhashx_insert (self->told_keyed, self->in->keyed[i].queue, (void *) "");
+    self->told = true;
+}
+
 static void
 s_handle (zf_client_t *self, zmsg_t *msg)
 {
@@ -331,6 +344,7 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             self->has_resume = self->in->checkpoint_size > 0;
             self->resume_size = self->in->checkpoint_size;
             memcpy (self->resume, self->in->checkpoint, self->resume_size);
+            s_take_keyed (self);
             if (self->input[0]) {
                 zf_proto_reset (self->out, ZF_CREDIT);
                 self->out->credit = (uint32_t) self->concurrency;
@@ -344,6 +358,8 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             zf_client_on_confirm (self);
             break;
         case ZF_PING:
+            if (self->in->reloaded)
+                s_take_keyed (self);
             zf_proto_reset (self->out, ZF_PONG);
             s_send_out (self);
             break;
@@ -580,6 +596,7 @@ zf_client_destroy (zf_client_t **self_p)
     zlistx_destroy (&self->unconfirmed);
     zlistx_destroy (&self->put_headers);
     zlistx_destroy (&self->url_keyed);
+    zhashx_destroy (&self->told_keyed);
     zf_proto_destroy (&self->in);
     zf_proto_destroy (&self->out);
     zf_proto_destroy (&self->put);

@@ -143,6 +143,10 @@ struct _zf_client_t {
     zlistx_t *dones;                       // DONE received: zf_result_t, oldest first
     zlistx_t *url_keyed;                   // queues whose items get zflow-key from their
                                            // URL (zf_client_key_by_url), or NULL
+    zhashx_t *told_keyed;                  // the same, as the broker's WELCOME (or a PING
+                                           // after a reload) said: a set of names
+    bool told;                             // a WELCOME came, on this session or one before
+    int64_t told_by;                       // until then puts wait for one (ms); 0: none yet
     zlistx_t *put_headers;                 // copies of the headers of the items in put,
                                            // freed once it is encoded
     int linger;                            // ms outputs and acks may wait for company

@@ -15,8 +15,8 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#define MAX_FRAME_MIN    1024 // the smallest max-frame a broker has
-#define MAX_FRAME_ASK_MS 2000 // how long a large body waits for WELCOME to say the broker's
+#define MAX_FRAME_MIN   1024 // the smallest max-frame a broker has
+#define WELCOME_WAIT_MS 2000 // how long a first put waits for the broker's WELCOME
 
 void
 zf_client_unconfirmed_destroy (s_unconfirmed_t **self_p)
@@ -227,7 +227,8 @@ zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wak
     zframe_t *body = slot->body;
     *slot = *env;
     slot->body = body;
-    if (self->url_keyed && zlistx_find (self->url_keyed, env->queue))
+    if ((self->url_keyed && zlistx_find (self->url_keyed, env->queue)) ||
+        (self->told_keyed && zhashx_lookup (self->told_keyed, env->queue)))
         slot->headers = s_keyed_headers (self, env, body, &slot->headers_size);
     if (slot->headers_size && slot->headers == env->headers) {
         // The caller's headers (or the input item's) may be gone by the
@@ -277,16 +278,19 @@ s_random_id (zf_client_t *self)
     return id;
 }
 
+//  Until the broker first answered, puts wait for it (WELCOME_WAIT_MS in
+//  all, from the first): its WELCOME says its max-frame and the queues
+//  whose items are keyed by URL. Then whether the item of size bytes is
+//  over that max-frame (last_error says so).
 static bool
 s_over_max_frame (zf_client_t *self, size_t size)
 {
-    if (size <= MAX_FRAME_MIN)
-        return false;
-    int64_t deadline = zclock_mono () + MAX_FRAME_ASK_MS;
-    while (!self->welcomed && !self->refused_hello && !zsys_interrupted &&
-           zclock_mono () < deadline)
+    if (!self->told && !self->told_by)
+        self->told_by = zclock_mono () + WELCOME_WAIT_MS;
+    while (!self->told && !self->refused_hello && !zsys_interrupted &&
+           zclock_mono () < self->told_by)
         zf_client_wait (self, 50);
-    if (!self->max_frame || size <= self->max_frame)
+    if (size <= MAX_FRAME_MIN || !self->max_frame || size <= self->max_frame)
         return false;
     snprintf (self->last_error, sizeof self->last_error,
               "an item of %zu bytes is over the broker's max-frame (%u bytes): not put", size,

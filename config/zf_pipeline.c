@@ -289,9 +289,9 @@ s_check_flow_key (const char *value, zf_error_t *err)
           .type = ZF_KEY_STRING,                                                                   \
           .help =                                                                                  \
               "what names an item's key for the per-key limits and fair turns: header:NAME (a "    \
-              "header set at put time or by the actor that wrote it), or url-host (zflow's "       \
-              "actors and HTTP API set zflow-key to the host, and port, of the item's url); "      \
-              "items without one share the key \"\"",                                              \
+              "header set at put time or by the actor that wrote it), or url-host (every zflow "   \
+              "writer, actors, clients and HTTP API, sets zflow-key to the host, and port, of "    \
+              "the item's url); items without one share the key \"\"",                             \
           .check = s_check_flow_key },                                                             \
         { .name = "rate-per-key",                                                                  \
           ZF_FIELD (zf_queue_settings_t, rate_per_key),                                            \

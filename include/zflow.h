@@ -55,7 +55,8 @@
       its end.
     - Flow control: zf_group_figures_t has throttled and keys at its end;
       zf_client_keys and zf_request_take_keys give each group's busiest
-      keys (zf_key_figures_t); zf_client_key_by_url.
+      keys (zf_key_figures_t); zf_client_key_by_url, and every session
+      keys items by URL for the queues its broker names in WELCOME.
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -205,8 +206,9 @@ void zf_client_set_pipeline (zf_client_t *self, const char *pipeline);
 //  (and port, when given) of their URL (a string body, or a map's "url"
 //  string), lowercased, in place of any zflow-key they had (one inherited
 //  from the item they were made from): what a queue with `key = url-host`
-//  limits them by. zflow's actors call it for each such queue of their
-//  pipeline, and so does the HTTP API.
+//  limits them by. Every session does so already for the queues its broker
+//  keys by URL (its WELCOME names them; until it came, a first put waits up
+//  to 2 s for it): call this for a queue the broker does not know of.
 void zf_client_key_by_url (zf_client_t *self, const char *queue);
 
 //  Put a body (msgpack bytes, copied) into queue, with a random id (written

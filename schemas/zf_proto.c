@@ -66,6 +66,7 @@ static const s_field_t s_welcome[] = {
     { "checkpoint", F_CHECKPOINT, P (checkpoint), 0, false },
     NUM ("timeout", F_U32, timeout, false),
     NUM ("max_frame", F_U32, max_frame, false),
+    { "url_keyed", F_ROWS, P (keyed), 5, false },
     { NULL },
 };
 static const s_field_t s_put[] = {
@@ -107,6 +108,8 @@ static const s_field_t s_empty[] = {
 };
 static const s_field_t s_ping[] = {
     { "figures", F_MAP, P (figures), 0, false },
+    NUM ("reloaded", F_BOOL, reloaded, false),
+    { "url_keyed", F_ROWS, P (keyed), 5, false },
     { NULL },
 };
 static const s_field_t s_error[] = {
@@ -238,6 +241,11 @@ static const s_field_t s_key_figures[] = {
     { NULL },
 };
 
+static const s_field_t s_keyed_row[] = {
+    { "queue", F_STR, offsetof (zf_keyed_t, queue), ZF_NAME_MAX + 1, true },
+    { NULL },
+};
+
 #define D(field) offsetof (zf_done_t, field)
 static const s_field_t s_done_row[] = {
     { "id", F_ID, D (id), 0, true },
@@ -280,6 +288,7 @@ static const struct {
     { s_schedule_row, sizeof (zf_schedule_info_t), P (nschedules), P (schedules_cap),
       ZF_SCHEDULES_MAX, "schedules" },
     { s_key_figures, sizeof (zf_key_figures_t), P (nkeys), P (keys_cap), ZF_KEYS_MAX, "keys" },
+    { s_keyed_row, sizeof (zf_keyed_t), P (nkeyed), P (keyed_cap), ZF_QUEUES_MAX, "queues" },
 };
 
 //  The commands, indexed by zf_command_t.
@@ -340,6 +349,7 @@ zf_proto_destroy (zf_proto_t **self_p)
     free (self->dones);
     free (self->schedules);
     free (self->keys);
+    free (self->keyed);
     free (self);
     *self_p = NULL;
 }
@@ -451,6 +461,12 @@ zf_key_figures_t *
 zf_proto_add_key (zf_proto_t *self)
 {
     return (zf_key_figures_t *) s_add_row (self, 4, P (keys));
+}
+
+zf_keyed_t *
+zf_proto_add_keyed (zf_proto_t *self)
+{
+    return (zf_keyed_t *) s_add_row (self, 5, P (keyed));
 }
 
 zf_done_t *

@@ -76,6 +76,12 @@ typedef struct {
     char reason[ZF_TEXT_MAX + 1]; // dead: its last error, or ""
 } zf_done_t;
 
+//  A queue whose items are keyed by the host of their URL (WELCOME, PING):
+//  its writers set their zflow-key header.
+typedef struct {
+    char queue[ZF_NAME_MAX + 1];
+} zf_keyed_t;
+
 //  The envelope of one item, and its body.
 typedef struct {
     zf_id_t id;                  // the item's id
@@ -148,6 +154,9 @@ typedef struct {
     uint32_t ndones;                       // DONE: entries in dones
     uint32_t nschedules;                   // REPORT: entries in schedules
     uint32_t nkeys;                        // REPORT: entries in keys
+    uint32_t nkeyed;                       // WELCOME, PING: entries in keyed
+    bool reloaded;                         // PING: the config was reloaded: keyed replaces
+                                           // what WELCOME said
     bool borrowed;                         // item bodies are the caller's: never destroyed here
     const uint8_t *figures;                // PING: the worker's figures; CONTROL: a schedule's
                                            // spec; a msgpack map (a view)
@@ -172,6 +181,8 @@ typedef struct {
     uint32_t schedules_cap;                     // REPORT: entries allocated in schedules
     zf_key_figures_t *keys;                     // REPORT: the groups' busiest keys, owned
     uint32_t keys_cap;                          // REPORT: entries allocated in keys
+    zf_keyed_t *keyed;                          // WELCOME, PING: the queues keyed by URL, owned
+    uint32_t keyed_cap;                         // WELCOME, PING: entries allocated in keyed
     zframe_t *frame;                            // the decoded header frame, viewed by headers
 } zf_proto_t;
 
@@ -226,6 +237,10 @@ zf_group_figures_t *zf_proto_add_group (zf_proto_t *self);
 //  Append a schedule to a REPORT (zeroed); NULL if full (ZF_SCHEDULES_MAX).
 zf_schedule_info_t *zf_proto_add_schedule (zf_proto_t *self);
 zf_key_figures_t *zf_proto_add_key (zf_proto_t *self);
+
+//  Append a queue keyed by URL to a WELCOME or PING (zeroed); NULL if full
+//  (ZF_QUEUES_MAX).
+zf_keyed_t *zf_proto_add_keyed (zf_proto_t *self);
 
 //  Append a finished root to a DONE (zeroed); NULL if full (ZF_BATCH_MAX).
 zf_done_t *zf_proto_add_done (zf_proto_t *self);

@@ -90,77 +90,147 @@ test_put_deliver_ack (void **state)
     s_stop (&f);
 }
 
-//  zf_client_key_by_url: each item put into the queue carries zflow-key,
-//  the host (and a port other than its scheme's) of its URL, in place of
-//  an inherited one; an item without a URL gets none.
+//  The cases of s_keys_from_urls.
+static const struct {
+    const char *url; // a string item's, or with `map` a map's "url"
+    bool map;        // the item is {"url": URL, "n": 1}
+    const char *key; // its zflow-key, or NULL for none
+} s_url_cases[] = {
+    { "http://Example.COM/a", false, "example.com" },
+    { "http://example.com:80/", false, "example.com" },
+    { "https://example.com:443/x", false, "example.com" },
+    { "https://example.com:8443/x", false, "example.com:8443" },
+    { "http://user:pw@site.org/p", false, "site.org" },
+    { "http://evil.com\\@good.com/", false, "evil.com" },
+    { "nourl?next=http://a.com/", false, NULL },
+    { "http://b.org/x", true, "b.org" },
+    { "mailto:someone@c.org", false, NULL },
+};
+#define S_URL_CASES (sizeof s_url_cases / sizeof s_url_cases[0])
+
+//  Puts case i of s_url_cases into jobs (an id of its own, starting with
+//  i + 1), with a stale zflow-key (one from its parent) and a header of its
+//  own.
 static void
-test_a_key_from_each_url (void **state)
+s_put_url (zf_client_t *producer, size_t i)
 {
-    static const struct {
-        const char *url; // a string item's, or with `map` a map's "url"
-        bool map;        // the item is {"url": URL, "n": 1}
-        const char *key; // its zflow-key, or NULL for none
-    } cases[] = {
-        { "http://Example.COM/a", false, "example.com" },
-        { "http://example.com:80/", false, "example.com" },
-        { "https://example.com:443/x", false, "example.com" },
-        { "https://example.com:8443/x", false, "example.com:8443" },
-        { "http://user:pw@site.org/p", false, "site.org" },
-        { "http://evil.com\\@good.com/", false, "evil.com" },
-        { "nourl?next=http://a.com/", false, NULL },
-        { "http://b.org/x", true, "b.org" },
-        { "mailto:someone@c.org", false, NULL },
-    };
-    size_t count = sizeof cases / sizeof cases[0];
-    s_fixture_t *f = s_start (s_simple);
-    const char *endpoint = zf_broker_endpoint (f->broker);
-    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
-    zf_client_key_by_url (producer, "jobs");
-    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
-    // Each carries a stale zflow-key (one from its parent) and a header of its own.
+    static uint32_t puts;
     static const uint8_t headers[] = { 0x82, 0xa9, 'z', 'f', 'l', 'o', 'w',  '-', 'k',  'e', 'y',
                                        0xa5, 's',  't', 'a', 'l', 'e', 0xa1, 't', 0xa1, '1' };
-    for (size_t i = 0; i < count; i++) {
-        msgpack_sbuffer buffer;
-        msgpack_sbuffer_init (&buffer);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
-        if (cases[i].map) {
-            msgpack_pack_map (&pk, 2);
-            zf_mp_pack_cstr (&pk, "url");
-            zf_mp_pack_cstr (&pk, cases[i].url);
-            zf_mp_pack_cstr (&pk, "n");
-            msgpack_pack_int (&pk, 1);
-        }
-        else
-            zf_mp_pack_cstr (&pk, cases[i].url);
-        zf_id_t id = { { (uint8_t) (i + 1), 0x5e } };
-        zf_put_opts_t opts = { .id = &id, .headers = headers, .headers_size = sizeof headers };
-        assert_int_equal (
-            zf_client_put_with (producer, "jobs", buffer.data, buffer.size, &opts, NULL), 0);
-        msgpack_sbuffer_destroy (&buffer);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    if (s_url_cases[i].map) {
+        msgpack_pack_map (&pk, 2);
+        zf_mp_pack_cstr (&pk, "url");
+        zf_mp_pack_cstr (&pk, s_url_cases[i].url);
+        zf_mp_pack_cstr (&pk, "n");
+        msgpack_pack_int (&pk, 1);
     }
+    else
+        zf_mp_pack_cstr (&pk, s_url_cases[i].url);
+    zf_id_t id = { { (uint8_t) (i + 1), 0x5e } };
+    puts++;
+    memcpy (id.bytes + 2, &puts, sizeof puts);
+    zf_put_opts_t opts = { .id = &id, .headers = headers, .headers_size = sizeof headers };
+    assert_int_equal (zf_client_put_with (producer, "jobs", buffer.data, buffer.size, &opts, NULL),
+                      0);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  The zflow-key of the next item worker takes (acked), into key ("" for
+//  none); its case's index, or -1 when none came in 10 s.
+static int
+s_next_key (zf_client_t *worker, char *key, size_t size)
+{
+    zf_item_t *item = zf_client_next (worker, 10000);
+    if (!item)
+        return -1;
+    int i = zf_item_id (item)->bytes[0] - 1;
+    size_t headers_size;
+    const void *h = zf_item_headers (item, &headers_size);
+    uint32_t len = 0;
+    assert_non_null (zf_mp_header (h, headers_size, "t", &len)); // its own header kept
+    const char *found = zf_mp_header (h, headers_size, "zflow-key", &len);
+    snprintf (key, size, "%.*s", found ? (int) len : 0, found ? found : "");
+    zf_client_ack (worker, &item);
+    return i;
+}
+
+//  Each item the producer puts into jobs carries zflow-key, the host (and
+//  a port other than its scheme's) of its URL, in place of an inherited
+//  one; an item without a URL keeps what it had. explicit: the producer
+//  asks for it (zf_client_key_by_url), else the broker's WELCOME says so.
+static void
+s_keys_from_urls (const char *config, bool explicit)
+{
+    s_fixture_t *f = s_start (config);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    if (explicit)
+        zf_client_key_by_url (producer, "jobs");
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    for (size_t i = 0; i < S_URL_CASES; i++)
+        s_put_url (producer, i);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
-    for (size_t got = 0; got < count; got++) {
-        zf_item_t *item = zf_client_next (worker, 10000);
-        assert_non_null (item);
-        size_t i = zf_item_id (item)->bytes[0] - 1, size;
-        const void *h = zf_item_headers (item, &size);
-        uint32_t len = 0;
-        assert_non_null (zf_mp_header (h, size, "t", &len)); // its own header kept
-        const char *key = zf_mp_header (h, size, "zflow-key", &len);
-        char text[64] = "";
-        if (key)
-            snprintf (text, sizeof text, "%.*s", (int) len, key);
-        if (cases[i].key)
-            assert_string_equal (text, cases[i].key);
-        else
-            assert_string_equal (text, "stale"); // no URL: what it had
-        zf_client_ack (worker, &item);
+    for (size_t got = 0; got < S_URL_CASES; got++) {
+        char key[64];
+        int i = s_next_key (worker, key, sizeof key);
+        assert_true (i >= 0);
+        assert_string_equal (key, s_url_cases[i].key ? s_url_cases[i].key : "stale");
     }
     zf_client_destroy (&producer);
     zf_client_destroy (&worker);
     s_stop (&f);
+}
+
+#define S_URL_KEYED SRC_AND_WORK "queues\n    jobs\n        key = url-host\n"
+
+static void
+test_a_key_from_each_url (void **state)
+{
+    s_keys_from_urls (S_URL_KEYED, false); // the broker's WELCOME names jobs
+    s_keys_from_urls (s_simple, true);     // the writer asks for it
+}
+
+//  A reload that keys a queue by URL, or stops doing so, is told to the
+//  sessions already open: their next items follow it.
+static void
+test_a_reload_tells_the_writers (void **state)
+{
+    s_fixture_t *f = s_start (s_simple);
+    const char *endpoint = zf_broker_endpoint (f->broker);
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    char key[64];
+    s_put_url (producer, 0);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+    assert_int_equal (s_next_key (worker, key, sizeof key), 0);
+    assert_string_equal (key, "stale"); // not keyed by URL yet
+
+    zf_pipeline_t *keyed = zf_test_pipeline (S_URL_KEYED);
+    zf_pipeline_t *plain = zf_test_pipeline (s_simple);
+    zf_pipeline_t *configs[] = { keyed, plain };
+    const char *expected[] = { "example.com", "stale" };
+    for (int step = 0; step < 2; step++) {
+        zf_broker_reload (f->broker, configs[step], "");
+        // The reload's PING reaches the producer while it waits for a
+        // confirm, so an item put after one such wait shows it.
+        bool seen = false;
+        for (int tries = 0; tries < 3 && !seen; tries++) {
+            s_put_url (producer, 0);
+            assert_int_equal (zf_client_flush (producer, 10000), 0);
+            assert_int_equal (s_next_key (worker, key, sizeof key), 0);
+            seen = streq (key, expected[step]);
+        }
+        assert_true (seen);
+    }
+    zf_client_destroy (&producer);
+    zf_client_destroy (&worker);
+    s_stop (&f);
+    zf_pipeline_destroy (&keyed);
+    zf_pipeline_destroy (&plain);
 }
 
 //  Receives from several workers in turn until each group has count items
@@ -1319,6 +1389,7 @@ main (void)
         cmocka_unit_test (test_checkpoint_covers_only_what_was_put),
         cmocka_unit_test (test_put_deliver_ack),
         cmocka_unit_test (test_a_key_from_each_url),
+        cmocka_unit_test (test_a_reload_tells_the_writers),
         cmocka_unit_test (test_linger),
         cmocka_unit_test (test_wake),
         cmocka_unit_test (test_fanout_and_sharing),
