@@ -5,8 +5,10 @@ Each is read from the workers' own records of when they started and
 ended each item (flowjobs.py), not from the broker's figures."""
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 
 import urllib.request
 
@@ -326,3 +328,93 @@ def test_a_fetchers_rate_per_host_holds_across_its_workers(tmp_path, runs):
     finally:
         for origin in origins:
             origin.close()
+
+
+# The URLs of test_a_key_from_each_url (tests/broker/test_broker.c), the
+# key each gets, and the key of the relay's output ("out." after "://"): "-"
+# when it has none (then the item keeps what it had).
+URL_KEYS = [
+    ("http://Example.COM/a", "example.com", "out.example.com"),
+    ("http://example.com:80/", "example.com", "out.example.com"),
+    ("https://example.com:443/x", "example.com", "out.example.com"),
+    ("https://example.com:8443/x", "example.com:8443", "out.example.com:8443"),
+    ("http://user:pw@site.org/p", "site.org", "site.org"),
+    ("http://evil.com\\@good.com/", "evil.com", "out.evil.com"),
+    ("nourl?next=http://a.com/", "-", "-"),
+    ("mailto:someone@c.org", "-", "-"),
+]
+
+
+def test_every_writer_keys_items_by_url(tmp_path, processes):
+    # key = url-host is the broker's config alone: the Python client, `zflow
+    # put` and a Python worker's outputs all carry their URL's host as
+    # zflow-key, because the broker's WELCOME names the queues so keyed.
+    broker = Broker(str(tmp_path), (
+        "queues\n    urls\n        key = url-host\n        external = true\n"
+        "    hosts\n        key = url-host\nactors\n"
+        "    relay\n        kind = exec\n        command = \"%s -m zflow worker flowjobs:relay\"\n"
+        "        input = urls\n        output = hosts\n"
+        "    seen\n        kind = exec\n        command = \"%s -m zflow worker flowjobs:seen\"\n"
+        "        input = hosts\n") % (PY, PY))
+    try:
+        for name in ("relay", "seen"):
+            processes.started.append(subprocess.Popen(
+                [PY, "-m", "zflow", "worker", "flowjobs:" + name, "--broker", broker.endpoint],
+                env=worker_env(tmp_path, "w"), stderr=open(str(tmp_path / "worker.log"), "a")))
+        urls = [url for url, _, _ in URL_KEYS]
+        with zflow.Client(broker.endpoint) as client:
+            client.put_many("urls", urls)
+        put = subprocess.run([ZFLOW, "put", broker.endpoint, "urls"] +
+                             ['"%s"' % url.replace("\\", "\\\\") for url in urls],
+                             capture_output=True, text=True, timeout=30)
+        assert put.returncode == 0, put.stderr
+
+        def lines():
+            found = []
+            for name in os.listdir(str(tmp_path)):
+                if name.startswith("keys-"):
+                    with open(str(tmp_path / name)) as f:
+                        found += [line.split(" ", 2) for line in f.read().splitlines()]
+            return found
+        wait_for(lambda: len(lines()) >= 4 * len(urls), timeout=60,
+                 what="every URL read and relayed")
+        got = lines()
+        ins = [(key, url) for what, key, url in got if what == "in"]
+        assert sorted(ins) == sorted(2 * [(key, url) for url, key, _ in URL_KEYS])
+        # The relay's outputs have hosts of their own: keyed by them, not by
+        # the key each inherited from its input.
+        outs = [(key, url.replace("://out.", "://", 1)) for what, key, url in got if what == "out"]
+        assert sorted(outs) == sorted(2 * [(out, url) for url, _, out in URL_KEYS])
+    finally:
+        broker.stop()
+
+
+def test_a_restarted_broker_hands_out_no_burst(tmp_path, processes):
+    # rate = 10/s with burst = 50: a broker that starts anew may hand out 50
+    # at once; one killed and started again on its journal takes its
+    # buckets as emptied when it began, so from then on it hands out no
+    # more than 10 a second (a bucket taken as full would give 50 at once
+    # when the workers come back).
+    broker = Broker(str(tmp_path), pipeline(["rate = 10/s", "burst = 50"]), journal=True)
+    try:
+        for _ in range(2):
+            processes.started.append(subprocess.Popen(
+                WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
+                stderr=open(str(tmp_path / "worker.log"), "a")))
+        total = 150
+        with zflow.Client(broker.endpoint) as client:
+            client.put_many("jobs", [{"key": "k", "n": n} for n in range(total)])
+        wait_for(lambda: len(starts(tmp_path)) >= 65, timeout=60, what="the burst and more")
+        broker.stop(signal.SIGKILL)
+        restarted = time.time()
+        broker.start()
+        wait_for(lambda: len({r[3] for r in starts(tmp_path)}) >= total, timeout=90,
+                 what="every item started")
+        after = [r[1] - restarted for r in starts(tmp_path) if r[1] >= restarted]
+        assert len(after) >= total - 65, len(after)
+        # In every span from the restart on, no more than its length at
+        # 10/s (and one for the clock's millisecond).
+        for count, t in enumerate(after, 1):
+            assert count <= 10 * t + 1, (count, t, after[:count])
+    finally:
+        broker.stop()

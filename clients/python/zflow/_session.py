@@ -9,7 +9,7 @@ import time
 
 import zmq
 
-from . import _curve, _zfp
+from . import _curve, _keys, _zfp
 from ._brokers import Brokers
 
 
@@ -51,6 +51,7 @@ class Session:
         self.window = 1000         # PUT items unconfirmed at most
         self.timeout = 0           # ms: the input queue's timeout, if WELCOME says
         self.max_frame = 0         # bytes of a frame the broker takes, if WELCOME says
+        self.url_keyed = frozenset()  # queues whose items are keyed by URL, as WELCOME says
         self.sessions = 0          # sessions opened: more than 1 after the broker forgot one
         self.sock = None
         self.unconfirmed = {}      # seq -> (items, frames): PUTs sent, not yet confirmed
@@ -203,11 +204,14 @@ class Session:
             self.window = header.get("window", self.window)
             self.timeout = header.get("timeout", 0)
             self.max_frame = header.get("max_frame", 0)
+            self.url_keyed = _keys.told(header)
             self.welcomed = True
             if self.on_open:
                 self.on_open()
             return command, header, bodies  # the caller may be waiting for it
         if command == "PING":
+            if header.get("reloaded"):
+                self.url_keyed = _keys.told(header)
             self.send("PONG", {})
             return None
         if command == "PONG":

@@ -13,10 +13,10 @@ import time
 import zmq
 import zmq.asyncio
 
-from . import _curve, _zfp
+from . import _curve, _keys, _zfp
 from ._brokers import Brokers
 from ._session import BrokerError, WrongBroker, refusal
-from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _check_frames,
+from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _ready_batches,
                      _group_batches, _put_batch, _put_wait, _status_header, _value)
 
 
@@ -81,6 +81,7 @@ class AsyncClient:
         self.reader = None
         self.refused = None      # WrongBroker, once the broker refused the session for good
         self.max_frame = 0       # bytes of a frame the broker takes, if WELCOME says
+        self.url_keyed = frozenset()  # queues whose items are keyed by URL, as WELCOME says
 
     @classmethod
     async def connect(cls, endpoint, **options):
@@ -183,10 +184,13 @@ class AsyncClient:
                 self.heartbeat = header.get("heartbeat", self.heartbeat)
                 self.liveness = header.get("liveness", self.liveness)
                 self.max_frame = header.get("max_frame", 0)
+                self.url_keyed = _keys.told(header)
                 self.welcomed.set()
                 for frames, _ in list(self.pending.values()):  # asked of the old session
                     await self._send(frames)
             elif command == "PING":
+                if header.get("reloaded"):
+                    self.url_keyed = _keys.told(header)
                 await self._send(_zfp.encode("PONG", {}))
             elif command == "ERROR" and refusal(header.get("code"), self.welcomed.is_set()):
                 # Refused for good: what waits fails, and nothing is tried again.
@@ -250,7 +254,7 @@ class AsyncClient:
                               ids[first:] if ids else None, delay, at, priority, headers, root)
                    for first in range(0, len(bodies), _zfp.BATCH_MAX)]
         await self._welcomed(self.timeout if timeout is None else timeout)
-        _check_frames(batches, self.max_frame)
+        _ready_batches(batches, self.max_frame, self.url_keyed)
         handles = []
         for items, packed in batches:
             await self._put_confirmed(items, packed, timeout)
@@ -275,7 +279,7 @@ class AsyncClient:
         if not bodies:
             return _Finished(self, group)
         await self._welcomed(self.timeout if timeout is None else timeout)
-        _check_frames(batches, self.max_frame)
+        _ready_batches(batches, self.max_frame, self.url_keyed)
         for items, packed in batches:
             await self._put_confirmed(items, packed, timeout)
         return AsyncHandle(self, group)

@@ -6,7 +6,7 @@ import time
 import msgpack
 import zmq
 
-from . import _curve, _zfp
+from . import _curve, _keys, _zfp
 from ._durations import seconds, unix_time
 from ._session import BrokerError, Session
 
@@ -140,16 +140,20 @@ def _put_wait(timeout):
     return ms - 1000 if ms > 2000 else max(1, ms // 2)
 
 
-def _check_frames(batches, max_frame):
-    """Refused, before anything is sent, when a packed body is over the
-    broker's max-frame (its WELCOME says it): its socket would drop the
-    connection, and the put would wait out its time."""
+def _ready_batches(batches, max_frame, url_keyed):
+    """Made ready to send once the broker's WELCOME said its max-frame and
+    the queues it keys by URL: refused, before anything is sent, when a
+    packed body is over that max-frame (its socket would drop the
+    connection, and the put would wait out its time); the items bound for
+    url_keyed carry their URL's host as zflow-key."""
     limit = max_frame or _zfp.FRAME_MAX
-    for _, packed in batches:
+    for items, packed in batches:
         for body in packed:
             if len(body) > limit:
                 raise Refused("an item of %d bytes is over the broker's max-frame (%d bytes): "
                               "not put" % (len(body), limit))
+        if url_keyed:
+            _keys.key_items(items, lambda i: _keys.packed_url(packed[i]), url_keyed)
 
 
 def _group_batches(queue, bodies, delay, at, priority, headers):
@@ -280,7 +284,7 @@ class Client:
                               ids[first:] if ids else None, delay, at, priority, headers, root)
                    for first in range(0, len(bodies), _zfp.BATCH_MAX)]
         self.session.ensure_open(timeout)
-        _check_frames(batches, self.session.max_frame)
+        _ready_batches(batches, self.session.max_frame, self.session.url_keyed)
         handles = []
         for items, packed in batches:
             self._put_confirmed(items, packed, timeout)
@@ -319,7 +323,7 @@ class Client:
         if not bodies:
             return _Finished(self, group)
         self.session.ensure_open(self.timeout if timeout is None else timeout)
-        _check_frames(batches, self.session.max_frame)
+        _ready_batches(batches, self.session.max_frame, self.session.url_keyed)
         for items, packed in batches:
             self._put_confirmed(items, packed, self.timeout if timeout is None else timeout)
         return Handle(self, group)

@@ -45,7 +45,7 @@ import traceback
 import msgpack
 import zmq
 
-from . import _zfp
+from . import _keys, _zfp
 from ._durations import seconds
 from ._session import BrokerError, Session
 
@@ -670,6 +670,9 @@ class Worker:
                     for key in ("group", "headers"):
                         if key in env:
                             out[key] = env[key]
+                    if self.output in self.session.url_keyed:
+                        _keys.key_items([out], lambda _: _keys.packed_url(
+                            job.outcome[job.sent]), self.session.url_keyed)
                     items.append(out)
                     packed.append(job.outcome[job.sent])
                     job.sent += 1
