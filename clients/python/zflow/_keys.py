@@ -85,6 +85,10 @@ def key_items(items, url_of, keyed_queues):
 
 
 def told(header):
-    """The queues a WELCOME (or a reload's PING) says are keyed by URL."""
-    return frozenset(row.get("queue") for row in header.get("url_keyed") or ()
+    """The queues a WELCOME (or a reload's PING) says are keyed by URL
+    (none when what it says is not a list of {"queue": name})."""
+    rows = header.get("url_keyed")
+    if not isinstance(rows, list):
+        return frozenset()
+    return frozenset(row["queue"] for row in rows
                      if isinstance(row, dict) and isinstance(row.get("queue"), str))
