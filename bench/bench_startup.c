@@ -1,6 +1,8 @@
 /*  bench_startup: the time from starting `zflow run` to the first item in
     the sink's file, for a pipeline of one producer and one sink, RUNS times;
-    prints each and the median.
+    prints each and the median. Then the median time of `zflow version` (a
+    process that only says its version) beside that of /bin/true's, the
+    floor of starting any process here, over 5 × RUNS runs each.
 
         bench_startup ZFLOW PIPELINE_DIR RUNS
 */
@@ -25,6 +27,28 @@ s_compare (const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y ? -1 : x > y;
+}
+
+//  The median ms from fork to the end of `program arg`, over runs runs.
+static double
+s_median_exec (const char *program, const char *arg, int runs)
+{
+    double *times = (double *) calloc ((size_t) runs, sizeof (double));
+    for (int i = 0; i < runs; i++) {
+        double start = s_now_ms ();
+        pid_t pid = fork ();
+        if (pid == 0) {
+            freopen ("/dev/null", "w", stdout);
+            execl (program, program, arg, (char *) NULL);
+            _exit (127);
+        }
+        waitpid (pid, NULL, 0);
+        times[i] = s_now_ms () - start;
+    }
+    qsort (times, (size_t) runs, sizeof (double), s_compare);
+    double median = times[runs / 2];
+    free (times);
+    return median;
 }
 
 int
@@ -60,5 +84,9 @@ main (int argc, char **argv)
     qsort (times, (size_t) runs, sizeof (double), s_compare);
     printf ("startup: median %.1f ms, max %.1f ms over %d runs\n", times[runs / 2], times[runs - 1],
             runs);
+    double version = s_median_exec (argv[1], "version", 5 * runs);
+    double floor = s_median_exec ("/bin/true", NULL, 5 * runs);
+    printf ("version: median %.1f ms (/bin/true %.1f ms) over %d runs\n", version, floor, 5 * runs);
+    free (times);
     return 0;
 }

@@ -9,9 +9,8 @@
 #include "zf_steer.h"
 #include "zf_tasks.h"
 #include "zf_tools.h"
+#include "zf_version.h"
 
-#include <curl/curl.h>
-#include <microhttpd.h>
 #include "zf_zpl.h"
 
 #include <czmq.h>
@@ -72,15 +71,14 @@ s_graph (int argc, char **argv)
     return ZF_EXIT_OK;
 }
 
+_Static_assert(ZF_VERSION_PROTO == ZF_PROTO_VERSION, "zf_version.h names another ZFP");
+
 static int
 s_version (int argc, char **argv)
 {
-    int major, minor, patch;
-    zmq_version (&major, &minor, &patch);
-    printf ("zflow %s (ZFP/%d, libzmq %d.%d.%d, czmq %d.%d.%d, libcurl %s, libmicrohttpd %s)\n",
-            ZFLOW_VERSION, ZF_PROTO_VERSION, major, minor, patch, CZMQ_VERSION_MAJOR,
-            CZMQ_VERSION_MINOR, CZMQ_VERSION_PATCH, curl_version_info (CURLVERSION_NOW)->version,
-            MHD_get_version ());
+    (void) argc;
+    (void) argv;
+    zf_version_print (stdout);
     return ZF_EXIT_OK;
 }
 
