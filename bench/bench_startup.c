@@ -34,6 +34,7 @@ static double
 s_median_exec (const char *program, const char *arg, int runs)
 {
     double *times = (double *) calloc ((size_t) runs, sizeof (double));
+    fflush (stdout); // else each child would print what is buffered
     for (int i = 0; i < runs; i++) {
         double start = s_now_ms ();
         pid_t pid = fork ();
