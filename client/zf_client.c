@@ -345,6 +345,7 @@ s_handle (zf_client_t *self, zmsg_t *msg)
             self->resume_size = self->in->checkpoint_size;
             memcpy (self->resume, self->in->checkpoint, self->resume_size);
             s_take_keyed (self);
+            zf_client_send_put (self); // what was held for it
             if (self->input[0]) {
                 zf_proto_reset (self->out, ZF_CREDIT);
                 self->out->credit = (uint32_t) self->concurrency;

@@ -7,6 +7,7 @@
 #include "zflow.h"
 #include "zf_client_impl.h"
 #include "zf_alloc.h"
+#include "zf_json.h"
 #include "zf_mp.h"
 #include "zf_proto.h"
 
@@ -28,15 +29,19 @@ zf_client_unconfirmed_destroy (s_unconfirmed_t **self_p)
     *self_p = NULL;
 }
 
+static void s_key_by_url (zf_client_t *self);
+
 void
 zf_client_send_put (zf_client_t *self)
 {
-    if (self->put->nitems == 0)
+    // Held until the broker first answered: its WELCOME names the queues
+    // whose items are keyed by URL, which only the writer can key.
+    if (self->put->nitems == 0 || !self->told)
         return;
     if (self->nacks == 0)
         self->pending_since = 0; // else the acks keep their time
+    s_key_by_url (self);
     self->put->seq = ++self->seq;
-    self->put->track = self->track;
     uint32_t count = self->put->nitems;
     zmsg_t *msg = zf_proto_encode (self->put, NULL);
     zf_proto_reset (self->put, ZF_PUT);
@@ -115,7 +120,8 @@ s_body_url (zframe_t *body, const char **url, uint32_t *len)
 
 //  The host of url (scheme://[user@]host[:port][/...]), with its port when
 //  it has one other than its scheme's (http 80, https 443), lowercased,
-//  into out; false when it has none, or one longer than out holds. The
+//  into out; false when it has none, one longer than out holds, or one that
+//  is not UTF-8 or has a control character (a key is a header's text). The
 //  authority ends at '/', '?', '#' or '\\' (as browsers read it), and the
 //  host is after its last '@'.
 static bool
@@ -144,6 +150,11 @@ s_url_host (const char *url, uint32_t len, char *out, size_t size)
         n = (size_t) ((const char *) memrchr (p, ':', n) - p); // the scheme's own port
     if (n == 0 || n >= size)
         return false;
+    for (size_t i = 0, len; i < n; i += len) {
+        len = zf_utf8_len ((const unsigned char *) p + i, n - i);
+        if (len == 0 || (unsigned char) p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    }
     for (size_t i = 0; i < n; i++)
         out[i] = (char) tolower ((unsigned char) p[i]);
     out[n] = 0;
@@ -200,6 +211,37 @@ s_keyed_headers (zf_client_t *self, const zf_env_t *env, zframe_t *body, uint32_
     return (const uint8_t *) buffer.data;
 }
 
+//  The items of the PUT being filled bound for a queue keyed by URL (as the
+//  broker's WELCOME, or a reload's PING, says; or zf_client_key_by_url)
+//  carry their URL's host as zflow-key.
+static void
+s_key_by_url (zf_client_t *self)
+{
+    if (!self->url_keyed && (!self->told_keyed || zhashx_size (self->told_keyed) == 0))
+        return;
+    for (uint32_t i = 0; i < self->put->nitems; i++) {
+        zf_env_t *env = &self->put->items[i];
+        if ((self->url_keyed && zlistx_find (self->url_keyed, env->queue)) ||
+            (self->told_keyed && zhashx_lookup (self->told_keyed, env->queue))) {
+            uint32_t size;
+            const uint8_t *headers = s_keyed_headers (self, env, env->body, &size);
+            env->headers = headers;
+            env->headers_size = size;
+        }
+    }
+}
+
+//  Whether an item put with wait must wait before it goes into the PUT
+//  being filled: the window is full, or the PUT (a batch at most, of one
+//  wait and one track setting; held until the broker's WELCOME) is.
+static bool
+s_put_full (zf_client_t *self, uint32_t wait)
+{
+    uint32_t n = self->put->nitems;
+    return self->unconfirmed_items + n >= self->window || n >= ZF_BATCH_MAX ||
+           (n && (self->put->wait != wait || self->put->track != self->track));
+}
+
 //  --------------------------------------------------------------------------
 
 int
@@ -209,10 +251,10 @@ zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wak
         zframe_destroy (body_p);
         return -1;
     }
-    if (self->put->nitems && self->put->wait != wait)
+    while (s_put_full (self, wait)) {
         zf_client_send_put (self);
-    while (self->unconfirmed_items + self->put->nitems >= self->window) {
-        zf_client_send_put (self);
+        if (!s_put_full (self, wait))
+            break; // sent: room in a new PUT
         if (zsys_interrupted || self->refused_hello ||
             (wake ? zf_client_pump_or_wake (self, 100, true)
                   : (zf_client_wait (self, 100), false))) {
@@ -222,14 +264,14 @@ zf_client_enqueue (zf_client_t *self, zf_env_t *env, zframe_t **body_p, bool wak
     }
     if (!self->pending_since)
         self->pending_since = zclock_mono ();
-    self->put->wait = wait;
+    if (self->put->nitems == 0) {
+        self->put->wait = wait;
+        self->put->track = self->track;
+    }
     zf_env_t *slot = zf_proto_add_item (self->put, body_p);
     zframe_t *body = slot->body;
     *slot = *env;
     slot->body = body;
-    if ((self->url_keyed && zlistx_find (self->url_keyed, env->queue)) ||
-        (self->told_keyed && zhashx_lookup (self->told_keyed, env->queue)))
-        slot->headers = s_keyed_headers (self, env, body, &slot->headers_size);
     if (slot->headers_size && slot->headers == env->headers) {
         // The caller's headers (or the input item's) may be gone by the
         // time the PUT is encoded.
@@ -278,19 +320,26 @@ s_random_id (zf_client_t *self)
     return id;
 }
 
-//  Until the broker first answered, puts wait for it (WELCOME_WAIT_MS in
-//  all, from the first): its WELCOME says its max-frame and the queues
-//  whose items are keyed by URL. Then whether the item of size bytes is
-//  over that max-frame (last_error says so).
+//  Whether the broker has answered, waiting for its first WELCOME up to
+//  WELCOME_WAIT_MS in all (from the first wait).
 static bool
-s_over_max_frame (zf_client_t *self, size_t size)
+s_told (zf_client_t *self)
 {
     if (!self->told && !self->told_by)
         self->told_by = zclock_mono () + WELCOME_WAIT_MS;
     while (!self->told && !self->refused_hello && !zsys_interrupted &&
            zclock_mono () < self->told_by)
         zf_client_wait (self, 50);
-    if (size <= MAX_FRAME_MIN || !self->max_frame || size <= self->max_frame)
+    return self->told;
+}
+
+//  Whether an item of size bytes is over the broker's max-frame (last_error
+//  says so). A first put waits for the broker's WELCOME (s_told), which
+//  says it and the queues keyed by URL, so that puts go at once, not held.
+static bool
+s_over_max_frame (zf_client_t *self, size_t size)
+{
+    if (!s_told (self) || size <= MAX_FRAME_MIN || !self->max_frame || size <= self->max_frame)
         return false;
     snprintf (self->last_error, sizeof self->last_error,
               "an item of %zu bytes is over the broker's max-frame (%u bytes): not put", size,
@@ -360,6 +409,14 @@ zf_client_put_request (zf_client_t *self, const char *queue, const void *body, s
     zf_client_ready (self);
     if (self->refused_hello)
         return NULL;
+    // A request is answered by its PUT's CONFIRM, and PUTs are held until
+    // the broker's first WELCOME: one that does not come in 2 s (in all)
+    // refuses the request rather than keep it.
+    if (!s_told (self)) {
+        snprintf (self->last_error, sizeof self->last_error,
+                  "no answer from the broker yet (within %d ms): try again", WELCOME_WAIT_MS);
+        return NULL;
+    }
     zf_client_send_put (self); // what was buffered goes first: this item is alone in its PUT
     if (zf_client_put_room (self) == 0) {
         snprintf (self->last_error, sizeof self->last_error,
@@ -452,7 +509,7 @@ zf_client_flush (zf_client_t *self, int timeout_ms)
     if (self->refused_hello)
         return -1;
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
-    while (self->unconfirmed_items > 0) {
+    while (self->unconfirmed_items > 0 || self->put->nitems > 0) { // sent, or held for WELCOME
         int64_t left = deadline - zclock_mono ();
         if (left <= 0 || zsys_interrupted || self->refused_hello)
             return -1;

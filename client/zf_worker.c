@@ -28,6 +28,8 @@ void
 zf_client_send_acks (zf_client_t *self)
 {
     zf_client_send_put (self); // outputs before the ACK of what made them
+    if (self->put->nitems)
+        return; // held until the broker's WELCOME: so are the acks
     self->pending_since = 0;
     if (self->nacks == 0)
         return;

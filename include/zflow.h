@@ -207,8 +207,9 @@ void zf_client_set_pipeline (zf_client_t *self, const char *pipeline);
 //  string), lowercased, in place of any zflow-key they had (one inherited
 //  from the item they were made from): what a queue with `key = url-host`
 //  limits them by. Every session does so already for the queues its broker
-//  keys by URL (its WELCOME names them; until it came, a first put waits up
-//  to 2 s for it): call this for a queue the broker does not know of.
+//  keys by URL (its WELCOME names them: a first put waits up to 2 s for it,
+//  and puts are held, not sent, until it came): call this for a queue the
+//  broker does not know of.
 void zf_client_key_by_url (zf_client_t *self, const char *queue);
 
 //  Put a body (msgpack bytes, copied) into queue, with a random id (written

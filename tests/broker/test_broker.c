@@ -105,6 +105,8 @@ static const struct {
     { "nourl?next=http://a.com/", false, NULL },
     { "http://b.org/x", true, "b.org" },
     { "mailto:someone@c.org", false, NULL },
+    { "http://bad\x01host/", false, NULL },  // a control character: no key
+    { "http://\xff\xfe.com/", false, NULL }, // not UTF-8: no key
 };
 #define S_URL_CASES (sizeof s_url_cases / sizeof s_url_cases[0])
 
@@ -158,6 +160,18 @@ s_next_key (zf_client_t *worker, char *key, size_t size)
     return i;
 }
 
+//  The worker takes one item of each case, keyed as the case says.
+static void
+s_expect_url_keys (zf_client_t *worker)
+{
+    for (size_t got = 0; got < S_URL_CASES; got++) {
+        char key[64];
+        int i = s_next_key (worker, key, sizeof key);
+        assert_true (i >= 0);
+        assert_string_equal (key, s_url_cases[i].key ? s_url_cases[i].key : "stale");
+    }
+}
+
 //  Each item the producer puts into jobs carries zflow-key, the host (and
 //  a port other than its scheme's) of its URL, in place of an inherited
 //  one; an item without a URL keeps what it had. explicit: the producer
@@ -174,12 +188,7 @@ s_keys_from_urls (const char *config, bool explicit)
     for (size_t i = 0; i < S_URL_CASES; i++)
         s_put_url (producer, i);
     assert_int_equal (zf_client_flush (producer, 10000), 0);
-    for (size_t got = 0; got < S_URL_CASES; got++) {
-        char key[64];
-        int i = s_next_key (worker, key, sizeof key);
-        assert_true (i >= 0);
-        assert_string_equal (key, s_url_cases[i].key ? s_url_cases[i].key : "stale");
-    }
+    s_expect_url_keys (worker);
     zf_client_destroy (&producer);
     zf_client_destroy (&worker);
     s_stop (&f);
@@ -192,6 +201,31 @@ test_a_key_from_each_url (void **state)
 {
     s_keys_from_urls (S_URL_KEYED, false); // the broker's WELCOME names jobs
     s_keys_from_urls (s_simple, true);     // the writer asks for it
+}
+
+//  A writer that puts before its broker is up holds its items until the
+//  broker's WELCOME says which queues are keyed by URL: they are keyed.
+static void
+test_a_writer_before_its_broker_keys_by_url (void **state)
+{
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zf_test_free_port ());
+    zf_client_t *producer = zf_client_new (endpoint, "src", NULL, 0);
+    for (size_t i = 0; i < S_URL_CASES; i++)
+        s_put_url (producer, i); // held: no broker yet
+    assert_int_equal (zf_client_flush (producer, 300), -1);
+    zf_pipeline_t *pipeline = zf_test_pipeline (S_URL_KEYED);
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, endpoint, LOOPBACK, LOOPBACK, &err);
+    if (!broker)
+        fail_msg ("broker: %s", err.text);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 32);
+    assert_int_equal (zf_client_flush (producer, 10000), 0);
+    s_expect_url_keys (worker);
+    zf_client_destroy (&producer);
+    zf_client_destroy (&worker);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
 }
 
 //  A reload that keys a queue by URL, or stops doing so, is told to the
@@ -1390,6 +1424,7 @@ main (void)
         cmocka_unit_test (test_put_deliver_ack),
         cmocka_unit_test (test_a_key_from_each_url),
         cmocka_unit_test (test_a_reload_tells_the_writers),
+        cmocka_unit_test (test_a_writer_before_its_broker_keys_by_url),
         cmocka_unit_test (test_linger),
         cmocka_unit_test (test_wake),
         cmocka_unit_test (test_fanout_and_sharing),
