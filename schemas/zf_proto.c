@@ -7,6 +7,7 @@
     back the same bytes, which the test vectors check.
 */
 #include "zf_proto.h"
+#include "zf_json.h"
 #include "zf_mp.h"
 
 #include <stddef.h>
@@ -540,6 +541,11 @@ s_read_headers (zf_mp_t *mp, zf_env_t *env, zf_error_t *err)
             zf_error_prefix (err, "header %u: ", i / 2);
             return -1;
         }
+        // Text, as every reader takes it (Python's decoder would refuse
+        // the whole message, the other items with it).
+        for (uint32_t at = 0, n; at < len; at += n)
+            if (!(n = (uint32_t) zf_utf8_len ((const unsigned char *) str + at, len - at)))
+                return zf_error_set (err, ZF_EVALUE, "header %u: not UTF-8", i / 2);
     }
     size_t size = (size_t) (mp->pos - start);
     if (size > ZF_HEADERS_MAX)

@@ -643,6 +643,26 @@ test_bad_values (void **state)
     s_key (&b, "n");
     msgpack_pack_uint32 (&b.pk, 5);
     s_expect_error (s_finish (&b, "DELIVER", 1), ZF_ETYPE, "header 0: expected str, found uint");
+
+    // a header whose text is not UTF-8 (a reader would refuse the whole
+    // message, the other items with it)
+    s_begin (&b);
+    msgpack_pack_map (&b.pk, 1);
+    s_key (&b, "items");
+    msgpack_pack_array (&b.pk, 1);
+    msgpack_pack_map (&b.pk, 4);
+    s_key (&b, "id");
+    msgpack_pack_bin (&b.pk, 16);
+    msgpack_pack_bin_body (&b.pk, "0123456789abcdef", 16);
+    s_key (&b, "queue");
+    zf_mp_pack_cstr (&b.pk, "q");
+    s_key (&b, "ts");
+    msgpack_pack_int64 (&b.pk, 1);
+    s_key (&b, "headers");
+    msgpack_pack_map (&b.pk, 1);
+    s_key (&b, "zflow-key");
+    zf_mp_pack_cstr (&b.pk, "\xff.com");
+    s_expect_error (s_finish (&b, "DELIVER", 1), ZF_EVALUE, "header 0: not UTF-8");
 }
 
 static void
