@@ -223,20 +223,39 @@ s_leave (zf_server_t *server, zf_session_t *session, bool lost)
 static void s_peer_error (zf_server_t *server, zf_session_t *session, zframe_t *routing_id,
                           const char *key, zf_err_t code, const char *reason);
 
+//  Adds queue to the message out's queues keyed by URL, once.
+static void
+s_add_keyed_queue (zf_server_t *server, const char *queue)
+{
+    for (uint32_t i = 0; i < server->out->nkeyed; i++)
+        if (streq (server->out->keyed[i].queue, queue))
+            return;
+    zf_keyed_t *keyed = zf_proto_add_keyed (server->out);
+    if (keyed)
+        snprintf (keyed->queue, sizeof keyed->queue, "%s", queue);
+}
+
 //  Names in the message out the queues whose items are keyed by the host
-//  of their URL: the broker never reads a body, so their writers set the
-//  key (zflow-key) themselves.
+//  of their URL (`key = url-host` on the queue, or in the `flow` section of
+//  an actor that reads it): the broker never reads a body, so their
+//  writers set the key (zflow-key) themselves.
 static void
 s_add_keyed (zf_server_t *server)
 {
-    zlistx_t *queues = server->pipeline->queues;
-    for (zf_queue_conf_t *queue = (zf_queue_conf_t *) zlistx_first (queues); queue;
-         queue = (zf_queue_conf_t *) zlistx_next (queues)) {
-        zf_keyed_t *keyed = queue->settings.key && streq (queue->settings.key, "url-host")
-                                ? zf_proto_add_keyed (server->out)
-                                : NULL;
-        if (keyed)
-            snprintf (keyed->queue, sizeof keyed->queue, "%s", queue->name);
+    zf_pipeline_t *pipeline = server->pipeline;
+    for (zf_queue_conf_t *queue = (zf_queue_conf_t *) zlistx_first (pipeline->queues); queue;
+         queue = (zf_queue_conf_t *) zlistx_next (pipeline->queues))
+        if (queue->settings.key && streq (queue->settings.key, "url-host"))
+            s_add_keyed_queue (server, queue->name);
+    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (pipeline->actors); actor;
+         actor = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
+        zf_actor_settings_t *set = (zf_actor_settings_t *) actor->settings;
+        if (!set || !set->flow || !actor->input)
+            continue;
+        zf_queue_settings_t flow;
+        zf_keys_bind (zf_flow_keys, set->flow, &flow);
+        if (flow.key && streq (flow.key, "url-host"))
+            s_add_keyed_queue (server, actor->input);
     }
 }
 
