@@ -3,6 +3,7 @@ two hosts (network namespaces of the test's own), a cap on each key's
 items in flight never exceeded, and a per-key rate with a thousand keys.
 Each is read from the workers' own records of when they started and
 ended each item (flowjobs.py), not from the broker's figures."""
+import json
 import os
 import random
 import signal
@@ -342,6 +343,7 @@ URL_KEYS = [
     ("http://evil.com\\@good.com/", "evil.com", "out.evil.com"),
     ("nourl?next=http://a.com/", "-", "-"),
     ("mailto:someone@c.org", "-", "-"),
+    ("http://bad\x01host/", "-", "-"),  # a control character: no key
 ]
 
 
@@ -365,7 +367,7 @@ def test_every_writer_keys_items_by_url(tmp_path, processes):
         with zflow.Client(broker.endpoint) as client:
             client.put_many("urls", urls)
         put = subprocess.run([ZFLOW, "put", broker.endpoint, "urls"] +
-                             ['"%s"' % url.replace("\\", "\\\\") for url in urls],
+                             [json.dumps(url) for url in urls],
                              capture_output=True, text=True, timeout=30)
         assert put.returncode == 0, put.stderr
 

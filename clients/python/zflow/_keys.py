@@ -36,9 +36,12 @@ def url_host(url):
     if (scheme == b"http" and len(host) > 3 and host.endswith(b":80")) or \
             (scheme == b"https" and len(host) > 4 and host.endswith(b":443")):
         host = host[:host.rfind(b":")]
-    if not host or len(host) > _HOST_MAX:
+    if not host or len(host) > _HOST_MAX or any(b < 0x20 or b == 0x7f for b in host):
         return None
-    return host.lower().decode("utf-8", "replace")
+    try:
+        return host.lower().decode("utf-8")
+    except UnicodeDecodeError:  # a lone surrogate: not UTF-8, no key
+        return None
 
 
 def body_url(body):
@@ -52,11 +55,27 @@ def body_url(body):
 
 
 def packed_url(packed):
-    """body_url of a packed body, or None when it is not msgpack."""
+    """The URL of a packed body as the C client reads it: a string, or the
+    first "url" key's string of a map, read no further than that; None for
+    any other, or bytes that are not msgpack that far."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(packed)
     try:
-        return body_url(msgpack.unpackb(packed, raw=False))
+        try:
+            count = unpacker.read_map_header()
+        except msgpack.UnpackValueError:  # not a map: a string, or another value
+            unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+            unpacker.feed(packed)
+            value = unpacker.unpack()
+            return value if isinstance(value, str) else None
+        for _ in range(count):
+            if unpacker.unpack() == "url":
+                value = unpacker.unpack()
+                return value if isinstance(value, str) else None
+            unpacker.skip()
     except Exception:  # any bytes at all: not a URL
         return None
+    return None
 
 
 def keyed(headers, url):
