@@ -78,8 +78,14 @@ zf_tools_duration (const char *command, const char *text, int64_t fallback)
 zf_pipeline_t *
 zf_tools_load (const char *path)
 {
+    return zf_tools_load_in (path, NULL);
+}
+
+zf_pipeline_t *
+zf_tools_load_in (const char *path, const char *dir)
+{
     zlistx_t *errors = zf_errors_new ();
-    zf_pipeline_t *pipeline = zf_pipeline_load (path, zf_kinds (), errors);
+    zf_pipeline_t *pipeline = zf_pipeline_load_in (path, dir, zf_kinds (), errors);
     for (const char *e = (const char *) zlistx_first (errors); e;
          e = (const char *) zlistx_next (errors))
         fprintf (stderr, "%s\n", e);
@@ -794,13 +800,9 @@ zf_cmd_actor (int argc, char **argv)
             fprintf (stderr, "usage: zflow %s\n", usage);
         return ZF_EXIT_USAGE;
     }
-    zf_pipeline_t *pipeline = zf_tools_load (args[1]);
+    zf_pipeline_t *pipeline = zf_tools_load_in (args[1], values[2]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
-    if (values[2]) {
-        free (pipeline->dir);
-        pipeline->dir = strdup (values[2]);
-    }
     zf_actor_conf_t *conf = zf_pipeline_actor (pipeline, args[0]);
     if (!conf) {
         fprintf (stderr, "zflow actor: no actor '%s' in %s\n", args[0], args[1]);

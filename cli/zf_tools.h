@@ -21,6 +21,9 @@ int zf_tools_options (int argc, char **argv, const char **names, const char **va
 //  every warning; NULL if there was a mistake.
 zf_pipeline_t *zf_tools_load (const char *path);
 
+//  The same, its relative paths of dir (NULL: the file's folder).
+zf_pipeline_t *zf_tools_load_in (const char *path, const char *dir);
+
 //  A path given on the command line, as the broker takes it: a relative
 //  one is of the current folder (a key of the config file is of the file's
 //  folder; a flag is not), written into buffer. NULL and "" stay as they are.

@@ -993,6 +993,13 @@ s_check_limits (s_loader_t *loader)
 zf_pipeline_t *
 zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *errors)
 {
+    return zf_pipeline_load_in (path, NULL, kinds, errors);
+}
+
+zf_pipeline_t *
+zf_pipeline_load_in (const char *path, const char *dir, const zf_kind_t *const *kinds,
+                     zlistx_t *errors)
+{
     size_t before = zlistx_size (errors);
     zf_zpl_t *zpl = zf_zpl_load (path, errors);
     if (!zpl)
@@ -1000,8 +1007,8 @@ zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *err
     zf_pipeline_t *self = (zf_pipeline_t *) zmalloc (sizeof (zf_pipeline_t));
     self->file = strdup (path);
     char *copy = strdup (path);
-    char *real = realpath (dirname (copy), NULL);
-    self->dir = real ? real : strdup (".");
+    char *real = realpath (dir ? dir : dirname (copy), NULL);
+    self->dir = real ? real : strdup (dir ? dir : ".");
     free (copy);
     self->zpl = zpl;
     self->root = zf_zpl_root (zpl);

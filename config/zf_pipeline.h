@@ -153,6 +153,12 @@ typedef struct {
 //  NULL if the file could not be read or any mistake was found.
 zf_pipeline_t *zf_pipeline_load (const char *path, const zf_kind_t *const *kinds, zlistx_t *errors);
 
+//  The same, its relative paths (sources, targets, plugins, certificates)
+//  of dir rather than of the file's own folder (dir NULL: the file's):
+//  zflow run's workers read its copy of the file, kept elsewhere.
+zf_pipeline_t *zf_pipeline_load_in (const char *path, const char *dir,
+                                    const zf_kind_t *const *kinds, zlistx_t *errors);
+
 void zf_pipeline_destroy (zf_pipeline_t **self_p);
 
 //  The actor named name, or NULL.

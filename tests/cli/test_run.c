@@ -97,6 +97,37 @@ test_finite_pipeline (void **state)
         assert_int_equal (seen[n], n % 2 ? 0 : 1);
 }
 
+//  A source named relative to the pipeline file is read from the file's
+//  folder by the run's workers too (they read the run's copy of the file,
+//  kept elsewhere).
+static void
+test_a_relative_file_source (void **state)
+{
+    assert_int_equal (zf_test_write (s_dir, "lines.txt", "one\ntwo\nthree\n"), 0);
+    zf_test_result_t r = s_run (BROKER "actors\n"
+                                       "    lines\n"
+                                       "        kind = producer\n"
+                                       "        source = file:lines.txt\n"
+                                       "        output = lines\n"
+                                       "    store\n"
+                                       "        kind = sink\n"
+                                       "        input = lines\n"
+                                       "        target = file:out.jsonl\n");
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    zf_test_result_free (&r);
+    char path[512];
+    snprintf (path, sizeof path, "%s/out.jsonl", s_dir);
+    FILE *file = fopen (path, "r");
+    assert_non_null (file);
+    int lines = 0;
+    char line[64];
+    while (fgets (line, sizeof line, file))
+        lines++;
+    fclose (file);
+    assert_int_equal (lines, 3);
+}
+
 static void
 test_dead_letters_fail_the_run (void **state)
 {
@@ -730,6 +761,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_finite_pipeline, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_relative_file_source, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_dead_letters_fail_the_run, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_that_keeps_dying, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_progress_on_a_terminal, s_setup, s_teardown),
