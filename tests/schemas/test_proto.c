@@ -393,6 +393,26 @@ s_key (s_builder_t *b, const char *key)
 }
 
 //  Expects decode to fail with code and a reason holding fragment.
+//  Begins a message of one item (id, queue, ts) whose fourth field, key,
+//  the caller writes next.
+static void
+s_begin_item (s_builder_t *b, const char *key)
+{
+    s_begin (b);
+    msgpack_pack_map (&b->pk, 1);
+    s_key (b, "items");
+    msgpack_pack_array (&b->pk, 1);
+    msgpack_pack_map (&b->pk, 4);
+    s_key (b, "id");
+    msgpack_pack_bin (&b->pk, 16);
+    msgpack_pack_bin_body (&b->pk, "0123456789abcdef", 16);
+    s_key (b, "queue");
+    zf_mp_pack_cstr (&b->pk, "q");
+    s_key (b, "ts");
+    msgpack_pack_int64 (&b->pk, 1);
+    s_key (b, key);
+}
+
 static void
 s_expect_error (zmsg_t *msg, zf_err_t code, const char *fragment)
 {
@@ -595,19 +615,7 @@ test_bad_values (void **state)
     s_expect_error (s_finish (&b, "HELLO", 0), ZF_EVALUE, "NUL byte");
 
     // a group member past the group's size
-    s_begin (&b);
-    msgpack_pack_map (&b.pk, 1);
-    s_key (&b, "items");
-    msgpack_pack_array (&b.pk, 1);
-    msgpack_pack_map (&b.pk, 4);
-    s_key (&b, "id");
-    msgpack_pack_bin (&b.pk, 16);
-    msgpack_pack_bin_body (&b.pk, "0123456789abcdef", 16);
-    s_key (&b, "queue");
-    zf_mp_pack_cstr (&b.pk, "q");
-    s_key (&b, "ts");
-    msgpack_pack_int64 (&b.pk, 1);
-    s_key (&b, "group");
+    s_begin_item (&b, "group");
     msgpack_pack_map (&b.pk, 3);
     s_key (&b, "id");
     msgpack_pack_bin (&b.pk, 16);
@@ -626,19 +634,7 @@ test_bad_values (void **state)
     s_expect_error (msg, ZF_ETYPE, "0xc1");
 
     // a header that is not a str-to-str map
-    s_begin (&b);
-    msgpack_pack_map (&b.pk, 1);
-    s_key (&b, "items");
-    msgpack_pack_array (&b.pk, 1);
-    msgpack_pack_map (&b.pk, 4);
-    s_key (&b, "id");
-    msgpack_pack_bin (&b.pk, 16);
-    msgpack_pack_bin_body (&b.pk, "0123456789abcdef", 16);
-    s_key (&b, "queue");
-    zf_mp_pack_cstr (&b.pk, "q");
-    s_key (&b, "ts");
-    msgpack_pack_int64 (&b.pk, 1);
-    s_key (&b, "headers");
+    s_begin_item (&b, "headers");
     msgpack_pack_map (&b.pk, 1);
     s_key (&b, "n");
     msgpack_pack_uint32 (&b.pk, 5);
@@ -646,19 +642,7 @@ test_bad_values (void **state)
 
     // a header whose text is not UTF-8 (a reader would refuse the whole
     // message, the other items with it)
-    s_begin (&b);
-    msgpack_pack_map (&b.pk, 1);
-    s_key (&b, "items");
-    msgpack_pack_array (&b.pk, 1);
-    msgpack_pack_map (&b.pk, 4);
-    s_key (&b, "id");
-    msgpack_pack_bin (&b.pk, 16);
-    msgpack_pack_bin_body (&b.pk, "0123456789abcdef", 16);
-    s_key (&b, "queue");
-    zf_mp_pack_cstr (&b.pk, "q");
-    s_key (&b, "ts");
-    msgpack_pack_int64 (&b.pk, 1);
-    s_key (&b, "headers");
+    s_begin_item (&b, "headers");
     msgpack_pack_map (&b.pk, 1);
     s_key (&b, "zflow-key");
     zf_mp_pack_cstr (&b.pk, "\xff.com");
