@@ -137,11 +137,12 @@ def test_a_rate_holds_across_workers_on_two_hosts(tmp_path, hosts):
     t0 = times[0] + 1
     within = [t for t in times if t0 <= t < t0 + 20]
     assert 3920 <= len(within) <= 4080, len(within)
-    # Each second of them near 200 (a worker late to read shifts a few).
-    seconds = [0] * 20
-    for t in within:
-        seconds[int(t - t0)] += 1
-    assert all(180 <= n <= 220 for n in seconds), seconds
+    # Never over the rate: by any moment, no more started than 200/s allows
+    # since the first start. A worker that reads late only makes it fewer
+    # (so a second's count alone says little under load); 10 items of
+    # slack for how late the first start was recorded after its delivery.
+    for count, t in enumerate(times, 1):
+        assert count <= 200 * (t - times[0]) + 1 + 10, (count, t - times[0])
     # Every worker on both hosts took part.
     by_worker = {r[4] for r in starts(tmp_path)}
     assert len(by_worker) == 4, by_worker
