@@ -52,6 +52,15 @@ def worker_env(directory, host):
                 ZFLOW_TEST_HOST=host, PATH="/usr/bin:" + os.environ.get("PATH", ""))
 
 
+def start_workers(processes, directory, endpoint, count, argv=WORKER):
+    """count worker processes of argv on the broker at endpoint, stopped
+    after the test; their stderr in directory's worker.log."""
+    for _ in range(count):
+        processes.started.append(subprocess.Popen(
+            argv + ["--broker", endpoint], env=worker_env(directory, "w"),
+            stderr=open(str(directory / "worker.log"), "a")))
+
+
 class Hosts:
     """Two hosts: network namespaces joined by a veth pair, 192.0.2.1 and
     192.0.2.2 (a documentation range, with no route out), made for this
@@ -162,10 +171,7 @@ def test_max_in_flight_per_key_is_never_exceeded(tmp_path, processes):
     broker = Broker(str(tmp_path), pipeline(["key = header:tenant",
                                              "max-in-flight-per-key = 2"]))
     try:
-        for _ in range(4):
-            processes.started.append(subprocess.Popen(
-                WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
-                stderr=open(str(tmp_path / "worker.log"), "a")))
+        start_workers(processes, tmp_path, broker.endpoint, 4)
         rng = random.Random(34)
         n = 0
         with zflow.Client(broker.endpoint) as client:
@@ -190,10 +196,7 @@ def test_max_in_flight_per_key_is_never_exceeded(tmp_path, processes):
 def test_a_rate_per_key_with_a_thousand_keys(tmp_path, processes):
     broker = Broker(str(tmp_path), pipeline(["key = header:tenant", "rate-per-key = 4/s"]))
     try:
-        for _ in range(2):
-            processes.started.append(subprocess.Popen(
-                WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
-                stderr=open(str(tmp_path / "worker.log"), "a")))
+        start_workers(processes, tmp_path, broker.endpoint, 2)
         n = 0
         with zflow.Client(broker.endpoint) as client:
             for tenant in range(1000):
@@ -226,9 +229,7 @@ def test_throttled_items_and_busiest_keys_are_shown(tmp_path, processes):
                                       headers={"tenant": "acme"})
             client.put_many("jobs", [{"key": "zeta", "n": n} for n in (3, 4)],
                             headers={"tenant": "zeta\x1b[2J"})
-        processes.started.append(subprocess.Popen(
-            WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
-            stderr=open(str(tmp_path / "worker.log"), "a")))
+        start_workers(processes, tmp_path, broker.endpoint, 1)
         wait_for(lambda: len(starts(tmp_path)) >= 2, what="a first item of each key")
 
         def zflow_cli(*args):
@@ -361,9 +362,8 @@ def test_every_writer_keys_items_by_url(tmp_path, processes):
         "        input = hosts\n") % (PY, PY))
     try:
         for name in ("relay", "seen"):
-            processes.started.append(subprocess.Popen(
-                [PY, "-m", "zflow", "worker", "flowjobs:" + name, "--broker", broker.endpoint],
-                env=worker_env(tmp_path, "w"), stderr=open(str(tmp_path / "worker.log"), "a")))
+            start_workers(processes, tmp_path, broker.endpoint, 1,
+                          [PY, "-m", "zflow", "worker", "flowjobs:" + name])
         urls = [url for url, _, _ in URL_KEYS]
         with zflow.Client(broker.endpoint) as client:
             client.put_many("urls", urls)
@@ -400,10 +400,7 @@ def test_a_restarted_broker_hands_out_no_burst(tmp_path, processes):
     # when the workers come back).
     broker = Broker(str(tmp_path), pipeline(["rate = 10/s", "burst = 50"]), journal=True)
     try:
-        for _ in range(2):
-            processes.started.append(subprocess.Popen(
-                WORKER + ["--broker", broker.endpoint], env=worker_env(tmp_path, "w"),
-                stderr=open(str(tmp_path / "worker.log"), "a")))
+        start_workers(processes, tmp_path, broker.endpoint, 2)
         total = 150
         with zflow.Client(broker.endpoint) as client:
             client.put_many("jobs", [{"key": "k", "n": n} for n in range(total)])
