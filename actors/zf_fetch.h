@@ -1,7 +1,8 @@
-/*  zf_fetch: the fetcher's requests and results (actors/zf_fetcher.c runs
-    them): the record of one request, an item read as a request (a URL, or
-    a map with url, method, headers, body and timeout), and a response or a
-    failure packed as the result item (docs/config.md, "fetcher").
+/*  zf_fetch: the fetcher's work on libcurl, in module "fetch" (zf_module.h;
+    zf_fetcher.c is the kind, loading it): the actor's loop, the record of
+    one request, an item read as a request (a URL, or a map with url,
+    method, headers, body and timeout), and a response or a failure packed
+    as the result item (docs/config.md, "fetcher").
 */
 #ifndef ZF_FETCH_H_INCLUDED
 #define ZF_FETCH_H_INCLUDED
@@ -47,6 +48,12 @@ typedef struct {
     char content_type[128];        // of the last response
     void *handle;                  // in its list (waiting or running)
 } zf_fetch_request_t;
+
+//  The module's entry points, looked up by zf_fetcher.c: the fetcher actor
+//  (a zf_actor_args_t in args), and libcurl's process-wide setup, made in
+//  the main thread before the actor's thread starts.
+void zf_fetch_actor (zsock_t *pipe, void *args);
+void zf_fetch_init (void);
 
 //  Frees what req holds for its item: its url, method, body and headers.
 void zf_fetch_request_clear (zf_fetch_request_t *req);

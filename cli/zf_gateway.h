@@ -35,14 +35,6 @@ typedef struct {
     bool insecure;                   // may serve the API beyond loopback without a token
 } zf_gateway_args_t;
 
-//  Listens on args' address and follows the stats events; with `api`,
-//  serves the JSON API as a client of the broker. An API needs a token
-//  when the address is not loopback (unless insecure: then a warning) and
-//  when the broker has CURVE. NULL with err if it cannot.
-zf_gateway_t *zf_gateway_new (const zf_gateway_args_t *args, zf_error_t *err);
-
-void zf_gateway_destroy (zf_gateway_t **self_p);
-
 //  The gateway pipeline's broker section asks for (`metrics`, `api`, the
 //  token and certificate files read), for the broker at endpoint whose
 //  events are at events: in *gateway_p, or NULL when the section asks for
@@ -50,8 +42,20 @@ void zf_gateway_destroy (zf_gateway_t **self_p);
 int zf_gateway_for (zf_pipeline_t *pipeline, const char *endpoint, const char *events,
                     bool insecure, zf_gateway_t **gateway_p, zf_error_t *err);
 
+//  Stops the gateway and frees it; safe on NULL.
+void zf_gateway_destroy (zf_gateway_t **self_p);
+
 //  Where it listens, ADDRESS:PORT (the port it got, if it asked for 0).
 const char *zf_gateway_address (zf_gateway_t *self);
+
+//  Module "gateway" (zf_gateway_server.c), which the functions above load:
+//  listens on args' address and follows the stats events; with `api`,
+//  serves the JSON API as a client of the broker. An API needs a token
+//  when the address is not loopback (unless insecure: then a warning) and
+//  when the broker has CURVE. NULL with err if it cannot.
+zf_gateway_t *zf_gateway_server_new (const zf_gateway_args_t *args, zf_error_t *err);
+void zf_gateway_server_destroy (zf_gateway_t **self_p);
+const char *zf_gateway_server_address (zf_gateway_t *self);
 
 #ifdef __cplusplus
 }
