@@ -227,12 +227,42 @@ s_help (int argc, char **argv)
     return ZF_EXIT_USAGE;
 }
 
+//  The process's arguments, NUL-separated in one span (zf_cli_retitle).
+static char *s_args;
+static size_t s_args_size;
+
+void
+zf_cli_retitle (const char *const *words)
+{
+    size_t at = 0;
+    for (int i = 0; words[i] && at < s_args_size; i++) {
+        size_t len = strlen (words[i]);
+        if (len > s_args_size - at - 1)
+            len = s_args_size - at - 1;
+        memcpy (s_args + at, words[i], len);
+        at += len;
+        s_args[at++] = 0;
+    }
+    if (at < s_args_size)
+        memset (s_args + at, 0, s_args_size - at);
+}
+
 int
 zf_cli_main (int argc, char **argv)
 {
+    if (!s_args && argc > 0) {
+        // The kernel lays the arguments out end to end: the span is theirs.
+        size_t size = 0;
+        for (int i = 0; i < argc && argv[i] == argv[0] + size; i++)
+            size += strlen (argv[i]) + 1;
+        s_args = argv[0];
+        s_args_size = size;
+    }
     // Logs go to stderr: stdout carries what a command prints for use
-    // (ids, tables, JSON lines).
-    zsys_set_logstream (stderr);
+    // (ids, tables, JSON lines). Said to czmq by its variable, which it
+    // reads when first used, not by a call that would start it now: zflow
+    // run forks its first workers before anything starts czmq.
+    setenv ("ZSYS_LOGSTREAM", "stderr", 1);
     // A file size limit (ulimit -f) is a write error to wait out, as a full
     // disk is (the sink, the journal), not a kill.
     signal (SIGXFSZ, SIG_IGN);

@@ -8,8 +8,14 @@
 extern "C" {
 #endif
 
-//  Run the command line; returns the exit status.
+//  Run the command line; returns the exit status. The first call's argv
+//  is the process's own, the one zf_cli_retitle writes over.
 int zf_cli_main (int argc, char **argv);
+
+//  Shows words as the process's command line (ps, /proc/PID/cmdline), as
+//  much of them as fits where the first zf_cli_main's arguments were: for
+//  a worker that zflow run forked without a program of its own.
+void zf_cli_retitle (const char *const *words);
 
 #ifdef __cplusplus
 }

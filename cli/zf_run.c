@@ -1,7 +1,9 @@
 /*  zf_run: zflow run, the supervisor. It starts the broker in this process
     (unless --broker names a running one), then every worker of every actor
     as a process of its own (`zflow actor NAME PIPELINE --worker N`, or the
-    command of a `kind = exec` actor), restarts one that dies with a backoff,
+    command of a `kind = exec` actor; the first workers of built-in actors
+    are forked before the broker starts and wait for it, with libzflow
+    loaded already: s_prefork), restarts one that dies with a backoff,
     and fails the run if one keeps dying. A finite pipeline (no scheduler)
     is finished when its sources have ended and no item is left in any
     queue: zflow run then stops the actors and exits 0, or 1 if items ended
@@ -29,6 +31,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -40,6 +43,7 @@
 #define LOOP_BACKOFF     1000  // ms: the first backoff of a crash loop, doubled at each death
 #define LOOP_BACKOFF_MAX 60000 // ms: the longest
 #define LOOP_QUIET       60000 // ms a worker runs without dying to end its crash loop
+#define WATCHED_MAX      4096  // workers forked ahead the watcher knows by pid, at most
 
 typedef struct {
     zf_actor_conf_t *conf; // its actor
@@ -53,6 +57,7 @@ typedef struct {
     int loops;             // deaths in its crash loop (a service's), 0 when in none
     long peak_kb;          // the largest resident size of its processes so far
     int log;               // the read end of its stderr, or -1
+    int go;                // forked ahead (s_prefork): the socket it waits on, or -1
     char line[1024];       // a log line not yet ended
     size_t line_len;       // bytes in line
     double cpu_s;          // CPU time of its processes that ended, user and system
@@ -215,8 +220,10 @@ s_exec_line (const char *command)
     return simple ? zsys_sprintf ("exec %s", start) : strdup (command);
 }
 
-static void
-s_start (s_run_t *run, s_worker_t *worker)
+//  Forks worker's process, its stderr a pipe to us; returns 0 in the child,
+//  its pid in this process, or -1 having said why it could not.
+static pid_t
+s_fork (s_run_t *run, s_worker_t *worker)
 {
     // Its stderr comes to us, to be prefixed with its name.
     int pipes[2] = { -1, -1 };
@@ -224,6 +231,8 @@ s_start (s_run_t *run, s_worker_t *worker)
         fcntl (pipes[0], F_SETFL, O_NONBLOCK);
         fcntl (pipes[0], F_SETFD, FD_CLOEXEC);
     }
+    fflush (stdout); // else a child that does not exec would print it again
+    fflush (stderr);
     pid_t pid = fork ();
     if (pid < 0) {
         s_log (run, "cannot start %s/%d: %s", worker->conf->name, worker->worker, strerror (errno));
@@ -231,7 +240,7 @@ s_start (s_run_t *run, s_worker_t *worker)
             close (pipes[0]);
             close (pipes[1]);
         }
-        return;
+        return -1;
     }
     if (pid == 0) {
         // An actor does not outlive its supervisor, and takes signals itself:
@@ -247,6 +256,24 @@ s_start (s_run_t *run, s_worker_t *worker)
             close (pipes[0]);
             close (pipes[1]);
         }
+        return 0;
+    }
+    if (pipes[1] >= 0)
+        close (pipes[1]);
+    setpgid (pid, pid); // as the child does: whichever comes first makes the group
+    worker->pid = pid;
+    worker->started_at = zclock_mono ();
+    s_close_log (run, worker);
+    worker->log = pipes[0];
+    return pid;
+}
+
+//  Starts worker: `zflow actor` for a built-in kind, the command of an exec
+//  actor (from a shell).
+static void
+s_start (s_run_t *run, s_worker_t *worker)
+{
+    if (s_fork (run, worker) == 0) {
         const char *kind = worker->conf->kind->name;
         if (streq (kind, "exec")) {
             // As `zflow actor` does for a built-in one: its own certificate,
@@ -293,13 +320,101 @@ s_start (s_run_t *run, s_worker_t *worker)
         }
         _exit (127);
     }
-    if (pipes[1] >= 0)
-        close (pipes[1]);
-    setpgid (pid, pid); // as the child does: whichever comes first makes the group
-    worker->pid = pid;
-    worker->started_at = zclock_mono ();
-    s_close_log (run, worker);
-    worker->log = pipes[0];
+}
+
+//  The child of s_prefork: waits on fd for "ENDPOINT\nPIPELINE\nDIR\n" (DIR
+//  empty when PIPELINE is the file itself), then runs as `zflow actor` would.
+//  An end without them is a run that stopped before it started its workers.
+static void
+s_forked (s_worker_t *worker, int fd)
+{
+    // Nothing of the run's but the socket: moved to 3, every other above 2 closed.
+    int go = fd == 3 ? 3 : dup2 (fd, 3);
+    long limit = sysconf (_SC_OPEN_MAX);
+#ifdef SYS_close_range
+    if (syscall (SYS_close_range, 4, ~0U, 0) == 0)
+        limit = 0;
+#endif
+    for (int i = 4; i < limit; i++)
+        close (i);
+    char said[3 * PATH_MAX + 64];
+    size_t size = 0;
+    while (size < sizeof said - 1) {
+        ssize_t n = read (go, said + size, sizeof said - 1 - size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        size += (size_t) n;
+    }
+    close (go);
+    said[size] = 0;
+    char *lines[3] = { said, NULL, NULL };
+    for (int i = 0; i < 3 && lines[i]; i++) {
+        char *end = strchr (lines[i], '\n');
+        if (!end)
+            _exit (0);
+        *end = 0;
+        if (i < 2)
+            lines[i + 1] = end + 1;
+    }
+    if (!lines[2])
+        _exit (0);
+    char number[16];
+    snprintf (number, sizeof number, "%d", worker->worker);
+    const char *title[] = { "zflow", "actor", worker->conf->name, "--worker", number, NULL };
+    zf_cli_retitle (title);
+    char *argv[] = { "zflow",    "actor",    (char *) worker->conf->name,
+                     lines[1],   "--broker", lines[0],
+                     "--worker", number,     "--dir",
+                     lines[2],   NULL };
+    if (!*lines[2])
+        argv[8] = NULL; // the file itself: no --dir
+    exit (zf_cli_main (*lines[2] ? 10 : 8, argv));
+}
+
+//  A built-in actor's worker forked ahead, while this process has no
+//  thread and czmq has not started: it waits for the broker (s_go), and
+//  then runs in the process forked, with no program to load again. What
+//  starts later (a restart, a reload) is forked from a process with
+//  threads, where a child may only exec: s_start.
+static void
+s_prefork (s_run_t *run, s_worker_t *worker)
+{
+    int pair[2];
+    if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair))
+        return; // it starts as the others do
+    pid_t pid = s_fork (run, worker);
+    if (pid == 0) {
+        close (pair[0]);
+        s_forked (worker, pair[1]);
+    }
+    close (pair[1]);
+    if (pid > 0)
+        worker->go = pair[0];
+    else
+        close (pair[0]);
+}
+
+//  Starts worker: one forked ahead is told where its broker and pipeline
+//  are; any other is started now.
+static void
+s_go (s_run_t *run, s_worker_t *worker)
+{
+    if (worker->go < 0) {
+        s_start (run, worker);
+        return;
+    }
+    char *said =
+        zsys_sprintf ("%s\n%s\n%s\n", run->endpoint, run->copy[0] ? run->copy : run->pipeline->file,
+                      run->copy[0] ? run->pipeline->dir : "");
+    size_t size = strlen (said);
+    // A worker that died meanwhile is reaped, and restarted, as any other.
+    if (send (worker->go, said, size, MSG_NOSIGNAL) != (ssize_t) size)
+        s_log (run, "cannot start %s/%d: %s", worker->conf->name, worker->worker, strerror (errno));
+    zstr_free (&said);
+    close (worker->go);
+    worker->go = -1;
 }
 
 //  Totals over the queues, from the broker.
@@ -478,15 +593,64 @@ s_watcher_signal (const char *needle, size_t needle_len, int sig)
     return signalled;
 }
 
+//  When process pid started (the 22nd field of /proc/PID/stat, clock ticks
+//  since boot), or 0 when it is gone or a zombie: with the pid, it names
+//  one process, not another given the same pid later. System calls only.
+static unsigned long long
+s_start_time (pid_t pid)
+{
+    char path[64], stat[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t size = read (fd, stat, sizeof stat - 1);
+    close (fd);
+    if (size <= 0)
+        return 0;
+    stat[size] = 0;
+    char *at = strrchr (stat, ')'); // the name before it may hold anything
+    if (!at || at[1] != ' ' || at[2] == 'Z')
+        return 0;
+    for (int spaces = 0; *at && spaces < 20; at++)
+        spaces += *at == ' ';
+    return strtoull (at, NULL, 10);
+}
+
+//  The workers the watcher knows by pid: those forked ahead (s_prefork),
+//  whose environment, the run's own from before it started, does not show
+//  ZFLOW_SUPERVISOR_PID.
+typedef struct {
+    pid_t pid[WATCHED_MAX];
+    unsigned long long started[WATCHED_MAX];
+    int count;
+} s_watched_t;
+
+//  Sends sig to each watched process still there, and to its group;
+//  returns how many it signalled.
+static int
+s_watched_signal (const s_watched_t *watched, int sig)
+{
+    int signalled = 0;
+    for (int i = 0; i < watched->count; i++)
+        if (watched->started[i] && s_start_time (watched->pid[i]) == watched->started[i]) {
+            kill (-watched->pid[i], sig);
+            kill (watched->pid[i], sig);
+            signalled++;
+        }
+    return signalled;
+}
+
 //  Starts the watcher: a process that outlives a zflow run killed with
 //  SIGKILL by a moment, to end every process the run started and left (a
 //  shell's children escape the parent-death signal, and so would a worker
 //  that ignores it). It waits for the end of the pipe whose write end is
 //  returned (close-on-exec, or -1): a byte first says the run ended in
 //  order; an end without one sends SIGTERM to every process with this
-//  run's ZFLOW_SUPERVISOR_PID, and SIGKILL a second later to those left.
+//  run's ZFLOW_SUPERVISOR_PID and to the run's workers running now, and
+//  SIGKILL a second later to those left.
 static int
-s_watcher_start (pid_t *watcher)
+s_watcher_start (s_run_t *run, pid_t *watcher)
 {
     char needle[64];
     int needle_len = snprintf (needle, sizeof needle, "ZFLOW_SUPERVISOR_PID=%d", (int) getpid ());
@@ -501,9 +665,19 @@ s_watcher_start (pid_t *watcher)
         return -1;
     }
     if (pid == 0) {
+        static s_watched_t watched;
+        for (int i = 0; i < run->nworkers && watched.count < WATCHED_MAX; i++)
+            if (run->workers[i].pid > 0) {
+                watched.pid[watched.count] = run->workers[i].pid;
+                watched.started[watched.count++] = s_start_time (run->workers[i].pid);
+            }
         // The broker's sockets and its journal's lock stay the run's: every
-        // descriptor goes but the pipe's end, moved to 3.
+        // descriptor goes but the pipe's end, moved to 3; and the run's
+        // output is not held open by a process that prints nothing.
         int end = fds[0] == 3 ? 3 : dup2 (fds[0], 3);
+        int null = open ("/dev/null", O_RDWR | O_CLOEXEC);
+        for (int fd = 0; null >= 0 && fd < 3; fd++)
+            dup2 (null, fd);
         long limit = sysconf (_SC_OPEN_MAX);
 #ifdef SYS_close_range
         if (syscall (SYS_close_range, 4, ~0U, 0) == 0)
@@ -518,10 +692,11 @@ s_watcher_start (pid_t *watcher)
             ;
         if (got != 0)
             _exit (0); // a byte: the run ended in order (or no pipe to watch)
-        if (s_watcher_signal (needle, needle_len, SIGTERM)) {
+        if (s_watcher_signal (needle, needle_len, SIGTERM) + s_watched_signal (&watched, SIGTERM)) {
             struct timespec second = { 1, 0 };
             nanosleep (&second, NULL); // their time to hand back what they hold
             s_watcher_signal (needle, needle_len, SIGKILL);
+            s_watched_signal (&watched, SIGKILL);
         }
         _exit (0);
     }
@@ -733,7 +908,7 @@ s_add_worker (s_run_t *run, zf_actor_conf_t *actor, int n)
 {
     run->workers = (s_worker_t *) realloc (run->workers, (run->nworkers + 1) * sizeof (s_worker_t));
     s_worker_t *worker = &run->workers[run->nworkers++];
-    *worker = (s_worker_t){ .conf = actor, .worker = n, .log = -1 };
+    *worker = (s_worker_t){ .conf = actor, .worker = n, .log = -1, .go = -1 };
     s_start (run, worker);
 }
 
@@ -949,13 +1124,25 @@ zf_cmd_run (int argc, char **argv)
         run.workers =
             (s_worker_t *) realloc (run.workers, (run.nworkers + a->workers) * sizeof (s_worker_t));
         for (int w = 0; w < a->workers; w++)
-            run.workers[run.nworkers++] = (s_worker_t){ .conf = a, .worker = w, .log = -1 };
+            run.workers[run.nworkers++] =
+                (s_worker_t){ .conf = a, .worker = w, .log = -1, .go = -1 };
     }
     if (status) {
         free (run.workers);
         zf_pipeline_destroy (&pipeline);
         return status;
     }
+    // Every process started from here on carries this run's pid, for the
+    // watcher to find what is left, and for a worker to see its supervisor
+    // is gone (clients/python: it stops, handing back what it holds).
+    char supervisor[16];
+    snprintf (supervisor, sizeof supervisor, "%d", (int) getpid ());
+    setenv ("ZFLOW_SUPERVISOR_PID", supervisor, 1);
+    for (int i = 0; i < run.nworkers; i++)
+        if (run.workers[i].conf->kind->run)
+            s_prefork (&run, &run.workers[i]);
+    pid_t watcher = 0;
+    int watch = s_watcher_start (&run, &watcher);
     zf_broker_t *broker = NULL;
     zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
     char *journal = NULL;         // the embedded broker's journal, or NULL
@@ -1057,14 +1244,6 @@ zf_cmd_run (int argc, char **argv)
         run.progress = zf_progress_new (
             pipeline, broker ? zf_broker_events (broker) : pipeline->broker_settings.events,
             stderr);
-    // Every process started from here on carries this run's pid, for the
-    // watcher to find what is left, and for a worker to see its supervisor
-    // is gone (clients/python: it stops, handing back what it holds).
-    char supervisor[16];
-    snprintf (supervisor, sizeof supervisor, "%d", (int) getpid ());
-    setenv ("ZFLOW_SUPERVISOR_PID", supervisor, 1);
-    pid_t watcher = 0;
-    int watch = s_watcher_start (&watcher);
     int64_t started = zclock_mono ();
     // The version of the file this run runs, for its workers (a reload
     // replaces it; a file edited meanwhile is not read until then).
@@ -1077,7 +1256,7 @@ zf_cmd_run (int argc, char **argv)
     s_keep_copy (&run, data, data_size);
     free (data);
     for (int i = 0; i < run.nworkers; i++)
-        s_start (&run, &run.workers[i]);
+        s_go (&run, &run.workers[i]);
 
     s_totals_t totals = { 0 };
     int64_t last_report = started;

@@ -46,17 +46,17 @@ def written(run):
 
 
 def worker_pid(run, actor):
-    """The pid of the run's worker process of a built-in actor."""
-    mark = ("ZFLOW_SUPERVISOR_PID=%d" % run.process.pid).encode()
+    """The pid of the run's worker process of a built-in actor: a child of
+    the run whose command line is `zflow actor NAME ...`."""
     for entry in os.listdir("/proc"):
         try:
             with open("/proc/%s/cmdline" % entry, "rb") as f:
                 argv = f.read().split(b"\0")
-            with open("/proc/%s/environ" % entry, "rb") as f:
-                environ = f.read().split(b"\0")
-        except (OSError, ValueError):
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if argv[1:3] == [b"actor", actor.encode()] and mark in environ:
+        if argv[1:3] == [b"actor", actor.encode()] and parent == run.process.pid:
             return int(entry)
     return None
 

@@ -32,9 +32,21 @@ def service(*actors, queue_keys="", actor_keys=""):
     return text
 
 
-def of_the_run(pid):
+def started(pid):
+    """When process pid started (its /proc stat's 22nd field), or None when
+    it is gone or a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == b"Z" else fields[19]
+
+
+def of_the_run(pid, known=()):
     """The processes whose environment names zflow run `pid` as their
-    supervisor, or whose process group is one of theirs."""
+    supervisor, its children, those of known ((pid, started) pairs) still
+    there, and every process in the group of one of them."""
     needle = b"ZFLOW_SUPERVISOR_PID=%d\0" % pid
     found, groups = set(), set()
     for entry in os.listdir("/proc"):
@@ -42,10 +54,14 @@ def of_the_run(pid):
             continue
         try:
             with open("/proc/%s/environ" % entry, "rb") as f:
-                if needle in f.read() + b"\0":
-                    found.add(int(entry))
-                    groups.add(os.getpgid(int(entry)))
-        except OSError:
+                environ = f.read() + b"\0"
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+            if (needle in environ or parent == pid
+                    or (int(entry), started(int(entry))) in known):
+                found.add(int(entry))
+                groups.add(os.getpgid(int(entry)))
+        except (OSError, ValueError, IndexError):
             pass
     for entry in os.listdir("/proc"):
         try:
@@ -68,12 +84,14 @@ def test_kill_9_of_zflow_run_leaves_no_process(tmp_path, runs):
         assert client.put("poison", {"n": 1}).get(timeout=20) == {"n": 1}
     wait_for(lambda: len(of_the_run(run.process.pid)) >= 4, what="the run's processes")
     before = of_the_run(run.process.pid)
+    # Known by when each started too: a pid given to another later is not it.
+    known = {(p, started(p)) for p in before}
     run.process.kill()
     run.process.wait()
     deadline = time.monotonic() + 3
-    while of_the_run(run.process.pid) and time.monotonic() < deadline:
+    while of_the_run(run.process.pid, known) and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = of_the_run(run.process.pid)
+    left = of_the_run(run.process.pid, known)
     assert not left, "%d of %d processes outlived zflow run: %s" % (
         len(left), len(before), [open("/proc/%d/cmdline" % p, "rb").read() for p in left])
 
