@@ -43,26 +43,26 @@
 #define LOOP_BACKOFF     1000  // ms: the first backoff of a crash loop, doubled at each death
 #define LOOP_BACKOFF_MAX 60000 // ms: the longest
 #define LOOP_QUIET       60000 // ms a worker runs without dying to end its crash loop
-#define WATCHED_MAX      4096  // workers forked ahead the watcher knows by pid, at most
 
 typedef struct {
-    zf_actor_conf_t *conf; // its actor
-    int worker;            // its number
-    pid_t pid;             // running process, or 0
-    bool finished;         // a source that ended (exit 0): not restarted
-    int restarts;          // restarts within the window
-    int64_t window_start;  // when the window began (ms)
-    int64_t start_at;      // when to start it again (ms), after a backoff
-    int64_t started_at;    // when it was last started (ms)
-    int loops;             // deaths in its crash loop (a service's), 0 when in none
-    long peak_kb;          // the largest resident size of its processes so far
-    int log;               // the read end of its stderr, or -1
-    int go;                // forked ahead (s_prefork): the socket it waits on, or -1
-    char line[1024];       // a log line not yet ended
-    size_t line_len;       // bytes in line
-    double cpu_s;          // CPU time of its processes that ended, user and system
-    bool retiring;         // removed by a reload: stopped, finishing or handing back, not
-                           // started again
+    zf_actor_conf_t *conf;        // its actor
+    int worker;                   // its number
+    pid_t pid;                    // running process, or 0
+    bool finished;                // a source that ended (exit 0): not restarted
+    int restarts;                 // restarts within the window
+    int64_t window_start;         // when the window began (ms)
+    int64_t start_at;             // when to start it again (ms), after a backoff
+    int64_t started_at;           // when it was last started (ms)
+    int loops;                    // deaths in its crash loop (a service's), 0 when in none
+    long peak_kb;                 // the largest resident size of its processes so far
+    int log;                      // the read end of its stderr, or -1
+    int go;                       // forked ahead (s_prefork): the socket it waits on, or -1
+    unsigned long long forked_at; // forked ahead: when its process started (s_start_time)
+    char line[1024];              // a log line not yet ended
+    size_t line_len;              // bytes in line
+    double cpu_s;                 // CPU time of its processes that ended, user and system
+    bool retiring;                // removed by a reload: stopped, finishing or handing back, not
+                                  // started again
 } s_worker_t;
 
 typedef struct {
@@ -322,11 +322,46 @@ s_start (s_run_t *run, s_worker_t *worker)
     }
 }
 
-//  The child of s_prefork: waits on fd for "ENDPOINT\nPIPELINE\nDIR\n" (DIR
-//  empty when PIPELINE is the file itself), then runs as `zflow actor` would.
-//  An end without them is a run that stopped before it started its workers.
+//  When process pid started (the 22nd field of /proc/PID/stat, clock ticks
+//  since boot), or 0 when it is gone or a zombie: with the pid, it names
+//  one process, not another given the same pid later. Only system calls,
+//  no allocation: the watcher calls it too.
+static unsigned long long
+s_start_time (pid_t pid)
+{
+    char path[32] = "/proc/", digits[16], stat[1024];
+    int n = 0;
+    do
+        digits[n++] = (char) ('0' + pid % 10);
+    while ((pid /= 10) > 0 && n < (int) sizeof digits);
+    size_t at = 6;
+    while (n)
+        path[at++] = digits[--n];
+    memcpy (path + at, "/stat", 6);
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t size = read (fd, stat, sizeof stat - 1);
+    close (fd);
+    if (size <= 0)
+        return 0;
+    stat[size] = 0;
+    char *c = strrchr (stat, ')'); // the name before it may hold anything
+    if (!c || c[1] != ' ' || c[2] == 'Z')
+        return 0;
+    for (int spaces = 0; *c && spaces < 20; c++)
+        spaces += *c == ' ';
+    unsigned long long ticks = 0;
+    for (; *c >= '0' && *c <= '9'; c++)
+        ticks = ticks * 10 + (unsigned long long) (*c - '0');
+    return ticks;
+}
+
+//  The child of s_prefork: waits on fd for its broker's endpoint, a line,
+//  then runs as `zflow actor` would, on the pipeline as the run loaded it.
+//  An end without one is a run that stopped before it started its workers.
 static void
-s_forked (s_worker_t *worker, int fd)
+s_forked (s_run_t *run, s_worker_t *worker, int fd)
 {
     // Nothing of the run's but the socket: moved to 3, every other above 2 closed.
     int go = fd == 3 ? 3 : dup2 (fd, 3);
@@ -337,10 +372,14 @@ s_forked (s_worker_t *worker, int fd)
 #endif
     for (int i = 4; i < limit; i++)
         close (i);
-    char said[3 * PATH_MAX + 64];
+    // What every worker starts first, done while the broker starts: czmq
+    // and its ZeroMQ context with their threads.
+    zsock_t *warm = zsock_new (ZMQ_PAIR);
+    zsock_destroy (&warm);
+    char endpoint[4096];
     size_t size = 0;
-    while (size < sizeof said - 1) {
-        ssize_t n = read (go, said + size, sizeof said - 1 - size);
+    while (size < sizeof endpoint - 1) {
+        ssize_t n = read (go, endpoint + size, sizeof endpoint - 1 - size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -348,33 +387,18 @@ s_forked (s_worker_t *worker, int fd)
         size += (size_t) n;
     }
     close (go);
-    said[size] = 0;
-    char *lines[3] = { said, NULL, NULL };
-    for (int i = 0; i < 3 && lines[i]; i++) {
-        char *end = strchr (lines[i], '\n');
-        if (!end)
-            _exit (0);
-        *end = 0;
-        if (i < 2)
-            lines[i + 1] = end + 1;
-    }
-    if (!lines[2])
+    if (!size || endpoint[size - 1] != '\n')
         _exit (0);
+    endpoint[size - 1] = 0;
     char number[16];
     snprintf (number, sizeof number, "%d", worker->worker);
     const char *title[] = { "zflow", "actor", worker->conf->name, "--worker", number, NULL };
     zf_cli_retitle (title);
-    char *argv[] = { "zflow",    "actor",    (char *) worker->conf->name,
-                     lines[1],   "--broker", lines[0],
-                     "--worker", number,     "--dir",
-                     lines[2],   NULL };
-    if (!*lines[2])
-        argv[8] = NULL; // the file itself: no --dir
-    exit (zf_cli_main (*lines[2] ? 10 : 8, argv));
+    exit (zf_tools_actor (run->pipeline, worker->conf, endpoint, worker->worker));
 }
 
 //  A built-in actor's worker forked ahead, while this process has no
-//  thread and czmq has not started: it waits for the broker (s_go), and
+//  thread and czmq has not started: it waits for the broker (s_release), and
 //  then runs in the process forked, with no program to load again. What
 //  starts later (a restart, a reload) is forked from a process with
 //  threads, where a child may only exec: s_start.
@@ -387,27 +411,24 @@ s_prefork (s_run_t *run, s_worker_t *worker)
     pid_t pid = s_fork (run, worker);
     if (pid == 0) {
         close (pair[0]);
-        s_forked (worker, pair[1]);
+        s_forked (run, worker, pair[1]);
     }
     close (pair[1]);
-    if (pid > 0)
+    if (pid > 0) {
         worker->go = pair[0];
+        worker->forked_at = s_start_time (pid);
+    }
     else
         close (pair[0]);
 }
 
-//  Starts worker: one forked ahead is told where its broker and pipeline
-//  are; any other is started now.
+//  Tells a worker forked ahead where its broker is: it starts.
 static void
-s_go (s_run_t *run, s_worker_t *worker)
+s_release (s_run_t *run, s_worker_t *worker)
 {
-    if (worker->go < 0) {
-        s_start (run, worker);
+    if (worker->go < 0)
         return;
-    }
-    char *said =
-        zsys_sprintf ("%s\n%s\n%s\n", run->endpoint, run->copy[0] ? run->copy : run->pipeline->file,
-                      run->copy[0] ? run->pipeline->dir : "");
+    char *said = zsys_sprintf ("%s\n", run->endpoint);
     size_t size = strlen (said);
     // A worker that died meanwhile is reaped, and restarted, as any other.
     if (send (worker->go, said, size, MSG_NOSIGNAL) != (ssize_t) size)
@@ -593,51 +614,23 @@ s_watcher_signal (const char *needle, size_t needle_len, int sig)
     return signalled;
 }
 
-//  When process pid started (the 22nd field of /proc/PID/stat, clock ticks
-//  since boot), or 0 when it is gone or a zombie: with the pid, it names
-//  one process, not another given the same pid later. System calls only.
-static unsigned long long
-s_start_time (pid_t pid)
-{
-    char path[64], stat[1024];
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t size = read (fd, stat, sizeof stat - 1);
-    close (fd);
-    if (size <= 0)
-        return 0;
-    stat[size] = 0;
-    char *at = strrchr (stat, ')'); // the name before it may hold anything
-    if (!at || at[1] != ' ' || at[2] == 'Z')
-        return 0;
-    for (int spaces = 0; *at && spaces < 20; at++)
-        spaces += *at == ' ';
-    return strtoull (at, NULL, 10);
-}
-
-//  The workers the watcher knows by pid: those forked ahead (s_prefork),
-//  whose environment, the run's own from before it started, does not show
-//  ZFLOW_SUPERVISOR_PID.
-typedef struct {
-    pid_t pid[WATCHED_MAX];
-    unsigned long long started[WATCHED_MAX];
-    int count;
-} s_watched_t;
-
-//  Sends sig to each watched process still there, and to its group;
-//  returns how many it signalled.
+//  Sends sig to each worker forked ahead (s_prefork) that is still the
+//  process it was, and to its group: the environment of such a worker is
+//  the run's from before it set ZFLOW_SUPERVISOR_PID, where the watcher's
+//  search does not see it. Returns how many it signalled. Only system
+//  calls: the watcher calls it.
 static int
-s_watched_signal (const s_watched_t *watched, int sig)
+s_forked_signal (const s_run_t *run, int sig)
 {
     int signalled = 0;
-    for (int i = 0; i < watched->count; i++)
-        if (watched->started[i] && s_start_time (watched->pid[i]) == watched->started[i]) {
-            kill (-watched->pid[i], sig);
-            kill (watched->pid[i], sig);
+    for (int i = 0; i < run->nworkers; i++) {
+        const s_worker_t *w = &run->workers[i];
+        if (w->forked_at && w->pid > 0 && s_start_time (w->pid) == w->forked_at) {
+            kill (-w->pid, sig);
+            kill (w->pid, sig);
             signalled++;
         }
+    }
     return signalled;
 }
 
@@ -647,10 +640,10 @@ s_watched_signal (const s_watched_t *watched, int sig)
 //  that ignores it). It waits for the end of the pipe whose write end is
 //  returned (close-on-exec, or -1): a byte first says the run ended in
 //  order; an end without one sends SIGTERM to every process with this
-//  run's ZFLOW_SUPERVISOR_PID and to the run's workers running now, and
-//  SIGKILL a second later to those left.
+//  run's ZFLOW_SUPERVISOR_PID and to the workers forked ahead, and SIGKILL
+//  a second later to those left.
 static int
-s_watcher_start (s_run_t *run, pid_t *watcher)
+s_watcher_start (const s_run_t *run, pid_t *watcher)
 {
     char needle[64];
     int needle_len = snprintf (needle, sizeof needle, "ZFLOW_SUPERVISOR_PID=%d", (int) getpid ());
@@ -665,12 +658,6 @@ s_watcher_start (s_run_t *run, pid_t *watcher)
         return -1;
     }
     if (pid == 0) {
-        static s_watched_t watched;
-        for (int i = 0; i < run->nworkers && watched.count < WATCHED_MAX; i++)
-            if (run->workers[i].pid > 0) {
-                watched.pid[watched.count] = run->workers[i].pid;
-                watched.started[watched.count++] = s_start_time (run->workers[i].pid);
-            }
         // The broker's sockets and its journal's lock stay the run's: every
         // descriptor goes but the pipe's end, moved to 3; and the run's
         // output is not held open by a process that prints nothing.
@@ -692,11 +679,11 @@ s_watcher_start (s_run_t *run, pid_t *watcher)
             ;
         if (got != 0)
             _exit (0); // a byte: the run ended in order (or no pipe to watch)
-        if (s_watcher_signal (needle, needle_len, SIGTERM) + s_watched_signal (&watched, SIGTERM)) {
+        if (s_watcher_signal (needle, needle_len, SIGTERM) + s_forked_signal (run, SIGTERM)) {
             struct timespec second = { 1, 0 };
             nanosleep (&second, NULL); // their time to hand back what they hold
             s_watcher_signal (needle, needle_len, SIGKILL);
-            s_watched_signal (&watched, SIGKILL);
+            s_forked_signal (run, SIGKILL);
         }
         _exit (0);
     }
@@ -1138,11 +1125,12 @@ zf_cmd_run (int argc, char **argv)
     char supervisor[16];
     snprintf (supervisor, sizeof supervisor, "%d", (int) getpid ());
     setenv ("ZFLOW_SUPERVISOR_PID", supervisor, 1);
+    // libzmq's one-time setup (the lookups its PGM transport makes when a
+    // first context is made) done once here, not again in each worker.
+    zmq_ctx_term (zmq_ctx_new ());
     for (int i = 0; i < run.nworkers; i++)
         if (run.workers[i].conf->kind->run)
             s_prefork (&run, &run.workers[i]);
-    pid_t watcher = 0;
-    int watch = s_watcher_start (&run, &watcher);
     zf_broker_t *broker = NULL;
     zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
     char *journal = NULL;         // the embedded broker's journal, or NULL
@@ -1245,8 +1233,12 @@ zf_cmd_run (int argc, char **argv)
             pipeline, broker ? zf_broker_events (broker) : pipeline->broker_settings.events,
             stderr);
     int64_t started = zclock_mono ();
-    // The version of the file this run runs, for its workers (a reload
-    // replaces it; a file edited meanwhile is not read until then).
+    // The workers forked ahead first: all they wait for is the broker.
+    for (int i = 0; i < run.nworkers; i++)
+        s_release (&run, &run.workers[i]);
+    // The version of the file this run runs, for the workers started from
+    // here on (a reload replaces it; a file edited meanwhile is not read
+    // until then).
     const char *tmp = getenv ("TMPDIR");
     snprintf (run.copy_dir, sizeof run.copy_dir, "%s/zflow-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp (run.copy_dir))
@@ -1256,7 +1248,10 @@ zf_cmd_run (int argc, char **argv)
     s_keep_copy (&run, data, data_size);
     free (data);
     for (int i = 0; i < run.nworkers; i++)
-        s_go (&run, &run.workers[i]);
+        if (!run.workers[i].pid)
+            s_start (&run, &run.workers[i]);
+    pid_t watcher = 0;
+    int watch = s_watcher_start (&run, &watcher);
 
     s_totals_t totals = { 0 };
     int64_t last_report = started;

@@ -809,13 +809,21 @@ zf_cmd_actor (int argc, char **argv)
         zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
-    // Without --broker: the pipeline's broker, or every broker of its group.
+    int status = zf_tools_actor (pipeline, conf, values[0], (int) worker);
+    zf_pipeline_destroy (&pipeline);
+    return status;
+}
+
+int
+zf_tools_actor (zf_pipeline_t *pipeline, zf_actor_conf_t *conf, const char *endpoint, int worker)
+{
+    // Without an endpoint: the pipeline's broker, or every broker of its group.
     char *brokers = zf_pipeline_brokers (pipeline);
     zf_actor_args_t actor = {
         .pipeline = pipeline,
         .conf = conf,
-        .endpoint = values[0] ? values[0] : brokers,
-        .worker = (int) worker,
+        .endpoint = endpoint ? endpoint : brokers,
+        .worker = worker,
     };
     zf_error_t err;
     int status = ZF_EXIT_USAGE;
@@ -826,7 +834,6 @@ zf_cmd_actor (int argc, char **argv)
     else
         status = zf_actor_run (&actor);
     free (brokers);
-    zf_pipeline_destroy (&pipeline);
     return status;
 }
 

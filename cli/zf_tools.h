@@ -53,6 +53,12 @@ int zf_cmd_tap (int argc, char **argv);
 //  zflow actor NAME PIPELINE [--broker E] [--worker N]
 int zf_cmd_actor (int argc, char **argv);
 
+//  Runs worker number worker of conf, an actor of pipeline, on the broker
+//  at endpoint (NULL: the pipeline's own) until it ends, as `zflow actor`
+//  does; returns its exit status.
+int zf_tools_actor (zf_pipeline_t *pipeline, zf_actor_conf_t *conf, const char *endpoint,
+                    int worker);
+
 //  zflow keygen NAME [--dir DIR]: a CURVE certificate pair, NAME and NAME_secret.
 int zf_cmd_keygen (int argc, char **argv);
 

@@ -417,30 +417,64 @@ test_sigterm_drains (void **state)
     free (journal);
 }
 
-//  True while a process runs with `needle` in its command line.
+//  The processes of a run: its children, each with when it started (the
+//  22nd field of /proc/PID/stat), so that a pid given to another process
+//  later is not taken for it. Returns how many, at most max.
+typedef struct {
+    pid_t pid;
+    char started[32];
+} s_process_t;
+
 static bool
-s_running (const char *needle)
+s_stat (pid_t pid, pid_t *parent, char *started, size_t size)
+{
+    char path[64], stat[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return false;
+    size_t n = fread (stat, 1, sizeof stat - 1, file);
+    fclose (file);
+    stat[n] = 0;
+    char *at = strrchr (stat, ')');
+    if (!at || at[1] != ' ' || at[2] == 'Z')
+        return false; // gone, or a zombie
+    *parent = (pid_t) atoi (at + 4);
+    for (int spaces = 0; *at && spaces < 20; at++)
+        spaces += *at == ' ';
+    snprintf (started, size, "%.*s", (int) strcspn (at, " "), at);
+    return true;
+}
+
+static int
+s_children (pid_t run, s_process_t *found, int max)
 {
     DIR *proc = opendir ("/proc");
-    bool found = false;
+    int count = 0;
     struct dirent *entry;
-    while (proc && !found && (entry = readdir (proc))) {
-        char path[300], cmdline[4096];
-        snprintf (path, sizeof path, "/proc/%s/cmdline", entry->d_name);
-        FILE *file = fopen (path, "r");
-        if (!file)
-            continue;
-        size_t n = fread (cmdline, 1, sizeof cmdline - 1, file);
-        fclose (file);
-        for (size_t i = 0; i < n; i++)
-            if (!cmdline[i])
-                cmdline[i] = ' ';
-        cmdline[n] = 0;
-        found = strstr (cmdline, needle) != NULL;
+    while (proc && count < max && (entry = readdir (proc))) {
+        pid_t pid = (pid_t) atoi (entry->d_name), parent;
+        if (pid > 0 && s_stat (pid, &parent, found[count].started, sizeof found[count].started) &&
+            parent == run)
+            found[count++].pid = pid;
     }
     if (proc)
         closedir (proc);
-    return found;
+    return count;
+}
+
+//  How many of processes are still there.
+static int
+s_left (const s_process_t *processes, int count)
+{
+    int left = 0;
+    for (int i = 0; i < count; i++) {
+        pid_t parent;
+        char started[32];
+        left += s_stat (processes[i].pid, &parent, started, sizeof started) &&
+                streq (started, processes[i].started);
+    }
+    return left;
 }
 
 static void
@@ -616,12 +650,27 @@ test_resume_after_kill (void **state)
     pid_t run = zf_test_spawn ((char *[]){ ZFLOW_BIN, "run", path, NULL }, &out);
     static int seen[N];
     zf_test_wait_lines (s_dir, "out.jsonl", seen, 1, 5000);
+    // Its workers and its watcher; each worker shows itself as `zflow actor`.
+    s_process_t processes[16];
+    int count = s_children (run, processes, 16);
+    assert_true (count >= 3);
+    int actors = 0;
+    for (int i = 0; i < count; i++) {
+        char path_of[64], cmdline[256] = "";
+        snprintf (path_of, sizeof path_of, "/proc/%d/cmdline", (int) processes[i].pid);
+        FILE *file = fopen (path_of, "r");
+        size_t n = file ? fread (cmdline, 1, sizeof cmdline - 1, file) : 0;
+        if (file)
+            fclose (file);
+        actors += n > 12 && memcmp (cmdline, "zflow\0actor\0", 12) == 0;
+    }
+    assert_int_equal (actors, 2);
     kill (run, SIGKILL);
     zf_test_reap (run, 5000);
     close (out);
-    for (int tries = 0; tries < 300 && s_running (path); tries++)
+    for (int tries = 0; tries < 300 && s_left (processes, count); tries++)
         zclock_sleep (100); // bounded: the actors see their parent go and stop
-    assert_false (s_running (path));
+    assert_int_equal (s_left (processes, count), 0);
     int before = zf_test_count_lines (s_dir, "out.jsonl", seen, N);
     assert_true (before < N);
 
