@@ -96,8 +96,8 @@ s_exposed (const char *endpoint)
 }
 
 zsock_t *
-zf_auth_bind (zf_server_t *server, int type, const char *endpoint, char *bound, size_t size,
-              int64_t max_frame, bool insecure, zf_error_t *err)
+zf_auth_bind (zf_server_t *server, int type, const char *endpoint, int listening, char *bound,
+              size_t size, int64_t max_frame, bool insecure, zf_error_t *err)
 {
     zcert_t *curve = server->curve;
     if (!curve && s_exposed (endpoint)) {
@@ -129,6 +129,8 @@ zf_auth_bind (zf_server_t *server, int type, const char *endpoint, char *bound, 
     // gap); the broker never waits for it.
     if (type == ZMQ_XPUB)
         zsock_set_sndtimeo (sock, 0);
+    if (listening > 0)
+        zsock_set_use_fd (sock, listening);
     if (zsock_bind (sock, "%s", endpoint) == -1) {
         zf_error_set (err, ZF_EIO, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);

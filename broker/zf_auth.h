@@ -22,9 +22,11 @@ void zf_auth_request (zf_server_t *server);
 
 //  A socket of type bound to endpoint (its real endpoint in bound): a
 //  CURVE server when the broker has CURVE, else only on loopback unless
-//  insecure (with a warning). NULL with err if it cannot be.
-zsock_t *zf_auth_bind (zf_server_t *server, int type, const char *endpoint, char *bound,
-                       size_t size, int64_t max_frame, bool insecure, zf_error_t *err);
+//  insecure (with a warning). With listening (> 0), it takes that socket,
+//  already bound to endpoint and listening, as its own. NULL with err if
+//  it cannot be.
+zsock_t *zf_auth_bind (zf_server_t *server, int type, const char *endpoint, int listening,
+                       char *bound, size_t size, int64_t max_frame, bool insecure, zf_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -184,13 +184,13 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
         s_server_destroy (&self);
         return NULL;
     }
-    self->router = zf_auth_bind (self, ZMQ_ROUTER, endpoint, self->endpoint, sizeof self->endpoint,
-                                 max_frame, args->insecure, err);
+    self->router = zf_auth_bind (self, ZMQ_ROUTER, endpoint, args->listening, self->endpoint,
+                                 sizeof self->endpoint, max_frame, args->insecure, err);
     if (self->router)
-        self->events = zf_auth_bind (self, ZMQ_XPUB, events, self->events_endpoint,
+        self->events = zf_auth_bind (self, ZMQ_XPUB, events, 0, self->events_endpoint,
                                      sizeof self->events_endpoint, max_frame, args->insecure, err);
     if (self->events && intake && *intake)
-        self->intake = zf_auth_bind (self, ZMQ_PULL, intake, self->intake_endpoint,
+        self->intake = zf_auth_bind (self, ZMQ_PULL, intake, 0, self->intake_endpoint,
                                      sizeof self->intake_endpoint, max_frame, args->insecure, err);
     if (!self->router || !self->events || (intake && *intake && !self->intake)) {
         s_server_destroy (&self);

@@ -79,6 +79,8 @@ typedef struct {
     bool insecure;           // may bind beyond loopback without CURVE (with a warning)
     const char *cluster;     // override: the Raft group's nodes, HOST:PORT,... (NULL: the config's)
     int node;                // which of them this broker is, 1-based; 0 to find it
+    int listening;           // a TCP socket bound and listening at endpoint, for the ROUTER
+                             // to take (ZMQ_USE_FD), or 0: it binds its own
 } zf_broker_args_t;
 
 //  As zf_broker_new, with every override; the strings must outlive the

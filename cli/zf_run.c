@@ -31,7 +31,10 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -395,6 +398,38 @@ s_forked (s_run_t *run, s_worker_t *worker, int fd)
     const char *title[] = { "zflow", "actor", worker->conf->name, "--worker", number, NULL };
     zf_cli_retitle (title);
     exit (zf_tools_actor (run->pipeline, worker->conf, endpoint, worker->worker));
+}
+
+//  The broker's ROUTER endpoint, when it is on loopback over IPv4 (as a
+//  pipeline's is unless it says otherwise), bound and listening here:
+//  its socket, the endpoint with its port in bound; else 0. Workers forked
+//  ahead can then connect while the broker starts, which takes the socket
+//  (zf_broker_args_t.listening).
+static int
+s_listen (const char *endpoint, char *bound, size_t size)
+{
+    unsigned a, b, c, d;
+    char port[8];
+    int end = 0;
+    if (!endpoint ||
+        sscanf (endpoint, "tcp://%3u.%3u.%3u.%3u:%7[0-9*]%n", &a, &b, &c, &d, port, &end) != 5 ||
+        endpoint[end] || a != 127 || b > 255 || c > 255 || d > 255 ||
+        (strcmp (port, "*") && (atoi (port) < 1 || atoi (port) > 65535)))
+        return 0;
+    struct sockaddr_in address = { .sin_family = AF_INET,
+                                   .sin_port = htons ((uint16_t) atoi (port)),
+                                   .sin_addr.s_addr = htonl (a << 24 | b << 16 | c << 8 | d) };
+    socklen_t length = sizeof address;
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
+    if (fd > 0 && setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+        bind (fd, (struct sockaddr *) &address, sizeof address) == 0 && listen (fd, 100) == 0 &&
+        getsockname (fd, (struct sockaddr *) &address, &length) == 0) {
+        snprintf (bound, size, "tcp://%u.%u.%u.%u:%u", a, b, c, d, ntohs (address.sin_port));
+        return fd;
+    }
+    if (fd >= 0)
+        close (fd); // the broker binds, and says what is wrong
+    return 0;
 }
 
 //  A built-in actor's worker forked ahead, while this process has no
@@ -851,6 +886,24 @@ s_journal_path (zf_pipeline_t *pipeline, const char *state, bool no_journal, boo
                          pipeline->name, hash);
 }
 
+//  True when the broker of this run starts by reading a journal (one is
+//  there, and not --fresh): that may take longer than a worker waits for
+//  its WELCOME before it tries a new session, so the workers wait for it.
+static bool
+s_recovers (zf_pipeline_t *pipeline, const char *state, bool no_journal, bool fresh)
+{
+    bool fallback;
+    char *path = s_journal_path (pipeline, state, no_journal, &fallback);
+    DIR *dir = path && !fresh ? opendir (path) : NULL;
+    bool found = false;
+    for (struct dirent *entry; dir && !found && (entry = readdir (dir));)
+        found = entry->d_name[0] != '.' && strcmp (entry->d_name, "LOCK") != 0;
+    if (dir)
+        closedir (dir);
+    zstr_free (&path);
+    return found;
+}
+
 //  --------------------------------------------------------------------------
 //  Reload
 
@@ -1128,9 +1181,22 @@ zf_cmd_run (int argc, char **argv)
     // libzmq's one-time setup (the lookups its PGM transport makes when a
     // first context is made) done once here, not again in each worker.
     zmq_ctx_term (zmq_ctx_new ());
+    // A broker of this run's own, on loopback, with no journal to read
+    // first: its port is known now, and the workers forked ahead go at
+    // once, connecting while it starts.
+    char bound[64];
+    int listening = broker_endpoint || pipeline->cluster_settings.nodes ||
+                            s_recovers (pipeline, state, no_journal, fresh)
+                        ? 0
+                        : s_listen (pipeline->broker_settings.endpoint, bound, sizeof bound);
+    if (listening)
+        run.endpoint = bound;
     for (int i = 0; i < run.nworkers; i++)
-        if (run.workers[i].conf->kind->run)
+        if (run.workers[i].conf->kind->run) {
             s_prefork (&run, &run.workers[i]);
+            if (listening)
+                s_release (&run, &run.workers[i]);
+        }
     zf_broker_t *broker = NULL;
     zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
     char *journal = NULL;         // the embedded broker's journal, or NULL
@@ -1165,8 +1231,10 @@ zf_cmd_run (int argc, char **argv)
         if (journal && fresh && zf_journal_remove (journal, &err))
             fprintf (stderr, "zflow run: --fresh: %s\n", err.text);
         zf_broker_args_t args = { .pipeline = pipeline,
+                                  .endpoint = listening ? bound : NULL,
                                   .journal = journal ? journal : "",
-                                  .insecure = insecure };
+                                  .insecure = insecure,
+                                  .listening = listening };
         broker = zf_broker_start (&args, &err);
         if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker),
                                        zf_broker_events (broker), insecure, &gateway, &err)) {
