@@ -14,7 +14,9 @@
 #include "zf_zpl.h"
 
 #include <czmq.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;                   // as typed
@@ -258,6 +260,16 @@ zf_cli_main (int argc, char **argv)
         s_args = argv[0];
         s_args_size = size;
     }
+    // Descriptors 0 to 2 open (on /dev/null if they were closed), so that
+    // none of this process's own files or sockets takes their numbers and
+    // is written to, or inherited, as a standard stream.
+    for (int fd; (fd = open ("/dev/null", O_RDWR | O_CLOEXEC)) >= 0;)
+        if (fd > 2) {
+            close (fd);
+            break;
+        }
+        else
+            fcntl (fd, F_SETFD, 0); // a standard stream stays across exec
     // Logs go to stderr: stdout carries what a command prints for use
     // (ids, tables, JSON lines). Said to czmq by its variable, which it
     // reads when first used, not by a call that would start it now: zflow

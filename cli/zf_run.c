@@ -236,6 +236,7 @@ s_fork (s_run_t *run, s_worker_t *worker)
     }
     fflush (stdout); // else a child that does not exec would print it again
     fflush (stderr);
+    pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid < 0) {
         s_log (run, "cannot start %s/%d: %s", worker->conf->name, worker->worker, strerror (errno));
@@ -250,6 +251,8 @@ s_fork (s_run_t *run, s_worker_t *worker)
         // in a process group of its own, a Ctrl-C at the terminal reaches
         // zflow run alone, which stops the actors in order.
         prctl (PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid () != parent)
+            _exit (0); // it died before the signal was asked for
         setpgid (0, 0);
         sigset_t none;
         sigemptyset (&none);
@@ -375,6 +378,15 @@ s_forked (s_run_t *run, s_worker_t *worker, int fd)
 #endif
     for (int i = 4; i < limit; i++)
         close (i);
+    // A stop is taken from here on as the actor takes it, once it runs
+    // (zf_actor_run reads these from a signalfd): not by czmq's handler,
+    // which the warm-up below installs and which would only mark the
+    // process interrupted.
+    sigset_t stops;
+    sigemptyset (&stops);
+    sigaddset (&stops, SIGINT);
+    sigaddset (&stops, SIGTERM);
+    sigprocmask (SIG_BLOCK, &stops, NULL);
     // What every worker starts first, done while the broker starts: czmq
     // and its ZeroMQ context with their threads.
     zsock_t *warm = zsock_new (ZMQ_PAIR);
@@ -1197,6 +1209,10 @@ zf_cmd_run (int argc, char **argv)
             if (listening)
                 s_release (&run, &run.workers[i]);
         }
+    // From here on the watcher ends what this run started if it dies, or
+    // returns without saying so (a broker that could not start).
+    pid_t watcher = 0;
+    int watch = s_watcher_start (&run, &watcher);
     zf_broker_t *broker = NULL;
     zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
     char *journal = NULL;         // the embedded broker's journal, or NULL
@@ -1318,8 +1334,6 @@ zf_cmd_run (int argc, char **argv)
     for (int i = 0; i < run.nworkers; i++)
         if (!run.workers[i].pid)
             s_start (&run, &run.workers[i]);
-    pid_t watcher = 0;
-    int watch = s_watcher_start (&run, &watcher);
 
     s_totals_t totals = { 0 };
     int64_t last_report = started;

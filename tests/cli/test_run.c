@@ -12,6 +12,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 static char s_dir[256]; // the pipeline's folder
@@ -636,6 +639,74 @@ test_coprocess_stderr_in_whole_lines (void **state)
     zf_test_result_free (&r);
 }
 
+//  How many processes show `needle` in their command line (NULs as spaces).
+static int
+s_showing (const char *needle)
+{
+    DIR *proc = opendir ("/proc");
+    int found = 0;
+    struct dirent *entry;
+    while (proc && (entry = readdir (proc))) {
+        char path[300], cmdline[512];
+        snprintf (path, sizeof path, "/proc/%s/cmdline", entry->d_name);
+        FILE *file = fopen (path, "r");
+        if (!file)
+            continue;
+        size_t n = fread (cmdline, 1, sizeof cmdline - 1, file);
+        fclose (file);
+        for (size_t i = 0; i < n; i++)
+            if (!cmdline[i])
+                cmdline[i] = ' ';
+        cmdline[n] = 0;
+        found += strstr (cmdline, needle) != NULL;
+    }
+    if (proc)
+        closedir (proc);
+    return found;
+}
+
+static void
+test_a_broker_that_cannot_start_leaves_no_worker (void **state)
+{
+    // The workers forked ahead are already connecting when the broker
+    // fails to bind its events port: the run exits 1 saying why, and none
+    // of them outlives it (they used to be left, one spinning for ever).
+    int busy_port = zf_test_free_port ();
+    int busy = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address = { .sin_family = AF_INET,
+                                   .sin_port = htons ((uint16_t) busy_port),
+                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    assert_int_equal (bind (busy, (struct sockaddr *) &address, sizeof address), 0);
+    assert_int_equal (listen (busy, 5), 0);
+    char *config = zsys_sprintf ("broker\n"
+                                 "    endpoint = tcp://127.0.0.1:%d\n"
+                                 "    events = tcp://127.0.0.1:%d\n"
+                                 "actors\n"
+                                 "    orphan-source\n"
+                                 "        kind = producer\n"
+                                 "        source = seq:1000000\n"
+                                 "        output = numbers\n"
+                                 "    orphan-sink\n"
+                                 "        kind = sink\n"
+                                 "        input = numbers\n"
+                                 "        target = null\n",
+                                 zf_test_free_port (), busy_port);
+    char path[512];
+    s_write (config, path, sizeof path);
+    zstr_free (&config);
+    char folder[600];
+    snprintf (folder, sizeof folder, "%s/state", s_dir);
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, "--state", folder, "--fresh", NULL);
+    assert_int_equal (r.status, 1);
+    assert_non_null (strstr (r.err, "Address already in use"));
+    zf_test_result_free (&r);
+    // The watcher ends them: SIGTERM at once, SIGKILL a second later.
+    for (int tries = 0; tries < 50 && s_showing ("zflow actor orphan-"); tries++)
+        zclock_sleep (100);
+    assert_int_equal (s_showing ("zflow actor orphan-"), 0);
+    close (busy);
+}
+
 static void
 test_resume_after_kill (void **state)
 {
@@ -822,6 +893,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_coprocess_stderr_in_whole_lines, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_service_pipeline_serves, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_resume_after_kill, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_broker_that_cannot_start_leaves_no_worker, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_state_not_writable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_another_pipelines_broker, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_config_error, s_setup, s_teardown),
