@@ -363,14 +363,14 @@ s_start_time (pid_t pid)
     return ticks;
 }
 
-//  The child of s_prefork: waits on fd for its broker's endpoint, a line,
-//  then runs as `zflow actor` would, on the pipeline as the run loaded it.
-//  An end without one is a run that stopped before it started its workers.
-static void
-s_forked (s_run_t *run, s_worker_t *worker, int fd)
+//  In a child of the run: moves fd to descriptor 3 and closes every
+//  descriptor above it, so that it holds none of the run's sockets and
+//  files (the broker's, its journal's lock). Returns 3.
+static int
+s_keep_only (int fd)
 {
-    // Nothing of the run's but the socket: moved to 3, every other above 2 closed.
-    int go = fd == 3 ? 3 : dup2 (fd, 3);
+    if (fd != 3)
+        dup2 (fd, 3);
     long limit = sysconf (_SC_OPEN_MAX);
 #ifdef SYS_close_range
     if (syscall (SYS_close_range, 4, ~0U, 0) == 0)
@@ -378,6 +378,17 @@ s_forked (s_run_t *run, s_worker_t *worker, int fd)
 #endif
     for (int i = 4; i < limit; i++)
         close (i);
+    return 3;
+}
+
+//  The child of s_prefork: waits on fd for its broker's endpoint, a line,
+//  then runs as `zflow actor` would, on the pipeline as the run loaded it.
+//  An end without one is a run that stopped before it started its workers.
+static void
+s_forked (s_run_t *run, s_worker_t *worker, int fd)
+{
+    // Nothing of the run's but the socket.
+    int go = s_keep_only (fd);
     // A stop is taken from here on as the actor takes it, once it runs
     // (zf_actor_run reads these from a signalfd): not by czmq's handler,
     // which the warm-up below installs and which would only mark the
@@ -708,17 +719,10 @@ s_watcher_start (const s_run_t *run, pid_t *watcher)
         // The broker's sockets and its journal's lock stay the run's: every
         // descriptor goes but the pipe's end, moved to 3; and the run's
         // output is not held open by a process that prints nothing.
-        int end = fds[0] == 3 ? 3 : dup2 (fds[0], 3);
         int null = open ("/dev/null", O_RDWR | O_CLOEXEC);
         for (int fd = 0; null >= 0 && fd < 3; fd++)
             dup2 (null, fd);
-        long limit = sysconf (_SC_OPEN_MAX);
-#ifdef SYS_close_range
-        if (syscall (SYS_close_range, 4, ~0U, 0) == 0)
-            limit = 0;
-#endif
-        for (int fd = 4; fd < limit; fd++)
-            close (fd);
+        int end = s_keep_only (fds[0]);
         signal (SIGHUP, SIG_IGN);
         char byte;
         ssize_t got;
