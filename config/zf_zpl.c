@@ -222,10 +222,32 @@ s_parse_line (zf_zpl_t *self, int line, char *text, zconfig_t **stack, int *dept
         }
         if (*p && *p != '#') {
             *name_end = 0;
-            zf_errors_add (self->errors,
-                           "%s:%d: value '%s' is followed by '%s': quote a value that holds "
-                           "spaces (%s = \"%s %s\")",
-                           self->file, line, value, p, name, value, p);
+            // The rest up to a comment ("  # ..."), as the hint quotes it:
+            // in double quotes, or in single ones when it holds a double
+            // quote (a JSON value), for ZPL has no escapes.
+            char *rest = p;
+            for (char *c = p + 1; *c; c++)
+                if (*c == '#' && (c[-1] == ' ' || c[-1] == '\t')) {
+                    *c = 0;
+                    break;
+                }
+            size_t len = strlen (rest);
+            while (len && (rest[len - 1] == ' ' || rest[len - 1] == '\t'))
+                rest[--len] = 0;
+            bool doubles = strchr (value, '"') || strchr (rest, '"');
+            bool singles = strchr (value, '\'') || strchr (rest, '\'');
+            if (doubles && singles)
+                zf_errors_add (self->errors,
+                               "%s:%d: value '%s' is followed by '%s': a value that holds spaces "
+                               "is quoted, and ZPL has no escapes: this one holds both kinds of "
+                               "quote",
+                               self->file, line, value, rest);
+            else
+                zf_errors_add (self->errors,
+                               "%s:%d: value '%s' is followed by '%s': quote a value that holds "
+                               "spaces (%s = %c%s %s%c)",
+                               self->file, line, value, rest, name, doubles ? '\'' : '"', value,
+                               rest, doubles ? '\'' : '"');
             return -1;
         }
     }

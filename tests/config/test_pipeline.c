@@ -312,6 +312,15 @@ test_one_mistake_each (void **state)
                "   every = 5 seconds\n",
           "14: value '5' is followed by 'seconds': quote a value that holds spaces (every = \"5 "
           "seconds\")" },
+        // The hint leaves a comment out, and quotes JSON as ZPL reads it.
+        { HEAD "    t\n        kind = scheduler\n        output = items\n        every = 5 "
+               "seconds   # often\n",
+          "13: value '5' is followed by 'seconds': quote a value that holds spaces (every = \"5 "
+          "seconds\")" },
+        { HEAD "    t\n        kind = scheduler\n        output = items\n        every = 1s\n"
+               "        payload = {\"a\": 1}\n",
+          "14: value '{\"a\":' is followed by '1}': quote a value that holds spaces (payload = "
+          "'{\"a\": 1}')" },
         { HEAD "    t\n        kind = scheduler\n        output = items\n        at = tomorrow\n",
           "13: actor 't' (scheduler): at: 'tomorrow' is not an ISO 8601 time (e.g. "
           "2026-03-08T03:00:00-05:00)" },
