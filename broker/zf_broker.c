@@ -156,6 +156,7 @@ s_server_new (zsock_t *pipe, zf_broker_args_t *args, zf_error_t *err)
     self->in = zf_proto_new ();
     self->out = zf_proto_new ();
     self->dones = zf_proto_new ();
+    self->confirm = zf_sessions_confirm;
     zf_store_hooks_t hooks = { .arg = self,
                                .created = s_created,
                                .stored = s_stored,

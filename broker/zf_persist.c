@@ -3,7 +3,6 @@
 #include "zf_alloc.h"
 #include "zf_records.h"
 #include "zf_schedules.h"
-#include "zf_sessions.h"
 
 //  Whether the store's changes are recorded: there is a journal (or a
 //  group) and it is not being replayed (nor, in a group, applied by a
@@ -196,7 +195,7 @@ zf_persist_confirm (zf_server_t *server, zf_pending_t *put)
     snprintf (now.session, sizeof now.session, "%s", put->session);
     snprintf (now.refusal, sizeof now.refusal, "%s", put->refused ? put->refusal : "");
     if (!server->journal && !server->cluster) {
-        zf_sessions_confirm (server, &now);
+        server->confirm (server, &now);
         return;
     }
     // Its items' records, and those of any earlier PUT of the same items
@@ -224,7 +223,7 @@ s_send_durable_confirms (zf_server_t *server)
     zf_confirm_t *confirm;
     while ((confirm = (zf_confirm_t *) zlistx_first (server->confirms)) &&
            confirm->lsn <= durable) {
-        zf_sessions_confirm (server, confirm);
+        server->confirm (server, confirm);
         server->confirm_items -= confirm->accepted + confirm->duplicates;
         zlistx_delete (server->confirms, zlistx_cursor (server->confirms));
     }

@@ -26,9 +26,9 @@
 #include <czmq.h>
 #include <msgpack.h>
 
-#include "zf_broker.h"
 #include "zf_cluster.h"
 #include "zf_journal.h"
+#include "zf_pipeline.h"
 #include "zf_proto.h"
 #include "zf_store.h"
 
@@ -68,7 +68,8 @@ typedef struct {
     char refusal[ZF_TEXT_MAX + 1];    // why the first refused item was, or ""
 } zf_confirm_t;
 
-typedef struct {
+typedef struct _zf_server_t zf_server_t;
+struct _zf_server_t {
     zsock_t *pipe;                      // to the owner
     zf_pipeline_t *pipeline;            // the config
     zf_store_t *store;                  // what it holds
@@ -102,15 +103,18 @@ typedef struct {
     zf_cluster_t *cluster;              // the log on a Raft group instead, or NULL
     bool replaying;                     // applying the journal: record nothing, tell no one
     zlistx_t *confirms;                 // zf_confirm_t waiting for their records to be durable
-    uint64_t confirm_items;             // items in confirms
-    uint64_t compactions;               // journal snapshots written
-    int64_t compaction_ms;              // time they took, in all
-    uint64_t rejected;                  // frames refused on any socket
-    int64_t intake_logged;              // when an intake refusal was last logged (monotonic ms)
-    uint64_t intake_unlogged;           // intake refusals since, not logged
-    uint64_t late_acks;                 // acks of items no longer held
-    bool terminated;                    // $TERM received
-} zf_server_t;
+    //  Sends a CONFIRM to its session (zf_sessions_confirm, wired by the
+    //  loop: the journal's side calls it, and the sessions' side it).
+    void (*confirm) (zf_server_t *server, const zf_confirm_t *confirm);
+    uint64_t confirm_items;   // items in confirms
+    uint64_t compactions;     // journal snapshots written
+    int64_t compaction_ms;    // time they took, in all
+    uint64_t rejected;        // frames refused on any socket
+    int64_t intake_logged;    // when an intake refusal was last logged (monotonic ms)
+    uint64_t intake_unlogged; // intake refusals since, not logged
+    uint64_t late_acks;       // acks of items no longer held
+    bool terminated;          // $TERM received
+};
 
 //  The clock of every timer of the broker (ms, monotonic).
 static inline int64_t
