@@ -2,7 +2,7 @@
     only once it is written (and, unless sync = never, on disk).
 
     A file target is JSON lines (format body: the body as JSON; envelope:
-    {"id", "queue", "attempt", "created", "body"}) or msgpack values back to
+    {"id", "queue", "attempt", "body"}) or msgpack values back to
     back (format msgpack). Beside it, PATH.ids records the id of every item
     written, 16 bytes each, in the same order: it is the commit record. At
     start the sink drops a torn last record, cuts the data back to the items

@@ -14,15 +14,16 @@
     itself): what it held beyond the log is void. A Raft snapshot is the journal's compaction: the
     live state written as records.
 
-    An entry is
+    An entry is, its numbers little-endian,
 
-        u8 version (1) | u64 incarnation | u64 node | u16 n | endpoint[n] | records
+        u8 version (1) | u64 incarnation | u64 node | u32 size | u16 n |
+        endpoint[n] | records[size] | zeros to a multiple of 8 bytes
 
     where a record is u32 size | u8 type | payload (a journal record
     without its checksum: Raft checks its entries), incarnation is a random
     number a broker draws at its start (an entry of its own, it has applied
     already) and endpoint is where its clients connect. A snapshot is
-    u8 version (1) | records.
+    u8 version (1) | u32 size | records[size], padded the same way.
 
         zf_cluster_t *cluster = zf_cluster_new (&args, &hooks, &err);
         ... poll zf_cluster_fd, at most zf_cluster_due ms; then zf_cluster_run
