@@ -1,5 +1,6 @@
 /*  zf_pipeline: pipeline config model and validation. See zf_pipeline.h. */
 #include "zf_pipeline.h"
+#include "zflow.h"
 
 #include "zf_alloc.h"
 #include "zf_value.h"
@@ -9,6 +10,55 @@
 #include <libgen.h>
 #include <unistd.h>
 
+//  The next name of a comma-separated list at *p (spaces around it
+//  skipped), its length in *len; NULL at the end.
+static const char *
+s_next_name (const char **p, size_t *len)
+{
+    while (**p == ' ' || **p == ',')
+        (*p)++;
+    if (!**p)
+        return NULL;
+    const char *name = *p;
+    while (**p && **p != ',')
+        (*p)++;
+    *len = (size_t) (*p - name);
+    while (*len && name[*len - 1] == ' ')
+        (*len)--;
+    return name;
+}
+
+//  results: queue names, comma-separated.
+static int
+s_check_queues (const char *value, zf_error_t *err)
+{
+    static const zf_key_t queue = { .name = "results", .type = ZF_KEY_QUEUE };
+    const char *p = value, *name;
+    size_t len = 0, count = 0;
+    while ((name = s_next_name (&p, &len))) {
+        char one[ZF_NAME_MAX + 2];
+        snprintf (one, sizeof one, "%.*s", (int) (len < sizeof one ? len : sizeof one - 1), name);
+        if (zf_key_check (&queue, one, err))
+            return -1;
+        count++;
+    }
+    if (!count)
+        return zf_error_set (err, ZF_EVALUE, "name one queue or more, comma-separated");
+    return 0;
+}
+
+//  Whether name is one of the comma-separated list's (NULL: none).
+static bool
+s_named (const char *list, const char *name)
+{
+    const char *p = list ? list : "", *one;
+    size_t len = 0;
+    while ((one = s_next_name (&p, &len)))
+        if (len == strlen (name) && strncmp (one, name, len) == 0)
+            return true;
+    return false;
+}
+
 const zf_key_t zf_pipeline_keys[] = {
     { .name = "name",
       ZF_FIELD (zf_pipeline_settings_t, name),
@@ -16,9 +66,10 @@ const zf_key_t zf_pipeline_keys[] = {
       .help = "the pipeline's name (default: the file's)" },
     { .name = "results",
       ZF_FIELD (zf_pipeline_settings_t, results),
-      .type = ZF_KEY_QUEUE,
-      .help = "a queue whose items are also kept as the results of their root item (zflow "
-              "result); a queue that actors write and none reads always is one" },
+      .type = ZF_KEY_STRING,
+      .check = s_check_queues,
+      .help = "queues (comma-separated) whose items are also kept as the results of their root "
+              "item (zflow result); a queue that actors write and none reads always is one" },
     { NULL },
 };
 
@@ -906,7 +957,7 @@ s_check_flow (s_loader_t *loader)
             const char *writer = (const char *) zlistx_first (queue->writers);
             zf_actor_conf_t *who = zf_pipeline_actor (self, writer);
             zconfig_t *at = who ? zconfig_locate (who->node, "output") : queue->node;
-            if (!self->settings.results || strcmp (self->settings.results, queue->name))
+            if (!s_named (self->settings.results, queue->name))
                 zlistx_add_end (self->warnings,
                                 zsys_sprintf ("%s:%d: warning: queue '%s' is written by '%s' but "
                                               "no actor reads it: its items are kept as results "
@@ -1080,14 +1131,20 @@ zf_pipeline_load_in (const char *path, const char *dir, const zf_kind_t *const *
     zf_keys_bind (zf_pipeline_keys, sections[0], &self->settings);
     s_check_flow (&loader);
     s_check_limits (&loader);
-    if (self->settings.results) {
-        zf_queue_conf_t *results = zf_pipeline_queue (self, self->settings.results);
+    const char *list = self->settings.results && !s_check_queues (self->settings.results, NULL)
+                           ? self->settings.results
+                           : "", // a mistake said already
+        *one;
+    size_t len = 0;
+    while ((one = s_next_name (&list, &len))) {
+        char name[ZF_NAME_MAX + 2];
+        snprintf (name, sizeof name, "%.*s", (int) len, one); // checked: it fits
+        zf_queue_conf_t *results = zf_pipeline_queue (self, name);
         if (results)
             results->results = true;
         else
             s_error (&loader, zconfig_locate (sections[0], "results"),
-                     "pipeline: results = %s names no queue of the pipeline",
-                     self->settings.results);
+                     "pipeline: results: '%s' is no queue of the pipeline", name);
     }
 
     const char *name = self->settings.name;

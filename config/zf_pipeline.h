@@ -28,8 +28,9 @@ extern const zf_key_t zf_cluster_keys[];
 
 //  The pipeline section's settings (zf_pipeline_keys).
 typedef struct {
-    const char *name;    // the pipeline's name, or NULL for the file's
-    const char *results; // the queue whose items are kept as results too, or NULL
+    const char *name; // the pipeline's name, or NULL for the file's
+    const char
+        *results; // the queues (comma-separated) whose items are kept as results too, or NULL
 } zf_pipeline_settings_t;
 
 //  The broker section's settings (zf_broker_keys).

@@ -229,6 +229,15 @@ test_a_queue_nobody_reads_holds_results (void **state)
     assert_true (zf_pipeline_queue (p, "answers")->results);
     assert_int_equal (zlistx_size (p->warnings), 0);
     zf_pipeline_destroy (&p);
+
+    // Several, read by actors or not.
+    snprintf (text, sizeof text, "pipeline\n    results = \"answers, items\"\n%s%s", HEAD, more);
+    p = zf_pipeline_load (s_write ("results.zpl", text), zf_kinds (), errors);
+    assert_non_null (p);
+    assert_true (zf_pipeline_queue (p, "answers")->results);
+    assert_true (zf_pipeline_queue (p, "items")->results);
+    assert_int_equal (zlistx_size (p->warnings), 0);
+    zf_pipeline_destroy (&p);
     zlistx_destroy (&errors);
 }
 
@@ -288,8 +297,10 @@ test_one_mistake_each (void **state)
           "12: queue 'items': max-depth: 'lots' is not a whole number" },
         { HEAD "queues\n    spare\n",
           "11: queue 'spare' is declared but no actor reads or writes it" },
+        { HEAD "pipeline\n    results = \"items, b@d\"\n",
+          "11: pipeline: results: 'b@d' is not a queue name (letters, digits, '-', '_', '.')" },
         { HEAD "pipeline\n    results = itemz\n",
-          "11: pipeline: results = itemz names no queue of the pipeline" },
+          "11: pipeline: results: 'itemz' is no queue of the pipeline" },
         { HEAD "    late\n        kind = sink\n        input = itemz\n        target = null\n",
           "12: queue 'itemz' is read by 'late' but nothing writes it (did you mean 'items'?)" },
         { HEAD "    late\n        kind = sink\n        input = jobs\n        target = null\n",
