@@ -162,7 +162,7 @@ s_emit (self_t *self, s_group_t *group, const void *body, size_t size)
     zf_item_t *parent = NULL;
     for (uint32_t i = 0; !parent && i < group->size; i++)
         parent = group->members[i];
-    zf_id_t id = zf_id_child (&group->id, ZF_GROUP_RESULT);
+    zf_id_t id = zf_id_output (&group->id, self->name, ZF_GROUP_RESULT);
     zf_group_t none = { .size = 0 };
     zf_put_opts_t opts = { .id = &id, .group = &none };
     zf_client_emit_with (self->client, parent, self->output, body, size, &opts);

@@ -190,7 +190,7 @@ zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, cons
     else if (item->emitted == ZF_GROUP_RESULT)
         return -1; // the last index names a gather's result
     else
-        env.id = zf_id_child (&item->env.id, item->emitted++);
+        env.id = zf_id_output (&item->env.id, self->name, item->emitted++);
     env.root = *zf_env_root (&item->env);
     env.group = opts && opts->group ? *opts->group : item->env.group;
     env.headers = item->env.headers; // what the put said travels with its lineage

@@ -101,6 +101,26 @@ zf_id_child (const zf_id_t *parent, uint32_t index)
     return id;
 }
 
+zf_id_t
+zf_id_output (const zf_id_t *parent, const char *group, uint32_t index)
+{
+    uint8_t stack[1 + ZF_ID_SIZE + 4 + 256];
+    size_t len = strlen (group);
+    size_t size = 1 + ZF_ID_SIZE + 4 + len;
+    uint8_t *input = size <= sizeof stack ? stack : (uint8_t *) malloc (size);
+    zf_id_t id = { { 0 } };
+    if (!input)
+        return id; // out of memory: the all-zero id, which no derivation yields
+    input[0] = 'o';
+    memcpy (input + 1, parent->bytes, ZF_ID_SIZE);
+    s_put_be (input + 1 + ZF_ID_SIZE, index, 4);
+    memcpy (input + 1 + ZF_ID_SIZE + 4, group, len);
+    zf_siphash128 (s_key, input, size, id.bytes);
+    if (input != stack)
+        free (input);
+    return id;
+}
+
 //  Hashes tag, name, a NUL and an 8-byte big-endian number.
 static zf_id_t
 s_named (char tag, const char *name, uint64_t number)

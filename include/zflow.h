@@ -57,6 +57,11 @@
       zf_client_keys and zf_request_take_keys give each group's busiest
       keys (zf_key_figures_t); zf_client_key_by_url, and every session
       keys items by URL for the queues its broker names in WELCOME.
+    - zf_id_output: an output's id derives from the consumer group that
+      made it too, so that two groups reading one queue (a fan-out) keep
+      each its outputs; zf_client_emit and a gather's result use it (their
+      ids are not 0.1's: an item 0.1 had half processed makes its outputs
+      again under new ids).
 */
 #ifndef ZFLOW_H_INCLUDED
 #define ZFLOW_H_INCLUDED
@@ -84,7 +89,16 @@ typedef struct {
     uint8_t bytes[ZF_ID_SIZE]; // big-endian as on the wire
 } zf_id_t;
 
-//  The id of output number index of the item with id parent.
+//  The id of output number index that consumer group group (an actor's
+//  name) makes of the item with id parent: the same on every attempt, so
+//  the broker drops a redelivered item's second outputs, and another for
+//  each group that reads the item, so the outputs of a fan-out's branches
+//  are each kept. zf_client_emit gives its outputs these ids.
+zf_id_t zf_id_output (const zf_id_t *parent, const char *group, uint32_t index);
+
+//  The id derived from parent and index alone: what the broker gives the
+//  copies it makes of an item (a dead letter is zf_id_child (id,
+//  UINT32_MAX)).
 zf_id_t zf_id_child (const zf_id_t *parent, uint32_t index);
 
 //  A random id for items that have no origin to derive from (zflow put).
@@ -352,9 +366,10 @@ int zf_client_set_figures (zf_client_t *self, const void *map, size_t size);
 //  it before each wait.
 int zf_client_fd (zf_client_t *self);
 
-//  Emit an output of item into queue: its id is derived from the item's id
-//  and the output's index, so a redelivered item emits the same ids and the
-//  broker drops the copies. It joins the item's lineage and keeps its group
+//  Emit an output of item into queue: its id is derived from the item's id,
+//  this session's name (its consumer group) and the output's index
+//  (zf_id_output), so a redelivered item emits the same ids and the broker
+//  drops the copies. It joins the item's lineage and keeps its group
 //  membership. Buffered; sent before the item's ACK.
 int zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
                     size_t size);
@@ -363,14 +378,15 @@ int zf_client_emit (zf_client_t *self, zf_item_t *item, const char *queue, const
 //  output stays in its input's lineage). An output keeps its input's group
 //  membership unless opts gives one (a group of size 0 for none), so a
 //  group made upstream reaches the gather through one-to-one stages. A
-//  gather gives the id of its result (zf_id_child of the group's id and
-//  ZF_GROUP_RESULT); a processor that fans an item out gives each output
+//  gather gives the id of its result (zf_id_output of the group's id, its
+//  name and ZF_GROUP_RESULT); a processor that fans an item out gives each output
 //  its place in a new group.
 int zf_client_emit_with (zf_client_t *self, zf_item_t *item, const char *queue, const void *body,
                          size_t size, const zf_put_opts_t *opts);
 
-//  The child index reserved for the result of a gather group: the result's
-//  id is zf_id_child (group id, ZF_GROUP_RESULT). zf_client_emit gives no
+//  The output index reserved for the result of a gather group: the
+//  result's id is zf_id_output (group id, the gather's name,
+//  ZF_GROUP_RESULT). zf_client_emit gives no
 //  item that many outputs.
 #define ZF_GROUP_RESULT 0xFFFFFFFFu
 

@@ -160,6 +160,10 @@ def child(parent, index):
     return siphash128(KEY, b"c" + parent + index.to_bytes(4, "big"))
 
 
+def output(parent, group, index):
+    return siphash128(KEY, b"o" + parent + index.to_bytes(4, "big") + group.encode())
+
+
 def named(tag, name, number):
     return siphash128(KEY, tag + name.encode() + b"\0" + number.to_bytes(8, "big"))
 
@@ -168,6 +172,9 @@ with open(os.path.join(HERE, "ids.txt"), "w") as f:
     f.write("# kind input... -> id (hex); made by make_vectors.py\n")
     for parent, index in [(ID_A, 0), (ID_A, 1), (ID_B, 4294967295)]:
         f.write("child %s %d %s\n" % (parent.hex(), index, child(parent, index).hex()))
+    for parent, group, index in [(ID_A, "fetch", 0), (ID_A, "audit", 0), (ID_B, "g", 4294967295)]:
+        f.write("output %s/%s %d %s\n" % (parent.hex(), group, index,
+                                          output(parent, group, index).hex()))
     for job, when in [("crawl/hourly/feed", 1795000000000), ("crawl/hourly/feed", 1795003600000),
                       ("p/tick/every-10ms", 0)]:
         f.write("firing %s %d %s\n" % (job, when, named(b"f", job, when).hex()))

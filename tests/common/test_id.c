@@ -48,6 +48,15 @@ test_derivations_match_spec (void **state)
             assert_int_equal (zf_id_parse (&parent, input), 0);
             id = zf_id_child (&parent, (uint32_t) number);
         }
+        else if (strcmp (kind, "output") == 0) {
+            // PARENT/GROUP
+            char *slash = strchr (input, '/');
+            assert_non_null (slash);
+            *slash = 0;
+            zf_id_t parent;
+            assert_int_equal (zf_id_parse (&parent, input), 0);
+            id = zf_id_output (&parent, slash + 1, (uint32_t) number);
+        }
         else if (strcmp (kind, "firing") == 0)
             id = zf_id_firing (input, (int64_t) number);
         else {
@@ -60,7 +69,7 @@ test_derivations_match_spec (void **state)
         checked++;
     }
     fclose (file);
-    assert_int_equal (checked, 9);
+    assert_int_equal (checked, 12);
 }
 
 static void
@@ -72,6 +81,13 @@ test_derivation_properties (void **state)
     zf_id_t c = zf_id_child (&parent, 1);
     assert_true (zf_id_eq (&a, &b));
     assert_false (zf_id_eq (&a, &c));
+    // Two groups' outputs of one item differ; one group's are the same
+    // on every attempt, and differ from the broker's copies.
+    zf_id_t fetch = zf_id_output (&parent, "fetch", 0), audit = zf_id_output (&parent, "audit", 0);
+    zf_id_t again = zf_id_output (&parent, "fetch", 0);
+    assert_false (zf_id_eq (&fetch, &audit));
+    assert_true (zf_id_eq (&fetch, &again));
+    assert_false (zf_id_eq (&fetch, &a));
     zf_id_t f1 = zf_id_firing ("p/tick/job", 1000), f2 = zf_id_firing ("p/tick/job", 1001);
     assert_false (zf_id_eq (&f1, &f2));
     // a firing and a source item with the same name and number differ

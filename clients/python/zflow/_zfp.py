@@ -103,8 +103,8 @@ def random_id():
     return os.urandom(16)
 
 
-def _python_child_id(parent, index):
-    return _siphash128(_KEY, b"c" + parent + index.to_bytes(4, "big"))
+def _python_output_id(parent, group, index):
+    return _siphash128(_KEY, b"o" + parent + index.to_bytes(4, "big") + group.encode())
 
 
 class _Id(ctypes.Structure):
@@ -112,7 +112,7 @@ class _Id(ctypes.Structure):
 
 
 def _libzflow():
-    """libzflow's zf_id_child, when the library is there ($ZFLOW_LIB, the
+    """libzflow's zf_id_output, when the library is there ($ZFLOW_LIB, the
     system's, or this checkout's build/): SipHash in C, some 40 times
     faster than in Python. None otherwise."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -121,25 +121,27 @@ def _libzflow():
         if not path:
             continue
         try:
-            child = ctypes.CDLL(path).zf_id_child
+            output = ctypes.CDLL(path).zf_id_output
         except (OSError, AttributeError):
             continue
-        child.restype = _Id
-        child.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
-        if bytes(child(bytes(16), 1).bytes) == _python_child_id(bytes(16), 1):
-            return child
+        output.restype = _Id
+        output.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint32]
+        if bytes(output(bytes(16), b"g", 1).bytes) == _python_output_id(bytes(16), "g", 1):
+            return output
     return None
 
 
-_c_child = _libzflow()
+_c_output = _libzflow()
 
 
-def child_id(parent, index):
-    """The id of output number index of the item parent: the same on every
-    attempt, so the broker drops a redelivered item's second outputs."""
-    if _c_child:
-        return bytes(_c_child(parent, index).bytes)
-    return _python_child_id(parent, index)
+def output_id(parent, group, index):
+    """The id of output number index that consumer group group makes of the
+    item parent: the same on every attempt, so the broker drops a
+    redelivered item's second outputs, and another for each group that
+    reads the item (a fan-out's branches each keep their outputs)."""
+    if _c_output:
+        return bytes(_c_output(parent, group.encode(), index).bytes)
+    return _python_output_id(parent, group, index)
 
 
 def parse_id(text):

@@ -664,9 +664,9 @@ class Worker:
             else:
                 while job.sent < len(job.outcome) and room > 0:
                     env = job.env
-                    out = {"id": _zfp.child_id(env["id"], job.sent), "queue": self.output,
-                           "ts": int(time.time() * 1000), "parent": env["id"],
-                           "root": job.root}
+                    out = {"id": _zfp.output_id(env["id"], self.group, job.sent),
+                           "queue": self.output, "ts": int(time.time() * 1000),
+                           "parent": env["id"], "root": job.root}
                     for key in ("group", "headers"):
                         if key in env:
                             out[key] = env[key]
