@@ -227,7 +227,9 @@ zf_store_absorbed (zf_store_t *self, zf_message_t *msg)
 //  downstream would wait for it for ever. It gets the member's error in its
 //  place instead, an item of the lineage with the member's group: {"error":
 //  the reason, "dead": the dead-letter queue, "id": the member's}, its id
-//  derived from the member's so that it is put once.
+//  derived from the member's and the group's (as the group's own output
+//  would be), so that it is put once, and once for each branch of a
+//  fan-out whose group lost the member.
 static void
 s_tell_fanin (zf_store_t *self, zf_delivery_t *d, const char *dead_queue)
 {
@@ -235,7 +237,7 @@ s_tell_fanin (zf_store_t *self, zf_delivery_t *d, const char *dead_queue)
     const char *input = msg->fanin.size ? s_fanin_downstream (self, d->group->name) : NULL;
     if (!input)
         return;
-    zf_env_t env = { .id = zf_id_child (&msg->id, UINT32_MAX - 1),
+    zf_env_t env = { .id = zf_id_output (&msg->id, d->group->name, UINT32_MAX - 1),
                      .parent = msg->id,
                      .root = msg->root,
                      .ts = msg->ts,

@@ -73,3 +73,38 @@ def test_two_gathers_of_one_queue_each_keep_their_results(tmp_path, runs):
         groups = values(os.path.join(str(tmp_path), side + ".jsonl"))
         assert len(groups) == ITEMS // 3, (side, len(groups), run.log())
         assert sorted(n for group in groups for n in group) == list(range(ITEMS)), side
+
+
+FAIL_THIRDS = """import json, sys
+for line in sys.stdin:
+    n = json.loads(line)
+    print("!no thirds" if n %% 3 == 0 else line, end="" if n %% 3 else "\\n")
+    print(flush=True)
+"""
+
+
+def test_both_branches_hear_of_a_member_each_lost(tmp_path, runs):
+    """Each branch fails the same members of the producer's groups: each
+    branch's gather gets those members' errors in their places, at once,
+    not a gap when its timeout ends the group."""
+    with open(os.path.join(str(tmp_path), "thirds.py"), "w") as f:
+        f.write(FAIL_THIRDS % ())
+    text = ("queues\n    parts\n        max-attempts = 1\nactors\n"
+            "    parts\n        kind = producer\n        source = seq:30\n"
+            "        group-size = 3\n        output = parts\n")
+    for side in ("left", "right"):
+        text += ("    %s\n        kind = processor\n        input = parts\n"
+                 "        command = \"/usr/bin/python3 thirds.py\"\n"
+                 "        output = %s.mid\n" % (side, side))
+        text += ("    %s-gather\n        kind = gather\n        input = %s.mid\n"
+                 "        output = %s.out\n        timeout = 10m\n" % (side, side, side))
+        text += ("    %s-sink\n        kind = sink\n        input = %s.out\n"
+                 "        target = file:%s.jsonl\n" % (side, side, side))
+    run = runs(str(tmp_path), text)
+    assert run.process.wait(timeout=120) in (0, 1), run.log()  # 1: dead letters
+    for side in ("left", "right"):
+        groups = values(os.path.join(str(tmp_path), side + ".jsonl"))
+        assert len(groups) == 10, (side, groups, run.log())
+        for group in groups:
+            assert group[0].get("dead") == "parts.dead", (side, group)
+            assert group[1:] == [group[1], group[1] + 1], (side, group)
