@@ -1,5 +1,6 @@
 /*  zf_cli: the zflow command. See zf_cli.h. */
 #include "zf_cli.h"
+#include "zf_cmd.h"
 #include "zf_graph.h"
 #include "zf_kinds.h"
 #include "zf_pipeline.h"
@@ -18,54 +19,63 @@
 #include <signal.h>
 #include <unistd.h>
 
+//  A command not yet described by a zf_cmd_t: it reads its own argv.
 typedef struct {
     const char *name;                   // as typed
     const char *args;                   // its arguments, for usage
     const char *summary;                // one line
     int (*run) (int argc, char **argv); // argv[0] is the command name
+    const zf_cmd_t *command;            // or the table that describes it
 } s_command_t;
 
-static int s_help (int argc, char **argv);
-
 static int
-s_validate (int argc, char **argv)
+s_validate (const void *options, int argc, char **args)
 {
-    if (argc != 2) {
-        fprintf (stderr, "usage: zflow validate PIPELINE\n");
-        return ZF_EXIT_USAGE;
-    }
-    zf_pipeline_t *pipeline = zf_tools_load (argv[1]);
+    (void) options;
+    (void) argc;
+    zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
-    printf ("%s: pipeline %s is valid: %zu actors, %zu queues\n", argv[1], pipeline->name,
+    printf ("%s: pipeline %s is valid: %zu actors, %zu queues\n", args[0], pipeline->name,
             zlistx_size (pipeline->actors), zlistx_size (pipeline->queues));
     zf_pipeline_destroy (&pipeline);
     return ZF_EXIT_OK;
 }
 
+static const zf_cmd_t s_validate_command = {
+    .name = "validate",
+    .args = "PIPELINE",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "check a pipeline file; exit 2 with every mistake",
+    .help = "Prints each mistake as FILE:LINE: what is wrong (and the nearest key for a\n"
+            "misspelt one), and each warning; nothing is started.",
+    .exits = "0 the pipeline is valid (warnings may be printed)\n"
+             "2 it has mistakes, or cannot be read",
+    .run = s_validate,
+};
+
+typedef struct {
+    bool dot; // Graphviz dot, not text
+} s_graph_options_t;
+
+static const zf_key_t s_graph_options[] = {
+    { .name = "dot",
+      .type = ZF_KEY_BOOL,
+      .help = "print Graphviz dot (zflow graph P --dot | dot -Tsvg)",
+      ZF_FIELD (s_graph_options_t, dot) },
+    { NULL }
+};
+
 static int
-s_graph (int argc, char **argv)
+s_graph (const void *options, int argc, char **args)
 {
-    bool dot = false;
-    const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp (argv[i], "--dot") == 0)
-            dot = true;
-        else if (!path && argv[i][0] != '-')
-            path = argv[i];
-        else {
-            fprintf (stderr, "usage: zflow graph PIPELINE [--dot]\n");
-            return ZF_EXIT_USAGE;
-        }
-    }
-    if (!path) {
-        fprintf (stderr, "usage: zflow graph PIPELINE [--dot]\n");
-        return ZF_EXIT_USAGE;
-    }
-    zf_pipeline_t *pipeline = zf_tools_load (path);
+    (void) argc;
+    const s_graph_options_t *o = (const s_graph_options_t *) options;
+    zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
-    if (dot)
+    if (o->dot)
         zf_graph_dot (pipeline, stdout);
     else
         zf_graph_text (pipeline, stdout);
@@ -73,72 +83,133 @@ s_graph (int argc, char **argv)
     return ZF_EXIT_OK;
 }
 
+static const zf_cmd_t s_graph_command = {
+    .name = "graph",
+    .args = "PIPELINE",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "draw a pipeline's actors and queues as text, or as Graphviz dot",
+    .exits = "0 drawn\n2 the pipeline has mistakes, or cannot be read",
+    .options = s_graph_options,
+    .options_size = sizeof (s_graph_options_t),
+    .run = s_graph,
+};
+
 _Static_assert(ZF_VERSION_PROTO == ZF_PROTO_VERSION, "zf_version.h names another ZFP");
 
 static int
-s_version (int argc, char **argv)
+s_version (const void *options, int argc, char **args)
 {
+    (void) options;
     (void) argc;
-    (void) argv;
+    (void) args;
     zf_version_print (stdout);
     return ZF_EXIT_OK;
 }
 
+static const zf_cmd_t s_version_command = {
+    .name = "version",
+    .args = "",
+    .summary = "print the versions of zflow, its protocol and its libraries",
+    .exits = "0 printed",
+    .run = s_version,
+};
+
+typedef struct {
+    const char *markdown; // the reference asked for as Markdown, or NULL
+} s_help_options_t;
+
+static const zf_key_t s_help_options[] = {
+    { .name = "markdown",
+      .type = ZF_KEY_ENUM,
+      .choices = "config|commands",
+      .help = "print a whole reference as Markdown (docs/config.md, docs/commands.md)",
+      ZF_FIELD (s_help_options_t, markdown) },
+    { NULL }
+};
+
+static int s_help (const void *options, int argc, char **args);
+
+static const zf_cmd_t s_help_command = {
+    .name = "help",
+    .args = "[COMMAND|KIND|SECTION]",
+    .max_args = 1,
+    .summary = "list the commands; or a command's options, or the keys of a kind or section",
+    .help = "A KIND is an actor kind (producer, fetcher, ...); a SECTION is pipeline,\n"
+            "broker, cluster or queues.",
+    .exits = "0 printed\n2 no command, kind or section of that name",
+    .options = s_help_options,
+    .options_size = sizeof (s_help_options_t),
+    .run = s_help,
+};
+
 static const s_command_t s_commands[] = {
-    { "validate", "PIPELINE", "check a pipeline file; exit 2 with every mistake", s_validate },
-    { "graph", "PIPELINE [--dot]", "draw a pipeline as text, or as Graphviz dot", s_graph },
+    { .command = &s_validate_command },
+    { .command = &s_graph_command },
     { "run", "PIPELINE [--broker E] [--only A,B]", "launch a pipeline: broker and every actor",
-      zf_cmd_run },
+      zf_cmd_run, NULL },
     { "broker", "PIPELINE [--endpoint E] [--cluster NODES]",
-      "run the broker of a pipeline alone, or one of a replicated group", zf_cmd_broker },
-    { "actor", "NAME PIPELINE [--broker E]", "run one worker of a built-in actor", zf_cmd_actor },
+      "run the broker of a pipeline alone, or one of a replicated group", zf_cmd_broker, NULL },
+    { "actor", "NAME PIPELINE [--broker E]", "run one worker of a built-in actor", zf_cmd_actor,
+      NULL },
     { "deploy", "PIPELINE --systemd DIR | --kustomize DIR",
-      "write systemd units, or Kubernetes manifests, for a pipeline", zf_cmd_deploy },
-    { "put", "ENDPOINT QUEUE [JSON ...] [--delay D] [--priority N]",
-      "put items (JSON; stdin lines if none); print ids", zf_cmd_put },
-    { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status },
+      "write systemd units, or Kubernetes manifests, for a pipeline", zf_cmd_deploy, NULL },
+    { .command = &zf_cmd_put },
+    { "status", "ENDPOINT [ID]", "queue figures, or one item's state", zf_cmd_status, NULL },
     { "journal", "repair DIR [--drop-later]",
-      "cut a corrupt journal at its first bad record, keeping a copy", zf_cmd_journal },
-    { "result", "ENDPOINT ID [--wait D]", "a root item's state and results, as JSON",
-      zf_cmd_result },
-    { "cancel", "ENDPOINT ID", "cancel what is left of a root item's lineage", zf_cmd_cancel },
+      "cut a corrupt journal at its first bad record, keeping a copy", zf_cmd_journal, NULL },
+    { .command = &zf_cmd_result },
+    { .command = &zf_cmd_cancel },
     { "dead", "ENDPOINT [QUEUE] [--limit N] [--json]", "list a running broker's dead letters",
-      zf_cmd_dead },
+      zf_cmd_dead, NULL },
     { "requeue", "ENDPOINT QUEUE.dead [ID ...] [--all] [--where H=V]",
-      "move dead letters back to their queue, to be tried again", zf_cmd_requeue },
+      "move dead letters back to their queue, to be tried again", zf_cmd_requeue, NULL },
     { "purge", "ENDPOINT QUEUE [--older-than D] [--yes]",
-      "drop the items waiting in a queue (their lineages end cancelled)", zf_cmd_purge },
+      "drop the items waiting in a queue (their lineages end cancelled)", zf_cmd_purge, NULL },
     { "pause", "ENDPOINT QUEUE", "deliver nothing from a queue (puts go on) until resumed",
-      zf_cmd_pause },
-    { "resume", "ENDPOINT QUEUE", "deliver from a paused queue again", zf_cmd_resume },
+      zf_cmd_pause, NULL },
+    { "resume", "ENDPOINT QUEUE", "deliver from a paused queue again", zf_cmd_resume, NULL },
     { "reload", "ENDPOINT", "the run or broker there reads its pipeline file again (as SIGHUP)",
-      zf_cmd_reload },
+      zf_cmd_reload, NULL },
     { "schedule", "ENDPOINT add|list|pause|resume|remove|run [NAME]",
-      "schedules of a running broker: added, listed, paused, fired now", zf_cmd_schedule },
+      "schedules of a running broker: added, listed, paused, fired now", zf_cmd_schedule, NULL },
     { "tap", "ENDPOINT [PATTERN ...]", "live events and data taps: JSON, msgpack or for people",
-      zf_cmd_tap },
-    { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live",
-      zf_cmd_top },
+      zf_cmd_tap, NULL },
+    { "top", "EVENTS_ENDPOINT [--once]", "queues and actors of a running broker, live", zf_cmd_top,
+      NULL },
     { "keygen", "NAME [--dir DIR]", "write a CURVE certificate pair: NAME and NAME_secret",
-      zf_cmd_keygen },
+      zf_cmd_keygen, NULL },
     { "cron", "EXPR [--from TIME] [--count N] [--tz ZONE]",
-      "the next times a cron expression fires, ISO 8601", zf_cmd_cron },
-    { "help", "[KIND|broker|cluster|queues|--markdown]",
-      "list the commands, or the keys of a section", s_help },
-    { "version", "", "print the versions of zflow and its libraries", s_version },
+      "the next times a cron expression fires, ISO 8601", zf_cmd_cron, NULL },
+    { .command = &s_help_command },
+    { .command = &s_version_command },
     { NULL },
 };
+
+//  The name, words and summary of c.
+static const char *
+s_name (const s_command_t *c)
+{
+    return c->command ? c->command->name : c->name;
+}
+
+static const s_command_t *
+s_command (const char *name)
+{
+    for (const s_command_t *c = s_commands; s_name (c); c++)
+        if (streq (s_name (c), name))
+            return c;
+    return NULL;
+}
 
 static void
 s_usage (FILE *out)
 {
     fprintf (out, "zflow %s: data pipelines of actor processes over ZeroMQ\n\n", ZFLOW_VERSION);
-    fprintf (out, "usage:\n");
-    for (const s_command_t *c = s_commands; c->name; c++) {
-        char line[64];
-        snprintf (line, sizeof line, "%s %s", c->name, c->args);
-        fprintf (out, "  zflow %-32s %s\n", line, c->summary);
-    }
+    fprintf (out, "usage: zflow COMMAND [WORDS] [options]\n\ncommands:\n");
+    for (const s_command_t *c = s_commands; s_name (c); c++)
+        fprintf (out, "  %-10s %s\n", s_name (c), c->command ? c->command->summary : c->summary);
+    fprintf (out, "\nzflow COMMAND --help (or zflow help COMMAND) shows its words and options.\n");
     fprintf (out, "\nactor kinds (zflow help KIND for their keys):\n");
     for (const zf_kind_t *const *k = zf_kinds (); *k; k++)
         fprintf (out, "  %-10s %s\n", (*k)->name, (*k)->summary);
@@ -150,8 +221,8 @@ static int
 s_help_markdown (void)
 {
     printf ("# zflow config reference\n\n"
-            "Generated from the key tables in the source by `zflow help --markdown`\n"
-            "(`./scripts/docs` rewrites this file; the tests check it is current).\n\n"
+            "Generated from the key tables in the source by `zflow help --markdown\n"
+            "config` (`./scripts/docs` rewrites this file; the tests check it is current).\n\n"
             "A pipeline file has the sections `pipeline`, `broker`, `cluster` (a\n"
             "replicated broker, docs/cluster.md), `queues` (one sub-section per queue)\n"
             "and `actors` (one sub-section per actor). Durations\n"
@@ -186,16 +257,41 @@ s_help_markdown (void)
     return ZF_EXIT_OK;
 }
 
+//  The reference of every command as Markdown, for docs/commands.md.
 static int
-s_help (int argc, char **argv)
+s_help_commands_markdown (void)
 {
-    if (argc < 2) {
+    printf ("# zflow commands\n\n"
+            "Generated from the option tables in the source by `zflow help --markdown\n"
+            "commands` (`./scripts/docs` rewrites this file; the tests check it is current).\n\n"
+            "Every command takes `--name VALUE` or `--name=VALUE`; a flag is `--name`\n"
+            "alone; `--` ends the options; `--help` prints the command's help. Durations\n"
+            "are written `250ms`, `30s`, `5m`, `1h`. An ENDPOINT is the broker's\n"
+            "(`tcp://127.0.0.1:5555`; several, comma-separated, for a replicated group).\n\n");
+    for (const s_command_t *c = s_commands; s_name (c); c++)
+        if (c->command)
+            zf_cmd_print_markdown (c->command, stdout);
+    return ZF_EXIT_OK;
+}
+
+static int
+s_help (const void *options, int argc, char **args)
+{
+    const s_help_options_t *o = (const s_help_options_t *) options;
+    if (o->markdown && argc)
+        return zf_cmd_usage (&s_help_command, "--markdown names its reference alone");
+    if (o->markdown)
+        return streq (o->markdown, "commands") ? s_help_commands_markdown () : s_help_markdown ();
+    if (argc == 0) {
         s_usage (stdout);
         return ZF_EXIT_OK;
     }
-    const char *topic = argv[1];
-    if (strcmp (topic, "--markdown") == 0)
-        return s_help_markdown ();
+    const char *topic = args[0];
+    const s_command_t *command = s_command (topic);
+    if (command && command->command) {
+        zf_cmd_print_help (command->command, stdout);
+        return ZF_EXIT_OK;
+    }
     const zf_kind_t *kind = zf_kind_lookup (zf_kinds (), topic);
     if (kind) {
         printf ("%s: %s\n\nkeys:\n", kind->name, kind->summary);
@@ -225,7 +321,8 @@ s_help (int argc, char **argv)
             zf_keys_print (sections[i].keys, stdout);
             return ZF_EXIT_OK;
         }
-    fprintf (stderr, "zflow help: no kind or section '%s'\n", topic);
+    fprintf (stderr, "zflow help: no command, kind or section '%s' (zflow help lists them)\n",
+             topic);
     return ZF_EXIT_USAGE;
 }
 
@@ -287,13 +384,15 @@ zf_cli_main (int argc, char **argv)
         name = "help";
     if (strcmp (name, "--version") == 0)
         name = "version";
-    for (const s_command_t *c = s_commands; c->name; c++)
-        if (strcmp (c->name, name) == 0)
-            return c->run (argc - 1, argv + 1);
+    const s_command_t *command = s_command (name);
+    if (command && command->command)
+        return zf_cmd_main (command->command, argc - 1, argv + 1);
+    if (command)
+        return command->run (argc - 1, argv + 1);
     const char *names[sizeof s_commands / sizeof s_commands[0]];
     int n = 0;
-    for (const s_command_t *c = s_commands; c->name; c++)
-        names[n++] = c->name;
+    for (const s_command_t *c = s_commands; s_name (c); c++)
+        names[n++] = s_name (c);
     names[n] = NULL;
     const char *near = zf_nearest (name, names);
     if (near)

@@ -1,5 +1,6 @@
 /*  zf_tasks: zflow put, result and cancel. See zf_tasks.h. */
 #include "zf_tasks.h"
+#include "zf_cmd.h"
 #include "zf_cron.h"
 #include "zf_error.h"
 #include "zf_json.h"
@@ -11,37 +12,17 @@
 #include <czmq.h>
 #include <msgpack.h>
 
-//  --delay, --at and --priority into opts. Returns 0, or -1 with a message.
+//  --at into opts. Returns 0, or -1 with a message.
 static int
-s_schedule (const char *command, const char *delay, const char *at, const char *priority,
-            zf_put_opts_t *opts)
+s_at (const char *command, const char *at, zf_put_opts_t *opts)
 {
     zf_error_t err;
-    if (delay && at) {
-        fprintf (stderr, "zflow %s: give --delay or --at, not both\n", command);
-        return -1;
-    }
-    if (delay && zf_parse_duration (delay, &opts->delay_ms, &err)) {
-        fprintf (stderr, "zflow %s: --delay: %s\n", command, err.text);
-        return -1;
-    }
-    if (at) {
-        zf_tz_t *utc = zf_tz_load ("UTC", &err);
-        int rc = utc ? zf_cron_parse_time (utc, at, &opts->not_before, &err) : -1;
-        zf_tz_destroy (&utc);
-        if (rc) {
-            fprintf (stderr, "zflow %s: --at: %s\n", command, err.text);
-            return -1;
-        }
-    }
-    int64_t level = 0;
-    if (priority && (zf_parse_int (priority, &level, &err) || level < 0 || level > 9)) {
-        fprintf (stderr, "zflow %s: --priority: '%s' is not a priority from 0 to 9\n", command,
-                 priority);
-        return -1;
-    }
-    opts->priority = (int) level;
-    return 0;
+    zf_tz_t *utc = zf_tz_load ("UTC", &err);
+    int rc = utc ? zf_cron_parse_time (utc, at, &opts->not_before, &err) : -1;
+    zf_tz_destroy (&utc);
+    if (rc)
+        fprintf (stderr, "zflow %s: --at: %s\n", command, err.text);
+    return rc;
 }
 
 //  --headers, a JSON object of strings, packed into buffer for opts.
@@ -135,56 +116,85 @@ s_put_json (s_puts_t *puts, const char *text, size_t len, const char *where)
     return rc;
 }
 
-int
-zf_cmd_put (int argc, char **argv)
+typedef struct {
+    int64_t timeout;     // ms the broker may take to confirm
+    int64_t delay;       // ms before the items are delivered
+    const char *at;      // the time they are delivered, or NULL
+    int64_t priority;    // 0..9
+    const char *headers; // a JSON object of strings, or NULL
+} s_put_options_t;
+
+static const zf_key_t s_put_options[] = {
+    { .name = "delay",
+      .type = ZF_KEY_DURATION,
+      .help = "deliver the items this long from now",
+      ZF_FIELD (s_put_options_t, delay) },
+    { .name = "at",
+      .type = ZF_KEY_STRING,
+      .shown = "TIME",
+      .help = "deliver them at this time, ISO 8601 (2026-12-24T18:00:00Z)",
+      ZF_FIELD (s_put_options_t, at) },
+    { .name = "priority",
+      .type = ZF_KEY_INT,
+      .fallback = "0",
+      .min = 0,
+      .max = 9,
+      .help = "higher first, 0 to 9",
+      ZF_FIELD (s_put_options_t, priority) },
+    { .name = "headers",
+      .type = ZF_KEY_STRING,
+      .shown = "JSON",
+      .help = "headers of every item, a JSON object of strings",
+      ZF_FIELD (s_put_options_t, headers) },
+    { .name = "timeout",
+      .type = ZF_KEY_DURATION,
+      .fallback = "30s",
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "how long the broker may take to confirm them",
+      ZF_FIELD (s_put_options_t, timeout) },
+    { NULL }
+};
+
+static int
+s_put (const void *options, int argc, char **args)
 {
-    const char *usage = "put ENDPOINT QUEUE [JSON ...] [--delay 10s | --at TIME] [--priority 0-9] "
-                        "[--headers JSON] [--timeout 30s]  (stdin lines if no JSON)";
-    const char *names[] = { "timeout", "delay", "at", "priority", "headers", NULL };
-    const char *values[5] = { NULL };
-    char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
-    int nargs = zf_tools_options (argc, argv, names, values, args, usage);
-    int64_t timeout = zf_tools_duration ("put", values[0], 30000);
-    zf_put_opts_t opts = { 0 };
+    const s_put_options_t *o = (const s_put_options_t *) options;
+    zf_put_opts_t opts = { .delay_ms = o->delay, .priority = (int) o->priority };
     // The broker gives up on a full queue before this waits no more, so
     // that its answer (which queue is full) comes within the timeout.
-    opts.wait_ms = timeout > 2000 ? timeout - 1000 : timeout / 2 > 0 ? timeout / 2 : 1;
-    msgpack_sbuffer headers;
-    msgpack_sbuffer_init (&headers);
-    if (nargs >= 2 && timeout >= 0 &&
-        (s_schedule ("put", values[1], values[2], values[3], &opts) ||
-         (values[4] && s_headers ("put", values[4], &headers, &opts)))) {
-        msgpack_sbuffer_destroy (&headers);
-        free (args);
-        return ZF_EXIT_USAGE;
-    }
-    if (nargs < 2 || timeout < 0) {
-        if (nargs >= 0 && timeout >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        free (args);
+    opts.wait_ms = o->timeout > 2000 ? o->timeout - 1000 : o->timeout / 2 > 0 ? o->timeout / 2 : 1;
+    if (o->delay && o->at) {
+        fprintf (stderr, "zflow put: give --delay or --at, not both\n");
         return ZF_EXIT_USAGE;
     }
     zf_error_t err;
     if (zf_parse_endpoints (args[0], &err)) {
         fprintf (stderr, "zflow put: %s\n", err.text);
-        free (args);
         return ZF_EXIT_USAGE;
     }
-    zf_client_t *client = zf_client_new (args[0], "zflow-put", NULL, 0);
+    if (o->at && s_at ("put", o->at, &opts))
+        return ZF_EXIT_USAGE;
+    msgpack_sbuffer headers;
+    msgpack_sbuffer_init (&headers);
+    zf_client_t *client = NULL;
+    int status = ZF_EXIT_USAGE;
+    if (o->headers && s_headers ("put", o->headers, &headers, &opts))
+        goto done;
+    client = zf_client_new (args[0], "zflow-put", NULL, 0);
     if (!client) {
         fprintf (stderr, "zflow put: %s\n", zf_client_last_error (NULL));
-        free (args);
-        return ZF_EXIT_USAGE;
+        goto done;
     }
     s_puts_t puts = { .client = client,
                       .endpoint = args[0],
                       .queue = args[1],
                       .opts = &opts,
-                      .timeout = timeout,
+                      .timeout = o->timeout,
                       .ids = zchunk_new (NULL, CONFIRM_EVERY * ZF_ID_SIZE) };
     int bad = 0;
-    if (nargs > 2)
-        for (int i = 2; i < nargs; i++) {
+    if (argc > 2)
+        for (int i = 2; i < argc; i++) {
             char where[32];
             snprintf (where, sizeof where, "argument %d", i - 1);
             bad += s_put_json (&puts, args[i], strlen (args[i]), where) != 0;
@@ -205,13 +215,29 @@ zf_cmd_put (int argc, char **argv)
         free (line);
     }
     s_confirm (&puts);
-    int status = puts.failed ? ZF_EXIT_FAILED : bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
+    status = puts.failed ? ZF_EXIT_FAILED : bad ? ZF_EXIT_USAGE : ZF_EXIT_OK;
     zchunk_destroy (&puts.ids);
+done:
     zf_client_destroy (&client);
     msgpack_sbuffer_destroy (&headers);
-    free (args);
     return status;
 }
+
+const zf_cmd_t zf_cmd_put = {
+    .name = "put",
+    .args = "ENDPOINT QUEUE [JSON ...]",
+    .min_args = 2,
+    .max_args = -1,
+    .summary = "put items (JSON; stdin lines if none); print their ids once confirmed",
+    .help = "Each JSON word is an item's body; with none, each line of stdin is one (blank\n"
+            "lines skipped). An id is printed only once the broker confirmed the item.",
+    .exits = "0 every item was put and confirmed\n"
+             "1 the broker did not confirm some in time, or refused them (a full queue)\n"
+             "2 a usage error, or an item that is not JSON (the others are put)",
+    .options = s_put_options,
+    .options_size = sizeof (s_put_options_t),
+    .run = s_put,
+};
 
 int
 zf_tasks_id_arg (const char *command, const char *text, zf_id_t *id)
@@ -320,21 +346,34 @@ zf_tasks_result_json (zf_result_t *result, const char *hex)
     return s_text (&out);
 }
 
-int
-zf_cmd_result (int argc, char **argv)
+typedef struct {
+    int64_t wait;    // ms to wait for the lineage to end
+    int64_t timeout; // ms the broker may take to answer
+} s_result_options_t;
+
+static const zf_key_t s_result_options[] = {
+    { .name = "wait",
+      .type = ZF_KEY_DURATION,
+      .fallback = "0",
+      .min = 0,
+      .max = INT32_MAX,
+      .help = "wait this long for the item's lineage to end",
+      ZF_FIELD (s_result_options_t, wait) },
+    { .name = "timeout",
+      .type = ZF_KEY_DURATION,
+      .fallback = "5s",
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "how long the broker may take to answer, beyond the wait",
+      ZF_FIELD (s_result_options_t, timeout) },
+    { NULL }
+};
+
+static int
+s_result (const void *options, int argc, char **args)
 {
-    const char *usage = "result ENDPOINT ID [--wait 30s] [--timeout 5s]";
-    const char *names[] = { "wait", "timeout", NULL };
-    const char *values[2] = { NULL, NULL };
-    char *args[8];
-    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    int64_t wait = zf_tools_duration ("result", values[0], 0);
-    int64_t timeout = zf_tools_duration ("result", values[1], 5000);
-    if (nargs != 2 || wait < 0 || timeout < 0 || wait > INT32_MAX) {
-        if (nargs >= 0 && wait >= 0 && timeout >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
-    }
+    (void) argc;
+    const s_result_options_t *o = (const s_result_options_t *) options;
     zf_id_t id;
     zf_error_t err;
     if (zf_parse_endpoints (args[0], &err)) {
@@ -348,11 +387,11 @@ zf_cmd_result (int argc, char **argv)
         fprintf (stderr, "zflow result: %s\n", zf_client_last_error (NULL));
         return ZF_EXIT_USAGE;
     }
-    zf_result_t *result = zf_client_result (client, &id, (int) wait, (int) timeout);
+    zf_result_t *result = zf_client_result (client, &id, (int) o->wait, (int) o->timeout);
     int status;
     if (!result) {
         fprintf (stderr, "zflow result: no answer from %s within %lld ms\n", args[0],
-                 (long long) (wait + timeout));
+                 (long long) (o->wait + o->timeout));
         status = ZF_EXIT_FAILED;
     }
     else {
@@ -367,9 +406,9 @@ zf_cmd_result (int argc, char **argv)
             status = ZF_EXIT_USAGE;
         }
         else if (!zf_result_over (result)) {
-            if (wait)
+            if (o->wait)
                 fprintf (stderr, "zflow result: %s is still %s after %lld ms\n", args[1],
-                         zf_result_state (result), (long long) wait);
+                         zf_result_state (result), (long long) o->wait);
             status = ZF_EXIT_FAILED;
         }
         else
@@ -380,20 +419,46 @@ zf_cmd_result (int argc, char **argv)
     return status;
 }
 
-int
-zf_cmd_cancel (int argc, char **argv)
+const zf_cmd_t zf_cmd_result = {
+    .name = "result",
+    .args = "ENDPOINT ID",
+    .min_args = 2,
+    .max_args = 2,
+    .summary = "a root item's state and results, as JSON",
+    .help = "Prints {\"id\", \"state\", \"results\": [...]}, with \"error\", \"queue\" and\n"
+            "\"attempts\" for an item that failed, and \"progress\" while a worker reports it.",
+    .exits = "0 the item's lineage is over (done, dead or cancelled)\n"
+             "1 it is not over yet (after --wait), or the broker did not answer\n"
+             "2 a usage error, or an id the broker does not know",
+    .options = s_result_options,
+    .options_size = sizeof (s_result_options_t),
+    .run = s_result,
+};
+
+typedef struct {
+    const char *reason; // why, kept with the cancelled items
+    int64_t timeout;    // ms the broker may take to answer
+} s_cancel_options_t;
+
+static const zf_key_t s_cancel_options[] = { { .name = "reason",
+                                               .type = ZF_KEY_STRING,
+                                               .fallback = "cancelled by zflow cancel",
+                                               .help = "why, kept as the cancelled items' error",
+                                               ZF_FIELD (s_cancel_options_t, reason) },
+                                             { .name = "timeout",
+                                               .type = ZF_KEY_DURATION,
+                                               .fallback = "5s",
+                                               .min = 1,
+                                               .max = INT32_MAX,
+                                               .help = "how long the broker may take to answer",
+                                               ZF_FIELD (s_cancel_options_t, timeout) },
+                                             { NULL } };
+
+static int
+s_cancel (const void *options, int argc, char **args)
 {
-    const char *usage = "cancel ENDPOINT ID [--reason TEXT] [--timeout 5s]";
-    const char *names[] = { "reason", "timeout", NULL };
-    const char *values[2] = { NULL, NULL };
-    char *args[8];
-    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    int64_t timeout = zf_tools_duration ("cancel", values[1], 5000);
-    if (nargs != 2 || timeout < 0) {
-        if (nargs >= 0 && timeout >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
-    }
+    (void) argc;
+    const s_cancel_options_t *o = (const s_cancel_options_t *) options;
     zf_id_t id;
     zf_error_t err;
     if (zf_parse_endpoints (args[0], &err)) {
@@ -409,12 +474,12 @@ zf_cmd_cancel (int argc, char **argv)
     }
     // The answer to a STATUS after the CANCEL, on the same session, says it
     // was handled (the broker takes a session's messages in order).
-    zf_client_cancel (client, &id, values[0] ? values[0] : "cancelled by zflow cancel");
+    zf_client_cancel (client, &id, o->reason);
     char state[32];
     int status = ZF_EXIT_OK;
-    if (zf_client_status (client, &id, state, sizeof state, (int) timeout)) {
+    if (zf_client_status (client, &id, state, sizeof state, (int) o->timeout)) {
         fprintf (stderr, "zflow cancel: no answer from %s within %lld ms\n", args[0],
-                 (long long) timeout);
+                 (long long) o->timeout);
         status = ZF_EXIT_FAILED;
     }
     else if (streq (state, "unknown")) {
@@ -426,3 +491,19 @@ zf_cmd_cancel (int argc, char **argv)
     zf_client_destroy (&client);
     return status;
 }
+
+const zf_cmd_t zf_cmd_cancel = {
+    .name = "cancel",
+    .args = "ENDPOINT ID",
+    .min_args = 2,
+    .max_args = 2,
+    .summary = "cancel what is left of a root item's lineage; print its state",
+    .help = "Items of the lineage still waiting are dropped; a running task's later\n"
+            "outputs are dropped; the lineage's result reads cancelled.",
+    .exits = "0 cancelled (or already over: its state is printed)\n"
+             "1 the broker did not answer in time\n"
+             "2 a usage error, or an id the broker does not know",
+    .options = s_cancel_options,
+    .options_size = sizeof (s_cancel_options_t),
+    .run = s_cancel,
+};

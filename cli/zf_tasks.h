@@ -4,18 +4,17 @@
 #ifndef ZF_TASKS_H_INCLUDED
 #define ZF_TASKS_H_INCLUDED
 
+#include "zf_cmd.h"
 #include "zflow.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-//  zflow put ENDPOINT QUEUE [JSON ...] [--delay D | --at TIME] [--priority N] [--timeout D]
-int zf_cmd_put (int argc, char **argv);
-
-//  zflow result ENDPOINT ID [--wait D] [--timeout D]: exit 0 when over, 1
-//  when the wait ended first (or no answer), 2 for an unknown id.
-int zf_cmd_result (int argc, char **argv);
+//  zflow put, zflow result and zflow cancel.
+extern const zf_cmd_t zf_cmd_put;
+extern const zf_cmd_t zf_cmd_result;
+extern const zf_cmd_t zf_cmd_cancel;
 
 //  The id argument text of command into id; -1 (having said why on
 //  stderr) if it is not 32 hex digits or is all zero (no item's id).
@@ -29,9 +28,6 @@ char *zf_tasks_result_json (zf_result_t *result, const char *hex);
 //  An item's state as JSON, {"id", "state"} with "error", "queue" and
 //  "attempts" for one that failed, and a newline (GET /messages/ID).
 char *zf_tasks_item_json (zf_result_t *item, const char *hex);
-
-//  zflow cancel ENDPOINT ID [--reason TEXT]
-int zf_cmd_cancel (int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -7,65 +7,74 @@
 #include <string.h>
 
 void
+zf_key_bind (const zf_key_t *key, const char *value, void *settings)
+{
+    if (!key->field)
+        return;
+    void *at = (char *) settings + key->field - 1;
+    switch (key->type) {
+        case ZF_KEY_INT: {
+            int64_t n = 0;
+            if (value)
+                zf_parse_int (value, &n, NULL);
+            *(int64_t *) at = n;
+            break;
+        }
+        case ZF_KEY_DURATION: {
+            int64_t ms = 0;
+            if (value)
+                zf_parse_duration (value, &ms, NULL);
+            *(int64_t *) at = ms;
+            break;
+        }
+        case ZF_KEY_SIZE: {
+            int64_t bytes = 0;
+            if (value)
+                zf_parse_size (value, &bytes, NULL);
+            *(int64_t *) at = bytes;
+            break;
+        }
+        case ZF_KEY_NUMBER: {
+            double d = 0;
+            if (value)
+                zf_parse_number (value, &d, NULL);
+            *(double *) at = d;
+            break;
+        }
+        case ZF_KEY_RATE: {
+            double per_second = 0;
+            if (value)
+                zf_parse_rate (value, &per_second, NULL);
+            *(double *) at = per_second;
+            break;
+        }
+        case ZF_KEY_BOOL: {
+            bool flag = false;
+            if (value)
+                zf_parse_bool (value, &flag, NULL);
+            *(bool *) at = flag;
+            break;
+        }
+        case ZF_KEY_SECTION:
+            break; // bound to its node by zf_keys_bind
+        default:
+            *(const char **) at = value;
+            break;
+    }
+}
+
+void
 zf_keys_bind (const zf_key_t *keys, zconfig_t *section, void *settings)
 {
     for (const zf_key_t *key = keys; key->name; key++) {
         if (!key->field)
             continue;
-        void *at = (char *) settings + key->field - 1;
         zconfig_t *node = section ? zconfig_locate (section, key->name) : NULL;
-        if (key->type == ZF_KEY_SECTION) {
-            *(zconfig_t **) at = node;
-            continue;
-        }
-        const char *value = node && zconfig_value (node) ? zconfig_value (node) : key->fallback;
-        switch (key->type) {
-            case ZF_KEY_INT: {
-                int64_t n = 0;
-                if (value)
-                    zf_parse_int (value, &n, NULL);
-                *(int64_t *) at = n;
-                break;
-            }
-            case ZF_KEY_DURATION: {
-                int64_t ms = 0;
-                if (value)
-                    zf_parse_duration (value, &ms, NULL);
-                *(int64_t *) at = ms;
-                break;
-            }
-            case ZF_KEY_SIZE: {
-                int64_t bytes = 0;
-                if (value)
-                    zf_parse_size (value, &bytes, NULL);
-                *(int64_t *) at = bytes;
-                break;
-            }
-            case ZF_KEY_NUMBER: {
-                double d = 0;
-                if (value)
-                    zf_parse_number (value, &d, NULL);
-                *(double *) at = d;
-                break;
-            }
-            case ZF_KEY_RATE: {
-                double per_second = 0;
-                if (value)
-                    zf_parse_rate (value, &per_second, NULL);
-                *(double *) at = per_second;
-                break;
-            }
-            case ZF_KEY_BOOL: {
-                bool flag = false;
-                if (value)
-                    zf_parse_bool (value, &flag, NULL);
-                *(bool *) at = flag;
-                break;
-            }
-            default:
-                *(const char **) at = value;
-                break;
-        }
+        if (key->type == ZF_KEY_SECTION)
+            *(zconfig_t **) ((char *) settings + key->field - 1) = node;
+        else
+            zf_key_bind (key, node && zconfig_value (node) ? zconfig_value (node) : key->fallback,
+                         settings);
     }
 }
 

@@ -71,6 +71,7 @@ struct _zf_key_t {
     size_t field;         // offset + 1 of its settings field (ZF_FIELD); 0 when not bound
     const zf_key_t *keys; // ZF_KEY_SECTION: the keys its lines are checked against, or NULL
                           // for lines of any name
+    const char *shown;    // how help names its value ("HEADER=VALUE"); NULL: by its type
 };
 
 //  Binds a key to member of its section's settings struct type.
@@ -107,6 +108,10 @@ const zf_kind_t *zf_kind_lookup (const zf_kind_t *const *kinds, const char *name
 //  defaults) and the defaults. The values were checked when the config
 //  was loaded; a key without a value or default leaves its field zero.
 void zf_keys_bind (const zf_key_t *keys, zconfig_t *section, void *settings);
+
+//  Sets the field key is bound to in settings from value (checked, or
+//  NULL: zero), as zf_keys_bind does for each key of a section.
+void zf_key_bind (const zf_key_t *key, const char *value, void *settings);
 
 //  The key named name in keys, or NULL.
 const zf_key_t *zf_keys_find (const zf_key_t *keys, const char *name);
