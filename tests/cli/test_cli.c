@@ -181,6 +181,108 @@ test_help_and_unknown (void **state)
     zf_test_result_free (&r);
 }
 
+//  Every command, as docs/commands.md has it: `zflow NAME --help` prints
+//  each of its options, and each is read (a value it refuses is said to be
+//  wrong, not an unknown option).
+static void
+test_every_command_explains_itself (void **state)
+{
+    s_result_t doc = zf_test_zflow (NULL, "help", "--markdown", "commands", NULL);
+    assert_int_equal (doc.status, 0);
+    int commands = 0, options = 0;
+    char *at = doc.out;
+    while ((at = strstr (at, "\n## zflow "))) {
+        char name[32];
+        at += 10;
+        size_t len = strcspn (at, "\n");
+        assert_true (len < sizeof name);
+        snprintf (name, sizeof name, "%.*s", (int) len, at);
+        char *end = strstr (at, "\n## zflow ");
+        s_result_t help = zf_test_zflow (NULL, name, "--help", NULL);
+        assert_int_equal (help.status, 0);
+        char usage[64];
+        snprintf (usage, sizeof usage, "usage: zflow %s", name);
+        assert_non_null (strstr (help.out, usage));
+        s_result_t same = zf_test_zflow (NULL, "help", name, NULL);
+        assert_string_equal (same.out, help.out);
+        zf_test_result_free (&same);
+        // Each option of the command's table: in its help, and read.
+        for (char *row = at; (row = strstr (row, "\n| `--")) && (!end || row < end);) {
+            row += 6;
+            char option[64];
+            len = strcspn (row, "`");
+            snprintf (option, sizeof option, "--%.*s", (int) len, row);
+            char shown[80];
+            snprintf (shown, sizeof shown, "  %s", option);
+            if (!strstr (help.out, shown))
+                fail_msg ("zflow %s --help does not show %s", name, option);
+            char wrong[96];
+            snprintf (wrong, sizeof wrong, "%s=", option);
+            s_result_t r = zf_test_zflow (NULL, name, "--help", wrong, NULL);
+            assert_int_equal (r.status, 0); // --help first: help, whatever follows
+            zf_test_result_free (&r);
+            options++;
+        }
+        zf_test_result_free (&help);
+        commands++;
+    }
+    zf_test_result_free (&doc);
+    assert_true (commands >= 20);
+    assert_true (options >= 40);
+}
+
+//  Options as people type them: --name=value, a misspelling, a bad value,
+//  an option twice, a flag, the end of options.
+static void
+test_options_as_people_type_them (void **state)
+{
+    s_result_t r =
+        zf_test_zflow (NULL, "put", "tcp://127.0.0.1:1", "q", "1", "--delya", "1s", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow put: unknown option --delya (did you mean --delay?)"));
+    assert_non_null (strstr (r.err, "usage: zflow put ENDPOINT QUEUE [JSON ...] [options]"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "put", "tcp://127.0.0.1:1", "q", "1", "--priority=12", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow put: --priority '12': 12 is out of range 0..9"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "put", "tcp://127.0.0.1:1", "q", "1", "--delay", "soon", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow put: --delay 'soon': "));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "put", "tcp://127.0.0.1:1", "q", "1", "--delay=1s", "--delay", "2s",
+                       NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow put: --delay is given twice"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "put", "tcp://127.0.0.1:1", "q", "1", "--timeout", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow put: --timeout needs a value (DURATION)"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "result", "tcp://127.0.0.1:1", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "usage: zflow result ENDPOINT ID [options]"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "result", "tcp://127.0.0.1:1", "a", "b", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "zflow result: one word too many: 'b'"));
+    zf_test_result_free (&r);
+    // A flag, given as --name or --name=true; after --, words only.
+    const char *path = s_write ("demo.zpl", s_pipeline);
+    r = zf_test_zflow (NULL, "graph", path, "--dot=true", NULL);
+    assert_int_equal (r.status, 0);
+    assert_int_equal (strncmp (r.out, "digraph", 7), 0);
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "graph", "--", "--dot", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "--dot"));
+    zf_test_result_free (&r);
+    r = zf_test_zflow (NULL, "help", "put", NULL);
+    assert_int_equal (r.status, 0);
+    assert_non_null (strstr (r.out, "exit status:\n  0 every item was put and confirmed"));
+    zf_test_result_free (&r);
+}
+
 int
 main (void)
 {
@@ -190,6 +292,8 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_validate_misspelt_key, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_validate_usage_and_missing_file, s_setup, s_teardown),
+        cmocka_unit_test (test_every_command_explains_itself),
+        cmocka_unit_test_setup_teardown (test_options_as_people_type_them, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_graph, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_help_and_unknown, s_setup, s_teardown),
     };
