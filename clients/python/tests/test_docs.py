@@ -1,10 +1,11 @@
-"""docs/python.md's whole example, run as it stands: its jobs module and
-pipeline under `zflow run`, its script, and the output the page shows."""
+"""The docs' examples, run as they stand: docs/python.md's jobs module and
+pipeline under `zflow run`, its script, and the output the page shows; and
+README.md's tour."""
 import os
 import re
 import subprocess
 
-from conftest import PYTHONPATH, ROOT, Run, free_port
+from conftest import PYTHONPATH, ROOT, ZFLOW, Run, free_port
 
 
 def blocks():
@@ -48,3 +49,36 @@ def test_the_whole_example_of_the_python_page(tmp_path):
         assert app.stdout == found["output"], run.log()
     finally:
         run.stop()
+
+
+def test_the_readme_tour(tmp_path):
+    """README.md's tour, run as a user types it: a task put, its result,
+    the figures and the live view, then the run stopped."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    tour = [b for b in re.findall(r"```sh\n(.*?)```", readme, re.S) if b.startswith("# tour\n")]
+    assert len(tour) == 1, "README.md has one block that starts with '# tour'"
+    broker, events = free_port(), free_port()
+    script = tour[0].replace("build/zflow", ZFLOW) \
+                    .replace("tcp://127.0.0.1:5670", "tcp://127.0.0.1:%d" % broker) \
+                    .replace("tcp://127.0.0.1:5671", "tcp://127.0.0.1:%d" % events)
+    script += "wait\n"  # for the run to stop
+    env = dict(os.environ, ZFLOW_ENDPOINT="tcp://127.0.0.1:%d" % broker,
+               ZFLOW_EVENTS="tcp://127.0.0.1:%d" % events,
+               XDG_STATE_HOME=str(tmp_path),
+               PATH="/usr/bin:" + os.environ.get("PATH", ""))
+    tour_run = subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    try:
+        out, err = tour_run.communicate(timeout=120)
+    finally:
+        if tour_run.poll() is None:
+            os.killpg(tour_run.pid, 9)
+            tour_run.wait()
+    assert tour_run.returncode == 0, err
+    assert re.search(r'\{"id":"[0-9a-f]{32}","state":"done","results":\[\{"n":7,"square":49\}\]\}',
+                     out), out + err
+    assert re.search(r"^tasks +0 +0 +1 +1 ", out, re.M), out  # status: put 1, acked 1
+    assert re.search(r"^square +2 +1 ", out, re.M), out  # top: the actor's 2 workers
+    assert "zflow run: stopped after" in err, err
