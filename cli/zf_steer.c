@@ -1,4 +1,6 @@
-/*  zf_steer: zflow dead, requeue, purge, pause and resume. See zf_steer.h. */
+/*  zf_steer: zflow dead, requeue, purge, pause, resume, reload and schedule.
+    See zf_steer.h.
+*/
 #include "zf_steer.h"
 #include "zf_alloc.h"
 #include "zf_error.h"
@@ -7,14 +9,12 @@
 #include "zf_proto.h"
 #include "zf_cron.h"
 #include "zf_tasks.h"
-#include "zf_tools.h"
+#include "zf_tz.h"
 #include "zf_value.h"
 
 #include <czmq.h>
 #include <time.h>
 #include <unistd.h>
-
-#define ARGS_MAX (ZF_IDS_MAX + 8) // words a command line may have
 
 //  The value of header name in a msgpack map of str to str, as a new
 //  string, or NULL.
@@ -116,75 +116,70 @@ zf_steer_done_json (zf_result_t *done, const char *queue)
 //  --------------------------------------------------------------------------
 //  The commands
 
-//  What every steering command reads from its command line.
-typedef struct {
-    const char *command;    // its name
-    const char *usage;      // its usage line
-    char *args[ARGS_MAX];   // its words that are not options
-    int nargs;              // entries in args
-    const char *where;      // --where, or NULL
-    int64_t older;          // --older-than, ms, or 0
-    int64_t timeout;        // --timeout, ms
-    const char *values[16]; // every option's value, by the command's names
-} s_line_t;
+//  ZF_IDS_MAX as text, for the help of the commands that take ids.
+#define S_TEXT(x)  S_TEXT_ (x)
+#define S_TEXT_(x) #x
+#define S_IDS_MAX  S_TEXT (ZF_IDS_MAX)
 
-//  Reads argv as names say (the last three are where, older-than and
-//  timeout); false (having said why) when it is wrong or has fewer than
-//  min or more than max words.
-static bool
-s_read (s_line_t *line, int argc, char **argv, const char **names, int min, int max)
+//  --where's value: a header's name, '=', the value it must have.
+static int
+s_check_where (const char *value, zf_error_t *err)
 {
-    line->command = argv[0];
-    if (argc > ARGS_MAX) {
-        fprintf (stderr, "zflow %s: at most %d ids at once\n", argv[0], ZF_IDS_MAX);
-        return false;
-    }
-    line->nargs = zf_tools_options (argc, argv, names, line->values, line->args, line->usage);
-    if (line->nargs < 0)
-        return false;
-    int n = 0;
-    while (names[n])
-        n++;
-    line->where = line->values[n - 3];
-    line->older = zf_tools_duration (argv[0], line->values[n - 2], 0);
-    line->timeout = zf_tools_duration (argv[0], line->values[n - 1], 5000);
-    if (line->older < 0 || line->timeout < 0)
-        return false;
-    if (line->nargs < min || line->nargs > max) {
-        fprintf (stderr, "usage: zflow %s\n", line->usage);
-        return false;
-    }
-    if (line->where && !strchr (line->where, '=')) {
-        fprintf (stderr, "zflow %s: --where '%s' is not HEADER=VALUE\n", argv[0], line->where);
-        return false;
-    }
-    zf_error_t err;
-    if (zf_parse_endpoints (line->args[0], &err)) {
-        fprintf (stderr, "zflow %s: %s\n", argv[0], err.text);
-        return false;
-    }
-    return true;
+    const char *equals = strchr (value, '=');
+    if (!equals || equals == value)
+        return zf_error_set (err, ZF_EVALUE, "not HEADER=VALUE (e.g. tenant=acme)");
+    return 0;
 }
 
-//  Asks the broker at line's endpoint to do control. The answer, or NULL
-//  having said why (status: what to exit with).
-static zf_result_t *
-s_ask (s_line_t *line, zf_control_t *control, int *status)
+//  The options several commands share, as entries of their tables: each
+//  command's struct names its own fields where, older and timeout.
+#define S_WHERE(ST, what)                                                                          \
+    {                                                                                              \
+        .name = "where", .type = ZF_KEY_STRING, .shown = "HEADER=VALUE",                           \
+        .help = "only the " what " whose header HEADER has this value", .check = s_check_where,    \
+        ZF_FIELD (ST, where)                                                                       \
+    }
+#define S_OLDER_THAN(ST, what)                                                                     \
+    {                                                                                              \
+        .name = "older-than", .type = ZF_KEY_DURATION,                                             \
+        .help = "only the " what " at least this long ago", ZF_FIELD (ST, older)                   \
+    }
+#define S_TIMEOUT(ST)                                                                              \
+    {                                                                                              \
+        .name = "timeout", .type = ZF_KEY_DURATION, .fallback = "5s", .min = 1, .max = INT32_MAX,  \
+        .help = "how long the broker may take to answer", ZF_FIELD (ST, timeout)                   \
+    }
+
+//  0 if endpoint names a broker (or a group's), else -1 having said why.
+static int
+s_endpoint (const char *command, const char *endpoint)
 {
-    control->where = line->where;
-    control->older_ms = line->older;
+    zf_error_t err;
+    if (zf_parse_endpoints (endpoint, &err) == 0)
+        return 0;
+    fprintf (stderr, "zflow %s: %s\n", command, err.text);
+    return -1;
+}
+
+//  Asks the broker at endpoint to do control, for command, waiting at
+//  most timeout ms. The answer (caller owns it), or NULL having said why
+//  (status: what to exit with).
+static zf_result_t *
+s_ask (const char *command, const char *endpoint, int64_t timeout, zf_control_t *control,
+       int *status)
+{
     char name[64];
-    snprintf (name, sizeof name, "zflow-%s", line->command);
-    zf_client_t *client = zf_client_new (line->args[0], name, NULL, 0);
+    snprintf (name, sizeof name, "zflow-%s", command);
+    zf_client_t *client = zf_client_new (endpoint, name, NULL, 0);
     if (!client) {
-        fprintf (stderr, "zflow %s: %s\n", line->command, zf_client_last_error (NULL));
+        fprintf (stderr, "zflow %s: %s\n", command, zf_client_last_error (NULL));
         *status = ZF_EXIT_USAGE;
         return NULL;
     }
-    zf_result_t *result = zf_client_control (client, control, (int) line->timeout);
+    zf_result_t *result = zf_client_control (client, control, (int) timeout);
     if (!result) {
         const char *why = zf_client_last_error (client);
-        fprintf (stderr, "zflow %s: %s\n", line->command,
+        fprintf (stderr, "zflow %s: %s\n", command,
                  *why ? why : "no answer from the broker in time");
         // Refused (a mistake of the command's) or not answered (the broker's).
         bool late = !*why || strstr (why, "did not answer") || zsys_interrupted;
@@ -215,30 +210,62 @@ s_iso (int64_t ms, char *buffer, size_t size)
     return buffer;
 }
 
-int
-zf_cmd_dead (int argc, char **argv)
+//  The ids given as words into ids (room for ZF_IDS_MAX: the commands'
+//  max_args hold them to it); -1 (having said why) if one is not an id.
+static int
+s_ids (const char *command, int count, char **words, zf_id_t *ids)
 {
-    static const char *names[] = { "limit", "!json", "where", "older-than", "timeout", NULL };
-    s_line_t line = { .usage = "dead ENDPOINT [QUEUE] [--limit N] [--where HEADER=VALUE] "
-                               "[--older-than D] [--json] [--timeout D]" };
-    if (!s_read (&line, argc, argv, names, 1, 2))
+    for (int i = 0; i < count; i++)
+        if (zf_tasks_id_arg (command, words[i], &ids[i]))
+            return -1;
+    return 0;
+}
+
+typedef struct {
+    int64_t limit;     // letters listed at most
+    bool json;         // as JSON, not a table
+    const char *where; // HEADER=VALUE the letters have, or NULL
+    int64_t older;     // ms they have been dead at least, or 0
+    int64_t timeout;   // ms the broker may take to answer
+} s_dead_options_t;
+
+static const zf_key_t s_dead_options[] = {
+    { .name = "limit",
+      .type = ZF_KEY_INT,
+      .fallback = "100",
+      .min = 1,
+      .max = ZF_BATCH_MAX,
+      .help = "list at most this many letters, oldest first",
+      ZF_FIELD (s_dead_options_t, limit) },
+    { .name = "json",
+      .type = ZF_KEY_BOOL,
+      .help = "print JSON: {\"count\", \"letters\"}, each with its headers and body",
+      ZF_FIELD (s_dead_options_t, json) },
+    S_WHERE (s_dead_options_t, "letters"),
+    S_OLDER_THAN (s_dead_options_t, "letters that died"),
+    S_TIMEOUT (s_dead_options_t),
+    { NULL }
+};
+
+static int
+s_dead (const void *options, int argc, char **args)
+{
+    const s_dead_options_t *o = (const s_dead_options_t *) options;
+    if (s_endpoint ("dead", args[0]))
         return ZF_EXIT_USAGE;
-    char *end = NULL;
-    long limit = line.values[0] ? strtol (line.values[0], &end, 10) : 100;
-    if (line.values[0] && (*end || limit < 1 || limit > ZF_BATCH_MAX)) {
-        fprintf (stderr, "zflow dead: --limit %s: a number from 1 to %d\n", line.values[0],
-                 ZF_BATCH_MAX);
-        return ZF_EXIT_USAGE;
-    }
     char queue[ZF_NAME_MAX + 8] = "";
-    if (line.nargs == 2)
-        s_dead_queue (line.args[1], queue, sizeof queue);
-    zf_control_t control = { .op = "dead", .queue = queue, .limit = (uint32_t) limit };
+    if (argc == 2)
+        s_dead_queue (args[1], queue, sizeof queue);
+    zf_control_t control = { .op = "dead",
+                             .queue = queue,
+                             .limit = (uint32_t) o->limit,
+                             .where = o->where,
+                             .older_ms = o->older };
     int status = ZF_EXIT_OK;
-    zf_result_t *listing = s_ask (&line, &control, &status);
+    zf_result_t *listing = s_ask ("dead", args[0], o->timeout, &control, &status);
     if (!listing)
         return status;
-    if (line.values[1]) {
+    if (o->json) {
         char *json = zf_steer_letters_json (listing);
         fputs (json, stdout);
         free (json);
@@ -267,51 +294,70 @@ zf_cmd_dead (int argc, char **argv)
     return ZF_EXIT_OK;
 }
 
-//  The ids of line's words from the third on into ids; -1 (having said
-//  why) if one is not an id.
-static int
-s_ids (s_line_t *line, zf_id_t *ids)
-{
-    if (line->nargs - 2 > ZF_IDS_MAX) {
-        fprintf (stderr, "zflow %s: %d ids: at most %d at once\n", line->command, line->nargs - 2,
-                 ZF_IDS_MAX);
-        return -1;
-    }
-    for (int i = 2; i < line->nargs; i++)
-        if (zf_tasks_id_arg (line->command, line->args[i], &ids[i - 2]))
-            return -1;
-    return 0;
-}
+const zf_cmd_t zf_cmd_dead = {
+    .name = "dead",
+    .args = "ENDPOINT [QUEUE]",
+    .min_args = 1,
+    .max_args = 2,
+    .summary = "list a running broker's dead letters",
+    .help = "Lists the letters of QUEUE.dead (QUEUE or QUEUE.dead may be given), or of every\n"
+            "dead-letter queue, oldest first: id, root (- for a root), queue, attempts, when\n"
+            "it died and its last error. When there are more than --limit, stderr says so.",
+    .exits = "0 listed\n"
+             "1 the broker did not answer in time\n"
+             "2 a usage error, or the broker refused (no such queue)",
+    .options = s_dead_options,
+    .options_size = sizeof (s_dead_options_t),
+    .run = s_dead,
+};
 
-int
-zf_cmd_requeue (int argc, char **argv)
+typedef struct {
+    bool all;          // every letter of the queue
+    const char *where; // HEADER=VALUE the letters have, or NULL
+    int64_t older;     // ms they have been dead at least, or 0
+    int64_t timeout;   // ms the broker may take to answer
+} s_requeue_options_t;
+
+static const zf_key_t s_requeue_options[] = {
+    { .name = "all",
+      .type = ZF_KEY_BOOL,
+      .help = "requeue every letter of the queue (with no ids)",
+      ZF_FIELD (s_requeue_options_t, all) },
+    S_WHERE (s_requeue_options_t, "letters"),
+    S_OLDER_THAN (s_requeue_options_t, "letters that died"),
+    S_TIMEOUT (s_requeue_options_t),
+    { NULL }
+};
+
+static int
+s_requeue (const void *options, int argc, char **args)
 {
-    static const char *names[] = { "!all", "where", "older-than", "timeout", NULL };
-    s_line_t line = { .usage = "requeue ENDPOINT QUEUE.dead [ID ...] [--all] "
-                               "[--where HEADER=VALUE] [--older-than D] [--timeout D]" };
-    if (!s_read (&line, argc, argv, names, 2, ARGS_MAX))
+    const s_requeue_options_t *o = (const s_requeue_options_t *) options;
+    if (s_endpoint ("requeue", args[0]))
         return ZF_EXIT_USAGE;
-    bool all = line.values[0] != NULL;
-    int nids = line.nargs - 2;
-    if (!nids && !all && !line.where && !line.older) {
+    int nids = argc - 2;
+    if (!nids && !o->all && !o->where && !o->older) {
         fprintf (stderr, "zflow requeue: name the letters (their ids), or choose them with "
                          "--where or --older-than, or take them all with --all\n");
         return ZF_EXIT_USAGE;
     }
-    if (nids && all) {
+    if (nids && o->all) {
         fprintf (stderr, "zflow requeue: ids and --all together: which is meant?\n");
         return ZF_EXIT_USAGE;
     }
     zf_id_t ids[ZF_IDS_MAX];
-    if (s_ids (&line, ids))
+    if (s_ids ("requeue", nids, args + 2, ids))
         return ZF_EXIT_USAGE;
     char queue[ZF_NAME_MAX + 8];
-    s_dead_queue (line.args[1], queue, sizeof queue);
-    zf_control_t control = {
-        .op = "requeue", .queue = queue, .ids = nids ? ids : NULL, .nids = (size_t) nids
-    };
+    s_dead_queue (args[1], queue, sizeof queue);
+    zf_control_t control = { .op = "requeue",
+                             .queue = queue,
+                             .ids = nids ? ids : NULL,
+                             .nids = (size_t) nids,
+                             .where = o->where,
+                             .older_ms = o->older };
     int status = ZF_EXIT_OK;
-    zf_result_t *done = s_ask (&line, &control, &status);
+    zf_result_t *done = s_ask ("requeue", args[0], o->timeout, &control, &status);
     if (!done)
         return status;
     printf ("requeued %llu from %s\n", (unsigned long long) zf_result_total (done), queue);
@@ -323,84 +369,204 @@ zf_cmd_requeue (int argc, char **argv)
     return status;
 }
 
-int
-zf_cmd_purge (int argc, char **argv)
+const zf_cmd_t zf_cmd_requeue = {
+    .name = "requeue",
+    .args = "ENDPOINT QUEUE.dead [ID ...]",
+    .min_args = 2,
+    .max_args = 2 + ZF_IDS_MAX,
+    .summary = "move dead letters back to their queue, to be tried again",
+    .help = "The letters are named by their ids (at most " S_IDS_MAX "), chosen by\n"
+            "--where or --older-than, or all taken with --all. Each goes back to the queue\n"
+            "it failed in, its attempts starting over; its root's result follows the\n"
+            "replay. Prints how many were requeued.",
+    .exits = "0 every letter named or chosen was requeued\n"
+             "1 some named were not (stderr says which), or the broker did not answer in time\n"
+             "2 a usage error, or the broker refused (no such queue)",
+    .options = s_requeue_options,
+    .options_size = sizeof (s_requeue_options_t),
+    .run = s_requeue,
+};
+
+typedef struct {
+    bool yes;          // no question at a terminal
+    const char *where; // HEADER=VALUE the items have, or NULL
+    int64_t older;     // ms since they were stored, at least, or 0
+    int64_t timeout;   // ms the broker may take to answer
+} s_purge_options_t;
+
+static const zf_key_t s_purge_options[] = {
+    { .name = "yes",
+      .type = ZF_KEY_BOOL,
+      .help = "do not ask first at a terminal (a script is never asked)",
+      ZF_FIELD (s_purge_options_t, yes) },
+    S_WHERE (s_purge_options_t, "items"),
+    S_OLDER_THAN (s_purge_options_t, "items stored"),
+    S_TIMEOUT (s_purge_options_t),
+    { NULL }
+};
+
+static int
+s_purge (const void *options, int argc, char **args)
 {
-    static const char *names[] = { "!yes", "where", "older-than", "timeout", NULL };
-    s_line_t line = { .usage = "purge ENDPOINT QUEUE [ID ...] [--where HEADER=VALUE] "
-                               "[--older-than D] [--yes] [--timeout D]" };
-    if (!s_read (&line, argc, argv, names, 2, ARGS_MAX))
+    const s_purge_options_t *o = (const s_purge_options_t *) options;
+    if (s_endpoint ("purge", args[0]))
         return ZF_EXIT_USAGE;
-    int nids = line.nargs - 2;
+    int nids = argc - 2;
     zf_id_t ids[ZF_IDS_MAX];
-    if (s_ids (&line, ids))
+    if (s_ids ("purge", nids, args + 2, ids))
         return ZF_EXIT_USAGE;
     // Dropping work cannot be undone: a person at a terminal says so.
-    if (!line.values[0] && isatty (0)) {
+    if (!o->yes && isatty (0)) {
         fprintf (stderr,
                  "zflow purge: drop %s waiting in %s%s? Their lineages end cancelled. "
                  "Type yes: ",
-                 nids ? "the items named" : "every item", line.args[1],
-                 line.where || line.older ? " (of those chosen)" : "");
+                 nids ? "the items named" : "every item", args[1],
+                 o->where || o->older ? " (of those chosen)" : "");
         char answer[16] = "";
         if (!fgets (answer, sizeof answer, stdin) || strcmp (answer, "yes\n") != 0) {
             fprintf (stderr, "zflow purge: nothing dropped\n");
             return ZF_EXIT_FAILED;
         }
     }
-    zf_control_t control = {
-        .op = "purge", .queue = line.args[1], .ids = nids ? ids : NULL, .nids = (size_t) nids
-    };
+    zf_control_t control = { .op = "purge",
+                             .queue = args[1],
+                             .ids = nids ? ids : NULL,
+                             .nids = (size_t) nids,
+                             .where = o->where,
+                             .older_ms = o->older };
     int status = ZF_EXIT_OK;
-    zf_result_t *done = s_ask (&line, &control, &status);
+    zf_result_t *done = s_ask ("purge", args[0], o->timeout, &control, &status);
     if (!done)
         return status;
-    printf ("purged %llu from %s\n", (unsigned long long) zf_result_total (done), line.args[1]);
+    printf ("purged %llu from %s\n", (unsigned long long) zf_result_total (done), args[1]);
     if (*zf_result_reason (done))
         fprintf (stderr, "zflow purge: %s\n", zf_result_reason (done));
     zf_result_destroy (&done);
     return status;
 }
 
+const zf_cmd_t zf_cmd_purge = {
+    .name = "purge",
+    .args = "ENDPOINT QUEUE [ID ...]",
+    .min_args = 2,
+    .max_args = 2 + ZF_IDS_MAX,
+    .summary = "drop the items waiting in a queue (their lineages end cancelled)",
+    .help = "Drops the items waiting in QUEUE (queued, delayed, retrying: not those a\n"
+            "worker holds): all, or those named by id (at most " S_IDS_MAX ") or chosen by\n"
+            "--where or --older-than. At a terminal it asks first (type yes). Prints how\n"
+            "many were dropped.",
+    .exits = "0 purged\n"
+             "1 not confirmed at the terminal (nothing dropped), or the broker did not answer\n"
+             "2 a usage error, or the broker refused (no such queue)",
+    .options = s_purge_options,
+    .options_size = sizeof (s_purge_options_t),
+    .run = s_purge,
+};
+
+//  pause, resume and reload take the timeout alone.
+typedef struct {
+    int64_t timeout; // ms the broker may take to answer
+} s_timeout_options_t;
+
+static const zf_key_t s_timeout_options[] = { S_TIMEOUT (s_timeout_options_t), { NULL } };
+
 //  zflow pause and zflow resume.
 static int
-s_pause (int argc, char **argv, bool pause)
+s_pause_or_resume (const s_timeout_options_t *o, char **args, bool pause)
 {
-    static const char *names[] = { "where", "older-than", "timeout", NULL };
-    s_line_t line = { .usage = pause ? "pause ENDPOINT QUEUE [--timeout D]"
-                                     : "resume ENDPOINT QUEUE [--timeout D]" };
-    if (!s_read (&line, argc, argv, names, 2, 2))
+    const char *command = pause ? "pause" : "resume";
+    if (s_endpoint (command, args[0]))
         return ZF_EXIT_USAGE;
-    if (line.where || line.older) {
-        fprintf (stderr,
-                 "zflow %s: a whole queue is %s; --where and --older-than are for "
-                 "requeue and purge\n",
-                 argv[0], pause ? "paused" : "resumed");
-        return ZF_EXIT_USAGE;
-    }
-    zf_control_t control = { .op = pause ? "pause" : "resume", .queue = line.args[1] };
+    zf_control_t control = { .op = command, .queue = args[1] };
     int status = ZF_EXIT_OK;
-    zf_result_t *done = s_ask (&line, &control, &status);
+    zf_result_t *done = s_ask (command, args[0], o->timeout, &control, &status);
     if (!done)
         return status;
-    printf ("%s %s (items stored: %llu)\n", line.args[1], pause ? "paused" : "resumed",
+    printf ("%s %s (items stored: %llu)\n", args[1], pause ? "paused" : "resumed",
             (unsigned long long) zf_result_total (done));
     zf_result_destroy (&done);
     return status;
 }
 
-int
-zf_cmd_pause (int argc, char **argv)
+static int
+s_pause (const void *options, int argc, char **args)
 {
-    return s_pause (argc, argv, true);
+    (void) argc;
+    return s_pause_or_resume ((const s_timeout_options_t *) options, args, true);
 }
 
-int
-zf_cmd_resume (int argc, char **argv)
+static int
+s_resume (const void *options, int argc, char **args)
 {
-    return s_pause (argc, argv, false);
+    (void) argc;
+    return s_pause_or_resume ((const s_timeout_options_t *) options, args, false);
 }
 
+const zf_cmd_t zf_cmd_pause = {
+    .name = "pause",
+    .args = "ENDPOINT QUEUE",
+    .min_args = 2,
+    .max_args = 2,
+    .summary = "deliver nothing from a queue (puts go on) until resumed",
+    .help = "What workers hold already they finish. The queue stays paused across restarts\n"
+            "and failovers. Prints the queue and how many items it stores.",
+    .exits = "0 paused\n"
+             "1 the broker did not answer in time\n"
+             "2 a usage error, or the broker refused (no such queue)",
+    .options = s_timeout_options,
+    .options_size = sizeof (s_timeout_options_t),
+    .run = s_pause,
+};
+
+const zf_cmd_t zf_cmd_resume = {
+    .name = "resume",
+    .args = "ENDPOINT QUEUE",
+    .min_args = 2,
+    .max_args = 2,
+    .summary = "deliver from a paused queue again",
+    .help = "Prints the queue and how many items it stores.",
+    .exits = "0 resumed\n"
+             "1 the broker did not answer in time\n"
+             "2 a usage error, or the broker refused (no such queue)",
+    .options = s_timeout_options,
+    .options_size = sizeof (s_timeout_options_t),
+    .run = s_resume,
+};
+
+static int
+s_reload (const void *options, int argc, char **args)
+{
+    (void) argc;
+    const s_timeout_options_t *o = (const s_timeout_options_t *) options;
+    if (s_endpoint ("reload", args[0]))
+        return ZF_EXIT_USAGE;
+    zf_control_t control = { .op = "reload", .queue = "" };
+    int status = ZF_EXIT_OK;
+    zf_result_t *done = s_ask ("reload", args[0], o->timeout, &control, &status);
+    if (!done)
+        return status;
+    printf ("reload asked of %s: the run (or broker) reads its pipeline file again, and its "
+            "log says what changed, or what is wrong in the file\n",
+            args[0]);
+    zf_result_destroy (&done);
+    return status;
+}
+
+const zf_cmd_t zf_cmd_reload = {
+    .name = "reload",
+    .args = "ENDPOINT",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "the run or broker there reads its pipeline file again (as SIGHUP)",
+    .help = "What changed, or what is wrong in the file, is in the run's (or broker's) log;\n"
+            "a file with mistakes is refused and the run goes on as it was.",
+    .exits = "0 asked\n"
+             "1 the broker did not answer in time\n"
+             "2 a usage error, or the broker refused",
+    .options = s_timeout_options,
+    .options_size = sizeof (s_timeout_options_t),
+    .run = s_reload,
+};
 //  --------------------------------------------------------------------------
 //  zflow schedule
 
@@ -638,25 +804,86 @@ s_spec_read (const uint8_t *data, size_t size, zf_schedule_spec_t *spec, msgpack
     return 0;
 }
 
-int
-zf_cmd_schedule (int argc, char **argv)
+typedef struct {
+    const char *cron;      // a cron expression it fires at, or NULL
+    int64_t every;         // ms between its firings, or 0
+    const char *at;        // the one time it fires, or NULL
+    const char *tz;        // the zone of cron and of times without offset, or NULL: UTC
+    const char *queue;     // where each firing goes
+    const char *payload;   // JSON put by each firing, or NULL
+    int64_t misfire_grace; // ms a firing may be late, or 0: the broker's 1 s
+    int64_t max_instances; // firings at work at once, at most, or 0: any number
+    bool no_coalesce;      // after a stall, each missed time fires
+    bool json;             // schedules as JSON lines, not a table
+    int64_t timeout;       // ms the broker may take to answer
+} s_schedule_options_t;
+
+static const zf_key_t s_schedule_options[] = {
+    { .name = "cron",
+      .type = ZF_KEY_STRING,
+      .shown = "EXPR",
+      .help = "add: fire at the times of this cron expression",
+      .check = zf_cron_check,
+      ZF_FIELD (s_schedule_options_t, cron) },
+    { .name = "every",
+      .type = ZF_KEY_DURATION,
+      .min = 1,
+      .max = 366LL * 86400000,
+      .help = "add: fire at this interval, counted from the Unix epoch",
+      ZF_FIELD (s_schedule_options_t, every) },
+    { .name = "at",
+      .type = ZF_KEY_STRING,
+      .shown = "TIME",
+      .help = "add: fire once, at this ISO 8601 time (2026-12-24T18:00:00Z)",
+      .check = zf_cron_check_time,
+      ZF_FIELD (s_schedule_options_t, at) },
+    { .name = "tz",
+      .type = ZF_KEY_STRING,
+      .shown = "ZONE",
+      .help = "add: the IANA zone of --cron, and of --at without offset (default UTC)",
+      .check = zf_tz_check,
+      ZF_FIELD (s_schedule_options_t, tz) },
+    { .name = "queue",
+      .type = ZF_KEY_QUEUE,
+      .help = "add: the queue each firing puts its item to",
+      ZF_FIELD (s_schedule_options_t, queue) },
+    { .name = "payload",
+      .type = ZF_KEY_STRING,
+      .shown = "JSON",
+      .help = "add: the body each firing puts (job, scheduled, lateness_ms added)",
+      ZF_FIELD (s_schedule_options_t, payload) },
+    { .name = "misfire-grace",
+      .type = ZF_KEY_DURATION,
+      .min = 1,
+      .max = 366LL * 86400000,
+      .help = "add: skip a firing later than this, counted as missed (default 1s)",
+      ZF_FIELD (s_schedule_options_t, misfire_grace) },
+    { .name = "max-instances",
+      .type = ZF_KEY_INT,
+      .min = 1,
+      .max = 100000,
+      .help = "add: skip a firing while this many earlier ones are at work",
+      ZF_FIELD (s_schedule_options_t, max_instances) },
+    { .name = "no-coalesce",
+      .type = ZF_KEY_BOOL,
+      .help = "add: after a stall, fire each missed time within the grace",
+      ZF_FIELD (s_schedule_options_t, no_coalesce) },
+    { .name = "json",
+      .type = ZF_KEY_BOOL,
+      .help = "print the schedules as JSON lines, not a table",
+      ZF_FIELD (s_schedule_options_t, json) },
+    S_TIMEOUT (s_schedule_options_t),
+    { NULL }
+};
+
+static int
+s_schedule (const void *options, int argc, char **args)
 {
-    static const char *names[] = {
-        "cron",          "every",         "at",        "tz",           "queue", "payload",
-        "misfire-grace", "max-instances", "!coalesce", "!no-coalesce", "!json", "where",
-        "older-than",    "timeout",       NULL
-    };
-    s_line_t line = { .usage = "schedule ENDPOINT add NAME --cron EXPR|--every D|--at TIME "
-                               "--queue Q [--tz ZONE] [--payload JSON] [--misfire-grace D] "
-                               "[--no-coalesce] [--max-instances N]\n"
-                               "       zflow schedule ENDPOINT list [--json]\n"
-                               "       zflow schedule ENDPOINT pause|resume|remove|run NAME" };
-    if (!s_read (&line, argc, argv, names, 2, 3))
-        return ZF_EXIT_USAGE;
-    const char **v = line.values;
-    const char *verb = line.args[1];
+    const s_schedule_options_t *o = (const s_schedule_options_t *) options;
+    const char *verb = args[1];
     static const struct {
-        const char *verb, *op;
+        const char *verb; // as typed
+        const char *op;   // the CONTROL that does it
     } verbs[] = { { "list", "schedules" },         { "add", "schedule-add" },
                   { "remove", "schedule-remove" }, { "pause", "schedule-pause" },
                   { "resume", "schedule-resume" }, { "run", "schedule-run" } };
@@ -664,74 +891,72 @@ zf_cmd_schedule (int argc, char **argv)
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (streq (verb, verbs[i].verb))
             op = verbs[i].op;
-    if (!op || (streq (verb, "list") != (line.nargs == 2))) {
-        fprintf (stderr, "usage: zflow %s\n", line.usage);
-        return ZF_EXIT_USAGE;
+    char why[160];
+    if (!op) {
+        snprintf (why, sizeof why, "'%.64s' is not add, list, pause, resume, remove or run", verb);
+        return zf_cmd_usage (&zf_cmd_schedule, why);
     }
-    bool adding = streq (verb, "add");
-    for (int n = 0; n < 10 && !adding; n++) // the options of a schedule's spec
-        if (v[n]) {
-            fprintf (stderr, "zflow schedule %s: --%s is for add\n", verb,
-                     names[n] + (names[n][0] == '!'));
+    bool listing = streq (verb, "list"), adding = streq (verb, "add");
+    if (listing != (argc == 2)) {
+        snprintf (why, sizeof why, listing ? "list takes no NAME" : "%s needs the schedule's NAME",
+                  verb);
+        return zf_cmd_usage (&zf_cmd_schedule, why);
+    }
+    // The options of a schedule's spec, which only add takes.
+    const struct {
+        const char *name; // the option
+        bool given;       // on this command line
+    } spec_options[] = { { "cron", o->cron },
+                         { "every", o->every },
+                         { "at", o->at },
+                         { "tz", o->tz },
+                         { "queue", o->queue },
+                         { "payload", o->payload },
+                         { "misfire-grace", o->misfire_grace },
+                         { "max-instances", o->max_instances },
+                         { "no-coalesce", o->no_coalesce } };
+    for (size_t i = 0; i < sizeof spec_options / sizeof spec_options[0] && !adding; i++)
+        if (spec_options[i].given) {
+            fprintf (stderr, "zflow schedule %s: --%s is for add\n", verb, spec_options[i].name);
             return ZF_EXIT_USAGE;
         }
-    if (line.where || line.older) {
-        fprintf (stderr, "zflow schedule: --where and --older-than are for requeue and purge\n");
+    if (adding && ((o->cron != NULL) + (o->every != 0) + (o->at != NULL) != 1 || !o->queue)) {
+        fprintf (stderr, "zflow schedule add: one of --cron, --every and --at, and --queue\n");
         return ZF_EXIT_USAGE;
     }
-    zf_schedule_spec_t spec = { .cron = v[0], .at = v[2], .tz = v[3] };
+    if (s_endpoint ("schedule", args[0]))
+        return ZF_EXIT_USAGE;
+    zf_schedule_spec_t spec = { .cron = o->cron,
+                                .every_ms = o->every,
+                                .at = o->at,
+                                .tz = o->tz,
+                                .misfire_grace_ms = o->misfire_grace,
+                                .max_instances = (uint32_t) o->max_instances,
+                                .no_coalesce = o->no_coalesce };
     msgpack_sbuffer payload;
     msgpack_sbuffer_init (&payload);
     int status = ZF_EXIT_USAGE;
-    if (adding) {
-        if ((v[0] != NULL) + (v[1] != NULL) + (v[2] != NULL) != 1 || !v[4]) {
-            fprintf (stderr, "zflow schedule add: one of --cron, --every and --at, and "
-                             "--queue\n");
-            goto done;
-        }
+    if (o->payload) {
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &payload, msgpack_sbuffer_write);
         zf_error_t err;
-        if (v[0] && zf_cron_check (v[0], &err)) {
-            fprintf (stderr, "zflow schedule add: --cron '%s': %s\n", v[0], err.text);
+        if (zf_json_to_msgpack (o->payload, strlen (o->payload), &pk, &err)) {
+            fprintf (stderr, "zflow schedule add: --payload is not JSON: %s\n", err.text);
             goto done;
         }
-        if (v[1] && (zf_parse_duration (v[1], &spec.every_ms, &err) || spec.every_ms <= 0)) {
-            fprintf (stderr, "zflow schedule add: --every '%s': %s\n", v[1],
-                     spec.every_ms <= 0 ? "more than 0" : err.text);
-            goto done;
-        }
-        if (v[6] && (zf_parse_duration (v[6], &spec.misfire_grace_ms, &err))) {
-            fprintf (stderr, "zflow schedule add: --misfire-grace '%s': %s\n", v[6], err.text);
-            goto done;
-        }
-        char *end = NULL;
-        long instances = v[7] ? strtol (v[7], &end, 10) : 0;
-        if (v[7] && (*end || instances < 1 || instances > 100000)) {
-            fprintf (stderr, "zflow schedule add: --max-instances %s: from 1 to 100000\n", v[7]);
-            goto done;
-        }
-        spec.max_instances = (uint32_t) instances;
-        spec.no_coalesce = v[9] != NULL;
-        if (v[5]) {
-            msgpack_packer pk;
-            msgpack_packer_init (&pk, &payload, msgpack_sbuffer_write);
-            if (zf_json_to_msgpack (v[5], strlen (v[5]), &pk, &err)) {
-                fprintf (stderr, "zflow schedule add: --payload is not JSON: %s\n", err.text);
-                goto done;
-            }
-            spec.payload = payload.data;
-            spec.payload_size = payload.size;
-        }
+        spec.payload = payload.data;
+        spec.payload_size = payload.size;
     }
     zf_control_t control = { .op = op,
-                             .queue = adding ? v[4] : "",
-                             .name = line.nargs == 3 ? line.args[2] : NULL,
+                             .queue = adding ? o->queue : "",
+                             .name = argc == 3 ? args[2] : NULL,
                              .schedule = adding ? &spec : NULL };
     status = ZF_EXIT_OK;
-    zf_result_t *answer = s_ask (&line, &control, &status);
+    zf_result_t *answer = s_ask ("schedule", args[0], o->timeout, &control, &status);
     if (answer) {
-        s_print_schedules (answer, v[10] != NULL);
+        s_print_schedules (answer, o->json);
         if (streq (verb, "remove"))
-            fprintf (stderr, "zflow schedule: %s removed\n", line.args[2]);
+            fprintf (stderr, "zflow schedule: %s removed\n", args[2]);
         zf_result_destroy (&answer);
     }
 done:
@@ -739,21 +964,21 @@ done:
     return status;
 }
 
-int
-zf_cmd_reload (int argc, char **argv)
-{
-    static const char *names[] = { "where", "older-than", "timeout", NULL };
-    s_line_t line = { .usage = "reload ENDPOINT [--timeout D]" };
-    if (!s_read (&line, argc, argv, names, 1, 1))
-        return ZF_EXIT_USAGE;
-    zf_control_t control = { .op = "reload", .queue = "" };
-    int status = ZF_EXIT_OK;
-    zf_result_t *done = s_ask (&line, &control, &status);
-    if (!done)
-        return status;
-    printf ("reload asked of %s: the run (or broker) reads its pipeline file again, and its "
-            "log says what changed, or what is wrong in the file\n",
-            line.args[0]);
-    zf_result_destroy (&done);
-    return status;
-}
+const zf_cmd_t zf_cmd_schedule = {
+    .name = "schedule",
+    .args = "ENDPOINT add|list|pause|resume|remove|run [NAME]",
+    .min_args = 2,
+    .max_args = 3,
+    .summary = "schedules of a running broker: added, listed, paused, fired now",
+    .help = "add NAME takes one of --cron, --every and --at, --queue, and the options\n"
+            "marked add (a schedule of that name is replaced); list shows every schedule,\n"
+            "the config file's too; pause, resume, remove and run (fire now, once) take a\n"
+            "schedule's NAME. Each prints the schedules it touched: name, queue, trigger,\n"
+            "zone, next and last firing, fired, missed and state.",
+    .exits = "0 done\n"
+             "1 the broker did not answer in time\n"
+             "2 a usage error, or refused (no such schedule or queue, or the config file's)",
+    .options = s_schedule_options,
+    .options_size = sizeof (s_schedule_options_t),
+    .run = s_schedule,
+};

@@ -1,10 +1,11 @@
 /*  zf_steer: the zflow commands that steer a running broker: list, requeue
-    and purge dead letters, pause, resume and purge queues
-    (docs/operations.md).
+    and purge dead letters, pause, resume and purge queues, reload its
+    pipeline file, add and change schedules (docs/operations.md).
 */
 #ifndef ZF_STEER_H_INCLUDED
 #define ZF_STEER_H_INCLUDED
 
+#include "zf_cmd.h"
 #include "zflow.h"
 
 #include <msgpack.h>
@@ -13,25 +14,16 @@
 extern "C" {
 #endif
 
-//  zflow dead ENDPOINT [QUEUE] [--limit N] [--where H=V] [--json]
-int zf_cmd_dead (int argc, char **argv);
-
-//  zflow requeue ENDPOINT QUEUE.dead [ID ...] [--all] [--where H=V]
-int zf_cmd_requeue (int argc, char **argv);
-
-//  zflow purge ENDPOINT QUEUE [--older-than D] [--where H=V] [--yes]
-int zf_cmd_purge (int argc, char **argv);
-
-//  zflow pause ENDPOINT QUEUE, zflow resume ENDPOINT QUEUE
-int zf_cmd_pause (int argc, char **argv);
-int zf_cmd_resume (int argc, char **argv);
-
-//  zflow schedule ENDPOINT add NAME ... | list | pause|resume|remove|run NAME
-int zf_cmd_schedule (int argc, char **argv);
-
-//  zflow reload ENDPOINT: the run or broker serving there reads its
-//  pipeline file again (as SIGHUP does)
-int zf_cmd_reload (int argc, char **argv);
+//  zflow dead, requeue, purge, pause, resume, reload (the run or broker
+//  serving there reads its pipeline file again, as SIGHUP does) and
+//  schedule (add, list, pause, resume, remove, run).
+extern const zf_cmd_t zf_cmd_dead;
+extern const zf_cmd_t zf_cmd_requeue;
+extern const zf_cmd_t zf_cmd_purge;
+extern const zf_cmd_t zf_cmd_pause;
+extern const zf_cmd_t zf_cmd_resume;
+extern const zf_cmd_t zf_cmd_reload;
+extern const zf_cmd_t zf_cmd_schedule;
 
 //  A listing of dead letters as JSON (zflow dead --json, GET
 //  /queues/Q/dead): {"count": N, "letters": [{"id", "root", "queue",
