@@ -77,11 +77,12 @@ s_exec_command (const zf_actor_conf_t *actor)
 //  --------------------------------------------------------------------------
 //  systemd
 
+//  The broker's unit, base-broker.service: its journal in the state folder
+//  systemd makes. Returns 0, or -1 after saying why.
 static int
-s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const char *file)
+s_systemd_broker (zf_pipeline_t *pipeline, const char *dir, const char *base, const char *zflow,
+                  const char *file)
 {
-    char base[128];
-    s_dns_name (base, sizeof base, "zflow-", pipeline->name);
     char name[320];
     snprintf (name, sizeof name, "%s-broker.service", base);
     FILE *out = s_open (dir, name);
@@ -106,82 +107,95 @@ s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const ch
              "WantedBy=%s.target\n",
              pipeline->name, pipeline->name, base, zflow, file, base, base, pipeline->dir, base);
     fclose (out);
+    return 0;
+}
 
-    zlistx_t *wants = zlistx_new ();
-    zlistx_set_destructor (wants, (zlistx_destructor_fn *) zstr_free);
-    zlistx_add_end (wants, zsys_sprintf ("%s-broker.service", base));
-    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (pipeline->actors); actor;
-         actor = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
-        char unit[128];
-        s_dns_name (unit, sizeof unit, "", actor->name);
-        snprintf (name, sizeof name, "%s-%s@.service", base, unit);
-        out = s_open (dir, name);
-        if (!out) {
-            zlistx_destroy (&wants);
-            return -1;
-        }
-        fprintf (out,
-                 "# Actor %s of pipeline %s (one instance a worker: %s-%s@0 ... @%d), written by "
-                 "zflow deploy.\n"
-                 "[Unit]\n"
-                 "Description=zflow actor %s of pipeline %s, worker %%i\n"
-                 "After=%s-broker.service network-online.target\n"
-                 "Wants=network-online.target\n"
-                 "PartOf=%s.target\n\n"
-                 "[Service]\n",
-                 actor->name, pipeline->name, base, unit, actor->workers - 1, actor->name,
-                 pipeline->name, base, base);
-        const char *command = s_exec_command (actor);
-        if (command) {
-            // What zflow run gives an exec actor, in its environment: the
-            // broker, or every broker of the group.
-            char *brokers = zf_pipeline_brokers (pipeline);
-            fprintf (out,
-                     "Environment=ZFLOW_ENDPOINT=%s ZFLOW_ACTOR=%s ZFLOW_PIPELINE=%s "
-                     "ZFLOW_WORKER=%%i ZFLOW_INPUT=%s ZFLOW_OUTPUT=%s",
-                     brokers, actor->name, pipeline->name, actor->input ? actor->input : "",
-                     actor->output ? actor->output : "");
-            free (brokers);
-            zf_exec_env_t env[ZF_EXEC_ENV_MAX];
-            zf_exec_environment ((const zf_exec_settings_t *) actor->settings, env);
-            for (int i = 0; i < ZF_EXEC_ENV_MAX; i++)
-                if (env[i].value[0])
-                    fprintf (out, " %s=%s", env[i].name, env[i].value);
-            fputs ("\nExecStart=/bin/sh -c ", out);
-            // systemd's quoting: the command as one argument of sh -c.
-            fputc ('\'', out);
-            for (const char *p = command; *p; p++)
-                if (*p == '\'')
-                    fputs ("'\\''", out);
-                else if (*p == '%')
-                    fputs ("%%", out); // systemd's specifiers
-                else if (*p == '$')
-                    fputs ("$$", out); // and its variables: the shell's own
-                else
-                    fputc (*p, out);
-            fputs ("'\n", out);
-        }
+//  The ExecStart of an exec actor's unit, with what zflow run gives it in
+//  its environment: the broker (or every broker of the group), its names
+//  and its own variables.
+static void
+s_systemd_exec (FILE *out, zf_pipeline_t *pipeline, zf_actor_conf_t *actor, const char *command)
+{
+    char *brokers = zf_pipeline_brokers (pipeline);
+    fprintf (out,
+             "Environment=ZFLOW_ENDPOINT=%s ZFLOW_ACTOR=%s ZFLOW_PIPELINE=%s "
+             "ZFLOW_WORKER=%%i ZFLOW_INPUT=%s ZFLOW_OUTPUT=%s",
+             brokers, actor->name, pipeline->name, actor->input ? actor->input : "",
+             actor->output ? actor->output : "");
+    free (brokers);
+    zf_exec_env_t env[ZF_EXEC_ENV_MAX];
+    zf_exec_environment ((const zf_exec_settings_t *) actor->settings, env);
+    for (int i = 0; i < ZF_EXEC_ENV_MAX; i++)
+        if (env[i].value[0])
+            fprintf (out, " %s=%s", env[i].name, env[i].value);
+    fputs ("\nExecStart=/bin/sh -c ", out);
+    // systemd's quoting: the command as one argument of sh -c.
+    fputc ('\'', out);
+    for (const char *p = command; *p; p++)
+        if (*p == '\'')
+            fputs ("'\\''", out);
+        else if (*p == '%')
+            fputs ("%%", out); // systemd's specifiers
+        else if (*p == '$')
+            fputs ("$$", out); // and its variables: the shell's own
         else
-            fprintf (out, "ExecStart=%s actor %s %s --worker %%i\n", zflow, actor->name, file);
-        fprintf (out,
-                 "WorkingDirectory=%s\n"
-                 "Restart=always\n"
-                 "RestartSec=1\n"
-                 "KillMode=control-group\n"
-                 "TimeoutStopSec=30\n\n"
-                 "[Install]\n"
-                 "WantedBy=%s.target\n",
-                 pipeline->dir, base);
-        fclose (out);
-        for (int w = 0; w < actor->workers; w++)
-            zlistx_add_end (wants, zsys_sprintf ("%s-%s@%d.service", base, unit, w));
-    }
-    snprintf (name, sizeof name, "%s.target", base);
-    out = s_open (dir, name);
-    if (!out) {
-        zlistx_destroy (&wants);
+            fputc (*p, out);
+    fputs ("'\n", out);
+}
+
+//  An actor's templated unit, base-UNIT@.service, one instance a worker;
+//  adds the instances to wants. Returns 0, or -1 after saying why.
+static int
+s_systemd_actor (zf_pipeline_t *pipeline, zf_actor_conf_t *actor, const char *dir, const char *base,
+                 const char *zflow, const char *file, zlistx_t *wants)
+{
+    char unit[128], name[320];
+    s_dns_name (unit, sizeof unit, "", actor->name);
+    snprintf (name, sizeof name, "%s-%s@.service", base, unit);
+    FILE *out = s_open (dir, name);
+    if (!out)
         return -1;
-    }
+    fprintf (out,
+             "# Actor %s of pipeline %s (one instance a worker: %s-%s@0 ... @%d), written by "
+             "zflow deploy.\n"
+             "[Unit]\n"
+             "Description=zflow actor %s of pipeline %s, worker %%i\n"
+             "After=%s-broker.service network-online.target\n"
+             "Wants=network-online.target\n"
+             "PartOf=%s.target\n\n"
+             "[Service]\n",
+             actor->name, pipeline->name, base, unit, actor->workers - 1, actor->name,
+             pipeline->name, base, base);
+    const char *command = s_exec_command (actor);
+    if (command)
+        s_systemd_exec (out, pipeline, actor, command);
+    else
+        fprintf (out, "ExecStart=%s actor %s %s --worker %%i\n", zflow, actor->name, file);
+    fprintf (out,
+             "WorkingDirectory=%s\n"
+             "Restart=always\n"
+             "RestartSec=1\n"
+             "KillMode=control-group\n"
+             "TimeoutStopSec=30\n\n"
+             "[Install]\n"
+             "WantedBy=%s.target\n",
+             pipeline->dir, base);
+    fclose (out);
+    for (int w = 0; w < actor->workers; w++)
+        zlistx_add_end (wants, zsys_sprintf ("%s-%s@%d.service", base, unit, w));
+    return 0;
+}
+
+//  The target that wants every unit of wants: systemctl start base.target.
+//  Returns 0, or -1 after saying why.
+static int
+s_systemd_target (zf_pipeline_t *pipeline, const char *dir, const char *base, zlistx_t *wants)
+{
+    char name[320];
+    snprintf (name, sizeof name, "%s.target", base);
+    FILE *out = s_open (dir, name);
+    if (!out)
+        return -1;
     fprintf (out,
              "# Pipeline %s: its broker and every worker of its actors. systemctl start %s.target\n"
              "[Unit]\n"
@@ -195,11 +209,31 @@ s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const ch
     }
     fprintf (out, "\n\n[Install]\nWantedBy=multi-user.target\n");
     fclose (out);
-    printf ("zflow deploy: %s: %s-broker.service, %zu actor templates and %s.target (%zu "
-            "units)\n",
-            dir, base, zlistx_size (pipeline->actors), base, zlistx_size (wants));
-    zlistx_destroy (&wants);
     return 0;
+}
+
+//  The units of a pipeline in dir, zflow and file (the pipeline's) named
+//  by absolute paths. Returns 0, or -1 after saying why.
+static int
+s_systemd (zf_pipeline_t *pipeline, const char *dir, const char *zflow, const char *file)
+{
+    char base[128];
+    s_dns_name (base, sizeof base, "zflow-", pipeline->name);
+    zlistx_t *wants = zlistx_new ();
+    zlistx_set_destructor (wants, (zlistx_destructor_fn *) zstr_free);
+    zlistx_add_end (wants, zsys_sprintf ("%s-broker.service", base));
+    int rc = s_systemd_broker (pipeline, dir, base, zflow, file);
+    for (zf_actor_conf_t *actor = (zf_actor_conf_t *) zlistx_first (pipeline->actors);
+         actor && rc == 0; actor = (zf_actor_conf_t *) zlistx_next (pipeline->actors))
+        rc = s_systemd_actor (pipeline, actor, dir, base, zflow, file, wants);
+    if (rc == 0)
+        rc = s_systemd_target (pipeline, dir, base, wants);
+    if (rc == 0)
+        printf ("zflow deploy: %s: %s-broker.service, %zu actor templates and %s.target (%zu "
+                "units)\n",
+                dir, base, zlistx_size (pipeline->actors), base, zlistx_size (wants));
+    zlistx_destroy (&wants);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
