@@ -623,41 +623,82 @@ s_kustomize (zf_pipeline_t *pipeline, const char *dir, const char *image)
     return 0;
 }
 
-int
-zf_cmd_deploy (int argc, char **argv)
+typedef struct {
+    const char *systemd;   // write systemd units in this folder, or NULL
+    const char *kustomize; // write Kubernetes manifests in this folder, or NULL
+    const char *image;     // the container image of the manifests
+    const char *zflow;     // the zflow the units run, or NULL: this one
+} s_deploy_options_t;
+
+static const zf_key_t s_deploy_options[] = {
+    { .name = "systemd",
+      .type = ZF_KEY_STRING,
+      .shown = "DIR",
+      .help = "write systemd units in DIR: the broker's, a template per actor, and a target",
+      ZF_FIELD (s_deploy_options_t, systemd) },
+    { .name = "kustomize",
+      .type = ZF_KEY_STRING,
+      .shown = "DIR",
+      .help = "write Kubernetes manifests and their kustomization in DIR (kubectl apply -k DIR)",
+      ZF_FIELD (s_deploy_options_t, kustomize) },
+    { .name = "image",
+      .type = ZF_KEY_STRING,
+      .fallback = "zflow:latest",
+      .shown = "IMAGE",
+      .help = "the container image the manifests run (--kustomize)",
+      ZF_FIELD (s_deploy_options_t, image) },
+    { .name = "zflow",
+      .type = ZF_KEY_STRING,
+      .shown = "PATH",
+      .help = "the zflow the units run (--systemd), instead of this one",
+      ZF_FIELD (s_deploy_options_t, zflow) },
+    { NULL }
+};
+
+static int
+s_deploy (const void *options, int argc, char **args)
 {
-    const char *usage = "deploy PIPELINE --systemd DIR | --kustomize DIR [--image IMAGE] "
-                        "[--zflow PATH]";
-    const char *names[] = { "systemd", "kustomize", "image", "zflow", NULL };
-    const char *values[4] = { NULL };
-    char *args[8];
-    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    if (nargs != 1 || !values[0] == !values[1]) {
-        if (nargs >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
-    }
+    (void) argc;
+    const s_deploy_options_t *o = (const s_deploy_options_t *) options;
+    if (!o->systemd == !o->kustomize)
+        return zf_cmd_usage (&zf_cmd_deploy, "give --systemd DIR or --kustomize DIR, one of them");
     zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
-    const char *dir = values[0] ? values[0] : values[1];
-    if (mkdir (dir, 0755) && errno != EEXIST) {
+    const char *dir = o->systemd ? o->systemd : o->kustomize;
+    int rc = -1;
+    if (mkdir (dir, 0755) && errno != EEXIST)
         fprintf (stderr, "zflow deploy: cannot make %s: %s\n", dir, strerror (errno));
-        zf_pipeline_destroy (&pipeline);
-        return ZF_EXIT_FAILED;
-    }
-    int rc;
-    if (values[0]) {
+    else if (o->systemd) {
         // Units name files by absolute paths: the ones given, made whole.
         char self[4096], file[4096];
         ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
         self[len > 0 ? len : 0] = 0;
         if (!realpath (args[0], file))
             snprintf (file, sizeof file, "%s", args[0]);
-        rc = s_systemd (pipeline, dir, values[3] ? values[3] : self, file);
+        rc = s_systemd (pipeline, dir, o->zflow ? o->zflow : self, file);
     }
     else
-        rc = s_kustomize (pipeline, dir, values[2] ? values[2] : "zflow:latest");
+        rc = s_kustomize (pipeline, dir, o->image);
     zf_pipeline_destroy (&pipeline);
     return rc ? ZF_EXIT_FAILED : ZF_EXIT_OK;
 }
+
+const zf_cmd_t zf_cmd_deploy = {
+    .name = "deploy",
+    .args = "PIPELINE --systemd DIR | --kustomize DIR",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "write systemd units, or Kubernetes manifests, for a pipeline",
+    .help = "--systemd: the broker's unit (its journal under /var/lib/zflow-NAME), a\n"
+            "templated unit per actor (one instance a worker) and a target wanting them\n"
+            "all. --kustomize: the broker as a StatefulSet with a volume for its journal,\n"
+            "each actor a Deployment, the file as a ConfigMap and its CURVE certificates\n"
+            "as a Secret. docs/deploy.md.",
+    .exits = "0 written\n"
+             "1 a file or folder cannot be made, read or written\n"
+             "2 a usage error, or a pipeline with mistakes",
+    .options = s_deploy_options,
+    .options_size = sizeof (s_deploy_options_t),
+    .run = s_deploy,
+};

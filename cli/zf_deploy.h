@@ -12,6 +12,15 @@
 #ifndef ZF_DEPLOY_H_INCLUDED
 #define ZF_DEPLOY_H_INCLUDED
 
-int zf_cmd_deploy (int argc, char **argv);
+#include "zf_cmd.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const zf_cmd_t zf_cmd_deploy;
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,6 +1,6 @@
-/*  zf_tools: the commands that talk to a running broker (broker, put,
-    status, tap). Each takes argv as the command saw it, argv[0] its name,
-    and returns an exit status.
+/*  zf_tools: the commands that run a broker or an actor, or talk to one
+    (broker, status, journal, tap, actor, keygen, cron), each a zf_cmd_t:
+    its options a table bound to a struct of its own, read by zf_cmd_main.
 */
 #include "zf_tools.h"
 
@@ -131,66 +131,114 @@ s_on_hup (int sig)
     s_hup = 1;
 }
 
-int
-zf_cmd_broker (int argc, char **argv)
+//  SIGHUP (or zflow reload) came: reads the file again for its queues'
+//  settings, keeping the version it replaces in replaced (the broker may
+//  still point into it). A file with mistakes, or another pipeline's, is
+//  refused and the running config goes on.
+static void
+s_broker_reload (zf_broker_t *broker, zf_pipeline_t **pipeline_p, zlistx_t *replaced)
 {
-    const char *usage =
-        "broker PIPELINE [--endpoint E] [--events E] [--intake E] [--journal DIR] [--insecure]\n"
-        "       [--cluster HOST:PORT,HOST:PORT,HOST:PORT [--node N]]";
-    const char *names[] = { "endpoint", "events", "intake", "journal", "cluster", "node", NULL };
-    const char *values[6] = { NULL };
-    char *args[16];
-    // --insecure is a flag; the rest take values.
-    bool insecure = false;
-    int kept = 0;
-    for (int i = 0; i < argc; i++)
-        if (i > 0 && streq (argv[i], "--insecure"))
-            insecure = true;
-        else
-            argv[kept++] = argv[i];
-    argc = kept;
-    int nargs = argc < 15 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    if (nargs != 1) {
-        if (nargs >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
+    zf_pipeline_t *pipeline = *pipeline_p;
+    printf ("zflow broker: reading %s again\n", pipeline->file);
+    fflush (stdout);
+    zf_pipeline_t *next = zf_tools_load (pipeline->file);
+    if (next && streq (next->name, pipeline->name)) {
+        zf_broker_reload (broker, next, "");
+        zlistx_add_end (replaced, pipeline);
+        *pipeline_p = next;
+        return;
     }
-    int64_t node = 0;
-    zf_error_t err;
-    if (values[5] && (zf_parse_int (values[5], &node, &err) || node < 1 || node > ZF_NODES_MAX)) {
-        fprintf (stderr, "zflow broker: --node %s: expected the node's number, 1 to %d\n",
-                 values[5], ZF_NODES_MAX);
-        return ZF_EXIT_USAGE;
-    }
+    if (next)
+        fprintf (stderr, "zflow broker: the pipeline's name changed: a new name is a new broker\n");
+    zf_pipeline_destroy (&next);
+    fprintf (stderr, "zflow broker: reload refused: the running config goes on\n");
+}
+
+typedef struct {
+    const char *endpoint; // where actors connect, or NULL: the file's
+    const char *events;   // where monitors subscribe, or NULL: the file's
+    const char *intake;   // the PULL socket for PUSH clients, or NULL: the file's
+    const char *journal;  // the journal's folder, or NULL: the file's
+    const char *cluster;  // the Raft addresses of the group's nodes, or NULL: the file's
+    int64_t node;         // which of them this broker is (1-based), 0: found by address
+    bool insecure;        // may bind beyond loopback without CURVE
+} s_broker_options_t;
+
+//  A --cluster list as the broker takes it (zf_key_t.check).
+static int
+s_check_nodes (const char *value, zf_error_t *err)
+{
     char addresses[ZF_NODES_MAX][256];
     int count;
-    if (values[4] && zf_parse_nodes (values[4], addresses, &count, &err)) {
-        fprintf (stderr, "zflow broker: --cluster: %s\n", err.text);
-        return ZF_EXIT_USAGE;
-    }
+    return zf_parse_nodes (value, addresses, &count, err);
+}
+
+static const zf_key_t s_broker_options[] = {
+    { .name = "endpoint",
+      .type = ZF_KEY_ENDPOINT,
+      .help = "where actors and clients connect (tcp://127.0.0.1:* picks a free port)",
+      ZF_FIELD (s_broker_options_t, endpoint) },
+    { .name = "events",
+      .type = ZF_KEY_ENDPOINT,
+      .help = "where monitors subscribe: stats, events, data taps",
+      ZF_FIELD (s_broker_options_t, events) },
+    { .name = "intake",
+      .type = ZF_KEY_ENDPOINT,
+      .help = "a PULL socket any ZeroMQ PUSH client can feed",
+      ZF_FIELD (s_broker_options_t, intake) },
+    { .name = "journal",
+      .type = ZF_KEY_STRING,
+      .shown = "DIR",
+      .help = "keep the journal (a group's log too) in DIR, of the current folder",
+      ZF_FIELD (s_broker_options_t, journal) },
+    { .name = "cluster",
+      .type = ZF_KEY_STRING,
+      .shown = "HOST:PORT,...",
+      .check = s_check_nodes,
+      .help = "be one broker of the Raft group of these nodes (each one's Raft address)",
+      ZF_FIELD (s_broker_options_t, cluster) },
+    { .name = "node",
+      .type = ZF_KEY_INT,
+      .min = 1,
+      .max = ZF_NODES_MAX,
+      .help = "which node of the group this is, 1-based, where its addresses cannot tell",
+      ZF_FIELD (s_broker_options_t, node) },
+    { .name = "insecure",
+      .type = ZF_KEY_BOOL,
+      .help = "bind beyond loopback without CURVE, and serve the API there without a token",
+      ZF_FIELD (s_broker_options_t, insecure) },
+    { NULL }
+};
+
+static int
+s_broker (const void *options, int argc, char **args)
+{
+    (void) argc;
+    const s_broker_options_t *o = (const s_broker_options_t *) options;
     zf_pipeline_t *pipeline = zf_tools_load (args[0]);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     char journal[8192];
     zf_broker_args_t broker_args = { .pipeline = pipeline,
-                                     .endpoint = values[0],
-                                     .events = values[1],
-                                     .intake = values[2],
-                                     .journal = zf_tools_path (values[3], journal, sizeof journal),
-                                     .insecure = insecure,
-                                     .cluster = values[4],
-                                     .node = (int) node };
+                                     .endpoint = o->endpoint,
+                                     .events = o->events,
+                                     .intake = o->intake,
+                                     .journal = zf_tools_path (o->journal, journal, sizeof journal),
+                                     .insecure = o->insecure,
+                                     .cluster = o->cluster,
+                                     .node = (int) o->node };
     // Its own clients (the HTTP endpoint's) use the pipeline's client
     // certificate.
+    zf_error_t err;
     zf_broker_t *broker =
         zf_curve_setenv (pipeline, NULL, &err) ? NULL : zf_broker_start (&broker_args, &err);
     zf_gateway_t *gateway = NULL;
+    zlistx_t *replaced = NULL; // versions of the config the broker had
+    int status = ZF_EXIT_FAILED;
     if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker), zf_broker_events (broker),
-                                   insecure, &gateway, &err)) {
+                                   o->insecure, &gateway, &err)) {
         fprintf (stderr, "zflow broker: %s\n", err.text);
-        zf_broker_destroy (&broker);
-        zf_pipeline_destroy (&pipeline);
-        return ZF_EXIT_FAILED;
+        goto done;
     }
     const char *metrics = gateway ? zf_gateway_address (gateway) : NULL;
     printf ("zflow broker: pipeline %s: actors connect to %s, events on %s%s%s%s%s\n",
@@ -199,30 +247,15 @@ zf_cmd_broker (int argc, char **argv)
             metrics ? ", metrics on http://" : "", metrics ? metrics : "");
     fflush (stdout);
     // The broker runs in its own thread; this one waits for a signal, or
-    // for a broker of a group to stop when it loses the lead. SIGHUP (or
-    // zflow reload) reads the file again for its queues' settings.
+    // for a broker of a group to stop when it loses the lead.
     signal (SIGHUP, s_on_hup);
-    zlistx_t *replaced = zlistx_new (); // versions of the config the broker had
+    replaced = zlistx_new ();
     zlistx_set_destructor (replaced, (zlistx_destructor_fn *) zf_pipeline_destroy);
     const char *lost = NULL;
     while (!zsys_interrupted && !(lost = zf_broker_lost (broker))) {
         if (s_hup || zf_broker_reload_asked (broker)) {
             s_hup = 0;
-            printf ("zflow broker: reading %s again\n", pipeline->file);
-            fflush (stdout);
-            zf_pipeline_t *next = zf_tools_load (pipeline->file);
-            if (next && streq (next->name, pipeline->name)) {
-                zf_broker_reload (broker, next, "");
-                zlistx_add_end (replaced, pipeline);
-                pipeline = next;
-            }
-            else {
-                if (next)
-                    fprintf (stderr, "zflow broker: the pipeline's name changed: a new name is a "
-                                     "new broker\n");
-                zf_pipeline_destroy (&next);
-                fprintf (stderr, "zflow broker: reload refused: the running config goes on\n");
-            }
+            s_broker_reload (broker, &pipeline, replaced);
         }
         zclock_sleep (20);
     }
@@ -233,12 +266,33 @@ zf_cmd_broker (int argc, char **argv)
         s_exec_again ();
     }
     printf ("zflow broker: stopping\n");
+    status = ZF_EXIT_OK;
+done:
     zf_gateway_destroy (&gateway);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);
     zlistx_destroy (&replaced);
-    return ZF_EXIT_OK;
+    return status;
 }
+
+const zf_cmd_t zf_cmd_broker = {
+    .name = "broker",
+    .args = "PIPELINE",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "run the broker of a pipeline alone, or one of a replicated group",
+    .help = "Endpoints and journal come from the file unless given; the line it prints on\n"
+            "start says where actors connect and monitors subscribe. On start it restores\n"
+            "what its journal holds, and refuses a corrupt one. SIGHUP (or zflow reload)\n"
+            "reads the file again; SIGINT or SIGTERM stops it. With --cluster (or a cluster\n"
+            "section) it is one node of a Raft group (docs/cluster.md).",
+    .exits = "0 stopped by a signal\n"
+             "1 it could not start (an endpoint taken, a corrupt journal, CURVE files)\n"
+             "2 a usage error, or a pipeline with mistakes",
+    .options = s_broker_options,
+    .options_size = sizeof (s_broker_options_t),
+    .run = s_broker,
+};
 
 static bool
 s_is_dir (const char *path)
@@ -429,24 +483,100 @@ s_print_keys (zf_client_t *client, int timeout)
     free (keys);
 }
 
-int
-zf_cmd_status (int argc, char **argv)
+//  One item's state, printed: 0, or -1 if the broker did not answer.
+static int
+s_status_item (zf_client_t *client, const zf_id_t *id, const char *hex, int timeout)
 {
-    const char *usage = "status ENDPOINT [ID] [--timeout 5s] | status --state DIR";
-    const char *names[] = { "timeout", "state", NULL };
-    const char *values[2] = { NULL, NULL };
-    char *args[8];
-    int nargs = argc < 8 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    if (nargs == 0 && values[1])
-        return s_status_state (values[1]);
-    int64_t timeout = zf_tools_duration ("status", values[0], 5000);
-    if (nargs < 1 || nargs > 2 || timeout < 0) {
-        if (nargs >= 0 && timeout >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
+    zf_result_t *item = zf_client_item (client, id, timeout);
+    if (!item)
+        return -1;
+    // A failure: where, after how many tries, why; a task cancelled (or
+    // failed by its gather): why.
+    if (*zf_result_reason (item) && *zf_result_queue (item))
+        printf ("%s %s (queue %s, attempt %u): %s\n", hex, zf_result_state (item),
+                zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
+    else if (*zf_result_reason (item))
+        printf ("%s %s: %s\n", hex, zf_result_state (item), zf_result_reason (item));
+    else
+        printf ("%s %s\n", hex, zf_result_state (item));
+    if (zf_result_progress (item) || *zf_result_note (item)) // a task at work
+        printf ("    progress %u.%u%%%s%s\n", zf_result_progress (item) / 10,
+                zf_result_progress (item) % 10, *zf_result_note (item) ? " " : "",
+                zf_result_note (item));
+    s_print_indented (zf_result_detail (item), "    "); // a traceback, under its reason
+    zf_result_destroy (&item);
+    return 0;
+}
+
+//  The figures of every queue, consumer group and busy key, printed: 0, or
+//  -1 if the broker did not answer.
+static int
+s_status_queues (zf_client_t *client, int timeout)
+{
+    size_t count;
+    zf_figures_t *queues = zf_client_queues (client, &count, timeout);
+    if (!queues)
+        return -1;
+    printf ("%-24s %9s %9s %10s %10s %8s %8s %10s\n", "QUEUE", "DEPTH", "INFLIGHT", "PUT", "ACKED",
+            "NACKED", "DEAD", "CONSUMERS");
+    for (size_t i = 0; i < count; i++)
+        printf ("%-24s %9llu %9llu %10llu %10llu %8llu %8llu %10u%s\n", queues[i].name,
+                (unsigned long long) queues[i].depth, (unsigned long long) queues[i].inflight,
+                (unsigned long long) queues[i].put, (unsigned long long) queues[i].ack,
+                (unsigned long long) queues[i].nack, (unsigned long long) queues[i].dead,
+                queues[i].consumers, queues[i].paused ? "  paused" : "");
+    free (queues);
+    // Every consumer group, with its workers and backlog: one that no
+    // actor declares is a client's, forgotten after group-expiry.
+    zf_group_figures_t *groups = zf_client_groups (client, &count, timeout);
+    if (groups && count) {
+        printf ("\n%-24s %-24s %9s %9s %9s %9s %10s  %s\n", "QUEUE", "GROUP", "WORKERS", "READY",
+                "THROTTLED", "INFLIGHT", "ACKED", "DECLARED");
+        for (size_t i = 0; i < count; i++)
+            printf ("%-24s %-24s %9u %9llu %9llu %9llu %10llu  %s\n", groups[i].queue,
+                    groups[i].name[0] ? groups[i].name : "(no reader yet)", groups[i].workers,
+                    (unsigned long long) groups[i].ready, (unsigned long long) groups[i].throttled,
+                    (unsigned long long) groups[i].inflight, (unsigned long long) groups[i].acked,
+                    groups[i].declared ? "yes" : "no (a client's)");
     }
+    free (groups);
+    s_print_keys (client, timeout);
+    return 0;
+}
+
+typedef struct {
+    int64_t timeout;   // ms the broker may take to answer
+    const char *state; // a journal to read instead of asking a broker, or NULL
+} s_status_options_t;
+
+static const zf_key_t s_status_options[] = {
+    { .name = "timeout",
+      .type = ZF_KEY_DURATION,
+      .fallback = "5s",
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "how long the broker may take to answer",
+      ZF_FIELD (s_status_options_t, timeout) },
+    { .name = "state",
+      .type = ZF_KEY_STRING,
+      .shown = "DIR",
+      .help = "read the journal in DIR (or in the zflow run state folder DIR) no broker runs on",
+      ZF_FIELD (s_status_options_t, state) },
+    { NULL }
+};
+
+static int
+s_status (const void *options, int argc, char **args)
+{
+    const s_status_options_t *o = (const s_status_options_t *) options;
+    if (o->state && argc)
+        return zf_cmd_usage (&zf_cmd_status, "--state DIR reads a journal: give no ENDPOINT");
+    if (o->state)
+        return s_status_state (o->state);
+    if (argc == 0)
+        return zf_cmd_usage (&zf_cmd_status, NULL);
     zf_id_t id;
-    if (nargs == 2 && zf_tasks_id_arg ("status", args[1], &id))
+    if (argc == 2 && zf_tasks_id_arg ("status", args[1], &id))
         return ZF_EXIT_USAGE;
     zf_client_t *client = zf_client_new (args[0], "zflow-status", NULL, 0);
     if (!client) {
@@ -454,69 +584,35 @@ zf_cmd_status (int argc, char **argv)
         return ZF_EXIT_USAGE;
     }
     int status = ZF_EXIT_OK;
-    if (nargs == 2) {
-        zf_result_t *item = zf_client_item (client, &id, (int) timeout);
-        if (!item)
-            status = ZF_EXIT_FAILED;
-        else {
-            // A failure: where, after how many tries, why; a task cancelled
-            // (or failed by its gather): why.
-            if (*zf_result_reason (item) && *zf_result_queue (item))
-                printf ("%s %s (queue %s, attempt %u): %s\n", args[1], zf_result_state (item),
-                        zf_result_queue (item), zf_result_attempts (item), zf_result_reason (item));
-            else if (*zf_result_reason (item))
-                printf ("%s %s: %s\n", args[1], zf_result_state (item), zf_result_reason (item));
-            else
-                printf ("%s %s\n", args[1], zf_result_state (item));
-            if (zf_result_progress (item) || *zf_result_note (item)) // a task at work
-                printf ("    progress %u.%u%%%s%s\n", zf_result_progress (item) / 10,
-                        zf_result_progress (item) % 10, *zf_result_note (item) ? " " : "",
-                        zf_result_note (item));
-            s_print_indented (zf_result_detail (item), "    "); // a traceback, under its reason
-        }
-        zf_result_destroy (&item);
-    }
-    else {
-        size_t count;
-        zf_figures_t *queues = zf_client_queues (client, &count, (int) timeout);
-        if (queues) {
-            printf ("%-24s %9s %9s %10s %10s %8s %8s %10s\n", "QUEUE", "DEPTH", "INFLIGHT", "PUT",
-                    "ACKED", "NACKED", "DEAD", "CONSUMERS");
-            for (size_t i = 0; i < count; i++)
-                printf ("%-24s %9llu %9llu %10llu %10llu %8llu %8llu %10u%s\n", queues[i].name,
-                        (unsigned long long) queues[i].depth,
-                        (unsigned long long) queues[i].inflight, (unsigned long long) queues[i].put,
-                        (unsigned long long) queues[i].ack, (unsigned long long) queues[i].nack,
-                        (unsigned long long) queues[i].dead, queues[i].consumers,
-                        queues[i].paused ? "  paused" : "");
-            free (queues);
-            // Every consumer group, with its workers and backlog: one that
-            // no actor declares is a client's, forgotten after group-expiry.
-            zf_group_figures_t *groups = zf_client_groups (client, &count, (int) timeout);
-            if (groups && count) {
-                printf ("\n%-24s %-24s %9s %9s %9s %9s %10s  %s\n", "QUEUE", "GROUP", "WORKERS",
-                        "READY", "THROTTLED", "INFLIGHT", "ACKED", "DECLARED");
-                for (size_t i = 0; i < count; i++)
-                    printf ("%-24s %-24s %9u %9llu %9llu %9llu %10llu  %s\n", groups[i].queue,
-                            groups[i].name[0] ? groups[i].name : "(no reader yet)",
-                            groups[i].workers, (unsigned long long) groups[i].ready,
-                            (unsigned long long) groups[i].throttled,
-                            (unsigned long long) groups[i].inflight,
-                            (unsigned long long) groups[i].acked,
-                            groups[i].declared ? "yes" : "no (a client's)");
-            }
-            free (groups);
-            s_print_keys (client, (int) timeout);
-        }
-        else
-            status = ZF_EXIT_FAILED;
-    }
-    if (status == ZF_EXIT_FAILED)
+    if (argc == 2 ? s_status_item (client, &id, args[1], (int) o->timeout)
+                  : s_status_queues (client, (int) o->timeout)) {
         fprintf (stderr, "zflow status: no answer from %s within %lld ms\n", args[0],
-                 (long long) timeout);
+                 (long long) o->timeout);
+        status = ZF_EXIT_FAILED;
+    }
     zf_client_destroy (&client);
     return status;
 }
+
+const zf_cmd_t zf_cmd_status = {
+    .name = "status",
+    .args = "ENDPOINT [ID]",
+    .min_args = 0, // none with --state: checked by s_status
+    .max_args = 2,
+    .summary = "queue figures, or one item's state",
+    .help = "With an ENDPOINT: each queue's depth, in flight, put, acked, nacked, dead and\n"
+            "consumers, then each consumer group and the busiest keys; with an ID, that\n"
+            "item's state (and, for a failure, where, after how many attempts and why).\n"
+            "zflow status --state DIR reads a journal no broker runs on (that of a zflow\n"
+            "run that ended): the items stored per queue and every dead letter's reason.",
+    .exits =
+        "0 printed\n"
+        "1 the broker did not answer in time, or the journal cannot be read (corrupt, in use)\n"
+        "2 a usage error, an id that is not one, or a DIR that holds no journal",
+    .options = s_status_options,
+    .options_size = sizeof (s_status_options_t),
+    .run = s_status,
+};
 
 //  A record as a broker reads it: a repair cuts at the first one a broker
 //  would refuse.
@@ -527,38 +623,42 @@ s_check_record (void *arg, zf_jr_type_t type, const uint8_t *payload, size_t siz
     return zf_record_read (&record, type, payload, size, err);
 }
 
-int
-zf_cmd_journal (int argc, char **argv)
+typedef struct {
+    bool drop_later; // cut a bad record in a segment before the last, dropping those after it
+} s_journal_options_t;
+
+static const zf_key_t s_journal_options[] = {
+    { .name = "drop-later",
+      .type = ZF_KEY_BOOL,
+      .help = "cut a bad record before the last segment too, moving the later segments aside",
+      ZF_FIELD (s_journal_options_t, drop_later) },
+    { NULL }
+};
+
+static int
+s_journal (const void *options, int argc, char **args)
 {
-    const char *usage = "usage: zflow journal repair DIR [--drop-later]\n";
-    const char *dir = NULL;
-    bool drop_later = false;
-    for (int i = 2; i < argc; i++)
-        if (streq (argv[i], "--drop-later"))
-            drop_later = true;
-        else if (!dir && argv[i][0] != '-')
-            dir = argv[i];
-        else {
-            fprintf (stderr, "zflow journal: unexpected %s\n%s", argv[i], usage);
-            return ZF_EXIT_USAGE;
-        }
-    if (argc < 2 || !streq (argv[1], "repair") || !dir) {
-        fprintf (stderr, "%s", usage);
-        return ZF_EXIT_USAGE;
+    (void) argc;
+    const s_journal_options_t *o = (const s_journal_options_t *) options;
+    if (!streq (args[0], "repair")) {
+        char why[160];
+        snprintf (why, sizeof why, "'%.100s' is not repair, the one thing it does", args[0]);
+        return zf_cmd_usage (&zf_cmd_journal, why);
     }
+    const char *dir = args[1];
     char *journal = s_journal_of (dir);
+    int status = ZF_EXIT_OK;
     if (!s_is_dir (journal)) {
         fprintf (stderr, "zflow journal repair: %s holds no journal\n", journal);
-        zstr_free (&journal);
-        return ZF_EXIT_USAGE;
+        status = ZF_EXIT_USAGE;
+        goto done;
     }
     zf_journal_repair_t report;
     zf_error_t err;
-    int rc = zf_journal_repair (journal, drop_later, s_check_record, NULL, &report, &err);
-    int status = ZF_EXIT_OK;
+    int rc = zf_journal_repair (journal, o->drop_later, s_check_record, NULL, &report, &err);
     if (report.corrupt)
         printf ("found: %s\n", report.problem);
-    if (rc && report.later && !drop_later) {
+    if (rc && report.later && !o->drop_later) {
         fprintf (stderr,
                  "zflow journal repair: the bad record is in %s, which is not the last segment: "
                  "cutting it at byte %" PRIu64 " drops the %" PRIu64
@@ -592,9 +692,28 @@ zf_cmd_journal (int argc, char **argv)
         printf ("journal %s: %" PRIu64 " records kept; a broker starts on them\n", journal,
                 report.records);
     }
+done:
     zstr_free (&journal);
     return status;
 }
+
+const zf_cmd_t zf_cmd_journal = {
+    .name = "journal",
+    .args = "repair DIR",
+    .min_args = 2,
+    .max_args = 2,
+    .summary = "cut a corrupt journal at its first bad record, keeping a copy",
+    .help = "DIR is a journal no broker runs on, or a zflow run state folder holding one.\n"
+            "The cut bytes are copied beside their segment; a torn last record, never\n"
+            "confirmed, is left for the broker to cut when it starts.",
+    .exits = "0 repaired, or nothing to repair\n"
+             "1 not repaired: the bad record is before the last segment (see --drop-later), or "
+             "the journal cannot be read or written\n"
+             "2 a usage error, or a DIR that holds no journal",
+    .options = s_journal_options,
+    .options_size = sizeof (s_journal_options_t),
+    .run = s_journal,
+};
 
 //  The buffer events are packed in, kept from one to the next.
 static msgpack_sbuffer s_event_buffer;
@@ -686,55 +805,60 @@ s_tap_gap (void *arg, const char *topic, uint64_t missed)
                 (unsigned long long) missed);
 }
 
-int
-zf_cmd_tap (int argc, char **argv)
+typedef struct {
+    int64_t limit;      // events to print, 0 for no end
+    int64_t sample;     // print one event in sample
+    const char *format; // json, msgpack or pretty
+} s_tap_options_t;
+
+static const zf_key_t s_tap_options[] = {
+    { .name = "limit",
+      .type = ZF_KEY_INT,
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "stop after N events (without it: when interrupted)",
+      ZF_FIELD (s_tap_options_t, limit) },
+    { .name = "sample",
+      .type = ZF_KEY_INT,
+      .fallback = "1",
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "print one event in N (a data.QUEUE tap is sampled by the broker)",
+      ZF_FIELD (s_tap_options_t, sample) },
+    { .name = "format",
+      .type = ZF_KEY_ENUM,
+      .fallback = "json",
+      .choices = "json|msgpack|pretty",
+      .help = "a JSON line, a msgpack map, or a line for people, per event",
+      ZF_FIELD (s_tap_options_t, format) },
+    { NULL }
+};
+
+//  Subscribes sub to the patterns: topic prefixes (a trailing * is the
+//  same), or actor:NAME for the events about one actor's workers (then
+//  tap->actor names it). A queue's data tap sampled by more than one is
+//  asked of the broker sampled. Returns how many topics were asked for
+//  besides actor:NAME.
+static int
+s_tap_subscribe (zsock_t *sub, s_tap_t *tap, int count, char **patterns)
 {
-    const char *usage = "tap ENDPOINT [PATTERN ...] [--limit N] [--sample N] [--format "
-                        "json|msgpack|pretty]";
-    const char *names[] = { "limit", "sample", "format", NULL };
-    const char *values[3] = { NULL, NULL, NULL };
-    char **args = (char **) calloc ((size_t) argc + 1, sizeof (char *));
-    int nargs = zf_tools_options (argc, argv, names, values, args, usage);
-    int64_t limit = 0, sample = 1;
-    const char *format = values[2] ? values[2] : "json";
-    bool bad_format =
-        !streq (format, "json") && !streq (format, "msgpack") && !streq (format, "pretty");
-    if (nargs < 1 || (values[0] && (zf_parse_int (values[0], &limit, NULL) || limit < 1)) ||
-        (values[1] && (zf_parse_int (values[1], &sample, NULL) || sample < 1)) || bad_format) {
-        if (nargs >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        free (args);
-        return ZF_EXIT_USAGE;
-    }
-    // Patterns: topic prefixes (a trailing * is the same), or actor:NAME
-    // for the events about one actor's workers.
-    zsock_t *sub = zsock_new (ZMQ_SUB);
-    zsock_set_rcvhwm (sub, 1000); // events: a data event holds up to 1024 items
-    zf_error_t err;
-    if (zf_curve_client (sub, &err)) {
-        fprintf (stderr, "zflow tap: %s\n", err.text);
-        zsock_destroy (&sub);
-        free (args);
-        return ZF_EXIT_USAGE;
-    }
-    const char *actor = NULL;
     int topics = 0;
-    for (int i = 1; i < nargs; i++) {
-        if (strncmp (args[i], "actor:", 6) == 0) {
-            actor = args[i] + 6;
+    for (int i = 0; i < count; i++) {
+        if (strncmp (patterns[i], "actor:", 6) == 0) {
+            tap->actor = patterns[i] + 6;
             zsock_set_subscribe (sub, "worker.");
             zsock_set_subscribe (sub, "source.");
             continue;
         }
         char prefix[256];
-        snprintf (prefix, sizeof prefix, "%s", args[i]);
+        snprintf (prefix, sizeof prefix, "%s", patterns[i]);
         size_t len = strlen (prefix);
         if (len && prefix[len - 1] == '*')
             prefix[len - 1] = 0;
-        else if (sample > 1 && strncmp (prefix, "data.", 5) == 0) {
+        else if (tap->sample > 1 && strncmp (prefix, "data.", 5) == 0) {
             // A queue's data, sampled by the broker: it sends one item in N.
             char sampled[300];
-            snprintf (sampled, sizeof sampled, "sample.%lld.%s", (long long) sample, prefix);
+            snprintf (sampled, sizeof sampled, "sample.%lld.%s", (long long) tap->sample, prefix);
             zsock_set_subscribe (sub, sampled);
             topics++;
             continue;
@@ -742,19 +866,33 @@ zf_cmd_tap (int argc, char **argv)
         zsock_set_subscribe (sub, prefix);
         topics++;
     }
-    if (nargs == 1)
+    if (count == 0)
         zsock_set_subscribe (sub, ""); // every event; data taps are asked for by name
+    return topics;
+}
+
+static int
+s_tap (const void *options, int argc, char **args)
+{
+    const s_tap_options_t *o = (const s_tap_options_t *) options;
+    s_tap_t tap = { .format = o->format, .limit = o->limit, .sample = o->sample };
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    zsock_set_rcvhwm (sub, 1000); // events: a data event holds up to 1024 items
+    zf_taps_t *taps = NULL;
+    zpoller_t *poller = NULL;
+    int status = ZF_EXIT_USAGE;
+    zf_error_t err;
+    if (zf_curve_client (sub, &err)) {
+        fprintf (stderr, "zflow tap: %s\n", err.text);
+        goto done;
+    }
+    tap.topics = s_tap_subscribe (sub, &tap, argc - 1, args + 1) > 0;
     if (zsock_connect (sub, "%s", args[0])) {
         fprintf (stderr, "zflow tap: cannot connect to %s\n", args[0]);
-        zsock_destroy (&sub);
-        free (args);
-        return ZF_EXIT_USAGE;
+        goto done;
     }
-    s_tap_t tap = {
-        .format = format, .limit = limit, .sample = sample, .actor = actor, .topics = topics > 0
-    };
-    zf_taps_t *taps = zf_taps_new ();
-    zpoller_t *poller = zpoller_new (sub, NULL);
+    taps = zf_taps_new ();
+    poller = zpoller_new (sub, NULL);
     while (!zsys_interrupted && !s_tap_done (&tap)) {
         // Events already here are read without asking the poller (a system
         // call each); output goes out when they stop coming for a moment:
@@ -776,43 +914,98 @@ zf_cmd_tap (int argc, char **argv)
         zmsg_destroy (&msg);
     }
     fflush (stdout);
+    status = ZF_EXIT_OK;
+done:
     zpoller_destroy (&poller);
     zf_taps_destroy (&taps);
     msgpack_sbuffer_destroy (&s_event_buffer);
     zsock_destroy (&sub);
-    free (args);
-    return ZF_EXIT_OK;
+    return status;
 }
 
-int
-zf_cmd_actor (int argc, char **argv)
+const zf_cmd_t zf_cmd_tap = {
+    .name = "tap",
+    .args = "ENDPOINT [PATTERN ...]",
+    .min_args = 1,
+    .max_args = -1,
+    .summary = "live events and data taps: JSON, msgpack or for people",
+    .help = "ENDPOINT is the broker's events endpoint. A PATTERN is a topic prefix (stats,\n"
+            "worker., data.QUEUE for the items put on a queue; a trailing * is the same),\n"
+            "or actor:NAME for the events of one actor's workers; with none, every event\n"
+            "but the data taps. Events lost on the way are said as tap.gap.",
+    .exits = "0 it printed --limit events, or was interrupted\n"
+             "2 a usage error, CURVE settings that cannot be read, or an ENDPOINT it cannot "
+             "connect to",
+    .options = s_tap_options,
+    .options_size = sizeof (s_tap_options_t),
+    .run = s_tap,
+};
+
+typedef struct {
+    const char *broker; // the broker (or every broker of a group), or NULL: the file's
+    int64_t worker;     // this worker's number among the actor's
+    const char *dir;    // the folder the file's relative paths are of, or NULL: the file's
+} s_actor_options_t;
+
+static const zf_key_t s_actor_options[] = {
+    { .name = "broker",
+      .type = ZF_KEY_STRING,
+      .shown = "ENDPOINT[,...]",
+      .check = zf_parse_endpoints,
+      .help = "the broker to work for, not the file's (a group: every broker, comma-separated)",
+      ZF_FIELD (s_actor_options_t, broker) },
+    { .name = "worker",
+      .type = ZF_KEY_INT,
+      .fallback = "0",
+      .min = 0,
+      .max = INT32_MAX,
+      .help = "this worker's number among the actor's workers, 0-based",
+      ZF_FIELD (s_actor_options_t, worker) },
+    // zflow run's workers read its copy of the file, whose paths are of
+    // the original's folder.
+    { .name = "dir",
+      .type = ZF_KEY_STRING,
+      .shown = "DIR",
+      .help = "the folder the file's relative paths are of, when it is not the file's own",
+      ZF_FIELD (s_actor_options_t, dir) },
+    { NULL }
+};
+
+static int
+s_actor (const void *options, int argc, char **args)
 {
-    const char *usage = "actor NAME PIPELINE [--broker ENDPOINT] [--worker N] [--dir DIR]";
-    // --dir: the folder the file's relative paths are of, when it is not
-    // the file's own (zflow run's workers read its copy of the file).
-    const char *names[] = { "broker", "worker", "dir", NULL };
-    const char *values[3] = { NULL };
-    char *args[8];
-    int nargs = argc < 12 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    int64_t worker = 0;
-    if (nargs != 2 || (values[1] && (zf_parse_int (values[1], &worker, NULL) || worker < 0))) {
-        if (nargs >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
-    }
-    zf_pipeline_t *pipeline = zf_tools_load_in (args[1], values[2]);
+    (void) argc;
+    const s_actor_options_t *o = (const s_actor_options_t *) options;
+    zf_pipeline_t *pipeline = zf_tools_load_in (args[1], o->dir);
     if (!pipeline)
         return ZF_EXIT_USAGE;
     zf_actor_conf_t *conf = zf_pipeline_actor (pipeline, args[0]);
-    if (!conf) {
+    int status = ZF_EXIT_USAGE;
+    if (conf)
+        status = zf_tools_actor (pipeline, conf, o->broker, (int) o->worker);
+    else
         fprintf (stderr, "zflow actor: no actor '%s' in %s\n", args[0], args[1]);
-        zf_pipeline_destroy (&pipeline);
-        return ZF_EXIT_USAGE;
-    }
-    int status = zf_tools_actor (pipeline, conf, values[0], (int) worker);
     zf_pipeline_destroy (&pipeline);
     return status;
 }
+
+const zf_cmd_t zf_cmd_actor = {
+    .name = "actor",
+    .args = "NAME PIPELINE",
+    .min_args = 2,
+    .max_args = 2,
+    .summary = "run one worker of a built-in actor",
+    .help = "It connects to the broker, works until its input ends or it is stopped\n"
+            "(SIGINT, SIGTERM: it finishes or hands back what it holds), and exits as the\n"
+            "actor says. zflow run starts its workers so; so may systemd or Kubernetes\n"
+            "(zflow deploy).",
+    .exits = "0 the actor ended, or was stopped\n"
+             "1 it failed (stderr says why)\n"
+             "2 a usage error, a pipeline with mistakes, or no actor NAME in it",
+    .options = s_actor_options,
+    .options_size = sizeof (s_actor_options_t),
+    .run = s_actor,
+};
 
 int
 zf_tools_actor (zf_pipeline_t *pipeline, zf_actor_conf_t *conf, const char *endpoint, int worker)
@@ -857,23 +1050,29 @@ s_create_new (const char *path, mode_t mode)
     return 0;
 }
 
-int
-zf_cmd_keygen (int argc, char **argv)
+typedef struct {
+    const char *dir; // the folder the pair is written in
+} s_keygen_options_t;
+
+static const zf_key_t s_keygen_options[] = { { .name = "dir",
+                                               .type = ZF_KEY_STRING,
+                                               .fallback = ".",
+                                               .shown = "DIR",
+                                               .help = "write the pair in DIR (made if missing)",
+                                               ZF_FIELD (s_keygen_options_t, dir) },
+                                             { NULL } };
+
+static int
+s_keygen (const void *options, int argc, char **args)
 {
-    const char *usage = "keygen NAME [--dir DIR]";
-    const char *names[] = { "dir", NULL };
-    const char *values[1] = { NULL };
-    char *args[4];
-    int nargs = argc < 5 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    const char *name = nargs == 1 ? args[0] : NULL;
-    if (!name || !*name || strchr (name, '/')) {
-        if (nargs >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
-    }
-    const char *dir = values[0] ? values[0] : ".";
-    char *public = zsys_sprintf ("%s/%s", dir, name);
-    char *secret = zsys_sprintf ("%s/%s_secret", dir, name);
+    (void) argc;
+    const s_keygen_options_t *o = (const s_keygen_options_t *) options;
+    const char *name = args[0];
+    if (!*name || strchr (name, '/'))
+        return zf_cmd_usage (&zf_cmd_keygen,
+                             "NAME is a file's name, without '/' (--dir says where)");
+    char *public = zsys_sprintf ("%s/%s", o->dir, name);
+    char *secret = zsys_sprintf ("%s/%s_secret", o->dir, name);
     int status = ZF_EXIT_OK;
     const char *taken = s_taken (public) ? public : s_taken (secret) ? secret : NULL;
     if (taken) {
@@ -883,8 +1082,8 @@ zf_cmd_keygen (int argc, char **argv)
                  taken);
         status = ZF_EXIT_FAILED;
     }
-    else if (zsys_dir_create ("%s", dir) != 0) {
-        fprintf (stderr, "zflow keygen: cannot make %s: %s\n", dir, strerror (errno));
+    else if (zsys_dir_create ("%s", o->dir) != 0) {
+        fprintf (stderr, "zflow keygen: cannot make %s: %s\n", o->dir, strerror (errno));
         status = ZF_EXIT_FAILED;
     }
     else if (s_create_new (secret, 0600)) {
@@ -921,46 +1120,80 @@ zf_cmd_keygen (int argc, char **argv)
     return status;
 }
 
-int
-zf_cmd_cron (int argc, char **argv)
+const zf_cmd_t zf_cmd_keygen = {
+    .name = "keygen",
+    .args = "NAME",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "write a CURVE certificate pair: NAME and NAME_secret",
+    .help = "NAME is the public certificate, for the other side (a broker's to its clients,\n"
+            "a client's to the broker's curve-clients folder); NAME_secret, readable by its\n"
+            "owner only, stays here. An existing file (or link) of either name is never\n"
+            "overwritten. docs/security.md.",
+    .exits = "0 written\n"
+             "1 a file of either name exists, or they cannot be written\n"
+             "2 a usage error",
+    .options = s_keygen_options,
+    .options_size = sizeof (s_keygen_options_t),
+    .run = s_keygen,
+};
+
+typedef struct {
+    const char *from; // the time to start after (ISO 8601), or NULL: now
+    int64_t count;    // how many times to print
+    const char *tz;   // the zone the expression's times are of
+} s_cron_options_t;
+
+static const zf_key_t s_cron_options[] = {
+    { .name = "from",
+      .type = ZF_KEY_STRING,
+      .shown = "TIME",
+      .help = "the times after TIME, not now (ISO 8601; without an offset, of --tz)",
+      ZF_FIELD (s_cron_options_t, from) },
+    { .name = "count",
+      .type = ZF_KEY_INT,
+      .fallback = "10",
+      .min = 1,
+      .max = 100000,
+      .help = "how many times to print",
+      ZF_FIELD (s_cron_options_t, count) },
+    { .name = "tz",
+      .type = ZF_KEY_STRING,
+      .fallback = "UTC",
+      .shown = "ZONE",
+      .check = zf_tz_check,
+      .help = "the time zone of the expression's times (America/New_York)",
+      ZF_FIELD (s_cron_options_t, tz) },
+    { NULL }
+};
+
+static int
+s_cron (const void *options, int argc, char **args)
 {
-    const char *usage = "cron EXPR [--from TIME] [--count N] [--tz ZONE]";
-    const char *names[] = { "from", "count", "tz", NULL };
-    const char *values[3] = { NULL, NULL, NULL };
-    char *args[8];
-    int nargs = argc < 12 ? zf_tools_options (argc, argv, names, values, args, usage) : -1;
-    if (nargs != 1) {
-        if (nargs >= 0)
-            fprintf (stderr, "usage: zflow %s\n", usage);
-        return ZF_EXIT_USAGE;
-    }
+    (void) argc;
+    const s_cron_options_t *o = (const s_cron_options_t *) options;
     zf_error_t err;
-    int64_t count = 10;
-    if (values[1] && (zf_parse_int (values[1], &count, &err) || count < 1 || count > 100000)) {
-        fprintf (stderr, "zflow cron: --count: expected a number from 1 to 100000, not '%s'\n",
-                 values[1]);
-        return ZF_EXIT_USAGE;
-    }
-    zf_tz_t *tz = zf_tz_load (values[2] ? values[2] : "UTC", &err);
+    zf_cron_t *cron = NULL;
+    int status = ZF_EXIT_USAGE;
+    zf_tz_t *tz = zf_tz_load (o->tz, &err);
     if (!tz) {
         fprintf (stderr, "zflow cron: --tz: %s\n", err.text);
-        return ZF_EXIT_USAGE;
+        goto done;
     }
-    zf_cron_t *cron = zf_cron_new (args[0], &err);
+    cron = zf_cron_new (args[0], &err);
     if (!cron) {
         fprintf (stderr, "zflow cron: %s\n", err.text);
-        zf_tz_destroy (&tz);
-        return ZF_EXIT_USAGE;
+        goto done;
     }
+    // --from is read here, not by its key: a time without an offset is
+    // of --tz.
     int64_t at = zclock_time () / 1000;
-    if (values[0] && zf_cron_parse_time (tz, values[0], &at, &err)) {
+    if (o->from && zf_cron_parse_time (tz, o->from, &at, &err)) {
         fprintf (stderr, "zflow cron: --from: %s\n", err.text);
-        zf_cron_destroy (&cron);
-        zf_tz_destroy (&tz);
-        return ZF_EXIT_USAGE;
+        goto done;
     }
-    int status = ZF_EXIT_OK;
-    for (int64_t i = 0; i < count; i++) {
+    status = ZF_EXIT_OK;
+    for (int64_t i = 0; i < o->count; i++) {
         at = zf_cron_next (cron, tz, at);
         if (at == INT64_MAX) {
             fprintf (stderr, "zflow cron: '%s' does not fire %sin the 8 years searched\n", args[0],
@@ -971,7 +1204,25 @@ zf_cmd_cron (int argc, char **argv)
         char text[40];
         printf ("%s\n", zf_cron_format (tz, at, text, sizeof text));
     }
+done:
     zf_cron_destroy (&cron);
     zf_tz_destroy (&tz);
     return status;
 }
+
+const zf_cmd_t zf_cmd_cron = {
+    .name = "cron",
+    .args = "EXPR",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "the next times a cron expression fires, ISO 8601",
+    .help = "One time a line with the zone's offset (2026-03-08T03:00:00-04:00). EXPR has\n"
+            "five fields, or six with seconds first (quote it); names, ranges, steps,\n"
+            "lists, L, W, LW, #, and @hourly to @yearly; the day fields combine as in\n"
+            "Vixie cron. A time a daylight-saving change skips fires once, at the change.",
+    .exits = "0 printed (fewer than --count if it stops firing within 8 years)\n"
+             "2 a usage error, a bad expression, zone or time, or one that never fires",
+    .options = s_cron_options,
+    .options_size = sizeof (s_cron_options_t),
+    .run = s_cron,
+};

@@ -2,6 +2,7 @@
 #ifndef ZF_TOOLS_H_INCLUDED
 #define ZF_TOOLS_H_INCLUDED
 
+#include "zf_cmd.h"
 #include "zf_pipeline.h"
 
 #include <stdint.h>
@@ -37,21 +38,23 @@ int64_t zf_tools_duration (const char *command, const char *text, int64_t fallba
 //  control bytes as '?', cut to fit out (size bytes, its NUL included).
 const char *zf_tools_printable (const char *text, char *out, size_t size);
 
-//  zflow broker PIPELINE [--endpoint E] [--events E] [--intake E]
-int zf_cmd_broker (int argc, char **argv);
+//  zflow broker PIPELINE: the broker of a pipeline alone, or one node of
+//  its replicated group.
+extern const zf_cmd_t zf_cmd_broker;
 
-//  zflow status ENDPOINT [ID] [--timeout D], zflow status --state DIR
-int zf_cmd_status (int argc, char **argv);
+//  zflow status ENDPOINT [ID], zflow status --state DIR
+extern const zf_cmd_t zf_cmd_status;
 
 //  zflow journal repair DIR [--drop-later]: cuts a corrupt journal at its
 //  first bad record, keeping a copy of what it cuts (zf_journal_repair).
-int zf_cmd_journal (int argc, char **argv);
+extern const zf_cmd_t zf_cmd_journal;
 
-//  zflow tap ENDPOINT [PATTERN ...] [--limit N]
-int zf_cmd_tap (int argc, char **argv);
+//  zflow tap ENDPOINT [PATTERN ...]: live events and data taps.
+extern const zf_cmd_t zf_cmd_tap;
 
-//  zflow actor NAME PIPELINE [--broker E] [--worker N]
-int zf_cmd_actor (int argc, char **argv);
+//  zflow actor NAME PIPELINE [--broker E] [--worker N] [--dir DIR]: one
+//  worker of a built-in actor (zflow run starts its workers so).
+extern const zf_cmd_t zf_cmd_actor;
 
 //  Runs worker number worker of conf, an actor of pipeline, on the broker
 //  at endpoint (NULL: the pipeline's own) until it ends, as `zflow actor`
@@ -60,14 +63,14 @@ int zf_tools_actor (zf_pipeline_t *pipeline, zf_actor_conf_t *conf, const char *
                     int worker);
 
 //  zflow keygen NAME [--dir DIR]: a CURVE certificate pair, NAME and NAME_secret.
-int zf_cmd_keygen (int argc, char **argv);
+extern const zf_cmd_t zf_cmd_keygen;
 
 //  zflow cron EXPR [--from TIME] [--count N] [--tz ZONE]: the next fire times.
-int zf_cmd_cron (int argc, char **argv);
+extern const zf_cmd_t zf_cmd_cron;
 
 //  zflow top EVENTS_ENDPOINT [--once] [--timeout D]: queues and actors, live
 //  (cli/zf_top.c).
-int zf_cmd_top (int argc, char **argv);
+extern const zf_cmd_t zf_cmd_top;
 
 #ifdef __cplusplus
 }

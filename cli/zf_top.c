@@ -244,33 +244,71 @@ s_next (zsock_t *events, s_view_t *view, int timeout_ms)
     return -1;
 }
 
-int
-zf_cmd_top (int argc, char **argv)
+typedef struct {
+    bool once;       // one snapshot, not a live view
+    int64_t timeout; // ms to wait for a snapshot's stats
+} s_top_options_t;
+
+static const zf_key_t s_top_options[] = {
+    { .name = "once",
+      .type = ZF_KEY_BOOL,
+      .help = "print one snapshot and exit (as when stdout is not a terminal)",
+      ZF_FIELD (s_top_options_t, once) },
+    { .name = "timeout",
+      .type = ZF_KEY_DURATION,
+      .fallback = "5s",
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "how long a snapshot waits for the broker's stats",
+      ZF_FIELD (s_top_options_t, timeout) },
+    { NULL }
+};
+
+//  The live view on a terminal: redrawn as stats come, until q or a signal.
+static void
+s_top_live (zsock_t *events, s_view_t *view, const char *endpoint)
 {
-    const char *endpoint = NULL;
-    bool once = false;
-    int64_t timeout = 5000;
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv[i], "--once"))
-            once = true;
-        else if (streq (argv[i], "--timeout") && i + 1 < argc) {
-            zf_error_t err;
-            if (zf_parse_duration (argv[++i], &timeout, &err)) {
-                fprintf (stderr, "zflow top: --timeout: %s\n", err.text);
-                return ZF_EXIT_USAGE;
-            }
+    // Keys without Enter, and no echo, until it ends.
+    struct termios saved, raw;
+    bool keys = tcgetattr (0, &saved) == 0;
+    if (keys) {
+        raw = saved;
+        raw.c_lflag &= (tcflag_t) ~(ICANON | ECHO);
+        raw.c_cc[VMIN] = 0;
+        raw.c_cc[VTIME] = 0;
+        tcsetattr (0, TCSANOW, &raw);
+    }
+    printf ("\033[?1049h"); // the terminal's other screen, given back at the end
+    bool quit = false;
+    while (!quit && !zsys_interrupted) {
+        if (s_next (events, view, 1000) == 0) {
+            struct winsize size;
+            int width = ioctl (1, TIOCGWINSZ, &size) == 0 ? size.ws_col : 0;
+            printf ("\033[H\033[J");
+            s_render (stdout, view, endpoint, width);
+            printf ("keys: s sort, q quit\n");
+            fflush (stdout);
         }
-        else if (argv[i][0] != '-' && !endpoint)
-            endpoint = argv[i];
-        else {
-            fprintf (stderr, "usage: zflow top EVENTS_ENDPOINT [--once] [--timeout 5s]\n");
-            return ZF_EXIT_USAGE;
+        char key;
+        while (keys && read (0, &key, 1) == 1) {
+            if (key == 'q')
+                quit = true;
+            else if (key == 's')
+                s_sort_by = (s_sort_by + 1) % 3;
         }
     }
-    if (!endpoint) {
-        fprintf (stderr, "usage: zflow top EVENTS_ENDPOINT [--once] [--timeout 5s]\n");
-        return ZF_EXIT_USAGE;
-    }
+    printf ("\033[?1049l");
+    fflush (stdout);
+    if (keys)
+        tcsetattr (0, TCSANOW, &saved);
+}
+
+static int
+s_top (const void *options, int argc, char **args)
+{
+    (void) argc;
+    const s_top_options_t *o = (const s_top_options_t *) options;
+    const char *endpoint = args[0];
     zf_error_t err;
     zsock_t *events = zf_curve_sub (endpoint, "stats", &err);
     if (!events) {
@@ -279,51 +317,35 @@ zf_cmd_top (int argc, char **argv)
     }
     s_view_t *view = (s_view_t *) zmalloc (sizeof (s_view_t));
     int status = ZF_EXIT_OK;
-    if (once || !isatty (1)) {
-        if (s_next (events, view, (int) timeout) == 0)
-            s_render (stdout, view, endpoint, 0);
-        else {
-            fprintf (stderr, "zflow top: no stats from %s within %lld ms\n", endpoint,
-                     (long long) timeout);
-            status = ZF_EXIT_FAILED;
-        }
-    }
+    if (!o->once && isatty (1))
+        s_top_live (events, view, endpoint);
+    else if (s_next (events, view, (int) o->timeout) == 0)
+        s_render (stdout, view, endpoint, 0);
     else {
-        // Keys without Enter, and no echo, until it ends.
-        struct termios saved, raw;
-        bool keys = tcgetattr (0, &saved) == 0;
-        if (keys) {
-            raw = saved;
-            raw.c_lflag &= (tcflag_t) ~(ICANON | ECHO);
-            raw.c_cc[VMIN] = 0;
-            raw.c_cc[VTIME] = 0;
-            tcsetattr (0, TCSANOW, &raw);
-        }
-        printf ("\033[?1049h"); // the terminal's other screen, given back at the end
-        bool quit = false;
-        while (!quit && !zsys_interrupted) {
-            if (s_next (events, view, 1000) == 0) {
-                struct winsize size;
-                int width = ioctl (1, TIOCGWINSZ, &size) == 0 ? size.ws_col : 0;
-                printf ("\033[H\033[J");
-                s_render (stdout, view, endpoint, width);
-                printf ("keys: s sort, q quit\n");
-                fflush (stdout);
-            }
-            char key;
-            while (keys && read (0, &key, 1) == 1) {
-                if (key == 'q')
-                    quit = true;
-                else if (key == 's')
-                    s_sort_by = (s_sort_by + 1) % 3;
-            }
-        }
-        printf ("\033[?1049l");
-        fflush (stdout);
-        if (keys)
-            tcsetattr (0, TCSANOW, &saved);
+        fprintf (stderr, "zflow top: no stats from %s within %lld ms\n", endpoint,
+                 (long long) o->timeout);
+        status = ZF_EXIT_FAILED;
     }
     free (view);
     zsock_destroy (&events);
     return status;
 }
+
+const zf_cmd_t zf_cmd_top = {
+    .name = "top",
+    .args = "EVENTS_ENDPOINT",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "queues and actors of a running broker, live",
+    .help = "From the broker's stats events alone: each queue's depth, in flight, rates,\n"
+            "retries and dead letters, with its consumer groups; each actor's workers,\n"
+            "hosts, done, errors and its own figures. On a terminal it redraws every\n"
+            "second; keys: s sorts the queues (by name, depth, rate), q quits.",
+    .exits = "0 shown, or quit\n"
+             "1 no stats came for the snapshot within --timeout\n"
+             "2 a usage error, CURVE settings that cannot be read, or an endpoint it cannot "
+             "connect to",
+    .options = s_top_options,
+    .options_size = sizeof (s_top_options_t),
+    .run = s_top,
+};
