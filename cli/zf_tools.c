@@ -26,31 +26,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int
-zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
-                  const char *usage)
-{
-    int nargs = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strncmp (argv[i], "--", 2) == 0) {
-            int n;
-            for (n = 0; names[n]; n++)
-                if (streq (argv[i] + 2, names[n] + (names[n][0] == '!')))
-                    break;
-            bool flag = names[n] && names[n][0] == '!';
-            if (!names[n] || (!flag && i + 1 >= argc)) {
-                fprintf (stderr, "zflow %s: %s %s\nusage: zflow %s\n", argv[0],
-                         names[n] ? "missing a value after" : "unknown option", argv[i], usage);
-                return -1;
-            }
-            values[n] = flag ? "" : argv[++i];
-        }
-        else
-            args[nargs++] = argv[i];
-    }
-    return nargs;
-}
-
 const char *
 zf_tools_path (const char *path, char *buffer, size_t size)
 {
@@ -59,20 +34,6 @@ zf_tools_path (const char *path, char *buffer, size_t size)
         return path;
     snprintf (buffer, size, "%s/%s", cwd, path);
     return buffer;
-}
-
-int64_t
-zf_tools_duration (const char *command, const char *text, int64_t fallback)
-{
-    if (!text)
-        return fallback;
-    int64_t ms;
-    zf_error_t err;
-    if (zf_parse_duration (text, &ms, &err)) {
-        fprintf (stderr, "zflow %s: --timeout: %s\n", command, err.text);
-        return -1;
-    }
-    return ms;
 }
 
 zf_pipeline_t *

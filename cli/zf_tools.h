@@ -11,13 +11,6 @@
 extern "C" {
 #endif
 
-//  Reads "--name VALUE" options from argv into values (NULL-terminated
-//  names; a name "!name" is a flag, "--name" alone, whose value is "" when
-//  given); the rest stay in order in args. Returns the number of args, or -1
-//  with a message for an unknown option or a missing value.
-int zf_tools_options (int argc, char **argv, const char **names, const char **values, char **args,
-                      const char *usage);
-
 //  Loads the pipeline at path, printing every mistake (and how many) and
 //  every warning; NULL if there was a mistake.
 zf_pipeline_t *zf_tools_load (const char *path);
@@ -29,10 +22,6 @@ zf_pipeline_t *zf_tools_load_in (const char *path, const char *dir);
 //  one is of the current folder (a key of the config file is of the file's
 //  folder; a flag is not), written into buffer. NULL and "" stay as they are.
 const char *zf_tools_path (const char *path, char *buffer, size_t size);
-
-//  A duration option (text, may be NULL), or the fallback; -1 with a
-//  message if malformed.
-int64_t zf_tools_duration (const char *command, const char *text, int64_t fallback);
 
 //  text (an item's key, a header: anyone's bytes) as a terminal may show it:
 //  control bytes as '?', cut to fit out (size bytes, its NUL included).
