@@ -19,15 +19,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-//  A command not yet described by a zf_cmd_t: it reads its own argv.
-typedef struct {
-    const char *name;                   // as typed
-    const char *args;                   // its arguments, for usage
-    const char *summary;                // one line
-    int (*run) (int argc, char **argv); // argv[0] is the command name
-    const zf_cmd_t *command;            // or the table that describes it
-} s_command_t;
-
 static int
 s_validate (const void *options, int argc, char **args)
 {
@@ -143,48 +134,22 @@ static const zf_cmd_t s_help_command = {
     .run = s_help,
 };
 
-static const s_command_t s_commands[] = {
-    { .command = &s_validate_command },
-    { .command = &s_graph_command },
-    { "run", "PIPELINE [--broker E] [--only A,B]", "launch a pipeline: broker and every actor",
-      zf_cmd_run, NULL },
-    { .command = &zf_cmd_broker },
-    { .command = &zf_cmd_actor },
-    { .command = &zf_cmd_deploy },
-    { .command = &zf_cmd_put },
-    { .command = &zf_cmd_status },
-    { .command = &zf_cmd_journal },
-    { .command = &zf_cmd_result },
-    { .command = &zf_cmd_cancel },
-    { .command = &zf_cmd_dead },
-    { .command = &zf_cmd_requeue },
-    { .command = &zf_cmd_purge },
-    { .command = &zf_cmd_pause },
-    { .command = &zf_cmd_resume },
-    { .command = &zf_cmd_reload },
-    { .command = &zf_cmd_schedule },
-    { .command = &zf_cmd_tap },
-    { .command = &zf_cmd_top },
-    { .command = &zf_cmd_keygen },
-    { .command = &zf_cmd_cron },
-    { .command = &s_help_command },
-    { .command = &s_version_command },
-    { NULL },
+//  Every command, in the order zflow help lists them.
+static const zf_cmd_t *const s_commands[] = {
+    &s_validate_command, &s_graph_command, &zf_cmd_run,      &zf_cmd_broker,     &zf_cmd_actor,
+    &zf_cmd_deploy,      &zf_cmd_put,      &zf_cmd_status,   &zf_cmd_journal,    &zf_cmd_result,
+    &zf_cmd_cancel,      &zf_cmd_dead,     &zf_cmd_requeue,  &zf_cmd_purge,      &zf_cmd_pause,
+    &zf_cmd_resume,      &zf_cmd_reload,   &zf_cmd_schedule, &zf_cmd_tap,        &zf_cmd_top,
+    &zf_cmd_keygen,      &zf_cmd_cron,     &s_help_command,  &s_version_command, NULL,
 };
 
-//  The name, words and summary of c.
-static const char *
-s_name (const s_command_t *c)
-{
-    return c->command ? c->command->name : c->name;
-}
-
-static const s_command_t *
+//  The command named name, or NULL.
+static const zf_cmd_t *
 s_command (const char *name)
 {
-    for (const s_command_t *c = s_commands; s_name (c); c++)
-        if (streq (s_name (c), name))
-            return c;
+    for (const zf_cmd_t *const *c = s_commands; *c; c++)
+        if (streq ((*c)->name, name))
+            return *c;
     return NULL;
 }
 
@@ -193,8 +158,8 @@ s_usage (FILE *out)
 {
     fprintf (out, "zflow %s: data pipelines of actor processes over ZeroMQ\n\n", ZFLOW_VERSION);
     fprintf (out, "usage: zflow COMMAND [WORDS] [options]\n\ncommands:\n");
-    for (const s_command_t *c = s_commands; s_name (c); c++)
-        fprintf (out, "  %-10s %s\n", s_name (c), c->command ? c->command->summary : c->summary);
+    for (const zf_cmd_t *const *c = s_commands; *c; c++)
+        fprintf (out, "  %-10s %s\n", (*c)->name, (*c)->summary);
     fprintf (out, "\nzflow COMMAND --help (or zflow help COMMAND) shows its words and options.\n");
     fprintf (out, "\nactor kinds (zflow help KIND for their keys):\n");
     for (const zf_kind_t *const *k = zf_kinds (); *k; k++)
@@ -254,9 +219,8 @@ s_help_commands_markdown (void)
             "alone; `--` ends the options; `--help` prints the command's help. Durations\n"
             "are written `250ms`, `30s`, `5m`, `1h`. An ENDPOINT is the broker's\n"
             "(`tcp://127.0.0.1:5555`; several, comma-separated, for a replicated group).\n\n");
-    for (const s_command_t *c = s_commands; s_name (c); c++)
-        if (c->command)
-            zf_cmd_print_markdown (c->command, stdout);
+    for (const zf_cmd_t *const *c = s_commands; *c; c++)
+        zf_cmd_print_markdown (*c, stdout);
     return ZF_EXIT_OK;
 }
 
@@ -273,9 +237,9 @@ s_help (const void *options, int argc, char **args)
         return ZF_EXIT_OK;
     }
     const char *topic = args[0];
-    const s_command_t *command = s_command (topic);
-    if (command && command->command) {
-        zf_cmd_print_help (command->command, stdout);
+    const zf_cmd_t *command = s_command (topic);
+    if (command) {
+        zf_cmd_print_help (command, stdout);
         return ZF_EXIT_OK;
     }
     const zf_kind_t *kind = zf_kind_lookup (zf_kinds (), topic);
@@ -370,15 +334,13 @@ zf_cli_main (int argc, char **argv)
         name = "help";
     if (strcmp (name, "--version") == 0)
         name = "version";
-    const s_command_t *command = s_command (name);
-    if (command && command->command)
-        return zf_cmd_main (command->command, argc - 1, argv + 1);
+    const zf_cmd_t *command = s_command (name);
     if (command)
-        return command->run (argc - 1, argv + 1);
+        return zf_cmd_main (command, argc - 1, argv + 1);
     const char *names[sizeof s_commands / sizeof s_commands[0]];
     int n = 0;
-    for (const s_command_t *c = s_commands; s_name (c); c++)
-        names[n++] = s_name (c);
+    for (const zf_cmd_t *const *c = s_commands; *c; c++)
+        names[n++] = (*c)->name;
     names[n] = NULL;
     const char *near = zf_nearest (name, names);
     if (near)

@@ -68,25 +68,68 @@ typedef struct {
                                   // started again
 } s_worker_t;
 
+//  What zflow run is given on its command line (s_options).
 typedef struct {
-    zf_pipeline_t *pipeline; // the config
-    const char *endpoint;    // the broker
-    zf_broker_t *broker;     // the broker in this process, or NULL
-    const char *self_path;   // this program, to start `zflow actor`
-    s_worker_t *workers;     // every worker
-    int nworkers;            // entries in workers
-    bool quiet;              // no progress, and no actors' info lines
-    bool verbose;            // figures every 5 s even beside the live view
-    bool stopping;           // a stop was asked for: no worker is started again
-    bool service;            // it serves until stopped: a crash loop backs off, never ends it
-    zf_progress_t *progress; // the live view on a terminal, or NULL
-    zlistx_t *replaced;      // zf_pipeline_t: versions a reload replaced (their workers
-                             // may run still), freed at the end
-    bool reload;             // a reload was asked for (SIGHUP)
-    const char *only;        // --only: the actors this run starts, "A,B", or NULL: all
-    zf_client_t *observer;   // its own session with the broker
-    char copy_dir[512];      // a folder of its own, or "" when none could be made
-    char copy[1024];         // the file's version it runs, for its workers; or "" (the file)
+    const char *broker; // a running broker (or group) the workers go to, or NULL: one of its own
+    const char *only;   // the actors this run starts, "A,B", or NULL: all
+    int64_t grace;      // ms a stopped actor has to finish or hand back what it holds
+    const char *state;  // the state folder, as given, or NULL: the default one
+    bool no_journal;    // the embedded broker keeps no journal
+    bool fresh;         // the state an earlier run left is dropped first
+    bool serve;         // serve until stopped, even a pipeline that would end by itself
+    bool insecure;      // the embedded broker may listen beyond loopback without CURVE
+    bool quiet;         // no progress, and no actors' info lines
+    bool verbose;       // figures every 5 s even beside the live view
+} s_options_t;
+
+//  How a stop request stands: SIGINT and SIGTERM are read from a signalfd.
+typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
+
+//  Totals over the queues, from the broker.
+typedef struct {
+    uint64_t depth;   // items waiting or in flight
+    uint64_t dead;    // items dead-lettered
+    uint64_t acked;   // items finished
+    uint64_t letters; // items waiting in dead-letter queues (this run's and earlier)
+    char where[512];  // "jobs.dead 2, pages.dead 1": the dead letters by queue
+    bool answered;    // the broker answered
+} s_totals_t;
+
+typedef struct {
+    zf_pipeline_t *pipeline;    // the config
+    const s_options_t *options; // as given on the command line
+    const char *path;           // the pipeline file, as given
+    const char *state;          // the state folder (--state, made absolute), or NULL
+    char state_path[8192];      // where state points when it was made absolute
+    const char *endpoint;       // the broker
+    const char *given;          // a broker of elsewhere (--broker, or the pipeline's group), or
+                                // NULL: the one in this process
+    zf_broker_t *broker;        // the broker in this process, or NULL
+    zf_gateway_t *gateway;      // its HTTP gateway, or NULL
+    char *journal;              // its journal, or NULL
+    char *group;                // the endpoints of the pipeline's group of brokers, or NULL
+    int listening;              // its socket, bound ahead for the workers forked ahead, or 0
+    char bound[64];             // that socket's endpoint
+    char self_path[4096];       // this program, to start `zflow actor`
+    s_worker_t *workers;        // every worker
+    int nworkers;               // entries in workers
+    int signals;                // a signalfd of SIGINT, SIGTERM and SIGHUP, or -1
+    int watch;                  // the write end of the watcher's pipe (s_watcher_start), or -1
+    pid_t watcher;              // the watcher, or 0
+    bool stopping;              // a stop was asked for: no worker is started again
+    bool service;               // it serves until stopped: a crash loop backs off, never ends it
+    zf_progress_t *progress;    // the live view on a terminal, or NULL
+    zlistx_t *replaced;         // zf_pipeline_t: versions a reload replaced (their workers
+                                // may run still), freed at the end
+    bool reload;                // a reload was asked for (SIGHUP)
+    zf_client_t *observer;      // its own session with the broker
+    char copy_dir[512];         // a folder of its own, or "" when none could be made
+    char copy[1024];            // the file's version it runs, for its workers; or "" (the file)
+    int64_t started;            // when its workers were started (ms); 0: they were not
+    s_stop_t stop;              // how a stop request stands
+    int64_t drain_until;        // when a stop's drain must be over (ms), or 0
+    bool drained;               // a stop request's drain finished in time
+    s_totals_t totals;          // the broker's figures, as last asked
 } s_run_t;
 
 static void s_log (s_run_t *run, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
@@ -144,7 +187,7 @@ s_keep_copy (s_run_t *run, const char *data, size_t size)
 static void
 s_log (s_run_t *run, const char *format, ...)
 {
-    if (run->quiet)
+    if (run->options->quiet)
         return;
     zf_progress_clear (run->progress);
     char stamp[32];
@@ -172,7 +215,7 @@ s_drain_log (s_run_t *run, s_worker_t *worker, bool flush)
                 worker->line[worker->line_len++] = data[i];
             if (end || worker->line_len == sizeof worker->line - 1) {
                 bool info = worker->line_len > 2 && memcmp (worker->line, "I:", 2) == 0;
-                if (!(run->quiet && info)) {
+                if (!(run->options->quiet && info)) {
                     zf_progress_clear (run->progress);
                     fprintf (stderr, "%s/%d | %.*s\n", worker->conf->name, worker->worker,
                              (int) worker->line_len, worker->line);
@@ -496,16 +539,6 @@ s_release (s_run_t *run, s_worker_t *worker)
     worker->go = -1;
 }
 
-//  Totals over the queues, from the broker.
-typedef struct {
-    uint64_t depth;   // items waiting or in flight
-    uint64_t dead;    // items dead-lettered
-    uint64_t acked;   // items finished
-    uint64_t letters; // items waiting in dead-letter queues (this run's and earlier)
-    char where[512];  // "jobs.dead 2, pages.dead 1": the dead letters by queue
-    bool answered;    // the broker answered
-} s_totals_t;
-
 static s_totals_t
 s_totals (zf_client_t *client)
 {
@@ -591,8 +624,6 @@ s_log_results (s_run_t *run)
         free (path);
     }
 }
-
-typedef enum { S_RUNNING, S_DRAINING, S_AT_ONCE } s_stop_t;
 
 //  Reads the signals that came: the first SIGINT or SIGTERM starts a
 //  graceful stop, a second SIGINT makes it immediate. SIGHUP asks for a
@@ -871,7 +902,6 @@ s_exited (s_run_t *run, s_worker_t *worker, int status)
     return 0;
 }
 
-//  How a stop request stands: SIGINT and SIGTERM are read from a signalfd.
 //  The journal of the embedded broker: the config's, else one in the state
 //  folder (--state, or one per pipeline file under $XDG_STATE_HOME/zflow,
 //  when *fallback is set true); NULL with --no-journal. Caller frees.
@@ -1069,7 +1099,7 @@ s_reload (s_run_t *run, const char *why)
     }
     for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (next->actors); a;
          a = (zf_actor_conf_t *) zlistx_next (next->actors)) {
-        if (!s_chosen (run->only, a->name))
+        if (!s_chosen (run->options->only, a->name))
             continue;
         bool *have = (bool *) calloc ((size_t) a->workers + 1, sizeof (bool));
         for (int i = 0; i < run->nworkers; i++) {
@@ -1094,100 +1124,67 @@ s_reload (s_run_t *run, const char *why)
            added == 1 ? "" : "es", stopped);
 }
 
-int
-zf_cmd_run (int argc, char **argv)
+//  --------------------------------------------------------------------------
+//  zflow run (s_run): s_prepare reads the pipeline; s_fork_ahead,
+//  s_start_broker, s_observe and s_start_workers start it, in that order
+//  (the first workers are forked before anything starts a thread);
+//  s_supervise tends it; s_finish ends it, however far it got.
+
+//  Reads the pipeline and lists its workers, before anything starts.
+//  Returns 0, or ZF_EXIT_USAGE having said why.
+static int
+s_prepare (s_run_t *run)
 {
-    // Signals are read from a signalfd (before any thread starts, so that
-    // all of them block these); the actors unblock them after fork.
+    // Signals are read from a signalfd (made before any thread starts, so
+    // that all of them block these); the actors unblock them after fork.
     sigset_t stops;
     sigemptyset (&stops);
     sigaddset (&stops, SIGINT);
     sigaddset (&stops, SIGTERM);
     sigaddset (&stops, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &stops, NULL);
-    int signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
-    const char *usage = "run PIPELINE [--broker ENDPOINT] [--only ACTOR,...] [--grace 10s] "
-                        "[--state DIR | --no-journal] [--fresh] [--serve] [--insecure] "
-                        "[--quiet|--verbose]";
-    const char *path = NULL, *broker_endpoint = NULL, *only = NULL, *grace_text = "10s";
-    const char *state = NULL;
-    char state_path[8192];
-    bool quiet = false, verbose = false, fresh = false, no_journal = false, insecure = false;
-    bool serve = false;
-    for (int i = 1; i < argc; i++) {
-        if (streq (argv[i], "--quiet"))
-            quiet = true;
-        else if (streq (argv[i], "--serve"))
-            serve = true;
-        else if (streq (argv[i], "--fresh"))
-            fresh = true;
-        else if (streq (argv[i], "--no-journal"))
-            no_journal = true;
-        else if (streq (argv[i], "--insecure"))
-            insecure = true;
-        else if (streq (argv[i], "--state") && i + 1 < argc)
-            state = zf_tools_path (argv[++i], state_path, sizeof state_path);
-        else if (streq (argv[i], "--verbose"))
-            verbose = true;
-        else if (streq (argv[i], "--broker") && i + 1 < argc)
-            broker_endpoint = argv[++i];
-        else if (streq (argv[i], "--only") && i + 1 < argc)
-            only = argv[++i];
-        else if (streq (argv[i], "--grace") && i + 1 < argc)
-            grace_text = argv[++i];
-        else if (!path && argv[i][0] != '-')
-            path = argv[i];
-        else {
-            fprintf (stderr, "usage: zflow %s\n", usage);
-            return ZF_EXIT_USAGE;
-        }
-    }
-    int64_t grace;
-    zf_error_t err;
-    if (!path || zf_parse_duration (grace_text, &grace, &err)) {
-        if (path)
-            fprintf (stderr, "zflow run: --grace: %s\n", err.text);
-        fprintf (stderr, "usage: zflow %s\n", usage);
+    run->signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+    // A relative --state is of the folder zflow run was started in.
+    run->state = zf_tools_path (run->options->state, run->state_path, sizeof run->state_path);
+    run->pipeline = zf_tools_load (run->path);
+    if (!run->pipeline)
         return ZF_EXIT_USAGE;
-    }
-    zf_pipeline_t *pipeline = zf_tools_load (path);
-    if (!pipeline)
-        return ZF_EXIT_USAGE;
-
     // Its own clients, and the actors it starts (unless they name their
     // own), use the pipeline's client certificate.
-    if (zf_curve_setenv (pipeline, NULL, &err)) {
+    zf_error_t err;
+    if (zf_curve_setenv (run->pipeline, NULL, &err)) {
         fprintf (stderr, "zflow run: %s\n", err.text);
-        zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
-    s_run_t run = { .pipeline = pipeline, .quiet = quiet, .verbose = verbose, .only = only };
-    char self_path[4096];
-    ssize_t len = readlink ("/proc/self/exe", self_path, sizeof self_path - 1);
-    self_path[len > 0 ? len : 0] = 0;
-    run.self_path = self_path;
+    ssize_t len = readlink ("/proc/self/exe", run->self_path, sizeof run->self_path - 1);
+    run->self_path[len > 0 ? len : 0] = 0;
     // The workers to run; kinds that cannot run yet are a config error.
     int status = ZF_EXIT_OK;
-    for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (pipeline->actors); a;
-         a = (zf_actor_conf_t *) zlistx_next (pipeline->actors)) {
-        if (!s_chosen (only, a->name))
+    zlistx_t *actors = run->pipeline->actors;
+    for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (actors); a;
+         a = (zf_actor_conf_t *) zlistx_next (actors)) {
+        if (!s_chosen (run->options->only, a->name))
             continue;
         if (!a->kind->run && !streq (a->kind->name, "exec")) {
             fprintf (stderr, "zflow run: %s:%d: actor '%s': kind %s cannot run in this build yet\n",
-                     pipeline->file, a->line, a->name, a->kind->name);
+                     run->pipeline->file, a->line, a->name, a->kind->name);
             status = ZF_EXIT_USAGE;
         }
-        run.workers =
-            (s_worker_t *) realloc (run.workers, (run.nworkers + a->workers) * sizeof (s_worker_t));
+        run->workers = (s_worker_t *) realloc (run->workers,
+                                               (run->nworkers + a->workers) * sizeof (s_worker_t));
         for (int w = 0; w < a->workers; w++)
-            run.workers[run.nworkers++] =
+            run->workers[run->nworkers++] =
                 (s_worker_t){ .conf = a, .worker = w, .log = -1, .go = -1 };
     }
-    if (status) {
-        free (run.workers);
-        zf_pipeline_destroy (&pipeline);
-        return status;
-    }
+    return status;
+}
+
+//  Forks the first worker of each built-in actor (s_prefork), then the
+//  watcher. This runs while the process has no thread and czmq has not
+//  started: nothing that starts either may come before it.
+static void
+s_fork_ahead (s_run_t *run)
+{
     // Every process started from here on carries this run's pid, for the
     // watcher to find what is left, and for a worker to see its supervisor
     // is gone (clients/python: it stops, handing back what it holds).
@@ -1200,318 +1197,495 @@ zf_cmd_run (int argc, char **argv)
     // A broker of this run's own, on loopback, with no journal to read
     // first: its port is known now, and the workers forked ahead go at
     // once, connecting while it starts.
-    char bound[64];
-    int listening = broker_endpoint || pipeline->cluster_settings.nodes ||
-                            s_recovers (pipeline, state, no_journal, fresh)
-                        ? 0
-                        : s_listen (pipeline->broker_settings.endpoint, bound, sizeof bound);
-    if (listening)
-        run.endpoint = bound;
-    for (int i = 0; i < run.nworkers; i++)
-        if (run.workers[i].conf->kind->run) {
-            s_prefork (&run, &run.workers[i]);
-            if (listening)
-                s_release (&run, &run.workers[i]);
+    zf_pipeline_t *pipeline = run->pipeline;
+    const s_options_t *o = run->options;
+    if (!o->broker && !pipeline->cluster_settings.nodes &&
+        !s_recovers (pipeline, run->state, o->no_journal, o->fresh))
+        run->listening =
+            s_listen (pipeline->broker_settings.endpoint, run->bound, sizeof run->bound);
+    if (run->listening)
+        run->endpoint = run->bound;
+    for (int i = 0; i < run->nworkers; i++)
+        if (run->workers[i].conf->kind->run) {
+            s_prefork (run, &run->workers[i]);
+            if (run->listening)
+                s_release (run, &run->workers[i]);
         }
-    // From here on the watcher ends what this run started if it dies, or
-    // returns without saying so (a broker that could not start).
-    pid_t watcher = 0;
-    int watch = s_watcher_start (&run, &watcher);
-    zf_broker_t *broker = NULL;
-    zf_gateway_t *gateway = NULL; // the embedded broker's HTTP gateway, or NULL
-    char *journal = NULL;         // the embedded broker's journal, or NULL
-    zf_error_t bad;
-    if (broker_endpoint && zf_parse_endpoints (broker_endpoint, &bad)) {
-        fprintf (stderr, "zflow run: --broker: %s\n", bad.text);
-        free (run.workers);
-        zf_pipeline_destroy (&pipeline);
-        return ZF_EXIT_USAGE;
-    }
+    // From here on the watcher ends what this run started if the run dies
+    // without saying it ended in order (kill -9).
+    run->watch = s_watcher_start (run, &run->watcher);
+}
+
+//  The broker the workers go to: the one given, the pipeline's group, or
+//  one started in this process, with its journal and its HTTP gateway.
+//  Returns 0, or ZF_EXIT_FAILED having said why.
+static int
+s_start_broker (s_run_t *run)
+{
+    zf_pipeline_t *pipeline = run->pipeline;
+    const s_options_t *o = run->options;
     // A pipeline whose broker is a group: its actors go to the group, which
     // runs on its own (zflow broker --cluster on each of its hosts).
-    char *group = broker_endpoint || !pipeline->cluster_settings.nodes
-                      ? NULL
-                      : zf_pipeline_brokers (pipeline);
-    if (group)
-        broker_endpoint = group;
-    if (broker_endpoint)
-        run.endpoint = broker_endpoint;
-    else {
-        bool fallback;
-        journal = s_journal_path (pipeline, state, no_journal, &fallback);
-        if (journal && fallback && zf_journal_dir_create (journal) != 0) {
-            // The default place is not writable (a read-only home): run,
-            // and say what that costs. A folder asked for must work.
-            fprintf (stderr,
-                     "zflow run: cannot keep state in %s (%s): running without a journal, so a "
-                     "killed run starts over; --state DIR keeps it elsewhere\n",
-                     journal, strerror (errno));
-            zstr_free (&journal);
-        }
-        if (journal && fresh && zf_journal_remove (journal, &err))
-            fprintf (stderr, "zflow run: --fresh: %s\n", err.text);
-        zf_broker_args_t args = { .pipeline = pipeline,
-                                  .endpoint = listening ? bound : NULL,
-                                  .journal = journal ? journal : "",
-                                  .insecure = insecure,
-                                  .listening = listening };
-        broker = zf_broker_start (&args, &err);
-        if (!broker || zf_gateway_for (pipeline, zf_broker_endpoint (broker),
-                                       zf_broker_events (broker), insecure, &gateway, &err)) {
-            fprintf (stderr, "zflow run: %s\n", err.text);
-            zf_broker_destroy (&broker);
-            free (journal);
-            free (run.workers);
-            zf_pipeline_destroy (&pipeline);
-            return ZF_EXIT_FAILED;
-        }
-        run.endpoint = zf_broker_endpoint (broker);
-        run.broker = broker;
+    run->given = o->broker;
+    if (!run->given && pipeline->cluster_settings.nodes)
+        run->given = run->group = zf_pipeline_brokers (pipeline);
+    if (run->given) {
+        run->endpoint = run->given;
+        return ZF_EXIT_OK;
     }
-    zf_client_t *observer = zf_client_new (run.endpoint, "zflow-run", NULL, 0);
-    if (!observer) {
+    bool fallback;
+    zf_error_t err;
+    run->journal = s_journal_path (pipeline, run->state, o->no_journal, &fallback);
+    if (run->journal && fallback && zf_journal_dir_create (run->journal) != 0) {
+        // The default place is not writable (a read-only home): run, and
+        // say what that costs. A folder asked for must work.
+        fprintf (stderr,
+                 "zflow run: cannot keep state in %s (%s): running without a journal, so a "
+                 "killed run starts over; --state DIR keeps it elsewhere\n",
+                 run->journal, strerror (errno));
+        zstr_free (&run->journal);
+    }
+    if (run->journal && o->fresh && zf_journal_remove (run->journal, &err))
+        fprintf (stderr, "zflow run: --fresh: %s\n", err.text);
+    zf_broker_args_t args = { .pipeline = pipeline,
+                              .endpoint = run->listening ? run->bound : NULL,
+                              .journal = run->journal ? run->journal : "",
+                              .insecure = o->insecure,
+                              .listening = run->listening };
+    run->broker = zf_broker_start (&args, &err);
+    if (!run->broker ||
+        zf_gateway_for (pipeline, zf_broker_endpoint (run->broker), zf_broker_events (run->broker),
+                        o->insecure, &run->gateway, &err)) {
+        fprintf (stderr, "zflow run: %s\n", err.text);
+        return ZF_EXIT_FAILED;
+    }
+    run->endpoint = zf_broker_endpoint (run->broker);
+    return ZF_EXIT_OK;
+}
+
+//  Opens the run's own session with the broker, says how the run will
+//  end, and starts the live view. Returns 0, or ZF_EXIT_USAGE having said
+//  why (no session, or a broker given that runs another pipeline).
+static int
+s_observe (s_run_t *run)
+{
+    zf_pipeline_t *pipeline = run->pipeline;
+    const s_options_t *o = run->options;
+    run->observer = zf_client_new (run->endpoint, "zflow-run", NULL, 0);
+    if (!run->observer) {
         fprintf (stderr, "zflow run: %s\n", zf_client_last_error (NULL));
-        zf_gateway_destroy (&gateway);
-        zf_broker_destroy (&broker);
-        if (signals >= 0)
-            close (signals);
-        free (journal);
-        free (group);
-        free (run.workers);
-        zf_pipeline_destroy (&pipeline);
         return ZF_EXIT_USAGE;
     }
-    zf_client_set_pipeline (observer, pipeline->name);
-    run.observer = observer;
-    if (broker_endpoint) {
+    zf_client_set_pipeline (run->observer, pipeline->name);
+    if (run->given) {
         // A broker given: a word with it first, so that one of another
         // pipeline or version ends the run at once with one line (the
         // client's), not with each worker refused again and again.
         size_t size;
-        zf_client_resume_point (observer, &size, 2000);
-        if (zf_client_refused (observer)) {
-            zf_client_destroy (&observer);
-            if (signals >= 0)
-                close (signals);
-            free (group);
-            free (run.workers);
-            zf_pipeline_destroy (&pipeline);
+        zf_client_resume_point (run->observer, &size, 2000);
+        if (zf_client_refused (run->observer))
             return ZF_EXIT_USAGE;
-        }
     }
     // A run ends on its own only when all its input comes from its own
     // finite sources; else it serves until it is stopped, and says why.
     bool outside = zf_pipeline_fed_from_outside (pipeline);
-    bool finite = zf_pipeline_finite (pipeline) && !only && !serve && !outside;
-    run.service = !finite;
+    bool finite = zf_pipeline_finite (pipeline) && !o->only && !o->serve && !outside;
+    run->service = !finite;
     const char *why =
-        finite    ? "; ends when its sources have ended and every item is through"
-        : serve   ? "; serves until stopped (--serve): Ctrl-C or SIGTERM ends it"
-        : outside ? "; serves until stopped, as a queue is fed from outside (external = "
-                    "true): Ctrl-C or SIGTERM ends it"
-        : only    ? "; runs until stopped (--only: the rest of the pipeline is elsewhere)"
-                  : "; runs until stopped (a scheduler fires for ever): Ctrl-C or "
-                    "SIGTERM ends it";
-    s_log (&run, "pipeline %s: broker at %s, %d worker process%s%s", pipeline->name, run.endpoint,
-           run.nworkers, run.nworkers == 1 ? "" : "es", why);
+        finite     ? "; ends when its sources have ended and every item is through"
+        : o->serve ? "; serves until stopped (--serve): Ctrl-C or SIGTERM ends it"
+        : outside  ? "; serves until stopped, as a queue is fed from outside (external = "
+                     "true): Ctrl-C or SIGTERM ends it"
+        : o->only  ? "; runs until stopped (--only: the rest of the pipeline is elsewhere)"
+                   : "; runs until stopped (a scheduler fires for ever): Ctrl-C or "
+                     "SIGTERM ends it";
+    s_log (run, "pipeline %s: broker at %s, %d worker process%s%s", pipeline->name, run->endpoint,
+           run->nworkers, run->nworkers == 1 ? "" : "es", why);
     // On a terminal, a live view; elsewhere, log lines.
     const char *term = getenv ("TERM");
-    if (!quiet && isatty (2) && term && !streq (term, "dumb"))
-        run.progress = zf_progress_new (
-            pipeline, broker ? zf_broker_events (broker) : pipeline->broker_settings.events,
-            stderr);
-    int64_t started = zclock_mono ();
+    if (!o->quiet && isatty (2) && term && !streq (term, "dumb"))
+        run->progress = zf_progress_new (pipeline,
+                                         run->broker ? zf_broker_events (run->broker)
+                                                     : pipeline->broker_settings.events,
+                                         stderr);
+    return ZF_EXIT_OK;
+}
+
+//  Starts every worker: the ones forked ahead are told their broker, the
+//  others are started as processes of their own.
+static void
+s_start_workers (s_run_t *run)
+{
+    run->started = zclock_mono ();
     // The workers forked ahead first: all they wait for is the broker.
-    for (int i = 0; i < run.nworkers; i++)
-        s_release (&run, &run.workers[i]);
+    for (int i = 0; i < run->nworkers; i++)
+        s_release (run, &run->workers[i]);
     // The version of the file this run runs, for the workers started from
     // here on (a reload replaces it; a file edited meanwhile is not read
     // until then).
     const char *tmp = getenv ("TMPDIR");
-    snprintf (run.copy_dir, sizeof run.copy_dir, "%s/zflow-run-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp (run.copy_dir))
-        run.copy_dir[0] = 0;
+    snprintf (run->copy_dir, sizeof run->copy_dir, "%s/zflow-run-XXXXXX",
+              tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp (run->copy_dir))
+        run->copy_dir[0] = 0;
     size_t data_size = 0;
-    char *data = s_read_file (path, &data_size);
-    s_keep_copy (&run, data, data_size);
+    char *data = s_read_file (run->path, &data_size);
+    s_keep_copy (run, data, data_size);
     free (data);
-    for (int i = 0; i < run.nworkers; i++)
-        if (!run.workers[i].pid)
-            s_start (&run, &run.workers[i]);
+    for (int i = 0; i < run->nworkers; i++)
+        if (!run->workers[i].pid)
+            s_start (run, &run->workers[i]);
+}
 
-    s_totals_t totals = { 0 };
-    int64_t last_report = started;
-    s_stop_t stop = S_RUNNING;
-    int64_t drain_until = 0;
-    bool drained = false; // a stop request's drain finished in time
-    while (stop != S_AT_ONCE) {
-        // A stop request: the sources stop first, what they put drains
-        // through the pipeline within the grace period, then the rest stops.
-        s_stop_t was = stop;
-        stop = s_signals (&run, signals, stop);
-        if (stop == S_DRAINING && was == S_RUNNING) {
-            drain_until = zclock_mono () + grace;
-            run.stopping = true;
-            if (journal || broker_endpoint) {
-                // What is queued stays with the broker (in its journal, or
-                // in the broker that outlives this run): every actor stops
-                // now, finishing or handing back what it holds.
-                s_log (&run,
-                       "stopping: every actor finishes or hands back the items it holds "
-                       "(grace %lld ms; Ctrl-C again to stop at once)",
-                       (long long) grace);
-                break;
-            }
-            // Without a journal what is queued would be lost: the sources
-            // stop, and what they put drains through within the grace.
-            s_log (&run,
-                   "stopping: sources stop, what is in flight drains (grace %lld ms; Ctrl-C "
-                   "again to stop at once)",
-                   (long long) grace);
-            for (int i = 0; i < run.nworkers; i++) {
-                s_worker_t *w = &run.workers[i];
-                if (w->conf->kind->flags & ZF_KIND_SOURCE) {
-                    w->finished = true; // not started again
-                    if (w->pid > 0)
-                        s_signal (w->pid, SIGTERM);
-                }
-            }
+//  Reads the signals that came. The first SIGINT or SIGTERM starts a stop:
+//  the sources stop first, what they put drains through the pipeline
+//  within the grace period, then the rest stops. Returns true when the
+//  supervision ends now: a stop at once, or one whose queued items stay
+//  with the broker.
+static bool
+s_stop_asked (s_run_t *run)
+{
+    s_stop_t was = run->stop;
+    run->stop = s_signals (run, run->signals, run->stop);
+    if (run->stop != S_DRAINING || was != S_RUNNING)
+        return run->stop == S_AT_ONCE;
+    int64_t grace = run->options->grace;
+    run->drain_until = zclock_mono () + grace;
+    run->stopping = true;
+    if (run->journal || run->given) {
+        // What is queued stays with the broker (in its journal, or in the
+        // broker that outlives this run): every actor stops now, finishing
+        // or handing back what it holds.
+        s_log (run,
+               "stopping: every actor finishes or hands back the items it holds (grace %lld ms; "
+               "Ctrl-C again to stop at once)",
+               (long long) grace);
+        return true;
+    }
+    // Without a journal what is queued would be lost: the sources stop, and
+    // what they put drains through within the grace.
+    s_log (run,
+           "stopping: sources stop, what is in flight drains (grace %lld ms; Ctrl-C again to stop "
+           "at once)",
+           (long long) grace);
+    for (int i = 0; i < run->nworkers; i++) {
+        s_worker_t *w = &run->workers[i];
+        if (w->conf->kind->flags & ZF_KIND_SOURCE) {
+            w->finished = true; // not started again
+            if (w->pid > 0)
+                s_signal (w->pid, SIGTERM);
         }
-        if (stop == S_AT_ONCE)
-            break;
-        if (run.reload || (run.broker && zf_broker_reload_asked (run.broker))) {
-            s_reload (&run, run.reload ? "SIGHUP" : "zflow reload");
-            run.reload = false;
+    }
+    return false;
+}
+
+//  Starts the workers whose backoff is over and ends the crash loops of
+//  those that ran a quiet minute. Returns true while a source is left.
+static bool
+s_tend (s_run_t *run, int64_t now)
+{
+    bool sources_left = false;
+    for (int i = 0; i < run->nworkers; i++) {
+        s_worker_t *w = &run->workers[i];
+        if (!w->pid && !w->finished && now >= w->start_at)
+            s_start (run, w);
+        if (w->loops && w->pid > 0 && now - w->started_at >= LOOP_QUIET) {
+            s_log (run, "%s/%d ran a quiet minute: its crash loop is over", w->conf->name,
+                   w->worker);
+            w->loops = 0;
+            if (run->broker)
+                zf_broker_crashloop (run->broker, w->conf->name, w->worker, w->pid, 0, 0, "");
+        }
+        sources_left |= (w->conf->kind->flags & ZF_KIND_SOURCE) && !w->finished;
+    }
+    return sources_left;
+}
+
+//  True when the run is through: a finite one's sources ended, or a
+//  stop's drain, and nothing is left in any queue; or the grace is over.
+static bool
+s_through (s_run_t *run, bool sources_left)
+{
+    bool draining = run->stop == S_DRAINING;
+    bool sources_gone = !sources_left;
+    for (int i = 0; draining && i < run->nworkers; i++)
+        if (run->workers[i].conf->kind->flags & ZF_KIND_SOURCE)
+            sources_gone &= run->workers[i].pid <= 0;
+    if ((!run->service && !sources_left) || (draining && sources_gone)) {
+        run->totals = s_totals (run->observer);
+        if (run->totals.answered && run->totals.depth == 0) {
+            run->drained = true;
+            return true;
+        }
+    }
+    if (draining && zclock_mono () >= run->drain_until) {
+        run->totals = s_totals (run->observer);
+        s_log (run, "the grace period is over with %llu items still in the queues",
+               (unsigned long long) run->totals.depth);
+        return true;
+    }
+    return false;
+}
+
+//  Tends the workers until the run is through, stopped or failed: restarts
+//  the ones that die, reloads the pipeline when asked, reports. Returns
+//  ZF_EXIT_FAILED when a worker kept dying, ZF_EXIT_USAGE when the broker
+//  was replaced by another's, else 0.
+static int
+s_supervise (s_run_t *run)
+{
+    int status = ZF_EXIT_OK;
+    int64_t last_report = run->started;
+    while (!s_stop_asked (run)) {
+        if (run->reload || (run->broker && zf_broker_reload_asked (run->broker))) {
+            s_reload (run, run->reload ? "SIGHUP" : "zflow reload");
+            run->reload = false;
         }
         // Exits and restarts.
         int wstatus;
         pid_t pid;
-        while ((pid = s_reap (&run, -1, &wstatus, WNOHANG)) > 0)
-            for (int i = 0; i < run.nworkers; i++)
-                if (run.workers[i].pid == pid && s_exited (&run, &run.workers[i], wstatus))
+        while ((pid = s_reap (run, -1, &wstatus, WNOHANG)) > 0)
+            for (int i = 0; i < run->nworkers; i++)
+                if (run->workers[i].pid == pid && s_exited (run, &run->workers[i], wstatus))
                     status = ZF_EXIT_FAILED;
         if (status)
             break;
-        if (zf_client_refused (observer)) {
+        if (zf_client_refused (run->observer)) {
             status = ZF_EXIT_USAGE; // the broker was replaced by another's: said once
             break;
         }
         int64_t now = zclock_mono ();
-        bool sources_left = false;
-        for (int i = 0; i < run.nworkers; i++) {
-            s_worker_t *w = &run.workers[i];
-            if (!w->pid && !w->finished && now >= w->start_at)
-                s_start (&run, w);
-            if (w->loops && w->pid > 0 && now - w->started_at >= LOOP_QUIET) {
-                s_log (&run, "%s/%d ran a quiet minute: its crash loop is over", w->conf->name,
-                       w->worker);
-                w->loops = 0;
-                if (run.broker)
-                    zf_broker_crashloop (run.broker, w->conf->name, w->worker, w->pid, 0, 0, "");
-            }
-            sources_left |= (w->conf->kind->flags & ZF_KIND_SOURCE) && !w->finished;
-        }
-        // Done: sources ended, nothing left in any queue.
-        bool sources_gone = !sources_left;
-        for (int i = 0; stop == S_DRAINING && i < run.nworkers; i++)
-            if (run.workers[i].conf->kind->flags & ZF_KIND_SOURCE)
-                sources_gone &= run.workers[i].pid <= 0;
-        if ((finite && !sources_left) || (stop == S_DRAINING && sources_gone)) {
-            totals = s_totals (observer);
-            if (totals.answered && totals.depth == 0) {
-                drained = true;
-                break;
-            }
-        }
-        if (stop == S_DRAINING && zclock_mono () >= drain_until) {
-            totals = s_totals (observer);
-            s_log (&run, "the grace period is over with %llu items still in the queues",
-                   (unsigned long long) totals.depth);
+        if (s_through (run, s_tend (run, now)))
             break;
-        }
-        if (now - last_report >= 5000 && (!run.progress || run.verbose)) {
-            totals = s_totals (observer);
-            s_log (&run, "%llu items done, %llu waiting or in flight, %llu dead",
-                   (unsigned long long) totals.acked, (unsigned long long) totals.depth,
-                   (unsigned long long) totals.dead);
+        if (now - last_report >= 5000 && (!run->progress || run->options->verbose)) {
+            run->totals = s_totals (run->observer);
+            s_log (run, "%llu items done, %llu waiting or in flight, %llu dead",
+                   (unsigned long long) run->totals.acked, (unsigned long long) run->totals.depth,
+                   (unsigned long long) run->totals.dead);
             last_report = now;
         }
-        for (int i = 0; i < run.nworkers; i++)
-            s_drain_log (&run, &run.workers[i], false);
-        zf_progress_update (run.progress);
-        zf_client_pump (observer, 50); // also the loop's pace
+        for (int i = 0; i < run->nworkers; i++)
+            s_drain_log (run, &run->workers[i], false);
+        zf_progress_update (run->progress);
+        zf_client_pump (run->observer, 50); // also the loop's pace
     }
-    bool interrupted = stop != S_RUNNING;
-    // Every item through to a sink: nothing is left to resume, and the state
-    // goes. A run stopped, or failed on the way, keeps it, and so does one
-    // with dead letters: they wait there until they are dealt with.
-    if (!interrupted && !status)
-        totals = s_totals (observer);
-    bool completed = !interrupted && !status && !totals.letters;
-    zf_progress_destroy (&run.progress); // the lines below say how it ended
-    zf_client_destroy (&observer);
-    int64_t left = drain_until ? drain_until - zclock_mono () : grace;
-    s_stop_all (&run, stop == S_AT_ONCE ? 0 : left > 0 ? left : 0, signals);
-    if (signals >= 0)
-        close (signals);
-    if (watch >= 0) {
-        // Every worker is reaped: the watcher has nothing to end.
-        if (write (watch, "", 1) != 1)
-            s_log (&run, "cannot tell the watcher the run ended: %s", strerror (errno));
-        close (watch);
-        waitpid (watcher, NULL, 0);
+    return status;
+}
+
+//  Stops every worker within grace_ms (SIGKILL after), then tells the
+//  watcher the run ended in order: nothing is left for it to end.
+static void
+s_stop_workers (s_run_t *run, int64_t grace_ms)
+{
+    // A worker forked ahead and never told its broker ends at the end of
+    // its socket (s_forked).
+    for (int i = 0; i < run->nworkers; i++)
+        if (run->workers[i].go >= 0) {
+            close (run->workers[i].go);
+            run->workers[i].go = -1;
+        }
+    s_stop_all (run, grace_ms, run->signals);
+    if (run->signals >= 0)
+        close (run->signals);
+    run->signals = -1;
+    if (run->watch >= 0) {
+        if (write (run->watch, "", 1) != 1)
+            s_log (run, "cannot tell the watcher the run ended: %s", strerror (errno));
+        close (run->watch);
+        waitpid (run->watcher, NULL, 0);
     }
-    double seconds = (zclock_mono () - started) / 1000.0;
+    run->watch = -1;
+}
+
+//  Says how a run that started its workers ended, and what it leaves.
+//  Returns status, or ZF_EXIT_FAILED when items ended as dead letters.
+static int
+s_report (s_run_t *run, int status)
+{
+    double seconds = (zclock_mono () - run->started) / 1000.0;
+    const s_totals_t *totals = &run->totals;
+    bool interrupted = run->stop != S_RUNNING;
     if (interrupted)
-        s_log (&run, "stopped after %.1f s%s", seconds,
-               stop == S_AT_ONCE ? ", at once"
-               : drained         ? ": sources stopped, everything they put went through"
-               : journal         ? ": what is queued waits in the journal for the next run"
-               : broker_endpoint ? ": what is queued waits in the broker"
-                                 : "");
-    else if (!status && (totals.dead || totals.letters)) {
+        s_log (run, "stopped after %.1f s%s", seconds,
+               run->stop == S_AT_ONCE ? ", at once"
+               : run->drained         ? ": sources stopped, everything they put went through"
+               : run->journal         ? ": what is queued waits in the journal for the next run"
+               : run->given           ? ": what is queued waits in the broker"
+                                      : "");
+    else if (!status && (totals->dead || totals->letters)) {
         fprintf (stderr,
                  "zflow run: done in %.1f s, but %llu item%s ended in a dead-letter queue (%s)",
-                 seconds, (unsigned long long) totals.letters, totals.letters == 1 ? "" : "s",
-                 totals.where);
-        if (journal)
+                 seconds, (unsigned long long) totals->letters, totals->letters == 1 ? "" : "s",
+                 totals->where);
+        if (run->journal)
             fprintf (stderr,
                      ": they stay in %s; `zflow status --state %s` lists them with their "
                      "reasons\n",
-                     journal, journal);
+                     run->journal, run->journal);
         else
             fprintf (stderr, "; without a journal they are gone with the broker\n");
         status = ZF_EXIT_FAILED;
     }
     else if (!status)
-        s_log (&run, "done in %.1f s: %llu items handled in all queues", seconds,
-               (unsigned long long) totals.acked);
+        s_log (run, "done in %.1f s: %llu items handled in all queues", seconds,
+               (unsigned long long) totals->acked);
     if (!status && !interrupted)
-        s_log_results (&run);
-    s_log_resources (&run);
-    zf_gateway_destroy (&gateway);
-    zf_broker_destroy (&broker);
-    if (journal && completed) {
+        s_log_results (run);
+    s_log_resources (run);
+    return status;
+}
+
+//  Ends the run, however far it got: stops its workers, says how it ended
+//  and frees what it holds, the one way out. Returns the exit status:
+//  status, or ZF_EXIT_FAILED when items ended as dead letters.
+static int
+s_finish (s_run_t *run, int status)
+{
+    bool interrupted = run->stop != S_RUNNING;
+    // Every item through to a sink: nothing is left to resume, and the state
+    // goes. A run stopped, or failed on the way, keeps it, and so does one
+    // with dead letters: they wait there until they are dealt with.
+    if (run->started && !interrupted && !status)
+        run->totals = s_totals (run->observer);
+    bool completed = run->started && !interrupted && !status && !run->totals.letters;
+    zf_progress_destroy (&run->progress); // the lines below say how it ended
+    zf_client_destroy (&run->observer);
+    // A run that failed before its workers were started stops the ones
+    // forked ahead at once: it was never running, and waits for none.
+    int64_t left = !run->started || run->stop == S_AT_ONCE ? 0
+                   : run->drain_until                      ? run->drain_until - zclock_mono ()
+                                                           : run->options->grace;
+    s_stop_workers (run, left > 0 ? left : 0);
+    if (run->started)
+        status = s_report (run, status);
+    zf_gateway_destroy (&run->gateway);
+    zf_broker_destroy (&run->broker);
+    if (run->journal && completed) {
         // The next run starts from the beginning.
-        if (zf_journal_remove (journal, &err))
+        zf_error_t err;
+        if (zf_journal_remove (run->journal, &err))
             fprintf (stderr, "zflow run: %s\n", err.text);
-        char *folder = strdup (journal);
+        char *folder = strdup (run->journal);
         rmdir (dirname (folder)); // the state folder zflow run made, if now empty
         free (folder);
     }
-    else if (journal)
-        s_log (&run,
+    else if (run->journal && run->started)
+        s_log (run,
                "state kept in %s: the next run resumes where this one stopped (--fresh "
                "starts over)",
-               journal);
-    free (journal);
-    free (group);
-    free (run.workers);
-    if (run.copy[0])
-        unlink (run.copy);
-    if (run.copy_dir[0])
-        rmdir (run.copy_dir);
-    zf_pipeline_destroy (&run.pipeline); // the latest version; the others with it
-    zlistx_destroy (&run.replaced);
+               run->journal);
+    zstr_free (&run->journal);
+    zstr_free (&run->group);
+    free (run->workers);
+    if (run->copy[0])
+        unlink (run->copy);
+    if (run->copy_dir[0])
+        rmdir (run->copy_dir);
+    zf_pipeline_destroy (&run->pipeline); // the latest version; the others with it
+    zlistx_destroy (&run->replaced);
     return status;
 }
+
+//  zflow run PIPELINE: each step runs only if the ones before it went well,
+//  and every way out goes through s_finish.
+static int
+s_run (const void *options, int argc, char **args)
+{
+    (void) argc;
+    s_run_t run = {
+        .options = (const s_options_t *) options, .path = args[0], .signals = -1, .watch = -1
+    };
+    int status = s_prepare (&run);
+    if (!status) {
+        // First, while no thread runs: the workers forked ahead.
+        s_fork_ahead (&run);
+        status = s_start_broker (&run);
+    }
+    if (!status)
+        status = s_observe (&run);
+    if (!status) {
+        s_start_workers (&run);
+        status = s_supervise (&run);
+    }
+    return s_finish (&run, status);
+}
+
+static const zf_key_t s_options[] = {
+    { .name = "broker",
+      .type = ZF_KEY_STRING,
+      .check = zf_parse_endpoints,
+      .shown = "ENDPOINT",
+      .help = "use the broker running there (a group: comma-separated), not one of its own",
+      ZF_FIELD (s_options_t, broker) },
+    { .name = "only",
+      .type = ZF_KEY_STRING,
+      .shown = "ACTOR,...",
+      .help = "start only these actors (the others run elsewhere); serve until stopped",
+      ZF_FIELD (s_options_t, only) },
+    { .name = "grace",
+      .type = ZF_KEY_DURATION,
+      .fallback = "10s",
+      .help = "how long a stopping actor may take to finish or hand back its items",
+      ZF_FIELD (s_options_t, grace) },
+    { .name = "state",
+      .type = ZF_KEY_STRING,
+      .shown = "DIR",
+      .help = "keep the journal in DIR/journal, not under $XDG_STATE_HOME/zflow",
+      ZF_FIELD (s_options_t, state) },
+    { .name = "no-journal",
+      .type = ZF_KEY_BOOL,
+      .help = "keep no journal, even with --state: a killed run starts over",
+      ZF_FIELD (s_options_t, no_journal) },
+    { .name = "fresh",
+      .type = ZF_KEY_BOOL,
+      .help = "drop the journal an earlier run left: start from the beginning",
+      ZF_FIELD (s_options_t, fresh) },
+    { .name = "serve",
+      .type = ZF_KEY_BOOL,
+      .help = "serve until stopped, even a pipeline that would end by itself",
+      ZF_FIELD (s_options_t, serve) },
+    { .name = "insecure",
+      .type = ZF_KEY_BOOL,
+      .help = "let the broker listen beyond loopback without CURVE (or a token)",
+      ZF_FIELD (s_options_t, insecure) },
+    { .name = "quiet",
+      .type = ZF_KEY_BOOL,
+      .help = "no live view, no progress lines, no actors' info lines",
+      ZF_FIELD (s_options_t, quiet) },
+    { .name = "verbose",
+      .type = ZF_KEY_BOOL,
+      .help = "a line of figures every 5 s, even beside the live view",
+      ZF_FIELD (s_options_t, verbose) },
+    { NULL }
+};
+
+const zf_cmd_t zf_cmd_run = {
+    .name = "run",
+    .args = "PIPELINE",
+    .min_args = 1,
+    .max_args = 1,
+    .summary = "launch a pipeline: broker and every actor",
+    .help = "Starts the broker in this process (unless --broker names one, or the pipeline's\n"
+            "cluster section a group), then every worker of every actor as a process of its\n"
+            "own, restarting one that dies: 6 deaths in a minute fail a run that ends by\n"
+            "itself, and put a worker of a serving run in a crash loop (restarted 1 s to 60 s\n"
+            "apart). A pipeline whose input all comes from its own finite sources (no\n"
+            "scheduler, no queue with external = true, neither --only nor --serve) ends by\n"
+            "itself once its sources have ended and every item is through; any other serves\n"
+            "until SIGINT or SIGTERM. A stop gives every actor --grace to finish or hand back\n"
+            "what it holds; a second Ctrl-C stops at once. SIGHUP, or zflow reload, reads\n"
+            "the pipeline file again.\n"
+            "\n"
+            "The broker of the run keeps a journal in a state folder (the broker's journal\n"
+            "key, else --state DIR, else $XDG_STATE_HOME/zflow/NAME-HASH): a run killed,\n"
+            "stopped or failed resumes from it at the next zflow run of the file, and one\n"
+            "that gets every item through leaves none. --fresh drops it first. With\n"
+            "--no-journal what is queued ends with the run, so a stop lets what the sources\n"
+            "put drain through first.",
+    .exits = "0 done, every item through; or stopped by SIGINT or SIGTERM\n"
+             "1 items ended as dead letters, a worker kept dying, or the broker failed to start\n"
+             "2 a usage or config error, or a broker given that runs another pipeline",
+    .options = s_options,
+    .options_size = sizeof (s_options_t),
+    .run = s_run,
+};

@@ -2,12 +2,14 @@
 #ifndef ZF_RUN_H_INCLUDED
 #define ZF_RUN_H_INCLUDED
 
+#include "zf_cmd.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-//  zflow run PIPELINE [--broker E] [--only A,B] [--grace D] [--quiet]
-int zf_cmd_run (int argc, char **argv);
+//  zflow run PIPELINE [--broker E] [--only A,B] [--grace D] [--quiet] ...
+extern const zf_cmd_t zf_cmd_run;
 
 #ifdef __cplusplus
 }
