@@ -242,15 +242,10 @@ s_scalar (s_text_t *t, const char *name, const char *type, const char *help, uin
     s_add (t, "%s %llu\n", name, (unsigned long long) value);
 }
 
-//  The figures of a stats event as Prometheus text; NULL when the event
-//  cannot be read.
-static char *
-s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t events, size_t *len)
+//  Each queue's figures.
+static void
+s_queue_metrics (s_text_t *t, zf_stats_t *stats)
 {
-    zf_error_t err;
-    if (zf_stats_decode (stats, data, size, &err))
-        return NULL;
-    s_text_t t = { .data = (char *) malloc (4096), .cap = 4096 };
     char label[3][512];
     struct {
         const char *name, *type, *help;
@@ -264,18 +259,25 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         { "zflow_queue_paused", "gauge", "1 while an operator has paused the queue." },
     };
     for (int m = 0; m < 7; m++) {
-        s_family (&t, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
+        s_family (t, queue_metrics[m].name, queue_metrics[m].type, queue_metrics[m].help);
         for (uint32_t q = 0; q < stats->nqueues; q++) {
             zf_stats_queue_t *queue = &stats->queues[q];
             const zf_figures_t *f = &queue->figures;
             uint64_t values[] = {
                 f->depth, f->inflight, f->put, f->ack, f->nack, f->dead, f->paused
             };
-            s_add (&t, "%s{queue=\"%s\"} %llu\n", queue_metrics[m].name,
+            s_add (t, "%s{queue=\"%s\"} %llu\n", queue_metrics[m].name,
                    s_label (f->name, (uint32_t) strlen (f->name), label[0], sizeof label[0]),
                    (unsigned long long) values[m]);
         }
     }
+}
+
+//  Each worker's figures, as the broker counts them.
+static void
+s_worker_metrics (s_text_t *t, zf_stats_t *stats)
+{
+    char label[3][512];
     struct {
         const char *name, *type, *help;
     } worker_metrics[] = {
@@ -284,12 +286,12 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         { "zflow_worker_failed_total", "counter", "Items the worker nacked." },
     };
     for (int m = 0; m < 3; m++) {
-        s_family (&t, worker_metrics[m].name, worker_metrics[m].type, worker_metrics[m].help);
+        s_family (t, worker_metrics[m].name, worker_metrics[m].type, worker_metrics[m].help);
         for (uint32_t w = 0; w < stats->nworkers; w++) {
             zf_stats_worker_t *worker = &stats->workers[w];
             uint64_t value = m == 0 ? worker->inflight : m == 1 ? worker->done : worker->failed;
             s_add (
-                &t, "%s{actor=\"%s\",worker=\"%u\",host=\"%s\"} %llu\n", worker_metrics[m].name,
+                t, "%s{actor=\"%s\",worker=\"%u\",host=\"%s\"} %llu\n", worker_metrics[m].name,
                 s_label (worker->actor, (uint32_t) strlen (worker->actor), label[0],
                          sizeof label[0]),
                 worker->worker,
@@ -297,9 +299,15 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                 (unsigned long long) value);
         }
     }
-    // What workers say of themselves (their PINGs' figures): each number at
-    // the top of the map, such as a sink's write_failures and waiting_ms.
-    s_family (&t, "zflow_worker_figure", "gauge",
+}
+
+//  What workers say of themselves (their PINGs' figures): each number at
+//  the top of the map, such as a sink's write_failures and waiting_ms.
+static void
+s_worker_figures (s_text_t *t, zf_stats_t *stats)
+{
+    char label[3][512];
+    s_family (t, "zflow_worker_figure", "gauge",
               "A figure a worker gives of itself: a sink's write_failures and waiting_ms (for "
               "a full disk), a fetcher's requests, ...");
     for (uint32_t w = 0; w < stats->nworkers; w++) {
@@ -323,13 +331,20 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                 break;
             if (type != ZF_MP_UINT && type != ZF_MP_INT)
                 continue;
-            s_add (&t, "zflow_worker_figure{actor=\"%s\",worker=\"%u\",figure=\"%s\"} %lld\n",
+            s_add (t, "zflow_worker_figure{actor=\"%s\",worker=\"%u\",figure=\"%s\"} %lld\n",
                    s_label (worker->actor, (uint32_t) strlen (worker->actor), label[0],
                             sizeof label[0]),
                    worker->worker, s_label (key, key_len, label[1], sizeof label[1]),
                    type == ZF_MP_UINT ? (long long) value : (long long) negative);
         }
     }
+}
+
+//  Each consumer group's figures.
+static void
+s_group_metrics (s_text_t *t, zf_stats_t *stats)
+{
+    char label[3][512];
     struct {
         const char *name, *type, *help;
     } group_metrics[] = {
@@ -342,22 +357,28 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         { "zflow_group_keys", "gauge", "Keys the group holds items of (its queue has a key)." },
     };
     for (int m = 0; m < 5; m++) {
-        s_family (&t, group_metrics[m].name, group_metrics[m].type, group_metrics[m].help);
+        s_family (t, group_metrics[m].name, group_metrics[m].type, group_metrics[m].help);
         for (uint32_t q = 0; q < stats->nqueues; q++)
             for (uint32_t g = 0; g < stats->queues[q].ngroups; g++) {
                 zf_stats_group_t *group = &stats->queues[q].groups[g];
                 const char *queue = stats->queues[q].figures.name;
                 uint64_t values[] = { group->workers, group->ready, group->acked, group->throttled,
                                       group->keys };
-                s_add (&t, "%s{queue=\"%s\",group=\"%s\"} %llu\n", group_metrics[m].name,
+                s_add (t, "%s{queue=\"%s\",group=\"%s\"} %llu\n", group_metrics[m].name,
                        s_label (queue, (uint32_t) strlen (queue), label[0], sizeof label[0]),
                        s_label (group->name, (uint32_t) strlen (group->name), label[1],
                                 sizeof label[1]),
                        (unsigned long long) values[m]);
             }
     }
-    // The busiest keys of each group: at most ZF_TOP_KEYS a group, so that
-    // the series stay bounded however many keys there are.
+}
+
+//  The busiest keys of each group: at most ZF_TOP_KEYS a group, so that
+//  the series stay bounded however many keys there are.
+static void
+s_key_metrics (s_text_t *t, zf_stats_t *stats)
+{
+    char label[3][512];
     static const struct {
         const char *name, *help;
     } key_metrics[] = {
@@ -365,7 +386,7 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
         { "zflow_key_inflight", "Items of the key held by workers (the group's busiest keys)." },
     };
     for (int m = 0; m < 2; m++) {
-        s_family (&t, key_metrics[m].name, "gauge", key_metrics[m].help);
+        s_family (t, key_metrics[m].name, "gauge", key_metrics[m].help);
         for (uint32_t q = 0; q < stats->nqueues; q++)
             for (uint32_t g = 0; g < stats->queues[q].ngroups; g++) {
                 zf_stats_group_t *group = &stats->queues[q].groups[g];
@@ -373,7 +394,7 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                 for (uint32_t k = 0; k < group->ntop; k++) {
                     zf_stats_key_t *key = &group->top[k];
                     s_add (
-                        &t, "%s{queue=\"%s\",group=\"%s\",key=\"%s\"} %llu\n", key_metrics[m].name,
+                        t, "%s{queue=\"%s\",group=\"%s\",key=\"%s\"} %llu\n", key_metrics[m].name,
                         s_label (queue, (uint32_t) strlen (queue), label[0], sizeof label[0]),
                         s_label (group->name, (uint32_t) strlen (group->name), label[1],
                                  sizeof label[1]),
@@ -382,36 +403,61 @@ s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t even
                 }
             }
     }
-    s_family (&t, "zflow_crashloop", "gauge",
+}
+
+//  The broker's own figures: workers in crash loops, lineages, refusals,
+//  its journal.
+static void
+s_broker_metrics (s_text_t *t, zf_stats_t *stats, uint64_t events)
+{
+    char label[3][512];
+    s_family (t, "zflow_crashloop", "gauge",
               "1 for a worker in a crash loop now: zflow run restarts it 1 s to 60 s apart.");
     for (uint32_t c = 0; c < stats->ncrashloops; c++) {
         const char *name = stats->crashloops[c], *slash = strrchr (name, '/');
         uint32_t len = slash ? (uint32_t) (slash - name) : (uint32_t) strlen (name);
-        s_add (&t, "zflow_crashloop{actor=\"%s\",worker=\"%s\"} 1\n",
+        s_add (t, "zflow_crashloop{actor=\"%s\",worker=\"%s\"} 1\n",
                s_label (name, len, label[0], sizeof label[0]), slash ? slash + 1 : "");
     }
-    s_scalar (&t, "zflow_lineages", "gauge", "Roots whose lineage is not finished.",
+    s_scalar (t, "zflow_lineages", "gauge", "Roots whose lineage is not finished.",
               stats->lineages);
-    s_scalar (&t, "zflow_rejected_total", "counter", "Messages refused as malformed.",
+    s_scalar (t, "zflow_rejected_total", "counter", "Messages refused as malformed.",
               stats->rejected);
-    s_scalar (&t, "zflow_late_acks_total", "counter", "Acks of deliveries that had timed out.",
+    s_scalar (t, "zflow_late_acks_total", "counter", "Acks of deliveries that had timed out.",
               stats->late_acks);
     if (stats->journal.present) {
         zf_stats_journal_t *j = &stats->journal;
-        s_scalar (&t, "zflow_journal_written_bytes_total", "counter",
+        s_scalar (t, "zflow_journal_written_bytes_total", "counter",
                   "Bytes appended to the journal.", j->written);
-        s_scalar (&t, "zflow_journal_durable_bytes_total", "counter",
+        s_scalar (t, "zflow_journal_durable_bytes_total", "counter",
                   "Bytes of the journal on disk (synced as the sync setting says).", j->durable);
-        s_scalar (&t, "zflow_journal_waiting_confirms", "gauge",
+        s_scalar (t, "zflow_journal_waiting_confirms", "gauge",
                   "CONFIRMs held until their records are durable.", j->waiting);
-        s_scalar (&t, "zflow_journal_compactions_total", "counter",
+        s_scalar (t, "zflow_journal_compactions_total", "counter",
                   "Snapshots written to compact the journal.", j->compactions);
-        s_scalar (&t, "zflow_journal_failing", "gauge",
+        s_scalar (t, "zflow_journal_failing", "gauge",
                   "1 while the journal cannot write (a full disk): confirms wait, the broker "
                   "tries again.",
                   j->failed[0] != 0);
     }
-    s_scalar (&t, "zflow_stats_events_total", "counter", "Stats events read.", events);
+    s_scalar (t, "zflow_stats_events_total", "counter", "Stats events read.", events);
+}
+
+//  The figures of a stats event as Prometheus text; NULL when the event
+//  cannot be read.
+static char *
+s_prometheus (zf_stats_t *stats, const uint8_t *data, size_t size, uint64_t events, size_t *len)
+{
+    zf_error_t err;
+    if (zf_stats_decode (stats, data, size, &err))
+        return NULL;
+    s_text_t t = { .data = (char *) malloc (4096), .cap = 4096 };
+    s_queue_metrics (&t, stats);
+    s_worker_metrics (&t, stats);
+    s_worker_figures (&t, stats);
+    s_group_metrics (&t, stats);
+    s_key_metrics (&t, stats);
+    s_broker_metrics (&t, stats, events);
     *len = t.len;
     return t.data;
 }
