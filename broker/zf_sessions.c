@@ -330,6 +330,10 @@ s_on_hello (zf_server_t *server, zf_session_t *session)
     snprintf (session->host, sizeof session->host, "%s", in->host);
     session->number = in->worker;
     session->pid = in->pid;
+    // Figures for show only, counted on from what the worker says it did on
+    // its earlier sessions: nothing the store decides depends on them.
+    session->worker.done = in->done;
+    session->worker.failed = in->failed;
     session->welcomed = true;
     zf_proto_reset (server->out, ZF_WELCOME);
     server->out->heartbeat = (uint32_t) server->heartbeat;

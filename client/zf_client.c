@@ -144,6 +144,11 @@ s_open (zf_client_t *self)
     snprintf (self->out->pipeline, sizeof self->out->pipeline, "%s", self->pipeline);
     self->out->worker = (uint32_t) self->worker;
     self->out->pid = (uint64_t) getpid ();
+    // The broker counts a worker's items per session, and a new session
+    // (a broker restarted, a heartbeat missed) would start its figures at
+    // 0: only this side outlives both, so it says where they stand.
+    self->out->done = self->done;
+    self->out->failed = self->failed;
     if (self->input[0]) {
         self->out->ninputs = 1;
         snprintf (self->out->inputs[0], sizeof self->out->inputs[0], "%s", self->input);

@@ -99,6 +99,8 @@ struct _zf_client_t {
     bool refused_hello;                    // the broker refused the session for good:
                                            // another pipeline's, or another version
     int sessions;                          // sessions opened
+    uint64_t done;                         // items acked, over all its sessions (ids sent)
+    uint64_t failed;                       // items nacked, over all its sessions
     uint32_t heartbeat;                    // ms
     uint32_t liveness;                     // missed heartbeats before the broker is dead
     uint32_t window;                       // unconfirmed PUT items allowed

@@ -36,6 +36,7 @@ zf_client_send_acks (zf_client_t *self)
     zf_proto_reset (self->out, ZF_ACK);
     memcpy (self->out->ids, self->acks, self->nacks * sizeof (zf_id_t));
     self->out->nids = self->nacks;
+    self->done += self->nacks;
     self->nacks = 0;
     zf_client_send (self);
 }
@@ -251,6 +252,7 @@ zf_client_nack_detail (zf_client_t *self, zf_item_t **item_p, const char *reason
     self->out->final = final;
     self->out->delay = delay_ms > 0 ? (uint32_t) delay_ms : 0;
     zf_client_send (self);
+    self->failed++;
     zlistx_delete (self->held, item->handle);
     *item_p = NULL;
     return 0;

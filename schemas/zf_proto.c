@@ -57,6 +57,8 @@ static const s_field_t s_hello[] = {
     { "outputs", F_NAMES, P (outputs), P (noutputs), false },
     NUM ("heartbeat", F_U32, heartbeat, false),
     STR ("pipeline", pipeline, false),
+    NUM ("done", F_U64, done, false),
+    NUM ("failed", F_U64, failed, false),
     { NULL },
 };
 static const s_field_t s_welcome[] = {

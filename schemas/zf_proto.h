@@ -111,6 +111,9 @@ typedef struct {
     char pipeline[ZF_NAME_MAX + 1];        // HELLO: the pipeline the actor belongs to, or ""
     uint32_t worker;                       // HELLO: worker number within the actor
     uint64_t pid;                          // HELLO: process id
+    uint64_t done;                         // HELLO: items the worker acked on its earlier
+                                           // sessions
+    uint64_t failed;                       // HELLO: items it nacked on them
     uint32_t heartbeat;                    // HELLO, WELCOME: heartbeat interval, ms
     uint32_t liveness;                     // WELCOME: heartbeats missed before death
     uint32_t window;                       // WELCOME: unconfirmed PUT items allowed

@@ -38,7 +38,8 @@ def write(name, command, header, bodies=()):
 
 write("hello", "HELLO", {
     "version": 1, "name": "fetch", "worker": 2, "pid": 4242, "host": "node-1",
-    "inputs": ["urls"], "outputs": ["pages"], "heartbeat": 1000, "pipeline": "crawl"})
+    "inputs": ["urls"], "outputs": ["pages"], "heartbeat": 1000, "pipeline": "crawl",
+    "done": 1200, "failed": 3})
 write("welcome", "WELCOME", {
     "version": 1, "heartbeat": 1000, "liveness": 3, "window": 1000,
     "checkpoint": b"line=120", "timeout": 600000})

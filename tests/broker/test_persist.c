@@ -1,6 +1,7 @@
 /*  Tests of the broker's journal with real sockets: what the broker
     confirmed survives its restart (and a disk that fills), each consumer
-    group keeps its progress, and a failed delivery's attempts count on.
+    group keeps its progress, and a failed delivery's attempts count on;
+    and a worker's figures count on over its new sessions.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,8 +12,11 @@
 #include "zf_testkit.h"
 #include "zflow.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define LOOPBACK ZF_TEST_LOOPBACK
 
@@ -479,6 +483,150 @@ test_a_journal_from_before_detail_opens (void **state)
     zf_test_dir_remove (dir);
 }
 
+//  Puts ten items into jobs with zflow put, and answers them as worker:
+//  the first acks acked, the rest nacked for good.
+static void
+s_answer_ten (const char *endpoint, zf_client_t *worker, int acks)
+{
+    zf_test_result_t r = zf_test_zflow (NULL, "put", endpoint, "jobs", "0", "1", "2", "3", "4", "5",
+                                        "6", "7", "8", "9", NULL);
+    if (r.status != 0)
+        fail_msg ("zflow put: exit %d: %s", r.status, r.err);
+    zf_test_result_free (&r);
+    int64_t deadline = zclock_mono () + 20000;
+    for (int taken = 0; taken < 10;) {
+        if (zclock_mono () > deadline)
+            fail_msg ("%d of the 10 items came", taken);
+        zf_item_t *item = zf_client_next (worker, 100);
+        if (!item)
+            continue;
+        if (taken++ < acks)
+            zf_client_ack (worker, &item);
+        else
+            zf_client_nack (worker, &item, "no", true, 0);
+    }
+    zf_client_pump (worker, 0); // the last ACK goes
+}
+
+//  The row of actor work in `zflow top --once` of events: its workers,
+//  done and errors. The worker's session is kept (pumped) while top waits
+//  for the broker's next stats event, as a worker keeps its own.
+static void
+s_top_row (const char *events, zf_client_t *worker, unsigned *workers, unsigned long long *done,
+           unsigned long long *errors)
+{
+    char *argv[] = { (char *) ZFLOW_BIN, "top", (char *) events, "--once", NULL };
+    int fd = -1;
+    pid_t pid = zf_test_spawn (argv, &fd);
+    assert_true (pid > 0);
+    char out[8192];
+    size_t used = 0;
+    int64_t deadline = zclock_mono () + 15000;
+    for (ssize_t n = 1; n > 0 && zclock_mono () < deadline;) {
+        zf_client_pump (worker, 20);
+        struct pollfd ready = { fd, POLLIN, 0 };
+        if (poll (&ready, 1, 0) == 1)
+            used += (size_t) (n = read (fd, out + used, sizeof out - 1 - used));
+    }
+    out[used] = 0;
+    close (fd);
+    int status = zf_test_reap (pid, 5000);
+    if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+        fail_msg ("zflow top --once: status %d: %s", status, out);
+    unsigned hosts;
+    unsigned long long inflight;
+    *workers = 0;
+    *done = *errors = 0;
+    const char *row = strstr (out, "\nwork ");
+    if (row)
+        sscanf (row + 1, "work %u %u %llu %llu %llu", workers, &hosts, &inflight, done, errors);
+}
+
+//  Waits (bounded: 30 stats events) until zflow top shows the one worker
+//  of work with done and errors.
+static void
+s_expect_figures (const char *events, zf_client_t *worker, unsigned long long done,
+                  unsigned long long errors)
+{
+    unsigned shown = 0;
+    unsigned long long shown_done = 0, shown_errors = 0;
+    for (int tries = 0; tries < 30; tries++) {
+        s_top_row (events, worker, &shown, &shown_done, &shown_errors);
+        if (shown == 1 && shown_done == done && shown_errors == errors)
+            return;
+    }
+    fail_msg ("zflow top shows work with %u workers, %llu done, %llu errors; not 1, %llu, %llu",
+              shown, shown_done, shown_errors, done, errors);
+}
+
+static void
+test_a_workers_figures_outlive_its_sessions (void **state)
+{
+    // A worker's done and errors (zflow top, the stats event) count on
+    // over its new sessions: after its broker was killed (-9) and started
+    // again, and after it went silent past heartbeat x liveness and the
+    // broker let it go; not from 0 each time.
+    char dir[256];
+    assert_int_equal (zf_test_dir_new (dir, sizeof dir, "figures"), 0);
+    char endpoint[300], events[300];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/broker.ipc", dir);
+    snprintf (events, sizeof events, "ipc://%s/events.ipc", dir);
+    char *config = zsys_sprintf ("broker\n"
+                                 "    endpoint = %s\n"
+                                 "    events = %s\n"
+                                 "    heartbeat = 200ms\n" ZF_TEST_SRC_AND_WORK,
+                                 endpoint, events);
+    assert_int_equal (zf_test_write (dir, "p.zpl", config), 0);
+    zstr_free (&config);
+    pid_t broker = zf_test_broker_process (dir);
+    assert_true (broker > 0);
+    zf_client_t *worker = zf_client_new (endpoint, "work", "jobs", 20);
+    s_answer_ten (endpoint, worker, 7);
+    s_expect_figures (events, worker, 7, 3);
+
+    kill (broker, SIGKILL);
+    zf_test_reap (broker, 5000);
+    broker = zf_test_broker_process (dir);
+    assert_true (broker > 0);
+    s_answer_ten (endpoint, worker, 6);
+    s_expect_figures (events, worker, 13, 7);
+
+    // Silent: the broker lets the session go (worker.lost), and the
+    // worker's next look opens another. The SUB is live once a stats
+    // event has come through it.
+    zsock_t *sub = zsock_new_sub (events, "stats");
+    zsock_set_subscribe (sub, "worker.lost");
+    zsock_set_rcvtimeo (sub, 100);
+    bool live = false;
+    for (int tries = 0; tries < 100 && !live; tries++) {
+        zf_client_pump (worker, 0);
+        char *topic = zstr_recv (sub);
+        live = topic && streq (topic, "stats");
+        zstr_free (&topic);
+        zsock_flush (sub);
+    }
+    assert_true (live);
+    zsock_set_rcvtimeo (sub, 10000);
+    char *topic = NULL;
+    do {
+        zstr_free (&topic);
+        topic = zstr_recv (sub);
+        zsock_flush (sub);
+    } while (topic && !streq (topic, "worker.lost"));
+    assert_non_null (topic);
+    zstr_free (&topic);
+    zsock_destroy (&sub);
+    int sessions = zf_client_sessions (worker);
+    s_answer_ten (endpoint, worker, 6);
+    assert_true (zf_client_sessions (worker) > sessions);
+    s_expect_figures (events, worker, 19, 11);
+
+    zf_client_destroy (&worker);
+    kill (broker, SIGTERM);
+    assert_int_equal (WEXITSTATUS (zf_test_reap (broker, 10000)), 0);
+    zf_test_dir_remove (dir);
+}
+
 int
 main (void)
 {
@@ -490,6 +638,7 @@ main (void)
         cmocka_unit_test (test_a_failures_detail_survives_a_restart),
         cmocka_unit_test (test_a_journal_from_before_detail_opens),
         cmocka_unit_test (test_a_cancels_reason_survives_a_restart),
+        cmocka_unit_test_teardown (test_a_workers_figures_outlive_its_sessions, zf_test_kill_all),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

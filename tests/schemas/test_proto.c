@@ -113,6 +113,8 @@ test_hello (void **state)
     assert_string_equal (p->outputs[0], "pages");
     assert_int_equal (p->heartbeat, 1000);
     assert_string_equal (p->pipeline, "crawl");
+    assert_int_equal (p->done, 1200);
+    assert_int_equal (p->failed, 3);
     s_assert_reencodes (p, &raw);
     zf_proto_destroy (&p);
     assert_null (p);
