@@ -52,6 +52,17 @@ zf_actor_client (zf_actor_args_t *args, const char *input, int concurrency, zsoc
     return client;
 }
 
+int
+zf_actor_client_end (zf_client_t **client_p, int status)
+{
+    // No session, or a broker of another pipeline: the config is wrong,
+    // whatever the actor's work came to.
+    if (!*client_p || zf_client_refused (*client_p))
+        status = ZF_EXIT_USAGE;
+    zf_client_destroy (client_p);
+    return status;
+}
+
 int64_t
 zf_actor_hold_limit (zf_actor_args_t *args)
 {

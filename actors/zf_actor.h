@@ -41,6 +41,12 @@ bool zf_actor_stopping (zsock_t *pipe);
 zf_client_t *zf_actor_client (zf_actor_args_t *args, const char *input, int concurrency,
                               zsock_t *pipe);
 
+//  Ends the session made by zf_actor_client (*client_p may be NULL: none
+//  was made) and nulls *client_p. Returns the actor's exit status:
+//  ZF_EXIT_USAGE when the session was never made or the broker refused it
+//  for good, status otherwise.
+int zf_actor_client_end (zf_client_t **client_p, int status);
+
 //  How many items one worker of the actor can hold at most before its
 //  input queue is full (its max-depth shared by its workers). An actor that
 //  waits for a batch, or a group, of more than this would wait for ever.

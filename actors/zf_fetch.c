@@ -988,8 +988,7 @@ zf_fetch_actor (zsock_t *pipe, void *args)
         zf_fetch_request_destroy (&req);
     zlistx_destroy (&self.spare);
     msgpack_sbuffer_destroy (&self.result);
-    int status = !self.client || zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
-    zf_client_destroy (&self.client);
+    int status = zf_actor_client_end (&self.client, 0);
     CURL *easy;
     while ((easy = (CURL *) zlistx_detach (self.idle, NULL)))
         curl_easy_cleanup (easy);

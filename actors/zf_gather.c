@@ -386,8 +386,7 @@ zf_gather_actor (zsock_t *pipe, void *args)
     if (self.late)
         zsys_info ("%s: %llu members came after their group was closed", self.name,
                    (unsigned long long) self.late);
-    int status = !self.client || zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
-    zf_client_destroy (&self.client);
+    int status = zf_actor_client_end (&self.client, 0);
     for (s_group_t *group = (s_group_t *) zlistx_first (self.open); group;
          group = (s_group_t *) zlistx_next (self.open)) {
         zlistx_destroy (&group->copies);

@@ -932,8 +932,7 @@ zf_processor_actor (zsock_t *pipe, void *args)
         s_run_command (&self, pipe);
     else if (self.client)
         s_run_plugin (&self, pipe);
-    int status = !self.client || zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
-    zf_client_destroy (&self.client);
+    int status = zf_actor_client_end (&self.client, 0);
     if (!self.command)
         s_plugin_close (&self.plugin);
     zf_actor_exit (pipe, status);

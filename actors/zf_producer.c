@@ -453,9 +453,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
         // not is read again from the checkpoint by the next run: a stop
         // does not wait for consumers that are stopping too.
         zf_client_flush (self.client, STOP_FLUSH_MS);
-    if (zf_client_refused (self.client))
-        status = ZF_EXIT_USAGE;
-    zf_client_destroy (&self.client);
+    status = zf_actor_client_end (&self.client, status);
     s_close (&self);
     zf_actor_exit (pipe, status);
 }

@@ -555,8 +555,7 @@ zf_scheduler_actor (zsock_t *pipe, void *args)
     if (timer >= 0)
         close (timer);
     zf_client_flush (self.client, 2000);
-    int status = zf_client_refused (self.client) ? ZF_EXIT_USAGE : 0;
-    zf_client_destroy (&self.client);
+    int status = zf_actor_client_end (&self.client, 0);
     zf_actor_exit (pipe, status);
 }
 

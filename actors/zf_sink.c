@@ -490,9 +490,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
             }
         }
         s_flush (&self);
-        if (zf_client_refused (self.client))
-            status = ZF_EXIT_USAGE;
-        zf_client_destroy (&self.client);
+        status = zf_actor_client_end (&self.client, status);
     }
     if (self.fd > 1)
         close (self.fd);
