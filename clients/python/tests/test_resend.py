@@ -8,6 +8,7 @@ import asyncio
 import collections
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -15,7 +16,7 @@ import pytest
 import zmq
 
 import zflow
-from conftest import Broker, wait_for
+from conftest import ZFLOW, Broker, wait_for
 from zflow import _zfp
 from zflow._session import Session
 
@@ -297,3 +298,48 @@ def test_a_refused_hello_ends_the_session_for_good():
     finally:
         session.close()
         router.close()
+
+
+COUNTED = """pipeline
+    results = copies
+queues
+    numbers
+        external = true
+actors
+    copy
+        kind = exec
+        command = "python3 -m zflow worker workers:copy"
+        input = numbers
+        output = copies
+"""
+
+
+def done_of(broker, actor):
+    """The actor's done figure as zflow top shows it (its workers' sum),
+    or None before the broker's stats name it."""
+    top = subprocess.run([ZFLOW, "top", broker.events, "--once"], capture_output=True,
+                         text=True, timeout=30)
+    for line in top.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0] == actor and fields[1].isdigit():
+            return int(fields[4])  # ACTOR WORKERS HOSTS IN-FLIGHT DONE
+    return None
+
+
+def test_a_python_workers_done_outlives_a_broker_kill(tmp_path, processes):
+    """A new session (the broker killed and started again) carries the
+    worker's count on: top shows every item it did, not those since."""
+    broker = Broker(str(tmp_path), COUNTED, journal=True)
+    try:
+        processes.worker(broker, "workers:copy", "--name", "copy")
+        with zflow.Client(broker.endpoint) as client:
+            client.put_many("numbers", range(10))
+        wait_for(lambda: done_of(broker, "copy") == 10, what="10 done before the kill")
+        broker.stop(signal.SIGKILL)
+        broker.start()
+        with zflow.Client(broker.endpoint) as client:
+            client.put_many("numbers", range(10, 15))
+        wait_for(lambda: done_of(broker, "copy") == 15, timeout=30,
+                 what="15 done after it (%s)" % done_of(broker, "copy"))
+    finally:
+        broker.stop()

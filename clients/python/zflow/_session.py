@@ -61,6 +61,8 @@ class Session:
         self.on_open = None        # called after each new session's WELCOME
         self.wakeup = None         # a file descriptor that ends receive when readable
         self.refused = None        # WrongBroker, once the broker refused the session for good
+        self.counts = None         # () -> (done, failed): a worker's totals, which each new
+                                   # session's HELLO carries, for the broker to count on from
         self.open()
 
     @property
@@ -99,6 +101,11 @@ class Session:
             hello["outputs"] = self.outputs
         if self.pipeline:
             hello["pipeline"] = self.pipeline
+        done, failed = self.counts() if self.counts else (0, 0)
+        if done:
+            hello["done"] = done
+        if failed:
+            hello["failed"] = failed
         self.welcomed = False
         self.opened_at = time.monotonic()
         self.send("HELLO", hello)

@@ -847,6 +847,7 @@ class Worker:
                                    context=self.context, curve=self.curve)
             self.session.on_open = self._on_open
             self.session.wakeup = self.wake_read
+            self.session.counts = lambda: (self.done, self.failed)
             self._serve()
             self._hooks("stop")
         finally:
