@@ -365,7 +365,7 @@ typedef struct {
     int max_retries;                    // tries again at most
     int64_t retry_base;                 // ms
     int64_t retry_max;                  // ms
-    const char *on_error;               // emit, retry or drop
+    zf_fetcher_on_error_t on_error;     // what a request that failed for good becomes
     double rate_per_host;               // requests per second to one host, 0 for no limit
     zhashx_t *hosts;                    // host -> zf_fetch_host_t
     int max_connections;                // transfers running at most
@@ -611,9 +611,9 @@ static void
 s_fail (self_t *self, zf_fetch_request_t *req, const char *kind, const char *why, long status)
 {
     self->failures++;
-    if (streq (self->on_error, "retry"))
+    if (self->on_error == ZF_FETCHER_RETRY)
         zf_client_nack (self->client, &req->item, why, false, 0);
-    else if (streq (self->on_error, "drop")) {
+    else if (self->on_error == ZF_FETCHER_DROP) {
         zsys_warning ("%s: %s: %s (dropped)", self->name, req->url ? req->url : "?", why);
         zf_client_ack (self->client, &req->item);
     }
@@ -892,7 +892,7 @@ s_configure (self_t *self)
     self->max_retries = (int) set->max_retries;
     self->retry_base = set->retry_base;
     self->retry_max = set->retry_max;
-    self->on_error = set->on_error;
+    self->on_error = (zf_fetcher_on_error_t) set->on_error;
     self->rate_per_host = set->rate_per_host;
     self->linger = set->linger;
     for (zconfig_t *h = set->headers ? zconfig_child (set->headers) : NULL; h;

@@ -47,32 +47,27 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_FLOW,
     ZF_KEY_OUTPUT,
     { .name = "concurrency",
-      ZF_FIELD (zf_gather_settings_t, concurrency),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_gather_settings_t, concurrency),
       .fallback = "10000",
       .help = "members held unacked while their groups fill (at most its input's max-depth)",
       .min = 1,
       .max = 10000000 },
     { .name = "mode",
-      ZF_FIELD (zf_gather_settings_t, mode),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_gather_settings_t, mode),
       .fallback = "collect",
       .help = "collect keeps errors in place; all fails at the first",
       .choices = "collect|all" },
     { .name = "timeout",
-      ZF_FIELD (zf_gather_settings_t, timeout),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_gather_settings_t, timeout),
       .fallback = "0",
       .help = "an incomplete group is closed after this; 0 waits for ever" },
     { .name = "on-timeout",
-      ZF_FIELD (zf_gather_settings_t, on_timeout),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_gather_settings_t, on_timeout),
       .fallback = "emit",
       .help = "an incomplete group is emitted with gaps, or failed",
       .choices = "emit|fail" },
     { .name = "on-failure",
-      ZF_FIELD (zf_gather_settings_t, on_failure),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_gather_settings_t, on_failure),
       .fallback = "emit",
       .help = "a failed group is passed on as an error item, or its members dead-lettered",
       .choices = "emit|dead" },
@@ -352,10 +347,10 @@ zf_gather_actor (zsock_t *pipe, void *args)
     int64_t limit = zf_actor_hold_limit (self.args);
     if (self.concurrency > limit)
         self.concurrency = limit;
-    self.fail_fast = streq (set->mode, "all");
+    self.fail_fast = set->mode == ZF_GATHER_ALL;
     self.timeout = set->timeout;
-    self.fail_on_timeout = streq (set->on_timeout, "fail");
-    self.dead_on_failure = streq (set->on_failure, "dead");
+    self.fail_on_timeout = set->on_timeout == ZF_ON_TIMEOUT_FAIL;
+    self.dead_on_failure = set->on_failure == ZF_ON_FAILURE_DEAD;
     self.groups = zf_idmap_new (1024);
     self.closed = zf_window_new (CLOSED_MAX);
     self.open = zlistx_new ();

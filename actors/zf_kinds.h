@@ -25,14 +25,27 @@ typedef struct {
     int64_t hard_timeout;      // ms after which the worker process ends; 0 when not set
 } zf_exec_settings_t;
 
+//  The values of the kinds' choice keys, each in the order of its key's
+//  choices (tests/actors/test_actors.c checks them).
+typedef enum { ZF_FORMAT_LINES, ZF_FORMAT_JSONL, ZF_FORMAT_MSGPACK } zf_producer_format_t;
+typedef enum { ZF_BAD_LINE_SKIP, ZF_BAD_LINE_DEAD, ZF_BAD_LINE_STOP } zf_bad_line_t;
+typedef enum { ZF_PROCESSOR_RETRY, ZF_PROCESSOR_EMIT } zf_processor_on_error_t;
+typedef enum { ZF_PROTOCOL_LINES, ZF_PROTOCOL_ENVELOPE, ZF_PROTOCOL_BATCH } zf_protocol_t;
+typedef enum { ZF_FETCHER_EMIT, ZF_FETCHER_RETRY, ZF_FETCHER_DROP } zf_fetcher_on_error_t;
+typedef enum { ZF_GATHER_COLLECT, ZF_GATHER_ALL } zf_gather_mode_t;
+typedef enum { ZF_ON_TIMEOUT_EMIT, ZF_ON_TIMEOUT_FAIL } zf_on_timeout_t;
+typedef enum { ZF_ON_FAILURE_EMIT, ZF_ON_FAILURE_DEAD } zf_on_failure_t;
+typedef enum { ZF_SINK_BODY, ZF_SINK_ENVELOPE, ZF_SINK_MSGPACK } zf_sink_format_t;
+typedef enum { ZF_SINK_SYNC_ALWAYS, ZF_SINK_SYNC_INTERVAL, ZF_SINK_SYNC_NEVER } zf_sink_sync_t;
+
 typedef struct {
     zf_actor_settings_t actor; // kind, curve-secret, output, workers
     const char *source;        // file:PATH, stdin, seq:N or list
     zconfig_t *items;          // the items of source = list, or NULL
-    const char *format;        // lines, json or msgpack
+    int format;                // zf_producer_format_t
     double rate;               // items a second at most; 0 for no limit
     int64_t group_size;        // items made a gather group; 0 for none
-    const char *on_bad_line;   // skip, dead or stop
+    int on_bad_line;           // zf_bad_line_t
 } zf_producer_settings_t;
 
 typedef struct {
@@ -41,10 +54,10 @@ typedef struct {
     const char *command;       // a program speaking the JSON-lines protocol, or NULL
     const char *plugin;        // a shared object with zflow_process, or NULL
     int64_t timeout;           // ms an item may take; 0 for no limit
-    const char *on_error;      // retry, emit or drop
+    int on_error;              // zf_processor_on_error_t
     bool group;                // fan an item out as a gather group
-    const char *protocol;      // lines (the body), envelope (id, attempt, headers, body) or
-                               // batch (envelopes, many to a line)
+    int protocol;              // zf_protocol_t: lines (the body), envelope (id, attempt,
+                               // headers, body) or batch (envelopes, many to a line)
     int64_t batch;             // protocol = batch: items at most in one line
 } zf_processor_settings_t;
 
@@ -66,7 +79,7 @@ typedef struct {
     int64_t max_retries;       // tries again at most
     int64_t retry_base;        // first backoff, ms
     int64_t retry_max;         // longest backoff, ms
-    const char *on_error;      // emit, retry or drop
+    int on_error;              // zf_fetcher_on_error_t
     double rate_per_host;      // requests a second to one host at most; 0 for no limit
     int64_t linger;            // ms results and acks may wait to go together
 } zf_fetcher_settings_t;
@@ -96,18 +109,18 @@ typedef struct {
 typedef struct {
     zf_actor_settings_t actor; // kind, curve-secret, input, output, workers
     int64_t concurrency;       // members held at most
-    const char *mode;          // collect or all
+    int mode;                  // zf_gather_mode_t
     int64_t timeout;           // ms an incomplete group waits; 0 for ever
-    const char *on_timeout;    // emit or fail
-    const char *on_failure;    // emit or dead
+    int on_timeout;            // zf_on_timeout_t
+    int on_failure;            // zf_on_failure_t
 } zf_gather_settings_t;
 
 typedef struct {
     zf_actor_settings_t actor; // kind, curve-secret, input, workers
     int64_t concurrency;       // items each worker holds and writes together
     const char *target;        // file:PATH, stdout or null
-    const char *format;        // body, envelope or msgpack
-    const char *sync;          // never, interval or always
+    int format;                // zf_sink_format_t
+    int sync;                  // zf_sink_sync_t
     int64_t sync_interval;     // ms between syncs (interval)
     int64_t linger;            // ms acks may wait to go together
     int64_t disk_wait;         // ms writes may keep failing before the items held fail
@@ -144,41 +157,39 @@ const zf_kind_t *const *zf_kinds (void);
 //  Keys every actor has.
 #define ZF_KEY_KIND                                                                                \
     {                                                                                              \
-        .name = "kind", .type = ZF_KEY_STRING,                                                     \
-        .help = "what the actor does (zflow help lists the kinds)", .flags = ZF_KEY_REQUIRED,      \
-        ZF_FIELD (zf_actor_settings_t, kind)                                                       \
+        .name = "kind", .help = "what the actor does (zflow help lists the kinds)",                \
+        .flags = ZF_KEY_REQUIRED, ZF_FIELD (ZF_KEY_STRING, zf_actor_settings_t, kind)              \
     }
 #define ZF_KEY_CURVE                                                                               \
     {                                                                                              \
-        .name = "curve-secret", .type = ZF_KEY_STRING,                                             \
+        .name = "curve-secret",                                                                    \
         .help = "its CURVE certificate (the NAME_secret file of zflow keygen), when the broker "   \
                 "has curve-secret; default: the broker section's curve-client",                    \
-        .flags = ZF_KEY_PATH, ZF_FIELD (zf_actor_settings_t, curve_secret)                         \
+        .flags = ZF_KEY_PATH, ZF_FIELD (ZF_KEY_STRING, zf_actor_settings_t, curve_secret)          \
     }
 #define ZF_KEY_WORKERS                                                                             \
     {                                                                                              \
-        .name = "workers", .type = ZF_KEY_INT, .fallback = "1",                                    \
-        .help = "processes of this actor, sharing its input", .min = 1, .max = 1024,               \
-        ZF_FIELD (zf_actor_settings_t, workers)                                                    \
+        .name = "workers", .fallback = "1", .help = "processes of this actor, sharing its input",  \
+        .min = 1, .max = 1024, ZF_FIELD (ZF_KEY_INT, zf_actor_settings_t, workers)                 \
     }
 #define ZF_KEY_INPUT                                                                               \
     {                                                                                              \
-        .name = "input", .type = ZF_KEY_QUEUE, .help = "the queue it reads",                       \
-        .flags = ZF_KEY_REQUIRED, ZF_FIELD (zf_actor_settings_t, input)                            \
+        .name = "input", .help = "the queue it reads", .flags = ZF_KEY_REQUIRED,                   \
+        ZF_FIELD (ZF_KEY_QUEUE, zf_actor_settings_t, input)                                        \
     }
 #define ZF_KEY_OUTPUT                                                                              \
     {                                                                                              \
-        .name = "output", .type = ZF_KEY_QUEUE, .help = "the queue it writes",                     \
-        .flags = ZF_KEY_REQUIRED, ZF_FIELD (zf_actor_settings_t, output)                           \
+        .name = "output", .help = "the queue it writes", .flags = ZF_KEY_REQUIRED,                 \
+        ZF_FIELD (ZF_KEY_QUEUE, zf_actor_settings_t, output)                                       \
     }
 
 #define ZF_KEY_FLOW                                                                                \
     {                                                                                              \
-        .name = "flow", .type = ZF_KEY_SECTION,                                                    \
+        .name = "flow",                                                                            \
         .help = "flow control of this actor's consumer group, in place of its input queue's: "     \
                 "the queue's keys rate, burst, key, rate-per-key, max-in-flight-per-key, fair "    \
                 "and weight-header",                                                               \
-        ZF_FIELD (zf_actor_settings_t, flow), .keys = zf_flow_keys                                 \
+        ZF_FIELD (ZF_KEY_SECTION, zf_actor_settings_t, flow), .keys = zf_flow_keys                 \
     }
 
 #ifdef __cplusplus

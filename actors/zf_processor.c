@@ -66,50 +66,42 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_OUTPUT,
     ZF_KEY_WORKERS,
     { .name = "concurrency",
-      ZF_FIELD (zf_processor_settings_t, concurrency),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_processor_settings_t, concurrency),
       .fallback = "1",
       .help = "items each worker holds at once (a plugin worker at least 256)",
       .min = 1,
       .max = 100000 },
     { .name = "command",
-      ZF_FIELD (zf_processor_settings_t, command),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_processor_settings_t, command),
       .help = "a program fed one JSON line per item (give this or plugin)",
       .flags = ZF_KEY_PATH },
     { .name = "plugin",
-      ZF_FIELD (zf_processor_settings_t, plugin),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_processor_settings_t, plugin),
       .help = "a shared library exporting zflow_process (or command)",
       .flags = ZF_KEY_PATH },
     { .name = "timeout",
-      ZF_FIELD (zf_processor_settings_t, timeout),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_processor_settings_t, timeout),
       .fallback = "30s",
       .help = "time allowed per item",
       .min = 1,
       .max = 86400000 },
     { .name = "on-error",
-      ZF_FIELD (zf_processor_settings_t, on_error),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_processor_settings_t, on_error),
       .fallback = "retry",
       .help = "a failed item is retried, or passed on as {error, item}",
       .choices = "retry|emit" },
     { .name = "group",
-      ZF_FIELD (zf_processor_settings_t, group),
-      .type = ZF_KEY_BOOL,
+      ZF_FIELD (ZF_KEY_BOOL, zf_processor_settings_t, group),
       .fallback = "false",
       .help = "the outputs of each item form one group, for a gather" },
     { .name = "protocol",
-      ZF_FIELD (zf_processor_settings_t, protocol),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_processor_settings_t, protocol),
       .fallback = "lines",
       .help = "the command gets each item's body, or its envelope: {id, attempt, queue, "
               "headers, body}, or a line of envelopes (batch) answered by one line",
       .choices = "lines|envelope|batch" },
     { .name = "batch",
-      ZF_FIELD (zf_processor_settings_t, batch),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_processor_settings_t, batch),
       .fallback = "64",
       .help = "protocol = batch: items at most in one line",
       .min = 1,
@@ -909,10 +901,10 @@ zf_processor_actor (zsock_t *pipe, void *args)
     const zf_processor_settings_t *set = (const zf_processor_settings_t *) conf->settings;
     self.command = set->command;
     self.output = conf->output;
-    self.emit_errors = streq (set->on_error, "emit");
+    self.emit_errors = set->on_error == ZF_PROCESSOR_EMIT;
     self.group = set->group;
-    self.envelope = !streq (set->protocol, "lines");
-    self.batch = streq (set->protocol, "batch") ? (int) set->batch : 0;
+    self.envelope = set->protocol != ZF_PROTOCOL_LINES;
+    self.batch = set->protocol == ZF_PROTOCOL_BATCH ? (int) set->batch : 0;
     self.timeout = set->timeout;
     self.nprocs = (int) set->concurrency;
     zsock_signal (pipe, 0);

@@ -55,36 +55,30 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_CURVE,
     ZF_KEY_OUTPUT,
     { .name = "source",
-      ZF_FIELD (zf_producer_settings_t, source),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_producer_settings_t, source),
       .fallback = "list",
       .help = "file:PATH, stdin, seq:N, or list (the items section)",
       .flags = ZF_KEY_PATH,
       .check = s_check_source },
     { .name = "items",
-      ZF_FIELD (zf_producer_settings_t, items),
-      .type = ZF_KEY_SECTION,
+      ZF_FIELD (ZF_KEY_SECTION, zf_producer_settings_t, items),
       .help = "inline items, one `item = VALUE` line each" },
     { .name = "format",
-      ZF_FIELD (zf_producer_settings_t, format),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_producer_settings_t, format),
       .fallback = "lines",
       .help = "how a file is read: one string per line, JSON lines, or msgpack",
       .choices = "lines|jsonl|msgpack" },
     { .name = "rate",
-      ZF_FIELD (zf_producer_settings_t, rate),
-      .type = ZF_KEY_NUMBER,
+      ZF_FIELD (ZF_KEY_NUMBER, zf_producer_settings_t, rate),
       .fallback = "0",
       .help = "items per second at most; 0 for as fast as credit allows" },
     { .name = "group-size",
-      ZF_FIELD (zf_producer_settings_t, group_size),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_producer_settings_t, group_size),
       .fallback = "0",
       .help = "mark every N consecutive items as one gather group",
       .max = 1000000 },
     { .name = "on-bad-line",
-      ZF_FIELD (zf_producer_settings_t, on_bad_line),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_producer_settings_t, on_bad_line),
       .fallback = "stop",
       .help = "what an unreadable line does",
       .choices = "skip|dead|stop" },
@@ -101,7 +95,7 @@ typedef struct {
     s_source_kind_t kind;                   // what the source is
     char *name;                             // file path or "stdin", for messages
     FILE *file;                             // S_FILE: the open file
-    char format[16];                        // S_FILE: lines, jsonl or msgpack
+    zf_producer_format_t format;            // S_FILE: how the file is read
     uint64_t count;                         // S_SEQ: N
     zconfig_t *next_item;                   // S_LIST: the next item line
     uint64_t position;                      // items read so far (bad lines included)
@@ -113,7 +107,7 @@ typedef struct {
     size_t mp_len;                          // bytes in it
     char source_id[2 * ZF_NAME_MAX + 2];    // "pipeline/actor", for derived ids
     const char *output;                     // the queue written
-    const char *on_bad_line;                // skip, dead or stop
+    zf_bad_line_t on_bad_line;              // what an unreadable line does
     double rate;                            // items per second, 0 for no limit
     msgpack_sbuffer item;                   // the item being made
     uint32_t group_size;                    // items per group, 0 for none
@@ -152,7 +146,7 @@ s_next (self_t *self, zf_error_t *err)
         }
         return 1;
     }
-    if (streq (self->format, "msgpack")) {
+    if (self->format == ZF_FORMAT_MSGPACK) {
         // Values back to back: keep a buffer, take one value at a time.
         for (;;) {
             zf_mp_t mp;
@@ -202,7 +196,7 @@ s_next (self_t *self, zf_error_t *err)
     self->line++;
     while (len > 0 && (self->text[len - 1] == '\n' || self->text[len - 1] == '\r'))
         self->text[--len] = 0;
-    if (streq (self->format, "jsonl")) {
+    if (self->format == ZF_FORMAT_JSONL) {
         zf_error_t why;
         if (zf_json_to_msgpack (self->text, (size_t) len, &pk, &why))
             return zf_error_set (err, ZF_EVALUE, "%s:%llu: bad JSON: %s", self->name,
@@ -219,7 +213,7 @@ s_checkpoint (self_t *self)
 {
     uint8_t data[16];
     uint64_t offset = self->offset;
-    if (self->file && streq (self->format, "msgpack"))
+    if (self->file && self->format == ZF_FORMAT_MSGPACK)
         offset -= self->mp_len; // read ahead but not yet put
     for (int i = 0; i < 8; i++) {
         data[i] = (uint8_t) (self->position >> (56 - 8 * i));
@@ -300,7 +294,7 @@ s_open (self_t *self)
     zf_actor_conf_t *conf = self->args->conf;
     const zf_producer_settings_t *set = (const zf_producer_settings_t *) conf->settings;
     const char *source = set->source;
-    snprintf (self->format, sizeof self->format, "%s", set->format);
+    self->format = (zf_producer_format_t) set->format;
     if (strncmp (source, "seq:", 4) == 0) {
         self->kind = S_SEQ;
         self->count = strtoull (source + 4, NULL, 10);
@@ -326,7 +320,7 @@ s_open (self_t *self)
                 return -1;
             }
         }
-        if (streq (self->format, "msgpack"))
+        if (self->format == ZF_FORMAT_MSGPACK)
             self->mp = (uint8_t *) malloc (MSGPACK_BUFFER);
     }
     return 0;
@@ -371,7 +365,7 @@ zf_producer_actor (zsock_t *pipe, void *args)
     snprintf (self.source_id, sizeof self.source_id, "%s/%s", self.args->pipeline->name,
               conf->name);
     self.output = conf->output;
-    self.on_bad_line = set->on_bad_line;
+    self.on_bad_line = (zf_bad_line_t) set->on_bad_line;
     self.rate = set->rate;
     msgpack_sbuffer_init (&self.item);
     msgpack_sbuffer_init (&self.group_bodies);
@@ -413,11 +407,11 @@ zf_producer_actor (zsock_t *pipe, void *args)
         }
         if (rc == -1) {
             zsys_warning ("%s: %s", conf->name, err.text);
-            if (streq (self.on_bad_line, "stop")) {
+            if (self.on_bad_line == ZF_BAD_LINE_STOP) {
                 status = 1;
                 break;
             }
-            if (streq (self.on_bad_line, "dead")) {
+            if (self.on_bad_line == ZF_BAD_LINE_DEAD) {
                 // The reason, as a string, where a person will look.
                 char queue[ZF_NAME_MAX + 8];
                 snprintf (queue, sizeof queue, "%s.dead", self.output);

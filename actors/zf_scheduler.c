@@ -42,69 +42,58 @@
 
 #define JOB_KEYS(ST, IN)                                                                           \
     { .name = "every",                                                                             \
-      ZF_FIELD (ST, IN every),                                                                     \
-      .type = ZF_KEY_DURATION,                                                                     \
+      ZF_FIELD (ZF_KEY_DURATION, ST, IN every),                                                    \
       .help = "fire at this interval (monotonic clock)",                                           \
       .min = 1,                                                                                    \
       .max = 366LL * 86400000 },                                                                   \
         { .name = "cron",                                                                          \
-          ZF_FIELD (ST, IN cron),                                                                  \
-          .type = ZF_KEY_STRING,                                                                   \
+          ZF_FIELD (ZF_KEY_STRING, ST, IN cron),                                                   \
           .help = "fire at the times of a cron expression",                                        \
           .check = zf_cron_check },                                                                \
         { .name = "at",                                                                            \
-          ZF_FIELD (ST, IN at),                                                                    \
-          .type = ZF_KEY_STRING,                                                                   \
+          ZF_FIELD (ZF_KEY_STRING, ST, IN at),                                                     \
           .help = "fire once at an ISO 8601 time",                                                 \
           .check = zf_cron_check_time },                                                           \
         { .name = "timezone",                                                                      \
-          ZF_FIELD (ST, IN timezone),                                                              \
-          .type = ZF_KEY_STRING,                                                                   \
+          ZF_FIELD (ZF_KEY_STRING, ST, IN timezone),                                               \
           .fallback = "UTC",                                                                       \
           .help = "IANA zone for cron and for times without offset",                               \
           .check = zf_tz_check },                                                                  \
         { .name = "start",                                                                         \
-          ZF_FIELD (ST, IN start),                                                                 \
-          .type = ZF_KEY_STRING,                                                                   \
+          ZF_FIELD (ZF_KEY_STRING, ST, IN start),                                                  \
           .help = "no firing before this ISO 8601 time",                                           \
           .check = zf_cron_check_time },                                                           \
         { .name = "end",                                                                           \
-          ZF_FIELD (ST, IN end),                                                                   \
-          .type = ZF_KEY_STRING,                                                                   \
+          ZF_FIELD (ZF_KEY_STRING, ST, IN end),                                                    \
           .help = "no firing after this ISO 8601 time",                                            \
           .check = zf_cron_check_time },                                                           \
         { .name = "jitter",                                                                        \
-          ZF_FIELD (ST, IN jitter),                                                                \
-          .type = ZF_KEY_DURATION,                                                                 \
+          ZF_FIELD (ZF_KEY_DURATION, ST, IN jitter),                                               \
           .fallback = "0",                                                                         \
           .help = "fire up to this much later, at random" },                                       \
         { .name = "misfire-grace",                                                                 \
-          ZF_FIELD (ST, IN misfire_grace),                                                         \
-          .type = ZF_KEY_DURATION,                                                                 \
+          ZF_FIELD (ZF_KEY_DURATION, ST, IN misfire_grace),                                        \
           .fallback = "1s",                                                                        \
           .help = "a firing later than this is skipped" },                                         \
         { .name = "coalesce",                                                                      \
-          ZF_FIELD (ST, IN coalesce),                                                              \
-          .type = ZF_KEY_BOOL,                                                                     \
+          ZF_FIELD (ZF_KEY_BOOL, ST, IN coalesce),                                                 \
           .fallback = "true",                                                                      \
           .help = "after a stall, fire once instead of catching up" },                             \
         { .name = "max-instances",                                                                 \
-          ZF_FIELD (ST, IN max_instances),                                                         \
-          .type = ZF_KEY_INT,                                                                      \
+          ZF_FIELD (ZF_KEY_INT, ST, IN max_instances),                                             \
           .fallback = "0",                                                                         \
           .help = "firings of this job in progress downstream at once; 0 for no limit",            \
           .min = 0,                                                                                \
           .max = 100000 },                                                                         \
     {                                                                                              \
-        .name = "payload", ZF_FIELD (ST, IN payload), .type = ZF_KEY_STRING,                       \
+        .name = "payload", ZF_FIELD (ZF_KEY_STRING, ST, IN payload),                               \
         .help = "the item put at each firing (JSON or text)"                                       \
     }
 
 static const zf_key_t s_job_keys[] = {
     JOB_KEYS (zf_job_settings_t, ),
     { .name = "output",
-      ZF_FIELD (zf_job_settings_t, output),
-      .type = ZF_KEY_QUEUE,
+      ZF_FIELD (ZF_KEY_QUEUE, zf_job_settings_t, output),
       .help = "the queue this job writes, if not the scheduler's" },
     { NULL },
 };

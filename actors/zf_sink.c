@@ -48,47 +48,40 @@ static const zf_key_t s_keys[] = {
     ZF_KEY_FLOW,
     ZF_KEY_WORKERS,
     { .name = "concurrency",
-      ZF_FIELD (zf_sink_settings_t, concurrency),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_sink_settings_t, concurrency),
       .fallback = "1024",
       .help = "items each worker holds at once, written and synced together (at most half "
               "its input's max-depth per worker)",
       .min = 1,
       .max = 1000000 },
     { .name = "target",
-      ZF_FIELD (zf_sink_settings_t, target),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_sink_settings_t, target),
       .help = "file:PATH, stdout or null",
       .flags = ZF_KEY_REQUIRED | ZF_KEY_PATH,
       .check = s_check_target },
     { .name = "format",
-      ZF_FIELD (zf_sink_settings_t, format),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_sink_settings_t, format),
       .fallback = "body",
       .help = "each line: the body as JSON, the whole envelope, or msgpack",
       .choices = "body|envelope|msgpack" },
     { .name = "sync",
-      ZF_FIELD (zf_sink_settings_t, sync),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_sink_settings_t, sync),
       .fallback = "interval",
       .help = "when the file is fsynced (acks wait for it)",
       .choices = "always|interval|never" },
     { .name = "sync-interval",
-      ZF_FIELD (zf_sink_settings_t, sync_interval),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_sink_settings_t, sync_interval),
       .fallback = "100ms",
       .help = "fsync period with sync = interval",
       .min = 1,
       .max = 60000 },
     { .name = "linger",
-      ZF_FIELD (zf_sink_settings_t, linger),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_sink_settings_t, linger),
       .fallback = "5ms",
       .help = "acks wait this long at most to go to the broker together",
       .max = 1000 },
     { .name = "disk-wait",
-      ZF_FIELD (zf_sink_settings_t, disk_wait),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_sink_settings_t, disk_wait),
       .fallback = "10m",
       .help = "how long writes may keep failing (a full disk) while the sink holds its items "
               "and tries again; then they fail, retried by the broker" },
@@ -104,7 +97,7 @@ typedef struct {
     int ids_fd;            // commit record, or -1
     bool msgpack;          // format msgpack (else JSON lines)
     bool envelope;         // format envelope
-    int sync;              // 0 never, 1 interval, 2 always
+    zf_sink_sync_t sync;   // when the files are synced
     int64_t sync_interval; // ms
     int64_t linger;        // ms acks may wait to go together
     zf_window_t *written;  // ids of the last items written; NULL for null
@@ -182,23 +175,21 @@ s_open (self_t *self)
     zf_actor_conf_t *conf = self->args->conf;
     const zf_sink_settings_t *set = (const zf_sink_settings_t *) conf->settings;
     const char *target = set->target;
-    const char *format = set->format;
-    const char *sync = set->sync;
-    self->msgpack = streq (format, "msgpack");
-    self->envelope = streq (format, "envelope");
-    self->sync = streq (sync, "always") ? 2 : streq (sync, "interval") ? 1 : 0;
+    self->msgpack = set->format == ZF_SINK_MSGPACK;
+    self->envelope = set->format == ZF_SINK_ENVELOPE;
+    self->sync = (zf_sink_sync_t) set->sync;
     self->sync_interval = set->sync_interval;
     self->linger = set->linger;
     self->disk_wait = set->disk_wait;
     self->fd = self->ids_fd = -1;
     if (streq (target, "null")) {
-        self->sync = 0; // nothing is written: no id is worth remembering
+        self->sync = ZF_SINK_SYNC_NEVER; // nothing is written: no id is worth remembering
         return 0;
     }
     self->written = zf_window_new (WRITTEN_WINDOW);
     if (streq (target, "stdout")) {
         self->fd = 1;
-        self->sync = 0; // a pipe or terminal has nothing to sync
+        self->sync = ZF_SINK_SYNC_NEVER; // a pipe or terminal has nothing to sync
         return 0;
     }
     self->path = zf_pipeline_path (self->args->pipeline, target);
@@ -333,11 +324,11 @@ s_write (self_t *self)
     if (self->fd < 0)
         return 0;
     int rc = s_write_all (self->fd, zchunk_data (self->data), zchunk_size (self->data));
-    if (rc == 0 && self->sync && self->fd != 1)
+    if (rc == 0 && self->sync != ZF_SINK_SYNC_NEVER && self->fd != 1)
         rc = fdatasync (self->fd);
     if (rc == 0 && self->ids_fd >= 0)
         rc = s_write_all (self->ids_fd, zchunk_data (self->ids), zchunk_size (self->ids));
-    if (rc == 0 && self->sync && self->ids_fd >= 0)
+    if (rc == 0 && self->sync != ZF_SINK_SYNC_NEVER && self->ids_fd >= 0)
         rc = fdatasync (self->ids_fd);
     if (rc == 0) {
         self->data_size += (off_t) zchunk_size (self->data);
@@ -454,7 +445,7 @@ zf_sink_actor (zsock_t *pipe, void *args)
                 wait = self.retry_at - zclock_mono (); // the disk's next try
             else if (zlistx_size (self.pending)) {
                 int64_t until = next_sync - zclock_mono ();
-                wait = self.sync == 1 && until > 0 ? until : 0;
+                wait = self.sync == ZF_SINK_SYNC_INTERVAL && until > 0 ? until : 0;
             }
             if (wait < 0)
                 wait = 0;
@@ -477,14 +468,14 @@ zf_sink_actor (zsock_t *pipe, void *args)
             // else a thousand of them take a hundred seconds.
             bool alone = item && !self.failing_since && zf_item_attempt (item) > 1 &&
                          zlistx_size (self.pending) == 1;
-            bool due = self.sync != 1 || zclock_mono () >= next_sync;
+            bool due = self.sync != ZF_SINK_SYNC_INTERVAL || zclock_mono () >= next_sync;
             // Write when the credit is used up, when the burst is over, or on
             // time; with sync = interval, at most once per interval; while
             // writes fail, at the next try.
             if (self.failing_since)
                 due = full = zclock_mono () >= self.retry_at;
             if (full || alone || (!item && due) ||
-                (self.sync == 1 && due && zlistx_size (self.pending))) {
+                (self.sync == ZF_SINK_SYNC_INTERVAL && due && zlistx_size (self.pending))) {
                 s_flush (&self);
                 next_sync = zclock_mono () + self.sync_interval;
             }

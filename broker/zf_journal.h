@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "zf_error.h"
+#include "zf_pipeline.h" // zf_sync_t, as the broker section's sync says
 #include "zf_records.h"
 
 #ifdef __cplusplus
@@ -52,12 +53,6 @@ extern "C" {
 #endif
 
 typedef struct _zf_journal_t zf_journal_t;
-
-typedef enum {
-    ZF_SYNC_ALWAYS, // fdatasync before every confirm (records of one loop turn share one)
-    ZF_SYNC_BATCH,  // fdatasync at most every interval; confirms wait for it
-    ZF_SYNC_NEVER   // write() only: survives a killed broker, not a crashed machine
-} zf_sync_t;
 
 //  Largest record payload: what its u32 size can say. A broker's record is
 //  one frame (at most max-frame, 2 GiB) and its envelope.

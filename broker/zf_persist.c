@@ -278,11 +278,7 @@ zf_persist_open (zf_server_t *server, const char *path, zf_error_t *err)
     server->confirms = zlistx_new ();
     zlistx_set_destructor (server->confirms, s_confirm_destroy);
     const zf_broker_settings_t *set = &server->pipeline->broker_settings;
-    const char *mode = set->sync;
-    zf_sync_t sync = streq (mode, "always")  ? ZF_SYNC_ALWAYS
-                     : streq (mode, "never") ? ZF_SYNC_NEVER
-                                             : ZF_SYNC_BATCH;
-    server->journal = zf_journal_open (path, sync, set->sync_interval, err);
+    server->journal = zf_journal_open (path, (zf_sync_t) set->sync, set->sync_interval, err);
     if (!server->journal)
         return -1;
     zf_journal_set_segment_max (server->journal, (uint64_t) set->journal_segment);

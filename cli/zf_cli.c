@@ -52,9 +52,8 @@ typedef struct {
 
 static const zf_key_t s_graph_options[] = {
     { .name = "dot",
-      .type = ZF_KEY_BOOL,
       .help = "print Graphviz dot (zflow graph P --dot | dot -Tsvg)",
-      ZF_FIELD (s_graph_options_t, dot) },
+      ZF_FIELD (ZF_KEY_BOOL, s_graph_options_t, dot) },
     { NULL }
 };
 
@@ -106,16 +105,18 @@ static const zf_cmd_t s_version_command = {
     .run = s_version,
 };
 
+//  The references zflow help --markdown writes, in the order of its choices.
+typedef enum { S_CONFIG_REFERENCE, S_COMMANDS_REFERENCE } s_reference_t;
+
 typedef struct {
-    const char *markdown; // the reference asked for as Markdown, or NULL
+    int markdown; // the s_reference_t asked for as Markdown, or -1
 } s_help_options_t;
 
 static const zf_key_t s_help_options[] = {
     { .name = "markdown",
-      .type = ZF_KEY_ENUM,
       .choices = "config|commands",
       .help = "print a whole reference as Markdown (docs/config.md, docs/commands.md)",
-      ZF_FIELD (s_help_options_t, markdown) },
+      ZF_FIELD (ZF_KEY_ENUM, s_help_options_t, markdown) },
     { NULL }
 };
 
@@ -228,10 +229,12 @@ static int
 s_help (const void *options, int argc, char **args)
 {
     const s_help_options_t *o = (const s_help_options_t *) options;
-    if (o->markdown && argc)
+    if (o->markdown >= 0 && argc)
         return zf_cmd_usage (&s_help_command, "--markdown names its reference alone");
-    if (o->markdown)
-        return streq (o->markdown, "commands") ? s_help_commands_markdown () : s_help_markdown ();
+    if (o->markdown == S_COMMANDS_REFERENCE)
+        return s_help_commands_markdown ();
+    if (o->markdown == S_CONFIG_REFERENCE)
+        return s_help_markdown ();
     if (argc == 0) {
         s_usage (stdout);
         return ZF_EXIT_OK;

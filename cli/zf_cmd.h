@@ -18,9 +18,9 @@
 
         typedef struct { int64_t timeout; bool json; } s_options_t;
         static const zf_key_t s_options[] = {
-            { .name = "timeout", .type = ZF_KEY_DURATION, .fallback = "5s",
+            { .name = "timeout", .fallback = "5s",
               .help = "how long to wait for the broker",
-              ZF_FIELD (s_options_t, timeout) }, ...
+              ZF_FIELD (ZF_KEY_DURATION, s_options_t, timeout) }, ...
             { NULL } };
         const zf_cmd_t zf_command_status = {
             .name = "status", .args = "ENDPOINT [ID]", .min_args = 1, .max_args = 2,

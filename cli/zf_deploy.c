@@ -632,26 +632,22 @@ typedef struct {
 
 static const zf_key_t s_deploy_options[] = {
     { .name = "systemd",
-      .type = ZF_KEY_STRING,
       .shown = "DIR",
       .help = "write systemd units in DIR: the broker's, a template per actor, and a target",
-      ZF_FIELD (s_deploy_options_t, systemd) },
+      ZF_FIELD (ZF_KEY_STRING, s_deploy_options_t, systemd) },
     { .name = "kustomize",
-      .type = ZF_KEY_STRING,
       .shown = "DIR",
       .help = "write Kubernetes manifests and their kustomization in DIR (kubectl apply -k DIR)",
-      ZF_FIELD (s_deploy_options_t, kustomize) },
+      ZF_FIELD (ZF_KEY_STRING, s_deploy_options_t, kustomize) },
     { .name = "image",
-      .type = ZF_KEY_STRING,
       .fallback = "zflow:latest",
       .shown = "IMAGE",
       .help = "the container image the manifests run (--kustomize)",
-      ZF_FIELD (s_deploy_options_t, image) },
+      ZF_FIELD (ZF_KEY_STRING, s_deploy_options_t, image) },
     { .name = "zflow",
-      .type = ZF_KEY_STRING,
       .shown = "PATH",
       .help = "the zflow the units run (--systemd), instead of this one",
-      ZF_FIELD (s_deploy_options_t, zflow) },
+      ZF_FIELD (ZF_KEY_STRING, s_deploy_options_t, zflow) },
     { NULL }
 };
 

@@ -135,19 +135,19 @@ s_check_where (const char *value, zf_error_t *err)
 //  command's struct names its own fields where, older and timeout.
 #define S_WHERE(ST, what)                                                                          \
     {                                                                                              \
-        .name = "where", .type = ZF_KEY_STRING, .shown = "HEADER=VALUE",                           \
+        .name = "where", .shown = "HEADER=VALUE",                                                  \
         .help = "only the " what " whose header HEADER has this value", .check = s_check_where,    \
-        ZF_FIELD (ST, where)                                                                       \
+        ZF_FIELD (ZF_KEY_STRING, ST, where)                                                        \
     }
 #define S_OLDER_THAN(ST, what)                                                                     \
     {                                                                                              \
-        .name = "older-than", .type = ZF_KEY_DURATION,                                             \
-        .help = "only the " what " at least this long ago", ZF_FIELD (ST, older)                   \
+        .name = "older-than", .help = "only the " what " at least this long ago",                  \
+        ZF_FIELD (ZF_KEY_DURATION, ST, older)                                                      \
     }
 #define S_TIMEOUT(ST)                                                                              \
     {                                                                                              \
-        .name = "timeout", .type = ZF_KEY_DURATION, .fallback = "5s", .min = 1, .max = INT32_MAX,  \
-        .help = "how long the broker may take to answer", ZF_FIELD (ST, timeout)                   \
+        .name = "timeout", .fallback = "5s", .min = 1, .max = INT32_MAX,                           \
+        .help = "how long the broker may take to answer", ZF_FIELD (ZF_KEY_DURATION, ST, timeout)  \
     }
 
 //  0 if endpoint names a broker (or a group's), else -1 having said why.
@@ -231,16 +231,14 @@ typedef struct {
 
 static const zf_key_t s_dead_options[] = {
     { .name = "limit",
-      .type = ZF_KEY_INT,
       .fallback = "100",
       .min = 1,
       .max = ZF_BATCH_MAX,
       .help = "list at most this many letters, oldest first",
-      ZF_FIELD (s_dead_options_t, limit) },
+      ZF_FIELD (ZF_KEY_INT, s_dead_options_t, limit) },
     { .name = "json",
-      .type = ZF_KEY_BOOL,
       .help = "print JSON: {\"count\", \"letters\"}, each with its headers and body",
-      ZF_FIELD (s_dead_options_t, json) },
+      ZF_FIELD (ZF_KEY_BOOL, s_dead_options_t, json) },
     S_WHERE (s_dead_options_t, "letters"),
     S_OLDER_THAN (s_dead_options_t, "letters that died"),
     S_TIMEOUT (s_dead_options_t),
@@ -320,9 +318,8 @@ typedef struct {
 
 static const zf_key_t s_requeue_options[] = {
     { .name = "all",
-      .type = ZF_KEY_BOOL,
       .help = "requeue every letter of the queue (with no ids)",
-      ZF_FIELD (s_requeue_options_t, all) },
+      ZF_FIELD (ZF_KEY_BOOL, s_requeue_options_t, all) },
     S_WHERE (s_requeue_options_t, "letters"),
     S_OLDER_THAN (s_requeue_options_t, "letters that died"),
     S_TIMEOUT (s_requeue_options_t),
@@ -396,9 +393,8 @@ typedef struct {
 
 static const zf_key_t s_purge_options[] = {
     { .name = "yes",
-      .type = ZF_KEY_BOOL,
       .help = "do not ask first at a terminal (a script is never asked)",
-      ZF_FIELD (s_purge_options_t, yes) },
+      ZF_FIELD (ZF_KEY_BOOL, s_purge_options_t, yes) },
     S_WHERE (s_purge_options_t, "items"),
     S_OLDER_THAN (s_purge_options_t, "items stored"),
     S_TIMEOUT (s_purge_options_t),
@@ -820,58 +816,48 @@ typedef struct {
 
 static const zf_key_t s_schedule_options[] = {
     { .name = "cron",
-      .type = ZF_KEY_STRING,
       .shown = "EXPR",
       .help = "add: fire at the times of this cron expression",
       .check = zf_cron_check,
-      ZF_FIELD (s_schedule_options_t, cron) },
+      ZF_FIELD (ZF_KEY_STRING, s_schedule_options_t, cron) },
     { .name = "every",
-      .type = ZF_KEY_DURATION,
       .min = 1,
       .max = 366LL * 86400000,
       .help = "add: fire at this interval, counted from the Unix epoch",
-      ZF_FIELD (s_schedule_options_t, every) },
+      ZF_FIELD (ZF_KEY_DURATION, s_schedule_options_t, every) },
     { .name = "at",
-      .type = ZF_KEY_STRING,
       .shown = "TIME",
       .help = "add: fire once, at this ISO 8601 time (2026-12-24T18:00:00Z)",
       .check = zf_cron_check_time,
-      ZF_FIELD (s_schedule_options_t, at) },
+      ZF_FIELD (ZF_KEY_STRING, s_schedule_options_t, at) },
     { .name = "tz",
-      .type = ZF_KEY_STRING,
       .shown = "ZONE",
       .help = "add: the IANA zone of --cron, and of --at without offset (default UTC)",
       .check = zf_tz_check,
-      ZF_FIELD (s_schedule_options_t, tz) },
+      ZF_FIELD (ZF_KEY_STRING, s_schedule_options_t, tz) },
     { .name = "queue",
-      .type = ZF_KEY_QUEUE,
       .help = "add: the queue each firing puts its item to",
-      ZF_FIELD (s_schedule_options_t, queue) },
+      ZF_FIELD (ZF_KEY_QUEUE, s_schedule_options_t, queue) },
     { .name = "payload",
-      .type = ZF_KEY_STRING,
       .shown = "JSON",
       .help = "add: the body each firing puts (job, scheduled, lateness_ms added)",
-      ZF_FIELD (s_schedule_options_t, payload) },
+      ZF_FIELD (ZF_KEY_STRING, s_schedule_options_t, payload) },
     { .name = "misfire-grace",
-      .type = ZF_KEY_DURATION,
       .min = 1,
       .max = 366LL * 86400000,
       .help = "add: skip a firing later than this, counted as missed (default 1s)",
-      ZF_FIELD (s_schedule_options_t, misfire_grace) },
+      ZF_FIELD (ZF_KEY_DURATION, s_schedule_options_t, misfire_grace) },
     { .name = "max-instances",
-      .type = ZF_KEY_INT,
       .min = 1,
       .max = 100000,
       .help = "add: skip a firing while this many earlier ones are at work",
-      ZF_FIELD (s_schedule_options_t, max_instances) },
+      ZF_FIELD (ZF_KEY_INT, s_schedule_options_t, max_instances) },
     { .name = "no-coalesce",
-      .type = ZF_KEY_BOOL,
       .help = "add: after a stall, fire each missed time within the grace",
-      ZF_FIELD (s_schedule_options_t, no_coalesce) },
+      ZF_FIELD (ZF_KEY_BOOL, s_schedule_options_t, no_coalesce) },
     { .name = "json",
-      .type = ZF_KEY_BOOL,
       .help = "print the schedules as JSON lines, not a table",
-      ZF_FIELD (s_schedule_options_t, json) },
+      ZF_FIELD (ZF_KEY_BOOL, s_schedule_options_t, json) },
     S_TIMEOUT (s_schedule_options_t),
     { NULL }
 };

@@ -126,33 +126,28 @@ typedef struct {
 
 static const zf_key_t s_put_options[] = {
     { .name = "delay",
-      .type = ZF_KEY_DURATION,
       .help = "deliver the items this long from now",
-      ZF_FIELD (s_put_options_t, delay) },
+      ZF_FIELD (ZF_KEY_DURATION, s_put_options_t, delay) },
     { .name = "at",
-      .type = ZF_KEY_STRING,
       .shown = "TIME",
       .help = "deliver them at this time, ISO 8601 (2026-12-24T18:00:00Z)",
-      ZF_FIELD (s_put_options_t, at) },
+      ZF_FIELD (ZF_KEY_STRING, s_put_options_t, at) },
     { .name = "priority",
-      .type = ZF_KEY_INT,
       .fallback = "0",
       .min = 0,
       .max = 9,
       .help = "higher first, 0 to 9",
-      ZF_FIELD (s_put_options_t, priority) },
+      ZF_FIELD (ZF_KEY_INT, s_put_options_t, priority) },
     { .name = "headers",
-      .type = ZF_KEY_STRING,
       .shown = "JSON",
       .help = "headers of every item, a JSON object of strings",
-      ZF_FIELD (s_put_options_t, headers) },
+      ZF_FIELD (ZF_KEY_STRING, s_put_options_t, headers) },
     { .name = "timeout",
-      .type = ZF_KEY_DURATION,
       .fallback = "30s",
       .min = 1,
       .max = INT32_MAX,
       .help = "how long the broker may take to confirm them",
-      ZF_FIELD (s_put_options_t, timeout) },
+      ZF_FIELD (ZF_KEY_DURATION, s_put_options_t, timeout) },
     { NULL }
 };
 
@@ -353,19 +348,17 @@ typedef struct {
 
 static const zf_key_t s_result_options[] = {
     { .name = "wait",
-      .type = ZF_KEY_DURATION,
       .fallback = "0",
       .min = 0,
       .max = INT32_MAX,
       .help = "wait this long for the item's lineage to end",
-      ZF_FIELD (s_result_options_t, wait) },
+      ZF_FIELD (ZF_KEY_DURATION, s_result_options_t, wait) },
     { .name = "timeout",
-      .type = ZF_KEY_DURATION,
       .fallback = "5s",
       .min = 1,
       .max = INT32_MAX,
       .help = "how long the broker may take to answer, beyond the wait",
-      ZF_FIELD (s_result_options_t, timeout) },
+      ZF_FIELD (ZF_KEY_DURATION, s_result_options_t, timeout) },
     { NULL }
 };
 
@@ -440,19 +433,19 @@ typedef struct {
     int64_t timeout;    // ms the broker may take to answer
 } s_cancel_options_t;
 
-static const zf_key_t s_cancel_options[] = { { .name = "reason",
-                                               .type = ZF_KEY_STRING,
-                                               .fallback = "cancelled by zflow cancel",
-                                               .help = "why, kept as the cancelled items' error",
-                                               ZF_FIELD (s_cancel_options_t, reason) },
-                                             { .name = "timeout",
-                                               .type = ZF_KEY_DURATION,
-                                               .fallback = "5s",
-                                               .min = 1,
-                                               .max = INT32_MAX,
-                                               .help = "how long the broker may take to answer",
-                                               ZF_FIELD (s_cancel_options_t, timeout) },
-                                             { NULL } };
+static const zf_key_t s_cancel_options[] = {
+    { .name = "reason",
+      .fallback = "cancelled by zflow cancel",
+      .help = "why, kept as the cancelled items' error",
+      ZF_FIELD (ZF_KEY_STRING, s_cancel_options_t, reason) },
+    { .name = "timeout",
+      .fallback = "5s",
+      .min = 1,
+      .max = INT32_MAX,
+      .help = "how long the broker may take to answer",
+      ZF_FIELD (ZF_KEY_DURATION, s_cancel_options_t, timeout) },
+    { NULL }
+};
 
 static int
 s_cancel (const void *options, int argc, char **args)

@@ -136,38 +136,31 @@ s_check_nodes (const char *value, zf_error_t *err)
 
 static const zf_key_t s_broker_options[] = {
     { .name = "endpoint",
-      .type = ZF_KEY_ENDPOINT,
       .help = "where actors and clients connect (tcp://127.0.0.1:* picks a free port)",
-      ZF_FIELD (s_broker_options_t, endpoint) },
+      ZF_FIELD (ZF_KEY_ENDPOINT, s_broker_options_t, endpoint) },
     { .name = "events",
-      .type = ZF_KEY_ENDPOINT,
       .help = "where monitors subscribe: stats, events, data taps",
-      ZF_FIELD (s_broker_options_t, events) },
+      ZF_FIELD (ZF_KEY_ENDPOINT, s_broker_options_t, events) },
     { .name = "intake",
-      .type = ZF_KEY_ENDPOINT,
       .help = "a PULL socket any ZeroMQ PUSH client can feed",
-      ZF_FIELD (s_broker_options_t, intake) },
+      ZF_FIELD (ZF_KEY_ENDPOINT, s_broker_options_t, intake) },
     { .name = "journal",
-      .type = ZF_KEY_STRING,
       .shown = "DIR",
       .help = "keep the journal (a group's log too) in DIR, of the current folder",
-      ZF_FIELD (s_broker_options_t, journal) },
+      ZF_FIELD (ZF_KEY_STRING, s_broker_options_t, journal) },
     { .name = "cluster",
-      .type = ZF_KEY_STRING,
       .shown = "HOST:PORT,...",
       .check = s_check_nodes,
       .help = "be one broker of the Raft group of these nodes (each one's Raft address)",
-      ZF_FIELD (s_broker_options_t, cluster) },
+      ZF_FIELD (ZF_KEY_STRING, s_broker_options_t, cluster) },
     { .name = "node",
-      .type = ZF_KEY_INT,
       .min = 1,
       .max = ZF_NODES_MAX,
       .help = "which node of the group this is, 1-based, where its addresses cannot tell",
-      ZF_FIELD (s_broker_options_t, node) },
+      ZF_FIELD (ZF_KEY_INT, s_broker_options_t, node) },
     { .name = "insecure",
-      .type = ZF_KEY_BOOL,
       .help = "bind beyond loopback without CURVE, and serve the API there without a token",
-      ZF_FIELD (s_broker_options_t, insecure) },
+      ZF_FIELD (ZF_KEY_BOOL, s_broker_options_t, insecure) },
     { NULL }
 };
 
@@ -512,17 +505,15 @@ typedef struct {
 
 static const zf_key_t s_status_options[] = {
     { .name = "timeout",
-      .type = ZF_KEY_DURATION,
       .fallback = "5s",
       .min = 1,
       .max = INT32_MAX,
       .help = "how long the broker may take to answer",
-      ZF_FIELD (s_status_options_t, timeout) },
+      ZF_FIELD (ZF_KEY_DURATION, s_status_options_t, timeout) },
     { .name = "state",
-      .type = ZF_KEY_STRING,
       .shown = "DIR",
       .help = "read the journal in DIR (or in the zflow run state folder DIR) no broker runs on",
-      ZF_FIELD (s_status_options_t, state) },
+      ZF_FIELD (ZF_KEY_STRING, s_status_options_t, state) },
     { NULL }
 };
 
@@ -590,9 +581,8 @@ typedef struct {
 
 static const zf_key_t s_journal_options[] = {
     { .name = "drop-later",
-      .type = ZF_KEY_BOOL,
       .help = "cut a bad record before the last segment too, moving the later segments aside",
-      ZF_FIELD (s_journal_options_t, drop_later) },
+      ZF_FIELD (ZF_KEY_BOOL, s_journal_options_t, drop_later) },
     { NULL }
 };
 
@@ -679,19 +669,22 @@ const zf_cmd_t zf_cmd_journal = {
 //  The buffer events are packed in, kept from one to the next.
 static msgpack_sbuffer s_event_buffer;
 
+//  How a tap prints an event, in the order of --format's choices.
+typedef enum { S_JSON, S_MSGPACK, S_PRETTY } s_format_t;
+
 //  Prints one event as asked: a JSON line, a msgpack map, or a line for
 //  people. map holds its fields (a msgpack map), body an item's body
 //  (msgpack) or NULL. JSON and msgpack are the same map (zf_taps_pack).
 static void
-s_print_event (const char *format, const char *topic, const uint8_t *map, size_t map_size,
+s_print_event (s_format_t format, const char *topic, const uint8_t *map, size_t map_size,
                const uint8_t *body, size_t body_size)
 {
-    if (streq (format, "msgpack")) {
+    if (format == S_MSGPACK) {
         zf_taps_pack (&s_event_buffer, topic, map, map_size, body, body_size);
         fwrite (s_event_buffer.data, 1, s_event_buffer.size, stdout);
         return;
     }
-    if (streq (format, "json")) {
+    if (format == S_JSON) {
         char *json = zf_taps_json (topic, map, map_size, body, body_size);
         puts (json);
         free (json);
@@ -713,13 +706,13 @@ s_print_event (const char *format, const char *topic, const uint8_t *map, size_t
 
 //  What a tap shows, and how much it has shown.
 typedef struct {
-    const char *format; // json, msgpack or pretty
-    int64_t limit;      // events to print, 0 for no end
-    int64_t sample;     // print one event in sample
-    const char *actor;  // only this actor's events, or NULL
-    bool topics;        // topics were asked for besides actor:NAME
-    int64_t printed;    // events printed
-    int64_t seen;       // events chosen, for sampling
+    s_format_t format; // json, msgpack or pretty
+    int64_t limit;     // events to print, 0 for no end
+    int64_t sample;    // print one event in sample
+    const char *actor; // only this actor's events, or NULL
+    bool topics;       // topics were asked for besides actor:NAME
+    int64_t printed;   // events printed
+    int64_t seen;      // events chosen, for sampling
 } s_tap_t;
 
 static bool
@@ -759,39 +752,36 @@ static void
 s_tap_gap (void *arg, const char *topic, uint64_t missed)
 {
     s_tap_t *tap = (s_tap_t *) arg;
-    if (streq (tap->format, "pretty"))
+    if (tap->format == S_PRETTY)
         printf ("missed %llu events of %s\n", (unsigned long long) missed, topic);
-    else if (streq (tap->format, "json"))
+    else if (tap->format == S_JSON)
         printf ("{\"topic\":\"tap.gap\",\"of\":\"%s\",\"missed\":%llu}\n", topic,
                 (unsigned long long) missed);
 }
 
 typedef struct {
-    int64_t limit;      // events to print, 0 for no end
-    int64_t sample;     // print one event in sample
-    const char *format; // json, msgpack or pretty
+    int64_t limit;  // events to print, 0 for no end
+    int64_t sample; // print one event in sample
+    int format;     // s_format_t
 } s_tap_options_t;
 
 static const zf_key_t s_tap_options[] = {
     { .name = "limit",
-      .type = ZF_KEY_INT,
       .min = 1,
       .max = INT32_MAX,
       .help = "stop after N events (without it: when interrupted)",
-      ZF_FIELD (s_tap_options_t, limit) },
+      ZF_FIELD (ZF_KEY_INT, s_tap_options_t, limit) },
     { .name = "sample",
-      .type = ZF_KEY_INT,
       .fallback = "1",
       .min = 1,
       .max = INT32_MAX,
       .help = "print one event in N (a data.QUEUE tap is sampled by the broker)",
-      ZF_FIELD (s_tap_options_t, sample) },
+      ZF_FIELD (ZF_KEY_INT, s_tap_options_t, sample) },
     { .name = "format",
-      .type = ZF_KEY_ENUM,
       .fallback = "json",
       .choices = "json|msgpack|pretty",
       .help = "a JSON line, a msgpack map, or a line for people, per event",
-      ZF_FIELD (s_tap_options_t, format) },
+      ZF_FIELD (ZF_KEY_ENUM, s_tap_options_t, format) },
     { NULL }
 };
 
@@ -836,7 +826,7 @@ static int
 s_tap (const void *options, int argc, char **args)
 {
     const s_tap_options_t *o = (const s_tap_options_t *) options;
-    s_tap_t tap = { .format = o->format, .limit = o->limit, .sample = o->sample };
+    s_tap_t tap = { .format = (s_format_t) o->format, .limit = o->limit, .sample = o->sample };
     zsock_t *sub = zsock_new (ZMQ_SUB);
     zsock_set_rcvhwm (sub, 1000); // events: a data event holds up to 1024 items
     zf_taps_t *taps = NULL;
@@ -910,25 +900,22 @@ typedef struct {
 
 static const zf_key_t s_actor_options[] = {
     { .name = "broker",
-      .type = ZF_KEY_STRING,
       .shown = "ENDPOINT[,...]",
       .check = zf_parse_endpoints,
       .help = "the broker to work for, not the file's (a group: every broker, comma-separated)",
-      ZF_FIELD (s_actor_options_t, broker) },
+      ZF_FIELD (ZF_KEY_STRING, s_actor_options_t, broker) },
     { .name = "worker",
-      .type = ZF_KEY_INT,
       .fallback = "0",
       .min = 0,
       .max = INT32_MAX,
       .help = "this worker's number among the actor's workers, 0-based",
-      ZF_FIELD (s_actor_options_t, worker) },
+      ZF_FIELD (ZF_KEY_INT, s_actor_options_t, worker) },
     // zflow run's workers read its copy of the file, whose paths are of
     // the original's folder.
     { .name = "dir",
-      .type = ZF_KEY_STRING,
       .shown = "DIR",
       .help = "the folder the file's relative paths are of, when it is not the file's own",
-      ZF_FIELD (s_actor_options_t, dir) },
+      ZF_FIELD (ZF_KEY_STRING, s_actor_options_t, dir) },
     { NULL }
 };
 
@@ -1016,11 +1003,10 @@ typedef struct {
 } s_keygen_options_t;
 
 static const zf_key_t s_keygen_options[] = { { .name = "dir",
-                                               .type = ZF_KEY_STRING,
                                                .fallback = ".",
                                                .shown = "DIR",
                                                .help = "write the pair in DIR (made if missing)",
-                                               ZF_FIELD (s_keygen_options_t, dir) },
+                                               ZF_FIELD (ZF_KEY_STRING, s_keygen_options_t, dir) },
                                              { NULL } };
 
 static int
@@ -1107,24 +1093,21 @@ typedef struct {
 
 static const zf_key_t s_cron_options[] = {
     { .name = "from",
-      .type = ZF_KEY_STRING,
       .shown = "TIME",
       .help = "the times after TIME, not now (ISO 8601; without an offset, of --tz)",
-      ZF_FIELD (s_cron_options_t, from) },
+      ZF_FIELD (ZF_KEY_STRING, s_cron_options_t, from) },
     { .name = "count",
-      .type = ZF_KEY_INT,
       .fallback = "10",
       .min = 1,
       .max = 100000,
       .help = "how many times to print",
-      ZF_FIELD (s_cron_options_t, count) },
+      ZF_FIELD (ZF_KEY_INT, s_cron_options_t, count) },
     { .name = "tz",
-      .type = ZF_KEY_STRING,
       .fallback = "UTC",
       .shown = "ZONE",
       .check = zf_tz_check,
       .help = "the time zone of the expression's times (America/New_York)",
-      ZF_FIELD (s_cron_options_t, tz) },
+      ZF_FIELD (ZF_KEY_STRING, s_cron_options_t, tz) },
     { NULL }
 };
 

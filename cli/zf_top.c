@@ -251,16 +251,14 @@ typedef struct {
 
 static const zf_key_t s_top_options[] = {
     { .name = "once",
-      .type = ZF_KEY_BOOL,
       .help = "print one snapshot and exit (as when stdout is not a terminal)",
-      ZF_FIELD (s_top_options_t, once) },
+      ZF_FIELD (ZF_KEY_BOOL, s_top_options_t, once) },
     { .name = "timeout",
-      .type = ZF_KEY_DURATION,
       .fallback = "5s",
       .min = 1,
       .max = INT32_MAX,
       .help = "how long a snapshot waits for the broker's stats",
-      ZF_FIELD (s_top_options_t, timeout) },
+      ZF_FIELD (ZF_KEY_DURATION, s_top_options_t, timeout) },
     { NULL }
 };
 

@@ -55,6 +55,20 @@ zf_key_bind (const zf_key_t *key, const char *value, void *settings)
             *(bool *) at = flag;
             break;
         }
+        case ZF_KEY_ENUM: {
+            // Its place among the choices; -1 for none given, and no default.
+            int place = -1, n = 0;
+            size_t len = value ? strlen (value) : 0;
+            for (const char *p = key->choices; value && p && *p && place < 0; n++) {
+                const char *bar = strchr (p, '|');
+                size_t size = bar ? (size_t) (bar - p) : strlen (p);
+                if (size == len && strncmp (p, value, len) == 0)
+                    place = n;
+                p = bar ? bar + 1 : NULL;
+            }
+            *(int *) at = place;
+            break;
+        }
         case ZF_KEY_SECTION:
             break; // bound to its node by zf_keys_bind
         default:

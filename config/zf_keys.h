@@ -11,13 +11,17 @@
 
         typedef struct { int64_t max_depth; const char *target; } my_settings_t;
         static const zf_key_t keys[] = {
-            { .name = "max-depth", .type = ZF_KEY_INT, .fallback = "2000",
-              ZF_FIELD (my_settings_t, max_depth) }, ... };
+            { .name = "max-depth", .fallback = "2000",
+              ZF_FIELD (ZF_KEY_INT, my_settings_t, max_depth) }, ... };
 
     The field's C type follows the key's type: int64_t for INT, DURATION
-    (ms) and SIZE (bytes); double for NUMBER; bool for BOOL; zconfig_t *
-    for SECTION; const char * (the config's text, or the default) for the
-    others.
+    (ms) and SIZE (bytes); double for NUMBER and RATE; bool for BOOL; int
+    for ENUM (the value's place among the choices, 0 for the first, -1
+    when none is given and there is no default: the code compares it with
+    an enum of its own, in the same order);
+    zconfig_t * for SECTION; const char * (the config's text, or the
+    default) for the others. ZF_FIELD checks it when it compiles: a key
+    bound to a field of another type is an error.
 */
 #ifndef ZF_KEYS_H_INCLUDED
 #define ZF_KEYS_H_INCLUDED
@@ -74,8 +78,26 @@ struct _zf_key_t {
     const char *shown;    // how help names its value ("HEADER=VALUE"); NULL: by its type
 };
 
-//  Binds a key to member of its section's settings struct type.
-#define ZF_FIELD(type, member) .field = offsetof (type, member) + 1
+//  The C type a key of type t is bound to (ZF_KEY_CTYPE), and that of a
+//  field (ZF_FIELD_CTYPE), as numbers, for ZF_FIELD to compare.
+#define ZF_KEY_CTYPE(t)                                                                            \
+    ((t) == ZF_KEY_INT || (t) == ZF_KEY_DURATION || (t) == ZF_KEY_SIZE ? 1                         \
+     : (t) == ZF_KEY_NUMBER || (t) == ZF_KEY_RATE                      ? 2                         \
+     : (t) == ZF_KEY_BOOL                                              ? 3                         \
+     : (t) == ZF_KEY_ENUM                                              ? 4                         \
+     : (t) == ZF_KEY_SECTION                                           ? 5                         \
+                                                                       : 6)
+#define ZF_FIELD_CTYPE(x)                                                                          \
+    _Generic((x), int64_t : 1, double : 2, bool : 3, int : 4, zconfig_t * : 5, const char * : 6,   \
+             default : 0)
+
+//  A key of type t, bound to member of its section's settings struct:
+//  a compile error when member's C type is not the one t binds to.
+#define ZF_FIELD(t, settings, member)                                                              \
+    .type = (t),                                                                                   \
+    .field =                                                                                       \
+        offsetof (settings, member) + 1 +                                                          \
+        0 * sizeof (char[ZF_KEY_CTYPE (t) == ZF_FIELD_CTYPE (((settings *) 0)->member) ? 1 : -1])
 
 //  What an actor kind does with queues, for validation and the graph.
 #define ZF_KIND_INPUT  1  // reads the queue named by `input` (required)

@@ -61,12 +61,11 @@ s_named (const char *list, const char *name)
 
 const zf_key_t zf_pipeline_keys[] = {
     { .name = "name",
-      ZF_FIELD (zf_pipeline_settings_t, name),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_pipeline_settings_t, name),
       .help = "the pipeline's name (default: the file's)" },
     { .name = "results",
-      ZF_FIELD (zf_pipeline_settings_t, results),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_pipeline_settings_t, results),
+      .shown = "QUEUE,...",
       .check = s_check_queues,
       .help = "queues (comma-separated) whose items are also kept as the results of their root "
               "item (zflow result); a queue that actors write and none reads always is one" },
@@ -93,58 +92,49 @@ s_check_http_address (const char *value, zf_error_t *err)
 
 const zf_key_t zf_broker_keys[] = {
     { .name = "endpoint",
-      ZF_FIELD (zf_broker_settings_t, endpoint),
-      .type = ZF_KEY_ENDPOINT,
+      ZF_FIELD (ZF_KEY_ENDPOINT, zf_broker_settings_t, endpoint),
       .fallback = "tcp://127.0.0.1:5670",
       .help = "where actors connect (ROUTER)" },
     { .name = "events",
-      ZF_FIELD (zf_broker_settings_t, events),
-      .type = ZF_KEY_ENDPOINT,
+      ZF_FIELD (ZF_KEY_ENDPOINT, zf_broker_settings_t, events),
       .fallback = "tcp://127.0.0.1:5671",
       .help = "where monitors subscribe: stats, events, data taps (XPUB)" },
     { .name = "intake",
-      ZF_FIELD (zf_broker_settings_t, intake),
-      .type = ZF_KEY_ENDPOINT,
+      ZF_FIELD (ZF_KEY_ENDPOINT, zf_broker_settings_t, intake),
       .help = "a PULL socket any ZeroMQ PUSH client can feed [queue][msgpack]; off if not given" },
     { .name = "metrics",
-      ZF_FIELD (zf_broker_settings_t, metrics),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, metrics),
       .help = "ADDRESS:PORT of an HTTP server with /metrics (Prometheus) and /health; off if not "
               "given, loopback if only :PORT",
       .check = s_check_http_address },
     { .name = "api",
-      ZF_FIELD (zf_broker_settings_t, api),
-      .type = ZF_KEY_BOOL,
+      ZF_FIELD (ZF_KEY_BOOL, zf_broker_settings_t, api),
       .fallback = "false",
       .help = "serve a JSON API on the metrics address: POST /queues/Q (one item or a batch), "
               "GET /results/ID?wait=D, GET and DELETE /messages/ID, GET /queues, GET "
               "/events?topic=P (docs/tasks.md)" },
     { .name = "api-put-wait",
-      ZF_FIELD (zf_broker_settings_t, api_put_wait),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_broker_settings_t, api_put_wait),
       .fallback = "1s",
       .help = "how long an item POSTed to a full queue (max-depth) waits for room before the "
               "API answers 503 with Retry-After",
       .min = 1,
       .max = 60000 },
     { .name = "api-max-waiting",
-      ZF_FIELD (zf_broker_settings_t, api_max_waiting),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, api_max_waiting),
       .fallback = "10000",
       .help = "API requests waiting for the broker at once at most (puts for their confirm, "
               "results for their end): one more is answered 503 with Retry-After",
       .min = 1,
       .max = 1000000 },
     { .name = "api-token-file",
-      ZF_FIELD (zf_broker_settings_t, api_token_file),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, api_token_file),
       .help = "a file holding the token every API request must bear (Authorization: Bearer "
               "TOKEN; 401 without it); needed when metrics is not loopback (or --insecure) and "
               "when the broker has CURVE",
       .flags = ZF_KEY_PATH },
     { .name = "http-max-connections",
-      ZF_FIELD (zf_broker_settings_t, http_max_connections),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, http_max_connections),
       .fallback = "1000",
       .help = "HTTP connections at once at most (less if the broker may not open that many "
               "descriptors: a quarter of them stay for ZeroMQ and the journal); more wait to be "
@@ -152,110 +142,94 @@ const zf_key_t zf_broker_keys[] = {
       .min = 1,
       .max = 1000000 },
     { .name = "http-max-per-address",
-      ZF_FIELD (zf_broker_settings_t, http_max_per_address),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, http_max_per_address),
       .fallback = "64",
       .help = "HTTP connections from one client address at most: one more is closed at once, "
               "so that one slow or hostile client cannot take them all",
       .min = 1,
       .max = 1000000 },
     { .name = "https-cert",
-      ZF_FIELD (zf_broker_settings_t, https_cert),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, https_cert),
       .help = "the HTTP server's certificate (PEM; with https-key): /metrics, /health and the "
               "API are served over HTTPS only",
       .flags = ZF_KEY_PATH },
     { .name = "https-key",
-      ZF_FIELD (zf_broker_settings_t, https_key),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, https_key),
       .help = "the private key (PEM) of https-cert",
       .flags = ZF_KEY_PATH },
     { .name = "journal",
-      ZF_FIELD (zf_broker_settings_t, journal),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, journal),
       .help = "folder of the write-ahead log: what the broker confirms survives kill -9 and a "
               "restart; off if not given (zflow run keeps one in its state folder)",
       .flags = ZF_KEY_PATH },
     { .name = "sync",
-      ZF_FIELD (zf_broker_settings_t, sync),
-      .type = ZF_KEY_ENUM,
+      ZF_FIELD (ZF_KEY_ENUM, zf_broker_settings_t, sync),
       .fallback = "batch",
       .help = "when journal records reach the disk before confirms go: always (each loop "
               "turn), batch (every sync-interval), never (written, not synced: a crashed "
               "machine loses the last seconds)",
       .choices = "always|batch|never" },
     { .name = "sync-interval",
-      ZF_FIELD (zf_broker_settings_t, sync_interval),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_broker_settings_t, sync_interval),
       .fallback = "10ms",
       .help = "batch: the longest a confirm waits for the disk (a write after a quiet spell "
               "is synced at once)",
       .min = 1,
       .max = 1000 },
     { .name = "journal-segment",
-      ZF_FIELD (zf_broker_settings_t, journal_segment),
-      .type = ZF_KEY_SIZE,
+      ZF_FIELD (ZF_KEY_SIZE, zf_broker_settings_t, journal_segment),
       .fallback = "64MiB",
       .help = "journal size past which the live state is written anew and the old segments "
               "deleted (compaction)",
       .min = 4096,
       .max = 1LL << 40 },
     { .name = "curve-secret",
-      ZF_FIELD (zf_broker_settings_t, curve_secret),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, curve_secret),
       .help = "the broker's CURVE certificate (the NAME_secret file of zflow keygen): every "
               "socket encrypts, and only the clients in curve-clients get in",
       .flags = ZF_KEY_PATH },
     { .name = "curve-public",
-      ZF_FIELD (zf_broker_settings_t, curve_public),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, curve_public),
       .help = "the broker's public certificate, which clients need (default: curve-secret "
               "without _secret)",
       .flags = ZF_KEY_PATH },
     { .name = "curve-clients",
-      ZF_FIELD (zf_broker_settings_t, curve_clients),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, curve_clients),
       .help = "folder of the public certificates of the clients allowed in (read again when it "
               "changes)",
       .flags = ZF_KEY_PATH },
     { .name = "curve-client",
-      ZF_FIELD (zf_broker_settings_t, curve_client),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_broker_settings_t, curve_client),
       .help = "the certificate actors without a curve-secret of their own, and zflow run's own "
               "clients, use",
       .flags = ZF_KEY_PATH },
     { .name = "heartbeat",
-      ZF_FIELD (zf_broker_settings_t, heartbeat),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_broker_settings_t, heartbeat),
       .fallback = "1s",
       .help = "interval of heartbeats both ways",
       .min = 10,
       .max = 60000 },
     { .name = "liveness",
-      ZF_FIELD (zf_broker_settings_t, liveness),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, liveness),
       .fallback = "3",
       .help = "heartbeats missed before a peer is declared dead",
       .min = 1,
       .max = 100 },
     { .name = "dedup-window",
-      ZF_FIELD (zf_broker_settings_t, dedup_window),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, dedup_window),
       .fallback = "262144",
       .help = "item ids remembered to drop duplicate PUTs",
       .min = 0,
       .max = 100000000 },
     { .name = "group-expiry",
-      ZF_FIELD (zf_broker_settings_t, group_expiry),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_broker_settings_t, group_expiry),
       .fallback = "30s",
       .help = "a consumer group that no actor of the pipeline declares (a client's) is forgotten "
               "when it has had no worker for this long, and the items it held are let go",
       .min = 1,
       .max = 7LL * 86400000 },
     { .name = "max-groups",
-      ZF_FIELD (zf_broker_settings_t, max_groups),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, max_groups),
       .fallback = "1000",
       .help = "consumer groups that no actor of the pipeline declares (clients') at most, all "
               "queues together: a HELLO that would make one more is refused (ERROR too-big, "
@@ -263,29 +237,25 @@ const zf_key_t zf_broker_keys[] = {
       .min = 1,
       .max = 1000000 },
     { .name = "result-ttl",
-      ZF_FIELD (zf_broker_settings_t, result_ttl),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_broker_settings_t, result_ttl),
       .fallback = "1h",
       .help = "how long the results of a root item are kept after its lineage ended",
       .min = 1,
       .max = 100 * 365LL * 86400000 },
     { .name = "result-max-bytes",
-      ZF_FIELD (zf_broker_settings_t, result_max_bytes),
-      .type = ZF_KEY_SIZE,
+      ZF_FIELD (ZF_KEY_SIZE, zf_broker_settings_t, result_max_bytes),
       .fallback = "64MiB",
       .help = "bytes of results kept at most, all roots together; a result beyond is refused",
       .min = 0,
       .max = 1LL << 40 },
     { .name = "window",
-      ZF_FIELD (zf_broker_settings_t, window),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_broker_settings_t, window),
       .fallback = "1000",
       .help = "unconfirmed items a writer may have outstanding",
       .min = 1,
       .max = 1000000 },
     { .name = "max-frame",
-      ZF_FIELD (zf_broker_settings_t, max_frame),
-      .type = ZF_KEY_SIZE,
+      ZF_FIELD (ZF_KEY_SIZE, zf_broker_settings_t, max_frame),
       .fallback = "16MiB",
       .help = "largest message accepted on any socket",
       .min = 1024,
@@ -321,14 +291,12 @@ s_check_flow_key (const char *value, zf_error_t *err)
 //  The keys of flow control: a queue's, and an actor's `flow` section's.
 #define S_FLOW_KEYS                                                                                \
     { .name = "rate",                                                                              \
-      ZF_FIELD (zf_queue_settings_t, rate),                                                        \
-      .type = ZF_KEY_RATE,                                                                         \
+      ZF_FIELD (ZF_KEY_RATE, zf_queue_settings_t, rate),                                           \
       .fallback = "0",                                                                             \
       .help = "deliveries at most, each consumer group's workers on every host together (100/s, "  \
               "5/min, 2000/h, 50/d), spaced evenly; 0 for no limit" },                             \
         { .name = "burst",                                                                         \
-          ZF_FIELD (zf_queue_settings_t, burst),                                                   \
-          .type = ZF_KEY_INT,                                                                      \
+          ZF_FIELD (ZF_KEY_INT, zf_queue_settings_t, burst),                                       \
           .help = "deliveries at once that rate and rate-per-key allow after a quiet spell (else " \
                   "they "                                                                          \
                   "are spaced evenly)",                                                            \
@@ -336,8 +304,7 @@ s_check_flow_key (const char *value, zf_error_t *err)
           .min = 1,                                                                                \
           .max = 1000000 },                                                                        \
         { .name = "key",                                                                           \
-          ZF_FIELD (zf_queue_settings_t, key),                                                     \
-          .type = ZF_KEY_STRING,                                                                   \
+          ZF_FIELD (ZF_KEY_STRING, zf_queue_settings_t, key),                                      \
           .help =                                                                                  \
               "what names an item's key for the per-key limits and fair turns: header:NAME (a "    \
               "header set at put time or by the actor that wrote it), or url-host (every zflow "   \
@@ -345,14 +312,12 @@ s_check_flow_key (const char *value, zf_error_t *err)
               "the item's url); items without one share the key \"\"",                             \
           .check = s_check_flow_key },                                                             \
         { .name = "rate-per-key",                                                                  \
-          ZF_FIELD (zf_queue_settings_t, rate_per_key),                                            \
-          .type = ZF_KEY_RATE,                                                                     \
+          ZF_FIELD (ZF_KEY_RATE, zf_queue_settings_t, rate_per_key),                               \
           .fallback = "0",                                                                         \
           .help =                                                                                  \
               "deliveries of one key at most (as rate), across the group's workers; needs key" },  \
         { .name = "max-in-flight-per-key",                                                         \
-          ZF_FIELD (zf_queue_settings_t, max_inflight_per_key),                                    \
-          .type = ZF_KEY_INT,                                                                      \
+          ZF_FIELD (ZF_KEY_INT, zf_queue_settings_t, max_inflight_per_key),                        \
           .fallback = "0",                                                                         \
           .help =                                                                                  \
               "items of one key held by the group's workers at once, at most; 0 for no limit; "    \
@@ -360,15 +325,13 @@ s_check_flow_key (const char *value, zf_error_t *err)
           .min = 0,                                                                                \
           .max = 1000000 },                                                                        \
         { .name = "fair",                                                                          \
-          ZF_FIELD (zf_queue_settings_t, fair),                                                    \
-          .type = ZF_KEY_BOOL,                                                                     \
+          ZF_FIELD (ZF_KEY_BOOL, zf_queue_settings_t, fair),                                       \
           .fallback = "false",                                                                     \
           .help =                                                                                  \
               "keys take turns, one item each (round robin) within each priority, so that one "    \
               "key's backlog does not delay the others; needs key" },                              \
     {                                                                                              \
-        .name = "weight-header", ZF_FIELD (zf_queue_settings_t, weight_header),                    \
-        .type = ZF_KEY_STRING,                                                                     \
+        .name = "weight-header", ZF_FIELD (ZF_KEY_STRING, zf_queue_settings_t, weight_header),     \
         .help =                                                                                    \
             "with fair: the header whose value (1 to 1000, default 1) is a key's share of the "    \
             "turns, as its latest item says",                                                      \
@@ -377,37 +340,31 @@ s_check_flow_key (const char *value, zf_error_t *err)
 
 const zf_key_t zf_queue_keys[] = {
     { .name = "max-depth",
-      ZF_FIELD (zf_queue_settings_t, max_depth),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_queue_settings_t, max_depth),
       .fallback = "2000",
       .help = "items waiting at most; writers get no credit beyond",
       .min = 1,
       .max = 1000000000 },
     { .name = "max-attempts",
-      ZF_FIELD (zf_queue_settings_t, max_attempts),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_queue_settings_t, max_attempts),
       .fallback = "5",
       .help = "deliveries of an item before it goes to QUEUE.dead",
       .min = 1,
       .max = 1000 },
     { .name = "timeout",
-      ZF_FIELD (zf_queue_settings_t, timeout),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_queue_settings_t, timeout),
       .fallback = "10m",
       .help = "an item held longer than this is redelivered; 0 for never" },
     { .name = "retry-base",
-      ZF_FIELD (zf_queue_settings_t, retry_base),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_queue_settings_t, retry_base),
       .fallback = "100ms",
       .help = "backoff before the first redelivery (doubles, full jitter)" },
     { .name = "retry-max",
-      ZF_FIELD (zf_queue_settings_t, retry_max),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_queue_settings_t, retry_max),
       .fallback = "30s",
       .help = "longest backoff between redeliveries" },
     { .name = "external",
-      ZF_FIELD (zf_queue_settings_t, external),
-      .type = ZF_KEY_BOOL,
+      ZF_FIELD (ZF_KEY_BOOL, zf_queue_settings_t, external),
       .fallback = "false",
       .help = "fed from outside the pipeline (zflow put, intake, HTTP)" },
     S_FLOW_KEYS,
@@ -439,22 +396,19 @@ s_check_nodes (const char *value, zf_error_t *err)
 
 const zf_key_t zf_cluster_keys[] = {
     { .name = "nodes",
-      ZF_FIELD (zf_cluster_settings_t, nodes),
-      .type = ZF_KEY_STRING,
+      ZF_FIELD (ZF_KEY_STRING, zf_cluster_settings_t, nodes),
       .help = "HOST:PORT,HOST:PORT,...: the Raft address of each broker of the group (three, or "
               "five); each replicates the journal and one, the leader, serves",
       .check = s_check_nodes },
     { .name = "election-timeout",
-      ZF_FIELD (zf_cluster_settings_t, election_timeout),
-      .type = ZF_KEY_DURATION,
+      ZF_FIELD (ZF_KEY_DURATION, zf_cluster_settings_t, election_timeout),
       .fallback = "1s",
       .help = "silence from the leader after which the others elect a new one (at once to twice "
               "this)",
       .min = 50,
       .max = 60000 },
     { .name = "snapshot-every",
-      ZF_FIELD (zf_cluster_settings_t, snapshot_every),
-      .type = ZF_KEY_INT,
+      ZF_FIELD (ZF_KEY_INT, zf_cluster_settings_t, snapshot_every),
       .fallback = "4096",
       .help = "Raft entries (broker loop turns) between snapshots of the state, which compact "
               "the log",

@@ -27,6 +27,14 @@ extern const zf_key_t zf_flow_keys[]; // flow control: a queue's and an actor's 
 extern const zf_key_t zf_cluster_keys[];
 
 //  The pipeline section's settings (zf_pipeline_keys).
+//  The broker section's sync: when journal records reach the disk. In the
+//  order of the key's choices (always|batch|never).
+typedef enum {
+    ZF_SYNC_ALWAYS, // fdatasync before every confirm (records of one loop turn share one)
+    ZF_SYNC_BATCH,  // fdatasync at most every interval; confirms wait for it
+    ZF_SYNC_NEVER   // write() only: survives a killed broker, not a crashed machine
+} zf_sync_t;
+
 typedef struct {
     const char *name; // the pipeline's name, or NULL for the file's
     const char
@@ -48,7 +56,7 @@ typedef struct {
     const char *https_cert;       // the HTTP server's certificate (PEM): HTTPS, or NULL
     const char *https_key;        // its private key (PEM)
     const char *journal;          // folder of the write-ahead log, or NULL
-    const char *sync;             // always, batch or never
+    int sync;                     // zf_sync_t: when journal records reach the disk
     int64_t sync_interval;        // ms a confirm waits for the disk at most (batch)
     int64_t journal_segment;      // bytes past which the journal is compacted
     const char *curve_secret;     // the broker's CURVE certificate, or NULL

@@ -107,7 +107,7 @@ test_good_file (void **state)
     assert_int_equal (set->max_body, 10 * 1024 * 1024);
     assert_true (set->tls_verify);
     assert_true (set->rate_per_host == 0.0);
-    assert_string_equal (set->on_error, "emit");
+    assert_int_equal (set->on_error, ZF_FETCHER_EMIT);
     assert_string_equal (zconfig_get (set->headers, "Accept", NULL), "text/html");
     assert_int_equal (p->broker_settings.heartbeat, 500);
     assert_int_equal (p->broker_settings.liveness, 3);
@@ -462,6 +462,8 @@ s_field_size (zf_key_type_t type)
             return sizeof (double);
         case ZF_KEY_BOOL:
             return sizeof (bool);
+        case ZF_KEY_ENUM:
+            return sizeof (int);
         case ZF_KEY_SECTION:
             return sizeof (zconfig_t *);
         default:
@@ -484,6 +486,72 @@ s_check_table (const char *what, const zf_key_t *keys, size_t settings_size)
     }
 }
 
+//  The place key (of keys) binds value to: a choice's index, or -1.
+static int
+s_choice (const zf_key_t *keys, const char *key, const char *value)
+{
+    const zf_key_t *found = zf_keys_find (keys, key);
+    assert_non_null (found);
+    assert_int_equal (found->type, ZF_KEY_ENUM);
+    typedef struct {
+        char pad[8];
+        int value;
+    } s_settings_t;
+    s_settings_t settings;
+    zf_key_t at = *found;
+    at.field = offsetof (s_settings_t, value) + 1;
+    zf_key_bind (&at, value, &settings);
+    return settings.value;
+}
+
+//  Each choice key binds to the enum the code compares it with: each
+//  choice to the value of its name, in the order of the key's choices.
+static void
+test_choice_keys_bind_to_their_enums (void **state)
+{
+    assert_int_equal (s_choice (zf_broker_keys, "sync", "always"), ZF_SYNC_ALWAYS);
+    assert_int_equal (s_choice (zf_broker_keys, "sync", "batch"), ZF_SYNC_BATCH);
+    assert_int_equal (s_choice (zf_broker_keys, "sync", "never"), ZF_SYNC_NEVER);
+    assert_int_equal (s_choice (zf_broker_keys, "sync", NULL), -1);
+    const zf_key_t *producer = zf_producer_kind.keys, *processor = zf_processor_kind.keys;
+    const zf_key_t *fetcher = zf_fetcher_kind.keys, *gather = zf_gather_kind.keys;
+    const zf_key_t *sink = zf_sink_kind.keys;
+    assert_int_equal (s_choice (producer, "format", "lines"), ZF_FORMAT_LINES);
+    assert_int_equal (s_choice (producer, "format", "jsonl"), ZF_FORMAT_JSONL);
+    assert_int_equal (s_choice (producer, "format", "msgpack"), ZF_FORMAT_MSGPACK);
+    assert_int_equal (s_choice (producer, "on-bad-line", "skip"), ZF_BAD_LINE_SKIP);
+    assert_int_equal (s_choice (producer, "on-bad-line", "dead"), ZF_BAD_LINE_DEAD);
+    assert_int_equal (s_choice (producer, "on-bad-line", "stop"), ZF_BAD_LINE_STOP);
+    assert_int_equal (s_choice (processor, "on-error", "retry"), ZF_PROCESSOR_RETRY);
+    assert_int_equal (s_choice (processor, "on-error", "emit"), ZF_PROCESSOR_EMIT);
+    assert_int_equal (s_choice (processor, "protocol", "lines"), ZF_PROTOCOL_LINES);
+    assert_int_equal (s_choice (processor, "protocol", "envelope"), ZF_PROTOCOL_ENVELOPE);
+    assert_int_equal (s_choice (processor, "protocol", "batch"), ZF_PROTOCOL_BATCH);
+    assert_int_equal (s_choice (fetcher, "on-error", "emit"), ZF_FETCHER_EMIT);
+    assert_int_equal (s_choice (fetcher, "on-error", "retry"), ZF_FETCHER_RETRY);
+    assert_int_equal (s_choice (fetcher, "on-error", "drop"), ZF_FETCHER_DROP);
+    assert_int_equal (s_choice (gather, "mode", "collect"), ZF_GATHER_COLLECT);
+    assert_int_equal (s_choice (gather, "mode", "all"), ZF_GATHER_ALL);
+    assert_int_equal (s_choice (gather, "on-timeout", "emit"), ZF_ON_TIMEOUT_EMIT);
+    assert_int_equal (s_choice (gather, "on-timeout", "fail"), ZF_ON_TIMEOUT_FAIL);
+    assert_int_equal (s_choice (gather, "on-failure", "emit"), ZF_ON_FAILURE_EMIT);
+    assert_int_equal (s_choice (gather, "on-failure", "dead"), ZF_ON_FAILURE_DEAD);
+    assert_int_equal (s_choice (sink, "format", "body"), ZF_SINK_BODY);
+    assert_int_equal (s_choice (sink, "format", "envelope"), ZF_SINK_ENVELOPE);
+    assert_int_equal (s_choice (sink, "format", "msgpack"), ZF_SINK_MSGPACK);
+    assert_int_equal (s_choice (sink, "sync", "always"), ZF_SINK_SYNC_ALWAYS);
+    assert_int_equal (s_choice (sink, "sync", "interval"), ZF_SINK_SYNC_INTERVAL);
+    assert_int_equal (s_choice (sink, "sync", "never"), ZF_SINK_SYNC_NEVER);
+    // Every choice key of every table is one of those above.
+    int choices = 0;
+    for (const zf_kind_t *const *k = zf_kinds (); *k; k++)
+        for (const zf_key_t *key = (*k)->keys; key->name; key++)
+            choices += key->type == ZF_KEY_ENUM;
+    for (const zf_key_t *key = zf_broker_keys; key->name; key++)
+        choices += key->type == ZF_KEY_ENUM;
+    assert_int_equal (choices, 11);
+}
+
 static void
 test_every_key_is_bound (void **state)
 {
@@ -501,6 +569,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_every_key_is_bound),
+        cmocka_unit_test (test_choice_keys_bind_to_their_enums),
         cmocka_unit_test_setup_teardown (test_good_file, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_one_mistake_each, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_exec_settings, s_setup, s_teardown),
