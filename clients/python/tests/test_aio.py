@@ -1,6 +1,8 @@
 """AsyncClient inside an aiohttp web app, against a real broker and a
-Python worker: many requests at once on one session."""
+Python worker: many requests at once on one session; and a client that
+waits, idle, for results."""
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -60,6 +62,44 @@ def test_an_aiohttp_app_puts_tasks_and_waits_for_results(tmp_path, processes):
             assert await (await client.put("tasks", 4)).get(timeout=20) == 8
         finally:
             await runner.cleanup()
+            await client.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        processes.stop_all()
+        broker.stop()
+
+
+def test_an_idle_client_waiting_for_results_burns_no_cpu(tmp_path, processes):
+    """Coroutines waiting for results that take seconds, two of them for
+    one id: the client sleeps until the broker answers (its process uses
+    under 5% of a CPU meanwhile), and every one of them is answered; then,
+    with a worker, results arrive, to two waiters of each id too."""
+    broker = Broker(str(tmp_path), TASKS)
+
+    async def scenario():
+        client = await zflow.AsyncClient.connect(broker.endpoint)
+        try:
+            later = await client.put("tasks", 1, delay=3600)
+            other = await client.put("tasks", 2, delay=3600)
+            cpu, wall = time.process_time(), time.monotonic()
+            # The broker holds each answer for its timeout: the two
+            # questions about `later` are asked one after the other.
+            waited = await asyncio.gather(client.result(later.id, timeout=1.5),
+                                          client.result(later.id, timeout=1.5),
+                                          client.result(other.id, timeout=2))
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            assert [(r.id, r.state) for r in waited] == \
+                [(later.id, "delayed"), (later.id, "delayed"), (other.id, "delayed")]
+            assert cpu < 0.05 * wall, "%.3f s of CPU in %.1f s of waiting" % (cpu, wall)
+
+            processes.worker(broker, "workers:slow_double", "--name", "double")
+            tasks = [await client.put("tasks", n) for n in range(20)]
+            values = await asyncio.gather(*(task.get(timeout=20) for task in tasks
+                                            for _ in range(2)))
+            assert values == [2 * n for n in range(20) for _ in range(2)]
+        finally:
             await client.close()
 
     try:

@@ -6,6 +6,7 @@ as coroutines, any number of them at once on one session.
     print(await task.get(timeout=30))
 """
 import asyncio
+import math
 import os
 import socket
 import time
@@ -75,6 +76,7 @@ class AsyncClient:
         self.sock = None
         self.seq = 0
         self.pending = {}        # key -> [frames, future]: asked, not yet answered
+        self.asking = {}         # REPORT key -> Event, set when that id's question is over
         self.welcomed = asyncio.Event()
         self.heartbeat, self.liveness = 1000, 3
         self.last_sent = self.last_heard = 0.0
@@ -153,8 +155,10 @@ class AsyncClient:
 
     async def _read(self):
         while True:
-            wait = int(1000 * self.brokers.wait(time.monotonic(), self.welcomed.is_set(),
-                                                self.heartbeat / 1000))
+            # Rounded up: a poll of 0 ms returns a done future, and awaiting
+            # it would spin without yielding until a reopen is due.
+            wait = math.ceil(1000 * self.brokers.wait(time.monotonic(), self.welcomed.is_set(),
+                                                      self.heartbeat / 1000))
             poller = zmq.asyncio.Poller()
             poller.register(self.sock, zmq.POLLIN)
             if self.monitor is not None:
@@ -293,12 +297,19 @@ class AsyncClient:
 
     async def _report(self, id, results=False, wait=0):
         header = _status_header(id, results, wait)
-        raw = header["id"]
-        # One question per id at a time: a second waits for the first's answer.
-        while ("REPORT", raw) in self.pending:
-            await asyncio.sleep(0.001)
-        return await self._request(("REPORT", raw), _zfp.encode("STATUS", header),
-                                   self.timeout + wait)
+        key = ("REPORT", header["id"])
+        # One question per id at a time, as a REPORT names only its id: a
+        # second waits until the first is over, woken by it. The key is
+        # taken with no await between the look and the taking, or two
+        # callers would both find it free and one of them lose its answer.
+        while key in self.asking:
+            await self.asking[key].wait()
+        over = self.asking[key] = asyncio.Event()
+        try:
+            return await self._request(key, _zfp.encode("STATUS", header), self.timeout + wait)
+        finally:
+            del self.asking[key]
+            over.set()
 
     async def status(self, id):
         header, _ = await self._report(id)
