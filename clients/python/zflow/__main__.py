@@ -13,12 +13,13 @@ coprocess runs it as the program of a processor with `protocol = batch`
 import argparse
 import importlib
 import sys
+from typing import Optional, Sequence
 
 from ._session import BrokerError
 from .worker import HookFailed, Worker
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zflow")
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run a function as a worker")

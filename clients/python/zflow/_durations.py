@@ -3,12 +3,30 @@
 datetime, a Unix time, or ISO 8601 text ("2026-12-24T18:00:00Z")."""
 import datetime
 import re
+from typing import Optional, overload
+
+from ._types import Duration, When
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|min|s|m|h|d)")
 
 
-def seconds(value, what="a duration"):
+@overload
+def seconds(value: None, what: str = ...) -> None:
+    ...
+
+
+@overload
+def seconds(value: Duration, what: str = ...) -> float:
+    ...
+
+
+@overload
+def seconds(value: Optional[Duration], what: str = ...) -> Optional[float]:
+    ...
+
+
+def seconds(value: Optional[Duration], what: str = "a duration") -> Optional[float]:
     """value (a number of seconds, or text such as "1m30s") in seconds;
     None stays None. Raises ValueError naming what for anything else."""
     if value is None:
@@ -34,7 +52,22 @@ def seconds(value, what="a duration"):
                      "\"10s\", \"1m30s\", \"2h\"" % (what, value))
 
 
-def unix_time(value, what="a time"):
+@overload
+def unix_time(value: None, what: str = ...) -> None:
+    ...
+
+
+@overload
+def unix_time(value: When, what: str = ...) -> float:
+    ...
+
+
+@overload
+def unix_time(value: Optional[When], what: str = ...) -> Optional[float]:
+    ...
+
+
+def unix_time(value: Optional[When], what: str = "a time") -> Optional[float]:
     """value (a datetime, a Unix time, or ISO 8601 text) as a Unix time in
     seconds; None stays None. Text without a zone is UTC."""
     if value is None:

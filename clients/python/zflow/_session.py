@@ -6,11 +6,13 @@ of a group, the session goes to the leader (_brokers)."""
 import os
 import socket
 import time
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 import zmq
 
 from . import _curve, _keys, _zfp
 from ._brokers import Brokers
+from ._types import Curve, Endpoint, Message
 
 
 class BrokerError(Exception):
@@ -23,7 +25,7 @@ class WrongBroker(BrokerError):
     session would fare better: every later call raises it again."""
 
 
-def refusal(code, welcomed):
+def refusal(code: Optional[str], welcomed: bool) -> bool:
     """True for an ERROR that answers a HELLO and means "not here, ever":
     before WELCOME the broker answers HELLO first, so a `version` or
     `value` then is its answer."""
@@ -31,8 +33,9 @@ def refusal(code, welcomed):
 
 
 class Session:
-    def __init__(self, endpoint, name, inputs=(), outputs=(), pipeline=None, worker=0,
-                 context=None, curve=None):
+    def __init__(self, endpoint: Endpoint, name: str, inputs: Iterable[str] = (),
+                 outputs: Iterable[str] = (), pipeline: Optional[str] = None, worker: int = 0,
+                 context: Optional[zmq.Context] = None, curve: Optional[Curve] = None) -> None:
         """curve: (this side's secret certificate, the broker's public one),
         the paths zflow keygen wrote; None: from ZFLOW_CURVE_CERT and
         ZFLOW_CURVE_SERVER when set (docs/security.md). endpoint: one
@@ -51,27 +54,31 @@ class Session:
         self.window = 1000         # PUT items unconfirmed at most
         self.timeout = 0           # ms: the input queue's timeout, if WELCOME says
         self.max_frame = 0         # bytes of a frame the broker takes, if WELCOME says
-        self.url_keyed = frozenset()  # queues whose items are keyed by URL, as WELCOME says
+        # queues whose items are keyed by URL, as WELCOME says
+        self.url_keyed: FrozenSet[str] = frozenset()
         self.sessions = 0          # sessions opened: more than 1 after the broker forgot one
-        self.sock = None
-        self.unconfirmed = {}      # seq -> (items, frames): PUTs sent, not yet confirmed
+        self.sock: Optional[zmq.Socket] = None
+        # seq -> (items, frames): PUTs sent, not yet confirmed
+        self.unconfirmed: Dict[int, Tuple[int, List[bytes]]] = {}
         self.welcomed = False
         self.last_sent = self.last_heard = 0.0
         self.opened_at = 0.0       # when the last HELLO went
-        self.on_open = None        # called after each new session's WELCOME
-        self.wakeup = None         # a file descriptor that ends receive when readable
-        self.refused = None        # WrongBroker, once the broker refused the session for good
-        self.counts = None         # () -> (done, failed): a worker's totals, which each new
-                                   # session's HELLO carries, for the broker to count on from
+        self.on_open: Optional[Callable[[], None]] = None  # after each new session's WELCOME
+        self.wakeup: Optional[int] = None  # a file descriptor that ends receive when readable
+        # WrongBroker, once the broker refused the session for good
+        self.refused: Optional[WrongBroker] = None
+        # A worker's totals, which each new session's HELLO carries, for the
+        # broker to count on from: () -> (done, failed)
+        self.counts: Optional[Callable[[], Tuple[int, int]]] = None
         self.open()
 
     @property
-    def endpoint(self):
+    def endpoint(self) -> str:
         return self.brokers.endpoint
 
     # -- the socket --------------------------------------------------------
 
-    def open(self):
+    def open(self) -> None:
         """A new session: a new socket, HELLO; WELCOME comes later."""
         if self.refused is not None:
             raise self.refused
@@ -118,7 +125,7 @@ class Session:
         self.last_heard = time.monotonic()
         self.sessions += 1
 
-    def close(self):
+    def close(self) -> None:
         if self.sock is None:
             return
         if self.welcomed:
@@ -128,7 +135,8 @@ class Session:
         self.sock.close()
         self.sock = None
 
-    def send(self, command, header, bodies=()):
+    def send(self, command: str, header: Mapping[str, Any],
+             bodies: Iterable[bytes] = ()) -> None:
         self._send_frames(_zfp.encode(command, header, bodies))
 
     def _send_frames(self, frames):
@@ -138,7 +146,7 @@ class Session:
             pass  # no way to the broker now: what matters is asked again
         self.last_sent = time.monotonic()
 
-    def put(self, seq, header, bodies):
+    def put(self, seq: int, header: Mapping[str, Any], bodies: Iterable[bytes]) -> None:
         """Sends a PUT and keeps it until confirmed(seq): every new
         session sends the PUTs kept again, in order, before anything
         else (open)."""
@@ -146,17 +154,17 @@ class Session:
         self.unconfirmed[seq] = (len(header["items"]), frames)
         self._send_frames(frames)
 
-    def confirmed(self, seq):
+    def confirmed(self, seq: int) -> None:
         self.unconfirmed.pop(seq, None)
 
     @property
-    def unconfirmed_items(self):
+    def unconfirmed_items(self) -> int:
         """Items in the PUTs not yet confirmed: at most window."""
         return sum(items for items, _ in self.unconfirmed.values())
 
     # -- receiving ---------------------------------------------------------
 
-    def receive(self, timeout):
+    def receive(self, timeout: Optional[float]) -> Optional[Message]:
         """The next message other than the session's own traffic (WELCOME,
         once taken, is given too), as (command, header, bodies), waiting up
         to timeout seconds (None: for ever); None if none came. Answers
@@ -193,7 +201,9 @@ class Session:
                     self.open()
                 continue
             if self.sock in ready:
-                message = self._take(self.sock.recv_multipart(copy=True))
+                # open() made the socket the poll saw
+                frames = self.sock.recv_multipart(copy=True)  # type: ignore[union-attr]
+                message = self._take(frames)
                 if message is not None:
                     return message
             elif deadline is not None and time.monotonic() >= deadline:
@@ -244,7 +254,7 @@ class Session:
             return None
         return command, header, bodies
 
-    def ensure_open(self, timeout=10.0):
+    def ensure_open(self, timeout: float = 10.0) -> None:
         """Waits for WELCOME (a new session's, after a quiet spell)."""
         if time.monotonic() - self.last_heard > self.heartbeat * self.liveness / 1000 * 0.8:
             self.open()  # the broker may have forgotten us: do not find out by losing a reply

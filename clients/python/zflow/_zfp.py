@@ -4,6 +4,7 @@ item of a PUT, DELIVER, REPORT or DONE; and the ids (§3)."""
 import ctypes
 import ctypes.util
 import os
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple, Union
 
 import msgpack
 
@@ -21,15 +22,15 @@ class ProtocolError(Exception):
     """A message that is not ZFP/1."""
 
 
-def pack(value):
+def pack(value: Any) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
-def unpack(data):
+def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def unpack_lenient(data):
+def unpack_lenient(data: bytes) -> Any:
     """As unpack, but a str that is not UTF-8 comes out with U+FFFD for
     its bad bytes rather than failing the whole value: for what is shown
     to a person (events, taps), where one bad name must not stop the rest."""
@@ -37,12 +38,12 @@ def unpack_lenient(data):
                            unicode_errors="replace")
 
 
-def encode(command, header, bodies=()):
+def encode(command: str, header: Mapping[str, Any], bodies: Iterable[bytes] = ()) -> List[bytes]:
     """The frames of one message; bodies are msgpack bytes already."""
     return [command.encode(), pack(header)] + list(bodies)
 
 
-def decode(frames):
+def decode(frames: Sequence[Any]) -> Tuple[str, Dict[str, Any], List[bytes]]:
     """(command, header, bodies) of a message's frames."""
     if len(frames) < 2:
         raise ProtocolError("%d frames, a command needs at least 2" % len(frames))
@@ -99,11 +100,11 @@ def _siphash128(key, data):
     return out + (v0 ^ v1 ^ v2 ^ v3).to_bytes(8, "little")
 
 
-def random_id():
+def random_id() -> bytes:
     return os.urandom(16)
 
 
-def _python_output_id(parent, group, index):
+def _python_output_id(parent: bytes, group: str, index: int) -> bytes:
     return _siphash128(_KEY, b"o" + parent + index.to_bytes(4, "big") + group.encode())
 
 
@@ -134,7 +135,7 @@ def _libzflow():
 _c_output = _libzflow()
 
 
-def output_id(parent, group, index):
+def output_id(parent: bytes, group: str, index: int) -> bytes:
     """The id of output number index that consumer group group makes of the
     item parent: the same on every attempt, so the broker drops a
     redelivered item's second outputs, and another for each group that
@@ -144,13 +145,13 @@ def output_id(parent, group, index):
     return _python_output_id(parent, group, index)
 
 
-def parse_id(text):
+def parse_id(text: Union[str, bytes, bytearray]) -> bytes:
     """16 bytes from 32 hex digits (or 16 bytes as they are); all zeros is
     no id (the protocol's "none")."""
     if isinstance(text, (bytes, bytearray)) and len(text) == 16:
         text = bytes(text).hex()
     try:
-        raw = bytes.fromhex(text)
+        raw = bytes.fromhex(text)  # type: ignore[arg-type]  # bytes of another size: refused
     except (TypeError, ValueError):
         raw = b""
     if len(raw) != 16 or raw == bytes(16):

@@ -10,6 +10,8 @@ import math
 import os
 import socket
 import time
+from typing import (Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Type,
+                    TypeVar)
 
 import zmq
 import zmq.asyncio
@@ -17,45 +19,48 @@ import zmq.asyncio
 from . import _curve, _keys, _zfp
 from ._brokers import Brokers
 from ._session import BrokerError, WrongBroker, refusal
+from ._types import Curve, Duration, Endpoint, Headers, Id, When
 from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _ready_batches,
                      _group_batches, _put_batch, _put_wait, _status_header, _value)
 
+_A = TypeVar("_A", bound="AsyncClient")
+
 
 class AsyncHandle:
-    def __init__(self, client, id):
+    def __init__(self, client: "AsyncClient", id: str) -> None:
         self.client = client
         self.id = id
 
-    async def status(self):
+    async def status(self) -> str:
         return await self.client.status(self.id)
 
-    async def result(self, timeout=None):
+    async def result(self, timeout: Optional[float] = None) -> Result:
         return await self.client.result(self.id, timeout)
 
-    async def get(self, timeout=30):
+    async def get(self, timeout: Optional[float] = 30) -> Any:
         """As Handle.get: the value, TimeoutError, or TaskFailed."""
         return _value(await self.client.result(self.id, timeout), timeout)
 
-    async def cancel(self, reason=""):
+    async def cancel(self, reason: str = "") -> str:
         return await self.client.cancel(self.id, reason)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "AsyncHandle(%s)" % self.id
 
 
 class _Finished(AsyncHandle):
     """The handle of an empty group: done at once, its value []."""
 
-    async def status(self):
+    async def status(self) -> str:
         return "done"
 
-    async def result(self, timeout=None):
+    async def result(self, timeout: Optional[float] = None) -> Result:
         return Result(self.id, "done", [[]])
 
-    async def get(self, timeout=30):
+    async def get(self, timeout: Optional[float] = 30) -> Any:
         return []
 
-    async def cancel(self, reason=""):
+    async def cancel(self, reason: str = "") -> str:
         return "done"
 
 
@@ -65,7 +70,9 @@ class AsyncClient:
     when the broker restarts, it opens a new session and asks again what
     is waiting."""
 
-    def __init__(self, endpoint, name="python-client", pipeline=None, timeout=30, curve=None):
+    def __init__(self, endpoint: Endpoint, name: str = "python-client",
+                 pipeline: Optional[str] = None, timeout: float = 30,
+                 curve: Optional[Curve] = None) -> None:
         self.brokers = Brokers(endpoint)  # one, or a group's: the session goes to the leader
         self.monitor = None
         self.curve = _curve.keys(curve)  # as Client's
@@ -73,20 +80,24 @@ class AsyncClient:
         self.pipeline = pipeline
         self.timeout = timeout
         self.context = zmq.asyncio.Context.instance()
-        self.sock = None
+        self.sock: Optional[zmq.asyncio.Socket] = None
         self.seq = 0
-        self.pending = {}        # key -> [frames, future]: asked, not yet answered
-        self.asking = {}         # REPORT key -> Event, set when that id's question is over
+        # key -> [frames, future]: asked, not yet answered
+        self.pending: Dict[Tuple[str, Any], List[Any]] = {}
+        # REPORT key -> Event, set when that id's question is over
+        self.asking: Dict[Tuple[str, bytes], asyncio.Event] = {}
         self.welcomed = asyncio.Event()
         self.heartbeat, self.liveness = 1000, 3
         self.last_sent = self.last_heard = 0.0
-        self.reader = None
-        self.refused = None      # WrongBroker, once the broker refused the session for good
+        self.reader: Optional["asyncio.Future[None]"] = None
+        # WrongBroker, once the broker refused the session for good
+        self.refused: Optional[WrongBroker] = None
         self.max_frame = 0       # bytes of a frame the broker takes, if WELCOME says
-        self.url_keyed = frozenset()  # queues whose items are keyed by URL, as WELCOME says
+        # queues whose items are keyed by URL, as WELCOME says
+        self.url_keyed: FrozenSet[str] = frozenset()
 
     @classmethod
-    async def connect(cls, endpoint, **options):
+    async def connect(cls: Type[_A], endpoint: Endpoint, **options: Any) -> _A:
         self = cls(endpoint, **options)
         self._open()
         self.reader = asyncio.ensure_future(self._read())
@@ -101,7 +112,7 @@ class AsyncClient:
             raise self.refused
         return self
 
-    async def close(self):
+    async def close(self) -> None:
         if self.reader:
             self.reader.cancel()
             try:
@@ -120,16 +131,16 @@ class AsyncClient:
             if not future.done():
                 future.set_exception(BrokerError("the client was closed"))
 
-    async def __aenter__(self):
+    async def __aenter__(self: _A) -> _A:
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     # -- the session -------------------------------------------------------
 
     @property
-    def endpoint(self):
+    def endpoint(self) -> str:
         return self.brokers.endpoint
 
     def _open(self):
@@ -251,8 +262,11 @@ class AsyncClient:
 
     # -- the calls ---------------------------------------------------------
 
-    async def put_many(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
-                       root=None, ids=None, timeout=None):
+    async def put_many(self, queue: str, bodies: Iterable[Any],
+                       delay: Optional[Duration] = None, at: Optional[When] = None,
+                       priority: int = 0, headers: Optional[Headers] = None,
+                       root: Optional[Id] = None, ids: Optional[Sequence[Id]] = None,
+                       timeout: Optional[float] = None) -> List[AsyncHandle]:
         bodies = list(bodies)
         batches = [_put_batch(queue, bodies[first:first + _zfp.BATCH_MAX],
                               ids[first:] if ids else None, delay, at, priority, headers, root)
@@ -275,8 +289,10 @@ class AsyncClient:
             raise Refused("the broker refused %d of %d items: %s"
                           % (confirm["refused"], len(items), confirm.get("reason", "")))
 
-    async def group(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
-                    timeout=None):
+    async def group(self, queue: str, bodies: Iterable[Any], delay: Optional[Duration] = None,
+                    at: Optional[When] = None, priority: int = 0,
+                    headers: Optional[Headers] = None,
+                    timeout: Optional[float] = None) -> AsyncHandle:
         """As Client.group: the group's handle; its value the gather's list."""
         bodies = list(bodies)
         group, batches = _group_batches(queue, bodies, delay, at, priority, headers)
@@ -288,8 +304,10 @@ class AsyncClient:
             await self._put_confirmed(items, packed, timeout)
         return AsyncHandle(self, group)
 
-    async def put(self, queue, body, delay=None, at=None, priority=0, headers=None, root=None,
-                  id=None, timeout=None):
+    async def put(self, queue: str, body: Any, delay: Optional[Duration] = None,
+                  at: Optional[When] = None, priority: int = 0,
+                  headers: Optional[Headers] = None, root: Optional[Id] = None,
+                  id: Optional[Id] = None, timeout: Optional[float] = None) -> AsyncHandle:
         return (await self.put_many(queue, [body], delay, at, priority, headers, root,
                                     [id] if id else None, timeout))[0]
 
@@ -311,15 +329,15 @@ class AsyncClient:
             del self.asking[key]
             over.set()
 
-    async def status(self, id):
+    async def status(self, id: Id) -> str:
         header, _ = await self._report(id)
         return header.get("state", "unknown")
 
-    async def result(self, id, timeout=None):
+    async def result(self, id: Id, timeout: Optional[float] = None) -> Result:
         header, bodies = await self._report(id, results=True, wait=timeout or 0)
         return Result._from(header, bodies)
 
-    async def cancel(self, id, reason=""):
+    async def cancel(self, id: Id, reason: str = "") -> str:
         """As Client.cancel: the state after, or the one it was over in."""
         before = await self.status(id)
         if before in OVER or before == "unknown":

@@ -2,6 +2,7 @@
 broker's events. Blocking; one Client per thread (see AsyncClient for
 asyncio)."""
 import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 import msgpack
 import zmq
@@ -9,8 +10,11 @@ import zmq
 from . import _curve, _keys, _zfp
 from ._durations import seconds, unix_time
 from ._session import BrokerError, Session
+from ._types import Curve, Duration, Endpoint, Headers, Id, When
 
 OVER = ("done", "dead", "cancelled")
+
+_C = TypeVar("_C", bound="Client")
 
 
 class Refused(BrokerError):
@@ -22,7 +26,7 @@ class TaskFailed(Exception):
     """A task's lineage had an item dead-lettered (error says why) or was
     cancelled."""
 
-    def __init__(self, result):
+    def __init__(self, result: "Result") -> None:
         self.result = result
         super().__init__("task %s %s%s" % (result.id, result.state,
                                            ": " + result.error if result.error else ""))
@@ -34,11 +38,12 @@ class Result:
     (error, and detail: the worker's longer account, a traceback). While
     it runs, progress (0.0 to 1.0) and note: what its worker last said."""
 
-    def __init__(self, id, state, values=(), error="", queue="", attempts=0, detail="",
-                 progress=None, note=""):
+    def __init__(self, id: str, state: str, values: Iterable[Any] = (), error: str = "",
+                 queue: str = "", attempts: int = 0, detail: str = "",
+                 progress: Optional[float] = None, note: str = "") -> None:
         self.id = id
         self.state = state
-        self.values = list(values)
+        self.values: List[Any] = list(values)
         self.error = error        # why it failed or was cancelled: one line
         self.detail = detail      # the failure's traceback, when the worker gave one
         self.queue = queue
@@ -47,15 +52,16 @@ class Result:
         self.note = note          # what the task said with its progress
 
     @property
-    def over(self):
+    def over(self) -> bool:
         return self.state in OVER
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Result(%s, %s, %r%s)" % (self.id, self.state, self.values,
                                          ", error=%r" % self.error if self.error else "")
 
     @classmethod
-    def _from(cls, header, bodies, first=0, end=None):
+    def _from(cls, header: Dict[str, Any], bodies: Sequence[bytes], first: int = 0,
+              end: Optional[int] = None) -> "Result":
         items = header.get("results") or []
         end = len(items) if end is None else end
         progress = header.get("progress")
@@ -67,7 +73,7 @@ class Result:
                    None if progress is None else progress / 1000, header.get("note", ""))
 
 
-def _value(result, timeout):
+def _value(result: Result, timeout: Optional[float]) -> Any:
     """What get gives of a Result (Handle's and AsyncHandle's)."""
     if not result.over:
         raise TimeoutError("task %s still %s after %s s" % (result.id, result.state, timeout))
@@ -81,43 +87,43 @@ def _value(result, timeout):
 class Handle:
     """What put returns: the task's id, and its state and result on asking."""
 
-    def __init__(self, client, id):
+    def __init__(self, client: "Client", id: str) -> None:
         self.client = client
         self.id = id
 
-    def status(self):
+    def status(self) -> str:
         return self.client.status(self.id)
 
-    def result(self, timeout=None):
+    def result(self, timeout: Optional[float] = None) -> Result:
         return self.client.result(self.id, timeout)
 
-    def get(self, timeout=30):
+    def get(self, timeout: Optional[float] = 30) -> Any:
         """The task's value once it is done (its one result; a list of them
         when it made several; None when none), like Celery's .get(). Raises
         TimeoutError when it is not over in time, TaskFailed when it died or
         was cancelled."""
         return _value(self.client.result(self.id, timeout), timeout)
 
-    def cancel(self, reason=""):
+    def cancel(self, reason: str = "") -> str:
         return self.client.cancel(self.id, reason)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Handle(%s)" % self.id
 
 
 class _Finished(Handle):
     """The Handle of an empty group: done at once, its value []."""
 
-    def status(self):
+    def status(self) -> str:
         return "done"
 
-    def result(self, timeout=None):
+    def result(self, timeout: Optional[float] = None) -> Result:
         return Result(self.id, "done", [[]])
 
-    def get(self, timeout=30):
+    def get(self, timeout: Optional[float] = 30) -> Any:
         return []
 
-    def cancel(self, reason=""):
+    def cancel(self, reason: str = "") -> str:
         return "done"
 
 
@@ -226,8 +232,10 @@ class Client:
         print(task.get(timeout=30))
     """
 
-    def __init__(self, endpoint, name="python-client", pipeline=None, events=None,
-                 context=None, curve=None, timeout=30):
+    def __init__(self, endpoint: Endpoint, name: str = "python-client",
+                 pipeline: Optional[str] = None, events: Optional[str] = None,
+                 context: Optional[zmq.Context] = None, curve: Optional[Curve] = None,
+                 timeout: float = 30) -> None:
         self.timeout = timeout
         self.events = events
         self.context = context or zmq.Context.instance()
@@ -235,13 +243,13 @@ class Client:
                                curve=curve)
         self.seq = 0
 
-    def close(self):
+    def close(self) -> None:
         self.session.close()
 
-    def __enter__(self):
+    def __enter__(self: _C) -> _C:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- requests ----------------------------------------------------------
@@ -273,8 +281,10 @@ class Client:
             if answered(*message):
                 return message
 
-    def put_many(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
-                 root=None, ids=None, timeout=None):
+    def put_many(self, queue: str, bodies: Iterable[Any], delay: Optional[Duration] = None,
+                 at: Optional[When] = None, priority: int = 0, headers: Optional[Headers] = None,
+                 root: Optional[Id] = None, ids: Optional[Sequence[Id]] = None,
+                 timeout: Optional[float] = None) -> List[Handle]:
         """Puts each body (any msgpack-able value) into queue; returns their
         Handles once the broker confirmed all. Raises Refused (naming why)
         for a queue the pipeline lacks."""
@@ -302,8 +312,10 @@ class Client:
             raise Refused("the broker refused %d of %d items: %s"
                           % (confirm["refused"], len(items), confirm.get("reason", "")))
 
-    def put(self, queue, body, delay=None, at=None, priority=0, headers=None, root=None,
-            id=None, timeout=None):
+    def put(self, queue: str, body: Any, delay: Optional[Duration] = None,
+            at: Optional[When] = None, priority: int = 0, headers: Optional[Headers] = None,
+            root: Optional[Id] = None, id: Optional[Id] = None,
+            timeout: Optional[float] = None) -> Handle:
         """Puts one task; its Handle once the broker has it. delay: seconds
         to wait before it runs (or text: "10s", "1m30s"); at: a datetime,
         a Unix time or ISO 8601 text ("2026-12-24T18:00:00Z"); priority 0
@@ -313,8 +325,9 @@ class Client:
 
     delay = put  # Celery's name
 
-    def group(self, queue, bodies, delay=None, at=None, priority=0, headers=None,
-              timeout=None):
+    def group(self, queue: str, bodies: Iterable[Any], delay: Optional[Duration] = None,
+              at: Optional[When] = None, priority: int = 0, headers: Optional[Headers] = None,
+              timeout: Optional[float] = None) -> Handle:
         """Puts bodies as one group for a gather (asyncio.gather, Celery's
         group): the Handle of the group, whose value is the gather's list
         of results. An empty group is done at once, its value []."""
@@ -335,19 +348,19 @@ class Client:
         return self._request("STATUS", header, (), lambda command, header, _:
                              command == "REPORT" and header.get("id") == raw, timeout)
 
-    def status(self, id):
+    def status(self, id: Id) -> str:
         """The item's state: queued, delayed, delivered, retrying, done,
         dead, cancelled or unknown (Result has its progress too)."""
         return self._report(id)[1].get("state", "unknown")
 
-    def result(self, id, timeout=None):
+    def result(self, id: Id, timeout: Optional[float] = None) -> Result:
         """The root's Result; with timeout (seconds) the broker answers once
         its lineage is over, or when the time has passed (then the Result is
         not over)."""
         _, header, bodies = self._report(id, results=True, wait=timeout or 0)
         return Result._from(header, bodies)
 
-    def cancel(self, id, reason=""):
+    def cancel(self, id: Id, reason: str = "") -> str:
         """Cancels what is left of the root's lineage: queued items dropped,
         running ones' outputs dropped when they come; its state is
         cancelled, and reason its error. Returns the state: "cancelled",
@@ -361,7 +374,8 @@ class Client:
 
     # -- events ------------------------------------------------------------
 
-    def tap(self, prefix="", events=None, timeout=None):
+    def tap(self, prefix: str = "", events: Optional[str] = None,
+            timeout: Optional[float] = None) -> "Tap":
         """The broker's events whose topic starts with prefix, as (topic,
         map) pairs, subscribed from now on; data events (prefix
         "data.QUEUE") carry the items put, each {"id", "created", "body"}
@@ -388,32 +402,35 @@ def _decoded(body):
 class Tap:
     """An iterator of events (Client.tap)."""
 
-    def __init__(self, context, endpoint, prefix, timeout, curve_keys=None):
-        self.timeout = timeout
-        self.sub = context.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        _curve.apply(self.sub, curve_keys)
-        self.sub.connect(endpoint)
-        self.sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sub: Optional[zmq.Socket]  # None once closed
 
-    def __iter__(self):
+    def __init__(self, context: zmq.Context, endpoint: str, prefix: str,
+                 timeout: Optional[float], curve_keys: Optional[Curve] = None) -> None:
+        self.timeout = timeout
+        self.sub = sub = context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        _curve.apply(sub, curve_keys)
+        sub.connect(endpoint)
+        sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def __iter__(self) -> "Tap":
         return self
 
-    def __next__(self):
+    def __next__(self) -> Tuple[str, Any]:
         if self.sub is None or not self.sub.poll(
                 None if self.timeout is None else int(self.timeout * 1000)):
             self.close()
             raise StopIteration
-        topic, body = self.sub.recv_multipart()[:2]
+        raw, body = self.sub.recv_multipart()[:2]
         # Events carry names from peers: one that is not UTF-8 must not
         # end the tap (the broker refuses such names; an older one may not).
-        topic, event = topic.decode(errors="replace"), _zfp.unpack_lenient(body)
+        topic, event = raw.decode(errors="replace"), _zfp.unpack_lenient(body)
         if topic.startswith(("data.", "sample.")) and isinstance(event, dict):
             for item in event.get("items") or ():
                 item["body"] = _decoded(item.get("body"))
         return topic, event
 
-    def close(self):
+    def close(self) -> None:
         if self.sub is not None:
             self.sub.close()
             self.sub = None

@@ -22,6 +22,7 @@ import inspect
 import json
 import sys
 import traceback
+from typing import IO, Any, Callable, Optional
 
 
 def _outputs(value):
@@ -49,7 +50,8 @@ async def _each(call, envelopes):
     return await asyncio.gather(*(one(env["body"]) for env in envelopes))
 
 
-def serve(fn, stdin=None, stdout=None):
+def serve(fn: Callable[[Any], Any], stdin: Optional[IO[bytes]] = None,
+          stdout: Optional[IO[bytes]] = None) -> None:
     """Answers lines of envelopes until stdin ends."""
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer

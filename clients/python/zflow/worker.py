@@ -41,6 +41,8 @@ import sys
 import threading
 import time
 import traceback
+from typing import (Any, Callable, Deque, Dict, List, NoReturn, Optional, Set, Tuple,
+                    TypeVar)
 
 import msgpack
 import zmq
@@ -48,6 +50,10 @@ import zmq
 from . import _keys, _zfp
 from ._durations import seconds
 from ._session import BrokerError, Session
+from ._types import Curve, Duration, Endpoint
+
+_F = TypeVar("_F", bound=Callable[..., Any])      # an actor's function
+_H = TypeVar("_H", bound=Callable[[], Any])       # a hook
 
 REASON_MAX = 1024       # bytes of a NACK's reason (schemas/zfp.md)
 DETAIL_MAX = 8192       # bytes of a NACK's detail: the traceback
@@ -68,7 +74,8 @@ class Retry(Exception):
     counts as an attempt: after the queue's max-attempts, the item is
     dead-lettered."""
 
-    def __init__(self, countdown=0, reason="the task asked to be retried"):
+    def __init__(self, countdown: Duration = 0,
+                 reason: str = "the task asked to be retried") -> None:
         self.countdown = seconds(countdown, "Retry's countdown")
         self.reason = reason
         super().__init__(reason)
@@ -79,8 +86,13 @@ class Context:
     task, or the `ctx` parameter of a function that has one."""
 
     __slots__ = ("id", "attempt", "queue", "headers", "root", "_job")
+    id: str                   # the item's, 32 hex digits
+    attempt: int              # 1 on the first delivery
+    queue: str                # the queue it came from
+    headers: Dict[str, str]   # those it was put with
+    root: str                 # its lineage's root, 32 hex digits
 
-    def __init__(self, job, envelope):
+    def __init__(self, job: "_Job", envelope: Dict[str, Any]) -> None:
         self.id = envelope["id"].hex()
         self.attempt = envelope.get("attempt", 1)
         self.queue = envelope.get("queue", "")
@@ -88,7 +100,7 @@ class Context:
         self.root = (envelope.get("root") or envelope["id"]).hex()
         self._job = job
 
-    def progress(self, fraction, note=""):
+    def progress(self, fraction: float, note: str = "") -> None:
         """Publishes how far the task is (0.0 to 1.0) and what it does, for
         `zflow status`, Client.status and GET /messages/ID. Calls more
         often than a few a second are merged: the latest counts."""
@@ -97,18 +109,19 @@ class Context:
             raise ValueError("progress is a fraction from 0 to 1, not %r" % (fraction,))
         self._job.worker._progress(self._job, fraction, str(note))
 
-    def retry(self, countdown=0, reason="the task asked to be retried"):
+    def retry(self, countdown: Duration = 0,
+              reason: str = "the task asked to be retried") -> NoReturn:
         """Raises Retry: the item runs again no sooner than countdown."""
         raise Retry(countdown, reason)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Context(id=%s, attempt=%d, queue=%r)" % (self.id, self.attempt, self.queue)
 
 
-_current = contextvars.ContextVar("zflow_task")
+_current: "contextvars.ContextVar[Context]" = contextvars.ContextVar("zflow_task")
 
 
-def current():
+def current() -> Context:
     """The Context of the task running in this thread or asyncio task.
     Raises LookupError outside a task."""
     try:
@@ -117,25 +130,27 @@ def current():
         raise LookupError("zflow.current() is only known inside a task a worker runs") from None
 
 
-_hooks = {"start": [], "stop": []}
+_hooks: Dict[str, List[Callable[[], Any]]] = {"start": [], "stop": []}
 
 
-def on_start(fn):
+def on_start(fn: _H) -> _H:
     """Runs fn (plain or async) once when a worker starts, before it takes
     any item: open pools and sessions here."""
     _hooks["start"].append(fn)
     return fn
 
 
-def on_stop(fn):
+def on_stop(fn: _H) -> _H:
     """Runs fn (plain or async) once when a worker stops, after its last
     item: close what on_start opened."""
     _hooks["stop"].append(fn)
     return fn
 
 
-def actor(input, output=None, concurrency=None, name=None, threads=None, timeout=None,
-          hard_timeout=None):
+def actor(input: str, output: Optional[str] = None, concurrency: Optional[int] = None,
+          name: Optional[str] = None, threads: Optional[int] = None,
+          timeout: Optional[Duration] = None,
+          hard_timeout: Optional[Duration] = None) -> Callable[[_F], _F]:
     """Marks fn as an actor reading input and writing output. concurrency:
     items an async function runs at once (8); threads: threads a plain one
     runs on (4); timeout and hard_timeout: its soft and hard time limits
@@ -143,10 +158,10 @@ def actor(input, output=None, concurrency=None, name=None, threads=None, timeout
     for what, value in (("timeout", timeout), ("hard_timeout", hard_timeout)):
         seconds(value, what)
 
-    def mark(fn):
-        fn.zflow_actor = {"input": input, "output": output, "concurrency": concurrency,
-                          "name": name, "threads": threads, "timeout": timeout,
-                          "hard_timeout": hard_timeout}
+    def mark(fn: _F) -> _F:
+        marks = {"input": input, "output": output, "concurrency": concurrency, "name": name,
+                 "threads": threads, "timeout": timeout, "hard_timeout": hard_timeout}
+        fn.zflow_actor = marks  # type: ignore[attr-defined]
         return fn
     return mark
 
@@ -261,9 +276,13 @@ def _supervisor_gone(pid, parent):
 
 
 class Worker:
-    def __init__(self, fn, endpoint=None, name=None, input=None, output=None, concurrency=None,
-                 worker=None, pipeline=None, curve=None, threads=None, timeout=None,
-                 hard_timeout=None, group=None):
+    def __init__(self, fn: Callable[..., Any], endpoint: Optional[Endpoint] = None,
+                 name: Optional[str] = None, input: Optional[str] = None,
+                 output: Optional[str] = None, concurrency: Optional[int] = None,
+                 worker: Optional[int] = None, pipeline: Optional[str] = None,
+                 curve: Optional[Curve] = None, threads: Optional[int] = None,
+                 timeout: Optional[Duration] = None, hard_timeout: Optional[Duration] = None,
+                 group: Optional[str] = None) -> None:
         """Settings come from the arguments, else from what the pipeline
         gives (ZFLOW_*, set by zflow run only for the keys it sets), else
         from the function's @zflow.actor, else the defaults. A worker of no
@@ -280,10 +299,11 @@ class Worker:
             return marked.get(key)
 
         self.fn = fn
-        self.input = input or env.get("ZFLOW_INPUT") or marked.get("input")
-        self.output = output or env.get("ZFLOW_OUTPUT") or marked.get("output")
-        if not self.input:
+        input = input or env.get("ZFLOW_INPUT") or marked.get("input")
+        if not input:
             raise ValueError("the actor %s has no input queue" % (name or fn.__name__))
+        self.input: str = input
+        self.output: Optional[str] = output or env.get("ZFLOW_OUTPUT") or marked.get("output")
         self.is_async = _is_async(fn)
         self.threads = int(setting(threads, "ZFLOW_THREADS", "threads") or DEFAULT_THREADS)
         concurrency = setting(concurrency, "ZFLOW_CONCURRENCY", "concurrency")
@@ -307,24 +327,28 @@ class Worker:
             self.takes_ctx = "ctx" in inspect.signature(fn).parameters
         except (TypeError, ValueError):
             self.takes_ctx = False
-        self.session = None
-        self.context = None            # the session's own: term() waits until what it sent is out
-        self.loop = None               # the event loop's, for async functions and hooks
-        self.loop_thread = None
-        self.pool = []                 # the threads of a plain function
-        self.work = queue.SimpleQueue()  # items for the pool
+        self.session: Optional[Session] = None
+        # the session's own: term() waits until what it sent is out
+        self.context: Optional[zmq.Context] = None
+        # the event loop's, for async functions and hooks
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop_thread: Optional[threading.Thread] = None
+        self.pool: List[threading.Thread] = []  # the threads of a plain function
+        self.work: "queue.SimpleQueue[Optional[_Job]]" = queue.SimpleQueue()  # for the pool
         self.lock = threading.Lock()   # finished, notes, signalled
-        self.finished = collections.deque()  # jobs done, to be answered in this order
-        self.notes = {}                # job -> (fraction, note): progress to send
+        # jobs done, to be answered in this order
+        self.finished: Deque[_Job] = collections.deque()
+        self.notes: Dict[_Job, Tuple[float, str]] = {}  # job -> (fraction, note): to send
         self.signalled = False         # a byte is in the wake-up pipe
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
-        self.running = {}              # id -> job: delivered, not answered yet
-        self.held = []                 # jobs delivered while stopping: handed back by BYE
-        self.outbox = collections.deque()  # jobs done, their outputs and answers to send
-        self.progress_sent = {}        # id -> when its progress last went
-        self.cancelled = set()         # roots the broker cancelled
+        self.running: Dict[bytes, _Job] = {}  # id -> job: delivered, not answered yet
+        self.held: List[_Job] = []     # jobs delivered while stopping: handed back by BYE
+        # jobs done, their outputs and answers to send
+        self.outbox: Deque[_Job] = collections.deque()
+        self.progress_sent: Dict[bytes, float] = {}  # id -> when its progress last went
+        self.cancelled: Set[bytes] = set()  # roots the broker cancelled
         self.seq = 0                   # the last PUT's; the session keeps those unconfirmed
         self.stopping = False
         self.stop_now = False
@@ -335,13 +359,13 @@ class Worker:
         self.failed = 0
 
     @property
-    def name(self):
+    def name(self) -> str:
         return "%s/%d" % (self.group or self.fn.__name__, self.worker_number)
 
     def _log(self, text):
         print("zflow worker %s: %s" % (self.name, text), file=sys.stderr, flush=True)
 
-    def stop(self, *_):
+    def stop(self, *_: object) -> None:
         """Stops after the items running (a second call: at once). It is
         the SIGTERM handler, run on the main thread between two of its
         bytecodes, maybe while that thread holds self.lock: it takes no
@@ -828,7 +852,7 @@ class Worker:
                 self._log("no broker answers at %s; still trying" % session.endpoint)
                 said = time.monotonic() + 55  # then once a minute
 
-    def run(self):
+    def run(self) -> None:
         """Serves the input until SIGTERM or SIGINT (or stop())."""
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = [signal.signal(s, self.stop) for s in signals]
@@ -855,7 +879,7 @@ class Worker:
                 signal.signal(s, handler)
             if self.session is not None:
                 self.session.close()
-                self.context.term()  # BYE is sent before the process ends
+                self.context.term()  # type: ignore[union-attr]  # BYE goes before the end
             self._stop_threads()
             os.close(self.wake_read)
             os.close(self.wake_write)
