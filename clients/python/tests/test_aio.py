@@ -1,16 +1,19 @@
 """AsyncClient inside an aiohttp web app, against a real broker and a
-Python worker: many requests at once on one session; and a client that
-waits, idle, for results."""
+Python worker: many requests at once on one session; a client that
+waits, idle, for results; and one whose peer sends what is not ZFP."""
 import asyncio
 import time
 
 import aiohttp
 import pytest
+import zmq
+import zmq.asyncio
 from aiohttp import web
 
 import zflow
 from conftest import Broker, free_port
 from test_client import TASKS
+from zflow import _zfp
 
 
 def test_an_aiohttp_app_puts_tasks_and_waits_for_results(tmp_path, processes):
@@ -107,3 +110,41 @@ def test_an_idle_client_waiting_for_results_burns_no_cpu(tmp_path, processes):
     finally:
         processes.stop_all()
         broker.stop()
+
+
+def test_a_message_that_is_not_zfp_does_not_stop_the_client():
+    """A peer on the broker's port that sends, before its WELCOME and
+    before each REPORT, a header Python cannot read (a map keyed by an
+    array): the client drops those, is welcomed, and is answered."""
+    unreadable = b"\x81\x91\x01\x02"
+
+    async def scenario():
+        router = zmq.asyncio.Context.instance().socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+
+        async def serve():
+            while True:
+                peer, command, header = (await router.recv_multipart())[:3]
+                if command == b"HELLO":
+                    await router.send_multipart([peer, b"PING", unreadable])
+                    await router.send_multipart([peer] + _zfp.encode(
+                        "WELCOME", {"version": 1, "heartbeat": 1000, "liveness": 3}))
+                elif command == b"STATUS":
+                    await router.send_multipart([peer, b"REPORT", unreadable])
+                    await router.send_multipart([peer] + _zfp.encode(
+                        "REPORT", {"id": _zfp.unpack(header)["id"], "state": "queued"}))
+
+        server = asyncio.ensure_future(serve())
+        client = None
+        try:
+            client = await zflow.AsyncClient.connect("tcp://127.0.0.1:%d" % port, timeout=5)
+            assert await client.status("ab" * 16) == "queued"
+            assert await client.status("cd" * 16) == "queued"
+        finally:
+            if client is not None:
+                await client.close()
+            server.cancel()
+            router.close()
+
+    asyncio.run(scenario())

@@ -158,6 +158,8 @@ def test_every_cut_of_a_header_is_not_zfp(name):
     [b"PING\xff", b"\x80"],                          # a command that is not UTF-8
     [b"PING", b"\x81\xa1z" + b"\x91" * 5000 + b"\xc0"],  # nested past the unpacker's depth
     [b"ACK", b"\x81\xa3ids\xdd\xff\xff\xff\xff"],    # 4 billion ids announced in 10 bytes
+    [b"PING", b"\x81\x91\x01\x02"],                  # a key Python cannot hash: an array
+    [b"REPORT", b"\x81\xa5state\x81\x81\x01\x02\x03"],  # a map keyed by a map, inside
 ])
 def test_what_is_not_zfp_is_refused_as_such(frames):
     with pytest.raises(NOT_ZFP):

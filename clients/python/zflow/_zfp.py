@@ -48,7 +48,13 @@ def decode(frames: Sequence[Any]) -> Tuple[str, Dict[str, Any], List[bytes]]:
     if len(frames) < 2:
         raise ProtocolError("%d frames, a command needs at least 2" % len(frames))
     command = bytes(frames[0])
-    header = unpack(bytes(frames[1]))
+    try:
+        header = unpack(bytes(frames[1]))
+    except TypeError as e:
+        # A map keyed by an array or a map, which Python cannot key: not
+        # ZFP, and to be refused as such, or it would escape the readers.
+        raise ProtocolError("the header of %s cannot be read: %s"
+                            % (command.decode(errors="replace"), e)) from None
     if not isinstance(header, dict):
         raise ProtocolError("the header of %s is not a map" % command.decode(errors="replace"))
     bodies = [bytes(f) for f in frames[2:]]
