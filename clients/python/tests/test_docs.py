@@ -1,9 +1,11 @@
 """The docs' examples, run as they stand: docs/python.md's jobs module and
-pipeline under `zflow run`, its script, and the output the page shows; and
-README.md's tour."""
+pipeline under `zflow run`, its script, and the output the page shows;
+its asyncio example, whole; and README.md's tour."""
+import builtins
 import os
 import re
 import subprocess
+import symtable
 
 from conftest import PYTHONPATH, ROOT, ZFLOW, Run, free_port
 
@@ -82,3 +84,30 @@ def test_the_readme_tour(tmp_path):
     assert re.search(r"^tasks +0 +0 +1 +1 ", out, re.M), out  # status: put 1, acked 1
     assert re.search(r"^square +2 +1 ", out, re.M), out  # top: the actor's 2 workers
     assert "zflow run: stopped after" in err, err
+
+
+def undefined(code):
+    """The names code uses that it neither defines nor imports, and that
+    are not builtins."""
+    top = symtable.symtable(code, "<example>", "exec")
+    defined = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    missing = set()
+
+    def walk(table):
+        for symbol in table.get_symbols():
+            name = symbol.get_name()
+            own = table is not top and (symbol.is_local() or symbol.is_parameter() or
+                                        symbol.is_free())
+            if symbol.is_referenced() and not own and name not in defined and \
+                    not hasattr(builtins, name):
+                missing.add(name)
+        for child in table.get_children():
+            walk(child)
+    walk(top)
+    return missing
+
+
+def test_the_asyncio_example_of_the_patterns_defines_every_name_it_uses():
+    once = "pages = await asyncio.gather(*(fetch(session, url) for url in urls))\nsummary(pages)\n"
+    assert undefined(once) == {"asyncio", "fetch", "session", "summary", "urls"}
+    assert undefined(blocks()["gather.py"]) == set()
