@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import zflow
 from conftest import ZFLOW, free_port, wait_for
@@ -195,5 +196,35 @@ def test_a_schedule_outlives_its_leader_and_fires_each_time_once(tmp_path, proce
         listed = subprocess.run([ZFLOW, "schedule", group.endpoint, "list"], capture_output=True,
                                 text=True, timeout=60, stdin=subprocess.DEVNULL).stdout
         assert "beat" in listed and "active" in listed
+    finally:
+        group.stop()
+
+
+def test_a_rate_outlives_its_leader_without_a_burst(tmp_path, processes):
+    """rate = 20/s with a burst of 40 on a replicated broker: the first
+    leader may hand out its burst; when it is killed, the next one takes
+    every bucket as emptied when it began to lead, so from the kill on no
+    more items start than the rate allows (a bucket reset to full would
+    start 40 at once). Read from the workers' own records."""
+    from test_flow import pipeline, start_workers, starts
+    group = Group(str(tmp_path), pipeline(["rate = 20/s", "burst = 40"]) +
+                  "cluster\n    election-timeout = 300ms\n")
+    try:
+        start_workers(processes, tmp_path, group.endpoint, 2)
+        with zflow.Client(group.endpoint) as client:
+            client.put_many("jobs", [{"key": "k", "n": n} for n in range(160)])
+            leader = group.endpoints.index(client.session.endpoint)
+        wait_for(lambda: len(starts(tmp_path)) >= 60, timeout=30, what="60 started")
+        killed = time.time()
+        group.kill(leader)
+        wait_for(lambda: len({r[3] for r in starts(tmp_path)}) >= 160, timeout=60,
+                 what="every item started")
+        after = [r[1] for r in starts(tmp_path) if r[1] > killed]
+        assert len(after) >= 60, len(after)  # the rest, and what the kill took back
+        # By any moment, no more started since the first start after the
+        # kill than 20/s allows, the bucket's one token and 3 items of slack
+        # for how late a worker recorded its start.
+        for count, t in enumerate(after, 1):
+            assert count <= 20 * (t - after[0]) + 1 + 3, (count, t - after[0])
     finally:
         group.stop()
