@@ -144,3 +144,46 @@ def test_every_pipeline_the_docs_show_is_valid(tmp_path):
                                                                     check.stderr)
             checked += 1
     assert checked >= 10
+
+
+def test_every_command_the_docs_show_is_one_zflow_reads():
+    """Each `zflow CMD ...` a page shows (in a code block, or in a span of
+    code) names a command zflow has, and only options that command takes:
+    a renamed option is caught in every page that still spells it the old
+    way."""
+    helps = {}
+
+    def help_of(command):
+        if command not in helps:
+            shown = subprocess.run([ZFLOW, command, "--help"], capture_output=True, text=True,
+                                   timeout=30)
+            helps[command] = shown.stdout if shown.returncode == 0 else None
+        return helps[command]
+
+    pages = [os.path.join(ROOT, "docs", name)
+             for name in sorted(os.listdir(os.path.join(ROOT, "docs")))
+             if name.endswith(".md") and name != "commands.md"]  # that one is zflow's own
+    pages += [os.path.join(ROOT, name) for name in ("README.md", "CONTRIBUTING.md")]
+    wrong, checked = [], 0
+    for page in pages:
+        with open(page) as f:
+            text = f.read()
+        lines = [line for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+                 for line in block.splitlines()]
+        lines += re.findall(r"`([^`\n]*zflow [^`\n]*)`", text)
+        for line in lines:
+            m = re.match(r"^\s*(?:\$ )?(?:[A-Z_]+=\S+ )*(?:\./)?(?:build/)?zflow ([a-z]+)"
+                         r"((?: [^#|&;]*)?)", line)
+            if not m:
+                continue
+            shown = help_of(m.group(1))
+            if shown is None:
+                wrong.append("%s: %s: no command %s" % (page, line.strip(), m.group(1)))
+                continue
+            for option in re.findall(r"(?<![\w-])--([a-z][a-z-]*)", m.group(2)):
+                if "--%s" % option not in shown:
+                    wrong.append("%s: %s: zflow %s takes no --%s"
+                                 % (page, line.strip(), m.group(1), option))
+            checked += 1
+    assert not wrong, "\n".join(wrong)
+    assert checked >= 100, checked
