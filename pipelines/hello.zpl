@@ -36,7 +36,7 @@ actors
         max-per-host = 4                #   Connections to the one host
         timeout = 5s                    #   Whole request
         retry-base = 100ms              #   The origin may still be starting
-        max-retries = 6                 #   Then the failure becomes an item
+        max-retries = 10                #   Then the failure becomes an item
     titles                              #   User logic in any language
         kind = processor                #   Runs user logic on each item
         input = pages                   #   The queue it reads
