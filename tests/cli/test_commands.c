@@ -541,13 +541,15 @@ test_slow_tap_does_not_slow_the_pipeline (void **state)
     assert_int_equal (acked, N);
 
     // Read again, the tap shows what it kept and says what it missed, once
-    // an item gets through after the gap: one more is put while it is
-    // quiet. Every item is either shown or counted as missed.
+    // an item gets through after a gap: one more is put whenever it is
+    // quiet and not every item is told (the broker may have dropped more
+    // than once, the last time at the end). Every item is either shown or
+    // counted as missed. Bounded, and ended as soon as every item is told.
     s_tally_t tally = { 0 };
     long long total = N;
-    int64_t deadline = zclock_mono () + 30000;
+    int64_t deadline = zclock_mono () + 60000;
     while (zclock_mono () < deadline && !(tally.missed && tally.shown + tally.missed == total))
-        if (!s_tally_read (&tally, tap_out, 200) && !tally.missed) {
+        if (!s_tally_read (&tally, tap_out, 200)) {
             r = zf_test_zflow (NULL, "put", s_endpoint, "flood", "\"one more\"", NULL);
             assert_int_equal (r.status, 0);
             zf_test_result_free (&r);
