@@ -1,324 +1,441 @@
 /*  zf_proto: the ZFP/1 codec. See zf_proto.h and schemas/zfp.md.
 
-    Every command's header is described by a field table; one decoder and
-    one encoder walk the tables. Encoding is canonical: fields in table order,
-    optional fields left out when they are zero or empty, integers in their
-    smallest msgpack form. So decode-then-encode of a canonical message gives
-    back the same bytes, which the test vectors check.
+    Every command's header is described by a table (zf_table), one row per
+    field; zf_table's one reader and one writer walk them. Encoding is
+    canonical: fields in table order, optional fields left out when they are
+    zero or empty, integers in their smallest msgpack form. So
+    decode-then-encode of a canonical message gives back the same bytes,
+    which the test vectors check.
 */
 #include "zf_proto.h"
 #include "zf_json.h"
 #include "zf_mp.h"
+#include "zf_table.h"
 
 #include <stddef.h>
 
-typedef enum {
-    F_U32,        // uint32_t
-    F_U64,        // uint64_t
-    F_I64,        // int64_t
-    F_BOOL,       // bool
-    F_STR,        // char[size], NUL-terminated
-    F_ID,         // zf_id_t, as bin 16
-    F_CHECKPOINT, // uint8_t[ZF_CHECKPOINT_MAX] with checkpoint_size
-    F_NAMES,      // char[ZF_LIST_MAX][ZF_NAME_MAX + 1] with a count at aux
-    F_ITEMS,      // the items of a PUT or DELIVER
-    F_IDS,        // the ids of an ACK
-    F_GROUP,      // zf_group_t
-    F_HEADERS,    // an envelope's headers: a view of a str-to-str map
-    F_ROWS,       // an array of maps of one kind (aux: index in s_rows)
-    F_MAP         // any msgpack map, viewed where it is: figures and size
-} s_type_t;
-
-typedef struct {
-    const char *key; // the msgpack key
-    s_type_t type;   // how the value is read and written
-    size_t offset;   // where the value is in its struct
-    size_t aux;      // F_STR: buffer size; F_NAMES: offset of the count
-    bool required;   // decode fails without it; encode always writes it
-} s_field_t;
-
 #define P(field) offsetof (zf_proto_t, field)
-#define STR(k, f, r)                                                                               \
+
+//  A row of a command's table: key, type, member of zf_proto_t, required.
+#define F(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_proto_t, m, r)
+
+//  A row whose value is an array, its entries described by a.
+#define ARRAY(k, a, m, r)                                                                          \
     {                                                                                              \
-        k, F_STR, P (f), sizeof (((zf_proto_t *) 0)->f), r                                         \
+        .key = (k), .type = ZF_TABLE_ARRAY, .offset = P (m), .required = (r), .array = &(a)        \
     }
-#define NUM(k, t, f, r)                                                                            \
+
+//  --------------------------------------------------------------------------
+//  An envelope
+
+static int
+s_read_headers (zf_mp_t *mp, zf_env_t *env, zf_error_t *err)
+{
+    const uint8_t *start = mp->pos;
+    uint32_t count;
+    if (zf_mp_map (mp, &count, err))
+        return -1;
+    if (count > ZF_HEADERS_COUNT)
+        return zf_error_set (err, ZF_ETOOBIG, "%u headers, at most %d allowed", count,
+                             ZF_HEADERS_COUNT);
+    for (uint32_t i = 0; i < 2 * count; i++) {
+        const char *str;
+        uint32_t len;
+        if (zf_mp_str (mp, &str, &len, err)) {
+            zf_error_prefix (err, "header %u: ", i / 2);
+            return -1;
+        }
+        // Text, as every reader takes it (Python's decoder would refuse
+        // the whole message, the other items with it).
+        for (uint32_t at = 0, n; at < len; at += n)
+            if (!(n = (uint32_t) zf_utf8_len ((const unsigned char *) str + at, len - at)))
+                return zf_error_set (err, ZF_EVALUE, "header %u: not UTF-8", i / 2);
+    }
+    size_t size = (size_t) (mp->pos - start);
+    if (size > ZF_HEADERS_MAX)
+        return zf_error_set (err, ZF_ETOOBIG, "headers of %zu bytes, at most %d allowed", size,
+                             ZF_HEADERS_MAX);
+    env->headers = count ? start : NULL;
+    env->headers_size = count ? (uint32_t) size : 0;
+    return 0;
+}
+
+static int
+s_read_headers_field (zf_mp_t *mp, const zf_table_field_t *field, void *base, zf_error_t *err)
+{
+    return s_read_headers (mp, (zf_env_t *) base, err);
+}
+
+static void
+s_write_headers (msgpack_packer *pk, const zf_table_field_t *field, const void *base)
+{
+    // Already msgpack: written as it came.
+    const zf_env_t *env = (const zf_env_t *) base;
+    msgpack_pack_str_body (pk, env->headers, env->headers_size);
+}
+
+static bool
+s_no_headers (const zf_table_field_t *field, const void *base)
+{
+    return ((const zf_env_t *) base)->headers_size == 0;
+}
+
+//  Headers stay a view of the frame, checked as zf_proto_check_headers
+//  says: only the envelope knows them.
+static const zf_table_ops_t s_headers = { s_read_headers_field, s_write_headers, s_no_headers };
+
+static int
+s_check_group (void *base, zf_error_t *err)
+{
+    const zf_group_t *group = (const zf_group_t *) base;
+    if (group->size == 0 || group->index >= group->size)
+        return zf_error_set (err, ZF_EVALUE, "index %u of a group of size %u", group->index,
+                             group->size);
+    return 0;
+}
+
+static bool
+s_no_group (const void *base)
+{
+    return ((const zf_group_t *) base)->size == 0; // zflow.h: size 0 means no group
+}
+
+#define G(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_group_t, m, true)
+static const zf_table_field_t s_group_fields[] = {
+    G ("id", ID, id),
+    G ("size", U32, size),
+    G ("index", U32, index),
+    { NULL },
+};
+static const zf_table_t s_group = { .fields = s_group_fields,
+                                    .check = s_check_group,
+                                    .absent = s_no_group };
+
+//  What no one field of an item says.
+static int
+s_check_item (void *base, zf_error_t *err)
+{
+    const zf_env_t *env = (const zf_env_t *) base;
+    if (!env->queue[0])
+        return zf_error_set (err, ZF_EVALUE, "empty queue name");
+    if (env->priority > ZF_PRIORITY_MAX)
+        return zf_error_set (err, ZF_EVALUE, "priority %u, at most %d", env->priority,
+                             ZF_PRIORITY_MAX);
+    return 0;
+}
+
+#define E(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_env_t, m, r)
+static const zf_table_field_t s_envelope_fields[] = {
+    E ("id", ID, id, true),
+    E ("queue", STR, queue, true),
+    E ("attempt", U32, attempt, false),
+    E ("ts", I64, ts, true),
+    E ("parent", ID, parent, false),
+    E ("root", ID, root, false),
+    { .key = "group",
+      .type = ZF_TABLE_MAP,
+      .offset = offsetof (zf_env_t, group),
+      .table = &s_group },
+    { .key = "headers",
+      .type = ZF_TABLE_OWN,
+      .offset = offsetof (zf_env_t, headers),
+      .ops = &s_headers },
+    E ("not_before", I64, not_before, false),
+    E ("priority", U32, priority, false),
+    { NULL },
+};
+static const zf_table_t s_envelope = { .fields = s_envelope_fields, .check = s_check_item };
+
+//  --------------------------------------------------------------------------
+//  The arrays of zf_proto_t
+
+//  PUT, DELIVER, DONE, REPORT: the items, in place.
+static const zf_table_array_t s_items = {
+    .entry = { .type = ZF_TABLE_MAP, .table = &s_envelope },
+    .size = sizeof (zf_env_t),
+    .count = P (nitems),
+    .max = ZF_BATCH_MAX,
+    .noun = "item",
+};
+static const zf_table_array_t s_ids = {
+    .entry = { .type = ZF_TABLE_ID },
+    .size = sizeof (zf_id_t),
+    .count = P (nids),
+    .max = ZF_IDS_MAX,
+};
+#define NAMES(n)                                                                                   \
     {                                                                                              \
-        k, t, P (f), 0, r                                                                          \
+        .entry = { .type = ZF_TABLE_STR, .size = ZF_NAME_MAX + 1 }, .size = ZF_NAME_MAX + 1,       \
+        .count = P (n), .max = ZF_LIST_MAX                                                         \
+    }
+static const zf_table_array_t s_inputs = NAMES (ninputs);
+static const zf_table_array_t s_outputs = NAMES (noutputs);
+
+//  The arrays of maps kept in an allocated array of zf_proto_t (REPORT's
+//  queues, groups, ...): where their entries are, and their room.
+typedef struct {
+    zf_table_array_t array; // first: s_add_row finds the rest from it
+    size_t entries;         // offset of the entries' pointer
+    size_t cap;             // offset of the entries allocated (uint32_t)
+} s_rows_t;
+
+static void *s_add_row (void *base, const zf_table_array_t *array);
+
+#define ROWS(entry_t, entries, n, limit, at)                                                       \
+    {                                                                                              \
+        { .entry = { .type = ZF_TABLE_MAP, .table = &(entries) },                                  \
+          .size = sizeof (entry_t),                                                                \
+          .count = P (n),                                                                          \
+          .max = (limit),                                                                          \
+          .add = s_add_row },                                                                      \
+            P (at), P (at##_cap)                                                                   \
     }
 
-static const s_field_t s_hello[] = {
-    NUM ("version", F_U32, version, true),
-    STR ("name", name, true),
-    NUM ("worker", F_U32, worker, false),
-    NUM ("pid", F_U64, pid, false),
-    STR ("host", host, false),
-    { "inputs", F_NAMES, P (inputs), P (ninputs), false },
-    { "outputs", F_NAMES, P (outputs), P (noutputs), false },
-    NUM ("heartbeat", F_U32, heartbeat, false),
-    STR ("pipeline", pipeline, false),
-    NUM ("done", F_U64, done, false),
-    NUM ("failed", F_U64, failed, false),
+#define Q(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_figures_t, m, r)
+static const zf_table_field_t s_figures_fields[] = {
+    Q ("name", STR, name, true),         Q ("depth", U64, depth, true),
+    Q ("inflight", U64, inflight, true), Q ("put", U64, put, true),
+    Q ("ack", U64, ack, true),           Q ("nack", U64, nack, true),
+    Q ("dead", U64, dead, true),         Q ("consumers", U32, consumers, true),
+    Q ("paused", BOOL, paused, false),   { NULL },
+};
+static const zf_table_t s_figures = { .fields = s_figures_fields };
+static const s_rows_t s_queue_rows = ROWS (zf_figures_t, s_figures, nqueues, ZF_QUEUES_MAX, queues);
+
+#define GF(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_group_figures_t, m, r)
+static const zf_table_field_t s_group_figures_fields[] = {
+    GF ("queue", STR, queue, true),        GF ("name", STR, name, true),
+    GF ("workers", U32, workers, true),    GF ("ready", U64, ready, true),
+    GF ("inflight", U64, inflight, true),  GF ("acked", U64, acked, true),
+    GF ("declared", BOOL, declared, true), GF ("throttled", U64, throttled, false),
+    GF ("keys", U64, keys, false),         { NULL },
+};
+static const zf_table_t s_group_figures = { .fields = s_group_figures_fields };
+static const s_rows_t s_group_rows =
+    ROWS (zf_group_figures_t, s_group_figures, ngroups, ZF_GROUPS_MAX, groups);
+
+#define KF(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_key_figures_t, m, r)
+static const zf_table_field_t s_key_figures_fields[] = {
+    KF ("queue", STR, queue, true),
+    KF ("group", STR, group, true),
+    KF ("key", STR, key, true),
+    KF ("ready", U64, ready, true),
+    KF ("inflight", U64, inflight, true),
+    KF ("throttled", BOOL, throttled, false),
     { NULL },
 };
-static const s_field_t s_welcome[] = {
-    NUM ("version", F_U32, version, true),
-    NUM ("heartbeat", F_U32, heartbeat, true),
-    NUM ("liveness", F_U32, liveness, true),
-    NUM ("window", F_U32, window, true),
-    { "checkpoint", F_CHECKPOINT, P (checkpoint), 0, false },
-    NUM ("timeout", F_U32, timeout, false),
-    NUM ("max_frame", F_U32, max_frame, false),
-    { "url_keyed", F_ROWS, P (keyed), 5, false },
+static const zf_table_t s_key_figures = { .fields = s_key_figures_fields };
+static const s_rows_t s_key_rows = ROWS (zf_key_figures_t, s_key_figures, nkeys, ZF_KEYS_MAX, keys);
+
+static const zf_table_field_t s_keyed_fields[] = {
+    ZF_TABLE_FIELD ("queue", ZF_TABLE_STR, zf_keyed_t, queue, true),
     { NULL },
 };
-static const s_field_t s_put[] = {
-    NUM ("seq", F_U64, seq, true),
-    { "items", F_ITEMS, P (items), 0, true },
-    { "checkpoint", F_CHECKPOINT, P (checkpoint), 0, false },
-    NUM ("track", F_BOOL, track, false),
-    NUM ("urgent", F_BOOL, urgent, false),
-    NUM ("wait", F_U32, wait, false),
+static const zf_table_t s_keyed = { .fields = s_keyed_fields };
+static const s_rows_t s_keyed_rows = ROWS (zf_keyed_t, s_keyed, nkeyed, ZF_QUEUES_MAX, keyed);
+
+#define D(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_done_t, m, r)
+static const zf_table_field_t s_done_fields[] = {
+    D ("id", ID, id, true),           D ("state", STR, state, true),
+    D ("queue", STR, queue, false),   D ("attempt", U32, attempt, false),
+    D ("reason", STR, reason, false), { NULL },
+};
+static const zf_table_t s_done_row = { .fields = s_done_fields };
+static const s_rows_t s_done_rows = ROWS (zf_done_t, s_done_row, ndones, ZF_BATCH_MAX, dones);
+
+#define SC(k, t, m, r) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_schedule_info_t, m, r)
+static const zf_table_field_t s_schedule_fields[] = {
+    SC ("name", STR, name, true),
+    SC ("queue", STR, queue, true),
+    SC ("trigger", STR, trigger, true),
+    SC ("tz", STR, tz, false),
+    SC ("config", BOOL, config, false),
+    SC ("paused", BOOL, paused, false),
+    SC ("next", I64, next, false),
+    SC ("last", I64, last, false),
+    SC ("fired", U64, fired, false),
+    SC ("missed", U64, missed, false),
     { NULL },
 };
-static const s_field_t s_confirm[] = {
-    NUM ("seq", F_U64, seq, true),
-    NUM ("accepted", F_U32, accepted, false),
-    NUM ("duplicates", F_U32, duplicates, false),
-    NUM ("refused", F_U32, refused, false),
-    STR ("reason", reason, false),
+static const zf_table_t s_schedule = { .fields = s_schedule_fields };
+static const s_rows_t s_schedule_rows =
+    ROWS (zf_schedule_info_t, s_schedule, nschedules, ZF_SCHEDULES_MAX, schedules);
+
+//  --------------------------------------------------------------------------
+//  The commands
+
+//  PING's figures, CONTROL's spec: a map kept as it came.
+#define VIEW(k)                                                                                    \
+    {                                                                                              \
+        .key = (k), .type = ZF_TABLE_VIEW, .offset = P (figures), .size = ZF_FIGURES_MAX,          \
+        .length = P (figures_size)                                                                 \
+    }
+#define CHECKPOINT                                                                                 \
+    {                                                                                              \
+        .key = "checkpoint", .type = ZF_TABLE_BIN, .offset = P (checkpoint),                       \
+        .size = ZF_CHECKPOINT_MAX, .length = P (checkpoint_size)                                   \
+    }
+
+static const zf_table_field_t s_hello[] = {
+    F ("version", U32, version, true),
+    F ("name", STR, name, true),
+    F ("worker", U32, worker, false),
+    F ("pid", U64, pid, false),
+    F ("host", STR, host, false),
+    ARRAY ("inputs", s_inputs, inputs, false),
+    ARRAY ("outputs", s_outputs, outputs, false),
+    F ("heartbeat", U32, heartbeat, false),
+    F ("pipeline", STR, pipeline, false),
+    F ("done", U64, done, false),
+    F ("failed", U64, failed, false),
     { NULL },
 };
-static const s_field_t s_credit[] = {
-    NUM ("credit", F_U32, credit, true),
+static const zf_table_field_t s_welcome[] = {
+    F ("version", U32, version, true),
+    F ("heartbeat", U32, heartbeat, true),
+    F ("liveness", U32, liveness, true),
+    F ("window", U32, window, true),
+    CHECKPOINT,
+    F ("timeout", U32, timeout, false),
+    F ("max_frame", U32, max_frame, false),
+    ARRAY ("url_keyed", s_keyed_rows.array, keyed, false),
     { NULL },
 };
-static const s_field_t s_deliver[] = {
-    { "items", F_ITEMS, P (items), 0, true },
+static const zf_table_field_t s_put[] = {
+    F ("seq", U64, seq, true),
+    ARRAY ("items", s_items, items, true),
+    CHECKPOINT,
+    F ("track", BOOL, track, false),
+    F ("urgent", BOOL, urgent, false),
+    F ("wait", U32, wait, false),
     { NULL },
 };
-static const s_field_t s_ack[] = {
-    { "ids", F_IDS, P (ids), 0, true },
+static const zf_table_field_t s_confirm[] = {
+    F ("seq", U64, seq, true),
+    F ("accepted", U32, accepted, false),
+    F ("duplicates", U32, duplicates, false),
+    F ("refused", U32, refused, false),
+    F ("reason", STR, reason, false),
     { NULL },
 };
-static const s_field_t s_nack[] = {
-    NUM ("id", F_ID, id, true),          STR ("reason", reason, false),
-    NUM ("final", F_BOOL, final, false), NUM ("delay", F_U32, delay, false),
-    STR ("detail", detail, false),       { NULL },
-};
-static const s_field_t s_empty[] = {
+static const zf_table_field_t s_credit[] = {
+    F ("credit", U32, credit, true),
     { NULL },
 };
-static const s_field_t s_ping[] = {
-    { "figures", F_MAP, P (figures), 0, false },
-    NUM ("reloaded", F_BOOL, reloaded, false),
-    { "url_keyed", F_ROWS, P (keyed), 5, false },
+static const zf_table_field_t s_deliver[] = {
+    ARRAY ("items", s_items, items, true),
     { NULL },
 };
-static const s_field_t s_error[] = {
-    STR ("code", code, true),
-    STR ("reason", reason, true),
-    STR ("leader", leader, false),
+static const zf_table_field_t s_ack[] = {
+    ARRAY ("ids", s_ids, ids, true),
     { NULL },
 };
-static const s_field_t s_end[] = {
-    NUM ("count", F_U64, count, false),
+static const zf_table_field_t s_nack[] = {
+    F ("id", ID, id, true),           F ("reason", STR, reason, false),
+    F ("final", BOOL, final, false),  F ("delay", U32, delay, false),
+    F ("detail", STR, detail, false), { NULL },
+};
+static const zf_table_field_t s_empty[] = {
     { NULL },
 };
-static const s_field_t s_cancel[] = {
-    NUM ("id", F_ID, id, true),
-    STR ("reason", reason, false),
-    NUM ("dead", F_BOOL, dead, false),
+static const zf_table_field_t s_ping[] = {
+    VIEW ("figures"),
+    F ("reloaded", BOOL, reloaded, false),
+    ARRAY ("url_keyed", s_keyed_rows.array, keyed, false),
     { NULL },
 };
-static const s_field_t s_done[] = {
-    { "roots", F_ROWS, P (dones), 2, true },
-    { "results", F_ITEMS, P (items), 0, false },
+static const zf_table_field_t s_error[] = {
+    F ("code", STR, code, true),
+    F ("reason", STR, reason, true),
+    F ("leader", STR, leader, false),
     { NULL },
 };
-static const s_field_t s_status[] = {
-    NUM ("id", F_ID, id, false),
-    NUM ("results", F_BOOL, results, false),
-    NUM ("wait", F_U32, wait, false),
-    NUM ("tag", F_U64, tag, false),
+static const zf_table_field_t s_end[] = {
+    F ("count", U64, count, false),
     { NULL },
 };
-static const s_field_t s_report[] = {
-    NUM ("id", F_ID, id, false),
-    NUM ("tag", F_U64, tag, false),
-    STR ("state", state, false),
-    STR ("queue", queue, false),
-    NUM ("attempt", F_U32, attempt, false),
-    STR ("reason", reason, false),
-    STR ("detail", detail, false),
-    NUM ("progress", F_U32, progress, false),
-    STR ("note", note, false),
-    { "queues", F_ROWS, P (queues), 0, false },
-    { "groups", F_ROWS, P (groups), 1, false },
-    { "results", F_ITEMS, P (items), 0, false },
-    NUM ("count", F_U64, count, false),
-    { "schedules", F_ROWS, P (schedules), 3, false },
-    { "keys", F_ROWS, P (keys), 4, false },
+static const zf_table_field_t s_cancel[] = {
+    F ("id", ID, id, true),
+    F ("reason", STR, reason, false),
+    F ("dead", BOOL, dead, false),
+    { NULL },
+};
+static const zf_table_field_t s_done[] = {
+    ARRAY ("roots", s_done_rows.array, dones, true),
+    ARRAY ("results", s_items, items, false),
+    { NULL },
+};
+static const zf_table_field_t s_status[] = {
+    F ("id", ID, id, false),
+    F ("results", BOOL, results, false),
+    F ("wait", U32, wait, false),
+    F ("tag", U64, tag, false),
+    { NULL },
+};
+static const zf_table_field_t s_report[] = {
+    F ("id", ID, id, false),
+    F ("tag", U64, tag, false),
+    F ("state", STR, state, false),
+    F ("queue", STR, queue, false),
+    F ("attempt", U32, attempt, false),
+    F ("reason", STR, reason, false),
+    F ("detail", STR, detail, false),
+    F ("progress", U32, progress, false),
+    F ("note", STR, note, false),
+    ARRAY ("queues", s_queue_rows.array, queues, false),
+    ARRAY ("groups", s_group_rows.array, groups, false),
+    ARRAY ("results", s_items, items, false),
+    F ("count", U64, count, false),
+    ARRAY ("schedules", s_schedule_rows.array, schedules, false),
+    ARRAY ("keys", s_key_rows.array, keys, false),
     { NULL },
 };
 
-static const s_field_t s_progress[] = {
-    NUM ("id", F_ID, id, true),
-    NUM ("progress", F_U32, progress, true),
-    STR ("note", note, false),
+static const zf_table_field_t s_progress[] = {
+    F ("id", ID, id, true),
+    F ("progress", U32, progress, true),
+    F ("note", STR, note, false),
     { NULL },
 };
 
-static const s_field_t s_control[] = {
-    STR ("op", op, true),
-    STR ("queue", queue, true),
-    { "ids", F_IDS, P (ids), 0, false },
-    STR ("where", where, false),
-    NUM ("older", F_U64, older, false),
-    NUM ("limit", F_U32, limit, false),
-    NUM ("tag", F_U64, tag, false),
-    STR ("name", name, false),
-    { "spec", F_MAP, P (figures), 0, false },
+static const zf_table_field_t s_control[] = {
+    F ("op", STR, op, true),
+    F ("queue", STR, queue, true),
+    ARRAY ("ids", s_ids, ids, false),
+    F ("where", STR, where, false),
+    F ("older", U64, older, false),
+    F ("limit", U32, limit, false),
+    F ("tag", U64, tag, false),
+    F ("name", STR, name, false),
+    VIEW ("spec"),
     { NULL },
-};
-
-#define E(field) offsetof (zf_env_t, field)
-static const s_field_t s_envelope[] = {
-    { "id", F_ID, E (id), 0, true },
-    { "queue", F_STR, E (queue), ZF_NAME_MAX + 1, true },
-    { "attempt", F_U32, E (attempt), 0, false },
-    { "ts", F_I64, E (ts), 0, true },
-    { "parent", F_ID, E (parent), 0, false },
-    { "root", F_ID, E (root), 0, false },
-    { "group", F_GROUP, E (group), 0, false },
-    { "headers", F_HEADERS, E (headers), 0, false },
-    { "not_before", F_I64, E (not_before), 0, false },
-    { "priority", F_U32, E (priority), 0, false },
-    { NULL },
-};
-
-#define G(field) offsetof (zf_group_t, field)
-static const s_field_t s_group[] = {
-    { "id", F_ID, G (id), 0, true },
-    { "size", F_U32, G (size), 0, true },
-    { "index", F_U32, G (index), 0, true },
-    { NULL },
-};
-
-#define Q(field) offsetof (zf_figures_t, field)
-static const s_field_t s_figures[] = {
-    { "name", F_STR, Q (name), ZF_NAME_MAX + 1, true },
-    { "depth", F_U64, Q (depth), 0, true },
-    { "inflight", F_U64, Q (inflight), 0, true },
-    { "put", F_U64, Q (put), 0, true },
-    { "ack", F_U64, Q (ack), 0, true },
-    { "nack", F_U64, Q (nack), 0, true },
-    { "dead", F_U64, Q (dead), 0, true },
-    { "consumers", F_U32, Q (consumers), 0, true },
-    { "paused", F_BOOL, Q (paused), 0, false },
-    { NULL },
-};
-
-#define GF(field) offsetof (zf_group_figures_t, field)
-static const s_field_t s_group_figures[] = {
-    { "queue", F_STR, GF (queue), ZF_NAME_MAX + 1, true },
-    { "name", F_STR, GF (name), ZF_NAME_MAX + 1, true },
-    { "workers", F_U32, GF (workers), 0, true },
-    { "ready", F_U64, GF (ready), 0, true },
-    { "inflight", F_U64, GF (inflight), 0, true },
-    { "acked", F_U64, GF (acked), 0, true },
-    { "declared", F_BOOL, GF (declared), 0, true },
-    { "throttled", F_U64, GF (throttled), 0, false },
-    { "keys", F_U64, GF (keys), 0, false },
-    { NULL },
-};
-
-#define KF(field) offsetof (zf_key_figures_t, field)
-static const s_field_t s_key_figures[] = {
-    { "queue", F_STR, KF (queue), ZF_NAME_MAX + 1, true },
-    { "group", F_STR, KF (group), ZF_NAME_MAX + 1, true },
-    { "key", F_STR, KF (key), ZF_NAME_MAX + 1, true },
-    { "ready", F_U64, KF (ready), 0, true },
-    { "inflight", F_U64, KF (inflight), 0, true },
-    { "throttled", F_BOOL, KF (throttled), 0, false },
-    { NULL },
-};
-
-static const s_field_t s_keyed_row[] = {
-    { "queue", F_STR, offsetof (zf_keyed_t, queue), ZF_NAME_MAX + 1, true },
-    { NULL },
-};
-
-#define D(field) offsetof (zf_done_t, field)
-static const s_field_t s_done_row[] = {
-    { "id", F_ID, D (id), 0, true },
-    { "state", F_STR, D (state), ZF_CODE_MAX + 1, true },
-    { "queue", F_STR, D (queue), ZF_NAME_MAX + 1, false },
-    { "attempt", F_U32, D (attempt), 0, false },
-    { "reason", F_STR, D (reason), ZF_TEXT_MAX + 1, false },
-    { NULL },
-};
-
-#define SC(field) offsetof (zf_schedule_info_t, field)
-static const s_field_t s_schedule_row[] = {
-    { "name", F_STR, SC (name), ZF_NAME_MAX + 1, true },
-    { "queue", F_STR, SC (queue), ZF_NAME_MAX + 1, true },
-    { "trigger", F_STR, SC (trigger), ZF_TRIGGER_MAX + 1, true },
-    { "tz", F_STR, SC (tz), 64, false },
-    { "config", F_BOOL, SC (config), 0, false },
-    { "paused", F_BOOL, SC (paused), 0, false },
-    { "next", F_I64, SC (next), 0, false },
-    { "last", F_I64, SC (last), 0, false },
-    { "fired", F_U64, SC (fired), 0, false },
-    { "missed", F_U64, SC (missed), 0, false },
-    { NULL },
-};
-
-//  The arrays of maps (F_ROWS), by their field's aux: where each keeps its
-//  entries, its count and its room, in zf_proto_t.
-static const struct {
-    const s_field_t *fields; // of one entry
-    size_t size;             // bytes of one entry
-    size_t count;            // offset of its count (uint32_t)
-    size_t cap;              // offset of its allocated entries (uint32_t)
-    uint32_t max;            // entries at most
-    const char *what;        // for messages
-} s_rows[] = {
-    { s_figures, sizeof (zf_figures_t), P (nqueues), P (queues_cap), ZF_QUEUES_MAX, "queues" },
-    { s_group_figures, sizeof (zf_group_figures_t), P (ngroups), P (groups_cap), ZF_GROUPS_MAX,
-      "groups" },
-    { s_done_row, sizeof (zf_done_t), P (ndones), P (dones_cap), ZF_BATCH_MAX, "roots" },
-    { s_schedule_row, sizeof (zf_schedule_info_t), P (nschedules), P (schedules_cap),
-      ZF_SCHEDULES_MAX, "schedules" },
-    { s_key_figures, sizeof (zf_key_figures_t), P (nkeys), P (keys_cap), ZF_KEYS_MAX, "keys" },
-    { s_keyed_row, sizeof (zf_keyed_t), P (nkeyed), P (keyed_cap), ZF_QUEUES_MAX, "queues" },
 };
 
 //  The commands, indexed by zf_command_t.
 static const struct {
-    const char *name;        // frame 0
-    const s_field_t *fields; // frame 1
-    bool bodies;             // one body frame per item follows
+    const char *name;       // frame 0
+    const zf_table_t table; // frame 1
+    bool bodies;            // one body frame per item follows
 } s_commands[ZF_COMMAND_COUNT] = {
-    [ZF_HELLO] = { "HELLO", s_hello, false },
-    [ZF_WELCOME] = { "WELCOME", s_welcome, false },
-    [ZF_PUT] = { "PUT", s_put, true },
-    [ZF_CONFIRM] = { "CONFIRM", s_confirm, false },
-    [ZF_CREDIT] = { "CREDIT", s_credit, false },
-    [ZF_DELIVER] = { "DELIVER", s_deliver, true },
-    [ZF_ACK] = { "ACK", s_ack, false },
-    [ZF_NACK] = { "NACK", s_nack, false },
-    [ZF_PING] = { "PING", s_ping, false },
-    [ZF_PONG] = { "PONG", s_empty, false },
-    [ZF_ERROR] = { "ERROR", s_error, false },
-    [ZF_END] = { "END", s_end, false },
-    [ZF_CANCEL] = { "CANCEL", s_cancel, false },
-    [ZF_DONE] = { "DONE", s_done, true },
-    [ZF_STATUS] = { "STATUS", s_status, false },
-    [ZF_REPORT] = { "REPORT", s_report, true },
-    [ZF_BYE] = { "BYE", s_empty, false },
-    [ZF_PROGRESS] = { "PROGRESS", s_progress, false },
-    [ZF_CONTROL] = { "CONTROL", s_control, false },
+    [ZF_HELLO] = { "HELLO", { .fields = s_hello }, false },
+    [ZF_WELCOME] = { "WELCOME", { .fields = s_welcome }, false },
+    [ZF_PUT] = { "PUT", { .fields = s_put }, true },
+    [ZF_CONFIRM] = { "CONFIRM", { .fields = s_confirm }, false },
+    [ZF_CREDIT] = { "CREDIT", { .fields = s_credit }, false },
+    [ZF_DELIVER] = { "DELIVER", { .fields = s_deliver }, true },
+    [ZF_ACK] = { "ACK", { .fields = s_ack }, false },
+    [ZF_NACK] = { "NACK", { .fields = s_nack }, false },
+    [ZF_PING] = { "PING", { .fields = s_ping }, false },
+    [ZF_PONG] = { "PONG", { .fields = s_empty }, false },
+    [ZF_ERROR] = { "ERROR", { .fields = s_error }, false },
+    [ZF_END] = { "END", { .fields = s_end }, false },
+    [ZF_CANCEL] = { "CANCEL", { .fields = s_cancel }, false },
+    [ZF_DONE] = { "DONE", { .fields = s_done }, true },
+    [ZF_STATUS] = { "STATUS", { .fields = s_status }, false },
+    [ZF_REPORT] = { "REPORT", { .fields = s_report }, true },
+    [ZF_BYE] = { "BYE", { .fields = s_empty }, false },
+    [ZF_PROGRESS] = { "PROGRESS", { .fields = s_progress }, false },
+    [ZF_CONTROL] = { "CONTROL", { .fields = s_control }, false },
 };
 
 zf_proto_t *
@@ -418,16 +535,17 @@ zf_proto_add_borrowed (zf_proto_t *self, zframe_t *body)
     return env;
 }
 
-//  Room for one more entry of rows (an index in s_rows), zeroed; NULL if
-//  full or out of memory.
+//  Room for one more entry of rows (an s_rows_t's array) in self, zeroed;
+//  NULL if full or out of memory.
 static void *
-s_add_row (zf_proto_t *self, size_t rows, size_t array)
+s_add_row (void *self, const zf_table_array_t *array)
 {
-    uint32_t *count = (uint32_t *) ((char *) self + s_rows[rows].count);
-    uint32_t *cap = (uint32_t *) ((char *) self + s_rows[rows].cap);
-    void **entries = (void **) ((char *) self + array);
-    size_t size = s_rows[rows].size;
-    if (*count >= s_rows[rows].max)
+    const s_rows_t *rows = (const s_rows_t *) array;
+    uint32_t *count = (uint32_t *) ((char *) self + array->count);
+    uint32_t *cap = (uint32_t *) ((char *) self + rows->cap);
+    void **entries = (void **) ((char *) self + rows->entries);
+    size_t size = array->size;
+    if (*count >= array->max)
         return NULL;
     if (*count == *cap) {
         uint32_t grown = *cap ? *cap * 2 : 16;
@@ -445,118 +563,44 @@ s_add_row (zf_proto_t *self, size_t rows, size_t array)
 zf_figures_t *
 zf_proto_add_queue (zf_proto_t *self)
 {
-    return (zf_figures_t *) s_add_row (self, 0, P (queues));
+    return (zf_figures_t *) s_add_row (self, &s_queue_rows.array);
 }
 
 zf_group_figures_t *
 zf_proto_add_group (zf_proto_t *self)
 {
-    return (zf_group_figures_t *) s_add_row (self, 1, P (groups));
+    return (zf_group_figures_t *) s_add_row (self, &s_group_rows.array);
 }
 
 zf_schedule_info_t *
 zf_proto_add_schedule (zf_proto_t *self)
 {
-    return (zf_schedule_info_t *) s_add_row (self, 3, P (schedules));
+    return (zf_schedule_info_t *) s_add_row (self, &s_schedule_rows.array);
 }
 
 zf_key_figures_t *
 zf_proto_add_key (zf_proto_t *self)
 {
-    return (zf_key_figures_t *) s_add_row (self, 4, P (keys));
+    return (zf_key_figures_t *) s_add_row (self, &s_key_rows.array);
 }
 
 zf_keyed_t *
 zf_proto_add_keyed (zf_proto_t *self)
 {
-    return (zf_keyed_t *) s_add_row (self, 5, P (keyed));
+    return (zf_keyed_t *) s_add_row (self, &s_keyed_rows.array);
 }
 
 zf_done_t *
 zf_proto_add_done (zf_proto_t *self)
 {
-    return (zf_done_t *) s_add_row (self, 2, P (dones));
+    return (zf_done_t *) s_add_row (self, &s_done_rows.array);
 }
 
 //  --------------------------------------------------------------------------
 //  Decoding
 
-static int s_decode_map (zf_proto_t *self, zf_mp_t *mp, const s_field_t *fields, void *base,
-                         zf_error_t *err);
-
-//  Copies a str into a buffer of size bytes (with its NUL).
-static int
-s_read_str (zf_mp_t *mp, char *buffer, size_t size, zf_error_t *err)
-{
-    const char *str;
-    uint32_t len;
-    if (zf_mp_str (mp, &str, &len, err))
-        return -1;
-    if (len >= size)
-        return zf_error_set (err, ZF_ETOOBIG, "string of %u bytes, at most %zu allowed", len,
-                             size - 1);
-    if (memchr (str, 0, len))
-        return zf_error_set (err, ZF_EVALUE, "string holds a NUL byte");
-    memcpy (buffer, str, len);
-    buffer[len] = 0;
-    return 0;
-}
-
-static int
-s_read_id (zf_mp_t *mp, zf_id_t *id, zf_error_t *err)
-{
-    const uint8_t *data;
-    uint32_t len;
-    if (zf_mp_bin (mp, &data, &len, err))
-        return -1;
-    if (len != ZF_ID_SIZE)
-        return zf_error_set (err, ZF_EVALUE, "id of %u bytes, expected %d", len, ZF_ID_SIZE);
-    memcpy (id->bytes, data, ZF_ID_SIZE);
-    return 0;
-}
-
-static int
-s_read_count (zf_mp_t *mp, uint32_t *count, uint32_t max, zf_error_t *err)
-{
-    if (zf_mp_array (mp, count, err))
-        return -1;
-    if (*count > max)
-        return zf_error_set (err, ZF_ETOOBIG, "array of %u entries, at most %u allowed", *count,
-                             max);
-    return 0;
-}
-
-static int
-s_read_headers (zf_mp_t *mp, zf_env_t *env, zf_error_t *err)
-{
-    const uint8_t *start = mp->pos;
-    uint32_t count;
-    if (zf_mp_map (mp, &count, err))
-        return -1;
-    if (count > ZF_HEADERS_COUNT)
-        return zf_error_set (err, ZF_ETOOBIG, "%u headers, at most %d allowed", count,
-                             ZF_HEADERS_COUNT);
-    for (uint32_t i = 0; i < 2 * count; i++) {
-        const char *str;
-        uint32_t len;
-        if (zf_mp_str (mp, &str, &len, err)) {
-            zf_error_prefix (err, "header %u: ", i / 2);
-            return -1;
-        }
-        // Text, as every reader takes it (Python's decoder would refuse
-        // the whole message, the other items with it).
-        for (uint32_t at = 0, n; at < len; at += n)
-            if (!(n = (uint32_t) zf_utf8_len ((const unsigned char *) str + at, len - at)))
-                return zf_error_set (err, ZF_EVALUE, "header %u: not UTF-8", i / 2);
-    }
-    size_t size = (size_t) (mp->pos - start);
-    if (size > ZF_HEADERS_MAX)
-        return zf_error_set (err, ZF_ETOOBIG, "headers of %zu bytes, at most %d allowed", size,
-                             ZF_HEADERS_MAX);
-    env->headers = count ? start : NULL;
-    env->headers_size = count ? (uint32_t) size : 0;
-    return 0;
-}
+//  --------------------------------------------------------------------------
+//  Decoding
 
 int
 zf_proto_check_headers (const void *data, size_t size, zf_error_t *err)
@@ -568,167 +612,6 @@ zf_proto_check_headers (const void *data, size_t size, zf_error_t *err)
         return -1;
     if (zf_mp_left (&mp))
         return zf_error_set (err, ZF_EVALUE, "%zu bytes after the headers map", zf_mp_left (&mp));
-    return 0;
-}
-
-static int
-s_read_value (zf_proto_t *self, zf_mp_t *mp, const s_field_t *field, void *base, zf_error_t *err)
-{
-    uint8_t *at = (uint8_t *) base + field->offset;
-    uint64_t u;
-    uint32_t count;
-    switch (field->type) {
-        case F_U32:
-            if (zf_mp_uint (mp, &u, err))
-                return -1;
-            if (u > UINT32_MAX)
-                return zf_error_set (err, ZF_EVALUE, "%llu is over 2^32-1", (unsigned long long) u);
-            *(uint32_t *) at = (uint32_t) u;
-            return 0;
-        case F_U64:
-            return zf_mp_uint (mp, (uint64_t *) at, err);
-        case F_I64:
-            return zf_mp_int (mp, (int64_t *) at, err);
-        case F_BOOL:
-            return zf_mp_bool (mp, (bool *) at, err);
-        case F_STR:
-            return s_read_str (mp, (char *) at, field->aux, err);
-        case F_ID:
-            return s_read_id (mp, (zf_id_t *) at, err);
-        case F_MAP: {
-            const uint8_t *start = mp->pos;
-            if (zf_mp_peek (mp) != ZF_MP_MAP)
-                return zf_error_set (err, ZF_ETYPE, "expected a map, got %s",
-                                     zf_mp_type_name (zf_mp_peek (mp)));
-            if (zf_mp_skip (mp, ZF_MP_MAX_DEPTH, err))
-                return -1;
-            size_t size = (size_t) (mp->pos - start);
-            if (size > ZF_FIGURES_MAX)
-                return zf_error_set (err, ZF_ETOOBIG, "a map of %zu bytes, at most %d", size,
-                                     ZF_FIGURES_MAX);
-            self->figures = start;
-            self->figures_size = (uint32_t) size;
-            return 0;
-        }
-        case F_CHECKPOINT: {
-            const uint8_t *data;
-            uint32_t len;
-            if (zf_mp_bin (mp, &data, &len, err))
-                return -1;
-            if (len > ZF_CHECKPOINT_MAX)
-                return zf_error_set (err, ZF_ETOOBIG, "checkpoint of %u bytes, at most %d", len,
-                                     ZF_CHECKPOINT_MAX);
-            memcpy (self->checkpoint, data, len);
-            self->checkpoint_size = len;
-            return 0;
-        }
-        case F_NAMES: {
-            if (s_read_count (mp, &count, ZF_LIST_MAX, err))
-                return -1;
-            char (*names)[ZF_NAME_MAX + 1] = (char (*)[ZF_NAME_MAX + 1]) at;
-            for (uint32_t i = 0; i < count; i++)
-                if (s_read_str (mp, names[i], ZF_NAME_MAX + 1, err)) {
-                    zf_error_prefix (err, "entry %u: ", i);
-                    return -1;
-                }
-            *(uint32_t *) ((uint8_t *) base + field->aux) = count;
-            return 0;
-        }
-        case F_ITEMS:
-            if (s_read_count (mp, &count, ZF_BATCH_MAX, err))
-                return -1;
-            for (uint32_t i = 0; i < count; i++) {
-                zf_env_t *env = &self->items[i];
-                memset (env, 0, sizeof *env);
-                if (s_decode_map (self, mp, s_envelope, env, err)) {
-                    zf_error_prefix (err, "item %u: ", i);
-                    return -1;
-                }
-                if (!env->queue[0])
-                    return zf_error_set (err, ZF_EVALUE, "item %u: empty queue name", i);
-                if (env->priority > ZF_PRIORITY_MAX)
-                    return zf_error_set (err, ZF_EVALUE, "item %u: priority %u, at most %d", i,
-                                         env->priority, ZF_PRIORITY_MAX);
-            }
-            self->nitems = count;
-            return 0;
-        case F_IDS:
-            if (s_read_count (mp, &count, ZF_IDS_MAX, err))
-                return -1;
-            for (uint32_t i = 0; i < count; i++)
-                if (s_read_id (mp, &self->ids[i], err)) {
-                    zf_error_prefix (err, "entry %u: ", i);
-                    return -1;
-                }
-            self->nids = count;
-            return 0;
-        case F_GROUP: {
-            zf_group_t *group = (zf_group_t *) at;
-            if (s_decode_map (self, mp, s_group, group, err))
-                return -1;
-            if (group->size == 0 || group->index >= group->size)
-                return zf_error_set (err, ZF_EVALUE, "index %u of a group of size %u", group->index,
-                                     group->size);
-            return 0;
-        }
-        case F_HEADERS:
-            return s_read_headers (mp, (zf_env_t *) base, err);
-        case F_ROWS:
-            if (s_read_count (mp, &count, s_rows[field->aux].max, err))
-                return -1;
-            for (uint32_t i = 0; i < count; i++) {
-                void *row = s_add_row (self, field->aux, field->offset);
-                if (!row)
-                    return zf_error_set (err, ZF_ENOMEM, "no memory for %u %s", count,
-                                         s_rows[field->aux].what);
-                if (s_decode_map (self, mp, s_rows[field->aux].fields, row, err)) {
-                    zf_error_prefix (err, "entry %u: ", i);
-                    return -1;
-                }
-            }
-            return 0;
-    }
-    return zf_error_set (err, ZF_EVALUE, "field of unknown type");
-}
-
-//  Reads a map described by fields into base. Unknown keys are skipped, so
-//  that a later minor revision may add fields; a key twice is an error.
-static int
-s_decode_map (zf_proto_t *self, zf_mp_t *mp, const s_field_t *fields, void *base, zf_error_t *err)
-{
-    uint32_t count;
-    if (zf_mp_map (mp, &count, err))
-        return -1;
-    uint64_t seen = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        const char *key;
-        uint32_t len;
-        if (zf_mp_str (mp, &key, &len, err)) {
-            zf_error_prefix (err, "key %u: ", i);
-            return -1;
-        }
-        int f;
-        for (f = 0; fields[f].key; f++)
-            if (strlen (fields[f].key) == len && memcmp (fields[f].key, key, len) == 0)
-                break;
-        if (!fields[f].key) {
-            if (zf_mp_skip (mp, ZF_MP_MAX_DEPTH, err)) {
-                zf_error_prefix (err, "unknown field '%.*s': ", (int) (len > 40 ? 40 : len), key);
-                return -1;
-            }
-            continue;
-        }
-        if (seen & (1ULL << f))
-            return zf_error_set (err, ZF_EVALUE, "field '%s' appears twice", fields[f].key);
-        seen |= 1ULL << f;
-        if (s_read_value (self, mp, &fields[f], base, err)) {
-            zf_error_prefix (err, "field '%s': ", fields[f].key);
-            return -1;
-        }
-    }
-    for (int f = 0; fields[f].key; f++)
-        if (fields[f].required && !(seen & (1ULL << f)))
-            return zf_error_set (err, ZF_EFIELD, "field '%s' is missing", fields[f].key);
     return 0;
 }
 
@@ -775,7 +658,7 @@ zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err)
     }
     zf_mp_t mp;
     zf_mp_init (&mp, zframe_data (self->frame), zframe_size (self->frame));
-    if (s_decode_map (self, &mp, s_commands[command].fields, self, err)) {
+    if (zf_table_read (&mp, &s_commands[command].table, self, err)) {
         zf_error_prefix (err, "%s: ", s_commands[command].name);
         goto done;
     }
@@ -809,151 +692,10 @@ done:
 }
 
 //  --------------------------------------------------------------------------
+
+//  --------------------------------------------------------------------------
 //  Encoding
 
-static bool
-s_zero (const void *at, size_t size)
-{
-    const uint8_t *p = (const uint8_t *) at;
-    for (size_t i = 0; i < size; i++)
-        if (p[i])
-            return false;
-    return true;
-}
-
-//  True if an optional field has its empty value and is left out.
-static bool
-s_absent (const zf_proto_t *self, const s_field_t *field, const void *base)
-{
-    const uint8_t *at = (const uint8_t *) base + field->offset;
-    switch (field->type) {
-        case F_U32:
-            return *(const uint32_t *) at == 0;
-        case F_U64:
-            return *(const uint64_t *) at == 0;
-        case F_I64:
-            return *(const int64_t *) at == 0;
-        case F_BOOL:
-            return !*(const bool *) at;
-        case F_STR:
-            return *(const char *) at == 0;
-        case F_ID:
-            return s_zero (at, ZF_ID_SIZE);
-        case F_CHECKPOINT:
-            return self->checkpoint_size == 0;
-        case F_NAMES:
-            return *(const uint32_t *) ((const uint8_t *) base + field->aux) == 0;
-        case F_ITEMS:
-            return self->nitems == 0;
-        case F_IDS:
-            return self->nids == 0;
-        case F_GROUP:
-            return ((const zf_group_t *) at)->size == 0;
-        case F_HEADERS:
-            return ((const zf_env_t *) base)->headers_size == 0;
-        case F_ROWS:
-            return *(const uint32_t *) ((const char *) self + s_rows[field->aux].count) == 0;
-        case F_MAP:
-            return self->figures_size == 0;
-    }
-    return true;
-}
-
-static void s_encode_map (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fields,
-                          const void *base);
-
-static void
-s_write_value (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *field, const void *base)
-{
-    const uint8_t *at = (const uint8_t *) base + field->offset;
-    switch (field->type) {
-        case F_U32:
-            msgpack_pack_uint32 (pk, *(const uint32_t *) at);
-            break;
-        case F_U64:
-            msgpack_pack_uint64 (pk, *(const uint64_t *) at);
-            break;
-        case F_I64:
-            msgpack_pack_int64 (pk, *(const int64_t *) at);
-            break;
-        case F_BOOL:
-            if (*(const bool *) at)
-                msgpack_pack_true (pk);
-            else
-                msgpack_pack_false (pk);
-            break;
-        case F_STR:
-            zf_mp_pack_cstr (pk, (const char *) at);
-            break;
-        case F_ID:
-            msgpack_pack_bin (pk, ZF_ID_SIZE);
-            msgpack_pack_bin_body (pk, at, ZF_ID_SIZE);
-            break;
-        case F_CHECKPOINT:
-            msgpack_pack_bin (pk, self->checkpoint_size);
-            msgpack_pack_bin_body (pk, self->checkpoint, self->checkpoint_size);
-            break;
-        case F_NAMES: {
-            uint32_t count = *(const uint32_t *) ((const uint8_t *) base + field->aux);
-            const char (*names)[ZF_NAME_MAX + 1] = (const char (*)[ZF_NAME_MAX + 1]) at;
-            msgpack_pack_array (pk, count);
-            for (uint32_t i = 0; i < count; i++)
-                zf_mp_pack_cstr (pk, names[i]);
-            break;
-        }
-        case F_ITEMS:
-            msgpack_pack_array (pk, self->nitems);
-            for (uint32_t i = 0; i < self->nitems; i++)
-                s_encode_map (self, pk, s_envelope, &self->items[i]);
-            break;
-        case F_IDS:
-            msgpack_pack_array (pk, self->nids);
-            for (uint32_t i = 0; i < self->nids; i++) {
-                msgpack_pack_bin (pk, ZF_ID_SIZE);
-                msgpack_pack_bin_body (pk, self->ids[i].bytes, ZF_ID_SIZE);
-            }
-            break;
-        case F_GROUP:
-            s_encode_map (self, pk, s_group, at);
-            break;
-        case F_HEADERS: {
-            // Already msgpack: written as it came.
-            const zf_env_t *env = (const zf_env_t *) base;
-            msgpack_pack_str_body (pk, env->headers, env->headers_size);
-            break;
-        }
-        case F_ROWS: {
-            uint32_t count = *(const uint32_t *) ((const char *) self + s_rows[field->aux].count);
-            const char *rows = *(const char *const *) at;
-            msgpack_pack_array (pk, count);
-            for (uint32_t i = 0; i < count; i++)
-                s_encode_map (self, pk, s_rows[field->aux].fields,
-                              rows + i * s_rows[field->aux].size);
-            break;
-        }
-        case F_MAP:
-            msgpack_pack_str_body (pk, self->figures, self->figures_size); // as it is
-            break;
-    }
-}
-
-static void
-s_encode_map (const zf_proto_t *self, msgpack_packer *pk, const s_field_t *fields, const void *base)
-{
-    uint32_t count = 0;
-    for (int f = 0; fields[f].key; f++)
-        if (fields[f].required || !s_absent (self, &fields[f], base))
-            count++;
-    msgpack_pack_map (pk, count);
-    for (int f = 0; fields[f].key; f++)
-        if (fields[f].required || !s_absent (self, &fields[f], base)) {
-            zf_mp_pack_cstr (pk, fields[f].key);
-            s_write_value (self, pk, &fields[f], base);
-        }
-}
-
-//  Checks self can be sent and packs its header into buffer (initialised
-//  here; the caller destroys it). Returns 0 or -1.
 static int
 s_encode_header (zf_proto_t *self, msgpack_sbuffer *buffer, zf_error_t *err)
 {
@@ -968,7 +710,7 @@ s_encode_header (zf_proto_t *self, msgpack_sbuffer *buffer, zf_error_t *err)
     msgpack_sbuffer_init (buffer);
     msgpack_packer pk;
     msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
-    s_encode_map (self, &pk, s_commands[command].fields, self);
+    zf_table_write (&pk, &s_commands[command].table, self);
     return 0;
 }
 
