@@ -2,6 +2,7 @@
 #include "zf_events.h"
 #include "zf_alloc.h"
 #include "zf_mp.h"
+#include "zf_table.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,320 +334,207 @@ zf_event_data_end (msgpack_sbuffer *buffer, size_t count_at, uint32_t count)
 }
 
 //  --------------------------------------------------------------------------
-//  Decoding
+//  Decoding: a table for each map of the event (zf_table). Read as a
+//  monitor reads it: errors name the path to the field, and a string longer
+//  than its buffer is cut to it, so that one long name of a newer broker
+//  does not blind zflow top or /metrics to the rest.
 
-//  Where the decoder is, for messages: "queues[2].depth".
-typedef struct {
-    zf_mp_t mp;      // the reader
-    char where[160]; // the field being read
-    zf_error_t *err; // what went wrong
-} s_decoder_t;
-
-static int
-s_fail (s_decoder_t *d, zf_error_t *inner)
+static void *
+s_add_queue (void *base, const zf_table_array_t *array)
 {
-    return zf_error_set (d->err, inner ? inner->code : ZF_ETYPE, "stats: %s: %s", d->where,
-                         inner ? inner->text : "malformed");
+    return zf_stats_add_queue ((zf_stats_t *) base);
 }
 
-static int
-s_read_uint (s_decoder_t *d, uint64_t *value)
+static void *
+s_add_group (void *base, const zf_table_array_t *array)
 {
-    zf_error_t inner;
-    return zf_mp_uint (&d->mp, value, &inner) ? s_fail (d, &inner) : 0;
+    return zf_stats_add_group ((zf_stats_queue_t *) base);
 }
 
-static int
-s_read_int (s_decoder_t *d, int64_t *value)
+static void *
+s_add_worker (void *base, const zf_table_array_t *array)
 {
-    zf_error_t inner;
-    return zf_mp_int (&d->mp, value, &inner) ? s_fail (d, &inner) : 0;
+    return zf_stats_add_worker ((zf_stats_t *) base);
 }
 
-static int
-s_read_str (s_decoder_t *d, char *out, size_t size)
+static void *
+s_add_ended (void *base, const zf_table_array_t *array)
 {
-    zf_error_t inner;
-    const char *str;
-    uint32_t len;
-    if (zf_mp_str (&d->mp, &str, &len, &inner))
-        return s_fail (d, &inner);
-    snprintf (out, size, "%.*s", (int) len, str);
-    return 0;
+    zf_stats_t *self = (zf_stats_t *) base;
+    zf_stats_add_ended (self, "");
+    return self->ended[self->nended - 1];
 }
 
-static int
-s_read_bool (s_decoder_t *d, bool *value)
+static void *
+s_add_crashloop (void *base, const zf_table_array_t *array)
 {
-    zf_error_t inner;
-    return zf_mp_bool (&d->mp, value, &inner) ? s_fail (d, &inner) : 0;
+    zf_stats_t *self = (zf_stats_t *) base;
+    zf_stats_add_crashloop (self, "");
+    return self->crashloops[self->ncrashloops - 1];
 }
 
-static int
-s_read_double (s_decoder_t *d, double *value)
-{
-    zf_error_t inner;
-    return zf_mp_double (&d->mp, value, &inner) ? s_fail (d, &inner) : 0;
-}
-
-//  Reads a map's header or an array's, as `kind` says.
-static int
-s_read_head (s_decoder_t *d, bool map, uint32_t *count)
-{
-    zf_error_t inner;
-    int rc = map ? zf_mp_map (&d->mp, count, &inner) : zf_mp_array (&d->mp, count, &inner);
-    return rc ? s_fail (d, &inner) : 0;
-}
-
-//  Reads the next key of a map into d->where after prefix; -1 if the key
-//  is not a string.
-static int
-s_read_key (s_decoder_t *d, const char *prefix, const char **key, uint32_t *len)
-{
-    zf_error_t inner;
-    if (zf_mp_str (&d->mp, key, len, &inner)) {
-        snprintf (d->where, sizeof d->where, "%.100s(a key)", prefix);
-        return s_fail (d, &inner);
+//  An array of the event's maps, or names, each added by add: as many as
+//  the event holds (zf_mp refuses a count that cannot fit in it).
+#define ROWS(entry_t, entries, s, n, adder)                                                        \
+    {                                                                                              \
+        .entry = { .type = ZF_TABLE_MAP, .table = &(entries) }, .size = sizeof (entry_t),          \
+        .count = offsetof (s, n), .max = UINT32_MAX, .add = (adder)                                \
     }
-    snprintf (d->where, sizeof d->where, "%.100s%.*s", prefix, (int) (*len > 40 ? 40 : *len), *key);
-    return 0;
-}
-
-static bool
-s_is (const char *key, uint32_t len, const char *name)
-{
-    return strlen (name) == len && memcmp (key, name, len) == 0;
-}
-
-static int
-s_skip (s_decoder_t *d)
-{
-    zf_error_t inner;
-    return zf_mp_skip (&d->mp, ZF_MP_MAX_DEPTH, &inner) ? s_fail (d, &inner) : 0;
-}
-
-static int
-s_read_key_row (s_decoder_t *d, zf_stats_key_t *row, const char *prefix)
-{
-    uint32_t fields;
-    if (s_read_head (d, true, &fields))
-        return -1;
-    for (uint32_t f = 0; f < fields; f++) {
-        const char *key;
-        uint32_t len;
-        if (s_read_key (d, prefix, &key, &len))
-            return -1;
-        int rc = s_is (key, len, "key")         ? s_read_str (d, row->key, sizeof row->key)
-                 : s_is (key, len, "ready")     ? s_read_uint (d, &row->ready)
-                 : s_is (key, len, "inflight")  ? s_read_uint (d, &row->inflight)
-                 : s_is (key, len, "throttled") ? s_read_bool (d, &row->throttled)
-                                                : s_skip (d);
-        if (rc)
-            return -1;
+#define NAMES(n, adder)                                                                            \
+    {                                                                                              \
+        .entry = { .type = ZF_TABLE_STR, .size = ZF_NAME_MAX + 1 }, .size = ZF_NAME_MAX + 1,       \
+        .count = offsetof (zf_stats_t, n), .max = UINT32_MAX, .add = (adder)                       \
     }
+#define ARRAY(k, s, m, a)                                                                          \
+    {                                                                                              \
+        .key = (k), .type = ZF_TABLE_ARRAY, .offset = offsetof (s, m), .array = &(a)               \
+    }
+
+#define K(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_stats_key_t, m, false)
+static const zf_table_field_t s_key_fields[] = {
+    K ("key", STR, key),
+    K ("ready", U64, ready),
+    K ("inflight", U64, inflight),
+    K ("throttled", BOOL, throttled),
+    { NULL },
+};
+static const zf_table_t s_key = { .fields = s_key_fields };
+
+//  A group's busiest keys: a broker sends ZF_TOP_KEYS at most, and more
+//  are not kept.
+static const zf_table_array_t s_top = {
+    .entry = { .type = ZF_TABLE_MAP, .table = &s_key },
+    .size = sizeof (zf_stats_key_t),
+    .count = offsetof (zf_stats_group_t, ntop),
+    .max = ZF_TOP_KEYS,
+    .skip_past_max = true,
+};
+
+#define G(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_stats_group_t, m, false)
+static const zf_table_field_t s_group_fields[] = {
+    G ("name", STR, name),
+    G ("workers", U64, workers),
+    G ("ready", U64, ready),
+    G ("acked", U64, acked),
+    G ("throttled", U64, throttled),
+    G ("keys", U64, keys),
+    ARRAY ("top", zf_stats_group_t, top, s_top),
+    { NULL },
+};
+static const zf_table_t s_group = { .fields = s_group_fields };
+static const zf_table_array_t s_groups =
+    ROWS (zf_stats_group_t, s_group, zf_stats_queue_t, ngroups, s_add_group);
+
+//  A queue's consumers are not in the event: they are its groups' workers.
+static int
+s_count_consumers (void *base, zf_error_t *err)
+{
+    zf_stats_queue_t *queue = (zf_stats_queue_t *) base;
+    for (uint32_t g = 0; g < queue->ngroups; g++)
+        queue->figures.consumers += (uint32_t) queue->groups[g].workers;
     return 0;
 }
 
+#define Q(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_stats_queue_t, m, false)
+static const zf_table_field_t s_queue_fields[] = {
+    Q ("name", STR, figures.name),
+    Q ("depth", U64, figures.depth),
+    Q ("inflight", U64, figures.inflight),
+    Q ("put", U64, figures.put),
+    Q ("ack", U64, figures.ack),
+    Q ("nack", U64, figures.nack),
+    Q ("dead", U64, figures.dead),
+    Q ("put_rate", DOUBLE, put_rate),
+    Q ("ack_rate", DOUBLE, ack_rate),
+    Q ("paused", BOOL, figures.paused),
+    ARRAY ("groups", zf_stats_queue_t, groups, s_groups),
+    { NULL },
+};
+static const zf_table_t s_queue = { .fields = s_queue_fields, .check = s_count_consumers };
+static const zf_table_array_t s_queues =
+    ROWS (zf_stats_queue_t, s_queue, zf_stats_t, nqueues, s_add_queue);
+
+#define W(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_stats_worker_t, m, false)
+static const zf_table_field_t s_worker_fields[] = {
+    W ("actor", STR, actor),
+    W ("worker", U32, worker),
+    W ("host", STR, host),
+    W ("pid", U64, pid),
+    W ("inflight", U64, inflight),
+    W ("done", U64, done),
+    W ("failed", U64, failed),
+    // Its own figures, as the broker had them: any map, viewed.
+    { .key = "figures",
+      .type = ZF_TABLE_VIEW,
+      .offset = offsetof (zf_stats_worker_t, figures),
+      .length = offsetof (zf_stats_worker_t, figures_size) },
+    { NULL },
+};
+static const zf_table_t s_worker = { .fields = s_worker_fields };
+static const zf_table_array_t s_workers =
+    ROWS (zf_stats_worker_t, s_worker, zf_stats_t, nworkers, s_add_worker);
+
+//  A journal's map says that the broker keeps one.
 static int
-s_read_group (s_decoder_t *d, zf_stats_group_t *group, const char *prefix)
+s_journal_came (void *base, zf_error_t *err)
 {
-    uint32_t fields;
-    if (s_read_head (d, true, &fields))
-        return -1;
-    for (uint32_t f = 0; f < fields; f++) {
-        const char *key;
-        uint32_t len;
-        if (s_read_key (d, prefix, &key, &len))
-            return -1;
-        int rc;
-        if (s_is (key, len, "top")) {
-            uint32_t n;
-            rc = s_read_head (d, false, &n);
-            for (uint32_t k = 0; k < n && rc == 0; k++) {
-                char at[200];
-                snprintf (at, sizeof at, "%.150stop[%u].", prefix, k);
-                if (group->ntop < ZF_TOP_KEYS)
-                    rc = s_read_key_row (d, &group->top[group->ntop++], at);
-                else
-                    rc = s_skip (d); // more than a broker sends: not kept
-            }
-        }
-        else
-            rc = s_is (key, len, "name")        ? s_read_str (d, group->name, sizeof group->name)
-                 : s_is (key, len, "workers")   ? s_read_uint (d, &group->workers)
-                 : s_is (key, len, "ready")     ? s_read_uint (d, &group->ready)
-                 : s_is (key, len, "acked")     ? s_read_uint (d, &group->acked)
-                 : s_is (key, len, "throttled") ? s_read_uint (d, &group->throttled)
-                 : s_is (key, len, "keys")      ? s_read_uint (d, &group->keys)
-                                                : s_skip (d);
-        if (rc)
-            return -1;
-    }
+    ((zf_stats_journal_t *) base)->present = true;
     return 0;
 }
 
-static int
-s_read_queue (s_decoder_t *d, zf_stats_queue_t *queue, const char *prefix)
-{
-    zf_figures_t *fig = &queue->figures;
-    uint32_t fields;
-    if (s_read_head (d, true, &fields))
-        return -1;
-    for (uint32_t f = 0; f < fields; f++) {
-        const char *key;
-        uint32_t len, n;
-        if (s_read_key (d, prefix, &key, &len))
-            return -1;
-        int rc;
-        if (s_is (key, len, "groups")) {
-            rc = s_read_head (d, false, &n);
-            for (uint32_t g = 0; g < n && rc == 0; g++) {
-                char at[160];
-                snprintf (at, sizeof at, "%.100sgroups[%u].", prefix, g);
-                zf_stats_group_t *group = zf_stats_add_group (queue);
-                rc = s_read_group (d, group, at);
-                fig->consumers += (uint32_t) group->workers;
-            }
-        }
-        else
-            rc = s_is (key, len, "name")       ? s_read_str (d, fig->name, sizeof fig->name)
-                 : s_is (key, len, "depth")    ? s_read_uint (d, &fig->depth)
-                 : s_is (key, len, "inflight") ? s_read_uint (d, &fig->inflight)
-                 : s_is (key, len, "put")      ? s_read_uint (d, &fig->put)
-                 : s_is (key, len, "ack")      ? s_read_uint (d, &fig->ack)
-                 : s_is (key, len, "nack")     ? s_read_uint (d, &fig->nack)
-                 : s_is (key, len, "dead")     ? s_read_uint (d, &fig->dead)
-                 : s_is (key, len, "put_rate") ? s_read_double (d, &queue->put_rate)
-                 : s_is (key, len, "ack_rate") ? s_read_double (d, &queue->ack_rate)
-                 : s_is (key, len, "paused")   ? s_read_bool (d, &fig->paused)
-                                               : s_skip (d);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
+#define J(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_stats_journal_t, m, false)
+static const zf_table_field_t s_journal_fields[] = {
+    J ("written", U64, written),
+    J ("durable", U64, durable),
+    J ("waiting", U64, waiting),
+    J ("compactions", U64, compactions),
+    J ("compaction_ms", I64, compaction_ms),
+    J ("failed", STR, failed),
+    { NULL },
+};
+static const zf_table_t s_journal = { .fields = s_journal_fields, .check = s_journal_came };
 
-static int
-s_read_worker (s_decoder_t *d, zf_stats_worker_t *worker, const char *prefix)
-{
-    uint32_t fields;
-    if (s_read_head (d, true, &fields))
-        return -1;
-    for (uint32_t f = 0; f < fields; f++) {
-        const char *key;
-        uint32_t len;
-        if (s_read_key (d, prefix, &key, &len))
-            return -1;
-        int rc;
-        uint64_t number;
-        if (s_is (key, len, "figures")) {
-            const uint8_t *start = d->mp.pos;
-            uint32_t count;
-            zf_mp_t probe = d->mp;
-            rc = zf_mp_map (&probe, &count, NULL) ? s_fail (d, NULL) : s_skip (d);
-            worker->figures = rc ? NULL : start;
-            worker->figures_size = rc ? 0 : (uint32_t) (d->mp.pos - start);
-        }
-        else if (s_is (key, len, "worker")) {
-            rc = s_read_uint (d, &number);
-            worker->worker = (uint32_t) number;
-        }
-        else
-            rc = s_is (key, len, "actor")      ? s_read_str (d, worker->actor, sizeof worker->actor)
-                 : s_is (key, len, "host")     ? s_read_str (d, worker->host, sizeof worker->host)
-                 : s_is (key, len, "pid")      ? s_read_uint (d, &worker->pid)
-                 : s_is (key, len, "inflight") ? s_read_uint (d, &worker->inflight)
-                 : s_is (key, len, "done")     ? s_read_uint (d, &worker->done)
-                 : s_is (key, len, "failed")   ? s_read_uint (d, &worker->failed)
-                                               : s_skip (d);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
+static const zf_table_array_t s_ended = NAMES (nended, s_add_ended);
+static const zf_table_array_t s_crashloops = NAMES (ncrashloops, s_add_crashloop);
 
-static int
-s_read_journal (s_decoder_t *d, zf_stats_journal_t *j)
-{
-    uint32_t fields;
-    if (s_read_head (d, true, &fields))
-        return -1;
-    j->present = true;
-    for (uint32_t f = 0; f < fields; f++) {
-        const char *key;
-        uint32_t len;
-        if (s_read_key (d, "journal.", &key, &len))
-            return -1;
-        int rc = s_is (key, len, "written")         ? s_read_uint (d, &j->written)
-                 : s_is (key, len, "durable")       ? s_read_uint (d, &j->durable)
-                 : s_is (key, len, "waiting")       ? s_read_uint (d, &j->waiting)
-                 : s_is (key, len, "compactions")   ? s_read_uint (d, &j->compactions)
-                 : s_is (key, len, "compaction_ms") ? s_read_int (d, &j->compaction_ms)
-                 : s_is (key, len, "failed")        ? s_read_str (d, j->failed, sizeof j->failed)
-                                                    : s_skip (d);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
+#define S(k, t, m) ZF_TABLE_FIELD (k, ZF_TABLE_##t, zf_stats_t, m, false)
+static const zf_table_field_t s_event_fields[] = {
+    S ("seq", U64, seq),
+    S ("ts", I64, ts),
+    ARRAY ("queues", zf_stats_t, queues, s_queues),
+    ARRAY ("workers", zf_stats_t, workers, s_workers),
+    S ("lineages", U64, lineages),
+    ARRAY ("ended", zf_stats_t, ended, s_ended),
+    ARRAY ("crashloops", zf_stats_t, crashloops, s_crashloops),
+    S ("rejected", U64, rejected),
+    S ("late_acks", U64, late_acks),
+    { .key = "journal",
+      .type = ZF_TABLE_MAP,
+      .offset = offsetof (zf_stats_t, journal),
+      .table = &s_journal },
+    { NULL },
+};
+static const zf_table_t s_event = { .fields = s_event_fields };
 
 int
 zf_stats_decode (zf_stats_t *self, const uint8_t *data, size_t size, zf_error_t *err)
 {
     zf_stats_clear (self);
-    s_decoder_t d = { .err = err };
-    zf_mp_init (&d.mp, data, size);
-    snprintf (d.where, sizeof d.where, "the event");
-    uint32_t count, n;
-    if (s_read_head (&d, true, &count))
+    zf_mp_t mp;
+    zf_mp_init (&mp, data, size);
+    // Past its header an error names its field; before, only the event
+    // can be named.
+    zf_mp_t probe = mp;
+    uint32_t count;
+    if (zf_mp_map (&probe, &count, err)) {
+        zf_error_prefix (err, "stats: the event: ");
         return -1;
-    for (uint32_t k = 0; k < count; k++) {
-        const char *key;
-        uint32_t len;
-        if (s_read_key (&d, "", &key, &len))
-            return -1;
-        int rc = 0;
-        if (s_is (key, len, "queues") || s_is (key, len, "workers") || s_is (key, len, "ended") ||
-            s_is (key, len, "crashloops")) {
-            bool queues = s_is (key, len, "queues"), workers = s_is (key, len, "workers");
-            bool loops = s_is (key, len, "crashloops");
-            rc = s_read_head (&d, false, &n);
-            for (uint32_t i = 0; i < n && rc == 0; i++) {
-                char at[160];
-                snprintf (at, sizeof at, "%s[%u].",
-                          queues    ? "queues"
-                          : workers ? "workers"
-                          : loops   ? "crashloops"
-                                    : "ended",
-                          i);
-                if (queues)
-                    rc = s_read_queue (&d, zf_stats_add_queue (self), at);
-                else if (workers)
-                    rc = s_read_worker (&d, zf_stats_add_worker (self), at);
-                else {
-                    char name[ZF_NAME_MAX + 1];
-                    snprintf (d.where, sizeof d.where, "%s[%u]", loops ? "crashloops" : "ended", i);
-                    rc = s_read_str (&d, name, sizeof name);
-                    if (rc == 0 && loops)
-                        zf_stats_add_crashloop (self, name);
-                    else if (rc == 0)
-                        zf_stats_add_ended (self, name);
-                }
-            }
-        }
-        else if (s_is (key, len, "journal"))
-            rc = s_read_journal (&d, &self->journal);
-        else
-            rc = s_is (key, len, "seq")         ? s_read_uint (&d, &self->seq)
-                 : s_is (key, len, "ts")        ? s_read_int (&d, &self->ts)
-                 : s_is (key, len, "lineages")  ? s_read_uint (&d, &self->lineages)
-                 : s_is (key, len, "rejected")  ? s_read_uint (&d, &self->rejected)
-                 : s_is (key, len, "late_acks") ? s_read_uint (&d, &self->late_acks)
-                                                : s_skip (&d);
-        if (rc)
-            return -1;
     }
-    if (zf_mp_left (&d.mp))
+    if (zf_table_read (&mp, &s_event, self, ZF_TABLE_PATHS | ZF_TABLE_CUT, err)) {
+        zf_error_prefix (err, "stats: ");
+        return -1;
+    }
+    if (zf_mp_left (&mp))
         return zf_error_set (err, ZF_EVALUE, "stats: bytes after the event's map");
     return 0;
 }

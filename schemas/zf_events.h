@@ -122,9 +122,11 @@ void zf_stats_add_crashloop (zf_stats_t *self, const char *worker);
 void zf_stats_encode (const zf_stats_t *self, msgpack_packer *pk);
 void zf_stats_journal_encode (const zf_stats_journal_t *journal, msgpack_packer *pk);
 
-//  Reads an event's map into self (cleared first); keys it does not know
-//  are skipped, so a newer broker's event reads. Worker figures are views
-//  into data. Returns 0, or -1 with err saying what is wrong and where.
+//  Reads an event's map into self (cleared first), by the tables of
+//  zf_table: keys it does not know are skipped and a string longer than
+//  its field is cut, so a newer broker's event reads; a key twice is
+//  refused. Worker figures are views into data. Returns 0, or -1 with err
+//  saying what is wrong and where ("stats: queues[2].depth: ...").
 int zf_stats_decode (zf_stats_t *self, const uint8_t *data, size_t size, zf_error_t *err);
 
 //  --------------------------------------------------------------------------

@@ -658,7 +658,7 @@ zf_proto_decode (zf_proto_t *self, zmsg_t **msg_p, zf_error_t *err)
     }
     zf_mp_t mp;
     zf_mp_init (&mp, zframe_data (self->frame), zframe_size (self->frame));
-    if (zf_table_read (&mp, &s_commands[command].table, self, err)) {
+    if (zf_table_read (&mp, &s_commands[command].table, self, 0, err)) {
         zf_error_prefix (err, "%s: ", s_commands[command].name);
         goto done;
     }

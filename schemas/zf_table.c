@@ -5,19 +5,32 @@
 #include <stdio.h>
 #include <string.h>
 
+//  What an error's text begins with, when errors name paths: its place
+//  is joined to the next one named around it ("queues" "[0]" ".depth").
+typedef enum { S_NOTHING, S_KEY, S_INDEX } s_named_t;
+
 typedef struct {
     zf_mp_t *mp;     // the input
+    int flags;       // ZF_TABLE_PATHS, ZF_TABLE_CUT
+    s_named_t named; // the last place named in err's text
     zf_error_t *err; // what was wrong, and where
 } s_reader_t;
 
 static int s_read_map (s_reader_t *r, const zf_table_t *table, void *base);
 
-//  Puts where an error was before what err says. Returns -1, for the
-//  caller to return.
+//  Puts where an error was before what err says: words as ZFP's errors
+//  have them, or a place of a path (a key, or an index in brackets).
+//  Returns -1, for the caller to return.
 static int
-s_name (s_reader_t *r, const char *words)
+s_name (s_reader_t *r, const char *words, const char *place, s_named_t kind)
 {
-    zf_error_prefix (r->err, "%s", words);
+    if (r->flags & ZF_TABLE_PATHS) {
+        const char *join = r->named == S_NOTHING ? ": " : r->named == S_KEY ? "." : "";
+        zf_error_prefix (r->err, "%s%s", place, join);
+        r->named = kind;
+    }
+    else
+        zf_error_prefix (r->err, "%s", words);
     return -1;
 }
 
@@ -25,18 +38,20 @@ s_name (s_reader_t *r, const char *words)
 static int
 s_name_field (s_reader_t *r, const char *how, const char *key, uint32_t len)
 {
-    char words[96];
+    char words[96], place[48];
     int shown = (int) (len > 40 ? 40 : len); // an unknown key can be long
     snprintf (words, sizeof words, "%sfield '%.*s': ", how, shown, key);
-    return s_name (r, words);
+    snprintf (place, sizeof place, "%.*s", shown, key);
+    return s_name (r, words, place, S_KEY);
 }
 
 static int
 s_name_entry (s_reader_t *r, const zf_table_array_t *array, uint32_t index)
 {
-    char words[48];
+    char words[48], place[16];
     snprintf (words, sizeof words, "%s %u: ", array->noun ? array->noun : "entry", index);
-    return s_name (r, words);
+    snprintf (place, sizeof place, "[%u]", index);
+    return s_name (r, words, place, S_INDEX);
 }
 
 //  Copies a str into a buffer of size bytes (with its NUL).
@@ -47,6 +62,11 @@ s_read_str (s_reader_t *r, char *buffer, size_t size)
     uint32_t len;
     if (zf_mp_str (r->mp, &str, &len, r->err))
         return -1;
+    if (r->flags & ZF_TABLE_CUT) {
+        // What fits, up to a NUL: what a monitor can show.
+        snprintf (buffer, size, "%.*s", (int) len, str);
+        return 0;
+    }
     if (len >= size)
         return zf_error_set (r->err, ZF_ETOOBIG, "string of %u bytes, at most %zu allowed", len,
                              size - 1);
@@ -86,12 +106,17 @@ s_read_array (s_reader_t *r, const zf_table_field_t *field, void *base)
     uint32_t count;
     if (zf_mp_array (r->mp, &count, r->err))
         return -1;
-    if (count > array->max)
+    if (count > array->max && !array->skip_past_max)
         return zf_error_set (r->err, ZF_ETOOBIG, "array of %u entries, at most %u allowed", count,
                              array->max);
     uint8_t *at = (uint8_t *) base + field->offset;
     for (uint32_t i = 0; i < count; i++) {
         void *entry;
+        if (i >= array->max) {
+            if (zf_mp_skip (r->mp, ZF_MP_MAX_DEPTH, r->err))
+                return s_name_entry (r, array, i);
+            continue;
+        }
         if (array->add) {
             entry = array->add (base, array);
             if (!entry)
@@ -105,7 +130,7 @@ s_read_array (s_reader_t *r, const zf_table_field_t *field, void *base)
             return s_name_entry (r, array, i);
     }
     if (!array->add)
-        *(uint32_t *) ((uint8_t *) base + array->count) = count;
+        *(uint32_t *) ((uint8_t *) base + array->count) = count < array->max ? count : array->max;
     return 0;
 }
 
@@ -129,6 +154,8 @@ s_read_value (s_reader_t *r, const zf_table_field_t *field, void *base)
             return zf_mp_int (r->mp, (int64_t *) at, r->err);
         case ZF_TABLE_BOOL:
             return zf_mp_bool (r->mp, (bool *) at, r->err);
+        case ZF_TABLE_DOUBLE:
+            return zf_mp_double (r->mp, (double *) at, r->err);
         case ZF_TABLE_STR:
             return s_read_str (r, (char *) at, field->size);
         case ZF_TABLE_ID:
@@ -147,9 +174,10 @@ s_read_value (s_reader_t *r, const zf_table_field_t *field, void *base)
         }
         case ZF_TABLE_VIEW: {
             const uint8_t *start = r->mp->pos;
-            if (zf_mp_peek (r->mp) != ZF_MP_MAP)
-                return zf_error_set (r->err, ZF_ETYPE, "expected a map, got %s",
-                                     zf_mp_type_name (zf_mp_peek (r->mp)));
+            zf_mp_type_t type = zf_mp_peek (r->mp);
+            if (type != ZF_MP_MAP)
+                return zf_error_set (r->err, type == ZF_MP_END ? ZF_ETRUNC : ZF_ETYPE,
+                                     "expected a map, got %s", zf_mp_type_name (type));
             if (zf_mp_skip (r->mp, ZF_MP_MAX_DEPTH, r->err))
                 return -1;
             size_t size = (size_t) (r->mp->pos - start);
@@ -186,7 +214,7 @@ s_read_map (s_reader_t *r, const zf_table_t *table, void *base)
         if (zf_mp_str (r->mp, &key, &len, r->err)) {
             char words[24];
             snprintf (words, sizeof words, "key %u: ", i);
-            return s_name (r, words);
+            return s_name (r, words, "(a key)", S_KEY);
         }
         int f;
         for (f = 0; fields[f].key; f++)
@@ -211,9 +239,9 @@ s_read_map (s_reader_t *r, const zf_table_t *table, void *base)
 }
 
 int
-zf_table_read (zf_mp_t *mp, const zf_table_t *table, void *base, zf_error_t *err)
+zf_table_read (zf_mp_t *mp, const zf_table_t *table, void *base, int flags, zf_error_t *err)
 {
-    s_reader_t reader = { .mp = mp, .err = err };
+    s_reader_t reader = { .mp = mp, .flags = flags, .named = S_NOTHING, .err = err };
     return s_read_map (&reader, table, base);
 }
 
@@ -244,6 +272,8 @@ s_absent (const zf_table_field_t *field, const void *base)
             return *(const int64_t *) at == 0;
         case ZF_TABLE_BOOL:
             return !*(const bool *) at;
+        case ZF_TABLE_DOUBLE:
+            return *(const double *) at == 0;
         case ZF_TABLE_STR:
             return *(const char *) at == 0;
         case ZF_TABLE_ID:
@@ -280,6 +310,9 @@ s_write_value (msgpack_packer *pk, const zf_table_field_t *field, const void *ba
                 msgpack_pack_true (pk);
             else
                 msgpack_pack_false (pk);
+            break;
+        case ZF_TABLE_DOUBLE:
+            msgpack_pack_double (pk, *(const double *) at);
             break;
         case ZF_TABLE_STR:
             zf_mp_pack_cstr (pk, (const char *) at);

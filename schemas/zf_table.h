@@ -5,12 +5,13 @@
     One reader and one writer walk the tables, so every map of a format is
     checked the same way: types, sizes and counts; a key it does not know
     skipped (a later revision may add fields); a key twice refused; a
-    required one missing refused. ZFP's commands (zf_proto) are described
-    so.
+    required one missing refused. ZFP's commands (zf_proto) and the broker's
+    stats event (zf_events) are described so.
 
     Reading never asserts and never reads past the end: bad input gives -1
-    and an error that names where it was, as ZFP's errors do
-    ("field 'items': item 2: field 'id' is missing").
+    and an error that names where it was, in words as ZFP's errors do
+    ("field 'items': item 2: field 'id' is missing") or as a path
+    ("queues[2].groups[0].acked: expected uint, found int").
 
         static const zf_table_field_t s_point_fields[] = {
             ZF_TABLE_FIELD ("x", ZF_TABLE_I64, point_t, x, true),
@@ -19,7 +20,7 @@
         };
         static const zf_table_t s_point = { s_point_fields };
         ...
-        if (zf_table_read (&mp, &s_point, &point, &err) == 0)
+        if (zf_table_read (&mp, &s_point, &point, 0, &err) == 0)
             zf_table_write (&pk, &s_point, &point);
 */
 #ifndef ZF_TABLE_H_INCLUDED
@@ -39,17 +40,18 @@ extern "C" {
 #endif
 
 typedef enum {
-    ZF_TABLE_U32,   // uint32_t; a number over 2^32-1 is refused
-    ZF_TABLE_U64,   // uint64_t
-    ZF_TABLE_I64,   // int64_t
-    ZF_TABLE_BOOL,  // bool
-    ZF_TABLE_STR,   // char[size], NUL-terminated
-    ZF_TABLE_ID,    // zf_id_t, as bin 16
-    ZF_TABLE_BIN,   // uint8_t[size], its length (uint32_t) at `length`
-    ZF_TABLE_VIEW,  // any map, viewed where it is (const uint8_t *), its length at `length`
-    ZF_TABLE_MAP,   // a map of `table`'s fields, into the struct at offset
-    ZF_TABLE_ARRAY, // an array of the entries `array` describes
-    ZF_TABLE_OWN    // read and written by `ops`: a value only its owner knows
+    ZF_TABLE_U32,    // uint32_t; a number over 2^32-1 is refused
+    ZF_TABLE_U64,    // uint64_t
+    ZF_TABLE_I64,    // int64_t
+    ZF_TABLE_BOOL,   // bool
+    ZF_TABLE_DOUBLE, // double: read from any number, written as a float 64
+    ZF_TABLE_STR,    // char[size], NUL-terminated
+    ZF_TABLE_ID,     // zf_id_t, as bin 16
+    ZF_TABLE_BIN,    // uint8_t[size], its length (uint32_t) at `length`
+    ZF_TABLE_VIEW,   // any map, viewed where it is (const uint8_t *), its length at `length`
+    ZF_TABLE_MAP,    // a map of `table`'s fields, into the struct at offset
+    ZF_TABLE_ARRAY,  // an array of the entries `array` describes
+    ZF_TABLE_OWN     // read and written by `ops`: a value only its owner knows
 } zf_table_type_t;
 
 typedef struct _zf_table_field_t zf_table_field_t;
@@ -87,6 +89,8 @@ struct _zf_table_array_t {
     size_t size;            // bytes of one entry
     size_t count;           // where their count (uint32_t) is, in the struct of the array's field
     uint32_t max;           // entries at most: an array of more is refused
+    bool skip_past_max;     // ... unless this: the first max are kept and the others skipped (a
+                            // top N, which a newer peer may make longer)
     //  Room for one more entry of the array in base (the struct of its
     //  field), counted and zeroed; NULL when there is no memory for it.
     //  The entries are then an array at the field's offset, behind a
@@ -114,6 +118,7 @@ struct _zf_table_ops_t {
         uint64_t: ZF_TABLE_U64,                                                                    \
         int64_t: ZF_TABLE_I64,                                                                     \
         bool: ZF_TABLE_BOOL,                                                                       \
+        double: ZF_TABLE_DOUBLE,                                                                   \
         char *: ZF_TABLE_STR,                                                                      \
         zf_id_t: ZF_TABLE_ID,                                                                      \
         default: -1)
@@ -129,10 +134,14 @@ struct _zf_table_ops_t {
         .required = (r)                                                                            \
     }
 
-//  Reads the map at mp, as table says, into base. Returns 0, or -1 with
-//  err saying what was wrong and where. What was read before the error
-//  stays in base.
-int zf_table_read (zf_mp_t *mp, const zf_table_t *table, void *base, zf_error_t *err);
+//  How zf_table_read reports and what it forgives.
+#define ZF_TABLE_PATHS 1 // errors name a path (queues[2].depth), not ZFP's words
+#define ZF_TABLE_CUT   2 // a string longer than its buffer is cut to it, not refused
+
+//  Reads the map at mp, as table says, into base; flags are ZF_TABLE_*.
+//  Returns 0, or -1 with err saying what was wrong and where. What was
+//  read before the error stays in base.
+int zf_table_read (zf_mp_t *mp, const zf_table_t *table, void *base, int flags, zf_error_t *err);
 
 //  Writes base as table says: the fields in table order, one not required
 //  left out when it is empty (0, false, "", no entries, an all-zero id).

@@ -159,6 +159,28 @@ test_stats_malformed (void **state)
         { "{\"workers\":[{\"figures\":[1]}]}", "stats: workers[0].figures: " },
         { "{\"ended\":[3]}", "stats: ended[0]: " },
         { "{\"journal\":{\"failed\":1}}", "stats: journal.failed: " },
+        // Each map, array and value of the wrong type, named by its path.
+        { "{\"seq\":-1}", "stats: seq: expected uint, found int" },
+        { "{\"ts\":\"now\"}", "stats: ts: expected int, found str" },
+        { "{\"queues\":{}}", "stats: queues: expected array, found map" },
+        { "{\"queues\":[1]}", "stats: queues[0]: expected map, found uint" },
+        { "{\"queues\":[{\"put_rate\":\"fast\"}]}",
+          "stats: queues[0].put_rate: expected float, found str" },
+        { "{\"queues\":[{\"paused\":1}]}", "stats: queues[0].paused: expected bool, found uint" },
+        { "{\"queues\":[{\"groups\":{}}]}", "stats: queues[0].groups: expected array" },
+        { "{\"queues\":[{\"groups\":[{\"top\":[{\"key\":1}]}]}]}",
+          "stats: queues[0].groups[0].top[0].key: expected str, found uint" },
+        // A worker's number is a uint32, as in its HELLO: refused, not wrapped.
+        { "{\"workers\":[{\"worker\":4294967296}]}",
+          "stats: workers[0].worker: 4294967296 is over 2^32-1" },
+        { "{\"workers\":[{\"pid\":1.5}]}", "stats: workers[0].pid: expected uint, found float" },
+        { "{\"journal\":[]}", "stats: journal: expected map, found array" },
+        { "{\"journal\":{\"compaction_ms\":\"x\"}}", "stats: journal.compaction_ms: " },
+        { "{\"crashloops\":[true]}", "stats: crashloops[0]: expected str, found bool" },
+        { "{\"ended\":\"seeds\"}", "stats: ended: expected array, found str" },
+        // A key twice: which one a monitor shows would be a guess.
+        { "{\"queues\":[{\"name\":\"a\",\"name\":\"b\"}]}",
+          "stats: queues[0]: field 'name' appears twice" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_packer_t p;
@@ -183,6 +205,143 @@ test_stats_malformed (void **state)
     assert_int_equal (zf_stats_decode (stats, (uint8_t *) p.buffer.data, p.buffer.size, &err), 0);
     assert_int_equal (stats->seq, 3);
     assert_string_equal (stats->queues[0].figures.name, "q");
+    msgpack_sbuffer_destroy (&p.buffer);
+    zf_stats_destroy (&stats);
+}
+
+//  A string literal's bytes and their count, its NUL left out.
+#define BYTES(literal) literal, sizeof (literal) - 1
+
+//  Decodes size bytes at data into stats, expecting -1 with code and a
+//  text that begins with text.
+static void
+s_expect_refused (zf_stats_t *stats, const void *data, size_t size, zf_err_t code, const char *text)
+{
+    zf_error_t err = { 0 };
+    assert_int_equal (zf_stats_decode (stats, (const uint8_t *) data, size, &err), -1);
+    if (err.code != code || strncmp (err.text, text, strlen (text)) != 0)
+        fail_msg ("got %s '%s', expected %s '%s...'", zf_errname (err.code), err.text,
+                  zf_errname (code), text);
+}
+
+static void
+test_stats_truncated (void **state)
+{
+    zf_stats_t *stats = zf_stats_new ();
+    // The vector cut anywhere: refused as cut short, never read past.
+    zchunk_t *vector = s_vector ("stats");
+    for (size_t cut = 0; cut < zchunk_size (vector); cut++) {
+        zf_error_t err = { 0 };
+        assert_int_equal (zf_stats_decode (stats, zchunk_data (vector), cut, &err), -1);
+        assert_int_equal (err.code, ZF_ETRUNC);
+        assert_int_equal (strncmp (err.text, "stats: ", 7), 0);
+    }
+    zchunk_destroy (&vector);
+    s_expect_refused (stats, BYTES (""), ZF_ETRUNC,
+                      "stats: the event: expected map, found end of input");
+    // A map that announces more entries than the event holds.
+    s_expect_refused (stats, BYTES ("\x83\xa3seq\x01"), ZF_ETRUNC,
+                      "stats: the event: map of 3 entries cannot fit in the 5 bytes left");
+    // A queue's map of 2 entries with 1: it takes the event's next key as
+    // its own, and the event ends where its own next key should be.
+    s_expect_refused (stats, BYTES ("\x82\xa6queues\x91\x82\xa4name\xa1q\xa3seq\x01"), ZF_ETRUNC,
+                      "stats: (a key): expected str, found end of input");
+    // A full event and a byte more.
+    s_expect_refused (stats, BYTES ("\x81\xa3seq\x01\xc0"), ZF_EVALUE,
+                      "stats: bytes after the event's map");
+    zf_stats_destroy (&stats);
+}
+
+static void
+test_stats_oversize (void **state)
+{
+    zf_stats_t *stats = zf_stats_new ();
+    // Counts and lengths past what the event holds: refused before
+    // anything is allocated for them.
+    s_expect_refused (stats, BYTES ("\xdf\xff\xff\xff\xff"), ZF_ETRUNC,
+                      "stats: the event: map of 4294967295 entries cannot fit");
+    s_expect_refused (stats, BYTES ("\x81\xa6queues\xdd\xff\xff\xff\xff\x80"), ZF_ETRUNC,
+                      "stats: queues: array of 4294967295 entries cannot fit");
+    s_expect_refused (stats,
+                      BYTES ("\x81\xa7workers\x91\x81\xa5"
+                             "actor\xdb\x7f\xff\xff\xff"),
+                      ZF_ETRUNC, "stats: workers[0].actor: str of 2147483647 bytes runs past");
+    // An unknown key is skipped, but not when nested deeper than zf_mp
+    // goes.
+    s_packer_t p;
+    s_packer_init (&p);
+    msgpack_pack_map (&p.pk, 1);
+    zf_mp_pack_cstr (&p.pk, "shards");
+    for (int depth = 0; depth < ZF_MP_MAX_DEPTH + 1; depth++)
+        msgpack_pack_array (&p.pk, 1);
+    msgpack_pack_nil (&p.pk);
+    s_expect_refused (stats, p.buffer.data, p.buffer.size, ZF_EDEPTH, "stats: shards: ");
+    msgpack_sbuffer_destroy (&p.buffer);
+    // A key that is not a string.
+    s_expect_refused (stats, BYTES ("\x81\xa6queues\x91\x81\x01\x02"), ZF_ETYPE,
+                      "stats: queues[0].(a key): expected str, found uint");
+
+    // A group's top keys past ZF_TOP_KEYS: the first kept, the others
+    // skipped whatever they are, as a newer broker may send more.
+    s_packer_init (&p);
+    msgpack_pack_map (&p.pk, 1);
+    zf_mp_pack_cstr (&p.pk, "queues");
+    msgpack_pack_array (&p.pk, 1);
+    msgpack_pack_map (&p.pk, 1);
+    zf_mp_pack_cstr (&p.pk, "groups");
+    msgpack_pack_array (&p.pk, 1);
+    msgpack_pack_map (&p.pk, 2);
+    zf_mp_pack_cstr (&p.pk, "keys");
+    msgpack_pack_uint64 (&p.pk, 40);
+    zf_mp_pack_cstr (&p.pk, "top");
+    msgpack_pack_array (&p.pk, ZF_TOP_KEYS + 2);
+    for (int k = 0; k < ZF_TOP_KEYS + 2; k++) {
+        char key[16];
+        snprintf (key, sizeof key, "k%d", k);
+        if (k == ZF_TOP_KEYS) {
+            zf_mp_pack_cstr (&p.pk, "not a map"); // past the top: skipped
+            continue;
+        }
+        msgpack_pack_map (&p.pk, 2);
+        zf_mp_pack_cstr (&p.pk, "key");
+        zf_mp_pack_cstr (&p.pk, key);
+        zf_mp_pack_cstr (&p.pk, "ready");
+        msgpack_pack_uint64 (&p.pk, (uint64_t) (100 - k));
+    }
+    zf_error_t err;
+    assert_int_equal (zf_stats_decode (stats, (uint8_t *) p.buffer.data, p.buffer.size, &err), 0);
+    zf_stats_group_t *group = &stats->queues[0].groups[0];
+    assert_int_equal (group->keys, 40);
+    assert_int_equal (group->ntop, ZF_TOP_KEYS);
+    assert_string_equal (group->top[ZF_TOP_KEYS - 1].key, "k9");
+    assert_int_equal (group->top[ZF_TOP_KEYS - 1].ready, 91);
+    msgpack_sbuffer_destroy (&p.buffer);
+
+    // Strings longer than their buffers are cut to them: the rest of the
+    // event still reads.
+    char actor[300], failed[ZF_TEXT_MAX + 200];
+    memset (actor, 'a', sizeof actor - 1);
+    actor[sizeof actor - 1] = 0;
+    memset (failed, 'f', sizeof failed - 1);
+    failed[sizeof failed - 1] = 0;
+    s_packer_init (&p);
+    msgpack_pack_map (&p.pk, 3);
+    zf_mp_pack_cstr (&p.pk, "workers");
+    msgpack_pack_array (&p.pk, 1);
+    msgpack_pack_map (&p.pk, 1);
+    zf_mp_pack_cstr (&p.pk, "actor");
+    zf_mp_pack_cstr (&p.pk, actor);
+    zf_mp_pack_cstr (&p.pk, "journal");
+    msgpack_pack_map (&p.pk, 1);
+    zf_mp_pack_cstr (&p.pk, "failed");
+    zf_mp_pack_cstr (&p.pk, failed);
+    zf_mp_pack_cstr (&p.pk, "late_acks");
+    msgpack_pack_uint64 (&p.pk, 9);
+    assert_int_equal (zf_stats_decode (stats, (uint8_t *) p.buffer.data, p.buffer.size, &err), 0);
+    assert_int_equal (strlen (stats->workers[0].actor), ZF_NAME_MAX);
+    assert_true (stats->journal.present);
+    assert_int_equal (strlen (stats->journal.failed), ZF_TEXT_MAX);
+    assert_int_equal (stats->late_acks, 9);
     msgpack_sbuffer_destroy (&p.buffer);
     zf_stats_destroy (&stats);
 }
@@ -245,7 +404,8 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_stats_vector),    cmocka_unit_test (test_stats_built_by_hand),
-        cmocka_unit_test (test_stats_malformed), cmocka_unit_test (test_other_event_vectors),
+        cmocka_unit_test (test_stats_malformed), cmocka_unit_test (test_stats_truncated),
+        cmocka_unit_test (test_stats_oversize),  cmocka_unit_test (test_other_event_vectors),
         cmocka_unit_test (test_data_event),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
