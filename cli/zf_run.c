@@ -11,6 +11,9 @@
     a grace period for each to finish or hand back what it holds (without a
     journal the sources stop first, and what they put drains through).
     SIGHUP, or zflow reload, reads the pipeline file again (s_reload).
+    At the end it reports the peak memory and the CPU time of each worker:
+    those of the processes of its group, an exec actor's program under a
+    shell as well as the shell (s_reap).
 */
 #include "zf_run.h"
 #include "zf_progress.h"
@@ -57,6 +60,7 @@ typedef struct {
     int64_t start_at;             // when to start it again (ms), after a backoff
     int64_t started_at;           // when it was last started (ms)
     int loops;                    // deaths in its crash loop (a service's), 0 when in none
+    pid_t group;                  // the process group of its last start (its pid then), or 0
     long peak_kb;                 // the largest resident size of its processes so far
     int log;                      // the read end of its stderr, or -1
     int go;                       // forked ahead (s_prefork): the socket it waits on, or -1
@@ -310,7 +314,13 @@ s_fork (s_run_t *run, s_worker_t *worker)
     if (pipes[1] >= 0)
         close (pipes[1]);
     setpgid (pid, pid); // as the child does: whichever comes first makes the group
+    // The pid is free, so no process is left of a group of that number an
+    // earlier worker had: its processes ended are not this one's.
+    for (int i = 0; i < run->nworkers; i++)
+        if (run->workers[i].group == pid)
+            run->workers[i].group = 0;
     worker->pid = pid;
+    worker->group = pid;
     worker->started_at = zclock_mono ();
     s_close_log (run, worker);
     worker->log = pipes[0];
@@ -566,22 +576,46 @@ s_totals (zf_client_t *client)
     return totals;
 }
 
-//  Reaps pid (-1 for any child) like waitpid, and keeps the peak resident
-//  size of the worker it was.
+//  Reaps a child like waitpid (pid: that one; -1: any; less: any of the
+//  process group -pid), and counts its peak resident size and its CPU time
+//  in the worker whose process group it was in: the worker's process, or
+//  one its shell left (this process is their subreaper, s_prepare). The
+//  figures of wait4 are the process's with those of the descendants it
+//  waited for: the largest peak of them, the sum of their CPU times.
 static pid_t
 s_reap (s_run_t *run, pid_t pid, int *status, int options)
 {
+    // Its group is read while it is a zombie still (WNOWAIT): reaped, it
+    // has none.
+    siginfo_t info = { 0 };
+    idtype_t type = pid > 0 ? P_PID : pid == -1 ? P_ALL : P_PGID;
+    id_t id = (id_t) (pid > 0 ? pid : pid == -1 ? 0 : -pid);
+    if (waitid (type, id, &info, WEXITED | WNOWAIT | options))
+        return -1;
+    if (info.si_pid == 0)
+        return 0; // WNOHANG, and none has ended
+    pid_t group = getpgid (info.si_pid);
     struct rusage usage;
-    pid_t reaped = wait4 (pid, status, options, &usage);
-    for (int i = 0; reaped > 0 && i < run->nworkers; i++)
-        if (run->workers[i].pid == reaped) {
+    pid_t reaped = wait4 (info.si_pid, status, 0, &usage);
+    for (int i = 0; reaped > 0 && group > 0 && i < run->nworkers; i++)
+        if (run->workers[i].group == group) {
             s_worker_t *w = &run->workers[i];
             if (usage.ru_maxrss > w->peak_kb)
                 w->peak_kb = usage.ru_maxrss;
             w->cpu_s += (double) usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
                         (double) usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+            break;
         }
     return reaped;
+}
+
+//  True while a process of group is this process's to reap, running or
+//  ended: the group is there, and kill (-group) reaches it and no other.
+static bool
+s_group_left (pid_t group)
+{
+    siginfo_t info;
+    return group > 0 && waitid (P_PGID, (id_t) group, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 //  Logs the peak resident size and the CPU time of this process (the
@@ -785,7 +819,10 @@ s_signal (pid_t pid, int sig)
 }
 
 //  Stops every worker: SIGTERM, then SIGKILL after grace_ms, or at once
-//  when a signal comes on signals (a second Ctrl-C) meanwhile.
+//  when a signal comes on signals (a second Ctrl-C) meanwhile. A worker
+//  is stopped when no process of its group is left: the shell of an exec
+//  actor's command, which a SIGTERM ends at once, leaves its program
+//  handing back what it holds, and to be reaped with its figures.
 static void
 s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
 {
@@ -793,19 +830,29 @@ s_stop_all (s_run_t *run, int64_t grace_ms, int signals)
     for (int i = 0; i < run->nworkers; i++)
         if (run->workers[i].pid > 0)
             s_signal (run->workers[i].pid, SIGTERM);
+        else if (s_group_left (run->workers[i].group))
+            kill (-run->workers[i].group, SIGTERM); // what its shell left, the worker ended
     int64_t deadline = zclock_mono () + grace_ms;
     for (int i = 0; i < run->nworkers; i++) {
         s_worker_t *w = &run->workers[i];
-        while (w->pid > 0) {
+        bool killed = false;
+        while (w->pid > 0 || s_group_left (w->group)) {
             int status;
-            if (s_reap (run, w->pid, &status, WNOHANG) == w->pid)
-                w->pid = 0;
+            // The worker first, then what is left of its group.
+            pid_t reaped =
+                s_reap (run, w->pid > 0 ? w->pid : -w->group, &status, killed ? 0 : WNOHANG);
+            if (reaped > 0) {
+                if (reaped == w->pid)
+                    w->pid = 0;
+            }
             else if (signals >= 0 && s_signals (run, signals, S_DRAINING) == S_AT_ONCE)
                 deadline = 0; // asked again: at once
             else if (zclock_mono () >= deadline) {
-                s_signal (w->pid, SIGKILL);
-                s_reap (run, w->pid, &status, 0);
-                w->pid = 0;
+                if (w->pid > 0)
+                    s_signal (w->pid, SIGKILL);
+                else
+                    kill (-w->group, SIGKILL);
+                killed = true; // each is waited for from here on
             }
             else {
                 for (int k = 0; k < run->nworkers; k++)
@@ -1144,6 +1191,11 @@ s_prepare (s_run_t *run)
     sigaddset (&stops, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &stops, NULL);
     run->signals = signalfd (-1, &stops, SFD_CLOEXEC | SFD_NONBLOCK);
+    // The processes a worker's shell leaves when it ends first (a SIGTERM
+    // ends it at once, its program may take the grace period) come to this
+    // process, not to init: they are reaped here and counted in their
+    // worker's figures (s_reap), and a stop waits for them (s_stop_all).
+    prctl (PR_SET_CHILD_SUBREAPER, 1);
     // A relative --state is of the folder zflow run was started in.
     run->state = zf_tools_path (run->options->state, run->state_path, sizeof run->state_path);
     run->pipeline = zf_tools_load (run->path);

@@ -1,7 +1,8 @@
 /*  Tests of zflow run as a process: a finite pipeline runs to its end and
     exits 0 with the exact output; dead-lettered items make it exit 1; an
     actor that keeps dying fails the run; an exec actor gets the settings
-    its pipeline gives, and no others; a config error exits 2. */
+    its pipeline gives, and no others, and is reported with its program's
+    memory and CPU time, not its shell's; a config error exits 2. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -665,6 +666,85 @@ s_showing (const char *needle)
     return found;
 }
 
+//  The peak memory (MB) and CPU time (s) the end of a run reports for
+//  worker ("double/0"); false when it reports none.
+static bool
+s_figures (const char *log, const char *worker, double *mb, double *cpu)
+{
+    const char *line = strstr (log, "peak memory and CPU time: ");
+    char *needle = zsys_sprintf (" %s ", worker);
+    const char *at = line ? strstr (line, needle) : NULL;
+    bool found = at && sscanf (at + strlen (needle), "%lf MB %lf s", mb, cpu) == 2;
+    zstr_free (&needle);
+    return found;
+}
+
+static void
+test_exec_figures_are_the_programs (void **state)
+{
+    // Exec actors whose commands the shell stays for (a list, a pipe): at
+    // the end the shell takes the SIGTERM at once, and the program outlives
+    // it while it hands back what it holds. Each program writes to 50 MB
+    // and takes 0.3 s of CPU; that is what the run reports for it, not the
+    // shell's 2 MB and 0.01 s. One ignores SIGTERM: the grace period over,
+    // it is killed, counted the same, and not left running after the run.
+    pid_t self = getpid ();
+    char *config = zsys_sprintf (
+        BROKER "actors\n"
+               "    nums\n"
+               "        kind = producer\n"
+               "        source = seq:20\n"
+               "        output = numbers\n"
+               "    listed\n"
+               "        kind = exec\n"
+               "        input = numbers\n"
+               "        output = piping\n"
+               "        command = \"cd . && '%s' $ZFLOW_ENDPOINT $ZFLOW_ACTOR $ZFLOW_INPUT "
+               "--emit piping --touch 50 --spin 300\"\n"
+               "    piped\n"
+               "        kind = exec\n"
+               "        input = piping\n"
+               "        output = stubborn\n"
+               "        command = \"%s $ZFLOW_ENDPOINT $ZFLOW_ACTOR $ZFLOW_INPUT --emit stubborn "
+               "--touch 50 --spin 300 | cat\"\n"
+               "    stubborn-%d\n"
+               "        kind = exec\n"
+               "        input = stubborn\n"
+               "        output = results\n"
+               "        command = \"cd . && '%s' $ZFLOW_ENDPOINT $ZFLOW_ACTOR $ZFLOW_INPUT "
+               "--emit results --touch 50 --spin 300 --ignore-stop\"\n"
+               "    store\n"
+               "        kind = sink\n"
+               "        input = results\n"
+               "        target = file:out.jsonl\n",
+        ZFLOW_TESTACTOR, ZFLOW_TESTACTOR, (int) self, ZFLOW_TESTACTOR);
+    char path[512];
+    s_write (config, path, sizeof path);
+    zstr_free (&config);
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, "--grace", "1s", NULL);
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    static int seen[20];
+    assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, 20), 20);
+    ZF_TEST_ASSERT_ONCE (seen, 20);
+    char stubborn[32];
+    snprintf (stubborn, sizeof stubborn, "stubborn-%d/0", (int) self);
+    const char *workers[] = { "listed/0", "piped/0", stubborn };
+    for (int i = 0; i < 3; i++) {
+        double mb = 0, cpu = 0;
+        if (!s_figures (r.err, workers[i], &mb, &cpu))
+            fail_msg ("no figures for %s: %s", workers[i], r.err);
+        print_message ("%s: %.1f MB %.2f s\n", workers[i], mb, cpu);
+        if (mb < 50 || cpu < 0.2)
+            fail_msg ("%s reported with %.1f MB %.2f s: %s", workers[i], mb, cpu, r.err);
+    }
+    zf_test_result_free (&r);
+    // The one that ignored SIGTERM is gone with the run (its name is in
+    // its command line: $ZFLOW_ACTOR).
+    snprintf (stubborn, sizeof stubborn, " stubborn-%d ", (int) self);
+    assert_int_equal (s_showing (stubborn), 0);
+}
+
 static void
 test_a_broker_that_cannot_start_leaves_no_worker (void **state)
 {
@@ -889,6 +969,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hello_example, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_actor_crash_on_one_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_exec_environment, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_exec_figures_are_the_programs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ctrl_c_stops_promptly, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coprocess_stderr_in_whole_lines, s_setup, s_teardown),

@@ -2,7 +2,7 @@
 
     zf_testactor ENDPOINT NAME INPUT [--concurrency N] [--hold] [--fail-first N]
                  [--emit QUEUE] [--worker N] [--put-and-die N] [--crash-on N]
-                 [--abort-on N,...]
+                 [--abort-on N,...] [--touch MB] [--spin MS] [--ignore-stop]
 
     Prints "ready" once the broker welcomed it, then handles items: --hold
     takes them and never acks (printing "holding N" as N grows), --fail-first
@@ -14,6 +14,11 @@
     when it takes the integer N, the first time only (a file crashed-N in
     the current folder remembers it). --abort-on calls abort() whenever it
     takes one of the integers listed, as a crash in native code would.
+    --touch MB first writes to MB megabytes it then holds to the end, and
+    --spin MS takes MS ms of CPU time, so that a test knows the least
+    memory and CPU time the process must be reported with. --ignore-stop
+    ignores SIGTERM and SIGINT, as a program that does not stop when asked:
+    only SIGKILL ends it.
 */
 #include "zf_mp.h"
 #include "zf_id.h"
@@ -22,6 +27,16 @@
 #include <czmq.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
+
+//  CPU time this process has taken, in ms.
+static int64_t
+s_cpu_ms (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &now);
+    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
 
 int
 main (int argc, char **argv)
@@ -30,8 +45,9 @@ main (int argc, char **argv)
         fprintf (stderr, "usage: zf_testactor ENDPOINT NAME INPUT [options]\n");
         return 2;
     }
-    int concurrency = 16, fail_first = 0, worker = 0, put_and_die = 0, crash_on = -1;
-    bool hold = false;
+    int concurrency = 16, fail_first = 0, worker = 0, put_and_die = 0, crash_on = -1, touch = 0,
+        spin = 0;
+    bool hold = false, ignore_stop = false;
     const char *emit = NULL;
     const char *abort_on = NULL; // ",100,500," : the integers that crash it
     for (int i = 4; i < argc; i++) {
@@ -49,14 +65,32 @@ main (int argc, char **argv)
             put_and_die = atoi (argv[++i]);
         else if (streq (argv[i], "--abort-on") && i + 1 < argc)
             abort_on = zsys_sprintf (",%s,", argv[++i]);
+        else if (streq (argv[i], "--touch") && i + 1 < argc)
+            touch = atoi (argv[++i]);
+        else if (streq (argv[i], "--spin") && i + 1 < argc)
+            spin = atoi (argv[++i]);
         else if (streq (argv[i], "--hold"))
             hold = true;
+        else if (streq (argv[i], "--ignore-stop"))
+            ignore_stop = true;
         else {
             fprintf (stderr, "zf_testactor: unknown option %s\n", argv[i]);
             return 2;
         }
     }
+    // Every page written, so that each is resident; held to the end.
+    size_t touched = (size_t) touch << 20;
+    volatile char *held_memory = touched ? (volatile char *) malloc (touched) : NULL;
+    for (size_t at = 0; held_memory && at < touched; at += 4096)
+        held_memory[at] = 1;
+    int64_t spin_until = s_cpu_ms () + spin;
+    while (spin && s_cpu_ms () < spin_until)
+        ;
     zsys_init ();
+    if (ignore_stop) {
+        signal (SIGTERM, SIG_IGN); // in place of czmq's handlers
+        signal (SIGINT, SIG_IGN);
+    }
     if (put_and_die) {
         zf_client_t *producer = zf_client_new (argv[1], argv[2], NULL, 0);
         size_t size;
@@ -127,5 +161,6 @@ main (int argc, char **argv)
     }
     zlistx_destroy (&holding);
     zf_client_destroy (&client);
+    free ((void *) held_memory);
     return 0;
 }
