@@ -203,12 +203,23 @@ s_pass_stderr (s_coproc_t *proc, bool all)
         s_write_line (proc);
 }
 
+//  Ends proc: its process group, the shell and what it started (SIGKILL
+//  to the shell alone left its program running, never waited for). Each
+//  process is reaped here, the shell's children too (this process is
+//  their subreaper, s_run_command): their memory and CPU time count in
+//  this worker's, which zflow run reports.
 static void
 s_stop (s_coproc_t *proc)
 {
     if (proc->pid > 0) {
-        kill (proc->pid, SIGKILL);
-        waitpid (proc->pid, NULL, 0);
+        // Not reaped yet (s_restart only looks), the shell holds the
+        // group's number: the signal reaches this group and no other.
+        bool group = kill (-proc->pid, SIGKILL) == 0;
+        if (!group)
+            kill (proc->pid, SIGKILL); // it has no group of its own yet
+        pid_t reaped, which = group ? -proc->pid : proc->pid;
+        while ((reaped = waitpid (which, NULL, 0)) > 0 || (reaped < 0 && errno == EINTR))
+            ;
     }
     if (proc->in >= 0)
         close (proc->in);
@@ -234,7 +245,7 @@ s_start (self_t *self, s_coproc_t *proc)
     if (pid == 0) {
         // The worker blocks SIGINT and SIGTERM (zf_actor_run): not the command.
         // In a process group of its own, a Ctrl-C at the terminal does not
-        // reach it (the actor ends it: its input closed, then SIGKILL), and
+        // reach it (the actor ends it: SIGKILL to the group, s_stop), and
         // it does not outlive the actor.
         sigset_t none;
         sigemptyset (&none);
@@ -255,6 +266,7 @@ s_start (self_t *self, s_coproc_t *proc)
         execl ("/bin/sh", "sh", "-c", self->command, (char *) NULL);
         _exit (127);
     }
+    setpgid (pid, pid); // as the child does: whichever comes first makes the group
     close (to_child[0]);
     close (from_child[1]);
     close (err_child[1]);
@@ -340,27 +352,21 @@ s_pass_on (self_t *self, zf_item_t *item, zlistx_t *outputs)
 static void
 s_restart (self_t *self, s_coproc_t *proc, const char *why, bool dying)
 {
-    int status = 0;
-    bool ended = false;
-    if (proc->pid > 0) {
-        int tries = dying ? 50 : 1;
-        for (int i = 0; i < tries && !ended; i++) {
-            ended = waitpid (proc->pid, &status, WNOHANG) == proc->pid;
-            if (!ended && i + 1 < tries)
-                zclock_sleep (2);
-        }
-        if (!ended) {
-            kill (proc->pid, SIGKILL);
-            waitpid (proc->pid, NULL, 0);
-        }
-        proc->pid = 0;
+    // How it ended is looked at, not reaped (WNOWAIT): s_stop ends and
+    // reaps its whole group.
+    siginfo_t ended = { 0 };
+    int tries = proc->pid > 0 ? (dying ? 50 : 1) : 0;
+    for (int i = 0; i < tries && !ended.si_pid; i++) {
+        waitid (P_PID, (id_t) proc->pid, &ended, WEXITED | WNOHANG | WNOWAIT);
+        if (!ended.si_pid && i + 1 < tries)
+            zclock_sleep (2);
     }
     s_stop (proc); // its last stderr lines to the log, and to its tail
     char how[128];
-    if (ended && WIFEXITED (status))
-        snprintf (how, sizeof how, "exited with status %d", WEXITSTATUS (status));
-    else if (ended)
-        snprintf (how, sizeof how, "was killed by signal %d", WTERMSIG (status));
+    if (ended.si_pid && ended.si_code == CLD_EXITED)
+        snprintf (how, sizeof how, "exited with status %d", ended.si_status);
+    else if (ended.si_pid)
+        snprintf (how, sizeof how, "was killed by signal %d", ended.si_status);
     else
         snprintf (how, sizeof how, "%s", why);
     proc->backoff = proc->backoff ? proc->backoff * 2 : RESTART_FIRST;
@@ -702,6 +708,9 @@ static void
 s_run_command (self_t *self, zsock_t *pipe)
 {
     signal (SIGPIPE, SIG_IGN); // a coprocess that dies shows as a write error
+    // What a coprocess's shell leaves when it ends first comes to this
+    // process, not to init, and is reaped here (s_stop).
+    prctl (PR_SET_CHILD_SUBREAPER, 1);
     self->procs = (s_coproc_t *) zmalloc (self->nprocs * sizeof (s_coproc_t));
     for (int i = 0; i < self->nprocs; i++) {
         self->procs[i].in = self->procs[i].out = self->procs[i].err = -1;

@@ -2,7 +2,8 @@
     exits 0 with the exact output; dead-lettered items make it exit 1; an
     actor that keeps dying fails the run; an exec actor gets the settings
     its pipeline gives, and no others, and is reported with its program's
-    memory and CPU time, not its shell's; a config error exits 2. */
+    memory and CPU time, not its shell's, as a processor is with its
+    coprocesses'; a config error exits 2. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -746,6 +747,113 @@ test_exec_figures_are_the_programs (void **state)
 }
 
 static void
+test_processor_figures_are_the_coprocesses (void **state)
+{
+    // A processor's coprocesses are its worker's children, counted in its
+    // figures; their program is the shell's child, for a simple command
+    // too. Each program writes to 50 MB and takes 0.3 s of CPU: the
+    // worker is reported with that much, not with its own 7 MB.
+    assert_int_equal (zf_test_write (s_dir, "hog.py",
+                                     "import sys, time\n"
+                                     "held = b'x' * (50 << 20)\n"
+                                     "start = time.process_time()\n"
+                                     "while time.process_time() - start < 0.3:\n"
+                                     "    pass\n"
+                                     "for line in sys.stdin:\n"
+                                     "    print(line.strip())\n"
+                                     "    print(flush=True)\n"),
+                      0);
+    zf_test_result_t r = s_run (BROKER "actors\n"
+                                       "    nums\n"
+                                       "        kind = producer\n"
+                                       "        source = seq:20\n"
+                                       "        output = numbers\n"
+                                       "    simple\n"
+                                       "        kind = processor\n"
+                                       "        input = numbers\n"
+                                       "        output = listing\n"
+                                       "        command = \"/usr/bin/python3 hog.py\"\n"
+                                       "    listed\n"
+                                       "        kind = processor\n"
+                                       "        input = listing\n"
+                                       "        output = results\n"
+                                       "        command = \"cd . && /usr/bin/python3 hog.py\"\n"
+                                       "    store\n"
+                                       "        kind = sink\n"
+                                       "        input = results\n"
+                                       "        target = file:out.jsonl\n");
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    static int seen[20];
+    assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, 20), 20);
+    ZF_TEST_ASSERT_ONCE (seen, 20);
+    const char *workers[] = { "simple/0", "listed/0" };
+    for (int i = 0; i < 2; i++) {
+        double mb = 0, cpu = 0;
+        if (!s_figures (r.err, workers[i], &mb, &cpu))
+            fail_msg ("no figures for %s: %s", workers[i], r.err);
+        print_message ("%s: %.1f MB %.2f s\n", workers[i], mb, cpu);
+        if (mb < 50 || cpu < 0.2)
+            fail_msg ("%s reported with %.1f MB %.2f s: %s", workers[i], mb, cpu, r.err);
+    }
+    zf_test_result_free (&r);
+}
+
+static void
+test_a_stuck_coprocess_ends_whole (void **state)
+{
+    // A coprocess stuck on an item past the timeout is killed and started
+    // again: its program too, not only the shell it runs under (that one
+    // was left for ever, its input closed and never read).
+    assert_int_equal (zf_test_write (s_dir, "stuck.py",
+                                     "import sys, time\n"
+                                     "for line in sys.stdin:\n"
+                                     "    while line.strip() == '3':\n"
+                                     "        time.sleep(1)\n"
+                                     "    print(line.strip())\n"
+                                     "    print(flush=True)\n"),
+                      0);
+    pid_t self = getpid ();
+    char *config =
+        zsys_sprintf (BROKER "actors\n"
+                             "    nums\n"
+                             "        kind = producer\n"
+                             "        source = seq:10\n"
+                             "        output = numbers\n"
+                             "    stuck\n"
+                             "        kind = processor\n"
+                             "        input = numbers\n"
+                             "        output = results\n"
+                             "        timeout = 300ms\n"
+                             "        on-error = emit\n"
+                             "        command = \"cd . && /usr/bin/python3 stuck.py %d\"\n"
+                             "    store\n"
+                             "        kind = sink\n"
+                             "        input = results\n"
+                             "        target = file:out.jsonl\n",
+                      (int) self);
+    char path[512];
+    s_write (config, path, sizeof path);
+    zstr_free (&config);
+    zf_test_result_t r = zf_test_zflow (NULL, "run", path, NULL);
+    if (r.status != 0)
+        fail_msg ("exit %d: %s", r.status, r.err);
+    assert_non_null (strstr (r.err, "took longer than the timeout of 300 ms"));
+    zf_test_result_free (&r);
+    char *out = zf_test_slurp (s_dir, "out.jsonl");
+    assert_non_null (out);
+    assert_non_null (strstr (out, "\"error\":\"the command took longer than the timeout"));
+    int lines = 0;
+    for (char *at = out; (at = strchr (at, '\n')); at++)
+        lines++;
+    assert_int_equal (lines, 10); // nine answers and the error item
+    free (out);
+    char needle[64];
+    snprintf (needle, sizeof needle, "stuck.py %d", (int) self);
+    assert_int_equal (s_showing (needle), 0);
+}
+
+static void
 test_a_broker_that_cannot_start_leaves_no_worker (void **state)
 {
     // The workers forked ahead are already connecting when the broker
@@ -970,6 +1078,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_actor_crash_on_one_item, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_exec_environment, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_exec_figures_are_the_programs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_processor_figures_are_the_coprocesses, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_stuck_coprocess_ends_whole, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_sigterm_drains, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ctrl_c_stops_promptly, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_coprocess_stderr_in_whole_lines, s_setup, s_teardown),
