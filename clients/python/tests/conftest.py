@@ -143,7 +143,8 @@ class Run:
             stderr = slave
         self.process = subprocess.Popen(
             [ZFLOW, "run", self.path, "--state", os.path.join(directory, "state")] + list(args),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+            stdin=subprocess.DEVNULL, stdout=open(os.path.join(directory, "run.out"), "w"),
+            stderr=stderr, env=env)
         if terminal:
             os.close(slave)
 
@@ -182,6 +183,11 @@ class Run:
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def output(self):
+        """What the run and its workers printed on their standard output."""
+        with open(os.path.join(self.directory, "run.out"), errors="replace") as f:
             return f.read()
 
     def stop(self):

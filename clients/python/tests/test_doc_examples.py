@@ -358,3 +358,74 @@ def test_the_python_pages_install_commands(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert shown.stdout.strip() == str(tmp_path / "site" / "zflow" / "__init__.py"), shown.stderr
     assert os.path.exists(tmp_path / "site" / "zflow" / "py.typed")
+
+
+# What python.md's worker fragments leave to the reader: a mailer, rows to
+# read and a store. Each records what it was given in the test's folder.
+FRAGMENTS_PRELUDE = """\
+import json, os
+
+import aiohttp
+import zflow
+
+
+def record(name, value):
+    with open(os.path.join(os.environ["JOBS_DIR"], name), "a") as f:
+        f.write(json.dumps(value) + "\\n")
+
+
+class mailer:
+    async def send(to, subject):
+        record("mail", [to, subject])
+
+
+async def read_rows(path):
+    with open(path) as f:
+        return f.read().split()
+
+
+async def store(row):
+    record("rows", row)
+
+"""
+
+
+def test_the_python_pages_worker_fragments(tmp_path, runs, monkeypatch):
+    """python.md's first worker (send_email) under its pipeline, and its
+    worker with a context and start and stop hooks, given what they leave
+    to the reader."""
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # the worker's own buffering
+    shown = blocks(page("python.md"))
+    send = [b for b in shown if "async def send_email" in b][0]
+    imports = [b for b in shown if "async def import_file" in b][0]
+    hooks = [b for b in shown if "@zflow.on_start" in b][0]
+    pipeline = [b for b in shown if "jobs:send_email" in b and "actors" in b][0]
+    with open(tmp_path / "jobs.py", "w") as f:
+        f.write(FRAGMENTS_PRELUDE + send + "\n\n" + imports + "\n\n" + hooks)
+    with open(tmp_path / "rows.txt", "w") as f:
+        f.write("a\nb\nc\n")
+    run = runs(tmp_path, pipeline.replace("actors\n", IMPORTS))
+    client = run.client()
+    mail = client.put("emails", {"to": "ann@example.org", "subject": "hello"})
+    rows = client.put("imports", {"path": str(tmp_path / "rows.txt")})
+    assert mail.get(timeout=60) == {"to": "ann@example.org"}
+    assert rows.get(timeout=60) == {"rows": 3}
+    assert open(tmp_path / "mail").read() == '["ann@example.org", "hello"]\n'
+    assert open(tmp_path / "rows").read() == '"a"\n"b"\n"c"\n'
+    # What the function printed, at once: its item's id, attempt, queue, root, headers.
+    wait_for(lambda: "%s 1 imports %s {}\n" % (rows.id, rows.id) in run.output(),
+             what="the context printed")
+
+
+# python.md's import_file, beside its send_email (`python3 -m` finds jobs
+# in the pipeline's folder, where its exec actors start).
+IMPORTS = """\
+    imports
+        external = true
+actors
+    import
+        kind = exec
+        command = "python3 -m zflow worker jobs:import_file"
+        input = imports
+        output = imported
+"""

@@ -52,6 +52,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .coprocess import serve
         serve(fn)
         return 0
+    # What the function prints reaches the log a line at a time, as on a
+    # terminal, not when a pipe's buffer fills or the worker ends.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         Worker(fn, args.broker, None, args.input, args.output, args.concurrency,
                pipeline=args.pipeline, threads=args.threads, timeout=args.timeout,
