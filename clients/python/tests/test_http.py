@@ -97,6 +97,38 @@ def test_waiting_requests_hold_up_no_other(tmp_path, runs):
     assert run.stop() == 0
 
 
+def test_a_client_keeps_its_connection(tmp_path, runs):
+    """A web app's requests, one after another on one keep-alive
+    connection, as its HTTP library sends them: none is answered with the
+    connection closed, so none pays for a new one."""
+    import http.client
+    run, address = serve(runs, tmp_path, "--no-journal")
+    host, port = address.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    where = []
+
+    def ask(method, path, body=None):
+        connection.request(method, path, body=body)
+        answer = connection.getresponse()
+        data = answer.read()
+        assert not answer.will_close, (method, path, dict(answer.headers))
+        where.append(connection.sock.getsockname())
+        assert answer.status == 200, (method, path, data)
+        return json.loads(data) if data[:1] in (b"[", b"{") else data
+    try:
+        assert ask("GET", "/health") == b"ok\n"
+        assert b"zflow_api_waiting" in ask("GET", "/metrics")
+        put = ask("POST", "/queues/poison", b'{"n": 1}')
+        assert "poison" in [queue["name"] for queue in ask("GET", "/queues")]
+        result = ask("GET", "/results/%s?wait=20s" % put["id"])
+        assert (result["state"], result["results"]) == ("done", [{"n": 1}]), result
+        assert ask("GET", "/messages/%s" % put["id"])["state"] == "done"
+        assert ask("GET", "/health") == b"ok\n"
+    finally:
+        connection.close()
+    assert len(where) == 7 and len(set(where)) == 1  # one connection throughout
+
+
 def test_bad_requests_are_answered_at_once(tmp_path, runs):
     run, address = serve(runs, tmp_path, "--no-journal")
     # An id of zeros, or no id: 400, not a wait.
