@@ -163,7 +163,8 @@ s_server (zsock_t *pipe, void *args)
         // HTTP, then the broker's answers, until neither has more to do.
         // The session is read last before the wait: a send (a put) may
         // take the signal of an answer that came meanwhile, and its
-        // descriptor says so only once.
+        // descriptor says so only once. The pump also sends the puts of
+        // the requests just served, in a PUT a queue.
         bool busy = true;
         while (busy) {
             MHD_run (self->daemon);
@@ -1455,7 +1456,12 @@ s_settle (zf_gateway_t *self)
             s_resume (call);
     }
     s_call_t *call;
-    while ((call = (s_call_t *) zlistx_first (self->for_room)) && s_send_puts (call)) {
+    while ((call = (s_call_t *) zlistx_first (self->for_room))) {
+        size_t sent = call->sent;
+        bool all_sent = s_send_puts (call);
+        any |= call->sent > sent; // put: the loop pumps again, which sends them
+        if (!all_sent)
+            break;
         any = true;
         zlistx_delete (self->for_room, call->room_handle);
         call->room_handle = NULL;

@@ -251,22 +251,49 @@ s_answer (zf_client_t *self, zf_request_t *r, zf_request_outcome_t outcome, cons
     r->handle = r->listed ? zlistx_add_end (self->answered, r) : NULL;
 }
 
-zf_request_t *
-zf_client_put_asked (zf_client_t *self, uint64_t seq, const zf_id_t *id, int timeout_ms, void *arg)
+//  A put request's key: its PUT's sequence number and its place in it.
+static uint64_t
+s_put_key (uint64_t seq, uint32_t index)
 {
-    return s_request_new (self, ZF_ASK_PUT, seq, id, timeout_ms, true, arg);
+    return seq << 16 | index;
+}
+
+zf_request_t *
+zf_client_put_asked (zf_client_t *self, uint64_t seq, uint32_t index, const zf_id_t *id,
+                     int timeout_ms, void *arg)
+{
+    return s_request_new (self, ZF_ASK_PUT, s_put_key (seq, index), id, timeout_ms, true, arg);
 }
 
 bool
-zf_client_on_confirm_request (zf_client_t *self)
+zf_client_on_confirm_request (zf_client_t *self, uint32_t count)
 {
+    // The broker stores a PUT's items in order: when a full queue's wait
+    // passed, the first accepted + duplicates are in and the rest refused.
+    // Any other refusal of some items only (a results queue past its
+    // bytes) does not say which: those requests are answered as not
+    // confirmed, never as stored or as refused.
+    zf_proto_t *in = self->in;
+    uint32_t stored = in->accepted + in->duplicates;
+    bool in_order = !in->refused || !stored || strstr (in->reason, "is full (max-depth");
+    bool any = false;
     char buffer[32];
-    zf_request_t *r = (zf_request_t *) zhashx_lookup (
-        self->asking, s_key (ZF_ASK_PUT, self->in->seq, buffer, sizeof buffer));
-    if (r)
-        s_answer (self, r, self->in->refused ? ZF_REQUEST_REFUSED : ZF_REQUEST_DONE,
-                  self->in->refused ? self->in->reason : NULL);
-    return r != NULL;
+    for (uint32_t i = 0; i < count; i++) {
+        zf_request_t *r = (zf_request_t *) zhashx_lookup (
+            self->asking, s_key (ZF_ASK_PUT, s_put_key (in->seq, i), buffer, sizeof buffer));
+        if (!r)
+            continue;
+        any = true;
+        if (!in_order)
+            s_answer (self, r, ZF_REQUEST_TIMEOUT,
+                      "the broker stored some items of its PUT and refused others: its state "
+                      "says which");
+        else if (i < stored)
+            s_answer (self, r, ZF_REQUEST_DONE, NULL);
+        else
+            s_answer (self, r, ZF_REQUEST_REFUSED, in->reason);
+    }
+    return any;
 }
 
 //  Sends r's CONTROL.

@@ -115,6 +115,7 @@ struct _zf_client_t {
     uint64_t seq;                          // last PUT seq
     zlistx_t *unconfirmed;                 // s_unconfirmed_t, oldest first
     uint64_t unconfirmed_items;            // items in unconfirmed
+    uint32_t put_requests;                 // items of put that requests put (all to one queue)
     zf_id_t acks[ZF_IDS_MAX];              // ids to ack
     uint32_t nacks;                        // entries in acks
     zlistx_t *inbox;                       // zf_item_t delivered, not yet taken
@@ -223,9 +224,10 @@ void zf_client_wait (zf_client_t *self, int64_t timeout_ms);
 //  A REPORT came (self->in): the answer of the question it tags.
 void zf_client_on_report (zf_client_t *self);
 
-//  A CONFIRM came (self->in): the answer of the put request of its seq.
-//  True if there was one (it tells its caller of a refusal).
-bool zf_client_on_confirm_request (zf_client_t *self);
+//  A CONFIRM came (self->in) of a PUT of count items: the answers of the
+//  put requests among them. True if there were any (they tell their
+//  callers of a refusal).
+bool zf_client_on_confirm_request (zf_client_t *self, uint32_t count);
 
 //  A new session: the questions pending are asked of it again.
 void zf_client_ask_again (zf_client_t *self);
@@ -234,9 +236,10 @@ void zf_client_ask_again (zf_client_t *self);
 //  (the session refused for good), all of them fail.
 void zf_client_expire (zf_client_t *self, int64_t now, bool refused);
 
-//  A new put request for the PUT of seq just sent.
-zf_request_t *zf_client_put_asked (zf_client_t *self, uint64_t seq, const zf_id_t *id,
-                                   int timeout_ms, void *arg);
+//  A new put request for the item at index of the PUT of seq (sent, or
+//  being filled).
+zf_request_t *zf_client_put_asked (zf_client_t *self, uint64_t seq, uint32_t index,
+                                   const zf_id_t *id, int timeout_ms, void *arg);
 
 //  Sets up and frees a session's requests.
 void zf_client_requests_new (zf_client_t *self);

@@ -43,6 +43,7 @@ zf_client_send_put (zf_client_t *self)
     s_key_by_url (self);
     self->put->seq = ++self->seq;
     uint32_t count = self->put->nitems;
+    self->put_requests = 0;
     zmsg_t *msg = zf_proto_encode (self->put, NULL);
     zf_proto_reset (self->put, ZF_PUT);
     zlistx_purge (self->put_headers);
@@ -60,14 +61,16 @@ zf_client_send_put (zf_client_t *self)
 void
 zf_client_on_confirm (zf_client_t *self)
 {
+    uint32_t count = 0; // items of the PUT confirmed
     for (s_unconfirmed_t *u = (s_unconfirmed_t *) zlistx_first (self->unconfirmed); u;
          u = (s_unconfirmed_t *) zlistx_next (self->unconfirmed))
         if (u->seq == self->in->seq) {
+            count = u->count;
             self->unconfirmed_items -= u->count;
             zlistx_delete (self->unconfirmed, zlistx_cursor (self->unconfirmed));
             break;
         }
-    if (zf_client_on_confirm_request (self))
+    if (zf_client_on_confirm_request (self, count))
         return; // its request tells its caller
     if (self->in->refused) {
         self->refused += self->in->refused;
@@ -417,7 +420,14 @@ zf_client_put_request (zf_client_t *self, const char *queue, const void *body, s
                   "no answer from the broker yet (within %d ms): try again", WELCOME_WAIT_MS);
         return NULL;
     }
-    zf_client_send_put (self); // what was buffered goes first: this item is alone in its PUT
+    // Requests to one queue, put one after another, share a PUT, sent at
+    // the next pump: an event loop's requests of one turn go together, and
+    // share the broker's work and its journal's sync. Other items, or
+    // another queue's, go first in a PUT of their own: a full queue then
+    // holds up only its own puts.
+    if (self->put->nitems &&
+        (self->put_requests != self->put->nitems || strcmp (self->put->items[0].queue, queue)))
+        zf_client_send_put (self);
     if (zf_client_put_room (self) == 0) {
         snprintf (self->last_error, sizeof self->last_error,
                   "the PUT window is full (%u items unconfirmed): try again once some are",
@@ -425,13 +435,22 @@ zf_client_put_request (zf_client_t *self, const char *queue, const void *body, s
         return NULL;
     }
     zf_id_t put_id;
+    self->put->urgent = true; // a caller waits for its answer (if it goes as it fills)
     if (zf_client_put_with (self, queue, body, size, opts, &put_id))
         return NULL;
-    self->put->urgent = true; // a caller waits for its answer
-    zf_client_send_put (self);
+    // The item is the last of the PUT being filled, whose sequence number
+    // is the next; or, if that PUT filled up and went, the last of it.
+    uint64_t seq = self->seq + 1;
+    uint32_t index = self->put->nitems - 1;
+    if (self->put->nitems == 0) {
+        seq = self->seq;
+        index = ZF_BATCH_MAX - 1;
+    }
+    self->put->urgent = self->put->nitems > 0;
+    self->put_requests = self->put->nitems;
     if (id)
         *id = put_id;
-    return zf_client_put_asked (self, self->seq, &put_id, timeout_ms, arg);
+    return zf_client_put_asked (self, seq, index, &put_id, timeout_ms, arg);
 }
 
 int

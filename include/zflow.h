@@ -564,9 +564,11 @@ typedef enum {
     ZF_REQUEST_FAILED       // the session was refused for good (zf_client_refused)
 } zf_request_outcome_t;
 
-//  Puts one item, as zf_client_put_with, in a PUT of its own sent now;
-//  the request is answered on its CONFIRM, or after timeout_ms (-1: never
-//  times out). NULL when it cannot be sent now: options out of range, a
+//  Puts one item, as zf_client_put_with; the request is answered on its
+//  PUT's CONFIRM, or after timeout_ms (-1: never times out). Requests to
+//  one queue made one after another share a PUT, sent at the next
+//  zf_client_pump: call it once a turn's requests are made (before a poll
+//  of zf_client_fd). NULL when it cannot be sent now: options out of range, a
 //  body over max-frame, a refused session, or a full PUT window (the
 //  items unconfirmed are the broker's `window`: zf_client_put_room says
 //  when there is room again); zf_client_last_error says which. arg is the

@@ -213,6 +213,64 @@ s_log (void *arg, const char *level, const char *text)
 }
 
 static void
+test_requests_of_one_turn_share_a_put (void **state)
+{
+    // Three puts to small (max-depth 1, its reader not running) with a
+    // wait, then one to tasks, made in one turn: those to small go in one
+    // PUT, which the broker takes in order. The first is stored; the other
+    // two are refused once the wait passed, each with the reason; the put
+    // to tasks, a PUT of its own, is confirmed meanwhile. Each request is
+    // answered once, on its own.
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (f->broker), "web", NULL, 0);
+    zf_client_pump (client, 0);
+    uint8_t one = 1;
+    zf_put_opts_t opts = { .wait_ms = 300 };
+    zf_request_t *small[3];
+    zf_id_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        small[i] = zf_client_put_request (client, "small", &one, 1, &opts, &ids[i], 5000, NULL);
+        assert_non_null (small[i]);
+    }
+    zf_id_t other;
+    zf_request_t *tasks =
+        zf_client_put_request (client, "tasks", &one, 1, NULL, &other, 5000, NULL);
+    assert_non_null (tasks);
+    assert_ptr_equal (s_answered (client), tasks);
+    assert_int_equal (zf_request_outcome (tasks), ZF_REQUEST_DONE);
+    for (int i = 0; i < 3; i++) {
+        zf_request_t *answered = s_answered (client);
+        int at = answered == small[0]   ? 0
+                 : answered == small[1] ? 1
+                 : answered == small[2] ? 2
+                                        : -1;
+        assert_true (at >= 0);
+        assert_true (zf_id_eq (zf_request_id (answered), &ids[at]));
+        if (at == 0)
+            assert_int_equal (zf_request_outcome (answered), ZF_REQUEST_DONE);
+        else {
+            assert_int_equal (zf_request_outcome (answered), ZF_REQUEST_REFUSED);
+            assert_non_null (strstr (zf_request_error (answered), "queue 'small' is full"));
+        }
+        small[at] = NULL;
+        zf_request_destroy (&answered);
+    }
+    assert_null (zf_client_answered (client));
+    zf_request_destroy (&tasks);
+    // What the broker has: the first of small, and the one of tasks.
+    char seen[32];
+    assert_int_equal (zf_client_status (client, &ids[0], seen, sizeof seen, 5000), 0);
+    assert_string_equal (seen, "queued");
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal (zf_client_status (client, &ids[i], seen, sizeof seen, 5000), 0);
+        assert_string_equal (seen, "unknown");
+    }
+    assert_int_equal (zf_client_status (client, &other, seen, sizeof seen, 5000), 0);
+    assert_string_not_equal (seen, "unknown");
+    zf_client_destroy (&client);
+}
+
+static void
 test_a_client_says_why (void **state)
 {
     // zf_client_new says why it cannot be made.
@@ -348,6 +406,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_answers_come_in_the_order_the_broker_gives_them,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_put_refused_says_why, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_requests_of_one_turn_share_a_put, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_a_client_says_why, s_setup, s_teardown),
         cmocka_unit_test (test_no_answer_times_out),
         cmocka_unit_test_setup_teardown (test_a_full_window_says_so, s_setup, s_teardown),
