@@ -66,6 +66,7 @@ struct _zf_gateway_t {
     zf_client_t *client;       // a session with the broker, for the API
     zsock_t *sub;              // the broker's events: stats, and what streams follow
     zlistx_t *streams;         // zf_sse_t of GET /events
+    msgpack_sbuffer pack;      // a POST's items, packed (kept from one to the next)
     bool stopping;             // the gateway stops: nothing more is parked or streamed
     int64_t gone_check_at;     // when parked connections are next looked at (ms, monotonic)
     char *token;               // what API requests must bear, or NULL
@@ -753,6 +754,18 @@ s_send_puts (s_call_t *call)
 //  of them or (ndjson) one per line. Each into a part of call, its options
 //  from the envelope it is in (if envelopes) and the request's Zflow-*
 //  headers. NULL, or what is wrong (in wrong).
+//  The buffer a POST's items are packed into, kept for the next one (an
+//  8 KiB allocation a request otherwise); one that grew past 64 KiB for a
+//  large body is let go.
+static void
+s_pack_done (zf_gateway_t *self)
+{
+    if (self->pack.alloc > 65536) {
+        msgpack_sbuffer_destroy (&self->pack);
+        msgpack_sbuffer_init (&self->pack);
+    }
+}
+
 static const char *
 s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t size)
 {
@@ -764,10 +777,10 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
         return snprintf (wrong, size, "%s", bad), wrong;
     // The body as msgpack: the item, the array of them, or NDJSON's lines
     // one after the other.
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init (&buffer);
+    msgpack_sbuffer *buffer = &call->gateway->pack;
+    msgpack_sbuffer_clear (buffer);
     msgpack_packer pk;
-    msgpack_packer_init (&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_packer_init (&pk, buffer, msgpack_sbuffer_write);
     zf_error_t err;
     size_t count = 0;
     if (ndjson) {
@@ -782,7 +795,7 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
                 blank++;
             if (blank < len) {
                 if (zf_json_to_msgpack (at, len, &pk, &err)) {
-                    msgpack_sbuffer_destroy (&buffer);
+                    s_pack_done (call->gateway);
                     return snprintf (wrong, size, "line %zu is not JSON: %s", line + 1, err.text),
                            wrong;
                 }
@@ -792,21 +805,21 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
         }
     }
     else if (zf_json_to_msgpack (text, call->size, &pk, &err)) {
-        msgpack_sbuffer_destroy (&buffer);
+        s_pack_done (call->gateway);
         return snprintf (wrong, size, "the body is not JSON: %s", err.text), wrong;
     }
     zf_mp_t mp;
-    zf_mp_init (&mp, (const uint8_t *) buffer.data, buffer.size);
+    zf_mp_init (&mp, (const uint8_t *) buffer->data, buffer->size);
     uint32_t listed = 1;
     if (!ndjson && call->batch &&
         (zf_mp_peek (&mp) != ZF_MP_ARRAY || zf_mp_array (&mp, &listed, NULL))) {
-        msgpack_sbuffer_destroy (&buffer);
+        s_pack_done (call->gateway);
         return snprintf (wrong, size, "?batch=1 takes a JSON array of items"), wrong;
     }
     if (!ndjson)
         count = call->batch ? listed : 1;
     if (count == 0 || count > BATCH_MAX) {
-        msgpack_sbuffer_destroy (&buffer);
+        s_pack_done (call->gateway);
         if (count)
             snprintf (wrong, size, "%zu items in one request; at most %d", count, BATCH_MAX);
         else
@@ -839,7 +852,7 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
                 snprintf (wrong, size, "item %zu %s", i + 1, bad);
             else
                 snprintf (wrong, size, "the item %s", bad);
-            msgpack_sbuffer_destroy (&buffer);
+            s_pack_done (call->gateway);
             return wrong;
         }
         // The headers of the request stand for every item.
@@ -862,7 +875,7 @@ s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t si
         opts.wait_ms = call->gateway->put_wait;
         part->opts = opts;
     }
-    msgpack_sbuffer_destroy (&buffer);
+    s_pack_done (call->gateway);
     return NULL;
 }
 
@@ -1963,6 +1976,7 @@ zf_gateway_server_new (const zf_gateway_args_t *args, zf_error_t *err)
     self->cert = args->cert ? zf_strdup (args->cert) : NULL;
     self->key = args->key ? zf_strdup (args->key) : NULL;
     self->parked = zlistx_new ();
+    msgpack_sbuffer_init (&self->pack);
     self->for_room = zlistx_new ();
     self->streams = zlistx_new ();
     self->decoded = zf_stats_new ();
@@ -2017,6 +2031,7 @@ zf_gateway_server_destroy (zf_gateway_t **self_p)
     zf_stats_destroy (&self->decoded);
     zlistx_destroy (&self->parked);
     zlistx_destroy (&self->for_room);
+    msgpack_sbuffer_destroy (&self->pack);
     zlistx_destroy (&self->streams);
     free (self);
     *self_p = NULL;
