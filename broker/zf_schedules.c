@@ -471,6 +471,25 @@ s_of_config (zf_server_t *server, const char *name)
     return strchr (name, '/') || zf_pipeline_actor (server->pipeline, name);
 }
 
+//  A one-shot s (just added) whose time passed: fired now, late, if within
+//  its misfire-grace; else refused (-1, why), as it would never fire.
+static int
+s_passed (s_schedule_t *s, int64_t now, char *why, size_t why_size)
+{
+    int64_t at = s->trigger.at;
+    if (at < 0 || at >= now || (s->last != INT64_MIN && s->last >= at))
+        return 0;
+    if (now - at <= s->grace) {
+        s->due = at;
+        return 0;
+    }
+    snprintf (why, why_size,
+              "%s is %lld s past (misfire-grace %lld ms): it would never fire; give a time to "
+              "come",
+              s->words, (long long) ((now - at) / 1000), (long long) s->grace);
+    return -1;
+}
+
 static int
 s_by_name (const void *a, const void *b)
 {
@@ -526,7 +545,13 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
             added->paused = s->paused;
             added->last = s->last;
         }
-        s_plan (added, zclock_time ());
+        int64_t now = zclock_time ();
+        s_plan (added, now);
+        if (s_passed (added, now, why, why_size)) {
+            void *item = added;
+            s_schedule_destroy (&item);
+            return -1;
+        }
         zhashx_update (all, name, added);
         s = added;
         s_journal (server, s, false);

@@ -284,6 +284,27 @@ def test_a_schedule_added_at_run_time_fires_at_its_times_and_survives_a_kill(tmp
     assert "beat" not in schedules(run.endpoint)
 
 
+def test_a_one_shot_whose_time_passed(tmp_path, runs):
+    """An --at already past: within its misfire-grace it fires at once,
+    late; beyond it the add is refused, saying why (it would never fire),
+    from the command line and over HTTP."""
+    run, address, client = start(runs, tmp_path)
+    client.close()
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
+    status, out, err = zflow("schedule", run.endpoint, "add", "late", "--at", past,
+                             "--queue", "ticks", "--misfire-grace", "1m")
+    assert status == 0, err
+    wait_for(lambda: ticks(tmp_path, "late"), what="the late firing")
+    assert schedules(run.endpoint)["late"]["fired"] == 1
+    status, out, err = zflow("schedule", run.endpoint, "add", "gone", "--at",
+                             "2020-01-01T00:00:00Z", "--queue", "ticks")
+    assert status == 2 and "at 2020-01-01T00:00:00Z is" in err and "would never fire" in err, err
+    assert "gone" not in schedules(run.endpoint)
+    body = json.dumps({"at": "2020-01-01T00:00:00Z", "queue": "ticks"}).encode()
+    status, _, answer = http(address, "PUT", "/schedules/gone", body)
+    assert status == 400 and "would never fire" in answer["error"], (status, answer)
+
+
 def test_schedules_over_http(tmp_path, runs):
     run, address, client = start(runs, tmp_path)
     client.close()
