@@ -638,7 +638,9 @@ test_broker_refuses_corrupt_journal (void **state)
 
     // A byte of the first record's payload changed: corrupt.
     s_poke (SEGMENT_1, 16 + 9 + 2, 0xEE);
-    zf_test_result_t r = zf_test_zflow (NULL, "broker", path, NULL);
+    // On ports of its own: the pipeline names none (5670 may be taken).
+    zf_test_result_t r = zf_test_zflow (NULL, "broker", path, "--endpoint", "tcp://127.0.0.1:*",
+                                        "--events", "tcp://127.0.0.1:*", NULL);
     assert_int_equal (r.status, 1);
     assert_non_null (
         strstr (r.err, "checksum mismatch at byte 16 (corrupt: a whole record follows"));
