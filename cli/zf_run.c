@@ -1022,6 +1022,30 @@ s_same_section (zconfig_t *a, zconfig_t *b, const char *skip)
     return true;
 }
 
+//  0 if every name of only ("A,B"; NULL: all) is an actor of pipeline;
+//  else ZF_EXIT_USAGE, having said which is not and what the actors are.
+static int
+s_check_only (zf_pipeline_t *pipeline, const char *only)
+{
+    if (!only)
+        return ZF_EXIT_OK;
+    char *list = strdup (only), *rest = list, *name;
+    int status = ZF_EXIT_OK;
+    while (status == ZF_EXIT_OK && (name = strsep (&rest, ",")))
+        if (!zf_pipeline_actor (pipeline, name)) {
+            fprintf (stderr, "zflow run: --only: no actor '%s' in pipeline %s; its actors:", name,
+                     pipeline->name);
+            zlistx_t *actors = pipeline->actors;
+            for (zf_actor_conf_t *a = (zf_actor_conf_t *) zlistx_first (actors); a;
+                 a = (zf_actor_conf_t *) zlistx_next (actors))
+                fprintf (stderr, " %s", a->name);
+            fprintf (stderr, "\n");
+            status = ZF_EXIT_USAGE;
+        }
+    free (list);
+    return status;
+}
+
 //  True if the actor named is among only ("A,B"; NULL: all).
 static bool
 s_chosen (const char *only, const char *name)
@@ -1199,7 +1223,7 @@ s_prepare (s_run_t *run)
     // A relative --state is of the folder zflow run was started in.
     run->state = zf_tools_path (run->options->state, run->state_path, sizeof run->state_path);
     run->pipeline = zf_tools_load (run->path);
-    if (!run->pipeline)
+    if (!run->pipeline || s_check_only (run->pipeline, run->options->only))
         return ZF_EXIT_USAGE;
     // Its own clients, and the actors it starts (unless they name their
     // own), use the pipeline's client certificate.

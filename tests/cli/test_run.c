@@ -1063,6 +1063,25 @@ test_config_error (void **state)
     assert_int_equal (r.status, 2);
     assert_non_null (strstr (r.err, "unknown kind 'producr' (did you mean 'producer'?)"));
     zf_test_result_free (&r);
+
+    // --only naming an actor the pipeline lacks: said, before anything starts.
+    char path[512];
+    s_write (BROKER "actors\n"
+                    "    nums\n"
+                    "        kind = producer\n"
+                    "        source = seq:2\n"
+                    "        output = numbers\n"
+                    "    keep\n"
+                    "        kind = sink\n"
+                    "        input = numbers\n"
+                    "        target = null\n",
+             path, sizeof path);
+    r = zf_test_zflow (NULL, "run", path, "--no-journal", "--only", "nums,kepe", NULL);
+    assert_int_equal (r.status, 2);
+    assert_non_null (strstr (r.err, "--only: no actor 'kepe' in pipeline"));
+    assert_non_null (strstr (r.err, "its actors: nums keep"));
+    assert_null (strstr (r.err, "broker at"));
+    zf_test_result_free (&r);
 }
 
 int
