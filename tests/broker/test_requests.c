@@ -271,6 +271,61 @@ test_requests_of_one_turn_share_a_put (void **state)
 }
 
 static void
+test_a_put_stored_in_part_is_never_told_stored_or_refused (void **state)
+{
+    // Three puts in one PUT to a results queue that keeps 20 bytes: the
+    // first (8 bytes) and the third (8) are kept, the second (30) is
+    // refused, which the CONFIRM cannot say of one item. Each request is
+    // then answered "not confirmed", never stored or refused: its state,
+    // asked, tells the truth.
+    (void) state;
+    zf_pipeline_t *pipeline = zf_test_pipeline ("pipeline\n"
+                                                "    results = answers\n"
+                                                "broker\n"
+                                                "    result-max-bytes = 20\n"
+                                                "queues\n"
+                                                "    tasks\n"
+                                                "        external = true\n"
+                                                "actors\n"
+                                                "    work\n"
+                                                "        kind = exec\n"
+                                                "        command = /bin/true\n"
+                                                "        input = tasks\n"
+                                                "        output = answers\n");
+    zf_error_t err;
+    zf_broker_t *broker = zf_broker_new (pipeline, LOOPBACK, LOOPBACK, NULL, &err);
+    assert_non_null (broker);
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (broker), "web", NULL, 0);
+    zf_client_pump (client, 0);
+    const size_t sizes[3] = { 8, 30, 8 };
+    uint8_t body[32];
+    zf_request_t *puts[3];
+    zf_id_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        body[0] = (uint8_t) (0xa0 | (sizes[i] - 1)); // a string of sizes[i] - 1 bytes
+        memset (body + 1, 'x', sizes[i] - 1);
+        puts[i] =
+            zf_client_put_request (client, "answers", body, sizes[i], NULL, &ids[i], 5000, NULL);
+        assert_non_null (puts[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        zf_request_t *answered = s_answered (client);
+        assert_int_equal (zf_request_outcome (answered), ZF_REQUEST_TIMEOUT);
+        assert_non_null (strstr (zf_request_error (answered), "its state says which"));
+        zf_request_destroy (&answered);
+    }
+    const char *states[3] = { "done", "unknown", "done" };
+    for (int i = 0; i < 3; i++) {
+        char seen[32];
+        assert_int_equal (zf_client_status (client, &ids[i], seen, sizeof seen, 5000), 0);
+        assert_string_equal (seen, states[i]);
+    }
+    zf_client_destroy (&client);
+    zf_broker_destroy (&broker);
+    zf_pipeline_destroy (&pipeline);
+}
+
+static void
 test_a_client_says_why (void **state)
 {
     // zf_client_new says why it cannot be made.
@@ -408,6 +463,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_a_put_refused_says_why, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_requests_of_one_turn_share_a_put, s_setup,
                                          s_teardown),
+        cmocka_unit_test (test_a_put_stored_in_part_is_never_told_stored_or_refused),
         cmocka_unit_test_setup_teardown (test_a_client_says_why, s_setup, s_teardown),
         cmocka_unit_test (test_no_answer_times_out),
         cmocka_unit_test_setup_teardown (test_a_full_window_says_so, s_setup, s_teardown),
