@@ -1824,17 +1824,23 @@ s_request (void *cls, struct MHD_Connection *connection, const char *url, const 
         call->gateway = self;
         call->connection = connection;
         *state = call;
+        const char *length =
+            MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Content-Length");
         if (post) {
             // A body declared over the limit is refused before it is read.
-            const char *length =
-                MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Content-Length");
             if (length && strtoull (length, NULL, 10) > self->body_max)
                 return s_json (connection, 413, s_too_big (self));
+            return MHD_YES; // the body comes over the next calls
         }
         // Answered from the next call on, once the body (none for a GET)
         // is read: an answer given before that closes the connection, and
-        // a client's next request would need a new one.
-        return MHD_YES;
+        // a client's next request would need a new one. A GET or DELETE
+        // that sends a body anyway is answered now, its body unread (and
+        // its connection closed).
+        bool body = (length && strtoull (length, NULL, 10) > 0) ||
+                    MHD_lookup_connection_value (connection, MHD_HEADER_KIND, "Transfer-Encoding");
+        if (!body)
+            return MHD_YES;
     }
     if (post && *upload_size) {
         if (call->size + *upload_size > self->body_max)

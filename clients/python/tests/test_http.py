@@ -127,6 +127,14 @@ def test_a_client_keeps_its_connection(tmp_path, runs):
     finally:
         connection.close()
     assert len(where) == 7 and len(set(where)) == 1  # one connection throughout
+    # A GET or DELETE that sends a body anyway is answered, its body unread.
+    for method, path in [("GET", "/queues"), ("GET", "/health"),
+                         ("DELETE", "/messages/%s" % put["id"])]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request(method, path, body=b"a body it should not have")
+        answer = connection.getresponse()
+        assert answer.status == 200, (method, path, answer.status, answer.read())
+        connection.close()
 
 
 def test_bad_requests_are_answered_at_once(tmp_path, runs):
