@@ -560,7 +560,10 @@ typedef enum {
     ZF_REQUEST_REFUSED,     // the broker refused it (zf_request_error says why): a put to a
                             // queue it lacks, or one that found its queue full past wait_ms
     ZF_REQUEST_TIMEOUT,     // no answer within its timeout. A put may be stored still: it
-                            // is sent again, with each new session, until confirmed
+                            // is sent again, with each new session, until confirmed. Also
+                            // a put whose shared PUT the broker stored in part, for a
+                            // reason it cannot say of each item (a results queue past
+                            // result-max-bytes): the item's state says whether it is in
     ZF_REQUEST_FAILED       // the session was refused for good (zf_client_refused)
 } zf_request_outcome_t;
 
