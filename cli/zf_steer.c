@@ -827,7 +827,8 @@ static const zf_key_t s_schedule_options[] = {
       ZF_FIELD (ZF_KEY_DURATION, s_schedule_options_t, every) },
     { .name = "at",
       .shown = "TIME",
-      .help = "add: fire once, at this ISO 8601 time (2026-12-24T18:00:00Z)",
+      .help = "add: fire once, at this ISO 8601 time (2030-12-24T18:00:00Z); a time past by "
+              "more than --misfire-grace is refused",
       .check = zf_cron_check_time,
       ZF_FIELD (ZF_KEY_STRING, s_schedule_options_t, at) },
     { .name = "tz",
