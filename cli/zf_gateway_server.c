@@ -750,10 +750,6 @@ s_send_puts (s_call_t *call)
     return call->sent == call->count;
 }
 
-//  The items of a POST's body: one JSON value; or with batch, a JSON array
-//  of them or (ndjson) one per line. Each into a part of call, its options
-//  from the envelope it is in (if envelopes) and the request's Zflow-*
-//  headers. NULL, or what is wrong (in wrong).
 //  The buffer a POST's items are packed into, kept for the next one (an
 //  8 KiB allocation a request otherwise); one that grew past 64 KiB for a
 //  large body is let go.
@@ -766,6 +762,10 @@ s_pack_done (zf_gateway_t *self)
     }
 }
 
+//  The items of a POST's body: one JSON value; or with batch, a JSON array
+//  of them or (ndjson) one per line. Each into a part of call, its options
+//  from the envelope it is in (if envelopes) and the request's Zflow-*
+//  headers. NULL, or what is wrong (in wrong).
 static const char *
 s_put_parts (s_call_t *call, bool ndjson, bool envelopes, char *wrong, size_t size)
 {
