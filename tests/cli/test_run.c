@@ -680,6 +680,21 @@ s_figures (const char *log, const char *worker, double *mb, double *cpu)
     return found;
 }
 
+//  Each of the workers named is reported in err, zflow run's last lines,
+//  with the figures of a program that held 50 MB and spent 0.3 s of CPU.
+static void
+s_assert_hogs (const char *err, const char **workers, int count)
+{
+    for (int i = 0; i < count; i++) {
+        double mb = 0, cpu = 0;
+        if (!s_figures (err, workers[i], &mb, &cpu))
+            fail_msg ("no figures for %s: %s", workers[i], err);
+        print_message ("%s: %.1f MB %.2f s\n", workers[i], mb, cpu);
+        if (mb < 50 || cpu < 0.2)
+            fail_msg ("%s reported with %.1f MB %.2f s: %s", workers[i], mb, cpu, err);
+    }
+}
+
 static void
 test_exec_figures_are_the_programs (void **state)
 {
@@ -731,14 +746,7 @@ test_exec_figures_are_the_programs (void **state)
     char stubborn[32];
     snprintf (stubborn, sizeof stubborn, "stubborn-%d/0", (int) self);
     const char *workers[] = { "listed/0", "piped/0", stubborn };
-    for (int i = 0; i < 3; i++) {
-        double mb = 0, cpu = 0;
-        if (!s_figures (r.err, workers[i], &mb, &cpu))
-            fail_msg ("no figures for %s: %s", workers[i], r.err);
-        print_message ("%s: %.1f MB %.2f s\n", workers[i], mb, cpu);
-        if (mb < 50 || cpu < 0.2)
-            fail_msg ("%s reported with %.1f MB %.2f s: %s", workers[i], mb, cpu, r.err);
-    }
+    s_assert_hogs (r.err, workers, 3);
     zf_test_result_free (&r);
     // The one that ignored SIGTERM is gone with the run (its name is in
     // its command line: $ZFLOW_ACTOR).
@@ -788,14 +796,7 @@ test_processor_figures_are_the_coprocesses (void **state)
     assert_int_equal (zf_test_count_lines (s_dir, "out.jsonl", seen, 20), 20);
     ZF_TEST_ASSERT_ONCE (seen, 20);
     const char *workers[] = { "simple/0", "listed/0" };
-    for (int i = 0; i < 2; i++) {
-        double mb = 0, cpu = 0;
-        if (!s_figures (r.err, workers[i], &mb, &cpu))
-            fail_msg ("no figures for %s: %s", workers[i], r.err);
-        print_message ("%s: %.1f MB %.2f s\n", workers[i], mb, cpu);
-        if (mb < 50 || cpu < 0.2)
-            fail_msg ("%s reported with %.1f MB %.2f s: %s", workers[i], mb, cpu, r.err);
-    }
+    s_assert_hogs (r.err, workers, 2);
     zf_test_result_free (&r);
 }
 
