@@ -191,7 +191,8 @@ zf_persist_confirm (zf_server_t *server, zf_pending_t *put)
     zf_confirm_t now = { .seq = put->seq,
                          .accepted = put->accepted,
                          .duplicates = put->duplicates,
-                         .refused = put->refused };
+                         .refused = put->refused,
+                         .refusal_kind = put->refused ? put->refusal_kind : ZF_REFUSAL_NONE };
     snprintf (now.session, sizeof now.session, "%s", put->session);
     snprintf (now.refusal, sizeof now.refusal, "%s", put->refused ? put->refusal : "");
     if (!server->journal && !server->cluster) {

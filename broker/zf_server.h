@@ -66,6 +66,7 @@ typedef struct {
     uint32_t refused;                 // items refused
     uint64_t lsn;                     // journal position (or Raft entry) that makes it durable
     char refusal[ZF_TEXT_MAX + 1];    // why the first refused item was, or ""
+    zf_refusal_t refusal_kind;        // and the kind of it
 } zf_confirm_t;
 
 typedef struct _zf_server_t zf_server_t;

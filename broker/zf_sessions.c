@@ -73,6 +73,8 @@ zf_sessions_confirm (zf_server_t *server, const zf_confirm_t *confirm)
     server->out->duplicates = confirm->duplicates;
     server->out->refused = confirm->refused;
     snprintf (server->out->reason, sizeof server->out->reason, "%s", confirm->refusal);
+    snprintf (server->out->code, sizeof server->out->code, "%s",
+              zf_refusal_name (confirm->refusal_kind));
     s_send (server, session);
 }
 

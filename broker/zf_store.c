@@ -459,21 +459,23 @@ zf_store_pending_destroy (zf_pending_t **self_p)
     *self_p = NULL;
 }
 
-//  The item at put->next is not taken: why (printf format) is kept for the
-//  CONFIRM when it is the first.
-static void s_refuse (zf_store_t *self, zf_pending_t *put, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
+//  The item at put->next is not taken: why (printf format), and the kind
+//  of it, are kept for the CONFIRM when it is the first.
+static void s_refuse (zf_store_t *self, zf_pending_t *put, zf_refusal_t kind, const char *format,
+                      ...) __attribute__ ((format (printf, 4, 5)));
 
 static void
-s_refuse (zf_store_t *self, zf_pending_t *put, const char *format, ...)
+s_refuse (zf_store_t *self, zf_pending_t *put, zf_refusal_t kind, const char *format, ...)
 {
     char why[ZF_TEXT_MAX + 1];
     va_list args;
     va_start (args, format);
     vsnprintf (why, sizeof why, format, args);
     va_end (args);
-    if (!put->refused++)
+    if (!put->refused++) {
         snprintf (put->refusal, sizeof put->refusal, "%s", why);
+        put->refusal_kind = kind;
+    }
     // An output refused fails the item that made it, never a silent done.
     zf_env_t *env = &put->items[put->next];
     if (put->writer && !zf_id_is_zero (&env->parent))
@@ -496,7 +498,7 @@ s_collect (zf_store_t *self, zf_pending_t *put, zf_queue_t *queue)
         zf_results_add (self->results, zf_env_root (env), env, zframe_data (env->body),
                         zframe_size (env->body), why, sizeof why);
     if (!answer) {
-        s_refuse (self, put, "queue '%s': %s", queue->name, why);
+        s_refuse (self, put, ZF_REFUSAL_RESULTS, "queue '%s': %s", queue->name, why);
         return true;
     }
     self->hooks.answered (self->hooks.arg, answer, &answer->items[answer->nitems - 1]);
@@ -554,15 +556,17 @@ s_admit (zf_store_t *self, zf_pending_t *put)
         }
         if (!zf_json_name_ok (env->queue)) {
             // Its name would go into the refusal, and on to a log or a tap.
-            s_refuse (self, put, "no queue of that name: it is not UTF-8 text");
+            s_refuse (self, put, ZF_REFUSAL_NO_QUEUE,
+                      "no queue of that name: it is not UTF-8 text");
             continue;
         }
         zf_queue_t *queue = zf_store_lookup (self, env->queue);
         if (!queue && zf_pipeline_declares (self->pipeline, env->queue))
             queue = zf_store_queue (self, env->queue);
         if (!queue) {
-            s_refuse (self, put, "no queue '%s' in pipeline '%s' (and no worker reads it)",
-                      env->queue, self->pipeline->name);
+            s_refuse (self, put, ZF_REFUSAL_NO_QUEUE,
+                      "no queue '%s' in pipeline '%s' (and no worker reads it)", env->queue,
+                      self->pipeline->name);
             continue;
         }
         if (queue->keeps && (int64_t) queue->depth >= queue->max_depth && queue != put->over)
@@ -648,8 +652,8 @@ zf_store_give_up_waiting (zf_store_t *self, int64_t now)
             // The items in stay in; the rest are refused, each counted, so
             // the writer knows exactly which (the CONFIRM's counts, in order).
             for (; put->next < put->nitems; put->next++)
-                s_refuse (self, put, "queue '%s' is full (max-depth %lld)", queue->name,
-                          (long long) queue->max_depth);
+                s_refuse (self, put, ZF_REFUSAL_FULL, "queue '%s' is full (max-depth %lld)",
+                          queue->name, (long long) queue->max_depth);
             s_admitted_further (self, put, NULL);
         }
         zlistx_destroy (&due);

@@ -233,6 +233,7 @@ typedef struct {
     uint32_t duplicates;                   // items dropped as seen
     uint32_t refused;                      // items refused (no such queue, results full)
     char refusal[ZF_TEXT_MAX + 1];         // why the first refused item was
+    zf_refusal_t refusal_kind;             // and the kind of it
     uint32_t nitems;                       // entries in items
     zf_lineage_t **holds;                  // per item: the lineage it holds, or NULL
     zf_env_t items[];                      // envelopes, bodies owned, headers copied

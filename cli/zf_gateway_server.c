@@ -55,6 +55,7 @@ struct _zf_gateway_t {
     int64_t put_wait;          // ms a POSTed item waits for room in a full queue, then 503
     int64_t max_waiting;       // calls parked at most
     size_t body_max;           // bytes of a POSTed body at most
+    size_t max_frame;          // bytes of an item at most (the broker's max-frame)
     zlistx_t *parked;          // s_call_t waiting for the broker (suspended connections)
     zlistx_t *for_room;        // s_call_t of them whose put waits for room in the window
     uint64_t turned_away;      // API requests answered 503 for api-max-waiting
@@ -495,6 +496,7 @@ typedef struct {
     zf_request_t *request;        // in flight, or NULL
     zf_request_outcome_t outcome; // a put's, once answered
     char *error;                  // a put refused: why (owned)
+    zf_refusal_t refusal;         // refused by the broker: the kind of it
 } s_part_t;
 
 //  One HTTP request, between the calls libmicrohttpd makes for it: the
@@ -730,7 +732,9 @@ s_put_headers (struct MHD_Connection *connection, zf_put_opts_t *opts)
 
 //  Sends call's puts not sent yet, each a request of its own, as far as
 //  the PUT window has room; true once all are sent. One too large to send
-//  (over max-frame) is refused at once.
+//  (an item's msgpack can outgrow its JSON: over max-frame) is refused at
+//  once; with no session to send it on (no WELCOME yet, or refused), it
+//  fails at once.
 static bool
 s_send_puts (s_call_t *call)
 {
@@ -742,7 +746,8 @@ s_send_puts (s_call_t *call)
         part->request = zf_client_put_request (client, call->queue, part->item, part->item_size,
                                                &part->opts, &part->id, timeout, part);
         if (!part->request) {
-            part->outcome = ZF_REQUEST_REFUSED;
+            part->outcome =
+                part->item_size > call->gateway->max_frame ? ZF_REQUEST_REFUSED : ZF_REQUEST_FAILED;
             part->error = zf_strdup (zf_client_last_error (client));
             call->left--;
         }
@@ -927,26 +932,27 @@ s_api_put (s_call_t *call, const char *queue)
         s_put_reply (call); // refused, every one, at once
 }
 
-//  The HTTP status of a put the broker refused for error, and the
-//  Retry-After of a 503: a full queue is busy, not broken.
+//  The HTTP status of a refused put, and the Retry-After of a 503: a full
+//  queue is busy, not broken.
 static unsigned
 s_refused_status (s_call_t *call, const s_part_t *part, int64_t *retry_ms)
 {
-    const char *error = part->error ? part->error : "";
     *retry_ms = 0;
     if (part->outcome == ZF_REQUEST_FAILED) {
         *retry_ms = 1000;
         return 503;
     }
-    if (strstr (error, "is full (max-depth")) {
-        *retry_ms = call->gateway->put_wait;
-        return 503;
+    switch (part->refusal) {
+        case ZF_REFUSAL_FULL:
+            *retry_ms = call->gateway->put_wait;
+            return 503;
+        case ZF_REFUSAL_NO_QUEUE:
+            return 404;
+        case ZF_REFUSAL_NONE:
+            return 413; // refused before it was sent: over max-frame (s_send_puts)
+        default:
+            return 507; // a result past the store's limits; a kind unknown
     }
-    if (strstr (error, "max-frame"))
-        return 413;
-    // No such queue (or a name that is not text): 404; a result past the
-    // store's limits: 507.
-    return strncmp (error, "no queue ", 9) == 0 ? 404 : 507;
 }
 
 //  The answer of a put whose parts the broker all answered (or did not in
@@ -1029,6 +1035,7 @@ s_put_answered (s_part_t *part, zf_request_t *request)
     part->outcome = zf_request_outcome (request);
     if (part->outcome == ZF_REQUEST_REFUSED || part->outcome == ZF_REQUEST_FAILED)
         part->error = zf_strdup (zf_request_error (request));
+    part->refusal = zf_request_refusal (request);
     if (--call->left == 0)
         s_put_reply (call);
 }
@@ -1978,6 +1985,7 @@ zf_gateway_server_new (const zf_gateway_args_t *args, zf_error_t *err)
     self->put_wait = set->api_put_wait;
     self->max_waiting = set->api_max_waiting;
     self->body_max = set->max_frame < BODY_MAX ? (size_t) set->max_frame : BODY_MAX;
+    self->max_frame = (size_t) set->max_frame;
     self->token = args->token ? zf_strdup (args->token) : NULL;
     self->cert = args->cert ? zf_strdup (args->cert) : NULL;
     self->key = args->key ? zf_strdup (args->key) : NULL;

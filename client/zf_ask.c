@@ -275,7 +275,8 @@ zf_client_on_confirm_request (zf_client_t *self, uint32_t count)
     // confirmed, never as stored or as refused.
     zf_proto_t *in = self->in;
     uint32_t stored = in->accepted + in->duplicates;
-    bool in_order = !in->refused || !stored || strstr (in->reason, "is full (max-depth");
+    zf_refusal_t refusal = zf_refusal_parse (in->code);
+    bool in_order = !in->refused || !stored || refusal == ZF_REFUSAL_FULL;
     bool any = false;
     char buffer[32];
     for (uint32_t i = 0; i < count; i++) {
@@ -290,8 +291,10 @@ zf_client_on_confirm_request (zf_client_t *self, uint32_t count)
                       "says which");
         else if (i < stored)
             s_answer (self, r, ZF_REQUEST_DONE, NULL);
-        else
+        else {
             s_answer (self, r, ZF_REQUEST_REFUSED, in->reason);
+            r->refusal = refusal != ZF_REFUSAL_NONE ? refusal : ZF_REFUSAL_OTHER; // unsaid
+        }
     }
     return any;
 }
@@ -515,6 +518,12 @@ const char *
 zf_request_error (zf_request_t *self)
 {
     return self->error ? self->error : "";
+}
+
+zf_refusal_t
+zf_request_refusal (zf_request_t *self)
+{
+    return self->refusal;
 }
 
 const zf_id_t *

@@ -66,6 +66,7 @@ struct _zf_request_t {
                                   // blocking call's own request does not)
     zf_request_outcome_t outcome; // what became of it
     char *error;                  // why it was refused, failed or timed out, or NULL
+    zf_refusal_t refusal;         // a put the broker refused: the kind of it
     zf_result_t *result;          // an item's or result's answer, owned
     zf_figures_t *queues;         // the figures' answer, owned
     size_t nqueues;               // entries in queues

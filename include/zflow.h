@@ -46,7 +46,8 @@
       one session, each answered on its own (zf_client_put_request,
       zf_client_result_request, zf_client_item_request,
       zf_client_figures_request, zf_client_answered, zf_request_*), and
-      zf_client_put_room.
+      zf_client_put_room; zf_request_refusal says why the broker refused a
+      put (zf_refusal_t).
     - zf_client_last_error (NULL) says why zf_client_new failed;
       zf_client_set_log takes what a client says of itself.
     - Steering (zf_client_control, zf_client_control_request, and the
@@ -611,6 +612,21 @@ zf_request_outcome_t zf_request_outcome (zf_request_t *self);
 
 //  Why it was refused, failed or timed out; "" when it was answered.
 const char *zf_request_error (zf_request_t *self);
+
+//  Why the broker refused a put, as a kind to act on (zf_request_error
+//  says it in words).
+typedef enum {
+    ZF_REFUSAL_NONE = 0, // not refused by the broker
+    ZF_REFUSAL_FULL,     // its queue stayed full (max-depth) past the put's wait_ms: busy,
+                         // try again later
+    ZF_REFUSAL_NO_QUEUE, // no queue of that name in the broker's pipeline
+    ZF_REFUSAL_RESULTS,  // a result past the results store's limits (result-max-bytes, or
+                         // 256 results of one root)
+    ZF_REFUSAL_OTHER     // a kind this library does not know (a newer broker's)
+} zf_refusal_t;
+
+//  The kind of a put's refusal (ZF_REQUEST_REFUSED by the broker).
+zf_refusal_t zf_request_refusal (zf_request_t *self);
 
 //  The item put, or asked about (zero for figures).
 const zf_id_t *zf_request_id (zf_request_t *self);

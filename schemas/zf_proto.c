@@ -316,6 +316,7 @@ static const zf_table_field_t s_confirm[] = {
     F ("duplicates", U32, duplicates, false),
     F ("refused", U32, refused, false),
     F ("reason", STR, reason, false),
+    F ("code", STR, code, false),
     { NULL },
 };
 static const zf_table_field_t s_credit[] = {
@@ -493,6 +494,23 @@ zf_proto_command_name (zf_command_t command)
     if (command <= 0 || command >= ZF_COMMAND_COUNT)
         return NULL;
     return s_commands[command].name;
+}
+
+static const char *s_refusals[] = { "", "full", "no-queue", "results" };
+
+const char *
+zf_refusal_name (zf_refusal_t kind)
+{
+    return kind >= ZF_REFUSAL_NONE && kind < ZF_REFUSAL_OTHER ? s_refusals[kind] : "other";
+}
+
+zf_refusal_t
+zf_refusal_parse (const char *name)
+{
+    for (int kind = ZF_REFUSAL_NONE; kind < ZF_REFUSAL_OTHER; kind++)
+        if (streq (name, s_refusals[kind]))
+            return (zf_refusal_t) kind;
+    return ZF_REFUSAL_OTHER;
 }
 
 zf_command_t

@@ -186,6 +186,7 @@ test_a_put_refused_says_why (void **state)
     assert_ptr_equal (answered, nowhere);
     assert_int_equal (zf_request_outcome (nowhere), ZF_REQUEST_REFUSED);
     assert_non_null (strstr (zf_request_error (nowhere), "no queue 'nosuch'"));
+    assert_int_equal (zf_request_refusal (nowhere), ZF_REFUSAL_NO_QUEUE);
     zf_request_destroy (&nowhere);
 
     s_put (client, "small", 1); // small is full now
@@ -197,6 +198,7 @@ test_a_put_refused_says_why (void **state)
     assert_ptr_equal (answered, full);
     assert_int_equal (zf_request_outcome (full), ZF_REQUEST_REFUSED);
     assert_non_null (strstr (zf_request_error (full), "queue 'small' is full (max-depth 1)"));
+    assert_int_equal (zf_request_refusal (full), ZF_REFUSAL_FULL);
     zf_request_destroy (&full);
     zf_client_destroy (&client);
 }
@@ -246,11 +248,14 @@ test_requests_of_one_turn_share_a_put (void **state)
                                         : -1;
         assert_true (at >= 0);
         assert_true (zf_id_eq (zf_request_id (answered), &ids[at]));
-        if (at == 0)
+        if (at == 0) {
             assert_int_equal (zf_request_outcome (answered), ZF_REQUEST_DONE);
+            assert_int_equal (zf_request_refusal (answered), ZF_REFUSAL_NONE);
+        }
         else {
             assert_int_equal (zf_request_outcome (answered), ZF_REQUEST_REFUSED);
             assert_non_null (strstr (zf_request_error (answered), "queue 'small' is full"));
+            assert_int_equal (zf_request_refusal (answered), ZF_REFUSAL_FULL);
         }
         small[at] = NULL;
         zf_request_destroy (&answered);
@@ -320,6 +325,14 @@ test_a_put_stored_in_part_is_never_told_stored_or_refused (void **state)
         assert_int_equal (zf_client_status (client, &ids[i], seen, sizeof seen, 5000), 0);
         assert_string_equal (seen, states[i]);
     }
+    // The large one alone, in a PUT of its own: refused, and why.
+    body[0] = 0xa0 | 29;
+    zf_request_t *large =
+        zf_client_put_request (client, "answers", body, 30, NULL, NULL, 5000, NULL);
+    assert_ptr_equal (s_answered (client), large);
+    assert_int_equal (zf_request_outcome (large), ZF_REQUEST_REFUSED);
+    assert_int_equal (zf_request_refusal (large), ZF_REFUSAL_RESULTS);
+    zf_request_destroy (&large);
     zf_client_destroy (&client);
     zf_broker_destroy (&broker);
     zf_pipeline_destroy (&pipeline);

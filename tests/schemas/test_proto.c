@@ -835,6 +835,35 @@ s_progress (int64_t progress, size_t note_size)
 }
 
 static void
+test_refusal_kinds (void **state)
+{
+    // CONFIRM `code` carries the first refusal's kind, by name; a name a
+    // newer broker may send reads as OTHER, never as not refused.
+    (void) state;
+    for (int kind = ZF_REFUSAL_NONE; kind < ZF_REFUSAL_OTHER; kind++)
+        assert_int_equal (zf_refusal_parse (zf_refusal_name ((zf_refusal_t) kind)), kind);
+    assert_string_equal (zf_refusal_name (ZF_REFUSAL_FULL), "full");
+    assert_int_equal (zf_refusal_parse ("quota"), ZF_REFUSAL_OTHER);
+    assert_int_equal (zf_refusal_parse (""), ZF_REFUSAL_NONE);
+
+    zf_proto_t *p = zf_proto_new ();
+    zf_proto_reset (p, ZF_CONFIRM);
+    p->seq = 9;
+    p->accepted = 1;
+    p->refused = 2;
+    snprintf (p->reason, sizeof p->reason, "queue 'q' is full (max-depth 1)");
+    snprintf (p->code, sizeof p->code, "%s", zf_refusal_name (ZF_REFUSAL_FULL));
+    zmsg_t *msg = zf_proto_encode (p, NULL);
+    assert_non_null (msg);
+    zf_proto_t *q = zf_proto_new ();
+    assert_int_equal (zf_proto_decode (q, &msg, NULL), 0);
+    assert_int_equal (q->refused, 2);
+    assert_int_equal (zf_refusal_parse (q->code), ZF_REFUSAL_FULL);
+    zf_proto_destroy (&q);
+    zf_proto_destroy (&p);
+}
+
+static void
 test_progress_limits (void **state)
 {
     // 1000 thousandths and a note of 1024 bytes are the most; past them,
@@ -863,6 +892,7 @@ main (void)
         cmocka_unit_test (test_confirm_credit_deliver),
         cmocka_unit_test (test_ack_nack),
         cmocka_unit_test (test_small_commands),
+        cmocka_unit_test (test_refusal_kinds),
         cmocka_unit_test (test_progress_limits),
         cmocka_unit_test (test_unknown_command),
         cmocka_unit_test (test_wrong_type),

@@ -70,6 +70,7 @@ def test_an_unknown_queue_is_refused(tasks):
     with pytest.raises(zflow.Refused) as refused:
         client.put("taskz", 1)
     assert "no queue 'taskz'" in str(refused.value)
+    assert refused.value.kind == "no-queue"
 
 
 def test_delay_priority_and_cancel(tasks):
@@ -233,8 +234,9 @@ def test_a_put_over_max_frame_is_refused_at_once(tmp_path):
         client = zflow.Client(broker.endpoint)
         try:
             with pytest.raises(zflow.Refused, match=r"an item of 5\d\d\d bytes is over the "
-                                                    r"broker's max-frame \(4096 bytes\)"):
+                                                    r"broker's max-frame \(4096 bytes\)") as big:
                 client.put_many("tasks", [1, "x" * 5000], ids=["1" * 32, "2" * 32], timeout=20)
+            assert big.value.kind == "too-big"
             assert client.session.sessions == 1
             assert client.status("1" * 32) == "unknown"  # the one before it was not put either
             assert client.status(client.put("tasks", 2, timeout=20).id) == "queued"
@@ -262,8 +264,10 @@ def test_a_put_to_a_full_queue_says_so_within_its_timeout(tmp_path):
         client = zflow.Client(broker.endpoint)
         try:
             kept = client.put_many("tasks", [1, 2], timeout=20)
-            with pytest.raises(zflow.Refused, match=r"queue 'tasks' is full \(max-depth 2\)"):
+            full_queue = r"queue 'tasks' is full \(max-depth 2\)"
+            with pytest.raises(zflow.Refused, match=full_queue) as full:
                 client.put("tasks", 3, id="3" * 32, timeout=1.5)
+            assert full.value.kind == "full"  # busy: the kind to retry on
             assert client.status("3" * 32) == "unknown"
             assert [client.status(h.id) for h in kept] == ["queued", "queued"]
         finally:
@@ -273,8 +277,9 @@ def test_a_put_to_a_full_queue_says_so_within_its_timeout(tmp_path):
             async with await zflow.AsyncClient.connect(broker.endpoint, timeout=20) as aclient:
                 await aclient.put("tasks", 4, timeout=1.5)
 
-        with pytest.raises(zflow.Refused, match=r"queue 'tasks' is full \(max-depth 2\)"):
+        with pytest.raises(zflow.Refused, match=full_queue) as full:
             asyncio.run(put_one())
+        assert full.value.kind == "full"
     finally:
         broker.stop()
 

@@ -169,6 +169,20 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
     assert run.stop() == 0
 
 
+def test_an_item_that_outgrows_max_frame_is_too_large(tmp_path, runs):
+    """A JSON body under max-frame whose item packs to more (each 1e5 is
+    4 bytes of JSON, 9 of msgpack) is refused 413, as a body over it is;
+    the next put goes."""
+    run, address = serve(runs, tmp_path, "--no-journal", keys="    max-frame = 4KiB\n")
+    body = ("[" + ",".join(["1e5"] * 900) + "]").encode()
+    assert len(body) < 4096
+    status, _, answer = http(address, "POST", "/queues/poison", body)
+    assert status == 413 and "over the broker's max-frame (4096 bytes)" in answer["error"], answer
+    status, _, answer = http(address, "POST", "/queues/poison", b"[1, 2]")
+    assert status == 200 and answer["id"], answer
+    assert run.stop() == 0
+
+
 def test_batches_and_envelopes(tmp_path, runs):
     # Room for all 10,000 at once, however fast the worker takes them.
     config = GATED.replace("    poison\n", "    poison\n        max-depth = 20000\n", 1)

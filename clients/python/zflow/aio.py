@@ -21,7 +21,7 @@ from ._brokers import Brokers
 from ._session import BrokerError, WrongBroker, refusal
 from ._types import Curve, Duration, Endpoint, Headers, Id, When
 from .client import (OVER, Refused, Result, _cancel_header, _cancelled_state, _ready_batches,
-                     _group_batches, _put_batch, _put_wait, _status_header, _value)
+                     _group_batches, _put_batch, _put_wait, _refused, _status_header, _value)
 
 _A = TypeVar("_A", bound="AsyncClient")
 
@@ -286,8 +286,7 @@ class AsyncClient:
                                      "urgent": True}, packed)
         confirm, _ = await self._request(("CONFIRM", self.seq), frames, timeout)
         if confirm.get("refused"):
-            raise Refused("the broker refused %d of %d items: %s"
-                          % (confirm["refused"], len(items), confirm.get("reason", "")))
+            raise _refused(confirm, len(items))
 
     async def group(self, queue: str, bodies: Iterable[Any], delay: Optional[Duration] = None,
                     at: Optional[When] = None, priority: int = 0,

@@ -18,8 +18,22 @@ _C = TypeVar("_C", bound="Client")
 
 
 class Refused(BrokerError):
-    """The broker refused a put: a queue its pipeline lacks, or a result
-    past its limits."""
+    """The broker refused a put: a queue its pipeline lacks, a queue full
+    past the put's timeout, or a result past its limits. kind says which,
+    to act on: "no-queue", "full" (busy: try again later), "results", or
+    "too-big" (an item over the broker's max-frame, refused before it was
+    sent); "" when the broker did not say."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _refused(confirm, count):
+    """The Refused a CONFIRM with refused items makes."""
+    return Refused("the broker refused %d of %d items: %s"
+                   % (confirm["refused"], count, confirm.get("reason", "")),
+                   confirm.get("code", ""))
 
 
 class TaskFailed(Exception):
@@ -157,7 +171,7 @@ def _ready_batches(batches, max_frame, url_keyed):
         for body in packed:
             if len(body) > limit:
                 raise Refused("an item of %d bytes is over the broker's max-frame (%d bytes): "
-                              "not put" % (len(body), limit))
+                              "not put" % (len(body), limit), "too-big")
         if url_keyed:
             _keys.key_items(items, lambda i: _keys.packed_url(packed[i]), url_keyed)
 
@@ -309,8 +323,7 @@ class Client:
             lambda command, header, _: command == "CONFIRM" and header.get("seq") == seq,
             timeout)
         if confirm.get("refused"):
-            raise Refused("the broker refused %d of %d items: %s"
-                          % (confirm["refused"], len(items), confirm.get("reason", "")))
+            raise _refused(confirm, len(items))
 
     def put(self, queue: str, body: Any, delay: Optional[Duration] = None,
             at: Optional[When] = None, priority: int = 0, headers: Optional[Headers] = None,
