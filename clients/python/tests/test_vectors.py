@@ -160,6 +160,10 @@ def test_every_cut_of_a_header_is_not_zfp(name):
     [b"ACK", b"\x81\xa3ids\xdd\xff\xff\xff\xff"],    # 4 billion ids announced in 10 bytes
     [b"PING", b"\x81\x91\x01\x02"],                  # a key Python cannot hash: an array
     [b"REPORT", b"\x81\xa5state\x81\x81\x01\x02\x03"],  # a map keyed by a map, inside
+    [b"DELIVER", _zfp.pack({"items": [{}, {}]}), b"\x01"],  # two items, one body
+    [b"DELIVER", _zfp.pack({"items": [{}]}), b"\x01", b"\x02"],  # one item, two bodies
+    [b"DONE", _zfp.pack({"roots": [], "results": 3}), b"\x01"],  # results that are no list
+    [b"PUT", _zfp.pack({"seq": 1}), b"\x01"],       # a body and no items
 ])
 def test_what_is_not_zfp_is_refused_as_such(frames):
     with pytest.raises(NOT_ZFP):

@@ -15,7 +15,8 @@ FRAME_MAX = 16 << 20     # bytes of a frame the broker takes (max-frame's defaul
                          # one resets the connection, and the message is lost
 GROUP_RESULT = 0xFFFFFFFF
 
-_BODIES = {b"PUT", b"DELIVER", b"REPORT", b"DONE"}
+# The commands with bodies, and the header's list that has one entry per body.
+_BODIES = {b"PUT": "items", b"DELIVER": "items", b"REPORT": "results", b"DONE": "results"}
 
 
 class ProtocolError(Exception):
@@ -58,8 +59,18 @@ def decode(frames: Sequence[Any]) -> Tuple[str, Dict[str, Any], List[bytes]]:
     if not isinstance(header, dict):
         raise ProtocolError("the header of %s is not a map" % command.decode(errors="replace"))
     bodies = [bytes(f) for f in frames[2:]]
-    if bodies and command not in _BODIES:
-        raise ProtocolError("%s carries no bodies" % command.decode(errors="replace"))
+    listed = _BODIES.get(command)
+    if listed is None:
+        if bodies:
+            raise ProtocolError("%s carries no bodies" % command.decode(errors="replace"))
+    else:
+        # As the C codec: an item without its body, or a body without its
+        # item, would pair the rest wrongly (or drop them unacked).
+        entries = header.get(listed) or []
+        if not isinstance(entries, list) or len(entries) != len(bodies):
+            raise ProtocolError("%s: %s %s but %d body frames"
+                                % (command.decode(), len(entries) if isinstance(entries, list)
+                                   else "no list of", listed, len(bodies)))
     return command.decode(), header, bodies
 
 
