@@ -3,6 +3,7 @@ heartbeats, and a new session when the broker has forgotten this one (it
 restarted, or the program was silent past the broker's liveness), which
 gets first the PUTs the old one did not confirm (put). With the brokers
 of a group, the session goes to the leader (_brokers)."""
+import math
 import os
 import socket
 import time
@@ -192,7 +193,7 @@ class Session:
                 poller.register(self.monitor, zmq.POLLIN)
             if self.wakeup is not None:
                 poller.register(self.wakeup, zmq.POLLIN)
-            ready = dict(poller.poll(int(wait * 1000)))
+            ready = dict(poller.poll(math.ceil(wait * 1000)))  # 0.4 ms is 1, not a spin
             if self.wakeup is not None and self.wakeup in ready:
                 return None  # the owner of wakeup has something to do
             if self.monitor is not None and self.monitor in ready:
