@@ -164,6 +164,9 @@ def test_every_cut_of_a_header_is_not_zfp(name):
     [b"DELIVER", _zfp.pack({"items": [{}]}), b"\x01", b"\x02"],  # one item, two bodies
     [b"DONE", _zfp.pack({"roots": [], "results": 3}), b"\x01"],  # results that are no list
     [b"PUT", _zfp.pack({"seq": 1}), b"\x01"],       # a body and no items
+    [b"DELIVER", _zfp.pack({"items": 0})],           # items that are no list, though falsy
+    [b"DELIVER", _zfp.pack({"items": None})],
+    [b"DELIVER", _zfp.pack({"items": [1]}), b"\x01"],  # an item that is no map
 ])
 def test_what_is_not_zfp_is_refused_as_such(frames):
     with pytest.raises(NOT_ZFP):

@@ -64,13 +64,15 @@ def decode(frames: Sequence[Any]) -> Tuple[str, Dict[str, Any], List[bytes]]:
         if bodies:
             raise ProtocolError("%s carries no bodies" % command.decode(errors="replace"))
     else:
-        # As the C codec: an item without its body, or a body without its
-        # item, would pair the rest wrongly (or drop them unacked).
-        entries = header.get(listed) or []
-        if not isinstance(entries, list) or len(entries) != len(bodies):
-            raise ProtocolError("%s: %s %s but %d body frames"
-                                % (command.decode(), len(entries) if isinstance(entries, list)
-                                   else "no list of", listed, len(bodies)))
+        # As the C codec: a list of maps, one a body; an item without its
+        # body, or a body without its item, would pair the rest wrongly (or
+        # drop them unacked).
+        entries = header.get(listed, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ProtocolError("%s: %s is not a list of maps" % (command.decode(), listed))
+        if len(entries) != len(bodies):
+            raise ProtocolError("%s: %d %s but %d body frames"
+                                % (command.decode(), len(entries), listed, len(bodies)))
     return command.decode(), header, bodies
 
 
