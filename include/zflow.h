@@ -622,7 +622,8 @@ typedef enum {
     ZF_REFUSAL_NO_QUEUE, // no queue of that name in the broker's pipeline
     ZF_REFUSAL_RESULTS,  // a result past the results store's limits (result-max-bytes, or
                          // 256 results of one root)
-    ZF_REFUSAL_OTHER     // a kind this library does not know (a newer broker's)
+    ZF_REFUSAL_OTHER     // a kind this library does not know (a newer broker's), or none
+                         // said (a broker older than the kinds)
 } zf_refusal_t;
 
 //  The kind of a put's refusal (ZF_REQUEST_REFUSED by the broker).
