@@ -955,6 +955,19 @@ s_refused_status (s_call_t *call, const s_part_t *part, int64_t *retry_ms)
     }
 }
 
+//  The kind of a refused part, as a batch's answer names it: full and
+//  unavailable are worth putting again later; too-big, no-queue and
+//  results are not.
+static const char *
+s_refused_kind (const s_part_t *part)
+{
+    if (part->outcome == ZF_REQUEST_FAILED)
+        return "unavailable";
+    if (part->refusal == ZF_REFUSAL_NONE)
+        return "too-big"; // refused before it was sent (s_send_puts)
+    return zf_refusal_name (part->refusal);
+}
+
 //  The answer of a put whose parts the broker all answered (or did not in
 //  time). A timeout may have stored its item: never "failed" then, but
 //  202 with "unconfirmed"; the session sends it again until the broker
@@ -992,8 +1005,9 @@ s_put_reply (s_call_t *call)
         return;
     }
     // A batch: every item's id, in order, and which were not confirmed or
-    // were refused (by their index from 0), so that a client puts again
-    // only those.
+    // were refused (by their index from 0) and the kind of each refusal,
+    // so that a client puts again only those worth it. Its status is the
+    // first refusal's.
     s_text_t t = { .data = (char *) zf_alloc (64 + call->count * 36),
                    .cap = 64 + call->count * 36 };
     s_add (&t, "{\"ids\":[");
@@ -1018,6 +1032,16 @@ s_put_reply (s_call_t *call)
         s_add (&t, "]");
     }
     if (refused) {
+        s_add (&t, ",\"kinds\":[");
+        const char *comma = "";
+        for (size_t i = 0; i < call->count; i++) {
+            zf_request_outcome_t outcome = call->parts[i].outcome;
+            if (outcome == ZF_REQUEST_REFUSED || outcome == ZF_REQUEST_FAILED) {
+                s_add (&t, "%s\"%s\"", comma, s_refused_kind (&call->parts[i]));
+                comma = ",";
+            }
+        }
+        s_add (&t, "]");
         char *error = s_error ("%s", call->parts[first_refused].error);
         error[strlen (error) - 2] = 0; // {"error":"..."} without its } and newline
         s_add (&t, ",%s", error + 1);

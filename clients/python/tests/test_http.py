@@ -172,14 +172,23 @@ def test_bad_requests_are_answered_at_once(tmp_path, runs):
 def test_an_item_that_outgrows_max_frame_is_too_large(tmp_path, runs):
     """A JSON body under max-frame whose item packs to more (each 1e5 is
     4 bytes of JSON, 9 of msgpack) is refused 413, as a body over it is;
-    the next put goes."""
+    the next put goes. In a batch, each refused item's kind is said: the
+    too large one is not worth putting again, the one a full queue
+    refused is."""
     run, address = serve(runs, tmp_path, "--no-journal", keys="    max-frame = 4KiB\n")
-    body = ("[" + ",".join(["1e5"] * 900) + "]").encode()
-    assert len(body) < 4096
-    status, _, answer = http(address, "POST", "/queues/poison", body)
+    floats = ("[" + ",".join(["1e5"] * 900) + "]").encode()
+    assert len(floats) < 4096
+    status, _, answer = http(address, "POST", "/queues/poison", floats)
     assert status == 413 and "over the broker's max-frame (4096 bytes)" in answer["error"], answer
     status, _, answer = http(address, "POST", "/queues/poison", b"[1, 2]")
     assert status == 200 and answer["id"], answer
+    # The gate queue has room for two: the too large one, two, then one
+    # too many. The status is the first refusal's.
+    status, _, answer = http(address, "POST", "/queues/gate", floats + b"\n1\n2\n3\n",
+                             {"Content-Type": "application/x-ndjson"})
+    assert status == 413, answer
+    assert answer["refused"] == [0, 3] and answer["kinds"] == ["too-big", "full"], answer
+    open(os.path.join(str(tmp_path), "released"), "w").close()
     assert run.stop() == 0
 
 
@@ -239,7 +248,7 @@ def test_batches_and_envelopes(tmp_path, runs):
     # A batch to a queue with room for two of three: the ids of all three,
     # and which one was refused, to put again later.
     status, headers, answer = http(address, "POST", "/queues/gate?batch=1", b"[1, 2, 3]")
-    assert status == 503 and answer["refused"] == [2], answer
+    assert status == 503 and answer["refused"] == [2] and answer["kinds"] == ["full"], answer
     assert "is full (max-depth 2)" in answer["error"] and len(answer["ids"]) == 3, answer
     assert headers["Retry-After"] == "1", dict(headers)
     open(os.path.join(str(tmp_path), "released"), "w").close()
