@@ -6,14 +6,15 @@
 #define LIST_DEFAULT   100        // letters listed when the CONTROL gives no limit
 #define LIST_BYTES_MAX (16 << 20) // bytes of bodies a listing holds at most (one more)
 
-//  Answers the CONTROL being handled: refused for why.
+//  Answers the CONTROL being handled: refused for why, of kind.
 static void
-s_refuse (zf_server_t *server, zf_session_t *session, const char *why)
+s_refuse (zf_server_t *server, zf_session_t *session, zf_refusal_t kind, const char *why)
 {
     zf_proto_reset (server->out, ZF_REPORT);
     server->out->tag = server->in->tag;
     snprintf (server->out->state, sizeof server->out->state, "refused");
     snprintf (server->out->reason, sizeof server->out->reason, "%s", why);
+    snprintf (server->out->code, sizeof server->out->code, "%s", zf_refusal_name (kind));
     zf_sessions_send (server, session);
 }
 
@@ -111,8 +112,9 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
     char why[ZF_TEXT_MAX + 1];
     if (streq (op, "schedules") || strncmp (op, "schedule-", 9) == 0) {
         zf_proto_reset (out, ZF_REPORT);
-        if (zf_schedules_control (server, why, sizeof why)) {
-            s_refuse (server, session, why);
+        zf_refusal_t refused = zf_schedules_control (server, why, sizeof why);
+        if (refused != ZF_REFUSAL_NONE) {
+            s_refuse (server, session, refused, why);
             return;
         }
         out->tag = in->tag;
@@ -156,23 +158,23 @@ zf_control_handle (zf_server_t *server, zf_session_t *session)
                   "unknown op '%s': dead, requeue, purge, pause, resume, reload, schedules "
                   "and schedule-add, -remove, -pause, -resume, -run are known",
                   op);
-        s_refuse (server, session, why);
+        s_refuse (server, session, ZF_REFUSAL_INVALID, why);
         return;
     }
     if (!queue && (in->queue[0] || !listing)) {
         snprintf (why, sizeof why, "no queue '%s' in this broker", in->queue);
-        s_refuse (server, session, why);
+        s_refuse (server, session, ZF_REFUSAL_NO_QUEUE, why);
         return;
     }
     if ((listing || streq (op, "requeue")) && queue && !queue->dead_letters) {
         snprintf (why, sizeof why, "'%s' is not a dead-letter queue: they are named QUEUE.dead",
                   queue->name);
-        s_refuse (server, session, why);
+        s_refuse (server, session, ZF_REFUSAL_INVALID, why);
         return;
     }
     if (in->where[0] && !strchr (in->where, '=')) {
         snprintf (why, sizeof why, "where '%.200s' is not HEADER=VALUE", in->where);
-        s_refuse (server, session, why);
+        s_refuse (server, session, ZF_REFUSAL_INVALID, why);
         return;
     }
     zf_select_t select = { .ids = in->nids ? in->ids : NULL,

@@ -496,7 +496,7 @@ s_by_name (const void *a, const void *b)
     return strcmp (((const zf_schedule_info_t *) a)->name, ((const zf_schedule_info_t *) b)->name);
 }
 
-int
+zf_refusal_t
 zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
 {
     zf_proto_t *in = server->in, *out = server->out;
@@ -509,11 +509,11 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
             s_row (out, s);
         qsort (out->schedules, out->nschedules, sizeof (zf_schedule_info_t), s_by_name);
         out->count = out->nschedules;
-        return 0;
+        return ZF_REFUSAL_NONE;
     }
     if (!*name) {
         snprintf (why, why_size, "%s: name the schedule", op);
-        return -1;
+        return ZF_REFUSAL_INVALID;
     }
     s_schedule_t *s = (s_schedule_t *) zhashx_lookup (all, name);
     if ((!s || streq (op, "schedule-add")) && s_of_config (server, name)) {
@@ -521,26 +521,26 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
                   "'%s' is %s of the config file: it changes with the file, "
                   "not at run time",
                   name, strchr (name, '/') ? "a job" : "an actor");
-        return -1;
+        return ZF_REFUSAL_INVALID;
     }
     if (streq (op, "schedule-add")) {
         if (!zf_json_name_ok (name)) {
             snprintf (why, why_size, "'%s' is no schedule name (printable UTF-8)", name);
-            return -1;
+            return ZF_REFUSAL_INVALID;
         }
         if (!zf_store_lookup (server->store, in->queue) &&
             !zf_pipeline_queue (server->pipeline, in->queue)) {
             snprintf (why, why_size, "no queue '%s' in this broker", in->queue);
-            return -1;
+            return ZF_REFUSAL_NO_QUEUE;
         }
         if (!s && zhashx_size (all) >= ZF_SCHEDULES_MAX / 2) {
             snprintf (why, why_size, "%zu schedules already: no more are taken", zhashx_size (all));
-            return -1;
+            return ZF_REFUSAL_INVALID;
         }
         s_schedule_t *added = s_schedule_new (server->pipeline->name, name, in->queue, in->figures,
                                               in->figures_size, why, why_size);
         if (!added)
-            return -1;
+            return ZF_REFUSAL_INVALID;
         if (s) { // replaced: goes on from the old one's last firing
             added->paused = s->paused;
             added->last = s->last;
@@ -550,7 +550,7 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
         if (s_passed (added, now, why, why_size)) {
             void *item = added;
             s_schedule_destroy (&item);
-            return -1;
+            return ZF_REFUSAL_INVALID;
         }
         zhashx_update (all, name, added);
         s = added;
@@ -558,13 +558,13 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
     }
     else if (!s) {
         snprintf (why, why_size, "no schedule '%s' (zflow schedule ENDPOINT list)", name);
-        return -1;
+        return ZF_REFUSAL_NO_SCHEDULE;
     }
     else if (streq (op, "schedule-remove")) {
         s_journal (server, s, true);
         s_row (out, s);
         zhashx_delete (all, name);
-        return 0;
+        return ZF_REFUSAL_NONE;
     }
     else if (streq (op, "schedule-pause") || streq (op, "schedule-resume")) {
         s->paused = streq (op, "schedule-pause");
@@ -585,14 +585,14 @@ zf_schedules_control (zf_server_t *server, char *why, size_t why_size)
                       "schedule %s: not fired (max-instances, or its queue "
                       "refused it: the broker's log says)",
                       name);
-            return -1;
+            return ZF_REFUSAL_INVALID;
         }
     }
     else {
         snprintf (why, why_size, "unknown op '%s'", op);
-        return -1;
+        return ZF_REFUSAL_INVALID;
     }
     s_row (out, s);
     out->count = 1;
-    return 0;
+    return ZF_REFUSAL_NONE;
 }

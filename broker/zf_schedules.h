@@ -27,8 +27,9 @@ zf_schedules_t *zf_schedules_new (void);
 void zf_schedules_destroy (zf_schedules_t **self_p);
 
 //  The CONTROL being handled (op schedules or schedule-*), done and its
-//  REPORT filled in server->out; -1 with why filled when refused.
-int zf_schedules_control (zf_server_t *server, char *why, size_t why_size);
+//  REPORT filled in server->out: ZF_REFUSAL_NONE; or refused, the kind of
+//  it, with why filled.
+zf_refusal_t zf_schedules_control (zf_server_t *server, char *why, size_t why_size);
 
 //  Fires the schedules due now. Only a broker that serves. Costs nothing
 //  (not even a look at the clock) when there are none: every loop turn.

@@ -1451,10 +1451,11 @@ s_steer_answered (s_call_t *call, zf_request_t *request)
     if (!result) {
         const char *why = zf_request_error (request);
         bool refused = zf_request_outcome (request) == ZF_REQUEST_REFUSED;
+        zf_refusal_t kind = zf_request_refusal (request);
         s_reply (call,
-                 !refused                   ? 503
-                 : strstr (why, "no queue") ? 404
-                                            : 400,
+                 !refused                                                        ? 503
+                 : kind == ZF_REFUSAL_NO_QUEUE || kind == ZF_REFUSAL_NO_SCHEDULE ? 404
+                                                                                 : 400,
                  s_error ("%s", *why ? why : "the broker did not answer"), refused ? 0 : 1000);
         return;
     }

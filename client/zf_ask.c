@@ -412,6 +412,8 @@ zf_client_on_report (zf_client_t *self)
         return; // the answer to a question given up on, or asked twice
     if (r->ask == ZF_ASK_CONTROL && streq (in->state, "refused")) {
         s_answer (self, r, ZF_REQUEST_REFUSED, in->reason);
+        zf_refusal_t refusal = zf_refusal_parse (in->code);
+        r->refusal = refusal != ZF_REFUSAL_NONE ? refusal : ZF_REFUSAL_OTHER; // unsaid
         return;
     }
     if (r->ask == ZF_ASK_CONTROL)

@@ -47,7 +47,7 @@
       zf_client_result_request, zf_client_item_request,
       zf_client_figures_request, zf_client_answered, zf_request_*), and
       zf_client_put_room; zf_request_refusal says why the broker refused a
-      put (zf_refusal_t).
+      put or a control (zf_refusal_t).
     - zf_client_last_error (NULL) says why zf_client_new failed;
       zf_client_set_log takes what a client says of itself.
     - Steering (zf_client_control, zf_client_control_request, and the
@@ -613,20 +613,24 @@ zf_request_outcome_t zf_request_outcome (zf_request_t *self);
 //  Why it was refused, failed or timed out; "" when it was answered.
 const char *zf_request_error (zf_request_t *self);
 
-//  Why the broker refused a put, as a kind to act on (zf_request_error
-//  says it in words).
+//  Why the broker refused a put or a control, as a kind to act on
+//  (zf_request_error says it in words).
 typedef enum {
-    ZF_REFUSAL_NONE = 0, // not refused by the broker
-    ZF_REFUSAL_FULL,     // its queue stayed full (max-depth) past the put's wait_ms: busy,
-                         // try again later
-    ZF_REFUSAL_NO_QUEUE, // no queue of that name in the broker's pipeline
-    ZF_REFUSAL_RESULTS,  // a result past the results store's limits (result-max-bytes, or
-                         // 256 results of one root)
-    ZF_REFUSAL_OTHER     // a kind this library does not know (a newer broker's), or none
-                         // said (a broker older than the kinds)
+    ZF_REFUSAL_NONE = 0,    // not refused by the broker
+    ZF_REFUSAL_FULL,        // its queue stayed full (max-depth) past the put's wait_ms: busy,
+                            // try again later
+    ZF_REFUSAL_NO_QUEUE,    // no queue of that name in the broker's pipeline
+    ZF_REFUSAL_RESULTS,     // a result past the results store's limits (result-max-bytes, or
+                            // 256 results of one root)
+    ZF_REFUSAL_NO_SCHEDULE, // a control: no schedule of that name
+    ZF_REFUSAL_INVALID,     // a control the broker cannot do as asked (an unknown op, a bad
+                            // spec or filter, a schedule of the config file)
+    ZF_REFUSAL_OTHER        // a kind this library does not know (a newer broker's), or none
+                            // said (a broker older than the kinds)
 } zf_refusal_t;
 
-//  The kind of a put's refusal (ZF_REQUEST_REFUSED by the broker).
+//  The kind of a put's or a control's refusal (ZF_REQUEST_REFUSED by the
+//  broker).
 zf_refusal_t zf_request_refusal (zf_request_t *self);
 
 //  The item put, or asked about (zero for figures).

@@ -383,6 +383,7 @@ static const zf_table_field_t s_report[] = {
     F ("detail", STR, detail, false),
     F ("progress", U32, progress, false),
     F ("note", STR, note, false),
+    F ("code", STR, code, false),
     ARRAY ("queues", s_queue_rows.array, queues, false),
     ARRAY ("groups", s_group_rows.array, groups, false),
     ARRAY ("results", s_items, items, false),
@@ -496,7 +497,7 @@ zf_proto_command_name (zf_command_t command)
     return s_commands[command].name;
 }
 
-static const char *s_refusals[] = { "", "full", "no-queue", "results" };
+static const char *s_refusals[] = { "", "full", "no-queue", "results", "no-schedule", "invalid" };
 
 const char *
 zf_refusal_name (zf_refusal_t kind)

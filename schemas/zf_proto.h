@@ -137,7 +137,8 @@ typedef struct {
     bool dead;                             // CANCEL: the lineage failed: its root ends dead
     uint32_t delay;                        // NACK: retry no sooner than this, ms
     char code[ZF_CODE_MAX + 1];            // ERROR: zf_errname of the error; CONFIRM: the
-                                           // kind of the first refusal (zf_refusal_name)
+                                           // kind of the first refusal, REPORT of a CONTROL
+                                           // refused: of that (zf_refusal_name)
     char leader[ZF_ENDPOINT_MAX + 1];      // ERROR leader: where the group's leader is, or ""
     uint64_t count;                        // END: items the source produced; REPORT to a
                                            // CONTROL: items it listed, moved or dropped
@@ -202,9 +203,9 @@ void zf_proto_reset (zf_proto_t *self, zf_command_t command);
 //  Name of a command ("HELLO"), or NULL if out of range.
 const char *zf_proto_command_name (zf_command_t command);
 
-//  A refusal's kind as CONFIRM `code` says it ("full", "no-queue",
-//  "results"; "" for none), and back (a name it does not know is
-//  ZF_REFUSAL_OTHER).
+//  A refusal's kind as CONFIRM's and a refused REPORT's `code` say it
+//  ("full", "no-queue", "results", "no-schedule", "invalid"; "" for
+//  none), and back (a name it does not know is ZF_REFUSAL_OTHER).
 const char *zf_refusal_name (zf_refusal_t kind);
 zf_refusal_t zf_refusal_parse (const char *name);
 

@@ -203,6 +203,31 @@ test_a_put_refused_says_why (void **state)
     zf_client_destroy (&client);
 }
 
+static void
+test_a_control_refused_says_what_kind (void **state)
+{
+    // A queue or a schedule that is not there, and an op the broker does
+    // not know: refused, each with its kind (the gateway's 404 or 400).
+    s_fixture_t *f = (s_fixture_t *) *state;
+    zf_client_t *client = zf_client_new (zf_broker_endpoint (f->broker), "web", NULL, 0);
+    const zf_control_t asks[] = { { .op = "pause", .queue = "nosuch" },
+                                  { .op = "schedule-remove", .queue = "", .name = "nosuch" },
+                                  { .op = "bogus", .queue = "tasks" } };
+    const zf_refusal_t kinds[] = { ZF_REFUSAL_NO_QUEUE, ZF_REFUSAL_NO_SCHEDULE,
+                                   ZF_REFUSAL_INVALID };
+    const char *words[] = { "no queue 'nosuch'", "no schedule 'nosuch'", "unknown op 'bogus'" };
+    for (int i = 0; i < 3; i++) {
+        zf_request_t *ask = zf_client_control_request (client, &asks[i], 5000, NULL);
+        assert_non_null (ask);
+        assert_ptr_equal (s_answered (client), ask);
+        assert_int_equal (zf_request_outcome (ask), ZF_REQUEST_REFUSED);
+        assert_int_equal (zf_request_refusal (ask), kinds[i]);
+        assert_non_null (strstr (zf_request_error (ask), words[i]));
+        zf_request_destroy (&ask);
+    }
+    zf_client_destroy (&client);
+}
+
 //  What a client says of itself, as its log function heard it.
 static char s_heard[4096];
 
@@ -474,6 +499,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_answers_come_in_the_order_the_broker_gives_them,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_a_put_refused_says_why, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_control_refused_says_what_kind, s_setup,
+                                         s_teardown),
         cmocka_unit_test_setup_teardown (test_requests_of_one_turn_share_a_put, s_setup,
                                          s_teardown),
         cmocka_unit_test (test_a_put_stored_in_part_is_never_told_stored_or_refused),

@@ -324,19 +324,23 @@ def test_schedules_over_http(tmp_path, runs):
     assert status == 200
     status, _, answer = http(address, "GET", "/schedules/web")
     assert status == 404, answer
-    # Mistakes, named.
-    for bad, says in [(b'{"every": "1s"}', "queue"),
-                      (b'{"queue": "ticks"}', "one of cron, every or at"),
-                      (b'{"cron": "* *", "queue": "ticks"}', "cron"),
-                      (b'{"every": "soon", "queue": "ticks"}', "every"),
-                      (b'{"every": "1s", "queue": "nosuch"}', "no queue"),
-                      (b'{"every": "1s", "queue": "ticks", "tz": "Mars/Base"}', "tz"),
-                      (b'{"every": "1s", "queue": "ticks", "color": 1}', "color"),
-                      (b'[1]', "JSON object")]:
+    # Mistakes, named: 404 for what is not there, 400 for the rest.
+    for bad, says, want in [(b'{"every": "1s"}', "queue", 400),
+                            (b'{"queue": "ticks"}', "one of cron, every or at", 400),
+                            (b'{"cron": "* *", "queue": "ticks"}', "cron", 400),
+                            (b'{"every": "soon", "queue": "ticks"}', "every", 400),
+                            (b'{"every": "1s", "queue": "nosuch"}', "no queue", 404),
+                            (b'{"every": "1s", "queue": "ticks", "tz": "Mars/Base"}', "tz", 400),
+                            (b'{"every": "1s", "queue": "ticks", "color": 1}', "color", 400),
+                            (b'[1]', "JSON object", 400)]:
         status, _, answer = http(address, "PUT", "/schedules/x", bad)
-        assert status in (400, 404) and says in answer["error"], (bad, answer)
+        assert status == want and says in answer["error"], (bad, status, answer)
     status, _, answer = http(address, "DELETE", "/schedules/hourly")
     assert status == 400 and "config file" in answer["error"]
+    for method, path in (("DELETE", "/schedules/nosuch"), ("POST", "/schedules/nosuch/pause"),
+                         ("POST", "/schedules/nosuch/run")):
+        status, _, answer = http(address, method, path)
+        assert status == 404 and "no schedule 'nosuch'" in answer["error"], (path, answer)
 
 
 def test_a_schedule_into_a_full_queue_skips_its_firings(tmp_path):
