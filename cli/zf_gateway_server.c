@@ -749,6 +749,10 @@ s_send_puts (s_call_t *call)
             part->outcome =
                 part->item_size > call->gateway->max_frame ? ZF_REQUEST_REFUSED : ZF_REQUEST_FAILED;
             part->error = zf_strdup (zf_client_last_error (client));
+            // Never given one: an id all the same for the answer's list,
+            // one the broker does not know (not the zero id, which is no id).
+            if (zf_id_is_zero (&part->id))
+                part->id = zf_id_random ();
             call->left--;
         }
     }

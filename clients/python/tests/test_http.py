@@ -188,6 +188,8 @@ def test_an_item_that_outgrows_max_frame_is_too_large(tmp_path, runs):
                              {"Content-Type": "application/x-ndjson"})
     assert status == 413, answer
     assert answer["refused"] == [0, 3] and answer["kinds"] == ["too-big", "full"], answer
+    assert len(set(answer["ids"])) == 4 and "0" * 32 not in answer["ids"], answer
+    assert http(address, "GET", "/messages/%s" % answer["ids"][0])[0] == 404
     open(os.path.join(str(tmp_path), "released"), "w").close()
     assert run.stop() == 0
 
