@@ -21,6 +21,12 @@ ZFLOW = os.environ.get("ZFLOW_BIN", os.path.join(ROOT, "build", "zflow"))
 PYTHONPATH = os.pathsep.join([os.path.dirname(HERE), HERE])
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: measures a rate or a time that other tests' load would bend; "
+        "./scripts/test runs these alone, after the others ran side by side")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -74,6 +74,7 @@ def test_an_aiohttp_app_puts_tasks_and_waits_for_results(tmp_path, processes):
         broker.stop()
 
 
+@pytest.mark.serial
 def test_an_idle_client_waiting_for_results_burns_no_cpu(tmp_path, processes):
     """Coroutines waiting for results that take seconds, two of them for
     one id: the client sleeps until the broker answers (its process uses

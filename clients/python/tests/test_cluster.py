@@ -9,10 +9,15 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 import zflow
 from conftest import ZFLOW, free_port, wait_for
 from test_client import TASKS
 from test_resend import HELD, drained, lines, lost_and_duplicated, queues
+
+# Elections and rates are timed here: alone, not beside other tests.
+pytestmark = pytest.mark.serial
 
 GROUP = TASKS + """cluster
     election-timeout = 300ms

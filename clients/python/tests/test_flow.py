@@ -19,6 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import zflow
 from conftest import PYTHONPATH, ZFLOW, Broker, free_port, wait_for
 
+# Rates and times are measured here: alone, not beside other tests.
+pytestmark = pytest.mark.serial
+
 PY = "/usr/bin/python3"
 WORKER = [PY, "-m", "zflow", "worker", "flowjobs:paced"]
 

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 import msgpack
+import pytest
 import zmq
 
 from conftest import GATED, ZFLOW, free_port, http, wait_for
@@ -65,6 +66,7 @@ def hello(name, inputs=()):
                                     use_bin_type=True)]
 
 
+@pytest.mark.serial
 def test_hostile_input_is_contained(tmp_path, runs):
     intake = "tcp://127.0.0.1:%d" % free_port()
     gateway = "127.0.0.1:%d" % free_port()

@@ -56,6 +56,7 @@ def overlap(tmp_path):
     return most
 
 
+@pytest.mark.serial
 def test_an_async_worker_keeps_its_concurrency_busy(tmp_path, runs):
     # concurrency = 50 is the decorator's: the pipeline does not set it.
     run = runs(tmp_path, pipeline(("m", "two_seconds", "many")))

@@ -107,6 +107,7 @@ def test_sighup_is_logged_and_ignored(tmp_path, runs):
     assert run.stop() == 0
 
 
+@pytest.mark.serial
 def test_a_worker_whose_supervisor_is_gone_hands_back_and_ends(tmp_path, processes):
     # A worker that no process group or parent-death signal reaches (a
     # shell's child, say) sees that its zflow run is gone, says BYE
