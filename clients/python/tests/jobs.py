@@ -197,3 +197,19 @@ def tick(item):
     """Records each firing of a schedule: its job and scheduled time."""
     record("ticks", "%s@%s" % (item["job"], item["scheduled"]))
     return item.get("payload")
+
+
+def _hold_the_gil(seconds):
+    """One call into C that keeps the GIL for about seconds: sum over a
+    range, its length measured on this machine first."""
+    start = time.monotonic()
+    sum(range(1000000))
+    per = max(time.monotonic() - start, 1e-4) / 1000000
+    return sum(range(int(seconds / per)))
+
+
+@zflow.actor(input="gil", output="done", threads=1)
+def hold_the_gil(item, ctx):
+    record("hold_the_gil", ctx.attempt)
+    _hold_the_gil(item["seconds"])  # on every attempt, as the same input would
+    return item["n"]

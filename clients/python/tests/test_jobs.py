@@ -4,6 +4,7 @@ time limits, retries when asked, progress seen while they run, failures
 with their tracebacks, hooks, and a worker started by hand beside the
 pipeline's that shares its work rather than doubling it."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -340,3 +341,36 @@ def test_async_tasks_under_a_decorator_or_in_an_object_are_awaited(tmp_path, run
         "the function returned coroutine, which nothing awaits: a plain function runs on a "
         "thread; make it async def")
     assert "never awaited" not in run.log()
+
+
+@pytest.mark.serial
+def test_a_call_that_holds_the_gil_is_named_as_the_cause(tmp_path, processes):
+    """A task's call into C that keeps the GIL past the broker's liveness
+    stops the worker's heartbeats: the broker takes the item back, and
+    drops the ACK that comes on the worker's next session (unless it gave
+    the item to that session first). The worker says so and why, not that
+    the broker is gone; delivered again, the item is answered at once:
+    done, its function run once."""
+    broker = Broker(str(tmp_path), "broker\n    heartbeat = 100ms\n" + pipeline(
+        ("hold_the_gil", "hold_the_gil", "gil")))
+    log = os.path.join(str(tmp_path), "worker.log")
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, JOBS_DIR=str(tmp_path))
+    processes.started.append(subprocess.Popen(
+        ["/usr/bin/python3", "-m", "zflow", "worker", "jobs:hold_the_gil", "--broker",
+         broker.endpoint],
+        env=env, stderr=open(log, "w")))
+    try:
+        with zflow.Client(broker.endpoint, timeout=30) as client:
+            # 2 s of the GIL held, where the broker waits 0.3 s (100 ms x 3).
+            handle = client.put("gil", {"n": 7, "seconds": 2})
+            assert handle.get(timeout=60) == 7
+            assert client.result(handle.id).state == "done"
+        with open(log) as f:
+            text = f.read()
+        assert re.search(r"this process was silent for \d+\.\d s, as it did not run \(a call "
+                         r"that held Python's GIL, or the process was stopped\): past the 0\.3 s "
+                         r"the broker waits", text), text
+        assert "no broker answers" not in text, text
+        assert side_effects(tmp_path, "hold_the_gil") == ["1"]
+    finally:
+        broker.stop()

@@ -64,6 +64,11 @@ class Session:
         self.welcomed = False
         self.last_sent = self.last_heard = 0.0
         self.opened_at = 0.0       # when the last HELLO went
+        # How long this side was silent, past the broker's liveness (its
+        # process did not run: a call that held the GIL, a stopped
+        # process), when it ran again; the broker took the session for
+        # dead meanwhile. Its reader sets it back to 0.
+        self.stalled = 0.0
         self.on_open: Optional[Callable[[], None]] = None  # after each new session's WELCOME
         self.wakeup: Optional[int] = None  # a file descriptor that ends receive when readable
         # WrongBroker, once the broker refused the session for good
@@ -179,6 +184,7 @@ class Session:
             if self.refused is not None:
                 raise self.refused
             now = time.monotonic()
+            self._awake(now)
             if now - self.last_sent >= self.heartbeat / 1000:
                 self.send("PING", {})
             if self.brokers.due(now, self.welcomed, self.last_heard,
@@ -194,6 +200,7 @@ class Session:
             if self.wakeup is not None:
                 poller.register(self.wakeup, zmq.POLLIN)
             ready = dict(poller.poll(math.ceil(wait * 1000)))  # 0.4 ms is 1, not a spin
+            self._awake(time.monotonic())  # before the owner answers what ended meanwhile
             if self.wakeup is not None and self.wakeup in ready:
                 return None  # the owner of wakeup has something to do
             if self.monitor is not None and self.monitor in ready:
@@ -209,6 +216,17 @@ class Session:
                     return message
             elif deadline is not None and time.monotonic() >= deadline:
                 return None
+
+    def _awake(self, now: float) -> None:
+        """At each turn of receive's loop: this side silent past the
+        liveness (it pings every heartbeat while its loop runs) has been
+        taken for dead by the broker, whatever the broker sent since. A
+        stall, noted (stalled), and a new session before anything else is
+        sent: an ACK on the old one would be dropped."""
+        silent = now - self.last_sent
+        if self.welcomed and self.last_sent and silent > self.heartbeat * self.liveness / 1000:
+            self.stalled = max(self.stalled, silent)
+            self.open()
 
     def _take(self, frames):
         try:

@@ -57,6 +57,7 @@ _H = TypeVar("_H", bound=Callable[[], Any])       # a hook
 
 REASON_MAX = 1024       # bytes of a NACK's reason (schemas/zfp.md)
 DETAIL_MAX = 8192       # bytes of a NACK's detail: the traceback
+ACKED_LATE_MAX = 10000  # ids of items acked on a later session, kept
 PROGRESS_EVERY = 0.2    # s: a task's progress goes to the broker at most this often
 DEFAULT_THREADS = 4
 DEFAULT_CONCURRENCY = 8  # async functions; a plain one holds as many items as it has threads
@@ -229,7 +230,7 @@ class _Job:
     """One delivered item, from DELIVER to its ACK or NACK."""
 
     __slots__ = ("worker", "env", "body", "ctx", "due", "hard_due", "outcome", "sent", "lock",
-                 "thread", "task", "timed_out", "cancelled")
+                 "thread", "task", "timed_out", "cancelled", "session")
 
     def __init__(self, worker, env, body, now):
         self.worker = worker
@@ -245,6 +246,7 @@ class _Job:
         self.task = None                # the asyncio task running it
         self.timed_out = False          # its soft limit passed
         self.cancelled = False          # its root was cancelled
+        self.session = worker.session.sessions  # the session that delivered it
 
     @property
     def root(self):
@@ -349,6 +351,12 @@ class Worker:
         self.outbox: Deque[_Job] = collections.deque()
         self.progress_sent: Dict[bytes, float] = {}  # id -> when its progress last went
         self.cancelled: Set[bytes] = set()  # roots the broker cancelled
+        # Items done here whose ACK went on a later session than the one
+        # that delivered them: the broker had taken them back (it took
+        # this worker for lost, or restarted) and drops that ACK as late.
+        # Delivered again, they are answered at once: their outputs are
+        # stored already (a new session sends its unconfirmed PUTs first).
+        self.acked_late: "collections.OrderedDict[bytes, None]" = collections.OrderedDict()
         self.seq = 0                   # the last PUT's; the session keeps those unconfirmed
         self.stopping = False
         self.stop_now = False
@@ -364,6 +372,18 @@ class Worker:
 
     def _log(self, text):
         print("zflow worker %s: %s" % (self.name, text), file=sys.stderr, flush=True)
+
+    def _stalled(self, seconds):
+        """Said when the session went unserved past the broker's liveness:
+        not the broker's fault, and what the worker held is given to
+        others (docs/python.md, "A call that holds the GIL")."""
+        session = self.session
+        self._log("this process was silent for %.1f s, as it did not run (a call that held "
+                  "Python's GIL, or the process was stopped): past the %.1f s the broker waits for "
+                  "a silent worker "
+                  "(heartbeat x liveness), which takes such a worker for lost and runs its items "
+                  "again; give such a call a process of its own, or raise heartbeat or "
+                  "liveness" % (seconds, session.heartbeat * session.liveness / 1000))
 
     def stop(self, *_: object) -> None:
         """Stops after the items running (a second call: at once). It is
@@ -587,6 +607,12 @@ class Worker:
                 continue
             if env["id"] in self.running:
                 continue  # delivered again while it runs here: answered once, when done
+            if env["id"] in self.acked_late:
+                del self.acked_late[env["id"]]
+                self._log("item %s: done here before the broker took it back; answered "
+                          "again, not run again" % env["id"].hex())
+                self.session.send("ACK", {"ids": [env["id"]]})
+                continue
             try:
                 value = _zfp.unpack(body)
             except Exception as e:  # not msgpack, or text that is not UTF-8
@@ -706,6 +732,10 @@ class Worker:
                 if job.sent < len(job.outcome):
                     break  # the rest once the broker confirms what it holds
                 acks.append(job)
+                if job.session != self.session.sessions:
+                    self.acked_late[job.env["id"]] = None
+                    while len(self.acked_late) > ACKED_LATE_MAX:
+                        self.acked_late.popitem(last=False)
             self.outbox.popleft()
         if items:
             put()
@@ -904,6 +934,10 @@ class Worker:
                 break
             wait = 0.1 if (self.timeout or self.hard_timeout or self.stopping) else 1.0
             message = self.session.receive(wait)
+            if self.session.stalled:
+                self._stalled(self.session.stalled)
+                self.session.stalled = 0.0
+                said = time.monotonic()  # the broker does answer: a new session follows
             if message is not None:
                 self._dispatch(*message)
             finished, notes = self._woken()
