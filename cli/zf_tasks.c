@@ -79,8 +79,7 @@ s_confirm (s_puts_t *puts)
     if (strncmp (error, "refused: ", 9) == 0)
         fprintf (stderr, "zflow put: the broker refused: %s\n", error + 9);
     else
-        fprintf (stderr, "zflow put: the broker at %s did not confirm %zu items within %lld ms\n",
-                 puts->endpoint, zchunk_size (puts->ids) / ZF_ID_SIZE, (long long) puts->timeout);
+        fprintf (stderr, "zflow put: %s\n", error);
     puts->failed = true;
 }
 

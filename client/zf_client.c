@@ -393,11 +393,19 @@ s_handle (zf_client_t *self, zmsg_t *msg)
                 s_move (self, *leader ? leader : NULL, *leader ? 0 : 100);
                 break;
             }
-            zf_client_say (self, "warning", "broker says %s", self->last_error);
-            // The broker does not know this session (it restarted): open
-            // a new one.
-            if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO"))
+            if (streq (self->in->code, "state") && strstr (self->in->reason, "before HELLO")) {
+                // The broker does not know this session (it restarted, or
+                // took it for lost): a new one, which sends again what
+                // was not confirmed.
+                zf_client_say (self, "info",
+                               "the broker at %s does not know this session (it restarted, or "
+                               "took it for lost): a new session, %" PRIu64
+                               " unconfirmed items sent again",
+                               self->endpoints[self->current], self->unconfirmed_items);
                 s_open (self);
+                break;
+            }
+            zf_client_say (self, "warning", "broker says %s", self->last_error);
             break;
         case ZF_CANCEL:
             zf_client_on_cancel (self);

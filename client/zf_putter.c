@@ -530,8 +530,29 @@ zf_client_flush (zf_client_t *self, int timeout_ms)
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : zclock_mono () + timeout_ms;
     while (self->unconfirmed_items > 0 || self->put->nitems > 0) { // sent, or held for WELCOME
         int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || zsys_interrupted || self->refused_hello)
+        if (self->refused_hello)
+            return -1; // its words are said
+        if (zsys_interrupted) {
+            snprintf (self->last_error, sizeof self->last_error,
+                      "interrupted before the broker confirmed %" PRIu64 " items",
+                      (uint64_t) self->unconfirmed_items + self->put->nitems);
             return -1;
+        }
+        if (left <= 0) {
+            // Nothing heard at all is not a broker that is slow to confirm.
+            const char *endpoint = self->endpoints[self->current];
+            if (self->told)
+                snprintf (self->last_error, sizeof self->last_error,
+                          "the broker at %s did not confirm %" PRIu64 " items within %d ms",
+                          endpoint, (uint64_t) self->unconfirmed_items + self->put->nitems,
+                          timeout_ms);
+            else
+                snprintf (self->last_error, sizeof self->last_error,
+                          "no broker answered at %s within %d ms (none listening there, or "
+                          "one whose CURVE keys are not these)",
+                          endpoint, timeout_ms);
+            return -1;
+        }
         zf_client_wait (self, left < 100 ? left : 100);
     }
     uint32_t refused = self->refused;

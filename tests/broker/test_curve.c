@@ -122,6 +122,8 @@ test_curve (void **state)
     // says whom it refused.
     r = s_put (endpoint, "stranger", "{\"n\":2}");
     assert_int_equal (r.status, 1);
+    if (!strstr (r.err, "no broker answered at") || !strstr (r.err, "CURVE keys"))
+        fail_msg ("a refused key should hear of no broker, and of CURVE: %s", r.err);
     zf_test_result_free (&r);
     char *stranger = zf_test_slurp (s_dir, "certs/stranger");
     char *topic = NULL;
@@ -144,6 +146,8 @@ test_curve (void **state)
     // A plain-text client cannot connect either.
     r = s_put (endpoint, NULL, "{\"n\":3}");
     assert_int_equal (r.status, 1);
+    if (!strstr (r.err, "no broker answered at"))
+        fail_msg ("a plain-text client should hear of no broker: %s", r.err);
     zf_test_result_free (&r);
 
     // Only the allowed item reached the sink.

@@ -657,6 +657,26 @@ test_a_put_over_max_frame_is_refused (void **state)
     zf_test_dir_remove (dir);
 }
 
+//  Nothing listening: zflow put says that no broker answered, not that
+//  one was slow to confirm.
+static void
+test_a_put_to_no_broker_says_none_answered (void **state)
+{
+    (void) state;
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zf_test_free_port ());
+    zf_test_result_t r =
+        zf_test_zflow (NULL, "put", endpoint, "tasks", "1", "--timeout", "1s", NULL);
+    assert_int_equal (r.status, 1);
+    char expected[160];
+    snprintf (expected, sizeof expected, "zflow put: no broker answered at %s within 1000 ms",
+              endpoint);
+    if (!strstr (r.err, expected))
+        fail_msg ("expected '%s' in: %s", expected, r.err);
+    assert_string_equal (r.out, ""); // no id: nothing was stored
+    zf_test_result_free (&r);
+}
+
 static void
 test_a_put_to_a_full_queue_says_so (void **state)
 {
@@ -855,6 +875,7 @@ main (void)
         cmocka_unit_test (test_results_expire_after_their_ttl),
         cmocka_unit_test (test_a_put_over_max_frame_is_refused),
         cmocka_unit_test (test_a_put_to_a_full_queue_says_so),
+        cmocka_unit_test (test_a_put_to_no_broker_says_none_answered),
         cmocka_unit_test (test_http_tasks),
         cmocka_unit_test (test_a_traceback_is_shown),
         cmocka_unit_test (test_a_tasks_progress_is_shown),
