@@ -555,6 +555,8 @@ const zf_cmd_t zf_cmd_status = {
     .help = "With an ENDPOINT: each queue's depth, in flight, put, acked, nacked, dead and\n"
             "consumers, then each consumer group and the busiest keys; with an ID, that\n"
             "item's state (and, for a failure, where, after how many attempts and why).\n"
+            "Put, acked, nacked and dead count since the broker started: the items it\n"
+            "restored from its journal are in the depth, not in put, and in acked once done.\n"
             "zflow status --state DIR reads a journal no broker runs on (that of a zflow\n"
             "run that ended): the items stored per queue and every dead letter's reason.",
     .exits =
