@@ -230,7 +230,7 @@ class _Job:
     """One delivered item, from DELIVER to its ACK or NACK."""
 
     __slots__ = ("worker", "env", "body", "ctx", "due", "hard_due", "outcome", "sent", "lock",
-                 "thread", "task", "timed_out", "cancelled", "session")
+                 "thread", "task", "timed_out", "cancelled", "delivered_on")
 
     def __init__(self, worker, env, body, now):
         self.worker = worker
@@ -246,7 +246,7 @@ class _Job:
         self.task = None                # the asyncio task running it
         self.timed_out = False          # its soft limit passed
         self.cancelled = False          # its root was cancelled
-        self.session = worker.session.sessions  # the session that delivered it
+        self.delivered_on = worker.session.sessions  # the session (its number) that delivered it
 
     @property
     def root(self):
@@ -380,10 +380,9 @@ class Worker:
         session = self.session
         self._log("this process was silent for %.1f s, as it did not run (a call that held "
                   "Python's GIL, or the process was stopped): past the %.1f s the broker waits for "
-                  "a silent worker "
-                  "(heartbeat x liveness), which takes such a worker for lost and runs its items "
-                  "again; give such a call a process of its own, or raise heartbeat or "
-                  "liveness" % (seconds, session.heartbeat * session.liveness / 1000))
+                  "a silent worker (heartbeat x liveness), which takes such a worker for lost and "
+                  "runs its items again; give such a call a process of its own, or raise "
+                  "heartbeat or liveness" % (seconds, session.heartbeat * session.liveness / 1000))
 
     def stop(self, *_: object) -> None:
         """Stops after the items running (a second call: at once). It is
@@ -732,7 +731,7 @@ class Worker:
                 if job.sent < len(job.outcome):
                     break  # the rest once the broker confirms what it holds
                 acks.append(job)
-                if job.session != self.session.sessions:
+                if job.delivered_on != self.session.sessions:
                     self.acked_late[job.env["id"]] = None
                     while len(self.acked_late) > ACKED_LATE_MAX:
                         self.acked_late.popitem(last=False)
